@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { compileConfig } from '../config/compile.js';
+import { ConfigError } from '../config/errors.js';
+import { loadConfigFile } from '../config/load.js';
+import { jsonSchema } from '../config/schema.js';
+import { Gateway } from '../server/gateway.js';
+import { runDemo } from '../demo/demo.js';
+import { serve } from './serve.js';
+
+const USAGE = `portcullis — a security gateway for HTTP APIs
+
+Usage:
+  portcullis start -c gateway.yaml     run the gateway
+  portcullis check -c gateway.yaml     validate a config; every error with file:line and option
+  portcullis demo                      the gateway on :8080 with the quickstart config and an echo upstream
+  portcullis schema                    print the JSON Schema of gateway.yaml
+  portcullis help
+
+Signals: SIGHUP reloads the config; SIGTERM/SIGINT drain in-flight requests, then exit.`;
+
+function configPath(args: string[]): string {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, allowPositionals: false });
+  return resolve(values.config ?? process.env.PORTCULLIS_CONFIG ?? 'gateway.yaml');
+}
+
+function printConfigError(err: unknown): number {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${err.message}\n${err.problems.length} problem${err.problems.length === 1 ? '' : 's'} in config\n`);
+    return 1;
+  }
+  throw err;
+}
+
+async function check(args: string[]): Promise<number> {
+  const file = configPath(args);
+  try {
+    const config = compileConfig(await loadConfigFile(file));
+    process.stdout.write(`${file}: OK (version ${config.version}, ${config.routes.length} routes, ${config.upstreams.size} upstreams)\n`);
+    return 0;
+  } catch (err) {
+    return printConfigError(err);
+  }
+}
+
+async function start(args: string[]): Promise<number> {
+  let gateway: Gateway;
+  try {
+    gateway = await Gateway.fromFile(configPath(args));
+  } catch (err) {
+    return printConfigError(err);
+  }
+  await serve(gateway);
+  return -1;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'start': return start(rest);
+    case 'check': return check(rest);
+    case 'demo': await runDemo(rest); return -1;
+    case 'schema': process.stdout.write(JSON.stringify(jsonSchema(), null, 2) + '\n'); return 0;
+    case undefined: case 'help': case '--help': case '-h': process.stdout.write(USAGE + '\n'); return 0;
+    default: process.stderr.write(`unknown command "${command}"\n\n${USAGE}\n`); return 2;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => { if (code >= 0) process.exitCode = code; }, (err: unknown) => {
+  process.stderr.write(`portcullis: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,120 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+/**
+ * The schema of gateway.yaml. It is the single source for validation, for the TypeScript types of
+ * the raw config, and for the JSON Schema published at schema/gateway.schema.json (editors use it
+ * for autocompletion). Defaults are applied in compile.ts, not here, so the raw config stays what
+ * the user wrote and errors point at the user's own lines.
+ */
+const Port = Type.Integer({ minimum: 0, maximum: 65535, description: 'TCP port; 0 picks a free port (tests).' });
+const Host = Type.String({ minLength: 1, description: 'Address to bind, e.g. 0.0.0.0, 127.0.0.1 or ::.' });
+const Millis = (description: string, minimum = 1) => Type.Integer({ minimum, maximum: 86_400_000, description });
+const Bytes = (description: string) => Type.Integer({ minimum: 1, maximum: 1 << 30, description });
+const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$', description: 'A name: letters, digits, `_`, `.`, `-`; up to 64 characters.' });
+const HeaderName = Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$", description: 'An HTTP header field name.' });
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+const strict = <T extends Record<string, TSchema>>(props: T, description: string) =>
+  Type.Object(props, { additionalProperties: false, description });
+
+export const ListenSchema = strict({
+  http: Type.Optional(strict({
+    port: Type.Optional(Port),
+    host: Type.Optional(Host),
+  }, 'Plain HTTP listener. Default port 8080 on 0.0.0.0.')),
+}, 'Proxy listeners.');
+
+export const AdminSchema = strict({
+  enabled: Type.Optional(Type.Boolean({ description: 'Serve the admin listener. Default true.' })),
+  port: Type.Optional(Port),
+  host: Type.Optional(Host),
+  tokenHash: Type.Optional(Type.String({ pattern: '^sha256:[0-9a-f]{64}$', description: 'SHA-256 (hex) of the admin bearer token: `sha256:<64 hex>`. Required when host is not a loopback address.' })),
+}, 'Admin listener: health, readiness, metrics and admin operations. Default 127.0.0.1:9901.');
+
+export const LimitsSchema = strict({
+  maxHeaderBytes: Type.Optional(Bytes('Largest total size of the request line and headers (431 above). Default 16384.')),
+  maxHeaderCount: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Most header fields in a request (431 above). Default 100.' })),
+  maxUrlBytes: Type.Optional(Bytes('Longest request target (414 above). Default 8192.')),
+  maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0, maximum: 1 << 30, description: 'Largest request body (413 above). Default 1048576 (1 MiB). Routes may set their own.' })),
+  headersTimeoutMs: Type.Optional(Millis('Time allowed to receive the request headers (408 and close). Default 10000.')),
+  requestTimeoutMs: Type.Optional(Millis('Time allowed to receive the whole request, body included. Default 30000.')),
+  keepAliveTimeoutMs: Type.Optional(Millis('How long an idle client connection is kept open. Default 5000.')),
+  maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Most concurrent client connections; more are refused. Default 10000.' })),
+}, 'Request limits against oversized and slow clients.');
+
+export const PathsSchema = strict({
+  mergeSlashes: Type.Optional(Type.Boolean({ description: 'Collapse `//` into `/` before matching and forwarding. Default true.' })),
+  allowSemicolon: Type.Optional(Type.Boolean({ description: 'Accept `;` in paths. Default false (400): some servers strip `;params`, so `/admin;x` would reach `/admin`.' })),
+}, 'How request paths are normalised.');
+
+export const HeadersSchema = strict({
+  requestId: Type.Optional(HeaderName),
+  protected: Type.Optional(Type.Array(HeaderName, { maxItems: 100, description: 'More header names the gateway removes from every inbound request (identity headers it or your services assert).' })),
+}, 'Header names. `requestId` defaults to X-Request-Id.');
+
+export const UpstreamSchema = strict({
+  targets: Type.Array(Type.String({ pattern: '^https?://[^/?#]+/?$', description: 'Origin URL, http://host:port or https://host:port.' }), { minItems: 1, maxItems: 64, description: 'Origins, used round robin.' }),
+  timeoutMs: Type.Optional(Millis('Time to wait for response headers (504 after). Default 30000.')),
+  connectTimeoutMs: Type.Optional(Millis('Time to establish a connection (504 after). Default 5000.')),
+  bodyTimeoutMs: Type.Optional(Millis('Longest idle gap while receiving the response body (the response is aborted after). Default 30000.')),
+  keepAliveTimeoutMs: Type.Optional(Millis('How long idle upstream connections are kept. Default 4000.')),
+  connections: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, description: 'Most connections per target. Default 128.' })),
+  preserveHost: Type.Optional(Type.Boolean({ description: 'Send the client Host header upstream instead of the target host. Default false.' })),
+}, 'A named upstream service.');
+
+export const RouteSchema = strict({
+  name: Name,
+  match: strict({
+    path: Type.String({ minLength: 1, maxLength: 1024, description: 'Path pattern: /exact, /a/* (one segment), /a/{param}, /a/** (any depth).' }),
+    methods: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z]{1,16}$' }), { minItems: 1, uniqueItems: true, description: 'Accepted methods, upper case. Absent: any method.' })),
+    host: Type.Optional(Type.String({ pattern: '^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$', description: 'Host name (case-insensitive, port ignored), or *.suffix.' })),
+  }, 'What requests this route takes.'),
+  upstream: Name,
+  public: Type.Optional(Type.Boolean({ description: 'Explicitly allow unauthenticated access. A route must declare a policy.' })),
+  rewrite: Type.Optional(strict({
+    stripPrefix: Type.Optional(Type.String({ pattern: '^/', description: 'Remove this literal prefix (whole segments) from the path sent upstream.' })),
+    addPrefix: Type.Optional(Type.String({ pattern: '^/', description: 'Prepend this prefix to the path sent upstream.' })),
+  }, 'Path rewriting towards the upstream.')),
+  limits: Type.Optional(strict({
+    maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0, maximum: 1 << 30, description: 'Largest request body on this route (413 above).' })),
+    contentTypes: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+*-]+$' }), { minItems: 1, description: 'Accepted media types for requests with a body (415 otherwise), e.g. application/json.' })),
+  }, 'Per-route request limits.')),
+}, 'A route: a match, an upstream and a policy.');
+
+export const AuditSchema = strict({
+  file: Type.Optional(Type.String({ minLength: 1, description: 'Audit log path, relative to dataDir. Default audit/audit.log.' })),
+  maxQueueBytes: Type.Optional(Bytes('Most audit bytes waiting to be written; past this, requests are refused with 503 (fail closed). Default 8388608.')),
+}, 'Audit trail.');
+
+export const GatewayConfigSchema = Type.Object({
+  $schema: Type.Optional(Type.String()),
+  listen: Type.Optional(ListenSchema),
+  admin: Type.Optional(AdminSchema),
+  dataDir: Type.Optional(Type.String({ minLength: 1, description: 'Directory for the audit trail and embedded stores, relative to the config file. Default ./data.' })),
+  trustedProxies: Type.Optional(Type.Array(Type.String(), { maxItems: 1000, description: 'CIDRs of proxies whose X-Forwarded-* headers are believed.' })),
+  limits: Type.Optional(LimitsSchema),
+  paths: Type.Optional(PathsSchema),
+  headers: Type.Optional(HeadersSchema),
+  upstreams: Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), UpstreamSchema, { description: 'Named upstream services.' }),
+  routes: Type.Array(RouteSchema, { minItems: 1, maxItems: 10000, description: 'Routes. Unmatched requests are answered 404 and never forwarded.' }),
+  audit: Type.Optional(AuditSchema),
+  log: Type.Optional(strict({
+    level: Type.Optional(Type.Unsafe<LogLevel>({ type: 'string', enum: [...LOG_LEVELS], description: 'Log level. Default info.' })),
+  }, 'Operational logs (JSON lines on stdout).')),
+  shutdown: Type.Optional(strict({
+    drainTimeoutMs: Type.Optional(Millis('On SIGTERM/SIGINT, how long in-flight requests may finish before connections are closed. Default 10000.')),
+  }, 'Graceful shutdown.')),
+}, {
+  additionalProperties: false,
+  title: 'Portcullis gateway configuration',
+  description: 'gateway.yaml: listeners, upstreams and routes for the Portcullis security gateway.',
+});
+
+export type RawConfig = Static<typeof GatewayConfigSchema>;
+export type RawRoute = Static<typeof RouteSchema>;
+export type RawUpstream = Static<typeof UpstreamSchema>;
+
+/** The published JSON Schema document (draft-07 keywords only, which editors widely support). */
+export function jsonSchema(): Record<string, unknown> {
+  return { $schema: 'http://json-schema.org/draft-07/schema#', ...(JSON.parse(JSON.stringify(GatewayConfigSchema)) as Record<string, unknown>) };
+}

@@ -1,0 +1,14 @@
+import { pino, type Logger } from 'pino';
+import type { LogLevel } from '../config/schema.js';
+
+/** Operational logs: JSON lines on stdout (or a given destination). Requests go to the audit trail, not here. */
+export function createLogger(level: LogLevel, destination?: NodeJS.WritableStream): Logger {
+  return pino({
+    level,
+    base: { service: 'portcullis' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.secret'], censor: '[redacted]' },
+  }, destination ?? process.stdout);
+}
+
+export type { Logger };

@@ -1,0 +1,35 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Prometheus metrics, one registry per gateway so several gateways in one process (tests) do not
+ * collide. Labels are bounded: route names come from config, reason codes from the catalogue.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({
+    name: 'portcullis_requests_total', help: 'Requests by route, status and decision.',
+    labelNames: ['route', 'status', 'decision'] as const, registers: [this.registry],
+  });
+  readonly denials = new Counter({
+    name: 'portcullis_denials_total', help: 'Requests the gateway ended itself, by reason code.',
+    labelNames: ['reason'] as const, registers: [this.registry],
+  });
+  readonly upstreamLatency = new Histogram({
+    name: 'portcullis_upstream_latency_seconds', help: 'Time from forwarding to upstream response headers.',
+    labelNames: ['upstream'] as const, registers: [this.registry],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  });
+  readonly requestDuration = new Histogram({
+    name: 'portcullis_request_duration_seconds', help: 'Time from request start to response end, by route.',
+    labelNames: ['route'] as const, registers: [this.registry],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  });
+  readonly inFlight = new Gauge({ name: 'portcullis_requests_in_flight', help: 'Requests being handled.', registers: [this.registry] });
+  readonly auditDropped = new Counter({ name: 'portcullis_audit_dropped_total', help: 'Audit records that could not be written.', registers: [this.registry] });
+  readonly configInfo = new Gauge({ name: 'portcullis_config_info', help: 'The running config version (value 1).', labelNames: ['version'] as const, registers: [this.registry] });
+  readonly reloads = new Counter({ name: 'portcullis_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'] as const, registers: [this.registry] });
+
+  constructor(defaults = true) {
+    if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_' });
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * The catalogue of reason codes. Every request the gateway ends itself ends with one of these;
+ * `DenialCode` is derived from this table, and `docs/errors.md` is checked against it by a test.
+ *
+ * `title` and `detail` are public text sent to the client. The precise reason (which header, which
+ * byte) goes to the audit record and logs only, never to the client (Envoy's `sendLocalReply` split).
+ */
+export const DENIALS = {
+  bad_request: { status: 400, title: 'Bad Request', detail: 'The request could not be parsed.' },
+  invalid_target: { status: 400, title: 'Bad Request', detail: 'The request target is not in origin form or contains forbidden characters.' },
+  ambiguous_path: { status: 400, title: 'Bad Request', detail: 'The request path is ambiguous and was rejected.' },
+  invalid_header: { status: 400, title: 'Bad Request', detail: 'A request header is malformed.' },
+  upgrade_refused: { status: 400, title: 'Bad Request', detail: 'Protocol upgrades are not accepted on this route.' },
+  admin_unauthorized: { status: 401, title: 'Unauthorized', detail: 'A valid admin token is required.' },
+  route_not_found: { status: 404, title: 'Not Found', detail: 'No route matches this request.' },
+  method_not_allowed: { status: 405, title: 'Method Not Allowed', detail: 'The route does not accept this method.' },
+  request_timeout: { status: 408, title: 'Request Timeout', detail: 'The request was not received in time.' },
+  body_too_large: { status: 413, title: 'Content Too Large', detail: 'The request body exceeds the size limit.' },
+  uri_too_long: { status: 414, title: 'URI Too Long', detail: 'The request target exceeds the length limit.' },
+  unsupported_media_type: { status: 415, title: 'Unsupported Media Type', detail: 'The request content type is not accepted on this route.' },
+  headers_too_large: { status: 431, title: 'Request Header Fields Too Large', detail: 'The request headers exceed the size or count limit.' },
+  internal_error: { status: 500, title: 'Internal Server Error', detail: 'The gateway failed to handle the request.' },
+  upstream_unreachable: { status: 502, title: 'Bad Gateway', detail: 'The upstream service could not be reached.' },
+  upstream_error: { status: 502, title: 'Bad Gateway', detail: 'The upstream service returned an invalid response.' },
+  audit_unavailable: { status: 503, title: 'Service Unavailable', detail: 'The gateway cannot record requests right now.' },
+  shutting_down: { status: 503, title: 'Service Unavailable', detail: 'The gateway is shutting down.' },
+  upstream_timeout: { status: 504, title: 'Gateway Timeout', detail: 'The upstream service did not respond in time.' },
+} as const satisfies Record<string, { status: number; title: string; detail: string }>;
+
+export type DenialCode = keyof typeof DENIALS;
+
+/**
+ * A request ended by the gateway. `reason` is the precise, private explanation (audit and logs);
+ * the client sees only the catalogue's public text. `headers` carries response headers the
+ * status requires (`Allow` for 405, `WWW-Authenticate` for 401, `Retry-After` for 429).
+ */
+export interface Denial {
+  readonly code: DenialCode;
+  readonly reason: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export function deny(code: DenialCode, reason: string, headers?: Readonly<Record<string, string>>): Denial {
+  return headers === undefined ? { code, reason } : { code, reason, headers };
+}
+
+export function isDenialCode(value: string): value is DenialCode {
+  return Object.hasOwn(DENIALS, value);
+}

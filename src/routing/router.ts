@@ -1,0 +1,101 @@
+import type { PathPattern } from './pattern.js';
+
+/** What the router needs from a route. */
+export interface Routable {
+  readonly pattern: PathPattern;
+  /** Upper-case methods, or null for any method. */
+  readonly methods: ReadonlySet<string> | null;
+  /** Lower-case host or `*.suffix`, or null for any host. */
+  readonly host: string | null;
+}
+
+export type RouteMatch<R> =
+  | { readonly kind: 'found'; readonly route: R }
+  | { readonly kind: 'method_not_allowed'; readonly allow: readonly string[] }
+  | { readonly kind: 'not_found' };
+
+interface Node<R> {
+  readonly literal: Map<string, Node<R>>;
+  param: Node<R> | null;
+  /** Routes whose pattern ends here. Within a node: exact host, then wildcard host, then any host. */
+  readonly end: R[];
+  /** Routes whose pattern ends here with a trailing `**`. Same host order. */
+  readonly glob: R[];
+}
+
+function node<R>(): Node<R> {
+  return { literal: new Map(), param: null, end: [], glob: [] };
+}
+
+function hostRank(host: string | null): number {
+  return host === null ? 2 : host.startsWith('*.') ? 1 : 0;
+}
+
+function hostMatches(pattern: string | null, host: string): boolean {
+  if (pattern === null) return true;
+  if (pattern.startsWith('*.')) return host.length > pattern.length - 1 && host.endsWith(pattern.slice(1));
+  return pattern === host;
+}
+
+/**
+ * A segment trie. Depth-first search visits candidates in specificity order — at the first
+ * position where two patterns differ a literal beats a parameter, which beats `**`; an exact end
+ * beats a `**` matching zero segments — so the first candidate whose method and host fit wins.
+ * Equal-specificity overlaps are rejected when the config is compiled, so the order is total.
+ */
+export class Router<R extends Routable> {
+  private readonly root: Node<R> = node();
+
+  constructor(routes: readonly R[]) {
+    for (const route of routes) this.insert(route);
+    const sort = (n: Node<R>): void => {
+      n.end.sort((a, b) => hostRank(a.host) - hostRank(b.host));
+      n.glob.sort((a, b) => hostRank(a.host) - hostRank(b.host));
+      for (const child of n.literal.values()) sort(child);
+      if (n.param !== null) sort(n.param);
+    };
+    sort(this.root);
+  }
+
+  private insert(route: R): void {
+    let current = this.root;
+    for (const segment of route.pattern.segments) {
+      if (segment.kind === 'glob') { current.glob.push(route); return; }
+      if (segment.kind === 'param') {
+        current.param ??= node();
+        current = current.param;
+      } else {
+        let next = current.literal.get(segment.value);
+        if (next === undefined) { next = node(); current.literal.set(segment.value, next); }
+        current = next;
+      }
+    }
+    current.end.push(route);
+  }
+
+  /** Finds the most specific route for a canonical path (as segments), method and lower-case host. */
+  match(segments: readonly string[], method: string, host: string): RouteMatch<R> {
+    let allow: Set<string> | null = null;
+    let found: R | null = null;
+    const consider = (candidates: readonly R[]): boolean => {
+      for (const route of candidates) {
+        if (!hostMatches(route.host, host)) continue;
+        if (route.methods === null || route.methods.has(method)) { found = route; return true; }
+        allow ??= new Set();
+        for (const m of route.methods) allow.add(m);
+      }
+      return false;
+    };
+    const visit = (n: Node<R>, i: number): boolean => {
+      if (i === segments.length) return consider(n.end) || consider(n.glob);
+      const segment = segments[i] ?? '';
+      const literal = n.literal.get(segment);
+      if (literal !== undefined && visit(literal, i + 1)) return true;
+      if (n.param !== null && segment !== '' && visit(n.param, i + 1)) return true;
+      return consider(n.glob);
+    };
+    if (visit(this.root, 0) && found !== null) return { kind: 'found', route: found };
+    if (allow !== null) return { kind: 'method_not_allowed', allow: [...(allow as Set<string>)].sort() };
+    return { kind: 'not_found' };
+  }
+}

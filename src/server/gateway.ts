@@ -1,0 +1,262 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { resolve } from 'node:path';
+import { once } from 'node:events';
+import { AuditLog, sanitiseText, type AuditRecord } from '../audit/audit-log.js';
+import { compileConfig, type CompiledConfig } from '../config/compile.js';
+import { ConfigError, formatProblem } from '../config/errors.js';
+import { loadConfigFile } from '../config/load.js';
+import { normaliseIp } from '../lib/ip.js';
+import { DENIALS, deny, type Denial } from '../pipeline/denials.js';
+import type { Exchange } from '../pipeline/exchange.js';
+import { problemBody } from '../pipeline/problem.js';
+import { UpstreamSet } from '../proxy/upstream.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { Metrics } from '../observability/metrics.js';
+import { createAdminServer } from './admin.js';
+import { handleRequest, type HandlerHost, type Runtime } from './handle-request.js';
+
+export interface GatewayOptions {
+  /** Operational log destination (default stdout). */
+  readonly logDestination?: NodeJS.WritableStream;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export type ReloadResult = { ok: true; version: string; changed: boolean } | { ok: false; errors: string[] };
+
+export interface Addresses {
+  readonly http: AddressInfo;
+  readonly admin: AddressInfo | null;
+}
+
+/**
+ * A running gateway: the proxy listener, the admin listener, the audit trail and the current
+ * runtime (config + upstream pools), which reload swaps atomically.
+ */
+export class Gateway implements HandlerHost {
+  runtime: Runtime;
+  draining = false;
+  readonly logger: Logger;
+  readonly metrics = new Metrics();
+  private readonly upstreamSet = new UpstreamSet();
+  private readonly audit: AuditLog;
+  private readonly server: Server;
+  private admin: Server | null = null;
+  private inFlight = 0;
+  private idle: (() => void) | null = null;
+  private reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, version: '', changed: false });
+
+  private constructor(config: CompiledConfig, private readonly options: GatewayOptions) {
+    this.logger = createLogger(config.logLevel, options.logDestination);
+    this.runtime = { config, upstreams: this.upstreamSet.activate(config.upstreams).current };
+    this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, this.logger);
+    this.metrics.configInfo.set({ version: config.version }, 1);
+    const limits = config.limits;
+    this.server = createServer({
+      maxHeaderSize: limits.maxHeaderBytes,
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+      requireHostHeader: true,
+      insecureHTTPParser: false,
+    }, (req, res) => {
+      this.inFlight++;
+      this.metrics.inFlight.inc();
+      void handleRequest(this, req, res);
+    });
+    // One more than the limit, so an excess is seen and refused (Node silently drops fields past it).
+    this.server.maxHeadersCount = limits.maxHeaderCount + 1;
+    this.server.maxConnections = limits.maxConnections;
+    this.server.on('checkContinue', (req, res) => this.server.emit('request', req, res));
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket) => this.onUpgrade(req, socket));
+  }
+
+  /** Loads, validates and compiles a config file; throws ConfigError with every located problem. */
+  static async fromFile(file: string, options: GatewayOptions = {}): Promise<Gateway> {
+    const loaded = await loadConfigFile(resolve(file), options.env);
+    return new Gateway(compileConfig(loaded), options);
+  }
+
+  get config(): CompiledConfig {
+    return this.runtime.config;
+  }
+
+  auditHealthy(): boolean {
+    return this.audit.healthy;
+  }
+
+  /** Opens the audit trail and binds both listeners. */
+  async start(): Promise<Addresses> {
+    const config = this.config;
+    await this.audit.open();
+    this.server.listen(config.listen.http.port, config.listen.http.host);
+    await once(this.server, 'listening');
+    if (config.admin.enabled) {
+      this.admin = createAdminServer(this);
+      this.admin.listen(config.admin.port, config.admin.host);
+      await once(this.admin, 'listening');
+    }
+    const addresses = this.addresses();
+    this.logger.info({ http: addresses.http.port, admin: addresses.admin?.port ?? null, version: config.version, routes: config.routes.length }, 'gateway listening');
+    return addresses;
+  }
+
+  addresses(): Addresses {
+    return { http: this.server.address() as AddressInfo, admin: (this.admin?.address() ?? null) as AddressInfo | null };
+  }
+
+  /** Readiness: listening, audit trail writable, not draining. */
+  ready(): boolean {
+    return this.server.listening && this.audit.healthy && !this.draining;
+  }
+
+  /**
+   * Re-reads the config file, validates and compiles it, and swaps it in atomically. An invalid
+   * config is rejected with its located errors and the running one keeps serving. Requests in
+   * flight finish on the config they started with. Listener and audit settings need a restart.
+   */
+  reload(): Promise<ReloadResult> {
+    this.reloading = this.reloading.then(() => this.doReload(), () => this.doReload());
+    return this.reloading;
+  }
+
+  private async doReload(): Promise<ReloadResult> {
+    const old = this.config;
+    let next: CompiledConfig;
+    try {
+      next = compileConfig(await loadConfigFile(old.file, this.options.env));
+    } catch (err) {
+      const errors = err instanceof ConfigError ? err.problems.map(formatProblem) : [(err as Error).message];
+      this.metrics.reloads.inc({ result: 'rejected' });
+      this.logger.error({ errors }, 'config reload rejected; the running config keeps serving');
+      return { ok: false, errors };
+    }
+    if (next.version === old.version) return { ok: true, version: old.version, changed: false };
+    const restartOnly = ['listen', 'admin', 'dataDir', 'audit', 'limits', 'logLevel'] as const;
+    const needRestart = restartOnly.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(old[k]));
+    if (needRestart.length > 0) this.logger.warn({ options: needRestart }, 'these options change only on restart; the running values stay');
+    const { current, retired } = this.upstreamSet.activate(next.upstreams);
+    this.runtime = { config: next, upstreams: current };
+    for (const upstream of retired) {
+      upstream.close().catch((err: unknown) => this.logger.warn({ err, upstream: upstream.spec.name }, 'closing retired upstream failed'));
+    }
+    this.metrics.configInfo.reset();
+    this.metrics.configInfo.set({ version: next.version }, 1);
+    this.metrics.reloads.inc({ result: 'applied' });
+    this.logger.info({ version: next.version, previous: old.version }, 'config reloaded');
+    return { ok: true, version: next.version, changed: true };
+  }
+
+  /** One audit record and the metrics for a finished exchange. */
+  finish(ex: Exchange): void {
+    this.inFlight--;
+    this.metrics.inFlight.dec();
+    const res = ex.res;
+    if (!res.writableFinished && ex.decision === 'allow') { ex.decision = 'abort'; ex.reason ||= 'client closed the connection'; }
+    const status = ex.decision === 'abort' && !res.headersSent ? 499 : res.statusCode;
+    const latencyMs = Math.round((performance.now() - ex.startedAt) * 1000) / 1000;
+    const routeName = ex.route?.name ?? null;
+    const record: AuditRecord = {
+      time: new Date().toISOString(),
+      requestId: ex.requestId,
+      method: ex.req.method ?? '',
+      path: ex.target?.path ?? sanitiseText(ex.req.url?.split('?', 1)[0], 1024) ?? '',
+      route: routeName,
+      status,
+      latencyMs,
+      decision: ex.decision,
+      reason: ex.denial?.code ?? (ex.decision === 'allow' ? null : ex.decision === 'abort' ? 'client_aborted' : 'upstream_aborted'),
+      detail: ex.reason === '' ? null : ex.reason,
+      identity: null,
+      tenant: null,
+      clientIp: ex.clientIp,
+      userAgent: sanitiseText(ex.req.headers['user-agent']),
+      upstream: ex.upstreamStatus === null && ex.route === null ? null : ex.route?.upstream.name ?? null,
+      upstreamStatus: ex.upstreamStatus,
+      bytesIn: ex.bytesIn,
+      bytesOut: ex.req.socket.bytesWritten - ex.bytesOutBase,
+      configVersion: ex.config.version,
+    };
+    this.writeAudit(record);
+    const m = this.metrics;
+    m.requests.inc({ route: routeName ?? '', status: String(status), decision: ex.decision });
+    if (ex.denial !== null) m.denials.inc({ reason: ex.denial.code });
+    if (ex.upstreamLatencyMs !== null && ex.route !== null) m.upstreamLatency.observe({ upstream: ex.route.upstream.name }, ex.upstreamLatencyMs / 1000);
+    m.requestDuration.observe({ route: routeName ?? '' }, latencyMs / 1000);
+    if (this.inFlight === 0 && this.idle !== null) this.idle();
+  }
+
+  private writeAudit(record: AuditRecord): void {
+    const before = this.audit.droppedRecords;
+    this.audit.write(record);
+    if (this.audit.droppedRecords !== before) this.metrics.auditDropped.inc();
+  }
+
+  /** Parser-level rejections (malformed framing, oversized headers, timeouts): answered and audited here. */
+  private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    const code = err.code ?? '';
+    let denial: Denial;
+    if (code === 'HPE_HEADER_OVERFLOW') denial = deny('headers_too_large', 'request line and headers exceed maxHeaderBytes');
+    else if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT') denial = deny('request_timeout', code);
+    else if (code === 'ECONNRESET' || code === 'EPIPE') { socket.destroy(); return; }
+    else denial = deny('bad_request', `${code}: ${err.message}`.slice(0, 300));
+    this.rejectSocket(socket, denial, null);
+  }
+
+  /** Upgrade requests (h2c, WebSocket): refused on every route until a route opts into WebSocket. */
+  private onUpgrade(req: IncomingMessage, socket: Socket): void {
+    this.rejectSocket(socket, deny('upgrade_refused', `Upgrade: ${(req.headers.upgrade ?? '').slice(0, 40)}`), req);
+  }
+
+  private rejectSocket(socket: Socket, denial: Denial, req: IncomingMessage | null): void {
+    const requestId = randomUUID();
+    const status = DENIALS[denial.code].status;
+    // Never write into a response that is already under way on this connection (Node's own rule).
+    const current = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+    if (socket.writable && (current === undefined || current === null || current.headersSent !== true)) {
+      const body = problemBody(denial, requestId);
+      socket.end(`HTTP/1.1 ${status} ${DENIALS[denial.code].title}\r\ncontent-type: application/problem+json\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\n${this.config.requestIdHeader}: ${requestId}\r\nconnection: close\r\n\r\n${body}`);
+    }
+    socket.destroySoon();
+    const config = this.config;
+    this.writeAudit({
+      time: new Date().toISOString(), requestId, method: sanitiseText(req?.method, 16) ?? '', path: sanitiseText(req?.url?.split('?', 1)[0], 1024) ?? '',
+      route: null, status, latencyMs: 0, decision: 'deny', reason: denial.code, detail: denial.reason, identity: null, tenant: null,
+      clientIp: normaliseIp(socket.remoteAddress ?? ''), userAgent: sanitiseText(req?.headers['user-agent']), upstream: null, upstreamStatus: null,
+      bytesIn: 0, bytesOut: 0, configVersion: config.version,
+    });
+    this.metrics.requests.inc({ route: '', status: String(status), decision: 'deny' });
+    this.metrics.denials.inc({ reason: denial.code });
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, let in-flight requests finish (up to drainTimeoutMs), then
+   * close what is left, the upstream pools, the admin listener and the audit trail (flushed).
+   */
+  async stop(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    const closed = new Promise<void>((done) => this.server.close(() => done()));
+    this.server.closeIdleConnections();
+    if (this.inFlight > 0) {
+      const drained = new Promise<void>((done) => { this.idle = done; });
+      const timer = setTimeout(() => this.idle?.(), this.config.drainTimeoutMs);
+      await drained;
+      clearTimeout(timer);
+      if (this.inFlight > 0) this.logger.warn({ inFlight: this.inFlight }, 'drain timeout: closing remaining connections');
+    }
+    this.server.closeAllConnections();
+    await closed;
+    await Promise.all(this.upstreamSet.all().map((u) => u.destroy()));
+    if (this.admin !== null) {
+      const admin = this.admin;
+      await new Promise<void>((done) => { admin.close(() => done()); admin.closeAllConnections(); });
+    }
+    await this.audit.close();
+    this.logger.info('gateway stopped');
+  }
+}

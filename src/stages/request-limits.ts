@@ -1,0 +1,29 @@
+import { deny } from '../pipeline/denials.js';
+import type { Stage } from '../pipeline/stage.js';
+
+/**
+ * Declared body size and media type, checked before anything is forwarded. A body without a
+ * declared length is counted while it streams (see proxy/forward.ts); this stage rejects the
+ * declared excess up front so no upstream connection is spent on it.
+ */
+export function requestLimits(maxBodyBytes: number, contentTypes: ReadonlySet<string> | null): Stage {
+  return {
+    name: 'request-limits',
+    run(ex) {
+      const headers = ex.req.headers;
+      const length = headers['content-length'];
+      const chunked = headers['transfer-encoding'] !== undefined;
+      if (length !== undefined) {
+        // Node's parser has already rejected duplicate or non-numeric Content-Length.
+        const declared = Number(length);
+        if (declared > maxBodyBytes) return deny('body_too_large', `declared ${declared} bytes, limit ${maxBodyBytes}`);
+      }
+      const hasBody = chunked || (length !== undefined && length !== '0');
+      if (hasBody && contentTypes !== null) {
+        const type = (headers['content-type'] ?? '').split(';', 1)[0]?.trim().toLowerCase() ?? '';
+        if (!contentTypes.has(type)) return deny('unsupported_media_type', `content type "${type.slice(0, 100)}" not accepted`);
+      }
+      return undefined;
+    },
+  };
+}

@@ -13,8 +13,11 @@ export interface LoadedConfig {
   readonly raw: RawConfig;
   /** SHA-256 of the validated config after interpolation: the version reported by /readyz and audit records. */
   readonly version: string;
-  /** Builds a located problem for an option path (the nearest existing node if the option is absent). */
-  problem(path: ConfigPath, message: string): ConfigProblem;
+  /**
+   * Builds a located problem for an option path: at its value, or at its key with `atKey` (an
+   * unknown option), or at the nearest existing parent if the option is absent.
+   */
+  problem(path: ConfigPath, message: string, atKey?: boolean): ConfigProblem;
 }
 
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
@@ -68,9 +71,9 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
     }
     return { node: (current ?? null) as YamlNode | null, key };
   };
-  const problem = (path: ConfigPath, message: string): ConfigProblem => {
+  const problem = (path: ConfigPath, message: string, atKey = false): ConfigProblem => {
     const { node, key } = locate(path);
-    const range = node?.range ?? key?.range;
+    const range = (atKey ? key?.range : null) ?? node?.range ?? key?.range;
     const pos = range === undefined || range === null ? { line: 1, column: 1 } : at(range[0]);
     return { file, ...pos, option: optionPath(path), message };
   };
@@ -95,14 +98,14 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
   return { file, raw, version, problem };
 }
 
-function schemaProblem(e: ErrorObject, problem: (path: ConfigPath, message: string) => ConfigProblem): ConfigProblem {
+function schemaProblem(e: ErrorObject, problem: LoadedConfig['problem']): ConfigProblem {
   const path: (string | number)[] = e.instancePath === '' ? [] : e.instancePath.slice(1).split('/').map((s) => {
     const key = s.replace(/~1/g, '/').replace(/~0/g, '~');
     return /^\d+$/.test(key) ? Number(key) : key;
   });
   const params = e.params as Record<string, unknown>;
   if (e.keyword === 'required') return problem([...path, String(params.missingProperty)], 'is required');
-  if (e.keyword === 'additionalProperties') return problem([...path, String(params.additionalProperty)], 'is not a known option');
+  if (e.keyword === 'additionalProperties') return problem([...path, String(params.additionalProperty)], 'is not a known option', true);
   if (e.keyword === 'enum') return problem(path, `must be one of: ${(params.allowedValues as unknown[]).join(', ')}`);
   if (e.keyword === 'pattern') return problem(path, 'has an invalid format');
   return problem(path, e.message ?? 'is invalid');
@@ -111,22 +114,23 @@ function schemaProblem(e: ErrorObject, problem: (path: ConfigPath, message: stri
 const ENV_REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 /** Substitutes `${VAR}` in string scalars in place; a bare `${VAR}` plain scalar keeps number/boolean typing. */
-function interpolate(doc: Document, env: NodeJS.ProcessEnv, problem: (path: ConfigPath, message: string) => ConfigProblem, problems: ConfigProblem[]): void {
+function interpolate(doc: Document, env: NodeJS.ProcessEnv, problem: LoadedConfig['problem'], problems: ConfigProblem[]): void {
   visit(doc, {
     Scalar(_key, node, ancestry) {
       if (typeof node.value !== 'string' || !node.value.includes('$')) return;
       const original = node.value;
-      let missing: string | null = null;
+      const missing: string[] = [];
       const value = original.replace(ENV_REF, (match, name: string | undefined, fallback: string | undefined) => {
         if (name === undefined) return '${';
         const v = env[name];
         if (v !== undefined && (v !== '' || fallback === undefined)) return v;
         if (fallback !== undefined) return fallback;
-        missing ??= name;
+        missing.push(name);
         return match;
       });
-      if (missing !== null) {
-        problems.push(problem(pathOf(ancestry, node), `environment variable ${missing} is not set (use \${${missing}:-default} for a default)`));
+      const [name] = missing;
+      if (name !== undefined) {
+        problems.push(problem(pathOf(ancestry, node), `environment variable ${name} is not set (use \${${name}:-default} for a default)`));
         return;
       }
       const whole = /^\$\{[^}]+\}$/.test(original) && node.type === 'PLAIN';
@@ -143,7 +147,7 @@ function pathOf(ancestry: readonly unknown[], target: unknown): (string | number
   for (let i = 0; i < chain.length - 1; i++) {
     const parent = chain[i];
     const child = chain[i + 1];
-    if (isSeq(parent)) path.push(parent.items.indexOf(child as never));
+    if (isSeq(parent)) path.push(parent.items.indexOf(child));
     else if (isMap(parent)) {
       const pair = child as { key?: unknown };
       if (isScalar(pair.key)) path.push(String(pair.key.value));

@@ -1,0 +1,22 @@
+// Runs every compiled test file with node's test runner (Node 20 takes explicit file lists).
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+const root = new URL('../dist/test/', import.meta.url).pathname;
+const files = [];
+(function walk(dir) {
+  for (const name of readdirSync(dir).sort()) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) walk(path);
+    else if (name.endsWith('.test.js')) files.push(path);
+  }
+})(root);
+const filter = process.argv[2];
+const selected = filter === undefined ? files : files.filter((f) => f.includes(filter));
+if (selected.length === 0) {
+  console.error(`no test files found under ${root}${filter === undefined ? '' : ` matching "${filter}"`}`);
+  process.exit(1);
+}
+const result = spawnSync(process.execPath, ['--test', '--test-reporter=spec', ...selected], { stdio: 'inherit' });
+process.exit(result.status ?? 1);

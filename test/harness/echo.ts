@@ -1,0 +1,1 @@
+export { startEchoUpstream, type EchoUpstream, type EchoedRequest } from '../../src/demo/echo-upstream.js';

@@ -1,0 +1,58 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { compileConfig } from '../src/config/compile.js';
+import { loadConfigFile } from '../src/config/load.js';
+import { QUICKSTART_CONFIG } from '../src/demo/demo.js';
+import { CLI } from './harness/gateway.js';
+
+describe('examples/quickstart', () => {
+  it('compiles with the demo environment', async () => {
+    const config = compileConfig(await loadConfigFile(QUICKSTART_CONFIG, { ECHO_URL: 'http://127.0.0.1:1' }));
+    assert.ok(config.routes.length >= 2);
+    assert.equal(config.listen.http.port, 8080);
+    assert.equal(config.admin.port, 9901);
+    assert.equal(config.admin.host, '127.0.0.1');
+  });
+
+  it('portcullis demo serves the quickstart: allowed, denied, and spoofed headers stripped', async (t) => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'portcullis-demo-'));
+    const child = spawn(process.execPath, [CLI, 'demo'], {
+      env: { ...process.env, PORT: '0', ADMIN_PORT: '0', PORTCULLIS_DATA_DIR: dataDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    t.after(async () => {
+      child.kill('SIGTERM');
+      await exited;
+      await rm(dataDir, { recursive: true, force: true });
+    });
+    let output = '';
+    const base = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`demo did not start:\n${output}`)), 10_000);
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString('utf8');
+        const match = /gateway (http:\/\/localhost:\d+) -> echo upstream/.exec(output);
+        if (match?.[1] !== undefined && output.includes('Press Ctrl+C')) { clearTimeout(timer); resolve(match[1]); }
+      });
+      child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString('utf8'); });
+    });
+    for (const line of ['curl -s', '/hello/world', '/internal/secrets', 'X-User-Id: admin', '/readyz']) assert.ok(output.includes(line), `demo prints ${line}`);
+
+    const allowed = await fetch(`${base}/hello/world`, { headers: { 'X-User-Id': 'admin', 'X_Roles': 'root' } });
+    assert.equal(allowed.status, 200);
+    const echoed = await allowed.json() as { url: string; headers: Record<string, string> };
+    assert.equal(echoed.url, '/hello/world');
+    assert.equal(echoed.headers['x-user-id'], undefined);
+    assert.equal(echoed.headers.x_roles, undefined);
+    assert.equal(echoed.headers['x-request-id'], allowed.headers.get('x-request-id'));
+
+    const denied = await fetch(`${base}/internal/secrets`);
+    assert.equal(denied.status, 404);
+    assert.equal(denied.headers.get('content-type'), 'application/problem+json');
+    assert.equal((await fetch(`${base}/hello/world`, { method: 'DELETE' })).headers.get('allow'), 'GET, HEAD');
+  });
+});

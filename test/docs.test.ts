@@ -1,0 +1,57 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { DENIALS } from '../src/pipeline/denials.js';
+import { jsonSchema } from '../src/config/schema.js';
+
+const read = (path: string): string => readFileSync(fileURLToPath(new URL(`../../${path}`, import.meta.url)), 'utf8');
+
+describe('docs stay in sync with the code', () => {
+  it('docs/errors.md lists exactly the codes of the denial catalogue, with their statuses and titles', () => {
+    const rows = new Map<string, { status: number; title: string }>();
+    for (const line of read('docs/errors.md').split('\n')) {
+      const m = /^\| `([a-z_]+)` \| (\d{3}) \| ([^|]+) \|/.exec(line);
+      if (m?.[1] !== undefined) rows.set(m[1], { status: Number(m[2]), title: (m[3] ?? '').trim() });
+    }
+    assert.deepEqual([...rows.keys()].sort(), Object.keys(DENIALS).sort());
+    for (const [code, entry] of Object.entries(DENIALS)) {
+      assert.deepEqual(rows.get(code), { status: entry.status, title: entry.title }, code);
+    }
+  });
+
+  it('docs/configuration.md documents every option of the schema', () => {
+    const doc = read('docs/configuration.md');
+    const missing = optionPaths(jsonSchema(), '').filter((path) => !doc.includes('`' + path + '`'));
+    assert.deepEqual(missing, [], 'options missing from docs/configuration.md');
+  });
+
+  it('the README quick start is the two commands', () => {
+    const readme = read('README.md');
+    assert.ok(readme.includes('npm install && npm start'));
+    assert.ok(readme.includes('npm test'));
+  });
+});
+
+interface SchemaNode { properties?: Record<string, SchemaNode>; items?: SchemaNode; patternProperties?: Record<string, SchemaNode> }
+
+/** Every option path a user can write, as docs spell it: `routes[].match.path`, `upstreams.<name>.timeoutMs`. */
+function optionPaths(node: SchemaNode, prefix: string): string[] {
+  const out: string[] = [];
+  for (const [key, child] of Object.entries(node.properties ?? {})) {
+    if (key === '$schema') continue;
+    const path = prefix === '' ? key : `${prefix}.${key}`;
+    out.push(...childPaths(child, path));
+  }
+  return out;
+}
+
+function childPaths(child: SchemaNode, path: string): string[] {
+  if (child.properties !== undefined) return optionPaths(child, path);
+  if (child.patternProperties !== undefined) {
+    const [inner] = Object.values(child.patternProperties);
+    return inner === undefined ? [path] : childPaths(inner, `${path}.<name>`);
+  }
+  if (child.items?.properties !== undefined) return optionPaths(child.items, `${path}[]`);
+  return [path];
+}

@@ -90,7 +90,7 @@ describe('config errors name file, line, column and option', () => {
   });
 
   it('reports a duplicate route name with the first definition', () => {
-    const text = GOOD + GOOD.split('routes:\n')[1]?.replace('/health', '/other');
+    const text = GOOD + (GOOD.split('routes:\n')[1] ?? '').replace('/health', '/other');
     assert.match(problems(text).join('\n'), /routes\[1\]\.name: duplicate route name "health" \(first defined at line 5\)/);
   });
 });

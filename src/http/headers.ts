@@ -75,16 +75,19 @@ export function readInboundHeaders(
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
     const lower = name.toLowerCase();
-    switch (lower) {
-      case 'host': hostCount++; host ??= value; continue;
-      case 'x-forwarded-for': xff = xff === null ? value : `${xff}, ${value}`; continue;
-      case 'x-forwarded-proto': xfp ??= value; continue;
-      case 'x-forwarded-host': xfh ??= value; continue;
-      case 'forwarded': case 'x-real-ip': if (peerTrusted) forward.push(name, value); continue;
+    const underscored = lower.includes('_');
+    // CGI, WSGI, Rack and PHP read `X_Forwarded_For` as `X-Forwarded-For`: match both spellings,
+    // and believe only the dash spelling, and only from a trusted proxy.
+    const normalised = underscored ? lower.replace(/_/g, '-') : lower;
+    switch (normalised) {
+      case 'host': if (!underscored) { hostCount++; host ??= value; } continue;
+      case 'x-forwarded-for': if (!underscored) xff = xff === null ? value : `${xff}, ${value}`; continue;
+      case 'x-forwarded-proto': if (!underscored) xfp ??= value; continue;
+      case 'x-forwarded-host': if (!underscored) xfh ??= value; continue;
+      case 'forwarded': case 'x-real-ip': if (peerTrusted && !underscored) forward.push(name, value); continue;
       default: break;
     }
-    if (HOP_BY_HOP.has(lower) || connectionTokens?.has(lower) === true) continue;
-    const normalised = lower.includes('_') ? lower.replace(/_/g, '-') : lower;
+    if (HOP_BY_HOP.has(normalised) || connectionTokens?.has(lower) === true) continue;
     if (isProtected(normalised, protectedNames)) {
       if (lower === requestIdHeader) requestId ??= value;
       else spoofed.push(lower);

@@ -18,6 +18,7 @@ export const DENIALS = {
   body_too_large: { status: 413, title: 'Content Too Large', detail: 'The request body exceeds the size limit.' },
   uri_too_long: { status: 414, title: 'URI Too Long', detail: 'The request target exceeds the length limit.' },
   unsupported_media_type: { status: 415, title: 'Unsupported Media Type', detail: 'The request content type is not accepted on this route.' },
+  expectation_failed: { status: 417, title: 'Expectation Failed', detail: 'The Expect header is not supported.' },
   headers_too_large: { status: 431, title: 'Request Header Fields Too Large', detail: 'The request headers exceed the size or count limit.' },
   internal_error: { status: 500, title: 'Internal Server Error', detail: 'The gateway failed to handle the request.' },
   upstream_unreachable: { status: 502, title: 'Bad Gateway', detail: 'The upstream service could not be reached.' },

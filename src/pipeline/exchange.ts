@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { CompiledConfig, CompiledRoute } from '../config/compile.js';
 import type { Target } from '../http/target.js';
 import type { Denial } from './denials.js';
@@ -32,6 +33,13 @@ export class Exchange {
   bytesIn = 0;
   /** Socket bytes written before this response started; the audit record reports the difference. */
   readonly bytesOutBase: number;
+  /**
+   * The client connection, kept here because a destroyed request stream drops its `socket`
+   * reference, and the audit record still needs the byte count.
+   */
+  readonly socket: Socket;
+  /** The record is written once both the response has closed and the pipeline has returned. */
+  private unsettled = 2;
 
   constructor(
     readonly req: IncomingMessage,
@@ -42,6 +50,17 @@ export class Exchange {
     readonly clientIp: string,
     readonly peerTrusted: boolean,
   ) {
+    this.socket = req.socket;
     this.bytesOutBase = req.socket.bytesWritten;
+  }
+
+  /**
+   * Counts down the two ends of an exchange (response closed, pipeline returned); true on the
+   * last one. Waiting for both lets the pipeline classify a failure (upstream fault vs client
+   * abort) before the audit record is written.
+   */
+  settle(): boolean {
+    this.unsettled--;
+    return this.unsettled === 0;
   }
 }

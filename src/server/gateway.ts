@@ -15,7 +15,7 @@ import { UpstreamSet } from '../proxy/upstream.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { createAdminServer } from './admin.js';
-import { handleRequest, type HandlerHost, type Runtime } from './handle-request.js';
+import { handleRequest, reply, type HandlerHost, type Runtime } from './handle-request.js';
 
 export interface GatewayOptions {
   /** Operational log destination (default stdout). */
@@ -44,6 +44,8 @@ export class Gateway implements HandlerHost {
   private readonly server: Server;
   private admin: Server | null = null;
   private inFlight = 0;
+  /** The exchange in progress on each client connection, so connection-level errors can be attributed. */
+  private readonly active = new WeakMap<Socket, Exchange>();
   private idle: (() => void) | null = null;
   private reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, version: '', changed: false });
 
@@ -59,7 +61,8 @@ export class Gateway implements HandlerHost {
       requestTimeout: limits.requestTimeoutMs,
       keepAliveTimeout: limits.keepAliveTimeoutMs,
       connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
-      requireHostHeader: true,
+      // The pipeline answers a missing Host itself, as problem+json with an audit record.
+      requireHostHeader: false,
       insecureHTTPParser: false,
     }, (req, res) => {
       this.inFlight++;
@@ -69,9 +72,16 @@ export class Gateway implements HandlerHost {
     // One more than the limit, so an excess is seen and refused (Node silently drops fields past it).
     this.server.maxHeadersCount = limits.maxHeaderCount + 1;
     this.server.maxConnections = limits.maxConnections;
+    // Expectations go through the pipeline too: 100-continue is sent only when the request will be
+    // forwarded, and anything else is answered 417 there.
     this.server.on('checkContinue', (req, res) => this.server.emit('request', req, res));
+    this.server.on('checkExpectation', (req, res) => this.server.emit('request', req, res));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket) => this.onUpgrade(req, socket));
+    // CONNECT would turn the gateway into an open tunnel; answered, audited, never tunnelled.
+    this.server.on('connect', (req: IncomingMessage, socket: Socket) => {
+      this.rejectSocket(socket, deny('invalid_target', 'CONNECT (authority-form target)'), req);
+    });
   }
 
   /** Loads, validates and compiles a config file; throws ConfigError with every located problem. */
@@ -150,13 +160,19 @@ export class Gateway implements HandlerHost {
     return { ok: true, version: next.version, changed: true };
   }
 
+  track(ex: Exchange): void {
+    this.active.set(ex.socket, ex);
+  }
+
   /** One audit record and the metrics for a finished exchange. */
   finish(ex: Exchange): void {
     this.inFlight--;
     this.metrics.inFlight.dec();
+    if (this.active.get(ex.socket) === ex) this.active.delete(ex.socket);
     const res = ex.res;
     if (!res.writableFinished && ex.decision === 'allow') { ex.decision = 'abort'; ex.reason ||= 'client closed the connection'; }
-    const status = ex.decision === 'abort' && !res.headersSent ? 499 : res.statusCode;
+    // 499 (client closed request) is the audit status of a response that never started.
+    const status = res.headersSent ? res.statusCode : ex.denial !== null ? DENIALS[ex.denial.code].status : 499;
     const latencyMs = Math.round((performance.now() - ex.startedAt) * 1000) / 1000;
     const routeName = ex.route?.name ?? null;
     const record: AuditRecord = {
@@ -177,7 +193,7 @@ export class Gateway implements HandlerHost {
       upstream: ex.upstreamStatus === null && ex.route === null ? null : ex.route?.upstream.name ?? null,
       upstreamStatus: ex.upstreamStatus,
       bytesIn: ex.bytesIn,
-      bytesOut: ex.req.socket.bytesWritten - ex.bytesOutBase,
+      bytesOut: ex.socket.bytesWritten - ex.bytesOutBase,
       configVersion: ex.config.version,
     };
     this.writeAudit(record);
@@ -201,8 +217,32 @@ export class Gateway implements HandlerHost {
     let denial: Denial;
     if (code === 'HPE_HEADER_OVERFLOW') denial = deny('headers_too_large', 'request line and headers exceed maxHeaderBytes');
     else if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT') denial = deny('request_timeout', code);
-    else if (code === 'ECONNRESET' || code === 'EPIPE') { socket.destroy(); return; }
+    else if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'HPE_INVALID_EOF_STATE') {
+      // The peer closed, mid-request or between requests: nobody is left to answer.
+      const current = this.active.get(socket);
+      if (current !== undefined && current.denial === null && current.decision === 'allow') {
+        current.decision = 'abort';
+        current.reason = 'client closed the connection mid-request';
+      }
+      socket.destroy();
+      return;
+    }
     else denial = deny('bad_request', `${code}: ${err.message}`.slice(0, 300));
+    const current = this.active.get(socket);
+    if (current !== undefined && !current.req.complete) {
+      // The error is inside the request being handled (its body): that exchange is the one denied,
+      // with its own request id and a single audit record.
+      if (current.res.headersSent) { current.decision = 'error'; current.reason = denial.reason; current.denial = denial; socket.destroy(); return; }
+      reply(current, denial);
+      return;
+    }
+    if (current !== undefined) {
+      // A later pipelined request is malformed: let the response in progress finish first, so the
+      // client never reads the 400 as the answer to the earlier request.
+      const rejectAfter = (): void => this.rejectSocket(socket, denial, null);
+      current.res.once('close', rejectAfter);
+      return;
+    }
     this.rejectSocket(socket, denial, null);
   }
 
@@ -214,9 +254,7 @@ export class Gateway implements HandlerHost {
   private rejectSocket(socket: Socket, denial: Denial, req: IncomingMessage | null): void {
     const requestId = randomUUID();
     const status = DENIALS[denial.code].status;
-    // Never write into a response that is already under way on this connection (Node's own rule).
-    const current = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
-    if (socket.writable && (current === undefined || current === null || current.headersSent !== true)) {
+    if (socket.writable) {
       const body = problemBody(denial, requestId);
       socket.end(`HTTP/1.1 ${status} ${DENIALS[denial.code].title}\r\ncontent-type: application/problem+json\r\n` +
         `content-length: ${Buffer.byteLength(body)}\r\n${this.config.requestIdHeader}: ${requestId}\r\nconnection: close\r\n\r\n${body}`);

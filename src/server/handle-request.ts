@@ -4,7 +4,7 @@ import type { CompiledConfig } from '../config/compile.js';
 import { isAcceptableRequestId, readInboundHeaders, resolveClientIp, type InboundHeaders } from '../http/headers.js';
 import { parseTarget } from '../http/target.js';
 import { normaliseIp } from '../lib/ip.js';
-import { DENIALS, deny, type Denial } from '../pipeline/denials.js';
+import { DENIALS, deny, type Denial, type DenialCode } from '../pipeline/denials.js';
 import { Exchange } from '../pipeline/exchange.js';
 import { sendProblem } from '../pipeline/problem.js';
 import { extractParams } from '../routing/pattern.js';
@@ -24,9 +24,14 @@ export interface HandlerHost {
   readonly logger: Logger;
   readonly draining: boolean;
   auditHealthy(): boolean;
+  /** Registers the exchange as the one in progress on its connection. */
+  track(exchange: Exchange): void;
   /** Called once per exchange when its response is over (finished, failed or aborted). */
   finish(exchange: Exchange): void;
 }
+
+/** Denials after which the connection is not reused: the client's framing or intent is suspect. */
+const CLOSES_CONNECTION: ReadonlySet<DenialCode> = new Set(['body_too_large', 'headers_too_large', 'bad_request', 'request_timeout', 'expectation_failed']);
 
 const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9.])?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
 
@@ -44,15 +49,19 @@ export async function handleRequest(host: HandlerHost, req: IncomingMessage, res
   const inbound = readInboundHeaders(req.rawHeaders, req.headers.connection, peerTrusted, config.protectedHeaders, config.requestIdHeader);
   const requestId = peerTrusted && inbound.requestId !== null && isAcceptableRequestId(inbound.requestId) ? inbound.requestId : randomUUID();
   const ex = new Exchange(req, res, config, requestId, peer, resolveClientIp(peer, inbound.xForwardedFor, peerTrusted, config.trustedProxies), peerTrusted);
-  res.once('close', () => host.finish(ex));
+  host.track(ex);
+  res.once('close', () => { if (ex.settle()) host.finish(ex); });
   if (host.draining) res.setHeader('connection', 'close');
   try {
     const denial = await route(host, ex, inbound, runtime);
-    if (denial !== undefined) reply(ex, denial);
+    // A connection-level rejection (see Gateway.onClientError) may have decided meanwhile.
+    if (denial !== undefined && ex.denial === null) reply(ex, denial);
   } catch (err) {
     host.logger.error({ err, requestId }, 'request handling failed');
     if (!res.headersSent) reply(ex, deny('internal_error', `unexpected error: ${(err as Error).message}`));
     else { ex.decision = 'error'; ex.reason = 'unexpected error mid-response'; res.destroy(); }
+  } finally {
+    if (ex.settle()) host.finish(ex);
   }
 }
 
@@ -71,6 +80,8 @@ async function route(host: HandlerHost, ex: Exchange, inbound: InboundHeaders, r
     return deny('invalid_header', inbound.hostCount > 1 ? 'several Host headers' : 'missing or malformed Host header');
   }
   if (req.headers.upgrade !== undefined) return deny('upgrade_refused', `Upgrade: ${req.headers.upgrade.slice(0, 40)}`);
+  const expect = req.headers.expect;
+  if (expect !== undefined && expect.toLowerCase() !== '100-continue') return deny('expectation_failed', `Expect: ${expect.slice(0, 40)}`);
   ex.host = hostName(inbound.host);
 
   const match = config.router.match(target.segments, req.method ?? '', ex.host);
@@ -115,7 +126,7 @@ function upstreamHeaders(ex: Exchange, inbound: InboundHeaders): string[] {
 }
 
 /** Renders a denial (the one place that does), marking the exchange for the audit record. */
-function reply(ex: Exchange, denial: Denial): void {
+export function reply(ex: Exchange, denial: Denial): void {
   ex.denial = denial;
   ex.decision = DENIALS[denial.code].status >= 500 ? 'error' : 'deny';
   ex.reason = denial.reason;
@@ -123,5 +134,5 @@ function reply(ex: Exchange, denial: Denial): void {
   const headers = ex.req.headers;
   // A body we did not read would have to be drained before the connection can be reused: close instead.
   const unreadBody = !ex.req.complete && (headers['transfer-encoding'] !== undefined || (headers['content-length'] ?? '0') !== '0');
-  sendProblem(ex.res, denial, ex.requestId, ex.config.requestIdHeader, unreadBody || denial.code === 'body_too_large');
+  sendProblem(ex.res, denial, ex.requestId, ex.config.requestIdHeader, unreadBody || CLOSES_CONNECTION.has(denial.code));
 }

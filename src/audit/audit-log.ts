@@ -31,15 +31,25 @@ export interface AuditRecord {
 }
 
 /**
- * The audit trail: JSON lines appended through a write stream, so the request path only queues
- * bytes (fs.WriteStream batches queued lines into one writev). When the queue passes
- * `maxQueueBytes` or the file fails, `healthy` turns false and the gateway refuses new requests
- * with 503 rather than serve unaudited (invariant 7, fail closed).
+ * The audit trail: JSON lines appended through a write stream. The request path only serialises
+ * its record into a batch; the batch goes to the stream once per event-loop turn, as one write.
+ * When the queue passes `maxQueueBytes` or the file fails, `healthy` turns false and the gateway
+ * refuses new requests with 503 rather than serve unaudited (invariant 7, fail closed).
  */
 export class AuditLog {
   private stream: WriteStream | null = null;
   private failed: Error | null = null;
   private dropped = 0;
+  private batch = '';
+  private scheduled = false;
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    if (this.batch === '') return;
+    const lines = this.batch;
+    this.batch = '';
+    if (this.stream === null || this.failed !== null) { this.dropped += countLines(lines); return; }
+    this.stream.write(lines);
+  };
 
   constructor(readonly path: string, private readonly maxQueueBytes: number, private readonly logger: Logger) {}
 
@@ -59,7 +69,7 @@ export class AuditLog {
 
   /** False when the trail cannot take more records; requests are then refused. */
   get healthy(): boolean {
-    return this.stream !== null && this.failed === null && this.stream.writableLength < this.maxQueueBytes;
+    return this.stream !== null && this.failed === null && this.stream.writableLength + this.batch.length < this.maxQueueBytes;
   }
 
   /** Records that could not be written (audit failure after the request was accepted). */
@@ -69,11 +79,13 @@ export class AuditLog {
 
   write(record: AuditRecord): void {
     if (this.stream === null || this.failed !== null) { this.dropped++; return; }
-    this.stream.write(JSON.stringify(record) + '\n');
+    this.batch += JSON.stringify(record) + '\n';
+    if (!this.scheduled) { this.scheduled = true; setImmediate(this.flush); }
   }
 
   /** Flushes queued records and closes the file. */
   async close(): Promise<void> {
+    this.flush();
     const stream = this.stream;
     if (stream === null) return;
     this.stream = null;
@@ -82,6 +94,12 @@ export class AuditLog {
 }
 
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
+function countLines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
 const CONTROL = /[\x00-\x1f\x7f]/g;
 /** User agents are attacker text: control characters removed, length bounded. */
 export function sanitiseText(value: string | undefined, max = 256): string | null {

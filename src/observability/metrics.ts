@@ -32,4 +32,36 @@ export class Metrics {
   constructor(defaults = true) {
     if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_' });
   }
+
+  // Label children resolved once per label set: prom-client hashes the label object on every
+  // unbound call, which is measurable on the request path.
+  private readonly requestChildren = new Map<string, Counter.Internal>();
+  private readonly durationChildren = new Map<string, Histogram.Internal<'route'>>();
+  private readonly upstreamChildren = new Map<string, Histogram.Internal<'upstream'>>();
+
+  /** Counts one finished request; label values are bounded (config names, status, decision). */
+  request(route: string, status: number, decision: string, durationSeconds: number): void {
+    const key = `${route}\u0000${status}\u0000${decision}`;
+    let counter = this.requestChildren.get(key);
+    if (counter === undefined) {
+      counter = this.requests.labels({ route, status: String(status), decision });
+      this.requestChildren.set(key, counter);
+    }
+    counter.inc();
+    let duration = this.durationChildren.get(route);
+    if (duration === undefined) {
+      duration = this.requestDuration.labels({ route });
+      this.durationChildren.set(route, duration);
+    }
+    duration.observe(durationSeconds);
+  }
+
+  upstream(name: string, latencySeconds: number): void {
+    let child = this.upstreamChildren.get(name);
+    if (child === undefined) {
+      child = this.upstreamLatency.labels({ upstream: name });
+      this.upstreamChildren.set(name, child);
+    }
+    child.observe(latencySeconds);
+  }
 }

@@ -44,6 +44,12 @@ async function* counted(req: IncomingMessage, ex: Exchange, limit: number): Asyn
 class RelayHandler implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
   private settled = false;
+  /**
+   * Body bytes still due by the upstream's Content-Length, or -1. The chunk that completes it is
+   * sent with `res.end(chunk)`, so a one-chunk response leaves with its headers in one socket
+   * write; nothing is ever held back, so streamed responses flow as they arrive.
+   */
+  private remaining = -1;
   private readonly resume = (): void => this.controller?.resume();
   // The response closed before the upstream exchange settled: the client left, or the gateway
   // answered at the connection level. Either way the upstream request has no one to serve.
@@ -65,12 +71,20 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     const ex = this.ex;
     ex.upstreamStatus = statusCode;
     ex.upstreamLatencyMs = performance.now() - ex.forwardedAt;
+    const length = headers['content-length'];
+    this.remaining = typeof length === 'string' ? Number(length) : -1;
     const out = responseHeaders(headers);
     out[ex.config.requestIdHeader] = ex.requestId;
     ex.res.writeHead(statusCode, out);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (chunk.length === this.remaining) {
+      this.remaining = 0;
+      this.ex.res.end(chunk);
+      return;
+    }
+    if (this.remaining > 0) this.remaining -= chunk.length;
     if (!this.ex.res.write(chunk)) {
       controller.pause();
       this.ex.res.once('drain', this.resume);
@@ -78,7 +92,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    this.ex.res.end();
+    if (!this.ex.res.writableEnded) this.ex.res.end();
     this.settle(null);
   }
 

@@ -198,10 +198,9 @@ export class Gateway implements HandlerHost {
     };
     this.writeAudit(record);
     const m = this.metrics;
-    m.requests.inc({ route: routeName ?? '', status: String(status), decision: ex.decision });
+    m.request(routeName ?? '', status, ex.decision, latencyMs / 1000);
     if (ex.denial !== null) m.denials.inc({ reason: ex.denial.code });
-    if (ex.upstreamLatencyMs !== null && ex.route !== null) m.upstreamLatency.observe({ upstream: ex.route.upstream.name }, ex.upstreamLatencyMs / 1000);
-    m.requestDuration.observe({ route: routeName ?? '' }, latencyMs / 1000);
+    if (ex.upstreamLatencyMs !== null && ex.route !== null) m.upstream(ex.route.upstream.name, ex.upstreamLatencyMs / 1000);
     if (this.inFlight === 0 && this.idle !== null) this.idle();
   }
 

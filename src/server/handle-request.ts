@@ -53,7 +53,7 @@ export async function handleRequest(host: HandlerHost, req: IncomingMessage, res
   res.once('close', () => { if (ex.settle()) host.finish(ex); });
   if (host.draining) res.setHeader('connection', 'close');
   try {
-    const denial = await route(host, ex, inbound, runtime);
+    const denial = await runPipeline(host, ex, inbound, runtime);
     // A connection-level rejection (see Gateway.onClientError) may have decided meanwhile.
     if (denial !== undefined && ex.denial === null) reply(ex, denial);
   } catch (err) {
@@ -65,7 +65,7 @@ export async function handleRequest(host: HandlerHost, req: IncomingMessage, res
   }
 }
 
-async function route(host: HandlerHost, ex: Exchange, inbound: InboundHeaders, runtime: Runtime): Promise<Denial | undefined> {
+async function runPipeline(host: HandlerHost, ex: Exchange, inbound: InboundHeaders, runtime: Runtime): Promise<Denial | undefined> {
   const { req, config } = ex;
   if (!host.auditHealthy()) return deny('audit_unavailable', 'audit trail is not accepting records');
 

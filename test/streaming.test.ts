@@ -26,10 +26,10 @@ describe('bodies stream through the gateway, both ways, without buffering', () =
     const reader = res.body?.getReader();
     assert.ok(reader !== undefined);
     const first = await reader.read();
-    assert.equal(new TextDecoder().decode(first.value), 'data: first\n\n', 'the first event arrives while the upstream still holds the second');
+    assert.equal(new TextDecoder().decode(first.value as Uint8Array), 'data: first\n\n', 'the first event arrives while the upstream still holds the second');
     release();
     let rest = '';
-    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += new TextDecoder().decode(chunk.value);
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += new TextDecoder().decode(chunk.value as Uint8Array);
     assert.equal(rest, 'data: second\n\n');
   });
 

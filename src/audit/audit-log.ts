@@ -93,13 +93,13 @@ export class AuditLog {
   }
 }
 
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
 function countLines(text: string): number {
   let n = 0;
   for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
   return n;
 }
 
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\x00-\x1f\x7f]/g;
 /** User agents are attacker text: control characters removed, length bounded. */
 export function sanitiseText(value: string | undefined, max = 256): string | null {

@@ -24,7 +24,6 @@ export const DENIALS = {
   upstream_unreachable: { status: 502, title: 'Bad Gateway', detail: 'The upstream service could not be reached.' },
   upstream_error: { status: 502, title: 'Bad Gateway', detail: 'The upstream service returned an invalid response.' },
   audit_unavailable: { status: 503, title: 'Service Unavailable', detail: 'The gateway cannot record requests right now.' },
-  shutting_down: { status: 503, title: 'Service Unavailable', detail: 'The gateway is shutting down.' },
   upstream_timeout: { status: 504, title: 'Gateway Timeout', detail: 'The upstream service did not respond in time.' },
 } as const satisfies Record<string, { status: number; title: string; detail: string }>;
 

@@ -176,3 +176,20 @@ describe('audit trail fails closed', { skip: existsSync('/dev/full') ? false : '
     assert.equal((await fetch(`${gw.adminUrl}/readyz`)).status, 503);
   });
 });
+
+describe('limits on reload', () => {
+  it('applies a changed header count limit to the running server, so no field is silently dropped', async (t) => {
+    const echo = await startEchoUpstream();
+    const base = routesTo(echo.url, ['a']);
+    const gw = await startGateway({ ...base, limits: { maxHeaderCount: 10 } });
+    t.after(async () => { await gw.close(); await echo.close(); });
+    const headers: Record<string, string> = {};
+    for (let i = 0; i < 20; i++) headers[`x-extra-${i}`] = String(i);
+    assert.equal((await fetch(`${gw.url}/a/x`, { headers })).status, 431);
+    await gw.writeConfig({ ...base, limits: { maxHeaderCount: 50 } });
+    assert.equal((await (await fetch(`${gw.adminUrl}/admin/reload`, { method: 'POST' })).json() as { ok: boolean }).ok, true);
+    const res = await fetch(`${gw.url}/a/x`, { headers });
+    assert.equal(res.status, 200);
+    assert.equal(echo.received.at(-1)?.headers['x-extra-19'], '19', 'the last field reached the upstream');
+  });
+});

@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { once } from 'node:events';
 import { AuditLog, sanitiseText, type AuditRecord } from '../audit/audit-log.js';
-import { compileConfig, type CompiledConfig } from '../config/compile.js';
+import { compileConfig, type CompiledConfig, type Limits } from '../config/compile.js';
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
 import { normaliseIp } from '../lib/ip.js';
@@ -57,10 +57,7 @@ export class Gateway implements HandlerHost {
     const limits = config.limits;
     this.server = createServer({
       maxHeaderSize: limits.maxHeaderBytes,
-      headersTimeout: limits.headersTimeoutMs,
-      requestTimeout: limits.requestTimeoutMs,
-      keepAliveTimeout: limits.keepAliveTimeoutMs,
-      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+      connectionsCheckingInterval: 1000,
       // The pipeline answers a missing Host itself, as problem+json with an audit record.
       requireHostHeader: false,
       insecureHTTPParser: false,
@@ -69,9 +66,7 @@ export class Gateway implements HandlerHost {
       this.metrics.inFlight.inc();
       void handleRequest(this, req, res);
     });
-    // One more than the limit, so an excess is seen and refused (Node silently drops fields past it).
-    this.server.maxHeadersCount = limits.maxHeaderCount + 1;
-    this.server.maxConnections = limits.maxConnections;
+    this.applyServerLimits(limits);
     // Expectations go through the pipeline too: 100-continue is sent only when the request will be
     // forwarded, and anything else is answered 417 there.
     this.server.on('checkContinue', (req, res) => this.server.emit('request', req, res));
@@ -82,6 +77,16 @@ export class Gateway implements HandlerHost {
     this.server.on('connect', (req: IncomingMessage, socket: Socket) => {
       this.rejectSocket(socket, deny('invalid_target', 'CONNECT (authority-form target)'), req);
     });
+  }
+
+  /** Limits enforced by node:http itself; all but maxHeaderBytes can change on a running server. */
+  private applyServerLimits(limits: Limits): void {
+    this.server.headersTimeout = limits.headersTimeoutMs;
+    this.server.requestTimeout = limits.requestTimeoutMs;
+    this.server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+    // One more than the limit, so an excess is seen and refused (Node silently drops fields past it).
+    this.server.maxHeadersCount = limits.maxHeaderCount + 1;
+    this.server.maxConnections = limits.maxConnections;
   }
 
   /** Loads, validates and compiles a config file; throws ConfigError with every located problem. */
@@ -145,10 +150,12 @@ export class Gateway implements HandlerHost {
       return { ok: false, errors };
     }
     if (next.version === old.version) return { ok: true, version: old.version, changed: false };
-    const restartOnly = ['listen', 'admin', 'dataDir', 'audit', 'limits', 'logLevel'] as const;
-    const needRestart = restartOnly.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(old[k]));
+    const restartOnly = ['listen', 'admin', 'dataDir', 'audit', 'logLevel'] as const;
+    const needRestart: string[] = restartOnly.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(old[k]));
+    if (next.limits.maxHeaderBytes !== old.limits.maxHeaderBytes) needRestart.push('limits.maxHeaderBytes');
     if (needRestart.length > 0) this.logger.warn({ options: needRestart }, 'these options change only on restart; the running values stay');
     const { current, retired } = this.upstreamSet.activate(next.upstreams);
+    this.applyServerLimits(next.limits);
     this.runtime = { config: next, upstreams: current };
     for (const upstream of retired) {
       upstream.close().catch((err: unknown) => this.logger.warn({ err, upstream: upstream.spec.name }, 'closing retired upstream failed'));

@@ -62,7 +62,8 @@ export function readInboundHeaders(
   const forward: string[] = [];
   const spoofed: string[] = [];
   let connectionTokens: Set<string> | null = null;
-  if (connection !== undefined && connection !== '') {
+  // `keep-alive` and `close` name no other header: skip building a set for the common case.
+  if (connection !== undefined && connection !== '' && connection !== 'keep-alive' && connection !== 'close') {
     connectionTokens = new Set(connection.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== ''));
   }
   let host: string | null = null;

@@ -3,104 +3,15 @@
 // `Expect: 100-continue` is answered honestly.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AuditRecord } from '../src/audit/audit-log.js';
-import { PROBLEM_TYPE_BASE } from '../src/pipeline/problem.js';
+import { assertProblem, oneAuditRecordFor } from './harness/assertions.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
+import { requestHead, wire, type WireOptions, type WireResult } from './harness/raw-client.js';
 
-// ---------------------------------------------------------------------------------------------
-// Raw client that writes chunks (optionally waiting for an interim 100 Continue first) and parses
-// every response on the connection.
-
-interface Response {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly body: string;
-}
-
-interface Result {
-  readonly responses: readonly Response[];
-  readonly raw: string;
-  readonly closed: boolean;
-}
-
-interface WireOptions {
-  readonly gapMs?: number;
-  readonly timeoutMs?: number;
-  /** After a final response, how long to wait to see whether the gateway closes the connection. */
-  readonly settleMs?: number;
-  /** Send chunks after the first only once a `100 Continue` arrived (or give up sending them). */
-  readonly awaitContinue?: boolean;
-}
-
-function parse(raw: string): { responses: Response[]; final: boolean } {
-  const responses: Response[] = [];
-  let offset = 0;
-  for (;;) {
-    const end = raw.indexOf('\r\n\r\n', offset);
-    if (end === -1) return { responses, final: false };
-    const lines = raw.slice(offset, end).split('\r\n');
-    const match = /^HTTP\/1\.1 (\d{3})/.exec(lines[0] ?? '');
-    if (match === null) return { responses, final: false };
-    const status = Number(match[1]);
-    const headers: Record<string, string> = {};
-    for (const line of lines.slice(1)) {
-      const colon = line.indexOf(':');
-      if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-    }
-    if (status < 200) { responses.push({ status, headers, body: '' }); offset = end + 4; continue; }
-    const length = Number(headers['content-length'] ?? Number.NaN);
-    const body = raw.slice(end + 4, Number.isNaN(length) ? undefined : end + 4 + length);
-    responses.push({ status, headers, body });
-    return { responses, final: !Number.isNaN(length) && body.length === length };
-  }
-}
-
-function wire(port: number, chunks: readonly string[], options: WireOptions = {}): Promise<Result> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    let raw = '';
-    let closed = false;
-    let done = false;
-    let settle: NodeJS.Timeout | undefined;
-    let sawContinue: () => void = () => undefined;
-    const continued = new Promise<void>((r) => { sawContinue = r; });
-    const finish = (): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      clearTimeout(settle);
-      socket.destroy();
-      resolve({ responses: parse(raw).responses, raw, closed });
-    };
-    const timer = setTimeout(finish, options.timeoutMs ?? 4000);
-    const onClosed = (): void => { closed = true; finish(); };
-    socket.on('data', (chunk: Buffer) => {
-      raw += chunk.toString('latin1');
-      const parsed = parse(raw);
-      if (parsed.responses.some((r) => r.status === 100)) sawContinue();
-      if (parsed.final && settle === undefined) settle = setTimeout(finish, options.settleMs ?? 300);
-    });
-    socket.on('end', onClosed);
-    socket.on('close', onClosed);
-    socket.on('error', onClosed);
-    socket.on('connect', () => {
-      void (async () => {
-        for (const [i, chunk] of chunks.entries()) {
-          if (i === 1 && options.awaitContinue === true) {
-            await Promise.race([continued, delay(1000)]);
-            if (!parse(raw).responses.some((r) => r.status === 100)) return; // never told to continue
-          }
-          if (done || socket.destroyed) return;
-          socket.write(chunk);
-          if (options.gapMs !== undefined && i < chunks.length - 1) await delay(options.gapMs);
-        }
-      })();
-    });
-  });
-}
+/** Raw exchanges with this file's gateway; 300 ms to see whether it closes after a final response. */
+const send = (chunks: readonly string[], options: WireOptions = {}): Promise<WireResult> => wire(gw.port, chunks, { settleMs: 300, ...options });
 
 function chunk(data: string): string {
   return `${Buffer.byteLength(data).toString(16)}\r\n${data}\r\n`;
@@ -137,38 +48,15 @@ after(async () => {
 
 const path = (route: string): string => `/${route}/${++counter}`;
 
-function post(p: string, headers: readonly string[]): string {
-  return [`POST ${p} HTTP/1.1`, 'Host: gw.test', ...headers].join('\r\n') + '\r\n\r\n';
-}
+const post = (p: string, headers: readonly string[]): string => requestHead('POST', p, headers);
 
-async function recordFor(p: string): Promise<AuditRecord> {
-  let records: AuditRecord[] = [];
-  for (let i = 0; i < 150 && records.length === 0; i++) {
-    records = (await gw.audit()).filter((r) => r.path === p);
-    if (records.length === 0) await delay(20);
-  }
-  await delay(150);
-  records = (await gw.audit()).filter((r) => r.path === p);
-  assert.equal(records.length, 1, `expected one audit record for ${p}, got ${JSON.stringify(records)}`);
-  return records[0] as AuditRecord;
-}
-
-function assertProblem(res: Response | undefined, status: number, code: string): string {
-  assert.ok(res !== undefined, 'no response');
-  assert.equal(res.status, status, `body: ${res.body}`);
-  assert.match(res.headers['content-type'] ?? '', /^application\/problem\+json/);
-  const doc = JSON.parse(res.body) as { type: string; status: number; requestId: string };
-  assert.equal(doc.type, PROBLEM_TYPE_BASE + code);
-  assert.equal(doc.status, status);
-  assert.equal(res.headers['x-request-id'], doc.requestId);
-  return doc.requestId;
-}
+const recordFor = (p: string): Promise<AuditRecord> => oneAuditRecordFor(gw, p);
 
 /** A denied request: one final response, audited once with `code`, nothing reaching the upstream. */
-async function expectDenied(p: string, result: Result, status: number, code: string, options: { started?: number; closes?: boolean } = {}): Promise<AuditRecord> {
+async function expectDenied(p: string, result: WireResult, status: number, code: string, options: { started?: number; closes?: boolean } = {}): Promise<AuditRecord> {
   const finals = result.responses.filter((r) => r.status >= 200);
   assert.equal(finals.length, 1, `raw: ${JSON.stringify(result.raw.slice(0, 500))}`);
-  const requestId = assertProblem(finals[0], status, code);
+  const { requestId } = assertProblem(finals[0], status, code);
   if (options.closes === true) assert.ok(result.closed, 'the connection stays open with an unread body on it');
   const record = await recordFor(p);
   assert.equal(record.requestId, requestId);
@@ -184,27 +72,27 @@ void describe('declared body size (Content-Length)', () => {
   void test('Content-Length above the route limit gets 413 before anything is forwarded, and the connection closes', async () => {
     const p = path('limited');
     const started = upstreamStarted;
-    const result = await wire(gw.port, [post(p, ['Content-Type: text/plain', `Content-Length: ${LIMIT * 2}`]) + 'x'.repeat(LIMIT * 2)]);
+    const result = await send([post(p, ['Content-Type: text/plain', `Content-Length: ${LIMIT * 2}`]) + 'x'.repeat(LIMIT * 2)]);
     await expectDenied(p, result, 413, 'body_too_large', { started, closes: true });
   });
 
   void test('Content-Length above the limit is refused from the headers alone, without waiting for the body', async () => {
     const p = path('limited');
     const started = upstreamStarted;
-    const result = await wire(gw.port, [post(p, ['Content-Type: text/plain', `Content-Length: ${10 * 1024 * 1024}`])], { timeoutMs: 2000 });
+    const result = await send([post(p, ['Content-Type: text/plain', `Content-Length: ${10 * 1024 * 1024}`])], { timeoutMs: 2000 });
     await expectDenied(p, result, 413, 'body_too_large', { started, closes: true });
   });
 
   void test('Content-Length of limit + 1 gets 413', async () => {
     const p = path('limited');
     const started = upstreamStarted;
-    const result = await wire(gw.port, [post(p, ['Content-Type: text/plain', `Content-Length: ${LIMIT + 1}`]) + 'x'.repeat(LIMIT + 1)]);
+    const result = await send([post(p, ['Content-Type: text/plain', `Content-Length: ${LIMIT + 1}`]) + 'x'.repeat(LIMIT + 1)]);
     await expectDenied(p, result, 413, 'body_too_large', { started, closes: true });
   });
 
   void test('a body of exactly the route limit passes and arrives whole', async () => {
     const p = path('limited');
-    const result = await wire(gw.port, [post(p, ['Content-Type: text/plain', `Content-Length: ${LIMIT}`, 'Connection: close']) + 'x'.repeat(LIMIT)]);
+    const result = await send([post(p, ['Content-Type: text/plain', `Content-Length: ${LIMIT}`, 'Connection: close']) + 'x'.repeat(LIMIT)]);
     assert.equal(result.responses[0]?.status, 200, result.raw.slice(0, 300));
     assert.equal(echo.received.find((r) => r.url === p)?.bodyBytes, LIMIT);
     const record = await recordFor(p);
@@ -213,11 +101,11 @@ void describe('declared body size (Content-Length)', () => {
 
   void test('routes without their own limit use the global maxBodyBytes', async () => {
     const ok = path('default');
-    const okResult = await wire(gw.port, [post(ok, ['Content-Type: text/plain', `Content-Length: ${GLOBAL_LIMIT}`, 'Connection: close']) + 'x'.repeat(GLOBAL_LIMIT)]);
+    const okResult = await send([post(ok, ['Content-Type: text/plain', `Content-Length: ${GLOBAL_LIMIT}`, 'Connection: close']) + 'x'.repeat(GLOBAL_LIMIT)]);
     assert.equal(okResult.responses[0]?.status, 200);
     const big = path('default');
     const started = upstreamStarted;
-    const bigResult = await wire(gw.port, [post(big, ['Content-Type: text/plain', `Content-Length: ${GLOBAL_LIMIT + 1}`]) + 'x'.repeat(GLOBAL_LIMIT + 1)]);
+    const bigResult = await send([post(big, ['Content-Type: text/plain', `Content-Length: ${GLOBAL_LIMIT + 1}`]) + 'x'.repeat(GLOBAL_LIMIT + 1)]);
     await expectDenied(big, bigResult, 413, 'body_too_large', { started, closes: true });
   });
 });
@@ -228,7 +116,7 @@ void describe('streamed body size (chunked)', () => {
     const chunks = [post(p, ['Content-Type: text/plain', 'Transfer-Encoding: chunked'])];
     for (let i = 0; i < 6; i++) chunks.push(chunk('y'.repeat(400)));
     chunks.push('0\r\n\r\n');
-    const result = await wire(gw.port, chunks, { gapMs: 40 });
+    const result = await send(chunks, { gapMs: 40 });
     // The upload may be cut before the client reads the 413; what must never happen is a forwarded whole body.
     const finals = result.responses.filter((r) => r.status >= 200);
     if (finals.length > 0) await expectDenied(p, result, 413, 'body_too_large', { closes: true });
@@ -243,7 +131,7 @@ void describe('streamed body size (chunked)', () => {
 
   void test('an over-limit chunked body sent in one write gets 413 and nothing complete is forwarded', async () => {
     const p = path('limited');
-    const result = await wire(gw.port, [post(p, ['Content-Type: text/plain', 'Transfer-Encoding: chunked']) + chunk('z'.repeat(LIMIT + 200)) + '0\r\n\r\n']);
+    const result = await send([post(p, ['Content-Type: text/plain', 'Transfer-Encoding: chunked']) + chunk('z'.repeat(LIMIT + 200)) + '0\r\n\r\n']);
     await expectDenied(p, result, 413, 'body_too_large', { closes: true });
     await delay(100);
     assert.ok(!echo.received.some((r) => r.url === p));
@@ -251,7 +139,7 @@ void describe('streamed body size (chunked)', () => {
 
   void test('a chunked body of exactly the limit passes and arrives whole', async () => {
     const p = path('limited');
-    const result = await wire(gw.port, [
+    const result = await send([
       post(p, ['Content-Type: text/plain', 'Transfer-Encoding: chunked', 'Connection: close']),
       chunk('a'.repeat(LIMIT / 2)), chunk('b'.repeat(LIMIT / 2)) + '0\r\n\r\n',
     ], { gapMs: 20 });
@@ -266,14 +154,14 @@ void describe('content types', () => {
   void test('a content type not in the route\'s contentTypes gets 415 and forwards nothing', async () => {
     const p = path('json');
     const started = upstreamStarted;
-    const result = await wire(gw.port, [post(p, ['Content-Type: text/plain', 'Content-Length: 2']) + 'hi']);
+    const result = await send([post(p, ['Content-Type: text/plain', 'Content-Length: 2']) + 'hi']);
     await expectDenied(p, result, 415, 'unsupported_media_type', { started });
   });
 
   void test('a body without a content type on a route with contentTypes gets 415', async () => {
     const p = path('json');
     const started = upstreamStarted;
-    const result = await wire(gw.port, [post(p, ['Content-Length: 2']) + '{}']);
+    const result = await send([post(p, ['Content-Length: 2']) + '{}']);
     await expectDenied(p, result, 415, 'unsupported_media_type', { started });
   });
 
@@ -281,7 +169,7 @@ void describe('content types', () => {
     for (const type of ['application/json-patch+json', 'application/jsonx', 'text/json']) {
       const p = path('json');
       const started = upstreamStarted;
-      const result = await wire(gw.port, [post(p, [`Content-Type: ${type}`, 'Content-Length: 2']) + '{}']);
+      const result = await send([post(p, [`Content-Type: ${type}`, 'Content-Length: 2']) + '{}']);
       await expectDenied(p, result, 415, 'unsupported_media_type', { started });
     }
   });
@@ -289,14 +177,14 @@ void describe('content types', () => {
   void test('415 is answered before an unsent body, and the connection is closed', async () => {
     const p = path('json');
     const started = upstreamStarted;
-    const result = await wire(gw.port, [post(p, ['Content-Type: text/plain', 'Content-Length: 500'])], { timeoutMs: 2000 });
+    const result = await send([post(p, ['Content-Type: text/plain', 'Content-Length: 500'])], { timeoutMs: 2000 });
     await expectDenied(p, result, 415, 'unsupported_media_type', { started, closes: true });
   });
 
   void test('an accepted media type with parameters and in any case passes', async () => {
     for (const type of ['application/json', 'application/json; charset=utf-8', 'Application/JSON']) {
       const p = path('json');
-      const result = await wire(gw.port, [post(p, [`Content-Type: ${type}`, 'Content-Length: 2', 'Connection: close']) + '{}']);
+      const result = await send([post(p, [`Content-Type: ${type}`, 'Content-Length: 2', 'Connection: close']) + '{}']);
       assert.equal(result.responses[0]?.status, 200, `${type}: ${result.raw.slice(0, 300)}`);
       assert.equal(echo.received.find((r) => r.url === p)?.bodyBytes, 2);
     }
@@ -304,7 +192,7 @@ void describe('content types', () => {
 
   void test('a request without a body needs no content type', async () => {
     const p = path('json');
-    const result = await wire(gw.port, [`GET ${p} HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n`]);
+    const result = await send([`GET ${p} HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n`]);
     assert.equal(result.responses[0]?.status, 200);
   });
 });
@@ -313,7 +201,7 @@ void describe('Expect: 100-continue', () => {
   void test('a too-large Content-Length with Expect: 100-continue gets 413 without a 100 Continue', async () => {
     const p = path('limited');
     const started = upstreamStarted;
-    const result = await wire(gw.port, [
+    const result = await send([
       post(p, ['Content-Type: text/plain', `Content-Length: ${LIMIT * 4}`, 'Expect: 100-continue']),
       'x'.repeat(LIMIT * 4),
     ], { awaitContinue: true });
@@ -324,7 +212,7 @@ void describe('Expect: 100-continue', () => {
   void test('a wrong content type with Expect: 100-continue gets 415 without a 100 Continue', async () => {
     const p = path('json');
     const started = upstreamStarted;
-    const result = await wire(gw.port, [
+    const result = await send([
       post(p, ['Content-Type: text/plain', 'Content-Length: 10', 'Expect: 100-continue']), '0123456789',
     ], { awaitContinue: true });
     assert.doesNotMatch(result.raw, /HTTP\/1\.1 100/);
@@ -333,7 +221,7 @@ void describe('Expect: 100-continue', () => {
 
   void test('a body at the limit with Expect: 100-continue gets 100 Continue, then 200, and arrives whole', async () => {
     const p = path('limited');
-    const result = await wire(gw.port, [
+    const result = await send([
       post(p, ['Content-Type: text/plain', `Content-Length: ${LIMIT}`, 'Expect: 100-continue', 'Connection: close']),
       'x'.repeat(LIMIT),
     ], { awaitContinue: true });
@@ -348,7 +236,7 @@ void describe('Expect: 100-continue', () => {
   void test('an Expect value other than 100-continue gets a 417 problem document and an audit record', async () => {
     const p = path('limited');
     const started = upstreamStarted;
-    const result = await wire(gw.port, [post(p, ['Content-Type: text/plain', 'Content-Length: 2', 'Expect: teapot']) + 'hi']);
+    const result = await send([post(p, ['Content-Type: text/plain', 'Content-Length: 2', 'Expect: teapot']) + 'hi']);
     const finals = result.responses.filter((r) => r.status >= 200);
     assert.equal(finals.length, 1, result.raw);
     const res = finals[0];

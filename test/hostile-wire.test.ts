@@ -4,152 +4,13 @@
 // of the connection can no longer be trusted — followed by the connection being closed.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AuditRecord } from '../src/audit/audit-log.js';
 import { PROBLEM_TYPE_BASE } from '../src/pipeline/problem.js';
+import { assertProblem } from './harness/assertions.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
-
-// ---------------------------------------------------------------------------------------------
-// A raw HTTP/1.1 client that parses every response on the connection and notices when it closes.
-
-interface WireResponse {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly body: string;
-  readonly complete: boolean;
-}
-
-interface WireResult {
-  readonly responses: readonly WireResponse[];
-  readonly raw: string;
-  /** The server closed (or reset) the connection before we gave up on it. */
-  readonly closed: boolean;
-  readonly elapsedMs: number;
-}
-
-interface WireOptions {
-  /** Pause between chunks (slow clients, or "wait for the previous response"). */
-  readonly gapMs?: number;
-  /** Give up after this long. */
-  readonly timeoutMs?: number;
-  /** Final (non-1xx) responses to wait for before starting the settle period. */
-  readonly expect?: number;
-  /** After the expected responses, how long to wait to see whether the server closes. */
-  readonly settleMs?: number;
-}
-
-function parseChunked(raw: Buffer, start: number): { body: Buffer; end: number } | null {
-  const parts: Buffer[] = [];
-  let pos = start;
-  for (;;) {
-    const lineEnd = raw.indexOf('\r\n', pos, 'latin1');
-    if (lineEnd === -1) return null;
-    const size = Number.parseInt(raw.subarray(pos, lineEnd).toString('latin1'), 16);
-    if (Number.isNaN(size)) return null;
-    pos = lineEnd + 2;
-    if (size === 0) {
-      const trailerEnd = raw.indexOf('\r\n', pos, 'latin1');
-      if (trailerEnd !== pos) return null; // no trailers expected from the gateway
-      return { body: Buffer.concat(parts), end: pos + 2 };
-    }
-    if (raw.length < pos + size + 2) return null;
-    parts.push(raw.subarray(pos, pos + size));
-    pos += size + 2;
-  }
-}
-
-function parseResponses(raw: Buffer): { responses: WireResponse[]; finals: number } {
-  const responses: WireResponse[] = [];
-  let finals = 0;
-  let offset = 0;
-  while (offset < raw.length) {
-    const headEnd = raw.indexOf('\r\n\r\n', offset, 'latin1');
-    if (headEnd === -1) break;
-    const lines = raw.subarray(offset, headEnd).toString('latin1').split('\r\n');
-    const match = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '');
-    if (match === null) break;
-    const status = Number(match[1]);
-    const headers: Record<string, string> = {};
-    for (const line of lines.slice(1)) {
-      const colon = line.indexOf(':');
-      if (colon <= 0) continue;
-      const name = line.slice(0, colon).trim().toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      headers[name] = name in headers ? `${headers[name] ?? ''}, ${value}` : value;
-    }
-    const bodyStart = headEnd + 4;
-    if (status < 200) {
-      responses.push({ status, headers, body: '', complete: true });
-      offset = bodyStart;
-      continue;
-    }
-    const length = headers['content-length'];
-    if ((headers['transfer-encoding'] ?? '').toLowerCase().includes('chunked')) {
-      const chunked = parseChunked(raw, bodyStart);
-      if (chunked === null) {
-        responses.push({ status, headers, body: raw.subarray(bodyStart).toString('utf8'), complete: false });
-        break;
-      }
-      responses.push({ status, headers, body: chunked.body.toString('utf8'), complete: true });
-      offset = chunked.end;
-    } else if (length !== undefined) {
-      const end = bodyStart + Number(length);
-      const complete = raw.length >= end;
-      responses.push({ status, headers, body: raw.subarray(bodyStart, Math.min(end, raw.length)).toString('utf8'), complete });
-      if (!complete) break;
-      offset = end;
-    } else {
-      responses.push({ status, headers, body: raw.subarray(bodyStart).toString('utf8'), complete: false });
-      break;
-    }
-    finals++;
-  }
-  return { responses, finals };
-}
-
-/** Writes `chunks` on a fresh connection and collects every response until close, settle or timeout. */
-function wire(port: number, chunks: string | Buffer | readonly (string | Buffer)[], options: WireOptions = {}): Promise<WireResult> {
-  const list = typeof chunks === 'string' || Buffer.isBuffer(chunks) ? [chunks] : chunks;
-  const started = performance.now();
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    const data: Buffer[] = [];
-    let closed = false;
-    let done = false;
-    let settle: NodeJS.Timeout | undefined;
-    const finish = (): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      clearTimeout(settle);
-      socket.destroy();
-      const raw = Buffer.concat(data);
-      resolve({ responses: parseResponses(raw).responses, raw: raw.toString('latin1'), closed, elapsedMs: performance.now() - started });
-    };
-    const timer = setTimeout(finish, options.timeoutMs ?? 4000);
-    const onClosed = (): void => { closed = true; finish(); };
-    socket.on('data', (chunk: Buffer) => {
-      data.push(chunk);
-      if (settle === undefined && parseResponses(Buffer.concat(data)).finals >= (options.expect ?? 1)) {
-        settle = setTimeout(finish, options.settleMs ?? 400);
-      }
-    });
-    socket.on('end', onClosed);
-    socket.on('close', onClosed);
-    socket.on('error', onClosed);
-    socket.on('connect', () => {
-      void (async () => {
-        for (const [i, chunk] of list.entries()) {
-          if (socket.destroyed || done) return;
-          socket.write(chunk);
-          if (options.gapMs !== undefined && i < list.length - 1) await delay(options.gapMs);
-        }
-      })();
-    });
-  });
-}
+import { wire, type WireData, type WireOptions, type WireResult } from './harness/raw-client.js';
 
 // ---------------------------------------------------------------------------------------------
 // Shared gateway and assertions.
@@ -198,30 +59,12 @@ function assertNothingForwarded(before: Snapshot, options: { allowStarted?: bool
   if (options.allowStarted !== true) assert.equal(upstreamStarted, before.started, 'the upstream saw the start of a request');
 }
 
-interface ProblemDoc { type: string; title: string; status: number; detail: string; requestId: string }
-
-/** Asserts a problem+json response with the given status and code; returns the document. */
-function assertProblem(res: WireResponse | undefined, status: number, code: string): ProblemDoc {
-  assert.ok(res !== undefined, 'no response');
-  assert.equal(res.status, status, `status (body: ${res.body})`);
-  assert.match(res.headers['content-type'] ?? '', /^application\/problem\+json/);
-  assert.ok(res.complete, 'problem body incomplete');
-  const doc = JSON.parse(res.body) as ProblemDoc;
-  assert.equal(doc.type, PROBLEM_TYPE_BASE + code);
-  assert.equal(doc.status, status);
-  assert.equal(typeof doc.title, 'string');
-  assert.equal(typeof doc.detail, 'string');
-  assert.ok(typeof doc.requestId === 'string' && doc.requestId !== '', 'problem has a requestId');
-  assert.equal(res.headers['x-request-id'], doc.requestId, 'X-Request-Id header equals the problem requestId');
-  return doc;
-}
-
 /**
  * The common shape of a rejected hostile request: one response with `status`/`code`, nothing
  * forwarded, one audit record with that reason, and (when `closes`) the connection closed.
  */
 async function expectRejected(
-  data: string | Buffer | readonly (string | Buffer)[], status: number, code: string,
+  data: WireData, status: number, code: string,
   options: { closes?: boolean; wire?: WireOptions; allowStarted?: boolean } = {},
 ): Promise<{ result: WireResult; record: AuditRecord }> {
   const snap = await snapshot();

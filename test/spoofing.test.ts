@@ -2,61 +2,22 @@
 // hygiene, client IP resolution through trusted proxies, and request-id handling.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, isIP } from 'node:net';
-import { setTimeout as delay } from 'node:timers/promises';
+import { isIP } from 'node:net';
 import type { AuditRecord } from '../src/audit/audit-log.js';
+import { auditRecordsFor } from './harness/assertions.js';
 import { startEchoUpstream, type EchoedRequest, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
-
-interface Reply {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly body: string;
-}
+import { rawRequest, requestHead, type RawResponse } from './harness/raw-client.js';
 
 /**
  * Sends one request on a raw socket (so any header spelling, duplicate or hop-by-hop field can be
- * sent), optionally from a chosen loopback source address, and reads the reply until close.
+ * sent), optionally from a chosen loopback source address; the reply ends at its declared length
+ * or the close (`Connection: close` is added unless the test sends its own Connection).
  */
-function send(port: number, path: string, headerLines: readonly string[], options: { localAddress?: string } = {}): Promise<Reply> {
+function send(port: number, path: string, headerLines: readonly string[], options: { localAddress?: string } = {}): Promise<RawResponse> {
   const hasConnection = headerLines.some((l) => /^connection:/i.test(l));
-  const head = [`GET ${path} HTTP/1.1`, 'Host: gw.test', ...headerLines, ...(hasConnection ? [] : ['Connection: close'])].join('\r\n') + '\r\n\r\n';
-  return new Promise((resolve, reject) => {
-    const socket = connect({ port, host: '127.0.0.1', ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }) });
-    const data: Buffer[] = [];
-    let done = false;
-    const finish = (): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.destroy();
-      const raw = Buffer.concat(data).toString('latin1');
-      const end = raw.indexOf('\r\n\r\n');
-      const match = /^HTTP\/1\.1 (\d{3})/.exec(raw);
-      if (match === null || end === -1) { reject(new Error(`no response: ${JSON.stringify(raw)}`)); return; }
-      const headers: Record<string, string> = {};
-      for (const line of raw.slice(0, end).split('\r\n').slice(1)) {
-        const colon = line.indexOf(':');
-        if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-      }
-      let body = raw.slice(end + 4);
-      const length = headers['content-length'];
-      if (length !== undefined) body = body.slice(0, Number(length));
-      resolve({ status: Number(match[1]), headers, body });
-    };
-    const timer = setTimeout(finish, 3000);
-    socket.on('data', (c: Buffer) => {
-      data.push(c);
-      // A keep-alive reply is complete once its declared length has arrived.
-      const raw = Buffer.concat(data).toString('latin1');
-      const end = raw.indexOf('\r\n\r\n');
-      const length = /\r\ncontent-length: *(\d+)/i.exec(raw.slice(0, end === -1 ? 0 : end));
-      if (end !== -1 && length !== null && raw.length >= end + 4 + Number(length[1])) finish();
-    });
-    socket.on('close', finish);
-    socket.on('error', finish);
-    socket.on('connect', () => socket.write(head));
-  });
+  const head = requestHead('GET', path, [...headerLines, ...(hasConnection ? [] : ['Connection: close'])]);
+  return rawRequest(port, head, { timeoutMs: 3000, settleMs: 0, ...options });
 }
 
 /** Header names folded the way upstream frameworks may read them: lower case, `_` as `-`. */
@@ -104,25 +65,21 @@ after(async () => {
 });
 
 /** Sends a request, returns the reply, what the upstream received and the request's audit record. */
-async function roundTrip(target: TestGateway, headerLines: readonly string[], options: { localAddress?: string } = {}): Promise<{ reply: Reply; seen: EchoedRequest; record: AuditRecord }> {
+async function roundTrip(target: TestGateway, headerLines: readonly string[], options: { localAddress?: string } = {}): Promise<{ reply: RawResponse; seen: EchoedRequest; record: AuditRecord }> {
   const path = `/probe/${++counter}`;
   const reply = await send(target.port, path, headerLines, options);
   assert.equal(reply.status, 200, `status (body ${reply.body})`);
   const seen = echo.received.find((r) => r.url === path);
   assert.ok(seen !== undefined, 'the upstream did not receive the request');
   const requestId = reply.headers['x-request-id'] ?? '';
-  let record: AuditRecord | undefined;
-  for (let i = 0; i < 100 && record === undefined; i++) {
-    record = (await target.audit()).find((r) => r.path === path);
-    if (record === undefined) await delay(20);
-  }
+  const record = (await auditRecordsFor(target, path))[0];
   assert.ok(record !== undefined, 'no audit record');
   assert.equal(record.requestId, requestId, 'the response X-Request-Id equals the audit requestId');
   return { reply, seen, record };
 }
 
 /** The one X-Request-Id the upstream got is the gateway's, and matches the response and audit. */
-function assertOwnRequestId(seen: EchoedRequest, reply: Reply, record: AuditRecord): void {
+function assertOwnRequestId(seen: EchoedRequest, reply: RawResponse, record: AuditRecord): void {
   assert.deepEqual(valuesOf(seen, 'x-request-id'), [record.requestId], 'upstream X-Request-Id (any spelling) is exactly the gateway\'s');
   assert.equal(reply.headers['x-request-id'], record.requestId);
 }

@@ -4,108 +4,19 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AuditRecord } from '../src/audit/audit-log.js';
-import { PROBLEM_TYPE_BASE } from '../src/pipeline/problem.js';
+import { assertProblem, oneAuditRecordFor } from './harness/assertions.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
+import { rawRequest, requestHead, type RawResponse, type WireOptions } from './harness/raw-client.js';
 
-// ---------------------------------------------------------------------------------------------
-// Raw client: one request, every byte of the reply, whether the reply was complete, and whether
-// the gateway closed the connection.
+/** One request on a raw socket; as before, a complete reply ends it at once unless `settleMs` says otherwise. */
+const send = (port: number, request: string, options: WireOptions = {}): Promise<RawResponse> => rawRequest(port, request, { settleMs: 0, ...options });
 
-interface Reply {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly body: string;
-  /** The body arrived in full (declared length or chunked terminator). */
-  readonly complete: boolean;
-  readonly closed: boolean;
-  readonly raw: string;
-  readonly elapsedMs: number;
-}
-
-function bodyState(raw: string, headEnd: number, headers: Record<string, string>): { body: string; complete: boolean } {
-  const rest = raw.slice(headEnd + 4);
-  const length = headers['content-length'];
-  if (length !== undefined) return { body: rest.slice(0, Number(length)), complete: rest.length >= Number(length) };
-  if ((headers['transfer-encoding'] ?? '').includes('chunked')) {
-    let pos = 0;
-    let body = '';
-    for (;;) {
-      const lineEnd = rest.indexOf('\r\n', pos);
-      if (lineEnd === -1) return { body, complete: false };
-      const size = Number.parseInt(rest.slice(pos, lineEnd), 16);
-      if (Number.isNaN(size)) return { body, complete: false };
-      if (size === 0) return { body, complete: rest.startsWith('\r\n', lineEnd + 2) };
-      if (rest.length < lineEnd + 2 + size + 2) return { body: body + rest.slice(lineEnd + 2), complete: false };
-      body += rest.slice(lineEnd + 2, lineEnd + 2 + size);
-      pos = lineEnd + 2 + size + 2;
-    }
-  }
-  return { body: rest, complete: false };
-}
-
-interface SendOptions {
-  readonly timeoutMs?: number;
-  /** After a complete reply, how long to wait to see whether the gateway closes the connection. */
-  readonly settleMs?: number;
-  /** Destroy our socket this many ms after writing (a client that goes away). */
-  readonly abortAfterMs?: number;
-}
-
-function send(port: number, request: string, options: SendOptions = {}): Promise<Reply> {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    const data: Buffer[] = [];
-    let closed = false;
-    let done = false;
-    let settle: NodeJS.Timeout | undefined;
-    let abort: NodeJS.Timeout | undefined;
-    const parse = (): { status: number; headers: Record<string, string>; body: string; complete: boolean; raw: string } => {
-      const raw = Buffer.concat(data).toString('utf8');
-      const headEnd = raw.indexOf('\r\n\r\n');
-      const match = /^HTTP\/1\.1 (\d{3})/.exec(raw);
-      const headers: Record<string, string> = {};
-      if (headEnd === -1 || match === null) return { status: 0, headers, body: '', complete: false, raw };
-      for (const line of raw.slice(0, headEnd).split('\r\n').slice(1)) {
-        const colon = line.indexOf(':');
-        if (colon <= 0) continue;
-        const name = line.slice(0, colon).trim().toLowerCase();
-        const value = line.slice(colon + 1).trim();
-        headers[name] = name in headers ? `${headers[name] ?? ''}, ${value}` : value;
-      }
-      return { status: Number(match[1]), headers, raw, ...bodyState(raw, headEnd, headers) };
-    };
-    const finish = (): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      clearTimeout(settle);
-      clearTimeout(abort);
-      socket.destroy();
-      resolve({ ...parse(), closed, elapsedMs: performance.now() - started });
-    };
-    const timer = setTimeout(finish, options.timeoutMs ?? 4000);
-    const onClosed = (): void => { closed = true; finish(); };
-    socket.on('data', (chunk: Buffer) => {
-      data.push(chunk);
-      if (settle === undefined && parse().complete) settle = setTimeout(finish, options.settleMs ?? 0);
-    });
-    socket.on('end', onClosed);
-    socket.on('close', onClosed);
-    socket.on('error', onClosed);
-    socket.on('connect', () => {
-      socket.write(request);
-      if (options.abortAfterMs !== undefined) abort = setTimeout(finish, options.abortAfterMs);
-    });
-  });
-}
-
-const get = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost: gw.test\r\n${extra}\r\n`;
+const get = (path: string): string => requestHead('GET', path);
 
 // ---------------------------------------------------------------------------------------------
 // Misbehaving upstreams, each a tiny TCP or HTTP server on a free port.
@@ -245,21 +156,9 @@ after(async () => {
   await Promise.all([closeTcp(silent), closeTcp(stall), closeTcp(reset), closeTcp(garbage), closeTcp(rude), closeHttp(slow), closeHttp(rrA), closeHttp(rrB), echo.close()]);
 });
 
-/** Resolves the audit record for `path` once it exists, and checks it is the only one for that path. */
-async function recordFor(path: string): Promise<AuditRecord> {
-  let records: AuditRecord[] = [];
-  for (let i = 0; i < 150; i++) {
-    records = (await gw.audit()).filter((r) => r.path === path);
-    if (records.length > 0) break;
-    await delay(20);
-  }
-  await delay(150); // a duplicate (e.g. an abort after an error) would land in this window
-  records = (await gw.audit()).filter((r) => r.path === path);
-  assert.equal(records.length, 1, `expected one audit record for ${path}, got ${JSON.stringify(records)}`);
-  return records[0] as AuditRecord;
-}
+const recordFor = (path: string): Promise<AuditRecord> => oneAuditRecordFor(gw, path);
 
-function assertNoInternals(reply: Reply): void {
+function assertNoInternals(reply: RawResponse): void {
   const headersText = Object.entries(reply.headers).map(([k, v]) => `${k}: ${v}`).join('\n');
   for (const secret of internals) {
     assert.ok(!reply.body.includes(secret), `client body leaks "${secret}": ${reply.body}`);
@@ -267,16 +166,9 @@ function assertNoInternals(reply: Reply): void {
   }
 }
 
-function assertProblem(reply: Reply, status: number, code: string): string {
-  assert.equal(reply.status, status, `raw: ${JSON.stringify(reply.raw)}`);
-  assert.match(reply.headers['content-type'] ?? '', /^application\/problem\+json/);
-  assert.ok(reply.complete);
-  const doc = JSON.parse(reply.body) as { type: string; title: string; status: number; detail: string; requestId: string };
-  assert.equal(doc.type, PROBLEM_TYPE_BASE + code);
-  assert.equal(doc.status, status);
-  assert.equal(typeof doc.title, 'string');
-  assert.equal(typeof doc.detail, 'string');
-  assert.equal(reply.headers['x-request-id'], doc.requestId);
+/** A problem+json reply (see `assertProblem`) that leaks no upstream internals; returns its requestId. */
+function assertCleanProblem(reply: RawResponse, status: number, code: string): string {
+  const doc = assertProblem(reply, status, code);
   assertNoInternals(reply);
   return doc.requestId;
 }
@@ -288,7 +180,7 @@ void describe('upstream failures', () => {
   void test('an upstream that is down (closed port) gives 502 upstream_unreachable without internals', async () => {
     const p = path('down');
     const reply = await send(gw.port, get(p));
-    const requestId = assertProblem(reply, 502, 'upstream_unreachable');
+    const requestId = assertCleanProblem(reply, 502, 'upstream_unreachable');
     const record = await recordFor(p);
     assert.equal(record.requestId, requestId);
     assert.equal(record.status, 502);
@@ -301,7 +193,7 @@ void describe('upstream failures', () => {
   void test('an upstream that accepts but never answers gives 504 upstream_timeout within timeoutMs', async () => {
     const p = path('silent');
     const reply = await send(gw.port, get(p));
-    const requestId = assertProblem(reply, 504, 'upstream_timeout');
+    const requestId = assertCleanProblem(reply, 504, 'upstream_timeout');
     assert.ok(reply.elapsedMs >= TIMEOUT_MS - 50, `answered after ${Math.round(reply.elapsedMs)} ms, before timeoutMs`);
     assert.ok(reply.elapsedMs < TIMEOUT_MS + 1500, `answered after ${Math.round(reply.elapsedMs)} ms`);
     const record = await recordFor(p);
@@ -344,7 +236,7 @@ void describe('upstream failures', () => {
   void test('an upstream that answers invalid HTTP gives 502 upstream_error without internals', async () => {
     const p = path('garbage');
     const reply = await send(gw.port, get(p));
-    const requestId = assertProblem(reply, 502, 'upstream_error');
+    const requestId = assertCleanProblem(reply, 502, 'upstream_error');
     const record = await recordFor(p);
     assert.equal(record.requestId, requestId);
     assert.equal(record.decision, 'error');

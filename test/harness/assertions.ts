@@ -1,0 +1,47 @@
+// Assertions shared by the tests that talk to the gateway on a raw socket.
+import assert from 'node:assert/strict';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { AuditRecord } from '../../src/audit/audit-log.js';
+import { PROBLEM_TYPE_BASE } from '../../src/pipeline/problem.js';
+import type { TestGateway } from './gateway.js';
+import type { WireResponse } from './raw-client.js';
+
+export interface ProblemDoc { type: string; title: string; status: number; detail: string; requestId: string }
+
+/**
+ * Asserts a complete problem+json response with the given status and code, whose `requestId` is
+ * set and equals the X-Request-Id header; returns the document.
+ */
+export function assertProblem(res: (WireResponse & { readonly raw?: string }) | undefined, status: number, code: string): ProblemDoc {
+  assert.ok(res !== undefined, 'no response');
+  assert.equal(res.status, status, res.raw === undefined ? `status (body: ${res.body})` : `status (raw: ${JSON.stringify(res.raw)})`);
+  assert.match(res.headers['content-type'] ?? '', /^application\/problem\+json/);
+  assert.ok(res.complete, 'problem body incomplete');
+  const doc = JSON.parse(res.body) as ProblemDoc;
+  assert.equal(doc.type, PROBLEM_TYPE_BASE + code);
+  assert.equal(doc.status, status);
+  assert.equal(typeof doc.title, 'string');
+  assert.equal(typeof doc.detail, 'string');
+  assert.ok(typeof doc.requestId === 'string' && doc.requestId !== '', 'problem has a requestId');
+  assert.equal(res.headers['x-request-id'], doc.requestId, 'X-Request-Id header equals the problem requestId');
+  return doc;
+}
+
+/** Waits (bounded) until an audit record for `path` is on disk; returns every record for that path. */
+export async function auditRecordsFor(gw: Pick<TestGateway, 'audit'>, path: string, timeoutMs = 3000): Promise<AuditRecord[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const records = (await gw.audit()).filter((r) => r.path === path);
+    if (records.length > 0 || Date.now() > deadline) return records;
+    await delay(20);
+  }
+}
+
+/** Resolves the audit record for `path` once it exists, and checks it is the only one for that path. */
+export async function oneAuditRecordFor(gw: Pick<TestGateway, 'audit'>, path: string): Promise<AuditRecord> {
+  await auditRecordsFor(gw, path);
+  await delay(150); // a duplicate (e.g. an abort after an error) would land in this window
+  const records = (await gw.audit()).filter((r) => r.path === path);
+  assert.equal(records.length, 1, `expected one audit record for ${path}, got ${JSON.stringify(records)}`);
+  return records[0] as AuditRecord;
+}

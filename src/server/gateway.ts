@@ -197,7 +197,7 @@ export class Gateway implements HandlerHost {
       tenant: null,
       clientIp: ex.clientIp,
       userAgent: sanitiseText(ex.req.headers['user-agent']),
-      upstream: ex.upstreamStatus === null && ex.route === null ? null : ex.route?.upstream.name ?? null,
+      upstream: ex.route?.upstream.name ?? null,
       upstreamStatus: ex.upstreamStatus,
       bytesIn: ex.bytesIn,
       bytesOut: ex.socket.bytesWritten - ex.bytesOutBase,

@@ -16,8 +16,6 @@ export class Exchange {
   readonly startedAt = performance.now();
   target: Target | null = null;
   route: CompiledRoute | null = null;
-  /** Route `{param}` values, percent-encoded as in the path. */
-  params: Readonly<Record<string, string>> = {};
   /** Flat `[name, value, …]` headers for the upstream, after hygiene. */
   forwardHeaders: string[] = [];
   host = '';

@@ -7,7 +7,6 @@ import { normaliseIp } from '../lib/ip.js';
 import { DENIALS, deny, type Denial, type DenialCode } from '../pipeline/denials.js';
 import { Exchange } from '../pipeline/exchange.js';
 import { sendProblem } from '../pipeline/problem.js';
-import { extractParams } from '../routing/pattern.js';
 import { forward } from '../proxy/forward.js';
 import type { Upstream } from '../proxy/upstream.js';
 import type { Logger } from '../observability/logger.js';
@@ -89,7 +88,6 @@ async function runPipeline(host: HandlerHost, ex: Exchange, inbound: InboundHead
   if (match.kind === 'method_not_allowed') return deny('method_not_allowed', `${req.method ?? ''} not in ${match.allow.join(', ')}`, { allow: match.allow.join(', ') });
   const routed = match.route;
   ex.route = routed;
-  ex.params = extractParams(routed.pattern, target.segments);
   ex.forwardHeaders = upstreamHeaders(ex, inbound);
 
   for (const stage of routed.stages) {

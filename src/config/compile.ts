@@ -10,6 +10,11 @@ import type { TargetOptions } from '../http/target.js';
 import { IDENTITY_HEADERS, normaliseHeaderName } from '../http/headers.js';
 import type { Stage } from '../pipeline/stage.js';
 import { requestLimits } from '../stages/request-limits.js';
+import type { Authenticator } from '../authn/authenticator.js';
+import type { RemoteJwks } from '../authn/jwt/remote-jwks.js';
+import { RemoteJwksRegistry } from '../authn/jwt/remote-jwks-registry.js';
+import type { IdentityHeaderNames } from '../stages/identity-headers.js';
+import { compileAuth, compileRouteAuth, identityHeaderList, type CompiledAuth } from './compile-auth.js';
 
 /** An upstream's settings with every default applied. `key` identifies identical definitions across reloads. */
 export interface UpstreamSpec {
@@ -30,6 +35,8 @@ export interface CompiledRoute extends Routable {
   readonly index: number;
   readonly upstream: UpstreamSpec;
   readonly public: boolean;
+  /** Authenticator names in order, empty on a public route. */
+  readonly authenticate: readonly string[];
   readonly stripPrefix: string | null;
   readonly addPrefix: string | null;
   readonly maxBodyBytes: number;
@@ -64,6 +71,10 @@ export interface CompiledConfig {
   /** Normalised (lower case, `_` → `-`) names removed from every inbound request. */
   readonly protectedHeaders: ReadonlySet<string>;
   readonly upstreams: ReadonlyMap<string, UpstreamSpec>;
+  readonly authenticators: ReadonlyMap<string, Authenticator>;
+  /** Remote JWK Sets the config's authenticators use; started when the config goes live. */
+  readonly remoteKeySets: readonly RemoteJwks[];
+  readonly identityHeaders: IdentityHeaderNames;
   readonly routes: readonly CompiledRoute[];
   readonly router: Router<CompiledRoute>;
   readonly audit: { readonly file: string; readonly maxQueueBytes: number };
@@ -106,7 +117,7 @@ function isLoopbackHost(host: string): boolean {
  * (unknown upstreams, overlapping routes, routes without a policy, bad CIDRs) are collected and
  * thrown together as a ConfigError, each with its location.
  */
-export function compileConfig(loaded: LoadedConfig): CompiledConfig {
+export function compileConfig(loaded: LoadedConfig, keySets: RemoteJwksRegistry = new RemoteJwksRegistry()): CompiledConfig {
   const { raw } = loaded;
   const problems: ConfigProblem[] = [];
   const limits = raw.limits ?? {};
@@ -137,12 +148,15 @@ export function compileConfig(loaded: LoadedConfig): CompiledConfig {
   const requestIdHeader = (raw.headers?.requestId ?? 'x-request-id').toLowerCase();
   const protectedHeaders = new Set<string>([...IDENTITY_HEADERS, normaliseHeaderName(requestIdHeader)]);
   for (const h of raw.headers?.protected ?? []) protectedHeaders.add(normaliseHeaderName(h));
+  const auth = compileAuth(raw, loaded, keySets, problems);
+  for (const name of identityHeaderList(auth.identityHeaders)) protectedHeaders.add(normaliseHeaderName(name));
+  for (const a of auth.authenticators.values()) for (const h of a.assertedHeaders) protectedHeaders.add(normaliseHeaderName(h));
 
   const defaultMaxBody = limits.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
   const routes: CompiledRoute[] = [];
   const names = new Map<string, number>();
   raw.routes.forEach((r, index) => {
-    const route = compileRoute(r, index, loaded, upstreams, target.allowSemicolon, defaultMaxBody, problems);
+    const route = compileRoute(r, index, loaded, upstreams, auth, target.allowSemicolon, defaultMaxBody, problems);
     const earlier = names.get(r.name);
     if (earlier !== undefined) {
       const first = loaded.problem(['routes', earlier, 'name'], '');
@@ -175,6 +189,9 @@ export function compileConfig(loaded: LoadedConfig): CompiledConfig {
     requestIdHeader,
     protectedHeaders,
     upstreams,
+    authenticators: auth.authenticators,
+    remoteKeySets: auth.remoteKeySets,
+    identityHeaders: auth.identityHeaders,
     routes,
     router: new Router(routes),
     audit: { file: raw.audit?.file ?? DEFAULTS.auditFile, maxQueueBytes: raw.audit?.maxQueueBytes ?? DEFAULTS.auditMaxQueueBytes },
@@ -198,7 +215,7 @@ function compileUpstream(name: string, u: RawUpstream): UpstreamSpec {
 }
 
 function compileRoute(
-  r: RawRoute, index: number, loaded: LoadedConfig, upstreams: ReadonlyMap<string, UpstreamSpec>,
+  r: RawRoute, index: number, loaded: LoadedConfig, upstreams: ReadonlyMap<string, UpstreamSpec>, auth: CompiledAuth,
   allowSemicolon: boolean, defaultMaxBody: number, problems: ConfigProblem[],
 ): CompiledRoute | null {
   const at = (...path: (string | number)[]) => ['routes', index, ...path];
@@ -208,9 +225,7 @@ function compileRoute(
   if (upstream === undefined) {
     problems.push(loaded.problem(at('upstream'), `unknown upstream "${r.upstream}" (defined: ${[...upstreams.keys()].join(', ') || 'none'})`));
   }
-  if (r.public !== true) {
-    problems.push(loaded.problem(r.public === false ? at('public') : at('name'), 'the route declares no policy: set `public: true` to allow unauthenticated access explicitly (deny by default)'));
-  }
+  const authStages = compileRouteAuth(r, at, pattern, auth, loaded, problems);
   const rewrite = r.rewrite ?? {};
   if (rewrite.stripPrefix !== undefined && pattern !== null && !patternHasPrefix(pattern, rewrite.stripPrefix)) {
     problems.push(loaded.problem(at('rewrite', 'stripPrefix'), `"${rewrite.stripPrefix}" is not a literal prefix of the path pattern "${r.match.path}"`));
@@ -227,12 +242,13 @@ function compileRoute(
     methods: r.match.methods === undefined ? null : new Set(r.match.methods),
     host: r.match.host?.toLowerCase() ?? null,
     upstream,
-    public: true,
+    public: r.public === true,
+    authenticate: r.public === true ? [] : r.authenticate ?? [],
     stripPrefix,
     addPrefix,
     maxBodyBytes,
     contentTypes,
-    stages: [requestLimits(maxBodyBytes, contentTypes)],
+    stages: [requestLimits(maxBodyBytes, contentTypes), ...authStages],
   };
 }
 
@@ -266,6 +282,11 @@ function findConflicts(routes: readonly CompiledRoute[], loaded: LoadedConfig): 
   return problems;
 }
 
+/**
+ * Freezes the plain data of a compiled config: objects, arrays, maps and sets. Class instances
+ * (authenticators with their caches, remote key sets) own their state and are left as they are;
+ * the router is frozen shallowly.
+ */
 function deepFreeze<T>(value: T): T {
   if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return value;
   if (value instanceof Map || value instanceof Set) {
@@ -273,6 +294,8 @@ function deepFreeze<T>(value: T): T {
     return Object.freeze(value);
   }
   if (value instanceof Router) return Object.freeze(value);
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== Array.prototype && proto !== null) return value;
   for (const v of Object.values(value)) deepFreeze(v);
   return Object.freeze(value);
 }

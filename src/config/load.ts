@@ -87,7 +87,8 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
   }
   if (!validate(raw)) {
     const seen = new Set<string>();
-    for (const e of validate.errors ?? []) {
+    // An `if` error only says "the then branch failed"; that branch's own errors are the useful ones.
+    for (const e of (validate.errors ?? []).filter((err) => err.keyword !== 'if')) {
       const p = schemaProblem(e, problem);
       const id = `${p.option}|${p.message}`;
       if (!seen.has(id)) { seen.add(id); problems.push(p); }

@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { JWS_ALGORITHMS, type JwsAlgorithm } from '../authn/jwt/algorithms.js';
 
 /**
  * The schema of gateway.yaml. It is the single source for validation, for the TypeScript types of
@@ -49,6 +50,13 @@ export const PathsSchema = strict({
 
 export const HeadersSchema = strict({
   requestId: Type.Optional(HeaderName),
+  identity: Type.Optional(strict({
+    subject: Type.Optional(HeaderName),
+    tenant: Type.Optional(HeaderName),
+    roles: Type.Optional(HeaderName),
+    scopes: Type.Optional(HeaderName),
+    method: Type.Optional(HeaderName),
+  }, 'Names of the headers the verified identity is sent upstream in. Defaults: X-User-Id, X-Tenant-Id, X-Roles, X-Scopes, X-Auth-Method.')),
   protected: Type.Optional(Type.Array(HeaderName, { maxItems: 100, description: 'More header names the gateway removes from every inbound request (identity headers it or your services assert).' })),
 }, 'Header names. `requestId` defaults to X-Request-Id.');
 
@@ -62,6 +70,80 @@ export const UpstreamSchema = strict({
   preserveHost: Type.Optional(Type.Boolean({ description: 'Send the client Host header upstream instead of the target host. Default false.' })),
 }, 'A named upstream service.');
 
+const ClaimPath = Type.String({ minLength: 1, maxLength: 256, description: 'A claim name, or a dot-separated path into nested claims (realm_access.roles). A literal top-level name wins over a path.' });
+const Token = (what: string) => Type.String({ pattern: '^[\\x21-\\x2b\\x2d-\\x7e]{1,256}$', description: `A ${what}: printable ASCII without spaces or commas.` });
+
+const JwtKeyFields = {
+  jwksUri: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$', maxLength: 2048, description: 'URL of the issuer\'s JWK Set. https, or http on a loopback host only.' })),
+  jwksFile: Type.Optional(Type.String({ minLength: 1, description: 'A local JWK Set file, relative to the config file. Read at load and on reload.' })),
+  publicKeys: Type.Optional(Type.Array(strict({
+    pem: Type.Optional(Type.String({ minLength: 1, description: 'A PEM public key (SPKI) or certificate, inline.' })),
+    file: Type.Optional(Type.String({ minLength: 1, description: 'A PEM file, relative to the config file.' })),
+    kid: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Key id; tokens naming another kid do not use this key.' })),
+  }, 'One PEM public key: `pem` or `file`.'), { minItems: 1, maxItems: 100, description: 'PEM public keys (SPKI or X.509 certificates).' })),
+  secret: Type.Optional(Type.String({ minLength: 32, description: 'HMAC shared secret for HS256/384/512, at least 32 bytes. Put it in the environment: secret: ${JWT_SECRET}.' })),
+};
+
+const JwtIssuerSchema = strict({
+  issuer: Type.String({ minLength: 1, maxLength: 2048, description: 'The exact `iss` value (no normalisation: a trailing slash matters).' }),
+  ...JwtKeyFields,
+}, 'A trusted issuer and its keys: exactly one of jwksUri, jwksFile, publicKeys, secret.');
+
+export const JwtAuthenticatorSchema = strict({
+  type: Type.Literal('jwt'),
+  issuer: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'Single-issuer form: the exact `iss` value, with one key source beside it.' })),
+  ...JwtKeyFields,
+  issuers: Type.Optional(Type.Array(JwtIssuerSchema, { minItems: 1, maxItems: 32, description: 'Several issuers, each with its own keys. The token\'s `iss` selects one.' })),
+  audience: Type.Unsafe<string | string[]>({ type: ['string', 'array'], minLength: 1, minItems: 1, maxItems: 32, items: { type: 'string', minLength: 1 }, description: 'Accepted `aud` value(s); the token\'s aud must contain one. Required.' }),
+  algorithms: Type.Array(Type.Unsafe<JwsAlgorithm>({ type: 'string', enum: [...JWS_ALGORITHMS] }), { minItems: 1, uniqueItems: true, description: 'Allowed JWS algorithms; each is bound to its key type. `none` does not exist here.' }),
+  clockSkewMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 300000, description: 'Leeway for exp, nbf and iat. Default 30000.' })),
+  requireExp: Type.Optional(Type.Boolean({ description: 'Reject tokens without `exp`. Default true.' })),
+  typ: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9.+/-]{1,64}$', description: 'Required `typ` header, e.g. at+jwt (RFC 9068); compared case-insensitively, `application/` optional.' })),
+  requiredClaims: Type.Optional(Type.Array(ClaimPath, { maxItems: 32, description: 'Claims that must be present and not null.' })),
+  maxTokenBytes: Type.Optional(Type.Integer({ minimum: 256, maximum: 65536, description: 'Longest token accepted. Default 8192.' })),
+  claims: Type.Optional(strict({
+    subject: Type.Optional(ClaimPath),
+    roles: Type.Optional(ClaimPath),
+    scopes: Type.Optional(ClaimPath),
+    tenant: Type.Optional(ClaimPath),
+  }, 'Where the identity is read from. Defaults: subject sub, roles roles, scopes scope, no tenant.')),
+  forwardClaims: Type.Optional(Type.Record(Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$" }), ClaimPath, { description: 'Header name → claim path: claims sent upstream as headers.' })),
+  cacheMaxEntries: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'Verified tokens remembered so repeats skip signature checks; 0 turns the cache off. Default 10000.' })),
+  realm: Type.Optional(Type.String({ pattern: '^[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]{1,64}$', description: 'Realm in WWW-Authenticate challenges. Default portcullis.' })),
+  jwks: Type.Optional(strict({
+    timeoutMs: Type.Optional(Millis('Whole JWKS fetch, connect to last byte. Default 5000.')),
+    maxBytes: Type.Optional(Bytes('Largest JWKS response. Default 262144.')),
+    refreshMs: Type.Optional(Millis('Background refresh period. Default 300000.', 1000)),
+    cooldownMs: Type.Optional(Millis('Least time between fetches caused by unknown kids; also the retry delay after a failure. Default 30000.', 100)),
+  }, 'Remote JWK Set fetching.')),
+}, 'Verifies bearer JWTs.');
+
+export const AnonymousAuthenticatorSchema = strict({
+  type: Type.Literal('anonymous'),
+  subject: Type.Optional(Type.String({ pattern: '^[\\x20-\\x7e]{1,256}$', description: 'Subject given to anonymous requests. Default anonymous.' })),
+}, 'Admits requests without a credential as a fixed identity. Must be last in a route\'s list.');
+
+export type RawJwtAuthenticator = Static<typeof JwtAuthenticatorSchema>;
+export type RawAnonymousAuthenticator = Static<typeof AnonymousAuthenticatorSchema>;
+export type RawAuthenticator = RawJwtAuthenticator | RawAnonymousAuthenticator;
+
+const AUTHENTICATOR_TYPES: Readonly<Record<RawAuthenticator['type'], TSchema>> = {
+  jwt: JwtAuthenticatorSchema,
+  anonymous: AnonymousAuthenticatorSchema,
+};
+
+/** `type` selects the schema (if/then, so errors come from the selected type only). */
+export const AuthenticatorSchema = Type.Unsafe<RawAuthenticator>({
+  type: 'object',
+  required: ['type'],
+  properties: { type: { type: 'string', enum: Object.keys(AUTHENTICATOR_TYPES), description: 'Authenticator type.' } },
+  allOf: Object.entries(AUTHENTICATOR_TYPES).map(([type, schema]) => ({
+    if: { type: 'object', properties: { type: { const: type } }, required: ['type'] },
+    then: schema,
+  })),
+  description: 'A named authenticator.',
+});
+
 export const RouteSchema = strict({
   name: Name,
   match: strict({
@@ -70,7 +152,21 @@ export const RouteSchema = strict({
     host: Type.Optional(Type.String({ pattern: '^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$', description: 'Host name (case-insensitive, port ignored), or *.suffix.' })),
   }, 'What requests this route takes.'),
   upstream: Name,
-  public: Type.Optional(Type.Boolean({ description: 'Explicitly allow unauthenticated access. A route must declare a policy.' })),
+  public: Type.Optional(Type.Boolean({ description: 'Explicitly allow unauthenticated access. A route must declare a policy: this or authenticate.' })),
+  authenticate: Type.Optional(Type.Array(Name, { minItems: 1, maxItems: 16, uniqueItems: true, description: 'Authenticator names, tried in order; the first whose credential is present decides.' })),
+  authorize: Type.Optional(strict({
+    roles: Type.Optional(strict({
+      anyOf: Type.Optional(Type.Array(Token('role'), { minItems: 1, maxItems: 64, uniqueItems: true, description: 'At least one of these roles.' })),
+      allOf: Type.Optional(Type.Array(Token('role'), { minItems: 1, maxItems: 64, uniqueItems: true, description: 'Every one of these roles.' })),
+    }, 'Role requirement: anyOf, allOf, or both.')),
+    scopes: Type.Optional(Type.Array(Token('scope'), { minItems: 1, maxItems: 64, uniqueItems: true, description: 'Scopes the identity must all have (403 insufficient_scope otherwise).' })),
+    tenant: Type.Optional(strict({
+      param: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,63}$', description: 'A {param} of the path pattern that must equal the identity\'s tenant.' })),
+      header: Type.Optional(HeaderName),
+      fixed: Type.Optional(Type.Array(Type.String({ pattern: '^[\\x20-\\x7e]{1,256}$' }), { minItems: 1, maxItems: 1000, uniqueItems: true, description: 'The only tenants allowed on this route.' })),
+    }, 'Tenant isolation: exactly one of param, header, fixed.')),
+  }, 'What the authenticated identity needs. Requires authenticate.')),
+  forwardAuthorization: Type.Optional(Type.Boolean({ description: 'Send the client\'s Authorization header upstream. Default false: the upstream gets the identity headers instead.' })),
   rewrite: Type.Optional(strict({
     stripPrefix: Type.Optional(Type.String({ pattern: '^/', description: 'Remove this literal prefix (whole segments) from the path sent upstream.' })),
     addPrefix: Type.Optional(Type.String({ pattern: '^/', description: 'Prepend this prefix to the path sent upstream.' })),
@@ -95,6 +191,7 @@ export const GatewayConfigSchema = Type.Object({
   limits: Type.Optional(LimitsSchema),
   paths: Type.Optional(PathsSchema),
   headers: Type.Optional(HeadersSchema),
+  authenticators: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), AuthenticatorSchema, { description: 'Named authenticators that routes list under authenticate.' })),
   upstreams: Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), UpstreamSchema, { description: 'Named upstream services.' }),
   routes: Type.Array(RouteSchema, { minItems: 1, maxItems: 10000, description: 'Routes. Unmatched requests are answered 404 and never forwarded.' }),
   audit: Type.Optional(AuditSchema),

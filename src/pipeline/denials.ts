@@ -11,7 +11,12 @@ export const DENIALS = {
   ambiguous_path: { status: 400, title: 'Bad Request', detail: 'The request path is ambiguous and was rejected.' },
   invalid_header: { status: 400, title: 'Bad Request', detail: 'A request header is malformed.' },
   upgrade_refused: { status: 400, title: 'Bad Request', detail: 'Protocol upgrades are not accepted on this route.' },
+  unauthenticated: { status: 401, title: 'Unauthorized', detail: 'Authentication is required.' },
+  invalid_credential: { status: 401, title: 'Unauthorized', detail: 'The credential is invalid or expired.' },
   admin_unauthorized: { status: 401, title: 'Unauthorized', detail: 'A valid admin token is required.' },
+  insufficient_role: { status: 403, title: 'Forbidden', detail: 'The caller lacks a role this route requires.' },
+  insufficient_scope: { status: 403, title: 'Forbidden', detail: 'The token lacks a scope this route requires.' },
+  tenant_mismatch: { status: 403, title: 'Forbidden', detail: "The resource belongs to another tenant than the caller's." },
   route_not_found: { status: 404, title: 'Not Found', detail: 'No route matches this request.' },
   method_not_allowed: { status: 405, title: 'Method Not Allowed', detail: 'The route does not accept this method.' },
   request_timeout: { status: 408, title: 'Request Timeout', detail: 'The request was not received in time.' },
@@ -24,6 +29,7 @@ export const DENIALS = {
   upstream_unreachable: { status: 502, title: 'Bad Gateway', detail: 'The upstream service could not be reached.' },
   upstream_error: { status: 502, title: 'Bad Gateway', detail: 'The upstream service returned an invalid response.' },
   audit_unavailable: { status: 503, title: 'Service Unavailable', detail: 'The gateway cannot record requests right now.' },
+  authentication_unavailable: { status: 503, title: 'Service Unavailable', detail: 'Credentials cannot be verified right now.' },
   upstream_timeout: { status: 504, title: 'Gateway Timeout', detail: 'The upstream service did not respond in time.' },
 } as const satisfies Record<string, { status: number; title: string; detail: string }>;
 

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { CompiledConfig, CompiledRoute } from '../config/compile.js';
 import type { Target } from '../http/target.js';
+import type { Identity } from '../authn/identity.js';
 import type { Denial } from './denials.js';
 
 /** How a request ended, for the audit record and metrics. */
@@ -16,6 +17,8 @@ export class Exchange {
   readonly startedAt = performance.now();
   target: Target | null = null;
   route: CompiledRoute | null = null;
+  /** Set by the authenticate stage; frozen. */
+  identity: Identity | null = null;
   /** Flat `[name, value, …]` headers for the upstream, after hygiene. */
   forwardHeaders: string[] = [];
   host = '';

@@ -12,6 +12,7 @@ import { DENIALS, deny, type Denial } from '../pipeline/denials.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import { problemBody } from '../pipeline/problem.js';
 import { UpstreamSet } from '../proxy/upstream.js';
+import { RemoteJwksRegistry } from '../authn/jwt/remote-jwks-registry.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { createAdminServer } from './admin.js';
@@ -49,7 +50,7 @@ export class Gateway implements HandlerHost {
   private idle: (() => void) | null = null;
   private reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, version: '', changed: false });
 
-  private constructor(config: CompiledConfig, private readonly options: GatewayOptions) {
+  private constructor(config: CompiledConfig, private readonly options: GatewayOptions, private readonly keySets: RemoteJwksRegistry) {
     this.logger = createLogger(config.logLevel, options.logDestination);
     this.runtime = { config, upstreams: this.upstreamSet.activate(config.upstreams).current };
     this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, this.logger);
@@ -92,7 +93,8 @@ export class Gateway implements HandlerHost {
   /** Loads, validates and compiles a config file; throws ConfigError with every located problem. */
   static async fromFile(file: string, options: GatewayOptions = {}): Promise<Gateway> {
     const loaded = await loadConfigFile(resolve(file), options.env);
-    return new Gateway(compileConfig(loaded), options);
+    const keySets = new RemoteJwksRegistry();
+    return new Gateway(compileConfig(loaded, keySets), options, keySets);
   }
 
   get config(): CompiledConfig {
@@ -103,10 +105,11 @@ export class Gateway implements HandlerHost {
     return this.audit.healthy;
   }
 
-  /** Opens the audit trail and binds both listeners. */
+  /** Opens the audit trail, fetches remote key sets (each bounded by its timeout) and binds both listeners. */
   async start(): Promise<Addresses> {
     const config = this.config;
     await this.audit.open();
+    await this.keySets.activate(config.remoteKeySets, this.logger);
     this.server.listen(config.listen.http.port, config.listen.http.host);
     await once(this.server, 'listening');
     if (config.admin.enabled) {
@@ -142,7 +145,7 @@ export class Gateway implements HandlerHost {
     const old = this.config;
     let next: CompiledConfig;
     try {
-      next = compileConfig(await loadConfigFile(old.file, this.options.env));
+      next = compileConfig(await loadConfigFile(old.file, this.options.env), this.keySets);
     } catch (err) {
       const errors = err instanceof ConfigError ? err.problems.map(formatProblem) : [(err as Error).message];
       this.metrics.reloads.inc({ result: 'rejected' });
@@ -154,6 +157,7 @@ export class Gateway implements HandlerHost {
     const needRestart: string[] = restartOnly.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(old[k]));
     if (next.limits.maxHeaderBytes !== old.limits.maxHeaderBytes) needRestart.push('limits.maxHeaderBytes');
     if (needRestart.length > 0) this.logger.warn({ options: needRestart }, 'these options change only on restart; the running values stay');
+    await this.keySets.activate(next.remoteKeySets, this.logger);
     const { current, retired } = this.upstreamSet.activate(next.upstreams);
     this.applyServerLimits(next.limits);
     this.runtime = { config: next, upstreams: current };
@@ -193,8 +197,8 @@ export class Gateway implements HandlerHost {
       decision: ex.decision,
       reason: ex.denial?.code ?? (ex.decision === 'allow' ? null : ex.decision === 'abort' ? 'client_aborted' : 'upstream_aborted'),
       detail: ex.reason === '' ? null : ex.reason,
-      identity: null,
-      tenant: null,
+      identity: ex.identity === null ? null : { subject: ex.identity.subject, authMethod: ex.identity.method, keyId: ex.identity.keyId },
+      tenant: ex.identity?.tenant ?? null,
       clientIp: ex.clientIp,
       userAgent: sanitiseText(ex.req.headers['user-agent']),
       upstream: ex.route?.upstream.name ?? null,
@@ -300,6 +304,7 @@ export class Gateway implements HandlerHost {
       const admin = this.admin;
       await new Promise<void>((done) => { admin.close(() => done()); admin.closeAllConnections(); });
     }
+    this.keySets.stopAll();
     await this.audit.close();
     this.logger.info('gateway stopped');
   }

@@ -1,0 +1,32 @@
+import { deny, type Denial } from '../pipeline/denials.js';
+import type { Exchange } from '../pipeline/exchange.js';
+import type { Stage } from '../pipeline/stage.js';
+import type { Authenticator, AuthOutcome } from './authenticator.js';
+
+type StageResult = Denial | undefined | Promise<Denial | undefined>;
+
+/**
+ * Runs a route's authenticators in order. The first whose credential is present decides: it
+ * authenticates (the identity is set on the exchange) or denies. When none finds its credential
+ * the answer is 401 with one challenge per scheme the route accepts (RFC 9110 §11.6.1).
+ */
+export function authenticateStage(authenticators: readonly Authenticator[]): Stage {
+  const challenges = [...new Set(authenticators.flatMap((a) => (a.challenge === null ? [] : [a.challenge])))];
+  const missing = deny('unauthenticated', `no credential for ${authenticators.map((a) => a.name).join(', ')}`,
+    challenges.length > 0 ? { 'www-authenticate': challenges.join(', ') } : undefined);
+
+  const decide = (ex: Exchange, outcome: AuthOutcome): Denial | undefined => {
+    if (outcome.kind === 'rejected') return outcome.denial;
+    if (outcome.kind === 'authenticated') ex.identity = outcome.identity;
+    return undefined;
+  };
+  const from = (ex: Exchange, start: number): StageResult => {
+    for (let i = start; i < authenticators.length; i++) {
+      const outcome = (authenticators[i] as Authenticator).authenticate(ex);
+      if (outcome instanceof Promise) return outcome.then((o) => (o.kind === 'absent' ? from(ex, i + 1) : decide(ex, o)));
+      if (outcome.kind !== 'absent') return decide(ex, outcome);
+    }
+    return missing;
+  };
+  return { name: 'authenticate', run: (ex) => from(ex, 0) };
+}

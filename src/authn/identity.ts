@@ -1,0 +1,40 @@
+/**
+ * Who a request is from, as established by an authenticator. Frozen once built; authorization
+ * reads it, the identity headers are rendered from it, and the audit record names it.
+ */
+export interface Identity {
+  readonly subject: string;
+  /** The authenticator type (`jwt`, `anonymous`, …): sent as X-Auth-Method and audited. */
+  readonly method: string;
+  /** The configured authenticator's name. */
+  readonly authenticator: string;
+  /** Credential id safe to log (an API key id); never the secret. */
+  readonly keyId: string | null;
+  readonly roles: readonly string[];
+  readonly scopes: readonly string[];
+  readonly tenant: string | null;
+  /** Extra headers for the upstream, `[name, value]`, values already checked. */
+  readonly claimHeaders: readonly (readonly [string, string])[];
+  /** The auth scheme for RFC 6750 `insufficient_scope` challenges, or null when not a bearer method. */
+  readonly bearerRealm: string | null;
+}
+
+/** Longest subject, tenant, role, scope or claim header value accepted (bytes). */
+export const MAX_IDENTITY_VALUE = 1024;
+/** Most roles or scopes accepted in one identity. */
+export const MAX_IDENTITY_LIST = 256;
+
+/** Printable ASCII only: a value with CR, LF, NUL, other controls or non-ASCII cannot be asserted verbatim in a header. */
+const HEADER_SAFE = /^[\x20-\x7e]+$/;
+/** List elements also exclude space and comma, the separators of the list headers. */
+const LIST_ELEMENT = /^[\x21-\x2b\x2d-\x7e]+$/;
+
+/** True when `value` can be sent upstream verbatim as a header value. */
+export function isHeaderSafe(value: string): boolean {
+  return value.length <= MAX_IDENTITY_VALUE && HEADER_SAFE.test(value) && value.trim() === value;
+}
+
+/** True when `value` can be one element of a space-separated list header (X-Roles, X-Scopes). */
+export function isListElement(value: string): boolean {
+  return value.length <= MAX_IDENTITY_VALUE && LIST_ELEMENT.test(value);
+}

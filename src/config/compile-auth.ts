@@ -1,0 +1,253 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { anonymousAuthenticator } from '../authn/anonymous.js';
+import type { Authenticator } from '../authn/authenticator.js';
+import { authenticateStage } from '../authn/authenticate-stage.js';
+import { isHmac, type VerifyKey } from '../authn/jwt/algorithms.js';
+import { JwtAuthenticator } from '../authn/jwt/jwt-authenticator.js';
+import type { IssuerKeys } from '../authn/jwt/jwt-verifier.js';
+import { importJwks, importPem, importSecret, StaticKeys } from '../authn/jwt/key-source.js';
+import type { RemoteJwks } from '../authn/jwt/remote-jwks.js';
+import type { RemoteJwksRegistry } from '../authn/jwt/remote-jwks-registry.js';
+import { authorizeStage, type TenantRule } from '../authz/authorize-stage.js';
+import type { PathPattern } from '../routing/pattern.js';
+import type { Stage } from '../pipeline/stage.js';
+import { identityHeaders, type IdentityHeaderNames } from '../stages/identity-headers.js';
+import type { ConfigProblem } from './errors.js';
+import type { LoadedConfig } from './load.js';
+import type { RawConfig, RawJwtAuthenticator, RawRoute } from './schema.js';
+
+/** Documented defaults of authenticators; docs/authentication.md lists the same values. */
+export const AUTH_DEFAULTS = Object.freeze({
+  clockSkewMs: 30_000,
+  maxTokenBytes: 8192,
+  cacheMaxEntries: 10_000,
+  realm: 'portcullis',
+  anonymousSubject: 'anonymous',
+  jwksTimeoutMs: 5000,
+  jwksMaxBytes: 262_144,
+  jwksRefreshMs: 300_000,
+  jwksCooldownMs: 30_000,
+  claims: { subject: 'sub', roles: 'roles', scopes: 'scope' },
+  identityHeaders: { subject: 'x-user-id', tenant: 'x-tenant-id', roles: 'x-roles', scopes: 'x-scopes', method: 'x-auth-method' },
+});
+
+/** Headers a claim may never be forwarded in: framing, routing, credentials and forwarding facts. */
+const RESERVED_HEADERS = new Set([
+  'host', 'authorization', 'proxy-authorization', 'cookie', 'content-length', 'content-type', 'transfer-encoding', 'connection',
+  'keep-alive', 'te', 'trailer', 'upgrade', 'expect', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip',
+]);
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+export interface CompiledAuth {
+  readonly authenticators: ReadonlyMap<string, Authenticator>;
+  /** Remote key sets this config uses; the gateway starts them when the config goes live. */
+  readonly remoteKeySets: readonly RemoteJwks[];
+  readonly identityHeaders: IdentityHeaderNames;
+}
+
+type At = (...path: (string | number)[]) => (string | number)[];
+
+/** Builds the named authenticators, collecting located problems. */
+export function compileAuth(raw: RawConfig, loaded: LoadedConfig, registry: RemoteJwksRegistry, problems: ConfigProblem[]): CompiledAuth {
+  const names = raw.headers?.identity ?? {};
+  const d = AUTH_DEFAULTS.identityHeaders;
+  const identity: IdentityHeaderNames = {
+    subject: (names.subject ?? d.subject).toLowerCase(),
+    tenant: (names.tenant ?? d.tenant).toLowerCase(),
+    roles: (names.roles ?? d.roles).toLowerCase(),
+    scopes: (names.scopes ?? d.scopes).toLowerCase(),
+    method: (names.method ?? d.method).toLowerCase(),
+  };
+  const reserved = new Set([...RESERVED_HEADERS, ...identityHeaderList(identity), (raw.headers?.requestId ?? 'x-request-id').toLowerCase()]);
+  const authenticators = new Map<string, Authenticator>();
+  const remoteKeySets: RemoteJwks[] = [];
+  for (const [name, a] of Object.entries(raw.authenticators ?? {})) {
+    const at: At = (...path) => ['authenticators', name, ...path];
+    if (a.type === 'anonymous') authenticators.set(name, anonymousAuthenticator(name, a.subject ?? AUTH_DEFAULTS.anonymousSubject));
+    else {
+      const jwt = compileJwt(name, a, at, loaded, registry, reserved, remoteKeySets, problems);
+      if (jwt !== null) authenticators.set(name, jwt);
+    }
+  }
+  return { authenticators, remoteKeySets, identityHeaders: identity };
+}
+
+function compileJwt(
+  name: string, a: RawJwtAuthenticator, at: At, loaded: LoadedConfig, registry: RemoteJwksRegistry,
+  reserved: ReadonlySet<string>, remoteKeySets: RemoteJwks[], problems: ConfigProblem[],
+): JwtAuthenticator | null {
+  const before = problems.length;
+  const single = a.issuer !== undefined || keyFieldsOf(a).length > 0;
+  if (a.issuers !== undefined && single) problems.push(loaded.problem(at('issuers'), 'use either issuer with its keys, or issuers, not both'));
+  if (a.issuers === undefined && a.issuer === undefined) problems.push(loaded.problem(at('issuer'), 'is required (or list issuers)'));
+  const specs = a.issuers?.map((spec, i) => ({ spec, at: (...p: (string | number)[]) => at('issuers', i, ...p) }))
+    ?? (a.issuer === undefined ? [] : [{ spec: { ...a, issuer: a.issuer }, at }]);
+
+  const algorithms = a.algorithms;
+  const jwks = a.jwks ?? {};
+  const issuers = new Map<string, IssuerKeys>();
+  for (const { spec, at: issuerAt } of specs) {
+    if (issuers.has(spec.issuer)) { problems.push(loaded.problem(issuerAt('issuer'), `issuer ${spec.issuer} is listed twice`)); continue; }
+    const fields = keyFieldsOf(spec);
+    if (fields.length !== 1) {
+      problems.push(loaded.problem(fields.length === 0 ? issuerAt('issuer') : issuerAt(fields[1] ?? fields[0] ?? 'issuer'),
+        `issuer ${spec.issuer} needs exactly one key source: jwksUri, jwksFile, publicKeys or secret${fields.length > 1 ? ` (found ${fields.join(', ')})` : ''}`));
+      continue;
+    }
+    const usable = spec.secret !== undefined ? algorithms.filter(isHmac) : algorithms.filter((alg) => !isHmac(alg));
+    if (usable.length === 0) {
+      problems.push(loaded.problem(at('algorithms'), spec.secret !== undefined
+        ? `issuer ${spec.issuer} has a shared secret, but algorithms allows no HS256/HS384/HS512`
+        : `issuer ${spec.issuer} has public keys, but algorithms allows only HMAC (which needs a secret)`));
+      continue;
+    }
+    const fail = (path: (string | number)[], message: string) => { problems.push(loaded.problem(path, message)); };
+    let source: IssuerKeys['source'] | null = null;
+    if (spec.jwksUri !== undefined) {
+      const problem = checkJwksUri(spec.jwksUri);
+      if (problem !== null) fail(issuerAt('jwksUri'), problem);
+      else {
+        const set = registry.get({
+          uri: spec.jwksUri, algorithms: usable,
+          timeoutMs: jwks.timeoutMs ?? AUTH_DEFAULTS.jwksTimeoutMs,
+          maxBytes: jwks.maxBytes ?? AUTH_DEFAULTS.jwksMaxBytes,
+          refreshMs: jwks.refreshMs ?? AUTH_DEFAULTS.jwksRefreshMs,
+          cooldownMs: jwks.cooldownMs ?? AUTH_DEFAULTS.jwksCooldownMs,
+        });
+        remoteKeySets.push(set);
+        source = set;
+      }
+    } else if (spec.jwksFile !== undefined) {
+      const keys = readKeyFile(loaded, spec.jwksFile, (text) => {
+        let doc: unknown;
+        try { doc = JSON.parse(text); } catch (err) { return `is not JSON: ${(err as Error).message}`; }
+        const imported = importJwks(doc, usable);
+        return typeof imported === 'string' ? imported : imported.keys;
+      });
+      if (typeof keys === 'string') fail(issuerAt('jwksFile'), keys);
+      else source = new StaticKeys(keys);
+    } else if (spec.publicKeys !== undefined) {
+      const keys: VerifyKey[] = [];
+      spec.publicKeys.forEach((k, i) => {
+        if ((k.pem === undefined) === (k.file === undefined)) { fail(issuerAt('publicKeys', i), 'set exactly one of pem and file'); return; }
+        const key = k.pem !== undefined ? importPem(k.pem, usable, k.kid ?? null) : readKeyFile(loaded, k.file ?? '', (text) => importPem(text, usable, k.kid ?? null));
+        if (typeof key === 'string') fail(issuerAt('publicKeys', i, k.pem !== undefined ? 'pem' : 'file'), key);
+        else keys.push(key);
+      });
+      source = new StaticKeys(keys);
+    } else if (spec.secret !== undefined) {
+      const key = importSecret(spec.secret, usable);
+      if (typeof key === 'string') fail(issuerAt('secret'), key);
+      else source = new StaticKeys([key]);
+    }
+    if (source !== null) issuers.set(spec.issuer, { source, algorithms: new Set(usable) });
+  }
+
+  const headers: (readonly [string, string])[] = [];
+  for (const [header, path] of Object.entries(a.forwardClaims ?? {})) {
+    const lower = header.toLowerCase();
+    if (reserved.has(lower) || lower.startsWith('x-client-cert-') || lower.startsWith('x-portcullis-')) {
+      problems.push(loaded.problem(at('forwardClaims', header), `${header} is a header the gateway sets or relies on; forward the claim under another name`, true));
+    } else headers.push([lower, path]);
+  }
+  if (problems.length > before) return null;
+
+  const claims = a.claims ?? {};
+  const typ = a.typ?.toLowerCase();
+  return new JwtAuthenticator({
+    name,
+    realm: a.realm ?? AUTH_DEFAULTS.realm,
+    policy: {
+      algorithms: new Set(algorithms),
+      issuers,
+      audiences: new Set(typeof a.audience === 'string' ? [a.audience] : a.audience),
+      clockSkewSec: Math.ceil((a.clockSkewMs ?? AUTH_DEFAULTS.clockSkewMs) / 1000),
+      requireExp: a.requireExp ?? true,
+      typ: typ === undefined ? null : typ.startsWith('application/') ? typ.slice('application/'.length) : typ,
+      requiredClaims: a.requiredClaims ?? [],
+      maxTokenBytes: a.maxTokenBytes ?? AUTH_DEFAULTS.maxTokenBytes,
+    },
+    claims: {
+      subject: claims.subject ?? AUTH_DEFAULTS.claims.subject,
+      roles: claims.roles ?? AUTH_DEFAULTS.claims.roles,
+      scopes: claims.scopes ?? AUTH_DEFAULTS.claims.scopes,
+      tenant: claims.tenant ?? null,
+      headers,
+    },
+    cacheMaxEntries: a.cacheMaxEntries ?? AUTH_DEFAULTS.cacheMaxEntries,
+  });
+}
+
+/** The identity header names as a list. */
+export function identityHeaderList(names: IdentityHeaderNames): string[] {
+  return [names.subject, names.tenant, names.roles, names.scopes, names.method];
+}
+
+type KeyFields = Pick<RawJwtAuthenticator, 'jwksUri' | 'jwksFile' | 'publicKeys' | 'secret'>;
+
+function keyFieldsOf(spec: KeyFields): string[] {
+  return (['jwksUri', 'jwksFile', 'publicKeys', 'secret'] as const).filter((f) => spec[f] !== undefined);
+}
+
+/** JWKS must come over TLS, except from this machine: keys fetched in clear text can be replaced in transit. */
+function checkJwksUri(uri: string): string | null {
+  let url: URL;
+  try { url = new URL(uri); } catch { return 'is not a valid URL'; }
+  if (url.username !== '' || url.password !== '') return 'must not contain credentials';
+  if (url.protocol === 'https:') return null;
+  if (url.protocol === 'http:' && (LOOPBACK_HOSTS.has(url.hostname) || (isIP(url.hostname) === 4 && url.hostname.startsWith('127.')))) return null;
+  return 'must be https (plain http is accepted for loopback hosts only)';
+}
+
+function readKeyFile<T>(loaded: LoadedConfig, file: string, parse: (text: string) => T | string): T | string {
+  let text: string;
+  try { text = readFileSync(resolve(dirname(loaded.file), file), 'utf8'); } catch (err) { return `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`; }
+  return parse(text);
+}
+
+/** A route's authentication and authorization stages, or problems. */
+export function compileRouteAuth(
+  r: RawRoute, at: At, pattern: PathPattern | null, auth: CompiledAuth, loaded: LoadedConfig, problems: ConfigProblem[],
+): Stage[] {
+  const list = r.authenticate;
+  if (r.public === true && list !== undefined) problems.push(loaded.problem(at('public'), 'a route is either public or authenticated: remove public, or authenticate (add an anonymous authenticator for optional login)'));
+  if (r.public !== true && list === undefined) {
+    problems.push(loaded.problem(r.public === false ? at('public') : at('name'), 'the route declares no policy: set `authenticate: [...]`, or `public: true` to allow unauthenticated access explicitly (deny by default)'));
+  }
+  if (r.authorize !== undefined && list === undefined) problems.push(loaded.problem(at('authorize'), 'authorization needs an identity: add authenticate'));
+  if (list === undefined || r.public === true) return [];
+
+  const before = problems.length;
+  const chosen: Authenticator[] = [];
+  list.forEach((name, i) => {
+    const a = auth.authenticators.get(name);
+    if (a === undefined) problems.push(loaded.problem(at('authenticate', i), `unknown authenticator "${name}" (defined: ${[...auth.authenticators.keys()].join(', ') || 'none'})`));
+    else if (a.type === 'anonymous' && i !== list.length - 1) problems.push(loaded.problem(at('authenticate', i), `anonymous authenticator "${name}" must be last: authenticators after it would never run`));
+    else chosen.push(a);
+  });
+
+  const stages: Stage[] = [authenticateStage(chosen)];
+  const z = r.authorize;
+  if (z !== undefined) {
+    if (z.roles !== undefined && z.roles.anyOf === undefined && z.roles.allOf === undefined) problems.push(loaded.problem(at('authorize', 'roles'), 'set anyOf, allOf or both'));
+    let tenant: TenantRule | null = null;
+    if (z.tenant !== undefined) {
+      const t = z.tenant;
+      const set = [t.param, t.header, t.fixed].filter((v) => v !== undefined).length;
+      if (set !== 1) problems.push(loaded.problem(at('authorize', 'tenant'), 'set exactly one of param, header and fixed'));
+      else if (t.param !== undefined) {
+        const segment = pattern?.segments.findIndex((s) => s.kind === 'param' && s.name === t.param) ?? -1;
+        if (pattern !== null && segment === -1) problems.push(loaded.problem(at('authorize', 'tenant', 'param'), `the path pattern "${r.match.path}" has no {${t.param}}`));
+        tenant = { kind: 'param', name: t.param, segment };
+      } else if (t.header !== undefined) tenant = { kind: 'header', name: t.header.toLowerCase() };
+      else tenant = { kind: 'fixed', tenants: new Set(t.fixed) };
+    }
+    stages.push(authorizeStage({ rolesAnyOf: z.roles?.anyOf ?? null, rolesAllOf: z.roles?.allOf ?? null, scopes: z.scopes ?? [], tenant }));
+  }
+  const strip = new Set(r.forwardAuthorization === true ? [] : chosen.flatMap((a) => a.credentialHeaders));
+  stages.push(identityHeaders(auth.identityHeaders, strip));
+  return problems.length > before ? [] : stages;
+}

@@ -127,7 +127,8 @@ export class RemoteJwks implements KeySource {
       }
       return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
     } finally {
-      if (!res.body.destroyed) res.body.destroy();
+      // Whatever was not read is discarded without surfacing as an unhandled error.
+      if (!res.body.destroyed) res.body.dump({ limit: 0 }).catch(() => undefined);
     }
   }
 }

@@ -1,0 +1,253 @@
+// Authentication at the edge: authenticator selection (present credential decides, no fall-through),
+// JWT against a real JWKS server, identity propagation, and the failure modes of the key source.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { request } from 'undici';
+import { assertProblem } from './harness/assertions.js';
+import { startEchoUpstream, type EchoedRequest, type EchoUpstream } from './harness/echo.js';
+import { startGateway, type TestGateway } from './harness/gateway.js';
+import { craft, JwksServer, mint, nowSec, testKey, type TestKey } from './harness/jwt.js';
+import { rawRequest, requestHead } from './harness/raw-client.js';
+
+const ISS = 'https://issuer.test/';
+const PARTNER_SECRET = 'partners-shared-secret-0123456789abcdef';
+
+interface Reply { status: number; headers: Record<string, string>; body: string; complete: true }
+
+/** GET through the gateway with optional bearer token and extra headers. */
+async function get(gw: TestGateway, path: string, token?: string, headers: Record<string, string> = {}): Promise<Reply> {
+  const res = await request(`${gw.url}${path}`, { headers: { ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...headers } });
+  const flat: Record<string, string> = {};
+  for (const [k, v] of Object.entries(res.headers)) flat[k] = Array.isArray(v) ? v.join(', ') : v ?? '';
+  return { status: res.statusCode, headers: flat, body: await res.body.text(), complete: true };
+}
+
+function headerValues(seen: EchoedRequest | undefined, name: string): string[] {
+  assert.ok(seen !== undefined, 'the upstream received the request');
+  const out: string[] = [];
+  for (let i = 0; i + 1 < seen.rawHeaders.length; i += 2) {
+    if ((seen.rawHeaders[i] ?? '').toLowerCase().replace(/_/g, '-') === name) out.push(seen.rawHeaders[i + 1] ?? '');
+  }
+  return out;
+}
+
+describe('authentication', () => {
+  let echo: EchoUpstream;
+  let jwks: JwksServer;
+  let gw: TestGateway;
+  let k1: TestKey, k2: TestKey, es: TestKey, ed: TestKey;
+
+  before(async () => {
+    [k1, k2, es, ed] = await Promise.all([testKey('RS256', 'k1'), testKey('RS256', 'k2'), testKey('ES256', 'es1'), testKey('EdDSA', 'ed1')]);
+    echo = await startEchoUpstream();
+    jwks = await JwksServer.start([k1, es, ed]);
+    gw = await startGateway({
+      upstreams: { echo: { targets: [echo.url] } },
+      authenticators: {
+        users: {
+          type: 'jwt', issuer: ISS, jwksUri: jwks.url, audience: 'orders-api', algorithms: ['RS256', 'ES256', 'EdDSA'],
+          claims: { roles: 'realm_access.roles', tenant: 'tenant_id' }, forwardClaims: { 'X-User-Email': 'email' },
+          jwks: { cooldownMs: 100 },
+        },
+        partners: { type: 'jwt', issuer: 'https://partners.test/', secret: PARTNER_SECRET, audience: 'orders-api', algorithms: ['HS256'], realm: 'partners' },
+        guest: { type: 'anonymous' },
+      },
+      routes: [
+        { name: 'orders', match: { path: '/orders/**' }, upstream: 'echo', authenticate: ['users'] },
+        { name: 'multi', match: { path: '/multi' }, upstream: 'echo', authenticate: ['users', 'partners'] },
+        { name: 'partners-only', match: { path: '/partners' }, upstream: 'echo', authenticate: ['partners'] },
+        { name: 'optional', match: { path: '/optional' }, upstream: 'echo', authenticate: ['users', 'guest'] },
+        { name: 'keep', match: { path: '/keep' }, upstream: 'echo', authenticate: ['users'], forwardAuthorization: true },
+      ],
+    });
+  });
+  after(async () => {
+    await gw.close();
+    await jwks.close();
+    await echo.close();
+  });
+
+  it('401 with a Bearer challenge when no credential is present; nothing forwarded; one audit record', async () => {
+    const before = echo.received.length;
+    const res = await get(gw, '/orders/1');
+    const doc = assertProblem(res, 401, 'unauthenticated');
+    assert.equal(res.headers['www-authenticate'], 'Bearer realm="portcullis"');
+    assert.equal(echo.received.length, before);
+    const records = await gw.auditFor(doc.requestId);
+    assert.equal(records.length, 1);
+    assert.equal(records[0]?.reason, 'unauthenticated');
+    assert.equal(records[0]?.identity, null);
+  });
+
+  it('valid RS256, ES256 and EdDSA tokens pass, and the upstream gets the identity instead of the token', async () => {
+    for (const key of [k1, es, ed]) {
+      const token = await mint(key, { sub: `user-${key.alg}`, realm_access: { roles: ['reader', 'ops'] }, scope: 'orders:read orders:write', tenant_id: 'acme', email: 'a@acme.test' });
+      const res = await get(gw, '/orders/1', token);
+      assert.equal(res.status, 200, res.body);
+      const seen = echo.received.at(-1);
+      assert.deepEqual(headerValues(seen, 'x-user-id'), [`user-${key.alg}`]);
+      assert.deepEqual(headerValues(seen, 'x-auth-method'), ['jwt']);
+      assert.deepEqual(headerValues(seen, 'x-tenant-id'), ['acme']);
+      assert.deepEqual(headerValues(seen, 'x-roles'), ['reader ops']);
+      assert.deepEqual(headerValues(seen, 'x-scopes'), ['orders:read orders:write']);
+      assert.deepEqual(headerValues(seen, 'x-user-email'), ['a@acme.test']);
+      assert.deepEqual(headerValues(seen, 'authorization'), [], 'the token is not forwarded by default');
+      const [record] = await gw.auditFor(res.headers['x-request-id'] ?? '');
+      assert.deepEqual(record?.identity, { subject: `user-${key.alg}`, authMethod: 'jwt', keyId: null });
+      assert.equal(record?.tenant, 'acme');
+    }
+  });
+
+  it('identity headers the client sends, in any spelling, never reach the upstream', async () => {
+    const token = await mint(k1, { sub: 'alice', tenant_id: 'acme' });
+    const res = await get(gw, '/orders/2', token, {
+      'X-User-Id': 'admin', 'x_user_id': 'admin', 'X-Tenant-Id': 'globex', 'X-Roles': 'admin', 'X-Scopes': 'root',
+      'X-Auth-Method': 'mtls', 'X-User-Email': 'ceo@acme.test',
+    });
+    assert.equal(res.status, 200);
+    const seen = echo.received.at(-1);
+    assert.deepEqual(headerValues(seen, 'x-user-id'), ['alice']);
+    assert.deepEqual(headerValues(seen, 'x-tenant-id'), ['acme']);
+    assert.deepEqual(headerValues(seen, 'x-roles'), []);
+    assert.deepEqual(headerValues(seen, 'x-scopes'), []);
+    assert.deepEqual(headerValues(seen, 'x-auth-method'), ['jwt']);
+    assert.deepEqual(headerValues(seen, 'x-user-email'), [], 'a forwarded-claim header is protected too');
+  });
+
+  it('forwards Authorization only on routes that ask for it', async () => {
+    const token = await mint(k1);
+    assert.equal((await get(gw, '/keep', token)).status, 200);
+    assert.deepEqual(headerValues(echo.received.at(-1), 'authorization'), [`Bearer ${token}`]);
+  });
+
+  it('every bad token gets the same 401 with error="invalid_token"; the audit record says why', async () => {
+    const bad: [string, string][] = [
+      ['expired', await mint(k1, { exp: nowSec() - 3600, iat: nowSec() - 7200 })],
+      ['signature_invalid', `${(await mint(k1)).slice(0, -4)}AAAA`],
+      ['audience_mismatch', await mint(k1, { aud: 'billing-api' })],
+      ['embedded_key', await mint(k2, {}, { jwk: k2.jwk })],
+      ['malformed', 'not-a-jwt'],
+    ];
+    const bodies = new Set<string>();
+    for (const [reason, token] of bad) {
+      const res = await get(gw, '/orders/3', token);
+      const doc = assertProblem(res, 401, 'invalid_credential');
+      assert.equal(res.headers['www-authenticate'], 'Bearer realm="portcullis", error="invalid_token"');
+      bodies.add(JSON.stringify({ ...doc, requestId: '' }));
+      const [record] = await gw.auditFor(doc.requestId);
+      assert.equal(record?.reason, 'invalid_credential');
+      assert.match(record?.detail ?? '', new RegExp(`^users: ${reason}`));
+      assert.ok(!(record?.detail ?? '').includes(token), 'the token is never audited');
+    }
+    assert.equal(bodies.size, 1, 'clients cannot tell the failure reasons apart');
+  });
+
+  it('a present-but-bad credential never falls through to the next authenticator or to anonymous', async () => {
+    const partnerToken = craft('{"alg":"HS256"}', JSON.stringify({ iss: 'https://partners.test/', aud: 'orders-api', sub: 'p1', exp: nowSec() + 60 }), { hmac: PARTNER_SECRET });
+    assert.equal((await get(gw, '/partners', partnerToken)).status, 200, 'the partner token is valid for partners');
+    const multi = await get(gw, '/multi', partnerToken);
+    assertProblem(multi, 401, 'invalid_credential');
+    assert.match(multi.headers['www-authenticate'] ?? '', /realm="portcullis"/, 'users, listed first, judged the bearer token');
+    const optional = await get(gw, '/optional', 'garbage.token.here');
+    assertProblem(optional, 401, 'invalid_credential');
+  });
+
+  it('lists one challenge per accepted scheme, and admits anonymous only where configured', async () => {
+    const multi = await get(gw, '/multi');
+    assertProblem(multi, 401, 'unauthenticated');
+    assert.equal(multi.headers['www-authenticate'], 'Bearer realm="portcullis", Bearer realm="partners"');
+    const anon = await get(gw, '/optional');
+    assert.equal(anon.status, 200);
+    assert.deepEqual(headerValues(echo.received.at(-1), 'x-auth-method'), ['anonymous']);
+    assert.deepEqual(headerValues(echo.received.at(-1), 'x-user-id'), ['anonymous']);
+  });
+
+  it('rejects several Authorization headers, a scheme without a token, and an oversized token', async () => {
+    const token = await mint(k1);
+    const twice = await rawRequest(gw.port, requestHead('GET', '/orders/4', [`Authorization: Bearer ${token}`, `Authorization: Bearer ${token}`, 'Connection: close']), { settleMs: 0 });
+    assertProblem(twice, 401, 'invalid_credential');
+    assertProblem(await get(gw, '/orders/4', undefined, { authorization: 'Bearer' }), 401, 'invalid_credential');
+    assertProblem(await get(gw, '/orders/4', undefined, { authorization: 'Bearer a b' }), 401, 'invalid_credential');
+    const huge = await mint(k1, { pad: 'x'.repeat(10_000) });
+    assertProblem(await get(gw, '/orders/4', huge), 401, 'invalid_credential');
+    assertProblem(await get(gw, '/orders/4', undefined, { authorization: 'Basic dXNlcjpwYXNz' }), 401, 'unauthenticated');
+  });
+
+  it('rejects identities that cannot be asserted verbatim: unsafe subject, roles with spaces, typed-wrong tenant', async () => {
+    for (const claims of [{ sub: 'alice\r\nX-Roles: admin' }, { sub: 'jos\u00e9' }, { realm_access: { roles: ['read er'] } }, { realm_access: { roles: ['a,b'] } }, { tenant_id: 42 }, { sub: 7 }]) {
+      assertProblem(await get(gw, '/orders/5', await mint(k1, claims as Record<string, unknown>)), 401, 'invalid_credential');
+    }
+    assert.equal((await get(gw, '/orders/5', await mint(k1, { realm_access: { roles: 'reader  ops' } }))).status, 200, 'a space-separated string of roles is accepted');
+    assert.deepEqual(headerValues(echo.received.at(-1), 'x-roles'), ['reader ops']);
+  });
+
+  it('a token carrying a jku/x5u URL never causes a request to it', async () => {
+    const trap = await JwksServer.start([k2]);
+    try {
+      for (const header of [{ jku: trap.url }, { x5u: trap.url }, { kid: 'k2', jku: trap.url }]) {
+        assertProblem(await get(gw, '/orders/6', await mint(k2, {}, header)), 401, 'invalid_credential');
+      }
+      assert.equal(trap.requests, 0);
+    } finally {
+      await trap.close();
+    }
+  });
+
+  it('rotation: a new kid is accepted after one refetch; a removed key stops working, cached or not', async () => {
+    const old = await mint(k1, { sub: 'before-rotation' });
+    assert.equal((await get(gw, '/orders/7', old)).status, 200);
+    assert.equal((await get(gw, '/orders/7', old)).status, 200, 'served from the verified-token cache');
+    await delay(150); // past the unknown-kid cooldown
+    const fetches = jwks.requests;
+    jwks.setKeys([k2, es, ed]);
+    assert.equal((await get(gw, '/orders/7', await mint(k2, { sub: 'after-rotation' }))).status, 200);
+    assert.equal(jwks.requests, fetches + 1);
+    const res = await get(gw, '/orders/7', old);
+    assertProblem(res, 401, 'invalid_credential');
+    jwks.setKeys([k1, es, ed]);
+    await delay(150);
+    assert.equal((await get(gw, '/orders/7', await mint(k1))).status, 200, 'k1 back after a refetch');
+  });
+
+  it('a storm of unknown kids costs at most one JWKS fetch per cooldown, and valid tokens keep working', async () => {
+    await delay(150);
+    const fetches = jwks.requests;
+    const valid = await mint(k1);
+    const forged = await Promise.all(Array.from({ length: 40 }, (_, i) => mint(k2, {}, { kid: `forged-${i}` })));
+    const results = await Promise.all([...forged.map(async (t) => (await get(gw, '/orders/8', t)).status), ...Array.from({ length: 10 }, async () => (await get(gw, '/orders/8', valid)).status)]);
+    assert.deepEqual(results.slice(0, 40).filter((s) => s !== 401), []);
+    assert.deepEqual(results.slice(40).filter((s) => s !== 200), []);
+    assert.ok(jwks.requests - fetches <= 1, `${jwks.requests - fetches} fetches`);
+  });
+});
+
+describe('authentication when the key source is down', () => {
+  it('JWKS unreachable from the start: 503 authentication_unavailable (fail closed), then recovery', async () => {
+    const key = await testKey('ES256', 'down-1');
+    const jwks = await JwksServer.start([key]);
+    jwks.mode = 'refuse';
+    const echo = await startEchoUpstream();
+    const gw = await startGateway({
+      upstreams: { echo: { targets: [echo.url] } },
+      authenticators: { users: { type: 'jwt', issuer: ISS, jwksUri: jwks.url, audience: 'orders-api', algorithms: ['ES256'], jwks: { cooldownMs: 100, timeoutMs: 500 } } },
+      routes: [{ name: 'orders', match: { path: '/orders/**' }, upstream: 'echo', authenticate: ['users'] }],
+    });
+    try {
+      const token = await mint(key);
+      const res = await get(gw, '/orders/1', token);
+      assertProblem(res, 503, 'authentication_unavailable');
+      assert.equal(echo.received.length, 0);
+      jwks.mode = 'ok';
+      await delay(150);
+      assert.equal((await get(gw, '/orders/1', token)).status, 200);
+      jwks.mode = 'error';
+      await delay(150);
+      assert.equal((await get(gw, '/orders/1', await mint(key, { sub: 'other' }))).status, 200, 'last good keys kept while the endpoint fails');
+    } finally {
+      await gw.close();
+      await jwks.close();
+      await echo.close();
+    }
+  });
+});

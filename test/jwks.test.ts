@@ -1,0 +1,127 @@
+// The remote JWK Set cache: rotation, outages, garbage, slowness and unknown-kid storms against a
+// real JWKS HTTP server on loopback.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import type { VerifyKey } from '../src/authn/jwt/algorithms.js';
+import { KeysUnavailableError } from '../src/authn/jwt/key-source.js';
+import { RemoteJwks, type RemoteJwksOptions } from '../src/authn/jwt/remote-jwks.js';
+import { JwksServer, testKey, type TestKey } from './harness/jwt.js';
+
+const silent = pino({ level: 'silent' });
+let k1: TestKey, k2: TestKey;
+let server: JwksServer;
+const sets: RemoteJwks[] = [];
+
+function remote(overrides: Partial<RemoteJwksOptions> = {}): RemoteJwks {
+  const set = new RemoteJwks({ uri: server.url, algorithms: ['RS256'], timeoutMs: 1000, maxBytes: 65536, refreshMs: 60_000, cooldownMs: 60_000, ...overrides });
+  sets.push(set);
+  return set;
+}
+
+async function kids(result: readonly VerifyKey[] | Promise<readonly VerifyKey[]>): Promise<(string | null)[]> {
+  return (await result).map((k) => k.kid);
+}
+
+describe('remote JWKS', () => {
+  before(async () => {
+    [k1, k2] = await Promise.all([testKey('RS256', 'k1'), testKey('RS256', 'k2')]);
+    server = await JwksServer.start();
+  });
+  after(async () => {
+    for (const set of sets) set.stop();
+    await server.close();
+  });
+
+  function reset(keys: TestKey[]): void {
+    server.setKeys(keys);
+    server.mode = 'ok';
+    server.requests = 0;
+  }
+
+  it('accepts a new kid after one refetch, and forgets a removed key after a refresh', async () => {
+    reset([k1]);
+    const set = remote({ cooldownMs: 0 });
+    await set.start(silent);
+    assert.deepEqual(await kids(set.keysFor('RS256', 'k1')), ['k1']);
+    assert.ok(!(set.keysFor('RS256', 'k1') instanceof Promise), 'known keys are answered from memory');
+    server.setKeys([k1, k2]);
+    const rotated = set.keysFor('RS256', 'k2');
+    assert.ok(rotated instanceof Promise, 'an unknown kid refetches');
+    assert.deepEqual(await kids(rotated), ['k2']);
+    assert.equal(server.requests, 2);
+    const revision = set.revision;
+    server.setKeys([k2]);
+    await set.refresh();
+    assert.ok(set.revision > revision, 'a changed set has a new revision');
+    assert.deepEqual(await kids(set.keysFor('RS256', 'k1')), []);
+  });
+
+  it('refreshes in the background before keys go stale', async () => {
+    reset([k1]);
+    const set = remote({ refreshMs: 150 });
+    await set.start(silent);
+    server.setKeys([k1, k2]);
+    await new Promise((r) => setTimeout(r, 400));
+    const answer = set.keysFor('RS256', 'k2');
+    assert.ok(!(answer instanceof Promise), 'the new key arrived without a request waiting for it');
+    assert.deepEqual(answer.map((k) => k.kid), ['k2']);
+  });
+
+  it('down at start: fails closed (KeysUnavailableError), then recovers once the endpoint is back', async () => {
+    reset([k1]);
+    server.mode = 'refuse';
+    const set = remote({ cooldownMs: 200 });
+    await set.start(silent);
+    assert.equal(set.loaded, false);
+    await assert.rejects(async () => set.keysFor('RS256', 'k1'), KeysUnavailableError);
+    server.mode = 'ok';
+    await new Promise((r) => setTimeout(r, 250));
+    assert.deepEqual(await kids(set.keysFor('RS256', 'k1')), ['k1']);
+  });
+
+  for (const mode of ['error', 'garbage', 'huge', 'refuse'] as const) {
+    it(`keeps the last good keys when the endpoint later answers ${mode}`, async () => {
+      reset([k1]);
+      const set = remote({ cooldownMs: 0, maxBytes: 65536 });
+      await set.start(silent);
+      server.mode = mode;
+      server.setKeys([k2]);
+      await set.refresh();
+      assert.deepEqual(await kids(set.keysFor('RS256', 'k1')), ['k1']);
+      assert.deepEqual(await kids(set.keysFor('RS256', 'k2')), [], 'the unknown kid refetched, failed, and found nothing');
+      assert.ok(server.requests >= 3);
+    });
+  }
+
+  it('a slow endpoint costs at most timeoutMs, and the last good keys stay', async () => {
+    reset([k1]);
+    const set = remote({ cooldownMs: 0, timeoutMs: 300 });
+    await set.start(silent);
+    server.mode = 'slow';
+    server.slowMs = 3000;
+    const started = performance.now();
+    assert.deepEqual(await kids(set.keysFor('RS256', 'unknown')), []);
+    const waited = performance.now() - started;
+    assert.ok(waited < 1500, `waited ${Math.round(waited)} ms for a 300 ms timeout`);
+    assert.deepEqual(await kids(set.keysFor('RS256', 'k1')), ['k1']);
+  });
+
+  it('a storm of unknown kids causes one fetch per cooldown, collapsed, and known kids never wait', async () => {
+    reset([k1]);
+    const set = remote({ cooldownMs: 300 });
+    await set.start(silent);
+    assert.equal(server.requests, 1);
+    assert.deepEqual(await kids(set.keysFor('RS256', 'early')), [], 'within the cooldown after start: no fetch');
+    assert.equal(server.requests, 1);
+    await new Promise((r) => setTimeout(r, 350));
+    const storm = Array.from({ length: 500 }, (_, i) => set.keysFor('RS256', `forged-${i}`));
+    const known = set.keysFor('RS256', 'k1');
+    assert.ok(!(known instanceof Promise));
+    const results = await Promise.all(storm.map(async (r) => (await r).length));
+    assert.ok(results.every((n) => n === 0));
+    assert.equal(server.requests, 2, 'one collapsed refetch for the whole storm');
+    for (let i = 0; i < 100; i++) assert.deepEqual(await kids(set.keysFor('RS256', `again-${i}`)), []);
+    assert.equal(server.requests, 2, 'no further fetch within the cooldown');
+  });
+});

@@ -50,8 +50,9 @@ export function toYaml(config: ConfigObject): string {
 }
 
 /** Starts a gateway in this process from a config object, on free loopback ports. */
-export async function startGateway(config: ConfigObject, options: { env?: NodeJS.ProcessEnv } = {}): Promise<TestGateway> {
+export async function startGateway(config: ConfigObject, options: { env?: NodeJS.ProcessEnv; beforeStart?: (dir: string) => Promise<void> } = {}): Promise<TestGateway> {
   const dir = await mkdtemp(join(tmpdir(), 'portcullis-test-'));
+  await options.beforeStart?.(dir);
   const configFile = join(dir, 'gateway.yaml');
   const full = withTestDefaults(config, join(dir, 'data'));
   await writeFile(configFile, toYaml(full));

@@ -9,6 +9,7 @@ import { compileConfig } from '../src/config/compile.js';
 import { ConfigError, formatProblem } from '../src/config/errors.js';
 import { loadConfigText } from '../src/config/load.js';
 import { jsonSchema } from '../src/config/schema.js';
+import { configProblems } from './harness/config.js';
 import { CLI } from './harness/gateway.js';
 
 const GOOD = `upstreams:
@@ -21,16 +22,7 @@ routes:
     public: true
 `;
 
-/** Every problem a config text produces, formatted as the CLI prints them. */
-function problems(text: string, env: NodeJS.ProcessEnv = {}): string[] {
-  try {
-    compileConfig(loadConfigText(text, 'gateway.yaml', env));
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems.map(formatProblem);
-    throw err;
-  }
-  return [];
-}
+const problems = configProblems;
 
 describe('config errors name file, line, column and option', () => {
   it('accepts a minimal valid config', () => {

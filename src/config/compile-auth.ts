@@ -46,6 +46,8 @@ export interface CompiledAuth {
   /** Remote key sets this config uses; the gateway starts them when the config goes live. */
   readonly remoteKeySets: readonly RemoteJwks[];
   readonly identityHeaders: IdentityHeaderNames;
+  /** Defined but invalid (already reported): routes naming them are not reported again. */
+  readonly invalid: ReadonlySet<string>;
 }
 
 type At = (...path: (string | number)[]) => (string | number)[];
@@ -64,15 +66,17 @@ export function compileAuth(raw: RawConfig, loaded: LoadedConfig, registry: Remo
   const reserved = new Set([...RESERVED_HEADERS, ...identityHeaderList(identity), (raw.headers?.requestId ?? 'x-request-id').toLowerCase()]);
   const authenticators = new Map<string, Authenticator>();
   const remoteKeySets: RemoteJwks[] = [];
+  const invalid = new Set<string>();
   for (const [name, a] of Object.entries(raw.authenticators ?? {})) {
     const at: At = (...path) => ['authenticators', name, ...path];
     if (a.type === 'anonymous') authenticators.set(name, anonymousAuthenticator(name, a.subject ?? AUTH_DEFAULTS.anonymousSubject));
     else {
       const jwt = compileJwt(name, a, at, loaded, registry, reserved, remoteKeySets, problems);
       if (jwt !== null) authenticators.set(name, jwt);
+      else invalid.add(name);
     }
   }
-  return { authenticators, remoteKeySets, identityHeaders: identity };
+  return { authenticators, remoteKeySets, identityHeaders: identity, invalid };
 }
 
 function compileJwt(
@@ -224,7 +228,8 @@ export function compileRouteAuth(
   const chosen: Authenticator[] = [];
   list.forEach((name, i) => {
     const a = auth.authenticators.get(name);
-    if (a === undefined) problems.push(loaded.problem(at('authenticate', i), `unknown authenticator "${name}" (defined: ${[...auth.authenticators.keys()].join(', ') || 'none'})`));
+    if (a === undefined && auth.invalid.has(name)) problems.push(loaded.problem(at('authenticate', i), `authenticator "${name}" is invalid (see its errors)`));
+    else if (a === undefined) problems.push(loaded.problem(at('authenticate', i), `unknown authenticator "${name}" (defined: ${[...auth.authenticators.keys()].join(', ') || 'none'})`));
     else if (a.type === 'anonymous' && i !== list.length - 1) problems.push(loaded.problem(at('authenticate', i), `anonymous authenticator "${name}" must be last: authenticators after it would never run`));
     else chosen.push(a);
   });

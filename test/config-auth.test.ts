@@ -1,0 +1,67 @@
+// Config errors of authenticators and route policies: each names file, line, column and option.
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { configProblems } from './harness/config.js';
+
+const BASE = `upstreams:
+  orders: { targets: [http://127.0.0.1:3001] }
+authenticators:
+  users:
+    type: jwt
+    issuer: https://idp.example/
+    jwksUri: https://idp.example/jwks.json
+    audience: orders-api
+    algorithms: [RS256]
+  guest: { type: anonymous }
+routes:
+  - name: orders
+    match: { path: "/orders/{tenant}/**" }
+    upstream: orders
+    authenticate: [users]
+`;
+
+describe('authenticator and policy config errors', () => {
+  it('accepts the base config', () => {
+    assert.deepEqual(configProblems(BASE), []);
+  });
+
+  const CASES: [string, string, RegExp][] = [
+    ['alg none is not an algorithm', BASE.replace('[RS256]', '[RS256, none]'), /^gateway\.yaml:9:25: authenticators\.users\.algorithms\[1\]: must be one of: RS256, /],
+    ['unknown authenticator type', BASE.replace('{ type: anonymous }', '{ type: saml }'), /^gateway\.yaml:10:18: authenticators\.guest\.type: must be one of: jwt, anonymous$/],
+    ['unknown jwt option', BASE.replace('    audience: orders-api', '    audience: orders-api\n    audiance: x'), /^gateway\.yaml:9:5: authenticators\.users\.audiance: is not a known option$/],
+    ['missing audience', BASE.replace('    audience: orders-api\n', ''), /authenticators\.users\.audience: is required$/],
+    ['plain-http JWKS off loopback', BASE.replace('https://idp.example/jwks.json', 'http://idp.example/jwks.json'), /^gateway\.yaml:7:14: authenticators\.users\.jwksUri: must be https/],
+    ['two key sources', BASE.replace('    audience:', '    secret: 0123456789abcdef0123456789abcdef\n    audience:'), /authenticators\.users\.secret: issuer https:\/\/idp\.example\/ needs exactly one key source/],
+    ['secret without HS algorithm', BASE.replace('    jwksUri: https://idp.example/jwks.json', '    secret: 0123456789abcdef0123456789abcdef'), /authenticators\.users\.algorithms: issuer .* has a shared secret, but algorithms allows no HS256/],
+    ['HS only with public keys', BASE.replace('[RS256]', '[HS256]'), /authenticators\.users\.algorithms: .*allows only HMAC/],
+    ['short secret', BASE.replace('    jwksUri: https://idp.example/jwks.json', '    secret: short').replace('[RS256]', '[HS256]'), /authenticators\.users\.secret: must NOT have fewer than 32 characters/],
+    ['issuer and issuers', BASE.replace('    audience:', '    issuers: [{ issuer: a, jwksUri: "https://a/j" }]\n    audience:'), /authenticators\.users\.issuers: use either issuer with its keys, or issuers, not both/],
+    ['missing jwks file', BASE.replace('jwksUri: https://idp.example/jwks.json', 'jwksFile: nope.json'), /^gateway\.yaml:7:15: authenticators\.users\.jwksFile: cannot read nope\.json: ENOENT$/],
+    ['bad PEM', BASE.replace('jwksUri: https://idp.example/jwks.json', 'publicKeys: [{ pem: "-----BEGIN PUBLIC KEY-----" }]'), /authenticators\.users\.publicKeys\[0\]\.pem: not a PEM public key/],
+    ['forwarded claim into an identity header', BASE.replace('    audience:', '    forwardClaims: { X-User-Id: email }\n    audience:'), /^gateway\.yaml:8:22: authenticators\.users\.forwardClaims\.X-User-Id: X-User-Id is a header the gateway sets/],
+    ['unknown authenticator on a route', BASE.replace('authenticate: [users]', 'authenticate: [usrs]'), /^gateway\.yaml:15:20: routes\[0\]\.authenticate\[0\]: unknown authenticator "usrs" \(defined: users, guest\)$/],
+    ['anonymous not last', BASE.replace('authenticate: [users]', 'authenticate: [guest, users]'), /routes\[0\]\.authenticate\[0\]: anonymous authenticator "guest" must be last/],
+    ['public and authenticated', BASE.replace('    authenticate: [users]', '    public: true\n    authenticate: [users]'), /routes\[0\]\.public: a route is either public or authenticated/],
+    ['authorize without authenticate', BASE.replace('    authenticate: [users]', '    public: true\n    authorize: { scopes: [a] }'), /routes\[0\]\.authorize: authorization needs an identity/],
+    ['tenant param not in the pattern', BASE.replace('    authenticate: [users]', '    authenticate: [users]\n    authorize: { tenant: { param: org } }'), /^gateway\.yaml:16:35: routes\[0\]\.authorize\.tenant\.param: the path pattern "\/orders\/\{tenant\}\/\*\*" has no \{org\}$/],
+    ['two tenant sources', BASE.replace('    authenticate: [users]', '    authenticate: [users]\n    authorize: { tenant: { param: tenant, header: X-Org } }'), /routes\[0\]\.authorize\.tenant: set exactly one of param, header and fixed/],
+    ['roles without anyOf/allOf', BASE.replace('    authenticate: [users]', '    authenticate: [users]\n    authorize: { roles: {} }'), /routes\[0\]\.authorize\.roles: set anyOf, allOf or both/],
+    ['a scope with a space', BASE.replace('    authenticate: [users]', '    authenticate: [users]\n    authorize: { scopes: ["a b"] }'), /routes\[0\]\.authorize\.scopes\[0\]: has an invalid format/],
+  ];
+  for (const [name, text, expected] of CASES) {
+    it(`reports ${name}`, () => {
+      const found = configProblems(text);
+      assert.ok(found.some((p) => expected.test(p)), `expected ${expected} in:\n${found.join('\n')}`);
+    });
+  }
+
+  it('reads key files relative to the config file and reports unusable keys', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-keys-'));
+    writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [{ kty: 'oct', k: 'AAAA' }] }));
+    const found = configProblems(BASE.replace('jwksUri: https://idp.example/jwks.json', 'jwksFile: jwks.json'), {}, join(dir, 'gateway.yaml'));
+    assert.ok(found.some((p) => /authenticators\.users\.jwksFile: no usable key \(key 0: kty "oct" is not RSA, EC or OKP/.test(p)), found.join('\n'));
+  });
+});

@@ -33,21 +33,30 @@ describe('docs stay in sync with the code', () => {
   });
 });
 
-interface SchemaNode { properties?: Record<string, SchemaNode>; items?: SchemaNode; patternProperties?: Record<string, SchemaNode> }
+interface SchemaNode {
+  properties?: Record<string, SchemaNode>;
+  items?: SchemaNode;
+  patternProperties?: Record<string, SchemaNode>;
+  /** Type-selected variants (authenticators): `if: {type}`, `then: <that type's schema>`. */
+  allOf?: { then?: SchemaNode }[];
+}
 
 /** Every option path a user can write, as docs spell it: `routes[].match.path`, `upstreams.<name>.timeoutMs`. */
 function optionPaths(node: SchemaNode, prefix: string): string[] {
-  const out: string[] = [];
-  for (const [key, child] of Object.entries(node.properties ?? {})) {
-    if (key === '$schema') continue;
-    const path = prefix === '' ? key : `${prefix}.${key}`;
-    out.push(...childPaths(child, path));
+  const out = new Set<string>();
+  const variants = [node, ...(node.allOf ?? []).flatMap((v) => (v.then === undefined ? [] : [v.then]))];
+  for (const variant of variants) {
+    for (const [key, child] of Object.entries(variant.properties ?? {})) {
+      if (key === '$schema') continue;
+      const path = prefix === '' ? key : `${prefix}.${key}`;
+      for (const p of childPaths(child, path)) out.add(p);
+    }
   }
-  return out;
+  return [...out];
 }
 
 function childPaths(child: SchemaNode, path: string): string[] {
-  if (child.properties !== undefined) return optionPaths(child, path);
+  if (child.properties !== undefined || child.allOf !== undefined) return optionPaths(child, path);
   if (child.patternProperties !== undefined) {
     const [inner] = Object.values(child.patternProperties);
     return inner === undefined ? [path] : childPaths(inner, `${path}.<name>`);

@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compileConfig } from '../src/config/compile.js';
-import { ConfigError, formatProblem } from '../src/config/errors.js';
 import { loadConfigText } from '../src/config/load.js';
 import { jsonSchema } from '../src/config/schema.js';
 import { configProblems } from './harness/config.js';

@@ -11,7 +11,7 @@ import { CLI } from './harness/gateway.js';
 
 describe('examples/quickstart', () => {
   it('compiles with the demo environment', async () => {
-    const config = compileConfig(await loadConfigFile(QUICKSTART_CONFIG, { ECHO_URL: 'http://127.0.0.1:1' }));
+    const config = compileConfig(await loadConfigFile(QUICKSTART_CONFIG, { ECHO_URL: 'http://127.0.0.1:1', DEMO_ISSUER: 'http://127.0.0.1:2/', DEMO_JWKS_URI: 'http://127.0.0.1:2/jwks.json' }));
     assert.ok(config.routes.length >= 2);
     assert.equal(config.listen.http.port, 8080);
     assert.equal(config.admin.port, 9901);
@@ -54,5 +54,29 @@ describe('examples/quickstart', () => {
     assert.equal(denied.status, 404);
     assert.equal(denied.headers.get('content-type'), 'application/problem+json');
     assert.equal((await fetch(`${base}/hello/world`, { method: 'DELETE' })).headers.get('allow'), 'GET, HEAD');
+
+    // The printed tokens do what the printed curl lines say.
+    const token = (name: string): string => {
+      const match = new RegExp(`^  ${name}=(\\S+)$`, 'm').exec(output);
+      assert.ok(match?.[1] !== undefined, `demo prints ${name}`);
+      return match[1];
+    };
+    const as = async (path: string, name?: string) => fetch(`${base}${path}`, { headers: name === undefined ? {} : { authorization: `Bearer ${token(name)}` } });
+    const orders = await as('/api/acme/orders/42', 'USER_TOKEN');
+    assert.equal(orders.status, 200);
+    const seen = await orders.json() as { headers: Record<string, string> };
+    assert.equal(seen.headers['x-user-id'], 'alice');
+    assert.equal(seen.headers['x-tenant-id'], 'acme');
+    assert.equal(seen.headers['x-scopes'], 'orders:read');
+    assert.equal(seen.headers['x-user-email'], 'alice@acme.example');
+    assert.equal(seen.headers.authorization, undefined);
+    assert.equal((await as('/api/admin/stats', 'USER_TOKEN')).status, 403);
+    assert.equal((await as('/api/admin/stats', 'ADMIN_TOKEN')).status, 200);
+    assert.equal((await as('/api/globex/orders/42', 'USER_TOKEN')).status, 403);
+    const expired = await as('/api/acme/orders/42', 'EXPIRED_TOKEN');
+    assert.equal(expired.status, 401);
+    assert.equal(expired.headers.get('www-authenticate'), 'Bearer realm="portcullis", error="invalid_token"');
+    assert.equal((await as('/api/acme/orders/42')).status, 401);
+    for (const line of ['$USER_TOKEN', '$ADMIN_TOKEN', '$EXPIRED_TOKEN', '/api/admin/stats']) assert.ok(output.includes(line), `demo prints ${line}`);
   });
 });

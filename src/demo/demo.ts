@@ -3,32 +3,38 @@ import { parseArgs } from 'node:util';
 import { Gateway } from '../server/gateway.js';
 import { ConfigError } from '../config/errors.js';
 import { serve } from '../cli/serve.js';
+import { startDemoIssuer } from './demo-issuer.js';
 import { startEchoUpstream } from './echo-upstream.js';
 
 /** The quickstart config shipped with the package; tests load the same file. */
 export const QUICKSTART_CONFIG = fileURLToPath(new URL('../../../examples/quickstart/gateway.yaml', import.meta.url));
 
 /**
- * `portcullis demo`: an echo upstream on a free loopback port, the gateway on :8080 (or --port)
- * with examples/quickstart/gateway.yaml, and curl lines to paste.
+ * `portcullis demo`: an echo upstream and a local token issuer on free loopback ports, the gateway
+ * on :8080 (or --port) with examples/quickstart/gateway.yaml, and curl lines to paste.
  */
 export async function runDemo(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { port: { type: 'string' }, 'admin-port': { type: 'string' } } });
   const echo = await startEchoUpstream(0);
+  const idp = await startDemoIssuer();
+  const closeAll = async () => { await Promise.all([echo.close(), idp.close()]); };
   const port = values.port ?? process.env.PORT ?? '8080';
-  const env = { ...process.env, ECHO_URL: echo.url, PORT: port, ADMIN_PORT: values['admin-port'] ?? process.env.ADMIN_PORT ?? '9901' };
+  const env = {
+    ...process.env, ECHO_URL: echo.url, DEMO_ISSUER: idp.issuer, DEMO_JWKS_URI: idp.jwksUri,
+    PORT: port, ADMIN_PORT: values['admin-port'] ?? process.env.ADMIN_PORT ?? '9901',
+  };
   let gateway: Gateway;
   try {
     gateway = await Gateway.fromFile(QUICKSTART_CONFIG, { env });
   } catch (err) {
-    await echo.close();
+    await closeAll();
     if (err instanceof ConfigError) { process.stderr.write(err.message + '\n'); process.exit(1); }
     throw err;
   }
   try {
-    await serve(gateway, () => echo.close());
+    await serve(gateway, closeAll);
   } catch (err) {
-    await echo.close();
+    await closeAll();
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') {
       process.stderr.write(`portcullis demo: a port is already in use (${(err as Error).message}); try PORT=8081 npm start\n`);
@@ -38,6 +44,10 @@ export async function runDemo(args: string[]): Promise<void> {
   }
   const base = `http://localhost:${gateway.addresses().http.port}`;
   const admin = gateway.addresses().admin;
+  const hour = 3600;
+  const user = await idp.token({ sub: 'alice', tenant: 'acme', scope: 'orders:read', roles: ['clerk'], email: 'alice@acme.example' }, hour);
+  const adminToken = await idp.token({ sub: 'root', tenant: 'acme', scope: 'orders:read', roles: ['admin'] }, hour);
+  const expired = await idp.token({ sub: 'alice', tenant: 'acme', scope: 'orders:read', roles: ['clerk'] }, 60, Math.floor(Date.now() / 1000) - 2 * hour);
   process.stdout.write(`
 Portcullis demo is running: gateway ${base} -> echo upstream ${echo.url}
 Config: ${QUICKSTART_CONFIG}
@@ -57,6 +67,24 @@ Ambiguous paths are rejected before routing (400): encoded slash, dot segments c
 
 Method not allowed on a known path (405 with Allow):
   curl -si -X DELETE ${base}/hello/world
+
+Authentication: a local issuer signed these tokens (ES256; its JWKS is ${idp.jwksUri}).
+Paste the three lines into your shell, then try the requests:
+  USER_TOKEN=${user}
+  ADMIN_TOKEN=${adminToken}
+  EXPIRED_TOKEN=${expired}
+
+  # 200: alice (tenant acme, scope orders:read); the echo shows x-user-id, x-tenant-id, x-roles, x-scopes
+  curl -s -H "Authorization: Bearer $USER_TOKEN" ${base}/api/acme/orders/42
+  # 403 insufficient_role: the admin route needs role admin
+  curl -si -H "Authorization: Bearer $USER_TOKEN" ${base}/api/admin/stats
+  # 200: the admin token has it
+  curl -si -H "Authorization: Bearer $ADMIN_TOKEN" ${base}/api/admin/stats
+  # 403 tenant_mismatch: alice is in tenant acme, not globex
+  curl -si -H "Authorization: Bearer $USER_TOKEN" ${base}/api/globex/orders/42
+  # 401 invalid_credential (expired) and 401 unauthenticated (no token), with WWW-Authenticate
+  curl -si -H "Authorization: Bearer $EXPIRED_TOKEN" ${base}/api/acme/orders/42
+  curl -si ${base}/api/acme/orders/42
 ${admin === null ? '' : `
 Health, readiness (with the config version) and Prometheus metrics on the admin listener:
   curl -s http://127.0.0.1:${admin.port}/readyz

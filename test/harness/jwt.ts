@@ -33,8 +33,8 @@ export const nowSec = (): number => Math.floor(Date.now() / 1000);
 
 /** A valid token from `key` with jose: iss/aud/exp defaults for the tests' authenticator, overridable. */
 export async function mint(key: TestKey, claims: JWTPayload = {}, header: Record<string, unknown> = {}): Promise<string> {
-  const payload: JWTPayload = { iss: 'https://issuer.test/', aud: 'orders-api', sub: 'user-1', iat: nowSec(), exp: nowSec() + 300, ...claims };
-  for (const [k, v] of Object.entries(payload)) if (v === undefined) delete payload[k];
+  const merged: JWTPayload = { iss: 'https://issuer.test/', aud: 'orders-api', sub: 'user-1', iat: nowSec(), exp: nowSec() + 300, ...claims };
+  const payload = Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined)) as JWTPayload;
   return new SignJWT(payload).setProtectedHeader({ alg: key.alg, kid: key.kid, ...header }).sign(key.privateKey);
 }
 

@@ -17,6 +17,28 @@
 //   alsoCompare optional names of more scenarios to print (and record) ratios against
 //   note        one line for the report
 
+import { generateKeyPairSync } from 'node:crypto';
+import { SignJWT } from 'jose';
+
+// JWT scenarios: one RSA and one EC key pair per run, and one token each, valid for two hours.
+const ISSUER = 'https://bench.issuer/';
+const AUDIENCE = 'bench-api';
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const claims = { sub: 'bench-user', scope: 'bench:read', roles: ['reader'], tenant: 'acme' };
+const sign = (alg, key) => new SignJWT(claims).setProtectedHeader({ alg, kid: alg, typ: 'at+jwt' })
+  .setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().setExpirationTime('2h').sign(key);
+const tokens = { RS256: await sign('RS256', rsa.privateKey), ES256: await sign('ES256', ec.privateKey) };
+const pem = (pair) => pair.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+
+/** A JWT authenticator for the bench issuer with one key; cacheMaxEntries 0 verifies every request. */
+function jwtAuthenticator(alg, pair, cacheMaxEntries) {
+  return {
+    type: 'jwt', issuer: ISSUER, publicKeys: [{ pem: pem(pair), kid: alg }], audience: AUDIENCE, algorithms: [alg],
+    claims: { tenant: 'tenant' }, ...(cacheMaxEntries === undefined ? {} : { cacheMaxEntries }),
+  };
+}
+
 /** Default settings; each can be overridden by the BENCH_* environment variable in brackets. */
 export const defaults = {
   warmupSec: 5, // BENCH_WARMUP: before each scenario in round 1 (JIT, connections)
@@ -42,8 +64,19 @@ export function gatewayConfig(ctx) {
     log: { level: 'info' },
     shutdown: { drainTimeoutMs: 2000 },
     upstreams: { bench: { targets: [ctx.upstreamOrigin] } },
+    authenticators: {
+      'rs256': jwtAuthenticator('RS256', rsa),
+      'rs256-nocache': jwtAuthenticator('RS256', rsa, 0),
+      'es256': jwtAuthenticator('ES256', ec),
+      'es256-nocache': jwtAuthenticator('ES256', ec, 0),
+    },
     routes: [
       { name: 'public', match: { methods: ['GET'], path: '/bench/**' }, upstream: 'bench', public: true },
+      // JWT routes: authenticate, authorize a scope, inject the identity headers, strip Authorization.
+      ...['rs256', 'rs256-nocache', 'es256', 'es256-nocache'].map((name) => ({
+        name: `jwt-${name}`, match: { methods: ['GET'], path: `/jwt-${name}/**` }, upstream: 'bench',
+        authenticate: [name], authorize: { scopes: ['bench:read'] },
+      })),
     ],
   };
 }
@@ -61,6 +94,20 @@ export function scenarios({ connections }) {
     { name: 'gateway-public', target: 'gateway', path, connections, baseline: 'bare-proxy',
       aims: { throughputRatio: { min: 0.80, goal: 0.90 } }, alsoCompare: ['bare-proxy-stream'],
       note: 'public route: routing, header hygiene, audit record, metrics' },
+
+    // JWT-protected routes, priced against the public route of the same run.
+    { name: 'gateway-jwt-rs256', target: 'gateway', path: '/jwt-rs256/hello', connections, baseline: 'gateway-public',
+      headers: { authorization: `Bearer ${tokens.RS256}` }, aims: { throughputRatio: { min: 0.90 } },
+      note: 'RS256 token, verified-token cache on (repeat token: no signature check)' },
+    { name: 'gateway-jwt-rs256-nocache', target: 'gateway', path: '/jwt-rs256-nocache/hello', connections, baseline: 'gateway-public',
+      headers: { authorization: `Bearer ${tokens.RS256}` }, aims: { throughputRatio: { min: 0.60 } },
+      note: 'RS256 token verified on every request (cacheMaxEntries: 0)' },
+    { name: 'gateway-jwt-es256', target: 'gateway', path: '/jwt-es256/hello', connections, baseline: 'gateway-public',
+      headers: { authorization: `Bearer ${tokens.ES256}` }, aims: { throughputRatio: { min: 0.90 } },
+      note: 'ES256 token, verified-token cache on' },
+    { name: 'gateway-jwt-es256-nocache', target: 'gateway', path: '/jwt-es256-nocache/hello', connections, baseline: 'gateway-public',
+      headers: { authorization: `Bearer ${tokens.ES256}` },
+      note: 'ES256 token verified on every request (ECDSA verify costs more than RSA verify)' },
 
     { name: 'upstream-direct-c1', target: 'upstream', path, connections: 1, baseline: 'bare-proxy-c1',
       note: 'one connection: latency without queueing' },

@@ -175,7 +175,7 @@ describe('authentication', () => {
   });
 
   it('rejects identities that cannot be asserted verbatim: unsafe subject, roles with spaces, typed-wrong tenant', async () => {
-    for (const claims of [{ sub: 'alice\r\nX-Roles: admin' }, { sub: 'jos\u00e9' }, { realm_access: { roles: ['read er'] } }, { realm_access: { roles: ['a,b'] } }, { tenant_id: 42 }, { sub: 7 }]) {
+    for (const claims of [{ sub: 'alice\r\nX-Roles: admin' }, { sub: 'jos\u00e9' }, { realm_access: { roles: ['read er'] } }, { realm_access: { roles: ['a,b'] } }, { realm_access: { roles: Array.from({ length: 300 }, (_, i) => `r${i}`) } }, { email: 'x'.repeat(2000) }, { tenant_id: 42 }, { sub: 7 }]) {
       assertProblem(await get(gw, '/orders/5', await mint(k1, claims as Record<string, unknown>)), 401, 'invalid_credential');
     }
     assert.equal((await get(gw, '/orders/5', await mint(k1, { realm_access: { roles: 'reader  ops' } }))).status, 200, 'a space-separated string of roles is accepted');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it, before } from 'node:test';
 import type { JwsAlgorithm } from '../src/authn/jwt/algorithms.js';
 import { verifyJwt, type JwtPolicy, type VerifyResult } from '../src/authn/jwt/jwt-verifier.js';
-import { importJwks, importSecret, StaticKeys } from '../src/authn/jwt/key-source.js';
+import { importJwks, importPem, importSecret, StaticKeys } from '../src/authn/jwt/key-source.js';
 import { b64, craft, mint, signatureFor, testKey, type TestKey } from './harness/jwt.js';
 
 const ISS = 'https://issuer.test/';
@@ -190,6 +190,20 @@ describe('JWT verification', () => {
     assert.equal(check(craft(header({ kid: undefined }), claims(), { key: rsa })), 'ok');
     assert.equal(check(craft(header({ kid: 'rsa-1' }), claims(), { key: rsaOther })), 'signature_invalid');
     assert.equal(check(craft(header({ kid: 'ec-1' }), claims(), { key: rsa })), 'key_unknown', 'RS256 never verified with an EC key');
+  });
+
+  it('a key configured without a kid serves tokens with any kid; a key with one only its own', () => {
+    const pemKey = importPem(rsa.pem, ['RS256'], null);
+    assert.ok(typeof pemKey !== 'string');
+    const issuers = new Map([[ISS, { source: new StaticKeys([pemKey]), algorithms: new Set<JwsAlgorithm>(['RS256']) }]]);
+    const p = policyWith({ issuers });
+    assert.equal(check(craft(header({ kid: 'whatever' }), claims(), { key: rsa }), T, p), 'ok');
+    assert.equal(check(craft(header({ kid: undefined }), claims(), { key: rsa }), T, p), 'ok');
+    const withKid = importPem(rsa.pem, ['RS256'], 'pinned');
+    assert.ok(typeof withKid !== 'string');
+    const pinned = policyWith({ issuers: new Map([[ISS, { source: new StaticKeys([withKid]), algorithms: new Set<JwsAlgorithm>(['RS256']) }]]) });
+    assert.equal(check(craft(header({ kid: 'whatever' }), claims(), { key: rsa }), T, pinned), 'key_unknown');
+    assert.equal(check(craft(header({ kid: 'pinned' }), claims(), { key: rsa }), T, pinned), 'ok');
   });
 
   it('requires typ when configured (RFC 9068 at+jwt, application/ prefix optional)', () => {

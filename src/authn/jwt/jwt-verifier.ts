@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { parseStrictJson } from '../../lib/strict-json.js';
 import { isJwsAlgorithm, verifySignature, type JwsAlgorithm, type VerifyKey } from './algorithms.js';
 import type { KeySource } from './key-source.js';
@@ -33,8 +34,7 @@ const MAX_JSON_DEPTH = 16;
 /** Header parameters that would make the token choose or carry its own key (RFC 7515 §4.1.2–6). */
 const KEY_CARRYING_HEADERS = ['jwk', 'jku', 'x5u', 'x5c'] as const;
 const B64URL = /^[A-Za-z0-9_-]+$/;
-/** Invalid UTF-8 is an error, and a BOM is kept so JSON.parse rejects it. */
-const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const B64URL_VALUE = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
 const fail = (reason: string): VerifyResult => ({ ok: false, reason });
 
@@ -132,21 +132,25 @@ function typMatches(typ: unknown, required: string): boolean {
 }
 
 /**
- * base64url without padding, in canonical form: the text must re-encode to itself, which rejects
- * non-zero trailing bits and a length of 1 mod 4 (two encodings of one token would defeat caches
- * and replay detection keyed on the token text).
+ * base64url without padding, in canonical form: a length of 1 mod 4 is impossible, and the bits
+ * of the last character that do not fill a byte must be zero (RFC 4648 §3.5). Otherwise one token
+ * would have several spellings, and caches or replay checks keyed on the text could be dodged.
  */
 function decodeSegment(segment: string): Buffer | null {
-  if (!B64URL.test(segment) || segment.length % 4 === 1) return null;
-  const bytes = Buffer.from(segment, 'base64url');
-  return bytes.toString('base64url') === segment ? bytes : null;
+  const rest = segment.length % 4;
+  if (rest === 1 || !B64URL.test(segment)) return null;
+  if (rest !== 0) {
+    const last = B64URL_VALUE.indexOf(segment.charAt(segment.length - 1));
+    if ((last & (rest === 2 ? 0x0f : 0x03)) !== 0) return null;
+  }
+  return Buffer.from(segment, 'base64url');
 }
 
 function decodeJson(segment: string): Record<string, unknown> | undefined {
   const bytes = decodeSegment(segment);
   if (bytes === null) return undefined;
-  let json: string;
-  try { json = UTF8.decode(bytes); } catch { return undefined; }
+  if (!isUtf8(bytes)) return undefined;
+  const json = bytes.toString('utf8');
   const value = parseStrictJson(json, MAX_JSON_DEPTH);
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? value as Record<string, unknown> : undefined;
 }

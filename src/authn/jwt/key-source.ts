@@ -14,9 +14,12 @@ export interface KeySource {
   keysFor(alg: JwsAlgorithm, kid: string | null): readonly VerifyKey[] | Promise<readonly VerifyKey[]>;
 }
 
-/** Selects the keys that may verify `alg` (and carry `kid`, when the token names one). */
+/**
+ * Selects the keys that may verify `alg`. When the token names a `kid`, keys with another kid are
+ * skipped; keys without a kid (a PEM configured without one) are candidates for any token.
+ */
 export function selectKeys(keys: readonly VerifyKey[], alg: JwsAlgorithm, kid: string | null): VerifyKey[] {
-  return keys.filter((k) => k.algorithms.has(alg) && (kid === null || k.kid === kid));
+  return keys.filter((k) => k.algorithms.has(alg) && (kid === null || k.kid === null || k.kid === kid));
 }
 
 /** Keys fixed at config load: a local JWKS file, PEM public keys or an HMAC secret. */

@@ -49,6 +49,7 @@ describe('authenticator and policy config errors', () => {
     ['tenant param not in the pattern', BASE.replace('    authenticate: [users]', '    authenticate: [users]\n    authorize: { tenant: { param: org } }'), /^gateway\.yaml:16:35: routes\[0\]\.authorize\.tenant\.param: the path pattern "\/orders\/\{tenant\}\/\*\*" has no \{org\}$/],
     ['two tenant sources', BASE.replace('    authenticate: [users]', '    authenticate: [users]\n    authorize: { tenant: { param: tenant, header: X-Org } }'), /routes\[0\]\.authorize\.tenant: set exactly one of param, header and fixed/],
     ['roles without anyOf/allOf', BASE.replace('    authenticate: [users]', '    authenticate: [users]\n    authorize: { roles: {} }'), /routes\[0\]\.authorize\.roles: set anyOf, allOf or both/],
+    ['a scope with a quote', BASE.replace('    authenticate: [users]', '    authenticate: [users]\n    authorize: { scopes: [\'a"b\'] }'), /routes\[0\]\.authorize\.scopes\[0\]: has an invalid format/],
     ['a scope with a space', BASE.replace('    authenticate: [users]', '    authenticate: [users]\n    authorize: { scopes: ["a b"] }'), /routes\[0\]\.authorize\.scopes\[0\]: has an invalid format/],
   ];
   for (const [name, text, expected] of CASES) {

@@ -71,7 +71,8 @@ export const UpstreamSchema = strict({
 }, 'A named upstream service.');
 
 const ClaimPath = Type.String({ minLength: 1, maxLength: 256, description: 'A claim name, or a dot-separated path into nested claims (realm_access.roles). A literal top-level name wins over a path.' });
-const Token = (what: string) => Type.String({ pattern: '^[\\x21-\\x2b\\x2d-\\x7e]{1,256}$', description: `A ${what}: printable ASCII without spaces or commas.` });
+// RFC 6750 §3 scope-token characters minus the comma, so a scope can be quoted in a challenge.
+const Token = (what: string) => Type.String({ pattern: '^[\\x21\\x23-\\x2b\\x2d-\\x5b\\x5d-\\x7e]{1,256}$', description: `A ${what}: printable ASCII without spaces, commas, quotes or backslashes.` });
 
 const JwtKeyFields = {
   jwksUri: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$', maxLength: 2048, description: 'URL of the issuer\'s JWK Set. https, or http on a loopback host only.' })),

@@ -251,3 +251,30 @@ describe('authentication when the key source is down', () => {
     }
   });
 });
+
+describe('identity header names', () => {
+  it('uses the configured names, strips inbound copies of them, and no longer asserts the defaults', async () => {
+    const echo = await startEchoUpstream();
+    const gw = await startGateway({
+      upstreams: { echo: { targets: [echo.url] } },
+      headers: { identity: { subject: 'X-Auth-User', tenant: 'X-Auth-Org', roles: 'X-Auth-Groups', scopes: 'X-Auth-Scope', method: 'X-Auth-Via' } },
+      authenticators: { users: { type: 'jwt', issuer: ISS, secret: PARTNER_SECRET, audience: 'orders-api', algorithms: ['HS256'], claims: { tenant: 'org' } } },
+      routes: [{ name: 'orders', match: { path: '/orders' }, upstream: 'echo', authenticate: ['users'] }],
+    });
+    try {
+      const token = craft('{"alg":"HS256"}', JSON.stringify({ iss: ISS, aud: 'orders-api', sub: 'carol', org: 'acme', roles: ['a'], scope: 's', exp: nowSec() + 60 }), { hmac: PARTNER_SECRET });
+      const res = await get(gw, '/orders', token, { 'X-Auth-User': 'mallory', 'x_auth_org': 'evil' });
+      assert.equal(res.status, 200, res.body);
+      const seen = echo.received.at(-1);
+      assert.deepEqual(headerValues(seen, 'x-auth-user'), ['carol']);
+      assert.deepEqual(headerValues(seen, 'x-auth-org'), ['acme']);
+      assert.deepEqual(headerValues(seen, 'x-auth-groups'), ['a']);
+      assert.deepEqual(headerValues(seen, 'x-auth-scope'), ['s']);
+      assert.deepEqual(headerValues(seen, 'x-auth-via'), ['jwt']);
+      assert.deepEqual(headerValues(seen, 'x-user-id'), []);
+    } finally {
+      await gw.close();
+      await echo.close();
+    }
+  });
+});

@@ -33,10 +33,13 @@ describe('remote JWKS', () => {
     await server.close();
   });
 
+  /** Stops the sets of earlier tests (their timers would hit the shared server) and resets it. */
   function reset(keys: TestKey[]): void {
+    for (const set of sets) set.stop();
     server.setKeys(keys);
     server.mode = 'ok';
     server.requests = 0;
+    server.cacheControl = null;
   }
 
   it('accepts a new kid after one refetch, and forgets a removed key after a refresh', async () => {
@@ -66,6 +69,21 @@ describe('remote JWKS', () => {
     const answer = set.keysFor('RS256', 'k2');
     assert.ok(!(answer instanceof Promise), 'the new key arrived without a request waiting for it');
     assert.deepEqual(answer.map((k) => k.kid), ['k2']);
+  });
+
+  it('refreshes sooner when the response\'s Cache-Control max-age asks, but not sooner than the cooldown', async () => {
+    reset([k1]);
+    server.cacheControl = 'public, max-age=0';
+    const set = remote({ refreshMs: 60_000, cooldownMs: 200 });
+    await set.start(silent);
+    server.cacheControl = null;
+    server.setKeys([k1, k2]);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(server.requests, 1, 'not before the cooldown');
+    await new Promise((r) => setTimeout(r, 250));
+    const answer = set.keysFor('RS256', 'k2');
+    assert.ok(!(answer instanceof Promise), 'refreshed on the max-age schedule, not the 60 s one');
+    assert.equal(server.requests, 2);
   });
 
   it('down at start: fails closed (KeysUnavailableError), then recovers once the endpoint is back', async () => {

@@ -66,6 +66,8 @@ export class JwksServer {
   mode: JwksMode = 'ok';
   requests = 0;
   slowMs = 2000;
+  /** Sent as Cache-Control when set. */
+  cacheControl: string | null = null;
   private keys: JWK[] = [];
   private constructor(private readonly server: Server, readonly url: string) {}
 
@@ -87,7 +89,10 @@ export class JwksServer {
     this.requests++;
     const body = JSON.stringify({ keys: this.keys });
     switch (this.mode) {
-      case 'ok': res.setHeader('content-type', 'application/json').end(body); return;
+      case 'ok':
+        if (this.cacheControl !== null) res.setHeader('cache-control', this.cacheControl);
+        res.setHeader('content-type', 'application/json').end(body);
+        return;
       case 'error': res.statusCode = 500; res.end('down'); return;
       case 'garbage': res.setHeader('content-type', 'application/json').end('{"keys": [ not json'); return;
       case 'huge': res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: this.keys, pad: 'x'.repeat(1 << 20) })); return;

@@ -10,7 +10,7 @@ export interface RemoteJwksOptions {
   /** Whole fetch, connection to last byte. */
   readonly timeoutMs: number;
   readonly maxBytes: number;
-  /** Keys are refetched in the background this often. */
+  /** Keys are refetched in the background this often (sooner when the response's max-age says so). */
   readonly refreshMs: number;
   /** An unknown `kid` triggers at most one refetch per this period; failed refreshes retry after it. */
   readonly cooldownMs: number;
@@ -33,6 +33,8 @@ export class RemoteJwks implements KeySource {
   fetches = 0;
 
   private logger: Logger | null = null;
+  /** max-age of the last successful response (Cache-Control), if it gave one. */
+  private maxAgeMs: number | null = null;
 
   constructor(
     readonly options: RemoteJwksOptions,
@@ -83,7 +85,9 @@ export class RemoteJwks implements KeySource {
   private schedule(): void {
     if (this.stopped) return;
     if (this.timer !== null) clearTimeout(this.timer);
-    const delay = this.keys === null ? this.options.cooldownMs : this.options.refreshMs;
+    // The issuer's Cache-Control max-age may ask for an earlier refresh, never one sooner than the cooldown.
+    const refresh = this.maxAgeMs === null ? this.options.refreshMs : Math.max(this.options.cooldownMs, Math.min(this.options.refreshMs, this.maxAgeMs));
+    const delay = this.keys === null ? this.options.cooldownMs : refresh;
     this.timer = setTimeout(() => { void this.refresh(); }, delay);
     this.timer.unref();
   }
@@ -93,9 +97,10 @@ export class RemoteJwks implements KeySource {
     this.fetches++;
     const { uri, algorithms } = this.options;
     try {
-      const doc = await this.download();
+      const { doc, maxAgeMs } = await this.download();
       const imported = importJwks(doc, algorithms);
       if (typeof imported === 'string') throw new Error(imported);
+      this.maxAgeMs = maxAgeMs;
       if (imported.skipped.length > 0) this.logger?.warn({ jwksUri: uri, skipped: imported.skipped }, 'JWKS keys skipped');
       if (!sameKeys(this.keys, imported.keys)) {
         this.keys = imported.keys;
@@ -107,7 +112,7 @@ export class RemoteJwks implements KeySource {
     }
   }
 
-  private async download(): Promise<unknown> {
+  private async download(): Promise<{ doc: unknown; maxAgeMs: number | null }> {
     const { uri, timeoutMs, maxBytes } = this.options;
     const signal = AbortSignal.timeout(timeoutMs);
     const res = await request(uri, {
@@ -125,7 +130,8 @@ export class RemoteJwks implements KeySource {
         if (size > maxBytes) throw new Error(`more than ${maxBytes} bytes`);
         chunks.push(chunk);
       }
-      return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+      const doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+      return { doc, maxAgeMs: maxAge(res.headers['cache-control']) };
     } finally {
       // Whatever was not read is discarded without surfacing as an unhandled error.
       if (!res.body.destroyed) res.body.dump({ limit: 0 }).catch(() => undefined);
@@ -139,4 +145,11 @@ function sameKeys(a: readonly VerifyKey[] | null, b: readonly VerifyKey[]): bool
     const other = b[i];
     return other !== undefined && k.kid === other.kid && k.key.equals(other.key) && [...k.algorithms].join() === [...other.algorithms].join();
   });
+}
+
+/** `max-age` of a Cache-Control header in milliseconds (RFC 9111 §5.2.2.1); null when absent or invalid. */
+function maxAge(header: string | string[] | undefined): number | null {
+  const value = Array.isArray(header) ? header.join(',') : header;
+  const match = value === undefined ? null : /(?:^|[,\s])max-age=(\d{1,9})(?:$|[,\s])/i.exec(value);
+  return match?.[1] === undefined ? null : Number(match[1]) * 1000;
 }

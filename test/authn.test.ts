@@ -278,3 +278,33 @@ describe('identity header names', () => {
     }
   });
 });
+
+describe('authentication across reloads', () => {
+  it('a reload that keeps the JWKS settings keeps the fetched keys; one that changes them fetches anew', async () => {
+    const key = await testKey('ES256', 'reload-1');
+    const jwks = await JwksServer.start([key]);
+    const echo = await startEchoUpstream();
+    const config = (audience: string, timeoutMs: number) => ({
+      upstreams: { echo: { targets: [echo.url] } },
+      authenticators: { users: { type: 'jwt', issuer: ISS, jwksUri: jwks.url, audience, algorithms: ['ES256'], jwks: { timeoutMs } } },
+      routes: [{ name: 'orders', match: { path: '/orders' }, upstream: 'echo', authenticate: ['users'] }],
+    });
+    const gw = await startGateway(config('orders-api', 1000));
+    try {
+      assert.equal(jwks.requests, 1);
+      await gw.writeConfig(config('other-api', 1000));
+      assert.equal((await gw.gateway.reload()).ok, true);
+      assert.equal(jwks.requests, 1, 'same JWKS settings: no new fetch');
+      assert.equal((await get(gw, '/orders', await mint(key, { aud: 'other-api' }))).status, 200, 'the new audience applies');
+      assertProblem(await get(gw, '/orders', await mint(key)), 401, 'invalid_credential');
+      await gw.writeConfig(config('other-api', 2000));
+      assert.equal((await gw.gateway.reload()).ok, true);
+      assert.equal(jwks.requests, 2, 'changed JWKS settings: fetched before the new config serves');
+      assert.equal((await get(gw, '/orders', await mint(key, { aud: 'other-api' }))).status, 200);
+    } finally {
+      await gw.close();
+      await jwks.close();
+      await echo.close();
+    }
+  });
+});

@@ -42,6 +42,8 @@ describe('authenticator and policy config errors', () => {
     ['missing jwks file', BASE.replace('jwksUri: https://idp.example/jwks.json', 'jwksFile: nope.json'), /^gateway\.yaml:7:15: authenticators\.users\.jwksFile: cannot read nope\.json: ENOENT$/],
     ['bad PEM', BASE.replace('jwksUri: https://idp.example/jwks.json', 'publicKeys: [{ pem: "-----BEGIN PUBLIC KEY-----" }]'), /authenticators\.users\.publicKeys\[0\]\.pem: not a PEM public key/],
     ['forwarded claim into an identity header', BASE.replace('    audience:', '    forwardClaims: { X-User-Id: email }\n    audience:'), /^gateway\.yaml:8:22: authenticators\.users\.forwardClaims\.X-User-Id: X-User-Id is a header the gateway sets/],
+    ['identity header on a reserved name', BASE + 'headers: { identity: { subject: Authorization } }\n', /^gateway\.yaml:16:33: headers\.identity\.subject: authorization is a header the gateway relies on/],
+    ['two identity parts in one header', BASE + 'headers: { identity: { roles: X-Perms, scopes: x-perms } }\n', /headers\.identity\.scopes: x-perms is already the roles header/],
     ['unknown authenticator on a route', BASE.replace('authenticate: [users]', 'authenticate: [usrs]'), /^gateway\.yaml:15:20: routes\[0\]\.authenticate\[0\]: unknown authenticator "usrs" \(defined: users, guest\)$/],
     ['anonymous not last', BASE.replace('authenticate: [users]', 'authenticate: [guest, users]'), /routes\[0\]\.authenticate\[0\]: anonymous authenticator "guest" must be last/],
     ['public and authenticated', BASE.replace('    authenticate: [users]', '    public: true\n    authenticate: [users]'), /routes\[0\]\.public: a route is either public or authenticated/],

@@ -63,6 +63,16 @@ export function compileAuth(raw: RawConfig, loaded: LoadedConfig, registry: Remo
     scopes: (names.scopes ?? d.scopes).toLowerCase(),
     method: (names.method ?? d.method).toLowerCase(),
   };
+  const seen = new Map<string, string>();
+  for (const [part, name] of identityHeaderEntries(identity)) {
+    const earlier = seen.get(name);
+    if (RESERVED_HEADERS.has(name) || earlier !== undefined) {
+      problems.push(loaded.problem(['headers', 'identity', part], earlier === undefined
+        ? `${name} is a header the gateway relies on; choose another name`
+        : `${name} is already the ${earlier} header`));
+    }
+    seen.set(name, part);
+  }
   const reserved = new Set([...RESERVED_HEADERS, ...identityHeaderList(identity), (raw.headers?.requestId ?? 'x-request-id').toLowerCase()]);
   const authenticators = new Map<string, Authenticator>();
   const remoteKeySets: RemoteJwks[] = [];
@@ -185,9 +195,14 @@ function compileJwt(
   });
 }
 
+/** The identity header names with the part of the identity each carries. */
+function identityHeaderEntries(names: IdentityHeaderNames): [keyof IdentityHeaderNames, string][] {
+  return [['subject', names.subject], ['tenant', names.tenant], ['roles', names.roles], ['scopes', names.scopes], ['method', names.method]];
+}
+
 /** The identity header names as a list. */
 export function identityHeaderList(names: IdentityHeaderNames): string[] {
-  return [names.subject, names.tenant, names.roles, names.scopes, names.method];
+  return identityHeaderEntries(names).map(([, name]) => name);
 }
 
 type KeyFields = Pick<RawJwtAuthenticator, 'jwksUri' | 'jwksFile' | 'publicKeys' | 'secret'>;

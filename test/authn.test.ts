@@ -238,9 +238,14 @@ describe('authentication when the key source is down', () => {
       const res = await get(gw, '/orders/1', token);
       assertProblem(res, 503, 'authentication_unavailable');
       assert.equal(echo.received.length, 0);
+      const metric = async (pattern: RegExp) => pattern.exec(await (await fetch(`${gw.adminUrl}/metrics`)).text())?.[1];
+      const label = `uri="${jwks.url}"`;
+      assert.equal(await metric(new RegExp(`^portcullis_jwks_keys\\{${label}\\} (\\d+)$`, 'm')), '0');
+      assert.ok(Number(await metric(new RegExp(`^portcullis_jwks_fetches_total\\{${label},result="error"\\} (\\d+)$`, 'm'))) >= 1);
       jwks.mode = 'ok';
       await delay(150);
       assert.equal((await get(gw, '/orders/1', token)).status, 200);
+      assert.equal(await metric(new RegExp(`^portcullis_jwks_keys\\{${label}\\} (\\d+)$`, 'm')), '1');
       jwks.mode = 'error';
       await delay(150);
       assert.equal((await get(gw, '/orders/1', await mint(key, { sub: 'other' }))).status, 200, 'last good keys kept while the endpoint fails');

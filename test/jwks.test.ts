@@ -8,7 +8,7 @@ import { KeysUnavailableError } from '../src/authn/jwt/key-source.js';
 import { RemoteJwks, type RemoteJwksOptions } from '../src/authn/jwt/remote-jwks.js';
 import { JwksServer, testKey, type TestKey } from './harness/jwt.js';
 
-const silent = pino({ level: 'silent' });
+const silent = { logger: pino({ level: 'silent' }) };
 let k1: TestKey, k2: TestKey;
 let server: JwksServer;
 const sets: RemoteJwks[] = [];

@@ -29,6 +29,16 @@ export class Metrics {
   readonly configInfo = new Gauge({ name: 'portcullis_config_info', help: 'The running config version (value 1).', labelNames: ['version'] as const, registers: [this.registry] });
   readonly reloads = new Counter({ name: 'portcullis_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'] as const, registers: [this.registry] });
 
+  readonly jwksFetches = new Counter({
+    name: 'portcullis_jwks_fetches_total', help: 'JWKS fetch attempts by URL and result (ok, error).',
+    labelNames: ['uri', 'result'] as const, registers: [this.registry],
+  });
+  readonly jwksKeys = new Gauge({ name: 'portcullis_jwks_keys', help: 'Keys in use per JWKS URL (0: never loaded; requests for it get 503).', labelNames: ['uri'] as const, registers: [this.registry] });
+  readonly jwksLastSuccess = new Gauge({
+    name: 'portcullis_jwks_last_success_timestamp_seconds', help: 'Unix time of the last successful JWKS fetch per URL (alert on staleness).',
+    labelNames: ['uri'] as const, registers: [this.registry],
+  });
+
   constructor(defaults = true) {
     if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_' });
   }
@@ -54,6 +64,14 @@ export class Metrics {
       this.durationChildren.set(route, duration);
     }
     duration.observe(durationSeconds);
+  }
+
+  /** One JWKS fetch attempt; the URL comes from config (so the label set stays bounded) and is labelled without its query. */
+  jwksFetched(jwksUri: string, ok: boolean, keys: number): void {
+    const uri = jwksUri.split('?', 1)[0] ?? jwksUri;
+    this.jwksFetches.inc({ uri, result: ok ? 'ok' : 'error' });
+    this.jwksKeys.set({ uri }, keys);
+    if (ok) this.jwksLastSuccess.set({ uri }, Date.now() / 1000);
   }
 
   upstream(name: string, latencySeconds: number): void {

@@ -13,6 +13,7 @@ import type { Exchange } from '../pipeline/exchange.js';
 import { problemBody } from '../pipeline/problem.js';
 import { UpstreamSet } from '../proxy/upstream.js';
 import { RemoteJwksRegistry } from '../authn/jwt/remote-jwks-registry.js';
+import type { JwksReporting } from '../authn/jwt/remote-jwks.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { createAdminServer } from './admin.js';
@@ -97,6 +98,10 @@ export class Gateway implements HandlerHost {
     return new Gateway(compileConfig(loaded, keySets), options, keySets);
   }
 
+  private get jwksReporting(): JwksReporting {
+    return { logger: this.logger, fetched: (uri, ok, keys) => { this.metrics.jwksFetched(uri, ok, keys); } };
+  }
+
   get config(): CompiledConfig {
     return this.runtime.config;
   }
@@ -109,7 +114,7 @@ export class Gateway implements HandlerHost {
   async start(): Promise<Addresses> {
     const config = this.config;
     await this.audit.open();
-    await this.keySets.activate(config.remoteKeySets, this.logger);
+    await this.keySets.activate(config.remoteKeySets, this.jwksReporting);
     this.server.listen(config.listen.http.port, config.listen.http.host);
     await once(this.server, 'listening');
     if (config.admin.enabled) {
@@ -157,7 +162,7 @@ export class Gateway implements HandlerHost {
     const needRestart: string[] = restartOnly.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(old[k]));
     if (next.limits.maxHeaderBytes !== old.limits.maxHeaderBytes) needRestart.push('limits.maxHeaderBytes');
     if (needRestart.length > 0) this.logger.warn({ options: needRestart }, 'these options change only on restart; the running values stay');
-    await this.keySets.activate(next.remoteKeySets, this.logger);
+    await this.keySets.activate(next.remoteKeySets, this.jwksReporting);
     const { current, retired } = this.upstreamSet.activate(next.upstreams);
     this.applyServerLimits(next.limits);
     this.runtime = { config: next, upstreams: current };

@@ -1,5 +1,4 @@
-import type { Logger } from '../../observability/logger.js';
-import { RemoteJwks, type RemoteJwksOptions } from './remote-jwks.js';
+import { RemoteJwks, type JwksReporting, type RemoteJwksOptions } from './remote-jwks.js';
 
 /**
  * The remote key sets of the running gateway, shared across config reloads: a reload that keeps
@@ -23,12 +22,12 @@ export class RemoteJwksRegistry {
    * Starts the sets a newly active config uses (waiting for each first fetch, bounded by its
    * timeout) and stops the ones it no longer uses.
    */
-  async activate(inUse: readonly RemoteJwks[], logger: Logger): Promise<void> {
+  async activate(inUse: readonly RemoteJwks[], reporting: JwksReporting): Promise<void> {
     const keep = new Set(inUse);
     for (const [key, set] of this.sets) {
       if (!keep.has(set)) { set.stop(); this.sets.delete(key); }
     }
-    await Promise.all(inUse.map((set) => set.start(logger)));
+    await Promise.all(inUse.map((set) => set.start(reporting)));
   }
 
   stopAll(): void {

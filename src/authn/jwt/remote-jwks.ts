@@ -3,6 +3,13 @@ import type { Logger } from '../../observability/logger.js';
 import type { JwsAlgorithm, VerifyKey } from './algorithms.js';
 import { importJwks, KeysUnavailableError, selectKeys, type KeySource } from './key-source.js';
 
+/** Where a key set reports: operational logs, and an optional hook per fetch (metrics). */
+export interface JwksReporting {
+  readonly logger: Logger;
+  /** Called after every fetch attempt with its outcome and the number of keys now in use. */
+  readonly fetched?: (uri: string, ok: boolean, keys: number) => void;
+}
+
 /** How a remote JWK Set is fetched and kept; every field has a documented default in compile.ts. */
 export interface RemoteJwksOptions {
   readonly uri: string;
@@ -32,7 +39,7 @@ export class RemoteJwks implements KeySource {
   /** Fetch attempts, successful or not (tests and metrics read it). */
   fetches = 0;
 
-  private logger: Logger | null = null;
+  private reporting: JwksReporting | null = null;
   /** max-age of the last successful response (Cache-Control), if it gave one. */
   private maxAgeMs: number | null = null;
 
@@ -42,8 +49,8 @@ export class RemoteJwks implements KeySource {
   ) {}
 
   /** Starts background refreshes; resolves after the first fetch attempt (success or not). */
-  async start(logger: Logger): Promise<void> {
-    this.logger = logger;
+  async start(reporting: JwksReporting): Promise<void> {
+    this.reporting = reporting;
     if (!this.stopped) return this.inflight ?? undefined;
     this.stopped = false;
     await this.refresh();
@@ -101,15 +108,18 @@ export class RemoteJwks implements KeySource {
       const imported = importJwks(doc, algorithms);
       if (typeof imported === 'string') throw new Error(imported);
       this.maxAgeMs = maxAgeMs;
-      if (imported.skipped.length > 0) this.logger?.warn({ jwksUri: uri, skipped: imported.skipped }, 'JWKS keys skipped');
+      if (imported.skipped.length > 0) this.reporting?.logger.warn({ jwksUri: uri, skipped: imported.skipped }, 'JWKS keys skipped');
       if (!sameKeys(this.keys, imported.keys)) {
         this.keys = imported.keys;
         this.revision++;
-        this.logger?.info({ jwksUri: uri, keys: imported.keys.map((k) => k.kid) }, 'JWKS loaded');
+        this.reporting?.logger.info({ jwksUri: uri, keys: imported.keys.map((k) => k.kid) }, 'JWKS loaded');
       }
     } catch (err) {
-      this.logger?.warn({ jwksUri: uri, err: (err as Error).message, keptKeys: this.keys?.length ?? 0 }, 'JWKS fetch failed; keeping the last good keys');
+      this.reporting?.logger.warn({ jwksUri: uri, err: (err as Error).message, keptKeys: this.keys?.length ?? 0 }, 'JWKS fetch failed; keeping the last good keys');
+      this.reporting?.fetched?.(uri, false, this.keys?.length ?? 0);
+      return;
     }
+    this.reporting?.fetched?.(uri, true, this.keys?.length ?? 0);
   }
 
   private async download(): Promise<{ doc: unknown; maxAgeMs: number | null }> {

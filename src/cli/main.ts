@@ -8,12 +8,14 @@ import { jsonSchema } from '../config/schema.js';
 import { Gateway } from '../server/gateway.js';
 import { runDemo } from '../demo/demo.js';
 import { serve } from './serve.js';
+import { KEYS_USAGE, keysCommand } from './keys.js';
 
 const USAGE = `portcullis — a security gateway for HTTP APIs
 
 Usage:
   portcullis start -c gateway.yaml     run the gateway
   portcullis check -c gateway.yaml     validate a config; every error with file:line and option
+  portcullis keys create|list|show|revoke|rotate …   manage API keys (portcullis keys help)
   portcullis demo                      the gateway on :8080 with the quickstart config and an echo upstream
   portcullis schema                    print the JSON Schema of gateway.yaml
   portcullis help
@@ -60,6 +62,9 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'start': return start(rest);
     case 'check': return check(rest);
+    case 'keys':
+      if (rest[0] === undefined || rest[0] === 'help' || rest[0] === '--help') { process.stdout.write(KEYS_USAGE + '\n'); return rest[0] === undefined ? 2 : 0; }
+      try { return await keysCommand(rest); } catch (err) { return printConfigError(err); }
     case 'demo': await runDemo(rest); return -1;
     case 'schema': process.stdout.write(JSON.stringify(jsonSchema(), null, 2) + '\n'); return 0;
     case undefined: case 'help': case '--help': case '-h': process.stdout.write(USAGE + '\n'); return 0;

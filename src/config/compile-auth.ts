@@ -2,6 +2,9 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { anonymousAuthenticator } from '../authn/anonymous.js';
+import { ApiKeyAuthenticator } from '../authn/api-key/api-key-authenticator.js';
+import type { ApiKeyBackend, ApiKeyBackends, ApiKeySettings } from '../authn/api-key/backend.js';
+import { parseDuration } from '../lib/duration.js';
 import type { Authenticator } from '../authn/authenticator.js';
 import { authenticateStage } from '../authn/authenticate-stage.js';
 import { isHmac, type VerifyKey } from '../authn/jwt/algorithms.js';
@@ -16,7 +19,7 @@ import type { Stage } from '../pipeline/stage.js';
 import { identityHeaders, type IdentityHeaderNames } from '../stages/identity-headers.js';
 import type { ConfigProblem } from './errors.js';
 import type { LoadedConfig } from './load.js';
-import type { RawConfig, RawJwtAuthenticator, RawRoute } from './schema.js';
+import type { RawApiKeyAuthenticator, RawConfig, RawJwtAuthenticator, RawRoute } from './schema.js';
 
 /** Documented defaults of authenticators; docs/authentication.md lists the same values. */
 export const AUTH_DEFAULTS = Object.freeze({
@@ -30,7 +33,25 @@ export const AUTH_DEFAULTS = Object.freeze({
   jwksRefreshMs: 300_000,
   jwksCooldownMs: 30_000,
   claims: { subject: 'sub', roles: 'roles', scopes: 'scope' },
-  identityHeaders: { subject: 'x-user-id', tenant: 'x-tenant-id', roles: 'x-roles', scopes: 'x-scopes', method: 'x-auth-method' },
+  identityHeaders: { subject: 'x-user-id', tenant: 'x-tenant-id', roles: 'x-roles', scopes: 'x-scopes', method: 'x-auth-method', keyId: 'x-api-key-id' },
+  apiKeyHeader: 'x-api-key',
+  apiKeyQueryParam: 'api_key',
+});
+
+/** Documented defaults of the apiKeys section; docs/api-keys.md lists the same values. */
+export const API_KEY_DEFAULTS = Object.freeze({
+  environment: 'live',
+  sqliteFile: 'keys/api-keys.db',
+  poolSize: 5,
+  timeoutMs: 2000,
+  listen: true,
+  cacheTtlMs: 60_000,
+  negativeCacheTtlMs: 5000,
+  cacheMaxEntries: 100_000,
+  pollIntervalMs: 500,
+  usageFlushMs: 5000,
+  maxLifetime: '90d',
+  expiryWarning: '14d',
 });
 
 /** Headers a claim may never be forwarded in: framing, routing, credentials and forwarding facts. */
@@ -48,12 +69,20 @@ export interface CompiledAuth {
   readonly identityHeaders: IdentityHeaderNames;
   /** Defined but invalid (already reported): routes naming them are not reported again. */
   readonly invalid: ReadonlySet<string>;
+  /** The API key backend, when the config has an apiKeys section or an apiKey authenticator. */
+  readonly apiKeys: ApiKeyBackend | null;
+}
+
+/** What compilation shares with the running gateway: remote key sets and API key backends live across reloads. */
+export interface AuthRegistries {
+  readonly keySets: RemoteJwksRegistry;
+  readonly apiKeys: ApiKeyBackends;
 }
 
 type At = (...path: (string | number)[]) => (string | number)[];
 
 /** Builds the named authenticators, collecting located problems. */
-export function compileAuth(raw: RawConfig, loaded: LoadedConfig, registry: RemoteJwksRegistry, problems: ConfigProblem[]): CompiledAuth {
+export function compileAuth(raw: RawConfig, loaded: LoadedConfig, registries: AuthRegistries, dataDir: string, problems: ConfigProblem[]): CompiledAuth {
   const names = raw.headers?.identity ?? {};
   const d = AUTH_DEFAULTS.identityHeaders;
   const identity: IdentityHeaderNames = {
@@ -62,6 +91,7 @@ export function compileAuth(raw: RawConfig, loaded: LoadedConfig, registry: Remo
     roles: (names.roles ?? d.roles).toLowerCase(),
     scopes: (names.scopes ?? d.scopes).toLowerCase(),
     method: (names.method ?? d.method).toLowerCase(),
+    keyId: (names.keyId ?? d.keyId).toLowerCase(),
   };
   const seen = new Map<string, string>();
   for (const [part, name] of identityHeaderEntries(identity)) {
@@ -77,16 +107,75 @@ export function compileAuth(raw: RawConfig, loaded: LoadedConfig, registry: Remo
   const authenticators = new Map<string, Authenticator>();
   const remoteKeySets: RemoteJwks[] = [];
   const invalid = new Set<string>();
-  for (const [name, a] of Object.entries(raw.authenticators ?? {})) {
+  const entries = Object.entries(raw.authenticators ?? {});
+  const apiKeys = raw.apiKeys !== undefined || entries.some(([, a]) => a.type === 'apiKey')
+    ? compileApiKeys(raw, loaded, registries.apiKeys, dataDir, problems)
+    : null;
+  for (const [name, a] of entries) {
     const at: At = (...path) => ['authenticators', name, ...path];
     if (a.type === 'anonymous') authenticators.set(name, anonymousAuthenticator(name, a.subject ?? AUTH_DEFAULTS.anonymousSubject));
-    else {
-      const jwt = compileJwt(name, a, at, loaded, registry, reserved, remoteKeySets, problems);
+    else if (a.type === 'apiKey') {
+      const key = compileApiKeyAuthenticator(name, a, at, loaded, apiKeys, reserved, problems);
+      if (key !== null) authenticators.set(name, key);
+      else invalid.add(name);
+    } else {
+      const jwt = compileJwt(name, a, at, loaded, registries.keySets, reserved, remoteKeySets, problems);
       if (jwt !== null) authenticators.set(name, jwt);
       else invalid.add(name);
     }
   }
-  return { authenticators, remoteKeySets, identityHeaders: identity, invalid };
+  return { authenticators, remoteKeySets, identityHeaders: identity, invalid, apiKeys };
+}
+
+function compileApiKeys(raw: RawConfig, loaded: LoadedConfig, backends: ApiKeyBackends, dataDir: string, problems: ConfigProblem[]): ApiKeyBackend | null {
+  const c = raw.apiKeys ?? {};
+  const at = (...path: string[]) => ['apiKeys', ...path];
+  const d = API_KEY_DEFAULTS;
+  const before = problems.length;
+  const s = c.store ?? {};
+  const type = s.type ?? 'sqlite';
+  const misplaced = type === 'sqlite' ? (['url', 'poolSize', 'timeoutMs', 'listen'] as const) : (['file'] as const);
+  for (const option of misplaced) {
+    if (s[option] !== undefined) problems.push(loaded.problem(at('store', option), `applies to store type ${type === 'sqlite' ? 'postgres' : 'sqlite'}, but the store is ${type}`, true));
+  }
+  if (type === 'postgres' && s.url === undefined) problems.push(loaded.problem(at('store', 'type'), 'a postgres store needs url (postgres://user:password@host:5432/database)'));
+  const maxLifetimeMs = parseDuration(c.maxLifetime ?? d.maxLifetime) ?? 0;
+  const expiryWarningMs = parseDuration(c.expiryWarning ?? d.expiryWarning) ?? 0;
+  if (maxLifetimeMs > 3650 * 86_400_000) problems.push(loaded.problem(at('maxLifetime'), 'at most 3650d: a key that never needs replacing is a key nobody can rotate in a hurry'));
+  if (expiryWarningMs >= maxLifetimeMs) problems.push(loaded.problem(at('expiryWarning'), `must be shorter than maxLifetime (${c.maxLifetime ?? d.maxLifetime})`));
+  if (problems.length > before) return null;
+  const settings: ApiKeySettings = {
+    environment: c.environment ?? d.environment,
+    store: type === 'sqlite'
+      ? { type, file: resolve(dataDir, s.file ?? d.sqliteFile) }
+      : { type, url: s.url ?? '', poolSize: s.poolSize ?? d.poolSize, timeoutMs: s.timeoutMs ?? d.timeoutMs, listen: s.listen ?? d.listen },
+    cacheTtlMs: c.cacheTtlMs ?? d.cacheTtlMs,
+    negativeCacheTtlMs: c.negativeCacheTtlMs ?? d.negativeCacheTtlMs,
+    cacheMaxEntries: c.cacheMaxEntries ?? d.cacheMaxEntries,
+    pollIntervalMs: c.pollIntervalMs ?? d.pollIntervalMs,
+    usageFlushMs: c.usageFlushMs ?? d.usageFlushMs,
+    maxLifetimeMs,
+    expiryWarningMs,
+  };
+  return backends.get(settings);
+}
+
+function compileApiKeyAuthenticator(
+  name: string, a: RawApiKeyAuthenticator, at: At, loaded: LoadedConfig, backend: ApiKeyBackend | null, reserved: ReadonlySet<string>, problems: ConfigProblem[],
+): ApiKeyAuthenticator | null {
+  const header = (a.header ?? AUTH_DEFAULTS.apiKeyHeader).toLowerCase();
+  if (reserved.has(header) || header === 'authorization') {
+    problems.push(loaded.problem(at('header'), `${header} is a header the gateway sets or relies on; choose another name`));
+    return null;
+  }
+  if (backend === null) return null;
+  return new ApiKeyAuthenticator({
+    name,
+    realm: a.realm ?? AUTH_DEFAULTS.realm,
+    header,
+    authorizationScheme: a.authorizationScheme ?? true,
+    queryParam: a.queryParam ?? AUTH_DEFAULTS.apiKeyQueryParam,
+  }, backend);
 }
 
 function compileJwt(
@@ -197,7 +286,7 @@ function compileJwt(
 
 /** The identity header names with the part of the identity each carries. */
 function identityHeaderEntries(names: IdentityHeaderNames): [keyof IdentityHeaderNames, string][] {
-  return [['subject', names.subject], ['tenant', names.tenant], ['roles', names.roles], ['scopes', names.scopes], ['method', names.method]];
+  return [['subject', names.subject], ['tenant', names.tenant], ['roles', names.roles], ['scopes', names.scopes], ['method', names.method], ['keyId', names.keyId]];
 }
 
 /** The identity header names as a list. */
@@ -246,8 +335,11 @@ export function compileRouteAuth(
     if (a === undefined && auth.invalid.has(name)) problems.push(loaded.problem(at('authenticate', i), `authenticator "${name}" is invalid (see its errors)`));
     else if (a === undefined) problems.push(loaded.problem(at('authenticate', i), `unknown authenticator "${name}" (defined: ${[...auth.authenticators.keys()].join(', ') || 'none'})`));
     else if (a.type === 'anonymous' && i !== list.length - 1) problems.push(loaded.problem(at('authenticate', i), `anonymous authenticator "${name}" must be last: authenticators after it would never run`));
-    else chosen.push(a);
+    else chosen.push(r.apiKeyInQuery === true && a instanceof ApiKeyAuthenticator ? a.withQuery() : a);
   });
+  if (r.apiKeyInQuery === true && !chosen.some((a) => a.type === 'apiKey')) {
+    problems.push(loaded.problem(at('apiKeyInQuery'), 'needs an apiKey authenticator in authenticate'));
+  }
 
   const stages: Stage[] = [authenticateStage(chosen)];
   const z = r.authorize;

@@ -13,8 +13,9 @@ import { requestLimits } from '../stages/request-limits.js';
 import type { Authenticator } from '../authn/authenticator.js';
 import type { RemoteJwks } from '../authn/jwt/remote-jwks.js';
 import { RemoteJwksRegistry } from '../authn/jwt/remote-jwks-registry.js';
+import { ApiKeyBackends, type ApiKeyBackend } from '../authn/api-key/backend.js';
 import type { IdentityHeaderNames } from '../stages/identity-headers.js';
-import { compileAuth, compileRouteAuth, identityHeaderList, type CompiledAuth } from './compile-auth.js';
+import { compileAuth, compileRouteAuth, identityHeaderList, type AuthRegistries, type CompiledAuth } from './compile-auth.js';
 
 /** An upstream's settings with every default applied. `key` identifies identical definitions across reloads. */
 export interface UpstreamSpec {
@@ -75,6 +76,8 @@ export interface CompiledConfig {
   /** Remote JWK Sets the config's authenticators use; started when the config goes live. */
   readonly remoteKeySets: readonly RemoteJwks[];
   readonly identityHeaders: IdentityHeaderNames;
+  /** The API key store, cache and usage tracker, when configured; started when the config goes live. */
+  readonly apiKeys: ApiKeyBackend | null;
   readonly routes: readonly CompiledRoute[];
   readonly router: Router<CompiledRoute>;
   readonly audit: { readonly file: string; readonly maxQueueBytes: number };
@@ -117,7 +120,10 @@ function isLoopbackHost(host: string): boolean {
  * (unknown upstreams, overlapping routes, routes without a policy, bad CIDRs) are collected and
  * thrown together as a ConfigError, each with its location.
  */
-export function compileConfig(loaded: LoadedConfig, keySets: RemoteJwksRegistry = new RemoteJwksRegistry()): CompiledConfig {
+export function compileConfig(
+  loaded: LoadedConfig,
+  registries: AuthRegistries = { keySets: new RemoteJwksRegistry(), apiKeys: new ApiKeyBackends() },
+): CompiledConfig {
   const { raw } = loaded;
   const problems: ConfigProblem[] = [];
   const limits = raw.limits ?? {};
@@ -148,7 +154,8 @@ export function compileConfig(loaded: LoadedConfig, keySets: RemoteJwksRegistry 
   const requestIdHeader = (raw.headers?.requestId ?? 'x-request-id').toLowerCase();
   const protectedHeaders = new Set<string>([...IDENTITY_HEADERS, normaliseHeaderName(requestIdHeader)]);
   for (const h of raw.headers?.protected ?? []) protectedHeaders.add(normaliseHeaderName(h));
-  const auth = compileAuth(raw, loaded, keySets, problems);
+  const dataDir = resolve(dirname(loaded.file), raw.dataDir ?? 'data');
+  const auth = compileAuth(raw, loaded, registries, dataDir, problems);
   for (const name of identityHeaderList(auth.identityHeaders)) protectedHeaders.add(normaliseHeaderName(name));
   for (const a of auth.authenticators.values()) for (const h of a.assertedHeaders) protectedHeaders.add(normaliseHeaderName(h));
 
@@ -171,7 +178,7 @@ export function compileConfig(loaded: LoadedConfig, keySets: RemoteJwksRegistry 
   return deepFreeze({
     file: loaded.file,
     version: loaded.version,
-    dataDir: resolve(dirname(loaded.file), raw.dataDir ?? 'data'),
+    dataDir,
     listen: { http: { host: listenHttp.host ?? DEFAULTS.httpHost, port: listenHttp.port ?? DEFAULTS.httpPort } },
     admin: { enabled: admin.enabled ?? true, host: adminHost, port: admin.port ?? DEFAULTS.adminPort, tokenHash: admin.tokenHash?.slice('sha256:'.length) ?? null },
     limits: {
@@ -192,6 +199,7 @@ export function compileConfig(loaded: LoadedConfig, keySets: RemoteJwksRegistry 
     authenticators: auth.authenticators,
     remoteKeySets: auth.remoteKeySets,
     identityHeaders: auth.identityHeaders,
+    apiKeys: auth.apiKeys,
     routes,
     router: new Router(routes),
     audit: { file: raw.audit?.file ?? DEFAULTS.auditFile, maxQueueBytes: raw.audit?.maxQueueBytes ?? DEFAULTS.auditMaxQueueBytes },

@@ -56,7 +56,8 @@ export const HeadersSchema = strict({
     roles: Type.Optional(HeaderName),
     scopes: Type.Optional(HeaderName),
     method: Type.Optional(HeaderName),
-  }, 'Names of the headers the verified identity is sent upstream in. Defaults: X-User-Id, X-Tenant-Id, X-Roles, X-Scopes, X-Auth-Method.')),
+    keyId: Type.Optional(HeaderName),
+  }, 'Names of the headers the verified identity is sent upstream in. Defaults: X-User-Id, X-Tenant-Id, X-Roles, X-Scopes, X-Auth-Method, X-Api-Key-Id.')),
   protected: Type.Optional(Type.Array(HeaderName, { maxItems: 100, description: 'More header names the gateway removes from every inbound request (identity headers it or your services assert).' })),
 }, 'Header names. `requestId` defaults to X-Request-Id.');
 
@@ -70,6 +71,7 @@ export const UpstreamSchema = strict({
   preserveHost: Type.Optional(Type.Boolean({ description: 'Send the client Host header upstream instead of the target host. Default false.' })),
 }, 'A named upstream service.');
 
+const Realm = Type.String({ pattern: '^[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]{1,64}$', description: 'Realm in WWW-Authenticate challenges. Default portcullis.' });
 const ClaimPath = Type.String({ minLength: 1, maxLength: 256, description: 'A claim name, or a dot-separated path into nested claims (realm_access.roles). A literal top-level name wins over a path.' });
 // RFC 6750 §3 scope-token characters minus the comma, so a scope can be quoted in a challenge.
 const Token = (what: string) => Type.String({ pattern: '^[\\x21\\x23-\\x2b\\x2d-\\x5b\\x5d-\\x7e]{1,256}$', description: `A ${what}: printable ASCII without spaces, commas, quotes or backslashes.` });
@@ -110,7 +112,7 @@ export const JwtAuthenticatorSchema = strict({
   }, 'Where the identity is read from. Defaults: subject sub, roles roles, scopes scope, no tenant.')),
   forwardClaims: Type.Optional(Type.Record(Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$" }), ClaimPath, { description: 'Header name → claim path: claims sent upstream as headers.' })),
   cacheMaxEntries: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'Verified tokens remembered so repeats skip signature checks; 0 turns the cache off. Default 10000.' })),
-  realm: Type.Optional(Type.String({ pattern: '^[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]{1,64}$', description: 'Realm in WWW-Authenticate challenges. Default portcullis.' })),
+  realm: Type.Optional(Realm),
   jwks: Type.Optional(strict({
     timeoutMs: Type.Optional(Millis('Whole JWKS fetch, connect to last byte. Default 5000.')),
     maxBytes: Type.Optional(Bytes('Largest JWKS response. Default 262144.')),
@@ -124,12 +126,22 @@ export const AnonymousAuthenticatorSchema = strict({
   subject: Type.Optional(Type.String({ pattern: '^[\\x20-\\x7e]{1,256}$', description: 'Subject given to anonymous requests. Default anonymous.' })),
 }, 'Admits requests without a credential as a fixed identity. Must be last in a route\'s list.');
 
+export const ApiKeyAuthenticatorSchema = strict({
+  type: Type.Literal('apiKey'),
+  header: Type.Optional(HeaderName),
+  authorizationScheme: Type.Optional(Type.Boolean({ description: 'Also accept `Authorization: ApiKey <key>`. Default true.' })),
+  queryParam: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'Query parameter read on routes with apiKeyInQuery. Default api_key.' })),
+  realm: Type.Optional(Realm),
+}, 'Verifies API keys issued by `portcullis keys create` (header X-API-Key by default). Keys live in the apiKeys store.');
+
 export type RawJwtAuthenticator = Static<typeof JwtAuthenticatorSchema>;
+export type RawApiKeyAuthenticator = Static<typeof ApiKeyAuthenticatorSchema>;
 export type RawAnonymousAuthenticator = Static<typeof AnonymousAuthenticatorSchema>;
-export type RawAuthenticator = RawJwtAuthenticator | RawAnonymousAuthenticator;
+export type RawAuthenticator = RawJwtAuthenticator | RawApiKeyAuthenticator | RawAnonymousAuthenticator;
 
 const AUTHENTICATOR_TYPES: Readonly<Record<RawAuthenticator['type'], TSchema>> = {
   jwt: JwtAuthenticatorSchema,
+  apiKey: ApiKeyAuthenticatorSchema,
   anonymous: AnonymousAuthenticatorSchema,
 };
 
@@ -167,6 +179,7 @@ export const RouteSchema = strict({
       fixed: Type.Optional(Type.Array(Type.String({ pattern: '^[\\x20-\\x7e]{1,256}$' }), { minItems: 1, maxItems: 1000, uniqueItems: true, description: 'The only tenants allowed on this route.' })),
     }, 'Tenant isolation: exactly one of param, header, fixed.')),
   }, 'What the authenticated identity needs. Requires authenticate.')),
+  apiKeyInQuery: Type.Optional(Type.Boolean({ description: 'Also accept API keys in the query string (the authenticator\'s queryParam). Discouraged: URLs end up in logs and browser history. Default false.' })),
   forwardAuthorization: Type.Optional(Type.Boolean({ description: 'Send the client\'s Authorization header upstream. Default false: the upstream gets the identity headers instead.' })),
   rewrite: Type.Optional(strict({
     stripPrefix: Type.Optional(Type.String({ pattern: '^/', description: 'Remove this literal prefix (whole segments) from the path sent upstream.' })),
@@ -183,6 +196,27 @@ export const AuditSchema = strict({
   maxQueueBytes: Type.Optional(Bytes('Most audit bytes waiting to be written; past this, requests are refused with 503 (fail closed). Default 8388608.')),
 }, 'Audit trail.');
 
+const Duration = (description: string) => Type.String({ pattern: '^[1-9][0-9]{0,5}[smhd]$', description });
+
+export const ApiKeysSchema = strict({
+  environment: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9]{0,15}$', description: 'Environment label in every key issued and accepted (pk_<environment>_…); keys of another environment are refused. Default live.' })),
+  store: Type.Optional(strict({
+    type: Type.Optional(Type.Unsafe<'sqlite' | 'postgres'>({ type: 'string', enum: ['sqlite', 'postgres'], description: 'sqlite (embedded, one gateway or several on one host) or postgres (any number of gateways). Default sqlite.' })),
+    file: Type.Optional(Type.String({ minLength: 1, description: 'sqlite: database file, relative to dataDir. Default keys/api-keys.db.' })),
+    url: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'postgres: connection URL, e.g. postgres://portcullis:${PGPASSWORD}@db:5432/portcullis. Required for postgres.' })),
+    poolSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'postgres: most connections per gateway (plus one for LISTEN). Default 5.' })),
+    timeoutMs: Type.Optional(Millis('postgres: bound on connecting and on each statement; past it the store counts as down. Default 2000.')),
+    listen: Type.Optional(Type.Boolean({ description: 'postgres: LISTEN for key changes so revocations apply at once; polling (pollIntervalMs) remains the fallback. Default true.' })),
+  }, 'Where keys are stored.')),
+  cacheTtlMs: Type.Optional(Millis('How long a looked-up key is served from memory without asking the store; with the store down, cached keys work this long. Default 60000.')),
+  negativeCacheTtlMs: Type.Optional(Millis('How long an unknown key id is remembered as unknown. Default 5000.', 0)),
+  cacheMaxEntries: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, description: 'Most key ids held in memory (known and unknown). Default 100000.' })),
+  pollIntervalMs: Type.Optional(Millis('How often the store\'s change log is read; bounds how long a revoked key keeps working when notifications are unavailable. Default 500.', 50)),
+  usageFlushMs: Type.Optional(Millis('How often usage counts are written to the store in one batch. Default 5000.', 100)),
+  maxLifetime: Type.Optional(Duration('Longest lifetime a key may be issued with, and the default: 90d, 24h, … Default 90d.')),
+  expiryWarning: Type.Optional(Duration('Keys this close to expiry are listed as expiring and logged when used. Default 14d.')),
+}, 'API key store, cache and lifecycle policy (see docs/api-keys.md).');
+
 export const GatewayConfigSchema = Type.Object({
   $schema: Type.Optional(Type.String()),
   listen: Type.Optional(ListenSchema),
@@ -193,6 +227,7 @@ export const GatewayConfigSchema = Type.Object({
   paths: Type.Optional(PathsSchema),
   headers: Type.Optional(HeadersSchema),
   authenticators: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), AuthenticatorSchema, { description: 'Named authenticators that routes list under authenticate.' })),
+  apiKeys: Type.Optional(ApiKeysSchema),
   upstreams: Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), UpstreamSchema, { description: 'Named upstream services.' }),
   routes: Type.Array(RouteSchema, { minItems: 1, maxItems: 10000, description: 'Routes. Unmatched requests are answered 404 and never forwarded.' }),
   audit: Type.Optional(AuditSchema),

@@ -39,6 +39,14 @@ export class Metrics {
     labelNames: ['uri'] as const, registers: [this.registry],
   });
 
+  readonly apiKeyStoreUp = new Gauge({
+    name: 'portcullis_api_key_store_up', help: 'Whether the last read of the API key store change log succeeded (1) or not (0). While 0, cached keys work until their TTL and unknown keys get 503.',
+    registers: [this.registry],
+  });
+  readonly apiKeyUsageBacklog = new Gauge({
+    name: 'portcullis_api_key_usage_backlog', help: 'API keys with uses counted in memory but not yet written to the store.', registers: [this.registry],
+  });
+
   constructor(defaults = true) {
     if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_' });
   }

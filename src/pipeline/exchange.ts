@@ -21,6 +21,8 @@ export class Exchange {
   identity: Identity | null = null;
   /** Flat `[name, value, …]` headers for the upstream, after hygiene. */
   forwardHeaders: string[] = [];
+  /** The query sent upstream when a stage removed something from it (a query-string API key); null: as received. */
+  forwardQuery: string | null = null;
   host = '';
   denial: Denial | null = null;
   decision: Decision = 'allow';

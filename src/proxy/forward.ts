@@ -129,7 +129,7 @@ export function forward(ex: Exchange, upstream: Upstream): Promise<Denial | unde
   return new Promise((resolve) => {
     const handler = new RelayHandler(ex, (error) => resolve(error === null ? undefined : failure(ex, error)));
     upstream.pick().dispatch({
-      path: upstreamPath(target.path, route) + target.query,
+      path: upstreamPath(target.path, route) + (ex.forwardQuery ?? target.query),
       method: req.method as Dispatcher.HttpMethod,
       headers: ex.forwardHeaders,
       body,

@@ -1,8 +1,9 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { deny } from '../pipeline/denials.js';
 import { sendProblem } from '../pipeline/problem.js';
 import type { Gateway } from './gateway.js';
+import { keysDisabled, serveKeys, type AdminOutcome } from './admin-keys.js';
 
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -23,7 +24,7 @@ function authorised(req: IncomingMessage, tokenHash: string | null): boolean {
   return timingSafeEqual(presented, Buffer.from(tokenHash, 'hex'));
 }
 
-/** The admin listener: /healthz, /readyz, /metrics, POST /admin/reload. Bound to 127.0.0.1 by default. */
+/** The admin listener: /healthz, /readyz, /metrics, POST /admin/reload, /admin/keys. Bound to 127.0.0.1 by default. */
 export function createAdminServer(gateway: Gateway): Server {
   return createServer({ requestTimeout: 10_000, headersTimeout: 5_000 }, (req, res) => {
     void serveAdmin(gateway, req, res).catch((err: unknown) => {
@@ -55,6 +56,21 @@ async function serveAdmin(gateway: Gateway, req: IncomingMessage, res: ServerRes
     if (req.method !== 'POST') return sendProblem(res, deny('method_not_allowed', 'reload needs POST', { allow: 'POST' }), requestId, config.requestIdHeader);
     const result = await gateway.reload();
     return json(res, result.ok ? 200 : 422, result);
+  }
+  if (path === '/admin/keys' || path?.startsWith('/admin/keys/') === true) {
+    // Key management always needs the admin token, even on loopback: it mints credentials.
+    const started = performance.now();
+    const id = randomUUID();
+    let outcome: AdminOutcome;
+    const authenticated = config.admin.tokenHash !== null && authorised(req, config.admin.tokenHash);
+    if (config.admin.tokenHash === null) outcome = keysDisabled(res, id, 'key management needs admin.tokenHash in the config');
+    else if (!authenticated) {
+      sendProblem(res, deny('admin_unauthorized', 'bad or missing admin token', { 'www-authenticate': 'Bearer realm="portcullis-admin"' }), id, config.requestIdHeader);
+      outcome = { status: 401, code: 'admin_unauthorized', detail: 'bad or missing admin token', keyId: null };
+    } else if (config.apiKeys === null) outcome = keysDisabled(res, id, 'the config has no apiKeys section and no apiKey authenticator');
+    else outcome = await serveKeys(config.apiKeys, req, res, path, id);
+    gateway.auditAdmin(req, id, path, outcome, authenticated, performance.now() - started);
+    return;
   }
   sendProblem(res, deny('route_not_found', `admin path ${path ?? ''}`), requestId, config.requestIdHeader);
 }

@@ -13,10 +13,13 @@ import type { Exchange } from '../pipeline/exchange.js';
 import { problemBody } from '../pipeline/problem.js';
 import { UpstreamSet } from '../proxy/upstream.js';
 import { RemoteJwksRegistry } from '../authn/jwt/remote-jwks-registry.js';
+import { ApiKeyBackends } from '../authn/api-key/backend.js';
+import type { AuthRegistries } from '../config/compile-auth.js';
 import type { JwksReporting } from '../authn/jwt/remote-jwks.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { createAdminServer } from './admin.js';
+import type { AdminOutcome } from './admin-keys.js';
 import { handleRequest, reply, type HandlerHost, type Runtime } from './handle-request.js';
 
 export interface GatewayOptions {
@@ -51,7 +54,7 @@ export class Gateway implements HandlerHost {
   private idle: (() => void) | null = null;
   private reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, version: '', changed: false });
 
-  private constructor(config: CompiledConfig, private readonly options: GatewayOptions, private readonly keySets: RemoteJwksRegistry) {
+  private constructor(config: CompiledConfig, private readonly options: GatewayOptions, private readonly registries: AuthRegistries) {
     this.logger = createLogger(config.logLevel, options.logDestination);
     this.runtime = { config, upstreams: this.upstreamSet.activate(config.upstreams).current };
     this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, this.logger);
@@ -94,12 +97,21 @@ export class Gateway implements HandlerHost {
   /** Loads, validates and compiles a config file; throws ConfigError with every located problem. */
   static async fromFile(file: string, options: GatewayOptions = {}): Promise<Gateway> {
     const loaded = await loadConfigFile(resolve(file), options.env);
-    const keySets = new RemoteJwksRegistry();
-    return new Gateway(compileConfig(loaded, keySets), options, keySets);
+    const registries: AuthRegistries = { keySets: new RemoteJwksRegistry(), apiKeys: new ApiKeyBackends() };
+    return new Gateway(compileConfig(loaded, registries), options, registries);
   }
 
   private get jwksReporting(): JwksReporting {
     return { logger: this.logger, fetched: (uri, ok, keys) => { this.metrics.jwksFetched(uri, ok, keys); } };
+  }
+
+  /** Starts what a config that is going live uses (remote key sets, the API key backend) and stops what it no longer uses. */
+  private async activate(config: CompiledConfig): Promise<void> {
+    await this.registries.keySets.activate(config.remoteKeySets, this.jwksReporting);
+    await this.registries.apiKeys.activate(config.apiKeys, this.logger, (ok) => {
+      this.metrics.apiKeyStoreUp.set(ok ? 1 : 0);
+      this.metrics.apiKeyUsageBacklog.set(config.apiKeys?.usage.backlog ?? 0);
+    });
   }
 
   get config(): CompiledConfig {
@@ -114,7 +126,7 @@ export class Gateway implements HandlerHost {
   async start(): Promise<Addresses> {
     const config = this.config;
     await this.audit.open();
-    await this.keySets.activate(config.remoteKeySets, this.jwksReporting);
+    await this.activate(config);
     this.server.listen(config.listen.http.port, config.listen.http.host);
     await once(this.server, 'listening');
     if (config.admin.enabled) {
@@ -150,7 +162,7 @@ export class Gateway implements HandlerHost {
     const old = this.config;
     let next: CompiledConfig;
     try {
-      next = compileConfig(await loadConfigFile(old.file, this.options.env), this.keySets);
+      next = compileConfig(await loadConfigFile(old.file, this.options.env), this.registries);
     } catch (err) {
       const errors = err instanceof ConfigError ? err.problems.map(formatProblem) : [(err as Error).message];
       this.metrics.reloads.inc({ result: 'rejected' });
@@ -162,7 +174,7 @@ export class Gateway implements HandlerHost {
     const needRestart: string[] = restartOnly.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(old[k]));
     if (next.limits.maxHeaderBytes !== old.limits.maxHeaderBytes) needRestart.push('limits.maxHeaderBytes');
     if (needRestart.length > 0) this.logger.warn({ options: needRestart }, 'these options change only on restart; the running values stay');
-    await this.keySets.activate(next.remoteKeySets, this.jwksReporting);
+    await this.activate(next);
     const { current, retired } = this.upstreamSet.activate(next.upstreams);
     this.applyServerLimits(next.limits);
     this.runtime = { config: next, upstreams: current };
@@ -218,6 +230,19 @@ export class Gateway implements HandlerHost {
     if (ex.denial !== null) m.denials.inc({ reason: ex.denial.code });
     if (ex.upstreamLatencyMs !== null && ex.route !== null) m.upstream(ex.route.upstream.name, ex.upstreamLatencyMs / 1000);
     if (this.inFlight === 0 && this.idle !== null) this.idle();
+  }
+
+  /** One audit record for an admin key operation (never the key itself). */
+  auditAdmin(req: IncomingMessage, requestId: string, path: string, outcome: AdminOutcome, authenticated: boolean, latencyMs: number): void {
+    const ok = outcome.code === null;
+    this.writeAudit({
+      time: new Date().toISOString(), requestId, method: sanitiseText(req.method, 16) ?? '', path: sanitiseText(path, 1024) ?? '', route: 'admin',
+      status: outcome.status, latencyMs: Math.round(latencyMs * 1000) / 1000, decision: ok ? 'allow' : 'deny', reason: outcome.code, detail: outcome.detail,
+      identity: authenticated ? { subject: 'admin', authMethod: 'adminToken', keyId: null } : null, tenant: null,
+      clientIp: normaliseIp(req.socket.remoteAddress ?? ''), userAgent: sanitiseText(req.headers['user-agent']), upstream: null, upstreamStatus: null,
+      bytesIn: 0, bytesOut: 0, configVersion: this.config.version,
+    });
+    if (ok) this.logger.info({ requestId, keyId: outcome.keyId, detail: outcome.detail }, 'admin key operation');
   }
 
   private writeAudit(record: AuditRecord): void {
@@ -309,7 +334,8 @@ export class Gateway implements HandlerHost {
       const admin = this.admin;
       await new Promise<void>((done) => { admin.close(() => done()); admin.closeAllConnections(); });
     }
-    this.keySets.stopAll();
+    this.registries.keySets.stopAll();
+    await this.registries.apiKeys.stopAll();
     await this.audit.close();
     this.logger.info('gateway stopped');
   }

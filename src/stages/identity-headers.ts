@@ -8,6 +8,8 @@ export interface IdentityHeaderNames {
   readonly roles: string;
   readonly scopes: string;
   readonly method: string;
+  /** Carries the API key id (never the key) for API-key identities. */
+  readonly keyId: string;
 }
 
 /**
@@ -34,6 +36,7 @@ export function identityHeaders(names: IdentityHeaderNames, stripCredentials: Re
       }
       headers.push(names.subject, identity.subject, names.method, identity.method);
       if (identity.tenant !== null) headers.push(names.tenant, identity.tenant);
+      if (identity.keyId !== null) headers.push(names.keyId, identity.keyId);
       if (identity.roles.length > 0) headers.push(names.roles, identity.roles.join(' '));
       if (identity.scopes.length > 0) headers.push(names.scopes, identity.scopes.join(' '));
       for (const [name, value] of identity.claimHeaders) headers.push(name, value);

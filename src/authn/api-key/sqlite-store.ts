@@ -1,0 +1,180 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { KeyConflictError, StoreUnavailableError, rotationConflict, type ApiKeyRecord, type ApiKeyStore, type ChangeBatch, type NewApiKey, type UsageDelta } from './store.js';
+
+/** Schema versions, applied in order inside one IMMEDIATE transaction each. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE api_keys (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     environment TEXT NOT NULL,
+     hash BLOB NOT NULL,
+     tenant TEXT,
+     roles TEXT NOT NULL,
+     scopes TEXT NOT NULL,
+     allowed_cidrs TEXT NOT NULL,
+     rate_limit_tier TEXT,
+     metadata TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER,
+     revoked_at INTEGER,
+     replaces TEXT,
+     replaced_by TEXT,
+     grace_until INTEGER,
+     use_count INTEGER NOT NULL DEFAULT 0,
+     last_used_at INTEGER,
+     last_used_ip TEXT
+   );
+   CREATE TABLE api_key_changes (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     key_id TEXT NOT NULL,
+     changed_at INTEGER NOT NULL
+   );`,
+];
+
+interface Row {
+  id: string; name: string; environment: string; hash: Buffer; tenant: string | null;
+  roles: string; scopes: string; allowed_cidrs: string; rate_limit_tier: string | null; metadata: string;
+  created_at: number; expires_at: number | null; revoked_at: number | null; replaces: string | null; replaced_by: string | null;
+  grace_until: number | null; use_count: number; last_used_at: number | null; last_used_ip: string | null;
+}
+
+function fromRow(r: Row): ApiKeyRecord {
+  return {
+    id: r.id, name: r.name, environment: r.environment, hash: r.hash, tenant: r.tenant,
+    roles: JSON.parse(r.roles) as string[], scopes: JSON.parse(r.scopes) as string[], allowedCidrs: JSON.parse(r.allowed_cidrs) as string[],
+    rateLimitTier: r.rate_limit_tier, metadata: JSON.parse(r.metadata) as Record<string, string>,
+    createdAt: r.created_at, expiresAt: r.expires_at, revokedAt: r.revoked_at, replaces: r.replaces, replacedBy: r.replaced_by,
+    graceUntil: r.grace_until, useCount: r.use_count, lastUsedAt: r.last_used_at, lastUsedIp: r.last_used_ip,
+  };
+}
+
+/**
+ * The embedded store: one SQLite file in the data directory, in WAL mode so the gateway reads
+ * while the `keys` CLI writes. Other processes' changes are found by polling the change log
+ * (`watch` is unsupported). Calls are synchronous underneath and take microseconds.
+ */
+export class SqliteKeyStore implements ApiKeyStore {
+  readonly kind = 'sqlite';
+  private db: Database.Database | null = null;
+
+  constructor(private readonly file: string) {}
+
+  private open(): Database.Database {
+    if (this.db !== null) return this.db;
+    try {
+      mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
+      const db = new Database(this.file);
+      db.pragma('journal_mode = WAL');
+      db.pragma('busy_timeout = 5000');
+      db.pragma('foreign_keys = ON');
+      this.db = db;
+      return db;
+    } catch (err) {
+      throw new StoreUnavailableError(`cannot open ${this.file}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Runs `fn` on the open database, turning SQLite failures into StoreUnavailableError. */
+  private run<T>(fn: (db: Database.Database) => T): Promise<T> {
+    try {
+      return Promise.resolve(fn(this.open()));
+    } catch (err) {
+      if (err instanceof KeyConflictError || err instanceof StoreUnavailableError) return Promise.reject(err);
+      return Promise.reject(new StoreUnavailableError(`sqlite: ${(err as Error).message}`, { cause: err }));
+    }
+  }
+
+  migrate(): Promise<void> {
+    return this.run((db) => {
+      db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+      db.transaction(() => {
+        const row = db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null };
+        for (let v = row.v ?? 0; v < MIGRATIONS.length; v++) {
+          db.exec(MIGRATIONS[v] as string);
+          db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(v + 1, Date.now());
+        }
+      }).immediate();
+    });
+  }
+
+  insert(key: NewApiKey): Promise<void> {
+    return this.run((db) => { db.transaction(() => this.insertRow(db, key)).immediate(); });
+  }
+
+  private insertRow(db: Database.Database, k: NewApiKey): void {
+    db.prepare(`INSERT INTO api_keys (id, name, environment, hash, tenant, roles, scopes, allowed_cidrs, rate_limit_tier, metadata, created_at, expires_at, replaces)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+      k.id, k.name, k.environment, k.hash, k.tenant, JSON.stringify(k.roles), JSON.stringify(k.scopes), JSON.stringify(k.allowedCidrs),
+      k.rateLimitTier, JSON.stringify(k.metadata), k.createdAt, k.expiresAt, k.replaces);
+    this.changed(db, k.id);
+  }
+
+  private changed(db: Database.Database, id: string): void {
+    db.prepare('INSERT INTO api_key_changes (key_id, changed_at) VALUES (?, ?)').run(id, Date.now());
+  }
+
+  get(id: string): Promise<ApiKeyRecord | null> {
+    return this.run((db) => {
+      const row = db.prepare('SELECT * FROM api_keys WHERE id = ?').get(id) as Row | undefined;
+      return row === undefined ? null : fromRow(row);
+    });
+  }
+
+  list(): Promise<ApiKeyRecord[]> {
+    return this.run((db) => (db.prepare('SELECT * FROM api_keys ORDER BY created_at DESC, id').all() as Row[]).map(fromRow));
+  }
+
+  revoke(id: string, at: number): Promise<ApiKeyRecord | null> {
+    return this.run((db) => db.transaction(() => {
+      const row = db.prepare('SELECT * FROM api_keys WHERE id = ?').get(id) as Row | undefined;
+      if (row === undefined) return null;
+      if (row.revoked_at !== null) return fromRow(row);
+      db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ?').run(at, id);
+      this.changed(db, id);
+      return fromRow({ ...row, revoked_at: at });
+    }).immediate());
+  }
+
+  rotate(id: string, successor: NewApiKey, graceUntil: number, now: number): Promise<void> {
+    return this.run((db) => {
+      db.transaction(() => {
+        const row = db.prepare('SELECT * FROM api_keys WHERE id = ?').get(id) as Row | undefined;
+        rotationConflict(row === undefined ? null : fromRow(row), id, now);
+        this.insertRow(db, successor);
+        db.prepare('UPDATE api_keys SET replaced_by = ?, grace_until = ? WHERE id = ?').run(successor.id, graceUntil, id);
+        this.changed(db, id);
+      }).immediate();
+    });
+  }
+
+  recordUsage(deltas: readonly UsageDelta[]): Promise<void> {
+    if (deltas.length === 0) return Promise.resolve();
+    return this.run((db) => {
+      const update = db.prepare(`UPDATE api_keys SET use_count = use_count + ?,
+        last_used_ip = CASE WHEN ? >= coalesce(last_used_at, 0) THEN ? ELSE last_used_ip END,
+        last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?`);
+      db.transaction(() => {
+        for (const d of deltas) update.run(d.count, d.lastUsedAt, d.lastUsedIp, d.lastUsedAt, d.id);
+      }).immediate();
+    });
+  }
+
+  changesSince(seq: number): Promise<ChangeBatch> {
+    return this.run((db) => {
+      const rows = db.prepare('SELECT seq, key_id FROM api_key_changes WHERE seq > ? ORDER BY seq LIMIT 10000').all(seq) as { seq: number; key_id: string }[];
+      return { seq: rows.length === 0 ? seq : (rows[rows.length - 1] as { seq: number }).seq, ids: rows.map((r) => r.key_id) };
+    });
+  }
+
+  watch(): Promise<boolean> {
+    return Promise.resolve(false);
+  }
+
+  close(): Promise<void> {
+    this.db?.close();
+    this.db = null;
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * The API key store port. The gateway, the `keys` CLI and the admin API speak only this
+ * interface; SQLite (embedded default) and PostgreSQL (many instances) implement it, and one
+ * contract test suite runs against both. Times are epoch milliseconds.
+ */
+
+/** What is stored per key. The secret itself never is: only `hash`, SHA-256 of the whole key. */
+export interface ApiKeyRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly environment: string;
+  readonly hash: Buffer;
+  readonly tenant: string | null;
+  readonly roles: readonly string[];
+  readonly scopes: readonly string[];
+  /** CIDRs the key may be used from; empty means anywhere. */
+  readonly allowedCidrs: readonly string[];
+  /** Rate-limit tier name, or null for the route's default limits. */
+  readonly rateLimitTier: string | null;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly createdAt: number;
+  readonly expiresAt: number | null;
+  readonly revokedAt: number | null;
+  /** The key this one was issued to replace (rotation). */
+  readonly replaces: string | null;
+  /** The successor issued by rotating this key. */
+  readonly replacedBy: string | null;
+  /** After rotation: the deadline until which this (old) key keeps working. */
+  readonly graceUntil: number | null;
+  readonly useCount: number;
+  readonly lastUsedAt: number | null;
+  readonly lastUsedIp: string | null;
+}
+
+/** A key to insert: everything but usage and the fields rotation and revocation set. */
+export type NewApiKey = Omit<ApiKeyRecord, 'revokedAt' | 'replacedBy' | 'graceUntil' | 'useCount' | 'lastUsedAt' | 'lastUsedIp'>;
+
+/** Usage aggregated in memory since the last flush, for one key. */
+export interface UsageDelta {
+  readonly id: string;
+  readonly count: number;
+  readonly lastUsedAt: number;
+  readonly lastUsedIp: string;
+}
+
+/** Key ids changed after a sequence number (created, revoked, rotated). */
+export interface ChangeBatch {
+  readonly seq: number;
+  readonly ids: readonly string[];
+}
+
+export interface ApiKeyStore {
+  /** `sqlite` or `postgres`, for logs and metrics. */
+  readonly kind: string;
+  /** Creates or migrates the schema. Safe when several gateways start at once. */
+  migrate(): Promise<void>;
+  insert(key: NewApiKey): Promise<void>;
+  get(id: string): Promise<ApiKeyRecord | null>;
+  /** All keys, newest first. */
+  list(): Promise<ApiKeyRecord[]>;
+  /** Marks a key revoked at `at`; null if unknown. Revoking twice keeps the first time. */
+  revoke(id: string, at: number): Promise<ApiKeyRecord | null>;
+  /**
+   * In one transaction: inserts `successor` (whose `replaces` is `id`) and gives the old key its
+   * grace deadline. Fails with KeyConflictError when the old key is unknown, revoked, expired or
+   * already rotated.
+   */
+  rotate(id: string, successor: NewApiKey, graceUntil: number, now: number): Promise<void>;
+  /** Adds counts and moves last-use forward (never backward), for many keys in one round trip. */
+  recordUsage(deltas: readonly UsageDelta[]): Promise<void>;
+  /** Ids changed after `seq`, and the latest sequence number seen. */
+  changesSince(seq: number): Promise<ChangeBatch>;
+  /** Calls `onChange` when another process changed keys (LISTEN/NOTIFY); returns false where unsupported. */
+  watch(onChange: () => void, onError: (err: Error) => void): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** The store cannot be reached or failed: callers fail closed. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/** A lifecycle operation does not apply to the key's current state (409 on the admin API). */
+export class KeyConflictError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KeyConflictError';
+  }
+}
+
+/** The state a key is in at `now`, for listings and the authenticator. */
+export type KeyStatus = 'active' | 'expiring' | 'grace' | 'expired' | 'revoked' | 'superseded';
+
+/** When the key stops working (expiry or end of rotation grace), or null if never. */
+export function effectiveExpiry(key: Pick<ApiKeyRecord, 'expiresAt' | 'graceUntil'>): number | null {
+  if (key.graceUntil === null) return key.expiresAt;
+  return key.expiresAt === null ? key.graceUntil : Math.min(key.expiresAt, key.graceUntil);
+}
+
+export function keyStatus(key: ApiKeyRecord, now: number, warnBeforeMs: number): KeyStatus {
+  if (key.revokedAt !== null && key.revokedAt <= now) return 'revoked';
+  const until = effectiveExpiry(key);
+  if (until !== null && until <= now) return key.graceUntil !== null && key.graceUntil <= now ? 'superseded' : 'expired';
+  if (key.replacedBy !== null) return 'grace';
+  if (key.expiresAt !== null && key.expiresAt - now <= warnBeforeMs) return 'expiring';
+  return 'active';
+}
+
+/** Throws KeyConflictError unless `key` can be rotated at `now`. Shared by every backend. */
+export function rotationConflict(key: ApiKeyRecord | null, id: string, now: number): asserts key is ApiKeyRecord {
+  if (key === null) throw new KeyConflictError(`no key ${id}`);
+  if (key.revokedAt !== null) throw new KeyConflictError(`key ${id} is revoked`);
+  if (key.replacedBy !== null) throw new KeyConflictError(`key ${id} was already rotated to ${key.replacedBy}; rotate that key instead`);
+  const until = effectiveExpiry(key);
+  if (until !== null && until <= now) throw new KeyConflictError(`key ${id} has expired`);
+}

@@ -1,0 +1,80 @@
+import type { Logger } from '../../observability/logger.js';
+import type { ApiKeyStore, UsageDelta } from './store.js';
+
+interface Tally {
+  count: number;
+  lastUsedAt: number;
+  lastUsedIp: string;
+}
+
+/**
+ * Per-key usage (request count, last use, last client IP), aggregated in memory and written to the
+ * store in one batch per interval — never a write per request. A failed flush keeps its counts and
+ * merges them into the next one, and `stop` flushes what is left, so counts are exact after a
+ * graceful shutdown.
+ */
+export class UsageTracker {
+  private pending = new Map<string, Tally>();
+  private flushing: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private logger: Logger | null = null;
+  private failing = false;
+
+  constructor(private readonly store: ApiKeyStore, private readonly intervalMs: number) {}
+
+  record(id: string, ip: string, now: number): void {
+    const tally = this.pending.get(id);
+    if (tally === undefined) this.pending.set(id, { count: 1, lastUsedAt: now, lastUsedIp: ip });
+    else {
+      tally.count++;
+      if (now >= tally.lastUsedAt) { tally.lastUsedAt = now; tally.lastUsedIp = ip; }
+    }
+  }
+
+  /** Keys with uses not yet written. */
+  get backlog(): number {
+    return this.pending.size;
+  }
+
+  start(logger: Logger): void {
+    this.logger = logger;
+    if (this.timer !== null) return;
+    // A failed flush is logged inside flush() and retried on the next tick.
+    this.timer = setInterval(() => { this.flush().catch(() => undefined); }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Writes everything recorded so far; concurrent calls wait for the same write and then write the rest. */
+  async flush(): Promise<void> {
+    while (this.flushing !== null) await this.flushing.catch(() => undefined);
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.pending = new Map();
+    const deltas: UsageDelta[] = [...batch].map(([id, t]) => ({ id, count: t.count, lastUsedAt: t.lastUsedAt, lastUsedIp: t.lastUsedIp }));
+    this.flushing = this.store.recordUsage(deltas).then(() => {
+      if (this.failing) this.logger?.info({ keys: deltas.length }, 'api key usage written again');
+      this.failing = false;
+    }, (err: unknown) => {
+      // Put the counts back (merged with uses recorded meanwhile) for the next attempt.
+      for (const d of deltas) {
+        const later = this.pending.get(d.id);
+        if (later === undefined) this.pending.set(d.id, { count: d.count, lastUsedAt: d.lastUsedAt, lastUsedIp: d.lastUsedIp });
+        else {
+          later.count += d.count;
+          if (d.lastUsedAt > later.lastUsedAt) { later.lastUsedAt = d.lastUsedAt; later.lastUsedIp = d.lastUsedIp; }
+        }
+      }
+      if (!this.failing) this.logger?.warn({ err: (err as Error).message, keys: this.pending.size }, 'api key usage not written; kept in memory and retried');
+      this.failing = true;
+      throw err;
+    }).finally(() => { this.flushing = null; });
+    await this.flushing;
+  }
+
+  /** Stops the interval and writes what is left (one attempt; a failure is returned to the caller). */
+  async stop(): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    await this.flush();
+  }
+}

@@ -11,6 +11,12 @@ import { PROBLEM_TYPE_BASE } from '../pipeline/problem.js';
 /** Largest admin request body. */
 const MAX_BODY_BYTES = 65_536;
 
+/** The request id of an admin call and the header it is sent in. */
+export interface RequestId {
+  readonly value: string;
+  readonly header: string;
+}
+
 /** What one admin key operation did, for the audit trail. */
 export interface AdminOutcome {
   readonly status: number;
@@ -26,10 +32,12 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /** A problem document with an `errors` member saying what to fix (admin callers are operators, not attackers). */
-function problem(res: ServerResponse, code: DenialCode, errors: readonly string[], requestId: string, headers: Record<string, string> = {}): AdminOutcome {
+function problem(res: ServerResponse, code: DenialCode, errors: readonly string[], id: RequestId, headers: Record<string, string> = {}): AdminOutcome {
   const entry = DENIALS[code];
-  const text = JSON.stringify({ type: PROBLEM_TYPE_BASE + code, title: entry.title, status: entry.status, detail: entry.detail, errors, requestId });
-  res.writeHead(entry.status, { 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
+  const text = JSON.stringify({ type: PROBLEM_TYPE_BASE + code, title: entry.title, status: entry.status, detail: entry.detail, errors, requestId: id.value });
+  res.writeHead(entry.status, {
+    'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', [id.header]: id.value, ...headers,
+  });
   res.end(text);
   return { status: entry.status, code, detail: errors.join('; '), keyId: null };
 }
@@ -103,7 +111,7 @@ export function createRequest(body: object): KeyRequest {
  * (POST …/{id}/revoke), rotate (POST …/{id}/rotate with `{"grace":"24h"}`). The caller has
  * already checked the admin token. Secrets appear only in the create and rotate responses.
  */
-export async function serveKeys(backend: ApiKeyBackend, req: IncomingMessage, res: ServerResponse, path: string, requestId: string): Promise<AdminOutcome> {
+export async function serveKeys(backend: ApiKeyBackend, req: IncomingMessage, res: ServerResponse, path: string, requestId: RequestId): Promise<AdminOutcome> {
   const service = backend.service;
   const parts = path.split('/').slice(3); // ['', 'admin', 'keys', ...]
   const method = req.method ?? '';
@@ -157,7 +165,7 @@ export async function serveKeys(backend: ApiKeyBackend, req: IncomingMessage, re
 }
 
 /** Used when the config has no apiKeys section. */
-export function keysDisabled(res: ServerResponse, requestId: string, why: string): AdminOutcome {
+export function keysDisabled(res: ServerResponse, requestId: RequestId, why: string): AdminOutcome {
   return problem(res, 'admin_disabled', [why], requestId);
 }
 

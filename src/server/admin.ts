@@ -60,16 +60,16 @@ async function serveAdmin(gateway: Gateway, req: IncomingMessage, res: ServerRes
   if (path === '/admin/keys' || path?.startsWith('/admin/keys/') === true) {
     // Key management always needs the admin token, even on loopback: it mints credentials.
     const started = performance.now();
-    const id = randomUUID();
+    const id = { value: randomUUID(), header: config.requestIdHeader };
     let outcome: AdminOutcome;
     const authenticated = config.admin.tokenHash !== null && authorised(req, config.admin.tokenHash);
     if (config.admin.tokenHash === null) outcome = keysDisabled(res, id, 'key management needs admin.tokenHash in the config');
     else if (!authenticated) {
-      sendProblem(res, deny('admin_unauthorized', 'bad or missing admin token', { 'www-authenticate': 'Bearer realm="portcullis-admin"' }), id, config.requestIdHeader);
+      sendProblem(res, deny('admin_unauthorized', 'bad or missing admin token', { 'www-authenticate': 'Bearer realm="portcullis-admin"' }), id.value, config.requestIdHeader);
       outcome = { status: 401, code: 'admin_unauthorized', detail: 'bad or missing admin token', keyId: null };
     } else if (config.apiKeys === null) outcome = keysDisabled(res, id, 'the config has no apiKeys section and no apiKey authenticator');
     else outcome = await serveKeys(config.apiKeys, req, res, path, id);
-    gateway.auditAdmin(req, id, path, outcome, authenticated, performance.now() - started);
+    gateway.auditAdmin(req, id.value, path, outcome, authenticated, performance.now() - started);
     return;
   }
   sendProblem(res, deny('route_not_found', `admin path ${path ?? ''}`), requestId, config.requestIdHeader);

@@ -42,7 +42,7 @@ function contract(kind: string, setup: () => Promise<Backend | string>): void {
 
     before(async () => {
       const b = await setup();
-      if (typeof b === 'string') { skip = b; console.log(`# skipping the ${kind} store contract: ${b}`); return; }
+      if (typeof b === 'string') { skip = b; console.log(`skipping the ${kind} store contract: ${b}`); return; }
       backend = b;
       store = b.open();
       await store.migrate();

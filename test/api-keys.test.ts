@@ -303,7 +303,7 @@ describe('API keys when the store is down', () => {
   const relay = new CuttableRelay(POSTGRES_TARGET.host, POSTGRES_TARGET.port);
   before(async () => {
     db = await freshDatabase();
-    if (typeof db === 'string') console.log(`# skipping the store-down tests: ${db}`);
+    if (typeof db === 'string') console.log(`skipping the store-down tests: ${db}`);
   });
   after(async () => {
     await relay.cut();

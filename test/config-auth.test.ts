@@ -30,7 +30,7 @@ describe('authenticator and policy config errors', () => {
 
   const CASES: [string, string, RegExp][] = [
     ['alg none is not an algorithm', BASE.replace('[RS256]', '[RS256, none]'), /^gateway\.yaml:9:25: authenticators\.users\.algorithms\[1\]: must be one of: RS256, /],
-    ['unknown authenticator type', BASE.replace('{ type: anonymous }', '{ type: saml }'), /^gateway\.yaml:10:18: authenticators\.guest\.type: must be one of: jwt, anonymous$/],
+    ['unknown authenticator type', BASE.replace('{ type: anonymous }', '{ type: saml }'), /^gateway\.yaml:10:18: authenticators\.guest\.type: must be one of: jwt, apiKey, anonymous$/],
     ['unknown jwt option', BASE.replace('    audience: orders-api', '    audience: orders-api\n    audiance: x'), /^gateway\.yaml:9:5: authenticators\.users\.audiance: is not a known option$/],
     ['missing audience', BASE.replace('    audience: orders-api\n', ''), /authenticators\.users\.audience: is required$/],
     ['plain-http JWKS off loopback', BASE.replace('https://idp.example/jwks.json', 'http://idp.example/jwks.json'), /^gateway\.yaml:7:14: authenticators\.users\.jwksUri: must be https/],
@@ -53,6 +53,18 @@ describe('authenticator and policy config errors', () => {
     ['roles without anyOf/allOf', BASE.replace('    authenticate: [users]', '    authenticate: [users]\n    authorize: { roles: {} }'), /routes\[0\]\.authorize\.roles: set anyOf, allOf or both/],
     ['a scope with a quote', BASE.replace('    authenticate: [users]', '    authenticate: [users]\n    authorize: { scopes: [\'a"b\'] }'), /routes\[0\]\.authorize\.scopes\[0\]: has an invalid format/],
     ['a scope with a space', BASE.replace('    authenticate: [users]', '    authenticate: [users]\n    authorize: { scopes: ["a b"] }'), /routes\[0\]\.authorize\.scopes\[0\]: has an invalid format/],
+    ['postgres store without url', BASE + 'apiKeys:\n  store: { type: postgres }\n', /^gateway\.yaml:17:18: apiKeys\.store\.type: a postgres store needs url/],
+    ['sqlite option on a postgres store', BASE + 'apiKeys:\n  store: { type: postgres, url: "postgres://db/x", file: k.db }\n', /^gateway\.yaml:17:52: apiKeys\.store\.file: applies to store type sqlite, but the store is postgres$/],
+    ['postgres option on the sqlite store', BASE + 'apiKeys:\n  store: { listen: false }\n', /apiKeys\.store\.listen: applies to store type postgres, but the store is sqlite/],
+    ['a store url that is not postgres', BASE + 'apiKeys:\n  store: { type: postgres, url: "mysql://db/x" }\n', /apiKeys\.store\.url: has an invalid format/],
+    ['expiry warning not shorter than the lifetime', BASE + 'apiKeys:\n  maxLifetime: 30d\n  expiryWarning: 30d\n', /^gateway\.yaml:18:18: apiKeys\.expiryWarning: must be shorter than maxLifetime \(30d\)$/],
+    ['a lifetime beyond ten years', BASE + 'apiKeys:\n  maxLifetime: 3651d\n', /apiKeys\.maxLifetime: at most 3650d/],
+    ['a malformed duration', BASE + 'apiKeys:\n  maxLifetime: 1y\n', /apiKeys\.maxLifetime: has an invalid format/],
+    ['an environment with capitals', BASE + 'apiKeys:\n  environment: Live\n', /apiKeys\.environment: has an invalid format/],
+    ['apiKey header on a reserved name', BASE.replace('{ type: anonymous }', '{ type: apiKey, header: X-Forwarded-For }'), /^gateway\.yaml:10:34: authenticators\.guest\.header: x-forwarded-for is a header the gateway sets or relies on/],
+    ['apiKey header on Authorization', BASE.replace('{ type: anonymous }', '{ type: apiKey, header: Authorization }'), /authenticators\.guest\.header: authorization is a header/],
+    ['unknown apiKey option', BASE.replace('{ type: anonymous }', '{ type: apiKey, headr: X-Key }'), /authenticators\.guest\.headr: is not a known option/],
+    ['query keys without an apiKey authenticator', BASE.replace('    authenticate: [users]', '    authenticate: [users]\n    apiKeyInQuery: true'), /^gateway\.yaml:16:20: routes\[0\]\.apiKeyInQuery: needs an apiKey authenticator in authenticate$/],
   ];
   for (const [name, text, expected] of CASES) {
     it(`reports ${name}`, () => {

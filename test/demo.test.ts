@@ -11,7 +11,8 @@ import { CLI } from './harness/gateway.js';
 
 describe('examples/quickstart', () => {
   it('compiles with the demo environment', async () => {
-    const config = compileConfig(await loadConfigFile(QUICKSTART_CONFIG, { ECHO_URL: 'http://127.0.0.1:1', DEMO_ISSUER: 'http://127.0.0.1:2/', DEMO_JWKS_URI: 'http://127.0.0.1:2/jwks.json' }));
+    const config = compileConfig(await loadConfigFile(QUICKSTART_CONFIG, { ECHO_URL: 'http://127.0.0.1:1', DEMO_ISSUER: 'http://127.0.0.1:2/', DEMO_JWKS_URI: 'http://127.0.0.1:2/jwks.json', DEMO_ADMIN_TOKEN_HASH: `sha256:${'0'.repeat(64)}` }));
+    assert.ok(config.apiKeys !== null, 'the quickstart has API keys');
     assert.ok(config.routes.length >= 2);
     assert.equal(config.listen.http.port, 8080);
     assert.equal(config.admin.port, 9901);
@@ -78,5 +79,22 @@ describe('examples/quickstart', () => {
     assert.equal(expired.headers.get('www-authenticate'), 'Bearer realm="portcullis", error="invalid_token"');
     assert.equal((await as('/api/acme/orders/42')).status, 401);
     for (const line of ['$USER_TOKEN', '$ADMIN_TOKEN', '$EXPIRED_TOKEN', '/api/admin/stats']) assert.ok(output.includes(line), `demo prints ${line}`);
+
+    // API keys: the demo's own walkthrough, then the printed key and admin lines.
+    assert.match(output, /GET \/api\/acme\/orders\/42 with it answered 200; after POST \/admin\/keys\/[0-9a-z]{16}\/revoke, 401\./);
+    const apiKey = token('API_KEY');
+    assert.match(apiKey, /^pk_demo_[0-9a-z]{16}_[0-9A-Za-z]{49}$/);
+    const withKey = async () => fetch(`${base}/api/acme/orders/42`, { headers: { 'x-api-key': apiKey } });
+    const keyed = await withKey();
+    assert.equal(keyed.status, 200);
+    const keyedSeen = await keyed.json() as { headers: Record<string, string> };
+    assert.equal(keyedSeen.headers['x-auth-method'], 'apiKey');
+    assert.equal(keyedSeen.headers['x-user-id'], 'demo-billing-service');
+    assert.equal(keyedSeen.headers['x-api-key'], undefined);
+    const revokeLine = /curl -s -X POST -H "Authorization: Bearer \$PORTCULLIS_ADMIN_TOKEN" (\S+\/revoke)$/m.exec(output);
+    assert.ok(revokeLine?.[1] !== undefined, 'demo prints the revoke line');
+    const revoked = await fetch(revokeLine[1], { method: 'POST', headers: { authorization: `Bearer ${token('PORTCULLIS_ADMIN_TOKEN')}` } });
+    assert.equal(revoked.status, 200);
+    assert.equal((await withKey()).status, 401);
   });
 });

@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Gateway } from '../server/gateway.js';
@@ -19,8 +20,11 @@ export async function runDemo(args: string[]): Promise<void> {
   const idp = await startDemoIssuer();
   const closeAll = async () => { await Promise.all([echo.close(), idp.close()]); };
   const port = values.port ?? process.env.PORT ?? '8080';
+  // A fresh admin token per run: only its hash goes into the config.
+  const adminApiToken = randomBytes(24).toString('base64url');
   const env = {
     ...process.env, ECHO_URL: echo.url, DEMO_ISSUER: idp.issuer, DEMO_JWKS_URI: idp.jwksUri,
+    DEMO_ADMIN_TOKEN_HASH: `sha256:${createHash('sha256').update(adminApiToken).digest('hex')}`,
     PORT: port, ADMIN_PORT: values['admin-port'] ?? process.env.ADMIN_PORT ?? '9901',
   };
   let gateway: Gateway;
@@ -48,6 +52,7 @@ export async function runDemo(args: string[]): Promise<void> {
   const user = await idp.token({ sub: 'alice', tenant: 'acme', scope: 'orders:read', roles: ['clerk'], email: 'alice@acme.example' }, hour);
   const adminToken = await idp.token({ sub: 'root', tenant: 'acme', scope: 'orders:read', roles: ['admin'] }, hour);
   const expired = await idp.token({ sub: 'alice', tenant: 'acme', scope: 'orders:read', roles: ['clerk'] }, 60, Math.floor(Date.now() / 1000) - 2 * hour);
+  const keys = admin === null ? '' : await apiKeyWalkthrough(base, `http://127.0.0.1:${admin.port}`, adminApiToken);
   process.stdout.write(`
 Portcullis demo is running: gateway ${base} -> echo upstream ${echo.url}
 Config: ${QUICKSTART_CONFIG}
@@ -85,7 +90,7 @@ Paste the three lines into your shell, then try the requests:
   # 401 invalid_credential (expired) and 401 unauthenticated (no token), with WWW-Authenticate
   curl -si -H "Authorization: Bearer $EXPIRED_TOKEN" ${base}/api/acme/orders/42
   curl -si ${base}/api/acme/orders/42
-${admin === null ? '' : `
+${keys}${admin === null ? '' : `
 Health, readiness (with the config version) and Prometheus metrics on the admin listener:
   curl -s http://127.0.0.1:${admin.port}/readyz
   curl -s http://127.0.0.1:${admin.port}/metrics | grep portcullis_requests_total
@@ -93,4 +98,47 @@ Health, readiness (with the config version) and Prometheus metrics on the admin 
 Audit trail (one JSON line per request): ${gateway.config.dataDir}/${gateway.config.audit.file}
 Press Ctrl+C to stop.
 `);
+}
+
+interface IssuedKey { readonly key: string; readonly id: string }
+
+/**
+ * Creates two API keys through the admin API, shows one working and the other refused once
+ * revoked, and returns the lines that let the user do the same.
+ */
+async function apiKeyWalkthrough(base: string, adminBase: string, adminToken: string): Promise<string> {
+  const auth = { authorization: `Bearer ${adminToken}` };
+  const create = async (name: string): Promise<IssuedKey> => {
+    const res = await fetch(`${adminBase}/admin/keys`, {
+      method: 'POST', headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ name, tenant: 'acme', scopes: ['orders:read'], roles: ['service'], expires: '1d' }),
+    });
+    if (res.status !== 201) throw new Error(`demo: creating an API key failed with ${res.status}: ${await res.text()}`);
+    return await res.json() as IssuedKey;
+  };
+  const statusWith = async (key: string): Promise<number> => {
+    const res = await fetch(`${base}/api/acme/orders/42`, { headers: { 'x-api-key': key } });
+    await res.arrayBuffer();
+    return res.status;
+  };
+  const shown = await create('demo-report-job');
+  const before = await statusWith(shown.key);
+  const revoke = await fetch(`${adminBase}/admin/keys/${shown.id}/revoke`, { method: 'POST', headers: auth });
+  await revoke.arrayBuffer();
+  const after = await statusWith(shown.key);
+  const yours = await create('demo-billing-service');
+  return `
+API keys for machine clients (docs/api-keys.md). Just now the demo created key ${shown.id} through
+the admin API: GET /api/acme/orders/42 with it answered ${before}; after POST /admin/keys/${shown.id}/revoke, ${after}.
+Here is another key (shown once, stored only as a hash) and the admin token of this run:
+  API_KEY=${yours.key}
+  PORTCULLIS_ADMIN_TOKEN=${adminToken}
+
+  # 200: the echo shows x-auth-method apiKey, x-api-key-id ${yours.id} and the key's tenant and scopes
+  curl -s -H "X-API-Key: $API_KEY" ${base}/api/acme/orders/42
+  # list keys (never secrets), then revoke this one: the same request is refused at once (401)
+  curl -s -H "Authorization: Bearer $PORTCULLIS_ADMIN_TOKEN" ${adminBase}/admin/keys
+  curl -s -X POST -H "Authorization: Bearer $PORTCULLIS_ADMIN_TOKEN" ${adminBase}/admin/keys/${yours.id}/revoke
+  curl -si -H "X-API-Key: $API_KEY" ${base}/api/acme/orders/42
+`;
 }

@@ -18,7 +18,12 @@
 //   note        one line for the report
 
 import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SignJWT } from 'jose';
+import { KeyService } from '../dist/src/authn/api-key/key-service.js';
+import { SqliteKeyStore } from '../dist/src/authn/api-key/sqlite-store.js';
 
 // JWT scenarios: one RSA and one EC key pair per run, and one token each, valid for two hours.
 const ISSUER = 'https://bench.issuer/';
@@ -38,6 +43,16 @@ function jwtAuthenticator(alg, pair, cacheMaxEntries) {
     claims: { tenant: 'tenant' }, ...(cacheMaxEntries === undefined ? {} : { cacheMaxEntries }),
   };
 }
+
+// API key scenario: one key issued into a scratch SQLite store before the gateway starts.
+const keyDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-keys-'));
+process.on('exit', () => rmSync(keyDir, { recursive: true, force: true }));
+const keyFile = join(keyDir, 'api-keys.db');
+const keyStore = new SqliteKeyStore(keyFile);
+await keyStore.migrate();
+const { key: apiKey } = await new KeyService(keyStore, { environment: 'bench', maxLifetimeMs: 86_400_000, expiryWarningMs: 3_600_000 })
+  .create({ name: 'bench-service', tenant: 'acme', scopes: ['bench:read'], roles: ['reader'] });
+await keyStore.close();
 
 /** Default settings; each can be overridden by the BENCH_* environment variable in brackets. */
 export const defaults = {
@@ -64,7 +79,9 @@ export function gatewayConfig(ctx) {
     log: { level: 'info' },
     shutdown: { drainTimeoutMs: 2000 },
     upstreams: { bench: { targets: [ctx.upstreamOrigin] } },
+    apiKeys: { environment: 'bench', store: { file: keyFile } },
     authenticators: {
+      'machines': { type: 'apiKey' },
       'rs256': jwtAuthenticator('RS256', rsa),
       'rs256-nocache': jwtAuthenticator('RS256', rsa, 0),
       'es256': jwtAuthenticator('ES256', ec),
@@ -77,6 +94,8 @@ export function gatewayConfig(ctx) {
         name: `jwt-${name}`, match: { methods: ['GET'], path: `/jwt-${name}/**` }, upstream: 'bench',
         authenticate: [name], authorize: { scopes: ['bench:read'] },
       })),
+      // API key route: key checks, directory lookup, hash comparison, usage counting, identity headers.
+      { name: 'apikey', match: { methods: ['GET'], path: '/apikey/**' }, upstream: 'bench', authenticate: ['machines'], authorize: { scopes: ['bench:read'] } },
     ],
   };
 }
@@ -108,6 +127,10 @@ export function scenarios({ connections }) {
     { name: 'gateway-jwt-es256-nocache', target: 'gateway', path: '/jwt-es256-nocache/hello', connections, baseline: 'gateway-public',
       headers: { authorization: `Bearer ${tokens.ES256}` },
       note: 'ES256 token verified on every request (ECDSA verify costs more than RSA verify)' },
+
+    { name: 'gateway-apikey', target: 'gateway', path: '/apikey/hello', connections, baseline: 'gateway-public',
+      headers: { 'x-api-key': apiKey }, aims: { throughputRatio: { min: 0.90 } },
+      note: 'API key in X-API-Key (directory cache hit; usage counted in memory, flushed in batches)' },
 
     { name: 'upstream-direct-c1', target: 'upstream', path, connections: 1, baseline: 'bare-proxy-c1',
       note: 'one connection: latency without queueing' },

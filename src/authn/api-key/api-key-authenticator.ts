@@ -23,6 +23,8 @@ type Extracted = { readonly key: string; readonly query: string | null } | { rea
 
 /** Compared against when the key id is unknown, so both answers cost the same hash and comparison. */
 const UNKNOWN_KEY_HASH = randomBytes(32);
+/** Most presented keys remembered as verified per authenticator. */
+const MAX_VERIFIED = 10_000;
 
 /**
  * API keys (see docs/api-keys.md). The key's shape, checksum and environment are checked before
@@ -38,6 +40,12 @@ export class ApiKeyAuthenticator implements Authenticator {
   private readonly invalid: Readonly<Record<string, string>>;
   /** Identities per loaded key: the directory entry is replaced on every reload of the key, so this never goes stale. */
   private readonly identities = new WeakMap<CompiledKey, Identity>();
+  /**
+   * Presented keys whose hash matched, with the directory entry they matched. A hit skips the
+   * format check and the hash, but only while that entry is still the directory's current one:
+   * any change to the key (revocation, rotation) or the end of its cache TTL ends the shortcut.
+   */
+  private readonly verified = new Map<string, CompiledKey>();
 
   constructor(
     private readonly spec: ApiKeyAuthenticatorSpec,
@@ -63,9 +71,14 @@ export class ApiKeyAuthenticator implements Authenticator {
     const found = this.extract(ex);
     if (found === undefined) return ABSENT;
     if ('malformed' in found) return this.reject('api_key_malformed', found.malformed);
+    if (found.query !== null) ex.forwardQuery = found.query;
+    const known = this.verified.get(found.key);
+    if (known !== undefined) {
+      if (this.backend.directory.peek(known.record.id) === known) return this.accept(ex, known);
+      this.verified.delete(found.key);
+    }
     const parsed = parseKey(found.key, this.backend.settings.environment);
     if (!parsed.ok) return this.reject(parsed.reason, parsed.id === null ? parsed.detail : `key ${parsed.id}: ${parsed.detail}`);
-    if (found.query !== null) ex.forwardQuery = found.query;
     const presented = hashKey(found.key);
     let key: CompiledKey | null | Promise<CompiledKey | null>;
     try {
@@ -73,15 +86,23 @@ export class ApiKeyAuthenticator implements Authenticator {
     } catch (err) {
       return this.failure(err);
     }
-    if (key instanceof Promise) return key.then((k) => this.decide(ex, parsed.id, presented, k), (err: unknown) => this.failure(err));
-    return this.decide(ex, parsed.id, presented, key);
+    if (key instanceof Promise) return key.then((k) => this.decide(ex, found.key, parsed.id, presented, k), (err: unknown) => this.failure(err));
+    return this.decide(ex, found.key, parsed.id, presented, key);
   }
 
-  private decide(ex: Exchange, id: string, presented: Buffer, key: CompiledKey | null): AuthOutcome {
+  private decide(ex: Exchange, text: string, id: string, presented: Buffer, key: CompiledKey | null): AuthOutcome {
     const matches = timingSafeEqual(presented, key?.record.hash ?? UNKNOWN_KEY_HASH);
     if (key === null) return this.reject('api_key_unknown', `key ${id}`);
     if (!matches) return this.reject('api_key_secret_mismatch', `key ${id}`);
+    if (this.verified.size >= MAX_VERIFIED) this.verified.clear();
+    this.verified.set(text, key);
+    return this.accept(ex, key);
+  }
+
+  /** The checks that follow a matching secret, on every request: revocation, expiry, rotation grace, CIDRs. */
+  private accept(ex: Exchange, key: CompiledKey): AuthOutcome {
     const k = key.record;
+    const id = k.id;
     const now = this.backend.now();
     if (k.revokedAt !== null && k.revokedAt <= now) return this.reject('api_key_revoked', `key ${id}`);
     if (k.graceUntil !== null && k.graceUntil <= now) return this.reject('api_key_superseded', `key ${id}, replaced by ${k.replacedBy ?? '?'}`);

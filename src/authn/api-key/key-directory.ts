@@ -57,9 +57,15 @@ export class KeyDirectory<T> {
 
   /** The value for key `id`: synchronous when cached and fresh. Rejects with StoreUnavailableError when it must load and cannot. */
   lookup(id: string): T | null | Promise<T | null> {
+    const value = this.peek(id);
+    return value === undefined ? this.load(id) : value;
+  }
+
+  /** The fresh cached value for `id`, or undefined (never loads). */
+  peek(id: string): T | null | undefined {
     const entry = this.entries.get(id);
-    if (entry !== undefined && this.now() - entry.loadedAt < (entry.value === null ? this.options.negativeTtlMs : this.options.ttlMs)) return entry.value;
-    return this.load(id);
+    if (entry === undefined || this.now() - entry.loadedAt >= (entry.value === null ? this.options.negativeTtlMs : this.options.ttlMs)) return undefined;
+    return entry.value;
   }
 
   private load(id: string): Promise<T | null> {

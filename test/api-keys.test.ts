@@ -151,6 +151,17 @@ describe('API keys through the gateway', () => {
     assert.ok(!gw.logs.join('\n').includes(secretOf(k)), 'no secret in the logs');
   });
 
+  it('warns when a key in use nears its expiry, and lists it as expiring', async () => {
+    const soon = await createKey(gw.adminUrl, { name: 'nearly-done', tenant: 'acme', scopes: ['orders:read'], expires: '2d' });
+    assert.equal(soon.status, 'expiring');
+    assert.equal((await withKey(`${gw.url}/api/acme/orders/1`, soon.key)).status, 200);
+    assert.equal((await withKey(`${gw.url}/api/acme/orders/1`, soon.key)).status, 200);
+    const warnings = gw.logs.filter((l) => l.includes('expires soon') && l.includes(soon.id));
+    assert.equal(warnings.length, 1, 'one warning per key and hour, not per request');
+    assert.equal((await withKey(`${gw.url}/api/acme/orders/1`, reader.key)).status, 200);
+    assert.ok(!gw.logs.some((l) => l.includes('expires soon') && l.includes(reader.id)), 'no warning for a key far from expiry');
+  });
+
   it('refuses a key used from outside its allowed CIDRs with 403', async () => {
     const elsewhere = await createKey(gw.adminUrl, { name: 'office-only', tenant: 'acme', scopes: ['orders:read'], allowedCidrs: ['10.0.0.0/8'] });
     const res = await withKey(`${gw.url}/api/acme/orders/1`, elsewhere.key);

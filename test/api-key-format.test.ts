@@ -79,7 +79,8 @@ describe('durations', () => {
     assert.equal(parseDuration('30m'), 1_800_000);
     assert.equal(parseDuration('24h'), 86_400_000);
     assert.equal(parseDuration('90d'), 7_776_000_000);
-    for (const bad of ['', '0d', '1', 'd', '1w', '1.5h', '-1d', '1d ', '01d', '9999999d']) assert.equal(parseDuration(bad), null, bad);
+    assert.equal(parseDuration('0s'), 0);
+    for (const bad of ['', '00d', '1', 'd', '1w', '1.5h', '-1d', '1d ', '01d', '9999999d']) assert.equal(parseDuration(bad), null, bad);
     assert.equal(formatDuration(7_776_000_000), '90d');
     assert.equal(formatDuration(5_400_000), '90m');
   });

@@ -1,7 +1,7 @@
 const UNITS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const DURATION = /^([1-9][0-9]{0,5})([smhd])$/;
+const DURATION = /^(0|[1-9][0-9]{0,5})([smhd])$/;
 
-/** `90d`, `24h`, `30m`, `45s` in milliseconds, or null when `text` is not such a duration. */
+/** `90d`, `24h`, `30m`, `45s` (or `0s`) in milliseconds, or null when `text` is not such a duration. */
 export function parseDuration(text: string): number | null {
   const m = DURATION.exec(text);
   if (m === null) return null;

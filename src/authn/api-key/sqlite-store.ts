@@ -58,16 +58,20 @@ function fromRow(r: Row): ApiKeyRecord {
 export class SqliteKeyStore implements ApiKeyStore {
   readonly kind = 'sqlite';
   private db: Database.Database | null = null;
+  private closed = false;
 
   constructor(private readonly file: string) {}
 
   private open(): Database.Database {
     if (this.db !== null) return this.db;
+    if (this.closed) throw new StoreUnavailableError(`${this.file} is closed`);
     try {
       mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
       const db = new Database(this.file);
       db.pragma('journal_mode = WAL');
-      db.pragma('busy_timeout = 5000');
+      // Calls are synchronous: waiting for another writer (the CLI) blocks the event loop, so the
+      // wait is kept short; a write that times out is retried (usage) or reported (lifecycle).
+      db.pragma('busy_timeout = 2000');
       db.pragma('foreign_keys = ON');
       this.db = db;
       return db;
@@ -173,6 +177,7 @@ export class SqliteKeyStore implements ApiKeyStore {
   }
 
   close(): Promise<void> {
+    this.closed = true;
     this.db?.close();
     this.db = null;
     return Promise.resolve();

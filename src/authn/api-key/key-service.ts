@@ -26,27 +26,18 @@ export interface KeyRequest {
   readonly expiresInMs?: number;
 }
 
-/** A key as listed: everything but the hash. */
-export interface KeyView {
-  readonly id: string;
+/** What a listing shows as stored. */
+type ListedFields = 'id' | 'name' | 'tenant' | 'roles' | 'scopes' | 'allowedCidrs' | 'rateLimitTier' | 'metadata' | 'replaces' | 'replacedBy' | 'useCount' | 'lastUsedIp';
+
+/** A key as listed: everything but the hash, with its display prefix, its status and times as ISO 8601. */
+export interface KeyView extends Pick<ApiKeyRecord, ListedFields> {
   readonly prefix: string;
-  readonly name: string;
   readonly status: KeyStatus;
-  readonly tenant: string | null;
-  readonly roles: readonly string[];
-  readonly scopes: readonly string[];
-  readonly allowedCidrs: readonly string[];
-  readonly rateLimitTier: string | null;
-  readonly metadata: Readonly<Record<string, string>>;
   readonly createdAt: string;
   readonly expiresAt: string | null;
   readonly revokedAt: string | null;
-  readonly replaces: string | null;
-  readonly replacedBy: string | null;
   readonly graceUntil: string | null;
-  readonly useCount: number;
   readonly lastUsedAt: string | null;
-  readonly lastUsedIp: string | null;
 }
 
 /** A key request from fields that may be absent (CLI options, JSON bodies): absent fields take their defaults. */

@@ -1,0 +1,79 @@
+// A private redis-server per test file: a free loopback port, a temp directory, no persistence.
+// Without the binary the caller skips with one line, except under CI=true, where it fails.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+
+const BINARY = process.env.REDIS_SERVER ?? 'redis-server';
+
+export interface TestRedis {
+  readonly url: string;
+  readonly port: number;
+  /** Kills the server (SIGKILL): connections drop at once, state is lost. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port, empty. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((done) => server.close(() => done()));
+  return port;
+}
+
+async function answersPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.setTimeout(500);
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('data', (d) => { resolve(d.toString().startsWith('+PONG')); socket.destroy(); });
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => { resolve(false); socket.destroy(); });
+  });
+}
+
+/** Starts redis-server, or returns a one-line reason why it cannot (throws that reason under CI=true). */
+export async function startRedis(): Promise<TestRedis | string> {
+  if (spawnSync(BINARY, ['--version'], { stdio: 'ignore' }).status !== 0) {
+    const reason = `${BINARY} is not installed (Debian: apt-get install redis-server)`;
+    if (process.env.CI === 'true') throw new Error(reason);
+    return reason;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-redis-'));
+  const port = await freePort();
+  let child: ChildProcess | null = null;
+  const launch = async (): Promise<void> => {
+    child = spawn(BINARY, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'], { stdio: 'ignore' });
+    for (let i = 0; i < 100; i++) {
+      if (await answersPing(port)) return;
+      await delay(50);
+    }
+    throw new Error(`redis-server did not start on port ${port}`);
+  };
+  const kill = async (): Promise<void> => {
+    const c = child;
+    if (c === null || c.exitCode !== null) return;
+    const exited = new Promise((done) => c.once('exit', done));
+    c.kill('SIGKILL');
+    await exited;
+    child = null;
+  };
+  await launch();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    kill,
+    restart: launch,
+    async stop() {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

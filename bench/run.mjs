@@ -17,6 +17,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { createServer } from 'node:net';
+import { Redis } from 'ioredis';
 import { Client } from 'undici';
 import { stringify } from 'yaml';
 import { formatSummary, summariseProfile } from './profile-summary.mjs';
@@ -176,12 +178,41 @@ async function startBareProxy(layout, upstreamOrigin, mode) {
   return { child, origin: `http://127.0.0.1:${port}` };
 }
 
-async function startGateway(layout, upstreamOrigin, profileDir) {
+/**
+ * A private redis-server for the Redis limiter scenario, on the load generator's core (the server
+ * under test stays alone on its core), no persistence. Null when redis-server is not installed.
+ */
+async function startRedis(layout) {
+  if (!hasCommand('redis-server')) return null;
+  const probe = createServer();
+  await new Promise((done) => probe.listen(0, '127.0.0.1', done));
+  const { port } = probe.address();
+  await new Promise((done) => probe.close(done));
+  const child = launch('redis', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tempDir],
+    { core: layout.loadCore ?? null, layout });
+  await waitForLine(child, (line) => (line.includes('Ready to accept connections') ? true : undefined));
+  return { child, url: `redis://127.0.0.1:${port}` };
+}
+
+/** Redis commands per request: `evalsha` + `eval` calls since `since` (an INFO commandstats reading). */
+async function redisCalls(url) {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await client.connect();
+    const stats = await client.info('commandstats');
+    const calls = (name) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+    return calls('evalsha') + calls('eval');
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function startGateway(layout, upstreamOrigin, profileDir, redisUrl) {
   const workDir = join(tempDir, 'gateway');
   const dataDir = join(workDir, 'data');
   mkdirSync(dataDir, { recursive: true });
   const configFile = join(workDir, 'gateway.yaml');
-  writeFileSync(configFile, stringify(gatewayConfig({ upstreamOrigin, dataDir, workDir })));
+  writeFileSync(configFile, stringify(gatewayConfig({ upstreamOrigin, dataDir, workDir, redisUrl })));
   const nodeArgs = profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
   const child = launch('gateway', process.execPath, [...nodeArgs, join(ROOT, 'dist/src/cli/main.js'), 'start', '-c', configFile], { core: layout.serverCore ?? null, layout });
   const msg = await waitForLine(child, (line) => {
@@ -384,10 +415,15 @@ async function main() {
 
   // The servers a scenario can target; only those some selected scenario uses are started.
   const upstream = await startUpstream(layout);
+  const redis = selected.some((s) => s.needsRedis) ? await startRedis(layout) : null;
+  if (selected.some((s) => s.needsRedis) && redis === null) {
+    console.log('redis-server is not installed: skipping the Redis limiter scenario (Debian: apt-get install redis-server)');
+    for (let i = selected.length - 1; i >= 0; i--) if (selected[i].needsRedis) selected.splice(i, 1);
+  }
   const starters = {
     'bare-proxy': () => startBareProxy(layout, upstream.origin, 'request'),
     'bare-proxy-stream': () => startBareProxy(layout, upstream.origin, 'stream'),
-    gateway: () => startGateway(layout, upstream.origin, profileDir),
+    gateway: () => startGateway(layout, upstream.origin, profileDir, redis?.url ?? null),
   };
   const servers = { upstream };
   for (const target of new Set(selected.map((s) => s.target))) {
@@ -421,9 +457,12 @@ async function main() {
       } else process.stdout.write(`${label} `);
       process.stdout.write(`measure ${settings.durationSec} s… `);
       const pid = servers[s.target].child.pid;
+      const callsBefore = s.needsRedis ? await redisCalls(redis.url) : null;
       const cpuBefore = cpuTimeUs(pid);
       const report = await runLoad(loadgen, layout, { ...load, durationSec: settings.durationSec });
       const cpuAfter = cpuTimeUs(pid);
+      // Round trips per request: the limiter's script calls during the measured window ÷ the requests.
+      if (callsBefore !== null) report.redisCallsPerRequest = ((await redisCalls(redis.url)) - callsBefore) / report.requests;
       const server = servers[s.target].child;
       if (server.exitCode !== null || server.signalCode !== null) throw failure(server, 'exited during the run');
       report.serverCpuUs = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
@@ -463,6 +502,12 @@ async function main() {
     const rounds = a.perRound.length > 1 ? `; per round ${a.perRound.join(' ')}` : '';
     const target = a.min !== undefined ? `minimum ${a.min.toFixed(2)}${a.goal === null ? '' : `, goal ${a.goal.toFixed(2)}`}` : `< ${a.max} ms`;
     console.log(`aim ${a.scenario}: ${a.metric} = ${a.value} (${target}) — ${a.status}${rounds}`);
+  }
+  for (const s of selected.filter((x) => x.needsRedis)) {
+    const perRound = runs.get(s.name).map((r) => r.redisCallsPerRequest);
+    const result = byName.get(s.name);
+    result.redisCallsPerRequest = perRound;
+    console.log(`${s.name}: Redis round trips per request ${perRound.map((n) => n.toFixed(3)).join(' ')} (per round; target 1)`);
   }
   const totalErrors = results.reduce((a, s) => a + s.errors, 0);
   if (totalErrors > 0) console.log(`WARNING: ${totalErrors} load-generator errors (see "errors"); those figures are suspect.`);

@@ -15,6 +15,8 @@
 //                 throughputRatio: { min, goal }   requests/s ÷ baseline's
 //                 addedP50Ms:      { max }         p50 − baseline's p50, in milliseconds
 //   alsoCompare optional names of more scenarios to print (and record) ratios against
+//   needsRedis  true: run.mjs starts a private redis-server (ctx.redisUrl) and reports Redis round
+//               trips per request; the scenario is skipped when redis-server is not installed
 //   note        one line for the report
 
 import { generateKeyPairSync } from 'node:crypto';
@@ -68,7 +70,8 @@ export const defaults = {
 /**
  * The gateway's config (serialised to YAML by run.mjs). `ctx.upstreamOrigin` is the bench
  * upstream, `ctx.dataDir` a scratch directory for the audit trail, `ctx.workDir` a scratch
- * directory for any files a scenario needs (keys, key files).
+ * directory for any files a scenario needs (keys, key files), `ctx.redisUrl` the private Redis
+ * (null when no scenario needs it or redis-server is missing).
  */
 export function gatewayConfig(ctx) {
   return {
@@ -80,6 +83,12 @@ export function gatewayConfig(ctx) {
     shutdown: { drainTimeoutMs: 2000 },
     upstreams: { bench: { targets: [ctx.upstreamOrigin] } },
     apiKeys: { environment: 'bench', store: { file: keyFile } },
+    ...(ctx.redisUrl === null ? {} : { rateLimiting: { redis: { url: ctx.redisUrl } } }),
+    // Limits that never refuse at bench rates, so the figures are the price of deciding.
+    rateLimits: {
+      inMemory: { algorithm: 'token-bucket', limit: 1_000_000, per: '1s', by: ['ip'] },
+      ...(ctx.redisUrl === null ? {} : { inRedis: { algorithm: 'token-bucket', limit: 1_000_000, per: '1s', by: ['ip'], store: 'redis' } }),
+    },
     authenticators: {
       'machines': { type: 'apiKey' },
       'rs256': jwtAuthenticator('RS256', rsa),
@@ -96,6 +105,9 @@ export function gatewayConfig(ctx) {
       })),
       // API key route: key checks, directory lookup, hash comparison, usage counting, identity headers.
       { name: 'apikey', match: { methods: ['GET'], path: '/apikey/**' }, upstream: 'bench', authenticate: ['machines'], authorize: { scopes: ['bench:read'] } },
+      // The public route again, with one rate limit: in process, and in Redis (one EVALSHA per request).
+      { name: 'limited-memory', match: { methods: ['GET'], path: '/limited-memory/**' }, upstream: 'bench', public: true, rateLimit: 'inMemory' },
+      ...(ctx.redisUrl === null ? [] : [{ name: 'limited-redis', match: { methods: ['GET'], path: '/limited-redis/**' }, upstream: 'bench', public: true, rateLimit: 'inRedis' }]),
     ],
   };
 }
@@ -131,6 +143,13 @@ export function scenarios({ connections }) {
     { name: 'gateway-apikey', target: 'gateway', path: '/apikey/hello', connections, baseline: 'gateway-public',
       headers: { 'x-api-key': apiKey }, aims: { throughputRatio: { min: 0.90 } },
       note: 'API key in X-API-Key (directory cache hit; usage counted in memory, flushed in batches)' },
+
+    { name: 'gateway-ratelimit-memory', target: 'gateway', path: '/limited-memory/hello', connections, baseline: 'gateway-public',
+      aims: { throughputRatio: { min: 0.95 } },
+      note: 'public route with a token-bucket limit per client address, in process' },
+    { name: 'gateway-ratelimit-redis', target: 'gateway', path: '/limited-redis/hello', connections, baseline: 'gateway-public', needsRedis: true,
+      aims: { throughputRatio: { min: 0.70 } },
+      note: 'public route with a token-bucket limit per client address, in Redis (one script per request)' },
 
     { name: 'upstream-direct-c1', target: 'upstream', path, connections: 1, baseline: 'bare-proxy-c1',
       note: 'one connection: latency without queueing' },

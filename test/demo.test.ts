@@ -80,6 +80,19 @@ describe('examples/quickstart', () => {
     assert.equal((await as('/api/acme/orders/42')).status, 401);
     for (const line of ['$USER_TOKEN', '$ADMIN_TOKEN', '$EXPIRED_TOKEN', '/api/admin/stats']) assert.ok(output.includes(line), `demo prints ${line}`);
 
+    // Rate limits: the demo's burst ended in 429 with Retry-After and the rate-limit headers.
+    assert.match(output, /allows\n5 every 10 s per client address: 200 200 200 200 200 429 429\./);
+    for (const header of ['retry-after: ', 'ratelimit-policy: "demo-burst";q=5;w=10', 'ratelimit: "demo-burst";r=0;t=', 'x-ratelimit-remaining: 0']) {
+      assert.ok(output.includes(`    ${header}`), `demo prints ${header}`);
+    }
+    // One request every 2 s refills: within three in a row, one is refused.
+    let limited = await fetch(`${base}/limited/burst`);
+    for (let i = 0; i < 2 && limited.status !== 429; i++) limited = await fetch(`${base}/limited/burst`);
+    assert.equal(limited.status, 429);
+    assert.equal(limited.headers.get('content-type'), 'application/problem+json');
+    assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+    assert.ok(output.includes(`curl -si ${base}/limited/burst`));
+
     // API keys: the demo's own walkthrough, then the printed key and admin lines.
     assert.match(output, /GET \/api\/acme\/orders\/42 with it answered 200; after POST \/admin\/keys\/[0-9a-z]{16}\/revoke, 401\./);
     const apiKey = token('API_KEY');

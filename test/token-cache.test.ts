@@ -5,7 +5,7 @@ import type { KeySource } from '../src/authn/jwt/key-source.js';
 import { MAX_CACHED_TOKEN_BYTES, VerifiedTokenCache } from '../src/authn/jwt/token-cache.js';
 
 const identity = (subject: string): Identity => ({
-  subject, method: 'jwt', authenticator: 'users', keyId: null, roles: [], scopes: [], tenant: null, claimHeaders: [], bearerRealm: 'portcullis',
+  subject, method: 'jwt', authenticator: 'users', keyId: null, roles: [], scopes: [], tenant: null, tier: null, claims: null, claimHeaders: [], bearerRealm: 'portcullis',
 });
 
 /** A key source whose revision the test moves. */

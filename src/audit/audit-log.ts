@@ -28,6 +28,8 @@ export interface AuditRecord {
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly configVersion: string;
+  /** The rate limit, quota or guard that refused the request, by name; absent otherwise. */
+  readonly limit?: string | null;
 }
 
 /**

@@ -10,7 +10,7 @@ export function anonymousAuthenticator(name: string, subject: string): Authentic
     kind: 'authenticated',
     identity: Object.freeze({
       subject, method: 'anonymous', authenticator: name, keyId: null,
-      roles: [], scopes: [], tenant: null, claimHeaders: [], bearerRealm: null,
+      roles: [], scopes: [], tenant: null, tier: null, claims: null, claimHeaders: [], bearerRealm: null,
     }),
   });
   return {

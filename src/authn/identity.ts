@@ -13,6 +13,10 @@ export interface Identity {
   readonly roles: readonly string[];
   readonly scopes: readonly string[];
   readonly tenant: string | null;
+  /** The caller's rate-limit tier (an API key's tier, a token's tier claim), selecting per-tier limits; null: the base limits. */
+  readonly tier: string | null;
+  /** The verified token claims (read-only), for limits keyed on a claim; null for credentials without claims. */
+  readonly claims: Readonly<Record<string, unknown>> | null;
   /** Extra headers for the upstream, `[name, value]`, values already checked. */
   readonly claimHeaders: readonly (readonly [string, string])[];
   /** The auth scheme for RFC 6750 `insufficient_scope` challenges, or null when not a bearer method. */

@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { anonymousAuthenticator } from '../authn/anonymous.js';
 import { ApiKeyAuthenticator } from '../authn/api-key/api-key-authenticator.js';
-import type { ApiKeyBackend, ApiKeyBackends, ApiKeySettings } from '../authn/api-key/backend.js';
+import { ApiKeyBackends, type ApiKeyBackend, type ApiKeySettings } from '../authn/api-key/backend.js';
 import { parseDuration } from '../lib/duration.js';
 import type { Authenticator } from '../authn/authenticator.js';
 import { authenticateStage } from '../authn/authenticate-stage.js';
@@ -12,7 +12,8 @@ import { JwtAuthenticator } from '../authn/jwt/jwt-authenticator.js';
 import type { IssuerKeys } from '../authn/jwt/jwt-verifier.js';
 import { importJwks, importPem, importSecret, StaticKeys } from '../authn/jwt/key-source.js';
 import type { RemoteJwks } from '../authn/jwt/remote-jwks.js';
-import type { RemoteJwksRegistry } from '../authn/jwt/remote-jwks-registry.js';
+import { RemoteJwksRegistry } from '../authn/jwt/remote-jwks-registry.js';
+import { LimitStores } from '../ratelimit/limit-stores.js';
 import { authorizeStage, type TenantRule } from '../authz/authorize-stage.js';
 import type { PathPattern } from '../routing/pattern.js';
 import type { Stage } from '../pipeline/stage.js';
@@ -73,16 +74,21 @@ export interface CompiledAuth {
   readonly apiKeys: ApiKeyBackend | null;
 }
 
-/** What compilation shares with the running gateway: remote key sets and API key backends live across reloads. */
-export interface AuthRegistries {
+/** What compilation shares with the running gateway: remote key sets, API key backends and limit stores live across reloads. */
+export interface Registries {
   readonly keySets: RemoteJwksRegistry;
   readonly apiKeys: ApiKeyBackends;
+  readonly limitStores: LimitStores;
+}
+
+export function newRegistries(): Registries {
+  return { keySets: new RemoteJwksRegistry(), apiKeys: new ApiKeyBackends(), limitStores: new LimitStores() };
 }
 
 type At = (...path: (string | number)[]) => (string | number)[];
 
 /** Builds the named authenticators, collecting located problems. */
-export function compileAuth(raw: RawConfig, loaded: LoadedConfig, registries: AuthRegistries, dataDir: string, problems: ConfigProblem[]): CompiledAuth {
+export function compileAuth(raw: RawConfig, loaded: LoadedConfig, registries: Registries, dataDir: string, problems: ConfigProblem[]): CompiledAuth {
   const names = raw.headers?.identity ?? {};
   const d = AUTH_DEFAULTS.identityHeaders;
   const identity: IdentityHeaderNames = {
@@ -278,6 +284,7 @@ function compileJwt(
       roles: claims.roles ?? AUTH_DEFAULTS.claims.roles,
       scopes: claims.scopes ?? AUTH_DEFAULTS.claims.scopes,
       tenant: claims.tenant ?? null,
+      tier: claims.tier ?? null,
       headers,
     },
     cacheMaxEntries: a.cacheMaxEntries ?? AUTH_DEFAULTS.cacheMaxEntries,

@@ -12,10 +12,10 @@ import type { Stage } from '../pipeline/stage.js';
 import { requestLimits } from '../stages/request-limits.js';
 import type { Authenticator } from '../authn/authenticator.js';
 import type { RemoteJwks } from '../authn/jwt/remote-jwks.js';
-import { RemoteJwksRegistry } from '../authn/jwt/remote-jwks-registry.js';
-import { ApiKeyBackends, type ApiKeyBackend } from '../authn/api-key/backend.js';
+import type { ApiKeyBackend } from '../authn/api-key/backend.js';
 import type { IdentityHeaderNames } from '../stages/identity-headers.js';
-import { compileAuth, compileRouteAuth, identityHeaderList, type AuthRegistries, type CompiledAuth } from './compile-auth.js';
+import { compileAuth, compileRouteAuth, identityHeaderList, newRegistries, type CompiledAuth, type Registries } from './compile-auth.js';
+import { compileRateLimiting, compileRouteLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
 
 /** An upstream's settings with every default applied. `key` identifies identical definitions across reloads. */
 export interface UpstreamSpec {
@@ -78,6 +78,7 @@ export interface CompiledConfig {
   readonly identityHeaders: IdentityHeaderNames;
   /** The API key store, cache and usage tracker, when configured; started when the config goes live. */
   readonly apiKeys: ApiKeyBackend | null;
+  readonly rateLimiting: CompiledRateLimiting;
   readonly routes: readonly CompiledRoute[];
   readonly router: Router<CompiledRoute>;
   readonly audit: { readonly file: string; readonly maxQueueBytes: number };
@@ -122,7 +123,7 @@ function isLoopbackHost(host: string): boolean {
  */
 export function compileConfig(
   loaded: LoadedConfig,
-  registries: AuthRegistries = { keySets: new RemoteJwksRegistry(), apiKeys: new ApiKeyBackends() },
+  registries: Registries = newRegistries(),
 ): CompiledConfig {
   const { raw } = loaded;
   const problems: ConfigProblem[] = [];
@@ -159,11 +160,13 @@ export function compileConfig(
   for (const name of identityHeaderList(auth.identityHeaders)) protectedHeaders.add(normaliseHeaderName(name));
   for (const a of auth.authenticators.values()) for (const h of a.assertedHeaders) protectedHeaders.add(normaliseHeaderName(h));
 
+  const credentialHeaders = new Set([...auth.authenticators.values()].flatMap((a) => a.credentialHeaders));
+  const rateLimiting = compileRateLimiting(raw, loaded, registries.limitStores, dataDir, credentialHeaders, problems);
   const defaultMaxBody = limits.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
   const routes: CompiledRoute[] = [];
   const names = new Map<string, number>();
   raw.routes.forEach((r, index) => {
-    const route = compileRoute(r, index, loaded, upstreams, auth, target.allowSemicolon, defaultMaxBody, problems);
+    const route = compileRoute(r, index, loaded, upstreams, auth, rateLimiting, target.allowSemicolon, defaultMaxBody, problems);
     const earlier = names.get(r.name);
     if (earlier !== undefined) {
       const first = loaded.problem(['routes', earlier, 'name'], '');
@@ -200,6 +203,7 @@ export function compileConfig(
     remoteKeySets: auth.remoteKeySets,
     identityHeaders: auth.identityHeaders,
     apiKeys: auth.apiKeys,
+    rateLimiting,
     routes,
     router: new Router(routes),
     audit: { file: raw.audit?.file ?? DEFAULTS.auditFile, maxQueueBytes: raw.audit?.maxQueueBytes ?? DEFAULTS.auditMaxQueueBytes },
@@ -223,7 +227,7 @@ function compileUpstream(name: string, u: RawUpstream): UpstreamSpec {
 }
 
 function compileRoute(
-  r: RawRoute, index: number, loaded: LoadedConfig, upstreams: ReadonlyMap<string, UpstreamSpec>, auth: CompiledAuth,
+  r: RawRoute, index: number, loaded: LoadedConfig, upstreams: ReadonlyMap<string, UpstreamSpec>, auth: CompiledAuth, rateLimiting: CompiledRateLimiting,
   allowSemicolon: boolean, defaultMaxBody: number, problems: ConfigProblem[],
 ): CompiledRoute | null {
   const at = (...path: (string | number)[]) => ['routes', index, ...path];
@@ -234,6 +238,7 @@ function compileRoute(
     problems.push(loaded.problem(at('upstream'), `unknown upstream "${r.upstream}" (defined: ${[...upstreams.keys()].join(', ') || 'none'})`));
   }
   const authStages = compileRouteAuth(r, at, pattern, auth, loaded, problems);
+  const limitStages = compileRouteLimits(r, at, rateLimiting, loaded, problems);
   const rewrite = r.rewrite ?? {};
   if (rewrite.stripPrefix !== undefined && pattern !== null && !patternHasPrefix(pattern, rewrite.stripPrefix)) {
     problems.push(loaded.problem(at('rewrite', 'stripPrefix'), `"${rewrite.stripPrefix}" is not a literal prefix of the path pattern "${r.match.path}"`));
@@ -256,7 +261,14 @@ function compileRoute(
     addPrefix,
     maxBodyBytes,
     contentTypes,
-    stages: [requestLimits(maxBodyBytes, contentTypes), ...authStages],
+    // Request limits, limits by address, authentication, limits by identity, authorization, identity headers.
+    stages: [
+      requestLimits(maxBodyBytes, contentTypes),
+      ...(limitStages.before === null ? [] : [limitStages.before]),
+      ...authStages.slice(0, 1).map((authenticate) => rateLimiting.guard?.wrap(authenticate) ?? authenticate),
+      ...(limitStages.after === null ? [] : [limitStages.after]),
+      ...authStages.slice(1),
+    ],
   };
 }
 

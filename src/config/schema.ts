@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { JWS_ALGORITHMS, type JwsAlgorithm } from '../authn/jwt/algorithms.js';
+import { ALGORITHMS, type Algorithm } from '../ratelimit/algorithms.js';
 
 /**
  * The schema of gateway.yaml. It is the single source for validation, for the TypeScript types of
@@ -109,7 +110,8 @@ export const JwtAuthenticatorSchema = strict({
     roles: Type.Optional(ClaimPath),
     scopes: Type.Optional(ClaimPath),
     tenant: Type.Optional(ClaimPath),
-  }, 'Where the identity is read from. Defaults: subject sub, roles roles, scopes scope, no tenant.')),
+    tier: Type.Optional(ClaimPath),
+  }, 'Where the identity is read from. Defaults: subject sub, roles roles, scopes scope, no tenant, no tier (the rate-limit tier, see docs/rate-limits.md).')),
   forwardClaims: Type.Optional(Type.Record(Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$" }), ClaimPath, { description: 'Header name → claim path: claims sent upstream as headers.' })),
   cacheMaxEntries: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'Verified tokens remembered so repeats skip signature checks; 0 turns the cache off. Default 10000.' })),
   realm: Type.Optional(Realm),
@@ -180,6 +182,14 @@ export const RouteSchema = strict({
     }, 'Tenant isolation: exactly one of param, header, fixed.')),
   }, 'What the authenticated identity needs. Requires authenticate.')),
   apiKeyInQuery: Type.Optional(Type.Boolean({ description: 'Also accept API keys in the query string (the authenticator\'s queryParam). Discouraged: URLs end up in logs and browser history. Default false.' })),
+  rateLimit: Type.Optional(Type.Unsafe<string | string[]>({
+    anyOf: [Name, { type: 'array', items: Name, minItems: 1, maxItems: 16, uniqueItems: true }],
+    description: 'Named rate limit(s) for this route, applied in order after the global ones.',
+  })),
+  quota: Type.Optional(Type.Unsafe<string | string[]>({
+    anyOf: [Name, { type: 'array', items: Name, minItems: 1, maxItems: 16, uniqueItems: true }],
+    description: 'Named quota(s) for this route, applied after its rate limits.',
+  })),
   forwardAuthorization: Type.Optional(Type.Boolean({ description: 'Send the client\'s Authorization header upstream. Default false: the upstream gets the identity headers instead.' })),
   rewrite: Type.Optional(strict({
     stripPrefix: Type.Optional(Type.String({ pattern: '^/', description: 'Remove this literal prefix (whole segments) from the path sent upstream.' })),
@@ -217,6 +227,69 @@ export const ApiKeysSchema = strict({
   expiryWarning: Type.Optional(Duration('Keys this close to expiry are listed as expiring and logged when used. Default 14d.')),
 }, 'API key store, cache and lifecycle policy (see docs/api-keys.md).');
 
+const Count = (description: string) => Type.Integer({ minimum: 1, maximum: 1_000_000, description });
+const Window = Type.String({ pattern: '^[1-9][0-9]{0,5}[smhd]$', description: 'The window: 1s, 60s, 15m, 1h, 1d (at most 1d; use a quota for longer periods).' });
+const LimitDimension = Type.String({
+  pattern: "^(ip|subject|keyId|tenant|route|header:[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}|claim:[^\\s]{1,256})$",
+  description: 'ip (client address; IPv6 by prefix), subject, keyId (API key id), tenant, route, header:<name>, claim:<path>.',
+});
+
+const FailurePolicy = (description: string) => Type.Unsafe<'failClosed' | 'failOpen'>({ type: 'string', enum: ['failClosed', 'failOpen'], description });
+
+export const RateLimitSchema = strict({
+  algorithm: Type.Unsafe<Algorithm>({ type: 'string', enum: [...ALGORITHMS], description: 'fixed-window, sliding-window, token-bucket or gcra (see docs/rate-limits.md for when to use which).' }),
+  limit: Count('Requests per window (window algorithms); refill per window (token-bucket); rate per window (gcra).'),
+  per: Window,
+  burst: Type.Optional(Count('token-bucket: bucket capacity (default limit); gcra: requests allowed back to back (default 1).')),
+  by: Type.Array(LimitDimension, { minItems: 1, maxItems: 8, uniqueItems: true, description: 'What a caller is: each distinct combination has its own count.' }),
+  tiers: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), strict({
+    limit: Count('The tier\'s limit.'),
+    per: Type.Optional(Window),
+    burst: Type.Optional(Count('The tier\'s burst.')),
+  }, 'Limits for callers of this tier; unset fields come from the base limit.'), { description: 'Per caller tier (an API key\'s tier, a token\'s tier claim). Callers without a listed tier get the base limit.' })),
+  store: Type.Optional(Type.Unsafe<'memory' | 'redis'>({ type: 'string', enum: ['memory', 'redis'], description: 'Where this limit\'s counts live. Default rateLimiting.store.' })),
+  onStoreError: Type.Optional(FailurePolicy('Redis unreachable: failClosed answers 503; failOpen decides with an in-process limiter of the same shape. Default failClosed.')),
+}, 'A named rate limit; routes list it under rateLimit, or rateLimiting.global applies it everywhere.');
+
+export const QuotaSchema = strict({
+  limit: Type.Integer({ minimum: 1, maximum: 1_000_000_000_000, description: 'Requests per period.' }),
+  period: Type.Unsafe<'day' | 'month'>({ type: 'string', enum: ['day', 'month'], description: 'Calendar day or month in timeZone; the count starts afresh at its first midnight.' }),
+  timeZone: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'IANA time zone the periods follow, e.g. Europe/Berlin. Default UTC.' })),
+  by: Type.Array(LimitDimension, { minItems: 1, maxItems: 8, uniqueItems: true, description: 'What a caller is (usually tenant or keyId).' }),
+  tiers: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), strict({
+    limit: Type.Integer({ minimum: 1, maximum: 1_000_000_000_000, description: 'The tier\'s requests per period.' }),
+  }, 'The quota for callers of this tier.'), { description: 'Per caller tier. Callers without a listed tier get the base limit.' })),
+  store: Type.Optional(Type.Unsafe<'embedded' | 'redis'>({ type: 'string', enum: ['embedded', 'redis'], description: 'embedded (SQLite in dataDir; one gateway or several on one host) or redis (shared). Default redis when rateLimiting.store is redis, else embedded.' })),
+  onStoreError: Type.Optional(FailurePolicy('Store unreachable: failClosed answers 503; failOpen admits without counting. Default failClosed.')),
+}, 'A named quota per calendar period; routes list it under quota. Counts survive restarts.');
+
+export const RateLimitingSchema = strict({
+  store: Type.Optional(Type.Unsafe<'memory' | 'redis'>({ type: 'string', enum: ['memory', 'redis'], description: 'Default store of limits: memory (this process; exact for one gateway) or redis (shared by every gateway). Default memory.' })),
+  redis: Type.Optional(strict({
+    url: Type.String({ pattern: '^rediss?://', description: 'redis://[user:password@]host:port[/db], or rediss:// for TLS. Put the password in the environment: ${REDIS_URL}.' }),
+    keyPrefix: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'Prefix of every key. Default portcullis:rl.' })),
+    timeoutMs: Type.Optional(Millis('Bound on one decision\'s round trip; past it the limit\'s onStoreError applies. Default 100.')),
+    connectTimeoutMs: Type.Optional(Millis('Bound on connecting. Default 1000.')),
+    breakerFailures: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Consecutive failures that open the circuit (decisions then fail at once). Default 5.' })),
+    breakerOpenMs: Type.Optional(Millis('How long the circuit stays open before one probe. Default 1000.', 10)),
+  }, 'The shared Redis (standalone; keys are Redis Cluster safe).')),
+  maxEntries: Type.Optional(Type.Integer({ minimum: 100, maximum: 100_000_000, description: 'Most callers the in-process store (and each fallback limiter) tracks; past it the oldest are forgotten. Default 100000.' })),
+  headers: Type.Optional(strict({
+    draft: Type.Optional(Type.Boolean({ description: 'RateLimit-Policy and RateLimit (IETF draft). Default true.' })),
+    classic: Type.Optional(Type.Boolean({ description: 'X-RateLimit-Limit, -Remaining, -Reset. Default true.' })),
+  }, 'Rate-limit headers on allowed and denied responses of limited routes.')),
+  ipv6PrefixLength: Type.Optional(Type.Integer({ minimum: 32, maximum: 128, description: 'IPv6 clients are keyed by this many leading bits. Default 64.' })),
+  global: Type.Optional(Type.Array(Name, { maxItems: 16, uniqueItems: true, description: 'Limits applied on every route, before the route\'s own.' })),
+  bruteForce: Type.Optional(strict({
+    maxFailures: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'Failed authentications within `within` that block the source. Default 10.' })),
+    within: Type.Optional(Window),
+    blockFor: Type.Optional(Duration('How long a source stays blocked (429): 30s, 15m, 1h. Default 15m.')),
+    by: Type.Optional(Type.Array(Type.Unsafe<'ip' | 'credential'>({ type: 'string', enum: ['ip', 'credential'] }), { minItems: 1, uniqueItems: true, description: 'Sources: the client address, the presented credential id (API key id). Default both.' })),
+    store: Type.Optional(Type.Unsafe<'memory' | 'redis'>({ type: 'string', enum: ['memory', 'redis'], description: 'Where failures are counted. Default rateLimiting.store.' })),
+  }, 'Blocks sources of repeated failed authentications on every authenticated route (see docs/rate-limits.md).')),
+  quotaFile: Type.Optional(Type.String({ minLength: 1, description: 'The embedded quota store, relative to dataDir. Default quotas/quotas.db.' })),
+}, 'Rate limiting: stores, headers, global limits (see docs/rate-limits.md).');
+
 export const GatewayConfigSchema = Type.Object({
   $schema: Type.Optional(Type.String()),
   listen: Type.Optional(ListenSchema),
@@ -228,6 +301,9 @@ export const GatewayConfigSchema = Type.Object({
   headers: Type.Optional(HeadersSchema),
   authenticators: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), AuthenticatorSchema, { description: 'Named authenticators that routes list under authenticate.' })),
   apiKeys: Type.Optional(ApiKeysSchema),
+  rateLimits: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), RateLimitSchema, { description: 'Named rate limits.' })),
+  rateLimiting: Type.Optional(RateLimitingSchema),
+  quotas: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), QuotaSchema, { description: 'Named quotas (per day or month).' })),
   upstreams: Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), UpstreamSchema, { description: 'Named upstream services.' }),
   routes: Type.Array(RouteSchema, { minItems: 1, maxItems: 10000, description: 'Routes. Unmatched requests are answered 404 and never forwarded.' }),
   audit: Type.Optional(AuditSchema),
@@ -246,6 +322,8 @@ export const GatewayConfigSchema = Type.Object({
 export type RawConfig = Static<typeof GatewayConfigSchema>;
 export type RawRoute = Static<typeof RouteSchema>;
 export type RawUpstream = Static<typeof UpstreamSchema>;
+export type RawRateLimit = Static<typeof RateLimitSchema>;
+export type RawQuota = Static<typeof QuotaSchema>;
 
 /** The published JSON Schema document (draft-07 keywords only, which editors widely support). */
 export function jsonSchema(): Record<string, unknown> {

@@ -53,6 +53,7 @@ export async function runDemo(args: string[]): Promise<void> {
   const adminToken = await idp.token({ sub: 'root', tenant: 'acme', scope: 'orders:read', roles: ['admin'] }, hour);
   const expired = await idp.token({ sub: 'alice', tenant: 'acme', scope: 'orders:read', roles: ['clerk'] }, 60, Math.floor(Date.now() / 1000) - 2 * hour);
   const keys = admin === null ? '' : await apiKeyWalkthrough(base, `http://127.0.0.1:${admin.port}`, adminApiToken);
+  const limits = await rateLimitWalkthrough(base);
   process.stdout.write(`
 Portcullis demo is running: gateway ${base} -> echo upstream ${echo.url}
 Config: ${QUICKSTART_CONFIG}
@@ -90,7 +91,7 @@ Paste the three lines into your shell, then try the requests:
   # 401 invalid_credential (expired) and 401 unauthenticated (no token), with WWW-Authenticate
   curl -si -H "Authorization: Bearer $EXPIRED_TOKEN" ${base}/api/acme/orders/42
   curl -si ${base}/api/acme/orders/42
-${keys}${admin === null ? '' : `
+${keys}${limits}${admin === null ? '' : `
 Health, readiness (with the config version) and Prometheus metrics on the admin listener:
   curl -s http://127.0.0.1:${admin.port}/readyz
   curl -s http://127.0.0.1:${admin.port}/metrics | grep portcullis_requests_total
@@ -140,5 +141,31 @@ Here is another key (shown once, stored only as a hash) and the admin token of t
   curl -s -H "Authorization: Bearer $PORTCULLIS_ADMIN_TOKEN" ${adminBase}/admin/keys
   curl -s -X POST -H "Authorization: Bearer $PORTCULLIS_ADMIN_TOKEN" ${adminBase}/admin/keys/${yours.id}/revoke
   curl -si -H "X-API-Key: $API_KEY" ${base}/api/acme/orders/42
+`;
+}
+
+/** Headers of a rate-limited response worth showing, in this order. */
+const LIMIT_HEADERS = ['retry-after', 'ratelimit-policy', 'ratelimit', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'];
+
+/** Sends a burst to the rate-limited route, and returns what happened and the lines to try it. */
+async function rateLimitWalkthrough(base: string): Promise<string> {
+  const statuses: number[] = [];
+  let last: Response | null = null;
+  for (let i = 0; i < 7; i++) {
+    last = await fetch(`${base}/limited/burst`);
+    await last.arrayBuffer();
+    statuses.push(last.status);
+  }
+  const shown = LIMIT_HEADERS.flatMap((name) => {
+    const value = last?.headers.get(name);
+    return value === null || value === undefined ? [] : [`    ${name}: ${value}`];
+  });
+  return `
+Rate limits (docs/rate-limits.md). Just now the demo sent 7 requests to /limited/burst, which allows
+5 every 10 s per client address: ${statuses.join(' ')}. The last answer (429 problem+json) carried:
+${shown.join('\n')}
+  # a burst of your own (the bucket refills one request every 2 s), then one with its headers
+  for i in $(seq 7); do curl -s -o /dev/null -w '%{http_code} ' ${base}/limited/burst; done; echo
+  curl -si ${base}/limited/burst
 `;
 }

@@ -39,3 +39,43 @@ export function ipSet(cidrs: readonly string[]): IpSet {
     },
   };
 }
+
+/**
+ * The part of a client address a rate limit keys on: an IPv4 address whole, an IPv6 address cut to
+ * its first `v6PrefixBits` bits (a /64 is what one subscriber usually holds, so keying on the whole
+ * address would let a caller rotate through 2^64 buckets). Returns `addr/bits` in canonical form.
+ */
+export function ipKey(address: string, v6PrefixBits: number): string {
+  if (isIP(address) !== 6) return address;
+  const groups = expandIpv6(address);
+  if (groups === null) return address;
+  const out: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const keep = Math.max(0, Math.min(16, v6PrefixBits - i * 16));
+    const mask = keep === 0 ? 0 : (0xffff << (16 - keep)) & 0xffff;
+    out.push(((groups[i] ?? 0) & mask).toString(16));
+  }
+  return `${out.join(':')}/${v6PrefixBits}`;
+}
+
+/** The eight 16-bit groups of an IPv6 address (`::` expanded, an embedded IPv4 tail converted, a zone dropped). */
+function expandIpv6(address: string): number[] | null {
+  const zone = address.indexOf('%');
+  let text = zone === -1 ? address : address.slice(0, zone);
+  let v4: [number, number] | null = null;
+  const lastColon = text.lastIndexOf(':');
+  const tail = text.slice(lastColon + 1);
+  if (tail.includes('.')) {
+    const o = tail.split('.').map(Number);
+    v4 = [((o[0] ?? 0) << 8) | (o[1] ?? 0), ((o[2] ?? 0) << 8) | (o[3] ?? 0)];
+    text = `${text.slice(0, lastColon + 1)}0:0`;
+  }
+  const [head = '', rest] = text.split('::', 2);
+  const parse = (part: string) => (part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
+  const left = parse(head);
+  const right = rest === undefined ? [] : parse(rest);
+  const groups = rest === undefined ? left : [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+  if (groups.length !== 8 || groups.some((g) => !Number.isInteger(g) || g < 0 || g > 0xffff)) return null;
+  if (v4 !== null) { groups[6] = v4[0]; groups[7] = v4[1]; }
+  return groups;
+}

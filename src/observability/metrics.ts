@@ -46,6 +46,10 @@ export class Metrics {
   readonly apiKeyUsageBacklog = new Gauge({
     name: 'portcullis_api_key_usage_backlog', help: 'API keys with uses counted in memory but not yet written to the store.', registers: [this.registry],
   });
+  readonly rateLimitStoreUp = new Gauge({
+    name: 'portcullis_rate_limit_store_up', help: 'Whether the shared rate-limit store (Redis) answers (1) or not (0). While 0, limits follow their onStoreError policy.',
+    labelNames: ['store'] as const, registers: [this.registry],
+  });
 
   constructor(defaults = true) {
     if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_' });

@@ -29,12 +29,16 @@ export const DENIALS = {
   uri_too_long: { status: 414, title: 'URI Too Long', detail: 'The request target exceeds the length limit.' },
   unsupported_media_type: { status: 415, title: 'Unsupported Media Type', detail: 'The request content type is not accepted on this route.' },
   expectation_failed: { status: 417, title: 'Expectation Failed', detail: 'The Expect header is not supported.' },
+  rate_limited: { status: 429, title: 'Too Many Requests', detail: 'A rate limit for this caller is exhausted; retry after the time given.' },
+  quota_exceeded: { status: 429, title: 'Too Many Requests', detail: 'The quota for this period is used up; retry after the time given.' },
+  too_many_failures: { status: 429, title: 'Too Many Requests', detail: 'Too many failed authentication attempts from this source; retry after the time given.' },
   headers_too_large: { status: 431, title: 'Request Header Fields Too Large', detail: 'The request headers exceed the size or count limit.' },
   internal_error: { status: 500, title: 'Internal Server Error', detail: 'The gateway failed to handle the request.' },
   upstream_unreachable: { status: 502, title: 'Bad Gateway', detail: 'The upstream service could not be reached.' },
   upstream_error: { status: 502, title: 'Bad Gateway', detail: 'The upstream service returned an invalid response.' },
   audit_unavailable: { status: 503, title: 'Service Unavailable', detail: 'The gateway cannot record requests right now.' },
   authentication_unavailable: { status: 503, title: 'Service Unavailable', detail: 'Credentials cannot be verified right now.' },
+  rate_limit_unavailable: { status: 503, title: 'Service Unavailable', detail: 'Rate limits cannot be checked right now.' },
   upstream_timeout: { status: 504, title: 'Gateway Timeout', detail: 'The upstream service did not respond in time.' },
 } as const satisfies Record<string, { status: number; title: string; detail: string }>;
 

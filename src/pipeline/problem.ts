@@ -18,9 +18,12 @@ export function problemBody(denial: Denial, requestId: string): string {
 
 /**
  * The one writer of gateway-generated error responses. Sets the status, the denial's own headers,
- * the request id and `application/problem+json`; never includes private reason text.
+ * the request id, `extra` headers (rate-limit figures) and `application/problem+json`; never
+ * includes private reason text.
  */
-export function sendProblem(res: ServerResponse, denial: Denial, requestId: string, requestIdHeader: string, close = false): void {
+export function sendProblem(
+  res: ServerResponse, denial: Denial, requestId: string, requestIdHeader: string, close = false, extra: readonly (readonly [string, string])[] = [],
+): void {
   const body = problemBody(denial, requestId);
   const headers: Record<string, string | number> = {
     'content-type': 'application/problem+json',
@@ -29,6 +32,7 @@ export function sendProblem(res: ServerResponse, denial: Denial, requestId: stri
     'x-content-type-options': 'nosniff',
     [requestIdHeader]: requestId,
   };
+  for (const [name, value] of extra) headers[name] = value;
   if (denial.headers !== undefined) Object.assign(headers, denial.headers);
   if (close) headers.connection = 'close';
   res.writeHead(DENIALS[denial.code].status, headers);

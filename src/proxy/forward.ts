@@ -5,6 +5,7 @@ import type { CompiledRoute } from '../config/compile.js';
 import { responseHeaders } from '../http/headers.js';
 import { deny, type Denial } from '../pipeline/denials.js';
 import type { Exchange } from '../pipeline/exchange.js';
+import { limitHeaders } from '../ratelimit/headers.js';
 import type { Upstream } from './upstream.js';
 
 class BodyLimitError extends Error {
@@ -75,6 +76,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     this.remaining = typeof length === 'string' ? Number(length) : -1;
     const out = responseHeaders(headers);
     out[ex.config.requestIdHeader] = ex.requestId;
+    if (ex.limits !== null) for (const [name, value] of limitHeaders(ex.limits, ex.config.rateLimiting.headers)) out[name] = value;
     ex.res.writeHead(statusCode, out);
   }
 

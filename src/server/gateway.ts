@@ -12,9 +12,7 @@ import { DENIALS, deny, type Denial } from '../pipeline/denials.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import { problemBody } from '../pipeline/problem.js';
 import { UpstreamSet } from '../proxy/upstream.js';
-import { RemoteJwksRegistry } from '../authn/jwt/remote-jwks-registry.js';
-import { ApiKeyBackends } from '../authn/api-key/backend.js';
-import type { AuthRegistries } from '../config/compile-auth.js';
+import { newRegistries, type Registries } from '../config/compile-auth.js';
 import type { JwksReporting } from '../authn/jwt/remote-jwks.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
@@ -54,7 +52,7 @@ export class Gateway implements HandlerHost {
   private idle: (() => void) | null = null;
   private reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, version: '', changed: false });
 
-  private constructor(config: CompiledConfig, private readonly options: GatewayOptions, private readonly registries: AuthRegistries) {
+  private constructor(config: CompiledConfig, private readonly options: GatewayOptions, private readonly registries: Registries) {
     this.logger = createLogger(config.logLevel, options.logDestination);
     this.runtime = { config, upstreams: this.upstreamSet.activate(config.upstreams).current };
     this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, this.logger);
@@ -97,7 +95,7 @@ export class Gateway implements HandlerHost {
   /** Loads, validates and compiles a config file; throws ConfigError with every located problem. */
   static async fromFile(file: string, options: GatewayOptions = {}): Promise<Gateway> {
     const loaded = await loadConfigFile(resolve(file), options.env);
-    const registries: AuthRegistries = { keySets: new RemoteJwksRegistry(), apiKeys: new ApiKeyBackends() };
+    const registries = newRegistries();
     return new Gateway(compileConfig(loaded, registries), options, registries);
   }
 
@@ -112,6 +110,7 @@ export class Gateway implements HandlerHost {
       this.metrics.apiKeyStoreUp.set(ok ? 1 : 0);
       this.metrics.apiKeyUsageBacklog.set(config.apiKeys?.usage.backlog ?? 0);
     });
+    await this.registries.limitStores.activate(config.rateLimiting.shared, this.logger, (store, up) => { this.metrics.rateLimitStoreUp.set({ store }, up ? 1 : 0); });
   }
 
   get config(): CompiledConfig {
@@ -223,6 +222,7 @@ export class Gateway implements HandlerHost {
       bytesIn: ex.bytesIn,
       bytesOut: ex.socket.bytesWritten - ex.bytesOutBase,
       configVersion: ex.config.version,
+      limit: ex.limitName,
     };
     this.writeAudit(record);
     const m = this.metrics;
@@ -336,6 +336,7 @@ export class Gateway implements HandlerHost {
     }
     this.registries.keySets.stopAll();
     await this.registries.apiKeys.stopAll();
+    await this.registries.limitStores.stopAll();
     await this.audit.close();
     this.logger.info('gateway stopped');
   }

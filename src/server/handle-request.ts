@@ -8,6 +8,7 @@ import { DENIALS, deny, type Denial, type DenialCode } from '../pipeline/denials
 import { Exchange } from '../pipeline/exchange.js';
 import { sendProblem } from '../pipeline/problem.js';
 import { forward } from '../proxy/forward.js';
+import { limitHeaders } from '../ratelimit/headers.js';
 import type { Upstream } from '../proxy/upstream.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -132,5 +133,6 @@ export function reply(ex: Exchange, denial: Denial): void {
   const headers = ex.req.headers;
   // A body we did not read would have to be drained before the connection can be reused: close instead.
   const unreadBody = !ex.req.complete && (headers['transfer-encoding'] !== undefined || (headers['content-length'] ?? '0') !== '0');
-  sendProblem(ex.res, denial, ex.requestId, ex.config.requestIdHeader, unreadBody || CLOSES_CONNECTION.has(denial.code));
+  const limits = ex.limits === null ? undefined : limitHeaders(ex.limits, ex.config.rateLimiting.headers);
+  sendProblem(ex.res, denial, ex.requestId, ex.config.requestIdHeader, unreadBody || CLOSES_CONNECTION.has(denial.code), limits);
 }

@@ -129,7 +129,11 @@ export async function startGatewayProcess(config: ConfigObject, options: { env?:
   const stderr: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const ready = new Promise<{ http: number; admin: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway process did not start:\n${stderr.join('')}\n${stdout.join('\n')}`)), options.timeoutMs ?? 10_000);
+    // A process that never says it listens is killed, so it cannot keep the test run alive.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`gateway process did not start:\n${stderr.join('')}\n${stdout.join('\n')}`));
+    }, options.timeoutMs ?? 10_000);
     let partial = '';
     child.stdout.on('data', (chunk: Buffer) => {
       partial += chunk.toString('utf8');

@@ -79,6 +79,7 @@ export class ApiKeyAuthenticator implements Authenticator {
     }
     const parsed = parseKey(found.key, this.backend.settings.environment);
     if (!parsed.ok) return this.reject(parsed.reason, parsed.id === null ? parsed.detail : `key ${parsed.id}: ${parsed.detail}`);
+    ex.presentedKeyId = parsed.id;
     const presented = hashKey(found.key);
     let key: CompiledKey | null | Promise<CompiledKey | null>;
     try {
@@ -103,6 +104,7 @@ export class ApiKeyAuthenticator implements Authenticator {
   private accept(ex: Exchange, key: CompiledKey): AuthOutcome {
     const k = key.record;
     const id = k.id;
+    ex.presentedKeyId = id;
     const now = this.backend.now();
     if (k.revokedAt !== null && k.revokedAt <= now) return this.reject('api_key_revoked', `key ${id}`);
     if (k.graceUntil !== null && k.graceUntil <= now) return this.reject('api_key_superseded', `key ${id}, replaced by ${k.replacedBy ?? '?'}`);
@@ -116,7 +118,7 @@ export class ApiKeyAuthenticator implements Authenticator {
     if (identity === undefined) {
       identity = Object.freeze({
         subject: k.name, method: 'apiKey', authenticator: this.spec.name, keyId: id,
-        roles: k.roles, scopes: k.scopes, tenant: k.tenant, claimHeaders: [], bearerRealm: null,
+        roles: k.roles, scopes: k.scopes, tenant: k.tenant, tier: k.rateLimitTier, claims: null, claimHeaders: [], bearerRealm: null,
       });
       this.identities.set(key, identity);
     }

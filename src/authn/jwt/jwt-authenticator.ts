@@ -13,6 +13,8 @@ export interface ClaimMapping {
   readonly roles: string;
   readonly scopes: string;
   readonly tenant: string | null;
+  /** The claim naming the caller's rate-limit tier, or null. */
+  readonly tier: string | null;
   /** `[header name, claim path]` pairs forwarded upstream when the claim is present. */
   readonly headers: readonly (readonly [string, string])[];
 }
@@ -101,6 +103,14 @@ export class JwtAuthenticator implements Authenticator {
         tenant = value;
       }
     }
+    let tier: string | null = null;
+    if (map.tier !== null) {
+      const value = claimAt(claims, map.tier);
+      if (value !== undefined && value !== null) {
+        if (typeof value !== 'string' || !isListElement(value)) return `tier claim "${map.tier}" is not a string without spaces or commas`;
+        tier = value;
+      }
+    }
     const claimHeaders: (readonly [string, string])[] = [];
     for (const [header, path] of map.headers) {
       const value = claimAt(claims, path);
@@ -111,7 +121,7 @@ export class JwtAuthenticator implements Authenticator {
     }
     return Object.freeze({
       subject, method: 'jwt', authenticator: this.spec.name, keyId: null,
-      roles, scopes, tenant, claimHeaders, bearerRealm: this.spec.realm,
+      roles, scopes, tenant, tier, claims, claimHeaders, bearerRealm: this.spec.realm,
     });
   }
 }

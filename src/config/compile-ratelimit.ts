@@ -1,0 +1,238 @@
+import { resolve } from 'node:path';
+import { parseDuration } from '../lib/duration.js';
+import { Calendar, isTimeZone } from '../ratelimit/calendar.js';
+import { QuotaLimiter } from '../ratelimit/quota.js';
+import type { BruteForceGuard } from '../ratelimit/brute-force-guard.js';
+import type { Stage } from '../pipeline/stage.js';
+import { MAX_PRODUCT, type LimitShape } from '../ratelimit/algorithms.js';
+import type { HeaderMode } from '../ratelimit/headers.js';
+import { RateLimiter, type Dimension, type RateLimitSpec } from '../ratelimit/limit.js';
+import type { Limiter } from '../ratelimit/limiter.js';
+import type { LimitStores, SharedStore } from '../ratelimit/limit-stores.js';
+import { rateLimitStage } from '../ratelimit/rate-limit-stage.js';
+import type { ConfigProblem } from './errors.js';
+import type { LoadedConfig } from './load.js';
+import type { RawConfig, RawRateLimit, RawRoute } from './schema.js';
+
+/** Documented defaults of rate limiting; docs/rate-limits.md lists the same values. */
+export const RATE_LIMIT_DEFAULTS = Object.freeze({
+  store: 'memory',
+  keyPrefix: 'portcullis:rl',
+  timeoutMs: 100,
+  connectTimeoutMs: 1000,
+  breakerFailures: 5,
+  breakerOpenMs: 1000,
+  maxEntries: 100_000,
+  ipv6PrefixLength: 64,
+  gcraBurst: 1,
+  quotaFile: 'quotas/quotas.db',
+  bruteForceMaxFailures: 10,
+  bruteForceWithin: '1m',
+  bruteForceBlockFor: '15m',
+});
+
+/** Request headers a limit may not count by: their values are credentials, whose spelling variants would each get a bucket. */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
+
+export interface CompiledRateLimiting {
+  readonly headers: HeaderMode;
+  readonly limits: ReadonlyMap<string, RateLimiter>;
+  readonly quotas: ReadonlyMap<string, QuotaLimiter>;
+  /** Wraps the authenticate stage of every authenticated route, when configured. */
+  readonly guard: BruteForceGuard | null;
+  readonly global: readonly Limiter[];
+  /** Shared stores the limits use; the gateway connects them when the config goes live. */
+  readonly shared: readonly SharedStore[];
+}
+
+type At = (...path: (string | number)[]) => (string | number)[];
+
+/** Compiles `rateLimiting`, `rateLimits` and `quotas`, collecting located problems. `credentialHeaders`: headers authenticators read keys from. */
+export function compileRateLimiting(
+  raw: RawConfig, loaded: LoadedConfig, stores: LimitStores, dataDir: string, credentialHeaders: ReadonlySet<string>, problems: ConfigProblem[],
+): CompiledRateLimiting {
+  const rl = raw.rateLimiting ?? {};
+  const d = RATE_LIMIT_DEFAULTS;
+  const maxEntries = rl.maxEntries ?? d.maxEntries;
+  const ipv6PrefixBits = rl.ipv6PrefixLength ?? d.ipv6PrefixLength;
+  const redisRaw = rl.redis;
+  const shared = redisRaw === undefined ? null : stores.redisStore({
+    url: redisRaw.url,
+    keyPrefix: redisRaw.keyPrefix ?? d.keyPrefix,
+    timeoutMs: redisRaw.timeoutMs ?? d.timeoutMs,
+    connectTimeoutMs: redisRaw.connectTimeoutMs ?? d.connectTimeoutMs,
+    breakerFailures: redisRaw.breakerFailures ?? d.breakerFailures,
+    breakerOpenMs: redisRaw.breakerOpenMs ?? d.breakerOpenMs,
+  }, maxEntries);
+  const defaultStore = rl.store ?? d.store;
+  if (defaultStore === 'redis' && shared === null) problems.push(loaded.problem(['rateLimiting', 'store'], 'store redis needs rateLimiting.redis.url'));
+
+  const limits = new Map<string, RateLimiter>();
+  let usesShared = false;
+  for (const [name, r] of Object.entries(raw.rateLimits ?? {})) {
+    const at: At = (...path) => ['rateLimits', name, ...path];
+    const storeKind = r.store ?? defaultStore;
+    if (storeKind === 'redis' && shared === null && r.store !== undefined) { problems.push(loaded.problem(at('store'), 'store redis needs rateLimiting.redis.url')); continue; }
+    if (r.onStoreError === 'failOpen' && storeKind !== 'redis') problems.push(loaded.problem(at('onStoreError'), 'applies to limits in redis; an in-process store cannot be unreachable', true));
+    const limit = compileLimit(name, r, at, loaded, credentialHeaders, problems);
+    if (limit === null) continue;
+    const onRedis = storeKind === 'redis' && shared !== null;
+    usesShared ||= onRedis;
+    limits.set(name, new RateLimiter({
+      ...limit,
+      store: onRedis ? shared.redis : stores.memoryStore(maxEntries),
+      fallback: onRedis && r.onStoreError === 'failOpen' ? shared.fallback : null,
+      ipv6PrefixBits,
+    }));
+  }
+  const quotas = new Map<string, QuotaLimiter>();
+  for (const [name, q] of Object.entries(raw.quotas ?? {})) {
+    const at: At = (...path) => ['quotas', name, ...path];
+    const before = problems.length;
+    if (raw.rateLimits?.[name] !== undefined) problems.push(loaded.problem(at(), `a rate limit is also named "${name}"; responses name both in their headers, so names must differ`));
+    const storeKind = q.store ?? (defaultStore === 'redis' ? 'redis' : 'embedded');
+    if (storeKind === 'redis' && shared === null) problems.push(loaded.problem(q.store === undefined ? at() : at('store'), 'store redis needs rateLimiting.redis.url'));
+    const timeZone = q.timeZone ?? 'UTC';
+    if (!isTimeZone(timeZone)) problems.push(loaded.problem(at('timeZone'), `"${timeZone}" is not a time zone this runtime knows (IANA names, e.g. Europe/Berlin)`));
+    const by = parseDimensions(q.by, at, loaded, credentialHeaders, problems);
+    if (problems.length > before) continue;
+    usesShared ||= storeKind === 'redis';
+    quotas.set(name, new QuotaLimiter({
+      name,
+      limit: q.limit,
+      tiers: new Map(Object.entries(q.tiers ?? {}).map(([tier, t]) => [tier, t.limit])),
+      by,
+      calendar: new Calendar(q.period, timeZone),
+      store: storeKind === 'redis' && shared !== null ? shared.redis : stores.quotaStore(resolve(dataDir, rl.quotaFile ?? d.quotaFile)),
+      failOpen: q.onStoreError === 'failOpen',
+      ipv6PrefixBits,
+    }));
+  }
+
+  let guard: BruteForceGuard | null = null;
+  const bf = rl.bruteForce;
+  if (bf !== undefined) {
+    const storeKind = bf.store ?? defaultStore;
+    if (storeKind === 'redis' && shared === null) problems.push(loaded.problem(['rateLimiting', 'bruteForce', 'store'], 'store redis needs rateLimiting.redis.url'));
+    else {
+      const onRedis = storeKind === 'redis' && shared !== null;
+      usesShared ||= onRedis;
+      const by = bf.by ?? ['ip', 'credential'];
+      guard = stores.guard({
+        maxFailures: bf.maxFailures ?? d.bruteForceMaxFailures,
+        windowMs: parseDuration(bf.within ?? d.bruteForceWithin) ?? 60_000,
+        blockMs: parseDuration(bf.blockFor ?? d.bruteForceBlockFor) ?? 900_000,
+        byIp: by.includes('ip'),
+        byCredential: by.includes('credential'),
+        store: onRedis ? shared.redis : stores.memoryStore(maxEntries),
+        maxEntries,
+        ipv6PrefixBits,
+      }, onRedis ? JSON.stringify(redisRaw) : `memory:${maxEntries}`, onRedis ? shared.fallback : null);
+    }
+  }
+
+  const global: Limiter[] = [];
+  (rl.global ?? []).forEach((name, i) => {
+    const limit = limits.get(name);
+    if (limit !== undefined) global.push(limit);
+    else if (raw.rateLimits?.[name] === undefined) problems.push(loaded.problem(['rateLimiting', 'global', i], unknownLimit(name, raw)));
+  });
+  const headers = rl.headers ?? {};
+  return {
+    headers: { draft: headers.draft ?? true, classic: headers.classic ?? true },
+    limits,
+    quotas,
+    guard,
+    global,
+    shared: usesShared && shared !== null ? [shared] : [],
+  };
+}
+
+function unknownLimit(name: string, raw: RawConfig): string {
+  return `unknown rate limit "${name}" (defined: ${Object.keys(raw.rateLimits ?? {}).join(', ') || 'none'})`;
+}
+
+type LimitCore = Pick<RateLimitSpec, 'name' | 'shape' | 'tiers' | 'by'>;
+
+function compileLimit(name: string, r: RawRateLimit, at: At, loaded: LoadedConfig, credentialHeaders: ReadonlySet<string>, problems: ConfigProblem[]): LimitCore | null {
+  const before = problems.length;
+  const windowed = r.algorithm === 'fixed-window' || r.algorithm === 'sliding-window';
+  if (windowed && r.burst !== undefined) problems.push(loaded.problem(at('burst'), `applies to token-bucket and gcra; ${r.algorithm} allows limit per window`));
+  const defaultBurst = r.algorithm === 'gcra' ? RATE_LIMIT_DEFAULTS.gcraBurst : r.limit;
+  const shapeOf = (limit: number, per: string, burst: number | undefined, path: At): LimitShape | null => {
+    const windowMs = parseDuration(per) ?? 0;
+    if (windowMs > 86_400_000) { problems.push(loaded.problem(path('per'), 'at most 1d; longer periods are quotas (calendar days and months, kept across restarts)')); return null; }
+    const shape: LimitShape = { algorithm: r.algorithm, limit, windowMs, burst: windowed ? 1 : burst ?? defaultBurst };
+    if (shape.limit * shape.windowMs * shape.burst > MAX_PRODUCT) {
+      problems.push(loaded.problem(path('limit'), `limit × window (ms) × burst must stay below 2^52 (${shape.limit} × ${windowMs} × ${shape.burst}); use a coarser window`));
+      return null;
+    }
+    return shape;
+  };
+  const shape = shapeOf(r.limit, r.per, r.burst, at);
+  const tiers = new Map<string, LimitShape>();
+  for (const [tier, t] of Object.entries(r.tiers ?? {})) {
+    if (windowed && t.burst !== undefined) problems.push(loaded.problem(at('tiers', tier, 'burst'), `applies to token-bucket and gcra; ${r.algorithm} allows limit per window`));
+    const tierShape = shapeOf(t.limit, t.per ?? r.per, t.burst ?? r.burst, (...p) => at('tiers', tier, ...p));
+    if (tierShape !== null) tiers.set(tier, tierShape);
+  }
+  const by = parseDimensions(r.by, at, loaded, credentialHeaders, problems);
+  if (shape === null || problems.length > before) return null;
+  return { name, shape, tiers, by };
+}
+
+/** The `by` list as dimensions. A credential header is refused: spellings of one credential would each get a count. */
+function parseDimensions(list: readonly string[], at: At, loaded: LoadedConfig, credentialHeaders: ReadonlySet<string>, problems: ConfigProblem[]): Dimension[] {
+  return list.map((text, i): Dimension => {
+    if (text.startsWith('header:')) {
+      const header = text.slice('header:'.length).toLowerCase();
+      if (CREDENTIAL_HEADERS.has(header) || credentialHeaders.has(header)) {
+        problems.push(loaded.problem(at('by', i), `${header} carries credentials: count by keyId or subject, so spellings of one credential share a count`));
+      }
+      return { kind: 'header', name: header };
+    }
+    if (text.startsWith('claim:')) return { kind: 'claim', path: text.slice('claim:'.length) };
+    return { kind: text as 'ip' | 'subject' | 'keyId' | 'tenant' | 'route' };
+  });
+}
+
+/**
+ * A route's limit stages: the global limits, then the route's own, split into those that run
+ * before authentication (counting by address, route or header: they also slow credential
+ * stuffing) and those that need the identity.
+ */
+export function compileRouteLimits(
+  r: RawRoute, at: At, rl: CompiledRateLimiting, loaded: LoadedConfig, problems: ConfigProblem[],
+): { readonly before: Stage | null; readonly after: Stage | null } {
+  const authenticated = r.public !== true && r.authenticate !== undefined;
+  const own: Limiter[] = [];
+  const take = (option: 'rateLimit' | 'quota', known: ReadonlyMap<string, Limiter>, defined: Record<string, unknown> | undefined) => {
+    const value = r[option];
+    const names = value === undefined ? [] : typeof value === 'string' ? [value] : value;
+    names.forEach((name, i) => {
+      const path = typeof value === 'string' ? at(option) : at(option, i);
+      const limiter = known.get(name);
+      if (limiter === undefined) {
+        if (defined?.[name] === undefined) {
+          problems.push(loaded.problem(path, `unknown ${option === 'quota' ? 'quota' : 'rate limit'} "${name}" (defined: ${Object.keys(defined ?? {}).join(', ') || 'none'})`));
+        }
+        return;
+      }
+      if (limiter.afterAuth && !authenticated) {
+        problems.push(loaded.problem(path, `"${name}" counts by the caller's identity or tier, but the route is public: count by ip, route or a header`));
+        return;
+      }
+      if (!rl.global.includes(limiter)) own.push(limiter);
+    });
+  };
+  take('rateLimit', rl.limits, loaded.raw.rateLimits);
+  take('quota', rl.quotas, loaded.raw.quotas);
+  // Global limits that need an identity apply where there is one.
+  const all = [...rl.global.filter((l) => authenticated || !l.afterAuth), ...own];
+  const before = all.filter((l) => !l.afterAuth);
+  const after = all.filter((l) => l.afterAuth);
+  return {
+    before: before.length === 0 ? null : rateLimitStage(before, 'rate-limit'),
+    after: after.length === 0 ? null : rateLimitStage(after, 'rate-limit-identity'),
+  };
+}

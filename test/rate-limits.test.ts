@@ -1,0 +1,187 @@
+// Rate limits through the gateway (in-process store): 429 with Retry-After and the rate-limit
+// headers, nothing forwarded, one audit record naming the limit; keys that cannot be evaded by
+// spoofed X-Forwarded-For, IPv6 address rotation within a /64, or API key spelling variants; tiers.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { assertProblem } from './harness/assertions.js';
+import { ADMIN_TOKEN_HASH, call, createKey, withKey, type IssuedKeyReply, type Reply } from './harness/api-keys.js';
+import { configProblems } from './harness/config.js';
+import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
+import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
+
+function configFor(echo: EchoUpstream): ConfigObject {
+  return {
+    admin: { tokenHash: ADMIN_TOKEN_HASH },
+    trustedProxies: ['127.0.0.2/32'],
+    apiKeys: { environment: 'live' },
+    upstreams: { echo: { targets: [echo.url] } },
+    authenticators: { machines: { type: 'apiKey' } },
+    rateLimits: {
+      perIp: { algorithm: 'fixed-window', limit: 3, per: '60s', by: ['ip'] },
+      perKey: { algorithm: 'token-bucket', limit: 2, per: '1h', burst: 2, by: ['keyId'], tiers: { pro: { limit: 5, burst: 5 } } },
+      perHeader: { algorithm: 'sliding-window', limit: 2, per: '60s', by: ['header:x-client-id', 'route'] },
+    },
+    rateLimiting: { ipv6PrefixLength: 64 },
+    routes: [
+      { name: 'by-ip', match: { path: '/ip/**' }, upstream: 'echo', public: true, rateLimit: 'perIp' },
+      { name: 'by-key', match: { path: '/key/**' }, upstream: 'echo', authenticate: ['machines'], rateLimit: ['perKey'] },
+      { name: 'by-header', match: { path: '/header/**' }, upstream: 'echo', public: true, rateLimit: 'perHeader' },
+      { name: 'unlimited', match: { path: '/free/**' }, upstream: 'echo', public: true },
+    ],
+  };
+}
+
+function from(ip: string, headers: Record<string, string> = {}): Record<string, string> {
+  return { 'x-forwarded-for': ip, ...headers };
+}
+
+describe('rate limits through the gateway', () => {
+  let echo: EchoUpstream;
+  let gw: TestGateway;
+  let plain: IssuedKeyReply;
+  let pro: IssuedKeyReply;
+
+  before(async () => {
+    echo = await startEchoUpstream();
+    gw = await startGateway(configFor(echo));
+    plain = await createKey(gw.adminUrl, { name: 'plain-client', expires: '30d' });
+    pro = await createKey(gw.adminUrl, { name: 'pro-client', rateLimitTier: 'pro', expires: '30d' });
+  });
+  after(async () => {
+    await gw.close();
+    await echo.close();
+  });
+
+  it('allows the limit with headers on every response, then answers 429 with Retry-After, forwards nothing and audits the limit by name', async () => {
+    const replies: Reply[] = [];
+    for (let i = 0; i < 3; i++) replies.push(await call(`${gw.url}/ip/a`));
+    replies.forEach((r, i) => {
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['ratelimit-policy'], '"perIp";q=3;w=60');
+      assert.match(r.headers.ratelimit ?? '', new RegExp(`^"perIp";r=${2 - i};t=\\d+$`));
+      assert.equal(r.headers['x-ratelimit-limit'], '3');
+      assert.equal(r.headers['x-ratelimit-remaining'], String(2 - i));
+      const reset = Number(r.headers['x-ratelimit-reset']);
+      assert.ok(reset >= 1 && reset <= 60);
+    });
+    const forwarded = echo.received.length;
+    const denied = await call(`${gw.url}/ip/a`);
+    const doc = assertProblem(denied, 429, 'rate_limited');
+    const retry = Number(denied.headers['retry-after']);
+    assert.ok(Number.isInteger(retry) && retry >= 1 && retry <= 60, `Retry-After ${denied.headers['retry-after']}`);
+    assert.equal(denied.headers['x-ratelimit-remaining'], '0');
+    assert.match(denied.headers.ratelimit ?? '', /^"perIp";r=0;t=\d+$/);
+    assert.equal(echo.received.length, forwarded, 'nothing forwarded');
+    const records = (await gw.audit()).filter((r) => r.requestId === doc.requestId);
+    assert.equal(records.length, 1);
+    assert.equal(records[0]?.reason, 'rate_limited');
+    assert.equal(records[0]?.limit, 'perIp');
+    assert.equal(records[0]?.status, 429);
+    assert.match(records[0]?.detail ?? '', /perIp/);
+    // A route without limits carries no rate-limit headers.
+    const free = await call(`${gw.url}/free/x`);
+    assert.equal(free.headers['ratelimit-policy'], undefined);
+    assert.equal(free.headers['x-ratelimit-limit'], undefined);
+  });
+
+  it('keys on the connection address when the peer is not a trusted proxy: rotating X-Forwarded-For changes nothing', async () => {
+    // The previous test used up 127.0.0.1's three requests.
+    for (const ip of ['10.0.0.1', '10.0.0.2', '203.0.113.9', '1.1.1.1, 2.2.2.2']) {
+      assertProblem(await call(`${gw.url}/ip/b`, { headers: from(ip) }), 429, 'rate_limited');
+    }
+  });
+
+  it('keys IPv6 callers by /64 (behind a trusted proxy): addresses within one /64 share a count', async () => {
+    const proxied = await startGateway({ ...configFor(echo), trustedProxies: ['127.0.0.1/32'] });
+    try {
+      const statuses = async (ip: string, n: number) => {
+        const out: number[] = [];
+        for (let i = 0; i < n; i++) out.push((await call(`${proxied.url}/ip/v6`, { headers: from(ip) })).status);
+        return out;
+      };
+      assert.deepEqual(await statuses('2001:db8:1:2::1', 2), [200, 200]);
+      assert.deepEqual(await statuses('2001:db8:1:2:ffff:eeee:dddd:cccc', 2), [200, 429], 'same /64');
+      assert.deepEqual(await statuses('2001:db8:1:3::1', 1), [200], 'another /64');
+      assert.deepEqual(await statuses('198.51.100.7', 3), [200, 200, 200], 'IPv4 keyed by address');
+      assert.deepEqual(await statuses('198.51.100.8', 1), [200]);
+    } finally {
+      await proxied.close();
+    }
+  });
+
+  it('counts an API key by its id: spelling variants of the key are refused, not given a bucket of their own', async () => {
+    assert.equal((await withKey(`${gw.url}/key/1`, plain.key)).status, 200);
+    assert.equal((await withKey(`${gw.url}/key/2`, plain.key)).status, 200);
+    assertProblem(await withKey(`${gw.url}/key/3`, plain.key), 429, 'rate_limited');
+    for (const variant of [plain.key.toUpperCase(), ` ${plain.key}`, `${plain.key} `, plain.key.replace('pk_live_', 'PK_LIVE_')]) {
+      const res = await withKey(`${gw.url}/key/4`, variant);
+      // Header whitespace is not part of the value (RFC 9110 §5.5), so a padded key is the key itself.
+      assert.ok(res.status === 401 || res.status === 429, `variant ${JSON.stringify(variant)} answered ${res.status}`);
+    }
+    assertProblem(await withKey(`${gw.url}/key/5`, plain.key), 429, 'rate_limited');
+  });
+
+  it('gives a caller of a listed tier that tier\'s limit', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await withKey(`${gw.url}/key/pro`, pro.key)).status);
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429]);
+    const res = await withKey(`${gw.url}/key/pro`, pro.key);
+    assert.equal(res.headers['ratelimit-policy'], '"perKey";q=5;w=3600');
+  });
+
+  it('counts by a header and the route; callers without the header share one count', async () => {
+    const get = (headers: Record<string, string>) => call(`${gw.url}/header/x`, { headers }).then((r) => r.status);
+    assert.deepEqual([await get({ 'x-client-id': 'one' }), await get({ 'x-client-id': 'one' }), await get({ 'x-client-id': 'one' })], [200, 200, 429]);
+    assert.equal(await get({ 'x-client-id': 'two' }), 200);
+    assert.deepEqual([await get({}), await get({}), await get({})], [200, 200, 429]);
+  });
+});
+
+describe('rate limit configuration', () => {
+  const base = `
+upstreams: { u: { targets: ['http://127.0.0.1:1'] } }
+authenticators: { keys: { type: apiKey } }
+`;
+  it('locates every problem: public route with an identity limit, credential header keys, burst on a window, unknown names, overflow', () => {
+    const problems = configProblems(`${base}
+rateLimits:
+  caller: { algorithm: fixed-window, limit: 10, per: 60s, by: [subject] }
+  creds: { algorithm: fixed-window, limit: 10, per: 60s, by: ['header:Authorization'] }
+  keyHeader: { algorithm: gcra, limit: 10, per: 60s, by: ['header:x-api-key'] }
+  windowBurst: { algorithm: sliding-window, limit: 10, per: 60s, burst: 5, by: [ip] }
+  huge: { algorithm: token-bucket, limit: 1000000, per: 1d, burst: 1000000, by: [ip] }
+  long: { algorithm: fixed-window, limit: 10, per: 30d, by: [ip] }
+  redisNoUrl: { algorithm: gcra, limit: 10, per: 1s, by: [ip], store: redis }
+  openMemory: { algorithm: gcra, limit: 10, per: 1s, by: [ip], onStoreError: failOpen }
+rateLimiting: { global: [nope] }
+routes:
+  - { name: pub, match: { path: /p }, upstream: u, public: true, rateLimit: caller }
+  - { name: other, match: { path: /o }, upstream: u, authenticate: [keys], rateLimit: [missing] }
+`);
+    const expect = [
+      /gateway\.yaml:\d+:\d+: rateLimits\.creds\.by\[0\]: authorization carries credentials/,
+      /rateLimits\.keyHeader\.by\[0\]: x-api-key carries credentials/,
+      /rateLimits\.windowBurst\.burst: applies to token-bucket and gcra/,
+      /rateLimits\.huge\.limit: limit × window \(ms\) × burst must stay below 2\^52/,
+      /rateLimits\.long\.per: at most 1d/,
+      /rateLimits\.redisNoUrl\.store: store redis needs rateLimiting\.redis\.url/,
+      /rateLimits\.openMemory\.onStoreError: applies to limits in redis/,
+      /rateLimiting\.global\[0\]: unknown rate limit "nope"/,
+      /routes\[0\]\.rateLimit: "caller" counts by the caller's identity or tier, but the route is public/,
+      /routes\[1\]\.rateLimit\[0\]: unknown rate limit "missing"/,
+    ];
+    for (const re of expect) assert.ok(problems.some((p) => re.test(p)), `${re} not in:\n${problems.join('\n')}`);
+  });
+
+  it('rejects an unknown algorithm and a by dimension it does not know, at their lines', () => {
+    const problems = configProblems(`${base}
+rateLimits:
+  a: { algorithm: leaky-ish, limit: 10, per: 60s, by: [ip] }
+  b: { algorithm: gcra, limit: 10, per: 60s, by: [cookie] }
+routes:
+  - { name: pub, match: { path: /p }, upstream: u, public: true }
+`);
+    assert.ok(problems.some((p) => /gateway\.yaml:6:\d+: rateLimits\.a\.algorithm/.test(p)), problems.join('\n'));
+    assert.ok(problems.some((p) => /gateway\.yaml:7:\d+: rateLimits\.b\.by\[0\]/.test(p)), problems.join('\n'));
+  });
+});

@@ -8,6 +8,8 @@ import { ADMIN_TOKEN_HASH, call, createKey, withKey, type IssuedKeyReply, type R
 import { configProblems } from './harness/config.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
+import { mint, testKey } from './harness/jwt.js';
+import { ipKey } from '../src/lib/ip.js';
 
 function configFor(echo: EchoUpstream): ConfigObject {
   return {
@@ -134,6 +136,90 @@ describe('rate limits through the gateway', () => {
     assert.deepEqual([await get({ 'x-client-id': 'one' }), await get({ 'x-client-id': 'one' }), await get({ 'x-client-id': 'one' })], [200, 200, 429]);
     assert.equal(await get({ 'x-client-id': 'two' }), 200);
     assert.deepEqual([await get({}), await get({}), await get({})], [200, 200, 429]);
+    // A 10 kB value is counted by its digest: the same value shares a count, another has its own.
+    const long = 'v'.repeat(10_000);
+    assert.deepEqual([await get({ 'x-client-id': long }), await get({ 'x-client-id': long }), await get({ 'x-client-id': long })], [200, 200, 429]);
+    assert.equal(await get({ 'x-client-id': `${long}w` }), 200);
+  });
+});
+
+describe('global limits, tiers and claims from tokens, reloads', () => {
+  let echo: EchoUpstream;
+  before(async () => { echo = await startEchoUpstream(); });
+  after(async () => { await echo.close(); });
+
+  it('applies global limits on every route, identity limits on authenticated routes only, and keeps counts across a reload', async () => {
+    const key = await testKey('ES256', 'k1');
+    const config = (routeLimit: number): ConfigObject => ({
+      upstreams: { echo: { targets: [echo.url] } },
+      authenticators: { users: { type: 'jwt', issuer: 'https://issuer.test/', publicKeys: [{ pem: key.pem }], audience: 'orders-api', algorithms: ['ES256'], claims: { tier: 'plan' } } },
+      rateLimits: {
+        everyone: { algorithm: 'fixed-window', limit: 1000, per: '1h', by: ['ip'] },
+        perUser: { algorithm: 'fixed-window', limit: 2, per: '1h', by: ['subject'], tiers: { gold: { limit: 4 } } },
+        perOrg: { algorithm: 'sliding-window', limit: routeLimit, per: '1h', by: ['claim:org.id'] },
+      },
+      rateLimiting: { global: ['everyone', 'perUser'] },
+      routes: [
+        { name: 'open', match: { path: '/open' }, upstream: 'echo', public: true },
+        { name: 'api', match: { path: '/api/**' }, upstream: 'echo', authenticate: ['users'] },
+        { name: 'org', match: { path: '/org/**' }, upstream: 'echo', authenticate: ['users'], rateLimit: 'perOrg' },
+      ],
+    });
+    const gw = await startGateway(config(3));
+    try {
+      const open = await call(`${gw.url}/open`);
+      assert.equal(open.status, 200);
+      assert.equal(open.headers['ratelimit-policy'], '"everyone";q=1000;w=3600', 'the public route gets the global address limit only');
+      const bearer = async (claims: Record<string, unknown>) => ({ authorization: `Bearer ${await mint(key, claims)}` });
+      const plain = await bearer({ sub: 'pat' });
+      const gold = await bearer({ sub: 'goldie', plan: 'gold' });
+      const statuses = async (path: string, headers: Record<string, string>, n: number) => {
+        const out: number[] = [];
+        for (let i = 0; i < n; i++) out.push((await call(`${gw.url}${path}`, { headers })).status);
+        return out;
+      };
+      assert.deepEqual(await statuses('/api/x', plain, 3), [200, 200, 429]);
+      assert.deepEqual(await statuses('/api/x', gold, 5), [200, 200, 200, 200, 429], 'the plan claim selects the gold tier');
+      const res = await call(`${gw.url}/api/x`, { headers: gold });
+      assert.equal(res.headers['ratelimit-policy'], '"everyone";q=1000;w=3600, "perUser";q=4;w=3600');
+      assert.equal(res.headers['x-ratelimit-limit'], '4', 'classic headers describe the tightest limit');
+
+      // claim:org.id counts members of one organisation together (each user has their own perUser count).
+      const member = async (sub: string, org: string) => bearer({ sub, org: { id: org } });
+      assert.equal((await statuses('/org/x', await member('m1', 'acme'), 1))[0], 200);
+      assert.equal((await statuses('/org/x', await member('m2', 'acme'), 1))[0], 200);
+      assert.equal((await statuses('/org/x', await member('m3', 'acme'), 1))[0], 200);
+      assert.equal((await statuses('/org/x', await member('m4', 'acme'), 1))[0], 429);
+      assert.equal((await statuses('/org/x', await member('m5', 'globex'), 1))[0], 200);
+
+      // A reload that raises the limit keeps the counts: acme has used 3 of now 4.
+      await gw.writeConfig(config(4));
+      const reloaded = await gw.gateway.reload();
+      assert.ok(reloaded.ok && reloaded.changed, JSON.stringify(reloaded));
+      assert.equal((await statuses('/org/x', await member('m6', 'acme'), 1))[0], 200);
+      assert.equal((await statuses('/org/x', await member('m7', 'acme'), 1))[0], 429);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('address keys', () => {
+  it('cuts IPv6 addresses to the configured prefix and keeps IPv4 addresses whole', () => {
+    const cases: [string, number, string][] = [
+      ['203.0.113.7', 64, '203.0.113.7'],
+      ['2001:db8:1:2:3:4:5:6', 64, '2001:db8:1:2:0:0:0:0/64'],
+      ['2001:DB8:1:2::9', 64, '2001:db8:1:2:0:0:0:0/64'],
+      ['2001:db8:1:2:3:4:5:6', 48, '2001:db8:1:0:0:0:0:0/48'],
+      ['2001:db8:1:2:3:4:5:6', 56, '2001:db8:1:0:0:0:0:0/56'],
+      ['2001:db8:1:2ff:3:4:5:6', 56, '2001:db8:1:200:0:0:0:0/56'],
+      ['2001:db8::1', 128, '2001:db8:0:0:0:0:0:1/128'],
+      ['::1', 64, '0:0:0:0:0:0:0:0/64'],
+      ['64:ff9b::198.51.100.7', 96, '64:ff9b:0:0:0:0:0:0/96'],
+      ['64:ff9b::198.51.100.7', 128, '64:ff9b:0:0:0:0:c633:6407/128'],
+      ['fe80::1%eth0', 64, 'fe80:0:0:0:0:0:0:0/64'],
+    ];
+    for (const [address, bits, want] of cases) assert.equal(ipKey(address, bits), want, `${address}/${bits}`);
   });
 });
 

@@ -46,7 +46,7 @@ export function ipSet(cidrs: readonly string[]): IpSet {
  * address would let a caller rotate through 2^64 buckets). Returns `addr/bits` in canonical form.
  */
 export function ipKey(address: string, v6PrefixBits: number): string {
-  if (isIP(address) !== 6) return address;
+  if (!address.includes(':') || isIP(address) !== 6) return address;
   const groups = expandIpv6(address);
   if (groups === null) return address;
   const out: string[] = [];

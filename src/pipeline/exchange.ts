@@ -4,7 +4,7 @@ import type { CompiledConfig, CompiledRoute } from '../config/compile.js';
 import type { Target } from '../http/target.js';
 import type { Identity } from '../authn/identity.js';
 import type { Denial } from './denials.js';
-import type { LimitReport } from '../ratelimit/headers.js';
+import type { LimitDecision } from '../ratelimit/limiter.js';
 
 /** How a request ended, for the audit record and metrics. */
 export type Decision = 'allow' | 'deny' | 'error' | 'abort';
@@ -26,7 +26,7 @@ export class Exchange {
   forwardQuery: string | null = null;
   host = '';
   /** Limits applied to this request so far, for the rate-limit response headers. */
-  limits: LimitReport[] | null = null;
+  limits: LimitDecision[] | null = null;
   /** The API key id the request presented (well-formed, not necessarily valid), for the brute-force guard. */
   presentedKeyId: string | null = null;
   /** The limit or quota that refused the request (audited by name). */

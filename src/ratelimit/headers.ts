@@ -1,12 +1,4 @@
-/** One limit's figures for the response headers. */
-export interface LimitReport {
-  readonly name: string;
-  readonly limit: number;
-  readonly windowSec: number;
-  readonly remaining: number;
-  /** Seconds until the limit resets (allowed) or until a retry can succeed (denied). */
-  readonly resetSec: number;
-}
+import type { LimitDecision } from './limiter.js';
 
 /** Which rate-limit headers responses carry. */
 export interface HeaderMode {
@@ -21,17 +13,27 @@ export interface HeaderMode {
  * draft fields list every limit (`"name";q=limit;w=window` and `"name";r=remaining;t=reset`); the
  * classic fields describe the tightest one, the limit with the fewest requests left.
  */
-export function limitHeaders(reports: readonly LimitReport[], mode: HeaderMode): [string, string][] {
-  if (reports.length === 0) return [];
+export function limitHeaders(reports: readonly LimitDecision[], mode: HeaderMode): [string, string][] {
   const out: [string, string][] = [];
+  const first = reports[0];
+  if (first === undefined) return out;
   if (mode.draft) {
-    out.push(['ratelimit-policy', reports.map((r) => `"${r.name}";q=${r.limit};w=${r.windowSec}`).join(', ')]);
-    out.push(['ratelimit', reports.map((r) => `"${r.name}";r=${r.remaining};t=${r.resetSec}`).join(', ')]);
+    if (reports.length === 1) {
+      out.push(['ratelimit-policy', first.policy], ['ratelimit', `"${first.name}";r=${first.remaining};t=${resetSec(first)}`]);
+    } else {
+      out.push(['ratelimit-policy', reports.map((r) => r.policy).join(', ')]);
+      out.push(['ratelimit', reports.map((r) => `"${r.name}";r=${r.remaining};t=${resetSec(r)}`).join(', ')]);
+    }
   }
   if (mode.classic) {
-    let tightest = reports[0] as LimitReport;
-    for (const r of reports) if (r.remaining < tightest.remaining || (r.remaining === tightest.remaining && r.resetSec > tightest.resetSec)) tightest = r;
-    out.push(['x-ratelimit-limit', String(tightest.limit)], ['x-ratelimit-remaining', String(tightest.remaining)], ['x-ratelimit-reset', String(tightest.resetSec)]);
+    let tightest = first;
+    for (const r of reports) if (r.remaining < tightest.remaining || (r.remaining === tightest.remaining && resetSec(r) > resetSec(tightest))) tightest = r;
+    out.push(['x-ratelimit-limit', String(tightest.limit)], ['x-ratelimit-remaining', String(tightest.remaining)], ['x-ratelimit-reset', String(resetSec(tightest))]);
   }
   return out;
+}
+
+/** Seconds until the limit resets (allowed) or until a retry can succeed (refused). */
+export function resetSec(d: LimitDecision): number {
+  return Math.ceil((d.allowed ? d.resetMs : d.retryAfterMs) / 1000);
 }

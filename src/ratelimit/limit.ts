@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { claimAt } from '../authn/jwt/jwt-verifier.js';
 import { ipKey } from '../lib/ip.js';
 import type { Exchange } from '../pipeline/exchange.js';
@@ -45,13 +46,13 @@ export class RateLimiter implements Limiter {
   decide(ex: Exchange): LimitDecision | Promise<LimitDecision> {
     const shape = this.shapeFor(ex);
     const verdict = this.spec.store.hit(shape, callerKey(this.spec.name, shape.algorithm, this.spec.by, this.spec.ipv6PrefixBits, ex));
-    return verdict instanceof Promise ? verdict.then((v) => decision(shape, v)) : decision(shape, verdict);
+    return verdict instanceof Promise ? verdict.then((v) => decision(this.spec.name, shape, v)) : decision(this.spec.name, shape, verdict);
   }
 
   fallback(ex: Exchange): LimitDecision | null {
     if (this.spec.fallback === null) return null;
     const shape = this.shapeFor(ex);
-    return decision(shape, this.spec.fallback.hit(shape, callerKey(this.spec.name, shape.algorithm, this.spec.by, this.spec.ipv6PrefixBits, ex)));
+    return decision(this.spec.name, shape, this.spec.fallback.hit(shape, callerKey(this.spec.name, shape.algorithm, this.spec.by, this.spec.ipv6PrefixBits, ex)));
   }
 
   /** The shape that applies to this caller: their tier's, or the base one. */
@@ -62,16 +63,22 @@ export class RateLimiter implements Limiter {
   }
 }
 
-/** Shape descriptions for audit details, made once per shape rather than per request. */
-const descriptions = new WeakMap<LimitShape, string>();
+/** What a shape says in headers and audit details, made once per shape rather than per request. */
+interface ShapeText { readonly policy: string; readonly describe: string; readonly windowSec: number }
+const shapeTexts = new WeakMap<LimitShape, ShapeText>();
 
-function decision(shape: LimitShape, v: Verdict): LimitDecision {
-  let describe = descriptions.get(shape);
-  if (describe === undefined) {
-    describe = `${shape.algorithm} ${shape.limit} per ${shape.windowMs} ms${shape.algorithm === 'token-bucket' || shape.algorithm === 'gcra' ? ` (burst ${shape.burst})` : ''}`;
-    descriptions.set(shape, describe);
+function decision(name: string, shape: LimitShape, v: Verdict): LimitDecision {
+  let text = shapeTexts.get(shape);
+  if (text === undefined) {
+    const windowSec = Math.ceil(shape.windowMs / 1000);
+    const burst = shape.algorithm === 'token-bucket' || shape.algorithm === 'gcra' ? ` (burst ${shape.burst})` : '';
+    text = { policy: `"${name}";q=${shape.limit};w=${windowSec}`, describe: `${shape.algorithm} ${shape.limit} per ${shape.windowMs} ms${burst}`, windowSec };
+    shapeTexts.set(shape, text);
   }
-  return { allowed: v.allowed, limit: shape.limit, windowSec: Math.ceil(shape.windowMs / 1000), remaining: v.remaining, resetMs: v.resetMs, retryAfterMs: v.retryAfterMs, describe };
+  return {
+    name, policy: text.policy, allowed: v.allowed, limit: shape.limit, windowSec: text.windowSec, remaining: v.remaining,
+    resetMs: v.resetMs, retryAfterMs: v.retryAfterMs, describe: text.describe,
+  };
 }
 
 /**
@@ -98,10 +105,13 @@ export function callerKey(name: string, kind: string, by: readonly Dimension[], 
         break;
       }
     }
-    key += part === null ? '\0\x01' : `\0${part}`;
+    key += part === null ? '\0\x01' : `\0${part.length > MAX_PART ? `sha256:${createHash('sha256').update(part).digest('base64url')}` : part}`;
   }
   return key;
 }
+
+/** Longer caller values (a 10 kB header) are keyed by their digest, so a key's size is bounded whatever the client sends. */
+const MAX_PART = 128;
 
 /** All values of a request header, in order, joined; null when absent. */
 function headerValue(ex: Exchange, name: string): string | null {

@@ -3,6 +3,10 @@ import type { Exchange } from '../pipeline/exchange.js';
 
 /** One limiter's decision on one request, with the figures the response headers report. */
 export interface LimitDecision {
+  /** The limiter's name. */
+  readonly name: string;
+  /** Its `RateLimit-Policy` item: `"name";q=<limit>;w=<window s>`. */
+  readonly policy: string;
   readonly allowed: boolean;
   readonly limit: number;
   readonly windowSec: number;

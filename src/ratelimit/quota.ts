@@ -44,7 +44,7 @@ export class QuotaLimiter implements Limiter {
     const windowSec = Math.round((period.endMs - period.startMs) / 1000);
     const untilEnd = period.endMs - now;
     const conclude = (use: QuotaUse): LimitDecision => ({
-      allowed: use.allowed, limit, windowSec, remaining: Math.max(0, limit - use.used), resetMs: untilEnd, retryAfterMs: use.allowed ? 0 : untilEnd,
+      name: this.spec.name, policy: `"${this.spec.name}";q=${limit};w=${windowSec}`, allowed: use.allowed, limit, windowSec, remaining: Math.max(0, limit - use.used), resetMs: untilEnd, retryAfterMs: use.allowed ? 0 : untilEnd,
       describe: `quota of ${limit} per ${this.spec.calendar.kind} ${period.id} (${this.spec.calendar.timeZone})`,
     });
     const use = this.spec.store.consume(key, period, limit);
@@ -62,4 +62,4 @@ export class QuotaLimiter implements Limiter {
   }
 }
 
-const UNCOUNTED: LimitDecision = Object.freeze({ allowed: true, limit: 0, windowSec: 0, remaining: 0, resetMs: 0, retryAfterMs: 0, describe: 'uncounted', unreported: true });
+const UNCOUNTED: LimitDecision = Object.freeze({ name: '', policy: '', allowed: true, limit: 0, windowSec: 0, remaining: 0, resetMs: 0, retryAfterMs: 0, describe: 'uncounted', unreported: true });

@@ -1,6 +1,7 @@
 import { deny, type Denial } from '../pipeline/denials.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import type { Stage } from '../pipeline/stage.js';
+import { resetSec } from './headers.js';
 import type { LimitDecision, Limiter } from './limiter.js';
 import { LimitStoreUnavailableError } from './store.js';
 
@@ -42,9 +43,8 @@ function unavailable(limiter: Limiter, ex: Exchange, err: unknown): LimitDecisio
 
 function conclude(ex: Exchange, limiter: Limiter, d: LimitDecision | Denial): Denial | undefined {
   if ('code' in d) { ex.limitName = limiter.name; return d; }
-  const resetSec = Math.ceil((d.allowed ? d.resetMs : d.retryAfterMs) / 1000);
-  if (d.unreported !== true) (ex.limits ??= []).push({ name: limiter.name, limit: d.limit, windowSec: d.windowSec, remaining: d.remaining, resetSec });
+  if (d.unreported !== true) (ex.limits ??= []).push(d);
   if (d.allowed) return undefined;
   ex.limitName = limiter.name;
-  return deny(limiter.refusal, `${limiter.name}: ${d.describe} exhausted; retry in ${d.retryAfterMs} ms`, { 'retry-after': String(Math.max(1, resetSec)) });
+  return deny(limiter.refusal, `${limiter.name}: ${d.describe} exhausted; retry in ${d.retryAfterMs} ms`, { 'retry-after': String(Math.max(1, resetSec(d))) });
 }

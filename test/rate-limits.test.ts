@@ -259,6 +259,23 @@ routes:
     for (const re of expect) assert.ok(problems.some((p) => re.test(p)), `${re} not in:\n${problems.join('\n')}`);
   });
 
+  it('reports a redis default store without a URL once, and a brute-force window over a day', () => {
+    const problems = configProblems(`${base}
+rateLimits:
+  a: { algorithm: gcra, limit: 10, per: 1s, by: [ip] }
+quotas:
+  q: { limit: 10, period: day, by: [ip], timeZone: Mars/Olympus_Mons }
+rateLimiting: { store: redis, bruteForce: { within: 2d } }
+routes:
+  - { name: pub, match: { path: /p }, upstream: u, public: true, rateLimit: a, quota: q }
+`);
+    assert.deepEqual(problems.map((p) => p.replace(/^gateway\.yaml:\d+:\d+: /, '')).sort(), [
+      'quotas.q.timeZone: "Mars/Olympus_Mons" is not a time zone this runtime knows (IANA names, e.g. Europe/Berlin)',
+      'rateLimiting.bruteForce.within: at most 1d',
+      'rateLimiting.store: store redis needs rateLimiting.redis.url',
+    ].sort());
+  });
+
   it('rejects an unknown algorithm and a by dimension it does not know, at their lines', () => {
     const problems = configProblems(`${base}
 rateLimits:

@@ -72,7 +72,10 @@ export function compileRateLimiting(
   for (const [name, r] of Object.entries(raw.rateLimits ?? {})) {
     const at: At = (...path) => ['rateLimits', name, ...path];
     const storeKind = r.store ?? defaultStore;
-    if (storeKind === 'redis' && shared === null && r.store !== undefined) { problems.push(loaded.problem(at('store'), 'store redis needs rateLimiting.redis.url')); continue; }
+    if (storeKind === 'redis' && shared === null) {
+      if (r.store !== undefined) problems.push(loaded.problem(at('store'), 'store redis needs rateLimiting.redis.url'));
+      continue;
+    }
     if (r.onStoreError === 'failOpen' && storeKind !== 'redis') problems.push(loaded.problem(at('onStoreError'), 'applies to limits in redis; an in-process store cannot be unreachable', true));
     const limit = compileLimit(name, r, at, loaded, credentialHeaders, problems);
     if (limit === null) continue;
@@ -91,11 +94,12 @@ export function compileRateLimiting(
     const before = problems.length;
     if (raw.rateLimits?.[name] !== undefined) problems.push(loaded.problem(at(), `a rate limit is also named "${name}"; responses name both in their headers, so names must differ`));
     const storeKind = q.store ?? (defaultStore === 'redis' ? 'redis' : 'embedded');
-    if (storeKind === 'redis' && shared === null) problems.push(loaded.problem(q.store === undefined ? at() : at('store'), 'store redis needs rateLimiting.redis.url'));
     const timeZone = q.timeZone ?? 'UTC';
     if (!isTimeZone(timeZone)) problems.push(loaded.problem(at('timeZone'), `"${timeZone}" is not a time zone this runtime knows (IANA names, e.g. Europe/Berlin)`));
     const by = parseDimensions(q.by, at, loaded, credentialHeaders, problems);
-    if (problems.length > before) continue;
+    // Without an explicit store, a missing Redis URL is rateLimiting.store's problem, reported once above.
+    if (storeKind === 'redis' && shared === null && q.store !== undefined) problems.push(loaded.problem(at('store'), 'store redis needs rateLimiting.redis.url'));
+    if (problems.length > before || (storeKind === 'redis' && shared === null)) continue;
     usesShared ||= storeKind === 'redis';
     quotas.set(name, new QuotaLimiter({
       name,
@@ -113,14 +117,17 @@ export function compileRateLimiting(
   const bf = rl.bruteForce;
   if (bf !== undefined) {
     const storeKind = bf.store ?? defaultStore;
-    if (storeKind === 'redis' && shared === null) problems.push(loaded.problem(['rateLimiting', 'bruteForce', 'store'], 'store redis needs rateLimiting.redis.url'));
-    else {
+    const windowMs = parseDuration(bf.within ?? d.bruteForceWithin) ?? 60_000;
+    if (windowMs > 86_400_000) problems.push(loaded.problem(['rateLimiting', 'bruteForce', 'within'], 'at most 1d'));
+    if (storeKind === 'redis' && shared === null) {
+      if (bf.store !== undefined) problems.push(loaded.problem(['rateLimiting', 'bruteForce', 'store'], 'store redis needs rateLimiting.redis.url'));
+    } else {
       const onRedis = storeKind === 'redis' && shared !== null;
       usesShared ||= onRedis;
       const by = bf.by ?? ['ip', 'credential'];
       guard = stores.guard({
         maxFailures: bf.maxFailures ?? d.bruteForceMaxFailures,
-        windowMs: parseDuration(bf.within ?? d.bruteForceWithin) ?? 60_000,
+        windowMs,
         blockMs: parseDuration(bf.blockFor ?? d.bruteForceBlockFor) ?? 900_000,
         byIp: by.includes('ip'),
         byCredential: by.includes('credential'),

@@ -8,6 +8,7 @@ import { assertProblem } from './harness/assertions.js';
 import { ADMIN_TOKEN_HASH, createKey, withKey, type IssuedKeyReply } from './harness/api-keys.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
+import { startRedis, type TestRedis } from './harness/redis.js';
 
 describe('brute-force guard', () => {
   let echo: EchoUpstream;
@@ -72,5 +73,42 @@ describe('brute-force guard', () => {
     // Two failures after twenty successes do not reach the threshold of three.
     for (let i = 0; i < 2; i++) assertProblem(await from(ip, newKey('live')), 401, 'invalid_credential');
     assert.equal((await from(ip, owner.key)).status, 200);
+  });
+});
+
+describe('brute-force guard across two gateways sharing Redis', () => {
+  let redis: TestRedis | string = 'not started';
+  let echo: EchoUpstream;
+  const gateways: TestGateway[] = [];
+
+  before(async () => {
+    redis = await startRedis();
+    if (typeof redis === 'string') { console.log(`skipping the shared brute-force test: ${redis}`); return; }
+    echo = await startEchoUpstream();
+    const config = {
+      trustedProxies: ['127.0.0.1/32'],
+      apiKeys: { environment: 'live' },
+      upstreams: { echo: { targets: [echo.url] } },
+      authenticators: { machines: { type: 'apiKey' } },
+      rateLimiting: { redis: { url: redis.url }, bruteForce: { maxFailures: 3, within: '1m', blockFor: '1m', store: 'redis' } },
+      routes: [{ name: 'api', match: { path: '/api/**' }, upstream: 'echo', authenticate: ['machines'] }],
+    };
+    gateways.push(await startGateway(config), await startGateway(config));
+  });
+  after(async () => {
+    await Promise.all(gateways.map((g) => g.close()));
+    if (typeof redis !== 'string') { await echo.close(); await redis.stop(); }
+  });
+
+  it('counts failures from one address on both gateways together; each blocks it at the next failure it sees', async (t) => {
+    if (typeof redis === 'string') { t.skip(redis); return; }
+    const [a, b] = gateways as [TestGateway, TestGateway];
+    const attempt = (gw: TestGateway) => withKey(`${gw.url}/api/x`, newKey('live'), { 'x-forwarded-for': '192.0.2.77' });
+    assertProblem(await attempt(a), 401, 'invalid_credential');
+    assertProblem(await attempt(a), 401, 'invalid_credential');
+    assertProblem(await attempt(b), 401, 'invalid_credential'); // the third failure, counted in Redis: b blocks
+    assertProblem(await attempt(b), 429, 'too_many_failures');
+    assertProblem(await attempt(a), 401, 'invalid_credential'); // a learns of it with its next failure…
+    assertProblem(await attempt(a), 429, 'too_many_failures'); // …and blocks too
   });
 });

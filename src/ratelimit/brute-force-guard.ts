@@ -28,6 +28,9 @@ export const GUARD_NAME = 'bruteForce';
 
 type StageResult = Denial | undefined | Promise<Denial | undefined>;
 
+/** This failure reached the threshold (or the count was already past it, on another instance). */
+const crossed = (v: Verdict): boolean => !v.allowed || v.remaining === 0;
+
 /**
  * Counts failed authentications per client address and per presented credential id. Past
  * `maxFailures` within the window the source is blocked for `blockMs`:
@@ -80,9 +83,12 @@ export class BruteForceGuard {
     return counted.some((c) => c instanceof Promise) ? Promise.all(counted.map((c) => Promise.resolve(c))).then(conclude) : conclude(counted as boolean[]);
   }
 
-  /** Counts one failure for `key`; true when it starts a block. A store that cannot count counts nothing. */
+  /**
+   * Counts one failure for `key`; true when it starts a block. A shared store that cannot count
+   * hands over to the in-process fallback (the guard is not an access decision: failing to count
+   * must not refuse anyone).
+   */
   private count(key: string): boolean | Promise<boolean> {
-    const crossed = (v: Verdict) => !v.allowed || v.remaining === 0;
     try {
       const verdict = this.spec.store.hit(this.shape, `${GUARD_NAME}\0${key}`);
       return verdict instanceof Promise ? verdict.then(crossed, () => this.countLocally(key)) : crossed(verdict);
@@ -92,7 +98,7 @@ export class BruteForceGuard {
   }
 
   private countLocally(key: string): boolean {
-    return this.fallback === null ? false : ((v: Verdict) => !v.allowed || v.remaining === 0)(this.fallback.hit(this.shape, `${GUARD_NAME}\0${key}`));
+    return this.fallback === null ? false : crossed(this.fallback.hit(this.shape, `${GUARD_NAME}\0${key}`));
   }
 
   private conclude(ex: Exchange, denial: Denial, keys: readonly string[], blocks: readonly boolean[]): Denial {

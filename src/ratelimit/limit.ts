@@ -98,7 +98,12 @@ export function callerKey(name: string, kind: string, by: readonly Dimension[], 
       case 'keyId': part = identity?.keyId ?? null; break;
       case 'tenant': part = identity?.tenant ?? null; break;
       case 'route': part = ex.route?.name ?? null; break;
-      case 'header': part = headerValue(ex, d.name); break;
+      case 'header': {
+        // Node's parsed headers: repeated values joined with ", " (first value only for fields that may not repeat).
+        const value = ex.req.headers[d.name];
+        part = value === undefined ? null : Array.isArray(value) ? value.join(', ') : value;
+        break;
+      }
       case 'claim': {
         const value = identity === null || identity.claims === null ? undefined : claimAt(identity.claims, d.path);
         part = value === undefined || value === null ? null : typeof value === 'string' ? value : JSON.stringify(value);
@@ -112,14 +117,3 @@ export function callerKey(name: string, kind: string, by: readonly Dimension[], 
 
 /** Longer caller values (a 10 kB header) are keyed by their digest, so a key's size is bounded whatever the client sends. */
 const MAX_PART = 128;
-
-/** All values of a request header, in order, joined; null when absent. */
-function headerValue(ex: Exchange, name: string): string | null {
-  const raw = ex.req.rawHeaders;
-  let value: string | null = null;
-  for (let i = 0; i < raw.length; i += 2) {
-    const n = raw[i] as string;
-    if (n.length === name.length && n.toLowerCase() === name) value = value === null ? (raw[i + 1] as string) : `${value}, ${raw[i + 1] as string}`;
-  }
-  return value;
-}

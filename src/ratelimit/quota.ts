@@ -15,7 +15,6 @@ export interface QuotaSpec {
   /** Store down: admit without counting (true) or answer 503 (false). */
   readonly failOpen: boolean;
   readonly ipv6PrefixBits: number;
-  readonly now?: () => number;
 }
 
 /**
@@ -25,11 +24,9 @@ export interface QuotaSpec {
 export class QuotaLimiter implements Limiter {
   readonly refusal = 'quota_exceeded';
   readonly afterAuth: boolean;
-  private readonly now: () => number;
 
   constructor(readonly spec: QuotaSpec) {
     this.afterAuth = spec.tiers.size > 0 || spec.by.some((d) => IDENTITY_DIMENSIONS.has(d.kind));
-    this.now = spec.now ?? Date.now;
   }
 
   get name(): string {
@@ -37,7 +34,7 @@ export class QuotaLimiter implements Limiter {
   }
 
   decide(ex: Exchange): LimitDecision | Promise<LimitDecision> {
-    const now = this.now();
+    const now = Date.now();
     const period = this.spec.calendar.periodAt(now);
     const limit = this.limitFor(ex);
     const key = callerKey(this.spec.name, `quota:${this.spec.calendar.kind}`, this.spec.by, this.spec.ipv6PrefixBits, ex);

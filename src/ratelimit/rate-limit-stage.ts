@@ -24,8 +24,7 @@ export function rateLimitStage(limiters: readonly Limiter[], name: string): Stag
         decision = unavailable(limiter, ex, err);
       }
       if (decision instanceof Promise) {
-        return decision.then((d) => d, (err: unknown) => unavailable(limiter, ex, err))
-          .then((d) => conclude(ex, limiter, d) ?? from(ex, i + 1));
+        return decision.catch((err: unknown) => unavailable(limiter, ex, err)).then((d) => conclude(ex, limiter, d) ?? from(ex, i + 1));
       }
       const denial = conclude(ex, limiter, decision);
       if (denial !== undefined) return denial;

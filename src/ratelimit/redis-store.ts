@@ -54,8 +54,6 @@ export class RedisLimitStore implements LimitStore, QuotaStore {
   private probing = false;
   /** Last reported state; null until the first connection attempt settles. */
   private up: boolean | null = null;
-  /** Decisions sent to Redis (the benchmark reports round trips per request from this). */
-  calls = 0;
   private readonly keys = new Map<string, string>();
   /** Decisions waiting for this loop iteration's pipeline. */
   private queue: Queued[] = [];
@@ -127,7 +125,6 @@ export class RedisLimitStore implements LimitStore, QuotaStore {
       throw new LimitStoreUnavailableError(this.client.status !== 'ready' ? `redis ${this.client.status}` : 'redis circuit open');
     }
     if (this.openUntil !== 0) this.probing = true;
-    this.calls++;
     let reply: unknown;
     try {
       try {

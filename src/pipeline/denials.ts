@@ -11,10 +11,13 @@ export const DENIALS = {
   ambiguous_path: { status: 400, title: 'Bad Request', detail: 'The request path is ambiguous and was rejected.' },
   invalid_admin_request: { status: 400, title: 'Bad Request', detail: 'The admin request is invalid; see errors.' },
   invalid_header: { status: 400, title: 'Bad Request', detail: 'A request header is malformed.' },
+  ambiguous_header: { status: 400, title: 'Bad Request', detail: 'A header the gateway decides on is repeated or ambiguous.' },
+  body_not_allowed: { status: 400, title: 'Bad Request', detail: 'This method does not take a request body on this route.' },
   upgrade_refused: { status: 400, title: 'Bad Request', detail: 'Protocol upgrades are not accepted on this route.' },
   unauthenticated: { status: 401, title: 'Unauthorized', detail: 'Authentication is required.' },
   invalid_credential: { status: 401, title: 'Unauthorized', detail: 'The credential is invalid or expired.' },
   admin_unauthorized: { status: 401, title: 'Unauthorized', detail: 'A valid admin token is required.' },
+  admin_origin_refused: { status: 403, title: 'Forbidden', detail: 'The admin API accepts requests only for its own host names and from no browser origin.' },
   admin_disabled: { status: 403, title: 'Forbidden', detail: 'This admin operation needs an admin token: set admin.tokenHash.' },
   insufficient_role: { status: 403, title: 'Forbidden', detail: 'The caller lacks a role this route requires.' },
   insufficient_scope: { status: 403, title: 'Forbidden', detail: 'The token lacks a scope this route requires.' },
@@ -39,6 +42,7 @@ export const DENIALS = {
   audit_unavailable: { status: 503, title: 'Service Unavailable', detail: 'The gateway cannot record requests right now.' },
   authentication_unavailable: { status: 503, title: 'Service Unavailable', detail: 'Credentials cannot be verified right now.' },
   rate_limit_unavailable: { status: 503, title: 'Service Unavailable', detail: 'Rate limits cannot be checked right now.' },
+  upstream_busy: { status: 503, title: 'Service Unavailable', detail: 'The upstream service has no free capacity for this request right now.' },
   upstream_timeout: { status: 504, title: 'Gateway Timeout', detail: 'The upstream service did not respond in time.' },
 } as const satisfies Record<string, { status: number; title: string; detail: string }>;
 

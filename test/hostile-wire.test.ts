@@ -240,24 +240,40 @@ void describe('hostile wire input', () => {
       await expectRejected('GET /x HTTP/1.1\r\nUser-Agent: t\r\n\r\n', 400, 'invalid_header', { closes: false });
     });
 
+    void test('accepts Host names with `_` (Compose and Kubernetes service names are valid reg-names)', async () => {
+      for (const host of ['orders_api', 'orders_api:8080', 'my_svc.internal_net', '_acme-challenge.example.com']) {
+        const result = await wire(gw.port, `GET /host-underscore HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+        assert.equal(result.responses[0]?.status, 200, `${host}: ${JSON.stringify(result.raw)}`);
+        assert.equal(echo.received.at(-1)?.headers['x-forwarded-host'], host);
+      }
+    });
+
     void test('rejects a malformed Host value with 400 invalid_header and forwards nothing', async () => {
       await expectRejected('GET /x HTTP/1.1\r\nHost: evil.test/../x@y\r\n\r\n', 400, 'invalid_header', { closes: false });
     });
   });
 
   void describe('protocol upgrades', () => {
-    void test('refuses `Upgrade: h2c` with `Connection: Upgrade, HTTP2-Settings` and never tunnels', async () => {
-      const { result } = await expectRejected(
-        'GET /x HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n',
-        400, 'upgrade_refused');
-      assert.doesNotMatch(result.raw, /\b101\b/);
-    });
-
-    void test('refuses `Upgrade: h2c` sent without `Connection: Upgrade` and forwards nothing', async () => {
-      const { result } = await expectRejected('GET /x HTTP/1.1\r\nHost: gw.test\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n',
-        400, 'upgrade_refused', { closes: false });
-      assert.doesNotMatch(result.raw, /\b101\b/);
-    });
+    for (const [label, head] of [
+      ['with `Connection: Upgrade, HTTP2-Settings`', 'GET /h2c-offer HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n'],
+      ['without `Connection: Upgrade`', 'GET /h2c-offer HTTP/1.1\r\nHost: gw.test\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n'],
+    ] as const) {
+      void test(`ignores an \`Upgrade: h2c\` offer ${label}: answers over HTTP/1.1, forwards no upgrade headers, never tunnels`, async () => {
+        const snap = await snapshot();
+        const result = await wire(gw.port, head);
+        assert.equal(result.responses.length, 1, JSON.stringify(result.raw));
+        assert.equal(result.responses[0]?.status, 200);
+        assert.doesNotMatch(result.raw, /\b101\b/);
+        // The parser stops reading after an upgrade offer, so the gateway closes once it has answered.
+        assert.ok(result.closed, 'the connection stays open');
+        assert.equal(echo.received.length, snap.received + 1);
+        const seen = echo.received.at(-1);
+        assert.ok(seen !== undefined);
+        assert.ok(!seen.rawHeaders.some((h) => /^(upgrade|http2-settings)$/i.test(h)), `upgrade headers forwarded: ${JSON.stringify(seen.rawHeaders)}`);
+        const record = await oneAuditRecord(snap);
+        assert.equal(record.decision, 'allow');
+      });
+    }
 
     void test('refuses a WebSocket upgrade when no route declares websocket, and never tunnels', async () => {
       const { result } = await expectRejected(
@@ -335,6 +351,40 @@ void describe('hostile wire input', () => {
       await delay(150);
       const fresh = (await gw.audit()).slice(snap.audit);
       assert.deepEqual(fresh.map((r) => r.decision).sort(), ['allow', 'deny']);
+    });
+
+    /**
+     * Sends `data` and expects one refusal with `code`, then a closed connection, with the
+     * pipelined rest never forwarded: the first request after the refusal is audited as discarded
+     * (the parser reads no further once the connection is closing).
+     */
+    async function expectPipelineCut(data: string, code: string): Promise<void> {
+      const snap = await snapshot();
+      const result = await wire(gw.port, data, { expect: 1, settleMs: 300 });
+      assert.equal(result.responses.length, 1, `raw: ${JSON.stringify(result.raw)}`);
+      assertProblem(result.responses[0], 400, code);
+      assert.ok(result.closed, 'connection not closed after the denial');
+      assertNothingForwarded(snap);
+      await gw.audit(snap.audit + 2);
+      await delay(150);
+      const fresh = (await gw.audit()).slice(snap.audit);
+      assert.deepEqual(fresh.map((r) => r.reason), [code, 'pipeline_discarded'], JSON.stringify(fresh));
+      assert.equal(fresh[1]?.decision, 'abort');
+    }
+
+    void test('HTTP/1.0 with Transfer-Encoding is a framing error: 400, close, and what follows is never processed', async () => {
+      await expectPipelineCut('POST /a HTTP/1.0\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: gw.test\r\n\r\n', 'bad_request');
+    });
+
+    void test('after a denial that closes the connection, pipelined requests are not processed or forwarded, and are audited as discarded', async () => {
+      await expectPipelineCut('GET /a HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: gw.test\r\n\r\nGET /c HTTP/1.1\r\nHost: gw.test\r\n\r\n', 'body_not_allowed');
+    });
+
+    void test('pipelined requests are answered one at a time, in order', async () => {
+      const snap = await snapshot();
+      const result = await wire(gw.port, OK_GET + 'GET /two HTTP/1.1\r\nHost: gw.test\r\n\r\n' + 'GET /three HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n', { expect: 3 });
+      assert.deepEqual(result.responses.map((r) => r.status), [200, 200, 200]);
+      assert.deepEqual(echo.received.slice(snap.received).map((r) => r.url), ['/ok', '/two', '/three']);
     });
 
     void test('a request rejected by the gateway does not desynchronise the next request on the connection', async () => {

@@ -39,9 +39,13 @@ function match(path: string, method = 'GET', host = 'api.test'): string {
 const CASES: [string, string, string, string][] = [
   ['GET', '/api/orders', 'api.test', 'orders-list'],
   ['POST', '/api/orders', 'api.test', 'orders-create'],
-  ['DELETE', '/api/orders', 'api.test', 'api-any'],
+  // The most specific path decides: no fall-through to the catch-all's other policy.
+  ['DELETE', '/api/orders', 'api.test', '405 GET,POST'],
   ['GET', '/api/orders/42', 'api.test', 'order'],
-  ['PUT', '/api/orders/42', 'api.test', 'api-any'],
+  ['PUT', '/api/orders/42', 'api.test', '405 GET'],
+  ['PUT', '/api/orders/42/items', 'api.test', '405 GET'],
+  ['DELETE', '/static/app.js', 'cdn.example.com', '405 GET'],
+  ['DELETE', '/static/app.js', 'evil.com', '405 GET'],
   ['GET', '/api/orders/42/items', 'api.test', 'order-items'],
   ['GET', '/api/orders/42/other', 'api.test', 'api-any'],
   ['GET', '/api/orders/', 'api.test', 'api-any'],

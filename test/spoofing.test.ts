@@ -211,19 +211,40 @@ void describe('forwarding headers and client IP', () => {
     assert.equal(record.clientIp, '1.2.3.4');
   });
 
-  void test('garbage X-Forwarded-For entries never become the client IP', async () => {
+  void test('X-Forwarded-For hops in the ip:port and [v6]:port forms load balancers send are read as addresses', async () => {
     const cases: [string, string][] = [
-      ['not-an-ip, 10.0.0.1', '10.0.0.1'], // walk stops at the last trusted hop
-      ['1.2.3.4, <script>', '127.0.0.1'], // garbage right behind the peer: the peer itself
-      ['1.2.3.4, 999.1.1.1, 10.0.0.1', '10.0.0.1'],
-      ['1.2.3.4:5555, 10.0.0.1', '10.0.0.1'],
-      [' , ,', '127.0.0.1'],
+      ['1.2.3.4:5555, 10.0.0.1', '1.2.3.4'],
+      ['[2001:db8::7]:443, 10.0.0.1:80', '2001:db8::7'],
+      ['[2001:db8::8]', '2001:db8::8'],
+      ['2001:db8::9', '2001:db8::9'],
+      ['9.9.9.9, 1.2.3.4:1', '1.2.3.4'],
+      ['::ffff:1.2.3.4', '1.2.3.4'],
+      [' , ,', '127.0.0.1'], // empty list elements name no hop: the peer sent no client
     ];
     for (const [xff, expected] of cases) {
       const { record } = await roundTrip(gw, [`X-Forwarded-For: ${xff}`]);
-      assert.notEqual(isIP(record.clientIp), 0, `clientIp ${record.clientIp} for XFF "${xff}" is not an address`);
       assert.equal(record.clientIp, expected, `XFF "${xff}"`);
     }
+  });
+
+  void test('a malformed X-Forwarded-For hop behind trusted proxies is refused, never attributed to the proxy', async () => {
+    for (const xff of ['not-an-ip, 10.0.0.1', '1.2.3.4, <script>', '1.2.3.4, 999.1.1.1, 10.0.0.1', '1.2.3.4:99999', '[2001:db8::1', '1.2.3.4:', 'unknown']) {
+      const path = `/probe/${++counter}`;
+      const before = echo.received.length;
+      const reply = await send(gw.port, path, [`X-Forwarded-For: ${xff}`]);
+      assert.equal(reply.status, 400, `XFF "${xff}": ${reply.body}`);
+      assert.match(reply.body, /invalid_header/);
+      assert.equal(echo.received.length, before, 'forwarded');
+      const records = await auditRecordsFor(gw, path);
+      assert.equal(records.length, 1);
+      assert.notEqual(records[0]?.clientIp, '10.0.0.1');
+    }
+  });
+
+  void test('garbage left of an untrusted hop is never read: the client is that hop', async () => {
+    const { record } = await roundTrip(gw, ['X-Forwarded-For: <script>, not-an-ip, 1.2.3.4, 10.0.0.1']);
+    assert.equal(record.clientIp, '1.2.3.4');
+    assert.notEqual(isIP(record.clientIp), 0);
   });
 });
 

@@ -7,14 +7,15 @@ import { ipSet, type IpSet } from '../lib/ip.js';
 import { compilePattern, type PathPattern } from '../routing/pattern.js';
 import { Router, type Routable } from '../routing/router.js';
 import type { TargetOptions } from '../http/target.js';
-import { IDENTITY_HEADERS, normaliseHeaderName } from '../http/headers.js';
+import { IDENTITY_HEADERS, normaliseHeaderName, type HeaderPolicy } from '../http/headers.js';
+import { isProxyAsserted } from '../http/header-families.js';
 import type { Stage } from '../pipeline/stage.js';
 import { requestLimits } from '../stages/request-limits.js';
 import type { Authenticator } from '../authn/authenticator.js';
 import type { RemoteJwks } from '../authn/jwt/remote-jwks.js';
 import type { ApiKeyBackend } from '../authn/api-key/backend.js';
 import type { IdentityHeaderNames } from '../stages/identity-headers.js';
-import { compileAuth, compileRouteAuth, identityHeaderList, newRegistries, type CompiledAuth, type Registries } from './compile-auth.js';
+import { AUTH_DEFAULTS, compileAuth, compileRouteAuth, identityHeaderList, newRegistries, type CompiledAuth, type Registries } from './compile-auth.js';
 import { compileRateLimiting, compileRouteLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
 
 /** An upstream's settings with every default applied. `key` identifies identical definitions across reloads. */
@@ -43,6 +44,10 @@ export interface CompiledRoute extends Routable {
   readonly maxBodyBytes: number;
   /** Accepted request media types (lower case, no parameters), or null for any. */
   readonly contentTypes: ReadonlySet<string> | null;
+  /** Methods without body semantics that may carry a body here (`limits.allowBodyOn`). */
+  readonly allowBodyOn: ReadonlySet<string>;
+  /** Whether a method-override header is forwarded (to a method this route accepts). */
+  readonly allowMethodOverride: boolean;
   /** The route's pipeline, in request order; features not configured are absent, not no-ops. */
   readonly stages: readonly Stage[];
 }
@@ -69,8 +74,13 @@ export interface CompiledConfig {
   readonly target: TargetOptions;
   readonly trustedProxies: IpSet;
   readonly requestIdHeader: string;
-  /** Normalised (lower case, `_` → `-`) names removed from every inbound request. */
-  readonly protectedHeaders: ReadonlySet<string>;
+  /** How inbound headers are cleaned: identity, proxy-asserted, credential and decision headers. */
+  readonly headerPolicy: HeaderPolicy;
+  /**
+   * Query parameters that carry credentials (`access_token`, RFC 6750 §2.3, and every API key
+   * `queryParam`), lower case: removed from the query sent upstream on every route.
+   */
+  readonly credentialQueryParams: ReadonlySet<string>;
   readonly upstreams: ReadonlyMap<string, UpstreamSpec>;
   readonly authenticators: ReadonlyMap<string, Authenticator>;
   /** Remote JWK Sets the config's authenticators use; started when the config goes live. */
@@ -161,6 +171,29 @@ export function compileConfig(
   for (const a of auth.authenticators.values()) for (const h of a.assertedHeaders) protectedHeaders.add(normaliseHeaderName(h));
 
   const credentialHeaders = new Set([...auth.authenticators.values()].flatMap((a) => a.credentialHeaders));
+  const fromTrustedProxies = new Set<string>();
+  (raw.headers?.fromTrustedProxies ?? []).forEach((h, i) => {
+    const name = normaliseHeaderName(h);
+    if (protectedHeaders.has(name) || credentialHeaders.has(name)) {
+      problems.push(loaded.problem(['headers', 'fromTrustedProxies', i], `${h} is asserted by the gateway or carries credentials; it is never taken from a client`));
+    } else if (!isProxyAsserted(name)) {
+      problems.push(loaded.problem(['headers', 'fromTrustedProxies', i], `${h} is not a proxy-asserted header, so it is forwarded from every client already (see docs/security.md for the list)`));
+    }
+    fromTrustedProxies.add(name);
+  });
+  const headerPolicy: HeaderPolicy = {
+    protectedNames: protectedHeaders,
+    requestIdHeader,
+    decisionHeaders: decisionHeaders(raw),
+    // Authorization is removed per route (forwardAuthorization); API key headers on every route.
+    credentialHeaders: new Set([...credentialHeaders].filter((h) => h !== 'authorization').map(normaliseHeaderName)),
+    fromTrustedProxies,
+    allowUnderscores: raw.headers?.allowUnderscores ?? false,
+  };
+  const credentialQueryParams = new Set(['access_token']);
+  for (const a of Object.values(raw.authenticators ?? {})) {
+    if (a.type === 'apiKey') credentialQueryParams.add((a.queryParam ?? AUTH_DEFAULTS.apiKeyQueryParam).toLowerCase());
+  }
   const rateLimiting = compileRateLimiting(raw, loaded, registries.limitStores, dataDir, credentialHeaders, problems);
   const defaultMaxBody = limits.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
   const routes: CompiledRoute[] = [];
@@ -197,7 +230,8 @@ export function compileConfig(
     target,
     trustedProxies,
     requestIdHeader,
-    protectedHeaders,
+    headerPolicy,
+    credentialQueryParams,
     upstreams,
     authenticators: auth.authenticators,
     remoteKeySets: auth.remoteKeySets,
@@ -248,6 +282,10 @@ function compileRoute(
   const addPrefix = rewrite.addPrefix === undefined || rewrite.addPrefix === '/' ? null : rewrite.addPrefix.replace(/\/$/, '');
   const maxBodyBytes = r.limits?.maxBodyBytes ?? defaultMaxBody;
   const contentTypes = r.limits?.contentTypes === undefined ? null : new Set(r.limits.contentTypes);
+  const allowBodyOn = new Set<string>(r.limits?.allowBodyOn ?? []);
+  if (r.allowMethodOverride === true && r.match.methods === undefined) {
+    problems.push(loaded.problem(at('allowMethodOverride'), 'needs match.methods: an override may only name a method the route lists'));
+  }
   return {
     name: r.name,
     index,
@@ -261,15 +299,33 @@ function compileRoute(
     addPrefix,
     maxBodyBytes,
     contentTypes,
+    allowBodyOn,
+    allowMethodOverride: r.allowMethodOverride === true,
     // Request limits, limits by address, authentication, limits by identity, authorization, identity headers.
     stages: [
-      requestLimits(maxBodyBytes, contentTypes),
+      requestLimits(maxBodyBytes, contentTypes, allowBodyOn),
       ...(limitStages.before === null ? [] : [limitStages.before]),
       ...authStages.slice(0, 1).map((authenticate) => rateLimiting.guard?.wrap(authenticate) ?? authenticate),
       ...(limitStages.after === null ? [] : [limitStages.after]),
       ...authStages.slice(1),
     ],
   };
+}
+
+/**
+ * Headers some stage decides on: `Content-Type` (the content-type allow-list), tenant headers and
+ * `header:` rate-limit and quota keys. Normalised names.
+ */
+function decisionHeaders(raw: LoadedConfig['raw']): ReadonlySet<string> {
+  const names = new Set(['content-type']);
+  for (const r of raw.routes) {
+    const header = r.authorize?.tenant?.header;
+    if (header !== undefined) names.add(normaliseHeaderName(header));
+  }
+  for (const limit of [...Object.values(raw.rateLimits ?? {}), ...Object.values(raw.quotas ?? {})]) {
+    for (const d of limit.by) if (d.startsWith('header:')) names.add(normaliseHeaderName(d.slice('header:'.length)));
+  }
+  return names;
 }
 
 /** A strip prefix must cover whole literal segments of the pattern, so every matched path has it. */

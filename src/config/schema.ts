@@ -60,6 +60,8 @@ export const HeadersSchema = strict({
     keyId: Type.Optional(HeaderName),
   }, 'Names of the headers the verified identity is sent upstream in. Defaults: X-User-Id, X-Tenant-Id, X-Roles, X-Scopes, X-Auth-Method, X-Api-Key-Id.')),
   protected: Type.Optional(Type.Array(HeaderName, { maxItems: 100, description: 'More header names the gateway removes from every inbound request (identity headers it or your services assert).' })),
+  fromTrustedProxies: Type.Optional(Type.Array(HeaderName, { maxItems: 100, uniqueItems: true, description: 'Proxy-asserted headers (client address, client certificate, original URL families; see docs/security.md) forwarded when the peer is a trusted proxy. Default none: every one is removed from every request.' })),
+  allowUnderscores: Type.Optional(Type.Boolean({ description: 'Forward header names containing `_`. Default false: they are removed, as nginx does, because CGI-style servers read `SCRIPT_NAME` or `X_User` as their dash-spelled twins.' })),
 }, 'Header names. `requestId` defaults to X-Request-Id.');
 
 export const UpstreamSchema = strict({
@@ -190,6 +192,7 @@ export const RouteSchema = strict({
     anyOf: [Name, { type: 'array', items: Name, minItems: 1, maxItems: 16, uniqueItems: true }],
     description: 'Named quota(s) for this route, applied after its rate limits.',
   })),
+  allowMethodOverride: Type.Optional(Type.Boolean({ description: 'Forward X-HTTP-Method-Override (and X-HTTP-Method, X-Method-Override) when its value is a method this route accepts (405 otherwise). Default false: the headers are removed.' })),
   forwardAuthorization: Type.Optional(Type.Boolean({ description: 'Send the client\'s Authorization header upstream. Default false: the upstream gets the identity headers instead.' })),
   rewrite: Type.Optional(strict({
     stripPrefix: Type.Optional(Type.String({ pattern: '^/', description: 'Remove this literal prefix (whole segments) from the path sent upstream.' })),
@@ -198,6 +201,7 @@ export const RouteSchema = strict({
   limits: Type.Optional(strict({
     maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0, maximum: 1 << 30, description: 'Largest request body on this route (413 above).' })),
     contentTypes: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+*-]+$' }), { minItems: 1, description: 'Accepted media types for requests with a body (415 otherwise), e.g. application/json.' })),
+    allowBodyOn: Type.Optional(Type.Array(Type.Unsafe<'GET' | 'HEAD' | 'DELETE' | 'OPTIONS'>({ type: 'string', enum: ['GET', 'HEAD', 'DELETE', 'OPTIONS'] }), { minItems: 1, uniqueItems: true, description: 'Methods without body semantics that may carry a body on this route. Default none: such a body is refused with 400 body_not_allowed.' })),
   }, 'Per-route request limits.')),
 }, 'A route: a match, an upstream and a policy.');
 

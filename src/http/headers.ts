@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import type { IpSet } from '../lib/ip.js';
 import { normaliseIp } from '../lib/ip.js';
+import { isProxyAsserted, METHOD_OVERRIDE_HEADERS } from './header-families.js';
 
 /**
  * Identity headers the gateway asserts to upstreams (DESIGN.md invariant 3). They are removed from
@@ -9,9 +10,6 @@ import { normaliseIp } from '../lib/ip.js';
 export const IDENTITY_HEADERS: readonly string[] = [
   'x-user-id', 'x-tenant-id', 'x-roles', 'x-scopes', 'x-auth-method', 'x-client-cert-subject', 'x-request-id',
 ];
-/** Whole families the gateway owns: any inbound header starting with one of these is removed. */
-const IDENTITY_PREFIXES: readonly string[] = ['x-client-cert-', 'x-portcullis-'];
-
 /** Hop-by-hop fields (RFC 9110 §7.6.1) plus fields the gateway sets itself towards the upstream. */
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
@@ -29,10 +27,24 @@ export function normaliseHeaderName(name: string): string {
   return lower.includes('_') ? lower.replace(/_/g, '-') : lower;
 }
 
-function isProtected(normalised: string, protectedNames: ReadonlySet<string>): boolean {
-  if (protectedNames.has(normalised)) return true;
-  for (const prefix of IDENTITY_PREFIXES) if (normalised.startsWith(prefix)) return true;
-  return false;
+/** How inbound headers are cleaned; compiled once from the config. Names are normalised. */
+export interface HeaderPolicy {
+  /** Identity headers the gateway asserts (and any `headers.protected`): never taken from a client. */
+  readonly protectedNames: ReadonlySet<string>;
+  /** The request id header (lower case); taken only from a trusted proxy. */
+  readonly requestIdHeader: string;
+  /**
+   * Headers a stage decides on (tenant header, `Content-Type`, `header:` rate-limit keys): they
+   * must arrive at most once, with no `_` twin and not named in `Connection`, so the upstream
+   * reads exactly the value that was checked.
+   */
+  readonly decisionHeaders: ReadonlySet<string>;
+  /** Headers authenticators read API keys from: never forwarded (`Authorization` is handled per route). */
+  readonly credentialHeaders: ReadonlySet<string>;
+  /** Proxy-asserted headers a trusted proxy may pass (`headers.fromTrustedProxies`). */
+  readonly fromTrustedProxies: ReadonlySet<string>;
+  /** Keep header names containing `_` (off by default, as in nginx). */
+  readonly allowUnderscores: boolean;
 }
 
 /** The inbound facts the gateway needs, read in the same single pass that builds upstream headers. */
@@ -46,32 +58,43 @@ export interface InboundHeaders {
   readonly xForwardedHost: string | null;
   /** The client's X-Request-Id (or configured name); used only when the peer is a trusted proxy. */
   readonly requestId: string | null;
-  /** Names of identity headers the client tried to send, for the audit record. */
-  readonly spoofed: readonly string[];
+  /** The first method-override header the client sent (name and value), kept out of `forward`; the route decides. */
+  readonly methodOverride: { readonly name: string; readonly value: string } | null;
+  /** How many method-override headers the client sent (more than one is ambiguous where overrides are allowed). */
+  readonly methodOverrides: number;
+  /** Why a decision header is ambiguous (repeated, `_` twin, named in `Connection`), or null. */
+  readonly ambiguous: string | null;
 }
 
 /**
  * One pass over `rawHeaders`. Drops hop-by-hop fields and those named in `Connection` (RFC 9110
- * §7.6.1), every protected identity header (so none can be spoofed), and the forwarding headers
- * the gateway recomputes. `Forwarded` and `X-Real-IP` pass only from trusted proxies.
+ * §7.6.1), every protected identity header (so none can be spoofed), the headers other servers
+ * believe a proxy set (see header-families.ts), names with `_` (unless allowed), API key
+ * carriers, and the forwarding headers the gateway recomputes. `Forwarded` and `X-Real-IP` pass
+ * only from trusted proxies. Notes any ambiguity in a header a stage decides on.
  */
-export function readInboundHeaders(
-  raw: readonly string[], connection: string | undefined, peerTrusted: boolean,
-  protectedNames: ReadonlySet<string>, requestIdHeader: string,
-): InboundHeaders {
+export function readInboundHeaders(raw: readonly string[], connection: string | undefined, peerTrusted: boolean, policy: HeaderPolicy): InboundHeaders {
   const forward: string[] = [];
-  const spoofed: string[] = [];
   let connectionTokens: Set<string> | null = null;
+  let ambiguous: string | null = null;
   // `keep-alive` and `close` name no other header: skip building a set for the common case.
   if (connection !== undefined && connection !== '' && connection !== 'keep-alive' && connection !== 'close') {
-    connectionTokens = new Set(connection.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== ''));
+    connectionTokens = new Set(connection.split(',').map((t) => normaliseHeaderName(t.trim())).filter((t) => t !== ''));
+    for (const token of connectionTokens) {
+      // A client's `Connection: x-org` would remove the header a stage checked before it reaches the upstream.
+      if (policy.decisionHeaders.has(token) || token === 'host' || token === 'content-length') ambiguous ??= `Connection names ${token}`;
+    }
   }
+  const { decisionHeaders } = policy;
+  let decisionSeen = null as Set<string> | null;
   let host: string | null = null;
   let hostCount = 0;
   let xff: string | null = null;
   let xfp: string | null = null;
   let xfh: string | null = null;
   let requestId: string | null = null;
+  let methodOverride: { name: string; value: string } | null = null;
+  let methodOverrides = 0;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
@@ -80,6 +103,11 @@ export function readInboundHeaders(
     // CGI, WSGI, Rack and PHP read `X_Forwarded_For` as `X-Forwarded-For`: match both spellings,
     // and believe only the dash spelling, and only from a trusted proxy.
     const normalised = underscored ? lower.replace(/_/g, '-') : lower;
+    if (decisionHeaders.has(normalised)) {
+      if (underscored) ambiguous ??= `${name} is a second spelling of ${normalised}`;
+      else if (decisionSeen?.has(normalised) === true) ambiguous ??= `${normalised} is repeated`;
+      else (decisionSeen ??= new Set()).add(normalised);
+    }
     switch (normalised) {
       case 'host': if (!underscored) { hostCount++; host ??= value; } continue;
       case 'x-forwarded-for': if (!underscored) xff = xff === null ? value : `${xff}, ${value}`; continue;
@@ -88,30 +116,73 @@ export function readInboundHeaders(
       case 'forwarded': case 'x-real-ip': if (peerTrusted && !underscored) forward.push(name, value); continue;
       default: break;
     }
-    if (HOP_BY_HOP.has(normalised) || connectionTokens?.has(lower) === true) continue;
-    if (isProtected(normalised, protectedNames)) {
-      if (lower === requestIdHeader) requestId ??= value;
-      else spoofed.push(lower);
+    // gunicorn builds PATH_INFO from a client's SCRIPT_NAME header; nginx drops such names too.
+    if (underscored && !policy.allowUnderscores) continue;
+    if (HOP_BY_HOP.has(normalised) || connectionTokens?.has(normalised) === true) continue;
+    if (policy.protectedNames.has(normalised)) {
+      if (lower === policy.requestIdHeader) requestId ??= value;
+      continue;
+    }
+    if (policy.credentialHeaders.has(normalised)) continue;
+    if (isProxyAsserted(normalised)) {
+      if (METHOD_OVERRIDE_HEADERS.has(normalised) && !underscored) {
+        methodOverrides++;
+        methodOverride ??= { name: lower, value };
+      } else if (peerTrusted && !underscored && policy.fromTrustedProxies.has(normalised)) {
+        forward.push(name, value);
+      }
       continue;
     }
     forward.push(name, value);
   }
-  return { forward, host, hostCount, xForwardedFor: xff, xForwardedProto: xfp, xForwardedHost: xfh, requestId, spoofed };
+  return { forward, host, hostCount, xForwardedFor: xff, xForwardedProto: xfp, xForwardedHost: xfh, requestId, methodOverride, methodOverrides, ambiguous };
+}
+
+/**
+ * One `X-Forwarded-For` hop as an address: a bare IPv4 or IPv6 address, or the `ip:port` and
+ * `[v6]:port` forms some load balancers send. Null when it is not an address.
+ */
+export function forwardedHopAddress(hop: string): string | null {
+  let text = hop.trim();
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close === -1) return null;
+    const rest = text.slice(close + 1);
+    if (rest !== '' && !isPort(rest.slice(1)) || rest === ':') return null;
+    text = text.slice(1, close);
+    return isIP(text) === 6 ? normaliseIp(text) : null;
+  }
+  const colon = text.indexOf(':');
+  if (colon !== -1 && colon === text.lastIndexOf(':')) {
+    // One colon: IPv4 with a port. (An IPv6 address has at least two.)
+    if (!isPort(text.slice(colon + 1))) return null;
+    text = text.slice(0, colon);
+    return isIP(text) === 4 ? text : null;
+  }
+  return isIP(text) === 0 ? null : normaliseIp(text);
+}
+
+function isPort(text: string): boolean {
+  return /^\d{1,5}$/.test(text) && Number(text) <= 65535;
 }
 
 /**
  * The client address. Without trusted proxies, or when the peer is not one, it is the socket peer.
  * Otherwise X-Forwarded-For is walked from the right, skipping trusted hops; the first untrusted
- * address is the client. A malformed entry ends the walk at the last trusted hop, so a client
- * cannot inject garbage to hide behind.
+ * address is the client. A hop that is not an address, reached while every hop to its right was
+ * trusted, gives null: the request cannot be attributed, and is refused rather than attributed to
+ * the proxy (which would make every client behind it share one address's limits and blocks).
  */
-export function resolveClientIp(peer: string, xff: string | null, peerTrusted: boolean, trusted: IpSet): string {
+export function resolveClientIp(peer: string, xff: string | null, peerTrusted: boolean, trusted: IpSet): string | null {
   if (!peerTrusted || xff === null) return peer;
   const hops = xff.split(',');
   let client = peer;
   for (let i = hops.length - 1; i >= 0; i--) {
-    const hop = normaliseIp((hops[i] ?? '').trim());
-    if (isIP(hop) === 0) return client;
+    const text = hops[i] ?? '';
+    // Empty list elements are allowed by the list syntax (RFC 9110 §5.6.1) and name no hop.
+    if (text.trim() === '') continue;
+    const hop = forwardedHopAddress(text);
+    if (hop === null) return null;
     client = hop;
     if (!trusted.has(hop)) return hop;
   }

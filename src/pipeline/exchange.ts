@@ -35,6 +35,10 @@ export class Exchange {
   decision: Decision = 'allow';
   /** Private reason for the decision (audit only). */
   reason = '';
+  /** Set when the response has closed (finished, failed or aborted). */
+  responseClosed = false;
+  /** A pipelined request never processed because an earlier denial closed its connection. */
+  discarded = false;
   upstreamStatus: number | null = null;
   /** Milliseconds from the start of the request until upstream response headers arrived. */
   upstreamLatencyMs: number | null = null;

@@ -73,18 +73,30 @@ export class Router<R extends Routable> {
     current.end.push(route);
   }
 
-  /** Finds the most specific route for a canonical path (as segments), method and lower-case host. */
+  /**
+   * Finds the most specific route for a canonical path (as segments), method and lower-case host.
+   * The most specific routes whose path and host match decide: if none of them accepts the method
+   * the answer is 405 with their methods, never a less specific route with another policy (a
+   * `DELETE` on a GET-only `/api/admin/**` must not fall through to a public `/api/**`).
+   */
   match(segments: readonly string[], method: string, host: string): RouteMatch<R> {
-    let allow: Set<string> | null = null;
-    let found: R | null = null;
+    let result: RouteMatch<R> | null = null;
+    // Candidates are sorted by host rank; the first rank with a host match is the deciding group.
     const consider = (candidates: readonly R[]): boolean => {
+      let rank = -1;
+      let allow: Set<string> | null = null;
       for (const route of candidates) {
         if (!hostMatches(route.host, host)) continue;
-        if (route.methods === null || route.methods.has(method)) { found = route; return true; }
+        const r = hostRank(route.host);
+        if (rank !== -1 && r !== rank) break;
+        rank = r;
+        if (route.methods === null || route.methods.has(method)) { result = { kind: 'found', route }; return true; }
         allow ??= new Set();
         for (const m of route.methods) allow.add(m);
       }
-      return false;
+      if (allow === null) return false;
+      result = { kind: 'method_not_allowed', allow: [...allow].sort() };
+      return true;
     };
     const visit = (n: Node<R>, i: number): boolean => {
       if (i === segments.length) return consider(n.end) || consider(n.glob);
@@ -94,8 +106,7 @@ export class Router<R extends Routable> {
       if (n.param !== null && segment !== '' && visit(n.param, i + 1)) return true;
       return consider(n.glob);
     };
-    if (visit(this.root, 0) && found !== null) return { kind: 'found', route: found };
-    if (allow !== null) return { kind: 'method_not_allowed', allow: [...(allow as Set<string>)].sort() };
-    return { kind: 'not_found' };
+    visit(this.root, 0);
+    return result ?? { kind: 'not_found' };
   }
 }

@@ -75,7 +75,8 @@ export class Gateway implements HandlerHost {
     this.server.on('checkContinue', (req, res) => this.server.emit('request', req, res));
     this.server.on('checkExpectation', (req, res) => this.server.emit('request', req, res));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
-    this.server.on('upgrade', (req: IncomingMessage, socket: Socket) => this.onUpgrade(req, socket));
+    // No 'upgrade' listener: Node then hands upgrade offers to the request handler like any request,
+    // which ignores an h2c offer and refuses every other upgrade; nothing is ever tunnelled.
     // CONNECT would turn the gateway into an open tunnel; answered, audited, never tunnelled.
     this.server.on('connect', (req: IncomingMessage, socket: Socket) => {
       this.rejectSocket(socket, deny('invalid_target', 'CONNECT (authority-form target)'), req);
@@ -211,7 +212,7 @@ export class Gateway implements HandlerHost {
       status,
       latencyMs,
       decision: ex.decision,
-      reason: ex.denial?.code ?? (ex.decision === 'allow' ? null : ex.decision === 'abort' ? 'client_aborted' : 'upstream_aborted'),
+      reason: ex.denial?.code ?? (ex.decision === 'allow' ? null : ex.decision === 'abort' ? (ex.discarded ? 'pipeline_discarded' : 'client_aborted') : 'upstream_aborted'),
       detail: ex.reason === '' ? null : ex.reason,
       identity: ex.identity === null ? null : { subject: ex.identity.subject, authMethod: ex.identity.method, keyId: ex.identity.keyId },
       tenant: ex.identity?.tenant ?? null,
@@ -267,6 +268,12 @@ export class Gateway implements HandlerHost {
       socket.destroy();
       return;
     }
+    else if (code === 'HPE_CLOSED_CONNECTION') {
+      // Bytes after a message that closes the connection (HTTP/1.0 without keep-alive, or after
+      // `Connection: close`): nothing more is read, answered or forwarded on this connection.
+      this.discard(socket);
+      return;
+    }
     else denial = deny('bad_request', `${code}: ${err.message}`.slice(0, 300));
     const current = this.active.get(socket);
     if (current !== undefined && !current.req.complete) {
@@ -286,9 +293,17 @@ export class Gateway implements HandlerHost {
     this.rejectSocket(socket, denial, null);
   }
 
-  /** Upgrade requests (h2c, WebSocket): refused on every route until a route opts into WebSocket. */
-  private onUpgrade(req: IncomingMessage, socket: Socket): void {
-    this.rejectSocket(socket, deny('upgrade_refused', `Upgrade: ${(req.headers.upgrade ?? '').slice(0, 40)}`), req);
+  /** Closes a connection whose further bytes follow a closing message, with one audit record saying so. */
+  private discard(socket: Socket): void {
+    const current = this.active.get(socket);
+    // The response to the message before these bytes goes out first.
+    if (current !== undefined && !current.responseClosed) { current.res.once('close', () => this.discard(socket)); return; }
+    socket.destroySoon();
+    this.writeAudit({
+      time: new Date().toISOString(), requestId: randomUUID(), method: '', path: '', route: null, status: 499, latencyMs: 0, decision: 'abort',
+      reason: 'pipeline_discarded', detail: 'bytes after a message that closed the connection were not processed', identity: null, tenant: null,
+      clientIp: normaliseIp(socket.remoteAddress ?? ''), userAgent: null, upstream: null, upstreamStatus: null, bytesIn: 0, bytesOut: 0, configVersion: this.config.version,
+    });
   }
 
   private rejectSocket(socket: Socket, denial: Denial, req: IncomingMessage | null): void {

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CompiledConfig } from '../config/compile.js';
+import type { CompiledConfig, CompiledRoute } from '../config/compile.js';
 import { isAcceptableRequestId, readInboundHeaders, resolveClientIp, type InboundHeaders } from '../http/headers.js';
 import { parseTarget } from '../http/target.js';
 import { normaliseIp } from '../lib/ip.js';
@@ -33,7 +35,19 @@ export interface HandlerHost {
 /** Denials after which the connection is not reused: the client's framing or intent is suspect. */
 const CLOSES_CONNECTION: ReadonlySet<DenialCode> = new Set(['body_too_large', 'headers_too_large', 'bad_request', 'request_timeout', 'expectation_failed']);
 
-const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9.])?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
+// A reg-name (RFC 3986 §3.2.2) of letters, digits, `-`, `.` and `_` (Compose and Kubernetes
+// service names), or an IP literal, with an optional port.
+const HOST = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9_.])?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
+
+/**
+ * The exchange most recently started on each client connection. Pipelined requests are handled one
+ * at a time, in order, as nginx does: a request waits for the response before it, and is not
+ * processed at all once a denial has closed the connection (RFC 9112 §9.3.2), because whatever
+ * follows a refused request on the wire cannot be trusted to be a request.
+ */
+const lastOnConnection = new WeakMap<Socket, Exchange>();
+/** Connections a denial is closing; nothing after it on them is processed or forwarded. */
+const closing = new WeakSet<Socket>();
 
 /**
  * The request path, in order. Everything before routing applies to every request; everything
@@ -46,14 +60,28 @@ export async function handleRequest(host: HandlerHost, req: IncomingMessage, res
   const peer = normaliseIp(req.socket.remoteAddress ?? '');
   const peerTrusted = config.trustedProxies.has(peer);
   // Header hygiene happens first: identity headers the client sent are gone before any stage runs.
-  const inbound = readInboundHeaders(req.rawHeaders, req.headers.connection, peerTrusted, config.protectedHeaders, config.requestIdHeader);
+  const inbound = readInboundHeaders(req.rawHeaders, req.headers.connection, peerTrusted, config.headerPolicy);
   const requestId = peerTrusted && inbound.requestId !== null && isAcceptableRequestId(inbound.requestId) ? inbound.requestId : randomUUID();
-  const ex = new Exchange(req, res, config, requestId, peer, resolveClientIp(peer, inbound.xForwardedFor, peerTrusted, config.trustedProxies), peerTrusted);
-  host.track(ex);
-  res.once('close', () => { if (ex.settle()) host.finish(ex); });
+  const clientIp = resolveClientIp(peer, inbound.xForwardedFor, peerTrusted, config.trustedProxies);
+  const ex = new Exchange(req, res, config, requestId, peer, clientIp ?? peer, peerTrusted);
+  const socket = ex.socket;
+  const previous = lastOnConnection.get(socket);
+  lastOnConnection.set(socket, ex);
+  res.once('close', () => { ex.responseClosed = true; if (ex.settle()) host.finish(ex); });
   if (host.draining) res.setHeader('connection', 'close');
   try {
-    const denial = await runPipeline(host, ex, inbound, runtime);
+    if (previous !== undefined && !previous.responseClosed) await once(previous.res, 'close');
+    if (closing.has(socket)) {
+      ex.discarded = true;
+      ex.decision = 'abort';
+      ex.reason = 'not processed: pipelined after a request whose denial closed the connection';
+      res.destroy();
+      return;
+    }
+    host.track(ex);
+    const denial = clientIp === null
+      ? deny('invalid_header', 'X-Forwarded-For from a trusted proxy has a hop that is not an address')
+      : await runPipeline(host, ex, inbound, runtime);
     // A connection-level rejection (see Gateway.onClientError) may have decided meanwhile.
     if (denial !== undefined && ex.denial === null) reply(ex, denial);
   } catch (err) {
@@ -79,9 +107,19 @@ async function runPipeline(host: HandlerHost, ex: Exchange, inbound: InboundHead
   if (inbound.hostCount !== 1 || inbound.host === null || !HOST.test(inbound.host)) {
     return deny('invalid_header', inbound.hostCount > 1 ? 'several Host headers' : 'missing or malformed Host header');
   }
-  if (req.headers.upgrade !== undefined) return deny('upgrade_refused', `Upgrade: ${req.headers.upgrade.slice(0, 40)}`);
+  // RFC 9112 §6.1: a Transfer-Encoding in an HTTP/1.0 message is a framing fault (the sender and
+  // an HTTP/1.0 hop disagree on where the body ends).
+  if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) return deny('bad_request', 'Transfer-Encoding in an HTTP/1.0 request');
+  const upgrade = req.headers.upgrade;
+  if (upgrade !== undefined) {
+    // Node's parser stops reading a connection after an upgrade offer: close it after this answer.
+    ex.res.setHeader('connection', 'close');
+    // An h2c offer may be ignored (RFC 9110 §7.8): answer over HTTP/1.1. Nothing is tunnelled.
+    if (upgrade.trim().toLowerCase() !== 'h2c') return deny('upgrade_refused', `Upgrade: ${upgrade.slice(0, 40)}`);
+  }
   const expect = req.headers.expect;
   if (expect !== undefined && expect.toLowerCase() !== '100-continue') return deny('expectation_failed', `Expect: ${expect.slice(0, 40)}`);
+  if (inbound.ambiguous !== null) return deny('ambiguous_header', inbound.ambiguous);
   ex.host = hostName(inbound.host);
 
   const match = config.router.match(target.segments, req.method ?? '', ex.host);
@@ -90,6 +128,10 @@ async function runPipeline(host: HandlerHost, ex: Exchange, inbound: InboundHead
   const routed = match.route;
   ex.route = routed;
   ex.forwardHeaders = upstreamHeaders(ex, inbound);
+  if (inbound.methodOverride !== null && routed.allowMethodOverride) {
+    const override = methodOverride(routed, inbound.methodOverride, inbound.methodOverrides);
+    if (override !== undefined) return override;
+  }
 
   for (const stage of routed.stages) {
     const result = stage.run(ex);
@@ -97,9 +139,48 @@ async function runPipeline(host: HandlerHost, ex: Exchange, inbound: InboundHead
     if (denial !== undefined) return denial;
   }
 
+  if (target.query !== '' && hasCredentialParam(target.query, config.credentialQueryParams)) {
+    ex.forwardQuery = withoutCredentialParams(ex.forwardQuery ?? target.query, config.credentialQueryParams);
+  }
   const upstream = runtime.upstreams.get(routed.upstream.name);
   if (upstream === undefined) return deny('internal_error', `upstream ${routed.upstream.name} not active`);
   return forward(ex, upstream);
+}
+
+/**
+ * A method override is forwarded only on a route that allows overrides, and only to a method the
+ * route accepts; elsewhere it was already dropped with the other proxy-asserted headers.
+ */
+function methodOverride(route: CompiledRoute, override: { readonly name: string; readonly value: string }, count: number): Denial | undefined {
+  if (count > 1) return deny('ambiguous_header', `${count} method-override headers`);
+  const method = override.value.trim();
+  const allowed = route.methods;
+  if (allowed === null || !allowed.has(method)) {
+    const allow = allowed === null ? '' : [...allowed].sort().join(', ');
+    return deny('method_not_allowed', `${override.name}: ${method.slice(0, 20)} not in ${allow}`, { allow });
+  }
+  return undefined;
+}
+
+/**
+ * Whether a query holds a credential parameter, by its decoded, case-folded name; `&` and `;`
+ * both separate (some servers split on either).
+ */
+function hasCredentialParam(query: string, names: ReadonlySet<string>): boolean {
+  for (const part of query.slice(1).split(/[&;]/)) if (names.has(paramName(part))) return true;
+  return false;
+}
+
+/** The query without any `&`-separated part that holds a credential parameter. */
+export function withoutCredentialParams(query: string, names: ReadonlySet<string>): string {
+  const kept = query.slice(1).split('&').filter((part) => !part.split(';').some((p) => names.has(paramName(p))));
+  return kept.length === 0 ? '' : `?${kept.join('&')}`;
+}
+
+function paramName(part: string): string {
+  const eq = part.indexOf('=');
+  const raw = (eq === -1 ? part : part.slice(0, eq)).replace(/\+/g, ' ');
+  try { return decodeURIComponent(raw).trim().toLowerCase(); } catch { return raw.toLowerCase(); }
 }
 
 /** Lower case, port removed, one trailing dot removed: `API.example.com.:443` → `api.example.com`. */
@@ -120,6 +201,8 @@ function upstreamHeaders(ex: Exchange, inbound: InboundHeaders): string[] {
   const forwardedHost = ex.peerTrusted && inbound.xForwardedHost !== null ? inbound.xForwardedHost : inbound.host ?? '';
   headers.push('x-forwarded-for', xff, 'x-forwarded-proto', proto, 'x-forwarded-host', forwardedHost);
   if (ex.route?.upstream.preserveHost === true) headers.push('host', inbound.host ?? '');
+  const override = inbound.methodOverride;
+  if (override !== null && ex.route?.allowMethodOverride === true) headers.push(override.name, override.value.trim());
   headers.push(ex.config.requestIdHeader, ex.requestId);
   return headers;
 }
@@ -134,5 +217,7 @@ export function reply(ex: Exchange, denial: Denial): void {
   // A body we did not read would have to be drained before the connection can be reused: close instead.
   const unreadBody = !ex.req.complete && (headers['transfer-encoding'] !== undefined || (headers['content-length'] ?? '0') !== '0');
   const limits = ex.limits === null ? undefined : limitHeaders(ex.limits, ex.config.rateLimiting.headers);
-  sendProblem(ex.res, denial, ex.requestId, ex.config.requestIdHeader, unreadBody || CLOSES_CONNECTION.has(denial.code), limits);
+  const close = unreadBody || CLOSES_CONNECTION.has(denial.code) || ex.res.getHeader('connection') === 'close';
+  if (close) closing.add(ex.socket);
+  sendProblem(ex.res, denial, ex.requestId, ex.config.requestIdHeader, close, limits);
 }

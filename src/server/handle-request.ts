@@ -173,6 +173,7 @@ function hasCredentialParam(query: string, names: ReadonlySet<string>): boolean 
 
 /** The query without any `&`-separated part that holds a credential parameter. */
 export function withoutCredentialParams(query: string, names: ReadonlySet<string>): string {
+  if (query.length < 2) return '';
   const kept = query.slice(1).split('&').filter((part) => !part.split(';').some((p) => names.has(paramName(p))));
   return kept.length === 0 ? '' : `?${kept.join('&')}`;
 }

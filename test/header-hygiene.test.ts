@@ -224,7 +224,10 @@ void describe('credential carriers are never forwarded by accident', () => {
     ['?access_token', ''],
     ['?x=1&key=pk_live_abc', '?x=1'],
     ['?x=1;access_token=abc&y=2', '?y=2'],
-    ['?access+token=abc&keep=1', '?access+token=abc&keep=1'],
+    ['?access+token=abc&keep=1', '?keep=1'], // PHP reads `access token` and `access.token` as access_token
+    ['?access.token=abc&keep=1', '?keep=1'],
+    ['?Key=pk_live_abc', ''],
+    ['?%', '?%'],
     ['?tokens=1&access_token_x=2', '?tokens=1&access_token_x=2'],
   ];
   for (const [query, expected] of queries) {

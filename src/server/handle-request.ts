@@ -178,10 +178,13 @@ export function withoutCredentialParams(query: string, names: ReadonlySet<string
   return kept.length === 0 ? '' : `?${kept.join('&')}`;
 }
 
+/** A parameter's name as the most lenient server reads it: decoded, lower case, and (as PHP does) `.` and space read as `_`. */
 function paramName(part: string): string {
   const eq = part.indexOf('=');
   const raw = (eq === -1 ? part : part.slice(0, eq)).replace(/\+/g, ' ');
-  try { return decodeURIComponent(raw).trim().toLowerCase(); } catch { return raw.toLowerCase(); }
+  let name: string;
+  try { name = decodeURIComponent(raw); } catch { name = raw; }
+  return name.trim().toLowerCase().replace(/[. ]/g, '_');
 }
 
 /** Lower case, port removed, one trailing dot removed: `API.example.com.:443` → `api.example.com`. */

@@ -33,7 +33,7 @@ export interface AuditRecord {
  * The most characters each text field of a record keeps (docs/operations.md lists the same caps).
  * Every field is capped, not only the ones known to carry client input today: a detail message
  * that starts quoting a header tomorrow stays bounded. With every field at its cap a record is
- * under 4 KiB of JSON (`MAX_RECORD_BYTES`), however hostile the request.
+ * under 10 KiB of JSON (`MAX_RECORD_BYTES`), however hostile the request.
  */
 export const FIELD_MAX_CHARS = Object.freeze({
   time: 32,

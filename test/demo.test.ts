@@ -104,9 +104,9 @@ describe('examples/quickstart', () => {
     assert.equal(keyedSeen.headers['x-auth-method'], 'apiKey');
     assert.equal(keyedSeen.headers['x-user-id'], 'demo-billing-service');
     assert.equal(keyedSeen.headers['x-api-key'], undefined);
-    const revokeLine = /curl -s -X POST -H "Authorization: Bearer \$PORTCULLIS_ADMIN_TOKEN" (\S+\/revoke)$/m.exec(output);
+    const revokeLine = /curl -s -X POST -H "Authorization: Bearer \$PORTCULLIS_ADMIN_TOKEN" -H "Content-Type: application\/json" (\S+\/revoke)$/m.exec(output);
     assert.ok(revokeLine?.[1] !== undefined, 'demo prints the revoke line');
-    const revoked = await fetch(revokeLine[1], { method: 'POST', headers: { authorization: `Bearer ${token('PORTCULLIS_ADMIN_TOKEN')}` } });
+    const revoked = await fetch(revokeLine[1], { method: 'POST', headers: { authorization: `Bearer ${token('PORTCULLIS_ADMIN_TOKEN')}`, 'content-type': 'application/json' } });
     assert.equal(revoked.status, 200);
     assert.equal((await withKey()).status, 401);
   });

@@ -7,12 +7,20 @@ import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { startGateway, startGatewayProcess, type ConfigObject } from './harness/gateway.js';
 import { startEchoUpstream } from './harness/echo.js';
+import { ADMIN_TOKEN, ADMIN_TOKEN_HASH } from './harness/api-keys.js';
 
+/** Admin operations (reload included) are off without a token, so these configs carry one. */
 function routesTo(target: string, names: string[]): ConfigObject {
   return {
+    admin: { tokenHash: ADMIN_TOKEN_HASH },
     upstreams: { echo: { targets: [target] } },
     routes: names.map((name) => ({ name, match: { methods: ['GET'], path: `/${name}/**` }, upstream: 'echo', public: true })),
   };
+}
+
+/** POST /admin/reload as an operator sends it: the token, and a JSON content type (never a CORS-simple request). */
+function postReload(adminUrl: string): Promise<Response> {
+  return fetch(`${adminUrl}/admin/reload`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' } });
 }
 
 /** An upstream that answers after `delayMs`, to hold requests in flight. */
@@ -35,7 +43,7 @@ describe('config reload', () => {
     assert.equal((await fetch(`${gw.url}/b/x`)).status, 404);
 
     await gw.writeConfig(routesTo(echo.url, ['a', 'b']));
-    const reload = await fetch(`${gw.adminUrl}/admin/reload`, { method: 'POST' });
+    const reload = await postReload(gw.adminUrl);
     assert.equal(reload.status, 200);
     const result = await reload.json() as { ok: boolean; version: string; changed: boolean };
     assert.deepEqual([result.ok, result.changed], [true, true]);
@@ -55,7 +63,7 @@ describe('config reload', () => {
     t.after(async () => { await gw.close(); await echo.close(); });
     const version = gw.gateway.config.version;
     await gw.writeConfig({ ...routesTo(echo.url, ['a']), upstreams: {}, bogus: true });
-    const reload = await fetch(`${gw.adminUrl}/admin/reload`, { method: 'POST' });
+    const reload = await postReload(gw.adminUrl);
     assert.equal(reload.status, 422);
     const result = await reload.json() as { ok: boolean; errors: string[] };
     assert.equal(result.ok, false);
@@ -72,7 +80,7 @@ describe('config reload', () => {
     const inFlight = fetch(`${gw.url}/a/x`);
     await new Promise((r) => setTimeout(r, 100));
     await gw.writeConfig(routesTo(slow.url, ['b']));
-    const reload = await (await fetch(`${gw.adminUrl}/admin/reload`, { method: 'POST' })).json() as { ok: boolean };
+    const reload = await (await postReload(gw.adminUrl)).json() as { ok: boolean };
     assert.equal(reload.ok, true);
     const res = await inFlight;
     assert.equal(res.status, 200);
@@ -150,7 +158,7 @@ describe('admin listener', () => {
     assert.equal(none.headers.get('content-type'), 'application/problem+json');
     const wrong = await fetch(`${gw.adminUrl}/admin/reload`, { method: 'POST', headers: { authorization: 'Bearer wrong' } });
     assert.equal(wrong.status, 401);
-    const right = await fetch(`${gw.adminUrl}/admin/reload`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    const right = await fetch(`${gw.adminUrl}/admin/reload`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
     assert.equal(right.status, 200);
     assert.equal((await fetch(`${gw.adminUrl}/healthz`)).status, 200, 'health stays open for probes');
   });
@@ -187,7 +195,7 @@ describe('limits on reload', () => {
     for (let i = 0; i < 20; i++) headers[`x-extra-${i}`] = String(i);
     assert.equal((await fetch(`${gw.url}/a/x`, { headers })).status, 431);
     await gw.writeConfig({ ...base, limits: { maxHeaderCount: 50 } });
-    assert.equal((await (await fetch(`${gw.adminUrl}/admin/reload`, { method: 'POST' })).json() as { ok: boolean }).ok, true);
+    assert.equal((await (await postReload(gw.adminUrl)).json() as { ok: boolean }).ok, true);
     const res = await fetch(`${gw.url}/a/x`, { headers });
     assert.equal(res.status, 200);
     assert.equal(echo.received.at(-1)?.headers['x-extra-19'], '19', 'the last field reached the upstream');

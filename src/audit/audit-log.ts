@@ -1,111 +1,256 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { open, mkdir, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import type { Decision } from '../pipeline/exchange.js';
+import { serialiseRecord, type AuditRecord } from './audit-record.js';
 
-/** One audit record (a JSON line). Never holds a secret: no query string, no credentials, no cookies. */
-export interface AuditRecord {
+export type { AuditRecord } from './audit-record.js';
+
+/** Written in place of records dropped because the queue was full, so the trail shows the gap. */
+export interface AuditGapRecord {
   readonly time: string;
-  readonly requestId: string;
-  readonly method: string;
-  /** The canonical path (or the sanitised raw target when it was rejected); never the query. */
-  readonly path: string;
-  readonly route: string | null;
-  readonly status: number;
-  readonly latencyMs: number;
-  readonly decision: Decision;
-  /** Reason code from the denial catalogue, or null when allowed. */
-  readonly reason: string | null;
-  /** The precise private explanation. */
-  readonly detail: string | null;
-  readonly identity: { readonly subject: string; readonly authMethod: string; readonly keyId: string | null } | null;
-  readonly tenant: string | null;
-  readonly clientIp: string;
-  readonly userAgent: string | null;
-  readonly upstream: string | null;
-  readonly upstreamStatus: number | null;
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-  readonly configVersion: string;
-  /** The rate limit, quota or guard that refused the request, by name; absent otherwise. */
-  readonly limit?: string | null;
+  readonly event: 'records_dropped';
+  readonly droppedRecords: number;
+  readonly firstDroppedAt: string;
+  readonly lastDroppedAt: string;
 }
 
+/** Why the trail is not taking records, for readiness and logs. */
+export type AuditState = 'ok' | 'failing' | 'backlogged' | 'closed';
+
+/** The largest single write; a longer backlog is written in several. */
+const MAX_WRITE_BYTES = 1024 * 1024;
+
 /**
- * The audit trail: JSON lines appended through a write stream. The request path only serialises
- * its record into a batch; the batch goes to the stream once per event-loop turn, as one write.
- * When the queue passes `maxQueueBytes` or the file fails, `healthy` turns false and the gateway
- * refuses new requests with 503 rather than serve unaudited (invariant 7, fail closed).
+ * The audit trail: JSON lines appended to a file. The request path only serialises its record
+ * (bounded and escaped, see boundRecord) into a queue; the queue goes to the file once per
+ * event-loop turn, as one append.
+ *
+ * Fail closed, then recover: when a write fails (disk full, file-size limit, I/O error), `healthy`
+ * turns false and the gateway answers 503 `audit_unavailable` instead of serving unaudited. The
+ * records not yet written stay queued, including those of the refused requests, up to
+ * `maxQueueBytes`. Every `retryIntervalMs` the file is reopened by path (so a file moved away to
+ * free space is replaced by a new one) and the queue is written again, resuming a line cut short
+ * by a partial write when the file is the same one; on the first success `healthy` is true again.
+ * Requests are refused once the queue is three quarters full; records that find it full are
+ * counted and replaced by one `records_dropped` line.
  */
 export class AuditLog {
-  private stream: WriteStream | null = null;
-  private failed: Error | null = null;
-  private dropped = 0;
+  private handle: FileHandle | null = null;
+  /** Device and inode of the open file, to know whether a retry reopened the same file. */
+  private fileId = '';
+  /** Serialised lines waiting to be written, oldest first. */
+  private queue: Buffer[] = [];
+  /** Bytes in the queue and in the batch not yet written. */
+  private queuedBytes = 0;
+  /** Bytes of queue[0] already written (a partial write before a failure). */
+  private headWritten = 0;
   private batch = '';
   private scheduled = false;
-  private readonly flush = (): void => {
-    this.scheduled = false;
-    if (this.batch === '') return;
-    const lines = this.batch;
-    this.batch = '';
-    if (this.stream === null || this.failed !== null) { this.dropped += countLines(lines); return; }
-    this.stream.write(lines);
-  };
+  private writing: Promise<void> | null = null;
+  /** Set by a failed write; cleared only by a write that succeeds. */
+  private outage: { readonly since: number; error: Error } | null = null;
+  /** True between a failure and the next retry: nothing is written meanwhile. */
+  private waiting = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private dropped = 0;
+  private gap: { count: number; first: string; last: string } | null = null;
 
-  constructor(readonly path: string, private readonly maxQueueBytes: number, private readonly logger: Logger) {}
+  constructor(
+    readonly path: string,
+    private readonly maxQueueBytes: number,
+    private readonly retryIntervalMs: number,
+    private readonly logger: Logger,
+  ) {}
 
+  /** Opens (creating) the file; throws when it cannot be opened at start. */
   async open(): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true, mode: 0o750 });
-    const stream = createWriteStream(this.path, { flags: 'a', mode: 0o640, highWaterMark: 64 * 1024 });
-    await new Promise<void>((resolve, reject) => {
-      stream.once('open', () => resolve());
-      stream.once('error', reject);
-    });
-    stream.on('error', (err) => {
-      this.failed = err;
-      this.logger.error({ err, path: this.path }, 'audit log write failed; refusing requests until restart');
-    });
-    this.stream = stream;
+    await this.openFile();
+  }
+
+  /** Opens the file by path; true when it is the file that was open before. */
+  private async openFile(): Promise<boolean> {
+    const handle = await open(this.path, 'a', 0o640);
+    let fileId: string;
+    try {
+      const stat = await handle.stat();
+      fileId = `${stat.dev}:${stat.ino}`;
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      throw err;
+    }
+    const same = fileId === this.fileId;
+    this.handle = handle;
+    this.fileId = fileId;
+    return same;
   }
 
   /** False when the trail cannot take more records; requests are then refused. */
   get healthy(): boolean {
-    return this.stream !== null && this.failed === null && this.stream.writableLength + this.batch.length < this.maxQueueBytes;
+    return this.state === 'ok';
   }
 
-  /** Records that could not be written (audit failure after the request was accepted). */
+  /** `failing` from a failed write until a retry writes successfully; `backlogged` while the queue is three quarters full. */
+  get state(): AuditState {
+    if (this.outage !== null) return 'failing';
+    if (this.closed || this.handle === null) return 'closed';
+    // Requests are refused at three quarters of the queue, so the records of the refused requests
+    // still fit in the last quarter rather than being dropped.
+    return this.queuedBytes * 4 >= this.maxQueueBytes * 3 ? 'backlogged' : 'ok';
+  }
+
+  /** Records that could not be written at all (the queue was full, or the trail closed). */
   get droppedRecords(): number {
     return this.dropped;
   }
 
   write(record: AuditRecord): void {
-    if (this.stream === null || this.failed !== null) { this.dropped++; return; }
-    this.batch += JSON.stringify(record) + '\n';
+    if (this.closed) { this.dropped++; return; }
+    const line = serialiseRecord(record);
+    const bytes = Buffer.byteLength(line);
+    if (this.queuedBytes + bytes > this.maxQueueBytes) {
+      this.dropped++;
+      if (this.gap === null) this.gap = { count: 1, first: record.time, last: record.time };
+      else { this.gap.count++; this.gap.last = record.time; }
+      return;
+    }
+    if (this.gap !== null) {
+      const gap: AuditGapRecord = { time: new Date().toISOString(), event: 'records_dropped', droppedRecords: this.gap.count, firstDroppedAt: this.gap.first, lastDroppedAt: this.gap.last };
+      this.logger.error({ dropped: gap.droppedRecords, from: gap.firstDroppedAt, to: gap.lastDroppedAt }, 'audit records dropped: the queue was full');
+      const text = JSON.stringify(gap) + '\n';
+      this.batch += text;
+      this.queuedBytes += Buffer.byteLength(text);
+      this.gap = null;
+    }
+    this.batch += line;
+    this.queuedBytes += bytes;
     if (!this.scheduled) { this.scheduled = true; setImmediate(this.flush); }
   }
 
-  /** Flushes queued records and closes the file. */
-  async close(): Promise<void> {
-    this.flush();
-    const stream = this.stream;
-    if (stream === null) return;
-    this.stream = null;
-    await new Promise<void>((resolve) => stream.end(() => resolve()));
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    if (this.batch !== '') {
+      this.queue.push(Buffer.from(this.batch, 'utf8'));
+      this.batch = '';
+    }
+    this.pump();
+  };
+
+  /** Starts writing the queue unless a write is running or the trail waits for its next retry. */
+  private pump(): void {
+    const handle = this.handle;
+    if (this.writing !== null || this.waiting || handle === null || this.queue.length === 0) return;
+    this.writing = this.drain(handle).finally(() => {
+      this.writing = null;
+      this.pump();
+    });
   }
-}
 
-function countLines(text: string): number {
-  let n = 0;
-  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
-  return n;
-}
+  /** Writes the queue until it is empty; a failure closes the file and schedules a retry. */
+  private async drain(handle: FileHandle): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const chunk = this.nextChunk();
+        let offset = 0;
+        while (offset < chunk.length) {
+          const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
+          offset += bytesWritten;
+          this.consume(bytesWritten);
+        }
+      }
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    this.recovered();
+  }
 
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const CONTROL = /[\x00-\x1f\x7f]/g;
-/** User agents are attacker text: control characters removed, length bounded. */
-export function sanitiseText(value: string | undefined, max = 256): string | null {
-  if (value === undefined) return null;
-  const clean = value.replace(CONTROL, '');
-  return clean.length > max ? clean.slice(0, max) : clean;
+  /** Up to MAX_WRITE_BYTES of the queue as one buffer, starting after what was already written. */
+  private nextChunk(): Buffer {
+    const parts: Buffer[] = [];
+    let size = 0;
+    for (let i = 0; i < this.queue.length && size < MAX_WRITE_BYTES; i++) {
+      const part = this.queue[i] ?? Buffer.alloc(0);
+      const slice = i === 0 ? part.subarray(this.headWritten) : part;
+      parts.push(slice);
+      size += slice.length;
+    }
+    return Buffer.concat(parts, size);
+  }
+
+  /** Marks `bytes` of the queue as written. */
+  private consume(bytes: number): void {
+    let left = bytes;
+    this.queuedBytes -= bytes;
+    while (left > 0) {
+      const head = this.queue[0];
+      if (head === undefined) break;
+      const rest = head.length - this.headWritten;
+      if (left < rest) { this.headWritten += left; return; }
+      left -= rest;
+      this.queue.shift();
+      this.headWritten = 0;
+    }
+  }
+
+  private fail(error: Error): void {
+    if (this.outage === null) {
+      this.outage = { since: Date.now(), error };
+      this.logger.error({ err: error, path: this.path, retryIntervalMs: this.retryIntervalMs, queuedBytes: this.queuedBytes },
+        'audit trail write failed; refusing requests and retrying');
+    } else this.outage.error = error;
+    const handle = this.handle;
+    this.handle = null;
+    if (handle !== null) handle.close().catch(() => undefined);
+    this.waiting = true;
+    if (!this.closed && this.retryTimer === null) {
+      this.retryTimer = setTimeout(() => { this.retryTimer = null; void this.retry(); }, this.retryIntervalMs);
+    }
+  }
+
+  private recovered(): void {
+    const outage = this.outage;
+    if (outage === null) return;
+    this.outage = null;
+    this.logger.warn({ path: this.path, failedForMs: Date.now() - outage.since, lastError: outage.error.message, dropped: this.dropped },
+      'audit trail writable again; serving requests');
+  }
+
+  /** Reopens the file by path and writes the queue through pump; its first success ends the outage. */
+  private async retry(): Promise<void> {
+    if (this.closed) return;
+    let same: boolean;
+    try {
+      same = await this.openFile();
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    // A line cut short in another file cannot be finished in this one: it is written again whole.
+    if (!same && this.headWritten > 0) { this.queuedBytes += this.headWritten; this.headWritten = 0; }
+    this.waiting = false;
+    if (this.queue.length === 0) this.recovered();
+    else this.pump();
+  }
+
+  /** Flushes queued records (one last attempt if the trail is failing) and closes the file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.retryTimer !== null) { clearTimeout(this.retryTimer); this.retryTimer = null; }
+    this.flush();
+    await this.writing;
+    if (this.outage !== null && this.queue.length > 0) {
+      try {
+        if (!(await this.openFile()) && this.headWritten > 0) { this.queuedBytes += this.headWritten; this.headWritten = 0; }
+        const handle = this.handle;
+        if (handle !== null) await this.drain(handle);
+      } catch { /* reported below */ }
+    }
+    if (this.queue.length > 0) this.logger.error({ path: this.path, unwrittenBytes: this.queuedBytes }, 'audit records not written at shutdown');
+    const handle = this.handle;
+    this.handle = null;
+    if (handle !== null) await handle.close().catch(() => undefined);
+  }
 }

@@ -69,7 +69,7 @@ export interface CompiledConfig {
   readonly version: string;
   readonly dataDir: string;
   readonly listen: { readonly http: { readonly host: string; readonly port: number } };
-  readonly admin: { readonly enabled: boolean; readonly host: string; readonly port: number; readonly tokenHash: string | null };
+  readonly admin: AdminSettings;
   readonly limits: Limits;
   readonly target: TargetOptions;
   readonly trustedProxies: IpSet;
@@ -91,9 +91,22 @@ export interface CompiledConfig {
   readonly rateLimiting: CompiledRateLimiting;
   readonly routes: readonly CompiledRoute[];
   readonly router: Router<CompiledRoute>;
-  readonly audit: { readonly file: string; readonly maxQueueBytes: number };
+  readonly audit: { readonly file: string; readonly maxQueueBytes: number; readonly retryIntervalMs: number };
   readonly logLevel: LogLevel;
   readonly drainTimeoutMs: number;
+}
+
+/** The admin listener's settings; fixed at start (a reload does not change them). */
+export interface AdminSettings {
+  readonly enabled: boolean;
+  readonly host: string;
+  readonly port: number;
+  /** Hex SHA-256 of the admin token; null turns every admin operation off. */
+  readonly tokenHash: string | null;
+  /** Configured DNS names (lower case, no trailing dot) accepted in Host, besides the loopback names. */
+  readonly hosts: readonly string[];
+  /** Browser origins (lower case) whose requests are accepted; every other Origin is refused. */
+  readonly origins: readonly string[];
 }
 
 /** Documented defaults; docs/configuration.md lists the same values. */
@@ -117,6 +130,7 @@ export const DEFAULTS = Object.freeze({
   upstreamConnections: 128,
   auditFile: 'audit/audit.log',
   auditMaxQueueBytes: 8 * 1024 * 1024,
+  auditRetryIntervalMs: 1000,
   drainTimeoutMs: 10000,
 });
 
@@ -216,7 +230,14 @@ export function compileConfig(
     version: loaded.version,
     dataDir,
     listen: { http: { host: listenHttp.host ?? DEFAULTS.httpHost, port: listenHttp.port ?? DEFAULTS.httpPort } },
-    admin: { enabled: admin.enabled ?? true, host: adminHost, port: admin.port ?? DEFAULTS.adminPort, tokenHash: admin.tokenHash?.slice('sha256:'.length) ?? null },
+    admin: {
+      enabled: admin.enabled ?? true,
+      host: adminHost,
+      port: admin.port ?? DEFAULTS.adminPort,
+      tokenHash: admin.tokenHash?.slice('sha256:'.length) ?? null,
+      hosts: (admin.hosts ?? []).map((h) => h.toLowerCase().replace(/\.$/, '')),
+      origins: (admin.origins ?? []).map((o) => o.toLowerCase()),
+    },
     limits: {
       maxHeaderBytes: limits.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
       maxHeaderCount: limits.maxHeaderCount ?? DEFAULTS.maxHeaderCount,
@@ -240,7 +261,11 @@ export function compileConfig(
     rateLimiting,
     routes,
     router: new Router(routes),
-    audit: { file: raw.audit?.file ?? DEFAULTS.auditFile, maxQueueBytes: raw.audit?.maxQueueBytes ?? DEFAULTS.auditMaxQueueBytes },
+    audit: {
+      file: raw.audit?.file ?? DEFAULTS.auditFile,
+      maxQueueBytes: raw.audit?.maxQueueBytes ?? DEFAULTS.auditMaxQueueBytes,
+      retryIntervalMs: raw.audit?.retryIntervalMs ?? DEFAULTS.auditRetryIntervalMs,
+    },
     logLevel: raw.log?.level ?? 'info',
     drainTimeoutMs: raw.shutdown?.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs,
   });

@@ -30,7 +30,15 @@ export const AdminSchema = strict({
   enabled: Type.Optional(Type.Boolean({ description: 'Serve the admin listener. Default true.' })),
   port: Type.Optional(Port),
   host: Type.Optional(Host),
-  tokenHash: Type.Optional(Type.String({ pattern: '^sha256:[0-9a-f]{64}$', description: 'SHA-256 (hex) of the admin bearer token: `sha256:<64 hex>`. Required when host is not a loopback address.' })),
+  tokenHash: Type.Optional(Type.String({ pattern: '^sha256:[0-9a-f]{64}$', description: 'SHA-256 (hex) of the admin bearer token: `sha256:<64 hex>`. Required when host is not a loopback address, and for every admin operation (reload, keys): without it they answer 403.' })),
+  hosts: Type.Optional(Type.Array(Type.String({ pattern: '^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\\.?$' }), {
+    maxItems: 100, uniqueItems: true,
+    description: 'DNS names the admin listener answers to, besides localhost, 127.0.0.1, [::1] and the address a request arrived on. Any other Host is refused (403, DNS rebinding). Default none.',
+  })),
+  origins: Type.Optional(Type.Array(Type.String({ pattern: '^https?://[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?$|^https?://\\[[0-9A-Fa-f:.]{2,45}\\](?::[0-9]{1,5})?$' }), {
+    maxItems: 100, uniqueItems: true,
+    description: 'Browser origins (`https://ops.example.com`) whose requests the admin listener accepts; a request with any other Origin header is refused (403). Default none: every request carrying Origin is refused.',
+  })),
 }, 'Admin listener: health, readiness, metrics and admin operations. Default 127.0.0.1:9901.');
 
 export const LimitsSchema = strict({
@@ -207,7 +215,8 @@ export const RouteSchema = strict({
 
 export const AuditSchema = strict({
   file: Type.Optional(Type.String({ minLength: 1, description: 'Audit log path, relative to dataDir. Default audit/audit.log.' })),
-  maxQueueBytes: Type.Optional(Bytes('Most audit bytes waiting to be written; past this, requests are refused with 503 (fail closed). Default 8388608.')),
+  maxQueueBytes: Type.Optional(Bytes('Most audit bytes waiting to be written. From three quarters of it, and while writes fail, requests are refused with 503 (fail closed); past it, records are dropped and counted. Default 8388608.')),
+  retryIntervalMs: Type.Optional(Millis('After a failed write, how often the file is reopened and the queued records written again; the first success ends the 503s. Default 1000.')),
 }, 'Audit trail.');
 
 const Duration = (description: string) => Type.String({ pattern: '^[1-9][0-9]{0,5}[smhd]$', description });

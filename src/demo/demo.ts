@@ -124,7 +124,7 @@ async function apiKeyWalkthrough(base: string, adminBase: string, adminToken: st
   };
   const shown = await create('demo-report-job');
   const before = await statusWith(shown.key);
-  const revoke = await fetch(`${adminBase}/admin/keys/${shown.id}/revoke`, { method: 'POST', headers: auth });
+  const revoke = await fetch(`${adminBase}/admin/keys/${shown.id}/revoke`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' } });
   await revoke.arrayBuffer();
   const after = await statusWith(shown.key);
   const yours = await create('demo-billing-service');
@@ -139,7 +139,7 @@ Here is another key (shown once, stored only as a hash) and the admin token of t
   curl -s -H "X-API-Key: $API_KEY" ${base}/api/acme/orders/42
   # list keys (never secrets), then revoke this one: the same request is refused at once (401)
   curl -s -H "Authorization: Bearer $PORTCULLIS_ADMIN_TOKEN" ${adminBase}/admin/keys
-  curl -s -X POST -H "Authorization: Bearer $PORTCULLIS_ADMIN_TOKEN" ${adminBase}/admin/keys/${yours.id}/revoke
+  curl -s -X POST -H "Authorization: Bearer $PORTCULLIS_ADMIN_TOKEN" -H "Content-Type: application/json" ${adminBase}/admin/keys/${yours.id}/revoke
   curl -si -H "X-API-Key: $API_KEY" ${base}/api/acme/orders/42
 `;
 }

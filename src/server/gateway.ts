@@ -3,7 +3,8 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { once } from 'node:events';
-import { AuditLog, sanitiseText, type AuditRecord } from '../audit/audit-log.js';
+import { AuditLog, type AuditRecord, type AuditState } from '../audit/audit-log.js';
+import { auditTarget } from '../audit/audit-target.js';
 import { compileConfig, type CompiledConfig, type Limits } from '../config/compile.js';
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
@@ -55,7 +56,7 @@ export class Gateway implements HandlerHost {
   private constructor(config: CompiledConfig, private readonly options: GatewayOptions, private readonly registries: Registries) {
     this.logger = createLogger(config.logLevel, options.logDestination);
     this.runtime = { config, upstreams: this.upstreamSet.activate(config.upstreams).current };
-    this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, this.logger);
+    this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, config.audit.retryIntervalMs, this.logger);
     this.metrics.configInfo.set({ version: config.version }, 1);
     const limits = config.limits;
     this.server = createServer({
@@ -120,6 +121,11 @@ export class Gateway implements HandlerHost {
 
   auditHealthy(): boolean {
     return this.audit.healthy;
+  }
+
+  /** Why the audit trail is or is not taking records (readiness reports it). */
+  auditState(): AuditState {
+    return this.audit.state;
   }
 
   /** Opens the audit trail, fetches remote key sets (each bounded by its timeout) and binds both listeners. */
@@ -207,7 +213,7 @@ export class Gateway implements HandlerHost {
       time: new Date().toISOString(),
       requestId: ex.requestId,
       method: ex.req.method ?? '',
-      path: ex.target?.path ?? sanitiseText(ex.req.url?.split('?', 1)[0], 1024) ?? '',
+      path: ex.target?.path ?? auditTarget(ex.req.url),
       route: routeName,
       status,
       latencyMs,
@@ -217,7 +223,7 @@ export class Gateway implements HandlerHost {
       identity: ex.identity === null ? null : { subject: ex.identity.subject, authMethod: ex.identity.method, keyId: ex.identity.keyId },
       tenant: ex.identity?.tenant ?? null,
       clientIp: ex.clientIp,
-      userAgent: sanitiseText(ex.req.headers['user-agent']),
+      userAgent: ex.req.headers['user-agent'] ?? null,
       upstream: ex.route?.upstream.name ?? null,
       upstreamStatus: ex.upstreamStatus,
       bytesIn: ex.bytesIn,
@@ -233,17 +239,20 @@ export class Gateway implements HandlerHost {
     if (this.inFlight === 0 && this.idle !== null) this.idle();
   }
 
-  /** One audit record for an admin key operation (never the key itself). */
-  auditAdmin(req: IncomingMessage, requestId: string, path: string, outcome: AdminOutcome, authenticated: boolean, latencyMs: number): void {
-    const ok = outcome.code === null;
+  /**
+   * The one audit record of an admin request (never the token, never a key's secret). `req` is
+   * null for a request the HTTP parser refused on the admin listener.
+   */
+  auditAdmin(req: IncomingMessage | null, socket: Socket, requestId: string, outcome: AdminOutcome, authenticated: boolean, latencyMs: number): void {
+    const decision = outcome.code === null ? 'allow' : DENIALS[outcome.code].status >= 500 ? 'error' : 'deny';
     this.writeAudit({
-      time: new Date().toISOString(), requestId, method: sanitiseText(req.method, 16) ?? '', path: sanitiseText(path, 1024) ?? '', route: 'admin',
-      status: outcome.status, latencyMs: Math.round(latencyMs * 1000) / 1000, decision: ok ? 'allow' : 'deny', reason: outcome.code, detail: outcome.detail,
+      time: new Date().toISOString(), requestId, method: req?.method ?? '', path: auditTarget(req?.url), route: 'admin',
+      status: outcome.status, latencyMs: Math.round(latencyMs * 1000) / 1000, decision, reason: outcome.code, detail: outcome.detail,
       identity: authenticated ? { subject: 'admin', authMethod: 'adminToken', keyId: null } : null, tenant: null,
-      clientIp: normaliseIp(req.socket.remoteAddress ?? ''), userAgent: sanitiseText(req.headers['user-agent']), upstream: null, upstreamStatus: null,
+      clientIp: normaliseIp(socket.remoteAddress ?? ''), userAgent: req?.headers['user-agent'] ?? null, upstream: null, upstreamStatus: null,
       bytesIn: 0, bytesOut: 0, configVersion: this.config.version,
     });
-    if (ok) this.logger.info({ requestId, keyId: outcome.keyId, detail: outcome.detail }, 'admin key operation');
+    if (decision === 'allow' && req?.method === 'POST') this.logger.info({ requestId, keyId: outcome.keyId, detail: outcome.detail }, 'admin operation');
   }
 
   private writeAudit(record: AuditRecord): void {
@@ -317,9 +326,9 @@ export class Gateway implements HandlerHost {
     socket.destroySoon();
     const config = this.config;
     this.writeAudit({
-      time: new Date().toISOString(), requestId, method: sanitiseText(req?.method, 16) ?? '', path: sanitiseText(req?.url?.split('?', 1)[0], 1024) ?? '',
+      time: new Date().toISOString(), requestId, method: req?.method ?? '', path: auditTarget(req?.url),
       route: null, status, latencyMs: 0, decision: 'deny', reason: denial.code, detail: denial.reason, identity: null, tenant: null,
-      clientIp: normaliseIp(socket.remoteAddress ?? ''), userAgent: sanitiseText(req?.headers['user-agent']), upstream: null, upstreamStatus: null,
+      clientIp: normaliseIp(socket.remoteAddress ?? ''), userAgent: req?.headers['user-agent'] ?? null, upstream: null, upstreamStatus: null,
       bytesIn: 0, bytesOut: 0, configVersion: config.version,
     });
     this.metrics.requests.inc({ route: '', status: String(status), decision: 'deny' });

@@ -123,7 +123,7 @@ async function runPipeline(host: HandlerHost, ex: Exchange, inbound: InboundHead
   ex.host = hostName(inbound.host);
 
   const match = config.router.match(target.segments, req.method ?? '', ex.host);
-  if (match.kind === 'not_found') return deny('route_not_found', `no route for ${target.path}`);
+  if (match.kind === 'not_found') return deny('route_not_found', 'no route matches the path'); // the record has the path once, in `path`
   if (match.kind === 'method_not_allowed') return deny('method_not_allowed', `${req.method ?? ''} not in ${match.allow.join(', ')}`, { allow: match.allow.join(', ') });
   const routed = match.route;
   ex.route = routed;

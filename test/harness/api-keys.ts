@@ -21,9 +21,11 @@ export async function call(url: string, options: { method?: string; headers?: Re
   return { status: res.statusCode, headers: flat, body: await res.body.text(), complete: true };
 }
 
-/** An admin API call with the admin token. */
+/** An admin API call with the admin token; a POST says `Content-Type: application/json` even without a body, as the admin API requires. */
 export function admin(adminUrl: string, method: string, path: string, body?: unknown, token = ADMIN_TOKEN): Promise<Reply> {
-  return call(`${adminUrl}${path}`, { method, headers: { authorization: `Bearer ${token}` }, body });
+  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+  if (method === 'POST') headers['content-type'] = 'application/json';
+  return call(`${adminUrl}${path}`, { method, headers, body });
 }
 
 export interface IssuedKeyReply { key: string; id: string; name: string; status: string; expiresAt: string | null; graceUntil: string | null; previous?: { id: string; graceUntil: string } }

@@ -15,7 +15,7 @@ import type { RemoteJwks } from '../authn/jwt/remote-jwks.js';
 import type { ApiKeyBackend } from '../authn/api-key/backend.js';
 import type { IdentityHeaderNames } from '../stages/identity-headers.js';
 import { compileAuth, compileRouteAuth, identityHeaderList, newRegistries, type CompiledAuth, type Registries } from './compile-auth.js';
-import { compileRateLimiting, compileRouteLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
+import { assertedHeaderRules, compileRateLimiting, compileRouteLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
 
 /** An upstream's settings with every default applied. `key` identifies identical definitions across reloads. */
 export interface UpstreamSpec {
@@ -161,7 +161,8 @@ export function compileConfig(
   for (const a of auth.authenticators.values()) for (const h of a.assertedHeaders) protectedHeaders.add(normaliseHeaderName(h));
 
   const credentialHeaders = new Set([...auth.authenticators.values()].flatMap((a) => a.credentialHeaders));
-  const rateLimiting = compileRateLimiting(raw, loaded, registries.limitStores, dataDir, credentialHeaders, problems);
+  const limitRules = assertedHeaderRules(raw, auth.identityHeaders, requestIdHeader, protectedHeaders, credentialHeaders);
+  const rateLimiting = compileRateLimiting(raw, loaded, registries.limitStores, dataDir, limitRules, problems);
   const defaultMaxBody = limits.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
   const routes: CompiledRoute[] = [];
   const names = new Map<string, number>();

@@ -44,6 +44,8 @@ const WAL_AUTOCHECKPOINT_PAGES = 64;
 const JOURNAL_SIZE_LIMIT_BYTES = 512 * 1024;
 /** How often periods that have ended are deleted. */
 const PRUNE_INTERVAL_MS = 3_600_000;
+/** A flush that keeps failing is reported at most this often. */
+const FAILURE_REPORT_INTERVAL_MS = 10_000;
 /** Cached counts examined for a written one to drop when the cache is full. */
 const SCAN = 64;
 
@@ -96,6 +98,7 @@ export class SqliteQuotaStore implements QuotaStore {
   private flushTimer: NodeJS.Timeout | null = null;
   private pruneTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  private nextFailureReportAt = 0;
 
   constructor(
     private readonly settings: SqliteQuotaSettings,
@@ -206,7 +209,11 @@ export class SqliteQuotaStore implements QuotaStore {
       });
       return true;
     } catch (err) {
-      this.onFlushFailure(`${this.unwritten.size} callers' counts: ${(err as Error).message}`);
+      const now = this.now();
+      if (now >= this.nextFailureReportAt) {
+        this.nextFailureReportAt = now + FAILURE_REPORT_INTERVAL_MS;
+        this.onFlushFailure(`${this.unwritten.size} callers' counts: ${(err as Error).message}`);
+      }
       return false;
     } finally {
       if (busyTimeoutMs !== BUSY_TIMEOUT_MS) { try { db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`); } catch { /* closing anyway */ } }

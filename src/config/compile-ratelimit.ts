@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { normaliseHeaderName } from '../http/headers.js';
+import { AUTH_DEFAULTS } from './compile-auth.js';
 import { parseDuration } from '../lib/duration.js';
 import { Calendar, isTimeZone } from '../ratelimit/calendar.js';
 import { QuotaLimiter } from '../ratelimit/quota.js';
@@ -76,12 +77,15 @@ export function assertedHeaderRules(
 ): HeaderRules {
   const asserted = new Map<string, string>();
   const add = (name: string, instead: string): void => { const n = normaliseHeaderName(name); if (!asserted.has(n)) asserted.set(n, instead); };
-  add(identity.subject, 'subject');
-  add(identity.tenant, 'tenant');
-  add(identity.keyId, 'keyId');
-  add(identity.roles, 'subject, or claim:<path> of the roles claim');
-  add(identity.scopes, 'subject, or claim:<path> of the scopes claim');
-  add(identity.method, 'subject (qualified by its authenticator) or keyId');
+  // The configured names, then the default ones (removed from every request whatever is configured).
+  for (const names of [identity, AUTH_DEFAULTS.identityHeaders]) {
+    add(names.subject, 'subject');
+    add(names.tenant, 'tenant');
+    add(names.keyId, 'keyId');
+    add(names.roles, 'subject, or claim:<path> of the roles claim');
+    add(names.scopes, 'subject, or claim:<path> of the scopes claim');
+    add(names.method, 'subject (qualified by its authenticator) or keyId');
+  }
   add('x-client-cert-subject', 'subject');
   for (const a of Object.values(raw.authenticators ?? {})) {
     if (a.type !== 'jwt') continue;

@@ -135,9 +135,10 @@ describe('the embedded quota store through the gateway', () => {
         const maxLoopMs = histogram.max / 1e6;
         const slowest = Math.max(...latencies);
         t.diagnostic(`BEGIN ${mode}: slowest request ${slowest.toFixed(1)} ms, event-loop delay max ${maxLoopMs.toFixed(1)} ms`);
-        // The old store waited for the lock on every request (1 s each); a few ms is the bound now.
-        assert.ok(slowest < 400, `slowest request ${slowest.toFixed(0)} ms`);
-        assert.ok(maxLoopMs < 400, `event loop blocked for ${maxLoopMs.toFixed(0)} ms`);
+        // The old store waited for the lock on every request (1 s each); now a flush waits at most 5 ms.
+        // The margin is for a loaded machine's scheduling, not for SQLite.
+        assert.ok(slowest < 500, `slowest request ${slowest.toFixed(0)} ms`);
+        assert.ok(maxLoopMs < 500, `event loop blocked for ${maxLoopMs.toFixed(0)} ms`);
         assert.deepEqual(statuses, [...Array<number>(29).fill(200), ...Array<number>(11).fill(429)], 'exactly the quota, counted in memory');
         assert.equal(await eventually(() => sumUsed(locker, quota), 30), 30, 'the counts are written once the lock is gone');
       } finally {

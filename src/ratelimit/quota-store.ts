@@ -44,6 +44,11 @@ const WAL_AUTOCHECKPOINT_PAGES = 64;
 const JOURNAL_SIZE_LIMIT_BYTES = 512 * 1024;
 /** How often periods that have ended are deleted. */
 const PRUNE_INTERVAL_MS = 3_600_000;
+/**
+ * Counts written per transaction: about 10 ms of work on the event loop. More wait for the next
+ * batch, one event-loop turn later, so a large flush never holds up requests for long.
+ */
+const FLUSH_BATCH = 1000;
 /** A flush that keeps failing is reported at most this often. */
 const FAILURE_REPORT_INTERVAL_MS = 10_000;
 /** Cached counts examined for a written one to drop when the cache is full. */
@@ -141,7 +146,7 @@ export class SqliteQuotaStore implements QuotaStore {
       db?.close();
       throw new LimitStoreUnavailableError(`cannot open ${this.settings.file}: ${(err as Error).message}`, { cause: err });
     }
-    this.flushTimer = setInterval(() => { this.flush(); }, this.settings.flushMs).unref();
+    this.flushTimer = setInterval(this.flushAll, this.settings.flushMs).unref();
     this.pruneTimer = setInterval(() => { this.prune(); }, PRUNE_INTERVAL_MS).unref();
     return this.statements;
   }
@@ -174,31 +179,48 @@ export class SqliteQuotaStore implements QuotaStore {
     }
   }
 
-  /** Drops a written count when the cache is full; writes first if none is written; refuses when the file stays locked. */
+  /**
+   * Drops a written count when the cache is full; writes first if none is written (waiting at
+   * most `BUSY_TIMEOUT_MS`); refuses the new caller when the file stays locked.
+   */
   private makeRoom(): void {
     if (this.counts.size < this.settings.maxEntries) return;
-    for (let pass = 0; pass < 2; pass++) {
-      let examined = 0;
-      for (const [id, count] of this.counts) {
-        if (count.pending === 0) { this.counts.delete(id); return; }
-        if (++examined >= SCAN) break;
-      }
-      if (pass === 0 && !this.flush()) break;
-    }
+    if (this.dropWritten(SCAN)) return;
+    if (this.flush() && this.dropWritten(Infinity)) return;
     throw new LimitStoreUnavailableError(`${this.settings.file}: ${this.unwritten.size} callers' counts are waiting to be written (the database is locked); no room for another caller`);
   }
 
+  /** Drops the least recently used written count among the first `scan`; false when there is none. */
+  private dropWritten(scan: number): boolean {
+    let examined = 0;
+    for (const [id, count] of this.counts) {
+      if (count.pending === 0) { this.counts.delete(id); return true; }
+      if (++examined >= scan) break;
+    }
+    return false;
+  }
+
+  /** The timer's flush: batch after batch, each in its own event-loop turn, until all is written or the file is busy. */
+  private readonly flushAll = (): void => {
+    if (this.closed || !this.flush() || this.unwritten.size === 0) return;
+    setImmediate(this.flushAll).unref();
+  };
+
   /**
-   * Adds the uses counted since the last flush to the file in one transaction and learns the
-   * totals (other processes' uses included). Returns false, keeping every count, when the file is
-   * locked or cannot be written.
+   * Adds the uses counted since the last flush (at most `maxBatch` callers' worth) to the file in
+   * one transaction and learns the totals (other processes' uses included). Returns false,
+   * keeping every count, when the file is locked or cannot be written.
    */
-  flush(busyTimeoutMs = BUSY_TIMEOUT_MS): boolean {
+  flush(busyTimeoutMs = BUSY_TIMEOUT_MS, maxBatch = FLUSH_BATCH): boolean {
     if (this.unwritten.size === 0) return true;
     const db = this.db;
     const s = this.statements;
     if (db === null || s === null) return false;
-    const batch = [...this.unwritten];
+    const batch: Count[] = [];
+    for (const count of this.unwritten) {
+      if (batch.length >= maxBatch) break;
+      batch.push(count);
+    }
     try {
       if (busyTimeoutMs !== BUSY_TIMEOUT_MS) db.pragma(`busy_timeout = ${busyTimeoutMs}`);
       const totals = db.transaction(() => batch.map((c) => (s.add.all(c.key, c.periodId, c.pending, c.endsAt) as { used: number }[])[0]?.used ?? 0)).immediate();
@@ -233,7 +255,7 @@ export class SqliteQuotaStore implements QuotaStore {
     if (this.pruneTimer !== null) clearInterval(this.pruneTimer);
     this.flushTimer = null;
     this.pruneTimer = null;
-    this.flush(CLOSE_BUSY_TIMEOUT_MS);
+    while (this.unwritten.size > 0 && this.flush(CLOSE_BUSY_TIMEOUT_MS, Infinity));
     this.closed = true;
     try { this.db?.pragma('wal_checkpoint(TRUNCATE)'); } catch { /* another connection reads; the WAL stays */ }
     this.db?.close();

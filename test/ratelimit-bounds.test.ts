@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { newKey } from '../src/authn/api-key/key-format.js';
 import type { LimitShape } from '../src/ratelimit/algorithms.js';
+import { createLogger } from '../src/observability/logger.js';
 import { BlockTable } from '../src/ratelimit/block-table.js';
+import { LimitStores } from '../src/ratelimit/limit-stores.js';
 import { MemoryLimitStore } from '../src/ratelimit/memory-store.js';
 import { RedisLimitStore } from '../src/ratelimit/redis-store.js';
 import { assertProblem } from './harness/assertions.js';
@@ -169,6 +171,23 @@ describe('the Redis key-name cache and its bound', () => {
       assert.ok(store.cachedKeys <= 10_000, `${store.cachedKeys} names cached`);
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('the stores kept across reloads and their bound', () => {
+  it('keeps the stores the live config uses and retires the others, so renamed limits do not accumulate', async () => {
+    const stores = new LimitStores();
+    try {
+      const kept = stores.memoryStore('limit:kept', 100);
+      const removed = stores.memoryStore('limit:removed', 100);
+      removed.hit({ algorithm: 'fixed-window', limit: 1, windowMs: 60_000, burst: 1 }, 'caller');
+      await stores.activate({ shared: [], memory: [kept], quotas: [], guards: [] }, createLogger('silent'), () => {});
+      assert.equal(stores.memoryStore('limit:kept', 100), kept, 'a limit still configured keeps its counts');
+      assert.equal(removed.size, 0, 'a removed limit\'s store is closed');
+      assert.notEqual(stores.memoryStore('limit:removed', 100), removed);
+    } finally {
+      await stores.stopAll();
     }
   });
 });

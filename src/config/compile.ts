@@ -15,7 +15,8 @@ import type { RemoteJwks } from '../authn/jwt/remote-jwks.js';
 import type { ApiKeyBackend } from '../authn/api-key/backend.js';
 import type { IdentityHeaderNames } from '../stages/identity-headers.js';
 import { compileAuth, compileRouteAuth, identityHeaderList, newRegistries, type CompiledAuth, type Registries } from './compile-auth.js';
-import { assertedHeaderRules, compileRateLimiting, compileRouteLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
+import { assertedHeaderRules } from './asserted-header-rules.js';
+import { compileRateLimiting, compileRouteLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
 
 /** An upstream's settings with every default applied. `key` identifies identical definitions across reloads. */
 export interface UpstreamSpec {

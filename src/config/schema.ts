@@ -260,7 +260,7 @@ export const QuotaSchema = strict({
   tiers: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), strict({
     limit: Type.Integer({ minimum: 1, maximum: 1_000_000_000_000, description: 'The tier\'s requests per period.' }),
   }, 'The quota for callers of this tier.'), { description: 'Per caller tier. Callers without a listed tier get the base limit.' })),
-  store: Type.Optional(Type.Unsafe<'embedded' | 'redis'>({ type: 'string', enum: ['embedded', 'redis'], description: 'embedded (SQLite in dataDir; one gateway or several on one host) or redis (shared). Default redis when rateLimiting.store is redis, else embedded.' })),
+  store: Type.Optional(Type.Unsafe<'embedded' | 'redis'>({ type: 'string', enum: ['embedded', 'redis'], description: 'embedded (SQLite in dataDir; exact for one gateway, several on one host add up their counts at each flush) or redis (shared, exact across gateways). Default redis when rateLimiting.store is redis, else embedded.' })),
   onStoreError: Type.Optional(FailurePolicy('Store unreachable: failClosed answers 503; failOpen admits without counting. Default failClosed.')),
 }, 'A named quota per calendar period; routes list it under quota. Counts survive restarts.');
 

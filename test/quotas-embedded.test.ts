@@ -155,6 +155,19 @@ describe('the quota store\'s count cache and its bound', () => {
   after(async () => { await rm(dir, { recursive: true, force: true }); });
   const period = { id: 'p', startMs: 0, endMs: 4_102_444_800_000 };
 
+  it('writes at most 1000 callers per transaction, so one flush never holds the event loop for long', async () => {
+    const file = join(dir, 'batches.db');
+    const store = new SqliteQuotaStore({ file, flushMs: 60_000, maxEntries: 10_000 });
+    try {
+      for (let i = 0; i < 2500; i++) store.consume(`k${i}`, period, 5);
+      const pending: number[] = [];
+      while (store.pending > 0 && pending.length < 5) { assert.equal(store.flush(), true); pending.push(store.pending); }
+      assert.deepEqual(pending, [1500, 500, 0]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('holds at most maxEntries counts, drops only written ones, and refuses a new caller rather than an unwritten count', async () => {
     const file = join(dir, 'q.db');
     const store = new SqliteQuotaStore({ file, flushMs: 60_000, maxEntries: 100 });

@@ -186,6 +186,9 @@ describe('the stores kept across reloads and their bound', () => {
       assert.equal(stores.memoryStore('limit:kept', 100), kept, 'a limit still configured keeps its counts');
       assert.equal(removed.size, 0, 'a removed limit\'s store is closed');
       assert.notEqual(stores.memoryStore('limit:removed', 100), removed);
+      const settings = { file: '/nonexistent/quotas.db', flushMs: 1000, maxEntries: 100 };
+      assert.notEqual(stores.quotaStore(settings, 'a'), stores.quotaStore(settings, 'b'), 'each quota has its own count cache');
+      assert.equal(stores.quotaStore(settings, 'a'), stores.quotaStore(settings, 'a'));
     } finally {
       await stores.stopAll();
     }

@@ -126,7 +126,7 @@ export function compileRateLimiting(
     let store: QuotaLimiter['spec']['store'];
     if (storeKind === 'redis' && shared !== null) store = shared.redis;
     else {
-      const embedded = stores.quotaStore({ file: resolve(dataDir, rl.quotaFile ?? d.quotaFile), flushMs: rl.quotaFlushMs ?? d.quotaFlushMs, maxEntries });
+      const embedded = stores.quotaStore({ file: resolve(dataDir, rl.quotaFile ?? d.quotaFile), flushMs: rl.quotaFlushMs ?? d.quotaFlushMs, maxEntries }, name);
       quotaStores.add(embedded);
       store = embedded;
     }

@@ -22,7 +22,7 @@ export type StoreStatus = (store: string, up: boolean) => void;
 
 /**
  * Limit stores live across config reloads, so counts survive a reload: one in-process store per
- * limit (and per fail-open fallback) and size, one embedded quota store per file, one Redis store
+ * limit (and per fail-open fallback) and size, one embedded quota store per quota and file, one Redis store
  * per connection settings, one brute-force guard per settings. No two limits share in-process
  * state, so one limit's callers can never crowd out another's counts. `activate` connects the
  * stores a config going live uses and closes the ones it no longer uses.
@@ -49,9 +49,12 @@ export class LimitStores {
     return store;
   }
 
-  /** The embedded quota store in `settings.file` (opened on first use). */
-  quotaStore(settings: SqliteQuotaSettings): SqliteQuotaStore {
-    const key = JSON.stringify(settings);
+  /**
+   * The embedded quota store of one quota (`name`) in `settings.file`, opened on first use. Each
+   * quota has its own connection and count cache, so one quota's callers never crowd out another's.
+   */
+  quotaStore(settings: SqliteQuotaSettings, name: string): SqliteQuotaStore {
+    const key = JSON.stringify([settings, name]);
     let store = this.quotas.get(key);
     if (store === undefined) {
       store = new SqliteQuotaStore(settings, Date.now, (detail) => this.logger?.warn({ file: settings.file, detail }, 'quota store: counts not written yet; retrying'));

@@ -71,7 +71,7 @@ function quotaContract(name: string, make: () => Promise<QuotaStore | string>): 
 let sqliteDir = '';
 quotaContract('sqlite', async () => {
   sqliteDir = await mkdtemp(join(tmpdir(), 'portcullis-quota-'));
-  return new SqliteQuotaStore(join(sqliteDir, 'q.db'));
+  return new SqliteQuotaStore({ file: join(sqliteDir, 'q.db'), flushMs: 1000, maxEntries: 10_000 });
 });
 after(async () => { if (sqliteDir !== '') await rm(sqliteDir, { recursive: true, force: true }); });
 

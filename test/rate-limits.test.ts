@@ -9,6 +9,8 @@ import { configProblems } from './harness/config.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
 import { mint, testKey } from './harness/jwt.js';
+import { compileConfig } from '../src/config/compile.js';
+import { loadConfigText } from '../src/config/load.js';
 import { ipKey } from '../src/lib/ip.js';
 
 function configFor(echo: EchoUpstream): ConfigObject {
@@ -274,6 +276,62 @@ routes:
       'rateLimiting.bruteForce.within: at most 1d',
       'rateLimiting.store: store redis needs rateLimiting.redis.url',
     ].sort());
+  });
+
+  it('refuses a limit or quota keyed on a header the gateway asserts, at its line, naming the dimension to count by', () => {
+    const cases: [string, string, RegExp][] = [
+      ['userId', 'X-User-Id', /count by subject$/],
+      ['tenantId', 'x_tenant_id', /count by tenant$/],
+      ['roles', 'X-Roles', /count by subject, or claim:<path> of the roles claim$/],
+      ['scopes', 'x-scopes', /count by subject, or claim:<path> of the scopes claim$/],
+      ['method', 'X-Auth-Method', /count by subject \(qualified by its authenticator\) or keyId$/],
+      ['keyIdHeader', 'X-Api-Key-Id', /count by keyId$/],
+      ['principal', 'X-Principal', /count by subject$/],
+      ['certSubject', 'X-Client-Cert-Subject', /count by subject$/],
+      ['certOther', 'X-Client-Cert-Fingerprint', /count by subject$/],
+      ['portcullis', 'X-Portcullis-Anything', /count by subject, keyId, tenant or claim:<path>$/],
+      ['trace', 'X-Trace-Id', /count by ip or an identity dimension/],
+      ['org', 'X-Org', /count by claim:org\.id$/],
+      ['internal', 'X-Internal-Role', /count by subject, keyId, tenant or claim:<path>$/],
+      ['forwarded', 'X-Forwarded-For', /count by ip \(the address resolved through trustedProxies\)$/],
+    ];
+    const text = `upstreams: { u: { targets: ['http://127.0.0.1:1'] } }
+headers: { identity: { subject: X-Principal }, requestId: X-Trace-Id, protected: [X-Internal-Role] }
+authenticators:
+  keys: { type: apiKey }
+  users: { type: jwt, issuer: 'https://idp.example/', jwksUri: 'https://idp.example/jwks.json', audience: a, algorithms: [RS256], forwardClaims: { X-Org: org.id } }
+rateLimits:
+${cases.map(([name, header]) => `  ${name}: { algorithm: fixed-window, limit: 10, per: 60s, by: [ip, 'header:${header}'] }`).join('\n')}
+quotas:
+  monthly: { limit: 10, period: month, by: ['header:X-Tenant-Id'] }
+routes:
+  - { name: pub, match: { path: /p }, upstream: u, public: true }
+`;
+    const lines = text.split('\n');
+    const problems = configProblems(text);
+    for (const [name, header, instead] of cases) {
+      const line = lines.findIndex((l) => l.startsWith(`  ${name}:`)) + 1;
+      const found = problems.find((p) => p.includes(`rateLimits.${name}.by[1]: `));
+      assert.ok(found !== undefined, `${name} (${header}) not refused:\n${problems.join('\n')}`);
+      assert.match(found, new RegExp(`^gateway\\.yaml:${line}:\\d+: rateLimits\\.${name}\\.by\\[1\\]: ${header.toLowerCase()} is a header the gateway asserts itself`));
+      assert.match(found, instead);
+    }
+    const quotaLine = lines.findIndex((l) => l.startsWith('  monthly:')) + 1;
+    assert.ok(problems.some((p) => p.startsWith(`gateway.yaml:${quotaLine}:`) && /quotas\.monthly\.by\[0\]: x-tenant-id is a header the gateway asserts itself.*count by tenant$/.test(p)), problems.join('\n'));
+    assert.equal(problems.length, cases.length + 1, problems.join('\n'));
+  });
+
+  it('exposes the header names limits and quotas count by, for the header pass to protect', () => {
+    const compiled = compileConfig(loadConfigText(`upstreams: { u: { targets: ['http://127.0.0.1:1'] } }
+rateLimits:
+  byClient: { algorithm: gcra, limit: 10, per: 1s, by: [ip, 'header:X-Client-Id'] }
+  byRoute: { algorithm: gcra, limit: 10, per: 1s, by: [route] }
+quotas:
+  perPartner: { limit: 10, period: day, by: ['header:x-partner', route] }
+routes:
+  - { name: pub, match: { path: /p }, upstream: u, public: true, rateLimit: byClient, quota: perPartner }
+`, 'gateway.yaml', {}));
+    assert.deepEqual([...compiled.rateLimiting.decisionHeaders].sort(), ['x-client-id', 'x-partner']);
   });
 
   it('rejects an unknown algorithm and a by dimension it does not know, at their lines', () => {

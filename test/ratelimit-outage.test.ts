@@ -1,6 +1,7 @@
-// Redis killed in the middle of load and started again: limits that fail closed answer 503, limits
-// that fail open keep limiting in-process, no request hangs, the gateway keeps serving, and Redis
-// decides again within seconds of coming back.
+// Redis killed under a running gateway and started again: limits that fail closed answer 503
+// rate_limit_unavailable, limits that fail open keep limiting in-process, routes without limits are
+// untouched, every request is answered, and Redis decides again once it is back. The test waits on
+// events (the store reporting down, a decision succeeding again), never on throughput or timing windows.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -9,12 +10,22 @@ import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { startRedis, type TestRedis } from './harness/redis.js';
 
-interface Sample { readonly path: string; readonly at: number; readonly status: number; readonly ms: number; readonly type: string | undefined }
+interface Answer { readonly status: number; readonly type: string | undefined; readonly retryAfter: string | undefined }
+
+/** Polls `check` (bounded) until it returns true; fails the test with `what` otherwise. */
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
+    await delay(25);
+  }
+}
 
 describe('rate limits while Redis goes away and comes back', () => {
   let redis: TestRedis | string = 'not started';
   let echo: EchoUpstream;
   let gw: TestGateway;
+  let pool: Pool;
 
   before(async () => {
     redis = await startRedis();
@@ -23,7 +34,9 @@ describe('rate limits while Redis goes away and comes back', () => {
     gw = await startGateway({
       log: { level: 'info' },
       upstreams: { echo: { targets: [echo.url] } },
-      rateLimiting: { store: 'redis', redis: { url: redis.url, timeoutMs: 100, breakerFailures: 3, breakerOpenMs: 500 } },
+      // A generous decision timeout: on a loaded machine a round trip can take longer than the
+      // default, and this test is about what happens when Redis is gone, not when it is slow.
+      rateLimiting: { store: 'redis', redis: { url: redis.url, timeoutMs: 2000, breakerFailures: 3, breakerOpenMs: 500 } },
       rateLimits: {
         closed: { algorithm: 'fixed-window', limit: 1_000_000, per: '60s', by: ['route'] },
         open: { algorithm: 'gcra', limit: 1_000_000, per: '60s', burst: 1000, by: ['route'], onStoreError: 'failOpen' },
@@ -36,77 +49,70 @@ describe('rate limits while Redis goes away and comes back', () => {
         { name: 'free', match: { path: '/free' }, upstream: 'echo', public: true },
       ],
     });
+    pool = new Pool(gw.url, { connections: 8 });
   });
   after(async () => {
     if (typeof redis === 'string') return;
+    await pool.close();
     await gw.close();
     await echo.close();
     await redis.stop();
   });
 
-  it('fails closed and open as configured, never hangs, and recovers within seconds', async (t) => {
+  // A request that hangs fails the test through the client's timeouts.
+  const get = async (path: string): Promise<Answer> => {
+    const res = await pool.request({ path, method: 'GET', headersTimeout: 10_000, bodyTimeout: 10_000 });
+    const body = await res.body.text();
+    const retryAfter = res.headers['retry-after'];
+    return {
+      status: res.statusCode,
+      type: res.statusCode >= 400 ? (JSON.parse(body) as { type: string }).type : undefined,
+      retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined,
+    };
+  };
+  const statusesOf = async (path: string, n: number): Promise<number[]> => (await Promise.all(Array.from({ length: n }, () => get(path)))).map((a) => a.status);
+
+  it('fails closed and open as configured during the outage, answers every request, and recovers after the restart', async (t) => {
     if (typeof redis === 'string') { t.skip(redis); return; }
     const r = redis;
-    const pool = new Pool(gw.url, { connections: 8 });
-    const samples: Sample[] = [];
-    const t0 = performance.now();
-    let stop = false;
-    const one = async (path: string): Promise<void> => {
-      const start = performance.now();
-      const res = await pool.request({ path, method: 'GET', headersTimeout: 5000, bodyTimeout: 5000 });
-      const body = await res.body.text();
-      const type = res.statusCode >= 400 ? (JSON.parse(body) as { type: string }).type : undefined;
-      samples.push({ path, at: start - t0, status: res.statusCode, ms: performance.now() - start, type });
-    };
-    // Eight clients, each cycling through the routes, bounded by time and count.
-    const clients = Array.from({ length: 8 }, async (_, c) => {
-      for (let i = 0; !stop && i < 3000; i++) await one(['/closed', '/open', '/free'][(i + c) % 3] as string);
-    });
+    // Redis decides.
+    assert.deepEqual(await statusesOf('/closed', 8), Array<number>(8).fill(200));
+    assert.deepEqual(await statusesOf('/open', 8), Array<number>(8).fill(200));
 
-    await delay(800);
-    const killedAt = performance.now() - t0;
     await r.kill();
-    await delay(1500);
-    // The fail-open limit still limits, in-process, while Redis is away.
+    await until('the gateway reports the store down', () => gw.logs.some((l) => l.includes('rate-limit store unavailable')));
+    const metricsDown = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    assert.match(metricsDown, /portcullis_rate_limit_store_up\{store="redis:\/\/127\.0\.0\.1:\d+"\} 0/);
+
+    // failClosed: 503 rate_limit_unavailable with Retry-After, for every request, concurrent ones included.
+    const closed = await Promise.all(Array.from({ length: 16 }, () => get('/closed')));
+    for (const a of closed) assert.deepEqual(a, { status: 503, type: 'urn:portcullis:error:rate_limit_unavailable', retryAfter: '1' });
+    // failOpen: decided in process, so still admitted…
+    assert.deepEqual(await statusesOf('/open', 16), Array<number>(16).fill(200));
+    // …and still limited: the in-process stand-in enforces the limit's shape.
     const small: number[] = [];
-    for (let i = 0; i < 7; i++) { const res = await pool.request({ path: '/open-small', method: 'GET' }); await res.body.text(); small.push(res.statusCode); }
-    const restartedAt = performance.now() - t0;
-    await r.restart();
-    // Recovery: /closed is decided by Redis again.
-    let recoveredAt = Infinity;
-    while (performance.now() - t0 < restartedAt + 8000) {
-      const recent = samples.filter((s) => s.path === '/closed' && s.at > restartedAt);
-      const firstOk = recent.find((s) => s.status === 200);
-      if (firstOk !== undefined) { recoveredAt = firstOk.at; break; }
-      await delay(50);
-    }
-    await delay(500);
-    stop = true;
-    await Promise.all(clients);
-    await pool.close();
-
-    const slowest = Math.max(...samples.map((s) => s.ms));
-    t.diagnostic(`Redis outage: ${samples.length} requests, slowest ${slowest.toFixed(1)} ms, limits decided by Redis again ${Math.round(recoveredAt - restartedAt)} ms after its restart`);
+    for (let i = 0; i < 7; i++) small.push((await get('/open-small')).status);
     assert.deepEqual(small, [200, 200, 200, 200, 200, 429, 429], 'the fallback limiter enforces the limit');
-    assert.ok(recoveredAt - restartedAt < 5000, `recovered ${Math.round(recoveredAt - restartedAt)} ms after the restart`);
-    assert.ok(slowest < 1000, `slowest request took ${Math.round(slowest)} ms`);
-    const during = samples.filter((s) => s.at > killedAt + 300 && s.at + s.ms < restartedAt);
-    assert.ok(during.length > 50, `${during.length} requests during the outage`);
-    for (const s of during) {
-      if (s.path === '/closed') assert.deepEqual([s.status, s.type], [503, 'urn:portcullis:error:rate_limit_unavailable']);
-      else assert.equal(s.status, 200, `${s.path} during the outage`);
-    }
-    const before = samples.filter((s) => s.at + s.ms < killedAt);
-    assert.ok(before.length > 50 && before.every((s) => s.status === 200), 'all admitted before the outage');
-    const afterRecovery = samples.filter((s) => s.at > recoveredAt + 100);
-    assert.ok(afterRecovery.length > 20 && afterRecovery.every((s) => s.status === 200), 'all admitted after recovery');
+    // A route without limits never notices.
+    assert.deepEqual(await statusesOf('/free', 8), Array<number>(8).fill(200));
 
-    const records = await gw.audit();
+    await r.restart();
+    await until('a fail-closed limit is decided by Redis again', async () => (await get('/closed')).status === 200);
+    assert.deepEqual(await statusesOf('/closed', 8), Array<number>(8).fill(200), 'all admitted after recovery');
+    assert.deepEqual(await statusesOf('/open', 8), Array<number>(8).fill(200));
+    await until('the store is reported reachable again', () => gw.logs.filter((l) => l.includes('rate-limit store reachable')).length === 2);
+    const metricsUp = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    assert.match(metricsUp, /portcullis_rate_limit_store_up\{store="redis:\/\/127\.0\.0\.1:\d+"\} 1/);
+
+    let records = await gw.audit();
+    await until('the refusals are audited', async () => {
+      records = await gw.audit();
+      return records.filter((rec) => rec.reason === 'rate_limit_unavailable').length >= closed.length && records.filter((rec) => rec.path === '/open-small').length === small.length;
+    });
     const unavailable = records.filter((rec) => rec.reason === 'rate_limit_unavailable');
-    assert.ok(unavailable.length > 0 && unavailable.every((rec) => rec.limit === 'closed' && rec.status === 503));
-    assert.ok(gw.logs.some((l) => l.includes('rate-limit store unavailable')));
-    assert.equal(gw.logs.filter((l) => l.includes('rate-limit store reachable')).length, 2, 'reachable at start and after the restart');
-    const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
-    assert.match(metrics, /portcullis_rate_limit_store_up\{store="redis:\/\/127\.0\.0\.1:\d+"\} 1/);
+    assert.ok(unavailable.length >= closed.length, `${unavailable.length} refusals audited`);
+    assert.ok(unavailable.every((rec) => rec.limit === 'closed' && rec.status === 503 && rec.path === '/closed'));
+    const smallRefusals = records.filter((rec) => rec.path === '/open-small' && rec.status === 429);
+    assert.deepEqual(smallRefusals.map((rec) => [rec.reason, rec.limit]), [['rate_limited', 'openSmall'], ['rate_limited', 'openSmall']]);
   });
 });

@@ -1,4 +1,6 @@
 import { resolve } from 'node:path';
+import { normaliseHeaderName } from '../http/headers.js';
+import type { HeaderRules } from './asserted-header-rules.js';
 import { parseDuration } from '../lib/duration.js';
 import { Calendar, isTimeZone } from '../ratelimit/calendar.js';
 import { QuotaLimiter } from '../ratelimit/quota.js';
@@ -8,7 +10,9 @@ import { MAX_PRODUCT, type LimitShape } from '../ratelimit/algorithms.js';
 import type { HeaderMode } from '../ratelimit/headers.js';
 import { RateLimiter, type Dimension, type RateLimitSpec } from '../ratelimit/limit.js';
 import type { Limiter } from '../ratelimit/limiter.js';
-import type { LimitStores, SharedStore } from '../ratelimit/limit-stores.js';
+import type { LimitStores, StoresInUse } from '../ratelimit/limit-stores.js';
+import type { MemoryLimitStore } from '../ratelimit/memory-store.js';
+import type { SqliteQuotaStore } from '../ratelimit/quota-store.js';
 import { rateLimitStage } from '../ratelimit/rate-limit-stage.js';
 import type { ConfigProblem } from './errors.js';
 import type { LoadedConfig } from './load.js';
@@ -26,6 +30,7 @@ export const RATE_LIMIT_DEFAULTS = Object.freeze({
   ipv6PrefixLength: 64,
   gcraBurst: 1,
   quotaFile: 'quotas/quotas.db',
+  quotaFlushMs: 1000,
   bruteForceMaxFailures: 10,
   bruteForceWithin: '1m',
   bruteForceBlockFor: '15m',
@@ -41,15 +46,21 @@ export interface CompiledRateLimiting {
   /** Wraps the authenticate stage of every authenticated route, when configured. */
   readonly guard: BruteForceGuard | null;
   readonly global: readonly Limiter[];
-  /** Shared stores the limits use; the gateway connects them when the config goes live. */
-  readonly shared: readonly SharedStore[];
+  /** The stores and guard this config uses; the gateway connects them when the config goes live and retires the others. */
+  readonly inUse: StoresInUse;
+  /**
+   * Lower-case names of the request headers any limit or quota counts by (`header:<name>`): the
+   * header pass refuses ambiguous copies of these (duplicates, `_` twins, names listed in
+   * `Connection`), since a limit decides on them.
+   */
+  readonly decisionHeaders: ReadonlySet<string>;
 }
 
 type At = (...path: (string | number)[]) => (string | number)[];
 
-/** Compiles `rateLimiting`, `rateLimits` and `quotas`, collecting located problems. `credentialHeaders`: headers authenticators read keys from. */
+/** Compiles `rateLimiting`, `rateLimits` and `quotas`, collecting located problems. `rules`: headers limits may not count by. */
 export function compileRateLimiting(
-  raw: RawConfig, loaded: LoadedConfig, stores: LimitStores, dataDir: string, credentialHeaders: ReadonlySet<string>, problems: ConfigProblem[],
+  raw: RawConfig, loaded: LoadedConfig, stores: LimitStores, dataDir: string, rules: HeaderRules, problems: ConfigProblem[],
 ): CompiledRateLimiting {
   const rl = raw.rateLimiting ?? {};
   const d = RATE_LIMIT_DEFAULTS;
@@ -63,11 +74,19 @@ export function compileRateLimiting(
     connectTimeoutMs: redisRaw.connectTimeoutMs ?? d.connectTimeoutMs,
     breakerFailures: redisRaw.breakerFailures ?? d.breakerFailures,
     breakerOpenMs: redisRaw.breakerOpenMs ?? d.breakerOpenMs,
-  }, maxEntries);
+  });
   const defaultStore = rl.store ?? d.store;
   if (defaultStore === 'redis' && shared === null) problems.push(loaded.problem(['rateLimiting', 'store'], 'store redis needs rateLimiting.redis.url'));
 
   const limits = new Map<string, RateLimiter>();
+  const memory: MemoryLimitStore[] = [];
+  const quotaStores = new Set<SqliteQuotaStore>();
+  const decisionHeaders = new Set<string>();
+  const inProcess = (id: string, entries: number): MemoryLimitStore => {
+    const store = stores.memoryStore(id, entries);
+    memory.push(store);
+    return store;
+  };
   let usesShared = false;
   for (const [name, r] of Object.entries(raw.rateLimits ?? {})) {
     const at: At = (...path) => ['rateLimits', name, ...path];
@@ -77,14 +96,16 @@ export function compileRateLimiting(
       continue;
     }
     if (r.onStoreError === 'failOpen' && storeKind !== 'redis') problems.push(loaded.problem(at('onStoreError'), 'applies to limits in redis; an in-process store cannot be unreachable', true));
-    const limit = compileLimit(name, r, at, loaded, credentialHeaders, problems);
+    const limit = compileLimit(name, r, at, loaded, rules, problems);
     if (limit === null) continue;
     const onRedis = storeKind === 'redis' && shared !== null;
     usesShared ||= onRedis;
+    const entries = r.maxEntries ?? maxEntries;
+    for (const dim of limit.by) if (dim.kind === 'header') decisionHeaders.add(dim.name);
     limits.set(name, new RateLimiter({
       ...limit,
-      store: onRedis ? shared.redis : stores.memoryStore(maxEntries),
-      fallback: onRedis && r.onStoreError === 'failOpen' ? shared.fallback : null,
+      store: onRedis ? shared.redis : inProcess(`limit:${name}`, entries),
+      fallback: onRedis && r.onStoreError === 'failOpen' ? inProcess(`fallback:${name}`, entries) : null,
       ipv6PrefixBits,
     }));
   }
@@ -96,18 +117,26 @@ export function compileRateLimiting(
     const storeKind = q.store ?? (defaultStore === 'redis' ? 'redis' : 'embedded');
     const timeZone = q.timeZone ?? 'UTC';
     if (!isTimeZone(timeZone)) problems.push(loaded.problem(at('timeZone'), `"${timeZone}" is not a time zone this runtime knows (IANA names, e.g. Europe/Berlin)`));
-    const by = parseDimensions(q.by, at, loaded, credentialHeaders, problems);
+    const by = parseDimensions(q.by, at, loaded, rules, problems);
     // Without an explicit store, a missing Redis URL is rateLimiting.store's problem, reported once above.
     if (storeKind === 'redis' && shared === null && q.store !== undefined) problems.push(loaded.problem(at('store'), 'store redis needs rateLimiting.redis.url'));
     if (problems.length > before || (storeKind === 'redis' && shared === null)) continue;
     usesShared ||= storeKind === 'redis';
+    for (const dim of by) if (dim.kind === 'header') decisionHeaders.add(dim.name);
+    let store: QuotaLimiter['spec']['store'];
+    if (storeKind === 'redis' && shared !== null) store = shared.redis;
+    else {
+      const embedded = stores.quotaStore({ file: resolve(dataDir, rl.quotaFile ?? d.quotaFile), flushMs: rl.quotaFlushMs ?? d.quotaFlushMs, maxEntries }, name);
+      quotaStores.add(embedded);
+      store = embedded;
+    }
     quotas.set(name, new QuotaLimiter({
       name,
       limit: q.limit,
       tiers: new Map(Object.entries(q.tiers ?? {}).map(([tier, t]) => [tier, t.limit])),
       by,
       calendar: new Calendar(q.period, timeZone),
-      store: storeKind === 'redis' && shared !== null ? shared.redis : stores.quotaStore(resolve(dataDir, rl.quotaFile ?? d.quotaFile)),
+      store,
       failOpen: q.onStoreError === 'failOpen',
       ipv6PrefixBits,
     }));
@@ -131,10 +160,10 @@ export function compileRateLimiting(
         blockMs: parseDuration(bf.blockFor ?? d.bruteForceBlockFor) ?? 900_000,
         byIp: by.includes('ip'),
         byCredential: by.includes('credential'),
-        store: onRedis ? shared.redis : stores.memoryStore(maxEntries),
+        shared: onRedis ? shared.redis : null,
         maxEntries,
         ipv6PrefixBits,
-      }, onRedis ? JSON.stringify(redisRaw) : `memory:${maxEntries}`, onRedis ? shared.fallback : null);
+      }, onRedis ? JSON.stringify(redisRaw) : 'memory');
     }
   }
 
@@ -151,7 +180,13 @@ export function compileRateLimiting(
     quotas,
     guard,
     global,
-    shared: usesShared && shared !== null ? [shared] : [],
+    inUse: {
+      shared: usesShared && shared !== null ? [shared] : [],
+      memory,
+      quotas: [...quotaStores],
+      guards: guard === null ? [] : [guard],
+    },
+    decisionHeaders,
   };
 }
 
@@ -161,7 +196,7 @@ function unknownLimit(name: string, raw: RawConfig): string {
 
 type LimitCore = Pick<RateLimitSpec, 'name' | 'shape' | 'tiers' | 'by'>;
 
-function compileLimit(name: string, r: RawRateLimit, at: At, loaded: LoadedConfig, credentialHeaders: ReadonlySet<string>, problems: ConfigProblem[]): LimitCore | null {
+function compileLimit(name: string, r: RawRateLimit, at: At, loaded: LoadedConfig, rules: HeaderRules, problems: ConfigProblem[]): LimitCore | null {
   const before = problems.length;
   const windowed = r.algorithm === 'fixed-window' || r.algorithm === 'sliding-window';
   if (windowed && r.burst !== undefined) problems.push(loaded.problem(at('burst'), `applies to token-bucket and gcra; ${r.algorithm} allows limit per window`));
@@ -183,18 +218,25 @@ function compileLimit(name: string, r: RawRateLimit, at: At, loaded: LoadedConfi
     const tierShape = shapeOf(t.limit, t.per ?? r.per, t.burst ?? r.burst, (...p) => at('tiers', tier, ...p));
     if (tierShape !== null) tiers.set(tier, tierShape);
   }
-  const by = parseDimensions(r.by, at, loaded, credentialHeaders, problems);
+  const by = parseDimensions(r.by, at, loaded, rules, problems);
   if (shape === null || problems.length > before) return null;
   return { name, shape, tiers, by };
 }
 
-/** The `by` list as dimensions. A credential header is refused: spellings of one credential would each get a count. */
-function parseDimensions(list: readonly string[], at: At, loaded: LoadedConfig, credentialHeaders: ReadonlySet<string>, problems: ConfigProblem[]): Dimension[] {
+/**
+ * The `by` list as dimensions. Refused: a credential header (spellings of one credential would each
+ * get a count) and a header the gateway asserts (the limit would read the client's forged copy).
+ */
+function parseDimensions(list: readonly string[], at: At, loaded: LoadedConfig, rules: HeaderRules, problems: ConfigProblem[]): Dimension[] {
   return list.map((text, i): Dimension => {
     if (text.startsWith('header:')) {
       const header = text.slice('header:'.length).toLowerCase();
-      if (CREDENTIAL_HEADERS.has(header) || credentialHeaders.has(header)) {
+      const normalised = normaliseHeaderName(header);
+      const instead = rules.asserted.get(normalised) ?? [...rules.assertedPrefixes].find(([prefix]) => normalised.startsWith(prefix))?.[1];
+      if (CREDENTIAL_HEADERS.has(header) || rules.credential.has(header)) {
         problems.push(loaded.problem(at('by', i), `${header} carries credentials: count by keyId or subject, so spellings of one credential share a count`));
+      } else if (instead !== undefined) {
+        problems.push(loaded.problem(at('by', i), `${header} is a header the gateway asserts itself; the client's copy a limit would read is forged by definition: count by ${instead}`));
       }
       return { kind: 'header', name: header };
     }

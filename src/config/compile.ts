@@ -16,6 +16,7 @@ import type { RemoteJwks } from '../authn/jwt/remote-jwks.js';
 import type { ApiKeyBackend } from '../authn/api-key/backend.js';
 import type { IdentityHeaderNames } from '../stages/identity-headers.js';
 import { AUTH_DEFAULTS, compileAuth, compileRouteAuth, identityHeaderList, newRegistries, type CompiledAuth, type Registries } from './compile-auth.js';
+import { assertedHeaderRules } from './asserted-header-rules.js';
 import { compileRateLimiting, compileRouteLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
 
 /** An upstream's settings with every default applied. `key` identifies identical definitions across reloads. */
@@ -185,6 +186,8 @@ export function compileConfig(
   for (const a of auth.authenticators.values()) for (const h of a.assertedHeaders) protectedHeaders.add(normaliseHeaderName(h));
 
   const credentialHeaders = new Set([...auth.authenticators.values()].flatMap((a) => a.credentialHeaders));
+  const limitRules = assertedHeaderRules(raw, auth.identityHeaders, requestIdHeader, protectedHeaders, credentialHeaders);
+  const rateLimiting = compileRateLimiting(raw, loaded, registries.limitStores, dataDir, limitRules, problems);
   const fromTrustedProxies = new Set<string>();
   (raw.headers?.fromTrustedProxies ?? []).forEach((h, i) => {
     const name = normaliseHeaderName(h);
@@ -198,7 +201,7 @@ export function compileConfig(
   const headerPolicy: HeaderPolicy = {
     protectedNames: protectedHeaders,
     requestIdHeader,
-    decisionHeaders: decisionHeaders(raw),
+    decisionHeaders: decisionHeaders(raw, rateLimiting.decisionHeaders),
     // Authorization is removed per route (forwardAuthorization); API key headers on every route.
     credentialHeaders: new Set([...credentialHeaders].filter((h) => h !== 'authorization').map(normaliseHeaderName)),
     fromTrustedProxies,
@@ -208,7 +211,6 @@ export function compileConfig(
   for (const a of Object.values(raw.authenticators ?? {})) {
     if (a.type === 'apiKey') credentialQueryParams.add((a.queryParam ?? AUTH_DEFAULTS.apiKeyQueryParam).toLowerCase());
   }
-  const rateLimiting = compileRateLimiting(raw, loaded, registries.limitStores, dataDir, credentialHeaders, problems);
   const defaultMaxBody = limits.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
   const routes: CompiledRoute[] = [];
   const names = new Map<string, number>();
@@ -341,15 +343,13 @@ function compileRoute(
  * Headers some stage decides on: `Content-Type` (the content-type allow-list), tenant headers and
  * `header:` rate-limit and quota keys. Normalised names.
  */
-function decisionHeaders(raw: LoadedConfig['raw']): ReadonlySet<string> {
+function decisionHeaders(raw: LoadedConfig['raw'], limitHeaders: ReadonlySet<string>): ReadonlySet<string> {
   const names = new Set(['content-type']);
   for (const r of raw.routes) {
     const header = r.authorize?.tenant?.header;
     if (header !== undefined) names.add(normaliseHeaderName(header));
   }
-  for (const limit of [...Object.values(raw.rateLimits ?? {}), ...Object.values(raw.quotas ?? {})]) {
-    for (const d of limit.by) if (d.startsWith('header:')) names.add(normaliseHeaderName(d.slice('header:'.length)));
-  }
+  for (const header of limitHeaders) names.add(normaliseHeaderName(header));
   return names;
 }
 

@@ -262,6 +262,7 @@ export const RateLimitSchema = strict({
   }, 'Limits for callers of this tier; unset fields come from the base limit.'), { description: 'Per caller tier (an API key\'s tier, a token\'s tier claim). Callers without a listed tier get the base limit.' })),
   store: Type.Optional(Type.Unsafe<'memory' | 'redis'>({ type: 'string', enum: ['memory', 'redis'], description: 'Where this limit\'s counts live. Default rateLimiting.store.' })),
   onStoreError: Type.Optional(FailurePolicy('Redis unreachable: failClosed answers 503; failOpen decides with an in-process limiter of the same shape. Default failClosed.')),
+  maxEntries: Type.Optional(Type.Integer({ minimum: 100, maximum: 100_000_000, description: 'Most callers this limit tracks in process (and in its fail-open fallback). Live counts are never dropped: when full, callers without an entry share one overflow count. Default rateLimiting.maxEntries.' })),
 }, 'A named rate limit; routes list it under rateLimit, or rateLimiting.global applies it everywhere.');
 
 export const QuotaSchema = strict({
@@ -272,7 +273,7 @@ export const QuotaSchema = strict({
   tiers: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), strict({
     limit: Type.Integer({ minimum: 1, maximum: 1_000_000_000_000, description: 'The tier\'s requests per period.' }),
   }, 'The quota for callers of this tier.'), { description: 'Per caller tier. Callers without a listed tier get the base limit.' })),
-  store: Type.Optional(Type.Unsafe<'embedded' | 'redis'>({ type: 'string', enum: ['embedded', 'redis'], description: 'embedded (SQLite in dataDir; one gateway or several on one host) or redis (shared). Default redis when rateLimiting.store is redis, else embedded.' })),
+  store: Type.Optional(Type.Unsafe<'embedded' | 'redis'>({ type: 'string', enum: ['embedded', 'redis'], description: 'embedded (SQLite in dataDir; exact for one gateway, several on one host add up their counts at each flush) or redis (shared, exact across gateways). Default redis when rateLimiting.store is redis, else embedded.' })),
   onStoreError: Type.Optional(FailurePolicy('Store unreachable: failClosed answers 503; failOpen admits without counting. Default failClosed.')),
 }, 'A named quota per calendar period; routes list it under quota. Counts survive restarts.');
 
@@ -286,7 +287,7 @@ export const RateLimitingSchema = strict({
     breakerFailures: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Consecutive failures that open the circuit (decisions then fail at once). Default 5.' })),
     breakerOpenMs: Type.Optional(Millis('How long the circuit stays open before one probe. Default 1000.', 10)),
   }, 'The shared Redis (standalone; keys are Redis Cluster safe).')),
-  maxEntries: Type.Optional(Type.Integer({ minimum: 100, maximum: 100_000_000, description: 'Most callers the in-process store (and each fallback limiter) tracks; past it the oldest are forgotten. Default 100000.' })),
+  maxEntries: Type.Optional(Type.Integer({ minimum: 100, maximum: 100_000_000, description: 'Most callers each in-process limit, each fail-open fallback, each brute-force table and the quota cache track. Live counts and blocks are never dropped: when full, callers without an entry share one overflow count (see docs/rate-limits.md). Default 100000.' })),
   headers: Type.Optional(strict({
     draft: Type.Optional(Type.Boolean({ description: 'RateLimit-Policy and RateLimit (IETF draft). Default true.' })),
     classic: Type.Optional(Type.Boolean({ description: 'X-RateLimit-Limit, -Remaining, -Reset. Default true.' })),
@@ -301,6 +302,7 @@ export const RateLimitingSchema = strict({
     store: Type.Optional(Type.Unsafe<'memory' | 'redis'>({ type: 'string', enum: ['memory', 'redis'], description: 'Where failures are counted. Default rateLimiting.store.' })),
   }, 'Blocks sources of repeated failed authentications on every authenticated route (see docs/rate-limits.md).')),
   quotaFile: Type.Optional(Type.String({ minLength: 1, description: 'The embedded quota store, relative to dataDir. Default quotas/quotas.db.' })),
+  quotaFlushMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 60_000, description: 'How often (ms) the embedded quota store writes the uses counted in memory, in one transaction; a crash loses at most this much. Default 1000.' })),
 }, 'Rate limiting: stores, headers, global limits (see docs/rate-limits.md).');
 
 export const GatewayConfigSchema = Type.Object({

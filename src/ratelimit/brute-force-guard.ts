@@ -3,9 +3,10 @@ import type { Logger } from '../observability/logger.js';
 import { deny, type Denial } from '../pipeline/denials.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import type { Stage } from '../pipeline/stage.js';
-import type { LimitShape, Verdict } from './algorithms.js';
-import type { MemoryLimitStore } from './memory-store.js';
-import type { LimitStore } from './store.js';
+import type { LimitShape } from './algorithms.js';
+import { BlockTable } from './block-table.js';
+import { MemoryLimitStore } from './memory-store.js';
+import type { LimitStore, StoreVerdict } from './store.js';
 
 export interface GuardSpec {
   /** Failed authentications within `windowMs` that start a block. */
@@ -16,8 +17,9 @@ export interface GuardSpec {
   readonly byIp: boolean;
   /** Count per presented credential id (API key id): blocks failures with it, never a correct credential. */
   readonly byCredential: boolean;
-  /** Where failures are counted (shared with the other instances when Redis). */
-  readonly store: LimitStore;
+  /** Where failures are counted across instances (Redis); null: in this process. */
+  readonly shared: LimitStore | null;
+  /** Bound of each of the guard's own tables: failure counts and blocks, per source kind. */
   readonly maxEntries: number;
   readonly ipv6PrefixBits: number;
 }
@@ -26,9 +28,13 @@ export interface GuardSpec {
 export const GUARD_NAME = 'bruteForce';
 
 type StageResult = Denial | undefined | Promise<Denial | undefined>;
+type Kind = 'ip' | 'credential';
+
+/** One counted failure: whether it started a block, and whether the source was counted in the overflow entry. */
+interface Count { readonly crossed: boolean; readonly overflow: boolean }
 
 /** This failure reached the threshold (or the count was already past it, on another instance). */
-const crossed = (v: Verdict): boolean => !v.allowed || v.remaining === 0;
+const counted = (v: StoreVerdict): Count => ({ crossed: !v.allowed || v.remaining === 0, overflow: v.overflow === true });
 
 /**
  * Counts failed authentications per client address and per presented credential id. Past
@@ -41,12 +47,28 @@ const crossed = (v: Verdict): boolean => !v.allowed || v.remaining === 0;
  * lookup, and the store is written only on failures. Blocks are held in memory per instance; with
  * a shared store the failures count across instances and each instance blocks on the next failure
  * it sees from the source.
+ *
+ * The guard's state is its own, per source kind: failure counts (in process, or in the shared
+ * store) and blocks, each bounded by `maxEntries` and never emptied by pressure. A flood of new
+ * addresses cannot reset a count or lift a block before it ends. Sources the tables have no room
+ * for are one source, "overflow": their failures count together, and once that count crosses the
+ * threshold (or a block finds the block table full) every source without an entry of its own is
+ * refused until the overflow block ends. That is fail closed: it may refuse newcomers during a flood
+ * big enough to fill the tables, but never forgets an attacker.
  */
 export class BruteForceGuard {
-  private readonly blocked: Map<string, number> = new Map();
   private readonly shape: LimitShape;
-  constructor(private readonly spec: GuardSpec, private readonly fallback: MemoryLimitStore | null, private readonly logger: () => Logger | null) {
+  /** Failure counts in this process: the store when `shared` is null, the stand-in when it cannot count. */
+  private readonly local: Readonly<Record<Kind, MemoryLimitStore>>;
+  private readonly blocks: Readonly<Record<Kind, BlockTable>>;
+
+  constructor(private readonly spec: GuardSpec, private readonly logger: () => Logger | null, private readonly now: () => number = Date.now) {
     this.shape = { algorithm: 'fixed-window', limit: spec.maxFailures, windowMs: spec.windowMs, burst: 1 };
+    const full = (kind: Kind) => (maxEntries: number): void => {
+      this.logger()?.error({ kind, maxEntries }, 'brute-force guard: failure table full; sources without an entry are counted together');
+    };
+    this.local = { ip: new MemoryLimitStore(spec.maxEntries, now, full('ip')), credential: new MemoryLimitStore(spec.maxEntries, now, full('credential')) };
+    this.blocks = { ip: new BlockTable(spec.maxEntries, now), credential: new BlockTable(spec.maxEntries, now) };
   }
 
   /** Wraps a route's authenticate stage: refuse blocked addresses first, count failures after. */
@@ -54,10 +76,13 @@ export class BruteForceGuard {
     return {
       name: 'authenticate',
       run: (ex): StageResult => {
-        // Nothing blocked (the usual case): no key to build, one size check.
-        if (this.spec.byIp && this.blocked.size > 0) {
-          const blocked = this.blockedFor(`ip\0${ipKey(ex.clientIp, this.spec.ipv6PrefixBits)}`);
+        // Nothing blocked (the usual case): no key to build.
+        if (this.spec.byIp && !this.blocks.ip.empty) {
+          const address = ipKey(ex.clientIp, this.spec.ipv6PrefixBits);
+          const blocked = this.blockedFor('ip', address);
           if (blocked > 0) return this.refuse(ex, blocked, `address ${ex.clientIp} blocked after repeated failed authentications`);
+          const overflow = this.overflowFor('ip', address);
+          if (overflow > 0) return this.refuse(ex, overflow, `address ${ex.clientIp} refused: the brute-force guard's tables are full and sources without an entry of their own are blocked together`);
         }
         const result = authenticate.run(ex);
         return result instanceof Promise ? result.then((d) => this.after(ex, d)) : this.after(ex, result);
@@ -67,70 +92,79 @@ export class BruteForceGuard {
 
   private after(ex: Exchange, denial: Denial | undefined): StageResult {
     if (denial === undefined || denial.code !== 'invalid_credential') return denial;
-    const keys: string[] = [];
-    if (this.spec.byIp) keys.push(`ip\0${ipKey(ex.clientIp, this.spec.ipv6PrefixBits)}`);
+    const sources: [Kind, string][] = [];
+    if (this.spec.byIp) sources.push(['ip', ipKey(ex.clientIp, this.spec.ipv6PrefixBits)]);
     const credential = this.spec.byCredential ? ex.presentedKeyId : null;
-    const credentialBlocked = credential === null ? 0 : this.blockedFor(`credential\0${credential}`);
-    if (credential !== null && credentialBlocked === 0) keys.push(`credential\0${credential}`);
-    const conclude = (blocks: readonly boolean[]): Denial => {
-      const result = this.conclude(ex, denial, keys, blocks);
+    let credentialBlocked = 0;
+    if (credential !== null) {
+      credentialBlocked = Math.max(this.blockedFor('credential', credential), this.overflowFor('credential', credential));
+      if (credentialBlocked === 0) sources.push(['credential', credential]);
+    }
+    const conclude = (counts: readonly Count[]): Denial => {
+      const result = this.conclude(ex, denial, sources, counts);
       if (credentialBlocked === 0) return result;
       return this.refuse(ex, credentialBlocked, `credential ${credential ?? ''} blocked after repeated failed authentications; ${denial.reason}`);
     };
-    const counted = keys.map((key) => this.count(key));
-    return counted.some((c) => c instanceof Promise) ? Promise.all(counted.map((c) => Promise.resolve(c))).then(conclude) : conclude(counted as boolean[]);
+    const results = sources.map(([kind, value]) => this.count(kind, value));
+    return results.some((c) => c instanceof Promise) ? Promise.all(results.map((c) => Promise.resolve(c))).then(conclude) : conclude(results as Count[]);
   }
 
   /**
-   * Counts one failure for `key`; true when it starts a block. A shared store that cannot count
-   * hands over to the in-process fallback (the guard is not an access decision: failing to count
-   * must not refuse anyone).
+   * Counts one failure of a source. A shared store that cannot count hands over to the in-process
+   * table (the guard is not an access decision: failing to count must not refuse anyone).
    */
-  private count(key: string): boolean | Promise<boolean> {
+  private count(kind: Kind, value: string): Count | Promise<Count> {
+    const shared = this.spec.shared;
+    if (shared === null) return this.countLocally(kind, value);
     try {
-      const verdict = this.spec.store.hit(this.shape, `${GUARD_NAME}\0${key}`);
-      return verdict instanceof Promise ? verdict.then(crossed, () => this.countLocally(key)) : crossed(verdict);
+      const verdict = shared.hit(this.shape, `${GUARD_NAME}\0${kind}\0${value}`);
+      return verdict instanceof Promise ? verdict.then(counted, () => this.countLocally(kind, value)) : counted(verdict);
     } catch {
-      return this.countLocally(key);
+      return this.countLocally(kind, value);
     }
   }
 
-  private countLocally(key: string): boolean {
-    return this.fallback === null ? false : crossed(this.fallback.hit(this.shape, `${GUARD_NAME}\0${key}`));
+  private countLocally(kind: Kind, value: string): Count {
+    return counted(this.local[kind].hit(this.shape, value));
   }
 
-  private conclude(ex: Exchange, denial: Denial, keys: readonly string[], blocks: readonly boolean[]): Denial {
-    const started = keys.filter((_, i) => blocks[i] === true);
+  private conclude(ex: Exchange, denial: Denial, sources: readonly [Kind, string][], counts: readonly Count[]): Denial {
+    const until = this.now() + this.spec.blockMs;
+    const started: string[] = [];
+    sources.forEach(([kind, value], i) => {
+      const c = counts[i];
+      if (c?.crossed !== true) return;
+      if (!c.overflow && this.blocks[kind].block(value, until)) started.push(`${kind} ${value}`);
+      else {
+        this.blocks[kind].blockOverflow(until);
+        started.push(`${kind} ${value} (with every ${kind} the guard has no room for)`);
+      }
+    });
     if (started.length === 0) return denial;
-    const until = Date.now() + this.spec.blockMs;
-    for (const key of started) this.block(key, until);
     ex.limitName = GUARD_NAME;
-    const what = started.map((k) => k.replace('\0', ' ')).join(', ');
+    const what = started.join(', ');
     this.logger()?.warn({ requestId: ex.requestId, blocked: what, forMs: this.spec.blockMs }, 'brute-force guard: source blocked');
     return { ...denial, reason: `${denial.reason}; ${what} blocked for ${this.spec.blockMs} ms after ${this.spec.maxFailures} failures` };
   }
 
-  private block(key: string, until: number): void {
-    if (this.blocked.size >= this.spec.maxEntries) {
-      const now = Date.now();
-      for (const [k, t] of this.blocked) if (t <= now) this.blocked.delete(k);
-      if (this.blocked.size >= this.spec.maxEntries) this.blocked.delete(this.blocked.keys().next().value as string);
-    }
-    this.blocked.set(key, until);
+  /** Milliseconds the source's own block lasts, or 0. */
+  private blockedFor(kind: Kind, value: string): number {
+    return this.blocks[kind].leftFor(value);
   }
 
-  /** Milliseconds `key` stays blocked, or 0. */
-  private blockedFor(key: string): number {
-    if (this.blocked.size === 0) return 0;
-    const until = this.blocked.get(key);
-    if (until === undefined) return 0;
-    const left = until - Date.now();
-    if (left <= 0) { this.blocked.delete(key); return 0; }
-    return left;
+  /** Milliseconds the overflow block lasts for a source without an entry of its own, or 0. */
+  private overflowFor(kind: Kind, value: string): number {
+    const left = this.blocks[kind].overflowLeft();
+    return left > 0 && !this.local[kind].has(value) ? left : 0;
   }
 
   private refuse(ex: Exchange, leftMs: number, reason: string): Denial {
     ex.limitName = GUARD_NAME;
     return deny('too_many_failures', reason, { 'retry-after': String(Math.ceil(leftMs / 1000)) });
+  }
+
+  /** Stops the tables' sweep timers. */
+  async close(): Promise<void> {
+    await Promise.all([this.local.ip.close(), this.local.credential.close()]);
   }
 }

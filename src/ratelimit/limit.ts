@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import { claimAt } from '../authn/jwt/jwt-verifier.js';
 import { ipKey } from '../lib/ip.js';
 import type { Exchange } from '../pipeline/exchange.js';
-import type { LimitShape, Verdict } from './algorithms.js';
+import type { LimitShape } from './algorithms.js';
 import type { LimitDecision, Limiter } from './limiter.js';
 import type { MemoryLimitStore } from './memory-store.js';
-import type { LimitStore } from './store.js';
+import type { LimitStore, StoreVerdict } from './store.js';
 
 /** One part of the caller a limit counts by. */
 export type Dimension =
@@ -67,7 +67,7 @@ export class RateLimiter implements Limiter {
 interface ShapeText { readonly policy: string; readonly describe: string; readonly windowSec: number }
 const shapeTexts = new WeakMap<LimitShape, ShapeText>();
 
-function decision(name: string, shape: LimitShape, v: Verdict): LimitDecision {
+function decision(name: string, shape: LimitShape, v: StoreVerdict): LimitDecision {
   let text = shapeTexts.get(shape);
   if (text === undefined) {
     const windowSec = Math.ceil(shape.windowMs / 1000);
@@ -77,7 +77,7 @@ function decision(name: string, shape: LimitShape, v: Verdict): LimitDecision {
   }
   return {
     name, policy: text.policy, allowed: v.allowed, limit: shape.limit, windowSec: text.windowSec, remaining: v.remaining,
-    resetMs: v.resetMs, retryAfterMs: v.retryAfterMs, describe: text.describe,
+    resetMs: v.resetMs, retryAfterMs: v.retryAfterMs, describe: v.overflow === true ? `${text.describe}, shared overflow count (store full)` : text.describe,
   };
 }
 

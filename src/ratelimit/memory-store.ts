@@ -1,5 +1,5 @@
-import { decide, type LimitShape, type LimitState, type Verdict } from './algorithms.js';
-import type { LimitStore } from './store.js';
+import { decide, type LimitShape, type LimitState } from './algorithms.js';
+import type { LimitStore, StoreVerdict } from './store.js';
 
 interface Entry {
   state: LimitState;
@@ -8,69 +8,103 @@ interface Entry {
 }
 
 /** Entries examined per insertion when the map is full, looking for expired ones to drop. */
-const SWEEP = 32;
+const SCAN = 64;
 /** How often the whole map is swept of expired entries. */
 const SWEEP_INTERVAL_MS = 10_000;
+/** A full map sweeps all of itself at most this often on the request path (a flood of new keys must not make every request O(n)). */
+const FULL_SWEEP_MIN_INTERVAL_MS = 1000;
+
+/** Called when a caller is counted in the overflow entry because the store is full (at most once per `SWEEP_INTERVAL_MS`). */
+export type OnFull = (maxEntries: number) => void;
 
 /**
- * Limit state in this process: exact for one gateway, the default store. Expired entries are
- * swept every 10 s. Bounded: at `maxEntries` an insertion first drops expired entries, then the
- * oldest ones. Dropping a live entry forgets a caller's count (it starts afresh), so size the
- * bound above the number of callers active within the longest window.
+ * Limit state in this process: exact for one gateway, the default store. One store per limit (and
+ * per fail-open fallback, per brute-force table), so one limit's callers can never push out another
+ * limit's counts.
+ *
+ * Bounded without forgetting: entries leave only when their window has ended (swept every 10 s, and
+ * reclaimed on insertion when the store is full). A flood of new keys never evicts a live count.
+ * When the store holds `maxEntries` live callers, a caller without an entry of its own is counted
+ * in one overflow entry per limit shape, shared by every such caller: the limit then applies to
+ * them together, which is only ever stricter than applying it to each (the verdict says
+ * `overflow`). Entries are re-inserted on every write, so the map is ordered by last use and the
+ * entries scanned first on a full insert are the likeliest to have expired.
  */
 export class MemoryLimitStore implements LimitStore {
   readonly kind = 'memory';
   private readonly entries = new Map<string, Entry>();
-
+  /** The overflow entry per shape (`algorithm:limit:windowMs:burst`). */
+  private readonly overflow = new Map<string, Entry>();
+  private nextFullSweepAt = 0;
+  private nextFullReportAt = 0;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly maxEntries: number, private readonly now: () => number = Date.now) {
+  constructor(readonly maxEntries: number, private readonly now: () => number = Date.now, private readonly onFull: OnFull | null = null) {
     this.timer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
   }
 
-  /** Drops every expired entry. */
+  /** Drops every expired entry (overflow entries included). */
   sweep(): void {
     const now = this.now();
     for (const [key, entry] of this.entries) if (entry.expiresAt <= now) this.entries.delete(key);
+    for (const [key, entry] of this.overflow) if (entry.expiresAt <= now) this.overflow.delete(key);
   }
 
+  /** Callers with an entry of their own (never more than `maxEntries`). */
   get size(): number {
     return this.entries.size;
   }
 
-  hit(shape: LimitShape, key: string): Verdict {
-    const now = this.now();
-    // An entry past its expiry is as good as none, except that it still remembers the latest time
-    // seen; it is used as it is and only dropped to make room.
+  /** True when `key` has an unexpired entry of its own (it is not counted in the overflow). */
+  has(key: string): boolean {
     const entry = this.entries.get(key);
-    const verdict = decide(shape, entry?.state ?? null, now);
-    const expiresAt = verdict.state[0] + verdict.ttlMs;
-    if (entry !== undefined) {
-      entry.state = verdict.state;
-      entry.expiresAt = expiresAt;
-    } else {
-      if (this.entries.size >= this.maxEntries) this.makeRoom(now);
-      this.entries.set(key, { state: verdict.state, expiresAt });
-    }
-    return verdict;
+    return entry !== undefined && entry.expiresAt > this.now();
   }
 
-  private makeRoom(now: number): void {
+  hit(shape: LimitShape, key: string): StoreVerdict {
+    const now = this.now();
+    // An entry past its expiry is as good as none, except that it still remembers the latest time
+    // seen; it is used as it is and only dropped when it is reclaimed.
+    const entry = this.entries.get(key);
+    if (entry !== undefined || this.entries.size < this.maxEntries || this.reclaim(now)) {
+      const verdict = decide(shape, entry?.state ?? null, now);
+      if (entry !== undefined) this.entries.delete(key);
+      this.entries.set(key, { state: verdict.state, expiresAt: verdict.state[0] + verdict.ttlMs });
+      return verdict;
+    }
+    return this.hitOverflow(shape, now);
+  }
+
+  private hitOverflow(shape: LimitShape, now: number): StoreVerdict {
+    if (this.onFull !== null && now >= this.nextFullReportAt) {
+      this.nextFullReportAt = now + SWEEP_INTERVAL_MS;
+      this.onFull(this.maxEntries);
+    }
+    const id = `${shape.algorithm}:${shape.limit}:${shape.windowMs}:${shape.burst}`;
+    const entry = this.overflow.get(id);
+    const verdict = decide(shape, entry?.state ?? null, now);
+    this.overflow.set(id, { state: verdict.state, expiresAt: verdict.state[0] + verdict.ttlMs });
+    return { ...verdict, overflow: true };
+  }
+
+  /** Makes room by dropping expired entries only; false when every entry is still live. */
+  private reclaim(now: number): boolean {
     let examined = 0;
     for (const [key, entry] of this.entries) {
       if (entry.expiresAt <= now) this.entries.delete(key);
-      if (++examined >= SWEEP) break;
+      if (++examined >= SCAN) break;
     }
-    while (this.entries.size >= this.maxEntries) {
-      const oldest = this.entries.keys().next();
-      if (oldest.done === true) break;
-      this.entries.delete(oldest.value);
-    }
+    if (this.entries.size < this.maxEntries) return true;
+    if (now < this.nextFullSweepAt) return false;
+    this.nextFullSweepAt = now + FULL_SWEEP_MIN_INTERVAL_MS;
+    this.sweep();
+    return this.entries.size < this.maxEntries;
   }
 
   close(): Promise<void> {
     clearInterval(this.timer);
     this.entries.clear();
+    this.overflow.clear();
     return Promise.resolve();
   }
 }

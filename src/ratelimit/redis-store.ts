@@ -96,6 +96,11 @@ export class RedisLimitStore implements LimitStore, QuotaStore {
     }
   }
 
+  /** Key names remembered (at most 10000). */
+  get cachedKeys(): number {
+    return this.keys.size;
+  }
+
   /** The Redis key for a limit key: prefix plus a digest, inside a hash tag. Recent ones are remembered (hashing costs more than a lookup). */
   redisKey(key: string): string {
     let redisKey = this.keys.get(key);

@@ -7,8 +7,13 @@ import type { LimitShape, Verdict } from './algorithms.js';
  */
 export interface LimitStore {
   readonly kind: 'memory' | 'redis';
-  hit(shape: LimitShape, key: string): Verdict | Promise<Verdict>;
+  hit(shape: LimitShape, key: string): StoreVerdict | Promise<StoreVerdict>;
   close(): Promise<void>;
+}
+
+/** A verdict, and whether the caller was counted in a full store's shared overflow entry instead of one of its own. */
+export interface StoreVerdict extends Verdict {
+  readonly overflow?: true;
 }
 
 /** The store could not decide (unreachable, timed out, circuit open); the limit's failure policy applies. */

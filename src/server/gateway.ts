@@ -112,7 +112,7 @@ export class Gateway implements HandlerHost {
       this.metrics.apiKeyStoreUp.set(ok ? 1 : 0);
       this.metrics.apiKeyUsageBacklog.set(config.apiKeys?.usage.backlog ?? 0);
     });
-    await this.registries.limitStores.activate(config.rateLimiting.shared, this.logger, (store, up) => { this.metrics.rateLimitStoreUp.set({ store }, up ? 1 : 0); });
+    await this.registries.limitStores.activate(config.rateLimiting.inUse, this.logger, (store, up) => { this.metrics.rateLimitStoreUp.set({ store }, up ? 1 : 0); });
   }
 
   get config(): CompiledConfig {

@@ -1,0 +1,68 @@
+/**
+ * The sources a brute-force guard has blocked, each until a time (ms on the guard's clock).
+ *
+ * Bounded without forgetting: a block leaves the table only when it has ended. Every block lasts
+ * the same `blockMs`, so insertion order is expiry order and ended blocks are reclaimed from the
+ * front. When `maxEntries` blocks are in force and another source must be blocked, the table has
+ * no room to name it: it raises the overflow block instead, which the guard applies to every
+ * source it holds no entry for (fail closed, never "lift someone's block to make room").
+ */
+export class BlockTable {
+  private readonly until = new Map<string, number>();
+  private overflowUntil = 0;
+
+  constructor(readonly maxEntries: number, private readonly now: () => number = Date.now) {}
+
+  /** Blocks in force or not yet reclaimed. */
+  get size(): number {
+    return this.until.size;
+  }
+
+  /** True when nothing can be blocked right now: the request path can skip building a key. */
+  get empty(): boolean {
+    return this.until.size === 0 && this.overflowUntil === 0;
+  }
+
+  /** Milliseconds `key`'s own block lasts, or 0. */
+  leftFor(key: string): number {
+    if (this.until.size === 0) return 0;
+    const until = this.until.get(key);
+    if (until === undefined) return 0;
+    const left = until - this.now();
+    if (left > 0) return left;
+    this.until.delete(key);
+    return 0;
+  }
+
+  /** Milliseconds the overflow block lasts, or 0. */
+  overflowLeft(): number {
+    if (this.overflowUntil === 0) return 0;
+    const left = this.overflowUntil - this.now();
+    if (left > 0) return left;
+    this.overflowUntil = 0;
+    return 0;
+  }
+
+  /** Blocks `key` until `untilMs`; returns false when the table is full of blocks in force and the overflow block was raised instead. */
+  block(key: string, untilMs: number): boolean {
+    if (!this.until.has(key) && this.until.size >= this.maxEntries) {
+      const now = this.now();
+      for (const [k, t] of this.until) {
+        if (t > now) break;
+        this.until.delete(k);
+      }
+      if (this.until.size >= this.maxEntries) {
+        this.blockOverflow(untilMs);
+        return false;
+      }
+    }
+    this.until.delete(key);
+    this.until.set(key, untilMs);
+    return true;
+  }
+
+  /** Raises the overflow block until `untilMs` (never shortens it). */
+  blockOverflow(untilMs: number): void {
+    this.overflowUntil = Math.max(this.overflowUntil, untilMs);
+  }
+}

@@ -141,7 +141,8 @@ async function serveProbe(gateway: Gateway, path: string, res: ServerResponse, i
 /** Requests the HTTP parser refused on the admin listener: answered 400 (431, 408) and audited. */
 function rejectSocket(gateway: Gateway, err: NodeJS.ErrnoException, socket: Socket): void {
   const code = err.code ?? '';
-  if (code === 'ECONNRESET' || code === 'EPIPE') { socket.destroy(); return; }
+  // The peer closed, mid-request or between requests: nobody is left to answer.
+  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'HPE_INVALID_EOF_STATE') { socket.destroy(); return; }
   const denial = code === 'HPE_HEADER_OVERFLOW' ? deny('headers_too_large', 'admin request headers too large')
     : code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT' ? deny('request_timeout', code)
       : deny('bad_request', `${code}: ${err.message}`);

@@ -3,7 +3,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AuditRecord } from '../src/audit/audit-log.js';
@@ -11,7 +12,7 @@ import { FIELD_MAX_CHARS, MAX_RECORD_BYTES } from '../src/audit/audit-record.js'
 import { boundText } from '../src/audit/bounded-text.js';
 import { assertProblem } from './harness/assertions.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
-import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
+import { startGateway, startGatewayProcess, type ConfigObject, type TestGateway } from './harness/gateway.js';
 import { rawRequest } from './harness/raw-client.js';
 
 /** Bytes each hostile record below may take: path and user agent at their caps plus the rest. */
@@ -227,5 +228,44 @@ describe('audit trail recovers after write failures', { skip: existsSync('/dev/f
     const gaps = text.split('\n').filter((l) => l.includes('"event":"records_dropped"')).map((l) => JSON.parse(l) as { droppedRecords: number });
     assert.equal(gaps.length, 1);
     assert.equal(gaps[0]?.droppedRecords, dropped);
+  });
+});
+
+/** prlimit(1) sets another process's file-size limit: a write past it fails with EFBIG, often after a partial write. */
+const hasPrlimit = ((): boolean => { try { execFileSync('prlimit', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
+
+describe('audit trail recovers from a file-size limit', { skip: hasPrlimit ? false : 'needs prlimit(1)' }, () => {
+  it('finishes a record cut short by a partial write, so every line stays whole, once the limit is lifted', async (t) => {
+    const echo = await startEchoUpstream();
+    const proc = await startGatewayProcess(config(echo, { audit: { retryIntervalMs: 20 } }));
+    t.after(async () => { await proc.stop(); await echo.close(); });
+    const pid = String(proc.child.pid ?? 0);
+    const file = join(proc.dir, 'data', 'audit', 'audit.log');
+    const ids: string[] = [];
+    const get = async (path: string): Promise<number> => {
+      const res = await fetch(`${proc.url}${path}`);
+      ids.push(res.headers.get('x-request-id') ?? '');
+      await res.arrayBuffer();
+      return res.status;
+    };
+    assert.equal(await get('/a/first'), 200);
+    await proc.audit(1);
+    // Room for a little more than one record: the next batch is written in part, then refused.
+    const size = statSync(file).size;
+    execFileSync('prlimit', ['--pid', pid, `--fsize=${size + 700}:unlimited`]);
+    const deadline = Date.now() + 5000;
+    while ((await get(`/a/${'x'.repeat(300)}`)) !== 503) assert.ok(Date.now() < deadline, 'requests are refused once writes fail');
+    assert.equal((await fetch(`${proc.adminUrl}/readyz`)).status, 503);
+    assert.equal(statSync(file).size, size + 700, 'the file ends in a partial line');
+
+    execFileSync('prlimit', ['--pid', pid, '--fsize=unlimited:unlimited']);
+    while ((await fetch(`${proc.adminUrl}/readyz`)).status !== 200) {
+      assert.ok(Date.now() < deadline + 5000, '/readyz is ready again');
+      await delay(20);
+    }
+    assert.equal(await get('/a/last'), 200);
+    const records = await proc.audit(ids.length); // parses every line: a fragment would throw
+    for (const id of ids) assert.equal(records.filter((r) => r.requestId === id).length, 1, `one record for ${id}`);
+    assert.ok(proc.stdout.some((l) => l.includes('audit trail writable again')));
   });
 });

@@ -10,6 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { AuditRecord } from '../src/audit/audit-log.js';
 import { FIELD_MAX_CHARS, MAX_RECORD_BYTES } from '../src/audit/audit-record.js';
 import { boundText } from '../src/audit/bounded-text.js';
+import { auditTarget } from '../src/audit/audit-target.js';
 import { assertProblem } from './harness/assertions.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, startGatewayProcess, type ConfigObject, type TestGateway } from './harness/gateway.js';
@@ -115,6 +116,22 @@ describe('audit records are bounded and escaped', () => {
       assert.equal(out, expected, name);
       assert.ok(out.length <= max, `${name}: ${out.length} > ${max}`);
     }
+  });
+
+  it('keeps no query, fragment or userinfo of any raw target form (table)', () => {
+    const cases: [string, string][] = [
+      ['http://u:p@host/x?q=1', 'http://host/x'],
+      ['HTTPS://a:b@c', 'HTTPS://c'],
+      ['http://a@b@c/x', 'http://c/x'],
+      ['http:/\\u:p@h/x', 'http:/\\h/x'],
+      ['//u:p@h/x', '//h/x'],
+      ['u:p@host:443', 'host:443'],
+      ['host:443', 'host:443'],
+      ['http://host/users/@me#frag', 'http://host/users/@me'],
+      ['/users/@me?token=x', '/users/@me'],
+      ['*', '*'],
+    ];
+    for (const [raw, expected] of cases) assert.equal(auditTarget(raw), expected, raw);
   });
 
   it('never records userinfo or the query of absolute-form, authority-form and upgrade targets', async () => {

@@ -3,15 +3,17 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AuditRecord } from '../src/audit/audit-log.js';
 import { FIELD_MAX_CHARS, MAX_RECORD_BYTES } from '../src/audit/audit-record.js';
 import { boundText } from '../src/audit/bounded-text.js';
+import { auditTarget } from '../src/audit/audit-target.js';
 import { assertProblem } from './harness/assertions.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
-import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
+import { startGateway, startGatewayProcess, type ConfigObject, type TestGateway } from './harness/gateway.js';
 import { rawRequest } from './harness/raw-client.js';
 
 /** Bytes each hostile record below may take: path and user agent at their caps plus the rest. */
@@ -116,6 +118,22 @@ describe('audit records are bounded and escaped', () => {
     }
   });
 
+  it('keeps no query, fragment or userinfo of any raw target form (table)', () => {
+    const cases: [string, string][] = [
+      ['http://u:p@host/x?q=1', 'http://host/x'],
+      ['HTTPS://a:b@c', 'HTTPS://c'],
+      ['http://a@b@c/x', 'http://c/x'],
+      ['http:/\\u:p@h/x', 'http:/\\h/x'],
+      ['//u:p@h/x', '//h/x'],
+      ['u:p@host:443', 'host:443'],
+      ['host:443', 'host:443'],
+      ['http://host/users/@me#frag', 'http://host/users/@me'],
+      ['/users/@me?token=x', '/users/@me'],
+      ['*', '*'],
+    ];
+    for (const [raw, expected] of cases) assert.equal(auditTarget(raw), expected, raw);
+  });
+
   it('never records userinfo or the query of absolute-form, authority-form and upgrade targets', async () => {
     const cases: { head: string[]; path: string; status: number }[] = [
       { head: ['GET http://alice:pw-secret-1@evil.test/a/x?token=q-secret-1 HTTP/1.1', 'Host: gw.test'], path: 'http://evil.test/a/x', status: 400 },
@@ -200,16 +218,17 @@ describe('audit trail recovers after write failures', { skip: existsSync('/dev/f
 
   it('replaces records that find the queue full by one records_dropped line, and counts them', async (t) => {
     const echo = await startEchoUpstream();
-    const { gw, file } = await failingGateway(echo, { maxQueueBytes: 4096 });
+    const { gw, file } = await failingGateway(echo, { maxQueueBytes: 65536 });
     t.after(async () => { await gw.close(); await echo.close(); });
     const served: string[] = [];
-    for (let i = 0; i < 30; i++) {
+    // Refused records are about 500 bytes: 200 of them overflow a 64 KiB queue.
+    for (let i = 0; i < 200; i++) {
       const res = await fetch(`${gw.url}/a/${i}`);
       await res.arrayBuffer();
       if (res.status === 200) served.push(res.headers.get('x-request-id') ?? '');
       else assert.equal(res.status, 503);
     }
-    assert.ok(served.length < 30 && echo.received.length === served.length, 'only requests accepted before the failure was seen are served');
+    assert.ok(served.length < 200 && echo.received.length === served.length, 'only requests accepted before the failure was seen are served');
     const metric = async (): Promise<number> => Number(/portcullis_audit_dropped_total (\d+)/.exec(await (await fetch(`${gw.adminUrl}/metrics`)).text())?.[1] ?? 0);
     const dropped = await metric();
     assert.ok(dropped > 0, 'some records found the queue full');
@@ -226,5 +245,44 @@ describe('audit trail recovers after write failures', { skip: existsSync('/dev/f
     const gaps = text.split('\n').filter((l) => l.includes('"event":"records_dropped"')).map((l) => JSON.parse(l) as { droppedRecords: number });
     assert.equal(gaps.length, 1);
     assert.equal(gaps[0]?.droppedRecords, dropped);
+  });
+});
+
+/** prlimit(1) sets another process's file-size limit: a write past it fails with EFBIG, often after a partial write. */
+const hasPrlimit = ((): boolean => { try { execFileSync('prlimit', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
+
+describe('audit trail recovers from a file-size limit', { skip: hasPrlimit ? false : 'needs prlimit(1)' }, () => {
+  it('finishes a record cut short by a partial write, so every line stays whole, once the limit is lifted', async (t) => {
+    const echo = await startEchoUpstream();
+    const proc = await startGatewayProcess(config(echo, { audit: { retryIntervalMs: 20 } }));
+    t.after(async () => { await proc.stop(); await echo.close(); });
+    const pid = String(proc.child.pid ?? 0);
+    const file = join(proc.dir, 'data', 'audit', 'audit.log');
+    const ids: string[] = [];
+    const get = async (path: string): Promise<number> => {
+      const res = await fetch(`${proc.url}${path}`);
+      ids.push(res.headers.get('x-request-id') ?? '');
+      await res.arrayBuffer();
+      return res.status;
+    };
+    assert.equal(await get('/a/first'), 200);
+    await proc.audit(1);
+    // Room for a little more than one record: the next batch is written in part, then refused.
+    const size = statSync(file).size;
+    execFileSync('prlimit', ['--pid', pid, `--fsize=${size + 700}:unlimited`]);
+    const deadline = Date.now() + 5000;
+    while ((await get(`/a/${'x'.repeat(300)}`)) !== 503) assert.ok(Date.now() < deadline, 'requests are refused once writes fail');
+    assert.equal((await fetch(`${proc.adminUrl}/readyz`)).status, 503);
+    assert.equal(statSync(file).size, size + 700, 'the file ends in a partial line');
+
+    execFileSync('prlimit', ['--pid', pid, '--fsize=unlimited:unlimited']);
+    while ((await fetch(`${proc.adminUrl}/readyz`)).status !== 200) {
+      assert.ok(Date.now() < deadline + 5000, '/readyz is ready again');
+      await delay(20);
+    }
+    assert.equal(await get('/a/last'), 200);
+    const records = await proc.audit(ids.length); // parses every line: a fragment would throw
+    for (const id of ids) assert.equal(records.filter((r) => r.requestId === id).length, 1, `one record for ${id}`);
+    assert.ok(proc.stdout.some((l) => l.includes('audit trail writable again')));
   });
 });

@@ -95,6 +95,8 @@ export class AuditLog {
   get state(): AuditState {
     if (this.outage !== null) return 'failing';
     if (this.closed || this.handle === null) return 'closed';
+    // Records were dropped and the line saying so is not queued yet: serve nothing meanwhile.
+    if (this.gap !== null) return 'backlogged';
     // Requests are refused at three quarters of the queue, so the records of the refused requests
     // still fit in the last quarter rather than being dropped.
     return this.queuedBytes * 4 >= this.maxQueueBytes * 3 ? 'backlogged' : 'ok';
@@ -109,23 +111,36 @@ export class AuditLog {
     if (this.closed) { this.dropped++; return; }
     const line = serialiseRecord(record);
     const bytes = Buffer.byteLength(line);
-    if (this.queuedBytes + bytes > this.maxQueueBytes) {
+    if (!this.queueGap() || this.queuedBytes + bytes > this.maxQueueBytes) {
       this.dropped++;
       if (this.gap === null) this.gap = { count: 1, first: record.time, last: record.time };
       else { this.gap.count++; this.gap.last = record.time; }
       return;
     }
-    if (this.gap !== null) {
-      const gap: AuditGapRecord = { time: new Date().toISOString(), event: 'records_dropped', droppedRecords: this.gap.count, firstDroppedAt: this.gap.first, lastDroppedAt: this.gap.last };
-      this.logger.error({ dropped: gap.droppedRecords, from: gap.firstDroppedAt, to: gap.lastDroppedAt }, 'audit records dropped: the queue was full');
-      const text = JSON.stringify(gap) + '\n';
-      this.batch += text;
-      this.queuedBytes += Buffer.byteLength(text);
-      this.gap = null;
-    }
+    this.enqueue(line, bytes);
+  }
+
+  private enqueue(line: string, bytes: number): void {
     this.batch += line;
     this.queuedBytes += bytes;
     if (!this.scheduled) { this.scheduled = true; setImmediate(this.flush); }
+  }
+
+  /**
+   * Queues the `records_dropped` line of a gap, once it fits; false while it does not (then no
+   * later record may be queued before it, and the trail stays unhealthy).
+   */
+  private queueGap(): boolean {
+    const open = this.gap;
+    if (open === null) return true;
+    const gap: AuditGapRecord = { time: new Date().toISOString(), event: 'records_dropped', droppedRecords: open.count, firstDroppedAt: open.first, lastDroppedAt: open.last };
+    const text = JSON.stringify(gap) + '\n';
+    const bytes = Buffer.byteLength(text);
+    if (this.queuedBytes + bytes > this.maxQueueBytes) return false;
+    this.logger.error({ dropped: gap.droppedRecords, from: gap.firstDroppedAt, to: gap.lastDroppedAt }, 'audit records dropped: the queue was full');
+    this.gap = null;
+    this.enqueue(text, bytes);
+    return true;
   }
 
   private readonly flush = (): void => {
@@ -164,6 +179,8 @@ export class AuditLog {
       return;
     }
     this.recovered();
+    // The queue is empty: the gap line is written now, not when the next request comes.
+    this.queueGap();
   }
 
   /** Up to MAX_WRITE_BYTES of the queue as one buffer, starting after what was already written. */

@@ -1,4 +1,5 @@
-const ABSOLUTE_FORM = /^([A-Za-z][A-Za-z0-9+.-]{0,31}:\/\/)([^/]*)(.*)$/s;
+/** A scheme followed by slashes (either way round: some clients send `http:\\`), then the authority and the rest. */
+const NOT_ORIGIN_FORM = /^([A-Za-z][A-Za-z0-9+.-]{0,31}:(?=[/\\]))?([/\\]*)([^/\\]*)(.*)$/s;
 
 /**
  * What the audit trail may keep of a raw request target that was not parsed into a canonical path
@@ -10,21 +11,13 @@ const ABSOLUTE_FORM = /^([A-Za-z][A-Za-z0-9+.-]{0,31}:\/\/)([^/]*)(.*)$/s;
  */
 export function auditTarget(raw: string | undefined): string {
   if (raw === undefined) return '';
-  let target = raw;
-  const cut = target.search(/[?#]/);
-  if (cut !== -1) target = target.slice(0, cut);
-  const absolute = ABSOLUTE_FORM.exec(target);
-  if (absolute !== null) {
-    const [, scheme = '', authority = '', rest = ''] = absolute;
-    return scheme + withoutUserinfo(authority) + rest;
-  }
-  if (target.startsWith('/')) return target;
-  // Authority-form (CONNECT) or garbage: whatever precedes the first `/` is treated as an authority.
-  const slash = target.indexOf('/');
-  return slash === -1 ? withoutUserinfo(target) : withoutUserinfo(target.slice(0, slash)) + target.slice(slash);
-}
-
-function withoutUserinfo(authority: string): string {
+  const cut = raw.search(/[?#]/);
+  const target = cut === -1 ? raw : raw.slice(0, cut);
+  // Origin form: a path, whatever it contains (`/users/@me` is a path, not userinfo).
+  if (target.startsWith('/') && !target.startsWith('//') && !target.startsWith('/\\')) return target;
+  const parts = NOT_ORIGIN_FORM.exec(target);
+  if (parts === null) return '';
+  const [, scheme = '', slashes = '', authority = '', rest = ''] = parts;
   const at = authority.lastIndexOf('@');
-  return at === -1 ? authority : authority.slice(at + 1);
+  return scheme + slashes + (at === -1 ? authority : authority.slice(at + 1)) + rest;
 }

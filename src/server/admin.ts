@@ -55,11 +55,19 @@ function isJson(req: IncomingMessage): boolean {
  */
 export function createAdminServer(gateway: Gateway): Server {
   const settings = gateway.config.admin;
+  /** Connections with a request being handled: a parse error there ends that request, audited once by its handler. */
+  const busy = new WeakSet<Socket>();
   // Host is checked here, so a request without one is answered (and audited) by us, not by node.
   const server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, requireHostHeader: false }, (req, res) => {
+    const socket = req.socket;
+    busy.add(socket);
+    res.once('close', () => busy.delete(socket));
     void handleAdmin(gateway, settings, req, res);
   });
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => rejectSocket(gateway, err, socket));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (busy.has(socket)) socket.destroy();
+    else rejectSocket(gateway, err, socket);
+  });
   return server;
 }
 
@@ -71,9 +79,12 @@ async function handleAdmin(gateway: Gateway, settings: AdminSettings, req: Incom
   try {
     outcome = await serveAdmin(gateway, settings, req, res, id, caller);
   } catch (err) {
-    gateway.logger.error({ err, requestId: id.value }, 'admin request failed');
-    const denial = deny('internal_error', `unexpected error: ${(err as Error).message}`);
-    if (res.headersSent) { res.destroy(); outcome = { status: 500, code: 'internal_error', detail: denial.reason, keyId: null }; }
+    // A body broken off or malformed on the wire (the parser destroyed the request) is the client's doing.
+    const clientFault = req.destroyed && !req.complete;
+    if (!clientFault) gateway.logger.error({ err, requestId: id.value }, 'admin request failed');
+    const denial = clientFault ? deny('bad_request', `request body broken off or malformed: ${(err as Error).message}`)
+      : deny('internal_error', `unexpected error: ${(err as Error).message}`);
+    if (res.headersSent || clientFault) { res.destroy(); outcome = { status: DENIALS[denial.code].status, code: denial.code, detail: denial.reason, keyId: null }; }
     else outcome = refuse(res, denial, id);
   }
   if (outcome !== null) gateway.auditAdmin(req, req.socket, id.value, outcome, caller.authenticated, performance.now() - started);
@@ -141,7 +152,8 @@ async function serveProbe(gateway: Gateway, path: string, res: ServerResponse, i
 /** Requests the HTTP parser refused on the admin listener: answered 400 (431, 408) and audited. */
 function rejectSocket(gateway: Gateway, err: NodeJS.ErrnoException, socket: Socket): void {
   const code = err.code ?? '';
-  if (code === 'ECONNRESET' || code === 'EPIPE') { socket.destroy(); return; }
+  // The peer closed, mid-request or between requests: nobody is left to answer.
+  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'HPE_INVALID_EOF_STATE') { socket.destroy(); return; }
   const denial = code === 'HPE_HEADER_OVERFLOW' ? deny('headers_too_large', 'admin request headers too large')
     : code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT' ? deny('request_timeout', code)
       : deny('bad_request', `${code}: ${err.message}`);

@@ -134,6 +134,7 @@ before(async () => {
     routes: [
       { name: 'a', match: { path: '/a/**' }, upstream: 'a', public: true },
       { name: 'b', match: { path: '/b/**' }, upstream: 'b', public: true },
+      { name: 'rate', match: { path: '/rate/**' }, upstream: 'a', public: true, limits: { minBodyBytesPerSecond: 1000 } },
     ],
   });
 });
@@ -260,6 +261,27 @@ void describe('slow uploads', () => {
       assert.ok(!a.started.some((u) => u.startsWith('/a/trickle/')), 'a body still being received was forwarded');
     } finally {
       for (const s of slow) s.stop();
+    }
+    await idle();
+  });
+});
+
+void describe('minimum upload rate', () => {
+  void test('a route with minBodyBytesPerSecond answers 408 to a client that keeps sending, but too slowly, and frees the upstream', async () => {
+    const p = path('rate');
+    // 10 bytes every 40 ms is about 250 bytes/s: never idle, but under the route's 1000 bytes/s.
+    const slow = trickle(gw.port, p, 100_000, 40);
+    const chunks: Buffer[] = [];
+    slow.socket.on('data', (c: Buffer) => chunks.push(c));
+    try {
+      await once(slow.socket, 'close');
+      assert.match(Buffer.concat(chunks).toString('latin1'), /^HTTP\/1\.1 408 /);
+      const record = await oneAuditRecordFor(gw, p);
+      assert.equal(record.reason, 'request_timeout');
+      assert.match(record.detail ?? '', /less than 400 request body bytes in 400 ms/);
+      assert.ok(!a.completed.includes(p));
+    } finally {
+      slow.stop();
     }
     await idle();
   });

@@ -47,6 +47,8 @@ export interface CompiledRoute extends Routable {
   readonly maxBodyBytes: number;
   /** Longest gap in the request body the client may leave (408 / abort after). */
   readonly bodyIdleTimeoutMs: number;
+  /** Least request body rate over each bodyIdleTimeoutMs period; 0: idleness only. */
+  readonly minBodyBytesPerSecond: number;
   /** Longest time the client may leave its connection full while the response is relayed. */
   readonly writeIdleTimeoutMs: number;
   /** Declared bodies up to this size are received whole before an upstream connection is taken. */
@@ -68,6 +70,7 @@ export interface Limits {
   readonly maxConnections: number;
   readonly bodyIdleTimeoutMs: number;
   readonly writeIdleTimeoutMs: number;
+  readonly minBodyBytesPerSecond: number;
   readonly bufferBodyBytes: number;
 }
 
@@ -122,6 +125,7 @@ export const DEFAULTS = Object.freeze({
   upstreamMaxQueued: 256,
   bodyIdleTimeoutMs: 10000,
   writeIdleTimeoutMs: 10000,
+  minBodyBytesPerSecond: 0,
   bufferBodyBytes: 16384,
   auditFile: 'audit/audit.log',
   auditMaxQueueBytes: 8 * 1024 * 1024,
@@ -191,6 +195,7 @@ export function compileConfig(
     maxConnections: limits.maxConnections ?? DEFAULTS.maxConnections,
     bodyIdleTimeoutMs: limits.bodyIdleTimeoutMs ?? DEFAULTS.bodyIdleTimeoutMs,
     writeIdleTimeoutMs: limits.writeIdleTimeoutMs ?? DEFAULTS.writeIdleTimeoutMs,
+    minBodyBytesPerSecond: limits.minBodyBytesPerSecond ?? DEFAULTS.minBodyBytesPerSecond,
     bufferBodyBytes: limits.bufferBodyBytes ?? DEFAULTS.bufferBodyBytes,
   };
   const routes: CompiledRoute[] = [];
@@ -285,6 +290,7 @@ function compileRoute(
     maxBodyBytes,
     bodyIdleTimeoutMs: r.limits?.bodyIdleTimeoutMs ?? defaults.bodyIdleTimeoutMs,
     writeIdleTimeoutMs: r.limits?.writeIdleTimeoutMs ?? defaults.writeIdleTimeoutMs,
+    minBodyBytesPerSecond: r.limits?.minBodyBytesPerSecond ?? defaults.minBodyBytesPerSecond,
     bufferBodyBytes: Math.min(defaults.bufferBodyBytes, maxBodyBytes),
     contentTypes,
     // Request limits, limits by address, authentication, limits by identity, authorization, identity headers.

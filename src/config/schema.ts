@@ -44,6 +44,7 @@ export const LimitsSchema = strict({
   maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Most concurrent client connections; more are refused. Default 10000.' })),
   bodyIdleTimeoutMs: Type.Optional(Millis('Longest time a client may send no request body bytes while the gateway waits for them (408, or the exchange is aborted once a response started). Default 10000. Routes may set their own.')),
   writeIdleTimeoutMs: Type.Optional(Millis('Longest time a client may leave its connection full (not reading the response); past it the connection is closed and the upstream request aborted. Default 10000. Routes may set their own.')),
+  minBodyBytesPerSecond: Type.Optional(Type.Integer({ minimum: 0, maximum: 1 << 30, description: 'Least request body rate, measured over each bodyIdleTimeoutMs period (408 below it); 0 checks only for idleness. Default 0. Routes may set their own.' })),
   bufferBodyBytes: Type.Optional(Type.Integer({ minimum: 0, maximum: 1 << 20, description: 'Request bodies with a declared Content-Length up to this size are received in full before an upstream connection is taken; 0 streams every body. Default 16384.' })),
 }, 'Request limits against oversized and slow clients.');
 
@@ -205,6 +206,7 @@ export const RouteSchema = strict({
     contentTypes: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+*-]+$' }), { minItems: 1, description: 'Accepted media types for requests with a body (415 otherwise), e.g. application/json.' })),
     bodyIdleTimeoutMs: Type.Optional(Millis('limits.bodyIdleTimeoutMs for this route.')),
     writeIdleTimeoutMs: Type.Optional(Millis('limits.writeIdleTimeoutMs for this route.')),
+    minBodyBytesPerSecond: Type.Optional(Type.Integer({ minimum: 0, maximum: 1 << 30, description: 'limits.minBodyBytesPerSecond for this route.' })),
   }, 'Per-route request limits.')),
 }, 'A route: a match, an upstream and a policy.');
 

@@ -27,6 +27,9 @@ export class Admission {
   private head: Waiter | null = null;
   private tail: Waiter | null = null;
   private queued = 0;
+  private holding = 0;
+  /** Called once when nothing is in flight or waiting any more (a retired upstream closing). */
+  private onDrained: (() => void) | null = null;
 
   constructor(
     targets: number,
@@ -44,9 +47,13 @@ export class Admission {
 
   /** Requests holding a slot now, over all targets. */
   get active(): number {
-    let sum = 0;
-    for (const n of this.inFlight) sum += n;
-    return sum;
+    return this.holding;
+  }
+
+  /** Resolves once no request holds a slot or waits for one (immediately if none does). */
+  drained(): Promise<void> {
+    if (this.holding === 0 && this.queued === 0) return Promise.resolve();
+    return new Promise((resolve) => { this.onDrained = resolve; });
   }
 
   /** Takes a free slot and returns its target index, or -1 when every target is at its limit. */
@@ -57,6 +64,7 @@ export class Admission {
       this.next = slot + 1 === n ? 0 : slot + 1;
       if ((this.inFlight[slot] ?? this.perTarget) < this.perTarget) {
         this.inFlight[slot] = (this.inFlight[slot] ?? 0) + 1;
+        this.holding++;
         return slot;
       }
     }
@@ -94,7 +102,8 @@ export class Admission {
       return;
     }
     const n = this.inFlight[slot] ?? 0;
-    if (n > 0) this.inFlight[slot] = n - 1;
+    if (n > 0) { this.inFlight[slot] = n - 1; this.holding--; }
+    if (this.onDrained !== null && this.holding === 0 && this.queued === 0) { this.onDrained(); this.onDrained = null; }
   }
 
   private unlink(waiter: Waiter): void {

@@ -18,9 +18,13 @@ class ClientGoneError extends Error {
   constructor() { super('client closed the connection'); }
 }
 
-/** The client stopped sending its request body (see BodyIdleWatch). */
+/** The client stopped sending its request body, or sent it below the minimum rate (see BodyIdleWatch). */
 class BodyIdleError extends Error {
-  constructor(idleMs: number, bytes: number) { super(`client sent no request body bytes for ${idleMs} ms (after ${bytes} bytes)`); }
+  constructor(watch: BodyIdleWatch, bytes: number) {
+    super(watch.minBytes > 1
+      ? `client sent less than ${watch.minBytes} request body bytes in ${watch.idleMs} ms (after ${bytes} bytes)`
+      : `client sent no request body bytes for ${watch.idleMs} ms (after ${bytes} bytes)`);
+  }
 }
 
 /** The client stopped reading its response: its connection stayed full for the write idle timeout. */
@@ -199,7 +203,7 @@ export async function forward(ex: Exchange, upstream: Upstream): Promise<Denial 
   const chunked = req.headers['transfer-encoding'] !== undefined;
   const hasBody = chunked || (length !== undefined && length !== '0');
   if (hasBody && req.headers.expect !== undefined) res.writeContinue();
-  const watch = hasBody && !req.complete ? new BodyIdleWatch(req, ex.socket, route.bodyIdleTimeoutMs) : null;
+  const watch = hasBody && !req.complete ? new BodyIdleWatch(req, ex.socket, route.bodyIdleTimeoutMs, route.minBodyBytesPerSecond) : null;
   try {
     let body: Buffer | Readable | null = null;
     if (hasBody) {
@@ -239,7 +243,7 @@ function receive(ex: Exchange, watch: BodyIdleWatch | null): Promise<Buffer | De
     req.on('data', onData);
     req.once('end', onEnd);
     res.once('close', onClose);
-    if (watch !== null) watch.onIdle = () => { req.pause(); finish(deny('request_timeout', new BodyIdleError(watch.idleMs, ex.bytesIn).message)); };
+    if (watch !== null) watch.onIdle = () => { req.pause(); finish(deny('request_timeout', new BodyIdleError(watch, ex.bytesIn).message)); };
   });
 }
 
@@ -268,7 +272,7 @@ function queue(ex: Exchange, upstream: Upstream, watch: BodyIdleWatch | null): P
     if (watch !== null) {
       watch.onIdle = () => {
         admission.cancel(waiter);
-        finish(deny('request_timeout', new BodyIdleError(watch.idleMs, ex.bytesIn).message));
+        finish(deny('request_timeout', new BodyIdleError(watch, ex.bytesIn).message));
       };
     }
   });
@@ -284,7 +288,7 @@ function dispatch(ex: Exchange, upstream: Upstream, slot: number, body: Buffer |
       upstream.admission.release(slot);
       resolve(error === null ? undefined : failure(ex, error));
     });
-    if (watch !== null) watch.onIdle = () => handler.abort(new BodyIdleError(watch.idleMs, ex.bytesIn));
+    if (watch !== null) watch.onIdle = () => handler.abort(new BodyIdleError(watch, ex.bytesIn));
     try {
       upstream.pool(slot).dispatch({
         path: upstreamPath(target.path, route) + (ex.forwardQuery ?? target.query),

@@ -29,8 +29,12 @@ export class Upstream {
     return this.pools[slot] as Pool;
   }
 
-  /** Waits for in-flight requests to finish, then closes the connections. */
+  /**
+   * Waits for in-flight requests and for those still queued (each at most queueTimeoutMs) to
+   * finish, then closes the connections: a request admitted on the old config is still served.
+   */
   async close(): Promise<void> {
+    await this.admission.drained();
     await Promise.all(this.pools.map((p) => p.close()));
   }
 

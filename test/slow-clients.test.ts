@@ -330,3 +330,36 @@ void describe('isolation', () => {
     assert.equal((await rawRequest(gw.port, get(path('a/y')), { settleMs: 0 })).status, 200, 'a serves again once the slow clients are gone');
   });
 });
+
+void describe('reload', () => {
+  void test('a request queued for an upstream that a reload retires is still served once a connection frees up', async (t) => {
+    const upstream = await startUpstreamA();
+    const config = (queueTimeoutMs: number): Record<string, unknown> => ({
+      upstreams: { a: { targets: [upstream.url], connections: 1, queueTimeoutMs, maxQueued: 4 } },
+      routes: [{ name: 'a', match: { path: '/a/**' }, upstream: 'a', public: true }],
+    });
+    const g = await startGateway(config(3000));
+    t.after(async () => {
+      upstream.releaseHeld();
+      await g.close();
+      upstream.server.closeAllConnections();
+      upstream.server.close();
+    });
+    const retiring = g.gateway.runtime.upstreams.get('a')?.admission;
+    assert.ok(retiring !== undefined);
+    const held = path('a/hold');
+    const holding = rawRequest(g.port, get(held), { timeoutMs: 6000, settleMs: 0 });
+    await until(() => upstream.started.includes(held), 'the held request reached the upstream');
+    const queued = path('a/q');
+    const waiting = rawRequest(g.port, get(queued), { timeoutMs: 6000, settleMs: 0 });
+    await until(() => retiring.waiting === 1, 'the request is queued');
+    await g.writeConfig(config(2500)); // a changed upstream: the running one is retired
+    const reloaded = await g.gateway.reload();
+    assert.ok(reloaded.ok && reloaded.changed);
+    upstream.releaseHeld();
+    assert.equal((await holding).status, 200);
+    const reply = await waiting;
+    assert.equal(reply.status, 200, `the queued request was not served by the retired upstream: ${reply.body}`);
+    assert.equal(reply.body, 'a');
+  });
+});

@@ -85,8 +85,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     this.stalled = false;
     this.controller?.resume();
   };
-  private readonly flushed = (): void => { this.stalled = false; };
-  private readonly onWriteIdle = (): void => {
+  private onWriteIdle(): void {
     if (!this.stalled) return;
     const error = new ReadStallError(this.writeIdleMs);
     if (!this.settled) { this.abort(error); return; }
@@ -94,7 +93,8 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     this.ex.decision = 'abort';
     this.ex.reason = `${error.message} (after the upstream response ended)`;
     this.ex.res.destroy();
-  };
+  }
+
   // The response closed before the upstream exchange settled: the client left, or the gateway
   // answered at the connection level. Either way the upstream request has no one to serve.
   private readonly onClientClose = (): void => {
@@ -161,7 +161,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
 
   private stall(): void {
     this.stalled = true;
-    if (this.writeTimer === null) this.writeTimer = setTimeout(this.onWriteIdle, this.writeIdleMs);
+    if (this.writeTimer === null) this.writeTimer = setTimeout(() => this.onWriteIdle(), this.writeIdleMs);
     else this.writeTimer.refresh();
   }
 
@@ -176,7 +176,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
       // The upstream is done and its connection free; the last bytes still wait in a full client
       // socket. Keep the same bound on them, so a client that never reads does not keep the
       // connection (and its audit record) open forever.
-      res.once('finish', this.flushed);
+      res.once('finish', () => { this.stalled = false; });
       this.stall();
     } else if (this.writeTimer !== null) clearTimeout(this.writeTimer);
     this.done(error);
@@ -195,12 +195,23 @@ class RelayHandler implements Dispatcher.DispatchHandler {
  * client idle mid-body for the route's `bodyIdleTimeoutMs` gets 408 at any point before the
  * response started.
  */
-export async function forward(ex: Exchange, upstream: Upstream): Promise<Denial | undefined> {
-  const { req, res } = ex;
-  const route = ex.route as CompiledRoute;
-  if (ex.target === null) return deny('internal_error', 'forward without a parsed target');
+export function forward(ex: Exchange, upstream: Upstream): Promise<Denial | undefined> {
+  const req = ex.req;
+  if (ex.target === null) return Promise.resolve(deny('internal_error', 'forward without a parsed target'));
   const length = req.headers['content-length'];
   const chunked = req.headers['transfer-encoding'] !== undefined;
+  if (!chunked && (length === undefined || length === '0')) {
+    // The common case, kept free of extra promises: no body, and a connection free.
+    const slot = upstream.admission.tryAcquire();
+    if (slot >= 0) return dispatch(ex, upstream, slot, null, null);
+  }
+  return admitAndDispatch(ex, upstream, chunked, length);
+}
+
+/** forward() for requests with a body, or when every connection is busy. */
+async function admitAndDispatch(ex: Exchange, upstream: Upstream, chunked: boolean, length: string | undefined): Promise<Denial | undefined> {
+  const { req, res } = ex;
+  const route = ex.route as CompiledRoute;
   const hasBody = chunked || (length !== undefined && length !== '0');
   if (hasBody && req.headers.expect !== undefined) res.writeContinue();
   const watch = hasBody && !req.complete ? new BodyIdleWatch(req, ex.socket, route.bodyIdleTimeoutMs, route.minBodyBytesPerSecond) : null;

@@ -29,6 +29,10 @@ export interface UpstreamSpec {
   readonly bodyTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
   readonly connections: number;
+  /** Longest wait for a free connection (503 upstream_busy after); 0: no waiting. */
+  readonly queueTimeoutMs: number;
+  /** Most requests waiting for a free connection. */
+  readonly maxQueued: number;
   readonly preserveHost: boolean;
 }
 
@@ -43,6 +47,14 @@ export interface CompiledRoute extends Routable {
   readonly stripPrefix: string | null;
   readonly addPrefix: string | null;
   readonly maxBodyBytes: number;
+  /** Longest gap in the request body the client may leave (408 / abort after). */
+  readonly bodyIdleTimeoutMs: number;
+  /** Least request body rate over each bodyIdleTimeoutMs period; 0: idleness only. */
+  readonly minBodyBytesPerSecond: number;
+  /** Longest time the client may leave its connection full while the response is relayed. */
+  readonly writeIdleTimeoutMs: number;
+  /** Declared bodies up to this size are received whole before an upstream connection is taken. */
+  readonly bufferBodyBytes: number;
   /** Accepted request media types (lower case, no parameters), or null for any. */
   readonly contentTypes: ReadonlySet<string> | null;
   /** Methods without body semantics that may carry a body here (`limits.allowBodyOn`). */
@@ -62,6 +74,10 @@ export interface Limits {
   readonly requestTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
   readonly maxConnections: number;
+  readonly bodyIdleTimeoutMs: number;
+  readonly writeIdleTimeoutMs: number;
+  readonly minBodyBytesPerSecond: number;
+  readonly bufferBodyBytes: number;
 }
 
 /** The whole gateway config, compiled once and frozen. The request path reads only this. */
@@ -129,6 +145,12 @@ export const DEFAULTS = Object.freeze({
   upstreamBodyTimeoutMs: 30000,
   upstreamKeepAliveTimeoutMs: 4000,
   upstreamConnections: 128,
+  upstreamQueueTimeoutMs: 1000,
+  upstreamMaxQueued: 256,
+  bodyIdleTimeoutMs: 10000,
+  writeIdleTimeoutMs: 10000,
+  minBodyBytesPerSecond: 0,
+  bufferBodyBytes: 16384,
   auditFile: 'audit/audit.log',
   auditMaxQueueBytes: 8 * 1024 * 1024,
   auditRetryIntervalMs: 1000,
@@ -211,11 +233,24 @@ export function compileConfig(
   for (const a of Object.values(raw.authenticators ?? {})) {
     if (a.type === 'apiKey') credentialQueryParams.add((a.queryParam ?? AUTH_DEFAULTS.apiKeyQueryParam).toLowerCase());
   }
-  const defaultMaxBody = limits.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
+  const gatewayLimits: Limits = {
+    maxHeaderBytes: limits.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
+    maxHeaderCount: limits.maxHeaderCount ?? DEFAULTS.maxHeaderCount,
+    maxUrlBytes: target.maxUrlBytes,
+    maxBodyBytes: limits.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
+    headersTimeoutMs: limits.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs,
+    requestTimeoutMs: limits.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
+    keepAliveTimeoutMs: limits.keepAliveTimeoutMs ?? DEFAULTS.keepAliveTimeoutMs,
+    maxConnections: limits.maxConnections ?? DEFAULTS.maxConnections,
+    bodyIdleTimeoutMs: limits.bodyIdleTimeoutMs ?? DEFAULTS.bodyIdleTimeoutMs,
+    writeIdleTimeoutMs: limits.writeIdleTimeoutMs ?? DEFAULTS.writeIdleTimeoutMs,
+    minBodyBytesPerSecond: limits.minBodyBytesPerSecond ?? DEFAULTS.minBodyBytesPerSecond,
+    bufferBodyBytes: limits.bufferBodyBytes ?? DEFAULTS.bufferBodyBytes,
+  };
   const routes: CompiledRoute[] = [];
   const names = new Map<string, number>();
   raw.routes.forEach((r, index) => {
-    const route = compileRoute(r, index, loaded, upstreams, auth, rateLimiting, target.allowSemicolon, defaultMaxBody, problems);
+    const route = compileRoute(r, index, loaded, upstreams, auth, rateLimiting, target.allowSemicolon, gatewayLimits, problems);
     const earlier = names.get(r.name);
     if (earlier !== undefined) {
       const first = loaded.problem(['routes', earlier, 'name'], '');
@@ -240,16 +275,7 @@ export function compileConfig(
       hosts: (admin.hosts ?? []).map((h) => h.toLowerCase().replace(/\.$/, '')),
       origins: (admin.origins ?? []).map((o) => o.toLowerCase()),
     },
-    limits: {
-      maxHeaderBytes: limits.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
-      maxHeaderCount: limits.maxHeaderCount ?? DEFAULTS.maxHeaderCount,
-      maxUrlBytes: target.maxUrlBytes,
-      maxBodyBytes: defaultMaxBody,
-      headersTimeoutMs: limits.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs,
-      requestTimeoutMs: limits.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
-      keepAliveTimeoutMs: limits.keepAliveTimeoutMs ?? DEFAULTS.keepAliveTimeoutMs,
-      maxConnections: limits.maxConnections ?? DEFAULTS.maxConnections,
-    },
+    limits: gatewayLimits,
     target,
     trustedProxies,
     requestIdHeader,
@@ -282,6 +308,8 @@ function compileUpstream(name: string, u: RawUpstream): UpstreamSpec {
     bodyTimeoutMs: u.bodyTimeoutMs ?? DEFAULTS.upstreamBodyTimeoutMs,
     keepAliveTimeoutMs: u.keepAliveTimeoutMs ?? DEFAULTS.upstreamKeepAliveTimeoutMs,
     connections: u.connections ?? DEFAULTS.upstreamConnections,
+    queueTimeoutMs: u.queueTimeoutMs ?? DEFAULTS.upstreamQueueTimeoutMs,
+    maxQueued: u.maxQueued ?? DEFAULTS.upstreamMaxQueued,
     preserveHost: u.preserveHost ?? false,
   };
   return { ...spec, key: JSON.stringify(spec) };
@@ -289,7 +317,7 @@ function compileUpstream(name: string, u: RawUpstream): UpstreamSpec {
 
 function compileRoute(
   r: RawRoute, index: number, loaded: LoadedConfig, upstreams: ReadonlyMap<string, UpstreamSpec>, auth: CompiledAuth, rateLimiting: CompiledRateLimiting,
-  allowSemicolon: boolean, defaultMaxBody: number, problems: ConfigProblem[],
+  allowSemicolon: boolean, defaults: Limits, problems: ConfigProblem[],
 ): CompiledRoute | null {
   const at = (...path: (string | number)[]) => ['routes', index, ...path];
   let pattern: PathPattern | null = null;
@@ -307,7 +335,7 @@ function compileRoute(
   if (pattern === null || upstream === undefined) return null;
   const stripPrefix = rewrite.stripPrefix === undefined || rewrite.stripPrefix === '/' ? null : rewrite.stripPrefix.replace(/\/$/, '');
   const addPrefix = rewrite.addPrefix === undefined || rewrite.addPrefix === '/' ? null : rewrite.addPrefix.replace(/\/$/, '');
-  const maxBodyBytes = r.limits?.maxBodyBytes ?? defaultMaxBody;
+  const maxBodyBytes = r.limits?.maxBodyBytes ?? defaults.maxBodyBytes;
   const contentTypes = r.limits?.contentTypes === undefined ? null : new Set(r.limits.contentTypes);
   const allowBodyOn = new Set<string>(r.limits?.allowBodyOn ?? []);
   if (r.allowMethodOverride === true && r.match.methods === undefined) {
@@ -325,6 +353,10 @@ function compileRoute(
     stripPrefix,
     addPrefix,
     maxBodyBytes,
+    bodyIdleTimeoutMs: r.limits?.bodyIdleTimeoutMs ?? defaults.bodyIdleTimeoutMs,
+    writeIdleTimeoutMs: r.limits?.writeIdleTimeoutMs ?? defaults.writeIdleTimeoutMs,
+    minBodyBytesPerSecond: r.limits?.minBodyBytesPerSecond ?? defaults.minBodyBytesPerSecond,
+    bufferBodyBytes: Math.min(defaults.bufferBodyBytes, maxBodyBytes),
     contentTypes,
     allowBodyOn,
     allowMethodOverride: r.allowMethodOverride === true,

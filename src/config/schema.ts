@@ -50,6 +50,10 @@ export const LimitsSchema = strict({
   requestTimeoutMs: Type.Optional(Millis('Time allowed to receive the whole request, body included. Default 30000.')),
   keepAliveTimeoutMs: Type.Optional(Millis('How long an idle client connection is kept open. Default 5000.')),
   maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Most concurrent client connections; more are refused. Default 10000.' })),
+  bodyIdleTimeoutMs: Type.Optional(Millis('Longest time a client may send no request body bytes while the gateway waits for them (408, or the exchange is aborted once a response started). Default 10000. Routes may set their own.')),
+  writeIdleTimeoutMs: Type.Optional(Millis('Longest time a client may leave its connection full (not reading the response); past it the connection is closed and the upstream request aborted. Default 10000. Routes may set their own.')),
+  minBodyBytesPerSecond: Type.Optional(Type.Integer({ minimum: 0, maximum: 1 << 30, description: 'Least request body rate, measured over each bodyIdleTimeoutMs period (408 below it); 0 checks only for idleness. Default 0. Routes may set their own.' })),
+  bufferBodyBytes: Type.Optional(Type.Integer({ minimum: 0, maximum: 1 << 20, description: 'Request bodies with a declared Content-Length up to this size are received in full before an upstream connection is taken; 0 streams every body. Default 16384.' })),
 }, 'Request limits against oversized and slow clients.');
 
 export const PathsSchema = strict({
@@ -78,7 +82,9 @@ export const UpstreamSchema = strict({
   connectTimeoutMs: Type.Optional(Millis('Time to establish a connection (504 after). Default 5000.')),
   bodyTimeoutMs: Type.Optional(Millis('Longest idle gap while receiving the response body (the response is aborted after). Default 30000.')),
   keepAliveTimeoutMs: Type.Optional(Millis('How long idle upstream connections are kept. Default 4000.')),
-  connections: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, description: 'Most connections per target. Default 128.' })),
+  connections: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, description: 'Most connections (and requests in flight) per target. Default 128.' })),
+  queueTimeoutMs: Type.Optional(Millis('Longest wait for a free connection when every one is busy (503 upstream_busy after). Default 1000.', 0)),
+  maxQueued: Type.Optional(Type.Integer({ minimum: 0, maximum: 100000, description: 'Most requests waiting for a free connection; more are refused at once (503 upstream_busy). Default 256.' })),
   preserveHost: Type.Optional(Type.Boolean({ description: 'Send the client Host header upstream instead of the target host. Default false.' })),
 }, 'A named upstream service.');
 
@@ -210,6 +216,9 @@ export const RouteSchema = strict({
     maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0, maximum: 1 << 30, description: 'Largest request body on this route (413 above).' })),
     contentTypes: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+*-]+$' }), { minItems: 1, description: 'Accepted media types for requests with a body (415 otherwise), e.g. application/json.' })),
     allowBodyOn: Type.Optional(Type.Array(Type.Unsafe<'GET' | 'HEAD' | 'DELETE' | 'OPTIONS'>({ type: 'string', enum: ['GET', 'HEAD', 'DELETE', 'OPTIONS'] }), { minItems: 1, uniqueItems: true, description: 'Methods without body semantics that may carry a body on this route. Default none: such a body is refused with 400 body_not_allowed.' })),
+    bodyIdleTimeoutMs: Type.Optional(Millis('limits.bodyIdleTimeoutMs for this route.')),
+    writeIdleTimeoutMs: Type.Optional(Millis('limits.writeIdleTimeoutMs for this route.')),
+    minBodyBytesPerSecond: Type.Optional(Type.Integer({ minimum: 0, maximum: 1 << 30, description: 'limits.minBodyBytesPerSecond for this route.' })),
   }, 'Per-route request limits.')),
 }, 'A route: a match, an upstream and a policy.');
 

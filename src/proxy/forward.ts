@@ -6,6 +6,7 @@ import { responseHeaders } from '../http/headers.js';
 import { deny, type Denial } from '../pipeline/denials.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import { limitHeaders } from '../ratelimit/headers.js';
+import { BodyIdleWatch } from './body-idle-watch.js';
 import type { Upstream } from './upstream.js';
 
 class BodyLimitError extends Error {
@@ -16,6 +17,22 @@ class BodyLimitError extends Error {
 class ClientGoneError extends Error {
   constructor() { super('client closed the connection'); }
 }
+
+/** The client stopped sending its request body, or sent it below the minimum rate (see BodyIdleWatch). */
+class BodyIdleError extends Error {
+  constructor(watch: BodyIdleWatch, bytes: number) {
+    super(watch.minBytes > 1
+      ? `client sent less than ${watch.minBytes} request body bytes in ${watch.idleMs} ms (after ${bytes} bytes)`
+      : `client sent no request body bytes for ${watch.idleMs} ms (after ${bytes} bytes)`);
+  }
+}
+
+/** The client stopped reading its response: its connection stayed full for the write idle timeout. */
+class ReadStallError extends Error {
+  constructor(idleMs: number) { super(`client did not read the response for ${idleMs} ms`); }
+}
+
+const ignore = (): void => undefined;
 
 /** The path sent upstream: the canonical path, with the route's prefix rewrite applied. */
 export function upstreamPath(path: string, route: CompiledRoute): string {
@@ -28,9 +45,13 @@ export function upstreamPath(path: string, route: CompiledRoute): string {
   return out;
 }
 
-/** Streams a body of undeclared length, counting bytes and failing past the limit (413). */
+/**
+ * Streams the request body, counting bytes and failing past `limit` (413) when the length was not
+ * declared. The request stream is not destroyed when the upstream side stops early, so the gateway
+ * can still answer on the connection (413, 408, 502) instead of resetting it.
+ */
 async function* counted(req: IncomingMessage, ex: Exchange, limit: number): AsyncGenerator<Buffer> {
-  for await (const chunk of req as AsyncIterable<Buffer>) {
+  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
     ex.bytesIn += chunk.length;
     if (ex.bytesIn > limit) throw new BodyLimitError(limit);
     yield chunk;
@@ -41,30 +62,65 @@ async function* counted(req: IncomingMessage, ex: Exchange, limit: number): Asyn
  * Relays one upstream response to the client as undici delivers it: status and filtered headers,
  * then the body with backpressure (undici pauses while the client socket is full). Settles once,
  * with null on a complete response or the precise error that ended it.
+ *
+ * A client that leaves its connection full for `writeIdleMs` (it stopped reading) loses it, and the
+ * upstream request is aborted, so a reader that never reads cannot hold an upstream connection.
  */
 class RelayHandler implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
   private settled = false;
+  /** An abort requested before undici started the request; applied in onRequestStart. */
+  private pendingAbort: Error | null = null;
   /**
    * Body bytes still due by the upstream's Content-Length, or -1. The chunk that completes it is
    * sent with `res.end(chunk)`, so a one-chunk response leaves with its headers in one socket
    * write; nothing is ever held back, so streamed responses flow as they arrive.
    */
   private remaining = -1;
-  private readonly resume = (): void => this.controller?.resume();
+  /** Waiting for the client socket to drain (or, after the last chunk, to flush). */
+  private stalled = false;
+  /** Created on the first stall only: responses that never fill the socket cost no timer. */
+  private writeTimer: NodeJS.Timeout | null = null;
+  private readonly resume = (): void => {
+    this.stalled = false;
+    this.controller?.resume();
+  };
+  private onWriteIdle(): void {
+    if (!this.stalled) return;
+    const error = new ReadStallError(this.writeIdleMs);
+    if (!this.settled) { this.abort(error); return; }
+    // The upstream exchange is over; only the tail of the response is stuck in the client's socket.
+    this.ex.decision = 'abort';
+    this.ex.reason = `${error.message} (after the upstream response ended)`;
+    this.ex.res.destroy();
+  }
+
   // The response closed before the upstream exchange settled: the client left, or the gateway
   // answered at the connection level. Either way the upstream request has no one to serve.
   private readonly onClientClose = (): void => {
-    if (!this.settled) this.controller?.abort(new ClientGoneError());
+    if (!this.settled) this.abort(new ClientGoneError());
   };
 
-  constructor(private readonly ex: Exchange, private readonly done: (error: Error | null) => void) {
+  constructor(private readonly ex: Exchange, private readonly writeIdleMs: number, private readonly done: (error: Error | null) => void) {
     ex.res.once('close', this.onClientClose);
+  }
+
+  /** Ends the upstream request with `error` (reported through onResponseError), now or once it starts. */
+  abort(error: Error): void {
+    if (this.settled) return;
+    if (this.controller === null) this.pendingAbort ??= error;
+    else this.controller.abort(error);
+  }
+
+  /** Settles with an error undici could not report itself (a throwing dispatch). */
+  fail(error: Error): void {
+    this.settle(error);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.ex.res.destroyed) controller.abort(new ClientGoneError());
+    if (this.pendingAbort !== null) controller.abort(this.pendingAbort);
+    else if (this.ex.res.destroyed) controller.abort(new ClientGoneError());
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
@@ -90,6 +146,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     if (!this.ex.res.write(chunk)) {
       controller.pause();
       this.ex.res.once('drain', this.resume);
+      this.stall();
     }
   }
 
@@ -102,11 +159,26 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     this.settle(error);
   }
 
+  private stall(): void {
+    this.stalled = true;
+    if (this.writeTimer === null) this.writeTimer = setTimeout(() => this.onWriteIdle(), this.writeIdleMs);
+    else this.writeTimer.refresh();
+  }
+
   private settle(error: Error | null): void {
     if (this.settled) return;
     this.settled = true;
-    this.ex.res.off('close', this.onClientClose);
-    this.ex.res.off('drain', this.resume);
+    const res = this.ex.res;
+    res.off('close', this.onClientClose);
+    res.off('drain', this.resume);
+    this.stalled = false;
+    if (error === null && !res.writableFinished && this.ex.socket.writableNeedDrain) {
+      // The upstream is done and its connection free; the last bytes still wait in a full client
+      // socket. Keep the same bound on them, so a client that never reads does not keep the
+      // connection (and its audit record) open forever.
+      res.once('finish', () => { this.stalled = false; });
+      this.stall();
+    } else if (this.writeTimer !== null) clearTimeout(this.writeTimer);
     this.done(error);
   }
 }
@@ -115,34 +187,157 @@ class RelayHandler implements Dispatcher.DispatchHandler {
  * Sends the exchange to its upstream and streams the response back. Returns a Denial when the
  * gateway must answer itself (nothing relayed yet), or undefined when the upstream's response was
  * relayed or the exchange can only be abandoned. Upstream failures map to precise codes:
- * unreachable 502, timed out 504; failures after the response started cut the response short.
+ * unreachable 502, timed out 504, no free connection in time 503; failures after the response
+ * started cut the response short.
+ *
+ * Order: a small declared body is received whole first (a slow client then never holds an upstream
+ * connection), then an admission slot is taken or waited for, then the request is dispatched. A
+ * client idle mid-body for the route's `bodyIdleTimeoutMs` gets 408 at any point before the
+ * response started.
  */
 export function forward(ex: Exchange, upstream: Upstream): Promise<Denial | undefined> {
+  const req = ex.req;
+  if (ex.target === null) return Promise.resolve(deny('internal_error', 'forward without a parsed target'));
+  const length = req.headers['content-length'];
+  const chunked = req.headers['transfer-encoding'] !== undefined;
+  if (!chunked && (length === undefined || length === '0')) {
+    // The common case, kept free of extra promises: no body, and a connection free.
+    const slot = upstream.admission.tryAcquire();
+    if (slot >= 0) return dispatch(ex, upstream, slot, null, null);
+  }
+  return admitAndDispatch(ex, upstream, chunked, length);
+}
+
+/** forward() for requests with a body, or when every connection is busy. */
+async function admitAndDispatch(ex: Exchange, upstream: Upstream, chunked: boolean, length: string | undefined): Promise<Denial | undefined> {
   const { req, res } = ex;
   const route = ex.route as CompiledRoute;
-  const target = ex.target;
-  if (target === null) return Promise.resolve(deny('internal_error', 'forward without a parsed target'));
-  const length = req.headers['content-length'];
-  let body: Dispatcher.DispatchOptions['body'] = null;
-  if (req.headers['transfer-encoding'] !== undefined) body = Readable.from(counted(req, ex, route.maxBodyBytes), { objectMode: false });
-  else if (length !== undefined && length !== '0') { body = req; ex.bytesIn = Number(length); }
-  if (body !== null && req.headers.expect !== undefined) res.writeContinue();
+  const hasBody = chunked || (length !== undefined && length !== '0');
+  if (hasBody && req.headers.expect !== undefined) res.writeContinue();
+  const watch = hasBody && !req.complete ? new BodyIdleWatch(req, ex.socket, route.bodyIdleTimeoutMs, route.minBodyBytesPerSecond) : null;
+  try {
+    let body: Buffer | Readable | null = null;
+    if (hasBody) {
+      if (!chunked && Number(length) <= route.bufferBodyBytes) {
+        const received = await receive(ex, watch);
+        if (!Buffer.isBuffer(received)) return received;
+        body = received;
+      } else body = Readable.from(counted(req, ex, route.maxBodyBytes), { objectMode: false });
+    }
+    let slot = upstream.admission.tryAcquire();
+    if (slot < 0) {
+      const waited = await queue(ex, upstream, watch);
+      if (typeof waited !== 'number') { if (body instanceof Readable) body.destroy(); return waited; }
+      slot = waited;
+    }
+    return await dispatch(ex, upstream, slot, body, watch);
+  } finally {
+    watch?.stop();
+  }
+}
+
+/** Receives a declared body whole (it is at most the route's bufferBodyBytes). */
+function receive(ex: Exchange, watch: BodyIdleWatch | null): Promise<Buffer | Denial | undefined> {
+  const { req, res } = ex;
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const finish = (result: Buffer | Denial | undefined): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      res.off('close', onClose);
+      if (watch !== null) watch.onIdle = ignore;
+      resolve(result);
+    };
+    const onData = (chunk: Buffer): void => { ex.bytesIn += chunk.length; chunks.push(chunk); };
+    const onEnd = (): void => finish(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, ex.bytesIn));
+    const onClose = (): void => { clientGone(ex, 'client closed the connection while sending the request body'); finish(undefined); };
+    req.on('data', onData);
+    req.once('end', onEnd);
+    res.once('close', onClose);
+    if (watch !== null) watch.onIdle = () => { req.pause(); finish(deny('request_timeout', new BodyIdleError(watch, ex.bytesIn).message)); };
+  });
+}
+
+/** Waits for an admission slot: the slot, a 503 upstream_busy, a 408 for an idle body, or undefined when the client left. */
+function queue(ex: Exchange, upstream: Upstream, watch: BodyIdleWatch | null): Promise<number | Denial | undefined> {
+  const { admission, spec } = upstream;
+  const busy = (reason: string): Denial => deny('upstream_busy', `upstream ${spec.name}: ${reason}`, { 'retry-after': '1' });
+  if (ex.res.destroyed || ex.socket.destroyed) {
+    clientGone(ex, 'client closed the connection before an upstream connection was free');
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolve) => {
+    const finish = (result: number | Denial | undefined): void => {
+      ex.res.off('close', onClose);
+      if (watch !== null) watch.onIdle = ignore;
+      resolve(result);
+    };
+    const waiter = admission.enqueue((slot) => finish(slot >= 0 ? slot : busy(`no free connection within queueTimeoutMs (${spec.queueTimeoutMs} ms)`)));
+    const onClose = (): void => {
+      if (waiter !== null) admission.cancel(waiter);
+      clientGone(ex, 'client closed the connection while waiting for an upstream connection');
+      finish(undefined);
+    };
+    if (waiter === null) { resolve(busy(`maxQueued (${spec.maxQueued}) requests already waiting`)); return; }
+    ex.res.once('close', onClose);
+    if (watch !== null) {
+      watch.onIdle = () => {
+        admission.cancel(waiter);
+        finish(deny('request_timeout', new BodyIdleError(watch, ex.bytesIn).message));
+      };
+    }
+  });
+}
+
+/** Dispatches on the pool of `slot`, relays the response, and gives the slot back when the exchange ends. */
+function dispatch(ex: Exchange, upstream: Upstream, slot: number, body: Buffer | Readable | null, watch: BodyIdleWatch | null): Promise<Denial | undefined> {
+  const route = ex.route as CompiledRoute;
+  const target = ex.target as NonNullable<Exchange['target']>;
   ex.forwardedAt = performance.now();
   return new Promise((resolve) => {
-    const handler = new RelayHandler(ex, (error) => resolve(error === null ? undefined : failure(ex, error)));
-    upstream.pick().dispatch({
-      path: upstreamPath(target.path, route) + (ex.forwardQuery ?? target.query),
-      method: req.method as Dispatcher.HttpMethod,
-      headers: ex.forwardHeaders,
-      body,
-    }, handler);
+    const handler = new RelayHandler(ex, route.writeIdleTimeoutMs, (error) => {
+      upstream.admission.release(slot);
+      resolve(error === null ? undefined : failure(ex, error));
+    });
+    if (watch !== null) watch.onIdle = () => handler.abort(new BodyIdleError(watch, ex.bytesIn));
+    try {
+      upstream.pool(slot).dispatch({
+        path: upstreamPath(target.path, route) + (ex.forwardQuery ?? target.query),
+        method: ex.req.method as Dispatcher.HttpMethod,
+        headers: ex.forwardHeaders,
+        body,
+      }, handler);
+    } catch (err) {
+      handler.fail(err as Error);
+    }
   });
+}
+
+/** Marks the exchange as abandoned by the client (audited as abort, status 499 when nothing was sent). */
+function clientGone(ex: Exchange, reason: string): void {
+  if (ex.denial !== null) return;
+  ex.decision = 'abort';
+  ex.reason = reason;
 }
 
 function failure(ex: Exchange, error: Error & { code?: string; cause?: unknown }): Denial | undefined {
   if (ex.denial !== null) return undefined; // already decided at the connection level
   if (error instanceof BodyLimitError || error.cause instanceof BodyLimitError) {
     return deny('body_too_large', `streamed body exceeded ${ex.route?.maxBodyBytes ?? 0} bytes`);
+  }
+  if (error instanceof ReadStallError || error.cause instanceof ReadStallError) {
+    ex.decision = 'abort';
+    ex.reason = error.message;
+    ex.res.destroy();
+    return undefined;
+  }
+  if (error instanceof BodyIdleError || error.cause instanceof BodyIdleError) {
+    // Nothing sent yet: 408 (RFC 9110 §15.5.9), and the connection closes since the body is unread.
+    if (!ex.res.headersSent) return deny('request_timeout', `${error.message}; upstream request aborted`);
+    ex.decision = 'abort';
+    ex.reason = `${error.message} after the response started`;
+    ex.res.destroy();
+    return undefined;
   }
   const code = error.code ?? '';
   const detail = `${code} ${error.message}`.trim();

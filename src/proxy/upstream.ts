@@ -1,12 +1,17 @@
 import { Pool } from 'undici';
 import type { UpstreamSpec } from '../config/compile.js';
+import { Admission } from './admission.js';
 
-/** A named upstream at run time: one undici Pool per target, chosen round robin. */
+/**
+ * A named upstream at run time: one undici Pool per target, and the admission that decides which
+ * pool a request may use and how long it may wait for one (see Admission).
+ */
 export class Upstream {
   private readonly pools: readonly Pool[];
-  private next = 0;
+  readonly admission: Admission;
 
   constructor(readonly spec: UpstreamSpec) {
+    this.admission = new Admission(spec.targets.length, spec.connections, spec.maxQueued, spec.queueTimeoutMs);
     this.pools = spec.targets.map((origin) => new Pool(origin, {
       connections: spec.connections,
       connect: { timeout: spec.connectTimeoutMs },
@@ -19,15 +24,17 @@ export class Upstream {
     }));
   }
 
-  /** The pool for the next request. */
-  pick(): Pool {
-    const pool = this.pools[this.next] as Pool;
-    this.next = this.next + 1 === this.pools.length ? 0 : this.next + 1;
-    return pool;
+  /** The pool of the target an admission slot belongs to. */
+  pool(slot: number): Pool {
+    return this.pools[slot] as Pool;
   }
 
-  /** Waits for in-flight requests to finish, then closes the connections. */
+  /**
+   * Waits for in-flight requests and for those still queued (each at most queueTimeoutMs) to
+   * finish, then closes the connections: a request admitted on the old config is still served.
+   */
   async close(): Promise<void> {
+    await this.admission.drained();
     await Promise.all(this.pools.map((p) => p.close()));
   }
 

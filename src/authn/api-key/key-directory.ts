@@ -1,4 +1,5 @@
 import type { Logger } from '../../observability/logger.js';
+import { isKeyId } from './key-format.js';
 import { LookupLimitError, StoreUnavailableError, type ApiKeyRecord, type ApiKeyStore } from './store.js';
 
 export interface DirectoryOptions {
@@ -193,10 +194,27 @@ export class KeyDirectory<T> {
     this.unknown.set(id, until);
   }
 
-  /** Marks a key changed: whatever was cached for it is dropped, and it is known to exist. */
-  private invalidate(id: string): void {
+  /**
+   * Marks a key changed: whatever was cached for it is dropped, and it is known to exist. Returns
+   * true when a loaded value was dropped (the key is in use, so worth reloading at once).
+   */
+  private invalidate(id: string): boolean {
     this.unknown.delete(id);
+    const wasLoaded = (this.known.get(id)?.value ?? null) !== null;
     this.rememberKnown(id, { value: null, loadedAt: Number.NEGATIVE_INFINITY });
+    return wasLoaded;
+  }
+
+  /**
+   * Reloads changed keys that were in use, in the background and within the reload allowance, so
+   * the next request finds the new state (a revocation) without a store round trip of its own.
+   * Call after bumping the epoch, so the reload is cached.
+   */
+  private reload(ids: readonly string[]): void {
+    for (const id of ids) {
+      if (this.inFlight.known >= this.options.maxConcurrentLookups) return;
+      this.load(id, 'known').catch(() => undefined);
+    }
   }
 
   /** Drops one key (the local process changed it). */
@@ -264,8 +282,9 @@ export class KeyDirectory<T> {
       let sentAt = this.now();
       let batch = await this.store.changesSince(this.seq ?? 0);
       while (batch.ids.length > 0) {
-        if (!first) for (const id of batch.ids) this.invalidate(id);
+        const inUse = first ? [] : batch.ids.filter((id) => this.invalidate(id));
         this.epoch++;
+        this.reload(inUse);
         this.seq = batch.seq;
         sentAt = this.now();
         batch = await this.store.changesSince(batch.seq);
@@ -288,7 +307,16 @@ export class KeyDirectory<T> {
   }
 
   private async listen(): Promise<void> {
-    this.listening = await this.store.watch(() => void this.sync(), (err) => {
+    this.listening = await this.store.watch((id) => {
+      // Drop the key at once, without waiting for the change-log read: on a gateway busy with a
+      // flood that read is a round trip behind every queued request.
+      if (this.seq !== null && isKeyId(id)) {
+        const inUse = this.invalidate(id);
+        this.epoch++;
+        if (inUse) this.reload([id]);
+      }
+      void this.sync();
+    }, (err) => {
       this.listening = false;
       this.reporting?.logger.warn({ err: err.message, store: this.store.kind }, 'api key change notifications lost; polling until they resume');
     });

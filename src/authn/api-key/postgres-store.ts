@@ -232,7 +232,7 @@ export class PostgresKeyStore implements ApiKeyStore {
   }
 
   /** LISTENs on a dedicated connection; `onError` fires once when that connection is lost. */
-  async watch(onChange: () => void, onError: (err: Error) => void): Promise<boolean> {
+  async watch(onChange: (id: string) => void, onError: (err: Error) => void): Promise<boolean> {
     await this.unwatch();
     const client = new pg.Client({ connectionString: this.options.url, connectionTimeoutMillis: this.options.timeoutMs, application_name: 'portcullis-listen' });
     let failed = false;
@@ -245,7 +245,7 @@ export class PostgresKeyStore implements ApiKeyStore {
     };
     client.on('error', fail);
     client.on('end', () => fail(new Error('listen connection closed')));
-    client.on('notification', (msg) => { if (msg.channel === CHANGE_CHANNEL) onChange(); });
+    client.on('notification', (msg) => { if (msg.channel === CHANGE_CHANNEL) onChange(msg.payload ?? ''); });
     this.listener = client;
     try {
       await client.connect();

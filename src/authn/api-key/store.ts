@@ -92,8 +92,12 @@ export interface ApiKeyStore {
   recordUsage(deltas: readonly UsageDelta[]): Promise<void>;
   /** Ids changed after `seq`, the latest sequence number seen, and the store's clock. */
   changesSince(seq: number): Promise<ChangeBatch>;
-  /** Calls `onChange` when another process changed keys (LISTEN/NOTIFY); returns false where unsupported. */
-  watch(onChange: () => void, onError: (err: Error) => void): Promise<boolean>;
+  /**
+   * Calls `onChange` with the changed key's id when another process changed keys (LISTEN/NOTIFY);
+   * returns false where unsupported. The id lets a reader drop the key before reading the change
+   * log; the change log stays the authority.
+   */
+  watch(onChange: (id: string) => void, onError: (err: Error) => void): Promise<boolean>;
   close(): Promise<void>;
 }
 

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { hashKey, newKey, newKeyId } from '../src/authn/api-key/key-format.js';
 import { PostgresKeyStore } from '../src/authn/api-key/postgres-store.js';
@@ -20,6 +21,8 @@ interface Backend {
   dump(): Promise<string>;
   /** A store whose backend is unreachable. */
   unreachable(): Promise<ApiKeyStore>;
+  /** Writes a revocation instant directly, as an older version did from a client's clock. */
+  setRevokedAt(id: string, at: number): Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -126,6 +129,21 @@ function contract(kind: string, setup: () => Promise<Backend | string>): void {
       assert.equal((await store.get(record.id))?.revokedAt, first.revokedAt);
       assert.deepEqual((await store.changesSince(last)).ids, [], 'revoking again is not a change');
       assert.equal(await store.revoke(newKeyId()), null);
+    });
+
+    test('treats a revocation stamped in the future (by an older version) as revoked now, and brings it back to now on revoking again', async () => {
+      const { record } = newRecord();
+      await store.insert(record);
+      const future = (await store.clock()) + 24 * HOUR;
+      await shared().setRevokedAt(record.id, future);
+      const stored = await store.get(record.id);
+      assert.ok(stored !== null);
+      assert.equal(keyStatus(stored, await store.clock(), 0), 'revoked', 'revoked by state, not when the stamped instant arrives');
+      let seq = 0;
+      for (;;) { const b = await store.changesSince(seq); if (b.ids.length === 0) break; seq = b.seq; }
+      const again = await store.revoke(record.id);
+      assert.ok(again?.revokedAt !== null && again?.revokedAt !== undefined && again.revokedAt < future - HOUR, 'brought back to the store\'s now');
+      assert.deepEqual((await store.changesSince(seq)).ids, [record.id], 'recorded as a change');
     });
 
     test('stamps creation, revocation and grace with the store\'s clock, whatever the caller\'s clock says', async () => {
@@ -254,6 +272,13 @@ contract('sqlite', async () => {
       const parts = await Promise.all([file, `${file}-wal`].map((f) => readFile(f).catch(() => Buffer.alloc(0))));
       return Buffer.concat(parts).toString('latin1');
     },
+    setRevokedAt(id, at) {
+      // Through the public API there is no way to write a future instant: open the file directly.
+      const db = new Database(file);
+      db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ?').run(at, id);
+      db.close();
+      return Promise.resolve();
+    },
     async unreachable() {
       await writeFile(join(dir, 'not-a-dir'), '');
       return new SqliteKeyStore(join(dir, 'not-a-dir', 'keys.db'));
@@ -278,6 +303,12 @@ contract('postgres', async () => {
       const { rows } = await c.query<{ t: string }>('SELECT k::text AS t FROM portcullis_api_keys k');
       await c.end();
       return rows.map((r) => r.t).join('\n');
+    },
+    async setRevokedAt(id, at) {
+      const c = new pg.Client({ connectionString: db.url });
+      await c.connect();
+      await c.query('UPDATE portcullis_api_keys SET revoked_at = to_timestamp($1::float8 / 1000) WHERE id = $2', [at, id]);
+      await c.end();
     },
     async unreachable() {
       await relay.start();

@@ -81,6 +81,8 @@ describe('API key directory bounds', () => {
   });
 
   it('shares one store query among concurrent look-ups of one id, and bounds look-ups in flight per lane', async () => {
+    const older = record();
+    await writer.insert(older);
     const d = await open();
     let queries = 0;
     const get = d.store.get.bind(d.store);
@@ -102,7 +104,12 @@ describe('API key directory bounds', () => {
     assert.equal(started.length, OPTIONS.maxConcurrentLookups, 'look-ups in flight: at most maxConcurrentLookups');
     assert.equal(refused, 20 - OPTIONS.maxConcurrentLookups, 'the rest refused at once, not queued');
     assert.ok(d.sizes.loading <= 2 * OPTIONS.maxConcurrentLookups);
-    assert.equal((await d.lookup(existing.id))?.id, existing.id, 'a key known to exist still loads while the unknown lane is full');
+    // Both asked while the unknown lane is still full (nothing has been awaited since it filled).
+    const reloads = [Promise.resolve(d.lookup(existing.id)), Promise.resolve(d.lookup(older.id))];
+    assert.equal(d.sizes.inFlight.unknown, OPTIONS.maxConcurrentLookups);
+    const [created, preexisting] = await Promise.all(reloads);
+    assert.equal(created?.id, existing.id, 'a key created since the start still loads while the unknown lane is full');
+    assert.equal(preexisting?.id, older.id, 'so does a key that existed before the start');
     await Promise.all(started);
     assert.deepEqual(d.sizes.inFlight, { unknown: 0, known: 0 });
     assert.equal(d.sizes.loading, 0, 'nothing left in the single-flight map');

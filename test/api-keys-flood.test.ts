@@ -154,7 +154,7 @@ describe('API keys under a flood of unknown key ids (two gateway processes, one 
     const answers = await Promise.all(probes);
     // Meanwhile: a key created on A becomes usable on B (a liveness check, looser than the revocation bound).
     const fresh: IssuedKeyReply = await createKey(a.adminUrl, { name: 'fresh' });
-    const freshAfterMs = await until(async () => (await withKey(`${b.url}/orders/1`, fresh.key)).status === 200, 3000);
+    const freshAfterMs = await until(async () => (await withKey(`${b.url}/orders/1`, fresh.key)).status === 200, 5000);
     checking = false;
     await steadyProbes;
     const stillFlooding = load.running;

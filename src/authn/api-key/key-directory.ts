@@ -279,9 +279,21 @@ export class KeyDirectory<T> {
         this.listenAttempt = this.listen().catch(() => undefined).finally(() => { this.listenAttempt = null; });
       }
       const first = this.seq === null;
+      // The first read walks the whole log: every id in it exists. The newest maxEntries of them
+      // are remembered as existing, so their first look-up takes the reload lane, which a flood of
+      // made-up ids cannot fill.
+      const existing = new Set<string>();
       let sentAt = this.now();
       let batch = await this.store.changesSince(this.seq ?? 0);
       while (batch.ids.length > 0) {
+        if (first) {
+          for (const id of batch.ids) {
+            // The newest ids are kept: the likeliest to be in use.
+            existing.delete(id);
+            if (existing.size >= this.options.maxEntries) existing.delete(existing.values().next().value as string);
+            existing.add(id);
+          }
+        }
         const inUse = first ? [] : batch.ids.filter((id) => this.invalidate(id));
         this.epoch++;
         this.reload(inUse);
@@ -294,6 +306,7 @@ export class KeyDirectory<T> {
         this.known.clear();
         this.unknown.clear();
         this.epoch++;
+        for (const id of existing) this.invalidate(id);
       }
       this.seq = batch.seq;
       const receivedAt = this.now();

@@ -153,9 +153,10 @@ function compileApiKeys(raw: RawConfig, loaded: LoadedConfig, backends: ApiKeyBa
   if (maxLifetimeMs > 3650 * 86_400_000) problems.push(loaded.problem(at('maxLifetime'), 'at most 3650d: a key that never needs replacing is a key nobody can rotate in a hurry'));
   if (expiryWarningMs >= maxLifetimeMs) problems.push(loaded.problem(at('expiryWarning'), `must be shorter than maxLifetime (${c.maxLifetime ?? d.maxLifetime})`));
   const pollIntervalMs = c.pollIntervalMs ?? d.pollIntervalMs;
-  const maxStalenessMs = c.maxStalenessMs ?? d.maxStalenessMs;
+  // The default follows a long poll interval, so a config that only slows polling stays valid.
+  const maxStalenessMs = c.maxStalenessMs ?? Math.max(d.maxStalenessMs, 2 * pollIntervalMs);
   if (maxStalenessMs < 2 * pollIntervalMs) {
-    problems.push(loaded.problem(at(c.maxStalenessMs === undefined ? 'pollIntervalMs' : 'maxStalenessMs'),
+    problems.push(loaded.problem(at('maxStalenessMs'),
       `maxStalenessMs (${maxStalenessMs}) must be at least twice pollIntervalMs (${pollIntervalMs}): one missed poll would refuse every key`));
   }
   if (problems.length > before) return null;

@@ -331,6 +331,10 @@ describe('API keys when the store is down', () => {
     }));
     try {
       const key = await createKey(gw.adminUrl, { name: 'cached', tenant: 'acme', scopes: ['orders:read'] });
+      // Let the directory apply the creation first, so the load below is not undone by its notification.
+      const directory = gw.gateway.config.apiKeys?.directory;
+      await directory?.sync();
+      await directory?.sync();
       const url = `${gw.url}/api/acme/orders/1`;
       assert.equal((await withKey(url, key.key)).status, 200);
       const loadedAt = Date.now();

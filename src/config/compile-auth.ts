@@ -49,6 +49,9 @@ export const API_KEY_DEFAULTS = Object.freeze({
   cacheTtlMs: 60_000,
   negativeCacheTtlMs: 5000,
   cacheMaxEntries: 100_000,
+  negativeCacheMaxEntries: 10_000,
+  maxConcurrentLookups: 16,
+  maxStalenessMs: 5000,
   pollIntervalMs: 500,
   usageFlushMs: 5000,
   maxLifetime: '90d',
@@ -149,6 +152,13 @@ function compileApiKeys(raw: RawConfig, loaded: LoadedConfig, backends: ApiKeyBa
   const expiryWarningMs = parseDuration(c.expiryWarning ?? d.expiryWarning) ?? 0;
   if (maxLifetimeMs > 3650 * 86_400_000) problems.push(loaded.problem(at('maxLifetime'), 'at most 3650d: a key that never needs replacing is a key nobody can rotate in a hurry'));
   if (expiryWarningMs >= maxLifetimeMs) problems.push(loaded.problem(at('expiryWarning'), `must be shorter than maxLifetime (${c.maxLifetime ?? d.maxLifetime})`));
+  const pollIntervalMs = c.pollIntervalMs ?? d.pollIntervalMs;
+  // The default follows a long poll interval, so a config that only slows polling stays valid.
+  const maxStalenessMs = c.maxStalenessMs ?? Math.max(d.maxStalenessMs, 2 * pollIntervalMs);
+  if (maxStalenessMs < 2 * pollIntervalMs) {
+    problems.push(loaded.problem(at('maxStalenessMs'),
+      `maxStalenessMs (${maxStalenessMs}) must be at least twice pollIntervalMs (${pollIntervalMs}): one missed poll would refuse every key`));
+  }
   if (problems.length > before) return null;
   const settings: ApiKeySettings = {
     environment: c.environment ?? d.environment,
@@ -158,7 +168,10 @@ function compileApiKeys(raw: RawConfig, loaded: LoadedConfig, backends: ApiKeyBa
     cacheTtlMs: c.cacheTtlMs ?? d.cacheTtlMs,
     negativeCacheTtlMs: c.negativeCacheTtlMs ?? d.negativeCacheTtlMs,
     cacheMaxEntries: c.cacheMaxEntries ?? d.cacheMaxEntries,
-    pollIntervalMs: c.pollIntervalMs ?? d.pollIntervalMs,
+    negativeCacheMaxEntries: c.negativeCacheMaxEntries ?? d.negativeCacheMaxEntries,
+    maxConcurrentLookups: c.maxConcurrentLookups ?? d.maxConcurrentLookups,
+    maxStalenessMs,
+    pollIntervalMs,
     usageFlushMs: c.usageFlushMs ?? d.usageFlushMs,
     maxLifetimeMs,
     expiryWarningMs,

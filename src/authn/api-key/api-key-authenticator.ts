@@ -25,6 +25,8 @@ type Extracted = { readonly key: string; readonly query: string | null } | { rea
 const UNKNOWN_KEY_HASH = randomBytes(32);
 /** Most presented keys remembered as verified per authenticator. */
 const MAX_VERIFIED = 10_000;
+/** Sent with 503 authentication_unavailable: look-up slots and sync come back within about a second. */
+const RETRY_SOON: Readonly<Record<string, string>> = Object.freeze({ 'retry-after': '1' });
 
 /**
  * API keys (see docs/api-keys.md). The key's shape, checksum and environment are checked before
@@ -100,20 +102,24 @@ export class ApiKeyAuthenticator implements Authenticator {
     return this.accept(ex, key);
   }
 
-  /** The checks that follow a matching secret, on every request: revocation, expiry, rotation grace, CIDRs. */
+  /**
+   * The checks that follow a matching secret, on every request: revocation, expiry, rotation
+   * grace, CIDRs. Revocation is a state; expiry and grace are judged by the store's clock (which
+   * stamped them), not this machine's.
+   */
   private accept(ex: Exchange, key: CompiledKey): AuthOutcome {
     const k = key.record;
     const id = k.id;
     ex.presentedKeyId = id;
-    const now = this.backend.now();
-    if (k.revokedAt !== null && k.revokedAt <= now) return this.reject('api_key_revoked', `key ${id}`);
-    if (k.graceUntil !== null && k.graceUntil <= now) return this.reject('api_key_superseded', `key ${id}, replaced by ${k.replacedBy ?? '?'}`);
-    if (k.expiresAt !== null && k.expiresAt <= now) return this.reject('api_key_expired', `key ${id}`);
+    if (k.revokedAt !== null) return this.reject('api_key_revoked', `key ${id}`);
+    const storeNow = this.backend.directory.storeNow();
+    if (k.graceUntil !== null && k.graceUntil <= storeNow) return this.reject('api_key_superseded', `key ${id}, replaced by ${k.replacedBy ?? '?'}`);
+    if (k.expiresAt !== null && k.expiresAt <= storeNow) return this.reject('api_key_expired', `key ${id}`);
     if (key.cidrs !== null && !key.cidrs.has(ex.clientIp)) {
       return { kind: 'rejected', denial: deny('ip_not_allowed', `${this.spec.name}: key ${id} is not allowed from ${ex.clientIp}`) };
     }
-    this.backend.usage.record(id, ex.clientIp, now);
-    this.backend.warnIfExpiring(k, now);
+    this.backend.usage.record(id, ex.clientIp, this.backend.now());
+    this.backend.warnIfExpiring(k, storeNow);
     let identity = this.identities.get(key);
     if (identity === undefined) {
       identity = Object.freeze({
@@ -125,8 +131,9 @@ export class ApiKeyAuthenticator implements Authenticator {
     return { kind: 'authenticated', identity };
   }
 
+  /** The store cannot answer (down, out of date, or too many look-ups in flight): 503, retry shortly (RFC 9110 §10.2.3). */
   private failure(err: unknown): AuthOutcome {
-    if (err instanceof StoreUnavailableError) return { kind: 'rejected', denial: deny('authentication_unavailable', `${this.spec.name}: ${err.message}`) };
+    if (err instanceof StoreUnavailableError) return { kind: 'rejected', denial: deny('authentication_unavailable', `${this.spec.name}: ${err.message}`, RETRY_SOON) };
     throw err;
   }
 

@@ -17,6 +17,9 @@ export interface ApiKeySettings extends KeyPolicy {
   readonly cacheTtlMs: number;
   readonly negativeCacheTtlMs: number;
   readonly cacheMaxEntries: number;
+  readonly negativeCacheMaxEntries: number;
+  readonly maxConcurrentLookups: number;
+  readonly maxStalenessMs: number;
   readonly pollIntervalMs: number;
   readonly usageFlushMs: number;
 }
@@ -68,11 +71,15 @@ export class ApiKeyBackend {
       ttlMs: settings.cacheTtlMs,
       negativeTtlMs: settings.negativeCacheTtlMs,
       maxEntries: settings.cacheMaxEntries,
+      negativeMaxEntries: settings.negativeCacheMaxEntries,
+      maxConcurrentLookups: settings.maxConcurrentLookups,
+      maxStalenessMs: settings.maxStalenessMs,
       pollIntervalMs: settings.pollIntervalMs,
       listen: settings.store.type === 'postgres' && settings.store.listen,
     }, compileKey, now);
-    this.usage = new UsageTracker(this.store, settings.usageFlushMs);
-    this.service = new KeyService(this.store, settings, now);
+    // Only keys that authenticated are counted, so the directory's bound is theirs too.
+    this.usage = new UsageTracker(this.store, settings.usageFlushMs, settings.cacheMaxEntries);
+    this.service = new KeyService(this.store, settings);
   }
 
   /** Migrates and starts following changes; a store that is down does not stop the gateway from starting. Idempotent. */
@@ -85,7 +92,7 @@ export class ApiKeyBackend {
     return this.started;
   }
 
-  /** Logs, at most hourly per key, that a key in use expires soon. */
+  /** Logs, at most hourly per key, that a key in use expires soon; `now` is the store's clock. */
   warnIfExpiring(record: ApiKeyRecord, now: number): void {
     if (record.expiresAt === null || record.expiresAt - now > this.settings.expiryWarningMs) return;
     const last = this.warned.get(record.id);

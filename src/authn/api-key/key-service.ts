@@ -87,8 +87,8 @@ function list(what: string, values: readonly string[] | undefined): readonly str
   return [...new Set(items)];
 }
 
-/** Checks a key request against the policy; the result is what gets stored. */
-function validated(req: KeyRequest, policy: KeyPolicy, now: number): Omit<NewApiKey, 'id' | 'environment' | 'hash' | 'replaces'> {
+/** Checks a key request against the policy; the result is what gets stored (the store stamps the times). */
+function validated(req: KeyRequest, policy: KeyPolicy): Omit<NewApiKey, 'id' | 'environment' | 'hash' | 'replaces'> {
   if (typeof req.name !== 'string' || !isHeaderSafe(req.name) || req.name.length > 128) throw new KeyRequestError('name: 1–128 printable ASCII characters, no leading or trailing space');
   const tenant = req.tenant ?? null;
   if (tenant !== null && (typeof tenant !== 'string' || !isHeaderSafe(tenant))) throw new KeyRequestError('tenant: printable ASCII, up to 1024 characters');
@@ -111,7 +111,7 @@ function validated(req: KeyRequest, policy: KeyPolicy, now: number): Omit<NewApi
   if (lifetime > policy.maxLifetimeMs) throw new KeyRequestError(`expires: longer than the maximum key lifetime (apiKeys.maxLifetime, ${Math.floor(policy.maxLifetimeMs / 86_400_000)} days)`);
   return {
     name: req.name, tenant, roles, scopes, allowedCidrs: [...cidrs], rateLimitTier: tier, metadata: { ...metadata },
-    createdAt: now, expiresAt: now + lifetime,
+    lifetimeMs: lifetime,
   };
 }
 
@@ -119,44 +119,44 @@ function validated(req: KeyRequest, policy: KeyPolicy, now: number): Omit<NewApi
  * Key lifecycle — create, list, revoke, rotate — over any store. The CLI and the admin API both
  * use it, so both enforce the same rules. The plaintext key leaves only in the return value of
  * create and rotate; it is never stored or logged.
+ *
+ * This process's clock plays no part: the store stamps every instant and statuses are computed
+ * against the store's clock, so `keys list`, `keys show`, the admin API and every gateway agree.
  */
 export class KeyService {
-  constructor(readonly store: ApiKeyStore, readonly policy: KeyPolicy, private readonly now: () => number = Date.now) {}
+  constructor(readonly store: ApiKeyStore, readonly policy: KeyPolicy) {}
 
   async create(req: KeyRequest): Promise<IssuedKey> {
-    const now = this.now();
-    const fields = validated(req, this.policy, now);
+    const fields = validated(req, this.policy);
     const id = newKeyId();
     const key = newKey(this.policy.environment, id);
     await this.store.insert({ ...fields, id, environment: this.policy.environment, hash: hashKey(key), replaces: null });
-    return { key, view: await this.view(id, now) };
+    return { key, view: await this.view(id) };
   }
 
   async list(): Promise<KeyView[]> {
-    const now = this.now();
-    return (await this.store.list()).map((k) => viewOf(k, now, this.policy));
+    const [keys, now] = await Promise.all([this.store.list(), this.store.clock()]);
+    return keys.map((k) => viewOf(k, now, this.policy));
   }
 
   /** The key, or null when unknown. */
   async get(id: string): Promise<KeyView | null> {
-    const k = await this.store.get(id);
-    return k === null ? null : viewOf(k, this.now(), this.policy);
+    const [k, now] = await Promise.all([this.store.get(id), this.store.clock()]);
+    return k === null ? null : viewOf(k, now, this.policy);
   }
 
-  /** Revokes at once; null when the key is unknown. */
+  /** Revokes at once, by state (see ApiKeyStore.revoke); idempotent; null when the key is unknown. */
   async revoke(id: string): Promise<KeyView | null> {
-    const now = this.now();
-    const k = await this.store.revoke(id, now);
-    return k === null ? null : viewOf(k, now, this.policy);
+    const k = await this.store.revoke(id);
+    return k === null ? null : viewOf(k, await this.store.clock(), this.policy);
   }
 
   /**
    * Issues a successor with the same name, tenant, roles, scopes, CIDRs, tier and metadata. The
-   * old key keeps working until `graceMs` from now (or its own expiry, if sooner). Null when the
-   * key is unknown; KeyConflictError when it is revoked, expired or already rotated.
+   * old key keeps working until `graceMs` after the store's clock (or its own expiry, if sooner).
+   * Null when the key is unknown; KeyConflictError when it is revoked, expired or already rotated.
    */
   async rotate(id: string, graceMs: number, expiresInMs?: number): Promise<(IssuedKey & { readonly previous: KeyView }) | null> {
-    const now = this.now();
     if (!Number.isSafeInteger(graceMs) || graceMs < 0) throw new KeyRequestError('grace: a duration such as 24h (0 ends the old key now)');
     if (graceMs > this.policy.maxLifetimeMs) throw new KeyRequestError('grace: longer than the maximum key lifetime');
     const old = await this.store.get(id);
@@ -164,17 +164,18 @@ export class KeyService {
     const fields = validated({
       name: old.name, tenant: old.tenant, roles: old.roles, scopes: old.scopes, allowedCidrs: old.allowedCidrs,
       rateLimitTier: old.rateLimitTier, metadata: old.metadata,
-      expiresInMs: expiresInMs ?? Math.min(this.policy.maxLifetimeMs, old.expiresAt === null ? this.policy.maxLifetimeMs : old.expiresAt - old.createdAt),
-    }, this.policy, now);
+      // Both instants were stamped by the store, so their difference is the lifetime it was given.
+      expiresInMs: expiresInMs ?? Math.min(this.policy.maxLifetimeMs, old.expiresAt === null ? this.policy.maxLifetimeMs : Math.max(1, old.expiresAt - old.createdAt)),
+    }, this.policy);
     const successorId = newKeyId();
     const key = newKey(this.policy.environment, successorId);
-    await this.store.rotate(id, { ...fields, id: successorId, environment: this.policy.environment, hash: hashKey(key), replaces: id }, now + graceMs, now);
-    return { key, view: await this.view(successorId, now), previous: await this.view(id, now) };
+    await this.store.rotate(id, { ...fields, id: successorId, environment: this.policy.environment, hash: hashKey(key), replaces: id }, graceMs);
+    return { key, view: await this.view(successorId), previous: await this.view(id) };
   }
 
-  private async view(id: string, now: number): Promise<KeyView> {
-    const k = await this.store.get(id);
+  private async view(id: string): Promise<KeyView> {
+    const k = await this.get(id);
     if (k === null) throw new Error(`key ${id} vanished after it was written`);
-    return viewOf(k, now, this.policy);
+    return k;
   }
 }

@@ -40,6 +40,11 @@ const MIGRATIONS: readonly string[] = [
    );`,
 ];
 
+/** The server's clock in epoch milliseconds, as a float8 (a JS number). */
+const NOW_MS = 'floor(extract(epoch FROM clock_timestamp()) * 1000)::float8';
+/** `now()` (the transaction's start on the server) in epoch milliseconds. */
+const TX_NOW_MS = 'floor(extract(epoch FROM now()) * 1000)::float8';
+
 export interface PostgresStoreOptions {
   readonly url: string;
   readonly poolSize: number;
@@ -55,7 +60,6 @@ interface Row {
 }
 
 const ms = (d: Date | null): number | null => (d === null ? null : d.getTime());
-const date = (n: number | null): Date | null => (n === null ? null : new Date(n));
 
 function fromRow(r: Row): ApiKeyRecord {
   return {
@@ -70,23 +74,30 @@ function fromRow(r: Row): ApiKeyRecord {
  * The scale-out store: PostgreSQL shared by any number of gateways. Every mutation writes the
  * change log and NOTIFYs in the same transaction, so other gateways drop their cached copy as
  * soon as it commits; the change log lets a gateway that missed notifications catch up.
+ *
+ * Three kinds of connection, so a flood of look-ups cannot starve revocation: the look-up and
+ * lifecycle pool (`poolSize`), one connection of its own for reading the change log, and one for
+ * LISTEN.
  */
 export class PostgresKeyStore implements ApiKeyStore {
   readonly kind = 'postgres';
   private readonly pool: pg.Pool;
+  /** The change-log reader's own connection: never waits behind look-ups. */
+  private readonly syncPool: pg.Pool;
   private listener: pg.Client | null = null;
 
   constructor(private readonly options: PostgresStoreOptions) {
-    this.pool = new pg.Pool({
+    const common = {
       connectionString: options.url,
-      max: options.poolSize,
       connectionTimeoutMillis: options.timeoutMs,
       query_timeout: options.timeoutMs,
       idleTimeoutMillis: 30_000,
-      application_name: 'portcullis',
-    });
+    };
+    this.pool = new pg.Pool({ ...common, max: options.poolSize, application_name: 'portcullis' });
+    this.syncPool = new pg.Pool({ ...common, max: 1, application_name: 'portcullis-sync' });
     // An idle connection dropped by the server must not crash the process; the next query reconnects.
     this.pool.on('error', () => undefined);
+    this.syncPool.on('error', () => undefined);
   }
 
   /** Runs `fn`, turning connection and server failures into StoreUnavailableError. */
@@ -141,10 +152,11 @@ export class PostgresKeyStore implements ApiKeyStore {
   }
 
   private async insertRow(c: pg.PoolClient, k: NewApiKey): Promise<void> {
+    // created_at and expires_at come from the server's clock (the transaction's now()), never the caller's.
     await c.query(`INSERT INTO portcullis_api_keys (id, name, environment, hash, tenant, roles, scopes, allowed_cidrs, rate_limit_tier, metadata, created_at, expires_at, replaces)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, [
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now(), now() + make_interval(secs => $11::float8 / 1000), $12)`, [
       k.id, k.name, k.environment, k.hash, k.tenant, k.roles, k.scopes, k.allowedCidrs, k.rateLimitTier, JSON.stringify(k.metadata),
-      new Date(k.createdAt), date(k.expiresAt), k.replaces,
+      k.lifetimeMs, k.replaces,
     ]);
   }
 
@@ -166,26 +178,31 @@ export class PostgresKeyStore implements ApiKeyStore {
     return this.run(async () => (await this.pool.query<Row>('SELECT * FROM portcullis_api_keys ORDER BY created_at DESC, id')).rows.map(fromRow));
   }
 
-  revoke(id: string, at: number): Promise<ApiKeyRecord | null> {
+  revoke(id: string): Promise<ApiKeyRecord | null> {
     return this.transaction(async (c) => {
-      const { rows } = await c.query<Row>('SELECT * FROM portcullis_api_keys WHERE id = $1 FOR UPDATE', [id]);
+      const { rows } = await c.query<Row & { future: boolean }>('SELECT *, revoked_at > now() AS future FROM portcullis_api_keys WHERE id = $1 FOR UPDATE', [id]);
       const row = rows[0];
       if (row === undefined) return null;
-      if (row.revoked_at !== null) return fromRow(row);
-      const updated = await c.query<Row>('UPDATE portcullis_api_keys SET revoked_at = $2 WHERE id = $1 RETURNING *', [id, new Date(at)]);
+      if (row.revoked_at !== null && !row.future) return fromRow(row);
+      const updated = await c.query<Row>('UPDATE portcullis_api_keys SET revoked_at = now() WHERE id = $1 RETURNING *', [id]);
       await this.changed(c, id);
       return fromRow(updated.rows[0] as Row);
     });
   }
 
-  rotate(id: string, successor: NewApiKey, graceUntil: number, now: number): Promise<void> {
+  rotate(id: string, successor: NewApiKey, graceMs: number): Promise<void> {
     return this.transaction(async (c) => {
-      const { rows } = await c.query<Row>('SELECT * FROM portcullis_api_keys WHERE id = $1 FOR UPDATE', [id]);
-      rotationConflict(rows[0] === undefined ? null : fromRow(rows[0]), id, now);
+      const { rows } = await c.query<Row & { store_now: number }>(`SELECT *, ${TX_NOW_MS} AS store_now FROM portcullis_api_keys WHERE id = $1 FOR UPDATE`, [id]);
+      const row = rows[0];
+      rotationConflict(row === undefined ? null : fromRow(row), id, row?.store_now ?? 0);
       await this.insertRow(c, successor);
-      await c.query('UPDATE portcullis_api_keys SET replaced_by = $2, grace_until = $3 WHERE id = $1', [id, successor.id, new Date(graceUntil)]);
+      await c.query('UPDATE portcullis_api_keys SET replaced_by = $2, grace_until = now() + make_interval(secs => $3::float8 / 1000) WHERE id = $1', [id, successor.id, graceMs]);
       await this.changed(c, id, successor.id);
     });
+  }
+
+  clock(): Promise<number> {
+    return this.run(async () => (await this.pool.query<{ now: number }>(`SELECT ${NOW_MS} AS now`)).rows[0]?.now ?? Number.NaN);
   }
 
   recordUsage(deltas: readonly UsageDelta[]): Promise<void> {
@@ -202,17 +219,20 @@ export class PostgresKeyStore implements ApiKeyStore {
     });
   }
 
+  /** Reads on the change-log connection, never the look-up pool. */
   changesSince(seq: number): Promise<ChangeBatch> {
     return this.run(async () => {
-      const { rows } = await this.pool.query<{ seq: string; key_id: string }>(
-        'SELECT seq, key_id FROM portcullis_api_key_changes WHERE seq > $1 ORDER BY seq LIMIT 10000', [seq]);
+      const { rows } = await this.syncPool.query<{ seq: string; key_id: string; now: number }>(
+        `SELECT seq, key_id, ${NOW_MS} AS now FROM portcullis_api_key_changes WHERE seq > $1 ORDER BY seq LIMIT 10000`, [seq]);
       const last = rows[rows.length - 1];
-      return { seq: last === undefined ? seq : Number(last.seq), ids: rows.map((r) => r.key_id) };
+      if (last !== undefined) return { seq: Number(last.seq), ids: rows.map((r) => r.key_id), now: last.now };
+      const clock = await this.syncPool.query<{ now: number }>(`SELECT ${NOW_MS} AS now`);
+      return { seq, ids: [], now: clock.rows[0]?.now ?? Number.NaN };
     });
   }
 
   /** LISTENs on a dedicated connection; `onError` fires once when that connection is lost. */
-  async watch(onChange: () => void, onError: (err: Error) => void): Promise<boolean> {
+  async watch(onChange: (id: string) => void, onError: (err: Error) => void): Promise<boolean> {
     await this.unwatch();
     const client = new pg.Client({ connectionString: this.options.url, connectionTimeoutMillis: this.options.timeoutMs, application_name: 'portcullis-listen' });
     let failed = false;
@@ -225,7 +245,7 @@ export class PostgresKeyStore implements ApiKeyStore {
     };
     client.on('error', fail);
     client.on('end', () => fail(new Error('listen connection closed')));
-    client.on('notification', (msg) => { if (msg.channel === CHANGE_CHANNEL) onChange(); });
+    client.on('notification', (msg) => { if (msg.channel === CHANGE_CHANNEL) onChange(msg.payload ?? ''); });
     this.listener = client;
     try {
       await client.connect();
@@ -246,6 +266,6 @@ export class PostgresKeyStore implements ApiKeyStore {
 
   async close(): Promise<void> {
     await this.unwatch();
-    await this.pool.end();
+    await Promise.all([this.pool.end(), this.syncPool.end()]);
   }
 }

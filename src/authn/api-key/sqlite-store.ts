@@ -3,6 +3,12 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { KeyConflictError, StoreUnavailableError, rotationConflict, type ApiKeyRecord, type ApiKeyStore, type ChangeBatch, type NewApiKey, type UsageDelta } from './store.js';
 
+/**
+ * SQLite's clock in epoch milliseconds. Within one statement `'now'` is one instant. This is the
+ * clock of the host holding the file, read by SQLite itself, not by the calling program.
+ */
+const NOW_MS = "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)";
+
 /** Schema versions, applied in order inside one IMMEDIATE transaction each. */
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE api_keys (
@@ -97,7 +103,7 @@ export class SqliteKeyStore implements ApiKeyStore {
         const row = db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null };
         for (let v = row.v ?? 0; v < MIGRATIONS.length; v++) {
           db.exec(MIGRATIONS[v] as string);
-          db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(v + 1, Date.now());
+          db.prepare(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ${NOW_MS})`).run(v + 1);
         }
       }).immediate();
     });
@@ -109,14 +115,22 @@ export class SqliteKeyStore implements ApiKeyStore {
 
   private insertRow(db: Database.Database, k: NewApiKey): void {
     db.prepare(`INSERT INTO api_keys (id, name, environment, hash, tenant, roles, scopes, allowed_cidrs, rate_limit_tier, metadata, created_at, expires_at, replaces)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ${NOW_MS}, CASE WHEN ? IS NULL THEN NULL ELSE ${NOW_MS} + ? END, ?)`).run(
       k.id, k.name, k.environment, k.hash, k.tenant, JSON.stringify(k.roles), JSON.stringify(k.scopes), JSON.stringify(k.allowedCidrs),
-      k.rateLimitTier, JSON.stringify(k.metadata), k.createdAt, k.expiresAt, k.replaces);
+      k.rateLimitTier, JSON.stringify(k.metadata), k.lifetimeMs, k.lifetimeMs, k.replaces);
     this.changed(db, k.id);
   }
 
   private changed(db: Database.Database, id: string): void {
-    db.prepare('INSERT INTO api_key_changes (key_id, changed_at) VALUES (?, ?)').run(id, Date.now());
+    db.prepare(`INSERT INTO api_key_changes (key_id, changed_at) VALUES (?, ${NOW_MS})`).run(id);
+  }
+
+  private static now(db: Database.Database): number {
+    return (db.prepare(`SELECT ${NOW_MS} AS now`).get() as { now: number }).now;
+  }
+
+  clock(): Promise<number> {
+    return this.run((db) => SqliteKeyStore.now(db));
   }
 
   get(id: string): Promise<ApiKeyRecord | null> {
@@ -127,27 +141,29 @@ export class SqliteKeyStore implements ApiKeyStore {
   }
 
   list(): Promise<ApiKeyRecord[]> {
-    return this.run((db) => (db.prepare('SELECT * FROM api_keys ORDER BY created_at DESC, id').all() as Row[]).map(fromRow));
+    return this.run((db) => (db.prepare('SELECT * FROM api_keys ORDER BY created_at DESC, rowid DESC').all() as Row[]).map(fromRow));
   }
 
-  revoke(id: string, at: number): Promise<ApiKeyRecord | null> {
+  revoke(id: string): Promise<ApiKeyRecord | null> {
     return this.run((db) => db.transaction(() => {
       const row = db.prepare('SELECT * FROM api_keys WHERE id = ?').get(id) as Row | undefined;
       if (row === undefined) return null;
-      if (row.revoked_at !== null) return fromRow(row);
-      db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ?').run(at, id);
+      const now = SqliteKeyStore.now(db);
+      if (row.revoked_at !== null && row.revoked_at <= now) return fromRow(row);
+      db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ?').run(now, id);
       this.changed(db, id);
-      return fromRow({ ...row, revoked_at: at });
+      return fromRow({ ...row, revoked_at: now });
     }).immediate());
   }
 
-  rotate(id: string, successor: NewApiKey, graceUntil: number, now: number): Promise<void> {
+  rotate(id: string, successor: NewApiKey, graceMs: number): Promise<void> {
     return this.run((db) => {
       db.transaction(() => {
         const row = db.prepare('SELECT * FROM api_keys WHERE id = ?').get(id) as Row | undefined;
+        const now = SqliteKeyStore.now(db);
         rotationConflict(row === undefined ? null : fromRow(row), id, now);
         this.insertRow(db, successor);
-        db.prepare('UPDATE api_keys SET replaced_by = ?, grace_until = ? WHERE id = ?').run(successor.id, graceUntil, id);
+        db.prepare('UPDATE api_keys SET replaced_by = ?, grace_until = ? WHERE id = ?').run(successor.id, now + graceMs, id);
         this.changed(db, id);
       }).immediate();
     });
@@ -168,7 +184,7 @@ export class SqliteKeyStore implements ApiKeyStore {
   changesSince(seq: number): Promise<ChangeBatch> {
     return this.run((db) => {
       const rows = db.prepare('SELECT seq, key_id FROM api_key_changes WHERE seq > ? ORDER BY seq LIMIT 10000').all(seq) as { seq: number; key_id: string }[];
-      return { seq: rows.length === 0 ? seq : (rows[rows.length - 1] as { seq: number }).seq, ids: rows.map((r) => r.key_id) };
+      return { seq: rows.length === 0 ? seq : (rows[rows.length - 1] as { seq: number }).seq, ids: rows.map((r) => r.key_id), now: SqliteKeyStore.now(db) };
     });
   }
 

@@ -12,6 +12,9 @@ interface Tally {
  * store in one batch per interval — never a write per request. A failed flush keeps its counts and
  * merges them into the next one, and `stop` flushes what is left, so counts are exact after a
  * graceful shutdown.
+ *
+ * At most `maxKeys` keys are held: during a long store outage, uses of further keys are counted
+ * as dropped (and logged) rather than growing memory without bound.
  */
 export class UsageTracker {
   private pending = new Map<string, Tally>();
@@ -19,13 +22,17 @@ export class UsageTracker {
   private timer: NodeJS.Timeout | null = null;
   private logger: Logger | null = null;
   private failing = false;
+  /** Uses not counted because the buffer was full, since the last report. */
+  private droppedUses = 0;
 
-  constructor(private readonly store: ApiKeyStore, private readonly intervalMs: number) {}
+  constructor(private readonly store: ApiKeyStore, private readonly intervalMs: number, private readonly maxKeys: number) {}
 
   record(id: string, ip: string, now: number): void {
     const tally = this.pending.get(id);
-    if (tally === undefined) this.pending.set(id, { count: 1, lastUsedAt: now, lastUsedIp: ip });
-    else {
+    if (tally === undefined) {
+      if (this.pending.size >= this.maxKeys) { this.droppedUses++; return; }
+      this.pending.set(id, { count: 1, lastUsedAt: now, lastUsedIp: ip });
+    } else {
       tally.count++;
       if (now >= tally.lastUsedAt) { tally.lastUsedAt = now; tally.lastUsedIp = ip; }
     }
@@ -34,6 +41,11 @@ export class UsageTracker {
   /** Keys with uses not yet written. */
   get backlog(): number {
     return this.pending.size;
+  }
+
+  /** Uses not counted because the buffer was full (since the last flush reported them). */
+  get dropped(): number {
+    return this.droppedUses;
   }
 
   start(logger: Logger): void {
@@ -47,6 +59,10 @@ export class UsageTracker {
   /** Writes everything recorded so far; concurrent calls wait for the same write and then write the rest. */
   async flush(): Promise<void> {
     while (this.flushing !== null) await this.flushing.catch(() => undefined);
+    if (this.droppedUses > 0) {
+      this.logger?.warn({ uses: this.droppedUses, maxKeys: this.maxKeys }, 'api key usage buffer full: uses of further keys were not counted');
+      this.droppedUses = 0;
+    }
     if (this.pending.size === 0) return;
     const batch = this.pending;
     this.pending = new Map();
@@ -55,11 +71,13 @@ export class UsageTracker {
       if (this.failing) this.logger?.info({ keys: deltas.length }, 'api key usage written again');
       this.failing = false;
     }, (err: unknown) => {
-      // Put the counts back (merged with uses recorded meanwhile) for the next attempt.
+      // Put the counts back (merged with uses recorded meanwhile) for the next attempt, within the bound.
       for (const d of deltas) {
         const later = this.pending.get(d.id);
-        if (later === undefined) this.pending.set(d.id, { count: d.count, lastUsedAt: d.lastUsedAt, lastUsedIp: d.lastUsedIp });
-        else {
+        if (later === undefined) {
+          if (this.pending.size >= this.maxKeys) { this.droppedUses += d.count; continue; }
+          this.pending.set(d.id, { count: d.count, lastUsedAt: d.lastUsedAt, lastUsedIp: d.lastUsedIp });
+        } else {
           later.count += d.count;
           if (d.lastUsedAt > later.lastUsedAt) { later.lastUsedAt = d.lastUsedAt; later.lastUsedIp = d.lastUsedIp; }
         }

@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { anonymousAuthenticator } from '../authn/anonymous.js';
 import { ApiKeyAuthenticator } from '../authn/api-key/api-key-authenticator.js';
 import { ApiKeyBackends, type ApiKeyBackend, type ApiKeySettings } from '../authn/api-key/backend.js';
@@ -317,10 +316,10 @@ function checkJwksUri(uri: string): string | null {
   return 'must be https (plain http is accepted for loopback hosts only)';
 }
 
+/** A key file through the config's file reader, so its content is part of the config version. */
 function readKeyFile<T>(loaded: LoadedConfig, file: string, parse: (text: string) => T | string): T | string {
-  let text: string;
-  try { text = readFileSync(resolve(dirname(loaded.file), file), 'utf8'); } catch (err) { return `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`; }
-  return parse(text);
+  const read = loaded.files.readText(file);
+  return read.ok ? parse(read.text) : read.message;
 }
 
 /** A route's authentication and authorization stages, or problems. */

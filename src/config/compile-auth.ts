@@ -33,7 +33,7 @@ export const AUTH_DEFAULTS = Object.freeze({
   jwksRefreshMs: 300_000,
   jwksCooldownMs: 30_000,
   claims: { subject: 'sub', roles: 'roles', scopes: 'scope' },
-  identityHeaders: { subject: 'x-user-id', tenant: 'x-tenant-id', roles: 'x-roles', scopes: 'x-scopes', method: 'x-auth-method', keyId: 'x-api-key-id' },
+  identityHeaders: { subject: 'x-user-id', tenant: 'x-tenant-id', roles: 'x-roles', scopes: 'x-scopes', method: 'x-auth-method', keyId: 'x-api-key-id', omitted: 'x-identity-omitted' },
   apiKeyHeader: 'x-api-key',
   apiKeyQueryParam: 'api_key',
 });
@@ -97,6 +97,7 @@ export function compileAuth(raw: RawConfig, loaded: LoadedConfig, registries: Re
     scopes: (names.scopes ?? d.scopes).toLowerCase(),
     method: (names.method ?? d.method).toLowerCase(),
     keyId: (names.keyId ?? d.keyId).toLowerCase(),
+    omitted: (names.omitted ?? d.omitted).toLowerCase(),
   };
   const seen = new Map<string, string>();
   for (const [part, name] of identityHeaderEntries(identity)) {
@@ -292,7 +293,7 @@ function compileJwt(
 
 /** The identity header names with the part of the identity each carries. */
 function identityHeaderEntries(names: IdentityHeaderNames): [keyof IdentityHeaderNames, string][] {
-  return [['subject', names.subject], ['tenant', names.tenant], ['roles', names.roles], ['scopes', names.scopes], ['method', names.method], ['keyId', names.keyId]];
+  return [['subject', names.subject], ['tenant', names.tenant], ['roles', names.roles], ['scopes', names.scopes], ['method', names.method], ['keyId', names.keyId], ['omitted', names.omitted]];
 }
 
 /** The identity header names as a list. */

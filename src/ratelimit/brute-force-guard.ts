@@ -27,6 +27,17 @@ export const GUARD_NAME = 'bruteForce';
 
 type StageResult = Denial | undefined | Promise<Denial | undefined>;
 
+/**
+ * What the guard counts: a credential its authenticator flagged as a possible guess (forged or
+ * malformed token, unknown kid or key, wrong secret). An honest mistake — a correctly signed token
+ * past its exp, an API key presented with its correct secret after it was revoked or expired — is
+ * refused but not counted, so a client retrying with a stale credential does not get its address
+ * blocked; nor is an outage (503) counted.
+ */
+function countsAsFailure(ex: Exchange): boolean {
+  return ex.credentialGuess === true;
+}
+
 /** This failure reached the threshold (or the count was already past it, on another instance). */
 const crossed = (v: Verdict): boolean => !v.allowed || v.remaining === 0;
 
@@ -66,7 +77,7 @@ export class BruteForceGuard {
   }
 
   private after(ex: Exchange, denial: Denial | undefined): StageResult {
-    if (denial === undefined || denial.code !== 'invalid_credential') return denial;
+    if (denial === undefined || !countsAsFailure(ex)) return denial;
     const keys: string[] = [];
     if (this.spec.byIp) keys.push(`ip\0${ipKey(ex.clientIp, this.spec.ipv6PrefixBits)}`);
     const credential = this.spec.byCredential ? ex.presentedKeyId : null;

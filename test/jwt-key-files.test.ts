@@ -2,6 +2,7 @@
 // reloading takes effect at once, verified-token cache included; reloading an unchanged config
 // and unchanged files changes nothing.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -135,6 +136,21 @@ describe('the config file reader', () => {
       assert.ok(err instanceof ConfigError);
       const problems = err.problems.map(formatProblem);
       assert.ok(problems.some((p) => /gateway\.yaml:\d+:\d+: authenticators\.users\.jwksFile: cannot read huge\.json: EFBIG/.test(p)), problems.join('\n'));
+    }
+  });
+
+  it('refuses a key file that is a directory or a FIFO, without blocking on it', async () => {
+    await mkdir(join(dir, 'a-dir'));
+    const fifo = join(dir, 'a-fifo');
+    const made = spawnSync('mkfifo', [fifo]);
+    for (const file of made.status === 0 ? ['a-dir', 'a-fifo'] : ['a-dir']) {
+      try {
+        version(file);
+        assert.fail(`compiled with ${file}`);
+      } catch (err) {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.problems.map(formatProblem).join('\n'), new RegExp(`jwksFile: cannot read ${file}: ENOTFILE`));
+      }
     }
   });
 });

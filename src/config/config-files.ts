@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 
 /** Largest file a config may reference (key sets, PEM keys, CA bundles): bigger is a mistake, not a key. */
@@ -50,9 +50,11 @@ export class ConfigFiles {
 
 /** Reads at most `maxBytes`; a larger file is an error (EFBIG) rather than a silently truncated key. */
 function readBounded(path: string, maxBytes: number): Buffer {
+  // Checked before opening too: opening a FIFO for reading would block the reload until a writer came.
+  if (!statSync(path).isFile()) throw notAFile();
   const fd = openSync(path, 'r');
   try {
-    if (!fstatSync(fd).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTFILE' });
+    if (!fstatSync(fd).isFile()) throw notAFile();
     const buf = Buffer.alloc(maxBytes + 1);
     let size = 0;
     for (;;) {
@@ -66,3 +68,5 @@ function readBounded(path: string, maxBytes: number): Buffer {
     closeSync(fd);
   }
 }
+
+const notAFile = (): Error => Object.assign(new Error('not a regular file'), { code: 'ENOTFILE' });

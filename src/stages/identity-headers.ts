@@ -1,4 +1,4 @@
-import { isHeaderSafe, isListElement, MAX_IDENTITY_LIST, MAX_IDENTITY_LIST_BYTES } from '../authn/identity.js';
+import { isHeaderSafe, isListElement, MAX_IDENTITY_LIST, MAX_IDENTITY_LIST_BYTES, type Identity } from '../authn/identity.js';
 import { deny } from '../pipeline/denials.js';
 import type { Stage } from '../pipeline/stage.js';
 
@@ -29,14 +29,19 @@ export interface IdentityHeaderNames {
  * that is not is a bug and is refused rather than sent.
  */
 export function identityHeaders(names: IdentityHeaderNames, stripCredentials: ReadonlySet<string>): Stage {
+  // Identities are frozen and reused (verified-token cache, API key cache): render each once.
+  const rendered = new WeakMap<Identity, readonly string[] | null>();
   return {
     name: 'identity-headers',
     run(ex) {
       const identity = ex.identity;
       if (identity === null) return deny('internal_error', 'identity headers reached without an identity');
-      if (!isHeaderSafe(identity.subject) || (identity.tenant !== null && !isHeaderSafe(identity.tenant))) {
-        return deny('internal_error', `${identity.authenticator} produced a subject or tenant that cannot be sent as a header`);
+      let values = rendered.get(identity);
+      if (values === undefined) {
+        values = render(names, identity);
+        rendered.set(identity, values);
       }
+      if (values === null) return deny('internal_error', `${identity.authenticator} produced a subject or tenant that cannot be sent as a header`);
       let headers = ex.forwardHeaders;
       if (stripCredentials.size > 0) {
         const kept: string[] = [];
@@ -47,25 +52,32 @@ export function identityHeaders(names: IdentityHeaderNames, stripCredentials: Re
         headers = kept;
         ex.forwardHeaders = kept;
       }
-      headers.push(names.subject, identity.subject, names.method, identity.method);
-      if (identity.tenant !== null) headers.push(names.tenant, identity.tenant);
-      if (identity.keyId !== null) headers.push(names.keyId, identity.keyId);
-      let omitted = '';
-      const note = (name: string, count: number): void => { if (count > 0) omitted += `${omitted === '' ? '' : ', '}${name}=${count}`; };
-      for (const [name, values] of [[names.roles, identity.roles], [names.scopes, identity.scopes]] as const) {
-        if (values.length === 0) continue;
-        const { text, left } = listValue(values);
-        if (text !== '') headers.push(name, text);
-        note(name, left);
-      }
-      for (const [name, value] of identity.claimHeaders) {
-        if (value !== null && isHeaderSafe(value)) headers.push(name, value);
-        else note(name, 1);
-      }
-      if (omitted !== '') headers.push(names.omitted, omitted);
+      for (const value of values) headers.push(value);
       return undefined;
     },
   };
+}
+
+/** The identity as flat `[name, value, …]` header pairs, or null when its subject or tenant cannot be sent. */
+function render(names: IdentityHeaderNames, identity: Identity): readonly string[] | null {
+  if (!isHeaderSafe(identity.subject) || (identity.tenant !== null && !isHeaderSafe(identity.tenant))) return null;
+  const headers: string[] = [names.subject, identity.subject, names.method, identity.method];
+  if (identity.tenant !== null) headers.push(names.tenant, identity.tenant);
+  if (identity.keyId !== null) headers.push(names.keyId, identity.keyId);
+  let omitted = '';
+  const note = (name: string, count: number): void => { if (count > 0) omitted += `${omitted === '' ? '' : ', '}${name}=${count}`; };
+  for (const [name, values] of [[names.roles, identity.roles], [names.scopes, identity.scopes]] as const) {
+    if (values.length === 0) continue;
+    const { text, left } = listValue(values);
+    if (text !== '') headers.push(name, text);
+    note(name, left);
+  }
+  for (const [name, value] of identity.claimHeaders) {
+    if (value !== null && isHeaderSafe(value)) headers.push(name, value);
+    else note(name, 1);
+  }
+  if (omitted !== '') headers.push(names.omitted, omitted);
+  return Object.freeze(headers);
 }
 
 /** The space-separated list of the elements that can be sent, and how many were left out. */

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import type { VerifyKey } from '../src/authn/jwt/algorithms.js';
-import { KeysUnavailableError } from '../src/authn/jwt/key-source.js';
+import { KeysUnavailableError, MAX_JWKS_KEYS } from '../src/authn/jwt/key-source.js';
 import { MAX_MISSED_KIDS, RemoteJwks, type RemoteJwksOptions } from '../src/authn/jwt/remote-jwks.js';
 import { JwksServer, testKey, type TestKey } from './harness/jwt.js';
 
@@ -194,5 +194,19 @@ describe('remote JWKS', () => {
     clock += 1000;
     server.setKeys([k1, k2]);
     assert.deepEqual(await kids(set.keysFor('RS256', 'k2')), ['k2'], 'after the cooldown an unknown kid refetches again');
+  });
+
+  it(`refuses a set of more than ${MAX_JWKS_KEYS} keys and keeps the last good one`, async () => {
+    const many = await Promise.all(Array.from({ length: MAX_JWKS_KEYS + 1 }, (_, i) => testKey('ES256', `many-${i}`)));
+    reset(many.slice(0, 1));
+    const set = remote({ cooldownMs: 0, algorithms: ['ES256'] });
+    await set.start(silent);
+    server.setKeys(many);
+    assert.equal(await set.refresh(), false, 'the oversized set is refused');
+    assert.deepEqual(await kids(set.keysFor('ES256', 'many-0')), ['many-0']);
+    await assert.rejects(async () => set.keysFor('ES256', 'many-1'), KeysUnavailableError, 'the last good set kept; refetching for the new kid fails again: 503');
+    server.setKeys(many.slice(0, MAX_JWKS_KEYS));
+    assert.equal(await set.refresh(), true, `${MAX_JWKS_KEYS} keys are accepted`);
+    assert.deepEqual(await kids(set.keysFor('ES256', `many-${MAX_JWKS_KEYS - 1}`)), [`many-${MAX_JWKS_KEYS - 1}`]);
   });
 });

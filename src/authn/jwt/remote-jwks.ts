@@ -47,7 +47,7 @@ export class RemoteJwks implements KeySource {
   private lastAttemptAt = -Infinity;
   /** When the last refetch for an unknown kid started: the cooldown runs from here. */
   private lastKidRefetchAt = -Infinity;
-  /** Kids a refetch looked for and did not find in the current set (bounded; cleared when the set changes). */
+  /** Kids a refetch looked for and did not find, or whose key the last change removed (bounded; reset when the set changes). */
   private readonly missedKids = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
   private stopped = true;

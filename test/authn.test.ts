@@ -174,12 +174,16 @@ describe('authentication', () => {
     assertProblem(await get(gw, '/orders/4', undefined, { authorization: 'Basic dXNlcjpwYXNz' }), 401, 'unauthenticated');
   });
 
-  it('rejects identities that cannot be asserted verbatim: unsafe subject, roles with spaces, typed-wrong tenant', async () => {
-    for (const claims of [{ sub: 'alice\r\nX-Roles: admin' }, { sub: 'jos\u00e9' }, { realm_access: { roles: ['read er'] } }, { realm_access: { roles: ['a,b'] } }, { realm_access: { roles: Array.from({ length: 300 }, (_, i) => `r${i}`) } }, { email: 'x'.repeat(2000) }, { tenant_id: 42 }, { sub: 7 }]) {
+  it('rejects tokens whose subject or tenant cannot be asserted verbatim; other claims are left out of headers instead', async () => {
+    for (const claims of [{ sub: 'alice\r\nX-Roles: admin' }, { sub: 'jos\u00e9' }, { tenant_id: 42 }, { sub: 7 }]) {
       assertProblem(await get(gw, '/orders/5', await mint(k1, claims as Record<string, unknown>)), 401, 'invalid_credential');
     }
     assert.equal((await get(gw, '/orders/5', await mint(k1, { realm_access: { roles: 'reader  ops' } }))).status, 200, 'a space-separated string of roles is accepted');
     assert.deepEqual(headerValues(echo.received.at(-1), 'x-roles'), ['reader ops']);
+    assert.equal((await get(gw, '/orders/5', await mint(k1, { realm_access: { roles: ['reader', 'read er', 'a,b'] }, email: 'x'.repeat(2000) }))).status, 200);
+    assert.deepEqual(headerValues(echo.received.at(-1), 'x-roles'), ['reader']);
+    assert.deepEqual(headerValues(echo.received.at(-1), 'x-user-email'), []);
+    assert.deepEqual(headerValues(echo.received.at(-1), 'x-identity-omitted'), ['x-roles=2, x-user-email=1']);
   });
 
   it('a token carrying a jku/x5u URL never causes a request to it', async () => {
@@ -208,17 +212,6 @@ describe('authentication', () => {
     jwks.setKeys([k1, es, ed]);
     await delay(150);
     assert.equal((await get(gw, '/orders/7', await mint(k1))).status, 200, 'k1 back after a refetch');
-  });
-
-  it('a storm of unknown kids costs at most one JWKS fetch per cooldown, and valid tokens keep working', async () => {
-    await delay(150);
-    const fetches = jwks.requests;
-    const valid = await mint(k1);
-    const forged = await Promise.all(Array.from({ length: 40 }, (_, i) => mint(k2, {}, { kid: `forged-${i}` })));
-    const results = await Promise.all([...forged.map(async (t) => (await get(gw, '/orders/8', t)).status), ...Array.from({ length: 10 }, async () => (await get(gw, '/orders/8', valid)).status)]);
-    assert.deepEqual(results.slice(0, 40).filter((s) => s !== 401), []);
-    assert.deepEqual(results.slice(40).filter((s) => s !== 200), []);
-    assert.ok(jwks.requests - fetches <= 1, `${jwks.requests - fetches} fetches`);
   });
 });
 

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import type { VerifyKey } from '../src/authn/jwt/algorithms.js';
-import { KeysUnavailableError } from '../src/authn/jwt/key-source.js';
-import { RemoteJwks, type RemoteJwksOptions } from '../src/authn/jwt/remote-jwks.js';
+import { KeysUnavailableError, MAX_JWKS_KEYS } from '../src/authn/jwt/key-source.js';
+import { MAX_MISSED_KIDS, RemoteJwks, type RemoteJwksOptions } from '../src/authn/jwt/remote-jwks.js';
 import { JwksServer, testKey, type TestKey } from './harness/jwt.js';
 
 const silent = { logger: pino({ level: 'silent' }) };
@@ -13,8 +13,8 @@ let k1: TestKey, k2: TestKey;
 let server: JwksServer;
 const sets: RemoteJwks[] = [];
 
-function remote(overrides: Partial<RemoteJwksOptions> = {}): RemoteJwks {
-  const set = new RemoteJwks({ uri: server.url, algorithms: ['RS256'], timeoutMs: 1000, maxBytes: 65536, refreshMs: 60_000, cooldownMs: 60_000, ...overrides });
+function remote(overrides: Partial<RemoteJwksOptions> = {}, now?: () => number): RemoteJwks {
+  const set = new RemoteJwks({ uri: server.url, algorithms: ['RS256'], timeoutMs: 1000, maxBytes: 65536, refreshMs: 60_000, cooldownMs: 60_000, ...overrides }, now);
   sets.push(set);
   return set;
 }
@@ -107,7 +107,8 @@ describe('remote JWKS', () => {
       server.setKeys([k2]);
       await set.refresh();
       assert.deepEqual(await kids(set.keysFor('RS256', 'k1')), ['k1']);
-      assert.deepEqual(await kids(set.keysFor('RS256', 'k2')), [], 'the unknown kid refetched, failed, and found nothing');
+      // The refetch for the unknown kid failed: the kid may exist, so 503 (not a 401 saying the token is bad).
+      await assert.rejects(async () => set.keysFor('RS256', 'k2'), KeysUnavailableError);
       assert.ok(server.requests >= 3);
     });
   }
@@ -119,27 +120,93 @@ describe('remote JWKS', () => {
     server.mode = 'slow';
     server.slowMs = 3000;
     const started = performance.now();
-    assert.deepEqual(await kids(set.keysFor('RS256', 'unknown')), []);
+    await assert.rejects(async () => set.keysFor('RS256', 'unknown'), KeysUnavailableError);
     const waited = performance.now() - started;
     assert.ok(waited < 1500, `waited ${Math.round(waited)} ms for a 300 ms timeout`);
     assert.deepEqual(await kids(set.keysFor('RS256', 'k1')), ['k1']);
   });
 
-  it('a storm of unknown kids causes one fetch per cooldown, collapsed, and known kids never wait', async () => {
+  it('a key rotated in right after start, a reload or a scheduled refresh is fetched on first sight', async () => {
     reset([k1]);
-    const set = remote({ cooldownMs: 300 });
+    const clock = 1_000_000;
+    const set = remote({ cooldownMs: 60_000 }, () => clock);
+    await set.start(silent);
+    await set.refresh(); // a scheduled refresh (or a reload's start) just happened too
+    server.setKeys([k1, k2]);
+    const rotated = set.keysFor('RS256', 'k2');
+    assert.ok(rotated instanceof Promise, 'the unknown kid refetches although a fetch just happened');
+    assert.deepEqual(await kids(rotated), ['k2']);
+    assert.equal(server.requests, 3);
+  });
+
+  it('a storm of unknown kids causes one fetch per cooldown, collapsed; the others get 503 with the time left, known kids never wait', async () => {
+    reset([k1]);
+    let clock = 1_000_000;
+    const set = remote({ cooldownMs: 30_000 }, () => clock);
     await set.start(silent);
     assert.equal(server.requests, 1);
-    assert.deepEqual(await kids(set.keysFor('RS256', 'early')), [], 'within the cooldown after start: no fetch');
-    assert.equal(server.requests, 1);
-    await new Promise((r) => setTimeout(r, 350));
-    const storm = Array.from({ length: 500 }, (_, i) => set.keysFor('RS256', `forged-${i}`));
+    assert.deepEqual(await kids(set.keysFor('RS256', 'early')), [], 'start does not start the cooldown: one refetch, not found');
+    assert.equal(server.requests, 2);
+    assert.deepEqual(set.keysFor('RS256', 'early'), [], 'within the cooldown, a kid refetched for and not found is refused at once (401), no fetch');
+    clock += 10_000;
+    assert.throws(() => set.keysFor('RS256', 'other'), (err: unknown) => err instanceof KeysUnavailableError && err.retryAfterMs === 20_000,
+      'a new unknown kid within the cooldown: 503, retry when the cooldown ends');
+    assert.equal(server.requests, 2);
+    clock += 20_000;
+    const storm = Array.from({ length: 500 }, (_, i) => Promise.resolve().then(() => set.keysFor('RS256', `forged-${i}`)).then((r) => r.length, (err: unknown) => (err instanceof KeysUnavailableError ? 'unavailable' : err)));
     const known = set.keysFor('RS256', 'k1');
     assert.ok(!(known instanceof Promise));
-    const results = await Promise.all(storm.map(async (r) => (await r).length));
-    assert.ok(results.every((n) => n === 0));
-    assert.equal(server.requests, 2, 'one collapsed refetch for the whole storm');
-    for (let i = 0; i < 100; i++) assert.deepEqual(await kids(set.keysFor('RS256', `again-${i}`)), []);
-    assert.equal(server.requests, 2, 'no further fetch within the cooldown');
+    const results = await Promise.all(storm);
+    assert.equal(results.filter((r) => r === 0).length, 1, 'the kid that refetched is not found');
+    assert.equal(results.filter((r) => r === 'unavailable').length, 499, 'the rest waited for that fetch, then met the cooldown');
+    assert.equal(server.requests, 3, 'one collapsed refetch for the whole storm');
+    for (let i = 0; i < 100; i++) assert.throws(() => set.keysFor('RS256', `again-${i}`), KeysUnavailableError);
+    assert.equal(server.requests, 3, 'no further fetch within the cooldown');
+  });
+
+  it('within the cooldown, a kid looked for or removed is refused at once; a changed set forgets the missing ones', async () => {
+    reset([k1]);
+    const set = remote({ cooldownMs: 60_000 }, () => 5_000_000);
+    await set.start(silent);
+    assert.deepEqual(await kids(set.keysFor('RS256', 'k2')), [], 'k2 not published yet');
+    server.setKeys([k1, k2]);
+    assert.deepEqual(set.keysFor('RS256', 'k2'), [], 'still refused until the set changes');
+    await set.refresh();
+    assert.deepEqual(await kids(set.keysFor('RS256', 'k2')), ['k2']);
+    server.setKeys([k2]);
+    await set.refresh();
+    assert.deepEqual(set.keysFor('RS256', 'k1'), [], 'a removed key: refused at once (401), not 503');
+  });
+
+  it(`remembers at most ${MAX_MISSED_KIDS} missing kids, and a missing kid may refetch again once the cooldown ends`, async () => {
+    reset([k1]);
+    let clock = 1_000_000;
+    const set = remote({ cooldownMs: 1000 }, () => clock);
+    await set.start(silent);
+    for (let i = 0; i <= MAX_MISSED_KIDS; i++) {
+      clock += 1000;
+      assert.deepEqual(await kids(set.keysFor('RS256', `missing-${i}`)), []);
+    }
+    const fetches = server.requests;
+    assert.deepEqual(set.keysFor('RS256', 'missing-0'), [], 'remembered: 401 at once, no fetch');
+    assert.throws(() => set.keysFor('RS256', `missing-${MAX_MISSED_KIDS}`), KeysUnavailableError, 'the one past the bound was not remembered: 503');
+    assert.equal(server.requests, fetches);
+    clock += 1000;
+    server.setKeys([k1, k2]);
+    assert.deepEqual(await kids(set.keysFor('RS256', 'k2')), ['k2'], 'after the cooldown an unknown kid refetches again');
+  });
+
+  it(`refuses a set of more than ${MAX_JWKS_KEYS} keys and keeps the last good one`, async () => {
+    const many = await Promise.all(Array.from({ length: MAX_JWKS_KEYS + 1 }, (_, i) => testKey('ES256', `many-${i}`)));
+    reset(many.slice(0, 1));
+    const set = remote({ cooldownMs: 0, algorithms: ['ES256'] });
+    await set.start(silent);
+    server.setKeys(many);
+    assert.equal(await set.refresh(), false, 'the oversized set is refused');
+    assert.deepEqual(await kids(set.keysFor('ES256', 'many-0')), ['many-0']);
+    await assert.rejects(async () => set.keysFor('ES256', 'many-1'), KeysUnavailableError, 'the last good set kept; refetching for the new kid fails again: 503');
+    server.setKeys(many.slice(0, MAX_JWKS_KEYS));
+    assert.equal(await set.refresh(), true, `${MAX_JWKS_KEYS} keys are accepted`);
+    assert.deepEqual(await kids(set.keysFor('ES256', `many-${MAX_JWKS_KEYS - 1}`)), [`many-${MAX_JWKS_KEYS - 1}`]);
   });
 });

@@ -16,7 +16,10 @@ export function authenticateStage(authenticators: readonly Authenticator[]): Sta
     challenges.length > 0 ? { 'www-authenticate': challenges.join(', ') } : undefined);
 
   const decide = (ex: Exchange, outcome: AuthOutcome): Denial | undefined => {
-    if (outcome.kind === 'rejected') return outcome.denial;
+    if (outcome.kind === 'rejected') {
+      ex.credentialGuess = outcome.guess;
+      return outcome.denial;
+    }
     if (outcome.kind === 'authenticated') ex.identity = outcome.identity;
     return undefined;
   };

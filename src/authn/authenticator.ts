@@ -10,7 +10,17 @@ import type { Identity } from './identity.js';
 export type AuthOutcome =
   | { readonly kind: 'absent' }
   | { readonly kind: 'authenticated'; readonly identity: Identity }
-  | { readonly kind: 'rejected'; readonly denial: Denial };
+  | {
+    readonly kind: 'rejected';
+    readonly denial: Denial;
+    /**
+     * True when the credential could be a guess: forged or malformed, unknown key or kid, wrong
+     * secret or signature. False for an honest mistake by the credential's holder (a correctly
+     * signed token that expired, a correct API key secret for a revoked or expired key) and for an
+     * outage. Only guesses count towards the brute-force guard's blocks.
+     */
+    readonly guess: boolean;
+  };
 
 export const ABSENT: AuthOutcome = Object.freeze({ kind: 'absent' });
 

@@ -17,16 +17,22 @@ export interface Identity {
   readonly tier: string | null;
   /** The verified token claims (read-only), for limits keyed on a claim; null for credentials without claims. */
   readonly claims: Readonly<Record<string, unknown>> | null;
-  /** Extra headers for the upstream, `[name, value]`, values already checked. */
-  readonly claimHeaders: readonly (readonly [string, string])[];
+  /**
+   * Extra headers for the upstream, `[name, value]`: the claim's value as text, or null when it is
+   * present but not a string, number or boolean. Values that cannot be sent verbatim are left out
+   * (and counted) when the headers are rendered.
+   */
+  readonly claimHeaders: readonly (readonly [string, string | null])[];
   /** The auth scheme for RFC 6750 `insufficient_scope` challenges, or null when not a bearer method. */
   readonly bearerRealm: string | null;
 }
 
-/** Longest subject, tenant, role, scope or claim header value accepted (bytes). */
+/** Longest subject, tenant, role, scope or claim header value sent upstream (characters, all ASCII). */
 export const MAX_IDENTITY_VALUE = 1024;
-/** Most roles or scopes accepted in one identity. */
+/** Most roles or scopes sent upstream in one list header; the rest are left out and counted. */
 export const MAX_IDENTITY_LIST = 256;
+/** Longest list header (X-Roles, X-Scopes) sent upstream, in bytes; elements past it are left out and counted. */
+export const MAX_IDENTITY_LIST_BYTES = 8192;
 
 /** Printable ASCII only: a value with CR, LF, NUL, other controls or non-ASCII cannot be asserted verbatim in a header. */
 const HEADER_SAFE = /^[\x20-\x7e]+$/;

@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { anonymousAuthenticator } from '../authn/anonymous.js';
 import { ApiKeyAuthenticator } from '../authn/api-key/api-key-authenticator.js';
 import { ApiKeyBackends, type ApiKeyBackend, type ApiKeySettings } from '../authn/api-key/backend.js';
@@ -34,7 +33,7 @@ export const AUTH_DEFAULTS = Object.freeze({
   jwksRefreshMs: 300_000,
   jwksCooldownMs: 30_000,
   claims: { subject: 'sub', roles: 'roles', scopes: 'scope' },
-  identityHeaders: { subject: 'x-user-id', tenant: 'x-tenant-id', roles: 'x-roles', scopes: 'x-scopes', method: 'x-auth-method', keyId: 'x-api-key-id' },
+  identityHeaders: { subject: 'x-user-id', tenant: 'x-tenant-id', roles: 'x-roles', scopes: 'x-scopes', method: 'x-auth-method', keyId: 'x-api-key-id', omitted: 'x-identity-omitted' },
   apiKeyHeader: 'x-api-key',
   apiKeyQueryParam: 'api_key',
 });
@@ -101,6 +100,7 @@ export function compileAuth(raw: RawConfig, loaded: LoadedConfig, registries: Re
     scopes: (names.scopes ?? d.scopes).toLowerCase(),
     method: (names.method ?? d.method).toLowerCase(),
     keyId: (names.keyId ?? d.keyId).toLowerCase(),
+    omitted: (names.omitted ?? d.omitted).toLowerCase(),
   };
   const seen = new Map<string, string>();
   for (const [part, name] of identityHeaderEntries(identity)) {
@@ -306,7 +306,7 @@ function compileJwt(
 
 /** The identity header names with the part of the identity each carries. */
 function identityHeaderEntries(names: IdentityHeaderNames): [keyof IdentityHeaderNames, string][] {
-  return [['subject', names.subject], ['tenant', names.tenant], ['roles', names.roles], ['scopes', names.scopes], ['method', names.method], ['keyId', names.keyId]];
+  return [['subject', names.subject], ['tenant', names.tenant], ['roles', names.roles], ['scopes', names.scopes], ['method', names.method], ['keyId', names.keyId], ['omitted', names.omitted]];
 }
 
 /** The identity header names as a list. */
@@ -330,10 +330,10 @@ function checkJwksUri(uri: string): string | null {
   return 'must be https (plain http is accepted for loopback hosts only)';
 }
 
+/** A key file through the config's file reader, so its content is part of the config version. */
 function readKeyFile<T>(loaded: LoadedConfig, file: string, parse: (text: string) => T | string): T | string {
-  let text: string;
-  try { text = readFileSync(resolve(dirname(loaded.file), file), 'utf8'); } catch (err) { return `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`; }
-  return parse(text);
+  const read = loaded.files.readText(file);
+  return read.ok ? parse(read.text) : read.message;
 }
 
 /** A route's authentication and authorization stages, or problems. */

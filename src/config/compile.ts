@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, type ConfigProblem } from './errors.js';
-import type { LoadedConfig } from './load.js';
+import { configVersion, type LoadedConfig } from './load.js';
 import type { LogLevel, RawRoute, RawUpstream } from './schema.js';
 import { ipSet, type IpSet } from '../lib/ip.js';
 import { compilePattern, type PathPattern } from '../routing/pattern.js';
@@ -264,7 +264,7 @@ export function compileConfig(
   const listenHttp = raw.listen?.http ?? {};
   return deepFreeze({
     file: loaded.file,
-    version: loaded.version,
+    version: configVersion(loaded),
     dataDir,
     listen: { http: { host: listenHttp.host ?? DEFAULTS.httpHost, port: listenHttp.port ?? DEFAULTS.httpPort } },
     admin: {

@@ -2,7 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { Ajv, type ErrorObject } from 'ajv';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
+import { dirname } from 'node:path';
 import { GatewayConfigSchema, type RawConfig } from './schema.js';
+import { ConfigFiles } from './config-files.js';
 import { ConfigError, optionPath, type ConfigProblem } from './errors.js';
 
 export type ConfigPath = readonly (string | number)[];
@@ -11,8 +13,13 @@ export type ConfigPath = readonly (string | number)[];
 export interface LoadedConfig {
   readonly file: string;
   readonly raw: RawConfig;
-  /** SHA-256 of the validated config after interpolation: the version reported by /readyz and audit records. */
+  /**
+   * SHA-256 of the validated config text after interpolation. The version a compiled config reports
+   * (configVersion) also covers every file read through `files`.
+   */
   readonly version: string;
+  /** The reader for files the config references; what it reads becomes part of the config version. */
+  readonly files: ConfigFiles;
   /**
    * Builds a located problem for an option path: at its value, or at its key with `atKey` (an
    * unknown option), or at the nearest existing parent if the option is absent.
@@ -96,7 +103,20 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
     throw new ConfigError(problems);
   }
   const version = createHash('sha256').update(JSON.stringify(raw)).digest('hex').slice(0, 16);
-  return { file, raw, version, problem };
+  return { file, raw, version, problem, files: new ConfigFiles(dirname(file)) };
+}
+
+/**
+ * The version of a compiled config, reported by /readyz, reload answers, audit records and the
+ * config-info metric: the config text and the path and content hash of every file compilation
+ * read. Call it after compilation, when every referenced file has been read.
+ */
+export function configVersion(loaded: LoadedConfig): string {
+  const files = loaded.files.list();
+  if (files.length === 0) return loaded.version;
+  const hash = createHash('sha256').update(loaded.version);
+  for (const f of files) hash.update(`\0${f.path}\0${f.digest}`);
+  return hash.digest('hex').slice(0, 16);
 }
 
 function schemaProblem(e: ErrorObject, problem: LoadedConfig['problem']): ConfigProblem {

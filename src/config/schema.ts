@@ -70,7 +70,8 @@ export const HeadersSchema = strict({
     scopes: Type.Optional(HeaderName),
     method: Type.Optional(HeaderName),
     keyId: Type.Optional(HeaderName),
-  }, 'Names of the headers the verified identity is sent upstream in. Defaults: X-User-Id, X-Tenant-Id, X-Roles, X-Scopes, X-Auth-Method, X-Api-Key-Id.')),
+    omitted: Type.Optional(HeaderName),
+  }, 'Names of the headers the verified identity is sent upstream in. Defaults: X-User-Id, X-Tenant-Id, X-Roles, X-Scopes, X-Auth-Method, X-Api-Key-Id, and X-Identity-Omitted (which identity headers had values left out because they cannot be sent verbatim, and how many).')),
   protected: Type.Optional(Type.Array(HeaderName, { maxItems: 100, description: 'More header names the gateway removes from every inbound request (identity headers it or your services assert).' })),
   fromTrustedProxies: Type.Optional(Type.Array(HeaderName, { maxItems: 100, uniqueItems: true, description: 'Proxy-asserted headers (client address, client certificate, original URL families; see docs/security.md) forwarded when the peer is a trusted proxy. Default none: every one is removed from every request.' })),
   allowUnderscores: Type.Optional(Type.Boolean({ description: 'Forward header names containing `_`. Default false: they are removed, as nginx does, because CGI-style servers read `SCRIPT_NAME` or `X_User` as their dash-spelled twins.' })),
@@ -91,6 +92,9 @@ export const UpstreamSchema = strict({
 const Realm = Type.String({ pattern: '^[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]{1,64}$', description: 'Realm in WWW-Authenticate challenges. Default portcullis.' });
 const ClaimPath = Type.String({ minLength: 1, maxLength: 256, description: 'A claim name, or a dot-separated path into nested claims (realm_access.roles). A literal top-level name wins over a path.' });
 // RFC 6750 §3 scope-token characters minus the comma, so a scope can be quoted in a challenge.
+// Role names are what identity providers put in groups claims ("Order Clerks", "Équipe"): any
+// characters but controls, no leading or trailing white space. They are compared, never sent in a header.
+const RoleName = Type.String({ pattern: '^[^\\s\\x00-\\x1f\\x7f](?:[^\\x00-\\x1f\\x7f]{0,254}[^\\s\\x00-\\x1f\\x7f])?$', description: 'A role: up to 256 characters, spaces and non-ASCII allowed, no control characters, no leading or trailing white space.' });
 const Token = (what: string) => Type.String({ pattern: '^[\\x21\\x23-\\x2b\\x2d-\\x5b\\x5d-\\x7e]{1,256}$', description: `A ${what}: printable ASCII without spaces, commas, quotes or backslashes.` });
 
 const JwtKeyFields = {
@@ -187,8 +191,8 @@ export const RouteSchema = strict({
   authenticate: Type.Optional(Type.Array(Name, { minItems: 1, maxItems: 16, uniqueItems: true, description: 'Authenticator names, tried in order; the first whose credential is present decides.' })),
   authorize: Type.Optional(strict({
     roles: Type.Optional(strict({
-      anyOf: Type.Optional(Type.Array(Token('role'), { minItems: 1, maxItems: 64, uniqueItems: true, description: 'At least one of these roles.' })),
-      allOf: Type.Optional(Type.Array(Token('role'), { minItems: 1, maxItems: 64, uniqueItems: true, description: 'Every one of these roles.' })),
+      anyOf: Type.Optional(Type.Array(RoleName, { minItems: 1, maxItems: 64, uniqueItems: true, description: 'At least one of these roles.' })),
+      allOf: Type.Optional(Type.Array(RoleName, { minItems: 1, maxItems: 64, uniqueItems: true, description: 'Every one of these roles.' })),
     }, 'Role requirement: anyOf, allOf, or both.')),
     scopes: Type.Optional(Type.Array(Token('scope'), { minItems: 1, maxItems: 64, uniqueItems: true, description: 'Scopes the identity must all have (403 insufficient_scope otherwise).' })),
     tenant: Type.Optional(strict({

@@ -29,6 +29,8 @@ export class Exchange {
   limits: LimitDecision[] | null = null;
   /** The API key id the request presented (well-formed, not necessarily valid), for the brute-force guard. */
   presentedKeyId: string | null = null;
+  /** Set when an authenticator rejected a credential: true if it could be a guess (counted by the brute-force guard), false for an honest mistake. */
+  credentialGuess: boolean | null = null;
   /** The limit or quota that refused the request (audited by name). */
   limitName: string | null = null;
   denial: Denial | null = null;

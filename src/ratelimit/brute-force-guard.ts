@@ -33,6 +33,17 @@ type Kind = 'ip' | 'credential';
 /** One counted failure: whether it started a block, and whether the source was counted in the overflow entry. */
 interface Count { readonly crossed: boolean; readonly overflow: boolean }
 
+/**
+ * What the guard counts: a credential its authenticator flagged as a possible guess (forged or
+ * malformed token, unknown kid or key, wrong secret). An honest mistake — a correctly signed token
+ * past its exp, an API key presented with its correct secret after it was revoked or expired — is
+ * refused but not counted, so a client retrying with a stale credential does not get its address
+ * blocked; nor is an outage (503) counted.
+ */
+function countsAsFailure(ex: Exchange): boolean {
+  return ex.credentialGuess === true;
+}
+
 /** This failure reached the threshold (or the count was already past it, on another instance). */
 const counted = (v: StoreVerdict): Count => ({ crossed: !v.allowed || v.remaining === 0, overflow: v.overflow === true });
 
@@ -91,7 +102,7 @@ export class BruteForceGuard {
   }
 
   private after(ex: Exchange, denial: Denial | undefined): StageResult {
-    if (denial === undefined || denial.code !== 'invalid_credential') return denial;
+    if (denial === undefined || !countsAsFailure(ex)) return denial;
     const sources: [Kind, string][] = [];
     if (this.spec.byIp) sources.push(['ip', ipKey(ex.clientIp, this.spec.ipv6PrefixBits)]);
     const credential = this.spec.byCredential ? ex.presentedKeyId : null;

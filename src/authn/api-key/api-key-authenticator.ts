@@ -72,7 +72,7 @@ export class ApiKeyAuthenticator implements Authenticator {
   authenticate(ex: Exchange): AuthOutcome | Promise<AuthOutcome> {
     const found = this.extract(ex);
     if (found === undefined) return ABSENT;
-    if ('malformed' in found) return this.reject('api_key_malformed', found.malformed);
+    if ('malformed' in found) return this.reject('api_key_malformed', true, found.malformed);
     if (found.query !== null) ex.forwardQuery = found.query;
     const known = this.verified.get(found.key);
     if (known !== undefined) {
@@ -80,7 +80,7 @@ export class ApiKeyAuthenticator implements Authenticator {
       this.verified.delete(found.key);
     }
     const parsed = parseKey(found.key, this.backend.settings.environment);
-    if (!parsed.ok) return this.reject(parsed.reason, parsed.id === null ? parsed.detail : `key ${parsed.id}: ${parsed.detail}`);
+    if (!parsed.ok) return this.reject(parsed.reason, true, parsed.id === null ? parsed.detail : `key ${parsed.id}: ${parsed.detail}`);
     ex.presentedKeyId = parsed.id;
     const presented = hashKey(found.key);
     let key: CompiledKey | null | Promise<CompiledKey | null>;
@@ -95,8 +95,8 @@ export class ApiKeyAuthenticator implements Authenticator {
 
   private decide(ex: Exchange, text: string, id: string, presented: Buffer, key: CompiledKey | null): AuthOutcome {
     const matches = timingSafeEqual(presented, key?.record.hash ?? UNKNOWN_KEY_HASH);
-    if (key === null) return this.reject('api_key_unknown', `key ${id}`);
-    if (!matches) return this.reject('api_key_secret_mismatch', `key ${id}`);
+    if (key === null) return this.reject('api_key_unknown', true, `key ${id}`);
+    if (!matches) return this.reject('api_key_secret_mismatch', true, `key ${id}`);
     if (this.verified.size >= MAX_VERIFIED) this.verified.clear();
     this.verified.set(text, key);
     return this.accept(ex, key);
@@ -111,12 +111,12 @@ export class ApiKeyAuthenticator implements Authenticator {
     const k = key.record;
     const id = k.id;
     ex.presentedKeyId = id;
-    if (k.revokedAt !== null) return this.reject('api_key_revoked', `key ${id}`);
+    if (k.revokedAt !== null) return this.reject('api_key_revoked', false, `key ${id}`);
     const storeNow = this.backend.directory.storeNow();
-    if (k.graceUntil !== null && k.graceUntil <= storeNow) return this.reject('api_key_superseded', `key ${id}, replaced by ${k.replacedBy ?? '?'}`);
-    if (k.expiresAt !== null && k.expiresAt <= storeNow) return this.reject('api_key_expired', `key ${id}`);
+    if (k.graceUntil !== null && k.graceUntil <= storeNow) return this.reject('api_key_superseded', false, `key ${id}, replaced by ${k.replacedBy ?? '?'}`);
+    if (k.expiresAt !== null && k.expiresAt <= storeNow) return this.reject('api_key_expired', false, `key ${id}`);
     if (key.cidrs !== null && !key.cidrs.has(ex.clientIp)) {
-      return { kind: 'rejected', denial: deny('ip_not_allowed', `${this.spec.name}: key ${id} is not allowed from ${ex.clientIp}`) };
+      return { kind: 'rejected', denial: deny('ip_not_allowed', `${this.spec.name}: key ${id} is not allowed from ${ex.clientIp}`), guess: false };
     }
     this.backend.usage.record(id, ex.clientIp, this.backend.now());
     this.backend.warnIfExpiring(k, storeNow);
@@ -133,12 +133,13 @@ export class ApiKeyAuthenticator implements Authenticator {
 
   /** The store cannot answer (down, out of date, or too many look-ups in flight): 503, retry shortly (RFC 9110 §10.2.3). */
   private failure(err: unknown): AuthOutcome {
-    if (err instanceof StoreUnavailableError) return { kind: 'rejected', denial: deny('authentication_unavailable', `${this.spec.name}: ${err.message}`, RETRY_SOON) };
+    if (err instanceof StoreUnavailableError) return { kind: 'rejected', denial: deny('authentication_unavailable', `${this.spec.name}: ${err.message}`, RETRY_SOON), guess: false };
     throw err;
   }
 
-  private reject(reason: string, detail: string): AuthOutcome {
-    return { kind: 'rejected', denial: deny('invalid_credential', `${this.spec.name}: ${reason}: ${detail}`, this.invalid) };
+  /** `guess`: false only once the secret matched (revoked, superseded, expired): an honest mistake, not counted by the brute-force guard. */
+  private reject(reason: string, guess: boolean, detail: string): AuthOutcome {
+    return { kind: 'rejected', denial: deny('invalid_credential', `${this.spec.name}: ${reason}: ${detail}`, this.invalid), guess };
   }
 
   /**

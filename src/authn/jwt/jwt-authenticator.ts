@@ -2,7 +2,7 @@ import { deny } from '../../pipeline/denials.js';
 import type { Exchange } from '../../pipeline/exchange.js';
 import { ABSENT, type Authenticator, type AuthOutcome } from '../authenticator.js';
 import { bearerToken } from '../bearer.js';
-import { isHeaderSafe, isListElement, MAX_IDENTITY_LIST, type Identity } from '../identity.js';
+import { isHeaderSafe, type Identity } from '../identity.js';
 import { claimAt, verifyJwt, type Claims, type JwtPolicy, type VerifyResult } from './jwt-verifier.js';
 import { KeysUnavailableError } from './key-source.js';
 import { VerifiedTokenCache } from './token-cache.js';
@@ -57,7 +57,7 @@ export class JwtAuthenticator implements Authenticator {
   authenticate(ex: Exchange): AuthOutcome | Promise<AuthOutcome> {
     const token = bearerToken(ex.req.rawHeaders);
     if (token === undefined) return ABSENT;
-    if (token === null) return this.reject('malformed: Authorization header is not a single "Bearer <token>"');
+    if (token === null) return this.reject('malformed: Authorization header is not a single "Bearer <token>"', true);
     const now = this.now();
     const cached = this.cache.get(token, now);
     if (cached !== undefined) return { kind: 'authenticated', identity: cached };
@@ -70,31 +70,39 @@ export class JwtAuthenticator implements Authenticator {
   }
 
   private conclude(token: string, result: VerifyResult, now: number): AuthOutcome {
-    if (!result.ok) return this.reject(result.reason);
+    if (!result.ok) return this.reject(result.reason, !result.signatureValid);
     const identity = this.identityFrom(result.claims);
-    if (typeof identity === 'string') return this.reject(`claim_invalid: ${identity}`);
+    // The signature verified: an unusable subject or tenant is the issuer's doing, not a guess.
+    if (typeof identity === 'string') return this.reject(`claim_invalid: ${identity}`, false);
     this.cache.set(token, identity, result.exp, now, result.source, result.revision);
     return { kind: 'authenticated', identity };
   }
 
   private failure(err: unknown): AuthOutcome {
-    if (err instanceof KeysUnavailableError) return { kind: 'rejected', denial: deny('authentication_unavailable', `${this.spec.name}: ${err.message}`) };
+    if (err instanceof KeysUnavailableError) {
+      const headers = err.retryAfterMs === null ? undefined : { 'retry-after': String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))) };
+      return { kind: 'rejected', denial: deny('authentication_unavailable', `${this.spec.name}: ${err.message}`, headers), guess: false };
+    }
     throw err;
   }
 
-  private reject(reason: string): AuthOutcome {
-    return { kind: 'rejected', denial: deny('invalid_credential', `${this.spec.name}: ${reason}`, { 'www-authenticate': this.invalid }) };
+  /** `guess`: the token could be forged or guessed (anything before a valid signature); counted by the brute-force guard. */
+  private reject(reason: string, guess: boolean): AuthOutcome {
+    return { kind: 'rejected', denial: deny('invalid_credential', `${this.spec.name}: ${reason}`, { 'www-authenticate': this.invalid }), guess };
   }
 
-  /** The identity, or why the claims cannot be asserted upstream (wrong type, unsafe characters, too many). */
+  /**
+   * The identity, or why the token cannot have one. Only the values the gateway must assert and
+   * cannot represent make the token invalid: a subject (who the caller is) and, when mapped and
+   * present, a tenant (whose data) that are not printable ASCII strings. Roles, scopes, the tier
+   * and forwarded claims keep their real values for authorization; values that cannot be sent
+   * verbatim are left out of the identity headers by the identity-headers stage, which says how
+   * many it left out.
+   */
   private identityFrom(claims: Claims): Identity | string {
     const map = this.spec.claims;
     const subject = claimAt(claims, map.subject);
     if (typeof subject !== 'string' || !isHeaderSafe(subject)) return `subject claim "${map.subject}" is absent, not a string, or not printable ASCII`;
-    const roles = list(claimAt(claims, map.roles));
-    if (roles === null) return `roles claim "${map.roles}" is not a string or array of strings without spaces or commas`;
-    const scopes = list(claimAt(claims, map.scopes));
-    if (scopes === null) return `scopes claim "${map.scopes}" is not a string or array of strings without spaces or commas`;
     let tenant: string | null = null;
     if (map.tenant !== null) {
       const value = claimAt(claims, map.tenant);
@@ -106,35 +114,36 @@ export class JwtAuthenticator implements Authenticator {
     let tier: string | null = null;
     if (map.tier !== null) {
       const value = claimAt(claims, map.tier);
-      if (value !== undefined && value !== null) {
-        if (typeof value !== 'string' || !isListElement(value)) return `tier claim "${map.tier}" is not a string without spaces or commas`;
-        tier = value;
-      }
+      // Tier names are config names; any other value selects the base limits.
+      if (typeof value === 'string' && TIER_NAME.test(value)) tier = value;
     }
-    const claimHeaders: (readonly [string, string])[] = [];
+    const claimHeaders: (readonly [string, string | null])[] = [];
     for (const [header, path] of map.headers) {
       const value = claimAt(claims, path);
       if (value === undefined || value === null) continue;
-      const text = typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? String(value) : null;
-      if (text === null || !isHeaderSafe(text)) return `claim "${path}" for ${header} is not a printable ASCII string, number or boolean`;
-      claimHeaders.push([header, text]);
+      claimHeaders.push([header, typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? String(value) : null]);
     }
     return Object.freeze({
       subject, method: 'jwt', authenticator: this.spec.name, keyId: null,
-      roles, scopes, tenant, tier, claims, claimHeaders, bearerRealm: this.spec.realm,
+      roles: list(claimAt(claims, map.roles)), scopes: list(claimAt(claims, map.scopes)),
+      tenant, tier, claims, claimHeaders, bearerRealm: this.spec.realm,
     });
   }
 }
 
+/** The config's pattern for tier names. */
+const TIER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
 /**
  * A roles or scopes claim: absent → empty; a space-separated string (OAuth `scope`, RFC 8693
- * §4.2) or an array of strings. Elements must be list-safe (no space, comma or control
- * character); anything else makes the claim invalid rather than silently dropping a value.
+ * §4.2) or an array. Every string element is kept as it is (Okta's `"Order Clerks"`, non-ASCII
+ * group names): authorization compares real values. Elements that are not strings are not role or
+ * scope names and are ignored, as is a claim of another type.
  */
-function list(value: unknown): readonly string[] | null {
-  if (value === undefined || value === null) return [];
-  const items = typeof value === 'string' ? value.split(' ').filter((s) => s !== '') : Array.isArray(value) ? value : null;
-  if (items === null || items.length > MAX_IDENTITY_LIST) return null;
-  for (const item of items) if (typeof item !== 'string' || !isListElement(item)) return null;
-  return Object.freeze(items as string[]);
+function list(value: unknown): readonly string[] {
+  if (typeof value === 'string') return Object.freeze(value.split(' ').filter((s) => s !== ''));
+  if (!Array.isArray(value)) return EMPTY;
+  return Object.freeze(value.filter((item): item is string => typeof item === 'string' && item !== ''));
 }
+
+const EMPTY: readonly string[] = Object.freeze([]);

@@ -28,7 +28,15 @@ export type Claims = Readonly<Record<string, unknown>>;
 
 export type VerifyResult =
   | { readonly ok: true; readonly claims: Claims; readonly exp: number | null; readonly source: KeySource; readonly revision: number }
-  | { readonly ok: false; readonly reason: string };
+  | {
+    readonly ok: false;
+    readonly reason: string;
+    /**
+     * True when the signature verified with a trusted key and only the claims failed (expired, not
+     * yet valid, another audience): an honest mistake, not a guess at a key or secret.
+     */
+    readonly signatureValid: boolean;
+  };
 
 const MAX_JSON_DEPTH = 16;
 /** Header parameters that would make the token choose or carry its own key (RFC 7515 §4.1.2–6). */
@@ -36,7 +44,9 @@ const KEY_CARRYING_HEADERS = ['jwk', 'jku', 'x5u', 'x5c'] as const;
 const B64URL = /^[A-Za-z0-9_-]+$/;
 const B64URL_VALUE = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
-const fail = (reason: string): VerifyResult => ({ ok: false, reason });
+const fail = (reason: string): VerifyResult => ({ ok: false, reason, signatureValid: false });
+/** A failure of a token whose signature verified: see `signatureValid`. */
+const stale = (reason: string): VerifyResult => ({ ok: false, reason, signatureValid: true });
 
 /**
  * Verifies a JWS compact-serialised JWT (RFC 7519) against `policy`. Parsing is strict and
@@ -97,25 +107,25 @@ function checkClaims(claims: Claims, policy: JwtPolicy, nowMs: number, source: K
   const skew = policy.clockSkewSec;
   const { exp, nbf, iat, aud } = claims;
   if (exp === undefined) {
-    if (policy.requireExp) return fail('claim_invalid: exp is required');
-  } else if (!isNumericDate(exp)) return fail('claim_invalid: exp is not a number');
-  else if (now >= exp + skew) return fail(`expired: exp ${exp}, now ${now}, leeway ${skew}s`);
+    if (policy.requireExp) return stale('claim_invalid: exp is required');
+  } else if (!isNumericDate(exp)) return stale('claim_invalid: exp is not a number');
+  else if (now >= exp + skew) return stale(`expired: exp ${exp}, now ${now}, leeway ${skew}s`);
   if (nbf !== undefined) {
-    if (!isNumericDate(nbf)) return fail('claim_invalid: nbf is not a number');
-    if (nbf > now + skew) return fail(`not_yet_valid: nbf ${nbf}, now ${now}, leeway ${skew}s`);
+    if (!isNumericDate(nbf)) return stale('claim_invalid: nbf is not a number');
+    if (nbf > now + skew) return stale(`not_yet_valid: nbf ${nbf}, now ${now}, leeway ${skew}s`);
   }
   if (iat !== undefined) {
-    if (!isNumericDate(iat)) return fail('claim_invalid: iat is not a number');
-    if (iat > now + skew) return fail(`issued_in_future: iat ${iat}, now ${now}, leeway ${skew}s`);
+    if (!isNumericDate(iat)) return stale('claim_invalid: iat is not a number');
+    if (iat > now + skew) return stale(`issued_in_future: iat ${iat}, now ${now}, leeway ${skew}s`);
   }
   const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : null;
   if (audiences === null || audiences.length === 0 || !audiences.every((a) => typeof a === 'string' && a !== '')) {
-    return fail('audience_invalid: aud is absent, empty or not a string or array of strings');
+    return stale('audience_invalid: aud is absent, empty or not a string or array of strings');
   }
-  if (!audiences.some((a) => policy.audiences.has(a as string))) return fail('audience_mismatch: no accepted audience in aud');
+  if (!audiences.some((a) => policy.audiences.has(a as string))) return stale('audience_mismatch: no accepted audience in aud');
   for (const path of policy.requiredClaims) {
     const value = claimAt(claims, path);
-    if (value === undefined || value === null) return fail(`claim_missing: ${path}`);
+    if (value === undefined || value === null) return stale(`claim_missing: ${path}`);
   }
   return { ok: true, claims, exp: exp ?? null, source, revision };
 }

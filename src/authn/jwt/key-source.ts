@@ -1,8 +1,16 @@
 import { createPublicKey, createSecretKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { algorithmsForKey, type JwsAlgorithm, type VerifyKey } from './algorithms.js';
 
-/** Keys could not be obtained at all (never loaded, endpoint down): the request fails closed with 503. */
-export class KeysUnavailableError extends Error {}
+/**
+ * The keys a token needs cannot be obtained right now (never loaded, endpoint down, or an
+ * unknown-`kid` refetch not allowed yet): the request fails closed with 503, not a 401 that would
+ * tell the client its token is bad. `retryAfterMs` is when asking again can succeed, if known.
+ */
+export class KeysUnavailableError extends Error {
+  constructor(message: string, readonly retryAfterMs: number | null = null) {
+    super(message);
+  }
+}
 
 /**
  * Where an issuer's verification keys come from. `keysFor` answers synchronously from memory when

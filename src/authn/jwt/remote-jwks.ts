@@ -19,21 +19,36 @@ export interface RemoteJwksOptions {
   readonly maxBytes: number;
   /** Keys are refetched in the background this often (sooner when the response's max-age says so). */
   readonly refreshMs: number;
-  /** An unknown `kid` triggers at most one refetch per this period; failed refreshes retry after it. */
+  /** Refetches for unknown `kid`s start at most once per this period; failed fetches retry after it. */
   readonly cooldownMs: number;
 }
+
+/** Most kids remembered as "refetched for and not found" or removed, until the set changes. */
+export const MAX_MISSED_KIDS = 1024;
 
 /**
  * A JWK Set fetched from the issuer (RFC 7517) and kept in memory. Requests never wait for a
  * scheduled refresh; only a token whose `kid` is unknown waits, for one fetch at most, and all
  * such requests share the same fetch (collapsed). The last good set is kept when the endpoint
  * fails, answers garbage or is slow; the URL is the configured one only, never one from a token.
+ *
+ * Unknown `kid` (perhaps a key rotated in a moment ago): only these refetches count against the
+ * cooldown — fetches at start, on reload and on the refresh schedule do not, so a freshly rotated
+ * key is fetched for on first sight. While the cooldown runs, a new unknown kid is answered with
+ * KeysUnavailableError (503 with Retry-After: the token may be good, the gateway cannot tell yet).
+ * A kid that a refetch looked for and did not find, or whose key was removed from the set, is
+ * refused outright (401) during the cooldown. Either way a flood of random kids costs at most one
+ * fetch per cooldown and learns nothing.
  */
 export class RemoteJwks implements KeySource {
   revision = 0;
   private keys: readonly VerifyKey[] | null = null;
-  private inflight: Promise<void> | null = null;
+  private inflight: Promise<boolean> | null = null;
   private lastAttemptAt = -Infinity;
+  /** When the last refetch for an unknown kid started: the cooldown runs from here. */
+  private lastKidRefetchAt = -Infinity;
+  /** Kids a refetch looked for and did not find, or whose key the last change removed (bounded; reset when the set changes). */
+  private readonly missedKids = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
   private stopped = true;
   /** Fetch attempts, successful or not (tests and metrics read it). */
@@ -51,7 +66,10 @@ export class RemoteJwks implements KeySource {
   /** Starts background refreshes; resolves after the first fetch attempt (success or not). */
   async start(reporting: JwksReporting): Promise<void> {
     this.reporting = reporting;
-    if (!this.stopped) return this.inflight ?? undefined;
+    if (!this.stopped) {
+      await this.inflight;
+      return;
+    }
     this.stopped = false;
     await this.refresh();
   }
@@ -67,21 +85,45 @@ export class RemoteJwks implements KeySource {
   }
 
   keysFor(alg: JwsAlgorithm, kid: string | null): readonly VerifyKey[] | Promise<readonly VerifyKey[]> {
-    const known = this.keys === null ? [] : selectKeys(this.keys, alg, kid);
-    if (known.length > 0) return known;
-    if (this.keys !== null && kid === null) return known;
-    // Unknown kid (perhaps a rotation) or nothing loaded yet: refetch, once per cooldown.
-    if (this.inflight === null && this.now() - this.lastAttemptAt < this.options.cooldownMs) return this.settled(alg, kid);
-    return this.refresh().then(() => this.settled(alg, kid));
+    const keys = this.keys;
+    if (keys === null) {
+      // Never loaded: retry no more than once per cooldown (the endpoint is down or was never reached).
+      if (this.inflight === null && this.now() - this.lastAttemptAt < this.options.cooldownMs) throw this.unavailable('has not been loaded');
+      return this.refresh().then((ok) => this.afterRefetch(alg, kid, ok));
+    }
+    const known = selectKeys(keys, alg, kid);
+    if (known.length > 0 || kid === null) return known;
+    // A fetch already under way (start, schedule, another kid) may have started before this key
+    // was published: wait for it, then decide afresh (found, or refetch, or cooldown).
+    if (this.inflight !== null) return this.inflight.then(() => this.keysFor(alg, kid));
+    const sinceMs = this.now() - this.lastKidRefetchAt;
+    if (sinceMs < this.options.cooldownMs) {
+      // Looked for (or removed) already: the token is refused; anything else may be a new key.
+      if (this.missedKids.has(kid)) return known;
+      throw new KeysUnavailableError(`JWKS ${this.options.uri}: unknown kid, refetch allowed again in ${Math.ceil(this.options.cooldownMs - sinceMs)} ms`, this.options.cooldownMs - sinceMs);
+    }
+    this.lastKidRefetchAt = this.now();
+    return this.refresh().then((ok) => this.afterRefetch(alg, kid, ok));
   }
 
-  private settled(alg: JwsAlgorithm, kid: string | null): readonly VerifyKey[] {
-    if (this.keys === null) throw new KeysUnavailableError(`JWKS ${this.options.uri} has not been loaded`);
-    return selectKeys(this.keys, alg, kid);
+  /** After a fetch made for `kid`: its keys, or why not. */
+  private afterRefetch(alg: JwsAlgorithm, kid: string | null, ok: boolean): readonly VerifyKey[] {
+    if (this.keys === null) throw this.unavailable('has not been loaded');
+    const found = selectKeys(this.keys, alg, kid);
+    if (found.length > 0 || kid === null) return found;
+    // The endpoint failed: the kid may well exist, the gateway cannot tell.
+    if (!ok) throw this.unavailable('could not be fetched to look for an unknown kid');
+    if (this.missedKids.size < MAX_MISSED_KIDS) this.missedKids.add(kid);
+    return found;
   }
 
-  /** One fetch at a time: callers arriving meanwhile share it. */
-  refresh(): Promise<void> {
+  private unavailable(what: string): KeysUnavailableError {
+    const retryMs = Math.max(0, this.options.cooldownMs - (this.now() - this.lastAttemptAt));
+    return new KeysUnavailableError(`JWKS ${this.options.uri} ${what}`, retryMs > 0 ? retryMs : null);
+  }
+
+  /** One fetch at a time: callers arriving meanwhile share it. Resolves true when the fetch succeeded. */
+  refresh(): Promise<boolean> {
     this.inflight ??= this.fetchOnce().finally(() => {
       this.inflight = null;
       this.schedule();
@@ -99,7 +141,7 @@ export class RemoteJwks implements KeySource {
     this.timer.unref();
   }
 
-  private async fetchOnce(): Promise<void> {
+  private async fetchOnce(): Promise<boolean> {
     this.lastAttemptAt = this.now();
     this.fetches++;
     const { uri, algorithms } = this.options;
@@ -110,16 +152,21 @@ export class RemoteJwks implements KeySource {
       this.maxAgeMs = maxAgeMs;
       if (imported.skipped.length > 0) this.reporting?.logger.warn({ jwksUri: uri, skipped: imported.skipped }, 'JWKS keys skipped');
       if (!sameKeys(this.keys, imported.keys)) {
+        const removed = (this.keys ?? []).flatMap((k) => (k.kid === null || imported.keys.some((n) => n.kid === k.kid) ? [] : [k.kid]));
         this.keys = imported.keys;
         this.revision++;
+        // A removed key's tokens are refused at once (401), like a kid a refetch did not find.
+        this.missedKids.clear();
+        for (const kid of removed.slice(0, MAX_MISSED_KIDS)) this.missedKids.add(kid);
         this.reporting?.logger.info({ jwksUri: uri, keys: imported.keys.map((k) => k.kid) }, 'JWKS loaded');
       }
     } catch (err) {
       this.reporting?.logger.warn({ jwksUri: uri, err: (err as Error).message, keptKeys: this.keys?.length ?? 0 }, 'JWKS fetch failed; keeping the last good keys');
       this.reporting?.fetched?.(uri, false, this.keys?.length ?? 0);
-      return;
+      return false;
     }
     this.reporting?.fetched?.(uri, true, this.keys?.length ?? 0);
+    return true;
   }
 
   private async download(): Promise<{ doc: unknown; maxAgeMs: number | null }> {

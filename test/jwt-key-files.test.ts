@@ -12,6 +12,7 @@ import { compileConfig } from '../src/config/compile.js';
 import { MAX_CONFIG_FILE_BYTES } from '../src/config/config-files.js';
 import { ConfigError, formatProblem } from '../src/config/errors.js';
 import { loadConfigText } from '../src/config/load.js';
+import { ADMIN_TOKEN, ADMIN_TOKEN_HASH } from './harness/api-keys.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, toYaml, type ConfigObject, type TestGateway } from './harness/gateway.js';
 import { mint, testKey, type TestKey } from './harness/jwt.js';
@@ -25,7 +26,8 @@ async function status(gw: TestGateway, token: string): Promise<number> {
 }
 
 async function reload(gw: TestGateway): Promise<{ ok: boolean; changed: boolean; version: string }> {
-  return await (await fetch(`${gw.adminUrl}/admin/reload`, { method: 'POST' })).json() as { ok: boolean; changed: boolean; version: string };
+  const headers = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
+  return await (await fetch(`${gw.adminUrl}/admin/reload`, { method: 'POST', headers })).json() as { ok: boolean; changed: boolean; version: string };
 }
 
 async function readyVersion(gw: TestGateway): Promise<string> {
@@ -42,6 +44,7 @@ describe('key files are part of the config version', () => {
   let echo: EchoUpstream;
   let k1: TestKey, k2: TestKey;
   const config = (issuer: Record<string, unknown>): ConfigObject => ({
+    admin: { tokenHash: ADMIN_TOKEN_HASH },
     upstreams: { echo: { targets: [echo.url] } },
     authenticators: { users: { type: 'jwt', issuer: ISS, audience: 'orders-api', algorithms: ['ES256'], ...issuer } },
     routes: [{ name: 'orders', match: { path: '/orders' }, upstream: 'echo', authenticate: ['users'] }],

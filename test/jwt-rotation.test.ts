@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { assertProblem } from './harness/assertions.js';
+import { ADMIN_TOKEN, ADMIN_TOKEN_HASH } from './harness/api-keys.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
 import { JwksServer, mint, testKey, type TestKey } from './harness/jwt.js';
@@ -28,6 +29,7 @@ describe('JWKS key rotation through the gateway', () => {
   let gw: TestGateway;
   let k1: TestKey, k2: TestKey, k3: TestKey, k4: TestKey;
   const config = (timeoutMs: number): ConfigObject => ({
+    admin: { tokenHash: ADMIN_TOKEN_HASH },
     upstreams: { echo: { targets: [echo.url] } },
     authenticators: { users: { type: 'jwt', issuer: ISS, jwksUri: jwks.url, audience: 'orders-api', algorithms: ['ES256'], jwks: { cooldownMs: COOLDOWN_MS, timeoutMs } } },
     rateLimiting: { bruteForce: { maxFailures: 3, within: '1h', blockFor: '1h' } },
@@ -75,7 +77,8 @@ describe('JWKS key rotation through the gateway', () => {
 
   it('a reload that starts a new key set fetches it without starting the cooldown', async () => {
     await gw.writeConfig(config(2000));
-    const reload = await (await fetch(`${gw.adminUrl}/admin/reload`, { method: 'POST' })).json() as { ok: boolean; changed: boolean };
+    const headers = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
+    const reload = await (await fetch(`${gw.adminUrl}/admin/reload`, { method: 'POST', headers })).json() as { ok: boolean; changed: boolean };
     assert.deepEqual(reload, { ...reload, ok: true, changed: true });
     assert.equal(jwks.requests, 3, 'the new set fetched once at activation');
     assert.equal((await get(gw, await mint(k3))).status, 200, 'r3 was published before the reload');

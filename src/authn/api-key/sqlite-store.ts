@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -56,6 +57,22 @@ function fromRow(r: Row): ApiKeyRecord {
   };
 }
 
+/** Longest a call waits for another process's lock on the event loop. */
+const BUSY_WAIT_MS = 5;
+/** Pause between attempts at a locked database, and how long to keep trying before the store counts as unavailable. */
+const BUSY_RETRY_EVERY_MS = 10;
+const BUSY_RETRY_FOR_MS = 2000;
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+}
+
+function storeFailure(err: unknown): Error {
+  if (err instanceof KeyConflictError || err instanceof StoreUnavailableError) return err;
+  return new StoreUnavailableError(`sqlite: ${(err as Error).message}`, { cause: err });
+}
+
 /**
  * The embedded store: one SQLite file in the data directory, in WAL mode so the gateway reads
  * while the `keys` CLI writes. Other processes' changes are found by polling the change log
@@ -75,9 +92,10 @@ export class SqliteKeyStore implements ApiKeyStore {
       mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
       const db = new Database(this.file);
       db.pragma('journal_mode = WAL');
-      // Calls are synchronous: waiting for another writer (the CLI) blocks the event loop, so the
-      // wait is kept short; a write that times out is retried (usage) or reported (lifecycle).
-      db.pragma('busy_timeout = 2000');
+      // Calls are synchronous: SQLite's own wait for another process's lock (the CLI, a backup)
+      // would block the event loop, so it is a few milliseconds; longer waits happen between
+      // retries, off the loop (see run).
+      db.pragma(`busy_timeout = ${BUSY_WAIT_MS}`);
       db.pragma('foreign_keys = ON');
       this.db = db;
       return db;
@@ -86,13 +104,27 @@ export class SqliteKeyStore implements ApiKeyStore {
     }
   }
 
-  /** Runs `fn` on the open database, turning SQLite failures into StoreUnavailableError. */
+  /**
+   * Runs `fn` on the open database, turning SQLite failures into StoreUnavailableError. A call
+   * that finds the database locked by another process is retried every BUSY_RETRY_EVERY_MS, the
+   * event loop free in between, for up to BUSY_RETRY_FOR_MS.
+   */
   private run<T>(fn: (db: Database.Database) => T): Promise<T> {
     try {
       return Promise.resolve(fn(this.open()));
     } catch (err) {
-      if (err instanceof KeyConflictError || err instanceof StoreUnavailableError) return Promise.reject(err);
-      return Promise.reject(new StoreUnavailableError(`sqlite: ${(err as Error).message}`, { cause: err }));
+      return isBusy(err) ? this.retryBusy(fn, Date.now() + BUSY_RETRY_FOR_MS) : Promise.reject(storeFailure(err));
+    }
+  }
+
+  private async retryBusy<T>(fn: (db: Database.Database) => T, deadline: number): Promise<T> {
+    for (;;) {
+      await delay(BUSY_RETRY_EVERY_MS);
+      try {
+        return fn(this.open());
+      } catch (err) {
+        if (!isBusy(err) || Date.now() >= deadline) throw storeFailure(err);
+      }
     }
   }
 

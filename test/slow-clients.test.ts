@@ -363,3 +363,30 @@ void describe('reload', () => {
     assert.equal(reply.body, 'a');
   });
 });
+
+void describe('pipelined requests behind a slow one', () => {
+  void test('a client that leaves with requests pipelined behind a held one: none of them is forwarded, each is audited once, nothing stays in flight', async () => {
+    const first = path('a/hold');
+    const behind = [path('b/pipelined'), path('b/pipelined'), path('a/pipelined')];
+    const socket = connect({ port: gw.port, host: '127.0.0.1' });
+    socket.on('error', () => undefined);
+    await once(socket, 'connect');
+    socket.write(get(first) + behind.map(get).join(''));
+    await until(() => a.started.includes(first), 'the first request reached the upstream');
+    socket.destroy();
+    for (const p of behind) {
+      const record = await oneAuditRecordFor(gw, p);
+      assert.equal(record.decision, 'abort');
+      assert.equal(record.upstream === null || record.upstreamStatus === null, true);
+    }
+    a.releaseHeld();
+    const held = await oneAuditRecordFor(gw, first);
+    assert.equal(held.decision, 'abort');
+    await delay(100);
+    assert.ok(!echo.received.some((r) => r.url.includes('/pipelined')), 'a pipelined request reached upstream b after the client left');
+    assert.ok(!behind.some((p) => a.started.includes(p)), 'a pipelined request reached upstream a after the client left');
+    const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    assert.match(metrics, /^portcullis_requests_in_flight 0$/m);
+    await idle();
+  });
+});

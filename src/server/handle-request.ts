@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
-import type { Socket } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CompiledConfig, CompiledRoute } from '../config/compile.js';
 import { isAcceptableRequestId, readInboundHeaders, resolveClientIp, type InboundHeaders } from '../http/headers.js';
@@ -9,6 +7,7 @@ import { normaliseIp } from '../lib/ip.js';
 import { DENIALS, deny, type Denial, type DenialCode } from '../pipeline/denials.js';
 import { Exchange } from '../pipeline/exchange.js';
 import { sendProblem } from '../pipeline/problem.js';
+import { enterConnection, isClosing, markClosing } from './connection-order.js';
 import { forward } from '../proxy/forward.js';
 import { limitHeaders } from '../ratelimit/headers.js';
 import type { Upstream } from '../proxy/upstream.js';
@@ -40,16 +39,6 @@ const CLOSES_CONNECTION: ReadonlySet<DenialCode> = new Set(['body_too_large', 'h
 const HOST = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9_.])?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
 
 /**
- * The exchange most recently started on each client connection. Pipelined requests are handled one
- * at a time, in order, as nginx does: a request waits for the response before it, and is not
- * processed at all once a denial has closed the connection (RFC 9112 §9.3.2), because whatever
- * follows a refused request on the wire cannot be trusted to be a request.
- */
-const lastOnConnection = new WeakMap<Socket, Exchange>();
-/** Connections a denial is closing; nothing after it on them is processed or forwarded. */
-const closing = new WeakSet<Socket>();
-
-/**
  * The request path, in order. Everything before routing applies to every request; everything
  * after it is the matched route's precomputed stage list, then the proxy. Any stage may end the
  * request with a Denial, rendered in one place; nothing is forwarded after a denial.
@@ -64,17 +53,16 @@ export async function handleRequest(host: HandlerHost, req: IncomingMessage, res
   const requestId = peerTrusted && inbound.requestId !== null && isAcceptableRequestId(inbound.requestId) ? inbound.requestId : randomUUID();
   const clientIp = resolveClientIp(peer, inbound.xForwardedFor, peerTrusted, config.trustedProxies);
   const ex = new Exchange(req, res, config, requestId, peer, clientIp ?? peer, peerTrusted);
-  const socket = ex.socket;
-  const previous = lastOnConnection.get(socket);
-  lastOnConnection.set(socket, ex);
-  res.once('close', () => { ex.responseClosed = true; if (ex.settle()) host.finish(ex); });
+  const turn = enterConnection(ex, () => { if (ex.settle()) host.finish(ex); });
   if (host.draining) res.setHeader('connection', 'close');
   try {
-    if (previous !== undefined && !previous.responseClosed) await once(previous.res, 'close');
-    if (closing.has(socket)) {
-      ex.discarded = true;
+    if (turn !== undefined && !await turn) {
+      // Pipelined behind a denial that closed the connection, or the client has gone meanwhile.
+      ex.discarded = isClosing(ex.socket);
       ex.decision = 'abort';
-      ex.reason = 'not processed: pipelined after a request whose denial closed the connection';
+      ex.reason = ex.discarded
+        ? 'not processed: pipelined after a request whose denial closed the connection'
+        : 'not processed: the client closed the connection before this pipelined request was reached';
       res.destroy();
       return;
     }
@@ -222,6 +210,6 @@ export function reply(ex: Exchange, denial: Denial): void {
   const unreadBody = !ex.req.complete && (headers['transfer-encoding'] !== undefined || (headers['content-length'] ?? '0') !== '0');
   const limits = ex.limits === null ? undefined : limitHeaders(ex.limits, ex.config.rateLimiting.headers);
   const close = unreadBody || CLOSES_CONNECTION.has(denial.code) || ex.res.getHeader('connection') === 'close';
-  if (close) closing.add(ex.socket);
+  if (close) markClosing(ex.socket);
   sendProblem(ex.res, denial, ex.requestId, ex.config.requestIdHeader, close, limits);
 }

@@ -1,0 +1,71 @@
+import type { Socket } from 'node:net';
+import type { Exchange } from '../pipeline/exchange.js';
+
+/** One client connection's exchanges whose response has not closed, oldest first. */
+interface Connection {
+  /** Each open exchange and what to run when its response is over. */
+  readonly open: Map<Exchange, () => void>;
+  /** The exchange that waits for each open one (pipelining is strictly in order: at most one). */
+  readonly waiting: Map<Exchange, () => void>;
+  last: Exchange | null;
+  /** A denial is closing the connection: nothing after it is processed. */
+  closing: boolean;
+}
+
+const connections = new WeakMap<Socket, Connection>();
+
+function connectionOf(socket: Socket): Connection {
+  let connection = connections.get(socket);
+  if (connection === undefined) {
+    const created: Connection = { open: new Map(), waiting: new Map(), last: null, closing: false };
+    // Node never closes a response still queued behind another when the socket dies: end them all here.
+    socket.once('close', () => { for (const end of [...created.open.values()]) end(); });
+    connections.set(socket, created);
+    connection = created;
+  }
+  return connection;
+}
+
+/**
+ * Pipelined requests on one connection are handled one at a time, in order, as nginx does: an
+ * exchange starts once the response before it is over, and none starts once a denial is closing
+ * the connection or the client has gone (RFC 9112 §9.3.2: what follows a refused request on the
+ * wire cannot be trusted to be a request). `onResponseOver` runs exactly once per exchange, when its
+ * response closed or its connection did.
+ *
+ * Returns a promise for the exchange's turn (undefined when it is first in line, the common case,
+ * so the hot path awaits nothing), resolving to true when it may be processed.
+ */
+export function enterConnection(ex: Exchange, onResponseOver: () => void): Promise<boolean> | undefined {
+  const connection = connectionOf(ex.socket);
+  const previous = connection.last;
+  connection.last = ex;
+  const end = (): void => {
+    if (ex.responseClosed) return;
+    ex.responseClosed = true;
+    connection.open.delete(ex);
+    const next = connection.waiting.get(ex);
+    if (next !== undefined) { connection.waiting.delete(ex); next(); }
+    onResponseOver();
+  };
+  connection.open.set(ex, end);
+  ex.res.once('close', end);
+  if (previous === null || previous.responseClosed) return mayProceed(ex.socket, connection) ? undefined : Promise.resolve(false);
+  return new Promise((resolve) => {
+    connection.waiting.set(previous, () => resolve(mayProceed(ex.socket, connection)));
+  });
+}
+
+function mayProceed(socket: Socket, connection: Connection): boolean {
+  return !connection.closing && !socket.destroyed && socket.writable;
+}
+
+/** A denial is closing this connection: requests pipelined behind it are not processed. */
+export function markClosing(socket: Socket): void {
+  connectionOf(socket).closing = true;
+}
+
+/** Whether a denial closed this connection. */
+export function isClosing(socket: Socket): boolean {
+  return connections.get(socket)?.closing === true;
+}

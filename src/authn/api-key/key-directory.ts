@@ -320,10 +320,11 @@ export class KeyDirectory<T> {
   }
 
   private async listen(): Promise<void> {
-    this.listening = await this.store.watch((id) => {
+    this.listening = await this.store.watch((id, seq) => {
       // Drop the key at once, without waiting for the change-log read: on a gateway busy with a
-      // flood that read is a round trip behind every queued request.
-      if (this.seq !== null && isKeyId(id)) {
+      // flood that read is a round trip behind every queued request. A change the log has already
+      // given us is in whatever was loaded since: dropping it again would only cost a look-up.
+      if (this.seq !== null && isKeyId(id) && (seq === null || seq > this.seq)) {
         const inUse = this.invalidate(id);
         this.epoch++;
         if (inUse) this.reload([id]);

@@ -146,8 +146,9 @@ export class PostgresKeyStore implements ApiKeyStore {
   private async changed(c: pg.PoolClient, ...ids: string[]): Promise<void> {
     await c.query('SELECT pg_advisory_xact_lock($1)', [CHANGE_LOCK]);
     for (const id of ids) {
-      await c.query('INSERT INTO portcullis_api_key_changes (key_id) VALUES ($1)', [id]);
-      await c.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, id]);
+      const { rows } = await c.query<{ seq: string }>('INSERT INTO portcullis_api_key_changes (key_id) VALUES ($1) RETURNING seq', [id]);
+      // `<seq> <id>`: a reader that has already applied this change from the log can ignore it.
+      await c.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, `${rows[0]?.seq ?? ''} ${id}`]);
     }
   }
 
@@ -232,7 +233,7 @@ export class PostgresKeyStore implements ApiKeyStore {
   }
 
   /** LISTENs on a dedicated connection; `onError` fires once when that connection is lost. */
-  async watch(onChange: (id: string) => void, onError: (err: Error) => void): Promise<boolean> {
+  async watch(onChange: (id: string, seq: number | null) => void, onError: (err: Error) => void): Promise<boolean> {
     await this.unwatch();
     const client = new pg.Client({ connectionString: this.options.url, connectionTimeoutMillis: this.options.timeoutMs, application_name: 'portcullis-listen' });
     let failed = false;
@@ -245,7 +246,13 @@ export class PostgresKeyStore implements ApiKeyStore {
     };
     client.on('error', fail);
     client.on('end', () => fail(new Error('listen connection closed')));
-    client.on('notification', (msg) => { if (msg.channel === CHANGE_CHANNEL) onChange(msg.payload ?? ''); });
+    client.on('notification', (msg) => {
+      if (msg.channel !== CHANGE_CHANNEL) return;
+      const [first = '', second] = (msg.payload ?? '').split(' ', 2);
+      // Older writers sent the id alone.
+      if (second === undefined) onChange(first, null);
+      else onChange(second, /^\d{1,15}$/.test(first) ? Number(first) : null);
+    });
     this.listener = client;
     try {
       await client.connect();

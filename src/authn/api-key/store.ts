@@ -93,11 +93,12 @@ export interface ApiKeyStore {
   /** Ids changed after `seq`, the latest sequence number seen, and the store's clock. */
   changesSince(seq: number): Promise<ChangeBatch>;
   /**
-   * Calls `onChange` with the changed key's id when another process changed keys (LISTEN/NOTIFY);
-   * returns false where unsupported. The id lets a reader drop the key before reading the change
-   * log; the change log stays the authority.
+   * Calls `onChange` with the changed key's id and its change-log sequence number (null when the
+   * writer did not say) when another process changed keys (LISTEN/NOTIFY); returns false where
+   * unsupported. The id lets a reader drop the key before reading the change log; the change log
+   * stays the authority.
    */
-  watch(onChange: (id: string) => void, onError: (err: Error) => void): Promise<boolean>;
+  watch(onChange: (id: string, seq: number | null) => void, onError: (err: Error) => void): Promise<boolean>;
   close(): Promise<void>;
 }
 

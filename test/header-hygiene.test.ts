@@ -28,6 +28,7 @@ before(async () => {
     authenticators: {
       users: { type: 'jwt', issuer: 'https://issuer.test/', audience: 'orders-api', algorithms: ['ES256'], publicKeys: [{ pem: key.pem, kid: key.kid }], claims: { tenant: 'tenant_id' } },
       partners: { type: 'apiKey', header: 'X-API-Key', queryParam: 'key' },
+      guests: { type: 'anonymous' },
     },
     rateLimits: { perOrg: { algorithm: 'fixed-window', limit: 1000, per: '60s', by: ['header:X-Org-Key'] } },
     routes: [
@@ -35,6 +36,7 @@ before(async () => {
       { name: 'json-only', match: { path: '/json', methods: ['POST'] }, upstream: 'echo', public: true, limits: { contentTypes: ['application/json'] } },
       { name: 'limited', match: { path: '/limited' }, upstream: 'echo', public: true, rateLimit: 'perOrg' },
       { name: 'forwarding-auth', match: { path: '/fwd' }, upstream: 'echo', authenticate: ['users'], forwardAuthorization: true },
+      { name: 'forwarding-auth-or-guest', match: { path: '/fwd-guest' }, upstream: 'echo', authenticate: ['users', 'guests'], forwardAuthorization: true },
       { name: 'override', match: { path: '/override', methods: ['POST', 'PATCH'] }, upstream: 'echo', public: true, allowMethodOverride: true },
       { name: 'delete-body', match: { path: '/bulk', methods: ['DELETE'] }, upstream: 'echo', public: true, limits: { allowBodyOn: ['DELETE'] } },
       { name: 'all', match: { path: '/**' }, upstream: 'echo', public: true },
@@ -227,6 +229,12 @@ void describe('credential carriers are never forwarded by accident', () => {
     ['?access+token=abc&keep=1', '?keep=1'], // PHP reads `access token` and `access.token` as access_token
     ['?access.token=abc&keep=1', '?keep=1'],
     ['?Key=pk_live_abc', ''],
+    ['?access_token[]=abc&k=1', '?k=1'], // PHP and Rack arrays
+    ['?access_token[x]=abc', ''],
+    ['?access[token=abc', ''], // PHP reads an unmatched [ as _
+    ['?access_token%00=abc&k=1', '?k=1'], // a name cut at NUL
+    ['?_method=DELETE&a=1', '?a=1'], // a method override where the route allows none
+    ['?_METHOD=delete', ''],
     ['?%', '?%'],
     ['?tokens=1&access_token_x=2', '?tokens=1&access_token_x=2'],
   ];
@@ -239,6 +247,41 @@ void describe('credential carriers are never forwarded by accident', () => {
       assert.equal(seen.url, path + expected);
     });
   }
+
+  void test('an API key in `Authorization: ApiKey` is never forwarded, on public routes either', async () => {
+    const path = `/public/${++counter}`;
+    await send('GET', path, ['Authorization: ApiKey pk_live_secret']);
+    assert.ok(!received(path).rawHeaders.some((v) => v.includes('pk_live')), JSON.stringify(received(path).rawHeaders));
+  });
+
+  void test('forwardAuthorization forwards Authorization only when it carried the verified bearer token', async () => {
+    for (const value of ['JWT forged.token.here', 'Bearer\tforged.token.here', 'Token forged', 'Bearer,forged']) {
+      const before = echo.received.length;
+      const reply = await send('GET', '/fwd-guest', [`Authorization: ${value}`]);
+      assert.equal(reply.status, 200, `${value}: ${reply.body}`);
+      const seen = echo.received[before];
+      assert.ok(seen !== undefined);
+      assert.equal(seen.headers['x-auth-method'], 'anonymous');
+      assert.equal(seen.headers.authorization, undefined, `${value} was forwarded although another authenticator decided`);
+    }
+    const token = await mint(key, {});
+    const before = echo.received.length;
+    assert.equal((await send('GET', '/fwd-guest', [`Authorization: Bearer ${token}`])).status, 200);
+    assert.equal(echo.received[before]?.headers.authorization, `Bearer ${token}`);
+  });
+
+  void test('a method override in the query: removed where not allowed, checked where allowed', async () => {
+    let before = echo.received.length;
+    const allowed = await send('POST', '/override?_method=PATCH', ['Content-Length: 0']);
+    assert.equal(allowed.status, 200, allowed.body);
+    assert.equal(echo.received[before]?.url, '/override?_method=PATCH');
+    before = echo.received.length;
+    for (const query of ['?_method=DELETE', '?_method=PATCH&_method=DELETE', '?_method[]=DELETE']) {
+      const refused = await send('POST', `/override${query}`, ['Content-Length: 0']);
+      assert.equal(refused.status, query.includes('&') ? 400 : 405, `${query}: ${refused.body}`);
+    }
+    assert.equal(echo.received.length, before, 'forwarded');
+  });
 
   void test('a bearer token in the query of an authenticated route is removed too', async () => {
     const token = await mint(key, { tenant_id: 'acme' });

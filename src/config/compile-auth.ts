@@ -380,6 +380,6 @@ export function compileRouteAuth(
     stages.push(authorizeStage({ rolesAnyOf: z.roles?.anyOf ?? null, rolesAllOf: z.roles?.allOf ?? null, scopes: z.scopes ?? [], tenant }));
   }
   const strip = new Set(r.forwardAuthorization === true ? [] : chosen.flatMap((a) => a.credentialHeaders));
-  stages.push(identityHeaders(auth.identityHeaders, strip));
+  stages.push(identityHeaders(auth.identityHeaders, strip, r.forwardAuthorization === true));
   return problems.length > before ? [] : stages;
 }

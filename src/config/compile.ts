@@ -98,6 +98,8 @@ export interface CompiledConfig {
    * `queryParam`), lower case: removed from the query sent upstream on every route.
    */
   readonly credentialQueryParams: ReadonlySet<string>;
+  /** `credentialQueryParams` and `_method` (a method override): removed on routes without `allowMethodOverride`. */
+  readonly removedQueryParams: ReadonlySet<string>;
   readonly upstreams: ReadonlyMap<string, UpstreamSpec>;
   readonly authenticators: ReadonlyMap<string, Authenticator>;
   /** Remote JWK Sets the config's authenticators use; started when the config goes live. */
@@ -226,6 +228,7 @@ export function compileConfig(
     decisionHeaders: decisionHeaders(raw, rateLimiting.decisionHeaders),
     // Authorization is removed per route (forwardAuthorization); API key headers on every route.
     credentialHeaders: new Set([...credentialHeaders].filter((h) => h !== 'authorization').map(normaliseHeaderName)),
+    apiKeyInAuthorization: Object.values(raw.authenticators ?? {}).some((a) => a.type === 'apiKey' && a.authorizationScheme !== false),
     fromTrustedProxies,
     allowUnderscores: raw.headers?.allowUnderscores ?? false,
   };
@@ -281,6 +284,7 @@ export function compileConfig(
     requestIdHeader,
     headerPolicy,
     credentialQueryParams,
+    removedQueryParams: new Set([...credentialQueryParams, '_method']),
     upstreams,
     authenticators: auth.authenticators,
     remoteKeySets: auth.remoteKeySets,

@@ -41,6 +41,8 @@ export interface HeaderPolicy {
   readonly decisionHeaders: ReadonlySet<string>;
   /** Headers authenticators read API keys from: never forwarded (`Authorization` is handled per route). */
   readonly credentialHeaders: ReadonlySet<string>;
+  /** An apiKey authenticator reads `Authorization: ApiKey <key>`: such a header is never forwarded. */
+  readonly apiKeyInAuthorization: boolean;
   /** Proxy-asserted headers a trusted proxy may pass (`headers.fromTrustedProxies`). */
   readonly fromTrustedProxies: ReadonlySet<string>;
   /** Keep header names containing `_` (off by default, as in nginx). */
@@ -124,6 +126,7 @@ export function readInboundHeaders(raw: readonly string[], connection: string | 
       continue;
     }
     if (policy.credentialHeaders.has(normalised)) continue;
+    if (policy.apiKeyInAuthorization && normalised === 'authorization' && /^\s*apikey\s/i.test(value)) continue;
     if (isProxyAsserted(normalised)) {
       if (METHOD_OVERRIDE_HEADERS.has(normalised) && !underscored) {
         methodOverrides++;

@@ -116,9 +116,13 @@ async function runPipeline(host: HandlerHost, ex: Exchange, inbound: InboundHead
   const routed = match.route;
   ex.route = routed;
   ex.forwardHeaders = upstreamHeaders(ex, inbound);
-  if (inbound.methodOverride !== null && routed.allowMethodOverride) {
-    const override = methodOverride(routed, inbound.methodOverride, inbound.methodOverrides);
-    if (override !== undefined) return override;
+  if (routed.allowMethodOverride) {
+    const fromQuery = target.query === '' ? [] : paramValues(target.query, METHOD_OVERRIDE_PARAM);
+    const first = inbound.methodOverride ?? (fromQuery[0] === undefined ? null : { name: `query ${METHOD_OVERRIDE_PARAM}`, value: fromQuery[0] });
+    if (first !== null) {
+      const override = methodOverride(routed, first, inbound.methodOverrides + fromQuery.length);
+      if (override !== undefined) return override;
+    }
   }
 
   for (const stage of routed.stages) {
@@ -127,8 +131,10 @@ async function runPipeline(host: HandlerHost, ex: Exchange, inbound: InboundHead
     if (denial !== undefined) return denial;
   }
 
-  if (target.query !== '' && hasCredentialParam(target.query, config.credentialQueryParams)) {
-    ex.forwardQuery = withoutCredentialParams(ex.forwardQuery ?? target.query, config.credentialQueryParams);
+  // Credentials never travel on in the query; neither does a method override the route does not allow.
+  const removed = routed.allowMethodOverride ? config.credentialQueryParams : config.removedQueryParams;
+  if (target.query !== '' && hasParam(target.query, removed)) {
+    ex.forwardQuery = withoutParams(ex.forwardQuery ?? target.query, removed);
   }
   const upstream = runtime.upstreams.get(routed.upstream.name);
   if (upstream === undefined) return deny('internal_error', `upstream ${routed.upstream.name} not active`);
@@ -150,29 +156,52 @@ function methodOverride(route: CompiledRoute, override: { readonly name: string;
   return undefined;
 }
 
+/** The query parameter frameworks read as a method override (Laravel, Symfony, Express method-override). */
+const METHOD_OVERRIDE_PARAM = '_method';
+
 /**
- * Whether a query holds a credential parameter, by its decoded, case-folded name; `&` and `;`
- * both separate (some servers split on either).
+ * Whether a query holds one of the named parameters, by its name as the most lenient server
+ * reads it (see paramName); `&` and `;` both separate (some servers split on either).
  */
-function hasCredentialParam(query: string, names: ReadonlySet<string>): boolean {
+function hasParam(query: string, names: ReadonlySet<string>): boolean {
   for (const part of query.slice(1).split(/[&;]/)) if (names.has(paramName(part))) return true;
   return false;
 }
 
-/** The query without any `&`-separated part that holds a credential parameter. */
-export function withoutCredentialParams(query: string, names: ReadonlySet<string>): string {
+/** The decoded values of every parameter of a query read as `name`. */
+function paramValues(query: string, name: string): string[] {
+  const values: string[] = [];
+  for (const part of query.slice(1).split(/[&;]/)) {
+    if (paramName(part) !== name) continue;
+    const eq = part.indexOf('=');
+    const raw = eq === -1 ? '' : part.slice(eq + 1).replace(/\+/g, ' ');
+    try { values.push(decodeURIComponent(raw)); } catch { values.push(raw); }
+  }
+  return values;
+}
+
+/** The query without any `&`-separated part that holds one of the named parameters. */
+export function withoutParams(query: string, names: ReadonlySet<string>): string {
   if (query.length < 2) return '';
   const kept = query.slice(1).split('&').filter((part) => !part.split(';').some((p) => names.has(paramName(p))));
   return kept.length === 0 ? '' : `?${kept.join('&')}`;
 }
 
-/** A parameter's name as the most lenient server reads it: decoded, lower case, and (as PHP does) `.` and space read as `_`. */
+/**
+ * A parameter's name as the most lenient server reads it: decoded, lower case, cut at a NUL, an
+ * array suffix dropped (`a[]`, `a[x]` are `a` to PHP and Rack), and — as PHP does — `.`, space and
+ * an unmatched `[` read as `_`.
+ */
 function paramName(part: string): string {
   const eq = part.indexOf('=');
   const raw = (eq === -1 ? part : part.slice(0, eq)).replace(/\+/g, ' ');
   let name: string;
   try { name = decodeURIComponent(raw); } catch { name = raw; }
-  return name.trim().toLowerCase().replace(/[. ]/g, '_');
+  const nul = name.indexOf('\0');
+  if (nul !== -1) name = name.slice(0, nul);
+  const bracket = name.indexOf('[');
+  if (bracket > 0 && name.indexOf(']', bracket) !== -1) name = name.slice(0, bracket);
+  return name.trim().toLowerCase().replace(/[. []/g, '_');
 }
 
 /** Lower case, port removed, one trailing dot removed: `API.example.com.:443` → `api.example.com`. */

@@ -28,7 +28,11 @@ export interface IdentityHeaderNames {
  * real values. A subject or tenant the authenticator let through is always printable ASCII; one
  * that is not is a bug and is refused rather than sent.
  */
-export function identityHeaders(names: IdentityHeaderNames, stripCredentials: ReadonlySet<string>): Stage {
+export function identityHeaders(names: IdentityHeaderNames, stripCredentials: ReadonlySet<string>, forwardAuthorization = false): Stage {
+  // Authorization is forwarded only when it carried the bearer token that authenticated the
+  // request: never a credential another authenticator decided without reading (a forged token
+  // beside a valid API key), and never an API key in the `ApiKey` scheme.
+  const stripUnverified = new Set([...stripCredentials, 'authorization']);
   // Identities are frozen and reused (verified-token cache, API key cache): render each once.
   const rendered = new WeakMap<Identity, readonly string[] | null>();
   return {
@@ -43,11 +47,12 @@ export function identityHeaders(names: IdentityHeaderNames, stripCredentials: Re
       }
       if (values === null) return deny('internal_error', `${identity.authenticator} produced a subject or tenant that cannot be sent as a header`);
       let headers = ex.forwardHeaders;
-      if (stripCredentials.size > 0) {
+      const strip = forwardAuthorization && identity.method !== 'jwt' ? stripUnverified : stripCredentials;
+      if (strip.size > 0) {
         const kept: string[] = [];
         for (let i = 0; i < headers.length; i += 2) {
           const name = headers[i] as string;
-          if (!stripCredentials.has(name.toLowerCase())) kept.push(name, headers[i + 1] as string);
+          if (!strip.has(name.toLowerCase())) kept.push(name, headers[i + 1] as string);
         }
         headers = kept;
         ex.forwardHeaders = kept;

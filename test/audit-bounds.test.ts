@@ -118,7 +118,7 @@ describe('audit records are bounded and escaped', () => {
     }
   });
 
-  it('keeps no query, fragment or userinfo of any raw target form (table)', () => {
+  it('keeps no query, fragment, userinfo or matrix parameters of any raw target form (table)', () => {
     const cases: [string, string][] = [
       ['http://u:p@host/x?q=1', 'http://host/x'],
       ['HTTPS://a:b@c', 'HTTPS://c'],
@@ -130,6 +130,8 @@ describe('audit records are bounded and escaped', () => {
       ['http://host/users/@me#frag', 'http://host/users/@me'],
       ['/users/@me?token=x', '/users/@me'],
       ['*', '*'],
+      ['/x;jsessionid=SECRET/y', '/x;…/y'], // refused (semicolon), recorded without the session id
+      ['/x;a=1;b=2', '/x;…'],
     ];
     for (const [raw, expected] of cases) assert.equal(auditTarget(raw), expected, raw);
   });

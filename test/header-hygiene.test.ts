@@ -76,6 +76,8 @@ const FAMILY_SAMPLES: readonly string[] = [
   'X-Forwarded-User', 'X-Forwarded-Email', 'X-Forwarded-Groups', 'X-Forwarded-Access-Token', 'X-Forwarded-Client-Cert',
   'X-SSL-Client-Cert', 'X-SSL-Client-Verify', 'X-Client-Cert', 'X-Envoy-Original-Path', 'X-Envoy-Internal',
   'X-Auth-Request-User', 'X-Auth-Request-Email', 'Remote-User', 'X-WEBAUTH-USER', 'X-Consumer-Username', 'X-Consumer-ID',
+  'CF-Connecting-IP', 'CF-Visitor', 'CloudFront-Viewer-Address', 'Fly-Client-IP', 'X-AppEngine-Remote-Addr', 'iv-user',
+  'Tailscale-User-Login', 'X-Middleware-Subrequest', 'X-Sendfile-Type', 'X-Accel-Mapping',
 ];
 
 void describe('headers other servers believe a proxy set', () => {

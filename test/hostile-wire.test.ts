@@ -250,6 +250,8 @@ void describe('hostile wire input', () => {
 
     void test('rejects a malformed Host value with 400 invalid_header and forwards nothing', async () => {
       await expectRejected('GET /x HTTP/1.1\r\nHost: evil.test/../x@y\r\n\r\n', 400, 'invalid_header', { closes: false });
+      // Two trailing dots would survive the one the gateway removes and dodge host-specific routes.
+      await expectRejected('GET /x HTTP/1.1\r\nHost: admin.example.com..\r\n\r\n', 400, 'invalid_header', { closes: false });
     });
   });
 

@@ -196,8 +196,17 @@ void describe('forwarding headers and client IP', () => {
     const { seen, record } = await roundTrip(gw, ['X-Forwarded-For: 1.2.3.4, 10.0.0.1', 'X-Forwarded-Proto: https', 'X-Forwarded-Host: api.example.com']);
     assert.deepEqual(valuesOf(seen, 'x-forwarded-for'), ['1.2.3.4, 10.0.0.1, 127.0.0.1']);
     assert.deepEqual(valuesOf(seen, 'x-forwarded-proto'), ['https']);
-    assert.deepEqual(valuesOf(seen, 'x-forwarded-host'), ['api.example.com']);
+    // The host routing used, not one a proxy may have passed through from its client.
+    assert.deepEqual(valuesOf(seen, 'x-forwarded-host'), ['gw.test']);
     assert.equal(record.clientIp, '1.2.3.4');
+  });
+
+  void test('from a trusted proxy, Forwarded and X-Real-IP (often the client\'s own, passed through) are removed: the upstream reads the address the gateway resolved', async () => {
+    const { seen, record } = await roundTrip(gw, ['X-Forwarded-For: 9.9.9.9, 5.6.7.8', 'X-Real-IP: 6.6.6.6', 'Forwarded: for=6.6.6.6;proto=https;host=evil']);
+    assert.equal(record.clientIp, '5.6.7.8');
+    assert.deepEqual(valuesOf(seen, 'x-real-ip'), []);
+    assert.deepEqual(valuesOf(seen, 'forwarded'), []);
+    assert.ok(!pairs(seen).some(([, v]) => v.includes('6.6.6.6') || v.includes('evil')), JSON.stringify(seen.rawHeaders));
   });
 
   void test('the walk from the right stops at the first untrusted hop, not the leftmost (forgeable) entry', async () => {
@@ -219,6 +228,7 @@ void describe('forwarding headers and client IP', () => {
       ['2001:db8::9', '2001:db8::9'],
       ['9.9.9.9, 1.2.3.4:1', '1.2.3.4'],
       ['::ffff:1.2.3.4', '1.2.3.4'],
+      ['1.2.3.4, ::ffff:a00:1', '1.2.3.4'], // 10.0.0.1 in hex form is the trusted proxy it is
       [' , ,', '127.0.0.1'], // empty list elements name no hop: the peer sent no client
     ];
     for (const [xff, expected] of cases) {
@@ -228,7 +238,8 @@ void describe('forwarding headers and client IP', () => {
   });
 
   void test('a malformed X-Forwarded-For hop behind trusted proxies is refused, never attributed to the proxy', async () => {
-    for (const xff of ['not-an-ip, 10.0.0.1', '1.2.3.4, <script>', '1.2.3.4, 999.1.1.1, 10.0.0.1', '1.2.3.4:99999', '[2001:db8::1', '1.2.3.4:', 'unknown']) {
+    for (const xff of ['not-an-ip, 10.0.0.1', '1.2.3.4, <script>', '1.2.3.4, 999.1.1.1, 10.0.0.1', '1.2.3.4:99999', '[2001:db8::1', '1.2.3.4:', 'unknown',
+      '[2001:db8::1]x443', '[2001:db8::1]:', 'fe80::1%eth0', '[fe80::1%25eth0]:80']) {
       const path = `/probe/${++counter}`;
       const before = echo.received.length;
       const reply = await send(gw.port, path, [`X-Forwarded-For: ${xff}`]);

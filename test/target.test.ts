@@ -50,6 +50,8 @@ const REJECTED: [string, string][] = [
   ['/a%2Fb', 'ambiguous_path'],
   ['/a%2fb', 'ambiguous_path'],
   ['/a%5Cb', 'ambiguous_path'],
+  ['/adm%3B/x', 'ambiguous_path'], // `;` once a hop decodes it: a matrix parameter to Tomcat or Spring
+  ['/adm%3bjsessionid=1/users', 'ambiguous_path'],
   ['/a%5cb', 'ambiguous_path'],
   ['/a\\b', 'ambiguous_path'],
   ['/..', 'ambiguous_path'],

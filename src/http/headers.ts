@@ -57,7 +57,6 @@ export interface InboundHeaders {
   readonly hostCount: number;
   readonly xForwardedFor: string | null;
   readonly xForwardedProto: string | null;
-  readonly xForwardedHost: string | null;
   /** The client's X-Request-Id (or configured name); used only when the peer is a trusted proxy. */
   readonly requestId: string | null;
   /** The first method-override header the client sent (name and value), kept out of `forward`; the route decides. */
@@ -93,7 +92,6 @@ export function readInboundHeaders(raw: readonly string[], connection: string | 
   let hostCount = 0;
   let xff: string | null = null;
   let xfp: string | null = null;
-  let xfh: string | null = null;
   let requestId: string | null = null;
   let methodOverride: { name: string; value: string } | null = null;
   let methodOverrides = 0;
@@ -114,8 +112,7 @@ export function readInboundHeaders(raw: readonly string[], connection: string | 
       case 'host': if (!underscored) { hostCount++; host ??= value; } continue;
       case 'x-forwarded-for': if (!underscored) xff = xff === null ? value : `${xff}, ${value}`; continue;
       case 'x-forwarded-proto': if (!underscored) xfp ??= value; continue;
-      case 'x-forwarded-host': if (!underscored) xfh ??= value; continue;
-      case 'forwarded': case 'x-real-ip': if (peerTrusted && !underscored) forward.push(name, value); continue;
+      case 'x-forwarded-host': continue; // recomputed from Host, which routing used
       default: break;
     }
     // gunicorn builds PATH_INFO from a client's SCRIPT_NAME header; nginx drops such names too.
@@ -138,7 +135,7 @@ export function readInboundHeaders(raw: readonly string[], connection: string | 
     }
     forward.push(name, value);
   }
-  return { forward, host, hostCount, xForwardedFor: xff, xForwardedProto: xfp, xForwardedHost: xfh, requestId, methodOverride, methodOverrides, ambiguous };
+  return { forward, host, hostCount, xForwardedFor: xff, xForwardedProto: xfp, requestId, methodOverride, methodOverrides, ambiguous };
 }
 
 /**
@@ -151,9 +148,9 @@ export function forwardedHopAddress(hop: string): string | null {
     const close = text.indexOf(']');
     if (close === -1) return null;
     const rest = text.slice(close + 1);
-    if (rest !== '' && !isPort(rest.slice(1)) || rest === ':') return null;
+    if (rest !== '' && (rest.charAt(0) !== ':' || !isPort(rest.slice(1)))) return null;
     text = text.slice(1, close);
-    return isIP(text) === 6 ? normaliseIp(text) : null;
+    return isIP(text) === 6 && !text.includes('%') ? normaliseIp(text) : null;
   }
   const colon = text.indexOf(':');
   if (colon !== -1 && colon === text.lastIndexOf(':')) {
@@ -162,7 +159,8 @@ export function forwardedHopAddress(hop: string): string | null {
     text = text.slice(0, colon);
     return isIP(text) === 4 ? text : null;
   }
-  return isIP(text) === 0 ? null : normaliseIp(text);
+  // A zone id (`fe80::1%eth0`) names an interface of the sender's host, never a client.
+  return isIP(text) === 0 || text.includes('%') ? null : normaliseIp(text);
 }
 
 function isPort(text: string): boolean {

@@ -109,7 +109,12 @@ function parsePath(raw: string, start: number, end: number, options: Pick<Target
       if (byte < 128 && UNRESERVED[byte] === 1) segment += String.fromCharCode(byte);
       else {
         if (byte >= 128) sawHighByte = true;
-        if (byte === 0x3b) sawSemicolon = true;
+        if (byte === 0x3b) {
+          // `%3B` is `;` to a hop that decodes before forwarding, and then a matrix parameter to
+          // Tomcat or Spring: refused like a raw `;` unless semicolons are allowed.
+          if (!options.allowSemicolon) { lastReason = `encoded semicolon %${raw.slice(i + 1, i + 3)}`; return 'ambiguous'; }
+          sawSemicolon = true;
+        }
         segment += '%' + HEX.charAt(h) + HEX.charAt(l);
       }
       i += 2;

@@ -2,7 +2,17 @@ import { BlockList, isIP } from 'node:net';
 
 /** Strips the IPv4-mapped IPv6 prefix so `::ffff:10.0.0.1` and `10.0.0.1` are one address. */
 export function normaliseIp(address: string): string {
-  if (address.length > 7 && address.startsWith('::ffff:') && isIP(address.slice(7)) === 4) return address.slice(7);
+  if (address.length > 7 && address.slice(0, 7).toLowerCase() === '::ffff:') {
+    const rest = address.slice(7);
+    if (isIP(rest) === 4) return rest;
+    // The same address in hex: `::ffff:7f00:1` is 127.0.0.1.
+    const hex = /^([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(rest);
+    if (hex !== null) {
+      const high = Number.parseInt(hex[1] ?? '0', 16);
+      const low = Number.parseInt(hex[2] ?? '0', 16);
+      return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+    }
+  }
   return address;
 }
 

@@ -92,7 +92,7 @@ async function runPipeline(host: HandlerHost, ex: Exchange, inbound: InboundHead
   if (req.rawHeaders.length > config.limits.maxHeaderCount * 2) {
     return deny('headers_too_large', `${req.rawHeaders.length / 2} header fields, limit ${config.limits.maxHeaderCount}`);
   }
-  if (inbound.hostCount !== 1 || inbound.host === null || !HOST.test(inbound.host)) {
+  if (inbound.hostCount !== 1 || inbound.host === null || !HOST.test(inbound.host) || inbound.host.includes('..')) {
     return deny('invalid_header', inbound.hostCount > 1 ? 'several Host headers' : 'missing or malformed Host header');
   }
   // RFC 9112 §6.1: a Transfer-Encoding in an HTTP/1.0 message is a framing fault (the sender and
@@ -219,7 +219,9 @@ function upstreamHeaders(ex: Exchange, inbound: InboundHeaders): string[] {
   const xff = ex.peerTrusted && inbound.xForwardedFor !== null ? `${inbound.xForwardedFor}, ${ex.peer}` : ex.peer;
   const sentProto = inbound.xForwardedProto?.trim().toLowerCase();
   const proto = ex.peerTrusted && (sentProto === 'http' || sentProto === 'https') ? sentProto : 'http';
-  const forwardedHost = ex.peerTrusted && inbound.xForwardedHost !== null ? inbound.xForwardedHost : inbound.host ?? '';
+  // The host the request was routed on: a proxy's X-Forwarded-Host (often the client's own, passed
+  // through) would let the upstream build URLs for another host than the one policy was chosen for.
+  const forwardedHost = inbound.host ?? '';
   headers.push('x-forwarded-for', xff, 'x-forwarded-proto', proto, 'x-forwarded-host', forwardedHost);
   if (ex.route?.upstream.preserveHost === true) headers.push('host', inbound.host ?? '');
   const override = inbound.methodOverride;

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { admin, ADMIN_TOKEN_HASH, createKey, withKey, type IssuedKeyReply } from './harness/api-keys.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
-import { startGatewayProcess, type ConfigObject, type GatewayProcess } from './harness/gateway.js';
+import { startGatewayProcesses, type ConfigObject, type GatewayProcess } from './harness/gateway.js';
 import { freshDatabase, type TestDatabase } from './harness/postgres.js';
 
 function clusterConfig(echo: EchoUpstream, db: TestDatabase, listen: boolean): ConfigObject {
@@ -44,7 +44,7 @@ for (const listen of [true, false]) {
       if (typeof db === 'string') { console.log(`skipping the cluster tests: ${db}`); return; }
       echo = await startEchoUpstream();
       const config = clusterConfig(echo, db, listen);
-      gateways = await Promise.all([startGatewayProcess(config), startGatewayProcess(config)]);
+      gateways = await startGatewayProcesses([config, config]);
     });
     after(async () => {
       await Promise.all(gateways.map((g) => g.stop()));

@@ -10,7 +10,7 @@ import { newKey } from '../src/authn/api-key/key-format.js';
 import { assertProblem } from './harness/assertions.js';
 import { admin, ADMIN_TOKEN_HASH, createKey, withKey, type IssuedKeyReply } from './harness/api-keys.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
-import { startGateway, startGatewayProcess, type ConfigObject, type GatewayProcess } from './harness/gateway.js';
+import { startGateway, startGatewayProcesses, type ConfigObject, type GatewayProcess } from './harness/gateway.js';
 import { freshDatabase, POSTGRES_TARGET, type TestDatabase } from './harness/postgres.js';
 
 function config(echo: EchoUpstream, db: TestDatabase, apiKeys: Record<string, unknown> = {}): ConfigObject {
@@ -102,7 +102,7 @@ describe('API keys under a flood of unknown key ids (two gateway processes, one 
     db = await freshDatabase();
     if (typeof db === 'string') return;
     echo = await startEchoUpstream();
-    gateways = await Promise.all([startGatewayProcess(config(echo, db)), startGatewayProcess(config(echo, db))]);
+    gateways = await startGatewayProcesses([config(echo, db), config(echo, db)]);
   });
   after(async () => {
     await Promise.all(gateways.map((g) => g.stop()));

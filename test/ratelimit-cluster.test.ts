@@ -7,7 +7,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { ALGORITHMS } from '../src/ratelimit/algorithms.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
-import { startGatewayProcess, type GatewayProcess } from './harness/gateway.js';
+import { startGatewayProcesses, type GatewayProcess } from './harness/gateway.js';
 import { startRedis, type TestRedis } from './harness/redis.js';
 
 const LIMIT = 40;
@@ -32,7 +32,7 @@ describe('rate limits across three gateway processes sharing Redis', () => {
       }])),
       routes: ALGORITHMS.map((algorithm) => ({ name: algorithm, match: { path: `/${algorithm}` }, upstream: 'echo', public: true, rateLimit: algorithm })),
     };
-    gateways = await Promise.all([startGatewayProcess(config), startGatewayProcess(config), startGatewayProcess(config)]);
+    gateways = await startGatewayProcesses([config, config, config]);
   });
   after(async () => {
     await Promise.all(gateways.map((g) => g.stop()));

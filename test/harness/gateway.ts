@@ -133,7 +133,7 @@ export async function startGatewayProcess(config: ConfigObject, options: { env?:
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`gateway process did not start:\n${stderr.join('')}\n${stdout.join('\n')}`));
-    }, options.timeoutMs ?? 10_000);
+    }, options.timeoutMs ?? 30_000);
     let partial = '';
     child.stdout.on('data', (chunk: Buffer) => {
       partial += chunk.toString('utf8');
@@ -169,4 +169,17 @@ export async function startGatewayProcess(config: ConfigObject, options: { env?:
       return code;
     },
   };
+}
+
+/**
+ * Starts several gateway processes at once. If any fails to start, the ones that did are stopped
+ * before the error is thrown, so a failed start never leaves a process behind.
+ */
+export async function startGatewayProcesses(configs: readonly ConfigObject[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<GatewayProcess[]> {
+  const settled = await Promise.allSettled(configs.map((config) => startGatewayProcess(config, options)));
+  const started = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed === undefined) return started;
+  await Promise.all(started.map((g) => g.stop('SIGKILL')));
+  throw failed.reason;
 }

@@ -8,17 +8,10 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { ADMIN_TOKEN_HASH, admin, call, createKey, withKey } from './harness/api-keys.js';
+import { eventually } from './harness/assertions.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 
-async function eventually<T>(read: () => T, expected: T, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = read();
-    if (value === expected || Date.now() > deadline) return value;
-    await delay(20);
-  }
-}
 
 describe('the embedded API key store under another process\'s lock', () => {
   let echo: EchoUpstream;

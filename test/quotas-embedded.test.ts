@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { Pool } from 'undici';
 import { SqliteQuotaStore } from '../src/ratelimit/quota-store.js';
 import { LimitStoreUnavailableError } from '../src/ratelimit/store.js';
-import { assertProblem } from './harness/assertions.js';
+import { assertProblem, eventually } from './harness/assertions.js';
 import { call } from './harness/api-keys.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
@@ -29,16 +29,6 @@ function diskBytes(file: string): number {
   return total;
 }
 
-/** Polls (bounded) until `read` returns `want`; returns the last value read. */
-async function eventually<T>(read: () => T, want: T, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = read();
-  while (value !== want && Date.now() < deadline) {
-    await delay(20);
-    value = read();
-  }
-  return value;
-}
 
 describe('the embedded quota store through the gateway', () => {
   let echo: EchoUpstream;

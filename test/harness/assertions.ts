@@ -45,3 +45,14 @@ export async function oneAuditRecordFor(gw: Pick<TestGateway, 'audit'>, path: st
   assert.equal(records.length, 1, `expected one audit record for ${path}, got ${JSON.stringify(records)}`);
   return records[0] as AuditRecord;
 }
+
+/** Polls (bounded) until `read` returns `want`; returns the last value read. */
+export async function eventually<T>(read: () => T, want: T, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let value = read();
+  while (value !== want && Date.now() < deadline) {
+    await delay(20);
+    value = read();
+  }
+  return value;
+}

@@ -10,7 +10,8 @@ import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AuditRecord } from '../src/audit/audit-log.js';
 import type { Admission } from '../src/proxy/admission.js';
-import { assertProblem, oneAuditRecordFor } from './harness/assertions.js';
+import { assertProblem, auditRecordsFor, oneAuditRecordFor } from './harness/assertions.js';
+import { MAX_PIPELINED } from '../src/server/connection-order.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { rawRequest, requestHead } from './harness/raw-client.js';
@@ -385,6 +386,31 @@ void describe('pipelined requests behind a slow one', () => {
     await delay(100);
     assert.ok(!echo.received.some((r) => r.url.includes('/pipelined')), 'a pipelined request reached upstream b after the client left');
     assert.ok(!behind.some((p) => a.started.includes(p)), 'a pipelined request reached upstream a after the client left');
+    const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    assert.match(metrics, /^portcullis_requests_in_flight 0$/m);
+    await idle();
+  });
+});
+
+void describe('pipelining depth', () => {
+  void test(`a connection with more than ${MAX_PIPELINED} requests waiting is closed; nothing behind the limit is forwarded, and every request read is audited once`, { timeout: 20_000 }, async () => {
+    const first = path('a/hold');
+    const behind = Array.from({ length: MAX_PIPELINED + 10 }, () => path('b/deep'));
+    const socket = connect({ port: gw.port, host: '127.0.0.1' });
+    socket.on('error', () => undefined);
+    await once(socket, 'connect');
+    socket.write(get(first));
+    await until(() => a.started.includes(first), 'the first request reached the upstream');
+    const closed = once(socket, 'close');
+    socket.write(behind.map(get).join(''));
+    await closed;
+    a.releaseHeld();
+    const records = await Promise.all([first, ...behind].map((p) => auditRecordsFor(gw, p)));
+    const missing = records.filter((r) => r.length > 1);
+    assert.deepEqual(missing, [], 'a request audited twice');
+    const audited = records.filter((r) => r.length === 1).length;
+    assert.ok(audited >= MAX_PIPELINED, `only ${audited} requests audited`);
+    assert.ok(!echo.received.some((r) => r.url.startsWith('/b/deep')), 'a request behind the limit was forwarded');
     const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
     assert.match(metrics, /^portcullis_requests_in_flight 0$/m);
     await idle();

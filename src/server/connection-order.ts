@@ -14,6 +14,13 @@ interface Connection {
 
 const connections = new WeakMap<Socket, Connection>();
 
+/**
+ * Most requests one connection may have waiting for their turn. Node parses pipelined requests as
+ * they arrive, so without a bound one client could queue any number of them; past it the
+ * connection is closed, and every request read from it is audited once.
+ */
+export const MAX_PIPELINED = 64;
+
 function connectionOf(socket: Socket): Connection {
   let connection = connections.get(socket);
   if (connection === undefined) {
@@ -50,6 +57,10 @@ export function enterConnection(ex: Exchange, onResponseOver: () => void): Promi
   };
   connection.open.set(ex, end);
   ex.res.once('close', end);
+  if (connection.open.size > MAX_PIPELINED && !connection.closing) {
+    connection.closing = true;
+    ex.socket.destroy();
+  }
   if (previous === null || previous.responseClosed) return mayProceed(ex.socket, connection) ? undefined : Promise.resolve(false);
   return new Promise((resolve) => {
     connection.waiting.set(previous, () => resolve(mayProceed(ex.socket, connection)));

@@ -61,7 +61,7 @@ export async function handleRequest(host: HandlerHost, req: IncomingMessage, res
       ex.discarded = isClosing(ex.socket);
       ex.decision = 'abort';
       ex.reason = ex.discarded
-        ? 'not processed: pipelined after a request whose denial closed the connection'
+        ? 'not processed: pipelined behind a denial that closed the connection, or past the pipelining limit'
         : 'not processed: the client closed the connection before this pipelined request was reached';
       res.destroy();
       return;

@@ -4,6 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PROXY_ASSERTED_EXACT, PROXY_ASSERTED_PREFIXES } from '../src/http/header-families.js';
+import { readInboundHeaders, type HeaderPolicy } from '../src/http/headers.js';
 import { auditRecordsFor } from './harness/assertions.js';
 import { startEchoUpstream, type EchoedRequest, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
@@ -323,5 +324,28 @@ void describe('bodies on methods without body semantics', () => {
     const reply = await send('DELETE', '/bulk', ['Content-Length: 5'], { body: 'hello' });
     assert.equal(reply.status, 200, reply.body);
     assert.equal(echo.received[before]?.bodyBytes, 5);
+  });
+});
+
+void describe('headers.allowUnderscores', () => {
+  const policy = (allowUnderscores: boolean): HeaderPolicy => ({
+    protectedNames: new Set(['x-user-id', 'x-request-id']), requestIdHeader: 'x-request-id', decisionHeaders: new Set(['content-type', 'x-org']),
+    credentialHeaders: new Set(['x-api-key']), apiKeyInAuthorization: true, fromTrustedProxies: new Set(), allowUnderscores,
+  });
+  const raw = ['Host', 'gw.test', 'My_Header', 'kept', 'X_User_Id', 'spoof', 'X_API_KEY', 'pk_live_x', 'X_Forwarded_Prefix', '/admin', 'SCRIPT_NAME', '/admin'];
+
+  void test('on: plain `_` names pass, but protected, credential and proxy-asserted names are still removed in their `_` spelling', () => {
+    const forwarded = readInboundHeaders(raw, undefined, false, policy(true)).forward.filter((_, i) => i % 2 === 0);
+    assert.deepEqual(forwarded, ['My_Header', 'SCRIPT_NAME']);
+  });
+
+  void test('off (the default): every `_` name is removed', () => {
+    assert.deepEqual(readInboundHeaders(raw, undefined, false, policy(false)).forward, []);
+  });
+
+  void test('a `_` twin of a decision header is ambiguous either way', () => {
+    for (const allow of [true, false]) {
+      assert.match(readInboundHeaders(['X-Org', 'acme', 'X_Org', 'globex'], undefined, false, policy(allow)).ambiguous ?? '', /x-org/);
+    }
   });
 });

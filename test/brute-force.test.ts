@@ -90,7 +90,7 @@ describe('brute-force guard across two gateways sharing Redis', () => {
       apiKeys: { environment: 'live' },
       upstreams: { echo: { targets: [echo.url] } },
       authenticators: { machines: { type: 'apiKey' } },
-      rateLimiting: { redis: { url: redis.url }, bruteForce: { maxFailures: 3, within: '1m', blockFor: '1m', store: 'redis' } },
+      rateLimiting: { redis: { url: redis.url, timeoutMs: 2000 }, bruteForce: { maxFailures: 3, within: '1m', blockFor: '1m', store: 'redis' } },
       routes: [{ name: 'api', match: { path: '/api/**' }, upstream: 'echo', authenticate: ['machines'] }],
     };
     gateways.push(await startGateway(config), await startGateway(config));

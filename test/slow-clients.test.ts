@@ -116,7 +116,7 @@ let counter = 0;
 const path = (route: string): string => `/${route}/${++counter}`;
 const get = (p: string): string => requestHead('GET', p);
 const admissionOf = (name: string): Admission => {
-  const upstream = gw.gateway.runtime.upstreams.get(name);
+  const upstream = gw.gateway.config.upstreamPools.get(name);
   assert.ok(upstream !== undefined);
   return upstream.admission;
 };
@@ -346,7 +346,7 @@ void describe('reload', () => {
       upstream.server.closeAllConnections();
       upstream.server.close();
     });
-    const retiring = g.gateway.runtime.upstreams.get('a')?.admission;
+    const retiring = g.gateway.config.upstreamPools.get('a')?.admission;
     assert.ok(retiring !== undefined);
     const held = path('a/hold');
     const holding = rawRequest(g.port, get(held), { timeoutMs: 6000, settleMs: 0 });

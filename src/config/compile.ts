@@ -17,6 +17,9 @@ import type { ApiKeyBackend } from '../authn/api-key/backend.js';
 import type { IdentityHeaderNames } from '../stages/identity-headers.js';
 import { AUTH_DEFAULTS, compileAuth, compileRouteAuth, identityHeaderList, newRegistries, type CompiledAuth, type Registries } from './compile-auth.js';
 import { assertedHeaderRules } from './asserted-header-rules.js';
+import { Upstream } from '../proxy/upstream.js';
+import { NO_RESOURCES, type Resource, type ResourceCatalog } from '../lifecycle/resources.js';
+import type { Clock } from '../lib/clock.js';
 import { compileRateLimiting, compileRouteLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
 
 /** An upstream's settings with every default applied. `key` identifies identical definitions across reloads. */
@@ -101,6 +104,10 @@ export interface CompiledConfig {
   /** `credentialQueryParams` and `_method` (a method override): removed on routes without `allowMethodOverride`. */
   readonly removedQueryParams: ReadonlySet<string>;
   readonly upstreams: ReadonlyMap<string, UpstreamSpec>;
+  /** The upstream pools by upstream name (resources: opened when the config goes live). */
+  readonly upstreamPools: ReadonlyMap<string, Upstream>;
+  /** Every long-lived resource this config uses; the gateway starts them before the config goes live. */
+  readonly resources: readonly Resource[];
   readonly authenticators: ReadonlyMap<string, Authenticator>;
   /** Remote JWK Sets the config's authenticators use; started when the config goes live. */
   readonly remoteKeySets: readonly RemoteJwks[];
@@ -170,10 +177,21 @@ function isLoopbackHost(host: string): boolean {
  * (unknown upstreams, overlapping routes, routes without a policy, bad CIDRs) are collected and
  * thrown together as a ConfigError, each with its location.
  */
+/**
+ * What a compile may use besides the config: the running resources an equal definition reuses
+ * (none for `check` and `explain`), and the clock components read.
+ */
+export interface CompileContext {
+  readonly resources?: ResourceCatalog;
+  readonly clock?: Clock;
+}
+
 export function compileConfig(
   loaded: LoadedConfig,
   registries: Registries = newRegistries(),
+  context: CompileContext = {},
 ): CompiledConfig {
+  const catalog = context.resources ?? NO_RESOURCES;
   const { raw } = loaded;
   const problems: ConfigProblem[] = [];
   const limits = raw.limits ?? {};
@@ -265,6 +283,14 @@ export function compileConfig(
   if (problems.length > 0) throw new ConfigError(problems);
 
   const listenHttp = raw.listen?.http ?? {};
+  const upstreamPools = new Map<string, Upstream>();
+  const byKey = new Map<string, Upstream>();
+  for (const [name, spec] of upstreams) {
+    const key = Upstream.keyOf(spec);
+    const pool = byKey.get(key) ?? catalog.find(key, Upstream) ?? new Upstream(spec);
+    byKey.set(key, pool);
+    upstreamPools.set(name, pool);
+  }
   return deepFreeze({
     file: loaded.file,
     version: configVersion(loaded),
@@ -286,6 +312,8 @@ export function compileConfig(
     credentialQueryParams,
     removedQueryParams: new Set([...credentialQueryParams, '_method']),
     upstreams,
+    upstreamPools,
+    resources: [...byKey.values()],
     authenticators: auth.authenticators,
     remoteKeySets: auth.remoteKeySets,
     identityHeaders: auth.identityHeaders,

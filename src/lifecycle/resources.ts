@@ -1,5 +1,6 @@
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 
 /**
  * Something that lives across config reloads and holds the outside world: a remote key set, an
@@ -23,6 +24,7 @@ export interface Resource {
 export interface ResourceContext {
   readonly logger: Logger;
   readonly clock: Clock;
+  readonly metrics: Metrics;
 }
 
 /** Live resources by key, for a compile that wants to reuse the running instance of an equal definition. */
@@ -73,6 +75,10 @@ export class ResourceSet implements ResourceCatalog {
   private current: Generation | null = null;
 
   constructor(private readonly context: ResourceContext) {}
+
+  get metrics(): Metrics {
+    return this.context.metrics;
+  }
 
   find<R extends Resource>(key: string, kind: abstract new (...args: never[]) => R): R | undefined {
     const found = this.live.get(key);

@@ -1,17 +1,30 @@
 import { Pool } from 'undici';
 import type { UpstreamSpec } from '../config/compile.js';
 import { Admission } from './admission.js';
+import type { Resource } from '../lifecycle/resources.js';
 
 /**
  * A named upstream at run time: one undici Pool per target, and the admission that decides which
- * pool a request may use and how long it may wait for one (see Admission).
+ * pool a request may use and how long it may wait for one (see Admission). A resource: built inert
+ * by compile, its pools opened on start and closed once no request can use them any more.
  */
-export class Upstream {
-  private readonly pools: readonly Pool[];
+export class Upstream implements Resource {
+  readonly key: string;
+  private pools: readonly Pool[] = [];
   readonly admission: Admission;
+  private closed = false;
 
   constructor(readonly spec: UpstreamSpec) {
+    this.key = Upstream.keyOf(spec);
     this.admission = new Admission(spec.targets.length, spec.connections, spec.maxQueued, spec.queueTimeoutMs);
+  }
+
+  static keyOf(spec: UpstreamSpec): string {
+    return `upstream ${spec.key}`;
+  }
+
+  start(): Promise<void> {
+    const spec = this.spec;
     this.pools = spec.targets.map((origin) => new Pool(origin, {
       connections: spec.connections,
       connect: { timeout: spec.connectTimeoutMs },
@@ -22,6 +35,7 @@ export class Upstream {
       // Bound what an upstream can make the gateway hold in memory for one response's headers.
       maxHeaderSize: 64 * 1024,
     }));
+    return Promise.resolve();
   }
 
   /** The pool of the target an admission slot belongs to. */
@@ -33,38 +47,18 @@ export class Upstream {
    * Waits for in-flight requests and for those still queued (each at most queueTimeoutMs) to
    * finish, then closes the connections: a request admitted on the old config is still served.
    */
-  async close(): Promise<void> {
+  async stop(): Promise<void> {
+    if (this.closed) return;
     await this.admission.drained();
+    if (this.closed) return;
+    this.closed = true;
     await Promise.all(this.pools.map((p) => p.close()));
   }
 
+  /** Closes every connection now (shutdown, after the drain timeout). */
   async destroy(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await Promise.all(this.pools.map((p) => p.destroy()));
-  }
-}
-
-/**
- * Upstreams by definition across config reloads: an upstream whose settings did not change keeps
- * its pools and warm connections; changed or removed ones are closed once their requests finish.
- */
-export class UpstreamSet {
-  private byKey = new Map<string, Upstream>();
-
-  /** Returns the upstreams for a new config (by name) and the ones it no longer uses. */
-  activate(specs: ReadonlyMap<string, UpstreamSpec>): { current: Map<string, Upstream>; retired: Upstream[] } {
-    const nextByKey = new Map<string, Upstream>();
-    const current = new Map<string, Upstream>();
-    for (const [name, spec] of specs) {
-      const upstream = nextByKey.get(spec.key) ?? this.byKey.get(spec.key) ?? new Upstream(spec);
-      nextByKey.set(spec.key, upstream);
-      current.set(name, upstream);
-    }
-    const retired = [...this.byKey.values()].filter((u) => !nextByKey.has(u.spec.key));
-    this.byKey = nextByKey;
-    return { current, retired };
-  }
-
-  all(): Upstream[] {
-    return [...this.byKey.values()];
   }
 }

@@ -12,7 +12,8 @@ import { normaliseIp } from '../lib/ip.js';
 import { DENIALS, deny, type Denial } from '../pipeline/denials.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import { problemBody } from '../pipeline/problem.js';
-import { UpstreamSet } from '../proxy/upstream.js';
+import { ResourceSet, type Generation } from '../lifecycle/resources.js';
+import { systemClock, type Clock } from '../lib/clock.js';
 import { newRegistries, type Registries } from '../config/compile-auth.js';
 import type { JwksReporting } from '../authn/jwt/remote-jwks.js';
 import { createLogger, type Logger } from '../observability/logger.js';
@@ -25,6 +26,8 @@ export interface GatewayOptions {
   /** Operational log destination (default stdout). */
   readonly logDestination?: NodeJS.WritableStream;
   readonly env?: NodeJS.ProcessEnv;
+  /** The clock every component reads (default: the machine's). */
+  readonly clock?: Clock;
 }
 
 export type ReloadResult = { ok: true; version: string; changed: boolean } | { ok: false; errors: string[] };
@@ -42,8 +45,9 @@ export class Gateway implements HandlerHost {
   runtime: Runtime;
   draining = false;
   readonly logger: Logger;
-  readonly metrics = new Metrics();
-  private readonly upstreamSet = new UpstreamSet();
+  readonly metrics: Metrics;
+  /** Every long-lived resource (key sets, stores, upstream pools), started and retired in one order. */
+  private readonly resources: ResourceSet;
   private readonly audit: AuditLog;
   private readonly server: Server;
   private admin: Server | null = null;
@@ -53,9 +57,14 @@ export class Gateway implements HandlerHost {
   private idle: (() => void) | null = null;
   private reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, version: '', changed: false });
 
-  private constructor(config: CompiledConfig, private readonly options: GatewayOptions, private readonly registries: Registries) {
-    this.logger = createLogger(config.logLevel, options.logDestination);
-    this.runtime = { config, upstreams: this.upstreamSet.activate(config.upstreams).current };
+  private constructor(
+    config: CompiledConfig, private readonly options: GatewayOptions, private readonly registries: Registries, resources: ResourceSet, logger: Logger,
+  ) {
+    this.logger = logger;
+    this.metrics = resources.metrics;
+    this.resources = resources;
+    // Until start() prepares the first generation, requests cannot arrive (nothing listens).
+    this.runtime = { config, generation: null as unknown as Generation };
     this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, config.audit.retryIntervalMs, this.logger);
     this.metrics.configInfo.set({ version: config.version }, 1);
     const limits = config.limits;
@@ -98,7 +107,11 @@ export class Gateway implements HandlerHost {
   static async fromFile(file: string, options: GatewayOptions = {}): Promise<Gateway> {
     const loaded = await loadConfigFile(resolve(file), options.env);
     const registries = newRegistries();
-    return new Gateway(compileConfig(loaded, registries), options, registries);
+    const clock = options.clock ?? systemClock;
+    const logger = createLogger(loaded.raw.log?.level ?? 'info', options.logDestination);
+    const resources = new ResourceSet({ logger, clock, metrics: new Metrics() });
+    const config = compileConfig(loaded, registries, { resources, clock });
+    return new Gateway(config, options, registries, resources, logger);
   }
 
   private get jwksReporting(): JwksReporting {
@@ -133,6 +146,7 @@ export class Gateway implements HandlerHost {
     const config = this.config;
     await this.audit.open();
     await this.activate(config);
+    this.runtime = { config, generation: await this.resources.prepare(config.resources) };
     this.server.listen(config.listen.http.port, config.listen.http.host);
     await once(this.server, 'listening');
     if (config.admin.enabled) {
@@ -168,7 +182,7 @@ export class Gateway implements HandlerHost {
     const old = this.config;
     let next: CompiledConfig;
     try {
-      next = compileConfig(await loadConfigFile(old.file, this.options.env), this.registries);
+      next = compileConfig(await loadConfigFile(old.file, this.options.env), this.registries, { resources: this.resources, clock: this.options.clock ?? systemClock });
     } catch (err) {
       const errors = err instanceof ConfigError ? err.problems.map(formatProblem) : [(err as Error).message];
       this.metrics.reloads.inc({ result: 'rejected' });
@@ -181,12 +195,12 @@ export class Gateway implements HandlerHost {
     if (next.limits.maxHeaderBytes !== old.limits.maxHeaderBytes) needRestart.push('limits.maxHeaderBytes');
     if (needRestart.length > 0) this.logger.warn({ options: needRestart }, 'these options change only on restart; the running values stay');
     await this.activate(next);
-    const { current, retired } = this.upstreamSet.activate(next.upstreams);
+    const generation = await this.resources.prepare(next.resources);
+    const previous = this.runtime.generation;
     this.applyServerLimits(next.limits);
-    this.runtime = { config: next, upstreams: current };
-    for (const upstream of retired) {
-      upstream.close().catch((err: unknown) => this.logger.warn({ err, upstream: upstream.spec.name }, 'closing retired upstream failed'));
-    }
+    this.runtime = { config: next, generation };
+    // Resources the new config no longer uses stop once the last request that started on the old one is done.
+    void this.resources.retire(previous);
     this.metrics.configInfo.reset();
     this.metrics.configInfo.set({ version: next.version }, 1);
     this.metrics.reloads.inc({ result: 'applied' });
@@ -353,7 +367,8 @@ export class Gateway implements HandlerHost {
     }
     this.server.closeAllConnections();
     await closed;
-    await Promise.all(this.upstreamSet.all().map((u) => u.destroy()));
+    await Promise.all([...this.config.upstreamPools.values()].map((u) => u.destroy()));
+    await this.resources.stopAll();
     if (this.admin !== null) {
       const admin = this.admin;
       await new Promise<void>((done) => { admin.close(() => done()); admin.closeAllConnections(); });

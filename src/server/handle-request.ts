@@ -10,13 +10,13 @@ import { sendProblem } from '../pipeline/problem.js';
 import { enterConnection, isClosing, markClosing } from './connection-order.js';
 import { forward } from '../proxy/forward.js';
 import { limitHeaders } from '../ratelimit/headers.js';
-import type { Upstream } from '../proxy/upstream.js';
+import type { Generation } from '../lifecycle/resources.js';
 import type { Logger } from '../observability/logger.js';
 
-/** The config and the upstream pools a request runs against; swapped as one on reload. */
+/** The config a request runs against and the generation of resources it holds; swapped as one on reload. */
 export interface Runtime {
   readonly config: CompiledConfig;
-  readonly upstreams: ReadonlyMap<string, Upstream>;
+  readonly generation: Generation;
 }
 
 /** What the handler needs from the gateway that owns it. */
@@ -53,7 +53,10 @@ export async function handleRequest(host: HandlerHost, req: IncomingMessage, res
   const requestId = peerTrusted && inbound.requestId !== null && isAcceptableRequestId(inbound.requestId) ? inbound.requestId : randomUUID();
   const clientIp = resolveClientIp(peer, inbound.xForwardedFor, peerTrusted, config.trustedProxies);
   const ex = new Exchange(req, res, config, requestId, peer, clientIp ?? peer, peerTrusted);
-  const turn = enterConnection(ex, () => { if (ex.settle()) host.finish(ex); });
+  // The request holds its generation's resources (stores, pools) until its record is written.
+  runtime.generation.enter();
+  const finish = (): void => { host.finish(ex); runtime.generation.leave(); };
+  const turn = enterConnection(ex, () => { if (ex.settle()) finish(); });
   if (host.draining) res.setHeader('connection', 'close');
   try {
     if (turn !== undefined && !await turn) {
@@ -69,7 +72,7 @@ export async function handleRequest(host: HandlerHost, req: IncomingMessage, res
     host.track(ex);
     const denial = clientIp === null
       ? deny('invalid_header', 'X-Forwarded-For from a trusted proxy has a hop that is not an address')
-      : await runPipeline(host, ex, inbound, runtime);
+      : await runPipeline(host, ex, inbound);
     // A connection-level rejection (see Gateway.onClientError) may have decided meanwhile.
     if (denial !== undefined && ex.denial === null) reply(ex, denial);
   } catch (err) {
@@ -77,11 +80,11 @@ export async function handleRequest(host: HandlerHost, req: IncomingMessage, res
     if (!res.headersSent) reply(ex, deny('internal_error', `unexpected error: ${(err as Error).message}`));
     else { ex.decision = 'error'; ex.reason = 'unexpected error mid-response'; res.destroy(); }
   } finally {
-    if (ex.settle()) host.finish(ex);
+    if (ex.settle()) finish();
   }
 }
 
-async function runPipeline(host: HandlerHost, ex: Exchange, inbound: InboundHeaders, runtime: Runtime): Promise<Denial | undefined> {
+async function runPipeline(host: HandlerHost, ex: Exchange, inbound: InboundHeaders): Promise<Denial | undefined> {
   const { req, config } = ex;
   if (!host.auditHealthy()) return deny('audit_unavailable', 'audit trail is not accepting records');
 
@@ -136,7 +139,7 @@ async function runPipeline(host: HandlerHost, ex: Exchange, inbound: InboundHead
   if (target.query !== '' && hasParam(target.query, removed)) {
     ex.forwardQuery = withoutParams(ex.forwardQuery ?? target.query, removed);
   }
-  const upstream = runtime.upstreams.get(routed.upstream.name);
+  const upstream = config.upstreamPools.get(routed.upstream.name);
   if (upstream === undefined) return deny('internal_error', `upstream ${routed.upstream.name} not active`);
   return forward(ex, upstream);
 }

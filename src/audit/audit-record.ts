@@ -9,6 +9,8 @@ export interface AuditRecord {
   /** The canonical path (or the raw target without query and userinfo when it was rejected); never the query. */
   readonly path: string;
   readonly route: string | null;
+  /** The step that decided: a request-path stage (`forward` when the upstream answered), `listener` or `admin`. */
+  readonly stage: string | null;
   readonly status: number;
   readonly latencyMs: number;
   readonly decision: Decision;
@@ -41,6 +43,7 @@ export const FIELD_MAX_CHARS = Object.freeze({
   method: 32,
   path: 1024,
   route: 128,
+  stage: 64,
   reason: 64,
   detail: 512,
   subject: 256,
@@ -74,6 +77,7 @@ export function boundRecord(record: AuditRecord): AuditRecord {
     method: boundText(record.method, c.method),
     path: boundText(record.path, c.path),
     route: boundOptional(record.route, c.route),
+    stage: boundOptional(record.stage, c.stage),
     status: record.status,
     latencyMs: record.latencyMs,
     decision: record.decision,

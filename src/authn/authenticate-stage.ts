@@ -10,15 +10,20 @@ type StageResult = Denial | undefined | Promise<Denial | undefined>;
  * authenticates (the identity is set on the exchange) or denies. When none finds its credential
  * the answer is 401 with one challenge per scheme the route accepts (RFC 9110 §11.6.1).
  */
-export function authenticateStage(authenticators: readonly Authenticator[]): Stage {
+/** Told of every refused credential (the brute-force guard); may turn the denial into a stricter one. */
+export interface FailureCounter {
+  failed(ex: Exchange, denial: Denial): Denial | Promise<Denial>;
+}
+
+export function authenticateStage(authenticators: readonly Authenticator[], failures: FailureCounter | null = null): Stage {
   const challenges = [...new Set(authenticators.flatMap((a) => (a.challenge === null ? [] : [a.challenge])))];
   const missing = deny('unauthenticated', `no credential for ${authenticators.map((a) => a.name).join(', ')}`,
     challenges.length > 0 ? { 'www-authenticate': challenges.join(', ') } : undefined);
 
-  const decide = (ex: Exchange, outcome: AuthOutcome): Denial | undefined => {
+  const decide = (ex: Exchange, outcome: AuthOutcome): StageResult => {
     if (outcome.kind === 'rejected') {
       ex.credentialGuess = outcome.guess;
-      return outcome.denial;
+      return failures === null ? outcome.denial : failures.failed(ex, outcome.denial);
     }
     if (outcome.kind === 'authenticated') ex.identity = outcome.identity;
     return undefined;

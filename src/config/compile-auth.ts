@@ -5,7 +5,6 @@ import { ApiKeyAuthenticator } from '../authn/api-key/api-key-authenticator.js';
 import { ApiKeyBackends, type ApiKeyBackend, type ApiKeySettings } from '../authn/api-key/backend.js';
 import { parseDuration } from '../lib/duration.js';
 import type { Authenticator } from '../authn/authenticator.js';
-import { authenticateStage } from '../authn/authenticate-stage.js';
 import { isHmac, type VerifyKey } from '../authn/jwt/algorithms.js';
 import { JwtAuthenticator } from '../authn/jwt/jwt-authenticator.js';
 import type { IssuerKeys } from '../authn/jwt/jwt-verifier.js';
@@ -336,17 +335,24 @@ function readKeyFile<T>(loaded: LoadedConfig, file: string, parse: (text: string
   return read.ok ? parse(read.text) : read.message;
 }
 
-/** A route's authentication and authorization stages, or problems. */
+/** What a route authenticates with and the stages that follow from it; null on a public route or after problems. */
+export interface RouteAuth {
+  readonly authenticators: readonly Authenticator[];
+  readonly authorize: Stage | null;
+  readonly identityHeaders: Stage;
+}
+
+/** A route's authenticators, authorization and identity-header stages, or problems. */
 export function compileRouteAuth(
   r: RawRoute, at: At, pattern: PathPattern | null, auth: CompiledAuth, loaded: LoadedConfig, problems: ConfigProblem[],
-): Stage[] {
+): RouteAuth | null {
   const list = r.authenticate;
   if (r.public === true && list !== undefined) problems.push(loaded.problem(at('public'), 'a route is either public or authenticated: remove public, or authenticate (add an anonymous authenticator for optional login)'));
   if (r.public !== true && list === undefined) {
     problems.push(loaded.problem(r.public === false ? at('public') : at('name'), 'the route declares no policy: set `authenticate: [...]`, or `public: true` to allow unauthenticated access explicitly (deny by default)'));
   }
   if (r.authorize !== undefined && list === undefined) problems.push(loaded.problem(at('authorize'), 'authorization needs an identity: add authenticate'));
-  if (list === undefined || r.public === true) return [];
+  if (list === undefined || r.public === true) return null;
 
   const before = problems.length;
   const chosen: Authenticator[] = [];
@@ -361,7 +367,7 @@ export function compileRouteAuth(
     problems.push(loaded.problem(at('apiKeyInQuery'), 'needs an apiKey authenticator in authenticate'));
   }
 
-  const stages: Stage[] = [authenticateStage(chosen)];
+  let authorize: Stage | null = null;
   const z = r.authorize;
   if (z !== undefined) {
     if (z.roles !== undefined && z.roles.anyOf === undefined && z.roles.allOf === undefined) problems.push(loaded.problem(at('authorize', 'roles'), 'set anyOf, allOf or both'));
@@ -377,9 +383,9 @@ export function compileRouteAuth(
       } else if (t.header !== undefined) tenant = { kind: 'header', name: t.header.toLowerCase() };
       else tenant = { kind: 'fixed', tenants: new Set(t.fixed) };
     }
-    stages.push(authorizeStage({ rolesAnyOf: z.roles?.anyOf ?? null, rolesAllOf: z.roles?.allOf ?? null, scopes: z.scopes ?? [], tenant }));
+    authorize = authorizeStage({ rolesAnyOf: z.roles?.anyOf ?? null, rolesAllOf: z.roles?.allOf ?? null, scopes: z.scopes ?? [], tenant });
   }
   const strip = new Set(r.forwardAuthorization === true ? [] : chosen.flatMap((a) => a.credentialHeaders));
-  stages.push(identityHeaders(auth.identityHeaders, strip, r.forwardAuthorization === true));
-  return problems.length > before ? [] : stages;
+  const headers = identityHeaders(auth.identityHeaders, strip, r.forwardAuthorization === true);
+  return problems.length > before ? null : { authenticators: chosen, authorize, identityHeaders: headers };
 }

@@ -5,11 +5,15 @@ import { configVersion, type LoadedConfig } from './load.js';
 import type { LogLevel, RawRoute, RawUpstream } from './schema.js';
 import { ipSet, type IpSet } from '../lib/ip.js';
 import { compilePattern, type PathPattern } from '../routing/pattern.js';
-import { Router, type Routable } from '../routing/router.js';
+import { Router } from '../routing/router.js';
 import type { TargetOptions } from '../http/target.js';
 import { IDENTITY_HEADERS, normaliseHeaderName, type HeaderPolicy } from '../http/headers.js';
 import { isProxyAsserted } from '../http/header-families.js';
-import type { Stage } from '../pipeline/stage.js';
+import type { Route } from '../pipeline/exchange.js';
+import { routeStages } from '../pipeline/request-path.js';
+import { forwardStage } from '../proxy/forward.js';
+import { authenticateStage } from '../authn/authenticate-stage.js';
+import type { UpstreamRequestSettings } from '../proxy/upstream-request.js';
 import { requestLimits } from '../stages/request-limits.js';
 import type { Authenticator } from '../authn/authenticator.js';
 import type { RemoteJwks } from '../authn/jwt/remote-jwks.js';
@@ -18,55 +22,15 @@ import type { IdentityHeaderNames } from '../stages/identity-headers.js';
 import { AUTH_DEFAULTS, compileAuth, compileRouteAuth, identityHeaderList, newRegistries, type CompiledAuth, type Registries } from './compile-auth.js';
 import { assertedHeaderRules } from './asserted-header-rules.js';
 import { Upstream } from '../proxy/upstream.js';
+import type { UpstreamSpec } from '../proxy/upstream-spec.js';
 import { NO_RESOURCES, type Resource, type ResourceCatalog } from '../lifecycle/resources.js';
 import type { Clock } from '../lib/clock.js';
 import { compileRateLimiting, compileRouteLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
 
-/** An upstream's settings with every default applied. `key` identifies identical definitions across reloads. */
-export interface UpstreamSpec {
-  readonly name: string;
-  readonly key: string;
-  readonly targets: readonly string[];
-  readonly timeoutMs: number;
-  readonly connectTimeoutMs: number;
-  readonly bodyTimeoutMs: number;
-  readonly keepAliveTimeoutMs: number;
-  readonly connections: number;
-  /** Longest wait for a free connection (503 upstream_busy after); 0: no waiting. */
-  readonly queueTimeoutMs: number;
-  /** Most requests waiting for a free connection. */
-  readonly maxQueued: number;
-  readonly preserveHost: boolean;
-}
+export type { UpstreamSpec };
 
-export interface CompiledRoute extends Routable {
-  readonly name: string;
-  /** Position in `routes`, for messages. */
-  readonly index: number;
-  readonly upstream: UpstreamSpec;
-  readonly public: boolean;
-  /** Authenticator names in order, empty on a public route. */
-  readonly authenticate: readonly string[];
-  readonly stripPrefix: string | null;
-  readonly addPrefix: string | null;
-  readonly maxBodyBytes: number;
-  /** Longest gap in the request body the client may leave (408 / abort after). */
-  readonly bodyIdleTimeoutMs: number;
-  /** Least request body rate over each bodyIdleTimeoutMs period; 0: idleness only. */
-  readonly minBodyBytesPerSecond: number;
-  /** Longest time the client may leave its connection full while the response is relayed. */
-  readonly writeIdleTimeoutMs: number;
-  /** Declared bodies up to this size are received whole before an upstream connection is taken. */
-  readonly bufferBodyBytes: number;
-  /** Accepted request media types (lower case, no parameters), or null for any. */
-  readonly contentTypes: ReadonlySet<string> | null;
-  /** Methods without body semantics that may carry a body here (`limits.allowBodyOn`). */
-  readonly allowBodyOn: ReadonlySet<string>;
-  /** Whether a method-override header is forwarded (to a method this route accepts). */
-  readonly allowMethodOverride: boolean;
-  /** The route's pipeline, in request order; features not configured are absent, not no-ops. */
-  readonly stages: readonly Stage[];
-}
+/** A compiled route: see Route in pipeline/exchange.ts. */
+export type CompiledRoute = Route;
 
 export interface Limits {
   readonly maxHeaderBytes: number;
@@ -268,10 +232,20 @@ export function compileConfig(
     minBodyBytesPerSecond: limits.minBodyBytesPerSecond ?? DEFAULTS.minBodyBytesPerSecond,
     bufferBodyBytes: limits.bufferBodyBytes ?? DEFAULTS.bufferBodyBytes,
   };
+  const upstreamPools = new Map<string, Upstream>();
+  const byKey = new Map<string, Upstream>();
+  for (const [name, spec] of upstreams) {
+    const key = Upstream.keyOf(spec);
+    const pool = byKey.get(key) ?? catalog.find(key, Upstream) ?? new Upstream(spec);
+    byKey.set(key, pool);
+    upstreamPools.set(name, pool);
+  }
+  const removedQueryParams = new Set([...credentialQueryParams, '_method']);
+  const forwarding: UpstreamRequestSettings = { requestIdHeader, credentialQueryParams, removedQueryParams };
   const routes: CompiledRoute[] = [];
   const names = new Map<string, number>();
   raw.routes.forEach((r, index) => {
-    const route = compileRoute(r, index, loaded, upstreams, auth, rateLimiting, target.allowSemicolon, gatewayLimits, problems);
+    const route = compileRoute(r, index, loaded, upstreamPools, forwarding, auth, rateLimiting, target.allowSemicolon, gatewayLimits, problems);
     const earlier = names.get(r.name);
     if (earlier !== undefined) {
       const first = loaded.problem(['routes', earlier, 'name'], '');
@@ -283,14 +257,6 @@ export function compileConfig(
   if (problems.length > 0) throw new ConfigError(problems);
 
   const listenHttp = raw.listen?.http ?? {};
-  const upstreamPools = new Map<string, Upstream>();
-  const byKey = new Map<string, Upstream>();
-  for (const [name, spec] of upstreams) {
-    const key = Upstream.keyOf(spec);
-    const pool = byKey.get(key) ?? catalog.find(key, Upstream) ?? new Upstream(spec);
-    byKey.set(key, pool);
-    upstreamPools.set(name, pool);
-  }
   return deepFreeze({
     file: loaded.file,
     version: configVersion(loaded),
@@ -310,7 +276,7 @@ export function compileConfig(
     requestIdHeader,
     headerPolicy,
     credentialQueryParams,
-    removedQueryParams: new Set([...credentialQueryParams, '_method']),
+    removedQueryParams,
     upstreams,
     upstreamPools,
     resources: [...byKey.values()],
@@ -348,23 +314,23 @@ function compileUpstream(name: string, u: RawUpstream): UpstreamSpec {
 }
 
 function compileRoute(
-  r: RawRoute, index: number, loaded: LoadedConfig, upstreams: ReadonlyMap<string, UpstreamSpec>, auth: CompiledAuth, rateLimiting: CompiledRateLimiting,
-  allowSemicolon: boolean, defaults: Limits, problems: ConfigProblem[],
+  r: RawRoute, index: number, loaded: LoadedConfig, pools: ReadonlyMap<string, Upstream>, forwarding: UpstreamRequestSettings, auth: CompiledAuth,
+  rateLimiting: CompiledRateLimiting, allowSemicolon: boolean, defaults: Limits, problems: ConfigProblem[],
 ): CompiledRoute | null {
   const at = (...path: (string | number)[]) => ['routes', index, ...path];
   let pattern: PathPattern | null = null;
   try { pattern = compilePattern(r.match.path, allowSemicolon); } catch (err) { problems.push(loaded.problem(at('match', 'path'), (err as Error).message)); }
-  const upstream = upstreams.get(r.upstream);
-  if (upstream === undefined) {
-    problems.push(loaded.problem(at('upstream'), `unknown upstream "${r.upstream}" (defined: ${[...upstreams.keys()].join(', ') || 'none'})`));
+  const pool = pools.get(r.upstream);
+  if (pool === undefined) {
+    problems.push(loaded.problem(at('upstream'), `unknown upstream "${r.upstream}" (defined: ${[...pools.keys()].join(', ') || 'none'})`));
   }
-  const authStages = compileRouteAuth(r, at, pattern, auth, loaded, problems);
+  const routeAuth = compileRouteAuth(r, at, pattern, auth, loaded, problems);
   const limitStages = compileRouteLimits(r, at, rateLimiting, loaded, problems);
   const rewrite = r.rewrite ?? {};
   if (rewrite.stripPrefix !== undefined && pattern !== null && !patternHasPrefix(pattern, rewrite.stripPrefix)) {
     problems.push(loaded.problem(at('rewrite', 'stripPrefix'), `"${rewrite.stripPrefix}" is not a literal prefix of the path pattern "${r.match.path}"`));
   }
-  if (pattern === null || upstream === undefined) return null;
+  if (pattern === null || pool === undefined) return null;
   const stripPrefix = rewrite.stripPrefix === undefined || rewrite.stripPrefix === '/' ? null : rewrite.stripPrefix.replace(/\/$/, '');
   const addPrefix = rewrite.addPrefix === undefined || rewrite.addPrefix === '/' ? null : rewrite.addPrefix.replace(/\/$/, '');
   const maxBodyBytes = r.limits?.maxBodyBytes ?? defaults.maxBodyBytes;
@@ -379,7 +345,7 @@ function compileRoute(
     pattern,
     methods: r.match.methods === undefined ? null : new Set(r.match.methods),
     host: r.match.host?.toLowerCase() ?? null,
-    upstream,
+    upstream: pool.spec,
     public: r.public === true,
     authenticate: r.public === true ? [] : r.authenticate ?? [],
     stripPrefix,
@@ -392,14 +358,16 @@ function compileRoute(
     contentTypes,
     allowBodyOn,
     allowMethodOverride: r.allowMethodOverride === true,
-    // Request limits, limits by address, authentication, limits by identity, authorization, identity headers.
-    stages: [
-      requestLimits(maxBodyBytes, contentTypes, allowBodyOn),
-      ...(limitStages.before === null ? [] : [limitStages.before]),
-      ...authStages.slice(0, 1).map((authenticate) => rateLimiting.guard?.wrap(authenticate) ?? authenticate),
-      ...(limitStages.after === null ? [] : [limitStages.after]),
-      ...authStages.slice(1),
-    ],
+    stages: routeStages({
+      requestLimits: requestLimits(maxBodyBytes, contentTypes, allowBodyOn),
+      limitsByAddress: limitStages.before,
+      bruteForceGate: routeAuth === null ? null : rateLimiting.guard?.gate() ?? null,
+      authenticate: routeAuth === null ? null : authenticateStage(routeAuth.authenticators, rateLimiting.guard),
+      limitsByIdentity: limitStages.after,
+      authorize: routeAuth?.authorize ?? null,
+      identityHeaders: routeAuth?.identityHeaders ?? null,
+      forward: forwardStage(pool, forwarding),
+    }),
   };
 }
 

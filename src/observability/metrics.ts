@@ -10,6 +10,10 @@ export class Metrics {
     name: 'portcullis_requests_total', help: 'Requests by route, status and decision.',
     labelNames: ['route', 'status', 'decision'] as const, registers: [this.registry],
   });
+  readonly stageDecisions = new Counter({
+    name: 'portcullis_stage_decisions_total', help: 'Requests by the request-path stage that decided them (forward: the upstream answered) and the decision.',
+    labelNames: ['stage', 'decision'] as const, registers: [this.registry],
+  });
   readonly denials = new Counter({
     name: 'portcullis_denials_total', help: 'Requests the gateway ended itself, by reason code.',
     labelNames: ['reason'] as const, registers: [this.registry],
@@ -62,6 +66,10 @@ export class Metrics {
   private readonly upstreamChildren = new Map<string, Histogram.Internal<'upstream'>>();
 
   /** Counts one finished request; label values are bounded (config names, status, decision). */
+  stageDecided(stage: string, decision: string): void {
+    this.stageDecisions.inc({ stage, decision });
+  }
+
   request(route: string, status: number, decision: string, durationSeconds: number): void {
     const key = `${route}\u0000${status}\u0000${decision}`;
     let counter = this.requestChildren.get(key);

@@ -1,52 +1,117 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { CompiledConfig, CompiledRoute } from '../config/compile.js';
-import type { Target } from '../http/target.js';
 import type { Identity } from '../authn/identity.js';
+import type { InboundHeaders } from '../http/headers.js';
+import type { Target } from '../http/target.js';
+import type { UpstreamSpec } from '../proxy/upstream-spec.js';
+import type { LimitDecision } from '../ratelimit/limit-decision.js';
+import type { Routable } from '../routing/router.js';
 import type { Denial } from './denials.js';
-import type { LimitDecision } from '../ratelimit/limiter.js';
+
+/**
+ * The vocabulary of the request path: the exchange (what is known about one request), a stage (one
+ * step that learns something or decides), a route (the stages a matched request goes through) and
+ * a verdict (how a stage ends a request). They refer to each other, so they live in one module;
+ * everything else imports them from here, and this module imports only leaf types.
+ */
 
 /** How a request ended, for the audit record and metrics. */
 export type Decision = 'allow' | 'deny' | 'error' | 'abort';
 
 /**
- * Everything known about one request as it moves through the pipeline. Stages read and fill it;
- * the audit record and `explain` are rendered from it. `config` is the config the request started
- * with: a reload never changes it mid-request.
+ * A response a stage sends itself instead of forwarding: a redirect, a login page, a health
+ * answer, an OIDC callback's result. `code` names it in the audit record; `detail` is private.
  */
-export class Exchange {
-  readonly startedAt = performance.now();
-  target: Target | null = null;
-  route: CompiledRoute | null = null;
-  /** Set by the authenticate stage; frozen. */
-  identity: Identity | null = null;
-  /** Flat `[name, value, …]` headers for the upstream, after hygiene. */
-  forwardHeaders: string[] = [];
-  /** The query sent upstream when a stage removed something from it (a query-string API key); null: as received. */
-  forwardQuery: string | null = null;
-  host = '';
-  /** Limits applied to this request so far, for the rate-limit response headers. */
-  limits: LimitDecision[] | null = null;
-  /** The API key id the request presented (well-formed, not necessarily valid), for the brute-force guard. */
-  presentedKeyId: string | null = null;
-  /** Set when an authenticator rejected a credential: true if it could be a guess (counted by the brute-force guard), false for an honest mistake. */
-  credentialGuess: boolean | null = null;
-  /** The limit or quota that refused the request (audited by name). */
-  limitName: string | null = null;
-  denial: Denial | null = null;
-  decision: Decision = 'allow';
-  /** Private reason for the decision (audit only). */
-  reason = '';
-  /** Set when the response has closed (finished, failed or aborted). */
-  responseClosed = false;
-  /** A pipelined request never processed because an earlier denial closed its connection. */
-  discarded = false;
-  upstreamStatus: number | null = null;
-  /** Milliseconds from the start of the request until upstream response headers arrived. */
-  upstreamLatencyMs: number | null = null;
-  /** performance.now() when the request was handed to the upstream. */
-  forwardedAt = 0;
-  bytesIn = 0;
+export interface LocalResponse {
+  readonly kind: 'response';
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+  readonly code: string;
+  readonly detail: string;
+}
+
+/** How a stage ends a request: a denial (problem+json) or a response of its own. */
+export type Verdict = Denial | LocalResponse;
+
+/** undefined: go on to the next stage. */
+export type StageResult = Verdict | undefined;
+
+/**
+ * One step of the request path. `run` returns undefined to continue or a Verdict to end the
+ * request. It may be async (key fetches, shared stores); synchronous stages return directly so the
+ * hot path awaits nothing it does not need to. A thrown error is a bug or an outage: the request
+ * fails closed with 500. The name appears in the audit record (`stage`) and in metrics.
+ */
+export interface Stage {
+  readonly name: string;
+  run(exchange: Exchange): StageResult | Promise<StageResult>;
+}
+
+/**
+ * A step on the way out: adds headers to every response the exchange sends — a denial, a stage's
+ * own response, or the upstream's relayed response (`generated` is false only for the last).
+ */
+export interface ResponseStage {
+  readonly name: string;
+  apply(exchange: Exchange, headers: OutgoingHttpHeaders, generated: boolean): void;
+}
+
+/** A redirect answered by the gateway (302 unless told otherwise). */
+export function redirect(location: string, code: string, detail: string, status: 301 | 302 | 303 | 307 | 308 = 302): LocalResponse {
+  return { kind: 'response', status, headers: { location, 'cache-control': 'no-store' }, body: '', code, detail };
+}
+
+export function isDenial(verdict: Verdict): verdict is Denial {
+  return !('kind' in verdict);
+}
+
+/** A matched route as the request path sees it: what it matches, its limits, rewrite and stages. */
+export interface Route extends Routable {
+  readonly name: string;
+  /** Position in `routes`, for messages. */
+  readonly index: number;
+  readonly upstream: UpstreamSpec;
+  readonly public: boolean;
+  /** Authenticator names in order, empty on a public route. */
+  readonly authenticate: readonly string[];
+  readonly stripPrefix: string | null;
+  readonly addPrefix: string | null;
+  readonly maxBodyBytes: number;
+  /** Longest gap in the request body the client may leave (408 / abort after). */
+  readonly bodyIdleTimeoutMs: number;
+  /** Least request body rate over each bodyIdleTimeoutMs period; 0: idleness only. */
+  readonly minBodyBytesPerSecond: number;
+  /** Longest time the client may leave its connection full while the response is relayed. */
+  readonly writeIdleTimeoutMs: number;
+  /** Declared bodies up to this size are received whole before an upstream connection is taken. */
+  readonly bufferBodyBytes: number;
+  /** Accepted request media types (lower case, no parameters), or null for any. */
+  readonly contentTypes: ReadonlySet<string> | null;
+  /** Methods without body semantics that may carry a body here (`limits.allowBodyOn`). */
+  readonly allowBodyOn: ReadonlySet<string>;
+  /** Whether a method-override header is forwarded (to a method this route accepts). */
+  readonly allowMethodOverride: boolean;
+  /**
+   * The route's stages in request order, forwarding last; features not configured are absent,
+   * not no-ops. The order is set in one place: pipeline/request-path.ts.
+   */
+  readonly stages: readonly Stage[];
+}
+
+/** What the gateway asserts upstream about the identity, and the credential headers it drops. */
+export interface AssertedIdentity {
+  /** Flat `[name, value, …]` identity headers. */
+  readonly headers: readonly string[];
+  /** Lower-case names of inbound headers not forwarded (credentials). */
+  readonly strip: ReadonlySet<string>;
+}
+
+/**
+ * The HTTP plumbing of one exchange: the response being written and the client connection. Only
+ * the server, the forwarding stage and the reply writer touch it; no stage decides from it.
+ */
+export class Wire {
   /** Socket bytes written before this response started; the audit record reports the difference. */
   readonly bytesOutBase: number;
   /**
@@ -54,18 +119,12 @@ export class Exchange {
    * reference, and the audit record still needs the byte count.
    */
   readonly socket: Socket;
+  /** Set when the response has closed (finished, failed or aborted). */
+  responseClosed = false;
   /** The record is written once both the response has closed and the pipeline has returned. */
   private unsettled = 2;
 
-  constructor(
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
-    readonly config: CompiledConfig,
-    readonly requestId: string,
-    readonly peer: string,
-    readonly clientIp: string,
-    readonly peerTrusted: boolean,
-  ) {
+  constructor(readonly req: IncomingMessage, readonly res: ServerResponse, readonly responseStages: readonly ResponseStage[]) {
     this.socket = req.socket;
     this.bytesOutBase = req.socket.bytesWritten;
   }
@@ -78,5 +137,80 @@ export class Exchange {
   settle(): boolean {
     this.unsettled--;
     return this.unsettled === 0;
+  }
+}
+
+/**
+ * Everything known about one request as it moves through the request path: the request as
+ * received, the facts stages learn, and the outcome. Stages read and fill the facts; the audit
+ * record and `explain` are rendered from them, and the upstream request is assembled from them in
+ * one place (proxy/upstream-request.ts).
+ */
+export class Exchange {
+  readonly startedAt = performance.now();
+
+  // The facts stages learn, in the order they usually become known.
+  /** The header pass over the request: what is forwarded, Host, forwarding headers, ambiguities. */
+  inbound: InboundHeaders | null = null;
+  /** False when a trusted proxy's X-Forwarded-For had a hop that is not an address (clientIp is then the peer). */
+  clientIpResolved = true;
+  /** The connection closes after this response (an upgrade offer, a drain, a framing doubt). */
+  closeAfter = false;
+  target: Target | null = null;
+  /** The Host the request was routed on, normalised (lower case, no port, no trailing dot). */
+  host = '';
+  route: Route | null = null;
+  /** Set by the authenticate stage; frozen. */
+  identity: Identity | null = null;
+  /** The API key id the request presented (well-formed, not necessarily valid), for the brute-force guard. */
+  presentedKeyId: string | null = null;
+  /** Set when an authenticator rejected a credential: true if it could be a guess (counted by the brute-force guard), false for an honest mistake. */
+  credentialGuess: boolean | null = null;
+  /** Limits applied to this request so far, for the rate-limit response headers. */
+  limits: LimitDecision[] | null = null;
+  /** The limit or quota that refused the request (audited by name). */
+  limitName: string | null = null;
+  /** The query as forwarded when an authenticator took a credential out of it; null: as received. */
+  forwardQuery: string | null = null;
+  /** Set by the identity-headers stage. */
+  asserted: AssertedIdentity | null = null;
+
+  // The outcome.
+  decision: Decision = 'allow';
+  /** The stage that decided: the one that ended the request, or `forward`. */
+  stage: string | null = null;
+  /** Set when a stage (or the connection) denied the request. */
+  denial: Denial | null = null;
+  /** Set when a stage answered the request itself. */
+  response: LocalResponse | null = null;
+  /** Private explanation of the outcome (audit only). */
+  detail = '';
+  /** A pipelined request never processed because an earlier denial closed its connection. */
+  discarded = false;
+  upstreamStatus: number | null = null;
+  /** Milliseconds from the start of the request until upstream response headers arrived. */
+  upstreamLatencyMs: number | null = null;
+  /** performance.now() when the request was handed to the upstream. */
+  forwardedAt = 0;
+  bytesIn = 0;
+
+  readonly wire: Wire;
+
+  constructor(
+    /** The request as received; stages read its method and headers. */
+    readonly req: IncomingMessage,
+    res: ServerResponse,
+    responseStages: readonly ResponseStage[],
+    readonly requestId: string,
+    readonly peer: string,
+    readonly clientIp: string,
+    readonly peerTrusted: boolean,
+  ) {
+    this.wire = new Wire(req, res, responseStages);
+  }
+
+  /** Adds the response stages' headers to an outgoing response's headers. */
+  finishHeaders(headers: OutgoingHttpHeaders, generated: boolean): void {
+    for (const stage of this.wire.responseStages) stage.apply(this, headers, generated);
   }
 }

@@ -1,13 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { CompiledRoute } from '../config/compile.js';
 import { responseHeaders } from '../http/headers.js';
 import { deny, type Denial } from '../pipeline/denials.js';
-import type { Exchange } from '../pipeline/exchange.js';
-import { limitHeaders } from '../ratelimit/headers.js';
+import type { Exchange, Route, Stage } from '../pipeline/exchange.js';
 import { BodyIdleWatch } from './body-idle-watch.js';
 import type { Upstream } from './upstream.js';
+import { upstreamRequest, type UpstreamRequestSettings } from './upstream-request.js';
 
 class BodyLimitError extends Error {
   constructor(readonly limit: number) { super(`request body exceeds ${limit} bytes`); }
@@ -33,17 +32,6 @@ class ReadStallError extends Error {
 }
 
 const ignore = (): void => undefined;
-
-/** The path sent upstream: the canonical path, with the route's prefix rewrite applied. */
-export function upstreamPath(path: string, route: CompiledRoute): string {
-  let out = path;
-  if (route.stripPrefix !== null && (out === route.stripPrefix || out.startsWith(route.stripPrefix + '/'))) {
-    out = out.slice(route.stripPrefix.length);
-    if (out === '') out = '/';
-  }
-  if (route.addPrefix !== null) out = out === '/' ? route.addPrefix + '/' : route.addPrefix + out;
-  return out;
-}
 
 /**
  * Streams the request body, counting bytes and failing past `limit` (413) when the length was not
@@ -91,8 +79,8 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     if (!this.settled) { this.abort(error); return; }
     // The upstream exchange is over; only the tail of the response is stuck in the client's socket.
     this.ex.decision = 'abort';
-    this.ex.reason = `${error.message} (after the upstream response ended)`;
-    this.ex.res.destroy();
+    this.ex.detail = `${error.message} (after the upstream response ended)`;
+    this.ex.wire.res.destroy();
   }
 
   // The response closed before the upstream exchange settled: the client left, or the gateway
@@ -102,7 +90,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   };
 
   constructor(private readonly ex: Exchange, private readonly writeIdleMs: number, private readonly done: (error: Error | null) => void) {
-    ex.res.once('close', this.onClientClose);
+    ex.wire.res.once('close', this.onClientClose);
   }
 
   /** Ends the upstream request with `error` (reported through onResponseError), now or once it starts. */
@@ -120,7 +108,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     if (this.pendingAbort !== null) controller.abort(this.pendingAbort);
-    else if (this.ex.res.destroyed) controller.abort(new ClientGoneError());
+    else if (this.ex.wire.res.destroyed) controller.abort(new ClientGoneError());
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
@@ -131,27 +119,26 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     const length = headers['content-length'];
     this.remaining = typeof length === 'string' ? Number(length) : -1;
     const out = responseHeaders(headers);
-    out[ex.config.requestIdHeader] = ex.requestId;
-    if (ex.limits !== null) for (const [name, value] of limitHeaders(ex.limits, ex.config.rateLimiting.headers)) out[name] = value;
-    ex.res.writeHead(statusCode, out);
+    ex.finishHeaders(out, false);
+    ex.wire.res.writeHead(statusCode, out);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (chunk.length === this.remaining) {
       this.remaining = 0;
-      this.ex.res.end(chunk);
+      this.ex.wire.res.end(chunk);
       return;
     }
     if (this.remaining > 0) this.remaining -= chunk.length;
-    if (!this.ex.res.write(chunk)) {
+    if (!this.ex.wire.res.write(chunk)) {
       controller.pause();
-      this.ex.res.once('drain', this.resume);
+      this.ex.wire.res.once('drain', this.resume);
       this.stall();
     }
   }
 
   onResponseEnd(): void {
-    if (!this.ex.res.writableEnded) this.ex.res.end();
+    if (!this.ex.wire.res.writableEnded) this.ex.wire.res.end();
     this.settle(null);
   }
 
@@ -168,11 +155,11 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   private settle(error: Error | null): void {
     if (this.settled) return;
     this.settled = true;
-    const res = this.ex.res;
+    const res = this.ex.wire.res;
     res.off('close', this.onClientClose);
     res.off('drain', this.resume);
     this.stalled = false;
-    if (error === null && !res.writableFinished && this.ex.socket.writableNeedDrain) {
+    if (error === null && !res.writableFinished && this.ex.wire.socket.writableNeedDrain) {
       // The upstream is done and its connection free; the last bytes still wait in a full client
       // socket. Keep the same bound on them, so a client that never reads does not keep the
       // connection (and its audit record) open forever.
@@ -195,7 +182,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
  * client idle mid-body for the route's `bodyIdleTimeoutMs` gets 408 at any point before the
  * response started.
  */
-export function forward(ex: Exchange, upstream: Upstream): Promise<Denial | undefined> {
+export function forward(ex: Exchange, upstream: Upstream, settings: UpstreamRequestSettings): Promise<Denial | undefined> {
   const req = ex.req;
   if (ex.target === null) return Promise.resolve(deny('internal_error', 'forward without a parsed target'));
   const length = req.headers['content-length'];
@@ -203,18 +190,26 @@ export function forward(ex: Exchange, upstream: Upstream): Promise<Denial | unde
   if (!chunked && (length === undefined || length === '0')) {
     // The common case, kept free of extra promises: no body, and a connection free.
     const slot = upstream.admission.tryAcquire();
-    if (slot >= 0) return dispatch(ex, upstream, slot, null, null);
+    if (slot >= 0) return dispatch(ex, upstream, settings, slot, null, null);
   }
-  return admitAndDispatch(ex, upstream, chunked, length);
+  return admitAndDispatch(ex, upstream, settings, chunked, length);
+}
+
+/** The last stage of every route: forwarding to the route's upstream. */
+export function forwardStage(upstream: Upstream, settings: UpstreamRequestSettings): Stage {
+  return { name: 'forward', run: (ex) => forward(ex, upstream, settings) };
 }
 
 /** forward() for requests with a body, or when every connection is busy. */
-async function admitAndDispatch(ex: Exchange, upstream: Upstream, chunked: boolean, length: string | undefined): Promise<Denial | undefined> {
-  const { req, res } = ex;
-  const route = ex.route as CompiledRoute;
+async function admitAndDispatch(
+  ex: Exchange, upstream: Upstream, settings: UpstreamRequestSettings, chunked: boolean, length: string | undefined,
+): Promise<Denial | undefined> {
+  const { req } = ex;
+  const res = ex.wire.res;
+  const route = ex.route as Route;
   const hasBody = chunked || (length !== undefined && length !== '0');
   if (hasBody && req.headers.expect !== undefined) res.writeContinue();
-  const watch = hasBody && !req.complete ? new BodyIdleWatch(req, ex.socket, route.bodyIdleTimeoutMs, route.minBodyBytesPerSecond) : null;
+  const watch = hasBody && !req.complete ? new BodyIdleWatch(req, ex.wire.socket, route.bodyIdleTimeoutMs, route.minBodyBytesPerSecond) : null;
   try {
     let body: Buffer | Readable | null = null;
     if (hasBody) {
@@ -230,7 +225,7 @@ async function admitAndDispatch(ex: Exchange, upstream: Upstream, chunked: boole
       if (typeof waited !== 'number') { if (body instanceof Readable) body.destroy(); return waited; }
       slot = waited;
     }
-    return await dispatch(ex, upstream, slot, body, watch);
+    return await dispatch(ex, upstream, settings, slot, body, watch);
   } finally {
     watch?.stop();
   }
@@ -238,7 +233,8 @@ async function admitAndDispatch(ex: Exchange, upstream: Upstream, chunked: boole
 
 /** Receives a declared body whole (it is at most the route's bufferBodyBytes). */
 function receive(ex: Exchange, watch: BodyIdleWatch | null): Promise<Buffer | Denial | undefined> {
-  const { req, res } = ex;
+  const { req } = ex;
+  const res = ex.wire.res;
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     const finish = (result: Buffer | Denial | undefined): void => {
@@ -262,13 +258,13 @@ function receive(ex: Exchange, watch: BodyIdleWatch | null): Promise<Buffer | De
 function queue(ex: Exchange, upstream: Upstream, watch: BodyIdleWatch | null): Promise<number | Denial | undefined> {
   const { admission, spec } = upstream;
   const busy = (reason: string): Denial => deny('upstream_busy', `upstream ${spec.name}: ${reason}`, { 'retry-after': '1' });
-  if (ex.res.destroyed || ex.socket.destroyed) {
+  if (ex.wire.res.destroyed || ex.wire.socket.destroyed) {
     clientGone(ex, 'client closed the connection before an upstream connection was free');
     return Promise.resolve(undefined);
   }
   return new Promise((resolve) => {
     const finish = (result: number | Denial | undefined): void => {
-      ex.res.off('close', onClose);
+      ex.wire.res.off('close', onClose);
       if (watch !== null) watch.onIdle = ignore;
       resolve(result);
     };
@@ -279,7 +275,7 @@ function queue(ex: Exchange, upstream: Upstream, watch: BodyIdleWatch | null): P
       finish(undefined);
     };
     if (waiter === null) { resolve(busy(`maxQueued (${spec.maxQueued}) requests already waiting`)); return; }
-    ex.res.once('close', onClose);
+    ex.wire.res.once('close', onClose);
     if (watch !== null) {
       watch.onIdle = () => {
         admission.cancel(waiter);
@@ -290,9 +286,11 @@ function queue(ex: Exchange, upstream: Upstream, watch: BodyIdleWatch | null): P
 }
 
 /** Dispatches on the pool of `slot`, relays the response, and gives the slot back when the exchange ends. */
-function dispatch(ex: Exchange, upstream: Upstream, slot: number, body: Buffer | Readable | null, watch: BodyIdleWatch | null): Promise<Denial | undefined> {
-  const route = ex.route as CompiledRoute;
-  const target = ex.target as NonNullable<Exchange['target']>;
+function dispatch(
+  ex: Exchange, upstream: Upstream, settings: UpstreamRequestSettings, slot: number, body: Buffer | Readable | null, watch: BodyIdleWatch | null,
+): Promise<Denial | undefined> {
+  const route = ex.route as Route;
+  const request = upstreamRequest(ex, settings);
   ex.forwardedAt = performance.now();
   return new Promise((resolve) => {
     const handler = new RelayHandler(ex, route.writeIdleTimeoutMs, (error) => {
@@ -302,9 +300,9 @@ function dispatch(ex: Exchange, upstream: Upstream, slot: number, body: Buffer |
     if (watch !== null) watch.onIdle = () => handler.abort(new BodyIdleError(watch, ex.bytesIn));
     try {
       upstream.pool(slot).dispatch({
-        path: upstreamPath(target.path, route) + (ex.forwardQuery ?? target.query),
+        path: request.path,
         method: ex.req.method as Dispatcher.HttpMethod,
-        headers: ex.forwardHeaders,
+        headers: request.headers,
         body,
       }, handler);
     } catch (err) {
@@ -317,7 +315,7 @@ function dispatch(ex: Exchange, upstream: Upstream, slot: number, body: Buffer |
 function clientGone(ex: Exchange, reason: string): void {
   if (ex.denial !== null) return;
   ex.decision = 'abort';
-  ex.reason = reason;
+  ex.detail = reason;
 }
 
 function failure(ex: Exchange, error: Error & { code?: string; cause?: unknown }): Denial | undefined {
@@ -327,31 +325,31 @@ function failure(ex: Exchange, error: Error & { code?: string; cause?: unknown }
   }
   if (error instanceof ReadStallError || error.cause instanceof ReadStallError) {
     ex.decision = 'abort';
-    ex.reason = error.message;
-    ex.res.destroy();
+    ex.detail = error.message;
+    ex.wire.res.destroy();
     return undefined;
   }
   if (error instanceof BodyIdleError || error.cause instanceof BodyIdleError) {
     // Nothing sent yet: 408 (RFC 9110 §15.5.9), and the connection closes since the body is unread.
-    if (!ex.res.headersSent) return deny('request_timeout', `${error.message}; upstream request aborted`);
+    if (!ex.wire.res.headersSent) return deny('request_timeout', `${error.message}; upstream request aborted`);
     ex.decision = 'abort';
-    ex.reason = `${error.message} after the response started`;
-    ex.res.destroy();
+    ex.detail = `${error.message} after the response started`;
+    ex.wire.res.destroy();
     return undefined;
   }
   const code = error.code ?? '';
   const detail = `${code} ${error.message}`.trim();
   // A request body that broke off means the client went away mid-upload.
-  if (error instanceof ClientGoneError || (ex.req.destroyed && !ex.req.complete && !ex.res.headersSent)) {
+  if (error instanceof ClientGoneError || (ex.req.destroyed && !ex.req.complete && !ex.wire.res.headersSent)) {
     ex.decision = 'abort';
-    ex.reason = error instanceof ClientGoneError ? error.message : `client request body ended early: ${detail}`;
+    ex.detail = error instanceof ClientGoneError ? error.message : `client request body ended early: ${detail}`;
     return undefined;
   }
-  if (ex.res.headersSent) {
+  if (ex.wire.res.headersSent) {
     // The status line is gone; all that is left is to cut the response short.
     ex.decision = 'error';
-    ex.reason = code === 'UND_ERR_BODY_TIMEOUT' ? `upstream body timeout: ${detail}` : `upstream failed mid-response: ${detail}`;
-    ex.res.destroy();
+    ex.detail = code === 'UND_ERR_BODY_TIMEOUT' ? `upstream body timeout: ${detail}` : `upstream failed mid-response: ${detail}`;
+    ex.wire.res.destroy();
     return undefined;
   }
   switch (code) {

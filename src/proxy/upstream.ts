@@ -1,5 +1,5 @@
 import { Pool } from 'undici';
-import type { UpstreamSpec } from '../config/compile.js';
+import type { UpstreamSpec } from './upstream-spec.js';
 import { Admission } from './admission.js';
 import type { Resource } from '../lifecycle/resources.js';
 

@@ -27,7 +27,6 @@ export interface GuardSpec {
 /** The guard's name in audit records and rate-limit figures. */
 export const GUARD_NAME = 'bruteForce';
 
-type StageResult = Denial | undefined | Promise<Denial | undefined>;
 type Kind = 'ip' | 'credential';
 
 /** One counted failure: whether it started a block, and whether the source was counted in the overflow entry. */
@@ -82,27 +81,36 @@ export class BruteForceGuard {
     this.blocks = { ip: new BlockTable(spec.maxEntries, now), credential: new BlockTable(spec.maxEntries, now) };
   }
 
-  /** Wraps a route's authenticate stage: refuse blocked addresses first, count failures after. */
-  wrap(authenticate: Stage): Stage {
+  /**
+   * The stage before authentication: a blocked address gets 429 whatever it sends. Nothing blocked
+   * (the usual case) costs one check and builds no key.
+   */
+  gate(): Stage {
     return {
-      name: 'authenticate',
-      run: (ex): StageResult => {
-        // Nothing blocked (the usual case): no key to build.
-        if (this.spec.byIp && !this.blocks.ip.empty) {
-          const address = ipKey(ex.clientIp, this.spec.ipv6PrefixBits);
-          const blocked = this.blockedFor('ip', address);
-          if (blocked > 0) return this.refuse(ex, blocked, `address ${ex.clientIp} blocked after repeated failed authentications`);
-          const overflow = this.overflowFor('ip', address);
-          if (overflow > 0) return this.refuse(ex, overflow, `address ${ex.clientIp} refused: the brute-force guard's tables are full and sources without an entry of their own are blocked together`);
-        }
-        const result = authenticate.run(ex);
-        return result instanceof Promise ? result.then((d) => this.after(ex, d)) : this.after(ex, result);
+      name: 'brute-force-gate',
+      run: (ex): Denial | undefined => {
+        if (!this.spec.byIp || this.blocks.ip.empty) return undefined;
+        const address = ipKey(ex.clientIp, this.spec.ipv6PrefixBits);
+        const blocked = this.blockedFor('ip', address);
+        if (blocked > 0) return this.refuse(ex, blocked, `address ${ex.clientIp} blocked after repeated failed authentications`);
+        const overflow = this.overflowFor('ip', address);
+        if (overflow > 0) return this.refuse(ex, overflow, `address ${ex.clientIp} refused: the brute-force guard's tables are full and sources without an entry of their own are blocked together`);
+        return undefined;
       },
     };
   }
 
-  private after(ex: Exchange, denial: Denial | undefined): StageResult {
-    if (denial === undefined || !countsAsFailure(ex)) return denial;
+  /**
+   * Called by the authenticate stage when it refuses a credential: counts a possible guess against
+   * its address and credential id, blocking them past the threshold, and returns the denial to
+   * send (429 instead of 401 for a credential id already blocked).
+   */
+  failed(ex: Exchange, denial: Denial): Denial | Promise<Denial> {
+    return this.after(ex, denial);
+  }
+
+  private after(ex: Exchange, denial: Denial): Denial | Promise<Denial> {
+    if (!countsAsFailure(ex)) return denial;
     const sources: [Kind, string][] = [];
     if (this.spec.byIp) sources.push(['ip', ipKey(ex.clientIp, this.spec.ipv6PrefixBits)]);
     const credential = this.spec.byCredential ? ex.presentedKeyId : null;

@@ -44,26 +44,26 @@ function connectionOf(socket: Socket): Connection {
  * so the hot path awaits nothing), resolving to true when it may be processed.
  */
 export function enterConnection(ex: Exchange, onResponseOver: () => void): Promise<boolean> | undefined {
-  const connection = connectionOf(ex.socket);
+  const connection = connectionOf(ex.wire.socket);
   const previous = connection.last;
   connection.last = ex;
   const end = (): void => {
-    if (ex.responseClosed) return;
-    ex.responseClosed = true;
+    if (ex.wire.responseClosed) return;
+    ex.wire.responseClosed = true;
     connection.open.delete(ex);
     const next = connection.waiting.get(ex);
     if (next !== undefined) { connection.waiting.delete(ex); next(); }
     onResponseOver();
   };
   connection.open.set(ex, end);
-  ex.res.once('close', end);
+  ex.wire.res.once('close', end);
   if (connection.open.size > MAX_PIPELINED && !connection.closing) {
     connection.closing = true;
-    ex.socket.destroy();
+    ex.wire.socket.destroy();
   }
-  if (previous === null || previous.responseClosed) return mayProceed(ex.socket, connection) ? undefined : Promise.resolve(false);
+  if (previous === null || previous.wire.responseClosed) return mayProceed(ex.wire.socket, connection) ? undefined : Promise.resolve(false);
   return new Promise((resolve) => {
-    connection.waiting.set(previous, () => resolve(mayProceed(ex.socket, connection)));
+    connection.waiting.set(previous, () => resolve(mayProceed(ex.wire.socket, connection)));
   });
 }
 

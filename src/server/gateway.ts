@@ -5,6 +5,8 @@ import { resolve } from 'node:path';
 import { once } from 'node:events';
 import { AuditLog, type AuditRecord, type AuditState } from '../audit/audit-log.js';
 import { auditTarget } from '../audit/audit-target.js';
+import { auditRecord, connectionFacts, exchangeFacts } from '../audit/record-builder.js';
+import { requestPath, type RequestPath } from '../pipeline/request-path.js';
 import { compileConfig, type CompiledConfig, type Limits } from '../config/compile.js';
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
@@ -46,6 +48,7 @@ export class Gateway implements HandlerHost {
   draining = false;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  private readonly clock: Clock;
   /** Every long-lived resource (key sets, stores, upstream pools), started and retired in one order. */
   private readonly resources: ResourceSet;
   private readonly audit: AuditLog;
@@ -61,10 +64,11 @@ export class Gateway implements HandlerHost {
     config: CompiledConfig, private readonly options: GatewayOptions, private readonly registries: Registries, resources: ResourceSet, logger: Logger,
   ) {
     this.logger = logger;
+    this.clock = options.clock ?? systemClock;
     this.metrics = resources.metrics;
     this.resources = resources;
     // Until start() prepares the first generation, requests cannot arrive (nothing listens).
-    this.runtime = { config, generation: null as unknown as Generation };
+    this.runtime = { config, path: this.pathFor(config), generation: null as unknown as Generation };
     this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, config.audit.retryIntervalMs, this.logger);
     this.metrics.configInfo.set({ version: config.version }, 1);
     const limits = config.limits;
@@ -136,6 +140,11 @@ export class Gateway implements HandlerHost {
     return this.audit.healthy;
   }
 
+  /** The request path of a config, with this gateway's audit trail deciding whether requests may start. */
+  private pathFor(config: CompiledConfig): RequestPath {
+    return requestPath(config, () => this.audit.healthy);
+  }
+
   /** Why the audit trail is or is not taking records (readiness reports it). */
   auditState(): AuditState {
     return this.audit.state;
@@ -146,7 +155,7 @@ export class Gateway implements HandlerHost {
     const config = this.config;
     await this.audit.open();
     await this.activate(config);
-    this.runtime = { config, generation: await this.resources.prepare(config.resources) };
+    this.runtime = { config, path: this.pathFor(config), generation: await this.resources.prepare(config.resources) };
     this.server.listen(config.listen.http.port, config.listen.http.host);
     await once(this.server, 'listening');
     if (config.admin.enabled) {
@@ -198,7 +207,7 @@ export class Gateway implements HandlerHost {
     const generation = await this.resources.prepare(next.resources);
     const previous = this.runtime.generation;
     this.applyServerLimits(next.limits);
-    this.runtime = { config: next, generation };
+    this.runtime = { config: next, path: this.pathFor(next), generation };
     // Resources the new config no longer uses stop once the last request that started on the old one is done.
     void this.resources.retire(previous);
     this.metrics.configInfo.reset();
@@ -209,45 +218,20 @@ export class Gateway implements HandlerHost {
   }
 
   track(ex: Exchange): void {
-    this.active.set(ex.socket, ex);
+    this.active.set(ex.wire.socket, ex);
   }
 
   /** One audit record and the metrics for a finished exchange. */
-  finish(ex: Exchange): void {
+  finish(ex: Exchange, runtime: Runtime): void {
     this.inFlight--;
     this.metrics.inFlight.dec();
-    if (this.active.get(ex.socket) === ex) this.active.delete(ex.socket);
-    const res = ex.res;
-    if (!res.writableFinished && ex.decision === 'allow') { ex.decision = 'abort'; ex.reason ||= 'client closed the connection'; }
-    // 499 (client closed request) is the audit status of a response that never started.
-    const status = res.headersSent ? res.statusCode : ex.denial !== null ? DENIALS[ex.denial.code].status : 499;
-    const latencyMs = Math.round((performance.now() - ex.startedAt) * 1000) / 1000;
-    const routeName = ex.route?.name ?? null;
-    const record: AuditRecord = {
-      time: new Date().toISOString(),
-      requestId: ex.requestId,
-      method: ex.req.method ?? '',
-      path: ex.target?.path ?? auditTarget(ex.req.url),
-      route: routeName,
-      status,
-      latencyMs,
-      decision: ex.decision,
-      reason: ex.denial?.code ?? (ex.decision === 'allow' ? null : ex.decision === 'abort' ? (ex.discarded ? 'pipeline_discarded' : 'client_aborted') : 'upstream_aborted'),
-      detail: ex.reason === '' ? null : ex.reason,
-      identity: ex.identity === null ? null : { subject: ex.identity.subject, authMethod: ex.identity.method, keyId: ex.identity.keyId },
-      tenant: ex.identity?.tenant ?? null,
-      clientIp: ex.clientIp,
-      userAgent: ex.req.headers['user-agent'] ?? null,
-      upstream: ex.route?.upstream.name ?? null,
-      upstreamStatus: ex.upstreamStatus,
-      bytesIn: ex.bytesIn,
-      bytesOut: ex.socket.bytesWritten - ex.bytesOutBase,
-      configVersion: ex.config.version,
-      limit: ex.limitName,
-    };
-    this.writeAudit(record);
+    if (this.active.get(ex.wire.socket) === ex) this.active.delete(ex.wire.socket);
+    const facts = exchangeFacts(ex, runtime.config.version);
+    this.writeAudit(auditRecord(facts, this.clock.now()));
     const m = this.metrics;
-    m.request(routeName ?? '', status, ex.decision, latencyMs / 1000);
+    const latencySeconds = (facts.latencyMs ?? 0) / 1000;
+    m.request(facts.route ?? '', facts.status, ex.decision, latencySeconds);
+    m.stageDecided(ex.stage ?? '', ex.decision);
     if (ex.denial !== null) m.denials.inc({ reason: ex.denial.code });
     if (ex.upstreamLatencyMs !== null && ex.route !== null) m.upstream(ex.route.upstream.name, ex.upstreamLatencyMs / 1000);
     if (this.inFlight === 0 && this.idle !== null) this.idle();
@@ -259,13 +243,12 @@ export class Gateway implements HandlerHost {
    */
   auditAdmin(req: IncomingMessage | null, socket: Socket, requestId: string, outcome: AdminOutcome, authenticated: boolean, latencyMs: number): void {
     const decision = outcome.code === null ? 'allow' : DENIALS[outcome.code].status >= 500 ? 'error' : 'deny';
-    this.writeAudit({
-      time: new Date().toISOString(), requestId, method: req?.method ?? '', path: auditTarget(req?.url), route: 'admin',
-      status: outcome.status, latencyMs: Math.round(latencyMs * 1000) / 1000, decision, reason: outcome.code, detail: outcome.detail,
-      identity: authenticated ? { subject: 'admin', authMethod: 'adminToken', keyId: null } : null, tenant: null,
-      clientIp: normaliseIp(socket.remoteAddress ?? ''), userAgent: req?.headers['user-agent'] ?? null, upstream: null, upstreamStatus: null,
-      bytesIn: 0, bytesOut: 0, configVersion: this.config.version,
-    });
+    this.writeAudit(auditRecord({
+      requestId, method: req?.method ?? '', path: auditTarget(req?.url), route: 'admin', stage: 'admin',
+      status: outcome.status, latencyMs, decision, reason: outcome.code, detail: outcome.detail,
+      identity: authenticated ? { subject: 'admin', authMethod: 'adminToken', keyId: null } : null,
+      clientIp: normaliseIp(socket.remoteAddress ?? ''), userAgent: req?.headers['user-agent'] ?? null, configVersion: this.config.version,
+    }, this.clock.now()));
     if (decision === 'allow' && req?.method === 'POST') this.logger.info({ requestId, keyId: outcome.keyId, detail: outcome.detail }, 'admin operation');
   }
 
@@ -286,7 +269,7 @@ export class Gateway implements HandlerHost {
       const current = this.active.get(socket);
       if (current !== undefined && current.denial === null && current.decision === 'allow') {
         current.decision = 'abort';
-        current.reason = 'client closed the connection mid-request';
+        current.detail = 'client closed the connection mid-request';
       }
       socket.destroy();
       return;
@@ -302,7 +285,7 @@ export class Gateway implements HandlerHost {
     if (current !== undefined && !current.req.complete) {
       // The error is inside the request being handled (its body): that exchange is the one denied,
       // with its own request id and a single audit record.
-      if (current.res.headersSent) { current.decision = 'error'; current.reason = denial.reason; current.denial = denial; socket.destroy(); return; }
+      if (current.wire.res.headersSent) { current.decision = 'error'; current.detail = denial.reason; current.denial = denial; socket.destroy(); return; }
       reply(current, denial);
       return;
     }
@@ -310,7 +293,7 @@ export class Gateway implements HandlerHost {
       // A later pipelined request is malformed: let the response in progress finish first, so the
       // client never reads the 400 as the answer to the earlier request.
       const rejectAfter = (): void => this.rejectSocket(socket, denial, null);
-      current.res.once('close', rejectAfter);
+      current.wire.res.once('close', rejectAfter);
       return;
     }
     this.rejectSocket(socket, denial, null);
@@ -320,13 +303,10 @@ export class Gateway implements HandlerHost {
   private discard(socket: Socket): void {
     const current = this.active.get(socket);
     // The response to the message before these bytes goes out first.
-    if (current !== undefined && !current.responseClosed) { current.res.once('close', () => this.discard(socket)); return; }
+    if (current !== undefined && !current.wire.responseClosed) { current.wire.res.once('close', () => this.discard(socket)); return; }
     socket.destroySoon();
-    this.writeAudit({
-      time: new Date().toISOString(), requestId: randomUUID(), method: '', path: '', route: null, status: 499, latencyMs: 0, decision: 'abort',
-      reason: 'pipeline_discarded', detail: 'bytes after a message that closed the connection were not processed', identity: null, tenant: null,
-      clientIp: normaliseIp(socket.remoteAddress ?? ''), userAgent: null, upstream: null, upstreamStatus: null, bytesIn: 0, bytesOut: 0, configVersion: this.config.version,
-    });
+    const outcome = { status: 499, decision: 'abort', reason: 'pipeline_discarded', detail: 'bytes after a message that closed the connection were not processed' } as const;
+    this.writeAudit(auditRecord(connectionFacts(socket, null, randomUUID(), outcome, this.config.version), this.clock.now()));
   }
 
   private rejectSocket(socket: Socket, denial: Denial, req: IncomingMessage | null): void {
@@ -338,14 +318,10 @@ export class Gateway implements HandlerHost {
         `content-length: ${Buffer.byteLength(body)}\r\n${this.config.requestIdHeader}: ${requestId}\r\nconnection: close\r\n\r\n${body}`);
     }
     socket.destroySoon();
-    const config = this.config;
-    this.writeAudit({
-      time: new Date().toISOString(), requestId, method: req?.method ?? '', path: auditTarget(req?.url),
-      route: null, status, latencyMs: 0, decision: 'deny', reason: denial.code, detail: denial.reason, identity: null, tenant: null,
-      clientIp: normaliseIp(socket.remoteAddress ?? ''), userAgent: req?.headers['user-agent'] ?? null, upstream: null, upstreamStatus: null,
-      bytesIn: 0, bytesOut: 0, configVersion: config.version,
-    });
+    const outcome = { status, decision: 'deny', reason: denial.code, detail: denial.reason } as const;
+    this.writeAudit(auditRecord(connectionFacts(socket, req, requestId, outcome, this.config.version), this.clock.now()));
     this.metrics.requests.inc({ route: '', status: String(status), decision: 'deny' });
+    this.metrics.stageDecided('listener', 'deny');
     this.metrics.denials.inc({ reason: denial.code });
   }
 

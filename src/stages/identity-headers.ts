@@ -46,18 +46,9 @@ export function identityHeaders(names: IdentityHeaderNames, stripCredentials: Re
         rendered.set(identity, values);
       }
       if (values === null) return deny('internal_error', `${identity.authenticator} produced a subject or tenant that cannot be sent as a header`);
-      let headers = ex.forwardHeaders;
-      const strip = forwardAuthorization && identity.method !== 'jwt' ? stripUnverified : stripCredentials;
-      if (strip.size > 0) {
-        const kept: string[] = [];
-        for (let i = 0; i < headers.length; i += 2) {
-          const name = headers[i] as string;
-          if (!strip.has(name.toLowerCase())) kept.push(name, headers[i + 1] as string);
-        }
-        headers = kept;
-        ex.forwardHeaders = kept;
-      }
-      for (const value of values) headers.push(value);
+      // The credential headers go unless the route forwards Authorization, and then only a bearer
+      // token that authenticated the request; the upstream request is assembled from this.
+      ex.asserted = { headers: values, strip: forwardAuthorization && identity.method !== 'jwt' ? stripUnverified : stripCredentials };
       return undefined;
     },
   };

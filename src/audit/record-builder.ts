@@ -1,0 +1,119 @@
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { normaliseIp } from '../lib/ip.js';
+import { DENIALS } from '../pipeline/denials.js';
+import type { Decision, Exchange } from '../pipeline/exchange.js';
+import type { AuditRecord } from './audit-record.js';
+import { auditTarget } from './audit-target.js';
+
+/**
+ * What is known about one request or operation when its record is written. Everything but the
+ * outcome is optional: a field that is not known (or does not apply) is null in the record.
+ */
+export interface AuditFacts {
+  readonly requestId: string;
+  readonly method?: string;
+  readonly path: string;
+  readonly route?: string | null;
+  /** The stage that decided: a pipeline stage, `listener` for socket-level rejections, `admin`. */
+  readonly stage: string | null;
+  readonly status: number;
+  readonly latencyMs?: number;
+  readonly decision: Decision;
+  /** A code from a catalogue (or an abort reason), null when allowed. */
+  readonly reason: string | null;
+  readonly detail?: string | null;
+  readonly identity?: AuditRecord['identity'];
+  readonly tenant?: string | null;
+  readonly clientIp: string;
+  readonly userAgent?: string | null;
+  readonly upstream?: string | null;
+  readonly upstreamStatus?: number | null;
+  readonly bytesIn?: number;
+  readonly bytesOut?: number;
+  readonly configVersion: string;
+  /** Present only for requests that went through limits. */
+  readonly limit?: string | null;
+}
+
+/** The one builder of audit records: every outcome, admin operations and socket-level rejections. */
+export function auditRecord(facts: AuditFacts, now: number): AuditRecord {
+  const record: AuditRecord = {
+    time: new Date(now).toISOString(),
+    requestId: facts.requestId,
+    method: facts.method ?? '',
+    path: facts.path,
+    route: facts.route ?? null,
+    stage: facts.stage,
+    status: facts.status,
+    latencyMs: Math.round((facts.latencyMs ?? 0) * 1000) / 1000,
+    decision: facts.decision,
+    reason: facts.reason,
+    detail: facts.detail === undefined || facts.detail === '' ? null : facts.detail,
+    identity: facts.identity ?? null,
+    tenant: facts.tenant ?? null,
+    clientIp: facts.clientIp,
+    userAgent: facts.userAgent ?? null,
+    upstream: facts.upstream ?? null,
+    upstreamStatus: facts.upstreamStatus ?? null,
+    bytesIn: facts.bytesIn ?? 0,
+    bytesOut: facts.bytesOut ?? 0,
+    configVersion: facts.configVersion,
+  };
+  return facts.limit === undefined ? record : { ...record, limit: facts.limit };
+}
+
+/**
+ * The facts of a finished exchange. A response that never started is 499 (client closed request)
+ * unless a denial decided its status; an allowed exchange whose response did not finish was
+ * abandoned by the client.
+ */
+export function exchangeFacts(ex: Exchange, configVersion: string): AuditFacts {
+  const res = ex.wire.res;
+  if (!res.writableFinished && ex.decision === 'allow') { ex.decision = 'abort'; ex.detail ||= 'client closed the connection'; }
+  const status = res.headersSent ? res.statusCode : ex.denial !== null ? DENIALS[ex.denial.code].status : ex.response?.status ?? 499;
+  const reason = ex.denial?.code ?? ex.response?.code
+    ?? (ex.decision === 'allow' ? null : ex.decision === 'abort' ? (ex.discarded ? 'pipeline_discarded' : 'client_aborted') : 'upstream_aborted');
+  const identity = ex.identity;
+  return {
+    requestId: ex.requestId,
+    method: ex.req.method ?? '',
+    path: ex.target?.path ?? auditTarget(ex.req.url),
+    route: ex.route?.name ?? null,
+    stage: ex.stage,
+    status,
+    latencyMs: performance.now() - ex.startedAt,
+    decision: ex.decision,
+    reason,
+    detail: ex.detail,
+    identity: identity === null ? null : { subject: identity.subject, authMethod: identity.method, keyId: identity.keyId },
+    tenant: identity?.tenant ?? null,
+    clientIp: ex.clientIp,
+    userAgent: ex.req.headers['user-agent'] ?? null,
+    upstream: ex.route?.upstream.name ?? null,
+    upstreamStatus: ex.upstreamStatus,
+    bytesIn: ex.bytesIn,
+    bytesOut: ex.wire.socket.bytesWritten - ex.wire.bytesOutBase,
+    configVersion,
+    limit: ex.limitName,
+  };
+}
+
+/** The facts of a connection the listener refused or closed before any exchange began. */
+export function connectionFacts(
+  socket: Socket, req: IncomingMessage | null, requestId: string, outcome: { status: number; decision: Decision; reason: string; detail: string }, configVersion: string,
+): AuditFacts {
+  return {
+    requestId,
+    method: req?.method ?? '',
+    path: auditTarget(req?.url),
+    stage: 'listener',
+    status: outcome.status,
+    decision: outcome.decision,
+    reason: outcome.reason,
+    detail: outcome.detail,
+    clientIp: normaliseIp(socket.remoteAddress ?? ''),
+    userAgent: req?.headers['user-agent'] ?? null,
+    configVersion,
+  };
+}

@@ -1,0 +1,108 @@
+import type { TargetOptions } from '../http/target.js';
+import type { HeaderMode } from '../ratelimit/headers.js';
+import type { Router } from '../routing/router.js';
+import { auditReady, expect, forwardedFor, framing, headerAmbiguity, headerCount, host, methodOverride, route, target, upgrade } from '../stages/edge.js';
+import { connectionClose, rateLimitHeaders, requestIdHeader, securityHeaders } from '../stages/response-headers.js';
+import type { Exchange, ResponseStage, Route, Stage, StageResult } from './exchange.js';
+
+/**
+ * The request path, in order: this file is the one place that says which step comes when.
+ *
+ * 1. Before any stage, the header pass (http/headers.ts) has removed every header a client may not
+ *    assert and fixed the request id and client address (server/handle-request.ts).
+ * 2. Edge stages, for every request, end with routing.
+ * 3. The matched route's stages (`routeStages`), features the route does not configure absent,
+ *    forwarding last.
+ * 4. Response stages, on every response the exchange sends: a denial, a stage's own response, or
+ *    the upstream's.
+ *
+ * Any stage may end the request with a denial or a response of its own; nothing is forwarded after
+ * that. `explain` runs these same lists.
+ */
+
+/** What the edge and response stages are built from: the compiled config provides it. */
+export interface RequestPathSettings {
+  readonly target: TargetOptions;
+  readonly limits: { readonly maxHeaderCount: number };
+  readonly router: Router<Route>;
+  readonly requestIdHeader: string;
+  readonly rateLimiting: { readonly headers: HeaderMode };
+}
+
+export interface RequestPath {
+  readonly edge: readonly Stage[];
+  readonly response: readonly ResponseStage[];
+}
+
+/** The edge and response stages of one config; `auditHealthy` is the running gateway's (always true in `explain`). */
+export function requestPath(settings: RequestPathSettings, auditHealthy: () => boolean): RequestPath {
+  return Object.freeze({
+    edge: Object.freeze([
+      forwardedFor,
+      auditReady(auditHealthy),
+      target(settings.target),
+      headerCount(settings.limits.maxHeaderCount),
+      host,
+      framing,
+      upgrade,
+      expect,
+      headerAmbiguity,
+      route(settings.router),
+      methodOverride,
+    ]),
+    response: Object.freeze([
+      requestIdHeader(settings.requestIdHeader),
+      rateLimitHeaders(settings.rateLimiting.headers),
+      connectionClose,
+      securityHeaders,
+    ]),
+  });
+}
+
+/** The stages a route configures; compile builds each, absent when the route does not use it. */
+export interface RouteParts {
+  /** Declared body size, media type, bodies on methods without body semantics. */
+  readonly requestLimits: Stage;
+  /** Limits that count by address, route or header: before authentication, so they also slow credential guessing. */
+  readonly limitsByAddress: Stage | null;
+  /** Refuses an address the brute-force guard has blocked, before its credential is looked at. */
+  readonly bruteForceGate: Stage | null;
+  readonly authenticate: Stage | null;
+  /** Limits and quotas that count by identity (subject, key, tenant, claim, tier). */
+  readonly limitsByIdentity: Stage | null;
+  readonly authorize: Stage | null;
+  /** Asserts the verified identity upstream and drops the credential headers. */
+  readonly identityHeaders: Stage | null;
+  /** Sends the request upstream and relays the response. */
+  readonly forward: Stage;
+}
+
+export function routeStages(parts: RouteParts): readonly Stage[] {
+  const order = [
+    parts.requestLimits,
+    parts.limitsByAddress,
+    parts.bruteForceGate,
+    parts.authenticate,
+    parts.limitsByIdentity,
+    parts.authorize,
+    parts.identityHeaders,
+    parts.forward,
+  ];
+  return Object.freeze(order.filter((s): s is Stage => s !== null));
+}
+
+/**
+ * Runs stages in order from `start` until one returns a verdict or the list ends. Synchronous
+ * stages run without a promise; the first asynchronous one continues the rest asynchronously.
+ * `ex.stage` names the stage running, so after a verdict (or a throw) it names the one that decided.
+ */
+export function runStages(stages: readonly Stage[], ex: Exchange, start = 0): StageResult | Promise<StageResult> {
+  for (let i = start; i < stages.length; i++) {
+    const stage = stages[i] as Stage;
+    ex.stage = stage.name;
+    const result = stage.run(ex);
+    if (result instanceof Promise) return result.then((r) => (r === undefined ? runStages(stages, ex, i + 1) : r));
+    if (result !== undefined) return result;
+  }
+  return undefined;
+}

@@ -1,0 +1,71 @@
+import { hasParam, withoutParams } from '../http/query.js';
+import type { Exchange, Route } from '../pipeline/exchange.js';
+
+/** What the assembly needs from the config. */
+export interface UpstreamRequestSettings {
+  readonly requestIdHeader: string;
+  /** Query parameters that carry credentials: removed on every route. */
+  readonly credentialQueryParams: ReadonlySet<string>;
+  /** The credential parameters and `_method`: removed on routes without allowMethodOverride. */
+  readonly removedQueryParams: ReadonlySet<string>;
+}
+
+/** The request line target and headers the upstream receives. */
+export interface UpstreamRequest {
+  /** Path and query. */
+  readonly path: string;
+  /** Flat `[name, value, …]`. */
+  readonly headers: string[];
+}
+
+/**
+ * The one place the upstream request is assembled, from the exchange's facts: the client's
+ * surviving headers (the header pass removed what a client may not assert), minus the credential
+ * headers the identity stage dropped, plus what the gateway asserts — forwarding facts, the host
+ * the request was routed on, an allowed method override, the request id and the identity — and
+ * the canonical path with the route's rewrite and without credential query parameters.
+ */
+export function upstreamRequest(ex: Exchange, settings: UpstreamRequestSettings): UpstreamRequest {
+  const inbound = ex.inbound as NonNullable<Exchange['inbound']>;
+  const route = ex.route as Route;
+  const target = ex.target as NonNullable<Exchange['target']>;
+  const asserted = ex.asserted;
+  let headers = inbound.forward;
+  if (asserted !== null && asserted.strip.size > 0) {
+    const kept: string[] = [];
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i] as string;
+      if (!asserted.strip.has(name.toLowerCase())) kept.push(name, headers[i + 1] as string);
+    }
+    headers = kept;
+  }
+  const xff = ex.peerTrusted && inbound.xForwardedFor !== null ? `${inbound.xForwardedFor}, ${ex.peer}` : ex.peer;
+  const sentProto = inbound.xForwardedProto?.trim().toLowerCase();
+  const proto = ex.peerTrusted && (sentProto === 'http' || sentProto === 'https') ? sentProto : 'http';
+  // The host the request was routed on: a proxy's X-Forwarded-Host (often the client's own, passed
+  // through) would let the upstream build URLs for another host than the one policy was chosen for.
+  const routedHost = inbound.host ?? '';
+  headers.push('x-forwarded-for', xff, 'x-forwarded-proto', proto, 'x-forwarded-host', routedHost);
+  if (route.upstream.preserveHost) headers.push('host', routedHost);
+  const override = inbound.methodOverride;
+  if (override !== null && route.allowMethodOverride) headers.push(override.name, override.value.trim());
+  headers.push(settings.requestIdHeader, ex.requestId);
+  if (asserted !== null) for (const value of asserted.headers) headers.push(value);
+
+  // Credentials never travel on in the query; neither does a method override the route does not allow.
+  const removed = route.allowMethodOverride ? settings.credentialQueryParams : settings.removedQueryParams;
+  let query = ex.forwardQuery ?? target.query;
+  if (target.query !== '' && hasParam(target.query, removed)) query = withoutParams(query, removed);
+  return { path: upstreamPath(target.path, route) + query, headers };
+}
+
+/** The path sent upstream: the canonical path, with the route's prefix rewrite applied. */
+export function upstreamPath(path: string, route: Route): string {
+  let out = path;
+  if (route.stripPrefix !== null && (out === route.stripPrefix || out.startsWith(route.stripPrefix + '/'))) {
+    out = out.slice(route.stripPrefix.length);
+    if (out === '') out = '/';
+  }
+  if (route.addPrefix !== null) out = out === '/' ? route.addPrefix + '/' : route.addPrefix + out;
+  return out;
+}

@@ -1,9 +1,9 @@
 import { deny, type Denial } from '../pipeline/denials.js';
-import type { Exchange } from '../pipeline/exchange.js';
-import type { Stage } from '../pipeline/stage.js';
+import type { Exchange, Explained, Stage } from '../pipeline/exchange.js';
 import type { Authenticator, AuthOutcome } from './authenticator.js';
 
-type StageResult = Denial | undefined | Promise<Denial | undefined>;
+type Result = Denial | undefined;
+type StageResult = Result | Promise<Result>;
 
 /**
  * Runs a route's authenticators in order. The first whose credential is present decides: it
@@ -13,6 +13,11 @@ type StageResult = Denial | undefined | Promise<Denial | undefined>;
 /** Told of every refused credential (the brute-force guard); may turn the denial into a stricter one. */
 export interface FailureCounter {
   failed(ex: Exchange, denial: Denial): Denial | Promise<Denial>;
+}
+
+function settleExplained(result: StageResult): Explained | Promise<Explained> {
+  const note = (r: Result): Explained => ({ result: r, note: r === undefined ? 'credential verified' : 'credential refused' });
+  return result instanceof Promise ? result.then(note) : note(result);
 }
 
 export function authenticateStage(authenticators: readonly Authenticator[], failures: FailureCounter | null = null): Stage {
@@ -36,5 +41,12 @@ export function authenticateStage(authenticators: readonly Authenticator[], fail
     }
     return missing;
   };
-  return { name: 'authenticate', run: (ex) => from(ex, 0) };
+  return {
+    name: 'authenticate',
+    run: (ex) => from(ex, 0),
+    // `explain --identity` sets the identity beforehand: the authenticators are not consulted.
+    explain: (ex) => (ex.identity !== null
+      ? { result: undefined, note: `identity given (${ex.identity.subject}); ${authenticators.map((a) => a.name).join(', ')} not consulted` }
+      : settleExplained(from(ex, 0))),
+  };
 }

@@ -9,12 +9,15 @@ import { Gateway } from '../server/gateway.js';
 import { runDemo } from '../demo/demo.js';
 import { serve } from './serve.js';
 import { KEYS_USAGE, keysCommand } from './keys.js';
+import { explainCommand } from './explain.js';
 
 const USAGE = `portcullis — a security gateway for HTTP APIs
 
 Usage:
   portcullis start -c gateway.yaml     run the gateway
   portcullis check -c gateway.yaml     validate a config; every error with file:line and option
+  portcullis explain -c gateway.yaml GET /path [--header 'N: V'] [--identity JSON] [--from IP] [--json]
+                                       how the gateway would handle one request, stage by stage
   portcullis keys create|list|show|revoke|rotate …   manage API keys (portcullis keys help)
   portcullis demo                      the gateway on :8080 with the quickstart config and an echo upstream
   portcullis schema                    print the JSON Schema of gateway.yaml
@@ -62,6 +65,7 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'start': return start(rest);
     case 'check': return check(rest);
+    case 'explain': try { return await explainCommand(rest); } catch (err) { return printConfigError(err); }
     case 'keys':
       if (rest[0] === undefined || rest[0] === 'help' || rest[0] === '--help') { process.stdout.write(KEYS_USAGE + '\n'); return rest[0] === undefined ? 2 : 0; }
       try { return await keysCommand(rest); } catch (err) { return printConfigError(err); }

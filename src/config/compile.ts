@@ -416,14 +416,18 @@ function findConflicts(routes: readonly CompiledRoute[], loaded: LoadedConfig): 
 }
 
 /**
- * Freezes the plain data of a compiled config: objects, arrays, maps and sets. Class instances
- * (authenticators with their caches, remote key sets) own their state and are left as they are;
- * the router is frozen shallowly.
+ * Freezes the plain data of a compiled config: objects, arrays, maps and sets. A frozen Map or Set
+ * also refuses `set`, `add`, `delete` and `clear` (Object.freeze alone does not stop them). Class
+ * instances (authenticators with their caches, resources) own their state and are left as they
+ * are; the router is frozen shallowly.
  */
 function deepFreeze<T>(value: T): T {
   if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return value;
   if (value instanceof Map || value instanceof Set) {
     for (const v of value.values()) deepFreeze(v);
+    for (const method of value instanceof Map ? ['set', 'delete', 'clear'] : ['add', 'delete', 'clear']) {
+      Object.defineProperty(value, method, { value: refuseMutation, enumerable: false });
+    }
     return Object.freeze(value);
   }
   if (value instanceof Router) return Object.freeze(value);
@@ -431,4 +435,8 @@ function deepFreeze<T>(value: T): T {
   if (proto !== Object.prototype && proto !== Array.prototype && proto !== null) return value;
   for (const v of Object.values(value)) deepFreeze(v);
   return Object.freeze(value);
+}
+
+function refuseMutation(): never {
+  throw new TypeError('the compiled config is immutable');
 }

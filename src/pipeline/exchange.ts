@@ -46,6 +46,18 @@ export type StageResult = Verdict | undefined;
 export interface Stage {
   readonly name: string;
   run(exchange: Exchange): StageResult | Promise<StageResult>;
+  /**
+   * How `portcullis explain` runs this stage when `run` would use a store, the network or state
+   * shared between requests: what it would do, without doing it. Absent: `run` touches nothing
+   * outside the exchange, and explain runs it as is.
+   */
+  explain?(exchange: Exchange): Explained | Promise<Explained>;
+}
+
+/** A stage's result in `explain`, with a note on what it would have done. */
+export interface Explained {
+  readonly result: StageResult;
+  readonly note: string;
 }
 
 /**
@@ -97,6 +109,14 @@ export interface Route extends Routable {
    * not no-ops. The order is set in one place: pipeline/request-path.ts.
    */
   readonly stages: readonly Stage[];
+}
+
+/** The request line target and headers the upstream receives (assembled by proxy/upstream-request.ts). */
+export interface UpstreamRequest {
+  /** Path and query. */
+  readonly path: string;
+  /** Flat `[name, value, …]`. */
+  readonly headers: readonly string[];
 }
 
 /** What the gateway asserts upstream about the identity, and the credential headers it drops. */
@@ -174,6 +194,8 @@ export class Exchange {
   forwardQuery: string | null = null;
   /** Set by the identity-headers stage. */
   asserted: AssertedIdentity | null = null;
+  /** What the upstream receives, once assembled. */
+  sent: UpstreamRequest | null = null;
 
   // The outcome.
   decision: Decision = 'allow';

@@ -197,7 +197,15 @@ export function forward(ex: Exchange, upstream: Upstream, settings: UpstreamRequ
 
 /** The last stage of every route: forwarding to the route's upstream. */
 export function forwardStage(upstream: Upstream, settings: UpstreamRequestSettings): Stage {
-  return { name: 'forward', run: (ex) => forward(ex, upstream, settings) };
+  return {
+    name: 'forward',
+    run: (ex) => forward(ex, upstream, settings),
+    explain(ex) {
+      const request = upstreamRequest(ex, settings);
+      const spec = upstream.spec;
+      return { result: undefined, note: `would send ${ex.req.method ?? ''} ${request.path} to upstream ${spec.name} (${spec.targets.join(', ')})` };
+    },
+  };
 }
 
 /** forward() for requests with a body, or when every connection is busy. */
@@ -302,7 +310,7 @@ function dispatch(
       upstream.pool(slot).dispatch({
         path: request.path,
         method: ex.req.method as Dispatcher.HttpMethod,
-        headers: request.headers,
+        headers: request.headers as string[], // undici reads it only
         body,
       }, handler);
     } catch (err) {

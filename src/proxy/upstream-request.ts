@@ -1,5 +1,5 @@
 import { hasParam, withoutParams } from '../http/query.js';
-import type { Exchange, Route } from '../pipeline/exchange.js';
+import type { Exchange, Route, UpstreamRequest } from '../pipeline/exchange.js';
 
 /** What the assembly needs from the config. */
 export interface UpstreamRequestSettings {
@@ -10,22 +10,17 @@ export interface UpstreamRequestSettings {
   readonly removedQueryParams: ReadonlySet<string>;
 }
 
-/** The request line target and headers the upstream receives. */
-export interface UpstreamRequest {
-  /** Path and query. */
-  readonly path: string;
-  /** Flat `[name, value, …]`. */
-  readonly headers: string[];
-}
 
 /**
  * The one place the upstream request is assembled, from the exchange's facts: the client's
  * surviving headers (the header pass removed what a client may not assert), minus the credential
  * headers the identity stage dropped, plus what the gateway asserts — forwarding facts, the host
  * the request was routed on, an allowed method override, the request id and the identity — and
- * the canonical path with the route's rewrite and without credential query parameters.
+ * the canonical path with the route's rewrite and without credential query parameters. Assembled
+ * once per exchange (it takes over the header pass's list).
  */
 export function upstreamRequest(ex: Exchange, settings: UpstreamRequestSettings): UpstreamRequest {
+  if (ex.sent !== null) return ex.sent;
   const inbound = ex.inbound as NonNullable<Exchange['inbound']>;
   const route = ex.route as Route;
   const target = ex.target as NonNullable<Exchange['target']>;
@@ -56,7 +51,8 @@ export function upstreamRequest(ex: Exchange, settings: UpstreamRequestSettings)
   const removed = route.allowMethodOverride ? settings.credentialQueryParams : settings.removedQueryParams;
   let query = ex.forwardQuery ?? target.query;
   if (target.query !== '' && hasParam(target.query, removed)) query = withoutParams(query, removed);
-  return { path: upstreamPath(target.path, route) + query, headers };
+  ex.sent = { path: upstreamPath(target.path, route) + query, headers };
+  return ex.sent;
 }
 
 /** The path sent upstream: the canonical path, with the route's prefix rewrite applied. */

@@ -97,6 +97,7 @@ export class BruteForceGuard {
         if (overflow > 0) return this.refuse(ex, overflow, `address ${ex.clientIp} refused: the brute-force guard's tables are full and sources without an entry of their own are blocked together`);
         return undefined;
       },
+      explain: () => ({ result: undefined, note: `would refuse the address if blocked after ${this.spec.maxFailures} failed authentications` }),
     };
   }
 

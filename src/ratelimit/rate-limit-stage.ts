@@ -31,7 +31,11 @@ export function rateLimitStage(limiters: readonly Limiter[], name: string): Stag
     }
     return undefined;
   };
-  return { name, run: (ex) => from(ex, 0) };
+  return {
+    name,
+    run: (ex) => from(ex, 0),
+    explain: () => ({ result: undefined, note: `would count: ${limiters.map((l) => l.name).join(', ')}` }),
+  };
 }
 
 /** The fallback decision, or a 503 denial when the limiter fails closed. Errors other than an unavailable store are bugs: rethrown. */

@@ -56,6 +56,18 @@ export function compilePattern(source: string, allowSemicolon: boolean): PathPat
   return { source, segments, shape };
 }
 
+/** Whether a canonical path (as segments) matches a pattern on its own, whatever other routes exist. */
+export function matchesPattern(pattern: PathPattern, segments: readonly string[]): boolean {
+  const parts = pattern.segments;
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i] as PatternSegment;
+    if (p.kind === 'glob') return true;
+    const s = segments[i];
+    if (s === undefined || (p.kind === 'literal' ? p.value !== s : s === '')) return false;
+  }
+  return segments.length === parts.length;
+}
+
 /** Extracts `{name}` parameters from a path already matched by `pattern`. Values stay percent-encoded. */
 export function extractParams(pattern: PathPattern, segments: readonly string[]): Record<string, string> {
   const params: Record<string, string> = {};

@@ -31,7 +31,8 @@ function hostRank(host: string | null): number {
   return host === null ? 2 : host.startsWith('*.') ? 1 : 0;
 }
 
-function hostMatches(pattern: string | null, host: string): boolean {
+/** Whether a route's host (exact, `*.suffix`, or null for any) takes a request's normalised host. */
+export function hostMatches(pattern: string | null, host: string): boolean {
   if (pattern === null) return true;
   if (pattern.startsWith('*.')) return host.length > pattern.length - 1 && host.endsWith(pattern.slice(1));
   return pattern === host;

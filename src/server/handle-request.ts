@@ -33,22 +33,14 @@ export interface HandlerHost {
 const CLOSES_CONNECTION: ReadonlySet<DenialCode> = new Set(['body_too_large', 'headers_too_large', 'bad_request', 'request_timeout', 'expectation_failed']);
 
 /**
- * Entry of every request: the header pass (identity and proxy-asserted headers a client sent are
- * gone before any stage runs), the request id and client address, then the request path — edge
- * stages, the route's stages — as listed in pipeline/request-path.ts. A verdict is rendered in one
+ * Entry of every request: the exchange is opened (openExchange), then the request path runs —
+ * edge stages, the route's stages — as listed in pipeline/request-path.ts. A verdict is rendered in one
  * place (`reply`); nothing is forwarded after one.
  */
 export async function handleRequest(host: HandlerHost, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const runtime = host.runtime; // this request keeps the config it started with, whatever reloads happen
-  const config = runtime.config;
-  const peer = normaliseIp(req.socket.remoteAddress ?? '');
-  const peerTrusted = config.trustedProxies.has(peer);
-  const inbound = readInboundHeaders(req.rawHeaders, req.headers.connection, peerTrusted, config.headerPolicy);
-  const requestId = peerTrusted && inbound.requestId !== null && isAcceptableRequestId(inbound.requestId) ? inbound.requestId : randomUUID();
-  const clientIp = resolveClientIp(peer, inbound.xForwardedFor, peerTrusted, config.trustedProxies);
-  const ex = new Exchange(req, res, runtime.path.response, requestId, peer, clientIp ?? peer, peerTrusted);
-  ex.inbound = inbound;
-  ex.clientIpResolved = clientIp !== null;
+  const ex = openExchange(runtime.config, runtime.path, req, res);
+  const requestId = ex.requestId;
   // The request holds its generation's resources (stores, pools) until its record is written.
   runtime.generation.enter();
   const finish = (): void => { host.finish(ex, runtime); runtime.generation.leave(); };
@@ -82,6 +74,23 @@ export async function handleRequest(host: HandlerHost, req: IncomingMessage, res
   } finally {
     if (wire.settle()) finish();
   }
+}
+
+/**
+ * The start of every exchange, before any stage: the header pass (identity and proxy-asserted
+ * headers a client sent are gone before any stage runs), the request id (a trusted proxy's, or a
+ * new one) and the client address.
+ */
+export function openExchange(config: CompiledConfig, path: RequestPath, req: IncomingMessage, res: ServerResponse): Exchange {
+  const peer = normaliseIp(req.socket.remoteAddress ?? '');
+  const peerTrusted = config.trustedProxies.has(peer);
+  const inbound = readInboundHeaders(req.rawHeaders, req.headers.connection, peerTrusted, config.headerPolicy);
+  const requestId = peerTrusted && inbound.requestId !== null && isAcceptableRequestId(inbound.requestId) ? inbound.requestId : randomUUID();
+  const clientIp = resolveClientIp(peer, inbound.xForwardedFor, peerTrusted, config.trustedProxies);
+  const ex = new Exchange(req, res, path.response, requestId, peer, clientIp ?? peer, peerTrusted);
+  ex.inbound = inbound;
+  ex.clientIpResolved = clientIp !== null;
+  return ex;
 }
 
 /** Renders a verdict (the one place that does), marking the exchange for the audit record. */

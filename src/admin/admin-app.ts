@@ -81,7 +81,7 @@ export function createAdminApp(host: AdminHost): AdminApp {
     handle(req, res) {
       const socket = req.socket;
       // Its own handler records the request; the connection just goes when it breaks.
-      busy.set(socket, { req, res, responseClosed: false, clientClosed() { /* the handler sees the request end */ }, refuse() { socket.destroy(); } });
+      busy.set(socket, { req, res, get responseClosed() { return res.closed; }, clientClosed() { /* the handler sees the request end */ }, refuse() { socket.destroy(); } });
       res.once('close', () => busy.delete(socket));
       void handleAdmin(host, settings, req, res);
     },

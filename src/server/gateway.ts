@@ -66,8 +66,8 @@ export class Gateway implements HandlerHost, AdminHost {
   /** The proxy listener. */
   private readonly http: Listener;
   /** The admin API's listener, once started with the admin API on. */
-  private admin: Listener | null = null;
-  /** Every listener, proxy listeners first: started, drained and closed together. */
+  private readonly admin: Listener | null = null;
+  /** Every listener, proxy listeners first, the admin listener last: started, drained and closed together. */
   private readonly listeners: Listener[] = [];
   private inFlight = 0;
   /** The exchange in progress on each client connection, so connection-level errors can be attributed. */
@@ -88,6 +88,17 @@ export class Gateway implements HandlerHost, AdminHost {
     const http = config.listen.http;
     this.http = new Listener({ name: 'http', port: http.port, host: http.host, limits: proxyListenerLimits(config.limits), handlerAnswersExpect: true }, this.proxyHost());
     this.listeners.push(this.http);
+    if (config.admin.enabled) {
+      // The admin API's settings are read here, once: they change on restart only.
+      const app = createAdminApp(this);
+      this.admin = new Listener({ name: 'admin', port: config.admin.port, host: config.admin.host, limits: ADMIN_LISTENER_LIMITS, handlerAnswersExpect: false }, {
+        handle: (req, res) => app.handle(req, res),
+        inProgress: (socket) => app.inProgress(socket),
+        recordRejection: (rejection) => this.recordRejection(rejection),
+        requestIdHeader: () => this.config.requestIdHeader,
+      });
+      this.listeners.push(this.admin);
+    }
   }
 
   /** What the proxy listeners serve: the request pipeline, with this gateway's exchanges and records. */
@@ -109,7 +120,7 @@ export class Gateway implements HandlerHost, AdminHost {
 
   /** Limits enforced by node:http itself; all but maxHeaderBytes can change on a running server. */
   private applyServerLimits(limits: Limits): void {
-    this.http.applyLimits(proxyListenerLimits(limits));
+    for (const listener of this.listeners) if (listener !== this.admin) listener.applyLimits(proxyListenerLimits(limits));
   }
 
   /** Loads, validates and compiles a config file; throws ConfigError with every located problem. */
@@ -156,16 +167,6 @@ export class Gateway implements HandlerHost, AdminHost {
     await this.audit.open();
     await this.activate(config);
     this.runtime = { config, generation: await this.resources.prepare(config.resources) };
-    if (config.admin.enabled) {
-      const app = createAdminApp(this);
-      this.admin = new Listener({ name: 'admin', port: config.admin.port, host: config.admin.host, limits: ADMIN_LISTENER_LIMITS, handlerAnswersExpect: false }, {
-        handle: (req, res) => app.handle(req, res),
-        inProgress: (socket) => app.inProgress(socket),
-        recordRejection: (rejection) => this.recordRejection(rejection),
-        requestIdHeader: () => this.config.requestIdHeader,
-      });
-      this.listeners.push(this.admin);
-    }
     for (const listener of this.listeners) await listener.listen();
     const addresses = this.addresses();
     this.logger.info({ http: addresses.http.port, admin: addresses.admin?.port ?? null, version: config.version, routes: config.routes.length }, 'gateway listening');

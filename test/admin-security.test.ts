@@ -3,7 +3,6 @@
 // admin request answered precisely and audited exactly once.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as delay } from 'node:timers/promises';
 import type { AuditRecord } from '../src/audit/audit-log.js';
 import { ADMIN_TOKEN, ADMIN_TOKEN_HASH, admin, call } from './harness/api-keys.js';
 import { assertProblem } from './harness/assertions.js';
@@ -31,7 +30,11 @@ function raw(gw: TestGateway, requestLine: string, headers: string[], body = '')
 /** Exactly one audit record for the request id of a problem response; returns it. */
 async function oneRecord(gw: TestGateway, requestId: string): Promise<AuditRecord> {
   const records = await gw.auditFor(requestId);
-  await delay(50); // a second record for the same request would land in this window
+  // Records are written in order: once a request sent after this one has its record, no second
+  // record for this one is still pending.
+  const marker = await raw(gw, 'GET /admin/audit-order-marker HTTP/1.1', ['Host: 127.0.0.1']);
+  assert.equal(marker.status, 404);
+  await gw.auditFor(marker.headers['x-request-id'] ?? '');
   const all = (await gw.audit()).filter((r) => r.requestId === requestId);
   assert.equal(records.length, 1);
   assert.equal(all.length, 1, `exactly one record for ${requestId}: ${JSON.stringify(all)}`);

@@ -2,22 +2,20 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { ADMIN_ERRORS } from '../src/admin/admin-errors.js';
 import { DENIALS } from '../src/pipeline/denials.js';
+import type { ProblemEntry } from '../src/pipeline/problem.js';
 import { jsonSchema } from '../src/config/schema.js';
 
 const read = (path: string): string => readFileSync(fileURLToPath(new URL(`../../${path}`, import.meta.url)), 'utf8');
 
 describe('docs stay in sync with the code', () => {
   it('docs/errors.md lists exactly the codes of the denial catalogue, with their statuses and titles', () => {
-    const rows = new Map<string, { status: number; title: string }>();
-    for (const line of read('docs/errors.md').split('\n')) {
-      const m = /^\| `([a-z_]+)` \| (\d{3}) \| ([^|]+) \|/.exec(line);
-      if (m?.[1] !== undefined) rows.set(m[1], { status: Number(m[2]), title: (m[3] ?? '').trim() });
-    }
-    assert.deepEqual([...rows.keys()].sort(), Object.keys(DENIALS).sort());
-    for (const [code, entry] of Object.entries(DENIALS)) {
-      assert.deepEqual(rows.get(code), { status: entry.status, title: entry.title }, code);
-    }
+    assertTableMatches(errorTables().get('') ?? new Map(), DENIALS);
+  });
+
+  it('docs/errors.md lists exactly the codes of the admin API catalogue in its own section, with their statuses and titles', () => {
+    assertTableMatches(errorTables().get('Admin API errors') ?? new Map(), ADMIN_ERRORS);
   });
 
   it('docs/configuration.md documents every option of the schema', () => {
@@ -32,6 +30,30 @@ describe('docs stay in sync with the code', () => {
     assert.ok(readme.includes('npm test'));
   });
 });
+
+type Row = { status: number; title: string };
+
+/** The code rows of docs/errors.md, by the `## ` section they are in ('' before the first). */
+function errorTables(): Map<string, Map<string, Row>> {
+  const sections = new Map<string, Map<string, Row>>();
+  let section = '';
+  for (const line of read('docs/errors.md').split('\n')) {
+    if (line.startsWith('## ')) section = line.slice(3).trim();
+    const m = /^\| `([a-z_]+)` \| (\d{3}) \| ([^|]+) \|/.exec(line);
+    if (m?.[1] === undefined) continue;
+    const rows = sections.get(section) ?? new Map<string, Row>();
+    rows.set(m[1], { status: Number(m[2]), title: (m[3] ?? '').trim() });
+    sections.set(section, rows);
+  }
+  return sections;
+}
+
+function assertTableMatches(rows: ReadonlyMap<string, Row>, catalogue: Readonly<Record<string, ProblemEntry>>): void {
+  assert.deepEqual([...rows.keys()].sort(), Object.keys(catalogue).sort());
+  for (const [code, entry] of Object.entries(catalogue)) {
+    assert.deepEqual(rows.get(code), { status: entry.status, title: entry.title }, code);
+  }
+}
 
 interface SchemaNode {
   properties?: Record<string, SchemaNode>;

@@ -1,6 +1,7 @@
 /**
  * The catalogue of reason codes. Every request the gateway ends itself ends with one of these;
  * `DenialCode` is derived from this table, and `docs/errors.md` is checked against it by a test.
+ * The admin API keeps its own codes beside these (`src/admin/admin-errors.ts`).
  *
  * `title` and `detail` are public text sent to the client. The precise reason (which header, which
  * byte) goes to the audit record and logs only, never to the client (Envoy's `sendLocalReply` split).
@@ -9,24 +10,18 @@ export const DENIALS = {
   bad_request: { status: 400, title: 'Bad Request', detail: 'The request could not be parsed.' },
   invalid_target: { status: 400, title: 'Bad Request', detail: 'The request target is not in origin form or contains forbidden characters.' },
   ambiguous_path: { status: 400, title: 'Bad Request', detail: 'The request path is ambiguous and was rejected.' },
-  invalid_admin_request: { status: 400, title: 'Bad Request', detail: 'The admin request is invalid; see errors.' },
   invalid_header: { status: 400, title: 'Bad Request', detail: 'A request header is malformed.' },
   ambiguous_header: { status: 400, title: 'Bad Request', detail: 'A header the gateway decides on is repeated or ambiguous.' },
   body_not_allowed: { status: 400, title: 'Bad Request', detail: 'This method does not take a request body on this route.' },
   upgrade_refused: { status: 400, title: 'Bad Request', detail: 'Protocol upgrades are not accepted on this route.' },
   unauthenticated: { status: 401, title: 'Unauthorized', detail: 'Authentication is required.' },
   invalid_credential: { status: 401, title: 'Unauthorized', detail: 'The credential is invalid or expired.' },
-  admin_unauthorized: { status: 401, title: 'Unauthorized', detail: 'A valid admin token is required.' },
-  admin_origin_refused: { status: 403, title: 'Forbidden', detail: 'The admin API accepts requests only for its own host names and from no browser origin.' },
-  admin_disabled: { status: 403, title: 'Forbidden', detail: 'This admin operation needs an admin token: set admin.tokenHash.' },
   insufficient_role: { status: 403, title: 'Forbidden', detail: 'The caller lacks a role this route requires.' },
   insufficient_scope: { status: 403, title: 'Forbidden', detail: 'The token lacks a scope this route requires.' },
   ip_not_allowed: { status: 403, title: 'Forbidden', detail: 'The credential may not be used from this address.' },
   tenant_mismatch: { status: 403, title: 'Forbidden', detail: "The resource belongs to another tenant than the caller's." },
-  key_not_found: { status: 404, title: 'Not Found', detail: 'No API key has this id.' },
   route_not_found: { status: 404, title: 'Not Found', detail: 'No route matches this request.' },
   method_not_allowed: { status: 405, title: 'Method Not Allowed', detail: 'The route does not accept this method.' },
-  key_conflict: { status: 409, title: 'Conflict', detail: 'The key\'s state does not allow this operation.' },
   request_timeout: { status: 408, title: 'Request Timeout', detail: 'The request was not received in time.' },
   body_too_large: { status: 413, title: 'Content Too Large', detail: 'The request body exceeds the size limit.' },
   uri_too_long: { status: 414, title: 'URI Too Long', detail: 'The request target exceeds the length limit.' },

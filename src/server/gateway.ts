@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { resolve } from 'node:path';
-import { once } from 'node:events';
 import { AuditLog, type AuditRecord, type AuditState } from '../audit/audit-log.js';
 import { auditTarget } from '../audit/audit-target.js';
 import { auditRecord, connectionFacts, exchangeFacts } from '../audit/record-builder.js';
@@ -11,18 +9,21 @@ import { compileConfig, type CompiledConfig, type Limits } from '../config/compi
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
 import { normaliseIp } from '../lib/ip.js';
-import { DENIALS, deny, type Denial } from '../pipeline/denials.js';
+import { DENIALS } from '../pipeline/denials.js';
 import type { Exchange } from '../pipeline/exchange.js';
-import { problemBody } from '../pipeline/problem.js';
 import { ResourceSet, type Generation } from '../lifecycle/resources.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { newRegistries, type Registries } from '../config/compile-auth.js';
 import type { JwksReporting } from '../authn/jwt/remote-jwks.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
-import { createAdminServer } from './admin.js';
-import type { AdminOutcome } from './admin-keys.js';
+import type { ApiKeyBackend } from '../authn/api-key/backend.js';
+import { ADMIN_LISTENER_LIMITS, createAdminApp } from '../admin/admin-app.js';
+import type { AdminHost, AdminOperation, ReloadResult } from '../admin/admin-host.js';
 import { handleRequest, reply, type HandlerHost, type Runtime } from './handle-request.js';
+import { Listener, type ListenerHost, type ListenerLimits, type RequestInProgress, type SocketRejection } from './listener.js';
+
+export type { ReloadResult } from '../admin/admin-host.js';
 
 export interface GatewayOptions {
   /** Operational log destination (default stdout). */
@@ -32,18 +33,31 @@ export interface GatewayOptions {
   readonly clock?: Clock;
 }
 
-export type ReloadResult = { ok: true; version: string; changed: boolean } | { ok: false; errors: string[] };
-
+/** The bound address of each listener, by name; `admin` is null when the admin API is off. */
 export interface Addresses {
   readonly http: AddressInfo;
   readonly admin: AddressInfo | null;
+  readonly [listener: string]: AddressInfo | null;
+}
+
+/** The node:http limits of a proxy listener, from the config's `limits`. */
+function proxyListenerLimits(limits: Limits): ListenerLimits {
+  return {
+    maxHeaderBytes: limits.maxHeaderBytes,
+    headersTimeoutMs: limits.headersTimeoutMs,
+    requestTimeoutMs: limits.requestTimeoutMs,
+    keepAliveTimeoutMs: limits.keepAliveTimeoutMs,
+    maxHeaderCount: limits.maxHeaderCount,
+    maxConnections: limits.maxConnections,
+    connectionsCheckingIntervalMs: 1000,
+  };
 }
 
 /**
  * A running gateway: the proxy listener, the admin listener, the audit trail and the current
  * runtime (config + upstream pools), which reload swaps atomically.
  */
-export class Gateway implements HandlerHost {
+export class Gateway implements HandlerHost, AdminHost {
   runtime: Runtime;
   draining = false;
   readonly logger: Logger;
@@ -52,8 +66,12 @@ export class Gateway implements HandlerHost {
   /** Every long-lived resource (key sets, stores, upstream pools), started and retired in one order. */
   private readonly resources: ResourceSet;
   private readonly audit: AuditLog;
-  private readonly server: Server;
-  private admin: Server | null = null;
+  /** The proxy listener. */
+  private readonly http: Listener;
+  /** The admin API's listener, once started with the admin API on. */
+  private readonly admin: Listener | null = null;
+  /** Every listener, proxy listeners first, the admin listener last: started, drained and closed together. */
+  private readonly listeners: Listener[] = [];
   private inFlight = 0;
   /** The exchange in progress on each client connection, so connection-level errors can be attributed. */
   private readonly active = new WeakMap<Socket, Exchange>();
@@ -71,40 +89,42 @@ export class Gateway implements HandlerHost {
     this.runtime = { config, path: this.pathFor(config), generation: null as unknown as Generation };
     this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, config.audit.retryIntervalMs, this.logger);
     this.metrics.configInfo.set({ version: config.version }, 1);
-    const limits = config.limits;
-    this.server = createServer({
-      maxHeaderSize: limits.maxHeaderBytes,
-      connectionsCheckingInterval: 1000,
-      // The pipeline answers a missing Host itself, as problem+json with an audit record.
-      requireHostHeader: false,
-      insecureHTTPParser: false,
-    }, (req, res) => {
-      this.inFlight++;
-      this.metrics.inFlight.inc();
-      void handleRequest(this, req, res);
-    });
-    this.applyServerLimits(limits);
-    // Expectations go through the pipeline too: 100-continue is sent only when the request will be
-    // forwarded, and anything else is answered 417 there.
-    this.server.on('checkContinue', (req, res) => this.server.emit('request', req, res));
-    this.server.on('checkExpectation', (req, res) => this.server.emit('request', req, res));
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
-    // No 'upgrade' listener: Node then hands upgrade offers to the request handler like any request,
-    // which ignores an h2c offer and refuses every other upgrade; nothing is ever tunnelled.
-    // CONNECT would turn the gateway into an open tunnel; answered, audited, never tunnelled.
-    this.server.on('connect', (req: IncomingMessage, socket: Socket) => {
-      this.rejectSocket(socket, deny('invalid_target', 'CONNECT (authority-form target)'), req);
-    });
+    const http = config.listen.http;
+    this.http = new Listener({ name: 'http', port: http.port, host: http.host, limits: proxyListenerLimits(config.limits), handlerAnswersExpect: true }, this.proxyHost());
+    this.listeners.push(this.http);
+    if (config.admin.enabled) {
+      // The admin API's settings are read here, once: they change on restart only.
+      const app = createAdminApp(this);
+      this.admin = new Listener({ name: 'admin', port: config.admin.port, host: config.admin.host, limits: ADMIN_LISTENER_LIMITS, handlerAnswersExpect: false }, {
+        handle: (req, res) => app.handle(req, res),
+        inProgress: (socket) => app.inProgress(socket),
+        recordRejection: (rejection) => this.recordRejection(rejection),
+        requestIdHeader: () => this.config.requestIdHeader,
+      });
+      this.listeners.push(this.admin);
+    }
+  }
+
+  /** What the proxy listeners serve: the request pipeline, with this gateway's exchanges and records. */
+  private proxyHost(): ListenerHost {
+    return {
+      handle: (req, res) => {
+        this.inFlight++;
+        this.metrics.inFlight.inc();
+        void handleRequest(this, req, res);
+      },
+      inProgress: (socket) => {
+        const ex = this.active.get(socket);
+        return ex === undefined ? undefined : exchangeInProgress(ex);
+      },
+      recordRejection: (rejection) => this.recordRejection(rejection),
+      requestIdHeader: () => this.config.requestIdHeader,
+    };
   }
 
   /** Limits enforced by node:http itself; all but maxHeaderBytes can change on a running server. */
   private applyServerLimits(limits: Limits): void {
-    this.server.headersTimeout = limits.headersTimeoutMs;
-    this.server.requestTimeout = limits.requestTimeoutMs;
-    this.server.keepAliveTimeout = limits.keepAliveTimeoutMs;
-    // One more than the limit, so an excess is seen and refused (Node silently drops fields past it).
-    this.server.maxHeadersCount = limits.maxHeaderCount + 1;
-    this.server.maxConnections = limits.maxConnections;
+    for (const listener of this.listeners) if (listener !== this.admin) listener.applyLimits(proxyListenerLimits(limits));
   }
 
   /** Loads, validates and compiles a config file; throws ConfigError with every located problem. */
@@ -156,25 +176,29 @@ export class Gateway implements HandlerHost {
     await this.audit.open();
     await this.activate(config);
     this.runtime = { config, path: this.pathFor(config), generation: await this.resources.prepare(config.resources) };
-    this.server.listen(config.listen.http.port, config.listen.http.host);
-    await once(this.server, 'listening');
-    if (config.admin.enabled) {
-      this.admin = createAdminServer(this);
-      this.admin.listen(config.admin.port, config.admin.host);
-      await once(this.admin, 'listening');
-    }
+    for (const listener of this.listeners) await listener.listen();
     const addresses = this.addresses();
     this.logger.info({ http: addresses.http.port, admin: addresses.admin?.port ?? null, version: config.version, routes: config.routes.length }, 'gateway listening');
     return addresses;
   }
 
   addresses(): Addresses {
-    return { http: this.server.address() as AddressInfo, admin: (this.admin?.address() ?? null) as AddressInfo | null };
+    const bound: Record<string, AddressInfo | null> = {};
+    for (const listener of this.listeners) bound[listener.name] = listener.address();
+    return { ...bound, http: this.http.address() as AddressInfo, admin: this.admin?.address() ?? null };
   }
 
   /** Readiness: listening, audit trail writable, not draining. */
   ready(): boolean {
-    return this.server.listening && this.audit.healthy && !this.draining;
+    return this.listeners.every((l) => l.listening) && this.audit.healthy && !this.draining;
+  }
+
+  async metricsText(): Promise<{ contentType: string; text: string }> {
+    return { contentType: this.metrics.registry.contentType, text: await this.metrics.registry.metrics() };
+  }
+
+  apiKeys(): ApiKeyBackend | null {
+    return this.config.apiKeys;
   }
 
   /**
@@ -237,12 +261,9 @@ export class Gateway implements HandlerHost {
     if (this.inFlight === 0 && this.idle !== null) this.idle();
   }
 
-  /**
-   * The one audit record of an admin request (never the token, never a key's secret). `req` is
-   * null for a request the HTTP parser refused on the admin listener.
-   */
-  auditAdmin(req: IncomingMessage | null, socket: Socket, requestId: string, outcome: AdminOutcome, authenticated: boolean, latencyMs: number): void {
-    const decision = outcome.code === null ? 'allow' : DENIALS[outcome.code].status >= 500 ? 'error' : 'deny';
+  /** The one audit record of an admin request (never the token, never a key's secret). */
+  auditAdmin({ req, socket, requestId, outcome, authenticated, latencyMs }: AdminOperation): void {
+    const decision = outcome.code === null ? 'allow' : outcome.status >= 500 ? 'error' : 'deny';
     this.writeAudit(auditRecord({
       requestId, method: req?.method ?? '', path: auditTarget(req?.url), route: 'admin', stage: 'admin',
       status: outcome.status, latencyMs, decision, reason: outcome.code, detail: outcome.detail,
@@ -258,66 +279,21 @@ export class Gateway implements HandlerHost {
     if (this.audit.droppedRecords !== before) this.metrics.auditDropped.inc();
   }
 
-  /** Parser-level rejections (malformed framing, oversized headers, timeouts): answered and audited here. */
-  private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-    const code = err.code ?? '';
-    let denial: Denial;
-    if (code === 'HPE_HEADER_OVERFLOW') denial = deny('headers_too_large', 'request line and headers exceed maxHeaderBytes');
-    else if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT') denial = deny('request_timeout', code);
-    else if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'HPE_INVALID_EOF_STATE') {
-      // The peer closed, mid-request or between requests: nobody is left to answer.
-      const current = this.active.get(socket);
-      if (current !== undefined && current.denial === null && current.decision === 'allow') {
-        current.decision = 'abort';
-        current.detail = 'client closed the connection mid-request';
-      }
-      socket.destroy();
+  /** The one record of a connection-level rejection on any listener. */
+  private recordRejection(rejection: SocketRejection): void {
+    const socket = rejection.socket;
+    const route = rejection.listener === 'admin' ? 'admin' : null;
+    if (rejection.kind === 'discarded') {
+      const outcome = { status: 499, decision: 'abort', reason: 'pipeline_discarded', detail: 'bytes after a message that closed the connection were not processed' } as const;
+      this.writeAudit(auditRecord({ ...connectionFacts(socket, null, randomUUID(), outcome, this.config.version), route }, this.clock.now()));
       return;
     }
-    else if (code === 'HPE_CLOSED_CONNECTION') {
-      // Bytes after a message that closes the connection (HTTP/1.0 without keep-alive, or after
-      // `Connection: close`): nothing more is read, answered or forwarded on this connection.
-      this.discard(socket);
-      return;
-    }
-    else denial = deny('bad_request', `${code}: ${err.message}`.slice(0, 300));
-    const current = this.active.get(socket);
-    if (current !== undefined && !current.req.complete) {
-      // The error is inside the request being handled (its body): that exchange is the one denied,
-      // with its own request id and a single audit record.
-      if (current.wire.res.headersSent) { current.decision = 'error'; current.detail = denial.reason; current.denial = denial; socket.destroy(); return; }
-      reply(current, denial);
-      return;
-    }
-    if (current !== undefined) {
-      // A later pipelined request is malformed: let the response in progress finish first, so the
-      // client never reads the 400 as the answer to the earlier request.
-      const rejectAfter = (): void => this.rejectSocket(socket, denial, null);
-      current.wire.res.once('close', rejectAfter);
-      return;
-    }
-    this.rejectSocket(socket, denial, null);
-  }
-
-  /** Closes a connection whose further bytes follow a closing message, with one audit record saying so. */
-  private discard(socket: Socket): void {
-    const current = this.active.get(socket);
-    // The response to the message before these bytes goes out first.
-    if (current !== undefined && !current.wire.responseClosed) { current.wire.res.once('close', () => this.discard(socket)); return; }
-    socket.destroySoon();
-    const outcome = { status: 499, decision: 'abort', reason: 'pipeline_discarded', detail: 'bytes after a message that closed the connection were not processed' } as const;
-    this.writeAudit(auditRecord(connectionFacts(socket, null, randomUUID(), outcome, this.config.version), this.clock.now()));
-  }
-
-  private rejectSocket(socket: Socket, denial: Denial, req: IncomingMessage | null): void {
-    const requestId = randomUUID();
+    const { req, denial, requestId } = rejection;
     const status = DENIALS[denial.code].status;
-    if (socket.writable) {
-      const body = problemBody(denial, requestId);
-      socket.end(`HTTP/1.1 ${status} ${DENIALS[denial.code].title}\r\ncontent-type: application/problem+json\r\n` +
-        `content-length: ${Buffer.byteLength(body)}\r\n${this.config.requestIdHeader}: ${requestId}\r\nconnection: close\r\n\r\n${body}`);
+    if (route === 'admin') {
+      this.auditAdmin({ req, socket, requestId, outcome: { status, code: denial.code, detail: denial.reason, keyId: null }, authenticated: false, latencyMs: 0 });
+      return;
     }
-    socket.destroySoon();
     const outcome = { status, decision: 'deny', reason: denial.code, detail: denial.reason } as const;
     this.writeAudit(auditRecord(connectionFacts(socket, req, requestId, outcome, this.config.version), this.clock.now()));
     this.metrics.requests.inc({ route: '', status: String(status), decision: 'deny' });
@@ -332,8 +308,9 @@ export class Gateway implements HandlerHost {
   async stop(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
-    const closed = new Promise<void>((done) => this.server.close(() => done()));
-    this.server.closeIdleConnections();
+    // The admin listener keeps answering (readiness says draining) until the proxy listeners are done.
+    const proxies = this.listeners.filter((l) => l !== this.admin);
+    const closed = Promise.all(proxies.map((l) => l.stopAccepting()));
     if (this.inFlight > 0) {
       const drained = new Promise<void>((done) => { this.idle = done; });
       const timer = setTimeout(() => this.idle?.(), this.config.drainTimeoutMs);
@@ -341,18 +318,35 @@ export class Gateway implements HandlerHost {
       clearTimeout(timer);
       if (this.inFlight > 0) this.logger.warn({ inFlight: this.inFlight }, 'drain timeout: closing remaining connections');
     }
-    this.server.closeAllConnections();
+    for (const listener of proxies) listener.closeAllConnections();
     await closed;
     await Promise.all([...this.config.upstreamPools.values()].map((u) => u.destroy()));
     await this.resources.stopAll();
-    if (this.admin !== null) {
-      const admin = this.admin;
-      await new Promise<void>((done) => { admin.close(() => done()); admin.closeAllConnections(); });
-    }
+    await this.admin?.close();
     this.registries.keySets.stopAll();
     await this.registries.apiKeys.stopAll();
     await this.registries.limitStores.stopAll();
     await this.audit.close();
     this.logger.info('gateway stopped');
   }
+}
+
+/** A proxy exchange as the listener sees it: whom a connection error on its socket concerns. */
+function exchangeInProgress(ex: Exchange): RequestInProgress {
+  return {
+    req: ex.req,
+    res: ex.wire.res,
+    get responseClosed() { return ex.wire.responseClosed; },
+    clientClosed() {
+      if (ex.denial === null && ex.decision === 'allow') {
+        ex.decision = 'abort';
+        ex.detail = 'client closed the connection mid-request';
+      }
+    },
+    refuse(denial) {
+      ex.stage = 'listener';
+      if (ex.wire.res.headersSent) { ex.decision = 'error'; ex.detail = denial.reason; ex.denial = denial; ex.wire.socket.destroy(); return; }
+      reply(ex, denial);
+    },
+  };
 }

@@ -5,8 +5,9 @@ import { isKeyId } from '../authn/api-key/key-format.js';
 import { KeyConflictError, StoreUnavailableError } from '../authn/api-key/store.js';
 import { parseDuration } from '../lib/duration.js';
 import { parseStrictJson } from '../lib/strict-json.js';
-import { DENIALS, type DenialCode } from '../pipeline/denials.js';
-import { PROBLEM_TYPE_BASE } from '../pipeline/problem.js';
+import { writeProblem } from '../pipeline/problem.js';
+import { adminEntry, type AdminCode } from './admin-errors.js';
+import type { AdminOutcome } from './admin-host.js';
 
 /** Largest admin request body. */
 const MAX_BODY_BYTES = 65_536;
@@ -17,14 +18,6 @@ export interface RequestId {
   readonly header: string;
 }
 
-/** What one admin key operation did, for the audit trail. */
-export interface AdminOutcome {
-  readonly status: number;
-  readonly code: DenialCode | null;
-  readonly detail: string;
-  readonly keyId: string | null;
-}
-
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
@@ -32,13 +25,9 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /** A problem document with an `errors` member saying what to fix (admin callers are operators, not attackers). */
-function problem(res: ServerResponse, code: DenialCode, errors: readonly string[], id: RequestId, headers: Record<string, string> = {}): AdminOutcome {
-  const entry = DENIALS[code];
-  const text = JSON.stringify({ type: PROBLEM_TYPE_BASE + code, title: entry.title, status: entry.status, detail: entry.detail, errors, requestId: id.value });
-  res.writeHead(entry.status, {
-    'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', [id.header]: id.value, ...headers,
-  });
-  res.end(text);
+function problem(res: ServerResponse, code: AdminCode, errors: readonly string[], id: RequestId, headers: Record<string, string> = {}): AdminOutcome {
+  const entry = adminEntry(code);
+  writeProblem(res, code, entry, { requestId: id.value, requestIdHeader: id.header, headers, errors });
   return { status: entry.status, code, detail: errors.join('; '), keyId: null };
 }
 

@@ -1,0 +1,181 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { AdminSettings } from '../config/compile.js';
+import { writeProblem } from '../pipeline/problem.js';
+import type { RequestInProgress } from '../server/listener.js';
+import { hasAdminToken, isJson } from './admin-auth.js';
+import { adminDeny, adminEntry, type AdminDenial } from './admin-errors.js';
+import type { AdminHost, AdminOutcome } from './admin-host.js';
+import { keysDisabled, serveKeys, type RequestId } from './admin-keys.js';
+import { adminRequestRefusal } from './admin-request-guard.js';
+
+/** One admin request being answered. */
+interface AdminCall {
+  readonly host: AdminHost;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly path: string;
+  readonly method: string;
+  readonly id: RequestId;
+}
+
+/**
+ * One admin endpoint. `probe` endpoints are open without a token so probes and scrapers work,
+ * and not audited when answered (they change nothing, and a probe every few seconds would bury
+ * the trail); refused probe requests are audited like every other admin request. `operation`
+ * endpoints need the admin token. `methods` null: the endpoint tells its methods apart itself.
+ */
+interface AdminRoute {
+  readonly path: string;
+  /** Whether paths below `path/` belong to this endpoint too. */
+  readonly below: boolean;
+  readonly access: 'probe' | 'operation';
+  readonly methods: readonly string[] | null;
+  /** Answers the call; returns what its audit record says, or null for an answered probe. */
+  readonly serve: (call: AdminCall) => Promise<AdminOutcome | null>;
+}
+
+/** The admin API: every endpoint, its access and its methods. Anything else is 404. */
+const ROUTES: readonly AdminRoute[] = [
+  { path: '/healthz', below: false, access: 'probe', methods: ['GET'], serve: healthz },
+  { path: '/readyz', below: false, access: 'probe', methods: ['GET'], serve: readyz },
+  { path: '/metrics', below: false, access: 'probe', methods: ['GET'], serve: metrics },
+  { path: '/admin/reload', below: false, access: 'operation', methods: ['POST'], serve: reload },
+  { path: '/admin/keys', below: true, access: 'operation', methods: null, serve: keys },
+];
+
+function findRoute(path: string): AdminRoute | undefined {
+  return ROUTES.find((r) => path === r.path || (r.below && path.startsWith(`${r.path}/`)));
+}
+
+function json(res: ServerResponse, status: number, body: unknown, id: RequestId): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', [id.header]: id.value });
+  res.end(text);
+}
+
+/** Sends a refusal (public text only) and returns the outcome the audit record shows. */
+function refuse(res: ServerResponse, denial: AdminDenial, id: RequestId): AdminOutcome {
+  const entry = adminEntry(denial.code);
+  writeProblem(res, denial.code, entry, { requestId: id.value, requestIdHeader: id.header, headers: denial.headers });
+  return { status: entry.status, code: denial.code, detail: denial.reason, keyId: null };
+}
+
+/** The admin application, served on the admin listener. */
+export interface AdminApp {
+  /** Answers one request; every one except an answered probe gets exactly one audit record. */
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** The admin request being answered on a connection: a parse error there ends it, audited once by its handler. */
+  inProgress(socket: Socket): RequestInProgress | undefined;
+}
+
+/**
+ * The admin API: /healthz, /readyz, /metrics, POST /admin/reload, /admin/keys. Its settings
+ * (token, names, origins) are read once here: they change on restart only.
+ */
+export function createAdminApp(host: AdminHost): AdminApp {
+  const settings = host.config.admin;
+  const busy = new WeakMap<Socket, RequestInProgress>();
+  return {
+    handle(req, res) {
+      const socket = req.socket;
+      // Its own handler records the request; the connection just goes when it breaks.
+      busy.set(socket, { req, res, get responseClosed() { return res.closed; }, clientClosed() { /* the handler sees the request end */ }, refuse() { socket.destroy(); } });
+      res.once('close', () => busy.delete(socket));
+      void handleAdmin(host, settings, req, res);
+    },
+    inProgress: (socket) => busy.get(socket),
+  };
+}
+
+async function handleAdmin(host: AdminHost, settings: AdminSettings, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const started = performance.now();
+  const id: RequestId = { value: randomUUID(), header: host.config.requestIdHeader };
+  const caller = { authenticated: false };
+  let outcome: AdminOutcome | null;
+  try {
+    outcome = await serveAdmin(host, settings, req, res, id, caller);
+  } catch (err) {
+    // A body broken off or malformed on the wire (the parser destroyed the request) is the client's doing.
+    const clientFault = req.destroyed && !req.complete;
+    if (!clientFault) host.logger.error({ err, requestId: id.value }, 'admin request failed');
+    const denial = clientFault ? adminDeny('bad_request', `request body broken off or malformed: ${(err as Error).message}`)
+      : adminDeny('internal_error', `unexpected error: ${(err as Error).message}`);
+    if (res.headersSent || clientFault) { res.destroy(); outcome = { status: adminEntry(denial.code).status, code: denial.code, detail: denial.reason, keyId: null }; }
+    else outcome = refuse(res, denial, id);
+  }
+  if (outcome !== null) {
+    host.auditAdmin({ req, socket: req.socket, requestId: id.value, outcome, authenticated: caller.authenticated, latencyMs: performance.now() - started });
+  }
+}
+
+/** Routes one admin request: guard, endpoint, token, CSRF and audit checks, in that order. */
+async function serveAdmin(
+  host: AdminHost, settings: AdminSettings, req: IncomingMessage, res: ServerResponse, id: RequestId, caller: { authenticated: boolean },
+): Promise<AdminOutcome | null> {
+  const refusal = adminRequestRefusal(req, settings);
+  if (refusal !== null) return refuse(res, adminDeny('admin_origin_refused', refusal), id);
+  const path = (req.url ?? '').split('?', 1)[0] ?? '';
+  const method = req.method ?? '';
+  const route = findRoute(path);
+  if (route === undefined) return refuse(res, adminDeny('route_not_found', 'no admin endpoint at this path'), id);
+  const notAllowed = (methods: readonly string[]): AdminOutcome =>
+    refuse(res, adminDeny('method_not_allowed', `${method} ${path}`, { allow: methods.join(', ') }), id);
+
+  if (route.access === 'operation') {
+    const tokenHash = settings.tokenHash;
+    // Without a token there is no admin API to speak of: a loopback listener is not an authentication
+    // (any local process, and any browser page through DNS rebinding, can reach it). SIGHUP reloads.
+    if (tokenHash === null) return keysDisabled(res, id, 'admin operations need admin.tokenHash in the config');
+    if (!hasAdminToken(req, tokenHash)) {
+      return refuse(res, adminDeny('admin_unauthorized', 'bad or missing admin token', { 'www-authenticate': 'Bearer realm="portcullis-admin"' }), id);
+    }
+    caller.authenticated = true;
+    if (method === 'POST' && !isJson(req)) {
+      return refuse(res, adminDeny('invalid_admin_request', `mutating admin request with Content-Type ${req.headers['content-type'] ?? '(none)'}; send application/json`), id);
+    }
+    // An operation that could not be recorded is not performed (invariant 7).
+    if (!host.auditHealthy()) return refuse(res, adminDeny('audit_unavailable', 'audit trail is not accepting records'), id);
+  }
+  if (route.methods !== null && !route.methods.includes(method)) return notAllowed(route.methods);
+  return route.serve({ host, req, res, path, method, id });
+}
+
+async function healthz(call: AdminCall): Promise<null> {
+  json(call.res, 200, { status: 'ok' }, call.id);
+  return Promise.resolve(null);
+}
+
+async function readyz({ host, res, id }: AdminCall): Promise<null> {
+  const config = host.config;
+  const ready = host.ready();
+  json(res, ready ? 200 : 503, {
+    status: ready ? 'ready' : 'not ready', audit: host.auditState(), draining: host.draining, configVersion: config.version, routes: config.routes.length,
+  }, id);
+  return Promise.resolve(null);
+}
+
+async function metrics({ host, res, id }: AdminCall): Promise<null> {
+  const { contentType, text } = await host.metricsText();
+  res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store', [id.header]: id.value });
+  res.end(text);
+  return null;
+}
+
+async function reload({ host, res, id }: AdminCall): Promise<AdminOutcome> {
+  const result = await host.reload();
+  json(res, result.ok ? 200 : 422, result, id);
+  return result.ok
+    ? { status: 200, code: null, detail: result.changed ? `reloaded config version ${result.version}` : `config unchanged (version ${result.version})`, keyId: null }
+    : { status: 422, code: null, detail: `reload rejected: ${result.errors.length} problem(s), the running config keeps serving`, keyId: null };
+}
+
+async function keys({ host, req, res, path, id }: AdminCall): Promise<AdminOutcome> {
+  const apiKeys = host.apiKeys();
+  if (apiKeys === null) return keysDisabled(res, id, 'the config has no apiKeys section and no apiKey authenticator');
+  return serveKeys(apiKeys, req, res, path, id);
+}
+
+/** node:http limits of the admin listener (fixed: its callers are operators and probes). */
+export const ADMIN_LISTENER_LIMITS = { headersTimeoutMs: 5_000, requestTimeoutMs: 10_000 } as const;

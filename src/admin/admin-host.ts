@@ -1,0 +1,52 @@
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { AuditState } from '../audit/audit-log.js';
+import type { ApiKeyBackend } from '../authn/api-key/backend.js';
+import type { CompiledConfig } from '../config/compile.js';
+import type { Logger } from '../observability/logger.js';
+import type { AdminCode } from './admin-errors.js';
+
+export type ReloadResult = { ok: true; version: string; changed: boolean } | { ok: false; errors: string[] };
+
+/** What one admin request did, for its audit record. */
+export interface AdminOutcome {
+  readonly status: number;
+  readonly code: AdminCode | null;
+  readonly detail: string;
+  readonly keyId: string | null;
+}
+
+/** One admin request as its audit record shows it (never the token, never a key's secret). */
+export interface AdminOperation {
+  /** Null for a request the HTTP parser refused. */
+  readonly req: IncomingMessage | null;
+  readonly socket: Socket;
+  readonly requestId: string;
+  readonly outcome: AdminOutcome;
+  /** Whether the caller presented the admin token. */
+  readonly authenticated: boolean;
+  readonly latencyMs: number;
+}
+
+/**
+ * What the admin API needs from the gateway it administers. The admin application depends on
+ * this interface only, never on the gateway itself.
+ */
+export interface AdminHost {
+  /** The running config (the admin settings are read from it once, when the application is built). */
+  readonly config: CompiledConfig;
+  readonly logger: Logger;
+  readonly draining: boolean;
+  /** Readiness: listening, audit trail writable, not draining. */
+  ready(): boolean;
+  auditHealthy(): boolean;
+  auditState(): AuditState;
+  /** Re-reads, validates and swaps in the config file; a rejected config keeps the running one. */
+  reload(): Promise<ReloadResult>;
+  /** The Prometheus exposition of every metric. */
+  metricsText(): Promise<{ readonly contentType: string; readonly text: string }>;
+  /** The API key backend of the running config, or null when it has none. */
+  apiKeys(): ApiKeyBackend | null;
+  /** Writes the one audit record of an admin request. */
+  auditAdmin(operation: AdminOperation): void;
+}

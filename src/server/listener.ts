@@ -1,0 +1,212 @@
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { DENIALS, deny, type Denial } from '../pipeline/denials.js';
+import { problemBody } from '../pipeline/problem.js';
+
+/**
+ * Makes the server a listener runs on: `http.createServer`, or (for a TLS listener) a closure over
+ * `https.createServer` with its certificates. The listener adds its own options and handler.
+ */
+export type ServerFactory = (options: ServerOptions, handler: RequestListener) => Server;
+
+/** Limits node:http enforces on a listener's connections. Unset ones keep Node's defaults. */
+export interface ListenerLimits {
+  /** Request line plus headers; fixed once the server exists (a restart changes it). */
+  readonly maxHeaderBytes?: number;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs?: number;
+  readonly maxHeaderCount?: number;
+  readonly maxConnections?: number;
+  /** How often node:http checks the two request timeouts. */
+  readonly connectionsCheckingIntervalMs?: number;
+}
+
+export interface ListenerSettings {
+  /** The listener's name in `Gateway.addresses()` and in logs: `http`, `admin`. */
+  readonly name: string;
+  readonly port: number;
+  readonly host: string;
+  readonly limits: ListenerLimits;
+  /**
+   * Whether `Expect` requests go to the handler (which sends 100-continue itself, or answers 417)
+   * instead of node:http answering them.
+   */
+  readonly handlerAnswersExpect: boolean;
+}
+
+/** The request being handled on a connection, as far as connection-level errors concern it. */
+export interface RequestInProgress {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** Whether its response is over (sent, failed or aborted). */
+  readonly responseClosed: boolean;
+  /** The peer closed the connection while this request was in progress. */
+  clientClosed(): void;
+  /** A parse error inside this request's own bytes (its body): this request is the one refused. */
+  refuse(denial: Denial): void;
+}
+
+/**
+ * A connection-level rejection, recorded once: a request the HTTP parser or the listener refused
+ * (`refused`, answered with `requestId`), or bytes after a message that closed the connection,
+ * not processed (`discarded`).
+ */
+export type SocketRejection =
+  | { readonly kind: 'refused'; readonly listener: string; readonly socket: Socket; readonly req: IncomingMessage | null; readonly requestId: string; readonly denial: Denial }
+  | { readonly kind: 'discarded'; readonly listener: string; readonly socket: Socket };
+
+/** What a listener needs from the application it serves. */
+export interface ListenerHost {
+  /** Handles one request; answers it and writes its record. */
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** The request in progress on a connection, so connection errors are attributed to it. */
+  inProgress(socket: Socket): RequestInProgress | undefined;
+  /** Records one socket-level rejection (audit record, metrics). */
+  recordRejection(rejection: SocketRejection): void;
+  /** The header the request id is sent in. */
+  requestIdHeader(): string;
+}
+
+/**
+ * One listening socket and its node:http server: its limits, its connection-level error handling
+ * (parser errors answered as problem+json, CONNECT refused, bytes after a closing message
+ * discarded) and its listen, drain and close. Constructing one opens nothing.
+ */
+export class Listener {
+  readonly name: string;
+  private readonly server: Server;
+
+  constructor(private readonly settings: ListenerSettings, private readonly host: ListenerHost, serverFactory: ServerFactory = createServer) {
+    this.name = settings.name;
+    const limits = settings.limits;
+    this.server = serverFactory({
+      ...(limits.maxHeaderBytes === undefined ? {} : { maxHeaderSize: limits.maxHeaderBytes }),
+      ...(limits.connectionsCheckingIntervalMs === undefined ? {} : { connectionsCheckingInterval: limits.connectionsCheckingIntervalMs }),
+      // The application answers a missing Host itself, as problem+json with an audit record.
+      requireHostHeader: false,
+      insecureHTTPParser: false,
+    }, (req, res) => host.handle(req, res));
+    this.applyLimits(limits);
+    if (settings.handlerAnswersExpect) {
+      // Expectations go through the handler too: 100-continue is sent only when the request will
+      // be forwarded, and anything else is answered 417 there.
+      this.server.on('checkContinue', (req, res) => this.server.emit('request', req, res));
+      this.server.on('checkExpectation', (req, res) => this.server.emit('request', req, res));
+    }
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
+    // No 'upgrade' listener: Node then hands upgrade offers to the request handler like any request,
+    // which ignores an h2c offer and refuses every other upgrade; nothing is ever tunnelled.
+    // CONNECT would turn the listener into an open tunnel; answered, recorded, never tunnelled.
+    this.server.on('connect', (req: IncomingMessage, socket: Socket) => {
+      this.reject(socket, deny('invalid_target', 'CONNECT (authority-form target)'), req);
+    });
+  }
+
+  /** Applies limits; all but maxHeaderBytes and the checking interval can change on a running server. */
+  applyLimits(limits: ListenerLimits): void {
+    this.server.headersTimeout = limits.headersTimeoutMs;
+    this.server.requestTimeout = limits.requestTimeoutMs;
+    if (limits.keepAliveTimeoutMs !== undefined) this.server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+    // One more than the limit, so an excess is seen and refused (Node silently drops fields past it).
+    if (limits.maxHeaderCount !== undefined) this.server.maxHeadersCount = limits.maxHeaderCount + 1;
+    if (limits.maxConnections !== undefined) this.server.maxConnections = limits.maxConnections;
+  }
+
+  /** Binds the configured port and address; resolves once listening. */
+  async listen(): Promise<AddressInfo> {
+    this.server.listen(this.settings.port, this.settings.host);
+    await once(this.server, 'listening');
+    return this.server.address() as AddressInfo;
+  }
+
+  get listening(): boolean {
+    return this.server.listening;
+  }
+
+  /** The bound address, or null before listen() and after close. */
+  address(): AddressInfo | null {
+    return this.server.address() as AddressInfo | null;
+  }
+
+  /**
+   * Stops accepting connections and closes the idle ones; requests in progress go on. Resolves
+   * once every connection is gone (see closeAllConnections to end the rest).
+   */
+  stopAccepting(): Promise<void> {
+    const closed = new Promise<void>((done) => this.server.close(() => done()));
+    this.server.closeIdleConnections();
+    return closed;
+  }
+
+  /** Ends every remaining connection, requests in progress included. */
+  closeAllConnections(): void {
+    this.server.closeAllConnections();
+  }
+
+  /** Stops accepting and ends every connection now. */
+  async close(): Promise<void> {
+    const closed = this.stopAccepting();
+    this.closeAllConnections();
+    await closed;
+  }
+
+  /** Parser-level rejections (malformed framing, oversized headers, timeouts): answered and recorded here. */
+  private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    const code = err.code ?? '';
+    let denial: Denial;
+    if (code === 'HPE_HEADER_OVERFLOW') denial = deny('headers_too_large', 'request line and headers exceed maxHeaderBytes');
+    else if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT') denial = deny('request_timeout', code);
+    else if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'HPE_INVALID_EOF_STATE') {
+      // The peer closed, mid-request or between requests: nobody is left to answer.
+      this.host.inProgress(socket)?.clientClosed();
+      socket.destroy();
+      return;
+    }
+    else if (code === 'HPE_CLOSED_CONNECTION') {
+      // Bytes after a message that closes the connection (HTTP/1.0 without keep-alive, or after
+      // `Connection: close`): nothing more is read, answered or forwarded on this connection.
+      this.discard(socket);
+      return;
+    }
+    else denial = deny('bad_request', `${code}: ${err.message}`.slice(0, 300));
+    const current = this.host.inProgress(socket);
+    if (current !== undefined && !current.req.complete) {
+      // The error is inside the request being handled (its body): that request is the one refused,
+      // with its own request id and a single record.
+      current.refuse(denial);
+      return;
+    }
+    if (current !== undefined) {
+      // A later pipelined request is malformed: let the response in progress finish first, so the
+      // client never reads the 400 as the answer to the earlier request.
+      current.res.once('close', () => this.reject(socket, denial, null));
+      return;
+    }
+    this.reject(socket, denial, null);
+  }
+
+  /** Closes a connection whose further bytes follow a closing message, with one record saying so. */
+  private discard(socket: Socket): void {
+    const current = this.host.inProgress(socket);
+    // The response to the message before these bytes goes out first.
+    if (current !== undefined && !current.responseClosed) { current.res.once('close', () => this.discard(socket)); return; }
+    socket.destroySoon();
+    this.host.recordRejection({ kind: 'discarded', listener: this.name, socket });
+  }
+
+  /** Answers a refused request on the raw socket (no response object exists) and closes it. */
+  private reject(socket: Socket, denial: Denial, req: IncomingMessage | null): void {
+    const requestId = randomUUID();
+    const entry = DENIALS[denial.code];
+    if (socket.writable) {
+      const body = problemBody(denial, requestId);
+      socket.end(`HTTP/1.1 ${entry.status} ${entry.title}\r\ncontent-type: application/problem+json\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\n${this.host.requestIdHeader()}: ${requestId}\r\nconnection: close\r\n\r\n${body}`);
+    }
+    socket.destroySoon();
+    this.host.recordRejection({ kind: 'refused', listener: this.name, socket, req, denial, requestId });
+  }
+}

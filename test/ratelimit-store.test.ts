@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { ALGORITHMS, decide, type LimitShape, type LimitState } from '../src/ratelimit/algorithms.js';
+import { systemClock, type Clock } from '../src/lib/clock.js';
 import { MemoryLimitStore } from '../src/ratelimit/memory-store.js';
 import { RedisLimitStore, type RedisStoreSettings } from '../src/ratelimit/redis-store.js';
 import { LimitStoreUnavailableError, type LimitStore } from '../src/ratelimit/store.js';
@@ -75,11 +76,12 @@ function contract(subject: () => Subject | null, skip: () => string | false): vo
 }
 
 describe('limit store contract: memory', () => {
-  contract(() => ({ name: 'memory', make: (clock) => new MemoryLimitStore(10_000, clock) }), () => false);
+  const clockOf = (now: () => number): Clock => ({ now, setTimer: (fn, ms) => systemClock.setTimer(fn, ms) });
+  contract(() => ({ name: 'memory', make: (clock) => new MemoryLimitStore(10_000, clockOf(clock)) }), () => false);
 
   it('holds at most maxEntries keys, dropping expired ones first, then the oldest', () => {
     let now = FUTURE;
-    const store = new MemoryLimitStore(100, () => now);
+    const store = new MemoryLimitStore(100, clockOf(() => now));
     const shape: LimitShape = { algorithm: 'fixed-window', limit: 1, windowMs: 1000, burst: 1 };
     for (let i = 0; i < 100; i++) store.hit(shape, `old-${i}`);
     now += 5000; // all expired

@@ -4,15 +4,17 @@ import type { HeaderRules } from './asserted-header-rules.js';
 import { parseDuration } from '../lib/duration.js';
 import { Calendar, isTimeZone } from '../ratelimit/calendar.js';
 import { QuotaLimiter } from '../ratelimit/quota.js';
-import type { BruteForceGuard } from '../ratelimit/brute-force-guard.js';
+import { BruteForceGuard, type GuardSpec } from '../ratelimit/brute-force-guard.js';
 import type { Stage } from '../pipeline/stage.js';
 import { MAX_PRODUCT, type LimitShape } from '../ratelimit/algorithms.js';
 import type { HeaderMode } from '../ratelimit/headers.js';
 import { RateLimiter, type Dimension, type RateLimitSpec } from '../ratelimit/limit.js';
 import type { Limiter } from '../ratelimit/limiter.js';
-import type { LimitStores, StoresInUse } from '../ratelimit/limit-stores.js';
-import type { MemoryLimitStore } from '../ratelimit/memory-store.js';
-import type { SqliteQuotaStore } from '../ratelimit/quota-store.js';
+import { MemoryLimitStore } from '../ratelimit/memory-store.js';
+import { SqliteQuotaStore, type SqliteQuotaSettings } from '../ratelimit/quota-store.js';
+import { RedisLimitStore, type RedisStoreSettings } from '../ratelimit/redis-store.js';
+import type { Resource, ResourceCatalog } from '../lifecycle/resources.js';
+import { systemClock, type Clock } from '../lib/clock.js';
 import { rateLimitStage } from '../ratelimit/rate-limit-stage.js';
 import type { ConfigProblem } from './errors.js';
 import type { LoadedConfig } from './load.js';
@@ -46,8 +48,8 @@ export interface CompiledRateLimiting {
   /** Wraps the authenticate stage of every authenticated route, when configured. */
   readonly guard: BruteForceGuard | null;
   readonly global: readonly Limiter[];
-  /** The stores and guard this config uses; the gateway connects them when the config goes live and retires the others. */
-  readonly inUse: StoresInUse;
+  /** The stores and guard this config uses (resources: started when the config goes live, retired after it). */
+  readonly resources: readonly Resource[];
   /**
    * Lower-case names of the request headers any limit or quota counts by (`header:<name>`): the
    * header pass refuses ambiguous copies of these (duplicates, `_` twins, names listed in
@@ -58,36 +60,66 @@ export interface CompiledRateLimiting {
 
 type At = (...path: (string | number)[]) => (string | number)[];
 
-/** Compiles `rateLimiting`, `rateLimits` and `quotas`, collecting located problems. `rules`: headers limits may not count by. */
+/** What compiling rate limiting uses besides the config: the running resources to reuse and the clock. */
+export interface RateLimitCompileContext {
+  readonly resources: ResourceCatalog;
+  readonly clock: Clock;
+}
+
+/**
+ * The stores one compile uses: the running instance of an equal definition when there is one (so a
+ * reload that keeps a limit keeps its counts), else a new, unstarted one. Each is listed once.
+ */
+class StoresUsed {
+  private readonly used = new Map<string, Resource>();
+
+  constructor(private readonly catalog: ResourceCatalog) {}
+
+  use<R extends Resource>(key: string, kind: abstract new (...args: never[]) => R, make: () => R): R {
+    const known = this.used.get(key);
+    const found = known instanceof kind ? known : this.catalog.find(key, kind) ?? make();
+    this.used.set(key, found);
+    return found;
+  }
+
+  get all(): readonly Resource[] {
+    return [...this.used.values()];
+  }
+}
+
+/** Compiles `rateLimiting`, `rateLimits` and `quotas`, collecting located problems. `rules`: headers limits may not count by. Pure: opens nothing. */
 export function compileRateLimiting(
-  raw: RawConfig, loaded: LoadedConfig, stores: LimitStores, dataDir: string, rules: HeaderRules, problems: ConfigProblem[],
+  raw: RawConfig, loaded: LoadedConfig, context: RateLimitCompileContext, dataDir: string, rules: HeaderRules, problems: ConfigProblem[],
 ): CompiledRateLimiting {
+  const clock = context.clock;
+  const stores = new StoresUsed(context.resources);
   const rl = raw.rateLimiting ?? {};
   const d = RATE_LIMIT_DEFAULTS;
   const maxEntries = rl.maxEntries ?? d.maxEntries;
   const ipv6PrefixBits = rl.ipv6PrefixLength ?? d.ipv6PrefixLength;
   const redisRaw = rl.redis;
-  const shared = redisRaw === undefined ? null : stores.redisStore({
+  const redisSettings: RedisStoreSettings | null = redisRaw === undefined ? null : {
     url: redisRaw.url,
     keyPrefix: redisRaw.keyPrefix ?? d.keyPrefix,
     timeoutMs: redisRaw.timeoutMs ?? d.timeoutMs,
     connectTimeoutMs: redisRaw.connectTimeoutMs ?? d.connectTimeoutMs,
     breakerFailures: redisRaw.breakerFailures ?? d.breakerFailures,
     breakerOpenMs: redisRaw.breakerOpenMs ?? d.breakerOpenMs,
-  });
+  };
+  // Redis decides on its own clock; a gateway on an injected clock (tests) decides on that one.
+  const scriptClock = clock === systemClock ? null : () => clock.now();
+  /** The Redis store, looked up when a limit, quota or the guard uses it (a config that only defines it opens nothing). */
+  const redis = (settings: RedisStoreSettings): RedisLimitStore =>
+    stores.use(RedisLimitStore.keyOf(settings), RedisLimitStore, () => new RedisLimitStore(settings, null, scriptClock));
+  const shared = redisSettings;
   const defaultStore = rl.store ?? d.store;
   if (defaultStore === 'redis' && shared === null) problems.push(loaded.problem(['rateLimiting', 'store'], 'store redis needs rateLimiting.redis.url'));
 
   const limits = new Map<string, RateLimiter>();
-  const memory: MemoryLimitStore[] = [];
-  const quotaStores = new Set<SqliteQuotaStore>();
   const decisionHeaders = new Set<string>();
-  const inProcess = (id: string, entries: number): MemoryLimitStore => {
-    const store = stores.memoryStore(id, entries);
-    memory.push(store);
-    return store;
-  };
-  let usesShared = false;
+  // One in-process table per limit (and per fail-open stand-in): no two limits share counts.
+  const inProcess = (id: string, entries: number): MemoryLimitStore =>
+    stores.use(MemoryLimitStore.keyOf(id, entries), MemoryLimitStore, () => new MemoryLimitStore(entries, clock, null, id));
   for (const [name, r] of Object.entries(raw.rateLimits ?? {})) {
     const at: At = (...path) => ['rateLimits', name, ...path];
     const storeKind = r.store ?? defaultStore;
@@ -99,12 +131,11 @@ export function compileRateLimiting(
     const limit = compileLimit(name, r, at, loaded, rules, problems);
     if (limit === null) continue;
     const onRedis = storeKind === 'redis' && shared !== null;
-    usesShared ||= onRedis;
     const entries = r.maxEntries ?? maxEntries;
     for (const dim of limit.by) if (dim.kind === 'header') decisionHeaders.add(dim.name);
     limits.set(name, new RateLimiter({
       ...limit,
-      store: onRedis ? shared.redis : inProcess(`limit:${name}`, entries),
+      store: onRedis ? redis(shared) : inProcess(`limit:${name}`, entries),
       fallback: onRedis && r.onStoreError === 'failOpen' ? inProcess(`fallback:${name}`, entries) : null,
       ipv6PrefixBits,
     }));
@@ -121,14 +152,12 @@ export function compileRateLimiting(
     // Without an explicit store, a missing Redis URL is rateLimiting.store's problem, reported once above.
     if (storeKind === 'redis' && shared === null && q.store !== undefined) problems.push(loaded.problem(at('store'), 'store redis needs rateLimiting.redis.url'));
     if (problems.length > before || (storeKind === 'redis' && shared === null)) continue;
-    usesShared ||= storeKind === 'redis';
     for (const dim of by) if (dim.kind === 'header') decisionHeaders.add(dim.name);
     let store: QuotaLimiter['spec']['store'];
-    if (storeKind === 'redis' && shared !== null) store = shared.redis;
+    if (storeKind === 'redis' && shared !== null) store = redis(shared);
     else {
-      const embedded = stores.quotaStore({ file: resolve(dataDir, rl.quotaFile ?? d.quotaFile), flushMs: rl.quotaFlushMs ?? d.quotaFlushMs, maxEntries }, name);
-      quotaStores.add(embedded);
-      store = embedded;
+      const settings: SqliteQuotaSettings = { file: resolve(dataDir, rl.quotaFile ?? d.quotaFile), flushMs: rl.quotaFlushMs ?? d.quotaFlushMs, maxEntries };
+      store = stores.use(SqliteQuotaStore.keyOf(settings, name), SqliteQuotaStore, () => new SqliteQuotaStore(settings, clock, null, name));
     }
     quotas.set(name, new QuotaLimiter({
       name,
@@ -139,6 +168,7 @@ export function compileRateLimiting(
       store,
       failOpen: q.onStoreError === 'failOpen',
       ipv6PrefixBits,
+      clock,
     }));
   }
 
@@ -152,18 +182,19 @@ export function compileRateLimiting(
       if (bf.store !== undefined) problems.push(loaded.problem(['rateLimiting', 'bruteForce', 'store'], 'store redis needs rateLimiting.redis.url'));
     } else {
       const onRedis = storeKind === 'redis' && shared !== null;
-      usesShared ||= onRedis;
       const by = bf.by ?? ['ip', 'credential'];
-      guard = stores.guard({
+      const spec: GuardSpec = {
         maxFailures: bf.maxFailures ?? d.bruteForceMaxFailures,
         windowMs,
         blockMs: parseDuration(bf.blockFor ?? d.bruteForceBlockFor) ?? 900_000,
         byIp: by.includes('ip'),
         byCredential: by.includes('credential'),
-        shared: onRedis ? shared.redis : null,
+        shared: onRedis ? redis(shared) : null,
         maxEntries,
         ipv6PrefixBits,
-      }, onRedis ? JSON.stringify(redisRaw) : 'memory');
+      };
+      const storeName = onRedis ? JSON.stringify(redisRaw) : 'memory';
+      guard = stores.use(BruteForceGuard.keyOf(spec, storeName), BruteForceGuard, () => new BruteForceGuard(spec, storeName, clock));
     }
   }
 
@@ -180,12 +211,7 @@ export function compileRateLimiting(
     quotas,
     guard,
     global,
-    inUse: {
-      shared: usesShared && shared !== null ? [shared] : [],
-      memory,
-      quotas: [...quotaStores],
-      guards: guard === null ? [] : [guard],
-    },
+    resources: stores.all,
     decisionHeaders,
   };
 }

@@ -2,18 +2,20 @@
 // blocks with 429 and Retry-After, audited; the key's owner and other callers are not slowed.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { newKey } from '../src/authn/api-key/key-format.js';
 import { assertProblem } from './harness/assertions.js';
 import { ADMIN_TOKEN_HASH, createKey, withKey, type IssuedKeyReply } from './harness/api-keys.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
+import { ManualClock } from './harness/manual-clock.js';
 import { startRedis, type TestRedis } from './harness/redis.js';
 
 describe('brute-force guard', () => {
   let echo: EchoUpstream;
   let gw: TestGateway;
   let owner: IssuedKeyReply;
+  // Blocks end on the gateway's clock: the test moves it instead of waiting for them.
+  const clock = new ManualClock();
 
   before(async () => {
     echo = await startEchoUpstream();
@@ -28,7 +30,7 @@ describe('brute-force guard', () => {
         { name: 'api', match: { path: '/api/**' }, upstream: 'echo', authenticate: ['machines'] },
         { name: 'open', match: { path: '/open' }, upstream: 'echo', public: true },
       ],
-    });
+    }, { clock });
     owner = await createKey(gw.adminUrl, { name: 'owner', expires: '30d' });
   });
   after(async () => {
@@ -54,7 +56,7 @@ describe('brute-force guard', () => {
     const refusal = records.find((r) => r.requestId === doc.requestId);
     assert.deepEqual([refusal?.reason, refusal?.limit, refusal?.status], ['too_many_failures', 'bruteForce', 429]);
     assert.ok(gw.logs.some((l) => l.includes('brute-force guard: source blocked')));
-    await delay(2100);
+    clock.advance(2100);
     assert.equal((await from(ip, owner.key)).status, 200, 'the block ends');
   });
 

@@ -7,10 +7,16 @@ import { after, before, describe, it } from 'node:test';
 import { newKey } from '../src/authn/api-key/key-format.js';
 import type { LimitShape } from '../src/ratelimit/algorithms.js';
 import { createLogger } from '../src/observability/logger.js';
+import { Metrics } from '../src/observability/metrics.js';
+import { compileConfig } from '../src/config/compile.js';
+import { loadConfigText } from '../src/config/load.js';
+import { ResourceSet } from '../src/lifecycle/resources.js';
 import { BlockTable } from '../src/ratelimit/block-table.js';
-import { LimitStores } from '../src/ratelimit/limit-stores.js';
 import { MemoryLimitStore } from '../src/ratelimit/memory-store.js';
+import { SqliteQuotaStore } from '../src/ratelimit/quota-store.js';
 import { RedisLimitStore } from '../src/ratelimit/redis-store.js';
+import { ManualClock } from './harness/manual-clock.js';
+import { toYaml } from './harness/gateway.js';
 import { assertProblem } from './harness/assertions.js';
 import { call, withKey } from './harness/api-keys.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
@@ -103,9 +109,9 @@ describe('the in-process limit store and its bound', () => {
   const FUTURE = 4_102_444_800_000;
 
   it('never holds more than maxEntries callers and never drops a live one: new callers share the overflow count', () => {
-    let now = FUTURE;
+    const clock = new ManualClock(FUTURE);
     const full: number[] = [];
-    const store = new MemoryLimitStore(100, () => now, (max) => full.push(max));
+    const store = new MemoryLimitStore(100, clock, (max) => full.push(max));
     try {
       store.hit(shape, 'victim');
       store.hit(shape, 'victim');
@@ -118,7 +124,7 @@ describe('the in-process limit store and its bound', () => {
       assert.deepEqual(overflow.map((v) => [v.allowed, v.overflow]), [[false, true], [false, true]], 'the overflow count is used up by the flood');
       assert.deepEqual(full, [100], 'reported once per interval');
       // Once the window has ended, entries are reclaimed by time, and new callers get their own.
-      now += 60_000;
+      clock.advance(60_000);
       const fresh = store.hit(shape, 'after-the-window');
       assert.deepEqual([fresh.allowed, fresh.overflow], [true, undefined]);
       store.sweep();
@@ -129,13 +135,13 @@ describe('the in-process limit store and its bound', () => {
   });
 
   it('reclaims expired entries anywhere in the map on a full insert, not only the oldest', () => {
-    let now = FUTURE;
-    const store = new MemoryLimitStore(100, () => now);
+    const clock = new ManualClock(FUTURE);
+    const store = new MemoryLimitStore(100, clock);
     const long: LimitShape = { ...shape, windowMs: 3_600_000 };
     try {
       for (let i = 0; i < 50; i++) store.hit(long, `long-${i}`);
       for (let i = 0; i < 50; i++) store.hit(shape, `short-${i}`);
-      now += 60_000; // the short ones have ended, the long ones are live and first in the map
+      clock.advance(60_000); // the short ones have ended, the long ones are live and first in the map
       const v = store.hit(shape, 'newcomer');
       assert.equal(v.overflow, undefined, 'an expired entry made room');
       for (let i = 0; i < 50; i++) assert.equal(store.has(`long-${i}`), true);
@@ -147,18 +153,18 @@ describe('the in-process limit store and its bound', () => {
 
 describe('the brute-force block table and its bound', () => {
   it('never lifts a block to make room: a full table raises the overflow block instead, and ended blocks are reclaimed', () => {
-    let now = 1_000_000;
-    const table = new BlockTable(100, () => now);
-    assert.equal(table.block('victim', now + 60_000), true);
-    for (let i = 0; i < 99; i++) assert.equal(table.block(`b-${i}`, now + 60_000), true);
-    assert.equal(table.block('one-too-many', now + 60_000), false);
+    const clock = new ManualClock(1_000_000);
+    const table = new BlockTable(100, clock);
+    assert.equal(table.block('victim', clock.now() + 60_000), true);
+    for (let i = 0; i < 99; i++) assert.equal(table.block(`b-${i}`, clock.now() + 60_000), true);
+    assert.equal(table.block('one-too-many', clock.now() + 60_000), false);
     assert.equal(table.size, 100);
     assert.ok(table.leftFor('victim') > 0, 'the first block is still in force');
     assert.equal(table.leftFor('one-too-many'), 0);
     assert.equal(table.overflowLeft(), 60_000);
-    now += 60_000;
+    clock.advance(60_000);
     assert.equal(table.overflowLeft(), 0);
-    assert.equal(table.block('later', now + 60_000), true, 'ended blocks make room');
+    assert.equal(table.block('later', clock.now() + 60_000), true, 'ended blocks make room');
     assert.equal(table.size, 1);
   });
 });
@@ -177,20 +183,33 @@ describe('the Redis key-name cache and its bound', () => {
 
 describe('the stores kept across reloads and their bound', () => {
   it('keeps the stores the live config uses and retires the others, so renamed limits do not accumulate', async () => {
-    const stores = new LimitStores();
+    const resources = new ResourceSet({ logger: createLogger('silent'), clock: new ManualClock(), metrics: new Metrics(false) });
+    const config = (limits: string[]) => loadConfigText(toYaml({
+      upstreams: { echo: { targets: ['http://127.0.0.1:1'] } },
+      rateLimits: Object.fromEntries(limits.map((name) => [name, { algorithm: 'fixed-window', limit: 1, per: '1m', by: ['ip'] }])),
+      quotas: { a: { limit: 1, period: 'day', by: ['ip'] }, b: { limit: 1, period: 'day', by: ['ip'] } },
+      dataDir: '/nonexistent',
+      routes: [{ name: 'r', match: { path: '/' }, upstream: 'echo', public: true }],
+    }), 'gateway.yaml', {});
+    const memoryOf = (c: ReturnType<typeof compileConfig>, name: string) => c.rateLimiting.limits.get(name)?.spec.store as MemoryLimitStore;
     try {
-      const kept = stores.memoryStore('limit:kept', 100);
-      const removed = stores.memoryStore('limit:removed', 100);
+      const first = compileConfig(config(['kept', 'removed']), undefined, { resources, clock: new ManualClock() });
+      const generation = await resources.prepare(first.resources.filter((r) => !(r instanceof SqliteQuotaStore)));
+      const kept = memoryOf(first, 'kept');
+      const removed = memoryOf(first, 'removed');
       removed.hit({ algorithm: 'fixed-window', limit: 1, windowMs: 60_000, burst: 1 }, 'caller');
-      await stores.activate({ shared: [], memory: [kept], quotas: [], guards: [] }, createLogger('silent'), () => {});
-      assert.equal(stores.memoryStore('limit:kept', 100), kept, 'a limit still configured keeps its counts');
+      const second = compileConfig(config(['kept']), undefined, { resources, clock: new ManualClock() });
+      await resources.prepare(second.resources.filter((r) => !(r instanceof SqliteQuotaStore)));
+      await resources.retire(generation);
+      assert.equal(memoryOf(second, 'kept'), kept, 'a limit still configured keeps its counts');
       assert.equal(removed.size, 0, 'a removed limit\'s store is closed');
-      assert.notEqual(stores.memoryStore('limit:removed', 100), removed);
-      const settings = { file: '/nonexistent/quotas.db', flushMs: 1000, maxEntries: 100 };
-      assert.notEqual(stores.quotaStore(settings, 'a'), stores.quotaStore(settings, 'b'), 'each quota has its own count cache');
-      assert.equal(stores.quotaStore(settings, 'a'), stores.quotaStore(settings, 'a'));
+      const third = compileConfig(config(['kept', 'removed']), undefined, { resources, clock: new ManualClock() });
+      assert.notEqual(memoryOf(third, 'removed'), removed);
+      const quotaStore = (name: string) => second.rateLimiting.quotas.get(name)?.spec.store;
+      assert.notEqual(quotaStore('a'), quotaStore('b'), 'each quota has its own count cache');
+      assert.equal(quotaStore('a'), quotaStore('a'));
     } finally {
-      await stores.stopAll();
+      await resources.stopAll();
     }
   });
 });

@@ -5,9 +5,13 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { ALGORITHMS, decide, type LimitShape, type LimitState } from '../src/ratelimit/algorithms.js';
+import { systemClock, type Clock } from '../src/lib/clock.js';
 import { MemoryLimitStore } from '../src/ratelimit/memory-store.js';
 import { RedisLimitStore, type RedisStoreSettings } from '../src/ratelimit/redis-store.js';
 import { LimitStoreUnavailableError, type LimitStore } from '../src/ratelimit/store.js';
+import { createLogger } from '../src/observability/logger.js';
+import { Metrics } from '../src/observability/metrics.js';
+import { ManualClock } from './harness/manual-clock.js';
 import { startRedis, type TestRedis } from './harness/redis.js';
 
 // Far ahead of the real clock, so Redis (which expires keys by its own clock) keeps every key while
@@ -75,11 +79,12 @@ function contract(subject: () => Subject | null, skip: () => string | false): vo
 }
 
 describe('limit store contract: memory', () => {
-  contract(() => ({ name: 'memory', make: (clock) => new MemoryLimitStore(10_000, clock) }), () => false);
+  const clockOf = (now: () => number): Clock => ({ now, setTimer: (fn, ms) => systemClock.setTimer(fn, ms) });
+  contract(() => ({ name: 'memory', make: (clock) => new MemoryLimitStore(10_000, clockOf(clock)) }), () => false);
 
   it('holds at most maxEntries keys, dropping expired ones first, then the oldest', () => {
     let now = FUTURE;
-    const store = new MemoryLimitStore(100, () => now);
+    const store = new MemoryLimitStore(100, clockOf(() => now));
     const shape: LimitShape = { algorithm: 'fixed-window', limit: 1, windowMs: 1000, burst: 1 };
     for (let i = 0; i < 100; i++) store.hit(shape, `old-${i}`);
     now += 5000; // all expired
@@ -177,7 +182,11 @@ describe('limit store contract: redis', () => {
   it('times out on a Redis that does not answer, then opens its circuit and fails at once until a probe succeeds', async (t) => {
     const reason = skip();
     if (reason !== false) { t.skip(reason); return; }
-    const store = open(null);
+    // The circuit breaker runs on the store's clock: the test moves it instead of waiting.
+    const clock = new ManualClock();
+    const store = new RedisLimitStore(settings((redis as TestRedis).url), () => {});
+    stores.push(store);
+    await store.start({ logger: createLogger('silent'), clock, metrics: new Metrics(false) });
     await ready(store);
     const shape: LimitShape = { algorithm: 'gcra', limit: 1000, windowMs: 1000, burst: 100 };
     await store.hit(shape, 'paused');
@@ -194,7 +203,7 @@ describe('limit store contract: redis', () => {
       assert.ok(timings.slice(0, 3).every((ms) => ms >= 150 && ms < 600), `timeouts: ${timings.map(Math.round).join(', ')}`);
       assert.ok(timings.slice(3).every((ms) => ms < 20), `open circuit: ${timings.map(Math.round).join(', ')}`);
       await control.call('CLIENT', 'UNPAUSE');
-      await new Promise((d) => setTimeout(d, 350)); // breakerOpenMs 300, then one probe goes through
+      clock.advance(350); // breakerOpenMs 300, then one probe goes through
       assert.equal((await store.hit(shape, 'paused')).allowed, true);
     } finally {
       control.disconnect();

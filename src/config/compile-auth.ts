@@ -11,7 +11,6 @@ import type { IssuerKeys } from '../authn/jwt/jwt-verifier.js';
 import { importJwks, importPem, importSecret, StaticKeys } from '../authn/jwt/key-source.js';
 import type { RemoteJwks } from '../authn/jwt/remote-jwks.js';
 import { RemoteJwksRegistry } from '../authn/jwt/remote-jwks-registry.js';
-import { LimitStores } from '../ratelimit/limit-stores.js';
 import { authorizeStage, type TenantRule } from '../authz/authorize-stage.js';
 import type { PathPattern } from '../routing/pattern.js';
 import type { Stage } from '../pipeline/stage.js';
@@ -75,15 +74,14 @@ export interface CompiledAuth {
   readonly apiKeys: ApiKeyBackend | null;
 }
 
-/** What compilation shares with the running gateway: remote key sets, API key backends and limit stores live across reloads. */
+/** What compilation shares with the running gateway: remote key sets and API key backends live across reloads. */
 export interface Registries {
   readonly keySets: RemoteJwksRegistry;
   readonly apiKeys: ApiKeyBackends;
-  readonly limitStores: LimitStores;
 }
 
 export function newRegistries(): Registries {
-  return { keySets: new RemoteJwksRegistry(), apiKeys: new ApiKeyBackends(), limitStores: new LimitStores() };
+  return { keySets: new RemoteJwksRegistry(), apiKeys: new ApiKeyBackends() };
 }
 
 type At = (...path: (string | number)[]) => (string | number)[];

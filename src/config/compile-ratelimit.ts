@@ -4,36 +4,36 @@ import type { HeaderRules } from './asserted-header-rules.js';
 import { parseDuration } from '../lib/duration.js';
 import { Calendar, isTimeZone } from '../ratelimit/calendar.js';
 import { QuotaLimiter } from '../ratelimit/quota.js';
-import type { BruteForceGuard } from '../ratelimit/brute-force-guard.js';
+import { BruteForceGuard, GUARD_NAME, type GuardSpec } from '../ratelimit/brute-force-guard.js';
 import type { Stage } from '../pipeline/stage.js';
 import { MAX_PRODUCT, type LimitShape } from '../ratelimit/algorithms.js';
 import type { HeaderMode } from '../ratelimit/headers.js';
 import { RateLimiter, type Dimension, type RateLimitSpec } from '../ratelimit/limit.js';
 import type { Limiter } from '../ratelimit/limiter.js';
-import type { LimitStores, StoresInUse } from '../ratelimit/limit-stores.js';
+import { algorithmKind, kindOf, MEMORY_STORE_DEFAULTS, LIMIT_STORE_KINDS, QUOTA_STORE_KINDS, type StoreContext } from '../ratelimit/kinds.js';
+import type { LimitStore } from '../ratelimit/store.js';
 import type { MemoryLimitStore } from '../ratelimit/memory-store.js';
-import type { SqliteQuotaStore } from '../ratelimit/quota-store.js';
+import type { Resource, ResourceCatalog } from '../lifecycle/resources.js';
+import type { Clock } from '../lib/clock.js';
 import { rateLimitStage } from '../ratelimit/rate-limit-stage.js';
 import type { ConfigProblem } from './errors.js';
 import type { LoadedConfig } from './load.js';
 import type { RawConfig, RawRateLimit, RawRoute } from './schema.js';
 
-/** Documented defaults of rate limiting; docs/rate-limits.md lists the same values. */
-export const RATE_LIMIT_DEFAULTS = Object.freeze({
+/**
+ * Documented defaults of the settings shared by every kind; docs/rate-limits.md lists the same
+ * values. Each algorithm and store kind owns its own defaults (src/ratelimit/kinds.ts).
+ */
+export const RATE_LIMITING_DEFAULTS = Object.freeze({
   store: 'memory',
-  keyPrefix: 'portcullis:rl',
-  timeoutMs: 100,
-  connectTimeoutMs: 1000,
-  breakerFailures: 5,
-  breakerOpenMs: 1000,
-  maxEntries: 100_000,
   ipv6PrefixLength: 64,
-  gcraBurst: 1,
-  quotaFile: 'quotas/quotas.db',
-  quotaFlushMs: 1000,
-  bruteForceMaxFailures: 10,
-  bruteForceWithin: '1m',
-  bruteForceBlockFor: '15m',
+});
+
+/** Documented defaults of `rateLimiting.bruteForce`; docs/rate-limits.md lists the same values. */
+export const BRUTE_FORCE_DEFAULTS = Object.freeze({
+  maxFailures: 10,
+  within: '1m',
+  blockFor: '15m',
 });
 
 /** Request headers a limit may not count by: their values are credentials, whose spelling variants would each get a bucket. */
@@ -46,8 +46,8 @@ export interface CompiledRateLimiting {
   /** Wraps the authenticate stage of every authenticated route, when configured. */
   readonly guard: BruteForceGuard | null;
   readonly global: readonly Limiter[];
-  /** The stores and guard this config uses; the gateway connects them when the config goes live and retires the others. */
-  readonly inUse: StoresInUse;
+  /** The stores and guard this config uses (resources: started when the config goes live, retired after it). */
+  readonly resources: readonly Resource[];
   /**
    * Lower-case names of the request headers any limit or quota counts by (`header:<name>`): the
    * header pass refuses ambiguous copies of these (duplicates, `_` twins, names listed in
@@ -58,36 +58,56 @@ export interface CompiledRateLimiting {
 
 type At = (...path: (string | number)[]) => (string | number)[];
 
-/** Compiles `rateLimiting`, `rateLimits` and `quotas`, collecting located problems. `rules`: headers limits may not count by. */
+/** What compiling rate limiting uses besides the config: the running resources to reuse and the clock. */
+export interface RateLimitCompileContext {
+  readonly resources: ResourceCatalog;
+  readonly clock: Clock;
+}
+
+/**
+ * The stores one compile uses: the running instance of an equal definition when there is one (so a
+ * reload that keeps a limit keeps its counts), else a new, unstarted one. Each is listed once.
+ */
+class StoresUsed implements Pick<StoreContext, 'use'> {
+  private readonly used = new Map<string, Resource>();
+
+  constructor(private readonly catalog: ResourceCatalog) {}
+
+  use<R extends Resource>(key: string, kind: abstract new (...args: never[]) => R, make: () => R): R {
+    const known = this.used.get(key);
+    const found = known instanceof kind ? known : this.catalog.find(key, kind) ?? make();
+    this.used.set(key, found);
+    return found;
+  }
+
+  get all(): readonly Resource[] {
+    return [...this.used.values()];
+  }
+}
+
+/** Compiles `rateLimiting`, `rateLimits` and `quotas`, collecting located problems. `rules`: headers limits may not count by. Pure: opens nothing. */
 export function compileRateLimiting(
-  raw: RawConfig, loaded: LoadedConfig, stores: LimitStores, dataDir: string, rules: HeaderRules, problems: ConfigProblem[],
+  raw: RawConfig, loaded: LoadedConfig, context: RateLimitCompileContext, dataDir: string, rules: HeaderRules, problems: ConfigProblem[],
 ): CompiledRateLimiting {
+  const stores = new StoresUsed(context.resources);
+  const storeContext: StoreContext = { clock: context.clock, use: (key, kind, make) => stores.use(key, kind, make) };
   const rl = raw.rateLimiting ?? {};
-  const d = RATE_LIMIT_DEFAULTS;
-  const maxEntries = rl.maxEntries ?? d.maxEntries;
+  const d = RATE_LIMITING_DEFAULTS;
+  const maxEntries = rl.maxEntries;
   const ipv6PrefixBits = rl.ipv6PrefixLength ?? d.ipv6PrefixLength;
   const redisRaw = rl.redis;
-  const shared = redisRaw === undefined ? null : stores.redisStore({
-    url: redisRaw.url,
-    keyPrefix: redisRaw.keyPrefix ?? d.keyPrefix,
-    timeoutMs: redisRaw.timeoutMs ?? d.timeoutMs,
-    connectTimeoutMs: redisRaw.connectTimeoutMs ?? d.connectTimeoutMs,
-    breakerFailures: redisRaw.breakerFailures ?? d.breakerFailures,
-    breakerOpenMs: redisRaw.breakerOpenMs ?? d.breakerOpenMs,
-  });
+  // Stores are looked up when a limit, quota or the guard uses them: a config that only defines Redis opens nothing.
+  const shared = redisRaw ?? null;
+  /** The limit store of kind `type` for the table `id`; null when its kind's settings are missing. */
+  const limitStore = (type: string, id: string, entries: number | undefined): LimitStore | null =>
+    kindOf(LIMIT_STORE_KINDS, type).compile({ id, maxEntries: entries, redis: redisRaw }, storeContext);
   const defaultStore = rl.store ?? d.store;
   if (defaultStore === 'redis' && shared === null) problems.push(loaded.problem(['rateLimiting', 'store'], 'store redis needs rateLimiting.redis.url'));
 
   const limits = new Map<string, RateLimiter>();
-  const memory: MemoryLimitStore[] = [];
-  const quotaStores = new Set<SqliteQuotaStore>();
   const decisionHeaders = new Set<string>();
-  const inProcess = (id: string, entries: number): MemoryLimitStore => {
-    const store = stores.memoryStore(id, entries);
-    memory.push(store);
-    return store;
-  };
-  let usesShared = false;
+  // One in-process table per limit (and per fail-open stand-in): no two limits share counts.
+  const inProcess = (id: string, entries: number | undefined): MemoryLimitStore => limitStore('memory', id, entries) as MemoryLimitStore;
   for (const [name, r] of Object.entries(raw.rateLimits ?? {})) {
     const at: At = (...path) => ['rateLimits', name, ...path];
     const storeKind = r.store ?? defaultStore;
@@ -99,12 +119,13 @@ export function compileRateLimiting(
     const limit = compileLimit(name, r, at, loaded, rules, problems);
     if (limit === null) continue;
     const onRedis = storeKind === 'redis' && shared !== null;
-    usesShared ||= onRedis;
     const entries = r.maxEntries ?? maxEntries;
     for (const dim of limit.by) if (dim.kind === 'header') decisionHeaders.add(dim.name);
+    const store = limitStore(storeKind, `limit:${name}`, entries);
+    if (store === null) continue;
     limits.set(name, new RateLimiter({
       ...limit,
-      store: onRedis ? shared.redis : inProcess(`limit:${name}`, entries),
+      store,
       fallback: onRedis && r.onStoreError === 'failOpen' ? inProcess(`fallback:${name}`, entries) : null,
       ipv6PrefixBits,
     }));
@@ -121,15 +142,11 @@ export function compileRateLimiting(
     // Without an explicit store, a missing Redis URL is rateLimiting.store's problem, reported once above.
     if (storeKind === 'redis' && shared === null && q.store !== undefined) problems.push(loaded.problem(at('store'), 'store redis needs rateLimiting.redis.url'));
     if (problems.length > before || (storeKind === 'redis' && shared === null)) continue;
-    usesShared ||= storeKind === 'redis';
     for (const dim of by) if (dim.kind === 'header') decisionHeaders.add(dim.name);
-    let store: QuotaLimiter['spec']['store'];
-    if (storeKind === 'redis' && shared !== null) store = shared.redis;
-    else {
-      const embedded = stores.quotaStore({ file: resolve(dataDir, rl.quotaFile ?? d.quotaFile), flushMs: rl.quotaFlushMs ?? d.quotaFlushMs, maxEntries }, name);
-      quotaStores.add(embedded);
-      store = embedded;
-    }
+    const store = kindOf(QUOTA_STORE_KINDS, storeKind).compile({
+      name, resolveFile: (file) => resolve(dataDir, file), quotaFile: rl.quotaFile, quotaFlushMs: rl.quotaFlushMs, maxEntries, redis: redisRaw,
+    }, storeContext);
+    if (store === null) continue;
     quotas.set(name, new QuotaLimiter({
       name,
       limit: q.limit,
@@ -139,6 +156,7 @@ export function compileRateLimiting(
       store,
       failOpen: q.onStoreError === 'failOpen',
       ipv6PrefixBits,
+      clock: context.clock,
     }));
   }
 
@@ -146,24 +164,26 @@ export function compileRateLimiting(
   const bf = rl.bruteForce;
   if (bf !== undefined) {
     const storeKind = bf.store ?? defaultStore;
-    const windowMs = parseDuration(bf.within ?? d.bruteForceWithin) ?? 60_000;
+    const windowMs = parseDuration(bf.within ?? BRUTE_FORCE_DEFAULTS.within) ?? 60_000;
     if (windowMs > 86_400_000) problems.push(loaded.problem(['rateLimiting', 'bruteForce', 'within'], 'at most 1d'));
     if (storeKind === 'redis' && shared === null) {
       if (bf.store !== undefined) problems.push(loaded.problem(['rateLimiting', 'bruteForce', 'store'], 'store redis needs rateLimiting.redis.url'));
     } else {
       const onRedis = storeKind === 'redis' && shared !== null;
-      usesShared ||= onRedis;
       const by = bf.by ?? ['ip', 'credential'];
-      guard = stores.guard({
-        maxFailures: bf.maxFailures ?? d.bruteForceMaxFailures,
+      const spec: GuardSpec = {
+        maxFailures: bf.maxFailures ?? BRUTE_FORCE_DEFAULTS.maxFailures,
         windowMs,
-        blockMs: parseDuration(bf.blockFor ?? d.bruteForceBlockFor) ?? 900_000,
+        blockMs: parseDuration(bf.blockFor ?? BRUTE_FORCE_DEFAULTS.blockFor) ?? 900_000,
         byIp: by.includes('ip'),
         byCredential: by.includes('credential'),
-        shared: onRedis ? shared.redis : null,
-        maxEntries,
+        // The guard keeps its own in-process tables; only a shared store is looked up by kind.
+        shared: onRedis ? limitStore(storeKind, GUARD_NAME, undefined) : null,
+        maxEntries: maxEntries ?? MEMORY_STORE_DEFAULTS.maxEntries,
         ipv6PrefixBits,
-      }, onRedis ? JSON.stringify(redisRaw) : 'memory');
+      };
+      const storeName = onRedis ? JSON.stringify(redisRaw) : 'memory';
+      guard = stores.use(BruteForceGuard.keyOf(spec, storeName), BruteForceGuard, () => new BruteForceGuard(spec, storeName, context.clock));
     }
   }
 
@@ -180,12 +200,7 @@ export function compileRateLimiting(
     quotas,
     guard,
     global,
-    inUse: {
-      shared: usesShared && shared !== null ? [shared] : [],
-      memory,
-      quotas: [...quotaStores],
-      guards: guard === null ? [] : [guard],
-    },
+    resources: stores.all,
     decisionHeaders,
   };
 }
@@ -198,13 +213,13 @@ type LimitCore = Pick<RateLimitSpec, 'name' | 'shape' | 'tiers' | 'by'>;
 
 function compileLimit(name: string, r: RawRateLimit, at: At, loaded: LoadedConfig, rules: HeaderRules, problems: ConfigProblem[]): LimitCore | null {
   const before = problems.length;
-  const windowed = r.algorithm === 'fixed-window' || r.algorithm === 'sliding-window';
+  const algorithm = algorithmKind(r.algorithm);
+  const windowed = !algorithm.takesBurst;
   if (windowed && r.burst !== undefined) problems.push(loaded.problem(at('burst'), `applies to token-bucket and gcra; ${r.algorithm} allows limit per window`));
-  const defaultBurst = r.algorithm === 'gcra' ? RATE_LIMIT_DEFAULTS.gcraBurst : r.limit;
   const shapeOf = (limit: number, per: string, burst: number | undefined, path: At): LimitShape | null => {
     const windowMs = parseDuration(per) ?? 0;
     if (windowMs > 86_400_000) { problems.push(loaded.problem(path('per'), 'at most 1d; longer periods are quotas (calendar days and months, kept across restarts)')); return null; }
-    const shape: LimitShape = { algorithm: r.algorithm, limit, windowMs, burst: windowed ? 1 : burst ?? defaultBurst };
+    const shape: LimitShape = algorithm.compile({ limit, windowMs, burst, baseLimit: r.limit });
     if (shape.limit * shape.windowMs * shape.burst > MAX_PRODUCT) {
       problems.push(loaded.problem(path('limit'), `limit × window (ms) × burst must stay below 2^52 (${shape.limit} × ${windowMs} × ${shape.burst}); use a coarser window`));
       return null;

@@ -24,7 +24,7 @@ import { assertedHeaderRules } from './asserted-header-rules.js';
 import { Upstream } from '../proxy/upstream.js';
 import type { UpstreamSpec } from '../proxy/upstream-spec.js';
 import { NO_RESOURCES, type Resource, type ResourceCatalog } from '../lifecycle/resources.js';
-import type { Clock } from '../lib/clock.js';
+import { systemClock, type Clock } from '../lib/clock.js';
 import { compileRateLimiting, compileRouteLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
 
 export type { UpstreamSpec };
@@ -193,7 +193,7 @@ export function compileConfig(
 
   const credentialHeaders = new Set([...auth.authenticators.values()].flatMap((a) => a.credentialHeaders));
   const limitRules = assertedHeaderRules(raw, auth.identityHeaders, requestIdHeader, protectedHeaders, credentialHeaders);
-  const rateLimiting = compileRateLimiting(raw, loaded, registries.limitStores, dataDir, limitRules, problems);
+  const rateLimiting = compileRateLimiting(raw, loaded, { resources: catalog, clock: context.clock ?? systemClock }, dataDir, limitRules, problems);
   const fromTrustedProxies = new Set<string>();
   (raw.headers?.fromTrustedProxies ?? []).forEach((h, i) => {
     const name = normaliseHeaderName(h);
@@ -279,7 +279,7 @@ export function compileConfig(
     removedQueryParams,
     upstreams,
     upstreamPools,
-    resources: [...byKey.values()],
+    resources: [...byKey.values(), ...rateLimiting.resources],
     authenticators: auth.authenticators,
     remoteKeySets: auth.remoteKeySets,
     identityHeaders: auth.identityHeaders,

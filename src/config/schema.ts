@@ -1,6 +1,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { JWS_ALGORITHMS, type JwsAlgorithm } from '../authn/jwt/algorithms.js';
-import { ALGORITHMS, type Algorithm } from '../ratelimit/algorithms.js';
+import type { Algorithm } from '../ratelimit/algorithms.js';
+import { ALGORITHM_KINDS, EmbeddedQuotaSchema, LIMIT_STORE_KINDS, QUOTA_STORE_KINDS, RedisSettingsSchema } from '../ratelimit/kinds.js';
 
 /**
  * The schema of gateway.yaml. It is the single source for validation, for the TypeScript types of
@@ -263,10 +264,14 @@ const LimitDimension = Type.String({
   description: 'ip (client address; IPv6 by prefix), subject, keyId (API key id), tenant, route, header:<name>, claim:<path>.',
 });
 
+/** A `store` option: the backends of one family's kind table. */
+const StoreName = <T extends string>(kinds: readonly { readonly type: T }[], description: string) =>
+  Type.Unsafe<T>({ type: 'string', enum: kinds.map((k) => k.type), description });
+
 const FailurePolicy = (description: string) => Type.Unsafe<'failClosed' | 'failOpen'>({ type: 'string', enum: ['failClosed', 'failOpen'], description });
 
 export const RateLimitSchema = strict({
-  algorithm: Type.Unsafe<Algorithm>({ type: 'string', enum: [...ALGORITHMS], description: 'fixed-window, sliding-window, token-bucket or gcra (see docs/rate-limits.md for when to use which).' }),
+  algorithm: Type.Unsafe<Algorithm>({ type: 'string', enum: ALGORITHM_KINDS.map((k) => k.type), description: 'fixed-window, sliding-window, token-bucket or gcra (see docs/rate-limits.md for when to use which).' }),
   limit: Count('Requests per window (window algorithms); refill per window (token-bucket); rate per window (gcra).'),
   per: Window,
   burst: Type.Optional(Count('token-bucket: bucket capacity (default limit); gcra: requests allowed back to back (default 1).')),
@@ -276,7 +281,7 @@ export const RateLimitSchema = strict({
     per: Type.Optional(Window),
     burst: Type.Optional(Count('The tier\'s burst.')),
   }, 'Limits for callers of this tier; unset fields come from the base limit.'), { description: 'Per caller tier (an API key\'s tier, a token\'s tier claim). Callers without a listed tier get the base limit.' })),
-  store: Type.Optional(Type.Unsafe<'memory' | 'redis'>({ type: 'string', enum: ['memory', 'redis'], description: 'Where this limit\'s counts live. Default rateLimiting.store.' })),
+  store: Type.Optional(StoreName(LIMIT_STORE_KINDS, 'Where this limit\'s counts live. Default rateLimiting.store.')),
   onStoreError: Type.Optional(FailurePolicy('Redis unreachable: failClosed answers 503; failOpen decides with an in-process limiter of the same shape. Default failClosed.')),
   maxEntries: Type.Optional(Type.Integer({ minimum: 100, maximum: 100_000_000, description: 'Most callers this limit tracks in process (and in its fail-open fallback). Live counts are never dropped: when full, callers without an entry share one overflow count. Default rateLimiting.maxEntries.' })),
 }, 'A named rate limit; routes list it under rateLimit, or rateLimiting.global applies it everywhere.');
@@ -289,20 +294,13 @@ export const QuotaSchema = strict({
   tiers: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), strict({
     limit: Type.Integer({ minimum: 1, maximum: 1_000_000_000_000, description: 'The tier\'s requests per period.' }),
   }, 'The quota for callers of this tier.'), { description: 'Per caller tier. Callers without a listed tier get the base limit.' })),
-  store: Type.Optional(Type.Unsafe<'embedded' | 'redis'>({ type: 'string', enum: ['embedded', 'redis'], description: 'embedded (SQLite in dataDir; exact for one gateway, several on one host add up their counts at each flush) or redis (shared, exact across gateways). Default redis when rateLimiting.store is redis, else embedded.' })),
+  store: Type.Optional(StoreName(QUOTA_STORE_KINDS, 'embedded (SQLite in dataDir; exact for one gateway, several on one host add up their counts at each flush) or redis (shared, exact across gateways). Default redis when rateLimiting.store is redis, else embedded.')),
   onStoreError: Type.Optional(FailurePolicy('Store unreachable: failClosed answers 503; failOpen admits without counting. Default failClosed.')),
 }, 'A named quota per calendar period; routes list it under quota. Counts survive restarts.');
 
 export const RateLimitingSchema = strict({
-  store: Type.Optional(Type.Unsafe<'memory' | 'redis'>({ type: 'string', enum: ['memory', 'redis'], description: 'Default store of limits: memory (this process; exact for one gateway) or redis (shared by every gateway). Default memory.' })),
-  redis: Type.Optional(strict({
-    url: Type.String({ pattern: '^rediss?://', description: 'redis://[user:password@]host:port[/db], or rediss:// for TLS. Put the password in the environment: ${REDIS_URL}.' }),
-    keyPrefix: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'Prefix of every key. Default portcullis:rl.' })),
-    timeoutMs: Type.Optional(Millis('Bound on one decision\'s round trip; past it the limit\'s onStoreError applies. Default 100.')),
-    connectTimeoutMs: Type.Optional(Millis('Bound on connecting. Default 1000.')),
-    breakerFailures: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Consecutive failures that open the circuit (decisions then fail at once). Default 5.' })),
-    breakerOpenMs: Type.Optional(Millis('How long the circuit stays open before one probe. Default 1000.', 10)),
-  }, 'The shared Redis (standalone; keys are Redis Cluster safe).')),
+  store: Type.Optional(StoreName(LIMIT_STORE_KINDS, 'Default store of limits: memory (this process; exact for one gateway) or redis (shared by every gateway). Default memory.')),
+  redis: Type.Optional(RedisSettingsSchema),
   maxEntries: Type.Optional(Type.Integer({ minimum: 100, maximum: 100_000_000, description: 'Most callers each in-process limit, each fail-open fallback, each brute-force table and the quota cache track. Live counts and blocks are never dropped: when full, callers without an entry share one overflow count (see docs/rate-limits.md). Default 100000.' })),
   headers: Type.Optional(strict({
     draft: Type.Optional(Type.Boolean({ description: 'RateLimit-Policy and RateLimit (IETF draft). Default true.' })),
@@ -315,10 +313,10 @@ export const RateLimitingSchema = strict({
     within: Type.Optional(Window),
     blockFor: Type.Optional(Duration('How long a source stays blocked (429): 30s, 15m, 1h. Default 15m.')),
     by: Type.Optional(Type.Array(Type.Unsafe<'ip' | 'credential'>({ type: 'string', enum: ['ip', 'credential'] }), { minItems: 1, uniqueItems: true, description: 'Sources: the client address, the presented credential id (API key id). Default both.' })),
-    store: Type.Optional(Type.Unsafe<'memory' | 'redis'>({ type: 'string', enum: ['memory', 'redis'], description: 'Where failures are counted. Default rateLimiting.store.' })),
+    store: Type.Optional(StoreName(LIMIT_STORE_KINDS, 'Where failures are counted. Default rateLimiting.store.')),
   }, 'Blocks sources of repeated failed authentications on every authenticated route (see docs/rate-limits.md).')),
-  quotaFile: Type.Optional(Type.String({ minLength: 1, description: 'The embedded quota store, relative to dataDir. Default quotas/quotas.db.' })),
-  quotaFlushMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 60_000, description: 'How often (ms) the embedded quota store writes the uses counted in memory, in one transaction; a crash loses at most this much. Default 1000.' })),
+  quotaFile: EmbeddedQuotaSchema.properties.quotaFile,
+  quotaFlushMs: EmbeddedQuotaSchema.properties.quotaFlushMs,
 }, 'Rate limiting: stores, headers, global limits (see docs/rate-limits.md).');
 
 export const GatewayConfigSchema = Type.Object({

@@ -1,3 +1,5 @@
+import { systemClock, type Clock } from '../lib/clock.js';
+
 /**
  * The sources a brute-force guard has blocked, each until a time (ms on the guard's clock).
  *
@@ -11,7 +13,11 @@ export class BlockTable {
   private readonly until = new Map<string, number>();
   private overflowUntil = 0;
 
-  constructor(readonly maxEntries: number, private readonly now: () => number = Date.now) {}
+  constructor(readonly maxEntries: number, private readonly clock: Clock = systemClock) {}
+
+  private now(): number {
+    return this.clock.now();
+  }
 
   /** Blocks in force or not yet reclaimed. */
   get size(): number {

@@ -1,4 +1,6 @@
 import { ipKey } from '../lib/ip.js';
+import { systemClock, type Clock } from '../lib/clock.js';
+import type { Resource, ResourceContext } from '../lifecycle/resources.js';
 import type { Logger } from '../observability/logger.js';
 import { deny, type Denial } from '../pipeline/denials.js';
 import type { Exchange } from '../pipeline/exchange.js';
@@ -65,20 +67,48 @@ const counted = (v: StoreVerdict): Count => ({ crossed: !v.allowed || v.remainin
  * threshold (or a block finds the block table full) every source without an entry of its own is
  * refused until the overflow block ends. That is fail closed: it may refuse newcomers during a flood
  * big enough to fill the tables, but never forgets an attacker.
+ *
+ * A resource: its tables live across reloads that keep its settings (`key`), so counts and blocks
+ * outlive a reload. Constructing it arms nothing; `start` arms the tables' sweeps, `stop` ends them.
  */
-export class BruteForceGuard {
+export class BruteForceGuard implements Resource {
+  readonly key: string;
   private readonly shape: LimitShape;
+  private logger: Logger | null = null;
   /** Failure counts in this process: the store when `shared` is null, the stand-in when it cannot count. */
   private readonly local: Readonly<Record<Kind, MemoryLimitStore>>;
   private readonly blocks: Readonly<Record<Kind, BlockTable>>;
 
-  constructor(private readonly spec: GuardSpec, private readonly logger: () => Logger | null, private readonly now: () => number = Date.now) {
+  /** `storeName` says where failures are counted (`memory`, or the shared store's settings): part of the key. */
+  constructor(private readonly spec: GuardSpec, storeName: string, private readonly clock: Clock = systemClock) {
+    this.key = BruteForceGuard.keyOf(spec, storeName);
     this.shape = { algorithm: 'fixed-window', limit: spec.maxFailures, windowMs: spec.windowMs, burst: 1 };
     const full = (kind: Kind) => (maxEntries: number): void => {
-      this.logger()?.error({ kind, maxEntries }, 'brute-force guard: failure table full; sources without an entry are counted together');
+      this.logger?.error({ kind, maxEntries }, 'brute-force guard: failure table full; sources without an entry are counted together');
     };
-    this.local = { ip: new MemoryLimitStore(spec.maxEntries, now, full('ip')), credential: new MemoryLimitStore(spec.maxEntries, now, full('credential')) };
-    this.blocks = { ip: new BlockTable(spec.maxEntries, now), credential: new BlockTable(spec.maxEntries, now) };
+    this.local = {
+      ip: new MemoryLimitStore(spec.maxEntries, clock, full('ip'), 'bruteForce:ip'),
+      credential: new MemoryLimitStore(spec.maxEntries, clock, full('credential'), 'bruteForce:credential'),
+    };
+    this.blocks = { ip: new BlockTable(spec.maxEntries, clock), credential: new BlockTable(spec.maxEntries, clock) };
+  }
+
+  /** The resource key of a guard with these settings counting in `storeName`. */
+  static keyOf(spec: GuardSpec, storeName: string): string {
+    return `brute-force guard ${JSON.stringify([spec.maxFailures, spec.windowMs, spec.blockMs, spec.byIp, spec.byCredential, spec.maxEntries, spec.ipv6PrefixBits, storeName])}`;
+  }
+
+  async start(context: ResourceContext): Promise<void> {
+    this.logger = context.logger;
+    await Promise.all([this.local.ip.start(context), this.local.credential.start(context)]);
+  }
+
+  stop(): Promise<void> {
+    return this.close();
+  }
+
+  private now(): number {
+    return this.clock.now();
   }
 
   /**
@@ -163,7 +193,7 @@ export class BruteForceGuard {
     if (started.length === 0) return denial;
     ex.limitName = GUARD_NAME;
     const what = started.join(', ');
-    this.logger()?.warn({ requestId: ex.requestId, blocked: what, forMs: this.spec.blockMs }, 'brute-force guard: source blocked');
+    this.logger?.warn({ requestId: ex.requestId, blocked: what, forMs: this.spec.blockMs }, 'brute-force guard: source blocked');
     return { ...denial, reason: `${denial.reason}; ${what} blocked for ${this.spec.blockMs} ms after ${this.spec.maxFailures} failures` };
   }
 

@@ -1,3 +1,5 @@
+import { systemClock, type Clock, type Timer } from '../lib/clock.js';
+import type { Resource, ResourceContext } from '../lifecycle/resources.js';
 import { decide, type LimitShape, type LimitState } from './algorithms.js';
 import type { LimitStore, StoreVerdict } from './store.js';
 
@@ -29,18 +31,62 @@ export type OnFull = (maxEntries: number) => void;
  * them together, which is only ever stricter than applying it to each (the verdict says
  * `overflow`). Entries are re-inserted on every write, so the map is ordered by last use and the
  * entries scanned first on a full insert are the likeliest to have expired.
+ *
+ * A resource: constructing it arms nothing; `start` arms the sweep on the clock, `stop` disarms
+ * it and forgets every count. A reload that keeps the limit (same `key`) keeps the running store.
  */
-export class MemoryLimitStore implements LimitStore {
+export class MemoryLimitStore implements LimitStore, Resource {
   readonly kind = 'memory';
+  readonly key: string;
   private readonly entries = new Map<string, Entry>();
   /** The overflow entry per shape (`algorithm:limit:windowMs:burst`). */
   private readonly overflow = new Map<string, Entry>();
   private nextFullSweepAt = 0;
   private nextFullReportAt = 0;
-  private readonly timer: NodeJS.Timeout;
+  private timer: Timer | null = null;
+  private stopped = false;
 
-  constructor(readonly maxEntries: number, private readonly now: () => number = Date.now, private readonly onFull: OnFull | null = null) {
-    this.timer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
+  /**
+   * `id` names the table (its role and limit, e.g. `limit:perIp`) in its resource key; `onFull` is
+   * told when callers start sharing the overflow count (the default logs it once started).
+   */
+  constructor(
+    readonly maxEntries: number,
+    private readonly clock: Clock = systemClock,
+    private onFull: OnFull | null = null,
+    readonly id = 'memory',
+  ) {
+    this.key = MemoryLimitStore.keyOf(id, maxEntries);
+  }
+
+  /** The resource key of the table `id` holding at most `maxEntries` callers. */
+  static keyOf(id: string, maxEntries: number): string {
+    return `memory limit store ${JSON.stringify([id, maxEntries])}`;
+  }
+
+  start(context: ResourceContext): Promise<void> {
+    this.onFull ??= (max) => {
+      context.logger.error({ store: this.id, maxEntries: max }, 'rate-limit store full: callers without an entry of their own share one overflow count');
+    };
+    this.stopped = false;
+    this.arm();
+    return Promise.resolve();
+  }
+
+  stop(): Promise<void> {
+    return this.close();
+  }
+
+  private arm(): void {
+    this.timer = this.clock.setTimer(() => {
+      if (this.stopped) return;
+      this.sweep();
+      this.arm();
+    }, SWEEP_INTERVAL_MS);
+  }
+
+  private now(): number {
+    return this.clock.now();
   }
 
   /** Drops every expired entry (overflow entries included). */
@@ -102,7 +148,9 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   close(): Promise<void> {
-    clearInterval(this.timer);
+    this.stopped = true;
+    this.timer?.cancel();
+    this.timer = null;
     this.entries.clear();
     this.overflow.clear();
     return Promise.resolve();

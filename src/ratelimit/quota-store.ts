@@ -1,6 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { systemClock, type Clock, type Timer } from '../lib/clock.js';
+import type { Resource, ResourceContext } from '../lifecycle/resources.js';
 import type { Period } from './calendar.js';
 import { LimitStoreUnavailableError } from './store.js';
 
@@ -92,24 +94,63 @@ export type FlushFailure = (detail: string) => void;
  * - Memory stays bounded: at most `maxEntries` counts are cached; written ones make room, and when
  *   every cached count is still unwritten (the file has been locked for a while) a new caller is
  *   refused as "store unavailable" (the quota's onStoreError applies) rather than forgotten.
+ *
+ * A resource: constructing it opens nothing. `start` opens the file and arms the flush and prune
+ * timers on the clock; `stop` writes every count and closes the file. (A store used before it is
+ * started, as in unit tests, opens the file on first use and is flushed by hand.)
  */
-export class SqliteQuotaStore implements QuotaStore {
+export class SqliteQuotaStore implements QuotaStore, Resource {
   readonly kind = 'sqlite';
+  readonly key: string;
   private db: Database.Database | null = null;
   private statements: Statements | null = null;
   /** Cached counts by key and period, in order of last use. */
   private readonly counts = new Map<string, Count>();
   private readonly unwritten = new Set<Count>();
-  private flushTimer: NodeJS.Timeout | null = null;
-  private pruneTimer: NodeJS.Timeout | null = null;
+  private flushTimer: Timer | null = null;
+  private pruneTimer: Timer | null = null;
   private closed = false;
   private nextFailureReportAt = 0;
 
+  /** `name`: the quota whose counts this store holds (each quota has its own cache and connection). */
   constructor(
     private readonly settings: SqliteQuotaSettings,
-    private readonly now: () => number = Date.now,
-    private readonly onFlushFailure: FlushFailure = () => {},
-  ) {}
+    private readonly clock: Clock = systemClock,
+    private onFlushFailure: FlushFailure | null = null,
+    readonly name = '',
+  ) {
+    this.key = SqliteQuotaStore.keyOf(settings, name);
+  }
+
+  /** The resource key of quota `name`'s store in `settings.file`. */
+  static keyOf(settings: SqliteQuotaSettings, name: string): string {
+    return `sqlite quota store ${JSON.stringify([settings, name])}`;
+  }
+
+  /** Opens the file (a failure is retried on first use: the quota's onStoreError applies meanwhile) and arms the timers. */
+  start(context: ResourceContext): Promise<void> {
+    this.onFlushFailure ??= (detail) => context.logger.warn({ file: this.settings.file, detail }, 'quota store: counts not written yet; retrying');
+    try { this.open(); } catch (err) { context.logger.warn({ file: this.settings.file, err }, 'quota store: cannot open the file yet; retried on first use'); }
+    this.armFlush();
+    this.armPrune();
+    return Promise.resolve();
+  }
+
+  stop(): Promise<void> {
+    return this.close();
+  }
+
+  private armFlush(): void {
+    this.flushTimer = this.clock.setTimer(() => { this.flushAll(); if (!this.closed) this.armFlush(); }, this.settings.flushMs);
+  }
+
+  private armPrune(): void {
+    this.pruneTimer = this.clock.setTimer(() => { this.prune(); if (!this.closed) this.armPrune(); }, PRUNE_INTERVAL_MS);
+  }
+
+  private now(): number {
+    return this.clock.now();
+  }
 
   /** Counts held in memory (written or not). */
   get size(): number {
@@ -146,8 +187,6 @@ export class SqliteQuotaStore implements QuotaStore {
       db?.close();
       throw new LimitStoreUnavailableError(`cannot open ${this.settings.file}: ${(err as Error).message}`, { cause: err });
     }
-    this.flushTimer = setInterval(this.flushAll, this.settings.flushMs).unref();
-    this.pruneTimer = setInterval(() => { this.prune(); }, PRUNE_INTERVAL_MS).unref();
     return this.statements;
   }
 
@@ -234,7 +273,7 @@ export class SqliteQuotaStore implements QuotaStore {
       const now = this.now();
       if (now >= this.nextFailureReportAt) {
         this.nextFailureReportAt = now + FAILURE_REPORT_INTERVAL_MS;
-        this.onFlushFailure(`${this.unwritten.size} callers' counts: ${(err as Error).message}`);
+        this.onFlushFailure?.(`${this.unwritten.size} callers' counts: ${(err as Error).message}`);
       }
       return false;
     } finally {
@@ -251,8 +290,8 @@ export class SqliteQuotaStore implements QuotaStore {
 
   /** Writes every count (waiting up to 2 s for a lock: shutdown may wait) and closes the file. */
   close(): Promise<void> {
-    if (this.flushTimer !== null) clearInterval(this.flushTimer);
-    if (this.pruneTimer !== null) clearInterval(this.pruneTimer);
+    this.flushTimer?.cancel();
+    this.pruneTimer?.cancel();
     this.flushTimer = null;
     this.pruneTimer = null;
     while (this.unwritten.size > 0 && this.flush(CLOSE_BUSY_TIMEOUT_MS, Infinity));

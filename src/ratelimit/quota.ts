@@ -1,3 +1,4 @@
+import type { Clock } from '../lib/clock.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import type { Calendar } from './calendar.js';
 import { callerKey, IDENTITY_DIMENSIONS, type Dimension } from './limit.js';
@@ -15,6 +16,8 @@ export interface QuotaSpec {
   /** Store down: admit without counting (true) or answer 503 (false). */
   readonly failOpen: boolean;
   readonly ipv6PrefixBits: number;
+  /** The clock that places a request in its period. */
+  readonly clock: Clock;
 }
 
 /**
@@ -34,7 +37,7 @@ export class QuotaLimiter implements Limiter {
   }
 
   decide(ex: Exchange): LimitDecision | Promise<LimitDecision> {
-    const now = Date.now();
+    const now = this.spec.clock.now();
     const period = this.spec.calendar.periodAt(now);
     const limit = this.limitFor(ex);
     const key = callerKey(this.spec.name, `quota:${this.spec.calendar.kind}`, this.spec.by, this.spec.ipv6PrefixBits, ex);

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { systemClock, type Clock } from '../lib/clock.js';
+import type { Resource, ResourceContext } from '../lifecycle/resources.js';
 import { decide, type LimitShape, type LimitState, type Verdict } from './algorithms.js';
 import type { Period } from './calendar.js';
 import type { QuotaStore, QuotaUse } from './quota-store.js';
@@ -46,9 +48,11 @@ const QUOTA_SHA = createHash('sha1').update(QUOTA_SCRIPT).digest('hex');
  * script by its key's hash slot, and caller-controlled text (a header value) never reaches a key
  * name.
  */
-export class RedisLimitStore implements LimitStore, QuotaStore {
+export class RedisLimitStore implements LimitStore, QuotaStore, Resource {
   readonly kind = 'redis';
-  private readonly client: Redis;
+  readonly key: string;
+  /** Created on start: constructing the store opens nothing. */
+  private client: Redis | null = null;
   private failures = 0;
   private openUntil = 0;
   private probing = false;
@@ -57,14 +61,64 @@ export class RedisLimitStore implements LimitStore, QuotaStore {
   private readonly keys = new Map<string, string>();
   /** Decisions waiting for this loop iteration's pipeline. */
   private queue: Queued[] = [];
+  /** The circuit breaker's clock (the gateway's, once started). */
+  private clock: Clock = systemClock;
 
   constructor(
     private readonly settings: RedisStoreSettings,
-    private readonly report: StoreReport = () => {},
-    /** Test clock; by default the script reads Redis's own clock, one clock for every instance. */
-    private readonly clock: (() => number) | null = null,
+    /** Told when the store goes down or comes back; by default `start` logs it and sets the store-up metric. */
+    private report: StoreReport | null = null,
+    /**
+     * Test clock for the decisions; null (the default) makes the script read Redis's own clock, one
+     * clock for every instance. A gateway running on an injected clock passes that clock's `now`.
+     */
+    private readonly scriptClock: (() => number) | null = null,
   ) {
-    this.client = new Redis(settings.url, {
+    this.key = RedisLimitStore.keyOf(settings);
+  }
+
+  /** The resource key of a store with these settings: equal settings share one connection. */
+  static keyOf(settings: RedisStoreSettings): string {
+    return `redis limit store ${JSON.stringify(settings)}`;
+  }
+
+  /** Connects (a failure is not fatal: decisions follow the limits' policies meanwhile) and reports through the context. */
+  async start(context: ResourceContext): Promise<void> {
+    this.clock = context.clock;
+    if (this.report === null) {
+      const where = redactedUrl(this.settings.url);
+      const { logger, metrics } = context;
+      this.report = (up, detail) => {
+        if (up) logger.info({ redis: where }, 'rate-limit store reachable');
+        else logger.error({ redis: where, detail }, 'rate-limit store unavailable: limits follow their onStoreError policy');
+        metrics.rateLimitStoreUp.set({ store: where }, up ? 1 : 0);
+      };
+    }
+    await this.connect();
+  }
+
+  stop(): Promise<void> {
+    return this.close();
+  }
+
+  /** True while connected. */
+  get ready(): boolean {
+    return this.client?.status === 'ready';
+  }
+
+  /** Creates the client and connects; a failure is not fatal (the gateway starts, decisions follow the limits' policies). */
+  async connect(): Promise<void> {
+    const client = this.client ?? this.createClient();
+    try {
+      await client.connect();
+    } catch (err) {
+      this.mark(false, (err as Error).message);
+    }
+  }
+
+  private createClient(): Redis {
+    const settings = this.settings;
+    const client = new Redis(settings.url, {
       lazyConnect: true,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -77,23 +131,11 @@ export class RedisLimitStore implements LimitStore, QuotaStore {
       // Reconnect quickly and forever; decisions fail fast meanwhile.
       retryStrategy: (attempt: number) => Math.min(50 * attempt, 1000),
     });
-    this.client.on('error', () => { /* reported through decisions and 'close'; ioredis reconnects */ });
-    this.client.on('ready', () => { this.failures = 0; this.openUntil = 0; this.mark(true, 'connected'); });
-    this.client.on('close', () => { this.mark(false, 'connection closed'); });
-  }
-
-  /** True while connected. */
-  get ready(): boolean {
-    return this.client.status === 'ready';
-  }
-
-  /** Connects; a failure is not fatal (the gateway starts, decisions follow the limits' policies). */
-  async connect(): Promise<void> {
-    try {
-      await this.client.connect();
-    } catch (err) {
-      this.mark(false, (err as Error).message);
-    }
+    client.on('error', () => { /* reported through decisions and 'close'; ioredis reconnects */ });
+    client.on('ready', () => { this.failures = 0; this.openUntil = 0; this.mark(true, 'connected'); });
+    client.on('close', () => { this.mark(false, 'connection closed'); });
+    this.client = client;
+    return client;
   }
 
   /** Key names remembered (at most 10000). */
@@ -113,7 +155,7 @@ export class RedisLimitStore implements LimitStore, QuotaStore {
   }
 
   async hit(shape: LimitShape, key: string): Promise<Verdict> {
-    const args = [shape.algorithm, shape.limit, shape.windowMs, shape.burst, this.clock === null ? -1 : this.clock()];
+    const args = [shape.algorithm, shape.limit, shape.windowMs, shape.burst, this.scriptClock === null ? -1 : this.scriptClock()];
     return verdictFrom(shape, await this.evaluate(DECIDE_SCRIPT, DECIDE_SHA, this.redisKey(key), args));
   }
 
@@ -126,8 +168,9 @@ export class RedisLimitStore implements LimitStore, QuotaStore {
 
   /** One EVALSHA (EVAL when Redis lost the script), through the circuit breaker. */
   private async evaluate(script: string, sha: string, redisKey: string, args: (string | number)[]): Promise<unknown> {
-    if (Date.now() < this.openUntil || this.probing || this.client.status !== 'ready') {
-      throw new LimitStoreUnavailableError(this.client.status !== 'ready' ? `redis ${this.client.status}` : 'redis circuit open');
+    const client = this.client;
+    if (client === null || this.clock.now() < this.openUntil || this.probing || client.status !== 'ready') {
+      throw new LimitStoreUnavailableError(client?.status !== 'ready' ? `redis ${client?.status ?? 'not started'}` : 'redis circuit open');
     }
     if (this.openUntil !== 0) this.probing = true;
     let reply: unknown;
@@ -136,7 +179,7 @@ export class RedisLimitStore implements LimitStore, QuotaStore {
         reply = await this.batched(sha, redisKey, args);
       } catch (err) {
         if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-        reply = await this.client.eval(script, 1, redisKey, ...args);
+        reply = await client.eval(script, 1, redisKey, ...args);
       }
     } catch (err) {
       this.failed(err as Error);
@@ -165,12 +208,14 @@ export class RedisLimitStore implements LimitStore, QuotaStore {
   private readonly flush = (): void => {
     const batch = this.queue;
     this.queue = [];
+    const client = this.client;
+    if (client === null) { for (const c of batch) c.reject(new LimitStoreUnavailableError('redis stopped')); return; }
     if (batch.length === 1) {
       const only = batch[0] as Queued;
-      this.client.evalsha(only.sha, 1, only.redisKey, ...only.args).then(only.resolve, only.reject);
+      client.evalsha(only.sha, 1, only.redisKey, ...only.args).then(only.resolve, only.reject);
       return;
     }
-    const pipeline = this.client.pipeline();
+    const pipeline = client.pipeline();
     for (const c of batch) pipeline.evalsha(c.sha, 1, c.redisKey, ...c.args);
     pipeline.exec().then((results) => {
       batch.forEach((c, i) => {
@@ -183,7 +228,7 @@ export class RedisLimitStore implements LimitStore, QuotaStore {
   private failed(err: Error): void {
     this.failures++;
     if (this.failures >= this.settings.breakerFailures) {
-      this.openUntil = Date.now() + this.settings.breakerOpenMs;
+      this.openUntil = this.clock.now() + this.settings.breakerOpenMs;
       this.mark(false, `circuit open after ${this.failures} failures: ${err.message}`);
     }
   }
@@ -191,16 +236,30 @@ export class RedisLimitStore implements LimitStore, QuotaStore {
   private mark(up: boolean, detail: string): void {
     if (up === this.up) return;
     this.up = up;
-    this.report(up, detail);
+    this.report?.(up, detail);
   }
 
   async close(): Promise<void> {
-    this.client.removeAllListeners('close');
+    const client = this.client;
+    if (client === null) return;
+    this.client = null;
+    client.removeAllListeners('close');
     try {
-      await this.client.quit();
+      await client.quit();
     } catch {
-      this.client.disconnect();
+      client.disconnect();
     }
+  }
+}
+
+/** The Redis URL without its password, for logs and metrics. */
+export function redactedUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return 'redis';
   }
 }
 

@@ -149,7 +149,6 @@ export class Gateway implements HandlerHost, AdminHost {
       this.metrics.apiKeyStoreUp.set(ok ? 1 : 0);
       this.metrics.apiKeyUsageBacklog.set(config.apiKeys?.usage.backlog ?? 0);
     });
-    await this.registries.limitStores.activate(config.rateLimiting.inUse, this.logger, (store, up) => { this.metrics.rateLimitStoreUp.set({ store }, up ? 1 : 0); });
   }
 
   get config(): CompiledConfig {
@@ -325,7 +324,6 @@ export class Gateway implements HandlerHost, AdminHost {
     await this.admin?.close();
     this.registries.keySets.stopAll();
     await this.registries.apiKeys.stopAll();
-    await this.registries.limitStores.stopAll();
     await this.audit.close();
     this.logger.info('gateway stopped');
   }

@@ -65,7 +65,7 @@ export class Gateway implements HandlerHost {
     this.resources = resources;
     // Until start() prepares the first generation, requests cannot arrive (nothing listens).
     this.runtime = { config, generation: null as unknown as Generation };
-    this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, config.audit.retryIntervalMs, this.logger);
+    this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, config.audit.retryIntervalMs, this.logger, options.clock ?? systemClock);
     this.metrics.configInfo.set({ version: config.version }, 1);
     const limits = config.limits;
     this.server = createServer({
@@ -130,6 +130,11 @@ export class Gateway implements HandlerHost {
 
   get config(): CompiledConfig {
     return this.runtime.config;
+  }
+
+  /** Resolves once the audit records written so far are on disk, or the trail waits for its next retry. */
+  auditFlushed(): Promise<void> {
+    return this.audit.flushed();
   }
 
   auditHealthy(): boolean {

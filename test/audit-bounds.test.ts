@@ -6,7 +6,6 @@ import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import type { AuditRecord } from '../src/audit/audit-log.js';
 import { FIELD_MAX_CHARS, MAX_RECORD_BYTES } from '../src/audit/audit-record.js';
 import { boundText } from '../src/audit/bounded-text.js';
@@ -14,6 +13,7 @@ import { auditTarget } from '../src/audit/audit-target.js';
 import { assertProblem } from './harness/assertions.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, startGatewayProcess, type ConfigObject, type TestGateway } from './harness/gateway.js';
+import { ManualClock } from './harness/manual-clock.js';
 import { rawRequest } from './harness/raw-client.js';
 
 /** Bytes each hostile record below may take: path and user agent at their caps plus the rest. */
@@ -63,11 +63,9 @@ describe('audit records are bounded and escaped', () => {
       const res = await send(gw, [`GET ${target} HTTP/1.1`, 'Host: gw.test', Buffer.concat([Buffer.from('User-Agent: '), agent]), 'Connection: close']);
       ids.add(assertProblem(res, i % 3 === 0 ? 404 : 400, i % 3 === 0 ? 'route_not_found' : 'invalid_target').requestId);
     }
-    let mine: string[] = [];
-    for (const deadline = Date.now() + 3000; mine.length < count && Date.now() < deadline;) {
-      mine = (await lines(gw, count)).filter((l) => ids.has((JSON.parse(l) as AuditRecord).requestId));
-      if (mine.length < count) await delay(20);
-    }
+    // Every request above has ended, so once the barrier's record is written, so are theirs.
+    await gw.auditBarrier();
+    const mine = (await lines(gw, count)).filter((l) => ids.has((JSON.parse(l) as AuditRecord).requestId));
     assert.equal(mine.length, count, 'one record per request');
     let total = 0;
     for (const line of mine) {
@@ -162,10 +160,17 @@ describe('audit records are bounded and escaped', () => {
 });
 
 describe('audit trail recovers after write failures', { skip: existsSync('/dev/full') ? false : 'needs /dev/full to simulate a full disk' }, () => {
-  /** Starts a gateway whose audit file is a symlink to /dev/full: every write fails with ENOSPC. */
-  async function failingGateway(echo: EchoUpstream, audit: ConfigObject): Promise<{ gw: TestGateway; file: string }> {
+  /** The trail's retry interval; the tests move their clock by it instead of waiting. */
+  const RETRY_MS = 20;
+
+  /**
+   * Starts a gateway whose audit file is a symlink to /dev/full: every write fails with ENOSPC.
+   * With a `clock`, it retries only when the test moves that clock.
+   */
+  async function failingGateway(echo: EchoUpstream, audit: ConfigObject, clock?: ManualClock): Promise<{ gw: TestGateway; file: string }> {
     let file = '';
-    const gw = await startGateway(config(echo, { audit: { retryIntervalMs: 20, ...audit } }), {
+    const gw = await startGateway(config(echo, { audit: { retryIntervalMs: RETRY_MS, ...audit } }), {
+      ...(clock === undefined ? {} : { clock }),
       beforeStart: async (dir) => {
         await mkdir(join(dir, 'data', 'audit'), { recursive: true });
         file = join(dir, 'data', 'audit', 'audit.log');
@@ -180,18 +185,22 @@ describe('audit trail recovers after write failures', { skip: existsSync('/dev/f
     return { status: res.status, audit: (await res.json() as { audit: string }).audit };
   }
 
-  /** Polls (bounded) until `check` holds; the trail retries every 20 ms, so this is quick. */
-  async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
+  /**
+   * Repeats `check` (bounded) until it holds, letting the trail finish what it is writing (or
+   * retrying, after the test moved the clock) between attempts.
+   */
+  async function eventually(gw: TestGateway, check: () => Promise<boolean>, what: string): Promise<void> {
     const deadline = Date.now() + 5000;
     while (!(await check())) {
       if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
-      await delay(20);
+      await gw.gateway.auditFlushed();
     }
   }
 
   it('answers 503 while the audit file cannot be written and serves again once it can, without a restart', async (t) => {
     const echo = await startEchoUpstream();
-    const { gw, file } = await failingGateway(echo, {});
+    const clock = new ManualClock();
+    const { gw, file } = await failingGateway(echo, {}, clock);
     t.after(async () => { await gw.close(); await echo.close(); });
     const ids: string[] = [];
     const get = async (): Promise<number> => {
@@ -201,7 +210,7 @@ describe('audit trail recovers after write failures', { skip: existsSync('/dev/f
       return res.status;
     };
     await get(); // accepted while the trail looked healthy; its record is the write that fails
-    await eventually(async () => (await get()) === 503, 'requests are refused');
+    await eventually(gw, async () => (await get()) === 503, 'requests are refused');
     assert.deepEqual(await readyz(gw), { status: 503, audit: 'failing' });
     const forwarded = echo.received.length;
     assert.equal(await get(), 503);
@@ -210,7 +219,8 @@ describe('audit trail recovers after write failures', { skip: existsSync('/dev/f
     // Space comes back: the file path now leads to a writable file.
     await rm(file);
     await writeFile(file, '');
-    await eventually(async () => (await readyz(gw)).status === 200, '/readyz is ready again');
+    clock.advance(RETRY_MS);
+    await eventually(gw, async () => (await readyz(gw)).status === 200, '/readyz is ready again');
     assert.equal((await readyz(gw)).audit, 'ok');
     assert.equal(await get(), 200);
     assert.equal(echo.received.length, forwarded + 1);
@@ -225,6 +235,7 @@ describe('audit trail recovers after write failures', { skip: existsSync('/dev/f
 
   it('replaces records that find the queue full by one records_dropped line, and counts them', async (t) => {
     const echo = await startEchoUpstream();
+    // The machine's clock: the trail keeps retrying (and failing) while the queue fills, as in production.
     const { gw, file } = await failingGateway(echo, { maxQueueBytes: 65536 });
     t.after(async () => { await gw.close(); await echo.close(); });
     const served: string[] = [];
@@ -241,7 +252,7 @@ describe('audit trail recovers after write failures', { skip: existsSync('/dev/f
     assert.ok(dropped > 0, 'some records found the queue full');
     await rm(file);
     await writeFile(file, '');
-    await eventually(async () => (await readyz(gw)).status === 200, '/readyz is ready again');
+    await eventually(gw, async () => (await readyz(gw)).status === 200, '/readyz is ready again');
     const res = await fetch(`${gw.url}/a/after`);
     await res.arrayBuffer();
     const after = await gw.auditFor(res.headers.get('x-request-id') ?? '');
@@ -283,9 +294,11 @@ describe('audit trail recovers from a file-size limit', { skip: hasPrlimit ? fal
     assert.equal(statSync(file).size, size + 700, 'the file ends in a partial line');
 
     execFileSync('prlimit', ['--pid', pid, '--fsize=unlimited:unlimited']);
+    // The process's trail retries on its own clock and says when it writes again.
+    await proc.logged('audit trail writable again', Math.max(0, deadline + 5000 - Date.now()));
     while ((await fetch(`${proc.adminUrl}/readyz`)).status !== 200) {
       assert.ok(Date.now() < deadline + 5000, '/readyz is ready again');
-      await delay(20);
+      await proc.logged('audit trail writable again', Math.max(0, deadline + 5000 - Date.now()));
     }
     assert.equal(await get('/a/last'), 200);
     const records = await proc.audit(ids.length); // parses every line: a fragment would throw

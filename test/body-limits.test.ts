@@ -3,7 +3,6 @@
 // `Expect: 100-continue` is answered honestly.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as delay } from 'node:timers/promises';
 import type { AuditRecord } from '../src/audit/audit-log.js';
 import { assertProblem, oneAuditRecordFor } from './harness/assertions.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
@@ -116,6 +115,7 @@ void describe('streamed body size (chunked)', () => {
     const chunks = [post(p, ['Content-Type: text/plain', 'Transfer-Encoding: chunked'])];
     for (let i = 0; i < 6; i++) chunks.push(chunk('y'.repeat(400)));
     chunks.push('0\r\n\r\n');
+    // Paced so the body arrives as a stream, chunk by chunk: the pacing is what the test sends.
     const result = await send(chunks, { gapMs: 40 });
     // The upload may be cut before the client reads the 413; what must never happen is a forwarded whole body.
     const finals = result.responses.filter((r) => r.status >= 200);
@@ -125,7 +125,7 @@ void describe('streamed body size (chunked)', () => {
       const record = await recordFor(p);
       assert.equal(record.reason, 'body_too_large');
     }
-    await delay(100);
+    await echo.settled(p);
     assert.ok(!echo.received.some((r) => r.url === p), 'the upstream received a complete over-limit request');
   });
 
@@ -133,12 +133,13 @@ void describe('streamed body size (chunked)', () => {
     const p = path('limited');
     const result = await send([post(p, ['Content-Type: text/plain', 'Transfer-Encoding: chunked']) + chunk('z'.repeat(LIMIT + 200)) + '0\r\n\r\n']);
     await expectDenied(p, result, 413, 'body_too_large', { closes: true });
-    await delay(100);
+    await echo.settled(p);
     assert.ok(!echo.received.some((r) => r.url === p));
   });
 
   void test('a chunked body of exactly the limit passes and arrives whole', async () => {
     const p = path('limited');
+    // Paced so the two chunks arrive in separate reads, as a streamed body does.
     const result = await send([
       post(p, ['Content-Type: text/plain', 'Transfer-Encoding: chunked', 'Connection: close']),
       chunk('a'.repeat(LIMIT / 2)), chunk('b'.repeat(LIMIT / 2)) + '0\r\n\r\n',

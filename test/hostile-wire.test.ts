@@ -4,7 +4,6 @@
 // of the connection can no longer be trusted — followed by the connection being closed.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as delay } from 'node:timers/promises';
 import type { AuditRecord } from '../src/audit/audit-log.js';
 import { PROBLEM_TYPE_BASE } from '../src/pipeline/problem.js';
 import { assertProblem } from './harness/assertions.js';
@@ -41,14 +40,14 @@ interface Snapshot { readonly audit: number; readonly received: number; readonly
 
 async function snapshot(): Promise<Snapshot> {
   // Let records of earlier tests land first, so the delta belongs to this test alone.
-  await delay(30);
+  await gw.auditBarrier();
   return { audit: (await gw.audit()).length, received: echo.received.length, started: upstreamStarted };
 }
 
 /** Waits for this test's audit records and asserts there is exactly one. */
 async function oneAuditRecord(before: Snapshot): Promise<AuditRecord> {
   await gw.audit(before.audit + 1);
-  await delay(150); // a second record (e.g. an abort after a denial) would land in this window
+  await gw.auditBarrier(); // a second record (e.g. an abort after a denial) would be written before the barrier's
   const fresh = (await gw.audit()).slice(before.audit);
   assert.equal(fresh.length, 1, `expected exactly one audit record, got ${fresh.length}: ${JSON.stringify(fresh)}`);
   return fresh[0] as AuditRecord;
@@ -139,6 +138,7 @@ void describe('hostile wire input', () => {
     void test('rejects invalid chunked encoding arriving after the headers with 400 and audits once', async () => {
       await expectRejected(
         ['POST /x HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n', '5\r\nhelloXX\r\n0\r\n\r\n'],
+        // The pause puts the bad chunk after the headers were read: nothing else separates the two on one connection.
         400, 'bad_request', { wire: { gapMs: 100 }, allowStarted: true });
     });
   });
@@ -332,13 +332,13 @@ void describe('hostile wire input', () => {
   void describe('keep-alive', () => {
     void test('a valid request followed by a malformed one on the same socket gets 200, then 400, then close', async () => {
       const snap = await snapshot();
-      const result = await wire(gw.port, [OK_GET, 'GET /y HTTP/1.1\r\nHost: gw.test\r\nNoColonHere\r\n\r\n'], { gapMs: 300, expect: 2 });
+      const result = await wire(gw.port, [OK_GET, 'GET /y HTTP/1.1\r\nHost: gw.test\r\nNoColonHere\r\n\r\n'], { inTurn: true, expect: 2 });
       assert.deepEqual(result.responses.map((r) => r.status), [200, 400], `raw: ${JSON.stringify(result.raw)}`);
       const doc = assertProblem(result.responses[1], 400, 'bad_request');
       assert.ok(result.closed, 'connection not closed after the malformed request');
       assert.equal(echo.received.length, snap.received + 1);
       await gw.audit(snap.audit + 2);
-      await delay(150);
+      await gw.auditBarrier();
       const fresh = (await gw.audit()).slice(snap.audit);
       assert.deepEqual(fresh.map((r) => r.decision).sort(), ['allow', 'deny']);
       assert.equal(fresh.find((r) => r.decision === 'deny')?.requestId, doc.requestId);
@@ -350,7 +350,7 @@ void describe('hostile wire input', () => {
       assert.deepEqual(result.responses.map((r) => r.status), [200, 400], `raw: ${JSON.stringify(result.raw)}`);
       assert.ok(result.closed, 'connection not closed after the malformed request');
       await gw.audit(snap.audit + 2);
-      await delay(150);
+      await gw.auditBarrier();
       const fresh = (await gw.audit()).slice(snap.audit);
       assert.deepEqual(fresh.map((r) => r.decision).sort(), ['allow', 'deny']);
     });
@@ -367,7 +367,7 @@ void describe('hostile wire input', () => {
       assert.ok(result.closed, 'connection not closed after the denial');
       assertNothingForwarded(snap);
       await gw.audit(snap.audit + 1 + discarded);
-      await delay(150);
+      await gw.auditBarrier();
       const fresh = (await gw.audit()).slice(snap.audit);
       assert.deepEqual(fresh.map((r) => r.reason), [code, ...Array<string>(discarded).fill('pipeline_discarded')], JSON.stringify(fresh));
       for (const r of fresh.slice(1)) assert.equal(r.decision, 'abort');
@@ -390,7 +390,7 @@ void describe('hostile wire input', () => {
 
     void test('a request rejected by the gateway does not desynchronise the next request on the connection', async () => {
       const snap = await snapshot();
-      const result = await wire(gw.port, ['GET http://evil/ HTTP/1.1\r\nHost: gw.test\r\n\r\n', OK_GET], { gapMs: 200, expect: 2 });
+      const result = await wire(gw.port, ['GET http://evil/ HTTP/1.1\r\nHost: gw.test\r\n\r\n', OK_GET], { inTurn: true, expect: 2 });
       assert.ok(result.responses.length >= 1);
       assertProblem(result.responses[0], 400, 'invalid_target');
       // Either the connection was closed after the 400, or the next request is answered normally.

@@ -23,13 +23,31 @@ function postReload(adminUrl: string): Promise<Response> {
   return fetch(`${adminUrl}/admin/reload`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' } });
 }
 
-/** An upstream that answers after `delayMs`, to hold requests in flight. */
-async function slowUpstream(delayMs: number): Promise<{ url: string; close(): Promise<void> }> {
-  const server = createServer((_req, res) => { setTimeout(() => res.end('slow done'), delayMs); });
+interface HeldUpstream {
+  readonly url: string;
+  /** Resolves once a request arrived (and is being held). */
+  readonly arrived: Promise<void>;
+  /** Answers every held request, and those that come later, with 'slow done'. */
+  release(): void;
+  close(): Promise<void>;
+}
+
+/** An upstream that holds requests in flight until the test releases them. */
+async function heldUpstream(): Promise<HeldUpstream> {
+  let arrive: () => void = () => undefined;
+  const arrived = new Promise<void>((resolve) => { arrive = resolve; });
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => { release = resolve; });
+  const server = createServer((_req, res) => {
+    arrive();
+    void released.then(() => res.end('slow done'));
+  });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    arrived,
+    release,
     close: () => new Promise((done) => { server.close(() => done()); server.closeAllConnections(); }),
   };
 }
@@ -73,15 +91,16 @@ describe('config reload', () => {
   });
 
   it('lets in-flight requests finish on the config they started with', async (t) => {
-    const slow = await slowUpstream(400);
+    const slow = await heldUpstream();
     const gw = await startGateway(routesTo(slow.url, ['a']));
     t.after(async () => { await gw.close(); await slow.close(); });
     const oldVersion = gw.gateway.config.version;
     const inFlight = fetch(`${gw.url}/a/x`);
-    await new Promise((r) => setTimeout(r, 100));
+    await slow.arrived;
     await gw.writeConfig(routesTo(slow.url, ['b']));
     const reload = await (await postReload(gw.adminUrl)).json() as { ok: boolean };
     assert.equal(reload.ok, true);
+    slow.release();
     const res = await inFlight;
     assert.equal(res.status, 200);
     assert.equal(await res.text(), 'slow done');
@@ -98,12 +117,8 @@ describe('config reload', () => {
     assert.equal((await fetch(`${proc.url}/b/x`)).status, 404);
     await proc.writeConfig(routesTo(echo.url, ['b']));
     proc.child.kill('SIGHUP');
-    const deadline = Date.now() + 5000;
-    let status = 0;
-    while (Date.now() < deadline && status !== 200) {
-      status = (await fetch(`${proc.url}/b/x`)).status;
-      if (status !== 200) await new Promise((r) => setTimeout(r, 50));
-    }
+    await proc.logged('"config reloaded"');
+    const status = (await fetch(`${proc.url}/b/x`)).status;
     assert.equal(status, 200);
     assert.ok(proc.stdout.some((l) => l.includes('"config reloaded"')));
   });
@@ -111,12 +126,15 @@ describe('config reload', () => {
 
 describe('graceful shutdown', () => {
   it('SIGTERM drains in-flight requests, flushes the audit trail and exits 0', async (t) => {
-    const slow = await slowUpstream(500);
+    const slow = await heldUpstream();
     t.after(() => slow.close());
     const proc = await startGatewayProcess(routesTo(slow.url, ['a']));
     const inFlight = fetch(`${proc.url}/a/x`);
-    await new Promise((r) => setTimeout(r, 150));
+    await slow.arrived;
     proc.child.kill('SIGTERM');
+    // The gateway drains from the moment it says so; only then does the upstream answer.
+    await proc.logged('"shutting down"');
+    slow.release();
     const res = await inFlight;
     assert.equal(res.status, 200);
     assert.equal(await res.text(), 'slow done');
@@ -173,7 +191,8 @@ describe('audit trail fails closed', { skip: existsSync('/dev/full') ? false : '
     const deadline = Date.now() + 3000;
     let res = await fetch(`${gw.url}/a/x`);
     while (res.status !== 503 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
+      // Once the records so far have met the full disk, the next request is refused.
+      await gw.gateway.auditFlushed();
       res = await fetch(`${gw.url}/a/x`);
     }
     assert.equal(res.status, 503);

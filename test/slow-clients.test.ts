@@ -100,7 +100,7 @@ function trickle(port: number, path: string, contentLength: number, everyMs: num
   return { socket, stop() { clearInterval(timer); socket.destroy(); } };
 }
 
-/** Polls (bounded) until `condition` holds; fails the test with `what` otherwise. */
+/** Polls (bounded) until `condition` holds; fails the test with `what` otherwise. Admission counters signal no event. */
 async function until(condition: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (!condition()) {
@@ -256,7 +256,8 @@ void describe('slow uploads', () => {
     const slow = [0, 1, 2].map(() => trickle(gw.port, path('a/trickle'), 800, 40));
     try {
       await until(() => admissionOf('a').active === 0, 'nothing holds upstream a');
-      await delay(BODY_IDLE_MS); // they keep trickling, well inside the idle timeout
+      // They keep trickling for a whole idle timeout, still inside it: the duration is what is tested.
+      await delay(BODY_IDLE_MS);
       const reply = await rawRequest(gw.port, get(path('a/fast')), { settleMs: 0, timeoutMs: 2000 });
       assert.equal(reply.status, 200);
       assert.ok(!a.started.some((u) => u.startsWith('/a/trickle/')), 'a body still being received was forwarded');
@@ -383,7 +384,7 @@ void describe('pipelined requests behind a slow one', () => {
     a.releaseHeld();
     const held = await oneAuditRecordFor(gw, first);
     assert.equal(held.decision, 'abort');
-    await delay(100);
+    await delay(100); // the absence of a late forward: no event says a request will never be sent
     assert.ok(!echo.received.some((r) => r.url.includes('/pipelined')), 'a pipelined request reached upstream b after the client left');
     assert.ok(!behind.some((p) => a.started.includes(p)), 'a pipelined request reached upstream a after the client left');
     const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();

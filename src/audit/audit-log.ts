@@ -1,6 +1,7 @@
 import { open, mkdir, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
+import { systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { serialiseRecord, type AuditRecord } from './audit-record.js';
 
 export type { AuditRecord } from './audit-record.js';
@@ -32,7 +33,8 @@ const MAX_WRITE_BYTES = 1024 * 1024;
  * free space is replaced by a new one) and the queue is written again, resuming a line cut short
  * by a partial write when the file is the same one; on the first success `healthy` is true again.
  * Requests are refused once the queue is three quarters full; records that find it full are
- * counted and replaced by one `records_dropped` line.
+ * counted and replaced by one `records_dropped` line. The retry timer and the times the trail
+ * writes itself (the gap line, the outage's duration) come from the injected clock.
  */
 export class AuditLog {
   private handle: FileHandle | null = null;
@@ -51,7 +53,9 @@ export class AuditLog {
   private outage: { readonly since: number; error: Error } | null = null;
   /** True between a failure and the next retry: nothing is written meanwhile. */
   private waiting = false;
-  private retryTimer: NodeJS.Timeout | null = null;
+  private retryTimer: Timer | null = null;
+  /** The retry under way (reopening the file), for `flushed`. */
+  private retrying: Promise<void> | null = null;
   private closed = false;
   private dropped = 0;
   private gap: { count: number; first: string; last: string } | null = null;
@@ -61,6 +65,7 @@ export class AuditLog {
     private readonly maxQueueBytes: number,
     private readonly retryIntervalMs: number,
     private readonly logger: Logger,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /** Opens (creating) the file; throws when it cannot be opened at start. */
@@ -133,7 +138,7 @@ export class AuditLog {
   private queueGap(): boolean {
     const open = this.gap;
     if (open === null) return true;
-    const gap: AuditGapRecord = { time: new Date().toISOString(), event: 'records_dropped', droppedRecords: open.count, firstDroppedAt: open.first, lastDroppedAt: open.last };
+    const gap: AuditGapRecord = { time: new Date(this.clock.now()).toISOString(), event: 'records_dropped', droppedRecords: open.count, firstDroppedAt: open.first, lastDroppedAt: open.last };
     const text = JSON.stringify(gap) + '\n';
     const bytes = Buffer.byteLength(text);
     if (this.queuedBytes + bytes > this.maxQueueBytes) return false;
@@ -213,7 +218,7 @@ export class AuditLog {
 
   private fail(error: Error): void {
     if (this.outage === null) {
-      this.outage = { since: Date.now(), error };
+      this.outage = { since: this.clock.now(), error };
       this.logger.error({ err: error, path: this.path, retryIntervalMs: this.retryIntervalMs, queuedBytes: this.queuedBytes },
         'audit trail write failed; refusing requests and retrying');
     } else this.outage.error = error;
@@ -222,7 +227,11 @@ export class AuditLog {
     if (handle !== null) handle.close().catch(() => undefined);
     this.waiting = true;
     if (!this.closed && this.retryTimer === null) {
-      this.retryTimer = setTimeout(() => { this.retryTimer = null; void this.retry(); }, this.retryIntervalMs);
+      this.retryTimer = this.clock.setTimer(() => {
+        this.retryTimer = null;
+        const retrying = this.retry().finally(() => { if (this.retrying === retrying) this.retrying = null; });
+        this.retrying = retrying;
+      }, this.retryIntervalMs);
     }
   }
 
@@ -230,7 +239,7 @@ export class AuditLog {
     const outage = this.outage;
     if (outage === null) return;
     this.outage = null;
-    this.logger.warn({ path: this.path, failedForMs: Date.now() - outage.since, lastError: outage.error.message, dropped: this.dropped },
+    this.logger.warn({ path: this.path, failedForMs: this.clock.now() - outage.since, lastError: outage.error.message, dropped: this.dropped },
       'audit trail writable again; serving requests');
   }
 
@@ -251,11 +260,25 @@ export class AuditLog {
     else this.pump();
   }
 
+  /**
+   * Resolves once every record written before the call is on disk, or the trail has stopped
+   * trying for now (failing and waiting for its next retry, or closed). A retry under way counts
+   * as trying: a test that moves the clock past the retry interval waits here for its outcome.
+   */
+  async flushed(): Promise<void> {
+    for (;;) {
+      const busy = this.writing ?? this.retrying;
+      if (busy !== null) await busy;
+      else if (this.scheduled) await new Promise<void>((done) => setImmediate(done));
+      else return;
+    }
+  }
+
   /** Flushes queued records (one last attempt if the trail is failing) and closes the file. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.retryTimer !== null) { clearTimeout(this.retryTimer); this.retryTimer = null; }
+    if (this.retryTimer !== null) { this.retryTimer.cancel(); this.retryTimer = null; }
     this.flush();
     await this.writing;
     if (this.outage !== null && this.queue.length > 0) {

@@ -2,6 +2,7 @@ import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, SignJWT, type JWTPayload } from 'jose';
+import { systemClock, type Clock } from '../lib/clock.js';
 
 /** The audience the demo's tokens are for; examples/quickstart/gateway.yaml accepts it. */
 export const DEMO_AUDIENCE = 'portcullis-demo';
@@ -10,7 +11,7 @@ export interface DemoIssuer {
   /** The `iss` of the demo's tokens. */
   readonly issuer: string;
   readonly jwksUri: string;
-  /** Signs a token for the demo's audience, valid for `ttlSec` from `issuedAt` (seconds). */
+  /** Signs a token for the demo's audience, valid for `ttlSec` from `issuedAt` (seconds; default now on the issuer's clock). */
   token(claims: JWTPayload, ttlSec: number, issuedAt?: number): Promise<string>;
   close(): Promise<void>;
 }
@@ -18,9 +19,9 @@ export interface DemoIssuer {
 /**
  * A stand-in identity provider for `portcullis demo`: a fresh ES256 key pair per run, its JWK Set
  * served on a loopback port, and tokens signed with jose. The gateway fetches the JWKS like it
- * would a real IdP's.
+ * would a real IdP's. Token times come from `clock`, the one the gateway reads.
  */
-export async function startDemoIssuer(): Promise<DemoIssuer> {
+export async function startDemoIssuer(clock: Clock = systemClock): Promise<DemoIssuer> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const kid = randomUUID().slice(0, 8);
   const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }] });
@@ -34,7 +35,7 @@ export async function startDemoIssuer(): Promise<DemoIssuer> {
   return {
     issuer: `${base}/`,
     jwksUri: `${base}/jwks.json`,
-    token: (claims, ttlSec, issuedAt = Math.floor(Date.now() / 1000)) => new SignJWT(claims)
+    token: (claims, ttlSec, issuedAt = Math.floor(clock.now() / 1000)) => new SignJWT(claims)
       .setProtectedHeader({ alg: 'ES256', kid, typ: 'at+jwt' })
       .setIssuer(`${base}/`).setAudience(DEMO_AUDIENCE).setIssuedAt(issuedAt).setExpirationTime(issuedAt + ttlSec)
       .sign(privateKey),

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Gateway } from '../server/gateway.js';
 import { ConfigError } from '../config/errors.js';
+import { systemClock, type Clock } from '../lib/clock.js';
 import { serve } from '../cli/serve.js';
 import { startDemoIssuer } from './demo-issuer.js';
 import { startEchoUpstream } from './echo-upstream.js';
@@ -12,12 +13,13 @@ export const QUICKSTART_CONFIG = fileURLToPath(new URL('../../../examples/quicks
 
 /**
  * `portcullis demo`: an echo upstream and a local token issuer on free loopback ports, the gateway
- * on :8080 (or --port) with examples/quickstart/gateway.yaml, and curl lines to paste.
+ * on :8080 (or --port) with examples/quickstart/gateway.yaml, and curl lines to paste. The gateway
+ * and the issuer read one clock, so the demo's tokens are stamped on the time the gateway judges by.
  */
-export async function runDemo(args: string[]): Promise<void> {
+export async function runDemo(args: string[], clock: Clock = systemClock): Promise<void> {
   const { values } = parseArgs({ args, options: { port: { type: 'string' }, 'admin-port': { type: 'string' } } });
   const echo = await startEchoUpstream(0);
-  const idp = await startDemoIssuer();
+  const idp = await startDemoIssuer(clock);
   const closeAll = async () => { await Promise.all([echo.close(), idp.close()]); };
   const port = values.port ?? process.env.PORT ?? '8080';
   // A fresh admin token per run: only its hash goes into the config.
@@ -29,7 +31,7 @@ export async function runDemo(args: string[]): Promise<void> {
   };
   let gateway: Gateway;
   try {
-    gateway = await Gateway.fromFile(QUICKSTART_CONFIG, { env });
+    gateway = await Gateway.fromFile(QUICKSTART_CONFIG, { env, clock });
   } catch (err) {
     await closeAll();
     if (err instanceof ConfigError) { process.stderr.write(err.message + '\n'); process.exit(1); }
@@ -51,7 +53,7 @@ export async function runDemo(args: string[]): Promise<void> {
   const hour = 3600;
   const user = await idp.token({ sub: 'alice', tenant: 'acme', scope: 'orders:read', roles: ['clerk'], email: 'alice@acme.example' }, hour);
   const adminToken = await idp.token({ sub: 'root', tenant: 'acme', scope: 'orders:read', roles: ['admin'] }, hour);
-  const expired = await idp.token({ sub: 'alice', tenant: 'acme', scope: 'orders:read', roles: ['clerk'] }, 60, Math.floor(Date.now() / 1000) - 2 * hour);
+  const expired = await idp.token({ sub: 'alice', tenant: 'acme', scope: 'orders:read', roles: ['clerk'] }, 60, Math.floor(clock.now() / 1000) - 2 * hour);
   const keys = admin === null ? '' : await apiKeyWalkthrough(base, `http://127.0.0.1:${admin.port}`, adminApiToken);
   const limits = await rateLimitWalkthrough(base);
   process.stdout.write(`

@@ -87,7 +87,7 @@ export class Gateway implements HandlerHost, AdminHost {
     this.resources = resources;
     // Until start() prepares the first generation, requests cannot arrive (nothing listens).
     this.runtime = { config, path: this.pathFor(config), generation: null as unknown as Generation };
-    this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, config.audit.retryIntervalMs, this.logger);
+    this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, config.audit.retryIntervalMs, this.logger, options.clock ?? systemClock);
     this.metrics.configInfo.set({ version: config.version }, 1);
     const http = config.listen.http;
     this.http = new Listener({ name: 'http', port: http.port, host: http.host, limits: proxyListenerLimits(config.limits), handlerAnswersExpect: true }, this.proxyHost());
@@ -153,6 +153,11 @@ export class Gateway implements HandlerHost, AdminHost {
 
   get config(): CompiledConfig {
     return this.runtime.config;
+  }
+
+  /** Resolves once the audit records written so far are on disk, or the trail waits for its next retry. */
+  auditFlushed(): Promise<void> {
+    return this.audit.flushed();
   }
 
   auditHealthy(): boolean {

@@ -28,19 +28,15 @@ export function assertProblem(res: (WireResponse & { readonly raw?: string }) | 
 }
 
 /** Waits (bounded) until an audit record for `path` is on disk; returns every record for that path. */
-export async function auditRecordsFor(gw: Pick<TestGateway, 'audit'>, path: string, timeoutMs = 3000): Promise<AuditRecord[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const records = (await gw.audit()).filter((r) => r.path === path);
-    if (records.length > 0 || Date.now() > deadline) return records;
-    await delay(20);
-  }
+export function auditRecordsFor(gw: Pick<TestGateway, 'auditWhere'>, path: string, timeoutMs = 3000): Promise<AuditRecord[]> {
+  return gw.auditWhere((r) => r.path === path, timeoutMs);
 }
 
 /** Resolves the audit record for `path` once it exists, and checks it is the only one for that path. */
-export async function oneAuditRecordFor(gw: Pick<TestGateway, 'audit'>, path: string): Promise<AuditRecord> {
+export async function oneAuditRecordFor(gw: Pick<TestGateway, 'audit' | 'auditWhere' | 'auditBarrier'>, path: string): Promise<AuditRecord> {
   await auditRecordsFor(gw, path);
-  await delay(150); // a duplicate (e.g. an abort after an error) would land in this window
+  // A duplicate (e.g. an abort after an error) would be written before the barrier's record.
+  await gw.auditBarrier();
   const records = (await gw.audit()).filter((r) => r.path === path);
   assert.equal(records.length, 1, `expected one audit record for ${path}, got ${JSON.stringify(records)}`);
   return records[0] as AuditRecord;

@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
 import { stringify } from 'yaml';
@@ -42,6 +44,10 @@ export interface TestGateway {
   audit(count?: number): Promise<AuditRecord[]>;
   /** Waits (bounded) for the audit records of one request id; normally exactly one. */
   auditFor(requestId: string): Promise<AuditRecord[]>;
+  /** Waits (bounded) until some audit record matches; returns every one that does. */
+  auditWhere(match: (record: AuditRecord) => boolean, timeoutMs?: number): Promise<AuditRecord[]>;
+  /** Resolves once every record of what happened before the call is on disk: see `auditBarrier`. */
+  auditBarrier(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -51,7 +57,9 @@ export function toYaml(config: ConfigObject): string {
 }
 
 /** Starts a gateway in this process from a config object, on free loopback ports. */
-export async function startGateway(config: ConfigObject, options: { env?: NodeJS.ProcessEnv; beforeStart?: (dir: string) => Promise<void>; clock?: Clock } = {}): Promise<TestGateway> {
+export async function startGateway(
+  config: ConfigObject, options: { env?: NodeJS.ProcessEnv; beforeStart?: (dir: string) => Promise<void>; clock?: Clock } = {},
+): Promise<TestGateway> {
   const dir = await mkdtemp(join(tmpdir(), 'portcullis-test-'));
   await options.beforeStart?.(dir);
   const configFile = join(dir, 'gateway.yaml');
@@ -61,21 +69,26 @@ export async function startGateway(config: ConfigObject, options: { env?: NodeJS
   const sink = new PassThrough();
   sink.on('data', (chunk: Buffer) => logs.push(...chunk.toString('utf8').split('\n').filter((l) => l !== '')));
   const gateway = await Gateway.fromFile(configFile, {
-    logDestination: sink, ...(options.env === undefined ? {} : { env: options.env }), ...(options.clock === undefined ? {} : { clock: options.clock }),
+    logDestination: sink,
+    ...(options.env === undefined ? {} : { env: options.env }),
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
   });
   const addresses = await gateway.start();
   const auditFile = join(gateway.config.dataDir, gateway.config.audit.file);
+  const adminUrl = `http://127.0.0.1:${addresses.admin?.port ?? 0}`;
   return {
     gateway,
     url: `http://127.0.0.1:${addresses.http.port}`,
     port: addresses.http.port,
-    adminUrl: `http://127.0.0.1:${addresses.admin?.port ?? 0}`,
+    adminUrl,
     dir,
     configFile,
     logs,
     writeConfig: (next) => writeFile(configFile, toYaml(withTestDefaults(next, join(dir, 'data')))),
     audit: (count = 0) => readAudit(auditFile, count),
     auditFor: (requestId) => auditFor(auditFile, requestId),
+    auditWhere: (match, timeoutMs) => auditWhere(auditFile, match, timeoutMs),
+    auditBarrier: () => auditBarrier(adminUrl, auditFile),
     async close() {
       await gateway.stop();
       await rm(dir, { recursive: true, force: true });
@@ -83,25 +96,83 @@ export async function startGateway(config: ConfigObject, options: { env?: NodeJS
   };
 }
 
-/** Reads JSON-line audit records, waiting (bounded) until at least `count` exist. */
-export async function readAudit(file: string, count = 0, timeoutMs = 3000): Promise<AuditRecord[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const text = await readFile(file, 'utf8').catch(() => '');
-    const records = text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as AuditRecord);
-    if (records.length >= count || Date.now() > deadline) return records;
-    await new Promise((r) => setTimeout(r, 20));
+/**
+ * Runs `check` now and again after each change in the directory of `file`, until it returns true
+ * or `timeoutMs` passes; true when `check` succeeded. The directory is watched rather than the
+ * file, so a file that is created, replaced or moved away is followed too.
+ */
+async function whenFileChanges(file: string, timeoutMs: number, check: () => Promise<boolean>): Promise<boolean> {
+  let changed = true;
+  let wake: () => void = () => undefined;
+  const notify = (): void => { changed = true; wake(); };
+  let watcher: FSWatcher | null = null;
+  try {
+    watcher = watch(dirname(file), notify);
+    watcher.on('error', notify);
+  } catch { /* no directory (yet): only the deadline ends the wait */ }
+  let timedOut = false;
+  const deadline = setTimeout(() => { timedOut = true; wake(); }, timeoutMs);
+  try {
+    for (;;) {
+      changed = false;
+      if (await check()) return true;
+      if (timedOut) return false;
+      // A change seen while `check` ran is checked at once; otherwise wait for the next one.
+      if (!changed) await new Promise<void>((resolve) => { wake = resolve; });
+    }
+  } finally {
+    clearTimeout(deadline);
+    watcher?.close();
   }
 }
 
+/** The admin path of the marker requests `auditBarrier` sends; their records are left out of every read. */
+const BARRIER_PATH = '/audit-barrier/';
+
+/** Every whole JSON line of the audit file, the harness's own barrier markers left out. */
+async function readRecords(file: string): Promise<AuditRecord[]> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  // Only whole lines: the writer may be in the middle of the next one.
+  return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as AuditRecord)
+    .filter((r) => !(r.route === 'admin' && r.path.startsWith(BARRIER_PATH)));
+}
+
+/** Reads JSON-line audit records, waiting (bounded) until at least `count` exist. */
+export async function readAudit(file: string, count = 0, timeoutMs = 3000): Promise<AuditRecord[]> {
+  let records: AuditRecord[] = [];
+  await whenFileChanges(file, timeoutMs, async () => (records = await readRecords(file)).length >= count);
+  return records;
+}
+
+/** Waits (bounded) until some record on disk matches; returns every one that does. */
+export async function auditWhere(file: string, match: (record: AuditRecord) => boolean, timeoutMs = 3000): Promise<AuditRecord[]> {
+  let records: AuditRecord[] = [];
+  await whenFileChanges(file, timeoutMs, async () => (records = (await readRecords(file)).filter(match)).length > 0);
+  return records;
+}
+
 /** Waits (bounded) until a record for `requestId` is on disk; returns every record with that id. */
-export async function auditFor(file: string, requestId: string, timeoutMs = 3000): Promise<AuditRecord[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const records = (await readAudit(file)).filter((r) => r.requestId === requestId);
-    if (records.length > 0 || Date.now() > deadline) return records;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+export function auditFor(file: string, requestId: string, timeoutMs = 3000): Promise<AuditRecord[]> {
+  return auditWhere(file, (r) => r.requestId === requestId, timeoutMs);
+}
+
+/**
+ * Sends a marker request to the admin listener and waits (bounded) until its record is on disk.
+ * Records are written in the order their requests end, and the marker is sent only after
+ * everything the test did before, so once its record is there no earlier record is still pending:
+ * a test that asserts "exactly one record" reads after the barrier instead of sleeping. The
+ * marker's own record is left out of every read of the trail.
+ */
+export async function auditBarrier(adminUrl: string, file: string, timeoutMs = 3000): Promise<void> {
+  const path = `${BARRIER_PATH}${randomUUID()}`;
+  const res = await fetch(`${adminUrl}${path}`);
+  await res.arrayBuffer();
+  const seen = await whenFileChanges(file, timeoutMs, async () => {
+    const text = await readFile(file, 'utf8').catch(() => '');
+    return text.includes(`"path":"${path}"`);
+  });
+  if (!seen) throw new Error(`the audit record of the barrier ${path} did not arrive within ${timeoutMs} ms`);
 }
 
 export interface GatewayProcess {
@@ -116,6 +187,10 @@ export interface GatewayProcess {
   readonly exited: Promise<number | null>;
   writeConfig(config: ConfigObject): Promise<void>;
   audit(count?: number): Promise<AuditRecord[]>;
+  /** Resolves once every record of what happened before the call is on disk: see `auditBarrier`. */
+  auditBarrier(): Promise<void>;
+  /** Waits (bounded) until a stdout line contains `text`, including lines already written; true when one did. */
+  logged(text: string, timeoutMs?: number): Promise<boolean>;
   /** Sends a signal and waits for exit (SIGKILL after `timeoutMs`). */
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
 }
@@ -130,6 +205,8 @@ export async function startGatewayProcess(config: ConfigObject, options: { env?:
   const child = spawn(process.execPath, [CLI, 'start', '-c', configFile], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout: string[] = [];
   const stderr: string[] = [];
+  /** Called after each stdout line, for `logged`. */
+  const lineListeners = new Set<() => void>();
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const ready = new Promise<{ http: number; admin: number }>((resolve, reject) => {
     // A process that never says it listens is killed, so it cannot keep the test run alive.
@@ -144,6 +221,7 @@ export async function startGatewayProcess(config: ConfigObject, options: { env?:
       partial = lines.pop() ?? '';
       for (const line of lines) {
         stdout.push(line);
+        for (const listener of lineListeners) listener();
         if (line.includes('"gateway listening"')) {
           const parsed = JSON.parse(line) as { http: number; admin: number };
           clearTimeout(timer);
@@ -163,6 +241,17 @@ export async function startGatewayProcess(config: ConfigObject, options: { env?:
     adminUrl: `http://127.0.0.1:${ports.admin}`,
     writeConfig: (next) => writeFile(configFile, toYaml(withTestDefaults({ log: { level: 'info' }, ...next }, dataDir))),
     audit: (count = 0) => readAudit(auditFile, count),
+    auditBarrier: () => auditBarrier(`http://127.0.0.1:${ports.admin}`, auditFile),
+    logged: (text, timeoutMs = 5000) => new Promise<boolean>((resolve) => {
+      const check = (): void => {
+        if (!stdout.some((l) => l.includes(text))) return;
+        done(true);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      const done = (seen: boolean): void => { clearTimeout(timer); lineListeners.delete(check); resolve(seen); };
+      lineListeners.add(check);
+      check();
+    }),
     async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000) {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);

@@ -25,8 +25,10 @@ export interface WireResult {
 }
 
 export interface WireOptions {
-  /** Pause between chunks (slow clients, or "wait for the previous response"). */
+  /** Pause between chunks: the pacing of a slow client, where the timing is what is tested. */
   readonly gapMs?: number;
+  /** Write chunk `i` (from the second on) only once `i` final responses arrived: each request waits for the previous answer. */
+  readonly inTurn?: boolean;
   /** Give up after this long (default 4000). */
   readonly timeoutMs?: number;
   /** Final (non-1xx) responses to wait for before starting the settle period (default 1). */
@@ -142,9 +144,17 @@ export function wire(port: number, chunks: WireData, options: WireOptions = {}):
     let sawContinue = false;
     let onContinue: () => void = () => undefined;
     const continued = new Promise<void>((r) => { onContinue = r; });
+    let finals = 0;
+    let onResponse: () => void = () => undefined;
+    /** Resolves once `count` final responses arrived, or the exchange is over. */
+    const answered = (count: number): Promise<void> => new Promise((resolve) => {
+      const check = (): void => { if (finals >= count || done) resolve(); else onResponse = check; };
+      check();
+    });
     const finish = (): void => {
       if (done) return;
       done = true;
+      onResponse();
       clearTimeout(timer);
       clearTimeout(settle);
       clearTimeout(abort);
@@ -158,6 +168,8 @@ export function wire(port: number, chunks: WireData, options: WireOptions = {}):
       data.push(chunk);
       const parsed = parseResponses(Buffer.concat(data));
       if (!sawContinue && parsed.responses.some((r) => r.status === 100)) { sawContinue = true; onContinue(); }
+      finals = parsed.finals;
+      onResponse();
       if (settle === undefined && parsed.finals >= (options.expect ?? 1)) {
         settle = setTimeout(finish, options.settleMs ?? 400);
       }
@@ -172,6 +184,7 @@ export function wire(port: number, chunks: WireData, options: WireOptions = {}):
             await Promise.race([continued, delay(1000)]);
             if (!sawContinue) return; // never told to continue
           }
+          if (i > 0 && options.inTurn === true) await answered(i);
           if (socket.destroyed || done) return;
           socket.write(chunk);
           if (options.gapMs !== undefined && i < list.length - 1) await delay(options.gapMs);

@@ -299,7 +299,7 @@ export const QuotaSchema = strict({
 }, 'A named quota per calendar period; routes list it under quota. Counts survive restarts.');
 
 export const RateLimitingSchema = strict({
-  store: Type.Optional(StoreName(LIMIT_STORE_KINDS, 'Default store of limits: memory (this process; exact for one gateway) or redis (shared by every gateway). Default memory.')),
+  store: Type.Optional(StoreName(LIMIT_STORE_KINDS, 'Where limits count: memory (this process; exact for one gateway) or redis (shared by every gateway). Default memory.')),
   redis: Type.Optional(RedisSettingsSchema),
   maxEntries: Type.Optional(Type.Integer({ minimum: 100, maximum: 100_000_000, description: 'Most callers each in-process limit, each fail-open fallback, each brute-force table and the quota cache track. Live counts and blocks are never dropped: when full, callers without an entry share one overflow count (see docs/rate-limits.md). Default 100000.' })),
   headers: Type.Optional(strict({
@@ -312,7 +312,7 @@ export const RateLimitingSchema = strict({
     maxFailures: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'Failed authentications within `within` that block the source. Default 10.' })),
     within: Type.Optional(Window),
     blockFor: Type.Optional(Duration('How long a source stays blocked (429): 30s, 15m, 1h. Default 15m.')),
-    by: Type.Optional(Type.Array(Type.Unsafe<'ip' | 'credential'>({ type: 'string', enum: ['ip', 'credential'] }), { minItems: 1, uniqueItems: true, description: 'Sources: the client address, the presented credential id (API key id). Default both.' })),
+    by: Type.Optional(Type.Array(Type.Unsafe<'ip' | 'credential'>({ type: 'string', enum: ['ip', 'credential'] }), { minItems: 1, uniqueItems: true, description: 'Sources: the client address, the presented credential id (API key id). Default [ip, credential].' })),
     store: Type.Optional(StoreName(LIMIT_STORE_KINDS, 'Where failures are counted. Default rateLimiting.store.')),
   }, 'Blocks sources of repeated failed authentications on every authenticated route (see docs/rate-limits.md).')),
   quotaFile: EmbeddedQuotaSchema.properties.quotaFile,

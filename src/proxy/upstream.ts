@@ -12,7 +12,7 @@ export class Upstream implements Resource {
   readonly key: string;
   private pools: readonly Pool[] = [];
   readonly admission: Admission;
-  private closed = false;
+  private isClosed = false;
 
   constructor(readonly spec: UpstreamSpec) {
     this.key = Upstream.keyOf(spec);
@@ -38,6 +38,11 @@ export class Upstream implements Resource {
     return Promise.resolve();
   }
 
+  /** Whether the pools are closed (the upstream was retired or the gateway stopped). */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
   /** The pool of the target an admission slot belongs to. */
   pool(slot: number): Pool {
     return this.pools[slot] as Pool;
@@ -48,17 +53,17 @@ export class Upstream implements Resource {
    * finish, then closes the connections: a request admitted on the old config is still served.
    */
   async stop(): Promise<void> {
-    if (this.closed) return;
+    if (this.isClosed) return;
     await this.admission.drained();
-    if (this.closed) return;
-    this.closed = true;
+    if (this.isClosed) return;
+    this.isClosed = true;
     await Promise.all(this.pools.map((p) => p.close()));
   }
 
   /** Closes every connection now (shutdown, after the drain timeout). */
   async destroy(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.isClosed) return;
+    this.isClosed = true;
     await Promise.all(this.pools.map((p) => p.destroy()));
   }
 }

@@ -1,0 +1,97 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { DEFAULTS } from '../src/config/compile.js';
+import { jsonSchema } from '../src/config/schema.js';
+
+// One source of truth for each default: the code. The schema's descriptions (what editors show)
+// and docs/configuration.md (the reference) must say the same value.
+
+const read = (path: string): string => readFileSync(fileURLToPath(new URL(`../../${path}`, import.meta.url)), 'utf8');
+
+/** The default column of every option row in docs/configuration.md: `| \`path\` | type | \`default\` | … |`. */
+function documentedDefaults(): Map<string, string> {
+  const rows = new Map<string, string>();
+  for (const line of read('docs/configuration.md').split('\n')) {
+    const m = /^\| `([^`]+)` \| [^|]+ \| ([^|]*) \|/.exec(line);
+    if (m?.[1] !== undefined) rows.set(m[1], (m[2] ?? '').trim().replace(/^`(.*)`$/, '$1'));
+  }
+  return rows;
+}
+
+interface Node { description?: string; default?: unknown; properties?: Record<string, Node>; items?: Node; patternProperties?: Record<string, Node>; additionalProperties?: Node | boolean; allOf?: { then?: Node }[] }
+
+/** Every option path (as docs spell it) with the default its schema description states: `Default <value>.` */
+function schemaDefaults(node: Node, prefix: string, out: Map<string, string>): Map<string, string> {
+  const variants = [node, ...(node.allOf ?? []).flatMap((v) => (v.then === undefined ? [] : [v.then]))];
+  for (const variant of variants) {
+    for (const [key, child] of Object.entries(variant.properties ?? {})) {
+      const path = prefix === '' ? key : `${prefix}.${key}`;
+      const leaf = child.properties === undefined && child.allOf === undefined && child.patternProperties === undefined;
+      // `Default <value>` up to a sentence end, a colon, a semicolon or a parenthesis.
+      const stated = /(?:^|\. )Default (.+?)(?:\.(?:\s|$)|:\s|[;(]|$)/.exec(child.description ?? '')?.[1];
+      if (leaf && stated !== undefined) out.set(path, stated.replace(/`/g, '').trim());
+      if (child.properties !== undefined || child.allOf !== undefined) schemaDefaults(child, path, out);
+      for (const inner of Object.values(child.patternProperties ?? {})) schemaDefaults(inner, `${path}.<name>`, out);
+      if (typeof child.additionalProperties === 'object') schemaDefaults(child.additionalProperties, `${path}.<name>`, out);
+      if (child.items !== undefined) schemaDefaults(child.items, `${path}[]`, out);
+    }
+  }
+  return out;
+}
+
+/** Where each gateway-level default applies. */
+const OPTION_OF: Record<keyof typeof DEFAULTS, string> = {
+  httpPort: 'listen.http.port',
+  httpHost: 'listen.http.host',
+  adminPort: 'admin.port',
+  adminHost: 'admin.host',
+  maxHeaderBytes: 'limits.maxHeaderBytes',
+  maxHeaderCount: 'limits.maxHeaderCount',
+  maxUrlBytes: 'limits.maxUrlBytes',
+  maxBodyBytes: 'limits.maxBodyBytes',
+  headersTimeoutMs: 'limits.headersTimeoutMs',
+  requestTimeoutMs: 'limits.requestTimeoutMs',
+  keepAliveTimeoutMs: 'limits.keepAliveTimeoutMs',
+  maxConnections: 'limits.maxConnections',
+  upstreamTimeoutMs: 'upstreams.<name>.timeoutMs',
+  upstreamConnectTimeoutMs: 'upstreams.<name>.connectTimeoutMs',
+  upstreamBodyTimeoutMs: 'upstreams.<name>.bodyTimeoutMs',
+  upstreamKeepAliveTimeoutMs: 'upstreams.<name>.keepAliveTimeoutMs',
+  upstreamConnections: 'upstreams.<name>.connections',
+  upstreamQueueTimeoutMs: 'upstreams.<name>.queueTimeoutMs',
+  upstreamMaxQueued: 'upstreams.<name>.maxQueued',
+  bodyIdleTimeoutMs: 'limits.bodyIdleTimeoutMs',
+  writeIdleTimeoutMs: 'limits.writeIdleTimeoutMs',
+  minBodyBytesPerSecond: 'limits.minBodyBytesPerSecond',
+  bufferBodyBytes: 'limits.bufferBodyBytes',
+  auditFile: 'audit.file',
+  auditMaxQueueBytes: 'audit.maxQueueBytes',
+  auditRetryIntervalMs: 'audit.retryIntervalMs',
+  drainTimeoutMs: 'shutdown.drainTimeoutMs',
+};
+
+describe('defaults agree between the code, the schema and the configuration reference', () => {
+  const documented = documentedDefaults();
+  const stated = schemaDefaults(jsonSchema(), '', new Map());
+
+  it('every gateway-level default in the code is the one docs/configuration.md shows', () => {
+    const wrong = Object.entries(OPTION_OF)
+      .map(([key, path]) => ({ path, code: String(DEFAULTS[key as keyof typeof DEFAULTS]), docs: documented.get(path) }))
+      .filter((d) => d.docs !== d.code);
+    assert.deepEqual(wrong, []);
+  });
+
+  it('every default the schema states is the one docs/configuration.md shows', () => {
+    assert.ok(stated.size > 40, `the schema states ${stated.size} defaults`);
+    // The reference may say more than the schema's short form (`redis` when …, else `embedded`).
+    const agrees = (docs: string | undefined, schema: string): boolean => {
+      if (docs === undefined) return false;
+      const plain = docs.replace(/`/g, '');
+      return plain === schema || plain.startsWith(`${schema} `) || schema.startsWith(`${plain}, `);
+    };
+    const wrong = [...stated].map(([path, value]) => ({ path, schema: value, docs: documented.get(path) })).filter((d) => !agrees(d.docs, d.schema));
+    assert.deepEqual(wrong, []);
+  });
+});

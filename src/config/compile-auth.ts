@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { anonymousAuthenticator } from '../authn/anonymous.js';
 import { ApiKeyAuthenticator } from '../authn/api-key/api-key-authenticator.js';
-import { ApiKeyBackends, type ApiKeyBackend, type ApiKeySettings } from '../authn/api-key/backend.js';
+import { ApiKeyBackend, type ApiKeySettings } from '../authn/api-key/backend.js';
 import { parseDuration } from '../lib/duration.js';
 import type { Authenticator } from '../authn/authenticator.js';
 import { authenticateStage } from '../authn/authenticate-stage.js';
@@ -10,8 +10,9 @@ import { isHmac, type VerifyKey } from '../authn/jwt/algorithms.js';
 import { JwtAuthenticator } from '../authn/jwt/jwt-authenticator.js';
 import type { IssuerKeys } from '../authn/jwt/jwt-verifier.js';
 import { importJwks, importPem, importSecret, StaticKeys } from '../authn/jwt/key-source.js';
-import type { RemoteJwks } from '../authn/jwt/remote-jwks.js';
-import { RemoteJwksRegistry } from '../authn/jwt/remote-jwks-registry.js';
+import { RemoteJwks } from '../authn/jwt/remote-jwks.js';
+import type { Clock } from '../lib/clock.js';
+import type { Resource, ResourceCatalog } from '../lifecycle/resources.js';
 import { LimitStores } from '../ratelimit/limit-stores.js';
 import { authorizeStage, type TenantRule } from '../authz/authorize-stage.js';
 import type { PathPattern } from '../routing/pattern.js';
@@ -67,8 +68,8 @@ const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 export interface CompiledAuth {
   readonly authenticators: ReadonlyMap<string, Authenticator>;
-  /** Remote key sets this config uses; the gateway starts them when the config goes live. */
-  readonly remoteKeySets: readonly RemoteJwks[];
+  /** Remote key sets and the API key backend this config uses: started when the config goes live. */
+  readonly resources: readonly Resource[];
   readonly identityHeaders: IdentityHeaderNames;
   /** Defined but invalid (already reported): routes naming them are not reported again. */
   readonly invalid: ReadonlySet<string>;
@@ -76,21 +77,25 @@ export interface CompiledAuth {
   readonly apiKeys: ApiKeyBackend | null;
 }
 
-/** What compilation shares with the running gateway: remote key sets, API key backends and limit stores live across reloads. */
+/** What compilation shares with the running gateway besides its resources: limit stores live across reloads. */
 export interface Registries {
-  readonly keySets: RemoteJwksRegistry;
-  readonly apiKeys: ApiKeyBackends;
   readonly limitStores: LimitStores;
 }
 
 export function newRegistries(): Registries {
-  return { keySets: new RemoteJwksRegistry(), apiKeys: new ApiKeyBackends(), limitStores: new LimitStores() };
+  return { limitStores: new LimitStores() };
+}
+
+/** What compiling authenticators reads besides the config: running resources to reuse, and the clock. */
+export interface AuthCompileContext {
+  readonly resources: ResourceCatalog;
+  readonly clock: Clock;
 }
 
 type At = (...path: (string | number)[]) => (string | number)[];
 
 /** Builds the named authenticators, collecting located problems. */
-export function compileAuth(raw: RawConfig, loaded: LoadedConfig, registries: Registries, dataDir: string, problems: ConfigProblem[]): CompiledAuth {
+export function compileAuth(raw: RawConfig, loaded: LoadedConfig, context: AuthCompileContext, dataDir: string, problems: ConfigProblem[]): CompiledAuth {
   const names = raw.headers?.identity ?? {};
   const d = AUTH_DEFAULTS.identityHeaders;
   const identity: IdentityHeaderNames = {
@@ -114,11 +119,11 @@ export function compileAuth(raw: RawConfig, loaded: LoadedConfig, registries: Re
   }
   const reserved = new Set([...RESERVED_HEADERS, ...identityHeaderList(identity), (raw.headers?.requestId ?? 'x-request-id').toLowerCase()]);
   const authenticators = new Map<string, Authenticator>();
-  const remoteKeySets: RemoteJwks[] = [];
+  const keySets = new Map<string, RemoteJwks>();
   const invalid = new Set<string>();
   const entries = Object.entries(raw.authenticators ?? {});
   const apiKeys = raw.apiKeys !== undefined || entries.some(([, a]) => a.type === 'apiKey')
-    ? compileApiKeys(raw, loaded, registries.apiKeys, dataDir, problems)
+    ? compileApiKeys(raw, loaded, context, dataDir, problems)
     : null;
   for (const [name, a] of entries) {
     const at: At = (...path) => ['authenticators', name, ...path];
@@ -128,15 +133,17 @@ export function compileAuth(raw: RawConfig, loaded: LoadedConfig, registries: Re
       if (key !== null) authenticators.set(name, key);
       else invalid.add(name);
     } else {
-      const jwt = compileJwt(name, a, at, loaded, registries.keySets, reserved, remoteKeySets, problems);
+      const jwt = compileJwt(name, a, at, loaded, context, reserved, keySets, problems);
       if (jwt !== null) authenticators.set(name, jwt);
       else invalid.add(name);
     }
   }
-  return { authenticators, remoteKeySets, identityHeaders: identity, invalid, apiKeys };
+  const resources: Resource[] = [...keySets.values()];
+  if (apiKeys !== null) resources.push(apiKeys);
+  return { authenticators, resources, identityHeaders: identity, invalid, apiKeys };
 }
 
-function compileApiKeys(raw: RawConfig, loaded: LoadedConfig, backends: ApiKeyBackends, dataDir: string, problems: ConfigProblem[]): ApiKeyBackend | null {
+function compileApiKeys(raw: RawConfig, loaded: LoadedConfig, context: AuthCompileContext, dataDir: string, problems: ConfigProblem[]): ApiKeyBackend | null {
   const c = raw.apiKeys ?? {};
   const at = (...path: string[]) => ['apiKeys', ...path];
   const d = API_KEY_DEFAULTS;
@@ -176,7 +183,7 @@ function compileApiKeys(raw: RawConfig, loaded: LoadedConfig, backends: ApiKeyBa
     maxLifetimeMs,
     expiryWarningMs,
   };
-  return backends.get(settings);
+  return context.resources.find(ApiKeyBackend.keyOf(settings), ApiKeyBackend) ?? new ApiKeyBackend(settings);
 }
 
 function compileApiKeyAuthenticator(
@@ -198,8 +205,8 @@ function compileApiKeyAuthenticator(
 }
 
 function compileJwt(
-  name: string, a: RawJwtAuthenticator, at: At, loaded: LoadedConfig, registry: RemoteJwksRegistry,
-  reserved: ReadonlySet<string>, remoteKeySets: RemoteJwks[], problems: ConfigProblem[],
+  name: string, a: RawJwtAuthenticator, at: At, loaded: LoadedConfig, context: AuthCompileContext,
+  reserved: ReadonlySet<string>, keySets: Map<string, RemoteJwks>, problems: ConfigProblem[],
 ): JwtAuthenticator | null {
   const before = problems.length;
   const single = a.issuer !== undefined || keyFieldsOf(a).length > 0;
@@ -232,14 +239,16 @@ function compileJwt(
       const problem = checkJwksUri(spec.jwksUri);
       if (problem !== null) fail(issuerAt('jwksUri'), problem);
       else {
-        const set = registry.get({
+        const options = {
           uri: spec.jwksUri, algorithms: usable,
           timeoutMs: jwks.timeoutMs ?? AUTH_DEFAULTS.jwksTimeoutMs,
           maxBytes: jwks.maxBytes ?? AUTH_DEFAULTS.jwksMaxBytes,
           refreshMs: jwks.refreshMs ?? AUTH_DEFAULTS.jwksRefreshMs,
           cooldownMs: jwks.cooldownMs ?? AUTH_DEFAULTS.jwksCooldownMs,
-        });
-        remoteKeySets.push(set);
+        };
+        const key = RemoteJwks.keyOf(options);
+        const set = keySets.get(key) ?? context.resources.find(key, RemoteJwks) ?? new RemoteJwks(options);
+        keySets.set(key, set);
         source = set;
       }
     } else if (spec.jwksFile !== undefined) {
@@ -301,6 +310,7 @@ function compileJwt(
       headers,
     },
     cacheMaxEntries: a.cacheMaxEntries ?? AUTH_DEFAULTS.cacheMaxEntries,
+    clock: context.clock,
   });
 }
 

@@ -15,7 +15,6 @@ import { problemBody } from '../pipeline/problem.js';
 import { ResourceSet, type Generation } from '../lifecycle/resources.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { newRegistries, type Registries } from '../config/compile-auth.js';
-import type { JwksReporting } from '../authn/jwt/remote-jwks.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { createAdminServer } from './admin.js';
@@ -114,17 +113,8 @@ export class Gateway implements HandlerHost {
     return new Gateway(config, options, registries, resources, logger);
   }
 
-  private get jwksReporting(): JwksReporting {
-    return { logger: this.logger, fetched: (uri, ok, keys) => { this.metrics.jwksFetched(uri, ok, keys); } };
-  }
-
-  /** Starts what a config that is going live uses (remote key sets, the API key backend) and stops what it no longer uses. */
+  /** Starts the limit stores a config that is going live uses and stops what it no longer uses. */
   private async activate(config: CompiledConfig): Promise<void> {
-    await this.registries.keySets.activate(config.remoteKeySets, this.jwksReporting);
-    await this.registries.apiKeys.activate(config.apiKeys, this.logger, (ok) => {
-      this.metrics.apiKeyStoreUp.set(ok ? 1 : 0);
-      this.metrics.apiKeyUsageBacklog.set(config.apiKeys?.usage.backlog ?? 0);
-    });
     await this.registries.limitStores.activate(config.rateLimiting.inUse, this.logger, (store, up) => { this.metrics.rateLimitStoreUp.set({ store }, up ? 1 : 0); });
   }
 
@@ -373,8 +363,6 @@ export class Gateway implements HandlerHost {
       const admin = this.admin;
       await new Promise<void>((done) => { admin.close(() => done()); admin.closeAllConnections(); });
     }
-    this.registries.keySets.stopAll();
-    await this.registries.apiKeys.stopAll();
     await this.registries.limitStores.stopAll();
     await this.audit.close();
     this.logger.info('gateway stopped');

@@ -134,6 +134,11 @@ export class ApiKeyBackend implements Resource {
     usage.start(logger);
   }
 
+  /** Started and not yet stopped. */
+  get isRunning(): boolean {
+    return this.running !== null;
+  }
+
   /** Logs, at most hourly per key, that a key in use expires soon; `now` is the store's clock. */
   warnIfExpiring(record: ApiKeyRecord, now: number): void {
     if (record.expiresAt === null || record.expiresAt - now > this.settings.expiryWarningMs) return;
@@ -148,6 +153,7 @@ export class ApiKeyBackend implements Resource {
   /** Writes pending usage, then closes the store. */
   async stop(): Promise<void> {
     const running = this.running;
+    this.running = null;
     if (running === null) { await this.store.close(); return; }
     try {
       await running.usage.stop();

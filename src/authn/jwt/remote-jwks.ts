@@ -84,6 +84,11 @@ export class RemoteJwks implements KeySource, Resource {
     return Promise.resolve();
   }
 
+  /** Started and not yet stopped. */
+  get isRunning(): boolean {
+    return !this.stopped;
+  }
+
   /** Resolves once no fetch is under way (a scheduled refresh that started has finished). */
   async idle(): Promise<void> {
     await this.inflight;

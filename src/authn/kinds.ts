@@ -1,4 +1,5 @@
 import type { AuthenticatorKind } from './authenticator-kind.js';
+import { anonymousKind } from './anonymous/kind.js';
 import { apiKeyKind } from './api-key/kind.js';
 import { jwtKind } from './jwt/kind.js';
 
@@ -10,6 +11,7 @@ import { jwtKind } from './jwt/kind.js';
 export const AUTHENTICATOR_KINDS = [
   jwtKind,
   apiKeyKind,
+  anonymousKind,
 ] as const;
 
 type RawOf<K> = K extends AuthenticatorKind<infer Raw> ? Raw : never;

@@ -7,6 +7,7 @@ import { PassThrough } from 'node:stream';
 import { stringify } from 'yaml';
 import { Gateway } from '../../src/server/gateway.js';
 import type { AuditRecord } from '../../src/audit/audit-log.js';
+import type { Clock } from '../../src/lib/clock.js';
 
 /** The CLI entry point, compiled. */
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -50,7 +51,7 @@ export function toYaml(config: ConfigObject): string {
 }
 
 /** Starts a gateway in this process from a config object, on free loopback ports. */
-export async function startGateway(config: ConfigObject, options: { env?: NodeJS.ProcessEnv; beforeStart?: (dir: string) => Promise<void> } = {}): Promise<TestGateway> {
+export async function startGateway(config: ConfigObject, options: { env?: NodeJS.ProcessEnv; beforeStart?: (dir: string) => Promise<void>; clock?: Clock } = {}): Promise<TestGateway> {
   const dir = await mkdtemp(join(tmpdir(), 'portcullis-test-'));
   await options.beforeStart?.(dir);
   const configFile = join(dir, 'gateway.yaml');
@@ -59,7 +60,9 @@ export async function startGateway(config: ConfigObject, options: { env?: NodeJS
   const logs: string[] = [];
   const sink = new PassThrough();
   sink.on('data', (chunk: Buffer) => logs.push(...chunk.toString('utf8').split('\n').filter((l) => l !== '')));
-  const gateway = await Gateway.fromFile(configFile, { logDestination: sink, ...(options.env === undefined ? {} : { env: options.env }) });
+  const gateway = await Gateway.fromFile(configFile, {
+    logDestination: sink, ...(options.env === undefined ? {} : { env: options.env }), ...(options.clock === undefined ? {} : { clock: options.clock }),
+  });
   const addresses = await gateway.start();
   const auditFile = join(gateway.config.dataDir, gateway.config.audit.file);
   return {

@@ -14,6 +14,7 @@ import { LookupLimitError, type ApiKeyRecord, type NewApiKey } from '../src/auth
 import { UsageTracker } from '../src/authn/api-key/usage.js';
 import { PassThrough } from 'node:stream';
 import { createLogger } from '../src/observability/logger.js';
+import { ManualClock } from './harness/manual-clock.js';
 
 const OPTIONS: DirectoryOptions = {
   ttlMs: 60_000, negativeTtlMs: 5000, maxEntries: 10, negativeMaxEntries: 100, maxConcurrentLookups: 4,
@@ -28,10 +29,9 @@ function record(): NewApiKey {
   };
 }
 
-/** A clock the test moves by hand, starting at the real time. */
-function manualClock(): { now: () => number; advance: (ms: number) => void } {
-  let t = Date.now();
-  return { now: () => t, advance: (ms) => { t += ms; } };
+/** A clock the test moves by hand, starting at the real time (the store's clock is compared with it). */
+function manualClock(): ManualClock {
+  return new ManualClock(Date.now());
 }
 
 describe('API key directory bounds', () => {
@@ -42,7 +42,7 @@ describe('API key directory bounds', () => {
   const directories: KeyDirectory<ApiKeyRecord>[] = [];
 
   async function open(options: Partial<DirectoryOptions> = {}, clock = manualClock()): Promise<KeyDirectory<ApiKeyRecord>> {
-    const d = new KeyDirectory(new SqliteKeyStore(join(dir, 'keys.db')), { ...OPTIONS, ...options }, (r) => r, clock.now);
+    const d = new KeyDirectory(new SqliteKeyStore(join(dir, 'keys.db')), { ...OPTIONS, ...options }, (r) => r, clock);
     directories.push(d);
     await d.start(quiet);
     return d;

@@ -2,12 +2,12 @@
 // JWT against a real JWKS server, identity propagation, and the failure modes of the key source.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { request } from 'undici';
 import { assertProblem } from './harness/assertions.js';
 import { startEchoUpstream, type EchoedRequest, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { craft, JwksServer, mint, nowSec, testKey, type TestKey } from './harness/jwt.js';
+import { ManualClock } from './harness/manual-clock.js';
 import { rawRequest, requestHead } from './harness/raw-client.js';
 
 const ISS = 'https://issuer.test/';
@@ -37,6 +37,8 @@ describe('authentication', () => {
   let jwks: JwksServer;
   let gw: TestGateway;
   let k1: TestKey, k2: TestKey, es: TestKey, ed: TestKey;
+  // Starts at the real time (tokens are minted with it) and moves only when a test says so.
+  const clock = new ManualClock(Date.now());
 
   before(async () => {
     [k1, k2, es, ed] = await Promise.all([testKey('RS256', 'k1'), testKey('RS256', 'k2'), testKey('ES256', 'es1'), testKey('EdDSA', 'ed1')]);
@@ -60,7 +62,7 @@ describe('authentication', () => {
         { name: 'optional', match: { path: '/optional' }, upstream: 'echo', authenticate: ['users', 'guest'] },
         { name: 'keep', match: { path: '/keep' }, upstream: 'echo', authenticate: ['users'], forwardAuthorization: true },
       ],
-    });
+    }, { clock });
   });
   after(async () => {
     await gw.close();
@@ -202,7 +204,7 @@ describe('authentication', () => {
     const old = await mint(k1, { sub: 'before-rotation' });
     assert.equal((await get(gw, '/orders/7', old)).status, 200);
     assert.equal((await get(gw, '/orders/7', old)).status, 200, 'served from the verified-token cache');
-    await delay(150); // past the unknown-kid cooldown
+    clock.advance(150); // past the unknown-kid cooldown
     const fetches = jwks.requests;
     jwks.setKeys([k2, es, ed]);
     assert.equal((await get(gw, '/orders/7', await mint(k2, { sub: 'after-rotation' }))).status, 200);
@@ -210,7 +212,7 @@ describe('authentication', () => {
     const res = await get(gw, '/orders/7', old);
     assertProblem(res, 401, 'invalid_credential');
     jwks.setKeys([k1, es, ed]);
-    await delay(150);
+    clock.advance(150);
     assert.equal((await get(gw, '/orders/7', await mint(k1))).status, 200, 'k1 back after a refetch');
   });
 });
@@ -221,11 +223,12 @@ describe('authentication when the key source is down', () => {
     const jwks = await JwksServer.start([key]);
     jwks.mode = 'refuse';
     const echo = await startEchoUpstream();
+    const clock = new ManualClock(Date.now());
     const gw = await startGateway({
       upstreams: { echo: { targets: [echo.url] } },
       authenticators: { users: { type: 'jwt', issuer: ISS, jwksUri: jwks.url, audience: 'orders-api', algorithms: ['ES256'], jwks: { cooldownMs: 100, timeoutMs: 500 } } },
       routes: [{ name: 'orders', match: { path: '/orders/**' }, upstream: 'echo', authenticate: ['users'] }],
-    });
+    }, { clock });
     try {
       const token = await mint(key);
       const res = await get(gw, '/orders/1', token);
@@ -236,11 +239,11 @@ describe('authentication when the key source is down', () => {
       assert.equal(await metric(new RegExp(`^portcullis_jwks_keys\\{${label}\\} (\\d+)$`, 'm')), '0');
       assert.ok(Number(await metric(new RegExp(`^portcullis_jwks_fetches_total\\{${label},result="error"\\} (\\d+)$`, 'm'))) >= 1);
       jwks.mode = 'ok';
-      await delay(150);
+      clock.advance(150); // the retry after the cooldown starts; the next request waits for it
       assert.equal((await get(gw, '/orders/1', token)).status, 200);
       assert.equal(await metric(new RegExp(`^portcullis_jwks_keys\\{${label}\\} (\\d+)$`, 'm')), '1');
       jwks.mode = 'error';
-      await delay(150);
+      clock.advance(150);
       assert.equal((await get(gw, '/orders/1', await mint(key, { sub: 'other' }))).status, 200, 'last good keys kept while the endpoint fails');
     } finally {
       await gw.close();

@@ -6,15 +6,22 @@ import { pino } from 'pino';
 import type { VerifyKey } from '../src/authn/jwt/algorithms.js';
 import { KeysUnavailableError, MAX_JWKS_KEYS } from '../src/authn/jwt/key-source.js';
 import { MAX_MISSED_KIDS, RemoteJwks, type RemoteJwksOptions } from '../src/authn/jwt/remote-jwks.js';
+import { Metrics } from '../src/observability/metrics.js';
+import type { ResourceContext } from '../src/lifecycle/resources.js';
 import { JwksServer, testKey, type TestKey } from './harness/jwt.js';
+import { ManualClock } from './harness/manual-clock.js';
 
-const silent = { logger: pino({ level: 'silent' }) };
+const silentLogger = pino({ level: 'silent' });
+/** Each set runs on its own clock, which the test moves instead of sleeping. */
+const clocks = new Map<RemoteJwks, ManualClock>();
+const context = (set: RemoteJwks): ResourceContext => ({ logger: silentLogger, clock: clocks.get(set) ?? new ManualClock(), metrics: new Metrics() });
 let k1: TestKey, k2: TestKey;
 let server: JwksServer;
 const sets: RemoteJwks[] = [];
 
-function remote(overrides: Partial<RemoteJwksOptions> = {}, now?: () => number): RemoteJwks {
-  const set = new RemoteJwks({ uri: server.url, algorithms: ['RS256'], timeoutMs: 1000, maxBytes: 65536, refreshMs: 60_000, cooldownMs: 60_000, ...overrides }, now);
+function remote(overrides: Partial<RemoteJwksOptions> = {}, clock = new ManualClock()): RemoteJwks {
+  const set = new RemoteJwks({ uri: server.url, algorithms: ['RS256'], timeoutMs: 1000, maxBytes: 65536, refreshMs: 60_000, cooldownMs: 60_000, ...overrides });
+  clocks.set(set, clock);
   sets.push(set);
   return set;
 }
@@ -29,13 +36,13 @@ describe('remote JWKS', () => {
     server = await JwksServer.start();
   });
   after(async () => {
-    for (const set of sets) set.stop();
+    for (const set of sets) await set.stop();
     await server.close();
   });
 
   /** Stops the sets of earlier tests (their timers would hit the shared server) and resets it. */
-  function reset(keys: TestKey[]): void {
-    for (const set of sets) set.stop();
+  async function reset(keys: TestKey[]): Promise<void> {
+    for (const set of sets) await set.stop();
     server.setKeys(keys);
     server.mode = 'ok';
     server.requests = 0;
@@ -43,9 +50,9 @@ describe('remote JWKS', () => {
   }
 
   it('accepts a new kid after one refetch, and forgets a removed key after a refresh', async () => {
-    reset([k1]);
+    await reset([k1]);
     const set = remote({ cooldownMs: 0 });
-    await set.start(silent);
+    await set.start(context(set));
     assert.deepEqual(await kids(set.keysFor('RS256', 'k1')), ['k1']);
     assert.ok(!(set.keysFor('RS256', 'k1') instanceof Promise), 'known keys are answered from memory');
     server.setKeys([k1, k2]);
@@ -61,48 +68,55 @@ describe('remote JWKS', () => {
   });
 
   it('refreshes in the background before keys go stale', async () => {
-    reset([k1]);
-    const set = remote({ refreshMs: 150 });
-    await set.start(silent);
+    await reset([k1]);
+    const clock = new ManualClock();
+    const set = remote({ refreshMs: 150 }, clock);
+    await set.start(context(set));
     server.setKeys([k1, k2]);
-    await new Promise((r) => setTimeout(r, 400));
+    clock.advance(400);
+    await set.idle();
     const answer = set.keysFor('RS256', 'k2');
     assert.ok(!(answer instanceof Promise), 'the new key arrived without a request waiting for it');
     assert.deepEqual(answer.map((k) => k.kid), ['k2']);
   });
 
   it('refreshes sooner when the response\'s Cache-Control max-age asks, but not sooner than the cooldown', async () => {
-    reset([k1]);
+    await reset([k1]);
     server.cacheControl = 'public, max-age=0';
-    const set = remote({ refreshMs: 60_000, cooldownMs: 200 });
-    await set.start(silent);
+    const clock = new ManualClock();
+    const set = remote({ refreshMs: 60_000, cooldownMs: 200 }, clock);
+    await set.start(context(set));
     server.cacheControl = null;
     server.setKeys([k1, k2]);
-    await new Promise((r) => setTimeout(r, 100));
+    clock.advance(100);
+    await set.idle();
     assert.equal(server.requests, 1, 'not before the cooldown');
-    await new Promise((r) => setTimeout(r, 250));
+    clock.advance(250);
+    await set.idle();
     const answer = set.keysFor('RS256', 'k2');
     assert.ok(!(answer instanceof Promise), 'refreshed on the max-age schedule, not the 60 s one');
     assert.equal(server.requests, 2);
   });
 
   it('down at start: fails closed (KeysUnavailableError), then recovers once the endpoint is back', async () => {
-    reset([k1]);
+    await reset([k1]);
     server.mode = 'refuse';
-    const set = remote({ cooldownMs: 200 });
-    await set.start(silent);
+    const clock = new ManualClock();
+    const set = remote({ cooldownMs: 200 }, clock);
+    await set.start(context(set));
     assert.equal(set.loaded, false);
     await assert.rejects(async () => set.keysFor('RS256', 'k1'), KeysUnavailableError);
     server.mode = 'ok';
-    await new Promise((r) => setTimeout(r, 250));
+    clock.advance(250);
+    await set.idle();
     assert.deepEqual(await kids(set.keysFor('RS256', 'k1')), ['k1']);
   });
 
   for (const mode of ['error', 'garbage', 'huge', 'refuse'] as const) {
     it(`keeps the last good keys when the endpoint later answers ${mode}`, async () => {
-      reset([k1]);
+      await reset([k1]);
       const set = remote({ cooldownMs: 0, maxBytes: 65536 });
-      await set.start(silent);
+      await set.start(context(set));
       server.mode = mode;
       server.setKeys([k2]);
       await set.refresh();
@@ -114,9 +128,9 @@ describe('remote JWKS', () => {
   }
 
   it('a slow endpoint costs at most timeoutMs, and the last good keys stay', async () => {
-    reset([k1]);
+    await reset([k1]);
     const set = remote({ cooldownMs: 0, timeoutMs: 300 });
-    await set.start(silent);
+    await set.start(context(set));
     server.mode = 'slow';
     server.slowMs = 3000;
     const started = performance.now();
@@ -127,10 +141,9 @@ describe('remote JWKS', () => {
   });
 
   it('a key rotated in right after start, a reload or a scheduled refresh is fetched on first sight', async () => {
-    reset([k1]);
-    const clock = 1_000_000;
-    const set = remote({ cooldownMs: 60_000 }, () => clock);
-    await set.start(silent);
+    await reset([k1]);
+    const set = remote({ cooldownMs: 60_000 });
+    await set.start(context(set));
     await set.refresh(); // a scheduled refresh (or a reload's start) just happened too
     server.setKeys([k1, k2]);
     const rotated = set.keysFor('RS256', 'k2');
@@ -140,19 +153,19 @@ describe('remote JWKS', () => {
   });
 
   it('a storm of unknown kids causes one fetch per cooldown, collapsed; the others get 503 with the time left, known kids never wait', async () => {
-    reset([k1]);
-    let clock = 1_000_000;
-    const set = remote({ cooldownMs: 30_000 }, () => clock);
-    await set.start(silent);
+    await reset([k1]);
+    const clock = new ManualClock();
+    const set = remote({ cooldownMs: 30_000 }, clock);
+    await set.start(context(set));
     assert.equal(server.requests, 1);
     assert.deepEqual(await kids(set.keysFor('RS256', 'early')), [], 'start does not start the cooldown: one refetch, not found');
     assert.equal(server.requests, 2);
     assert.deepEqual(set.keysFor('RS256', 'early'), [], 'within the cooldown, a kid refetched for and not found is refused at once (401), no fetch');
-    clock += 10_000;
+    clock.advance(10_000);
     assert.throws(() => set.keysFor('RS256', 'other'), (err: unknown) => err instanceof KeysUnavailableError && err.retryAfterMs === 20_000,
       'a new unknown kid within the cooldown: 503, retry when the cooldown ends');
     assert.equal(server.requests, 2);
-    clock += 20_000;
+    clock.advance(20_000);
     const storm = Array.from({ length: 500 }, (_, i) => Promise.resolve().then(() => set.keysFor('RS256', `forged-${i}`)).then((r) => r.length, (err: unknown) => (err instanceof KeysUnavailableError ? 'unavailable' : err)));
     const known = set.keysFor('RS256', 'k1');
     assert.ok(!(known instanceof Promise));
@@ -165,9 +178,9 @@ describe('remote JWKS', () => {
   });
 
   it('within the cooldown, a kid looked for or removed is refused at once; a changed set forgets the missing ones', async () => {
-    reset([k1]);
-    const set = remote({ cooldownMs: 60_000 }, () => 5_000_000);
-    await set.start(silent);
+    await reset([k1]);
+    const set = remote({ cooldownMs: 60_000 });
+    await set.start(context(set));
     assert.deepEqual(await kids(set.keysFor('RS256', 'k2')), [], 'k2 not published yet');
     server.setKeys([k1, k2]);
     assert.deepEqual(set.keysFor('RS256', 'k2'), [], 'still refused until the set changes');
@@ -179,28 +192,28 @@ describe('remote JWKS', () => {
   });
 
   it(`remembers at most ${MAX_MISSED_KIDS} missing kids, and a missing kid may refetch again once the cooldown ends`, async () => {
-    reset([k1]);
-    let clock = 1_000_000;
-    const set = remote({ cooldownMs: 1000 }, () => clock);
-    await set.start(silent);
+    await reset([k1]);
+    const clock = new ManualClock();
+    const set = remote({ cooldownMs: 1000 }, clock);
+    await set.start(context(set));
     for (let i = 0; i <= MAX_MISSED_KIDS; i++) {
-      clock += 1000;
+      clock.advance(1000);
       assert.deepEqual(await kids(set.keysFor('RS256', `missing-${i}`)), []);
     }
     const fetches = server.requests;
     assert.deepEqual(set.keysFor('RS256', 'missing-0'), [], 'remembered: 401 at once, no fetch');
     assert.throws(() => set.keysFor('RS256', `missing-${MAX_MISSED_KIDS}`), KeysUnavailableError, 'the one past the bound was not remembered: 503');
     assert.equal(server.requests, fetches);
-    clock += 1000;
+    clock.advance(1000);
     server.setKeys([k1, k2]);
     assert.deepEqual(await kids(set.keysFor('RS256', 'k2')), ['k2'], 'after the cooldown an unknown kid refetches again');
   });
 
   it(`refuses a set of more than ${MAX_JWKS_KEYS} keys and keeps the last good one`, async () => {
     const many = await Promise.all(Array.from({ length: MAX_JWKS_KEYS + 1 }, (_, i) => testKey('ES256', `many-${i}`)));
-    reset(many.slice(0, 1));
+    await reset(many.slice(0, 1));
     const set = remote({ cooldownMs: 0, algorithms: ['ES256'] });
-    await set.start(silent);
+    await set.start(context(set));
     server.setKeys(many);
     assert.equal(await set.refresh(), false, 'the oversized set is refused');
     assert.deepEqual(await kids(set.keysFor('ES256', 'many-0')), ['many-0']);

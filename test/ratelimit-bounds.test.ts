@@ -193,17 +193,17 @@ describe('the stores kept across reloads and their bound', () => {
     }), 'gateway.yaml', {});
     const memoryOf = (c: ReturnType<typeof compileConfig>, name: string) => c.rateLimiting.limits.get(name)?.spec.store as MemoryLimitStore;
     try {
-      const first = compileConfig(config(['kept', 'removed']), undefined, { resources, clock: new ManualClock() });
+      const first = compileConfig(config(['kept', 'removed']), { resources, clock: new ManualClock() });
       const generation = await resources.prepare(first.resources.filter((r) => !(r instanceof SqliteQuotaStore)));
       const kept = memoryOf(first, 'kept');
       const removed = memoryOf(first, 'removed');
       removed.hit({ algorithm: 'fixed-window', limit: 1, windowMs: 60_000, burst: 1 }, 'caller');
-      const second = compileConfig(config(['kept']), undefined, { resources, clock: new ManualClock() });
+      const second = compileConfig(config(['kept']), { resources, clock: new ManualClock() });
       await resources.prepare(second.resources.filter((r) => !(r instanceof SqliteQuotaStore)));
       await resources.retire(generation);
       assert.equal(memoryOf(second, 'kept'), kept, 'a limit still configured keeps its counts');
       assert.equal(removed.size, 0, 'a removed limit\'s store is closed');
-      const third = compileConfig(config(['kept', 'removed']), undefined, { resources, clock: new ManualClock() });
+      const third = compileConfig(config(['kept', 'removed']), { resources, clock: new ManualClock() });
       assert.notEqual(memoryOf(third, 'removed'), removed);
       const quotaStore = (name: string) => second.rateLimiting.quotas.get(name)?.spec.store;
       assert.notEqual(quotaStore('a'), quotaStore('b'), 'each quota has its own count cache');

@@ -16,10 +16,9 @@ import { authenticateStage } from '../authn/authenticate-stage.js';
 import type { UpstreamRequestSettings } from '../proxy/upstream-request.js';
 import { requestLimits } from '../stages/request-limits.js';
 import type { Authenticator } from '../authn/authenticator.js';
-import type { RemoteJwks } from '../authn/jwt/remote-jwks.js';
 import type { ApiKeyBackend } from '../authn/api-key/backend.js';
 import type { IdentityHeaderNames } from '../stages/identity-headers.js';
-import { AUTH_DEFAULTS, compileAuth, compileRouteAuth, identityHeaderList, newRegistries, type CompiledAuth, type Registries } from './compile-auth.js';
+import { AUTH_DEFAULTS, compileAuth, compileRouteAuth, identityHeaderList, type CompiledAuth } from './compile-auth.js';
 import { assertedHeaderRules } from './asserted-header-rules.js';
 import { Upstream } from '../proxy/upstream.js';
 import type { UpstreamSpec } from '../proxy/upstream-spec.js';
@@ -73,8 +72,6 @@ export interface CompiledConfig {
   /** Every long-lived resource this config uses; the gateway starts them before the config goes live. */
   readonly resources: readonly Resource[];
   readonly authenticators: ReadonlyMap<string, Authenticator>;
-  /** Remote JWK Sets the config's authenticators use; started when the config goes live. */
-  readonly remoteKeySets: readonly RemoteJwks[];
   readonly identityHeaders: IdentityHeaderNames;
   /** The API key store, cache and usage tracker, when configured; started when the config goes live. */
   readonly apiKeys: ApiKeyBackend | null;
@@ -152,7 +149,6 @@ export interface CompileContext {
 
 export function compileConfig(
   loaded: LoadedConfig,
-  registries: Registries = newRegistries(),
   context: CompileContext = {},
 ): CompiledConfig {
   const catalog = context.resources ?? NO_RESOURCES;
@@ -187,7 +183,7 @@ export function compileConfig(
   const protectedHeaders = new Set<string>([...IDENTITY_HEADERS, normaliseHeaderName(requestIdHeader)]);
   for (const h of raw.headers?.protected ?? []) protectedHeaders.add(normaliseHeaderName(h));
   const dataDir = resolve(dirname(loaded.file), raw.dataDir ?? 'data');
-  const auth = compileAuth(raw, loaded, registries, dataDir, problems);
+  const auth = compileAuth(raw, loaded, { resources: catalog, clock: context.clock ?? systemClock }, dataDir, problems);
   for (const name of identityHeaderList(auth.identityHeaders)) protectedHeaders.add(normaliseHeaderName(name));
   for (const a of auth.authenticators.values()) for (const h of a.assertedHeaders) protectedHeaders.add(normaliseHeaderName(h));
 
@@ -279,9 +275,8 @@ export function compileConfig(
     removedQueryParams,
     upstreams,
     upstreamPools,
-    resources: [...byKey.values(), ...rateLimiting.resources],
+    resources: [...byKey.values(), ...auth.resources, ...rateLimiting.resources],
     authenticators: auth.authenticators,
-    remoteKeySets: auth.remoteKeySets,
     identityHeaders: auth.identityHeaders,
     apiKeys: auth.apiKeys,
     rateLimiting,

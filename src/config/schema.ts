@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { JWS_ALGORITHMS, type JwsAlgorithm } from '../authn/jwt/algorithms.js';
+import { ApiKeysSchema } from '../authn/api-key/api-keys-section.js';
+import { AUTHENTICATOR_KINDS, type RawAuthenticator } from '../authn/kinds.js';
 import type { Algorithm } from '../ratelimit/algorithms.js';
 import { ALGORITHM_KINDS, EmbeddedQuotaSchema, LIMIT_STORE_KINDS, QUOTA_STORE_KINDS, RedisSettingsSchema } from '../ratelimit/kinds.js';
 
@@ -90,92 +91,20 @@ export const UpstreamSchema = strict({
   preserveHost: Type.Optional(Type.Boolean({ description: 'Send the client Host header upstream instead of the target host. Default false.' })),
 }, 'A named upstream service.');
 
-const Realm = Type.String({ pattern: '^[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]{1,64}$', description: 'Realm in WWW-Authenticate challenges. Default portcullis.' });
-const ClaimPath = Type.String({ minLength: 1, maxLength: 256, description: 'A claim name, or a dot-separated path into nested claims (realm_access.roles). A literal top-level name wins over a path.' });
 // RFC 6750 §3 scope-token characters minus the comma, so a scope can be quoted in a challenge.
 // Role names are what identity providers put in groups claims ("Order Clerks", "Équipe"): any
 // characters but controls, no leading or trailing white space. They are compared, never sent in a header.
 const RoleName = Type.String({ pattern: '^[^\\s\\x00-\\x1f\\x7f](?:[^\\x00-\\x1f\\x7f]{0,254}[^\\s\\x00-\\x1f\\x7f])?$', description: 'A role: up to 256 characters, spaces and non-ASCII allowed, no control characters, no leading or trailing white space.' });
 const Token = (what: string) => Type.String({ pattern: '^[\\x21\\x23-\\x2b\\x2d-\\x5b\\x5d-\\x7e]{1,256}$', description: `A ${what}: printable ASCII without spaces, commas, quotes or backslashes.` });
 
-const JwtKeyFields = {
-  jwksUri: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$', maxLength: 2048, description: 'URL of the issuer\'s JWK Set. https, or http on a loopback host only.' })),
-  jwksFile: Type.Optional(Type.String({ minLength: 1, description: 'A local JWK Set file, relative to the config file. Read at load and on reload.' })),
-  publicKeys: Type.Optional(Type.Array(strict({
-    pem: Type.Optional(Type.String({ minLength: 1, description: 'A PEM public key (SPKI) or certificate, inline.' })),
-    file: Type.Optional(Type.String({ minLength: 1, description: 'A PEM file, relative to the config file.' })),
-    kid: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Key id; tokens naming another kid do not use this key.' })),
-  }, 'One PEM public key: `pem` or `file`.'), { minItems: 1, maxItems: 100, description: 'PEM public keys (SPKI or X.509 certificates).' })),
-  secret: Type.Optional(Type.String({ minLength: 32, description: 'HMAC shared secret for HS256/384/512, at least 32 bytes. Put it in the environment: secret: ${JWT_SECRET}.' })),
-};
-
-const JwtIssuerSchema = strict({
-  issuer: Type.String({ minLength: 1, maxLength: 2048, description: 'The exact `iss` value (no normalisation: a trailing slash matters).' }),
-  ...JwtKeyFields,
-}, 'A trusted issuer and its keys: exactly one of jwksUri, jwksFile, publicKeys, secret.');
-
-export const JwtAuthenticatorSchema = strict({
-  type: Type.Literal('jwt'),
-  issuer: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'Single-issuer form: the exact `iss` value, with one key source beside it.' })),
-  ...JwtKeyFields,
-  issuers: Type.Optional(Type.Array(JwtIssuerSchema, { minItems: 1, maxItems: 32, description: 'Several issuers, each with its own keys. The token\'s `iss` selects one.' })),
-  audience: Type.Unsafe<string | string[]>({ type: ['string', 'array'], minLength: 1, minItems: 1, maxItems: 32, items: { type: 'string', minLength: 1 }, description: 'Accepted `aud` value(s); the token\'s aud must contain one. Required.' }),
-  algorithms: Type.Array(Type.Unsafe<JwsAlgorithm>({ type: 'string', enum: [...JWS_ALGORITHMS] }), { minItems: 1, uniqueItems: true, description: 'Allowed JWS algorithms; each is bound to its key type. `none` does not exist here.' }),
-  clockSkewMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 300000, description: 'Leeway for exp, nbf and iat. Default 30000.' })),
-  requireExp: Type.Optional(Type.Boolean({ description: 'Reject tokens without `exp`. Default true.' })),
-  typ: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9.+/-]{1,64}$', description: 'Required `typ` header, e.g. at+jwt (RFC 9068); compared case-insensitively, `application/` optional.' })),
-  requiredClaims: Type.Optional(Type.Array(ClaimPath, { maxItems: 32, description: 'Claims that must be present and not null.' })),
-  maxTokenBytes: Type.Optional(Type.Integer({ minimum: 256, maximum: 65536, description: 'Longest token accepted. Default 8192.' })),
-  claims: Type.Optional(strict({
-    subject: Type.Optional(ClaimPath),
-    roles: Type.Optional(ClaimPath),
-    scopes: Type.Optional(ClaimPath),
-    tenant: Type.Optional(ClaimPath),
-    tier: Type.Optional(ClaimPath),
-  }, 'Where the identity is read from. Defaults: subject sub, roles roles, scopes scope, no tenant, no tier (the rate-limit tier, see docs/rate-limits.md).')),
-  forwardClaims: Type.Optional(Type.Record(Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$" }), ClaimPath, { description: 'Header name → claim path: claims sent upstream as headers.' })),
-  cacheMaxEntries: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'Verified tokens remembered so repeats skip signature checks; 0 turns the cache off. Default 10000.' })),
-  realm: Type.Optional(Realm),
-  jwks: Type.Optional(strict({
-    timeoutMs: Type.Optional(Millis('Whole JWKS fetch, connect to last byte. Default 5000.')),
-    maxBytes: Type.Optional(Bytes('Largest JWKS response. Default 262144.')),
-    refreshMs: Type.Optional(Millis('Background refresh period. Default 300000.', 1000)),
-    cooldownMs: Type.Optional(Millis('Least time between fetches caused by unknown kids; also the retry delay after a failure. Default 30000.', 100)),
-  }, 'Remote JWK Set fetching.')),
-}, 'Verifies bearer JWTs.');
-
-export const AnonymousAuthenticatorSchema = strict({
-  type: Type.Literal('anonymous'),
-  subject: Type.Optional(Type.String({ pattern: '^[\\x20-\\x7e]{1,256}$', description: 'Subject given to anonymous requests. Default anonymous.' })),
-}, 'Admits requests without a credential as a fixed identity. Must be last in a route\'s list.');
-
-export const ApiKeyAuthenticatorSchema = strict({
-  type: Type.Literal('apiKey'),
-  header: Type.Optional(HeaderName),
-  authorizationScheme: Type.Optional(Type.Boolean({ description: 'Also accept `Authorization: ApiKey <key>`. Default true.' })),
-  queryParam: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'Query parameter read on routes with apiKeyInQuery. Default api_key.' })),
-  realm: Type.Optional(Realm),
-}, 'Verifies API keys issued by `portcullis keys create` (header X-API-Key by default). Keys live in the apiKeys store.');
-
-export type RawJwtAuthenticator = Static<typeof JwtAuthenticatorSchema>;
-export type RawApiKeyAuthenticator = Static<typeof ApiKeyAuthenticatorSchema>;
-export type RawAnonymousAuthenticator = Static<typeof AnonymousAuthenticatorSchema>;
-export type RawAuthenticator = RawJwtAuthenticator | RawApiKeyAuthenticator | RawAnonymousAuthenticator;
-
-const AUTHENTICATOR_TYPES: Readonly<Record<RawAuthenticator['type'], TSchema>> = {
-  jwt: JwtAuthenticatorSchema,
-  apiKey: ApiKeyAuthenticatorSchema,
-  anonymous: AnonymousAuthenticatorSchema,
-};
-
-/** `type` selects the schema (if/then, so errors come from the selected type only). */
+/** `type` selects the schema (if/then, so errors come from the selected type only); the kinds come from one table. */
 export const AuthenticatorSchema = Type.Unsafe<RawAuthenticator>({
   type: 'object',
   required: ['type'],
-  properties: { type: { type: 'string', enum: Object.keys(AUTHENTICATOR_TYPES), description: 'Authenticator type.' } },
-  allOf: Object.entries(AUTHENTICATOR_TYPES).map(([type, schema]) => ({
-    if: { type: 'object', properties: { type: { const: type } }, required: ['type'] },
-    then: schema,
+  properties: { type: { type: 'string', enum: AUTHENTICATOR_KINDS.map((k) => k.type), description: 'Authenticator type.' } },
+  allOf: AUTHENTICATOR_KINDS.map((k) => ({
+    if: { type: 'object', properties: { type: { const: k.type } }, required: ['type'] },
+    then: k.schema,
   })),
   description: 'A named authenticator.',
 });
@@ -234,28 +163,6 @@ export const AuditSchema = strict({
 }, 'Audit trail.');
 
 const Duration = (description: string) => Type.String({ pattern: '^[1-9][0-9]{0,5}[smhd]$', description });
-
-export const ApiKeysSchema = strict({
-  environment: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9]{0,15}$', description: 'Environment label in every key issued and accepted (pk_<environment>_…); keys of another environment are refused. Default live.' })),
-  store: Type.Optional(strict({
-    type: Type.Optional(Type.Unsafe<'sqlite' | 'postgres'>({ type: 'string', enum: ['sqlite', 'postgres'], description: 'sqlite (embedded, one gateway or several on one host) or postgres (any number of gateways). Default sqlite.' })),
-    file: Type.Optional(Type.String({ minLength: 1, description: 'sqlite: database file, relative to dataDir. Default keys/api-keys.db.' })),
-    url: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'postgres: connection URL, e.g. postgres://portcullis:${PGPASSWORD}@db:5432/portcullis. Required for postgres.' })),
-    poolSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'postgres: most connections per gateway for look-ups and key management (plus one for reading the change log and one for LISTEN). Default 5.' })),
-    timeoutMs: Type.Optional(Millis('postgres: bound on connecting and on each statement; past it the store counts as down. Default 2000.')),
-    listen: Type.Optional(Type.Boolean({ description: 'postgres: LISTEN for key changes so revocations apply at once; polling (pollIntervalMs) remains the fallback. Default true.' })),
-  }, 'Where keys are stored.')),
-  cacheTtlMs: Type.Optional(Millis('How long a looked-up key is served from memory without asking the store; with the store down, cached keys work this long (at most maxStalenessMs after the last read of the change log). Default 60000.')),
-  negativeCacheTtlMs: Type.Optional(Millis('How long an unknown key id is remembered as unknown (0: not remembered). Default 5000.', 0)),
-  cacheMaxEntries: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, description: 'Most existing keys held in memory; also the most keys with usage waiting to be written. Default 100000.' })),
-  negativeCacheMaxEntries: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, description: 'Most unknown key ids remembered, apart from existing keys so they can never displace them. Default 10000.' })),
-  maxConcurrentLookups: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: 'Most store look-ups in flight for key ids not in memory (and, separately, for reloads of existing keys); past it a request is refused with 503 authentication_unavailable and Retry-After. Default 16.' })),
-  maxStalenessMs: Type.Optional(Millis('Past this long without a successful read of the change log (notifications lost and polling failing), cached keys are not trusted: every API key request gets 503 until a read succeeds. At least twice pollIntervalMs. Default 5000, or twice pollIntervalMs if that is longer.', 100)),
-  pollIntervalMs: Type.Optional(Millis('How often the store\'s change log is read; bounds how long a revoked key keeps working when notifications are unavailable. Default 500.', 50)),
-  usageFlushMs: Type.Optional(Millis('How often usage counts are written to the store in one batch. Default 5000.', 100)),
-  maxLifetime: Type.Optional(Duration('Longest lifetime a key may be issued with, and the default: 90d, 24h, … Default 90d.')),
-  expiryWarning: Type.Optional(Duration('Keys this close to expiry are listed as expiring and logged when used. Default 14d.')),
-}, 'API key store, cache and lifecycle policy (see docs/api-keys.md).');
 
 const Count = (description: string) => Type.Integer({ minimum: 1, maximum: 1_000_000, description });
 const Window = Type.String({ pattern: '^[1-9][0-9]{0,5}[smhd]$', description: 'The window: 1s, 60s, 15m, 1h, 1d (at most 1d; use a quota for longer periods).' });
@@ -349,6 +256,10 @@ export const GatewayConfigSchema = Type.Object({
 });
 
 export type RawConfig = Static<typeof GatewayConfigSchema>;
+export type { RawAuthenticator } from '../authn/kinds.js';
+export type { RawJwtAuthenticator } from '../authn/jwt/kind.js';
+export type { RawApiKeyAuthenticator } from '../authn/api-key/kind.js';
+export { ApiKeysSchema };
 export type RawRoute = Static<typeof RouteSchema>;
 export type RawUpstream = Static<typeof UpstreamSchema>;
 export type RawRateLimit = Static<typeof RateLimitSchema>;

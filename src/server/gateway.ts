@@ -13,8 +13,6 @@ import { DENIALS } from '../pipeline/denials.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import { ResourceSet, type Generation } from '../lifecycle/resources.js';
 import { systemClock, type Clock } from '../lib/clock.js';
-import { newRegistries, type Registries } from '../config/compile-auth.js';
-import type { JwksReporting } from '../authn/jwt/remote-jwks.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import type { ApiKeyBackend } from '../authn/api-key/backend.js';
@@ -79,7 +77,7 @@ export class Gateway implements HandlerHost, AdminHost {
   private reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, version: '', changed: false });
 
   private constructor(
-    config: CompiledConfig, private readonly options: GatewayOptions, private readonly registries: Registries, resources: ResourceSet, logger: Logger,
+    config: CompiledConfig, private readonly options: GatewayOptions, resources: ResourceSet, logger: Logger,
   ) {
     this.logger = logger;
     this.clock = options.clock ?? systemClock;
@@ -130,25 +128,11 @@ export class Gateway implements HandlerHost, AdminHost {
   /** Loads, validates and compiles a config file; throws ConfigError with every located problem. */
   static async fromFile(file: string, options: GatewayOptions = {}): Promise<Gateway> {
     const loaded = await loadConfigFile(resolve(file), options.env);
-    const registries = newRegistries();
     const clock = options.clock ?? systemClock;
     const logger = createLogger(loaded.raw.log?.level ?? 'info', options.logDestination);
     const resources = new ResourceSet({ logger, clock, metrics: new Metrics() });
-    const config = compileConfig(loaded, registries, { resources, clock });
-    return new Gateway(config, options, registries, resources, logger);
-  }
-
-  private get jwksReporting(): JwksReporting {
-    return { logger: this.logger, fetched: (uri, ok, keys) => { this.metrics.jwksFetched(uri, ok, keys); } };
-  }
-
-  /** Starts what a config that is going live uses (remote key sets, the API key backend) and stops what it no longer uses. */
-  private async activate(config: CompiledConfig): Promise<void> {
-    await this.registries.keySets.activate(config.remoteKeySets, this.jwksReporting);
-    await this.registries.apiKeys.activate(config.apiKeys, this.logger, (ok) => {
-      this.metrics.apiKeyStoreUp.set(ok ? 1 : 0);
-      this.metrics.apiKeyUsageBacklog.set(config.apiKeys?.usage.backlog ?? 0);
-    });
+    const config = compileConfig(loaded, { resources, clock });
+    return new Gateway(config, options, resources, logger);
   }
 
   get config(): CompiledConfig {
@@ -178,7 +162,6 @@ export class Gateway implements HandlerHost, AdminHost {
   async start(): Promise<Addresses> {
     const config = this.config;
     await this.audit.open();
-    await this.activate(config);
     this.runtime = { config, path: this.pathFor(config), generation: await this.resources.prepare(config.resources) };
     for (const listener of this.listeners) await listener.listen();
     const addresses = this.addresses();
@@ -219,7 +202,7 @@ export class Gateway implements HandlerHost, AdminHost {
     const old = this.config;
     let next: CompiledConfig;
     try {
-      next = compileConfig(await loadConfigFile(old.file, this.options.env), this.registries, { resources: this.resources, clock: this.options.clock ?? systemClock });
+      next = compileConfig(await loadConfigFile(old.file, this.options.env), { resources: this.resources, clock: this.options.clock ?? systemClock });
     } catch (err) {
       const errors = err instanceof ConfigError ? err.problems.map(formatProblem) : [(err as Error).message];
       this.metrics.reloads.inc({ result: 'rejected' });
@@ -231,7 +214,6 @@ export class Gateway implements HandlerHost, AdminHost {
     const needRestart: string[] = restartOnly.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(old[k]));
     if (next.limits.maxHeaderBytes !== old.limits.maxHeaderBytes) needRestart.push('limits.maxHeaderBytes');
     if (needRestart.length > 0) this.logger.warn({ options: needRestart }, 'these options change only on restart; the running values stay');
-    await this.activate(next);
     const generation = await this.resources.prepare(next.resources);
     const previous = this.runtime.generation;
     this.applyServerLimits(next.limits);
@@ -327,8 +309,6 @@ export class Gateway implements HandlerHost, AdminHost {
     await Promise.all([...this.config.upstreamPools.values()].map((u) => u.destroy()));
     await this.resources.stopAll();
     await this.admin?.close();
-    this.registries.keySets.stopAll();
-    await this.registries.apiKeys.stopAll();
     await this.audit.close();
     this.logger.info('gateway stopped');
   }

@@ -1,10 +1,10 @@
 import { ipSet, type IpSet } from '../../lib/ip.js';
-import type { Logger } from '../../observability/logger.js';
+import type { Resource, ResourceContext } from '../../lifecycle/resources.js';
 import { KeyDirectory } from './key-directory.js';
 import { KeyService, type KeyPolicy } from './key-service.js';
 import { PostgresKeyStore } from './postgres-store.js';
 import { SqliteKeyStore } from './sqlite-store.js';
-import type { ApiKeyRecord, ApiKeyStore } from './store.js';
+import { StoreUnavailableError, type ApiKeyRecord, type ApiKeyStore } from './store.js';
 import { UsageTracker } from './usage.js';
 
 export type StoreSettings =
@@ -51,23 +51,66 @@ export function openStore(settings: StoreSettings): ApiKeyStore {
 /** How often one key's approaching expiry is logged while it is in use. */
 const EXPIRY_WARNING_EVERY_MS = 3_600_000;
 
-/**
- * One gateway's API key machinery: the store, the cached directory that follows its change log,
- * the usage tracker and the lifecycle service. Shared by every apiKey authenticator and kept across
- * config reloads; `apiKeys` settings change only on restart.
- */
-export class ApiKeyBackend {
-  readonly store: ApiKeyStore;
+/** What a started backend runs: the cached directory, the usage tracker and the clock both read. */
+interface Running {
+  readonly context: ResourceContext;
   readonly directory: KeyDirectory<CompiledKey>;
   readonly usage: UsageTracker;
+}
+
+/**
+ * One gateway's API key machinery: the store, the cached directory that follows its change log,
+ * the usage tracker and the lifecycle service. Shared by every apiKey authenticator; a reload
+ * whose `apiKeys` settings are equal keeps the running one (same store connection, cache and
+ * usage counts), one that changes them gets a new backend and the old one stops (flushing usage)
+ * once the requests that started on it are done.
+ *
+ * Constructing one opens nothing: the store connects on first use, and the directory (polling,
+ * LISTEN) and the usage flush timer exist from `start` on. The `keys` CLI uses `store` and
+ * `service` of a backend it never starts.
+ */
+export class ApiKeyBackend implements Resource {
+  readonly key: string;
+  readonly store: ApiKeyStore;
   readonly service: KeyService;
-  private started: Promise<void> | null = null;
-  private logger: Logger | null = null;
+  private running: Running | null = null;
   private readonly warned = new Map<string, number>();
 
-  constructor(readonly settings: ApiKeySettings, readonly now: () => number = Date.now) {
+  constructor(readonly settings: ApiKeySettings) {
+    this.key = ApiKeyBackend.keyOf(settings);
     this.store = openStore(settings.store);
-    this.directory = new KeyDirectory(this.store, {
+    this.service = new KeyService(this.store, settings);
+  }
+
+  static keyOf(settings: ApiKeySettings): string {
+    return `apiKeys ${JSON.stringify(settings)}`;
+  }
+
+  private get started(): Running {
+    if (this.running === null) throw new StoreUnavailableError('the api key backend is not started');
+    return this.running;
+  }
+
+  /** The cached view of the store (from `start` on). */
+  get directory(): KeyDirectory<CompiledKey> {
+    return this.started.directory;
+  }
+
+  /** Usage counts waiting to be written (from `start` on). */
+  get usage(): UsageTracker {
+    return this.started.usage;
+  }
+
+  /** This process's clock (the resource context's), for usage times. */
+  now(): number {
+    return this.started.context.clock.now();
+  }
+
+  /** Migrates and starts following changes; a store that is down does not stop the gateway from starting. */
+  async start(context: ResourceContext): Promise<void> {
+    if (this.running !== null) return;
+    const { settings } = this;
+    const directory = new KeyDirectory(this.store, {
       ttlMs: settings.cacheTtlMs,
       negativeTtlMs: settings.negativeCacheTtlMs,
       maxEntries: settings.cacheMaxEntries,
@@ -76,20 +119,24 @@ export class ApiKeyBackend {
       maxStalenessMs: settings.maxStalenessMs,
       pollIntervalMs: settings.pollIntervalMs,
       listen: settings.store.type === 'postgres' && settings.store.listen,
-    }, compileKey, now);
+    }, compileKey, context.clock);
     // Only keys that authenticated are counted, so the directory's bound is theirs too.
-    this.usage = new UsageTracker(this.store, settings.usageFlushMs, settings.cacheMaxEntries);
-    this.service = new KeyService(this.store, settings);
+    const usage = new UsageTracker(this.store, settings.usageFlushMs, settings.cacheMaxEntries, context.clock);
+    this.running = { context, directory, usage };
+    const { metrics, logger } = context;
+    await directory.start({
+      logger,
+      synced: (ok) => {
+        metrics.apiKeyStoreUp.set(ok ? 1 : 0);
+        metrics.apiKeyUsageBacklog.set(usage.backlog);
+      },
+    });
+    usage.start(logger);
   }
 
-  /** Migrates and starts following changes; a store that is down does not stop the gateway from starting. Idempotent. */
-  start(logger: Logger, synced?: (ok: boolean) => void): Promise<void> {
-    this.logger = logger;
-    this.started ??= (async () => {
-      await this.directory.start(synced === undefined ? { logger } : { logger, synced });
-      this.usage.start(logger);
-    })();
-    return this.started;
+  /** Started and not yet stopped. */
+  get isRunning(): boolean {
+    return this.running !== null;
   }
 
   /** Logs, at most hourly per key, that a key in use expires soon; `now` is the store's clock. */
@@ -99,54 +146,20 @@ export class ApiKeyBackend {
     if (last !== undefined && now - last < EXPIRY_WARNING_EVERY_MS) return;
     if (this.warned.size > 10_000) this.warned.clear();
     this.warned.set(record.id, now);
-    this.logger?.warn({ keyId: record.id, name: record.name, expiresAt: new Date(record.expiresAt).toISOString() },
+    this.running?.context.logger.warn({ keyId: record.id, name: record.name, expiresAt: new Date(record.expiresAt).toISOString() },
       'api key in use expires soon: rotate it (portcullis keys rotate)');
   }
 
   /** Writes pending usage, then closes the store. */
   async stop(): Promise<void> {
+    const running = this.running;
+    this.running = null;
+    if (running === null) { await this.store.close(); return; }
     try {
-      await this.usage.stop();
+      await running.usage.stop();
     } catch (err) {
-      this.logger?.error({ err: (err as Error).message, keys: this.usage.backlog }, 'api key usage could not be written at shutdown');
+      running.context.logger.error({ err: (err as Error).message, keys: running.usage.backlog }, 'api key usage could not be written at shutdown');
     }
-    await this.directory.stop();
-  }
-}
-
-/**
- * The API key backends of the running gateway, shared across reloads: a reload that keeps the
- * `apiKeys` settings keeps the same store connection, cache and usage counts.
- */
-export class ApiKeyBackends {
-  private readonly backends = new Map<string, ApiKeyBackend>();
-
-  constructor(private readonly now: () => number = Date.now) {}
-
-  get(settings: ApiKeySettings): ApiKeyBackend {
-    const key = JSON.stringify(settings);
-    let backend = this.backends.get(key);
-    if (backend === undefined) {
-      backend = new ApiKeyBackend(settings, this.now);
-      this.backends.set(key, backend);
-    }
-    return backend;
-  }
-
-  /** Starts the backend a newly active config uses and stops (flushing usage) any other. */
-  async activate(inUse: ApiKeyBackend | null, logger: Logger, synced?: (ok: boolean) => void): Promise<void> {
-    for (const [key, backend] of this.backends) {
-      if (backend !== inUse) {
-        this.backends.delete(key);
-        await backend.stop();
-      }
-    }
-    await inUse?.start(logger, synced);
-  }
-
-  async stopAll(): Promise<void> {
-    const all = [...this.backends.values()];
-    this.backends.clear();
-    await Promise.all(all.map((b) => b.stop()));
+    await running.directory.stop();
   }
 }

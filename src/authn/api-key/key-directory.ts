@@ -1,3 +1,4 @@
+import { systemClock, type Clock, type Timer } from '../../lib/clock.js';
 import type { Logger } from '../../observability/logger.js';
 import { isKeyId } from './key-format.js';
 import { LookupLimitError, StoreUnavailableError, type ApiKeyRecord, type ApiKeyStore } from './store.js';
@@ -81,7 +82,7 @@ export class KeyDirectory<T> {
   /** Store clock minus local clock, measured at the last successful sync. */
   private clockOffsetMs = 0;
   private migrated: Promise<void> | null = null;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: Timer | null = null;
   private syncing: Promise<void> | null = null;
   private syncAgain = false;
   private listening = false;
@@ -94,9 +95,13 @@ export class KeyDirectory<T> {
     readonly store: ApiKeyStore,
     private readonly options: DirectoryOptions,
     private readonly build: (record: ApiKeyRecord) => T,
-    private readonly now: () => number = Date.now,
+    private readonly clock: Clock = systemClock,
   ) {
-    this.syncedAt = now();
+    this.syncedAt = clock.now();
+  }
+
+  private now(): number {
+    return this.clock.now();
   }
 
   /**
@@ -248,10 +253,9 @@ export class KeyDirectory<T> {
 
   private schedule(): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
+    this.timer = this.clock.setTimer(() => {
       void this.sync().finally(() => this.schedule());
     }, this.options.pollIntervalMs);
-    this.timer.unref();
   }
 
   /** Reads the change log and evicts what changed; collapses concurrent calls into one more round. */
@@ -354,7 +358,7 @@ export class KeyDirectory<T> {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer?.cancel();
     await this.syncing;
     await this.listenAttempt;
     await this.store.close();

@@ -81,23 +81,39 @@ function fromRow(r: Row): ApiKeyRecord {
  */
 export class PostgresKeyStore implements ApiKeyStore {
   readonly kind = 'postgres';
-  private readonly pool: pg.Pool;
-  /** The change-log reader's own connection: never waits behind look-ups. */
-  private readonly syncPool: pg.Pool;
+  /** Opened on first use, so constructing the store (compiling a config, `check`) connects nothing. */
+  private pools: { readonly main: pg.Pool; readonly sync: pg.Pool } | null = null;
   private listener: pg.Client | null = null;
+  private closed = false;
 
-  constructor(private readonly options: PostgresStoreOptions) {
+  constructor(private readonly options: PostgresStoreOptions) {}
+
+  private open(): { readonly main: pg.Pool; readonly sync: pg.Pool } {
+    if (this.pools !== null) return this.pools;
+    if (this.closed) throw new StoreUnavailableError('postgres: the store is closed');
+    const { options } = this;
     const common = {
       connectionString: options.url,
       connectionTimeoutMillis: options.timeoutMs,
       query_timeout: options.timeoutMs,
       idleTimeoutMillis: 30_000,
     };
-    this.pool = new pg.Pool({ ...common, max: options.poolSize, application_name: 'portcullis' });
-    this.syncPool = new pg.Pool({ ...common, max: 1, application_name: 'portcullis-sync' });
+    const main = new pg.Pool({ ...common, max: options.poolSize, application_name: 'portcullis' });
+    const sync = new pg.Pool({ ...common, max: 1, application_name: 'portcullis-sync' });
     // An idle connection dropped by the server must not crash the process; the next query reconnects.
-    this.pool.on('error', () => undefined);
-    this.syncPool.on('error', () => undefined);
+    main.on('error', () => undefined);
+    sync.on('error', () => undefined);
+    this.pools = { main, sync };
+    return this.pools;
+  }
+
+  private get pool(): pg.Pool {
+    return this.open().main;
+  }
+
+  /** The change-log reader's own connection: never waits behind look-ups. */
+  private get syncPool(): pg.Pool {
+    return this.open().sync;
   }
 
   /** Runs `fn`, turning connection and server failures into StoreUnavailableError. */
@@ -272,7 +288,10 @@ export class PostgresKeyStore implements ApiKeyStore {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.unwatch();
-    await Promise.all([this.pool.end(), this.syncPool.end()]);
+    const pools = this.pools;
+    this.pools = null;
+    if (pools !== null) await Promise.all([pools.main.end(), pools.sync.end()]);
   }
 }

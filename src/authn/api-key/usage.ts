@@ -1,3 +1,4 @@
+import { systemClock, type Clock, type Timer } from '../../lib/clock.js';
 import type { Logger } from '../../observability/logger.js';
 import type { ApiKeyStore, UsageDelta } from './store.js';
 
@@ -19,13 +20,18 @@ interface Tally {
 export class UsageTracker {
   private pending = new Map<string, Tally>();
   private flushing: Promise<void> | null = null;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: Timer | null = null;
   private logger: Logger | null = null;
   private failing = false;
   /** Uses not counted because the buffer was full, since the last report. */
   private droppedUses = 0;
 
-  constructor(private readonly store: ApiKeyStore, private readonly intervalMs: number, private readonly maxKeys: number) {}
+  constructor(
+    private readonly store: ApiKeyStore,
+    private readonly intervalMs: number,
+    private readonly maxKeys: number,
+    private readonly clock: Clock = systemClock,
+  ) {}
 
   record(id: string, ip: string, now: number): void {
     const tally = this.pending.get(id);
@@ -51,9 +57,15 @@ export class UsageTracker {
   start(logger: Logger): void {
     this.logger = logger;
     if (this.timer !== null) return;
-    // A failed flush is logged inside flush() and retried on the next tick.
-    this.timer = setInterval(() => { this.flush().catch(() => undefined); }, this.intervalMs);
-    this.timer.unref();
+    this.tick();
+  }
+
+  /** One flush per interval, on the injected clock; a failed flush is logged inside flush() and retried on the next tick. */
+  private tick(): void {
+    this.timer = this.clock.setTimer(() => {
+      this.flush().catch(() => undefined);
+      if (this.timer !== null) this.tick();
+    }, this.intervalMs);
   }
 
   /** Writes everything recorded so far; concurrent calls wait for the same write and then write the rest. */
@@ -91,7 +103,7 @@ export class UsageTracker {
 
   /** Stops the interval and writes what is left (one attempt; a failure is returned to the caller). */
   async stop(): Promise<void> {
-    if (this.timer !== null) clearInterval(this.timer);
+    this.timer?.cancel();
     this.timer = null;
     await this.flush();
   }

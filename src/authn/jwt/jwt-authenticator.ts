@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../../lib/clock.js';
 import { deny } from '../../pipeline/denials.js';
 import type { Exchange } from '../../pipeline/exchange.js';
 import { ABSENT, type Authenticator, type AuthOutcome } from '../authenticator.js';
@@ -25,7 +26,8 @@ export interface JwtAuthenticatorSpec {
   readonly policy: JwtPolicy;
   readonly claims: ClaimMapping;
   readonly cacheMaxEntries: number;
-  readonly now?: () => number;
+  /** The clock that judges exp/nbf/iat and the token cache (default: the machine's). */
+  readonly clock?: Clock;
 }
 
 /**
@@ -40,14 +42,14 @@ export class JwtAuthenticator implements Authenticator {
   readonly credentialHeaders = ['authorization'];
   private readonly invalid: string;
   private readonly cache: VerifiedTokenCache;
-  private readonly now: () => number;
+  private readonly clock: Clock;
 
   constructor(private readonly spec: JwtAuthenticatorSpec) {
     this.challenge = `Bearer realm="${spec.realm}"`;
     this.invalid = `Bearer realm="${spec.realm}", error="invalid_token"`;
     this.assertedHeaders = spec.claims.headers.map(([header]) => header);
     this.cache = new VerifiedTokenCache(spec.cacheMaxEntries);
-    this.now = spec.now ?? Date.now;
+    this.clock = spec.clock ?? systemClock;
   }
 
   get name(): string {
@@ -58,7 +60,7 @@ export class JwtAuthenticator implements Authenticator {
     const token = bearerToken(ex.req.rawHeaders);
     if (token === undefined) return ABSENT;
     if (token === null) return this.reject('malformed: Authorization header is not a single "Bearer <token>"', true);
-    const now = this.now();
+    const now = this.clock.now();
     const cached = this.cache.get(token, now);
     if (cached !== undefined) return { kind: 'authenticated', identity: cached };
     try {

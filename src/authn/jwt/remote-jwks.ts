@@ -1,16 +1,10 @@
 import { request } from 'undici';
-import type { Logger } from '../../observability/logger.js';
+import { systemClock, type Clock, type Timer } from '../../lib/clock.js';
+import type { Resource, ResourceContext } from '../../lifecycle/resources.js';
 import type { JwsAlgorithm, VerifyKey } from './algorithms.js';
 import { importJwks, KeysUnavailableError, selectKeys, type KeySource } from './key-source.js';
 
-/** Where a key set reports: operational logs, and an optional hook per fetch (metrics). */
-export interface JwksReporting {
-  readonly logger: Logger;
-  /** Called after every fetch attempt with its outcome and the number of keys now in use. */
-  readonly fetched?: (uri: string, ok: boolean, keys: number) => void;
-}
-
-/** How a remote JWK Set is fetched and kept; every field has a documented default in compile.ts. */
+/** How a remote JWK Set is fetched and kept; every field has a documented default (see the jwt kind). */
 export interface RemoteJwksOptions {
   readonly uri: string;
   readonly algorithms: readonly JwsAlgorithm[];
@@ -40,7 +34,8 @@ export const MAX_MISSED_KIDS = 1024;
  * refused outright (401) during the cooldown. Either way a flood of random kids costs at most one
  * fetch per cooldown and learns nothing.
  */
-export class RemoteJwks implements KeySource {
+export class RemoteJwks implements KeySource, Resource {
+  readonly key: string;
   revision = 0;
   private keys: readonly VerifyKey[] | null = null;
   private inflight: Promise<boolean> | null = null;
@@ -49,23 +44,31 @@ export class RemoteJwks implements KeySource {
   private lastKidRefetchAt = -Infinity;
   /** Kids a refetch looked for and did not find, or whose key the last change removed (bounded; reset when the set changes). */
   private readonly missedKids = new Set<string>();
-  private timer: NodeJS.Timeout | null = null;
+  private timer: Timer | null = null;
   private stopped = true;
   /** Fetch attempts, successful or not (tests and metrics read it). */
   fetches = 0;
 
-  private reporting: JwksReporting | null = null;
+  /** Set by start: where fetches report, and the clock of refreshes and cooldowns. */
+  private context: ResourceContext | null = null;
+  private clock: Clock = systemClock;
   /** max-age of the last successful response (Cache-Control), if it gave one. */
   private maxAgeMs: number | null = null;
 
-  constructor(
-    readonly options: RemoteJwksOptions,
-    private readonly now: () => number = Date.now,
-  ) {}
+  /** Describes the set; opens nothing and fetches nothing until `start`. */
+  constructor(readonly options: RemoteJwksOptions) {
+    this.key = RemoteJwks.keyOf(options);
+  }
+
+  /** Equal options, equal key: a reload that keeps an issuer's JWKS settings keeps its fetched keys. */
+  static keyOf(options: RemoteJwksOptions): string {
+    return `jwks ${JSON.stringify(options)}`;
+  }
 
   /** Starts background refreshes; resolves after the first fetch attempt (success or not). */
-  async start(reporting: JwksReporting): Promise<void> {
-    this.reporting = reporting;
+  async start(context: ResourceContext): Promise<void> {
+    this.context = context;
+    this.clock = context.clock;
     if (!this.stopped) {
       await this.inflight;
       return;
@@ -74,10 +77,25 @@ export class RemoteJwks implements KeySource {
     await this.refresh();
   }
 
-  stop(): void {
+  stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = null;
+    return Promise.resolve();
+  }
+
+  /** Started and not yet stopped. */
+  get isRunning(): boolean {
+    return !this.stopped;
+  }
+
+  /** Resolves once no fetch is under way (a scheduled refresh that started has finished). */
+  async idle(): Promise<void> {
+    await this.inflight;
+  }
+
+  private now(): number {
+    return this.clock.now();
   }
 
   get loaded(): boolean {
@@ -133,12 +151,11 @@ export class RemoteJwks implements KeySource {
 
   private schedule(): void {
     if (this.stopped) return;
-    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer?.cancel();
     // The issuer's Cache-Control max-age may ask for an earlier refresh, never one sooner than the cooldown.
     const refresh = this.maxAgeMs === null ? this.options.refreshMs : Math.max(this.options.cooldownMs, Math.min(this.options.refreshMs, this.maxAgeMs));
     const delay = this.keys === null ? this.options.cooldownMs : refresh;
-    this.timer = setTimeout(() => { void this.refresh(); }, delay);
-    this.timer.unref();
+    this.timer = this.clock.setTimer(() => { void this.refresh(); }, delay);
   }
 
   private async fetchOnce(): Promise<boolean> {
@@ -150,7 +167,7 @@ export class RemoteJwks implements KeySource {
       const imported = importJwks(doc, algorithms);
       if (typeof imported === 'string') throw new Error(imported);
       this.maxAgeMs = maxAgeMs;
-      if (imported.skipped.length > 0) this.reporting?.logger.warn({ jwksUri: uri, skipped: imported.skipped }, 'JWKS keys skipped');
+      if (imported.skipped.length > 0) this.context?.logger.warn({ jwksUri: uri, skipped: imported.skipped }, 'JWKS keys skipped');
       if (!sameKeys(this.keys, imported.keys)) {
         const removed = (this.keys ?? []).flatMap((k) => (k.kid === null || imported.keys.some((n) => n.kid === k.kid) ? [] : [k.kid]));
         this.keys = imported.keys;
@@ -158,14 +175,14 @@ export class RemoteJwks implements KeySource {
         // A removed key's tokens are refused at once (401), like a kid a refetch did not find.
         this.missedKids.clear();
         for (const kid of removed.slice(0, MAX_MISSED_KIDS)) this.missedKids.add(kid);
-        this.reporting?.logger.info({ jwksUri: uri, keys: imported.keys.map((k) => k.kid) }, 'JWKS loaded');
+        this.context?.logger.info({ jwksUri: uri, keys: imported.keys.map((k) => k.kid) }, 'JWKS loaded');
       }
     } catch (err) {
-      this.reporting?.logger.warn({ jwksUri: uri, err: (err as Error).message, keptKeys: this.keys?.length ?? 0 }, 'JWKS fetch failed; keeping the last good keys');
-      this.reporting?.fetched?.(uri, false, this.keys?.length ?? 0);
+      this.context?.logger.warn({ jwksUri: uri, err: (err as Error).message, keptKeys: this.keys?.length ?? 0 }, 'JWKS fetch failed; keeping the last good keys');
+      this.context?.metrics.jwksFetched(uri, false, this.keys?.length ?? 0);
       return false;
     }
-    this.reporting?.fetched?.(uri, true, this.keys?.length ?? 0);
+    this.context?.metrics.jwksFetched(uri, true, this.keys?.length ?? 0);
     return true;
   }
 

@@ -1,4 +1,4 @@
-import type { Authenticator, AuthOutcome } from './authenticator.js';
+import type { Authenticator, AuthOutcome } from '../authenticator.js';
 
 /**
  * Lets a request through without a credential, as a fixed, named identity. It exists only when

@@ -1,10 +1,10 @@
 import type { ConfigProblem } from '../config/errors.js';
 import type { Kind } from '../config/kind.js';
-import type { LoadedConfig } from '../config/load.js';
-import type { RawConfig } from '../config/schema.js';
+import type { ConfigSource } from '../config/config-source.js';
 import type { Clock } from '../lib/clock.js';
-import type { Resource } from '../lifecycle/resources.js';
+import type { UseResource } from '../lifecycle/resources.js';
 import type { Authenticator } from './authenticator.js';
+import type { RawApiKeys } from './api-key/api-keys-section.js';
 
 /** A location under `authenticators.<name>`. */
 export type At = (...path: (string | number)[]) => (string | number)[];
@@ -14,8 +14,9 @@ export interface AuthenticatorCompileContext {
   readonly name: string;
   /** Locates an option of this authenticator for a problem. */
   readonly at: At;
-  readonly raw: RawConfig;
-  readonly loaded: LoadedConfig;
+  /** The config's `apiKeys` section (shared by every apiKey authenticator). */
+  readonly apiKeys: RawApiKeys | undefined;
+  readonly loaded: ConfigSource;
   readonly dataDir: string;
   /** Problems found, each with its location; compile returns null when it added any. */
   readonly problems: ConfigProblem[];
@@ -26,7 +27,7 @@ export interface AuthenticatorCompileContext {
    * The resource with this key: one already used by this config, else the running one of an equal
    * definition, else `create()`. Every resource obtained here is started with the config.
    */
-  readonly use: <R extends Resource>(key: string, kind: abstract new (...args: never[]) => R, create: () => R) => R;
+  readonly use: UseResource;
   /** A value compiled once per config and shared by every authenticator that asks (a shared config section). */
   readonly shared: <T>(key: string, build: () => T) => T;
 }

@@ -89,14 +89,14 @@ export function compileAuth(raw: RawConfig, loaded: LoadedConfig, context: AuthC
   };
   // The apiKeys section serves the admin API and the keys CLI even without an apiKey authenticator;
   // compiled first, so its problems are reported before the authenticators'.
-  if (raw.apiKeys !== undefined) shared(API_KEYS_SHARED, () => compileApiKeysSection(raw, loaded, dataDir, problems, use));
+  if (raw.apiKeys !== undefined) shared(API_KEYS_SHARED, () => compileApiKeysSection(raw.apiKeys, loaded, dataDir, problems, use));
   for (const [name, a] of Object.entries(raw.authenticators ?? {})) {
     const kind = authenticatorKindOf(a.type);
     // Schema validation has refused any other type already.
     if (kind === undefined) continue;
     const at: At = (...path) => ['authenticators', name, ...path];
     // `a` was validated against the schema of the kind its type selects.
-    const built = kind.compile(a as never, { name, at, raw, loaded, dataDir, problems, reserved, clock: context.clock, use, shared });
+    const built = kind.compile(a as never, { name, at, apiKeys: raw.apiKeys, loaded, dataDir, problems, reserved, clock: context.clock, use, shared });
     if (built !== null) authenticators.set(name, built);
     else invalid.add(name);
   }

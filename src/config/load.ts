@@ -5,26 +5,20 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Documen
 import { dirname } from 'node:path';
 import { GatewayConfigSchema, type RawConfig } from './schema.js';
 import { ConfigFiles } from './config-files.js';
+import type { ConfigPath, ConfigSource } from './config-source.js';
+
+export type { ConfigPath };
 import { ConfigError, optionPath, type ConfigProblem } from './errors.js';
 
-export type ConfigPath = readonly (string | number)[];
 
 /** A validated raw config and a way to point at any option in its source. */
-export interface LoadedConfig {
-  readonly file: string;
+export interface LoadedConfig extends ConfigSource {
   readonly raw: RawConfig;
   /**
    * SHA-256 of the validated config text after interpolation. The version a compiled config reports
    * (configVersion) also covers every file read through `files`.
    */
   readonly version: string;
-  /** The reader for files the config references; what it reads becomes part of the config version. */
-  readonly files: ConfigFiles;
-  /**
-   * Builds a located problem for an option path: at its value, or at its key with `atKey` (an
-   * unknown option), or at the nearest existing parent if the option is absent.
-   */
-  problem(path: ConfigPath, message: string, atKey?: boolean): ConfigProblem;
 }
 
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });

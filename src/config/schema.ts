@@ -2,6 +2,9 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { ApiKeysSchema } from '../authn/api-key/api-keys-section.js';
 import { AUTHENTICATOR_KINDS, type RawAuthenticator } from '../authn/kinds.js';
 import type { Algorithm } from '../ratelimit/algorithms.js';
+import { LOG_LEVELS, type LogLevel } from '../observability/logger.js';
+
+export { LOG_LEVELS, type LogLevel };
 import { ALGORITHM_KINDS, EmbeddedQuotaSchema, LIMIT_STORE_KINDS, QUOTA_STORE_KINDS, RedisSettingsSchema } from '../ratelimit/kinds.js';
 
 /**
@@ -16,8 +19,6 @@ const Millis = (description: string, minimum = 1) => Type.Integer({ minimum, max
 const Bytes = (description: string) => Type.Integer({ minimum: 1, maximum: 1 << 30, description });
 const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$', description: 'A name: letters, digits, `_`, `.`, `-`; up to 64 characters.' });
 const HeaderName = Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$", description: 'An HTTP header field name.' });
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
 const strict = <T extends Record<string, TSchema>>(props: T, description: string) =>
   Type.Object(props, { additionalProperties: false, description });
 

@@ -32,6 +32,12 @@ export interface ResourceCatalog {
   find<R extends Resource>(key: string, kind: abstract new (...args: never[]) => R): R | undefined;
 }
 
+/**
+ * How compile obtains a resource: the one with this key already used by the config being
+ * compiled, else the running one of an equal definition, else `create()`.
+ */
+export type UseResource = <R extends Resource>(key: string, kind: abstract new (...args: never[]) => R, create: () => R) => R;
+
 /** An empty catalog: every resource a compile asks for is new (and, unstarted, opens nothing). */
 export const NO_RESOURCES: ResourceCatalog = Object.freeze({ find: () => undefined });
 

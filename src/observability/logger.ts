@@ -1,5 +1,7 @@
 import { pino, type Logger } from 'pino';
-import type { LogLevel } from '../config/schema.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Operational logs: JSON lines on stdout (or a given destination). Requests go to the audit trail, not here. */
 export function createLogger(level: LogLevel, destination?: NodeJS.WritableStream): Logger {

@@ -1,11 +1,10 @@
 import { resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import type { ConfigProblem } from '../../config/errors.js';
-import type { LoadedConfig } from '../../config/load.js';
+import type { ConfigSource } from '../../config/config-source.js';
 import { Millis, strict } from '../../config/schema-parts.js';
-import type { RawConfig } from '../../config/schema.js';
 import { parseDuration } from '../../lib/duration.js';
-import type { AuthenticatorCompileContext } from '../authenticator-kind.js';
+import type { UseResource } from '../../lifecycle/resources.js';
 import { ApiKeyBackend, type ApiKeySettings } from './backend.js';
 
 const Duration = (description: string) => Type.String({ pattern: '^[1-9][0-9]{0,5}[smhd]$', description });
@@ -60,9 +59,9 @@ export const API_KEYS_SECTION = Object.freeze({ type: 'apiKeys', schema: ApiKeys
 
 /** Compiles the apiKeys section (defaults when absent) into its backend, or null after reporting problems. */
 export function compileApiKeysSection(
-  raw: RawConfig, loaded: LoadedConfig, dataDir: string, problems: ConfigProblem[], use: AuthenticatorCompileContext['use'],
+  section: RawApiKeys | undefined, loaded: ConfigSource, dataDir: string, problems: ConfigProblem[], use: UseResource,
 ): ApiKeyBackend | null {
-  const c = raw.apiKeys ?? {};
+  const c = section ?? {};
   const at = (...path: string[]) => ['apiKeys', ...path];
   const d = API_KEYS_DEFAULTS;
   const before = problems.length;

@@ -42,7 +42,7 @@ function compileApiKeyAuthenticator(a: RawApiKeyAuthenticator, context: Authenti
     problems.push(loaded.problem(at('header'), `${header} is a header the gateway sets or relies on; choose another name`));
     return null;
   }
-  const backend = context.shared(API_KEYS_SHARED, () => compileApiKeysSection(context.raw, loaded, context.dataDir, problems, context.use));
+  const backend = context.shared(API_KEYS_SHARED, () => compileApiKeysSection(context.apiKeys, loaded, context.dataDir, problems, context.use));
   if (backend === null) return null;
   return new ApiKeyAuthenticator({
     name,

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { Type, type Static } from '@sinclair/typebox';
 import { Bytes, ClaimPath, Millis, Realm, strict } from '../../config/schema-parts.js';
-import type { LoadedConfig } from '../../config/load.js';
+import type { ConfigSource } from '../../config/config-source.js';
 import { authenticatorKind, type AuthenticatorCompileContext } from '../authenticator-kind.js';
 import { isHmac, JWS_ALGORITHMS, type JwsAlgorithm, type VerifyKey } from './algorithms.js';
 import { JwtAuthenticator } from './jwt-authenticator.js';
@@ -207,7 +207,7 @@ function checkJwksUri(uri: string): string | null {
 }
 
 /** A key file through the config's file reader, so its content is part of the config version. */
-function readKeyFile<T>(loaded: LoadedConfig, file: string, parse: (text: string) => T | string): T | string {
+function readKeyFile<T>(loaded: ConfigSource, file: string, parse: (text: string) => T | string): T | string {
   const read = loaded.files.readText(file);
   return read.ok ? parse(read.text) : read.message;
 }

@@ -10,6 +10,9 @@ import { compileConfig, type CompiledConfig } from '../src/config/compile.js';
 import { loadConfigFile } from '../src/config/load.js';
 import { explain, type ExplainRequest, type Explanation } from '../src/explain/explain.js';
 import { CLI } from './harness/gateway.js';
+import { createServer } from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
 
 const QUICKSTART = fileURLToPath(new URL('../../examples/quickstart/gateway.yaml', import.meta.url));
 const DOC = readFileSync(fileURLToPath(new URL('../../docs/explain.md', import.meta.url)), 'utf8');
@@ -106,6 +109,22 @@ describe('portcullis explain over the quickstart config', () => {
       assert.match(e.stages.find((s) => s.stage === 'rate-limit')?.note ?? '', /would count: demo-burst/);
     }
     assert.equal(existsSync(ENV.PORTCULLIS_DATA_DIR ?? ''), false, 'the data directory (API key store) was never created');
+  });
+
+  it('a token for a remote key set is refused as unavailable without fetching it: explain contacts nothing', async (t) => {
+    let contacted = 0;
+    const jwks = createServer((_req, res) => { contacted++; res.end('{"keys":[]}'); });
+    jwks.listen(0, '127.0.0.1');
+    await once(jwks, 'listening');
+    t.after(() => { jwks.close(); });
+    const uri = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks.json`;
+    const remote = compileConfig(await loadConfigFile(QUICKSTART, { ...ENV, DEMO_JWKS_URI: uri }));
+    const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const now = Math.floor(Date.now() / 1000);
+    const token = `${b64({ alg: 'ES256', typ: 'at+jwt', kid: 'k1' })}.${b64({ iss: ENV.DEMO_ISSUER, aud: 'portcullis-demo', sub: 'a', iat: now, exp: now + 60 })}.${'A'.repeat(86)}`;
+    const e = await explain(remote, { method: 'GET', target: '/api/acme/orders/1', headers: [['Authorization', `Bearer ${token}`]], from: '192.0.2.10' });
+    assert.deepEqual(decidedBy(e), { stage: 'authenticate', status: 503, code: 'authentication_unavailable' });
+    assert.equal(contacted, 0, 'the JWKS endpoint was never contacted');
   });
 
   it('the CLI prints the table, --json for scripts, and exits 2 on a usage error', () => {

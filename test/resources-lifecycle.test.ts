@@ -7,7 +7,12 @@ import { pino } from 'pino';
 import { ResourceSet, type Resource } from '../src/lifecycle/resources.js';
 import { Metrics } from '../src/observability/metrics.js';
 import { ManualClock } from './harness/manual-clock.js';
-import { startGateway } from './harness/gateway.js';
+import { startGateway, toYaml } from './harness/gateway.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { Gateway } from '../src/server/gateway.js';
 
 /** A resource that records its life, to watch the lifecycle's order. */
 class Recorded implements Resource {
@@ -42,6 +47,38 @@ describe('one lifecycle for long-lived resources', () => {
     assert.deepEqual(log, ['start kept', 'start old', 'start new', 'stop old'], 'only what no newer generation uses is stopped');
     await set.stopAll();
     assert.deepEqual(log.slice(4).sort(), ['stop kept', 'stop new']);
+  });
+
+  it('a retirement finishing while a newer generation starts never stops what that generation reuses', async () => {
+    const log: string[] = [];
+    const set = new ResourceSet(context());
+    const shared = new Recorded('shared', log);
+    const first = await set.prepare([shared]);
+    first.enter();
+    await set.prepare([new Recorded('other', log)]); // a config without it: `shared` is to be retired
+    const retired = set.retire(first);
+    let release: () => void = () => undefined;
+    const slow: Resource = { key: 'slow', start: () => new Promise<void>((done) => { release = done; }), stop: () => Promise.resolve() };
+    // A third config takes `shared` back; its start is slow, and the old request leaves meanwhile.
+    const third = set.prepare([set.find('shared', Recorded) ?? new Recorded('shared', log), slow]);
+    first.leave();
+    await retired;
+    release();
+    const generation = await third;
+    assert.ok(generation.resources.has(shared));
+    assert.equal(log.includes('stop shared'), false, 'the resource the third generation reuses was not stopped');
+    await set.stopAll();
+  });
+
+  it('a reload before the gateway has started is refused, not half applied', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'portcullis-early-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'gateway.yaml');
+    await writeFile(file, toYaml({ dataDir: join(dir, 'data'), upstreams: { app: { targets: ['http://127.0.0.1:9'] } }, routes: [{ name: 'a', match: { path: '/**' }, upstream: 'app', public: true }] }));
+    const gateway = await Gateway.fromFile(file, { logDestination: new PassThrough() });
+    const result = await gateway.reload();
+    assert.equal(result.ok, false);
+    assert.match(result.ok ? '' : result.errors.join(' '), /still starting/);
   });
 
   it('a resource that fails to start leaves the running generation untouched', async () => {

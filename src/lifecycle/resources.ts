@@ -76,6 +76,7 @@ export class Generation {
  */
 export class ResourceSet implements ResourceCatalog {
   private readonly live = new Map<string, Resource>();
+  private queue: Promise<void> = Promise.resolve();
   /** Generations not yet retired, and which resources each holds. */
   private readonly generations = new Set<Generation>();
   private current: Generation | null = null;
@@ -100,6 +101,9 @@ export class ResourceSet implements ResourceCatalog {
   async prepare(resources: Iterable<Resource>): Promise<Generation> {
     const unique = new Map<string, Resource>();
     for (const r of resources) unique.set(r.key, this.live.get(r.key) ?? unique.get(r.key) ?? r);
+    // Registered before the first start, so a retirement finishing meanwhile sees these as in use.
+    const generation = new Generation(new Set(unique.values()));
+    this.generations.add(generation);
     const started: Resource[] = [];
     try {
       for (const r of unique.values()) {
@@ -109,13 +113,23 @@ export class ResourceSet implements ResourceCatalog {
         this.live.set(r.key, r);
       }
     } catch (err) {
+      this.generations.delete(generation);
       for (const r of started) { this.live.delete(r.key); await this.stopQuietly(r); }
       throw err;
     }
-    const generation = new Generation(new Set(unique.values()));
-    this.generations.add(generation);
     this.current = generation;
     return generation;
+  }
+
+  /**
+   * Runs `fn` alone among the set's changes: a compile that looks resources up, the start of a new
+   * generation and the stopping of a retired one never interleave, so a resource a compile chose
+   * to reuse is not stopped before its generation holds it.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.then(() => undefined, () => undefined);
+    return run;
   }
 
   /**
@@ -124,23 +138,27 @@ export class ResourceSet implements ResourceCatalog {
    */
   async retire(old: Generation): Promise<void> {
     await old.drained();
-    this.generations.delete(old);
-    const stillUsed = new Set<Resource>();
-    for (const g of this.generations) for (const r of g.resources) stillUsed.add(r);
-    for (const r of old.resources) {
-      if (stillUsed.has(r) || this.live.get(r.key) !== r) continue;
-      this.live.delete(r.key);
-      await this.stopQuietly(r);
-    }
+    await this.exclusive(async () => {
+      this.generations.delete(old);
+      const stillUsed = new Set<Resource>();
+      for (const g of this.generations) for (const r of g.resources) stillUsed.add(r);
+      for (const r of old.resources) {
+        if (stillUsed.has(r) || this.live.get(r.key) !== r) continue;
+        this.live.delete(r.key);
+        await this.stopQuietly(r);
+      }
+    });
   }
 
-  /** Stops every live resource (shutdown, after the listeners drained). */
-  async stopAll(): Promise<void> {
-    const all = [...this.live.values()];
-    this.live.clear();
-    this.generations.clear();
-    this.current = null;
-    await Promise.all(all.map((r) => this.stopQuietly(r)));
+  /** Stops every live resource (shutdown, after the listeners drained), after any stop already under way. */
+  stopAll(): Promise<void> {
+    return this.exclusive(async () => {
+      const all = [...this.live.values()];
+      this.live.clear();
+      this.generations.clear();
+      this.current = null;
+      await Promise.all(all.map((r) => this.stopQuietly(r)));
+    });
   }
 
   /** The generation requests should enter now. */
@@ -149,6 +167,11 @@ export class ResourceSet implements ResourceCatalog {
   }
 
   private async stopQuietly(r: Resource): Promise<void> {
-    try { await r.stop(); } catch (err) { this.context.logger.warn({ err, resource: r.key }, 'stopping a retired resource failed'); }
+    try { await r.stop(); } catch (err) { this.context.logger.warn({ err, resource: redacted(r.key) }, 'stopping a retired resource failed'); }
   }
+}
+
+/** A resource key for logs: a key may hold a store URL, whose userinfo (a password) is removed. */
+export function redacted(key: string): string {
+  return key.replace(/\/\/[^/@\s"]*@/g, '//[redacted]@');
 }

@@ -7,7 +7,7 @@ import { auditRecord, connectionFacts, exchangeFacts } from '../audit/record-bui
 import { requestPath, type RequestPath } from '../pipeline/request-path.js';
 import { compileConfig, type CompiledConfig, type Limits } from '../config/compile.js';
 import { ConfigError, formatProblem } from '../config/errors.js';
-import { loadConfigFile } from '../config/load.js';
+import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { normaliseIp } from '../lib/ip.js';
 import { DENIALS } from '../pipeline/denials.js';
 import type { Exchange } from '../pipeline/exchange.js';
@@ -58,6 +58,8 @@ function proxyListenerLimits(limits: Limits): ListenerLimits {
 export class Gateway implements HandlerHost, AdminHost {
   runtime: Runtime;
   draining = false;
+  /** Set once the first generation holds its resources; a reload before that is refused. */
+  private started = false;
   readonly logger: Logger;
   readonly metrics: Metrics;
   private readonly clock: Clock;
@@ -162,7 +164,8 @@ export class Gateway implements HandlerHost, AdminHost {
   async start(): Promise<Addresses> {
     const config = this.config;
     await this.audit.open();
-    this.runtime = { config, path: this.pathFor(config), generation: await this.resources.prepare(config.resources) };
+    this.runtime = { config, path: this.pathFor(config), generation: await this.resources.exclusive(() => this.resources.prepare(config.resources)) };
+    this.started = true;
     for (const listener of this.listeners) await listener.listen();
     const addresses = this.addresses();
     this.logger.info({ http: addresses.http.port, admin: addresses.admin?.port ?? null, version: config.version, routes: config.routes.length }, 'gateway listening');
@@ -199,22 +202,44 @@ export class Gateway implements HandlerHost, AdminHost {
   }
 
   private async doReload(): Promise<ReloadResult> {
+    if (!this.started) return this.rejected(['the gateway is still starting; reload once it listens']);
     const old = this.config;
+    let loaded: LoadedConfig;
+    try {
+      loaded = await loadConfigFile(old.file, this.options.env);
+    } catch (err) {
+      return this.rejected(err);
+    }
+    // Compile (which picks running resources to reuse), start and swap without a retirement
+    // stopping anything in between.
+    return this.resources.exclusive(() => this.swapIn(loaded, old));
+  }
+
+  private rejected(err: unknown): ReloadResult {
+    const errors = Array.isArray(err) ? err.map(String) : err instanceof ConfigError ? err.problems.map(formatProblem) : [(err as Error).message];
+    this.metrics.reloads.inc({ result: 'rejected' });
+    this.logger.error({ errors }, 'config reload rejected; the running config keeps serving');
+    return { ok: false, errors };
+  }
+
+  private async swapIn(loaded: LoadedConfig, old: CompiledConfig): Promise<ReloadResult> {
     let next: CompiledConfig;
     try {
-      next = compileConfig(await loadConfigFile(old.file, this.options.env), { resources: this.resources, clock: this.options.clock ?? systemClock });
+      next = compileConfig(loaded, { resources: this.resources, clock: this.options.clock ?? systemClock });
     } catch (err) {
-      const errors = err instanceof ConfigError ? err.problems.map(formatProblem) : [(err as Error).message];
-      this.metrics.reloads.inc({ result: 'rejected' });
-      this.logger.error({ errors }, 'config reload rejected; the running config keeps serving');
-      return { ok: false, errors };
+      return this.rejected(err);
     }
     if (next.version === old.version) return { ok: true, version: old.version, changed: false };
     const restartOnly = ['listen', 'admin', 'dataDir', 'audit', 'logLevel'] as const;
     const needRestart: string[] = restartOnly.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(old[k]));
     if (next.limits.maxHeaderBytes !== old.limits.maxHeaderBytes) needRestart.push('limits.maxHeaderBytes');
     if (needRestart.length > 0) this.logger.warn({ options: needRestart }, 'these options change only on restart; the running values stay');
-    const generation = await this.resources.prepare(next.resources);
+    let generation: Generation;
+    try {
+      generation = await this.resources.prepare(next.resources);
+    } catch (err) {
+      return this.rejected(err);
+    }
     const previous = this.runtime.generation;
     this.applyServerLimits(next.limits);
     this.runtime = { config: next, path: this.pathFor(next), generation };
@@ -307,8 +332,8 @@ export class Gateway implements HandlerHost, AdminHost {
     for (const listener of proxies) listener.closeAllConnections();
     await closed;
     await Promise.all([...this.config.upstreamPools.values()].map((u) => u.destroy()));
-    await this.resources.stopAll();
     await this.admin?.close();
+    await this.resources.stopAll();
     await this.audit.close();
     this.logger.info('gateway stopped');
   }

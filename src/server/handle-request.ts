@@ -102,11 +102,8 @@ export function reply(ex: Exchange, verdict: Verdict): void {
   ex.detail = denial.reason;
   const res = ex.wire.res;
   if (res.headersSent) { res.destroy(); return; }
-  const headers = ex.req.headers;
-  // A body we did not read would have to be drained before the connection can be reused: close instead.
-  const unreadBody = !ex.req.complete && (headers['transfer-encoding'] !== undefined || (headers['content-length'] ?? '0') !== '0');
-  if (unreadBody || CLOSES_CONNECTION.has(denial.code)) ex.closeAfter = true;
-  if (ex.closeAfter) markClosing(ex.wire.socket);
+  if (CLOSES_CONNECTION.has(denial.code)) ex.closeAfter = true;
+  closeIfUnread(ex);
   const body = problemBody(denial, ex.requestId);
   const out: OutgoingHttpHeaders = { 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(body) };
   ex.finishHeaders(out, true);
@@ -115,16 +112,27 @@ export function reply(ex: Exchange, verdict: Verdict): void {
   res.end(body);
 }
 
+/**
+ * A body the gateway did not read would have to be drained before the connection could carry
+ * another request: the connection closes after this answer instead (and nothing pipelined behind
+ * it is processed).
+ */
+function closeIfUnread(ex: Exchange): void {
+  const headers = ex.req.headers;
+  if (!ex.req.complete && (headers['transfer-encoding'] !== undefined || (headers['content-length'] ?? '0') !== '0')) ex.closeAfter = true;
+  if (ex.closeAfter) markClosing(ex.wire.socket);
+}
+
 /** A stage's own response (a redirect, a page): sent as the stage built it, with the response stages' headers. */
 function respond(ex: Exchange, response: LocalResponse): void {
   ex.response = response;
   ex.detail = response.detail;
   const res = ex.wire.res;
   if (res.headersSent) { res.destroy(); return; }
+  closeIfUnread(ex);
   const out: OutgoingHttpHeaders = { 'content-length': Buffer.byteLength(response.body) };
   ex.finishHeaders(out, true);
   Object.assign(out, response.headers);
-  if (ex.closeAfter) markClosing(ex.wire.socket);
   res.writeHead(response.status, out);
   res.end(response.body);
 }

@@ -103,6 +103,8 @@ export class RemoteJwks implements KeySource, Resource {
   }
 
   keysFor(alg: JwsAlgorithm, kid: string | null): readonly VerifyKey[] | Promise<readonly VerifyKey[]> {
+    // Not running (a compile that never went live, as in `explain`, or a retired set): nothing is fetched.
+    if (this.stopped) throw new KeysUnavailableError(`JWKS ${this.options.uri} is not running, so it is not fetched`, null);
     const keys = this.keys;
     if (keys === null) {
       // Never loaded: retry no more than once per cooldown (the endpoint is down or was never reached).

@@ -38,7 +38,8 @@ export interface AuditFacts {
 
 /** The one builder of audit records: every outcome, admin operations and socket-level rejections. */
 export function auditRecord(facts: AuditFacts, now: number): AuditRecord {
-  const record: AuditRecord = {
+  // One object, with `limit` only where it applies (records outside a route have no such field).
+  const record: { -readonly [K in keyof AuditRecord]: AuditRecord[K] } = {
     time: new Date(now).toISOString(),
     requestId: facts.requestId,
     method: facts.method ?? '',
@@ -60,7 +61,8 @@ export function auditRecord(facts: AuditFacts, now: number): AuditRecord {
     bytesOut: facts.bytesOut ?? 0,
     configVersion: facts.configVersion,
   };
-  return facts.limit === undefined ? record : { ...record, limit: facts.limit };
+  if (facts.limit !== undefined) record.limit = facts.limit;
+  return record;
 }
 
 /**

@@ -62,12 +62,19 @@ export class Metrics {
   // Label children resolved once per label set: prom-client hashes the label object on every
   // unbound call, which is measurable on the request path.
   private readonly requestChildren = new Map<string, Counter.Internal>();
+  private readonly stageChildren = new Map<string, Counter.Internal>();
   private readonly durationChildren = new Map<string, Histogram.Internal<'route'>>();
   private readonly upstreamChildren = new Map<string, Histogram.Internal<'upstream'>>();
 
   /** Counts one finished request; label values are bounded (config names, status, decision). */
   stageDecided(stage: string, decision: string): void {
-    this.stageDecisions.inc({ stage, decision });
+    const key = `${stage}\u0000${decision}`;
+    let counter = this.stageChildren.get(key);
+    if (counter === undefined) {
+      counter = this.stageDecisions.labels({ stage, decision });
+      this.stageChildren.set(key, counter);
+    }
+    counter.inc();
   }
 
   request(route: string, status: number, decision: string, durationSeconds: number): void {

@@ -116,7 +116,7 @@ export class AuditLog {
     if (this.closed) { this.dropped++; return; }
     const line = serialiseRecord(record);
     const bytes = Buffer.byteLength(line);
-    if (!this.queueGap() || this.queuedBytes + bytes > this.maxQueueBytes) {
+    if (!this.queueGap(bytes) || this.queuedBytes + bytes > this.maxQueueBytes) {
       this.dropped++;
       if (this.gap === null) this.gap = { count: 1, first: record.time, last: record.time };
       else { this.gap.count++; this.gap.last = record.time; }
@@ -132,16 +132,19 @@ export class AuditLog {
   }
 
   /**
-   * Queues the `records_dropped` line of a gap, once it fits; false while it does not (then no
-   * later record may be queued before it, and the trail stays unhealthy).
+   * Queues the `records_dropped` line of a gap once it fits together with the `following` bytes of
+   * the record that comes next; false while they do not (then no later record may be queued before
+   * it, and the trail stays unhealthy). Closing a gap only when the next record fits too keeps one
+   * outage one gap line: a gap line squeezed into the last free bytes would be followed at once by
+   * a new gap.
    */
-  private queueGap(): boolean {
+  private queueGap(following = 0): boolean {
     const open = this.gap;
     if (open === null) return true;
     const gap: AuditGapRecord = { time: new Date(this.clock.now()).toISOString(), event: 'records_dropped', droppedRecords: open.count, firstDroppedAt: open.first, lastDroppedAt: open.last };
     const text = JSON.stringify(gap) + '\n';
     const bytes = Buffer.byteLength(text);
-    if (this.queuedBytes + bytes > this.maxQueueBytes) return false;
+    if (this.queuedBytes + bytes + following > this.maxQueueBytes) return false;
     this.logger.error({ dropped: gap.droppedRecords, from: gap.firstDroppedAt, to: gap.lastDroppedAt }, 'audit records dropped: the queue was full');
     this.gap = null;
     this.enqueue(text, bytes);
@@ -281,6 +284,8 @@ export class AuditLog {
     if (this.retryTimer !== null) { this.retryTimer.cancel(); this.retryTimer = null; }
     this.flush();
     await this.writing;
+    // Writing the queue may have queued the gap line of an earlier outage: write that too.
+    if (this.batch !== '') { this.flush(); await this.writing; }
     if (this.outage !== null && this.queue.length > 0) {
       try {
         if (!(await this.openFile()) && this.headWritten > 0) { this.queuedBytes += this.headWritten; this.headWritten = 0; }

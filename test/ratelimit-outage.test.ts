@@ -4,23 +4,15 @@
 // events (the store reporting down, a decision succeeding again), never on throughput or timing windows.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { ManualClock } from './harness/manual-clock.js';
 import { startRedis, type TestRedis } from './harness/redis.js';
+import { waitUntil } from './harness/assertions.js';
 
 interface Answer { readonly status: number; readonly type: string | undefined; readonly retryAfter: string | undefined }
 
-/** Polls `check` (bounded) until it returns true; fails the test with `what` otherwise. */
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
-    await delay(25);
-  }
-}
 
 describe('rate limits while Redis goes away and comes back', () => {
   let redis: TestRedis | string = 'not started';
@@ -84,7 +76,7 @@ describe('rate limits while Redis goes away and comes back', () => {
     assert.deepEqual(await statusesOf('/open', 8), Array<number>(8).fill(200));
 
     await r.kill();
-    await until('the gateway reports the store down', () => gw.logs.some((l) => l.includes('rate-limit store unavailable')));
+    await waitUntil('the gateway reports the store down', () => gw.logs.some((l) => l.includes('rate-limit store unavailable')));
     const metricsDown = await (await fetch(`${gw.adminUrl}/metrics`)).text();
     assert.match(metricsDown, /portcullis_rate_limit_store_up\{store="redis:\/\/127\.0\.0\.1:\d+"\} 0/);
 
@@ -101,15 +93,15 @@ describe('rate limits while Redis goes away and comes back', () => {
     assert.deepEqual(await statusesOf('/free', 8), Array<number>(8).fill(200));
 
     await r.restart();
-    await until('a fail-closed limit is decided by Redis again', async () => (await get('/closed')).status === 200);
+    await waitUntil('a fail-closed limit is decided by Redis again', async () => (await get('/closed')).status === 200);
     assert.deepEqual(await statusesOf('/closed', 8), Array<number>(8).fill(200), 'all admitted after recovery');
     assert.deepEqual(await statusesOf('/open', 8), Array<number>(8).fill(200));
-    await until('the store is reported reachable again', () => gw.logs.filter((l) => l.includes('rate-limit store reachable')).length === 2);
+    await waitUntil('the store is reported reachable again', () => gw.logs.filter((l) => l.includes('rate-limit store reachable')).length === 2);
     const metricsUp = await (await fetch(`${gw.adminUrl}/metrics`)).text();
     assert.match(metricsUp, /portcullis_rate_limit_store_up\{store="redis:\/\/127\.0\.0\.1:\d+"\} 1/);
 
     let records = await gw.audit();
-    await until('the refusals are audited', async () => {
+    await waitUntil('the refusals are audited', async () => {
       records = await gw.audit();
       return records.filter((rec) => rec.reason === 'rate_limit_unavailable').length >= closed.length && records.filter((rec) => rec.path === '/open-small').length === small.length;
     });

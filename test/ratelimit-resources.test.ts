@@ -17,15 +17,8 @@ import { call } from './harness/api-keys.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, toYaml, type ConfigObject } from './harness/gateway.js';
 import { startRedis, type TestRedis } from './harness/redis.js';
+import { waitUntil } from './harness/assertions.js';
 
-/** Polls `check` (bounded) until it holds; fails with `what` otherwise. */
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
-    await new Promise((done) => setTimeout(done, 20));
-  }
-}
 
 const openFds = (): number => readdirSync('/proc/self/fd').length;
 const connectedClients = async (control: Redis): Promise<number> => Number(/connected_clients:(\d+)/.exec(await control.info('clients'))?.[1] ?? -1);
@@ -92,7 +85,7 @@ describe('rate-limit stores as resources', () => {
       // Decisions in Redis wait while clients are paused: these requests hold the old generation.
       await control.call('CLIENT', 'PAUSE', '20000', 'WRITE');
       const inFlight = Array.from({ length: 8 }, () => call(`${gw.url}/metered`));
-      await until('the requests are in flight', async () => (await gw.gateway.metrics.inFlight.get()).values[0]?.value === 8);
+      await waitUntil('the requests are in flight', async () => (await gw.gateway.metrics.inFlight.get()).values[0]?.value === 8);
       await gw.writeConfig(config(redis.url, { redis: { url: redis.url, timeoutMs: 10_000, keyPrefix: 'portcullis:rl2' }, quotaFlushMs: 500 }));
       const reloaded = await gw.gateway.reload();
       assert.equal(reloaded.ok && reloaded.changed, true);
@@ -104,8 +97,8 @@ describe('rate-limit stores as resources', () => {
       await control.call('CLIENT', 'UNPAUSE');
       const statuses = (await Promise.all(inFlight)).map((r) => r.status);
       assert.deepEqual(statuses, Array<number>(8).fill(200), 'every request in flight completed on the old stores');
-      await until('the old Redis store is stopped', () => !oldRedis.ready);
-      await until('the old quota store is stopped', () => oldQuota.size === 0);
+      await waitUntil('the old Redis store is stopped', () => !oldRedis.ready);
+      await waitUntil('the old quota store is stopped', () => oldQuota.size === 0);
       assert.equal((await call(`${gw.url}/metered`)).status, 200, 'the new stores decide');
     } finally {
       await control.call('CLIENT', 'UNPAUSE');

@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AuditRecord } from '../src/audit/audit-log.js';
 import type { Admission } from '../src/proxy/admission.js';
-import { assertProblem, auditRecordsFor, oneAuditRecordFor } from './harness/assertions.js';
+import { assertProblem, auditRecordsFor, oneAuditRecordFor, waitUntil } from './harness/assertions.js';
 import { MAX_PIPELINED } from '../src/server/connection-order.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
@@ -100,14 +100,6 @@ function trickle(port: number, path: string, contentLength: number, everyMs: num
   return { socket, stop() { clearInterval(timer); socket.destroy(); } };
 }
 
-/** Polls (bounded) until `condition` holds; fails the test with `what` otherwise. Admission counters signal no event. */
-async function until(condition: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) assert.fail(`timed out waiting until ${what}`);
-    await delay(10);
-  }
-}
 
 let gw: TestGateway;
 let a: UpstreamA;
@@ -121,7 +113,7 @@ const admissionOf = (name: string): Admission => {
   return upstream.admission;
 };
 /** Every slot of upstream A is free and nobody waits: the tests leave the gateway as they found it. */
-const idle = (): Promise<void> => until(() => admissionOf('a').active === 0 && admissionOf('a').waiting === 0, 'upstream a is idle');
+const idle = (): Promise<void> => waitUntil('upstream a is idle', () => admissionOf('a').active === 0 && admissionOf('a').waiting === 0, 3000);
 
 before(async () => {
   a = await startUpstreamA();
@@ -152,11 +144,11 @@ void describe('the wait for an upstream connection is bounded', () => {
   void test('with every connection busy, queued requests get 503 upstream_busy with Retry-After after queueTimeoutMs, and past maxQueued at once', async () => {
     const holds = [path('a/hold'), path('a/hold')];
     const holding = holds.map((p) => rawRequest(gw.port, get(p), { timeoutMs: 8000, settleMs: 0 }));
-    await until(() => holds.every((p) => a.started.includes(p)), 'both held requests reached the upstream');
+    await waitUntil('both held requests reached the upstream', () => holds.every((p) => a.started.includes(p)), 3000);
 
     const queued = [path('a/q'), path('a/q')];
     const waiting = queued.map((p) => rawRequest(gw.port, get(p), { timeoutMs: 4000, settleMs: 0 }));
-    await until(() => admissionOf('a').waiting === MAX_QUEUED, 'both requests are queued');
+    await waitUntil('both requests are queued', () => admissionOf('a').waiting === MAX_QUEUED, 3000);
     const overflow = path('a/q');
     const refused = await rawRequest(gw.port, get(overflow), { timeoutMs: 4000, settleMs: 0 });
     assertProblem(refused, 503, 'upstream_busy');
@@ -188,10 +180,10 @@ void describe('the wait for an upstream connection is bounded', () => {
   void test('a freed connection goes to the oldest waiter, which is then answered by the upstream', async () => {
     const hold = [path('a/hold'), path('a/hold')];
     const holding = hold.map((p) => rawRequest(gw.port, get(p), { timeoutMs: 8000, settleMs: 0 }));
-    await until(() => hold.every((p) => a.started.includes(p)), 'both held requests reached the upstream');
+    await waitUntil('both held requests reached the upstream', () => hold.every((p) => a.started.includes(p)), 3000);
     const waiter = path('a/w');
     const waiting = rawRequest(gw.port, get(waiter), { timeoutMs: 4000, settleMs: 0 });
-    await until(() => admissionOf('a').waiting === 1, 'the request is queued');
+    await waitUntil('the request is queued', () => admissionOf('a').waiting === 1, 3000);
     a.releaseHeld();
     assert.equal((await waiting).status, 200);
     for (const reply of await Promise.all(holding)) assert.equal(reply.status, 200);
@@ -201,12 +193,12 @@ void describe('the wait for an upstream connection is bounded', () => {
   void test('a client that leaves while queued gives up its place and is audited as abort', async () => {
     const hold = [path('a/hold'), path('a/hold')];
     const holding = hold.map((p) => rawRequest(gw.port, get(p), { timeoutMs: 8000, settleMs: 0 }));
-    await until(() => hold.every((p) => a.started.includes(p)), 'both held requests reached the upstream');
+    await waitUntil('both held requests reached the upstream', () => hold.every((p) => a.started.includes(p)), 3000);
     const leaver = path('a/leave');
     const left = rawRequest(gw.port, get(leaver), { abortAfterMs: 50, timeoutMs: 2000 });
-    await until(() => admissionOf('a').waiting === 1, 'the request is queued');
+    await waitUntil('the request is queued', () => admissionOf('a').waiting === 1, 3000);
     assert.equal((await left).status, 0);
-    await until(() => admissionOf('a').waiting === 0, 'the queue is empty again', QUEUE_TIMEOUT_MS);
+    await waitUntil('the queue is empty again', () => admissionOf('a').waiting === 0, QUEUE_TIMEOUT_MS);
     const record = await oneAuditRecordFor(gw, leaver);
     assert.equal(record.decision, 'abort');
     assert.equal(record.reason, 'client_aborted');
@@ -255,7 +247,7 @@ void describe('slow uploads', () => {
   void test('trickling small bodies hold no upstream connection: other requests to the same upstream are served meanwhile', async () => {
     const slow = [0, 1, 2].map(() => trickle(gw.port, path('a/trickle'), 800, 40));
     try {
-      await until(() => admissionOf('a').active === 0, 'nothing holds upstream a');
+      await waitUntil('nothing holds upstream a', () => admissionOf('a').active === 0, 3000);
       // They keep trickling for a whole idle timeout, still inside it: the duration is what is tested.
       await delay(BODY_IDLE_MS);
       const reply = await rawRequest(gw.port, get(path('a/fast')), { settleMs: 0, timeoutMs: 2000 });
@@ -303,7 +295,7 @@ void describe('slow readers', () => {
       assert.equal(record.status, 200, 'the response had started');
       assert.equal(record.upstreamStatus, 200);
       assert.match(record.detail ?? '', /did not read the response for 300 ms/);
-      await until(() => a.aborted.includes(p), 'the upstream saw its request aborted');
+      await waitUntil('the upstream saw its request aborted', () => a.aborted.includes(p), 3000);
       await idle();
     } finally {
       socket.destroy();
@@ -315,7 +307,7 @@ void describe('isolation', () => {
   void test('while slow uploads hold every connection of upstream a, upstream b answers at once and a answers 503 after its queue timeout', async () => {
     const slow = [0, 1].map(() => trickle(gw.port, path('a/hog'), 1_000_000, 40));
     try {
-      await until(() => admissionOf('a').active === CONNECTIONS, 'the slow uploads hold both connections of a');
+      await waitUntil('the slow uploads hold both connections of a', () => admissionOf('a').active === CONNECTIONS, 3000);
       const other = path('b/x');
       const b = await rawRequest(gw.port, get(other), { settleMs: 0, timeoutMs: 2000 });
       assert.equal(b.status, 200);
@@ -351,10 +343,10 @@ void describe('reload', () => {
     assert.ok(retiring !== undefined);
     const held = path('a/hold');
     const holding = rawRequest(g.port, get(held), { timeoutMs: 6000, settleMs: 0 });
-    await until(() => upstream.started.includes(held), 'the held request reached the upstream');
+    await waitUntil('the held request reached the upstream', () => upstream.started.includes(held), 3000);
     const queued = path('a/q');
     const waiting = rawRequest(g.port, get(queued), { timeoutMs: 6000, settleMs: 0 });
-    await until(() => retiring.waiting === 1, 'the request is queued');
+    await waitUntil('the request is queued', () => retiring.waiting === 1, 3000);
     await g.writeConfig(config(2500)); // a changed upstream: the running one is retired
     const reloaded = await g.gateway.reload();
     assert.ok(reloaded.ok && reloaded.changed);
@@ -374,7 +366,7 @@ void describe('pipelined requests behind a slow one', () => {
     socket.on('error', () => undefined);
     await once(socket, 'connect');
     socket.write(get(first) + behind.map(get).join(''));
-    await until(() => a.started.includes(first), 'the first request reached the upstream');
+    await waitUntil('the first request reached the upstream', () => a.started.includes(first), 3000);
     socket.destroy();
     for (const p of behind) {
       const record = await oneAuditRecordFor(gw, p);
@@ -401,7 +393,7 @@ void describe('pipelining depth', () => {
     socket.on('error', () => undefined);
     await once(socket, 'connect');
     socket.write(get(first));
-    await until(() => a.started.includes(first), 'the first request reached the upstream');
+    await waitUntil('the first request reached the upstream', () => a.started.includes(first), 3000);
     const closed = once(socket, 'close');
     socket.write(behind.map(get).join(''));
     await closed;

@@ -1,4 +1,4 @@
-import { DENIALS, isDenialCode, type DenialCode } from '../pipeline/denials.js';
+import { DENIALS, isDenialCode, refusal, type DenialCode, type Refusal } from '../pipeline/denials.js';
 import type { ProblemEntry } from '../pipeline/problem.js';
 
 /**
@@ -26,12 +26,6 @@ export function adminEntry(code: AdminCode): ProblemEntry {
 }
 
 /** An admin request refused: the code, the precise reason (audit only) and the headers its status requires. */
-export interface AdminDenial {
-  readonly code: AdminCode;
-  readonly reason: string;
-  readonly headers?: Readonly<Record<string, string>>;
-}
+export type AdminDenial = Refusal<AdminCode>;
 
-export function adminDeny(code: AdminCode, reason: string, headers?: Readonly<Record<string, string>>): AdminDenial {
-  return headers === undefined ? { code, reason } : { code, reason, headers };
-}
+export const adminDeny: (code: AdminCode, reason: string, headers?: Readonly<Record<string, string>>) => AdminDenial = refusal;

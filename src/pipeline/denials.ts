@@ -44,19 +44,24 @@ export const DENIALS = {
 export type DenialCode = keyof typeof DENIALS;
 
 /**
- * A request ended by the gateway. `reason` is the precise, private explanation (audit and logs);
- * the client sees only the catalogue's public text. `headers` carries response headers the
- * status requires (`Allow` for 405, `WWW-Authenticate` for 401, `Retry-After` for 429).
+ * A request ended with a code of some catalogue. `reason` is the precise, private explanation
+ * (audit and logs); the client sees only the catalogue's public text. `headers` carries response
+ * headers the status requires (`Allow` for 405, `WWW-Authenticate` for 401, `Retry-After` for 429).
  */
-export interface Denial {
-  readonly code: DenialCode;
+export interface Refusal<C extends string> {
+  readonly code: C;
   readonly reason: string;
   readonly headers?: Readonly<Record<string, string>>;
 }
 
-export function deny(code: DenialCode, reason: string, headers?: Readonly<Record<string, string>>): Denial {
+export function refusal<C extends string>(code: C, reason: string, headers?: Readonly<Record<string, string>>): Refusal<C> {
   return headers === undefined ? { code, reason } : { code, reason, headers };
 }
+
+/** A request the gateway's request path ended. */
+export type Denial = Refusal<DenialCode>;
+
+export const deny: (code: DenialCode, reason: string, headers?: Readonly<Record<string, string>>) => Denial = refusal;
 
 export function isDenialCode(value: string): value is DenialCode {
   return Object.hasOwn(DENIALS, value);

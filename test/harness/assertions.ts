@@ -52,3 +52,16 @@ export async function eventually<T>(read: () => T, want: T, timeoutMs = 5000): P
   }
   return value;
 }
+
+/**
+ * Polls `check` (bounded) until it holds; fails the test with `what` otherwise. For state that
+ * signals no event (admission counters, a store coming back); a wait for time to pass moves the
+ * injected clock instead.
+ */
+export async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
+    await delay(10);
+  }
+}

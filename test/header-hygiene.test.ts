@@ -330,7 +330,7 @@ void describe('bodies on methods without body semantics', () => {
 void describe('headers.allowUnderscores', () => {
   const policy = (allowUnderscores: boolean): HeaderPolicy => ({
     protectedNames: new Set(['x-user-id', 'x-request-id']), requestIdHeader: 'x-request-id', decisionHeaders: new Set(['content-type', 'x-org']),
-    credentialHeaders: new Set(['x-api-key']), apiKeyInAuthorization: true, fromTrustedProxies: new Set(), allowUnderscores,
+    credentialHeaders: new Set(['x-api-key']), strippedAuthorizationSchemes: new Set(['apikey']), fromTrustedProxies: new Set(), allowUnderscores,
   });
   const raw = ['Host', 'gw.test', 'My_Header', 'kept', 'X_User_Id', 'spoof', 'X_API_KEY', 'pk_live_x', 'X_Forwarded_Prefix', '/admin', 'SCRIPT_NAME', '/admin'];
 

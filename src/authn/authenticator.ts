@@ -33,9 +33,28 @@ export interface Authenticator {
   readonly type: string;
   /** The WWW-Authenticate challenge sent when no listed authenticator found its credential. */
   readonly challenge: string | null;
-  /** Header names this authenticator asserts upstream; they are stripped from every inbound request. */
-  readonly assertedHeaders: readonly string[];
+  /**
+   * Headers this authenticator asserts upstream, each with what it carries as a limit dimension
+   * (`claim:org.id`): stripped from every inbound request, and a limit keyed on one is refused
+   * with that dimension as the fix.
+   */
+  readonly assertedHeaders: ReadonlyMap<string, string>;
   /** Request headers carrying this authenticator's credential, removed before forwarding unless the route keeps them. */
   readonly credentialHeaders: readonly string[];
+  /**
+   * An `Authorization` scheme only this authenticator reads (lower case, `apikey`), or null. Such a
+   * header is removed from every request on every route: a forwarded route keeps only a bearer
+   * token that authenticated the request.
+   */
+  readonly authorizationScheme: string | null;
+  /** The query parameter carrying this authenticator's credential, or null: removed before forwarding on every route. */
+  readonly queryParam: string | null;
+  /**
+   * True when it never abstains (admits every request that reaches it): it must be last in a
+   * route's list, or the authenticators after it would never run.
+   */
+  readonly alwaysAdmits: boolean;
+  /** The same authenticator, also reading its credential from `queryParam` (routes with `apiKeyInQuery`). */
+  withQuery?(): Authenticator;
   authenticate(exchange: Exchange): AuthOutcome | Promise<AuthOutcome>;
 }

@@ -23,7 +23,11 @@ export interface Identity {
    * (and counted) when the headers are rendered.
    */
   readonly claimHeaders: readonly (readonly [string, string | null])[];
-  /** The auth scheme for RFC 6750 `insufficient_scope` challenges, or null when not a bearer method. */
+  /**
+   * The realm for RFC 6750 `insufficient_scope` challenges, or null when not a bearer method. Non-null
+   * exactly when the request was authenticated by the bearer token in its `Authorization`: the only
+   * `Authorization` a route with forwardAuthorization forwards.
+   */
   readonly bearerRealm: string | null;
 }
 

@@ -1,7 +1,8 @@
+import type { Authenticator } from '../authn/authenticator.js';
 import { normaliseHeaderName } from '../http/headers.js';
 import type { IdentityHeaderNames } from '../stages/identity-headers.js';
 import { AUTH_DEFAULTS } from './compile-auth.js';
-import type { RawConfig } from './schema.js';
+
 
 /** What limits may not count by, from the rest of the config. */
 export interface HeaderRules {
@@ -19,7 +20,7 @@ export interface HeaderRules {
  * spoofed by definition: config error, pointing to the dimension.
  */
 export function assertedHeaderRules(
-  raw: RawConfig, identity: IdentityHeaderNames, requestIdHeader: string, protectedHeaders: ReadonlySet<string>, credential: ReadonlySet<string>,
+  authenticators: readonly Authenticator[], identity: IdentityHeaderNames, requestIdHeader: string, protectedHeaders: ReadonlySet<string>, credential: ReadonlySet<string>,
 ): HeaderRules {
   const asserted = new Map<string, string>();
   const add = (name: string, instead: string): void => { const n = normaliseHeaderName(name); if (!asserted.has(n)) asserted.set(n, instead); };
@@ -33,10 +34,7 @@ export function assertedHeaderRules(
     add(names.method, 'subject (qualified by its authenticator) or keyId');
   }
   add('x-client-cert-subject', 'subject');
-  for (const a of Object.values(raw.authenticators ?? {})) {
-    if (a.type !== 'jwt') continue;
-    for (const [header, path] of Object.entries(a.forwardClaims ?? {})) add(header, `claim:${path}`);
-  }
+  for (const a of authenticators) for (const [header, carries] of a.assertedHeaders) add(header, carries);
   add(requestIdHeader, 'ip or an identity dimension (a request id names one request, not a caller)');
   for (const name of ['x-forwarded-for', 'forwarded', 'x-real-ip']) add(name, 'ip (the address resolved through trustedProxies)');
   for (const name of protectedHeaders) add(name, 'subject, keyId, tenant or claim:<path>');

@@ -1,7 +1,6 @@
-import { ApiKeyAuthenticator } from '../authn/api-key/api-key-authenticator.js';
 import { compileApiKeysSection } from '../authn/api-key/api-keys-section.js';
 import type { ApiKeyBackend } from '../authn/api-key/backend.js';
-import { API_KEY_DEFAULTS, API_KEYS_SHARED } from '../authn/api-key/kind.js';
+import { API_KEYS_SHARED } from '../authn/api-key/kind.js';
 import type { Authenticator } from '../authn/authenticator.js';
 import type { At } from '../authn/authenticator-kind.js';
 import { authenticatorKindOf } from '../authn/kinds.js';
@@ -21,8 +20,6 @@ import type { RawConfig, RawRoute } from './schema.js';
  */
 export const AUTH_DEFAULTS = Object.freeze({
   identityHeaders: { subject: 'x-user-id', tenant: 'x-tenant-id', roles: 'x-roles', scopes: 'x-scopes', method: 'x-auth-method', keyId: 'x-api-key-id', omitted: 'x-identity-omitted' },
-  /** The apiKey kind's default, read where every credential query parameter is collected. */
-  apiKeyQueryParam: API_KEY_DEFAULTS.queryParam,
 });
 
 /** Headers a claim may never be forwarded in: framing, routing, credentials and forwarding facts. */
@@ -139,10 +136,10 @@ export function compileRouteAuth(
     const a = auth.authenticators.get(name);
     if (a === undefined && auth.invalid.has(name)) problems.push(loaded.problem(at('authenticate', i), `authenticator "${name}" is invalid (see its errors)`));
     else if (a === undefined) problems.push(loaded.problem(at('authenticate', i), `unknown authenticator "${name}" (defined: ${[...auth.authenticators.keys()].join(', ') || 'none'})`));
-    else if (a.type === 'anonymous' && i !== list.length - 1) problems.push(loaded.problem(at('authenticate', i), `anonymous authenticator "${name}" must be last: authenticators after it would never run`));
-    else chosen.push(r.apiKeyInQuery === true && a instanceof ApiKeyAuthenticator ? a.withQuery() : a);
+    else if (a.alwaysAdmits && i !== list.length - 1) problems.push(loaded.problem(at('authenticate', i), `${a.type} authenticator "${name}" must be last: authenticators after it would never run`));
+    else chosen.push(r.apiKeyInQuery === true && a.withQuery !== undefined ? a.withQuery() : a);
   });
-  if (r.apiKeyInQuery === true && !chosen.some((a) => a.type === 'apiKey')) {
+  if (r.apiKeyInQuery === true && !chosen.some((a) => a.withQuery !== undefined)) {
     problems.push(loaded.problem(at('apiKeyInQuery'), 'needs an apiKey authenticator in authenticate'));
   }
 

@@ -18,7 +18,7 @@ import { requestLimits } from '../stages/request-limits.js';
 import type { Authenticator } from '../authn/authenticator.js';
 import type { ApiKeyBackend } from '../authn/api-key/backend.js';
 import type { IdentityHeaderNames } from '../stages/identity-headers.js';
-import { AUTH_DEFAULTS, compileAuth, compileRouteAuth, identityHeaderList, type CompiledAuth } from './compile-auth.js';
+import { compileAuth, compileRouteAuth, identityHeaderList, type CompiledAuth } from './compile-auth.js';
 import { assertedHeaderRules } from './asserted-header-rules.js';
 import { Upstream } from '../proxy/upstream.js';
 import type { UpstreamSpec } from '../proxy/upstream-spec.js';
@@ -185,10 +185,11 @@ export function compileConfig(
   const dataDir = resolve(dirname(loaded.file), raw.dataDir ?? 'data');
   const auth = compileAuth(raw, loaded, { resources: catalog, clock: context.clock ?? systemClock }, dataDir, problems);
   for (const name of identityHeaderList(auth.identityHeaders)) protectedHeaders.add(normaliseHeaderName(name));
-  for (const a of auth.authenticators.values()) for (const h of a.assertedHeaders) protectedHeaders.add(normaliseHeaderName(h));
+  const authenticators = [...auth.authenticators.values()];
+  for (const a of authenticators) for (const h of a.assertedHeaders.keys()) protectedHeaders.add(normaliseHeaderName(h));
 
-  const credentialHeaders = new Set([...auth.authenticators.values()].flatMap((a) => a.credentialHeaders));
-  const limitRules = assertedHeaderRules(raw, auth.identityHeaders, requestIdHeader, protectedHeaders, credentialHeaders);
+  const credentialHeaders = new Set(authenticators.flatMap((a) => a.credentialHeaders));
+  const limitRules = assertedHeaderRules(authenticators, auth.identityHeaders, requestIdHeader, protectedHeaders, credentialHeaders);
   const rateLimiting = compileRateLimiting(raw, loaded, { resources: catalog, clock: context.clock ?? systemClock }, dataDir, limitRules, problems);
   const fromTrustedProxies = new Set<string>();
   (raw.headers?.fromTrustedProxies ?? []).forEach((h, i) => {
@@ -206,14 +207,11 @@ export function compileConfig(
     decisionHeaders: decisionHeaders(raw, rateLimiting.decisionHeaders),
     // Authorization is removed per route (forwardAuthorization); API key headers on every route.
     credentialHeaders: new Set([...credentialHeaders].filter((h) => h !== 'authorization').map(normaliseHeaderName)),
-    apiKeyInAuthorization: Object.values(raw.authenticators ?? {}).some((a) => a.type === 'apiKey' && a.authorizationScheme !== false),
+    strippedAuthorizationSchemes: new Set(authenticators.flatMap((a) => a.authorizationScheme ?? [])),
     fromTrustedProxies,
     allowUnderscores: raw.headers?.allowUnderscores ?? false,
   };
-  const credentialQueryParams = new Set(['access_token']);
-  for (const a of Object.values(raw.authenticators ?? {})) {
-    if (a.type === 'apiKey') credentialQueryParams.add((a.queryParam ?? AUTH_DEFAULTS.apiKeyQueryParam).toLowerCase());
-  }
+  const credentialQueryParams = new Set(['access_token', ...authenticators.flatMap((a) => a.queryParam?.toLowerCase() ?? [])]);
   const gatewayLimits: Limits = {
     maxHeaderBytes: limits.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
     maxHeaderCount: limits.maxHeaderCount ?? DEFAULTS.maxHeaderCount,

@@ -1,5 +1,6 @@
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
+import type { Authenticator } from '../authn/authenticator.js';
 import type { Identity } from '../authn/identity.js';
 import type { CompiledConfig } from '../config/compile.js';
 import { DENIALS } from '../pipeline/denials.js';
@@ -93,7 +94,7 @@ export async function explain(config: CompiledConfig, request: ExplainRequest, l
       ex.stage = stage.name;
       // A given identity stands in for the route's authenticators (X-Auth-Method: the first one's type).
       if (stage.name === 'authenticate' && request.identity !== undefined && ex.route !== null) {
-        ex.identity = identityFrom(request.identity, config.authenticators.get(ex.route.authenticate[0] ?? '')?.type ?? 'explain');
+        ex.identity = identityFrom(request.identity, config.authenticators.get(ex.route.authenticate[0] ?? ''));
       }
       const explained = await explainStage(stage, ex);
       lines.push(line(stage.name, explained, ex));
@@ -190,10 +191,15 @@ function pairs(flat: readonly string[]): [string, string][] {
   return out;
 }
 
-function identityFrom(given: ExplainIdentity, method: string): Identity {
+/**
+ * The identity `--identity` describes, as the route's first authenticator would have built it: its
+ * type as the method, and its bearer realm when it is a bearer authenticator (so a route that
+ * forwards Authorization forwards it, as it would the token that authenticated).
+ */
+function identityFrom(given: ExplainIdentity, first: Authenticator | undefined): Identity {
   return Object.freeze({
     subject: given.sub,
-    method: given.method ?? method,
+    method: given.method ?? first?.type ?? 'explain',
     authenticator: 'explain',
     keyId: given.keyId ?? null,
     roles: given.roles ?? [],
@@ -202,9 +208,11 @@ function identityFrom(given: ExplainIdentity, method: string): Identity {
     tier: given.tier ?? null,
     claims: null,
     claimHeaders: [],
-    bearerRealm: null,
+    bearerRealm: BEARER_REALM.exec(first?.challenge ?? '')?.[1] ?? null,
   });
 }
+
+const BEARER_REALM = /^Bearer realm="([^"]*)"$/;
 
 /** Header names whose repeats Node keeps only once (the first), as its parser does. */
 const SINGLE = new Set(['host', 'content-type', 'content-length', 'user-agent', 'referer', 'authorization', 'proxy-authorization',

@@ -41,8 +41,8 @@ export interface HeaderPolicy {
   readonly decisionHeaders: ReadonlySet<string>;
   /** Headers authenticators read API keys from: never forwarded (`Authorization` is handled per route). */
   readonly credentialHeaders: ReadonlySet<string>;
-  /** An apiKey authenticator reads `Authorization: ApiKey <key>`: such a header is never forwarded. */
-  readonly apiKeyInAuthorization: boolean;
+  /** `Authorization` schemes (lower case) an authenticator reads a key from (`apikey`): such a header is never forwarded. */
+  readonly strippedAuthorizationSchemes: ReadonlySet<string>;
   /** Proxy-asserted headers a trusted proxy may pass (`headers.fromTrustedProxies`). */
   readonly fromTrustedProxies: ReadonlySet<string>;
   /** Keep header names containing `_` (off by default, as in nginx). */
@@ -123,7 +123,7 @@ export function readInboundHeaders(raw: readonly string[], connection: string | 
       continue;
     }
     if (policy.credentialHeaders.has(normalised)) continue;
-    if (policy.apiKeyInAuthorization && normalised === 'authorization' && /^\s*apikey\s/i.test(value)) continue;
+    if (normalised === 'authorization' && policy.strippedAuthorizationSchemes.size > 0 && policy.strippedAuthorizationSchemes.has(authorizationScheme(value))) continue;
     if (isProxyAsserted(normalised)) {
       if (METHOD_OVERRIDE_HEADERS.has(normalised) && !underscored) {
         methodOverrides++;
@@ -137,6 +137,13 @@ export function readInboundHeaders(raw: readonly string[], connection: string | 
   }
   return { forward, host, hostCount, xForwardedFor: xff, xForwardedProto: xfp, requestId, methodOverride, methodOverrides, ambiguous };
 }
+
+/** The scheme of an `Authorization` value followed by its credential, lower case; '' when there is none. */
+function authorizationScheme(value: string): string {
+  return SCHEME.exec(value)?.[1]?.toLowerCase() ?? '';
+}
+
+const SCHEME = /^\s*(\S+)\s/;
 
 /**
  * One `X-Forwarded-For` hop as an address: a bare IPv4 or IPv6 address, or the `ip:port` and

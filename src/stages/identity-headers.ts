@@ -48,7 +48,7 @@ export function identityHeaders(names: IdentityHeaderNames, stripCredentials: Re
       if (values === null) return deny('internal_error', `${identity.authenticator} produced a subject or tenant that cannot be sent as a header`);
       // The credential headers go unless the route forwards Authorization, and then only a bearer
       // token that authenticated the request; the upstream request is assembled from this.
-      ex.asserted = { headers: values, strip: forwardAuthorization && identity.method !== 'jwt' ? stripUnverified : stripCredentials };
+      ex.asserted = { headers: values, strip: forwardAuthorization && identity.bearerRealm === null ? stripUnverified : stripCredentials };
       return undefined;
     },
   };

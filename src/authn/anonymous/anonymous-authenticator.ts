@@ -14,7 +14,8 @@ export function anonymousAuthenticator(name: string, subject: string): Authentic
     }),
   });
   return {
-    name, type: 'anonymous', challenge: null, assertedHeaders: [], credentialHeaders: [],
+    name, type: 'anonymous', challenge: null, assertedHeaders: new Map(), credentialHeaders: [],
+    authorizationScheme: null, queryParam: null, alwaysAdmits: true,
     authenticate: () => outcome,
   };
 }

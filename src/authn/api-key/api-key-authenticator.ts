@@ -37,8 +37,10 @@ const RETRY_SOON: Readonly<Record<string, string>> = Object.freeze({ 'retry-afte
 export class ApiKeyAuthenticator implements Authenticator {
   readonly type = 'apiKey';
   readonly challenge: string;
-  readonly assertedHeaders: readonly string[] = [];
+  readonly assertedHeaders: ReadonlyMap<string, string> = new Map();
   readonly credentialHeaders: readonly string[];
+  readonly authorizationScheme: string | null;
+  readonly alwaysAdmits = false;
   private readonly invalid: Readonly<Record<string, string>>;
   /** Identities per loaded key: the directory entry is replaced on every reload of the key, so this never goes stale. */
   private readonly identities = new WeakMap<CompiledKey, Identity>();
@@ -58,10 +60,15 @@ export class ApiKeyAuthenticator implements Authenticator {
     this.challenge = `ApiKey realm="${spec.realm}"`;
     this.invalid = { 'www-authenticate': `ApiKey realm="${spec.realm}", error="invalid_key"` };
     this.credentialHeaders = spec.authorizationScheme ? [spec.header, 'authorization'] : [spec.header];
+    this.authorizationScheme = spec.authorizationScheme ? 'apikey' : null;
   }
 
   get name(): string {
     return this.spec.name;
+  }
+
+  get queryParam(): string {
+    return this.spec.queryParam;
   }
 
   /** The same authenticator, also reading the key from the query string (for routes that opt in). */

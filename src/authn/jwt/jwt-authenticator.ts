@@ -38,8 +38,12 @@ export interface JwtAuthenticatorSpec {
 export class JwtAuthenticator implements Authenticator {
   readonly type = 'jwt';
   readonly challenge: string;
-  readonly assertedHeaders: readonly string[];
+  readonly assertedHeaders: ReadonlyMap<string, string>;
   readonly credentialHeaders = ['authorization'];
+  /** Bearer tokens may be forwarded on routes that ask (forwardAuthorization), so the scheme is not removed everywhere. */
+  readonly authorizationScheme = null;
+  readonly queryParam = null;
+  readonly alwaysAdmits = false;
   private readonly invalid: string;
   private readonly cache: VerifiedTokenCache;
   private readonly clock: Clock;
@@ -47,7 +51,7 @@ export class JwtAuthenticator implements Authenticator {
   constructor(private readonly spec: JwtAuthenticatorSpec) {
     this.challenge = `Bearer realm="${spec.realm}"`;
     this.invalid = `Bearer realm="${spec.realm}", error="invalid_token"`;
-    this.assertedHeaders = spec.claims.headers.map(([header]) => header);
+    this.assertedHeaders = new Map(spec.claims.headers.map(([header, path]) => [header, `claim:${path}`]));
     this.cache = new VerifiedTokenCache(spec.cacheMaxEntries);
     this.clock = spec.clock ?? systemClock;
   }

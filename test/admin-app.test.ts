@@ -36,7 +36,7 @@ function minimalHost(): AdminHost & { readonly audited: AdminOperation[]; reload
     auditState: () => 'ok',
     reload(): Promise<ReloadResult> { this.reloads++; return Promise.resolve({ ok: true, version: config.version, changed: false }); },
     metricsText: () => Promise.resolve({ contentType: 'text/plain; version=0.0.4', text: 'up 1\n' }),
-    apiKeys: () => null,
+    keyAdmin: () => null,
     auditAdmin: (operation) => { audited.push(operation); },
   };
 }

@@ -3,10 +3,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { AdminSettings } from '../config/compile.js';
 import { writeProblem } from '../pipeline/problem.js';
-import type { RequestInProgress } from '../server/listener.js';
+import type { RequestInProgress, SocketRejection } from '../server/listener.js';
+import { adminFacts, connectionFacts, DISCARDED, type AuditFacts } from '../audit/record-builder.js';
+import { DENIALS } from '../pipeline/denials.js';
 import { hasAdminToken, isJson } from './admin-auth.js';
 import { adminDeny, adminEntry, type AdminDenial } from './admin-errors.js';
-import type { AdminHost, AdminOutcome } from './admin-host.js';
+import type { Logger } from '../observability/logger.js';
+import type { AdminHost, AdminOperation, AdminOutcome } from './admin-host.js';
 import { keysDisabled, serveKeys, type RequestId } from './admin-keys.js';
 import { adminRequestRefusal } from './admin-request-guard.js';
 
@@ -172,10 +175,29 @@ async function reload({ host, res, id }: AdminCall): Promise<AdminOutcome> {
 }
 
 async function keys({ host, req, res, path, id }: AdminCall): Promise<AdminOutcome> {
-  const apiKeys = host.apiKeys();
+  const apiKeys = host.keyAdmin();
   if (apiKeys === null) return keysDisabled(res, id, 'the config has no apiKeys section and no apiKey authenticator');
   return serveKeys(apiKeys, req, res, path, id);
 }
 
 /** node:http limits of the admin listener (fixed: its callers are operators and probes). */
 export const ADMIN_LISTENER_LIMITS = { headersTimeoutMs: 5_000, requestTimeoutMs: 10_000 } as const;
+
+/** A successful change through the admin API goes to the operational log too (the audit trail has it in full). */
+export function logAdminOperation(logger: Logger, { req, requestId, outcome }: AdminOperation): void {
+  if (outcome.code === null && req?.method === 'POST') logger.info({ requestId, keyId: outcome.keyId, detail: outcome.detail }, 'admin operation');
+}
+
+/**
+ * The audit facts of a connection-level refusal on the admin listener: a request the parser
+ * refused, or bytes after a message that closed the connection.
+ */
+export function adminRejectionFacts(rejection: SocketRejection, configVersion: string): AuditFacts {
+  const socket = rejection.socket;
+  if (rejection.kind === 'discarded') {
+    return { ...connectionFacts(socket, null, randomUUID(), DISCARDED, configVersion), route: 'admin' };
+  }
+  const { req, denial, requestId } = rejection;
+  const outcome = { status: DENIALS[denial.code].status, code: denial.code, detail: denial.reason };
+  return adminFacts({ req, socket, requestId, outcome, authenticated: false, latencyMs: 0 }, configVersion);
+}

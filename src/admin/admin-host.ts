@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { AuditState } from '../audit/audit-log.js';
-import type { ApiKeyBackend } from '../authn/api-key/backend.js';
+import type { KeyService } from '../authn/api-key/key-service.js';
 import type { CompiledConfig } from '../config/compile.js';
 import type { Logger } from '../observability/logger.js';
 import type { AdminCode } from './admin-errors.js';
@@ -28,6 +28,13 @@ export interface AdminOperation {
   readonly latencyMs: number;
 }
 
+/** What the admin API changes keys with: the store's lifecycle service, and the caches to tell. */
+export interface KeyAdmin {
+  readonly service: KeyService;
+  /** Drops a revoked or rotated key from every cache that serves requests, so the change holds at once. */
+  forget(id: string): void;
+}
+
 /**
  * What the admin API needs from the gateway it administers. The admin application depends on
  * this interface only, never on the gateway itself.
@@ -45,8 +52,8 @@ export interface AdminHost {
   reload(): Promise<ReloadResult>;
   /** The Prometheus exposition of every metric. */
   metricsText(): Promise<{ readonly contentType: string; readonly text: string }>;
-  /** The API key backend of the running config, or null when it has none. */
-  apiKeys(): ApiKeyBackend | null;
+  /** The API key operations of the running config, or null when it has no API key store. */
+  keyAdmin(): KeyAdmin | null;
   /** Writes the one audit record of an admin request. */
   auditAdmin(operation: AdminOperation): void;
 }

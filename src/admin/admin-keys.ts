@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ApiKeyBackend } from '../authn/api-key/backend.js';
 import { KeyRequestError, keyRequest, type KeyRequest } from '../authn/api-key/key-service.js';
 import { isKeyId } from '../authn/api-key/key-format.js';
 import { KeyConflictError, StoreUnavailableError } from '../authn/api-key/store.js';
@@ -7,7 +6,7 @@ import { parseDuration } from '../lib/duration.js';
 import { parseStrictJson } from '../lib/strict-json.js';
 import { writeProblem } from '../pipeline/problem.js';
 import { adminEntry, type AdminCode } from './admin-errors.js';
-import type { AdminOutcome } from './admin-host.js';
+import type { AdminOutcome, KeyAdmin } from './admin-host.js';
 
 /** Largest admin request body. */
 const MAX_BODY_BYTES = 65_536;
@@ -100,8 +99,8 @@ export function createRequest(body: object): KeyRequest {
  * (POST …/{id}/revoke), rotate (POST …/{id}/rotate with `{"grace":"24h"}`). The caller has
  * already checked the admin token. Secrets appear only in the create and rotate responses.
  */
-export async function serveKeys(backend: ApiKeyBackend, req: IncomingMessage, res: ServerResponse, path: string, requestId: RequestId): Promise<AdminOutcome> {
-  const service = backend.service;
+export async function serveKeys(keys: KeyAdmin, req: IncomingMessage, res: ServerResponse, path: string, requestId: RequestId): Promise<AdminOutcome> {
+  const service = keys.service;
   const parts = path.split('/').slice(3); // ['', 'admin', 'keys', ...]
   const method = req.method ?? '';
   const notAllowed = (allow: string): AdminOutcome => problem(res, 'method_not_allowed', [`${path} accepts ${allow}`], requestId, { allow });
@@ -129,7 +128,7 @@ export async function serveKeys(backend: ApiKeyBackend, req: IncomingMessage, re
       if (method !== 'POST') return notAllowed('POST');
       const view = await service.revoke(id);
       if (view === null) return problem(res, 'key_not_found', [`no key ${id}`], requestId);
-      backend.directory.forget(id);
+      keys.forget(id);
       send(res, 200, view);
       return { status: 200, code: null, detail: `revoked key ${id}`, keyId: id };
     }
@@ -140,7 +139,7 @@ export async function serveKeys(backend: ApiKeyBackend, req: IncomingMessage, re
       if (grace === undefined) throw new KeyRequestError('grace: required, e.g. "24h" (how long the old key keeps working)');
       const rotated = await service.rotate(id, grace, duration(f.expires, 'expires'));
       if (rotated === null) return problem(res, 'key_not_found', [`no key ${id}`], requestId);
-      backend.directory.forget(id);
+      keys.forget(id);
       send(res, 201, { key: rotated.key, ...rotated.view, previous: rotated.previous });
       return { status: 201, code: null, detail: `rotated key ${id} to ${rotated.view.id}`, keyId: id };
     }

@@ -101,6 +101,9 @@ export function exchangeFacts(ex: Exchange, configVersion: string): AuditFacts {
   };
 }
 
+/** The outcome of bytes after a message that closed the connection: read, never processed. */
+export const DISCARDED = Object.freeze({ status: 499, decision: 'abort', reason: 'pipeline_discarded', detail: 'bytes after a message that closed the connection were not processed' } as const);
+
 /** The facts of a connection the listener refused or closed before any exchange began. */
 export function connectionFacts(
   socket: Socket, req: IncomingMessage | null, requestId: string, outcome: { status: number; decision: Decision; reason: string; detail: string }, configVersion: string,
@@ -118,4 +121,31 @@ export function connectionFacts(
     userAgent: req?.headers['user-agent'] ?? null,
     configVersion,
   };
+}
+
+/** One admin request as its audit record tells it. */
+export interface AdminFactsInput {
+  /** Null for a request the HTTP parser refused. */
+  readonly req: IncomingMessage | null;
+  readonly socket: Socket;
+  readonly requestId: string;
+  readonly outcome: { readonly status: number; readonly code: string | null; readonly detail: string };
+  /** Whether the caller presented the admin token. */
+  readonly authenticated: boolean;
+  readonly latencyMs: number;
+}
+
+/** The facts of an admin request (never the token, never a key's secret), for whichever process serves the admin API. */
+export function adminFacts({ req, socket, requestId, outcome, authenticated, latencyMs }: AdminFactsInput, configVersion: string): AuditFacts {
+  return {
+    requestId, method: req?.method ?? '', path: auditTarget(req?.url), route: 'admin', stage: 'admin',
+    status: outcome.status, latencyMs, decision: adminDecision(outcome), reason: outcome.code, detail: outcome.detail,
+    identity: authenticated ? { subject: 'admin', authMethod: 'adminToken', keyId: null } : null,
+    clientIp: normaliseIp(socket.remoteAddress ?? ''), userAgent: req?.headers['user-agent'] ?? null, configVersion,
+  };
+}
+
+/** Allowed when it succeeded, an error when the gateway failed (5xx), else denied. */
+export function adminDecision(outcome: { readonly status: number; readonly code: string | null }): Decision {
+  return outcome.code === null ? 'allow' : outcome.status >= 500 ? 'error' : 'deny';
 }

@@ -1,8 +1,19 @@
 import type { Gateway } from '../server/gateway.js';
 
-/** Runs a gateway until SIGTERM/SIGINT; SIGHUP reloads. */
-export async function serve(gateway: Gateway, onStop?: () => Promise<void>): Promise<void> {
-  process.on('SIGHUP', () => void gateway.reload());
+/** What `serve` runs: a gateway, or a host's primary with its workers. */
+export interface Served {
+  readonly logger: Gateway['logger'];
+  start(): Promise<unknown>;
+  stop(): Promise<void>;
+  reload(): Promise<unknown>;
+}
+
+/**
+ * Runs a gateway until SIGTERM/SIGINT; SIGHUP reloads. `reloadOnHangup: false` for a worker,
+ * whose reloads the primary starts (a SIGHUP sent to the whole process group reaches it too).
+ */
+export async function serve(gateway: Served, onStop?: () => Promise<void>, reloadOnHangup = true): Promise<void> {
+  process.on('SIGHUP', () => { if (reloadOnHangup) void gateway.reload(); });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

@@ -2,26 +2,32 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { AuditLog, type AuditRecord, type AuditState } from '../audit/audit-log.js';
-import { auditTarget } from '../audit/audit-target.js';
-import { auditRecord, connectionFacts, exchangeFacts } from '../audit/record-builder.js';
+import { adminFacts, auditRecord, connectionFacts, DISCARDED, exchangeFacts } from '../audit/record-builder.js';
 import { requestPath, type RequestPath } from '../pipeline/request-path.js';
 import { compileConfig, type CompiledConfig, type Limits } from '../config/compile.js';
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
-import { normaliseIp } from '../lib/ip.js';
 import { DENIALS } from '../pipeline/denials.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import { ResourceSet, type Generation } from '../lifecycle/resources.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
-import type { ApiKeyBackend } from '../authn/api-key/backend.js';
-import { ADMIN_LISTENER_LIMITS, createAdminApp } from '../admin/admin-app.js';
-import type { AdminHost, AdminOperation, ReloadResult } from '../admin/admin-host.js';
+import { ADMIN_LISTENER_LIMITS, adminRejectionFacts, createAdminApp, logAdminOperation } from '../admin/admin-app.js';
+import type { AdminHost, AdminOperation, KeyAdmin, ReloadResult } from '../admin/admin-host.js';
 import { handleRequest, reply, type HandlerHost, type Runtime } from './handle-request.js';
 import { Listener, type ListenerHost, type ListenerLimits, type RequestInProgress, type SocketRejection } from './listener.js';
 
 export type { ReloadResult } from '../admin/admin-host.js';
+
+/**
+ * A reload's first half: refused (with the located errors), unchanged, or compiled and started,
+ * waiting for `commit` (swap it in) or `abort` (stop what was started for it).
+ */
+export type StagedReload =
+  | { readonly ok: false; readonly errors: string[] }
+  | { readonly ok: true; readonly version: string; readonly changed: false }
+  | { readonly ok: true; readonly version: string; readonly changed: true; commit(): ReloadResult; abort(): void };
 
 export interface GatewayOptions {
   /** Operational log destination (default stdout). */
@@ -29,6 +35,11 @@ export interface GatewayOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** The clock every component reads (default: the machine's). */
   readonly clock?: Clock;
+  /**
+   * Set when this gateway is worker `worker` of a host's primary (`start --workers`): it opens no
+   * admin listener (the primary serves the host's one) and its log lines name the worker.
+   */
+  readonly worker?: number;
 }
 
 /** The bound address of each listener, by name; `admin` is null when the admin API is off. */
@@ -76,7 +87,8 @@ export class Gateway implements HandlerHost, AdminHost {
   /** The exchange in progress on each client connection, so connection-level errors can be attributed. */
   private readonly active = new WeakMap<Socket, Exchange>();
   private idle: (() => void) | null = null;
-  private reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, version: '', changed: false });
+  /** Settles when the reload under way (staged, then committed or abandoned) is over: reloads run one at a time. */
+  private reloading: Promise<void> = Promise.resolve();
 
   private constructor(
     config: CompiledConfig, private readonly options: GatewayOptions, resources: ResourceSet, logger: Logger,
@@ -92,7 +104,7 @@ export class Gateway implements HandlerHost, AdminHost {
     const http = config.listen.http;
     this.http = new Listener({ name: 'http', port: http.port, host: http.host, limits: proxyListenerLimits(config.limits), handlerAnswersExpect: true }, this.proxyHost());
     this.listeners.push(this.http);
-    if (config.admin.enabled) {
+    if (config.admin.enabled && options.worker === undefined) {
       // The admin API's settings are read here, once: they change on restart only.
       const app = createAdminApp(this);
       this.admin = new Listener({ name: 'admin', port: config.admin.port, host: config.admin.host, limits: ADMIN_LISTENER_LIMITS, handlerAnswersExpect: false }, {
@@ -131,7 +143,8 @@ export class Gateway implements HandlerHost, AdminHost {
   static async fromFile(file: string, options: GatewayOptions = {}): Promise<Gateway> {
     const loaded = await loadConfigFile(resolve(file), options.env);
     const clock = options.clock ?? systemClock;
-    const logger = createLogger(loaded.raw.log?.level ?? 'info', options.logDestination);
+    const base = createLogger(loaded.raw.log?.level ?? 'info', options.logDestination);
+    const logger = options.worker === undefined ? base : base.child({ worker: options.worker });
     const resources = new ResourceSet({ logger, clock, metrics: new Metrics() });
     const config = compileConfig(loaded, { resources, clock });
     return new Gateway(config, options, resources, logger);
@@ -168,7 +181,8 @@ export class Gateway implements HandlerHost, AdminHost {
     this.started = true;
     for (const listener of this.listeners) await listener.listen();
     const addresses = this.addresses();
-    this.logger.info({ http: addresses.http.port, admin: addresses.admin?.port ?? null, version: config.version, routes: config.routes.length }, 'gateway listening');
+    this.logger.info({ http: addresses.http.port, admin: addresses.admin?.port ?? null, version: config.version, routes: config.routes.length },
+      this.options.worker === undefined ? 'gateway listening' : 'worker listening');
     return addresses;
   }
 
@@ -187,8 +201,9 @@ export class Gateway implements HandlerHost, AdminHost {
     return { contentType: this.metrics.registry.contentType, text: await this.metrics.registry.metrics() };
   }
 
-  apiKeys(): ApiKeyBackend | null {
-    return this.config.apiKeys;
+  keyAdmin(): KeyAdmin | null {
+    const backend = this.config.apiKeys;
+    return backend === null ? null : { service: backend.service, forget: (id) => backend.directory.forget(id) };
   }
 
   /**
@@ -196,12 +211,27 @@ export class Gateway implements HandlerHost, AdminHost {
    * config is rejected with its located errors and the running one keeps serving. Requests in
    * flight finish on the config they started with. Listener and audit settings need a restart.
    */
-  reload(): Promise<ReloadResult> {
-    this.reloading = this.reloading.then(() => this.doReload(), () => this.doReload());
-    return this.reloading;
+  async reload(): Promise<ReloadResult> {
+    const staged = await this.stageReload();
+    return 'commit' in staged ? staged.commit() : staged;
   }
 
-  private async doReload(): Promise<ReloadResult> {
+  /**
+   * The first half of a reload: re-reads and compiles the config file and starts what the new
+   * config needs, without swapping it in. A changed config comes back with `commit` (swap it in)
+   * and `abort` (stop what was started for it); the next reload waits until one of them is
+   * called. Workers of one host stage together and commit only when every one staged the same
+   * version.
+   */
+  stageReload(): Promise<StagedReload> {
+    let settle = (): void => undefined;
+    const settled = new Promise<void>((done) => { settle = done; });
+    const staging = this.reloading.then(() => this.stageNext(settle));
+    this.reloading = staging.then((s) => ('commit' in s ? settled : undefined), () => undefined);
+    return staging;
+  }
+
+  private async stageNext(settle: () => void): Promise<StagedReload> {
     if (!this.started) return this.rejected(['the gateway is still starting; reload once it listens']);
     const old = this.config;
     let loaded: LoadedConfig;
@@ -210,19 +240,39 @@ export class Gateway implements HandlerHost, AdminHost {
     } catch (err) {
       return this.rejected(err);
     }
-    // Compile (which picks running resources to reuse), start and swap without a retirement
-    // stopping anything in between.
-    return this.resources.exclusive(() => this.swapIn(loaded, old));
+    // Compile (which picks running resources to reuse) and start without a retirement stopping
+    // anything in between; once prepared, the new generation counts as in use.
+    const prepared = await this.resources.exclusive(() => this.prepareNext(loaded, old));
+    if (!('generation' in prepared)) return prepared;
+    const { next, generation } = prepared;
+    let done = false;
+    return {
+      ok: true, version: next.version, changed: true,
+      commit: () => {
+        if (done) throw new Error('a staged reload is committed or aborted once');
+        done = true;
+        settle();
+        return this.swapIn(next, old, generation);
+      },
+      abort: () => {
+        if (done) return;
+        done = true;
+        settle();
+        this.logger.warn({ version: next.version }, 'staged config abandoned; the running config keeps serving');
+        void this.resources.retire(generation);
+      },
+    };
   }
 
-  private rejected(err: unknown): ReloadResult {
+  private rejected(err: unknown): { ok: false; errors: string[] } {
     const errors = Array.isArray(err) ? err.map(String) : err instanceof ConfigError ? err.problems.map(formatProblem) : [(err as Error).message];
     this.metrics.reloads.inc({ result: 'rejected' });
     this.logger.error({ errors }, 'config reload rejected; the running config keeps serving');
     return { ok: false, errors };
   }
 
-  private async swapIn(loaded: LoadedConfig, old: CompiledConfig): Promise<ReloadResult> {
+  /** Compiles the loaded config and starts its resources; the running config is untouched. */
+  private async prepareNext(loaded: LoadedConfig, old: CompiledConfig): Promise<StagedReload | { next: CompiledConfig; generation: Generation }> {
     let next: CompiledConfig;
     try {
       next = compileConfig(loaded, { resources: this.resources, clock: this.options.clock ?? systemClock });
@@ -234,12 +284,15 @@ export class Gateway implements HandlerHost, AdminHost {
     const needRestart: string[] = restartOnly.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(old[k]));
     if (next.limits.maxHeaderBytes !== old.limits.maxHeaderBytes) needRestart.push('limits.maxHeaderBytes');
     if (needRestart.length > 0) this.logger.warn({ options: needRestart }, 'these options change only on restart; the running values stay');
-    let generation: Generation;
     try {
-      generation = await this.resources.prepare(next.resources);
+      return { next, generation: await this.resources.prepare(next.resources) };
     } catch (err) {
       return this.rejected(err);
     }
+  }
+
+  /** Swaps a prepared config in; the old generation's resources stop once its requests are done. */
+  private swapIn(next: CompiledConfig, old: CompiledConfig, generation: Generation): ReloadResult {
     const previous = this.runtime.generation;
     this.applyServerLimits(next.limits);
     this.runtime = { config: next, path: this.pathFor(next), generation };
@@ -273,15 +326,9 @@ export class Gateway implements HandlerHost, AdminHost {
   }
 
   /** The one audit record of an admin request (never the token, never a key's secret). */
-  auditAdmin({ req, socket, requestId, outcome, authenticated, latencyMs }: AdminOperation): void {
-    const decision = outcome.code === null ? 'allow' : outcome.status >= 500 ? 'error' : 'deny';
-    this.writeAudit(auditRecord({
-      requestId, method: req?.method ?? '', path: auditTarget(req?.url), route: 'admin', stage: 'admin',
-      status: outcome.status, latencyMs, decision, reason: outcome.code, detail: outcome.detail,
-      identity: authenticated ? { subject: 'admin', authMethod: 'adminToken', keyId: null } : null,
-      clientIp: normaliseIp(socket.remoteAddress ?? ''), userAgent: req?.headers['user-agent'] ?? null, configVersion: this.config.version,
-    }, this.clock.now()));
-    if (decision === 'allow' && req?.method === 'POST') this.logger.info({ requestId, keyId: outcome.keyId, detail: outcome.detail }, 'admin operation');
+  auditAdmin(operation: AdminOperation): void {
+    this.writeAudit(auditRecord(adminFacts(operation, this.config.version), this.clock.now()));
+    logAdminOperation(this.logger, operation);
   }
 
   private writeAudit(record: AuditRecord): void {
@@ -292,19 +339,17 @@ export class Gateway implements HandlerHost, AdminHost {
 
   /** The one record of a connection-level rejection on any listener. */
   private recordRejection(rejection: SocketRejection): void {
+    if (rejection.listener === 'admin') {
+      this.writeAudit(auditRecord(adminRejectionFacts(rejection, this.config.version), this.clock.now()));
+      return;
+    }
     const socket = rejection.socket;
-    const route = rejection.listener === 'admin' ? 'admin' : null;
     if (rejection.kind === 'discarded') {
-      const outcome = { status: 499, decision: 'abort', reason: 'pipeline_discarded', detail: 'bytes after a message that closed the connection were not processed' } as const;
-      this.writeAudit(auditRecord({ ...connectionFacts(socket, null, randomUUID(), outcome, this.config.version), route }, this.clock.now()));
+        this.writeAudit(auditRecord(connectionFacts(socket, null, randomUUID(), DISCARDED, this.config.version), this.clock.now()));
       return;
     }
     const { req, denial, requestId } = rejection;
     const status = DENIALS[denial.code].status;
-    if (route === 'admin') {
-      this.auditAdmin({ req, socket, requestId, outcome: { status, code: denial.code, detail: denial.reason, keyId: null }, authenticated: false, latencyMs: 0 });
-      return;
-    }
     const outcome = { status, decision: 'deny', reason: denial.code, detail: denial.reason } as const;
     this.writeAudit(auditRecord(connectionFacts(socket, req, requestId, outcome, this.config.version), this.clock.now()));
     this.metrics.requests.inc({ route: '', status: String(status), decision: 'deny' });

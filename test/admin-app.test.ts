@@ -31,6 +31,8 @@ function minimalHost(): AdminHost & { readonly audited: AdminOperation[]; reload
     draining: false,
     audited,
     reloads: 0,
+    reloading: false,
+    workers: () => null,
     ready: () => true,
     auditHealthy: () => true,
     auditState: () => 'ok',

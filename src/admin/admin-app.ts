@@ -153,8 +153,10 @@ async function healthz(call: AdminCall): Promise<null> {
 async function readyz({ host, res, id }: AdminCall): Promise<null> {
   const config = host.config;
   const ready = host.ready();
+  const workers = host.workers();
   json(res, ready ? 200 : 503, {
-    status: ready ? 'ready' : 'not ready', audit: host.auditState(), draining: host.draining, configVersion: config.version, routes: config.routes.length,
+    status: ready ? 'ready' : host.reloading ? 'reloading' : 'not ready', audit: host.auditState(), draining: host.draining, configVersion: config.version, routes: config.routes.length,
+    ...(workers === null ? {} : { workers }),
   }, id);
   return Promise.resolve(null);
 }

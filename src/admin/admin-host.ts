@@ -28,6 +28,13 @@ export interface AdminOperation {
   readonly latencyMs: number;
 }
 
+/** How many workers a host's primary wants and has listening, and the config versions they run (one, when settled). */
+export interface WorkersStatus {
+  readonly wanted: number;
+  readonly listening: number;
+  readonly versions: readonly string[];
+}
+
 /** What the admin API changes keys with: the store's lifecycle service, and the caches to tell. */
 export interface KeyAdmin {
   readonly service: KeyService;
@@ -44,6 +51,10 @@ export interface AdminHost {
   readonly config: CompiledConfig;
   readonly logger: Logger;
   readonly draining: boolean;
+  /** A reload is under way (readiness says `reloading` until every worker runs one version). */
+  readonly reloading: boolean;
+  /** The workers of a host's primary, or null for a single gateway process. */
+  workers(): WorkersStatus | null;
   /** Readiness: listening, audit trail writable, not draining. */
   ready(): boolean;
   auditHealthy(): boolean;

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { compileConfig } from '../config/compile.js';
@@ -7,14 +8,16 @@ import { loadConfigFile } from '../config/load.js';
 import { jsonSchema } from '../config/schema.js';
 import { Gateway } from '../server/gateway.js';
 import { runDemo } from '../demo/demo.js';
-import { serve } from './serve.js';
+import { serve, type Served } from './serve.js';
+import { Supervisor, workerCount } from '../workers/supervisor.js';
 import { KEYS_USAGE, keysCommand } from './keys.js';
 import { explainCommand } from './explain.js';
 
 const USAGE = `portcullis — a security gateway for HTTP APIs
 
 Usage:
-  portcullis start -c gateway.yaml     run the gateway
+  portcullis start -c gateway.yaml [--workers N|auto]
+                                       run the gateway (--workers: N processes sharing the port, auto: one per core)
   portcullis check -c gateway.yaml     validate a config; every error with file:line and option
   portcullis explain -c gateway.yaml GET /path [--header 'N: V'] [--identity JSON] [--from IP] [--json]
                                        how the gateway would handle one request, stage by stage
@@ -50,13 +53,26 @@ async function check(args: string[]): Promise<number> {
 }
 
 async function start(args: string[]): Promise<number> {
-  let gateway: Gateway;
+  let values: { config?: string; workers?: string };
   try {
-    gateway = await Gateway.fromFile(configPath(args));
+    ({ values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, workers: { type: 'string', short: 'w' } }, allowPositionals: false }));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  const file = resolve(values.config ?? process.env.PORTCULLIS_CONFIG ?? 'gateway.yaml');
+  const workers = values.workers === undefined ? null : workerCount(values.workers, availableParallelism());
+  if (workers === null && values.workers !== undefined) {
+    process.stderr.write(`--workers: expected a number of workers from 1 to 999, or auto (one per core); got "${values.workers}"\n`);
+    return 2;
+  }
+  let served: Served;
+  try {
+    served = workers === null ? await Gateway.fromFile(file) : await Supervisor.fromFile(file, { workers });
   } catch (err) {
     return printConfigError(err);
   }
-  await serve(gateway);
+  await serve(served);
   return -1;
 }
 

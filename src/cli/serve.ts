@@ -1,8 +1,8 @@
-import type { Gateway } from '../server/gateway.js';
+import type { Logger } from '../observability/logger.js';
 
 /** What `serve` runs: a gateway, or a host's primary with its workers. */
 export interface Served {
-  readonly logger: Gateway['logger'];
+  readonly logger: Logger;
   start(): Promise<unknown>;
   stop(): Promise<void>;
   reload(): Promise<unknown>;

@@ -31,6 +31,7 @@ export class Metrics {
   readonly inFlight = new Gauge({ name: 'portcullis_requests_in_flight', help: 'Requests being handled.', registers: [this.registry] });
   readonly auditDropped = new Counter({ name: 'portcullis_audit_dropped_total', help: 'Audit records that could not be written.', registers: [this.registry] });
   readonly configInfo = new Gauge({ name: 'portcullis_config_info', help: 'The running config version (value 1).', labelNames: ['version'] as const, registers: [this.registry] });
+  readonly workerRestarts = new Counter({ name: 'portcullis_worker_restarts_total', help: 'Workers that died and were replaced (start --workers).', registers: [this.registry] });
   readonly reloads = new Counter({ name: 'portcullis_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'] as const, registers: [this.registry] });
 
   readonly jwksFetches = new Counter({

@@ -87,8 +87,10 @@ export class Gateway implements HandlerHost, AdminHost {
   /** The exchange in progress on each client connection, so connection-level errors can be attributed. */
   private readonly active = new WeakMap<Socket, Exchange>();
   private idle: (() => void) | null = null;
+  /** Reloads asked for and not yet committed or abandoned. */
+  private reloadsUnderway = 0;
   /** Settles when the reload under way (staged, then committed or abandoned) is over: reloads run one at a time. */
-  private reloading: Promise<void> = Promise.resolve();
+  private reloadChain: Promise<void> = Promise.resolve();
 
   private constructor(
     config: CompiledConfig, private readonly options: GatewayOptions, resources: ResourceSet, logger: Logger,
@@ -201,6 +203,15 @@ export class Gateway implements HandlerHost, AdminHost {
     return { contentType: this.metrics.registry.contentType, text: await this.metrics.registry.metrics() };
   }
 
+  get reloading(): boolean {
+    return this.reloadsUnderway > 0;
+  }
+
+  /** A single gateway process has no workers. */
+  workers(): null {
+    return null;
+  }
+
   keyAdmin(): KeyAdmin | null {
     const backend = this.config.apiKeys;
     return backend === null ? null : { service: backend.service, forget: (id) => backend.directory.forget(id) };
@@ -224,10 +235,11 @@ export class Gateway implements HandlerHost, AdminHost {
    * version.
    */
   stageReload(): Promise<StagedReload> {
+    this.reloadsUnderway++;
     let settle = (): void => undefined;
-    const settled = new Promise<void>((done) => { settle = done; });
-    const staging = this.reloading.then(() => this.stageNext(settle));
-    this.reloading = staging.then((s) => ('commit' in s ? settled : undefined), () => undefined);
+    const settled = new Promise<void>((done) => { settle = done; }).then(() => { this.reloadsUnderway--; });
+    const staging = this.reloadChain.then(() => this.stageNext(settle));
+    this.reloadChain = staging.then((s) => { if (!('commit' in s)) settle(); return settled; }, () => { settle(); return settled; });
     return staging;
   }
 

@@ -196,13 +196,13 @@ export interface GatewayProcess {
 }
 
 /** Starts `portcullis start` as a child process on free ports; resolves once it logs that it listens. */
-export async function startGatewayProcess(config: ConfigObject, options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<GatewayProcess> {
+export async function startGatewayProcess(config: ConfigObject, options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; args?: readonly string[] } = {}): Promise<GatewayProcess> {
   const dir = await mkdtemp(join(tmpdir(), 'portcullis-proc-'));
   const configFile = join(dir, 'gateway.yaml');
   const dataDir = join(dir, 'data');
   const full = withTestDefaults({ log: { level: 'info' }, ...config }, dataDir);
   await writeFile(configFile, toYaml(full));
-  const child = spawn(process.execPath, [CLI, 'start', '-c', configFile], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'start', '-c', configFile, ...(options.args ?? [])], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout: string[] = [];
   const stderr: string[] = [];
   /** Called after each stdout line, for `logged`. */

@@ -1,0 +1,44 @@
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+
+/** Every message between the primary and its workers about their lifecycle carries this tag; others on the channel are not ours. */
+export const LIFECYCLE = 'portcullis:worker';
+
+/** Exit code of a worker whose config does not compile. */
+export const CONFIG_INVALID_EXIT = 78;
+
+/** What a staged reload came to in one worker. */
+export type StageOutcome =
+  | { readonly ok: false; readonly errors: string[] }
+  | { readonly ok: true; readonly version: string; readonly changed: boolean };
+
+/** Primary → worker. `id` pairs a request with its answer. */
+export type ToWorker =
+  /** Compile and start the config file, without swapping it in. */
+  | { readonly t: typeof LIFECYCLE; readonly op: 'stage'; readonly id: number }
+  /** Swap the config staged by request `staged` in (`commit: true`), or abandon it. */
+  | { readonly t: typeof LIFECYCLE; readonly op: 'settle'; readonly id: number; readonly staged: number; readonly commit: boolean }
+  /** Send this worker's metrics. */
+  | { readonly t: typeof LIFECYCLE; readonly op: 'metrics'; readonly id: number }
+  /** A key was revoked or rotated through the admin API: drop it from the caches. */
+  | { readonly t: typeof LIFECYCLE; readonly op: 'forget-key'; readonly keyId: string };
+
+/** Worker → primary. */
+export type FromWorker =
+  | { readonly t: typeof LIFECYCLE; readonly op: 'listening'; readonly version: string; readonly port: number }
+  | { readonly t: typeof LIFECYCLE; readonly op: 'staged'; readonly id: number; readonly outcome: StageOutcome }
+  | { readonly t: typeof LIFECYCLE; readonly op: 'settled'; readonly id: number; readonly version: string }
+  | { readonly t: typeof LIFECYCLE; readonly op: 'metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] };
+
+/** True for a lifecycle message to a worker (the channel also carries other subsystems' messages). */
+export function toWorker(message: unknown): message is ToWorker {
+  return tagged(message);
+}
+
+/** True for a lifecycle message from a worker. */
+export function fromWorker(message: unknown): message is FromWorker {
+  return tagged(message);
+}
+
+function tagged(message: unknown): boolean {
+  return typeof message === 'object' && message !== null && (message as { t?: unknown }).t === LIFECYCLE;
+}

@@ -1,0 +1,314 @@
+import cluster, { type Worker } from 'node:cluster';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { ADMIN_LISTENER_LIMITS, adminRejectionFacts, createAdminApp, logAdminOperation } from '../admin/admin-app.js';
+import type { AdminHost, AdminOperation, KeyAdmin, ReloadResult, WorkersStatus } from '../admin/admin-host.js';
+import { AuditLog, type AuditRecord, type AuditState } from '../audit/audit-log.js';
+import { adminFacts, auditRecord } from '../audit/record-builder.js';
+import { compileConfig, type CompiledConfig } from '../config/compile.js';
+import { ConfigError, formatProblem } from '../config/errors.js';
+import { loadConfigFile } from '../config/load.js';
+import { systemClock, type Clock, type Timer } from '../lib/clock.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { Metrics } from '../observability/metrics.js';
+import { Listener } from '../server/listener.js';
+import { CONFIG_INVALID_EXIT, fromWorker, LIFECYCLE, type FromWorker, type StageOutcome, type ToWorker } from './protocol.js';
+
+/** Longest a worker may take to stage a reload or send its metrics before the primary gives up on it. */
+const ANSWER_TIMEOUT_MS = 30_000;
+/** First wait before forking a replacement for a worker that died; doubled per death in a row, up to the maximum. */
+const RESTART_BACKOFF_MS = 100;
+const RESTART_BACKOFF_MAX_MS = 10_000;
+/** A worker that stayed up this long ends a run of deaths: the next one is replaced after the first wait again. */
+const STABLE_AFTER_MS = 30_000;
+/** Beyond the config's drain time, how long the primary waits for workers to exit before killing them. */
+const EXIT_GRACE_MS = 5_000;
+
+export interface SupervisorOptions {
+  /** Worker processes to run (at least 1). */
+  readonly workers: number;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly logDestination?: NodeJS.WritableStream;
+  /** The clock of the primary's own timers (restart back-off, answer timeouts). */
+  readonly clock?: Clock;
+}
+
+/** One worker process as the primary follows it. */
+interface Member {
+  readonly worker: Worker;
+  readonly startedAt: number;
+  /** The config version it runs, once it listens. */
+  version: string | null;
+}
+
+interface Pending<T> {
+  readonly worker: Worker;
+  readonly resolve: (value: T) => void;
+  readonly timer: Timer;
+}
+
+/**
+ * The primary of `portcullis start --workers N`: forks N workers (each a whole gateway on the
+ * shared port), replaces a worker that dies (with back-off), reloads every worker onto one config
+ * version (each stages it, and all commit only when all staged the same version), serves the host's
+ * one admin listener (readiness, metrics summed over the workers, reload, API keys) and drains
+ * every worker on SIGTERM.
+ */
+export class Supervisor implements AdminHost {
+  readonly logger: Logger;
+  readonly metrics = new Metrics();
+  draining = false;
+  reloading = false;
+  /** The config every worker runs (compiled here too, opening nothing: the admin settings and the version come from it). */
+  config: CompiledConfig;
+  private readonly clock: Clock;
+  private readonly audit: AuditLog;
+  private readonly admin: Listener | null = null;
+  private readonly members = new Map<number, Member>();
+  private readonly pending = new Map<number, Pending<FromWorker>>();
+  private nextId = 1;
+  /** Deaths in a row (reset by a worker that stayed up): the restart back-off grows with it. */
+  private deaths = 0;
+  private port: number | null = null;
+  private reloads: Promise<unknown> = Promise.resolve();
+
+  private constructor(config: CompiledConfig, private readonly options: SupervisorOptions, logger: Logger) {
+    this.config = config;
+    this.logger = logger;
+    this.clock = options.clock ?? systemClock;
+    this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, config.audit.retryIntervalMs, logger, this.clock);
+    this.metrics.configInfo.set({ version: config.version }, 1);
+    if (config.admin.enabled) {
+      const app = createAdminApp(this);
+      this.admin = new Listener({ name: 'admin', port: config.admin.port, host: config.admin.host, limits: ADMIN_LISTENER_LIMITS, handlerAnswersExpect: false }, {
+        handle: (req, res) => app.handle(req, res),
+        inProgress: (socket) => app.inProgress(socket),
+        recordRejection: (rejection) => this.writeAudit(auditRecord(adminRejectionFacts(rejection, this.config.version), this.clock.now())),
+        requestIdHeader: () => this.config.requestIdHeader,
+      });
+    }
+  }
+
+  /** Validates the config file (compiling opens nothing) before any worker is forked. */
+  static async fromFile(file: string, options: SupervisorOptions): Promise<Supervisor> {
+    const loaded = await loadConfigFile(resolve(file), options.env);
+    const config = compileConfig(loaded, { clock: options.clock ?? systemClock });
+    const logger = createLogger(loaded.raw.log?.level ?? 'info', options.logDestination).child({ primary: true });
+    return new Supervisor(config, options, logger);
+  }
+
+  /** Forks the workers, waits until every one listens, then opens the admin listener. */
+  async start(): Promise<{ http: number; admin: number | null }> {
+    await this.audit.open();
+    cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.js', import.meta.url)), args: [this.config.file] });
+    cluster.on('message', (worker, message: unknown) => this.received(worker, message));
+    const listening = Array.from({ length: this.options.workers }, () => this.fork());
+    const ports = await Promise.all(listening);
+    this.port = ports[0] ?? null;
+    await this.admin?.listen();
+    const admin = this.admin?.address()?.port ?? null;
+    this.logger.info({ http: this.port, admin, version: this.config.version, routes: this.config.routes.length, workers: this.members.size }, 'gateway listening');
+    return { http: this.port ?? 0, admin };
+  }
+
+  /** Forks one worker; resolves with its port once it listens. */
+  private fork(): Promise<number> {
+    const worker = cluster.fork(this.options.env);
+    const member: Member = { worker, startedAt: this.clock.now(), version: null };
+    this.members.set(worker.id, member);
+    return new Promise<number>((resolveListening, reject) => {
+      const onMessage = (message: unknown): void => {
+        if (!fromWorker(message) || message.op !== 'listening') return;
+        worker.off('message', onMessage);
+        member.version = message.version;
+        resolveListening(message.port);
+        this.joined(member);
+      };
+      worker.on('message', onMessage);
+      worker.once('exit', (code: number | null, signal: string | null) => {
+        worker.off('message', onMessage);
+        reject(new Error(`worker ${worker.id} exited before listening (${signal ?? code})`));
+        this.exited(member, code, signal as NodeJS.Signals | null);
+      });
+    });
+  }
+
+  /** A worker listens: if it runs another version than the host (the file changed since the last reload), every worker is reloaded onto the file. */
+  private joined(member: Member): void {
+    this.logger.info({ worker: member.worker.id, pid: member.worker.process.pid, version: member.version }, 'worker listening');
+    if (member.version !== this.config.version && this.port !== null) {
+      this.logger.warn({ worker: member.worker.id, version: member.version, host: this.config.version }, 'a new worker runs another config version than the host (the file changed since the last reload); reloading every worker onto the file');
+      void this.reload();
+    }
+  }
+
+  private exited(member: Member, code: number | null, signal: NodeJS.Signals | null): void {
+    this.members.delete(member.worker.id);
+    for (const [id, p] of this.pending) {
+      if (p.worker !== member.worker) continue;
+      p.timer.cancel();
+      this.pending.delete(id);
+      p.resolve({ t: LIFECYCLE, op: 'staged', id, outcome: { ok: false, errors: [`worker ${member.worker.id} exited`] } });
+    }
+    if (this.draining) return;
+    const stable = this.clock.now() - member.startedAt >= STABLE_AFTER_MS;
+    this.deaths = stable ? 1 : this.deaths + 1;
+    const wait = Math.min(RESTART_BACKOFF_MAX_MS, RESTART_BACKOFF_MS * 2 ** (this.deaths - 1));
+    const why = code === CONFIG_INVALID_EXIT ? 'its config file does not compile' : signal ?? `exit code ${code}`;
+    this.logger.error({ worker: member.worker.id, pid: member.worker.process.pid, why, restartInMs: wait }, 'worker died; replacing it');
+    this.metrics.workerRestarts.inc();
+    this.clock.setTimer(() => {
+      if (this.draining) return;
+      this.fork().catch((err: unknown) => this.logger.error({ err: (err as Error).message }, 'replacement worker failed'));
+    }, wait);
+  }
+
+  private received(worker: Worker, message: unknown): void {
+    if (!fromWorker(message) || message.op === 'listening') return;
+    const p = this.pending.get(message.id);
+    if (p === undefined || p.worker !== worker) return;
+    p.timer.cancel();
+    this.pending.delete(message.id);
+    p.resolve(message);
+  }
+
+  /** Sends a request to one worker; resolves with its answer, or null when it did not answer in time. */
+  private ask(member: Member, build: (id: number) => ToWorker): Promise<FromWorker | null> {
+    const id = this.nextId++;
+    return new Promise((answer) => {
+      const timer = this.clock.setTimer(() => { this.pending.delete(id); answer(null); }, ANSWER_TIMEOUT_MS);
+      this.pending.set(id, { worker: member.worker, resolve: answer, timer });
+      member.worker.send(build(id));
+    });
+  }
+
+  get workersListening(): Member[] {
+    return [...this.members.values()].filter((m) => m.version !== null && m.worker.isConnected());
+  }
+
+  /**
+   * Reloads every worker onto the config file: the primary compiles it first (a refused config
+   * never reaches a worker), every worker stages it, and only when all staged the same version do
+   * all commit; otherwise all abandon it and the running version keeps serving everywhere.
+   */
+  reload(): Promise<ReloadResult> {
+    const run = this.reloads.then(() => this.reloadAll());
+    this.reloads = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reloadAll(): Promise<ReloadResult> {
+    let next: CompiledConfig;
+    try {
+      next = compileConfig(await loadConfigFile(this.config.file, this.options.env), { clock: this.clock });
+    } catch (err) {
+      return this.rejected(err instanceof ConfigError ? err.problems.map(formatProblem) : [(err as Error).message]);
+    }
+    const members = this.workersListening;
+    this.reloading = true;
+    try {
+      const answers = await Promise.all(members.map((m) => this.ask(m, (id) => ({ t: LIFECYCLE, op: 'stage', id }))));
+      const outcomes = answers.map((a, i): StageOutcome => (a?.op === 'staged' ? a.outcome : { ok: false, errors: [`worker ${members[i]?.worker.id ?? '?'} did not answer`] }));
+      const errors = outcomes.flatMap((o) => (o.ok ? (o.version === next.version ? [] : [`a worker compiled version ${o.version}, the primary ${next.version} (the file changed during the reload)`]) : o.errors));
+      const commit = errors.length === 0;
+      await Promise.all(members.flatMap((m, i) => {
+        const a = answers[i];
+        return a?.op === 'staged' ? [this.ask(m, (id) => ({ t: LIFECYCLE, op: 'settle', id, staged: a.id, commit }))] : [];
+      }));
+      if (!commit) return this.rejected([...new Set(errors)]);
+      for (const m of members) m.version = next.version;
+      const changed = next.version !== this.config.version;
+      const previous = this.config.version;
+      this.config = next;
+      this.metrics.configInfo.reset();
+      this.metrics.configInfo.set({ version: next.version }, 1);
+      this.metrics.reloads.inc({ result: 'applied' });
+      if (changed) this.logger.info({ version: next.version, previous, workers: members.length }, 'config reloaded on every worker');
+      return { ok: true, version: next.version, changed };
+    } finally {
+      this.reloading = false;
+    }
+  }
+
+  private rejected(errors: string[]): ReloadResult {
+    this.metrics.reloads.inc({ result: 'rejected' });
+    this.logger.error({ errors }, 'config reload rejected; every worker keeps the running config');
+    return { ok: false, errors };
+  }
+
+  ready(): boolean {
+    const listening = this.workersListening;
+    return !this.draining && !this.reloading && this.audit.healthy && listening.length === this.options.workers
+      && listening.every((m) => m.version === this.config.version) && (this.admin?.listening ?? true);
+  }
+
+  workers(): WorkersStatus {
+    const listening = this.workersListening;
+    return { wanted: this.options.workers, listening: listening.length, versions: [...new Set(listening.map((m) => m.version ?? ''))] };
+  }
+
+  auditHealthy(): boolean {
+    return this.audit.healthy;
+  }
+
+  auditState(): AuditState {
+    return this.audit.state;
+  }
+
+  /** The primary's metrics and every worker's, summed (counters, histograms) as prom-client aggregates a cluster. */
+  async metricsText(): Promise<{ contentType: string; text: string }> {
+    const answers = await Promise.all(this.workersListening.map((m) => this.ask(m, (id) => ({ t: LIFECYCLE, op: 'metrics', id }))));
+    const sets: MetricObjectWithValues<MetricValue<string>>[][] = [await this.metrics.registry.getMetricsAsJSON()];
+    for (const a of answers) if (a?.op === 'metrics') sets.push(a.metrics);
+    const registry = AggregatorRegistry.aggregate(sets);
+    return { contentType: registry.contentType, text: await registry.metrics() };
+  }
+
+  keyAdmin(): KeyAdmin | null {
+    const backend = this.config.apiKeys;
+    if (backend === null) return null;
+    // The store's service needs no started backend; every worker drops the key from its caches.
+    return {
+      service: backend.service,
+      forget: (keyId) => { for (const m of this.workersListening) m.worker.send({ t: LIFECYCLE, op: 'forget-key', keyId } satisfies ToWorker); },
+    };
+  }
+
+  auditAdmin(operation: AdminOperation): void {
+    this.writeAudit(auditRecord(adminFacts(operation, this.config.version), this.clock.now()));
+    logAdminOperation(this.logger, operation);
+  }
+
+  private writeAudit(record: AuditRecord): void {
+    const before = this.audit.droppedRecords;
+    this.audit.write(record);
+    if (this.audit.droppedRecords !== before) this.metrics.auditDropped.inc();
+  }
+
+  /** Drains every worker (each finishes its requests in flight, up to drainTimeoutMs), then closes the admin listener and the trail. */
+  async stop(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    const members = [...this.members.values()];
+    const exited = members.map((m) => new Promise<void>((done) => {
+      if (m.worker.isDead()) { done(); return; }
+      m.worker.once('exit', () => done());
+    }));
+    for (const m of members) m.worker.process.kill('SIGTERM');
+    const killer = setTimeout(() => { for (const m of members) if (!m.worker.isDead()) m.worker.process.kill('SIGKILL'); }, this.config.drainTimeoutMs + EXIT_GRACE_MS);
+    await Promise.all(exited);
+    clearTimeout(killer);
+    await this.admin?.close();
+    await this.config.apiKeys?.store.close();
+    await this.audit.close();
+    this.logger.info('gateway stopped');
+  }
+}
+
+/** `--workers N|auto`: a count of at least 1, or the cores this process may use. */
+export function workerCount(value: string, available: number): number | null {
+  if (value === 'auto') return Math.max(1, available);
+  if (!/^[1-9][0-9]{0,2}$/.test(value)) return null;
+  return Number(value);
+}

@@ -1,0 +1,71 @@
+// One worker of `portcullis start --workers N`: a whole gateway on the host's shared port, without
+// the admin listener (the primary serves it), reloaded and stopped by the primary.
+import cluster from 'node:cluster';
+import { serve } from '../cli/serve.js';
+import { ConfigError } from '../config/errors.js';
+import { Gateway, type StagedReload } from '../server/gateway.js';
+import { CONFIG_INVALID_EXIT, LIFECYCLE, toWorker, type FromWorker } from './protocol.js';
+
+function send(message: FromWorker): void {
+  process.send?.(message);
+}
+
+/** Answers the primary's requests for this gateway: staged reloads, metrics, forgotten keys. */
+function follow(gateway: Gateway): void {
+  const staged = new Map<number, StagedReload>();
+  process.on('message', (message: unknown) => {
+    if (!toWorker(message)) return;
+    switch (message.op) {
+      case 'stage':
+        void gateway.stageReload().then((s) => {
+          if ('commit' in s) staged.set(message.id, s);
+          const outcome = s.ok ? { ok: true as const, version: s.version, changed: s.changed } : { ok: false as const, errors: s.errors };
+          send({ t: LIFECYCLE, op: 'staged', id: message.id, outcome });
+        });
+        return;
+      case 'settle': {
+        const s = staged.get(message.staged);
+        staged.delete(message.staged);
+        if (s !== undefined && 'commit' in s) {
+          if (message.commit) s.commit();
+          else s.abort();
+        }
+        send({ t: LIFECYCLE, op: 'settled', id: message.id, version: gateway.config.version });
+        return;
+      }
+      case 'metrics':
+        void gateway.metrics.registry.getMetricsAsJSON().then((metrics) => send({ t: LIFECYCLE, op: 'metrics', id: message.id, metrics }));
+        return;
+      case 'forget-key':
+        gateway.keyAdmin()?.forget(message.keyId);
+        return;
+    }
+  });
+}
+
+async function main(): Promise<void> {
+  const file = process.argv[2];
+  const id = cluster.worker?.id;
+  if (file === undefined || id === undefined) {
+    process.stderr.write('portcullis worker: started outside a primary\n');
+    process.exit(2);
+  }
+  let gateway: Gateway;
+  try {
+    gateway = await Gateway.fromFile(file, { worker: id });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    process.exit(CONFIG_INVALID_EXIT);
+  }
+  follow(gateway);
+  // The primary gone: no connections come any more; finish what is in flight and leave.
+  process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+  await serve(gateway, undefined, false);
+  send({ t: LIFECYCLE, op: 'listening', version: gateway.config.version, port: gateway.addresses().http.port });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`portcullis worker: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,207 @@
+// `portcullis start --workers N`: a primary and N worker processes on one port. Real processes,
+// real signals, requests over fresh connections so the primary spreads them over the workers.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { ADMIN_TOKEN_HASH, admin, createKey } from './harness/api-keys.js';
+import { waitUntil } from './harness/assertions.js';
+import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
+import { CLI, startGatewayProcess, type ConfigObject, type GatewayProcess } from './harness/gateway.js';
+
+interface Answer { readonly status: number; readonly body: string }
+
+/** One request on a connection of its own (the primary hands each new connection to the next worker). */
+function fresh(url: string, headers: Record<string, string> = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { agent: false, headers: { connection: 'close', ...headers } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => { body += chunk; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    // Bounded: a connection that nothing answers fails the request instead of stalling the test.
+    req.setTimeout(5000, () => req.destroy(new Error('no answer within 5 s')));
+    req.end();
+  });
+}
+
+/** `count` requests from `loops` concurrent clients; the statuses, with 0 for a request that failed on the wire. */
+async function load(url: string, loops: number, count: number, during?: (done: number) => void | Promise<void>): Promise<number[]> {
+  const statuses: number[] = [];
+  let next = 0;
+  await Promise.all(Array.from({ length: loops }, async () => {
+    while (next < count) {
+      const n = next++;
+      await during?.(n);
+      statuses.push(await fresh(url).then((a) => a.status, () => 0));
+    }
+  }));
+  return statuses;
+}
+
+interface Readiness { status: string; configVersion: string; workers: { wanted: number; listening: number; versions: string[] } }
+
+async function readiness(gw: GatewayProcess): Promise<Readiness> {
+  return JSON.parse((await fresh(`${gw.adminUrl}/readyz`)).body) as Readiness;
+}
+
+/** Worker pids as the primary logged them when each started listening. */
+function workerPids(gw: GatewayProcess): number[] {
+  return gw.stdout.filter((l) => l.includes('"worker listening"') && l.includes('"primary":true'))
+    .map((l) => (JSON.parse(l) as { pid: number }).pid);
+}
+
+function metric(text: string, name: string): number {
+  return text.split('\n').filter((l) => l.startsWith(name)).reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
+}
+
+function configFor(echo: EchoUpstream, routes: string[] = ['open']): ConfigObject {
+  return {
+    admin: { tokenHash: ADMIN_TOKEN_HASH },
+    apiKeys: { environment: 'live' },
+    upstreams: { echo: { targets: [echo.url] } },
+    authenticators: { machines: { type: 'apiKey' } },
+    routes: [
+      ...routes.map((name) => ({ name, match: { path: `/${name}/**` }, upstream: 'echo', public: true })),
+      { name: 'keyed', match: { path: '/keyed/**' }, upstream: 'echo', authenticate: ['machines'] },
+    ],
+  };
+}
+
+const WORKERS = ['--workers', '2'];
+
+describe('start --workers', () => {
+  let echo: EchoUpstream;
+  let gw: GatewayProcess;
+
+  before(async () => {
+    echo = await startEchoUpstream();
+    gw = await startGatewayProcess(configFor(echo), { args: WORKERS });
+  });
+  after(async () => {
+    await gw.stop();
+    await echo.close();
+  });
+
+  it('serves from every worker behind one admin listener, which reports one version and sums their metrics', async () => {
+    const ready = await readiness(gw);
+    assert.equal(ready.status, 'ready');
+    assert.deepEqual(ready.workers, { wanted: 2, listening: 2, versions: [ready.configVersion] });
+    assert.equal(workerPids(gw).length, 2);
+    const statuses = await load(`${gw.url}/open/x`, 4, 40);
+    assert.deepEqual(statuses.filter((s) => s !== 200), []);
+    const text = (await fresh(`${gw.adminUrl}/metrics`)).body;
+    assert.equal(metric(text, 'portcullis_requests_total{route="open"'), 40, 'each worker counted its share; the primary sums them');
+  });
+
+  it('a revocation through the admin API reaches every worker within a second', async () => {
+    const key = await createKey(gw.adminUrl, { name: 'fleet' });
+    // Both workers load the key into their caches.
+    const before = await Promise.all(Array.from({ length: 8 }, () => fresh(`${gw.url}/keyed/x`, { 'x-api-key': key.key })));
+    assert.deepEqual(before.map((a) => a.status), Array(8).fill(200));
+    assert.equal((await admin(gw.adminUrl, 'POST', `/admin/keys/${key.id}/revoke`)).status, 200);
+    const revokedAt = performance.now();
+    await waitUntil('every worker refuses the revoked key', async () => {
+      const after = await Promise.all(Array.from({ length: 8 }, () => fresh(`${gw.url}/keyed/x`, { 'x-api-key': key.key })));
+      return after.every((a) => a.status === 401);
+    }, 1000);
+    assert.ok(performance.now() - revokedAt < 1000);
+  });
+
+  it('a reload under load moves every worker to the new version with no failed request', async () => {
+    const old = (await readiness(gw)).configVersion;
+    let reloaded: { ok: boolean; version: string } | null = null;
+    const statuses = await load(`${gw.url}/open/x`, 4, 120, async (n) => {
+      if (n !== 30) return;
+      await gw.writeConfig(configFor(echo, ['open', 'added']));
+      reloaded = JSON.parse((await admin(gw.adminUrl, 'POST', '/admin/reload')).body) as { ok: boolean; version: string };
+    });
+    assert.deepEqual(statuses.filter((s) => s !== 200), [], 'no request failed across the reload');
+    assert.ok(reloaded !== null);
+    const { ok, version } = reloaded as { ok: boolean; version: string };
+    assert.ok(ok);
+    assert.notEqual(version, old);
+    const ready = await readiness(gw);
+    assert.deepEqual(ready.workers.versions, [version], 'every worker runs the new version');
+    assert.equal(ready.configVersion, version);
+    const added = await load(`${gw.url}/added/x`, 2, 10);
+    assert.deepEqual(added.filter((s) => s !== 200), [], 'the new route is served by every worker');
+  });
+
+  it('an invalid config is refused by the primary; every worker keeps the running version', async () => {
+    const running = (await readiness(gw)).configVersion;
+    await gw.writeConfig({ ...configFor(echo), routes: [{ name: 'broken', match: { path: '/b' }, upstream: 'nowhere', public: true }] });
+    const res = await admin(gw.adminUrl, 'POST', '/admin/reload');
+    assert.equal(res.status, 422, res.body);
+    assert.match(res.body, /nowhere/);
+    const ready = await readiness(gw);
+    assert.deepEqual(ready.workers.versions, [running]);
+    assert.equal((await fresh(`${gw.url}/open/x`)).status, 200);
+    await gw.writeConfig(configFor(echo, ['open', 'added']));
+  });
+
+  it('SIGHUP to the primary reloads every worker', async () => {
+    await gw.writeConfig(configFor(echo, ['open', 'hup']));
+    gw.child.kill('SIGHUP');
+    await waitUntil('the new route is served', async () => (await fresh(`${gw.url}/hup/x`)).status === 200, 10_000);
+    const ready = await readiness(gw);
+    assert.equal(ready.workers.versions.length, 1);
+    assert.deepEqual((await load(`${gw.url}/hup/x`, 2, 10)).filter((s) => s !== 200), []);
+  });
+
+  it('a worker killed with SIGKILL is replaced while the other keeps serving', async () => {
+    const [victim] = workerPids(gw);
+    assert.ok(victim !== undefined);
+    const statuses = await load(`${gw.url}/open/x`, 4, 200, (n) => { if (n === 50) process.kill(victim, 'SIGKILL'); });
+    // Only a request in flight on the killed worker can fail: at most one per client.
+    assert.ok(statuses.filter((s) => s !== 200).length <= 4, `failures: ${statuses.filter((s) => s !== 200).length}`);
+    await waitUntil('a replacement worker listens', async () => workerPids(gw).length === 3 && (await readiness(gw)).status === 'ready', 15_000);
+    assert.ok(!workerPids(gw).slice(2).includes(victim));
+    assert.deepEqual((await load(`${gw.url}/open/x`, 4, 40)).filter((s) => s !== 200), []);
+    assert.equal(metric((await fresh(`${gw.adminUrl}/metrics`)).body, 'portcullis_worker_restarts_total'), 1);
+    assert.ok(await gw.logged('worker died; replacing it'));
+  });
+});
+
+describe('start --workers: shutdown and options', () => {
+  it('SIGTERM drains every worker: a request in flight completes, then the host exits 0', async () => {
+    let arrived: () => void = () => undefined;
+    const arrival = new Promise<void>((resolve) => { arrived = resolve; });
+    const held: ServerResponse[] = [];
+    const upstream = createServer((_req: IncomingMessage, res: ServerResponse) => { held.push(res); arrived(); });
+    upstream.listen(0, '127.0.0.1');
+    await once(upstream, 'listening');
+    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const gw = await startGatewayProcess({
+      shutdown: { drainTimeoutMs: 10_000 },
+      upstreams: { slow: { targets: [url] } },
+      routes: [{ name: 'slow', match: { path: '/slow' }, upstream: 'slow', public: true }],
+    }, { args: WORKERS });
+    try {
+      const pending = fresh(`${gw.url}/slow`);
+      await arrival;
+      gw.child.kill('SIGTERM');
+      assert.ok(await gw.logged('shutting down'));
+      for (const res of held) res.end('slow done');
+      const answer = await pending;
+      assert.deepEqual(answer, { status: 200, body: 'slow done' });
+      assert.equal(await gw.exited, 0);
+    } finally {
+      await gw.stop('SIGKILL');
+      upstream.close();
+    }
+  });
+
+  it('refuses a --workers value that is not a count or auto', () => {
+    for (const value of ['0', '-1', 'two', '1.5', '1000']) {
+      const run = spawnSync(process.execPath, [CLI, 'start', '-c', '/nonexistent.yaml', `--workers=${value}`], { encoding: 'utf8' });
+      assert.equal(run.status, 2, value);
+      assert.match(run.stderr, /--workers: expected a number of workers from 1 to 999, or auto/);
+    }
+  });
+});

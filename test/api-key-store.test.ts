@@ -5,13 +5,13 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { hashKey, newKey, newKeyId } from '../src/authn/api-key/key-format.js';
 import { PostgresKeyStore } from '../src/authn/api-key/postgres-store.js';
 import { SqliteKeyStore } from '../src/authn/api-key/sqlite-store.js';
 import { KeyConflictError, keyStatus, StoreUnavailableError, type ApiKeyStore, type NewApiKey } from '../src/authn/api-key/store.js';
+import { waitUntil } from './harness/assertions.js';
 import { CuttableRelay, freshDatabase, POSTGRES_TARGET, relayedUrl, type TestDatabase } from './harness/postgres.js';
 
 interface Backend {
@@ -244,8 +244,7 @@ function contract(kind: string, setup: () => Promise<Backend | string>): void {
         assert.equal(supported, true);
         const { record } = newRecord();
         await store.insert(record);
-        const deadline = Date.now() + 2000;
-        while (notified === 0 && Date.now() < deadline) await delay(5);
+        await waitUntil('a NOTIFY arrives', () => notified > 0, 2000);
         assert.ok(notified > 0, 'a NOTIFY arrived');
       }
       await listener.close();

@@ -8,8 +8,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { admin, ADMIN_TOKEN_HASH, createKey, withKey, type IssuedKeyReply } from './harness/api-keys.js';
+import { waitUntil } from './harness/assertions.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { CLI, startGateway, startGatewayProcess, toYaml, type ConfigObject, type GatewayProcess, type TestGateway } from './harness/gateway.js';
 import { freshDatabase, type TestDatabase } from './harness/postgres.js';
@@ -30,14 +30,13 @@ function cli(args: string[], skewMs = 0): Promise<Run> {
   });
 }
 
-/** Polls until `url` answers `status` for `key` (every 10 ms, at most `timeoutMs`); the elapsed ms or null. */
-async function untilStatus(url: string, key: string, status: number, timeoutMs = 1000): Promise<number | null> {
-  const started = Date.now();
-  while (Date.now() - started < timeoutMs) {
-    if ((await withKey(url, key)).status === status) return Date.now() - started;
-    await delay(10);
-  }
-  return null;
+/**
+ * Polls (bounded, at most `timeoutMs`) until `url` answers `status` for `key`; fails with `what`
+ * otherwise. What it waits for is another process's write reaching a real gateway through its
+ * change log, which signals nothing to the test; no wait here is for a clock this test could move.
+ */
+function untilStatus(what: string, url: string, key: string, status: number, timeoutMs = 1000): Promise<void> {
+  return waitUntil(what, async () => (await withKey(url, key)).status === status, timeoutMs);
 }
 
 interface KeyJson { id: string; key: string; status: string; revokedAt: string | null; expiresAt: string | null; graceUntil: string | null }
@@ -73,11 +72,11 @@ describe('API key lifecycle from a CLI whose clock is wrong (SQLite store)', () 
     assert.equal(created.code, 0, created.stderr);
     const issued = JSON.parse(created.stdout) as KeyJson;
     const url = `${gw.url}/orders/1`;
-    assert.notEqual(await untilStatus(url, issued.key, 200), null);
+    await untilStatus('the running gateway accepts the key', url, issued.key, 200);
 
     const revoke = await cli(['keys', 'revoke', issued.id, '-c', file], HOUR);
     assert.equal(revoke.code, 0, revoke.stderr);
-    assert.notEqual(await untilStatus(url, issued.key, 401), null, 'refused by the running gateway within a second');
+    await untilStatus('refused by the running gateway within a second', url, issued.key, 401);
 
     const [behind, ahead, list] = await Promise.all([
       cli(['keys', 'show', issued.id, '-c', file], -HOUR), cli(['keys', 'show', issued.id, '-c', file], HOUR), cli(['keys', 'list', '-c', file, '--json'], -HOUR),
@@ -101,7 +100,7 @@ describe('API key lifecycle from a CLI whose clock is wrong (SQLite store)', () 
     const issued = JSON.parse(created.stdout) as KeyJson;
     assert.equal(issued.status, 'expiring', 'not born expired (expiring: within expiryWarning)');
     const url = `${gw.url}/orders/1`;
-    assert.notEqual(await untilStatus(url, issued.key, 200), null, 'works for its lifetime');
+    await untilStatus('works for its lifetime', url, issued.key, 200);
     const rotated = await cli(['keys', 'rotate', issued.id, '--grace', '20m', '-c', file, '--json'], -HOUR);
     assert.equal(rotated.code, 0, rotated.stderr);
     const successor = JSON.parse(rotated.stdout) as KeyJson;
@@ -143,11 +142,11 @@ describe('API key lifecycle from an admin API and a gateway whose clocks are wro
     if (typeof db === 'string') { t.skip(db); return; } // only without PostgreSQL, and never under CI=true (the harness throws)
     assert.ok(ahead !== null && right !== null, 'both gateways started');
     const key = await createKey(right.adminUrl, { name: 'to-revoke' });
-    for (const gw of [ahead, right]) assert.notEqual(await untilStatus(`${gw.url}/orders/1`, key.key, 200), null);
+    for (const gw of [ahead, right]) await untilStatus(`works on ${gw.url}`, `${gw.url}/orders/1`, key.key, 200);
     const res = await admin(ahead.adminUrl, 'POST', `/admin/keys/${key.id}/revoke`);
     assert.equal(res.status, 200, res.body);
     assert.equal((JSON.parse(res.body) as KeyJson).status, 'revoked');
-    for (const gw of [right, ahead]) assert.notEqual(await untilStatus(`${gw.url}/orders/1`, key.key, 401), null, `refused by ${gw.url} within a second`);
+    for (const gw of [right, ahead]) await untilStatus(`refused by ${gw.url} within a second`, `${gw.url}/orders/1`, key.key, 401);
     const again = await admin(right.adminUrl, 'POST', `/admin/keys/${key.id}/revoke`);
     assert.equal(again.status, 200);
     const views = await Promise.all([ahead, right].map(async (gw) => JSON.parse((await admin(gw.adminUrl, 'GET', `/admin/keys/${key.id}`)).body) as KeyJson));
@@ -160,13 +159,14 @@ describe('API key lifecycle from an admin API and a gateway whose clocks are wro
     if (typeof db === 'string') { t.skip(db); return; } // only without PostgreSQL, and never under CI=true (the harness throws)
     assert.ok(ahead !== null && right !== null, 'both gateways started');
     const key = await createKey(right.adminUrl, { name: 'to-rotate' });
-    for (const gw of [ahead, right]) assert.notEqual(await untilStatus(`${gw.url}/orders/1`, key.key, 200), null);
+    for (const gw of [ahead, right]) await untilStatus(`works on ${gw.url}`, `${gw.url}/orders/1`, key.key, 200);
     const res = await admin(ahead.adminUrl, 'POST', `/admin/keys/${key.id}/rotate`, { grace: '1s' });
     assert.equal(res.status, 201, res.body);
     const next = JSON.parse(res.body) as IssuedKeyReply;
     for (const gw of [right, ahead]) {
-      assert.notEqual(await untilStatus(`${gw.url}/orders/1`, key.key, 401, 3000), null, `old key refused by ${gw.url} once the 1 s grace is over`);
-      assert.notEqual(await untilStatus(`${gw.url}/orders/1`, next.key, 200), null);
+      // The grace ends by the database server's clock, which no test can move: this poll waits for it.
+      await untilStatus(`old key refused by ${gw.url} once the 1 s grace is over`, `${gw.url}/orders/1`, key.key, 401, 3000);
+      await untilStatus(`the successor works on ${gw.url}`, `${gw.url}/orders/1`, next.key, 200);
     }
   });
 
@@ -174,7 +174,7 @@ describe('API key lifecycle from an admin API and a gateway whose clocks are wro
     if (typeof db === 'string') { t.skip(db); return; } // only without PostgreSQL, and never under CI=true (the harness throws)
     assert.ok(ahead !== null && right !== null, 'both gateways started');
     const key = await createKey(right.adminUrl, { name: 'half-hour', expires: '30m' });
-    for (const gw of [right, ahead]) assert.notEqual(await untilStatus(`${gw.url}/orders/1`, key.key, 200), null, `works on ${gw.url}`);
+    for (const gw of [right, ahead]) await untilStatus(`works on ${gw.url}`, `${gw.url}/orders/1`, key.key, 200);
     const view = JSON.parse((await admin(ahead.adminUrl, 'GET', `/admin/keys/${key.id}`)).body) as KeyJson;
     assert.equal(view.status, 'expiring', 'listed by the database\'s clock, not as expired');
   });

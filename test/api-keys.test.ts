@@ -1,21 +1,22 @@
 // API keys through the gateway: identity propagation, hostile keys, CIDRs, query keys, the
 // lifecycle on the admin API, usage tracking, and a store that goes down (real PostgreSQL behind a
-// relay the test cuts).
+// relay the test cuts). Expiry, grace and cache TTLs are waited for by moving the gateway's
+// injected clock; only real events (the store coming back) are polled for.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import type { AuditRecord } from '../src/audit/audit-log.js';
 import { newKey } from '../src/authn/api-key/key-format.js';
 import { SqliteKeyStore } from '../src/authn/api-key/sqlite-store.js';
 import type { Authenticator } from '../src/authn/authenticator.js';
 import type { Exchange } from '../src/pipeline/exchange.js';
-import { assertProblem } from './harness/assertions.js';
+import { assertProblem, waitUntil } from './harness/assertions.js';
 import { admin, ADMIN_TOKEN_HASH, call, createKey, withKey, type IssuedKeyReply } from './harness/api-keys.js';
 import { startEchoUpstream, type EchoedRequest, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
+import { ManualClock } from './harness/manual-clock.js';
 import { CuttableRelay, freshDatabase, POSTGRES_TARGET, relayedUrl, type TestDatabase } from './harness/postgres.js';
 import { rawRequest, requestHead } from './harness/raw-client.js';
 
@@ -47,10 +48,12 @@ describe('API keys through the gateway', () => {
   let echo: EchoUpstream;
   let gw: TestGateway;
   let reader: IssuedKeyReply;
+  // The gateway's SQLite store stamps with this clock too, so expiry and grace move with it.
+  const clock = new ManualClock();
 
   before(async () => {
     echo = await startEchoUpstream();
-    gw = await startGateway(configFor(echo));
+    gw = await startGateway(configFor(echo), { clock });
     reader = await createKey(gw.adminUrl, { name: 'billing-service', tenant: 'acme', roles: ['reader'], scopes: ['orders:read', 'orders:list'], expires: '30d' });
   });
   after(async () => {
@@ -96,7 +99,7 @@ describe('API keys through the gateway', () => {
     const revoked = await createKey(gw.adminUrl, { name: 'revoked', tenant: 'acme', scopes: ['orders:read'] });
     assert.equal((await admin(gw.adminUrl, 'POST', `/admin/keys/${revoked.id}/revoke`)).status, 200);
     const expiring = await createKey(gw.adminUrl, { name: 'short', tenant: 'acme', scopes: ['orders:read'], expires: '1s' });
-    await delay(1100);
+    clock.advance(1100);
     // Let the directory see these creations (each evicts its id once), then load the reader's key.
     await backend.directory.sync();
     assert.equal((await withKey(`${gw.url}/api/acme/orders/1`, reader.key)).status, 200);
@@ -194,7 +197,9 @@ describe('API keys through the gateway', () => {
     assert.equal((await withKey(`${gw.url}/api/acme/orders/1`, successor.key)).status, 200, 'new key works');
     assert.equal(headerValues(echo.received.at(-1), 'x-user-id')[0], 'rotating', 'the successor keeps the name');
     const deadline = Date.parse(successor.previous?.graceUntil ?? '');
-    await delay(Math.max(0, deadline - Date.now()) + 50);
+    clock.advance(deadline - clock.now() - 1);
+    assert.equal((await withKey(`${gw.url}/api/acme/orders/1`, key.key)).status, 200, 'old key works until the last millisecond of its grace');
+    clock.advance(1);
     const after = await withKey(`${gw.url}/api/acme/orders/1`, key.key);
     const doc = assertProblem(after, 401, 'invalid_credential');
     assert.match((await gw.auditFor(doc.requestId))[0]?.detail ?? '', /api_key_superseded/);
@@ -326,33 +331,41 @@ describe('API keys when the store is down', () => {
     await relay.start();
     const echo = await startEchoUpstream();
     const ttl = 1500;
+    const pollIntervalMs = 100;
+    // The cache TTL is judged by the gateway's clock, so a manual one makes it exact; the change-log
+    // poller runs on it too, so the test moves it wherever a poll has to happen.
+    const clock = new ManualClock();
     const gw = await startGateway(configFor(echo, {
-      store: { type: 'postgres', url: relayedUrl(db, relay), timeoutMs: 500 }, cacheTtlMs: ttl, pollIntervalMs: 100,
-    }));
+      store: { type: 'postgres', url: relayedUrl(db, relay), timeoutMs: 500 }, cacheTtlMs: ttl, pollIntervalMs,
+    }), { clock });
     try {
       const key = await createKey(gw.adminUrl, { name: 'cached', tenant: 'acme', scopes: ['orders:read'] });
       // Let the directory apply the creation first, so the load below is not undone by its notification.
       const directory = gw.gateway.config.apiKeys?.directory;
-      await directory?.sync();
-      await directory?.sync();
+      assert.ok(directory !== undefined);
+      await directory.sync();
+      await directory.sync();
       const url = `${gw.url}/api/acme/orders/1`;
       assert.equal((await withKey(url, key.key)).status, 200);
-      const loadedAt = Date.now();
       await relay.cut();
       assert.equal((await withKey(url, key.key)).status, 200, 'a cached key keeps working');
       const unknown = await withKey(url, newKey('live'));
       assertProblem(unknown, 503, 'authentication_unavailable');
       assert.equal((await call(`${gw.url}/open`)).status, 200, 'the gateway keeps serving');
       assert.equal((await call(`${gw.adminUrl}/readyz`)).status, 200);
-      await delay(Math.max(0, loadedAt + ttl - Date.now()) + 100);
+      // The polls that fall due meanwhile find the store down.
+      clock.advance(ttl - 1);
+      await waitUntil('a poll finds the store down', () => !directory.isHealthy);
+      assert.equal((await withKey(url, key.key)).status, 200, 'still cached one millisecond before the TTL ends');
+      clock.advance(1);
       assertProblem(await withKey(url, key.key), 503, 'authentication_unavailable');
       await relay.restore();
-      const deadline = Date.now() + 5000;
       let status = 0;
-      while (Date.now() < deadline && status !== 200) { status = (await withKey(url, key.key)).status; if (status !== 200) await delay(100); }
+      await waitUntil('the key works again once the store is back', async () => (status = (await withKey(url, key.key)).status) === 200, 5000);
       assert.equal(status, 200, 'works again once the store is back');
       const up = async () => /portcullis_api_key_store_up 1/.test((await call(`${gw.adminUrl}/metrics`)).body);
-      while (Date.now() < deadline && !(await up())) await delay(100);
+      // The store is seen up by the next poll: each look lets one poll interval pass.
+      await waitUntil('the store metric shows it up again', async () => { clock.advance(pollIntervalMs); return up(); }, 5000);
       assert.ok(await up(), 'the store metric shows it up again');
       assert.ok(gw.logs.some((l) => l.includes('api key store unreachable')), 'the outage was logged');
     } finally {

@@ -1,9 +1,10 @@
+import { systemClock, type Clock } from '../../lib/clock.js';
 import { ipSet, type IpSet } from '../../lib/ip.js';
 import type { Resource, ResourceContext } from '../../lifecycle/resources.js';
 import { KeyDirectory } from './key-directory.js';
 import { KeyService, type KeyPolicy } from './key-service.js';
 import { PostgresKeyStore } from './postgres-store.js';
-import { SqliteKeyStore } from './sqlite-store.js';
+import { SqliteKeyStore, type StoreClockSource } from './sqlite-store.js';
 import { StoreUnavailableError, type ApiKeyRecord, type ApiKeyStore } from './store.js';
 import { UsageTracker } from './usage.js';
 
@@ -42,9 +43,13 @@ function compileKey(record: ApiKeyRecord): CompiledKey {
   }
 }
 
-export function openStore(settings: StoreSettings): ApiKeyStore {
+/**
+ * The store the settings name. `clockSource` can give SQLite another clock than its own (see
+ * SqliteKeyStore); PostgreSQL always reads the database server's.
+ */
+export function openStore(settings: StoreSettings, clockSource: StoreClockSource): ApiKeyStore {
   return settings.type === 'sqlite'
-    ? new SqliteKeyStore(settings.file)
+    ? new SqliteKeyStore(settings.file, clockSource)
     : new PostgresKeyStore({ url: settings.url, poolSize: settings.poolSize, timeoutMs: settings.timeoutMs });
 }
 
@@ -74,11 +79,13 @@ export class ApiKeyBackend implements Resource {
   readonly store: ApiKeyStore;
   readonly service: KeyService;
   private running: Running | null = null;
+  /** The injected clock of the gateway that started this backend, for SQLite; null: SQLite's own. */
+  private injectedClock: Clock | null = null;
   private readonly warned = new Map<string, number>();
 
   constructor(readonly settings: ApiKeySettings) {
     this.key = ApiKeyBackend.keyOf(settings);
-    this.store = openStore(settings.store);
+    this.store = openStore(settings.store, () => this.injectedClock);
     this.service = new KeyService(this.store, settings);
   }
 
@@ -110,6 +117,9 @@ export class ApiKeyBackend implements Resource {
   async start(context: ResourceContext): Promise<void> {
     if (this.running !== null) return;
     const { settings } = this;
+    // SQLite stamps with its own clock; a gateway on an injected clock stamps with that one (as
+    // the Redis limit store decides on its own clock or the injected one).
+    this.injectedClock = context.clock === systemClock ? null : context.clock;
     const directory = new KeyDirectory(this.store, {
       ttlMs: settings.cacheTtlMs,
       negativeTtlMs: settings.negativeCacheTtlMs,

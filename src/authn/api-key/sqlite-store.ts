@@ -2,13 +2,17 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import type { Clock } from '../../lib/clock.js';
 import { KeyConflictError, StoreUnavailableError, rotationConflict, type ApiKeyRecord, type ApiKeyStore, type ChangeBatch, type NewApiKey, type UsageDelta } from './store.js';
 
-/**
- * SQLite's clock in epoch milliseconds. Within one statement `'now'` is one instant. This is the
- * clock of the host holding the file, read by SQLite itself, not by the calling program.
- */
+/** SQLite's own reading of the host clock, in epoch milliseconds. */
 const NOW_MS = "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)";
+
+/**
+ * The clock a store stamps and judges with: a Clock, or null for SQLite's own reading of the host
+ * clock. Asked once per operation, so one operation is one instant.
+ */
+export type StoreClockSource = () => Clock | null;
 
 /** Schema versions, applied in order inside one IMMEDIATE transaction each. */
 const MIGRATIONS: readonly string[] = [
@@ -77,13 +81,21 @@ function storeFailure(err: unknown): Error {
  * The embedded store: one SQLite file in the data directory, in WAL mode so the gateway reads
  * while the `keys` CLI writes. Other processes' changes are found by polling the change log
  * (`watch` is unsupported). Calls are synchronous underneath and take microseconds.
+ *
+ * The store's clock is SQLite's `'now'`: the clock of the host, read below the program. Every
+ * process sharing the file runs on that host (WAL needs shared memory, so never over a network
+ * file system), so the gateway, the `keys` CLI and a backup job all read one clock. Each instant
+ * is read once per operation and bound into the SQL, so `clockSource` can supply another clock: a
+ * gateway running on an injected clock (tests moving time) stamps and judges with that one, so
+ * its store's time moves with its own. Processes sharing a file with such a gateway see another
+ * clock, so they must not judge expiry across it.
  */
 export class SqliteKeyStore implements ApiKeyStore {
   readonly kind = 'sqlite';
   private db: Database.Database | null = null;
   private closed = false;
 
-  constructor(private readonly file: string) {}
+  constructor(private readonly file: string, private readonly clockSource: StoreClockSource = () => null) {}
 
   private open(): Database.Database {
     if (this.db !== null) return this.db;
@@ -133,36 +145,40 @@ export class SqliteKeyStore implements ApiKeyStore {
       db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
       db.transaction(() => {
         const row = db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null };
+        const now = this.now(db);
         for (let v = row.v ?? 0; v < MIGRATIONS.length; v++) {
           db.exec(MIGRATIONS[v] as string);
-          db.prepare(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ${NOW_MS})`).run(v + 1);
+          db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(v + 1, now);
         }
       }).immediate();
     });
   }
 
   insert(key: NewApiKey): Promise<void> {
-    return this.run((db) => { db.transaction(() => this.insertRow(db, key)).immediate(); });
+    return this.run((db) => { db.transaction(() => this.insertRow(db, key, this.now(db))).immediate(); });
   }
 
-  private insertRow(db: Database.Database, k: NewApiKey): void {
+  private insertRow(db: Database.Database, k: NewApiKey, now: number): void {
     db.prepare(`INSERT INTO api_keys (id, name, environment, hash, tenant, roles, scopes, allowed_cidrs, rate_limit_tier, metadata, created_at, expires_at, replaces)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ${NOW_MS}, CASE WHEN ? IS NULL THEN NULL ELSE ${NOW_MS} + ? END, ?)`).run(
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
       k.id, k.name, k.environment, k.hash, k.tenant, JSON.stringify(k.roles), JSON.stringify(k.scopes), JSON.stringify(k.allowedCidrs),
-      k.rateLimitTier, JSON.stringify(k.metadata), k.lifetimeMs, k.lifetimeMs, k.replaces);
-    this.changed(db, k.id);
+      k.rateLimitTier, JSON.stringify(k.metadata), now, k.lifetimeMs === null ? null : now + k.lifetimeMs, k.replaces);
+    this.changed(db, k.id, now);
   }
 
-  private changed(db: Database.Database, id: string): void {
-    db.prepare(`INSERT INTO api_key_changes (key_id, changed_at) VALUES (?, ${NOW_MS})`).run(id);
+  private changed(db: Database.Database, id: string, now: number): void {
+    db.prepare('INSERT INTO api_key_changes (key_id, changed_at) VALUES (?, ?)').run(id, now);
   }
 
-  private static now(db: Database.Database): number {
+  /** The store's clock now (see the class comment), epoch ms. */
+  private now(db: Database.Database): number {
+    const clock = this.clockSource();
+    if (clock !== null) return clock.now();
     return (db.prepare(`SELECT ${NOW_MS} AS now`).get() as { now: number }).now;
   }
 
   clock(): Promise<number> {
-    return this.run((db) => SqliteKeyStore.now(db));
+    return this.run((db) => this.now(db));
   }
 
   get(id: string): Promise<ApiKeyRecord | null> {
@@ -180,10 +196,10 @@ export class SqliteKeyStore implements ApiKeyStore {
     return this.run((db) => db.transaction(() => {
       const row = db.prepare('SELECT * FROM api_keys WHERE id = ?').get(id) as Row | undefined;
       if (row === undefined) return null;
-      const now = SqliteKeyStore.now(db);
+      const now = this.now(db);
       if (row.revoked_at !== null && row.revoked_at <= now) return fromRow(row);
       db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ?').run(now, id);
-      this.changed(db, id);
+      this.changed(db, id, now);
       return fromRow({ ...row, revoked_at: now });
     }).immediate());
   }
@@ -192,11 +208,11 @@ export class SqliteKeyStore implements ApiKeyStore {
     return this.run((db) => {
       db.transaction(() => {
         const row = db.prepare('SELECT * FROM api_keys WHERE id = ?').get(id) as Row | undefined;
-        const now = SqliteKeyStore.now(db);
+        const now = this.now(db);
         rotationConflict(row === undefined ? null : fromRow(row), id, now);
-        this.insertRow(db, successor);
+        this.insertRow(db, successor, now);
         db.prepare('UPDATE api_keys SET replaced_by = ?, grace_until = ? WHERE id = ?').run(successor.id, now + graceMs, id);
-        this.changed(db, id);
+        this.changed(db, id, now);
       }).immediate();
     });
   }
@@ -216,7 +232,7 @@ export class SqliteKeyStore implements ApiKeyStore {
   changesSince(seq: number): Promise<ChangeBatch> {
     return this.run((db) => {
       const rows = db.prepare('SELECT seq, key_id FROM api_key_changes WHERE seq > ? ORDER BY seq LIMIT 10000').all(seq) as { seq: number; key_id: string }[];
-      return { seq: rows.length === 0 ? seq : (rows[rows.length - 1] as { seq: number }).seq, ids: rows.map((r) => r.key_id), now: SqliteKeyStore.now(db) };
+      return { seq: rows.length === 0 ? seq : (rows[rows.length - 1] as { seq: number }).seq, ids: rows.map((r) => r.key_id), now: this.now(db) };
     });
   }
 

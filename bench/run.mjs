@@ -1,34 +1,49 @@
-// `npm run bench`: throughput and latency of the gateway against a bare Node proxy and the
-// upstream itself, measured in one run on loopback. See docs/performance.md.
+// `npm run bench`: throughput, latency, CPU and memory of the gateway against the field — the
+// upstream itself, nginx, bare Node proxies and a peer Node gateway — measured in one run on
+// loopback. `npm run bench -- --report` also writes the tables into docs/performance.md and the
+// chart to docs/performance.svg. See docs/performance.md.
 //
-// Layout (when taskset exists and at least 2 CPUs are allowed): the server under test — the bare
-// proxy or the gateway, each its own child process — runs alone on the second CPU; the upstream,
-// the load generator and this runner share the first. Only one server is under load at a time.
+// Layout (when taskset exists and at least 2 CPUs are allowed): the server under test — nginx, a
+// bare proxy, the peer gateway or the gateway, each its own child process (tree) — runs alone on
+// the second CPU; the upstream, the load generator and this runner share the first. Only one
+// server is under load at a time. The gateway under `--workers 2` is the exception: it is given
+// every allowed CPU, as its workers would be in production.
 //
 // Environment (defaults in scenarios.mjs): BENCH_DURATION (measured seconds per scenario and
 // round, 10), BENCH_WARMUP (5), BENCH_CONNECTIONS (50), BENCH_ROUNDS (3; median), BENCH_ONLY
-// (comma-separated scenario names; their baselines are added), BENCH_LOADGEN (wrk | autocannon),
-// BENCH_CPU_PROF=1 (profile the gateway child and summarise it; figures are then not
-// representative), BENCH_STRICT=1 (exit 1 when a scenario misses its minimum aim).
+// (comma-separated scenario names; their baselines, references and aims' scenarios are added),
+// BENCH_LOADGEN (wrk | autocannon), BENCH_CPU_PROF=1 (profile the gateway child and summarise it;
+// figures are then not representative), BENCH_STRICT=1 (exit 1 when a scenario misses an aim).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { Client } from 'undici';
 import { stringify } from 'yaml';
+import { nginxArgs, nginxConfig } from './nginx-config.mjs';
+import { cpuTimeUs, processTree, sampleMaxRss } from './proc-stats.mjs';
 import { formatSummary, summariseProfile } from './profile-summary.mjs';
-import { defaults, gatewayConfig, scenarios as defineScenarios } from './scenarios.mjs';
+import { aimLine, assertReportable, renderText, tables, writeReport } from './report.mjs';
+import { defaults, gatewayConfig, peerJwt, scenarios as defineScenarios } from './scenarios.mjs';
+import { checkAims, compare, round, summariseRuns } from './stats.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH = fileURLToPath(new URL('.', import.meta.url));
 const OUT_DIR = join(ROOT, '.bench');
+const DOC_FILE = join(ROOT, 'docs', 'performance.md');
+const SVG_FILE = join(ROOT, 'docs', 'performance.svg');
 const READY_TIMEOUT_MS = 20_000;
+const READY_POLL_MS = 100;
 const STOP_TIMEOUT_MS = 5_000;
+const USAGE = `usage: npm run bench [-- --report]
+  --report  also write the tables into docs/performance.md (between its bench markers) and the chart to docs/performance.svg
+Environment: BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_ROUNDS, BENCH_ONLY, BENCH_LOADGEN, BENCH_CPU_PROF, BENCH_STRICT (see docs/performance.md)`;
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -41,6 +56,21 @@ function intEnv(name, fallback, min) {
   return value;
 }
 
+function readArgs() {
+  try {
+    return parseArgs({ options: { report: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } }).values;
+  } catch (err) {
+    process.stderr.write(`${err.message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
+
+const args = readArgs();
+if (args.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+
 const settings = {
   warmupSec: intEnv('BENCH_WARMUP', defaults.warmupSec, 0),
   rewarmSec: defaults.rewarmSec,
@@ -51,10 +81,12 @@ const settings = {
   loadgen: process.env.BENCH_LOADGEN ?? '',
   cpuProf: process.env.BENCH_CPU_PROF === '1',
   strict: process.env.BENCH_STRICT === '1',
+  report: args.report,
 };
 
 // ---------------------------------------------------------------------------------------------
-// Child processes: every one is tracked and ended on exit, error or Ctrl+C.
+// Child processes: every one is tracked and ended (with the processes it started) on exit, error
+// or Ctrl+C.
 
 const children = new Set();
 let tempDir = null;
@@ -83,23 +115,28 @@ function detectLayout() {
   const [loadCore, serverCore] = allowed;
   // This runner joins the load generator's core so it never competes with the server under test.
   spawnSync('taskset', ['-a', '-pc', String(loadCore), String(process.pid)], { stdio: 'ignore' });
-  return { pinned: true, loadCore, serverCore, cpus: allowed.length };
+  return { pinned: true, loadCore, serverCore, allCpus: allowed.join(','), cpus: allowed.length };
 }
 
 function describeLayout(layout) {
   if (!layout.pinned) return `unpinned (${layout.reason}): the OS schedules every process on ${layout.cpus} CPU(s); expect more noise`;
-  return `pinned with taskset: core ${layout.serverCore} = server under test (bare proxy or gateway, one at a time); ` +
-    `core ${layout.loadCore} = load generator + upstream + runner`;
+  return `pinned with taskset: core ${layout.serverCore} = server under test (nginx, a bare proxy, the peer gateway or the gateway, one at a time); ` +
+    `core ${layout.loadCore} = load generator + upstream + runner; gateway-workers-2 unpinned on CPUs ${layout.allCpus}`;
 }
 
-/** Starts a child, pinned to `core` when the layout is pinned; keeps its last output lines for errors. */
-function launch(name, cmd, args, { core = null, layout, env = process.env } = {}) {
-  const pinned = layout.pinned && core !== null;
-  const child = spawn(pinned ? 'taskset' : cmd, pinned ? ['-c', String(core), cmd, ...args] : args, {
+/**
+ * Starts a child, pinned to `cpus` (a taskset CPU list) when the layout is pinned; keeps its last
+ * output lines for errors. Children inherit this runner's affinity (the load generator's core),
+ * so a child that should run elsewhere is always given its CPUs.
+ */
+function launch(name, cmd, argv, { cpus: cpuList = null, layout, env = process.env } = {}) {
+  const pinned = layout.pinned && cpuList !== null;
+  const child = spawn(pinned ? 'taskset' : cmd, pinned ? ['-c', String(cpuList), cmd, ...argv] : argv, {
     cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.benchName = name;
   child.tail = [];
+  child.tree = [child.pid];
   const keep = (line) => { child.tail.push(line); if (child.tail.length > 40) child.tail.shift(); };
   child.lines = createInterface({ input: child.stdout });
   child.lines.on('line', keep);
@@ -131,10 +168,39 @@ function waitForLine(child, pick, timeoutMs = READY_TIMEOUT_MS) {
   });
 }
 
+/** Resolves once `origin + path` answers 200 (for servers that print nothing when ready); fails if the child exits first. */
+async function waitForHttp(child, origin, path) {
+  let exited = null;
+  child.exited.then((status) => { exited = status; });
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (exited !== null) throw failure(child, `exited early (code ${exited.code}, signal ${exited.signal})`);
+    try {
+      if ((await probe(origin, path, {})).status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await delay(READY_POLL_MS);
+  }
+  throw failure(child, `not answering ${origin}${path} after ${READY_TIMEOUT_MS} ms`);
+}
+
+/** Records the child's process tree (nginx's worker, the gateway's workers) once it is ready. */
+function recordTree(child) {
+  child.tree = processTree(child.pid);
+}
+
+/** Kills what is left of a child's tree: a worker whose parent was killed outright is not stopped by it. */
+function killTree(child) {
+  for (const pid of new Set([...processTree(child.pid), ...child.tree])) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+  }
+}
+
 async function stopChild(child) {
   if (child.exitCode !== null || child.signalCode !== null) return;
   child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+  const timer = setTimeout(() => killTree(child), STOP_TIMEOUT_MS);
   await child.exited;
   clearTimeout(timer);
 }
@@ -145,7 +211,7 @@ async function cleanup() {
 }
 
 process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
+  for (const child of children) killTree(child);
   if (tempDir !== null) rmSync(tempDir, { recursive: true, force: true });
 });
 let interrupted = false;
@@ -159,37 +225,84 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Servers
+// Servers. A starter resolves with { child, origin } or, when the server cannot run on this
+// machine, with { skip: 'one line saying why' }.
 
 const jsonLine = (key) => (line) => {
   const msg = JSON.parse(line);
   return msg.ready === key ? msg : undefined;
 };
 
+async function freePort() {
+  const server = createServer();
+  await new Promise((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address();
+  await new Promise((done) => server.close(done));
+  return port;
+}
+
 async function startUpstream(layout) {
-  const child = launch('upstream', process.execPath, [join(BENCH, 'upstream.mjs')], { core: layout.loadCore ?? null, layout });
+  const child = launch('upstream', process.execPath, [join(BENCH, 'upstream.mjs')], { cpus: layout.loadCore ?? null, layout });
   const { port } = await waitForLine(child, jsonLine('upstream'));
   return { child, origin: `http://127.0.0.1:${port}` };
 }
 
 async function startBareProxy(layout, upstreamOrigin, mode) {
-  const child = launch(`bare-proxy (${mode})`, process.execPath, [join(BENCH, 'bare-proxy.mjs'), upstreamOrigin, mode], { core: layout.serverCore ?? null, layout });
+  const child = launch(`bare-proxy (${mode})`, process.execPath, [join(BENCH, 'bare-proxy.mjs'), upstreamOrigin, mode], { cpus: layout.serverCore ?? null, layout });
   const { port } = await waitForLine(child, jsonLine('bare-proxy'));
   return { child, origin: `http://127.0.0.1:${port}` };
 }
 
+/** The nginx binary: on PATH, or where Debian installs it (/usr/sbin is not on every user's PATH). */
+function nginxBinary() {
+  if (hasCommand('nginx')) return 'nginx';
+  return existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : null;
+}
+
+function nginxVersion(binary) {
+  const out = spawnSync(binary, ['-v'], { encoding: 'utf8' });
+  return /nginx\/(\S+)/.exec(`${out.stdout}${out.stderr}`)?.[1] ?? 'unknown';
+}
+
+async function startNginx(layout, upstreamOrigin, binary) {
+  if (binary === null) return { skip: 'nginx is not installed: skipping the nginx scenarios and the ratios to nginx (Debian: apt-get install nginx)' };
+  const dir = join(tempDir, 'nginx');
+  mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  writeFileSync(join(dir, 'nginx.conf'), nginxConfig({ dir, port, upstreamOrigin }));
+  const child = launch('nginx', binary, nginxArgs(dir), { cpus: layout.serverCore ?? null, layout });
+  const origin = `http://127.0.0.1:${port}`;
+  await waitForHttp(child, origin, '/');
+  return { child, origin };
+}
+
+/** fast-gateway is a devDependency; a checkout installed without devDependencies lacks it. */
+function hasFastGateway() {
+  try {
+    import.meta.resolve('fast-gateway');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function startPeerGateway(layout, upstreamOrigin) {
+  if (!hasFastGateway()) return { skip: 'fast-gateway is not installed: skipping peer-fast-gateway (npm install adds it, a devDependency)' };
+  const config = JSON.stringify({ upstream: upstreamOrigin, ...peerJwt });
+  const child = launch('peer-fast-gateway', process.execPath, [join(BENCH, 'peer-fast-gateway.mjs'), config], { cpus: layout.serverCore ?? null, layout });
+  const { port } = await waitForLine(child, jsonLine('peer-fast-gateway'));
+  return { child, origin: `http://127.0.0.1:${port}` };
+}
+
 /**
- * A private redis-server for the Redis limiter scenario, on the load generator's core (the server
+ * A private redis-server for the Redis limiter scenarios, on the load generator's core (the server
  * under test stays alone on its core), no persistence. Null when redis-server is not installed.
  */
 async function startRedis(layout) {
   if (!hasCommand('redis-server')) return null;
-  const probe = createServer();
-  await new Promise((done) => probe.listen(0, '127.0.0.1', done));
-  const { port } = probe.address();
-  await new Promise((done) => probe.close(done));
+  const port = await freePort();
   const child = launch('redis', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tempDir],
-    { core: layout.loadCore ?? null, layout });
+    { cpus: layout.loadCore ?? null, layout });
   await waitForLine(child, (line) => (line.includes('Ready to accept connections') ? true : undefined));
   return { child, url: `redis://127.0.0.1:${port}` };
 }
@@ -207,19 +320,50 @@ async function redisCalls(url) {
   }
 }
 
-async function startGateway(layout, upstreamOrigin, profileDir, redisUrl) {
-  const workDir = join(tempDir, 'gateway');
+/** Writes a gateway config with its own data directory; `ports` fixes the listeners (default: any free port). */
+function writeGatewayConfig(name, upstreamOrigin, redisUrl, ports = {}) {
+  const workDir = join(tempDir, name);
   const dataDir = join(workDir, 'data');
   mkdirSync(dataDir, { recursive: true });
   const configFile = join(workDir, 'gateway.yaml');
-  writeFileSync(configFile, stringify(gatewayConfig({ upstreamOrigin, dataDir, workDir, redisUrl })));
+  writeFileSync(configFile, stringify(gatewayConfig({ upstreamOrigin, dataDir, workDir, redisUrl, ...ports })));
+  return configFile;
+}
+
+async function startGateway(layout, upstreamOrigin, profileDir, redisUrl) {
+  const configFile = writeGatewayConfig('gateway', upstreamOrigin, redisUrl);
   const nodeArgs = profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
-  const child = launch('gateway', process.execPath, [...nodeArgs, join(ROOT, 'dist/src/cli/main.js'), 'start', '-c', configFile], { core: layout.serverCore ?? null, layout });
+  const child = launch('gateway', process.execPath, [...nodeArgs, join(ROOT, 'dist/src/cli/main.js'), 'start', '-c', configFile], { cpus: layout.serverCore ?? null, layout });
   const msg = await waitForLine(child, (line) => {
     const m = JSON.parse(line);
     return m.msg === 'gateway listening' ? m : undefined;
   });
   return { child, origin: `http://127.0.0.1:${msg.http}`, adminOrigin: `http://127.0.0.1:${msg.admin}`, configFile };
+}
+
+/** Node's parseArgs error for a flag the CLI does not declare. */
+const refusedWorkersFlag = (child) => child.tail.some((line) => /unknown option/i.test(line) && line.includes('--workers'));
+
+/**
+ * The gateway under `start --workers 2`, on every allowed CPU. Its listeners get fixed free ports
+ * (workers share them) and readiness is the first 200 on the public route. Starting it is also the
+ * probe: a build whose CLI refuses the flag exits at once with an unknown-option error, and the
+ * scenario is skipped.
+ */
+async function startGatewayWorkers(layout, upstreamOrigin, redisUrl) {
+  const ports = { httpPort: await freePort(), adminPort: await freePort() };
+  const configFile = writeGatewayConfig('gateway-workers-2', upstreamOrigin, redisUrl, ports);
+  const child = launch('gateway --workers 2', process.execPath, [join(ROOT, 'dist/src/cli/main.js'), 'start', '--workers', '2', '-c', configFile],
+    { cpus: layout.allCpus ?? null, layout });
+  const origin = `http://127.0.0.1:${ports.httpPort}`;
+  try {
+    await waitForHttp(child, origin, '/bench/hello');
+  } catch (err) {
+    // waitForHttp fails on the child's exit only once its output is all in.
+    if (refusedWorkersFlag(child)) return { skip: '--workers is not supported by this build: skipping gateway-workers-2' };
+    throw err;
+  }
+  return { child, origin };
 }
 
 /** One request through a target: it must answer 200 with exactly the upstream's body. */
@@ -256,10 +400,10 @@ async function runLoad(loadgen, layout, { url, connections, durationSec, headers
   if (loadgen.name === 'wrk') {
     const headerArgs = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
     child = launch('wrk', 'wrk', ['-t1', `-c${connections}`, `-d${durationSec}s`, '--timeout', '5s', '-s', join(BENCH, 'wrk-report.lua'), ...headerArgs, url],
-      { core: layout.loadCore ?? null, layout });
+      { cpus: layout.loadCore ?? null, layout });
   } else {
     child = launch('autocannon', process.execPath, [join(BENCH, 'autocannon-driver.mjs'), JSON.stringify({ url, connections, durationSec, headers })],
-      { core: layout.loadCore ?? null, layout });
+      { cpus: layout.loadCore ?? null, layout });
   }
   const report = waitForLine(child, (line) => {
     const m = /^(?:WRK|LOAD)_JSON (.*)$/.exec(line);
@@ -272,132 +416,61 @@ async function runLoad(loadgen, layout, { url, connections, durationSec, headers
   }
 }
 
-/** user + system CPU time of a process (all threads) in µs, from /proc; null where there is no /proc. */
-let clockTicks = null;
-function cpuTimeUs(pid) {
-  try {
-    clockTicks ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
-    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / clockTicks; // utime, stime
-  } catch {
-    return null;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Statistics and report
-
-const median = (values) => {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-};
-const fmtRatio = (x) => (x === null ? '—' : x.toFixed(2));
-const round = (x, digits) => (x === null || !Number.isFinite(x) ? null : Math.round(x * 10 ** digits) / 10 ** digits);
-
-function summariseRuns(runs) {
-  const errs = runs.map((r) => Object.values(r.errors).reduce((a, b) => a + b, 0));
-  const rps = runs.map((r) => r.requests / (r.durationUs / 1e6));
-  return {
-    requestsPerSec: round(median(rps), 1),
-    latencyMs: {
-      mean: round(median(runs.map((r) => r.latencyUs.mean / 1000)), 3),
-      p50: round(median(runs.map((r) => r.latencyUs.p50 / 1000)), 3),
-      p90: round(median(runs.map((r) => r.latencyUs.p90 / 1000)), 3),
-      p99: round(median(runs.map((r) => r.latencyUs.p99 / 1000)), 3),
-      p999: round(median(runs.map((r) => r.latencyUs.p999 / 1000)), 3),
-      max: round(Math.max(...runs.map((r) => r.latencyUs.max / 1000)), 3),
-    },
-    // (max − min) ÷ median of requests/s over the rounds: the run-to-run noise of this scenario.
-    spread: runs.length < 2 ? null : round((Math.max(...rps) - Math.min(...rps)) / median(rps), 3),
-    requests: runs.reduce((a, r) => a + r.requests, 0),
-    errors: errs.reduce((a, b) => a + b, 0),
-    // CPU of the server under test (all its threads) over the measured window, from /proc.
-    serverCpu: runs.some((r) => r.serverCpuUs === null) ? null : {
-      utilisation: round(median(runs.map((r) => r.serverCpuUs / r.durationUs)), 3),
-      usPerRequest: round(median(runs.map((r) => r.serverCpuUs / r.requests)), 1),
-    },
-    rounds: runs.map((r) => ({
-      requestsPerSec: round(r.requests / (r.durationUs / 1e6), 1), p50Ms: round(r.latencyUs.p50 / 1000, 3), p99Ms: round(r.latencyUs.p99 / 1000, 3),
-      serverCpuUsPerRequest: r.serverCpuUs === null ? null : round(r.serverCpuUs / r.requests, 1), errors: r.errors,
-    })),
-  };
-}
-
 /**
- * Ratios of a scenario to another. Rounds are paired: round r of both ran minutes apart at most,
- * so each round gives a ratio and the median of those is reported. That cancels most of the slow
- * drift of a shared machine, which a ratio of two medians would not.
+ * One measured window: the load run, the CPU time of the server's process tree before and after
+ * it, and the largest resident set sampled during it.
  */
-function compare(result, base) {
-  if (base === undefined) return null;
-  const pairs = result.rounds.map((r, i) => [r, base.rounds[i]]).filter(([, b]) => b !== undefined);
-  const paired = (f) => round(median(pairs.map(([a, b]) => f(a, b))), 3);
-  return {
-    throughput: paired((a, b) => a.requestsPerSec / b.requestsPerSec),
-    p50: paired((a, b) => a.p50Ms / b.p50Ms),
-    p99: paired((a, b) => a.p99Ms / b.p99Ms),
-    addedP50Ms: paired((a, b) => a.p50Ms - b.p50Ms),
-    addedP99Ms: paired((a, b) => a.p99Ms - b.p99Ms),
-    cpuPerRequest: pairs.some(([a, b]) => a.serverCpuUsPerRequest === null || b.serverCpuUsPerRequest === null) ? null
-      : paired((a, b) => a.serverCpuUsPerRequest / b.serverCpuUsPerRequest),
-    perRound: pairs.map(([a, b]) => ({ throughput: round(a.requestsPerSec / b.requestsPerSec, 3), addedP50Ms: round(a.p50Ms - b.p50Ms, 3) })),
-  };
-}
-
-function checkAims(s) {
-  const out = [];
-  const r = s.ratios;
-  if (s.aims?.throughputRatio !== undefined && r !== null) {
-    const { min, goal } = s.aims.throughputRatio;
-    out.push({ scenario: s.name, metric: `requests/s ÷ ${s.baseline}`, value: r.throughput, min, goal: goal ?? null,
-      status: r.throughput >= (goal ?? min) ? 'meets goal' : r.throughput >= min ? 'meets minimum' : 'BELOW MINIMUM', pass: r.throughput >= min,
-      perRound: r.perRound.map((p) => p.throughput) });
-  }
-  if (s.aims?.addedP50Ms !== undefined && r !== null) {
-    const { max } = s.aims.addedP50Ms;
-    out.push({ scenario: s.name, metric: `p50 added over ${s.baseline} (ms)`, value: r.addedP50Ms, max,
-      status: r.addedP50Ms < max ? 'meets aim' : 'ABOVE AIM', pass: r.addedP50Ms < max,
-      perRound: r.perRound.map((p) => p.addedP50Ms) });
-  }
-  return out;
-}
-
-function table(results) {
-  const header = ['scenario', 'conns', 'req/s', '±', '×base', 'p50 ms', '×base', 'p99 ms', '×base', '+p50 ms', 'cpu', 'µs/req', '×base', 'errors', 'baseline'];
-  const fmt = (x, d) => (x === null || x === undefined ? '—' : x.toFixed(d));
-  const rows = results.map((s) => [
-    s.name, String(s.connections), Math.round(s.requestsPerSec).toLocaleString('en-US'),
-    s.spread === null ? '—' : `${Math.round(s.spread * 50)}%`, fmt(s.ratios?.throughput, 2),
-    fmt(s.latencyMs.p50, 3), fmt(s.ratios?.p50, 2), fmt(s.latencyMs.p99, 3), fmt(s.ratios?.p99, 2),
-    s.name === s.baseline ? '—' : (s.ratios?.addedP50Ms >= 0 ? '+' : '') + fmt(s.ratios?.addedP50Ms, 3),
-    s.serverCpu === null ? '—' : `${Math.round(s.serverCpu.utilisation * 100)}%`, fmt(s.serverCpu?.usPerRequest, 0), fmt(s.ratios?.cpuPerRequest, 2),
-    String(s.errors), s.baseline,
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
-
-function gitInfo() {
-  const rev = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' });
-  const status = spawnSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' });
-  return { commit: rev.status === 0 ? rev.stdout.trim() : null, srcDirty: status.status === 0 ? status.stdout.trim() !== '' : null };
+async function measure(loadgen, layout, server, load) {
+  const tree = processTree(server.child.pid);
+  const cpuBefore = cpuTimeUs(tree);
+  const rss = sampleMaxRss(tree);
+  let maxRssKiB = null;
+  const report = await runLoad(loadgen, layout, load).finally(() => { maxRssKiB = rss.stop(); });
+  const cpuAfter = cpuTimeUs(tree);
+  return { ...report, maxRssKiB, serverCpuUs: cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Main
 
-async function main() {
-  const all = defineScenarios({ connections: settings.connections });
-  const names = new Set(all.map((s) => s.name));
+/** The scenarios to run: all, or BENCH_ONLY's with every scenario their figures are compared to. */
+function selectScenarios(all) {
+  const byName = new Map(all.map((s) => [s.name, s]));
+  const related = (s) => [s.baseline, s.references?.stream, s.references?.nginx, ...(s.aims ?? []).map((a) => a.against ?? s.baseline)];
   for (const s of all) {
-    for (const n of [s.baseline, ...(s.alsoCompare ?? [])]) if (!names.has(n)) throw new Error(`scenario ${s.name}: unknown scenario ${n}`);
+    for (const n of related(s)) if (n !== undefined && !byName.has(n)) throw new Error(`scenario ${s.name}: unknown scenario ${n}`);
   }
-  for (const n of settings.only) if (!names.has(n)) throw new Error(`BENCH_ONLY: unknown scenario "${n}" (known: ${[...names].join(', ')})`);
-  const wanted = new Set(settings.only.length === 0 ? names : settings.only.flatMap((n) => [n, all.find((s) => s.name === n).baseline]));
-  const selected = all.filter((s) => wanted.has(s.name));
+  for (const n of settings.only) if (!byName.has(n)) throw new Error(`BENCH_ONLY: unknown scenario "${n}" (known: ${[...byName.keys()].join(', ')})`);
+  if (settings.only.length === 0) return all;
+  const wanted = new Set(settings.only.flatMap((n) => [n, ...related(byName.get(n))]));
+  return all.filter((s) => wanted.has(s.name));
+}
+
+/** Drops the scenarios of `target` from `selected` (in place) and records why. */
+function skipTarget(selected, notes, target, reason) {
+  const names = selected.filter((s) => s.target === target).map((s) => s.name);
+  for (let i = selected.length - 1; i >= 0; i--) if (selected[i].target === target) selected.splice(i, 1);
+  console.log(reason);
+  notes.push(`Not measured: ${names.join(', ')}. ${reason}.`);
+}
+
+function printResults(results, aims, roundsNote) {
+  for (const t of tables(results)) {
+    console.log('');
+    console.log(renderText(t));
+  }
+  console.log('');
+  console.log('req/s: higher is better; latency, CPU and RSS: lower is better. ×: ratio to the scenario named in the table\'s title or "against" column;');
+  console.log('+p50: milliseconds added to that scenario\'s p50. cpu: CPU use of the server under test (its whole process tree) during the');
+  console.log('measured window (100% = one core); µs/req: its CPU time per request; RSS: its largest resident set during the windows.');
+  if (roundsNote !== null) console.log(roundsNote);
+  for (const a of aims) console.log(aimLine(a));
+}
+
+async function main() {
+  if (settings.report) assertReportable(DOC_FILE);
+  const all = defineScenarios({ connections: settings.connections });
+  const selected = selectScenarios(all);
 
   const layout = detectLayout();
   const loadgen = pickLoadGenerator();
@@ -412,29 +485,43 @@ async function main() {
   tempDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-'));
   const profileDir = settings.cpuProf ? join(OUT_DIR, 'profiles') : null;
   if (profileDir !== null) mkdirSync(profileDir, { recursive: true });
+  const notes = [];
 
   // The servers a scenario can target; only those some selected scenario uses are started.
   const upstream = await startUpstream(layout);
   const redis = selected.some((s) => s.needsRedis) ? await startRedis(layout) : null;
   if (selected.some((s) => s.needsRedis) && redis === null) {
-    console.log('redis-server is not installed: skipping the Redis limiter scenario (Debian: apt-get install redis-server)');
+    const reason = 'redis-server is not installed: skipping the Redis scenarios (Debian: apt-get install redis-server)';
+    const names = selected.filter((s) => s.needsRedis).map((s) => s.name);
     for (let i = selected.length - 1; i >= 0; i--) if (selected[i].needsRedis) selected.splice(i, 1);
+    console.log(reason);
+    notes.push(`Not measured: ${names.join(', ')}. ${reason}.`);
   }
+  const nginx = selected.some((s) => s.target === 'nginx') ? nginxBinary() : null;
   const starters = {
+    nginx: () => startNginx(layout, upstream.origin, nginx),
     'bare-proxy': () => startBareProxy(layout, upstream.origin, 'request'),
     'bare-proxy-stream': () => startBareProxy(layout, upstream.origin, 'stream'),
+    'peer-fast-gateway': () => startPeerGateway(layout, upstream.origin),
     gateway: () => startGateway(layout, upstream.origin, profileDir, redis?.url ?? null),
+    'gateway-workers-2': () => startGatewayWorkers(layout, upstream.origin, redis?.url ?? null),
   };
   const servers = { upstream };
   for (const target of new Set(selected.map((s) => s.target))) {
     if (target === 'upstream') continue;
     const start = starters[target];
     if (start === undefined) throw new Error(`unknown target "${target}" (known: upstream, ${Object.keys(starters).join(', ')})`);
-    servers[target] = await start();
+    const server = await start();
+    if (server.skip !== undefined) skipTarget(selected, notes, target, server.skip);
+    else {
+      recordTree(server.child);
+      servers[target] = server;
+    }
   }
+  if (servers['gateway-workers-2'] !== undefined) console.log('gateway-workers-2 runs unpinned: its workers share the CPUs with the load generator and the upstream');
   const ctx = { upstreamOrigin: upstream.origin, workDir: join(tempDir, 'gateway') };
 
-  const expected = await probe(upstream.origin, selected[0].path, {});
+  const expected = await probe(upstream.origin, '/bench/hello', {});
   for (const s of selected) {
     const server = servers[s.target];
     s.resolvedHeaders = typeof s.headers === 'function' ? s.headers(ctx) : { ...(s.headers ?? {}) };
@@ -446,26 +533,23 @@ async function main() {
 
   const runs = new Map(selected.map((s) => [s.name, []]));
   for (let r = 1; r <= settings.rounds; r++) {
-    for (const s of selected) {
+    // Odd rounds run the scenarios in order, even rounds in reverse: no scenario always follows the same one.
+    for (const s of r % 2 === 1 ? selected : [...selected].reverse()) {
       const load = { url: servers[s.target].origin + s.path, connections: s.connections, headers: s.resolvedHeaders };
-      const label = `[${r}/${settings.rounds}] ${s.name.padEnd(22)}`;
+      const label = `[${r}/${settings.rounds}] ${s.name.padEnd(26)}`;
       // The first round warms the JIT; later rounds only re-open connections.
-      const warmup = r === 1 ? settings.warmupSec : Math.min(settings.warmupSec, settings.rewarmSec);
+      const warmup = r === 1 ? settings.warmupSec : rewarm;
       if (warmup > 0) {
         process.stdout.write(`${label} warmup ${warmup} s… `);
         await runLoad(loadgen, layout, { ...load, durationSec: warmup });
       } else process.stdout.write(`${label} `);
       process.stdout.write(`measure ${settings.durationSec} s… `);
-      const pid = servers[s.target].child.pid;
       const callsBefore = s.needsRedis ? await redisCalls(redis.url) : null;
-      const cpuBefore = cpuTimeUs(pid);
-      const report = await runLoad(loadgen, layout, { ...load, durationSec: settings.durationSec });
-      const cpuAfter = cpuTimeUs(pid);
+      const report = await measure(loadgen, layout, servers[s.target], { ...load, durationSec: settings.durationSec });
       // Round trips per request: the limiter's script calls during the measured window ÷ the requests.
       if (callsBefore !== null) report.redisCallsPerRequest = ((await redisCalls(redis.url)) - callsBefore) / report.requests;
       const server = servers[s.target].child;
       if (server.exitCode !== null || server.signalCode !== null) throw failure(server, 'exited during the run');
-      report.serverCpuUs = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
       runs.get(s.name).push(report);
       const errors = Object.values(report.errors).reduce((a, b) => a + b, 0);
       console.log(`${Math.round(report.requests / (report.durationUs / 1e6)).toLocaleString('en-US')} req/s, p50 ${(report.latencyUs.p50 / 1000).toFixed(3)} ms` +
@@ -475,42 +559,35 @@ async function main() {
   }
 
   const results = selected.map((s) => ({
-    name: s.name, target: s.target, path: s.path, connections: s.connections, baseline: s.baseline, note: s.note ?? null,
-    aims: s.aims ?? null, alsoCompare: s.alsoCompare ?? [], ...summariseRuns(runs.get(s.name)),
+    name: s.name, target: s.target, path: s.path, connections: s.connections, baseline: s.baseline, references: s.references ?? null,
+    note: s.note ?? null, aims: s.aims ?? [], ...summariseRuns(runs.get(s.name)),
   }));
   const byName = new Map(results.map((s) => [s.name, s]));
-  for (const s of results) s.ratios = compare(s, byName.get(s.baseline));
-  const aims = results.flatMap(checkAims);
-  // Extra comparisons a scenario asks for (e.g. the gateway against the stricter stream baseline).
-  const comparisons = results.flatMap((s) => (s.alsoCompare ?? []).filter((n) => byName.has(n))
-    .map((n) => ({ scenario: s.name, against: n, ...compare(s, byName.get(n)) })));
+  for (const s of results) {
+    s.ratios = {
+      baseline: compare(s, byName.get(s.baseline)),
+      stream: compare(s, byName.get(s.references?.stream)),
+      nginx: compare(s, byName.get(s.references?.nginx)),
+    };
+  }
+  const aims = results.flatMap((s) => checkAims(s, byName));
 
-  console.log('');
-  console.log(table(results));
-  console.log('');
-  console.log('×base: ratio to the baseline column (req/s: higher is better; latency, CPU: lower is better). +p50: milliseconds added to the baseline\'s p50.');
-  console.log('cpu: CPU use of the server under test during the measured window (100% = one core); µs/req: its CPU time per request.');
-  if (settings.rounds > 1) {
-    console.log(`figures are medians of ${settings.rounds} interleaved rounds; ratios are medians of the per-round ratios (paired by round);`);
-    console.log('±: half the max−min spread of req/s over the rounds, as % of the median.');
-  }
-  for (const c of comparisons) {
-    console.log(`${c.scenario} vs ${c.against}: req/s ×${fmtRatio(c.throughput)}, p50 ×${fmtRatio(c.p50)} (${c.addedP50Ms >= 0 ? '+' : ''}${c.addedP50Ms} ms), p99 ×${fmtRatio(c.p99)}, CPU/req ×${fmtRatio(c.cpuPerRequest)}` +
-      (c.perRound.length > 1 ? `; req/s per round ${c.perRound.map((p) => fmtRatio(p.throughput)).join(' ')}` : ''));
-  }
-  for (const a of aims) {
-    const rounds = a.perRound.length > 1 ? `; per round ${a.perRound.join(' ')}` : '';
-    const target = a.min !== undefined ? `minimum ${a.min.toFixed(2)}${a.goal === null ? '' : `, goal ${a.goal.toFixed(2)}`}` : `< ${a.max} ms`;
-    console.log(`aim ${a.scenario}: ${a.metric} = ${a.value} (${target}) — ${a.status}${rounds}`);
-  }
+  const roundsNote = settings.rounds > 1
+    ? `figures are medians of ${settings.rounds} rounds (alternating order); ratios are medians of the per-round ratios (paired by round); ±: half the max−min spread of req/s over the rounds, as % of the median.`
+    : null;
+  printResults(results, aims, roundsNote);
   for (const s of selected.filter((x) => x.needsRedis)) {
     const perRound = runs.get(s.name).map((r) => r.redisCallsPerRequest);
-    const result = byName.get(s.name);
-    result.redisCallsPerRequest = perRound;
+    byName.get(s.name).redisCallsPerRequest = perRound;
     console.log(`${s.name}: Redis round trips per request ${perRound.map((n) => n.toFixed(3)).join(' ')} (per round; target 1)`);
   }
+  for (const note of notes) console.log(note);
   const totalErrors = results.reduce((a, s) => a + s.errors, 0);
-  if (totalErrors > 0) console.log(`WARNING: ${totalErrors} load-generator errors (see "errors"); those figures are suspect.`);
+  if (totalErrors > 0) {
+    const warning = `WARNING: ${totalErrors} load-generator errors (see "errors"); those figures are suspect.`;
+    console.log(warning);
+    notes.push(warning);
+  }
 
   await cleanup();
 
@@ -530,18 +607,29 @@ async function main() {
     git: gitInfo(),
     machine: { cpuModel: cpus()[0]?.model ?? null, cpus: cpus().length, memoryGiB: round(totalmem() / 2 ** 30, 1), platform: process.platform, release: release(), loadAverageAtStart: loadavg() },
     node: process.version,
+    nginx: servers.nginx === undefined ? null : nginxVersion(nginx),
     layout: { ...layout, description: describeLayout(layout) },
     loadGenerator: loadgen,
     settings: { warmupSec: settings.warmupSec, rewarmSec: rewarm, durationSec: settings.durationSec, connections: settings.connections, rounds: settings.rounds, cpuProfile: settings.cpuProf },
     scenarios: results,
-    comparisons,
     aims,
+    notes,
     profile,
   };
   mkdirSync(OUT_DIR, { recursive: true });
   writeFileSync(join(OUT_DIR, 'last.json'), JSON.stringify(report, null, 2) + '\n');
   console.log(`\nwrote ${join('.bench', 'last.json')}`);
-  return settings.strict && aims.some((a) => !a.pass) ? 1 : 0;
+  if (settings.report) {
+    writeReport(report, { docFile: DOC_FILE, svgFile: SVG_FILE, defaults });
+    console.log('wrote the tables into docs/performance.md (between its bench markers) and the chart to docs/performance.svg');
+  }
+  return settings.strict && aims.some((a) => a.pass === false) ? 1 : 0;
+}
+
+function gitInfo() {
+  const rev = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' });
+  const status = spawnSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' });
+  return { commit: rev.status === 0 ? rev.stdout.trim() : null, srcDirty: status.status === 0 ? status.stdout.trim() !== '' : null };
 }
 
 main().then((code) => { process.exitCode = code; }, async (err) => {

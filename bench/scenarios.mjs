@@ -4,20 +4,28 @@
 // limits are priced against the plain public route measured in the same run).
 //
 // A scenario:
-//   name        unique id, shown in the table and the JSON
-//   target      which server the load goes to: 'upstream' | 'bare-proxy' (pool.request + pipeline)
-//               | 'bare-proxy-stream' (pool.stream) | 'gateway'
+//   name        unique id, shown in the tables and the JSON
+//   target      which server the load goes to: 'upstream' | 'nginx' | 'bare-proxy' (pool.request +
+//               pipeline) | 'bare-proxy-stream' (pool.stream) | 'peer-fast-gateway' | 'gateway'
+//               | 'gateway-workers-2' (the gateway under `start --workers 2`)
 //   path        request path (with query, if any)
 //   connections concurrent keep-alive connections
 //   headers     extra request headers: an object, or (ctx) => object when it needs set-up results
 //   baseline    name of the scenario its ratios are computed against (itself for a baseline)
-//   aims        optional targets checked and reported:
-//                 throughputRatio: { min, goal }   requests/s ÷ baseline's
-//                 addedP50Ms:      { max }         p50 − baseline's p50, in milliseconds
-//   alsoCompare optional names of more scenarios to print (and record) ratios against
+//   references  { stream, nginx }: the field's floor and nginx at the same concurrency; every
+//               figure is also shown as a ratio to these two (set by `scenarios` per group)
+//   aims        optional targets, each checked and reported as met or missed, and by how much:
+//                 { metric: 'throughput', min, goal? }  requests/s ÷ the other scenario's
+//                 { metric: 'cpuPerRequest', max }      CPU µs per request ÷ the other's
+//                 { metric: 'addedP50Ms', max }         p50 − the other's p50, in milliseconds
+//               each with `against` (a scenario name; default the baseline)
 //   needsRedis  true: run.mjs starts a private redis-server (ctx.redisUrl) and reports Redis round
 //               trips per request; the scenario is skipped when redis-server is not installed
 //   note        one line for the report
+//
+// A target that cannot run on this machine (nginx or fast-gateway not installed, a build whose
+// CLI refuses --workers) is skipped with one line saying why; its scenarios are left out and
+// ratios against it show "—".
 
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -46,6 +54,12 @@ function jwtAuthenticator(alg, pair, cacheMaxEntries) {
   };
 }
 
+/**
+ * What the peer gateway (bench/peer-fast-gateway.mjs) needs to check the same token as the
+ * gateway's `jwt-rs256` route: same issuer, audience and public key, on the same path prefix.
+ */
+export const peerJwt = { prefix: '/jwt-rs256', issuer: ISSUER, audience: AUDIENCE, publicKeyPem: pem(rsa) };
+
 // API key scenario: one key issued into a scratch SQLite store before the gateway starts.
 const keyDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-keys-'));
 process.on('exit', () => rmSync(keyDir, { recursive: true, force: true }));
@@ -71,12 +85,13 @@ export const defaults = {
  * The gateway's config (serialised to YAML by run.mjs). `ctx.upstreamOrigin` is the bench
  * upstream, `ctx.dataDir` a scratch directory for the audit trail, `ctx.workDir` a scratch
  * directory for any files a scenario needs (keys, key files), `ctx.redisUrl` the private Redis
- * (null when no scenario needs it or redis-server is missing).
+ * (null when no scenario needs it or redis-server is missing), `ctx.httpPort` and
+ * `ctx.adminPort` the ports (0: any free port, reported in the "gateway listening" line).
  */
 export function gatewayConfig(ctx) {
   return {
-    listen: { http: { host: '127.0.0.1', port: 0 } },
-    admin: { host: '127.0.0.1', port: 0 },
+    listen: { http: { host: '127.0.0.1', port: ctx.httpPort ?? 0 } },
+    admin: { host: '127.0.0.1', port: ctx.adminPort ?? 0 },
     dataDir: ctx.dataDir,
     // info: the "gateway listening" line (with the bound ports) is logged at info level.
     log: { level: 'info' },
@@ -87,7 +102,11 @@ export function gatewayConfig(ctx) {
     // Limits that never refuse at bench rates, so the figures are the price of deciding.
     rateLimits: {
       inMemory: { algorithm: 'token-bucket', limit: 1_000_000, per: '1s', by: ['ip'] },
-      ...(ctx.redisUrl === null ? {} : { inRedis: { algorithm: 'token-bucket', limit: 1_000_000, per: '1s', by: ['ip'], store: 'redis' } }),
+      perCaller: { algorithm: 'token-bucket', limit: 1_000_000, per: '1s', by: ['subject'] },
+      ...(ctx.redisUrl === null ? {} : {
+        inRedis: { algorithm: 'token-bucket', limit: 1_000_000, per: '1s', by: ['ip'], store: 'redis' },
+        perCallerInRedis: { algorithm: 'token-bucket', limit: 1_000_000, per: '1s', by: ['subject'], store: 'redis' },
+      }),
     },
     authenticators: {
       'machines': { type: 'apiKey' },
@@ -108,54 +127,99 @@ export function gatewayConfig(ctx) {
       // The public route again, with one rate limit: in process, and in Redis (one EVALSHA per request).
       { name: 'limited-memory', match: { methods: ['GET'], path: '/limited-memory/**' }, upstream: 'bench', public: true, rateLimit: 'inMemory' },
       ...(ctx.redisUrl === null ? [] : [{ name: 'limited-redis', match: { methods: ['GET'], path: '/limited-redis/**' }, upstream: 'bench', public: true, rateLimit: 'inRedis' }]),
+      // The realistic route: a cached RS256 token, a scope, a limit per caller, the identity
+      // headers (injected on every authenticated route) and the audit record (always written).
+      fullRoute('full', '/full/**', 'perCaller'),
+      ...(ctx.redisUrl === null ? [] : [fullRoute('full-redis', '/full-redis/**', 'perCallerInRedis')]),
     ],
   };
 }
 
-/** The scenarios, run in this order in every round. */
+function fullRoute(name, path, rateLimit) {
+  return { name, match: { methods: ['GET'], path }, upstream: 'bench', authenticate: ['rs256'], authorize: { scopes: ['bench:read'] }, rateLimit };
+}
+
+/** The field's floor and nginx at full concurrency, and their one-connection runs. */
+const FIELD = { stream: 'bare-proxy-stream', nginx: 'nginx' };
+const FIELD_C1 = { stream: 'bare-proxy-stream-c1', nginx: 'nginx-c1' };
+
+/** Issue 13's targets for the public route and the full pipeline, against the field's floor. */
+const FLOOR = 'bare-proxy-stream';
+
+/** The scenarios, run in this order in odd rounds and in reverse order in even rounds. */
 export function scenarios({ connections }) {
   const path = '/bench/hello';
-  return [
+  const jwtRs256 = { authorization: `Bearer ${tokens.RS256}` };
+  const throughput = [
+    // The field: no proxy, nginx, the minimal Node proxies, a peer Node gateway.
     { name: 'upstream-direct', target: 'upstream', path, connections, baseline: 'bare-proxy',
       note: 'no proxy; the upstream shares core 0 with the load generator' },
+    { name: 'nginx', target: 'nginx', path, connections, baseline: 'bare-proxy',
+      note: 'nginx as a plain reverse proxy: one worker, keep-alive to the upstream' },
     { name: 'bare-proxy', target: 'bare-proxy', path, connections, baseline: 'bare-proxy',
       note: 'node:http + one undici Pool, the floor for any Node proxy' },
     { name: 'bare-proxy-stream', target: 'bare-proxy-stream', path, connections, baseline: 'bare-proxy',
       note: 'node:http + undici pool.stream, as the gateway forwards: the stricter floor' },
+    { name: 'peer-fast-gateway', target: 'peer-fast-gateway', path: '/jwt-rs256/hello', connections, baseline: 'bare-proxy',
+      headers: jwtRs256, note: 'fast-gateway + jose jwtVerify with a verified-token cache: the same RS256 token check' },
+
     { name: 'gateway-public', target: 'gateway', path, connections, baseline: 'bare-proxy',
-      aims: { throughputRatio: { min: 0.80, goal: 0.90 } }, alsoCompare: ['bare-proxy-stream'],
+      aims: [
+        { metric: 'throughput', min: 0.80, goal: 0.90 },
+        { metric: 'throughput', against: FLOOR, min: 0.90 },
+        { metric: 'cpuPerRequest', against: FLOOR, max: 1.15 },
+      ],
       note: 'public route: routing, header hygiene, audit record, metrics' },
 
     // JWT-protected routes, priced against the public route of the same run.
     { name: 'gateway-jwt-rs256', target: 'gateway', path: '/jwt-rs256/hello', connections, baseline: 'gateway-public',
-      headers: { authorization: `Bearer ${tokens.RS256}` }, aims: { throughputRatio: { min: 0.90 } },
+      headers: jwtRs256, aims: [{ metric: 'throughput', min: 0.90 }],
       note: 'RS256 token, verified-token cache on (repeat token: no signature check)' },
     { name: 'gateway-jwt-rs256-nocache', target: 'gateway', path: '/jwt-rs256-nocache/hello', connections, baseline: 'gateway-public',
-      headers: { authorization: `Bearer ${tokens.RS256}` }, aims: { throughputRatio: { min: 0.60 } },
+      headers: jwtRs256, aims: [{ metric: 'throughput', min: 0.60 }],
       note: 'RS256 token verified on every request (cacheMaxEntries: 0)' },
     { name: 'gateway-jwt-es256', target: 'gateway', path: '/jwt-es256/hello', connections, baseline: 'gateway-public',
-      headers: { authorization: `Bearer ${tokens.ES256}` }, aims: { throughputRatio: { min: 0.90 } },
+      headers: { authorization: `Bearer ${tokens.ES256}` }, aims: [{ metric: 'throughput', min: 0.90 }],
       note: 'ES256 token, verified-token cache on' },
     { name: 'gateway-jwt-es256-nocache', target: 'gateway', path: '/jwt-es256-nocache/hello', connections, baseline: 'gateway-public',
       headers: { authorization: `Bearer ${tokens.ES256}` },
       note: 'ES256 token verified on every request (ECDSA verify costs more than RSA verify)' },
 
     { name: 'gateway-apikey', target: 'gateway', path: '/apikey/hello', connections, baseline: 'gateway-public',
-      headers: { 'x-api-key': apiKey }, aims: { throughputRatio: { min: 0.90 } },
+      headers: { 'x-api-key': apiKey }, aims: [{ metric: 'throughput', min: 0.90 }],
       note: 'API key in X-API-Key (directory cache hit; usage counted in memory, flushed in batches)' },
 
     { name: 'gateway-ratelimit-memory', target: 'gateway', path: '/limited-memory/hello', connections, baseline: 'gateway-public',
-      aims: { throughputRatio: { min: 0.95 } },
+      aims: [{ metric: 'throughput', min: 0.95 }],
       note: 'public route with a token-bucket limit per client address, in process' },
     { name: 'gateway-ratelimit-redis', target: 'gateway', path: '/limited-redis/hello', connections, baseline: 'gateway-public', needsRedis: true,
-      aims: { throughputRatio: { min: 0.70 } },
+      aims: [{ metric: 'throughput', min: 0.70 }],
       note: 'public route with a token-bucket limit per client address, in Redis (one script per request)' },
 
+    // The realistic pipeline, against the field.
+    { name: 'gateway-full', target: 'gateway', path: '/full/hello', connections, baseline: 'gateway-public', headers: jwtRs256,
+      aims: [
+        { metric: 'throughput', against: FLOOR, min: 0.80 },
+        { metric: 'throughput', against: 'peer-fast-gateway', min: 1.5 },
+        { metric: 'cpuPerRequest', against: FLOOR, max: 1.4 },
+      ],
+      note: 'RS256 token (cached) + scope + in-process limit per caller + identity headers + audit record' },
+    { name: 'gateway-full-redis', target: 'gateway', path: '/full-redis/hello', connections, baseline: 'gateway-full', headers: jwtRs256, needsRedis: true,
+      note: 'the full pipeline with its limit in Redis (one script per request)' },
+    { name: 'gateway-workers-2', target: 'gateway-workers-2', path: '/full/hello', connections, baseline: 'gateway-full', headers: jwtRs256,
+      note: 'the full pipeline under `start --workers 2`, unpinned: its workers share both CPUs with the load generator' },
+  ];
+  const oneConnection = [
     { name: 'upstream-direct-c1', target: 'upstream', path, connections: 1, baseline: 'bare-proxy-c1',
       note: 'one connection: latency without queueing' },
+    { name: 'nginx-c1', target: 'nginx', path, connections: 1, baseline: 'bare-proxy-c1' },
     { name: 'bare-proxy-c1', target: 'bare-proxy', path, connections: 1, baseline: 'bare-proxy-c1' },
     { name: 'gateway-public-c1', target: 'gateway', path, connections: 1, baseline: 'bare-proxy-c1',
-      aims: { addedP50Ms: { max: 0.25 } }, alsoCompare: ['bare-proxy-stream-c1'] },
+      aims: [{ metric: 'addedP50Ms', max: 0.25 }, { metric: 'addedP50Ms', against: 'bare-proxy-stream-c1', max: 0.03 }] },
     { name: 'bare-proxy-stream-c1', target: 'bare-proxy-stream', path, connections: 1, baseline: 'bare-proxy-c1' },
+  ];
+  return [
+    ...throughput.map((s) => ({ ...s, references: FIELD })),
+    ...oneConnection.map((s) => ({ ...s, references: FIELD_C1 })),
   ];
 }

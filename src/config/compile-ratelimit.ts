@@ -12,10 +12,10 @@ import { RateLimiter, type Dimension, type RateLimitSpec } from '../ratelimit/li
 import type { Limiter } from '../ratelimit/limiter.js';
 import { algorithmKind, kindOf, MEMORY_STORE_DEFAULTS, LIMIT_STORE_KINDS, QUOTA_STORE_KINDS, type StoreContext } from '../ratelimit/kinds.js';
 import type { LimitStore } from '../ratelimit/store.js';
-import type { MemoryLimitStore } from '../ratelimit/memory-store.js';
 import type { Resource, ResourceCatalog } from '../lifecycle/resources.js';
 import type { Clock } from '../lib/clock.js';
 import { rateLimitStage } from '../ratelimit/rate-limit-stage.js';
+import type { HostStateClient } from '../workers/host-state-client.js';
 import type { ConfigProblem } from './errors.js';
 import type { LoadedConfig } from './load.js';
 import type { RawConfig, RawRateLimit, RawRoute } from './schema.js';
@@ -58,10 +58,14 @@ export interface CompiledRateLimiting {
 
 type At = (...path: (string | number)[]) => (string | number)[];
 
-/** What compiling rate limiting uses besides the config: the running resources to reuse and the clock. */
+/**
+ * What compiling rate limiting uses besides the config: the running resources to reuse, the clock,
+ * and in a worker the primary that holds the host's in-process state (null: this process holds it).
+ */
 export interface RateLimitCompileContext {
   readonly resources: ResourceCatalog;
   readonly clock: Clock;
+  readonly hostState: HostStateClient | null;
 }
 
 /**
@@ -90,7 +94,7 @@ export function compileRateLimiting(
   raw: RawConfig, loaded: LoadedConfig, context: RateLimitCompileContext, dataDir: string, rules: HeaderRules, problems: ConfigProblem[],
 ): CompiledRateLimiting {
   const stores = new StoresUsed(context.resources);
-  const storeContext: StoreContext = { clock: context.clock, use: (key, kind, make) => stores.use(key, kind, make) };
+  const storeContext: StoreContext = { clock: context.clock, hostState: context.hostState, use: (key, kind, make) => stores.use(key, kind, make) };
   const rl = raw.rateLimiting ?? {};
   const d = RATE_LIMITING_DEFAULTS;
   const maxEntries = rl.maxEntries;
@@ -107,7 +111,7 @@ export function compileRateLimiting(
   const limits = new Map<string, RateLimiter>();
   const decisionHeaders = new Set<string>();
   // One in-process table per limit (and per fail-open stand-in): no two limits share counts.
-  const inProcess = (id: string, entries: number | undefined): MemoryLimitStore => limitStore('memory', id, entries) as MemoryLimitStore;
+  const inProcess = (id: string, entries: number | undefined): LimitStore => limitStore('memory', id, entries) as LimitStore;
   for (const [name, r] of Object.entries(raw.rateLimits ?? {})) {
     const at: At = (...path) => ['rateLimits', name, ...path];
     const storeKind = r.store ?? defaultStore;
@@ -171,19 +175,31 @@ export function compileRateLimiting(
     } else {
       const onRedis = storeKind === 'redis' && shared !== null;
       const by = bf.by ?? ['ip', 'credential'];
-      const spec: GuardSpec = {
+      const settings: GuardSpec = {
         maxFailures: bf.maxFailures ?? BRUTE_FORCE_DEFAULTS.maxFailures,
         windowMs,
         blockMs: parseDuration(bf.blockFor ?? BRUTE_FORCE_DEFAULTS.blockFor) ?? 900_000,
         byIp: by.includes('ip'),
         byCredential: by.includes('credential'),
-        // The guard keeps its own in-process tables; only a shared store is looked up by kind.
-        shared: onRedis ? limitStore(storeKind, GUARD_NAME, undefined) : null,
+        shared: null,
+        blocks: null,
         maxEntries: maxEntries ?? MEMORY_STORE_DEFAULTS.maxEntries,
         ipv6PrefixBits,
       };
       const storeName = onRedis ? JSON.stringify(redisRaw) : 'memory';
-      guard = stores.use(BruteForceGuard.keyOf(spec, storeName), BruteForceGuard, () => new BruteForceGuard(spec, storeName, context.clock));
+      const key = BruteForceGuard.keyOf(settings, storeName);
+      const host = context.hostState;
+      const kinds = Math.max(1, Number(settings.byIp) + Number(settings.byCredential));
+      const spec: GuardSpec = {
+        ...settings,
+        // The guard keeps its own in-process tables; only a shared store is looked up by kind. In a
+        // worker the failures are counted in the primary: one table per guard, named by the guard's
+        // key (a reload that keeps the guard keeps its counts), with room for each kind's sources.
+        shared: onRedis ? limitStore(storeKind, GUARD_NAME, undefined) : host === null ? null : limitStore('memory', `${GUARD_NAME} ${key}`, settings.maxEntries * kinds),
+        // A worker shares its blocks with the host's other workers whatever counts the failures.
+        blocks: host,
+      };
+      guard = stores.use(key, BruteForceGuard, () => new BruteForceGuard(spec, storeName, context.clock));
     }
   }
 

@@ -25,6 +25,7 @@ import type { UpstreamSpec } from '../proxy/upstream-spec.js';
 import { NO_RESOURCES, type Resource, type ResourceCatalog } from '../lifecycle/resources.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { compileRateLimiting, compileRouteLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
+import type { HostStateClient } from '../workers/host-state-client.js';
 
 export type { UpstreamSpec };
 
@@ -145,6 +146,11 @@ function isLoopbackHost(host: string): boolean {
 export interface CompileContext {
   readonly resources?: ResourceCatalog;
   readonly clock?: Clock;
+  /**
+   * In a worker of `start --workers`, the primary that holds the host's in-process limit, quota and
+   * brute-force state for every worker; absent or null, this process holds its own.
+   */
+  readonly hostState?: HostStateClient | null;
 }
 
 export function compileConfig(
@@ -190,7 +196,7 @@ export function compileConfig(
 
   const credentialHeaders = new Set(authenticators.flatMap((a) => a.credentialHeaders));
   const limitRules = assertedHeaderRules(authenticators, auth.identityHeaders, requestIdHeader, protectedHeaders, credentialHeaders);
-  const rateLimiting = compileRateLimiting(raw, loaded, { resources: catalog, clock: context.clock ?? systemClock }, dataDir, limitRules, problems);
+  const rateLimiting = compileRateLimiting(raw, loaded, { resources: catalog, clock: context.clock ?? systemClock, hostState: context.hostState ?? null }, dataDir, limitRules, problems);
   const fromTrustedProxies = new Set<string>();
   (raw.headers?.fromTrustedProxies ?? []).forEach((h, i) => {
     const name = normaliseHeaderName(h);

@@ -19,8 +19,10 @@ export interface GuardSpec {
   readonly byIp: boolean;
   /** Count per presented credential id (API key id): blocks failures with it, never a correct credential. */
   readonly byCredential: boolean;
-  /** Where failures are counted across instances (Redis); null: in this process. */
+  /** Where failures are counted across instances (Redis) or across a host's workers (the primary); null: in this process. */
   readonly shared: LimitStore | null;
+  /** Where blocks are shared with the other workers of this host; null: this process only. */
+  readonly blocks: BlockChannel | null;
   /** Bound of each of the guard's own tables: failure counts and blocks, per source kind. */
   readonly maxEntries: number;
   readonly ipv6PrefixBits: number;
@@ -29,7 +31,21 @@ export interface GuardSpec {
 /** The guard's name in audit records and rate-limit figures. */
 export const GUARD_NAME = 'bruteForce';
 
-type Kind = 'ip' | 'credential';
+/** What the guard counts and blocks: a client address or a presented credential id. */
+export type GuardSourceKind = 'ip' | 'credential';
+type Kind = GuardSourceKind;
+
+/**
+ * Blocks shared between the guards of one host's workers (through the primary), each guard named
+ * by its resource key. A block a worker starts is published; the others apply it to their own
+ * block tables when it arrives.
+ */
+export interface BlockChannel {
+  /** Tells the other workers `source` of `kind` is blocked until `untilMs` (null: the overflow block). */
+  publish(guard: string, kind: GuardSourceKind, source: string | null, untilMs: number): void;
+  /** Calls `apply` with every block another worker publishes for `guard`; returns the unsubscribe. */
+  subscribe(guard: string, apply: (kind: GuardSourceKind, source: string | null, untilMs: number) => void): () => void;
+}
 
 /** One counted failure: whether it started a block, and whether the source was counted in the overflow entry. */
 interface Count { readonly crossed: boolean; readonly overflow: boolean }
@@ -58,7 +74,8 @@ const counted = (v: StoreVerdict): Count => ({ crossed: !v.allowed || v.remainin
  * Successful requests are never counted or slowed: the check before authentication is one map
  * lookup, and the store is written only on failures. Blocks are held in memory per instance; with
  * a shared store the failures count across instances and each instance blocks on the next failure
- * it sees from the source.
+ * it sees from the source. The workers of one host also share their blocks (`blocks`): a block
+ * one worker starts reaches the others one IPC hop later.
  *
  * The guard's state is its own, per source kind: failure counts (in process, or in the shared
  * store) and blocks, each bounded by `maxEntries` and never emptied by pressure. A flood of new
@@ -78,6 +95,7 @@ export class BruteForceGuard implements Resource {
   /** Failure counts in this process: the store when `shared` is null, the stand-in when it cannot count. */
   private readonly local: Readonly<Record<Kind, MemoryLimitStore>>;
   private readonly blocks: Readonly<Record<Kind, BlockTable>>;
+  private unsubscribe: (() => void) | null = null;
 
   /** `storeName` says where failures are counted (`memory`, or the shared store's settings): part of the key. */
   constructor(private readonly spec: GuardSpec, storeName: string, private readonly clock: Clock = systemClock) {
@@ -100,7 +118,13 @@ export class BruteForceGuard implements Resource {
 
   async start(context: ResourceContext): Promise<void> {
     this.logger = context.logger;
+    this.unsubscribe = this.spec.blocks?.subscribe(this.key, (kind, source, untilMs) => this.applyBlock(kind, source, untilMs)) ?? null;
     await Promise.all([this.local.ip.start(context), this.local.credential.start(context)]);
+  }
+
+  /** A block another worker started: the same as one started here, without announcing it again. */
+  private applyBlock(kind: Kind, source: string | null, untilMs: number): void {
+    if (source === null || !this.blocks[kind].block(source, untilMs)) this.blocks[kind].blockOverflow(untilMs);
   }
 
   stop(): Promise<void> {
@@ -184,10 +208,13 @@ export class BruteForceGuard implements Resource {
     sources.forEach(([kind, value], i) => {
       const c = counts[i];
       if (c?.crossed !== true) return;
-      if (!c.overflow && this.blocks[kind].block(value, until)) started.push(`${kind} ${value}`);
-      else {
+      if (!c.overflow && this.blocks[kind].block(value, until)) {
+        started.push(`${kind} ${value}`);
+        this.spec.blocks?.publish(this.key, kind, value, until);
+      } else {
         this.blocks[kind].blockOverflow(until);
         started.push(`${kind} ${value} (with every ${kind} the guard has no room for)`);
+        this.spec.blocks?.publish(this.key, kind, null, until);
       }
     });
     if (started.length === 0) return denial;
@@ -213,8 +240,10 @@ export class BruteForceGuard implements Resource {
     return deny('too_many_failures', reason, { 'retry-after': String(Math.ceil(leftMs / 1000)) });
   }
 
-  /** Stops the tables' sweep timers. */
+  /** Stops the tables' sweep timers and listening for other workers' blocks. */
   async close(): Promise<void> {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
     await Promise.all([this.local.ip.close(), this.local.credential.close()]);
   }
 }

@@ -8,6 +8,7 @@ import { SqliteQuotaStore, type SqliteQuotaSettings } from './quota-store.js';
 import { RedisLimitStore, type RedisStoreSettings } from './redis-store.js';
 import type { LimitStore } from './store.js';
 import type { QuotaStore } from './quota-store.js';
+import { HostLimitStore, HostQuotaStore, type HostStateClient } from '../workers/host-state-client.js';
 
 /**
  * The kinds of rate limiting, one table per family: limit algorithms, limit stores and quota
@@ -83,9 +84,14 @@ export function algorithmKind(type: Algorithm): AlgorithmKind {
   return ALGORITHM_KINDS.find((k) => k.type === type) as AlgorithmKind;
 }
 
-/** What store kinds use while compiling: the resource lookup (reuse a running equal store) and the clock. */
+/**
+ * What store kinds use while compiling: the resource lookup (reuse a running equal store), the
+ * clock, and in a worker of `start --workers` the primary, which then holds the in-process state
+ * (memory limit tables, embedded quota stores) for every worker of the host.
+ */
 export interface StoreContext {
   readonly clock: Clock;
+  readonly hostState: HostStateClient | null;
   use<R extends Resource>(key: string, kind: abstract new (...args: never[]) => R, make: () => R): R;
 }
 
@@ -141,6 +147,8 @@ export const MEMORY_STORE_KIND: LimitStoreKind = {
   docs: DOCS,
   compile: ({ id, maxEntries }, context) => {
     const entries = maxEntries ?? memoryDefaults.maxEntries;
+    const host = context.hostState;
+    if (host !== null) return context.use(HostLimitStore.keyOf(id, entries), HostLimitStore, () => host.limitStore(id, entries));
     return context.use(MemoryLimitStore.keyOf(id, entries), MemoryLimitStore, () => new MemoryLimitStore(entries, context.clock, null, id));
   },
 };
@@ -188,6 +196,8 @@ export const EMBEDDED_QUOTA_KIND: QuotaStoreKind = {
       flushMs: input.quotaFlushMs ?? embeddedDefaults.quotaFlushMs,
       maxEntries: input.maxEntries ?? memoryDefaults.maxEntries,
     };
+    const host = context.hostState;
+    if (host !== null) return context.use(HostQuotaStore.keyOf(settings, input.name), HostQuotaStore, () => host.quotaStore(settings, input.name));
     return context.use(SqliteQuotaStore.keyOf(settings, input.name), SqliteQuotaStore, () => new SqliteQuotaStore(settings, context.clock, null, input.name));
   },
 };

@@ -4,7 +4,6 @@ import { ipKey } from '../lib/ip.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import type { LimitShape } from './algorithms.js';
 import type { LimitDecision, Limiter } from './limiter.js';
-import type { MemoryLimitStore } from './memory-store.js';
 import type { LimitStore, StoreVerdict } from './store.js';
 
 /** One part of the caller a limit counts by. */
@@ -24,8 +23,11 @@ export interface RateLimitSpec {
   readonly tiers: ReadonlyMap<string, LimitShape>;
   readonly by: readonly Dimension[];
   readonly store: LimitStore;
-  /** With `failOpen`, the in-process limiter that decides while the store is down; null: fail closed. */
-  readonly fallback: MemoryLimitStore | null;
+  /**
+   * With `failOpen`, the in-process table that decides while the store is down (in a worker, the
+   * host's table in the primary); null: fail closed.
+   */
+  readonly fallback: LimitStore | null;
   /** IPv6 client addresses are keyed by this many leading bits. */
   readonly ipv6PrefixBits: number;
 }
@@ -49,10 +51,11 @@ export class RateLimiter implements Limiter {
     return verdict instanceof Promise ? verdict.then((v) => decision(this.spec.name, shape, v)) : decision(this.spec.name, shape, verdict);
   }
 
-  fallback(ex: Exchange): LimitDecision | null {
+  fallback(ex: Exchange): LimitDecision | Promise<LimitDecision> | null {
     if (this.spec.fallback === null) return null;
     const shape = this.shapeFor(ex);
-    return decision(this.spec.name, shape, this.spec.fallback.hit(shape, callerKey(this.spec.name, shape.algorithm, this.spec.by, this.spec.ipv6PrefixBits, ex)));
+    const verdict = this.spec.fallback.hit(shape, callerKey(this.spec.name, shape.algorithm, this.spec.by, this.spec.ipv6PrefixBits, ex));
+    return verdict instanceof Promise ? verdict.then((v) => decision(this.spec.name, shape, v)) : decision(this.spec.name, shape, verdict);
   }
 
   /** The shape that applies to this caller: their tier's, or the base one. */

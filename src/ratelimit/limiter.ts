@@ -7,7 +7,8 @@ export type { LimitDecision };
 /**
  * Something a request is counted against: a rate limit or a quota. `decide` may be async (a shared
  * store) and throws LimitStoreUnavailableError when its store cannot decide; `fallback` then gives
- * the decision under the limiter's failure policy, or null to fail closed.
+ * the decision under the limiter's failure policy (async when the stand-in is the primary's, in a
+ * worker), or null to fail closed.
  */
 export interface Limiter {
   readonly name: string;
@@ -16,5 +17,5 @@ export interface Limiter {
   /** The denial when it refuses. */
   readonly refusal: Extract<DenialCode, 'rate_limited' | 'quota_exceeded'>;
   decide(ex: Exchange): LimitDecision | Promise<LimitDecision>;
-  fallback(ex: Exchange): LimitDecision | null;
+  fallback(ex: Exchange): LimitDecision | Promise<LimitDecision> | null;
 }

@@ -38,10 +38,19 @@ export function rateLimitStage(limiters: readonly Limiter[], name: string): Stag
   };
 }
 
-/** The fallback decision, or a 503 denial when the limiter fails closed. Errors other than an unavailable store are bugs: rethrown. */
-function unavailable(limiter: Limiter, ex: Exchange, err: unknown): LimitDecision | Denial {
+/**
+ * The fallback decision, or a 503 denial when the limiter fails closed (or its stand-in cannot
+ * decide either). Errors other than an unavailable store are bugs: rethrown.
+ */
+function unavailable(limiter: Limiter, ex: Exchange, err: unknown): LimitDecision | Denial | Promise<LimitDecision | Denial> {
   if (!(err instanceof LimitStoreUnavailableError)) throw err;
-  return limiter.fallback(ex) ?? deny('rate_limit_unavailable', `${limiter.name}: ${err.message} (fail closed)`, { 'retry-after': '1' });
+  const failClosed = (): Denial => deny('rate_limit_unavailable', `${limiter.name}: ${err.message} (fail closed)`, { 'retry-after': '1' });
+  const standIn = (fallbackErr: unknown): Denial => {
+    if (!(fallbackErr instanceof LimitStoreUnavailableError)) throw fallbackErr;
+    return failClosed();
+  };
+  const fallback = limiter.fallback(ex);
+  return fallback instanceof Promise ? fallback.catch(standIn) : fallback ?? failClosed();
 }
 
 function conclude(ex: Exchange, limiter: Limiter, d: LimitDecision | Denial): Denial | undefined {

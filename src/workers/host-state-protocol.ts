@@ -1,0 +1,96 @@
+import type { Algorithm, LimitShape } from '../ratelimit/algorithms.js';
+import type { Period } from '../ratelimit/calendar.js';
+import type { QuotaUse, SqliteQuotaSettings } from '../ratelimit/quota-store.js';
+import type { StoreVerdict } from '../ratelimit/store.js';
+
+/**
+ * The messages between a host's workers and its primary about in-process state: the primary holds
+ * the memory limit stores, the embedded quota stores and the brute-force guard's counts, and the
+ * workers decide through it. Every message carries `t: STATE_TAG`; the channel is shared with the
+ * supervisor's own messages, which each side ignores here.
+ *
+ * Decisions travel in batches (every hit of one event-loop turn in one message, one reply per
+ * batch), so calls and results are tuples: a batch of a thousand hits is a few tens of kilobytes
+ * of JSON rather than a hundred.
+ */
+export const STATE_TAG = 'portcullis:state';
+
+/** A store the primary holds for its workers, described by what its constructor takes. */
+export type StoreDescriptor =
+  | { readonly kind: 'limit'; readonly id: string; readonly maxEntries: number }
+  | { readonly kind: 'quota'; readonly name: string; readonly settings: SqliteQuotaSettings };
+
+/** One rate-limit hit on the store the worker knows as `handle`. */
+export type HitCall = readonly [handle: number, key: string, algorithm: Algorithm, limit: number, windowMs: number, burst: number];
+/** One quota use on the store the worker knows as `handle`. */
+export type ConsumeCall = readonly [handle: number, key: string, periodId: string, periodStartMs: number, periodEndMs: number, limit: number];
+/** Which one a call is follows from the store its handle names. */
+export type Call = HitCall | ConsumeCall;
+
+/** A verdict on the wire: flags as 0/1, then the numbers, then the state. */
+export type WireVerdict = readonly [allowed: 0 | 1, remaining: number, resetMs: number, retryAfterMs: number, ttlMs: number, overflow: 0 | 1, seen: number, s1: number, s2: number];
+export type WireUse = readonly [allowed: 0 | 1, used: number];
+/** A call's result: its value, or why the store could not decide (the worker fails it as unavailable). */
+export type CallResult = WireVerdict | WireUse | string;
+
+/** A block the brute-force guard `guard` (its resource key) started; `source` null is its overflow block. */
+export interface BlockNotice {
+  readonly guard: string;
+  readonly kind: 'ip' | 'credential';
+  readonly source: string | null;
+  readonly untilMs: number;
+}
+
+type Tagged<T> = T & { readonly t: typeof STATE_TAG };
+
+/** Worker → primary. `use` and `release` bracket a store's life in the worker (its Resource start and stop). */
+export type WorkerMessage = Tagged<
+  | { readonly op: 'use'; readonly handle: number; readonly store: StoreDescriptor }
+  | { readonly op: 'release'; readonly handle: number }
+  | { readonly op: 'batch'; readonly id: number; readonly calls: readonly Call[] }
+  | ({ readonly op: 'block' } & BlockNotice)
+>;
+
+/** Primary → worker: one reply per batch (results in call order), and blocks other workers started. */
+export type PrimaryMessage = Tagged<
+  | { readonly op: 'reply'; readonly id: number; readonly results: readonly CallResult[] }
+  | ({ readonly op: 'block' } & BlockNotice)
+>;
+
+/** True for a message of this protocol (of either direction); anything else on the channel is someone else's. */
+export function isStateMessage(message: unknown): message is { readonly t: typeof STATE_TAG; readonly op: string } {
+  return typeof message === 'object' && message !== null && (message as { t?: unknown }).t === STATE_TAG;
+}
+
+export function hitCall(handle: number, shape: LimitShape, key: string): HitCall {
+  return [handle, key, shape.algorithm, shape.limit, shape.windowMs, shape.burst];
+}
+
+export function shapeOf(call: HitCall): LimitShape {
+  return { algorithm: call[2], limit: call[3], windowMs: call[4], burst: call[5] };
+}
+
+export function consumeCall(handle: number, key: string, period: Period, limit: number): ConsumeCall {
+  return [handle, key, period.id, period.startMs, period.endMs, limit];
+}
+
+export function periodOf(call: ConsumeCall): Period {
+  return { id: call[2], startMs: call[3], endMs: call[4] };
+}
+
+export function wireVerdict(v: StoreVerdict): WireVerdict {
+  return [v.allowed ? 1 : 0, v.remaining, v.resetMs, v.retryAfterMs, v.ttlMs, v.overflow === true ? 1 : 0, v.state[0], v.state[1], v.state[2]];
+}
+
+export function verdictOf(w: WireVerdict): StoreVerdict {
+  const verdict = { allowed: w[0] === 1, state: [w[6], w[7], w[8]] as const, remaining: w[1], resetMs: w[2], retryAfterMs: w[3], ttlMs: w[4] };
+  return w[5] === 1 ? { ...verdict, overflow: true } : verdict;
+}
+
+export function wireUse(u: QuotaUse): WireUse {
+  return [u.allowed ? 1 : 0, u.used];
+}
+
+export function useOf(w: WireUse): QuotaUse {
+  return { allowed: w[0] === 1, used: w[1] };
+}

@@ -9,7 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import { ADMIN_TOKEN_HASH, admin, createKey } from './harness/api-keys.js';
 import { waitUntil } from './harness/assertions.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
-import { CLI, startGatewayProcess, type ConfigObject, type GatewayProcess } from './harness/gateway.js';
+import { CLI, startGatewayProcess, startGatewayProcesses, type ConfigObject, type GatewayProcess } from './harness/gateway.js';
+import { startRedis } from './harness/redis.js';
 
 interface Answer { readonly status: number; readonly body: string }
 
@@ -204,4 +205,94 @@ describe('start --workers: shutdown and options', () => {
       assert.match(run.stderr, /--workers: expected a number of workers from 1 to 999, or auto/);
     }
   });
+});
+
+const ALGORITHMS = ['fixed-window', 'sliding-window', 'token-bucket', 'gcra'] as const;
+
+/** One route per algorithm, each limited to 10 per hour by address (gcra: a burst of 10), plus a quota and the guard. */
+function limitedConfig(echo: EchoUpstream, store: 'memory' | 'redis', redisUrl?: string): ConfigObject {
+  return {
+    admin: { tokenHash: ADMIN_TOKEN_HASH },
+    apiKeys: { environment: 'live' },
+    upstreams: { echo: { targets: [echo.url] } },
+    authenticators: { machines: { type: 'apiKey' } },
+    rateLimiting: {
+      store,
+      ...(redisUrl === undefined ? {} : { redis: { url: redisUrl, timeoutMs: 2000 } }),
+      bruteForce: { maxFailures: 6, within: '1h', blockFor: '1h', ...(store === 'redis' ? { store: 'redis' } : {}) },
+    },
+    rateLimits: Object.fromEntries(ALGORITHMS.map((a) => [a, { algorithm: a, limit: 10, per: '1h', by: ['ip'], ...(a === 'gcra' ? { burst: 10 } : {}) }])),
+    quotas: { daily: { limit: 10, period: 'day', by: ['ip'] } },
+    routes: [
+      ...ALGORITHMS.map((a) => ({ name: a, match: { path: `/${a}/**` }, upstream: 'echo', public: true, rateLimit: a })),
+      { name: 'metered', match: { path: '/metered/**' }, upstream: 'echo', public: true, quota: 'daily' },
+      { name: 'keyed', match: { path: '/keyed/**' }, upstream: 'echo', authenticate: ['machines'] },
+    ],
+  };
+}
+
+/** `count` requests spread over the hosts' workers (fresh connections, round robin over hosts); the statuses by kind. */
+async function spread(hosts: readonly GatewayProcess[], path: string, count: number, headers: Record<string, string> = {}): Promise<Map<number, number>> {
+  const answers = await Promise.all(Array.from({ length: count }, (_, i) => fresh(`${(hosts[i % hosts.length] as GatewayProcess).url}${path}`, headers)));
+  const by = new Map<number, number>();
+  for (const a of answers) by.set(a.status, (by.get(a.status) ?? 0) + 1);
+  return by;
+}
+
+describe('start --workers: limits, quotas and the guard are exact across workers', () => {
+  let echo: EchoUpstream;
+  let gw: GatewayProcess;
+
+  before(async () => {
+    echo = await startEchoUpstream();
+    gw = await startGatewayProcess(limitedConfig(echo, 'memory'), { args: WORKERS });
+  });
+  after(async () => {
+    await gw.stop();
+    await echo.close();
+  });
+
+  for (const algorithm of ALGORITHMS) {
+    it(`${algorithm}: two workers admit exactly the limit, as one process would`, async () => {
+      assert.deepEqual(await spread([gw], `/${algorithm}/x`, 30), new Map([[200, 10], [429, 20]]));
+    });
+  }
+
+  it('a quota shared by two workers admits exactly its limit', async () => {
+    assert.deepEqual(await spread([gw], '/metered/x', 30), new Map([[200, 10], [429, 20]]));
+  });
+
+  it('failed authentications on both workers add up, and the block holds on every worker', async () => {
+    const bad = await spread([gw], '/keyed/x', 6, { 'x-api-key': 'pc_live_0000000000000000_not-a-real-key' });
+    assert.equal(bad.get(401), 6, 'six failures, spread over both workers');
+    const blocked = await spread([gw], '/keyed/x', 8);
+    assert.deepEqual(blocked, new Map([[429, 8]]), 'the address is blocked on both workers');
+  });
+});
+
+describe('start --workers: two hosts of two workers sharing Redis', () => {
+  let echo: EchoUpstream;
+  let hosts: GatewayProcess[] = [];
+  let stopRedis: () => Promise<void> = () => Promise.resolve();
+
+  before(async () => {
+    const redis = await startRedis();
+    // Without redis-server (outside CI) each test below says so and skips.
+    if (typeof redis === 'string') return;
+    stopRedis = () => redis.stop();
+    echo = await startEchoUpstream();
+    hosts = await startGatewayProcesses([limitedConfig(echo, 'redis', redis.url), limitedConfig(echo, 'redis', redis.url)], { args: WORKERS });
+  });
+  after(async () => {
+    await Promise.all(hosts.map((h) => h.stop()));
+    await echo?.close();
+    await stopRedis();
+  });
+
+  for (const algorithm of ALGORITHMS) {
+    it(`${algorithm}: four workers on two hosts admit exactly the limit`, async (t) => {
+      if (hosts.length === 0) { t.skip('redis-server is not installed'); return; }
+      assert.deepEqual(await spread(hosts, `/${algorithm}/x`, 30), new Map([[200, 10], [429, 20]]));
+    });
+  }
 });

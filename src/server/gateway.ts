@@ -13,6 +13,7 @@ import { ResourceSet, type Generation } from '../lifecycle/resources.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
+import type { HostStateClient } from '../workers/host-state-client.js';
 import { ADMIN_LISTENER_LIMITS, adminRejectionFacts, createAdminApp, logAdminOperation } from '../admin/admin-app.js';
 import type { AdminHost, AdminOperation, KeyAdmin, ReloadResult } from '../admin/admin-host.js';
 import { handleRequest, reply, type HandlerHost, type Runtime } from './handle-request.js';
@@ -40,6 +41,8 @@ export interface GatewayOptions {
    * admin listener (the primary serves the host's one) and its log lines name the worker.
    */
   readonly worker?: number;
+  /** A worker's channel to the state its primary holds for the host (in-process limits, quotas, the guard's counts). */
+  readonly hostState?: HostStateClient | null;
 }
 
 /** The bound address of each listener, by name; `admin` is null when the admin API is off. */
@@ -148,7 +151,7 @@ export class Gateway implements HandlerHost, AdminHost {
     const base = createLogger(loaded.raw.log?.level ?? 'info', options.logDestination);
     const logger = options.worker === undefined ? base : base.child({ worker: options.worker });
     const resources = new ResourceSet({ logger, clock, metrics: new Metrics() });
-    const config = compileConfig(loaded, { resources, clock });
+    const config = compileConfig(loaded, { resources, clock, hostState: options.hostState ?? null });
     return new Gateway(config, options, resources, logger);
   }
 
@@ -287,7 +290,7 @@ export class Gateway implements HandlerHost, AdminHost {
   private async prepareNext(loaded: LoadedConfig, old: CompiledConfig): Promise<StagedReload | { next: CompiledConfig; generation: Generation }> {
     let next: CompiledConfig;
     try {
-      next = compileConfig(loaded, { resources: this.resources, clock: this.options.clock ?? systemClock });
+      next = compileConfig(loaded, { resources: this.resources, clock: this.options.clock ?? systemClock, hostState: this.options.hostState ?? null });
     } catch (err) {
       return this.rejected(err);
     }

@@ -13,6 +13,7 @@ import { systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { Listener } from '../server/listener.js';
+import { HostState } from './host-state.js';
 import { CONFIG_INVALID_EXIT, fromWorker, LIFECYCLE, type FromWorker, type StageOutcome, type ToWorker } from './protocol.js';
 
 /** Longest a worker may take to stage a reload or send its metrics before the primary gives up on it. */
@@ -72,6 +73,8 @@ export class Supervisor implements AdminHost {
   private deaths = 0;
   private port: number | null = null;
   private reloads: Promise<unknown> = Promise.resolve();
+  /** The in-process state every worker shares: limits, quotas, the guard's counts. */
+  private readonly hostState: HostState;
 
   private constructor(config: CompiledConfig, private readonly options: SupervisorOptions, logger: Logger) {
     this.config = config;
@@ -79,6 +82,7 @@ export class Supervisor implements AdminHost {
     this.clock = options.clock ?? systemClock;
     this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, config.audit.retryIntervalMs, logger, this.clock);
     this.metrics.configInfo.set({ version: config.version }, 1);
+    this.hostState = new HostState({ logger, clock: this.clock, metrics: this.metrics });
     if (config.admin.enabled) {
       const app = createAdminApp(this);
       this.admin = new Listener({ name: 'admin', port: config.admin.port, host: config.admin.host, limits: ADMIN_LISTENER_LIMITS, handlerAnswersExpect: false }, {
@@ -115,6 +119,8 @@ export class Supervisor implements AdminHost {
   /** Forks one worker; resolves with its port once it listens. */
   private fork(): Promise<number> {
     const worker = cluster.fork(this.options.env);
+    // In the same turn as the fork, so the worker's first message about the state it uses is heard.
+    this.hostState.attach(worker);
     const member: Member = { worker, startedAt: this.clock.now(), version: null };
     this.members.set(worker.id, member);
     return new Promise<number>((resolveListening, reject) => {
@@ -145,6 +151,7 @@ export class Supervisor implements AdminHost {
 
   private exited(member: Member, code: number | null, signal: NodeJS.Signals | null): void {
     this.members.delete(member.worker.id);
+    this.hostState.detach(member.worker);
     for (const [id, p] of this.pending) {
       if (p.worker !== member.worker) continue;
       p.timer.cancel();
@@ -299,6 +306,7 @@ export class Supervisor implements AdminHost {
     const killer = setTimeout(() => { for (const m of members) if (!m.worker.isDead()) m.worker.process.kill('SIGKILL'); }, this.config.drainTimeoutMs + EXIT_GRACE_MS);
     await Promise.all(exited);
     clearTimeout(killer);
+    await this.hostState.close();
     await this.admin?.close();
     await this.config.apiKeys?.store.close();
     await this.audit.close();

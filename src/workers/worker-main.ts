@@ -4,6 +4,7 @@ import cluster from 'node:cluster';
 import { serve } from '../cli/serve.js';
 import { ConfigError } from '../config/errors.js';
 import { Gateway, type StagedReload } from '../server/gateway.js';
+import { HostStateClient } from './host-state-client.js';
 import { CONFIG_INVALID_EXIT, LIFECYCLE, toWorker, type FromWorker } from './protocol.js';
 
 function send(message: FromWorker): void {
@@ -50,9 +51,10 @@ async function main(): Promise<void> {
     process.stderr.write('portcullis worker: started outside a primary\n');
     process.exit(2);
   }
+  const hostState = HostStateClient.connect(process);
   let gateway: Gateway;
   try {
-    gateway = await Gateway.fromFile(file, { worker: id });
+    gateway = await Gateway.fromFile(file, { worker: id, hostState });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`${err.message}\n`);
@@ -61,7 +63,7 @@ async function main(): Promise<void> {
   follow(gateway);
   // The primary gone: no connections come any more; finish what is in flight and leave.
   process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
-  await serve(gateway, undefined, false);
+  await serve(gateway, () => { hostState?.close(); return Promise.resolve(); }, false);
   send({ t: LIFECYCLE, op: 'listening', version: gateway.config.version, port: gateway.addresses().http.port });
 }
 

@@ -267,7 +267,7 @@ export async function startGatewayProcess(config: ConfigObject, options: { env?:
  * Starts several gateway processes at once. If any fails to start, the ones that did are stopped
  * before the error is thrown, so a failed start never leaves a process behind.
  */
-export async function startGatewayProcesses(configs: readonly ConfigObject[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<GatewayProcess[]> {
+export async function startGatewayProcesses(configs: readonly ConfigObject[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; args?: readonly string[] } = {}): Promise<GatewayProcess[]> {
   const settled = await Promise.allSettled(configs.map((config) => startGatewayProcess(config, options)));
   const started = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');

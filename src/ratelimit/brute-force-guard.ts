@@ -78,6 +78,7 @@ export class BruteForceGuard implements Resource {
   /** Failure counts in this process: the store when `shared` is null, the stand-in when it cannot count. */
   private readonly local: Readonly<Record<Kind, MemoryLimitStore>>;
   private readonly blocks: Readonly<Record<Kind, BlockTable>>;
+  private running = false;
 
   /** `storeName` says where failures are counted (`memory`, or the shared store's settings): part of the key. */
   constructor(private readonly spec: GuardSpec, storeName: string, private readonly clock: Clock = systemClock) {
@@ -101,10 +102,16 @@ export class BruteForceGuard implements Resource {
   async start(context: ResourceContext): Promise<void> {
     this.logger = context.logger;
     await Promise.all([this.local.ip.start(context), this.local.credential.start(context)]);
+    this.running = true;
   }
 
   stop(): Promise<void> {
     return this.close();
+  }
+
+  /** Started and not yet stopped: a guard a reload replaced runs until the requests that use it are done. */
+  get isRunning(): boolean {
+    return this.running;
   }
 
   private now(): number {
@@ -215,6 +222,7 @@ export class BruteForceGuard implements Resource {
 
   /** Stops the tables' sweep timers. */
   async close(): Promise<void> {
+    this.running = false;
     await Promise.all([this.local.ip.close(), this.local.credential.close()]);
   }
 }

@@ -11,6 +11,7 @@ import { RedisLimitStore, type RedisStoreSettings } from '../src/ratelimit/redis
 import { LimitStoreUnavailableError, type LimitStore } from '../src/ratelimit/store.js';
 import { createLogger } from '../src/observability/logger.js';
 import { Metrics } from '../src/observability/metrics.js';
+import { waitUntil } from './harness/assertions.js';
 import { ManualClock } from './harness/manual-clock.js';
 import { startRedis, type TestRedis } from './harness/redis.js';
 
@@ -110,13 +111,8 @@ describe('limit store contract: redis', () => {
     void store.connect();
     return store;
   };
-  const ready = async (store: RedisLimitStore): Promise<void> => {
-    for (let i = 0; i < 100; i++) {
-      if (store.ready) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error('redis store never became ready');
-  };
+  /** Waits (bounded, 2 s) for the store's connection to be up: a real connection, no clock to move. */
+  const ready = (store: RedisLimitStore): Promise<void> => waitUntil('the redis store is ready', () => store.ready, 2000);
 
   before(async () => { redis = await startRedis(); });
   after(async () => {
@@ -227,10 +223,10 @@ describe('limit store contract: redis', () => {
     assert.ok(performance.now() - started < 1000, 'twenty decisions failed within a second');
     assert.deepEqual(reports, [false]);
     await r.restart();
-    const back = performance.now();
-    for (;;) {
-      try { await store.hit(shape, 'outage'); break; } catch { assert.ok(performance.now() - back < 5000, 'recovered within 5 s'); await new Promise((d) => setTimeout(d, 25)); }
-    }
+    // The client reconnects on its own schedule: poll decisions (bounded) until one succeeds.
+    await waitUntil('the store decides again after the restart', async () => {
+      try { await store.hit(shape, 'outage'); return true; } catch { return false; }
+    }, 5000);
     assert.deepEqual(reports, [false, true]);
   });
 });

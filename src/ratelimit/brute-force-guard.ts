@@ -96,6 +96,7 @@ export class BruteForceGuard implements Resource {
   private readonly local: Readonly<Record<Kind, MemoryLimitStore>>;
   private readonly blocks: Readonly<Record<Kind, BlockTable>>;
   private unsubscribe: (() => void) | null = null;
+  private running = false;
 
   /** `storeName` says where failures are counted (`memory`, or the shared store's settings): part of the key. */
   constructor(private readonly spec: GuardSpec, storeName: string, private readonly clock: Clock = systemClock) {
@@ -120,6 +121,7 @@ export class BruteForceGuard implements Resource {
     this.logger = context.logger;
     this.unsubscribe = this.spec.blocks?.subscribe(this.key, (kind, source, untilMs) => this.applyBlock(kind, source, untilMs)) ?? null;
     await Promise.all([this.local.ip.start(context), this.local.credential.start(context)]);
+    this.running = true;
   }
 
   /** A block another worker started: the same as one started here, without announcing it again. */
@@ -129,6 +131,11 @@ export class BruteForceGuard implements Resource {
 
   stop(): Promise<void> {
     return this.close();
+  }
+
+  /** Started and not yet stopped: a guard a reload replaced runs until the requests that use it are done. */
+  get isRunning(): boolean {
+    return this.running;
   }
 
   private now(): number {
@@ -244,6 +251,7 @@ export class BruteForceGuard implements Resource {
   async close(): Promise<void> {
     this.unsubscribe?.();
     this.unsubscribe = null;
+    this.running = false;
     await Promise.all([this.local.ip.close(), this.local.credential.close()]);
   }
 }

@@ -207,7 +207,7 @@ export const QuotaSchema = strict({
 }, 'A named quota per calendar period; routes list it under quota. Counts survive restarts.');
 
 export const RateLimitingSchema = strict({
-  store: Type.Optional(StoreName(LIMIT_STORE_KINDS, 'Where limits count: memory (this process; exact for one gateway) or redis (shared by every gateway). Default memory.')),
+  store: Type.Optional(StoreName(LIMIT_STORE_KINDS, 'Where limits count: memory (this gateway and all its workers; exact for one gateway) or redis (shared by every gateway). Default memory.')),
   redis: Type.Optional(RedisSettingsSchema),
   maxEntries: Type.Optional(Type.Integer({ minimum: 100, maximum: 100_000_000, description: 'Most callers each in-process limit, each fail-open fallback, each brute-force table and the quota cache track. Live counts and blocks are never dropped: when full, callers without an entry share one overflow count (see docs/rate-limits.md). Default 100000.' })),
   headers: Type.Optional(strict({

@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import type { ApiKeyBackend } from '../authn/api-key/backend.js';
 import { ADMIN_LISTENER_LIMITS, adminRejectionFacts, createAdminApp, logAdminOperation } from '../admin/admin-app.js';
 import type { AdminHost, AdminOperation, KeyAdmin, ReloadResult, WorkersStatus } from '../admin/admin-host.js';
 import { AuditLog, type AuditRecord, type AuditState } from '../audit/audit-log.js';
@@ -73,6 +74,8 @@ export class Supervisor implements AdminHost {
   private deaths = 0;
   private port: number | null = null;
   private reloads: Promise<unknown> = Promise.resolve();
+  /** The API key backend whose store the admin API has used (see keyBackend). */
+  private keys: ApiKeyBackend | null = null;
   /** The in-process state every worker shares: limits, quotas, the guard's counts. */
   private readonly hostState: HostState;
 
@@ -272,8 +275,20 @@ export class Supervisor implements AdminHost {
     return { contentType: registry.contentType, text: await registry.metrics() };
   }
 
+  /**
+   * The API key store the admin API uses here: the backend of the config, kept across reloads that
+   * keep its settings (its store connects on first use), closed when a reload replaces it.
+   */
+  private keyBackend(): ApiKeyBackend | null {
+    const wanted = this.config.apiKeys;
+    if (this.keys !== null && this.keys.key === wanted?.key) return this.keys;
+    if (this.keys !== null) void this.keys.store.close().catch(() => undefined);
+    this.keys = wanted;
+    return wanted;
+  }
+
   keyAdmin(): KeyAdmin | null {
-    const backend = this.config.apiKeys;
+    const backend = this.keyBackend();
     if (backend === null) return null;
     // The store's service needs no started backend; every worker drops the key from its caches.
     return {
@@ -308,7 +323,7 @@ export class Supervisor implements AdminHost {
     clearTimeout(killer);
     await this.hostState.close();
     await this.admin?.close();
-    await this.config.apiKeys?.store.close();
+    await this.keys?.store.close();
     await this.audit.close();
     this.logger.info('gateway stopped');
   }

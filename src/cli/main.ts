@@ -30,7 +30,12 @@ Signals: SIGHUP reloads the config; SIGTERM/SIGINT drain in-flight requests, the
 
 function configPath(args: string[]): string {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, allowPositionals: false });
-  return resolve(values.config ?? process.env.PORTCULLIS_CONFIG ?? 'gateway.yaml');
+  return configFile(values.config);
+}
+
+/** `-c FILE`, else $PORTCULLIS_CONFIG, else gateway.yaml in the working directory. */
+function configFile(given: string | undefined): string {
+  return resolve(given ?? process.env.PORTCULLIS_CONFIG ?? 'gateway.yaml');
 }
 
 function printConfigError(err: unknown): number {
@@ -60,7 +65,7 @@ async function start(args: string[]): Promise<number> {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
     return 2;
   }
-  const file = resolve(values.config ?? process.env.PORTCULLIS_CONFIG ?? 'gateway.yaml');
+  const file = configFile(values.config);
   const workers = values.workers === undefined ? null : workerCount(values.workers, availableParallelism());
   if (workers === null && values.workers !== undefined) {
     process.stderr.write(`--workers: expected a number of workers from 1 to 999, or auto (one per core); got "${values.workers}"\n`);

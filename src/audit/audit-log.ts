@@ -112,17 +112,19 @@ export class AuditLog {
     return this.dropped;
   }
 
-  write(record: AuditRecord): void {
-    if (this.closed) { this.dropped++; return; }
+  /** Queues one record; false when it was dropped (queue full, or the trail closed), which the next gap line counts. */
+  write(record: AuditRecord): boolean {
+    if (this.closed) { this.dropped++; return false; }
     const line = serialiseRecord(record);
     const bytes = Buffer.byteLength(line);
     if (!this.queueGap(bytes) || this.queuedBytes + bytes > this.maxQueueBytes) {
       this.dropped++;
       if (this.gap === null) this.gap = { count: 1, first: record.time, last: record.time };
       else { this.gap.count++; this.gap.last = record.time; }
-      return;
+      return false;
     }
     this.enqueue(line, bytes);
+    return true;
   }
 
   private enqueue(line: string, bytes: number): void {

@@ -347,9 +347,7 @@ export class Gateway implements HandlerHost, AdminHost {
   }
 
   private writeAudit(record: AuditRecord): void {
-    const before = this.audit.droppedRecords;
-    this.audit.write(record);
-    if (this.audit.droppedRecords !== before) this.metrics.auditDropped.inc();
+    if (!this.audit.write(record)) this.metrics.auditDropped.inc();
   }
 
   /** The one record of a connection-level rejection on any listener. */

@@ -303,9 +303,7 @@ export class Supervisor implements AdminHost {
   }
 
   private writeAudit(record: AuditRecord): void {
-    const before = this.audit.droppedRecords;
-    this.audit.write(record);
-    if (this.audit.droppedRecords !== before) this.metrics.auditDropped.inc();
+    if (!this.audit.write(record)) this.metrics.auditDropped.inc();
   }
 
   /** Drains every worker (each finishes its requests in flight, up to drainTimeoutMs), then closes the admin listener and the trail. */

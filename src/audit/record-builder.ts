@@ -36,11 +36,20 @@ export interface AuditFacts {
   readonly limit?: string | null;
 }
 
+/** The last time formatted, and its text: a busy gateway writes many records in the same millisecond. */
+let lastTime = Number.NaN;
+let lastTimeText = '';
+
+function timeText(now: number): string {
+  if (now !== lastTime) { lastTime = now; lastTimeText = new Date(now).toISOString(); }
+  return lastTimeText;
+}
+
 /** The one builder of audit records: every outcome, admin operations and socket-level rejections. */
 export function auditRecord(facts: AuditFacts, now: number): AuditRecord {
   // One object, with `limit` only where it applies (records outside a route have no such field).
   const record: { -readonly [K in keyof AuditRecord]: AuditRecord[K] } = {
-    time: new Date(now).toISOString(),
+    time: timeText(now),
     requestId: facts.requestId,
     method: facts.method ?? '',
     path: facts.path,

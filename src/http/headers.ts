@@ -201,7 +201,9 @@ export function resolveClientIp(peer: string, xff: string | null, peerTrusted: b
 export function responseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const connection = headers.connection;
-  const listed = typeof connection === 'string' ? connection.toLowerCase().split(',').map((t) => t.trim()) : null;
+  // `keep-alive` and `close` name no other header (the common case, without building a list).
+  const listed = typeof connection === 'string' && connection !== 'keep-alive' && connection !== 'close'
+    ? connection.toLowerCase().split(',').map((t) => t.trim()) : null;
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined || RESPONSE_HOP_BY_HOP.has(name) || listed?.includes(name) === true) continue;

@@ -16,8 +16,11 @@ export interface KeyChangeSink {
   primed(existing: readonly string[]): void;
   /** Keys changed (created, revoked, rotated): from a read of the log after the first, or from a NOTIFY ahead of it. */
   changed(ids: readonly string[]): void;
-  /** A read of the log succeeded; `clockOffsetMs` is the store's clock minus the local one. */
-  synced(clockOffsetMs: number): void;
+  /**
+   * A read of the log succeeded `ageMs` ago (0: just now; NaN offset: the store did not say its
+   * clock); `clockOffsetMs` is the store's clock minus the local one.
+   */
+  synced(clockOffsetMs: number, ageMs?: number): void;
   /** A read of the log failed. */
   failed(err: unknown): void;
 }

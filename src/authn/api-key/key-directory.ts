@@ -98,6 +98,8 @@ export class KeyDirectory<T> {
   /** The follower of the store's change log (one process), or the feed from the host's primary (a worker). */
   private follower: ChangeLogFollower | null = null;
   private feed: KeyChangeFeed | null = null;
+  /** Where each read the source reports is passed on (the follower reports its own reads). */
+  private fed: DirectoryReporting | null = null;
   private healthy = true;
 
   constructor(
@@ -258,6 +260,7 @@ export class KeyDirectory<T> {
   async start(reporting: DirectoryReporting, source?: KeyChangeSource): Promise<void> {
     this.syncedAt = this.now();
     if (source !== undefined) {
+      this.fed = reporting;
       this.feed = await source(this.sink);
       return;
     }
@@ -292,13 +295,15 @@ export class KeyDirectory<T> {
       this.epoch++;
       this.reload(inUse);
     },
-    synced: (clockOffsetMs) => {
+    synced: (clockOffsetMs, ageMs = 0) => {
       if (Number.isFinite(clockOffsetMs)) this.clockOffsetMs = clockOffsetMs;
-      this.syncedAt = this.now();
+      this.syncedAt = this.now() - ageMs;
       this.healthy = true;
+      this.fed?.synced?.(true);
     },
     failed: () => {
       this.healthy = false;
+      this.fed?.synced?.(false);
     },
   };
 

@@ -125,7 +125,8 @@ export class HostSync {
     try {
       request = parseSyncRequest(message);
       if (request === null) {
-        this.options.logger.warn({ op: String((message as { op?: unknown }).op).slice(0, 32) }, 'host sync: a malformed worker message was dropped');
+        const op = (message as { op?: unknown }).op;
+        this.options.logger.warn({ op: typeof op === 'string' ? op.slice(0, 32) : typeof op }, 'host sync: a malformed worker message was dropped');
         return;
       }
       this.receive(worker, attached, request);
@@ -320,7 +321,12 @@ export class HostJwks {
     const set = this.setFor(options);
     if (set === null) return { ok: false, error: `more than ${MAX_JWKS_SETS} JWK Sets in use on this host` };
     set.lastAskedAt = this.clock.now();
-    if (set.inflight !== null) return this.answer(set, await set.inflight, null);
+    if (set.inflight !== null) {
+      const ok = await set.inflight;
+      // A fetch under way may have started before an unknown kid was published: an unknown-kid
+      // ask then decides afresh (fetch again, or the cooldown), as one process does.
+      if (reason === 'load') return this.answer(set, ok, null);
+    }
     const now = this.clock.now();
     const { cooldownMs } = options;
     if (reason === 'kid') {

@@ -34,6 +34,8 @@ export const MAX_HANDLES_PER_WORKER = 16;
 export const MAX_JWKS_SETS = 64;
 /** Most JWKS asks of one worker waiting for an answer; more are answered at once as failed. */
 export const MAX_JWKS_ASKS_PER_WORKER = 256;
+/** A set this close to its refresh is refreshed when a worker asks (timers may fire slightly early). */
+const REFRESH_SLACK_MS = 100;
 
 interface Follower {
   readonly key: string;
@@ -335,7 +337,8 @@ export class HostJwks {
       set.lastKidFetchAt = now;
       return this.answer(set, await this.fetch(set), null);
     }
-    if (set.text !== null && now - set.fetchedAt < refreshDelayMs(options, set.maxAgeMs)) return this.answer(set, true, null);
+    // A worker's refresh timer may fire a hair before the set falls due here: that ask refreshes it.
+    if (set.text !== null && now - set.fetchedAt < refreshDelayMs(options, set.maxAgeMs) - REFRESH_SLACK_MS) return this.answer(set, true, null);
     // The endpoint failed lately: retried at most once per cooldown for the host; meanwhile the last good set.
     if (now - set.lastAttemptAt < cooldownMs) return this.answer(set, set.text !== null, null);
     // A set asked for at start or on schedule: a failed fetch still hands over the last good set.

@@ -1,7 +1,7 @@
 // `portcullis start --workers N`: a primary and N worker processes on one port. Real processes,
 // real signals, requests over fresh connections so the primary spreads them over the workers.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +10,7 @@ import { ADMIN_TOKEN_HASH, admin, createKey } from './harness/api-keys.js';
 import { waitUntil } from './harness/assertions.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { CLI, startGatewayProcess, startGatewayProcesses, type ConfigObject, type GatewayProcess } from './harness/gateway.js';
+import { JwksServer, mint, testKey, type TestKey } from './harness/jwt.js';
 import { startRedis } from './harness/redis.js';
 
 interface Answer { readonly status: number; readonly body: string }
@@ -295,4 +296,123 @@ describe('start --workers: two hosts of two workers sharing Redis', () => {
       assert.deepEqual(await spread(hosts, `/${algorithm}/x`, 30), new Map([[200, 10], [429, 20]]));
     });
   }
+});
+
+/** Runs the CLI to its exit; its exit code and stderr. */
+function runCli(args: readonly string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => { stderr += c.toString('utf8'); });
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+}
+
+const ISSUER = 'https://issuer.test/';
+
+/** API keys, and two JWT issuers: one refreshed every second, one whose unknown-kid cooldown outlasts the test. */
+function syncedConfig(echo: EchoUpstream, refreshing: JwksServer, flooded: JwksServer): ConfigObject {
+  const jwt = (uri: string, jwks: Record<string, number>) => ({ type: 'jwt', issuer: ISSUER, jwksUri: uri, audience: 'orders-api', algorithms: ['ES256'], jwks });
+  return {
+    admin: { tokenHash: ADMIN_TOKEN_HASH },
+    apiKeys: { environment: 'live' },
+    upstreams: { echo: { targets: [echo.url] } },
+    authenticators: {
+      machines: { type: 'apiKey' },
+      refreshing: jwt(refreshing.url, { refreshMs: 1000, cooldownMs: 1000 }),
+      flooded: jwt(flooded.url, { cooldownMs: 600_000 }),
+    },
+    routes: [
+      { name: 'keyed', match: { path: '/keyed/**' }, upstream: 'echo', authenticate: ['machines'] },
+      { name: 'refreshing', match: { path: '/refreshing/**' }, upstream: 'echo', authenticate: ['refreshing'] },
+      { name: 'flooded', match: { path: '/flooded/**' }, upstream: 'echo', authenticate: ['flooded'] },
+    ],
+  };
+}
+
+describe('start --workers: the primary reads the key store and fetches JWKS once for the host', () => {
+  let echo: EchoUpstream;
+  let refreshing: JwksServer;
+  let flooded: JwksServer;
+  let signer: TestKey;
+  let gw: GatewayProcess;
+
+  before(async () => {
+    echo = await startEchoUpstream();
+    signer = await testKey('ES256', 'current');
+    refreshing = await JwksServer.start([signer]);
+    flooded = await JwksServer.start([signer]);
+    gw = await startGatewayProcess(syncedConfig(echo, refreshing, flooded), { args: WORKERS });
+  });
+  after(async () => {
+    await gw.stop();
+    await Promise.all([echo.close(), refreshing.close(), flooded.close()]);
+  });
+
+  it('fetches each JWK Set once for the host at start, and both workers verify with it', async () => {
+    assert.equal(flooded.requests, 1, 'one fetch at start, not one per worker');
+    const token = await mint(signer);
+    const answers = await Promise.all(Array.from({ length: 8 }, () => fresh(`${gw.url}/flooded/x`, { authorization: `Bearer ${token}` })));
+    assert.deepEqual(answers.map((a) => a.status), Array(8).fill(200));
+  });
+
+  it('a flood of unknown kids sent to both workers costs at most one fetch per cooldown for the host', async () => {
+    const before = flooded.requests;
+    const strangers = await Promise.all(Array.from({ length: 12 }, (_, i) => testKey('ES256', `stranger-${i}-${Math.random().toString(36).slice(2)}`)));
+    const answers = await Promise.all(strangers.map(async (k) => fresh(`${gw.url}/flooded/x`, { authorization: `Bearer ${await mint(k)}` })));
+    assert.deepEqual(answers.filter((a) => a.status !== 401 && a.status !== 503).map((a) => a.status), [], 'every unknown kid is refused');
+    assert.ok(flooded.requests - before <= 1, `${flooded.requests - before} fetches for ${strangers.length} unknown kids on two workers`);
+  });
+
+  it('refreshes each JWK Set once per refresh period for the host, not once per worker', async () => {
+    // A rate over real time: the workers' refresh timers run on the machine's clock in other processes.
+    const r0 = refreshing.requests;
+    const t0 = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+    const fetched = refreshing.requests - r0;
+    const periods = (performance.now() - t0) / 1000;
+    assert.ok(fetched >= 1 && fetched <= Math.ceil(periods) + 1, `${fetched} fetches in ${periods.toFixed(1)} refresh periods`);
+    const token = await mint(signer);
+    const answers = await Promise.all(Array.from({ length: 6 }, () => fresh(`${gw.url}/refreshing/x`, { authorization: `Bearer ${token}` })));
+    assert.deepEqual(answers.map((a) => a.status), Array(6).fill(200));
+  });
+
+  it('reads the key store change log once per host: the reads grow by about one per poll interval, not one per worker', async () => {
+    const reads = async (): Promise<number> => metric((await fresh(`${gw.adminUrl}/metrics`)).body, 'portcullis_api_key_store_polls_total');
+    const c0 = await reads();
+    const t0 = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const c1 = await reads();
+    // pollIntervalMs defaults to 500: about six reads in three seconds for the host; two workers polling would make twelve.
+    const intervals = (performance.now() - t0) / 500;
+    assert.ok(c1 - c0 >= intervals - 2 && c1 - c0 <= intervals + 2, `${c1 - c0} reads in ${intervals.toFixed(1)} poll intervals`);
+  });
+
+  it('a revocation written to the key store by the CLI reaches both workers within a second', async () => {
+    const key = await createKey(gw.adminUrl, { name: 'cli-revoked' });
+    const warm = await Promise.all(Array.from({ length: 8 }, () => fresh(`${gw.url}/keyed/x`, { 'x-api-key': key.key })));
+    assert.deepEqual(warm.map((a) => a.status), Array(8).fill(200), 'both workers hold the key');
+    const revoked = await runCli(['keys', 'revoke', key.id, '-c', gw.configFile]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    const revokedAt = performance.now();
+    await waitUntil('every worker refuses the key revoked in the store', async () => {
+      const after = await Promise.all(Array.from({ length: 8 }, () => fresh(`${gw.url}/keyed/x`, { 'x-api-key': key.key })));
+      return after.every((a) => a.status === 401);
+    }, 1000);
+    assert.ok(performance.now() - revokedAt < 1000);
+  });
+
+  it('a replacement worker hears the current key state and JWK Set from the primary, fetching nothing', async () => {
+    const key = await createKey(gw.adminUrl, { name: 'survivor' });
+    const fetchesBefore = flooded.requests;
+    const [victim] = workerPids(gw);
+    assert.ok(victim !== undefined);
+    process.kill(victim, 'SIGKILL');
+    await waitUntil('a replacement worker listens', async () => workerPids(gw).length === 3 && (await readiness(gw)).status === 'ready', 15_000);
+    const token = await mint(signer);
+    const keyed = await Promise.all(Array.from({ length: 8 }, () => fresh(`${gw.url}/keyed/x`, { 'x-api-key': key.key })));
+    const jwt = await Promise.all(Array.from({ length: 8 }, () => fresh(`${gw.url}/flooded/x`, { authorization: `Bearer ${token}` })));
+    assert.deepEqual([...keyed, ...jwt].map((a) => a.status), Array(16).fill(200));
+    assert.equal(flooded.requests, fetchesBefore, 'the replacement took the set the primary holds');
+  });
 });

@@ -1,6 +1,7 @@
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { HostServices } from './host-services.js';
 
 /**
  * Something that lives across config reloads and holds the outside world: a remote key set, an
@@ -25,6 +26,8 @@ export interface ResourceContext {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly metrics: Metrics;
+  /** In a worker of `start --workers`: what the host's primary does for every worker (absent in one process). */
+  readonly host?: HostServices;
 }
 
 /** Live resources by key, for a compile that wants to reuse the running instance of an equal definition. */

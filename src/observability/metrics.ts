@@ -48,6 +48,10 @@ export class Metrics {
     name: 'portcullis_api_key_store_up', help: 'Whether the last read of the API key store change log succeeded (1) or not (0). While 0, cached keys work until their TTL and unknown keys get 503.',
     registers: [this.registry],
   });
+  readonly apiKeyStorePolls = new Counter({
+    name: 'portcullis_api_key_store_polls_total', help: 'Reads of the API key store change log, by result (ok, error). Under --workers the primary reads it once for the host.',
+    labelNames: ['result'] as const, registers: [this.registry],
+  });
   readonly apiKeyUsageBacklog = new Gauge({
     name: 'portcullis_api_key_usage_backlog', help: 'API keys with uses counted in memory but not yet written to the store.', registers: [this.registry],
   });

@@ -9,6 +9,7 @@ import { ConfigError, formatProblem } from '../config/errors.js';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { DENIALS } from '../pipeline/denials.js';
 import type { Exchange } from '../pipeline/exchange.js';
+import type { HostServices } from '../lifecycle/host-services.js';
 import { ResourceSet, type Generation } from '../lifecycle/resources.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { createLogger, type Logger } from '../observability/logger.js';
@@ -43,6 +44,8 @@ export interface GatewayOptions {
   readonly worker?: number;
   /** A worker's channel to the state its primary holds for the host (in-process limits, quotas, the guard's counts). */
   readonly hostState?: HostStateClient | null;
+  /** What a worker's primary does once for the host (reading the key store's change log, fetching JWKS); absent: this process does it. */
+  readonly host?: HostServices | null;
 }
 
 /** The bound address of each listener, by name; `admin` is null when the admin API is off. */
@@ -150,7 +153,8 @@ export class Gateway implements HandlerHost, AdminHost {
     const clock = options.clock ?? systemClock;
     const base = createLogger(loaded.raw.log?.level ?? 'info', options.logDestination);
     const logger = options.worker === undefined ? base : base.child({ worker: options.worker });
-    const resources = new ResourceSet({ logger, clock, metrics: new Metrics() });
+    const host = options.host ?? null;
+    const resources = new ResourceSet({ logger, clock, metrics: new Metrics(), ...(host === null ? {} : { host }) });
     const config = compileConfig(loaded, { resources, clock, hostState: options.hostState ?? null });
     return new Gateway(config, options, resources, logger);
   }

@@ -15,6 +15,7 @@ import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { Listener } from '../server/listener.js';
 import { HostState } from './host-state.js';
+import { HostSync } from './host-sync.js';
 import { CONFIG_INVALID_EXIT, fromWorker, LIFECYCLE, type FromWorker, type StageOutcome, type ToWorker } from './protocol.js';
 
 /** Longest a worker may take to stage a reload or send its metrics before the primary gives up on it. */
@@ -78,6 +79,8 @@ export class Supervisor implements AdminHost {
   private keys: ApiKeyBackend | null = null;
   /** The in-process state every worker shares: limits, quotas, the guard's counts. */
   private readonly hostState: HostState;
+  /** What the primary does once for every worker: reading the key stores' change logs, fetching JWKS. */
+  private readonly hostSync: HostSync;
 
   private constructor(config: CompiledConfig, private readonly options: SupervisorOptions, logger: Logger) {
     this.config = config;
@@ -86,6 +89,7 @@ export class Supervisor implements AdminHost {
     this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, config.audit.retryIntervalMs, logger, this.clock);
     this.metrics.configInfo.set({ version: config.version }, 1);
     this.hostState = new HostState({ logger, clock: this.clock, metrics: this.metrics });
+    this.hostSync = new HostSync({ logger, clock: this.clock, metrics: this.metrics });
     if (config.admin.enabled) {
       const app = createAdminApp(this);
       this.admin = new Listener({ name: 'admin', port: config.admin.port, host: config.admin.host, limits: ADMIN_LISTENER_LIMITS, handlerAnswersExpect: false }, {
@@ -124,6 +128,7 @@ export class Supervisor implements AdminHost {
     const worker = cluster.fork(this.options.env);
     // In the same turn as the fork, so the worker's first message about the state it uses is heard.
     this.hostState.attach(worker);
+    this.hostSync.attach(worker);
     const member: Member = { worker, startedAt: this.clock.now(), version: null };
     this.members.set(worker.id, member);
     return new Promise<number>((resolveListening, reject) => {
@@ -155,6 +160,7 @@ export class Supervisor implements AdminHost {
   private exited(member: Member, code: number | null, signal: NodeJS.Signals | null): void {
     this.members.delete(member.worker.id);
     this.hostState.detach(member.worker);
+    this.hostSync.detach(member.worker);
     for (const [id, p] of this.pending) {
       if (p.worker !== member.worker) continue;
       p.timer.cancel();
@@ -320,6 +326,7 @@ export class Supervisor implements AdminHost {
     await Promise.all(exited);
     clearTimeout(killer);
     await this.hostState.close();
+    await this.hostSync.close();
     await this.admin?.close();
     await this.keys?.store.close();
     await this.audit.close();

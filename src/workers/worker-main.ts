@@ -5,6 +5,7 @@ import { serve } from '../cli/serve.js';
 import { ConfigError } from '../config/errors.js';
 import { Gateway, type StagedReload } from '../server/gateway.js';
 import { HostStateClient } from './host-state-client.js';
+import { HostSyncClient } from './host-sync-client.js';
 import { CONFIG_INVALID_EXIT, LIFECYCLE, toWorker, type FromWorker } from './protocol.js';
 
 function send(message: FromWorker): void {
@@ -52,9 +53,11 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const hostState = HostStateClient.connect(process);
+  // The primary reads the key store's change log and fetches JWKS for every worker.
+  const host = HostSyncClient.connect(process);
   let gateway: Gateway;
   try {
-    gateway = await Gateway.fromFile(file, { worker: id, hostState });
+    gateway = await Gateway.fromFile(file, { worker: id, hostState, host });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`${err.message}\n`);
@@ -63,7 +66,7 @@ async function main(): Promise<void> {
   follow(gateway);
   // The primary gone: no connections come any more; finish what is in flight and leave.
   process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
-  await serve(gateway, () => { hostState?.close(); return Promise.resolve(); }, false);
+  await serve(gateway, () => { hostState?.close(); host?.close(); return Promise.resolve(); }, false);
   send({ t: LIFECYCLE, op: 'listening', version: gateway.config.version, port: gateway.addresses().http.port });
 }
 

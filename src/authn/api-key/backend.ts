@@ -134,13 +134,18 @@ export class ApiKeyBackend implements Resource {
     const usage = new UsageTracker(this.store, settings.usageFlushMs, settings.cacheMaxEntries, context.clock);
     this.running = { context, directory, usage };
     const { metrics, logger } = context;
+    // In a worker the host's primary reads the change log, and reports the reads and the store's health.
+    const source = context.host?.apiKeyChanges(settings);
     await directory.start({
       logger,
       synced: (ok) => {
-        metrics.apiKeyStoreUp.set(ok ? 1 : 0);
+        if (source === undefined) {
+          metrics.apiKeyStoreUp.set(ok ? 1 : 0);
+          metrics.apiKeyStorePolls.inc({ result: ok ? 'ok' : 'error' });
+        }
         metrics.apiKeyUsageBacklog.set(usage.backlog);
       },
-    });
+    }, source);
     usage.start(logger);
   }
 

@@ -1,6 +1,5 @@
-import { systemClock, type Clock, type Timer } from '../../lib/clock.js';
-import type { Logger } from '../../observability/logger.js';
-import { isKeyId } from './key-format.js';
+import { systemClock, type Clock } from '../../lib/clock.js';
+import { ChangeLogFollower, type FollowerReporting, type KeyChangeSink } from './change-log-follower.js';
 import { LookupLimitError, StoreUnavailableError, type ApiKeyRecord, type ApiKeyStore } from './store.js';
 
 export interface DirectoryOptions {
@@ -25,11 +24,19 @@ export interface DirectoryOptions {
   readonly listen: boolean;
 }
 
-export interface DirectoryReporting {
-  readonly logger: Logger;
-  /** Each sync attempt's outcome, for the store health metric. */
-  readonly synced?: (ok: boolean) => void;
+/** Where the directory's own follower of the change log reports (logs, health metric). */
+export type DirectoryReporting = FollowerReporting;
+
+/** A running subscription to changes read elsewhere (the host's primary). */
+export interface KeyChangeFeed {
+  stop(): Promise<void>;
 }
+
+/**
+ * Subscribes `sink` to the change log as another process reads it; resolves once the current
+ * state (the existing ids, the age of the last good read) was delivered or could not be.
+ */
+export type KeyChangeSource = (sink: KeyChangeSink) => Promise<KeyChangeFeed>;
 
 /** A key that exists. `value` null: named by the change log since it was last loaded, so it must be reloaded before use. */
 interface Known<T> {
@@ -65,6 +72,12 @@ export class DirectoryStaleError extends StoreUnavailableError {
  * It also follows the store's clock: each read of the change log measures the offset between the
  * store's clock and this process's, so expiry and grace are judged by the clock that stamped them.
  *
+ * One process reads the change log itself (ChangeLogFollower). A worker of `start --workers` is
+ * given a KeyChangeSource instead: its primary reads the log once for the host and passes every
+ * change and every successful read on, and the staleness rule above counts from the last
+ * successful read the primary reported. Look-ups of ids not in memory still go to the store from
+ * each process: they are per request, not synchronisation.
+ *
  * `T` is what the caller builds from a record once per load (the authenticator's compiled key).
  */
 export class KeyDirectory<T> {
@@ -75,21 +88,19 @@ export class KeyDirectory<T> {
   private readonly inFlight: Record<Lane, number> = { unknown: 0, known: 0 };
   /** Bumped whenever the change feed evicts: a load that straddles an eviction is not cached. */
   private epoch = 0;
-  /** Last change-log sequence applied; null until the first successful sync. */
-  private seq: number | null = null;
+  /** True once the change log's first read was applied: loads before it are not cached. */
+  private primedOnce = false;
   /** Local time of the last successful read of the change log (or of start). */
   private syncedAt: number;
   /** Store clock minus local clock, measured at the last successful sync. */
   private clockOffsetMs = 0;
   private migrated: Promise<void> | null = null;
-  private timer: Timer | null = null;
-  private syncing: Promise<void> | null = null;
-  private syncAgain = false;
-  private listening = false;
-  private listenAttempt: Promise<void> | null = null;
+  /** The follower of the store's change log (one process), or the feed from the host's primary (a worker). */
+  private follower: ChangeLogFollower | null = null;
+  private feed: KeyChangeFeed | null = null;
+  /** Where each read the source reports is passed on (the follower reports its own reads). */
+  private fed: DirectoryReporting | null = null;
   private healthy = true;
-  private stopped = false;
-  private reporting: DirectoryReporting | null = null;
 
   constructor(
     readonly store: ApiKeyStore,
@@ -164,7 +175,7 @@ export class KeyDirectory<T> {
       .then(() => this.store.get(id))
       .then((record) => {
         const value = record === null ? null : this.build(record);
-        if (epoch === this.epoch && this.seq !== null) {
+        if (epoch === this.epoch && this.primedOnce) {
           if (value === null) this.rememberUnknown(id, loadedAt + this.options.negativeTtlMs);
           else this.rememberKnown(id, { value, loadedAt });
         }
@@ -241,126 +252,68 @@ export class KeyDirectory<T> {
     return this.migrated;
   }
 
-  /** Migrates the schema and starts following the change log. A store that is down is retried in the background. */
-  async start(reporting: DirectoryReporting): Promise<void> {
-    this.reporting = reporting;
-    this.stopped = false;
+  /**
+   * Starts following the change log: migrates the schema and reads the log (a store that is down
+   * is retried in the background), or, given `source`, hears the changes from there instead (a
+   * worker of `start --workers`, whose primary reads the log for the whole host).
+   */
+  async start(reporting: DirectoryReporting, source?: KeyChangeSource): Promise<void> {
     this.syncedAt = this.now();
-    await this.sync();
-    await this.listenAttempt;
-    this.schedule();
+    if (source !== undefined) {
+      this.fed = reporting;
+      this.feed = await source(this.sink);
+      return;
+    }
+    this.follower = new ChangeLogFollower(this.store, {
+      pollIntervalMs: this.options.pollIntervalMs,
+      listen: this.options.listen,
+      maxEntries: this.options.maxEntries,
+      maxStalenessMs: this.options.maxStalenessMs,
+    }, this.sink, this.clock, () => this.ensureSchema());
+    await this.follower.start(reporting);
   }
 
-  private schedule(): void {
-    if (this.stopped) return;
-    this.timer = this.clock.setTimer(() => {
-      void this.sync().finally(() => this.schedule());
-    }, this.options.pollIntervalMs);
-  }
-
-  /** Reads the change log and evicts what changed; collapses concurrent calls into one more round. */
+  /** Reads the change log now (one process; under a host's primary, it reads on its own schedule). */
   sync(): Promise<void> {
-    if (this.syncing !== null) {
-      this.syncAgain = true;
-      return this.syncing;
-    }
-    this.syncing = this.syncOnce().finally(() => {
-      this.syncing = null;
-      if (this.syncAgain && !this.stopped) {
-        this.syncAgain = false;
-        void this.sync();
-      }
-    });
-    return this.syncing;
+    return this.follower?.sync() ?? Promise.resolve();
   }
 
-  private async syncOnce(): Promise<void> {
-    try {
-      await this.ensureSchema();
-      // LISTEN is an accelerator: it is (re-)established beside the read, and while it cannot be,
-      // polling carries on alone.
-      if (this.options.listen && !this.listening && this.listenAttempt === null && !this.stopped) {
-        this.listenAttempt = this.listen().catch(() => undefined).finally(() => { this.listenAttempt = null; });
-      }
-      const first = this.seq === null;
-      // The first read walks the whole log: every id in it exists. The newest maxEntries of them
-      // are remembered as existing, so their first look-up takes the reload lane, which a flood of
-      // made-up ids cannot fill.
-      const existing = new Set<string>();
-      let sentAt = this.now();
-      let batch = await this.store.changesSince(this.seq ?? 0);
-      while (batch.ids.length > 0) {
-        if (first) {
-          for (const id of batch.ids) {
-            // The newest ids are kept: the likeliest to be in use.
-            existing.delete(id);
-            if (existing.size >= this.options.maxEntries) existing.delete(existing.values().next().value as string);
-            existing.add(id);
-          }
-        }
-        const inUse = first ? [] : batch.ids.filter((id) => this.invalidate(id));
-        this.epoch++;
-        this.reload(inUse);
-        this.seq = batch.seq;
-        sentAt = this.now();
-        batch = await this.store.changesSince(batch.seq);
-      }
-      if (first) {
-        // Anything loaded before the first sync may predate a change we have not seen.
-        this.known.clear();
-        this.unknown.clear();
-        this.epoch++;
-        for (const id of existing) this.invalidate(id);
-      }
-      this.seq = batch.seq;
-      const receivedAt = this.now();
-      // The store read its clock somewhere between sending and receiving: assume the middle.
-      if (Number.isFinite(batch.now)) this.clockOffsetMs = batch.now - (sentAt + receivedAt) / 2;
-      this.syncedAt = receivedAt;
-      this.report(true, null);
-    } catch (err) {
-      this.report(false, err);
-    }
-  }
-
-  private async listen(): Promise<void> {
-    this.listening = await this.store.watch((id, seq) => {
-      // Drop the key at once, without waiting for the change-log read: on a gateway busy with a
-      // flood that read is a round trip behind every queued request. A change the log has already
-      // given us is in whatever was loaded since: dropping it again would only cost a look-up.
-      if (this.seq !== null && isKeyId(id) && (seq === null || seq > this.seq)) {
-        const inUse = this.invalidate(id);
-        this.epoch++;
-        if (inUse) this.reload([id]);
-      }
-      void this.sync();
-    }, (err) => {
-      this.listening = false;
-      this.reporting?.logger.warn({ err: err.message, store: this.store.kind }, 'api key change notifications lost; polling until they resume');
-    });
-  }
-
-  private report(ok: boolean, err: unknown): void {
-    this.reporting?.synced?.(ok);
-    if (ok === this.healthy) return;
-    this.healthy = ok;
-    if (ok) this.reporting?.logger.info({ store: this.store.kind }, 'api key store reachable again');
-    else {
-      const message = err instanceof Error ? err.message : String(err);
-      this.reporting?.logger.error({ err: message, store: this.store.kind, maxStalenessMs: this.options.maxStalenessMs },
-        'api key store unreachable: cached keys work until their cache TTL or maxStalenessMs, whichever comes first; unknown keys are refused');
-    }
-  }
+  /** What the change log says, applied to the caches. */
+  private readonly sink: KeyChangeSink = {
+    primed: (existing) => {
+      // Anything loaded before the first read may predate a change we have not seen.
+      this.known.clear();
+      this.unknown.clear();
+      this.epoch++;
+      this.primedOnce = true;
+      // Every id the log names exists: its first look-up takes the reload lane.
+      for (const id of existing) this.invalidate(id);
+    },
+    changed: (ids) => {
+      if (!this.primedOnce) return;
+      const inUse = ids.filter((id) => this.invalidate(id));
+      this.epoch++;
+      this.reload(inUse);
+    },
+    synced: (clockOffsetMs, ageMs = 0) => {
+      if (Number.isFinite(clockOffsetMs)) this.clockOffsetMs = clockOffsetMs;
+      this.syncedAt = this.now() - ageMs;
+      this.healthy = true;
+      this.fed?.synced?.(true);
+    },
+    failed: () => {
+      this.healthy = false;
+      this.fed?.synced?.(false);
+    },
+  };
 
   get isHealthy(): boolean {
     return this.healthy;
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    this.timer?.cancel();
-    await this.syncing;
-    await this.listenAttempt;
+    await this.follower?.stop();
+    await this.feed?.stop();
     await this.store.close();
   }
 }

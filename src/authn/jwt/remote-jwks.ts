@@ -20,6 +20,39 @@ export interface RemoteJwksOptions {
 /** Most kids remembered as "refetched for and not found" or removed, until the set changes. */
 export const MAX_MISSED_KIDS = 1024;
 
+/** Why a set is fetched: at start, on reload or on the refresh schedule (`load`), or for an unknown kid (`kid`, under the cooldown). */
+export type JwksFetchReason = 'load' | 'kid';
+
+/** A JWK Set as a fetcher hands it over. */
+export interface FetchedJwks {
+  /** The response body, at most `maxBytes` bytes. */
+  readonly text: string;
+  /** max-age of the response (Cache-Control), if it gave one. */
+  readonly maxAgeMs: number | null;
+  /** How long ago it was fetched (0: for this call). */
+  readonly ageMs: number;
+  /**
+   * Null when the set was fetched (or is fresh) for this call. Otherwise an unknown-kid refetch
+   * was not made because the host's cooldown runs this much longer; the set is the current one.
+   */
+  readonly deferredMs: number | null;
+}
+
+/**
+ * Fetches JWK Sets for a RemoteJwks instead of the set itself: under `start --workers`, the
+ * primary, which fetches each set once for the whole host. Rejects when the set cannot be had
+ * (the caller keeps its last good keys, as after a failed fetch).
+ */
+export interface JwksFetcher {
+  fetch(options: RemoteJwksOptions, reason: JwksFetchReason): Promise<FetchedJwks>;
+}
+
+/** What one fetch came to: the set's state after it, and whether the host deferred an unknown-kid refetch. */
+interface Outcome {
+  readonly ok: boolean;
+  readonly deferredMs: number | null;
+}
+
 /**
  * A JWK Set fetched from the issuer (RFC 7517) and kept in memory. Requests never wait for a
  * scheduled refresh; only a token whose `kid` is unknown waits, for one fetch at most, and all
@@ -33,12 +66,16 @@ export const MAX_MISSED_KIDS = 1024;
  * A kid that a refetch looked for and did not find, or whose key was removed from the set, is
  * refused outright (401) during the cooldown. Either way a flood of random kids costs at most one
  * fetch per cooldown and learns nothing.
+ *
+ * Under `start --workers` the resource context carries a JwksFetcher (the primary): every fetch
+ * goes through it, so the host fetches each set once per refresh and at most once per cooldown
+ * for unknown kids, whatever the number of workers. The logic above is otherwise unchanged.
  */
 export class RemoteJwks implements KeySource, Resource {
   readonly key: string;
   revision = 0;
   private keys: readonly VerifyKey[] | null = null;
-  private inflight: Promise<boolean> | null = null;
+  private inflight: Promise<Outcome> | null = null;
   private lastAttemptAt = -Infinity;
   /** When the last refetch for an unknown kid started: the cooldown runs from here. */
   private lastKidRefetchAt = -Infinity;
@@ -54,6 +91,10 @@ export class RemoteJwks implements KeySource, Resource {
   private clock: Clock = systemClock;
   /** max-age of the last successful response (Cache-Control), if it gave one. */
   private maxAgeMs: number | null = null;
+  /** Age of the set when the last fetch handed it over (a set the host's primary fetched earlier). */
+  private ageMs = 0;
+  /** Set by start in a worker: the primary fetches instead of this process. */
+  private fetcher: JwksFetcher | null = null;
 
   /** Describes the set; opens nothing and fetches nothing until `start`. */
   constructor(readonly options: RemoteJwksOptions) {
@@ -69,6 +110,7 @@ export class RemoteJwks implements KeySource, Resource {
   async start(context: ResourceContext): Promise<void> {
     this.context = context;
     this.clock = context.clock;
+    this.fetcher = context.host?.jwks ?? null;
     if (!this.stopped) {
       await this.inflight;
       return;
@@ -109,7 +151,7 @@ export class RemoteJwks implements KeySource, Resource {
     if (keys === null) {
       // Never loaded: retry no more than once per cooldown (the endpoint is down or was never reached).
       if (this.inflight === null && this.now() - this.lastAttemptAt < this.options.cooldownMs) throw this.unavailable('has not been loaded');
-      return this.refresh().then((ok) => this.afterRefetch(alg, kid, ok));
+      return this.fetchSet('load').then((outcome) => this.afterRefetch(alg, kid, outcome));
     }
     const known = selectKeys(keys, alg, kid);
     if (known.length > 0 || kid === null) return known;
@@ -123,16 +165,18 @@ export class RemoteJwks implements KeySource, Resource {
       throw new KeysUnavailableError(`JWKS ${this.options.uri}: unknown kid, refetch allowed again in ${Math.ceil(this.options.cooldownMs - sinceMs)} ms`, this.options.cooldownMs - sinceMs);
     }
     this.lastKidRefetchAt = this.now();
-    return this.refresh().then((ok) => this.afterRefetch(alg, kid, ok));
+    return this.fetchSet('kid').then((outcome) => this.afterRefetch(alg, kid, outcome));
   }
 
   /** After a fetch made for `kid`: its keys, or why not. */
-  private afterRefetch(alg: JwsAlgorithm, kid: string | null, ok: boolean): readonly VerifyKey[] {
+  private afterRefetch(alg: JwsAlgorithm, kid: string | null, { ok, deferredMs }: Outcome): readonly VerifyKey[] {
     if (this.keys === null) throw this.unavailable('has not been loaded');
     const found = selectKeys(this.keys, alg, kid);
     if (found.length > 0 || kid === null) return found;
     // The endpoint failed: the kid may well exist, the gateway cannot tell.
     if (!ok) throw this.unavailable('could not be fetched to look for an unknown kid');
+    // Another worker's refetch started the host's cooldown: as during this process's own cooldown.
+    if (deferredMs !== null) throw new KeysUnavailableError(`JWKS ${this.options.uri}: unknown kid, refetch allowed again in ${Math.ceil(deferredMs)} ms`, deferredMs);
     if (this.missedKids.size < MAX_MISSED_KIDS) this.missedKids.add(kid);
     return found;
   }
@@ -144,7 +188,11 @@ export class RemoteJwks implements KeySource, Resource {
 
   /** One fetch at a time: callers arriving meanwhile share it. Resolves true when the fetch succeeded. */
   refresh(): Promise<boolean> {
-    this.inflight ??= this.fetchOnce().finally(() => {
+    return this.fetchSet('load').then((outcome) => outcome.ok);
+  }
+
+  private fetchSet(reason: JwksFetchReason): Promise<Outcome> {
+    this.inflight ??= this.fetchOnce(reason).finally(() => {
       this.inflight = null;
       this.schedule();
     });
@@ -154,19 +202,28 @@ export class RemoteJwks implements KeySource, Resource {
   private schedule(): void {
     if (this.stopped) return;
     this.timer?.cancel();
-    // The issuer's Cache-Control max-age may ask for an earlier refresh, never one sooner than the cooldown.
-    const refresh = this.maxAgeMs === null ? this.options.refreshMs : Math.max(this.options.cooldownMs, Math.min(this.options.refreshMs, this.maxAgeMs));
-    const delay = this.keys === null ? this.options.cooldownMs : refresh;
+    const delay = this.keys === null ? this.options.cooldownMs : refreshDelayMs(this.options, this.maxAgeMs, this.ageMs);
     this.timer = this.clock.setTimer(() => { void this.refresh(); }, delay);
   }
 
-  private async fetchOnce(): Promise<boolean> {
+  private async fetchOnce(reason: JwksFetchReason): Promise<Outcome> {
     this.lastAttemptAt = this.now();
     this.fetches++;
     const { uri, algorithms } = this.options;
+    const fetcher = this.fetcher;
+    let deferredMs: number | null = null;
     try {
-      const { doc, maxAgeMs } = await this.download();
-      const imported = importJwks(doc, algorithms);
+      let fetched: FetchedJwks;
+      if (fetcher === null) fetched = { ...await downloadJwks(this.options), ageMs: 0, deferredMs: null };
+      else {
+        fetched = await fetcher.fetch(this.options, reason);
+        // The fetcher's answer is data from another process: held to this set's own size limit.
+        if (Buffer.byteLength(fetched.text, 'utf8') > this.options.maxBytes) throw new Error(`more than ${this.options.maxBytes} bytes`);
+      }
+      deferredMs = fetched.deferredMs;
+      const { maxAgeMs } = fetched;
+      this.ageMs = fetched.ageMs;
+      const imported = importJwks(JSON.parse(fetched.text) as unknown, algorithms);
       if (typeof imported === 'string') throw new Error(imported);
       this.maxAgeMs = maxAgeMs;
       if (imported.skipped.length > 0) this.context?.logger.warn({ jwksUri: uri, skipped: imported.skipped }, 'JWKS keys skipped');
@@ -180,38 +237,54 @@ export class RemoteJwks implements KeySource, Resource {
         this.context?.logger.info({ jwksUri: uri, keys: imported.keys.map((k) => k.kid) }, 'JWKS loaded');
       }
     } catch (err) {
+      this.ageMs = 0;
       this.context?.logger.warn({ jwksUri: uri, err: (err as Error).message, keptKeys: this.keys?.length ?? 0 }, 'JWKS fetch failed; keeping the last good keys');
-      this.context?.metrics.jwksFetched(uri, false, this.keys?.length ?? 0);
-      return false;
+      // Under a host's primary, the primary counts the fetches it makes.
+      if (fetcher === null) this.context?.metrics.jwksFetched(uri, false, this.keys?.length ?? 0);
+      return { ok: false, deferredMs: null };
     }
-    this.context?.metrics.jwksFetched(uri, true, this.keys?.length ?? 0);
-    return true;
+    if (fetcher === null) this.context?.metrics.jwksFetched(uri, true, this.keys?.length ?? 0);
+    return { ok: true, deferredMs };
   }
+}
 
-  private async download(): Promise<{ doc: unknown; maxAgeMs: number | null }> {
-    const { uri, timeoutMs, maxBytes } = this.options;
-    const signal = AbortSignal.timeout(timeoutMs);
-    const res = await request(uri, {
-      method: 'GET', signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs,
-      headers: { accept: 'application/jwk-set+json, application/json' },
-    });
-    try {
-      if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
-      const declared = Number(res.headers['content-length'] ?? 0);
-      if (declared > maxBytes) throw new Error(`${declared} bytes, limit ${maxBytes}`);
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        size += chunk.length;
-        if (size > maxBytes) throw new Error(`more than ${maxBytes} bytes`);
-        chunks.push(chunk);
-      }
-      const doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-      return { doc, maxAgeMs: maxAge(res.headers['cache-control']) };
-    } finally {
-      // Whatever was not read is discarded without surfacing as an unhandled error.
-      if (!res.body.destroyed) res.body.dump({ limit: 0 }).catch(() => undefined);
+/**
+ * When the next scheduled refresh is due, for a set `ageMs` old: the refresh period, or sooner
+ * when the issuer's Cache-Control max-age asks for it, never sooner than the cooldown. A set the
+ * host's primary fetched a while ago is refreshed that much sooner, so every worker asks when the
+ * primary's set falls due (and the first ask fetches for all).
+ */
+export function refreshDelayMs(options: Pick<RemoteJwksOptions, 'refreshMs' | 'cooldownMs'>, maxAgeMs: number | null, ageMs = 0): number {
+  const refresh = maxAgeMs === null ? options.refreshMs : Math.max(options.cooldownMs, Math.min(options.refreshMs, maxAgeMs));
+  return Math.max(Math.min(options.cooldownMs, refresh), refresh - ageMs);
+}
+
+/**
+ * Downloads a JWK Set: GET with the whole fetch under `timeoutMs`, refused past `maxBytes`
+ * (declared or read), anything but 200 an error. Returns the body and the response's max-age.
+ */
+export async function downloadJwks(options: Pick<RemoteJwksOptions, 'uri' | 'timeoutMs' | 'maxBytes'>): Promise<{ text: string; maxAgeMs: number | null }> {
+  const { uri, timeoutMs, maxBytes } = options;
+  const signal = AbortSignal.timeout(timeoutMs);
+  const res = await request(uri, {
+    method: 'GET', signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs,
+    headers: { accept: 'application/jwk-set+json, application/json' },
+  });
+  try {
+    if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
+    const declared = Number(res.headers['content-length'] ?? 0);
+    if (declared > maxBytes) throw new Error(`${declared} bytes, limit ${maxBytes}`);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > maxBytes) throw new Error(`more than ${maxBytes} bytes`);
+      chunks.push(chunk);
     }
+    return { text: Buffer.concat(chunks).toString('utf8'), maxAgeMs: maxAge(res.headers['cache-control']) };
+  } finally {
+    // Whatever was not read is discarded without surfacing as an unhandled error.
+    if (!res.body.destroyed) res.body.dump({ limit: 0 }).catch(() => undefined);
   }
 }
 

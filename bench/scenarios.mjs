@@ -27,7 +27,7 @@
 // CLI refuses --workers) is skipped with one line saying why; its scenarios are left out and
 // ratios against it show "—".
 
-import { generateKeyPairSync } from 'node:crypto';
+import { freshKeyPair } from '../dist/src/lib/key-pair.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,8 +38,8 @@ import { SqliteKeyStore } from '../dist/src/authn/api-key/sqlite-store.js';
 // JWT scenarios: one RSA and one EC key pair per run, and one token each, valid for two hours.
 const ISSUER = 'https://bench.issuer/';
 const AUDIENCE = 'bench-api';
-const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const rsa = freshKeyPair({ type: 'rsa', modulusLength: 2048 });
+const ec = freshKeyPair({ type: 'ec', namedCurve: 'P-256' });
 const claims = { sub: 'bench-user', scope: 'bench:read', roles: ['reader'], tenant: 'acme' };
 const sign = (alg, key) => new SignJWT(claims).setProtectedHeader({ alg, kid: alg, typ: 'at+jwt' })
   .setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().setExpirationTime('2h').sign(key);

@@ -1,8 +1,9 @@
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, SignJWT, type JWTPayload } from 'jose';
 import { systemClock, type Clock } from '../lib/clock.js';
+import { freshKeyPair } from '../lib/key-pair.js';
 
 /** The audience the demo's tokens are for; examples/quickstart/gateway.yaml accepts it. */
 export const DEMO_AUDIENCE = 'portcullis-demo';
@@ -22,7 +23,7 @@ export interface DemoIssuer {
  * would a real IdP's. Token times come from `clock`, the one the gateway reads.
  */
 export async function startDemoIssuer(clock: Clock = systemClock): Promise<DemoIssuer> {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { privateKey, publicKey } = freshKeyPair({ type: 'ec', namedCurve: 'P-256' });
   const kid = randomUUID().slice(0, 8);
   const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }] });
   const server = createServer((req, res) => {

@@ -1,6 +1,7 @@
-import { generateKeyPairSync, sign, constants, createHmac, type KeyObject } from 'node:crypto';
+import { sign, constants, createHmac, type KeyObject } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { freshKeyPair } from '../../src/lib/key-pair.js';
 import { exportJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
 
 export type TestAlg = 'RS256' | 'PS256' | 'ES256' | 'ES384' | 'EdDSA';
@@ -21,10 +22,10 @@ const rsaCache = new Map<string, { privateKey: KeyObject; publicKey: KeyObject }
 export async function testKey(alg: TestAlg, kid: string): Promise<TestKey> {
   let pair: { privateKey: KeyObject; publicKey: KeyObject };
   if (alg === 'RS256' || alg === 'PS256') {
-    pair = rsaCache.get(kid) ?? generateKeyPairSync('rsa', { modulusLength: 2048 });
+    pair = rsaCache.get(kid) ?? freshKeyPair({ type: 'rsa', modulusLength: 2048 });
     rsaCache.set(kid, pair);
-  } else if (alg === 'EdDSA') pair = generateKeyPairSync('ed25519');
-  else pair = generateKeyPairSync('ec', { namedCurve: alg === 'ES256' ? 'P-256' : 'P-384' });
+  } else if (alg === 'EdDSA') pair = freshKeyPair({ type: 'ed25519' });
+  else pair = freshKeyPair({ type: 'ec', namedCurve: alg === 'ES256' ? 'P-256' : 'P-384' });
   const jwk = { ...(await exportJWK(pair.publicKey)), kid, alg, use: 'sig' };
   return { kid, alg, ...pair, jwk, pem: pair.publicKey.export({ type: 'spki', format: 'pem' }).toString() };
 }

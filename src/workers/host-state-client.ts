@@ -125,7 +125,7 @@ class PrimaryLink {
    * Sends the calls queued in this turn as one message. Scheduled with setImmediate rather than
    * as a microtask: requests on different connections arrive in different callbacks of the same
    * poll phase, and only a flush after that phase puts them in one batch. Measured with hits
-   * started in separate callbacks (test/fixtures/host-state-bench.ts): a microtask flush sends one
+   * started in separate callbacks (bench/host-state.mjs): a microtask flush sends one
    * message per hit and answered six to eight times fewer hits per second.
    */
   private readonly flush = (): void => {

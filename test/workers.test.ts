@@ -291,6 +291,15 @@ describe('start --workers: limits, quotas and the guard are exact across workers
     const blocked = await spread([gw], '/keyed/x', 8);
     assert.deepEqual(blocked, new Map([[429, 8]]), 'the address is blocked on both workers');
   });
+
+  it('a worker that replaces one killed after the block began refuses the address from its first request', async () => {
+    const [victim] = workerPids(gw);
+    assert.ok(victim !== undefined);
+    process.kill(victim, 'SIGKILL');
+    await waitUntil('a replacement worker listens', async () => workerPids(gw).length === 3 && (await readiness(gw)).status === 'ready', 15_000);
+    // Fresh connections alternate between the workers: half of these are the replacement's first.
+    assert.deepEqual(await spread([gw], '/keyed/x', 8), new Map([[429, 8]]));
+  });
 });
 
 describe('start --workers: two hosts of two workers sharing Redis', () => {

@@ -318,8 +318,8 @@ describe('API keys when the store is down', () => {
   let db: TestDatabase | string;
   const relay = new CuttableRelay(POSTGRES_TARGET.host, POSTGRES_TARGET.port);
   before(async () => {
+    // Without PostgreSQL each test skips, saying why.
     db = await freshDatabase();
-    if (typeof db === 'string') console.log(`skipping the store-down tests: ${db}`);
   });
   after(async () => {
     await relay.cut();

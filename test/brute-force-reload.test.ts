@@ -1,9 +1,10 @@
 // The brute-force guard across config reloads. The guard is a resource keyed by its settings and
 // where it counts: requests in flight when a reload changes those settings finish on the guard they
 // started with (counted by it, answered as usual, audited once), and that guard stops only after
-// them; a reload that keeps the settings keeps the running guard with its counts and blocks; one
-// that changes them starts a new guard, so blocks in force are lifted and failure counts start
-// again in process, or carry on under the new threshold in Redis, where they live.
+// them; a reload that keeps the settings keeps the running guard with its counts and blocks. One
+// that changes them starts a new guard, which takes over every block in force (each until its own
+// end, capped at the new blockFor) and counts on under the new threshold: the counts live in
+// tables of their own in process (kept while maxEntries is), or in Redis.
 // Windows and blocks run on an injected clock; a JWKS endpoint that holds its answer keeps requests
 // in flight inside authentication while the reload happens.
 import assert from 'node:assert/strict';
@@ -110,36 +111,49 @@ for (const where of ['memory', 'redis'] as const) {
     /** Why this variant cannot run (no redis-server), or null. */
     const unavailable = (): string | null => (typeof redis === 'string' ? redis : null);
 
+    /** The guard's settings a test varies (under `rateLimiting.bruteForce`, and `rateLimiting` for the last two). */
+    interface GuardSettings {
+      readonly maxFailures: number;
+      readonly blockFor?: string;
+      readonly ipv6PrefixLength?: number;
+      readonly maxEntries?: number;
+    }
+
     interface Running {
       readonly gw: TestGateway;
       readonly clock: ManualClock;
       readonly jwks: HoldingJwks;
       /** Rewrites the config with these guard settings (and extra routes) and reloads; fails unless it changed. */
-      reload(maxFailures: number, extraRoutes?: ConfigObject[]): Promise<void>;
+      reload(settings: number | GuardSettings, extraRoutes?: ConfigObject[]): Promise<void>;
     }
 
-    /** A gateway whose guard blocks after `maxFailures` within a minute, for a minute; closed after the test. */
-    async function open(t: TestContext, maxFailures: number): Promise<Running> {
+    /** A gateway whose guard blocks after `maxFailures` within a minute, for a minute unless told otherwise; closed after the test. */
+    async function open(t: TestContext, initial: number | GuardSettings): Promise<Running> {
       const jwks = await HoldingJwks.start([k1]);
       t.after(() => jwks.close());
       const store = typeof redis === 'object' && redis !== null ? { redis: { url: redis.url, timeoutMs: 2000 } } : null;
-      const config = (max: number, extraRoutes: ConfigObject[] = []): ConfigObject => ({
-        trustedProxies: ['127.0.0.1/32'],
-        upstreams: { echo: { targets: [echo.url] } },
-        authenticators: { users: { type: 'jwt', issuer: ISS, audience: 'orders-api', jwksUri: jwks.url, algorithms: ['ES256'] } },
-        rateLimiting: {
-          ...store,
-          bruteForce: { maxFailures: max, within: '1m', blockFor: '1m', ...(store === null ? {} : { store: 'redis' }) },
-        },
-        routes: [{ name: 'api', match: { path: '/api/**' }, upstream: 'echo', authenticate: ['users'] }, ...extraRoutes],
-      });
+      const config = (settings: number | GuardSettings, extraRoutes: ConfigObject[] = []): ConfigObject => {
+        const { maxFailures, blockFor = '1m', ipv6PrefixLength, maxEntries } = typeof settings === 'number' ? { maxFailures: settings } : settings;
+        return {
+          trustedProxies: ['127.0.0.1/32'],
+          upstreams: { echo: { targets: [echo.url] } },
+          authenticators: { users: { type: 'jwt', issuer: ISS, audience: 'orders-api', jwksUri: jwks.url, algorithms: ['ES256'] } },
+          rateLimiting: {
+            ...store,
+            ...(ipv6PrefixLength === undefined ? {} : { ipv6PrefixLength }),
+            ...(maxEntries === undefined ? {} : { maxEntries }),
+            bruteForce: { maxFailures, within: '1m', blockFor, ...(store === null ? {} : { store: 'redis' }) },
+          },
+          routes: [{ name: 'api', match: { path: '/api/**' }, upstream: 'echo', authenticate: ['users'] }, ...extraRoutes],
+        };
+      };
       const clock = new ManualClock(FUTURE);
-      const gw = await startGateway(config(maxFailures), { clock });
+      const gw = await startGateway(config(initial), { clock });
       t.after(() => gw.close());
       return {
         gw, clock, jwks,
-        async reload(max, extraRoutes) {
-          await gw.writeConfig(config(max, extraRoutes));
+        async reload(settings, extraRoutes) {
+          await gw.writeConfig(config(settings, extraRoutes));
           const reloaded = await gw.gateway.reload();
           assert.equal(reloaded.ok && reloaded.changed, true, JSON.stringify(reloaded));
         },
@@ -187,8 +201,8 @@ for (const where of ['memory', 'redis'] as const) {
         { path: '/api/in-flight/valid', ip: '198.51.100.12', bearer: await token(clock, k2), status: 200 },
       ];
       const answers = Promise.all(plan.map((p) => get(gw, p.ip, p.bearer, p.path)));
-      await waitUntil('the requests are in flight and the key fetch is held', async () =>
-        jwks.waiting === 1 && (await gw.gateway.metrics.inFlight.get()).values[0]?.value === plan.length);
+      await waitUntil('the requests are in flight and the key fetch is held', () =>
+        jwks.waiting === 1 && gw.gateway.metrics.requestsInFlight === plan.length);
 
       await running.reload(5);
       const current = guardOf(gw);
@@ -237,12 +251,17 @@ for (const where of ['memory', 'redis'] as const) {
       assert.equal(guard.isRunning, true, 'the reused guard was never stopped');
     });
 
-    // What a user sees when changing `rateLimiting.bruteForce`: blocks are held by the guard, so a
-    // new guard starts with none; failure counts are the guard's own in process, but live in Redis.
-    const countsCarry = where === 'redis';
-    it(countsCarry
-      ? 'a reload that changes the guard\'s settings lifts the blocks in force, and the failure counts kept in Redis carry on under the new threshold'
-      : 'a reload that changes the guard\'s settings starts afresh: blocks in force are lifted and failure counts start again from zero under the new threshold', async (t) => {
+    /** The request from `ip` is refused by the guard, which says to retry in `retryAfter` seconds. */
+    const assertBlocked = async ({ gw, clock }: Running, ip: string, retryAfter: number, message?: string): Promise<void> => {
+      const res = await get(gw, ip, await token(clock, k1));
+      assertProblem(res, 429, 'too_many_failures');
+      assert.equal(res.headers['retry-after'], String(retryAfter), message);
+    };
+    const assertAdmitted = async ({ gw, clock }: Running, ip: string, message?: string): Promise<void> => {
+      assert.equal((await get(gw, ip, await token(clock, k1))).status, 200, message);
+    };
+
+    it('a reload that changes the guard\'s settings keeps the blocks in force, each until its own end, and the failure counts carry on under the new threshold', async (t) => {
       const reason = unavailable();
       if (reason !== null) { t.skip(reason); return; }
       const running = await open(t, 3);
@@ -251,20 +270,88 @@ for (const where of ['memory', 'redis'] as const) {
       const blocked = '192.0.2.10';
       const counting = '192.0.2.11';
       await fail(running, blocked, 3);
-      assertProblem(await get(gw, blocked, await token(clock, k1)), 429, 'too_many_failures');
+      await assertBlocked(running, blocked, 60);
       await fail(running, counting, 2);
+      clock.advance(BLOCK_MS / 3); // within the window and the block
 
       await running.reload(5);
       assert.notEqual(guardOf(gw), old, 'changed settings: a new guard');
-      assert.equal((await get(gw, blocked, await token(clock, k1))).status, 200, 'the block in force is lifted');
-      // The failures that still count towards the new threshold of 5.
-      const counted = countsCarry ? 2 : 0;
-      await fail(running, counting, 5 - counted - 1);
-      assert.equal((await get(gw, counting, await token(clock, k1))).status, 200, 'one failure short of the new threshold: not blocked');
+      await assertBlocked(running, blocked, 40, 'the block in force is kept, with its end');
+      // Two failures counted before the reload, two after: one short of the new threshold of 5.
+      await fail(running, counting, 2);
+      await assertAdmitted(running, counting, 'one failure short of the new threshold: not blocked');
       const crossing = await fail(running, counting, 1);
-      assert.match(await detailOf(gw, crossing), /ip 192\.0\.2\.11 blocked for 60000 ms after 5 failures/, 'blocked at the new threshold');
-      assertProblem(await get(gw, counting, await token(clock, k1)), 429, 'too_many_failures');
+      assert.match(await detailOf(gw, crossing), /ip 192\.0\.2\.11 blocked for 60000 ms after 5 failures/, 'blocked at the new threshold, counting the failures before the reload');
+      await assertBlocked(running, counting, 60);
+
+      clock.advance((BLOCK_MS * 2) / 3);
+      await assertAdmitted(running, blocked, 'the block ends when it would have without the reload');
       await waitUntil('the old guard stops', () => !old.isRunning);
+    });
+
+    it('a reload that shortens blockFor caps the blocks in force at the new duration; one that lengthens it keeps each block\'s own end', async (t) => {
+      const reason = unavailable();
+      if (reason !== null) { t.skip(reason); return; }
+      const running = await open(t, 3);
+      const { clock } = running;
+      const early = '198.51.100.20';
+      await fail(running, early, 3);
+      clock.advance(10_000); // 50 s of the block left
+
+      await running.reload({ maxFailures: 3, blockFor: '20s' });
+      await assertBlocked(running, early, 20, 'capped at the new blockFor, from the reload');
+      const later = '198.51.100.21';
+      await fail(running, later, 3);
+      await assertBlocked(running, later, 20, 'a new block lasts the new blockFor');
+      clock.advance(5_000);
+      await assertBlocked(running, later, 15);
+
+      await running.reload({ maxFailures: 3, blockFor: '2m' });
+      await assertBlocked(running, early, 15, 'a longer blockFor does not extend a block in force');
+      await assertBlocked(running, later, 15);
+      clock.advance(15_000);
+      await assertAdmitted(running, early);
+      await assertAdmitted(running, later);
+    });
+
+    it('a reload that changes ipv6PrefixLength keeps an IPv6 block on exactly the network it blocked', async (t) => {
+      const reason = unavailable();
+      if (reason !== null) { t.skip(reason); return; }
+      const running = await open(t, 3); // IPv6 addresses counted per /64
+      await fail(running, '2001:db8:1:2::10', 3);
+      await assertBlocked(running, '2001:db8:1:2::99', 60, 'the /64 is blocked');
+
+      await running.reload({ maxFailures: 3, ipv6PrefixLength: 48 });
+      await assertBlocked(running, '2001:db8:1:2::99', 60, 'still blocked under /48 networks');
+      await assertAdmitted(running, '2001:db8:1:3::1', 'the block is not widened to the /48');
+      await assertAdmitted(running, '198.51.100.30');
+
+      await running.reload({ maxFailures: 3, ipv6PrefixLength: 96 });
+      await assertBlocked(running, '2001:db8:1:2::ffff:1', 60, 'and under /96 networks, on the whole /64');
+      running.clock.advance(BLOCK_MS);
+      await assertAdmitted(running, '2001:db8:1:2::10', 'until the block ends');
+    });
+
+    // In process the counts are kept in tables of maxEntries sources; Redis keeps them whatever the tables' size.
+    const countsKeptAcrossSizes = where === 'redis';
+    it(countsKeptAcrossSizes
+      ? 'a reload that changes maxEntries keeps the blocks in force and the counts kept in Redis'
+      : 'a reload that changes maxEntries keeps the blocks in force; the failure counts start again in tables of the new size', async (t) => {
+      const reason = unavailable();
+      if (reason !== null) { t.skip(reason); return; }
+      const running = await open(t, 3);
+      const blocked = '203.0.113.40';
+      const counting = '203.0.113.41';
+      await fail(running, blocked, 3);
+      await fail(running, counting, 2);
+
+      await running.reload({ maxFailures: 3, maxEntries: 500 });
+      await assertBlocked(running, blocked, 60);
+      const counted = countsKeptAcrossSizes ? 2 : 0;
+      if (3 - counted - 1 > 0) await fail(running, counting, 3 - counted - 1);
+      await assertAdmitted(running, counting, 'one failure short of the threshold');
+      const crossing = await fail(running, counting, 1);
+      assert.match(await detailOf(running.gw, crossing), /ip 203\.0\.113\.41 blocked/);
     });
   });
 }

@@ -85,7 +85,7 @@ describe('rate-limit stores as resources', () => {
       // Decisions in Redis wait while clients are paused: these requests hold the old generation.
       await control.call('CLIENT', 'PAUSE', '20000', 'WRITE');
       const inFlight = Array.from({ length: 8 }, () => call(`${gw.url}/metered`));
-      await waitUntil('the requests are in flight', async () => (await gw.gateway.metrics.inFlight.get()).values[0]?.value === 8);
+      await waitUntil('the requests are in flight', () => gw.gateway.metrics.requestsInFlight === 8);
       await gw.writeConfig(config(redis.url, { redis: { url: redis.url, timeoutMs: 10_000, keyPrefix: 'portcullis:rl2' }, quotaFlushMs: 500 }));
       const reloaded = await gw.gateway.reload();
       assert.equal(reloaded.ok && reloaded.changed, true);

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -62,6 +63,17 @@ function metric(text: string, name: string): number {
   return text.split('\n').filter((l) => l.startsWith(name)).reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
 }
 
+/** This process's limit of open files (which the gateway's processes inherit), where /proc says it. */
+function maxOpenFiles(): number | null {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const soft = Number(line?.split(/  +/)[1]);
+    return Number.isFinite(soft) ? soft : null;
+  } catch {
+    return null;
+  }
+}
+
 function configFor(echo: EchoUpstream, routes: string[] = ['open']): ConfigObject {
   return {
     admin: { tokenHash: ADMIN_TOKEN_HASH },
@@ -80,9 +92,11 @@ const WORKERS = ['--workers', '2'];
 describe('start --workers', () => {
   let echo: EchoUpstream;
   let gw: GatewayProcess;
+  let launchedAt = 0;
 
   before(async () => {
     echo = await startEchoUpstream();
+    launchedAt = Date.now();
     gw = await startGatewayProcess(configFor(echo), { args: WORKERS });
   });
   after(async () => {
@@ -99,6 +113,15 @@ describe('start --workers', () => {
     assert.deepEqual(statuses.filter((s) => s !== 200), []);
     const text = (await fresh(`${gw.adminUrl}/metrics`)).body;
     assert.equal(metric(text, 'portcullis_requests_total{route="open"'), 40, 'each worker counted its share; the primary sums them');
+    // A gauge that states a fact reads as one process would, not once per process.
+    assert.equal(metric(text, `portcullis_config_info{version="${ready.configVersion}"}`), 1, 'the version runs: 1, not 3');
+    assert.equal(metric(text, 'portcullis_config_info'), 1, 'and no other version');
+    assert.equal(metric(text, 'portcullis_api_key_store_up'), 1, 'the key store answers every worker');
+    assert.equal(metric(text, 'portcullis_nodejs_version_info'), 1);
+    const startedAt = metric(text, 'portcullis_process_start_time_seconds');
+    assert.ok(startedAt >= Math.floor(launchedAt / 1000) - 1 && startedAt <= Date.now() / 1000, `the host's start (the primary's), not a sum: ${startedAt}`);
+    const files = maxOpenFiles();
+    if (files !== null) assert.equal(metric(text, 'portcullis_process_max_fds'), files, 'the per-process limit');
   });
 
   it('a revocation through the admin API reaches every worker within a second', async () => {
@@ -269,6 +292,15 @@ describe('start --workers: limits, quotas and the guard are exact across workers
     const blocked = await spread([gw], '/keyed/x', 8);
     assert.deepEqual(blocked, new Map([[429, 8]]), 'the address is blocked on both workers');
   });
+
+  it('a worker that replaces one killed after the block began refuses the address from its first request', async () => {
+    const [victim] = workerPids(gw);
+    assert.ok(victim !== undefined);
+    process.kill(victim, 'SIGKILL');
+    await waitUntil('a replacement worker listens', async () => workerPids(gw).length === 3 && (await readiness(gw)).status === 'ready', 15_000);
+    // Fresh connections alternate between the workers: half of these are the replacement's first.
+    assert.deepEqual(await spread([gw], '/keyed/x', 8), new Map([[429, 8]]));
+  });
 });
 
 describe('start --workers: two hosts of two workers sharing Redis', () => {
@@ -296,6 +328,11 @@ describe('start --workers: two hosts of two workers sharing Redis', () => {
       assert.deepEqual(await spread(hosts, `/${algorithm}/x`, 30), new Map([[200, 10], [429, 20]]));
     });
   }
+
+  it('each host reports the shared store up once, not once per worker', async (t) => {
+    if (hosts.length === 0) { t.skip('redis-server is not installed'); return; }
+    for (const host of hosts) assert.equal(metric((await fresh(`${host.adminUrl}/metrics`)).body, 'portcullis_rate_limit_store_up'), 1);
+  });
 });
 
 /** Runs the CLI to its exit; its exit code and stderr. */

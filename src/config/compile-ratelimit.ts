@@ -4,7 +4,7 @@ import type { HeaderRules } from './asserted-header-rules.js';
 import { parseDuration } from '../lib/duration.js';
 import { Calendar, isTimeZone } from '../ratelimit/calendar.js';
 import { QuotaLimiter } from '../ratelimit/quota.js';
-import { BruteForceGuard, GUARD_NAME, type GuardSpec } from '../ratelimit/brute-force-guard.js';
+import { BruteForceGuard, GUARD_NAME, GuardBlocks, GuardCountTable, type GuardSourceKind, type GuardSpec } from '../ratelimit/brute-force-guard.js';
 import type { Stage } from '../pipeline/stage.js';
 import { MAX_PRODUCT, type LimitShape } from '../ratelimit/algorithms.js';
 import type { HeaderMode } from '../ratelimit/headers.js';
@@ -175,29 +175,36 @@ export function compileRateLimiting(
     } else {
       const onRedis = storeKind === 'redis' && shared !== null;
       const by = bf.by ?? ['ip', 'credential'];
-      const settings: GuardSpec = {
+      const settings = {
         maxFailures: bf.maxFailures ?? BRUTE_FORCE_DEFAULTS.maxFailures,
         windowMs,
         blockMs: parseDuration(bf.blockFor ?? BRUTE_FORCE_DEFAULTS.blockFor) ?? 900_000,
         byIp: by.includes('ip'),
         byCredential: by.includes('credential'),
-        shared: null,
-        blocks: null,
         maxEntries: maxEntries ?? MEMORY_STORE_DEFAULTS.maxEntries,
         ipv6PrefixBits,
       };
       const storeName = onRedis ? JSON.stringify(redisRaw) : 'memory';
       const key = BruteForceGuard.keyOf(settings, storeName);
       const host = context.hostState;
-      const kinds = Math.max(1, Number(settings.byIp) + Number(settings.byCredential));
+      // The guard's state outlives a guard: the blocks belong to the gateway (a reload that changes
+      // the guard's settings hands them to the new guard), the counts to the table of their kind
+      // and bound. Looked up before the guard, so they start first.
+      const blocks = stores.use(GuardBlocks.KEY, GuardBlocks, () => new GuardBlocks(host));
+      const counts = {
+        ip: stores.use(GuardCountTable.keyFor('ip', settings.maxEntries), GuardCountTable, () => new GuardCountTable('ip', settings.maxEntries, context.clock)),
+        credential: stores.use(GuardCountTable.keyFor('credential', settings.maxEntries), GuardCountTable, () => new GuardCountTable('credential', settings.maxEntries, context.clock)),
+      };
+      // Only a shared store is looked up by kind. In a worker the failures are counted in the
+      // primary, in one table per source kind named as the in-process one (a reload that keeps
+      // `maxEntries` keeps its counts), with room for `maxEntries` sources.
+      const redis = onRedis ? limitStore(storeKind, GUARD_NAME, undefined) : null;
+      const hostTable = (kind: GuardSourceKind): LimitStore => limitStore('memory', GuardCountTable.idOf(kind), settings.maxEntries) as LimitStore;
       const spec: GuardSpec = {
         ...settings,
-        // The guard keeps its own in-process tables; only a shared store is looked up by kind. In a
-        // worker the failures are counted in the primary: one table per guard, named by the guard's
-        // key (a reload that keeps the guard keeps its counts), with room for each kind's sources.
-        shared: onRedis ? limitStore(storeKind, GUARD_NAME, undefined) : host === null ? null : limitStore('memory', `${GUARD_NAME} ${key}`, settings.maxEntries * kinds),
-        // A worker shares its blocks with the host's other workers whatever counts the failures.
-        blocks: host,
+        shared: redis !== null ? { ip: redis, credential: redis } : host === null ? null : { ip: hostTable('ip'), credential: hostTable('credential') },
+        counts,
+        blocks,
       };
       guard = stores.use(key, BruteForceGuard, () => new BruteForceGuard(spec, storeName, context.clock));
     }

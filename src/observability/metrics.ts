@@ -1,75 +1,135 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Aggregator } from 'prom-client';
+import { HotCounter, HotHistogram, type CounterChild, type HistogramChild } from './hot-metrics.js';
+
+/**
+ * Which process a registry describes: a gateway running alone, a worker of `start --workers`, or
+ * the primary of `start --workers`, which handles no request itself and does, once for the host,
+ * what a gateway alone does for itself: it reads the API key change log and fetches the JWK Sets.
+ */
+export type MetricsRole = 'gateway' | 'worker' | 'primary';
+
+/**
+ * How prom-client's default metrics combine across a host's processes, where summing is wrong
+ * (the others are counters, histograms or amounts that add up: CPU, memory, handles, open fds).
+ * prom-client already averages the event-loop lag, takes its min and max, and keeps the first
+ * `nodejs_version_info`.
+ */
+const DEFAULT_METRIC_AGGREGATORS: Readonly<Record<string, Aggregator>> = Object.freeze({
+  // The earliest start: the primary's, the host's up time. (prom-client omits it.)
+  process_start_time_seconds: 'min',
+  // A per-process limit: the tightest one, not N times one.
+  process_max_fds: 'min',
+});
 
 /**
  * Prometheus metrics, one registry per gateway so several gateways in one process (tests) do not
  * collide. Labels are bounded: route names come from config, reason codes from the catalogue.
+ *
+ * Under `start --workers` the primary serves the host's metrics: its own registry and every
+ * worker's, combined metric by metric with the `aggregator` each declares (prom-client's
+ * AggregatorRegistry). Counters, histograms and amounts of work in progress are summed; a gauge
+ * that states a fact (the config version, whether a store answers, how many keys a JWK Set has,
+ * a time, a limit) declares how it combines instead, so the host reads 1, not N, for one version.
+ * Each process registers only the metrics it writes: an idle gauge (a 0 nobody set) would
+ * otherwise pull a minimum down.
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({
-    name: 'portcullis_requests_total', help: 'Requests by route, status and decision.',
-    labelNames: ['route', 'status', 'decision'] as const, registers: [this.registry],
-  });
-  readonly stageDecisions = new Counter({
-    name: 'portcullis_stage_decisions_total', help: 'Requests by the request-path stage that decided them (forward: the upstream answered) and the decision.',
-    labelNames: ['stage', 'decision'] as const, registers: [this.registry],
-  });
-  readonly denials = new Counter({
-    name: 'portcullis_denials_total', help: 'Requests the gateway ended itself, by reason code.',
-    labelNames: ['reason'] as const, registers: [this.registry],
-  });
-  readonly upstreamLatency = new Histogram({
-    name: 'portcullis_upstream_latency_seconds', help: 'Time from forwarding to upstream response headers.',
-    labelNames: ['upstream'] as const, registers: [this.registry],
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-  });
-  readonly requestDuration = new Histogram({
-    name: 'portcullis_request_duration_seconds', help: 'Time from request start to response end, by route.',
-    labelNames: ['route'] as const, registers: [this.registry],
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-  });
-  readonly inFlight = new Gauge({ name: 'portcullis_requests_in_flight', help: 'Requests being handled.', registers: [this.registry] });
-  readonly auditDropped = new Counter({ name: 'portcullis_audit_dropped_total', help: 'Audit records that could not be written.', registers: [this.registry] });
-  readonly configInfo = new Gauge({ name: 'portcullis_config_info', help: 'The running config version (value 1).', labelNames: ['version'] as const, registers: [this.registry] });
-  readonly workerRestarts = new Counter({ name: 'portcullis_worker_restarts_total', help: 'Workers that died and were replaced (start --workers).', registers: [this.registry] });
-  readonly reloads = new Counter({ name: 'portcullis_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly requests: HotCounter<'route' | 'status' | 'decision'>;
+  readonly stageDecisions: HotCounter<'stage' | 'decision'>;
+  readonly denials: Counter<'reason'>;
+  readonly upstreamLatency: HotHistogram<'upstream'>;
+  readonly requestDuration: HotHistogram<'route'>;
+  /** Requests being handled; read into `portcullis_requests_in_flight` at scrape time (summed across workers). */
+  requestsInFlight = 0;
+  /** Summed: the gateway and the primary each write audit records. */
+  readonly auditDropped: Counter;
+  /** One version is 1 on the host, whatever the number of processes running it. */
+  readonly configInfo: Gauge<'version'>;
+  readonly workerRestarts: Counter;
+  /** The host's reloads: the primary counts each, a worker only those it applied, so the largest count is the host's. */
+  readonly reloads: Counter<'result'>;
 
-  readonly jwksFetches = new Counter({
-    name: 'portcullis_jwks_fetches_total', help: 'JWKS fetch attempts by URL and result (ok, error).',
-    labelNames: ['uri', 'result'] as const, registers: [this.registry],
-  });
-  readonly jwksKeys = new Gauge({ name: 'portcullis_jwks_keys', help: 'Keys in use per JWKS URL (0: never loaded; requests for it get 503).', labelNames: ['uri'] as const, registers: [this.registry] });
-  readonly jwksLastSuccess = new Gauge({
-    name: 'portcullis_jwks_last_success_timestamp_seconds', help: 'Unix time of the last successful JWKS fetch per URL (alert on staleness).',
-    labelNames: ['uri'] as const, registers: [this.registry],
-  });
+  /** Written by the process that fetches: a gateway alone, or the primary for its workers. */
+  readonly jwksFetches: Counter<'uri' | 'result'>;
+  readonly jwksKeys: Gauge<'uri'>;
+  readonly jwksLastSuccess: Gauge<'uri'>;
 
-  readonly apiKeyStoreUp = new Gauge({
-    name: 'portcullis_api_key_store_up', help: 'Whether the last read of the API key store change log succeeded (1) or not (0). While 0, cached keys work until their TTL and unknown keys get 503.',
-    registers: [this.registry],
-  });
-  readonly apiKeyStorePolls = new Counter({
-    name: 'portcullis_api_key_store_polls_total', help: 'Reads of the API key store change log, by result (ok, error). Under --workers the primary reads it once for the host.',
-    labelNames: ['result'] as const, registers: [this.registry],
-  });
-  readonly apiKeyUsageBacklog = new Gauge({
-    name: 'portcullis_api_key_usage_backlog', help: 'API keys with uses counted in memory but not yet written to the store.', registers: [this.registry],
-  });
-  readonly rateLimitStoreUp = new Gauge({
-    name: 'portcullis_rate_limit_store_up', help: 'Whether the shared rate-limit store (Redis) answers (1) or not (0). While 0, limits follow their onStoreError policy.',
-    labelNames: ['store'] as const, registers: [this.registry],
-  });
+  /** Written by the process that reads the change log: a gateway alone, or the primary for its workers. */
+  readonly apiKeyStoreUp: Gauge;
+  readonly apiKeyStorePolls: Counter<'result'>;
+  /** Summed: each worker writes its own uses. */
+  readonly apiKeyUsageBacklog: Gauge;
+  /** 0 when any worker cannot reach the store. */
+  readonly rateLimitStoreUp: Gauge<'store'>;
 
-  constructor(defaults = true) {
-    if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_' });
+  /** `defaults`: also prom-client's process and runtime metrics. */
+  constructor(defaults = true, role: MetricsRole = 'gateway') {
+    const registers = [this.registry];
+    // What serves requests: a gateway alone, or a worker.
+    const serving = role === 'primary' ? [] : registers;
+    // What is done once per host: by a gateway alone, or by the primary for its workers.
+    const hostWide = role === 'worker' ? [] : registers;
+    const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+    this.requests = new HotCounter('portcullis_requests_total', 'Requests by route, status and decision.', ['route', 'status', 'decision'], serving);
+    this.stageDecisions = new HotCounter('portcullis_stage_decisions_total',
+      'Requests by the request-path stage that decided them (forward: the upstream answered) and the decision.', ['stage', 'decision'], serving);
+    this.denials = new Counter({
+      name: 'portcullis_denials_total', help: 'Requests the gateway ended itself, by reason code.',
+      labelNames: ['reason'] as const, registers: serving,
+    });
+    this.upstreamLatency = new HotHistogram('portcullis_upstream_latency_seconds', 'Time from forwarding to upstream response headers.', ['upstream'], latencyBuckets, serving);
+    this.requestDuration = new HotHistogram('portcullis_request_duration_seconds', 'Time from request start to response end, by route.', ['route'], latencyBuckets, serving);
+    const read = (): number => this.requestsInFlight;
+    new Gauge({ name: 'portcullis_requests_in_flight', help: 'Requests being handled.', registers: serving, aggregator: 'sum', collect() { this.set(read()); } });
+    this.auditDropped = new Counter({ name: 'portcullis_audit_dropped_total', help: 'Audit records that could not be written.', registers });
+    this.configInfo = new Gauge({ name: 'portcullis_config_info', help: 'The running config version (value 1).', labelNames: ['version'] as const, registers, aggregator: 'max' });
+    this.workerRestarts = new Counter({ name: 'portcullis_worker_restarts_total', help: 'Workers that died and were replaced (start --workers).', registers });
+    this.reloads = new Counter({ name: 'portcullis_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'] as const, registers, aggregator: 'max' });
+
+    this.jwksFetches = new Counter({
+      name: 'portcullis_jwks_fetches_total', help: 'JWKS fetch attempts by URL and result (ok, error).',
+      labelNames: ['uri', 'result'] as const, registers: hostWide,
+    });
+    this.jwksKeys = new Gauge({
+      name: 'portcullis_jwks_keys', help: 'Keys in use per JWKS URL (0: never loaded; requests for it get 503).',
+      labelNames: ['uri'] as const, registers: hostWide, aggregator: 'min',
+    });
+    this.jwksLastSuccess = new Gauge({
+      name: 'portcullis_jwks_last_success_timestamp_seconds', help: 'Unix time of the last successful JWKS fetch per URL (alert on staleness).',
+      labelNames: ['uri'] as const, registers: hostWide, aggregator: 'min',
+    });
+
+    this.apiKeyStoreUp = new Gauge({
+      name: 'portcullis_api_key_store_up', help: 'Whether the last read of the API key store change log succeeded (1) or not (0). While 0, cached keys work until their TTL and unknown keys get 503.',
+      registers: hostWide, aggregator: 'min',
+    });
+    this.apiKeyStorePolls = new Counter({
+      name: 'portcullis_api_key_store_polls_total', help: 'Reads of the API key store change log, by result (ok, error). Under --workers the primary reads it once for the host.',
+      labelNames: ['result'] as const, registers: hostWide,
+    });
+    this.apiKeyUsageBacklog = new Gauge({
+      name: 'portcullis_api_key_usage_backlog', help: 'API keys with uses counted in memory but not yet written to the store.', registers: serving, aggregator: 'sum',
+    });
+    this.rateLimitStoreUp = new Gauge({
+      name: 'portcullis_rate_limit_store_up', help: 'Whether the shared rate-limit store (Redis) answers (1) or not (0). While 0, limits follow their onStoreError policy.',
+      labelNames: ['store'] as const, registers: serving, aggregator: 'min',
+    });
+
+    if (defaults) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_' });
+      for (const [name, aggregator] of Object.entries(DEFAULT_METRIC_AGGREGATORS)) {
+        const metric = this.registry.getSingleMetric(`portcullis_${name}`) as { aggregator: Aggregator } | undefined;
+        if (metric !== undefined) metric.aggregator = aggregator;
+      }
+    }
   }
 
-  // Label children resolved once per label set: prom-client hashes the label object on every
-  // unbound call, which is measurable on the request path.
-  private readonly requestChildren = new Map<string, Counter.Internal>();
-  private readonly stageChildren = new Map<string, Counter.Internal>();
-  private readonly durationChildren = new Map<string, Histogram.Internal<'route'>>();
-  private readonly upstreamChildren = new Map<string, Histogram.Internal<'upstream'>>();
+  // Each label set's child, found once: the request path only adds to it.
+  private readonly requestChildren = new Map<string, CounterChild>();
+  private readonly stageChildren = new Map<string, CounterChild>();
+  private readonly durationChildren = new Map<string, HistogramChild>();
+  private readonly upstreamChildren = new Map<string, HistogramChild>();
 
   /** Counts one finished request; label values are bounded (config names, status, decision). */
   stageDecided(stage: string, decision: string): void {

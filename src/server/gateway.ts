@@ -130,7 +130,7 @@ export class Gateway implements HandlerHost, AdminHost {
     return {
       handle: (req, res) => {
         this.inFlight++;
-        this.metrics.inFlight.inc();
+        this.metrics.requestsInFlight++;
         void handleRequest(this, req, res);
       },
       inProgress: (socket) => {
@@ -154,7 +154,7 @@ export class Gateway implements HandlerHost, AdminHost {
     const base = createLogger(loaded.raw.log?.level ?? 'info', options.logDestination);
     const logger = options.worker === undefined ? base : base.child({ worker: options.worker });
     const host = options.host ?? null;
-    const resources = new ResourceSet({ logger, clock, metrics: new Metrics(), ...(host === null ? {} : { host }) });
+    const resources = new ResourceSet({ logger, clock, metrics: new Metrics(true, host === null ? 'gateway' : 'worker'), ...(host === null ? {} : { host }) });
     const config = compileConfig(loaded, { resources, clock, hostState: options.hostState ?? null });
     return new Gateway(config, options, resources, logger);
   }
@@ -331,7 +331,7 @@ export class Gateway implements HandlerHost, AdminHost {
   /** One audit record and the metrics for a finished exchange. */
   finish(ex: Exchange, runtime: Runtime): void {
     this.inFlight--;
-    this.metrics.inFlight.dec();
+    this.metrics.requestsInFlight--;
     if (this.active.get(ex.wire.socket) === ex) this.active.delete(ex.wire.socket);
     const facts = exchangeFacts(ex, runtime.config.version);
     this.writeAudit(auditRecord(facts, this.clock.now()));
@@ -369,7 +369,7 @@ export class Gateway implements HandlerHost, AdminHost {
     const status = DENIALS[denial.code].status;
     const outcome = { status, decision: 'deny', reason: denial.code, detail: denial.reason } as const;
     this.writeAudit(auditRecord(connectionFacts(socket, req, requestId, outcome, this.config.version), this.clock.now()));
-    this.metrics.requests.inc({ route: '', status: String(status), decision: 'deny' });
+    this.metrics.requests.labels({ route: '', status: String(status), decision: 'deny' }).inc();
     this.metrics.stageDecided('listener', 'deny');
     this.metrics.denials.inc({ reason: denial.code });
   }

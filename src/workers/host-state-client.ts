@@ -1,13 +1,13 @@
 import type { Resource } from '../lifecycle/resources.js';
 import type { LimitShape } from '../ratelimit/algorithms.js';
-import type { BlockChannel, GuardSourceKind } from '../ratelimit/brute-force-guard.js';
+import type { BlockChannel, GuardBlock, GuardSourceKind } from '../ratelimit/brute-force-guard.js';
 import type { Period } from '../ratelimit/calendar.js';
 import { MemoryLimitStore } from '../ratelimit/memory-store.js';
 import { SqliteQuotaStore, type QuotaStore, type QuotaUse, type SqliteQuotaSettings } from '../ratelimit/quota-store.js';
 import { LimitStoreUnavailableError, type LimitStore, type StoreVerdict } from '../ratelimit/store.js';
 import {
-  consumeCall, hitCall, isStateMessage, STATE_TAG, useOf, verdictOf,
-  type BlockNotice, type Call, type CallResult, type ConsumeCall, type HitCall, type PrimaryMessage, type StoreDescriptor, type WireUse, type WireVerdict, type WorkerMessage,
+  consumeCall, hitCall, isStateMessage, STATE_TAG, useOf, verdictOf, wireBlocksOf,
+  type BlockNotice, type Call, type CallResult, type ConsumeCall, type HitCall, type PrimaryMessage, type StoreDescriptor, type WireBlock, type WireUse, type WireVerdict, type WorkerMessage,
 } from './host-state-protocol.js';
 
 /**
@@ -61,6 +61,9 @@ class PrimaryLink {
   private pending = 0;
   private gone: string | null = null;
   private readonly watchers = new Map<string, Set<BlockListener>>();
+  private nextAsk = 1;
+  /** Questions for the blocks in force, waiting for the primary's answer (each ends by REPLY_TIMEOUT_MS). */
+  private readonly asked = new Map<number, { readonly answer: (blocks: readonly WireBlock[] | null) => void; readonly timer: NodeJS.Timeout }>();
 
   constructor(private readonly channel: PrimaryChannel) {
     channel.on('message', this.onMessage);
@@ -78,8 +81,8 @@ class PrimaryLink {
     this.control({ t: STATE_TAG, op: 'release', handle });
   }
 
-  publish(notice: BlockNotice): void {
-    this.control({ t: STATE_TAG, op: 'block', ...notice });
+  publish(notice: BlockNotice, maxEntries: number): void {
+    this.control({ t: STATE_TAG, op: 'block', ...notice, maxEntries });
   }
 
   subscribe(guard: string, listener: BlockListener): () => void {
@@ -90,6 +93,26 @@ class PrimaryLink {
       set.delete(listener);
       if (set.size === 0 && this.watchers.get(guard) === set) this.watchers.delete(guard);
     };
+  }
+
+  /** The blocks in force the primary keeps on `guard`; null when it is gone or does not answer within REPLY_TIMEOUT_MS. */
+  blocksInForce(guard: string, maxEntries: number): Promise<readonly WireBlock[] | null> {
+    if (this.gone !== null) return Promise.resolve(null);
+    const id = this.nextAsk++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.answer(id, null), REPLY_TIMEOUT_MS);
+      timer.unref();
+      this.asked.set(id, { answer: resolve, timer });
+      this.control({ t: STATE_TAG, op: 'blocks-in-force', id, guard, maxEntries });
+    });
+  }
+
+  private answer(id: number, blocks: readonly WireBlock[] | null): void {
+    const asked = this.asked.get(id);
+    if (asked === undefined) return;
+    this.asked.delete(id);
+    clearTimeout(asked.timer);
+    asked.answer(blocks);
   }
 
   hit(call: HitCall): Promise<StoreVerdict> {
@@ -125,7 +148,7 @@ class PrimaryLink {
    * Sends the calls queued in this turn as one message. Scheduled with setImmediate rather than
    * as a microtask: requests on different connections arrive in different callbacks of the same
    * poll phase, and only a flush after that phase puts them in one batch. Measured with hits
-   * started in separate callbacks (test/fixtures/host-state-bench.ts): a microtask flush sends one
+   * started in separate callbacks (bench/host-state.mjs): a microtask flush sends one
    * message per hit and answered six to eight times fewer hits per second.
    */
   private readonly flush = (): void => {
@@ -157,6 +180,7 @@ class PrimaryLink {
     if (!isStateMessage(message)) return;
     const m = message as PrimaryMessage;
     if (m.op === 'reply') this.answered(m.id, m.results);
+    else if (m.op === 'blocks-in-force') this.answer(m.id, wireBlocksOf(m.blocks));
     else for (const listener of this.watchers.get(m.guard) ?? []) listener(m.kind, m.source, m.untilMs);
   };
 
@@ -194,6 +218,7 @@ class PrimaryLink {
     this.pending -= queued.length;
     for (const w of queued) w.fail(new LimitStoreUnavailableError(why));
     for (const id of [...this.sent.keys()]) this.fail(id, why);
+    for (const id of [...this.asked.keys()]) this.answer(id, null);
   }
 }
 
@@ -204,7 +229,8 @@ class PrimaryLink {
  *
  * Every decision is one asynchronous round trip to the primary, batched per event-loop turn; the
  * primary decides with the same store classes and resource keys one process would use, so N
- * workers admit what one process would.
+ * workers admit what one process would. A guard that starts asks the primary for the blocks in
+ * force on the host before it decides anything.
  */
 export class HostStateClient implements BlockChannel {
   private constructor(private readonly link: PrimaryLink) {}
@@ -224,12 +250,17 @@ export class HostStateClient implements BlockChannel {
     return new HostQuotaStore(this.link, settings, name);
   }
 
-  publish(guard: string, kind: GuardSourceKind, source: string | null, untilMs: number): void {
-    this.link.publish({ guard, kind, source, untilMs });
+  publish(guard: string, block: GuardBlock, maxEntries: number): void {
+    this.link.publish({ guard, kind: block.kind, source: block.source, untilMs: block.untilMs }, maxEntries);
   }
 
   subscribe(guard: string, apply: BlockListener): () => void {
     return this.link.subscribe(guard, apply);
+  }
+
+  async blocksInForce(guard: string, maxEntries: number): Promise<readonly GuardBlock[] | null> {
+    const blocks = await this.link.blocksInForce(guard, maxEntries);
+    return blocks === null ? null : blocks.map(([kind, source, untilMs]) => ({ kind, source, untilMs }));
   }
 
   /** Stops listening on the channel (the worker is shutting down); everything still waiting fails as unavailable. */

@@ -33,7 +33,7 @@ export type WireUse = readonly [allowed: 0 | 1, used: number];
 /** A call's result: its value, or why the store could not decide (the worker fails it as unavailable). */
 export type CallResult = WireVerdict | WireUse | string;
 
-/** A block the brute-force guard `guard` (its resource key) started; `source` null is its overflow block. */
+/** A block a brute-force guard started, on the blocks' channel `guard`; `source` null is the kind's overflow block. */
 export interface BlockNotice {
   readonly guard: string;
   readonly kind: 'ip' | 'credential';
@@ -41,21 +41,60 @@ export interface BlockNotice {
   readonly untilMs: number;
 }
 
+/** A block in force on the wire: kind, source (null: the overflow block), end (ms). */
+export type WireBlock = readonly [kind: 'ip' | 'credential', source: string | null, untilMs: number];
+
 type Tagged<T> = T & { readonly t: typeof STATE_TAG };
 
-/** Worker → primary. `use` and `release` bracket a store's life in the worker (its Resource start and stop). */
+/**
+ * Worker → primary. `use` and `release` bracket a store's life in the worker (its Resource start
+ * and stop); `block` and `blocks-in-force` (a worker's first guard starting asks for the blocks
+ * in force on a channel) say how much room the guard's tables have (`maxEntries` per kind).
+ */
 export type WorkerMessage = Tagged<
   | { readonly op: 'use'; readonly handle: number; readonly store: StoreDescriptor }
   | { readonly op: 'release'; readonly handle: number }
   | { readonly op: 'batch'; readonly id: number; readonly calls: readonly Call[] }
-  | ({ readonly op: 'block' } & BlockNotice)
+  | ({ readonly op: 'block'; readonly maxEntries: number } & BlockNotice)
+  | { readonly op: 'blocks-in-force'; readonly id: number; readonly guard: string; readonly maxEntries: number }
 >;
 
-/** Primary → worker: one reply per batch (results in call order), and blocks other workers started. */
+/** Primary → worker: one reply per batch (results in call order), blocks other workers started, and the blocks in force asked for. */
 export type PrimaryMessage = Tagged<
   | { readonly op: 'reply'; readonly id: number; readonly results: readonly CallResult[] }
   | ({ readonly op: 'block' } & BlockNotice)
+  | { readonly op: 'blocks-in-force'; readonly id: number; readonly guard: string; readonly blocks: readonly WireBlock[] }
 >;
+
+/** Longest block source (an address key or a credential id) the primary keeps; a longer one is not a source the guard names. */
+export const MAX_BLOCK_SOURCE_LENGTH = 1024;
+/** Longest channel name the primary keeps blocks under. */
+export const MAX_BLOCK_CHANNEL_LENGTH = 256;
+/** The most room per kind of blocks a worker may ask the primary for (the schema's maximum `maxEntries`). */
+export const MAX_BLOCK_ROOM = 100_000_000;
+
+const isKind = (v: unknown): v is 'ip' | 'credential' => v === 'ip' || v === 'credential';
+
+/** The room a worker asked for per kind of blocks, or null when it is not a count the schema allows. */
+export function blockRoomOf(maxEntries: unknown): number | null {
+  return Number.isSafeInteger(maxEntries) && (maxEntries as number) >= 1 && (maxEntries as number) <= MAX_BLOCK_ROOM ? maxEntries as number : null;
+}
+
+/** The block notice in `m`, or null when any field is not what a guard sends (the primary keeps only well-formed blocks). */
+export function blockNoticeOf(m: Record<string, unknown>): BlockNotice | null {
+  const { guard, kind, source, untilMs } = m;
+  if (typeof guard !== 'string' || guard.length === 0 || guard.length > MAX_BLOCK_CHANNEL_LENGTH || !isKind(kind)) return null;
+  if (source !== null && (typeof source !== 'string' || source.length === 0 || source.length > MAX_BLOCK_SOURCE_LENGTH)) return null;
+  if (typeof untilMs !== 'number' || !Number.isFinite(untilMs)) return null;
+  return { guard, kind, source, untilMs };
+}
+
+/** The blocks of a `blocks-in-force` answer that are well formed. */
+export function wireBlocksOf(blocks: unknown): WireBlock[] {
+  if (!Array.isArray(blocks)) return [];
+  return blocks.filter((b): b is WireBlock => Array.isArray(b) && b.length === 3 && isKind(b[0])
+    && (b[1] === null || typeof b[1] === 'string') && typeof b[2] === 'number' && Number.isFinite(b[2]));
+}
 
 /** True for a message of this protocol (of either direction); anything else on the channel is someone else's. */
 export function isStateMessage(message: unknown): message is { readonly t: typeof STATE_TAG; readonly op: string } {

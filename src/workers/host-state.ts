@@ -2,13 +2,18 @@ import { systemClock, type Clock } from '../lib/clock.js';
 import { redacted, type ResourceContext } from '../lifecycle/resources.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
+import { BlockTable } from '../ratelimit/block-table.js';
+import { MEMORY_STORE_DEFAULTS } from '../ratelimit/kinds.js';
 import { MemoryLimitStore } from '../ratelimit/memory-store.js';
 import { SqliteQuotaStore } from '../ratelimit/quota-store.js';
 import { LimitStoreUnavailableError } from '../ratelimit/store.js';
 import {
-  isStateMessage, periodOf, shapeOf, STATE_TAG, wireUse, wireVerdict,
-  type BlockNotice, type Call, type CallResult, type HitCall, type PrimaryMessage, type StoreDescriptor, type WorkerMessage,
+  blockNoticeOf, blockRoomOf, isStateMessage, MAX_BLOCK_CHANNEL_LENGTH, periodOf, shapeOf, STATE_TAG, wireUse, wireVerdict,
+  type BlockNotice, type Call, type CallResult, type HitCall, type PrimaryMessage, type StoreDescriptor, type WireBlock, type WorkerMessage,
 } from './host-state-protocol.js';
+
+/** Channels of blocks the primary keeps (a host's workers use one); blocks on others are passed on, not kept. */
+export const MAX_BLOCK_CHANNELS = 8;
 
 /** The primary's end of one worker's IPC channel: a cluster Worker or a forked ChildProcess. */
 export interface WorkerChannel {
@@ -40,6 +45,44 @@ interface Attached {
 }
 
 /**
+ * The blocks in force on one channel of the host, as its workers announced them: what a worker
+ * that starts later (a replacement) is told before it serves. Bounded like a guard's own tables
+ * (room for `maxEntries` per kind, the most any worker asked with; past it the overflow block),
+ * and a block leaves only when it has ended.
+ */
+class HostBlocks {
+  private tables: Record<'ip' | 'credential', BlockTable>;
+
+  constructor(private room: number, private readonly clock: Clock) {
+    this.tables = { ip: new BlockTable(room, clock), credential: new BlockTable(room, clock) };
+  }
+
+  /** Makes room for `maxEntries` per kind, keeping every block in force. */
+  grow(maxEntries: number): void {
+    if (maxEntries <= this.room) return;
+    this.room = maxEntries;
+    const next = { ip: new BlockTable(maxEntries, this.clock), credential: new BlockTable(maxEntries, this.clock) };
+    for (const kind of ['ip', 'credential'] as const) {
+      for (const [source, until] of this.tables[kind].inForce().sort((a, b) => a[1] - b[1])) {
+        if (source === null) next[kind].blockOverflow(until);
+        else next[kind].block(source, until);
+      }
+    }
+    this.tables = next;
+  }
+
+  add(notice: BlockNotice): void {
+    const table = this.tables[notice.kind];
+    if (notice.source === null) table.blockOverflow(notice.untilMs);
+    else table.block(notice.source, notice.untilMs);
+  }
+
+  inForce(): WireBlock[] {
+    return (['ip', 'credential'] as const).flatMap((kind) => this.tables[kind].inForce().map(([source, until]): WireBlock => [kind, source, until]));
+  }
+}
+
+/**
  * The in-process state a host's workers share, held by the primary: memory limit stores, embedded
  * quota stores and the brute-force guard's failure counts, each one instance of the class one
  * process would use (MemoryLimitStore, SqliteQuotaStore) under the resource key one process would
@@ -59,6 +102,8 @@ export class HostState {
   private readonly stores = new Map<string, Held>();
   private readonly workers = new Map<WorkerChannel, Attached>();
   private readonly stopping = new Set<Promise<void>>();
+  /** The guards' blocks in force, per channel. */
+  private readonly blocks = new Map<string, HostBlocks>();
   private closed = false;
 
   constructor(options: HostStateOptions) {
@@ -122,10 +167,39 @@ export class HostState {
       case 'batch':
         this.send(worker, { t: STATE_TAG, op: 'reply', id: m.id, results: m.calls.map((c) => this.run(attached, c)) });
         return;
-      case 'block':
-        this.broadcast(worker, { guard: m.guard, kind: m.kind, source: m.source, untilMs: m.untilMs });
+      case 'block': {
+        const notice = blockNoticeOf(m as unknown as Record<string, unknown>);
+        if (notice === null) { this.context.logger.warn({ op: m.op }, 'host state: a malformed block notice was dropped'); return; }
+        this.blocksOf(notice.guard, blockRoomOf(m.maxEntries) ?? MEMORY_STORE_DEFAULTS.maxEntries)?.add(notice);
+        this.broadcast(worker, notice);
         return;
+      }
+      case 'blocks-in-force': {
+        const { id, guard } = m as unknown as Record<string, unknown>;
+        const room = blockRoomOf(m.maxEntries);
+        if (!Number.isSafeInteger(id) || typeof guard !== 'string' || guard.length === 0 || guard.length > MAX_BLOCK_CHANNEL_LENGTH || room === null) {
+          this.context.logger.warn({ op: m.op }, 'host state: a malformed question for the blocks in force was dropped');
+          return;
+        }
+        this.send(worker, { t: STATE_TAG, op: 'blocks-in-force', id: id as number, guard, blocks: this.blocksOf(guard, room)?.inForce() ?? [] });
+        return;
+      }
     }
+  }
+
+  /** The blocks kept on `guard`, with room for at least `maxEntries` per kind; null past MAX_BLOCK_CHANNELS channels. */
+  private blocksOf(guard: string, maxEntries: number): HostBlocks | null {
+    let record = this.blocks.get(guard);
+    if (record === undefined) {
+      if (this.blocks.size >= MAX_BLOCK_CHANNELS) {
+        this.context.logger.error({ channels: MAX_BLOCK_CHANNELS }, 'host state: too many channels of blocks; blocks on a new one reach the workers running now only');
+        return null;
+      }
+      record = new HostBlocks(maxEntries, this.context.clock);
+      this.blocks.set(guard, record);
+    }
+    record.grow(maxEntries);
+    return record;
   }
 
   /** The running store of this description, or a new one started now; counted as one more user. */

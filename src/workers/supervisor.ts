@@ -60,7 +60,7 @@ interface Pending<T> {
  */
 export class Supervisor implements AdminHost {
   readonly logger: Logger;
-  readonly metrics = new Metrics();
+  readonly metrics = new Metrics(true, 'primary');
   draining = false;
   reloading = false;
   /** The config every worker runs (compiled here too, opening nothing: the admin settings and the version come from it). */
@@ -272,7 +272,7 @@ export class Supervisor implements AdminHost {
     return this.audit.state;
   }
 
-  /** The primary's metrics and every worker's, summed (counters, histograms) as prom-client aggregates a cluster. */
+  /** The primary's metrics and every worker's, combined as each metric declares (counters and histograms summed; see Metrics). */
   async metricsText(): Promise<{ contentType: string; text: string }> {
     const answers = await Promise.all(this.workersListening.map((m) => this.ask(m, (id) => ({ t: LIFECYCLE, op: 'metrics', id }))));
     const sets: MetricObjectWithValues<MetricValue<string>>[][] = [await this.metrics.registry.getMetricsAsJSON()];

@@ -10,7 +10,8 @@
 // pool (its queueing there included) to the end of its response body, for the requests sent
 // after the warm-up.
 //
-// Prints `RATE_PROGRESS {...}` every `progressMs` and one `RATE_JSON {...}` line at the end.
+// Prints `RATE_START {}` as it starts sending, `RATE_PROGRESS {...}` every `progressMs` and one
+// `RATE_JSON {...}` line at the end.
 // Usage: node bench/rate-driver.mjs '{"url":…,"rate":1000,"warmupSec":30,"durationSec":600,
 //   "headers":{},"connections":50,"timeoutMs":5000,"maxInFlight":1000,"progressMs":5000}'
 import { createHistogram, performance } from 'node:perf_hooks';
@@ -89,6 +90,7 @@ async function send(measured) {
   }
 }
 
+process.stdout.write('RATE_START {}\n');
 const start = performance.now();
 
 function tick() {

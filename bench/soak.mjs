@@ -173,13 +173,14 @@ async function soak(layout, gateway, url, headers, rate, connections) {
     if (m !== null) latest = JSON.parse(m[1]);
   });
   const totalMs = (settings.warmupSec + settings.durationSec) * 1000;
+  await waitForLine(driver, (line) => (line.startsWith('RATE_START ') ? true : undefined));
+  const t0 = performance.now();
   let report = null;
   const done = waitForLine(driver, (line) => {
     const m = /^RATE_JSON (.*)$/.exec(line);
     return m === null ? undefined : JSON.parse(m[1]);
   }, totalMs + 4 * REQUEST_TIMEOUT_MS + 30_000).then((r) => { report = r; });
   done.catch(() => {}); // raced below; this only keeps a rejection between races from counting as unhandled
-  const t0 = performance.now();
 
   const tree = gateway.child.tree;
   const samples = [];
@@ -313,7 +314,8 @@ async function main() {
   };
   mkdirSync(dirname(settings.outFile), { recursive: true });
   writeFileSync(settings.outFile, JSON.stringify(out, null, 2) + '\n');
-  console.log(`wrote ${relative(process.cwd(), settings.outFile)}`);
+  const shown = relative(process.cwd(), settings.outFile);
+  console.log(`wrote ${shown.startsWith('..') ? settings.outFile : shown}`);
   return pass ? 0 : 1;
 }
 

@@ -294,6 +294,7 @@ async function main() {
   console.log(`requests: sent ${int(report.sent)}, ok ${int(report.ok)}, failed ${int(report.failed)} ` +
     `(connect ${report.errors.connect}, read ${report.errors.read}, write ${report.errors.write}, status ${report.errors.status}, timeout ${report.errors.timeout}, ` +
     `overload ${report.errors.overload}, unanswered ${report.unanswered})`);
+  console.log(`  of which after the warm-up: sent ${int(report.measured.sent)}, ok ${int(report.measured.ok)}`);
   for (const e of report.errorSamples) console.log(`  first failures: ${e.kind}: ${e.detail}`);
   console.log(`latency (measured phase): p50 ${(lat.p50 / 1000).toFixed(3)} ms, p99 ${(lat.p99 / 1000).toFixed(3)} ms, p99.9 ${(lat.p999 / 1000).toFixed(3)} ms, max ${(lat.max / 1000).toFixed(3)} ms`);
   console.log(`gateway CPU (measured phase): ${run.gatewayCpu === null ? '—' : `${Math.round(run.gatewayCpu * 100)}%`}; load generator behind schedule by at most ${report.maxScheduleLagMs} ms` +

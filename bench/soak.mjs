@@ -5,9 +5,10 @@
 //
 // Phase 1 measures capacity: the bench's closed-loop generator (wrk, else autocannon) at 50
 // connections, 5 s warmup then 10 s measured — or takes it from --rate / SOAK_RATE. Phase 2 sends
-// SOAK_LOAD × capacity requests/s open-loop (bench/rate-driver.mjs) for SOAK_WARMUP + SOAK_DURATION
-// seconds, sampling the gateway's RSS (/proc), and its event-loop delay p99 and heap from its
-// admin /metrics, throughout. Same layout as the bench: the gateway alone on the second CPU.
+// SOAK_LOAD × capacity requests/s open-loop (bench/rate-driver.mjs) for SOAK_DURATION seconds
+// after a SOAK_WARMUP that ramps up to that rate, sampling the gateway's RSS (/proc), and its
+// event-loop delay p99 and heap from its admin /metrics, throughout. Same layout as the bench: the
+// gateway alone on the second CPU.
 //
 // Exit 0: no failed request and both series flat; 1: anything else; 2: bad arguments.
 import { statSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -37,7 +38,7 @@ const USAGE = `usage: npm run soak [-- --rate N]
   --rate N    soak at N requests/s (skips measuring capacity); also SOAK_RATE
   -h, --help  this text
 Environment: SOAK_RATE, SOAK_LOAD (share of the measured capacity, default 0.70), SOAK_DURATION (measured seconds,
-default 600), SOAK_WARMUP (seconds at the soak rate before measuring, default 30), BENCH_LOADGEN (capacity run: wrk |
+default 600), SOAK_WARMUP (seconds before measuring, ramping up to the rate, default 30), BENCH_LOADGEN (capacity run: wrk |
 autocannon), SOAK_OUT (the JSON report, default .bench/soak.json). Exit 0: no failed request and RSS and event-loop delay flat; 1: otherwise; 2: bad arguments.
 See docs/performance.md#soak.`;
 
@@ -162,7 +163,7 @@ async function measureCapacity(layout, defaults, load) {
  * Phase 2: the open-loop run, sampling the gateway every `sampleMs` until the driver reports.
  * Resolves with the driver's report and the samples (t: seconds since the end of the warm-up).
  */
-async function soak(layout, gateway, url, headers, rate, connections) {
+async function soak(layout, { gateway, upstream }, url, headers, rate, connections) {
   const sampleMs = sampleIntervalMs(settings.durationSec);
   const spec = { url, rate, warmupSec: settings.warmupSec, durationSec: settings.durationSec, headers, connections,
     timeoutMs: REQUEST_TIMEOUT_MS, maxInFlight: Math.max(1000, rate), progressMs: sampleMs };
@@ -183,13 +184,17 @@ async function soak(layout, gateway, url, headers, rate, connections) {
   done.catch(() => {}); // raced below; this only keeps a rejection between races from counting as unhandled
 
   const tree = gateway.child.tree;
+  // CPU time of the gateway and of what shares the load generator's core, read when the measured
+  // phase starts and at the last sample inside it.
+  const watched = { gateway: tree, generator: [driver.pid], upstream: [upstream.child.pid] };
+  const cpuReading = (ms) => ({ ms, us: Object.fromEntries(Object.entries(watched).map(([name, pids]) => [name, cpuTimeUs(pids)])) });
   const samples = [];
   const progressEverySec = Math.max(sampleMs / 1000, settings.durationSec / 10);
   let nextProgressSec = 0;
   let cpuAtStart = null;
   let cpuAtEnd = null;
   const measuredStartMs = settings.warmupSec * 1000;
-  if (settings.warmupSec > 0) console.log(`warm-up ${settings.warmupSec} s at ${int(rate)} req/s…`);
+  if (settings.warmupSec > 0) console.log(`warm-up ${settings.warmupSec} s, ramping up to ${int(rate)} req/s…`);
   // Bounded: the driver reports or fails within its own deadline, and the samples are counted too.
   const maxSamples = Math.ceil((totalMs + 4 * REQUEST_TIMEOUT_MS + 30_000) / sampleMs) + 1;
   for (let i = 1; report === null && i <= maxSamples; i++) {
@@ -197,8 +202,8 @@ async function soak(layout, gateway, url, headers, rate, connections) {
     if (report !== null) break;
     if (hasExited(gateway.child)) throw failure(gateway.child, 'exited during the soak');
     const elapsedMs = performance.now() - t0;
-    if (cpuAtStart === null && elapsedMs >= measuredStartMs) cpuAtStart = { us: cpuTimeUs(tree), ms: elapsedMs };
-    if (elapsedMs <= totalMs) cpuAtEnd = { us: cpuTimeUs(tree), ms: elapsedMs };
+    if (cpuAtStart === null && elapsedMs >= measuredStartMs) cpuAtStart = cpuReading(elapsedMs);
+    if (elapsedMs <= totalMs) cpuAtEnd = cpuReading(elapsedMs);
     const t = (elapsedMs - measuredStartMs) / 1000;
     const s = { t: Math.round(t * 1000) / 1000, ...(await sample(gateway, tree)) };
     samples.push(s);
@@ -210,9 +215,12 @@ async function soak(layout, gateway, url, headers, rate, connections) {
   }
   await done;
   await stopChild(driver);
-  const cpu = cpuAtStart === null || cpuAtEnd === null || cpuAtStart.us === null || cpuAtEnd.us === null || cpuAtEnd.ms <= cpuAtStart.ms
-    ? null : (cpuAtEnd.us - cpuAtStart.us) / ((cpuAtEnd.ms - cpuAtStart.ms) * 1000);
-  return { report, samples, sampleMs, gatewayCpu: cpu };
+  const cpu = {};
+  for (const name of Object.keys(watched)) {
+    const [a, b] = [cpuAtStart?.us[name] ?? null, cpuAtEnd?.us[name] ?? null];
+    cpu[name] = a === null || b === null || cpuAtEnd.ms <= cpuAtStart.ms ? null : (b - a) / ((cpuAtEnd.ms - cpuAtStart.ms) * 1000);
+  }
+  return { report, samples, sampleMs, cpu };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -270,7 +278,7 @@ async function main() {
     ? `soak: ${int(rate)} req/s (given), open loop, for ${settings.durationSec} s after a ${settings.warmupSec} s warm-up`
     : `soak: ${Math.round(settings.load * 100)}% of capacity = ${int(rate)} req/s, open loop, for ${settings.durationSec} s after a ${settings.warmupSec} s warm-up`);
 
-  const run = await soak(layout, gateway, url, full.headers, rate, full.connections);
+  const run = await soak(layout, { gateway, upstream }, url, full.headers, rate, full.connections);
   if (hasExited(gateway.child)) throw failure(gateway.child, 'exited during the soak');
   const { report } = run;
   const measured = run.samples.filter((s) => s.t >= 0 && s.t <= settings.durationSec);
@@ -297,8 +305,9 @@ async function main() {
   console.log(`  of which after the warm-up: sent ${int(report.measured.sent)}, ok ${int(report.measured.ok)}`);
   for (const e of report.errorSamples) console.log(`  first failures: ${e.kind}: ${e.detail}`);
   console.log(`latency (measured phase): p50 ${(lat.p50 / 1000).toFixed(3)} ms, p99 ${(lat.p99 / 1000).toFixed(3)} ms, p99.9 ${(lat.p999 / 1000).toFixed(3)} ms, max ${(lat.max / 1000).toFixed(3)} ms`);
-  console.log(`gateway CPU (measured phase): ${run.gatewayCpu === null ? '—' : `${Math.round(run.gatewayCpu * 100)}%`}; load generator behind schedule by at most ${report.maxScheduleLagMs} ms` +
-    `${audit === null ? '' : `; audit trail ${fmt(audit / 2 ** 20)} MiB`}`);
+  const pct = (x) => (x === null ? '—' : `${Math.round(x * 100)}%`);
+  console.log(`CPU (measured phase, 100% = one core): gateway ${pct(run.cpu.gateway)}, load generator ${pct(run.cpu.generator)}, upstream ${pct(run.cpu.upstream)}; ` +
+    `load generator behind schedule by at most ${report.maxScheduleLagMs} ms${audit === null ? '' : `; audit trail ${fmt(audit / 2 ** 20)} MiB`}`);
   console.log(`samples: ${measured.length} over the measured phase, one every ${run.sampleMs / 1000} s; start = mean of the first ${w} s, end = mean of the last ${w} s`);
   console.log(seriesLine('RSS', 'MiB', rss, true, 1));
   console.log(seriesLine('event-loop delay p99', 'ms', loop, true, 2));
@@ -309,7 +318,7 @@ async function main() {
   const out = {
     date: new Date().toISOString(), node: process.version, scenario: SCENARIO, layout: { ...layout, description: describeLayout(layout) },
     settings: { ...settings, help: undefined, requestTimeoutMs: REQUEST_TIMEOUT_MS, sampleMs: run.sampleMs, windowSec: w },
-    capacity, rate, gatewayCpu: run.gatewayCpu, auditBytes: audit, driver: report,
+    capacity, rate, cpu: run.cpu, auditBytes: audit, driver: report,
     series: { rssMiB: rss, loopP99Ms: loop, heapMiB: heap }, rules: { ...FLAT_RULES, minJudgedSec: MIN_JUDGED_SEC, minFitSec: MIN_FIT_SEC },
     scrapeErrors, problems, pass, samples: run.samples,
   };

@@ -160,13 +160,22 @@ async function measureCapacity(layout, defaults, load) {
 }
 
 /**
+ * Most requests outstanding at once: as many as the request timeout lets through at the rate (a
+ * backlog longer than that would time out anyway), at least 1,000 and at most 50,000 (the
+ * generator's memory).
+ */
+function maxOutstanding(rate) {
+  return Math.min(50_000, Math.max(1000, Math.ceil((rate * REQUEST_TIMEOUT_MS) / 1000)));
+}
+
+/**
  * Phase 2: the open-loop run, sampling the gateway every `sampleMs` until the driver reports.
  * Resolves with the driver's report and the samples (t: seconds since the end of the warm-up).
  */
 async function soak(layout, { gateway, upstream }, url, headers, rate, connections) {
   const sampleMs = sampleIntervalMs(settings.durationSec);
   const spec = { url, rate, warmupSec: settings.warmupSec, durationSec: settings.durationSec, headers, connections,
-    timeoutMs: REQUEST_TIMEOUT_MS, maxInFlight: Math.max(1000, rate), progressMs: sampleMs };
+    timeoutMs: REQUEST_TIMEOUT_MS, maxInFlight: maxOutstanding(rate), progressMs: sampleMs };
   const driver = launch('rate-driver', process.execPath, [join(BENCH, 'rate-driver.mjs'), JSON.stringify(spec)], { cpus: layout.loadCore ?? null, layout });
   let latest = { sent: 0, ok: 0, failed: 0 };
   driver.lines.on('line', (line) => {

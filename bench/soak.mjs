@@ -34,6 +34,7 @@ const MAX_DURATION_SEC = 3600; // the bench token is valid for two hours
 const MAX_WARMUP_SEC = 600;
 const REQUEST_TIMEOUT_MS = 5_000; // as the bench's wrk runs
 const SCRAPE_TIMEOUT_MS = 2_000;
+const LOAD_CORE_BUSY = 0.8; // generator + upstream CPU past which the report says latency includes their queueing
 const USAGE = `usage: npm run soak [-- --rate N]
   --rate N    soak at N requests/s (skips measuring capacity); also SOAK_RATE
   -h, --help  this text
@@ -317,6 +318,11 @@ async function main() {
   const pct = (x) => (x === null ? '—' : `${Math.round(x * 100)}%`);
   console.log(`CPU (measured phase, 100% = one core): gateway ${pct(run.cpu.gateway)}, load generator ${pct(run.cpu.generator)}, upstream ${pct(run.cpu.upstream)}; ` +
     `load generator behind schedule by at most ${report.maxScheduleLagMs} ms${audit === null ? '' : `; audit trail ${fmt(audit / 2 ** 20)} MiB`}`);
+  const loadCore = run.cpu.generator === null || run.cpu.upstream === null ? null : run.cpu.generator + run.cpu.upstream;
+  if (layout.pinned && loadCore !== null && loadCore > LOAD_CORE_BUSY) {
+    console.log(`note: the load generator's core was ${pct(loadCore)} busy with the generator and the upstream alone: the latency figures include queueing there ` +
+      '(RSS and event-loop delay are the gateway\'s own)');
+  }
   console.log(`samples: ${measured.length} over the measured phase, one every ${run.sampleMs / 1000} s; start = mean of the first ${w} s, end = mean of the last ${w} s`);
   console.log(seriesLine('RSS', 'MiB', rss, true, 1));
   console.log(seriesLine('event-loop delay p99', 'ms', loop, true, 2));

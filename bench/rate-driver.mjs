@@ -3,14 +3,15 @@
 // closed loops: a slow answer delays the next request; autocannon's `overallRate` gives each
 // connection a budget per second that it spends at full speed at the start of each second).
 // During the warm-up the rate ramps linearly from 0, so a gateway whose code is not yet compiled
-// by the JIT is not met by a full-rate backlog. Requests go out on a 1 ms tick, over one undici
-// Pool. Runs in its own (pinned) child process.
+// by the JIT is not met by a full-rate backlog. Requests go out on a 1 ms tick, over up to
+// `connections` keep-alive connections (bench/raw-http-client.mjs). Runs in its own (pinned)
+// child process.
 //
 // Bounded: it sends exactly rate × (warmupSec / 2 + durationSec) requests; every request has a
 // timeout; at most `maxInFlight` are outstanding — a request due past that bound is not sent and
 // counts as an `overload` failure. Latency is measured from the moment a request is handed to the
-// pool (its queueing there included) to the end of its response body, for the requests sent
-// after the warm-up.
+// client (its wait for a free connection included) to the end of its response, for the requests
+// sent after the warm-up.
 //
 // Prints `RATE_START {}` as it starts sending, `RATE_PROGRESS {...}` every `progressMs` and one
 // `RATE_JSON {...}` line at the end.
@@ -18,8 +19,8 @@
 //   "headers":{},"connections":50,"timeoutMs":5000,"maxInFlight":1000,"progressMs":5000}'
 import { createHistogram, performance } from 'node:perf_hooks';
 import { clearInterval, setInterval } from 'node:timers';
-import { Pool } from 'undici';
 import { latencySummaryUs, recordMs } from './latency.mjs';
+import { createRawClient } from './raw-http-client.mjs';
 
 const TICK_MS = 1;
 const MAX_ERROR_SAMPLES = 5;
@@ -31,15 +32,8 @@ for (const key of ['rate', 'durationSec', 'connections', 'timeoutMs', 'maxInFlig
     process.exit(2);
   }
 }
-const target = new URL(cfg.url);
-const path = `${target.pathname}${target.search}`;
 const headers = cfg.headers ?? {};
 const warmupSec = cfg.warmupSec ?? 0;
-
-const pool = new Pool(target.origin, {
-  connections: cfg.connections, pipelining: 1, keepAliveTimeout: 60_000,
-  headersTimeout: cfg.timeoutMs, bodyTimeout: cfg.timeoutMs, connect: { timeout: cfg.timeoutMs },
-});
 
 const warmupMs = warmupSec * 1000;
 const warmupCount = Math.round((cfg.rate * warmupSec) / 2);
@@ -49,8 +43,6 @@ const errors = { connect: 0, read: 0, write: 0, status: 0, timeout: 0, overload:
 const errorSamples = new Map(); // first few distinct failures, for the report
 let sent = 0;
 let ok = 0;
-let inFlight = 0;
-let bytes = 0;
 let maxLagMs = 0;
 let measuredOk = 0;
 let finished = false;
@@ -64,47 +56,19 @@ function noteError(kind, detail) {
   if (errorSamples.size < MAX_ERROR_SAMPLES && !errorSamples.has(detail)) errorSamples.set(detail, kind);
 }
 
-/** Sorts a request failure into the wrk-style kinds. */
-function classify(err) {
-  const code = err?.code ?? '';
-  if (/TIMEOUT/.test(code)) return 'timeout';
-  if (code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT' || code === 'ENOTFOUND') return 'connect';
-  if (code === 'EPIPE') return 'write';
-  return 'read';
-}
-
-/**
- * Sends one request through `pool.dispatch` with a bare handler: no response stream and no header
- * parsing, so the generator spends less of the core it shares with the upstream.
- */
-function send(measured) {
-  inFlight++;
-  const t0 = performance.now();
-  let status = 0;
-  pool.dispatch({ method: 'GET', path, headers }, {
-    onConnect() {},
-    onHeaders(statusCode) {
-      status = statusCode;
-      return true;
-    },
-    onData(chunk) {
-      bytes += chunk.length;
-      return true;
-    },
-    onComplete() {
-      inFlight--;
-      if (measured) recordMs(hist, performance.now() - t0);
-      if (status >= 200 && status <= 299) {
-        ok++;
-        if (measured) measuredOk++;
-      } else noteError('status', `status ${status}`);
-    },
-    onError(err) {
-      inFlight--;
-      noteError(classify(err), `${err?.code ?? 'error'}: ${err?.message ?? err}`);
-    },
-  });
-}
+const client = createRawClient({
+  url: cfg.url, headers, connections: cfg.connections, timeoutMs: cfg.timeoutMs,
+  onDone(status, startedAt, measured) {
+    if (measured) recordMs(hist, performance.now() - startedAt);
+    if (status >= 200 && status <= 299) {
+      ok++;
+      if (measured) measuredOk++;
+    } else noteError('status', `status ${status}`);
+  },
+  onFail(kind, err) {
+    noteError(kind, `${kind}: ${err.message}`);
+  },
+});
 
 process.stdout.write('RATE_START {}\n');
 const start = performance.now();
@@ -128,8 +92,8 @@ function tick() {
   while (sent < due) {
     const measured = sent >= warmupCount;
     sent++;
-    if (inFlight >= cfg.maxInFlight) noteError('overload', `more than ${cfg.maxInFlight} requests outstanding`);
-    else send(measured);
+    if (client.inFlight() >= cfg.maxInFlight) noteError('overload', `more than ${cfg.maxInFlight} requests outstanding`);
+    else client.send(measured);
   }
   if (sent >= total) {
     clearInterval(ticker);
@@ -138,7 +102,7 @@ function tick() {
 }
 
 function progress() {
-  return { elapsedMs: Math.round(performance.now() - start), sent, ok, failed: failed(), inFlight };
+  return { elapsedMs: Math.round(performance.now() - start), sent, ok, failed: failed(), inFlight: client.inFlight() };
 }
 
 const ticker = setInterval(tick, TICK_MS);
@@ -150,26 +114,27 @@ async function finish() {
   finished = true;
   const sendingEndedMs = performance.now() - start;
   const drainDeadline = performance.now() + cfg.timeoutMs * 2;
-  while (inFlight > 0 && performance.now() < drainDeadline) await new Promise((done) => setTimeout(done, 10));
+  while (client.inFlight() > 0 && performance.now() < drainDeadline) await new Promise((done) => setTimeout(done, 10));
   clearInterval(reporter);
   const report = {
     rate: cfg.rate, warmupSec, durationSec: cfg.durationSec,
     durationUs: Math.round((sendingEndedMs - warmupMs) * 1000),
-    sent, ok, failed: failed() + inFlight, unanswered: inFlight, bytes, errors,
+    sent, ok, failed: failed() + client.inFlight(), unanswered: client.inFlight(), errors,
     measured: { sent: total - warmupCount, ok: measuredOk },
     maxScheduleLagMs: Math.round(maxLagMs * 1000) / 1000,
     errorSamples: [...errorSamples].map(([detail, kind]) => ({ kind, detail })),
     latencyUs: latencySummaryUs(hist),
   };
   process.stdout.write(`RATE_JSON ${JSON.stringify(report)}\n`);
-  await pool.destroy();
+  client.close();
   process.exit(0);
 }
 
 const stop = () => {
   clearInterval(ticker);
   clearInterval(reporter);
-  void pool.destroy().finally(() => process.exit(0));
+  client.close();
+  process.exit(0);
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

@@ -2,6 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -148,5 +150,145 @@ describe('the soak flatness rule', () => {
     assert.equal(flatness.slopePerMin([0, 60, 120], [10, 11, 12]), 1);
     assert.equal(flatness.slopePerMin([5], [1]), null);
     assert.equal(flatness.slopePerMin([5, 5], [1, 2]), null);
+  });
+});
+
+/** bench/raw-http-client.mjs, typed for what this test calls. */
+interface RawClient { send(tag?: unknown): void; inFlight(): number; close(): void }
+interface RawClientOptions {
+  url: string; headers: Record<string, string>; connections: number; timeoutMs: number;
+  onDone(status: number, startedAt: number, tag: unknown): void; onFail(kind: string, err: Error): void;
+}
+const { createRawClient } = (await import(new URL('../../bench/raw-http-client.mjs', import.meta.url).href)) as { createRawClient: (o: RawClientOptions) => RawClient };
+
+interface Outcome { done: { status: number; tag: unknown }[]; failed: { kind: string; message: string }[] }
+
+/** Sends `count` requests through a raw client and resolves once each has an outcome. */
+function sendAll(url: string, count: number, options: { connections?: number; timeoutMs?: number; headers?: Record<string, string> } = {}): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const outcome: Outcome = { done: [], failed: [] };
+    const settle = (): void => {
+      if (outcome.done.length + outcome.failed.length < count) return;
+      client.close();
+      resolve(outcome);
+    };
+    const client = createRawClient({
+      url, headers: options.headers ?? {}, connections: options.connections ?? 2, timeoutMs: options.timeoutMs ?? 5000,
+      onDone: (status, _startedAt, tag) => { outcome.done.push({ status, tag }); settle(); },
+      onFail: (kind, err) => { outcome.failed.push({ kind, message: err.message }); settle(); },
+    });
+    for (let i = 0; i < count; i++) client.send(i);
+  });
+}
+
+/** A TCP server on a free loopback port that answers every request with `reply(socket)`. */
+async function tcpServer(onRequest: (socket: Socket) => void): Promise<{ server: Server; url: string; connections: () => number }> {
+  let connections = 0;
+  const server = createTcpServer((socket) => {
+    connections++;
+    let buffered = '';
+    socket.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('latin1');
+      while (buffered.includes('\r\n\r\n')) {
+        buffered = buffered.slice(buffered.indexOf('\r\n\r\n') + 4);
+        onRequest(socket);
+      }
+    });
+    socket.on('error', () => { /* the client may close first */ });
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/soak/path?q=1`, connections: () => connections };
+}
+
+const close = (server: Server): Promise<void> => new Promise((done) => { server.close(() => done()); });
+
+describe('the soak generator\'s HTTP client', () => {
+  it('reads Content-Length and chunked responses on keep-alive connections, within its connection bound', { timeout: 10_000 }, async () => {
+    const seen: string[] = [];
+    let n = 0;
+    const server = createHttpServer((req, res) => {
+      seen.push(`${req.method ?? ''} ${req.url ?? ''} ${req.headers.authorization ?? ''}`);
+      if (n++ % 2 === 0) res.end('fixed body');
+      else { res.write('chunk one, '); res.end('chunk two'); } // no content-length: chunked
+    });
+    let sockets = 0;
+    server.on('connection', () => { sockets++; });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/full/hello?x=1`;
+      const outcome = await sendAll(url, 40, { connections: 3, headers: { authorization: 'Bearer t' } });
+      assert.deepEqual(outcome.failed, []);
+      assert.equal(outcome.done.length, 40);
+      assert.ok(outcome.done.every((d) => d.status === 200));
+      assert.deepEqual(new Set(outcome.done.map((d) => d.tag)).size, 40, 'every tag comes back once');
+      assert.ok(seen.every((line) => line === 'GET /full/hello?x=1 Bearer t'), seen[0]);
+      assert.ok(sockets <= 3, `connections: ${sockets}`);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((done) => server.close(() => done()));
+    }
+  });
+
+  it('parses a chunked response that arrives in pieces, with extensions and trailers, and reports non-2xx statuses', { timeout: 10_000 }, async () => {
+    const { server, url } = await tcpServer((socket) => {
+      socket.write('HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\n\r\n3;ext=1\r\nab');
+      setImmediate(() => socket.write('c\r\n0\r\nx-trailer: 1\r\n\r\n'));
+    });
+    try {
+      const outcome = await sendAll(url, 3);
+      assert.deepEqual(outcome.failed, []);
+      assert.deepEqual(outcome.done.map((d) => d.status), [503, 503, 503]);
+    } finally {
+      await close(server);
+    }
+  });
+
+  it('opens a new connection after a Connection: close response', { timeout: 10_000 }, async () => {
+    const srv = await tcpServer((socket) => { socket.end('HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok'); });
+    try {
+      const outcome = await sendAll(srv.url, 4, { connections: 1 });
+      assert.deepEqual(outcome.failed, []);
+      assert.equal(outcome.done.length, 4);
+      assert.equal(srv.connections(), 4);
+    } finally {
+      await close(srv.server);
+    }
+  });
+
+  it('fails, as read errors, responses it cannot frame: no length, an oversized head, a bad chunk size, bytes after the end', { timeout: 10_000 }, async () => {
+    const replies = [
+      'HTTP/1.1 200 OK\r\n\r\nread until close',
+      `HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(20_000)}\r\ncontent-length: 0\r\n\r\n`,
+      'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n',
+      'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA',
+      'HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nok',
+      'SMTP ready\r\n\r\n',
+    ];
+    for (const reply of replies) {
+      const { server, url } = await tcpServer((socket) => { socket.write(reply); });
+      try {
+        const outcome = await sendAll(url, 1);
+        const label = JSON.stringify(reply.slice(0, 60));
+        assert.equal(outcome.done.length, 0, label);
+        assert.equal(outcome.failed[0]?.kind, 'read', label);
+      } finally {
+        await close(server);
+      }
+    }
+  });
+
+  it('times out a request that gets no answer, and fails one request per refused connection attempt', { timeout: 10_000 }, async () => {
+    const silent = await tcpServer(() => { /* never answers */ });
+    try {
+      const outcome = await sendAll(silent.url, 2, { timeoutMs: 150 });
+      assert.deepEqual(outcome.failed.map((f) => f.kind), ['timeout', 'timeout']);
+    } finally {
+      await close(silent.server);
+    }
+    const gone = await tcpServer(() => { /* closed before use */ });
+    await close(gone.server);
+    const outcome = await sendAll(gone.url, 3, { connections: 1 });
+    assert.equal(outcome.done.length, 0);
+    assert.deepEqual(outcome.failed.map((f) => f.kind), ['connect', 'connect', 'connect']);
   });
 });

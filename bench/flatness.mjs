@@ -1,13 +1,14 @@
 // The verdict of `npm run soak` on a series sampled during the measured phase: is it flat? Pure
 // functions of the samples, so the rule can be checked on made-up series (docs/performance.md#soak).
 //
-// A series is judged on runs of at least MIN_JUDGED_SEC (a shorter run is checked for errors
-// only: seconds of JIT warm-up and collector noise are not a trend), and is flat when both hold:
-//   1. end ≤ start × ratio + slack — start is the mean of the first window (the first minute after
-//      the warm-up), end the mean of the last window (the last minute);
+// A series is judged on runs of at least MIN_JUDGED_SEC: under load the gateway's RSS is a
+// sawtooth of some 50 MiB with a period of up to a minute (V8 grows its old space, then a major
+// collection gives pages back), and a shorter run cannot tell it from a trend; a shorter run is
+// checked for failed requests only. A judged series is flat when both hold:
+//   1. end ≤ start × ratio + slack — start is the mean of the first minute after the warm-up, end
+//      the mean of the last minute;
 //   2. the least-squares slope over the second half of the measured phase is at most
-//      maxSlopePerMin — judged only when that half spans at least MIN_FIT_SEC, as a slope fitted
-//      over a few seconds of garbage-collector sawtooth says nothing per minute.
+//      maxSlopePerMin.
 // The max is reported, not judged: one collection or one slow scrape makes a peak, not a trend.
 
 /** Per series: the ratio and absolute slack of rule 1, the slope bound of rule 2 (units per minute). */
@@ -16,11 +17,8 @@ export const FLAT_RULES = Object.freeze({
   loopP99Ms: Object.freeze({ unit: 'ms', ratio: 1.10, slack: 5, maxSlopePerMin: 2 }),
 });
 
-/** Shortest measured phase (seconds) whose series are judged at all. */
-export const MIN_JUDGED_SEC = 60;
-
-/** Shortest second half (seconds) over which the slope is judged. */
-export const MIN_FIT_SEC = 120;
+/** Shortest measured phase (seconds) whose series are judged. */
+export const MIN_JUDGED_SEC = 240;
 
 /** Length of the start and end windows: a minute, or a quarter of a shorter run. */
 export function windowSec(durationSec) {
@@ -49,7 +47,7 @@ export function slopePerMin(times, values) {
 /**
  * Judges one series. `samples` are `{ t, [key]: value }` with t in seconds since the measured
  * phase began (0 ≤ t ≤ durationSec); samples whose value is null are left out.
- * Answers { start, end, max, slopePerMin, judged, slopeJudged, flat, why }: `flat` is null when
+ * Answers { start, end, max, slopePerMin, judged, flat, why }: `flat` is null when
  * the run is too short to judge, `why` says what failed (null unless flat is false).
  */
 export function judgeSeries(samples, key, durationSec, rule = FLAT_RULES[key]) {
@@ -61,15 +59,15 @@ export function judgeSeries(samples, key, durationSec, rule = FLAT_RULES[key]) {
   const half = points.filter((s) => s.t >= durationSec / 2);
   const slope = slopePerMin(half.map((s) => s.t), half.map((s) => s[key]));
   const judged = durationSec >= MIN_JUDGED_SEC;
-  const slopeJudged = durationSec / 2 >= MIN_FIT_SEC && slope !== null;
-  const figures = { start, end, max, slopePerMin: slope, judged, slopeJudged };
+  const figures = { start, end, max, slopePerMin: slope, judged };
   if (!judged) return { ...figures, flat: null, why: null };
   const reasons = [];
   if (start === null || end === null) reasons.push('no samples in the start or end window');
   else if (end > start * rule.ratio + rule.slack) {
     reasons.push(`end ${end.toFixed(1)} ${rule.unit} > start × ${rule.ratio} + ${rule.slack} ${rule.unit} = ${(start * rule.ratio + rule.slack).toFixed(1)}`);
   }
-  if (slopeJudged && slope > rule.maxSlopePerMin) {
+  if (slope === null) reasons.push('too few samples in the second half to fit a slope');
+  else if (slope > rule.maxSlopePerMin) {
     reasons.push(`slope over the second half ${slope.toFixed(2)} ${rule.unit}/min > ${rule.maxSlopePerMin}`);
   }
   return { ...figures, flat: reasons.length === 0, why: reasons.length === 0 ? null : reasons.join('; ') };

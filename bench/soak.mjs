@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { cleanup, failure, hasExited, launch, makeScratchDir, recordTree, stopChild, stopChildrenOnExit, waitForLine } from './children.mjs';
 import { intEnv } from './env.mjs';
-import { FLAT_RULES, MIN_FIT_SEC, MIN_JUDGED_SEC, judgeSeries, windowSec } from './flatness.mjs';
+import { FLAT_RULES, MIN_JUDGED_SEC, judgeSeries, windowSec } from './flatness.mjs';
 import { detectLayout } from './layout.mjs';
 import { errorCount, pickLoadGenerator, runLoad } from './load.mjs';
 import { cpuTimeUs, rssKiB } from './proc-stats.mjs';
@@ -251,10 +251,9 @@ function auditBytes(configFile) {
 
 function seriesLine(label, unit, j, judged, digits) {
   const slope = j.slopePerMin === null ? '—' : `${j.slopePerMin >= 0 ? '+' : ''}${j.slopePerMin.toFixed(2)} ${unit}/min`;
-  const slopeNote = judged && j.judged && !j.slopeJudged ? ` (not judged: the second half is shorter than ${MIN_FIT_SEC} s)` : '';
   let verdict = ' (reported, not judged)';
   if (judged) verdict = j.flat === null ? ` (not judged: the run is shorter than ${MIN_JUDGED_SEC} s)` : j.flat ? ' → flat' : ` → NOT FLAT: ${j.why}`;
-  return `${label}: start ${fmt(j.start, digits)}, end ${fmt(j.end, digits)}, max ${fmt(j.max, digits)} ${unit}; slope over the second half ${slope}${slopeNote}${verdict}`;
+  return `${label}: start ${fmt(j.start, digits)}, end ${fmt(j.end, digits)}, max ${fmt(j.max, digits)} ${unit}; slope over the second half ${slope}${verdict}`;
 }
 
 async function main() {
@@ -334,7 +333,7 @@ async function main() {
     date: new Date().toISOString(), node: process.version, scenario: SCENARIO, layout: { ...layout, description: describeLayout(layout) },
     settings: { ...settings, help: undefined, requestTimeoutMs: REQUEST_TIMEOUT_MS, sampleMs: run.sampleMs, windowSec: w },
     capacity, rate, cpu: run.cpu, auditBytes: audit, driver: report,
-    series: { rssMiB: rss, loopP99Ms: loop, heapMiB: heap }, rules: { ...FLAT_RULES, minJudgedSec: MIN_JUDGED_SEC, minFitSec: MIN_FIT_SEC },
+    series: { rssMiB: rss, loopP99Ms: loop, heapMiB: heap }, rules: { ...FLAT_RULES, minJudgedSec: MIN_JUDGED_SEC },
     scrapeErrors, problems, pass, samples: run.samples,
   };
   mkdirSync(dirname(settings.outFile), { recursive: true });

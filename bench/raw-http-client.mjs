@@ -42,6 +42,9 @@ class ResponseError extends Error {
 export function createRawClient({ url, headers, connections, timeoutMs, onDone, onFail }) {
   const target = new URL(url);
   if (target.protocol !== 'http:') throw new Error(`only http: targets, got ${target.protocol}`);
+  for (const [name, value] of Object.entries(headers)) {
+    if (/[\r\n:]/.test(name) || /[\r\n]/.test(String(value))) throw new Error(`header ${JSON.stringify(name)}: no CR, LF (or ':' in the name)`);
+  }
   const request = Buffer.from(
     `GET ${target.pathname}${target.search} HTTP/1.1\r\nhost: ${target.host}\r\n` +
     Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('') + '\r\n', 'latin1');
@@ -51,6 +54,7 @@ export function createRawClient({ url, headers, connections, timeoutMs, onDone, 
   const waiting = []; // requests waiting for a connection, oldest first from `head`
   let head = 0;
   let inFlight = 0;
+  let closed = false;
 
   const takeWaiting = () => {
     if (head === waiting.length) return undefined;
@@ -107,7 +111,7 @@ export function createRawClient({ url, headers, connections, timeoutMs, onDone, 
       fail(kind, conn.error ?? new Error(conn.timedOut ? `no response within ${timeoutMs} ms` : 'connection closed mid-response'));
       conn.req = null;
     }
-    if (head < waiting.length && all.size < connections) open();
+    if (!closed && head < waiting.length && all.size < connections) open();
   }
 
   /** Parses what arrived; finishes the request at the end of its response. */
@@ -231,6 +235,7 @@ export function createRawClient({ url, headers, connections, timeoutMs, onDone, 
     inFlight: () => inFlight,
     /** Closes every connection; requests still outstanding are left unanswered. */
     close() {
+      closed = true;
       clearInterval(sweeper);
       for (const conn of all) conn.socket.destroy();
     },

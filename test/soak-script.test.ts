@@ -284,6 +284,13 @@ describe('the soak generator\'s HTTP client', () => {
     }
   });
 
+  it('refuses headers that would split the request, and targets other than http:', () => {
+    const base = { url: 'http://127.0.0.1:9/', connections: 1, timeoutMs: 100, onDone: () => {}, onFail: () => {} };
+    assert.throws(() => createRawClient({ ...base, headers: { 'x-a': 'v\r\nx-injected: 1' } }), /no CR, LF/);
+    assert.throws(() => createRawClient({ ...base, headers: { 'x-a\nb': 'v' } }), /no CR, LF/);
+    assert.throws(() => createRawClient({ ...base, url: 'https://127.0.0.1:9/', headers: {} }), /only http: targets/);
+  });
+
   it('times out a request that gets no answer, and fails one request per refused connection attempt', { timeout: 10_000 }, async () => {
     const silent = await tcpServer(() => { /* never answers */ });
     try {

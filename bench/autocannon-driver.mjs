@@ -5,6 +5,7 @@
 // Usage: node bench/autocannon-driver.mjs '{"url":…,"connections":50,"durationSec":10,"headers":{}}'
 import { createHistogram } from 'node:perf_hooks';
 import autocannon from 'autocannon';
+import { latencySummaryUs, recordMs } from './latency.mjs';
 
 const { url, connections, durationSec, headers } = JSON.parse(process.argv[2] ?? '{}');
 const hist = createHistogram();
@@ -15,24 +16,19 @@ const instance = autocannon({ url, connections, duration: durationSec, headers, 
     process.stderr.write(`autocannon failed: ${err.message}\n`);
     process.exit(1);
   }
-  const us = (ns) => ns / 1000;
   const report = {
     durationUs: Math.round(result.duration * 1e6),
     requests: result.requests.total,
     bytes: result.throughput.total,
     errors: { connect: 0, read: result.errors, write: 0, status: non2xx, timeout: result.timeouts },
-    latencyUs: {
-      min: hist.count === 0 ? 0 : us(hist.min), mean: hist.count === 0 ? 0 : us(hist.mean), stdev: hist.count === 0 ? 0 : us(hist.stddev),
-      max: hist.count === 0 ? 0 : us(hist.max), p50: us(hist.percentile(50)), p90: us(hist.percentile(90)),
-      p99: us(hist.percentile(99)), p999: us(hist.percentile(99.9)),
-    },
+    latencyUs: latencySummaryUs(hist),
   };
   process.stdout.write(`LOAD_JSON ${JSON.stringify(report)}\n`);
 });
 
 instance.on('response', (client, statusCode, resBytes, responseTimeMs) => {
   if (statusCode < 200 || statusCode > 299) non2xx++;
-  hist.record(Math.max(1, Math.round(responseTimeMs * 1e6)));
+  recordMs(hist, responseTimeMs);
 });
 
 const stop = () => instance.stop();

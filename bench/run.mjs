@@ -14,23 +14,24 @@
 // (comma-separated scenario names; their baselines, references and aims' scenarios are added),
 // BENCH_LOADGEN (wrk | autocannon), BENCH_CPU_PROF=1 (profile the gateway child and summarise it;
 // figures are then not representative), BENCH_STRICT=1 (exit 1 when a scenario misses an aim).
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
-import { Client } from 'undici';
-import { stringify } from 'yaml';
+import { cleanup, failure, hasCommand, hasExited, launch, makeScratchDir, recordTree, scratchDir, stopChildrenOnExit, waitForLine } from './children.mjs';
+import { intEnv } from './env.mjs';
+import { detectLayout } from './layout.mjs';
+import { errorCount, pickLoadGenerator, runLoad } from './load.mjs';
 import { nginxArgs, nginxConfig } from './nginx-config.mjs';
 import { cpuTimeUs, processTree, sampleMaxRss } from './proc-stats.mjs';
 import { formatSummary, summariseProfile } from './profile-summary.mjs';
 import { aimLine, assertReportable, renderText, tables, writeReport } from './report.mjs';
-import { defaults, gatewayConfig, peerJwt, scenarios as defineScenarios } from './scenarios.mjs';
+import { defaults, peerJwt, scenarios as defineScenarios } from './scenarios.mjs';
+import { freePort, jsonLine, probe, startGateway, startUpstream, waitForHttp, writeGatewayConfig } from './servers.mjs';
 import { checkAims, compare, round, summariseRuns } from './stats.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -38,23 +39,12 @@ const BENCH = fileURLToPath(new URL('.', import.meta.url));
 const OUT_DIR = join(ROOT, '.bench');
 const DOC_FILE = join(ROOT, 'docs', 'performance.md');
 const SVG_FILE = join(ROOT, 'docs', 'performance.svg');
-const READY_TIMEOUT_MS = 20_000;
-const READY_POLL_MS = 100;
-const STOP_TIMEOUT_MS = 5_000;
 const USAGE = `usage: npm run bench [-- --report]
   --report  also write the tables into docs/performance.md (between its bench markers) and the chart to docs/performance.svg
 Environment: BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_ROUNDS, BENCH_ONLY, BENCH_LOADGEN, BENCH_CPU_PROF, BENCH_STRICT (see docs/performance.md)`;
 
 // ---------------------------------------------------------------------------------------------
 // Settings
-
-function intEnv(name, fallback, min) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw.replace(/s$/, ''));
-  if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer ≥ ${min}, got "${raw}"`);
-  return value;
-}
 
 function readArgs() {
   try {
@@ -85,38 +75,8 @@ const settings = {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Child processes: every one is tracked and ended (with the processes it started) on exit, error
-// or Ctrl+C.
-
-const children = new Set();
-let tempDir = null;
-
-function hasCommand(cmd) {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-}
-
-/** CPUs this process may run on, from `taskset -pc` (e.g. "0,1" or "0-3"). */
-function allowedCpus() {
-  const out = spawnSync('taskset', ['-pc', String(process.pid)], { encoding: 'utf8' });
-  const list = /list:\s*(\S+)/.exec(out.stdout ?? '')?.[1];
-  if (out.status !== 0 || list === undefined) return [];
-  const result = [];
-  for (const part of list.split(',')) {
-    const [a, b] = part.split('-').map(Number);
-    for (let c = a; c <= (b ?? a); c++) result.push(c);
-  }
-  return result;
-}
-
-function detectLayout() {
-  if (!hasCommand('taskset')) return { pinned: false, reason: 'taskset not found', cpus: availableParallelism() };
-  const allowed = allowedCpus();
-  if (allowed.length < 2) return { pinned: false, reason: `only ${allowed.length || availableParallelism()} CPU allowed`, cpus: allowed.length };
-  const [loadCore, serverCore] = allowed;
-  // This runner joins the load generator's core so it never competes with the server under test.
-  spawnSync('taskset', ['-a', '-pc', String(loadCore), String(process.pid)], { stdio: 'ignore' });
-  return { pinned: true, loadCore, serverCore, allCpus: allowed.join(','), cpus: allowed.length };
-}
+// Child processes (bench/children.mjs): every one is tracked and ended (with the processes it
+// started) on exit, error or Ctrl+C.
 
 function describeLayout(layout) {
   if (!layout.pinned) return `unpinned (${layout.reason}): the OS schedules every process on ${layout.cpus} CPU(s); expect more noise`;
@@ -124,128 +84,11 @@ function describeLayout(layout) {
     `core ${layout.loadCore} = load generator + upstream + runner; gateway-workers-2 unpinned on CPUs ${layout.allCpus}`;
 }
 
-/**
- * Starts a child, pinned to `cpus` (a taskset CPU list) when the layout is pinned; keeps its last
- * output lines for errors. Children inherit this runner's affinity (the load generator's core),
- * so a child that should run elsewhere is always given its CPUs.
- */
-function launch(name, cmd, argv, { cpus: cpuList = null, layout, env = process.env } = {}) {
-  const pinned = layout.pinned && cpuList !== null;
-  const child = spawn(pinned ? 'taskset' : cmd, pinned ? ['-c', String(cpuList), cmd, ...argv] : argv, {
-    cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.benchName = name;
-  child.tail = [];
-  child.tree = [child.pid];
-  const keep = (line) => { child.tail.push(line); if (child.tail.length > 40) child.tail.shift(); };
-  child.lines = createInterface({ input: child.stdout });
-  child.lines.on('line', keep);
-  createInterface({ input: child.stderr }).on('line', (line) => keep(`[stderr] ${line}`));
-  // 'close', not 'exit': the last stdout lines (a report) may still be in the pipe at 'exit'.
-  child.exited = new Promise((done) => child.once('close', (code, signal) => { children.delete(child); done({ code, signal }); }));
-  child.once('error', (err) => keep(`[spawn] ${err.message}`));
-  children.add(child);
-  return child;
-}
-
-function failure(child, message) {
-  return new Error(`${child.benchName}: ${message}\n  last output:\n    ${child.tail.join('\n    ') || '(none)'}`);
-}
-
-/** Resolves with the first stdout line for which `pick` returns a value; fails if the child exits first. */
-function waitForLine(child, pick, timeoutMs = READY_TIMEOUT_MS) {
-  return new Promise((resolve, reject) => {
-    let done = false;
-    const finish = (fn, value) => { if (done) return; done = true; clearTimeout(timer); child.lines.off('line', onLine); fn(value); };
-    const onLine = (line) => {
-      let value;
-      try { value = pick(line); } catch { value = undefined; }
-      if (value !== undefined) finish(resolve, value);
-    };
-    const timer = setTimeout(() => finish(reject, failure(child, `not ready after ${timeoutMs} ms`)), timeoutMs);
-    child.lines.on('line', onLine);
-    child.exited.then(({ code, signal }) => finish(reject, failure(child, `exited early (code ${code}, signal ${signal})`)));
-  });
-}
-
-/** Resolves once `origin + path` answers 200 (for servers that print nothing when ready); fails if the child exits first. */
-async function waitForHttp(child, origin, path) {
-  let exited = null;
-  child.exited.then((status) => { exited = status; });
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (exited !== null) throw failure(child, `exited early (code ${exited.code}, signal ${exited.signal})`);
-    try {
-      if ((await probe(origin, path, {})).status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await delay(READY_POLL_MS);
-  }
-  throw failure(child, `not answering ${origin}${path} after ${READY_TIMEOUT_MS} ms`);
-}
-
-/** Records the child's process tree (nginx's worker, the gateway's workers) once it is ready. */
-function recordTree(child) {
-  child.tree = processTree(child.pid);
-}
-
-/** Kills what is left of a child's tree: a worker whose parent was killed outright is not stopped by it. */
-function killTree(child) {
-  for (const pid of new Set([...processTree(child.pid), ...child.tree])) {
-    try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
-  }
-}
-
-async function stopChild(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => killTree(child), STOP_TIMEOUT_MS);
-  await child.exited;
-  clearTimeout(timer);
-}
-
-async function cleanup() {
-  await Promise.all([...children].map(stopChild));
-  if (tempDir !== null) { rmSync(tempDir, { recursive: true, force: true }); tempDir = null; }
-}
-
-process.on('exit', () => {
-  for (const child of children) killTree(child);
-  if (tempDir !== null) rmSync(tempDir, { recursive: true, force: true });
-});
-let interrupted = false;
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(signal, () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    process.stderr.write(`\n${signal}: stopping child processes…\n`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
+const isInterrupted = stopChildrenOnExit();
 
 // ---------------------------------------------------------------------------------------------
 // Servers. A starter resolves with { child, origin } or, when the server cannot run on this
 // machine, with { skip: 'one line saying why' }.
-
-const jsonLine = (key) => (line) => {
-  const msg = JSON.parse(line);
-  return msg.ready === key ? msg : undefined;
-};
-
-async function freePort() {
-  const server = createServer();
-  await new Promise((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address();
-  await new Promise((done) => server.close(done));
-  return port;
-}
-
-async function startUpstream(layout) {
-  const child = launch('upstream', process.execPath, [join(BENCH, 'upstream.mjs')], { cpus: layout.loadCore ?? null, layout });
-  const { port } = await waitForLine(child, jsonLine('upstream'));
-  return { child, origin: `http://127.0.0.1:${port}` };
-}
 
 async function startBareProxy(layout, upstreamOrigin, mode) {
   const child = launch(`bare-proxy (${mode})`, process.execPath, [join(BENCH, 'bare-proxy.mjs'), upstreamOrigin, mode], { cpus: layout.serverCore ?? null, layout });
@@ -266,7 +109,7 @@ function nginxVersion(binary) {
 
 async function startNginx(layout, upstreamOrigin, binary) {
   if (binary === null) return { skip: 'nginx is not installed: skipping the nginx scenarios and the ratios to nginx (Debian: apt-get install nginx)' };
-  const dir = join(tempDir, 'nginx');
+  const dir = join(scratchDir(), 'nginx');
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   writeFileSync(join(dir, 'nginx.conf'), nginxConfig({ dir, port, upstreamOrigin }));
@@ -301,7 +144,7 @@ async function startPeerGateway(layout, upstreamOrigin) {
 async function startRedis(layout) {
   if (!hasCommand('redis-server')) return null;
   const port = await freePort();
-  const child = launch('redis', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tempDir],
+  const child = launch('redis', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', scratchDir()],
     { cpus: layout.loadCore ?? null, layout });
   await waitForLine(child, (line) => (line.includes('Ready to accept connections') ? true : undefined));
   return { child, url: `redis://127.0.0.1:${port}` };
@@ -318,27 +161,6 @@ async function redisCalls(url) {
   } finally {
     client.disconnect();
   }
-}
-
-/** Writes a gateway config with its own data directory; `ports` fixes the listeners (default: any free port). */
-function writeGatewayConfig(name, upstreamOrigin, redisUrl, ports = {}) {
-  const workDir = join(tempDir, name);
-  const dataDir = join(workDir, 'data');
-  mkdirSync(dataDir, { recursive: true });
-  const configFile = join(workDir, 'gateway.yaml');
-  writeFileSync(configFile, stringify(gatewayConfig({ upstreamOrigin, dataDir, workDir, redisUrl, ...ports })));
-  return configFile;
-}
-
-async function startGateway(layout, upstreamOrigin, profileDir, redisUrl) {
-  const configFile = writeGatewayConfig('gateway', upstreamOrigin, redisUrl);
-  const nodeArgs = profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
-  const child = launch('gateway', process.execPath, [...nodeArgs, join(ROOT, 'dist/src/cli/main.js'), 'start', '-c', configFile], { cpus: layout.serverCore ?? null, layout });
-  const msg = await waitForLine(child, (line) => {
-    const m = JSON.parse(line);
-    return m.msg === 'gateway listening' ? m : undefined;
-  });
-  return { child, origin: `http://127.0.0.1:${msg.http}`, adminOrigin: `http://127.0.0.1:${msg.admin}`, configFile };
 }
 
 /** Node's parseArgs error for a flag the CLI does not declare. */
@@ -366,55 +188,8 @@ async function startGatewayWorkers(layout, upstreamOrigin, redisUrl) {
   return { child, origin };
 }
 
-/** One request through a target: it must answer 200 with exactly the upstream's body. */
-async function probe(origin, path, headers) {
-  const client = new Client(origin);
-  try {
-    const res = await client.request({ method: 'GET', path, headers });
-    const body = await res.body.text();
-    return { status: res.statusCode, body };
-  } finally {
-    await client.close();
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Load generation
-
-function pickLoadGenerator() {
-  const wanted = settings.loadgen;
-  if (wanted !== '' && wanted !== 'wrk' && wanted !== 'autocannon') throw new Error(`BENCH_LOADGEN must be wrk or autocannon, got "${wanted}"`);
-  if (wanted !== 'autocannon' && hasCommand('wrk')) {
-    const v = spawnSync('wrk', ['-v'], { encoding: 'utf8' });
-    const version = /wrk\s+(\S+)/.exec(`${v.stdout}${v.stderr}`)?.[1] ?? 'unknown';
-    return { name: 'wrk', version };
-  }
-  if (wanted === 'wrk') throw new Error('BENCH_LOADGEN=wrk but wrk is not on PATH');
-  const version = JSON.parse(spawnSync(process.execPath, ['-p', 'JSON.stringify(require("autocannon/package.json").version)'], { cwd: ROOT, encoding: 'utf8' }).stdout);
-  return { name: 'autocannon', version };
-}
-
-/** One bounded load run against `url`; resolves with the generator's report. */
-async function runLoad(loadgen, layout, { url, connections, durationSec, headers }) {
-  let child;
-  if (loadgen.name === 'wrk') {
-    const headerArgs = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
-    child = launch('wrk', 'wrk', ['-t1', `-c${connections}`, `-d${durationSec}s`, '--timeout', '5s', '-s', join(BENCH, 'wrk-report.lua'), ...headerArgs, url],
-      { cpus: layout.loadCore ?? null, layout });
-  } else {
-    child = launch('autocannon', process.execPath, [join(BENCH, 'autocannon-driver.mjs'), JSON.stringify({ url, connections, durationSec, headers })],
-      { cpus: layout.loadCore ?? null, layout });
-  }
-  const report = waitForLine(child, (line) => {
-    const m = /^(?:WRK|LOAD)_JSON (.*)$/.exec(line);
-    return m === null ? undefined : JSON.parse(m[1]);
-  }, (durationSec + 30) * 1000);
-  try {
-    return await report;
-  } finally {
-    await stopChild(child);
-  }
-}
 
 /**
  * One measured window: the load run, the CPU time of the server's process tree before and after
@@ -473,7 +248,7 @@ async function main() {
   const selected = selectScenarios(all);
 
   const layout = detectLayout();
-  const loadgen = pickLoadGenerator();
+  const loadgen = pickLoadGenerator(settings.loadgen);
   const rewarm = Math.min(settings.warmupSec, settings.rewarmSec);
   const seconds = selected.length * (settings.warmupSec + (settings.rounds - 1) * rewarm + settings.rounds * (settings.durationSec + 1));
   console.log(`portcullis bench — ${selected.length} scenarios × ${settings.rounds} round(s), ${settings.durationSec} s measured each ` +
@@ -482,7 +257,7 @@ async function main() {
   console.log(`load generator: ${loadgen.name} ${loadgen.version}; node ${process.version}; ${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   if (settings.cpuProf) console.log('BENCH_CPU_PROF=1: the gateway runs under --cpu-prof; its figures are NOT representative');
 
-  tempDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-'));
+  makeScratchDir('portcullis-bench-');
   const profileDir = settings.cpuProf ? join(OUT_DIR, 'profiles') : null;
   if (profileDir !== null) mkdirSync(profileDir, { recursive: true });
   const notes = [];
@@ -519,7 +294,7 @@ async function main() {
     }
   }
   if (servers['gateway-workers-2'] !== undefined) console.log('gateway-workers-2 runs unpinned: its workers share the CPUs with the load generator and the upstream');
-  const ctx = { upstreamOrigin: upstream.origin, workDir: join(tempDir, 'gateway') };
+  const ctx = { upstreamOrigin: upstream.origin, workDir: join(scratchDir(), 'gateway') };
 
   const expected = await probe(upstream.origin, '/bench/hello', {});
   for (const s of selected) {
@@ -549,9 +324,9 @@ async function main() {
       // Round trips per request: the limiter's script calls during the measured window ÷ the requests.
       if (callsBefore !== null) report.redisCallsPerRequest = ((await redisCalls(redis.url)) - callsBefore) / report.requests;
       const server = servers[s.target].child;
-      if (server.exitCode !== null || server.signalCode !== null) throw failure(server, 'exited during the run');
+      if (hasExited(server)) throw failure(server, 'exited during the run');
       runs.get(s.name).push(report);
-      const errors = Object.values(report.errors).reduce((a, b) => a + b, 0);
+      const errors = errorCount(report);
       console.log(`${Math.round(report.requests / (report.durationUs / 1e6)).toLocaleString('en-US')} req/s, p50 ${(report.latencyUs.p50 / 1000).toFixed(3)} ms` +
         (errors > 0 ? `, ${errors} ERRORS ${JSON.stringify(report.errors)}` : ''));
       await delay(500); // let closed connections settle
@@ -633,7 +408,7 @@ function gitInfo() {
 }
 
 main().then((code) => { process.exitCode = code; }, async (err) => {
-  if (interrupted) return; // the signal handler is already cleaning up
+  if (isInterrupted()) return; // the signal handler is already cleaning up
   process.stderr.write(`bench failed: ${err.stack ?? err}\n`);
   await cleanup().catch(() => {});
   process.exit(1);

@@ -16,6 +16,14 @@ import { clearInterval, setInterval } from 'node:timers';
 const MAX_HEAD_BYTES = 16 * 1024;
 const MAX_LINE_BYTES = 1024;
 const SWEEP_MS = 100;
+/**
+ * A connection idle this long is closed by the client. A server closes idle keep-alive
+ * connections itself (the gateway after 5 s by default); a request written on one just as the
+ * server's close is under way would fail through no fault of the server. Clients avoid the race
+ * the same way (undici stops reusing a connection a second before the server's keep-alive
+ * timeout).
+ */
+const IDLE_CLOSE_MS = 2000;
 const CRLF = Buffer.from('\r\n');
 const HEAD_END = Buffer.from('\r\n\r\n');
 
@@ -77,8 +85,7 @@ export function createRawClient({ url, headers, connections, timeoutMs, onDone, 
 
   function next(conn) {
     const req = takeWaiting();
-    if (req === undefined) idle.push(conn);
-    else start(conn, req);
+    if (req === undefined) { conn.idleAt = performance.now(); idle.push(conn); } else start(conn, req);
   }
 
   function open() {
@@ -214,6 +221,8 @@ export function createRawClient({ url, headers, connections, timeoutMs, onDone, 
         conn.socket.destroy();
       }
     }
+    // The least recently used idle connections are at the front.
+    while (idle.length > 0 && now - idle[0].idleAt > IDLE_CLOSE_MS) idle.shift().socket.destroy();
     while (head < waiting.length && now - waiting[head].startedAt > timeoutMs) {
       takeWaiting();
       fail('timeout', new Error(`no connection within ${timeoutMs} ms`));

@@ -56,11 +56,22 @@ describe('hot metrics', () => {
     assert.match(text, /^t_seconds_sum\{route="r"\} 0.2$/m);
   });
 
-  it('reset empties every child', async () => {
+  it('reset zeroes every child in place, and a child a caller kept goes on counting', async () => {
     const registry = new Registry();
     const counter = new HotCounter('t_total', 'x', ['k'], [registry]);
-    counter.labels({ k: 'v' }).inc();
+    const histogram = new HotHistogram('t_seconds', 'x', ['k'], BOUNDS, [registry]);
+    const kept = counter.labels({ k: 'v' });
+    const keptHistogram = histogram.labels({ k: 'v' });
+    kept.inc();
+    keptHistogram.observe(0.2);
     registry.resetMetrics();
-    assert.doesNotMatch(await registry.metrics(), /t_total\{/);
+    let text = await registry.metrics();
+    assert.match(text, /^t_total\{k="v"\} 0$/m);
+    assert.match(text, /^t_seconds_count\{k="v"\} 0$/m);
+    kept.inc();
+    keptHistogram.observe(0.3);
+    text = await registry.metrics();
+    assert.match(text, /^t_total\{k="v"\} 1$/m);
+    assert.match(text, /^t_seconds_sum\{k="v"\} 0.3$/m);
   });
 });

@@ -284,6 +284,8 @@ export class AuditLog {
       this.fail(err as Error);
       return;
     }
+    // close() began while the file was reopening: it writes the queue through this handle, once.
+    if (this.closed) { this.waiting = false; return; }
     // A line cut short in another file cannot be finished in this one: it is written again whole.
     if (!same && this.headWritten > 0) { this.queuedBytes += this.headWritten; this.headWritten = 0; }
     this.waiting = false;
@@ -311,18 +313,27 @@ export class AuditLog {
     if (this.closed) return;
     this.closed = true;
     if (this.retryTimer !== null) { this.retryTimer.cancel(); this.retryTimer = null; }
-    this.flush();
-    await this.writing;
-    // Writing the queue may have queued the gap line of an earlier outage: write that too.
-    if (this.batch !== '') { this.flush(); await this.writing; }
-    if (this.outage !== null && this.queue.length > 0) {
+    // A retry under way reopens the file; wait for it rather than write the queue twice.
+    await this.retrying;
+    // Writing the queue may queue the gap line of an earlier outage: write until nothing is left.
+    for (let attempt = 0; attempt < 3 && (this.batch !== '' || this.queue.length > 0); attempt++) {
+      this.flush();
+      await this.writing;
+      if (this.outage === null || this.queue.length === 0) continue;
+      // Failing: one last attempt, on the file as it is now.
       try {
         if (!(await this.openFile()) && this.headWritten > 0) { this.queuedBytes += this.headWritten; this.headWritten = 0; }
+        this.waiting = false;
         const handle = this.handle;
         if (handle !== null) await this.drain(handle);
       } catch { /* reported below */ }
+      if (this.outage !== null) break;
     }
-    if (this.queue.length > 0) this.logger.error({ path: this.path, unwrittenBytes: this.queuedBytes }, 'audit records not written at shutdown');
+    if (this.flushTimer !== null) { clearTimeout(this.flushTimer); this.flushTimer = null; }
+    this.scheduled = false;
+    if (this.queue.length > 0 || this.batch !== '') {
+      this.logger.error({ path: this.path, unwrittenBytes: this.queuedBytes }, 'audit records not written at shutdown');
+    }
     const handle = this.handle;
     this.handle = null;
     if (handle !== null) await handle.close().catch(() => undefined);

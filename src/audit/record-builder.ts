@@ -41,7 +41,11 @@ let lastTime = Number.NaN;
 let lastTimeText = '';
 
 function timeText(now: number): string {
-  if (now !== lastTime) { lastTime = now; lastTimeText = new Date(now).toISOString(); }
+  if (now !== lastTime) {
+    // Formatted first: a time that cannot be formatted throws and leaves the cache as it was.
+    lastTimeText = new Date(now).toISOString();
+    lastTime = now;
+  }
   return lastTimeText;
 }
 

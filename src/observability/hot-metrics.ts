@@ -26,7 +26,7 @@ interface MetricJson {
 }
 
 /** What prom-client's registry calls on a metric: its name, and `get`/`reset`. */
-abstract class HotMetric<L extends string, C> {
+abstract class HotMetric<L extends string, C extends { reset(): void }> {
   readonly aggregator: Aggregator = 'sum';
   protected readonly children = new Map<string, { readonly labels: Labels<L>; readonly child: C }>();
 
@@ -48,7 +48,11 @@ abstract class HotMetric<L extends string, C> {
 
   protected abstract create(): C;
   abstract get(): MetricJson;
-  abstract reset(): void;
+
+  /** Zeroes every child in place: callers keep their children, which go on counting. */
+  reset(): void {
+    for (const { child } of this.children.values()) child.reset();
+  }
 }
 
 /** One counter child: `value` only grows. */
@@ -56,6 +60,10 @@ export class CounterChild {
   value = 0;
   inc(): void {
     this.value++;
+  }
+
+  reset(): void {
+    this.value = 0;
   }
 }
 
@@ -70,10 +78,6 @@ export class HotCounter<L extends string> extends HotMetric<L, CounterChild> {
     const values: Sample[] = [];
     for (const { labels, child } of this.children.values()) values.push({ labels: { ...labels }, value: child.value });
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
-  }
-
-  reset(): void {
-    this.children.clear();
   }
 }
 
@@ -95,6 +99,12 @@ export class HistogramChild {
     (this.counts[i] as number)++;
     this.sum += value;
     this.count++;
+  }
+
+  reset(): void {
+    this.counts.fill(0);
+    this.sum = 0;
+    this.count = 0;
   }
 }
 
@@ -124,9 +134,5 @@ export class HotHistogram<L extends string> extends HotMetric<L, HistogramChild>
       values.push({ labels: { ...labels }, value: child.count, metricName: `${this.name}_count` });
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
-  }
-
-  reset(): void {
-    this.children.clear();
   }
 }

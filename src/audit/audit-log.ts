@@ -284,11 +284,11 @@ export class AuditLog {
       this.fail(err as Error);
       return;
     }
-    // close() began while the file was reopening: it writes the queue through this handle, once.
-    if (this.closed) { this.waiting = false; return; }
     // A line cut short in another file cannot be finished in this one: it is written again whole.
     if (!same && this.headWritten > 0) { this.queuedBytes += this.headWritten; this.headWritten = 0; }
     this.waiting = false;
+    // close() began while the file was reopening: it writes the queue through this handle, once.
+    if (this.closed) return;
     if (this.queue.length === 0) this.recovered();
     else this.pump();
   }
@@ -303,7 +303,6 @@ export class AuditLog {
       const busy = this.writing ?? this.retrying;
       if (busy !== null) await busy;
       else if (this.scheduled) this.flush(); // records waiting for the spacing are written now
-
       else return;
     }
   }

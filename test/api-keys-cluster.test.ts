@@ -18,6 +18,13 @@ function clusterConfig(echo: EchoUpstream, db: TestDatabase, listen: boolean): C
   };
 }
 
+/** Successful reads of the key store's change log a gateway has made (its admin `/metrics`). */
+async function changeLogReads(gw: GatewayProcess): Promise<number> {
+  const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('portcullis_api_key_store_polls_total{result="ok"} '));
+  return line === undefined ? 0 : Number(line.split(' ')[1]);
+}
+
 /**
  * Milliseconds from now until `key` is refused by every gateway (a bounded poll, at most 5 s): the
  * revocation reaches the other process through PostgreSQL, and the time it takes is what is measured.
@@ -80,9 +87,11 @@ for (const listen of [true, false]) {
       const next = JSON.parse(res.body) as IssuedKeyReply;
       const deadline = Date.parse(next.previous?.graceUntil ?? '');
       assert.ok(deadline - Date.now() > 1000, 'the grace period is still running');
-      // Past one poll interval (500 ms), so both gateways have read the rotation: a gateway process
-      // gives no signal that it has, and with LISTEN off nothing earlier tells it.
-      await delay(600);
+      // Both gateways have read the rotation once each has finished two more reads of the change
+      // log (the first may have started before the rotation was written).
+      const before = await Promise.all(gateways.map(changeLogReads));
+      await waitUntil('both gateways have read the change log since the rotation', async () =>
+        (await Promise.all(gateways.map(changeLogReads))).every((reads, i) => reads >= (before[i] ?? 0) + 2));
       assert.deepEqual(await statuses(gateways, old.key), [200, 200], 'old key during the grace period');
       assert.deepEqual(await statuses(gateways, next.key), [200, 200], 'new key');
       // PostgreSQL's clock stamped the deadline and the gateways judge it by that clock, which no

@@ -40,7 +40,7 @@ export interface TestGateway {
   readonly logs: string[];
   /** Rewrites the config file (for reload tests); does not reload. */
   writeConfig(config: ConfigObject): Promise<void>;
-  /** Waits until at least `count` audit records are on disk, then returns all of them. */
+  /** Waits until at least `count` audit records are on disk, or with no count until every record of what happened before the call is, then returns all of them. */
   audit(count?: number): Promise<AuditRecord[]>;
   /** Waits (bounded) for the audit records of one request id; normally exactly one. */
   auditFor(requestId: string): Promise<AuditRecord[]>;
@@ -85,7 +85,7 @@ export async function startGateway(
     configFile,
     logs,
     writeConfig: (next) => writeFile(configFile, toYaml(withTestDefaults(next, join(dir, 'data')))),
-    audit: (count = 0) => readAudit(auditFile, count),
+    audit: (count = 0) => auditAfter(adminUrl, auditFile, count),
     auditFor: (requestId) => auditFor(auditFile, requestId),
     auditWhere: (match, timeoutMs) => auditWhere(auditFile, match, timeoutMs),
     auditBarrier: () => auditBarrier(adminUrl, auditFile),
@@ -143,6 +143,29 @@ export async function readAudit(file: string, count = 0, timeoutMs = 3000): Prom
   let records: AuditRecord[] = [];
   await whenFileChanges(file, timeoutMs, async () => (records = await readRecords(file)).length >= count);
   return records;
+}
+
+/**
+ * The trail as `audit(count)` returns it. With no count, every record of what happened before the
+ * call is on disk first (the writer spaces its writes, so a record can trail its response by a few
+ * milliseconds): a barrier is passed, unless the admin listener no longer answers, in which case
+ * the gateway has stopped and flushed everything it had.
+ */
+async function auditAfter(adminUrl: string, file: string, count: number): Promise<AuditRecord[]> {
+  if (count === 0) {
+    try {
+      await auditBarrier(adminUrl, file);
+    } catch (error) {
+      if (!isRefused(error)) throw error;
+    }
+  }
+  return readAudit(file, count);
+}
+
+/** True for a fetch that failed because nothing listens (a stopped gateway, or no admin listener). */
+function isRefused(error: unknown): boolean {
+  const cause = (error as { cause?: { code?: string } } | null)?.cause;
+  return error instanceof TypeError && (cause?.code === 'ECONNREFUSED' || cause?.code === 'EADDRNOTAVAIL');
 }
 
 /** Waits (bounded) until some record on disk matches; returns every one that does. */
@@ -240,7 +263,7 @@ export async function startGatewayProcess(config: ConfigObject, options: { env?:
     port: ports.http,
     adminUrl: `http://127.0.0.1:${ports.admin}`,
     writeConfig: (next) => writeFile(configFile, toYaml(withTestDefaults({ log: { level: 'info' }, ...next }, dataDir))),
-    audit: (count = 0) => readAudit(auditFile, count),
+    audit: (count = 0) => auditAfter(`http://127.0.0.1:${ports.admin}`, auditFile, count),
     auditBarrier: () => auditBarrier(`http://127.0.0.1:${ports.admin}`, auditFile),
     logged: (text, timeoutMs = 5000) => new Promise<boolean>((resolve) => {
       const check = (): void => {

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { compileConfig } from '../config/compile.js';
 import { ConfigError } from '../config/errors.js';
+import { OperatorError } from '../lib/operator-error.js';
 import { loadConfigFile } from '../config/load.js';
 import { jsonSchema } from '../config/schema.js';
 import { Gateway } from '../server/gateway.js';
@@ -98,6 +99,10 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then((code) => { if (code >= 0) process.exitCode = code; }, (err: unknown) => {
+  if (err instanceof OperatorError) {
+    process.stderr.write(`portcullis: ${err.message}\n`);
+    process.exit(1);
+  }
   process.stderr.write(`portcullis: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });

@@ -8,11 +8,17 @@ export interface Served {
   reload(): Promise<unknown>;
 }
 
-/**
- * Runs a gateway until SIGTERM/SIGINT; SIGHUP reloads. `reloadOnHangup: false` for a worker,
- * whose reloads the primary starts (a SIGHUP sent to the whole process group reaches it too).
- */
-export async function serve(gateway: Served, onStop?: () => Promise<void>, reloadOnHangup = true): Promise<void> {
+/** How `serve` runs. */
+export interface ServeOptions {
+  /** Runs after the gateway stopped, before the process exits. */
+  readonly onStop?: () => Promise<void>;
+  /** False for a worker, whose reloads the primary starts (a SIGHUP sent to the whole process group reaches it too). */
+  readonly reloadOnHangup?: boolean;
+}
+
+/** Runs a gateway until SIGTERM/SIGINT; SIGHUP reloads. */
+export async function serve(gateway: Served, options: ServeOptions = {}): Promise<void> {
+  const { onStop, reloadOnHangup = true } = options;
   process.on('SIGHUP', () => { if (reloadOnHangup) void gateway.reload(); });
   let stopping = false;
   const stop = (signal: string): void => {

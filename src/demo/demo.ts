@@ -38,7 +38,7 @@ export async function runDemo(args: string[], clock: Clock = systemClock): Promi
     throw err;
   }
   try {
-    await serve(gateway, closeAll);
+    await serve(gateway, { onStop: closeAll });
   } catch (err) {
     await closeAll();
     const code = (err as NodeJS.ErrnoException).code;

@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   follow(gateway);
   // The primary gone: no connections come any more; finish what is in flight and leave.
   process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
-  await serve(gateway, () => { hostState?.close(); host?.close(); return Promise.resolve(); }, false);
+  await serve(gateway, { onStop: () => { hostState?.close(); host?.close(); return Promise.resolve(); }, reloadOnHangup: false });
   send({ t: LIFECYCLE, op: 'listening', version: gateway.config.version, port: gateway.addresses().http.port });
 }
 

@@ -19,9 +19,18 @@ let k1: TestKey, k2: TestKey;
 let server: JwksServer;
 const sets: RemoteJwks[] = [];
 
+/**
+ * Each set fetches a URL of its own and a test counts only that URL's requests: a fetch an earlier
+ * test's set had in flight when it was stopped may still reach the server later.
+ */
+const uris = new Map<RemoteJwks, string>();
+const fetches = (set: RemoteJwks): number => server.requestsTo(uris.get(set) ?? server.url);
+
 function remote(overrides: Partial<RemoteJwksOptions> = {}, clock = new ManualClock()): RemoteJwks {
-  const set = new RemoteJwks({ uri: server.url, algorithms: ['RS256'], timeoutMs: 1000, maxBytes: 65536, refreshMs: 60_000, cooldownMs: 60_000, ...overrides });
+  const uri = `${server.url}?set=${sets.length}`;
+  const set = new RemoteJwks({ uri, algorithms: ['RS256'], timeoutMs: 1000, maxBytes: 65536, refreshMs: 60_000, cooldownMs: 60_000, ...overrides });
   clocks.set(set, clock);
+  uris.set(set, uri);
   sets.push(set);
   return set;
 }
@@ -45,7 +54,6 @@ describe('remote JWKS', () => {
     for (const set of sets) await set.stop();
     server.setKeys(keys);
     server.mode = 'ok';
-    server.requests = 0;
     server.cacheControl = null;
   }
 
@@ -59,7 +67,7 @@ describe('remote JWKS', () => {
     const rotated = set.keysFor('RS256', 'k2');
     assert.ok(rotated instanceof Promise, 'an unknown kid refetches');
     assert.deepEqual(await kids(rotated), ['k2']);
-    assert.equal(server.requests, 2);
+    assert.equal(fetches(set), 2);
     const revision = set.revision;
     server.setKeys([k2]);
     await set.refresh();
@@ -90,12 +98,12 @@ describe('remote JWKS', () => {
     server.setKeys([k1, k2]);
     clock.advance(100);
     await set.idle();
-    assert.equal(server.requests, 1, 'not before the cooldown');
+    assert.equal(fetches(set), 1, 'not before the cooldown');
     clock.advance(250);
     await set.idle();
     const answer = set.keysFor('RS256', 'k2');
     assert.ok(!(answer instanceof Promise), 'refreshed on the max-age schedule, not the 60 s one');
-    assert.equal(server.requests, 2);
+    assert.equal(fetches(set), 2);
   });
 
   it('down at start: fails closed (KeysUnavailableError), then recovers once the endpoint is back', async () => {
@@ -123,7 +131,7 @@ describe('remote JWKS', () => {
       assert.deepEqual(await kids(set.keysFor('RS256', 'k1')), ['k1']);
       // The refetch for the unknown kid failed: the kid may exist, so 503 (not a 401 saying the token is bad).
       await assert.rejects(async () => set.keysFor('RS256', 'k2'), KeysUnavailableError);
-      assert.ok(server.requests >= 3);
+      assert.ok(fetches(set) >= 3);
     });
   }
 
@@ -149,7 +157,7 @@ describe('remote JWKS', () => {
     const rotated = set.keysFor('RS256', 'k2');
     assert.ok(rotated instanceof Promise, 'the unknown kid refetches although a fetch just happened');
     assert.deepEqual(await kids(rotated), ['k2']);
-    assert.equal(server.requests, 3);
+    assert.equal(fetches(set), 3);
   });
 
   it('a storm of unknown kids causes one fetch per cooldown, collapsed; the others get 503 with the time left, known kids never wait', async () => {
@@ -157,14 +165,14 @@ describe('remote JWKS', () => {
     const clock = new ManualClock();
     const set = remote({ cooldownMs: 30_000 }, clock);
     await set.start(context(set));
-    assert.equal(server.requests, 1);
+    assert.equal(fetches(set), 1);
     assert.deepEqual(await kids(set.keysFor('RS256', 'early')), [], 'start does not start the cooldown: one refetch, not found');
-    assert.equal(server.requests, 2);
+    assert.equal(fetches(set), 2);
     assert.deepEqual(set.keysFor('RS256', 'early'), [], 'within the cooldown, a kid refetched for and not found is refused at once (401), no fetch');
     clock.advance(10_000);
     assert.throws(() => set.keysFor('RS256', 'other'), (err: unknown) => err instanceof KeysUnavailableError && err.retryAfterMs === 20_000,
       'a new unknown kid within the cooldown: 503, retry when the cooldown ends');
-    assert.equal(server.requests, 2);
+    assert.equal(fetches(set), 2);
     clock.advance(20_000);
     const storm = Array.from({ length: 500 }, (_, i) => Promise.resolve().then(() => set.keysFor('RS256', `forged-${i}`)).then((r) => r.length, (err: unknown) => (err instanceof KeysUnavailableError ? 'unavailable' : err)));
     const known = set.keysFor('RS256', 'k1');
@@ -172,9 +180,9 @@ describe('remote JWKS', () => {
     const results = await Promise.all(storm);
     assert.equal(results.filter((r) => r === 0).length, 1, 'the kid that refetched is not found');
     assert.equal(results.filter((r) => r === 'unavailable').length, 499, 'the rest waited for that fetch, then met the cooldown');
-    assert.equal(server.requests, 3, 'one collapsed refetch for the whole storm');
+    assert.equal(fetches(set), 3, 'one collapsed refetch for the whole storm');
     for (let i = 0; i < 100; i++) assert.throws(() => set.keysFor('RS256', `again-${i}`), KeysUnavailableError);
-    assert.equal(server.requests, 3, 'no further fetch within the cooldown');
+    assert.equal(fetches(set), 3, 'no further fetch within the cooldown');
   });
 
   it('within the cooldown, a kid looked for or removed is refused at once; a changed set forgets the missing ones', async () => {
@@ -200,10 +208,10 @@ describe('remote JWKS', () => {
       clock.advance(1000);
       assert.deepEqual(await kids(set.keysFor('RS256', `missing-${i}`)), []);
     }
-    const fetches = server.requests;
+    const before = fetches(set);
     assert.deepEqual(set.keysFor('RS256', 'missing-0'), [], 'remembered: 401 at once, no fetch');
     assert.throws(() => set.keysFor('RS256', `missing-${MAX_MISSED_KIDS}`), KeysUnavailableError, 'the one past the bound was not remembered: 503');
-    assert.equal(server.requests, fetches);
+    assert.equal(fetches(set), before);
     clock.advance(1000);
     server.setKeys([k1, k2]);
     assert.deepEqual(await kids(set.keysFor('RS256', 'k2')), ['k2'], 'after the cooldown an unknown kid refetches again');

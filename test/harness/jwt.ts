@@ -65,7 +65,10 @@ export type JwksMode = 'ok' | 'error' | 'garbage' | 'slow' | 'huge' | 'refuse';
 /** A JWKS endpoint on loopback whose keys and behaviour the test controls; it counts requests. */
 export class JwksServer {
   mode: JwksMode = 'ok';
+  /** Every request, whatever its URL. */
   requests = 0;
+  /** Requests by path and query, so a client that fetches its own URL can count only its own. */
+  private readonly byTarget = new Map<string, number>();
   slowMs = 2000;
   /** Sent as Cache-Control when set. */
   cacheControl: string | null = null;
@@ -74,7 +77,7 @@ export class JwksServer {
 
   static async start(keys: readonly TestKey[] = []): Promise<JwksServer> {
     let self: JwksServer | null = null;
-    const server = createServer((req, res) => { self?.handle(res); });
+    const server = createServer((req, res) => { self?.handle(req.url ?? '', res); });
     server.listen(0, '127.0.0.1');
     await new Promise((done) => server.once('listening', done));
     self = new JwksServer(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`);
@@ -86,8 +89,15 @@ export class JwksServer {
     this.keys = keys.map((k) => k.jwk);
   }
 
-  private handle(res: import('node:http').ServerResponse): void {
+  /** How many requests arrived for `url` (this server's URL with a path or query of the caller's own). */
+  requestsTo(url: string): number {
+    const { pathname, search } = new URL(url);
+    return this.byTarget.get(pathname + search) ?? 0;
+  }
+
+  private handle(target: string, res: import('node:http').ServerResponse): void {
     this.requests++;
+    this.byTarget.set(target, (this.byTarget.get(target) ?? 0) + 1);
     const body = JSON.stringify({ keys: this.keys });
     switch (this.mode) {
       case 'ok':

@@ -18,5 +18,9 @@ if (selected.length === 0) {
   console.error(`no test files found under ${root}${filter === undefined ? '' : ` matching "${filter}"`}`);
   process.exit(1);
 }
+const started = Date.now();
 const result = spawnSync(process.execPath, ['--test', '--test-reporter=spec', ...selected], { stdio: 'inherit' });
+// The runner's duration_ms is the test time; this is what the whole run took, start to end.
+const seconds = Math.round((Date.now() - started) / 1000);
+console.log(`suite wall time: ${Math.floor(seconds / 60)} min ${seconds % 60} s for ${selected.length} test files`);
 process.exit(result.status ?? 1);

@@ -40,7 +40,7 @@ function record(next: () => number): AuditRecord {
   const numbers = [0, 1, 200, 499, 65535, 0.001, 12.345, 1e21, -0, Number.NaN, Number.POSITIVE_INFINITY];
   const number = (): number => numbers[Math.floor(next() * numbers.length)] ?? 0;
   const base: AuditRecord = {
-    time: text(next, c.time), requestId: text(next, c.requestId), method: text(next, c.method), path: text(next, c.path),
+    time: text(next, c.time), kind: next() < 0.5 ? 'request' : 'admin', requestId: text(next, c.requestId), method: text(next, c.method), path: text(next, c.path),
     route: maybe(next, c.route), stage: maybe(next, c.stage), status: number(), latencyMs: number(),
     decision: (['allow', 'deny', 'error', 'abort'] as const)[Math.floor(next() * 4)] ?? 'allow',
     reason: maybe(next, c.reason), detail: maybe(next, c.detail),
@@ -65,7 +65,7 @@ describe('audit record serialiser', () => {
     const c = FIELD_MAX_CHARS;
     const worst = (n: number): string => '\u202e'.repeat(n * 2);
     const r: AuditRecord = {
-      time: worst(c.time), requestId: worst(c.requestId), method: worst(c.method), path: worst(c.path), route: worst(c.route),
+      time: worst(c.time), kind: 'request', requestId: worst(c.requestId), method: worst(c.method), path: worst(c.path), route: worst(c.route),
       stage: worst(c.stage), status: 200, latencyMs: 1.5, decision: 'deny', reason: worst(c.reason), detail: worst(c.detail),
       identity: { subject: worst(c.subject), authMethod: worst(c.authMethod), keyId: worst(c.keyId) }, tenant: worst(c.tenant),
       clientIp: worst(c.clientIp), userAgent: worst(c.userAgent), upstream: worst(c.upstream), upstreamStatus: 200,

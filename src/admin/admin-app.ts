@@ -94,7 +94,11 @@ export function createAdminApp(host: AdminHost): AdminApp {
 
 async function handleAdmin(host: AdminHost, settings: AdminSettings, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const started = performance.now();
+  // Every admin request gets a fresh id, on every answer it gets and in its record. A request id
+  // the caller sends is not taken: the admin listener has no trusted proxies, and a chosen id could
+  // pass an operation off as another's in the trail.
   const id: RequestId = { value: randomUUID(), header: host.config.requestIdHeader };
+  res.setHeader(id.header, id.value);
   const caller = { authenticated: false };
   let outcome: AdminOutcome | null;
   try {
@@ -197,7 +201,7 @@ export function logAdminOperation(logger: Logger, { req, requestId, outcome }: A
 export function adminRejectionFacts(rejection: SocketRejection, configVersion: string): AuditFacts {
   const socket = rejection.socket;
   if (rejection.kind === 'discarded') {
-    return { ...connectionFacts(socket, null, randomUUID(), DISCARDED, configVersion), route: 'admin' };
+    return { ...connectionFacts(socket, null, randomUUID(), DISCARDED, configVersion), kind: 'admin' };
   }
   const { req, denial, requestId } = rejection;
   const outcome = { status: DENIALS[denial.code].status, code: denial.code, detail: denial.reason };

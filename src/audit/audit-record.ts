@@ -1,13 +1,22 @@
 import type { Decision } from '../pipeline/exchange.js';
 import { boundOptional, boundText } from './bounded-text.js';
 
+/**
+ * What a record describes: a request to the proxy listener (`request`: forwarded, denied, or
+ * refused by the listener) or a request to the admin listener (`admin`). A separate field rather
+ * than a reserved route name, so no route of the config can pass for the admin API.
+ */
+export type AuditKind = 'request' | 'admin';
+
 /** One audit record (a JSON line). Never holds a secret: no query string, no userinfo, no credentials, no cookies. */
 export interface AuditRecord {
   readonly time: string;
+  readonly kind: AuditKind;
   readonly requestId: string;
   readonly method: string;
   /** The canonical path (or the raw target without query and userinfo when it was rejected); never the query. */
   readonly path: string;
+  /** The matched route's name; null when none matched, and on admin records. */
   readonly route: string | null;
   /** The step that decided: a request-path stage (`forward` when the upstream answered), `listener` or `admin`. */
   readonly stage: string | null;
@@ -75,6 +84,7 @@ export function boundRecord(record: AuditRecord): AuditRecord {
   const identity = record.identity;
   const bounded: AuditRecord = {
     time: boundText(record.time, c.time),
+    kind: record.kind,
     requestId: boundText(record.requestId, c.requestId),
     method: boundText(record.method, c.method),
     path: boundText(record.path, c.path),
@@ -132,7 +142,7 @@ export function serialiseRecord(record: AuditRecord): string {
   const identity = record.identity;
   const who = identity === null ? 'null'
     : `{"subject":${text(identity.subject, c.subject)},"authMethod":${text(identity.authMethod, c.authMethod)},"keyId":${optional(identity.keyId, c.keyId)}}`;
-  return `{"time":${text(record.time, c.time)},"requestId":${text(record.requestId, c.requestId)},"method":${text(record.method, c.method)}`
+  return `{"time":${text(record.time, c.time)},"kind":${JSON.stringify(record.kind)},"requestId":${text(record.requestId, c.requestId)},"method":${text(record.method, c.method)}`
     + `,"path":${text(record.path, c.path)},"route":${optional(record.route, c.route)},"stage":${optional(record.stage, c.stage)}`
     + `,"status":${num(record.status)},"latencyMs":${num(record.latencyMs)},"decision":${JSON.stringify(record.decision)}`
     + `,"reason":${optional(record.reason, c.reason)},"detail":${optional(record.detail, c.detail)},"identity":${who}`

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { normaliseIp } from '../lib/ip.js';
 import { DENIALS } from '../pipeline/denials.js';
 import type { Decision, Exchange } from '../pipeline/exchange.js';
-import type { AuditRecord } from './audit-record.js';
+import type { AuditKind, AuditRecord } from './audit-record.js';
 import { auditTarget } from './audit-target.js';
 
 /**
@@ -11,6 +11,8 @@ import { auditTarget } from './audit-target.js';
  * outcome is optional: a field that is not known (or does not apply) is null in the record.
  */
 export interface AuditFacts {
+  /** Absent: `request`. */
+  readonly kind?: AuditKind;
   readonly requestId: string;
   readonly method?: string;
   readonly path: string;
@@ -54,6 +56,7 @@ export function auditRecord(facts: AuditFacts, now: number): AuditRecord {
   // One object, with `limit` only where it applies (records outside a route have no such field).
   const record: { -readonly [K in keyof AuditRecord]: AuditRecord[K] } = {
     time: timeText(now),
+    kind: facts.kind ?? 'request',
     requestId: facts.requestId,
     method: facts.method ?? '',
     path: facts.path,
@@ -151,7 +154,7 @@ export interface AdminFactsInput {
 /** The facts of an admin request (never the token, never a key's secret), for whichever process serves the admin API. */
 export function adminFacts({ req, socket, requestId, outcome, authenticated, latencyMs }: AdminFactsInput, configVersion: string): AuditFacts {
   return {
-    requestId, method: req?.method ?? '', path: auditTarget(req?.url), route: 'admin', stage: 'admin',
+    kind: 'admin', requestId, method: req?.method ?? '', path: auditTarget(req?.url), route: null, stage: 'admin',
     status: outcome.status, latencyMs, decision: adminDecision(outcome), reason: outcome.code, detail: outcome.detail,
     identity: authenticated ? { subject: 'admin', authMethod: 'adminToken', keyId: null } : null,
     clientIp: normaliseIp(socket.remoteAddress ?? ''), userAgent: req?.headers['user-agent'] ?? null, configVersion,

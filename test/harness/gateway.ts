@@ -135,7 +135,7 @@ async function readRecords(file: string): Promise<AuditRecord[]> {
   // Only whole lines: the writer may be in the middle of the next one.
   return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((l) => l !== '')
     .map((l) => JSON.parse(l) as AuditRecord)
-    .filter((r) => !(r.route === 'admin' && r.path.startsWith(BARRIER_PATH)));
+    .filter((r) => !(r.kind === 'admin' && r.path.startsWith(BARRIER_PATH)));
 }
 
 /** Reads JSON-line audit records, waiting (bounded) until at least `count` exist. */

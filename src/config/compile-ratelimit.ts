@@ -114,6 +114,7 @@ export function compileRateLimiting(
   const inProcess = (id: string, entries: number | undefined): LimitStore => limitStore('memory', id, entries) as LimitStore;
   for (const [name, r] of Object.entries(raw.rateLimits ?? {})) {
     const at: At = (...path) => ['rateLimits', name, ...path];
+    reservedLimitName(name, 'rate limit', at, loaded, problems);
     const storeKind = r.store ?? defaultStore;
     if (storeKind === 'redis' && shared === null) {
       if (r.store !== undefined) problems.push(loaded.problem(at('store'), 'store redis needs rateLimiting.redis.url'));
@@ -138,6 +139,7 @@ export function compileRateLimiting(
   for (const [name, q] of Object.entries(raw.quotas ?? {})) {
     const at: At = (...path) => ['quotas', name, ...path];
     const before = problems.length;
+    reservedLimitName(name, 'quota', at, loaded, problems);
     if (raw.rateLimits?.[name] !== undefined) problems.push(loaded.problem(at(), `a rate limit is also named "${name}"; responses name both in their headers, so names must differ`));
     const storeKind = q.store ?? (defaultStore === 'redis' ? 'redis' : 'embedded');
     const timeZone = q.timeZone ?? 'UTC';
@@ -226,6 +228,12 @@ export function compileRateLimiting(
     resources: stores.all,
     decisionHeaders,
   };
+}
+
+/** The guard's name is the audit record's `limit` for its refusals: no rate limit or quota may pass for it. */
+function reservedLimitName(name: string, what: string, at: At, loaded: LoadedConfig, problems: ConfigProblem[]): void {
+  if (name !== GUARD_NAME) return;
+  problems.push(loaded.problem(at(), `"${GUARD_NAME}" is reserved for the brute-force guard (audit records name it as their limit); give this ${what} another name, such as "${GUARD_NAME}Limit"`));
 }
 
 function unknownLimit(name: string, raw: RawConfig): string {

@@ -161,7 +161,7 @@ describe('admin listener', () => {
     const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
     assert.match(metrics, /portcullis_requests_total\{route="a",status="200",decision="allow"\} 1/);
     assert.match(metrics, /portcullis_requests_total\{route="",status="404",decision="deny"\} 1/);
-    assert.match(metrics, /portcullis_denials_total\{reason="route_not_found"\} 1/);
+    assert.match(metrics, /portcullis_denials_total\{route="",reason="route_not_found"\} 1/);
     assert.match(metrics, /portcullis_upstream_latency_seconds_count\{upstream="echo"\} 1/);
     assert.match(metrics, new RegExp(`portcullis_config_info\\{version="${gw.gateway.config.version}"\\} 1`));
   });

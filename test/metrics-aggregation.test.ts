@@ -37,7 +37,7 @@ describe('metrics across the processes of a host', () => {
   it('each process registers only the metrics it writes: the primary the host-wide ones, a worker what serving produces', async () => {
     const names = async (role: 'gateway' | 'worker' | 'primary'): Promise<string[]> => (await new Metrics(false, role).registry.getMetricsAsJSON()).map((m) => m.name).sort();
     const everywhere = ['portcullis_audit_dropped_total', 'portcullis_config_info', 'portcullis_config_reloads_total', 'portcullis_worker_restarts_total'];
-    const hostWide = ['portcullis_api_key_store_polls_total', 'portcullis_api_key_store_up', 'portcullis_jwks_fetches_total', 'portcullis_jwks_keys', 'portcullis_jwks_last_success_timestamp_seconds'];
+    const hostWide = ['portcullis_api_key_store_polls_total', 'portcullis_api_key_store_up', 'portcullis_jwks_fetches_total', 'portcullis_jwks_keys', 'portcullis_jwks_last_success_timestamp_seconds', 'portcullis_jwks_up'];
     assert.deepEqual(await names('primary'), [...everywhere, ...hostWide].sort());
     const worker = await names('worker');
     for (const name of hostWide) assert.ok(!worker.includes(name), `${name} is the primary's`);
@@ -60,6 +60,8 @@ describe('metrics across the processes of a host', () => {
     workers[0].apiKeyUsageBacklog.set(4);
     workers[1].apiKeyUsageBacklog.set(5);
     for (const w of workers) w.request('r', 200, 'allow', 0.01);
+    for (const w of workers) { w.denied('r', 'rate_limited'); w.authentication('users', 'invalid_credential'); w.limit('perCaller', 'limited'); }
+    primary.jwksFetched('https://idp/other', false, 0);
     primary.workerRestarts.inc();
 
     const text = await AggregatorRegistry.aggregate(await Promise.all([primary, ...workers].map((m) => m.registry.getMetricsAsJSON()))).metrics();
@@ -75,6 +77,11 @@ describe('metrics across the processes of a host', () => {
       portcullis_api_key_usage_backlog: 9,
       'portcullis_requests_total{route="r",status="200",decision="allow"}': 2,
       portcullis_worker_restarts_total: 1,
+      'portcullis_denials_total{route="r",reason="rate_limited"}': 2,
+      'portcullis_authentications_total{authenticator="users",outcome="invalid_credential"}': 2,
+      'portcullis_rate_limit_decisions_total{limit="perCaller",decision="limited"}': 2,
+      'portcullis_jwks_up{uri="https://idp/jwks"}': 1,
+      'portcullis_jwks_up{uri="https://idp/other"}': 0,
     };
     for (const [series, value] of Object.entries(expected)) assert.equal(valueIn(text, series), value, series);
     assert.match(text, /^portcullis_nodejs_version_info\{[^}]*\} 1$/m, 'one runtime, not three');

@@ -25,7 +25,9 @@ export function authenticateStage(authenticators: readonly Authenticator[], fail
   const missing = deny('unauthenticated', `no credential for ${authenticators.map((a) => a.name).join(', ')}`,
     challenges.length > 0 ? { 'www-authenticate': challenges.join(', ') } : undefined);
 
-  const decide = (ex: Exchange, outcome: AuthOutcome): StageResult => {
+  const decide = (ex: Exchange, authenticator: string, outcome: AuthOutcome): StageResult => {
+    // The authenticator's own verdict is counted, before the guard may make the denial stricter.
+    ex.tally?.authentication(authenticator, outcome.kind === 'rejected' ? outcome.denial.code : 'authenticated');
     if (outcome.kind === 'rejected') {
       ex.credentialGuess = outcome.guess;
       return failures === null ? outcome.denial : failures.failed(ex, outcome.denial);
@@ -35,10 +37,12 @@ export function authenticateStage(authenticators: readonly Authenticator[], fail
   };
   const from = (ex: Exchange, start: number): StageResult => {
     for (let i = start; i < authenticators.length; i++) {
-      const outcome = (authenticators[i] as Authenticator).authenticate(ex);
-      if (outcome instanceof Promise) return outcome.then((o) => (o.kind === 'absent' ? from(ex, i + 1) : decide(ex, o)));
-      if (outcome.kind !== 'absent') return decide(ex, outcome);
+      const authenticator = authenticators[i] as Authenticator;
+      const outcome = authenticator.authenticate(ex);
+      if (outcome instanceof Promise) return outcome.then((o) => (o.kind === 'absent' ? from(ex, i + 1) : decide(ex, authenticator.name, o)));
+      if (outcome.kind !== 'absent') return decide(ex, authenticator.name, outcome);
     }
+    ex.tally?.authentication('', 'unauthenticated');
     return missing;
   };
   return {

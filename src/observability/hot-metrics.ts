@@ -81,6 +81,30 @@ export class HotCounter<L extends string> extends HotMetric<L, CounterChild> {
   }
 }
 
+/**
+ * The children of a two-label counter, found by two map look-ups of the label values as they are:
+ * counting builds no key and allocates nothing once a label set has been seen.
+ */
+export class CounterPairs<A extends string, B extends string> {
+  private readonly byFirst = new Map<string, Map<string, CounterChild>>();
+
+  constructor(private readonly counter: HotCounter<A | B>, private readonly first: A, private readonly second: B) {}
+
+  inc(a: string, b: string): void {
+    let inner = this.byFirst.get(a);
+    if (inner === undefined) {
+      inner = new Map();
+      this.byFirst.set(a, inner);
+    }
+    let child = inner.get(b);
+    if (child === undefined) {
+      child = this.counter.labels({ [this.first]: a, [this.second]: b } as Record<A | B, string>);
+      inner.set(b, child);
+    }
+    child.inc();
+  }
+}
+
 /** One histogram child: a count per bucket (not cumulative; the last is +Inf), the sum and the count. */
 export class HistogramChild {
   readonly counts: Float64Array;

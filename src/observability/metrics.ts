@@ -1,5 +1,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Aggregator } from 'prom-client';
-import { HotCounter, HotHistogram, type CounterChild, type HistogramChild } from './hot-metrics.js';
+import type { DenialCode } from '../pipeline/denials.js';
+import type { AuthenticationOutcome, DecisionTally, LimitOutcome } from '../pipeline/exchange.js';
+import { CounterPairs, HotCounter, HotHistogram, type CounterChild, type HistogramChild } from './hot-metrics.js';
 
 /**
  * Which process a registry describes: a gateway running alone, a worker of `start --workers`, or
@@ -33,11 +35,16 @@ const DEFAULT_METRIC_AGGREGATORS: Readonly<Record<string, Aggregator>> = Object.
  * Each process registers only the metrics it writes: an idle gauge (a 0 nobody set) would
  * otherwise pull a minimum down.
  */
-export class Metrics {
+export class Metrics implements DecisionTally {
   readonly registry = new Registry();
   readonly requests: HotCounter<'route' | 'status' | 'decision'>;
   readonly stageDecisions: HotCounter<'stage' | 'decision'>;
-  readonly denials: Counter<'reason'>;
+  /** Requests the gateway ended itself, by route (empty: none matched) and reason code. */
+  readonly denials: HotCounter<'route' | 'reason'>;
+  /** Each authenticator's verdict on the credential it found (empty authenticator: none found one). */
+  readonly authentications: HotCounter<'authenticator' | 'outcome'>;
+  /** Each rate limit's and quota's decision on a request. */
+  readonly limitDecisions: HotCounter<'limit' | 'decision'>;
   readonly upstreamLatency: HotHistogram<'upstream'>;
   readonly requestDuration: HotHistogram<'route'>;
   /** Requests being handled; read into `portcullis_requests_in_flight` at scrape time (summed across workers). */
@@ -54,6 +61,7 @@ export class Metrics {
   readonly jwksFetches: Counter<'uri' | 'result'>;
   readonly jwksKeys: Gauge<'uri'>;
   readonly jwksLastSuccess: Gauge<'uri'>;
+  readonly jwksUp: Gauge<'uri'>;
 
   /** Written by the process that reads the change log: a gateway alone, or the primary for its workers. */
   readonly apiKeyStoreUp: Gauge;
@@ -74,10 +82,16 @@ export class Metrics {
     this.requests = new HotCounter('portcullis_requests_total', 'Requests by route, status and decision.', ['route', 'status', 'decision'], serving);
     this.stageDecisions = new HotCounter('portcullis_stage_decisions_total',
       'Requests by the request-path stage that decided them (forward: the upstream answered) and the decision.', ['stage', 'decision'], serving);
-    this.denials = new Counter({
-      name: 'portcullis_denials_total', help: 'Requests the gateway ended itself, by reason code.',
-      labelNames: ['reason'] as const, registers: serving,
-    });
+    this.denials = new HotCounter('portcullis_denials_total', 'Requests the gateway ended itself, by route (empty: none matched) and reason code.', ['route', 'reason'], serving);
+    this.authentications = new HotCounter('portcullis_authentications_total',
+      'Credentials each authenticator decided on, by outcome: authenticated, or the reason code it refused with (authenticator empty: no credential any of the route\'s authenticators reads).',
+      ['authenticator', 'outcome'], serving);
+    this.limitDecisions = new HotCounter('portcullis_rate_limit_decisions_total',
+      'Decisions of each rate limit and quota: allowed, limited (429), unavailable (store unreachable, failing closed: 503).', ['limit', 'decision'], serving);
+    this.stageChildren = new CounterPairs(this.stageDecisions, 'stage', 'decision');
+    this.denialChildren = new CounterPairs(this.denials, 'route', 'reason');
+    this.authenticationChildren = new CounterPairs(this.authentications, 'authenticator', 'outcome');
+    this.limitChildren = new CounterPairs(this.limitDecisions, 'limit', 'decision');
     this.upstreamLatency = new HotHistogram('portcullis_upstream_latency_seconds', 'Time from forwarding to upstream response headers.', ['upstream'], latencyBuckets, serving);
     this.requestDuration = new HotHistogram('portcullis_request_duration_seconds', 'Time from request start to response end, by route.', ['route'], latencyBuckets, serving);
     const read = (): number => this.requestsInFlight;
@@ -97,6 +111,10 @@ export class Metrics {
     });
     this.jwksLastSuccess = new Gauge({
       name: 'portcullis_jwks_last_success_timestamp_seconds', help: 'Unix time of the last successful JWKS fetch per URL (alert on staleness).',
+      labelNames: ['uri'] as const, registers: hostWide, aggregator: 'min',
+    });
+    this.jwksUp = new Gauge({
+      name: 'portcullis_jwks_up', help: 'Whether the last fetch of each JWKS URL succeeded (1) or not (0). While 0 the last good keys are kept (portcullis_jwks_keys).',
       labelNames: ['uri'] as const, registers: hostWide, aggregator: 'min',
     });
 
@@ -127,19 +145,29 @@ export class Metrics {
 
   // Each label set's child, found once: the request path only adds to it.
   private readonly requestChildren = new Map<string, CounterChild>();
-  private readonly stageChildren = new Map<string, CounterChild>();
+  private readonly stageChildren: CounterPairs<'stage', 'decision'>;
+  private readonly denialChildren: CounterPairs<'route', 'reason'>;
+  private readonly authenticationChildren: CounterPairs<'authenticator', 'outcome'>;
+  private readonly limitChildren: CounterPairs<'limit', 'decision'>;
   private readonly durationChildren = new Map<string, HistogramChild>();
   private readonly upstreamChildren = new Map<string, HistogramChild>();
 
   /** Counts one finished request; label values are bounded (config names, status, decision). */
   stageDecided(stage: string, decision: string): void {
-    const key = `${stage}\u0000${decision}`;
-    let counter = this.stageChildren.get(key);
-    if (counter === undefined) {
-      counter = this.stageDecisions.labels({ stage, decision });
-      this.stageChildren.set(key, counter);
-    }
-    counter.inc();
+    this.stageChildren.inc(stage, decision);
+  }
+
+  /** One request the gateway ended itself; `route` is empty when none matched. */
+  denied(route: string, reason: DenialCode): void {
+    this.denialChildren.inc(route, reason);
+  }
+
+  authentication(authenticator: string, outcome: AuthenticationOutcome): void {
+    this.authenticationChildren.inc(authenticator, outcome);
+  }
+
+  limit(limit: string, decision: LimitOutcome): void {
+    this.limitChildren.inc(limit, decision);
   }
 
   request(route: string, status: number, decision: string, durationSeconds: number): void {
@@ -163,6 +191,7 @@ export class Metrics {
     const uri = jwksUri.split('?', 1)[0] ?? jwksUri;
     this.jwksFetches.inc({ uri, result: ok ? 'ok' : 'error' });
     this.jwksKeys.set({ uri }, keys);
+    this.jwksUp.set({ uri }, ok ? 1 : 0);
     if (ok) this.jwksLastSuccess.set({ uri }, Date.now() / 1000);
   }
 

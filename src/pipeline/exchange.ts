@@ -6,7 +6,7 @@ import type { Target } from '../http/target.js';
 import type { UpstreamSpec } from '../proxy/upstream-spec.js';
 import type { LimitDecision } from '../ratelimit/limit-decision.js';
 import type { Routable } from '../routing/router.js';
-import type { Denial } from './denials.js';
+import type { Denial, DenialCode } from './denials.js';
 
 /**
  * The vocabulary of the request path: the exchange (what is known about one request), a stage (one
@@ -17,6 +17,22 @@ import type { Denial } from './denials.js';
 
 /** How a request ended, for the audit record and metrics. */
 export type Decision = 'allow' | 'deny' | 'error' | 'abort';
+
+/** An authenticator's verdict on the credential it found: `authenticated`, or the code it refused with. */
+export type AuthenticationOutcome = 'authenticated' | DenialCode;
+
+/** A rate limit's or quota's decision: admitted, refused (429), or not decidable and failing closed (503). */
+export type LimitOutcome = 'allowed' | 'limited' | 'unavailable';
+
+/**
+ * Where stages count the decisions an operator alerts on: the serving gateway's metrics. Label
+ * values are bounded: authenticator and limit names come from the config, outcomes from fixed
+ * lists. The authenticator is `''` when none of a route's authenticators found its credential.
+ */
+export interface DecisionTally {
+  authentication(authenticator: string, outcome: AuthenticationOutcome): void;
+  limit(limit: string, decision: LimitOutcome): void;
+}
 
 /**
  * A response a stage sends itself instead of forwarding: a redirect, a login page, a health
@@ -215,6 +231,8 @@ export class Exchange {
   /** performance.now() when the request was handed to the upstream. */
   forwardedAt = 0;
   bytesIn = 0;
+  /** Where the stages count their decisions; null when nothing counts (`explain` runs hypothetical requests). */
+  tally: DecisionTally | null = null;
 
   readonly wire: Wire;
 

@@ -54,8 +54,9 @@ function unavailable(limiter: Limiter, ex: Exchange, err: unknown): LimitDecisio
 }
 
 function conclude(ex: Exchange, limiter: Limiter, d: LimitDecision | Denial): Denial | undefined {
-  if ('code' in d) { ex.limitName = limiter.name; return d; }
+  if ('code' in d) { ex.tally?.limit(limiter.name, 'unavailable'); ex.limitName = limiter.name; return d; }
   if (d.unreported !== true) (ex.limits ??= []).push(d);
+  ex.tally?.limit(limiter.name, d.allowed ? 'allowed' : 'limited');
   if (d.allowed) return undefined;
   ex.limitName = limiter.name;
   return deny(limiter.refusal, `${limiter.name}: ${d.describe} exhausted; retry in ${d.retryAfterMs} ms`, { 'retry-after': String(Math.max(1, resetSec(d))) });

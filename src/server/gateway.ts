@@ -339,7 +339,7 @@ export class Gateway implements HandlerHost, AdminHost {
     const latencySeconds = (facts.latencyMs ?? 0) / 1000;
     m.request(facts.route ?? '', facts.status, ex.decision, latencySeconds);
     m.stageDecided(ex.stage ?? '', ex.decision);
-    if (ex.denial !== null) m.denials.inc({ reason: ex.denial.code });
+    if (ex.denial !== null) m.denied(facts.route ?? '', ex.denial.code);
     if (ex.upstreamLatencyMs !== null && ex.route !== null) m.upstream(ex.route.upstream.name, ex.upstreamLatencyMs / 1000);
     if (this.inFlight === 0 && this.idle !== null) this.idle();
   }
@@ -371,7 +371,7 @@ export class Gateway implements HandlerHost, AdminHost {
     this.writeAudit(auditRecord(connectionFacts(socket, req, requestId, outcome, this.config.version), this.clock.now()));
     this.metrics.requests.labels({ route: '', status: String(status), decision: 'deny' }).inc();
     this.metrics.stageDecided('listener', 'deny');
-    this.metrics.denials.inc({ reason: denial.code });
+    this.metrics.denied('', denial.code);
   }
 
   /**

@@ -5,7 +5,7 @@ import { isAcceptableRequestId, readInboundHeaders, resolveClientIp } from '../h
 import { normaliseIp } from '../lib/ip.js';
 import type { Generation } from '../lifecycle/resources.js';
 import { DENIALS, deny, type Denial, type DenialCode } from '../pipeline/denials.js';
-import { Exchange, isDenial, type LocalResponse, type Verdict } from '../pipeline/exchange.js';
+import { Exchange, isDenial, type DecisionTally, type LocalResponse, type Verdict } from '../pipeline/exchange.js';
 import { problemBody } from '../pipeline/problem.js';
 import { runStages, type RequestPath } from '../pipeline/request-path.js';
 import type { Logger } from '../observability/logger.js';
@@ -23,6 +23,8 @@ export interface HandlerHost {
   readonly runtime: Runtime;
   readonly logger: Logger;
   readonly draining: boolean;
+  /** Where the stages count their decisions (the gateway's metrics). */
+  readonly metrics: DecisionTally;
   /** Registers the exchange as the one in progress on its connection. */
   track(exchange: Exchange): void;
   /** Called once per exchange when its response is over (finished, failed or aborted). */
@@ -40,6 +42,7 @@ const CLOSES_CONNECTION: ReadonlySet<DenialCode> = new Set(['body_too_large', 'h
 export async function handleRequest(host: HandlerHost, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const runtime = host.runtime; // this request keeps the config it started with, whatever reloads happen
   const ex = openExchange(runtime.config, runtime.path, req, res);
+  ex.tally = host.metrics;
   const requestId = ex.requestId;
   // The request holds its generation's resources (stores, pools) until its record is written.
   runtime.generation.enter();

@@ -8,8 +8,8 @@ import { createServer } from 'node:net';
 import { DENIALS } from '../src/pipeline/denials.js';
 import { ADMIN_TOKEN_HASH, createKey } from './harness/api-keys.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
-import { startGateway, type TestGateway } from './harness/gateway.js';
-import { JwksServer, mint, testKey, type TestKey } from './harness/jwt.js';
+import { startGateway, startGatewayProcess, type TestGateway } from './harness/gateway.js';
+import { craft, JwksServer, mint, nowSec, testKey, type TestKey } from './harness/jwt.js';
 import { ManualClock } from './harness/manual-clock.js';
 
 /** The families this test accounts for, sample by sample. */
@@ -196,6 +196,55 @@ describe('metrics an operator alerts on', () => {
       for (const [, name, value] of series.matchAll(/(\w+)="([^"]*)"/g)) {
         assert.ok(allowed[name ?? '']?.has(value ?? ''), `${series}: ${name}="${value}"`);
       }
+    }
+  });
+});
+
+describe('metrics an operator alerts on, under start --workers', () => {
+  it('reads the host\'s counts on the primary: authentication outcomes and limit decisions summed over the workers', async () => {
+    const echo = await startEchoUpstream();
+    const secret = 'workers-shared-secret-0123456789abcdef';
+    const gw = await startGatewayProcess({
+      upstreams: { echo: { targets: [echo.url] } },
+      authenticators: { partners: { type: 'jwt', issuer: 'https://partners.test/', secret, audience: 'orders-api', algorithms: ['HS256'] } },
+      rateLimits: { perAddress: { algorithm: 'fixed-window', limit: 2, per: '1h', by: ['ip'] } },
+      routes: [
+        { name: 'partners', match: { path: '/partners' }, upstream: 'echo', authenticate: ['partners'] },
+        { name: 'limited', match: { path: '/limited' }, upstream: 'echo', public: true, rateLimit: 'perAddress' },
+      ],
+    }, { args: ['--workers', '2'] });
+    try {
+      const token = (key: string): string => craft('{"alg":"HS256","typ":"JWT"}', JSON.stringify({ iss: 'https://partners.test/', aud: 'orders-api', sub: 'p', exp: nowSec() + 300 }), { hmac: key });
+      const sent: [string, Record<string, string>, number][] = [
+        ['/partners', { authorization: `Bearer ${token(secret)}` }, 200],
+        ['/partners', {}, 401],
+        ['/partners', { authorization: `Bearer ${token('another-secret-0123456789abcdef-xyz')}` }, 401],
+        ['/limited', {}, 200], ['/limited', {}, 200], ['/limited', {}, 429],
+      ];
+      // A connection each, so the primary hands them to both workers.
+      for (const [path, headers, status] of sent) {
+        const res = await fetch(`${gw.url}${path}`, { headers: { ...headers, connection: 'close' } });
+        await res.arrayBuffer();
+        assert.equal(res.status, status, path);
+      }
+      let samples = new Map<string, number>();
+      for (let i = 0; i < 100 && requestsIn(samples) < sent.length; i++) {
+        if (i > 0) await new Promise((done) => setTimeout(done, 20));
+        samples = samplesOf(await (await fetch(`${gw.adminUrl}/metrics`)).text());
+      }
+      assert.deepEqual(Object.fromEntries([...samples].filter(([series]) => !series.startsWith('portcullis_requests_total'))), {
+        'portcullis_authentications_total{authenticator="partners",outcome="authenticated"}': 1,
+        'portcullis_authentications_total{authenticator="",outcome="unauthenticated"}': 1,
+        'portcullis_authentications_total{authenticator="partners",outcome="invalid_credential"}': 1,
+        'portcullis_denials_total{route="partners",reason="unauthenticated"}': 1,
+        'portcullis_denials_total{route="partners",reason="invalid_credential"}': 1,
+        'portcullis_denials_total{route="limited",reason="rate_limited"}': 1,
+        'portcullis_rate_limit_decisions_total{limit="perAddress",decision="allowed"}': 2,
+        'portcullis_rate_limit_decisions_total{limit="perAddress",decision="limited"}': 1,
+      });
+    } finally {
+      await gw.stop();
+      await echo.close();
     }
   });
 });

@@ -144,7 +144,7 @@ export class Metrics implements DecisionTally {
   }
 
   // Each label set's child, found once: the request path only adds to it.
-  private readonly requestChildren = new Map<string, CounterChild>();
+  private readonly requestChildren = new Map<string, Map<number, Map<string, CounterChild>>>();
   private readonly stageChildren: CounterPairs<'stage', 'decision'>;
   private readonly denialChildren: CounterPairs<'route', 'reason'>;
   private readonly authenticationChildren: CounterPairs<'authenticator', 'outcome'>;
@@ -171,11 +171,14 @@ export class Metrics implements DecisionTally {
   }
 
   request(route: string, status: number, decision: string, durationSeconds: number): void {
-    const key = `${route}\u0000${status}\u0000${decision}`;
-    let counter = this.requestChildren.get(key);
+    let byStatus = this.requestChildren.get(route);
+    if (byStatus === undefined) { byStatus = new Map(); this.requestChildren.set(route, byStatus); }
+    let byDecision = byStatus.get(status);
+    if (byDecision === undefined) { byDecision = new Map(); byStatus.set(status, byDecision); }
+    let counter = byDecision.get(decision);
     if (counter === undefined) {
       counter = this.requests.labels({ route, status: String(status), decision });
-      this.requestChildren.set(key, counter);
+      byDecision.set(decision, counter);
     }
     counter.inc();
     let duration = this.durationChildren.get(route);

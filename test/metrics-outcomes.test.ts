@@ -200,6 +200,41 @@ describe('metrics an operator alerts on', () => {
   });
 });
 
+describe('metrics an operator alerts on, with the brute-force guard', () => {
+  it('counts the credentials an authenticator refused, and the guard\'s blocks as denials only', async () => {
+    const echo = await startEchoUpstream();
+    const gw = await startGateway({
+      upstreams: { echo: { targets: [echo.url] } },
+      authenticators: { partners: { type: 'jwt', issuer: 'https://partners.test/', secret: 'guard-shared-secret-0123456789abcdef', audience: 'orders-api', algorithms: ['HS256'] } },
+      rateLimiting: { bruteForce: { maxFailures: 2, within: '1h', blockFor: '1h' } },
+      routes: [{ name: 'partners', match: { path: '/partners' }, upstream: 'echo', authenticate: ['partners'] }],
+    });
+    try {
+      const forged = craft('{"alg":"HS256","typ":"JWT"}', JSON.stringify({ iss: 'https://partners.test/', aud: 'orders-api', sub: 'p', exp: nowSec() + 300 }), { hmac: 'a-guess-0123456789abcdef-0123456789' });
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`${gw.url}/partners`, { headers: { authorization: `Bearer ${forged}` } });
+        await res.arrayBuffer();
+        statuses.push(res.status);
+      }
+      assert.deepEqual(statuses, [401, 401, 429], 'the second guess starts the block, the third is refused before authentication');
+      let samples = new Map<string, number>();
+      for (let i = 0; i < 200 && requestsIn(samples) < 3; i++) {
+        if (i > 0) await new Promise((done) => setImmediate(done));
+        samples = samplesOf(await (await fetch(`${gw.adminUrl}/metrics`)).text());
+      }
+      assert.deepEqual(Object.fromEntries([...samples].filter(([series]) => !series.startsWith('portcullis_requests_total'))), {
+        'portcullis_authentications_total{authenticator="partners",outcome="invalid_credential"}': 2,
+        'portcullis_denials_total{route="partners",reason="invalid_credential"}': 2,
+        'portcullis_denials_total{route="partners",reason="too_many_failures"}': 1,
+      });
+    } finally {
+      await gw.close();
+      await echo.close();
+    }
+  });
+});
+
 describe('metrics an operator alerts on, under start --workers', () => {
   it('reads the host\'s counts on the primary: authentication outcomes and limit decisions summed over the workers', async () => {
     const echo = await startEchoUpstream();

@@ -158,3 +158,16 @@ describe('portcullis --help for every command', () => {
     }
   });
 });
+
+describe('the README', () => {
+  it('its CLI section names every command and verb of the table', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('## CLI\n'), readme.indexOf('\n## ', readme.indexOf('## CLI\n') + 1));
+    for (const c of COMMANDS) {
+      const [group, verb] = c.path;
+      if (verb === undefined) assert.ok(section.includes(`portcullis ${group ?? ''}`), `README CLI section: portcullis ${group ?? ''}`);
+      else assert.match(section, new RegExp(`portcullis ${group ?? ''} (\\S*[|])?${verb}\\b`), `README CLI section: portcullis ${c.path.join(' ')}`);
+    }
+    assert.ok(section.includes('portcullis --version'));
+  });
+});

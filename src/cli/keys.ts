@@ -76,7 +76,8 @@ export async function keysCommand(sub: KeysVerb, { values: o, positionals }: Inv
       case 'revoke': {
         const view = await service.revoke(id as string);
         if (view === null) return unknown(id as string);
-        process.stderr.write(`Revoked ${view.id} (${view.name}) at ${view.revokedAt ?? ''}.\n`);
+        if (o.json === true) process.stdout.write(JSON.stringify(view, null, 2) + '\n');
+        else process.stderr.write(`Revoked ${view.id} (${view.name}) at ${view.revokedAt ?? ''}.\n`);
         return 0;
       }
       default: {

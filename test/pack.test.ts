@@ -1,6 +1,6 @@
 // `npm pack` makes a package that installs and runs: packed from a copy of this checkout (so its
 // prepack builds from scratch without touching the dist the other tests run from), installed
-// globally into a temp prefix from the npm cache alone, and its `portcullis` run. Also: `npx
+// globally into a temp prefix from the npm cache, and its `portcullis` run. Also: `npx
 // portcullis` in a checkout links it without rebuilding it.
 //
 // better-sqlite3 is native: a fresh install would compile it for minutes. The install here takes
@@ -87,7 +87,7 @@ describe('the packed package', { timeout: 300_000 }, () => {
     assert.match(readFileSync(join(source, 'dist/src/cli/main.js'), 'utf8'), /^#!\/usr\/bin\/env node\n/, 'the bin starts with a shebang');
   });
 
-  it('installs globally from the npm cache alone, and `portcullis` runs: --version, --help, check, and keys on the native SQLite store', async () => {
+  it('installs globally from the npm cache, and `portcullis` runs: --version, --help, check, and keys on the native SQLite store', async () => {
     // better-sqlite3's install script (prebuild-install) looks for a "local prebuild" named as its
     // download would be, configured here through an rc file it finds above its install directory.
     const sqlite = join(CHECKOUT, 'node_modules/better-sqlite3');
@@ -103,8 +103,10 @@ describe('the packed package', { timeout: 300_000 }, () => {
     writeFileSync(join(tmp, '.prebuild-installrc'), `local-prebuilds=${prebuilds}\n`);
 
     const prefix = join(tmp, 'prefix');
-    const install = await run('npm', ['install', '-g', '--prefix', prefix, '--offline', ...NPM_QUIET, tarball], { cwd: tmp, env });
-    assert.equal(install.code, 0, `npm install -g (offline) failed:\n${install.stderr}`);
+    // The shrinkwrap names every tarball, which the checkout's own install left in the npm cache:
+    // nothing is fetched unless that cache was emptied since.
+    const install = await run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', ...NPM_QUIET, tarball], { cwd: tmp, env });
+    assert.equal(install.code, 0, `npm install -g failed:\n${install.stderr}`);
     const bin = join(prefix, 'bin', 'portcullis');
     assert.ok(statSync(bin).mode & 0o111, 'the bin is executable');
 

@@ -1,12 +1,16 @@
 // Every command of `portcullis`, in one table: parsing, `--help`, `portcullis help <command>` and
 // the usage errors all read it. Implementations load on use, so help and errors start fast.
-import type { Command, OptionSpec } from './command.js';
+import type { Command, Invocation, OptionSpec } from './command.js';
+import type { KeysVerb } from './keys.js';
 
 const CONFIG: OptionSpec = { name: 'config', short: 'c', type: 'string', value: 'FILE', description: 'the config (default: $PORTCULLIS_CONFIG, else gateway.yaml)' };
 const JSON_OUTPUT: OptionSpec = { name: 'json', type: 'boolean', description: 'print JSON, for scripts' };
 
 const KEYS_NOTES = `Durations: 45s, 30m, 24h, 90d. The key store is the one the config's apiKeys section names.
 Exit codes: 0 done, 1 store or config failure, 2 bad arguments, 3 unknown key, 4 key state forbids it.`;
+
+/** Runs `keys <verb>`, loading the key commands (and the stores) only then. */
+const keys = (verb: KeysVerb) => async (inv: Invocation): Promise<number> => (await import('./keys.js')).keysCommand(verb, inv);
 
 const KEYS: readonly Command[] = [
   {
@@ -31,7 +35,7 @@ stderr; only its hash is stored.\n\n${KEYS_NOTES}`,
       'portcullis keys create -c gateway.yaml --name billing-sync --tenant acme --scopes orders:read --expires 90d',
       'KEY=$(portcullis keys create -c gateway.yaml --name nightly-export --roles service)',
     ],
-    run: async (inv) => (await import('./keys.js')).keysCommand('create', inv),
+    run: keys('create'),
   },
   {
     path: ['keys', 'list'],
@@ -40,7 +44,7 @@ stderr; only its hash is stored.\n\n${KEYS_NOTES}`,
     description: KEYS_NOTES,
     options: [CONFIG, JSON_OUTPUT],
     examples: ['portcullis keys list -c gateway.yaml', 'portcullis keys list -c gateway.yaml --json'],
-    run: async (inv) => (await import('./keys.js')).keysCommand('list', inv),
+    run: keys('list'),
   },
   {
     path: ['keys', 'show'],
@@ -50,7 +54,7 @@ stderr; only its hash is stored.\n\n${KEYS_NOTES}`,
     options: [CONFIG, { name: 'json', type: 'boolean', description: 'JSON, as without it (every keys command takes --json)' }],
     positionals: { names: ['ID'] },
     examples: ['portcullis keys show 7f3kq9x2m4b8c1dz -c gateway.yaml'],
-    run: async (inv) => (await import('./keys.js')).keysCommand('show', inv),
+    run: keys('show'),
   },
   {
     path: ['keys', 'revoke'],
@@ -60,7 +64,7 @@ stderr; only its hash is stored.\n\n${KEYS_NOTES}`,
     options: [CONFIG, { name: 'json', type: 'boolean', description: 'print the revoked key as JSON on stdout' }],
     positionals: { names: ['ID'] },
     examples: ['portcullis keys revoke 7f3kq9x2m4b8c1dz -c gateway.yaml'],
-    run: async (inv) => (await import('./keys.js')).keysCommand('revoke', inv),
+    run: keys('revoke'),
   },
   {
     path: ['keys', 'rotate'],
@@ -75,7 +79,7 @@ stderr; only its hash is stored.\n\n${KEYS_NOTES}`,
     ],
     positionals: { names: ['ID'] },
     examples: ['portcullis keys rotate 7f3kq9x2m4b8c1dz --grace 24h -c gateway.yaml'],
-    run: async (inv) => (await import('./keys.js')).keysCommand('rotate', inv),
+    run: keys('rotate'),
   },
 ];
 

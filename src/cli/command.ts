@@ -76,7 +76,7 @@ export function parseInvocation(command: Command, args: readonly string[]): Invo
   try {
     parsed = parseArgs({ args: [...args], options: config, allowPositionals: true, strict: true, tokens: true });
   } catch (err) {
-    throw new UsageError(parseProblem(err, options));
+    throw asUsageError(err, command) ?? err;
   }
   const seen = new Set<string>();
   for (const token of parsed.tokens) {
@@ -94,6 +94,16 @@ export function parseInvocation(command: Command, args: readonly string[]): Invo
   if (positionals.length < min) throw new UsageError(`missing ${names.slice(positionals.length, min).join(' ')}`);
   // Only `multiple` string options give arrays, and only of strings: parseArgs's type is wider.
   return { values: parsed.values as Invocation['values'], positionals, args, help: false };
+}
+
+/**
+ * Node's parseArgs error (from this parser, or from a command that parses its own arguments
+ * further) as a usage error naming the option; null for anything else.
+ */
+export function asUsageError(err: unknown, command: Command): UsageError | null {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !code.startsWith('ERR_PARSE_ARGS_')) return null;
+  return new UsageError(parseProblem(err, [...command.options, HELP]));
 }
 
 /** Turns node's parseArgs error into one line naming the option. */

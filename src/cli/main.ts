@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { ConfigError } from '../config/errors.js';
 import { OperatorError } from '../lib/operator-error.js';
-import { UsageError, helpText, parseInvocation, shown, usageText, type Command } from './command.js';
+import { UsageError, asUsageError, helpText, parseInvocation, shown, usageText, type Command } from './command.js';
 import { ROOT } from './commands.js';
 import { packageVersion } from './version.js';
 
@@ -61,7 +61,8 @@ async function main(argv: readonly string[]): Promise<number> {
     if (command.run === undefined) throw new Error(`command ${command.path.join(' ')} has no run function`);
     return await command.run(invocation);
   } catch (err) {
-    if (err instanceof UsageError) return usage(command, err.message);
+    const mistake = err instanceof UsageError ? err : asUsageError(err, command);
+    if (mistake !== null) return usage(command, mistake.message);
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n${err.problems.length} problem${err.problems.length === 1 ? '' : 's'} in config\n`);
       return 1;

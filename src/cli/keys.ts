@@ -1,5 +1,3 @@
-import { parseArgs } from 'node:util';
-import { resolve } from 'node:path';
 import { compileConfig } from '../config/compile.js';
 import { loadConfigFile } from '../config/load.js';
 import type { ApiKeyBackend } from '../authn/api-key/backend.js';
@@ -7,28 +5,15 @@ import { KeyRequestError, keyRequest, type IssuedKey, type KeyRequest, type KeyV
 import { isKeyId } from '../authn/api-key/key-format.js';
 import { KeyConflictError, StoreUnavailableError } from '../authn/api-key/store.js';
 import { parseDuration } from '../lib/duration.js';
-
-export const KEYS_USAGE = `portcullis keys — manage API keys in the store named by the config's apiKeys section
-
-  keys create -c gateway.yaml --name NAME [--tenant T] [--roles a,b] [--scopes x,y]
-              [--cidrs 10.0.0.0/8,…] [--tier NAME] [--meta k=v]… [--expires 90d] [--json]
-      issues a key and prints it once (the key alone on stdout, details on stderr)
-  keys list -c gateway.yaml [--json]         every key: id, prefix, status, expiry, last use (never secrets)
-  keys show ID -c gateway.yaml               one key, as JSON
-  keys revoke ID -c gateway.yaml             stops the key on every gateway within a second
-  keys rotate ID --grace 24h -c gateway.yaml [--expires 90d] [--json]
-      issues a successor; the old key keeps working until the grace period ends
-
-Durations: 45s, 30m, 24h, 90d. Exit codes: 0 done, 1 store or config failure, 2 bad arguments, 3 unknown key, 4 key state forbids it.`;
-
-class UsageError extends Error {}
+import { UsageError, shown, type Invocation } from './command.js';
+import { configFile } from './config-file.js';
 
 const list = (value: string | undefined): string[] | undefined => (value === undefined ? undefined : value.split(',').map((s) => s.trim()).filter((s) => s !== ''));
 
 function duration(value: string | undefined, option: string): number | undefined {
   if (value === undefined) return undefined;
   const ms = parseDuration(value);
-  if (ms === null) throw new UsageError(`--${option}: a duration such as 90d, 24h, 30m (got "${value}")`);
+  if (ms === null) throw new UsageError(`--${option}: a duration such as 90d, 24h, 30m (got "${shown(value)}")`);
   return ms;
 }
 
@@ -55,36 +40,23 @@ async function backendFor(configFile: string): Promise<ApiKeyBackend> {
   return config.apiKeys;
 }
 
-/** `portcullis keys …`; returns the exit code. Config errors propagate (main prints them). */
-export async function keysCommand(args: string[]): Promise<number> {
-  const [sub, ...rest] = args;
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: rest,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string', short: 'c' }, name: { type: 'string' }, tenant: { type: 'string' }, roles: { type: 'string' },
-        scopes: { type: 'string' }, cidrs: { type: 'string' }, tier: { type: 'string' }, meta: { type: 'string', multiple: true },
-        expires: { type: 'string' }, grace: { type: 'string' }, json: { type: 'boolean' },
-      },
-    });
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${KEYS_USAGE}\n`);
-    return 2;
-  }
-  const { values: o, positionals } = parsed;
-  const configFile = resolve(o.config ?? process.env.PORTCULLIS_CONFIG ?? 'gateway.yaml');
+/** The verbs of `portcullis keys`. */
+export type KeysVerb = 'create' | 'list' | 'show' | 'revoke' | 'rotate';
+
+/**
+ * `portcullis keys <verb>`, its options already parsed; returns the exit code. Config errors and
+ * usage errors propagate (the CLI prints them).
+ */
+export async function keysCommand(sub: KeysVerb, { values: o, positionals }: Invocation): Promise<number> {
+  const file = configFile(o.config);
   let backend: ApiKeyBackend | null = null;
   try {
     const id = positionals[0];
-    const needsId = sub === 'show' || sub === 'revoke' || sub === 'rotate';
-    if (sub === undefined || !['create', 'list', 'show', 'revoke', 'rotate'].includes(sub)) throw new UsageError(`unknown keys command "${sub ?? ''}"`);
-    if (needsId && (id === undefined || !isKeyId(id))) throw new UsageError(`keys ${sub} needs a key id (16 characters of 0-9a-z, as keys list shows)`);
-    if (positionals.length > (needsId ? 1 : 0)) throw new UsageError(`unexpected argument "${positionals[needsId ? 1 : 0] ?? ''}"`);
+    if (id !== undefined && !isKeyId(id)) throw new UsageError(`"${shown(id)}" is not a key id: 16 characters of 0-9a-z, as keys list shows`);
     const request = sub === 'create' ? createRequest(o) : null;
-    const grace = sub === 'rotate' ? duration(o.grace ?? '', 'grace') : undefined;
-    backend = await backendFor(configFile);
+    if (sub === 'rotate' && typeof o.grace !== 'string') throw new UsageError('needs --grace DURATION: how long the old key keeps working (0s ends it now)');
+    const grace = sub === 'rotate' ? duration(o.grace as string, 'grace') : undefined;
+    backend = await backendFor(file);
     const service = backend.service;
     switch (sub) {
       case 'create':
@@ -104,18 +76,19 @@ export async function keysCommand(args: string[]): Promise<number> {
       case 'revoke': {
         const view = await service.revoke(id as string);
         if (view === null) return unknown(id as string);
-        process.stderr.write(`Revoked ${view.id} (${view.name}) at ${view.revokedAt ?? ''}.\n`);
+        if (o.json === true) process.stdout.write(JSON.stringify(view, null, 2) + '\n');
+        else process.stderr.write(`Revoked ${view.id} (${view.name}) at ${view.revokedAt ?? ''}.\n`);
         return 0;
       }
       default: {
-        const rotated = await service.rotate(id as string, grace ?? 0, duration(o.expires, 'expires'));
+        const rotated = await service.rotate(id as string, grace ?? 0, duration(o.expires as string | undefined, 'expires'));
         if (rotated === null) return unknown(id as string);
         printIssued(rotated, o.json === true, `Rotated ${id as string}: old key works until ${rotated.previous.graceUntil ?? ''}; new key`);
         return 0;
       }
     }
   } catch (err) {
-    if (err instanceof UsageError || err instanceof KeyRequestError) { process.stderr.write(`portcullis keys: ${err.message}\n`); return 2; }
+    if (err instanceof KeyRequestError) { process.stderr.write(`portcullis keys: ${err.message}\n`); return 2; }
     if (err instanceof KeyConflictError) { process.stderr.write(`portcullis keys: ${err.message}\n`); return 4; }
     if (err instanceof StoreUnavailableError) { process.stderr.write(`portcullis keys: key store unavailable: ${err.message}\n`); return 1; }
     throw err;
@@ -129,13 +102,13 @@ function unknown(id: string): number {
   return 3;
 }
 
-function createRequest(o: Record<string, string | boolean | string[] | undefined>): KeyRequest {
+function createRequest(o: Invocation['values']): KeyRequest {
   const name = o.name;
-  if (typeof name !== 'string') throw new UsageError('keys create needs --name');
+  if (typeof name !== 'string') throw new UsageError('needs --name NAME');
   const metadata: Record<string, string> = {};
   for (const pair of (o.meta as string[] | undefined) ?? []) {
     const eq = pair.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--meta: key=value (got "${pair}")`);
+    if (eq <= 0) throw new UsageError(`--meta: key=value (got "${shown(pair)}")`);
     metadata[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   return keyRequest({

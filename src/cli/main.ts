@@ -1,100 +1,73 @@
 #!/usr/bin/env node
-import { availableParallelism } from 'node:os';
-import { parseArgs } from 'node:util';
-import { resolve } from 'node:path';
-import { compileConfig } from '../config/compile.js';
 import { ConfigError } from '../config/errors.js';
 import { OperatorError } from '../lib/operator-error.js';
-import { loadConfigFile } from '../config/load.js';
-import { jsonSchema } from '../config/schema.js';
-import { Gateway } from '../server/gateway.js';
-import { runDemo } from '../demo/demo.js';
-import { serve, type Served } from './serve.js';
-import { Supervisor, workerCount } from '../workers/supervisor.js';
-import { KEYS_USAGE, keysCommand } from './keys.js';
-import { explainCommand } from './explain.js';
+import { UsageError, asUsageError, helpText, parseInvocation, shown, usageText, type Command } from './command.js';
+import { ROOT } from './commands.js';
+import { packageVersion } from './version.js';
 
-const USAGE = `portcullis — a security gateway for HTTP APIs
+const isHelp = (arg: string | undefined): boolean => arg === '--help' || arg === '-h';
 
-Usage:
-  portcullis start -c gateway.yaml [--workers N|auto]
-                                       run the gateway (--workers: N processes sharing the port, auto: one per core)
-  portcullis check -c gateway.yaml     validate a config; every error with file:line and option
-  portcullis explain -c gateway.yaml GET /path [--header 'N: V'] [--identity JSON] [--from IP] [--json]
-                                       how the gateway would handle one request, stage by stage
-  portcullis keys create|list|show|revoke|rotate …   manage API keys (portcullis keys help)
-  portcullis demo                      the gateway on :8080 with the quickstart config and an echo upstream
-  portcullis schema                    print the JSON Schema of gateway.yaml
-  portcullis help
-
-Signals: SIGHUP reloads the config; SIGTERM/SIGINT drain in-flight requests, then exit.`;
-
-function configPath(args: string[]): string {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, allowPositionals: false });
-  return configFile(values.config);
+/** A usage error of `command`: one line and its usage, on stderr; exit 2. */
+function usage(command: Command, problem: string): number {
+  process.stderr.write(usageText(command, problem));
+  return 2;
 }
 
-/** `-c FILE`, else $PORTCULLIS_CONFIG, else gateway.yaml in the working directory. */
-function configFile(given: string | undefined): string {
-  return resolve(given ?? process.env.PORTCULLIS_CONFIG ?? 'gateway.yaml');
+function help(command: Command): number {
+  process.stdout.write(helpText(command));
+  return 0;
 }
 
-function printConfigError(err: unknown): number {
-  if (err instanceof ConfigError) {
-    process.stderr.write(`${err.message}\n${err.problems.length} problem${err.problems.length === 1 ? '' : 's'} in config\n`);
-    return 1;
+/** Finds the command `words` name below `group`: the deepest match and the words after it. */
+function resolveCommand(group: Command, words: readonly string[]): { command: Command; rest: readonly string[] } | { group: Command; problem: string } {
+  const [word, ...rest] = words;
+  if (group.verbs === undefined) return { command: group, rest: words };
+  const what = group === ROOT ? 'command' : `${group.path.join(' ')} command`;
+  const known = group.verbs.map((v) => v.path[v.path.length - 1]).join(', ');
+  if (word === undefined) return { group, problem: `missing ${what} (one of: ${known})` };
+  if (word.startsWith('-')) return { group, problem: `unknown option ${shown(word)}` };
+  const next = group.verbs.find((v) => v.path[v.path.length - 1] === word);
+  if (next === undefined) return { group, problem: `unknown ${what} "${shown(word)}" (one of: ${known})` };
+  return resolveCommand(next, rest);
+}
+
+/** `portcullis help [COMMAND [VERB]]`. */
+function helpCommand(words: readonly string[]): number {
+  if (words.length === 0) return help(ROOT);
+  const found = resolveCommand(ROOT, words);
+  if ('problem' in found) {
+    // `help keys` lands here with "missing keys command": the group's help is what was asked for.
+    if (found.group !== ROOT && words.length === found.group.path.length) return help(found.group);
+    return usage(ROOT.verbs?.find((c) => c.path[0] === 'help') ?? ROOT, found.problem);
   }
-  throw err;
+  return help(found.command);
 }
 
-async function check(args: string[]): Promise<number> {
-  const file = configPath(args);
-  try {
-    const config = compileConfig(await loadConfigFile(file));
-    process.stdout.write(`${file}: OK (version ${config.version}, ${config.routes.length} routes, ${config.upstreams.size} upstreams)\n`);
+async function main(argv: readonly string[]): Promise<number> {
+  const [first] = argv;
+  if (first === '--version' || first === '-V') {
+    if (argv.length > 1) return usage(ROOT, `unexpected argument "${shown(argv[1] ?? '')}" after ${first}`);
+    process.stdout.write(`${packageVersion()}\n`);
     return 0;
-  } catch (err) {
-    return printConfigError(err);
   }
-}
-
-async function start(args: string[]): Promise<number> {
-  let values: { config?: string; workers?: string };
+  if (isHelp(first) && argv.length === 1) return help(ROOT);
+  const found = resolveCommand(ROOT, argv);
+  if ('problem' in found) return isHelp(argv[found.group.path.length]) ? help(found.group) : usage(found.group, found.problem);
+  const { command, rest } = found;
   try {
-    ({ values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, workers: { type: 'string', short: 'w' } }, allowPositionals: false }));
+    const invocation = parseInvocation(command, rest);
+    if (invocation.help) return help(command);
+    if (command.path[0] === 'help') return helpCommand(invocation.positionals);
+    if (command.run === undefined) throw new Error(`command ${command.path.join(' ')} has no run function`);
+    return await command.run(invocation);
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
-    return 2;
-  }
-  const file = configFile(values.config);
-  const workers = values.workers === undefined ? null : workerCount(values.workers, availableParallelism());
-  if (workers === null && values.workers !== undefined) {
-    process.stderr.write(`--workers: expected a number of workers from 1 to 999, or auto (one per core); got "${values.workers}"\n`);
-    return 2;
-  }
-  let served: Served;
-  try {
-    served = workers === null ? await Gateway.fromFile(file) : await Supervisor.fromFile(file, { workers });
-  } catch (err) {
-    return printConfigError(err);
-  }
-  await serve(served);
-  return -1;
-}
-
-async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case 'start': return start(rest);
-    case 'check': return check(rest);
-    case 'explain': try { return await explainCommand(rest); } catch (err) { return printConfigError(err); }
-    case 'keys':
-      if (rest[0] === undefined || rest[0] === 'help' || rest[0] === '--help') { process.stdout.write(KEYS_USAGE + '\n'); return rest[0] === undefined ? 2 : 0; }
-      try { return await keysCommand(rest); } catch (err) { return printConfigError(err); }
-    case 'demo': await runDemo(rest); return -1;
-    case 'schema': process.stdout.write(JSON.stringify(jsonSchema(), null, 2) + '\n'); return 0;
-    case undefined: case 'help': case '--help': case '-h': process.stdout.write(USAGE + '\n'); return 0;
-    default: process.stderr.write(`unknown command "${command}"\n\n${USAGE}\n`); return 2;
+    const mistake = err instanceof UsageError ? err : asUsageError(err, command);
+    if (mistake !== null) return usage(command, mistake.message);
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n${err.problems.length} problem${err.problems.length === 1 ? '' : 's'} in config\n`);
+      return 1;
+    }
+    throw err;
   }
 }
 

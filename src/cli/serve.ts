@@ -14,6 +14,8 @@ export interface ServeOptions {
   readonly onStop?: () => Promise<void>;
   /** False for a worker, whose reloads the primary starts (a SIGHUP sent to the whole process group reaches it too). */
   readonly reloadOnHangup?: boolean;
+  /** `start --wait-ready`: how long to wait for every authenticator to be able to decide before serving. */
+  readonly waitReadyMs?: number;
 }
 
 /** Runs a gateway until SIGTERM/SIGINT; SIGHUP reloads. */

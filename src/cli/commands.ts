@@ -1,0 +1,218 @@
+// Every command of `portcullis`, in one table: parsing, `--help`, `portcullis help <command>` and
+// the usage errors all read it. Implementations load on use, so help and errors start fast.
+import type { Command, Invocation, OptionSpec } from './command.js';
+import type { KeysVerb } from './keys.js';
+
+const CONFIG: OptionSpec = { name: 'config', short: 'c', type: 'string', value: 'FILE', description: 'the config (default: $PORTCULLIS_CONFIG, else gateway.yaml)' };
+const JSON_OUTPUT: OptionSpec = { name: 'json', type: 'boolean', description: 'print JSON, for scripts' };
+
+const KEYS_NOTES = `Durations: 45s, 30m, 24h, 90d. The key store is the one the config's apiKeys section names.
+Exit codes: 0 done, 1 store or config failure, 2 bad arguments, 3 unknown key, 4 key state forbids it.`;
+
+/** Runs `keys <verb>`, loading the key commands (and the stores) only then. */
+const keys = (verb: KeysVerb) => async (inv: Invocation): Promise<number> => (await import('./keys.js')).keysCommand(verb, inv);
+
+const KEYS: readonly Command[] = [
+  {
+    path: ['keys', 'create'],
+    summary: 'issue an API key and print it once',
+    synopsis: '-c FILE --name NAME [options]',
+    description: `Prints the key alone on stdout (so KEY=$(portcullis keys create …) works) and its details on
+stderr; only its hash is stored.\n\n${KEYS_NOTES}`,
+    options: [
+      CONFIG,
+      { name: 'name', type: 'string', value: 'NAME', description: 'what the key is for (required)' },
+      { name: 'tenant', type: 'string', value: 'T', description: 'the tenant the key acts for' },
+      { name: 'roles', type: 'string', value: 'a,b', description: 'roles, comma separated' },
+      { name: 'scopes', type: 'string', value: 'x,y', description: 'scopes, comma separated' },
+      { name: 'cidrs', type: 'string', value: 'NET,…', description: 'client networks the key is accepted from (10.0.0.0/8,…)' },
+      { name: 'tier', type: 'string', value: 'NAME', description: 'the rate-limit tier of the key' },
+      { name: 'meta', type: 'string', multiple: true, value: 'k=v', description: 'metadata (repeatable)' },
+      { name: 'expires', type: 'string', value: 'DURATION', description: 'lifetime (default and maximum: apiKeys settings)' },
+      { name: 'json', type: 'boolean', description: 'print the key and its details as JSON on stdout' },
+    ],
+    examples: [
+      'portcullis keys create -c gateway.yaml --name billing-sync --tenant acme --scopes orders:read --expires 90d',
+      'KEY=$(portcullis keys create -c gateway.yaml --name nightly-export --roles service)',
+    ],
+    run: keys('create'),
+  },
+  {
+    path: ['keys', 'list'],
+    summary: 'every key: id, prefix, status, expiry, last use (never secrets)',
+    synopsis: '-c FILE [--json]',
+    description: KEYS_NOTES,
+    options: [CONFIG, JSON_OUTPUT],
+    examples: ['portcullis keys list -c gateway.yaml', 'portcullis keys list -c gateway.yaml --json'],
+    run: keys('list'),
+  },
+  {
+    path: ['keys', 'show'],
+    summary: 'one key, as JSON',
+    synopsis: 'ID -c FILE',
+    description: KEYS_NOTES,
+    options: [CONFIG, { name: 'json', type: 'boolean', description: 'JSON, as without it (every keys command takes --json)' }],
+    positionals: { names: ['ID'] },
+    examples: ['portcullis keys show 7f3kq9x2m4b8c1dz -c gateway.yaml'],
+    run: keys('show'),
+  },
+  {
+    path: ['keys', 'revoke'],
+    summary: 'stop a key on every gateway within a second',
+    synopsis: 'ID -c FILE [--json]',
+    description: KEYS_NOTES,
+    options: [CONFIG, { name: 'json', type: 'boolean', description: 'print the revoked key as JSON on stdout' }],
+    positionals: { names: ['ID'] },
+    examples: ['portcullis keys revoke 7f3kq9x2m4b8c1dz -c gateway.yaml'],
+    run: keys('revoke'),
+  },
+  {
+    path: ['keys', 'rotate'],
+    summary: 'issue a successor; the old key works until the grace period ends',
+    synopsis: 'ID --grace DURATION -c FILE [--expires DURATION] [--json]',
+    description: KEYS_NOTES,
+    options: [
+      CONFIG,
+      { name: 'grace', type: 'string', value: 'DURATION', description: 'how long the old key keeps working (required; 0s ends it now)' },
+      { name: 'expires', type: 'string', value: 'DURATION', description: 'lifetime of the new key' },
+      { name: 'json', type: 'boolean', description: 'print the new key and its details as JSON on stdout' },
+    ],
+    positionals: { names: ['ID'] },
+    examples: ['portcullis keys rotate 7f3kq9x2m4b8c1dz --grace 24h -c gateway.yaml'],
+    run: keys('rotate'),
+  },
+];
+
+const ADMIN: readonly Command[] = [
+  {
+    path: ['admin', 'token'],
+    summary: 'print a new admin API token and its admin.tokenHash',
+    synopsis: '[--json]',
+    description: `Prints a new random token (32 bytes, base64url) and its SHA-256 in the form admin.tokenHash
+takes. Put only the hash in gateway.yaml; keep the token in your secret store and send it as
+"Authorization: Bearer <token>" to the admin API. Nothing is stored: the token is shown this once.`,
+    options: [{ name: 'json', type: 'boolean', description: 'print {"token", "tokenHash"} as JSON' }],
+    examples: ['portcullis admin token', 'portcullis admin token --json > admin-token.json'],
+    run: async (inv) => (await import('./admin-token.js')).adminTokenCommand(inv),
+  },
+];
+
+/** The commands of `portcullis`, in the order help lists them. */
+export const COMMANDS: readonly Command[] = [
+  {
+    path: ['start'],
+    summary: 'run the gateway',
+    synopsis: '[-c FILE] [--workers N|auto] [--wait-ready DURATION]',
+    description: `Serves until SIGTERM or SIGINT, which stop accepting, drain in-flight requests, flush the audit
+trail and exit; SIGHUP reloads the config (an invalid one is refused and the running one keeps
+serving). A config error prints every problem with file:line and option, and exits 1.`,
+    options: [
+      CONFIG,
+      { name: 'workers', short: 'w', type: 'string', value: 'N|auto', description: 'N worker processes sharing the port (auto: one per core); limits stay exact' },
+      { name: 'wait-ready', type: 'string', value: 'DURATION', description: 'wait up to this long (30s, 2m) for every authenticator to be able to decide before serving; fail the start if they cannot' },
+    ],
+    examples: ['portcullis start -c gateway.yaml', 'portcullis start -c /etc/portcullis/gateway.yaml --workers auto --wait-ready 30s'],
+    run: async (inv) => (await import('./start.js')).startCommand(inv),
+  },
+  {
+    path: ['check'],
+    summary: 'validate a config; every error with file:line and option',
+    synopsis: '[-c FILE]',
+    description: 'Opens no socket and no store. Exit codes: 0 valid (prints the config version), 1 invalid.',
+    options: [CONFIG],
+    examples: ['portcullis check -c gateway.yaml'],
+    run: async (inv) => (await import('./start.js')).checkCommand(inv),
+  },
+  {
+    path: ['explain'],
+    summary: 'how the gateway would handle one request, stage by stage',
+    synopsis: '[-c FILE] METHOD TARGET [options]',
+    description: `Runs one request through the config's request path in process and prints the normalised target,
+the route that matched (and why the others did not), each stage's decision in order, the final
+status and problem code, and exactly the path and headers the upstream would receive. Nothing is
+contacted and no store is used: limits show what they would count.`,
+    options: [
+      CONFIG,
+      { name: 'header', short: 'H', type: 'string', multiple: true, value: "'N: V'", description: 'a request header (repeatable); Host defaults to localhost' },
+      { name: 'identity', type: 'string', value: 'JSON', description: 'assume this caller instead of authenticating: {"sub":"alice","roles":["admin"],"scopes":["orders:read"],"tenant":"acme"}' },
+      { name: 'from', type: 'string', value: 'ADDRESS', description: 'the client address the request comes from (default 192.0.2.10)' },
+      { name: 'json', type: 'boolean', description: 'print the explanation as JSON' },
+    ],
+    positionals: { names: ['METHOD', 'TARGET'] },
+    examples: [
+      'portcullis explain -c gateway.yaml GET /api/acme/orders/1 --identity \'{"sub":"alice","scopes":["orders:read"],"tenant":"acme"}\'',
+      "portcullis explain -c gateway.yaml GET /api/acme/orders/1 -H 'Authorization: Bearer eyJ…' --json",
+    ],
+    run: async (inv) => (await import('./explain.js')).explainCommand(inv),
+  },
+  {
+    path: ['keys'],
+    summary: 'manage API keys: create, list, show, revoke, rotate',
+    synopsis: '<command> [options]',
+    description: KEYS_NOTES,
+    options: [],
+    examples: ['portcullis keys create -c gateway.yaml --name billing-sync --scopes orders:read', 'portcullis keys list -c gateway.yaml'],
+    verbs: KEYS,
+  },
+  {
+    path: ['admin'],
+    summary: 'admin API credentials',
+    synopsis: '<command> [options]',
+    options: [],
+    examples: ['portcullis admin token'],
+    verbs: ADMIN,
+  },
+  {
+    path: ['demo'],
+    summary: 'the quickstart: the gateway, an echo upstream and a token issuer, with curl lines to paste',
+    synopsis: '[--port N] [--admin-port N] [--host ADDRESS]',
+    description: `Runs examples/quickstart/gateway.yaml with a local echo upstream and token issuer on free loopback
+ports, creates API keys and tokens, and prints ready-to-paste curl lines. Ctrl+C stops it.`,
+    options: [
+      { name: 'port', type: 'string', value: 'N', description: 'the public port (default $PORT, else 8080)' },
+      { name: 'admin-port', type: 'string', value: 'N', description: 'the admin API and metrics port (default $ADMIN_PORT, else 9901)' },
+      { name: 'host', type: 'string', value: 'ADDRESS', description: 'the address the public port binds (default 127.0.0.1; 0.0.0.0 exposes it to the network)' },
+    ],
+    examples: ['portcullis demo', 'portcullis demo --port 8081 --admin-port 9902'],
+    // The demo parses its own options; this table declares them for help and rejects unknown ones.
+    run: async (inv) => { await (await import('../demo/demo.js')).runDemo([...inv.args]); return -1; },
+  },
+  {
+    path: ['schema'],
+    summary: 'print the JSON Schema of gateway.yaml',
+    synopsis: '',
+    description: 'The schema editors use to check and complete gateway.yaml (published as schema/gateway.schema.json).',
+    options: [],
+    examples: ['portcullis schema > gateway.schema.json'],
+    run: async () => {
+      const { jsonSchema } = await import('../config/schema.js');
+      process.stdout.write(JSON.stringify(jsonSchema(), null, 2) + '\n');
+      return 0;
+    },
+  },
+  {
+    path: ['help'],
+    summary: 'the help of portcullis, or of one command',
+    synopsis: '[COMMAND [VERB]]',
+    options: [],
+    positionals: { names: ['COMMAND', 'VERB'], min: 0 },
+    examples: ['portcullis help start', 'portcullis help keys rotate'],
+    // main answers `help` itself: it needs the whole table.
+  },
+];
+
+/** The root of the table: `portcullis` itself. */
+export const ROOT: Command = {
+  path: [],
+  summary: 'a security gateway for HTTP APIs',
+  synopsis: '<command> [options]',
+  description: 'Signals: SIGHUP reloads the config; SIGTERM/SIGINT drain in-flight requests, then exit.',
+  options: [{ name: 'version', short: 'V', type: 'boolean', description: 'print the version' }],
+  examples: ['portcullis check -c gateway.yaml', 'portcullis start -c gateway.yaml', 'portcullis demo'],
+  verbs: COMMANDS,
+};
+
+/** Every command below `root`, groups and their verbs alike: what the help tests walk. */
+export function allCommands(root: Command = ROOT): Command[] {
+  return (root.verbs ?? []).flatMap((c) => [c, ...allCommands(c)]);
+}

@@ -1,5 +1,6 @@
 import type { Denial } from '../pipeline/denials.js';
 import type { Exchange } from '../pipeline/exchange.js';
+import type { ComponentReadiness } from '../lifecycle/readiness.js';
 import type { Identity } from './identity.js';
 
 /**
@@ -56,5 +57,10 @@ export interface Authenticator {
   readonly alwaysAdmits: boolean;
   /** The same authenticator, also reading its credential from `queryParam` (routes with `apiKeyInQuery`). */
   withQuery?(): Authenticator;
+  /**
+   * Whether it can decide now: a remote key set loaded, a key store read within its staleness
+   * bound. Absent: it needs nothing from outside the config, and is always ready.
+   */
+  readiness?(): ComponentReadiness;
   authenticate(exchange: Exchange): AuthOutcome | Promise<AuthOutcome>;
 }

@@ -1,4 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { ComponentReadiness } from '../../lifecycle/readiness.js';
 import { deny } from '../../pipeline/denials.js';
 import type { Exchange } from '../../pipeline/exchange.js';
 import { ABSENT, type Authenticator, type AuthOutcome } from '../authenticator.js';
@@ -69,6 +70,10 @@ export class ApiKeyAuthenticator implements Authenticator {
 
   get queryParam(): string {
     return this.spec.queryParam;
+  }
+
+  readiness(): ComponentReadiness {
+    return { ...this.backend.readiness(), type: this.type };
   }
 
   /** The same authenticator, also reading the key from the query string (for routes that opt in). */

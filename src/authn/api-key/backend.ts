@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from '../../lib/clock.js';
 import { ipSet, type IpSet } from '../../lib/ip.js';
-import type { Resource, ResourceContext } from '../../lifecycle/resources.js';
+import type { ComponentReadiness } from '../../lifecycle/readiness.js';
+import { redacted, type Resource, type ResourceContext } from '../../lifecycle/resources.js';
 import { KeyDirectory } from './key-directory.js';
 import { KeyService, type KeyPolicy } from './key-service.js';
 import { PostgresKeyStore } from './postgres-store.js';
@@ -152,6 +153,14 @@ export class ApiKeyBackend implements Resource {
   /** Started and not yet stopped. */
   get isRunning(): boolean {
     return this.running !== null;
+  }
+
+  /** Whether keys can be checked now: started, and the store's change log read within maxStalenessMs. */
+  readiness(): ComponentReadiness {
+    const store = this.settings.store.type;
+    if (this.running === null) return { ready: false, reason: 'the api key store is not started', store };
+    const state = this.running.directory.readiness();
+    return state.ready ? { ready: true, store } : { ready: false, reason: redacted(state.reason ?? 'not ready'), store };
   }
 
   /** Logs, at most hourly per key, that a key in use expires soon; `now` is the store's clock. */

@@ -101,6 +101,8 @@ export class KeyDirectory<T> {
   /** Where each read the source reports is passed on (the follower reports its own reads). */
   private fed: DirectoryReporting | null = null;
   private healthy = true;
+  /** Why the last read of the change log failed; null after a success. */
+  private lastError: string | null = null;
 
   constructor(
     readonly store: ApiKeyStore,
@@ -299,16 +301,35 @@ export class KeyDirectory<T> {
       if (Number.isFinite(clockOffsetMs)) this.clockOffsetMs = clockOffsetMs;
       this.syncedAt = this.now() - ageMs;
       this.healthy = true;
+      this.lastError = null;
       this.fed?.synced?.(true);
     },
-    failed: () => {
+    failed: (err) => {
       this.healthy = false;
+      this.lastError = err instanceof Error ? err.message : String(err);
       this.fed?.synced?.(false);
     },
   };
 
   get isHealthy(): boolean {
     return this.healthy;
+  }
+
+  /** True once a read of the change log succeeded (here, or reported by the host's primary). */
+  get primed(): boolean {
+    return this.primedOnce;
+  }
+
+  /**
+   * Whether look-ups can be answered: the change log was read at least once, and within
+   * maxStalenessMs. `reason` says why not; it names no address beyond the store error's own text.
+   */
+  readiness(): { readonly ready: boolean; readonly reason?: string } {
+    const why = this.lastError === null ? '' : ` (last read: ${this.lastError.slice(0, 200)})`;
+    if (!this.primedOnce) return { ready: false, reason: `the api key store has not been read yet${why}` };
+    const age = this.now() - this.syncedAt;
+    if (age > this.options.maxStalenessMs) return { ready: false, reason: `key changes not read for ${age} ms, over apiKeys.maxStalenessMs ${this.options.maxStalenessMs}${why}` };
+    return { ready: true };
   }
 
   async stop(): Promise<void> {

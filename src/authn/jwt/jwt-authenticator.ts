@@ -1,3 +1,4 @@
+import type { ComponentReadiness } from '../../lifecycle/readiness.js';
 import { systemClock, type Clock } from '../../lib/clock.js';
 import { deny } from '../../pipeline/denials.js';
 import type { Exchange } from '../../pipeline/exchange.js';
@@ -58,6 +59,16 @@ export class JwtAuthenticator implements Authenticator {
 
   get name(): string {
     return this.spec.name;
+  }
+
+  /** Ready when every issuer's keys are at hand (a remote set loaded); keys from the config always are. */
+  readiness(): ComponentReadiness {
+    const reasons: string[] = [];
+    for (const { source } of this.spec.policy.issuers.values()) {
+      const state = source.readiness?.();
+      if (state !== undefined && !state.ready) reasons.push(state.reason ?? 'keys not available');
+    }
+    return reasons.length === 0 ? { ready: true, type: this.type } : { ready: false, type: this.type, reason: reasons.join('; ') };
   }
 
   authenticate(ex: Exchange): AuthOutcome | Promise<AuthOutcome> {

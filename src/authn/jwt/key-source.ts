@@ -1,4 +1,5 @@
 import { createPublicKey, createSecretKey, type JsonWebKey, type KeyObject } from 'node:crypto';
+import type { ComponentReadiness } from '../../lifecycle/readiness.js';
 import { algorithmsForKey, type JwsAlgorithm, type VerifyKey } from './algorithms.js';
 
 /**
@@ -19,6 +20,8 @@ export class KeysUnavailableError extends Error {
 export interface KeySource {
   /** Changes whenever the key set changes, so cached verifications made with older keys are redone. */
   readonly revision: number;
+  /** Whether it has keys to verify with now; absent: keys fixed at config load, always ready. */
+  readiness?(): ComponentReadiness;
   keysFor(alg: JwsAlgorithm, kid: string | null): readonly VerifyKey[] | Promise<readonly VerifyKey[]>;
 }
 

@@ -1,5 +1,6 @@
 import { request } from 'undici';
 import { systemClock, type Clock, type Timer } from '../../lib/clock.js';
+import type { ComponentReadiness } from '../../lifecycle/readiness.js';
 import type { Resource, ResourceContext } from '../../lifecycle/resources.js';
 import type { JwsAlgorithm, VerifyKey } from './algorithms.js';
 import { importJwks, KeysUnavailableError, selectKeys, type KeySource } from './key-source.js';
@@ -85,6 +86,8 @@ export class RemoteJwks implements KeySource, Resource {
   private stopped = true;
   /** Fetch attempts, successful or not (tests and metrics read it). */
   fetches = 0;
+  /** Why the last fetch failed; null after a success. */
+  private lastError: string | null = null;
 
   /** Set by start: where fetches report, and the clock of refreshes and cooldowns. */
   private context: ResourceContext | null = null;
@@ -142,6 +145,17 @@ export class RemoteJwks implements KeySource, Resource {
 
   get loaded(): boolean {
     return this.keys !== null;
+  }
+
+  /**
+   * Ready while running with a key set: the keys fetched last (a failed refresh keeps them, so
+   * tokens signed with them still verify). Never loaded, every token of this issuer gets 503.
+   */
+  readiness(): ComponentReadiness {
+    const jwksUri = this.options.uri;
+    if (this.stopped) return { ready: false, reason: `JWKS ${jwksUri} is not running`, jwksUri };
+    if (this.keys === null) return { ready: false, reason: `JWKS ${jwksUri} has not been loaded${this.lastError === null ? '' : ` (last fetch: ${this.lastError})`}`, jwksUri };
+    return { ready: true, jwksUri, keys: this.keys.length, ...(this.lastError === null ? {} : { lastFetchError: this.lastError }) };
   }
 
   keysFor(alg: JwsAlgorithm, kid: string | null): readonly VerifyKey[] | Promise<readonly VerifyKey[]> {
@@ -236,8 +250,10 @@ export class RemoteJwks implements KeySource, Resource {
         for (const kid of removed.slice(0, MAX_MISSED_KIDS)) this.missedKids.add(kid);
         this.context?.logger.info({ jwksUri: uri, keys: imported.keys.map((k) => k.kid) }, 'JWKS loaded');
       }
+      this.lastError = null;
     } catch (err) {
       this.ageMs = 0;
+      this.lastError = (err as Error).message.slice(0, 200);
       this.context?.logger.warn({ jwksUri: uri, err: (err as Error).message, keptKeys: this.keys?.length ?? 0 }, 'JWKS fetch failed; keeping the last good keys');
       // Under a host's primary, the primary counts the fetches it makes.
       if (fetcher === null) this.context?.metrics.jwksFetched(uri, false, this.keys?.length ?? 0);

@@ -77,7 +77,7 @@ describe('key files are part of the config version', () => {
         const v1 = await readyVersion(gw);
 
         const unchanged = await reload(gw);
-        assert.deepEqual(unchanged, { ok: true, changed: false, version: v1 }, 'nothing edited: nothing changes');
+        assert.deepEqual(unchanged, { ok: true, changed: false, version: v1, restartRequired: [] }, 'nothing edited: nothing changes');
 
         await writeFile(join(gw.dir, c.file), c.after());
         const edited = await reload(gw);
@@ -91,7 +91,7 @@ describe('key files are part of the config version', () => {
         assert.equal(await status(gw, old), 401, 'the removed key no longer verifies, though its token was cached');
         assert.equal(echo.received.length, forwarded);
         assert.equal(await status(gw, await mint(k2)), 200);
-        assert.deepEqual(await reload(gw), { ok: true, changed: false, version: edited.version });
+        assert.deepEqual(await reload(gw), { ok: true, changed: false, version: edited.version, restartRequired: [] });
 
         await rm(join(gw.dir, c.file));
         const missing = await reload(gw);

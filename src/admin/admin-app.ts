@@ -9,7 +9,7 @@ import { DENIALS } from '../pipeline/denials.js';
 import { hasAdminToken, isJson } from './admin-auth.js';
 import { adminDeny, adminEntry, type AdminDenial } from './admin-errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { AdminHost, AdminOperation, AdminOutcome } from './admin-host.js';
+import type { AdminHost, AdminOperation, AdminOutcome, ReloadResult } from './admin-host.js';
 import { keysDisabled, serveKeys, type RequestId } from './admin-keys.js';
 import { adminRequestRefusal } from './admin-request-guard.js';
 
@@ -154,15 +154,22 @@ async function healthz(call: AdminCall): Promise<null> {
   return Promise.resolve(null);
 }
 
+/**
+ * 200 when every component is ready, else 503; the same body either way: `ready`, the version in
+ * effect, each component with why it is not ready, the restart-only options waiting for a restart
+ * (and the file's version), and the older summary fields (`status`, `configVersion`, `audit`, `draining`).
+ */
 async function readyz({ host, res, id }: AdminCall): Promise<null> {
-  const config = host.config;
-  const ready = host.ready();
+  const r = await host.readiness();
   const workers = host.workers();
-  json(res, ready ? 200 : 503, {
-    status: ready ? 'ready' : host.reloading ? 'reloading' : 'not ready', audit: host.auditState(), draining: host.draining, configVersion: config.version, routes: config.routes.length,
+  json(res, r.ready ? 200 : 503, {
+    ready: r.ready, version: r.version, components: r.components, restartRequired: r.restartRequired,
+    ...(r.pendingVersion === undefined ? {} : { pendingVersion: r.pendingVersion }),
+    status: r.ready ? 'ready' : host.reloading ? 'reloading' : 'not ready', audit: host.auditState(), draining: host.draining,
+    configVersion: r.version, routes: host.config.routes.length,
     ...(workers === null ? {} : { workers }),
   }, id);
-  return Promise.resolve(null);
+  return null;
 }
 
 async function metrics({ host, res, id }: AdminCall): Promise<null> {
@@ -176,8 +183,15 @@ async function reload({ host, res, id }: AdminCall): Promise<AdminOutcome> {
   const result = await host.reload();
   json(res, result.ok ? 200 : 422, result, id);
   return result.ok
-    ? { status: 200, code: null, detail: result.changed ? `reloaded config version ${result.version}` : `config unchanged (version ${result.version})`, keyId: null }
+    ? { status: 200, code: null, detail: reloadDetail(result), keyId: null }
     : { status: 422, code: null, detail: `reload rejected: ${result.errors.length} problem(s), the running config keeps serving`, keyId: null };
+}
+
+/** The audit detail of a reload that was taken: the version in effect, and what waits for a restart. */
+function reloadDetail(result: Extract<ReloadResult, { ok: true }>): string {
+  const what = result.changed ? `reloaded config version ${result.version}` : `config unchanged (version ${result.version})`;
+  return result.restartRequired.length === 0 ? what
+    : `${what}; file version ${result.pendingVersion ?? '?'} needs a restart for ${result.restartRequired.join(', ')}`;
 }
 
 async function keys({ host, req, res, path, id }: AdminCall): Promise<AdminOutcome> {

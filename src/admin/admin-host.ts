@@ -3,10 +3,18 @@ import type { Socket } from 'node:net';
 import type { AuditState } from '../audit/audit-log.js';
 import type { KeyService } from '../authn/api-key/key-service.js';
 import type { CompiledConfig } from '../config/compile.js';
+import type { Readiness } from '../lifecycle/readiness.js';
 import type { Logger } from '../observability/logger.js';
 import type { AdminCode } from './admin-errors.js';
 
-export type ReloadResult = { ok: true; version: string; changed: boolean } | { ok: false; errors: string[] };
+/**
+ * A reload's answer. Taken: `version` is the config in effect (the file's own version unless
+ * `restartRequired` lists options the file changes that apply on restart only; then
+ * `pendingVersion` is the file's version, in effect after a restart). Refused: the located errors.
+ */
+export type ReloadResult =
+  | { ok: true; version: string; changed: boolean; restartRequired: string[]; pendingVersion?: string }
+  | { ok: false; errors: string[] };
 
 /** What one admin request did, for its audit record. */
 export interface AdminOutcome {
@@ -55,8 +63,8 @@ export interface AdminHost {
   readonly reloading: boolean;
   /** The workers of a host's primary, or null for a single gateway process. */
   workers(): WorkersStatus | null;
-  /** Readiness: listening, audit trail writable, not draining. */
-  ready(): boolean;
+  /** Readiness of every component (for a host's primary, of every worker too). */
+  readiness(): Readiness | Promise<Readiness>;
   auditHealthy(): boolean;
   auditState(): AuditState;
   /** Re-reads, validates and swaps in the config file; a rejected config keeps the running one. */

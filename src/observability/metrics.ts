@@ -70,6 +70,8 @@ export class Metrics implements DecisionTally {
   readonly apiKeyUsageBacklog: Gauge;
   /** 0 when any worker cannot reach the store. */
   readonly rateLimitStoreUp: Gauge<'store'>;
+  /** Restart-only options the config file changes that do not apply until a restart (0: the file is wholly in effect). */
+  readonly configRestartRequired: Gauge;
 
   /** `defaults`: also prom-client's process and runtime metrics. */
   constructor(defaults = true, role: MetricsRole = 'gateway') {
@@ -99,6 +101,10 @@ export class Metrics implements DecisionTally {
     this.auditDropped = new Counter({ name: 'portcullis_audit_dropped_total', help: 'Audit records that could not be written.', registers });
     this.configInfo = new Gauge({ name: 'portcullis_config_info', help: 'The running config version (value 1).', labelNames: ['version'] as const, registers, aggregator: 'max' });
     this.workerRestarts = new Counter({ name: 'portcullis_worker_restarts_total', help: 'Workers that died and were replaced (start --workers).', registers });
+    this.configRestartRequired = new Gauge({
+      name: 'portcullis_config_restart_required', help: 'Options changed in the config file that apply only on restart (0: the file is wholly in effect; /readyz lists them).',
+      registers, aggregator: 'max',
+    });
     this.reloads = new Counter({ name: 'portcullis_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'] as const, registers, aggregator: 'max' });
 
     this.jwksFetches = new Counter({

@@ -4,13 +4,15 @@ import { resolve } from 'node:path';
 import { AuditLog, type AuditRecord, type AuditState } from '../audit/audit-log.js';
 import { adminFacts, auditRecord, connectionFacts, DISCARDED, exchangeFacts } from '../audit/record-builder.js';
 import { requestPath, type RequestPath } from '../pipeline/request-path.js';
-import { compileConfig, type CompiledConfig, type Limits } from '../config/compile.js';
+import { compileConfig, type CompileContext, type CompiledConfig, type Limits } from '../config/compile.js';
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { DENIALS } from '../pipeline/denials.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import type { HostServices } from '../lifecycle/host-services.js';
+import { READY, readiness, ReadinessWatch, type ComponentReadiness, type Readiness } from '../lifecycle/readiness.js';
 import { ResourceSet, type Generation } from '../lifecycle/resources.js';
+import { inEffect, restartOnlyValues, type InEffect, type RestartOnlyValues } from '../lifecycle/restart-only.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
@@ -22,14 +24,17 @@ import { Listener, type ListenerHost, type ListenerLimits, type RequestInProgres
 
 export type { ReloadResult } from '../admin/admin-host.js';
 
+/** A reload's answer when the config was taken: the version in effect, and what waits for a restart. */
+type ReloadApplied = Extract<ReloadResult, { ok: true }>;
+
 /**
  * A reload's first half: refused (with the located errors), unchanged, or compiled and started,
  * waiting for `commit` (swap it in) or `abort` (stop what was started for it).
  */
 export type StagedReload =
   | { readonly ok: false; readonly errors: string[] }
-  | { readonly ok: true; readonly version: string; readonly changed: false }
-  | { readonly ok: true; readonly version: string; readonly changed: true; commit(): ReloadResult; abort(): void };
+  | (ReloadApplied & { readonly changed: false })
+  | (ReloadApplied & { readonly changed: true; commit(): ReloadResult; abort(): void });
 
 export interface GatewayOptions {
   /** Operational log destination (default stdout). */
@@ -46,6 +51,23 @@ export interface GatewayOptions {
   readonly hostState?: HostStateClient | null;
   /** What a worker's primary does once for the host (reading the key store's change log, fetching JWKS); absent: this process does it. */
   readonly host?: HostServices | null;
+  /**
+   * A worker's primary's restart-only settings (listeners, audit, log level, data directory): a
+   * worker forked after a reload runs them, not the file's, like every other worker of the host.
+   */
+  readonly restartOnly?: RestartOnlyValues | null;
+}
+
+/**
+ * Compiles a loaded config as a running gateway puts it in effect: every restart-only setting at
+ * its running value (`running`; null: at start, the file's own). Stores named relative to a
+ * changed dataDir stay where they run too.
+ */
+export function compileInEffect(loaded: LoadedConfig, running: RestartOnlyValues | null, context: CompileContext): InEffect {
+  const effect = inEffect(compileConfig(loaded, context), running);
+  const dataDir = running?.dataDir;
+  if (!effect.restartRequired.includes('dataDir') || typeof dataDir !== 'string') return effect;
+  return inEffect(compileConfig({ ...loaded, raw: { ...loaded.raw, dataDir } }, context), running, effect.restartRequired);
 }
 
 /** The bound address of each listener, by name; `admin` is null when the admin API is off. */
@@ -97,10 +119,21 @@ export class Gateway implements HandlerHost, AdminHost {
   private reloadsUnderway = 0;
   /** Settles when the reload under way (staged, then committed or abandoned) is over: reloads run one at a time. */
   private reloadChain: Promise<void> = Promise.resolve();
+  /** The restart-only settings this process runs with (fixed at start). */
+  private readonly running: RestartOnlyValues;
+  /** The version of the config file last taken (the config in effect differs while restart-only changes wait). */
+  private fileVersion: string;
+  /** Restart-only options the file changes; they apply on the next start. */
+  private pendingRestart: readonly string[];
+  private readonly watch: ReadinessWatch;
 
   private constructor(
-    config: CompiledConfig, private readonly options: GatewayOptions, resources: ResourceSet, logger: Logger,
+    effect: InEffect, private readonly options: GatewayOptions, resources: ResourceSet, logger: Logger,
   ) {
+    const config = effect.config;
+    this.running = restartOnlyValues(config);
+    this.fileVersion = effect.fileVersion;
+    this.pendingRestart = effect.restartRequired;
     this.logger = logger;
     this.clock = options.clock ?? systemClock;
     this.metrics = resources.metrics;
@@ -109,6 +142,8 @@ export class Gateway implements HandlerHost, AdminHost {
     this.runtime = { config, path: this.pathFor(config), generation: null as unknown as Generation };
     this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, config.audit.retryIntervalMs, this.logger, options.clock ?? systemClock);
     this.metrics.configInfo.set({ version: config.version }, 1);
+    this.metrics.configRestartRequired.set(effect.restartRequired.length);
+    this.watch = new ReadinessWatch(() => this.evaluateReadiness(), logger, this.clock);
     const http = config.listen.http;
     this.http = new Listener({ name: 'http', port: http.port, host: http.host, limits: proxyListenerLimits(config.limits), handlerAnswersExpect: true }, this.proxyHost());
     this.listeners.push(this.http);
@@ -155,8 +190,8 @@ export class Gateway implements HandlerHost, AdminHost {
     const logger = options.worker === undefined ? base : base.child({ worker: options.worker });
     const host = options.host ?? null;
     const resources = new ResourceSet({ logger, clock, metrics: new Metrics(true, host === null ? 'gateway' : 'worker'), ...(host === null ? {} : { host }) });
-    const config = compileConfig(loaded, { resources, clock, hostState: options.hostState ?? null });
-    return new Gateway(config, options, resources, logger);
+    const effect = compileInEffect(loaded, options.restartOnly ?? null, { resources, clock, hostState: options.hostState ?? null });
+    return new Gateway(effect, options, resources, logger);
   }
 
   get config(): CompiledConfig {
@@ -192,6 +227,8 @@ export class Gateway implements HandlerHost, AdminHost {
     const addresses = this.addresses();
     this.logger.info({ http: addresses.http.port, admin: addresses.admin?.port ?? null, version: config.version, routes: config.routes.length },
       this.options.worker === undefined ? 'gateway listening' : 'worker listening');
+    if (this.pendingRestart.length > 0) this.logger.warn({ options: this.pendingRestart, fileVersion: this.fileVersion }, 'these options change only on restart of the whole host; the running values stay');
+    if (this.options.worker === undefined) this.watch.start();
     return addresses;
   }
 
@@ -201,9 +238,39 @@ export class Gateway implements HandlerHost, AdminHost {
     return { ...bound, http: this.http.address() as AddressInfo, admin: this.admin?.address() ?? null };
   }
 
-  /** Readiness: listening, audit trail writable, not draining. */
+  /** Readiness: listening, audit trail writable, not draining, and every authenticator a route uses able to decide. */
   ready(): boolean {
-    return this.listeners.every((l) => l.listening) && this.audit.healthy && !this.draining;
+    return this.readiness().ready;
+  }
+
+  /**
+   * Every component a request may need, and whether it can do its part now: each listener, the
+   * audit trail, and each authenticator some route uses (one no route uses does not count).
+   */
+  readiness(): Readiness {
+    // A worker's changes are logged by its primary, which reports the host's readiness.
+    const r = this.evaluateReadiness();
+    return this.options.worker === undefined ? this.watch.note(r) : r;
+  }
+
+  private evaluateReadiness(): Readiness {
+    const config = this.config;
+    const components: Record<string, ComponentReadiness> = {};
+    components.gateway = !this.started ? { ready: false, reason: 'starting' }
+      : this.draining ? { ready: false, reason: 'draining: shutting down' } : READY;
+    for (const l of this.listeners) components[`listener:${l.name}`] = l.listening ? READY : { ready: false, reason: 'not listening' };
+    const audit = this.audit.state;
+    components.audit = this.audit.healthy ? { ready: true, state: audit } : { ready: false, state: audit, reason: `audit trail ${audit}: requests are refused until records can be written` };
+    const used = new Set(config.routes.flatMap((r) => r.authenticate));
+    for (const name of [...used].sort()) {
+      components[`authenticator:${name}`] = config.authenticators.get(name)?.readiness?.() ?? READY;
+    }
+    return readiness(config.version, components, this.pendingRestart, this.pendingRestart.length > 0 ? this.fileVersion : null);
+  }
+
+  /** Resolves with the first ready report, or the last one once `timeoutMs` passed without one. */
+  whenReady(timeoutMs: number): Promise<Readiness> {
+    return this.watch.whenReady(timeoutMs);
   }
 
   async metricsText(): Promise<{ contentType: string; text: string }> {
@@ -263,15 +330,15 @@ export class Gateway implements HandlerHost, AdminHost {
     // anything in between; once prepared, the new generation counts as in use.
     const prepared = await this.resources.exclusive(() => this.prepareNext(loaded, old));
     if (!('generation' in prepared)) return prepared;
-    const { next, generation } = prepared;
+    const { next, effect, generation } = prepared;
     let done = false;
     return {
-      ok: true, version: next.version, changed: true,
+      ...this.applied(next.version, effect), changed: true,
       commit: () => {
         if (done) throw new Error('a staged reload is committed or aborted once');
         done = true;
         settle();
-        return this.swapIn(next, old, generation);
+        return this.swapIn(next, old, effect, generation);
       },
       abort: () => {
         if (done) return;
@@ -283,6 +350,11 @@ export class Gateway implements HandlerHost, AdminHost {
     };
   }
 
+  /** A reload answer's account of what is in effect: the version, and the file's restart-only changes still waiting. */
+  private applied(version: string, effect: InEffect): Omit<ReloadApplied, 'changed'> {
+    return { ok: true, version, restartRequired: [...effect.restartRequired], ...(effect.restartRequired.length > 0 ? { pendingVersion: effect.fileVersion } : {}) };
+  }
+
   private rejected(err: unknown): { ok: false; errors: string[] } {
     const errors = Array.isArray(err) ? err.map(String) : err instanceof ConfigError ? err.problems.map(formatProblem) : [(err as Error).message];
     this.metrics.reloads.inc({ result: 'rejected' });
@@ -291,37 +363,41 @@ export class Gateway implements HandlerHost, AdminHost {
   }
 
   /** Compiles the loaded config and starts its resources; the running config is untouched. */
-  private async prepareNext(loaded: LoadedConfig, old: CompiledConfig): Promise<StagedReload | { next: CompiledConfig; generation: Generation }> {
-    let next: CompiledConfig;
+  private async prepareNext(loaded: LoadedConfig, old: CompiledConfig): Promise<StagedReload | { next: CompiledConfig; effect: InEffect; generation: Generation }> {
+    let effect: InEffect;
     try {
-      next = compileConfig(loaded, { resources: this.resources, clock: this.options.clock ?? systemClock, hostState: this.options.hostState ?? null });
+      effect = compileInEffect(loaded, this.running, { resources: this.resources, clock: this.options.clock ?? systemClock, hostState: this.options.hostState ?? null });
     } catch (err) {
       return this.rejected(err);
     }
-    if (next.version === old.version) return { ok: true, version: old.version, changed: false };
-    const restartOnly = ['listen', 'admin', 'dataDir', 'audit', 'logLevel'] as const;
-    const needRestart: string[] = restartOnly.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(old[k]));
-    if (next.limits.maxHeaderBytes !== old.limits.maxHeaderBytes) needRestart.push('limits.maxHeaderBytes');
-    if (needRestart.length > 0) this.logger.warn({ options: needRestart }, 'these options change only on restart; the running values stay');
+    const next = effect.config;
+    if (effect.fileVersion === this.fileVersion) return { ...this.applied(old.version, effect), changed: false };
+    if (effect.restartRequired.length > 0) {
+      this.logger.warn({ options: effect.restartRequired, fileVersion: effect.fileVersion, version: next.version }, 'these options change only on restart; the running values stay');
+    }
     try {
-      return { next, generation: await this.resources.prepare(next.resources) };
+      return { next, effect, generation: await this.resources.prepare(next.resources) };
     } catch (err) {
       return this.rejected(err);
     }
   }
 
   /** Swaps a prepared config in; the old generation's resources stop once its requests are done. */
-  private swapIn(next: CompiledConfig, old: CompiledConfig, generation: Generation): ReloadResult {
+  private swapIn(next: CompiledConfig, old: CompiledConfig, effect: InEffect, generation: Generation): ReloadResult {
     const previous = this.runtime.generation;
     this.applyServerLimits(next.limits);
     this.runtime = { config: next, path: this.pathFor(next), generation };
+    this.fileVersion = effect.fileVersion;
+    this.pendingRestart = effect.restartRequired;
+    this.metrics.configRestartRequired.set(effect.restartRequired.length);
     // Resources the new config no longer uses stop once the last request that started on the old one is done.
     void this.resources.retire(previous);
     this.metrics.configInfo.reset();
     this.metrics.configInfo.set({ version: next.version }, 1);
     this.metrics.reloads.inc({ result: 'applied' });
-    this.logger.info({ version: next.version, previous: old.version }, 'config reloaded');
-    return { ok: true, version: next.version, changed: true };
+    this.logger.info({ version: next.version, previous: old.version, ...(effect.restartRequired.length > 0 ? { fileVersion: effect.fileVersion, restartRequired: effect.restartRequired } : {}) }, 'config reloaded');
+    void this.watch.check();
+    return { ...this.applied(next.version, effect), changed: true };
   }
 
   track(ex: Exchange): void {
@@ -381,6 +457,7 @@ export class Gateway implements HandlerHost, AdminHost {
   async stop(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
+    this.watch.stop();
     // The admin listener keeps answering (readiness says draining) until the proxy listeners are done.
     const proxies = this.listeners.filter((l) => l !== this.admin);
     const closed = Promise.all(proxies.map((l) => l.stopAccepting()));

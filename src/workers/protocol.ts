@@ -1,4 +1,5 @@
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { Readiness } from '../lifecycle/readiness.js';
 
 /** Every message between the primary and its workers about their lifecycle carries this tag; others on the channel are not ours. */
 export const LIFECYCLE = 'portcullis:worker';
@@ -19,6 +20,8 @@ export type ToWorker =
   | { readonly t: typeof LIFECYCLE; readonly op: 'settle'; readonly id: number; readonly staged: number; readonly commit: boolean }
   /** Send this worker's metrics. */
   | { readonly t: typeof LIFECYCLE; readonly op: 'metrics'; readonly id: number }
+  /** Send this worker's readiness (every component it needs, and whether it can do its part). */
+  | { readonly t: typeof LIFECYCLE; readonly op: 'readiness'; readonly id: number }
   /** A key was revoked or rotated through the admin API: drop it from the caches. */
   | { readonly t: typeof LIFECYCLE; readonly op: 'forget-key'; readonly keyId: string };
 
@@ -27,7 +30,8 @@ export type FromWorker =
   | { readonly t: typeof LIFECYCLE; readonly op: 'listening'; readonly version: string; readonly port: number }
   | { readonly t: typeof LIFECYCLE; readonly op: 'staged'; readonly id: number; readonly outcome: StageOutcome }
   | { readonly t: typeof LIFECYCLE; readonly op: 'settled'; readonly id: number; readonly version: string }
-  | { readonly t: typeof LIFECYCLE; readonly op: 'metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] };
+  | { readonly t: typeof LIFECYCLE; readonly op: 'metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] }
+  | { readonly t: typeof LIFECYCLE; readonly op: 'readiness'; readonly id: number; readonly readiness: Readiness };
 
 /** True for a lifecycle message to a worker (the channel also carries other subsystems' messages). */
 export function toWorker(message: unknown): message is ToWorker {

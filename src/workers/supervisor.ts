@@ -7,12 +7,15 @@ import { ADMIN_LISTENER_LIMITS, adminRejectionFacts, createAdminApp, logAdminOpe
 import type { AdminHost, AdminOperation, KeyAdmin, ReloadResult, WorkersStatus } from '../admin/admin-host.js';
 import { AuditLog, type AuditRecord, type AuditState } from '../audit/audit-log.js';
 import { adminFacts, auditRecord } from '../audit/record-builder.js';
-import { compileConfig, type CompiledConfig } from '../config/compile.js';
+import type { CompiledConfig } from '../config/compile.js';
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
 import { systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
+import { READY, readiness, ReadinessWatch, type ComponentReadiness, type Readiness } from '../lifecycle/readiness.js';
+import { restartOnlyValues, type InEffect, type RestartOnlyValues } from '../lifecycle/restart-only.js';
+import { compileInEffect } from '../server/gateway.js';
 import { Listener } from '../server/listener.js';
 import { HostState } from './host-state.js';
 import { HostSync } from './host-sync.js';
@@ -27,6 +30,8 @@ const RESTART_BACKOFF_MAX_MS = 10_000;
 const STABLE_AFTER_MS = 30_000;
 /** Beyond the config's drain time, how long the primary waits for workers to exit before killing them. */
 const EXIT_GRACE_MS = 5_000;
+/** Longest a worker may take to report its readiness: a probe waits no longer (the worker counts as not ready). */
+const READINESS_ANSWER_MS = 2_000;
 
 export interface SupervisorOptions {
   /** Worker processes to run (at least 1). */
@@ -81,13 +86,25 @@ export class Supervisor implements AdminHost {
   private readonly hostState: HostState;
   /** What the primary does once for every worker: reading the key stores' change logs, fetching JWKS. */
   private readonly hostSync: HostSync;
+  /** The restart-only settings of the host (fixed at start; every worker, a replacement too, runs them). */
+  private readonly running: RestartOnlyValues;
+  /** The version of the config file last taken, and the restart-only options it changes. */
+  private fileVersion: string;
+  private pendingRestart: readonly string[];
+  private readonly watch: ReadinessWatch;
 
-  private constructor(config: CompiledConfig, private readonly options: SupervisorOptions, logger: Logger) {
+  private constructor(effect: InEffect, private readonly options: SupervisorOptions, logger: Logger) {
+    const config = effect.config;
     this.config = config;
+    this.running = restartOnlyValues(config);
+    this.fileVersion = effect.fileVersion;
+    this.pendingRestart = effect.restartRequired;
     this.logger = logger;
     this.clock = options.clock ?? systemClock;
     this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, config.audit.retryIntervalMs, logger, this.clock);
     this.metrics.configInfo.set({ version: config.version }, 1);
+    this.metrics.configRestartRequired.set(effect.restartRequired.length);
+    this.watch = new ReadinessWatch(() => this.evaluateReadiness(), logger, this.clock);
     this.hostState = new HostState({ logger, clock: this.clock, metrics: this.metrics });
     this.hostSync = new HostSync({ logger, clock: this.clock, metrics: this.metrics });
     if (config.admin.enabled) {
@@ -104,15 +121,15 @@ export class Supervisor implements AdminHost {
   /** Validates the config file (compiling opens nothing) before any worker is forked. */
   static async fromFile(file: string, options: SupervisorOptions): Promise<Supervisor> {
     const loaded = await loadConfigFile(resolve(file), options.env);
-    const config = compileConfig(loaded, { clock: options.clock ?? systemClock });
+    const effect = compileInEffect(loaded, null, { clock: options.clock ?? systemClock });
     const logger = createLogger(loaded.raw.log?.level ?? 'info', options.logDestination).child({ primary: true });
-    return new Supervisor(config, options, logger);
+    return new Supervisor(effect, options, logger);
   }
 
   /** Forks the workers, waits until every one listens, then opens the admin listener. */
   async start(): Promise<{ http: number; admin: number | null }> {
     await this.audit.open();
-    cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.js', import.meta.url)), args: [this.config.file] });
+    cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.js', import.meta.url)), args: [this.config.file, JSON.stringify(this.running)] });
     cluster.on('message', (worker, message: unknown) => this.received(worker, message));
     const listening = Array.from({ length: this.options.workers }, () => this.fork());
     const ports = await Promise.all(listening);
@@ -120,6 +137,7 @@ export class Supervisor implements AdminHost {
     await this.admin?.listen();
     const admin = this.admin?.address()?.port ?? null;
     this.logger.info({ http: this.port, admin, version: this.config.version, routes: this.config.routes.length, workers: this.members.size }, 'gateway listening');
+    this.watch.start();
     return { http: this.port ?? 0, admin };
   }
 
@@ -190,10 +208,10 @@ export class Supervisor implements AdminHost {
   }
 
   /** Sends a request to one worker; resolves with its answer, or null when it did not answer in time. */
-  private ask(member: Member, build: (id: number) => ToWorker): Promise<FromWorker | null> {
+  private ask(member: Member, build: (id: number) => ToWorker, timeoutMs = ANSWER_TIMEOUT_MS): Promise<FromWorker | null> {
     const id = this.nextId++;
     return new Promise((answer) => {
-      const timer = this.clock.setTimer(() => { this.pending.delete(id); answer(null); }, ANSWER_TIMEOUT_MS);
+      const timer = this.clock.setTimer(() => { this.pending.delete(id); answer(null); }, timeoutMs);
       this.pending.set(id, { worker: member.worker, resolve: answer, timer });
       member.worker.send(build(id));
     });
@@ -215,12 +233,17 @@ export class Supervisor implements AdminHost {
   }
 
   private async reloadAll(): Promise<ReloadResult> {
-    let next: CompiledConfig;
+    let effect: InEffect;
     try {
-      next = compileConfig(await loadConfigFile(this.config.file, this.options.env), { clock: this.clock });
+      effect = compileInEffect(await loadConfigFile(this.config.file, this.options.env), this.running, { clock: this.clock });
     } catch (err) {
       return this.rejected(err instanceof ConfigError ? err.problems.map(formatProblem) : [(err as Error).message]);
     }
+    const next = effect.config;
+    const answer = (changed: boolean): ReloadResult => ({
+      ok: true, version: next.version, changed, restartRequired: [...effect.restartRequired],
+      ...(effect.restartRequired.length > 0 ? { pendingVersion: effect.fileVersion } : {}),
+    });
     const members = this.workersListening;
     this.reloading = true;
     try {
@@ -237,11 +260,17 @@ export class Supervisor implements AdminHost {
       const changed = next.version !== this.config.version;
       const previous = this.config.version;
       this.config = next;
+      this.fileVersion = effect.fileVersion;
+      this.pendingRestart = effect.restartRequired;
       this.metrics.configInfo.reset();
       this.metrics.configInfo.set({ version: next.version }, 1);
+      this.metrics.configRestartRequired.set(effect.restartRequired.length);
       this.metrics.reloads.inc({ result: 'applied' });
+      if (effect.restartRequired.length > 0) {
+        this.logger.warn({ options: effect.restartRequired, fileVersion: effect.fileVersion, version: next.version }, 'these options change only on restart; the running values stay');
+      }
       if (changed) this.logger.info({ version: next.version, previous, workers: members.length }, 'config reloaded on every worker');
-      return { ok: true, version: next.version, changed };
+      return answer(changed);
     } finally {
       this.reloading = false;
     }
@@ -253,10 +282,40 @@ export class Supervisor implements AdminHost {
     return { ok: false, errors };
   }
 
-  ready(): boolean {
-    const listening = this.workersListening;
-    return !this.draining && !this.reloading && this.audit.healthy && listening.length === this.options.workers
-      && listening.every((m) => m.version === this.config.version) && (this.admin?.listening ?? true);
+  /**
+   * The host's readiness: the primary's own components (admin listener, audit trail, the workers
+   * wanted listening on one version), and every worker's, each combined over the workers (ready
+   * only where every worker is; the reason names the first worker that is not).
+   */
+  async readiness(): Promise<Readiness> {
+    return this.watch.note(await this.evaluateReadiness());
+  }
+
+  private async evaluateReadiness(): Promise<Readiness> {
+    const members = this.workersListening;
+    const answers = await Promise.all(members.map((m) => this.ask(m, (id) => ({ t: LIFECYCLE, op: 'readiness', id }), READINESS_ANSWER_MS)));
+    const components: Record<string, ComponentReadiness> = {};
+    components.gateway = this.draining ? { ready: false, reason: 'draining: shutting down' }
+      : this.reloading ? { ready: false, reason: 'reloading: the workers are moving to one config version' } : READY;
+    if (this.admin !== null) components['listener:admin'] = this.admin.listening ? READY : { ready: false, reason: 'not listening' };
+    const audit = this.audit.state;
+    components.audit = this.audit.healthy ? { ready: true, state: audit } : { ready: false, state: audit, reason: `audit trail ${audit}: admin operations are refused until records can be written` };
+    const w = this.workers();
+    const settled = w.listening === w.wanted && members.every((m) => m.version === this.config.version);
+    components.workers = settled ? { ready: true, wanted: w.wanted, listening: w.listening, versions: w.versions }
+      : { ready: false, wanted: w.wanted, listening: w.listening, versions: w.versions,
+        reason: w.listening !== w.wanted ? `${w.listening} of ${w.wanted} workers listening` : `workers run versions ${w.versions.join(', ')}, the host ${this.config.version}` };
+    answers.forEach((a, i) => {
+      const label = `worker ${members[i]?.worker.id ?? '?'}`;
+      if (a?.op !== 'readiness') { combine(components, 'workers', { ready: false, reason: `${label} did not report its readiness` }, label); return; }
+      for (const [name, c] of Object.entries(a.readiness.components)) combine(components, name, c, label);
+    });
+    return readiness(this.config.version, components, this.pendingRestart, this.pendingRestart.length > 0 ? this.fileVersion : null);
+  }
+
+  /** Resolves with the first ready report, or the last one once `timeoutMs` passed without one. */
+  whenReady(timeoutMs: number): Promise<Readiness> {
+    return this.watch.whenReady(timeoutMs);
   }
 
   workers(): WorkersStatus {
@@ -316,6 +375,7 @@ export class Supervisor implements AdminHost {
   async stop(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
+    this.watch.stop();
     const members = [...this.members.values()];
     const exited = members.map((m) => new Promise<void>((done) => {
       if (m.worker.isDead()) { done(); return; }
@@ -332,6 +392,17 @@ export class Supervisor implements AdminHost {
     await this.audit.close();
     this.logger.info('gateway stopped');
   }
+}
+
+/**
+ * Adds one process's report of a component to the host's: ready only if every process's is; the
+ * first reason not ready is kept, prefixed with the process (`worker 2: JWKS … has not been loaded`).
+ */
+function combine(components: Record<string, ComponentReadiness>, name: string, report: ComponentReadiness, label: string): void {
+  const seen = components[name];
+  if (report.ready) { components[name] = seen ?? report; return; }
+  if (seen !== undefined && !seen.ready) return;
+  components[name] = { ...report, reason: `${label}: ${report.reason ?? 'not ready'}` };
 }
 
 /** `--workers N|auto`: a count of at least 1, or the cores this process may use. */

@@ -3,6 +3,7 @@
 import cluster from 'node:cluster';
 import { serve } from '../cli/serve.js';
 import { ConfigError } from '../config/errors.js';
+import type { RestartOnlyValues } from '../lifecycle/restart-only.js';
 import { Gateway, type StagedReload } from '../server/gateway.js';
 import { HostStateClient } from './host-state-client.js';
 import { HostSyncClient } from './host-sync-client.js';
@@ -38,6 +39,9 @@ function follow(gateway: Gateway): void {
       case 'metrics':
         void gateway.metrics.registry.getMetricsAsJSON().then((metrics) => send({ t: LIFECYCLE, op: 'metrics', id: message.id, metrics }));
         return;
+      case 'readiness':
+        send({ t: LIFECYCLE, op: 'readiness', id: message.id, readiness: gateway.readiness() });
+        return;
       case 'forget-key':
         gateway.keyAdmin()?.forget(message.keyId);
         return;
@@ -45,8 +49,16 @@ function follow(gateway: Gateway): void {
   });
 }
 
+function parseRestartOnly(arg: string | undefined): RestartOnlyValues | null {
+  if (arg === undefined) return null;
+  const value = JSON.parse(arg) as unknown;
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? value as RestartOnlyValues : null;
+}
+
 async function main(): Promise<void> {
   const file = process.argv[2];
+  // The primary's restart-only settings, which every worker of the host runs.
+  const restartOnly = parseRestartOnly(process.argv[3]);
   const id = cluster.worker?.id;
   if (file === undefined || id === undefined) {
     process.stderr.write('portcullis worker: started outside a primary\n');
@@ -57,7 +69,7 @@ async function main(): Promise<void> {
   const host = HostSyncClient.connect(process);
   let gateway: Gateway;
   try {
-    gateway = await Gateway.fromFile(file, { worker: id, hostState, host });
+    gateway = await Gateway.fromFile(file, { worker: id, hostState, host, restartOnly });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`${err.message}\n`);

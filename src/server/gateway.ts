@@ -238,11 +238,6 @@ export class Gateway implements HandlerHost, AdminHost {
     return { ...bound, http: this.http.address() as AddressInfo, admin: this.admin?.address() ?? null };
   }
 
-  /** Readiness: listening, audit trail writable, not draining, and every authenticator a route uses able to decide. */
-  ready(): boolean {
-    return this.readiness().ready;
-  }
-
   /**
    * Every component a request may need, and whether it can do its part now: each listener, the
    * audit trail, and each authenticator some route uses (one no route uses does not count).

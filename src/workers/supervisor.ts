@@ -287,8 +287,9 @@ export class Supervisor implements AdminHost {
    * wanted listening on one version), and every worker's, each combined over the workers (ready
    * only where every worker is; the reason names the first worker that is not).
    */
-  async readiness(): Promise<Readiness> {
-    return this.watch.note(await this.evaluateReadiness());
+  readiness(): Promise<Readiness> {
+    // Probes arriving together share one round of questions to the workers.
+    return this.watch.check();
   }
 
   private async evaluateReadiness(): Promise<Readiness> {
@@ -307,8 +308,9 @@ export class Supervisor implements AdminHost {
         reason: w.listening !== w.wanted ? `${w.listening} of ${w.wanted} workers listening` : `workers run versions ${w.versions.join(', ')}, the host ${this.config.version}` };
     answers.forEach((a, i) => {
       const label = `worker ${members[i]?.worker.id ?? '?'}`;
-      if (a?.op !== 'readiness') { combine(components, 'workers', { ready: false, reason: `${label} did not report its readiness` }, label); return; }
-      for (const [name, c] of Object.entries(a.readiness.components)) combine(components, name, c, label);
+      const reported = a?.op === 'readiness' ? reportedComponents(a.readiness) : null;
+      if (reported === null) { combine(components, 'workers', { ready: false, reason: 'did not report its readiness' }, label); return; }
+      for (const [name, c] of reported) combine(components, name, c, label);
     });
     return readiness(this.config.version, components, this.pendingRestart, this.pendingRestart.length > 0 ? this.fileVersion : null);
   }
@@ -392,6 +394,16 @@ export class Supervisor implements AdminHost {
     await this.audit.close();
     this.logger.info('gateway stopped');
   }
+}
+
+/** A worker's components, each with a boolean `ready` (at most 256 of them), or null for a report of another shape. */
+function reportedComponents(report: unknown): [string, ComponentReadiness][] | null {
+  const components = (report as { components?: unknown } | null)?.components;
+  if (components === null || typeof components !== 'object' || Array.isArray(components)) return null;
+  const entries = Object.entries(components as Record<string, unknown>);
+  if (entries.length > 256) return null;
+  const valid = entries.filter((e): e is [string, ComponentReadiness] => e[1] !== null && typeof e[1] === 'object' && typeof (e[1] as { ready?: unknown }).ready === 'boolean');
+  return valid.length === entries.length ? valid : null;
 }
 
 /**

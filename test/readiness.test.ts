@@ -75,6 +75,8 @@ describe('readiness with a remote JWK Set', () => {
       assert.match(users.reason ?? '', /JWKS http:\/\/127\.0\.0\.1:\d+\/jwks\.json has not been loaded \(last fetch: HTTP 500\)/);
       for (const name of ['gateway', 'listener:http', 'listener:admin', 'audit']) assert.equal(down.body.components[name]?.ready, true, name);
       assert.ok(gw.logs.some((l) => l.includes('gateway not ready yet') && l.includes('authenticator:users')), 'the start is logged as not ready, naming the component');
+      assert.ok(gw.logs.some((l) => l.includes('JWKS fetch failed; no keys yet')), 'the failed fetch says there are no keys');
+      assert.ok(!gw.logs.some((l) => l.includes('keeping the last good keys')), 'no "last good keys" when there are none');
       const token = await mint(key, { iss: ISS, aud: 'api', sub: 'u1' });
       assert.equal((await call(`${gw.url}/orders/1`, { headers: { authorization: `Bearer ${token}` } })).status, 503, 'what /readyz says matches what requests get');
 

@@ -391,7 +391,7 @@ export class Gateway implements HandlerHost, AdminHost {
     this.metrics.configInfo.set({ version: next.version }, 1);
     this.metrics.reloads.inc({ result: 'applied' });
     this.logger.info({ version: next.version, previous: old.version, ...(effect.restartRequired.length > 0 ? { fileVersion: effect.fileVersion, restartRequired: effect.restartRequired } : {}) }, 'config reloaded');
-    void this.watch.check();
+    if (this.options.worker === undefined) void this.watch.check();
     return { ...this.applied(next.version, effect), changed: true };
   }
 

@@ -389,7 +389,8 @@ export class HostJwks {
       return true;
     } catch (err) {
       set.lastError = `JWKS ${uri} could not be fetched: ${(err as Error).message}`;
-      this.options.logger.warn({ jwksUri: uri, err: (err as Error).message, kept: set.text !== null }, 'JWKS fetch failed; keeping the last good keys');
+      this.options.logger.warn({ jwksUri: uri, err: (err as Error).message, kept: set.text !== null },
+        set.text === null ? 'JWKS fetch failed; no keys yet: tokens of this issuer get 503 and /readyz is not ready until a fetch succeeds' : 'JWKS fetch failed; keeping the last good keys');
       this.options.metrics.jwksFetched(uri, false, set.keys);
       return false;
     }

@@ -4,6 +4,12 @@ import type { Readiness } from '../lifecycle/readiness.js';
 /** Every message between the primary and its workers about their lifecycle carries this tag; others on the channel are not ours. */
 export const LIFECYCLE = 'portcullis:worker';
 
+/**
+ * The environment variable through which the primary hands its restart-only settings (JSON) to
+ * each worker it forks: the environment, unlike the arguments, is not readable by other users.
+ */
+export const RESTART_ONLY_ENV = 'PORTCULLIS_WORKER_RESTART_ONLY';
+
 /** Exit code of a worker whose config does not compile. */
 export const CONFIG_INVALID_EXIT = 78;
 

@@ -19,7 +19,7 @@ import { compileInEffect } from '../server/gateway.js';
 import { Listener } from '../server/listener.js';
 import { HostState } from './host-state.js';
 import { HostSync } from './host-sync.js';
-import { CONFIG_INVALID_EXIT, fromWorker, LIFECYCLE, type FromWorker, type StageOutcome, type ToWorker } from './protocol.js';
+import { CONFIG_INVALID_EXIT, fromWorker, LIFECYCLE, RESTART_ONLY_ENV, type FromWorker, type StageOutcome, type ToWorker } from './protocol.js';
 
 /** Longest a worker may take to stage a reload or send its metrics before the primary gives up on it. */
 const ANSWER_TIMEOUT_MS = 30_000;
@@ -129,7 +129,7 @@ export class Supervisor implements AdminHost {
   /** Forks the workers, waits until every one listens, then opens the admin listener. */
   async start(): Promise<{ http: number; admin: number | null }> {
     await this.audit.open();
-    cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.js', import.meta.url)), args: [this.config.file, JSON.stringify(this.running)] });
+    cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.js', import.meta.url)), args: [this.config.file] });
     cluster.on('message', (worker, message: unknown) => this.received(worker, message));
     const listening = Array.from({ length: this.options.workers }, () => this.fork());
     const ports = await Promise.all(listening);
@@ -143,7 +143,7 @@ export class Supervisor implements AdminHost {
 
   /** Forks one worker; resolves with its port once it listens. */
   private fork(): Promise<number> {
-    const worker = cluster.fork(this.options.env);
+    const worker = cluster.fork({ ...this.options.env, [RESTART_ONLY_ENV]: JSON.stringify(this.running) });
     // In the same turn as the fork, so the worker's first message about the state it uses is heard.
     this.hostState.attach(worker);
     this.hostSync.attach(worker);

@@ -7,7 +7,7 @@ import type { RestartOnlyValues } from '../lifecycle/restart-only.js';
 import { Gateway, type StagedReload } from '../server/gateway.js';
 import { HostStateClient } from './host-state-client.js';
 import { HostSyncClient } from './host-sync-client.js';
-import { CONFIG_INVALID_EXIT, LIFECYCLE, toWorker, type FromWorker } from './protocol.js';
+import { CONFIG_INVALID_EXIT, LIFECYCLE, RESTART_ONLY_ENV, toWorker, type FromWorker } from './protocol.js';
 
 function send(message: FromWorker): void {
   process.send?.(message);
@@ -49,16 +49,20 @@ function follow(gateway: Gateway): void {
   });
 }
 
-function parseRestartOnly(arg: string | undefined): RestartOnlyValues | null {
-  if (arg === undefined) return null;
-  const value = JSON.parse(arg) as unknown;
-  return value !== null && typeof value === 'object' && !Array.isArray(value) ? value as RestartOnlyValues : null;
+/** The primary's restart-only settings, taken out of the environment (the config's `${VAR}`s never see them). */
+function takeRestartOnly(): RestartOnlyValues | null {
+  const text = process.env[RESTART_ONLY_ENV];
+  Reflect.deleteProperty(process.env, RESTART_ONLY_ENV);
+  if (text === undefined) return null;
+  const value = JSON.parse(text) as unknown;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error(`${RESTART_ONLY_ENV} is not a JSON object`);
+  return value as RestartOnlyValues;
 }
 
 async function main(): Promise<void> {
   const file = process.argv[2];
   // The primary's restart-only settings, which every worker of the host runs.
-  const restartOnly = parseRestartOnly(process.argv[3]);
+  const restartOnly = takeRestartOnly();
   const id = cluster.worker?.id;
   if (file === undefined || id === undefined) {
     process.stderr.write('portcullis worker: started outside a primary\n');

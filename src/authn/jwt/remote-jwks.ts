@@ -254,7 +254,10 @@ export class RemoteJwks implements KeySource, Resource {
     } catch (err) {
       this.ageMs = 0;
       this.lastError = (err as Error).message.slice(0, 200);
-      this.context?.logger.warn({ jwksUri: uri, err: (err as Error).message, keptKeys: this.keys?.length ?? 0 }, 'JWKS fetch failed; keeping the last good keys');
+      if (this.keys === null) {
+        this.context?.logger.warn({ jwksUri: uri, err: (err as Error).message, retryInMs: this.options.cooldownMs },
+          'JWKS fetch failed; no keys yet: tokens of this issuer get 503 and /readyz is not ready until a fetch succeeds');
+      } else this.context?.logger.warn({ jwksUri: uri, err: (err as Error).message, keptKeys: this.keys.length }, 'JWKS fetch failed; keeping the last good keys');
       // Under a host's primary, the primary counts the fetches it makes.
       if (fetcher === null) this.context?.metrics.jwksFetched(uri, false, this.keys?.length ?? 0);
       return { ok: false, deferredMs: null };

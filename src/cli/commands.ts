@@ -109,7 +109,7 @@ serving). A config error prints every problem with file:line and option, and exi
     options: [
       CONFIG,
       { name: 'workers', short: 'w', type: 'string', value: 'N|auto', description: 'N worker processes sharing the port (auto: one per core); limits stay exact' },
-      { name: 'wait-ready', type: 'string', value: 'DURATION', description: 'wait up to this long (30s, 2m) for every authenticator to be able to decide before serving; fail the start if they cannot' },
+      { name: 'wait-ready', type: 'string', value: 'DURATION', description: 'wait up to this long (30s, 2m) for /readyz to say ready (every authenticator a route uses can decide); the gateway listens meanwhile and answers 503 where it cannot decide yet; not ready in time, it stops and exits 1 naming what is not ready' },
     ],
     examples: ['portcullis start -c gateway.yaml', 'portcullis start -c /etc/portcullis/gateway.yaml --workers auto --wait-ready 30s'],
     run: async (inv) => (await import('./start.js')).startCommand(inv),

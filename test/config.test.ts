@@ -31,15 +31,15 @@ describe('config errors name file, line, column and option', () => {
   const CASES: [string, string, RegExp][] = [
     ['broken YAML', 'routes: [\n  - name: x\n', /^gateway\.yaml:\d+:\d+: /],
     ['duplicate key', GOOD + 'routes: []\n', /^gateway\.yaml:9:1: .*unique/i],
-    ['unknown option', GOOD.replace('    public: true', '    public: true\n    pubic: true'), /^gateway\.yaml:9:5: routes\[0\]\.pubic: is not a known option$/],
-    ['wrong type', GOOD.replace('[http://127.0.0.1:3001]', '[3001]'), /^gateway\.yaml:3:15: upstreams\.orders\.targets\[0\]: must be string$/],
-    ['bad format', GOOD.replace('[GET]', '[get]'), /^gateway\.yaml:6:24: routes\[0\]\.match\.methods\[0\]: has an invalid format$/],
-    ['missing required', GOOD.replace('    upstream: orders\n', ''), /^gateway\.yaml:5:5: routes\[0\]\.upstream: is required$/],
-    ['unknown upstream', GOOD.replace('upstream: orders', 'upstream: ordrs'), /^gateway\.yaml:7:15: routes\[0\]\.upstream: unknown upstream "ordrs" \(defined: orders\)$/],
+    ['unknown option', GOOD.replace('    public: true', '    public: true\n    pubic: true'), /^gateway\.yaml:9:5: routes\[0\]\.pubic: is not a known option; did you mean `public`\?$/],
+    ['wrong type', GOOD.replace('[http://127.0.0.1:3001]', '[3001]'), /^gateway\.yaml:3:15: upstreams\.orders\.targets\[0\]: must be an origin URL like http:\/\/10\.0\.0\.5:3001 .*, not a number$/],
+    ['bad format', GOOD.replace('[GET]', '[get]'), /^gateway\.yaml:6:24: routes\[0\]\.match\.methods\[0\]: must be an HTTP method in upper case, like GET or POST$/],
+    ['missing required', GOOD.replace('    upstream: orders\n', ''), /^gateway\.yaml:5:5: routes\[0\]\.upstream: is required: a name of letters, digits/],
+    ['unknown upstream', GOOD.replace('upstream: orders', 'upstream: ordrs'), /^gateway\.yaml:7:15: routes\[0\]\.upstream: unknown upstream "ordrs"; did you mean "orders"\? \(defined: orders\)$/],
     ['route without policy', GOOD.replace('    public: true\n', ''), /^gateway\.yaml:5:11: routes\[0\]\.name: the route declares no policy/],
     ['public: false is no policy', GOOD.replace('public: true', 'public: false'), /^gateway\.yaml:8:13: routes\[0\]\.public: the route declares no policy/],
     ['bad pattern', GOOD.replace('path: /health', 'path: /a/**/b'), /^gateway\.yaml:6:36: routes\[0\]\.match\.path: "\*\*" is only allowed as the last segment$/],
-    ['bad CIDR', GOOD + 'trustedProxies: [10.0.0.0/33]\n', /^gateway\.yaml:9:18: trustedProxies\[0\]: "10\.0\.0\.0\/33" has an invalid prefix length$/],
+    ['bad CIDR', GOOD + 'trustedProxies: [10.0.0.0/33]\n', /^gateway\.yaml:9:18: trustedProxies\[0\]: "10\.0\.0\.0\/33" has an invalid prefix length: write an address or CIDR like 10\.0\.0\.0\/8/],
     ['admin exposed without token', GOOD + 'admin: { host: 0.0.0.0 }\n', /^gateway\.yaml:9:16: admin\.host: .*requires admin\.tokenHash$/],
     ['missing env var', GOOD.replace('[http://127.0.0.1:3001]', '\n      - ${ORDERS_URL}'), /^gateway\.yaml:4:9: upstreams\.orders\.targets\[0\]: environment variable ORDERS_URL is not set/],
     ['strip prefix not a prefix', GOOD.replace('    public: true', '    public: true\n    rewrite: { stripPrefix: /api }'), /^gateway\.yaml:9:29: routes\[0\]\.rewrite\.stripPrefix: "\/api" is not a literal prefix/],
@@ -159,7 +159,7 @@ describe('portcullis check', () => {
     writeFileSync(file, GOOD.replace('[GET]', '[get]') + 'bogus: 1\n');
     const run = spawnSync(process.execPath, [CLI, 'check', '-c', file], { encoding: 'utf8' });
     assert.equal(run.status, 1);
-    assert.ok(run.stderr.includes(`${file}:6:24: routes[0].match.methods[0]: has an invalid format`), run.stderr);
+    assert.ok(run.stderr.includes(`${file}:6:24: routes[0].match.methods[0]: must be an HTTP method in upper case`), run.stderr);
     assert.ok(run.stderr.includes(`${file}:9:1: bogus: is not a known option`), run.stderr);
     assert.match(run.stderr, /2 problems in config/);
   });

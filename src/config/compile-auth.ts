@@ -11,6 +11,7 @@ import type { PathPattern } from '../routing/pattern.js';
 import type { Stage } from '../pipeline/stage.js';
 import { identityHeaders, type IdentityHeaderNames } from '../stages/identity-headers.js';
 import type { ConfigProblem } from './errors.js';
+import { unknownName } from './suggest.js';
 import type { LoadedConfig } from './load.js';
 import type { RawConfig, RawRoute } from './schema.js';
 
@@ -131,11 +132,14 @@ export function compileRouteAuth(
   if (list === undefined || r.public === true) return null;
 
   const before = problems.length;
+  let failed = false;
   const chosen: Authenticator[] = [];
   list.forEach((name, i) => {
     const a = auth.authenticators.get(name);
-    if (a === undefined && auth.invalid.has(name)) problems.push(loaded.problem(at('authenticate', i), `authenticator "${name}" is invalid (see its errors)`));
-    else if (a === undefined) problems.push(loaded.problem(at('authenticate', i), `unknown authenticator "${name}" (defined: ${[...auth.authenticators.keys()].join(', ') || 'none'})`));
+    // An authenticator that is defined but invalid has its own problems reported where it is
+    // defined; each route naming it would only repeat them. The route is still not compiled.
+    if (a === undefined && auth.invalid.has(name)) failed = true;
+    else if (a === undefined) problems.push(loaded.problem(at('authenticate', i), unknownName('authenticator', name, [...auth.authenticators.keys(), ...auth.invalid])));
     else if (a.alwaysAdmits && i !== list.length - 1) problems.push(loaded.problem(at('authenticate', i), `${a.type} authenticator "${name}" must be last: authenticators after it would never run`));
     else chosen.push(r.apiKeyInQuery === true && a.withQuery !== undefined ? a.withQuery() : a);
   });
@@ -163,5 +167,5 @@ export function compileRouteAuth(
   }
   const strip = new Set(r.forwardAuthorization === true ? [] : chosen.flatMap((a) => a.credentialHeaders));
   const headers = identityHeaders(auth.identityHeaders, strip, r.forwardAuthorization === true);
-  return problems.length > before ? null : { authenticators: chosen, authorize, identityHeaders: headers };
+  return failed || problems.length > before ? null : { authenticators: chosen, authorize, identityHeaders: headers };
 }

@@ -17,6 +17,7 @@ import type { Clock } from '../lib/clock.js';
 import { rateLimitStage } from '../ratelimit/rate-limit-stage.js';
 import type { HostStateClient } from '../workers/host-state-client.js';
 import type { ConfigProblem } from './errors.js';
+import { unknownName } from './suggest.js';
 import type { LoadedConfig } from './load.js';
 import type { RawConfig, RawRateLimit, RawRoute } from './schema.js';
 
@@ -237,7 +238,7 @@ function reservedLimitName(name: string, what: string, at: At, loaded: LoadedCon
 }
 
 function unknownLimit(name: string, raw: RawConfig): string {
-  return `unknown rate limit "${name}" (defined: ${Object.keys(raw.rateLimits ?? {}).join(', ') || 'none'})`;
+  return unknownName('rate limit', name, Object.keys(raw.rateLimits ?? {}));
 }
 
 type LimitCore = Pick<RateLimitSpec, 'name' | 'shape' | 'tiers' | 'by'>;
@@ -309,7 +310,7 @@ export function compileRouteLimits(
       const limiter = known.get(name);
       if (limiter === undefined) {
         if (defined?.[name] === undefined) {
-          problems.push(loaded.problem(path, `unknown ${option === 'quota' ? 'quota' : 'rate limit'} "${name}" (defined: ${Object.keys(defined ?? {}).join(', ') || 'none'})`));
+          problems.push(loaded.problem(path, unknownName(option === 'quota' ? 'quota' : 'rate limit', name, Object.keys(defined ?? {}))));
         }
         return;
       }

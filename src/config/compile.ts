@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
-import { dirname, resolve } from 'node:path';
 import { ConfigError, type ConfigProblem } from './errors.js';
-import { configVersion, type LoadedConfig } from './load.js';
+import { configVersion, dataDirOf, type LoadedConfig } from './load.js';
+import { unknownName } from './suggest.js';
 import type { LogLevel, RawRoute, RawUpstream } from './schema.js';
 import { ipSet, type IpSet } from '../lib/ip.js';
 import { compilePattern, type PathPattern } from '../routing/pattern.js';
@@ -170,7 +170,7 @@ export function compileConfig(
 
   let trustedProxies = ipSet([]);
   (raw.trustedProxies ?? []).forEach((cidr, i) => {
-    try { ipSet([cidr]); } catch (err) { problems.push(loaded.problem(['trustedProxies', i], (err as Error).message)); }
+    try { ipSet([cidr]); } catch (err) { problems.push(loaded.problem(['trustedProxies', i], `${(err as Error).message}: write an address or CIDR like 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32`)); }
   });
   if (problems.length === 0) trustedProxies = ipSet(raw.trustedProxies ?? []);
 
@@ -188,7 +188,7 @@ export function compileConfig(
   const requestIdHeader = (raw.headers?.requestId ?? 'x-request-id').toLowerCase();
   const protectedHeaders = new Set<string>([...IDENTITY_HEADERS, normaliseHeaderName(requestIdHeader)]);
   for (const h of raw.headers?.protected ?? []) protectedHeaders.add(normaliseHeaderName(h));
-  const dataDir = resolve(dirname(loaded.file), raw.dataDir ?? 'data');
+  const dataDir = dataDirOf(loaded.file, raw.dataDir);
   const auth = compileAuth(raw, loaded, { resources: catalog, clock: context.clock ?? systemClock }, dataDir, problems);
   for (const name of identityHeaderList(auth.identityHeaders)) protectedHeaders.add(normaliseHeaderName(name));
   const authenticators = [...auth.authenticators.values()];
@@ -321,7 +321,7 @@ function compileRoute(
   try { pattern = compilePattern(r.match.path, allowSemicolon); } catch (err) { problems.push(loaded.problem(at('match', 'path'), (err as Error).message)); }
   const pool = pools.get(r.upstream);
   if (pool === undefined) {
-    problems.push(loaded.problem(at('upstream'), `unknown upstream "${r.upstream}" (defined: ${[...pools.keys()].join(', ') || 'none'})`));
+    problems.push(loaded.problem(at('upstream'), unknownName('upstream', r.upstream, [...pools.keys()])));
   }
   const routeAuth = compileRouteAuth(r, at, pattern, auth, loaded, problems);
   const limitStages = compileRouteLimits(r, at, rateLimiting, loaded, problems);

@@ -1,15 +1,18 @@
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { Ajv, type ErrorObject } from 'ajv';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
-import { dirname } from 'node:path';
+import { Ajv, type ValidateFunction } from 'ajv';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
+import { dirname, resolve } from 'node:path';
+import { Type } from '@sinclair/typebox';
 import { GatewayConfigSchema, type RawConfig } from './schema.js';
 import { ConfigFiles } from './config-files.js';
 import type { ConfigPath, ConfigSource } from './config-source.js';
+import { ConfigError, optionPath, type ConfigProblem } from './errors.js';
+import { convertReferences, flowReferences, interpolate, pathKey } from './env-references.js';
+import { PATTERN_MESSAGE } from './schema-parts.js';
+import { instancePath, schemaProblems } from './schema-problems.js';
 
 export type { ConfigPath };
-import { ConfigError, optionPath, type ConfigProblem } from './errors.js';
-
 
 /** A validated raw config and a way to point at any option in its source. */
 export interface LoadedConfig extends ConfigSource {
@@ -21,10 +24,29 @@ export interface LoadedConfig extends ConfigSource {
   readonly version: string;
 }
 
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+/** Some top-level sections of a config, validated and interpolated; the rest as written, unchecked. */
+export interface LoadedSections extends ConfigSource {
+  /** The chosen sections (absent ones stay absent), validated against their part of the schema. */
+  readonly raw: Partial<RawConfig>;
+  /**
+   * The other top-level sections as the file spells them: not interpolated and not validated, only
+   * for deciding whether a chosen section is needed (is there an `apiKey` authenticator?).
+   */
+  readonly unchecked: Readonly<Record<string, unknown>>;
+}
+
+// verbose: errors carry the schema node and the value, which the messages describe (never quote).
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
+ajv.addKeyword({ keyword: PATTERN_MESSAGE, schemaType: 'string' });
 const validate = ajv.compile<RawConfig>(GatewayConfigSchema);
+const sectionValidators = new Map<string, ValidateFunction>();
 
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+
+/** The directory of the audit trail and embedded stores: `dataDir` relative to the config file, default ./data. */
+export function dataDirOf(file: string, dataDir: string | undefined): string {
+  return resolve(dirname(file), dataDir ?? 'data');
+}
 
 /**
  * Reads gateway.yaml: YAML (duplicate keys are errors), `${VAR}` / `${VAR:-default}` interpolation
@@ -32,18 +54,58 @@ const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
  * file, line, column and option path.
  */
 export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
-  let text: string;
+  return loadConfigText(await readConfig(file), file, env);
+}
+
+/**
+ * Reads only `sections` of gateway.yaml: the other sections are neither interpolated nor validated,
+ * so a command that needs the key store does not need the upstreams' variables set. The file must
+ * still be YAML. Throws ConfigError for problems in the chosen sections.
+ */
+export async function loadConfigSections(file: string, sections: readonly (keyof RawConfig)[], env: NodeJS.ProcessEnv = process.env): Promise<LoadedSections> {
+  return loadSectionsText(await readConfig(file), file, sections, env);
+}
+
+async function readConfig(file: string): Promise<string> {
   try {
     const buf = await readFile(file);
     if (buf.length > MAX_CONFIG_BYTES) throw new Error(`larger than ${MAX_CONFIG_BYTES} bytes`);
-    text = buf.toString('utf8');
+    return buf.toString('utf8');
   } catch (err) {
     throw new ConfigError([{ file, line: 0, column: 0, option: '', message: `cannot read config: ${(err as Error).message}` }]);
   }
-  return loadConfigText(text, file, env);
 }
 
 export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const { raw, problem } = parseValidated(text, file, env, null, validate);
+  const version = createHash('sha256').update(JSON.stringify(raw)).digest('hex').slice(0, 16);
+  return { file, raw: raw as RawConfig, version, problem, files: new ConfigFiles(dirname(file)) };
+}
+
+export function loadSectionsText(text: string, file: string, sections: readonly (keyof RawConfig)[], env: NodeJS.ProcessEnv = process.env): LoadedSections {
+  const chosen = new Set<string>(sections);
+  const { raw, problem } = parseValidated(text, file, env, chosen, sectionValidator(sections));
+  const picked: Record<string, unknown> = {};
+  const unchecked: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) (chosen.has(key) ? picked : unchecked)[key] = value;
+  return { file, raw: picked, unchecked, problem, files: new ConfigFiles(dirname(file)) };
+}
+
+/** A validator of the chosen top-level sections, each optional; other sections pass unchecked. */
+function sectionValidator(sections: readonly string[]): ValidateFunction {
+  const key = [...sections].sort().join(',');
+  let v = sectionValidators.get(key);
+  if (v === undefined) {
+    const props = Object.fromEntries(sections.map((s) => [s, Type.Optional(GatewayConfigSchema.properties[s as keyof RawConfig])]));
+    v = ajv.compile(Type.Object(props, { additionalProperties: true }));
+    sectionValidators.set(key, v);
+  }
+  return v;
+}
+
+function parseValidated(
+  text: string, file: string, env: NodeJS.ProcessEnv, sections: ReadonlySet<string> | null, check: ValidateFunction,
+): { raw: Record<string, unknown>; problem: ConfigSource['problem'] } {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true });
   const at = (offset: number): { line: number; column: number } => {
@@ -51,10 +113,18 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
     return { line: pos.line, column: pos.col };
   };
   const problems: ConfigProblem[] = [];
-  for (const e of [...doc.errors, ...doc.warnings]) {
-    problems.push({ file, ...at(e.pos[0]), option: '', message: e.message.split('\n')[0] ?? e.message });
+  const yamlErrors = [...doc.errors, ...doc.warnings];
+  if (yamlErrors.length > 0) {
+    // An unquoted ${VAR} in a flow collection breaks the parse of everything after it: say how to
+    // write it, and keep only the YAML errors before it (the later ones are its consequences).
+    const refs = flowReferences(text);
+    const first = refs[0]?.offset ?? Infinity;
+    for (const e of yamlErrors) {
+      if (e.pos[0] < first) problems.push({ file, ...at(e.pos[0]), option: '', message: e.message.split('\n')[0] ?? e.message });
+    }
+    for (const r of refs) problems.push({ file, ...at(r.offset), option: '', message: r.message });
+    throw new ConfigError(problems);
   }
-  if (problems.length > 0) throw new ConfigError(problems);
 
   const locate = (path: ConfigPath): { node: YamlNode | null; key: YamlNode | null } => {
     let current: unknown = doc.contents;
@@ -79,27 +149,21 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
     return { file, ...pos, option: optionPath(path), message };
   };
 
-  interpolate(doc, env, problem, problems);
+  const whole = interpolate(doc, env, problem, problems, sections);
   if (problems.length > 0) throw new ConfigError(problems);
 
   const raw: unknown = doc.toJS({ maxAliasCount: 100 });
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError([{ file, line: 1, column: 1, option: '', message: 'the config must be a mapping (key: value) at the top level' }]);
   }
-  if (!validate(raw)) {
-    const seen = new Set<string>();
-    // An `if` error only says "the then branch failed"; that branch's own errors are the useful ones.
-    for (const e of (validate.errors ?? []).filter((err) => err.keyword !== 'if')) {
-      const p = schemaProblem(e, problem);
-      const id = `${p.option}|${p.message}`;
-      if (!seen.has(id)) { seen.add(id); problems.push(p); }
-    }
-    throw new ConfigError(problems);
-  }
-  const version = createHash('sha256').update(JSON.stringify(raw)).digest('hex').slice(0, 16);
-  return { file, raw, version, problem, files: new ConfigFiles(dirname(file)) };
+  // A whole ${VAR} is text until validation says its option needs a number or boolean; then it is
+  // converted and validated again (once more is enough: conversion only turns text into those types).
+  if (check(raw)) return { raw: raw as Record<string, unknown>, problem };
+  const { changed, failed } = convertReferences(raw, check.errors ?? [], whole, problem, problems);
+  if (changed && check(raw) && problems.length === 0) return { raw: raw, problem };
+  const remaining = (check.errors ?? []).filter((e) => !(e.keyword === 'type' && failed.has(pathKey(instancePath(e)))));
+  throw new ConfigError([...problems, ...schemaProblems(remaining, check.schema as object, problem)]);
 }
-
 /**
  * The version of a compiled config, reported by /readyz, reload answers, audit records and the
  * config-info metric: the config text and the path and content hash of every file compilation
@@ -111,62 +175,4 @@ export function configVersion(loaded: LoadedConfig): string {
   const hash = createHash('sha256').update(loaded.version);
   for (const f of files) hash.update(`\0${f.path}\0${f.digest}`);
   return hash.digest('hex').slice(0, 16);
-}
-
-function schemaProblem(e: ErrorObject, problem: LoadedConfig['problem']): ConfigProblem {
-  const path: (string | number)[] = e.instancePath === '' ? [] : e.instancePath.slice(1).split('/').map((s) => {
-    const key = s.replace(/~1/g, '/').replace(/~0/g, '~');
-    return /^\d+$/.test(key) ? Number(key) : key;
-  });
-  const params = e.params as Record<string, unknown>;
-  if (e.keyword === 'required') return problem([...path, String(params.missingProperty)], 'is required');
-  if (e.keyword === 'additionalProperties') return problem([...path, String(params.additionalProperty)], 'is not a known option', true);
-  if (e.keyword === 'enum') return problem(path, `must be one of: ${(params.allowedValues as unknown[]).join(', ')}`);
-  if (e.keyword === 'pattern') return problem(path, 'has an invalid format');
-  return problem(path, e.message ?? 'is invalid');
-}
-
-const ENV_REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
-
-/** Substitutes `${VAR}` in string scalars in place; a bare `${VAR}` plain scalar keeps number/boolean typing. */
-function interpolate(doc: Document, env: NodeJS.ProcessEnv, problem: LoadedConfig['problem'], problems: ConfigProblem[]): void {
-  visit(doc, {
-    Scalar(_key, node, ancestry) {
-      if (typeof node.value !== 'string' || !node.value.includes('$')) return;
-      const original = node.value;
-      const missing: string[] = [];
-      const value = original.replace(ENV_REF, (match, name: string | undefined, fallback: string | undefined) => {
-        if (name === undefined) return '${';
-        const v = env[name];
-        if (v !== undefined && (v !== '' || fallback === undefined)) return v;
-        if (fallback !== undefined) return fallback;
-        missing.push(name);
-        return match;
-      });
-      const [name] = missing;
-      if (name !== undefined) {
-        problems.push(problem(pathOf(ancestry, node), `environment variable ${name} is not set (use \${${name}:-default} for a default)`));
-        return;
-      }
-      const whole = /^\$\{[^}]+\}$/.test(original) && node.type === 'PLAIN';
-      if (whole && /^-?\d+$/.test(value)) node.value = Number(value);
-      else if (whole && (value === 'true' || value === 'false')) node.value = value === 'true';
-      else node.value = value;
-    },
-  });
-}
-
-function pathOf(ancestry: readonly unknown[], target: unknown): (string | number)[] {
-  const path: (string | number)[] = [];
-  const chain = [...ancestry, target];
-  for (let i = 0; i < chain.length - 1; i++) {
-    const parent = chain[i];
-    const child = chain[i + 1];
-    if (isSeq(parent)) path.push(parent.items.indexOf(child));
-    else if (isMap(parent)) {
-      const pair = child as { key?: unknown };
-      if (isScalar(pair.key)) path.push(String(pair.key.value));
-    }
-  }
-  return path;
 }

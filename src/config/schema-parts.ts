@@ -1,4 +1,4 @@
-import { Type, type TSchema } from '@sinclair/typebox';
+import { Type, type StringOptions, type TSchema } from '@sinclair/typebox';
 
 /**
  * Schema building blocks shared by the config schema and the kinds that bring their own schema
@@ -7,8 +7,40 @@ import { Type, type TSchema } from '@sinclair/typebox';
  */
 export const Millis = (description: string, minimum = 1) => Type.Integer({ minimum, maximum: 86_400_000, description });
 export const Bytes = (description: string) => Type.Integer({ minimum: 1, maximum: 1 << 30, description });
-export const HEADER_NAME_PATTERN = "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$";
 export const strict = <T extends Record<string, TSchema>>(props: T, description: string) =>
   Type.Object(props, { additionalProperties: false, description });
-export const Realm = Type.String({ pattern: '^[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]{1,64}$', description: 'Realm in WWW-Authenticate challenges. Default portcullis.' });
+
+/**
+ * The keyword that says, in words, what a `pattern` accepts: `must be <what>`. Config errors quote
+ * it instead of the regular expression, and editors that read JSON Schema (VS Code, the YAML
+ * language server) show it when a value does not match. Every `pattern` in the schema has one
+ * (test/config-messages.test.ts walks the schema to check).
+ */
+export const PATTERN_MESSAGE = 'patternErrorMessage';
+
+/** A string option that must match `pattern`, which `expected` describes ("a duration like 30s, …"). */
+export const formatted = (pattern: string, expected: string, options: StringOptions = {}) =>
+  Type.String({ ...options, pattern, [PATTERN_MESSAGE]: `must be ${expected}` });
+
+export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
+export const NAME_FORMAT = 'a name of letters, digits, `_`, `.` and `-` that starts with a letter or digit, up to 64 characters';
+export const HEADER_NAME_PATTERN = "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$";
+export const HEADER_NAME_FORMAT = "an HTTP header name (letters, digits and !#$%&'*+.^_`|~-; no spaces or colons), up to 64 characters";
+export const DURATION_PATTERN = '^[1-9][0-9]{0,5}[smhd]$';
+export const DURATION_FORMAT = 'a duration like 30s, 15m, 1h or 1d: a whole number, then s, m, h or d';
+
+/**
+ * What the key patterns of named maps (`upstreams.<name>`, `forwardClaims.<header>`) accept, for the
+ * error a bad name gets; a pattern used as a map key needs an entry here.
+ */
+export const KEY_PATTERN_FORMATS: ReadonlyMap<string, string> = new Map([
+  [NAME_PATTERN, NAME_FORMAT],
+  [HEADER_NAME_PATTERN, HEADER_NAME_FORMAT],
+]);
+
+/** A name other options refer to: an upstream, authenticator, limit, quota or route. */
+export const Name = (options: StringOptions = {}) => formatted(NAME_PATTERN, NAME_FORMAT, { description: 'A name: letters, digits, `_`, `.`, `-`; up to 64 characters.', ...options });
+export const HeaderName = (options: StringOptions = {}) => formatted(HEADER_NAME_PATTERN, HEADER_NAME_FORMAT, { description: 'An HTTP header field name.', ...options });
+export const Duration = (description: string) => formatted(DURATION_PATTERN, DURATION_FORMAT, { description });
+export const Realm = formatted('^[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]{1,64}$', 'up to 64 printable ASCII characters without `"` or `\\`', { description: 'Realm in WWW-Authenticate challenges. Default portcullis.' });
 export const ClaimPath = Type.String({ minLength: 1, maxLength: 256, description: 'A claim name, or a dot-separated path into nested claims (realm_access.roles). A literal top-level name wins over a path.' });

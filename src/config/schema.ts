@@ -1,4 +1,5 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type ObjectOptions, type Static, type TSchema } from '@sinclair/typebox';
+import { Bytes, Duration, formatted, HeaderName as HeaderNameOf, Millis, Name as NameOf, NAME_PATTERN, strict } from './schema-parts.js';
 import { ApiKeysSchema } from '../authn/api-key/api-keys-section.js';
 import { AUTHENTICATOR_KINDS, type RawAuthenticator } from '../authn/kinds.js';
 import type { Algorithm } from '../ratelimit/algorithms.js';
@@ -15,12 +16,14 @@ import { ALGORITHM_KINDS, EmbeddedQuotaSchema, LIMIT_STORE_KINDS, QUOTA_STORE_KI
  */
 const Port = Type.Integer({ minimum: 0, maximum: 65535, description: 'TCP port; 0 picks a free port (tests).' });
 const Host = Type.String({ minLength: 1, description: 'Address to bind, e.g. 0.0.0.0, 127.0.0.1 or ::.' });
-const Millis = (description: string, minimum = 1) => Type.Integer({ minimum, maximum: 86_400_000, description });
-const Bytes = (description: string) => Type.Integer({ minimum: 1, maximum: 1 << 30, description });
-const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$', description: 'A name: letters, digits, `_`, `.`, `-`; up to 64 characters.' });
-const HeaderName = Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$", description: 'An HTTP header field name.' });
-const strict = <T extends Record<string, TSchema>>(props: T, description: string) =>
-  Type.Object(props, { additionalProperties: false, description });
+const Name = NameOf();
+const HeaderName = HeaderNameOf();
+/**
+ * A map of named things (`upstreams.<name>`). A key that is not a valid name is refused, with the
+ * name's format (schema-problems.ts), rather than passed over unvalidated.
+ */
+const Named = <T extends TSchema>(value: T, options: ObjectOptions) =>
+  Type.Record(Type.String({ pattern: NAME_PATTERN }), value, { ...options, additionalProperties: false });
 
 export const ListenSchema = strict({
   http: Type.Optional(strict({
@@ -33,12 +36,12 @@ export const AdminSchema = strict({
   enabled: Type.Optional(Type.Boolean({ description: 'Serve the admin listener. Default true.' })),
   port: Type.Optional(Port),
   host: Type.Optional(Host),
-  tokenHash: Type.Optional(Type.String({ pattern: '^sha256:[0-9a-f]{64}$', description: 'SHA-256 (hex) of the admin bearer token: `sha256:<64 hex>`. Required when host is not a loopback address, and for every admin operation (reload, keys): without it they answer 403.' })),
-  hosts: Type.Optional(Type.Array(Type.String({ pattern: '^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\\.?$' }), {
+  tokenHash: Type.Optional(formatted('^sha256:[0-9a-f]{64}$', '`sha256:` and 64 lower-case hex digits, the SHA-256 of the admin token (`portcullis admin token` prints a token and its tokenHash)', { description: 'SHA-256 (hex) of the admin bearer token: `sha256:<64 hex>`. Required when host is not a loopback address, and for every admin operation (reload, keys): without it they answer 403.' })),
+  hosts: Type.Optional(Type.Array(formatted('^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\\.?$', 'a DNS name like ops.example.com (no scheme, port or path)'), {
     maxItems: 100, uniqueItems: true,
     description: 'DNS names the admin listener answers to, besides localhost, 127.0.0.1, [::1] and the address a request arrived on. Any other Host is refused (403, DNS rebinding). Default none.',
   })),
-  origins: Type.Optional(Type.Array(Type.String({ pattern: '^https?://[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?$|^https?://\\[[0-9A-Fa-f:.]{2,45}\\](?::[0-9]{1,5})?$' }), {
+  origins: Type.Optional(Type.Array(formatted('^https?://[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?$|^https?://\\[[0-9A-Fa-f:.]{2,45}\\](?::[0-9]{1,5})?$', 'an origin like https://ops.example.com or http://127.0.0.1:8080 (scheme, host and optional port; no path)'), {
     maxItems: 100, uniqueItems: true,
     description: 'Browser origins (`https://ops.example.com`) whose requests the admin listener accepts; a request with any other Origin header is refused (403). Default none: every request carrying Origin is refused.',
   })),
@@ -81,7 +84,7 @@ export const HeadersSchema = strict({
 }, 'Header names. `requestId` defaults to X-Request-Id.');
 
 export const UpstreamSchema = strict({
-  targets: Type.Array(Type.String({ pattern: '^https?://[^/?#]+/?$', description: 'Origin URL, http://host:port or https://host:port.' }), { minItems: 1, maxItems: 64, description: 'Origins, used round robin.' }),
+  targets: Type.Array(formatted('^https?://[^/?#]+/?$', 'an origin URL like http://10.0.0.5:3001 or https://orders.internal (scheme, host and optional port; no path or query)', { description: 'Origin URL, http://host:port or https://host:port.' }), { minItems: 1, maxItems: 64, description: 'Origins, used round robin.' }),
   timeoutMs: Type.Optional(Millis('Time to wait for response headers (504 after). Default 30000.')),
   connectTimeoutMs: Type.Optional(Millis('Time to establish a connection (504 after). Default 5000.')),
   bodyTimeoutMs: Type.Optional(Millis('Longest idle gap while receiving the response body (the response is aborted after). Default 30000.')),
@@ -95,8 +98,8 @@ export const UpstreamSchema = strict({
 // RFC 6750 §3 scope-token characters minus the comma, so a scope can be quoted in a challenge.
 // Role names are what identity providers put in groups claims ("Order Clerks", "Équipe"): any
 // characters but controls, no leading or trailing white space. They are compared, never sent in a header.
-const RoleName = Type.String({ pattern: '^[^\\s\\x00-\\x1f\\x7f](?:[^\\x00-\\x1f\\x7f]{0,254}[^\\s\\x00-\\x1f\\x7f])?$', description: 'A role: up to 256 characters, spaces and non-ASCII allowed, no control characters, no leading or trailing white space.' });
-const Token = (what: string) => Type.String({ pattern: '^[\\x21\\x23-\\x2b\\x2d-\\x5b\\x5d-\\x7e]{1,256}$', description: `A ${what}: printable ASCII without spaces, commas, quotes or backslashes.` });
+const RoleName = formatted('^[^\\s\\x00-\\x1f\\x7f](?:[^\\x00-\\x1f\\x7f]{0,254}[^\\s\\x00-\\x1f\\x7f])?$', 'a role of up to 256 characters, without control characters or leading and trailing white space', { description: 'A role: up to 256 characters, spaces and non-ASCII allowed, no control characters, no leading or trailing white space.' });
+const Token = (what: string) => formatted('^[\\x21\\x23-\\x2b\\x2d-\\x5b\\x5d-\\x7e]{1,256}$', `a ${what} of up to 256 printable ASCII characters without spaces, commas, quotes or backslashes`, { description: `A ${what}: printable ASCII without spaces, commas, quotes or backslashes.` });
 
 /** `type` selects the schema (if/then, so errors come from the selected type only); the kinds come from one table. */
 export const AuthenticatorSchema = Type.Unsafe<RawAuthenticator>({
@@ -114,8 +117,8 @@ export const RouteSchema = strict({
   name: Name,
   match: strict({
     path: Type.String({ minLength: 1, maxLength: 1024, description: 'Path pattern: /exact, /a/* (one segment), /a/{param}, /a/** (any depth).' }),
-    methods: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z]{1,16}$' }), { minItems: 1, uniqueItems: true, description: 'Accepted methods, upper case. Absent: any method.' })),
-    host: Type.Optional(Type.String({ pattern: '^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$', description: 'Host name (case-insensitive, port ignored), or *.suffix.' })),
+    methods: Type.Optional(Type.Array(formatted('^[A-Z]{1,16}$', 'an HTTP method in upper case, like GET or POST'), { minItems: 1, uniqueItems: true, description: 'Accepted methods, upper case. Absent: any method.' })),
+    host: Type.Optional(formatted('^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$', 'a host name like api.example.com, or *.example.com for its subdomains (no port)', { description: 'Host name (case-insensitive, port ignored), or *.suffix.' })),
   }, 'What requests this route takes.'),
   upstream: Name,
   public: Type.Optional(Type.Boolean({ description: 'Explicitly allow unauthenticated access. A route must declare a policy: this or authenticate.' })),
@@ -127,9 +130,9 @@ export const RouteSchema = strict({
     }, 'Role requirement: anyOf, allOf, or both.')),
     scopes: Type.Optional(Type.Array(Token('scope'), { minItems: 1, maxItems: 64, uniqueItems: true, description: 'Scopes the identity must all have (403 insufficient_scope otherwise).' })),
     tenant: Type.Optional(strict({
-      param: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,63}$', description: 'A {param} of the path pattern that must equal the identity\'s tenant.' })),
+      param: Type.Optional(formatted('^[A-Za-z_][A-Za-z0-9_]{0,63}$', 'the name of a {param} of the path pattern: a letter or `_`, then letters, digits or `_`', { description: 'A {param} of the path pattern that must equal the identity\'s tenant.' })),
       header: Type.Optional(HeaderName),
-      fixed: Type.Optional(Type.Array(Type.String({ pattern: '^[\\x20-\\x7e]{1,256}$' }), { minItems: 1, maxItems: 1000, uniqueItems: true, description: 'The only tenants allowed on this route.' })),
+      fixed: Type.Optional(Type.Array(formatted('^[\\x20-\\x7e]{1,256}$', 'a tenant id of 1 to 256 printable ASCII characters'), { minItems: 1, maxItems: 1000, uniqueItems: true, description: 'The only tenants allowed on this route.' })),
     }, 'Tenant isolation: exactly one of param, header, fixed.')),
   }, 'What the authenticated identity needs. Requires authenticate.')),
   apiKeyInQuery: Type.Optional(Type.Boolean({ description: 'Also accept API keys in the query string (the authenticator\'s queryParam). Discouraged: URLs end up in logs and browser history. Default false.' })),
@@ -144,12 +147,12 @@ export const RouteSchema = strict({
   allowMethodOverride: Type.Optional(Type.Boolean({ description: 'Forward X-HTTP-Method-Override (and X-HTTP-Method, X-Method-Override) when its value is a method this route accepts (405 otherwise). Default false: the headers are removed.' })),
   forwardAuthorization: Type.Optional(Type.Boolean({ description: 'Send the client\'s Authorization header upstream. Default false: the upstream gets the identity headers instead.' })),
   rewrite: Type.Optional(strict({
-    stripPrefix: Type.Optional(Type.String({ pattern: '^/', description: 'Remove this literal prefix (whole segments) from the path sent upstream.' })),
-    addPrefix: Type.Optional(Type.String({ pattern: '^/', description: 'Prepend this prefix to the path sent upstream.' })),
+    stripPrefix: Type.Optional(formatted('^/', 'a path that starts with /, like /api', { description: 'Remove this literal prefix (whole segments) from the path sent upstream.' })),
+    addPrefix: Type.Optional(formatted('^/', 'a path that starts with /, like /v1', { description: 'Prepend this prefix to the path sent upstream.' })),
   }, 'Path rewriting towards the upstream.')),
   limits: Type.Optional(strict({
     maxBodyBytes: Type.Optional(Type.Integer({ minimum: 0, maximum: 1 << 30, description: 'Largest request body on this route (413 above).' })),
-    contentTypes: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+*-]+$' }), { minItems: 1, description: 'Accepted media types for requests with a body (415 otherwise), e.g. application/json.' })),
+    contentTypes: Type.Optional(Type.Array(formatted('^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+*-]+$', 'a media type in lower case, like application/json or text/*'), { minItems: 1, description: 'Accepted media types for requests with a body (415 otherwise), e.g. application/json.' })),
     allowBodyOn: Type.Optional(Type.Array(Type.Unsafe<'GET' | 'HEAD' | 'DELETE' | 'OPTIONS'>({ type: 'string', enum: ['GET', 'HEAD', 'DELETE', 'OPTIONS'] }), { minItems: 1, uniqueItems: true, description: 'Methods without body semantics that may carry a body on this route. Default none: such a body is refused with 400 body_not_allowed.' })),
     bodyIdleTimeoutMs: Type.Optional(Millis('limits.bodyIdleTimeoutMs for this route.')),
     writeIdleTimeoutMs: Type.Optional(Millis('limits.writeIdleTimeoutMs for this route.')),
@@ -163,12 +166,10 @@ export const AuditSchema = strict({
   retryIntervalMs: Type.Optional(Millis('After a failed write, how often the file is reopened and the queued records written again; the first success ends the 503s. Default 1000.')),
 }, 'Audit trail.');
 
-const Duration = (description: string) => Type.String({ pattern: '^[1-9][0-9]{0,5}[smhd]$', description });
-
 const Count = (description: string) => Type.Integer({ minimum: 1, maximum: 1_000_000, description });
-const Window = Type.String({ pattern: '^[1-9][0-9]{0,5}[smhd]$', description: 'The window: 1s, 60s, 15m, 1h, 1d (at most 1d; use a quota for longer periods).' });
-const LimitDimension = Type.String({
-  pattern: "^(ip|subject|keyId|tenant|route|header:[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}|claim:[^\\s]{1,256})$",
+const Window = Duration('The window: 1s, 60s, 15m, 1h, 1d (at most 1d; use a quota for longer periods).');
+const LimitDimension = formatted("^(ip|subject|keyId|tenant|route|header:[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}|claim:[^\\s]{1,256})$",
+  'ip, subject, keyId, tenant, route, header:<header name> or claim:<claim path>', {
   description: 'ip (client address; IPv6 by prefix), subject, keyId (API key id), tenant, route, header:<name>, claim:<path>.',
 });
 
@@ -184,7 +185,7 @@ export const RateLimitSchema = strict({
   per: Window,
   burst: Type.Optional(Count('token-bucket: bucket capacity (default limit); gcra: requests allowed back to back (default 1).')),
   by: Type.Array(LimitDimension, { minItems: 1, maxItems: 8, uniqueItems: true, description: 'What a caller is: each distinct combination has its own count.' }),
-  tiers: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), strict({
+  tiers: Type.Optional(Named(strict({
     limit: Count('The tier\'s limit.'),
     per: Type.Optional(Window),
     burst: Type.Optional(Count('The tier\'s burst.')),
@@ -199,7 +200,7 @@ export const QuotaSchema = strict({
   period: Type.Unsafe<'day' | 'month'>({ type: 'string', enum: ['day', 'month'], description: 'Calendar day or month in timeZone; the count starts afresh at its first midnight.' }),
   timeZone: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'IANA time zone the periods follow, e.g. Europe/Berlin. Default UTC.' })),
   by: Type.Array(LimitDimension, { minItems: 1, maxItems: 8, uniqueItems: true, description: 'What a caller is (usually tenant or keyId).' }),
-  tiers: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), strict({
+  tiers: Type.Optional(Named(strict({
     limit: Type.Integer({ minimum: 1, maximum: 1_000_000_000_000, description: 'The tier\'s requests per period.' }),
   }, 'The quota for callers of this tier.'), { description: 'Per caller tier. Callers without a listed tier get the base limit.' })),
   store: Type.Optional(StoreName(QUOTA_STORE_KINDS, 'embedded (SQLite in dataDir; exact for one gateway, several on one host add up their counts at each flush) or redis (shared, exact across gateways). Default redis when rateLimiting.store is redis, else embedded.')),
@@ -236,12 +237,12 @@ export const GatewayConfigSchema = Type.Object({
   limits: Type.Optional(LimitsSchema),
   paths: Type.Optional(PathsSchema),
   headers: Type.Optional(HeadersSchema),
-  authenticators: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), AuthenticatorSchema, { description: 'Named authenticators that routes list under authenticate.' })),
+  authenticators: Type.Optional(Named(AuthenticatorSchema, { description: 'Named authenticators that routes list under authenticate.' })),
   apiKeys: Type.Optional(ApiKeysSchema),
-  rateLimits: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), RateLimitSchema, { description: 'Named rate limits.' })),
+  rateLimits: Type.Optional(Named(RateLimitSchema, { description: 'Named rate limits.' })),
   rateLimiting: Type.Optional(RateLimitingSchema),
-  quotas: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), QuotaSchema, { description: 'Named quotas (per day or month).' })),
-  upstreams: Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), UpstreamSchema, { description: 'Named upstream services.' }),
+  quotas: Type.Optional(Named(QuotaSchema, { description: 'Named quotas (per day or month).' })),
+  upstreams: Named(UpstreamSchema, { description: 'Named upstream services.' }),
   routes: Type.Array(RouteSchema, { minItems: 1, maxItems: 10000, description: 'Routes. Unmatched requests are answered 404 and never forwarded.' }),
   audit: Type.Optional(AuditSchema),
   log: Type.Optional(strict({

@@ -2,6 +2,7 @@ import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox
 import { systemClock, type Clock } from '../lib/clock.js';
 import type { Resource } from '../lifecycle/resources.js';
 import type { Kind } from '../config/kind.js';
+import { formatted } from '../config/schema-parts.js';
 import type { Algorithm, LimitShape } from './algorithms.js';
 import { MemoryLimitStore } from './memory-store.js';
 import { SqliteQuotaStore, type SqliteQuotaSettings } from './quota-store.js';
@@ -97,8 +98,8 @@ export interface StoreContext {
 
 /** `rateLimiting.redis` as configured. */
 export const RedisSettingsSchema = strict({
-  url: Type.String({ pattern: '^rediss?://', description: 'redis://[user:password@]host:port[/db], or rediss:// for TLS. Put the password in the environment: ${REDIS_URL}.' }),
-  keyPrefix: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'Prefix of every key. Default portcullis:rl.' })),
+  url: formatted('^rediss?://', 'a Redis URL like redis://redis:6379 or rediss://user:password@redis:6380/0', { description: 'redis://[user:password@]host:port[/db], or rediss:// for TLS. Put the password in the environment: ${REDIS_URL}.' }),
+  keyPrefix: Type.Optional(formatted('^[A-Za-z0-9_.:-]{1,64}$', '1 to 64 letters, digits, `_`, `.`, `:` or `-`', { description: 'Prefix of every key. Default portcullis:rl.' })),
   timeoutMs: Type.Optional(Millis('Bound on one decision\'s round trip; past it the limit\'s onStoreError applies. Default 100.')),
   connectTimeoutMs: Type.Optional(Millis('Bound on connecting. Default 1000.')),
   breakerFailures: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Consecutive failures that open the circuit (decisions then fail at once). Default 5.' })),

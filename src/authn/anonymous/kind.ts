@@ -1,12 +1,12 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { strict } from '../../config/schema-parts.js';
+import { formatted, strict } from '../../config/schema-parts.js';
 import { authenticatorKind } from '../authenticator-kind.js';
 import { anonymousAuthenticator } from './anonymous-authenticator.js';
 
 /** The options of `type: anonymous`. */
 export const AnonymousAuthenticatorSchema = strict({
   type: Type.Literal('anonymous'),
-  subject: Type.Optional(Type.String({ pattern: '^[\\x20-\\x7e]{1,256}$', description: 'Subject given to anonymous requests. Default anonymous.' })),
+  subject: Type.Optional(formatted('^[\\x20-\\x7e]{1,256}$', '1 to 256 printable ASCII characters', { description: 'Subject given to anonymous requests. Default anonymous.' })),
 }, 'Admits requests without a credential as a fixed identity. Must be last in a route\'s list.');
 
 export type RawAnonymousAuthenticator = Static<typeof AnonymousAuthenticatorSchema>;

@@ -2,20 +2,18 @@ import { resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import type { ConfigProblem } from '../../config/errors.js';
 import type { ConfigSource } from '../../config/config-source.js';
-import { Millis, strict } from '../../config/schema-parts.js';
+import { Duration, formatted, Millis, strict } from '../../config/schema-parts.js';
 import { parseDuration } from '../../lib/duration.js';
 import type { UseResource } from '../../lifecycle/resources.js';
 import { ApiKeyBackend, type ApiKeySettings } from './backend.js';
 
-const Duration = (description: string) => Type.String({ pattern: '^[1-9][0-9]{0,5}[smhd]$', description });
-
 /** The `apiKeys` section: one store, cache and policy shared by every apiKey authenticator. */
 export const ApiKeysSchema = strict({
-  environment: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9]{0,15}$', description: 'Environment label in every key issued and accepted (pk_<environment>_…); keys of another environment are refused. Default live.' })),
+  environment: Type.Optional(formatted('^[a-z][a-z0-9]{0,15}$', 'a lower-case label like live or test: a letter, then up to 15 letters or digits', { description: 'Environment label in every key issued and accepted (pk_<environment>_…); keys of another environment are refused. Default live.' })),
   store: Type.Optional(strict({
     type: Type.Optional(Type.Unsafe<'sqlite' | 'postgres'>({ type: 'string', enum: ['sqlite', 'postgres'], description: 'sqlite (embedded, one gateway or several on one host) or postgres (any number of gateways). Default sqlite.' })),
     file: Type.Optional(Type.String({ minLength: 1, description: 'sqlite: database file, relative to dataDir. Default keys/api-keys.db.' })),
-    url: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'postgres: connection URL, e.g. postgres://portcullis:${PGPASSWORD}@db:5432/portcullis. Required for postgres.' })),
+    url: Type.Optional(formatted('^postgres(ql)?://', 'a PostgreSQL URL like postgres://user:password@db:5432/portcullis', { description: 'postgres: connection URL, e.g. postgres://portcullis:${PGPASSWORD}@db:5432/portcullis. Required for postgres.' })),
     poolSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'postgres: most connections per gateway for look-ups and key management (plus one for reading the change log and one for LISTEN). Default 5.' })),
     timeoutMs: Type.Optional(Millis('postgres: bound on connecting and on each statement; past it the store counts as down. Default 2000.')),
     listen: Type.Optional(Type.Boolean({ description: 'postgres: LISTEN for key changes so revocations apply at once; polling (pollIntervalMs) remains the fallback. Default true.' })),

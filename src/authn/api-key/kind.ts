@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { HEADER_NAME_PATTERN, Realm, strict } from '../../config/schema-parts.js';
+import { formatted, HeaderName, Realm, strict } from '../../config/schema-parts.js';
 import { authenticatorKind, type AuthenticatorCompileContext } from '../authenticator-kind.js';
 import { ApiKeyAuthenticator } from './api-key-authenticator.js';
 import { compileApiKeysSection } from './api-keys-section.js';
@@ -7,9 +7,9 @@ import { compileApiKeysSection } from './api-keys-section.js';
 /** The options of `type: apiKey`. */
 export const ApiKeyAuthenticatorSchema = strict({
   type: Type.Literal('apiKey'),
-  header: Type.Optional(Type.String({ pattern: HEADER_NAME_PATTERN, description: 'Header that carries the key. Default x-api-key.' })),
+  header: Type.Optional(HeaderName({ description: 'Header that carries the key. Default x-api-key.' })),
   authorizationScheme: Type.Optional(Type.Boolean({ description: 'Also accept `Authorization: ApiKey <key>`. Default true.' })),
-  queryParam: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'Query parameter read on routes with apiKeyInQuery. Default api_key.' })),
+  queryParam: Type.Optional(formatted('^[A-Za-z0-9_.-]{1,64}$', 'a query parameter name of letters, digits, `_`, `.` and `-`, up to 64 characters', { description: 'Query parameter read on routes with apiKeyInQuery. Default api_key.' })),
   realm: Type.Optional(Realm),
 }, 'Verifies API keys issued by `portcullis keys create` (header X-API-Key by default). Keys live in the apiKeys store.');
 

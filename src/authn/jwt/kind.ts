@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { Type, type Static } from '@sinclair/typebox';
-import { Bytes, ClaimPath, Millis, Realm, strict } from '../../config/schema-parts.js';
+import { Bytes, ClaimPath, formatted, HEADER_NAME_PATTERN, Millis, Realm, strict } from '../../config/schema-parts.js';
 import type { ConfigSource } from '../../config/config-source.js';
 import { authenticatorKind, type AuthenticatorCompileContext } from '../authenticator-kind.js';
 import { isHmac, JWS_ALGORITHMS, type JwsAlgorithm, type VerifyKey } from './algorithms.js';
@@ -10,7 +10,7 @@ import { importJwks, importPem, importSecret, StaticKeys } from './key-source.js
 import { RemoteJwks } from './remote-jwks.js';
 
 const JwtKeyFields = {
-  jwksUri: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$', maxLength: 2048, description: 'URL of the issuer\'s JWK Set. https, or http on a loopback host only.' })),
+  jwksUri: Type.Optional(formatted('^https?://[^\\s]+$', 'an https URL like https://idp.example.com/.well-known/jwks.json (http only on a loopback host)', { maxLength: 2048, description: 'URL of the issuer\'s JWK Set. https, or http on a loopback host only.' })),
   jwksFile: Type.Optional(Type.String({ minLength: 1, description: 'A local JWK Set file, relative to the config file. Read at load and on reload.' })),
   publicKeys: Type.Optional(Type.Array(strict({
     pem: Type.Optional(Type.String({ minLength: 1, description: 'A PEM public key (SPKI) or certificate, inline.' })),
@@ -35,7 +35,7 @@ export const JwtAuthenticatorSchema = strict({
   algorithms: Type.Array(Type.Unsafe<JwsAlgorithm>({ type: 'string', enum: [...JWS_ALGORITHMS] }), { minItems: 1, uniqueItems: true, description: 'Allowed JWS algorithms; each is bound to its key type. `none` does not exist here.' }),
   clockSkewMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 300000, description: 'Leeway for exp, nbf and iat. Default 30000.' })),
   requireExp: Type.Optional(Type.Boolean({ description: 'Reject tokens without `exp`. Default true.' })),
-  typ: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9.+/-]{1,64}$', description: 'Required `typ` header, e.g. at+jwt (RFC 9068); compared case-insensitively, `application/` optional.' })),
+  typ: Type.Optional(formatted('^[A-Za-z0-9.+/-]{1,64}$', 'a token type like at+jwt or JWT: letters, digits, `.`, `+`, `/`, `-`, up to 64 characters', { description: 'Required `typ` header, e.g. at+jwt (RFC 9068); compared case-insensitively, `application/` optional.' })),
   requiredClaims: Type.Optional(Type.Array(ClaimPath, { maxItems: 32, description: 'Claims that must be present and not null.' })),
   maxTokenBytes: Type.Optional(Type.Integer({ minimum: 256, maximum: 65536, description: 'Longest token accepted. Default 8192.' })),
   claims: Type.Optional(strict({
@@ -45,7 +45,7 @@ export const JwtAuthenticatorSchema = strict({
     tenant: Type.Optional(ClaimPath),
     tier: Type.Optional(ClaimPath),
   }, 'Where the identity is read from. Defaults: subject sub, roles roles, scopes scope, no tenant, no tier (the rate-limit tier, see docs/rate-limits.md).')),
-  forwardClaims: Type.Optional(Type.Record(Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$" }), ClaimPath, { description: 'Header name → claim path: claims sent upstream as headers.' })),
+  forwardClaims: Type.Optional(Type.Record(Type.String({ pattern: HEADER_NAME_PATTERN }), ClaimPath, { additionalProperties: false, description: 'Header name → claim path: claims sent upstream as headers.' })),
   cacheMaxEntries: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'Verified tokens remembered so repeats skip signature checks; 0 turns the cache off. Default 10000.' })),
   realm: Type.Optional(Realm),
   jwks: Type.Optional(strict({
@@ -199,11 +199,11 @@ function keyFieldsOf(spec: KeyFields): string[] {
 /** JWKS must come over TLS, except from this machine: keys fetched in clear text can be replaced in transit. */
 function checkJwksUri(uri: string): string | null {
   let url: URL;
-  try { url = new URL(uri); } catch { return 'is not a valid URL'; }
+  try { url = new URL(uri); } catch { return 'is not a valid URL: write one like https://idp.example.com/.well-known/jwks.json'; }
   if (url.username !== '' || url.password !== '') return 'must not contain credentials';
   if (url.protocol === 'https:') return null;
   if (url.protocol === 'http:' && (LOOPBACK_HOSTS.has(url.hostname) || (isIP(url.hostname) === 4 && url.hostname.startsWith('127.')))) return null;
-  return 'must be https (plain http is accepted for loopback hosts only)';
+  return 'must be https (plain http is accepted for loopback hosts only: localhost, 127.0.0.1, [::1])';
 }
 
 /** A key file through the config's file reader, so its content is part of the config version. */

@@ -1,5 +1,4 @@
-import { compileConfig } from '../config/compile.js';
-import { loadConfigFile } from '../config/load.js';
+import { loadKeyStoreBackend } from '../config/key-store-config.js';
 import type { ApiKeyBackend } from '../authn/api-key/backend.js';
 import { KeyRequestError, keyRequest, type IssuedKey, type KeyRequest, type KeyView } from '../authn/api-key/key-service.js';
 import { isKeyId } from '../authn/api-key/key-format.js';
@@ -33,11 +32,12 @@ function printIssued(issued: IssuedKey, json: boolean, what: string): void {
   process.stdout.write(issued.key + '\n');
 }
 
+/** The key store alone: the keys commands read only its sections of the config (see KEY_STORE_SECTIONS). */
 async function backendFor(configFile: string): Promise<ApiKeyBackend> {
-  const config = compileConfig(await loadConfigFile(configFile));
-  if (config.apiKeys === null) throw new UsageError(`${configFile} has no apiKeys section and no apiKey authenticator`);
-  await config.apiKeys.store.migrate();
-  return config.apiKeys;
+  const backend = await loadKeyStoreBackend(configFile);
+  if (backend === null) throw new UsageError(`${configFile} has no apiKeys section and no apiKey authenticator`);
+  await backend.store.migrate();
+  return backend;
 }
 
 /** The verbs of `portcullis keys`. */

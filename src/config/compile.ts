@@ -327,7 +327,9 @@ function compileRoute(
   const limitStages = compileRouteLimits(r, at, rateLimiting, loaded, problems);
   const rewrite = r.rewrite ?? {};
   if (rewrite.stripPrefix !== undefined && pattern !== null && !patternHasPrefix(pattern, rewrite.stripPrefix)) {
-    problems.push(loaded.problem(at('rewrite', 'stripPrefix'), `"${rewrite.stripPrefix}" is not a literal prefix of the path pattern "${r.match.path}"`));
+    const literal = leadingLiterals(pattern);
+    problems.push(loaded.problem(at('rewrite', 'stripPrefix'), `"${rewrite.stripPrefix}" is not a literal prefix of the path pattern "${r.match.path}": ` +
+      (literal.length === 0 ? 'the pattern starts with no literal segment to strip' : `strip whole literal segments it starts with, such as /${literal.join('/')}`)));
   }
   if (pattern === null || pool === undefined) return null;
   const stripPrefix = rewrite.stripPrefix === undefined || rewrite.stripPrefix === '/' ? null : rewrite.stripPrefix.replace(/\/$/, '');
@@ -382,6 +384,16 @@ function decisionHeaders(raw: LoadedConfig['raw'], limitHeaders: ReadonlySet<str
   }
   for (const header of limitHeaders) names.add(normaliseHeaderName(header));
   return names;
+}
+
+/** The literal segments a pattern starts with (`/api/v1/{id}` → api, v1). */
+function leadingLiterals(pattern: PathPattern): string[] {
+  const out: string[] = [];
+  for (const s of pattern.segments) {
+    if (s.kind !== 'literal') break;
+    out.push(s.value);
+  }
+  return out;
 }
 
 /** A strip prefix must cover whole literal segments of the pattern, so every matched path has it. */

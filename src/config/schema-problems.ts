@@ -50,17 +50,32 @@ export function instancePath(e: ErrorObject): (string | number)[] {
  */
 function relevant(errors: readonly ErrorObject[]): ErrorObject[] {
   const drop = new Set<ErrorObject>(errors.filter((e) => e.keyword === 'if'));
-  for (const any of errors.filter((e) => e.keyword === 'anyOf')) {
-    const prefix = `${any.schemaPath}/`;
+  // Each anyOf error by its schema and instance path, and the branch whose type the value has, if one.
+  const anyOfs = new Map<string, { readonly error: ErrorObject; readonly fitting: number | null }>();
+  for (const any of errors) {
+    if (any.keyword !== 'anyOf') continue;
     const branches = (any.schema as readonly SchemaNode[] | undefined) ?? [];
     const fitting = branches.map((b, i) => (typeMatches(b, any.data) ? i : -1)).filter((i) => i >= 0);
-    for (const e of errors) {
-      const under = e.instancePath === any.instancePath || e.instancePath.startsWith(`${any.instancePath}/`);
-      if (!under || !e.schemaPath.startsWith(prefix)) continue;
-      const branch = Number(e.schemaPath.slice(prefix.length).split('/')[0]);
-      if (fitting.length !== 1 || branch !== fitting[0]) drop.add(e);
-    }
+    anyOfs.set(`${any.schemaPath}|${any.instancePath}`, { error: any, fitting: fitting.length === 1 ? fitting[0] ?? null : null });
     if (fitting.length === 1) drop.add(any);
+  }
+  if (anyOfs.size === 0) return errors.filter((e) => !drop.has(e));
+  for (const e of errors) {
+    const at = e.schemaPath.indexOf('/anyOf/');
+    if (at < 0) continue;
+    const schemaPath = e.schemaPath.slice(0, at + '/anyOf'.length);
+    const branch = Number(e.schemaPath.slice(at + '/anyOf/'.length).split('/')[0]);
+    // The anyOf is at this error's instance path or an ancestor of it (a list branch's items are deeper).
+    let instance = e.instancePath;
+    for (;;) {
+      const owner = anyOfs.get(`${schemaPath}|${instance}`);
+      if (owner !== undefined) {
+        if (owner.fitting !== branch) drop.add(e);
+        break;
+      }
+      if (instance === '') break;
+      instance = instance.slice(0, instance.lastIndexOf('/'));
+    }
   }
   return errors.filter((e) => !drop.has(e));
 }
@@ -161,7 +176,7 @@ function problemOf(e: ErrorObject, root: SchemaNode, locate: Locate): ConfigProb
     case 'maxLength': return locate(path, `must be at most ${String(params.limit)} characters long`);
     case 'minItems': return locate(path, `must list at least ${String(params.limit)} item${params.limit === 1 ? '' : 's'}`);
     case 'maxItems': return locate(path, `must list at most ${String(params.limit)} items`);
-    case 'uniqueItems': return locate(path, `lists the same value twice (items ${String(params.j)} and ${String(params.i)}); list each once`);
+    case 'uniqueItems': return locate(path, `lists the same value twice (items ${Math.min(Number(params.i), Number(params.j))} and ${Math.max(Number(params.i), Number(params.j))}); list each once`);
     case 'minProperties': return locate(path, `must have at least ${String(params.limit)} entr${params.limit === 1 ? 'y' : 'ies'}`);
     case 'maxProperties': return locate(path, `must have at most ${String(params.limit)} entries`);
     case 'anyOf': return locate(path, must({ anyOf: e.schema as SchemaNode[] }, 'is not in any accepted form'));

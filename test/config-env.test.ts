@@ -123,6 +123,13 @@ describe('a whole reference takes the type its option needs', () => {
     });
   }
 
+  it('a list or a mapping is written in YAML, not in one variable', () => {
+    assert.deepEqual(configProblems(REST + 'trustedProxies: ${PROXIES}\n', { PROXIES: '10.0.0.0/8' }), [
+      'gateway.yaml:5:17: trustedProxies: must be a list of text, which one variable cannot hold: write it in YAML, with a reference for each value that varies ("${PROXIES}" stands for text)',
+    ]);
+    assert.match(configProblems(REST + 'paths: ${P}\n', { P: 'x' })[0] ?? '', /^gateway\.yaml:5:8: paths: must be a mapping \(key: value\), which one variable cannot hold/);
+  });
+
   it('a converted value out of range is reported as such', () => {
     assert.deepEqual(configProblems(block('${PORT}'), { PORT: '70000' }), ['gateway.yaml:3:11: listen.http.port: must be a whole number from 0 to 65535']);
   });

@@ -112,7 +112,11 @@ export function convertReferences(
     done.add(key);
     if (value === undefined) {
       const what = expected(e.parentSchema as never, path[path.length - 1]) ?? types.join(' or ');
-      problems.push(locate(path, `\${${ref.variable}} must be ${what}: set ${ref.variable} to such a value`));
+      // A variable holds text: it can stand for a number or a boolean, never for a list or a mapping.
+      const scalar = types.some((t) => t === 'integer' || t === 'number' || t === 'boolean');
+      problems.push(locate(path, scalar
+        ? `\${${ref.variable}} must be ${what}: set ${ref.variable} to such a value`
+        : `must be ${what}, which one variable cannot hold: write it in YAML, with a reference for each value that varies ("\${${ref.variable}}" stands for text)`));
       failed.add(key);
       continue;
     }

@@ -2,9 +2,16 @@ import { open, mkdir, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { systemClock, type Clock, type Timer } from '../lib/clock.js';
+import { fsFailure, shownPath } from '../lib/fs-failure.js';
+import { OperatorError } from '../lib/operator-error.js';
 import { serialiseRecord, type AuditRecord } from './audit-record.js';
 
 export type { AuditRecord } from './audit-record.js';
+
+/** The start-time failure to open the trail at `path`, as one line for the operator. */
+function openFailure(path: string, err: unknown): OperatorError {
+  return new OperatorError(`dataDir, audit.file: the audit trail ${shownPath(path)} cannot be opened ${fsFailure(err)}; point dataDir (or audit.file) at a place the gateway can write`, { cause: err });
+}
 
 /** Written in place of records dropped because the queue was full, so the trail shows the gap. */
 export interface AuditGapRecord {
@@ -84,10 +91,17 @@ export class AuditLog {
     private readonly clock: Clock = systemClock,
   ) {}
 
-  /** Opens (creating) the file; throws when it cannot be opened at start. */
+  /**
+   * Opens (creating it and its directory) the file; throws an OperatorError naming the path and
+   * what would be right when it cannot be opened at start.
+   */
   async open(): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true, mode: 0o750 });
-    await this.openFile();
+    try {
+      await mkdir(dirname(this.path), { recursive: true, mode: 0o750 });
+      await this.openFile();
+    } catch (err) {
+      throw openFailure(this.path, err);
+    }
   }
 
   /** Opens the file by path; true when it is the file that was open before. */

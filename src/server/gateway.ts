@@ -145,12 +145,12 @@ export class Gateway implements HandlerHost, AdminHost {
     this.metrics.configRestartRequired.set(effect.restartRequired.length);
     this.watch = new ReadinessWatch(() => this.evaluateReadiness(), logger, this.clock);
     const http = config.listen.http;
-    this.http = new Listener({ name: 'http', port: http.port, host: http.host, limits: proxyListenerLimits(config.limits), handlerAnswersExpect: true }, this.proxyHost());
+    this.http = new Listener({ name: 'http', option: 'listen.http', port: http.port, host: http.host, limits: proxyListenerLimits(config.limits), handlerAnswersExpect: true }, this.proxyHost());
     this.listeners.push(this.http);
     if (config.admin.enabled && options.worker === undefined) {
       // The admin API's settings are read here, once: they change on restart only.
       const app = createAdminApp(this);
-      this.admin = new Listener({ name: 'admin', port: config.admin.port, host: config.admin.host, limits: ADMIN_LISTENER_LIMITS, handlerAnswersExpect: false }, {
+      this.admin = new Listener({ name: 'admin', option: 'admin', port: config.admin.port, host: config.admin.host, limits: ADMIN_LISTENER_LIMITS, handlerAnswersExpect: false }, {
         handle: (req, res) => app.handle(req, res),
         inProgress: (socket) => app.inProgress(socket),
         recordRejection: (rejection) => this.recordRejection(rejection),

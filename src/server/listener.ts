@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type RequestListener, type Server, 
 import type { AddressInfo, Socket } from 'node:net';
 import { DENIALS, deny, type Denial } from '../pipeline/denials.js';
 import { problemBody } from '../pipeline/problem.js';
+import { ListenError } from './listen-error.js';
 
 /**
  * Makes the server a listener runs on: `http.createServer`, or (for a TLS listener) a closure over
@@ -27,6 +28,8 @@ export interface ListenerLimits {
 export interface ListenerSettings {
   /** The listener's name in `Gateway.addresses()` and in logs: `http`, `admin`. */
   readonly name: string;
+  /** Where its address is configured, for messages: `listen.http`, `admin`. Default `listen.<name>`. */
+  readonly option?: string;
   readonly port: number;
   readonly host: string;
   readonly limits: ListenerLimits;
@@ -115,10 +118,19 @@ export class Listener {
     if (limits.maxConnections !== undefined) this.server.maxConnections = limits.maxConnections;
   }
 
-  /** Binds the configured port and address; resolves once listening. */
+  /**
+   * Binds the configured port and address; resolves once listening. A bind that fails (port in
+   * use, privileged port, address not on this machine, name that does not resolve) rejects with a
+   * ListenError naming the option and what would be right.
+   */
   async listen(): Promise<AddressInfo> {
-    this.server.listen(this.settings.port, this.settings.host);
-    await once(this.server, 'listening');
+    const { name, option = `listen.${name}`, port, host } = this.settings;
+    this.server.listen(port, host);
+    try {
+      await once(this.server, 'listening');
+    } catch (err) {
+      throw ListenError.from(err as NodeJS.ErrnoException, { name, option, port, host });
+    }
     return this.server.address() as AddressInfo;
   }
 

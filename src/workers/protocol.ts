@@ -13,6 +13,9 @@ export const RESTART_ONLY_ENV = 'PORTCULLIS_WORKER_RESTART_ONLY';
 /** Exit code of a worker whose config does not compile. */
 export const CONFIG_INVALID_EXIT = 78;
 
+/** Exit code of a worker that could not start (a port it cannot bind, a data directory it cannot write), after sending `failed`. */
+export const START_FAILED_EXIT = 79;
+
 /** What a staged reload came to in one worker. */
 export type StageOutcome =
   | { readonly ok: false; readonly errors: string[] }
@@ -34,6 +37,8 @@ export type ToWorker =
 /** Worker → primary. */
 export type FromWorker =
   | { readonly t: typeof LIFECYCLE; readonly op: 'listening'; readonly version: string; readonly port: number }
+  /** The worker could not start, for a reason the operator must fix (an OperatorError's one line); it exits next. */
+  | { readonly t: typeof LIFECYCLE; readonly op: 'failed'; readonly message: string }
   | { readonly t: typeof LIFECYCLE; readonly op: 'staged'; readonly id: number; readonly outcome: StageOutcome }
   | { readonly t: typeof LIFECYCLE; readonly op: 'settled'; readonly id: number; readonly version: string }
   | { readonly t: typeof LIFECYCLE; readonly op: 'metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] }

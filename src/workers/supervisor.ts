@@ -11,6 +11,7 @@ import type { CompiledConfig } from '../config/compile.js';
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
 import { systemClock, type Clock, type Timer } from '../lib/clock.js';
+import { OperatorError } from '../lib/operator-error.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { READY, readiness, ReadinessWatch, type ComponentReadiness, type Readiness } from '../lifecycle/readiness.js';
@@ -48,6 +49,8 @@ interface Member {
   readonly startedAt: number;
   /** The config version it runs, once it listens. */
   version: string | null;
+  /** Why it could not start, when it said so (an OperatorError's line). */
+  failure: string | null;
 }
 
 interface Pending<T> {
@@ -109,7 +112,7 @@ export class Supervisor implements AdminHost {
     this.hostSync = new HostSync({ logger, clock: this.clock, metrics: this.metrics });
     if (config.admin.enabled) {
       const app = createAdminApp(this);
-      this.admin = new Listener({ name: 'admin', port: config.admin.port, host: config.admin.host, limits: ADMIN_LISTENER_LIMITS, handlerAnswersExpect: false }, {
+      this.admin = new Listener({ name: 'admin', option: 'admin', port: config.admin.port, host: config.admin.host, limits: ADMIN_LISTENER_LIMITS, handlerAnswersExpect: false }, {
         handle: (req, res) => app.handle(req, res),
         inProgress: (socket) => app.inProgress(socket),
         recordRejection: (rejection) => this.writeAudit(auditRecord(adminRejectionFacts(rejection, this.config.version), this.clock.now())),
@@ -132,9 +135,16 @@ export class Supervisor implements AdminHost {
     cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.js', import.meta.url)), args: [this.config.file] });
     cluster.on('message', (worker, message: unknown) => this.received(worker, message));
     const listening = Array.from({ length: this.options.workers }, () => this.fork());
-    const ports = await Promise.all(listening);
-    this.port = ports[0] ?? null;
-    await this.admin?.listen();
+    try {
+      const ports = await Promise.all(listening);
+      this.port = ports[0] ?? null;
+      await this.admin?.listen();
+    } catch (err) {
+      // A worker that cannot bind the port or open its stores, or the admin listener that cannot
+      // bind: the host does not start (no restart loop), and says why once.
+      await this.stop();
+      throw err;
+    }
     const admin = this.admin?.address()?.port ?? null;
     this.logger.info({ http: this.port, admin, version: this.config.version, routes: this.config.routes.length, workers: this.members.size }, 'gateway listening');
     this.watch.start();
@@ -147,10 +157,11 @@ export class Supervisor implements AdminHost {
     // In the same turn as the fork, so the worker's first message about the state it uses is heard.
     this.hostState.attach(worker);
     this.hostSync.attach(worker);
-    const member: Member = { worker, startedAt: this.clock.now(), version: null };
+    const member: Member = { worker, startedAt: this.clock.now(), version: null, failure: null };
     this.members.set(worker.id, member);
     return new Promise<number>((resolveListening, reject) => {
       const onMessage = (message: unknown): void => {
+        if (fromWorker(message) && message.op === 'failed') member.failure = message.message.slice(0, 2000);
         if (!fromWorker(message) || message.op !== 'listening') return;
         worker.off('message', onMessage);
         member.version = message.version;
@@ -160,7 +171,7 @@ export class Supervisor implements AdminHost {
       worker.on('message', onMessage);
       worker.once('exit', (code: number | null, signal: string | null) => {
         worker.off('message', onMessage);
-        reject(new Error(`worker ${worker.id} exited before listening (${signal ?? code})`));
+        reject(member.failure !== null ? new OperatorError(member.failure) : new Error(`worker ${worker.id} exited before listening (${signal ?? code})`));
         this.exited(member, code, signal as NodeJS.Signals | null);
       });
     });
@@ -185,11 +196,12 @@ export class Supervisor implements AdminHost {
       this.pending.delete(id);
       p.resolve({ t: LIFECYCLE, op: 'staged', id, outcome: { ok: false, errors: [`worker ${member.worker.id} exited`] } });
     }
-    if (this.draining) return;
+    // Before the host listens, a worker that could not start fails the start (see start).
+    if (this.draining || (this.port === null && member.failure !== null)) return;
     const stable = this.clock.now() - member.startedAt >= STABLE_AFTER_MS;
     this.deaths = stable ? 1 : this.deaths + 1;
     const wait = Math.min(RESTART_BACKOFF_MAX_MS, RESTART_BACKOFF_MS * 2 ** (this.deaths - 1));
-    const why = code === CONFIG_INVALID_EXIT ? 'its config file does not compile' : signal ?? `exit code ${code}`;
+    const why = member.failure ?? (code === CONFIG_INVALID_EXIT ? 'its config file does not compile' : signal ?? `exit code ${code}`);
     this.logger.error({ worker: member.worker.id, pid: member.worker.process.pid, why, restartInMs: wait }, 'worker died; replacing it');
     this.metrics.workerRestarts.inc();
     this.clock.setTimer(() => {
@@ -199,7 +211,7 @@ export class Supervisor implements AdminHost {
   }
 
   private received(worker: Worker, message: unknown): void {
-    if (!fromWorker(message) || message.op === 'listening') return;
+    if (!fromWorker(message) || message.op === 'listening' || message.op === 'failed') return;
     const p = this.pending.get(message.id);
     if (p === undefined || p.worker !== worker) return;
     p.timer.cancel();

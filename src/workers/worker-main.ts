@@ -7,7 +7,8 @@ import type { RestartOnlyValues } from '../lifecycle/restart-only.js';
 import { Gateway, type StagedReload } from '../server/gateway.js';
 import { HostStateClient } from './host-state-client.js';
 import { HostSyncClient } from './host-sync-client.js';
-import { CONFIG_INVALID_EXIT, LIFECYCLE, RESTART_ONLY_ENV, toWorker, type FromWorker } from './protocol.js';
+import { OperatorError } from '../lib/operator-error.js';
+import { CONFIG_INVALID_EXIT, LIFECYCLE, RESTART_ONLY_ENV, START_FAILED_EXIT, toWorker, type FromWorker } from './protocol.js';
 
 function send(message: FromWorker): void {
   process.send?.(message);
@@ -82,7 +83,15 @@ async function main(): Promise<void> {
   follow(gateway);
   // The primary gone: no connections come any more; finish what is in flight and leave.
   process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
-  await serve(gateway, { onStop: () => { hostState?.close(); host?.close(); return Promise.resolve(); }, reloadOnHangup: false });
+  try {
+    await serve(gateway, { onStop: () => { hostState?.close(); host?.close(); return Promise.resolve(); }, reloadOnHangup: false });
+  } catch (err) {
+    if (!(err instanceof OperatorError)) throw err;
+    // The primary prints it, once for the host, and does not replace a worker that could not start.
+    if (process.send === undefined) process.exit(START_FAILED_EXIT);
+    process.send({ t: LIFECYCLE, op: 'failed', message: err.message } satisfies FromWorker, undefined, {}, () => process.exit(START_FAILED_EXIT));
+    return;
+  }
   send({ t: LIFECYCLE, op: 'listening', version: gateway.config.version, port: gateway.addresses().http.port });
 }
 

@@ -1,4 +1,6 @@
 import { systemClock, type Clock } from '../../lib/clock.js';
+import { fsFailure, shownPath } from '../../lib/fs-failure.js';
+import { OperatorError } from '../../lib/operator-error.js';
 import { ipSet, type IpSet } from '../../lib/ip.js';
 import type { ComponentReadiness } from '../../lifecycle/readiness.js';
 import { redacted, type Resource, type ResourceContext } from '../../lifecycle/resources.js';
@@ -114,10 +116,18 @@ export class ApiKeyBackend implements Resource {
     return this.started.context.clock.now();
   }
 
-  /** Migrates and starts following changes; a store that is down does not stop the gateway from starting. */
+  /** Migrates and starts following changes; a PostgreSQL store that is down does not stop the gateway from starting, a SQLite file that cannot be opened does. */
   async start(context: ResourceContext): Promise<void> {
     if (this.running !== null) return;
     const { settings } = this;
+    // A PostgreSQL server may come back; a local file that cannot be opened at start is a mistake
+    // in the config or the data directory, and the gateway would refuse every key until fixed.
+    if (settings.store.type === 'sqlite') {
+      const file = settings.store.file;
+      await this.store.clock().catch((err: unknown) => {
+        throw new OperatorError(`apiKeys.store.file: the key store ${shownPath(file)} cannot be opened ${fsFailure(err)}; point dataDir (or apiKeys.store.file) at a place the gateway can write`, { cause: err });
+      });
+    }
     // SQLite stamps with its own clock; a gateway on an injected clock stamps with that one (as
     // the Redis limit store decides on its own clock or the injected one).
     this.injectedClock = context.clock === systemClock ? null : context.clock;

@@ -1,13 +1,94 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { compileConfig } from '../src/config/compile.js';
 import { loadConfigFile } from '../src/config/load.js';
 import { QUICKSTART_CONFIG } from '../src/demo/demo.js';
 import { CLI } from './harness/gateway.js';
+import { DEMO_VARIABLES, paste, shellBlocks } from './harness/shell.js';
+
+const EXAMPLES = fileURLToPath(new URL('../../examples/', import.meta.url));
+const README = fileURLToPath(new URL('../../README.md', import.meta.url));
+
+/** A demo process: its output so far, and how it ended once it has. */
+interface Demo {
+  readonly child: ChildProcess;
+  /** stdout (the demo's text and the gateway's log lines) and stderr, as they arrive. */
+  readonly out: { stdout: string; stderr: string };
+  readonly exited: Promise<number | null>;
+  /** Resolves once the demo printed its last line ("Press Ctrl+C"); rejects if it exits first. */
+  readonly running: Promise<void>;
+  /** SIGTERM, then the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** Runs `portcullis demo` with `args`, PORT / ADMIN_PORT / HOST cleared unless given in `env`. */
+function demo(args: readonly string[], env: NodeJS.ProcessEnv = {}): Demo {
+  const cleared = new Set(['PORT', 'ADMIN_PORT', 'HOST', 'DEMO_HOST', 'PORTCULLIS_DATA_DIR']);
+  const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => !cleared.has(name)));
+  const child = spawn(process.execPath, [CLI, 'demo', ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '' };
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // A demo that neither finishes starting nor exits is killed, so it cannot hold the run.
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  void exited.then(() => clearTimeout(timer));
+  const running = new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      out.stdout += chunk.toString('utf8');
+      if (out.stdout.includes('Press Ctrl+C to stop.')) { clearTimeout(timer); resolve(); }
+    });
+    void exited.then((code) => reject(new Error(`demo exited with ${code}:\n${out.stderr}\n${out.stdout}`)));
+  });
+  running.catch(() => undefined);
+  child.stderr.on('data', (chunk: Buffer) => { out.stderr += chunk.toString('utf8'); });
+  return {
+    child, out, exited, running,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+/** Every file under a directory, relative paths, sorted. */
+function filesUnder(dir: string, prefix = ''): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? filesUnder(path, `${prefix}${name}/`) : [`${prefix}${name}`];
+  }).sort();
+}
+
+/** Resolves with whether a TCP connection to host:port is accepted. */
+async function accepts(host: string, port: number): Promise<boolean> {
+  const socket = connect({ host, port });
+  try {
+    await once(socket, 'connect');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    socket.destroy();
+  }
+}
+
+/** The lines of the demo's text meant for pasting: those indented by exactly two spaces. */
+function pastable(stdout: string): string {
+  return stdout.split('\n').filter((line) => /^ {2}\S/.test(line)).join('\n');
+}
+
+/** Exit 1, one line on stderr without a stack, matching `message`. */
+function assertOneLine(stderr: string, code: number | null, message: RegExp, expectedCode = 1): void {
+  assert.equal(code, expectedCode, stderr);
+  assert.doesNotMatch(stderr, /^\s+at /m);
+  assert.equal(stderr.split('\n').length, 2, `one line: ${JSON.stringify(stderr)}`);
+  assert.match(stderr.slice(0, -1), message);
+}
 
 describe('examples/quickstart', () => {
   it('compiles with the demo environment', async () => {
@@ -15,32 +96,18 @@ describe('examples/quickstart', () => {
     assert.ok(config.apiKeys !== null, 'the quickstart has API keys');
     assert.ok(config.routes.length >= 2);
     assert.equal(config.listen.http.port, 8080);
+    assert.equal(config.listen.http.host, '127.0.0.1');
     assert.equal(config.admin.port, 9901);
     assert.equal(config.admin.host, '127.0.0.1');
   });
 
   it('portcullis demo serves the quickstart: allowed, denied, and spoofed headers stripped', async (t) => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'portcullis-demo-'));
-    const child = spawn(process.execPath, [CLI, 'demo'], {
-      env: { ...process.env, PORT: '0', ADMIN_PORT: '0', PORTCULLIS_DATA_DIR: dataDir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    t.after(async () => {
-      child.kill('SIGTERM');
-      await exited;
-      await rm(dataDir, { recursive: true, force: true });
-    });
-    let output = '';
-    const base = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`demo did not start:\n${output}`)), 10_000);
-      child.stdout.on('data', (chunk: Buffer) => {
-        output += chunk.toString('utf8');
-        const match = /gateway (http:\/\/localhost:\d+) -> echo upstream/.exec(output);
-        if (match?.[1] !== undefined && output.includes('Press Ctrl+C')) { clearTimeout(timer); resolve(match[1]); }
-      });
-      child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString('utf8'); });
-    });
+    const run = demo(['--port', '0', '--admin-port', '0']);
+    t.after(() => run.stop());
+    await run.running;
+    const output = run.out.stdout;
+    const base = /gateway (http:\/\/127\.0\.0\.1:\d+) -> echo upstream/.exec(output)?.[1] ?? '';
+    assert.notEqual(base, '', 'demo prints the gateway URL');
     for (const line of ['curl -s', '/hello/world', '/internal/secrets', 'X-User-Id: admin', '/readyz']) assert.ok(output.includes(line), `demo prints ${line}`);
 
     const allowed = await fetch(`${base}/hello/world`, { headers: { 'X-User-Id': 'admin', 'X_Roles': 'root' } });
@@ -104,10 +171,118 @@ describe('examples/quickstart', () => {
     assert.equal(keyedSeen.headers['x-auth-method'], 'apiKey');
     assert.equal(keyedSeen.headers['x-user-id'], 'demo-billing-service');
     assert.equal(keyedSeen.headers['x-api-key'], undefined);
+    const adminBase = /curl -s (http:\/\/127\.0\.0\.1:\d+)\/readyz$/m.exec(output)?.[1] ?? '';
+    assert.notEqual(adminBase, '', 'demo prints the readiness line');
+    const adminAuth = { authorization: `Bearer ${token('PORTCULLIS_ADMIN_TOKEN')}`, 'content-type': 'application/json' };
+    const keyId = token('KEY_ID');
+    assert.equal(keyedSeen.headers['x-api-key-id'], keyId);
     const revokeLine = /curl -s -X POST -H "Authorization: Bearer \$PORTCULLIS_ADMIN_TOKEN" -H "Content-Type: application\/json" (\S+\/revoke)$/m.exec(output);
-    assert.ok(revokeLine?.[1] !== undefined, 'demo prints the revoke line');
-    const revoked = await fetch(revokeLine[1], { method: 'POST', headers: { authorization: `Bearer ${token('PORTCULLIS_ADMIN_TOKEN')}`, 'content-type': 'application/json' } });
+    assert.equal(revokeLine?.[1], `${adminBase}/admin/keys/$KEY_ID/revoke`, 'the revoke line names the key by $KEY_ID');
+
+    // The demo's keys live past the expiry warning: using one logs nothing. A key that does expire
+    // soon still warns; its line coming after the demo key's use shows that one wrote none.
+    const created = await fetch(`${adminBase}/admin/keys`, { method: 'POST', headers: adminAuth, body: JSON.stringify({ name: 'short-lived', tenant: 'acme', scopes: ['orders:read'], expires: '1d' }) });
+    assert.equal(created.status, 201);
+    const shortLived = await created.json() as { key: string; id: string };
+    assert.equal((await fetch(`${base}/api/acme/orders/42`, { headers: { 'x-api-key': shortLived.key } })).status, 200);
+    const warned = new Promise<void>((resolve) => {
+      const check = (): void => { if (run.out.stdout.includes(`"keyId":"${shortLived.id}"`)) resolve(); };
+      run.child.stdout?.on('data', check);
+      check();
+    });
+    await warned;
+    const warnings = run.out.stdout.split('\n').filter((l) => l.includes('expires soon'));
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.ok(warnings[0]?.includes(shortLived.id));
+
+    const revoked = await fetch(`${adminBase}/admin/keys/${keyId}/revoke`, { method: 'POST', headers: adminAuth });
     assert.equal(revoked.status, 200);
     assert.equal((await withKey()).status, 401);
+
+    // What the demo prints to paste pastes: real values, no placeholder, every variable it uses set by a line it prints.
+    const printed = [...pastable(output).matchAll(/^ {2}([A-Z_]+)=\S+$/gm)].map((m) => m[1]);
+    assert.deepEqual(printed.sort(), [...DEMO_VARIABLES].sort());
+    assert.deepEqual(paste(pastable(output)), { syntax: '', stderr: '', created: [] });
+    // The README's quick start uses the same variables.
+    const readmeVars = new Set(shellBlocks(readFileSync(README, 'utf8'), 'Quick start').flatMap((b) => [...b.matchAll(/\$([A-Z_]+)/g)].map((m) => m[1])));
+    assert.deepEqual([...readmeVars].filter((v) => !printed.includes(v)), []);
+  });
+
+  it('listens on loopback only, keeps its state in a temporary directory and leaves nothing behind', async (t) => {
+    const before = filesUnder(EXAMPLES);
+    const run = demo(['--port', '0', '--admin-port', '0'], { HOST: '0.0.0.0' });
+    t.after(() => run.stop());
+    await run.running;
+    const output = run.out.stdout;
+    assert.equal(run.out.stderr, '', 'no warning on loopback');
+    const port = Number(/gateway http:\/\/127\.0\.0\.1:(\d+) /.exec(output)?.[1]);
+    const adminPort = Number(/curl -s http:\/\/127\.0\.0\.1:(\d+)\/readyz$/m.exec(output)?.[1]);
+    assert.ok(port > 0 && adminPort > 0);
+    assert.ok(await accepts('127.0.0.1', port));
+    assert.ok(await accepts('127.0.0.1', adminPort));
+    // The machine's other addresses do not reach either listener (HOST in the environment is not an address to listen on).
+    const others = Object.values(networkInterfaces()).flat().filter((a) => a !== undefined && !a.internal && a.family === 'IPv4').map((a) => a?.address ?? '');
+    for (const address of others) {
+      assert.equal(await accepts(address, port), false, `public port on ${address}`);
+      assert.equal(await accepts(address, adminPort), false, `admin port on ${address}`);
+    }
+    const stateDir = /^This run's keys and audit trail are in (\S+), removed when the demo stops\.$/m.exec(output)?.[1] ?? '';
+    assert.ok(existsSync(join(stateDir, 'audit', 'audit.log')), 'the audit trail is in the state directory');
+    assert.ok(!stateDir.startsWith(EXAMPLES));
+    assert.equal(await run.stop(), 0);
+    assert.equal(existsSync(stateDir), false, 'the state directory is removed');
+    assert.deepEqual(filesUnder(EXAMPLES), before, 'nothing written under examples/');
+  });
+
+  it('--host with a non-loopback address listens there and warns in one line', async (t) => {
+    const run = demo(['--port', '0', '--admin-port', '0', '--host', '0.0.0.0']);
+    t.after(() => run.stop());
+    await run.running;
+    assert.match(run.out.stderr, /^portcullis demo: warning: listening on 0\.0\.0\.0, reachable from the network; .*omit --host to listen on 127\.0\.0\.1 only\)\n$/);
+    const port = Number(/gateway http:\/\/127\.0\.0\.1:(\d+) /.exec(run.out.stdout)?.[1]);
+    const other = Object.values(networkInterfaces()).flat().find((a) => a !== undefined && !a.internal && a.family === 'IPv4');
+    if (other !== undefined) assert.ok(await accepts(other.address, port), `reachable on ${other.address}`);
+  });
+
+  it('a busy port names the demo\'s flag and variable for that port', async (t) => {
+    const busy = createServer();
+    busy.listen(0, '127.0.0.1');
+    await once(busy, 'listening');
+    t.after(() => new Promise<void>((done) => busy.close(() => done())));
+    const taken = String((busy.address() as { port: number }).port);
+    const cases = [
+      { args: ['--port', taken, '--admin-port', '0'], env: {}, message: new RegExp(`^portcullis: the demo's public port ${taken} is in use \\(EADDRINUSE\\): another process listens there; choose another with --port N or PORT=N \\(PORT=${Number(taken) + 1} npm start\\), or stop that process$`) },
+      { args: ['--admin-port', '0'], env: { PORT: taken }, message: /^portcullis: the demo's public port \d+ is in use .* --port N or PORT=N / },
+      { args: ['--port', '0', '--admin-port', taken], env: {}, message: new RegExp(`^portcullis: the demo's admin port ${taken} is in use \\(EADDRINUSE\\): another process listens there; choose another with --admin-port N or ADMIN_PORT=N \\(ADMIN_PORT=${Number(taken) + 1} npm start\\), or stop that process$`) },
+      { args: ['--port', '0'], env: { ADMIN_PORT: taken }, message: /^portcullis: the demo's admin port \d+ is in use .* --admin-port N or ADMIN_PORT=N / },
+    ];
+    for (const c of cases) {
+      const run = demo(c.args, c.env);
+      const code = await run.exited;
+      assertOneLine(run.out.stderr, code, c.message);
+    }
+  });
+
+  it('a usage mistake is one line and exit 2, before anything starts', async () => {
+    const cases: { args: string[]; env?: NodeJS.ProcessEnv; message: RegExp }[] = [
+      { args: ['--nope'], message: /^portcullis demo: unknown option "--nope"; options: --port N, --admin-port N, --host ADDR/ },
+      { args: ['extra'], message: /^portcullis demo: unexpected argument "extra"; options:/ },
+      { args: ['--port'], message: /^portcullis demo: .*--port.*; options:/ },
+      { args: ['--port', 'abc'], message: /^portcullis demo: --port "abc" is not a port: give a number from 1 to 65535$/ },
+      { args: ['--port', '70000'], message: /^portcullis demo: --port "70000" is not a port/ },
+      { args: ['--port', '08080'], message: /^portcullis demo: --port "08080" is not a port/ },
+      { args: [], env: { PORT: '80 80' }, message: /^portcullis demo: PORT "80 80" is not a port/ },
+      { args: [], env: { ADMIN_PORT: '-1' }, message: /^portcullis demo: ADMIN_PORT "-1" is not a port/ },
+      { args: ['--port', '1', '--port', '2'], message: /^portcullis demo: --port is given twice; give it once$/ },
+      { args: ['--port', '9000', '--admin-port', '9000'], message: /^portcullis demo: the public port and the admin port are both 9000: give them different ports$/ },
+      { args: ['--host', 'a b\n'], message: /^portcullis demo: --host "a b\\n" is not an address/ },
+      { args: ['--host', ''], message: /^portcullis demo: --host "" is not an address/ },
+    ];
+    for (const c of cases) {
+      const run = demo(c.args, c.env);
+      const code = await run.exited;
+      assertOneLine(run.out.stderr, code, c.message, 2);
+      assert.equal(run.out.stdout, '', 'nothing started');
+    }
   });
 });

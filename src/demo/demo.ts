@@ -1,10 +1,17 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { Gateway } from '../server/gateway.js';
 import { ConfigError } from '../config/errors.js';
 import { systemClock, type Clock } from '../lib/clock.js';
+import { OperatorError } from '../lib/operator-error.js';
+import { ListenError } from '../server/listen-error.js';
 import { serve } from '../cli/serve.js';
+import { parseDemoArgs } from './demo-args.js';
 import { startDemoIssuer } from './demo-issuer.js';
 import { startEchoUpstream } from './echo-upstream.js';
 
@@ -12,22 +19,73 @@ import { startEchoUpstream } from './echo-upstream.js';
 export const QUICKSTART_CONFIG = fileURLToPath(new URL('../../../examples/quickstart/gateway.yaml', import.meta.url));
 
 /**
- * `portcullis demo`: an echo upstream and a local token issuer on free loopback ports, the gateway
- * on :8080 (or --port) with examples/quickstart/gateway.yaml, and curl lines to paste. The gateway
- * and the issuer read one clock, so the demo's tokens are stamped on the time the gateway judges by.
+ * How long the demo's API keys live: past the default expiryWarning (14 days), so a demo key in
+ * use does not warn "expires soon", and within the quickstart's maxLifetime (90 days).
  */
-export async function runDemo(args: string[], clock: Clock = systemClock): Promise<void> {
-  const { values } = parseArgs({ args, options: { port: { type: 'string' }, 'admin-port': { type: 'string' } } });
+const DEMO_KEY_LIFETIME = '30d';
+
+/** The demo's flag and variable for each listener option, for advice naming the one to change. */
+const HOW_TO_SET: Readonly<Record<string, { readonly what: string; readonly set: (port: number) => string }>> = {
+  'listen.http': { what: 'public port', set: (port) => `--port N or PORT=N (PORT=${port + 1} npm start)` },
+  admin: { what: 'admin port', set: (port) => `--admin-port N or ADMIN_PORT=N (ADMIN_PORT=${port + 1} npm start)` },
+};
+
+/** A listener that could not bind, in the demo's words: which of its ports, and the flag or variable that moves it. */
+function demoListenFailure(err: ListenError): OperatorError {
+  const how = HOW_TO_SET[err.option];
+  if (how === undefined) return err;
+  if (err.code === 'EADDRINUSE') {
+    return new OperatorError(`the demo's ${how.what} ${err.port} is in use (EADDRINUSE): another process listens there; choose another with ${how.set(err.port)}, or stop that process`, { cause: err });
+  }
+  const flag = err.option === 'listen.http' ? '--host ADDR, --port N or PORT=N' : '--admin-port N or ADMIN_PORT=N';
+  return new OperatorError(`${err.message} (the demo sets it with ${flag})`, { cause: err });
+}
+
+/** True for an address only this machine reaches. */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  const v6 = host.toLowerCase();
+  return v6 === '::1' || /^::ffff:127\./.test(v6);
+}
+
+/** The host to put in the URLs the demo prints: a wildcard bind is reached on loopback. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return isIP(host) === 6 ? `[${host}]` : host;
+}
+
+/**
+ * `portcullis demo`: an echo upstream and a local token issuer on free loopback ports, the gateway
+ * on 127.0.0.1:8080 (--port, --host) with examples/quickstart/gateway.yaml, its state in a fresh
+ * temporary directory removed on exit, and commands to paste. The gateway and the issuer read one
+ * clock, so the demo's tokens are stamped on the time the gateway judges by. Returns 2 for a
+ * usage error (also set as the exit code), and -1 once the demo runs until a signal stops it.
+ */
+export async function runDemo(args: string[], clock: Clock = systemClock): Promise<number> {
+  const parsed = parseDemoArgs(args, process.env);
+  if (!parsed.ok) {
+    process.stderr.write(`portcullis demo: ${parsed.error}\n`);
+    process.exitCode = 2;
+    return 2;
+  }
+  const options = parsed.options;
+  // This run's keys, usage and audit trail: nothing is shared with another run or left in the tree.
+  const dataDir = await mkdtemp(join(tmpdir(), 'portcullis-demo-'));
+  process.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
+  if (!isLoopback(options.host)) {
+    process.stderr.write(`portcullis demo: warning: listening on ${options.host}, reachable from the network; the demo's routes are public and its echo shows every header sent (omit --host to listen on 127.0.0.1 only)\n`);
+  }
   const echo = await startEchoUpstream(0);
   const idp = await startDemoIssuer(clock);
   const closeAll = async () => { await Promise.all([echo.close(), idp.close()]); };
-  const port = values.port ?? process.env.PORT ?? '8080';
   // A fresh admin token per run: only its hash goes into the config.
   const adminApiToken = randomBytes(24).toString('base64url');
   const env = {
     ...process.env, ECHO_URL: echo.url, DEMO_ISSUER: idp.issuer, DEMO_JWKS_URI: idp.jwksUri,
     DEMO_ADMIN_TOKEN_HASH: `sha256:${createHash('sha256').update(adminApiToken).digest('hex')}`,
-    PORT: port, ADMIN_PORT: values['admin-port'] ?? process.env.ADMIN_PORT ?? '9901',
+    PORT: options.port, ADMIN_PORT: options.adminPort, DEMO_HOST: options.host, PORTCULLIS_DATA_DIR: dataDir,
   };
   let gateway: Gateway;
   try {
@@ -41,14 +99,9 @@ export async function runDemo(args: string[], clock: Clock = systemClock): Promi
     await serve(gateway, { onStop: closeAll });
   } catch (err) {
     await closeAll();
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') {
-      process.stderr.write(`portcullis demo: a port is already in use (${(err as Error).message}); try PORT=8081 npm start\n`);
-      process.exit(1);
-    }
-    throw err;
+    throw err instanceof ListenError ? demoListenFailure(err) : err;
   }
-  const base = `http://localhost:${gateway.addresses().http.port}`;
+  const base = `http://${urlHost(options.host)}:${gateway.addresses().http.port}`;
   const admin = gateway.addresses().admin;
   const hour = 3600;
   const user = await idp.token({ sub: 'alice', tenant: 'acme', scope: 'orders:read', roles: ['clerk'], email: 'alice@acme.example' }, hour);
@@ -58,7 +111,7 @@ export async function runDemo(args: string[], clock: Clock = systemClock): Promi
   const limits = await rateLimitWalkthrough(base);
   process.stdout.write(`
 Portcullis demo is running: gateway ${base} -> echo upstream ${echo.url}
-Config: ${QUICKSTART_CONFIG}
+Listening on ${options.host}${isLoopback(options.host) ? ' (this machine only)' : ''}, admin API on 127.0.0.1; config: ${QUICKSTART_CONFIG}
 
 Allowed (public route; the upstream echoes what it received, gateway headers included):
   curl -s ${base}/hello/world
@@ -98,9 +151,11 @@ Health, readiness (with the config version) and Prometheus metrics on the admin 
   curl -s http://127.0.0.1:${admin.port}/readyz
   curl -s http://127.0.0.1:${admin.port}/metrics | grep portcullis_requests_total
 `}
-Audit trail (one JSON line per request): ${gateway.config.dataDir}/${gateway.config.audit.file}
+Audit trail (one JSON line per request): ${join(gateway.config.dataDir, gateway.config.audit.file)}
+This run's keys and audit trail are in ${dataDir}, removed when the demo stops.
 Press Ctrl+C to stop.
 `);
+  return -1;
 }
 
 interface IssuedKey { readonly key: string; readonly id: string }
@@ -114,7 +169,7 @@ async function apiKeyWalkthrough(base: string, adminBase: string, adminToken: st
   const create = async (name: string): Promise<IssuedKey> => {
     const res = await fetch(`${adminBase}/admin/keys`, {
       method: 'POST', headers: { ...auth, 'content-type': 'application/json' },
-      body: JSON.stringify({ name, tenant: 'acme', scopes: ['orders:read'], roles: ['service'], expires: '1d' }),
+      body: JSON.stringify({ name, tenant: 'acme', scopes: ['orders:read'], roles: ['service'], expires: DEMO_KEY_LIFETIME }),
     });
     if (res.status !== 201) throw new Error(`demo: creating an API key failed with ${res.status}: ${await res.text()}`);
     return await res.json() as IssuedKey;
@@ -133,15 +188,17 @@ async function apiKeyWalkthrough(base: string, adminBase: string, adminToken: st
   return `
 API keys for machine clients (docs/api-keys.md). Just now the demo created key ${shown.id} through
 the admin API: GET /api/acme/orders/42 with it answered ${before}; after POST /admin/keys/${shown.id}/revoke, ${after}.
-Here is another key (shown once, stored only as a hash) and the admin token of this run:
+Here is another key (shown once, stored only as a hash; it expires in ${DEMO_KEY_LIFETIME.replace('d', ' days')}), its id and
+the admin token of this run; paste the three lines into your shell:
   API_KEY=${yours.key}
+  KEY_ID=${yours.id}
   PORTCULLIS_ADMIN_TOKEN=${adminToken}
 
-  # 200: the echo shows x-auth-method apiKey, x-api-key-id ${yours.id} and the key's tenant and scopes
+  # 200: the echo shows x-auth-method apiKey, x-api-key-id (the KEY_ID) and the key's tenant and scopes
   curl -s -H "X-API-Key: $API_KEY" ${base}/api/acme/orders/42
   # list keys (never secrets), then revoke this one: the same request is refused at once (401)
   curl -s -H "Authorization: Bearer $PORTCULLIS_ADMIN_TOKEN" ${adminBase}/admin/keys
-  curl -s -X POST -H "Authorization: Bearer $PORTCULLIS_ADMIN_TOKEN" -H "Content-Type: application/json" ${adminBase}/admin/keys/${yours.id}/revoke
+  curl -s -X POST -H "Authorization: Bearer $PORTCULLIS_ADMIN_TOKEN" -H "Content-Type: application/json" ${adminBase}/admin/keys/$KEY_ID/revoke
   curl -si -H "X-API-Key: $API_KEY" ${base}/api/acme/orders/42
 `;
 }

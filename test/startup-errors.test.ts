@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { fsFailure, isLastingFsFailure } from '../src/lib/fs-failure.js';
 import { CLI, toYaml, type ConfigObject } from './harness/gateway.js';
 
 /** What one `portcullis start` that should not start did. */
@@ -111,6 +112,12 @@ describe('startup failures are one line naming the option', () => {
     });
   }
 
+  it('a quota store file that cannot be opened names rateLimiting.quotaFile and the path', async () => {
+    const quotas = { quotas: { daily: { limit: 100, period: 'day', by: ['ip'] } }, routes: [{ ...ROUTES[0], quota: 'daily' }] };
+    const result = await start((dir) => config(dir, quotas), { prepare: async (dir) => { await mkdir(join(dir, 'data')); await writeFile(join(dir, 'data', 'quotas'), ''); } });
+    assertOneLine(result, /^portcullis: rateLimiting\.quotaFile: the quota store \S+\/data\/quotas\/quotas\.db cannot be opened \((ENOTDIR|EEXIST)\): a part of the path is a file, not a directory; point dataDir \(or rateLimiting\.quotaFile\) at a place the gateway can write$/);
+  });
+
   it('an address that is not this machine\'s names listen.http.host', async (t) => {
     const address = '203.0.113.7';
     if (Object.values(networkInterfaces()).flat().some((a) => a?.address === address)) { t.skip(`${address} is an address of this machine`); return; }
@@ -145,5 +152,25 @@ describe('startup failures are one line naming the option', () => {
   it('an audit file that is a directory names it', async () => {
     const result = await start((dir) => config(dir), { prepare: (dir) => mkdir(join(dir, 'data', 'audit', 'audit.log'), { recursive: true }), args: ['--workers', '1'] });
     assertOneLine(result, /^portcullis: dataDir, audit\.file: the audit trail \S+\/data\/audit\/audit\.log cannot be opened \(EISDIR\): it is a directory, not a file;/);
+  });
+});
+
+describe('store open failures', () => {
+  const wrapped = (cause: unknown) => new Error('cannot open /x/keys.db', { cause });
+  it('a path that cannot be a file fails the start; a lock held for a moment does not', () => {
+    const cases: [unknown, boolean][] = [
+      [Object.assign(new Error('mkdir'), { code: 'ENOTDIR' }), true],
+      [wrapped(Object.assign(new Error('denied'), { code: 'EACCES' })), true],
+      [wrapped(Object.assign(new Error('unable to open database file'), { code: 'SQLITE_CANTOPEN' })), true],
+      [wrapped(Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' })), false],
+      [wrapped(new Error('no code at all')), false],
+      [wrapped(Object.assign(new Error('odd'), { code: 'not a code\n' })), false],
+    ];
+    for (const [err, lasting] of cases) assert.equal(isLastingFsFailure(err), lasting, String(err));
+  });
+
+  it('says why on one line, with the code from the cause', () => {
+    assert.equal(fsFailure(wrapped(Object.assign(new Error('x'), { code: 'EISDIR' }))), '(EISDIR): it is a directory, not a file');
+    assert.equal(fsFailure(new Error('line one\nline two')), 'line one line two');
   });
 });

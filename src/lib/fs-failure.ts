@@ -15,17 +15,32 @@ const REASONS: Readonly<Record<string, string>> = {
   SQLITE_READONLY: 'it is read-only for the gateway',
 };
 
+/** The errno (or SQLite code) of an error or of the first error in its `cause` chain that has one. */
+function errorCode(err: unknown): { readonly code: string | null; readonly error: unknown } {
+  let e = err as { code?: unknown; cause?: unknown } | null;
+  for (let depth = 0; depth < 4 && e !== null && typeof e === 'object' && typeof e.code !== 'string' && e.cause !== undefined; depth++) {
+    e = e.cause;
+  }
+  const code = e !== null && typeof e === 'object' && typeof e.code === 'string' && /^[A-Z_0-9]{1,40}$/.test(e.code) ? e.code : null;
+  return { code, error: code === null ? err : e };
+}
+
+/**
+ * True when a file could not be created or opened for a reason that lasts until someone changes
+ * the path or its permissions (not a lock another process holds for a moment).
+ */
+export function isLastingFsFailure(err: unknown): boolean {
+  const { code } = errorCode(err);
+  return code !== null && code in REASONS;
+}
+
 /**
  * `(CODE): reason` for a file system error (or one whose `cause` is one), on one line: the errno
  * and what it means for the path, or the error's own message when the errno is not a known one.
  */
 export function fsFailure(err: unknown): string {
-  let e = err as (NodeJS.ErrnoException & { cause?: unknown }) | null;
-  for (let depth = 0; depth < 4 && e !== null && typeof e === 'object' && typeof e.code !== 'string' && e.cause !== undefined; depth++) {
-    e = e.cause as NodeJS.ErrnoException & { cause?: unknown };
-  }
-  const code = e !== null && typeof e === 'object' && typeof e.code === 'string' && /^[A-Z_0-9]{1,40}$/.test(e.code) ? e.code : null;
-  const message = String((code === null ? err as Error | null : e)?.message ?? err);
+  const { code, error } = errorCode(err);
+  const message = String((error as Error | null)?.message ?? error);
   const reason = (code === null ? undefined : REASONS[code]) ?? message.replace(/\s+/g, ' ').slice(0, 300);
   return code === null ? reason : `(${code}): ${reason}`;
 }

@@ -2,6 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { systemClock, type Clock, type Timer } from '../lib/clock.js';
+import { fsFailure, isLastingFsFailure, shownPath } from '../lib/fs-failure.js';
+import { OperatorError } from '../lib/operator-error.js';
 import type { Resource, ResourceContext } from '../lifecycle/resources.js';
 import type { Period } from './calendar.js';
 import { LimitStoreUnavailableError } from './store.js';
@@ -127,10 +129,21 @@ export class SqliteQuotaStore implements QuotaStore, Resource {
     return `sqlite quota store ${JSON.stringify([settings, name])}`;
   }
 
-  /** Opens the file (a failure is retried on first use: the quota's onStoreError applies meanwhile) and arms the timers. */
+  /**
+   * Opens the file and arms the timers. A path that cannot be a database (a part of it a file, no
+   * permission) fails the start with an OperatorError; a passing failure (a lock) is retried on
+   * first use, the quota's onStoreError applying meanwhile.
+   */
   start(context: ResourceContext): Promise<void> {
     this.onFlushFailure ??= (detail) => context.logger.warn({ file: this.settings.file, detail }, 'quota store: counts not written yet; retrying');
-    try { this.open(); } catch (err) { context.logger.warn({ file: this.settings.file, err }, 'quota store: cannot open the file yet; retried on first use'); }
+    try {
+      this.open();
+    } catch (err) {
+      if (isLastingFsFailure(err)) {
+        return Promise.reject(new OperatorError(`rateLimiting.quotaFile: the quota store ${shownPath(this.settings.file)} cannot be opened ${fsFailure(err)}; point dataDir (or rateLimiting.quotaFile) at a place the gateway can write`, { cause: err }));
+      }
+      context.logger.warn({ file: this.settings.file, err }, 'quota store: cannot open the file yet; retried on first use');
+    }
     this.armFlush();
     this.armPrune();
     return Promise.resolve();

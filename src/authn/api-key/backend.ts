@@ -1,5 +1,5 @@
 import { systemClock, type Clock } from '../../lib/clock.js';
-import { fsFailure, shownPath } from '../../lib/fs-failure.js';
+import { fsFailure, isLastingFsFailure, shownPath } from '../../lib/fs-failure.js';
 import { OperatorError } from '../../lib/operator-error.js';
 import { ipSet, type IpSet } from '../../lib/ip.js';
 import type { ComponentReadiness } from '../../lifecycle/readiness.js';
@@ -125,6 +125,8 @@ export class ApiKeyBackend implements Resource {
     if (settings.store.type === 'sqlite') {
       const file = settings.store.file;
       await this.store.clock().catch((err: unknown) => {
+        // A lock another process holds is waited out below like any outage.
+        if (!isLastingFsFailure(err)) return;
         throw new OperatorError(`apiKeys.store.file: the key store ${shownPath(file)} cannot be opened ${fsFailure(err)}; point dataDir (or apiKeys.store.file) at a place the gateway can write`, { cause: err });
       });
     }

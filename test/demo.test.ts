@@ -263,6 +263,12 @@ describe('examples/quickstart', () => {
     }
   });
 
+  it('an address that is not the machine\'s names --host, in one line (no warning before it)', async () => {
+    const run = demo(['--port', '0', '--admin-port', '0', '--host', '203.0.113.9']);
+    const code = await run.exited;
+    assertOneLine(run.out.stderr, code, /^portcullis: listen\.http\.host 203\.0\.113\.9 is not an address of this machine \(EADDRNOTAVAIL\): .*; the demo sets its public address with --host ADDR \(left out: 127\.0\.0\.1\)$/);
+  });
+
   it('a usage mistake is one line and exit 2, before anything starts', async () => {
     const cases: { args: string[]; env?: NodeJS.ProcessEnv; message: RegExp }[] = [
       { args: ['--nope'], message: /^portcullis demo: unknown option "--nope"; options: --port N, --admin-port N, --host ADDR/ },

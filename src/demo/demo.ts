@@ -24,21 +24,21 @@ export const QUICKSTART_CONFIG = fileURLToPath(new URL('../../../examples/quicks
  */
 const DEMO_KEY_LIFETIME = '30d';
 
-/** The demo's flag and variable for each listener option, for advice naming the one to change. */
+/** The demo's flag and variable for each listener setting, for advice naming the one to change. */
 const HOW_TO_SET: Readonly<Record<string, { readonly what: string; readonly set: (port: number) => string }>> = {
-  'listen.http': { what: 'public port', set: (port) => `--port N or PORT=N (PORT=${port + 1} npm start)` },
-  admin: { what: 'admin port', set: (port) => `--admin-port N or ADMIN_PORT=N (ADMIN_PORT=${port + 1} npm start)` },
+  'listen.http.port': { what: 'public port', set: (port) => `--port N or PORT=N (PORT=${port + 1} npm start)` },
+  'listen.http.host': { what: 'public address', set: () => '--host ADDR (left out: 127.0.0.1)' },
+  'admin.port': { what: 'admin port', set: (port) => `--admin-port N or ADMIN_PORT=N (ADMIN_PORT=${port + 1} npm start)` },
 };
 
 /** A listener that could not bind, in the demo's words: which of its ports, and the flag or variable that moves it. */
 function demoListenFailure(err: ListenError): OperatorError {
-  const how = HOW_TO_SET[err.option];
+  const how = HOW_TO_SET[`${err.option}.${err.setting}`];
   if (how === undefined) return err;
   if (err.code === 'EADDRINUSE') {
     return new OperatorError(`the demo's ${how.what} ${err.port} is in use (EADDRINUSE): another process listens there; choose another with ${how.set(err.port)}, or stop that process`, { cause: err });
   }
-  const flag = err.option === 'listen.http' ? '--host ADDR, --port N or PORT=N' : '--admin-port N or ADMIN_PORT=N';
-  return new OperatorError(`${err.message} (the demo sets it with ${flag})`, { cause: err });
+  return new OperatorError(`${err.message}; the demo sets its ${how.what} with ${how.set(err.port)}`, { cause: err });
 }
 
 /** True for an address only this machine reaches. */
@@ -74,9 +74,6 @@ export async function runDemo(args: string[], clock: Clock = systemClock): Promi
   // This run's keys, usage and audit trail: nothing is shared with another run or left in the tree.
   const dataDir = await mkdtemp(join(tmpdir(), 'portcullis-demo-'));
   process.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
-  if (!isLoopback(options.host)) {
-    process.stderr.write(`portcullis demo: warning: listening on ${options.host}, reachable from the network; the demo's routes are public and its echo shows every header sent (omit --host to listen on 127.0.0.1 only)\n`);
-  }
   const echo = await startEchoUpstream(0);
   const idp = await startDemoIssuer(clock);
   const closeAll = async () => { await Promise.all([echo.close(), idp.close()]); };
@@ -100,6 +97,9 @@ export async function runDemo(args: string[], clock: Clock = systemClock): Promi
   } catch (err) {
     await closeAll();
     throw err instanceof ListenError ? demoListenFailure(err) : err;
+  }
+  if (!isLoopback(options.host)) {
+    process.stderr.write(`portcullis demo: warning: listening on ${options.host}, reachable from the network; the demo's routes are public and its echo shows every header sent (omit --host to listen on 127.0.0.1 only)\n`);
   }
   const base = `http://${urlHost(options.host)}:${gateway.addresses().http.port}`;
   const admin = gateway.addresses().admin;

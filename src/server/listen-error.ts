@@ -18,6 +18,14 @@ function shown(host: string): string {
 /** Resolver failures: the configured host is a name that gave no address. */
 const UNRESOLVED = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NODATA', 'EAI_NONAME']);
 
+/** Which of the listener's two settings would have to change. */
+export type ListenSetting = 'port' | 'host';
+
+/** The setting at fault for an errno: the address for those about the address, else the port. */
+function settingAtFault(code: string): ListenSetting {
+  return code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT' || UNRESOLVED.has(code) ? 'host' : 'port';
+}
+
 /** What went wrong and what would be right, for one errno of listen(2) or of the name lookup before it. */
 function explain(code: string, t: ListenTarget, err: Error): string {
   const port = `${t.option}.port ${t.port}`;
@@ -41,8 +49,12 @@ function explain(code: string, t: ListenTarget, err: Error): string {
  * of setting the port (the demo's flags and variables) give its own advice.
  */
 export class ListenError extends OperatorError {
+  /** The setting to change: `port` or `host` of `option`. */
+  readonly setting: ListenSetting;
+
   private constructor(message: string, readonly listener: string, readonly option: string, readonly code: string, readonly port: number, options: { cause: unknown }) {
     super(message, options);
+    this.setting = settingAtFault(code);
   }
 
   /** The failure of binding `target`, from the error node:net emitted. */

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compileConfig } from '../src/config/compile.js';
 import { loadConfigFile } from '../src/config/load.js';
+import { parseDemoArgs } from '../src/demo/demo-args.js';
 import { QUICKSTART_CONFIG } from '../src/demo/demo.js';
 import { CLI } from './harness/gateway.js';
 import { DEMO_VARIABLES, paste, shellBlocks } from './harness/shell.js';
@@ -266,29 +267,64 @@ describe('examples/quickstart', () => {
   it('an address that is not the machine\'s names --host, in one line (no warning before it)', async () => {
     const run = demo(['--port', '0', '--admin-port', '0', '--host', '203.0.113.9']);
     const code = await run.exited;
-    assertOneLine(run.out.stderr, code, /^portcullis: listen\.http\.host 203\.0\.113\.9 is not an address of this machine \(EADDRNOTAVAIL\): .*; the demo sets its public address with --host ADDR \(left out: 127\.0\.0\.1\)$/);
+    assertOneLine(run.out.stderr, code, /^portcullis: listen\.http\.host 203\.0\.113\.9 is not an address of this machine \(EADDRNOTAVAIL\): .*; the demo sets its public address with --host ADDRESS \(left out: 127\.0\.0\.1\)$/);
   });
 
-  it('a usage mistake is one line and exit 2, before anything starts', async () => {
-    const cases: { args: string[]; env?: NodeJS.ProcessEnv; message: RegExp }[] = [
-      { args: ['--nope'], message: /^portcullis demo: unknown option "--nope"; options: --port N, --admin-port N, --host ADDR/ },
-      { args: ['extra'], message: /^portcullis demo: unexpected argument "extra"; options:/ },
-      { args: ['--port'], message: /^portcullis demo: .*--port.*; options:/ },
-      { args: ['--port', 'abc'], message: /^portcullis demo: --port "abc" is not a port: give a number from 1 to 65535$/ },
-      { args: ['--port', '70000'], message: /^portcullis demo: --port "70000" is not a port/ },
-      { args: ['--port', '08080'], message: /^portcullis demo: --port "08080" is not a port/ },
-      { args: [], env: { PORT: '80 80' }, message: /^portcullis demo: PORT "80 80" is not a port/ },
-      { args: [], env: { ADMIN_PORT: '-1' }, message: /^portcullis demo: ADMIN_PORT "-1" is not a port/ },
-      { args: ['--port', '1', '--port', '2'], message: /^portcullis demo: --port is given twice; give it once$/ },
-      { args: ['--port', '9000', '--admin-port', '9000'], message: /^portcullis demo: the public port and the admin port are both 9000: give them different ports$/ },
-      { args: ['--host', 'a b\n'], message: /^portcullis demo: --host "a b\\n" is not an address/ },
-      { args: ['--host', ''], message: /^portcullis demo: --host "" is not an address/ },
+  it('a usage mistake exits 2 before anything starts: first line says what, no stack; a bad value is that one line', async () => {
+    const cases: { args: string[]; env?: NodeJS.ProcessEnv; message: RegExp; oneLine: boolean }[] = [
+      { args: ['--nope'], message: /^portcullis demo: unknown option .*--nope/, oneLine: false },
+      { args: ['extra'], message: /^portcullis demo: unexpected argument "extra"/, oneLine: false },
+      { args: ['--port'], message: /^portcullis demo: --port needs a value/, oneLine: false },
+      { args: ['--port', '1', '--port', '2'], message: /^portcullis demo: --port (is )?given twice; give it once$/, oneLine: false },
+      { args: ['--port', 'abc'], message: /^portcullis demo: --port "abc" is not a port: give a number from 1 to 65535$/, oneLine: true },
+      { args: [], env: { PORT: '80 80' }, message: /^portcullis demo: PORT "80 80" is not a port/, oneLine: true },
+      { args: ['--port', '9000', '--admin-port', '9000'], message: /^portcullis demo: the public port and the admin port are both 9000: give them different ports$/, oneLine: true },
+      { args: ['--host', 'a b\n'], message: /^portcullis demo: --host "a b\\n" is not an address/, oneLine: true },
     ];
     for (const c of cases) {
       const run = demo(c.args, c.env);
       const code = await run.exited;
-      assertOneLine(run.out.stderr, code, c.message, 2);
+      assert.equal(code, 2, run.out.stderr);
+      assert.doesNotMatch(run.out.stderr, /^\s+at /m);
+      assert.match(run.out.stderr.split('\n')[0] ?? '', c.message);
+      if (c.oneLine) assert.equal(run.out.stderr.split('\n').length, 2, `one line: ${JSON.stringify(run.out.stderr)}`);
       assert.equal(run.out.stdout, '', 'nothing started');
+    }
+  });
+
+  it('parses its options: flags before variables, defaults, and every malformed or ambiguous value refused', () => {
+    const ok = (args: string[], env: NodeJS.ProcessEnv = {}) => {
+      const parsed = parseDemoArgs(args, env);
+      assert.ok(parsed.ok, JSON.stringify(parsed));
+      return parsed.options;
+    };
+    assert.deepEqual(ok([]), { port: '8080', adminPort: '9901', host: '127.0.0.1' });
+    assert.deepEqual(ok([], { PORT: '8081', ADMIN_PORT: '9902', HOST: '0.0.0.0' }), { port: '8081', adminPort: '9902', host: '127.0.0.1' });
+    assert.deepEqual(ok(['--port', '7000', '--admin-port=7001', '--host', '::1'], { PORT: '8081', ADMIN_PORT: '9902' }), { port: '7000', adminPort: '7001', host: '::1' });
+    assert.deepEqual(ok([], { PORT: '' }), { port: '8080', adminPort: '9901', host: '127.0.0.1' });
+    assert.equal(ok(['--port', '0', '--admin-port', '0']).port, '0');
+    const refused: [string[], NodeJS.ProcessEnv, RegExp][] = [
+      [['--nope'], {}, /^unknown option "--nope"; options: --port N, --admin-port N, --host ADDRESS \(portcullis demo --help\)$/],
+      [['extra'], {}, /^unexpected argument "extra"; options:/],
+      [['--port'], {}, /--port.*; options:/],
+      [['--port', '1', '--port', '2'], {}, /^--port is given twice; give it once$/],
+      [['--port', '70000'], {}, /^--port "70000" is not a port/],
+      [['--port', '08080'], {}, /^--port "08080" is not a port/],
+      [['--port', '-1'], {}, /./],
+      [['--port', '1e3'], {}, /^--port "1e3" is not a port/],
+      [[], { ADMIN_PORT: '-1' }, /^ADMIN_PORT "-1" is not a port/],
+      [[], { PORT: 'x'.repeat(10_000) }, /^PORT "x{64}…" is not a port/],
+      [['--port', '9901'], {}, /^the public port and the admin port are both 9901/],
+      [['--host', ''], {}, /^--host "" is not an address/],
+      [['--host', 'a..b'], {}, /^--host "a..b" is not an address/],
+      [['--host', 'evil.example/x'], {}, /is not an address/],
+      [['--host', '\u0000'], {}, /^--host "\\u0000" is not an address/],
+    ];
+    for (const [args, env, message] of refused) {
+      const parsed = parseDemoArgs(args, env);
+      assert.ok(!parsed.ok, `refuses ${JSON.stringify(args)} ${JSON.stringify(env)}`);
+      assert.match(parsed.error, message);
+      assert.doesNotMatch(parsed.error, /\n/);
     }
   });
 });

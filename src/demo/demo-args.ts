@@ -15,7 +15,7 @@ export type ParsedDemoArgs = { readonly ok: true; readonly options: DemoOptions 
 
 export const DEMO_DEFAULTS: DemoOptions = Object.freeze({ port: '8080', adminPort: '9901', host: '127.0.0.1' });
 
-const OPTIONS_LINE = 'options: --port N, --admin-port N, --host ADDR (portcullis demo --help)';
+const OPTIONS_LINE = 'options: --port N, --admin-port N, --host ADDRESS (portcullis demo --help)';
 
 /** A value as it goes into a one-line message. */
 function quoted(value: string): string {

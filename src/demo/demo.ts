@@ -27,7 +27,7 @@ const DEMO_KEY_LIFETIME = '30d';
 /** The demo's flag and variable for each listener setting, for advice naming the one to change. */
 const HOW_TO_SET: Readonly<Record<string, { readonly what: string; readonly set: (port: number) => string }>> = {
   'listen.http.port': { what: 'public port', set: (port) => `--port N or PORT=N (PORT=${port + 1} npm start)` },
-  'listen.http.host': { what: 'public address', set: () => '--host ADDR (left out: 127.0.0.1)' },
+  'listen.http.host': { what: 'public address', set: () => '--host ADDRESS (left out: 127.0.0.1)' },
   'admin.port': { what: 'admin port', set: (port) => `--admin-port N or ADMIN_PORT=N (ADMIN_PORT=${port + 1} npm start)` },
 };
 

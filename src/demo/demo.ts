@@ -24,11 +24,14 @@ export const QUICKSTART_CONFIG = fileURLToPath(new URL('../../../examples/quicks
  */
 const DEMO_KEY_LIFETIME = '30d';
 
+/** A port to suggest instead of a busy one. */
+const another = (port: number): number => (port < 65535 ? port + 1 : port - 1);
+
 /** The demo's flag and variable for each listener setting, for advice naming the one to change. */
 const HOW_TO_SET: Readonly<Record<string, { readonly what: string; readonly set: (port: number) => string }>> = {
-  'listen.http.port': { what: 'public port', set: (port) => `--port N or PORT=N (PORT=${port + 1} npm start)` },
+  'listen.http.port': { what: 'public port', set: (port) => `--port N or PORT=N (PORT=${another(port)} npm start)` },
   'listen.http.host': { what: 'public address', set: () => '--host ADDRESS (left out: 127.0.0.1)' },
-  'admin.port': { what: 'admin port', set: (port) => `--admin-port N or ADMIN_PORT=N (ADMIN_PORT=${port + 1} npm start)` },
+  'admin.port': { what: 'admin port', set: (port) => `--admin-port N or ADMIN_PORT=N (ADMIN_PORT=${another(port)} npm start)` },
 };
 
 /** A listener that could not bind, in the demo's words: which of its ports, and the flag or variable that moves it. */
@@ -42,7 +45,7 @@ function demoListenFailure(err: ListenError): OperatorError {
 }
 
 /** True for an address only this machine reaches. */
-export function isLoopback(host: string): boolean {
+function isLoopback(host: string): boolean {
   if (host === 'localhost') return true;
   if (isIP(host) === 4) return host.startsWith('127.');
   const v6 = host.toLowerCase();

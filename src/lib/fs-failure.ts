@@ -31,7 +31,7 @@ function errorCode(err: unknown): { readonly code: string | null; readonly error
  */
 export function isLastingFsFailure(err: unknown): boolean {
   const { code } = errorCode(err);
-  return code !== null && code in REASONS;
+  return code !== null && Object.hasOwn(REASONS, code);
 }
 
 /**

@@ -6,7 +6,10 @@ import { createServer, type Server } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
 import { fsFailure, isLastingFsFailure } from '../src/lib/fs-failure.js';
+import { OperatorError } from '../src/lib/operator-error.js';
+import { Gateway } from '../src/server/gateway.js';
 import { CLI, toYaml, type ConfigObject } from './harness/gateway.js';
 
 /** What one `portcullis start` that should not start did. */
@@ -109,6 +112,32 @@ describe('startup failures are one line naming the option', () => {
     it(`${mode}: a key store file that cannot be opened names apiKeys.store.file and the path`, async () => {
       const result = await start((dir) => config(dir, KEYS), { args: workers, prepare: (dir) => mkdir(join(dir, 'data', 'keys', 'api-keys.db'), { recursive: true }) });
       assertOneLine(result, /^portcullis: apiKeys\.store\.file: the key store \S+\/data\/keys\/api-keys\.db cannot be opened \(SQLITE_CANTOPEN\): .*; point dataDir \(or apiKeys\.store\.file\) at a place the gateway can write$/);
+    });
+  }
+
+  for (const failing of ['http', 'admin'] as const) {
+    it(`a start that fails on the ${failing} port releases what it had opened: the other port is free again`, async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'portcullis-startup-'));
+      try {
+        const other = createServer();
+        other.listen(0, '127.0.0.1');
+        await once(other, 'listening');
+        const otherPort = (other.address() as { port: number }).port;
+        await new Promise<void>((done) => other.close(() => done()));
+        const ports = failing === 'http' ? { http: busyPort, admin: otherPort } : { http: otherPort, admin: busyPort };
+        const file = join(dir, 'gateway.yaml');
+        await writeFile(file, toYaml(config(dir, { listen: { http: { port: ports.http } }, admin: { port: ports.admin } })));
+        const sink = new PassThrough().resume();
+        const gateway = await Gateway.fromFile(file, { logDestination: sink });
+        await assert.rejects(gateway.start(), OperatorError);
+        // Whichever listener was bound before the other failed holds its port no longer.
+        const probe = createServer();
+        probe.listen(otherPort, '127.0.0.1');
+        await once(probe, 'listening');
+        await new Promise<void>((done) => probe.close(() => done()));
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     });
   }
 

@@ -220,10 +220,15 @@ export class Gateway implements HandlerHost, AdminHost {
   /** Opens the audit trail, fetches remote key sets (each bounded by its timeout) and binds both listeners. */
   async start(): Promise<Addresses> {
     const config = this.config;
-    await this.audit.open();
-    this.runtime = { config, path: this.pathFor(config), generation: await this.resources.exclusive(() => this.resources.prepare(config.resources)) };
-    this.started = true;
-    for (const listener of this.listeners) await listener.listen();
+    try {
+      await this.audit.open();
+      this.runtime = { config, path: this.pathFor(config), generation: await this.resources.exclusive(() => this.resources.prepare(config.resources)) };
+      this.started = true;
+      for (const listener of this.listeners) await listener.listen();
+    } catch (err) {
+      await this.abandonStart();
+      throw err;
+    }
     const addresses = this.addresses();
     this.logger.info({ http: addresses.http.port, admin: addresses.admin?.port ?? null, version: config.version, routes: config.routes.length },
       this.options.worker === undefined ? 'gateway listening' : 'worker listening');
@@ -449,6 +454,17 @@ export class Gateway implements HandlerHost, AdminHost {
    * Graceful shutdown: stop accepting, let in-flight requests finish (up to drainTimeoutMs), then
    * close what is left, the upstream pools, the admin listener and the audit trail (flushed).
    */
+  /**
+   * Releases what a start that failed part way had opened (a listener already bound, the resources,
+   * the audit file), so a program that embeds the gateway is left holding nothing.
+   */
+  private async abandonStart(): Promise<void> {
+    this.draining = true;
+    await Promise.all(this.listeners.map((l) => l.close()));
+    await this.resources.stopAll().catch((err: unknown) => { this.logger.warn({ err }, 'releasing resources after a failed start failed'); });
+    await this.audit.close().catch((err: unknown) => { this.logger.warn({ err }, 'closing the audit trail after a failed start failed'); });
+  }
+
   async stop(): Promise<void> {
     if (this.draining) return;
     this.draining = true;

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Aggregator } from 'prom-client';
+import { shownText } from '../lifecycle/readiness.js';
 import type { DenialCode } from '../pipeline/denials.js';
 import type { AuthenticationOutcome, DecisionTally, LimitOutcome } from '../pipeline/exchange.js';
 import { CounterPairs, HotCounter, HotHistogram, type CounterChild, type HistogramChild } from './hot-metrics.js';
@@ -195,9 +196,9 @@ export class Metrics implements DecisionTally {
     duration.observe(durationSeconds);
   }
 
-  /** One JWKS fetch attempt; the URL comes from config (so the label set stays bounded) and is labelled without its query. */
+  /** One JWKS fetch attempt; the URL comes from config (so the label set stays bounded) and is labelled without its query, fragment or userinfo. */
   jwksFetched(jwksUri: string, ok: boolean, keys: number): void {
-    const uri = jwksUri.split('?', 1)[0] ?? jwksUri;
+    const uri = shownText(jwksUri);
     this.jwksFetches.inc({ uri, result: ok ? 'ok' : 'error' });
     this.jwksKeys.set({ uri }, keys);
     this.jwksUp.set({ uri }, ok ? 1 : 0);

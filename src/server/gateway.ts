@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { AuditLog, type AuditRecord, type AuditState } from '../audit/audit-log.js';
 import { adminFacts, auditRecord, connectionFacts, DISCARDED, exchangeFacts } from '../audit/record-builder.js';
 import { requestPath, type RequestPath } from '../pipeline/request-path.js';
+import { RemoteJwks } from '../authn/jwt/remote-jwks.js';
 import { compileConfig, type CompileContext, type CompiledConfig, type Limits } from '../config/compile.js';
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
@@ -68,6 +69,11 @@ export function compileInEffect(loaded: LoadedConfig, running: RestartOnlyValues
   const dataDir = running?.dataDir;
   if (!effect.restartRequired.includes('dataDir') || typeof dataDir !== 'string') return effect;
   return inEffect(compileConfig({ ...loaded, raw: { ...loaded.raw, dataDir } }, context), running, effect.restartRequired);
+}
+
+/** The JWKS URLs a config fetches: one per remote key set it uses. */
+export function jwksUris(config: CompiledConfig): string[] {
+  return config.resources.flatMap((r) => (r instanceof RemoteJwks ? [r.options.uri] : []));
 }
 
 /** The bound address of each listener, by name; `admin` is null when the admin API is off. */
@@ -394,6 +400,7 @@ export class Gateway implements HandlerHost, AdminHost {
     void this.resources.retire(previous);
     this.metrics.configInfo.reset();
     this.metrics.configInfo.set({ version: next.version }, 1);
+    this.metrics.keepJwks(jwksUris(next));
     this.metrics.reloads.inc({ result: 'applied' });
     this.logger.info({ version: next.version, previous: old.version, ...(effect.restartRequired.length > 0 ? { fileVersion: effect.fileVersion, restartRequired: effect.restartRequired } : {}) }, 'config reloaded');
     if (this.options.worker === undefined) void this.watch.check();

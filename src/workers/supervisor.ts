@@ -16,7 +16,7 @@ import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { READY, readiness, ReadinessWatch, type ComponentReadiness, type Readiness } from '../lifecycle/readiness.js';
 import { restartOnlyValues, type InEffect, type RestartOnlyValues } from '../lifecycle/restart-only.js';
-import { compileInEffect } from '../server/gateway.js';
+import { compileInEffect, jwksUris } from '../server/gateway.js';
 import { Listener } from '../server/listener.js';
 import { HostState } from './host-state.js';
 import { HostSync } from './host-sync.js';
@@ -277,6 +277,7 @@ export class Supervisor implements AdminHost {
       this.metrics.configInfo.reset();
       this.metrics.configInfo.set({ version: next.version }, 1);
       this.metrics.configRestartRequired.set(effect.restartRequired.length);
+      this.metrics.keepJwks(jwksUris(next));
       this.metrics.reloads.inc({ result: 'applied' });
       if (effect.restartRequired.length > 0) {
         this.logger.warn({ options: effect.restartRequired, fileVersion: effect.fileVersion, version: next.version }, 'these options change only on restart; the running values stay');

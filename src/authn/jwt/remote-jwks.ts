@@ -258,11 +258,11 @@ export class RemoteJwks implements KeySource, Resource {
         this.context?.logger.warn({ jwksUri: uri, err: (err as Error).message, retryInMs: this.options.cooldownMs },
           'JWKS fetch failed; no keys yet: tokens of this issuer get 503 and /readyz is not ready until a fetch succeeds');
       } else this.context?.logger.warn({ jwksUri: uri, err: (err as Error).message, keptKeys: this.keys.length }, 'JWKS fetch failed; keeping the last good keys');
-      // Under a host's primary, the primary counts the fetches it makes.
-      if (fetcher === null) this.context?.metrics.jwksFetched(uri, false, this.keys?.length ?? 0);
+      // Under a host's primary, the primary counts the fetches it makes; a set a reload retired meanwhile counts no more.
+      if (fetcher === null && !this.stopped) this.context?.metrics.jwksFetched(uri, false, this.keys?.length ?? 0);
       return { ok: false, deferredMs: null };
     }
-    if (fetcher === null) this.context?.metrics.jwksFetched(uri, true, this.keys?.length ?? 0);
+    if (fetcher === null && !this.stopped) this.context?.metrics.jwksFetched(uri, true, this.keys?.length ?? 0);
     return { ok: true, deferredMs };
   }
 }

@@ -1,14 +1,15 @@
 // /readyz answers without a token, so what it says about a component must hold no secret: a JWKS
 // URL's query string or fragment (`?access_token=…`), or a store URL's userinfo, quoted in a reason,
 // a detail or a fetch error, alone or under --workers (where the reason comes from a worker and the
-// error from the primary's fetch). The metrics label the same URL the same way. Real JWKS server
+// error from the primary's fetch). The metrics label the same URL the same way, and the audit
+// detail of the 503 a token gets while the set is not loaded and the log lines show it so too. Real JWKS server
 // and gateway processes on loopback.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { call } from './harness/api-keys.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, startGatewayProcess, type ConfigObject } from './harness/gateway.js';
-import { JwksServer, testKey } from './harness/jwt.js';
+import { JwksServer, mint, testKey, type TestKey } from './harness/jwt.js';
 import { readiness, shownText } from '../src/lifecycle/readiness.js';
 
 const ISS = 'https://idp.redaction.test/';
@@ -25,8 +26,10 @@ function config(echo: EchoUpstream, jwksUri: string): ConfigObject {
 describe('readiness shows no secret a URL carries', () => {
   let jwks: JwksServer;
   let echo: EchoUpstream;
+  let key: TestKey;
   before(async () => {
-    jwks = await JwksServer.start([await testKey('ES256', 'redact-1')]);
+    key = await testKey('ES256', 'redact-1');
+    jwks = await JwksServer.start([key]);
     echo = await startEchoUpstream();
   });
   after(async () => {
@@ -65,6 +68,15 @@ describe('readiness shows no secret a URL carries', () => {
       const notReady = gw.logs.filter((l) => l.includes('gateway not ready yet'));
       assert.equal(notReady.length, 1);
       assert.ok(!notReady[0]?.includes(SECRET), notReady[0]);
+      // The 503 a token of this issuer gets: its audit detail, and every log line, hold no query either.
+      const token = await mint(key, { iss: ISS, aud: 'api', sub: 'u1' });
+      const denied = await call(`${gw.url}/orders/1`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(denied.status, 503);
+      assert.ok(!denied.body.includes(SECRET));
+      const [record] = await gw.auditFor(denied.headers['x-request-id'] ?? '');
+      assert.match(String(record?.detail), /JWKS http:\/\/127\.0\.0\.1:\d+\/jwks\.json /);
+      assert.ok(!JSON.stringify(record).includes(SECRET), JSON.stringify(record));
+      assert.ok(!gw.logs.some((l) => l.includes(SECRET)), gw.logs.filter((l) => l.includes(SECRET)).join('\n'));
       const metrics = await call(`${gw.adminUrl}/metrics`);
       const jwksLines = metrics.body.split('\n').filter((l) => l.startsWith('portcullis_jwks_'));
       assert.ok(jwksLines.some((l) => l.includes(`uri="${jwks.url}"`)), jwksLines.join('\n'));
@@ -85,6 +97,7 @@ describe('readiness shows no secret a URL carries', () => {
       const users = (JSON.parse(res.body) as { components: Record<string, { reason?: string }> }).components['authenticator:users'];
       assert.match(users?.reason ?? '', /^worker \d+: JWKS http:\/\/127\.0\.0\.1:\d+\/jwks\.json has not been loaded/);
       assert.ok(!res.body.includes(SECRET), res.body);
+      assert.ok(!gw.stdout.some((l) => l.includes(SECRET)), 'no log line of the primary or a worker holds it');
     } finally {
       await gw.stop();
       jwks.mode = 'ok';

@@ -15,7 +15,7 @@ import { READY, readiness, ReadinessWatch, type ComponentReadiness, type Readine
 import { ResourceSet, type Generation } from '../lifecycle/resources.js';
 import { inEffect, restartOnlyValues, type InEffect, type RestartOnlyValues } from '../lifecycle/restart-only.js';
 import { systemClock, type Clock } from '../lib/clock.js';
-import { createLogger, type Logger } from '../observability/logger.js';
+import { createLogger, LOG_LEVELS, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import type { HostStateClient } from '../workers/host-state-client.js';
 import { ADMIN_LISTENER_LIMITS, adminRejectionFacts, createAdminApp, logAdminOperation } from '../admin/admin-app.js';
@@ -192,7 +192,10 @@ export class Gateway implements HandlerHost, AdminHost {
   static async fromFile(file: string, options: GatewayOptions = {}): Promise<Gateway> {
     const loaded = await loadConfigFile(resolve(file), options.env);
     const clock = options.clock ?? systemClock;
-    const base = createLogger(loaded.raw.log?.level ?? 'info', options.logDestination);
+    // A worker forked after a reload logs at the host's running level, like every other restart-only setting.
+    const runningLevel = options.restartOnly?.logLevel;
+    const level = LOG_LEVELS.find((l) => l === runningLevel) ?? loaded.raw.log?.level ?? 'info';
+    const base = createLogger(level, options.logDestination);
     const logger = options.worker === undefined ? base : base.child({ worker: options.worker });
     const host = options.host ?? null;
     const resources = new ResourceSet({ logger, clock, metrics: new Metrics(true, host === null ? 'gateway' : 'worker'), ...(host === null ? {} : { host }) });

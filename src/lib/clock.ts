@@ -17,12 +17,20 @@ export interface Timer {
   cancel(): void;
 }
 
-/** The machine's clock. */
+/** The longest delay one setTimeout takes (2^31 - 1 ms, about 24.8 days); Node fires a longer one at once. */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/** The machine's clock. A delay beyond MAX_TIMEOUT_MS is waited out in steps, so it never fires early. */
 export const systemClock: Clock = Object.freeze({
   now: () => Date.now(),
   setTimer(fn: () => void, ms: number): Timer {
-    const handle = setTimeout(fn, ms);
-    handle.unref();
+    let handle: NodeJS.Timeout;
+    const arm = (remaining: number): void => {
+      const later = remaining > MAX_TIMEOUT_MS;
+      handle = setTimeout(() => { if (later) arm(remaining - MAX_TIMEOUT_MS); else fn(); }, later ? MAX_TIMEOUT_MS : remaining);
+      handle.unref();
+    };
+    arm(ms);
     return { cancel: () => clearTimeout(handle) };
   },
 });

@@ -27,12 +27,43 @@ export interface Readiness {
 /** Always ready: what a component with nothing to wait for reports. */
 export const READY: ComponentReadiness = Object.freeze({ ready: true });
 
-/** Assembles a readiness report: ready when every component is. */
+/**
+ * A URL in readiness text, split into what may be shown (scheme, host, path) and what may carry a
+ * secret: userinfo, and a query string or fragment (`?access_token=…`), up to the next whitespace
+ * or quote, but leaving closing brackets of the surrounding text.
+ */
+const URL_IN_TEXT = /\b([a-z][a-z0-9+.-]*:\/\/)(?:[^\s/?#@]*@)?([^\s?#"'<>]*)(?:[?#][^\s"'<>]*?(?=[)\]]*(?:[\s"'<>]|$)))?/gi;
+
+/**
+ * Text as a readiness report may show it: every URL without its userinfo, query string or
+ * fragment. /readyz answers without a token, and a reason quotes URLs from the config (a JWKS URL,
+ * a store URL) and from drivers' errors.
+ */
+export function shownText(text: string): string {
+  return text.replace(URL_IN_TEXT, (_, scheme: string, rest: string) => `${scheme}${rest}`);
+}
+
+/** A component's report with every text in it (its reason, its details) shown as shownText says. */
+function shownComponent(c: ComponentReadiness): ComponentReadiness {
+  const shown: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(c)) {
+    shown[key] = typeof value === 'string' ? shownText(value)
+      : Array.isArray(value) ? value.map((v: unknown) => (typeof v === 'string' ? shownText(v) : v)) : value;
+  }
+  return shown as unknown as ComponentReadiness;
+}
+
+/**
+ * Assembles a readiness report: ready when every component is. Every URL in it loses its userinfo,
+ * query and fragment (shownText), whichever component or worker reported it.
+ */
 export function readiness(version: string, components: Readonly<Record<string, ComponentReadiness>>, restartRequired: readonly string[], pendingVersion: string | null): Readiness {
+  const shown: Record<string, ComponentReadiness> = {};
+  for (const [name, c] of Object.entries(components)) shown[name] = shownComponent(c);
   return {
     ready: Object.values(components).every((c) => c.ready),
     version,
-    components,
+    components: shown,
     restartRequired,
     ...(pendingVersion === null ? {} : { pendingVersion }),
   };

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Aggregator } from 'prom-client';
+import { shownText } from '../lifecycle/readiness.js';
 import type { DenialCode } from '../pipeline/denials.js';
 import type { AuthenticationOutcome, DecisionTally, LimitOutcome } from '../pipeline/exchange.js';
 import { CounterPairs, HotCounter, HotHistogram, type CounterChild, type HistogramChild } from './hot-metrics.js';
@@ -195,13 +196,34 @@ export class Metrics implements DecisionTally {
     duration.observe(durationSeconds);
   }
 
-  /** One JWKS fetch attempt; the URL comes from config (so the label set stays bounded) and is labelled without its query. */
+  /** The `uri` label values the JWKS metrics hold now. */
+  private readonly jwksLabelled = new Set<string>();
+
+  /** One JWKS fetch attempt; the URL comes from config (so the label set stays bounded) and is labelled without its query, fragment or userinfo. */
   jwksFetched(jwksUri: string, ok: boolean, keys: number): void {
-    const uri = jwksUri.split('?', 1)[0] ?? jwksUri;
+    const uri = shownText(jwksUri);
+    this.jwksLabelled.add(uri);
     this.jwksFetches.inc({ uri, result: ok ? 'ok' : 'error' });
     this.jwksKeys.set({ uri }, keys);
     this.jwksUp.set({ uri }, ok ? 1 : 0);
     if (ok) this.jwksLastSuccess.set({ uri }, Date.now() / 1000);
+  }
+
+  /**
+   * Drops the JWKS series of every URL but `inUse` (the config now in effect): a set a reload
+   * removed or replaced no longer reads up 0 or keys 0, so an alert on it ends, and reloads that
+   * change URLs do not pile up series.
+   */
+  keepJwks(inUse: Iterable<string>): void {
+    const keep = new Set([...inUse].map((u) => shownText(u)));
+    for (const uri of this.jwksLabelled) {
+      if (keep.has(uri)) continue;
+      this.jwksLabelled.delete(uri);
+      for (const result of ['ok', 'error']) this.jwksFetches.remove({ uri, result });
+      this.jwksKeys.remove({ uri });
+      this.jwksUp.remove({ uri });
+      this.jwksLastSuccess.remove({ uri });
+    }
   }
 
   upstream(name: string, latencySeconds: number): void {

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { AuditLog, type AuditRecord, type AuditState } from '../audit/audit-log.js';
 import { adminFacts, auditRecord, connectionFacts, DISCARDED, exchangeFacts } from '../audit/record-builder.js';
 import { requestPath, type RequestPath } from '../pipeline/request-path.js';
+import { RemoteJwks } from '../authn/jwt/remote-jwks.js';
 import { compileConfig, type CompileContext, type CompiledConfig, type Limits } from '../config/compile.js';
 import { ConfigError, formatProblem } from '../config/errors.js';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
@@ -14,7 +15,7 @@ import { READY, readiness, ReadinessWatch, type ComponentReadiness, type Readine
 import { ResourceSet, type Generation } from '../lifecycle/resources.js';
 import { inEffect, restartOnlyValues, type InEffect, type RestartOnlyValues } from '../lifecycle/restart-only.js';
 import { systemClock, type Clock } from '../lib/clock.js';
-import { createLogger, type Logger } from '../observability/logger.js';
+import { createLogger, LOG_LEVELS, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import type { HostStateClient } from '../workers/host-state-client.js';
 import { ADMIN_LISTENER_LIMITS, adminRejectionFacts, createAdminApp, logAdminOperation } from '../admin/admin-app.js';
@@ -68,6 +69,11 @@ export function compileInEffect(loaded: LoadedConfig, running: RestartOnlyValues
   const dataDir = running?.dataDir;
   if (!effect.restartRequired.includes('dataDir') || typeof dataDir !== 'string') return effect;
   return inEffect(compileConfig({ ...loaded, raw: { ...loaded.raw, dataDir } }, context), running, effect.restartRequired);
+}
+
+/** The JWKS URLs a config fetches: one per remote key set it uses. */
+export function jwksUris(config: CompiledConfig): string[] {
+  return config.resources.flatMap((r) => (r instanceof RemoteJwks ? [r.options.uri] : []));
 }
 
 /** The bound address of each listener, by name; `admin` is null when the admin API is off. */
@@ -186,7 +192,10 @@ export class Gateway implements HandlerHost, AdminHost {
   static async fromFile(file: string, options: GatewayOptions = {}): Promise<Gateway> {
     const loaded = await loadConfigFile(resolve(file), options.env);
     const clock = options.clock ?? systemClock;
-    const base = createLogger(loaded.raw.log?.level ?? 'info', options.logDestination);
+    // A worker forked after a reload logs at the host's running level, like every other restart-only setting.
+    const runningLevel = options.restartOnly?.logLevel;
+    const level = LOG_LEVELS.find((l) => l === runningLevel) ?? loaded.raw.log?.level ?? 'info';
+    const base = createLogger(level, options.logDestination);
     const logger = options.worker === undefined ? base : base.child({ worker: options.worker });
     const host = options.host ?? null;
     const resources = new ResourceSet({ logger, clock, metrics: new Metrics(true, host === null ? 'gateway' : 'worker'), ...(host === null ? {} : { host }) });
@@ -394,6 +403,7 @@ export class Gateway implements HandlerHost, AdminHost {
     void this.resources.retire(previous);
     this.metrics.configInfo.reset();
     this.metrics.configInfo.set({ version: next.version }, 1);
+    this.metrics.keepJwks(jwksUris(next));
     this.metrics.reloads.inc({ result: 'applied' });
     this.logger.info({ version: next.version, previous: old.version, ...(effect.restartRequired.length > 0 ? { fileVersion: effect.fileVersion, restartRequired: effect.restartRequired } : {}) }, 'config reloaded');
     if (this.options.worker === undefined) void this.watch.check();

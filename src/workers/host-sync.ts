@@ -4,6 +4,7 @@ import type { ApiKeyStore } from '../authn/api-key/store.js';
 import { importJwks } from '../authn/jwt/key-source.js';
 import { downloadJwks, refreshDelayMs, type JwksFetchReason, type RemoteJwksOptions } from '../authn/jwt/remote-jwks.js';
 import { systemClock, type Clock } from '../lib/clock.js';
+import { shownText } from '../lifecycle/readiness.js';
 import { redacted } from '../lifecycle/resources.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
@@ -388,8 +389,8 @@ export class HostJwks {
       this.options.metrics.jwksFetched(uri, true, set.keys);
       return true;
     } catch (err) {
-      set.lastError = `JWKS ${uri} could not be fetched: ${(err as Error).message}`;
-      this.options.logger.warn({ jwksUri: uri, err: (err as Error).message, kept: set.text !== null },
+      set.lastError = `JWKS ${shownText(uri)} could not be fetched: ${(err as Error).message}`;
+      this.options.logger.warn({ jwksUri: shownText(uri), err: (err as Error).message, kept: set.text !== null },
         set.text === null ? 'JWKS fetch failed; no keys yet: tokens of this issuer get 503 and /readyz is not ready until a fetch succeeds' : 'JWKS fetch failed; keeping the last good keys');
       this.options.metrics.jwksFetched(uri, false, set.keys);
       return false;

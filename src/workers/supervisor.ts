@@ -16,7 +16,7 @@ import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { READY, readiness, ReadinessWatch, type ComponentReadiness, type Readiness } from '../lifecycle/readiness.js';
 import { restartOnlyValues, type InEffect, type RestartOnlyValues } from '../lifecycle/restart-only.js';
-import { compileInEffect } from '../server/gateway.js';
+import { compileInEffect, jwksUris } from '../server/gateway.js';
 import { Listener } from '../server/listener.js';
 import { HostState } from './host-state.js';
 import { HostSync } from './host-sync.js';
@@ -277,6 +277,7 @@ export class Supervisor implements AdminHost {
       this.metrics.configInfo.reset();
       this.metrics.configInfo.set({ version: next.version }, 1);
       this.metrics.configRestartRequired.set(effect.restartRequired.length);
+      this.metrics.keepJwks(jwksUris(next));
       this.metrics.reloads.inc({ result: 'applied' });
       if (effect.restartRequired.length > 0) {
         this.logger.warn({ options: effect.restartRequired, fileVersion: effect.fileVersion, version: next.version }, 'these options change only on restart; the running values stay');
@@ -320,7 +321,7 @@ export class Supervisor implements AdminHost {
         reason: w.listening !== w.wanted ? `${w.listening} of ${w.wanted} workers listening` : `workers run versions ${w.versions.join(', ')}, the host ${this.config.version}` };
     answers.forEach((a, i) => {
       const label = `worker ${members[i]?.worker.id ?? '?'}`;
-      const reported = a?.op === 'readiness' ? reportedComponents(a.readiness) : null;
+      const reported = a?.op === 'readiness' ? reportedComponents(a.readiness, WORKER_OWN_COMPONENTS + this.config.authenticators.size) : null;
       if (reported === null) { combine(components, 'workers', { ready: false, reason: 'did not report its readiness' }, label); return; }
       for (const [name, c] of reported) combine(components, name, c, label);
     });
@@ -408,12 +409,21 @@ export class Supervisor implements AdminHost {
   }
 }
 
-/** A worker's components, each with a boolean `ready` (at most 256 of them), or null for a report of another shape. */
-function reportedComponents(report: unknown): [string, ComponentReadiness][] | null {
+/**
+ * Components a worker reports besides one per authenticator (`gateway`, its listeners, `audit`),
+ * with room to spare: the bound a report is held to is this plus the host config's authenticators.
+ */
+const WORKER_OWN_COMPONENTS = 16;
+
+/**
+ * A worker's components, each with a boolean `ready`, or null for a report of another shape or
+ * with more than `max` of them (a worker reports one per authenticator a route uses, and a few of its own).
+ */
+function reportedComponents(report: unknown, max: number): [string, ComponentReadiness][] | null {
   const components = (report as { components?: unknown } | null)?.components;
   if (components === null || typeof components !== 'object' || Array.isArray(components)) return null;
   const entries = Object.entries(components as Record<string, unknown>);
-  if (entries.length > 256) return null;
+  if (entries.length > max) return null;
   const valid = entries.filter((e): e is [string, ComponentReadiness] => e[1] !== null && typeof e[1] === 'object' && typeof (e[1] as { ready?: unknown }).ready === 'boolean');
   return valid.length === entries.length ? valid : null;
 }

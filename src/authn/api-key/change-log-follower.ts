@@ -145,8 +145,9 @@ export class ChangeLogFollower {
       this.seq = batch.seq;
       if (first) this.sink.primed([...existing]);
       const receivedAt = this.now();
-      // The store read its clock somewhere between sending and receiving: assume the middle.
-      this.sink.synced(Number.isFinite(batch.now) ? batch.now - (sentAt + receivedAt) / 2 : Number.NaN);
+      // The store read its clock somewhere between sending and receiving: assume the middle. The
+      // log is known as of the last read's sending, not its answer: a slow answer is that much older.
+      this.sink.synced(Number.isFinite(batch.now) ? batch.now - (sentAt + receivedAt) / 2 : Number.NaN, Math.max(0, receivedAt - sentAt));
       this.report(true, null);
     } catch (err) {
       this.sink.failed(err);

@@ -1,6 +1,6 @@
 import { request } from 'undici';
 import { systemClock, type Clock, type Timer } from '../../lib/clock.js';
-import type { ComponentReadiness } from '../../lifecycle/readiness.js';
+import { shownText, type ComponentReadiness } from '../../lifecycle/readiness.js';
 import type { Resource, ResourceContext } from '../../lifecycle/resources.js';
 import type { JwsAlgorithm, VerifyKey } from './algorithms.js';
 import { importJwks, KeysUnavailableError, selectKeys, type KeySource } from './key-source.js';
@@ -99,9 +99,16 @@ export class RemoteJwks implements KeySource, Resource {
   /** Set by start in a worker: the primary fetches instead of this process. */
   private fetcher: JwksFetcher | null = null;
 
+  /**
+   * The URL as messages, logs, audit details and /readyz show it: without userinfo, query or
+   * fragment, which may carry a token.
+   */
+  private readonly shownUri: string;
+
   /** Describes the set; opens nothing and fetches nothing until `start`. */
   constructor(readonly options: RemoteJwksOptions) {
     this.key = RemoteJwks.keyOf(options);
+    this.shownUri = shownText(options.uri);
   }
 
   /** Equal options, equal key: a reload that keeps an issuer's JWKS settings keeps its fetched keys. */
@@ -152,7 +159,7 @@ export class RemoteJwks implements KeySource, Resource {
    * tokens signed with them still verify). Never loaded, every token of this issuer gets 503.
    */
   readiness(): ComponentReadiness {
-    const jwksUri = this.options.uri;
+    const jwksUri = this.shownUri;
     if (this.stopped) return { ready: false, reason: `JWKS ${jwksUri} is not running`, jwksUri };
     if (this.keys === null) return { ready: false, reason: `JWKS ${jwksUri} has not been loaded${this.lastError === null ? '' : ` (last fetch: ${this.lastError})`}`, jwksUri };
     return { ready: true, jwksUri, keys: this.keys.length, ...(this.lastError === null ? {} : { lastFetchError: this.lastError }) };
@@ -160,7 +167,7 @@ export class RemoteJwks implements KeySource, Resource {
 
   keysFor(alg: JwsAlgorithm, kid: string | null): readonly VerifyKey[] | Promise<readonly VerifyKey[]> {
     // Not running (a compile that never went live, as in `explain`, or a retired set): nothing is fetched.
-    if (this.stopped) throw new KeysUnavailableError(`JWKS ${this.options.uri} is not running, so it is not fetched`, null);
+    if (this.stopped) throw new KeysUnavailableError(`JWKS ${this.shownUri} is not running, so it is not fetched`, null);
     const keys = this.keys;
     if (keys === null) {
       // Never loaded: retry no more than once per cooldown (the endpoint is down or was never reached).
@@ -176,7 +183,7 @@ export class RemoteJwks implements KeySource, Resource {
     if (sinceMs < this.options.cooldownMs) {
       // Looked for (or removed) already: the token is refused; anything else may be a new key.
       if (this.missedKids.has(kid)) return known;
-      throw new KeysUnavailableError(`JWKS ${this.options.uri}: unknown kid, refetch allowed again in ${Math.ceil(this.options.cooldownMs - sinceMs)} ms`, this.options.cooldownMs - sinceMs);
+      throw new KeysUnavailableError(`JWKS ${this.shownUri}: unknown kid, refetch allowed again in ${Math.ceil(this.options.cooldownMs - sinceMs)} ms`, this.options.cooldownMs - sinceMs);
     }
     this.lastKidRefetchAt = this.now();
     return this.fetchSet('kid').then((outcome) => this.afterRefetch(alg, kid, outcome));
@@ -190,14 +197,14 @@ export class RemoteJwks implements KeySource, Resource {
     // The endpoint failed: the kid may well exist, the gateway cannot tell.
     if (!ok) throw this.unavailable('could not be fetched to look for an unknown kid');
     // Another worker's refetch started the host's cooldown: as during this process's own cooldown.
-    if (deferredMs !== null) throw new KeysUnavailableError(`JWKS ${this.options.uri}: unknown kid, refetch allowed again in ${Math.ceil(deferredMs)} ms`, deferredMs);
+    if (deferredMs !== null) throw new KeysUnavailableError(`JWKS ${this.shownUri}: unknown kid, refetch allowed again in ${Math.ceil(deferredMs)} ms`, deferredMs);
     if (this.missedKids.size < MAX_MISSED_KIDS) this.missedKids.add(kid);
     return found;
   }
 
   private unavailable(what: string): KeysUnavailableError {
     const retryMs = Math.max(0, this.options.cooldownMs - (this.now() - this.lastAttemptAt));
-    return new KeysUnavailableError(`JWKS ${this.options.uri} ${what}`, retryMs > 0 ? retryMs : null);
+    return new KeysUnavailableError(`JWKS ${this.shownUri} ${what}`, retryMs > 0 ? retryMs : null);
   }
 
   /** One fetch at a time: callers arriving meanwhile share it. Resolves true when the fetch succeeded. */
@@ -240,7 +247,7 @@ export class RemoteJwks implements KeySource, Resource {
       const imported = importJwks(JSON.parse(fetched.text) as unknown, algorithms);
       if (typeof imported === 'string') throw new Error(imported);
       this.maxAgeMs = maxAgeMs;
-      if (imported.skipped.length > 0) this.context?.logger.warn({ jwksUri: uri, skipped: imported.skipped }, 'JWKS keys skipped');
+      if (imported.skipped.length > 0) this.context?.logger.warn({ jwksUri: this.shownUri, skipped: imported.skipped }, 'JWKS keys skipped');
       if (!sameKeys(this.keys, imported.keys)) {
         const removed = (this.keys ?? []).flatMap((k) => (k.kid === null || imported.keys.some((n) => n.kid === k.kid) ? [] : [k.kid]));
         this.keys = imported.keys;
@@ -248,21 +255,21 @@ export class RemoteJwks implements KeySource, Resource {
         // A removed key's tokens are refused at once (401), like a kid a refetch did not find.
         this.missedKids.clear();
         for (const kid of removed.slice(0, MAX_MISSED_KIDS)) this.missedKids.add(kid);
-        this.context?.logger.info({ jwksUri: uri, keys: imported.keys.map((k) => k.kid) }, 'JWKS loaded');
+        this.context?.logger.info({ jwksUri: this.shownUri, keys: imported.keys.map((k) => k.kid) }, 'JWKS loaded');
       }
       this.lastError = null;
     } catch (err) {
       this.ageMs = 0;
       this.lastError = (err as Error).message.slice(0, 200);
       if (this.keys === null) {
-        this.context?.logger.warn({ jwksUri: uri, err: (err as Error).message, retryInMs: this.options.cooldownMs },
+        this.context?.logger.warn({ jwksUri: this.shownUri, err: (err as Error).message, retryInMs: this.options.cooldownMs },
           'JWKS fetch failed; no keys yet: tokens of this issuer get 503 and /readyz is not ready until a fetch succeeds');
-      } else this.context?.logger.warn({ jwksUri: uri, err: (err as Error).message, keptKeys: this.keys.length }, 'JWKS fetch failed; keeping the last good keys');
-      // Under a host's primary, the primary counts the fetches it makes.
-      if (fetcher === null) this.context?.metrics.jwksFetched(uri, false, this.keys?.length ?? 0);
+      } else this.context?.logger.warn({ jwksUri: this.shownUri, err: (err as Error).message, keptKeys: this.keys.length }, 'JWKS fetch failed; keeping the last good keys');
+      // Under a host's primary, the primary counts the fetches it makes; a set a reload retired meanwhile counts no more.
+      if (fetcher === null && !this.stopped) this.context?.metrics.jwksFetched(uri, false, this.keys?.length ?? 0);
       return { ok: false, deferredMs: null };
     }
-    if (fetcher === null) this.context?.metrics.jwksFetched(uri, true, this.keys?.length ?? 0);
+    if (fetcher === null && !this.stopped) this.context?.metrics.jwksFetched(uri, true, this.keys?.length ?? 0);
     return { ok: true, deferredMs };
   }
 }

@@ -1,3 +1,4 @@
+import { normaliseHeaderName } from '../http/headers.js';
 import { compileApiKeysSection } from '../authn/api-key/api-keys-section.js';
 import type { ApiKeyBackend } from '../authn/api-key/backend.js';
 import { API_KEYS_SHARED } from '../authn/api-key/kind.js';
@@ -60,15 +61,22 @@ export function compileAuth(raw: RawConfig, loaded: LoadedConfig, context: AuthC
     keyId: (names.keyId ?? d.keyId).toLowerCase(),
     omitted: (names.omitted ?? d.omitted).toLowerCase(),
   };
+  // Every header the gateway writes (the request id on every answer and upstream request, the
+  // identity upstream): none may be a framing, routing or credential header, nor another's name.
+  const written: [path: string[], name: string][] = [
+    [['headers', 'requestId'], (raw.headers?.requestId ?? 'x-request-id').toLowerCase()],
+    ...identityHeaderEntries(identity).map(([part, name]): [string[], string] => [['headers', 'identity', part], name]),
+  ];
   const seen = new Map<string, string>();
-  for (const [part, name] of identityHeaderEntries(identity)) {
-    const earlier = seen.get(name);
-    if (RESERVED_HEADERS.has(name) || earlier !== undefined) {
-      problems.push(loaded.problem(['headers', 'identity', part], earlier === undefined
-        ? `${name} is a header the gateway relies on; choose another name`
-        : `${name} is already the ${earlier} header`));
+  for (const [path, name] of written) {
+    const normalised = normaliseHeaderName(name);
+    const earlier = seen.get(normalised);
+    if (RESERVED_HEADERS.has(normalised) || earlier !== undefined) {
+      problems.push(loaded.problem(path, earlier === undefined
+        ? `${name} is a header HTTP or the gateway relies on (framing, routing, credentials or forwarding facts); choose another name, such as X-${path.at(-1) === 'requestId' ? 'Request' : 'User'}-Id`
+        : `${name} is already the header of ${earlier}; each header the gateway writes needs a name of its own`));
     }
-    seen.set(name, part);
+    seen.set(normalised, path.join('.'));
   }
   const reserved = new Set([...RESERVED_HEADERS, ...identityHeaderList(identity), (raw.headers?.requestId ?? 'x-request-id').toLowerCase()]);
   const authenticators = new Map<string, Authenticator>();

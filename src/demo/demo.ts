@@ -61,6 +61,7 @@ function urlHost(host: string): string {
 
 /** A demo's state directory is `portcullis-demo-<pid>-<random>` in the temporary directory. */
 const STATE_PREFIX = 'portcullis-demo-';
+const STATE_DIR = new RegExp(`^${STATE_PREFIX}([1-9][0-9]{0,9})-[^/]+$`);
 
 /**
  * Removes the state directories of demos that ended without removing their own (killed with
@@ -76,7 +77,7 @@ function removeAbandonedStateDirs(dir: string): void {
     return;
   }
   for (const name of names) {
-    const pid = Number(new RegExp(`^${STATE_PREFIX}([1-9][0-9]{0,9})-[^/]+$`).exec(name)?.[1]);
+    const pid = Number(STATE_DIR.exec(name)?.[1]);
     if (!Number.isSafeInteger(pid) || pid === process.pid || alive(pid)) continue;
     try {
       rmSync(join(dir, name), { recursive: true, force: true });

@@ -169,3 +169,19 @@ describe('unset and malformed references', () => {
     assert.equal(loaded.raw.dataDir, '${OTHER} { a: [1');
   });
 });
+
+describe('a default that holds another reference', () => {
+  // `${A:-${B}}` would end the default at the first `}`: the value would be the text `${B}`, which a
+  // free-text option (an issuer, a header value) takes without complaint.
+  for (const env of [{}, { B: 'https://idp.example' }, { A: 'https://idp.example' }] as NodeJS.ProcessEnv[]) {
+    it(`is one error naming the variable whatever is set (${Object.keys(env).join(', ') || 'nothing'})`, () => {
+      const found = configProblems(`authenticators:\n  users: { type: jwt, issuer: "\${A:-\${B}}", jwksUri: https://idp.example/jwks }\n${REST}`, env);
+      assert.equal(found.length, 1, found.join('\n'));
+      assert.match(found[0] ?? '', /^gateway\.yaml:2:31: authenticators\.users\.issuer: the default of \$\{A\} holds another reference, which is not substituted: write the default out \(\$\{A:-value\}\)$/);
+    });
+  }
+  it('a plain default is unaffected', () => {
+    const config = compiled(`log: { level: "\${LEVEL:-info}" }\n${REST}`, {});
+    assert.equal(config.routes.length, 1);
+  });
+});

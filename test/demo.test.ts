@@ -1,10 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compileConfig } from '../src/config/compile.js';
@@ -233,6 +233,39 @@ describe('examples/quickstart', () => {
     assert.equal(await run.stop(), 0);
     assert.equal(existsSync(stateDir), false, 'the state directory is removed');
     assert.deepEqual(filesUnder(EXAMPLES), before, 'nothing written under examples/');
+  });
+
+  it('removes the state directories of demos killed before they could (their process is gone), and no other', async (t) => {
+    const tmp = mkdtempSync(join(tmpdir(), 'portcullis-demo-test-'));
+    t.after(() => rmSync(tmp, { recursive: true, force: true }));
+    // A process that has ended: its pid names a demo that was killed.
+    const ended = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    const deadPid = Number(ended.stdout);
+    assert.ok(deadPid > 0);
+    const abandoned = join(tmp, `portcullis-demo-${deadPid}-AbC123`);
+    mkdirSync(join(abandoned, 'keys'), { recursive: true });
+    writeFileSync(join(abandoned, 'keys', 'api-keys.db'), 'x');
+    const running = join(tmp, `portcullis-demo-${process.pid}-XyZ789`);
+    const unrelated = join(tmp, 'portcullis-demo-notes');
+    for (const d of [running, unrelated]) mkdirSync(d);
+    const run = demo(['--port', '0', '--admin-port', '0'], { TMPDIR: tmp });
+    t.after(() => run.stop());
+    await run.running;
+    assert.equal(existsSync(abandoned), false, 'the killed demo\'s directory is removed');
+    assert.ok(existsSync(running), 'a running demo\'s directory is kept');
+    assert.ok(existsSync(unrelated), 'a directory the demo did not name is kept');
+    const stateDir = /^This run's keys and audit trail are in (\S+), removed when the demo stops\.$/m.exec(run.out.stdout)?.[1] ?? '';
+    assert.ok(stateDir.startsWith(join(tmp, `portcullis-demo-${run.child.pid}-`)), stateDir);
+    // Killed, it cannot remove its own; the next demo does.
+    run.child.kill('SIGKILL');
+    await run.exited;
+    assert.ok(existsSync(stateDir));
+    const next = demo(['--port', '0', '--admin-port', '0'], { TMPDIR: tmp });
+    t.after(() => next.stop());
+    await next.running;
+    assert.equal(existsSync(stateDir), false, 'the next demo removed it');
+    assert.equal(await next.stop(), 0);
+    assert.deepEqual(readdirSync(tmp).sort(), ['portcullis-demo-notes', `portcullis-demo-${process.pid}-XyZ789`].sort());
   });
 
   it('--host with a non-loopback address listens there and warns in one line', async (t) => {

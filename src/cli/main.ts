@@ -64,7 +64,7 @@ async function main(argv: readonly string[]): Promise<number> {
     const mistake = err instanceof UsageError ? err : asUsageError(err, command);
     if (mistake !== null) return usage(command, mistake.message);
     if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n${err.problems.length} problem${err.problems.length === 1 ? '' : 's'} in config\n`);
+      process.stderr.write(`${err.message}\n${err.total} problem${err.total === 1 ? '' : 's'} in config\n`);
       return 1;
     }
     throw err;

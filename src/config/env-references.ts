@@ -49,6 +49,13 @@ export function interpolate(doc: Document, env: NodeJS.ProcessEnv, locate: Locat
         problems.push(locate(path, `"${snippet}" is not an environment reference: ${HOW}`));
         return;
       }
+      // `${A:-${B}}` is not a nested reference: the default would end at the first `}` and the
+      // value would hold a literal `${B}` that no validation catches in a free-text option.
+      const nested = [...original.matchAll(REFERENCE)].find((m) => m[2]?.includes('${') === true);
+      if (nested !== undefined) {
+        problems.push(locate(path, `the default of \${${nested[1]}} holds another reference, which is not substituted: write the default out (\${${nested[1]}:-value})`));
+        return;
+      }
       const missing: string[] = [];
       const value = original.replace(REFERENCE, (match, name: string | undefined, fallback: string | undefined) => {
         if (name === undefined) return '${';

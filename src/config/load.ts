@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
@@ -66,11 +66,27 @@ export async function loadConfigSections(file: string, sections: readonly (keyof
   return loadSectionsText(await readConfig(file), file, sections, env);
 }
 
+/**
+ * The config's text, read up to MAX_CONFIG_BYTES and no further: a device that never ends
+ * (`-c /dev/zero`) is refused once it passes the limit instead of filling memory, and a pipe
+ * (`-c <(envsubst < gateway.tmpl)`) is read like a file.
+ */
 async function readConfig(file: string): Promise<string> {
   try {
-    const buf = await readFile(file);
-    if (buf.length > MAX_CONFIG_BYTES) throw new Error(`larger than ${MAX_CONFIG_BYTES} bytes`);
-    return buf.toString('utf8');
+    const handle = await open(file, 'r');
+    try {
+      const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+      let size = 0;
+      for (;;) {
+        const { bytesRead } = await handle.read(buf, size, buf.length - size, null);
+        if (bytesRead === 0) break;
+        size += bytesRead;
+        if (size > MAX_CONFIG_BYTES) throw new Error(`larger than ${MAX_CONFIG_BYTES} bytes`);
+      }
+      return buf.subarray(0, size).toString('utf8');
+    } finally {
+      await handle.close();
+    }
   } catch (err) {
     throw new ConfigError([{ file, line: 0, column: 0, option: '', message: `cannot read config: ${(err as Error).message}` }]);
   }

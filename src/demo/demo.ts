@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -59,6 +59,43 @@ function urlHost(host: string): string {
   return isIP(host) === 6 ? `[${host}]` : host;
 }
 
+/** A demo's state directory is `portcullis-demo-<pid>-<random>` in the temporary directory. */
+const STATE_PREFIX = 'portcullis-demo-';
+const STATE_DIR = new RegExp(`^${STATE_PREFIX}([1-9][0-9]{0,9})-[^/]+$`);
+
+/**
+ * Removes the state directories of demos that ended without removing their own (killed with
+ * SIGKILL, or the machine stopped): those whose process is gone. A directory of a running demo,
+ * or of another user's (kill(pid, 0) answers EPERM), is left alone, and so is one that cannot be
+ * removed; removing them is housekeeping, never a reason not to start.
+ */
+function removeAbandonedStateDirs(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(STATE_DIR.exec(name)?.[1]);
+    if (!Number.isSafeInteger(pid) || pid === process.pid || alive(pid)) continue;
+    try {
+      rmSync(join(dir, name), { recursive: true, force: true });
+    } catch {
+      // Not ours to remove, or in use in a way we cannot see: leave it.
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
 /**
  * `portcullis demo`: an echo upstream and a local token issuer on free loopback ports, the gateway
  * on 127.0.0.1:8080 (--port, --host) with examples/quickstart/gateway.yaml, its state in a fresh
@@ -75,7 +112,8 @@ export async function runDemo(args: string[], clock: Clock = systemClock): Promi
   }
   const options = parsed.options;
   // This run's keys, usage and audit trail: nothing is shared with another run or left in the tree.
-  const dataDir = await mkdtemp(join(tmpdir(), 'portcullis-demo-'));
+  removeAbandonedStateDirs(tmpdir());
+  const dataDir = await mkdtemp(join(tmpdir(), `${STATE_PREFIX}${process.pid}-`));
   process.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
   const echo = await startEchoUpstream(0);
   const idp = await startDemoIssuer(clock);

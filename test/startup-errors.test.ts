@@ -1,6 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
@@ -140,6 +141,12 @@ describe('startup failures are one line naming the option', () => {
       }
     });
   }
+
+  it('a data directory the file system will not create (under /proc) fails the start in one line instead of hanging', async (t) => {
+    if (!existsSync('/proc/self')) { t.skip('no /proc on this machine'); return; }
+    const result = await start((dir) => ({ ...config(dir), dataDir: '/proc/portcullis-startup-test' }));
+    assertOneLine(result, /^portcullis: dataDir, audit\.file: the audit trail \/proc\/portcullis-startup-test\/\S+ cannot be opened \(ENOENT\): the directory cannot be created there/);
+  });
 
   it('a quota store file that cannot be opened names rateLimiting.quotaFile and the path', async () => {
     const quotas = { quotas: { daily: { limit: 100, period: 'day', by: ['ip'] } }, routes: [{ ...ROUTES[0], quota: 'daily' }] };

@@ -1,8 +1,9 @@
-import { open, mkdir, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { fsFailure, shownPath } from '../lib/fs-failure.js';
+import { makeDirectory } from '../lib/make-directory.js';
 import { OperatorError } from '../lib/operator-error.js';
 import { serialiseRecord, type AuditRecord } from './audit-record.js';
 
@@ -97,7 +98,7 @@ export class AuditLog {
    */
   async open(): Promise<void> {
     try {
-      await mkdir(dirname(this.path), { recursive: true, mode: 0o750 });
+      makeDirectory(dirname(this.path), 0o750);
       await this.openFile();
     } catch (err) {
       throw openFailure(this.path, err);

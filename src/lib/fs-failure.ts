@@ -2,6 +2,7 @@
 const REASONS: Readonly<Record<string, string>> = {
   EACCES: 'permission denied: give the user the gateway runs as write access to it',
   EPERM: 'not permitted: give the user the gateway runs as write access to it',
+  ENOENT: 'the directory cannot be created there (its parent does not take new directories, as under /proc)',
   ENOTDIR: 'a part of the path is a file, not a directory',
   EEXIST: 'a part of the path is a file, not a directory',
   EISDIR: 'it is a directory, not a file',

@@ -1,8 +1,8 @@
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { fsFailure, isLastingFsFailure, shownPath } from '../lib/fs-failure.js';
+import { makeDirectory } from '../lib/make-directory.js';
 import { OperatorError } from '../lib/operator-error.js';
 import type { Resource, ResourceContext } from '../lifecycle/resources.js';
 import type { Period } from './calendar.js';
@@ -180,7 +180,7 @@ export class SqliteQuotaStore implements QuotaStore, Resource {
     if (this.closed) throw new LimitStoreUnavailableError(`${this.settings.file} is closed`);
     let db: Database.Database | null = null;
     try {
-      mkdirSync(dirname(this.settings.file), { recursive: true, mode: 0o700 });
+      makeDirectory(dirname(this.settings.file), 0o700);
       db = new Database(this.settings.file, { timeout: BUSY_TIMEOUT_MS });
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');

@@ -1,8 +1,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Clock } from '../../lib/clock.js';
+import { makeDirectory } from '../../lib/make-directory.js';
 import { KeyConflictError, StoreUnavailableError, rotationConflict, type ApiKeyRecord, type ApiKeyStore, type ChangeBatch, type NewApiKey, type UsageDelta } from './store.js';
 
 /** SQLite's own reading of the host clock, in epoch milliseconds. */
@@ -101,7 +101,7 @@ export class SqliteKeyStore implements ApiKeyStore {
     if (this.db !== null) return this.db;
     if (this.closed) throw new StoreUnavailableError(`${this.file} is closed`);
     try {
-      mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
+      makeDirectory(dirname(this.file), 0o700);
       const db = new Database(this.file);
       db.pragma('journal_mode = WAL');
       // Calls are synchronous: SQLite's own wait for another process's lock (the CLI, a backup)

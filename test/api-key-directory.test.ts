@@ -174,7 +174,9 @@ describe('API key usage buffer bound', () => {
       for (let i = 0; i < 10; i++) usage.record(newKeyId(), '127.0.0.1', Date.now());
       assert.equal(usage.backlog, 3);
       assert.equal(usage.dropped, 7);
-      await usage.stop();
+      const stopped = usage.stop();
+      assert.equal(usage.backlog, 3, 'uses carried by the write under way are not written yet');
+      await stopped;
       assert.equal(usage.backlog, 0);
       assert.ok(lines.some((l) => l.includes('usage buffer full')), 'the loss is logged');
     } finally {

@@ -20,6 +20,8 @@ interface Tally {
 export class UsageTracker {
   private pending = new Map<string, Tally>();
   private flushing: Promise<void> | null = null;
+  /** The batch the write under way carries: its uses are not written until that write succeeds. */
+  private writing: ReadonlyMap<string, Tally> | null = null;
   private timer: Timer | null = null;
   private logger: Logger | null = null;
   private failing = false;
@@ -44,9 +46,11 @@ export class UsageTracker {
     }
   }
 
-  /** Keys with uses not yet written. */
+  /** Keys with uses not yet written: counted since the last write, or carried by the write under way. */
   get backlog(): number {
-    return this.pending.size;
+    let keys = this.pending.size;
+    if (this.writing !== null) for (const id of this.writing.keys()) if (!this.pending.has(id)) keys++;
+    return keys;
   }
 
   /** Uses not counted because the buffer was full (since the last flush reported them). */
@@ -78,6 +82,7 @@ export class UsageTracker {
     if (this.pending.size === 0) return;
     const batch = this.pending;
     this.pending = new Map();
+    this.writing = batch;
     const deltas: UsageDelta[] = [...batch].map(([id, t]) => ({ id, count: t.count, lastUsedAt: t.lastUsedAt, lastUsedIp: t.lastUsedIp }));
     this.flushing = this.store.recordUsage(deltas).then(() => {
       if (this.failing) this.logger?.info({ keys: deltas.length }, 'api key usage written again');
@@ -97,7 +102,7 @@ export class UsageTracker {
       if (!this.failing) this.logger?.warn({ err: (err as Error).message, keys: this.pending.size }, 'api key usage not written; kept in memory and retried');
       this.failing = true;
       throw err;
-    }).finally(() => { this.flushing = null; });
+    }).finally(() => { this.flushing = null; this.writing = null; });
     await this.flushing;
   }
 

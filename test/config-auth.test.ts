@@ -47,6 +47,8 @@ describe('authenticator and policy config errors', () => {
     ['request id header on a hop-by-hop header, spelt with an underscore', BASE + 'headers: { requestId: transfer_encoding }\n', /headers\.requestId: transfer_encoding is a header HTTP or the gateway relies on/],
     ['request id header on the host header', BASE + 'headers: { requestId: Host }\n', /headers\.requestId: host is a header HTTP or the gateway relies on/],
     ['an identity header on the request id header', BASE + 'headers: { requestId: X-Trace, identity: { subject: x-trace } }\n', /headers\.identity\.subject: x-trace is already the header of headers\.requestId/],
+    ['a protected header that frames the request', BASE + 'headers: { protected: [X-Internal, Content_Length] }\n', /headers\.protected\[1\]: content-length frames or routes the request, and the gateway sets it itself: it cannot be removed/],
+    ['a protected header that routes the request', BASE + 'headers: { protected: [Host] }\n', /headers\.protected\[0\]: host frames or routes the request/],
     ['two identity parts in one header', BASE + 'headers: { identity: { roles: X-Perms, scopes: x-perms } }\n', /headers\.identity\.scopes: x-perms is already the header of headers\.identity\.roles/],
     ['unknown authenticator on a route', BASE.replace('authenticate: [users]', 'authenticate: [usrs]'), /^gateway\.yaml:15:20: routes\[0\]\.authenticate\[0\]: unknown authenticator "usrs"; did you mean "users"\? \(defined: users, guest\)$/],
     ['anonymous not last', BASE.replace('authenticate: [users]', 'authenticate: [guest, users]'), /routes\[0\]\.authenticate\[0\]: anonymous authenticator "guest" must be last/],

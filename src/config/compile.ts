@@ -27,6 +27,11 @@ import { systemClock, type Clock } from '../lib/clock.js';
 import { compileRateLimiting, compileRouteLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
 import type { HostStateClient } from '../workers/host-state-client.js';
 
+
+/** Headers that frame or route a request: the gateway manages them, so no option may remove them. */
+const MANAGED_HEADERS: ReadonlySet<string> = new Set([
+  'host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'expect',
+]);
 export type { UpstreamSpec };
 
 /** A compiled route: see Route in pipeline/exchange.ts. */
@@ -187,7 +192,11 @@ export function compileConfig(
 
   const requestIdHeader = (raw.headers?.requestId ?? 'x-request-id').toLowerCase();
   const protectedHeaders = new Set<string>([...IDENTITY_HEADERS, normaliseHeaderName(requestIdHeader)]);
-  for (const h of raw.headers?.protected ?? []) protectedHeaders.add(normaliseHeaderName(h));
+  (raw.headers?.protected ?? []).forEach((h, i) => {
+    const name = normaliseHeaderName(h);
+    if (MANAGED_HEADERS.has(name)) problems.push(loaded.problem(['headers', 'protected', i], `${name} frames or routes the request, and the gateway sets it itself: it cannot be removed; leave it out of headers.protected`));
+    else protectedHeaders.add(name);
+  });
   const dataDir = dataDirOf(loaded.file, raw.dataDir);
   const auth = compileAuth(raw, loaded, { resources: catalog, clock: context.clock ?? systemClock }, dataDir, problems);
   for (const name of identityHeaderList(auth.identityHeaders)) protectedHeaders.add(normaliseHeaderName(name));

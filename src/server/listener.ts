@@ -81,6 +81,8 @@ export interface ListenerHost {
 export class Listener {
   readonly name: string;
   private readonly server: Server;
+  /** The bind under way, until it succeeds or fails. */
+  private binding: Promise<unknown> | null = null;
 
   constructor(private readonly settings: ListenerSettings, private readonly host: ListenerHost, serverFactory: ServerFactory = createServer) {
     this.name = settings.name;
@@ -126,10 +128,14 @@ export class Listener {
   async listen(): Promise<AddressInfo> {
     const { name, option = `listen.${name}`, port, host } = this.settings;
     this.server.listen(port, host);
+    const bound = once(this.server, 'listening');
+    this.binding = bound;
     try {
-      await once(this.server, 'listening');
+      await bound;
     } catch (err) {
       throw ListenError.from(err as NodeJS.ErrnoException, { name, option, port, host });
+    } finally {
+      this.binding = null;
     }
     return this.server.address() as AddressInfo;
   }
@@ -148,6 +154,14 @@ export class Listener {
    * once every connection is gone (see closeAllConnections to end the rest).
    */
   stopAccepting(): Promise<void> {
+    // Closed while a worker's bind waits for its primary, Node 20 throws on the primary's late
+    // answer (an uncaught TypeError in listenOnPrimaryHandle): the bind is let finish first.
+    const binding = this.binding;
+    if (binding !== null) return binding.then(() => this.closeServer(), () => this.closeServer());
+    return this.closeServer();
+  }
+
+  private closeServer(): Promise<void> {
     const closed = new Promise<void>((done) => this.server.close(() => done()));
     this.server.closeIdleConnections();
     return closed;
@@ -160,6 +174,7 @@ export class Listener {
 
   /** Stops accepting and ends every connection now. */
   async close(): Promise<void> {
+    if (this.binding !== null) await this.binding.catch(() => undefined);
     const closed = this.stopAccepting();
     this.closeAllConnections();
     await closed;

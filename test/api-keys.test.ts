@@ -149,6 +149,7 @@ describe('API keys through the gateway', () => {
     } finally {
       store.get = original;
     }
+    await gw.auditBarrier(); // every record of the requests above is on disk
     const audit = await readFile(join(gw.gateway.config.dataDir, gw.gateway.config.audit.file), 'utf8');
     assert.ok(!audit.includes(secretOf(k)) && !audit.includes(secretOf(revoked.key)), 'no secret in the audit trail');
     assert.ok(!gw.logs.join('\n').includes(secretOf(k)), 'no secret in the logs');

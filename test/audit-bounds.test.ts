@@ -36,6 +36,8 @@ function send(gw: TestGateway, head: (string | Buffer)[]): ReturnType<typeof raw
 }
 
 async function lines(gw: TestGateway, count: number): Promise<string[]> {
+  // Every request the test made has ended; once the barrier's record is written, so are theirs.
+  await gw.auditBarrier();
   await gw.audit(count);
   const file = join(gw.gateway.config.dataDir, gw.gateway.config.audit.file);
   // Only whole lines: the writer may be in the middle of the next one.
@@ -226,7 +228,7 @@ describe('audit trail recovers after write failures', { skip: existsSync('/dev/f
     assert.equal(echo.received.length, forwarded + 1);
 
     // Every request, served or refused, has exactly one record: the queued ones were written on recovery.
-    const records = await gw.audit(ids.length);
+    const records = await gw.audit(); // after a barrier: every record of the requests above is on disk
     for (const id of ids) assert.equal(records.filter((r) => r.requestId === id).length, 1, `one record for ${id}`);
     const refused = records.filter((r) => r.reason === 'audit_unavailable');
     assert.ok(refused.length >= 2 && refused.every((r) => r.status === 503));

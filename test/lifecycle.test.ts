@@ -138,9 +138,9 @@ describe('graceful shutdown', () => {
     const res = await inFlight;
     assert.equal(res.status, 200);
     assert.equal(await res.text(), 'slow done');
-    const records = await proc.audit(1);
     const code = await proc.exited;
     assert.equal(code, 0);
+    const records = await proc.audit(1); // the process has exited: its trail is flushed
     assert.equal(records.filter((r) => r.requestId === res.headers.get('x-request-id')).length, 1);
     await assert.rejects(fetch(`${proc.url}/a/x`), 'the listener is closed');
     await proc.stop();

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { DENIALS } from '../src/pipeline/denials.js';
 import { ADMIN_TOKEN_HASH, createKey } from './harness/api-keys.js';
+import { waitUntil } from './harness/assertions.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, startGatewayProcess, type TestGateway } from './harness/gateway.js';
 import { craft, JwksServer, mint, nowSec, testKey, type TestKey } from './harness/jwt.js';
@@ -48,11 +49,8 @@ const requestsIn = (samples: Samples): number =>
  */
 async function scrapeCounted(adminUrl: string, requests: number): Promise<Samples> {
   let samples: Samples = new Map();
-  for (const deadline = Date.now() + 5000; ;) {
-    samples = samplesOf(await (await fetch(`${adminUrl}/metrics`)).text());
-    if (requestsIn(samples) >= requests || Date.now() > deadline) return samples;
-    await new Promise((done) => setTimeout(done, 5));
-  }
+  await waitUntil(`${requests} requests are counted`, async () => requestsIn(samples = samplesOf(await (await fetch(`${adminUrl}/metrics`)).text())) >= requests, 5000);
+  return samples;
 }
 
 /** The samples other than portcullis_requests_total, as an object. */

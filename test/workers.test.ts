@@ -402,13 +402,16 @@ describe('start --workers: the primary reads the key store and fetches JWKS once
   });
 
   it('refreshes each JWK Set once per refresh period for the host, not once per worker', async () => {
-    // A rate over real time: the workers' refresh timers run on the machine's clock in other processes.
+    // The refresh timers run on the machine's clock in other processes, so the test waits for
+    // fetches, not for time: from one refresh fetch, two more take two 1 s periods for the host;
+    // two workers refreshing on their own would make them within one.
     const r0 = refreshing.requests;
+    await waitUntil('a refresh fetch', () => refreshing.requests > r0, 5000);
     const t0 = performance.now();
-    await new Promise((resolve) => setTimeout(resolve, 3500));
-    const fetched = refreshing.requests - r0;
-    const periods = (performance.now() - t0) / 1000;
-    assert.ok(fetched >= 1 && fetched <= Math.ceil(periods) + 1, `${fetched} fetches in ${periods.toFixed(1)} refresh periods`);
+    const r1 = refreshing.requests;
+    await waitUntil('two more refresh fetches', () => refreshing.requests >= r1 + 2, 10_000);
+    const elapsed = performance.now() - t0;
+    assert.ok(elapsed >= 1500, `two refresh fetches ${elapsed.toFixed(0)} ms apart: more than one refresh per period`);
     const token = await mint(signer);
     const answers = await Promise.all(Array.from({ length: 6 }, () => fresh(`${gw.url}/refreshing/x`, { authorization: `Bearer ${token}` })));
     assert.deepEqual(answers.map((a) => a.status), Array(6).fill(200));
@@ -416,13 +419,15 @@ describe('start --workers: the primary reads the key store and fetches JWKS once
 
   it('reads the key store change log once per host: the reads grow by about one per poll interval, not one per worker', async () => {
     const reads = async (): Promise<number> => metric((await fresh(`${gw.adminUrl}/metrics`)).body, 'portcullis_api_key_store_polls_total');
+    // pollIntervalMs defaults to 500: from one read, four more take two seconds for the host;
+    // two workers polling on their own would make them within one. The test waits for reads, not for time.
     const c0 = await reads();
+    let c1 = c0;
+    await waitUntil('a change-log read', async () => (c1 = await reads()) > c0, 5000);
     const t0 = performance.now();
-    await new Promise((resolve) => setTimeout(resolve, 3000));
-    const c1 = await reads();
-    // pollIntervalMs defaults to 500: about six reads in three seconds for the host; two workers polling would make twelve.
-    const intervals = (performance.now() - t0) / 500;
-    assert.ok(c1 - c0 >= intervals - 2 && c1 - c0 <= intervals + 2, `${c1 - c0} reads in ${intervals.toFixed(1)} poll intervals`);
+    await waitUntil('four more change-log reads', async () => (await reads()) >= c1 + 4, 10_000);
+    const elapsed = performance.now() - t0;
+    assert.ok(elapsed >= 1500, `four reads in ${elapsed.toFixed(0)} ms: more than one read per poll interval`);
   });
 
   it('a revocation written to the key store by the CLI reaches both workers within a second', async () => {

@@ -7,6 +7,7 @@ import { PassThrough } from 'node:stream';
 import { pino } from 'pino';
 import { AuditLog } from '../src/audit/audit-log.js';
 import { serialiseRecord } from '../src/audit/audit-record.js';
+import { EMPTY_HEAD, linkText } from '../src/audit/chain.js';
 import { auditRecord } from '../src/audit/record-builder.js';
 import { ManualClock } from './harness/manual-clock.js';
 
@@ -19,7 +20,7 @@ describe('one outage, one records_dropped line', () => {
       requestId: `r${i}`, path: '/a', stage: 'forward', status: 200, decision: 'allow', reason: null,
       clientIp: '192.0.2.1', userAgent: 'u'.repeat(256), detail: 'd'.repeat(512), configVersion: 'v',
     }, clock.now());
-    const recordBytes = Buffer.byteLength(serialiseRecord(record(0)));
+    const recordBytes = Buffer.byteLength(linkText(serialiseRecord(record(0)), EMPTY_HEAD).line);
     // Room for two records and a gap line (well under 350 bytes), never for a third record.
     const maxQueueBytes = 2 * recordBytes + 350;
     assert.ok(recordBytes > 350);

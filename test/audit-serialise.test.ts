@@ -5,8 +5,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { boundRecord, FIELD_MAX_CHARS, MAX_RECORD_BYTES, serialiseRecord, type AuditRecord } from '../src/audit/audit-record.js';
+import { canonicalJson } from '../src/audit/canonical.js';
+import { expectedHash, linkObject, linkText, type ChainHead } from '../src/audit/chain.js';
 
-const reference = (record: AuditRecord): string => JSON.stringify(boundRecord(record)) + '\n';
+const HEAD: ChainHead = { seq: 41, hash: 'ab'.repeat(32) };
+/** The reference: the bounded record linked as a generic object (canonical JSON of the whole). */
+const reference = (record: AuditRecord): string => linkObject(boundRecord(record) as unknown as Record<string, unknown>, HEAD).line;
+const serialised = (record: AuditRecord): string => linkText(serialiseRecord(record), HEAD).line;
 
 /** A deterministic generator (xorshift), so a failure reproduces from its seed. */
 function random(seed: number): () => number {
@@ -56,7 +61,7 @@ describe('audit record serialiser', () => {
   it('writes exactly the reference line for 5,000 generated hostile records', () => {
     for (let seed = 1; seed <= 5_000; seed++) {
       const r = record(random(seed));
-      const line = serialiseRecord(r);
+      const line = serialised(r);
       assert.equal(line, reference(r), `seed ${seed}`);
     }
   });
@@ -71,7 +76,7 @@ describe('audit record serialiser', () => {
       clientIp: worst(c.clientIp), userAgent: worst(c.userAgent), upstream: worst(c.upstream), upstreamStatus: 200,
       bytesIn: 1, bytesOut: 2, configVersion: worst(c.configVersion), limit: worst(c.limit),
     };
-    const line = serialiseRecord(r);
+    const line = serialised(r);
     assert.equal(line, reference(r));
     assert.equal(line.indexOf('\n'), line.length - 1);
     assert.ok(Buffer.byteLength(line) <= MAX_RECORD_BYTES);
@@ -83,7 +88,19 @@ describe('audit record serialiser', () => {
     for (const value of ['a"b', 'a\\b', 'a\u007fb', 'tab\there', '']) {
       const r = record(random(7));
       const withValue: AuditRecord = { ...r, path: value, userAgent: value };
-      assert.equal(serialiseRecord(withValue), reference(withValue), JSON.stringify(value));
+      assert.equal(serialised(withValue), reference(withValue), JSON.stringify(value));
+    }
+  });
+
+  it('writes canonical JSON whose hash is the hash of the record without it, linked to the head', () => {
+    for (let seed = 1; seed <= 500; seed++) {
+      const line = serialised(record(random(seed)));
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      assert.equal(canonicalJson(parsed) + '\n', line, `seed ${seed}: not canonical`);
+      assert.equal(parsed.hash, expectedHash(parsed), `seed ${seed}`);
+      assert.equal(parsed.prev, HEAD.hash);
+      assert.equal(parsed.seq, HEAD.seq + 1);
+      for (const [name, value] of Object.entries(parsed)) assert.notEqual(value, null, `seed ${seed}: ${name} is null, not absent`);
     }
   });
 });

@@ -6,6 +6,7 @@ import { fsFailure, shownPath } from '../lib/fs-failure.js';
 import { makeDirectory } from '../lib/make-directory.js';
 import { OperatorError } from '../lib/operator-error.js';
 import { serialiseRecord, type AuditRecord } from './audit-record.js';
+import { EMPTY_HEAD, linkObject, linkText, type ChainHead } from './chain.js';
 
 export type { AuditRecord } from './audit-record.js';
 
@@ -83,6 +84,8 @@ export class AuditLog {
   private closed = false;
   private dropped = 0;
   private gap: { count: number; first: string; last: string } | null = null;
+  /** The chain's head: the last record queued. */
+  private head: ChainHead = EMPTY_HEAD;
 
   constructor(
     readonly path: string,
@@ -146,7 +149,8 @@ export class AuditLog {
   /** Queues one record; false when it was dropped (queue full, or the trail closed), which the next gap line counts. */
   write(record: AuditRecord): boolean {
     if (this.closed) { this.dropped++; return false; }
-    const line = serialiseRecord(record);
+    const linked = linkText(serialiseRecord(record), this.head);
+    const line = linked.line;
     const bytes = Buffer.byteLength(line);
     if (!this.queueGap(bytes) || this.queuedBytes + bytes > this.maxQueueBytes) {
       this.dropped++;
@@ -154,6 +158,7 @@ export class AuditLog {
       else { this.gap.count++; this.gap.last = record.time; }
       return false;
     }
+    this.head = linked;
     this.enqueue(line, bytes);
     return true;
   }
@@ -183,9 +188,11 @@ export class AuditLog {
     const open = this.gap;
     if (open === null) return true;
     const gap: AuditGapRecord = { time: new Date(this.clock.now()).toISOString(), event: 'records_dropped', droppedRecords: open.count, firstDroppedAt: open.first, lastDroppedAt: open.last };
-    const text = JSON.stringify(gap) + '\n';
+    const linked = linkObject({ kind: 'gap', ...gap }, this.head);
+    const text = linked.line;
     const bytes = Buffer.byteLength(text);
     if (this.queuedBytes + bytes + following > this.maxQueueBytes) return false;
+    this.head = linked;
     this.logger.error({ dropped: gap.droppedRecords, from: gap.firstDroppedAt, to: gap.lastDroppedAt }, 'audit records dropped: the queue was full');
     this.gap = null;
     this.enqueue(text, bytes);

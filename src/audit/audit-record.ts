@@ -1,4 +1,5 @@
 import type { Decision } from '../pipeline/exchange.js';
+import type { RecordText } from './chain.js';
 import { boundOptional, boundText } from './bounded-text.js';
 
 /**
@@ -8,7 +9,12 @@ import { boundOptional, boundText } from './bounded-text.js';
  */
 export type AuditKind = 'request' | 'admin';
 
-/** One audit record (a JSON line). Never holds a secret: no query string, no userinfo, no credentials, no cookies. */
+/**
+ * One audit record of a request or admin operation, as the record builder makes it. Never holds a
+ * secret: no query string, no userinfo, no credentials, no cookies. A member that is null (or
+ * undefined) does not apply or is not known, and is absent from the written line; the chain adds
+ * `seq`, `prev` and `hash` (see chain.ts).
+ */
 export interface AuditRecord {
   readonly time: string;
   readonly kind: AuditKind;
@@ -69,20 +75,25 @@ export const FIELD_MAX_CHARS = Object.freeze({
 /**
  * Upper bound on one serialised record, newline included: the caps above in UTF-16 units, times 3
  * for UTF-8 (non-ASCII survives only as itself, at most 3 bytes per unit), plus field names,
- * numbers and punctuation.
+ * numbers and punctuation, and the chain's `seq`, `prev` and `hash`.
  */
-export const MAX_RECORD_BYTES = 3 * Object.values(FIELD_MAX_CHARS).reduce((a, b) => a + b, 0) + 512;
+export const MAX_RECORD_BYTES = 3 * Object.values(FIELD_MAX_CHARS).reduce((a, b) => a + b, 0) + 512 + 192;
+
+/** An object with its null and undefined members left out: what a record's line holds. */
+function present<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null && v !== undefined)) as T;
+}
 
 /**
- * The record with every text field escaped and capped (see boundText): a single JSON line that
- * cannot forge another record, carries no terminal escapes and has a known maximum size.
- * `serialiseRecord` writes the same JSON without building this object; it is kept as the
- * reference the serialiser is tested against.
+ * The record as its line holds it, with every text field escaped and capped (see boundText) and
+ * every null member left out: JSON that cannot forge another record, carries no terminal escapes
+ * and has a known maximum size. `serialiseRecord` writes the same canonical JSON without building
+ * this object; it is kept as the reference the serialiser is tested against.
  */
 export function boundRecord(record: AuditRecord): AuditRecord {
   const c = FIELD_MAX_CHARS;
   const identity = record.identity;
-  const bounded: AuditRecord = {
+  return present<AuditRecord>({
     time: boundText(record.time, c.time),
     kind: record.kind,
     requestId: boundText(record.requestId, c.requestId),
@@ -90,26 +101,31 @@ export function boundRecord(record: AuditRecord): AuditRecord {
     path: boundText(record.path, c.path),
     route: boundOptional(record.route, c.route),
     stage: boundOptional(record.stage, c.stage),
-    status: record.status,
-    latencyMs: record.latencyMs,
+    status: finite(record.status) ?? 0,
+    latencyMs: finite(record.latencyMs) ?? 0,
     decision: record.decision,
     reason: boundOptional(record.reason, c.reason),
     detail: boundOptional(record.detail, c.detail),
-    identity: identity === null ? null : {
+    identity: identity === null ? null : present({
       subject: boundText(identity.subject, c.subject),
       authMethod: boundText(identity.authMethod, c.authMethod),
       keyId: boundOptional(identity.keyId, c.keyId),
-    },
+    }),
     tenant: boundOptional(record.tenant, c.tenant),
     clientIp: boundText(record.clientIp, c.clientIp),
     userAgent: boundOptional(record.userAgent, c.userAgent),
     upstream: boundOptional(record.upstream, c.upstream),
-    upstreamStatus: record.upstreamStatus,
-    bytesIn: record.bytesIn,
-    bytesOut: record.bytesOut,
+    upstreamStatus: finite(record.upstreamStatus),
+    bytesIn: finite(record.bytesIn) ?? 0,
+    bytesOut: finite(record.bytesOut) ?? 0,
     configVersion: boundText(record.configVersion, c.configVersion),
-  };
-  return record.limit === undefined ? bounded : { ...bounded, limit: boundOptional(record.limit, c.limit) };
+    limit: boundOptional(record.limit, c.limit),
+  });
+}
+
+/** A number JSON can hold; a non-finite one is not known (null). -0 is written as 0. */
+function finite(value: number | null): number | null {
+  return value !== null && Number.isFinite(value) ? value : null;
 }
 
 /**
@@ -124,30 +140,36 @@ function text(value: string, maxChars: number): string {
   return value.length <= maxChars && PLAIN.test(value) ? `"${value}"` : JSON.stringify(boundText(value, maxChars));
 }
 
-function optional(value: string | null | undefined, maxChars: number): string {
-  return value === undefined || value === null ? 'null' : text(value, maxChars);
+/** `,"name":value` for a member that is present, else nothing. */
+function member(name: string, value: string | null | undefined, maxChars: number): string {
+  return value === undefined || value === null ? '' : `,"${name}":${text(value, maxChars)}`;
 }
 
-/** A number as JSON writes it (a non-finite one is null). */
-function num(value: number | null): string {
-  return value !== null && Number.isFinite(value) ? String(value) : 'null';
+/** A number as JSON writes it; a non-finite one as 0 (the members that must be present). */
+function num(value: number): string {
+  return Number.isFinite(value) ? String(value) : '0';
 }
 
 /**
- * The JSON line for a record, bounded and escaped: exactly `JSON.stringify(boundRecord(record))`
- * and a newline, written field by field on the request path's hot end.
+ * The record as canonical JSON (RFC 8785: members in key order, no whitespace), bounded and
+ * escaped, in the four pieces the chain links (chain.ts, RecordText): exactly the canonical JSON of
+ * `boundRecord(record)`, written member by member on the request path's hot end.
  */
-export function serialiseRecord(record: AuditRecord): string {
+export function serialiseRecord(record: AuditRecord): RecordText {
   const c = FIELD_MAX_CHARS;
   const identity = record.identity;
-  const who = identity === null ? 'null'
-    : `{"subject":${text(identity.subject, c.subject)},"authMethod":${text(identity.authMethod, c.authMethod)},"keyId":${optional(identity.keyId, c.keyId)}}`;
-  return `{"time":${text(record.time, c.time)},"kind":${JSON.stringify(record.kind)},"requestId":${text(record.requestId, c.requestId)},"method":${text(record.method, c.method)}`
-    + `,"path":${text(record.path, c.path)},"route":${optional(record.route, c.route)},"stage":${optional(record.stage, c.stage)}`
-    + `,"status":${num(record.status)},"latencyMs":${num(record.latencyMs)},"decision":${JSON.stringify(record.decision)}`
-    + `,"reason":${optional(record.reason, c.reason)},"detail":${optional(record.detail, c.detail)},"identity":${who}`
-    + `,"tenant":${optional(record.tenant, c.tenant)},"clientIp":${text(record.clientIp, c.clientIp)},"userAgent":${optional(record.userAgent, c.userAgent)}`
-    + `,"upstream":${optional(record.upstream, c.upstream)},"upstreamStatus":${num(record.upstreamStatus)}`
-    + `,"bytesIn":${num(record.bytesIn)},"bytesOut":${num(record.bytesOut)},"configVersion":${text(record.configVersion, c.configVersion)}`
-    + (record.limit === undefined ? '}\n' : `,"limit":${optional(record.limit, c.limit)}}\n`);
+  // Members in UTF-16 key order; `hash` falls after `detail`, `prev` after `path`, `seq` after `route`.
+  const a = `{"bytesIn":${num(record.bytesIn)},"bytesOut":${num(record.bytesOut)},"clientIp":${text(record.clientIp, c.clientIp)}`
+    + `,"configVersion":${text(record.configVersion, c.configVersion)},"decision":${JSON.stringify(record.decision)}${member('detail', record.detail, c.detail)}`;
+  const who = identity === null ? ''
+    : `"identity":{"authMethod":${text(identity.authMethod, c.authMethod)}${member('keyId', identity.keyId, c.keyId)},"subject":${text(identity.subject, c.subject)}},`;
+  const b = `${who}"kind":${JSON.stringify(record.kind)},"latencyMs":${num(record.latencyMs)}${member('limit', record.limit, c.limit)}`
+    + `,"method":${text(record.method, c.method)},"path":${text(record.path, c.path)}`;
+  const reason = record.reason === null ? '' : `"reason":${text(record.reason, c.reason)},`;
+  const cc = `${reason}"requestId":${text(record.requestId, c.requestId)}${member('route', record.route, c.route)}`;
+  const stage = record.stage === null ? '' : `"stage":${text(record.stage, c.stage)},`;
+  const upstreamStatus = record.upstreamStatus !== null && Number.isFinite(record.upstreamStatus) ? `,"upstreamStatus":${record.upstreamStatus}` : '';
+  const d = `${stage}"status":${num(record.status)}${member('tenant', record.tenant, c.tenant)},"time":${text(record.time, c.time)}`
+    + `${member('upstream', record.upstream, c.upstream)}${upstreamStatus}${member('userAgent', record.userAgent, c.userAgent)}}`;
+  return [a, b, cc, d];
 }

@@ -1,3 +1,4 @@
+import { compileAudit, type CompiledAudit } from './compile-audit.js';
 import { isIP } from 'node:net';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { configVersion, dataDirOf, type LoadedConfig } from './load.js';
@@ -84,7 +85,7 @@ export interface CompiledConfig {
   readonly rateLimiting: CompiledRateLimiting;
   readonly routes: readonly CompiledRoute[];
   readonly router: Router<CompiledRoute>;
-  readonly audit: { readonly file: string; readonly maxQueueBytes: number; readonly retryIntervalMs: number };
+  readonly audit: CompiledAudit;
   readonly logLevel: LogLevel;
   readonly drainTimeoutMs: number;
 }
@@ -127,9 +128,6 @@ export const DEFAULTS = Object.freeze({
   writeIdleTimeoutMs: 10000,
   minBodyBytesPerSecond: 0,
   bufferBodyBytes: 16384,
-  auditFile: 'audit/audit.log',
-  auditMaxQueueBytes: 8 * 1024 * 1024,
-  auditRetryIntervalMs: 1000,
   drainTimeoutMs: 10000,
 });
 
@@ -263,6 +261,7 @@ export function compileConfig(
     if (route !== null) routes.push(route);
   });
   problems.push(...findConflicts(routes, loaded));
+  const audit = compileAudit(raw, loaded, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   const listenHttp = raw.listen?.http ?? {};
@@ -295,11 +294,7 @@ export function compileConfig(
     rateLimiting,
     routes,
     router: new Router(routes),
-    audit: {
-      file: raw.audit?.file ?? DEFAULTS.auditFile,
-      maxQueueBytes: raw.audit?.maxQueueBytes ?? DEFAULTS.auditMaxQueueBytes,
-      retryIntervalMs: raw.audit?.retryIntervalMs ?? DEFAULTS.auditRetryIntervalMs,
-    },
+    audit,
     logLevel: raw.log?.level ?? 'info',
     drainTimeoutMs: raw.shutdown?.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs,
   });

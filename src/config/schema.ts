@@ -160,11 +160,8 @@ export const RouteSchema = strict({
   }, 'Per-route request limits.')),
 }, 'A route: a match, an upstream and a policy.');
 
-export const AuditSchema = strict({
-  file: Type.Optional(Type.String({ minLength: 1, description: 'Audit log path, relative to dataDir. Default audit/audit.log.' })),
-  maxQueueBytes: Type.Optional(Type.Integer({ minimum: 65536, maximum: 1 << 30, description: 'Most audit bytes waiting to be written (at least 65536, several records at their largest). From three quarters of it, and while writes fail, requests are refused with 503 (fail closed); past it, records are dropped and counted. Default 8388608.' })),
-  retryIntervalMs: Type.Optional(Millis('After a failed write, how often the file is reopened and the queued records written again; the first success ends the 503s. Default 1000.')),
-}, 'Audit trail.');
+export { AuditSchema } from './schema-audit.js';
+import { AuditSchema } from './schema-audit.js';
 
 const Count = (description: string) => Type.Integer({ minimum: 1, maximum: 1_000_000, description });
 const Window = Duration('The window: 1s, 60s, 15m, 1h, 1d (at most 1d; use a quota for longer periods).');

@@ -21,8 +21,8 @@ export class AdminFirstUse implements RecordDetector {
     this.seen = new KeyTable(maxTrackedKeys);
   }
 
-  get trackedKeys(): number {
-    return this.seen.size;
+  get trackedKeys(): Readonly<Record<string, number>> {
+    return { networks: this.seen.size };
   }
 
   observe(o: Observation, now: number, out: Alert[]): void {

@@ -14,9 +14,9 @@ interface Counter {
  * count against the learned baseline of past windows. A key alerts when its count reaches
  * max(minCount, multiplier × baseline); the global count only after `warmupWindows` windows.
  *
- * At the end of a window each baseline takes in the window's count; a key whose baseline no
- * longer raises its threshold above minCount is forgotten, which changes nothing it would decide
- * (baselines only decay), so the tables hold only keys with a history that matters.
+ * At the end of a window each baseline takes in the window's count. A key that had no failures in
+ * the window just ended and whose baseline no longer raises its threshold above minCount is
+ * forgotten: it would start again from the same threshold. Keys with a history that matters stay.
  */
 export class AuthFailureSpike implements RecordDetector {
   readonly name = 'authFailureSpike';
@@ -33,8 +33,8 @@ export class AuthFailureSpike implements RecordDetector {
     this.credentials = new KeyTable(maxTrackedKeys);
   }
 
-  get trackedKeys(): number {
-    return this.networks.size + this.credentials.size;
+  get trackedKeys(): Readonly<Record<string, number>> {
+    return { networks: this.networks.size, credentials: this.credentials.size };
   }
 
   observe(o: Observation, now: number, out: Alert[]): void {
@@ -83,8 +83,10 @@ export class AuthFailureSpike implements RecordDetector {
     this.windowsSeen = Math.min(this.windowsSeen + ended, Number.MAX_SAFE_INTEGER);
     for (const [table, minCount] of [[this.networks, this.options.networkMinCount], [this.credentials, this.options.credentialMinCount]] as const) {
       for (const [key, c] of table.entries) {
+        // Idle in the last window that ended: no failures in it, or empty windows came after.
+        const idle = c.count === 0 || ended > 1;
         fold(c);
-        if (multiplier * c.baseline < minCount) table.entries.delete(key);
+        if (idle && multiplier * c.baseline < minCount) table.entries.delete(key);
       }
     }
     this.gate.reset();

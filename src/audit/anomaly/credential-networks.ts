@@ -13,11 +13,12 @@ export class CredentialNetworks implements RecordDetector {
     this.seen = new DistinctValues(this.name, options.windowMs, maxTrackedKeys, options.maxNetworks, 'credentials');
   }
 
-  get trackedKeys(): number {
-    return this.seen.size;
+  get trackedKeys(): Readonly<Record<string, number>> {
+    return { credentials: this.seen.size };
   }
 
   observe(o: Observation, now: number, out: Alert[]): void {
+    this.seen.roll(now);
     const credential = o.credential;
     if (credential === null) return;
     const network = o.network;

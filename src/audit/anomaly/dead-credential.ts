@@ -21,8 +21,8 @@ export class DeadCredential implements RecordDetector {
     this.counts = new WindowedCounts(this.name, options.windowMs, maxTrackedKeys, 'credentials');
   }
 
-  get trackedKeys(): number {
-    return this.counts.size;
+  get trackedKeys(): Readonly<Record<string, number>> {
+    return { credentials: this.counts.size };
   }
 
   observe(o: Observation, now: number, out: Alert[]): void {

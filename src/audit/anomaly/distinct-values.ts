@@ -22,11 +22,15 @@ export class DistinctValues {
   }
 
   /**
-   * Counts `value` for `key`; returns the values seen when this one made them more than `max`
+   * Counts `value` for `key` (after roll); returns the values seen when this one made them more than `max`
    * for the first time in the window (the caller alerts), else null.
    */
-  add(key: string, value: string, now: number, out: Alert[]): readonly string[] | null {
+  /** Starts a new window when `now` is past the current one: every key is forgotten. Call on every record. */
+  roll(now: number): void {
     if (this.windows.advance(now) > 0) { this.table.clear(); this.gate.reset(); }
+  }
+
+  add(key: string, value: string, now: number, out: Alert[]): readonly string[] | null {
     const seen = this.table.get(key, () => new Set());
     if (seen === null) {
       const saturated = this.gate.saturated(this.tableName, this.table.cap, now);

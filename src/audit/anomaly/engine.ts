@@ -58,9 +58,9 @@ export class AnomalyEngine implements Detector {
     return this.detectors.map((d) => d.name);
   }
 
-  /** Keys each detector tracks now; each of its tables holds at most maxTrackedKeys. */
+  /** Keys tracked now, by `<detector>.<table>`; each table holds at most maxTrackedKeys. */
   trackedKeys(): Readonly<Record<string, number>> {
-    return Object.fromEntries(this.detectors.map((d) => [d.name, d.trackedKeys]));
+    return Object.fromEntries(this.detectors.flatMap((d) => Object.entries(d.trackedKeys).map(([table, n]) => [`${d.name}.${table}`, n])));
   }
 
   /** The alerts this record raises (usually none). `now`: the engine's clock, ms since the epoch. */

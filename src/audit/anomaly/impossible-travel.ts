@@ -30,8 +30,8 @@ export class ImpossibleTravel implements RecordDetector {
     this.windows = new Windows(options.minTravelMs);
   }
 
-  get trackedKeys(): number {
-    return this.last.size;
+  get trackedKeys(): Readonly<Record<string, number>> {
+    return { credentials: this.last.size };
   }
 
   observe(o: Observation, now: number, out: Alert[]): void {

@@ -17,8 +17,8 @@ export class LimitStorm implements RecordDetector {
     this.counts = new WindowedCounts(this.name, options.windowMs, maxTrackedKeys, 'networks');
   }
 
-  get trackedKeys(): number {
-    return this.counts.size;
+  get trackedKeys(): Readonly<Record<string, number>> {
+    return { networks: this.counts.size };
   }
 
   observe(o: Observation, now: number, out: Alert[]): void {

@@ -94,6 +94,6 @@ export class Observation {
 export interface RecordDetector {
   readonly name: string;
   observe(o: Observation, now: number, out: Alert[]): void;
-  /** Keys tracked now, over all of the detector's tables (each at most maxTrackedKeys). */
-  readonly trackedKeys: number;
+  /** Keys tracked now in each of the detector's tables (each at most maxTrackedKeys), by table. */
+  readonly trackedKeys: Readonly<Record<string, number>>;
 }

@@ -13,11 +13,12 @@ export class TenantFanOut implements RecordDetector {
     this.seen = new DistinctValues(this.name, options.windowMs, maxTrackedKeys, options.maxTenants, 'identities');
   }
 
-  get trackedKeys(): number {
-    return this.seen.size;
+  get trackedKeys(): Readonly<Record<string, number>> {
+    return { identities: this.seen.size };
   }
 
   observe(o: Observation, now: number, out: Alert[]): void {
+    this.seen.roll(now);
     const tenant = o.tenant;
     if (tenant === null) return;
     const identity = o.identity;

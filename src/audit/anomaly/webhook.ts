@@ -128,6 +128,9 @@ export class WebhookNotifier {
       }
       this.deps.logger?.error(log, 'anomaly webhook failed; alerts dropped');
       this.finish(batch, false);
+    }).catch(() => {
+      // Only a throwing logger gets here; the batch is dropped rather than left sending forever.
+      if (this.current === batch && this.retryTimer === null) this.finish(batch, false);
     });
     const tracked: Promise<void> = run.finally(() => { if (this.inflight === tracked) this.inflight = null; });
     this.inflight = tracked;

@@ -9,7 +9,7 @@ const Severity = (fallback: (typeof SEVERITIES)[number]) => Type.Unsafe<(typeof 
 });
 const Enabled = (fallback: boolean) => Type.Optional(Type.Boolean({ description: `Whether the detector runs. Default ${fallback}.` }));
 const Window = (fallback: string) => Type.Optional(Duration(`The detector's counting window (counts start again at each window; one alert per subject per window). Default ${fallback}.`));
-const Count = (description: string, minimum = 1) => Type.Optional(Type.Integer({ minimum, maximum: 1_000_000_000, description }));
+const Count = (description: string, minimum = 1, maximum = 1_000_000_000) => Type.Optional(Type.Integer({ minimum, maximum, description }));
 
 /** `audit.anomalies.authFailureSpike`. */
 const AuthFailureSpikeSchema = strict({
@@ -29,7 +29,7 @@ const TenantFanOutSchema = strict({
   enabled: Enabled(true),
   severity: Type.Optional(Severity('high')),
   window: Window('10m'),
-  maxTenants: Count('Most distinct tenants one identity may touch in a window; one more alerts. Default 3.'),
+  maxTenants: Count('Most distinct tenants one identity may touch in a window (at most 1000); one more alerts. Default 3.', 1, 1000),
 }, 'One identity touching more distinct tenants in a window than it should.');
 
 /** `audit.anomalies.credentialNetworks`. */
@@ -37,7 +37,7 @@ const CredentialNetworksSchema = strict({
   enabled: Enabled(true),
   severity: Type.Optional(Severity('medium')),
   window: Window('1h'),
-  maxNetworks: Count('Most distinct client networks (IPv4 /24, IPv6 /48) one credential may come from in a window; one more alerts. Default 5.'),
+  maxNetworks: Count('Most distinct client networks (IPv4 /24, IPv6 /48) one credential may come from in a window (at most 1000); one more alerts. Default 5.', 1, 1000),
 }, 'One credential used from more client networks in a window than it should.');
 
 /** `audit.anomalies.impossibleTravel`. */

@@ -46,6 +46,7 @@ describe('audit.anomalies config', () => {
     ['a severity that is not one', 'authFailureSpike: { severity: urgent }', /audit\.anomalies\.authFailureSpike\.severity: /],
     ['a window that is not a duration', 'limitStorm: { window: 60 }', /audit\.anomalies\.limitStorm\.window: must be a duration/],
     ['a window over a day', 'tenantFanOut: { window: 2d }', /^gateway\.yaml:\d+:\d+: audit\.anomalies\.tenantFanOut\.window: at most 1d$/],
+    ['a per-key set over its bound', 'tenantFanOut: { maxTenants: 1001 }', /audit\.anomalies\.tenantFanOut\.maxTenants: /],
     ['a zero count', 'credentialNetworks: { maxNetworks: 0 }', /audit\.anomalies\.credentialNetworks\.maxNetworks: /],
     ['smoothing above 1', 'authFailureSpike: { smoothing: 1.5 }', /audit\.anomalies\.authFailureSpike\.smoothing: /],
     ['an unknown detector option', 'limitStorm: { treshold: 3 }', /audit\.anomalies\.limitStorm\.treshold: is not a known option/],

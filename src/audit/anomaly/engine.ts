@@ -15,8 +15,6 @@ export interface AnomalyEngineDeps {
   readonly geo?: GeoLookup | null;
 }
 
-const NONE: Alert[] = [];
-
 /**
  * Every enabled detector of `audit.anomalies`, fed the trail one record at a time: the gateway's
  * own records as it writes them, or the merged stream of every instance (`audit watch`). Only
@@ -63,23 +61,14 @@ export class AnomalyEngine implements Detector {
     return Object.fromEntries(this.detectors.flatMap((d) => Object.entries(d.trackedKeys).map(([table, n]) => [`${d.name}.${table}`, n])));
   }
 
-  /** The alerts this record raises (usually none). `now`: the engine's clock, ms since the epoch. */
+  /** The alerts this record raises (usually none; a new array each call). `now`: the engine's clock, ms since the epoch. */
   observe(record: ObservedRecord, now: number): Alert[] {
-    if (record === null || typeof record !== 'object') return NONE;
+    const out: Alert[] = [];
+    if (record === null || typeof record !== 'object') return out;
     const kind = record.kind;
-    if (kind !== 'request' && kind !== 'admin') return NONE;
-    if (this.detectors.length === 0) return NONE;
+    if (kind !== 'request' && kind !== 'admin') return out;
     const o = new Observation(record);
-    let out: Alert[] = NONE;
-    for (const d of this.detectors) {
-      if (out === NONE) {
-        const mine: Alert[] = [];
-        d.observe(o, now, mine);
-        if (mine.length > 0) out = mine;
-      } else {
-        d.observe(o, now, out);
-      }
-    }
+    for (const d of this.detectors) d.observe(o, now, out);
     return out;
   }
 }

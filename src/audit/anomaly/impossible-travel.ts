@@ -7,6 +7,8 @@ import type { Alert } from './types.js';
 interface LastSeen {
   country: string;
   network: string | null;
+  /** The chain (gateway instance and process) the record came from, when the reader says. */
+  chain: string | null;
   at: number;
 }
 
@@ -45,7 +47,7 @@ export class ImpossibleTravel implements RecordDetector {
     let seen = this.last.entries.get(credential);
     if (seen === undefined) {
       if (this.last.size >= this.last.cap) this.sweep(now);
-      const made = this.last.get(credential, () => ({ country, network: o.network, at: now }));
+      const made = this.last.get(credential, () => ({ country, network: o.network, chain: o.chain, at: now }));
       if (made === null) {
         const saturated = this.gate.saturated('credentials', this.last.cap, now);
         if (saturated !== null) out.push(saturated);
@@ -57,9 +59,12 @@ export class ImpossibleTravel implements RecordDetector {
       const minutes = Math.round(elapsed / 60_000);
       out.push(makeAlert(this.name, this.options.severity, credential,
         `${credential} was used from ${seen.country} and then ${country} ${minutes} min apart (less than ${this.options.minTravelMs / 60_000} min)`,
-        { fromCountry: seen.country, toCountry: country, fromNetwork: seen.network, toNetwork: o.network, elapsedSeconds: Math.round(elapsed / 1000), minTravelSeconds: this.options.minTravelMs / 1000 }, now));
+        {
+          fromCountry: seen.country, toCountry: country, fromNetwork: seen.network, toNetwork: o.network,
+          fromChain: seen.chain, toChain: o.chain, elapsedSeconds: Math.round(elapsed / 1000), minTravelSeconds: this.options.minTravelMs / 1000,
+        }, now));
     }
-    seen = { country, network: o.network, at: now };
+    seen = { country, network: o.network, chain: o.chain, at: now };
     this.last.entries.set(credential, seen);
   }
 

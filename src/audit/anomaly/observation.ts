@@ -45,6 +45,12 @@ export class Observation {
     return str(this.record.detail);
   }
 
+  /** The chain the record came from (`gw-1/main`), when its reader set it. */
+  get chain(): string | null {
+    const c = str(this.record.chain);
+    return c === null ? null : clip(c);
+  }
+
   get tenant(): string | null {
     const t = str(this.record.tenant);
     return t === null ? null : clip(t);

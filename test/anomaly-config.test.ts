@@ -77,4 +77,11 @@ describe('audit.anomalies config', () => {
     assert.ok(found.length > 0);
     assert.ok(!found.join('\n').includes('super-secret-value-1234'));
   });
+
+  it('never quotes a webhook secret that is too short either', () => {
+    const found = configProblems(`${BASE_CONFIG}audit:\n  anomalies:\n    webhook: { url: "https://x.example/", secret: "\${S}" }\n`, { S: 'tooshort-secret' });
+    assert.equal(found.length, 1);
+    assert.match(found[0] ?? '', /audit\.anomalies\.webhook\.secret: /);
+    assert.ok(!(found[0] ?? '').includes('tooshort-secret'), found[0]);
+  });
 });

@@ -88,7 +88,7 @@ export class WebhookNotifier {
     }
     if (full > 0) {
       this.dropped += full;
-      this.deps.logger?.warn({ event: 'anomaly_webhook_dropped', webhook: this.origin, dropped: full, reason: this.closed ? 'closed' : 'queue full' }, 'anomaly alerts dropped: the webhook queue is full');
+      this.deps.logger?.warn({ event: 'anomaly_webhook_dropped', webhook: this.origin, dropped: full, reason: this.closed ? 'closed' : 'queue full' }, 'anomaly alerts dropped before the webhook');
     }
     this.next();
   }

@@ -3,23 +3,28 @@
  * chain, a file, the NATS stream), and what they report.
  */
 
-/** A parsed audit record (docs/audit.md, "Records"); only the members detectors read are typed. */
+/**
+ * A parsed audit record (docs/audit.md, "Records"); only the members detectors read are typed. A
+ * member that is null or absent does not apply, so the in-process AuditRecord is one as it is
+ * (observedFromAuditRecord) and a parsed line needs no copy. Records from a file or the stream are
+ * untrusted: detectors check the type of every member they read.
+ */
 export interface ObservedRecord {
   readonly kind: string;
   readonly time: string;
-  readonly status?: number;
-  readonly decision?: string;
-  readonly reason?: string;
-  readonly detail?: string;
-  readonly route?: string;
-  readonly path?: string;
-  readonly method?: string;
-  readonly clientIp?: string;
-  readonly identity?: { readonly subject: string; readonly authMethod: string; readonly keyId?: string };
-  readonly tenant?: string;
-  readonly limit?: string;
+  readonly status?: number | null;
+  readonly decision?: string | null;
+  readonly reason?: string | null;
+  readonly detail?: string | null;
+  readonly route?: string | null;
+  readonly path?: string | null;
+  readonly method?: string | null;
+  readonly clientIp?: string | null;
+  readonly identity?: { readonly subject: string; readonly authMethod: string; readonly keyId?: string | null } | null;
+  readonly tenant?: string | null;
+  readonly limit?: string | null;
   /** The chain the record came from (the stream's subject, or the file's chain); set by the reader. */
-  readonly chain?: string;
+  readonly chain?: string | null;
 }
 
 export type Severity = 'info' | 'low' | 'medium' | 'high' | 'critical';

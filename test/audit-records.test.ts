@@ -193,7 +193,24 @@ describe('complete, precise audit records', () => {
     await expectRecord({ what: 'absolute-form with userinfo', status: 400, stage: 'target', reason: 'invalid_target' },
       'GET', `http://user:${secret('userinfo-pw-77c3')}@gw.test/open/x?access_token=${secret('query-token-3b9d')}`);
 
+    await expectRecord({ what: 'several Host headers', status: 400, stage: 'host', reason: 'invalid_header' }, 'GET', '/open/c', ['Host: a', 'Host: b']);
+    await expectRecord({ what: 'unknown expectation', status: 417, stage: 'expect', reason: 'expectation_failed' }, 'GET', '/open/d', ['Expect: teapot']);
+    await expectRecord({ what: 'basic credentials on a public route', status: 200, stage: 'forward', reason: undefined, identity: null, upstream: 'echo' },
+      'GET', '/open/e', [`Authorization: Basic ${secret(Buffer.from(`user:${secret('basic-pw-31d7')}`).toString('base64'))}`]);
+
+    // A denial that closes the connection: the request pipelined behind it is not processed, and recorded once.
+    const pipelined = await rawRequest(gw.port, [
+      requestHead('GET', '/open/closing', ['Expect: teapot']),
+      requestHead('GET', '/open/pipelined-behind'),
+    ], { settleMs: 0 });
+    expected.set(assertProblem(pipelined, 417, 'expectation_failed').requestId, { what: 'closing denial', status: 417, stage: 'expect', reason: 'expectation_failed' });
+    const [discarded] = await gw.auditWhere((r) => r.path === '/open/pipelined-behind');
+    assert.ok(discarded !== undefined);
+    expected.set(discarded.requestId, { what: 'pipelined behind a closing denial', status: 499, stage: 'listener', reason: 'pipeline_discarded', decision: 'abort' });
+
     // Refused by the HTTP parser and by the listener: no exchange, still one record.
+    const huge = await rawRequest(gw.port, requestHead('GET', '/open/f', [`X-Big: ${'b'.repeat(70_000)}`]), { settleMs: 0 });
+    expected.set(assertProblem(huge, 431, 'headers_too_large').requestId, { what: 'headers too large', status: 431, stage: 'listener', reason: 'headers_too_large', identity: null });
     const framing = await rawRequest(gw.port, requestHead('POST', '/open/x', ['Content-Length: 1', 'Content-Length: 2']), { settleMs: 0 });
     expected.set(assertProblem(framing, 400, 'bad_request').requestId, { what: 'duplicate Content-Length', status: 400, stage: 'listener', reason: 'bad_request', identity: null });
     const tunnel = await rawRequest(gw.port, `CONNECT user:${secret('connect-pw-12ab')}@example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n`, { settleMs: 0 });

@@ -70,7 +70,7 @@ interface Expected {
   readonly stage: string;
   readonly reason: string | undefined;
   readonly decision?: string;
-  readonly identity?: { readonly subject: string; readonly keyId?: string } | null;
+  readonly identity?: { readonly subject: string; readonly keyId?: string; readonly tenant?: string } | null;
   /** The upstream's name when the request was dispatched to it; absent otherwise. */
   readonly upstream?: string;
   readonly limit?: string;
@@ -128,6 +128,7 @@ describe('complete, precise audit records', () => {
     else if (exp.identity !== undefined) {
       assert.equal(record.identity?.subject, exp.identity.subject, `${m}: subject`);
       assert.equal(record.identity.keyId, exp.identity.keyId, `${m}: key id`);
+      if (exp.identity.tenant !== undefined) assert.equal(record.tenant, exp.identity.tenant, `${m}: tenant`);
     }
     assert.equal(record.upstream, exp.upstream, `${m}: upstream only when forwarded`);
     if (exp.upstream === undefined) assert.equal(record.upstreamStatus, undefined, `${m}: no upstream status`);
@@ -242,7 +243,7 @@ describe('complete, precise audit records', () => {
     await expectRecord({ ...refused, what: 'unknown key', identity: null, detail: /api_key_unknown/ }, 'GET', orders, [apiKey(newKey('live'))]);
     await expectRecord({ ...refused, what: 'right id, wrong secret', identity: null, detail: /api_key_secret_mismatch/ }, 'GET', orders, [apiKey(newKey('live', reader.id))]);
     await expectRecord({ ...refused, what: 'malformed key', identity: null, detail: /api_key_malformed/ }, 'GET', orders, [`X-API-Key: ${secret('not-a-key-secret-0f')}`]);
-    await expectRecord({ ...refused, what: 'revoked key', identity: { subject: 'revoked-service', keyId: revoked.id }, detail: /api_key_revoked/ }, 'GET', orders, [apiKey(revoked)]);
+    await expectRecord({ ...refused, what: 'revoked key', identity: { subject: 'revoked-service', keyId: revoked.id, tenant: 'acme' }, detail: /api_key_revoked/ }, 'GET', orders, [apiKey(revoked)]);
     await expectRecord({ ...refused, what: 'expired key', identity: { subject: 'short-lived', keyId: expiring.id }, detail: /api_key_expired/ }, 'GET', orders, [apiKey(expiring)]);
     await expectRecord({ ...refused, what: 'superseded key', identity: { subject: 'rotating-service', keyId: rotating.id }, detail: /api_key_superseded/ }, 'GET', orders, [apiKey(rotating)]);
     await expectRecord({ what: 'key from another network', status: 403, stage: 'authenticate', reason: 'ip_not_allowed', identity: { subject: 'office-only', keyId: office.id } }, 'GET', orders, [apiKey(office)]);
@@ -255,7 +256,7 @@ describe('complete, precise audit records', () => {
     await expectRecord({ ...refused, what: 'alg none', identity: null, detail: /alg_none/ },
       'GET', orders, [bearer(craft('{"alg":"none"}', JSON.stringify({ iss: ISS, aud: 'orders-api', sub: 'mallory', exp: now + 60 }), { signature: '' }))]);
     await expectRecord({ ...refused, what: 'malformed token', identity: null, detail: /malformed/ }, 'GET', orders, [bearer(`${secret('garbage')}.token.${secret('sig-part-77')}`)]);
-    await expectRecord({ ...refused, what: 'expired, genuinely signed', identity: { subject: 'bob' }, detail: /expired/ }, 'GET', orders, [bearer(token({ sub: 'bob', iat: now - 600, exp: now - 300 }, now))]);
+    await expectRecord({ ...refused, what: 'expired, genuinely signed', identity: { subject: 'bob', tenant: 'initech' }, detail: /expired/ }, 'GET', orders, [bearer(token({ sub: 'bob', tenant_id: 'initech', iat: now - 600, exp: now - 300 }, now))]);
     await expectRecord({ ...refused, what: 'another audience, genuinely signed', identity: { subject: 'carol' }, detail: /audience_mismatch/ }, 'GET', orders, [bearer(token({ sub: 'carol', aud: 'billing-api' }, now))]);
     await expectRecord({ ...refused, what: 'two credentials', identity: null }, 'GET', orders, ['Authorization: Bearer a', 'Authorization: Bearer b']);
   });

@@ -68,7 +68,7 @@ describe('admin records and request ids', () => {
       assert.equal(mine.length, 1, what);
       const record = mine[0] as AuditRecord;
       assert.equal(record.kind, 'admin', what);
-      assert.equal(record.route, null, what);
+      assert.equal(record.route, undefined, what);
       assert.equal(record.stage, 'admin', what);
       assert.equal(record.status, res.status, what);
     }
@@ -96,7 +96,7 @@ describe('admin records and request ids', () => {
     // What a reader filtering on the new field gets: admin records only, none of the route named admin.
     const adminOnly = records.filter((r) => r.kind === 'admin');
     assert.ok(adminOnly.length > 0);
-    assert.ok(adminOnly.every((r) => r.route === null && r.stage === 'admin'));
+    assert.ok(adminOnly.every((r) => r.route === undefined && r.stage === 'admin'));
     assert.ok(records.filter((r) => r.route === 'admin').every((r) => r.kind === 'request'));
     // Every record says its kind.
     assert.ok(records.every((r) => r.kind === 'request' || r.kind === 'admin'));
@@ -111,7 +111,7 @@ describe('admin records and request ids', () => {
     const adminRecord = records.find((r) => r.requestId === onAdmin.headers['x-request-id']);
     const proxyRecord = records.find((r) => r.requestId === onProxy.headers['x-request-id']);
     assert.equal(adminRecord?.kind, 'admin');
-    assert.equal(adminRecord.route, null);
+    assert.equal(adminRecord.route, undefined);
     assert.equal(proxyRecord?.kind, 'request');
     assert.equal(proxyRecord.stage, 'listener');
   });

@@ -40,7 +40,7 @@ async function oneRecord(gw: TestGateway, requestId: string): Promise<AuditRecor
   assert.equal(all.length, 1, `exactly one record for ${requestId}: ${JSON.stringify(all)}`);
   const record = all[0] as AuditRecord;
   assert.equal(record.kind, 'admin');
-  assert.equal(record.route, null, 'the admin API is no route');
+  assert.equal(record.route, undefined, 'the admin API is no route: the record has no route member');
   return record;
 }
 
@@ -73,7 +73,7 @@ describe('admin listener security', () => {
     for (const [line, headers] of refused) {
       const doc = assertProblem(await raw(gw, line, headers), 403, 'admin_origin_refused');
       const record = await oneRecord(gw, doc.requestId);
-      assert.deepEqual([record.status, record.reason, record.decision, record.identity], [403, 'admin_origin_refused', 'deny', null], `${line} ${headers.join(' | ')}`);
+      assert.deepEqual([record.status, record.reason, record.decision, record.identity], [403, 'admin_origin_refused', 'deny', undefined], `${line} ${headers.join(' | ')}`);
     }
     for (const host of ['localhost', `localhost:${port}`, '127.0.0.1', `127.0.0.1:${port}`, `[::1]:${port}`, 'gw-1.internal', `GW-1.internal.:${port}`]) {
       assert.equal((await raw(gw, 'GET /healthz HTTP/1.1', [`Host: ${host}`])).status, 200, host);
@@ -125,13 +125,13 @@ describe('admin listener security', () => {
   });
 
   it('audits failed authentication, unknown paths, wrong methods and operations once each, and not answered probes', async () => {
-    const cases: [Promise<RawResponse>, number, string | null][] = [
+    const cases: [Promise<RawResponse>, number, string | undefined][] = [
       [raw(gw, 'POST /admin/reload HTTP/1.1', ['Host: 127.0.0.1', 'Content-Type: application/json']), 401, 'admin_unauthorized'],
       [raw(gw, 'POST /admin/reload HTTP/1.1', ['Host: 127.0.0.1', 'Authorization: Bearer wrong', 'Content-Type: application/json']), 401, 'admin_unauthorized'],
       [raw(gw, 'GET /admin/nothing-here?token=q-secret HTTP/1.1', ['Host: 127.0.0.1']), 404, 'route_not_found'],
       [raw(gw, 'DELETE /healthz HTTP/1.1', ['Host: 127.0.0.1']), 405, 'method_not_allowed'],
       [raw(gw, 'GET /admin/reload HTTP/1.1', ['Host: 127.0.0.1', `Authorization: Bearer ${ADMIN_TOKEN}`]), 405, 'method_not_allowed'],
-      [raw(gw, 'POST /admin/reload HTTP/1.1', ['Host: 127.0.0.1', `Authorization: Bearer ${ADMIN_TOKEN}`, 'Content-Type: application/json']), 200, null],
+      [raw(gw, 'POST /admin/reload HTTP/1.1', ['Host: 127.0.0.1', `Authorization: Bearer ${ADMIN_TOKEN}`, 'Content-Type: application/json']), 200, undefined],
     ];
     for (const [pending, status, reason] of cases) {
       const res = await pending;
@@ -166,7 +166,7 @@ describe('admin operations without a token', () => {
       const res = await call(`${gw.adminUrl}${path}`, { method, headers: { 'content-type': 'application/json' }, ...(method === 'POST' ? { body: {} } : {}) });
       const doc = assertProblem(res, 403, 'admin_disabled');
       const record = await oneRecord(gw, doc.requestId);
-      assert.deepEqual([record.reason, record.identity], ['admin_disabled', null], `${method} ${path}`);
+      assert.deepEqual([record.reason, record.identity], ['admin_disabled', undefined], `${method} ${path}`);
     }
     assert.equal(gw.gateway.config.version, version, 'the admin API did not reload');
     const reloaded = await gw.gateway.reload(); // what SIGHUP calls

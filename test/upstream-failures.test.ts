@@ -186,7 +186,7 @@ void describe('upstream failures', () => {
     assert.equal(record.decision, 'error');
     assert.equal(record.reason, 'upstream_unreachable');
     assert.match(record.detail ?? '', /ECONNREFUSED/, 'the audit record keeps the precise cause');
-    assert.equal(record.upstreamStatus, null);
+    assert.equal(record.upstreamStatus, undefined, 'the upstream never answered');
   });
 
   void test('an upstream that accepts but never answers gives 504 upstream_timeout within timeoutMs', async () => {
@@ -214,7 +214,7 @@ void describe('upstream failures', () => {
     assert.equal(record.requestId, reply.headers['x-request-id']);
     assert.equal(record.decision, 'error', JSON.stringify(record));
     assert.equal(record.upstreamStatus, 200);
-    assert.ok(record.reason !== null && record.reason !== 'client_aborted', `reason ${String(record.reason)}`);
+    assert.ok(record.reason !== undefined && record.reason !== 'client_aborted', `reason ${String(record.reason)}`);
     assert.match(record.detail ?? '', /timeout/i);
   });
 
@@ -229,7 +229,7 @@ void describe('upstream failures', () => {
     assert.equal(record.requestId, reply.headers['x-request-id']);
     assert.equal(record.decision, 'error', JSON.stringify(record));
     assert.equal(record.upstreamStatus, 200);
-    assert.ok(record.reason !== null && record.reason !== 'client_aborted', `reason ${String(record.reason)}`);
+    assert.ok(record.reason !== undefined && record.reason !== 'client_aborted', `reason ${String(record.reason)}`);
   });
 
   void test('an upstream that answers invalid HTTP gives 502 upstream_error without internals', async () => {

@@ -8,7 +8,8 @@ import { auditTarget } from './audit-target.js';
 
 /**
  * What is known about one request or operation when its record is written. Everything but the
- * outcome is optional: a field that is not known (or does not apply) is null in the record.
+ * outcome is optional: a field that is not known (or does not apply) is null here and absent from
+ * the written record.
  */
 export interface AuditFacts {
   /** Absent: `request`. */
@@ -85,6 +86,12 @@ export function auditRecord(facts: AuditFacts, now: number): AuditRecord {
  * The facts of a finished exchange. A response that never started is 499 (client closed request)
  * unless a denial decided its status; an allowed exchange whose response did not finish was
  * abandoned by the client.
+ *
+ * Known facts are kept on denials too: the identity is the authenticated one, or else the one a
+ * refused credential verifiably belongs to (a revoked API key whose secret matched, an expired
+ * token whose signature verified), never claims nobody vouched for. Facts that do not apply are
+ * left out: `upstream` only when the request was dispatched to it, `upstreamStatus` only when it
+ * answered, `limit` only when a limit decided.
  */
 export function exchangeFacts(ex: Exchange, configVersion: string): AuditFacts {
   const res = ex.wire.res;
@@ -92,7 +99,7 @@ export function exchangeFacts(ex: Exchange, configVersion: string): AuditFacts {
   const status = res.headersSent ? res.statusCode : ex.denial !== null ? DENIALS[ex.denial.code].status : ex.response?.status ?? 499;
   const reason = ex.denial?.code ?? ex.response?.code
     ?? (ex.decision === 'allow' ? null : ex.decision === 'abort' ? (ex.discarded ? 'pipeline_discarded' : 'client_aborted') : 'upstream_aborted');
-  const identity = ex.identity;
+  const identity = ex.identity ?? ex.refusedIdentity;
   return {
     requestId: ex.requestId,
     method: ex.req.method ?? '',
@@ -108,7 +115,7 @@ export function exchangeFacts(ex: Exchange, configVersion: string): AuditFacts {
     tenant: identity?.tenant ?? null,
     clientIp: ex.clientIp,
     userAgent: ex.req.headers['user-agent'] ?? null,
-    upstream: ex.route?.upstream.name ?? null,
+    upstream: ex.forwardedAt !== 0 && ex.route !== null ? ex.route.upstream.name : null,
     upstreamStatus: ex.upstreamStatus,
     bytesIn: ex.bytesIn,
     bytesOut: ex.wire.socket.bytesWritten - ex.wire.bytesOutBase,

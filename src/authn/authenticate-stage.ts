@@ -30,6 +30,7 @@ export function authenticateStage(authenticators: readonly Authenticator[], fail
     ex.tally?.authentication(authenticator, outcome.kind === 'rejected' ? outcome.denial.code : 'authenticated');
     if (outcome.kind === 'rejected') {
       ex.credentialGuess = outcome.guess;
+      if (outcome.owner !== undefined) ex.refusedIdentity = outcome.owner;
       return failures === null ? outcome.denial : failures.failed(ex, outcome.denial);
     }
     if (outcome.kind === 'authenticated') ex.identity = outcome.identity;

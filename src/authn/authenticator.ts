@@ -21,6 +21,15 @@ export type AuthOutcome =
      * outage. Only guesses count towards the brute-force guard's blocks.
      */
     readonly guess: boolean;
+    /**
+     * Whose the refused credential verifiably is, when that is known: an API key whose secret
+     * matched (refused as revoked, expired, superseded or from a network it may not be used
+     * from), a token whose signature verified with the issuer's key (refused as expired, not yet
+     * valid, for another audience). Recorded in the audit trail, never asserted upstream nor
+     * authorized. Absent when the credential did not verify: claims nobody vouched for are not
+     * an identity.
+     */
+    readonly owner?: Identity;
   };
 
 export const ABSENT: AuthOutcome = Object.freeze({ kind: 'absent' });

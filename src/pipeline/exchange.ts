@@ -198,6 +198,11 @@ export class Exchange {
   route: Route | null = null;
   /** Set by the authenticate stage; frozen. */
   identity: Identity | null = null;
+  /**
+   * Who a refused credential verifiably belongs to (see AuthOutcome `owner`): the audit record
+   * names it, nothing else reads it. Null when the credential did not verify.
+   */
+  refusedIdentity: Identity | null = null;
   /** The API key id the request presented (well-formed, not necessarily valid), for the brute-force guard. */
   presentedKeyId: string | null = null;
   /** Set when an authenticator rejected a credential: true if it could be a guess (counted by the brute-force guard), false for an honest mistake. */

@@ -54,6 +54,8 @@ export async function handleRequest(host: HandlerHost, req: IncomingMessage, res
     if (turn !== undefined && !await turn) {
       // Pipelined behind a denial that closed the connection, or the client has gone meanwhile.
       ex.discarded = isClosing(wire.socket);
+      // Decided by the connection, before any stage: recorded as the listener's, like other discarded bytes.
+      ex.stage = 'listener';
       ex.decision = 'abort';
       ex.detail = ex.discarded
         ? 'not processed: pipelined behind a denial that closed the connection, or past the pipelining limit'

@@ -206,9 +206,10 @@ export class Listener {
       current.refuse(denial);
       return;
     }
-    if (current !== undefined) {
+    if (current !== undefined && !current.responseClosed) {
       // A later pipelined request is malformed: let the response in progress finish first, so the
-      // client never reads the 400 as the answer to the earlier request.
+      // client never reads the 400 as the answer to the earlier request. A response already closed
+      // (its exchange not yet recorded) emits no second 'close': the refusal is answered at once.
       current.res.once('close', () => this.reject(socket, denial, null));
       return;
     }

@@ -117,30 +117,38 @@ export class ApiKeyAuthenticator implements Authenticator {
   /**
    * The checks that follow a matching secret, on every request: revocation, expiry, rotation
    * grace, CIDRs. Revocation is a state; expiry and grace are judged by the store's clock (which
-   * stamped them), not this machine's.
+   * stamped them), not this machine's. The secret matched, so a refusal names the key's identity
+   * for the audit record (`owner`).
    */
   private accept(ex: Exchange, key: CompiledKey): AuthOutcome {
     const k = key.record;
     const id = k.id;
     ex.presentedKeyId = id;
-    if (k.revokedAt !== null) return this.reject('api_key_revoked', false, `key ${id}`);
+    const identity = this.identityOf(key);
+    if (k.revokedAt !== null) return this.reject('api_key_revoked', false, `key ${id}`, identity);
     const storeNow = this.backend.directory.storeNow();
-    if (k.graceUntil !== null && k.graceUntil <= storeNow) return this.reject('api_key_superseded', false, `key ${id}, replaced by ${k.replacedBy ?? '?'}`);
-    if (k.expiresAt !== null && k.expiresAt <= storeNow) return this.reject('api_key_expired', false, `key ${id}`);
+    if (k.graceUntil !== null && k.graceUntil <= storeNow) return this.reject('api_key_superseded', false, `key ${id}, replaced by ${k.replacedBy ?? '?'}`, identity);
+    if (k.expiresAt !== null && k.expiresAt <= storeNow) return this.reject('api_key_expired', false, `key ${id}`, identity);
     if (key.cidrs !== null && !key.cidrs.has(ex.clientIp)) {
-      return { kind: 'rejected', denial: deny('ip_not_allowed', `${this.spec.name}: key ${id} is not allowed from ${ex.clientIp}`), guess: false };
+      return { kind: 'rejected', denial: deny('ip_not_allowed', `${this.spec.name}: key ${id} is not allowed from ${ex.clientIp}`), guess: false, owner: identity };
     }
     this.backend.usage.record(id, ex.clientIp, this.backend.now());
     this.backend.warnIfExpiring(k, storeNow);
+    return { kind: 'authenticated', identity };
+  }
+
+  /** The identity of a loaded key, built once per directory entry. */
+  private identityOf(key: CompiledKey): Identity {
     let identity = this.identities.get(key);
     if (identity === undefined) {
+      const k = key.record;
       identity = Object.freeze({
-        subject: k.name, method: 'apiKey', authenticator: this.spec.name, keyId: id,
+        subject: k.name, method: 'apiKey', authenticator: this.spec.name, keyId: k.id,
         roles: k.roles, scopes: k.scopes, tenant: k.tenant, tier: k.rateLimitTier, claims: null, claimHeaders: [], bearerRealm: null,
       });
       this.identities.set(key, identity);
     }
-    return { kind: 'authenticated', identity };
+    return identity;
   }
 
   /** The store cannot answer (down, out of date, or too many look-ups in flight): 503, retry shortly (RFC 9110 §10.2.3). */
@@ -150,8 +158,9 @@ export class ApiKeyAuthenticator implements Authenticator {
   }
 
   /** `guess`: false only once the secret matched (revoked, superseded, expired): an honest mistake, not counted by the brute-force guard. */
-  private reject(reason: string, guess: boolean, detail: string): AuthOutcome {
-    return { kind: 'rejected', denial: deny('invalid_credential', `${this.spec.name}: ${reason}: ${detail}`, this.invalid), guess };
+  private reject(reason: string, guess: boolean, detail: string, owner?: Identity): AuthOutcome {
+    const denial = deny('invalid_credential', `${this.spec.name}: ${reason}: ${detail}`, this.invalid);
+    return owner === undefined ? { kind: 'rejected', denial, guess } : { kind: 'rejected', denial, guess, owner };
   }
 
   /**

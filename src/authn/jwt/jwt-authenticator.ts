@@ -87,7 +87,7 @@ export class JwtAuthenticator implements Authenticator {
   }
 
   private conclude(token: string, result: VerifyResult, now: number): AuthOutcome {
-    if (!result.ok) return this.reject(result.reason, !result.signatureValid);
+    if (!result.ok) return this.reject(result.reason, !result.signatureValid, this.ownerOf(result));
     const identity = this.identityFrom(result.claims);
     // The signature verified: an unusable subject or tenant is the issuer's doing, not a guess.
     if (typeof identity === 'string') return this.reject(`claim_invalid: ${identity}`, false);
@@ -103,9 +103,22 @@ export class JwtAuthenticator implements Authenticator {
     throw err;
   }
 
+  /**
+   * Whose a refused token is, for the audit record: only when its signature verified with a key of
+   * its issuer (the claims are then the issuer's word, though the token is expired, not yet valid
+   * or for another audience) and its subject is usable. A token that did not verify names nobody:
+   * anyone can write any `sub` into an unsigned payload.
+   */
+  private ownerOf(result: VerifyResult): Identity | undefined {
+    if (result.ok || !result.signatureValid || result.claims === undefined) return undefined;
+    const identity = this.identityFrom(result.claims);
+    return typeof identity === 'string' ? undefined : identity;
+  }
+
   /** `guess`: the token could be forged or guessed (anything before a valid signature); counted by the brute-force guard. */
-  private reject(reason: string, guess: boolean): AuthOutcome {
-    return { kind: 'rejected', denial: deny('invalid_credential', `${this.spec.name}: ${reason}`, { 'www-authenticate': this.invalid }), guess };
+  private reject(reason: string, guess: boolean, owner?: Identity): AuthOutcome {
+    const denial = deny('invalid_credential', `${this.spec.name}: ${reason}`, { 'www-authenticate': this.invalid });
+    return owner === undefined ? { kind: 'rejected', denial, guess } : { kind: 'rejected', denial, guess, owner };
   }
 
   /**

@@ -36,6 +36,8 @@ export type VerifyResult =
      * yet valid, another audience): an honest mistake, not a guess at a key or secret.
      */
     readonly signatureValid: boolean;
+    /** The claims of a token whose signature verified (only then): what its issuer vouched for, though refused. */
+    readonly claims?: Claims;
   };
 
 const MAX_JSON_DEPTH = 16;
@@ -96,7 +98,8 @@ export function verifyJwt(token: string, policy: JwtPolicy, nowMs: number): Veri
   const finish = (keys: readonly VerifyKey[]): VerifyResult => {
     if (keys.length === 0) return fail(`key_unknown: no ${alg} key${kid === undefined ? '' : ` with kid ${JSON.stringify(kid.slice(0, 64))}`} for ${iss.slice(0, 100)}`);
     if (!keys.some((k) => verifySignature(alg, k.key, signingInput, signature))) return fail('signature_invalid');
-    return checkClaims(claims, policy, nowMs, source, revision);
+    const checked = checkClaims(claims, policy, nowMs, source, revision);
+    return checked.ok ? checked : { ...checked, claims };
   };
   const keys = source.keysFor(alg, kid ?? null);
   return keys instanceof Promise ? keys.then(finish) : finish(keys);

@@ -88,6 +88,12 @@ describe('config reload', () => {
     assert.ok(result.errors.some((e) => e.startsWith(`${gw.configFile}:`) && e.includes('bogus: is not a known option')), result.errors.join('\n'));
     assert.equal(gw.gateway.config.version, version);
     assert.equal((await fetch(`${gw.url}/a/x`)).status, 200);
+    // The refused operation is audited as refused, with its code, not as an allowed one.
+    const [record] = await gw.auditFor(reload.headers.get('x-request-id') ?? '');
+    assert.equal(record?.kind, 'admin');
+    assert.equal(record?.decision, 'deny');
+    assert.equal(record?.reason, 'reload_rejected');
+    assert.equal(record?.status, 422);
   });
 
   it('lets in-flight requests finish on the config they started with', async (t) => {

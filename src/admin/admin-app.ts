@@ -184,7 +184,7 @@ async function reload({ host, res, id }: AdminCall): Promise<AdminOutcome> {
   json(res, result.ok ? 200 : 422, result, id);
   return result.ok
     ? { status: 200, code: null, detail: reloadDetail(result), keyId: null }
-    : { status: 422, code: null, detail: `reload rejected: ${result.errors.length} problem(s), the running config keeps serving`, keyId: null };
+    : { status: 422, code: 'reload_rejected', detail: `reload rejected: ${result.errors.length} problem(s), the running config keeps serving`, keyId: null };
 }
 
 /** The audit detail of a reload that was taken: the version in effect, and what waits for a restart. */

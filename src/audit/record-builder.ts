@@ -170,5 +170,6 @@ export function adminFacts({ req, socket, requestId, outcome, authenticated, lat
 
 /** Allowed when it succeeded, an error when the gateway failed (5xx), else denied. */
 export function adminDecision(outcome: { readonly status: number; readonly code: string | null }): Decision {
-  return outcome.code === null ? 'allow' : outcome.status >= 500 ? 'error' : 'deny';
+  if (outcome.status >= 500) return 'error';
+  return outcome.code === null && outcome.status < 400 ? 'allow' : 'deny';
 }

@@ -211,6 +211,8 @@ export class AuditTrail {
   private closeGap(following = 0, force = false): boolean {
     const gap = this.gap;
     if (gap === null) return true;
+    // While the file cannot be written nothing frees room for long: one outage stays one gap.
+    if (!force && this.file.state === 'failing') return false;
     const record = gapRecord(gap, null, this.clock.now());
     const bytes = JSON.stringify(record).length + CHAIN_MEMBER_BYTES;
     if (!force && this.backlog() + bytes + following > this.options.maxQueueBytes) return false;

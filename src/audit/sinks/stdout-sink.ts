@@ -54,11 +54,13 @@ export class StdoutSink implements AuditSink {
         this.out.once('drain', () => { this.blocked = false; this.pump(); });
       }
     }
-    if (this.queue.length === 0 && !this.blocked) for (const done of this.idle.splice(0)) done();
+    // Handed to the stream, or waiting for its reader: either way nothing more can be done now.
+    for (const done of this.idle.splice(0)) done();
   };
 
+  /** Resolves once the queue is handed to the stream, or at once while the stream is full (the sink waits for its reader). */
   flushed(): Promise<void> {
-    if (this.queue.length === 0 && !this.blocked) return Promise.resolve();
+    if ((this.queue.length === 0 && !this.blocked) || this.blocked) return Promise.resolve();
     return new Promise((done) => { this.idle.push(done); if (!this.scheduled && !this.blocked) { this.scheduled = true; setImmediate(this.pump); } });
   }
 

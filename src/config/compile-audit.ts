@@ -29,18 +29,19 @@ export interface CompiledAudit {
   readonly anomalies: AnomalyOptions | null;
 }
 
+/** Each default by its option path under `audit` (docs/configuration.md shows the same). */
 export const AUDIT_DEFAULTS = Object.freeze({
-  file: 'audit/audit.log',
-  maxQueueBytes: 8 * 1024 * 1024,
-  retryIntervalMs: 1000,
-  onFailure: 'failClosed' as const,
-  fsyncIntervalMs: 1000,
-  stdout: false,
-  checkpointEveryRecords: 1000,
-  checkpointIntervalMs: 60_000,
-  rotateMaxBytes: 100 * 1024 * 1024,
-  rotateInterval: '24h',
-  archiveTimeoutMs: 300_000,
+  'file': 'audit/audit.log',
+  'maxQueueBytes': 8 * 1024 * 1024,
+  'retryIntervalMs': 1000,
+  'onFailure': 'failClosed' as const,
+  'fsyncIntervalMs': 1000,
+  'stdout': false,
+  'checkpoint.everyRecords': 1000,
+  'checkpoint.intervalMs': 60_000,
+  'rotate.maxBytes': 100 * 1024 * 1024,
+  'rotate.interval': '24h',
+  'archiveTimeoutMs': 300_000,
 });
 
 /** The host name as a chain's instance: letters, digits, `_` and `-` only, at most 64, never empty. */
@@ -55,25 +56,25 @@ export function compileAudit(raw: RawConfig, loaded: LoadedConfig, problems: Con
   // The schema admits only durations parseDuration reads.
   const duration = (text: string | undefined): number | null => (text === undefined ? null : parseDuration(text));
   return {
-    file: audit?.file ?? AUDIT_DEFAULTS.file,
+    file: audit?.file ?? AUDIT_DEFAULTS['file'],
     instance: audit?.instance ?? instanceName(hostname()),
-    maxQueueBytes: audit?.maxQueueBytes ?? AUDIT_DEFAULTS.maxQueueBytes,
-    retryIntervalMs: audit?.retryIntervalMs ?? AUDIT_DEFAULTS.retryIntervalMs,
-    onFailure: audit?.onFailure ?? AUDIT_DEFAULTS.onFailure,
-    fsyncIntervalMs: audit?.fsyncIntervalMs ?? AUDIT_DEFAULTS.fsyncIntervalMs,
-    stdout: audit?.stdout ?? AUDIT_DEFAULTS.stdout,
+    maxQueueBytes: audit?.maxQueueBytes ?? AUDIT_DEFAULTS['maxQueueBytes'],
+    retryIntervalMs: audit?.retryIntervalMs ?? AUDIT_DEFAULTS['retryIntervalMs'],
+    onFailure: audit?.onFailure ?? AUDIT_DEFAULTS['onFailure'],
+    fsyncIntervalMs: audit?.fsyncIntervalMs ?? AUDIT_DEFAULTS['fsyncIntervalMs'],
+    stdout: audit?.stdout ?? AUDIT_DEFAULTS['stdout'],
     signingKeyFile: audit?.signingKeyFile ?? null,
     checkpoint: {
-      everyRecords: audit?.checkpoint?.everyRecords ?? AUDIT_DEFAULTS.checkpointEveryRecords,
-      intervalMs: audit?.checkpoint?.intervalMs ?? AUDIT_DEFAULTS.checkpointIntervalMs,
+      everyRecords: audit?.checkpoint?.everyRecords ?? AUDIT_DEFAULTS['checkpoint.everyRecords'],
+      intervalMs: audit?.checkpoint?.intervalMs ?? AUDIT_DEFAULTS['checkpoint.intervalMs'],
     },
     rotate: {
-      maxBytes: audit?.rotate?.maxBytes ?? AUDIT_DEFAULTS.rotateMaxBytes,
-      intervalMs: duration(audit?.rotate?.interval ?? AUDIT_DEFAULTS.rotateInterval) ?? 86_400_000,
+      maxBytes: audit?.rotate?.maxBytes ?? AUDIT_DEFAULTS['rotate.maxBytes'],
+      intervalMs: duration(audit?.rotate?.interval ?? AUDIT_DEFAULTS['rotate.interval']) ?? 86_400_000,
     },
     retain: { maxAgeMs: duration(audit?.retain?.maxAge), maxBytes: audit?.retain?.maxBytes ?? null },
     archiveCommand: audit?.archiveCommand ?? null,
-    archiveTimeoutMs: audit?.archiveTimeoutMs ?? AUDIT_DEFAULTS.archiveTimeoutMs,
+    archiveTimeoutMs: audit?.archiveTimeoutMs ?? AUDIT_DEFAULTS['archiveTimeoutMs'],
     nats: sinks.nats,
     http: sinks.http,
     anomalies: compileAnomalies(raw, loaded, problems),

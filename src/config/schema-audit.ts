@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { Duration, Millis, strict } from './schema-parts.js';
+import { Duration, formatted, Millis, strict } from './schema-parts.js';
 import { AnomaliesSchema } from './schema-anomalies.js';
 import { HttpSinkSchema, NatsSinkSchema } from './schema-audit-sinks.js';
 
@@ -24,7 +24,7 @@ const RetainSchema = strict({
 /** The `audit` section: the chained file trail and its other sinks, and the anomaly detectors. */
 export const AuditSchema = strict({
   file: Type.Optional(Type.String({ minLength: 1, description: 'Audit log path, relative to dataDir. Default audit/audit.log.' })),
-  instance: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'Names this gateway\'s chains (<instance>/main, <instance>/w1, …): letters, digits, _ and -, up to 64. Default: the host name, sanitised.' })),
+  instance: Type.Optional(formatted('^[A-Za-z0-9_-]{1,64}$', 'letters, digits, `_` and `-`, up to 64 characters', { description: 'Names this gateway\'s chains (<instance>/main, <instance>/w1, …): letters, digits, _ and -, up to 64. Default: the host name, sanitised.' })),
   maxQueueBytes: Type.Optional(Type.Integer({ minimum: 65536, maximum: 1 << 30, description: 'Most audit bytes waiting to be written (at least 65536, several records at their largest). From three quarters of it, and while writes fail, requests are refused with 503 (fail closed); past it, records are dropped and counted. Default 8388608.' })),
   retryIntervalMs: Type.Optional(Millis('After a failed write, how often the file is reopened and the queued records written again; the first success ends the 503s. Default 1000.')),
   onFailure: Type.Optional(Type.Union([Type.Literal('failClosed'), Type.Literal('failOpen')], { description: 'failClosed (default): 503 audit_unavailable while the file cannot take records. failOpen: serve; dropped records are counted and marked by a gap record.' })),

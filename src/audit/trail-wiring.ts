@@ -75,7 +75,7 @@ export function createTrail(config: CompiledConfig, process: string, deps: Trail
     rotateIntervalMs: audit.rotate.intervalMs,
     logger, clock,
     counters: {
-      record: () => metrics.auditRecords.inc(),
+      record: (count) => metrics.auditRecords.inc(count),
       dropped: (sink, count) => metrics.auditDropped.inc({ sink }, count),
       checkpoint: () => metrics.auditCheckpoints.inc(),
     },

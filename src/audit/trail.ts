@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import { fsFailure, shownPath } from '../lib/fs-failure.js';
+import { OperatorError } from '../lib/operator-error.js';
 import { MAX_TIMEOUT_MS, systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { serialiseRecord, type AuditRecord } from './audit-record.js';
 import { checkpointRecord, EMPTY_HEAD, linkObject, linkText, type ChainHead, type Linked, type RecordText } from './chain.js';
@@ -14,7 +16,8 @@ export type AuditState = SinkState;
 
 /** What the trail counts, for the metrics (`portcullis_audit_records_total`, `…_dropped_total{sink}`, `…_checkpoints_total`). */
 export interface TrailCounters {
-  record(): void;
+  /** `count` records were chained (counted per link pass, not per record, off the request path). */
+  record(count: number): void;
   dropped(sink: string, count: number): void;
   checkpoint(): void;
 }
@@ -89,6 +92,8 @@ export class AuditTrail {
   private rotateTimer: Timer | null = null;
   /** The active file: its number, the seq of its first record, when it began, its bytes. */
   private current = { number: 0, firstSeq: 0, startedAt: 0, bytes: 0 };
+  /** Records chained since the counter was last told. */
+  private chained = 0;
 
   constructor(private readonly options: TrailOptions) {
     this.chain = options.chain;
@@ -117,10 +122,17 @@ export class AuditTrail {
    * at all), and appends the `file` record of a new file and the `start` record.
    */
   async open(): Promise<void> {
-    this.key = this.options.signingKey();
-    const resume = await this.options.resume();
+    let resume: ChainResume;
+    try {
+      resume = await this.options.resume();
+    } catch (err) {
+      if (err instanceof OperatorError) throw err;
+      const path = this.options.files.active;
+      throw new OperatorError(`dataDir, audit.file: the audit trail ${shownPath(path)} cannot be opened ${fsFailure(err)}; point dataDir (or audit.file) at a place the gateway can write`, { cause: err });
+    }
     this.head = resume.head;
     await Promise.all(this.sinks.map((s) => s.start()));
+    this.key = this.options.signingKey();
     this.opened = true;
     const now = this.clock.now();
     const resumed = resume.head.seq > 0;
@@ -235,15 +247,22 @@ export class AuditTrail {
       if (this.current.bytes >= this.options.rotateMaxBytes) this.rotate();
     }
     this.noteSinkDrops();
+    this.countChained();
     // The queue is empty: a gap waiting for room is written now, not when the next request comes.
     if (this.gap !== null && this.closeGap()) this.link();
   };
+
+  private countChained(): void {
+    if (this.chained === 0) return;
+    this.options.counters?.record(this.chained);
+    this.chained = 0;
+  }
 
   private emit(linked: Linked): void {
     this.head = linked;
     this.current.bytes += Buffer.byteLength(linked.line);
     this.sinceCheckpoint++;
-    this.options.counters?.record();
+    this.chained++;
     const entry = { chain: this.chain, line: linked.line, hash: linked.hash, seq: linked.seq };
     for (const sink of this.sinks) sink.accept(entry);
   }
@@ -349,6 +368,7 @@ export class AuditTrail {
     if (this.opened) {
       this.noteSinkDrops();
       if (this.sinceCheckpoint > 0) this.checkpoint();
+      this.countChained();
     }
     await Promise.all(this.sinks.map((s) => s.close().catch((err: unknown) => { this.options.logger.error({ err, sink: s.name }, 'closing an audit sink failed'); })));
     await this.options.retention?.close();

@@ -133,6 +133,21 @@ describe('a full disk', { skip: isRoot ? false : 'mounting a small tmpfs needs r
   });
 });
 
+describe('readiness and metrics', () => {
+  it('/readyz shows each sink\'s state; the records and checkpoints are counted', async (t) => {
+    const echo = await startEchoUpstream();
+    const gw = await startGateway(config(echo, { audit: { stdout: true } }));
+    t.after(async () => { await gw.close(); await echo.close(); });
+    const ready = gw.gateway.readiness();
+    assert.deepEqual(ready.components.audit, { ready: true, state: 'ok', sinks: { file: 'ok', stdout: 'ok' } });
+    for (let i = 0; i < 3; i++) await (await fetch(`${gw.url}/a/${i}`)).arrayBuffer();
+    await gw.auditBarrier();
+    const records = await metricValue(gw, /portcullis_audit_records_total (\d+)/);
+    assert.ok(records >= 6, `${records}: file, start, three requests, the barrier`);
+    assert.equal(await metricValue(gw, /portcullis_audit_checkpoints_total (\d+)/), 0, 'no checkpoint before the interval, the count or the stop');
+  });
+});
+
 describe('an unwritable audit directory', () => {
   it('refuses to start, naming the path, when the audit directory cannot be made', async (t) => {
     const echo = await startEchoUpstream();

@@ -235,7 +235,7 @@ describe('audit trail recovers after write failures', { skip: existsSync('/dev/f
     assert.ok(gw.logs.some((l) => l.includes('audit trail write failed')) && gw.logs.some((l) => l.includes('audit trail writable again')));
   });
 
-  it('replaces records that find the queue full by one records_dropped line, and counts them', async (t) => {
+  it('replaces records that find the queue full by one gap record, and counts them', async (t) => {
     const echo = await startEchoUpstream();
     // The machine's clock: the trail keeps retrying (and failing) while the queue fills, as in production.
     const { gw, file } = await failingGateway(echo, { maxQueueBytes: 65536 });
@@ -249,7 +249,7 @@ describe('audit trail recovers after write failures', { skip: existsSync('/dev/f
       else assert.equal(res.status, 503);
     }
     assert.ok(served.length < 200 && echo.received.length === served.length, 'only requests accepted before the failure was seen are served');
-    const metric = async (): Promise<number> => Number(/portcullis_audit_dropped_total (\d+)/.exec(await (await fetch(`${gw.adminUrl}/metrics`)).text())?.[1] ?? 0);
+    const metric = async (): Promise<number> => Number(/portcullis_audit_dropped_total\{sink="file"\} (\d+)/.exec(await (await fetch(`${gw.adminUrl}/metrics`)).text())?.[1] ?? 0);
     const dropped = await metric();
     assert.ok(dropped > 0, 'some records found the queue full');
     await rm(file);
@@ -262,7 +262,7 @@ describe('audit trail recovers after write failures', { skip: existsSync('/dev/f
     const records = await gw.audit();
     for (const id of served) assert.equal(records.filter((r) => r.requestId === id).length, 1, 'every served request was recorded');
     const text = await readFile(file, 'utf8');
-    const gaps = text.split('\n').filter((l) => l.includes('"event":"records_dropped"')).map((l) => JSON.parse(l) as { droppedRecords: number });
+    const gaps = text.split('\n').filter((l) => l.includes('"kind":"gap"')).map((l) => JSON.parse(l) as { droppedRecords: number });
     assert.equal(gaps.length, 1);
     assert.equal(gaps[0]?.droppedRecords, dropped);
   });

@@ -97,6 +97,21 @@ takes. Put only the hash in gateway.yaml; keep the token in your secret store an
   },
 ];
 
+const AUDIT: readonly Command[] = [
+  {
+    path: ['audit', 'rotate-key'],
+    summary: 'a new checkpoint signing key; old public keys are kept',
+    synopsis: '-c FILE [--json]',
+    description: `Writes a new Ed25519 key where the config's audit trail keeps its signing key
+(audit.signingKeyFile, default <dataDir>/audit/keys/signing.pem) and its public key beside it as
+<keyId>.pub.pem. Every public key signed with before stays, so older checkpoints still verify.
+A running gateway signs with the key it started with until its next start.`,
+    options: [CONFIG, JSON_OUTPUT],
+    examples: ['portcullis audit rotate-key -c gateway.yaml'],
+    run: async (inv) => (await import('./audit-keys.js')).auditRotateKeyCommand(inv),
+  },
+];
+
 /** The commands of `portcullis`, in the order help lists them. */
 export const COMMANDS: readonly Command[] = [
   {
@@ -153,6 +168,14 @@ contacted and no store is used: limits show what they would count.`,
     options: [],
     examples: ['portcullis keys create -c gateway.yaml --name billing-sync --scopes orders:read', 'portcullis keys list -c gateway.yaml'],
     verbs: KEYS,
+  },
+  {
+    path: ['audit'],
+    summary: 'the audit trail: rotate-key',
+    synopsis: '<command> [options]',
+    options: [],
+    examples: ['portcullis audit rotate-key -c gateway.yaml'],
+    verbs: AUDIT,
   },
   {
     path: ['admin'],

@@ -51,7 +51,11 @@ export class Metrics implements DecisionTally {
   /** Requests being handled; read into `portcullis_requests_in_flight` at scrape time (summed across workers). */
   requestsInFlight = 0;
   /** Summed: the gateway and the primary each write audit records. */
-  readonly auditDropped: Counter;
+  readonly auditDropped: Counter<'sink'>;
+  /** Summed: each process writes its own chain. */
+  readonly auditRecords: Counter;
+  readonly auditCheckpoints: Counter;
+  readonly auditArchives: Counter<'result'>;
   /** One version is 1 on the host, whatever the number of processes running it. */
   readonly configInfo: Gauge<'version'>;
   readonly workerRestarts: Counter;
@@ -99,7 +103,10 @@ export class Metrics implements DecisionTally {
     this.requestDuration = new HotHistogram('portcullis_request_duration_seconds', 'Time from request start to response end, by route.', ['route'], latencyBuckets, serving);
     const read = (): number => this.requestsInFlight;
     new Gauge({ name: 'portcullis_requests_in_flight', help: 'Requests being handled.', registers: serving, aggregator: 'sum', collect() { this.set(read()); } });
-    this.auditDropped = new Counter({ name: 'portcullis_audit_dropped_total', help: 'Audit records that could not be written.', registers });
+    this.auditDropped = new Counter({ name: 'portcullis_audit_dropped_total', help: 'Audit records a sink could not hold, by sink (file: never linked, marked by a gap record).', labelNames: ['sink'] as const, registers });
+    this.auditRecords = new Counter({ name: 'portcullis_audit_records_total', help: 'Records linked into the audit chain (requests, admin operations, checkpoints and the trail\'s own records).', registers });
+    this.auditCheckpoints = new Counter({ name: 'portcullis_audit_checkpoints_total', help: 'Signed checkpoints appended to the audit chain.', registers });
+    this.auditArchives = new Counter({ name: 'portcullis_audit_archives_total', help: 'Runs of audit.archiveCommand on sealed files, by result (ok, failed).', labelNames: ['result'] as const, registers });
     this.configInfo = new Gauge({ name: 'portcullis_config_info', help: 'The running config version (value 1).', labelNames: ['version'] as const, registers, aggregator: 'max' });
     this.workerRestarts = new Counter({ name: 'portcullis_worker_restarts_total', help: 'Workers that died and were replaced (start --workers).', registers });
     this.configRestartRequired = new Gauge({

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import { resolve } from 'node:path';
-import { AuditLog, type AuditRecord, type AuditState } from '../audit/audit-log.js';
+import type { AuditRecord, AuditState, AuditTrail } from '../audit/trail.js';
+import type { AuditSink } from '../audit/sinks/sink.js';
+import { createTrail, processName } from '../audit/trail-wiring.js';
 import { adminFacts, auditRecord, connectionFacts, DISCARDED, exchangeFacts } from '../audit/record-builder.js';
 import { requestPath, type RequestPath } from '../pipeline/request-path.js';
 import { RemoteJwks } from '../authn/jwt/remote-jwks.js';
@@ -57,6 +59,13 @@ export interface GatewayOptions {
    * worker forked after a reload runs them, not the file's, like every other worker of the host.
    */
   readonly restartOnly?: RestartOnlyValues | null;
+  /**
+   * A worker's slot (1…N, kept by its replacement): its audit chain is `<instance>/w<slot>` in its
+   * own file, resumed by the worker that replaces it. Absent: the chain is `<instance>/main`.
+   */
+  readonly auditSlot?: number;
+  /** Audit sinks beyond the file and stdout (the NATS and HTTP sinks the config describes), each with its own queue. */
+  readonly extraSinks?: readonly AuditSink[];
 }
 
 /**
@@ -110,7 +119,7 @@ export class Gateway implements HandlerHost, AdminHost {
   private readonly clock: Clock;
   /** Every long-lived resource (key sets, stores, upstream pools), started and retired in one order. */
   private readonly resources: ResourceSet;
-  private readonly audit: AuditLog;
+  private readonly audit: AuditTrail;
   /** The proxy listener. */
   private readonly http: Listener;
   /** The admin API's listener, once started with the admin API on. */
@@ -146,7 +155,7 @@ export class Gateway implements HandlerHost, AdminHost {
     this.resources = resources;
     // Until start() prepares the first generation, requests cannot arrive (nothing listens).
     this.runtime = { config, path: this.pathFor(config), generation: null as unknown as Generation };
-    this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, config.audit.retryIntervalMs, this.logger, options.clock ?? systemClock);
+    this.audit = createTrail(config, processName(options.auditSlot ?? null), { logger, clock: this.clock, metrics: this.metrics, ...(options.extraSinks === undefined ? {} : { extraSinks: options.extraSinks }) });
     this.metrics.configInfo.set({ version: config.version }, 1);
     this.metrics.configRestartRequired.set(effect.restartRequired.length);
     this.watch = new ReadinessWatch(() => this.evaluateReadiness(), logger, this.clock);
@@ -269,7 +278,8 @@ export class Gateway implements HandlerHost, AdminHost {
       : this.draining ? { ready: false, reason: 'draining: shutting down' } : READY;
     for (const l of this.listeners) components[`listener:${l.name}`] = l.listening ? READY : { ready: false, reason: 'not listening' };
     const audit = this.audit.state;
-    components.audit = this.audit.healthy ? { ready: true, state: audit } : { ready: false, state: audit, reason: `audit trail ${audit}: requests are refused until records can be written` };
+    const sinks = this.audit.sinkStates();
+    components.audit = this.audit.healthy ? { ready: true, state: audit, sinks } : { ready: false, state: audit, sinks, reason: `audit trail ${audit}: requests are refused until records can be written` };
     const used = new Set(config.routes.flatMap((r) => r.authenticate));
     for (const name of [...used].sort()) {
       components[`authenticator:${name}`] = config.authenticators.get(name)?.readiness?.() ?? READY;
@@ -437,7 +447,12 @@ export class Gateway implements HandlerHost, AdminHost {
   }
 
   private writeAudit(record: AuditRecord): void {
-    if (!this.audit.write(record)) this.metrics.auditDropped.inc();
+    this.audit.write(record);
+  }
+
+  /** The process's audit trail: the anomaly detectors append their alert records to it. */
+  get auditTrail(): AuditTrail {
+    return this.audit;
   }
 
   /** The one record of a connection-level rejection on any listener. */

@@ -5,7 +5,8 @@ import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } fro
 import type { ApiKeyBackend } from '../authn/api-key/backend.js';
 import { ADMIN_LISTENER_LIMITS, adminRejectionFacts, createAdminApp, logAdminOperation } from '../admin/admin-app.js';
 import type { AdminHost, AdminOperation, KeyAdmin, ReloadResult, WorkersStatus } from '../admin/admin-host.js';
-import { AuditLog, type AuditRecord, type AuditState } from '../audit/audit-log.js';
+import type { AuditRecord, AuditState, AuditTrail } from '../audit/trail.js';
+import { AUDIT_SLOT_ENV, createTrail, processName } from '../audit/trail-wiring.js';
 import { adminFacts, auditRecord } from '../audit/record-builder.js';
 import type { CompiledConfig } from '../config/compile.js';
 import { ConfigError, formatProblem } from '../config/errors.js';
@@ -46,6 +47,8 @@ export interface SupervisorOptions {
 /** One worker process as the primary follows it. */
 interface Member {
   readonly worker: Worker;
+  /** 1…N: names the worker's audit chain (`w<slot>`); a replacement takes the slot of the worker it replaces and resumes its chain. */
+  readonly slot: number;
   readonly startedAt: number;
   /** The config version it runs, once it listens. */
   version: string | null;
@@ -74,7 +77,7 @@ export class Supervisor implements AdminHost {
   /** The config every worker runs (compiled here too, opening nothing: the admin settings and the version come from it). */
   config: CompiledConfig;
   private readonly clock: Clock;
-  private readonly audit: AuditLog;
+  private readonly audit: AuditTrail;
   private readonly admin: Listener | null = null;
   private readonly members = new Map<number, Member>();
   private readonly pending = new Map<number, Pending<FromWorker>>();
@@ -104,7 +107,8 @@ export class Supervisor implements AdminHost {
     this.pendingRestart = effect.restartRequired;
     this.logger = logger;
     this.clock = options.clock ?? systemClock;
-    this.audit = new AuditLog(resolve(config.dataDir, config.audit.file), config.audit.maxQueueBytes, config.audit.retryIntervalMs, logger, this.clock);
+    // The primary's chain holds the admin records; each worker writes its own (slot 1…N).
+    this.audit = createTrail(config, processName(null), { logger, clock: this.clock, metrics: this.metrics });
     this.metrics.configInfo.set({ version: config.version }, 1);
     this.metrics.configRestartRequired.set(effect.restartRequired.length);
     this.watch = new ReadinessWatch(() => this.evaluateReadiness(), logger, this.clock);
@@ -153,11 +157,12 @@ export class Supervisor implements AdminHost {
 
   /** Forks one worker; resolves with its port once it listens. */
   private fork(): Promise<number> {
-    const worker = cluster.fork({ ...this.options.env, [RESTART_ONLY_ENV]: JSON.stringify(this.running) });
+    const slot = this.freeSlot();
+    const worker = cluster.fork({ ...this.options.env, [RESTART_ONLY_ENV]: JSON.stringify(this.running), [AUDIT_SLOT_ENV]: String(slot) });
     // In the same turn as the fork, so the worker's first message about the state it uses is heard.
     this.hostState.attach(worker);
     this.hostSync.attach(worker);
-    const member: Member = { worker, startedAt: this.clock.now(), version: null, failure: null };
+    const member: Member = { worker, slot, startedAt: this.clock.now(), version: null, failure: null };
     this.members.set(worker.id, member);
     return new Promise<number>((resolveListening, reject) => {
       const onMessage = (message: unknown): void => {
@@ -175,6 +180,14 @@ export class Supervisor implements AdminHost {
         this.exited(member, code, signal as NodeJS.Signals | null);
       });
     });
+  }
+
+  /** The lowest worker slot no running worker holds. */
+  private freeSlot(): number {
+    const taken = new Set([...this.members.values()].map((m) => m.slot));
+    let slot = 1;
+    while (taken.has(slot)) slot++;
+    return slot;
   }
 
   /** A worker listens: if it runs another version than the host (the file changed since the last reload), every worker is reloaded onto the file. */
@@ -313,7 +326,8 @@ export class Supervisor implements AdminHost {
       : this.reloading ? { ready: false, reason: 'reloading: the workers are moving to one config version' } : READY;
     if (this.admin !== null) components['listener:admin'] = this.admin.listening ? READY : { ready: false, reason: 'not listening' };
     const audit = this.audit.state;
-    components.audit = this.audit.healthy ? { ready: true, state: audit } : { ready: false, state: audit, reason: `audit trail ${audit}: admin operations are refused until records can be written` };
+    const sinks = this.audit.sinkStates();
+    components.audit = this.audit.healthy ? { ready: true, state: audit, sinks } : { ready: false, state: audit, sinks, reason: `audit trail ${audit}: admin operations are refused until records can be written` };
     const w = this.workers();
     const settled = w.listening === w.wanted && members.every((m) => m.version === this.config.version);
     components.workers = settled ? { ready: true, wanted: w.wanted, listening: w.listening, versions: w.versions }
@@ -344,6 +358,11 @@ export class Supervisor implements AdminHost {
 
   auditState(): AuditState {
     return this.audit.state;
+  }
+
+  /** The primary's audit trail (chain `main`): the anomaly detectors append their alert records to it. */
+  get auditTrail(): AuditTrail {
+    return this.audit;
   }
 
   /** The primary's metrics and every worker's, combined as each metric declares (counters and histograms summed; see Metrics). */
@@ -383,7 +402,7 @@ export class Supervisor implements AdminHost {
   }
 
   private writeAudit(record: AuditRecord): void {
-    if (!this.audit.write(record)) this.metrics.auditDropped.inc();
+    this.audit.write(record);
   }
 
   /** Drains every worker (each finishes its requests in flight, up to drainTimeoutMs), then closes the admin listener and the trail. */

@@ -8,6 +8,7 @@ import { Gateway, type StagedReload } from '../server/gateway.js';
 import { HostStateClient } from './host-state-client.js';
 import { HostSyncClient } from './host-sync-client.js';
 import { OperatorError } from '../lib/operator-error.js';
+import { takeAuditSlot } from '../audit/trail-wiring.js';
 import { CONFIG_INVALID_EXIT, LIFECYCLE, RESTART_ONLY_ENV, START_FAILED_EXIT, toWorker, type FromWorker } from './protocol.js';
 
 function send(message: FromWorker): void {
@@ -69,12 +70,14 @@ async function main(): Promise<void> {
     process.stderr.write('portcullis worker: started outside a primary\n');
     process.exit(2);
   }
+  // The slot names this worker's audit chain; a replacement resumes the chain of the worker it replaces.
+  const auditSlot = takeAuditSlot() ?? id;
   const hostState = HostStateClient.connect(process);
   // The primary reads the key store's change log and fetches JWKS for every worker.
   const host = HostSyncClient.connect(process);
   let gateway: Gateway;
   try {
-    gateway = await Gateway.fromFile(file, { worker: id, hostState, host, restartOnly });
+    gateway = await Gateway.fromFile(file, { worker: id, hostState, host, restartOnly, auditSlot });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`${err.message}\n`);

@@ -135,7 +135,8 @@ async function readRecords(file: string): Promise<AuditRecord[]> {
   // Only whole lines: the writer may be in the middle of the next one.
   return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((l) => l !== '')
     .map((l) => JSON.parse(l) as AuditRecord)
-    .filter((r) => !(r.kind === 'admin' && r.path.startsWith(BARRIER_PATH)));
+    // Request and admin records only: the chain's own records (file, start, checkpoint, gap) are not a request's.
+    .filter((r) => (r.kind === 'request' || r.kind === 'admin') && !(r.kind === 'admin' && r.path.startsWith(BARRIER_PATH)));
 }
 
 /** Reads JSON-line audit records, waiting (bounded) until at least `count` exist. */

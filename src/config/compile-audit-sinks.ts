@@ -84,25 +84,26 @@ function decoded(part: string): string {
   }
 }
 
+/** A NATS URL's server and credentials, apart; or, when it is not one, what is wrong (never quoting it: it may hold a secret). */
+export function parseNatsUrl(text: string): { servers: string; user?: string; pass?: string; token?: string } | string {
+  const url = parsedUrl(text);
+  if (url === null) return 'must be a URL like nats://host:4222 (it could not be parsed)';
+  if (url.protocol !== 'nats:' && url.protocol !== 'tls:') return `must be a nats:// or tls:// URL, not ${url.protocol}//`;
+  if (url.hostname === '') return 'must name a host: nats://host:4222';
+  if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '') return 'must be only nats://[user:password@]host[:port], without a path, query or fragment';
+  const servers = `${url.protocol}//${url.host}`;
+  if (url.username !== '' && url.password !== '') return { servers, user: decoded(url.username), pass: decoded(url.password) };
+  if (url.username !== '') return { servers, token: decoded(url.username) };
+  return { servers };
+}
+
 function compileNats(raw: RawConfig, loaded: LoadedConfig, problems: ConfigProblem[]): NatsSinkOptions | null {
   const n = raw.audit?.nats;
   if (n === undefined) return null;
   const at = (...path: (string | number)[]) => ['audit', 'nats', ...path];
-  const url = parsedUrl(n.url);
-  let servers = '';
-  const credentials: { user?: string; pass?: string; token?: string } = {};
-  // Messages never quote the URL: it may carry a password or a token.
-  if (url === null) problems.push(loaded.problem(at('url'), 'must be a URL like nats://host:4222 (it could not be parsed)'));
-  else if (url.protocol !== 'nats:' && url.protocol !== 'tls:') problems.push(loaded.problem(at('url'), `must be a nats:// or tls:// URL, not ${url.protocol}//`));
-  else if (url.hostname === '') problems.push(loaded.problem(at('url'), 'must name a host: nats://host:4222'));
-  else if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '') problems.push(loaded.problem(at('url'), 'must be only nats://[user:password@]host[:port], without a path, query or fragment'));
-  else {
-    servers = `${url.protocol}//${url.host}`;
-    if (url.username !== '' && url.password !== '') {
-      credentials.user = decoded(url.username);
-      credentials.pass = decoded(url.password);
-    } else if (url.username !== '') credentials.token = decoded(url.username);
-  }
+  const parsed = parseNatsUrl(n.url);
+  if (typeof parsed === 'string') problems.push(loaded.problem(at('url'), parsed));
+  const { servers, ...credentials } = typeof parsed === 'string' ? { servers: '' } : parsed;
   const windowMs = parseDuration(n.duplicateWindow ?? NATS_SINK_DEFAULTS.duplicateWindow) ?? 120_000;
   return Object.freeze({
     servers,

@@ -40,8 +40,11 @@ async function greets(port: number): Promise<boolean> {
   });
 }
 
-/** Starts nats-server -js, or returns a one-line reason why it cannot (throws that reason under CI=true). */
-export async function startNats(): Promise<TestNats | string> {
+/**
+ * Starts nats-server -js (with `args` added, e.g. `--user u --pass p`), or returns a one-line reason
+ * why it cannot (throws that reason under CI=true).
+ */
+export async function startNats(args: readonly string[] = []): Promise<TestNats | string> {
   if (spawnSync(BINARY, ['--version'], { stdio: 'ignore' }).status !== 0) {
     const reason = `${BINARY} is not installed (https://github.com/nats-io/nats-server/releases, or apt-get install nats-server)`;
     if (process.env.CI === 'true') throw new Error(reason);
@@ -51,7 +54,7 @@ export async function startNats(): Promise<TestNats | string> {
   const port = await freePort();
   let child: ChildProcess | null = null;
   const launch = async (): Promise<void> => {
-    const c = spawn(BINARY, ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+    const c = spawn(BINARY, ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port), ...args], { stdio: 'ignore' });
     child = c;
     for (let i = 0; i < 200; i++) {
       if (c.exitCode !== null) break;

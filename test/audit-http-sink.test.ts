@@ -203,6 +203,49 @@ describe('HTTP batch sink', () => {
     assert.equal(c.received.reduce((n, r) => n + r.records.length, 0), 10 + accepted);
   });
 
+  it('retries a batch the collector does not answer within timeoutMs', async () => {
+    const c = await Collector.start();
+    cleanup.push(() => c.stop());
+    let first = true;
+    c.answer = (_r, res) => {
+      if (first) first = false;
+      else res.writeHead(200).end();
+    };
+    const sink = new HttpSink(options(c.url, { timeoutMs: 200, retryInitialMs: 10, retryMaxMs: 20 }), { logger, clock: systemClock });
+    await sink.start();
+    for (const e of chainOf('gw-1/main', 3)) sink.accept(e);
+    await waitUntil('the batch is sent again and delivered', () => c.received.length === 2 && sink.queuedBytes === 0);
+    assert.equal(sink.state, 'ok');
+    await sink.close();
+  });
+
+  for (const status of [401, 302, 413]) {
+    it(`treats ${status} as permanent: dropped, counted, not sent again`, async () => {
+      const c = await Collector.start();
+      cleanup.push(() => c.stop());
+      c.answer = (_r, res) => { res.writeHead(status, status === 302 ? { location: 'http://127.0.0.1:1/elsewhere' } : {}).end(); };
+      const sink = new HttpSink(options(c.url), { logger, clock: systemClock });
+      await sink.start();
+      for (const e of chainOf('gw-1/main', 4)) sink.accept(e);
+      await sink.flushed();
+      assert.equal(c.received.length, 1);
+      assert.equal(sink.dropped, 4);
+      assert.equal(sink.state, 'failing');
+      await sink.close();
+    });
+  }
+
+  it('names a chain that is not plain ASCII in X-Portcullis-Batch without breaking the request', async () => {
+    const c = await Collector.start();
+    cleanup.push(() => c.stop());
+    const sink = new HttpSink(options(c.url), { logger, clock: systemClock });
+    await sink.start();
+    for (const e of chainOf('gw-é\r\n%/main', 2)) sink.accept(e);
+    await sink.flushed();
+    await sink.close();
+    assert.equal(c.received[0]?.headers['x-portcullis-batch'], 'gw-%C3%A9%0D%0A%25/main:1-2');
+  });
+
   it('hands a queued record over on close, and drops and counts what the collector cannot take', async () => {
     const c = await Collector.start();
     cleanup.push(() => c.stop());

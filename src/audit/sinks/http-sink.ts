@@ -32,6 +32,11 @@ export function retryDelayMs(failures: number, initialMs: number, maxMs: number,
   return Math.round(base / 2 + (base / 2) * random);
 }
 
+/** A chain name as header text: anything but visible ASCII (and `%`) as `%XX` of its UTF-8, so no name can break the header or the request. */
+export function headerText(text: string): string {
+  return text.replace(/[^\x21-\x24\x26-\x7e]/gu, (c) => [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
+}
+
 /** `Retry-After` (RFC 9110 §10.2.3): delay-seconds or an HTTP-date; null when absent or not either. */
 export function parseRetryAfter(value: string | null, now: number): number | null {
   if (value === null) return null;
@@ -229,7 +234,7 @@ export class HttpSink implements AuditSink {
     try {
       const res = await fetch(this.options.url, {
         method: 'POST',
-        headers: { ...this.options.headers, 'content-type': 'application/json', 'x-portcullis-batch': `${first.entry.chain}:${first.entry.seq}-${last.entry.seq}` },
+        headers: { ...this.options.headers, 'content-type': 'application/json', 'x-portcullis-batch': `${headerText(first.entry.chain)}:${first.entry.seq}-${last.entry.seq}` },
         body,
         redirect: 'manual',
         signal: controller.signal,

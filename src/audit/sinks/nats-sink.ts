@@ -22,6 +22,8 @@ export interface NatsSinkDeps {
 interface Item {
   readonly entry: Pick<LinkedEntry, 'chain' | 'line' | 'hash'>;
   readonly ordinal: number;
+  /** UTF-8 bytes of its line: what it takes in the spool. */
+  readonly bytes: number;
 }
 
 /** The first wait before the spool is published again after a failure; it doubles up to RETRY_MAX_MS. */
@@ -122,16 +124,16 @@ export class NatsSink implements AuditSink {
 
   accept(entry: LinkedEntry): boolean {
     if (this.closing) return this.drop();
-    const bytes = entry.line.length;
+    const bytes = Buffer.byteLength(entry.line, 'utf8');
     if (!this.spooling && this.memoryBytes + bytes <= this.memoryMaxBytes) {
-      this.memory.push({ entry, ordinal: ++this.ordinal });
+      this.memory.push({ entry, ordinal: ++this.ordinal, bytes });
       this.memoryBytes += bytes;
       this.poke();
       return true;
     }
     if (this.writeError !== null || !this.spool.hasRoom(this.bufferBytes + this.memoryBytes + bytes)) return this.drop();
     this.spooling = true;
-    this.buffer.push({ entry, ordinal: ++this.ordinal });
+    this.buffer.push({ entry, ordinal: ++this.ordinal, bytes });
     this.bufferBytes += bytes;
     this.poke();
     return true;
@@ -290,16 +292,16 @@ export class NatsSink implements AuditSink {
 
   private async publishMemory(): Promise<void> {
     const batch = this.memory.splice(0, this.options.maxInFlight);
-    for (const it of batch) this.memoryBytes -= it.entry.line.length;
+    for (const it of batch) this.memoryBytes -= it.bytes;
     const failedAt = await this.publish(batch);
     if (failedAt.length > 0) {
       // The failed records and all still waiting go to the spool ahead of any already bound for it, keeping chain order.
       const moved: Item[] = [];
       let bytes = 0;
       for (const it of [...failedAt.map((i) => batch[i] as Item), ...this.memory]) {
-        if (this.spool.hasRoom(this.bufferBytes + bytes + it.entry.line.length)) {
+        if (this.spool.hasRoom(this.bufferBytes + bytes + it.bytes)) {
           moved.push(it);
-          bytes += it.entry.line.length;
+          bytes += it.bytes;
         } else {
           this.drop();
           this.droppedThrough = Math.max(this.droppedThrough, it.ordinal);
@@ -314,8 +316,9 @@ export class NatsSink implements AuditSink {
   }
 
   private async writeBuffer(): Promise<void> {
-    const items = this.buffer;
-    const bytes = this.bufferBytes;
+    // A snapshot: accept() appends to the buffer while the write is under way.
+    const items = this.buffer.slice();
+    const bytes = items.reduce((n, it) => n + it.bytes, 0);
     try {
       await this.spool.append(items.map((it) => (it.entry.line.endsWith('\n') ? it.entry.line : `${it.entry.line}\n`)));
       this.buffer = this.buffer.slice(items.length);
@@ -339,7 +342,7 @@ export class NatsSink implements AuditSink {
     for (const line of lines) {
       const entry = spooledEntry(line);
       if (entry === null) this.spool.skipped++;
-      else items.push({ entry, ordinal: 0 });
+      else items.push({ entry, ordinal: 0, bytes: 0 });
     }
     const failedAt = items.length === 0 ? [] : await this.publish(items);
     if (failedAt.length > 0) {

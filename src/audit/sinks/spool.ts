@@ -90,11 +90,17 @@ export class Spool {
     if (this.size + data.length > this.maxBytes && this.readOffset > 0) await this.compact();
     const handle = this.file();
     let written = 0;
-    while (written < data.length) {
-      const { bytesWritten } = await handle.write(data, written, data.length - written);
-      written += bytesWritten;
+    try {
+      while (written < data.length) {
+        const { bytesWritten } = await handle.write(data, written, data.length - written);
+        written += bytesWritten;
+      }
+      await handle.sync();
+    } catch (err) {
+      // A partial write (disk full) is cut off, so the next append starts on a line boundary.
+      if (written > 0) await handle.truncate(this.size).catch(() => undefined);
+      throw err;
     }
-    await handle.sync();
     this.size += data.length;
   }
 

@@ -3,7 +3,7 @@
 // duplicate, the spool stays within its bound, and the sink recovers by itself; a full spool makes
 // a fail-closed sink report failing and a fail-open one count its drops.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -15,6 +15,7 @@ import type { LinkedEntry } from '../src/audit/sinks/sink.js';
 import type { SinkMetrics, SinkOutcome } from '../src/audit/sinks/sink-metrics.js';
 import { NATS_SINK_DEFAULTS, type NatsSinkOptions } from '../src/config/compile-audit-sinks.js';
 import { systemClock } from '../src/lib/clock.js';
+import { OperatorError } from '../src/lib/operator-error.js';
 import { createLogger } from '../src/observability/logger.js';
 import { waitUntil } from './harness/assertions.js';
 import { chainOf } from './harness/linked-records.js';
@@ -188,6 +189,17 @@ describe('NATS JetStream sink', { skip }, () => {
 });
 
 describe('NATS sink without a server', () => {
+  it('refuses to start, naming the spool, when the spool cannot be created', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'portcullis-nats-sink-'));
+    try {
+      writeFileSync(join(d, 'audit'), 'a file where the spool directory should be');
+      const sink = new NatsSink(options({ servers: 'nats://127.0.0.1:1' }), { spoolPath: join(d, 'audit', 'spool', 'gw-1', 'main.log'), logger: createLogger('silent', new PassThrough()), clock: systemClock });
+      await assert.rejects(sink.start(), (e: unknown) => e instanceof OperatorError && e.message.includes('spool'));
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
   it('starts, spools and never throws from accept when the server is unreachable', async () => {
     const d = mkdtempSync(join(tmpdir(), 'portcullis-nats-sink-'));
     try {

@@ -114,6 +114,8 @@ describe('NATS record source', { skip }, () => {
     const source = natsSource(o.servers, { stream: o.stream, subject: o.subject });
     const got = await collect(source.records({ follow: false, since: Date.now() + 3_600_000 }));
     assert.equal(got.length, 0);
+    const earlier = await collect(natsSource(o.servers, { stream: o.stream, subject: o.subject, since: Date.now() - 3_600_000 }).records({ follow: false }));
+    assert.ok(earlier.filter((r) => r.chain === 'gw-1/main').length === 20);
     await source.close();
   });
 

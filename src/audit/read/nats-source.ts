@@ -13,6 +13,8 @@ export interface NatsSourceOptions {
   readonly subject?: string;
   /** `all` (default): from the first record the stream holds (or `since`); `new`: only records published after the read starts. */
   readonly deliver?: 'all' | 'new';
+  /** Only records stored at or after this time (ms since the epoch), unless a read says otherwise. */
+  readonly since?: number;
   /** How long connecting may take. Default 5000. */
   readonly timeoutMs?: number;
 }
@@ -53,9 +55,10 @@ export class NatsSource implements RecordSource {
     this.connections.add(nc);
     try {
       const ordered: Partial<OrderedConsumerOptions> = { filter_subjects: `${prefix}.>` };
-      if (read.since !== undefined) {
+      const since = read.since ?? this.options.since;
+      if (since !== undefined) {
         ordered.deliver_policy = DeliverPolicy.StartTime;
-        ordered.opt_start_time = new Date(read.since).toISOString();
+        ordered.opt_start_time = new Date(since).toISOString();
       } else ordered.deliver_policy = this.options.deliver === 'new' ? DeliverPolicy.New : DeliverPolicy.All;
       let consumer;
       try {

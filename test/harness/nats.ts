@@ -56,6 +56,10 @@ export async function startNats(args: readonly string[] = []): Promise<TestNats 
   const launch = async (): Promise<void> => {
     const c = spawn(BINARY, ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port), ...args], { stdio: 'ignore' });
     child = c;
+    // A test process that exits without running its after() hooks still stops the server (not one killed by a signal).
+    const reap = (): void => { c.kill('SIGKILL'); };
+    process.once('exit', reap);
+    c.once('exit', () => process.removeListener('exit', reap));
     for (let i = 0; i < 200; i++) {
       if (c.exitCode !== null) break;
       if (await greets(port)) return;

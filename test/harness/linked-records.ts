@@ -1,0 +1,14 @@
+import { EMPTY_HEAD, linkObject, type ChainHead } from '../../src/audit/chain.js';
+import type { LinkedEntry } from '../../src/audit/sinks/sink.js';
+
+/** `count` request-like records of `chain`, linked from `head`, as the trail hands them to a sink. */
+export function chainOf(chain: string, count: number, head: ChainHead = EMPTY_HEAD): LinkedEntry[] {
+  const out: LinkedEntry[] = [];
+  let h = head;
+  for (let i = 0; i < count; i++) {
+    const l = linkObject({ chain, kind: 'request', time: new Date(Date.UTC(2026, 10, 30, 0, 0, 0, i)).toISOString(), path: `/r/${h.seq + 1}` }, h);
+    out.push({ chain, line: l.line, hash: l.hash, seq: l.seq });
+    h = l;
+  }
+  return out;
+}

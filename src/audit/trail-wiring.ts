@@ -5,6 +5,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Metrics } from '../observability/metrics.js';
 import { Retention } from './retention.js';
 import { loadSigningKey } from './signing-key.js';
+import { createConfiguredSinks } from './sinks/configured.js';
 import { FileSink } from './sinks/file-sink.js';
 import type { AuditSink } from './sinks/sink.js';
 import { StdoutSink } from './sinks/stdout-sink.js';
@@ -26,7 +27,7 @@ export interface TrailDeps {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly metrics: Metrics;
-  /** Sinks beyond the file and stdout (the NATS and HTTP sinks the config describes), added before the trail opens. */
+  /** Sinks beyond those the config describes (an embedding program's own), added before the trail opens. */
   readonly extraSinks?: readonly AuditSink[];
 }
 
@@ -35,9 +36,17 @@ export function processName(slot: number | null): string {
   return slot === null ? 'main' : `w${slot}`;
 }
 
-/** The sinks the config asks for besides the file: stdout when `audit.stdout` is on. */
-export function builtInSinks(config: CompiledConfig): AuditSink[] {
-  return config.audit.stdout ? [new StdoutSink(config.audit.maxQueueBytes)] : [];
+/** The sinks the config asks for besides the file: stdout when `audit.stdout` is on, then `audit.nats` and `audit.http`. */
+export function configuredSinks(config: CompiledConfig, chain: string, deps: TrailDeps): AuditSink[] {
+  const { logger, clock, metrics } = deps;
+  const stdout = config.audit.stdout ? [new StdoutSink(config.audit.maxQueueBytes)] : [];
+  return [...stdout, ...createConfiguredSinks(config.audit, {
+    dataDir: config.dataDir, chain, logger, clock,
+    metrics: {
+      sinkRecords: (sink, outcome, count) => metrics.auditSinkRecords.inc({ sink, outcome }, count),
+      spoolBytes: (sink, bytes) => metrics.auditSpoolBytes.set({ sink }, bytes),
+    },
+  })];
 }
 
 /**
@@ -59,8 +68,9 @@ export function createTrail(config: CompiledConfig, process: string, deps: Trail
     path: files.active, maxQueueBytes: audit.maxQueueBytes, retryIntervalMs: audit.retryIntervalMs, fsyncIntervalMs: audit.fsyncIntervalMs,
     onFailure: audit.onFailure, logger, clock, torn: () => torn, onSealed: () => { void retention.sweep(); },
   });
+  const chain = `${audit.instance}/${process}`;
   const trail = new AuditTrail({
-    chain: `${audit.instance}/${process}`,
+    chain,
     file, files,
     resume: async () => {
       const resumed = await resumeChain(files);
@@ -81,6 +91,6 @@ export function createTrail(config: CompiledConfig, process: string, deps: Trail
     },
     retention,
   });
-  for (const sink of [...builtInSinks(config), ...(deps.extraSinks ?? [])]) trail.addSink(sink);
+  for (const sink of [...configuredSinks(config, chain, deps), ...(deps.extraSinks ?? [])]) trail.addSink(sink);
   return trail;
 }

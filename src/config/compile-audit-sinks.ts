@@ -63,9 +63,9 @@ const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'transfer-en
 /** Control characters in a header value would split the request (CWE-113). */
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
+/** A sink's default: the trail's `audit.onFailure`. */
 function failureMode(raw: RawConfig): SinkFailureMode {
-  const trail = (raw.audit as Record<string, unknown> | undefined)?.['onFailure'];
-  return trail === 'failOpen' ? 'failOpen' : 'failClosed';
+  return raw.audit?.onFailure ?? 'failClosed';
 }
 
 function parsedUrl(text: string): URL | null {

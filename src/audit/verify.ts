@@ -1,0 +1,583 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { canonicalJson } from './canonical.js';
+import { GENESIS, auditKeyId, checkpointSignatureValid, expectedHash } from './chain.js';
+import { readLines, type RawLine } from './verify-lines.js';
+
+/**
+ * `portcullis audit verify`: checks audit trail files against docs/audit.md, "Chain and checkpoint
+ * format", and names the first thing wrong in each chain. Files are streamed line by line: memory
+ * stays bounded however large the trail (one line, one read chunk, a bounded look-ahead window).
+ */
+
+/** What can be wrong with a chain; docs/audit.md, "Verifying", says what each means. */
+export type ProblemKind =
+  | 'modified' | 'deleted' | 'inserted' | 'reordered' | 'missing file' | 'spliced'
+  | 'truncated tail' | 'unparseable' | 'not canonical'
+  | 'bad checkpoint' | 'unknown key' | 'bad signature';
+
+/** Something a verifier reports without calling the chain bad. */
+export type NoteKind = 'torn' | 'not yet checkpointed' | 'earlier files absent' | 'gap';
+
+export interface Problem {
+  readonly kind: ProblemKind;
+  /** The file and 1-based line where it shows. */
+  readonly file: string;
+  readonly line: number;
+  /** The `seq` of the record on that line, when it has one. */
+  readonly seq?: number;
+  readonly message: string;
+}
+
+export interface Note {
+  readonly kind: NoteKind;
+  readonly message: string;
+  readonly file?: string;
+  readonly line?: number;
+}
+
+export interface ChainReport {
+  readonly chain: string;
+  /** Its files, in chain order. */
+  readonly files: string[];
+  /** Records read (lines that parse). */
+  records: number;
+  /** Checkpoint records read. */
+  checkpoints: number;
+  firstSeq: number | null;
+  lastSeq: number | null;
+  /** The `hash` of the last record read. */
+  head: string | null;
+  readonly problems: Problem[];
+  readonly notes: Note[];
+}
+
+export interface KeysReport {
+  /** `--keys` (given) or `default` (the `keys/` directory next to each trail path). */
+  readonly source: 'given' | 'default';
+  /** The directories looked in. */
+  readonly dirs: string[];
+  /** The key ids found. */
+  readonly keyIds: string[];
+  /** Key files that could not be used, one line each. */
+  readonly problems: string[];
+}
+
+export interface VerifyReport {
+  /** True when every chain verified: no problem at all (a truncated tail is a problem). */
+  ok: boolean;
+  /** 0 verified, 1 tampering or a key or signature problem, 3 only a truncated tail, 4 a path cannot be read. */
+  exitCode: number;
+  readonly keys: KeysReport;
+  readonly chains: ChainReport[];
+  /** Paths that could not be read, with why. */
+  readonly unreadable: { path: string; error: string }[];
+}
+
+export interface VerifyOptions {
+  /** Where the public keys (`*.pub.pem`, SPKI) are; default: `keys/` next to each path. */
+  readonly keysDir?: string;
+  /** Longest line accepted, in bytes (default 1 MiB); a longer one is a problem, not held in memory. */
+  readonly maxLineBytes?: number;
+  /** Hears the bytes read so far of the total, for a progress bar. */
+  readonly onProgress?: (doneBytes: number, totalBytes: number) => void;
+}
+
+export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
+/** How many records after a broken link are read to tell a deletion from a reordering or an insertion. */
+const LOOKAHEAD_RECORDS = 4096;
+/** How many lines of a file are read to find its chain when its first line is not a `file` record. */
+const HEADER_SCAN_LINES = 64;
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/** Verifies the trail files at `paths` (files, or directories whose `*.log` files are read). */
+export async function verifyTrail(paths: readonly string[], options: VerifyOptions = {}): Promise<VerifyReport> {
+  const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+  const unreadable: { path: string; error: string }[] = [];
+  const files: string[] = [];
+  const keyDirs: string[] = [];
+  for (const path of paths) {
+    try {
+      const info = await stat(path);
+      if (info.isDirectory()) {
+        const names = (await readdir(path, { withFileTypes: true })).filter((e) => e.isFile() && e.name.endsWith('.log')).map((e) => e.name).sort();
+        if (names.length === 0) unreadable.push({ path, error: 'no trail files (*.log) in this directory' });
+        files.push(...names.map((n) => join(path, n)));
+        keyDirs.push(join(path, 'keys'));
+      } else {
+        files.push(path);
+        keyDirs.push(join(dirname(path), 'keys'));
+      }
+    } catch (err) {
+      unreadable.push({ path, error: errorText(err) });
+    }
+  }
+  const keys = await loadKeys(options.keysDir === undefined ? unique(keyDirs) : [options.keysDir], options.keysDir === undefined ? 'default' : 'given', unreadable);
+
+  const headers: FileHeader[] = [];
+  const seen = new Set<string>();
+  for (const file of files) {
+    try {
+      const real = await realpath(file);
+      if (seen.has(real)) continue;
+      seen.add(real);
+      headers.push(await readHeader(file, maxLineBytes));
+    } catch (err) {
+      unreadable.push({ path: file, error: errorText(err) });
+    }
+  }
+  const byChain = new Map<string, FileHeader[]>();
+  for (const h of headers) {
+    const list = byChain.get(h.chain) ?? [];
+    list.push(h);
+    byChain.set(h.chain, list);
+  }
+  const totalBytes = headers.reduce((sum, h) => sum + h.size, 0);
+  let doneBytes = 0;
+  const onBytes = options.onProgress === undefined ? undefined : (n: number): void => {
+    doneBytes += n;
+    options.onProgress?.(doneBytes, totalBytes);
+  };
+
+  const chains: ChainReport[] = [];
+  for (const [chain, list] of [...byChain].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    list.sort(fileOrder);
+    const check = new ChainCheck(chain, list.map((h) => h.path), keys.map, maxLineBytes);
+    for (const [index, header] of list.entries()) {
+      check.beginFile(header.path, index === list.length - 1);
+      try {
+        for await (const raw of readLines(header.path, maxLineBytes, onBytes)) check.line(raw);
+      } catch (err) {
+        unreadable.push({ path: header.path, error: errorText(err) });
+      }
+    }
+    chains.push(check.end());
+  }
+  const report: VerifyReport = { ok: false, exitCode: 0, keys: keys.report, chains, unreadable };
+  report.exitCode = exitCodeOf(report);
+  report.ok = report.exitCode === 0;
+  return report;
+}
+
+/**
+ * The exit code a report calls for: tampering (1) before an unreadable path (4) before an unknown
+ * key (1: the unreadable path may be the keys) before a truncated tail (3).
+ */
+export function exitCodeOf(report: Pick<VerifyReport, 'chains' | 'unreadable'>): number {
+  const kinds = report.chains.flatMap((c) => c.problems.map((p) => p.kind));
+  if (kinds.some((k) => k !== 'truncated tail' && k !== 'unknown key')) return 1;
+  if (report.unreadable.length > 0) return 4;
+  if (kinds.includes('unknown key')) return 1;
+  if (kinds.length > 0) return 3;
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+async function loadKeys(dirs: readonly string[], source: 'given' | 'default', unreadable: { path: string; error: string }[]): Promise<{ map: Map<string, KeyObject>; report: KeysReport }> {
+  const map = new Map<string, KeyObject>();
+  const problems: string[] = [];
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = (await readdir(dir)).filter((n) => n.endsWith('.pub.pem')).sort();
+    } catch (err) {
+      // The default place may simply not exist; a directory the user named must.
+      if (source === 'given') unreadable.push({ path: dir, error: errorText(err) });
+      continue;
+    }
+    for (const name of names) {
+      const path = join(dir, name);
+      try {
+        const key = createPublicKey(await readFile(path));
+        if (key.asymmetricKeyType !== 'ed25519') {
+          problems.push(`${path}: not an Ed25519 public key; ignored`);
+          continue;
+        }
+        const id = auditKeyId(key);
+        if (name !== `${id}.pub.pem`) problems.push(`${path}: the key's id is ${id}, not the file's name; used under its id`);
+        map.set(id, key);
+      } catch (err) {
+        problems.push(`${path}: ${errorText(err)}; ignored`);
+      }
+    }
+  }
+  return { map, report: { source, dirs: [...dirs], keyIds: [...map.keys()].sort(), problems } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files
+
+interface FileHeader {
+  readonly path: string;
+  readonly size: number;
+  /** The chain of its `file` record, else of its first record that names one, else `(unknown)`. */
+  readonly chain: string;
+  readonly fileNo: number | null;
+  readonly firstSeq: number | null;
+}
+
+async function readHeader(path: string, maxLineBytes: number): Promise<FileHeader> {
+  const { size } = await stat(path);
+  let chain: string | null = null;
+  let fileNo: number | null = null;
+  let firstSeq: number | null = null;
+  let n = 0;
+  for await (const raw of readLines(path, maxLineBytes)) {
+    n += 1;
+    const record = parseLine(raw);
+    if (record !== null) {
+      if (firstSeq === null && isSeq(record.seq)) firstSeq = record.seq;
+      if (n === 1 && record.kind === 'file' && typeof record.chain === 'string' && isSeq(record.file)) {
+        chain = record.chain;
+        fileNo = record.file;
+      } else if (chain === null && typeof record.chain === 'string') chain = record.chain;
+    }
+    if ((chain !== null && firstSeq !== null) || n >= HEADER_SCAN_LINES) break;
+  }
+  return { path, size, chain: chain ?? '(unknown)', fileNo, firstSeq };
+}
+
+/** Chain order: by `file` number, then by first `seq`, then by name. */
+function fileOrder(a: FileHeader, b: FileHeader): number {
+  if (a.fileNo !== null && b.fileNo !== null && a.fileNo !== b.fileNo) return a.fileNo - b.fileNo;
+  if (a.firstSeq !== null && b.firstSeq !== null && a.firstSeq !== b.firstSeq) return a.firstSeq - b.firstSeq;
+  return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+type Parsed = Record<string, unknown>;
+
+function decode(raw: RawLine): string | null {
+  if (raw.bytes === null) return null;
+  try {
+    return UTF8.decode(raw.bytes);
+  } catch {
+    return null;
+  }
+}
+
+/** The line as a JSON object, or null. */
+function parseLine(raw: RawLine): Parsed | null {
+  const text = decode(raw);
+  if (text === null) return null;
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Parsed) : null;
+  } catch {
+    return null;
+  }
+}
+
+function isSeq(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One chain
+
+/** A record's place and links: what the look-ahead keeps. */
+interface Seen {
+  readonly seq: number;
+  readonly prev: string;
+  readonly hash: string;
+  readonly kind: string;
+  readonly file: string;
+  readonly line: number;
+}
+
+interface Torn { readonly file: string; readonly line: number; readonly length: number; readonly terminated: boolean }
+
+/** The checks of one chain, fed its files in order, line by line. */
+class ChainCheck {
+  private readonly report: ChainReport;
+  private file = '';
+  private lastFile = false;
+  private lineNo = 0;
+  private fileIndex = -1;
+  private fileNo: number | null = null;
+  /** The last record that verified, or the anchor the first present file gives. */
+  private anchor: { seq: number; hash: string } | null = null;
+  private last: Seen | null = null;
+  /** A link problem found; the records after it are counted, not checked. */
+  private broken = false;
+  /** A broken link waiting for the records after it, to say what happened. */
+  private pending: { readonly anchor: { seq: number; hash: string }; readonly last: Seen | null; readonly first: Seen; readonly next: Seen[] } | null = null;
+  /** An unparseable line, waiting for a `start` record that acknowledges it as torn. */
+  private torn: Torn | null = null;
+  private lastCheckpointSeq = 0;
+  private keyProblem: { problem: Problem; more: number } | null = null;
+  private gaps = { count: 0, dropped: 0 };
+
+  constructor(chain: string, files: string[], private readonly keys: ReadonlyMap<string, KeyObject>, private readonly maxLineBytes: number) {
+    this.report = { chain, files, records: 0, checkpoints: 0, firstSeq: null, lastSeq: null, head: null, problems: [], notes: [] };
+  }
+
+  beginFile(path: string, lastFile: boolean): void {
+    this.file = path;
+    this.lastFile = lastFile;
+    this.lineNo = 0;
+    this.fileIndex += 1;
+  }
+
+  line(raw: RawLine): void {
+    this.lineNo += 1;
+    const record = raw.terminated ? parseLine(raw) : null;
+    if (record === null) {
+      this.unparsed(raw);
+      return;
+    }
+    this.report.records += 1;
+    const seq = isSeq(record.seq) ? record.seq : null;
+    const hash = typeof record.hash === 'string' ? record.hash : null;
+    if (seq !== null && hash !== null) {
+      this.report.firstSeq ??= seq;
+      this.report.lastSeq = seq;
+      this.report.head = hash;
+    }
+    if (record.kind === 'checkpoint') this.report.checkpoints += 1;
+    if (this.broken) return;
+    const text = decode(raw) ?? '';
+    if (this.torn !== null && !this.acknowledges(record)) {
+      this.fail('unparseable', this.torn.file, this.torn.line, undefined, this.torn.terminated ? 'the line is not a JSON object' : 'the line is incomplete (no newline) and no later start record reports it as torn');
+      return;
+    }
+    let canonical: string | null;
+    try {
+      canonical = canonicalJson(record);
+    } catch {
+      canonical = null;
+    }
+    if (canonical !== text) {
+      this.fail('not canonical', this.file, this.lineNo, seq ?? undefined, 'the line is not the RFC 8785 canonical form of its JSON (member order, spacing, number or string form, or a repeated member)');
+      return;
+    }
+    if (seq === null || hash === null || !HEX64.test(hash) || typeof record.prev !== 'string' || !HEX64.test(record.prev)) {
+      this.fail('unparseable', this.file, this.lineNo, seq ?? undefined, 'not a chain record: it lacks a valid seq, prev or hash');
+      return;
+    }
+    const seen: Seen = { seq, prev: record.prev, hash, kind: typeof record.kind === 'string' ? record.kind : '', file: this.file, line: this.lineNo };
+    const hashOk = safeExpectedHash(record) === hash;
+    if (record.kind === 'checkpoint' && !hashOk && this.signatureBad(record) === true) {
+      this.fail('bad signature', this.file, this.lineNo, seq, 'the checkpoint\'s signature does not verify (and the record\'s hash does not match its content)');
+      return;
+    }
+    if (this.pending !== null) {
+      this.pending.next.push(seen);
+      if (this.pending.next.length >= LOOKAHEAD_RECORDS) this.classifyPending();
+      return;
+    }
+    if (!hashOk) {
+      this.fail('modified', this.file, this.lineNo, seq, 'the record\'s hash does not match its content');
+      return;
+    }
+    if (this.torn !== null) this.acknowledgeTorn(record);
+    if (typeof record.chain === 'string' && record.chain !== this.report.chain) {
+      this.fail('spliced', this.file, this.lineNo, seq, `a record of chain "${record.chain}" in a file of chain "${this.report.chain}"`);
+      return;
+    }
+    if (this.lineNo === 1 && !this.fileRecord(record, seen)) return;
+    if (this.lineNo !== 1 && record.kind === 'file') {
+      this.fail('spliced', this.file, this.lineNo, seq, `a file record (file ${String(record.file)}, seq ${seq}) in the middle of a file: another file's records were spliced in after seq ${this.anchor?.seq ?? 0}`);
+      return;
+    }
+    const anchor = this.anchor ?? { seq: 0, hash: GENESIS };
+    if (seq !== anchor.seq + 1 || seen.prev !== anchor.hash) {
+      if (this.lineNo === 1 && this.fileIndex > 0 && (seq <= anchor.seq || seq === anchor.seq + 1)) {
+        this.fail('spliced', this.file, 1, seq, `this file does not follow the one before it: its file record (seq ${seq}) does not link to seq ${anchor.seq}, the last record of the previous file`);
+        return;
+      }
+      this.pending = { anchor, last: this.last, first: seen, next: [] };
+      return;
+    }
+    if (record.kind === 'checkpoint') this.checkpoint(record, seen, anchor);
+    if (this.broken) return;
+    if (record.kind === 'gap') {
+      this.gaps.count += 1;
+      if (typeof record.droppedRecords === 'number') this.gaps.dropped += record.droppedRecords;
+    }
+    this.anchor = { seq, hash };
+    this.last = seen;
+  }
+
+  end(): ChainReport {
+    if (this.pending !== null) this.classifyPending();
+    if (this.torn !== null && !this.broken) {
+      const t = this.torn;
+      if (!t.terminated && this.lastFile && t.file === this.file) {
+        this.fail('truncated tail', t.file, t.line, undefined, `the newest file ends in an incomplete line (${t.length} bytes, no newline): the record being written when the writer stopped`);
+      } else {
+        this.fail('unparseable', t.file, t.line, undefined, t.terminated ? 'the line is not a JSON object' : 'the line is incomplete (no newline) and no later start record reports it as torn');
+      }
+    }
+    if (this.keyProblem !== null) {
+      const { problem, more } = this.keyProblem;
+      this.report.problems.push(more === 0 ? problem : { ...problem, message: `${problem.message} (and ${more} later checkpoint${more === 1 ? '' : 's'} likewise)` });
+      this.report.problems.sort((a, b) => this.report.files.indexOf(a.file) - this.report.files.indexOf(b.file) || a.line - b.line);
+    }
+    if (!this.broken && this.anchor !== null && this.anchor.seq > this.lastCheckpointSeq) {
+      const from = Math.max(this.lastCheckpointSeq + 1, this.report.firstSeq ?? 1);
+      const count = this.anchor.seq - from + 1;
+      if (count > 0) this.report.notes.push({ kind: 'not yet checkpointed', message: `${count} record${count === 1 ? '' : 's'} after the last checkpoint (seq ${from}–${this.anchor.seq}) ${count === 1 ? 'is' : 'are'} not yet checkpointed: no signature covers ${count === 1 ? 'it' : 'them'}` });
+    }
+    if (this.gaps.count > 0) this.report.notes.push({ kind: 'gap', message: `${this.gaps.count} gap record${this.gaps.count === 1 ? '' : 's'}: ${this.gaps.dropped} record${this.gaps.dropped === 1 ? '' : 's'} a sink could not hold were dropped` });
+    return this.report;
+  }
+
+  private fail(kind: ProblemKind, file: string, line: number, seq: number | undefined, message: string): void {
+    this.broken = true;
+    this.pending = null;
+    this.torn = null;
+    this.report.problems.push({ kind, file, line, ...(seq === undefined ? {} : { seq }), message });
+  }
+
+  private unparsed(raw: RawLine): void {
+    if (this.broken) return;
+    if (raw.bytes === null) {
+      this.fail('unparseable', this.file, this.lineNo, undefined, `the line is ${raw.length} bytes long, over the limit of ${this.maxLineBytes}`);
+      return;
+    }
+    if (this.pending !== null) {
+      this.classifyPending();
+      return;
+    }
+    if (this.torn !== null) {
+      this.fail('unparseable', this.torn.file, this.torn.line, undefined, 'the line is not a JSON object, and no start record reports it as torn');
+      return;
+    }
+    this.torn = { file: this.file, line: this.lineNo, length: raw.length, terminated: raw.terminated };
+  }
+
+  /** Whether `record` may follow a torn line: the `start` record that reports it, or the `file` record of a new file before that start. */
+  private acknowledges(record: Parsed): boolean {
+    return (record.kind === 'start' && typeof record.torn === 'object' && record.torn !== null) || (record.kind === 'file' && this.lineNo === 1);
+  }
+
+  private acknowledgeTorn(record: Parsed): void {
+    const t = this.torn;
+    if (t === null || record.kind !== 'start') return;
+    const bytes = (record.torn as { bytes?: unknown }).bytes;
+    const told = bytes === t.length ? '' : ` (the start record says ${String(bytes)} bytes, the line has ${t.length})`;
+    this.report.notes.push({ kind: 'torn', file: t.file, line: t.line, message: `an incomplete line of ${t.length} bytes, reported as torn by the start record at ${basename(this.file)} line ${this.lineNo}${told}: the one record lost when the writer stopped mid-write` });
+    this.torn = null;
+  }
+
+  /** The checks of a file's first line; false when it failed. */
+  private fileRecord(record: Parsed, seen: Seen): boolean {
+    if (record.kind !== 'file' || !isSeq(record.file)) {
+      this.fail('deleted', this.file, 1, seen.seq, 'the file does not begin with a file record: its first line was removed');
+      return false;
+    }
+    const number = record.file;
+    if (this.fileIndex === 0) {
+      this.fileNo = number;
+      if (number > 1) {
+        this.report.notes.push({ kind: 'earlier files absent', file: this.file, line: 1, message: `the chain's files 1–${number - 1} (seq 1–${seen.seq - 1}) are not here (removed by retention?): verification starts at seq ${seen.seq}, whose prev it takes on trust` });
+        this.anchor = { seq: seen.seq - 1, hash: seen.prev };
+      }
+      return true;
+    }
+    const expected = (this.fileNo ?? 0) + 1;
+    const anchor = this.anchor ?? { seq: 0, hash: GENESIS };
+    if (number > expected) {
+      const range = seen.seq > anchor.seq + 1 ? ` (seq ${anchor.seq + 1}–${seen.seq - 1})` : '';
+      this.fail('missing file', this.file, 1, seen.seq, `file${number - expected === 1 ? ` ${expected} is` : `s ${expected}–${number - 1} are`} missing${range}: this is file ${number}, after file ${expected - 1}`);
+      return false;
+    }
+    if (number < expected) {
+      this.fail('spliced', this.file, 1, seen.seq, `this file says it is file ${number} of the chain, but follows file ${expected - 1}`);
+      return false;
+    }
+    this.fileNo = number;
+    return true;
+  }
+
+  /** Checks a linked checkpoint: what it claims, and its signature. */
+  private checkpoint(record: Parsed, seen: Seen, anchor: { seq: number; hash: string }): void {
+    if (record.count !== anchor.seq || record.head !== anchor.hash || seen.prev !== record.head) {
+      this.fail('bad checkpoint', this.file, this.lineNo, seen.seq, `the checkpoint's count and head (${String(record.count)}, ${String(record.head).slice(0, 12)}…) are not those of the record before it (seq ${anchor.seq})`);
+      return;
+    }
+    this.lastCheckpointSeq = seen.seq;
+    const bad = this.signatureBad(record);
+    if (bad === false) return;
+    const problem: Problem = bad === 'unknown'
+      ? { kind: 'unknown key', file: this.file, line: this.lineNo, seq: seen.seq, message: `signed by key ${String(record.keyId)}, which is not among the public keys` }
+      : { kind: 'bad signature', file: this.file, line: this.lineNo, seq: seen.seq, message: `the signature does not verify with key ${String(record.keyId)}` };
+    if (this.keyProblem === null) this.keyProblem = { problem, more: 0 };
+    else this.keyProblem.more += 1;
+  }
+
+  /** true: the signature is wrong; 'unknown': no key to check it with; false: it verifies. */
+  private signatureBad(record: Parsed): boolean | 'unknown' {
+    const { chain, count, head, keyId, time, signature } = record;
+    if (typeof keyId !== 'string') return true;
+    const key = this.keys.get(keyId);
+    if (key === undefined) return 'unknown';
+    if (typeof chain !== 'string' || typeof count !== 'number' || typeof head !== 'string' || typeof time !== 'string' || typeof signature !== 'string') return true;
+    return !checkpointSignatureValid({ chain, count, head, keyId, time }, signature, key);
+  }
+
+  private classifyPending(): void {
+    const p = this.pending;
+    if (p === null) return;
+    const { kind, at, message } = classify(p.anchor, p.last, p.first, p.next);
+    this.fail(kind, at.file, at.line, at.seq, message);
+  }
+}
+
+function safeExpectedHash(record: Parsed): string | null {
+  try {
+    return expectedHash(record);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What a broken link means, from the records around it. `anchor` is the last record that verified
+ * (`last`, null when it is the anchor of a chain whose first files are absent), `first` the record
+ * that does not link to it, `next` the records after it. A seq that jumps is a deletion, unless the
+ * missing seqs turn up later (a reordering); a seq that repeats or goes back is an insertion when the
+ * chain then carries on from before it; a right seq with the wrong prev is an insertion when the
+ * next record links past it, else a modification whose hash was recomputed.
+ */
+export function classify(anchor: { seq: number; hash: string }, last: Seen | null, first: Seen, next: readonly Seen[]): { kind: ProblemKind; at: Seen; message: string } {
+  const expected = anchor.seq + 1;
+  const after = next[0];
+  const where = (s: Seen): string => `${basename(s.file)} line ${s.line}`;
+  if (first.seq > expected) {
+    const back = next.find((s) => s.seq >= expected && s.seq < first.seq);
+    if (back !== undefined) return { kind: 'reordered', at: first, message: `seq ${first.seq} comes before seq ${back.seq} (${where(back)}): records were moved` };
+    const n = first.seq - expected;
+    return { kind: 'deleted', at: first, message: `${n === 1 ? `the record with seq ${expected} is` : `${n} records (seq ${expected}–${first.seq - 1}) are`} missing before this one, which follows seq ${anchor.seq}` };
+  }
+  if (first.seq === expected) {
+    if (after !== undefined && after.seq === expected && after.prev === anchor.hash) return { kind: 'inserted', at: first, message: `an extra record: the record after it (${where(after)}) has the same seq and links to seq ${anchor.seq} instead` };
+    if (last !== null && after !== undefined && after.prev === first.hash) return { kind: 'modified', at: last, message: `the record was changed and its hash recomputed: the record after it (${where(first)}) links to a different hash` };
+    return { kind: 'modified', at: first, message: `the record's prev does not link to the record before it (seq ${anchor.seq}): it was changed and its hash recomputed` };
+  }
+  if (first.seq === anchor.seq && first.hash === anchor.hash) return { kind: 'inserted', at: first, message: `a second copy of the record before it (seq ${first.seq})` };
+  if (first.seq === anchor.seq && last !== null && first.prev === last.prev) {
+    // Two records claim the same place; the one the chain goes on from is the original.
+    if (after !== undefined && after.prev === first.hash) return { kind: 'inserted', at: last, message: `an extra record: the record after it (${where(first)}) has the same seq and prev, and the chain goes on from that one` };
+    return { kind: 'inserted', at: first, message: `an extra record with the same seq and prev as the record before it (seq ${first.seq})` };
+  }
+  if (after === undefined || (after.seq === expected && after.prev === anchor.hash)) return { kind: 'inserted', at: first, message: `a record with seq ${first.seq} inserted after seq ${anchor.seq}; the chain goes on after it as if it were not there` };
+  return { kind: 'reordered', at: first, message: `seq goes back from ${anchor.seq} to ${first.seq}: records were moved` };
+}
+
+function unique(values: readonly string[]): string[] {
+  return [...new Set(values)];
+}
+
+function errorText(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'ENOENT') return 'no such file or directory';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'EISDIR') return 'is a directory';
+  return err instanceof Error ? err.message : String(err);
+}

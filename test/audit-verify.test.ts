@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { canonicalJson } from '../src/audit/canonical.js';
 import { sha256Hex } from '../src/audit/chain.js';
 import { at, fileLines, firstProblem, recordAt, runVerify, trailFiles, verifyJson, writeLines } from './harness/audit-verify-cli.js';
-import { TrailWriter, newAuditKey, type AuditKey } from './harness/trail-writer.js';
+import { TrailWriter, newAuditKey, writeSampleTrail, type AuditKey } from './harness/trail-writer.js';
 
 const root = mkdtempSync(join(tmpdir(), 'portcullis-verify-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -18,23 +18,6 @@ after(() => rmSync(root, { recursive: true, force: true }));
 let sample = '';
 let key: AuditKey;
 let n = 0;
-
-/**
- * gw-1/main: 60 requests rotated every 25 (files 1 and 2 sealed, file 3 active), a checkpoint every
- * 10, a clean shutdown, a restart that resumes file 3 and 10 more requests. gw-1/w1: 20 requests
- * rotated every 8, a checkpoint every 5. Everything ends in a shutdown checkpoint.
- */
-function writeSample(dir: string, k: AuditKey): void {
-  let main = new TrailWriter({ dir, key: k, checkpointEvery: 10, rotateEvery: 25 });
-  for (let i = 0; i < 60; i++) main.request();
-  main.close();
-  main = new TrailWriter({ dir, key: k, checkpointEvery: 10, rotateEvery: 25 });
-  for (let i = 0; i < 10; i++) main.request({ status: 403, decision: 'deny', reason: 'forbidden', stage: 'authz' });
-  main.close();
-  const worker = new TrailWriter({ dir, key: k, process: 'w1', checkpointEvery: 5, rotateEvery: 8 });
-  for (let i = 0; i < 20; i++) worker.request();
-  worker.close();
-}
 
 /** A fresh copy of the sample trail to tamper with. */
 function copy(): string {
@@ -48,7 +31,7 @@ const FILE1 = 'audit.000000000001.log';
 before(() => {
   sample = join(root, 'sample');
   key = newAuditKey(join(sample, 'keys'));
-  writeSample(sample, key);
+  writeSampleTrail(sample, key);
 });
 
 describe('audit verify: an untouched trail', () => {

@@ -163,3 +163,21 @@ export class TrailWriter {
     return { torn };
   }
 }
+
+/**
+ * The sample trail of the verify tests. gw-1/main: 60 requests rotated every 25 (files 1 and 2
+ * sealed, file 3 active), a checkpoint every 10, a clean shutdown, a restart that resumes file 3 and
+ * 10 more requests. gw-1/w1: 20 requests rotated every 8, a checkpoint every 5. Each ends in a
+ * shutdown checkpoint.
+ */
+export function writeSampleTrail(dir: string, key: AuditKey): void {
+  let main = new TrailWriter({ dir, key, checkpointEvery: 10, rotateEvery: 25 });
+  for (let i = 0; i < 60; i++) main.request();
+  main.close();
+  main = new TrailWriter({ dir, key, checkpointEvery: 10, rotateEvery: 25 });
+  for (let i = 0; i < 10; i++) main.request({ status: 403, decision: 'deny', reason: 'forbidden', stage: 'authz' });
+  main.close();
+  const worker = new TrailWriter({ dir, key, process: 'w1', checkpointEvery: 5, rotateEvery: 8 });
+  for (let i = 0; i < 20; i++) worker.request();
+  worker.close();
+}

@@ -4,12 +4,14 @@
 // tampered with as an attacker with write access to the files would.
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync, appendFileSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { canonicalJson } from '../src/audit/canonical.js';
 import { sha256Hex } from '../src/audit/chain.js';
 import { at, fileLines, firstProblem, recordAt, runVerify, trailFiles, verifyJson, writeLines } from './harness/audit-verify-cli.js';
+import { CLI } from './harness/gateway.js';
 import { TrailWriter, newAuditKey, writeSampleTrail, type AuditKey } from './harness/trail-writer.js';
 
 const root = mkdtempSync(join(tmpdir(), 'portcullis-verify-'));
@@ -329,6 +331,43 @@ describe('audit verify: hostile and malformed input', () => {
     await expectLine5(() => Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), 'unparseable');
     await expectLine5(() => 'x'.repeat(1024 * 1024 + 10), 'unparseable');
     await expectLine5(() => '{"hash":"x","kind":"request"}', 'unparseable');
+  });
+});
+
+describe('audit verify: records of any shape', () => {
+  it('verifies records whose hash member comes first, nested members named hash, keys that hold an escaped quote, non-ASCII text and gap records', async () => {
+    const dir = join(root, 'shapes');
+    const k = newAuditKey(join(dir, 'keys'));
+    const w = new TrailWriter({ dir, key: k, checkpointEvery: 3 });
+    w.append({ kind: 'alert', time: '2026-11-30T00:00:00.000Z' });
+    w.request({ detail: { hash: 'f'.repeat(64), list: [{ hash: 'x' }] }, 'a"hash': 'y' });
+    w.request({ path: '/caf\u00e9/\u2028/😀', userAgent: 'ümlaut "quoted" \\ back' });
+    w.append({ kind: 'gap', droppedRecords: 12, firstDroppedAt: '2026-11-30T00:00:01.000Z', lastDroppedAt: '2026-11-30T00:00:02.000Z', time: '2026-11-30T00:00:03.000Z' });
+    w.close();
+    assert.ok(fileLines(at(dir, 'audit.log')).some((l) => l.startsWith('{"hash":')), 'one record begins with its hash');
+    const { code, report } = await verifyJson([dir]);
+    assert.equal(code, 0, JSON.stringify(report.chains[0]?.problems));
+    assert.deepEqual(report.chains[0]?.notes.map((x) => x.message), ['1 gap record: 12 records a sink could not hold were dropped']);
+  });
+
+  it('a trail over 5 MiB: a progress bar on a terminal\'s stderr, nothing on stderr otherwise, and the same answer', async (t) => {
+    const dir = join(root, 'large');
+    const k = newAuditKey(join(dir, 'keys'));
+    const w = new TrailWriter({ dir, key: k, checkpointEvery: 500, rotateEvery: 1500 });
+    for (let i = 0; i < 3200; i++) w.request({ userAgent: 'x'.repeat(2000) });
+    w.close();
+    const { code } = await verifyJson([dir]);
+    assert.equal(code, 0);
+    const script = spawnSync('script', ['--version'], { encoding: 'utf8' });
+    if (script.status !== 0) {
+      t.skip('no script(1) to give the verifier a terminal');
+      return;
+    }
+    const out = join(root, 'large.out');
+    const tty = spawnSync('script', ['-qc', `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} audit verify ${JSON.stringify(dir)} > ${JSON.stringify(out)}`, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(tty.status, 0, tty.stderr);
+    assert.match(tty.stdout, /verifying \[#+ *\] 100% /);
+    assert.match(readFileSync(out, 'utf8'), /^verified: 1 of 1 chain without problems$/m);
   });
 });
 

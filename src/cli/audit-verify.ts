@@ -33,7 +33,7 @@ export function humanText(report: VerifyReport): string {
 }
 
 function chainText(chain: ChainReport): string[] {
-  const seqs = chain.firstSeq === null ? 'no records' : `seq ${chain.firstSeq}–${chain.lastSeq ?? chain.firstSeq}`;
+  const seqs = chain.firstSeq === null ? 'no chained records' : `seq ${chain.firstSeq}–${chain.lastSeq ?? chain.firstSeq}`;
   const summary = `${plural(chain.records, 'record')} in ${plural(chain.files.length, 'file')} (${seqs}), ${plural(chain.checkpoints, 'checkpoint')}, head ${chain.head === null ? '-' : `${chain.head.slice(0, 16)}…`}`;
   const state = chain.problems.length === 0 ? 'ok' : chain.problems.every((p) => p.kind === 'truncated tail') ? 'truncated tail' : 'FAILED';
   const lines = [`${chain.chain}: ${state}: ${summary}`];

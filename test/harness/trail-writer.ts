@@ -93,6 +93,11 @@ export class TrailWriter {
     return this.head.seq;
   }
 
+  /** Appends any other record as it is (it must not carry `seq`, `prev` or `hash`). */
+  append(record: Readonly<Record<string, unknown>>): void {
+    this.link(record);
+  }
+
   /** Appends a signed checkpoint of the records so far. */
   checkpoint(): void {
     this.link(checkpointRecord({ chain: this.chain, count: this.head.seq, head: this.head.hash, keyId: this.key.keyId, time: this.time() }, this.key.privateKey));

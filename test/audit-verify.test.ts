@@ -334,6 +334,36 @@ describe('audit verify: hostile and malformed input', () => {
   });
 });
 
+describe('audit verify: what the trail says cannot drive the terminal', () => {
+  it('escapes control characters and bidirectional overrides from chain names, values and file names in its text; --json keeps them exact', async () => {
+    const dir = join(root, 'escapes');
+    const chain = 'gw\u001b]0;owned\u0007\u009b2J\u202e/main';
+    const w = new TrailWriter({ dir, key: newAuditKey(join(dir, 'keys')), instance: 'gw\u001b]0;owned\u0007\u009b2J\u202e', checkpointEvery: 2 });
+    w.request();
+    w.append({ kind: 'start', chain: 'other\u001b[31m', time: '2026-11-30T00:00:00.000Z', resumed: true });
+    w.close();
+    cpSync(join(dir, 'audit.log'), join(dir, 'audit.\u001b[2J.log'));
+    const run = await runVerify([dir]);
+    assert.equal(run.code, 1);
+    // eslint-disable-next-line no-control-regex -- looking for control characters is the point
+    assert.doesNotMatch(run.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/, 'no raw control character reaches the terminal');
+    assert.match(run.stdout, /gw\\u001b\]0;owned\\u0007\\u009b2J\\u202e\/main: FAILED/);
+    const { report } = await verifyJson([dir]);
+    assert.ok(report.chains.some((c) => c.chain === chain));
+  });
+
+  it('a FIFO named like a trail file is skipped in a directory and refused by name, never opened', async () => {
+    const dir = copy();
+    const fifo = join(dir, 'audit.fifo.log');
+    const made = spawnSync('mkfifo', [fifo]);
+    if (made.status !== 0) return;
+    assert.equal((await verifyJson([dir])).code, 0);
+    const named = await verifyJson([fifo]);
+    assert.equal(named.code, 4);
+    assert.deepEqual(named.report.unreadable, [{ path: fifo, error: 'not a regular file or a directory' }]);
+  });
+});
+
 describe('audit verify: records of any shape', () => {
   it('verifies records whose hash member comes first, nested members named hash, keys that hold an escaped quote, non-ASCII text and gap records', async () => {
     const dir = join(root, 'shapes');

@@ -101,13 +101,19 @@ export async function verifyTrail(paths: readonly string[], options: VerifyOptio
     try {
       const info = await stat(path);
       if (info.isDirectory()) {
-        const names = (await readdir(path, { withFileTypes: true })).filter((e) => e.isFile() && e.name.endsWith('.log')).map((e) => e.name).sort();
+        const names: string[] = [];
+        for (const name of (await readdir(path)).filter((n) => n.endsWith('.log')).sort()) {
+          // stat, not the directory entry: a trail file may be a symlink; a FIFO or socket is skipped, never opened.
+          if ((await stat(join(path, name)).catch(() => null))?.isFile() === true) names.push(name);
+        }
         if (names.length === 0) unreadable.push({ path, error: 'no trail files (*.log) in this directory' });
         files.push(...names.map((n) => join(path, n)));
         keyDirs.push(join(path, 'keys'));
-      } else {
+      } else if (info.isFile()) {
         files.push(path);
         keyDirs.push(join(dirname(path), 'keys'));
+      } else {
+        unreadable.push({ path, error: 'not a regular file or a directory' });
       }
     } catch (err) {
       unreadable.push({ path, error: errorText(err) });
@@ -280,7 +286,7 @@ function isSeq(value: unknown): value is number {
 // One chain
 
 /** A record's place and links: what the look-ahead keeps. */
-interface Seen {
+export interface Seen {
   readonly seq: number;
   readonly prev: string;
   readonly hash: string;
@@ -378,12 +384,12 @@ class ChainCheck {
     }
     if (this.torn !== null) this.acknowledgeTorn(record);
     if (typeof record.chain === 'string' && record.chain !== this.report.chain) {
-      this.fail('spliced', this.file, this.lineNo, seq, `a record of chain "${record.chain}" in a file of chain "${this.report.chain}"`);
+      this.fail('spliced', this.file, this.lineNo, seq, `a record of chain ${clip(record.chain)} in a file of chain ${clip(this.report.chain)}`);
       return;
     }
     if (this.lineNo === 1 && !this.fileRecord(record, seen)) return;
     if (this.lineNo !== 1 && record.kind === 'file') {
-      this.fail('spliced', this.file, this.lineNo, seq, `a file record (file ${String(record.file)}, seq ${seq}) in the middle of a file: another file's records were spliced in after seq ${this.anchor?.seq ?? 0}`);
+      this.fail('spliced', this.file, this.lineNo, seq, `a file record (file ${clip(record.file)}, seq ${seq}) in the middle of a file: another file's records were spliced in after seq ${this.anchor?.seq ?? 0}`);
       return;
     }
     const anchor = this.anchor ?? { seq: 0, hash: GENESIS };
@@ -462,7 +468,7 @@ class ChainCheck {
     const t = this.torn;
     if (t === null || record.kind !== 'start') return;
     const bytes = (record.torn as { bytes?: unknown }).bytes;
-    const told = bytes === t.length ? '' : ` (the start record says ${String(bytes)} bytes, the line has ${t.length})`;
+    const told = bytes === t.length ? '' : ` (the start record says ${clip(bytes)} bytes, the line has ${t.length})`;
     this.report.notes.push({ kind: 'torn', file: t.file, line: t.line, message: `an incomplete line of ${t.length} bytes, reported as torn by the start record at ${basename(this.file)} line ${this.lineNo}${told}: the one record lost when the writer stopped mid-write` });
     this.torn = null;
   }
@@ -500,15 +506,15 @@ class ChainCheck {
   /** Checks a linked checkpoint: what it claims, and its signature. */
   private checkpoint(record: Parsed, seen: Seen, anchor: { seq: number; hash: string }): void {
     if (record.count !== anchor.seq || record.head !== anchor.hash || seen.prev !== record.head) {
-      this.fail('bad checkpoint', this.file, this.lineNo, seen.seq, `the checkpoint's count and head (${String(record.count)}, ${String(record.head).slice(0, 12)}…) are not those of the record before it (seq ${anchor.seq})`);
+      this.fail('bad checkpoint', this.file, this.lineNo, seen.seq, `the checkpoint's count and head (${clip(record.count)}, ${clip(record.head)}) are not those of the record before it (seq ${anchor.seq})`);
       return;
     }
     this.lastCheckpointSeq = seen.seq;
     const bad = this.signatureBad(record);
     if (bad === false) return;
     const problem: Problem = bad === 'unknown'
-      ? { kind: 'unknown key', file: this.file, line: this.lineNo, seq: seen.seq, message: `signed by key ${String(record.keyId)}, which is not among the public keys` }
-      : { kind: 'bad signature', file: this.file, line: this.lineNo, seq: seen.seq, message: `the signature does not verify with key ${String(record.keyId)}` };
+      ? { kind: 'unknown key', file: this.file, line: this.lineNo, seq: seen.seq, message: `signed by key ${clip(record.keyId)}, which is not among the public keys` }
+      : { kind: 'bad signature', file: this.file, line: this.lineNo, seq: seen.seq, message: `the signature does not verify with key ${clip(record.keyId)}` };
     if (this.keyProblem === null) this.keyProblem = { problem, more: 0 };
     else this.keyProblem.more += 1;
   }
@@ -582,6 +588,14 @@ export function classify(anchor: { seq: number; hash: string }, last: Seen | nul
   }
   if (after === undefined || (after.seq === expected && after.prev === anchor.hash)) return { kind: 'inserted', at: first, message: `a record with seq ${first.seq} inserted after seq ${anchor.seq}; the chain goes on after it as if it were not there` };
   return { kind: 'reordered', at: first, message: `seq goes back from ${anchor.seq} to ${first.seq}: records were moved` };
+}
+
+const CLIP_CHARS = 80;
+
+/** A value from the trail, as a message quotes it: JSON, at most CLIP_CHARS characters. */
+function clip(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > CLIP_CHARS ? `${text.slice(0, CLIP_CHARS)}…` : text;
 }
 
 function unique(values: readonly string[]): string[] {

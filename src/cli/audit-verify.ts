@@ -29,7 +29,17 @@ export function humanText(report: VerifyReport): string {
   const bad = report.chains.filter((c) => c.problems.length > 0).length;
   const verdict = report.exitCode === 0 ? 'verified' : report.exitCode === 3 ? 'verified up to a truncated tail' : report.exitCode === 4 && bad === 0 ? 'not every path could be read' : 'FAILED';
   lines.push(`${verdict}: ${report.chains.length - bad} of ${report.chains.length} chain${report.chains.length === 1 ? '' : 's'} without problems`);
-  return lines.join('\n') + '\n';
+  return lines.map(printable).join('\n') + '\n';
+}
+
+/**
+ * A line safe to print on a terminal: chain names, file names and quoted values come from the trail
+ * and the file system, which an attacker may have written; control characters (C0, C1), line
+ * separators and bidirectional overrides are shown escaped, never interpreted.
+ */
+export function printable(line: string): string {
+  // eslint-disable-next-line no-control-regex -- escaping control characters is the point
+  return line.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function chainText(chain: ChainReport): string[] {

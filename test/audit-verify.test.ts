@@ -102,6 +102,37 @@ describe('audit verify: an untouched trail', () => {
     assert.deepEqual(report.chains[0]?.notes.map((x) => [x.kind, x.file?.slice(dir.length + 1), x.line]), [['torn', 'audit.log', 10]]);
   });
 
+  it('takes a torn line at the end of a sealed file when the restart began a new file with the start record after its file record', async () => {
+    const dir = join(root, 'torn-rotated');
+    const k = newAuditKey(join(dir, 'keys'));
+    const w = new TrailWriter({ dir, key: k, checkpointEvery: 2 });
+    for (let i = 0; i < 3; i++) w.request();
+    const partial = '{"bytesIn":0,"bytesOut":42,"clientIp":"192.0.2.10"';
+    w.writeRaw(partial);
+    // The restarted writer ends the torn line, seals the file and begins file 2.
+    appendFileSync(at(dir, 'audit.log'), '\n');
+    const sealed = at(dir, FILE1);
+    cpSync(at(dir, 'audit.log'), sealed);
+    unlinkSync(at(dir, 'audit.log'));
+    const lines = fileLines(sealed);
+    const last = recordAt(sealed, lines.length - 1);
+    let head = { seq: last.seq as number, hash: last.hash as string };
+    const next: string[] = [];
+    for (const record of [
+      { chain: 'gw-1/main', kind: 'file', file: 2, time: '2026-11-30T01:00:00.000Z' },
+      { chain: 'gw-1/main', kind: 'start', resumed: true, torn: { bytes: Buffer.byteLength(partial) }, time: '2026-11-30T01:00:00.000Z' },
+    ]) {
+      const line = TrailWriter.lineAfter(head, record);
+      const parsed = JSON.parse(line) as { seq: number; hash: string };
+      head = { seq: parsed.seq, hash: parsed.hash };
+      next.push(line.trimEnd());
+    }
+    writeLines(at(dir, 'audit.log'), next);
+    const { code, report } = await verifyJson([dir]);
+    assert.equal(code, 0, JSON.stringify(report.chains[0]?.problems));
+    assert.deepEqual(report.chains[0]?.notes.map((x) => [x.kind, x.line]), [['torn', lines.length], ['not yet checkpointed', undefined]]);
+  });
+
   it('verifies a trail whose audit key was rotated, with both public keys kept', async () => {
     const dir = join(root, 'rotated-key');
     const first = newAuditKey(join(dir, 'keys'));

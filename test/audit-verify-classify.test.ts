@@ -3,7 +3,7 @@
 // the records an attacker's edit leaves.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { classify, type Seen } from '../src/audit/verify.js';
+import { classify, type Seen } from '../src/audit/verify-chain.js';
 
 /** Record `seq` of an honest chain: its hash `h<seq>`, its prev `h<seq - 1>`. */
 const honest = (seq: number, line = seq): Seen => ({ seq, prev: `h${seq - 1}`, hash: `h${seq}`, kind: 'request', file: 'audit.log', line });

@@ -31,8 +31,8 @@ export interface Command {
   /** Paragraphs shown after the usage line. */
   readonly description?: string;
   readonly options: readonly OptionSpec[];
-  /** The positionals the command takes, by name (`METHOD`, `TARGET`); all required unless `min` says fewer. */
-  readonly positionals?: { readonly names: readonly string[]; readonly min?: number };
+  /** The positionals the command takes, by name (`METHOD`, `TARGET`); all required unless `min` says fewer; with `variadic` the last takes any number. */
+  readonly positionals?: { readonly names: readonly string[]; readonly min?: number; readonly variadic?: boolean };
   /** Lines a user can paste; `#` comments allowed. At least one. */
   readonly examples: readonly string[];
   readonly verbs?: readonly Command[];
@@ -90,7 +90,7 @@ export function parseInvocation(command: Command, args: readonly string[]): Invo
   const names = command.positionals?.names ?? [];
   const min = command.positionals?.min ?? names.length;
   const positionals = parsed.positionals;
-  if (positionals.length > names.length) throw new UsageError(`unexpected argument "${shown(positionals[names.length] ?? '')}"`);
+  if (positionals.length > names.length && command.positionals?.variadic !== true) throw new UsageError(`unexpected argument "${shown(positionals[names.length] ?? '')}"`);
   if (positionals.length < min) throw new UsageError(`missing ${names.slice(positionals.length, min).join(' ')}`);
   // Only `multiple` string options give arrays, and only of strings: parseArgs's type is wider.
   return { values: parsed.values as Invocation['values'], positionals, args, help: false };

@@ -99,6 +99,26 @@ takes. Put only the hash in gateway.yaml; keep the token in your secret store an
 
 const AUDIT: readonly Command[] = [
   {
+    path: ['audit', 'verify'],
+    summary: 'check the hash chains and signed checkpoints of audit trail files',
+    synopsis: 'PATH… [--keys DIR] [--json]',
+    description: `PATH is a trail file or a directory (its *.log files, active and sealed). Every chain found is
+checked across its files: each line canonical JSON, each hash, prev link and seq, the file numbers,
+and each checkpoint's count, head and Ed25519 signature. The first problem of each chain is named
+with its file, line and seq: modified, deleted, inserted, reordered, missing file, spliced,
+truncated tail, unparseable, not canonical, bad checkpoint, unknown key, bad signature. Public keys
+are the *.pub.pem files of --keys DIR, else of the keys/ directory next to the trail.
+Exit codes: 0 verified, 1 tampering or a key or signature problem, 2 bad arguments, 3 only a
+truncated tail (what a crash leaves), 4 a path cannot be read.`,
+    options: [
+      { name: 'keys', type: 'string', value: 'DIR', description: 'the directory of audit public keys (*.pub.pem); default: keys/ next to the trail' },
+      JSON_OUTPUT,
+    ],
+    positionals: { names: ['PATH'], variadic: true },
+    examples: ['portcullis audit verify /var/lib/portcullis/audit', 'portcullis audit verify audit/audit.000000000001.log audit/audit.log --keys /etc/portcullis/audit-keys --json'],
+    run: async (inv) => (await import('./audit-verify.js')).auditVerifyCommand(inv),
+  },
+  {
     path: ['audit', 'rotate-key'],
     summary: 'a new checkpoint signing key; old public keys are kept',
     synopsis: '-c FILE [--json]',
@@ -171,10 +191,10 @@ contacted and no store is used: limits show what they would count.`,
   },
   {
     path: ['audit'],
-    summary: 'the audit trail: rotate-key',
+    summary: 'the audit trail: verify, tail, stats, watch, rotate-key',
     synopsis: '<command> [options]',
     options: [],
-    examples: ['portcullis audit rotate-key -c gateway.yaml'],
+    examples: ['portcullis audit verify /var/lib/portcullis/audit', 'portcullis audit rotate-key -c gateway.yaml'],
     verbs: AUDIT,
   },
   {

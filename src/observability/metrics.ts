@@ -61,7 +61,8 @@ export class Metrics implements DecisionTally {
   readonly auditSpoolBytes: Gauge<'sink'>;
   /** Anomalies the detectors raised in this process, by detector and severity. */
   readonly anomalyAlerts: Counter<'detector' | 'severity'>;
-  readonly anomalyWebhookDropped: Gauge;
+  /** Read at scrape time: the alerts the anomaly webhook could not deliver (set by the process's monitor). */
+  readonly anomalyWebhookDropped: { collect: () => number } = { collect: () => 0 };
   /** One version is 1 on the host, whatever the number of processes running it. */
   readonly configInfo: Gauge<'version'>;
   readonly workerRestarts: Counter;
@@ -116,7 +117,8 @@ export class Metrics implements DecisionTally {
     this.auditSinkRecords = new Counter({ name: 'portcullis_audit_sink_records_total', help: 'Records a stream or collector sink handled, by sink and outcome (delivered, duplicate, spooled, retried, rejected, dropped).', labelNames: ['sink', 'outcome'] as const, registers });
     this.auditSpoolBytes = new Gauge({ name: 'portcullis_audit_spool_bytes', help: 'Bytes in a sink\'s on-disk spool, waiting to be published.', labelNames: ['sink'] as const, registers, aggregator: 'sum' });
     this.anomalyAlerts = new Counter({ name: 'portcullis_anomaly_alerts_total', help: 'Anomalies raised by the detectors of audit.anomalies, by detector and severity.', labelNames: ['detector', 'severity'] as const, registers });
-    this.anomalyWebhookDropped = new Gauge({ name: 'portcullis_anomaly_webhook_dropped', help: 'Alerts the anomaly webhook could not deliver since start (queue full, refused, or out of attempts).', registers, aggregator: 'sum' });
+    const webhookDropped = this.anomalyWebhookDropped;
+    new Gauge({ name: 'portcullis_anomaly_webhook_dropped', help: 'Alerts the anomaly webhook could not deliver since start (queue full, refused, or out of attempts).', registers, aggregator: 'sum', collect() { this.set(webhookDropped.collect()); } });
     this.configInfo = new Gauge({ name: 'portcullis_config_info', help: 'The running config version (value 1).', labelNames: ['version'] as const, registers, aggregator: 'max' });
     this.workerRestarts = new Counter({ name: 'portcullis_worker_restarts_total', help: 'Workers that died and were replaced (start --workers).', registers });
     this.configRestartRequired = new Gauge({

@@ -1,3 +1,4 @@
+import { processMonitor, type AnomalyMonitor } from '../audit/anomaly/monitor.js';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import { resolve } from 'node:path';
@@ -120,6 +121,8 @@ export class Gateway implements HandlerHost, AdminHost {
   /** Every long-lived resource (key sets, stores, upstream pools), started and retired in one order. */
   private readonly resources: ResourceSet;
   private readonly audit: AuditTrail;
+  /** The anomaly detectors over this process's records, once started (null: `audit.anomalies` absent or off). */
+  private anomalies: AnomalyMonitor | null = null;
   /** The proxy listener. */
   private readonly http: Listener;
   /** The admin API's listener, once started with the admin API on. */
@@ -240,6 +243,7 @@ export class Gateway implements HandlerHost, AdminHost {
     const config = this.config;
     try {
       await this.audit.open();
+      this.anomalies = await processMonitor(config.audit.anomalies, { logger: this.logger, clock: this.clock, trail: this.audit, metrics: this.metrics });
       this.runtime = { config, path: this.pathFor(config), generation: await this.resources.exclusive(() => this.resources.prepare(config.resources)) };
       this.started = true;
       for (const listener of this.listeners) await listener.listen();
@@ -448,6 +452,7 @@ export class Gateway implements HandlerHost, AdminHost {
 
   private writeAudit(record: AuditRecord): void {
     this.audit.write(record);
+    this.anomalies?.observe(record);
   }
 
   /** The process's audit trail: the anomaly detectors append their alert records to it. */
@@ -487,6 +492,7 @@ export class Gateway implements HandlerHost, AdminHost {
     this.draining = true;
     await Promise.all(this.listeners.map((l) => l.close()));
     await this.resources.stopAll().catch((err: unknown) => { this.logger.warn({ err }, 'releasing resources after a failed start failed'); });
+    await this.anomalies?.close();
     await this.audit.close().catch((err: unknown) => { this.logger.warn({ err }, 'closing the audit trail after a failed start failed'); });
   }
 
@@ -509,6 +515,7 @@ export class Gateway implements HandlerHost, AdminHost {
     await Promise.all([...this.config.upstreamPools.values()].map((u) => u.destroy()));
     await this.admin?.close();
     await this.resources.stopAll();
+    await this.anomalies?.close();
     await this.audit.close();
     this.logger.info('gateway stopped');
   }

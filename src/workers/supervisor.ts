@@ -1,3 +1,4 @@
+import { processMonitor, type AnomalyMonitor } from '../audit/anomaly/monitor.js';
 import cluster, { type Worker } from 'node:cluster';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,6 +79,8 @@ export class Supervisor implements AdminHost {
   config: CompiledConfig;
   private readonly clock: Clock;
   private readonly audit: AuditTrail;
+  /** The anomaly detectors over the primary's own records (admin operations); each worker runs its own over its requests. */
+  private anomalies: AnomalyMonitor | null = null;
   private readonly admin: Listener | null = null;
   private readonly members = new Map<number, Member>();
   private readonly pending = new Map<number, Pending<FromWorker>>();
@@ -136,6 +139,7 @@ export class Supervisor implements AdminHost {
   /** Forks the workers, waits until every one listens, then opens the admin listener. */
   async start(): Promise<{ http: number; admin: number | null }> {
     await this.audit.open();
+    this.anomalies = await processMonitor(this.config.audit.anomalies, { logger: this.logger, clock: this.clock, trail: this.audit, metrics: this.metrics });
     cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.js', import.meta.url)), args: [this.config.file] });
     cluster.on('message', (worker, message: unknown) => this.received(worker, message));
     const listening = Array.from({ length: this.options.workers }, () => this.fork());
@@ -403,6 +407,7 @@ export class Supervisor implements AdminHost {
 
   private writeAudit(record: AuditRecord): void {
     this.audit.write(record);
+    this.anomalies?.observe(record);
   }
 
   /** Drains every worker (each finishes its requests in flight, up to drainTimeoutMs), then closes the admin listener and the trail. */
@@ -423,6 +428,7 @@ export class Supervisor implements AdminHost {
     await this.hostSync.close();
     await this.admin?.close();
     await this.keys?.store.close();
+    await this.anomalies?.close();
     await this.audit.close();
     this.logger.info('gateway stopped');
   }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { AnomalyOptions } from '../../config/compile-anomalies.js';
 import type { Clock } from '../../lib/clock.js';
+import type { Metrics } from '../../observability/metrics.js';
 import { alertRecord } from './alert-record.js';
 import { AnomalyEngine } from './engine.js';
 import type { Alert, ObservedRecord } from './types.js';
@@ -63,4 +64,23 @@ export class AnomalyMonitor {
   async close(): Promise<void> {
     await this.webhook?.close();
   }
+}
+
+/** What a gateway process gives its monitor: alerts become records in its own chain and counters in its metrics. */
+export interface ProcessMonitorDeps {
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly trail: { append(record: Record<string, unknown>): void };
+  readonly metrics: Metrics;
+}
+
+/** The monitor of one gateway process (null when `audit.anomalies` is absent or off), over the records that process writes. */
+export async function processMonitor(options: AnomalyOptions | null, deps: ProcessMonitorDeps): Promise<AnomalyMonitor | null> {
+  const { metrics, trail } = deps;
+  const monitor = await AnomalyMonitor.create(options, deps, {
+    record: (record) => trail.append(record),
+    count: (alert) => metrics.anomalyAlerts.inc({ detector: alert.detector, severity: alert.severity }),
+  });
+  if (monitor !== null) metrics.anomalyWebhookDropped.collect = () => monitor.webhookDropped;
+  return monitor;
 }

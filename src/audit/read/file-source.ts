@@ -78,8 +78,8 @@ class LineFile {
 
   constructor(readonly path: string, readonly handle: FileHandle, readonly ino: number, private readonly reader: TrailReader) {}
 
-  /** Complete lines from `offset` to the end as it is now. The incomplete tail waits for more. */
-  async *lines(): AsyncGenerator<string> {
+  /** Complete lines from `offset` to the end as it is now, a chunk's worth at a time. The incomplete tail waits for more. */
+  async *lines(): AsyncGenerator<string[]> {
     const buf = Buffer.allocUnsafe(CHUNK_BYTES);
     for (;;) {
       let bytesRead: number;
@@ -90,15 +90,17 @@ class LineFile {
       }
       if (bytesRead === 0) return;
       this.offset += bytesRead;
+      const lines: string[] = [];
       let start = 0;
       for (;;) {
         const nl = buf.indexOf(0x0a, start);
         if (nl < 0 || nl >= bytesRead) break;
         const line = this.take(buf.subarray(start, nl));
         start = nl + 1;
-        if (line !== null) yield line;
+        if (line !== null) lines.push(line);
       }
       if (start < bytesRead) this.keep(buf.subarray(start, bytesRead));
+      if (lines.length > 0) yield lines;
     }
   }
 
@@ -155,8 +157,6 @@ interface ChainCursor {
   /** The chain's name from its records (`file`, `start`, `checkpoint` carry `chain`); the file's name until one is read. */
   name: string;
   current: LineFile | null;
-  /** ms of the last record's `time`, for merging. */
-  lastMs: number;
 }
 
 /** Shared state of one records() call: counts and the open files to close. */
@@ -197,10 +197,6 @@ class TrailReader {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) { this.malformed++; return null; }
     const record = value as Record<string, unknown>;
     if (typeof record.chain === 'string') cursor.name = record.chain;
-    if (typeof record.time === 'string') {
-      const ms = Date.parse(record.time);
-      if (Number.isFinite(ms)) cursor.lastMs = ms;
-    }
     return { chain: cursor.name, line, record };
   }
 }
@@ -274,34 +270,61 @@ class Waker {
   };
 }
 
-/** Picks, among the chains' next records, the one with the earliest time; a record without one goes first (it keeps its chain's order). */
-async function* mergeByTime(streams: readonly AsyncGenerator<SourceRecord>[]): AsyncGenerator<SourceRecord> {
-  const heads: ({ record: SourceRecord; ms: number } | null)[] = [];
-  const timeOf = (r: SourceRecord): number => {
-    const t = r.record.time;
-    const ms = typeof t === 'string' ? Date.parse(t) : Number.NaN;
-    return Number.isFinite(ms) ? ms : Number.NEGATIVE_INFINITY;
+/** Records in the order of one chain, a batch at a time (a batch per chunk read): fewer awaits per record. */
+type Batches = AsyncGenerator<SourceRecord[]>;
+
+/** Records in batches of at most this many out of the merge. */
+const MERGED_BATCH = 1024;
+
+function timeOf(r: SourceRecord): number {
+  const t = r.record.time;
+  const ms = typeof t === 'string' ? Date.parse(t) : Number.NaN;
+  return Number.isFinite(ms) ? ms : Number.NEGATIVE_INFINITY;
+}
+
+/**
+ * The chains' records merged by time: each step takes, among the chains' next records, the one
+ * with the earliest time (a record without one goes first; each chain keeps its own order).
+ */
+async function* mergeByTime(streams: readonly Batches[]): Batches {
+  if (streams.length === 1 && streams[0] !== undefined) { yield* streams[0]; return; }
+  const buffers = streams.map(() => ({ batch: [] as SourceRecord[], at: 0, ms: 0, done: false }));
+  const fill = async (i: number): Promise<void> => {
+    const b = buffers[i];
+    const s = streams[i];
+    if (b === undefined || s === undefined) return;
+    while (!b.done && b.at >= b.batch.length) {
+      const next = await s.next();
+      if (next.done === true) { b.done = true; b.batch = []; } else { b.batch = next.value; b.at = 0; }
+    }
+    const head = b.batch[b.at];
+    if (head !== undefined) b.ms = timeOf(head);
   };
-  for (const s of streams) {
-    const next = await s.next();
-    heads.push(next.done === true ? null : { record: next.value, ms: timeOf(next.value) });
-  }
+  for (let i = 0; i < streams.length; i++) await fill(i);
+  let out: SourceRecord[] = [];
   for (;;) {
     let best = -1;
-    for (let i = 0; i < heads.length; i++) {
-      const h = heads[i];
-      if (h === null || h === undefined) continue;
-      const b = heads[best];
-      if (best < 0 || (b !== null && b !== undefined && h.ms < b.ms)) best = i;
+    let bestMs = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < buffers.length; i++) {
+      const b = buffers[i];
+      if (b === undefined || b.done) continue;
+      if (best < 0 || b.ms < bestMs) { best = i; bestMs = b.ms; }
     }
-    if (best < 0) return;
-    const chosen = heads[best];
-    const stream = streams[best];
-    if (chosen === null || chosen === undefined || stream === undefined) return;
-    yield chosen.record;
-    const next = await stream.next();
-    heads[best] = next.done === true ? null : { record: next.value, ms: timeOf(next.value) };
+    const b = buffers[best];
+    if (b === undefined) break;
+    const record = b.batch[b.at];
+    if (record !== undefined) out.push(record);
+    b.at++;
+    if (b.at >= b.batch.length) {
+      if (out.length > 0) { yield out; out = []; }
+      await fill(best);
+    } else {
+      const head = b.batch[b.at];
+      if (head !== undefined) b.ms = timeOf(head);
+    }
+    if (out.length >= MERGED_BATCH) { yield out; out = []; }
   }
+  if (out.length > 0) yield out;
 }
 
 /**
@@ -347,13 +370,13 @@ export class FileSource implements RecordSource {
       if (options.follow) { waker = new Waker(dir, this.clock, this.pollMs, options.signal); this.wakers.add(waker); }
       const chains = isDirectory ? await this.scan(dir) : [{ key: parseTrailName(basename(this.path), extname(this.path))?.chainKey ?? basename(this.path), sealed: [], active: this.path }];
       const backlogs = chains.map((c) => {
-        const cursor: ChainCursor = { key: c.key, active: c.active, name: defaultChainName(c.key), current: null, lastMs: Number.NEGATIVE_INFINITY };
+        const cursor: ChainCursor = { key: c.key, active: c.active, name: defaultChainName(c.key), current: null };
         cursors.set(c.key, cursor);
         return this.backlog(reader, cursor, c.sealed, options);
       });
-      for await (const r of mergeByTime(backlogs)) yield r;
+      for await (const batch of mergeByTime(backlogs)) yield* batch;
       if (!options.follow || waker === null) {
-        for (const cursor of cursors.values()) yield* this.finish(reader, cursor);
+        for (const cursor of cursors.values()) yield* await this.finish(reader, cursor);
         return;
       }
       options.onCaughtUp?.();
@@ -365,12 +388,12 @@ export class FileSource implements RecordSource {
           for (const c of await this.scan(dir)) {
             if (cursors.has(c.key)) continue;
             // A chain that began while we followed (a new worker slot): all of it is new.
-            const cursor: ChainCursor = { key: c.key, active: c.active, name: defaultChainName(c.key), current: null, lastMs: Number.NEGATIVE_INFINITY };
+            const cursor: ChainCursor = { key: c.key, active: c.active, name: defaultChainName(c.key), current: null };
             cursors.set(c.key, cursor);
-            yield* this.backlog(reader, cursor, c.sealed, { follow: true });
+            for await (const batch of this.backlog(reader, cursor, c.sealed, { follow: true })) yield* batch;
           }
         }
-        for (const cursor of cursors.values()) yield* this.advance(reader, cursor, dir, isDirectory);
+        for (const cursor of cursors.values()) for await (const batch of this.advance(reader, cursor, dir, isDirectory)) yield* batch;
       }
     } finally {
       if (waker !== null) { waker.close(); this.wakers.delete(waker); }
@@ -422,7 +445,7 @@ export class FileSource implements RecordSource {
   }
 
   /** A chain's records present now: its sealed files (those that can hold records at or after `since`), then its active file, left open. */
-  private async *backlog(reader: TrailReader, cursor: ChainCursor, sealed: readonly string[], options: ReadOptions): AsyncGenerator<SourceRecord> {
+  private async *backlog(reader: TrailReader, cursor: ChainCursor, sealed: readonly string[], options: ReadOptions): Batches {
     let files = sealed;
     if (options.since !== undefined && files.length > 0) {
       // A sealed file can be skipped when the next file of the chain starts before `since`.
@@ -445,35 +468,37 @@ export class FileSource implements RecordSource {
   }
 
   /** The records of `file` from where it was left; with `complete`, its unfinished last line too (the file will not grow). */
-  private async *drain(reader: TrailReader, cursor: ChainCursor, file: LineFile, complete: boolean): AsyncGenerator<SourceRecord> {
-    for await (const line of file.lines()) {
-      const r = reader.parse(line, cursor);
-      if (r !== null) yield r;
+  private async *drain(reader: TrailReader, cursor: ChainCursor, file: LineFile, complete: boolean): Batches {
+    for await (const lines of file.lines()) {
+      const batch: SourceRecord[] = [];
+      for (const line of lines) {
+        const r = reader.parse(line, cursor);
+        if (r !== null) batch.push(r);
+      }
+      if (batch.length > 0) yield batch;
     }
     if (complete) {
       const rest = file.rest();
       if (rest !== null) {
         const r = reader.parse(rest, cursor);
-        if (r !== null) yield r;
+        if (r !== null) yield [r];
       }
     }
   }
 
   /** When not following: the active file's unfinished last line, then close. */
-  private async *finish(reader: TrailReader, cursor: ChainCursor): AsyncGenerator<SourceRecord> {
+  private async finish(reader: TrailReader, cursor: ChainCursor): Promise<SourceRecord[]> {
     const file = cursor.current;
-    if (file === null) return;
+    if (file === null) return [];
     const rest = file.rest();
-    if (rest !== null) {
-      const r = reader.parse(rest, cursor);
-      if (r !== null) yield r;
-    }
+    const r = rest === null ? null : reader.parse(rest, cursor);
     cursor.current = null;
     await reader.closeFile(file);
+    return r === null ? [] : [r];
   }
 
   /** Following: new lines of the chain's active file, and across a rotation the rest of the old file, any sealed since and the new one. */
-  private async *advance(reader: TrailReader, cursor: ChainCursor, dir: string, isDirectory: boolean): AsyncGenerator<SourceRecord> {
+  private async *advance(reader: TrailReader, cursor: ChainCursor, dir: string, isDirectory: boolean): Batches {
     const file = cursor.current;
     if (file !== null) {
       // Truncated in place (not our writer's way, but a copy-and-truncate rotation): start again.

@@ -49,24 +49,40 @@ export function tailFilter(values: Invocation['values'], nowMs: number): RecordF
   };
 }
 
-/** The last `capacity` items pushed, oldest first. */
-class Ring<T> {
-  private items: T[] = [];
-  private start = 0;
+/** The most characters `-n` holds back, whatever N: a tampered trail's lines can be up to 1 MiB each. */
+export const MAX_HELD_CHARS = 64 * 1024 * 1024;
 
-  constructor(private readonly capacity: number) {}
+/** The last `capacity` lines pushed, oldest first, holding at most `maxChars` characters. */
+class LastLines {
+  private items: string[] = [];
+  private head = 0;
+  private chars = 0;
+  private pushed = 0;
+  /** After drain: how many of the last N were let go for the character budget. */
+  dropped = 0;
 
-  push(item: T): void {
+  constructor(private readonly capacity: number, private readonly maxChars: number) {}
+
+  push(line: string): void {
     if (this.capacity === 0) return;
-    if (this.items.length < this.capacity) { this.items.push(item); return; }
-    this.items[this.start] = item;
-    this.start = (this.start + 1) % this.capacity;
+    this.pushed++;
+    this.items.push(line);
+    this.chars += line.length;
+    while (this.items.length - this.head > this.capacity || (this.chars > this.maxChars && this.items.length - this.head > 1)) {
+      this.chars -= (this.items[this.head] ?? '').length;
+      this.items[this.head] = ''; // let the line go now, not at the next compaction
+      this.head++;
+    }
+    // Drop the consumed front now and then, so the array does not grow with the trail.
+    if (this.head > 1024 && this.head * 2 > this.items.length) { this.items = this.items.slice(this.head); this.head = 0; }
   }
 
-  drain(): T[] {
-    const out = [...this.items.slice(this.start), ...this.items.slice(0, this.start)];
+  drain(): string[] {
+    const out = this.items.slice(this.head);
+    this.dropped = Math.min(this.capacity, this.pushed) - out.length;
     this.items = [];
-    this.start = 0;
+    this.head = 0;
+    this.chars = 0;
     return out;
   }
 }
@@ -94,16 +110,18 @@ export async function auditTailCommand({ values }: Invocation): Promise<number> 
     throw err;
   }
   const out = new Output();
-  const show = (r: SourceRecord): void => {
-    if (mode.human) out.line(renderRecord(r.record, { color: mode.color }));
-    else out.line((process.stdout as { isTTY?: boolean }).isTTY === true ? terminalJson(r.record) : r.line);
+  const terminal = (process.stdout as { isTTY?: boolean }).isTTY === true;
+  const text = (r: SourceRecord): string => {
+    if (mode.human) return renderRecord(r.record, { color: mode.color });
+    return terminal ? terminalJson(r.record) : r.line;
   };
-  const ring = new Ring<SourceRecord>(lines);
+  const held = new LastLines(lines, MAX_HELD_CHARS);
   let caughtUp = false;
   const catchUp = (): void => {
     if (caughtUp) return;
     caughtUp = true;
-    for (const r of ring.drain()) show(r);
+    for (const line of held.drain()) out.line(line);
+    if (held.dropped > 0) process.stderr.write(`portcullis audit tail: ${held.dropped} of the last ${lines} records not printed: together they pass ${MAX_HELD_CHARS / (1024 * 1024)} MiB\n`);
   };
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
@@ -127,7 +145,7 @@ export async function auditTailCommand({ values }: Invocation): Promise<number> 
     for await (const r of source.records(options)) {
       if (out.isClosed) break;
       if (!matches(r.record, filter)) { armIdle(); continue; }
-      if (caughtUp) { show(r); await out.flush(); } else { ring.push(r); armIdle(); }
+      if (caughtUp) { out.line(text(r)); await out.flush(); } else { held.push(text(r)); armIdle(); }
       if (out.full) await out.flush();
     }
     catchUp();

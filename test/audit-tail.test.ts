@@ -12,7 +12,9 @@ import { linkText } from '../src/audit/chain.js';
 import { fileSource, parseTrailName } from '../src/audit/read/file-source.js';
 import { parseStatus, parseTime } from '../src/audit/read/filter.js';
 import { renderRecord, terminalJson } from '../src/audit/read/format.js';
-import { outputMode } from '../src/cli/audit-source.js';
+import { outputMode, redactedUrl } from '../src/cli/audit-source.js';
+import { waitUntil } from './harness/assertions.js';
+import { ManualClock } from './harness/manual-clock.js';
 import { CLI } from './harness/gateway.js';
 import { ChainWriter, at, requestRecord } from './harness/query-trail.js';
 
@@ -293,5 +295,68 @@ describe('the file source in process', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the file source: polling, seeking, URLs', () => {
+  it('follows by polling alone where no file system events come, growth and rotation alike', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-tail-poll-'));
+    const clock = new ManualClock();
+    const source = fileSource(dir, { watch: false, clock, pollIntervalMs: 1000 });
+    const stop = new AbortController();
+    const got: unknown[] = [];
+    let caughtUp = false;
+    try {
+      const chain = new ChainWriter(dir).begin(at(0));
+      chain.request({ time: at(1), requestId: 'p1' });
+      const reading = (async () => {
+        const options = { follow: true, signal: stop.signal, onCaughtUp: () => { caughtUp = true; } };
+        for await (const r of source.records(options)) if (r.record.kind === 'request') got.push(r.record.requestId);
+      })();
+      await waitUntil('caught up', () => caughtUp);
+      chain.request({ time: at(2), requestId: 'p2' });
+      chain.rotate(at(3));
+      chain.request({ time: at(4), requestId: 'p3' });
+      // Only the clock wakes the follower here: each look moves it one poll interval.
+      await waitUntil(`the polled records (saw ${got.join(', ')})`, () => { clock.advance(1000); return got.length >= 3; });
+      assert.deepEqual(got, ['p1', 'p2', 'p3']);
+      stop.abort();
+      await reading;
+    } finally {
+      stop.abort();
+      await source.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--since skips sealed files that end before it without reading them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-tail-since-'));
+    try {
+      const chain = new ChainWriter(dir).begin(at(0));
+      chain.request({ time: at(1), requestId: 'old' });
+      appendFileSync(chain.activePath, 'garbage in a file --since need not read\n');
+      chain.rotate(at(5));
+      chain.request({ time: at(6), requestId: 'mid' });
+      chain.rotate(at(8));
+      chain.request({ time: at(9), requestId: 'new' });
+      const read = async (since?: number): Promise<{ ids: unknown[]; malformed: number }> => {
+        const source = fileSource(dir);
+        const ids: unknown[] = [];
+        for await (const r of source.records({ follow: false, ...(since === undefined ? {} : { since }) })) if (r.record.kind === 'request') ids.push(r.record.requestId);
+        await source.close();
+        return { ids, malformed: source.malformed };
+      };
+      assert.deepEqual(await read(), { ids: ['old', 'mid', 'new'], malformed: 1 });
+      // The first file is skipped (the second begins before --since); the second is read, as it may hold later records.
+      assert.deepEqual(await read(Date.parse(at(7))), { ids: ['mid', 'new'], malformed: 0 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a stream URL in a message carries no credentials', () => {
+    assert.equal(redactedUrl('nats://user:s3cret@nats.internal:4222'), 'nats://nats.internal:4222');
+    assert.equal(redactedUrl('nats://tok3n@nats.internal:4222'), 'nats://nats.internal:4222');
+    assert.equal(redactedUrl('not a url s3cret'), 'the stream URL');
   });
 });

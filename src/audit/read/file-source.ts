@@ -31,6 +31,8 @@ export interface FileSourceOptions {
   readonly base?: string;
   /** In a directory, the trail files' extension. Default `.log`. */
   readonly extension?: string;
+  /** Use file system events (fs.watch) as well as polling. Default true; false polls alone. */
+  readonly watch?: boolean;
 }
 
 /** The trail cannot be read: the path is missing or unreadable, or a read failed. */
@@ -231,13 +233,16 @@ class Waker {
   private watcher: FSWatcher | null = null;
   private timer: Timer | null = null;
 
-  constructor(dir: string, private readonly clock: Clock, private readonly pollMs: number, private readonly signal: AbortSignal | undefined) {
-    try {
-      this.watcher = watch(dir, { persistent: false }, () => this.poke());
-      // A watch that fails later (the directory removed, the platform's limit reached) leaves polling.
-      this.watcher.on('error', () => { this.watcher?.close(); this.watcher = null; });
-    } catch {
-      this.watcher = null;
+  constructor(dir: string, useWatch: boolean, private readonly clock: Clock, private readonly pollMs: number, private readonly signal: AbortSignal | undefined) {
+    if (useWatch) {
+      try {
+        const watcher = watch(dir, { persistent: false }, () => this.poke());
+        // A watch that fails later (the directory removed, the platform's limit reached) leaves polling.
+        watcher.on('error', () => { watcher.close(); this.watcher = null; });
+        this.watcher = watcher;
+      } catch {
+        this.watcher = null; // no watching here (some network file systems): polling alone
+      }
     }
     signal?.addEventListener('abort', this.poke, { once: true });
   }
@@ -338,6 +343,7 @@ export class FileSource implements RecordSource {
   private readonly maxLineBytes: number;
   private readonly extension: string;
   private readonly base: string | undefined;
+  private readonly useWatch: boolean;
   private readonly readers = new Set<TrailReader>();
   private readonly wakers = new Set<Waker>();
   private counted = 0;
@@ -349,6 +355,7 @@ export class FileSource implements RecordSource {
     this.maxLineBytes = options.maxLineBytes ?? 1024 * 1024;
     this.extension = options.extension ?? '.log';
     this.base = options.base;
+    this.useWatch = options.watch ?? true;
     if (!(this.pollMs > 0) || !(this.maxLineBytes >= 1024)) throw new RangeError('pollIntervalMs must be positive and maxLineBytes at least 1024');
   }
 
@@ -367,7 +374,7 @@ export class FileSource implements RecordSource {
     let waker: Waker | null = null;
     try {
       // Start watching before the first read, so a write during it still wakes the follower.
-      if (options.follow) { waker = new Waker(dir, this.clock, this.pollMs, options.signal); this.wakers.add(waker); }
+      if (options.follow) { waker = new Waker(dir, this.useWatch, this.clock, this.pollMs, options.signal); this.wakers.add(waker); }
       const chains = isDirectory ? await this.scan(dir) : [{ key: parseTrailName(basename(this.path), extname(this.path))?.chainKey ?? basename(this.path), sealed: [], active: this.path }];
       const backlogs = chains.map((c) => {
         const cursor: ChainCursor = { key: c.key, active: c.active, name: defaultChainName(c.key), current: null };
@@ -381,10 +388,14 @@ export class FileSource implements RecordSource {
       }
       options.onCaughtUp?.();
       const aborted = (): boolean => options.signal?.aborted === true;
+      let lastScan = this.clock.now();
       while (!aborted()) {
         await waker.wait();
         if (aborted()) break;
-        if (isDirectory) {
+        // New chains are looked for at most once a poll interval: a listing per write would cost
+        // more than the write on a directory of many sealed files.
+        if (isDirectory && this.clock.now() - lastScan >= this.pollMs) {
+          lastScan = this.clock.now();
           for (const c of await this.scan(dir)) {
             if (cursors.has(c.key)) continue;
             // A chain that began while we followed (a new worker slot): all of it is new.

@@ -190,6 +190,15 @@ describe('audit tail and hostile records', () => {
     // Piped (not a terminal), the stored line is passed on unchanged for the next program.
     const piped = await cli(['audit', 'tail', '--from', dir]);
     assert.equal(lines(piped)[1], tampered);
+    // A raw ESC byte edited into a line: JSON forbids raw control characters, so the line is
+    // counted as malformed and never printed.
+    const raw = chain.request({ time: at(3), requestId: 'hostile-3' }).replace('"/orders/1"', '"/orders/\u001b[2J\u001b]0;owned\u0007"');
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/.*hostile-3.*\n/, `${raw}\n`));
+    assert.ok(raw.includes('\u001b'), 'the file holds a raw ESC');
+    const again = await cli(['audit', 'tail', '--from', dir, '--color', 'always']);
+    assert.equal(lines(again).length, 2);
+    assertTerminalSafe(again.stdout, 'human lines after a raw ESC');
+    assert.match(again.stderr, /1 line of .* did not parse as a record and was skipped/);
   });
 });
 

@@ -2,7 +2,7 @@
 // the usage errors all read it. Implementations load on use, so help and errors start fast.
 import type { Command, Invocation, OptionSpec } from './command.js';
 import type { KeysVerb } from './keys.js';
-import * as AUDIT_SOURCE from './audit-options.js';
+import * as AUDIT_OPTIONS from './audit-options.js';
 
 const CONFIG: OptionSpec = { name: 'config', short: 'c', type: 'string', value: 'FILE', description: 'the config (default: $PORTCULLIS_CONFIG, else gateway.yaml)' };
 const JSON_OUTPUT: OptionSpec = { name: 'json', type: 'boolean', description: 'print JSON, for scripts' };
@@ -118,8 +118,8 @@ left out (--kind all shows them).
 
 ${AUDIT_READ_NOTES}`,
     options: [
-      AUDIT_SOURCE.FROM,
-      AUDIT_SOURCE.CONFIG,
+      AUDIT_OPTIONS.FROM,
+      AUDIT_OPTIONS.CONFIG,
       { name: 'follow', short: 'f', type: 'boolean', description: 'keep printing records as they are written (and across rotation) until Ctrl+C' },
       { name: 'lines', short: 'n', type: 'string', value: 'N', description: 'how many of the last matching records to print first (default 20, at most 100000)' },
       { name: 'identity', type: 'string', value: 'X', description: 'only records of this subject or API key id' },
@@ -127,10 +127,10 @@ ${AUDIT_READ_NOTES}`,
       { name: 'route', type: 'string', value: 'R', description: 'only records of this route' },
       { name: 'decision', type: 'string', value: 'allow|deny|error|abort', description: 'only records with this decision' },
       { name: 'kind', type: 'string', value: 'KIND,…', description: 'only these kinds: request, admin, alert, gap, checkpoint, file, start, or all (default: request, admin, alert, gap)' },
-      AUDIT_SOURCE.SINCE,
-      AUDIT_SOURCE.UNTIL,
+      AUDIT_OPTIONS.SINCE,
+      AUDIT_OPTIONS.UNTIL,
       { name: 'json', type: 'boolean', description: 'print each record as its JSON line, even on a terminal' },
-      AUDIT_SOURCE.COLOR,
+      AUDIT_OPTIONS.COLOR,
     ],
     examples: [
       'portcullis audit tail -c gateway.yaml --follow --decision deny',
@@ -149,13 +149,13 @@ past that it approximates (space-saving) and marks the counts that may be too hi
 
 ${AUDIT_READ_NOTES}`,
     options: [
-      AUDIT_SOURCE.FROM,
-      AUDIT_SOURCE.CONFIG,
-      AUDIT_SOURCE.SINCE,
-      AUDIT_SOURCE.UNTIL,
+      AUDIT_OPTIONS.FROM,
+      AUDIT_OPTIONS.CONFIG,
+      AUDIT_OPTIONS.SINCE,
+      AUDIT_OPTIONS.UNTIL,
       { name: 'top', type: 'string', value: 'N', description: 'rows in each top list (default 10, at most 1000)' },
       { name: 'json', type: 'boolean', description: 'print the statistics as JSON' },
-      AUDIT_SOURCE.COLOR,
+      AUDIT_OPTIONS.COLOR,
     ],
     examples: ['portcullis audit stats -c gateway.yaml --since 24h', 'portcullis audit stats --from /var/lib/portcullis/audit --since 2026-11-30 --until 2026-12-01 --top 20 --json'],
     run: async (inv) => (await import('./audit-stats.js')).auditStatsCommand(inv),

@@ -2,6 +2,7 @@
 // the usage errors all read it. Implementations load on use, so help and errors start fast.
 import type { Command, Invocation, OptionSpec } from './command.js';
 import type { KeysVerb } from './keys.js';
+import * as AUDIT_OPTIONS from './audit-options.js';
 
 const CONFIG: OptionSpec = { name: 'config', short: 'c', type: 'string', value: 'FILE', description: 'the config (default: $PORTCULLIS_CONFIG, else gateway.yaml)' };
 const JSON_OUTPUT: OptionSpec = { name: 'json', type: 'boolean', description: 'print JSON, for scripts' };
@@ -97,7 +98,68 @@ takes. Put only the hash in gateway.yaml; keep the token in your secret store an
   },
 ];
 
+const AUDIT_READ_NOTES = `Reads a trail file, a directory of trail files (every chain: sealed files in order, then the
+active one; chains merged by time) or the NATS stream. Lines that do not parse are skipped and
+counted on stderr at the end. Times: ISO 8601 with Z or an offset, or a duration ago (15m, 24h, 7d).
+Exit codes: 0 done, 1 the trail or the config cannot be read, 2 bad arguments.`;
+
+/** The verbs of `portcullis audit` that read the trail; the readers load only when one runs. */
 const AUDIT: readonly Command[] = [
+  {
+    path: ['audit', 'tail'],
+    summary: 'the last records of the audit trail, filtered; --follow for new ones as they are written',
+    synopsis: '[--from PATH|nats://…] [--follow] [-n N] [filters] [--json]',
+    description: `Prints the last N matching records (default 20), then with --follow every new one, following file
+rotation, until Ctrl+C. On a terminal each record is one human-readable line (time, status,
+method, path, route, identity, decision/reason, latency), coloured unless NO_COLOR is set; every
+value is escaped, so a tampered record cannot drive the terminal. Otherwise, or with --json, each
+record is its stored JSON line. By default the chain's own file, start and checkpoint records are
+left out (--kind all shows them).
+
+${AUDIT_READ_NOTES}`,
+    options: [
+      AUDIT_OPTIONS.FROM,
+      AUDIT_OPTIONS.CONFIG,
+      { name: 'follow', short: 'f', type: 'boolean', description: 'keep printing records as they are written (and across rotation) until Ctrl+C' },
+      { name: 'lines', short: 'n', type: 'string', value: 'N', description: 'how many of the last matching records to print first (default 20, at most 100000)' },
+      { name: 'identity', type: 'string', value: 'X', description: 'only records of this subject or API key id' },
+      { name: 'status', type: 'string', value: '4xx|401|…', description: 'only these statuses: an exact one, a class, or several comma separated (401,5xx)' },
+      { name: 'route', type: 'string', value: 'R', description: 'only records of this route' },
+      { name: 'decision', type: 'string', value: 'allow|deny|error|abort', description: 'only records with this decision' },
+      { name: 'kind', type: 'string', value: 'KIND,…', description: 'only these kinds: request, admin, alert, gap, checkpoint, file, start, or all (default: request, admin, alert, gap)' },
+      AUDIT_OPTIONS.SINCE,
+      AUDIT_OPTIONS.UNTIL,
+      { name: 'json', type: 'boolean', description: 'print each record as its JSON line, even on a terminal' },
+      AUDIT_OPTIONS.COLOR,
+    ],
+    examples: [
+      'portcullis audit tail -c gateway.yaml --follow --decision deny',
+      'portcullis audit tail --from /var/lib/portcullis/audit -n 100 --status 4xx --identity alice',
+      'portcullis audit tail --from nats://127.0.0.1:4222 --follow --kind alert',
+    ],
+    run: async (inv) => (await import('./audit-tail.js')).auditTailCommand(inv),
+  },
+  {
+    path: ['audit', 'stats'],
+    summary: 'totals, top identities, routes and denial codes of the audit trail over a time range',
+    synopsis: '[--from PATH|nats://…] [--since TIME] [--until TIME] [--top N] [--json]',
+    description: `Counts records by kind, decision and status class, and lists the top identities, routes and
+denial codes. Memory stays bounded: each top list tracks at most 10000 distinct keys, exactly;
+past that it approximates (space-saving) and marks the counts that may be too high.
+
+${AUDIT_READ_NOTES}`,
+    options: [
+      AUDIT_OPTIONS.FROM,
+      AUDIT_OPTIONS.CONFIG,
+      AUDIT_OPTIONS.SINCE,
+      AUDIT_OPTIONS.UNTIL,
+      { name: 'top', type: 'string', value: 'N', description: 'rows in each top list (default 10, at most 1000)' },
+      { name: 'json', type: 'boolean', description: 'print the statistics as JSON' },
+      AUDIT_OPTIONS.COLOR,
+    ],
+    examples: ['portcullis audit stats -c gateway.yaml --since 24h', 'portcullis audit stats --from /var/lib/portcullis/audit --since 2026-11-30 --until 2026-12-01 --top 20 --json'],
+    run: async (inv) => (await import('./audit-stats.js')).auditStatsCommand(inv),
+  },
   {
     path: ['audit', 'verify'],
     summary: 'check the hash chains and signed checkpoints of audit trail files',
@@ -194,7 +256,7 @@ contacted and no store is used: limits show what they would count.`,
     summary: 'the audit trail: verify, tail, stats, watch, rotate-key',
     synopsis: '<command> [options]',
     options: [],
-    examples: ['portcullis audit verify /var/lib/portcullis/audit', 'portcullis audit rotate-key -c gateway.yaml'],
+    examples: ['portcullis audit verify /var/lib/portcullis/audit', 'portcullis audit tail -c gateway.yaml --follow', 'portcullis audit stats -c gateway.yaml --since 24h', 'portcullis audit watch -c gateway.yaml --from nats://127.0.0.1:4222'],
     verbs: AUDIT,
   },
   {

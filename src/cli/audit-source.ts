@@ -1,6 +1,7 @@
 // What `audit tail` and `audit stats` read: `--from PATH` (a trail file or directory), `--from
 // nats://…` (the stream, through the NATS source, loaded only then), or without `--from` the trail
 // the config names (dataDir and audit.file). Also the parsing of the options both commands share.
+import { existsSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { AUDIT_DEFAULTS } from '../config/compile-audit.js';
 import { dataDirOf, loadConfigSections } from '../config/load.js';
@@ -32,22 +33,27 @@ export function redactedUrl(text: string): string {
   }
 }
 
-/** What the NATS source module exports (src/audit/read/nats-source.ts). */
-type NatsSourceFactory = (url: string, options: Readonly<Record<string, unknown>>) => RecordSource;
+/**
+ * The stream and subject to read: `--stream`/`--subject`, else the config's `audit.nats` when a
+ * config is given (or the default one exists), else the sinks' defaults.
+ */
+async function streamNames(values: Invocation['values']): Promise<{ stream?: string; subject?: string }> {
+  const named = { ...(typeof values.stream === 'string' ? { stream: values.stream } : {}), ...(typeof values.subject === 'string' ? { subject: values.subject } : {}) };
+  if (named.stream !== undefined && named.subject !== undefined) return named;
+  const file = configFile(values.config);
+  if (typeof values.config !== 'string' && !existsSync(file)) return named;
+  const nats = (await loadConfigSections(file, ['audit'])).raw.audit?.nats;
+  return { ...(nats?.stream === undefined ? {} : { stream: nats.stream }), ...(nats?.subject === undefined ? {} : { subject: nats.subject }), ...named };
+}
 
-/** Kept in a variable so the module is resolved when a nats:// URL is given, not when this one loads. */
-const NATS_SOURCE_MODULE = '../audit/read/nats-source.js';
-
-async function natsSource(url: string): Promise<RecordSource> {
-  let factory: unknown;
+async function natsSource(url: string, values: Invocation['values']): Promise<RecordSource> {
+  const names = await streamNames(values);
+  const { natsSource: open } = await import('../audit/read/nats-source.js');
   try {
-    const mod = (await import(NATS_SOURCE_MODULE)) as Readonly<Record<string, unknown>>;
-    factory = mod.natsSource;
+    return open(url, names);
   } catch (err) {
-    throw new SourceOpenError(`cannot read ${redactedUrl(url)}: the NATS source is not available (${(err as Error).message})`);
+    throw new SourceOpenError(err instanceof Error ? err.message : `cannot read ${redactedUrl(url)}`);
   }
-  if (typeof factory !== 'function') throw new SourceOpenError(`cannot read ${redactedUrl(url)}: the NATS source is not available`);
-  return (factory as NatsSourceFactory)(url, {});
 }
 
 /** The source cannot be opened (exit 1). */
@@ -62,7 +68,7 @@ export class SourceOpenError extends Error {
 export async function openSource(values: Invocation['values']): Promise<RecordSource> {
   const from = values.from;
   if (typeof from === 'string') {
-    if (/^nats:\/\//i.test(from)) return natsSource(from);
+    if (/^nats:\/\//i.test(from)) return natsSource(from, values);
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(from)) throw new UsageError(`--from: a path or a nats:// URL (got "${shown(redactedUrl(from))}")`);
     return new FileSource(resolve(from), { clock: foregroundClock });
   }

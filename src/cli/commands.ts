@@ -120,6 +120,8 @@ ${AUDIT_READ_NOTES}`,
     options: [
       AUDIT_OPTIONS.FROM,
       AUDIT_OPTIONS.CONFIG,
+      AUDIT_OPTIONS.STREAM,
+      AUDIT_OPTIONS.SUBJECT,
       { name: 'follow', short: 'f', type: 'boolean', description: 'keep printing records as they are written (and across rotation) until Ctrl+C' },
       { name: 'lines', short: 'n', type: 'string', value: 'N', description: 'how many of the last matching records to print first (default 20, at most 100000)' },
       { name: 'identity', type: 'string', value: 'X', description: 'only records of this subject or API key id' },
@@ -151,6 +153,8 @@ ${AUDIT_READ_NOTES}`,
     options: [
       AUDIT_OPTIONS.FROM,
       AUDIT_OPTIONS.CONFIG,
+      AUDIT_OPTIONS.STREAM,
+      AUDIT_OPTIONS.SUBJECT,
       AUDIT_OPTIONS.SINCE,
       AUDIT_OPTIONS.UNTIL,
       { name: 'top', type: 'string', value: 'N', description: 'rows in each top list (default 10, at most 1000)' },
@@ -159,6 +163,30 @@ ${AUDIT_READ_NOTES}`,
     ],
     examples: ['portcullis audit stats -c gateway.yaml --since 24h', 'portcullis audit stats --from /var/lib/portcullis/audit --since 2026-11-30 --until 2026-12-01 --top 20 --json'],
     run: async (inv) => (await import('./audit-stats.js')).auditStatsCommand(inv),
+  },
+  {
+    path: ['audit', 'watch'],
+    summary: 'run the anomaly detectors over the merged trail of every gateway, printing each alert',
+    synopsis: '--from nats://…|PATH [-c FILE] [--since TIME] [--json]',
+    description: `Reads the records every gateway publishes to the NATS stream (or a trail directory) as they arrive
+and runs the detectors of the config's audit.anomalies over all of them at once (every detector at its
+defaults when the section is absent), so a credential used on two instances, or a failure spike spread
+over them, is seen. Each alert is printed (a human-readable line on a terminal, its JSON otherwise) and
+posted to audit.anomalies.webhook when one is configured; operational messages go to stderr. Records the
+stream holds twice are looked at once. Without --since it watches from now on; --since replays from
+then, the detectors' windows following the records' own times. Runs until Ctrl+C.
+Exit codes: 0 stopped, 1 the source or the config cannot be read, 2 bad arguments.`,
+    options: [
+      { ...AUDIT_OPTIONS.FROM, description: 'the NATS stream (nats://host:4222) or a trail directory (required)' },
+      { ...AUDIT_OPTIONS.CONFIG, description: 'the config whose audit.anomalies (and audit.nats stream and subject) to use (default: $PORTCULLIS_CONFIG, else gateway.yaml)' },
+      AUDIT_OPTIONS.STREAM,
+      AUDIT_OPTIONS.SUBJECT,
+      { ...AUDIT_OPTIONS.SINCE, description: 'replay from TIME: ISO 8601 (2026-11-30T10:00Z) or a duration ago (15m, 24h)' },
+      { name: 'json', type: 'boolean', description: 'print each alert as its JSON record, even on a terminal' },
+      AUDIT_OPTIONS.COLOR,
+    ],
+    examples: ['portcullis audit watch -c gateway.yaml --from nats://127.0.0.1:4222', 'portcullis audit watch -c gateway.yaml --from nats://127.0.0.1:4222 --since 1h --json'],
+    run: async (inv) => (await import('./audit-watch.js')).auditWatchCommand(inv),
   },
   {
     path: ['audit', 'verify'],

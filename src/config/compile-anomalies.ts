@@ -1,9 +1,9 @@
+import type { ConfigSource } from './config-source.js';
 import { statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { Severity } from '../audit/anomaly/types.js';
 import { parseDuration } from '../lib/duration.js';
 import type { ConfigProblem } from './errors.js';
-import type { LoadedConfig } from './load.js';
 import type { RawConfig } from './schema.js';
 
 interface DetectorBase {
@@ -94,7 +94,7 @@ const MAX_WINDOW_MS = 86_400_000;
  * values the schema cannot judge: a window longer than a day, a webhook URL that is not http(s)
  * or carries credentials, a geo database that is not a file. Opens nothing but a stat.
  */
-export function compileAnomalies(raw: RawConfig, loaded: LoadedConfig, problems: ConfigProblem[]): AnomalyOptions | null {
+export function compileAnomalies(raw: Pick<RawConfig, 'audit'>, loaded: ConfigSource, problems: ConfigProblem[]): AnomalyOptions | null {
   const a = raw.audit?.anomalies;
   if (a === undefined) return null;
   const D = ANOMALY_DEFAULTS;

@@ -1,5 +1,5 @@
+import type { ConfigSource } from './config-source.js';
 import type { ConfigProblem } from './errors.js';
-import type { LoadedConfig } from './load.js';
 import type { RawConfig } from './schema.js';
 import { parseDuration } from '../lib/duration.js';
 import type { SinkFailureMode } from '../audit/sinks/sink.js';
@@ -64,7 +64,7 @@ const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'transfer-en
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /** A sink's default: the trail's `audit.onFailure`. */
-function failureMode(raw: RawConfig): SinkFailureMode {
+function failureMode(raw: Pick<RawConfig, 'audit'>): SinkFailureMode {
   return raw.audit?.onFailure ?? 'failClosed';
 }
 
@@ -97,7 +97,7 @@ export function parseNatsUrl(text: string): { servers: string; user?: string; pa
   return { servers };
 }
 
-function compileNats(raw: RawConfig, loaded: LoadedConfig, problems: ConfigProblem[]): NatsSinkOptions | null {
+function compileNats(raw: Pick<RawConfig, 'audit'>, loaded: ConfigSource, problems: ConfigProblem[]): NatsSinkOptions | null {
   const n = raw.audit?.nats;
   if (n === undefined) return null;
   const at = (...path: (string | number)[]) => ['audit', 'nats', ...path];
@@ -119,7 +119,7 @@ function compileNats(raw: RawConfig, loaded: LoadedConfig, problems: ConfigProbl
   });
 }
 
-function compileHttp(raw: RawConfig, loaded: LoadedConfig, problems: ConfigProblem[]): HttpSinkOptions | null {
+function compileHttp(raw: Pick<RawConfig, 'audit'>, loaded: ConfigSource, problems: ConfigProblem[]): HttpSinkOptions | null {
   const h = raw.audit?.http;
   if (h === undefined) return null;
   const at = (...path: (string | number)[]) => ['audit', 'http', ...path];
@@ -153,6 +153,6 @@ function compileHttp(raw: RawConfig, loaded: LoadedConfig, problems: ConfigProbl
 }
 
 /** `audit.nats` and `audit.http`; each is null when it is not configured. Problems are located at the option. */
-export function compileAuditSinks(raw: RawConfig, loaded: LoadedConfig, problems: ConfigProblem[]): { nats: NatsSinkOptions | null; http: HttpSinkOptions | null } {
+export function compileAuditSinks(raw: Pick<RawConfig, 'audit'>, loaded: ConfigSource, problems: ConfigProblem[]): { nats: NatsSinkOptions | null; http: HttpSinkOptions | null } {
   return { nats: compileNats(raw, loaded, problems), http: compileHttp(raw, loaded, problems) };
 }

@@ -15,6 +15,7 @@
 // BENCH_LOADGEN (wrk | autocannon), BENCH_CPU_PROF=1 (profile the gateway child and summarise it;
 // figures are then not representative), BENCH_STRICT=1 (exit 1 when a scenario misses an aim).
 import { spawnSync } from 'node:child_process';
+import { connect } from 'node:net';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -163,6 +164,38 @@ async function redisCalls(url) {
   }
 }
 
+/** Waits until the nats-server on `port` greets a client with its INFO line (it logs on stderr only). */
+async function natsGreets(child, port) {
+  for (let i = 0; i < 100; i++) {
+    if (hasExited(child)) throw failure(child, 'exited early');
+    const greeted = await new Promise((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.setTimeout(500);
+      socket.once('data', (d) => { resolve(d.toString().startsWith('INFO ')); socket.destroy(); });
+      socket.once('error', () => resolve(false));
+      socket.once('timeout', () => { resolve(false); socket.destroy(); });
+    });
+    if (greeted) return;
+    await delay(100);
+  }
+  throw failure(child, 'not answering after 10 s');
+}
+
+/**
+ * The gateway whose audit trail also publishes every record to a private nats-server with JetStream
+ * (no other load on it), on the load generator's core like the other helpers. Skipped without the
+ * binary.
+ */
+async function startGatewayNats(layout, upstreamOrigin, profileDir, redisUrl) {
+  if (!hasCommand('nats-server')) return { skip: 'nats-server is not installed: skipping the JetStream audit scenario (Debian: apt-get install nats-server)' };
+  const port = await freePort();
+  const dir = join(scratchDir(), 'nats');
+  mkdirSync(dir, { recursive: true });
+  const nats = launch('nats', 'nats-server', ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port)], { cpus: layout.loadCore ?? null, layout });
+  await natsGreets(nats, port);
+  return startGateway(layout, upstreamOrigin, profileDir, redisUrl, { name: 'gateway-nats', natsUrl: `nats://127.0.0.1:${port}` });
+}
+
 /** Node's parseArgs error for a flag the CLI does not declare. */
 const refusedWorkersFlag = (child) => child.tail.some((line) => /unknown option/i.test(line) && line.includes('--workers'));
 
@@ -279,6 +312,8 @@ async function main() {
     'bare-proxy-stream': () => startBareProxy(layout, upstream.origin, 'stream'),
     'peer-fast-gateway': () => startPeerGateway(layout, upstream.origin),
     gateway: () => startGateway(layout, upstream.origin, profileDir, redis?.url ?? null),
+    'gateway-audit-off': () => startGateway(layout, upstream.origin, profileDir, redis?.url ?? null, { name: 'gateway-audit-off', auditOff: true }),
+    'gateway-nats': () => startGatewayNats(layout, upstream.origin, profileDir, redis?.url ?? null),
     'gateway-workers-2': () => startGatewayWorkers(layout, upstream.origin, redis?.url ?? null),
   };
   const servers = { upstream };

@@ -8,6 +8,9 @@
 //   target      which server the load goes to: 'upstream' | 'nginx' | 'bare-proxy' (pool.request +
 //               pipeline) | 'bare-proxy-stream' (pool.stream) | 'peer-fast-gateway' | 'gateway'
 //               | 'gateway-workers-2' (the gateway under `start --workers 2`)
+//               | 'gateway-audit-off' (the gateway with a trail that keeps nothing: the baseline of
+//               the audit scenarios) | 'gateway-nats' (the gateway whose trail also publishes every
+//               record to a private nats-server with JetStream)
 //   path        request path (with query, if any)
 //   connections concurrent keep-alive connections
 //   headers     extra request headers: an object, or (ctx) => object when it needs set-up results
@@ -21,6 +24,7 @@
 //               each with `against` (a scenario name; default the baseline)
 //   needsRedis  true: run.mjs starts a private redis-server (ctx.redisUrl) and reports Redis round
 //               trips per request; the scenario is skipped when redis-server is not installed
+//   (the gateway-nats target starts a private nats-server with JetStream; skipped without one)
 //   note        one line for the report
 //
 // A target that cannot run on this machine (nginx or fast-gateway not installed, a build whose
@@ -86,7 +90,8 @@ export const defaults = {
  * upstream, `ctx.dataDir` a scratch directory for the audit trail, `ctx.workDir` a scratch
  * directory for any files a scenario needs (keys, key files), `ctx.redisUrl` the private Redis
  * (null when no scenario needs it or redis-server is missing), `ctx.httpPort` and
- * `ctx.adminPort` the ports (0: any free port, reported in the "gateway listening" line).
+ * `ctx.adminPort` the ports (0: any free port, reported in the "gateway listening" line), `ctx.natsUrl`
+ * the private NATS server the audit trail also publishes to (null: the file trail only).
  */
 export function gatewayConfig(ctx) {
   return {
@@ -99,6 +104,9 @@ export function gatewayConfig(ctx) {
     upstreams: { bench: { targets: [ctx.upstreamOrigin] } },
     apiKeys: { environment: 'bench', store: { file: keyFile } },
     ...(ctx.redisUrl === null ? {} : { rateLimiting: { redis: { url: ctx.redisUrl } } }),
+    // The chained, checkpointed file trail at its defaults; with a NATS URL (the gateway-nats
+    // target), every record is also published to JetStream.
+    ...(ctx.natsUrl === null || ctx.natsUrl === undefined ? {} : { audit: { nats: { url: ctx.natsUrl, stream: 'BENCH_AUDIT', subject: 'bench.audit' } } }),
     // Limits that never refuse at bench rates, so the figures are the price of deciding.
     rateLimits: {
       inMemory: { algorithm: 'token-bucket', limit: 1_000_000, per: '1s', by: ['ip'] },
@@ -168,8 +176,19 @@ export function scenarios({ connections }) {
         { metric: 'throughput', min: 0.80, goal: 0.90 },
         { metric: 'throughput', against: FLOOR, min: 0.90 },
         { metric: 'cpuPerRequest', against: FLOOR, max: 1.15 },
+        { metric: 'throughput', against: 'gateway-public-audit-off', min: 0.90 },
       ],
-      note: 'public route: routing, header hygiene, audit record, metrics' },
+      note: 'public route: routing, header hygiene, chained and checkpointed audit record, metrics' },
+
+    // The price of the audit trail: the same routes with a trail that keeps nothing, and with every
+    // record also published to NATS JetStream.
+    { name: 'gateway-public-audit-off', target: 'gateway-audit-off', path, connections, baseline: 'bare-proxy',
+      note: 'the public route with a trail that keeps nothing (the baseline of the audit aims)' },
+    { name: 'gateway-public-nats', target: 'gateway-nats', path, connections, baseline: 'gateway-public-audit-off',
+      aims: [{ metric: 'throughput', min: 0.90 }],
+      note: 'the public route; the chained file trail and every record published to JetStream (acks, Nats-Msg-Id)' },
+    { name: 'gateway-full-audit-off', target: 'gateway-audit-off', path: '/full/hello', connections, baseline: 'bare-proxy', headers: jwtRs256,
+      note: 'the full pipeline with a trail that keeps nothing' },
 
     // JWT-protected routes, priced against the public route of the same run.
     { name: 'gateway-jwt-rs256', target: 'gateway', path: '/jwt-rs256/hello', connections, baseline: 'gateway-public',
@@ -202,6 +221,7 @@ export function scenarios({ connections }) {
         { metric: 'throughput', against: FLOOR, min: 0.80 },
         { metric: 'throughput', against: 'peer-fast-gateway', min: 1.5 },
         { metric: 'cpuPerRequest', against: FLOOR, max: 1.4 },
+        { metric: 'throughput', against: 'gateway-full-audit-off', min: 0.90 },
       ],
       note: 'RS256 token (cached) + scope + in-process limit per caller + identity headers + audit record' },
     { name: 'gateway-full-redis', target: 'gateway', path: '/full-redis/hello', connections, baseline: 'gateway-full', headers: jwtRs256, needsRedis: true,

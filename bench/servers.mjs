@@ -64,12 +64,12 @@ export async function startUpstream(layout) {
 }
 
 /** Writes a gateway config with its own data directory; `ports` fixes the listeners (default: any free port). */
-export function writeGatewayConfig(name, upstreamOrigin, redisUrl, ports = {}) {
+export function writeGatewayConfig(name, upstreamOrigin, redisUrl, ports = {}, natsUrl = null) {
   const workDir = join(scratchDir(), name);
   const dataDir = join(workDir, 'data');
   mkdirSync(dataDir, { recursive: true });
   const configFile = join(workDir, 'gateway.yaml');
-  writeFileSync(configFile, stringify(gatewayConfig({ upstreamOrigin, dataDir, workDir, redisUrl, ...ports })));
+  writeFileSync(configFile, stringify(gatewayConfig({ upstreamOrigin, dataDir, workDir, redisUrl, natsUrl, ...ports })));
   return configFile;
 }
 
@@ -77,10 +77,13 @@ export function writeGatewayConfig(name, upstreamOrigin, redisUrl, ports = {}) {
  * The gateway (`start -c`, one process) on the server core, with the routes of `gatewayConfig`;
  * `profileDir` non-null runs it under `--cpu-prof`. Resolves once it logs `gateway listening`.
  */
-export async function startGateway(layout, upstreamOrigin, profileDir, redisUrl) {
-  const configFile = writeGatewayConfig('gateway', upstreamOrigin, redisUrl);
+export async function startGateway(layout, upstreamOrigin, profileDir, redisUrl, variant = {}) {
+  const name = variant.name ?? 'gateway';
+  const configFile = writeGatewayConfig(name, upstreamOrigin, redisUrl, {}, variant.natsUrl ?? null);
   const nodeArgs = profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
-  const child = launch('gateway', process.execPath, [...nodeArgs, join(ROOT, 'dist/src/cli/main.js'), 'start', '-c', configFile], { cpus: layout.serverCore ?? null, layout });
+  // `auditOff`: the same gateway with a trail that keeps nothing (bench/gateway-audit-off.mjs).
+  const entry = variant.auditOff === true ? [join(BENCH, 'gateway-audit-off.mjs'), configFile] : [join(ROOT, 'dist/src/cli/main.js'), 'start', '-c', configFile];
+  const child = launch(name, process.execPath, [...nodeArgs, ...entry], { cpus: layout.serverCore ?? null, layout });
   const msg = await waitForLine(child, (line) => {
     const m = JSON.parse(line);
     return m.msg === 'gateway listening' ? m : undefined;

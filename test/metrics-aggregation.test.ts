@@ -36,7 +36,7 @@ describe('metrics across the processes of a host', () => {
 
   it('each process registers only the metrics it writes: the primary the host-wide ones, a worker what serving produces', async () => {
     const names = async (role: 'gateway' | 'worker' | 'primary'): Promise<string[]> => (await new Metrics(false, role).registry.getMetricsAsJSON()).map((m) => m.name).sort();
-    const everywhere = ['portcullis_audit_archives_total', 'portcullis_audit_checkpoints_total', 'portcullis_audit_dropped_total', 'portcullis_audit_records_total', 'portcullis_config_info', 'portcullis_config_reloads_total', 'portcullis_config_restart_required', 'portcullis_worker_restarts_total'];
+    const everywhere = ['portcullis_anomaly_alerts_total', 'portcullis_anomaly_webhook_dropped', 'portcullis_audit_archives_total', 'portcullis_audit_checkpoints_total', 'portcullis_audit_dropped_total', 'portcullis_audit_records_total', 'portcullis_audit_sink_records_total', 'portcullis_audit_spool_bytes', 'portcullis_config_info', 'portcullis_config_reloads_total', 'portcullis_config_restart_required', 'portcullis_worker_restarts_total'];
     const hostWide = ['portcullis_api_key_store_polls_total', 'portcullis_api_key_store_up', 'portcullis_jwks_fetches_total', 'portcullis_jwks_keys', 'portcullis_jwks_last_success_timestamp_seconds', 'portcullis_jwks_up'];
     assert.deepEqual(await names('primary'), [...everywhere, ...hostWide].sort());
     const worker = await names('worker');

@@ -114,9 +114,9 @@ export class Metrics implements DecisionTally {
     this.auditRecords = new Counter({ name: 'portcullis_audit_records_total', help: 'Records linked into the audit chain (requests, admin operations, checkpoints and the trail\'s own records).', registers });
     this.auditCheckpoints = new Counter({ name: 'portcullis_audit_checkpoints_total', help: 'Signed checkpoints appended to the audit chain.', registers });
     this.auditArchives = new Counter({ name: 'portcullis_audit_archives_total', help: 'Runs of audit.archiveCommand on sealed files, by result (ok, failed).', labelNames: ['result'] as const, registers });
-    this.auditSinkRecords = new Counter({ name: 'portcullis_audit_sink_records_total', help: 'Records a stream or collector sink handled, by sink and outcome (delivered, duplicate, spooled, retried, rejected, dropped).', labelNames: ['sink', 'outcome'] as const, registers });
+    this.auditSinkRecords = new Counter({ name: 'portcullis_audit_sink_records_total', help: 'Records a stream or collector sink handled, by sink and outcome (delivered, duplicate, spooled, retried, rejected, dropped).', labelNames: ['sink', 'outcome'] as const, registers, aggregator: 'sum' });
     this.auditSpoolBytes = new Gauge({ name: 'portcullis_audit_spool_bytes', help: 'Bytes in a sink\'s on-disk spool, waiting to be published.', labelNames: ['sink'] as const, registers, aggregator: 'sum' });
-    this.anomalyAlerts = new Counter({ name: 'portcullis_anomaly_alerts_total', help: 'Anomalies raised by the detectors of audit.anomalies, by detector and severity.', labelNames: ['detector', 'severity'] as const, registers });
+    this.anomalyAlerts = new Counter({ name: 'portcullis_anomaly_alerts_total', help: 'Anomalies raised by the detectors of audit.anomalies, by detector and severity.', labelNames: ['detector', 'severity'] as const, registers, aggregator: 'sum' });
     const webhookDropped = this.anomalyWebhookDropped;
     new Gauge({ name: 'portcullis_anomaly_webhook_dropped', help: 'Alerts the anomaly webhook could not deliver since start (queue full, refused, or out of attempts).', registers, aggregator: 'sum', collect() { this.set(webhookDropped.collect()); } });
     this.configInfo = new Gauge({ name: 'portcullis_config_info', help: 'The running config version (value 1).', labelNames: ['version'] as const, registers, aggregator: 'max' });

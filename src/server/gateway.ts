@@ -65,9 +65,18 @@ export interface GatewayOptions {
    * own file, resumed by the worker that replaces it. Absent: the chain is `<instance>/main`.
    */
   readonly auditSlot?: number;
-  /** Audit sinks beyond the file and stdout (the NATS and HTTP sinks the config describes), each with its own queue. */
+  /** Audit sinks beyond those the config describes (a program embedding the gateway adds its own), each with its own queue. */
   readonly extraSinks?: readonly AuditSink[];
+  /**
+   * The trail to write to instead of the one the config describes: for a program that embeds the
+   * gateway and records elsewhere, and for the benchmark's price of auditing (a trail that keeps
+   * nothing). The gateway still refuses requests while it is not `healthy`.
+   */
+  readonly auditTrail?: ProcessTrail;
 }
+
+/** What a gateway process needs of its audit trail. */
+export type ProcessTrail = Pick<AuditTrail, 'write' | 'append' | 'healthy' | 'state' | 'sinkStates' | 'open' | 'flushed' | 'close'>;
 
 /**
  * Compiles a loaded config as a running gateway puts it in effect: every restart-only setting at
@@ -120,7 +129,7 @@ export class Gateway implements HandlerHost, AdminHost {
   private readonly clock: Clock;
   /** Every long-lived resource (key sets, stores, upstream pools), started and retired in one order. */
   private readonly resources: ResourceSet;
-  private readonly audit: AuditTrail;
+  private readonly audit: ProcessTrail;
   /** The anomaly detectors over this process's records, once started (null: `audit.anomalies` absent or off). */
   private anomalies: AnomalyMonitor | null = null;
   /** The proxy listener. */
@@ -158,7 +167,7 @@ export class Gateway implements HandlerHost, AdminHost {
     this.resources = resources;
     // Until start() prepares the first generation, requests cannot arrive (nothing listens).
     this.runtime = { config, path: this.pathFor(config), generation: null as unknown as Generation };
-    this.audit = createTrail(config, processName(options.auditSlot ?? null), { logger, clock: this.clock, metrics: this.metrics, ...(options.extraSinks === undefined ? {} : { extraSinks: options.extraSinks }) });
+    this.audit = options.auditTrail ?? createTrail(config, processName(options.auditSlot ?? null), { logger, clock: this.clock, metrics: this.metrics, ...(options.extraSinks === undefined ? {} : { extraSinks: options.extraSinks }) });
     this.metrics.configInfo.set({ version: config.version }, 1);
     this.metrics.configRestartRequired.set(effect.restartRequired.length);
     this.watch = new ReadinessWatch(() => this.evaluateReadiness(), logger, this.clock);
@@ -453,11 +462,6 @@ export class Gateway implements HandlerHost, AdminHost {
   private writeAudit(record: AuditRecord): void {
     this.audit.write(record);
     this.anomalies?.observe(record);
-  }
-
-  /** The process's audit trail: the anomaly detectors append their alert records to it. */
-  get auditTrail(): AuditTrail {
-    return this.audit;
   }
 
   /** The one record of a connection-level rejection on any listener. */

@@ -364,10 +364,6 @@ export class Supervisor implements AdminHost {
     return this.audit.state;
   }
 
-  /** The primary's audit trail (chain `main`): the anomaly detectors append their alert records to it. */
-  get auditTrail(): AuditTrail {
-    return this.audit;
-  }
 
   /** The primary's metrics and every worker's, combined as each metric declares (counters and histograms summed; see Metrics). */
   async metricsText(): Promise<{ contentType: string; text: string }> {

@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, hash as digest, sign, verify, type KeyObject } from 'node:crypto';
 import { canonicalJson } from './canonical.js';
 
 /**
@@ -25,8 +25,9 @@ export interface Linked {
   readonly seq: number;
 }
 
+/** SHA-256 of the UTF-8 text, lowercase hex: the one-shot digest, about half the CPU of a Hash object per record. */
 export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+  return digest('sha256', text, 'hex');
 }
 
 /**

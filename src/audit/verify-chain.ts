@@ -84,6 +84,7 @@ export class ChainCheck {
   }
 
   beginFile(path: string, lastFile: boolean): void {
+    this.fileDone();
     this.file = path;
     this.lastFile = lastFile;
     this.lineNo = 0;
@@ -173,6 +174,7 @@ export class ChainCheck {
   }
 
   end(): ChainReport {
+    this.fileDone();
     if (this.pending !== null) this.classifyPending();
     if (this.torn !== null && !this.broken) {
       const t = this.torn;
@@ -194,6 +196,20 @@ export class ChainCheck {
     }
     if (this.gaps.count > 0) this.report.notes.push({ kind: 'gap', message: `${this.gaps.count} gap record${this.gaps.count === 1 ? '' : 's'}: ${this.gaps.dropped} record${this.gaps.dropped === 1 ? '' : 's'} a sink could not hold were dropped` });
     return this.report;
+  }
+
+  /**
+   * The end of a file: one without a single line is a problem, since every trail file begins with a
+   * `file` record. The newest file of the chain emptied is its truncated tail (a writer stopped
+   * between creating the file and its first write, or the file was cut to nothing); an older one
+   * had its records removed.
+   */
+  private fileDone(): void {
+    if (this.fileIndex < 0 || this.lineNo > 0 || this.broken) return;
+    if (this.pending !== null) this.classifyPending();
+    if (this.broken) return;
+    if (this.lastFile) this.fail('truncated tail', this.file, 1, undefined, 'the file is empty: every trail file begins with a file record, so it was cut short before its first record (or cut to nothing)');
+    else this.fail('deleted', this.file, 1, undefined, 'the file is empty: every trail file begins with a file record, so its records were removed');
   }
 
   private fail(kind: ProblemKind, file: string, line: number, seq: number | undefined, message: string): void {

@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { renderRecord, terminalJson, terminalText } from '../src/audit/read/format.js';
-import { at, firstProblem, verifyJson } from './harness/audit-verify-cli.js';
+import { canonicalJson } from '../src/audit/canonical.js';
+import { sha256Hex } from '../src/audit/chain.js';
+import { at, fileLines, firstProblem, verifyJson, writeLines } from './harness/audit-verify-cli.js';
 import { CLI } from './harness/gateway.js';
 import { newAuditKey, writeSampleTrail } from './harness/trail-writer.js';
 
@@ -61,6 +63,28 @@ describe('audit verify: the active file', () => {
     unlinkSync(at(dir, 'audit.log'));
     const { code, report } = await verifyJson([at(dir, 'audit.000000000001.log'), at(dir, 'audit.000000000031.log')]);
     assert.equal(code, 0, JSON.stringify(report, null, 2));
+  });
+});
+
+describe('audit verify: a record changed and every hash after it recomputed', () => {
+  it('is named modified at the next checkpoint whose signature verifies, with the seqs it may be among (not a bad checkpoint)', async () => {
+    const dir = copy();
+    const path = at(dir, 'audit.log');
+    // Line 5 is seq 64; the checkpoint before it is the last record of the previous file (seq 59).
+    const records = fileLines(path).map((l) => JSON.parse(l) as Record<string, unknown>);
+    let prev = records[3]?.hash;
+    const rewritten = records.map((r, i) => {
+      if (i < 4) return canonicalJson(r);
+      const body: Record<string, unknown> = { ...r, prev, hash: undefined, ...(i === 4 ? { status: 299 } : {}) };
+      const hash = sha256Hex(canonicalJson(body));
+      prev = hash;
+      return canonicalJson({ ...body, hash });
+    });
+    writeLines(path, rewritten);
+    const { code, report } = await verifyJson([dir]);
+    assert.equal(code, 1);
+    assert.deepEqual(firstProblem(report), { kind: 'modified', file: 'audit.log', line: 12, seq: 71 });
+    assert.match(report.chains[0]?.problems[0]?.message ?? '', /seq 60–70 was changed/);
   });
 });
 

@@ -282,6 +282,14 @@ export class ChainCheck {
 
   /** Checks a linked checkpoint: what it claims, and its signature. */
   private checkpoint(record: Parsed, seen: Seen, anchor: { seq: number; hash: string }): void {
+    if (record.count === anchor.seq && seen.prev === anchor.hash && record.head !== anchor.hash && this.signatureBad(record) === false) {
+      // A checkpoint that links in place and whose signature verifies, but whose signed head is not
+      // the hash of the record before it: that record, or one after the last checkpoint, was changed
+      // and the hashes from it on recomputed. The signature is the evidence, so the records are named.
+      const from = Math.max(this.lastCheckpointSeq + 1, this.report.firstSeq ?? 1);
+      this.fail('modified', this.file, this.lineNo, seen.seq, `a record of seq ${from}–${anchor.seq} was changed and the hashes from it on recomputed: this checkpoint, whose signature by key ${clip(record.keyId)} verifies, says seq ${anchor.seq} had hash ${clip(record.head)}, not ${anchor.hash}`);
+      return;
+    }
     if (record.count !== anchor.seq || record.head !== anchor.hash || seen.prev !== record.head) {
       this.fail('bad checkpoint', this.file, this.lineNo, seen.seq, `the checkpoint's count and head (${clip(record.count)}, ${clip(record.head)}) are not those of the record before it (seq ${anchor.seq})`);
       return;

@@ -11,6 +11,7 @@ import { renderRecord, terminalJson, terminalText } from '../src/audit/read/form
 import { canonicalJson } from '../src/audit/canonical.js';
 import { sha256Hex } from '../src/audit/chain.js';
 import { at, fileLines, firstProblem, verifyJson, writeLines } from './harness/audit-verify-cli.js';
+import { seenKey } from '../src/cli/audit-watch.js';
 import { CLI } from './harness/gateway.js';
 import { newAuditKey, writeSampleTrail } from './harness/trail-writer.js';
 
@@ -128,5 +129,18 @@ describe('audit tail and stats: a record nested too deeply to print', () => {
     const withLine = `{\t${line.slice(1, -1)},"x":"\u202e"\r}`;
     assert.equal(terminalJson(JSON.parse(withLine), undefined, withLine), withLine.replace('\t', ' ').replace('\r', ' ').replace('\u202e', '\\u202e'), 'the stored line, escaped, stands in');
     assert.equal(terminalJson(record), '"[nested too deeply to show]"');
+  });
+});
+
+describe('audit watch: the de-duplication of a hostile stream', () => {
+  it('keeps each record\'s key to a few hundred characters, whatever its hash and chain hold', () => {
+    const hash = 'a'.repeat(64);
+    assert.equal(seenKey('gw-1/main', hash), `gw-1/main ${hash}`);
+    assert.equal(seenKey('gw-1/main', 'b'.repeat(1024 * 1024)), null, 'a 1 MiB "hash" is not kept');
+    assert.equal(seenKey('gw-1/main', hash.toUpperCase()), null);
+    assert.equal(seenKey('gw-1/main', { length: 64 }), null);
+    const long = seenKey('c'.repeat(1024 * 1024), hash);
+    assert.ok(long !== null && long.length <= 200, `a 1 MiB chain name is kept as its digest (${long?.length ?? 0} characters)`);
+    assert.notEqual(seenKey('c'.repeat(200), hash), seenKey('c'.repeat(201), hash), 'distinct chains stay distinct');
   });
 });

@@ -7,7 +7,9 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, truncateSync, unlinkSync, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { parseTime } from '../src/audit/read/filter.js';
 import { renderRecord, terminalJson, terminalText } from '../src/audit/read/format.js';
+import { printable } from '../src/cli/audit-verify.js';
 import { canonicalJson } from '../src/audit/canonical.js';
 import { sha256Hex } from '../src/audit/chain.js';
 import { at, fileLines, firstProblem, verifyJson, writeLines } from './harness/audit-verify-cli.js';
@@ -142,5 +144,35 @@ describe('audit watch: the de-duplication of a hostile stream', () => {
     const long = seenKey('c'.repeat(1024 * 1024), hash);
     assert.ok(long !== null && long.length <= 200, `a 1 MiB chain name is kept as its digest (${long?.length ?? 0} characters)`);
     assert.notEqual(seenKey('c'.repeat(200), hash), seenKey('c'.repeat(201), hash), 'distinct chains stay distinct');
+  });
+});
+
+describe('audit verify: one signature, one text', () => {
+  it('a checkpoint signature with a character outside base64url (which decoding skips) is a bad signature', async () => {
+    const dir = copy();
+    const path = at(dir, 'audit.log');
+    const lines = fileLines(path);
+    // The last record is the shutdown checkpoint: nothing after it links to its hash.
+    const last = JSON.parse(lines[lines.length - 1] ?? '{}') as Record<string, unknown>;
+    assert.equal(last.kind, 'checkpoint');
+    const body: Record<string, unknown> = { ...last, hash: undefined, signature: `${String(last.signature).slice(0, 40)}!${String(last.signature).slice(40)}` };
+    lines[lines.length - 1] = canonicalJson({ ...body, hash: sha256Hex(canonicalJson(body)) });
+    writeLines(path, lines);
+    const { code, report } = await verifyJson([dir]);
+    assert.equal(code, 1, JSON.stringify(report.chains[0]?.problems));
+    assert.equal(firstProblem(report)?.kind, 'bad signature');
+  });
+});
+
+describe('command line values and printed text', () => {
+  it('--since and --until refuse a day that does not exist', () => {
+    assert.equal(parseTime('2026-02-30', 0), null);
+    assert.equal(parseTime('2026-04-31T10:00Z', 0), null);
+    assert.equal(parseTime('2024-02-29', 0), Date.UTC(2024, 1, 29));
+  });
+
+  it('verify\'s human output escapes the Arabic letter mark and lone surrogates as well', () => {
+    assert.equal(printable('a\u061cb\ud800c\udc00d\u202e'), 'a\\u061cb\\ud800c\\udc00d\\u202e');
+    assert.equal(printable('\ud83d\ude00'), '\ud83d\ude00', 'a pair is a character');
   });
 });

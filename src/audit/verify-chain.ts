@@ -13,6 +13,8 @@ import type { RawLine } from './verify-lines.js';
 /** How many records after a broken link are read to tell a deletion from a reordering or an insertion. */
 const LOOKAHEAD_RECORDS = 4096;
 const HEX64 = /^[0-9a-f]{64}$/;
+/** An Ed25519 signature (64 bytes) in base64url without padding; the last character carries 2 bits and 4 zeros. */
+const SIGNATURE = /^[A-Za-z0-9_-]{85}[AQgw]$/;
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -310,7 +312,9 @@ export class ChainCheck {
     if (typeof keyId !== 'string') return true;
     const key = this.keys.get(keyId);
     if (key === undefined) return 'unknown';
-    if (typeof chain !== 'string' || typeof count !== 'number' || typeof head !== 'string' || typeof time !== 'string' || typeof signature !== 'string') return true;
+    // Exactly the 86 characters of 64 bytes in base64url without padding: Buffer.from skips
+    // characters outside the alphabet, so a looser test would let one signature have many texts.
+    if (typeof chain !== 'string' || typeof count !== 'number' || typeof head !== 'string' || typeof time !== 'string' || typeof signature !== 'string' || !SIGNATURE.test(signature)) return true;
     return !checkpointSignatureValid({ chain, count, head, keyId, time }, signature, key);
   }
 

@@ -383,6 +383,11 @@ const CLIP_CHARS = 80;
 
 /** A value from the trail, as a message quotes it: JSON, at most CLIP_CHARS characters. */
 function clip(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = '[nested too deeply to show]';
+  }
   return text.length > CLIP_CHARS ? `${text.slice(0, CLIP_CHARS)}…` : text;
 }

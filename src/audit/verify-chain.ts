@@ -13,6 +13,8 @@ import type { RawLine } from './verify-lines.js';
 /** How many records after a broken link are read to tell a deletion from a reordering or an insertion. */
 const LOOKAHEAD_RECORDS = 4096;
 const HEX64 = /^[0-9a-f]{64}$/;
+/** An Ed25519 signature (64 bytes) in base64url without padding; the last character carries 2 bits and 4 zeros. */
+const SIGNATURE = /^[A-Za-z0-9_-]{85}[AQgw]$/;
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -84,6 +86,7 @@ export class ChainCheck {
   }
 
   beginFile(path: string, lastFile: boolean): void {
+    this.fileDone();
     this.file = path;
     this.lastFile = lastFile;
     this.lineNo = 0;
@@ -173,6 +176,7 @@ export class ChainCheck {
   }
 
   end(): ChainReport {
+    this.fileDone();
     if (this.pending !== null) this.classifyPending();
     if (this.torn !== null && !this.broken) {
       const t = this.torn;
@@ -194,6 +198,20 @@ export class ChainCheck {
     }
     if (this.gaps.count > 0) this.report.notes.push({ kind: 'gap', message: `${this.gaps.count} gap record${this.gaps.count === 1 ? '' : 's'}: ${this.gaps.dropped} record${this.gaps.dropped === 1 ? '' : 's'} a sink could not hold were dropped` });
     return this.report;
+  }
+
+  /**
+   * The end of a file: one without a single line is a problem, since every trail file begins with a
+   * `file` record. The newest file of the chain emptied is its truncated tail (a writer stopped
+   * between creating the file and its first write, or the file was cut to nothing); an older one
+   * had its records removed.
+   */
+  private fileDone(): void {
+    if (this.fileIndex < 0 || this.lineNo > 0 || this.broken) return;
+    if (this.pending !== null) this.classifyPending();
+    if (this.broken) return;
+    if (this.lastFile) this.fail('truncated tail', this.file, 1, undefined, 'the file is empty: every trail file begins with a file record, so it was cut short before its first record (or cut to nothing)');
+    else this.fail('deleted', this.file, 1, undefined, 'the file is empty: every trail file begins with a file record, so its records were removed');
   }
 
   private fail(kind: ProblemKind, file: string, line: number, seq: number | undefined, message: string): void {
@@ -266,6 +284,14 @@ export class ChainCheck {
 
   /** Checks a linked checkpoint: what it claims, and its signature. */
   private checkpoint(record: Parsed, seen: Seen, anchor: { seq: number; hash: string }): void {
+    if (record.count === anchor.seq && seen.prev === anchor.hash && record.head !== anchor.hash && this.signatureBad(record) === false) {
+      // A checkpoint that links in place and whose signature verifies, but whose signed head is not
+      // the hash of the record before it: that record, or one after the last checkpoint, was changed
+      // and the hashes from it on recomputed. The signature is the evidence, so the records are named.
+      const from = Math.max(this.lastCheckpointSeq + 1, this.report.firstSeq ?? 1);
+      this.fail('modified', this.file, this.lineNo, seen.seq, `a record of seq ${from}–${anchor.seq} was changed and the hashes from it on recomputed: this checkpoint, whose signature by key ${clip(record.keyId)} verifies, says seq ${anchor.seq} had hash ${clip(record.head)}, not ${anchor.hash}`);
+      return;
+    }
     if (record.count !== anchor.seq || record.head !== anchor.hash || seen.prev !== record.head) {
       this.fail('bad checkpoint', this.file, this.lineNo, seen.seq, `the checkpoint's count and head (${clip(record.count)}, ${clip(record.head)}) are not those of the record before it (seq ${anchor.seq})`);
       return;
@@ -286,7 +312,9 @@ export class ChainCheck {
     if (typeof keyId !== 'string') return true;
     const key = this.keys.get(keyId);
     if (key === undefined) return 'unknown';
-    if (typeof chain !== 'string' || typeof count !== 'number' || typeof head !== 'string' || typeof time !== 'string' || typeof signature !== 'string') return true;
+    // Exactly the 86 characters of 64 bytes in base64url without padding: Buffer.from skips
+    // characters outside the alphabet, so a looser test would let one signature have many texts.
+    if (typeof chain !== 'string' || typeof count !== 'number' || typeof head !== 'string' || typeof time !== 'string' || typeof signature !== 'string' || !SIGNATURE.test(signature)) return true;
     return !checkpointSignatureValid({ chain, count, head, keyId, time }, signature, key);
   }
 
@@ -355,6 +383,11 @@ const CLIP_CHARS = 80;
 
 /** A value from the trail, as a message quotes it: JSON, at most CLIP_CHARS characters. */
 function clip(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = '[nested too deeply to show]';
+  }
   return text.length > CLIP_CHARS ? `${text.slice(0, CLIP_CHARS)}…` : text;
 }

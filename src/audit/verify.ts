@@ -1,6 +1,6 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { auditKeyId } from './chain.js';
 import { ChainCheck, isSeq, parseLine } from './verify-chain.js';
 import { readLines } from './verify-lines.js';
@@ -93,6 +93,8 @@ export async function verifyTrail(paths: readonly string[], options: VerifyOptio
   const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
   const unreadable: { path: string; error: string }[] = [];
   const files: string[] = [];
+  /** Files found by reading a directory (not named one by one): their chain must end in an active file. */
+  const listed = new Set<string>();
   const keyDirs: string[] = [];
   for (const path of paths) {
     try {
@@ -104,6 +106,7 @@ export async function verifyTrail(paths: readonly string[], options: VerifyOptio
           if ((await stat(join(path, name)).catch(() => null))?.isFile() === true) names.push(name);
         }
         if (names.length === 0) unreadable.push({ path, error: 'no trail files (*.log) in this directory' });
+        for (const n of names) listed.add(join(path, n));
         files.push(...names.map((n) => join(path, n)));
         keyDirs.push(join(path, 'keys'));
       } else if (info.isFile()) {
@@ -136,6 +139,21 @@ export async function verifyTrail(paths: readonly string[], options: VerifyOptio
     list.push(h);
     byChain.set(h.chain, list);
   }
+  const activeOf = new Map<string, string>();
+  for (const [chain, list] of byChain) {
+    list.sort(fileOrder);
+    const active = activeFileOf(list[list.length - 1], listed);
+    if (active === null) continue;
+    activeOf.set(chain, active);
+    // An empty active file has no record to name its chain: it is this chain's, cut short.
+    const empty = byChain.get(UNKNOWN_CHAIN)?.find((h) => h.path === active && h.size === 0);
+    if (empty !== undefined) {
+      list.push(empty);
+      const rest = (byChain.get(UNKNOWN_CHAIN) ?? []).filter((h) => h !== empty);
+      if (rest.length === 0) byChain.delete(UNKNOWN_CHAIN);
+      else byChain.set(UNKNOWN_CHAIN, rest);
+    }
+  }
   const totalBytes = headers.reduce((sum, h) => sum + h.size, 0);
   let doneBytes = 0;
   const onBytes = options.onProgress === undefined ? undefined : (n: number): void => {
@@ -145,7 +163,8 @@ export async function verifyTrail(paths: readonly string[], options: VerifyOptio
 
   const chains: ChainReport[] = [];
   for (const [chain, list] of [...byChain].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    list.sort(fileOrder);
+    const active = activeOf.get(chain);
+    if (active === undefined || list[list.length - 1]?.path !== active) list.sort(fileOrder);
     const check = new ChainCheck(chain, list.map((h) => h.path), keys.map, maxLineBytes);
     for (const [index, header] of list.entries()) {
       check.beginFile(header.path, index === list.length - 1);
@@ -155,7 +174,15 @@ export async function verifyTrail(paths: readonly string[], options: VerifyOptio
         unreadable.push({ path: header.path, error: errorText(err) });
       }
     }
-    chains.push(check.end());
+    const report = check.end();
+    const last = list[list.length - 1];
+    if (active !== undefined && last !== undefined && last.path !== active && report.problems.length === 0 && !listed.has(active)) {
+      report.problems.push({
+        kind: 'missing file', file: active, line: 1,
+        message: `the chain's active file ${basename(active)} is missing: its newest file, ${basename(last.path)}, is sealed, and sealing a file always begins a new active file, so the records written after the seal (signed checkpoints among them) were removed`,
+      });
+    }
+    chains.push(report);
   }
   const report: VerifyReport = { ok: false, exitCode: 0, keys: keys.report, chains, unreadable };
   report.exitCode = exitCodeOf(report);
@@ -240,7 +267,26 @@ async function readHeader(path: string, maxLineBytes: number): Promise<FileHeade
     }
     if ((chain !== null && firstSeq !== null) || n >= HEADER_SCAN_LINES) break;
   }
-  return { path, size, chain: chain ?? '(unknown)', fileNo, firstSeq };
+  return { path, size, chain: chain ?? UNKNOWN_CHAIN, fileNo, firstSeq };
+}
+
+/** The chain of files that name none (empty, or no parseable record in their first lines). */
+const UNKNOWN_CHAIN = '(unknown)';
+
+/** A sealed file's name: the active file's name with the 12-digit `seq` of its first record before `.log`. */
+const SEALED_NAME = /^(.+)\.([0-9]{12})\.log$/;
+
+/**
+ * The active file a chain must have when its newest file was found in a directory and is a sealed
+ * file (named with its first record's `seq`): sealing always begins a new active file
+ * (docs/audit.md, "Files"), so it cannot be absent. Null when the chain ends in another file, or its
+ * files were named one by one (sealed files verified alone, from an archive).
+ */
+function activeFileOf(newest: FileHeader | undefined, listed: ReadonlySet<string>): string | null {
+  if (newest === undefined || !listed.has(newest.path)) return null;
+  const m = SEALED_NAME.exec(basename(newest.path));
+  if (m === null || Number(m[2]) !== newest.firstSeq) return null;
+  return join(dirname(newest.path), `${m[1]}.log`);
 }
 
 /** Chain order: by `file` number, then by first `seq`, then by name. */

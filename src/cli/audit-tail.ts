@@ -113,7 +113,7 @@ export async function auditTailCommand({ values }: Invocation): Promise<number> 
   const terminal = (process.stdout as { isTTY?: boolean }).isTTY === true;
   const text = (r: SourceRecord): string => {
     if (mode.human) return renderRecord(r.record, { color: mode.color });
-    return terminal ? terminalJson(r.record) : r.line;
+    return terminal ? terminalJson(r.record, undefined, r.line) : r.line;
   };
   const held = new LastLines(lines, MAX_HELD_CHARS);
   let caughtUp = false;

@@ -21,7 +21,7 @@ export async function auditVerifyCommand({ values, positionals }: Invocation): P
 export function humanText(report: VerifyReport): string {
   const lines: string[] = [];
   const { keys } = report;
-  const from = keys.source === 'given' ? `--keys ${keys.dirs.join(', ')}` : `${keys.dirs.join(', ')} (the keys/ directory next to the trail; --keys DIR to use another)`;
+  const from = keys.source === 'given' ? `--keys ${keys.dirs.join(', ')}` : keys.dirs.length === 0 ? 'no keys/ directory (no trail path could be read; --keys DIR to name one)' : `${keys.dirs.join(', ')} (the keys/ directory next to the trail; --keys DIR to use another)`;
   lines.push(`keys: ${keys.keyIds.length === 0 ? 'none found' : `${keys.keyIds.length} public key${keys.keyIds.length === 1 ? '' : 's'}`} in ${from}`);
   for (const problem of keys.problems) lines.push(`  key file: ${problem}`);
   for (const { path, error } of report.unreadable) lines.push(`cannot read ${path}: ${error}`);
@@ -39,7 +39,7 @@ export function humanText(report: VerifyReport): string {
  */
 export function printable(line: string): string {
   // eslint-disable-next-line no-control-regex -- escaping control characters is the point
-  return line.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return line.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function chainText(chain: ChainReport): string[] {

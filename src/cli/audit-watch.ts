@@ -10,6 +10,7 @@ import { ConfigError, type ConfigProblem } from '../config/errors.js';
 import { loadConfigSections } from '../config/load.js';
 import { systemClock } from '../lib/clock.js';
 import { canonicalJson } from '../audit/canonical.js';
+import { sha256Hex } from '../audit/chain.js';
 import { UsageError, type Invocation } from './command.js';
 import { Output, SourceOpenError, openSource, outputMode, timeOption } from './audit-source.js';
 import { configFile } from './config-file.js';
@@ -32,6 +33,21 @@ class RecentSet {
     }
     return true;
   }
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+/** The longest chain name kept as it is in a de-duplication key; a longer one is kept as its SHA-256. */
+const MAX_CHAIN_KEY_CHARS = 128;
+
+/**
+ * The key a record is de-duplicated by: its chain and its hash, at most a few hundred characters
+ * whatever the stream holds (a hostile message can carry a 1 MiB `hash` or chain name, and
+ * SEEN_HASHES of those would not be a bound). Null for a record without a well-formed hash: it
+ * is looked at every time, as a record without a hash always was.
+ */
+export function seenKey(chain: string, hash: unknown): string | null {
+  if (typeof hash !== 'string' || !HEX64.test(hash)) return null;
+  return `${chain.length > MAX_CHAIN_KEY_CHARS ? sha256Hex(chain) : chain} ${hash}`;
 }
 
 /**
@@ -84,8 +100,8 @@ export async function auditWatchCommand({ values }: Invocation): Promise<number>
   try {
     for await (const r of source.records({ follow: true, signal: stop.signal, since })) {
       if (out.isClosed) break;
-      const hash = r.record.hash;
-      if (typeof hash === 'string' && !seen.add(`${r.chain} ${hash}`)) continue;
+      const key = seenKey(r.chain, r.record.hash);
+      if (key !== null && !seen.add(key)) continue;
       // A replay (--since) moves the detectors' windows by the records' own times; live records by the clock.
       const at = replayFrom === undefined ? systemClock.now() : Date.parse(String(r.record.time));
       monitor.observe({ ...r.record, chain: r.chain } as Parameters<AnomalyMonitor['observe']>[0], Number.isFinite(at) ? at : systemClock.now());

@@ -60,9 +60,16 @@ const ISO = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?(?:Z|[+-]
 export function parseTime(text: string, nowMs: number): number | null {
   const ago = parseDuration(text);
   if (ago !== null) return nowMs - ago;
-  if (!ISO.test(text)) return null;
+  if (!ISO.test(text) || !isCalendarDate(text.slice(0, 10))) return null;
   const ms = Date.parse(text);
   return Number.isFinite(ms) ? ms : null;
+}
+
+/** Whether `YYYY-MM-DD` names a day that exists: Date.parse takes `2026-02-30` for 2 March. */
+function isCalendarDate(date: string): boolean {
+  const [y, m, d] = date.split('-').map(Number) as [number, number, number];
+  const day = new Date(Date.UTC(y, m - 1, d));
+  return day.getUTCFullYear() === y && day.getUTCMonth() === m - 1 && day.getUTCDate() === d;
 }
 
 /** A record's `time` in ms, or NaN when it has none that parses. */

@@ -19,8 +19,24 @@ type Record_ = Readonly<Record<string, unknown>>;
 /** A value as text safe for a terminal: escaped, capped at `maxChars` (at least 32), `-` when absent. */
 export function terminalText(value: unknown, maxChars: number = SHOWN.text): string {
   if (value === undefined || value === null) return '-';
-  const text = typeof value === 'string' ? value : typeof value === 'number' || typeof value === 'boolean' ? String(value) : JSON.stringify(value);
+  const text = typeof value === 'string' ? value : typeof value === 'number' || typeof value === 'boolean' ? String(value) : stringified(value) ?? TOO_DEEP;
   return boundText(text, maxChars);
+}
+
+/** What is shown for a value JSON.stringify cannot write (nested deeper than its stack allows). */
+const TOO_DEEP = '[nested too deeply to show]';
+
+/**
+ * JSON.stringify that never throws: a parsed line of under 1 MiB can nest arrays and objects deeper
+ * than JSON.stringify's recursion reaches (JSON.parse does not recurse), so a hostile record would
+ * otherwise end the command that shows it. Null when it cannot be written.
+ */
+function stringified(value: unknown, space?: number): string | null {
+  try {
+    return JSON.stringify(value, null, space) ?? 'null';
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -35,8 +51,12 @@ const UNSAFE_AFTER_STRINGIFY = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u20
  * `\uXXXX` escape — the same JSON value. For a record read from a line, this drops raw whitespace
  * between tokens (a carriage return) as well.
  */
-export function terminalJson(value: unknown, space?: number): string {
-  return (JSON.stringify(value, null, space) ?? 'null').replace(UNSAFE_AFTER_STRINGIFY, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+export function terminalJson(value: unknown, space?: number, line?: string): string {
+  // A value nested too deeply for JSON.stringify: its stored line is the same JSON value. A line
+  // that parsed holds no raw C0 control but the whitespace between tokens (tab, carriage return),
+  // which becomes a space.
+  const text = stringified(value, space) ?? line?.replace(/[\t\r]/g, ' ') ?? JSON.stringify(TOO_DEEP);
+  return text.replace(UNSAFE_AFTER_STRINGIFY, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 const SGR = Object.freeze({ red: '31', green: '32', yellow: '33', magenta: '35', cyan: '36', dim: '2', bold: '1' });

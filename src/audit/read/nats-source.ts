@@ -74,10 +74,13 @@ export class NatsSource implements RecordSource {
       try {
         for await (const m of messages) {
           const chain = chainFromSubject(prefix, m.subject);
-          const line = m.string();
-          const record = chain === null ? null : parsedObject(line);
-          if (chain === null || record === null) this.skipped++;
-          else yield { chain, line, record };
+          // A message holds one or more consecutive records of its chain, one per line.
+          for (const line of m.string().split('\n')) {
+            if (line === '') continue;
+            const record = chain === null ? null : parsedObject(line);
+            if (chain === null || record === null) this.skipped++;
+            else yield { chain, line, record };
+          }
           if (!read.follow && m.info.pending === 0) break;
         }
       } finally {

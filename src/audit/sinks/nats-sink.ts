@@ -19,11 +19,41 @@ export interface NatsSinkDeps {
   readonly metrics?: SinkMetrics;
 }
 
+/**
+ * One message to the stream: consecutive records of one chain, published together under
+ * `Nats-Msg-Id: <hash of its first record>`. A message is formed once and travels whole from then on
+ * (published, spooled, published again from the spool), so a message whose acknowledgement was lost
+ * is the same message when it is sent again, and the stream's de-duplication drops it.
+ */
 interface Item {
-  readonly entry: Pick<LinkedEntry, 'chain' | 'line' | 'hash'>;
-  readonly ordinal: number;
-  /** UTF-8 bytes of its line: what it takes in the spool. */
-  readonly bytes: number;
+  readonly chain: string;
+  /** The hash of its first record: the message's Nats-Msg-Id. */
+  readonly id: string;
+  /** The records' lines, without their newlines. */
+  readonly lines: string[];
+  /** The ordinal of its last record (see flushed()). */
+  ordinal: number;
+  /** UTF-8 bytes of its lines: what it takes in the spool. */
+  bytes: number;
+}
+
+/** Most records, and bytes, in one message (the server's default max_payload is 1 MiB). */
+const MESSAGE_MAX_RECORDS = 256;
+const MESSAGE_MAX_BYTES = 256 * 1024;
+
+/** A message as one spool line: chain, id and lines separated by tabs (canonical JSON holds no raw tab or newline). */
+function spoolLine(item: Item): string {
+  return `${item.chain}\t${item.id}\t${item.lines.join('\t')}\n`;
+}
+
+/** The bytes of a spooled message besides its lines (each counted with its separator): the chain, the id and two tabs. */
+function messageOverhead(chain: string): number {
+  return Buffer.byteLength(chain, 'utf8') + 64 + 2;
+}
+
+/** A message as the stream stores it: its records' lines, each ending with a newline. */
+function payloadOf(item: Item): string {
+  return `${item.lines.join('\n')}\n`;
 }
 
 /** The first wait before the spool is published again after a failure; it doubles up to RETRY_MAX_MS. */
@@ -53,6 +83,8 @@ export class NatsSink implements AuditSink {
   private streamReady = false;
   private up = false;
   private memory: Item[] = [];
+  /** The message records are being added to (this turn's records of the chain); closed when the loop runs. */
+  private forming: Item | null = null;
   private memoryBytes = 0;
   private buffer: Item[] = [];
   private bufferBytes = 0;
@@ -125,18 +157,53 @@ export class NatsSink implements AuditSink {
   accept(entry: LinkedEntry): boolean {
     if (this.closing) return this.drop();
     const bytes = Buffer.byteLength(entry.line, 'utf8');
-    if (!this.spooling && this.memoryBytes + bytes <= this.memoryMaxBytes) {
-      this.memory.push({ entry, ordinal: ++this.ordinal, bytes });
-      this.memoryBytes += bytes;
-      this.poke();
-      return true;
+    const queued = this.bufferBytes + this.memoryBytes + (this.forming?.bytes ?? 0);
+    // Counted as if it began a message of its own, header included: the spool's bound holds either way.
+    const cost = bytes + messageOverhead(entry.chain);
+    if ((this.spooling || this.memoryBytes + (this.forming?.bytes ?? 0) + cost > this.memoryMaxBytes)
+      && (this.writeError !== null || !this.spool.hasRoom(queued + cost))) return this.drop();
+    const line = entry.line.endsWith('\n') ? entry.line.slice(0, -1) : entry.line;
+    let forming = this.forming;
+    if (forming !== null && (forming.chain !== entry.chain || forming.lines.length >= MESSAGE_MAX_RECORDS || forming.bytes + bytes > MESSAGE_MAX_BYTES)) {
+      this.closeForming();
+      forming = null;
     }
-    if (this.writeError !== null || !this.spool.hasRoom(this.bufferBytes + this.memoryBytes + bytes)) return this.drop();
-    this.spooling = true;
-    this.buffer.push({ entry, ordinal: ++this.ordinal, bytes });
-    this.bufferBytes += bytes;
+    if (forming === null) {
+      forming = { chain: entry.chain, id: entry.hash, lines: [], ordinal: 0, bytes: messageOverhead(entry.chain) };
+      this.forming = forming;
+    }
+    forming.lines.push(line);
+    forming.bytes += bytes;
+    forming.ordinal = ++this.ordinal;
     this.poke();
     return true;
+  }
+
+  /** Sends the message being formed on its way: to memory while the stream keeps up, else to the spool. */
+  private closeForming(): void {
+    const item = this.forming;
+    if (item === null) return;
+    this.forming = null;
+    if (!this.spooling && this.memoryBytes + item.bytes <= this.memoryMaxBytes) {
+      this.memory.push(item);
+      this.memoryBytes += item.bytes;
+      return;
+    }
+    if (this.writeError !== null || !this.spool.hasRoom(this.bufferBytes + this.memoryBytes + item.bytes)) {
+      this.dropItem(item);
+      return;
+    }
+    this.spooling = true;
+    this.buffer.push(item);
+    this.bufferBytes += item.bytes;
+  }
+
+  /** A whole message lost (no room anywhere): each of its records counts. */
+  private dropItem(item: Item): void {
+    this.droppedCount += item.lines.length;
+    if (!this.closed) this.refusing = true;
+    this.deps.metrics?.sinkRecords(this.name, 'dropped', item.lines.length);
+    this.droppedThrough = Math.max(this.droppedThrough, item.ordinal);
   }
 
   private drop(): boolean {
@@ -255,9 +322,9 @@ export class NatsSink implements AuditSink {
       return items.map((_, i) => i);
     }
     const results = await Promise.allSettled(items.map((it) => js.publish(
-      subjectFor(this.options.subject, it.entry.chain),
-      it.entry.line.endsWith('\n') ? it.entry.line.slice(0, -1) : it.entry.line,
-      { msgID: it.entry.hash, timeout: this.options.ackTimeoutMs },
+      subjectFor(this.options.subject, it.chain),
+      payloadOf(it),
+      { msgID: it.id, timeout: this.options.ackTimeoutMs },
     )));
     const failedAt: number[] = [];
     let delivered = 0;
@@ -266,8 +333,8 @@ export class NatsSink implements AuditSink {
       if (r.status === 'rejected') {
         failedAt.push(i);
         this.failed(r.reason);
-      } else if (r.value.duplicate) duplicates++;
-      else delivered++;
+      } else if (r.value.duplicate) duplicates += items[i]?.lines.length ?? 0;
+      else delivered += items[i]?.lines.length ?? 0;
     });
     if (failedAt.length > 0) this.streamReady = false;
     else this.lastError = null;
@@ -278,6 +345,7 @@ export class NatsSink implements AuditSink {
 
   private async run(): Promise<void> {
     for (;;) {
+      this.closeForming();
       if (this.memory.length > 0) await this.publishMemory();
       else if (this.buffer.length > 0 && (this.writeError === null || (this.retryTimer === null && !this.closing))) await this.writeBuffer();
       else if (this.spool.pendingBytes > 0 && this.retryTimer === null && this.writeError === null && !this.closing) await this.publishSpool();
@@ -302,10 +370,7 @@ export class NatsSink implements AuditSink {
         if (this.spool.hasRoom(this.bufferBytes + bytes + it.bytes)) {
           moved.push(it);
           bytes += it.bytes;
-        } else {
-          this.drop();
-          this.droppedThrough = Math.max(this.droppedThrough, it.ordinal);
-        }
+        } else this.dropItem(it);
       }
       this.buffer.unshift(...moved);
       this.bufferBytes += bytes;
@@ -320,11 +385,11 @@ export class NatsSink implements AuditSink {
     const items = this.buffer.slice();
     const bytes = items.reduce((n, it) => n + it.bytes, 0);
     try {
-      await this.spool.append(items.map((it) => (it.entry.line.endsWith('\n') ? it.entry.line : `${it.entry.line}\n`)));
+      await this.spool.append(items.map(spoolLine));
       this.buffer = this.buffer.slice(items.length);
       this.bufferBytes -= bytes;
       this.handledThrough = Math.max(this.handledThrough, items[items.length - 1]?.ordinal ?? 0, this.droppedThrough);
-      this.deps.metrics?.sinkRecords(this.name, 'spooled', items.length);
+      this.deps.metrics?.sinkRecords(this.name, 'spooled', items.reduce((n, it) => n + it.lines.length, 0));
       if (this.writeError !== null) this.deps.logger.info({ sink: 'nats' }, 'audit spool writable again');
       this.writeError = null;
     } catch (err) {
@@ -340,16 +405,16 @@ export class NatsSink implements AuditSink {
     const { lines, end } = await this.spool.read(this.options.maxInFlight);
     const items: Item[] = [];
     for (const line of lines) {
-      const entry = spooledEntry(line);
-      if (entry === null) this.spool.skipped++;
-      else items.push({ entry, ordinal: 0, bytes: 0 });
+      const item = spooledItem(line);
+      if (item === null) this.spool.skipped++;
+      else items.push(item);
     }
     const failedAt = items.length === 0 ? [] : await this.publish(items);
     if (failedAt.length > 0) {
       this.waitRetry();
       return;
     }
-    if (items.length > 0) this.deps.metrics?.sinkRecords(this.name, 'retried', items.length);
+    if (items.length > 0) this.deps.metrics?.sinkRecords(this.name, 'retried', items.reduce((n, it) => n + it.lines.length, 0));
     await this.spool.commit(end);
     if (this.refusing && this.spooledBytes < this.options.spoolMaxBytes * 0.75) this.refusing = false;
     this.metricSpool();
@@ -388,12 +453,19 @@ export class NatsSink implements AuditSink {
     this.poke();
     await this.loop;
     this.cancelRetry();
+    this.closeForming();
+    if (this.memory.length > 0) {
+      this.buffer.unshift(...this.memory);
+      this.memory = [];
+      this.memoryBytes = 0;
+    }
     if (this.buffer.length > 0) {
+      const records = this.buffer.reduce((n, it) => n + it.lines.length, 0);
       try {
-        await this.spool.append(this.buffer.map((it) => `${it.entry.line.replace(/\n$/, '')}\n`));
+        await this.spool.append(this.buffer.map(spoolLine));
       } catch (err) {
-        this.droppedCount += this.buffer.length;
-        this.deps.logger.error({ sink: 'nats', err: (err as Error).message, dropped: this.buffer.length }, 'audit spool cannot be written at shutdown');
+        this.droppedCount += records;
+        this.deps.logger.error({ sink: 'nats', err: (err as Error).message, dropped: records }, 'audit spool cannot be written at shutdown');
       }
       this.buffer = [];
       this.bufferBytes = 0;
@@ -409,15 +481,11 @@ export class NatsSink implements AuditSink {
   }
 }
 
-/** A spooled line back as what publish needs; null for a line that is not a linked record. */
-function spooledEntry(line: string): Item['entry'] | null {
-  try {
-    const r = JSON.parse(line) as unknown;
-    if (typeof r !== 'object' || r === null) return null;
-    const { chain, hash } = r as Record<string, unknown>;
-    if (typeof chain !== 'string' || typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash)) return null;
-    return { chain, hash, line };
-  } catch {
-    return null;
-  }
+/** A spooled message back as what publish needs; null for a line that is not one (a torn or foreign line). */
+function spooledItem(text: string): Item | null {
+  const parts = text.split('\t');
+  const [chain, id, ...lines] = parts;
+  if (chain === undefined || chain === '' || id === undefined || !/^[0-9a-f]{64}$/.test(id) || lines.length === 0) return null;
+  for (const line of lines) if (!line.startsWith('{') || !line.endsWith('}')) return null;
+  return { chain, id, lines, ordinal: 0, bytes: 0 };
 }

@@ -1,3 +1,4 @@
+import { verifyTrail } from '../src/audit/verify.js';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -192,6 +193,10 @@ describe('a gateway killed with SIGKILL under load', () => {
     await proc.exited;
     await Promise.all(loops);
     await rm(proc.dir, { recursive: true, force: true });
+    // What `audit verify` says of the trail as the kill left it: intact, or only a truncated tail.
+    const killed = await verifyTrail([join(dataDir, 'audit')]);
+    assert.ok(killed.exitCode === 0 || killed.exitCode === 3, JSON.stringify(killed.chains.map((c) => c.problems)));
+    if (killed.exitCode === 3) assert.deepEqual(killed.chains.flatMap((c) => c.problems.map((p) => p.kind)), ['truncated tail']);
     proc = await startGatewayProcess(cfg);
     const res = await fetch(`${proc.url}/a/after`);
     await res.arrayBuffer();
@@ -214,5 +219,9 @@ describe('a gateway killed with SIGKILL under load', () => {
     for (const id of phase1) assert.equal(check.records.filter((r) => r.requestId === id).length, 1, `phase 1 ${id} survived`);
     assert.equal(check.records.at(-1)?.kind, 'checkpoint', 'the graceful stop ends in a checkpoint');
     assert.equal(check.records.filter((r) => r.kind === 'start')[1]?.resumed, true);
+    // After the restart, the torn line (if any) is a note, not a problem: the trail verifies.
+    const after = await verifyTrail([join(dataDir, 'audit')]);
+    assert.equal(after.exitCode, 0, JSON.stringify(after.chains.map((c) => c.problems)));
+    assert.equal(after.chains[0]?.notes.some((n) => n.kind === 'torn'), torn !== undefined);
   });
 });

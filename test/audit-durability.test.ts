@@ -1,4 +1,3 @@
-import { verifyTrail } from '../src/audit/verify.js';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -6,6 +5,7 @@ import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chainFiles } from '../src/audit/trail-files.js';
+import { verifyTrail } from '../src/audit/verify.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, startGatewayProcess, type ConfigObject, type TestGateway } from './harness/gateway.js';
 import { ManualClock } from './harness/manual-clock.js';

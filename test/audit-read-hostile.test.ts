@@ -2,7 +2,6 @@
 // trail that verifies, and a record nested deeper than JSON.stringify reaches must not end the
 // command that shows it.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,8 +13,8 @@ import { canonicalJson } from '../src/audit/canonical.js';
 import { sha256Hex } from '../src/audit/chain.js';
 import { at, fileLines, firstProblem, verifyJson, writeLines } from './harness/audit-verify-cli.js';
 import { seenKey } from '../src/cli/audit-watch.js';
-import { CLI } from './harness/gateway.js';
 import { newAuditKey, writeSampleTrail } from './harness/trail-writer.js';
+import { runCli, type CliRun } from './harness/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'portcullis-read-hostile-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -91,16 +90,8 @@ describe('audit verify: a record changed and every hash after it recomputed', ()
   });
 });
 
-function run(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString('utf8'); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString('utf8'); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function run(args: readonly string[]): Promise<CliRun> {
+  return runCli(args, { NO_COLOR: '' });
 }
 
 describe('audit tail and stats: a record nested too deeply to print', () => {

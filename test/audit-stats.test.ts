@@ -2,7 +2,6 @@
 // output), and the bounded counter under a flood of distinct identities: memory capped, heavy
 // hitters still on top, counts never below the truth.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,21 +9,13 @@ import { after, before, describe, it } from 'node:test';
 import { serialiseRecord } from '../src/audit/audit-record.js';
 import { linkText } from '../src/audit/chain.js';
 import { StatsCollector, TopCounter, type TrailStats } from '../src/audit/read/stats.js';
-import { CLI } from './harness/gateway.js';
 import { ChainWriter, at, requestRecord } from './harness/query-trail.js';
+import { runCli } from './harness/cli.js';
 
 interface Run { code: number | null; stdout: string; stderr: string }
 
 function cli(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'audit', 'stats', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString('utf8'); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString('utf8'); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCli(['audit', 'stats', ...args]);
 }
 
 async function stats(args: readonly string[]): Promise<TrailStats> {

@@ -2,7 +2,6 @@
 // by time, every filter, -n, JSON lines and human lines, hostile records that try to drive the
 // terminal, malformed lines counted, bad arguments refused, and the config's trail by default.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,21 +14,13 @@ import { renderRecord, terminalJson } from '../src/audit/read/format.js';
 import { outputMode, redactedUrl } from '../src/cli/audit-source.js';
 import { waitUntil } from './harness/assertions.js';
 import { ManualClock } from './harness/manual-clock.js';
-import { CLI } from './harness/gateway.js';
 import { ChainWriter, at, requestRecord } from './harness/query-trail.js';
+import { runCli } from './harness/cli.js';
 
 interface Run { code: number | null; stdout: string; stderr: string }
 
 function cli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString('utf8'); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString('utf8'); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCli(args, { NO_COLOR: '', ...env });
 }
 
 // eslint-disable-next-line no-control-regex -- the colour codes the renderer writes

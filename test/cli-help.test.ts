@@ -3,26 +3,17 @@
 // stderr, exit 2, never a stack trace. The walk reads the same table the CLI is built from, so a
 // command added to it is tested without touching this file.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { UsageError, parseInvocation, type Command } from '../src/cli/command.js';
 import { ROOT, allCommands } from '../src/cli/commands.js';
-import { CLI } from './harness/gateway.js';
+import { runCli } from './harness/cli.js';
 
 interface Run { code: number | null; stdout: string; stderr: string }
 
 function cli(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    // No config in reach: help and usage errors must not need one.
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PORTCULLIS_CONFIG: '/nonexistent/gateway.yaml' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString('utf8'); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString('utf8'); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  // No config in reach: help and usage errors must not need one.
+  return runCli(args, { PORTCULLIS_CONFIG: '/nonexistent/gateway.yaml' });
 }
 
 const name = (c: Command): string => ['portcullis', ...c.path].join(' ');

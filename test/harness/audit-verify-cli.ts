@@ -1,11 +1,10 @@
 // Runs `portcullis audit verify` as a child process and reads its answer, and edits trail files
 // line by line for the tampering tests.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Problem, VerifyReport } from '../../src/audit/verify.js';
-import { CLI } from './gateway.js';
+import { runCli } from './cli.js';
 
 export interface VerifyRun {
   readonly code: number | null;
@@ -14,15 +13,7 @@ export interface VerifyRun {
 }
 
 export function runVerify(args: readonly string[]): Promise<VerifyRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'audit', 'verify', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString('utf8'); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString('utf8'); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCli(['audit', 'verify', ...args]);
 }
 
 /** `audit verify --json` over `paths`: the exit code and the report; nothing may reach stderr. */

@@ -4,6 +4,7 @@ import { OperatorError } from '../lib/operator-error.js';
 import { MAX_TIMEOUT_MS, systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { serialiseRecord, type AuditRecord } from './audit-record.js';
 import { checkpointRecord, EMPTY_HEAD, linkObject, linkText, type ChainHead, type Linked, type RecordText } from './chain.js';
+import { lockChain, type ChainLock } from './chain-lock.js';
 import type { SigningKey } from './signing-key.js';
 import type { AuditSink, SinkState } from './sinks/sink.js';
 import type { FileSink } from './sinks/file-sink.js';
@@ -87,6 +88,8 @@ export class AuditTrail {
   /** Per sink: drops already written as gap records, and the run not yet written. */
   private readonly sinkDrops = new Map<AuditSink, { seen: number; open: Gap | null }>();
   private key: SigningKey | null = null;
+  /** The chain's one-writer lock, held from open to close. */
+  private lock: ChainLock | null = null;
   private sinceCheckpoint = 0;
   private checkpointTimer: Timer | null = null;
   private rotateTimer: Timer | null = null;
@@ -122,6 +125,20 @@ export class AuditTrail {
    * at all), and appends the `file` record of a new file and the `start` record.
    */
   async open(): Promise<void> {
+    // One writer per chain: taken before the files are read, so no other process moves the head meanwhile.
+    this.lock = lockChain(this.options.files.active, this.chain);
+    try {
+      await this.openLocked();
+    } catch (err) {
+      if (!this.opened) {
+        this.lock.release();
+        this.lock = null;
+      }
+      throw err;
+    }
+  }
+
+  private async openLocked(): Promise<void> {
     let resume: ChainResume;
     try {
       resume = await this.options.resume();
@@ -372,6 +389,8 @@ export class AuditTrail {
     }
     await Promise.all(this.sinks.map((s) => s.close().catch((err: unknown) => { this.options.logger.error({ err, sink: s.name }, 'closing an audit sink failed'); })));
     await this.options.retention?.close();
+    this.lock?.release();
+    this.lock = null;
   }
 }
 

@@ -7,6 +7,12 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { pino } from 'pino';
 import { lockChain } from '../src/audit/chain-lock.js';
+import { HttpSink } from '../src/audit/sinks/http-sink.js';
+import { HTTP_SINK_DEFAULTS } from '../src/config/compile-audit-sinks.js';
+import { systemClock } from '../src/lib/clock.js';
+import { createLogger } from '../src/observability/logger.js';
+import { configProblems } from './harness/config.js';
+import { chainOf } from './harness/linked-records.js';
 import { Retention } from '../src/audit/retention.js';
 import { chainFiles } from '../src/audit/trail-files.js';
 import { OperatorError } from '../src/lib/operator-error.js';
@@ -182,5 +188,29 @@ describe('archive commands that misbehave', () => {
     t.after(() => next.close());
     await next.sweep();
     await readFile(`${files.sealed(1)}.archived`);
+  });
+});
+
+describe('the HTTP sink URL with a password', () => {
+  const BASE = 'upstreams:\n  u: { targets: [http://127.0.0.1:3001] }\nroutes:\n  - name: r\n    match: { path: "/r" }\n    upstream: u\n    public: true\n';
+
+  it('is refused by the config, without quoting it: fetch would refuse every batch and its error quote the password', () => {
+    const problems = configProblems(`${BASE}audit:\n  http: { url: "https://siem:hunter2@collector.example/ingest" }\n`);
+    assert.ok(problems.some((p) => /audit\.http\.url.*must not carry a user name or password/.test(p)), problems.join('\n'));
+    assert.ok(problems.every((p) => !p.includes('hunter2')), problems.join('\n'));
+  });
+
+  it('never reaches a log line, even when a sink is built with one', async () => {
+    const out = new PassThrough();
+    let logged = '';
+    out.on('data', (chunk: Buffer) => { logged += chunk.toString('utf8'); });
+    const url = 'http://siem:hunter2@127.0.0.1:9/ingest';
+    const sink = new HttpSink({ url, shownUrl: 'http://127.0.0.1:9/ingest', headers: {}, ...HTTP_SINK_DEFAULTS, onFailure: 'failOpen' }, { logger: createLogger('info', out), clock: systemClock });
+    await sink.start();
+    for (const entry of chainOf('gw/main', 3)) sink.accept(entry);
+    await sink.flushed();
+    await waitUntil('the failure is logged', () => logged.includes('audit collector did not take a batch'));
+    await sink.close();
+    assert.ok(!logged.includes('hunter2'), logged);
   });
 });

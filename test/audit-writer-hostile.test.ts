@@ -8,6 +8,7 @@ import { PassThrough } from 'node:stream';
 import { pino } from 'pino';
 import { lockChain } from '../src/audit/chain-lock.js';
 import { HttpSink } from '../src/audit/sinks/http-sink.js';
+import type { AuditSink, LinkedEntry, SinkState } from '../src/audit/sinks/sink.js';
 import { HTTP_SINK_DEFAULTS } from '../src/config/compile-audit-sinks.js';
 import { systemClock } from '../src/lib/clock.js';
 import { createLogger } from '../src/observability/logger.js';
@@ -212,5 +213,49 @@ describe('the HTTP sink URL with a password', () => {
     await waitUntil('the failure is logged', () => logged.includes('audit collector did not take a batch'));
     await sink.close();
     assert.ok(!logged.includes('hunter2'), logged);
+  });
+});
+
+/** An embedding program's own sink (`extraSinks`) that notes what the trail does with it. */
+class WatchedSink implements AuditSink {
+  readonly name = 'watched';
+  readonly onFailure = 'failOpen' as const;
+  readonly dropped = 0;
+  started = 0;
+  closed = 0;
+  constructor(private readonly failStart = false) {}
+  get state(): SinkState { return this.closed > 0 ? 'closed' : 'ok'; }
+  start(): Promise<void> {
+    this.started++;
+    return this.failStart ? Promise.reject(new OperatorError('watched: cannot start')) : Promise.resolve();
+  }
+  accept(entry: LinkedEntry): boolean { return entry.seq > 0; }
+  flushed(): Promise<void> { return Promise.resolve(); }
+  close(): Promise<void> { this.closed++; return Promise.resolve(); }
+}
+
+describe('a start refused part way', () => {
+  it('an unusable signing key (RSA) is found before any sink starts', async (t) => {
+    const dir = await tempDir(t);
+    await mkdir(join(dir, 'audit', 'keys'), { recursive: true });
+    execFileSync('openssl', ['genpkey', '-algorithm', 'rsa', '-pkeyopt', 'rsa_keygen_bits:1024', '-out', join(dir, 'audit', 'keys', 'signing.pem')], { stdio: 'ignore' });
+    const sink = new WatchedSink();
+    const run = testTrail(dir, new ManualClock(), { sinks: [sink] });
+    await assert.rejects(run.trail.open(), /holds a rsa key; checkpoints are signed with Ed25519/);
+    assert.equal(sink.started, 0, 'no sink was started (no connection made, no stream created)');
+    await run.trail.close();
+  });
+
+  it('a sink that cannot start closes the sinks that did, and lets the chain go', async (t) => {
+    const dir = await tempDir(t);
+    const good = new WatchedSink();
+    const bad = new WatchedSink(true);
+    const run = testTrail(dir, new ManualClock(), { sinks: [good, bad] });
+    await assert.rejects(run.trail.open(), /watched: cannot start/);
+    assert.equal(good.closed, 1);
+    assert.equal(run.file.state, 'closed', 'the file sink is closed again');
+    const again = testTrail(dir, new ManualClock());
+    await again.trail.open();
+    await again.trail.close();
   });
 });

@@ -148,8 +148,15 @@ export class AuditTrail {
       throw new OperatorError(`dataDir, audit.file: the audit trail ${shownPath(path)} cannot be opened ${fsFailure(err)}; point dataDir (or audit.file) at a place the gateway can write`, { cause: err });
     }
     this.head = resume.head;
-    await Promise.all(this.sinks.map((s) => s.start()));
+    // The key first: a start that fails on it has connected to no sink and created nothing.
     this.key = this.options.signingKey();
+    const started = await Promise.allSettled(this.sinks.map((s) => s.start()));
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) {
+      // The sinks that did start are closed again, so a refused start leaves no connection or timer behind.
+      await Promise.all(this.sinks.filter((_, i) => started[i]?.status === 'fulfilled').map((s) => s.close().catch(() => undefined)));
+      throw failed.reason;
+    }
     this.opened = true;
     const now = this.clock.now();
     const resumed = resume.head.seq > 0;

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -71,6 +71,7 @@ describe('one writer per chain', () => {
     await third.trail.open();
     assert.ok(third.trail.write(requestRecord('c', clock.now())));
     await third.trail.close();
+    assert.deepEqual((await readdir(join(dir, 'audit'))).filter((name) => name.includes('lock')), ['audit.log.lock'], 'one lock file, no journal beside it');
     const check = checkChain([join(dir, 'audit', 'audit.log')], publicKeys(join(dir, 'audit', 'keys')));
     assert.deepEqual(check.problems, []);
     assert.deepEqual(check.records.filter((r) => r.kind === 'request').map((r) => r.requestId), ['a', 'b', 'c']);

@@ -35,6 +35,8 @@ export function lockChain(active: string, chain: string): ChainLock {
     throw new OperatorError(`dataDir, audit.file: the audit trail's lock ${shownPath(path)} cannot be opened ${fsFailure(err)}; point dataDir (or audit.file) at a place the gateway can write`, { cause: err });
   }
   try {
+    // No journal: the database holds nothing, and no `-journal` file is left beside the trail.
+    db.pragma('journal_mode = OFF');
     db.pragma('locking_mode = EXCLUSIVE');
     db.exec('BEGIN EXCLUSIVE');
   } catch (err) {

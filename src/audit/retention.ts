@@ -8,6 +8,8 @@ import { sealedFiles, type ChainFiles } from './trail-files.js';
 export const RETENTION_CHECK_MS = 60_000;
 /** The most output of an archive command kept for its log line. */
 const OUTPUT_CHARS = 2048;
+/** How long output is still read after an archive command exited, before its pipes are let go. */
+const PIPE_GRACE_MS = 1000;
 
 export interface RetentionOptions {
   readonly files: ChainFiles;
@@ -42,6 +44,8 @@ export class Retention {
   private closed = false;
   /** Sealed files whose archive failed at least once: retried at the next sweep. */
   private readonly failed = new Set<string>();
+  /** Ends the archive command under way (its whole process group), when one runs. */
+  private abortRun: ((reason: string) => void) | null = null;
 
   constructor(private readonly options: RetentionOptions) {}
 
@@ -104,16 +108,32 @@ export class Retention {
   private archive(path: string, command: readonly string[]): Promise<boolean> {
     const [program, ...args] = command.map((a) => a.replaceAll('{file}', path));
     if (program === undefined) return Promise.resolve(false);
+    if (this.closed) return Promise.resolve(false);
     return new Promise<boolean>((resolveRun) => {
       let output = '';
       const keep = (chunk: Buffer): void => { if (output.length < OUTPUT_CHARS) output = (output + chunk.toString('utf8')).slice(0, OUTPUT_CHARS); };
-      const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: this.options.archiveTimeoutMs, killSignal: 'SIGKILL' });
+      // Its own process group, so the timeout and shutdown end everything it started, not only the
+      // program itself: a process it left in the background would keep its pipes open, and the
+      // retention (and the gateway's shutdown, which waits for it) would wait as long as that lives.
+      const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      const killGroup = (): void => {
+        if (child.pid === undefined) return;
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // ESRCH: the group is gone already.
+        }
+      };
       child.stdout.on('data', keep);
       child.stderr.on('data', keep);
       let settled = false;
-      const finish = (ok: boolean, why: string): void => {
+      let why: string | null = null;
+      const timers: NodeJS.Timeout[] = [];
+      const finish = (ok: boolean, reason: string): void => {
         if (settled) return;
         settled = true;
+        for (const timer of timers) clearTimeout(timer);
+        if (this.abortRun === abort) this.abortRun = null;
         this.options.onArchive?.(ok);
         if (ok) {
           this.failed.delete(path);
@@ -124,17 +144,32 @@ export class Retention {
           return;
         }
         this.failed.add(path);
-        this.options.logger.error({ file: path, command: program, why, output }, 'audit archive command failed; the file is kept and tried again');
+        this.options.logger.error({ file: path, command: program, why: reason, output }, 'audit archive command failed; the file is kept and tried again');
         resolveRun(false);
       };
+      const abort = (reason: string): void => {
+        why ??= reason;
+        killGroup();
+      };
+      this.abortRun = abort;
+      timers.push(setTimeout(() => abort(`ran past archiveTimeoutMs (${this.options.archiveTimeoutMs} ms)`), this.options.archiveTimeoutMs));
       child.once('error', (err) => finish(false, err.message));
-      child.once('close', (code, signal) => finish(code === 0, signal !== null ? `killed by ${signal}` : `exit code ${String(code)}`));
+      child.once('exit', (code, signal) => {
+        // What it left behind goes with it; output still buffered is read for a moment, then the pipes are let go.
+        killGroup();
+        const verdict = why ?? (signal !== null ? `killed by ${signal}` : `exit code ${String(code)}`);
+        const ok = why === null && code === 0;
+        timers.push(setTimeout(() => { child.stdout.destroy(); child.stderr.destroy(); finish(ok, verdict); }, PIPE_GRACE_MS));
+        child.once('close', () => finish(ok, verdict));
+      });
     });
   }
 
   /** Stops the periodic check and waits for the sweep under way. */
   async close(): Promise<void> {
     this.closed = true;
+    // An archive under way is ended (it is tried again at the next start): shutdown does not wait for an upload.
+    this.abortRun?.('the gateway is stopping');
     this.timer?.cancel();
     this.timer = null;
     await this.running;

@@ -1,8 +1,9 @@
-import { open, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { OperatorError } from '../lib/operator-error.js';
 import { shownPath } from '../lib/fs-failure.js';
 import { EMPTY_HEAD, type ChainHead } from './chain.js';
+import { openRegular } from './regular-file.js';
 
 /**
  * The files of one chain (docs/audit.md, "Files"): the active file (`audit.log`, or `audit.w1.log`
@@ -79,7 +80,7 @@ function parseLine(line: string): LineFacts | null {
 
 /** The end of a file: the last complete record (null when none is in the last TAIL_BYTES) and the bytes after the last newline. */
 export async function readTail(path: string): Promise<{ head: ChainHead | null; torn: number; size: number }> {
-  const handle = await open(path, 'r');
+  const handle = await openRegular(path, 'r');
   try {
     const { size } = await handle.stat();
     const length = Math.min(size, TAIL_BYTES);
@@ -109,7 +110,7 @@ export async function readTail(path: string): Promise<{ head: ChainHead | null; 
 
 /** The first record of a file: its `seq`, its time and, for a `file` record, the file's number; null when the first line is not a record. */
 export async function readFirst(path: string): Promise<{ seq: number; time: number | null; file: number | null } | null> {
-  const handle = await open(path, 'r');
+  const handle = await openRegular(path, 'r');
   try {
     const buffer = Buffer.alloc(HEAD_BYTES);
     const { bytesRead } = await handle.read(buffer, 0, HEAD_BYTES, 0);

@@ -4,6 +4,7 @@ import { OperatorError } from '../lib/operator-error.js';
 import { MAX_TIMEOUT_MS, systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { serialiseRecord, type AuditRecord } from './audit-record.js';
 import { checkpointRecord, EMPTY_HEAD, linkObject, linkText, type ChainHead, type Linked, type RecordText } from './chain.js';
+import { lockChain, type ChainLock } from './chain-lock.js';
 import type { SigningKey } from './signing-key.js';
 import type { AuditSink, SinkState } from './sinks/sink.js';
 import type { FileSink } from './sinks/file-sink.js';
@@ -87,6 +88,8 @@ export class AuditTrail {
   /** Per sink: drops already written as gap records, and the run not yet written. */
   private readonly sinkDrops = new Map<AuditSink, { seen: number; open: Gap | null }>();
   private key: SigningKey | null = null;
+  /** The chain's one-writer lock, held from open to close. */
+  private lock: ChainLock | null = null;
   private sinceCheckpoint = 0;
   private checkpointTimer: Timer | null = null;
   private rotateTimer: Timer | null = null;
@@ -122,6 +125,20 @@ export class AuditTrail {
    * at all), and appends the `file` record of a new file and the `start` record.
    */
   async open(): Promise<void> {
+    // One writer per chain: taken before the files are read, so no other process moves the head meanwhile.
+    this.lock = lockChain(this.options.files.active, this.chain);
+    try {
+      await this.openLocked();
+    } catch (err) {
+      if (!this.opened) {
+        this.lock.release();
+        this.lock = null;
+      }
+      throw err;
+    }
+  }
+
+  private async openLocked(): Promise<void> {
     let resume: ChainResume;
     try {
       resume = await this.options.resume();
@@ -131,8 +148,15 @@ export class AuditTrail {
       throw new OperatorError(`dataDir, audit.file: the audit trail ${shownPath(path)} cannot be opened ${fsFailure(err)}; point dataDir (or audit.file) at a place the gateway can write`, { cause: err });
     }
     this.head = resume.head;
-    await Promise.all(this.sinks.map((s) => s.start()));
+    // The key first: a start that fails on it has connected to no sink and created nothing.
     this.key = this.options.signingKey();
+    const started = await Promise.allSettled(this.sinks.map((s) => s.start()));
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) {
+      // The sinks that did start are closed again, so a refused start leaves no connection or timer behind.
+      await Promise.all(this.sinks.filter((_, i) => started[i]?.status === 'fulfilled').map((s) => s.close().catch(() => undefined)));
+      throw failed.reason;
+    }
     this.opened = true;
     const now = this.clock.now();
     const resumed = resume.head.seq > 0;
@@ -372,6 +396,8 @@ export class AuditTrail {
     }
     await Promise.all(this.sinks.map((s) => s.close().catch((err: unknown) => { this.options.logger.error({ err, sink: s.name }, 'closing an audit sink failed'); })));
     await this.options.retention?.close();
+    this.lock?.release();
+    this.lock = null;
   }
 }
 

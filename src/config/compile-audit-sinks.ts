@@ -128,6 +128,8 @@ function compileHttp(raw: Pick<RawConfig, 'audit'>, loaded: ConfigSource, proble
   if (url === null) problems.push(loaded.problem(at('url'), 'must be a URL like https://collector.example/ingest (it could not be parsed)'));
   else if (url.protocol !== 'http:' && url.protocol !== 'https:') problems.push(loaded.problem(at('url'), `must be an http:// or https:// URL, not ${url.protocol}//`));
   else if (url.hostname === '') problems.push(loaded.problem(at('url'), 'must name a host'));
+  // fetch refuses such a URL, and its error quotes the URL, password and all: every batch would fail and log it.
+  else if (url.username !== '' || url.password !== '') problems.push(loaded.problem(at('url'), 'must not carry a user name or password; send credentials in audit.http.headers (Authorization)'));
   else shownUrl = `${url.protocol}//${url.host}${url.pathname}`;
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(h.headers ?? {})) {

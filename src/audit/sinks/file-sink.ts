@@ -1,10 +1,11 @@
-import { open, rename, stat, type FileHandle } from 'node:fs/promises';
+import { rename, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { systemClock, type Clock, type Timer } from '../../lib/clock.js';
 import { fsFailure, shownPath } from '../../lib/fs-failure.js';
 import { makeDirectory } from '../../lib/make-directory.js';
 import { OperatorError } from '../../lib/operator-error.js';
+import { openRegular } from '../regular-file.js';
 import type { AuditSink, LinkedEntry, SinkFailureMode, SinkState } from './sink.js';
 
 /** The largest single write; a longer backlog is written in several. */
@@ -116,7 +117,7 @@ export class FileSink implements AuditSink {
   }
 
   private async openFile(): Promise<boolean> {
-    const handle = await open(this.path, 'a', 0o640);
+    const handle = await openRegular(this.path, 'a', 0o640);
     let fileId: string;
     try {
       const s = await handle.stat();

@@ -247,11 +247,20 @@ export class HttpSink implements AuditSink {
       return { kind: 'rejected', reason: `HTTP ${res.status}` };
     } catch (err) {
       const cause = (err as { cause?: unknown }).cause;
-      const reason = controller.signal.aborted ? `no answer within ${this.options.timeoutMs} ms` : `${(err as Error).message}${cause instanceof Error ? `: ${cause.message}` : ''}`;
+      const reason = controller.signal.aborted ? `no answer within ${this.options.timeoutMs} ms` : this.withoutUrl(`${(err as Error).message}${cause instanceof Error ? `: ${cause.message}` : ''}`);
       return { kind: 'retry', reason, retryAfterMs: null };
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** An error's text with the configured URL (its query or userinfo may hold a secret) replaced by the URL logs show. */
+  private withoutUrl(text: string): string {
+    let out = text;
+    for (const form of new Set([this.options.url, safeHref(this.options.url)])) {
+      if (form !== '') out = out.split(form).join(this.options.shownUrl);
+    }
+    return out;
   }
 
   private dropQueue(why: string): void {
@@ -276,5 +285,14 @@ export class HttpSink implements AuditSink {
     await this.loop;
     this.closed = true;
     this.settle();
+  }
+}
+
+/** A URL as the URL parser writes it (what an error quoting it shows), or '' when it does not parse. */
+function safeHref(url: string): string {
+  try {
+    return new URL(url).href;
+  } catch {
+    return '';
   }
 }

@@ -1,5 +1,6 @@
 import { mkdir, open, readFile, rename, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { openRegular } from '../regular-file.js';
 
 /** The most one read of the spool takes; a longer line is not a record this gateway wrote, and is skipped. */
 const READ_CHUNK_BYTES = 1024 * 1024;
@@ -31,7 +32,7 @@ export class Spool {
   /** Opens (creating the directory and file); drops a torn last line left by a crash. */
   async open(): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
-    this.handle = await open(this.path, 'a+', 0o600);
+    this.handle = await openRegular(this.path, 'a+', 0o600);
     this.size = (await this.handle.stat()).size;
     if (this.size > 0) {
       const tail = Buffer.alloc(1);
@@ -170,7 +171,7 @@ export class Spool {
     await this.writePos();
     await rename(tmp, this.path);
     await this.file().close();
-    this.handle = await open(this.path, 'a+', 0o600);
+    this.handle = await openRegular(this.path, 'a+', 0o600);
     this.size -= delivered;
   }
 

@@ -88,6 +88,12 @@ export class FileSink implements AuditSink {
   /** Written since the last fsync. */
   private dirty = false;
   private syncDue = false;
+  /**
+   * The fsync under way, if any. With an interval it runs beside the writes, never in front of
+   * them: an fsync can take seconds on a busy disk, and records waiting behind it would fill the
+   * queue and turn the gateway away (503) for nothing.
+   */
+  private syncing: Promise<void> | null = null;
   private syncTimer: Timer | null = null;
   private readonly clock: Clock;
   private readonly hardLimit: number;
@@ -190,7 +196,8 @@ export class FileSink implements AuditSink {
 
   private pump(): void {
     const handle = this.handle;
-    if (this.writing !== null || this.waiting || handle === null || (this.queue.length === 0 && !this.syncDue)) return;
+    // An fsync that is due waits for the one under way: its end pumps again.
+    if (this.writing !== null || this.waiting || handle === null || (this.queue.length === 0 && !(this.syncDue && this.syncing === null))) return;
     this.writing = this.drain(handle).finally(() => {
       this.writing = null;
       this.pump();
@@ -219,7 +226,7 @@ export class FileSink implements AuditSink {
         if (this.options.fsyncIntervalMs === 0) await this.sync(handle);
         else this.armSync();
       }
-      if (this.syncDue) await this.sync(handle);
+      if (this.syncDue) this.syncBeside(handle);
     } catch (err) {
       this.fail(err as Error);
       return;
@@ -233,6 +240,22 @@ export class FileSink implements AuditSink {
     if (!this.dirty) return;
     this.dirty = false;
     await handle.datasync();
+  }
+
+  /** Starts an fsync of what was written so far without holding up the writes that follow; at most one at a time. */
+  private syncBeside(handle: FileHandle): void {
+    if (this.syncing !== null) return; // syncDue stays set: another one starts when this one ends
+    this.syncDue = false;
+    if (!this.dirty) return;
+    this.dirty = false;
+    this.syncing = handle.datasync().then(() => undefined, (err: unknown) => {
+      // Written but perhaps not on disk: fail closed as for a failed write, and write again after the retry.
+      this.dirty = true;
+      if (!this.closed && this.handle === handle) this.fail(err as Error);
+    }).finally(() => {
+      this.syncing = null;
+      if (this.syncDue) this.pump();
+    });
   }
 
   private armSync(): void {
@@ -250,6 +273,7 @@ export class FileSink implements AuditSink {
    * already means the rename was done.
    */
   private async sealActive(handle: FileHandle, seal: Seal): Promise<FileHandle> {
+    await this.syncing;
     await handle.datasync();
     this.dirty = false;
     await handle.close();
@@ -369,6 +393,7 @@ export class FileSink implements AuditSink {
     }
     const handle = this.handle;
     this.handle = null;
+    await this.syncing;
     if (handle !== null) {
       if (this.dirty) await handle.datasync().catch(() => undefined);
       await handle.close().catch(() => undefined);

@@ -94,6 +94,8 @@ export class FileSink implements AuditSink {
    * queue and turn the gateway away (503) for nothing.
    */
   private syncing: Promise<void> | null = null;
+  /** Between closing the active file and opening the next one, when sealing: no file is open, and that is not an outage. */
+  private sealing = false;
   private syncTimer: Timer | null = null;
   private readonly clock: Clock;
   private readonly hardLimit: number;
@@ -140,7 +142,7 @@ export class FileSink implements AuditSink {
 
   get state(): SinkState {
     if (this.outage !== null) return 'failing';
-    if (this.closed || this.handle === null) return 'closed';
+    if (this.closed || (this.handle === null && !this.sealing)) return 'closed';
     return this.queued * 4 >= this.options.maxQueueBytes * 3 ? 'backlogged' : 'ok';
   }
 
@@ -276,12 +278,17 @@ export class FileSink implements AuditSink {
     await this.syncing;
     await handle.datasync();
     this.dirty = false;
-    await handle.close();
-    this.handle = null;
-    const done = await stat(seal.sealed).then(() => true, (err: unknown) => { if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false; throw err; });
-    if (!done) await rename(this.path, seal.sealed);
-    this.fileId = '';
-    await this.openFile();
+    this.sealing = true;
+    try {
+      await handle.close();
+      this.handle = null;
+      const done = await stat(seal.sealed).then(() => true, (err: unknown) => { if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false; throw err; });
+      if (!done) await rename(this.path, seal.sealed);
+      this.fileId = '';
+      await this.openFile();
+    } finally {
+      this.sealing = false;
+    }
     const next = this.handle as FileHandle | null;
     if (next === null) throw new Error('the new audit file did not open');
     this.options.onSealed?.(seal.sealed);

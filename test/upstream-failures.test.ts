@@ -11,6 +11,7 @@ import { assertProblem, oneAuditRecordFor } from './harness/assertions.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { rawRequest, requestHead, type RawResponse, type WireOptions } from './harness/raw-client.js';
+import { freePort } from './harness/free-port.js';
 
 /** One request on a raw socket; as before, a complete reply ends it at once unless `settleMs` says otherwise. */
 const send = (port: number, request: string, options: WireOptions = {}): Promise<RawResponse> => rawRequest(port, request, { settleMs: 0, ...options });
@@ -61,14 +62,6 @@ async function closeHttp(s: { server: HttpServer }): Promise<void> {
   await new Promise<void>((done) => { s.server.close(() => done()); s.server.closeAllConnections(); });
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((done) => server.close(() => done()));
-  return port;
-}
 
 // ---------------------------------------------------------------------------------------------
 

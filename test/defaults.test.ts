@@ -46,6 +46,8 @@ function schemaDefaults(node: Node, prefix: string, out: Map<string, string>): M
 const OPTION_OF: Record<keyof typeof DEFAULTS, string> = {
   httpPort: 'listen.http.port',
   httpHost: 'listen.http.host',
+  httpsPort: 'listen.https.port',
+  httpsHost: 'listen.https.host',
   adminPort: 'admin.port',
   adminHost: 'admin.host',
   maxHeaderBytes: 'limits.maxHeaderBytes',

@@ -27,6 +27,7 @@ import { NO_RESOURCES, type Resource, type ResourceCatalog } from '../lifecycle/
 import { systemClock, type Clock } from '../lib/clock.js';
 import { compileRateLimiting, compileRouteLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
 import type { HostStateClient } from '../workers/host-state-client.js';
+import { compileServerTls, type ServerTls } from '../tls/server-tls.js';
 
 
 /** Headers that frame or route a request: the gateway manages them, so no option may remove them. */
@@ -58,7 +59,10 @@ export interface CompiledConfig {
   readonly file: string;
   readonly version: string;
   readonly dataDir: string;
-  readonly listen: { readonly http: { readonly host: string; readonly port: number } };
+  /** Where the proxy listeners bind (restart-only). `https` is null without an HTTPS listener. */
+  readonly listen: { readonly http: ListenAddress; readonly https: ListenAddress | null };
+  /** The HTTPS listener's certificates and TLS settings (live: swapped into the running listener on reload). */
+  readonly tls: ServerTls | null;
   readonly admin: AdminSettings;
   readonly limits: Limits;
   readonly target: TargetOptions;
@@ -90,6 +94,12 @@ export interface CompiledConfig {
   readonly drainTimeoutMs: number;
 }
 
+/** A listener's bound address. */
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
 /** The admin listener's settings; fixed at start (a reload does not change them). */
 export interface AdminSettings {
   readonly enabled: boolean;
@@ -107,6 +117,8 @@ export interface AdminSettings {
 export const DEFAULTS = Object.freeze({
   httpPort: 8080,
   httpHost: '0.0.0.0',
+  httpsPort: 8443,
+  httpsHost: '0.0.0.0',
   adminPort: 9901,
   adminHost: '127.0.0.1',
   maxHeaderBytes: 16384,
@@ -262,14 +274,20 @@ export function compileConfig(
   });
   problems.push(...findConflicts(routes, loaded));
   const audit = compileAudit(raw, loaded, problems);
+  const tls = compileServerTls(raw.listen?.https, loaded, problems, new Date((context.clock ?? systemClock).now()));
   if (problems.length > 0) throw new ConfigError(problems);
 
   const listenHttp = raw.listen?.http ?? {};
+  const listenHttps = raw.listen?.https;
   return deepFreeze({
     file: loaded.file,
     version: configVersion(loaded),
     dataDir,
-    listen: { http: { host: listenHttp.host ?? DEFAULTS.httpHost, port: listenHttp.port ?? DEFAULTS.httpPort } },
+    listen: {
+      http: { host: listenHttp.host ?? DEFAULTS.httpHost, port: listenHttp.port ?? DEFAULTS.httpPort },
+      https: listenHttps === undefined ? null : { host: listenHttps.host ?? DEFAULTS.httpsHost, port: listenHttps.port ?? DEFAULTS.httpsPort },
+    },
+    tls,
     admin: {
       enabled: admin.enabled ?? true,
       host: adminHost,

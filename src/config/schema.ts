@@ -1,4 +1,5 @@
 import { Type, type ObjectOptions, type Static, type TSchema } from '@sinclair/typebox';
+import { ListenSchema } from './schema-listen.js';
 import { Bytes, Duration, formatted, HeaderName as HeaderNameOf, Millis, Name as NameOf, NAME_PATTERN, strict } from './schema-parts.js';
 import { ApiKeysSchema } from '../authn/api-key/api-keys-section.js';
 import { AUTHENTICATOR_KINDS, type RawAuthenticator } from '../authn/kinds.js';
@@ -24,13 +25,6 @@ const HeaderName = HeaderNameOf();
  */
 const Named = <T extends TSchema>(value: T, options: ObjectOptions) =>
   Type.Record(Type.String({ pattern: NAME_PATTERN }), value, { ...options, additionalProperties: false });
-
-export const ListenSchema = strict({
-  http: Type.Optional(strict({
-    port: Type.Optional(Port),
-    host: Type.Optional(Host),
-  }, 'Plain HTTP listener. Default port 8080 on 0.0.0.0.')),
-}, 'Proxy listeners.');
 
 export const AdminSchema = strict({
   enabled: Type.Optional(Type.Boolean({ description: 'Serve the admin listener. Default true.' })),

@@ -17,6 +17,8 @@ const APPLIES: { readonly [K in Exclude<keyof CompiledConfig, 'limits'>]: Applie
   // The audit trail and the embedded stores' files; a reload keeps the running directory for all of them.
   dataDir: 'restart',
   listen: 'restart',
+  // Certificates and TLS settings are swapped into the running HTTPS listener; its address is `listen`.
+  tls: 'live',
   admin: 'restart',
   audit: 'restart',
   logLevel: 'restart',

@@ -99,6 +99,8 @@ export function jwksUris(config: CompiledConfig): string[] {
 export interface Addresses {
   readonly http: AddressInfo;
   readonly admin: AddressInfo | null;
+  /** The HTTPS listener's address, when one is configured. */
+  readonly https?: AddressInfo | null;
   readonly [listener: string]: AddressInfo | null;
 }
 
@@ -134,6 +136,8 @@ export class Gateway implements HandlerHost, AdminHost {
   private anomalies: AnomalyMonitor | null = null;
   /** The proxy listener. */
   private readonly http: Listener;
+  /** The HTTPS proxy listener, when `listen.https` is configured. */
+  private readonly https: Listener | null = null;
   /** The admin API's listener, once started with the admin API on. */
   private readonly admin: Listener | null = null;
   /** Every listener, proxy listeners first, the admin listener last: started, drained and closed together. */
@@ -174,6 +178,11 @@ export class Gateway implements HandlerHost, AdminHost {
     const http = config.listen.http;
     this.http = new Listener({ name: 'http', option: 'listen.http', port: http.port, host: http.host, limits: proxyListenerLimits(config.limits), handlerAnswersExpect: true }, this.proxyHost());
     this.listeners.push(this.http);
+    const https = config.listen.https;
+    if (https !== null && config.tls !== null) {
+      this.https = new Listener({ name: 'https', option: 'listen.https', port: https.port, host: https.host, limits: proxyListenerLimits(config.limits), handlerAnswersExpect: true, tls: config.tls.context }, this.proxyHost());
+      this.listeners.push(this.https);
+    }
     if (config.admin.enabled && options.worker === undefined) {
       // The admin API's settings are read here, once: they change on restart only.
       const app = createAdminApp(this);
@@ -261,7 +270,7 @@ export class Gateway implements HandlerHost, AdminHost {
       throw err;
     }
     const addresses = this.addresses();
-    this.logger.info({ http: addresses.http.port, admin: addresses.admin?.port ?? null, version: config.version, routes: config.routes.length },
+    this.logger.info({ http: addresses.http.port, ...(this.https === null ? {} : { https: addresses.https?.port ?? null }), admin: addresses.admin?.port ?? null, version: config.version, routes: config.routes.length },
       this.options.worker === undefined ? 'gateway listening' : 'worker listening');
     if (this.pendingRestart.length > 0) this.logger.warn({ options: this.pendingRestart, fileVersion: this.fileVersion }, 'these options change only on restart of the whole host; the running values stay');
     if (this.options.worker === undefined) this.watch.start();
@@ -418,6 +427,8 @@ export class Gateway implements HandlerHost, AdminHost {
   private swapIn(next: CompiledConfig, old: CompiledConfig, effect: InEffect, generation: Generation): ReloadResult {
     const previous = this.runtime.generation;
     this.applyServerLimits(next.limits);
+    // Compile checked the new material: the running HTTPS listener takes it for new handshakes.
+    if (this.https !== null && next.tls !== null) this.https.updateTls(next.tls.context);
     this.runtime = { config: next, path: this.pathFor(next), generation };
     this.fileVersion = effect.fileVersion;
     this.pendingRestart = effect.restartRequired;

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
 import type { AddressInfo, Socket } from 'node:net';
 import { DENIALS, deny, type Denial } from '../pipeline/denials.js';
 import { problemBody } from '../pipeline/problem.js';
@@ -38,6 +40,8 @@ export interface ListenerSettings {
    * instead of node:http answering them.
    */
   readonly handlerAnswersExpect: boolean;
+  /** A TLS listener's secure context (certificate, key, protocol versions); absent: plain HTTP. */
+  readonly tls?: SecureContextOptions;
 }
 
 /** The request being handled on a connection, as far as connection-level errors concern it. */
@@ -73,6 +77,13 @@ export interface ListenerHost {
   requestIdHeader(): string;
 }
 
+/** node:http for a plain listener, node:https with the listener's secure context for a TLS one. */
+function defaultFactory(settings: ListenerSettings): ServerFactory {
+  const tls = settings.tls;
+  if (tls === undefined) return createServer;
+  return (options, handler) => createHttpsServer({ ...options, ...tls }, handler);
+}
+
 /**
  * One listening socket and its node:http server: its limits, its connection-level error handling
  * (parser errors answered as problem+json, CONNECT refused, bytes after a closing message
@@ -84,7 +95,7 @@ export class Listener {
   /** The bind under way, until it succeeds or fails. */
   private binding: Promise<unknown> | null = null;
 
-  constructor(private readonly settings: ListenerSettings, private readonly host: ListenerHost, serverFactory: ServerFactory = createServer) {
+  constructor(private readonly settings: ListenerSettings, private readonly host: ListenerHost, serverFactory: ServerFactory = defaultFactory(settings)) {
     this.name = settings.name;
     const limits = settings.limits;
     this.server = serverFactory({
@@ -108,6 +119,20 @@ export class Listener {
     this.server.on('connect', (req: IncomingMessage, socket: Socket) => {
       this.reject(socket, deny('invalid_target', 'CONNECT (authority-form target)'), req);
     });
+  }
+
+  /** Whether connections are TLS. */
+  get secure(): boolean {
+    return this.settings.tls !== undefined;
+  }
+
+  /**
+   * Swaps a TLS listener's secure context: new handshakes use it, open connections go on with the
+   * one they were made with. Throws (leaving the current one) when the options cannot make one.
+   */
+  updateTls(options: SecureContextOptions): void {
+    if (!(this.server instanceof HttpsServer)) throw new Error(`listener ${this.name} is not a TLS listener`);
+    this.server.setSecureContext(options);
   }
 
   /** Applies limits; all but maxHeaderBytes and the checking interval can change on a running server. */

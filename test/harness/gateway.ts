@@ -18,11 +18,15 @@ export type ConfigObject = Record<string, unknown>;
 
 /** Fills what every test config needs: loopback listeners on free ports and a temp data dir. */
 function withTestDefaults(config: ConfigObject, dataDir: string): ConfigObject {
-  const listen = (config.listen ?? {}) as { http?: Record<string, unknown> };
+  const listen = (config.listen ?? {}) as { http?: Record<string, unknown>; https?: Record<string, unknown> };
   const admin = (config.admin ?? {}) as Record<string, unknown>;
   return {
     ...config,
-    listen: { ...listen, http: { host: '127.0.0.1', port: 0, ...listen.http } },
+    listen: {
+      ...listen,
+      http: { host: '127.0.0.1', port: 0, ...listen.http },
+      ...(listen.https === undefined ? {} : { https: { host: '127.0.0.1', port: 0, ...listen.https } }),
+    },
     admin: { host: '127.0.0.1', port: 0, ...admin },
     dataDir: config.dataDir ?? dataDir,
     log: config.log ?? { level: 'warn' },
@@ -33,6 +37,8 @@ export interface TestGateway {
   readonly gateway: Gateway;
   readonly url: string;
   readonly port: number;
+  /** `https://127.0.0.1:<port>` when the config has an HTTPS listener, else null. */
+  readonly httpsUrl: string | null;
   readonly adminUrl: string;
   readonly dir: string;
   readonly configFile: string;
@@ -80,6 +86,7 @@ export async function startGateway(
     gateway,
     url: `http://127.0.0.1:${addresses.http.port}`,
     port: addresses.http.port,
+    httpsUrl: addresses.https == null ? null : `https://127.0.0.1:${addresses.https.port}`,
     adminUrl,
     dir,
     configFile,

@@ -75,6 +75,11 @@ describe('HTTPS listener', () => {
     agent.destroy();
     const fresh = await httpsGet(`${gw.httpsUrl}/open/new`, pki.ca.cert);
     assert.equal(fresh.serverFingerprint, renewed.fingerprint256);
+    // The expiry metric follows: the renewed certificate's series replaced the old one.
+    const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    const series = metrics.split('\n').filter((l) => l.startsWith('portcullis_certificate_expiry_timestamp_seconds{'));
+    assert.equal(series.length, 1, series.join('\n'));
+    assert.ok(series[0]?.includes(`fingerprint="${renewed.fingerprint256}"`) && series[0].includes('use="server"'), series[0]);
   });
 
   it('refuses a reload whose key does not match its certificate, and keeps serving the old material', async () => {

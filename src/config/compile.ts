@@ -28,6 +28,7 @@ import { systemClock, type Clock } from '../lib/clock.js';
 import { compileRateLimiting, compileRouteLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
 import type { HostStateClient } from '../workers/host-state-client.js';
 import { compileServerTls, type ServerTls } from '../tls/server-tls.js';
+import type { CertificateInUse } from '../tls/certificate-expiry.js';
 
 
 /** Headers that frame or route a request: the gateway manages them, so no option may remove them. */
@@ -63,6 +64,12 @@ export interface CompiledConfig {
   readonly listen: { readonly http: ListenAddress; readonly https: ListenAddress | null };
   /** The HTTPS listener's certificates and TLS settings (live: swapped into the running listener on reload). */
   readonly tls: ServerTls | null;
+  /**
+   * Every certificate the config serves, trusts or presents (the HTTPS listener's, client CAs,
+   * upstream CAs and client certificates): `portcullis_certificate_expiry_timestamp_seconds` and the
+   * expiry warnings read it.
+   */
+  readonly certificates: readonly CertificateInUse[];
   readonly admin: AdminSettings;
   readonly limits: Limits;
   readonly target: TargetOptions;
@@ -288,6 +295,7 @@ export function compileConfig(
       https: listenHttps === undefined ? null : { host: listenHttps.host ?? DEFAULTS.httpsHost, port: listenHttps.port ?? DEFAULTS.httpsPort },
     },
     tls,
+    certificates: [...(tls?.certificates ?? [])],
     admin: {
       enabled: admin.enabled ?? true,
       host: adminHost,

@@ -19,6 +19,7 @@ const APPLIES: { readonly [K in Exclude<keyof CompiledConfig, 'limits'>]: Applie
   listen: 'restart',
   // Certificates and TLS settings are swapped into the running HTTPS listener; its address is `listen`.
   tls: 'live',
+  certificates: 'live',
   admin: 'restart',
   audit: 'restart',
   logLevel: 'restart',

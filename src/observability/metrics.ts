@@ -1,5 +1,6 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Aggregator } from 'prom-client';
 import { shownText } from '../lifecycle/readiness.js';
+import type { CertificateInUse } from '../tls/certificate-expiry.js';
 import type { DenialCode } from '../pipeline/denials.js';
 import type { AuthenticationOutcome, DecisionTally, LimitOutcome } from '../pipeline/exchange.js';
 import { CounterPairs, HotCounter, HotHistogram, type CounterChild, type HistogramChild } from './hot-metrics.js';
@@ -84,6 +85,8 @@ export class Metrics implements DecisionTally {
   readonly rateLimitStoreUp: Gauge<'store'>;
   /** Restart-only options the config file changes that do not apply until a restart (0: the file is wholly in effect). */
   readonly configRestartRequired: Gauge;
+  /** When each certificate the running config uses stops being valid (unix seconds). */
+  readonly certificateExpiry: Gauge<'use' | 'name' | 'subject' | 'fingerprint'>;
 
   /** `defaults`: also prom-client's process and runtime metrics. */
   constructor(defaults = true, role: MetricsRole = 'gateway') {
@@ -124,6 +127,11 @@ export class Metrics implements DecisionTally {
     this.configRestartRequired = new Gauge({
       name: 'portcullis_config_restart_required', help: 'Options changed in the config file that apply only on restart (0: the file is wholly in effect; /readyz lists them).',
       registers, aggregator: 'max',
+    });
+    this.certificateExpiry = new Gauge({
+      name: 'portcullis_certificate_expiry_timestamp_seconds',
+      help: 'When each certificate the running config uses stops being valid (unix seconds), by use (server, client-ca, upstream-ca, upstream-client), the option or upstream it belongs to, subject and SHA-256 fingerprint.',
+      labelNames: ['use', 'name', 'subject', 'fingerprint'] as const, registers, aggregator: 'min',
     });
     this.reloads = new Counter({ name: 'portcullis_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'] as const, registers, aggregator: 'max' });
 
@@ -242,6 +250,14 @@ export class Metrics implements DecisionTally {
       this.jwksKeys.remove({ uri });
       this.jwksUp.remove({ uri });
       this.jwksLastSuccess.remove({ uri });
+    }
+  }
+
+  /** Replaces the certificate expiry series with those of the config now in effect. */
+  certificatesInUse(certificates: readonly CertificateInUse[]): void {
+    this.certificateExpiry.reset();
+    for (const c of certificates) {
+      this.certificateExpiry.set({ use: c.use, name: c.name, subject: shownText(c.subject), fingerprint: c.fingerprint256 }, Math.floor(c.notAfter.getTime() / 1000));
     }
   }
 

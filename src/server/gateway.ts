@@ -174,6 +174,7 @@ export class Gateway implements HandlerHost, AdminHost {
     this.audit = options.auditTrail ?? createTrail(config, processName(options.auditSlot ?? null), { logger, clock: this.clock, metrics: this.metrics, ...(options.extraSinks === undefined ? {} : { extraSinks: options.extraSinks }) });
     this.metrics.configInfo.set({ version: config.version }, 1);
     this.metrics.configRestartRequired.set(effect.restartRequired.length);
+    this.metrics.certificatesInUse(config.certificates);
     this.watch = new ReadinessWatch(() => this.evaluateReadiness(), logger, this.clock);
     const http = config.listen.http;
     this.http = new Listener({ name: 'http', option: 'listen.http', port: http.port, host: http.host, limits: proxyListenerLimits(config.limits), handlerAnswersExpect: true }, this.proxyHost());
@@ -438,6 +439,7 @@ export class Gateway implements HandlerHost, AdminHost {
     this.metrics.configInfo.reset();
     this.metrics.configInfo.set({ version: next.version }, 1);
     this.metrics.keepJwks(jwksUris(next));
+    this.metrics.certificatesInUse(next.certificates);
     this.metrics.reloads.inc({ result: 'applied' });
     this.logger.info({ version: next.version, previous: old.version, ...(effect.restartRequired.length > 0 ? { fileVersion: effect.fileVersion, restartRequired: effect.restartRequired } : {}) }, 'config reloaded');
     if (this.options.worker === undefined) void this.watch.check();

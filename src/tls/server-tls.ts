@@ -3,13 +3,7 @@ import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import type { ConfigProblem } from '../config/errors.js';
 import type { ConfigSource } from '../config/config-source.js';
 import type { RawHttpsListen } from '../config/schema-listen.js';
-
-/** One certificate the HTTPS listener serves, with what metrics and logs say about it. */
-export interface ServedCertificate {
-  readonly subject: string;
-  readonly notAfter: Date;
-  readonly fingerprint256: string;
-}
+import { inUse, type CertificateInUse } from './certificate-expiry.js';
 
 /**
  * The HTTPS listener's material, compiled from `listen.https`: the options of its secure context
@@ -18,7 +12,8 @@ export interface ServedCertificate {
  */
 export interface ServerTls {
   readonly context: SecureContextOptions;
-  readonly certificates: readonly ServedCertificate[];
+  /** What it serves, for the expiry metric and warnings. */
+  readonly certificates: readonly CertificateInUse[];
 }
 
 /** TLS 1.2 and 1.3 only, whatever a client offers. */
@@ -57,7 +52,7 @@ export function compileServerTls(raw: RawHttpsListen | undefined, loaded: Config
       : `${raw.key} cannot be used with ${raw.cert}: ${message}; expected an unencrypted PEM private key`));
   }
   if (problems.length > before) return null;
-  return { context, certificates: [{ subject: leaf.subject.replace(/\n/g, ', '), notAfter: new Date(leaf.validTo), fingerprint256: leaf.fingerprint256 }] };
+  return { context, certificates: [inUse('server', 'listen.https', leaf)] };
 }
 
 function readPem(file: string, option: string, loaded: ConfigSource, problems: ConfigProblem[]): string | null {

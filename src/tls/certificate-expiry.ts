@@ -1,0 +1,35 @@
+import { X509Certificate } from 'node:crypto';
+
+/** What a certificate is used for: what the gateway serves, trusts, or presents. */
+export type CertificateUse = 'server' | 'client-ca' | 'upstream-ca' | 'upstream-client';
+
+/**
+ * One certificate a config uses, for the expiry metric and warnings: what it is for, the option
+ * or component it belongs to (`listen.https`, an upstream's name), and when it stops being valid.
+ */
+export interface CertificateInUse {
+  readonly use: CertificateUse;
+  readonly name: string;
+  readonly subject: string;
+  readonly notAfter: Date;
+  readonly fingerprint256: string;
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/** Every certificate of a PEM bundle, in order; an unparseable block is an error naming its position. */
+export function certificatesOf(pem: string): X509Certificate[] {
+  const blocks = pem.match(PEM_CERTIFICATE) ?? [];
+  return blocks.map((block, i) => {
+    try {
+      return new X509Certificate(block);
+    } catch (err) {
+      throw new Error(`certificate ${i + 1} of the bundle cannot be read: ${(err as Error).message}`, { cause: err });
+    }
+  });
+}
+
+/** A parsed certificate as the expiry metric and warnings name it. */
+export function inUse(use: CertificateUse, name: string, cert: X509Certificate): CertificateInUse {
+  return { use, name, subject: cert.subject.replace(/\n/g, ', '), notAfter: new Date(cert.validTo), fingerprint256: cert.fingerprint256 };
+}

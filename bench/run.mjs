@@ -206,7 +206,7 @@ const refusedWorkersFlag = (child) => child.tail.some((line) => /unknown option/
  * scenario is skipped.
  */
 async function startGatewayWorkers(layout, upstreamOrigin, redisUrl) {
-  const ports = { httpPort: await freePort(), adminPort: await freePort() };
+  const ports = { httpPort: await freePort(), httpsPort: await freePort(), adminPort: await freePort() };
   const configFile = writeGatewayConfig('gateway-workers-2', upstreamOrigin, redisUrl, ports);
   const child = launch('gateway --workers 2', process.execPath, [join(ROOT, 'dist/src/cli/main.js'), 'start', '--workers', '2', '-c', configFile],
     { cpus: layout.allCpus ?? null, layout });
@@ -240,6 +240,13 @@ async function measure(loadgen, layout, server, load) {
 
 // ---------------------------------------------------------------------------------------------
 // Main
+
+/** Where a scenario's load goes: the target's HTTPS listener for an `https` scenario, else its plain one. */
+function originOf(server, s) {
+  if (s.https !== true) return server.origin;
+  if (server.httpsOrigin === undefined) throw new Error(`scenario ${s.name}: target ${s.target} has no HTTPS listener`);
+  return server.httpsOrigin;
+}
 
 /** The scenarios to run: all, or BENCH_ONLY's with every scenario their figures are compared to. */
 function selectScenarios(all) {
@@ -333,11 +340,11 @@ async function main() {
 
   const expected = await probe(upstream.origin, '/bench/hello', {});
   for (const s of selected) {
-    const server = servers[s.target];
     s.resolvedHeaders = typeof s.headers === 'function' ? s.headers(ctx) : { ...(s.headers ?? {}) };
-    const got = await probe(server.origin, s.path, s.resolvedHeaders);
+    const origin = originOf(servers[s.target], s);
+    const got = await probe(origin, s.path, s.resolvedHeaders);
     if (got.status !== 200 || got.body !== expected.body) {
-      throw new Error(`scenario ${s.name}: probe of ${server.origin}${s.path} answered ${got.status} ${got.body.slice(0, 200)}`);
+      throw new Error(`scenario ${s.name}: probe of ${origin}${s.path} answered ${got.status} ${got.body.slice(0, 200)}`);
     }
   }
 
@@ -345,7 +352,7 @@ async function main() {
   for (let r = 1; r <= settings.rounds; r++) {
     // Odd rounds run the scenarios in order, even rounds in reverse: no scenario always follows the same one.
     for (const s of r % 2 === 1 ? selected : [...selected].reverse()) {
-      const load = { url: servers[s.target].origin + s.path, connections: s.connections, headers: s.resolvedHeaders };
+      const load = { url: originOf(servers[s.target], s) + s.path, connections: s.connections, headers: s.resolvedHeaders };
       const label = `[${r}/${settings.rounds}] ${s.name.padEnd(26)}`;
       // The first round warms the JIT; later rounds only re-open connections.
       const warmup = r === 1 ? settings.warmupSec : rewarm;

@@ -22,6 +22,8 @@
 //                 { metric: 'cpuPerRequest', max }      CPU µs per request ÷ the other's
 //                 { metric: 'addedP50Ms', max }         p50 − the other's p50, in milliseconds
 //               each with `against` (a scenario name; default the baseline)
+//   https       true: the load goes to the gateway's HTTPS listener (TLS 1.3, the bench's own
+//               certificate) instead of its plain one
 //   needsRedis  true: run.mjs starts a private redis-server (ctx.redisUrl) and reports Redis round
 //               trips per request; the scenario is skipped when redis-server is not installed
 //   (the gateway-nats target starts a private nats-server with JetStream; skipped without one)
@@ -38,6 +40,8 @@ import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { KeyService } from '../dist/src/authn/api-key/key-service.js';
 import { SqliteKeyStore } from '../dist/src/authn/api-key/sqlite-store.js';
+import { issueCertificate, issueCertificateAuthority } from '../dist/src/tls/issue-certificates.js';
+import { writeFileSync } from 'node:fs';
 
 // JWT scenarios: one RSA and one EC key pair per run, and one token each, valid for two hours.
 const ISSUER = 'https://bench.issuer/';
@@ -74,6 +78,14 @@ const { key: apiKey } = await new KeyService(keyStore, { environment: 'bench', m
   .create({ name: 'bench-service', tenant: 'acme', scopes: ['bench:read'], roles: ['reader'] });
 await keyStore.close();
 
+// The HTTPS listener's certificate: ECDSA P-256 (what a current deployment serves), issued by a
+// CA of the run's own.
+const benchCa = await issueCertificateAuthority('Portcullis Bench CA');
+const benchServer = await issueCertificate({ commonName: '127.0.0.1', ips: ['127.0.0.1'], dns: ['localhost'], extendedKeyUsage: ['serverAuth'] }, benchCa);
+const tlsFiles = { cert: join(keyDir, 'server.crt'), key: join(keyDir, 'server.key') };
+writeFileSync(tlsFiles.cert, benchServer.cert + benchCa.cert);
+writeFileSync(tlsFiles.key, benchServer.key, { mode: 0o600 });
+
 /** Default settings; each can be overridden by the BENCH_* environment variable in brackets. */
 export const defaults = {
   warmupSec: 5, // BENCH_WARMUP: before each scenario in round 1 (JIT, connections)
@@ -95,7 +107,10 @@ export const defaults = {
  */
 export function gatewayConfig(ctx) {
   return {
-    listen: { http: { host: '127.0.0.1', port: ctx.httpPort ?? 0 } },
+    listen: {
+      http: { host: '127.0.0.1', port: ctx.httpPort ?? 0 },
+      https: { host: '127.0.0.1', port: ctx.httpsPort ?? 0, ...tlsFiles },
+    },
     admin: { host: '127.0.0.1', port: ctx.adminPort ?? 0 },
     dataDir: ctx.dataDir,
     // info: the "gateway listening" line (with the bound ports) is logged at info level.
@@ -189,6 +204,15 @@ export function scenarios({ connections }) {
       note: 'the public route; the chained file trail and every record published to JetStream (acks, Nats-Msg-Id)' },
     { name: 'gateway-full-audit-off', target: 'gateway-audit-off', path: '/full/hello', connections, baseline: 'bare-proxy', headers: jwtRs256,
       note: 'the full pipeline with a trail that keeps nothing' },
+
+    // The public route over TLS: a keep-alive connection per load connection (the record cipher's
+    // price per request), and a new connection for every request (the full handshake's price).
+    { name: 'gateway-public-https', target: 'gateway', https: true, path, connections, baseline: 'gateway-public',
+      aims: [{ metric: 'throughput', min: 0.85 }],
+      note: 'the public route over HTTPS (TLS 1.3, ECDSA P-256), keep-alive' },
+    { name: 'gateway-https-handshakes', target: 'gateway', https: true, path, connections, baseline: 'gateway-public-https',
+      headers: { connection: 'close' },
+      note: 'the public route over HTTPS with a new connection per request: requests/s is the full-handshake rate' },
 
     // JWT-protected routes, priced against the public route of the same run.
     { name: 'gateway-jwt-rs256', target: 'gateway', path: '/jwt-rs256/hello', connections, baseline: 'gateway-public',

@@ -30,7 +30,9 @@ export async function freePort() {
 
 /** One request through a target: it must answer 200 with exactly the upstream's body. */
 export async function probe(origin, path, headers) {
-  const client = new Client(origin);
+  // The bench's HTTPS listener serves a certificate of the run's own CA: the probe checks the
+  // answer, not the certificate.
+  const client = new Client(origin, origin.startsWith('https:') ? { connect: { rejectUnauthorized: false } } : {});
   try {
     const res = await client.request({ method: 'GET', path, headers });
     const body = await res.body.text();
@@ -88,5 +90,5 @@ export async function startGateway(layout, upstreamOrigin, profileDir, redisUrl,
     const m = JSON.parse(line);
     return m.msg === 'gateway listening' ? m : undefined;
   });
-  return { child, origin: `http://127.0.0.1:${msg.http}`, adminOrigin: `http://127.0.0.1:${msg.admin}`, configFile };
+  return { child, origin: `http://127.0.0.1:${msg.http}`, ...(msg.https === undefined ? {} : { httpsOrigin: `https://127.0.0.1:${msg.https}` }), adminOrigin: `http://127.0.0.1:${msg.admin}`, configFile };
 }

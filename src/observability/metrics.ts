@@ -84,6 +84,8 @@ export class Metrics implements DecisionTally {
   readonly rateLimitStoreUp: Gauge<'store'>;
   /** Restart-only options the config file changes that do not apply until a restart (0: the file is wholly in effect). */
   readonly configRestartRequired: Gauge;
+  /** notAfter (Unix seconds) of each configured certificate, by kind, owner name and subject: see tls/certificate-expiry.ts. */
+  readonly certificateExpiry: Gauge<'kind' | 'name' | 'subject'>;
 
   /** `defaults`: also prom-client's process and runtime metrics. */
   constructor(defaults = true, role: MetricsRole = 'gateway') {
@@ -124,6 +126,11 @@ export class Metrics implements DecisionTally {
     this.configRestartRequired = new Gauge({
       name: 'portcullis_config_restart_required', help: 'Options changed in the config file that apply only on restart (0: the file is wholly in effect; /readyz lists them).',
       registers, aggregator: 'max',
+    });
+    this.certificateExpiry = new Gauge({
+      name: 'portcullis_certificate_expiry_seconds',
+      help: 'Unix time at which each configured certificate expires (its notAfter), by kind (upstream-ca, upstream-client, server, client-ca), name of the upstream or listener, and subject.',
+      labelNames: ['kind', 'name', 'subject'] as const, registers: serving, aggregator: 'min',
     });
     this.reloads = new Counter({ name: 'portcullis_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'] as const, registers, aggregator: 'max' });
 

@@ -20,6 +20,7 @@ import { inEffect, restartOnlyValues, type InEffect, type RestartOnlyValues } fr
 import { systemClock, type Clock } from '../lib/clock.js';
 import { createLogger, LOG_LEVELS, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
+import { insecureUpstreams, reportUpstreamTls } from '../proxy/upstream-tls-report.js';
 import type { HostStateClient } from '../workers/host-state-client.js';
 import { ADMIN_LISTENER_LIMITS, adminRejectionFacts, createAdminApp, logAdminOperation } from '../admin/admin-app.js';
 import type { AdminHost, AdminOperation, KeyAdmin, ReloadResult } from '../admin/admin-host.js';
@@ -264,6 +265,7 @@ export class Gateway implements HandlerHost, AdminHost {
     this.logger.info({ http: addresses.http.port, admin: addresses.admin?.port ?? null, version: config.version, routes: config.routes.length },
       this.options.worker === undefined ? 'gateway listening' : 'worker listening');
     if (this.pendingRestart.length > 0) this.logger.warn({ options: this.pendingRestart, fileVersion: this.fileVersion }, 'these options change only on restart of the whole host; the running values stay');
+    reportUpstreamTls(config.upstreams, this.logger, this.metrics);
     if (this.options.worker === undefined) this.watch.start();
     return addresses;
   }
@@ -289,6 +291,9 @@ export class Gateway implements HandlerHost, AdminHost {
     const components: Record<string, ComponentReadiness> = {};
     components.gateway = !this.started ? { ready: false, reason: 'starting' }
       : this.draining ? { ready: false, reason: 'draining: shutting down' } : READY;
+    // Ready all the same, but an operator reading /readyz sees which upstreams go unverified.
+    const insecure = insecureUpstreams(config.upstreams);
+    if (insecure.length > 0) components.gateway = { ...components.gateway, insecureUpstreams: insecure };
     for (const l of this.listeners) components[`listener:${l.name}`] = l.listening ? READY : { ready: false, reason: 'not listening' };
     const audit = this.audit.state;
     const sinks = this.audit.sinkStates();
@@ -427,6 +432,7 @@ export class Gateway implements HandlerHost, AdminHost {
     this.metrics.configInfo.reset();
     this.metrics.configInfo.set({ version: next.version }, 1);
     this.metrics.keepJwks(jwksUris(next));
+    reportUpstreamTls(next.upstreams, this.logger, this.metrics);
     this.metrics.reloads.inc({ result: 'applied' });
     this.logger.info({ version: next.version, previous: old.version, ...(effect.restartRequired.length > 0 ? { fileVersion: effect.fileVersion, restartRequired: effect.restartRequired } : {}) }, 'config reloaded');
     if (this.options.worker === undefined) void this.watch.check();

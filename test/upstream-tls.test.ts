@@ -35,7 +35,8 @@ async function tlsUpstream(options: { cert: string; key: string; ca?: string; re
     upstream.requests++;
     const peer = req.socket instanceof TLSSocket ? req.socket.getPeerCertificate() : null;
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ path: req.url, clientSubject: peer?.subject?.CN ?? null }));
+    const sni = req.socket instanceof TLSSocket ? req.socket.servername : null;
+    res.end(JSON.stringify({ path: req.url, clientSubject: peer?.subject?.CN ?? null, sni: typeof sni === 'string' ? sni : null, host: req.headers.host }));
   });
   server.on('tlsClientError', () => undefined);
   server.listen(0, '127.0.0.1');
@@ -104,8 +105,10 @@ before(async () => {
       tls12: { targets: [legacy.url], tls: tls({}) },
       tls13: { targets: [legacy.url], tls: tls({ minVersion: 'TLSv1.3' }) },
       insecure: { targets: [stale.url], tls: { insecureSkipVerify: true } },
+      preserve: { targets: [good.url], preserveHost: true, tls: tls({}) },
+      preservenamed: { targets: [good.url], preserveHost: true, tls: tls({ servername: 'orders.internal' }) },
     },
-    routes: ['trusted', 'byname', 'wrongca', 'defaultroots', 'expired', 'mismatch', 'pinned', 'wrongpin', 'mtls', 'nocert', 'tls12', 'tls13', 'insecure'].map((n) => route(n)),
+    routes: ['trusted', 'byname', 'wrongca', 'defaultroots', 'expired', 'mismatch', 'pinned', 'wrongpin', 'mtls', 'nocert', 'tls12', 'tls13', 'insecure', 'preserve', 'preservenamed'].map((n) => route(n)),
   }, {
     beforeStart: async (dir) => {
       await Promise.all([
@@ -172,6 +175,23 @@ void describe('https upstreams: trust, names, pins, client certificates', () => 
     assertProblem(await get(gw, '/tls13/a'), 502, 'upstream_tls_handshake');
     assert.match((await oneAuditRecordFor(gw, '/tls13/a')).detail ?? '', /no TLS version both sides accept/);
     assert.equal(legacy.requests, before);
+  });
+
+  void test('preserveHost never lets the client\'s Host choose the TLS name verified', async () => {
+    const seen = async (path: string, host: string): Promise<{ sni: string | null; host: string }> => {
+      const res = await rawRequest(gw.port, [`GET ${path} HTTP/1.1`, `Host: ${host}`, '', ''].join('\r\n'), { settleMs: 0 });
+      assert.equal(res.status, 200, res.body);
+      const body = JSON.parse(res.body) as { sni: string | null; host: string };
+      return { sni: body.sni, host: body.host };
+    };
+    // An IP target: no SNI, the IP SAN verified, whatever Host the client sends (one the certificate does not hold).
+    for (const host of ['gw.test', 'payments.internal', 'orders.internal']) {
+      assert.deepEqual(await seen('/preserve/a', host), { sni: null, host });
+    }
+    // A configured name: always that name in SNI, while the upstream gets the client's Host.
+    for (const host of ['gw.test', 'payments.internal']) {
+      assert.deepEqual(await seen('/preservenamed/a', host), { sni: 'orders.internal', host });
+    }
   });
 
   void test('insecureSkipVerify accepts an expired certificate, and is logged and shown in /readyz', async () => {

@@ -408,7 +408,11 @@ export class Gateway implements HandlerHost, AdminHost {
       return this.rejected(err);
     }
     const next = effect.config;
-    if (effect.fileVersion === this.fileVersion) return { ...this.applied(old.version, effect), changed: false };
+    if (effect.fileVersion === this.fileVersion) {
+      // Nothing changes, but a reload that keeps an unverified upstream says so again.
+      reportUpstreamTls(old.upstreams, this.logger, this.metrics);
+      return { ...this.applied(old.version, effect), changed: false };
+    }
     if (effect.restartRequired.length > 0) {
       this.logger.warn({ options: effect.restartRequired, fileVersion: effect.fileVersion, version: next.version }, 'these options change only on restart; the running values stay');
     }

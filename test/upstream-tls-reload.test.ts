@@ -9,8 +9,8 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { issueCertificate, issueCertificateAuthority, type IssuedCertificate } from '../src/tls/issue-certificates.js';
-import { assertProblem } from './harness/assertions.js';
-import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
+import { assertProblem, waitUntil } from './harness/assertions.js';
+import { startGateway, startGatewayProcess, type ConfigObject, type TestGateway } from './harness/gateway.js';
 import { rawRequest, requestHead } from './harness/raw-client.js';
 
 let caA: IssuedCertificate;
@@ -116,6 +116,25 @@ void describe('upstream TLS across reloads', () => {
       assertProblem(await get(gw), 502, 'upstream_tls_untrusted');
     } finally {
       await gw.close();
+    }
+  });
+
+  void test('under --workers, the primary\'s /readyz lists the unverified upstream and each worker warns', async () => {
+    const gw = await startGatewayProcess(configWith({ insecureSkipVerify: true }), { args: ['--workers', '2'] });
+    try {
+      let body: { components?: { gateway?: { insecureUpstreams?: unknown } } } = {};
+      await waitUntil('/readyz answers', async () => {
+        const res = await fetch(`${gw.adminUrl}/readyz`);
+        body = await res.json() as typeof body;
+        return body.components?.gateway !== undefined;
+      }, 15_000);
+      assert.deepEqual(body.components?.gateway?.insecureUpstreams, ['svc']);
+      assert.ok(await gw.logged('"upstream":"svc"'), 'the warning is logged');
+      const res = await fetch(`${gw.url}/svc/a`);
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+    } finally {
+      await gw.stop();
     }
   });
 });

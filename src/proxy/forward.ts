@@ -174,9 +174,10 @@ class RelayHandler implements Dispatcher.DispatchHandler {
 /**
  * Sends the exchange to its upstream and streams the response back. Returns a Denial when the
  * gateway must answer itself (nothing relayed yet), or undefined when the upstream's response was
- * relayed or the exchange can only be abandoned. Upstream failures map to precise codes:
- * unreachable 502, timed out 504, no free connection in time 503; failures after the response
- * started cut the response short.
+ * relayed or the exchange can only be abandoned. Upstream failures map to precise codes
+ * (UPSTREAM_FAILURES): unreachable 502, TLS not trusted, pin mismatch or handshake failed 502,
+ * timed out 504, no free connection in time 503; failures after the response started cut the
+ * response short.
  *
  * Order: a small declared body is received whole first (a slow client then never holds an upstream
  * connection), then an admission slot is taken or waited for, then the request is dispatched. A

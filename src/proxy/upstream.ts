@@ -40,7 +40,10 @@ export class Upstream implements Resource {
       maxHeaderSize: 64 * 1024,
     }));
     this.dispatchers = tls === null || !spec.preserveHost ? this.pools
-      : this.pools.map((pool, i) => fixedServerName(pool, serverNameOf(tls, spec.targets[i] as string) ?? 'ip'));
+      : this.pools.map((pool, i) => {
+        const origin = spec.targets[i] as string;
+        return fixedServerName(pool, serverNameOf(tls, origin) ?? new URL(origin).hostname);
+      });
     return Promise.resolve();
   }
 

@@ -65,6 +65,7 @@ const OPTION_OF: Record<keyof typeof DEFAULTS, string> = {
   upstreamConnections: 'upstreams.<name>.connections',
   upstreamQueueTimeoutMs: 'upstreams.<name>.queueTimeoutMs',
   upstreamMaxQueued: 'upstreams.<name>.maxQueued',
+  upstreamTlsMinVersion: 'upstreams.<name>.tls.minVersion',
   bodyIdleTimeoutMs: 'limits.bodyIdleTimeoutMs',
   writeIdleTimeoutMs: 'limits.writeIdleTimeoutMs',
   minBodyBytesPerSecond: 'limits.minBodyBytesPerSecond',

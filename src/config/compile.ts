@@ -23,12 +23,15 @@ import { compileAuth, compileRouteAuth, identityHeaderList, type CompiledAuth } 
 import { assertedHeaderRules } from './asserted-header-rules.js';
 import { Upstream } from '../proxy/upstream.js';
 import type { UpstreamSpec } from '../proxy/upstream-spec.js';
+import type { UpstreamTls } from '../proxy/upstream-tls.js';
 import { NO_RESOURCES, type Resource, type ResourceCatalog } from '../lifecycle/resources.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { compileRateLimiting, compileRouteLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
+import { compileUpstreamTls, DEFAULT_UPSTREAM_TLS_MIN_VERSION } from './compile-upstream-tls.js';
 import type { HostStateClient } from '../workers/host-state-client.js';
 import { compileServerTls, type ServerTls } from '../tls/server-tls.js';
 import type { CertificateInUse } from '../tls/certificate-expiry.js';
+import { upstreamCertificates } from '../proxy/upstream-tls-report.js';
 
 
 /** Headers that frame or route a request: the gateway manages them, so no option may remove them. */
@@ -143,6 +146,7 @@ export const DEFAULTS = Object.freeze({
   upstreamConnections: 128,
   upstreamQueueTimeoutMs: 1000,
   upstreamMaxQueued: 256,
+  upstreamTlsMinVersion: DEFAULT_UPSTREAM_TLS_MIN_VERSION,
   bodyIdleTimeoutMs: 10000,
   writeIdleTimeoutMs: 10000,
   minBodyBytesPerSecond: 0,
@@ -203,8 +207,9 @@ export function compileConfig(
   }
 
   const upstreams = new Map<string, UpstreamSpec>();
+  const nowMs = (context.clock ?? systemClock).now();
   for (const [name, u] of Object.entries(raw.upstreams)) {
-    upstreams.set(name, compileUpstream(name, u));
+    upstreams.set(name, compileUpstream(name, u, compileUpstreamTls(name, u, loaded, nowMs, problems)));
   }
 
   const requestIdHeader = (raw.headers?.requestId ?? 'x-request-id').toLowerCase();
@@ -295,7 +300,7 @@ export function compileConfig(
       https: listenHttps === undefined ? null : { host: listenHttps.host ?? DEFAULTS.httpsHost, port: listenHttps.port ?? DEFAULTS.httpsPort },
     },
     tls,
-    certificates: [...(tls?.certificates ?? [])],
+    certificates: [...(tls?.certificates ?? []), ...upstreamCertificates(upstreams)],
     admin: {
       enabled: admin.enabled ?? true,
       host: adminHost,
@@ -326,7 +331,8 @@ export function compileConfig(
   });
 }
 
-function compileUpstream(name: string, u: RawUpstream): UpstreamSpec {
+/** An upstream with its defaults applied; its key covers every setting and the TLS files' contents (by digest). */
+function compileUpstream(name: string, u: RawUpstream, tls: UpstreamTls | null): UpstreamSpec {
   const spec = {
     name,
     targets: u.targets.map((t) => t.replace(/\/$/, '')),
@@ -338,6 +344,7 @@ function compileUpstream(name: string, u: RawUpstream): UpstreamSpec {
     queueTimeoutMs: u.queueTimeoutMs ?? DEFAULTS.upstreamQueueTimeoutMs,
     maxQueued: u.maxQueued ?? DEFAULTS.upstreamMaxQueued,
     preserveHost: u.preserveHost ?? false,
+    tls,
   };
   return { ...spec, key: JSON.stringify(spec) };
 }

@@ -77,6 +77,24 @@ export const HeadersSchema = strict({
   allowUnderscores: Type.Optional(Type.Boolean({ description: 'Forward header names containing `_`. Default false: they are removed, as nginx does, because CGI-style servers read `SCRIPT_NAME` or `X_User` as their dash-spelled twins.' })),
 }, 'Header names. `requestId` defaults to X-Request-Id.');
 
+const PemFile = (what: string) => Type.String({ minLength: 1, maxLength: 4096, description: `${what} (PEM), a path relative to the config file.` });
+
+export const UpstreamTlsSchema = strict({
+  ca: Type.Optional(Type.Unsafe<string | string[]>({
+    anyOf: [PemFile('CA bundle'), { type: 'array', items: PemFile('CA bundle'), minItems: 1, maxItems: 16, uniqueItems: true }],
+    description: 'CA certificate file(s) (PEM) the upstream\'s chain must verify against; they replace the default roots. Default: the default trust store of the Node.js runtime.',
+  })),
+  servername: Type.Optional(formatted('^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\\.?$', 'a DNS name like orders.internal (no scheme, port or IP address)', { description: 'Name sent in SNI and verified in the upstream certificate. Default: the target\'s host (for an IP address target, no SNI and the IP is verified).' })),
+  minVersion: Type.Optional(Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')], { description: 'Lowest TLS version accepted. Default TLSv1.2.' })),
+  cert: Type.Optional(PemFile('Client certificate presented to the upstream (mTLS), with its chain after it')),
+  key: Type.Optional(PemFile('Private key of tls.cert, unencrypted')),
+  pins: Type.Optional(Type.Array(formatted('^sha256/[A-Za-z0-9+/]{43}=$', 'sha256/ and the base64 SHA-256 of a SubjectPublicKeyInfo (44 characters ending in =), as curl --pinnedpubkey takes it'), {
+    minItems: 1, maxItems: 16, uniqueItems: true,
+    description: 'SPKI pins: the leaf certificate\'s public key must match one of them, besides a chain that verifies. Default none.',
+  })),
+  insecureSkipVerify: Type.Optional(Type.Boolean({ description: 'Accept any upstream certificate (no chain, name or expiry check): a man in the middle can read and change the traffic. Logged at every start and reload, and shown in /readyz. Default false.' })),
+}, 'TLS to https:// targets: trust, name, version, client certificate and pins.');
+
 export const UpstreamSchema = strict({
   targets: Type.Array(formatted('^https?://[^/?#]+/?$', 'an origin URL like http://10.0.0.5:3001 or https://orders.internal (scheme, host and optional port; no path or query)', { description: 'Origin URL, http://host:port or https://host:port.' }), { minItems: 1, maxItems: 64, description: 'Origins, used round robin.' }),
   timeoutMs: Type.Optional(Millis('Time to wait for response headers (504 after). Default 30000.')),
@@ -87,6 +105,7 @@ export const UpstreamSchema = strict({
   queueTimeoutMs: Type.Optional(Millis('Longest wait for a free connection when every one is busy (503 upstream_busy after). Default 1000.', 0)),
   maxQueued: Type.Optional(Type.Integer({ minimum: 0, maximum: 100000, description: 'Most requests waiting for a free connection; more are refused at once (503 upstream_busy). Default 256.' })),
   preserveHost: Type.Optional(Type.Boolean({ description: 'Send the client Host header upstream instead of the target host. Default false.' })),
+  tls: Type.Optional(UpstreamTlsSchema),
 }, 'A named upstream service.');
 
 // RFC 6750 §3 scope-token characters minus the comma, so a scope can be quoted in a challenge.
@@ -255,6 +274,7 @@ export type { RawApiKeyAuthenticator } from '../authn/api-key/kind.js';
 export { ApiKeysSchema };
 export type RawRoute = Static<typeof RouteSchema>;
 export type RawUpstream = Static<typeof UpstreamSchema>;
+export type RawUpstreamTls = Static<typeof UpstreamTlsSchema>;
 export type RawRateLimit = Static<typeof RateLimitSchema>;
 export type RawQuota = Static<typeof QuotaSchema>;
 

@@ -6,6 +6,7 @@ import { deny, type Denial } from '../pipeline/denials.js';
 import type { Exchange, Route, Stage } from '../pipeline/exchange.js';
 import { BodyIdleWatch } from './body-idle-watch.js';
 import type { Upstream } from './upstream.js';
+import { classifyUpstreamFailure, errorCode } from './upstream-failures.js';
 import { upstreamRequest, type UpstreamRequestSettings } from './upstream-request.js';
 
 class BodyLimitError extends Error {
@@ -173,9 +174,10 @@ class RelayHandler implements Dispatcher.DispatchHandler {
 /**
  * Sends the exchange to its upstream and streams the response back. Returns a Denial when the
  * gateway must answer itself (nothing relayed yet), or undefined when the upstream's response was
- * relayed or the exchange can only be abandoned. Upstream failures map to precise codes:
- * unreachable 502, timed out 504, no free connection in time 503; failures after the response
- * started cut the response short.
+ * relayed or the exchange can only be abandoned. Upstream failures map to precise codes
+ * (UPSTREAM_FAILURES): unreachable 502, TLS not trusted, pin mismatch or handshake failed 502,
+ * timed out 504, no free connection in time 503; failures after the response started cut the
+ * response short.
  *
  * Order: a small declared body is received whole first (a slow client then never holds an upstream
  * connection), then an admission slot is taken or waited for, then the request is dispatched. A
@@ -326,7 +328,7 @@ function clientGone(ex: Exchange, reason: string): void {
   ex.detail = reason;
 }
 
-function failure(ex: Exchange, error: Error & { code?: string; cause?: unknown }): Denial | undefined {
+function failure(ex: Exchange, error: Error & { code?: unknown; cause?: unknown }): Denial | undefined {
   if (ex.denial !== null) return undefined; // already decided at the connection level
   if (error instanceof BodyLimitError || error.cause instanceof BodyLimitError) {
     return deny('body_too_large', `streamed body exceeded ${ex.route?.maxBodyBytes ?? 0} bytes`);
@@ -345,7 +347,7 @@ function failure(ex: Exchange, error: Error & { code?: string; cause?: unknown }
     ex.wire.res.destroy();
     return undefined;
   }
-  const code = error.code ?? '';
+  const code = errorCode(error);
   const detail = `${code} ${error.message}`.trim();
   // A request body that broke off means the client went away mid-upload.
   if (error instanceof ClientGoneError || (ex.req.destroyed && !ex.req.complete && !ex.wire.res.headersSent)) {
@@ -360,15 +362,6 @@ function failure(ex: Exchange, error: Error & { code?: string; cause?: unknown }
     ex.wire.res.destroy();
     return undefined;
   }
-  switch (code) {
-    case 'UND_ERR_CONNECT_TIMEOUT':
-    case 'UND_ERR_HEADERS_TIMEOUT':
-      return deny('upstream_timeout', detail);
-    case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
-      return deny('bad_request', detail);
-    case 'ECONNREFUSED': case 'ENOTFOUND': case 'EHOSTUNREACH': case 'ENETUNREACH': case 'EAI_AGAIN':
-      return deny('upstream_unreachable', detail);
-    default:
-      return deny('upstream_error', detail);
-  }
+  const failed = classifyUpstreamFailure(code);
+  return deny(failed.code, `${failed.what}: ${detail}`);
 }

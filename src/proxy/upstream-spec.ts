@@ -1,3 +1,5 @@
+import type { UpstreamTls } from './upstream-tls.js';
+
 /** An upstream's settings with every default applied. `key` identifies identical definitions across reloads. */
 export interface UpstreamSpec {
   readonly name: string;
@@ -13,4 +15,6 @@ export interface UpstreamSpec {
   /** Most requests waiting for a free connection. */
   readonly maxQueued: number;
   readonly preserveHost: boolean;
+  /** TLS settings and material for https:// targets; null for http:// targets. */
+  readonly tls: UpstreamTls | null;
 }

@@ -1,5 +1,6 @@
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import type { UpstreamSpec } from './upstream-spec.js';
+import { fixedServerName, serverNameOf, tlsConnector } from './upstream-tls.js';
 import { Admission } from './admission.js';
 import type { Resource } from '../lifecycle/resources.js';
 
@@ -11,6 +12,8 @@ import type { Resource } from '../lifecycle/resources.js';
 export class Upstream implements Resource {
   readonly key: string;
   private pools: readonly Pool[] = [];
+  /** What requests are dispatched on, per target: the pool itself, or a wrapper of it (fixedServerName). */
+  private dispatchers: readonly Dispatcher[] = [];
   readonly admission: Admission;
   private isClosed = false;
 
@@ -25,9 +28,10 @@ export class Upstream implements Resource {
 
   start(): Promise<void> {
     const spec = this.spec;
+    const tls = spec.tls;
     this.pools = spec.targets.map((origin) => new Pool(origin, {
       connections: spec.connections,
-      connect: { timeout: spec.connectTimeoutMs },
+      connect: tls === null ? { timeout: spec.connectTimeoutMs } : tlsConnector(tls, origin, spec.connectTimeoutMs),
       headersTimeout: spec.timeoutMs,
       bodyTimeout: spec.bodyTimeoutMs,
       keepAliveTimeout: spec.keepAliveTimeoutMs,
@@ -35,6 +39,11 @@ export class Upstream implements Resource {
       // Bound what an upstream can make the gateway hold in memory for one response's headers.
       maxHeaderSize: 64 * 1024,
     }));
+    this.dispatchers = tls === null || !spec.preserveHost ? this.pools
+      : this.pools.map((pool, i) => {
+        const origin = spec.targets[i] as string;
+        return fixedServerName(pool, serverNameOf(tls, origin) ?? new URL(origin).hostname);
+      });
     return Promise.resolve();
   }
 
@@ -43,9 +52,9 @@ export class Upstream implements Resource {
     return this.isClosed;
   }
 
-  /** The pool of the target an admission slot belongs to. */
-  pool(slot: number): Pool {
-    return this.pools[slot] as Pool;
+  /** What dispatches to the target an admission slot belongs to. */
+  pool(slot: number): Dispatcher {
+    return this.dispatchers[slot] as Dispatcher;
   }
 
   /**

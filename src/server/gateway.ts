@@ -20,6 +20,7 @@ import { inEffect, restartOnlyValues, type InEffect, type RestartOnlyValues } fr
 import { systemClock, type Clock } from '../lib/clock.js';
 import { createLogger, LOG_LEVELS, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
+import { insecureUpstreams, reportUpstreamTls } from '../proxy/upstream-tls-report.js';
 import type { HostStateClient } from '../workers/host-state-client.js';
 import { ADMIN_LISTENER_LIMITS, adminRejectionFacts, createAdminApp, logAdminOperation } from '../admin/admin-app.js';
 import type { AdminHost, AdminOperation, KeyAdmin, ReloadResult } from '../admin/admin-host.js';
@@ -274,6 +275,7 @@ export class Gateway implements HandlerHost, AdminHost {
     this.logger.info({ http: addresses.http.port, ...(this.https === null ? {} : { https: addresses.https?.port ?? null }), admin: addresses.admin?.port ?? null, version: config.version, routes: config.routes.length },
       this.options.worker === undefined ? 'gateway listening' : 'worker listening');
     if (this.pendingRestart.length > 0) this.logger.warn({ options: this.pendingRestart, fileVersion: this.fileVersion }, 'these options change only on restart of the whole host; the running values stay');
+    reportUpstreamTls(config.upstreams, this.logger);
     if (this.options.worker === undefined) this.watch.start();
     return addresses;
   }
@@ -299,6 +301,9 @@ export class Gateway implements HandlerHost, AdminHost {
     const components: Record<string, ComponentReadiness> = {};
     components.gateway = !this.started ? { ready: false, reason: 'starting' }
       : this.draining ? { ready: false, reason: 'draining: shutting down' } : READY;
+    // Ready all the same, but an operator reading /readyz sees which upstreams go unverified.
+    const insecure = insecureUpstreams(config.upstreams);
+    if (insecure.length > 0) components.gateway = { ...components.gateway, insecureUpstreams: insecure };
     for (const l of this.listeners) components[`listener:${l.name}`] = l.listening ? READY : { ready: false, reason: 'not listening' };
     const audit = this.audit.state;
     const sinks = this.audit.sinkStates();
@@ -413,7 +418,11 @@ export class Gateway implements HandlerHost, AdminHost {
       return this.rejected(err);
     }
     const next = effect.config;
-    if (effect.fileVersion === this.fileVersion) return { ...this.applied(old.version, effect), changed: false };
+    if (effect.fileVersion === this.fileVersion) {
+      // Nothing changes, but a reload that keeps an unverified upstream says so again.
+      reportUpstreamTls(old.upstreams, this.logger);
+      return { ...this.applied(old.version, effect), changed: false };
+    }
     if (effect.restartRequired.length > 0) {
       this.logger.warn({ options: effect.restartRequired, fileVersion: effect.fileVersion, version: next.version }, 'these options change only on restart; the running values stay');
     }
@@ -440,6 +449,7 @@ export class Gateway implements HandlerHost, AdminHost {
     this.metrics.configInfo.set({ version: next.version }, 1);
     this.metrics.keepJwks(jwksUris(next));
     this.metrics.certificatesInUse(next.certificates);
+    reportUpstreamTls(next.upstreams, this.logger);
     this.metrics.reloads.inc({ result: 'applied' });
     this.logger.info({ version: next.version, previous: old.version, ...(effect.restartRequired.length > 0 ? { fileVersion: effect.fileVersion, restartRequired: effect.restartRequired } : {}) }, 'config reloaded');
     if (this.options.worker === undefined) void this.watch.check();

@@ -15,21 +15,31 @@ export interface CertificateInUse {
   readonly fingerprint256: string;
 }
 
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----/g;
 
 /** Every certificate of a PEM bundle, in order; an unparseable block is an error naming its position. */
-export function certificatesOf(pem: string): X509Certificate[] {
+export function parseCertificates(pem: string): X509Certificate[] {
   const blocks = pem.match(PEM_CERTIFICATE) ?? [];
   return blocks.map((block, i) => {
     try {
       return new X509Certificate(block);
     } catch (err) {
-      throw new Error(`certificate ${i + 1} of the bundle cannot be read: ${(err as Error).message}`, { cause: err });
+      throw new Error(`certificate ${i + 1} of the PEM text is not a valid X.509 certificate (${(err as Error).message})`, { cause: err });
     }
   });
 }
 
+/** A certificate's subject on one line, as the metric labels it: `CN=orders, O=Example`. */
+export function subjectOf(cert: X509Certificate): string {
+  return cert.subject.split('\n').join(', ');
+}
+
+/** A certificate's notAfter in Unix milliseconds. */
+export function notAfterMs(cert: X509Certificate): number {
+  return Date.parse(cert.validTo);
+}
+
 /** A parsed certificate as the expiry metric and warnings name it. */
 export function inUse(use: CertificateUse, name: string, cert: X509Certificate): CertificateInUse {
-  return { use, name, subject: cert.subject.replace(/\n/g, ', '), notAfter: new Date(cert.validTo), fingerprint256: cert.fingerprint256 };
+  return { use, name, subject: subjectOf(cert), notAfter: new Date(notAfterMs(cert)), fingerprint256: cert.fingerprint256 };
 }

@@ -16,6 +16,7 @@ import { systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { OperatorError } from '../lib/operator-error.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
+import { insecureUpstreams } from '../proxy/upstream-tls-report.js';
 import { READY, readiness, ReadinessWatch, type ComponentReadiness, type Readiness } from '../lifecycle/readiness.js';
 import { restartOnlyValues, type InEffect, type RestartOnlyValues } from '../lifecycle/restart-only.js';
 import { compileInEffect, jwksUris } from '../server/gateway.js';
@@ -328,6 +329,8 @@ export class Supervisor implements AdminHost {
     const components: Record<string, ComponentReadiness> = {};
     components.gateway = this.draining ? { ready: false, reason: 'draining: shutting down' }
       : this.reloading ? { ready: false, reason: 'reloading: the workers are moving to one config version' } : READY;
+    const insecure = insecureUpstreams(this.config.upstreams);
+    if (insecure.length > 0) components.gateway = { ...components.gateway, insecureUpstreams: insecure };
     if (this.admin !== null) components['listener:admin'] = this.admin.listening ? READY : { ready: false, reason: 'not listening' };
     const audit = this.audit.state;
     const sinks = this.audit.sinkStates();

@@ -50,6 +50,7 @@ const APPLIES: { readonly [K in Exclude<keyof CompiledConfig, 'limits'>]: Applie
   rateLimiting: 'live',
   routes: 'live',
   router: 'live',
+  securityHeaders: 'live',
   drainTimeoutMs: 'live',
 };
 

@@ -95,6 +95,7 @@ export function openExchange(config: CompiledConfig, path: RequestPath, req: Inc
   const ex = new Exchange(req, res, path.response, requestId, peer, clientIp ?? peer, peerTrusted);
   ex.inbound = inbound;
   ex.clientIpResolved = clientIp !== null;
+  ex.secure = (req.socket as { encrypted?: boolean }).encrypted === true || (peerTrusted && inbound.xForwardedProto?.trim().toLowerCase() === 'https');
   return ex;
 }
 

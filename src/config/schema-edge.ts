@@ -23,16 +23,36 @@ export const StrictTransportSecuritySchema = strict({
 const FrameSource = formatted("^(?:'none'|'self'|[a-z][a-z0-9+.-]{0,15}:|(?:[a-z][a-z0-9+.-]{0,15}://)?(?:\\*\\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::(?:[0-9]{1,5}|\\*))?)$",
   "a frame-ancestors source: 'none', 'self', a scheme like https:, or a host like https://app.example.com or https://*.example.com");
 
+/** The members of `responseHeaders`, each with what it says at the top level. */
+const RESPONSE_HEADER_MEMBERS = {
+  strictTransportSecurity: (d: string) => Type.Optional(Type.Union([StrictTransportSecuritySchema, Off], { description: d })),
+  contentTypeOptions: (d: string) => Type.Optional(Type.Boolean({ description: d })),
+  frameOptions: (d: string) => Type.Optional(Type.Union([Type.Literal('DENY'), Type.Literal('SAMEORIGIN'), Off], { description: d })),
+  frameAncestors: (d: string) => Type.Optional(Type.Union([Type.Array(FrameSource, { minItems: 1, maxItems: 32, uniqueItems: true }), Off], { description: d })),
+  referrerPolicy: (d: string) => Type.Optional(Type.Union([Type.Unsafe<ReferrerPolicy>({ type: 'string', enum: [...REFERRER_POLICIES] }), Off], { description: d })),
+  contentSecurityPolicy: (d: string) => Type.Optional(Type.Union([formatted('^[\\x21-\\x7e](?:[\\x20-\\x7e]{0,4094}[\\x21-\\x7e])?$', 'a Content-Security-Policy of up to 4096 printable ASCII characters (no line breaks), like "default-src \'none\'"'), Off], { description: d })),
+  removeUpstream: (d: string) => Type.Optional(Type.Array(HeaderName(), { maxItems: 100, uniqueItems: true, description: d })),
+  keepUpstream: (d: string) => Type.Optional(Type.Array(HeaderName(), { maxItems: 5, uniqueItems: true, description: d })),
+};
+
 export const ResponseHeadersSchema = strict({
-  strictTransportSecurity: Type.Optional(Type.Union([StrictTransportSecuritySchema, Off], { description: 'Strict-Transport-Security on responses to requests that arrived over TLS (or from a trusted proxy with X-Forwarded-Proto: https); false sends none. Default max-age=31536000.' })),
-  contentTypeOptions: Type.Optional(Type.Boolean({ description: 'X-Content-Type-Options: nosniff on every response. Default true.' })),
-  frameOptions: Type.Optional(Type.Union([Type.Literal('DENY'), Type.Literal('SAMEORIGIN'), Off], { description: 'X-Frame-Options; false sends none. Default DENY.' })),
-  frameAncestors: Type.Optional(Type.Union([Type.Array(FrameSource, { minItems: 1, maxItems: 32, uniqueItems: true }), Off], { description: "Sources in a Content-Security-Policy frame-ancestors directive; false sends none. Absent: follows frameOptions ('none' for DENY, 'self' for SAMEORIGIN)." })),
-  referrerPolicy: Type.Optional(Type.Union([Type.Unsafe<ReferrerPolicy>({ type: 'string', enum: [...REFERRER_POLICIES] }), Off], { description: 'Referrer-Policy; false sends none. Default no-referrer.' })),
-  contentSecurityPolicy: Type.Optional(Type.Union([formatted('^[\\x21-\\x7e](?:[\\x20-\\x7e]{0,4094}[\\x21-\\x7e])?$', 'a Content-Security-Policy of up to 4096 printable ASCII characters (no line breaks), like "default-src \'none\'"'), Off], { description: 'A whole Content-Security-Policy value (frameAncestors is added to it); false sends none. Default none.' })),
-  removeUpstream: Type.Optional(Type.Array(HeaderName(), { maxItems: 100, uniqueItems: true, description: 'Upstream response headers never relayed; an empty list keeps them. Default [server, x-powered-by].' })),
-  keepUpstream: Type.Optional(Type.Array(HeaderName(), { maxItems: 5, uniqueItems: true, description: 'Security headers (of the ones above) whose value an upstream sent is relayed instead of the gateway\'s. Default [].' })),
-}, 'Security response headers. Top level for every response; a route\'s own override member by member.');
+  strictTransportSecurity: RESPONSE_HEADER_MEMBERS.strictTransportSecurity('Strict-Transport-Security on responses to requests that arrived over TLS (or from a trusted proxy with X-Forwarded-Proto: https); false sends none. Default max-age=31536000.'),
+  contentTypeOptions: RESPONSE_HEADER_MEMBERS.contentTypeOptions('X-Content-Type-Options: nosniff on every response. Default true.'),
+  frameOptions: RESPONSE_HEADER_MEMBERS.frameOptions('X-Frame-Options; false sends none. Default DENY.'),
+  frameAncestors: RESPONSE_HEADER_MEMBERS.frameAncestors("Sources in a Content-Security-Policy frame-ancestors directive; false sends none. Absent: follows frameOptions ('none' for DENY, 'self' for SAMEORIGIN)."),
+  referrerPolicy: RESPONSE_HEADER_MEMBERS.referrerPolicy('Referrer-Policy; false sends none. Default no-referrer.'),
+  contentSecurityPolicy: RESPONSE_HEADER_MEMBERS.contentSecurityPolicy('A whole Content-Security-Policy value (frameAncestors is added to it); false sends none. Default none.'),
+  removeUpstream: RESPONSE_HEADER_MEMBERS.removeUpstream('Upstream response headers never relayed; an empty list keeps them. Default [server, x-powered-by].'),
+  keepUpstream: RESPONSE_HEADER_MEMBERS.keepUpstream('Security headers (of the ones above) whose value an upstream sent is relayed instead of the gateway\'s. Default [].'),
+}, 'Security response headers on every response; routes may override members.');
+
+/** A route's `responseHeaders`: each member it sets replaces the top-level one. */
+export const RouteResponseHeadersSchema = strict(
+  Object.fromEntries(Object.entries(RESPONSE_HEADER_MEMBERS).map(([name, member]) => [name, member(`responseHeaders.${name} for this route.`)])) as {
+    [K in keyof typeof RESPONSE_HEADER_MEMBERS]: ReturnType<(typeof RESPONSE_HEADER_MEMBERS)[K]>
+  },
+  'Security response headers of this route: each member set here replaces the top-level one.',
+);
 
 const Method = formatted('^[A-Z]{1,16}$', 'an HTTP method in upper case, like GET or PUT');
 

@@ -2,7 +2,7 @@ import { Type, type ObjectOptions, type Static, type TSchema } from '@sinclair/t
 import { Bytes, Duration, formatted, HeaderName as HeaderNameOf, Millis, Name as NameOf, NAME_PATTERN, strict } from './schema-parts.js';
 import { ApiKeysSchema } from '../authn/api-key/api-keys-section.js';
 import { AUTHENTICATOR_KINDS, type RawAuthenticator } from '../authn/kinds.js';
-import { CorsPolicySchema, ResponseHeadersSchema } from './schema-edge.js';
+import { CorsPolicySchema, ResponseHeadersSchema, RouteResponseHeadersSchema } from './schema-edge.js';
 import type { Algorithm } from '../ratelimit/algorithms.js';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.js';
 
@@ -159,7 +159,7 @@ export const RouteSchema = strict({
     writeIdleTimeoutMs: Type.Optional(Millis('limits.writeIdleTimeoutMs for this route.')),
     minBodyBytesPerSecond: Type.Optional(Type.Integer({ minimum: 0, maximum: 1 << 30, description: 'limits.minBodyBytesPerSecond for this route.' })),
   }, 'Per-route request limits.')),
-  responseHeaders: Type.Optional(ResponseHeadersSchema),
+  responseHeaders: Type.Optional(RouteResponseHeadersSchema),
   cors: Type.Optional(NameOf({ description: 'The CORS policy (from the top-level cors) of this route: preflights are answered by the gateway, responses carry its headers.' })),
 }, 'A route: a match, an upstream and a policy.');
 

@@ -97,6 +97,7 @@ describe('preflights', () => {
     const res = await preflight(path, APP, 'PUT', 'Authorization, content-type');
     assert.equal(res.status, 204, res.raw);
     assert.equal(res.body, '');
+    assert.equal(res.headers['content-length'], undefined, 'RFC 9110 §8.6: no Content-Length on a 204');
     assert.equal(res.headers['access-control-allow-origin'], APP);
     assert.equal(res.headers['access-control-allow-methods'], 'GET, PUT, DELETE', 'the policy\'s methods within the route\'s');
     assert.equal(res.headers['access-control-allow-headers'], 'authorization, content-type');

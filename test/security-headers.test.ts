@@ -87,6 +87,15 @@ describe('security response headers through a gateway', () => {
     assert.equal(res.headers['x-powered-by'], undefined);
   });
 
+  it('answers a request it cannot parse (refused on the connection, before any route) with no-store and nosniff, and no Server', async () => {
+    const res = await rawRequest(gw.port, requestHead('POST', '/plain/a', ['Content-Length: 1', 'Content-Length: 2', 'Connection: close']) + 'xy', { timeoutMs: 3000, settleMs: 0 });
+    assertProblem(res, 400, 'bad_request');
+    assert.equal(res.headers['cache-control'], 'no-store');
+    assert.equal(res.headers['x-content-type-options'], 'nosniff');
+    assert.equal(res.headers.server, undefined);
+    assert.equal(upstream.received.some((r) => r.method === 'POST'), false, 'nothing forwarded');
+  });
+
   it('takes a route\'s members over the top-level ones, member by member, and keeps the upstream values it is told to', async () => {
     const res = await send('/page/a');
     assert.equal(res.headers['x-frame-options'], 'SAMEORIGIN');

@@ -3,6 +3,7 @@
 // spelling of an origin decided precisely.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { compileOrigins, originAllowed } from '../src/cors/origin.js';
 import { explain } from '../src/explain/explain.js';
 import { assertProblem, oneAuditRecordFor } from './harness/assertions.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
@@ -316,6 +317,26 @@ describe('hostile origins', () => {
       assert.equal(pre.status, expected ? 204 : 403, pre.raw);
       assert.equal(pre.headers['access-control-allow-origin'], expected ? origin.trim() : undefined);
     });
+  }
+});
+
+describe('origin matching without a gateway', () => {
+  const set = compileOrigins(['http://[::1]:8080', 'http://127.0.0.1:3000', 'https://*.example.co.uk:8443'], (i, m) => assert.fail(`origin ${i}: ${m}`));
+  for (const [origin, allowed] of [
+    ['http://[::1]:8080', true],
+    ['http://[0:0:0:0:0:0:0:1]:8080', false],
+    ['http://[::1]', false],
+    ['http://[zz::1]:8080', false],
+    ['http://127.0.0.1:3000', true],
+    ['http://127.0.0.1:03000', false],
+    ['http://127.0.0.1:3000:3000', false],
+    ['https://shop.example.co.uk:8443', true],
+    ['https://shop.example.co.uk', false],
+    ['https://.example.co.uk:8443', false],
+    ['https://-x.example.co.uk:8443', false],
+    ['', false],
+  ] as const) {
+    it(`${allowed ? 'allows' : 'refuses'} ${JSON.stringify(origin)}`, () => assert.equal(originAllowed(set, origin), allowed));
   }
 });
 

@@ -6,6 +6,8 @@
  * exact text the browser compares with its own origin.
  */
 
+import { isIP } from 'node:net';
+
 /** The longest `Origin` value looked at: scheme, a 253-character host and a port, with room to spare. */
 export const MAX_ORIGIN_LENGTH = 300;
 
@@ -37,8 +39,8 @@ export function isSerialisedOrigin(value: string): boolean {
   if (value.length > MAX_ORIGIN_LENGTH) return false;
   const m = SERIALISED.exec(value);
   if (m === null) return false;
-  const [, scheme, host, port] = m;
-  if ((host ?? '').length > 253) return false;
+  const [, scheme, host = '', port] = m;
+  if (host.length > 253 || (host.startsWith('[') && isIP(host.slice(1, -1)) !== 6)) return false;
   return port === undefined || (Number(port) <= 65535 && port !== DEFAULT_PORT[scheme ?? '']);
 }
 

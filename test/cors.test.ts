@@ -34,7 +34,8 @@ before(async () => {
   gw = await startGateway({
     upstreams: { echo: { targets: [echo.url] }, noisy: { targets: [noisy.url] } },
     authenticators: { users: { type: 'jwt', issuer: 'https://issuer.test/', audience: 'api', algorithms: ['ES256'], publicKeys: [{ pem: key.pem, kid: key.kid }] } },
-    rateLimits: { once: { algorithm: 'fixed-window', limit: 1, per: '60s', by: ['route'] } },
+    // A bucket of one that refills once a day: the second request is refused whenever the test runs (no window edge between the two).
+    rateLimits: { once: { algorithm: 'token-bucket', limit: 1, per: '1d', by: ['route'] } },
     cors: {
       app: {
         origins: [APP, 'https://*.example.com', 'http://localhost:3000'],

@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DEFAULTS } from '../src/config/compile.js';
 import { AUDIT_DEFAULTS } from '../src/config/compile-audit.js';
+import { CORS_DEFAULTS } from '../src/config/compile-cors.js';
+import { RESPONSE_HEADER_DEFAULTS } from '../src/config/compile-response-headers.js';
 import { jsonSchema } from '../src/config/schema.js';
 
 // One source of truth for each default: the code. The schema's descriptions (what editors show)
@@ -88,6 +90,26 @@ describe('defaults agree between the code, the schema and the configuration refe
     const wrong = Object.entries(AUDIT_DEFAULTS)
       .map(([key, value]) => ({ path: `audit.${key}`, code: String(value), docs: documented.get(`audit.${key}`) }))
       .filter((d) => d.docs !== d.code);
+    assert.deepEqual(wrong, []);
+  });
+
+  it('every response-header and CORS default in the code is the one docs/configuration.md shows', () => {
+    const list = (names: readonly string[]): string => `[${names.join(', ')}]`;
+    const code: Record<string, string> = {
+      'responseHeaders.strictTransportSecurity': `max-age=${RESPONSE_HEADER_DEFAULTS.maxAgeSeconds}`,
+      'responseHeaders.strictTransportSecurity.maxAgeSeconds': String(RESPONSE_HEADER_DEFAULTS.maxAgeSeconds),
+      'responseHeaders.contentTypeOptions': String(RESPONSE_HEADER_DEFAULTS.contentTypeOptions),
+      'responseHeaders.frameOptions': RESPONSE_HEADER_DEFAULTS.frameOptions,
+      'responseHeaders.referrerPolicy': RESPONSE_HEADER_DEFAULTS.referrerPolicy,
+      'responseHeaders.removeUpstream': list(RESPONSE_HEADER_DEFAULTS.removeUpstream),
+      'cors.<name>.methods': list(CORS_DEFAULTS.methods),
+      'cors.<name>.requestHeaders': list(CORS_DEFAULTS.requestHeaders),
+      'cors.<name>.exposeHeaders': list(CORS_DEFAULTS.exposeHeaders),
+      'cors.<name>.exposeGatewayHeaders': String(CORS_DEFAULTS.exposeGatewayHeaders),
+      'cors.<name>.credentials': String(CORS_DEFAULTS.credentials),
+      'cors.<name>.maxAgeSeconds': String(CORS_DEFAULTS.maxAgeSeconds),
+    };
+    const wrong = Object.entries(code).map(([path, value]) => ({ path, code: value, docs: documented.get(path) })).filter((d) => d.docs !== d.code);
     assert.deepEqual(wrong, []);
   });
 

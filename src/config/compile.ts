@@ -32,6 +32,10 @@ import type { HostStateClient } from '../workers/host-state-client.js';
 import { compileServerTls, type ServerTls } from '../tls/server-tls.js';
 import type { CertificateInUse } from '../tls/certificate-expiry.js';
 import { upstreamCertificates } from '../proxy/upstream-tls-report.js';
+import { compileResponseHeaders } from './compile-response-headers.js';
+import { compileCorsPolicies, corsForRoute, type CorsPolicySpec } from './compile-cors.js';
+import type { SecurityHeaderSet } from '../http/security-headers.js';
+import { corsPreflight } from '../stages/cors.js';
 
 
 /** Headers that frame or route a request: the gateway manages them, so no option may remove them. */
@@ -99,6 +103,8 @@ export interface CompiledConfig {
   readonly rateLimiting: CompiledRateLimiting;
   readonly routes: readonly CompiledRoute[];
   readonly router: Router<CompiledRoute>;
+  /** The top-level security response headers, for responses sent before a route is known. */
+  readonly securityHeaders: SecurityHeaderSet;
   readonly audit: CompiledAudit;
   readonly logLevel: LogLevel;
   readonly drainTimeoutMs: number;
@@ -273,10 +279,12 @@ export function compileConfig(
   }
   const removedQueryParams = new Set([...credentialQueryParams, '_method']);
   const forwarding: UpstreamRequestSettings = { requestIdHeader, credentialQueryParams, removedQueryParams };
+  const securityHeaders = compileResponseHeaders(raw.responseHeaders, undefined, ['responseHeaders'], loaded, problems);
+  const edge: RouteEdge = { securityHeaders, corsPolicies: compileCorsPolicies(raw.cors, raw.headers?.requestId ?? 'X-Request-Id', loaded, problems), responseHeaders: raw.responseHeaders };
   const routes: CompiledRoute[] = [];
   const names = new Map<string, number>();
   raw.routes.forEach((r, index) => {
-    const route = compileRoute(r, index, loaded, upstreamPools, forwarding, auth, rateLimiting, target.allowSemicolon, gatewayLimits, problems);
+    const route = compileRoute(r, index, loaded, upstreamPools, forwarding, auth, rateLimiting, edge, target.allowSemicolon, gatewayLimits, problems);
     const earlier = names.get(r.name);
     if (earlier !== undefined) {
       const first = loaded.problem(['routes', earlier, 'name'], '');
@@ -325,6 +333,7 @@ export function compileConfig(
     rateLimiting,
     routes,
     router: new Router(routes),
+    securityHeaders,
     audit,
     logLevel: raw.log?.level ?? 'info',
     drainTimeoutMs: raw.shutdown?.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs,
@@ -349,9 +358,16 @@ function compileUpstream(name: string, u: RawUpstream, tls: UpstreamTls | null):
   return { ...spec, key: JSON.stringify(spec) };
 }
 
+/** What routes take from the top-level `responseHeaders` and `cors`. */
+interface RouteEdge {
+  readonly securityHeaders: SecurityHeaderSet;
+  readonly corsPolicies: ReadonlyMap<string, CorsPolicySpec>;
+  readonly responseHeaders: LoadedConfig['raw']['responseHeaders'];
+}
+
 function compileRoute(
   r: RawRoute, index: number, loaded: LoadedConfig, pools: ReadonlyMap<string, Upstream>, forwarding: UpstreamRequestSettings, auth: CompiledAuth,
-  rateLimiting: CompiledRateLimiting, allowSemicolon: boolean, defaults: Limits, problems: ConfigProblem[],
+  rateLimiting: CompiledRateLimiting, edge: RouteEdge, allowSemicolon: boolean, defaults: Limits, problems: ConfigProblem[],
 ): CompiledRoute | null {
   const at = (...path: (string | number)[]) => ['routes', index, ...path];
   let pattern: PathPattern | null = null;
@@ -362,6 +378,9 @@ function compileRoute(
   }
   const routeAuth = compileRouteAuth(r, at, pattern, auth, loaded, problems);
   const limitStages = compileRouteLimits(r, at, rateLimiting, loaded, problems);
+  const methods = r.match.methods === undefined ? null : new Set(r.match.methods);
+  const securityHeaders = r.responseHeaders === undefined ? null : compileResponseHeaders(edge.responseHeaders, r.responseHeaders, at('responseHeaders'), loaded, problems);
+  const cors = corsForRoute(r.cors, methods, edge.corsPolicies, at('cors'), loaded, problems);
   const rewrite = r.rewrite ?? {};
   if (rewrite.stripPrefix !== undefined && pattern !== null && !patternHasPrefix(pattern, rewrite.stripPrefix)) {
     const literal = leadingLiterals(pattern);
@@ -381,7 +400,7 @@ function compileRoute(
     name: r.name,
     index,
     pattern,
-    methods: r.match.methods === undefined ? null : new Set(r.match.methods),
+    methods,
     host: r.match.host?.toLowerCase() ?? null,
     upstream: pool.spec,
     public: r.public === true,
@@ -396,7 +415,10 @@ function compileRoute(
     contentTypes,
     allowBodyOn,
     allowMethodOverride: r.allowMethodOverride === true,
+    securityHeaders: securityHeaders ?? edge.securityHeaders,
+    cors,
     stages: routeStages({
+      corsPreflight: cors === null ? null : corsPreflight(cors),
       requestLimits: requestLimits(maxBodyBytes, contentTypes, allowBodyOn),
       limitsByAddress: limitStages.before,
       bruteForceGate: routeAuth === null ? null : rateLimiting.guard?.gate() ?? null,
@@ -410,14 +432,16 @@ function compileRoute(
 }
 
 /**
- * Headers some stage decides on: `Content-Type` (the content-type allow-list), tenant headers and
- * `header:` rate-limit and quota keys. Normalised names.
+ * Headers some stage decides on: `Content-Type` (the content-type allow-list), tenant headers,
+ * `header:` rate-limit and quota keys, and `Origin` and `Access-Control-Request-Method` when a
+ * route has a CORS policy (a second Origin would make the echoed one a guess). Normalised names.
  */
 function decisionHeaders(raw: LoadedConfig['raw'], limitHeaders: ReadonlySet<string>): ReadonlySet<string> {
   const names = new Set(['content-type']);
   for (const r of raw.routes) {
     const header = r.authorize?.tenant?.header;
     if (header !== undefined) names.add(normaliseHeaderName(header));
+    if (r.cors !== undefined) names.add('origin').add('access-control-request-method');
   }
   for (const header of limitHeaders) names.add(normaliseHeaderName(header));
   return names;

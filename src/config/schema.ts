@@ -3,6 +3,7 @@ import { ListenSchema } from './schema-listen.js';
 import { Bytes, Duration, formatted, HeaderName as HeaderNameOf, Millis, Name as NameOf, NAME_PATTERN, strict } from './schema-parts.js';
 import { ApiKeysSchema } from '../authn/api-key/api-keys-section.js';
 import { AUTHENTICATOR_KINDS, type RawAuthenticator } from '../authn/kinds.js';
+import { CorsPolicySchema, ResponseHeadersSchema, RouteResponseHeadersSchema } from './schema-edge.js';
 import type { Algorithm } from '../ratelimit/algorithms.js';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.js';
 
@@ -171,6 +172,8 @@ export const RouteSchema = strict({
     writeIdleTimeoutMs: Type.Optional(Millis('limits.writeIdleTimeoutMs for this route.')),
     minBodyBytesPerSecond: Type.Optional(Type.Integer({ minimum: 0, maximum: 1 << 30, description: 'limits.minBodyBytesPerSecond for this route.' })),
   }, 'Per-route request limits.')),
+  responseHeaders: Type.Optional(RouteResponseHeadersSchema),
+  cors: Type.Optional(NameOf({ description: 'The CORS policy (from the top-level cors) of this route: preflights are answered by the gateway, responses carry its headers.' })),
 }, 'A route: a match, an upstream and a policy.');
 
 export { AuditSchema } from './schema-audit.js';
@@ -252,6 +255,8 @@ export const GatewayConfigSchema = Type.Object({
   rateLimits: Type.Optional(Named(RateLimitSchema, { description: 'Named rate limits.' })),
   rateLimiting: Type.Optional(RateLimitingSchema),
   quotas: Type.Optional(Named(QuotaSchema, { description: 'Named quotas (per day or month).' })),
+  responseHeaders: Type.Optional(ResponseHeadersSchema),
+  cors: Type.Optional(Named(CorsPolicySchema, { description: 'Named CORS policies that routes name under cors.' })),
   upstreams: Named(UpstreamSchema, { description: 'Named upstream services.' }),
   routes: Type.Array(RouteSchema, { minItems: 1, maxItems: 10000, description: 'Routes. Unmatched requests are answered 404 and never forwarded.' }),
   audit: Type.Optional(AuditSchema),

@@ -3,6 +3,7 @@ import { Socket } from 'node:net';
 import type { Authenticator } from '../authn/authenticator.js';
 import type { Identity } from '../authn/identity.js';
 import type { CompiledConfig } from '../config/compile.js';
+import { isPreflight } from '../cors/policy.js';
 import { DENIALS } from '../pipeline/denials.js';
 import { isDenial, type Exchange, type Explained, type Route, type Stage, type StageResult } from '../pipeline/exchange.js';
 import { requestPath, type RequestPath } from '../pipeline/request-path.js';
@@ -152,7 +153,7 @@ function learnedBy(name: string, ex: Exchange): string {
     case 'forwarded-for': return `client address ${ex.clientIp}${ex.peerTrusted ? ' (peer is a trusted proxy)' : ''}`;
     case 'target': return ex.target === null ? '' : `path ${ex.target.path}${ex.target.query === '' ? '' : `, query ${ex.target.query}`}`;
     case 'host': return `host ${ex.host}`;
-    case 'route': return ex.route === null ? '' : `route ${ex.route.name}`;
+    case 'route': return ex.route === null ? '' : `route ${ex.route.name}${ex.route.cors !== null && isPreflight(ex.req) ? ` (a preflight for ${ex.req.headers['access-control-request-method'] ?? ''}, cors ${ex.route.cors.name})` : ''}`;
     case 'authenticate': return ex.identity === null ? '' : `${ex.identity.method} identity ${ex.identity.subject}`;
     case 'identity-headers': return ex.asserted === null ? '' : `asserts ${pairs([...ex.asserted.headers]).map(([n]) => n).join(', ')}`;
     default: return '';

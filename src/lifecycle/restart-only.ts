@@ -53,6 +53,7 @@ const APPLIES: { readonly [K in Exclude<keyof CompiledConfig, 'limits'>]: Applie
   rateLimiting: 'live',
   routes: 'live',
   router: 'live',
+  securityHeaders: 'live',
   drainTimeoutMs: 'live',
 };
 

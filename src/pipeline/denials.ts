@@ -20,6 +20,7 @@ export const DENIALS = {
   insufficient_scope: { status: 403, title: 'Forbidden', detail: 'The token lacks a scope this route requires.' },
   ip_not_allowed: { status: 403, title: 'Forbidden', detail: 'The credential may not be used from this address.' },
   tenant_mismatch: { status: 403, title: 'Forbidden', detail: "The resource belongs to another tenant than the caller's." },
+  cors_preflight_refused: { status: 403, title: 'Forbidden', detail: 'This cross-origin request is not allowed from this origin, or with this method or these headers.' },
   route_not_found: { status: 404, title: 'Not Found', detail: 'No route matches this request.' },
   method_not_allowed: { status: 405, title: 'Method Not Allowed', detail: 'The route does not accept this method.' },
   request_timeout: { status: 408, title: 'Request Timeout', detail: 'The request was not received in time.' },

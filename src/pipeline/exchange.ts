@@ -1,7 +1,9 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Identity } from '../authn/identity.js';
+import type { CorsPolicy } from '../cors/policy.js';
 import type { InboundHeaders } from '../http/headers.js';
+import type { SecurityHeaderSet } from '../http/security-headers.js';
 import type { Target } from '../http/target.js';
 import type { UpstreamSpec } from '../proxy/upstream-spec.js';
 import type { LimitDecision } from '../ratelimit/limit-decision.js';
@@ -120,6 +122,10 @@ export interface Route extends Routable {
   readonly allowBodyOn: ReadonlySet<string>;
   /** Whether a method-override header is forwarded (to a method this route accepts). */
   readonly allowMethodOverride: boolean;
+  /** The security response headers of this route (the top-level ones with the route's own over them). */
+  readonly securityHeaders: SecurityHeaderSet;
+  /** The route's CORS policy; null: preflights are not answered and upstream CORS headers are relayed. */
+  readonly cors: CorsPolicy | null;
   /**
    * The route's stages in request order, forwarding last; features not configured are absent,
    * not no-ops. The order is set in one place: pipeline/request-path.ts.
@@ -190,12 +196,19 @@ export class Exchange {
   inbound: InboundHeaders | null = null;
   /** False when a trusted proxy's X-Forwarded-For had a hop that is not an address (clientIp is then the peer). */
   clientIpResolved = true;
+  /**
+   * The client reached the gateway over TLS: this connection is TLS, or a trusted proxy says
+   * `X-Forwarded-Proto: https`. Strict-Transport-Security is sent only then (RFC 6797 §7.2).
+   */
+  secure = false;
   /** The connection closes after this response (an upgrade offer, a drain, a framing doubt). */
   closeAfter = false;
   target: Target | null = null;
   /** The Host the request was routed on, normalised (lower case, no port, no trailing dot). */
   host = '';
   route: Route | null = null;
+  /** A CORS preflight the route's policy answered (or refused): the response carries no Access-Control-Expose-Headers. */
+  preflight = false;
   /** Set by the authenticate stage; frozen. */
   identity: Identity | null = null;
   /**

@@ -2,7 +2,9 @@ import type { TargetOptions } from '../http/target.js';
 import type { HeaderMode } from '../ratelimit/headers.js';
 import type { Router } from '../routing/router.js';
 import { auditReady, expect, forwardedFor, framing, headerAmbiguity, headerCount, host, methodOverride, route, target, upgrade } from '../stages/edge.js';
+import { corsHeaders } from '../stages/cors.js';
 import { connectionClose, rateLimitHeaders, requestIdHeader, securityHeaders } from '../stages/response-headers.js';
+import type { SecurityHeaderSet } from '../http/security-headers.js';
 import type { Exchange, ResponseStage, Route, Stage, StageResult } from './exchange.js';
 
 /**
@@ -16,6 +18,9 @@ import type { Exchange, ResponseStage, Route, Stage, StageResult } from './excha
  * 4. Response stages, on every response the exchange sends: a denial, a stage's own response, or
  *    the upstream's.
  *
+ * A CORS preflight is routed by the method it asks about (see the `route` stage), and a route with
+ * a CORS policy answers it first, before its limits and authentication.
+ *
  * Any stage may end the request with a denial or a response of its own; nothing is forwarded after
  * that. `explain` runs these same lists.
  */
@@ -27,6 +32,8 @@ export interface RequestPathSettings {
   readonly router: Router<Route>;
   readonly requestIdHeader: string;
   readonly rateLimiting: { readonly headers: HeaderMode };
+  /** The top-level security response headers (a matched route has its own). */
+  readonly securityHeaders: SecurityHeaderSet;
 }
 
 export interface RequestPath {
@@ -54,13 +61,16 @@ export function requestPath(settings: RequestPathSettings, auditHealthy: () => b
       requestIdHeader(settings.requestIdHeader),
       rateLimitHeaders(settings.rateLimiting.headers),
       connectionClose,
-      securityHeaders,
+      securityHeaders(settings.securityHeaders),
+      corsHeaders,
     ]),
   });
 }
 
 /** The stages a route configures; compile builds each, absent when the route does not use it. */
 export interface RouteParts {
+  /** Answers CORS preflights (never forwarded, before authentication: browsers send no credentials on them). */
+  readonly corsPreflight: Stage | null;
   /** Declared body size, media type, bodies on methods without body semantics. */
   readonly requestLimits: Stage;
   /** Limits that count by address, route or header: before authentication, so they also slow credential guessing. */
@@ -79,6 +89,7 @@ export interface RouteParts {
 
 export function routeStages(parts: RouteParts): readonly Stage[] {
   const order = [
+    parts.corsPreflight,
     parts.requestLimits,
     parts.limitsByAddress,
     parts.bruteForceGate,

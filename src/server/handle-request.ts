@@ -95,6 +95,7 @@ export function openExchange(config: CompiledConfig, path: RequestPath, req: Inc
   const ex = new Exchange(req, res, path.response, requestId, peer, clientIp ?? peer, peerTrusted);
   ex.inbound = inbound;
   ex.clientIpResolved = clientIp !== null;
+  ex.secure = (req.socket as { encrypted?: boolean }).encrypted === true || (peerTrusted && inbound.xForwardedProto?.trim().toLowerCase() === 'https');
   return ex;
 }
 
@@ -135,7 +136,8 @@ function respond(ex: Exchange, response: LocalResponse): void {
   const res = ex.wire.res;
   if (res.headersSent) { res.destroy(); return; }
   closeIfUnread(ex);
-  const out: OutgoingHttpHeaders = { 'content-length': Buffer.byteLength(response.body) };
+  // RFC 9110 §8.6: no Content-Length on a 204 (a preflight's answer) or 304.
+  const out: OutgoingHttpHeaders = response.status === 204 || response.status === 304 ? {} : { 'content-length': Buffer.byteLength(response.body) };
   ex.finishHeaders(out, true);
   Object.assign(out, response.headers);
   res.writeHead(response.status, out);

@@ -256,8 +256,10 @@ export class Listener {
     const entry = DENIALS[denial.code];
     if (socket.writable) {
       const body = problemBody(denial, requestId);
+      // Like every answer of the gateway's own: never cached, never sniffed as another media type.
       socket.end(`HTTP/1.1 ${entry.status} ${entry.title}\r\ncontent-type: application/problem+json\r\n` +
-        `content-length: ${Buffer.byteLength(body)}\r\n${this.host.requestIdHeader()}: ${requestId}\r\nconnection: close\r\n\r\n${body}`);
+        `content-length: ${Buffer.byteLength(body)}\r\n${this.host.requestIdHeader()}: ${requestId}\r\n` +
+        `cache-control: no-store\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n${body}`);
     }
     socket.destroySoon();
     this.host.recordRejection({ kind: 'refused', listener: this.name, socket, req, denial, requestId });

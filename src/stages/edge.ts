@@ -1,3 +1,4 @@
+import { isPreflight } from '../cors/policy.js';
 import { parseTarget, type TargetOptions } from '../http/target.js';
 import { METHOD_OVERRIDE_PARAM, paramValues } from '../http/query.js';
 import { deny, type Denial } from '../pipeline/denials.js';
@@ -104,12 +105,22 @@ export const headerAmbiguity: Stage = {
   },
 };
 
-/** The most specific route decides (404 when none matches the path, 405 with Allow when its methods differ). */
+/**
+ * The most specific route decides (404 when none matches the path, 405 with Allow when its methods
+ * differ). A CORS preflight goes to the route of the method it asks about, if that route has a policy.
+ */
 export function route(router: Router<Route>): Stage {
   return {
     name: 'route',
     run(ex) {
-      const match = router.match((ex.target as NonNullable<Exchange['target']>).segments, ex.req.method ?? '', ex.host);
+      const segments = (ex.target as NonNullable<Exchange['target']>).segments;
+      if (isPreflight(ex.req)) {
+        // A preflight asks whether another method may be sent: the route that would take that
+        // method answers it when it has a CORS policy, whether or not it accepts OPTIONS.
+        const asked = router.match(segments, ex.req.headers['access-control-request-method'] ?? '', ex.host);
+        if (asked.kind === 'found' && asked.route.cors !== null) { ex.route = asked.route; return undefined; }
+      }
+      const match = router.match(segments, ex.req.method ?? '', ex.host);
       if (match.kind === 'not_found') return deny('route_not_found', 'no route matches the path'); // the record has the path once, in `path`
       if (match.kind === 'method_not_allowed') {
         const allow = match.allow.join(', ');

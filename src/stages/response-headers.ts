@@ -1,3 +1,4 @@
+import type { SecurityHeaderSet } from '../http/security-headers.js';
 import type { ResponseStage } from '../pipeline/exchange.js';
 import { limitHeaders, type HeaderMode } from '../ratelimit/headers.js';
 
@@ -17,15 +18,35 @@ export function rateLimitHeaders(mode: HeaderMode): ResponseStage {
   };
 }
 
-/** The gateway's own answers are never cached and never sniffed as another media type. */
-export const securityHeaders: ResponseStage = {
-  name: 'security-headers',
-  apply(_ex, headers, generated) {
-    if (!generated) return;
-    headers['cache-control'] = 'no-store';
-    headers['x-content-type-options'] = 'nosniff';
-  },
-};
+/**
+ * The security headers of the route (or the top-level ones before a route is known). The gateway's
+ * own answers are never cached and never sniffed as another media type, whatever the config says.
+ * On relayed responses, the upstream headers `removeUpstream` names are dropped, and the gateway's
+ * values replace the upstream's unless `keepUpstream` names the header and the upstream sent it.
+ * Strict-Transport-Security goes only on responses to requests that arrived over TLS (`ex.secure`).
+ */
+export function securityHeaders(global: SecurityHeaderSet): ResponseStage {
+  return {
+    name: 'security-headers',
+    apply(ex, headers, generated) {
+      const set = ex.route?.securityHeaders ?? global;
+      if (generated) {
+        headers['cache-control'] = 'no-store';
+        headers['x-content-type-options'] = 'nosniff';
+      } else {
+        for (const name of set.removeUpstream) Reflect.deleteProperty(headers, name);
+      }
+      const keep = !generated && set.keepUpstream.size > 0;
+      for (const [name, value] of set.headers) {
+        if (!keep || !set.keepUpstream.has(name) || headers[name] === undefined) headers[name] = value;
+      }
+      const sts = set.strictTransportSecurity;
+      if (sts !== null && ex.secure && (!keep || !set.keepUpstream.has('strict-transport-security') || headers['strict-transport-security'] === undefined)) {
+        headers['strict-transport-security'] = sts;
+      }
+    },
+  };
+}
 
 /** Says so when the connection closes after this response (an upgrade offer, a drain). */
 export const connectionClose: ResponseStage = {

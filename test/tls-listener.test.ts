@@ -47,6 +47,10 @@ describe('HTTPS listener', () => {
     assert.equal(records.length, 1);
     const plain = await fetch(`${gw.url}/open/b`);
     assert.equal(plain.status, 200);
+    // HSTS only on what arrived over TLS: a browser ignores it over plain HTTP, and a proxy in
+    // between could not be trusted to have added it.
+    assert.match(String(res.headers['strict-transport-security']), /^max-age=\d+/);
+    assert.equal(plain.headers.get('strict-transport-security'), null);
   });
 
   it('refuses TLS 1.0 and 1.1 clients in the handshake', async () => {

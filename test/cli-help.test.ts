@@ -54,7 +54,7 @@ function exampleArgs(example: string): string[] {
 describe('portcullis --help for every command', () => {
   it('the table has every command the docs promise, each with a summary, options described and an example', () => {
     const paths = COMMANDS.map((c) => c.path.join(' '));
-    for (const expected of ['start', 'check', 'explain', 'keys', 'keys create', 'keys list', 'keys show', 'keys revoke', 'keys rotate', 'admin', 'admin token', 'demo', 'schema', 'help']) {
+    for (const expected of ['start', 'check', 'explain', 'keys', 'keys create', 'keys list', 'keys show', 'keys revoke', 'keys rotate', 'admin', 'admin token', 'certs', 'certs dev', 'demo', 'schema', 'help']) {
       assert.ok(paths.includes(expected), `the table has "${expected}"`);
     }
     for (const c of [ROOT, ...COMMANDS]) {
@@ -102,7 +102,7 @@ describe('portcullis --help for every command', () => {
       return c;
     };
     const cases: [string[], string, string | RegExp][] = [
-      [[], '', /^missing command \(one of: start, check, explain, keys, audit, admin, demo, schema, help\)$/],
+      [[], '', /^missing command \(one of: start, check, explain, keys, audit, admin, certs, demo, schema, help\)$/],
       [['frobnicate'], '', /^unknown command "frobnicate"/],
       [['keys'], 'keys', /^missing keys command \(one of: create, list, show, revoke, rotate\)$/],
       [['keys', 'frobnicate'], 'keys', /^unknown keys command "frobnicate"/],

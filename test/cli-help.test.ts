@@ -63,7 +63,7 @@ describe('portcullis --help for every command', () => {
       for (const o of c.options) assert.ok(o.description.length > 0, `${name(c)} --${o.name}: described`);
       assert.equal(new Set(c.options.map((o) => o.name)).size, c.options.length, `${name(c)}: option names are unique`);
     }
-    assert.deepEqual(COMMANDS.find((c) => c.path[0] === 'demo')?.options.map((o) => o.name), ['port', 'admin-port', 'host']);
+    assert.deepEqual(COMMANDS.find((c) => c.path[0] === 'demo')?.options.map((o) => o.name), ['port', 'https-port', 'admin-port', 'host']);
     assert.ok(COMMANDS.find((c) => c.path[0] === 'start')?.options.some((o) => o.name === 'wait-ready'));
   });
 

@@ -337,15 +337,18 @@ contacted and no store is used: limits show what they would count.`,
   {
     path: ['demo'],
     summary: 'the quickstart: the gateway, an echo upstream and a token issuer, with curl lines to paste',
-    synopsis: '[--port N] [--admin-port N] [--host ADDRESS]',
+    synopsis: '[--port N] [--https-port N] [--admin-port N] [--host ADDRESS]',
     description: `Runs examples/quickstart/gateway.yaml with a local echo upstream and token issuer on free loopback
-ports, creates API keys and tokens, and prints ready-to-paste curl lines. Ctrl+C stops it.`,
+ports, creates API keys and tokens, and prints ready-to-paste curl lines. It serves HTTPS too, with a
+development CA and certificates it makes for the run (in its temporary directory, removed when it
+stops). Ctrl+C stops it.`,
     options: [
       { name: 'port', type: 'string', value: 'N', description: 'the public port (default $PORT, else 8080)' },
+      { name: 'https-port', type: 'string', value: 'N', description: 'the HTTPS port, on the same address, with certificates the demo makes for this run (default $HTTPS_PORT, else 8443)' },
       { name: 'admin-port', type: 'string', value: 'N', description: 'the admin API and metrics port (default $ADMIN_PORT, else 9901)' },
       { name: 'host', type: 'string', value: 'ADDRESS', description: 'the address the public port binds (default 127.0.0.1; 0.0.0.0 exposes it to the network)' },
     ],
-    examples: ['portcullis demo', 'portcullis demo --port 8081 --admin-port 9902'],
+    examples: ['portcullis demo', 'portcullis demo --port 8081 --https-port 8444 --admin-port 9902'],
     // The demo parses its own options; this table declares them for help and rejects unknown ones.
     run: async (inv) => { await (await import('../demo/demo.js')).runDemo([...inv.args]); return -1; },
   },

@@ -104,6 +104,7 @@ describe('portcullis certs dev', () => {
 
     // What it prints: every file, the development warning, the config lines and a curl line that works from cwd.
     for (const name of readdirSync(dir)) assert.ok(run.stdout.includes(`tls/${name}`), `lists ${name}`);
+    assert.match(run.stdout, /^Wrote development certificates, valid for 90 days, into tls \(created 0700; keys 0600\):$/m);
     assert.match(run.stdout, /For development only: the CA key is on disk/);
     for (const line of ['  listen:', '    https:', '      cert: tls/server.crt', '      key: tls/server.key', '      clientAuth:', '        mode: request', '        ca: tls/ca.crt', `        - match: { spiffe: "${DEMO_ID}" }`]) {
       assert.ok(run.stdout.includes(`\n${line}\n`), `prints ${line}`);
@@ -175,6 +176,7 @@ describe('portcullis certs dev', () => {
     chmodSync(join(dir, 'ca.key'), 0o644);
     const forced = await certsDev(['--out', dir, '--force'], root);
     assert.equal(forced.code, 0, forced.stderr);
+    assert.match(forced.stdout, /^Wrote development certificates, .* \(which existed; keys 0600\):$/m);
     const replaced = snapshot(dir);
     assert.deepEqual(Object.keys(replaced), Object.keys(before), 'the same files, no temporary left behind');
     for (const name of Object.keys(before)) assert.notEqual(replaced[name], before[name], `${name} was replaced`);

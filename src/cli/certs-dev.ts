@@ -1,5 +1,6 @@
 // `portcullis certs dev`: a local CA, a server certificate for this machine and client
 // certificates with SPIFFE IDs, for trying HTTPS and mTLS in development.
+import { existsSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { fsFailure, shownPath } from '../lib/fs-failure.js';
 import { DEFAULT_CLIENT, DEV_DAYS, clientNameProblem, defaultSpiffeId, devFileNames, existingDevFiles, issueDevCertificates, serverNameProblem, spiffeIdProblem, writeDevFiles, type DevClient, type DevCertificateRequest, type DevFile } from '../tls/dev-certificates.js';
@@ -68,6 +69,7 @@ export async function certsDevCommand({ values }: Invocation): Promise<number> {
     return 1;
   }
   const files = await issueDevCertificates(request);
+  const created = !existsSync(dir);
   try {
     writeDevFiles(dir, files, force);
   } catch (err) {
@@ -77,7 +79,7 @@ export async function certsDevCommand({ values }: Invocation): Promise<number> {
     process.stderr.write(`portcullis certs dev: cannot write ${shownPath(path)} ${why}\n`);
     return 1;
   }
-  process.stdout.write(summary(dir, files, request));
+  process.stdout.write(summary(dir, created, files, request));
   return 0;
 }
 
@@ -87,13 +89,13 @@ const sh = (path: string): string => (PLAIN.test(path) ? path : `'${path.replace
 /** A path as a YAML scalar. */
 const yaml = (path: string): string => (PLAIN.test(path) ? path : JSON.stringify(path));
 
-function summary(dir: string, files: readonly DevFile[], request: DevCertificateRequest): string {
+function summary(dir: string, created: boolean, files: readonly DevFile[], request: DevCertificateRequest): string {
   const at = (name: string): string => display(dir, name);
   const width = Math.max(...files.map((f) => at(f.name).length)) + 2;
   const client = request.clients[0];
   const cacert = `curl --cacert ${sh(at('ca.crt'))}`;
   return [
-    `Wrote development certificates, valid for ${request.days} days, into ${shownPath(dir)} (created 0700; keys 0600):`,
+    `Wrote development certificates, valid for ${request.days} days, into ${shownPath(dir)} (${created ? 'created 0700' : 'which existed'}; keys 0600):`,
     ...files.map((f) => `  ${at(f.name).padEnd(width)}${f.what}`),
     '',
     'For development only: the CA key is on disk beside the certificates, and whoever reads it can',

@@ -54,7 +54,7 @@ function exampleArgs(example: string): string[] {
 describe('portcullis --help for every command', () => {
   it('the table has every command the docs promise, each with a summary, options described and an example', () => {
     const paths = COMMANDS.map((c) => c.path.join(' '));
-    for (const expected of ['start', 'check', 'explain', 'keys', 'keys create', 'keys list', 'keys show', 'keys revoke', 'keys rotate', 'admin', 'admin token', 'demo', 'schema', 'help']) {
+    for (const expected of ['start', 'check', 'explain', 'keys', 'keys create', 'keys list', 'keys show', 'keys revoke', 'keys rotate', 'admin', 'admin token', 'certs', 'certs dev', 'demo', 'schema', 'help']) {
       assert.ok(paths.includes(expected), `the table has "${expected}"`);
     }
     for (const c of [ROOT, ...COMMANDS]) {
@@ -63,7 +63,7 @@ describe('portcullis --help for every command', () => {
       for (const o of c.options) assert.ok(o.description.length > 0, `${name(c)} --${o.name}: described`);
       assert.equal(new Set(c.options.map((o) => o.name)).size, c.options.length, `${name(c)}: option names are unique`);
     }
-    assert.deepEqual(COMMANDS.find((c) => c.path[0] === 'demo')?.options.map((o) => o.name), ['port', 'admin-port', 'host']);
+    assert.deepEqual(COMMANDS.find((c) => c.path[0] === 'demo')?.options.map((o) => o.name), ['port', 'https-port', 'admin-port', 'host']);
     assert.ok(COMMANDS.find((c) => c.path[0] === 'start')?.options.some((o) => o.name === 'wait-ready'));
   });
 
@@ -102,7 +102,7 @@ describe('portcullis --help for every command', () => {
       return c;
     };
     const cases: [string[], string, string | RegExp][] = [
-      [[], '', /^missing command \(one of: start, check, explain, keys, audit, admin, demo, schema, help\)$/],
+      [[], '', /^missing command \(one of: start, check, explain, keys, audit, admin, certs, demo, schema, help\)$/],
       [['frobnicate'], '', /^unknown command "frobnicate"/],
       [['keys'], 'keys', /^missing keys command \(one of: create, list, show, revoke, rotate\)$/],
       [['keys', 'frobnicate'], 'keys', /^unknown keys command "frobnicate"/],

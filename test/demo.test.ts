@@ -11,6 +11,8 @@ import { compileConfig } from '../src/config/compile.js';
 import { loadConfigFile } from '../src/config/load.js';
 import { parseDemoArgs } from '../src/demo/demo-args.js';
 import { QUICKSTART_CONFIG } from '../src/demo/demo.js';
+import { demoCertificates } from '../src/demo/demo-certificates.js';
+import { handshake, httpsGet } from './harness/tls.js';
 import { CLI } from './harness/gateway.js';
 import { DEMO_VARIABLES, paste, shellBlocks } from './harness/shell.js';
 
@@ -29,9 +31,9 @@ interface Demo {
   stop(): Promise<number | null>;
 }
 
-/** Runs `portcullis demo` with `args`, PORT / ADMIN_PORT / HOST cleared unless given in `env`. */
+/** Runs `portcullis demo` with `args`, PORT / HTTPS_PORT / ADMIN_PORT / HOST cleared unless given in `env`. */
 function demo(args: readonly string[], env: NodeJS.ProcessEnv = {}): Demo {
-  const cleared = new Set(['PORT', 'ADMIN_PORT', 'HOST', 'DEMO_HOST', 'PORTCULLIS_DATA_DIR']);
+  const cleared = new Set(['PORT', 'HTTPS_PORT', 'ADMIN_PORT', 'HOST', 'DEMO_HOST', 'PORTCULLIS_DATA_DIR', 'DEMO_TLS_DIR']);
   const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => !cleared.has(name)));
   const child = spawn(process.execPath, [CLI, 'demo', ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const out = { stdout: '', stderr: '' };
@@ -92,8 +94,13 @@ function assertOneLine(stderr: string, code: number | null, message: RegExp, exp
 }
 
 describe('examples/quickstart', () => {
-  it('compiles with the demo environment', async () => {
-    const config = compileConfig(await loadConfigFile(QUICKSTART_CONFIG, { ECHO_URL: 'http://127.0.0.1:1', DEMO_ISSUER: 'http://127.0.0.1:2/', DEMO_JWKS_URI: 'http://127.0.0.1:2/jwks.json', DEMO_ADMIN_TOKEN_HASH: `sha256:${'0'.repeat(64)}` }));
+  it('compiles with the demo environment', async (t) => {
+    const tlsDir = mkdtempSync(join(tmpdir(), 'portcullis-demo-tls-'));
+    t.after(() => rmSync(tlsDir, { recursive: true, force: true }));
+    const tls = await demoCertificates(join(tlsDir, 'tls'), '127.0.0.1');
+    const config = compileConfig(await loadConfigFile(QUICKSTART_CONFIG, { ECHO_URL: 'http://127.0.0.1:1', DEMO_ISSUER: 'http://127.0.0.1:2/', DEMO_JWKS_URI: 'http://127.0.0.1:2/jwks.json', DEMO_ADMIN_TOKEN_HASH: `sha256:${'0'.repeat(64)}`, DEMO_TLS_DIR: tls.dir }));
+    assert.deepEqual(config.listen.https, { host: '127.0.0.1', port: 8443 });
+    assert.deepEqual(config.certificates.map((c) => c.use), ['server']);
     assert.ok(config.apiKeys !== null, 'the quickstart has API keys');
     assert.ok(config.routes.length >= 2);
     assert.equal(config.listen.http.port, 8080);
@@ -103,12 +110,13 @@ describe('examples/quickstart', () => {
   });
 
   it('portcullis demo serves the quickstart: allowed, denied, and spoofed headers stripped', async (t) => {
-    const run = demo(['--port', '0', '--admin-port', '0']);
+    const run = demo(['--port', '0', '--https-port', '0', '--admin-port', '0']);
     t.after(() => run.stop());
     await run.running;
     const output = run.out.stdout;
-    const base = /gateway (http:\/\/127\.0\.0\.1:\d+) -> echo upstream/.exec(output)?.[1] ?? '';
+    const [, base = '', secure = ''] = /gateway (http:\/\/127\.0\.0\.1:\d+) and (https:\/\/127\.0\.0\.1:\d+) -> echo upstream/.exec(output) ?? [];
     assert.notEqual(base, '', 'demo prints the gateway URL');
+    assert.notEqual(secure, '', 'demo prints the HTTPS URL');
     for (const line of ['curl -s', '/hello/world', '/internal/secrets', 'X-User-Id: admin', '/readyz']) assert.ok(output.includes(line), `demo prints ${line}`);
 
     const allowed = await fetch(`${base}/hello/world`, { headers: { 'X-User-Id': 'admin', 'X_Roles': 'root' } });
@@ -118,6 +126,32 @@ describe('examples/quickstart', () => {
     assert.equal(echoed.headers['x-user-id'], undefined);
     assert.equal(echoed.headers.x_roles, undefined);
     assert.equal(echoed.headers['x-request-id'], allowed.headers.get('x-request-id'));
+
+    // HTTPS: the printed CA verifies the certificate for the printed address; the route and the header hygiene are the same.
+    const caFile = /^ {2}curl -s --cacert (\S+) https:\/\/\S+\/hello\/world$/m.exec(output)?.[1] ?? '';
+    assert.ok(caFile.endsWith('/tls/ca.crt') && existsSync(caFile), `demo prints its CA file: ${caFile}`);
+    const ca = readFileSync(caFile, 'utf8');
+    const overTls = await httpsGet(`${secure}/hello/world`, ca, { headers: { 'X-User-Id': 'admin' } });
+    assert.equal(overTls.status, 200);
+    assert.match(overTls.protocol ?? '', /^TLSv1\.[23]$/);
+    const tlsEcho = JSON.parse(overTls.body) as { url: string; headers: Record<string, string> };
+    assert.equal(tlsEcho.url, '/hello/world');
+    assert.equal(tlsEcho.headers['x-user-id'], undefined);
+    assert.equal(tlsEcho.headers['x-forwarded-proto'], 'https');
+    const tlsDenied = await httpsGet(`${secure}/internal/secrets`, ca);
+    assert.equal(tlsDenied.status, 404);
+    assert.equal(tlsDenied.headers['content-type'], 'application/problem+json');
+    // Nothing else trusts the run's CA: a client with the system's roots refuses it.
+    const untrusted = await handshake(Number(new URL(secure).port), { servername: 'localhost' });
+    assert.equal(untrusted.ok, false);
+    if (!untrusted.ok) assert.equal(untrusted.error.code, 'SELF_SIGNED_CERT_IN_CHAIN');
+    // The printed curl line, run as printed, where curl is installed.
+    const curlLine = /^ {2}(curl -s --cacert \S+ https:\S+\/hello\/world)$/m.exec(output)?.[1] ?? '';
+    if (spawnSync('curl', ['--version']).status === 0) {
+      const curl = spawnSync('bash', ['-c', curlLine], { encoding: 'utf8', timeout: 10_000 });
+      assert.equal(curl.status, 0, curl.stderr);
+      assert.equal((JSON.parse(curl.stdout) as { headers: Record<string, string> }).headers['x-forwarded-proto'], 'https');
+    }
 
     const denied = await fetch(`${base}/internal/secrets`);
     assert.equal(denied.status, 404);
@@ -211,24 +245,29 @@ describe('examples/quickstart', () => {
 
   it('listens on loopback only, keeps its state in a temporary directory and leaves nothing behind', async (t) => {
     const before = filesUnder(EXAMPLES);
-    const run = demo(['--port', '0', '--admin-port', '0'], { HOST: '0.0.0.0' });
+    const run = demo(['--port', '0', '--https-port', '0', '--admin-port', '0'], { HOST: '0.0.0.0' });
     t.after(() => run.stop());
     await run.running;
     const output = run.out.stdout;
     assert.equal(run.out.stderr, '', 'no warning on loopback');
     const port = Number(/gateway http:\/\/127\.0\.0\.1:(\d+) /.exec(output)?.[1]);
+    const httpsPort = Number(/ and https:\/\/127\.0\.0\.1:(\d+) -> /.exec(output)?.[1]);
     const adminPort = Number(/curl -s http:\/\/127\.0\.0\.1:(\d+)\/readyz$/m.exec(output)?.[1]);
-    assert.ok(port > 0 && adminPort > 0);
+    assert.ok(port > 0 && httpsPort > 0 && adminPort > 0);
     assert.ok(await accepts('127.0.0.1', port));
+    assert.ok(await accepts('127.0.0.1', httpsPort));
     assert.ok(await accepts('127.0.0.1', adminPort));
     // The machine's other addresses do not reach either listener (HOST in the environment is not an address to listen on).
     const others = Object.values(networkInterfaces()).flat().filter((a) => a !== undefined && !a.internal && a.family === 'IPv4').map((a) => a?.address ?? '');
     for (const address of others) {
       assert.equal(await accepts(address, port), false, `public port on ${address}`);
+      assert.equal(await accepts(address, httpsPort), false, `HTTPS port on ${address}`);
       assert.equal(await accepts(address, adminPort), false, `admin port on ${address}`);
     }
-    const stateDir = /^This run's keys and audit trail are in (\S+), removed when the demo stops\.$/m.exec(output)?.[1] ?? '';
+    const stateDir = /^This run's keys, certificates and audit trail are in (\S+), removed when the demo stops\.$/m.exec(output)?.[1] ?? '';
     assert.ok(existsSync(join(stateDir, 'audit', 'audit.log')), 'the audit trail is in the state directory');
+    assert.ok(existsSync(join(stateDir, 'tls', 'ca.key')), 'the certificates are in the state directory');
+    assert.equal(statSync(join(stateDir, 'tls', 'ca.key')).mode & 0o077, 0, 'the CA key is readable by the demo\'s user only');
     assert.ok(!stateDir.startsWith(EXAMPLES));
     assert.equal(await run.stop(), 0);
     assert.equal(existsSync(stateDir), false, 'the state directory is removed');
@@ -248,19 +287,19 @@ describe('examples/quickstart', () => {
     const running = join(tmp, `portcullis-demo-${process.pid}-XyZ789`);
     const unrelated = join(tmp, 'portcullis-demo-notes');
     for (const d of [running, unrelated]) mkdirSync(d);
-    const run = demo(['--port', '0', '--admin-port', '0'], { TMPDIR: tmp });
+    const run = demo(['--port', '0', '--https-port', '0', '--admin-port', '0'], { TMPDIR: tmp });
     t.after(() => run.stop());
     await run.running;
     assert.equal(existsSync(abandoned), false, 'the killed demo\'s directory is removed');
     assert.ok(existsSync(running), 'a running demo\'s directory is kept');
     assert.ok(existsSync(unrelated), 'a directory the demo did not name is kept');
-    const stateDir = /^This run's keys and audit trail are in (\S+), removed when the demo stops\.$/m.exec(run.out.stdout)?.[1] ?? '';
+    const stateDir = /^This run's keys, certificates and audit trail are in (\S+), removed when the demo stops\.$/m.exec(run.out.stdout)?.[1] ?? '';
     assert.ok(stateDir.startsWith(join(tmp, `portcullis-demo-${run.child.pid}-`)), stateDir);
     // Killed, it cannot remove its own; the next demo does.
     run.child.kill('SIGKILL');
     await run.exited;
     assert.ok(existsSync(stateDir));
-    const next = demo(['--port', '0', '--admin-port', '0'], { TMPDIR: tmp });
+    const next = demo(['--port', '0', '--https-port', '0', '--admin-port', '0'], { TMPDIR: tmp });
     t.after(() => next.stop());
     await next.running;
     assert.equal(existsSync(stateDir), false, 'the next demo removed it');
@@ -269,7 +308,7 @@ describe('examples/quickstart', () => {
   });
 
   it('--host with a non-loopback address listens there and warns in one line', async (t) => {
-    const run = demo(['--port', '0', '--admin-port', '0', '--host', '0.0.0.0']);
+    const run = demo(['--port', '0', '--https-port', '0', '--admin-port', '0', '--host', '0.0.0.0']);
     t.after(() => run.stop());
     await run.running;
     assert.match(run.out.stderr, /^portcullis demo: warning: listening on 0\.0\.0\.0, reachable from the network; .*omit --host to listen on 127\.0\.0\.1 only\)\n$/);
@@ -285,10 +324,12 @@ describe('examples/quickstart', () => {
     t.after(() => new Promise<void>((done) => busy.close(() => done())));
     const taken = String((busy.address() as { port: number }).port);
     const cases = [
-      { args: ['--port', taken, '--admin-port', '0'], env: {}, message: new RegExp(`^portcullis: the demo's public port ${taken} is in use \\(EADDRINUSE\\): another process listens there; choose another with --port N or PORT=N \\(PORT=${Number(taken) + 1} npm start\\), or stop that process$`) },
-      { args: ['--admin-port', '0'], env: { PORT: taken }, message: /^portcullis: the demo's public port \d+ is in use .* --port N or PORT=N / },
-      { args: ['--port', '0', '--admin-port', taken], env: {}, message: new RegExp(`^portcullis: the demo's admin port ${taken} is in use \\(EADDRINUSE\\): another process listens there; choose another with --admin-port N or ADMIN_PORT=N \\(ADMIN_PORT=${Number(taken) + 1} npm start\\), or stop that process$`) },
-      { args: ['--port', '0'], env: { ADMIN_PORT: taken }, message: /^portcullis: the demo's admin port \d+ is in use .* --admin-port N or ADMIN_PORT=N / },
+      { args: ['--port', taken, '--https-port', '0', '--admin-port', '0'], env: {}, message: new RegExp(`^portcullis: the demo's public port ${taken} is in use \\(EADDRINUSE\\): another process listens there; choose another with --port N or PORT=N \\(PORT=${Number(taken) + 1} npm start\\), or stop that process$`) },
+      { args: ['--https-port', '0', '--admin-port', '0'], env: { PORT: taken }, message: /^portcullis: the demo's public port \d+ is in use .* --port N or PORT=N / },
+      { args: ['--port', '0', '--https-port', '0', '--admin-port', taken], env: {}, message: new RegExp(`^portcullis: the demo's admin port ${taken} is in use \\(EADDRINUSE\\): another process listens there; choose another with --admin-port N or ADMIN_PORT=N \\(ADMIN_PORT=${Number(taken) + 1} npm start\\), or stop that process$`) },
+      { args: ['--port', '0', '--https-port', '0'], env: { ADMIN_PORT: taken }, message: /^portcullis: the demo's admin port \d+ is in use .* --admin-port N or ADMIN_PORT=N / },
+      { args: ['--port', '0', '--https-port', taken, '--admin-port', '0'], env: {}, message: new RegExp(`^portcullis: the demo's HTTPS port ${taken} is in use \\(EADDRINUSE\\): another process listens there; choose another with --https-port N or HTTPS_PORT=N \\(HTTPS_PORT=${Number(taken) + 1} npm start\\), or stop that process$`) },
+      { args: ['--port', '0', '--admin-port', '0'], env: { HTTPS_PORT: taken }, message: /^portcullis: the demo's HTTPS port \d+ is in use .* --https-port N or HTTPS_PORT=N / },
     ];
     for (const c of cases) {
       const run = demo(c.args, c.env);
@@ -298,7 +339,7 @@ describe('examples/quickstart', () => {
   });
 
   it('an address that is not the machine\'s names --host, in one line (no warning before it)', async () => {
-    const run = demo(['--port', '0', '--admin-port', '0', '--host', '203.0.113.9']);
+    const run = demo(['--port', '0', '--https-port', '0', '--admin-port', '0', '--host', '203.0.113.9']);
     const code = await run.exited;
     assertOneLine(run.out.stderr, code, /^portcullis: listen\.http\.host 203\.0\.113\.9 is not an address of this machine \(EADDRNOTAVAIL\): .*; the demo sets its public address with --host ADDRESS \(left out: 127\.0\.0\.1\)$/);
   });
@@ -312,6 +353,8 @@ describe('examples/quickstart', () => {
       { args: ['--port', 'abc'], message: /^portcullis demo: --port "abc" is not a port: give a number from 1 to 65535$/, oneLine: true },
       { args: [], env: { PORT: '80 80' }, message: /^portcullis demo: PORT "80 80" is not a port/, oneLine: true },
       { args: ['--port', '9000', '--admin-port', '9000'], message: /^portcullis demo: the public port and the admin port are both 9000: give them different ports$/, oneLine: true },
+      { args: ['--https-port', '9000', '--admin-port', '9000'], message: /^portcullis demo: the HTTPS port and the admin port are both 9000: give them different ports$/, oneLine: true },
+      { args: ['--https-port', 'x'], message: /^portcullis demo: --https-port "x" is not a port: give a number from 1 to 65535$/, oneLine: true },
       { args: ['--host', 'a b\n'], message: /^portcullis demo: --host "a b\\n" is not an address/, oneLine: true },
     ];
     for (const c of cases) {
@@ -331,13 +374,13 @@ describe('examples/quickstart', () => {
       assert.ok(parsed.ok, JSON.stringify(parsed));
       return parsed.options;
     };
-    assert.deepEqual(ok([]), { port: '8080', adminPort: '9901', host: '127.0.0.1' });
-    assert.deepEqual(ok([], { PORT: '8081', ADMIN_PORT: '9902', HOST: '0.0.0.0' }), { port: '8081', adminPort: '9902', host: '127.0.0.1' });
-    assert.deepEqual(ok(['--port', '7000', '--admin-port=7001', '--host', '::1'], { PORT: '8081', ADMIN_PORT: '9902' }), { port: '7000', adminPort: '7001', host: '::1' });
-    assert.deepEqual(ok([], { PORT: '' }), { port: '8080', adminPort: '9901', host: '127.0.0.1' });
-    assert.equal(ok(['--port', '0', '--admin-port', '0']).port, '0');
+    assert.deepEqual(ok([]), { port: '8080', httpsPort: '8443', adminPort: '9901', host: '127.0.0.1' });
+    assert.deepEqual(ok([], { PORT: '8081', HTTPS_PORT: '8444', ADMIN_PORT: '9902', HOST: '0.0.0.0' }), { port: '8081', httpsPort: '8444', adminPort: '9902', host: '127.0.0.1' });
+    assert.deepEqual(ok(['--port', '7000', '--https-port', '7002', '--admin-port=7001', '--host', '::1'], { PORT: '8081', HTTPS_PORT: '8444', ADMIN_PORT: '9902' }), { port: '7000', httpsPort: '7002', adminPort: '7001', host: '::1' });
+    assert.deepEqual(ok([], { PORT: '', HTTPS_PORT: '' }), { port: '8080', httpsPort: '8443', adminPort: '9901', host: '127.0.0.1' });
+    assert.equal(ok(['--port', '0', '--https-port', '0', '--admin-port', '0']).port, '0');
     const refused: [string[], NodeJS.ProcessEnv, RegExp][] = [
-      [['--nope'], {}, /^unknown option "--nope"; options: --port N, --admin-port N, --host ADDRESS \(portcullis demo --help\)$/],
+      [['--nope'], {}, /^unknown option "--nope"; options: --port N, --https-port N, --admin-port N, --host ADDRESS \(portcullis demo --help\)$/],
       [['extra'], {}, /^unexpected argument "extra"; options:/],
       [['--port'], {}, /--port.*; options:/],
       [['--port', '1', '--port', '2'], {}, /^--port is given twice; give it once$/],
@@ -348,6 +391,11 @@ describe('examples/quickstart', () => {
       [[], { ADMIN_PORT: '-1' }, /^ADMIN_PORT "-1" is not a port/],
       [[], { PORT: 'x'.repeat(10_000) }, /^PORT "x{64}…" is not a port/],
       [['--port', '9901'], {}, /^the public port and the admin port are both 9901/],
+      [['--port', '8443'], {}, /^the public port and the HTTPS port are both 8443/],
+      [[], { HTTPS_PORT: '9901' }, /^the HTTPS port and the admin port are both 9901/],
+      [['--https-port', '65536'], {}, /^--https-port "65536" is not a port/],
+      [[], { HTTPS_PORT: '1 2' }, /^HTTPS_PORT "1 2" is not a port/],
+      [['--https-port', '1', '--https-port', '2'], {}, /^--https-port is given twice; give it once$/],
       [['--host', ''], {}, /^--host "" is not an address/],
       [['--host', 'a..b'], {}, /^--host "a..b" is not an address/],
       [['--host', 'evil.example/x'], {}, /is not an address/],

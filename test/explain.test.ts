@@ -13,6 +13,7 @@ import { CLI } from './harness/gateway.js';
 import { createServer } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { demoCertificates } from '../src/demo/demo-certificates.js';
 
 const QUICKSTART = fileURLToPath(new URL('../../examples/quickstart/gateway.yaml', import.meta.url));
 const DOC = readFileSync(fileURLToPath(new URL('../../docs/explain.md', import.meta.url)), 'utf8');
@@ -20,6 +21,8 @@ const dataDir = await mkdtemp(join(tmpdir(), 'portcullis-explain-'));
 /** The environment docs/explain.md sets for the quickstart, with a data directory explain must never create. */
 const ENV: Record<string, string> = { PORTCULLIS_DATA_DIR: join(dataDir, 'never-created') };
 for (const m of (/^export (.+)$/m.exec(DOC)?.[1] ?? '').matchAll(/([A-Z_]+)=(\S+)/g)) ENV[m[1] ?? ''] = m[2] ?? '';
+// The certificates `portcullis certs dev` would write there, in this run's own directory.
+ENV.DEMO_TLS_DIR = (await demoCertificates(join(dataDir, 'tls'), '127.0.0.1')).dir;
 const config: CompiledConfig = compileConfig(await loadConfigFile(QUICKSTART, ENV));
 
 const alice = { sub: 'alice', roles: ['user'], scopes: ['orders:read'], tenant: 'acme' };

@@ -43,6 +43,7 @@ describe('HTTPS listener', () => {
     assert.equal(res.status, 200);
     assert.equal(res.serverFingerprint, pki.server.fingerprint256);
     assert.equal(res.protocol, 'TLSv1.3');
+    assert.equal((JSON.parse(res.body) as { headers: Record<string, string> }).headers['x-forwarded-proto'], 'https', 'the upstream learns the request came over TLS');
     const records = await gw.auditWhere((r) => r.kind === 'request' && r.path === '/open/a');
     assert.equal(records.length, 1);
     const plain = await fetch(`${gw.url}/open/b`);
@@ -51,6 +52,10 @@ describe('HTTPS listener', () => {
     // between could not be trusted to have added it.
     assert.match(String(res.headers['strict-transport-security']), /^max-age=\d+/);
     assert.equal(plain.headers.get('strict-transport-security'), null);
+    assert.equal((await plain.json() as { headers: Record<string, string> }).headers['x-forwarded-proto'], 'http');
+    // A client's own X-Forwarded-Proto is not believed over TLS either.
+    const spoofed = await httpsGet(`${gw.httpsUrl}/open/c`, pki.ca.cert, { headers: { 'x-forwarded-proto': 'http' } });
+    assert.equal((JSON.parse(spoofed.body) as { headers: Record<string, string> }).headers['x-forwarded-proto'], 'https');
   });
 
   it('refuses TLS 1.0 and 1.1 clients in the handshake', async () => {

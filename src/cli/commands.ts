@@ -222,6 +222,37 @@ A running gateway signs with the key it started with until its next start.`,
   },
 ];
 
+/** The verbs of `portcullis certs`. */
+const CERTS: readonly Command[] = [
+  {
+    path: ['certs', 'dev'],
+    summary: 'a local CA, a server certificate and client certificates, for HTTPS and mTLS in development',
+    synopsis: '[--out DIR] [--name DNS…] [--client NAME[=SPIFFE-ID]…] [--days N] [--force]',
+    description: `For development only: the CA's private key is written to disk beside the certificates, so
+anyone who can read it can issue certificates that whatever trusts ca.crt accepts.
+Writes into DIR (default ./tls, created 0700; private keys 0600): ca.crt and ca.key (a root CA);
+server.crt (for localhost, 127.0.0.1, ::1 and every --name, followed by the CA) and server.key;
+for each client, client-NAME.crt and .key (clientAuth, its SPIFFE ID as URI SAN; without --client,
+one client "demo" with spiffe://portcullis.local/ns/demo/sa/client; --client NAME alone gets
+spiffe://portcullis.local/ns/NAME/sa/client). ECDSA P-256. Existing files are never replaced
+without --force. Prints the files, the listen.https and clientAuth lines for gateway.yaml and curl
+commands. Exit codes: 0 written, 1 a file exists (without --force) or cannot be written, 2 bad
+arguments.`,
+    options: [
+      { name: 'out', short: 'o', type: 'string', value: 'DIR', description: 'the directory to write into (default tls)' },
+      { name: 'name', type: 'string', multiple: true, value: 'DNS', description: 'another DNS name or IP address for the server certificate (repeatable)' },
+      { name: 'client', type: 'string', multiple: true, value: 'NAME[=SPIFFE-ID]', description: 'a client certificate (repeatable); NAME is 1-63 of a-z, 0-9, "-"' },
+      { name: 'days', type: 'string', value: 'N', description: 'how long the certificates are valid (default 90, at most 825)' },
+      { name: 'force', type: 'boolean', description: 'replace files that exist' },
+    ],
+    examples: [
+      'portcullis certs dev',
+      'portcullis certs dev --out dev-tls --name gateway.test --client payments=spiffe://example.test/ns/payments/sa/api --client billing',
+    ],
+    run: async (inv) => (await import('./certs-dev.js')).certsDevCommand(inv),
+  },
+];
+
 /** The commands of `portcullis`, in the order help lists them. */
 export const COMMANDS: readonly Command[] = [
   {
@@ -296,17 +327,28 @@ contacted and no store is used: limits show what they would count.`,
     verbs: ADMIN,
   },
   {
+    path: ['certs'],
+    summary: 'certificates for development: certs dev',
+    synopsis: '<command> [options]',
+    options: [],
+    examples: ['portcullis certs dev --out tls'],
+    verbs: CERTS,
+  },
+  {
     path: ['demo'],
     summary: 'the quickstart: the gateway, an echo upstream and a token issuer, with curl lines to paste',
-    synopsis: '[--port N] [--admin-port N] [--host ADDRESS]',
+    synopsis: '[--port N] [--https-port N] [--admin-port N] [--host ADDRESS]',
     description: `Runs examples/quickstart/gateway.yaml with a local echo upstream and token issuer on free loopback
-ports, creates API keys and tokens, and prints ready-to-paste curl lines. Ctrl+C stops it.`,
+ports, creates API keys and tokens, and prints ready-to-paste curl lines. It serves HTTPS too, with a
+development CA and certificates it makes for the run (in its temporary directory, removed when it
+stops). Ctrl+C stops it.`,
     options: [
       { name: 'port', type: 'string', value: 'N', description: 'the public port (default $PORT, else 8080)' },
+      { name: 'https-port', type: 'string', value: 'N', description: 'the HTTPS port, on the same address, with certificates the demo makes for this run (default $HTTPS_PORT, else 8443)' },
       { name: 'admin-port', type: 'string', value: 'N', description: 'the admin API and metrics port (default $ADMIN_PORT, else 9901)' },
       { name: 'host', type: 'string', value: 'ADDRESS', description: 'the address the public port binds (default 127.0.0.1; 0.0.0.0 exposes it to the network)' },
     ],
-    examples: ['portcullis demo', 'portcullis demo --port 8081 --admin-port 9902'],
+    examples: ['portcullis demo', 'portcullis demo --port 8081 --https-port 8444 --admin-port 9902'],
     // The demo parses its own options; this table declares them for help and rejects unknown ones.
     run: async (inv) => { await (await import('../demo/demo.js')).runDemo([...inv.args]); return -1; },
   },

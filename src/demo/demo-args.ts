@@ -5,6 +5,8 @@ import { parseArgs } from 'node:util';
 export interface DemoOptions {
   /** The gateway's public port: --port, else $PORT, else 8080. */
   readonly port: string;
+  /** The gateway's HTTPS port, on the same address: --https-port, else $HTTPS_PORT, else 8443. */
+  readonly httpsPort: string;
   /** The admin listener's port (always on 127.0.0.1): --admin-port, else $ADMIN_PORT, else 9901. */
   readonly adminPort: string;
   /** The address the public listener binds: --host, else 127.0.0.1. */
@@ -13,9 +15,9 @@ export interface DemoOptions {
 
 export type ParsedDemoArgs = { readonly ok: true; readonly options: DemoOptions } | { readonly ok: false; readonly error: string };
 
-export const DEMO_DEFAULTS: DemoOptions = Object.freeze({ port: '8080', adminPort: '9901', host: '127.0.0.1' });
+export const DEMO_DEFAULTS: DemoOptions = Object.freeze({ port: '8080', httpsPort: '8443', adminPort: '9901', host: '127.0.0.1' });
 
-const OPTIONS_LINE = 'options: --port N, --admin-port N, --host ADDRESS (portcullis demo --help)';
+const OPTIONS_LINE = 'options: --port N, --https-port N, --admin-port N, --host ADDRESS (portcullis demo --help)';
 
 /** A value as it goes into a one-line message. */
 function quoted(value: string): string {
@@ -42,7 +44,7 @@ function usageProblem(err: unknown): string {
 }
 
 /**
- * Parses the demo's arguments (and PORT / ADMIN_PORT from `env`): an option given twice, an
+ * Parses the demo's arguments (and PORT / HTTPS_PORT / ADMIN_PORT from `env`): an option given twice, an
  * unknown one, a positional argument, a port or address that cannot be one are refused with one
  * line. The address has no variable: shells set HOST to the machine's name, which would quietly
  * put the demo on the network.
@@ -63,17 +65,21 @@ export function parseDemoArgs(args: readonly string[], env: NodeJS.ProcessEnv): 
   const { values } = parsed;
   const fromEnv = (name: string): string | undefined => (env[name] === undefined || env[name] === '' ? undefined : env[name]);
   const port = values.port ?? fromEnv('PORT');
+  const httpsPort = values['https-port'] ?? fromEnv('HTTPS_PORT');
   const adminPort = values['admin-port'] ?? fromEnv('ADMIN_PORT');
   const problem = (port === undefined ? null : portProblem(port, values.port === undefined ? 'PORT' : '--port'))
+    ?? (httpsPort === undefined ? null : portProblem(httpsPort, values['https-port'] === undefined ? 'HTTPS_PORT' : '--https-port'))
     ?? (adminPort === undefined ? null : portProblem(adminPort, values['admin-port'] === undefined ? 'ADMIN_PORT' : '--admin-port'));
   if (problem !== null) return { ok: false, error: problem };
   const host = values.host ?? DEMO_DEFAULTS.host;
   if (isIP(host) === 0 && !HOST_NAME.test(host)) {
     return { ok: false, error: `--host ${quoted(host)} is not an address: give an IP address (127.0.0.1, 0.0.0.0, ::1) or a host name` };
   }
-  const options = { port: port ?? DEMO_DEFAULTS.port, adminPort: adminPort ?? DEMO_DEFAULTS.adminPort, host };
-  if (options.port === options.adminPort && options.port !== '0') {
-    return { ok: false, error: `the public port and the admin port are both ${options.port}: give them different ports` };
+  const options = { port: port ?? DEMO_DEFAULTS.port, httpsPort: httpsPort ?? DEMO_DEFAULTS.httpsPort, adminPort: adminPort ?? DEMO_DEFAULTS.adminPort, host };
+  const ports: [string, string][] = [['public port', options.port], ['HTTPS port', options.httpsPort], ['admin port', options.adminPort]];
+  for (const [i, [what, value]] of ports.entries()) {
+    const same = ports.slice(i + 1).find(([, other]) => other === value && value !== '0');
+    if (same !== undefined) return { ok: false, error: `the ${what} and the ${same[0]} are both ${value}: give them different ports` };
   }
   return { ok: true, options };
 }
@@ -81,7 +87,7 @@ export function parseDemoArgs(args: readonly string[], env: NodeJS.ProcessEnv): 
 function parse(args: readonly string[]) {
   return parseArgs({
     args: [...args],
-    options: { port: { type: 'string' }, 'admin-port': { type: 'string' }, host: { type: 'string' } },
+    options: { port: { type: 'string' }, 'https-port': { type: 'string' }, 'admin-port': { type: 'string' }, host: { type: 'string' } },
     allowPositionals: false,
     strict: true,
     tokens: true,

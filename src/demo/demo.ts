@@ -14,6 +14,7 @@ import { serve } from '../cli/serve.js';
 import { parseDemoArgs } from './demo-args.js';
 import { startDemoIssuer } from './demo-issuer.js';
 import { startEchoUpstream } from './echo-upstream.js';
+import { demoCertificates } from './demo-certificates.js';
 
 /** The quickstart config shipped with the package; tests load the same file. */
 export const QUICKSTART_CONFIG = fileURLToPath(new URL('../../../examples/quickstart/gateway.yaml', import.meta.url));
@@ -31,6 +32,8 @@ const another = (port: number): number => (port < 65535 ? port + 1 : port - 1);
 const HOW_TO_SET: Readonly<Record<string, { readonly what: string; readonly set: (port: number) => string }>> = {
   'listen.http.port': { what: 'public port', set: (port) => `--port N or PORT=N (PORT=${another(port)} npm start)` },
   'listen.http.host': { what: 'public address', set: () => '--host ADDRESS (left out: 127.0.0.1)' },
+  'listen.https.port': { what: 'HTTPS port', set: (port) => `--https-port N or HTTPS_PORT=N (HTTPS_PORT=${another(port)} npm start)` },
+  'listen.https.host': { what: 'public address', set: () => '--host ADDRESS (left out: 127.0.0.1)' },
   'admin.port': { what: 'admin port', set: (port) => `--admin-port N or ADMIN_PORT=N (ADMIN_PORT=${another(port)} npm start)` },
 };
 
@@ -115,6 +118,7 @@ export async function runDemo(args: string[], clock: Clock = systemClock): Promi
   removeAbandonedStateDirs(tmpdir());
   const dataDir = await mkdtemp(join(tmpdir(), `${STATE_PREFIX}${process.pid}-`));
   process.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
+  const tls = await demoCertificates(join(dataDir, 'tls'), options.host);
   const echo = await startEchoUpstream(0);
   const idp = await startDemoIssuer(clock);
   const closeAll = async () => { await Promise.all([echo.close(), idp.close()]); };
@@ -123,7 +127,8 @@ export async function runDemo(args: string[], clock: Clock = systemClock): Promi
   const env = {
     ...process.env, ECHO_URL: echo.url, DEMO_ISSUER: idp.issuer, DEMO_JWKS_URI: idp.jwksUri,
     DEMO_ADMIN_TOKEN_HASH: `sha256:${createHash('sha256').update(adminApiToken).digest('hex')}`,
-    PORT: options.port, ADMIN_PORT: options.adminPort, DEMO_HOST: options.host, PORTCULLIS_DATA_DIR: dataDir,
+    PORT: options.port, HTTPS_PORT: options.httpsPort, ADMIN_PORT: options.adminPort, DEMO_HOST: options.host, PORTCULLIS_DATA_DIR: dataDir,
+    DEMO_TLS_DIR: tls.dir,
   };
   let gateway: Gateway;
   try {
@@ -143,6 +148,7 @@ export async function runDemo(args: string[], clock: Clock = systemClock): Promi
     process.stderr.write(`portcullis demo: warning: listening on ${options.host}, reachable from the network; the demo's routes are public and its echo shows every header sent (omit --host to listen on 127.0.0.1 only)\n`);
   }
   const base = `http://${urlHost(options.host)}:${gateway.addresses().http.port}`;
+  const secure = `https://${urlHost(options.host)}:${gateway.addresses().https?.port ?? 0}`;
   const admin = gateway.addresses().admin;
   const hour = 3600;
   const user = await idp.token({ sub: 'alice', tenant: 'acme', scope: 'orders:read', roles: ['clerk'], email: 'alice@acme.example' }, hour);
@@ -151,7 +157,7 @@ export async function runDemo(args: string[], clock: Clock = systemClock): Promi
   const keys = admin === null ? '' : await apiKeyWalkthrough(base, `http://127.0.0.1:${admin.port}`, adminApiToken);
   const limits = await rateLimitWalkthrough(base);
   process.stdout.write(`
-Portcullis demo is running: gateway ${base} -> echo upstream ${echo.url}
+Portcullis demo is running: gateway ${base} and ${secure} -> echo upstream ${echo.url}
 Listening on ${options.host}${isLoopback(options.host) ? ' (this machine only)' : ''}, admin API on 127.0.0.1; config: ${QUICKSTART_CONFIG}
 
 Allowed (public route; the upstream echoes what it received, gateway headers included):
@@ -169,6 +175,12 @@ Ambiguous paths are rejected before routing (400): encoded slash, dot segments c
 
 Method not allowed on a known path (405 with Allow):
   curl -si -X DELETE ${base}/hello/world
+
+HTTPS (TLS 1.2 and 1.3) with a development CA made for this run (portcullis certs dev makes your own;
+docs/tls.md for production): every route is served on both ports.
+  curl -s --cacert ${tls.caFile} ${secure}/hello/world
+  # without --cacert, curl refuses the certificate: nothing trusts this run's CA but you
+  curl -sv ${secure}/hello/world 2>&1 | grep -i 'certificate'
 
 Authentication: a local issuer signed these tokens (ES256; its JWKS is ${idp.jwksUri}).
 Paste the three lines into your shell, then try the requests:
@@ -193,7 +205,7 @@ Health, readiness (with the config version) and Prometheus metrics on the admin 
   curl -s http://127.0.0.1:${admin.port}/metrics | grep portcullis_requests_total
 `}
 Audit trail (one JSON line per request): ${join(gateway.config.dataDir, gateway.config.audit.file)}
-This run's keys and audit trail are in ${dataDir}, removed when the demo stops.
+This run's keys, certificates and audit trail are in ${dataDir}, removed when the demo stops.
 Press Ctrl+C to stop.
 `);
   return -1;

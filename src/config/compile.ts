@@ -29,6 +29,7 @@ import { compileRateLimiting, compileRouteLimits, type CompiledRateLimiting } fr
 import type { HostStateClient } from '../workers/host-state-client.js';
 import { compileServerTls, type ServerTls } from '../tls/server-tls.js';
 import type { CertificateInUse } from '../tls/certificate-expiry.js';
+import { certificateBoundToken } from '../authn/mtls/certificate-bound-token.js';
 
 
 /** Headers that frame or route a request: the gateway manages them, so no option may remove them. */
@@ -218,6 +219,12 @@ export function compileConfig(
   const auth = compileAuth(raw, loaded, { resources: catalog, clock: context.clock ?? systemClock }, dataDir, problems);
   for (const name of identityHeaderList(auth.identityHeaders)) protectedHeaders.add(normaliseHeaderName(name));
   const authenticators = [...auth.authenticators.values()];
+  for (const a of authenticators) {
+    // Client certificates exist only where the HTTPS listener asks for them.
+    if (a.type === 'mtls' && raw.listen?.https?.clientAuth === undefined) {
+      problems.push(loaded.problem(['authenticators', a.name, 'type'], 'an mtls authenticator needs listen.https.clientAuth (the CAs client certificates chain to): without it no client presents a certificate'));
+    }
+  }
   for (const a of authenticators) for (const h of a.assertedHeaders.keys()) protectedHeaders.add(normaliseHeaderName(h));
 
   const credentialHeaders = new Set(authenticators.flatMap((a) => a.credentialHeaders));
@@ -295,7 +302,7 @@ export function compileConfig(
       https: listenHttps === undefined ? null : { host: listenHttps.host ?? DEFAULTS.httpsHost, port: listenHttps.port ?? DEFAULTS.httpsPort },
     },
     tls,
-    certificates: [...(tls?.certificates ?? [])],
+    certificates: [...(tls?.certificates ?? []), ...(tls?.clientAuth?.certificates ?? [])],
     admin: {
       enabled: admin.enabled ?? true,
       host: adminHost,
@@ -354,6 +361,12 @@ function compileRoute(
     problems.push(loaded.problem(at('upstream'), unknownName('upstream', r.upstream, [...pools.keys()])));
   }
   const routeAuth = compileRouteAuth(r, at, pattern, auth, loaded, problems);
+  if (r.requireCertificateBoundToken === true && routeAuth !== null && !routeAuth.authenticators.some((a) => a.type === 'jwt')) {
+    problems.push(loaded.problem(at('requireCertificateBoundToken'), 'binds JWTs to client certificates, but the route authenticates with no jwt authenticator; add one to authenticate, or remove this option'));
+  }
+  if (r.requireCertificateBoundToken === true && r.public === true) {
+    problems.push(loaded.problem(at('requireCertificateBoundToken'), 'a public route takes no token; remove this option or authenticate with a jwt authenticator'));
+  }
   const limitStages = compileRouteLimits(r, at, rateLimiting, loaded, problems);
   const rewrite = r.rewrite ?? {};
   if (rewrite.stripPrefix !== undefined && pattern !== null && !patternHasPrefix(pattern, rewrite.stripPrefix)) {
@@ -394,6 +407,7 @@ function compileRoute(
       limitsByAddress: limitStages.before,
       bruteForceGate: routeAuth === null ? null : rateLimiting.guard?.gate() ?? null,
       authenticate: routeAuth === null ? null : authenticateStage(routeAuth.authenticators, rateLimiting.guard),
+      certificateBinding: routeAuth !== null && r.requireCertificateBoundToken === true ? certificateBoundToken() : null,
       limitsByIdentity: limitStages.after,
       authorize: routeAuth?.authorize ?? null,
       identityHeaders: routeAuth?.identityHeaders ?? null,

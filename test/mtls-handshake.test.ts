@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
 import { Agent, request } from 'node:https';
 import type { ConnectionOptions } from 'node:tls';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
@@ -137,6 +138,25 @@ describe('clientAuth.mode require: the handshake matrix', () => {
     assert.ok(count('client_certificate_missing') >= 2, metrics);
     assert.ok(count('client_certificate_invalid') >= 10);
     assert.ok(count('client_certificate_chain_too_deep') >= 1);
+  });
+
+  it('curl as a real client: admitted with its certificate, refused in the handshake without one', async () => {
+    const tls = join(gw.dir, 'tls');
+    await writeFile(join(tls, 'curl.crt'), pki.orders.cert);
+    await writeFile(join(tls, 'curl.key'), pki.payments.key);
+    await writeFile(join(tls, 'payments.crt'), pki.payments.cert);
+    await writeFile(join(tls, 'server-ca.crt'), pki.server.ca.cert);
+    const curl = (args: readonly string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile('curl', ['-sS', '--max-time', '10', '--cacert', join(tls, 'server-ca.crt'), '-o', '/dev/null', '-w', '%{http_code}', ...args, `https://localhost:${httpsPort(gw)}/svc/curl`],
+        (err, stdout, stderr) => resolve({ code: typeof err?.code === 'number' ? err.code : 0, stdout, stderr }));
+    });
+    const admitted = await curl(['--cert', join(tls, 'payments.crt'), '--key', join(gw.dir, 'tls', 'curl.key'), '--resolve', `localhost:${httpsPort(gw)}:127.0.0.1`]);
+    assert.equal(admitted.stdout, '200', admitted.stderr);
+    const refused = await curl(['--resolve', `localhost:${httpsPort(gw)}:127.0.0.1`]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /alert|certificate required/i);
+    const mismatched = await curl(['--cert', join(tls, 'curl.crt'), '--key', join(tls, 'curl.key'), '--resolve', `localhost:${httpsPort(gw)}:127.0.0.1`]);
+    assert.notEqual(mismatched.code, 0, 'a certificate with the wrong key never gets a handshake');
   });
 
   it('abstains on the plain HTTP listener: no certificate there, so the route answers 401 unauthenticated', async () => {

@@ -81,7 +81,7 @@ describe('clientAuth and mtls config', () => {
   });
 
   it('refuses requireCertificateBoundToken on a route without a jwt authenticator', () => {
-    assert.match(problems('{ ca: tls/clients-ca.crt }', undefined, 'authenticate: [svc], requireCertificateBoundToken: true'), /routes\[0\]\.requireCertificateBoundToken.*no jwt authenticator/);
+    assert.match(problems('{ ca: tls/clients-ca.crt }', undefined, 'authenticate: [svc], requireCertificateBoundToken: true'), /routes\[0\]\.requireCertificateBoundToken.*no bearer-token \(jwt\) authenticator/);
   });
 
   it('adds each client CA to the certificates in use', async () => {

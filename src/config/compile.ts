@@ -219,12 +219,6 @@ export function compileConfig(
   const auth = compileAuth(raw, loaded, { resources: catalog, clock: context.clock ?? systemClock }, dataDir, problems);
   for (const name of identityHeaderList(auth.identityHeaders)) protectedHeaders.add(normaliseHeaderName(name));
   const authenticators = [...auth.authenticators.values()];
-  for (const a of authenticators) {
-    // Client certificates exist only where the HTTPS listener asks for them.
-    if (a.type === 'mtls' && raw.listen?.https?.clientAuth === undefined) {
-      problems.push(loaded.problem(['authenticators', a.name, 'type'], 'an mtls authenticator needs listen.https.clientAuth (the CAs client certificates chain to): without it no client presents a certificate'));
-    }
-  }
   for (const a of authenticators) for (const h of a.assertedHeaders.keys()) protectedHeaders.add(normaliseHeaderName(h));
 
   const credentialHeaders = new Set(authenticators.flatMap((a) => a.credentialHeaders));
@@ -361,8 +355,9 @@ function compileRoute(
     problems.push(loaded.problem(at('upstream'), unknownName('upstream', r.upstream, [...pools.keys()])));
   }
   const routeAuth = compileRouteAuth(r, at, pattern, auth, loaded, problems);
-  if (r.requireCertificateBoundToken === true && routeAuth !== null && !routeAuth.authenticators.some((a) => a.type === 'jwt')) {
-    problems.push(loaded.problem(at('requireCertificateBoundToken'), 'binds JWTs to client certificates, but the route authenticates with no jwt authenticator; add one to authenticate, or remove this option'));
+  // Bearer-token authenticators (jwt) announce themselves by their challenge scheme (RFC 6750).
+  if (r.requireCertificateBoundToken === true && routeAuth !== null && !routeAuth.authenticators.some((a) => a.challenge?.startsWith('Bearer ') === true)) {
+    problems.push(loaded.problem(at('requireCertificateBoundToken'), 'binds bearer tokens to client certificates, but the route authenticates with no bearer-token (jwt) authenticator; add one to authenticate, or remove this option'));
   }
   if (r.requireCertificateBoundToken === true && r.public === true) {
     problems.push(loaded.problem(at('requireCertificateBoundToken'), 'a public route takes no token; remove this option or authenticate with a jwt authenticator'));

@@ -4,8 +4,8 @@ import { deny, type Denial } from '../../pipeline/denials.js';
 import type { Stage } from '../../pipeline/exchange.js';
 
 /**
- * RFC 8705 §3: on a route with `requireCertificateBoundToken`, a JWT that authenticated the
- * request must carry `cnf["x5t#S256"]`, the base64url SHA-256 of the DER client certificate, and
+ * RFC 8705 §3: on a route with `requireCertificateBoundToken`, a bearer token (a JWT) that
+ * authenticated the request must carry `cnf["x5t#S256"]`, the base64url SHA-256 of the DER client certificate, and
  * the connection must present that very certificate. A token stolen from its holder is then
  * useless without the holder's private key, which the TLS handshake proved. Any certificate the
  * client proved possession of counts (RFC 8705 §2.2 allows self-signed ones): whether it also
@@ -17,9 +17,11 @@ export function certificateBoundToken(): Stage {
     name: 'certificate-bound-token',
     run(ex) {
       const identity = ex.identity;
-      if (identity === null || identity.method !== 'jwt') return undefined;
+      // Only identities established by a bearer token carry a token to bind.
+      if (identity === null || identity.bearerRealm === null) return undefined;
+      const realm = identity.bearerRealm;
       const refuse = (reason: string): Denial => deny('token_certificate_mismatch', `${identity.authenticator}: ${reason}`,
-        { 'www-authenticate': `Bearer realm="${identity.bearerRealm ?? 'portcullis'}", error="invalid_token", error_description="token not bound to this client certificate"` });
+        { 'www-authenticate': `Bearer realm="${realm}", error="invalid_token", error_description="token not bound to this client certificate"` });
       const cnf = identity.claims?.cnf;
       const bound = typeof cnf === 'object' && cnf !== null && !Array.isArray(cnf) ? (cnf as Record<string, unknown>)['x5t#S256'] : undefined;
       if (typeof bound !== 'string' || bound === '') return refuse('the token has no cnf["x5t#S256"] confirmation');

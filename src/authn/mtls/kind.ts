@@ -60,6 +60,10 @@ const KINDS: readonly MatchKind[] = ['spiffe', 'uri', 'dns', 'cn'];
 function compileMtls(raw: RawMtlsAuthenticator, context: AuthenticatorCompileContext): MtlsAuthenticator | null {
   const { name, at, loaded, reserved, problems } = context;
   const before = problems.length;
+  // Client certificates exist only where the HTTPS listener asks for them.
+  if (!context.clientCertificates) {
+    problems.push(loaded.problem(at('type'), 'an mtls authenticator needs listen.https.clientAuth (the CAs client certificates chain to): without it no client presents a certificate'));
+  }
   const identities: IdentityMapping[] = [];
   raw.identities.forEach((entry, i) => {
     const given = KINDS.filter((k) => entry.match[k] !== undefined);

@@ -80,6 +80,15 @@ describe('clientAuth and mtls config', () => {
     assert.match(problems('{ ca: tls/clients-ca.crt }', 'authenticators: { svc: { type: mtls, identities: [{ match: { cn: a } }], headers: { san: X-User-Id } } }\n'), /authenticators\.svc\.headers\.san.*X-Client-Cert-SAN/);
   });
 
+  it('refuses to take the certificate headers the gateway asserts from a trusted proxy', () => {
+    const text = (names: string) => configProblems(
+      `listen: { https: { cert: tls/server.crt, key: tls/server.key, clientAuth: { ca: tls/clients-ca.crt } } }\ntrustedProxies: [10.0.0.0/8]\nheaders: { fromTrustedProxies: [${names}] }\n` +
+      'upstreams: { u: { targets: [http://127.0.0.1:1] } }\nauthenticators: { svc: { type: mtls, identities: [{ match: { cn: a } }] } }\nroutes: [{ name: r, match: { path: /a }, upstream: u, authenticate: [svc] }]\n', {}, file(),
+    ).join('\n');
+    assert.match(text('Client-Cert'), /headers\.fromTrustedProxies\[0\].*Client-Cert is asserted by the gateway/);
+    assert.match(text('X-Client-Cert-SAN'), /headers\.fromTrustedProxies\[0\].*asserted by the gateway/);
+  });
+
   it('refuses requireCertificateBoundToken on a route without a jwt authenticator', () => {
     assert.match(problems('{ ca: tls/clients-ca.crt }', undefined, 'authenticate: [svc], requireCertificateBoundToken: true'), /routes\[0\]\.requireCertificateBoundToken.*no bearer-token \(jwt\) authenticator/);
   });

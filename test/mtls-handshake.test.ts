@@ -43,6 +43,12 @@ async function refusals(gw: TestGateway, reason: string, text: string): Promise<
   return (await gw.audit()).filter((r) => r.stage === 'listener' && r.reason === reason && (r.detail ?? '').includes(text));
 }
 
+/** How many connection-level records (`stage: listener`) are on disk. */
+async function listenerRecords(gw: TestGateway): Promise<number> {
+  await gw.auditBarrier();
+  return (await gw.audit()).filter((r) => r.stage === 'listener').length;
+}
+
 /** A connection closed without any response: what a client whose certificate does not verify sees. */
 function assertClosedWithoutResponse(result: Attempt, label: string): void {
   assert.equal(result.status, null, `${label}: no response may be sent (${JSON.stringify(result)})`);
@@ -80,6 +86,7 @@ describe('clientAuth.mode require: the handshake matrix', () => {
   });
 
   it('ends a handshake without a certificate with the TLS alert (1.3: certificate_required, 1.2: handshake_failure), recorded once', async () => {
+    const before = await listenerRecords(gw);
     const tls13 = await attempt(httpsPort(gw), pki.server.ca.cert, {}, '/svc/none');
     assert.equal(tls13.error, 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', JSON.stringify(tls13));
     assertClosedWithoutResponse(tls13, 'TLS 1.3');
@@ -88,6 +95,7 @@ describe('clientAuth.mode require: the handshake matrix', () => {
     assert.equal(tls12.handshook, false);
     const records = await refusals(gw, 'client_certificate_missing', 'no certificate');
     assert.equal(records.length, 2);
+    assert.equal(await listenerRecords(gw), before + 2, 'one record per refused connection, nothing else');
     assert.equal(records[0]?.status, 496);
     assert.equal(records[0]?.decision, 'deny');
   });
@@ -102,6 +110,7 @@ describe('clientAuth.mode require: the handshake matrix', () => {
   for (const [label, options, code] of refused) {
     it(`closes the connection of ${label} before any request, and records ${code}`, async () => {
       const before = upstream.received.length;
+      const recordsBefore = await listenerRecords(gw);
       for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
         const result = await attempt(httpsPort(gw), pki.server.ca.cert, { ...options(), maxVersion }, '/svc/refused');
         assertClosedWithoutResponse(result, `${label} over ${maxVersion}`);
@@ -109,16 +118,20 @@ describe('clientAuth.mode require: the handshake matrix', () => {
       const records = await refusals(gw, 'client_certificate_invalid', code);
       assert.equal(records.length, 2, `${code}: ${JSON.stringify(records)}`);
       assert.equal(records[0]?.status, 495);
+      assert.equal(await listenerRecords(gw), recordsBefore + 2, 'one record per refused connection, nothing else');
       assert.equal(upstream.received.length, before, 'nothing forwarded');
     });
   }
 
   it('closes a connection whose verified chain is longer than maxChainDepth right after the handshake', async () => {
+    await gw.auditBarrier();
+    const recordsBefore = (await gw.audit()).length;
     const result = await attempt(httpsPort(gw), pki.server.ca.cert, presenting(pki.deep, [pki.inter2, pki.inter]), '/svc/deep');
     assert.ok(result.handshook);
     assertClosedWithoutResponse(result, 'chain of 4');
     const records = await refusals(gw, 'client_certificate_chain_too_deep', 'maxChainDepth');
     assert.equal(records.length, 1);
+    assert.equal((await gw.audit()).length, recordsBefore + 1, 'the request the client sent with its handshake is never read');
     assert.ok(!upstream.received.some((r) => r.url === '/svc/deep'));
   });
 
@@ -130,6 +143,17 @@ describe('clientAuth.mode require: the handshake matrix', () => {
     const records = await gw.auditWhere((r) => r.path === '/svc/unmapped');
     assert.equal(records.length, 1);
     assert.match(records[0]?.detail ?? '', /spiffe:\/\/elsewhere\.org/);
+  });
+
+  it('records no client certificate refusal for a handshake that failed for another reason (TLS 1.1)', async () => {
+    await gw.auditBarrier();
+    const certificateRecords = (records: readonly AuditRecord[]): number => records.filter((r) => r.reason?.startsWith('client_certificate') === true).length;
+    const before = certificateRecords(await gw.audit());
+    const result = await attempt(httpsPort(gw), pki.server.ca.cert, { ...presenting(pki.payments), minVersion: 'TLSv1.1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' }, '/svc/old');
+    assert.equal(result.status, null);
+    assert.equal(result.handshook, false);
+    await gw.auditBarrier();
+    assert.equal(certificateRecords(await gw.audit()), before);
   });
 
   it('counts each refusal in portcullis_client_certificate_refusals_total by reason', async () => {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https';
-import type { SecureContextOptions, TLSSocket } from 'node:tls';
+import { TLSSocket, type SecureContextOptions } from 'node:tls';
 import type { PeerVerification } from '../tls/client-auth.js';
 import type { AddressInfo, Socket } from 'node:net';
 import { DENIALS, deny, type Denial } from '../pipeline/denials.js';
@@ -80,8 +80,11 @@ export interface ListenerHost {
   requestIdHeader(): string;
   /** A TLS connection whose handshake completed, before any request on it is read (client certificate checks). */
   secureConnection?(socket: TLSSocket): void;
-  /** A TLS connection that failed before its handshake completed. */
-  tlsClientError?(err: NodeJS.ErrnoException, socket: TLSSocket): void;
+  /**
+   * A TLS connection that failed before its handshake completed: true when the host recorded it
+   * (a refused client certificate), and the listener then records nothing more for it.
+   */
+  tlsClientError?(err: NodeJS.ErrnoException, socket: TLSSocket): boolean;
 }
 
 /** node:http for a plain listener, node:https with the listener's secure context for a TLS one. */
@@ -127,10 +130,10 @@ export class Listener {
     this.server.on('connect', (req: IncomingMessage, socket: Socket) => {
       this.reject(socket, deny('invalid_target', 'CONNECT (authority-form target)'), req);
     });
-    if (this.server instanceof HttpsServer) {
-      // After node:https's own listener, so the socket is the HTTP parser's before any check may end it.
-      if (host.secureConnection !== undefined) this.server.on('secureConnection', (socket: TLSSocket) => host.secureConnection?.(socket));
-      if (host.tlsClientError !== undefined) this.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => host.tlsClientError?.(err, socket));
+    if (this.server instanceof HttpsServer && host.secureConnection !== undefined) {
+      // Before node:https's own listener hands the socket to the HTTP parser: a connection the
+      // check ends never has a request read from it.
+      this.server.prependListener('secureConnection', (socket: TLSSocket) => host.secureConnection?.(socket));
     }
   }
 
@@ -223,6 +226,11 @@ export class Listener {
 
   /** Parser-level rejections (malformed framing, oversized headers, timeouts): answered and recorded here. */
   private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    // node:https reports a failed handshake here too: one about a client certificate is recorded once, by the host.
+    if (socket instanceof TLSSocket && this.host.tlsClientError?.(err, socket) === true) {
+      socket.destroy();
+      return;
+    }
     const code = err.code ?? '';
     let denial: Denial;
     if (code === 'HPE_HEADER_OVERFLOW') denial = deny('headers_too_large', 'request line and headers exceed maxHeaderBytes');

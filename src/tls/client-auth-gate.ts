@@ -66,15 +66,18 @@ export class ClientAuthGate {
   /**
    * A handshake that failed. OpenSSL ends one without a certificate itself; Node ends one whose
    * certificate did not verify after the handshake, leaving the reason in authorizationError.
-   * Other failures (protocol versions, ciphers, a client that hung up) are not about certificates.
+   * Other failures (protocol versions, ciphers, a client that hung up) are not about certificates:
+   * false, and the listener records them as it records any malformed connection.
    */
-  tlsClientError(err: NodeJS.ErrnoException, socket: TLSSocket): void {
-    if (this.current() === null) return;
+  tlsClientError(err: NodeJS.ErrnoException, socket: TLSSocket): boolean {
+    if (this.current() === null) return false;
     if (err.code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') {
       this.refused(socket, 'client_certificate_missing', 'the client presented no certificate (clientAuth.mode require)');
-      return;
+      return true;
     }
     const reason = (socket as { authorizationError?: unknown }).authorizationError;
-    if (typeof reason === 'string' && reason !== '') this.refused(socket, 'client_certificate_invalid', `the client certificate did not verify: ${reason}`);
+    if (typeof reason !== 'string' || reason === '') return false;
+    this.refused(socket, 'client_certificate_invalid', `the client certificate did not verify: ${reason}`);
+    return true;
   }
 }

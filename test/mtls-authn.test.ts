@@ -28,10 +28,11 @@ function config(): ConfigObject {
       raw: { type: 'mtls', identities: [SERVICE, ORDERS], forwardCertificate: 'rfc9440' },
       users: { type: 'jwt', issuer: 'https://issuer.test/', audience: 'orders-api', algorithms: ['ES256'], publicKeys: [{ pem: key.pem, kid: key.kid }] },
     },
-    rateLimits: { perService: { algorithm: 'fixed-window', limit: 2, per: '1h', by: ['subject'] } },
+    rateLimits: { perService: { algorithm: 'token-bucket', limit: 2, per: '1h', burst: 2, by: ['subject'] } },
     routes: [
       { name: 'svc', match: { path: '/svc/**' }, upstream: 'echo', authenticate: ['services'], authorize: { roles: { anyOf: ['service'] } } },
       { name: 'payments', match: { path: '/payments/**' }, upstream: 'echo', authenticate: ['services'], authorize: { roles: { anyOf: ['payments'] }, tenant: { fixed: ['payments'] } } },
+      { name: 'tenant', match: { path: '/tenants/{tenant}/**' }, upstream: 'echo', authenticate: ['services'], authorize: { tenant: { param: 'tenant' } } },
       { name: 'rfc', match: { path: '/rfc/**' }, upstream: 'echo', authenticate: ['raw'] },
       { name: 'limited', match: { path: '/limited/**' }, upstream: 'echo', authenticate: ['services'], rateLimit: 'perService' },
       { name: 'bound', match: { path: '/bound/**' }, upstream: 'echo', authenticate: ['users'], requireCertificateBoundToken: true },
@@ -143,6 +144,12 @@ describe('mtls identities go through authorization, limits and audit like any ot
     assert.equal(received('/payments/charge-2'), undefined);
     // Orders may use the shared route.
     assert.equal((await send(presenting(pki.orders), '/svc/shared')).status, 200);
+    // Tenant isolation reads the certificate's mapped tenant.
+    assert.equal((await send(presenting(pki.orders), '/tenants/orders/x')).status, 200);
+    const other = await send(presenting(pki.orders), '/tenants/payments/x');
+    assert.equal(other.status, 403);
+    assert.match(other.body, /tenant_mismatch/);
+    assert.equal(received('/tenants/payments/x'), undefined);
   });
 
   it('rate limits by the certificate identity: each service has its own count', async () => {

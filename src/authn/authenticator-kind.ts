@@ -23,6 +23,8 @@ export interface AuthenticatorCompileContext {
   /** Header names an authenticator may not take (identity headers, framing, forwarding, request id). */
   readonly reserved: ReadonlySet<string>;
   readonly clock: Clock;
+  /** Whether the HTTPS listener asks clients for certificates (`listen.https.clientAuth`). */
+  readonly clientCertificates: boolean;
   /**
    * The resource with this key: one already used by this config, else the running one of an equal
    * definition, else `create()`. Every resource obtained here is started with the config.

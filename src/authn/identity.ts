@@ -29,6 +29,12 @@ export interface Identity {
    * `Authorization` a route with forwardAuthorization forwards.
    */
   readonly bearerRealm: string | null;
+  /**
+   * Headers the authenticator rendered itself from verified material, flat `[name, value, …]`,
+   * sent upstream as they are: values the gateway encoded (base64 of a client certificate, RFC
+   * 9440), never text a client chose. Absent: none.
+   */
+  readonly renderedHeaders?: readonly string[];
 }
 
 /** Longest subject, tenant, role, scope or claim header value sent upstream (characters, all ASCII). */

@@ -2,6 +2,7 @@ import type { AuthenticatorKind } from './authenticator-kind.js';
 import { anonymousKind } from './anonymous/kind.js';
 import { apiKeyKind } from './api-key/kind.js';
 import { jwtKind } from './jwt/kind.js';
+import { mtlsKind } from './mtls/kind.js';
 
 /**
  * Every authenticator kind, one row each. The config schema's `authenticators` entries, the
@@ -11,6 +12,7 @@ import { jwtKind } from './jwt/kind.js';
 export const AUTHENTICATOR_KINDS = [
   jwtKind,
   apiKeyKind,
+  mtlsKind,
   anonymousKind,
 ] as const;
 

@@ -102,7 +102,10 @@ export function compileAuth(raw: RawConfig, loaded: LoadedConfig, context: AuthC
     if (kind === undefined) continue;
     const at: At = (...path) => ['authenticators', name, ...path];
     // `a` was validated against the schema of the kind its type selects.
-    const built = kind.compile(a as never, { name, at, apiKeys: raw.apiKeys, loaded, dataDir, problems, reserved, clock: context.clock, use, shared });
+    const built = kind.compile(a as never, {
+      name, at, apiKeys: raw.apiKeys, loaded, dataDir, problems, reserved, clock: context.clock, use, shared,
+      clientCertificates: raw.listen?.https?.clientAuth !== undefined,
+    });
     if (built !== null) authenticators.set(name, built);
     else invalid.add(name);
   }

@@ -36,6 +36,7 @@ import { compileResponseHeaders } from './compile-response-headers.js';
 import { compileCorsPolicies, corsForRoute, type CorsPolicySpec } from './compile-cors.js';
 import type { SecurityHeaderSet } from '../http/security-headers.js';
 import { corsPreflight } from '../stages/cors.js';
+import { certificateBoundToken } from '../authn/mtls/certificate-bound-token.js';
 
 
 /** Headers that frame or route a request: the gateway manages them, so no option may remove them. */
@@ -308,7 +309,7 @@ export function compileConfig(
       https: listenHttps === undefined ? null : { host: listenHttps.host ?? DEFAULTS.httpsHost, port: listenHttps.port ?? DEFAULTS.httpsPort },
     },
     tls,
-    certificates: [...(tls?.certificates ?? []), ...upstreamCertificates(upstreams)],
+    certificates: [...(tls?.certificates ?? []), ...(tls?.clientAuth?.certificates ?? []), ...upstreamCertificates(upstreams)],
     admin: {
       enabled: admin.enabled ?? true,
       host: adminHost,
@@ -377,6 +378,13 @@ function compileRoute(
     problems.push(loaded.problem(at('upstream'), unknownName('upstream', r.upstream, [...pools.keys()])));
   }
   const routeAuth = compileRouteAuth(r, at, pattern, auth, loaded, problems);
+  // Bearer-token authenticators (jwt) announce themselves by their challenge scheme (RFC 6750).
+  if (r.requireCertificateBoundToken === true && routeAuth !== null && !routeAuth.authenticators.some((a) => a.challenge?.startsWith('Bearer ') === true)) {
+    problems.push(loaded.problem(at('requireCertificateBoundToken'), 'binds bearer tokens to client certificates, but the route authenticates with no bearer-token (jwt) authenticator; add one to authenticate, or remove this option'));
+  }
+  if (r.requireCertificateBoundToken === true && r.public === true) {
+    problems.push(loaded.problem(at('requireCertificateBoundToken'), 'a public route takes no token; remove this option or authenticate with a jwt authenticator'));
+  }
   const limitStages = compileRouteLimits(r, at, rateLimiting, loaded, problems);
   const methods = r.match.methods === undefined ? null : new Set(r.match.methods);
   const securityHeaders = r.responseHeaders === undefined ? null : compileResponseHeaders(edge.responseHeaders, r.responseHeaders, at('responseHeaders'), loaded, problems);
@@ -423,6 +431,7 @@ function compileRoute(
       limitsByAddress: limitStages.before,
       bruteForceGate: routeAuth === null ? null : rateLimiting.guard?.gate() ?? null,
       authenticate: routeAuth === null ? null : authenticateStage(routeAuth.authenticators, rateLimiting.guard),
+      certificateBinding: routeAuth !== null && r.requireCertificateBoundToken === true ? certificateBoundToken() : null,
       limitsByIdentity: limitStages.after,
       authorize: routeAuth?.authorize ?? null,
       identityHeaders: routeAuth?.identityHeaders ?? null,

@@ -87,6 +87,8 @@ export class Metrics implements DecisionTally {
   readonly configRestartRequired: Gauge;
   /** When each certificate the running config uses stops being valid (unix seconds). */
   readonly certificateExpiry: Gauge<'use' | 'name' | 'subject' | 'fingerprint'>;
+  /** TLS connections refused for their client certificate before any request (summed: each process has its listeners). */
+  readonly clientCertificateRefusals: Counter<'reason'>;
 
   /** `defaults`: also prom-client's process and runtime metrics. */
   constructor(defaults = true, role: MetricsRole = 'gateway') {
@@ -131,7 +133,12 @@ export class Metrics implements DecisionTally {
     this.certificateExpiry = new Gauge({
       name: 'portcullis_certificate_expiry_timestamp_seconds',
       help: 'When each certificate the running config uses stops being valid (unix seconds), by use (server, client-ca, upstream-ca, upstream-client), the option or upstream it belongs to, subject and SHA-256 fingerprint.',
-      labelNames: ['use', 'name', 'subject', 'fingerprint'] as const, registers, aggregator: 'min',
+      labelNames: ['use', 'name', 'subject', 'fingerprint'] as const, registers: serving, aggregator: 'min',
+    });
+    this.clientCertificateRefusals = new Counter({
+      name: 'portcullis_client_certificate_refusals_total',
+      help: 'HTTPS connections refused for their client certificate before any request was read, by reason (client_certificate_missing, client_certificate_invalid, client_certificate_chain_too_deep).',
+      labelNames: ['reason'] as const, registers: serving, aggregator: 'sum',
     });
     this.reloads = new Counter({ name: 'portcullis_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'] as const, registers, aggregator: 'max' });
 

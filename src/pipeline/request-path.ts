@@ -78,6 +78,8 @@ export interface RouteParts {
   /** Refuses an address the brute-force guard has blocked, before its credential is looked at. */
   readonly bruteForceGate: Stage | null;
   readonly authenticate: Stage | null;
+  /** RFC 8705: a token that authenticated must be bound to the connection's client certificate. */
+  readonly certificateBinding?: Stage | null;
   /** Limits and quotas that count by identity (subject, key, tenant, claim, tier). */
   readonly limitsByIdentity: Stage | null;
   readonly authorize: Stage | null;
@@ -94,6 +96,7 @@ export function routeStages(parts: RouteParts): readonly Stage[] {
     parts.limitsByAddress,
     parts.bruteForceGate,
     parts.authenticate,
+    parts.certificateBinding ?? null,
     parts.limitsByIdentity,
     parts.authorize,
     parts.identityHeaders,

@@ -25,6 +25,8 @@ import type { HostStateClient } from '../workers/host-state-client.js';
 import { ADMIN_LISTENER_LIMITS, adminRejectionFacts, createAdminApp, logAdminOperation } from '../admin/admin-app.js';
 import type { AdminHost, AdminOperation, KeyAdmin, ReloadResult } from '../admin/admin-host.js';
 import { handleRequest, reply, type HandlerHost, type Runtime } from './handle-request.js';
+import { ClientAuthGate, HANDSHAKE_REFUSALS } from '../tls/client-auth-gate.js';
+import { peerVerification } from '../tls/client-auth.js';
 import { Listener, type ListenerHost, type ListenerLimits, type RequestInProgress, type SocketRejection } from './listener.js';
 
 export type { ReloadResult } from '../admin/admin-host.js';
@@ -182,7 +184,10 @@ export class Gateway implements HandlerHost, AdminHost {
     this.listeners.push(this.http);
     const https = config.listen.https;
     if (https !== null && config.tls !== null) {
-      this.https = new Listener({ name: 'https', option: 'listen.https', port: https.port, host: https.host, limits: proxyListenerLimits(config.limits), handlerAnswersExpect: true, tls: config.tls.context }, this.proxyHost());
+      this.https = new Listener({
+        name: 'https', option: 'listen.https', port: https.port, host: https.host, limits: proxyListenerLimits(config.limits), handlerAnswersExpect: true,
+        tls: config.tls.context, peer: peerVerification(config.tls.clientAuth),
+      }, this.proxyHost());
       this.listeners.push(this.https);
     }
     if (config.admin.enabled && options.worker === undefined) {
@@ -212,8 +217,17 @@ export class Gateway implements HandlerHost, AdminHost {
       },
       recordRejection: (rejection) => this.recordRejection(rejection),
       requestIdHeader: () => this.config.requestIdHeader,
+      secureConnection: (socket) => this.clientAuthGate.secureConnection(socket),
+      tlsClientError: (err, socket) => this.clientAuthGate.tlsClientError(err, socket),
     };
   }
+
+  /** Client certificate checks after each handshake, against the config in effect; refusals recorded here. */
+  private readonly clientAuthGate = new ClientAuthGate(() => this.config.tls?.clientAuth ?? null, (socket, code, detail) => {
+    const { status } = HANDSHAKE_REFUSALS[code];
+    this.writeAudit(auditRecord(connectionFacts(socket, null, randomUUID(), { status, decision: 'deny', reason: code, detail }, this.config.version), this.clock.now()));
+    this.metrics.clientCertificateRefusals.labels({ reason: code }).inc();
+  });
 
   /** Limits enforced by node:http itself; all but maxHeaderBytes can change on a running server. */
   private applyServerLimits(limits: Limits): void {
@@ -438,7 +452,7 @@ export class Gateway implements HandlerHost, AdminHost {
     const previous = this.runtime.generation;
     this.applyServerLimits(next.limits);
     // Compile checked the new material: the running HTTPS listener takes it for new handshakes.
-    if (this.https !== null && next.tls !== null) this.https.updateTls(next.tls.context);
+    if (this.https !== null && next.tls !== null) this.https.updateTls(next.tls.context, peerVerification(next.tls.clientAuth));
     this.runtime = { config: next, path: this.pathFor(next), generation };
     this.fileVersion = effect.fileVersion;
     this.pendingRestart = effect.restartRequired;

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https';
-import type { SecureContextOptions } from 'node:tls';
+import { TLSSocket, type SecureContextOptions } from 'node:tls';
+import type { PeerVerification } from '../tls/client-auth.js';
 import type { AddressInfo, Socket } from 'node:net';
 import { DENIALS, deny, type Denial } from '../pipeline/denials.js';
 import { problemBody } from '../pipeline/problem.js';
@@ -42,6 +43,8 @@ export interface ListenerSettings {
   readonly handlerAnswersExpect: boolean;
   /** A TLS listener's secure context (certificate, key, protocol versions); absent: plain HTTP. */
   readonly tls?: SecureContextOptions;
+  /** Whether a TLS listener asks for client certificates, and refuses handshakes without a valid one. */
+  readonly peer?: PeerVerification;
 }
 
 /** The request being handled on a connection, as far as connection-level errors concern it. */
@@ -75,13 +78,21 @@ export interface ListenerHost {
   recordRejection(rejection: SocketRejection): void;
   /** The header the request id is sent in. */
   requestIdHeader(): string;
+  /** A TLS connection whose handshake completed, before any request on it is read (client certificate checks). */
+  secureConnection?(socket: TLSSocket): void;
+  /**
+   * A TLS connection that failed before its handshake completed: true when the host recorded it
+   * (a refused client certificate), and the listener then records nothing more for it.
+   */
+  tlsClientError?(err: NodeJS.ErrnoException, socket: TLSSocket): boolean;
 }
 
 /** node:http for a plain listener, node:https with the listener's secure context for a TLS one. */
 function defaultFactory(settings: ListenerSettings): ServerFactory {
   const tls = settings.tls;
   if (tls === undefined) return createServer;
-  return (options, handler) => createHttpsServer({ ...options, ...tls }, handler);
+  const peer = settings.peer ?? {};
+  return (options, handler) => createHttpsServer({ ...options, ...tls, ...peer }, handler);
 }
 
 /**
@@ -119,6 +130,11 @@ export class Listener {
     this.server.on('connect', (req: IncomingMessage, socket: Socket) => {
       this.reject(socket, deny('invalid_target', 'CONNECT (authority-form target)'), req);
     });
+    if (this.server instanceof HttpsServer && host.secureConnection !== undefined) {
+      // Before node:https's own listener hands the socket to the HTTP parser: a connection the
+      // check ends never has a request read from it.
+      this.server.prependListener('secureConnection', (socket: TLSSocket) => host.secureConnection?.(socket));
+    }
   }
 
   /** Whether connections are TLS. */
@@ -130,9 +146,12 @@ export class Listener {
    * Swaps a TLS listener's secure context: new handshakes use it, open connections go on with the
    * one they were made with. Throws (leaving the current one) when the options cannot make one.
    */
-  updateTls(options: SecureContextOptions): void {
+  updateTls(options: SecureContextOptions, peer?: PeerVerification): void {
     if (!(this.server instanceof HttpsServer)) throw new Error(`listener ${this.name} is not a TLS listener`);
     this.server.setSecureContext(options);
+    // Read by node:tls from the server for each new connection: a handshake that starts after this
+    // asks for (or requires) a client certificate as the new config says.
+    if (peer !== undefined) Object.assign(this.server, { requestCert: peer.requestCert, rejectUnauthorized: peer.rejectUnauthorized });
   }
 
   /** Applies limits; all but maxHeaderBytes and the checking interval can change on a running server. */
@@ -207,6 +226,11 @@ export class Listener {
 
   /** Parser-level rejections (malformed framing, oversized headers, timeouts): answered and recorded here. */
   private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    // node:https reports a failed handshake here too: one about a client certificate is recorded once, by the host.
+    if (socket instanceof TLSSocket && this.host.tlsClientError?.(err, socket) === true) {
+      socket.destroy();
+      return;
+    }
     const code = err.code ?? '';
     let denial: Denial;
     if (code === 'HPE_HEADER_OVERFLOW') denial = deny('headers_too_large', 'request line and headers exceed maxHeaderBytes');

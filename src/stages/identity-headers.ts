@@ -72,6 +72,7 @@ function render(names: IdentityHeaderNames, identity: Identity): readonly string
     if (value !== null && isHeaderSafe(value)) headers.push(name, value);
     else note(name, 1);
   }
+  if (identity.renderedHeaders !== undefined) headers.push(...identity.renderedHeaders);
   if (omitted !== '') headers.push(names.omitted, omitted);
   return Object.freeze(headers);
 }

@@ -4,6 +4,7 @@ import type { ConfigProblem } from '../config/errors.js';
 import type { ConfigSource } from '../config/config-source.js';
 import type { RawHttpsListen } from '../config/schema-listen.js';
 import { inUse, type CertificateInUse } from './certificate-expiry.js';
+import { clientAuthContext, compileClientAuth, type ClientAuth } from './client-auth.js';
 
 /**
  * The HTTPS listener's material, compiled from `listen.https`: the options of its secure context
@@ -14,6 +15,8 @@ export interface ServerTls {
   readonly context: SecureContextOptions;
   /** What it serves, for the expiry metric and warnings. */
   readonly certificates: readonly CertificateInUse[];
+  /** Client certificates asked for (`clientAuth`), or null; its CAs and CRLs are already in `context`. */
+  readonly clientAuth: ClientAuth | null;
 }
 
 /** TLS 1.2 and 1.3 only, whatever a client offers. */
@@ -32,6 +35,7 @@ export function compileServerTls(raw: RawHttpsListen | undefined, loaded: Config
   const before = problems.length;
   const certText = readPem(raw.cert, 'cert', loaded, problems);
   const keyText = readPem(raw.key, 'key', loaded, problems);
+  const clientAuth = compileClientAuth(raw.clientAuth, loaded, problems, now);
   if (certText === null || keyText === null) return null;
   let leaf: X509Certificate;
   try {
@@ -42,7 +46,8 @@ export function compileServerTls(raw: RawHttpsListen | undefined, loaded: Config
   }
   const validity = validityProblem(leaf, now);
   if (validity !== null) problems.push(loaded.problem([...AT, 'cert'], `${raw.cert}: ${validity}`));
-  const context: SecureContextOptions = { cert: certText, key: keyText, minVersion: MIN_TLS_VERSION };
+  // Every secure context the listener serves carries the client CAs and CRLs.
+  const context: SecureContextOptions = { cert: certText, key: keyText, minVersion: MIN_TLS_VERSION, ...clientAuthContext(clientAuth) };
   try {
     createSecureContext(context);
   } catch (err) {
@@ -52,7 +57,7 @@ export function compileServerTls(raw: RawHttpsListen | undefined, loaded: Config
       : `${raw.key} cannot be used with ${raw.cert}: ${message}; expected an unencrypted PEM private key`));
   }
   if (problems.length > before) return null;
-  return { context, certificates: [inUse('server', 'listen.https', leaf)] };
+  return { context, certificates: [inUse('server', 'listen.https', leaf)], clientAuth };
 }
 
 function readPem(file: string, option: string, loaded: ConfigSource, problems: ConfigProblem[]): string | null {

@@ -100,7 +100,7 @@ describe('examples/quickstart', () => {
     const tls = await demoCertificates(join(tlsDir, 'tls'), '127.0.0.1');
     const config = compileConfig(await loadConfigFile(QUICKSTART_CONFIG, { ECHO_URL: 'http://127.0.0.1:1', DEMO_ISSUER: 'http://127.0.0.1:2/', DEMO_JWKS_URI: 'http://127.0.0.1:2/jwks.json', DEMO_ADMIN_TOKEN_HASH: `sha256:${'0'.repeat(64)}`, DEMO_TLS_DIR: tls.dir }));
     assert.deepEqual(config.listen.https, { host: '127.0.0.1', port: 8443 });
-    assert.deepEqual(config.certificates.map((c) => c.use), ['server']);
+    assert.deepEqual(config.certificates.map((c) => c.use).sort(), ['client-ca', 'server']);
     assert.ok(config.apiKeys !== null, 'the quickstart has API keys');
     assert.ok(config.routes.length >= 2);
     assert.equal(config.listen.http.port, 8080);
@@ -151,6 +151,26 @@ describe('examples/quickstart', () => {
       const curl = spawnSync('bash', ['-c', curlLine], { encoding: 'utf8', timeout: 10_000 });
       assert.equal(curl.status, 0, curl.stderr);
       assert.equal((JSON.parse(curl.stdout) as { headers: Record<string, string> }).headers['x-forwarded-proto'], 'https');
+    }
+
+    // mTLS: the printed client certificate reaches the services route as the demo's service identity; without it, 401.
+    const mtlsLine = /^ {2}(curl -s --cacert \S+ --cert (\S+) --key (\S+) (https:\S+\/api\/services\/status))$/m.exec(output);
+    assert.ok(mtlsLine !== null, 'demo prints the mTLS curl line');
+    const [, mtlsCurl = '', certFile = '', keyFile = '', servicesUrl = ''] = mtlsLine;
+    const asService = await httpsGet(servicesUrl, ca, { cert: readFileSync(certFile), key: readFileSync(keyFile) });
+    assert.equal(asService.status, 200, asService.body);
+    const serviceSeen = JSON.parse(asService.body) as { headers: Record<string, string> };
+    assert.equal(serviceSeen.headers['x-user-id'], 'spiffe://portcullis.local/ns/demo/sa/client');
+    assert.equal(serviceSeen.headers['x-tenant-id'], 'acme');
+    assert.equal(serviceSeen.headers['x-roles'], 'service');
+    const withoutCert = await httpsGet(servicesUrl, ca);
+    assert.equal(withoutCert.status, 401);
+    assert.equal(withoutCert.headers['content-type'], 'application/problem+json');
+    assert.equal((await fetch(`${base}/api/services/status`)).status, 401, 'plain HTTP carries no certificate');
+    if (spawnSync('curl', ['--version']).status === 0) {
+      const curl = spawnSync('bash', ['-c', mtlsCurl], { encoding: 'utf8', timeout: 10_000 });
+      assert.equal(curl.status, 0, curl.stderr);
+      assert.equal((JSON.parse(curl.stdout) as { headers: Record<string, string> }).headers['x-tenant-id'], 'acme');
     }
 
     const denied = await fetch(`${base}/internal/secrets`);

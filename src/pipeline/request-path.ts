@@ -2,6 +2,7 @@ import type { TargetOptions } from '../http/target.js';
 import type { HeaderMode } from '../ratelimit/headers.js';
 import type { Router } from '../routing/router.js';
 import { auditReady, expect, forwardedFor, framing, headerAmbiguity, headerCount, host, methodOverride, route, target, upgrade } from '../stages/edge.js';
+import { http2Request } from '../stages/http2-request.js';
 import { connectionClose, rateLimitHeaders, requestIdHeader, securityHeaders } from '../stages/response-headers.js';
 import type { Exchange, ResponseStage, Route, Stage, StageResult } from './exchange.js';
 
@@ -23,7 +24,7 @@ import type { Exchange, ResponseStage, Route, Stage, StageResult } from './excha
 /** What the edge and response stages are built from: the compiled config provides it. */
 export interface RequestPathSettings {
   readonly target: TargetOptions;
-  readonly limits: { readonly maxHeaderCount: number };
+  readonly limits: { readonly maxHeaderCount: number; readonly maxHeaderBytes: number };
   readonly router: Router<Route>;
   readonly requestIdHeader: string;
   readonly rateLimiting: { readonly headers: HeaderMode };
@@ -40,6 +41,7 @@ export function requestPath(settings: RequestPathSettings, auditHealthy: () => b
     edge: Object.freeze([
       forwardedFor,
       auditReady(auditHealthy),
+      http2Request(settings.limits.maxHeaderBytes),
       target(settings.target),
       headerCount(settings.limits.maxHeaderCount),
       host,

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DEFAULTS } from '../src/config/compile.js';
 import { AUDIT_DEFAULTS } from '../src/config/compile-audit.js';
+import { HTTP2_DEFAULTS } from '../src/config/compile-http2.js';
 import { jsonSchema } from '../src/config/schema.js';
 
 // One source of truth for each default: the code. The schema's descriptions (what editors show)
@@ -86,6 +87,13 @@ describe('defaults agree between the code, the schema and the configuration refe
   it('every audit default in the code is the one docs/configuration.md shows', () => {
     const wrong = Object.entries(AUDIT_DEFAULTS)
       .map(([key, value]) => ({ path: `audit.${key}`, code: String(value), docs: documented.get(`audit.${key}`) }))
+      .filter((d) => d.docs !== d.code);
+    assert.deepEqual(wrong, []);
+  });
+
+  it('every HTTP/2 default in the code is the one docs/configuration.md shows', () => {
+    const wrong = Object.entries(HTTP2_DEFAULTS)
+      .map(([key, value]) => ({ path: `listen.https.http2.${key}`, code: String(value), docs: documented.get(`listen.https.http2.${key}`) }))
       .filter((d) => d.docs !== d.code);
     assert.deepEqual(wrong, []);
   });

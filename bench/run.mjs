@@ -313,6 +313,7 @@ async function main() {
     'peer-fast-gateway': () => startPeerGateway(layout, upstream.origin),
     gateway: () => startGateway(layout, upstream.origin, profileDir, redis?.url ?? null),
     'gateway-audit-off': () => startGateway(layout, upstream.origin, profileDir, redis?.url ?? null, { name: 'gateway-audit-off', auditOff: true }),
+    'gateway-https': () => startGateway(layout, upstream.origin, profileDir, redis?.url ?? null, { name: 'gateway-https', https: true }),
     'gateway-nats': () => startGatewayNats(layout, upstream.origin, profileDir, redis?.url ?? null),
     'gateway-workers-2': () => startGatewayWorkers(layout, upstream.origin, redis?.url ?? null),
   };
@@ -335,7 +336,7 @@ async function main() {
   for (const s of selected) {
     const server = servers[s.target];
     s.resolvedHeaders = typeof s.headers === 'function' ? s.headers(ctx) : { ...(s.headers ?? {}) };
-    const got = await probe(server.origin, s.path, s.resolvedHeaders);
+    const got = await probe(server.origin, s.path, s.resolvedHeaders, server.ca);
     if (got.status !== 200 || got.body !== expected.body) {
       throw new Error(`scenario ${s.name}: probe of ${server.origin}${s.path} answered ${got.status} ${got.body.slice(0, 200)}`);
     }
@@ -345,7 +346,10 @@ async function main() {
   for (let r = 1; r <= settings.rounds; r++) {
     // Odd rounds run the scenarios in order, even rounds in reverse: no scenario always follows the same one.
     for (const s of r % 2 === 1 ? selected : [...selected].reverse()) {
-      const load = { url: servers[s.target].origin + s.path, connections: s.connections, headers: s.resolvedHeaders };
+      const load = {
+        url: servers[s.target].origin + s.path, connections: s.connections, headers: s.resolvedHeaders,
+        ...(s.streams === undefined ? {} : { streams: s.streams, ca: servers[s.target].ca }),
+      };
       const label = `[${r}/${settings.rounds}] ${s.name.padEnd(26)}`;
       // The first round warms the JIT; later rounds only re-open connections.
       const warmup = r === 1 ? settings.warmupSec : rewarm;

@@ -226,6 +226,10 @@ export function scenarios({ connections }) {
       note: 'RS256 token (cached) + scope + in-process limit per caller + identity headers + audit record' },
     { name: 'gateway-full-redis', target: 'gateway', path: '/full-redis/hello', connections, baseline: 'gateway-full', headers: jwtRs256, needsRedis: true,
       note: 'the full pipeline with its limit in Redis (one script per request)' },
+    // HTTP/2 on the HTTPS listener: the public route, 10 streams in flight on each connection (as
+    // many in flight as the others' connections), TLS and HPACK included. Reported, no aim.
+    { name: 'gateway-https-h2', target: 'gateway-https', path, connections: Math.max(1, Math.round(connections / 10)), streams: 10, baseline: 'gateway-public',
+      note: 'HTTPS with HTTP/2 (node:http2 load driver): the public route, 10 streams per connection' },
     { name: 'gateway-workers-2', target: 'gateway-workers-2', path: '/full/hello', connections, baseline: 'gateway-full', headers: jwtRs256,
       note: 'the full pipeline under `start --workers 2`, unpinned: its workers share both CPUs with the load generator' },
   ];

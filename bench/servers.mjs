@@ -29,8 +29,8 @@ export async function freePort() {
 }
 
 /** One request through a target: it must answer 200 with exactly the upstream's body. */
-export async function probe(origin, path, headers) {
-  const client = new Client(origin);
+export async function probe(origin, path, headers, ca = undefined) {
+  const client = new Client(origin, ca === undefined ? {} : { connect: { ca, servername: 'localhost' } });
   try {
     const res = await client.request({ method: 'GET', path, headers });
     const body = await res.body.text();
@@ -64,13 +64,28 @@ export async function startUpstream(layout) {
 }
 
 /** Writes a gateway config with its own data directory; `ports` fixes the listeners (default: any free port). */
-export function writeGatewayConfig(name, upstreamOrigin, redisUrl, ports = {}, natsUrl = null) {
+export function writeGatewayConfig(name, upstreamOrigin, redisUrl, ports = {}, natsUrl = null, tls = null) {
   const workDir = join(scratchDir(), name);
   const dataDir = join(workDir, 'data');
   mkdirSync(dataDir, { recursive: true });
   const configFile = join(workDir, 'gateway.yaml');
-  writeFileSync(configFile, stringify(gatewayConfig({ upstreamOrigin, dataDir, workDir, redisUrl, natsUrl, ...ports })));
+  const config = gatewayConfig({ upstreamOrigin, dataDir, workDir, redisUrl, natsUrl, ...ports });
+  if (tls !== null) {
+    // An HTTPS listener (HTTP/2 on by default) with a certificate for localhost issued for the run.
+    writeFileSync(join(workDir, 'server.crt'), tls.cert);
+    writeFileSync(join(workDir, 'server.key'), tls.key, { mode: 0o600 });
+    config.listen.https = { host: '127.0.0.1', port: 0, cert: 'server.crt', key: 'server.key' };
+  }
+  writeFileSync(configFile, stringify(config));
   return configFile;
+}
+
+/** A CA and a server certificate for localhost and 127.0.0.1, for the HTTPS targets. */
+async function benchCertificates() {
+  const { issueCertificateAuthority, issueCertificate } = await import(join(ROOT, 'dist/src/tls/issue-certificates.js'));
+  const ca = await issueCertificateAuthority('Portcullis Bench CA');
+  const server = await issueCertificate({ commonName: 'localhost', dns: ['localhost'], ips: ['127.0.0.1'], extendedKeyUsage: ['serverAuth'] }, ca);
+  return { ca: ca.cert, cert: server.cert, key: server.key };
 }
 
 /**
@@ -79,7 +94,8 @@ export function writeGatewayConfig(name, upstreamOrigin, redisUrl, ports = {}, n
  */
 export async function startGateway(layout, upstreamOrigin, profileDir, redisUrl, variant = {}) {
   const name = variant.name ?? 'gateway';
-  const configFile = writeGatewayConfig(name, upstreamOrigin, redisUrl, {}, variant.natsUrl ?? null);
+  const tls = variant.https === true ? await benchCertificates() : null;
+  const configFile = writeGatewayConfig(name, upstreamOrigin, redisUrl, {}, variant.natsUrl ?? null, tls);
   const nodeArgs = profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
   // `auditOff`: the same gateway with a trail that keeps nothing (bench/gateway-audit-off.mjs).
   const entry = variant.auditOff === true ? [join(BENCH, 'gateway-audit-off.mjs'), configFile] : [join(ROOT, 'dist/src/cli/main.js'), 'start', '-c', configFile];
@@ -88,5 +104,7 @@ export async function startGateway(layout, upstreamOrigin, profileDir, redisUrl,
     const m = JSON.parse(line);
     return m.msg === 'gateway listening' ? m : undefined;
   });
+  // `https`: the target is the HTTPS listener, whose clients trust `ca`.
+  if (tls !== null) return { child, origin: `https://127.0.0.1:${msg.https}`, ca: tls.ca, adminOrigin: `http://127.0.0.1:${msg.admin}`, configFile };
   return { child, origin: `http://127.0.0.1:${msg.http}`, adminOrigin: `http://127.0.0.1:${msg.admin}`, configFile };
 }

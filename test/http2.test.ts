@@ -456,6 +456,30 @@ describe('HTTP/2 on the HTTPS listener', () => {
 });
 
 describe('HTTP/2 settings', () => {
+  it('closes a connection with no stream open for keepAliveTimeoutMs with GOAWAY, counted as idle', async () => {
+    const echo = await startEchoUpstream();
+    const pki = await testPki();
+    const gw = await startGateway({
+      listen: { https: { cert: 'tls/server.crt', key: 'tls/server.key' } },
+      limits: { keepAliveTimeoutMs: 200 },
+      upstreams: { echo: { targets: [echo.url] } },
+      routes: [{ name: 'open', match: { path: '/open/**' }, upstream: 'echo', public: true }],
+    }, { beforeStart: async (dir) => { await mkdir(join(dir, 'tls')); await writeCertificate(join(dir, 'tls'), 'server', pki.server); } });
+    try {
+      const session = await h2Connect(gw.httpsUrl ?? '', pki.ca.cert);
+      assert.equal((await h2Request(session, { ':path': '/open/idle' })).status, 200);
+      let code: number | null = null;
+      session.once('goaway', (c: number) => { code = c; });
+      assert.ok(await h2Closed(session), 'idle session not closed');
+      assert.equal(code, H2_ERROR.NO_ERROR);
+      const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+      assert.match(text, /^portcullis_http2_sessions_closed_total\{reason="idle"\} 1$/m);
+    } finally {
+      await gw.close();
+      await echo.close();
+    }
+  });
+
   it('serves HTTP/1.1 only with http2.enabled false, and drains sessions with GOAWAY on stop', async () => {
     const echo = await startEchoUpstream();
     const pki = await testPki();

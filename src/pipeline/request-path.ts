@@ -28,6 +28,8 @@ export interface RequestPathSettings {
   readonly router: Router<Route>;
   readonly requestIdHeader: string;
   readonly rateLimiting: { readonly headers: HeaderMode };
+  /** Whether a listener serves HTTP/2 (its requests then get the `http2` stage). */
+  readonly listen: { readonly https: { readonly http2: object | null } | null };
 }
 
 export interface RequestPath {
@@ -41,7 +43,7 @@ export function requestPath(settings: RequestPathSettings, auditHealthy: () => b
     edge: Object.freeze([
       forwardedFor,
       auditReady(auditHealthy),
-      http2Request(settings.limits.maxHeaderBytes),
+      ...((settings.listen.https?.http2 ?? null) === null ? [] : [http2Request(settings.limits.maxHeaderBytes)]),
       target(settings.target),
       headerCount(settings.limits.maxHeaderCount),
       host,

@@ -104,6 +104,20 @@ describe('HTTP/2 on the HTTPS listener', () => {
     return line === undefined ? 0 : Number(line.split(' ').at(-1));
   }
 
+  /**
+   * The counter once it reached `value` (a session is counted when the server's side of it has
+   * closed, which may follow the client's by a moment), or its last reading after 3 s.
+   */
+  async function metricReaching(name: string, labels: string, value: number): Promise<number> {
+    const deadline = Date.now() + 3000;
+    let seen = await metric(name, labels);
+    while (seen < value && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      seen = await metric(name, labels);
+    }
+    return seen;
+  }
+
   describe('ALPN', () => {
     it('serves h2 and http/1.1 clients on the same port, each recorded with its version', async () => {
       const h2 = await h2Request(session, { ':path': '/open/alpn-h2' });
@@ -383,15 +397,18 @@ describe('HTTP/2 on the HTTPS listener', () => {
       const unhandledBefore = await metric('portcullis_http2_streams_reset_total', 'when="unhandled"');
       const raw = await RawH2.connect(port, pki.ca.cert);
       try {
-        raw.send(resetPairs(1, MAX_RESETS + 5));
+        // Nothing of the client's left unread when the server closes (unread bytes would make its
+        // close a TCP reset, which can discard the GOAWAY before the client reads it).
+        await raw.settled();
+        raw.send(resetPairs(1, MAX_RESETS + 1));
         assert.ok(await raw.closed(), 'session not closed');
         assert.equal(raw.goaway()?.code, H2_ERROR.ENHANCE_YOUR_CALM);
       } finally {
         raw.close();
       }
-      assert.equal(await metric('portcullis_http2_sessions_closed_total', 'reason="rapid_reset"'), closedBefore + 1);
+      assert.equal(await metricReaching('portcullis_http2_sessions_closed_total', 'reason="rapid_reset"', closedBefore + 1), closedBefore + 1);
       // Reset in the same read as their HEADERS, they never reached the request path: counted, not audited, not forwarded.
-      assert.equal(await metric('portcullis_http2_streams_reset_total', 'when="unhandled"'), unhandledBefore + MAX_RESETS + 1);
+      assert.equal(await metricReaching('portcullis_http2_streams_reset_total', 'when="unhandled"', unhandledBefore + MAX_RESETS + 1), unhandledBefore + MAX_RESETS + 1);
       assert.equal(echo.received.length, before);
       await gw.auditBarrier();
       assert.equal((await gw.audit()).filter((r) => r.path === '/open/reset').length, 0);
@@ -405,7 +422,7 @@ describe('HTTP/2 on the HTTPS listener', () => {
       let sent = 0;
       try {
         for (let id = 1; sent < 5000 && !raw.ended; sent += 50, id += 100) {
-          if (!raw.send(resetPairs(id, 50))) await Promise.race([once(raw.socket, 'drain'), raw.closed(2000)]);
+          if (!raw.send(resetPairs(id, 50))) await raw.drained();
         }
         assert.ok(await raw.closed(), 'session not closed');
       } finally {
@@ -426,7 +443,7 @@ describe('HTTP/2 on the HTTPS listener', () => {
         const piece = headerBlock([['x-pad', 'p'.repeat(1000)]]);
         let sent = 0;
         for (; sent < 10000 && !raw.ended; sent++) {
-          if (!raw.send(frame(FRAME.CONTINUATION, 0, 1, piece))) await Promise.race([once(raw.socket, 'drain'), raw.closed(2000)]);
+          if (!raw.send(frame(FRAME.CONTINUATION, 0, 1, piece))) await raw.drained();
         }
         const cut = await raw.waitFor((f) => f.type === FRAME.GOAWAY || (f.type === FRAME.RST_STREAM && f.streamId === 1));
         assert.ok(cut !== null || raw.ended, 'neither reset nor closed');
@@ -439,6 +456,33 @@ describe('HTTP/2 on the HTTPS listener', () => {
       assert.ok(process.memoryUsage().heapUsed - heapBefore < 64 * 1024 * 1024, 'heap grew by more than 64 MiB');
       assert.equal((await h2Request(session, { ':path': '/open/after-continuation' })).status, 200);
     });
+    // [label, what the client sends]: frame floods node:http2 and nghttp2 cut off (CVE-2019-9512, -9515, -9518).
+    const FRAME_FLOODS: [string, (raw: RawH2) => Buffer, boolean][] = [
+      ['empty DATA frames', () => frame(FRAME.DATA, 0, 1), false],
+      ['PING frames whose acknowledgements it never reads', () => frame(FRAME.PING, 0, 0, Buffer.alloc(8)), true],
+      ['SETTINGS frames whose acknowledgements it never reads', () => frame(FRAME.SETTINGS, 0, 0), true],
+    ];
+    for (const [label, make, unread] of FRAME_FLOODS) {
+      it(`closes a connection that floods ${label}, counted as flood, and serves others`, async () => {
+        const floodsBefore = await metric('portcullis_http2_sessions_closed_total', 'reason="flood"');
+        const raw = await RawH2.connect(port, pki.ca.cert);
+        try {
+          // A stream that stays open, for the DATA frames to belong to.
+          raw.request(1, [[':method', 'POST'], [':scheme', 'https'], [':authority', 'localhost'], [':path', '/open/flood']], { endStream: false });
+          if (unread) raw.socket.pause();
+          const chunk = Buffer.concat(Array.from({ length: 100 }, () => make(raw)));
+          for (let i = 0; i < 2000 && !raw.ended; i++) {
+            if (!raw.send(chunk)) await raw.drained(50);
+          }
+          raw.socket.resume();
+          assert.ok(await raw.closed(), 'connection not closed');
+        } finally {
+          raw.close();
+        }
+        assert.equal(await metricReaching('portcullis_http2_sessions_closed_total', 'reason="flood"', floodsBefore + 1), floodsBefore + 1);
+        assert.equal((await h2Request(session, { ':path': '/open/after-frame-flood' })).status, 200);
+      });
+    }
   });
 
   describe('plain listener', () => {
@@ -472,7 +516,12 @@ describe('HTTP/2 settings', () => {
       session.once('goaway', (c: number) => { code = c; });
       assert.ok(await h2Closed(session), 'idle session not closed');
       assert.equal(code, H2_ERROR.NO_ERROR);
-      const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+      let text = '';
+      // Counted once the server's side has closed, which may follow the client's by a moment.
+      for (const deadline = Date.now() + 3000; !/^portcullis_http2_sessions_closed_total\{reason="idle"\} 1$/m.test(text) && Date.now() < deadline;) {
+        text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
       assert.match(text, /^portcullis_http2_sessions_closed_total\{reason="idle"\} 1$/m);
     } finally {
       await gw.close();

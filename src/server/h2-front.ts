@@ -272,7 +272,9 @@ export class Http2Front {
 
 /** The label of a session error: a flood node:http2 or nghttp2 cut off, or another protocol fault. */
 function sessionErrorReason(err: NodeJS.ErrnoException): Http2SessionEnd {
-  if (err.code === 'ERR_HTTP2_TOO_MANY_INVALID_FRAMES' || err.code === 'ERR_HTTP2_SESSION_ERROR' && /ENHANCE_YOUR_CALM|11/.test(err.message)) return 'flood';
+  // node:http2's count of invalid and empty frames (maxInvalidFrames), or nghttp2's flood guard
+  // (PING and SETTINGS acknowledgements piling up unread: CVE-2019-9512, CVE-2019-9515).
+  if (err.code === 'ERR_HTTP2_TOO_MANY_INVALID_FRAMES' || (err.code === 'ERR_HTTP2_ERROR' && /flood/i.test(err.message))) return 'flood';
   return 'protocol_error';
 }
 

@@ -97,6 +97,29 @@ export class RawH2 {
     return this.socket.write(bytes);
   }
 
+  /**
+   * Resolves once the settings exchange is over (the server acknowledged ours; ours of its SETTINGS
+   * went out on receipt): after it, the client writes only what the test sends.
+   */
+  async settled(timeoutMs = 5000): Promise<void> {
+    await this.waitFor((f) => f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) !== 0, timeoutMs);
+  }
+
+  /** Resolves once the socket drained, closed, or `timeoutMs` passed: never rejects (a flood's writes may fail). */
+  drained(timeoutMs = 2000): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.socket.once('drain', done);
+      this.socket.once('close', done);
+    });
+  }
+
   /** A request's HEADERS frame (END_HEADERS set unless `endHeaders` is false). */
   request(streamId: number, fields: readonly (readonly [string, string])[], options: { endStream?: boolean; endHeaders?: boolean } = {}): boolean {
     const flags = (options.endStream ?? true ? FLAG.END_STREAM : 0) | (options.endHeaders ?? true ? FLAG.END_HEADERS : 0);

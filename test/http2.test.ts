@@ -23,10 +23,23 @@ const MAX_HEADER_BYTES = 4096;
 const MAX_HEADER_COUNT = 30;
 const BODY_LIMIT = 1024;
 const MAX_RESETS = 20;
+const BIG_BODY = 4 * 1024 * 1024;
+const WRITE_IDLE_MS = 300;
 
 /** An upstream that answers with response fields HTTP/2 cannot carry as they are. */
 async function startOddUpstream(): Promise<{ server: Server; url: string; close(): Promise<void> }> {
   const server = createServer((req, res) => {
+    if (req.url === '/odd/big') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(BIG_BODY) });
+      res.end(Buffer.alloc(BIG_BODY, 0x7a));
+      return;
+    }
+    if (req.url === '/odd/slow') {
+      // Headers, then nothing until the client gives up.
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('first');
+      return;
+    }
     if (req.url === '/odd/repeated') {
       // Two Content-Type fields: HTTP/1.1 relays both, HTTP/2 allows one.
       res.writeHead(200, [['Content-Type', 'text/plain'], ['Content-Type', 'text/html'], ['Content-Length', '2']]);
@@ -61,7 +74,7 @@ describe('HTTP/2 on the HTTPS listener', () => {
     routes: [
       { name: 'open', match: { path: '/open/**' }, upstream: 'echo', public: true },
       { name: 'limited', match: { path: '/limited/**' }, upstream: 'echo', public: true, limits: { maxBodyBytes: BODY_LIMIT } },
-      { name: 'odd', match: { path: '/odd/**' }, upstream: 'odd', public: true },
+      { name: 'odd', match: { path: '/odd/**' }, upstream: 'odd', public: true, limits: { writeIdleTimeoutMs: WRITE_IDLE_MS } },
     ],
   });
 
@@ -205,6 +218,51 @@ describe('HTTP/2 on the HTTPS listener', () => {
       assert.equal((await recordOf(res)).reason, 'body_too_large');
       const after = await h2Request(session, { ':path': '/open/after-413' });
       assert.equal(after.status, 200, 'the session carries on');
+    });
+  });
+
+  describe('flow control and resets', () => {
+    /** A session of its own, whose connection window never blocks (only the stream's own window does). */
+    async function wideSession(): Promise<ClientHttp2Session> {
+      const wide = await h2Connect(gw.httpsUrl ?? '', pki.ca.cert);
+      wide.setLocalWindowSize(2 * BIG_BODY);
+      return wide;
+    }
+
+    it('resets only the stream whose client stops reading (write idle timeout), audited abort; the session carries on', async () => {
+      const own = await wideSession();
+      after(() => own.destroy());
+      const stream = own.request({ ':path': '/odd/big' });
+      let status = 0;
+      let requestId = '';
+      stream.on('response', (h) => { status = Number(h[':status']); requestId = String(h['x-request-id']); });
+      stream.on('error', () => undefined);
+      // Never read: the stream's flow-control window fills, then the gateway's buffer for it.
+      stream.pause();
+      const closed = new Promise<number>((resolve) => stream.on('close', () => resolve(stream.rstCode ?? 0)));
+      // Meanwhile the same session serves another stream.
+      assert.equal((await h2Request(own, { ':path': '/open/beside-stalled' })).status, 200);
+      assert.equal(await closed, H2_ERROR.CANCEL, 'the stalled stream was not reset with CANCEL');
+      assert.equal(status, 200);
+      const [record] = await gw.auditFor(requestId);
+      assert.equal(record?.decision, 'abort');
+      assert.match(record?.detail ?? '', /did not read the response/);
+      assert.ok((record?.bytesOut ?? BIG_BODY) < BIG_BODY, 'the whole body was counted as sent');
+      assert.equal((await h2Request(own, { ':path': '/open/after-stall' })).status, 200);
+    });
+
+    it('records a stream the client resets mid-response as client_aborted and aborts its upstream request', async () => {
+      const own = await wideSession();
+      after(() => own.destroy());
+      const stream = own.request({ ':path': '/odd/slow' });
+      stream.on('error', () => undefined);
+      const requestId = await new Promise<string>((resolve) => stream.on('response', (h) => resolve(String(h['x-request-id']))));
+      stream.close(H2_ERROR.CANCEL);
+      const [record] = await gw.auditFor(requestId);
+      assert.equal(record?.decision, 'abort');
+      assert.equal(record?.reason, 'client_aborted');
+      assert.equal(record?.upstream, 'odd');
+      assert.equal((await h2Request(own, { ':path': '/open/after-cancel' })).status, 200);
     });
   });
 

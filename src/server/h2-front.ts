@@ -75,6 +75,17 @@ class CountingResponse extends Http2ServerResponse<CountingRequest> {
     if (!this.writableEnded && !this.stream.destroyed) this.bytesWritten += typeof chunk === 'string' ? Buffer.byteLength(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk.byteLength;
     return typeof encoding === 'string' ? super.write(chunk, encoding, callback) : super.write(chunk, encoding);
   }
+
+  /**
+   * A response the gateway cuts short (the client stopped reading, the upstream failed
+   * mid-response) is reset with CANCEL: RST_STREAM NO_ERROR, what a bare destroy sends, would let
+   * a client without a Content-Length take the truncated body as complete (RFC 9113 §8.1).
+   */
+  override destroy(error?: Error): this {
+    const stream = this.stream;
+    if (!stream.closed && !stream.destroyed) stream.close(constants.NGHTTP2_CANCEL);
+    return super.destroy(error);
+  }
 }
 
 /** One stream as an exchange's channel: its own bytes, its own flow control, reset on destroy. */
@@ -260,7 +271,8 @@ export class Http2Front {
         state.open++;
         stream.once('close', () => {
           state.open--;
-          if (stream.rstCode !== constants.NGHTTP2_NO_ERROR && !res.writableFinished) this.events.streamReset('handled');
+          // Before any response: the gateway resets a stream only after its headers went out.
+          if (stream.rstCode !== constants.NGHTTP2_NO_ERROR && !stream.headersSent) this.events.streamReset('handled');
         });
       }
       // The compatibility API's request and response stand for node:http's: the request path

@@ -73,7 +73,7 @@ describe('HTTP/2 on the HTTPS listener', () => {
     upstreams: { echo: { targets: [echo.url] }, odd: { targets: [odd.url] } },
     routes: [
       { name: 'open', match: { path: '/open/**' }, upstream: 'echo', public: true },
-      { name: 'limited', match: { path: '/limited/**' }, upstream: 'echo', public: true, limits: { maxBodyBytes: BODY_LIMIT } },
+      { name: 'limited', match: { path: '/limited/**' }, upstream: 'echo', public: true, limits: { maxBodyBytes: BODY_LIMIT, bodyIdleTimeoutMs: 300 } },
       { name: 'odd', match: { path: '/odd/**' }, upstream: 'odd', public: true, limits: { writeIdleTimeoutMs: WRITE_IDLE_MS } },
     ],
   });
@@ -249,6 +249,26 @@ describe('HTTP/2 on the HTTPS listener', () => {
       assert.match(record?.detail ?? '', /did not read the response/);
       assert.ok((record?.bytesOut ?? BIG_BODY) < BIG_BODY, 'the whole body was counted as sent');
       assert.equal((await h2Request(own, { ':path': '/open/after-stall' })).status, 200);
+    });
+
+    it('answers 408 on a stream whose body stops arriving (per-stream body idle timeout), while the session carries on', async () => {
+      const own = await wideSession();
+      after(() => own.destroy());
+      const stream = own.request({ ':method': 'POST', ':path': '/limited/slow-body', 'content-length': '100' }, { endStream: false });
+      stream.on('error', () => undefined);
+      stream.write('only part of it');
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      const status = await new Promise<number>((resolve) => stream.on('response', (h) => resolve(Number(h[':status']))));
+      assert.equal(status, 408);
+      // The stream is closed for it (RST_STREAM NO_ERROR after the whole answer): the client stops sending.
+      assert.equal(await new Promise<number>((resolve) => stream.on('close', () => resolve(stream.rstCode ?? -1))), H2_ERROR.NO_ERROR);
+      assert.equal((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { status: number }).status, 408);
+      // Another stream on the same connection keeps the connection busy: the idle body is the stream's own.
+      assert.equal((await h2Request(own, { ':path': '/open/beside-slow-body' })).status, 200);
+      const [record] = await gw.auditWhere((r) => r.path === '/limited/slow-body');
+      assert.equal(record?.reason, 'request_timeout');
+      assert.equal(receivedFor('/limited/slow-body'), 0);
     });
 
     it('records a stream the client resets mid-response as client_aborted and aborts its upstream request', async () => {

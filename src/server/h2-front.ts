@@ -267,6 +267,12 @@ export class Http2Front {
         this.events.streamReset('unhandled');
         return;
       }
+      // Answered before the client finished its body (a denial, a 408, an early upstream answer):
+      // RST_STREAM NO_ERROR once the response is out tells it to stop sending (RFC 9113 §8.1), and
+      // closes the stream, so its record is written; the connection's other streams go on.
+      stream.once('finish', () => {
+        if (!stream.endAfterHeaders && !stream.readableEnded && !stream.closed && !stream.destroyed) stream.close(constants.NGHTTP2_NO_ERROR);
+      });
       if (state !== undefined) {
         state.open++;
         stream.once('close', () => {

@@ -23,9 +23,13 @@ export function pickLoadGenerator(wanted) {
 }
 
 /** One bounded load run against `url`; resolves with the generator's report. */
-export async function runLoad(loadgen, layout, { url, connections, durationSec, headers }) {
+export async function runLoad(loadgen, layout, { url, connections, durationSec, headers, streams, ca }) {
   let child;
-  if (loadgen.name === 'wrk') {
+  if (streams !== undefined) {
+    // HTTP/2: streams multiplexed on each connection, which neither wrk nor autocannon sends.
+    child = launch('h2-load', process.execPath, [join(BENCH, 'h2-load-driver.mjs'), JSON.stringify({ url, connections, streams, durationSec, headers, ca })],
+      { cpus: layout.loadCore ?? null, layout });
+  } else if (loadgen.name === 'wrk') {
     const headerArgs = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
     child = launch('wrk', 'wrk', ['-t1', `-c${connections}`, `-d${durationSec}s`, '--timeout', '5s', '-s', join(BENCH, 'wrk-report.lua'), ...headerArgs, url],
       { cpus: layout.loadCore ?? null, layout });

@@ -31,7 +31,7 @@ import { nginxArgs, nginxConfig } from './nginx-config.mjs';
 import { cpuTimeUs, processTree, sampleMaxRss } from './proc-stats.mjs';
 import { formatSummary, summariseProfile } from './profile-summary.mjs';
 import { aimLine, assertReportable, renderText, tables, writeReport } from './report.mjs';
-import { defaults, peerJwt, scenarios as defineScenarios } from './scenarios.mjs';
+import { benchTls, defaults, peerJwt, scenarios as defineScenarios } from './scenarios.mjs';
 import { freePort, jsonLine, probe, startGateway, startUpstream, waitForHttp, writeGatewayConfig } from './servers.mjs';
 import { checkAims, compare, round, summariseRuns } from './stats.mjs';
 
@@ -352,7 +352,10 @@ async function main() {
   for (let r = 1; r <= settings.rounds; r++) {
     // Odd rounds run the scenarios in order, even rounds in reverse: no scenario always follows the same one.
     for (const s of r % 2 === 1 ? selected : [...selected].reverse()) {
-      const load = { url: originOf(servers[s.target], s) + s.path, connections: s.connections, headers: s.resolvedHeaders };
+      const load = {
+        url: originOf(servers[s.target], s) + s.path, connections: s.connections, headers: s.resolvedHeaders,
+        ...(s.streams === undefined ? {} : { streams: s.streams, ca: benchTls.ca }),
+      };
       const label = `[${r}/${settings.rounds}] ${s.name.padEnd(26)}`;
       // The first round warms the JIT; later rounds only re-open connections.
       const warmup = r === 1 ? settings.warmupSec : rewarm;

@@ -22,6 +22,8 @@
 //                 { metric: 'cpuPerRequest', max }      CPU µs per request ÷ the other's
 //                 { metric: 'addedP50Ms', max }         p50 − the other's p50, in milliseconds
 //               each with `against` (a scenario name; default the baseline)
+//   streams     HTTP/2 streams kept in flight on each connection (the node:http2 load driver);
+//               only with https
 //   https       true: the load goes to the gateway's HTTPS listener (TLS 1.3, the bench's own
 //               certificate) instead of its plain one
 //   needsRedis  true: run.mjs starts a private redis-server (ctx.redisUrl) and reports Redis round
@@ -83,6 +85,8 @@ await keyStore.close();
 const benchCa = await issueCertificateAuthority('Portcullis Bench CA');
 const benchServer = await issueCertificate({ commonName: '127.0.0.1', ips: ['127.0.0.1'], dns: ['localhost'], extendedKeyUsage: ['serverAuth'] }, benchCa);
 const tlsFiles = { cert: join(keyDir, 'server.crt'), key: join(keyDir, 'server.key') };
+/** What a client of the HTTPS listener trusts (the HTTP/2 load driver verifies the certificate). */
+export const benchTls = { ca: benchCa.cert };
 writeFileSync(tlsFiles.cert, benchServer.cert + benchCa.cert);
 writeFileSync(tlsFiles.key, benchServer.key, { mode: 0o600 });
 
@@ -250,6 +254,10 @@ export function scenarios({ connections }) {
       note: 'RS256 token (cached) + scope + in-process limit per caller + identity headers + audit record' },
     { name: 'gateway-full-redis', target: 'gateway', path: '/full-redis/hello', connections, baseline: 'gateway-full', headers: jwtRs256, needsRedis: true,
       note: 'the full pipeline with its limit in Redis (one script per request)' },
+    // HTTP/2 on the HTTPS listener: the public route, 10 streams in flight on each connection (as
+    // many in flight as the others' connections), TLS and HPACK included. Reported, no aim.
+    { name: 'gateway-https-h2', target: 'gateway', https: true, path, connections: Math.max(1, Math.round(connections / 10)), streams: 10, baseline: 'gateway-public',
+      note: 'HTTPS with HTTP/2 (node:http2 load driver): the public route, 10 streams per connection' },
     { name: 'gateway-workers-2', target: 'gateway-workers-2', path: '/full/hello', connections, baseline: 'gateway-full', headers: jwtRs256,
       note: 'the full pipeline under `start --workers 2`, unpinned: its workers share both CPUs with the load generator' },
   ];

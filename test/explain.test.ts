@@ -48,7 +48,7 @@ describe('portcullis explain over the quickstart config', () => {
       headers: [['Host', 'api.example.com'], ['X-User-Id', 'mallory'], ['Authorization', 'Bearer forged'], ['Accept', 'application/json']],
     });
     assert.deepEqual(e.stages.map((s) => s.stage), [
-      'forwarded-for', 'audit-ready', 'target', 'header-count', 'host', 'framing', 'upgrade', 'expect', 'header-ambiguity', 'route', 'method-override',
+      'forwarded-for', 'audit-ready', 'http2', 'target', 'header-count', 'host', 'framing', 'upgrade', 'expect', 'header-ambiguity', 'route', 'method-override',
       'request-limits', 'authenticate', 'rate-limit-identity', 'authorize', 'identity-headers', 'forward',
     ]);
     assert.ok(e.stages.every((s) => s.outcome === 'continue'));

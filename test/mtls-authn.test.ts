@@ -4,6 +4,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
+import { connect as connectH2 } from 'node:http2';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
 import { mint, testKey, type TestKey } from './harness/jwt.js';
@@ -249,4 +251,53 @@ describe('certificate-bound tokens (RFC 8705)', () => {
       assert.equal(received(path), undefined);
     });
   }
+});
+
+describe('over HTTP/2: the certificate of the connection the stream belongs to', () => {
+  /** One h2 request on its own session, presenting `options`' certificate. */
+  async function h2(options: ConnectionOptions, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+    const session = connectH2(`https://localhost:${port()}`, { ca: pki.server.ca.cert, ...options });
+    try {
+      const stream = session.request({ ':path': path, ...headers });
+      const chunks: Buffer[] = [];
+      const [response] = await once(stream, 'response') as [Record<string, unknown>];
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      return { status: Number(response[':status']), headers: response, body: Buffer.concat(chunks).toString('utf8') };
+    } finally {
+      session.close();
+    }
+  }
+
+  it('admits a mapped certificate as its identity, and the upstream hears https', async () => {
+    const result = await h2(presenting(pki.payments), '/svc/over-h2');
+    assert.equal(result.status, 200, result.body);
+    const seen = received('/svc/over-h2');
+    assert.equal(seen?.headers['x-auth-method'], 'mtls');
+    assert.equal(seen?.headers['x-tenant-id'], 'payments');
+    assert.equal(seen?.headers['x-forwarded-proto'], 'https');
+    const [record] = await gw.auditFor(String(result.headers['x-request-id']));
+    assert.equal(record?.identity?.keyId, hex(pki.payments));
+    assert.equal(record?.httpVersion, '2.0');
+  });
+
+  it('refuses a certificate that did not verify, and answers no certificate as unauthenticated', async () => {
+    const revoked = await h2(presenting(pki.revoked), '/svc/h2-revoked');
+    assert.equal(revoked.status, 401);
+    assert.match(revoked.body, /client_certificate_invalid/);
+    const none = await h2({}, '/svc/h2-none');
+    assert.equal(none.status, 401);
+    assert.match(none.body, /unauthenticated/);
+    assert.equal(received('/svc/h2-revoked'), undefined);
+    assert.equal(received('/svc/h2-none'), undefined);
+  });
+
+  it('binds a token to the certificate of the stream\'s connection', async () => {
+    const token = `Bearer ${await mint(key, { cnf: { 'x5t#S256': pki.payments.thumbprint } })}`;
+    const own = await h2(presenting(pki.payments), '/bound/h2-own', { authorization: token });
+    assert.equal(own.status, 200, own.body);
+    const other = await h2(presenting(pki.orders), '/bound/h2-other', { authorization: token });
+    assert.equal(other.status, 401);
+    assert.match(other.body, /token_certificate_mismatch/);
+    assert.equal(received('/bound/h2-other'), undefined);
+  });
 });

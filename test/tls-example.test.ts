@@ -54,7 +54,8 @@ describe('examples/tls/gateway.yaml', () => {
     const file = join(dir, 'gateway.yaml');
     writeFileSync(file, doc.toString());
     const config = compileConfig(await loadConfigFile(file, { PORTCULLIS_DATA_DIR: join(dir, 'data') }));
-    assert.deepEqual(config.listen.https, { host: '0.0.0.0', port: 8443 });
+    assert.deepEqual([config.listen.https?.host, config.listen.https?.port], ['0.0.0.0', 8443]);
+    assert.notEqual(config.listen.https?.http2, null, 'HTTP/2 is on by default');
     assert.equal(config.listen.http.port, 8080);
     assert.deepEqual(config.certificates.map((c) => [c.use, c.name]), [['server', 'listen.https'], ['client-ca', 'listen.https.clientAuth.ca']]);
     assert.deepEqual(config.routes.map((r) => r.name), ['orders', 'settlements']);

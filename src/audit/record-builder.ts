@@ -37,6 +37,8 @@ export interface AuditFacts {
   readonly configVersion: string;
   /** Present only for requests that went through limits. */
   readonly limit?: string | null;
+  /** The HTTP version of a request the gateway read (`1.1`, `2.0`). */
+  readonly httpVersion?: string | null;
 }
 
 /** The last time formatted, and its text: a busy gateway writes many records in the same millisecond. */
@@ -79,6 +81,7 @@ export function auditRecord(facts: AuditFacts, now: number): AuditRecord {
     configVersion: facts.configVersion,
   };
   if (facts.limit !== undefined) record.limit = facts.limit;
+  if (facts.httpVersion !== undefined && facts.httpVersion !== null) record.httpVersion = facts.httpVersion;
   return record;
 }
 
@@ -118,7 +121,8 @@ export function exchangeFacts(ex: Exchange, configVersion: string): AuditFacts {
     upstream: ex.forwardedAt !== 0 && ex.route !== null ? ex.route.upstream.name : null,
     upstreamStatus: ex.upstreamStatus,
     bytesIn: ex.bytesIn,
-    bytesOut: ex.wire.socket.bytesWritten - ex.wire.bytesOutBase,
+    bytesOut: ex.wire.bytesOut,
+    httpVersion: ex.req.httpVersion,
     configVersion,
     limit: ex.limitName,
   };
@@ -143,6 +147,7 @@ export function connectionFacts(
     clientIp: normaliseIp(socket.remoteAddress ?? ''),
     userAgent: req?.headers['user-agent'] ?? null,
     configVersion,
+    httpVersion: req?.httpVersion ?? null,
   };
 }
 

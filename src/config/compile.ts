@@ -30,6 +30,7 @@ import { compileRateLimiting, compileRouteLimits, type CompiledRateLimiting } fr
 import { compileUpstreamTls, DEFAULT_UPSTREAM_TLS_MIN_VERSION } from './compile-upstream-tls.js';
 import type { HostStateClient } from '../workers/host-state-client.js';
 import { compileServerTls, type ServerTls } from '../tls/server-tls.js';
+import { compileHttp2, type Http2Settings } from './compile-http2.js';
 import type { CertificateInUse } from '../tls/certificate-expiry.js';
 import { upstreamCertificates } from '../proxy/upstream-tls-report.js';
 import { compileResponseHeaders } from './compile-response-headers.js';
@@ -69,7 +70,7 @@ export interface CompiledConfig {
   readonly version: string;
   readonly dataDir: string;
   /** Where the proxy listeners bind (restart-only). `https` is null without an HTTPS listener. */
-  readonly listen: { readonly http: ListenAddress; readonly https: ListenAddress | null };
+  readonly listen: { readonly http: ListenAddress; readonly https: HttpsListen | null };
   /** The HTTPS listener's certificates and TLS settings (live: swapped into the running listener on reload). */
   readonly tls: ServerTls | null;
   /**
@@ -115,6 +116,12 @@ export interface CompiledConfig {
 export interface ListenAddress {
   readonly host: string;
   readonly port: number;
+}
+
+/** The HTTPS listener's address and protocols. */
+export interface HttpsListen extends ListenAddress {
+  /** HTTP/2 offered by ALPN beside HTTP/1.1, with its session limits; null: HTTP/1.1 only. */
+  readonly http2: Http2Settings | null;
 }
 
 /** The admin listener's settings; fixed at start (a reload does not change them). */
@@ -306,7 +313,7 @@ export function compileConfig(
     dataDir,
     listen: {
       http: { host: listenHttp.host ?? DEFAULTS.httpHost, port: listenHttp.port ?? DEFAULTS.httpPort },
-      https: listenHttps === undefined ? null : { host: listenHttps.host ?? DEFAULTS.httpsHost, port: listenHttps.port ?? DEFAULTS.httpsPort },
+      https: listenHttps === undefined ? null : { host: listenHttps.host ?? DEFAULTS.httpsHost, port: listenHttps.port ?? DEFAULTS.httpsPort, http2: compileHttp2(listenHttps.http2) },
     },
     tls,
     certificates: [...(tls?.certificates ?? []), ...(tls?.clientAuth?.certificates ?? []), ...upstreamCertificates(upstreams)],

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { strict } from './schema-parts.js';
+import { Millis, strict } from './schema-parts.js';
 
 const Port = Type.Integer({ minimum: 0, maximum: 65535, description: 'TCP port; 0 picks a free port (tests).' });
 const Host = Type.String({ minLength: 1, description: 'Address to bind, e.g. 0.0.0.0, 127.0.0.1 or ::.' });
@@ -16,6 +16,16 @@ export const ClientAuthSchema = strict({
   crl: Type.Optional(PemFiles('Certificate revocation lists (PEM), relative to the config file. With any CRL set, every CA of a client chain needs its CRL here. Default none.')),
   maxChainDepth: Type.Optional(Type.Integer({ minimum: 1, maximum: 10, description: 'Most certificates in a client chain, the client certificate and the CA included. Default 3.' })),
 }, 'Client certificates (mutual TLS): the CAs that issue them, revocation, and whether one is required. Absent: none asked for.');
+/** HTTP/2 on the HTTPS listener (see src/server/h2-front.ts); every limit bounds one session. */
+export const Http2Schema = strict({
+  enabled: Type.Optional(Type.Boolean({ description: 'Offer HTTP/2 (`h2`) by ALPN beside HTTP/1.1. Default true.' })),
+  maxConcurrentStreams: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Most streams a client may have open at once on one connection. Default 100.' })),
+  maxSessionMemoryMb: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, description: 'Most memory (MiB) one connection may hold in HTTP/2 state (header tables, queued frames); past it new streams are refused. Default 10.' })),
+  maxStreamResets: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000, description: 'Most streams the client may reset before their response is sent, per streamResetWindowMs, before the connection is closed with GOAWAY ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487). Default 100.' })),
+  streamResetWindowMs: Type.Optional(Millis('The window maxStreamResets counts in, in milliseconds. Default 10000.', 100)),
+  maxInvalidFrames: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000, description: 'Most invalid or empty frames one connection may send before it is closed (frame floods, CVE-2019-9518). Default 100.' })),
+  maxRejectedStreams: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000, description: 'Most streams the gateway may refuse on one connection (past maxConcurrentStreams, malformed) before it is closed. Default 100.' })),
+}, 'HTTP/2 on the HTTPS listener. Default: on, with the limits below.');
 
 export const HttpsListenSchema = strict({
   port: Type.Optional(Port),
@@ -23,6 +33,7 @@ export const HttpsListenSchema = strict({
   cert: PemFile('The server certificate (PEM), followed by its intermediates, relative to the config file.'),
   key: PemFile('The private key of `cert` (PEM, unencrypted), relative to the config file.'),
   clientAuth: Type.Optional(ClientAuthSchema),
+  http2: Type.Optional(Http2Schema),
 }, 'HTTPS listener. Default port 8443 on 0.0.0.0. Absent: no HTTPS listener.');
 
 export const ListenSchema = strict({
@@ -36,3 +47,4 @@ export const ListenSchema = strict({
 export type RawListen = Static<typeof ListenSchema>;
 export type RawHttpsListen = Static<typeof HttpsListenSchema>;
 export type RawClientAuth = Static<typeof ClientAuthSchema>;
+export type RawHttp2 = Static<typeof Http2Schema>;

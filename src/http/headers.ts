@@ -16,9 +16,12 @@ const HOP_BY_HOP = new Set([
   'proxy-authorization', 'proxy-authenticate', 'http2-settings', 'expect',
 ]);
 
-/** Response fields never relayed from an upstream to the client. */
+/**
+ * Response fields never relayed from an upstream to the client: hop-by-hop, and the
+ * connection-specific fields an HTTP/2 message may not carry (RFC 9113 §8.2.2).
+ */
 const RESPONSE_HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate',
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'http2-settings',
 ]);
 
 /** Lower case, `_` read as `-`: the spelling an upstream framework may fold headers into. */
@@ -65,10 +68,17 @@ export interface InboundHeaders {
   readonly methodOverrides: number;
   /** Why a decision header is ambiguous (repeated, `_` twin, named in `Connection`), or null. */
   readonly ambiguous: string | null;
+  /**
+   * HTTP/2: the request has both `:authority` and a `Host` naming another host (RFC 9113 §8.3.1),
+   * or several `Host` fields besides `:authority`. `host` is then the first `Host`.
+   */
+  readonly authorityMismatch: boolean;
 }
 
 /**
- * One pass over `rawHeaders`. Drops hop-by-hop fields and those named in `Connection` (RFC 9110
+ * One pass over `rawHeaders`. HTTP/2 pseudo-header fields are never forwarded: `:authority` is the
+ * request's Host when it has none (RFC 9113 §8.3.1), the others are read from the request itself;
+ * the cookie fields HTTP/2 splits are joined into one for the HTTP/1.1 upstream (§8.2.3). Drops hop-by-hop fields and those named in `Connection` (RFC 9110
  * §7.6.1), every protected identity header (so none can be spoofed), the headers other servers
  * believe a proxy set (see header-families.ts), names with `_` (unless allowed), API key
  * carriers, and the forwarding headers the gateway recomputes. `Forwarded` and `X-Real-IP` pass
@@ -95,9 +105,19 @@ export function readInboundHeaders(raw: readonly string[], connection: string | 
   let requestId: string | null = null;
   let methodOverride: { name: string; value: string } | null = null;
   let methodOverrides = 0;
+  let authority: string | null = null;
+  // Where the joined cookie value is in `forward` (HTTP/2 only), or -1.
+  let cookieAt = -1;
+  let http2 = false;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
+    // `:` cannot start an HTTP/1.x field name; on HTTP/2 it marks a pseudo-header, all before the regular fields.
+    if (name.charCodeAt(0) === 58) {
+      http2 = true;
+      if (name === ':authority') authority ??= value;
+      continue;
+    }
     const lower = name.toLowerCase();
     const underscored = lower.includes('_');
     // CGI, WSGI, Rack and PHP read `X_Forwarded_For` as `X-Forwarded-For`: match both spellings,
@@ -133,9 +153,18 @@ export function readInboundHeaders(raw: readonly string[], connection: string | 
       }
       continue;
     }
+    if (http2 && lower === 'cookie') {
+      if (cookieAt !== -1) { forward[cookieAt] = `${forward[cookieAt] ?? ''}; ${value}`; continue; }
+      cookieAt = forward.length + 1;
+    }
     forward.push(name, value);
   }
-  return { forward, host, hostCount, xForwardedFor: xff, xForwardedProto: xfp, requestId, methodOverride, methodOverrides, ambiguous };
+  let authorityMismatch = false;
+  if (authority !== null) {
+    if (hostCount === 0) { host = authority; hostCount = 1; }
+    else authorityMismatch = hostCount > 1 || (host as string).toLowerCase() !== authority.toLowerCase();
+  }
+  return { forward, host, hostCount, xForwardedFor: xff, xForwardedProto: xfp, requestId, methodOverride, methodOverrides, ambiguous, authorityMismatch };
 }
 
 /** The scheme of an `Authorization` value followed by its credential, lower case; '' when there is none. */

@@ -89,6 +89,10 @@ export class Metrics implements DecisionTally {
   readonly certificateExpiry: Gauge<'use' | 'name' | 'subject' | 'fingerprint'>;
   /** TLS connections refused for their client certificate before any request (summed: each process has its listeners). */
   readonly clientCertificateRefusals: Counter<'reason'>;
+  /** HTTP/2 sessions closed, by why (see Http2SessionEnd). */
+  readonly http2SessionsClosed: Counter<'reason'>;
+  /** HTTP/2 streams the client reset before their response was sent, by whether the request path had started on them. */
+  readonly http2StreamsReset: Counter<'when'>;
 
   /** `defaults`: also prom-client's process and runtime metrics. */
   constructor(defaults = true, role: MetricsRole = 'gateway') {
@@ -139,6 +143,16 @@ export class Metrics implements DecisionTally {
       name: 'portcullis_client_certificate_refusals_total',
       help: 'HTTPS connections refused for their client certificate before any request was read, by reason (client_certificate_missing, client_certificate_invalid, client_certificate_chain_too_deep).',
       labelNames: ['reason'] as const, registers: serving, aggregator: 'sum',
+    });
+    this.http2SessionsClosed = new Counter({
+      name: 'portcullis_http2_sessions_closed_total',
+      help: 'HTTP/2 connections closed, by reason: client, idle, rapid_reset (too many streams reset early), flood (invalid frames, refused streams), protocol_error, shutdown.',
+      labelNames: ['reason'] as const, registers: serving, aggregator: 'sum',
+    });
+    this.http2StreamsReset = new Counter({
+      name: 'portcullis_http2_streams_reset_total',
+      help: 'HTTP/2 streams the client reset before their response was sent: unhandled (before the request path started; not audited), handled (audited as client_aborted).',
+      labelNames: ['when'] as const, registers: serving, aggregator: 'sum',
     });
     this.reloads = new Counter({ name: 'portcullis_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'] as const, registers, aggregator: 'max' });
 

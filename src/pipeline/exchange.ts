@@ -1,5 +1,6 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Identity } from '../authn/identity.js';
 import type { CorsPolicy } from '../cors/policy.js';
 import type { InboundHeaders } from '../http/headers.js';
@@ -150,25 +151,55 @@ export interface AssertedIdentity {
 }
 
 /**
+ * The client side of one exchange: its connection (HTTP/1.x, a Socket) or its own stream of a
+ * multiplexed HTTP/2 session. Byte counts are this channel's; destroying it ends this exchange
+ * only on HTTP/2 (a reset stream), the whole connection on HTTP/1.x.
+ */
+export interface ClientChannel {
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
+  readonly destroyed: boolean;
+  /** Its send side is full: the client is not reading (or HTTP/2 flow control holds the stream). */
+  readonly writableNeedDrain: boolean;
+  destroy(): void;
+  /** An HTTP/2 stream's TLS connection (its session's socket); absent on an HTTP/1.x connection, which is its own. */
+  readonly connection?: TLSSocket | null;
+}
+
+/**
  * The HTTP plumbing of one exchange: the response being written and the client connection. Only
  * the server, the forwarding stage and the reply writer touch it; no stage decides from it.
  */
 export class Wire {
-  /** Socket bytes written before this response started; the audit record reports the difference. */
+  /** Channel bytes written before this response started; the audit record reports the difference. */
   readonly bytesOutBase: number;
   /**
-   * The client connection, kept here because a destroyed request stream drops its `socket`
-   * reference, and the audit record still needs the byte count.
+   * The HTTP/1.x client connection, kept here because a destroyed request stream drops its
+   * `socket` reference, and the audit record still needs the byte count. Null on HTTP/2: the
+   * connection carries other streams, so nothing per connection (ordering, closing) applies.
    */
-  readonly socket: Socket;
+  readonly socket: Socket | null;
+  /** What this exchange reads from and writes to: the connection, or its HTTP/2 stream. */
+  readonly channel: ClientChannel;
+  /**
+   * The TLS connection the request arrived on (an HTTP/2 stream's is its session's), for what the
+   * handshake established: the client certificate. Null on a plain connection. Set by openExchange.
+   */
+  tls: TLSSocket | null = null;
   /** Set when the response has closed (finished, failed or aborted). */
   responseClosed = false;
   /** The record is written once both the response has closed and the pipeline has returned. */
   private unsettled = 2;
 
-  constructor(readonly req: IncomingMessage, readonly res: ServerResponse, readonly responseStages: readonly ResponseStage[]) {
-    this.socket = req.socket;
-    this.bytesOutBase = req.socket.bytesWritten;
+  constructor(readonly req: IncomingMessage, readonly res: ServerResponse, readonly responseStages: readonly ResponseStage[], stream: ClientChannel | null = null) {
+    this.socket = stream === null ? req.socket : null;
+    this.channel = stream ?? req.socket;
+    this.bytesOutBase = this.channel.bytesWritten;
+  }
+
+  /** Bytes written to the client for this response (headers included on HTTP/1.x; DATA payload on HTTP/2). */
+  get bytesOut(): number {
+    return this.channel.bytesWritten - this.bytesOutBase;
   }
 
   /**
@@ -263,8 +294,10 @@ export class Exchange {
     readonly peer: string,
     readonly clientIp: string,
     readonly peerTrusted: boolean,
+    /** The request's HTTP/2 stream; null (the connection) on HTTP/1.x. */
+    stream: ClientChannel | null = null,
   ) {
-    this.wire = new Wire(req, res, responseStages);
+    this.wire = new Wire(req, res, responseStages, stream);
   }
 
   /** Adds the response stages' headers to an outgoing response's headers. */

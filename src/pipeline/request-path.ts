@@ -3,6 +3,7 @@ import type { HeaderMode } from '../ratelimit/headers.js';
 import type { Router } from '../routing/router.js';
 import { auditReady, expect, forwardedFor, framing, headerAmbiguity, headerCount, host, methodOverride, route, target, upgrade } from '../stages/edge.js';
 import { corsHeaders } from '../stages/cors.js';
+import { http2Request } from '../stages/http2-request.js';
 import { connectionClose, rateLimitHeaders, requestIdHeader, securityHeaders } from '../stages/response-headers.js';
 import type { SecurityHeaderSet } from '../http/security-headers.js';
 import type { Exchange, ResponseStage, Route, Stage, StageResult } from './exchange.js';
@@ -28,12 +29,14 @@ import type { Exchange, ResponseStage, Route, Stage, StageResult } from './excha
 /** What the edge and response stages are built from: the compiled config provides it. */
 export interface RequestPathSettings {
   readonly target: TargetOptions;
-  readonly limits: { readonly maxHeaderCount: number };
+  readonly limits: { readonly maxHeaderCount: number; readonly maxHeaderBytes: number };
   readonly router: Router<Route>;
   readonly requestIdHeader: string;
   readonly rateLimiting: { readonly headers: HeaderMode };
   /** The top-level security response headers (a matched route has its own). */
   readonly securityHeaders: SecurityHeaderSet;
+  /** Whether a listener serves HTTP/2 (its requests then get the `http2` stage). */
+  readonly listen: { readonly https: { readonly http2: object | null } | null };
 }
 
 export interface RequestPath {
@@ -47,6 +50,7 @@ export function requestPath(settings: RequestPathSettings, auditHealthy: () => b
     edge: Object.freeze([
       forwardedFor,
       auditReady(auditHealthy),
+      ...((settings.listen.https?.http2 ?? null) === null ? [] : [http2Request(settings.limits.maxHeaderBytes)]),
       target(settings.target),
       headerCount(settings.limits.maxHeaderCount),
       host,

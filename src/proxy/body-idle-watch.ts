@@ -1,10 +1,10 @@
 import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
+import type { ClientChannel } from '../pipeline/exchange.js';
 
 /**
  * Watches a request body for a client that stops sending it, or sends it too slowly (slow-body
  * "R.U.D.Y." attacks, a trickle meant to hold an upstream connection). Every `idleMs` it compares
- * the bytes read from the client socket; a whole period with fewer than `minBytes` new bytes (at
+ * the bytes read from the client (its connection, or its HTTP/2 stream); a whole period with fewer than `minBytes` new bytes (at
  * least one) calls `onIdle` once. No per-chunk work: one timer per request with a body, re-armed
  * with `refresh()`, so an idle gap is detected between `idleMs` and twice that.
  *
@@ -31,7 +31,7 @@ export class BodyIdleWatch {
   };
 
   /** `minBytesPerSecond` 0 checks idleness only. */
-  constructor(private readonly req: IncomingMessage, private readonly socket: Socket, readonly idleMs: number, minBytesPerSecond: number) {
+  constructor(private readonly req: IncomingMessage, private readonly socket: Pick<ClientChannel, 'bytesRead'>, readonly idleMs: number, minBytesPerSecond: number) {
     this.minBytes = Math.max(1, Math.ceil(minBytesPerSecond * idleMs / 1000));
     this.lastRead = socket.bytesRead;
     this.timer = setTimeout(this.check, idleMs);

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { hasUndeclaredBody } from '../http/body-framing.js';
 import { responseHeaders } from '../http/headers.js';
 import { deny, type Denial } from '../pipeline/denials.js';
 import type { Exchange, Route, Stage } from '../pipeline/exchange.js';
@@ -25,6 +26,11 @@ class BodyIdleError extends Error {
       ? `client sent less than ${watch.minBytes} request body bytes in ${watch.idleMs} ms (after ${bytes} bytes)`
       : `client sent no request body bytes for ${watch.idleMs} ms (after ${bytes} bytes)`);
   }
+}
+
+/** The upstream's response headers cannot be sent to this client (HTTP/2 allows some fields once only). */
+class ResponseHeadersError extends Error {
+  constructor(cause: Error) { super(`upstream response headers cannot be relayed: ${cause.message}`); }
 }
 
 /** The client stopped reading its response: its connection stayed full for the write idle timeout. */
@@ -109,7 +115,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     if (this.pendingAbort !== null) controller.abort(this.pendingAbort);
-    else if (this.ex.wire.res.destroyed) controller.abort(new ClientGoneError());
+    else if (this.ex.wire.res.destroyed || this.ex.wire.channel.destroyed) controller.abort(new ClientGoneError());
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
@@ -121,7 +127,15 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     this.remaining = typeof length === 'string' ? Number(length) : -1;
     const out = responseHeaders(headers);
     ex.finishHeaders(out, false);
-    ex.wire.res.writeHead(statusCode, out);
+    const res = ex.wire.res;
+    try {
+      res.writeHead(statusCode, out);
+    } catch (err) {
+      // Nothing was sent: node:http2 refuses a field HTTP/2 allows once (a repeated Content-Type,
+      // Location, …) before writing. The headers set are cleared so the gateway's own 502 goes out.
+      for (const name of res.getHeaderNames()) res.removeHeader(name);
+      this.abort(new ResponseHeadersError(err as Error));
+    }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -160,7 +174,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     res.off('close', this.onClientClose);
     res.off('drain', this.resume);
     this.stalled = false;
-    if (error === null && !res.writableFinished && this.ex.wire.socket.writableNeedDrain) {
+    if (error === null && !res.writableFinished && this.ex.wire.channel.writableNeedDrain) {
       // The upstream is done and its connection free; the last bytes still wait in a full client
       // socket. Keep the same bound on them, so a client that never reads does not keep the
       // connection (and its audit record) open forever.
@@ -188,7 +202,7 @@ export function forward(ex: Exchange, upstream: Upstream, settings: UpstreamRequ
   const req = ex.req;
   if (ex.target === null) return Promise.resolve(deny('internal_error', 'forward without a parsed target'));
   const length = req.headers['content-length'];
-  const chunked = req.headers['transfer-encoding'] !== undefined;
+  const chunked = hasUndeclaredBody(req);
   if (!chunked && (length === undefined || length === '0')) {
     // The common case, kept free of extra promises: no body, and a connection free.
     const slot = upstream.admission.tryAcquire();
@@ -219,7 +233,7 @@ async function admitAndDispatch(
   const route = ex.route as Route;
   const hasBody = chunked || (length !== undefined && length !== '0');
   if (hasBody && req.headers.expect !== undefined) res.writeContinue();
-  const watch = hasBody && !req.complete ? new BodyIdleWatch(req, ex.wire.socket, route.bodyIdleTimeoutMs, route.minBodyBytesPerSecond) : null;
+  const watch = hasBody && !req.complete ? new BodyIdleWatch(req, ex.wire.channel, route.bodyIdleTimeoutMs, route.minBodyBytesPerSecond) : null;
   try {
     let body: Buffer | Readable | null = null;
     if (hasBody) {
@@ -268,7 +282,7 @@ function receive(ex: Exchange, watch: BodyIdleWatch | null): Promise<Buffer | De
 function queue(ex: Exchange, upstream: Upstream, watch: BodyIdleWatch | null): Promise<number | Denial | undefined> {
   const { admission, spec } = upstream;
   const busy = (reason: string): Denial => deny('upstream_busy', `upstream ${spec.name}: ${reason}`, { 'retry-after': '1' });
-  if (ex.wire.res.destroyed || ex.wire.socket.destroyed) {
+  if (ex.wire.res.destroyed || ex.wire.channel.destroyed) {
     clientGone(ex, 'client closed the connection before an upstream connection was free');
     return Promise.resolve(undefined);
   }
@@ -332,6 +346,9 @@ function failure(ex: Exchange, error: Error & { code?: unknown; cause?: unknown 
   if (ex.denial !== null) return undefined; // already decided at the connection level
   if (error instanceof BodyLimitError || error.cause instanceof BodyLimitError) {
     return deny('body_too_large', `streamed body exceeded ${ex.route?.maxBodyBytes ?? 0} bytes`);
+  }
+  if (error instanceof ResponseHeadersError || error.cause instanceof ResponseHeadersError) {
+    return deny('upstream_error', error instanceof ResponseHeadersError ? error.message : (error.cause as Error).message);
   }
   if (error instanceof ReadStallError || error.cause instanceof ReadStallError) {
     ex.decision = 'abort';

@@ -37,7 +37,7 @@ export function upstreamRequest(ex: Exchange, settings: UpstreamRequestSettings)
   const xff = ex.peerTrusted && inbound.xForwardedFor !== null ? `${inbound.xForwardedFor}, ${ex.peer}` : ex.peer;
   const sentProto = inbound.xForwardedProto?.trim().toLowerCase();
   // The scheme the client used to reach this gateway, unless a trusted proxy in front says which it used.
-  const own = (ex.wire.socket as { encrypted?: unknown }).encrypted === true ? 'https' : 'http';
+  const own = ex.wire.tls !== null ? 'https' : 'http';
   const proto = ex.peerTrusted && (sentProto === 'http' || sentProto === 'https') ? sentProto : own;
   // The host the request was routed on: a proxy's X-Forwarded-Host (often the client's own, passed
   // through) would let the upstream build URLs for another host than the one policy was chosen for.

@@ -44,7 +44,9 @@ function connectionOf(socket: Socket): Connection {
  * so the hot path awaits nothing), resolving to true when it may be processed.
  */
 export function enterConnection(ex: Exchange, onResponseOver: () => void): Promise<boolean> | undefined {
-  const connection = connectionOf(ex.wire.socket);
+  const socket = ex.wire.socket;
+  if (socket === null) { enterStream(ex, onResponseOver); return undefined; }
+  const connection = connectionOf(socket);
   const previous = connection.last;
   connection.last = ex;
   const end = (): void => {
@@ -59,11 +61,24 @@ export function enterConnection(ex: Exchange, onResponseOver: () => void): Promi
   ex.wire.res.once('close', end);
   if (connection.open.size > MAX_PIPELINED && !connection.closing) {
     connection.closing = true;
-    ex.wire.socket.destroy();
+    socket.destroy();
   }
-  if (previous === null || previous.wire.responseClosed) return mayProceed(ex.wire.socket, connection) ? undefined : Promise.resolve(false);
+  if (previous === null || previous.wire.responseClosed) return mayProceed(socket, connection) ? undefined : Promise.resolve(false);
   return new Promise((resolve) => {
-    connection.waiting.set(previous, () => resolve(mayProceed(ex.wire.socket, connection)));
+    connection.waiting.set(previous, () => resolve(mayProceed(socket, connection)));
+  });
+}
+
+/**
+ * An HTTP/2 stream: streams of one connection are concurrent by design (RFC 9113 §5), each with
+ * its own flow control, so none waits for another and none is keyed on the shared socket (a
+ * session's bounds are in h2-front.ts). `onResponseOver` runs once, when the stream's response closed.
+ */
+function enterStream(ex: Exchange, onResponseOver: () => void): void {
+  ex.wire.res.once('close', () => {
+    if (ex.wire.responseClosed) return;
+    ex.wire.responseClosed = true;
+    onResponseOver();
   });
 }
 

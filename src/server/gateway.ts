@@ -184,9 +184,13 @@ export class Gateway implements HandlerHost, AdminHost {
     this.listeners.push(this.http);
     const https = config.listen.https;
     if (https !== null && config.tls !== null) {
+      const http2 = https.http2 === null ? {} : { http2: {
+        http2: https.http2, maxHeaderBytes: config.limits.maxHeaderBytes, maxHeaderCount: config.limits.maxHeaderCount,
+        idleTimeoutMs: config.limits.keepAliveTimeoutMs, now: () => this.clock.now(),
+      } };
       this.https = new Listener({
         name: 'https', option: 'listen.https', port: https.port, host: https.host, limits: proxyListenerLimits(config.limits), handlerAnswersExpect: true,
-        tls: config.tls.context, peer: peerVerification(config.tls.clientAuth),
+        tls: config.tls.context, peer: peerVerification(config.tls.clientAuth), ...http2,
       }, this.proxyHost());
       this.listeners.push(this.https);
     }
@@ -206,10 +210,10 @@ export class Gateway implements HandlerHost, AdminHost {
   /** What the proxy listeners serve: the request pipeline, with this gateway's exchanges and records. */
   private proxyHost(): ListenerHost {
     return {
-      handle: (req, res) => {
+      handle: (req, res, stream) => {
         this.inFlight++;
         this.metrics.requestsInFlight++;
-        void handleRequest(this, req, res);
+        void handleRequest(this, req, res, stream);
       },
       inProgress: (socket) => {
         const ex = this.active.get(socket);
@@ -219,6 +223,10 @@ export class Gateway implements HandlerHost, AdminHost {
       requestIdHeader: () => this.config.requestIdHeader,
       secureConnection: (socket) => this.clientAuthGate.secureConnection(socket),
       tlsClientError: (err, socket) => this.clientAuthGate.tlsClientError(err, socket),
+      http2Events: {
+        sessionClosed: (reason) => this.metrics.http2SessionsClosed.inc({ reason }),
+        streamReset: (when) => this.metrics.http2StreamsReset.inc({ when }),
+      },
     };
   }
 
@@ -471,14 +479,16 @@ export class Gateway implements HandlerHost, AdminHost {
   }
 
   track(ex: Exchange): void {
-    this.active.set(ex.wire.socket, ex);
+    // An HTTP/2 stream's connection carries others: connection-level errors concern none of them alone.
+    if (ex.wire.socket !== null) this.active.set(ex.wire.socket, ex);
   }
 
   /** One audit record and the metrics for a finished exchange. */
   finish(ex: Exchange, runtime: Runtime): void {
     this.inFlight--;
     this.metrics.requestsInFlight--;
-    if (this.active.get(ex.wire.socket) === ex) this.active.delete(ex.wire.socket);
+    const socket = ex.wire.socket;
+    if (socket !== null && this.active.get(socket) === ex) this.active.delete(socket);
     const facts = exchangeFacts(ex, runtime.config.version);
     this.writeAudit(auditRecord(facts, this.clock.now()));
     const m = this.metrics;
@@ -576,7 +586,7 @@ function exchangeInProgress(ex: Exchange): RequestInProgress {
     },
     refuse(denial) {
       ex.stage = 'listener';
-      if (ex.wire.res.headersSent) { ex.decision = 'error'; ex.detail = denial.reason; ex.denial = denial; ex.wire.socket.destroy(); return; }
+      if (ex.wire.res.headersSent) { ex.decision = 'error'; ex.detail = denial.reason; ex.denial = denial; ex.wire.channel.destroy(); return; }
       reply(ex, denial);
     },
   };

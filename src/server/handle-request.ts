@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { TLSSocket } from 'node:tls';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { CompiledConfig } from '../config/compile.js';
 import { isAcceptableRequestId, readInboundHeaders, resolveClientIp } from '../http/headers.js';
 import { normaliseIp } from '../lib/ip.js';
 import type { Generation } from '../lifecycle/resources.js';
 import { DENIALS, deny, type Denial, type DenialCode } from '../pipeline/denials.js';
-import { Exchange, isDenial, type DecisionTally, type LocalResponse, type Verdict } from '../pipeline/exchange.js';
+import { Exchange, isDenial, type ClientChannel, type DecisionTally, type LocalResponse, type Verdict } from '../pipeline/exchange.js';
 import { problemBody } from '../pipeline/problem.js';
 import { runStages, type RequestPath } from '../pipeline/request-path.js';
 import type { Logger } from '../observability/logger.js';
@@ -39,9 +40,9 @@ const CLOSES_CONNECTION: ReadonlySet<DenialCode> = new Set(['body_too_large', 'h
  * edge stages, the route's stages — as listed in pipeline/request-path.ts. A verdict is rendered in one
  * place (`reply`); nothing is forwarded after one.
  */
-export async function handleRequest(host: HandlerHost, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function handleRequest(host: HandlerHost, req: IncomingMessage, res: ServerResponse, stream: ClientChannel | null = null): Promise<void> {
   const runtime = host.runtime; // this request keeps the config it started with, whatever reloads happen
-  const ex = openExchange(runtime.config, runtime.path, req, res);
+  const ex = openExchange(runtime.config, runtime.path, req, res, stream);
   ex.tally = host.metrics;
   const requestId = ex.requestId;
   // The request holds its generation's resources (stores, pools) until its record is written.
@@ -53,7 +54,7 @@ export async function handleRequest(host: HandlerHost, req: IncomingMessage, res
   try {
     if (turn !== undefined && !await turn) {
       // Pipelined behind a denial that closed the connection, or the client has gone meanwhile.
-      ex.discarded = isClosing(wire.socket);
+      ex.discarded = wire.socket !== null && isClosing(wire.socket);
       // Decided by the connection, before any stage: recorded as the listener's, like other discarded bytes.
       ex.stage = 'listener';
       ex.decision = 'abort';
@@ -86,17 +87,24 @@ export async function handleRequest(host: HandlerHost, req: IncomingMessage, res
  * headers a client sent are gone before any stage runs), the request id (a trusted proxy's, or a
  * new one) and the client address.
  */
-export function openExchange(config: CompiledConfig, path: RequestPath, req: IncomingMessage, res: ServerResponse): Exchange {
+export function openExchange(config: CompiledConfig, path: RequestPath, req: IncomingMessage, res: ServerResponse, stream: ClientChannel | null = null): Exchange {
   const peer = normaliseIp(req.socket.remoteAddress ?? '');
   const peerTrusted = config.trustedProxies.has(peer);
   const inbound = readInboundHeaders(req.rawHeaders, req.headers.connection, peerTrusted, config.headerPolicy);
   const requestId = peerTrusted && inbound.requestId !== null && isAcceptableRequestId(inbound.requestId) ? inbound.requestId : randomUUID();
   const clientIp = resolveClientIp(peer, inbound.xForwardedFor, peerTrusted, config.trustedProxies);
-  const ex = new Exchange(req, res, path.response, requestId, peer, clientIp ?? peer, peerTrusted);
+  const ex = new Exchange(req, res, path.response, requestId, peer, clientIp ?? peer, peerTrusted, stream);
   ex.inbound = inbound;
   ex.clientIpResolved = clientIp !== null;
-  ex.secure = (req.socket as { encrypted?: boolean }).encrypted === true || (peerTrusted && inbound.xForwardedProto?.trim().toLowerCase() === 'https');
+  ex.wire.tls = tlsConnection(req, stream);
+  ex.secure = ex.wire.tls !== null || (peerTrusted && inbound.xForwardedProto?.trim().toLowerCase() === 'https');
   return ex;
+}
+
+/** The TLS connection a request arrived on: its own socket, or its HTTP/2 stream's session's; null when plain. */
+function tlsConnection(req: IncomingMessage, stream: ClientChannel | null): TLSSocket | null {
+  const connection: unknown = stream === null ? req.socket : stream.connection;
+  return connection instanceof TLSSocket ? connection : null;
 }
 
 /** Renders a verdict (the one place that does), marking the exchange for the audit record. */
@@ -124,9 +132,12 @@ export function reply(ex: Exchange, verdict: Verdict): void {
  * it is processed).
  */
 function closeIfUnread(ex: Exchange): void {
+  const socket = ex.wire.socket;
+  // An HTTP/2 stream's unread body ends with the stream; the connection carries other streams on.
+  if (socket === null) return;
   const headers = ex.req.headers;
   if (!ex.req.complete && (headers['transfer-encoding'] !== undefined || (headers['content-length'] ?? '0') !== '0')) ex.closeAfter = true;
-  if (ex.closeAfter) markClosing(ex.wire.socket);
+  if (ex.closeAfter) markClosing(socket);
 }
 
 /** A stage's own response (a redirect, a page): sent as the stage built it, with the response stages' headers. */

@@ -7,6 +7,8 @@ import type { PeerVerification } from '../tls/client-auth.js';
 import type { AddressInfo, Socket } from 'node:net';
 import { DENIALS, deny, type Denial } from '../pipeline/denials.js';
 import { problemBody } from '../pipeline/problem.js';
+import type { ClientChannel } from '../pipeline/exchange.js';
+import { ALPN_PROTOCOLS, dispatchByAlpn, Http2Front, type Http2Events, type Http2FrontSettings } from './h2-front.js';
 import { ListenError } from './listen-error.js';
 
 /**
@@ -45,6 +47,8 @@ export interface ListenerSettings {
   readonly tls?: SecureContextOptions;
   /** Whether a TLS listener asks for client certificates, and refuses handshakes without a valid one. */
   readonly peer?: PeerVerification;
+  /** HTTP/2 beside HTTP/1.1 on a TLS listener, chosen by ALPN (see h2-front.ts); absent: HTTP/1.1 only. */
+  readonly http2?: Http2FrontSettings;
 }
 
 /** The request being handled on a connection, as far as connection-level errors concern it. */
@@ -70,8 +74,8 @@ export type SocketRejection =
 
 /** What a listener needs from the application it serves. */
 export interface ListenerHost {
-  /** Handles one request; answers it and writes its record. */
-  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** Handles one request; answers it and writes its record. `stream`: its HTTP/2 stream, absent on HTTP/1.x. */
+  handle(req: IncomingMessage, res: ServerResponse, stream?: ClientChannel): void;
   /** The request in progress on a connection, so connection errors are attributed to it. */
   inProgress(socket: Socket): RequestInProgress | undefined;
   /** Records one socket-level rejection (audit record, metrics). */
@@ -85,6 +89,8 @@ export interface ListenerHost {
    * (a refused client certificate), and the listener then records nothing more for it.
    */
   tlsClientError?(err: NodeJS.ErrnoException, socket: TLSSocket): boolean;
+  /** Where an HTTP/2 front reports session ends and early stream resets (metrics). */
+  readonly http2Events?: Http2Events;
 }
 
 /** node:http for a plain listener, node:https with the listener's secure context for a TLS one. */
@@ -92,7 +98,8 @@ function defaultFactory(settings: ListenerSettings): ServerFactory {
   const tls = settings.tls;
   if (tls === undefined) return createServer;
   const peer = settings.peer ?? {};
-  return (options, handler) => createHttpsServer({ ...options, ...tls, ...peer }, handler);
+  const alpn = settings.http2 === undefined ? {} : { ALPNProtocols: [...ALPN_PROTOCOLS] };
+  return (options, handler) => createHttpsServer({ ...options, ...tls, ...peer, ...alpn }, handler);
 }
 
 /**
@@ -103,6 +110,8 @@ function defaultFactory(settings: ListenerSettings): ServerFactory {
 export class Listener {
   readonly name: string;
   private readonly server: Server;
+  /** The HTTP/2 side of a TLS listener, when on. */
+  private readonly h2: Http2Front | null = null;
   /** The bind under way, until it succeeds or fails. */
   private binding: Promise<unknown> | null = null;
 
@@ -130,9 +139,15 @@ export class Listener {
     this.server.on('connect', (req: IncomingMessage, socket: Socket) => {
       this.reject(socket, deny('invalid_target', 'CONNECT (authority-form target)'), req);
     });
+    if (settings.http2 !== undefined && this.server instanceof HttpsServer) {
+      const events = host.http2Events ?? { sessionClosed: () => undefined, streamReset: () => undefined };
+      this.h2 = new Http2Front(settings.http2, (req, res, stream) => host.handle(req, res, stream), events);
+      dispatchByAlpn(this.server, this.h2);
+    }
     if (this.server instanceof HttpsServer && host.secureConnection !== undefined) {
-      // Before node:https's own listener hands the socket to the HTTP parser: a connection the
-      // check ends never has a request read from it.
+      // Before node:https's own listener hands the socket to the HTTP parser (and after the ALPN
+      // dispatch is in place, so HTTP/2 connections are checked too): a connection the check ends
+      // never has a request read from it.
       this.server.prependListener('secureConnection', (socket: TLSSocket) => host.secureConnection?.(socket));
     }
   }
@@ -208,12 +223,15 @@ export class Listener {
   private closeServer(): Promise<void> {
     const closed = new Promise<void>((done) => this.server.close(() => done()));
     this.server.closeIdleConnections();
+    // HTTP/2 sessions get GOAWAY: their streams in progress finish, then they close.
+    this.h2?.drain();
     return closed;
   }
 
   /** Ends every remaining connection, requests in progress included. */
   closeAllConnections(): void {
     this.server.closeAllConnections();
+    this.h2?.destroyAll();
   }
 
   /** Stops accepting and ends every connection now. */
@@ -247,6 +265,8 @@ export class Listener {
       this.discard(socket);
       return;
     }
+    // An HTTP/2 connection preface (prior knowledge) on a plain listener: h2c is not served here.
+    else if (code === 'HPE_PAUSED_H2_UPGRADE') denial = deny('bad_request', 'HTTP/2 connection preface (PRI * HTTP/2.0) on a plain listener: h2c is not served');
     else denial = deny('bad_request', `${code}: ${err.message}`.slice(0, 300));
     const current = this.host.inProgress(socket);
     if (current !== undefined && !current.req.complete) {

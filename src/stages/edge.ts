@@ -34,13 +34,20 @@ export function target(options: TargetOptions): Stage {
   };
 }
 
-/** Node counts header fields only up to its limit; one more than the limit is refused here. */
+/**
+ * Node counts header fields only up to its limit; one more than the limit is refused here. HTTP/2
+ * pseudo-header fields (`:method`, `:path`, …) stand for the request line and do not count.
+ */
 export function headerCount(maxHeaderCount: number): Stage {
   return {
     name: 'header-count',
-    run: (ex) => (ex.req.rawHeaders.length > maxHeaderCount * 2
-      ? deny('headers_too_large', `${ex.req.rawHeaders.length / 2} header fields, limit ${maxHeaderCount}`)
-      : undefined),
+    run(ex) {
+      const raw = ex.req.rawHeaders;
+      if (raw.length <= maxHeaderCount * 2) return undefined;
+      let fields = raw.length / 2;
+      if (ex.req.httpVersionMajor === 2) for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).charCodeAt(0) === 58) fields--;
+      return fields > maxHeaderCount ? deny('headers_too_large', `${fields} header fields, limit ${maxHeaderCount}`) : undefined;
+    },
   };
 }
 
@@ -48,11 +55,13 @@ export function headerCount(maxHeaderCount: number): Stage {
 // service names), or an IP literal, with an optional port.
 const HOST = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9_.])?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
 
-/** Exactly one well-formed Host; its normalised name is what routes match on. */
+/** Exactly one well-formed Host (on HTTP/2, `:authority`); its normalised name is what routes match on. */
 export const host: Stage = {
   name: 'host',
   run(ex) {
     const inbound = inboundOf(ex);
+    // RFC 9113 §8.3.1: a Host naming another host than :authority makes the request malformed.
+    if (inbound.authorityMismatch) return deny('invalid_header', ':authority and Host name different hosts');
     if (inbound.hostCount !== 1 || inbound.host === null || !HOST.test(inbound.host) || inbound.host.includes('..')) {
       return deny('invalid_header', inbound.hostCount > 1 ? 'several Host headers' : 'missing or malformed Host header');
     }
@@ -67,7 +76,7 @@ export const host: Stage = {
  */
 export const framing: Stage = {
   name: 'framing',
-  run: (ex) => (ex.req.httpVersionMinor === 0 && ex.req.headers['transfer-encoding'] !== undefined
+  run: (ex) => (ex.req.httpVersionMajor === 1 && ex.req.httpVersionMinor === 0 && ex.req.headers['transfer-encoding'] !== undefined
     ? deny('bad_request', 'Transfer-Encoding in an HTTP/1.0 request')
     : undefined),
 };

@@ -1,3 +1,4 @@
+import { hasUndeclaredBody } from '../http/body-framing.js';
 import { deny } from '../pipeline/denials.js';
 import type { Stage } from '../pipeline/stage.js';
 
@@ -20,7 +21,7 @@ export function requestLimits(maxBodyBytes: number, contentTypes: ReadonlySet<st
     run(ex) {
       const headers = ex.req.headers;
       const length = headers['content-length'];
-      const chunked = headers['transfer-encoding'] !== undefined;
+      const chunked = hasUndeclaredBody(ex.req);
       if (length !== undefined) {
         // Node's parser has already rejected duplicate or non-numeric Content-Length.
         const declared = Number(length);
@@ -30,7 +31,7 @@ export function requestLimits(maxBodyBytes: number, contentTypes: ReadonlySet<st
       if (!hasBody) return undefined;
       const method = ex.req.method ?? '';
       if (BODILESS.has(method) && !allowBodyOn.has(method)) {
-        return deny('body_not_allowed', `${method} with a body (${chunked ? 'Transfer-Encoding' : `Content-Length ${length ?? ''}`})`);
+        return deny('body_not_allowed', `${method} with a body (${chunked ? (ex.req.httpVersionMajor === 2 ? 'HTTP/2 DATA without Content-Length' : 'Transfer-Encoding') : `Content-Length ${length ?? ''}`})`);
       }
       if (contentTypes !== null) {
         const type = (headers['content-type'] ?? '').split(';', 1)[0]?.trim().toLowerCase() ?? '';

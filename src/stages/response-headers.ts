@@ -48,10 +48,14 @@ export function securityHeaders(global: SecurityHeaderSet): ResponseStage {
   };
 }
 
-/** Says so when the connection closes after this response (an upgrade offer, a drain). */
+/**
+ * Says so when the connection closes after this response (an upgrade offer, a drain). Never on
+ * HTTP/2, where `Connection` is not allowed (RFC 9113 §8.2.2): a stream ends alone, and a
+ * draining session says so with GOAWAY.
+ */
 export const connectionClose: ResponseStage = {
   name: 'connection',
   apply(ex, headers) {
-    if (ex.closeAfter) headers.connection = 'close';
+    if (ex.closeAfter && ex.wire.socket !== null) headers.connection = 'close';
   },
 };

@@ -1,5 +1,4 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { TLSSocket } from 'node:tls';
 import { deny, type Denial } from '../../pipeline/denials.js';
 import type { Stage } from '../../pipeline/exchange.js';
 
@@ -25,8 +24,7 @@ export function certificateBoundToken(): Stage {
       const cnf = identity.claims?.cnf;
       const bound = typeof cnf === 'object' && cnf !== null && !Array.isArray(cnf) ? (cnf as Record<string, unknown>)['x5t#S256'] : undefined;
       if (typeof bound !== 'string' || bound === '') return refuse('the token has no cnf["x5t#S256"] confirmation');
-      const socket = ex.wire.socket;
-      const peer = socket instanceof TLSSocket ? socket.getPeerX509Certificate() : undefined;
+      const peer = ex.wire.tls?.getPeerX509Certificate();
       if (peer === undefined) return refuse('the connection presented no client certificate');
       // Both sides hashed to a fixed length first, so the comparison takes the same time whatever the token carries.
       const expected = createHash('sha256').update(createHash('sha256').update(peer.raw).digest('base64url')).digest();

@@ -1,4 +1,4 @@
-import { TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { deny } from '../../pipeline/denials.js';
 import type { Exchange } from '../../pipeline/exchange.js';
 import { peerVerdict } from '../../tls/client-auth-gate.js';
@@ -69,8 +69,8 @@ export class MtlsAuthenticator implements Authenticator {
   }
 
   authenticate(ex: Exchange): AuthOutcome {
-    const socket = ex.wire.socket;
-    if (!(socket instanceof TLSSocket)) return ABSENT;
+    const socket = ex.wire.tls;
+    if (socket === null) return ABSENT;
     const known = this.outcomes.get(socket);
     if (known !== undefined) return known;
     const outcome = this.judge(socket);

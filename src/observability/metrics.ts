@@ -87,6 +87,8 @@ export class Metrics implements DecisionTally {
   readonly configRestartRequired: Gauge;
   /** When each certificate the running config uses stops being valid (unix seconds). */
   readonly certificateExpiry: Gauge<'use' | 'name' | 'subject' | 'fingerprint'>;
+  /** TLS handshakes that failed, by listener and reason (src/tls/handshake-failures.ts). */
+  readonly tlsHandshakeFailures: Counter<'listener' | 'reason'>;
 
   /** `defaults`: also prom-client's process and runtime metrics. */
   constructor(defaults = true, role: MetricsRole = 'gateway') {
@@ -132,6 +134,11 @@ export class Metrics implements DecisionTally {
       name: 'portcullis_certificate_expiry_timestamp_seconds',
       help: 'When each certificate the running config uses stops being valid (unix seconds), by use (server, client-ca, upstream-ca, upstream-client), the option or upstream it belongs to, subject and SHA-256 fingerprint.',
       labelNames: ['use', 'name', 'subject', 'fingerprint'] as const, registers, aggregator: 'min',
+    });
+    this.tlsHandshakeFailures = new Counter({
+      name: 'portcullis_tls_handshake_failures_total',
+      help: 'TLS handshakes that failed, by listener and reason (protocol_version, no_shared_cipher, unknown_ca, certificate_required, bad_certificate, certificate_expired, certificate_revoked, unsupported_certificate, http_request, timeout, reset, other).',
+      labelNames: ['listener', 'reason'] as const, registers: serving, aggregator: 'sum',
     });
     this.reloads = new Counter({ name: 'portcullis_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'] as const, registers, aggregator: 'max' });
 

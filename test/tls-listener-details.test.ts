@@ -16,6 +16,7 @@ import { configProblems } from './harness/config.js';
 import { handshake, testPki, writeCertificate, type TestPki } from './harness/tls.js';
 import { openssl, sClient } from './harness/openssl.js';
 import { issueCertificate, type IssuedCertificate } from '../src/tls/issue-certificates.js';
+import type { AuditRecord } from '../src/audit/audit-record.js';
 
 const tlsDir = async (dir: string): Promise<string> => { const d = join(dir, 'tls'); await mkdir(d, { recursive: true }); return d; };
 
@@ -164,6 +165,62 @@ describe('HTTPS listener: SNI, profile, OCSP stapling, handshake failures', () =
     assert.equal(http?.decision, 'deny');
     assert.match(String(http?.detail), /^handshake failed: http_request \(ERR_SSL_HTTP_REQUEST\); sni none$/);
     assert.equal(upstream.received.filter((r) => r.url === '/open/x').length, 0, 'nothing forwarded');
+  });
+});
+
+describe('HTTPS listener: a handshake flood', () => {
+  let upstream: EchoUpstream;
+  let pki: TestPki;
+  let gw: TestGateway;
+  before(async () => {
+    upstream = await startEchoUpstream();
+    pki = await testPki();
+    gw = await startGateway({
+      listen: { https: { cert: 'tls/server.crt', key: 'tls/server.key' } },
+      upstreams: { echo: { targets: [upstream.url] } },
+      routes: [{ name: 'open', match: { path: '/open/**' }, upstream: 'echo', public: true }],
+    }, { beforeStart: async (dir) => { await writeCertificate(await tlsDir(dir), 'server', pki.server); } });
+  });
+  after(async () => {
+    await gw.close();
+    await upstream.close();
+  });
+
+  /** Sends plain HTTP to the TLS port and resolves when the listener has closed the connection. */
+  const plainHttp = async (port: number): Promise<void> => {
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await once(socket, 'close');
+  };
+
+  it('counts every failure, records at most the budget, and summarises the rest in the next record', async () => {
+    const port = Number(new URL(gw.httpsUrl ?? '').port);
+    const flood = 60;
+    const started = Date.now();
+    await Promise.all(Array.from({ length: flood }, () => plainHttp(port)));
+    const elapsedMs = Date.now() - started;
+    // Then one failure at a time until one is recorded again (a token comes back every 100 ms): that
+    // record accounts for every failure before it.
+    const recorded = async (): Promise<readonly AuditRecord[]> => { await gw.auditBarrier(); return gw.auditWhere((r) => r.reason === 'tls_handshake_failed', 50).catch(() => []); };
+    const afterFlood = (await recorded()).length;
+    let extra = 0;
+    while (extra < 200) {
+      await plainHttp(port);
+      extra++;
+      if ((await recorded()).length > afterFlood) break;
+    }
+    const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    assert.equal(metricValue(metrics, 'portcullis_tls_handshake_failures_total', 'reason="http_request"'), flood + extra);
+    const records = await gw.auditWhere((r) => r.reason === 'tls_handshake_failed');
+    const budget = 10 + Math.ceil(((Date.now() - started) / 1000) * 10);
+    assert.ok(records.length <= budget, `${records.length} records for ${flood + extra} failures in ${elapsedMs} ms and the tail`);
+    assert.ok(records.length < flood + extra, 'fewer records than failures');
+    // The last failure was recorded: every failure is one record or counted in the next one's summary.
+    const accounted = records.reduce((n, r) => n + 1 + Number(/and (\d+) more/.exec(String(r.detail))?.[1] ?? 0), 0);
+    assert.equal(accounted, flood + extra);
+    const summary = records.map((r) => String(r.detail)).find((d) => d.includes('more since'));
+    assert.match(summary ?? '', /^handshake failed: http_request \(ERR_SSL_HTTP_REQUEST\); sni none … and \d+ more since \d{4}-\d\d-\d\dT/);
   });
 });
 

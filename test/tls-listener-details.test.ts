@@ -251,6 +251,19 @@ describe('HTTPS listener: the modern profile', () => {
     assert.equal(tls13.code, 0, tls13.output);
     assert.match(tls13.output, /Protocol version: TLSv1\.3/);
   });
+
+  it('takes a profile change on reload, for new handshakes', async () => {
+    const port = Number(new URL(gw.httpsUrl ?? '').port);
+    await gw.writeConfig({
+      listen: { https: { cert: 'tls/server.crt', key: 'tls/server.key', profile: 'intermediate' } },
+      upstreams: { echo: { targets: [upstream.url] } },
+      routes: [{ name: 'open', match: { path: '/open/**' }, upstream: 'echo', public: true }],
+    });
+    const reloaded = await gw.gateway.reload();
+    assert.equal(reloaded.ok && reloaded.restartRequired.length, 0, JSON.stringify(reloaded));
+    const tls12 = await sClient(port, ['-servername', 'localhost', '-tls1_2']);
+    assert.equal(tls12.code, 0, tls12.output);
+  });
 });
 
 describe('HTTPS listener config: SNI certificates, staples, modes', () => {

@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import type { AuditRecord, AuditState, AuditTrail } from '../audit/trail.js';
 import type { AuditSink } from '../audit/sinks/sink.js';
 import { createTrail, processName } from '../audit/trail-wiring.js';
-import { adminFacts, auditRecord, connectionFacts, DISCARDED, exchangeFacts } from '../audit/record-builder.js';
+import { adminFacts, auditRecord, connectionFacts, DISCARDED, exchangeFacts, handshakeFailureFacts } from '../audit/record-builder.js';
 import { requestPath, type RequestPath } from '../pipeline/request-path.js';
 import { RemoteJwks } from '../authn/jwt/remote-jwks.js';
 import { compileConfig, type CompileContext, type CompiledConfig, type Limits } from '../config/compile.js';
@@ -198,10 +198,7 @@ export class Gateway implements HandlerHost, AdminHost {
       this.tlsServing = new TlsServing(config.tls, {
         listener: 'https', handshakeTimeoutMs: https.handshakeTimeoutMs, clock: this.clock,
         count: (listener, reason) => this.metrics.tlsHandshakeFailures.inc({ listener, reason }),
-        record: (failure) => this.writeAudit(auditRecord({
-          requestId: randomUUID(), method: '', path: '', stage: 'listener', status: DENIALS.tls_handshake_failed.status, decision: 'deny',
-          reason: 'tls_handshake_failed', detail: failure.detail, clientIp: failure.clientIp, userAgent: null, configVersion: this.config.version,
-        }, this.clock.now())),
+        record: (failure) => this.writeAudit(auditRecord(handshakeFailureFacts(failure, randomUUID(), this.config.version), this.clock.now())),
       });
       this.https = new Listener({ name: 'https', option: 'listen.https', port: https.port, host: https.host, limits: proxyListenerLimits(config.limits), handlerAnswersExpect: true, tls: config.tls.context, tlsServer: this.tlsServing }, this.proxyHost(this));
       this.listeners.push(this.https);

@@ -108,6 +108,12 @@ describe('HTTPS listener: SNI, profile, OCSP stapling, handshake failures', () =
     assert.match(run.output, /Cert Status: good/);
     const none = await status('a.example.test');
     assert.match(none.output, /OCSP response: no response sent/, 'no staple configured for that certificate');
+
+    // A new response in the file is stapled after the reload.
+    await writeFile(join(gw.dir, 'tls', 'server.ocsp'), await ocspResponse(join(gw.dir, 'tls'), pki, pki.server, true));
+    const reloaded = await gw.gateway.reload();
+    assert.equal(reloaded.ok, true, JSON.stringify(reloaded));
+    assert.match((await status('localhost')).output, /Cert Status: revoked/);
   });
 
   it('refuses TLS 1.1, weak ciphers and plain RSA key exchange (openssl s_client), accepts an ECDHE AEAD suite', async () => {
@@ -323,12 +329,13 @@ describe('HTTPS listener config: SNI certificates, staples, modes', () => {
  * A DER OCSP response saying `cert` is good, signed by the CA itself (RFC 6960 §4.2.2.2 allows the
  * issuer to sign), made with `openssl ocsp` from an index file in `dir`.
  */
-async function ocspResponse(dir: string, pki: TestPki, cert: IssuedCertificate): Promise<Buffer> {
+async function ocspResponse(dir: string, pki: TestPki, cert: IssuedCertificate, revoked = false): Promise<Buffer> {
   const work = await mkdtemp(join(dir, 'ocsp-'));
   try {
     const x = new X509Certificate(cert.cert);
     const expiry = new Date(x.validTo).toISOString().replace(/[-:T]/g, '').slice(2, 14) + 'Z';
-    await writeFile(join(work, 'index.txt'), `V\t${expiry}\t\t${x.serialNumber}\tunknown\t/CN=localhost\n`);
+    const revokedAt = new Date(Date.now() - 3_600_000).toISOString().replace(/[-:T]/g, '').slice(2, 14) + 'Z';
+    await writeFile(join(work, 'index.txt'), `${revoked ? 'R' : 'V'}\t${expiry}\t${revoked ? revokedAt : ''}\t${x.serialNumber}\tunknown\t/CN=localhost\n`);
     await writeFile(join(work, 'ca.crt'), pki.ca.cert);
     await writeFile(join(work, 'ca.key'), pki.ca.key);
     await writeFile(join(work, 'cert.crt'), cert.cert);

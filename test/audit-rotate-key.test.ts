@@ -27,7 +27,7 @@ describe('portcullis audit rotate-key', () => {
     assert.equal((await stat(join(keys, 'signing.pem'))).mode & 0o777, 0o600);
     const plain = spawnSync(process.execPath, [CLI, 'audit', 'rotate-key', '-c', config], { encoding: 'utf8' });
     assert.equal(plain.status, 0);
-    assert.match(plain.stdout, /^new audit signing key \S+ in .*signing\.pem\nprevious key \S+: its public key is kept beside it; restart the gateway to sign with the new key\n$/);
+    assert.match(plain.stdout, /^new audit signing key \S+ in .*signing\.pem\nprevious key \S+: its public key is kept beside it; the running gateway signs with the new key from its next reload \(SIGHUP, or at once when reload\.watchFiles is on\)\n$/);
   });
 
   it('fails with one line when the config does not compile', async (t) => {

@@ -78,7 +78,7 @@ describe('reload answers: restart-only changes', () => {
       assert.notEqual(answer.version, answer.pendingVersion, 'the version in effect is not the file\'s');
       assert.notEqual(answer.version, v0);
       assert.equal((await call(`${gw.url}/b/x`)).status, 200, 'the live change applied');
-      assert.equal(gw.gateway.addresses().http.port, gw.port, 'the old port keeps serving');
+      assert.equal(gw.gateway.addresses().http?.port, gw.port, 'the old port keeps serving');
 
       const ready = await readyz(gw.adminUrl);
       assert.equal(ready.ready, true, 'a pending restart does not make the gateway unready');
@@ -113,8 +113,8 @@ describe('reload answers: restart-only changes', () => {
     const other = `sha256:${createHash('sha256').update('another-admin-token').digest('hex')}`;
     /** One change per restart-only option, with how to read the running value. */
     const table: { path: string; value: unknown; running: (gw: TestGateway) => unknown }[] = [
-      { path: 'listen.http.port', value: 1, running: (gw) => gw.gateway.addresses().http.port },
-      { path: 'listen.http.host', value: '0.0.0.0', running: (gw) => gw.gateway.addresses().http.address },
+      { path: 'listen.http.port', value: 1, running: (gw) => gw.gateway.addresses().http?.port },
+      { path: 'listen.http.host', value: '0.0.0.0', running: (gw) => gw.gateway.addresses().http?.address },
       { path: 'admin.port', value: 1, running: (gw) => gw.gateway.addresses().admin?.port },
       { path: 'admin.host', value: 'localhost', running: (gw) => gw.gateway.config.admin.host },
       { path: 'admin.enabled', value: false, running: (gw) => gw.gateway.config.admin.enabled },

@@ -151,6 +151,17 @@ export function connectionFacts(
   };
 }
 
+/**
+ * The facts of a TLS handshake that failed on a listener: no request, no HTTP answer; the reason,
+ * the server name asked for and the sampling summary are in `detail`.
+ */
+export function handshakeFailureFacts(failure: { readonly clientIp: string; readonly detail: string }, requestId: string, configVersion: string): AuditFacts {
+  return {
+    requestId, method: '', path: '', stage: 'listener', status: DENIALS.tls_handshake_failed.status, decision: 'deny',
+    reason: 'tls_handshake_failed', detail: failure.detail, clientIp: normaliseIp(failure.clientIp), userAgent: null, configVersion,
+  };
+}
+
 /** One admin request as its audit record tells it. */
 export interface AdminFactsInput {
   /** Null for a request the HTTP parser refused. */

@@ -92,7 +92,7 @@ export function loadSigningKey(dataDir: string, signingKeyFile: string | null): 
 
 /**
  * Replaces the signing key by a new one; every public key signed with so far stays beside it. The
- * gateway signs with the new key from its next start. Returns the old key's id (null: there was none) and the new one's.
+ * gateway signs with the new key from its next reload (or change of the key file, when `reload.watchFiles`). Returns the old key's id (null: there was none) and the new one's.
  */
 export function rotateSigningKey(dataDir: string, signingKeyFile: string | null): { readonly previous: string | null; readonly current: string; readonly path: string } {
   const path = signingKeyPath(dataDir, signingKeyFile);

@@ -207,6 +207,22 @@ export class AuditTrail {
     return this.pendingBytes + this.file.queuedBytes;
   }
 
+  /**
+   * Re-reads the signing key (after `portcullis audit rotate-key`), so the running gateway signs
+   * with the new key without a restart. What is linked so far is first checkpointed with the old
+   * key, so every record stays covered by a key whose public half rotate-key kept. True when the
+   * key changed; throws an OperatorError (the running key stays) when the new one cannot be used.
+   */
+  reloadSigningKey(): boolean {
+    if (!this.opened || this.closed) return false;
+    const next = this.options.signingKey();
+    if (next.keyId === this.key?.keyId) return false;
+    this.link();
+    if (this.sinceCheckpoint > 0) this.checkpoint();
+    this.key = next;
+    return true;
+  }
+
   /** Queues one request or admin record; false when it was dropped (the queue was full, or the trail closed), which a gap record counts. */
   write(record: AuditRecord): boolean {
     const text = serialiseRecord(record);

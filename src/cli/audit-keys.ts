@@ -18,7 +18,7 @@ export async function auditRotateKeyCommand({ values }: Invocation): Promise<num
   if (values.json === true) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else {
     process.stdout.write(`new audit signing key ${result.current} in ${result.path}\n`);
-    if (result.previous !== null) process.stdout.write(`previous key ${result.previous}: its public key is kept beside it; restart the gateway to sign with the new key\n`);
+    if (result.previous !== null) process.stdout.write(`previous key ${result.previous}: its public key is kept beside it; the running gateway signs with the new key from its next reload (SIGHUP, or at once when reload.watchFiles is on)\n`);
   }
   return 0;
 }

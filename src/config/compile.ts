@@ -38,6 +38,7 @@ import { compileCorsPolicies, corsForRoute, type CorsPolicySpec } from './compil
 import type { SecurityHeaderSet } from '../http/security-headers.js';
 import { corsPreflight } from '../stages/cors.js';
 import { certificateBoundToken } from '../authn/mtls/certificate-bound-token.js';
+import type { HttpMode } from './schema-listen.js';
 
 
 /** Headers that frame or route a request: the gateway manages them, so no option may remove them. */
@@ -69,8 +70,8 @@ export interface CompiledConfig {
   readonly file: string;
   readonly version: string;
   readonly dataDir: string;
-  /** Where the proxy listeners bind (restart-only). `https` is null without an HTTPS listener. */
-  readonly listen: { readonly http: ListenAddress; readonly https: HttpsListen | null };
+  /** Where the proxy listeners bind and how they serve (restart-only). `https` is null without an HTTPS listener. */
+  readonly listen: { readonly http: PlainListen; readonly https: HttpsListen | null };
   /** The HTTPS listener's certificates and TLS settings (live: swapped into the running listener on reload). */
   readonly tls: ServerTls | null;
   /**
@@ -79,6 +80,12 @@ export interface CompiledConfig {
    * expiry warnings read it.
    */
   readonly certificates: readonly CertificateInUse[];
+  /** Warn about certificates of `certificates` that expire within this many days (`tls.expiryWarningDays`). */
+  readonly expiryWarningDays: number;
+  /** Whether and how often the files the config read are watched for a change that reloads it. */
+  readonly reload: ReloadSettings;
+  /** Every file the config read (certificates, keys, CA bundles, CRLs, key sets), absolute paths, sorted: what the reload watch polls. */
+  readonly files: readonly string[];
   readonly admin: AdminSettings;
   readonly limits: Limits;
   readonly target: TargetOptions;
@@ -118,10 +125,22 @@ export interface ListenAddress {
   readonly port: number;
 }
 
-/** The HTTPS listener's address and protocols. */
+/** The plain listener: its address, and whether it serves the routes, redirects to HTTPS, or is absent. */
+export interface PlainListen extends ListenAddress {
+  readonly mode: HttpMode;
+}
+
+/** The HTTPS listener's address, protocols and connection settings. */
 export interface HttpsListen extends ListenAddress {
   /** HTTP/2 offered by ALPN beside HTTP/1.1, with its session limits; null: HTTP/1.1 only. */
   readonly http2: Http2Settings | null;
+  readonly handshakeTimeoutMs: number;
+}
+
+/** `reload`: file watching. */
+export interface ReloadSettings {
+  readonly watchFiles: boolean;
+  readonly watchIntervalMs: number;
 }
 
 /** The admin listener's settings; fixed at start (a reload does not change them). */
@@ -143,6 +162,11 @@ export const DEFAULTS = Object.freeze({
   httpHost: '0.0.0.0',
   httpsPort: 8443,
   httpsHost: '0.0.0.0',
+  httpMode: 'serve',
+  handshakeTimeoutMs: 10000,
+  expiryWarningDays: 14,
+  watchFiles: true,
+  watchIntervalMs: 2000,
   adminPort: 9901,
   adminHost: '127.0.0.1',
   maxHeaderBytes: 16384,
@@ -303,20 +327,30 @@ export function compileConfig(
   problems.push(...findConflicts(routes, loaded));
   const audit = compileAudit(raw, loaded, problems);
   const tls = compileServerTls(raw.listen?.https, loaded, problems, new Date((context.clock ?? systemClock).now()));
-  if (problems.length > 0) throw new ConfigError(problems);
-
   const listenHttp = raw.listen?.http ?? {};
   const listenHttps = raw.listen?.https;
+  const httpMode = listenHttp.mode ?? DEFAULTS.httpMode;
+  if (httpMode !== 'serve' && listenHttps === undefined) {
+    problems.push(loaded.problem(['listen', 'http', 'mode'], `${httpMode} needs an HTTPS listener to ${httpMode === 'off' ? 'serve instead' : 'redirect to'}: configure listen.https (cert and key), or use mode: serve`));
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
   return deepFreeze({
     file: loaded.file,
     version: configVersion(loaded),
     dataDir,
     listen: {
-      http: { host: listenHttp.host ?? DEFAULTS.httpHost, port: listenHttp.port ?? DEFAULTS.httpPort },
-      https: listenHttps === undefined ? null : { host: listenHttps.host ?? DEFAULTS.httpsHost, port: listenHttps.port ?? DEFAULTS.httpsPort, http2: compileHttp2(listenHttps.http2) },
+      http: { host: listenHttp.host ?? DEFAULTS.httpHost, port: listenHttp.port ?? DEFAULTS.httpPort, mode: httpMode },
+      https: listenHttps === undefined ? null : {
+        host: listenHttps.host ?? DEFAULTS.httpsHost, port: listenHttps.port ?? DEFAULTS.httpsPort,
+        http2: compileHttp2(listenHttps.http2), handshakeTimeoutMs: listenHttps.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
+      },
     },
     tls,
     certificates: [...(tls?.certificates ?? []), ...(tls?.clientAuth?.certificates ?? []), ...upstreamCertificates(upstreams)],
+    expiryWarningDays: raw.tls?.expiryWarningDays ?? DEFAULTS.expiryWarningDays,
+    reload: { watchFiles: raw.reload?.watchFiles ?? DEFAULTS.watchFiles, watchIntervalMs: raw.reload?.watchIntervalMs ?? DEFAULTS.watchIntervalMs },
+    files: loaded.files.list().map((f) => f.path),
     admin: {
       enabled: admin.enabled ?? true,
       host: adminHost,

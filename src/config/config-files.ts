@@ -29,6 +29,12 @@ export class ConfigFiles {
    * large). Failed reads are recorded too, so a file that appears later changes the version.
    */
   readText(file: string): { readonly ok: true; readonly text: string } | { readonly ok: false; readonly message: string } {
+    const read = this.readBytes(file);
+    return read.ok ? { ok: true, text: read.bytes.toString('utf8') } : read;
+  }
+
+  /** The file's bytes (DER OCSP responses and other binary files), recorded like `readText`. */
+  readBytes(file: string): { readonly ok: true; readonly bytes: Buffer } | { readonly ok: false; readonly message: string } {
     const path = isAbsolute(file) ? file : resolve(this.baseDir, file);
     let bytes: Buffer;
     try {
@@ -39,7 +45,7 @@ export class ConfigFiles {
       return { ok: false, message: `cannot read ${file}: ${code}` };
     }
     this.records.set(path, { path, digest: createHash('sha256').update(bytes).digest('hex') });
-    return { ok: true, text: bytes.toString('utf8') };
+    return { ok: true, bytes };
   }
 
   /** Every file read so far, sorted by path (stable input for the config version). */

@@ -1,5 +1,5 @@
 import { Type, type ObjectOptions, type Static, type TSchema } from '@sinclair/typebox';
-import { ListenSchema } from './schema-listen.js';
+import { ListenSchema, ReloadSchema, TlsSchema } from './schema-listen.js';
 import { Bytes, Duration, formatted, HeaderName as HeaderNameOf, Millis, Name as NameOf, NAME_PATTERN, strict } from './schema-parts.js';
 import { ApiKeysSchema } from '../authn/api-key/api-keys-section.js';
 import { AUTHENTICATOR_KINDS, type RawAuthenticator } from '../authn/kinds.js';
@@ -245,6 +245,8 @@ export const RateLimitingSchema = strict({
 export const GatewayConfigSchema = Type.Object({
   $schema: Type.Optional(Type.String()),
   listen: Type.Optional(ListenSchema),
+  tls: Type.Optional(TlsSchema),
+  reload: Type.Optional(ReloadSchema),
   admin: Type.Optional(AdminSchema),
   dataDir: Type.Optional(Type.String({ minLength: 1, description: 'Directory for the audit trail and embedded stores, relative to the config file. Default ./data.' })),
   trustedProxies: Type.Optional(Type.Array(Type.String(), { maxItems: 1000, description: 'CIDRs of proxies whose X-Forwarded-* headers are believed.' })),

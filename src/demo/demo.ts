@@ -147,7 +147,7 @@ export async function runDemo(args: string[], clock: Clock = systemClock): Promi
   if (!isLoopback(options.host)) {
     process.stderr.write(`portcullis demo: warning: listening on ${options.host}, reachable from the network; the demo's routes are public and its echo shows every header sent (omit --host to listen on 127.0.0.1 only)\n`);
   }
-  const base = `http://${urlHost(options.host)}:${gateway.addresses().http.port}`;
+  const base = `http://${urlHost(options.host)}:${gateway.addresses().http?.port ?? options.port}`;
   const secure = `https://${urlHost(options.host)}:${gateway.addresses().https?.port ?? 0}`;
   const admin = gateway.addresses().admin;
   const hour = 3600;

@@ -20,6 +20,10 @@ const APPLIES: { readonly [K in Exclude<keyof CompiledConfig, 'limits'>]: Applie
   // Certificates and TLS settings are swapped into the running HTTPS listener; its address is `listen`.
   tls: 'live',
   certificates: 'live',
+  expiryWarningDays: 'live',
+  // The watch follows the config in effect; the files it polls are those the new config read.
+  reload: 'live',
+  files: 'live',
   admin: 'restart',
   audit: 'restart',
   logLevel: 'restart',

@@ -93,6 +93,8 @@ export class Metrics implements DecisionTally {
   readonly http2SessionsClosed: Counter<'reason'>;
   /** HTTP/2 streams the client reset before their response was sent, by whether the request path had started on them. */
   readonly http2StreamsReset: Counter<'when'>;
+  /** TLS handshakes that failed, by listener and reason (src/tls/handshake-failures.ts). */
+  readonly tlsHandshakeFailures: Counter<'listener' | 'reason'>;
 
   /** `defaults`: also prom-client's process and runtime metrics. */
   constructor(defaults = true, role: MetricsRole = 'gateway') {
@@ -153,6 +155,11 @@ export class Metrics implements DecisionTally {
       name: 'portcullis_http2_streams_reset_total',
       help: 'HTTP/2 streams the client reset before their response was sent: unhandled (before the request path started; not audited), handled (audited as client_aborted).',
       labelNames: ['when'] as const, registers: serving, aggregator: 'sum',
+    });
+    this.tlsHandshakeFailures = new Counter({
+      name: 'portcullis_tls_handshake_failures_total',
+      help: 'TLS handshakes that failed, by listener and reason (protocol_version, no_shared_cipher, unknown_ca, certificate_required, bad_certificate, certificate_expired, certificate_revoked, unsupported_certificate, http_request, timeout, reset, other).',
+      labelNames: ['listener', 'reason'] as const, registers: serving, aggregator: 'sum',
     });
     this.reloads = new Counter({ name: 'portcullis_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'] as const, registers, aggregator: 'max' });
 

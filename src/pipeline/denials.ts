@@ -7,7 +7,9 @@
  * byte) goes to the audit record and logs only, never to the client (Envoy's `sendLocalReply` split).
  */
 export const DENIALS = {
+  https_required: { status: 308, title: 'Permanent Redirect', detail: 'This gateway serves HTTPS only; repeat the request at the Location given.' },
   bad_request: { status: 400, title: 'Bad Request', detail: 'The request could not be parsed.' },
+  tls_handshake_failed: { status: 400, title: 'Bad Request', detail: 'The TLS handshake failed; no HTTP exchange took place.' },
   invalid_target: { status: 400, title: 'Bad Request', detail: 'The request target is not in origin form or contains forbidden characters.' },
   ambiguous_path: { status: 400, title: 'Bad Request', detail: 'The request path is ambiguous and was rejected.' },
   invalid_header: { status: 400, title: 'Bad Request', detail: 'A request header is malformed.' },

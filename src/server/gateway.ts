@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import type { AuditRecord, AuditState, AuditTrail } from '../audit/trail.js';
 import type { AuditSink } from '../audit/sinks/sink.js';
 import { createTrail, processName } from '../audit/trail-wiring.js';
-import { adminFacts, auditRecord, connectionFacts, DISCARDED, exchangeFacts } from '../audit/record-builder.js';
+import { adminFacts, auditRecord, connectionFacts, DISCARDED, exchangeFacts, handshakeFailureFacts } from '../audit/record-builder.js';
 import { requestPath, type RequestPath } from '../pipeline/request-path.js';
 import { RemoteJwks } from '../authn/jwt/remote-jwks.js';
 import { compileConfig, type CompileContext, type CompiledConfig, type Limits } from '../config/compile.js';
@@ -27,6 +27,9 @@ import type { AdminHost, AdminOperation, KeyAdmin, ReloadResult } from '../admin
 import { handleRequest, reply, type HandlerHost, type Runtime } from './handle-request.js';
 import { ClientAuthGate, HANDSHAKE_REFUSALS } from '../tls/client-auth-gate.js';
 import { peerVerification } from '../tls/client-auth.js';
+import { redirectingHost } from './https-redirect.js';
+import { TlsServing } from '../tls/tls-serving.js';
+import { ConfigUpkeep, refreshSigningKey } from './config-upkeep.js';
 import { Listener, type ListenerHost, type ListenerLimits, type RequestInProgress, type SocketRejection } from './listener.js';
 
 export type { ReloadResult } from '../admin/admin-host.js';
@@ -79,7 +82,7 @@ export interface GatewayOptions {
 }
 
 /** What a gateway process needs of its audit trail. */
-export type ProcessTrail = Pick<AuditTrail, 'write' | 'append' | 'healthy' | 'state' | 'sinkStates' | 'open' | 'flushed' | 'close'>;
+export type ProcessTrail = Pick<AuditTrail, 'write' | 'append' | 'healthy' | 'state' | 'sinkStates' | 'open' | 'flushed' | 'close'> & Partial<Pick<AuditTrail, 'reloadSigningKey'>>;
 
 /**
  * Compiles a loaded config as a running gateway puts it in effect: every restart-only setting at
@@ -100,7 +103,8 @@ export function jwksUris(config: CompiledConfig): string[] {
 
 /** The bound address of each listener, by name; `admin` is null when the admin API is off. */
 export interface Addresses {
-  readonly http: AddressInfo;
+  /** The plain listener's address; null with `listen.http.mode: off` (no plain listener). */
+  readonly http: AddressInfo | null;
   readonly admin: AddressInfo | null;
   /** The HTTPS listener's address, when one is configured. */
   readonly https?: AddressInfo | null;
@@ -137,10 +141,12 @@ export class Gateway implements HandlerHost, AdminHost {
   private readonly audit: ProcessTrail;
   /** The anomaly detectors over this process's records, once started (null: `audit.anomalies` absent or off). */
   private anomalies: AnomalyMonitor | null = null;
-  /** The proxy listener. */
-  private readonly http: Listener;
+  /** The plain proxy listener; null with `listen.http.mode: off`. */
+  private readonly http: Listener | null = null;
   /** The HTTPS proxy listener, when `listen.https` is configured. */
   private readonly https: Listener | null = null;
+  /** The HTTPS listener's SNI table, OCSP staples and handshake-failure accounting, swapped on reload. */
+  private readonly tlsServing: TlsServing | null = null;
   /** The admin API's listener, once started with the admin API on. */
   private readonly admin: Listener | null = null;
   /** Every listener, proxy listeners first, the admin listener last: started, drained and closed together. */
@@ -160,6 +166,8 @@ export class Gateway implements HandlerHost, AdminHost {
   /** Restart-only options the file changes; they apply on the next start. */
   private pendingRestart: readonly string[];
   private readonly watch: ReadinessWatch;
+  /** File watch and expiry warnings; null in a worker (its primary does them for the host). */
+  private readonly upkeep: ConfigUpkeep | null = null;
 
   private constructor(
     effect: InEffect, private readonly options: GatewayOptions, resources: ResourceSet, logger: Logger,
@@ -179,19 +187,30 @@ export class Gateway implements HandlerHost, AdminHost {
     this.metrics.configRestartRequired.set(effect.restartRequired.length);
     this.metrics.certificatesInUse(config.certificates);
     this.watch = new ReadinessWatch(() => this.evaluateReadiness(), logger, this.clock);
+    if (options.worker === undefined) {
+      this.upkeep = new ConfigUpkeep({ clock: this.clock, logger, reload: () => this.reload(), append: (record) => this.audit.append(record) });
+    }
     const http = config.listen.http;
-    this.http = new Listener({ name: 'http', option: 'listen.http', port: http.port, host: http.host, limits: proxyListenerLimits(config.limits), handlerAnswersExpect: true }, this.proxyHost());
-    this.listeners.push(this.http);
+    if (http.mode !== 'off') {
+      const handler = http.mode === 'redirect' ? redirectingHost(this, () => this.audit.healthy, () => this.https?.address()?.port ?? config.listen.https?.port ?? 443) : this;
+      this.http = new Listener({ name: 'http', option: 'listen.http', port: http.port, host: http.host, limits: proxyListenerLimits(config.limits), handlerAnswersExpect: true }, this.proxyHost(handler));
+      this.listeners.push(this.http);
+    }
     const https = config.listen.https;
     if (https !== null && config.tls !== null) {
+      this.tlsServing = new TlsServing(config.tls, {
+        listener: 'https', handshakeTimeoutMs: https.handshakeTimeoutMs, clock: this.clock,
+        count: (listener, reason) => this.metrics.tlsHandshakeFailures.inc({ listener, reason }),
+        record: (failure) => this.writeAudit(auditRecord(handshakeFailureFacts(failure, randomUUID(), this.config.version), this.clock.now())),
+      });
       const http2 = https.http2 === null ? {} : { http2: {
         http2: https.http2, maxHeaderBytes: config.limits.maxHeaderBytes, maxHeaderCount: config.limits.maxHeaderCount,
         idleTimeoutMs: config.limits.keepAliveTimeoutMs, now: () => this.clock.now(),
       } };
       this.https = new Listener({
         name: 'https', option: 'listen.https', port: https.port, host: https.host, limits: proxyListenerLimits(config.limits), handlerAnswersExpect: true,
-        tls: config.tls.context, peer: peerVerification(config.tls.clientAuth), ...http2,
-      }, this.proxyHost());
+        tls: config.tls.context, peer: peerVerification(config.tls.clientAuth), tlsServer: this.tlsServing, ...http2,
+      }, this.proxyHost(this));
       this.listeners.push(this.https);
     }
     if (config.admin.enabled && options.worker === undefined) {
@@ -207,13 +226,13 @@ export class Gateway implements HandlerHost, AdminHost {
     }
   }
 
-  /** What the proxy listeners serve: the request pipeline, with this gateway's exchanges and records. */
-  private proxyHost(): ListenerHost {
+  /** What the proxy listeners serve: the request pipeline (`handler`'s), with this gateway's exchanges and records. */
+  private proxyHost(handler: HandlerHost): ListenerHost {
     return {
       handle: (req, res, stream) => {
         this.inFlight++;
         this.metrics.requestsInFlight++;
-        void handleRequest(this, req, res, stream);
+        void handleRequest(handler, req, res, stream);
       },
       inProgress: (socket) => {
         const ex = this.active.get(socket);
@@ -294,18 +313,19 @@ export class Gateway implements HandlerHost, AdminHost {
       throw err;
     }
     const addresses = this.addresses();
-    this.logger.info({ http: addresses.http.port, ...(this.https === null ? {} : { https: addresses.https?.port ?? null }), admin: addresses.admin?.port ?? null, version: config.version, routes: config.routes.length },
+    this.logger.info({ http: addresses.http?.port ?? null, ...(this.https === null ? {} : { https: addresses.https?.port ?? null }), admin: addresses.admin?.port ?? null, version: config.version, routes: config.routes.length },
       this.options.worker === undefined ? 'gateway listening' : 'worker listening');
     if (this.pendingRestart.length > 0) this.logger.warn({ options: this.pendingRestart, fileVersion: this.fileVersion }, 'these options change only on restart of the whole host; the running values stay');
     reportUpstreamTls(config.upstreams, this.logger);
     if (this.options.worker === undefined) this.watch.start();
+    this.upkeep?.follow(config);
     return addresses;
   }
 
   addresses(): Addresses {
     const bound: Record<string, AddressInfo | null> = {};
     for (const listener of this.listeners) bound[listener.name] = listener.address();
-    return { ...bound, http: this.http.address() as AddressInfo, admin: this.admin?.address() ?? null };
+    return { ...bound, http: this.http?.address() ?? null, admin: this.admin?.address() ?? null };
   }
 
   /**
@@ -388,6 +408,8 @@ export class Gateway implements HandlerHost, AdminHost {
 
   private async stageNext(settle: () => void): Promise<StagedReload> {
     if (!this.started) return this.rejected(['the gateway is still starting; reload once it listens']);
+    // The signing key is not part of the config version: a reload re-reads it whatever the file says.
+    refreshSigningKey(this.audit, this.logger);
     const old = this.config;
     let loaded: LoadedConfig;
     try {
@@ -460,7 +482,10 @@ export class Gateway implements HandlerHost, AdminHost {
     const previous = this.runtime.generation;
     this.applyServerLimits(next.limits);
     // Compile checked the new material: the running HTTPS listener takes it for new handshakes.
-    if (this.https !== null && next.tls !== null) this.https.updateTls(next.tls.context, peerVerification(next.tls.clientAuth));
+    if (this.https !== null && next.tls !== null) {
+      this.https.updateTls(next.tls.context, peerVerification(next.tls.clientAuth));
+      this.tlsServing?.update(next.tls);
+    }
     this.runtime = { config: next, path: this.pathFor(next), generation };
     this.fileVersion = effect.fileVersion;
     this.pendingRestart = effect.restartRequired;
@@ -475,6 +500,7 @@ export class Gateway implements HandlerHost, AdminHost {
     this.metrics.reloads.inc({ result: 'applied' });
     this.logger.info({ version: next.version, previous: old.version, ...(effect.restartRequired.length > 0 ? { fileVersion: effect.fileVersion, restartRequired: effect.restartRequired } : {}) }, 'config reloaded');
     if (this.options.worker === undefined) void this.watch.check();
+    this.upkeep?.follow(next);
     return { ...this.applied(next.version, effect), changed: true };
   }
 
@@ -551,6 +577,7 @@ export class Gateway implements HandlerHost, AdminHost {
     if (this.draining) return;
     this.draining = true;
     this.watch.stop();
+    this.upkeep?.stop();
     // The admin listener keeps answering (readiness says draining) until the proxy listeners are done.
     const proxies = this.listeners.filter((l) => l !== this.admin);
     const closed = Promise.all(proxies.map((l) => l.stopAccepting()));

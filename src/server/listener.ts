@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https';
-import { TLSSocket, type SecureContextOptions } from 'node:tls';
+import { TLSSocket, type SecureContextOptions, type TlsOptions } from 'node:tls';
 import type { PeerVerification } from '../tls/client-auth.js';
 import type { AddressInfo, Socket } from 'node:net';
 import { DENIALS, deny, type Denial } from '../pipeline/denials.js';
@@ -49,6 +49,18 @@ export interface ListenerSettings {
   readonly peer?: PeerVerification;
   /** HTTP/2 beside HTTP/1.1 on a TLS listener, chosen by ALPN (see h2-front.ts); absent: HTTP/1.1 only. */
   readonly http2?: Http2FrontSettings;
+  /** A TLS listener's server-level behaviour: SNI, handshake timeout, OCSP stapling, handshake failures. */
+  readonly tlsServer?: TlsServerHooks;
+}
+
+/** What a TLS listener asks of its owner beyond the default secure context (see src/tls/tls-serving.ts). */
+export interface TlsServerHooks {
+  /** Server options: the SNI callback and the handshake timeout. */
+  readonly options: Pick<TlsOptions, 'SNICallback' | 'handshakeTimeout'>;
+  /** A handshake that failed (protocol, cipher, certificate, timeout, reset); the socket is destroyed already. */
+  handshakeFailed(err: NodeJS.ErrnoException, socket: TLSSocket): void;
+  /** A client asked for the certificate's status (OCSP stapling): `done` with the response, or none. */
+  ocspRequest(certificate: Buffer, issuer: Buffer, done: (err: Error | null, response?: Buffer) => void): void;
 }
 
 /** The request being handled on a connection, as far as connection-level errors concern it. */
@@ -99,7 +111,7 @@ function defaultFactory(settings: ListenerSettings): ServerFactory {
   if (tls === undefined) return createServer;
   const peer = settings.peer ?? {};
   const alpn = settings.http2 === undefined ? {} : { ALPNProtocols: [...ALPN_PROTOCOLS] };
-  return (options, handler) => createHttpsServer({ ...options, ...tls, ...peer, ...alpn }, handler);
+  return (options, handler) => createHttpsServer({ ...options, ...tls, ...peer, ...alpn, ...settings.tlsServer?.options }, handler);
 }
 
 /**
@@ -133,6 +145,19 @@ export class Listener {
       this.server.on('checkExpectation', (req, res) => this.server.emit('request', req, res));
     }
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
+    const hooks = settings.tlsServer;
+    if (hooks !== undefined && this.server instanceof HttpsServer) {
+      // node:https passes handshake failures on as 'clientError', which would answer them in plain
+      // HTTP over a connection that never became TLS: they are counted and sampled here instead.
+      this.server.removeAllListeners('tlsClientError');
+      this.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+        socket.destroy();
+        // A refused client certificate is the host's to record (once); every other failure is sampled here.
+        if (host.tlsClientError?.(err, socket) === true) return;
+        hooks.handshakeFailed(err, socket);
+      });
+      this.server.on('OCSPRequest', (certificate: Buffer, issuer: Buffer, done: (err: Error | null, response?: Buffer) => void) => hooks.ocspRequest(certificate, issuer, done));
+    }
     // No 'upgrade' listener: Node then hands upgrade offers to the request handler like any request,
     // which ignores an h2c offer and refuses every other upgrade; nothing is ever tunnelled.
     // CONNECT would turn the listener into an open tunnel; answered, recorded, never tunnelled.

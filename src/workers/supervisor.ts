@@ -19,6 +19,7 @@ import { Metrics } from '../observability/metrics.js';
 import { insecureUpstreams } from '../proxy/upstream-tls-report.js';
 import { READY, readiness, ReadinessWatch, type ComponentReadiness, type Readiness } from '../lifecycle/readiness.js';
 import { restartOnlyValues, type InEffect, type RestartOnlyValues } from '../lifecycle/restart-only.js';
+import { ConfigUpkeep, refreshSigningKey } from '../server/config-upkeep.js';
 import { compileInEffect, jwksUris } from '../server/gateway.js';
 import { Listener } from '../server/listener.js';
 import { HostState } from './host-state.js';
@@ -102,6 +103,8 @@ export class Supervisor implements AdminHost {
   private fileVersion: string;
   private pendingRestart: readonly string[];
   private readonly watch: ReadinessWatch;
+  /** The host's file watch and certificate expiry warnings (workers do neither). */
+  private readonly upkeep: ConfigUpkeep;
 
   private constructor(effect: InEffect, private readonly options: SupervisorOptions, logger: Logger) {
     const config = effect.config;
@@ -116,6 +119,7 @@ export class Supervisor implements AdminHost {
     this.metrics.configInfo.set({ version: config.version }, 1);
     this.metrics.configRestartRequired.set(effect.restartRequired.length);
     this.watch = new ReadinessWatch(() => this.evaluateReadiness(), logger, this.clock);
+    this.upkeep = new ConfigUpkeep({ clock: this.clock, logger, reload: () => this.reload(), append: (record) => this.audit.append(record) });
     this.hostState = new HostState({ logger, clock: this.clock, metrics: this.metrics });
     this.hostSync = new HostSync({ logger, clock: this.clock, metrics: this.metrics });
     if (config.admin.enabled) {
@@ -157,6 +161,7 @@ export class Supervisor implements AdminHost {
     const admin = this.admin?.address()?.port ?? null;
     this.logger.info({ http: this.port, admin, version: this.config.version, routes: this.config.routes.length, workers: this.members.size }, 'gateway listening');
     this.watch.start();
+    this.upkeep.follow(this.config);
     return { http: this.port ?? 0, admin };
   }
 
@@ -263,6 +268,7 @@ export class Supervisor implements AdminHost {
   }
 
   private async reloadAll(): Promise<ReloadResult> {
+    refreshSigningKey(this.audit, this.logger);
     let effect: InEffect;
     try {
       effect = compileInEffect(await loadConfigFile(this.config.file, this.options.env), this.running, { clock: this.clock });
@@ -297,6 +303,7 @@ export class Supervisor implements AdminHost {
       this.metrics.configRestartRequired.set(effect.restartRequired.length);
       this.metrics.keepJwks(jwksUris(next));
       this.metrics.reloads.inc({ result: 'applied' });
+      this.upkeep.follow(next);
       if (effect.restartRequired.length > 0) {
         this.logger.warn({ options: effect.restartRequired, fileVersion: effect.fileVersion, version: next.version }, 'these options change only on restart; the running values stay');
       }
@@ -414,6 +421,7 @@ export class Supervisor implements AdminHost {
     if (this.draining) return;
     this.draining = true;
     this.watch.stop();
+    this.upkeep.stop();
     const members = [...this.members.values()];
     const exited = members.map((m) => new Promise<void>((done) => {
       if (m.worker.isDead()) { done(); return; }

@@ -95,7 +95,9 @@ async function main(): Promise<void> {
     process.send({ t: LIFECYCLE, op: 'failed', message: err.message } satisfies FromWorker, undefined, {}, () => process.exit(START_FAILED_EXIT));
     return;
   }
-  send({ t: LIFECYCLE, op: 'listening', version: gateway.config.version, port: gateway.addresses().http.port });
+  // The host's proxy port: the plain listener's, or the HTTPS one's when there is no plain listener (mode off).
+  const addresses = gateway.addresses();
+  send({ t: LIFECYCLE, op: 'listening', version: gateway.config.version, port: addresses.http?.port ?? addresses.https?.port ?? 0 });
 }
 
 main().catch((err: unknown) => {

@@ -84,8 +84,8 @@ export async function startGateway(
   const adminUrl = `http://127.0.0.1:${addresses.admin?.port ?? 0}`;
   return {
     gateway,
-    url: `http://127.0.0.1:${addresses.http.port}`,
-    port: addresses.http.port,
+    url: `http://127.0.0.1:${addresses.http?.port ?? 0}`,
+    port: addresses.http?.port ?? 0,
     httpsUrl: addresses.https == null ? null : `https://127.0.0.1:${addresses.https.port}`,
     adminUrl,
     dir,

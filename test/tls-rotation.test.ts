@@ -1,6 +1,6 @@
 // Rotation without restart: the files a running config read are polled and a stable change
 // reloads it (a certificate and its key replaced one after the other reload once); under load no
-// request fails while certificates are replaced by rename; a bad replacement is refused and the old
+// request fails while the server certificate and the client CA bundle are replaced by rename; a bad replacement is refused and the old
 // keeps serving; `audit rotate-key` is taken by the running gateway and the whole trail verifies.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,10 +12,10 @@ import { PassThrough } from 'node:stream';
 import { createLogger } from '../src/observability/logger.js';
 import { FileWatch } from '../src/server/file-watch.js';
 import { rotateSigningKey } from '../src/audit/signing-key.js';
-import { issueCertificate, type IssuedCertificate } from '../src/tls/issue-certificates.js';
+import { issueCertificate, issueCertificateAuthority, type IssuedCertificate } from '../src/tls/issue-certificates.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
-import { handshake, testPki, type TestPki } from './harness/tls.js';
+import { handshake, httpsGet, testPki, type TestPki } from './harness/tls.js';
 import { ManualClock } from './harness/manual-clock.js';
 import { verifyJson } from './harness/audit-verify-cli.js';
 
@@ -154,20 +154,32 @@ describe('rotation without restart, under load', () => {
   const cert = (issued: IssuedCertificate): Promise<void> => replace(join(tls, 'server.crt'), issued.cert);
   const key = (issued: IssuedCertificate): Promise<void> => replace(join(tls, 'server.key'), issued.key);
   const fresh = (): Promise<IssuedCertificate> => issueCertificate({ commonName: 'localhost', dns: ['localhost'], ips: ['127.0.0.1'], extendedKeyUsage: ['serverAuth'] }, pki.ca);
+  // Client certificates: the bundle trusts clientCaA at start; clientCaB is added under load.
+  let clientCaA: IssuedCertificate;
+  let clientCaB: IssuedCertificate;
+  let clientB: IssuedCertificate;
 
   before(async () => {
     upstream = await startEchoUpstream();
     pki = await testPki();
+    clientCaA = await issueCertificateAuthority('Clients CA A');
+    clientCaB = await issueCertificateAuthority('Clients CA B');
+    clientB = await issueCertificate({ commonName: 'rotated-service', extendedKeyUsage: ['clientAuth'] }, clientCaB);
     gw = await startGateway({
-      listen: { https: { cert: 'tls/server.crt', key: 'tls/server.key' } },
+      listen: { https: { cert: 'tls/server.crt', key: 'tls/server.key', clientAuth: { mode: 'request', ca: 'tls/clients-ca.crt' } } },
       reload: { watchIntervalMs: 50 },
       upstreams: { echo: { targets: [upstream.url] } },
-      routes: [{ name: 'open', match: { path: '/open/**' }, upstream: 'echo', public: true }],
+      authenticators: { services: { type: 'mtls', subjectFrom: 'cn', identities: [{ match: { cn: 'rotated-service' }, roles: ['service'] }] } },
+      routes: [
+        { name: 'open', match: { path: '/open/**' }, upstream: 'echo', public: true },
+        { name: 'svc', match: { path: '/svc/**' }, upstream: 'echo', authenticate: ['services'] },
+      ],
     }, {
       beforeStart: async (dir) => {
         await mkdir(join(dir, 'tls'));
         await writeFile(join(dir, 'tls', 'server.crt'), pki.server.cert);
         await writeFile(join(dir, 'tls', 'server.key'), pki.server.key);
+        await writeFile(join(dir, 'tls', 'clients-ca.crt'), clientCaA.cert);
       },
     });
     port = Number(new URL(gw.httpsUrl ?? '').port);
@@ -178,7 +190,7 @@ describe('rotation without restart, under load', () => {
     await upstream.close();
   });
 
-  it('swaps certificates replaced by rename while requests flow: none fails, new handshakes see each new certificate, a bad key is refused', async () => {
+  it('swaps certificates and a CA bundle replaced by rename while requests flow: none fails, new handshakes see each new certificate and CA, a bad key is refused', async () => {
     const amount = 1500;
     // Bounded by count (and a timeout per request); connections are re-made every 10 requests so
     // handshakes keep happening across each swap.
@@ -201,6 +213,12 @@ describe('rotation without restart, under load', () => {
     // The matching certificate arrives: taken.
     await cert(stray);
     await until('the third certificate', async () => (await presented(port, pki.ca.cert)) === stray.fingerprint256);
+
+    // The client CA bundle gains a CA: its clients are refused before, admitted once the watch took it.
+    const asB = { ca: pki.ca.cert, servername: 'localhost', cert: clientB.cert, key: clientB.key };
+    assert.equal((await httpsGet(`${gw.httpsUrl}/svc/before`, pki.ca.cert, asB)).status, 401);
+    await replace(join(tls, 'clients-ca.crt'), clientCaA.cert + clientCaB.cert);
+    await until('the new client CA', async () => (await httpsGet(`${gw.httpsUrl}/svc/after`, pki.ca.cert, asB)).status === 200);
 
     const result = await load;
     assert.equal(result.errors, 0);

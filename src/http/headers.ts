@@ -234,7 +234,9 @@ export function resolveClientIp(peer: string, xff: string | null, peerTrusted: b
 /** Copies upstream response headers for the client, dropping hop-by-hop ones and those named in `Connection`. */
 export function responseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  const connection = headers.connection;
+  // Repeated Connection fields are one list (RFC 9110 §5.3): a header the second one names is as
+  // hop-by-hop as one the first names.
+  const connection = Array.isArray(headers.connection) ? headers.connection.join(',') : headers.connection;
   // `keep-alive` and `close` name no other header (the common case, without building a list).
   const listed = typeof connection === 'string' && connection !== 'keep-alive' && connection !== 'close'
     ? connection.toLowerCase().split(',').map((t) => t.trim()) : null;

@@ -59,6 +59,11 @@ export interface InboundHeaders {
   readonly host: string | null;
   readonly hostCount: number;
   readonly xForwardedFor: string | null;
+  /**
+   * Every X-Forwarded-Proto field, joined with ", " as RFC 9110 §5.3 reads repeated fields: two
+   * fields say the same as one with a list, so neither spelling is believed as a single scheme
+   * (a proxy that appends its own field after a client's cannot be overridden by the first one).
+   */
   readonly xForwardedProto: string | null;
   /** The client's X-Request-Id (or configured name); used only when the peer is a trusted proxy. */
   readonly requestId: string | null;
@@ -131,7 +136,7 @@ export function readInboundHeaders(raw: readonly string[], connection: string | 
     switch (normalised) {
       case 'host': if (!underscored) { hostCount++; host ??= value; } continue;
       case 'x-forwarded-for': if (!underscored) xff = xff === null ? value : `${xff}, ${value}`; continue;
-      case 'x-forwarded-proto': if (!underscored) xfp ??= value; continue;
+      case 'x-forwarded-proto': if (!underscored) xfp = xfp === null ? value : `${xfp}, ${value}`; continue;
       case 'x-forwarded-host': continue; // recomputed from Host, which routing used
       default: break;
     }
@@ -229,7 +234,9 @@ export function resolveClientIp(peer: string, xff: string | null, peerTrusted: b
 /** Copies upstream response headers for the client, dropping hop-by-hop ones and those named in `Connection`. */
 export function responseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  const connection = headers.connection;
+  // Repeated Connection fields are one list (RFC 9110 §5.3): a header the second one names is as
+  // hop-by-hop as one the first names.
+  const connection = Array.isArray(headers.connection) ? headers.connection.join(',') : headers.connection;
   // `keep-alive` and `close` name no other header (the common case, without building a list).
   const listed = typeof connection === 'string' && connection !== 'keep-alive' && connection !== 'close'
     ? connection.toLowerCase().split(',').map((t) => t.trim()) : null;

@@ -28,7 +28,7 @@ export function redirectToHttps(httpsPort: () => number): Stage {
 export function redirectPath(settings: RequestPathSettings, auditHealthy: () => boolean, httpsPort: () => number): RequestPath {
   return Object.freeze({
     edge: Object.freeze([auditReady(auditHealthy), target(settings.target), headerCount(settings.limits.maxHeaderCount), host, framing, redirectToHttps(httpsPort)]),
-    response: Object.freeze([requestIdHeader(settings.requestIdHeader), connectionClose, securityHeaders]),
+    response: Object.freeze([requestIdHeader(settings.requestIdHeader), connectionClose, securityHeaders(settings.securityHeaders)]),
   });
 }
 

@@ -35,9 +35,9 @@ export function corsPreflight(policy: CorsPolicy): Stage {
 /**
  * On a route with a CORS policy, the policy is the one truth: CORS headers an upstream sent are
  * removed, and an allowed origin gets Access-Control-Allow-Origin (its own origin, or `*` when the
- * policy allows every origin without credentials), -Allow-Credentials and -Expose-Headers.
- * `Vary: Origin` is added whenever the answer depends on the origin. Routes without a policy keep
- * what the upstream sent, and the gateway adds nothing.
+ * policy allows every origin without credentials, then on every response), -Allow-Credentials and
+ * -Expose-Headers. `Vary: Origin` is added whenever the answer depends on the origin. Routes
+ * without a policy keep what the upstream sent, and the gateway adds nothing.
  */
 export const corsHeaders: ResponseStage = {
   name: 'cors',
@@ -48,10 +48,18 @@ export const corsHeaders: ResponseStage = {
       for (const name of Object.keys(headers)) if (name.toLowerCase().startsWith('access-control-')) Reflect.deleteProperty(headers, name);
     }
     if (ex.preflight) { addVary(headers, PREFLIGHT_VARY); return; }
-    if (!policy.origins.any) addVary(headers, ['Origin']);
-    const origin = ex.req.headers.origin;
-    if (origin === undefined || !corsAllows(policy, origin)) return;
-    headers['access-control-allow-origin'] = policy.origins.any && !policy.credentials ? '*' : origin;
+    // A policy of every origin answers `*` on every response, with an Origin or without: the
+    // response is then the same for all, and a shared cache may keep one copy. Any other answer
+    // depends on the Origin, and says so in Vary (a copy kept for one origin, or for a request
+    // without one, is never served to another).
+    const open = policy.origins.any && !policy.credentials;
+    if (open) headers['access-control-allow-origin'] = '*';
+    else {
+      addVary(headers, ['Origin']);
+      const origin = ex.req.headers.origin;
+      if (origin === undefined || !corsAllows(policy, origin)) return;
+      headers['access-control-allow-origin'] = origin;
+    }
     if (policy.credentials) headers['access-control-allow-credentials'] = 'true';
     if (policy.exposeHeaders !== '') headers['access-control-expose-headers'] = policy.exposeHeaders;
   },

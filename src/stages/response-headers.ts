@@ -23,7 +23,8 @@ export function rateLimitHeaders(mode: HeaderMode): ResponseStage {
  * own answers are never cached and never sniffed as another media type, whatever the config says.
  * On relayed responses, the upstream headers `removeUpstream` names are dropped, and the gateway's
  * values replace the upstream's unless `keepUpstream` names the header and the upstream sent it.
- * Strict-Transport-Security goes only on responses to requests that arrived over TLS (`ex.secure`).
+ * Strict-Transport-Security goes only on responses to requests that arrived over TLS (`ex.secure`);
+ * on others, an upstream's is removed as well (unless `keepUpstream` names it).
  */
 export function securityHeaders(global: SecurityHeaderSet): ResponseStage {
   return {
@@ -41,8 +42,13 @@ export function securityHeaders(global: SecurityHeaderSet): ResponseStage {
         if (!keep || !set.keepUpstream.has(name) || headers[name] === undefined) headers[name] = value;
       }
       const sts = set.strictTransportSecurity;
-      if (sts !== null && ex.secure && (!keep || !set.keepUpstream.has('strict-transport-security') || headers['strict-transport-security'] === undefined)) {
-        headers['strict-transport-security'] = sts;
+      if (sts !== null && (!keep || !set.keepUpstream.has('strict-transport-security') || headers['strict-transport-security'] === undefined)) {
+        // The gateway's value replaces the upstream's on a plain-HTTP request too, where that value
+        // is none: an upstream's own (a max-age=0 that clears the browser's memory of HTTPS, an
+        // includeSubDomains the config left out) never reaches a client through a TLS-terminating
+        // proxy the gateway was not told about.
+        if (ex.secure) headers['strict-transport-security'] = sts;
+        else Reflect.deleteProperty(headers, 'strict-transport-security');
       }
     },
   };

@@ -56,6 +56,7 @@ before(async () => {
       { name: 'raw', match: { path: '/raw/**', methods: ['GET', 'OPTIONS'] }, upstream: 'noisy', public: true },
       { name: 'anything', match: { path: '/anything/**' }, upstream: 'echo', public: true, cors: 'app' },
       { name: 'open', match: { path: '/open/**', methods: ['GET'] }, upstream: 'echo', public: true, cors: 'anyone' },
+      { name: 'override', match: { path: '/override/**', methods: ['POST', 'PATCH', 'DELETE'] }, upstream: 'echo', public: true, allowMethodOverride: true, cors: 'app' },
     ],
   });
 });
@@ -275,6 +276,27 @@ describe('actual requests', () => {
     const preflightPath = fresh('/public');
     const twice = await send('OPTIONS', preflightPath, [`Origin: ${APP}`, 'Access-Control-Request-Method: GET', 'Access-Control-Request-Method: POST']);
     assertProblem(twice, 400, 'ambiguous_header');
+  });
+});
+
+describe('method override under a CORS policy', () => {
+  it('lets a browser\'s request become only a method the policy allows: a form POST cannot turn into what a preflight would refuse', async () => {
+    // PATCH is a method of the route, not of the policy: a preflight for it is refused, so an
+    // override that needs none must be too.
+    for (const spelling of ['X-HTTP-Method-Override: PATCH', null] as const) {
+      const path = fresh('/override/patch');
+      const target = spelling === null ? `${path}?_method=PATCH` : path;
+      const res = await send('POST', target, [`Origin: ${APP}`, 'Content-Type: application/x-www-form-urlencoded', ...(spelling === null ? [] : [spelling])], 'a=1');
+      assertProblem(res, 405, 'method_not_allowed');
+      assert.equal(forwarded(path) || forwarded(target), false);
+      const record = await oneAuditRecordFor(gw, path);
+      assert.match(record.detail ?? '', /CORS policy app does not allow it/);
+    }
+    // DELETE is the policy's: allowed from the browser; PATCH without Origin (no browser) too.
+    const del = fresh('/override/delete');
+    assert.equal((await send('POST', `${del}?_method=DELETE`, [`Origin: ${APP}`], 'a=1')).status, 200);
+    const tool = fresh('/override/tool');
+    assert.equal((await send('POST', tool, ['X-HTTP-Method-Override: PATCH'], 'a=1')).status, 200);
   });
 });
 

@@ -156,17 +156,27 @@ export const methodOverride: Stage = {
     const fromQuery = query === '' ? [] : paramValues(query, METHOD_OVERRIDE_PARAM);
     const first = inbound.methodOverride ?? (fromQuery[0] === undefined ? null : { name: `query ${METHOD_OVERRIDE_PARAM}`, value: fromQuery[0] });
     if (first === null) return undefined;
-    return checkOverride(routed, first, inbound.methodOverrides + fromQuery.length);
+    return checkOverride(routed, first, inbound.methodOverrides + fromQuery.length, ex.req.headers.origin !== undefined);
   },
 };
 
-function checkOverride(routed: Route, override: { readonly name: string; readonly value: string }, count: number): Denial | undefined {
+/** Methods a browser sends cross-origin without a preflight (the Fetch standard's CORS-safelisted methods). */
+const SAFELISTED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST']);
+
+function checkOverride(routed: Route, override: { readonly name: string; readonly value: string }, count: number, fromBrowser: boolean): Denial | undefined {
   if (count > 1) return deny('ambiguous_header', `${count} method-override headers`);
   const method = override.value.trim();
   const allowed = routed.methods;
   if (allowed === null || !allowed.has(method)) {
     const allow = allowed === null ? '' : [...allowed].sort().join(', ');
     return deny('method_not_allowed', `${override.name}: ${method.slice(0, 20)} not in ${allow}`, { allow });
+  }
+  // A page's form POST with `?_method=DELETE` needs no preflight: on a route with a CORS policy, a
+  // browser's request (it carries Origin) may become only a method the policy would have let a
+  // preflight ask for, so an override never grants what the policy refuses (CSRF).
+  const cors = routed.cors;
+  if (fromBrowser && cors !== null && !SAFELISTED_METHODS.has(method) && !cors.methods.has(method)) {
+    return deny('method_not_allowed', `${override.name}: ${method.slice(0, 20)} from a browser origin, and CORS policy ${cors.name} does not allow it`, { allow: [...allowed].sort().join(', ') });
   }
   return undefined;
 }

@@ -3,19 +3,13 @@
 // plain listener at all.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { rawRequest } from './harness/raw-client.js';
-import { httpsGet, testPki, writeCertificate, type TestPki } from './harness/tls.js';
+import { httpsGet, testPki, withServerCertificate, type TestPki } from './harness/tls.js';
 
 const head = (target: string, lines: readonly string[], method = 'GET'): string => [`${method} ${target} HTTP/1.1`, ...lines].join('\r\n') + '\r\n\r\n';
 
-async function withTls(pki: TestPki, dir: string): Promise<void> {
-  await mkdir(join(dir, 'tls'));
-  await writeCertificate(join(dir, 'tls'), 'server', pki.server);
-}
 
 describe('listen.http.mode: redirect', () => {
   let upstream: EchoUpstream;
@@ -29,7 +23,7 @@ describe('listen.http.mode: redirect', () => {
       listen: { http: { mode: 'redirect' }, https: { cert: 'tls/server.crt', key: 'tls/server.key' } },
       upstreams: { echo: { targets: [upstream.url] } },
       routes: [{ name: 'open', match: { path: '/open/**' }, upstream: 'echo', public: true }],
-    }, { beforeStart: (dir) => withTls(pki, dir) });
+    }, { beforeStart: withServerCertificate(pki) });
     httpsPort = Number(new URL(gw.httpsUrl ?? '').port);
   });
   after(async () => {
@@ -113,7 +107,7 @@ describe('listen.http.mode: off', () => {
       listen: { http: { mode: 'off' }, https: { cert: 'tls/server.crt', key: 'tls/server.key' } },
       upstreams: { echo: { targets: [upstream.url] } },
       routes: [{ name: 'open', match: { path: '/open/**' }, upstream: 'echo', public: true }],
-    }, { beforeStart: (dir) => withTls(pki, dir) });
+    }, { beforeStart: withServerCertificate(pki) });
   });
   after(async () => {
     await gw.close();

@@ -119,10 +119,10 @@ describe('HTTP/2 on the HTTPS listener', () => {
 
   /**
    * The counter once it reached `value` (a session is counted when the server's side of it has
-   * closed, which may follow the client's by a moment), or its last reading after 3 s.
+   * closed, which may follow the client's by a moment), or its last reading after 10 s (a bound, not a wait).
    */
   async function metricReaching(name: string, labels: string, value: number): Promise<number> {
-    const deadline = Date.now() + 3000;
+    const deadline = Date.now() + 10_000;
     let seen = await metric(name, labels);
     while (seen < value && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -596,7 +596,7 @@ describe('HTTP/2 settings', () => {
       assert.equal(code, H2_ERROR.NO_ERROR);
       let text = '';
       // Counted once the server's side has closed, which may follow the client's by a moment.
-      for (const deadline = Date.now() + 3000; !/^portcullis_http2_sessions_closed_total\{reason="idle"\} 1$/m.test(text) && Date.now() < deadline;) {
+      for (const deadline = Date.now() + 10_000; !/^portcullis_http2_sessions_closed_total\{reason="idle"\} 1$/m.test(text) && Date.now() < deadline;) {
         text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
         await new Promise((resolve) => setTimeout(resolve, 20));
       }

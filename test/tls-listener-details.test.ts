@@ -13,21 +13,13 @@ import { X509Certificate } from 'node:crypto';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
 import { configProblems } from './harness/config.js';
-import { handshake, testPki, writeCertificate, type TestPki } from './harness/tls.js';
+import { handshake, presentedCertificate, testPki, withServerCertificate, writeCertificate, type TestPki } from './harness/tls.js';
 import { openssl, sClient } from './harness/openssl.js';
 import { issueCertificate, type IssuedCertificate } from '../src/tls/issue-certificates.js';
 import type { AuditRecord } from '../src/audit/audit-record.js';
 
 const tlsDir = async (dir: string): Promise<string> => { const d = join(dir, 'tls'); await mkdir(d, { recursive: true }); return d; };
 
-/** The fingerprint of the certificate the listener presents for `servername` (none: no SNI). */
-async function presented(port: number, ca: string, servername?: string): Promise<string> {
-  const result = await handshake(port, { ca, ...(servername === undefined ? {} : { servername }), checkServerIdentity: () => undefined });
-  if (!result.ok) throw result.error;
-  const fingerprint = result.socket.getPeerCertificate().fingerprint256;
-  result.socket.destroy();
-  return fingerprint;
-}
 
 function metricValue(text: string, name: string, labels: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
@@ -75,14 +67,14 @@ describe('HTTPS listener: SNI, profile, OCSP stapling, handshake failures', () =
 
   it('chooses the certificate by SNI: exact names, one-label wildcards, the default otherwise', async () => {
     const ca = pki.ca.cert;
-    assert.equal(await presented(port, ca, 'a.example.test'), a.fingerprint256);
-    assert.equal(await presented(port, ca, 'A.EXAMPLE.TEST'), a.fingerprint256, 'names compare lower-cased');
-    assert.equal(await presented(port, ca, 'a2.example.test'), a.fingerprint256, 'every DNS SAN by default');
-    assert.equal(await presented(port, ca, 'x.wild.example.test'), wild.fingerprint256);
-    assert.equal(await presented(port, ca, 'wild.example.test'), pki.server.fingerprint256, 'a wildcard never covers its apex');
-    assert.equal(await presented(port, ca, 'y.x.wild.example.test'), pki.server.fingerprint256, 'a wildcard covers one label only');
-    assert.equal(await presented(port, ca, 'unknown.test'), pki.server.fingerprint256);
-    assert.equal(await presented(port, ca), pki.server.fingerprint256, 'no SNI: the default certificate');
+    assert.equal(await presentedCertificate(port, ca, 'a.example.test'), a.fingerprint256);
+    assert.equal(await presentedCertificate(port, ca, 'A.EXAMPLE.TEST'), a.fingerprint256, 'names compare lower-cased');
+    assert.equal(await presentedCertificate(port, ca, 'a2.example.test'), a.fingerprint256, 'every DNS SAN by default');
+    assert.equal(await presentedCertificate(port, ca, 'x.wild.example.test'), wild.fingerprint256);
+    assert.equal(await presentedCertificate(port, ca, 'wild.example.test'), pki.server.fingerprint256, 'a wildcard never covers its apex');
+    assert.equal(await presentedCertificate(port, ca, 'y.x.wild.example.test'), pki.server.fingerprint256, 'a wildcard covers one label only');
+    assert.equal(await presentedCertificate(port, ca, 'unknown.test'), pki.server.fingerprint256);
+    assert.equal(await presentedCertificate(port, ca), pki.server.fingerprint256, 'no SNI: the default certificate');
   });
 
   it('lists every certificate in the expiry metric', async () => {
@@ -97,8 +89,8 @@ describe('HTTPS listener: SNI, profile, OCSP stapling, handshake failures', () =
     await writeCertificate(join(gw.dir, 'tls'), 'a', renewed);
     const reloaded = await gw.gateway.reload();
     assert.equal(reloaded.ok, true, JSON.stringify(reloaded));
-    assert.equal(await presented(port, pki.ca.cert, 'a.example.test'), renewed.fingerprint256);
-    assert.equal(await presented(port, pki.ca.cert, 'a2.example.test'), pki.server.fingerprint256, 'a name the renewed certificate no longer has');
+    assert.equal(await presentedCertificate(port, pki.ca.cert, 'a.example.test'), renewed.fingerprint256);
+    assert.equal(await presentedCertificate(port, pki.ca.cert, 'a2.example.test'), pki.server.fingerprint256, 'a name the renewed certificate no longer has');
   });
 
   it('staples the OCSP response when a client asks for the status (openssl s_client -status)', async () => {
@@ -185,7 +177,7 @@ describe('HTTPS listener: a handshake flood', () => {
       listen: { https: { cert: 'tls/server.crt', key: 'tls/server.key' } },
       upstreams: { echo: { targets: [upstream.url] } },
       routes: [{ name: 'open', match: { path: '/open/**' }, upstream: 'echo', public: true }],
-    }, { beforeStart: async (dir) => { await writeCertificate(await tlsDir(dir), 'server', pki.server); } });
+    }, { beforeStart: withServerCertificate(pki) });
   });
   after(async () => {
     await gw.close();
@@ -241,7 +233,7 @@ describe('HTTPS listener: the modern profile', () => {
       listen: { https: { cert: 'tls/server.crt', key: 'tls/server.key', profile: 'modern' } },
       upstreams: { echo: { targets: [upstream.url] } },
       routes: [{ name: 'open', match: { path: '/open/**' }, upstream: 'echo', public: true }],
-    }, { beforeStart: async (dir) => { await writeCertificate(await tlsDir(dir), 'server', pki.server); } });
+    }, { beforeStart: withServerCertificate(pki) });
   });
   after(async () => {
     await gw.close();

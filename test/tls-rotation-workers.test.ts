@@ -9,15 +9,8 @@ import { issueCertificate } from '../src/tls/issue-certificates.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGatewayProcess, type GatewayProcess } from './harness/gateway.js';
 import { freePort } from './harness/free-port.js';
-import { handshake, testPki, type TestPki } from './harness/tls.js';
+import { presentedCertificate, testPki, type TestPki } from './harness/tls.js';
 
-async function presented(port: number, ca: string): Promise<string> {
-  const result = await handshake(port, { ca, servername: 'localhost' });
-  if (!result.ok) throw result.error;
-  const fingerprint = result.socket.getPeerCertificate().fingerprint256;
-  result.socket.destroy();
-  return fingerprint;
-}
 
 describe('rotation without restart under --workers', () => {
   let upstream: EchoUpstream;
@@ -47,7 +40,7 @@ describe('rotation without restart under --workers', () => {
   });
 
   it('reloads every worker when the primary sees the certificate replaced', async () => {
-    assert.equal(await presented(port, pki.ca.cert), pki.server.fingerprint256);
+    assert.equal(await presentedCertificate(port, pki.ca.cert, 'localhost'), pki.server.fingerprint256);
     const renewed = await issueCertificate({ commonName: 'localhost', dns: ['localhost'], ips: ['127.0.0.1'], extendedKeyUsage: ['serverAuth'] }, pki.ca);
     for (const [name, text] of [['server.key', renewed.key], ['server.crt', renewed.cert]] as const) {
       await writeFile(join(certs, `${name}.tmp`), text, { mode: 0o600 });
@@ -56,7 +49,7 @@ describe('rotation without restart under --workers', () => {
     assert.ok(await gw.logged('files the config uses changed; reloading', 15_000), gw.stdout.join('\n'));
     assert.ok(await gw.logged('config reloaded on every worker', 15_000), gw.stdout.join('\n'));
     // Connections are spread over the workers: every one of these handshakes sees the new certificate.
-    for (let i = 0; i < 8; i++) assert.equal(await presented(port, pki.ca.cert), renewed.fingerprint256, `handshake ${i}`);
+    for (let i = 0; i < 8; i++) assert.equal(await presentedCertificate(port, pki.ca.cert, 'localhost'), renewed.fingerprint256, `handshake ${i}`);
     const lines = gw.stdout.filter((l) => l.includes('files the config uses changed'));
     assert.ok(lines.every((l) => l.includes('"primary":true')), 'only the primary watches');
   });

@@ -15,7 +15,7 @@ import { rotateSigningKey } from '../src/audit/signing-key.js';
 import { issueCertificate, issueCertificateAuthority, type IssuedCertificate } from '../src/tls/issue-certificates.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
-import { handshake, httpsGet, testPki, type TestPki } from './harness/tls.js';
+import { httpsGet, presentedCertificate, testPki, type TestPki } from './harness/tls.js';
 import { ManualClock } from './harness/manual-clock.js';
 import { verifyJson } from './harness/audit-verify-cli.js';
 
@@ -41,13 +41,6 @@ async function replace(path: string, text: string): Promise<void> {
   await rename(tmp, path);
 }
 
-async function presented(port: number, ca: string): Promise<string> {
-  const result = await handshake(port, { ca, servername: 'localhost' });
-  if (!result.ok) throw result.error;
-  const fingerprint = result.socket.getPeerCertificate().fingerprint256;
-  result.socket.destroy();
-  return fingerprint;
-}
 
 describe('file watch: a stable change reloads once', () => {
   let dir: string;
@@ -199,7 +192,7 @@ describe('rotation without restart, under load', () => {
     const second = await fresh();
     await key(second);
     await cert(second);
-    await until('the second certificate', async () => (await presented(port, pki.ca.cert)) === second.fingerprint256);
+    await until('the second certificate', async () => (await presentedCertificate(port, pki.ca.cert, 'localhost')) === second.fingerprint256);
 
     // A key that is not the certificate's: the reload is refused, the running certificate stays.
     const stray = await fresh();
@@ -208,11 +201,11 @@ describe('rotation without restart, under load', () => {
     await until('the refusal', () => gw.logs.filter((l) => l.includes('config reload rejected')).length > rejectedBefore);
     const refusal = gw.logs.filter((l) => l.includes('config reload rejected')).at(-1) ?? '';
     assert.match(refusal, /listen\.https\.key.*not the private key/);
-    assert.equal(await presented(port, pki.ca.cert), second.fingerprint256, 'the old material keeps serving');
+    assert.equal(await presentedCertificate(port, pki.ca.cert, 'localhost'), second.fingerprint256, 'the old material keeps serving');
 
     // The matching certificate arrives: taken.
     await cert(stray);
-    await until('the third certificate', async () => (await presented(port, pki.ca.cert)) === stray.fingerprint256);
+    await until('the third certificate', async () => (await presentedCertificate(port, pki.ca.cert, 'localhost')) === stray.fingerprint256);
 
     // The client CA bundle gains a CA: its clients are refused before, admitted once the watch took it.
     const asB = { ca: pki.ca.cert, servername: 'localhost', cert: clientB.cert, key: clientB.key };

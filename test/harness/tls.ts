@@ -1,6 +1,6 @@
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { connect, TLSSocket, type ConnectionOptions } from 'node:tls';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { issueCertificate, issueCertificateAuthority, type CertificateSpec, type IssuedCertificate } from '../../src/tls/issue-certificates.js';
 
@@ -59,4 +59,21 @@ export function handshake(port: number, options: ConnectionOptions): Promise<{ o
     socket.once('secureConnect', () => resolve({ ok: true, socket }));
     socket.once('error', (error: NodeJS.ErrnoException) => { socket.destroy(); resolve({ ok: false, error }); });
   });
+}
+
+/** A `beforeStart` that writes the PKI's server certificate and key as `tls/server.crt` and `tls/server.key`. */
+export function withServerCertificate(pki: TestPki): (dir: string) => Promise<void> {
+  return async (dir) => {
+    await mkdir(join(dir, 'tls'), { recursive: true });
+    await writeCertificate(join(dir, 'tls'), 'server', pki.server);
+  };
+}
+
+/** The fingerprint of the certificate a TLS listener presents for `servername` (none: no SNI); the name is not verified. */
+export async function presentedCertificate(port: number, ca: string, servername?: string): Promise<string> {
+  const result = await handshake(port, { ca, ...(servername === undefined ? {} : { servername }), checkServerIdentity: () => undefined });
+  if (!result.ok) throw result.error;
+  const fingerprint = result.socket.getPeerCertificate().fingerprint256;
+  result.socket.destroy();
+  return fingerprint;
 }

@@ -12,6 +12,39 @@ function metricValue(text: string, name: string, labels: string): number {
   return line === undefined ? 0 : Number(line.split(' ').at(-1));
 }
 
+describe('clientAuth.mode require: who was refused', () => {
+  let pki: ClientPki;
+  let upstream: EchoUpstream;
+  let gw: TestGateway;
+  before(async () => {
+    pki = await clientPki();
+    upstream = await startEchoUpstream();
+    gw = await startGateway({
+      listen: { https: { cert: 'tls/server.crt', key: 'tls/server.key', clientAuth: { mode: 'require', ca: 'tls/clients-ca.crt', crl: 'tls/clients.crl' } } },
+      upstreams: { echo: { targets: [upstream.url] } },
+      authenticators: { services: { type: 'mtls', identities: [{ match: { spiffe: 'spiffe://example.org/ns/payments/**' } }] } },
+      routes: [{ name: 'svc', match: { path: '/svc/**' }, upstream: 'echo', authenticate: ['services'] }],
+    }, { beforeStart: (dir) => writeClientPki(dir, pki) });
+  });
+  after(async () => {
+    await gw.close();
+    await upstream.close();
+  });
+
+  it('records the client address of every refused handshake, a certificate that did not verify included', async () => {
+    const port = Number(new URL(gw.httpsUrl ?? '').port);
+    for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
+      await attempt(port, pki.server.ca.cert, { maxVersion }, '/svc/who');
+      await attempt(port, pki.server.ca.cert, { ...presenting(pki.unknownCa), maxVersion }, '/svc/who');
+      await attempt(port, pki.server.ca.cert, { ...presenting(pki.revoked), maxVersion }, '/svc/who');
+    }
+    await gw.auditBarrier();
+    const records = (await gw.audit()).filter((r) => r.stage === 'listener');
+    assert.equal(records.length, 6, JSON.stringify(records));
+    for (const r of records) assert.equal(r.clientIp, '127.0.0.1', `${String(r.reason)}: ${String(r.detail)} has no client address`);
+  });
+});
+
 describe('clientAuth.mode require: a flood of refused client certificate handshakes', () => {
   let pki: ClientPki;
   let upstream: EchoUpstream;

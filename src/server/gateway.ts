@@ -25,7 +25,7 @@ import type { HostStateClient } from '../workers/host-state-client.js';
 import { ADMIN_LISTENER_LIMITS, adminRejectionFacts, createAdminApp, logAdminOperation } from '../admin/admin-app.js';
 import type { AdminHost, AdminOperation, KeyAdmin, ReloadResult } from '../admin/admin-host.js';
 import { handleRequest, reply, type HandlerHost, type Runtime } from './handle-request.js';
-import { ClientAuthGate, HANDSHAKE_REFUSALS } from '../tls/client-auth-gate.js';
+import { ClientAuthGate, HANDSHAKE_REFUSALS, REFUSAL_RECORD_BURST } from '../tls/client-auth-gate.js';
 import { peerVerification } from '../tls/client-auth.js';
 import { redirectingHost } from './https-redirect.js';
 import { RecordBudget, suppressedTail } from '../tls/handshake-failures.js';
@@ -184,7 +184,7 @@ export class Gateway implements HandlerHost, AdminHost {
     this.pendingRestart = effect.restartRequired;
     this.logger = logger;
     this.clock = options.clock ?? systemClock;
-    this.refusalBudget = new RecordBudget(HANDSHAKE_RECORDS_PER_SECOND, this.clock);
+    this.refusalBudget = new RecordBudget(HANDSHAKE_RECORDS_PER_SECOND, this.clock, REFUSAL_RECORD_BURST);
     this.metrics = resources.metrics;
     this.resources = resources;
     // Until start() prepares the first generation, requests cannot arrive (nothing listens).
@@ -260,7 +260,7 @@ export class Gateway implements HandlerHost, AdminHost {
   private readonly clientAuthGate = new ClientAuthGate(() => this.config.tls?.clientAuth ?? null, (socket, code, detail) => {
     const { status } = HANDSHAKE_REFUSALS[code];
     this.metrics.clientCertificateRefusals.labels({ reason: code }).inc();
-    // Every refusal is counted; at most HANDSHAKE_RECORDS_PER_SECOND are recorded, the next record naming how many were not.
+    // Every refusal is counted; HANDSHAKE_RECORDS_PER_SECOND are recorded (bursts of REFUSAL_RECORD_BURST), the next record naming how many were not.
     const sampled = this.refusalBudget.take();
     if (sampled === null) return;
     this.writeAudit(auditRecord(connectionFacts(socket, null, randomUUID(), { status, decision: 'deny', reason: code, detail: `${detail}${suppressedTail(sampled)}` }, this.config.version), this.clock.now()));

@@ -2,6 +2,8 @@
 // listener spend, and what it can make the gateway write.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { attempt, clientPki, presenting, writeClientPki, type ClientPki } from './harness/mtls.js';
@@ -20,7 +22,7 @@ describe('clientAuth.mode require: who was refused', () => {
     pki = await clientPki();
     upstream = await startEchoUpstream();
     gw = await startGateway({
-      listen: { https: { cert: 'tls/server.crt', key: 'tls/server.key', clientAuth: { mode: 'require', ca: 'tls/clients-ca.crt', crl: 'tls/clients.crl' } } },
+      listen: { https: { cert: 'tls/server.crt', key: 'tls/server.key', handshakeTimeoutMs: 200, clientAuth: { mode: 'require', ca: 'tls/clients-ca.crt', crl: 'tls/clients.crl' } } },
       upstreams: { echo: { targets: [upstream.url] } },
       authenticators: { services: { type: 'mtls', identities: [{ match: { spiffe: 'spiffe://example.org/ns/payments/**' } }] } },
       routes: [{ name: 'svc', match: { path: '/svc/**' }, upstream: 'echo', authenticate: ['services'] }],
@@ -31,6 +33,15 @@ describe('clientAuth.mode require: who was refused', () => {
     await upstream.close();
   });
 
+  it('records the client address of a handshake the listener timed out', async () => {
+    const socket = connect(Number(new URL(gw.httpsUrl ?? '').port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    await once(socket, 'close');
+    const records = await gw.auditWhere((r) => r.reason === 'tls_handshake_failed' && String(r.detail).includes('timeout'));
+    assert.equal(records.length, 1, JSON.stringify(records));
+    assert.equal(records[0]?.clientIp, '127.0.0.1');
+  });
+
   it('records the client address of every refused handshake, a certificate that did not verify included', async () => {
     const port = Number(new URL(gw.httpsUrl ?? '').port);
     for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
@@ -39,7 +50,7 @@ describe('clientAuth.mode require: who was refused', () => {
       await attempt(port, pki.server.ca.cert, { ...presenting(pki.revoked), maxVersion }, '/svc/who');
     }
     await gw.auditBarrier();
-    const records = (await gw.audit()).filter((r) => r.stage === 'listener');
+    const records = (await gw.audit()).filter((r) => r.stage === 'listener' && String(r.reason).startsWith('client_certificate_'));
     assert.equal(records.length, 6, JSON.stringify(records));
     for (const r of records) assert.equal(r.clientIp, '127.0.0.1', `${String(r.reason)}: ${String(r.detail)} has no client address`);
   });

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { normaliseIp } from '../lib/ip.js';
+import { peerAddress } from '../lib/peer-address.js';
 import { DENIALS } from '../pipeline/denials.js';
 import type { Decision, Exchange } from '../pipeline/exchange.js';
 import type { AuditKind, AuditRecord } from './audit-record.js';
@@ -144,7 +145,7 @@ export function connectionFacts(
     decision: outcome.decision,
     reason: outcome.reason,
     detail: outcome.detail,
-    clientIp: normaliseIp(socket.remoteAddress ?? ''),
+    clientIp: normaliseIp(peerAddress(socket)),
     userAgent: req?.headers['user-agent'] ?? null,
     configVersion,
     httpVersion: req?.httpVersion ?? null,
@@ -180,7 +181,7 @@ export function adminFacts({ req, socket, requestId, outcome, authenticated, lat
     kind: 'admin', requestId, method: req?.method ?? '', path: auditTarget(req?.url), route: null, stage: 'admin',
     status: outcome.status, latencyMs, decision: adminDecision(outcome), reason: outcome.code, detail: outcome.detail,
     identity: authenticated ? { subject: 'admin', authMethod: 'adminToken', keyId: null } : null,
-    clientIp: normaliseIp(socket.remoteAddress ?? ''), userAgent: req?.headers['user-agent'] ?? null, configVersion,
+    clientIp: normaliseIp(peerAddress(socket)), userAgent: req?.headers['user-agent'] ?? null, configVersion,
   };
 }
 

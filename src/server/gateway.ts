@@ -25,10 +25,11 @@ import type { HostStateClient } from '../workers/host-state-client.js';
 import { ADMIN_LISTENER_LIMITS, adminRejectionFacts, createAdminApp, logAdminOperation } from '../admin/admin-app.js';
 import type { AdminHost, AdminOperation, KeyAdmin, ReloadResult } from '../admin/admin-host.js';
 import { handleRequest, reply, type HandlerHost, type Runtime } from './handle-request.js';
-import { ClientAuthGate, HANDSHAKE_REFUSALS } from '../tls/client-auth-gate.js';
+import { ClientAuthGate, HANDSHAKE_REFUSALS, REFUSAL_RECORD_BURST } from '../tls/client-auth-gate.js';
 import { peerVerification } from '../tls/client-auth.js';
 import { redirectingHost } from './https-redirect.js';
-import { TlsServing } from '../tls/tls-serving.js';
+import { RecordBudget, suppressedTail } from '../tls/handshake-failures.js';
+import { HANDSHAKE_RECORDS_PER_SECOND, TlsServing } from '../tls/tls-serving.js';
 import { ConfigUpkeep, refreshSigningKey } from './config-upkeep.js';
 import { Listener, type ListenerHost, type ListenerLimits, type RequestInProgress, type SocketRejection } from './listener.js';
 
@@ -147,6 +148,11 @@ export class Gateway implements HandlerHost, AdminHost {
   private readonly https: Listener | null = null;
   /** The HTTPS listener's SNI table, OCSP staples and handshake-failure accounting, swapped on reload. */
   private readonly tlsServing: TlsServing | null = null;
+  /**
+   * Samples the records of connections refused for their client certificate, as handshake failures
+   * are sampled: a client with no credential can open them as fast as it can handshake.
+   */
+  private readonly refusalBudget: RecordBudget;
   /** The admin API's listener, once started with the admin API on. */
   private readonly admin: Listener | null = null;
   /** Every listener, proxy listeners first, the admin listener last: started, drained and closed together. */
@@ -178,6 +184,7 @@ export class Gateway implements HandlerHost, AdminHost {
     this.pendingRestart = effect.restartRequired;
     this.logger = logger;
     this.clock = options.clock ?? systemClock;
+    this.refusalBudget = new RecordBudget(HANDSHAKE_RECORDS_PER_SECOND, this.clock, REFUSAL_RECORD_BURST);
     this.metrics = resources.metrics;
     this.resources = resources;
     // Until start() prepares the first generation, requests cannot arrive (nothing listens).
@@ -252,8 +259,11 @@ export class Gateway implements HandlerHost, AdminHost {
   /** Client certificate checks after each handshake, against the config in effect; refusals recorded here. */
   private readonly clientAuthGate = new ClientAuthGate(() => this.config.tls?.clientAuth ?? null, (socket, code, detail) => {
     const { status } = HANDSHAKE_REFUSALS[code];
-    this.writeAudit(auditRecord(connectionFacts(socket, null, randomUUID(), { status, decision: 'deny', reason: code, detail }, this.config.version), this.clock.now()));
     this.metrics.clientCertificateRefusals.labels({ reason: code }).inc();
+    // Every refusal is counted; HANDSHAKE_RECORDS_PER_SECOND are recorded (bursts of REFUSAL_RECORD_BURST), the next record naming how many were not.
+    const sampled = this.refusalBudget.take();
+    if (sampled === null) return;
+    this.writeAudit(auditRecord(connectionFacts(socket, null, randomUUID(), { status, decision: 'deny', reason: code, detail: `${detail}${suppressedTail(sampled)}` }, this.config.version), this.clock.now()));
   });
 
   /** Limits enforced by node:http itself; all but maxHeaderBytes can change on a running server. */

@@ -78,8 +78,30 @@ export async function handleRequest(host: HandlerHost, req: IncomingMessage, res
     if (!res.headersSent) reply(ex, deny('internal_error', `unexpected error: ${(err as Error).message}`));
     else { ex.decision = 'error'; ex.detail = 'unexpected error mid-response'; res.destroy(); }
   } finally {
+    boundUnflushed(ex, ex.route?.writeIdleTimeoutMs ?? runtime.config.limits.writeIdleTimeoutMs);
     if (wire.settle()) finish();
   }
+}
+
+/**
+ * An HTTP/2 response ended by the gateway (relayed or its own answer) waits in the stream until
+ * the client's flow-control window lets it out: a client that never opens its window would hold
+ * the stream, its session and the exchange's audit record for ever. What it has not taken within
+ * the write idle timeout is cancelled (RST_STREAM CANCEL) and recorded as an abort, as a client
+ * that stops reading an HTTP/1.1 response loses its connection.
+ */
+function boundUnflushed(ex: Exchange, writeIdleMs: number): void {
+  const { wire } = ex;
+  const res = wire.res;
+  // HTTP/1.x: the socket's own write idle handling applies; a response still being written is the relay's.
+  if (wire.socket !== null || wire.responseClosed || !res.writableEnded || res.writableFinished) return;
+  const timer = setTimeout(() => {
+    if (wire.responseClosed || res.writableFinished) return;
+    ex.decision = 'abort';
+    ex.detail = `client did not take the response for ${writeIdleMs} ms (HTTP/2 flow-control window closed); stream cancelled${ex.detail === '' ? '' : ` — ${ex.detail}`}`.slice(0, 300);
+    res.destroy();
+  }, writeIdleMs);
+  res.once('close', () => clearTimeout(timer));
 }
 
 /**

@@ -10,6 +10,7 @@ import { problemBody } from '../pipeline/problem.js';
 import type { ClientChannel } from '../pipeline/exchange.js';
 import { ALPN_PROTOCOLS, dispatchByAlpn, Http2Front, type Http2Events, type Http2FrontSettings } from './h2-front.js';
 import { ListenError } from './listen-error.js';
+import { notePeerAddress } from '../lib/peer-address.js';
 
 /**
  * Makes the server a listener runs on: `http.createServer`, or (for a TLS listener) a closure over
@@ -156,6 +157,9 @@ export class Listener {
         if (host.tlsClientError?.(err, socket) === true) return;
         hooks.handshakeFailed(err, socket);
       });
+      // Read while the connection is new: a TLS connection Node ends for its client certificate has
+      // released its handle before it is reported, and its record still names the client (peerAddress).
+      this.server.on('connection', (raw: Socket) => { notePeerAddress(raw); });
       this.server.on('OCSPRequest', (certificate: Buffer, issuer: Buffer, done: (err: Error | null, response?: Buffer) => void) => hooks.ocspRequest(certificate, issuer, done));
     }
     // No 'upgrade' listener: Node then hands upgrade offers to the request handler like any request,

@@ -15,6 +15,13 @@ export const HANDSHAKE_REFUSALS = {
 
 export type HandshakeRefusalCode = keyof typeof HANDSHAKE_REFUSALS;
 
+/**
+ * Records of refusals are sampled (a client with no credential can cause them as fast as it can
+ * handshake): 10 a second, after a quiet spell up to this many at once, so the few refusals of a
+ * misconfigured client are each recorded.
+ */
+export const REFUSAL_RECORD_BURST = 50;
+
 /** Told of each connection refused for its client certificate (audit record, metric). */
 export type HandshakeRefused = (socket: TLSSocket, code: HandshakeRefusalCode, detail: string) => void;
 

@@ -52,15 +52,16 @@ export class RecordBudget {
   private suppressed = 0;
   private since: number | null = null;
 
-  constructor(private readonly perSecond: number, private readonly clock: Clock) {
-    this.tokens = perSecond;
+  /** `burst`: most records written at once after a quiet spell (default: one second's worth). */
+  constructor(private readonly perSecond: number, private readonly clock: Clock, private readonly burst: number = perSecond) {
+    this.tokens = burst;
     this.last = clock.now();
   }
 
   /** Sampled (write a record, with what it stands for) or null (counted, not written). */
   take(): Sampled | null {
     const now = this.clock.now();
-    this.tokens = Math.min(this.perSecond, this.tokens + ((now - this.last) / 1000) * this.perSecond);
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond);
     this.last = now;
     if (this.tokens < 1) {
       this.suppressed++;

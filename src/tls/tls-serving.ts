@@ -1,5 +1,6 @@
 import type { SecureContext, TLSSocket, TlsOptions } from 'node:tls';
 import type { Clock } from '../lib/clock.js';
+import { peerAddress } from '../lib/peer-address.js';
 import type { TlsServerHooks } from '../server/listener.js';
 import { handshakeFailureReason, RecordBudget, suppressedTail, type HandshakeFailureReason } from './handshake-failures.js';
 import { derDigest, type ServerTls } from './server-tls.js';
@@ -72,7 +73,7 @@ export class TlsServing implements TlsServerHooks {
     const servername = typeof socket.servername === 'string' && socket.servername !== '' ? socket.servername.slice(0, 253).replace(/[^A-Za-z0-9.*_-]/g, '?') : 'none';
     const code = (err.code ?? 'unknown').slice(0, 80);
     this.settings.record({
-      listener, reason, clientIp: socket.remoteAddress ?? '',
+      listener, reason, clientIp: peerAddress(socket),
       detail: `handshake failed: ${reason} (${code}); sni ${servername}${suppressedTail(sampled)}`,
     });
   }

@@ -85,6 +85,14 @@ describe('edge stages on a built exchange', () => {
     const hosted = exchange('GET', '/legacy/a', [], '192.0.2.7');
     assert.equal(edgeUntil(hosted, 'host'), undefined);
     assert.equal(hosted.host, 'api.example.com');
+    // The Host's port is a port: 0 to 65535, at most five digits.
+    const withHost = (value: string): Exchange => syntheticExchange(config, path, { method: 'GET', target: '/legacy/a', headers: [['Host', value]], from: '192.0.2.7' });
+    for (const value of ['api.example.com:65536', 'api.example.com:99999', '[::1]:70000', 'api.example.com:123456', 'api.example.com:']) {
+      assert.equal(code(edgeUntil(withHost(value), 'host')), 'invalid_header', value);
+    }
+    for (const value of ['api.example.com:65535', 'api.example.com:8443', 'api.example.com:0', '[::1]:443']) {
+      assert.equal(edgeUntil(withHost(value), 'host'), undefined, value);
+    }
     const http10 = exchange('POST', '/legacy/a', [['Transfer-Encoding', 'chunked']]);
     http10.req.httpVersionMinor = 0;
     assert.equal(code(edgeUntil(http10, 'framing')), 'bad_request');

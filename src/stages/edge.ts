@@ -52,8 +52,8 @@ export function headerCount(maxHeaderCount: number): Stage {
 }
 
 // A reg-name (RFC 3986 §3.2.2) of letters, digits, `-`, `.` and `_` (Compose and Kubernetes
-// service names), or an IP literal, with an optional port.
-const HOST = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9_.])?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
+// service names), or an IP literal, with an optional port of 0 to 65535.
+const HOST = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9_.])?|\[[0-9A-Fa-f:.]{2,45}\])(?::(?:6553[0-5]|655[0-2]\d|65[0-4]\d{2}|6[0-4]\d{3}|[1-5]\d{4}|\d{1,4}))?$/;
 
 /** Exactly one well-formed Host (on HTTP/2, `:authority`); its normalised name is what routes match on. */
 export const host: Stage = {

@@ -18,6 +18,7 @@ import { h2Closed, h2Connect, h2Request, type H2Response } from './harness/h2-cl
 import { FLAG, FRAME, frame, H2_ERROR, headerBlock, indexedStatus, RawH2 } from './harness/h2-frames.js';
 import { wire } from './harness/raw-client.js';
 import { httpsGet, testPki, writeCertificate, type TestPki } from './harness/tls.js';
+import { skipWithout } from './harness/commands.js';
 
 const MAX_HEADER_BYTES = 4096;
 const MAX_HEADER_COUNT = 30;
@@ -144,6 +145,7 @@ describe('HTTP/2 on the HTTPS listener', () => {
     });
 
     it('serves curl --http2', async (t) => {
+      if (skipWithout(t, 'curl', 'curl as a real HTTP/2 client')) return;
       const run = promisify(execFile);
       const { stdout: features } = await run('curl', ['--version']).catch(() => ({ stdout: '' }));
       if (!/\bHTTP2\b/.test(features)) { t.skip('curl without HTTP/2'); return; }

@@ -12,6 +12,7 @@ import { startGateway, type ConfigObject, type TestGateway } from './harness/gat
 import { attempt, clientPki, presenting, writeClientPki, writeCrls, type Attempt, type ClientPki } from './harness/mtls.js';
 import { issueCrl, type IssuedCertificate } from '../src/tls/issue-certificates.js';
 import type { AuditRecord } from '../src/audit/audit-record.js';
+import { skipWithout } from './harness/commands.js';
 
 let pki: ClientPki;
 let upstream: EchoUpstream;
@@ -164,7 +165,8 @@ describe('clientAuth.mode require: the handshake matrix', () => {
     assert.ok(count('client_certificate_chain_too_deep') >= 1);
   });
 
-  it('curl as a real client: admitted with its certificate, refused in the handshake without one', async () => {
+  it('curl as a real client: admitted with its certificate, refused in the handshake without one', async (t) => {
+    if (skipWithout(t, 'curl', 'curl as a real mTLS client')) return;
     const tls = join(gw.dir, 'tls');
     await writeFile(join(tls, 'curl.crt'), pki.orders.cert);
     await writeFile(join(tls, 'curl.key'), pki.payments.key);

@@ -17,6 +17,7 @@ import { handshake, presentedCertificate, testPki, withServerCertificate, writeC
 import { openssl, sClient } from './harness/openssl.js';
 import { issueCertificate, type IssuedCertificate } from '../src/tls/issue-certificates.js';
 import type { AuditRecord } from '../src/audit/audit-record.js';
+import { skipWithout } from './harness/commands.js';
 
 const tlsDir = async (dir: string): Promise<string> => { const d = join(dir, 'tls'); await mkdir(d, { recursive: true }); return d; };
 
@@ -121,7 +122,8 @@ describe('HTTPS listener: SNI, profile, OCSP stapling, handshake failures', () =
     assert.match(good.output, /Protocol version: TLSv1\.2/);
   });
 
-  it('serves curl over TLS 1.3 with --cacert and --resolve', async () => {
+  it('serves curl over TLS 1.3 with --cacert and --resolve', async (t) => {
+    if (skipWithout(t, 'curl', 'curl as a real client of the HTTPS listener')) return;
     const caFile = join(gw.dir, 'tls', 'ca.pem');
     await writeFile(caFile, pki.ca.cert);
     const out = await new Promise<string>((resolve, reject) => {

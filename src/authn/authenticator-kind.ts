@@ -5,6 +5,7 @@ import type { Clock } from '../lib/clock.js';
 import type { UseResource } from '../lifecycle/resources.js';
 import type { Authenticator } from './authenticator.js';
 import type { RawApiKeys } from './api-key/api-keys-section.js';
+import type { OAuthServices } from './oauth/oauth-services.js';
 
 /** A location under `authenticators.<name>`. */
 export type At = (...path: (string | number)[]) => (string | number)[];
@@ -30,6 +31,8 @@ export interface AuthenticatorCompileContext {
    * definition, else `create()`. Every resource obtained here is started with the config.
    */
   readonly use: UseResource;
+  /** Token digests and revocations, shared by every bearer-token authenticator of the config. */
+  readonly oauth: OAuthServices;
   /** A value compiled once per config and shared by every authenticator that asks (a shared config section). */
   readonly shared: <T>(key: string, build: () => T) => T;
 }

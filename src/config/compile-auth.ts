@@ -5,6 +5,7 @@ import { API_KEYS_SHARED } from '../authn/api-key/kind.js';
 import type { Authenticator } from '../authn/authenticator.js';
 import type { At } from '../authn/authenticator-kind.js';
 import { authenticatorKindOf } from '../authn/kinds.js';
+import { compileOAuthServices } from '../authn/oauth/oauth-services.js';
 import type { Clock } from '../lib/clock.js';
 import type { Resource, ResourceCatalog } from '../lifecycle/resources.js';
 import { authorizeStage, type TenantRule } from '../authz/authorize-stage.js';
@@ -96,6 +97,7 @@ export function compileAuth(raw: RawConfig, loaded: LoadedConfig, context: AuthC
   // The apiKeys section serves the admin API and the keys CLI even without an apiKey authenticator;
   // compiled first, so its problems are reported before the authenticators'.
   if (raw.apiKeys !== undefined) shared(API_KEYS_SHARED, () => compileApiKeysSection(raw.apiKeys, loaded, dataDir, problems, use));
+  const oauth = compileOAuthServices(context.clock);
   for (const [name, a] of Object.entries(raw.authenticators ?? {})) {
     const kind = authenticatorKindOf(a.type);
     // Schema validation has refused any other type already.
@@ -103,7 +105,7 @@ export function compileAuth(raw: RawConfig, loaded: LoadedConfig, context: AuthC
     const at: At = (...path) => ['authenticators', name, ...path];
     // `a` was validated against the schema of the kind its type selects.
     const built = kind.compile(a as never, {
-      name, at, apiKeys: raw.apiKeys, loaded, dataDir, problems, reserved, clock: context.clock, use, shared,
+      name, at, apiKeys: raw.apiKeys, loaded, dataDir, problems, reserved, clock: context.clock, use, shared, oauth,
       clientCertificates: raw.listen?.https?.clientAuth !== undefined,
     });
     if (built !== null) authenticators.set(name, built);

@@ -4,22 +4,11 @@ import { deny } from '../../pipeline/denials.js';
 import type { Exchange } from '../../pipeline/exchange.js';
 import { ABSENT, type Authenticator, type AuthOutcome } from '../authenticator.js';
 import { bearerToken } from '../bearer.js';
-import { isHeaderSafe, type Identity } from '../identity.js';
-import { claimAt, verifyJwt, type Claims, type JwtPolicy, type VerifyResult } from './jwt-verifier.js';
+import type { Identity } from '../identity.js';
+import { identityFromClaims, type ClaimMapping } from '../claims/claim-mapping.js';
+import { verifyJwt, type Claims, type JwtPolicy, type VerifyResult } from './jwt-verifier.js';
 import { KeysUnavailableError } from './key-source.js';
 import { VerifiedTokenCache } from './token-cache.js';
-
-/** Where the identity's parts are read from in the claims (claim paths, see claimAt). */
-export interface ClaimMapping {
-  readonly subject: string;
-  readonly roles: string;
-  readonly scopes: string;
-  readonly tenant: string | null;
-  /** The claim naming the caller's rate-limit tier, or null. */
-  readonly tier: string | null;
-  /** `[header name, claim path]` pairs forwarded upstream when the claim is present. */
-  readonly headers: readonly (readonly [string, string])[];
-}
 
 export interface JwtAuthenticatorSpec {
   readonly name: string;
@@ -121,59 +110,7 @@ export class JwtAuthenticator implements Authenticator {
     return owner === undefined ? { kind: 'rejected', denial, guess } : { kind: 'rejected', denial, guess, owner };
   }
 
-  /**
-   * The identity, or why the token cannot have one. Only the values the gateway must assert and
-   * cannot represent make the token invalid: a subject (who the caller is) and, when mapped and
-   * present, a tenant (whose data) that are not printable ASCII strings. Roles, scopes, the tier
-   * and forwarded claims keep their real values for authorization; values that cannot be sent
-   * verbatim are left out of the identity headers by the identity-headers stage, which says how
-   * many it left out.
-   */
   private identityFrom(claims: Claims): Identity | string {
-    const map = this.spec.claims;
-    const subject = claimAt(claims, map.subject);
-    if (typeof subject !== 'string' || !isHeaderSafe(subject)) return `subject claim "${map.subject}" is absent, not a string, or not printable ASCII`;
-    let tenant: string | null = null;
-    if (map.tenant !== null) {
-      const value = claimAt(claims, map.tenant);
-      if (value !== undefined && value !== null) {
-        if (typeof value !== 'string' || !isHeaderSafe(value)) return `tenant claim "${map.tenant}" is not a printable ASCII string`;
-        tenant = value;
-      }
-    }
-    let tier: string | null = null;
-    if (map.tier !== null) {
-      const value = claimAt(claims, map.tier);
-      // Tier names are config names; any other value selects the base limits.
-      if (typeof value === 'string' && TIER_NAME.test(value)) tier = value;
-    }
-    const claimHeaders: (readonly [string, string | null])[] = [];
-    for (const [header, path] of map.headers) {
-      const value = claimAt(claims, path);
-      if (value === undefined || value === null) continue;
-      claimHeaders.push([header, typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? String(value) : null]);
-    }
-    return Object.freeze({
-      subject, method: 'jwt', authenticator: this.spec.name, keyId: null,
-      roles: list(claimAt(claims, map.roles)), scopes: list(claimAt(claims, map.scopes)),
-      tenant, tier, claims, claimHeaders, bearerRealm: this.spec.realm,
-    });
+    return identityFromClaims(claims, this.spec.claims, { method: 'jwt', authenticator: this.spec.name, keyId: null, bearerRealm: this.spec.realm });
   }
 }
-
-/** The config's pattern for tier names. */
-const TIER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-
-/**
- * A roles or scopes claim: absent → empty; a space-separated string (OAuth `scope`, RFC 8693
- * §4.2) or an array. Every string element is kept as it is (Okta's `"Order Clerks"`, non-ASCII
- * group names): authorization compares real values. Elements that are not strings are not role or
- * scope names and are ignored, as is a claim of another type.
- */
-function list(value: unknown): readonly string[] {
-  if (typeof value === 'string') return Object.freeze(value.split(' ').filter((s) => s !== ''));
-  if (!Array.isArray(value)) return EMPTY;
-  return Object.freeze(value.filter((item): item is string => typeof item === 'string' && item !== ''));
-}
-
-const EMPTY: readonly string[] = Object.freeze([]);

@@ -1,0 +1,14 @@
+/**
+ * Revoked bearer tokens, by digest (TokenDigester): every authenticator that takes bearer tokens
+ * refuses one listed here, and caches drop it. A revocation lasts until the token would have
+ * expired anyway (`untilMs`), so the list is bounded by the tokens still alive.
+ */
+export interface RevocationList {
+  /** True when no token is revoked: the hot path then skips digesting. */
+  readonly empty: boolean;
+  isRevoked(digest: string): boolean;
+  /** Revokes until `untilMs` (epoch ms); resolves once every gateway sharing the list will refuse it. */
+  revoke(digest: string, untilMs: number): Promise<void>;
+  /** Told of every revocation, made here or by another gateway; returns the unsubscribe. */
+  onRevoked(listener: (digest: string) => void): () => void;
+}

@@ -1,0 +1,32 @@
+import { createHash, createHmac } from 'node:crypto';
+
+/** A token's SHA-256, base64url (43 characters): how an operator or an authorization server names a token without holding it. */
+export function tokenHash(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('base64url');
+}
+
+const HASH = /^[A-Za-z0-9_-]{43}$/;
+
+/** Whether `value` has the form of a tokenHash (43 base64url characters). */
+export function isTokenHash(value: string): boolean {
+  return HASH.test(value);
+}
+
+/**
+ * The keyed digest under which caches, revocation lists and a shared Redis know a token:
+ * HMAC-SHA256(key, SHA-256(token)), base64url. The raw token is never a key anywhere, and without
+ * the key a digest read out of Redis cannot be checked against guessed tokens. Digesting the
+ * SHA-256 (not the token) lets a revocation by token hash find the same entry.
+ */
+export class TokenDigester {
+  constructor(private readonly key: Buffer) {}
+
+  ofToken(token: string): string {
+    return this.ofHash(tokenHash(token));
+  }
+
+  /** The digest of the token whose tokenHash is `hash` (callers check isTokenHash first). */
+  ofHash(hash: string): string {
+    return createHmac('sha256', this.key).update(hash, 'ascii').digest('base64url');
+  }
+}

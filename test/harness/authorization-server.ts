@@ -1,0 +1,196 @@
+// A real OAuth 2.0 authorization server for tests: oidc-provider on a free loopback port, with
+// introspection (RFC 7662), revocation (RFC 7009), client credentials and resource indicators
+// (RFC 8707). Tokens for users are minted through the provider's own models (no browser needed);
+// machine tokens come from its token endpoint. Nothing here is mocked: every call the gateway
+// makes reaches the provider's real endpoints.
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Provider, { errors, type ClientMetadata } from 'oidc-provider';
+
+/** A client the provider knows. `gateway*` clients introspect; `service` and `worker` get machine tokens. */
+export interface TestClient {
+  readonly clientId: string;
+  readonly clientSecret: string;
+}
+
+/** Resource servers (RFC 8707) the provider issues access tokens for; `format` decides opaque or JWT. */
+export interface TestResource {
+  readonly audience: string;
+  readonly format: 'opaque' | 'jwt';
+  readonly scope: string;
+  /** Access token lifetime in seconds (default 600). */
+  readonly ttlSeconds?: number;
+}
+
+export interface AuthorizationServerOptions {
+  readonly resources?: readonly TestResource[];
+  /** Lifetime of client-credentials tokens without a resource (default 600 s). */
+  readonly clientCredentialsTtlSeconds?: number;
+}
+
+export interface TestAuthorizationServer {
+  /** The issuer, `http://127.0.0.1:<port>` (no trailing slash). */
+  readonly issuer: string;
+  readonly port: number;
+  readonly provider: Provider;
+  /** client_secret_basic. */
+  readonly gateway: TestClient;
+  /** client_secret_post. */
+  readonly gatewayPost: TestClient;
+  /** private_key_jwt: its private key (ES256) and key id. */
+  readonly gatewayKeyJwt: { readonly clientId: string; readonly privateKey: KeyObject; readonly privateKeyPem: string; readonly kid: string };
+  /** A machine client allowed the client_credentials grant (client_secret_basic). */
+  readonly service: TestClient;
+  /** Calls made to each endpoint path since start (`/token/introspection`, `/token`, …). */
+  calls(path: string): number;
+  /**
+   * An opaque access token for `subject`, minted through the provider's models with `claims` as
+   * extra token claims (returned by introspection), for `resource` when given.
+   */
+  userToken(subject: string, options?: { scope?: string; claims?: Record<string, unknown>; resource?: string; ttlSeconds?: number; clientId?: string }): Promise<string>;
+  /** A client-credentials token from the token endpoint (opaque without `resource`). */
+  clientCredentials(options?: { scope?: string; resource?: string; client?: TestClient }): Promise<{ access_token: string; expires_in: number; token_type: string }>;
+  /** Revokes a token at the provider's revocation endpoint (RFC 7009), as `client`. */
+  revoke(token: string, client?: TestClient): Promise<void>;
+  /** Stops answering (the port is closed); `start` opens it again on the same port. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function basic(client: TestClient): string {
+  return `Basic ${Buffer.from(`${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret)}`).toString('base64')}`;
+}
+
+/** Starts oidc-provider on a free loopback port. */
+export async function startAuthorizationServer(options: AuthorizationServerOptions = {}): Promise<TestAuthorizationServer> {
+  const resources = options.resources ?? [];
+  const signing = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const clientKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const clientJwk = { ...clientKey.publicKey.export({ format: 'jwk' }), kid: 'gateway-key-1', alg: 'ES256', use: 'sig' };
+  const gateway: TestClient = { clientId: 'gateway', clientSecret: 'gateway-secret-0123456789abcdef0123' };
+  const gatewayPost: TestClient = { clientId: 'gateway-post', clientSecret: 'gateway-post-secret-0123456789abcdef' };
+  const service: TestClient = { clientId: 'service', clientSecret: 'service-secret-0123456789abcdef01234' };
+  const allScopes = [...new Set(['orders:read', 'orders:write', ...resources.flatMap((r) => r.scope.split(' '))])];
+  const clients: ClientMetadata[] = [
+    { client_id: gateway.clientId, client_secret: gateway.clientSecret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], id_token_signed_response_alg: 'ES256', token_endpoint_auth_method: 'client_secret_basic', scope: allScopes.join(' ') },
+    { client_id: gatewayPost.clientId, client_secret: gatewayPost.clientSecret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], id_token_signed_response_alg: 'ES256', token_endpoint_auth_method: 'client_secret_post', scope: allScopes.join(' ') },
+    { client_id: 'gateway-key', grant_types: ['client_credentials'], response_types: [], redirect_uris: [], id_token_signed_response_alg: 'ES256', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'ES256', jwks: { keys: [clientJwk] }, scope: allScopes.join(' ') },
+    { client_id: service.clientId, client_secret: service.clientSecret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], id_token_signed_response_alg: 'ES256', token_endpoint_auth_method: 'client_secret_basic', scope: allScopes.join(' ') },
+  ];
+
+  const server: Server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  const issuer = `http://127.0.0.1:${port}`;
+  const byAudience = new Map(resources.map((r) => [r.audience, r]));
+  const provider = new Provider(issuer, {
+    clients,
+    jwks: { keys: [{ ...signing.privateKey.export({ format: 'jwk' }), kid: 'as-key-1', alg: 'ES256', use: 'sig' }] },
+    scopes: ['openid', ...allScopes],
+    features: {
+      devInteractions: { enabled: false },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        // No resource asked for: an opaque token without an audience.
+        defaultResource: () => undefined as unknown as string,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx, resource) => {
+          const known = byAudience.get(resource);
+          if (known === undefined) throw new errors.InvalidTarget();
+          return {
+            audience: known.audience,
+            scope: known.scope,
+            accessTokenTTL: known.ttlSeconds ?? 600,
+            accessTokenFormat: known.format,
+            ...(known.format === 'jwt' ? { jwt: { sign: { alg: 'ES256' } } } : {}),
+          };
+        },
+      },
+    },
+    ttl: {
+      ClientCredentials: options.clientCredentialsTtlSeconds ?? 600,
+      AccessToken: 600,
+    },
+    // Claims added when a token is minted through the models (userToken) are returned by introspection.
+    extraTokenClaims: (_ctx, token) => (token as unknown as { extra?: Record<string, unknown> }).extra ?? undefined,
+    enabledJWA: { clientAuthSigningAlgValues: ['ES256', 'RS256', 'EdDSA'] },
+  });
+  provider.proxy = false;
+  const counts = new Map<string, number>();
+  provider.use(async (ctx, next) => {
+    counts.set(ctx.path, (counts.get(ctx.path) ?? 0) + 1);
+    await next();
+  });
+  const callback = provider.callback();
+  server.on('request', (req, res) => { void callback(req, res); });
+
+  const clientObject = async (clientId: string) => {
+    const client = await provider.Client.find(clientId);
+    if (client === undefined) throw new Error(`unknown client ${clientId}`);
+    return client;
+  };
+
+  let open = true;
+  return {
+    issuer, port, provider, gateway, gatewayPost, service,
+    gatewayKeyJwt: { clientId: 'gateway-key', privateKey: clientKey.privateKey, privateKeyPem: clientKey.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), kid: clientJwk.kid },
+    calls: (path) => counts.get(path) ?? 0,
+    async userToken(subject, o = {}) {
+      const clientId = o.clientId ?? service.clientId;
+      const client = await clientObject(clientId);
+      const grant = new provider.Grant({ accountId: subject, clientId });
+      const scope = o.scope ?? 'orders:read';
+      if (o.resource !== undefined) grant.addResourceScope(o.resource, scope);
+      else grant.addOIDCScope(scope);
+      const grantId = await grant.save();
+      const token = new provider.AccessToken({
+        accountId: subject, client, grantId, scope, gty: 'authorization_code',
+        ...(o.claims === undefined ? {} : { extra: o.claims }),
+        ...(o.ttlSeconds === undefined ? {} : { expiresIn: o.ttlSeconds }),
+      });
+      if (o.resource !== undefined) {
+        const info = byAudience.get(o.resource);
+        if (info === undefined) throw new Error(`unknown resource ${o.resource}`);
+        token.resourceServer = { audience: info.audience, scope: info.scope, accessTokenFormat: info.format, ...(info.format === 'jwt' ? { jwt: { sign: { alg: 'ES256' } } } : {}) };
+      }
+      return token.save();
+    },
+    async clientCredentials(o = {}) {
+      const client = o.client ?? service;
+      const body = new URLSearchParams({ grant_type: 'client_credentials', scope: o.scope ?? 'orders:read' });
+      if (o.resource !== undefined) body.set('resource', o.resource);
+      const res = await fetch(`${issuer}/token`, { method: 'POST', headers: { authorization: basic(client), 'content-type': 'application/x-www-form-urlencoded' }, body });
+      const json = await res.json() as { access_token: string; expires_in: number; token_type: string; error?: string };
+      if (res.status !== 200) throw new Error(`token endpoint answered ${res.status}: ${JSON.stringify(json)}`);
+      return json;
+    },
+    async revoke(token, client = gateway) {
+      const res = await fetch(`${issuer}/token/revocation`, {
+        method: 'POST', headers: { authorization: basic(client), 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token }),
+      });
+      if (res.status !== 200) throw new Error(`revocation endpoint answered ${res.status}: ${await res.text()}`);
+    },
+    async stop() {
+      if (!open) return;
+      open = false;
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+    async start() {
+      if (open) return;
+      await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, '127.0.0.1', () => { server.off('error', reject); resolve(); }); });
+      open = true;
+    },
+    async close() {
+      if (!open) return;
+      open = false;
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

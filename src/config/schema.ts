@@ -179,6 +179,7 @@ export const RouteSchema = strict({
 
 export { AuditSchema } from './schema-audit.js';
 import { AuditSchema } from './schema-audit.js';
+import { OAuthSchema } from '../authn/oauth/oauth-services.js';
 
 const Count = (description: string) => Type.Integer({ minimum: 1, maximum: 1_000_000, description });
 const Window = Duration('The window: 1s, 60s, 15m, 1h, 1d (at most 1d; use a quota for longer periods).');
@@ -255,6 +256,7 @@ export const GatewayConfigSchema = Type.Object({
   headers: Type.Optional(HeadersSchema),
   authenticators: Type.Optional(Named(AuthenticatorSchema, { description: 'Named authenticators that routes list under authenticate.' })),
   apiKeys: Type.Optional(ApiKeysSchema),
+  oauth: Type.Optional(OAuthSchema),
   rateLimits: Type.Optional(Named(RateLimitSchema, { description: 'Named rate limits.' })),
   rateLimiting: Type.Optional(RateLimitingSchema),
   quotas: Type.Optional(Named(QuotaSchema, { description: 'Named quotas (per day or month).' })),

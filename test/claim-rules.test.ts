@@ -320,6 +320,17 @@ routes:
     assert.match(problems[0] ?? '', /keys, values|"keys"/);
   });
 
+  it('names every accepted form of a source, and explains a mistake inside one by the form it has', () => {
+    const wrongType = configProblems(jwt('    claims: { roles: 5 }'));
+    assert.deepEqual(wrongType.map((p) => p.replace(/^gateway\.yaml:\d+:\d+: /, '')), [
+      'authenticators.users.claims.roles: must be non-empty text, or an object source { claim, take: keys or values, field }, or a list of claim paths (names, dotted paths or JSON pointers) or object sources { claim, take: keys or values, field }',
+    ]);
+    const unknown = configProblems(jwt('    claims: { roles: [a, { claim: org, take: keys, extra: 1 }] }'));
+    assert.deepEqual(unknown.map((p) => p.replace(/^gateway\.yaml:\d+:\d+: /, '')), [
+      'authenticators.users.claims.roles[1].extra: is not a known option (options here: claim, take, field)',
+    ]);
+  });
+
   it('refuses required values that are objects, and empty lists', () => {
     const problems = configProblems(jwt('    requiredClaimValues: { a: { b: 1 }, c: [] }'));
     assert.equal(problems.length, 2, problems.join('\n'));

@@ -1,20 +1,25 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { ClaimPath as ClaimPathSchema, CLAIM_KEY_PATTERN, HEADER_NAME_PATTERN, strict } from '../../config/schema-parts.js';
+import { ClaimPath as ClaimPathSchema, CLAIM_KEY_PATTERN, HEADER_NAME_PATTERN, PATTERN_MESSAGE, strict } from '../../config/schema-parts.js';
 import type { AuthenticatorCompileContext } from '../authenticator-kind.js';
 import { compileClaimPath, readClaim, type ClaimPath, type Claims } from './claim-path.js';
 import type { ClaimMapping } from './claim-mapping.js';
 import { MAX_LIST_VALUES, type ClaimSource } from './claim-source.js';
 
-const ObjectSource = strict({
+const ObjectSource = Type.Object({
   claim: ClaimPathSchema,
   take: Type.Unsafe<'keys' | 'values'>({ type: 'string', enum: ['keys', 'values'], description: 'keys: the object\'s keys. values: its values (an array\'s elements).' }),
   field: Type.Optional(ClaimPathSchema),
-}, 'Names taken from an object claim: its keys, or its values, each value narrowed to `field` when set (take: values only).');
+}, {
+  additionalProperties: false,
+  description: 'Names taken from an object claim: its keys, or its values, each value narrowed to `field` when set (take: values only).',
+  [PATTERN_MESSAGE]: 'must be an object source { claim, take: keys or values, field }',
+});
 
+const Source = Type.Union([ClaimPathSchema, ObjectSource], { [PATTERN_MESSAGE]: 'must be claim paths (names, dotted paths or JSON pointers) or object sources { claim, take: keys or values, field }' });
 const Sources = (description: string) => Type.Optional(Type.Union([
   ClaimPathSchema,
   ObjectSource,
-  Type.Array(Type.Union([ClaimPathSchema, ObjectSource]), { minItems: 1, maxItems: 8 }),
+  Type.Array(Source, { minItems: 1, maxItems: 8 }),
 ], { description }));
 
 type Primitive = string | number | boolean;

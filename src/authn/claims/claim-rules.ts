@@ -39,7 +39,7 @@ export const CLAIM_RULE_FIELDS = {
     subject: Sources('Where the subject is read; with several sources the first present wins. Must be a printable ASCII string.'),
     roles: Sources('Where roles are read; with several sources, their union.'),
     scopes: Sources('Where scopes are read (a space-separated string such as scope, or an array such as permissions); with several sources, their union.'),
-    tenant: Sources('Where the tenant is read; with several sources the first present wins. An object source with several keys is ambiguous and refused.'),
+    tenant: Sources('Where the tenant is read; with several sources the first present wins. An object source yielding several values is ambiguous and refused.'),
     tier: Sources('Where the rate-limit tier is read; the first source present wins.'),
   }, 'Where the identity is read from: a claim path (name, dotted path or JSON pointer), an object source { claim, take, field }, or a list of them. Defaults: subject sub, roles roles, scopes scope, no tenant, no tier (the rate-limit tier, see docs/rate-limits.md).')),
   forwardClaims: Type.Optional(Type.Record(Type.String({ pattern: HEADER_NAME_PATTERN }), ClaimPathSchema, { additionalProperties: false, description: 'Header name → claim path: claims sent upstream as headers.' })),

@@ -57,6 +57,7 @@ describe('brute-force guard: guesses count, honest mistakes do not', () => {
     ['a correctly signed token issued in the future', () => ({ authorization: `Bearer ${jwt({ iat: nowSec() + 3600 })}` })],
     ['a correctly signed token for another audience', () => ({ authorization: `Bearer ${jwt({ aud: 'billing-api' })}` })],
     ['a correctly signed token whose subject cannot be asserted', () => ({ authorization: `Bearer ${jwt({ sub: 'a\nb' })}` })],
+    ['a correctly signed token for several audiences without azp', () => ({ authorization: `Bearer ${jwt({ aud: ['orders-api', 'billing-api'] })}` })],
     ['a revoked API key with its correct secret', () => ({ 'x-api-key': revoked.key })],
   ];
   const guesses: readonly (readonly [string, () => Credential])[] = [

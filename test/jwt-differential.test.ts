@@ -261,7 +261,6 @@ describe('JWT verifier against jose jwtVerify (differential)', () => {
       clockSkewSec: SKEW,
       requireExp: true,
       typ: null,
-      requiredClaims: [],
       maxTokenBytes: 8192,
     };
   });

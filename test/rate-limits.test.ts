@@ -204,6 +204,24 @@ describe('global limits, tiers and claims from tokens, reloads', () => {
       await gw.close();
     }
   });
+
+  it('counts by a claim addressed by JSON pointer, through a name with a dot', async () => {
+    const key = await testKey('ES256', 'k1');
+    const gw = await startGateway({
+      upstreams: { echo: { targets: [echo.url] } },
+      authenticators: { users: { type: 'jwt', issuer: 'https://issuer.test/', publicKeys: [{ pem: key.pem }], audience: 'orders-api', algorithms: ['ES256'] } },
+      rateLimits: { perClientOrg: { algorithm: 'fixed-window', limit: 1, per: '1h', by: ['claim:/resource_access/orders.api/org'] } },
+      routes: [{ name: 'api', match: { path: '/api/**' }, upstream: 'echo', authenticate: ['users'], rateLimit: 'perClientOrg' }],
+    });
+    try {
+      const member = async (sub: string, org: string) => ({ authorization: `Bearer ${await mint(key, { sub, resource_access: { 'orders.api': { org } } })}` });
+      assert.equal((await call(`${gw.url}/api/x`, { headers: await member('m1', 'acme') })).status, 200);
+      assert.equal((await call(`${gw.url}/api/x`, { headers: await member('m2', 'acme') })).status, 429, 'members of one organization share the count');
+      assert.equal((await call(`${gw.url}/api/x`, { headers: await member('m3', 'globex') })).status, 200);
+    } finally {
+      await gw.close();
+    }
+  });
 });
 
 describe('address keys', () => {

@@ -18,6 +18,7 @@ import { rateLimitStage } from '../ratelimit/rate-limit-stage.js';
 import type { HostStateClient } from '../workers/host-state-client.js';
 import type { ConfigProblem } from './errors.js';
 import { unknownName } from './suggest.js';
+import { compileClaimPath } from '../authn/claims/claim-path.js';
 import type { LoadedConfig } from './load.js';
 import type { RawConfig, RawRateLimit, RawRoute } from './schema.js';
 
@@ -287,7 +288,12 @@ function parseDimensions(list: readonly string[], at: At, loaded: LoadedConfig, 
       }
       return { kind: 'header', name: header };
     }
-    if (text.startsWith('claim:')) return { kind: 'claim', path: text.slice('claim:'.length) };
+    if (text.startsWith('claim:')) {
+      const path = compileClaimPath(text.slice('claim:'.length));
+      if (typeof path !== 'string') return { kind: 'claim', path };
+      problems.push(loaded.problem(at('by', i), path));
+      return { kind: 'claim', path: { text, pointer: null, dotted: [] } };
+    }
     return { kind: text as 'ip' | 'subject' | 'keyId' | 'tenant' | 'route' };
   });
 }

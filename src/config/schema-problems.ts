@@ -61,20 +61,22 @@ function relevant(errors: readonly ErrorObject[]): ErrorObject[] {
   }
   if (anyOfs.size === 0) return errors.filter((e) => !drop.has(e));
   for (const e of errors) {
-    const at = e.schemaPath.indexOf('/anyOf/');
-    if (at < 0) continue;
-    const schemaPath = e.schemaPath.slice(0, at + '/anyOf'.length);
-    const branch = Number(e.schemaPath.slice(at + '/anyOf/'.length).split('/')[0]);
-    // The anyOf is at this error's instance path or an ancestor of it (a list branch's items are deeper).
-    let instance = e.instancePath;
-    for (;;) {
-      const owner = anyOfs.get(`${schemaPath}|${instance}`);
-      if (owner !== undefined) {
-        if (owner.fitting !== branch) drop.add(e);
-        break;
+    // Every anyOf the error is under (a list branch's items may be an anyOf of their own): an
+    // error from a branch other than the one the value fits, at any level, explains nothing.
+    for (let at = e.schemaPath.indexOf('/anyOf/'); at >= 0; at = e.schemaPath.indexOf('/anyOf/', at + 1)) {
+      const schemaPath = e.schemaPath.slice(0, at + '/anyOf'.length);
+      const branch = Number(e.schemaPath.slice(at + '/anyOf/'.length).split('/')[0]);
+      // The anyOf is at this error's instance path or an ancestor of it (a list branch's items are deeper).
+      let instance = e.instancePath;
+      for (;;) {
+        const owner = anyOfs.get(`${schemaPath}|${instance}`);
+        if (owner !== undefined) {
+          if (owner.fitting !== branch) drop.add(e);
+          break;
+        }
+        if (instance === '') break;
+        instance = instance.slice(0, instance.lastIndexOf('/'));
       }
-      if (instance === '') break;
-      instance = instance.slice(0, instance.lastIndexOf('/'));
     }
   }
   return errors.filter((e) => !drop.has(e));

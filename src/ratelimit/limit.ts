@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { claimAt } from '../authn/jwt/jwt-verifier.js';
+import { readClaim, type ClaimPath } from '../authn/claims/claim-path.js';
 import { ipKey } from '../lib/ip.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import type { LimitShape } from './algorithms.js';
@@ -10,7 +10,7 @@ import type { LimitStore, StoreVerdict } from './store.js';
 export type Dimension =
   | { readonly kind: 'ip' | 'subject' | 'keyId' | 'tenant' | 'route' }
   | { readonly kind: 'header'; readonly name: string }
-  | { readonly kind: 'claim'; readonly path: string };
+  | { readonly kind: 'claim'; readonly path: ClaimPath };
 
 /** Dimensions that exist only after authentication. */
 export const IDENTITY_DIMENSIONS: ReadonlySet<Dimension['kind']> = new Set(['subject', 'keyId', 'tenant', 'claim']);
@@ -108,7 +108,7 @@ export function callerKey(name: string, kind: string, by: readonly Dimension[], 
         break;
       }
       case 'claim': {
-        const value = identity === null || identity.claims === null ? undefined : claimAt(identity.claims, d.path);
+        const value = identity === null || identity.claims === null ? undefined : readClaim(identity.claims, d.path);
         part = value === undefined || value === null ? null : typeof value === 'string' ? value : JSON.stringify(value);
         break;
       }

@@ -5,7 +5,8 @@ import type { Exchange } from '../../pipeline/exchange.js';
 import { ABSENT, type Authenticator, type AuthOutcome } from '../authenticator.js';
 import { bearerToken } from '../bearer.js';
 import type { Identity } from '../identity.js';
-import { identityFromClaims, type ClaimMapping } from '../claims/claim-mapping.js';
+import { identityFromClaims } from '../claims/claim-mapping.js';
+import { audienceList, checkClaimRules, type ClaimRules } from '../claims/claim-rules.js';
 import { verifyJwt, type Claims, type JwtPolicy, type VerifyResult } from './jwt-verifier.js';
 import { KeysUnavailableError } from './key-source.js';
 import { VerifiedTokenCache } from './token-cache.js';
@@ -14,7 +15,8 @@ export interface JwtAuthenticatorSpec {
   readonly name: string;
   readonly realm: string;
   readonly policy: JwtPolicy;
-  readonly claims: ClaimMapping;
+  /** Claim mapping and the checks that run once the signature and the time and audience claims verified. */
+  readonly rules: ClaimRules;
   readonly cacheMaxEntries: number;
   /** The clock that judges exp/nbf/iat and the token cache (default: the machine's). */
   readonly clock?: Clock;
@@ -41,7 +43,7 @@ export class JwtAuthenticator implements Authenticator {
   constructor(private readonly spec: JwtAuthenticatorSpec) {
     this.challenge = `Bearer realm="${spec.realm}"`;
     this.invalid = `Bearer realm="${spec.realm}", error="invalid_token"`;
-    this.assertedHeaders = new Map(spec.claims.headers.map(([header, path]) => [header, `claim:${path}`]));
+    this.assertedHeaders = new Map(spec.rules.mapping.headers.map(([header, path]) => [header, `claim:${path.text}`]));
     this.cache = new VerifiedTokenCache(spec.cacheMaxEntries);
     this.clock = spec.clock ?? systemClock;
   }
@@ -78,7 +80,10 @@ export class JwtAuthenticator implements Authenticator {
   private conclude(token: string, result: VerifyResult, now: number): AuthOutcome {
     if (!result.ok) return this.reject(result.reason, !result.signatureValid, this.ownerOf(result));
     const identity = this.identityFrom(result.claims);
-    // The signature verified: an unusable subject or tenant is the issuer's doing, not a guess.
+    // The signature verified: a refusal from here on is the issuer's doing (or the holder's
+    // honest use of a token meant for another client), not a guess.
+    const broken = checkClaimRules(result.claims, this.spec.rules, audienceList(result.claims.aud));
+    if (broken !== null) return this.reject(broken, false, typeof identity === 'string' ? undefined : identity);
     if (typeof identity === 'string') return this.reject(`claim_invalid: ${identity}`, false);
     this.cache.set(token, identity, result.exp, now, result.source, result.revision);
     return { kind: 'authenticated', identity };
@@ -111,6 +116,6 @@ export class JwtAuthenticator implements Authenticator {
   }
 
   private identityFrom(claims: Claims): Identity | string {
-    return identityFromClaims(claims, this.spec.claims, { method: 'jwt', authenticator: this.spec.name, keyId: null, bearerRealm: this.spec.realm });
+    return identityFromClaims(claims, this.spec.rules.mapping, { method: 'jwt', authenticator: this.spec.name, keyId: null, bearerRealm: this.spec.realm });
   }
 }

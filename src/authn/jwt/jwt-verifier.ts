@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { parseStrictJson } from '../../lib/strict-json.js';
 import { isJwsAlgorithm, verifySignature, type JwsAlgorithm, type VerifyKey } from './algorithms.js';
 import type { KeySource } from './key-source.js';
+import type { Claims } from '../claims/claim-path.js';
 
 /** Everything a JWT must satisfy, compiled once per authenticator. */
 export interface JwtPolicy {
@@ -13,8 +14,6 @@ export interface JwtPolicy {
   readonly requireExp: boolean;
   /** Required `typ` header, lower case without `application/` (RFC 7515 §4.1.9), or null. */
   readonly typ: string | null;
-  /** Claim paths that must be present and not null. */
-  readonly requiredClaims: readonly string[];
   readonly maxTokenBytes: number;
 }
 
@@ -24,7 +23,8 @@ export interface IssuerKeys {
   readonly algorithms: ReadonlySet<JwsAlgorithm>;
 }
 
-export type Claims = Readonly<Record<string, unknown>>;
+export type { Claims } from '../claims/claim-path.js';
+export { claimAt } from '../claims/claim-path.js';
 
 export type VerifyResult =
   | { readonly ok: true; readonly claims: Claims; readonly exp: number | null; readonly source: KeySource; readonly revision: number }
@@ -126,10 +126,6 @@ function checkClaims(claims: Claims, policy: JwtPolicy, nowMs: number, source: K
     return stale('audience_invalid: aud is absent, empty or not a string or array of strings');
   }
   if (!audiences.some((a) => policy.audiences.has(a as string))) return stale('audience_mismatch: no accepted audience in aud');
-  for (const path of policy.requiredClaims) {
-    const value = claimAt(claims, path);
-    if (value === undefined || value === null) return stale(`claim_missing: ${path}`);
-  }
   return { ok: true, claims, exp: exp ?? null, source, revision };
 }
 
@@ -166,19 +162,4 @@ function decodeJson(segment: string): Record<string, unknown> | undefined {
   const json = bytes.toString('utf8');
   const value = parseStrictJson(json, MAX_JSON_DEPTH);
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? value as Record<string, unknown> : undefined;
-}
-
-/**
- * A claim by path: the literal top-level name first (so namespaced claims such as
- * `https://example.com/roles` work), otherwise dot-separated nested names (`realm_access.roles`).
- * Only own properties are read, so `constructor` or `__proto__` never resolve to prototypes.
- */
-export function claimAt(claims: Claims, path: string): unknown {
-  if (Object.hasOwn(claims, path)) return claims[path];
-  let node: unknown = claims;
-  for (const part of path.split('.')) {
-    if (node === null || typeof node !== 'object' || Array.isArray(node) || !Object.hasOwn(node, part)) return undefined;
-    node = (node as Record<string, unknown>)[part];
-  }
-  return node;
 }

@@ -1,8 +1,9 @@
 import { isIP } from 'node:net';
 import { Type, type Static } from '@sinclair/typebox';
-import { Bytes, ClaimPath, formatted, HEADER_NAME_PATTERN, Millis, Realm, strict } from '../../config/schema-parts.js';
+import { Bytes, formatted, Millis, Realm, strict } from '../../config/schema-parts.js';
 import type { ConfigSource } from '../../config/config-source.js';
 import { authenticatorKind, type AuthenticatorCompileContext } from '../authenticator-kind.js';
+import { CLAIM_RULE_DEFAULTS, CLAIM_RULE_FIELDS, compileClaimRules } from '../claims/claim-rules.js';
 import { isHmac, JWS_ALGORITHMS, type JwsAlgorithm, type VerifyKey } from './algorithms.js';
 import { JwtAuthenticator } from './jwt-authenticator.js';
 import type { IssuerKeys } from './jwt-verifier.js';
@@ -36,16 +37,8 @@ export const JwtAuthenticatorSchema = strict({
   clockSkewMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 300000, description: 'Leeway for exp, nbf and iat. Default 30000.' })),
   requireExp: Type.Optional(Type.Boolean({ description: 'Reject tokens without `exp`. Default true.' })),
   typ: Type.Optional(formatted('^[A-Za-z0-9.+/-]{1,64}$', 'a token type like at+jwt or JWT: letters, digits, `.`, `+`, `/`, `-`, up to 64 characters', { description: 'Required `typ` header, e.g. at+jwt (RFC 9068); compared case-insensitively, `application/` optional.' })),
-  requiredClaims: Type.Optional(Type.Array(ClaimPath, { maxItems: 32, description: 'Claims that must be present and not null.' })),
   maxTokenBytes: Type.Optional(Type.Integer({ minimum: 256, maximum: 65536, description: 'Longest token accepted. Default 8192.' })),
-  claims: Type.Optional(strict({
-    subject: Type.Optional(ClaimPath),
-    roles: Type.Optional(ClaimPath),
-    scopes: Type.Optional(ClaimPath),
-    tenant: Type.Optional(ClaimPath),
-    tier: Type.Optional(ClaimPath),
-  }, 'Where the identity is read from. Defaults: subject sub, roles roles, scopes scope, no tenant, no tier (the rate-limit tier, see docs/rate-limits.md).')),
-  forwardClaims: Type.Optional(Type.Record(Type.String({ pattern: HEADER_NAME_PATTERN }), ClaimPath, { additionalProperties: false, description: 'Header name → claim path: claims sent upstream as headers.' })),
+  ...CLAIM_RULE_FIELDS,
   cacheMaxEntries: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'Verified tokens remembered so repeats skip signature checks; 0 turns the cache off. Default 10000.' })),
   realm: Type.Optional(Realm),
   jwks: Type.Optional(strict({
@@ -65,9 +58,7 @@ export const JWT_DEFAULTS = Object.freeze({
   maxTokenBytes: 8192,
   cacheMaxEntries: 10_000,
   realm: 'portcullis',
-  'claims.subject': 'sub',
-  'claims.roles': 'roles',
-  'claims.scopes': 'scope',
+  ...CLAIM_RULE_DEFAULTS,
   'jwks.timeoutMs': 5000,
   'jwks.maxBytes': 262_144,
   'jwks.refreshMs': 300_000,
@@ -86,7 +77,7 @@ export const jwtKind = authenticatorKind<RawJwtAuthenticator>({
 });
 
 function compileJwt(a: RawJwtAuthenticator, context: AuthenticatorCompileContext): JwtAuthenticator | null {
-  const { name, at, loaded, reserved, problems } = context;
+  const { name, at, loaded, problems } = context;
   const before = problems.length;
   const single = a.issuer !== undefined || keyFieldsOf(a).length > 0;
   if (a.issuers !== undefined && single) problems.push(loaded.problem(at('issuers'), 'use either issuer with its keys, or issuers, not both'));
@@ -153,16 +144,9 @@ function compileJwt(a: RawJwtAuthenticator, context: AuthenticatorCompileContext
     if (source !== null) issuers.set(spec.issuer, { source, algorithms: new Set(usable) });
   }
 
-  const headers: (readonly [string, string])[] = [];
-  for (const [header, path] of Object.entries(a.forwardClaims ?? {})) {
-    const lower = header.toLowerCase();
-    if (reserved.has(lower) || lower.startsWith('x-client-cert-') || lower.startsWith('x-portcullis-')) {
-      problems.push(loaded.problem(at('forwardClaims', header), `${header} is a header the gateway sets or relies on; forward the claim under another name`, true));
-    } else headers.push([lower, path]);
-  }
-  if (problems.length > before) return null;
+  const rules = compileClaimRules(a, context);
+  if (rules === null || problems.length > before) return null;
 
-  const claims = a.claims ?? {};
   const typ = a.typ?.toLowerCase();
   return new JwtAuthenticator({
     name,
@@ -174,17 +158,9 @@ function compileJwt(a: RawJwtAuthenticator, context: AuthenticatorCompileContext
       clockSkewSec: Math.ceil((a.clockSkewMs ?? JWT_DEFAULTS.clockSkewMs) / 1000),
       requireExp: a.requireExp ?? JWT_DEFAULTS.requireExp,
       typ: typ === undefined ? null : typ.startsWith('application/') ? typ.slice('application/'.length) : typ,
-      requiredClaims: a.requiredClaims ?? [],
       maxTokenBytes: a.maxTokenBytes ?? JWT_DEFAULTS.maxTokenBytes,
     },
-    claims: {
-      subject: claims.subject ?? JWT_DEFAULTS['claims.subject'],
-      roles: claims.roles ?? JWT_DEFAULTS['claims.roles'],
-      scopes: claims.scopes ?? JWT_DEFAULTS['claims.scopes'],
-      tenant: claims.tenant ?? null,
-      tier: claims.tier ?? null,
-      headers,
-    },
+    rules,
     cacheMaxEntries: a.cacheMaxEntries ?? JWT_DEFAULTS.cacheMaxEntries,
     clock: context.clock,
   });

@@ -266,5 +266,14 @@ function describeFailure(err: unknown, endpoint: string): TokenEndpointError {
     return new TokenEndpointError('refused', `${endpoint} answered ${e.status}${typeof e.error === 'string' ? ` ${printable(e.error)}` : ''}`);
   }
   if (e.cause instanceof Response) return new TokenEndpointError('refused', `${endpoint} answered ${e.cause.status}, not an OAuth response`);
-  return new TokenEndpointError('invalid', `${endpoint} answered something unusable: ${printable(e.message, 200)}`);
+  // openid-client wraps the protocol library's error, which holds the precise message (and the body).
+  const messages: string[] = [];
+  let tokenType: unknown;
+  for (let cause: unknown = err, depth = 0; cause instanceof Error && depth < 3; cause = cause.cause, depth++) {
+    if (!messages.includes(cause.message)) messages.push(cause.message);
+    const body = (cause.cause as { body?: { token_type?: unknown } } | undefined)?.body;
+    if (body !== undefined && tokenType === undefined) tokenType = body.token_type;
+  }
+  if (typeof tokenType === 'string' && tokenType.toLowerCase() !== 'bearer') return new TokenEndpointError('invalid', `token_type is ${printable(tokenType)}, not Bearer`);
+  return new TokenEndpointError('invalid', `${endpoint} answered something unusable: ${printable(messages.join(': '), 300)}`);
 }

@@ -153,6 +153,15 @@ describe('the upstream receives the gateway\'s token, never the client\'s Author
     bearer(seen?.authorization[0]);
   });
 
+  test('a client naming Authorization in its Connection header cannot remove the gateway\'s token', async () => {
+    const res = await rawRequest(gw.port, requestHead('GET', '/open/hop', ['Authorization: Bearer client-token', 'Connection: close, Authorization']));
+    assert.equal(res.status, 200, res.raw);
+    const seen = up.seen.at(-1);
+    assert.equal(seen?.authorization.length, 1);
+    assert.doesNotMatch(seen?.authorization[0] ?? '', /client-token/);
+    bearer(seen?.authorization[0]);
+  });
+
   test('an invalid caller token is refused (401) and nothing reaches the upstream', async () => {
     const before = up.seen.length;
     const res = await rawRequest(gw.port, requestHead('GET', '/api/x', ['Authorization: Bearer not.a.jwt', 'Connection: close']));

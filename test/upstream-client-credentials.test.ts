@@ -196,6 +196,9 @@ test('50 concurrent requests on a cold cache make exactly one token call and all
     assert.deepEqual(new Set(statuses), new Set([200]));
     assert.equal(as.calls('/token') - calls, 1);
     assert.equal(new Set(up.seen.map((s) => s.authorization[0])).size, 1);
+    const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    assert.match(metrics, /^portcullis_upstream_token_requests_total\{upstream="billing",outcome="ok"\} 1$/m);
+    assert.match(metrics, /^portcullis_upstream_token_expiry_timestamp_seconds\{upstream="billing"\} \d{10}$/m);
   } finally {
     await gw.close();
     await up.close();
@@ -229,6 +232,36 @@ test('the token is renewed ahead of expiry in the background, and a request afte
     assert.notEqual(third, renewed);
     assert.equal(as.calls('/token') - calls, 3);
     assert.equal((await introspect(third)).active, true);
+  } finally {
+    await gw.close();
+    await up.close();
+  }
+});
+
+test('a renewal that fails keeps the still-valid token in use; once it expires, 503 and nothing forwarded', async () => {
+  const clock = new ManualClock(Date.now());
+  const up = await recorder();
+  const gw = await startGateway(config(up.url, serviceCredentials({ refreshBeforeMs: 60_000 })), { clock });
+  try {
+    assert.equal((await fetch(`${gw.url}/open/a`)).status, 200);
+    const token = up.seen.at(-1)?.authorization[0];
+    await as.stop();
+    try {
+      clock.advance(550_000); // in the refresh window: a renewal starts and fails
+      assert.equal((await fetch(`${gw.url}/open/b`)).status, 200);
+      assert.equal(up.seen.at(-1)?.authorization[0], token);
+      await waitUntil('the failed renewal is counted', async () => /outcome="unreachable"\} 1$/m.test(await (await fetch(`${gw.adminUrl}/metrics`)).text()));
+      clock.advance(2_000); // past the retry delay: the next request tries again, and is still served
+      assert.equal((await fetch(`${gw.url}/open/c`)).status, 200);
+      assert.equal(up.seen.at(-1)?.authorization[0], token);
+      clock.advance(60_000); // past the token's lifetime
+      const seen = up.seen.length;
+      const res = await rawRequest(gw.port, requestHead('GET', '/open/expired', ['Connection: close']));
+      assertProblem(res, 503, 'upstream_credentials_unavailable');
+      assert.equal(up.seen.length, seen);
+    } finally {
+      await as.start();
+    }
   } finally {
     await gw.close();
     await up.close();
@@ -281,6 +314,7 @@ test('the token endpoint down with no token cached: 503 upstream_credentials_una
       assertProblem(again, 503, 'upstream_credentials_unavailable');
       assert.equal(as.calls('/token'), calls);
       assert.equal(up.seen.length, 0, 'the upstream received nothing');
+      assert.match(await (await fetch(`${gw.adminUrl}/metrics`)).text(), /^portcullis_upstream_token_requests_total\{upstream="billing",outcome="unreachable"\} 1$/m);
     } finally {
       await as.start();
     }

@@ -28,11 +28,13 @@ export interface TokenFetchOptions {
  */
 export class BoundedFetch {
   private agent: Agent | null = null;
+  private closed = false;
 
   constructor(private readonly timeoutMs: number, private readonly maxBytes: number) {}
 
   /** Opens the pool (lazily, on the first call, so a config that is only compiled opens nothing). */
   private dispatcher(): Dispatcher {
+    if (this.closed) throw new TokenEndpointError('unreachable', 'the gateway no longer uses this token endpoint (the config was replaced)');
     this.agent ??= new Agent({
       connect: { timeout: this.timeoutMs },
       headersTimeout: this.timeoutMs,
@@ -50,13 +52,14 @@ export class BoundedFetch {
     const shown = new URL(url);
     const where = `${shown.origin}${shown.pathname}`;
     let res: Dispatcher.ResponseData;
+    const dispatcher = this.dispatcher();
     try {
       res = await request(url, {
         method: options.method,
         headers: options.headers,
         body: bodyOf(options.body),
         signal,
-        dispatcher: this.dispatcher(),
+        dispatcher,
       });
     } catch (err) {
       throw failure(err, deadline, where, this.timeoutMs);
@@ -93,10 +96,11 @@ export class BoundedFetch {
     return new Response(body, { status, headers });
   };
 
-  /** Closes the pool's connections. */
+  /** Closes the pool's connections; later calls fail (unreachable) instead of opening another pool. */
   async close(): Promise<void> {
     const agent = this.agent;
     this.agent = null;
+    this.closed = true;
     await agent?.close();
   }
 }

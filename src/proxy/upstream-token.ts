@@ -75,7 +75,7 @@ interface CachedToken {
  */
 export class UpstreamTokenSource implements Resource {
   readonly key: string;
-  /** Calls made to the token endpoint (tests and the metrics read it). */
+  /** Calls made to the token endpoint (tests read it; the metrics count them by outcome). */
   calls = 0;
   private token: CachedToken | null = null;
   private inflight: Promise<string | TokenUnavailable> | null = null;

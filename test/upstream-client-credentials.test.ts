@@ -268,6 +268,31 @@ test('a renewal that fails keeps the still-valid token in use; once it expires, 
   }
 });
 
+test('a reload that keeps the setup keeps the token; one that changes the secret gets a new one', async () => {
+  const up = await recorder();
+  const first = config(up.url, serviceCredentials());
+  const gw = await startGateway(first);
+  try {
+    const calls = as.calls('/token');
+    assert.equal((await fetch(`${gw.url}/open/1`)).status, 200);
+    const token = up.seen.at(-1)?.authorization[0];
+    await gw.writeConfig({ ...first, responseHeaders: { frameOptions: 'SAMEORIGIN' } });
+    assert.equal((await gw.gateway.reload()).ok, true);
+    assert.equal((await fetch(`${gw.url}/open/2`)).status, 200);
+    assert.equal(up.seen.at(-1)?.authorization[0], token, 'same setup, same token');
+    assert.equal(as.calls('/token') - calls, 1);
+    // The same client with a wrong secret: a new source, whose call the provider refuses.
+    await gw.writeConfig(config(up.url, serviceCredentials({ clientSecret: 'a-wrong-secret-0123456789abcdef' })));
+    assert.equal((await gw.gateway.reload()).ok, true);
+    const res = await rawRequest(gw.port, requestHead('GET', '/open/3', ['Connection: close']));
+    assertProblem(res, 503, 'upstream_credentials_unavailable');
+    assert.match((await oneAuditRecordFor(gw, '/open/3')).detail ?? '', /refused.*answered 401 invalid_client/);
+  } finally {
+    await gw.close();
+    await up.close();
+  }
+});
+
 test('private_key_jwt (issuer discovery) and client_secret_post both obtain tokens for their own client', async () => {
   const up = await recorder();
   const gw = await startGateway({

@@ -263,7 +263,10 @@ function describeFailure(err: unknown, endpoint: string): TokenEndpointError {
   const e = err as { status?: unknown; error?: unknown; message?: unknown; cause?: unknown };
   if (e.cause instanceof TokenEndpointError) return e.cause;
   if (typeof e.status === 'number') {
-    return new TokenEndpointError('refused', `${endpoint} answered ${e.status}${typeof e.error === 'string' ? ` ${printable(e.error)}` : ''}`);
+    // The OAuth error code: from the body (ResponseBodyError), or from a WWW-Authenticate challenge (RFC 6750 §3).
+    const challenged = Array.isArray(e.cause) ? (e.cause as { parameters?: { error?: unknown } }[]).find((c) => typeof c.parameters?.error === 'string')?.parameters?.error : undefined;
+    const code = typeof e.error === 'string' ? e.error : challenged;
+    return new TokenEndpointError('refused', `${endpoint} answered ${e.status}${code === undefined ? '' : ` ${printable(code)}`}`);
   }
   if (e.cause instanceof Response) return new TokenEndpointError('refused', `${endpoint} answered ${e.cause.status}, not an OAuth response`);
   // openid-client wraps the protocol library's error, which holds the precise message (and the body).

@@ -32,6 +32,8 @@ interface Recorder {
   readonly seen: Seen[];
   /** Decides the status of the n-th request (0-based) from what it saw; default 200. */
   respond: (seen: Seen, n: number) => number;
+  /** Bytes of padding added to the response body of a status (default none). */
+  padding: (status: number) => number;
   close(): Promise<void>;
 }
 
@@ -41,6 +43,7 @@ async function recorder(): Promise<Recorder> {
     url: '',
     seen,
     respond: () => 200,
+    padding: () => 0,
     close: () => new Promise<void>((done) => { server.closeAllConnections(); server.close(() => done()); }),
   };
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -56,7 +59,7 @@ async function recorder(): Promise<Recorder> {
       seen.push(s);
       const status = rec.respond(s, n);
       res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status, n }));
+      res.end(JSON.stringify({ status, n, padding: ' '.repeat(rec.padding(status)) }));
     });
   });
   server.listen(0, '127.0.0.1');
@@ -299,10 +302,13 @@ test('private_key_jwt (issuer discovery) and client_secret_post both obtain toke
     upstreams: {
       keyed: { targets: [up.url], auth: { clientCredentials: { issuer: as.issuer, clientId: as.gatewayKeyJwt.clientId, privateKeyJwt: { file: 'cc.pem', kid: as.gatewayKeyJwt.kid } } } },
       posted: { targets: [up.url], auth: { clientCredentials: { tokenEndpoint: `${as.issuer}/token`, clientId: as.gatewayPost.clientId, clientSecret: '${POST_SECRET}', clientAuth: 'client_secret_post' } } },
+      // Without an issuer the assertion's audience is the token endpoint URL (RFC 7523 §3).
+      keyedDirect: { targets: [up.url], auth: { clientCredentials: { tokenEndpoint: `${as.issuer}/token`, clientId: as.gatewayKeyJwt.clientId, privateKeyJwt: { file: 'cc.pem', kid: as.gatewayKeyJwt.kid }, scope: 'orders:write' } } },
     },
     routes: [
       { name: 'keyed', match: { path: '/keyed' }, upstream: 'keyed', public: true },
       { name: 'posted', match: { path: '/posted' }, upstream: 'posted', public: true },
+      { name: 'keyedDirect', match: { path: '/keyed-direct' }, upstream: 'keyedDirect', public: true },
     ],
   }, { env: { POST_SECRET: as.gatewayPost.clientSecret }, beforeStart: (dir) => writeFile(join(dir, 'cc.pem'), as.gatewayKeyJwt.privateKeyPem) });
   try {
@@ -310,6 +316,10 @@ test('private_key_jwt (issuer discovery) and client_secret_post both obtain toke
     assert.equal((await introspect(bearer(up.seen.at(-1)?.authorization[0]))).client_id, 'gateway-key');
     assert.equal((await fetch(`${gw.url}/posted`)).status, 200);
     assert.equal((await introspect(bearer(up.seen.at(-1)?.authorization[0]))).client_id, 'gateway-post');
+    assert.equal((await fetch(`${gw.url}/keyed-direct`)).status, 200);
+    const direct = await introspect(bearer(up.seen.at(-1)?.authorization[0]));
+    assert.equal(direct.client_id, 'gateway-key');
+    assert.equal(direct.scope, 'orders:write');
   } finally {
     await gw.close();
     await up.close();
@@ -417,6 +427,23 @@ describe('an upstream 401 is retried once with a renewed token, when the request
     const record = await oneAuditRecordFor(gw, '/open/orders');
     assert.equal(record.status, 201);
     assert.match(record.detail ?? '', /retried once/);
+  });
+
+  test('a large 401 body is not read to its end: the connection is dropped and the request retried', async () => {
+    up.respond = () => 200;
+    assert.equal((await fetch(`${gw.url}/open/warm3`)).status, 200);
+    const rejected = up.seen.at(-1)?.authorization[0];
+    up.respond = (s) => (s.authorization[0] === rejected ? 401 : 200);
+    up.padding = (status) => (status === 401 ? 1024 * 1024 : 0);
+    try {
+      const from = up.seen.length;
+      const res = await fetch(`${gw.url}/open/large`);
+      assert.equal(res.status, 200);
+      assert.equal((await res.json() as { status: number }).status, 200);
+      assert.equal(up.seen.length - from, 2);
+    } finally {
+      up.padding = () => 0;
+    }
   });
 
   test('concurrent 401s for the same token cause one renewal', async () => {

@@ -362,6 +362,47 @@ test('the token endpoint down with no token cached: 503 upstream_credentials_una
   }
 });
 
+test('a token without expires_in is used for 300 s at most, and tokens are asked for with the configured parameters', async () => {
+  const clock = new ManualClock(Date.now());
+  const forms: URLSearchParams[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      forms.push(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify({ access_token: `opaque-${forms.length}`, token_type: 'bearer' }));
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const up = await recorder();
+  const gw = await startGateway(config(up.url, {
+    tokenEndpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`, clientId: 'gw', clientSecret: 'endpoint-secret-0123456789',
+    clientAuth: 'client_secret_post', scope: 'a b', audience: 'https://api.test', resource: 'https://billing.test',
+  }), { clock });
+  try {
+    assert.equal((await fetch(`${gw.url}/open/1`)).status, 200);
+    assert.deepEqual(up.seen.at(-1)?.authorization, ['Bearer opaque-1']);
+    const form = Object.fromEntries(forms[0] ?? []);
+    assert.deepEqual(form, {
+      grant_type: 'client_credentials', client_id: 'gw', client_secret: 'endpoint-secret-0123456789', scope: 'a b', audience: 'https://api.test', resource: 'https://billing.test',
+    });
+    clock.advance(290_000); // within refreshBeforeMs of its 300 s: renewal in the background, the current token still sent
+    assert.equal((await fetch(`${gw.url}/open/2`)).status, 200);
+    assert.deepEqual(up.seen.at(-1)?.authorization, ['Bearer opaque-1']);
+    await waitUntil('the renewal', () => forms.length === 2);
+    clock.advance(300_000); // the renewed token is past its 300 s too: the next request waits for a third
+    assert.equal((await fetch(`${gw.url}/open/3`)).status, 200);
+    assert.deepEqual(up.seen.at(-1)?.authorization, ['Bearer opaque-3']);
+  } finally {
+    await gw.close();
+    await up.close();
+    server.closeAllConnections();
+    await new Promise<void>((done) => server.close(() => done()));
+  }
+});
+
 describe('hostile token endpoints: each a precise 503, nothing forwarded, the reason in the audit record', () => {
   const cases: { name: string; handler: (req: IncomingMessage, res: ServerResponse) => void; detail: RegExp }[] = [
     { name: 'html', detail: /refused.*answered 500/, handler: (_q, res) => { res.writeHead(500, { 'content-type': 'text/html' }); res.end('<html><body>Internal error</body></html>'); } },

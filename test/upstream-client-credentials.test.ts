@@ -17,6 +17,7 @@ import { startGateway, type ConfigObject, type TestGateway } from './harness/gat
 import { assertProblem, oneAuditRecordFor, waitUntil } from './harness/assertions.js';
 import { rawRequest, requestHead } from './harness/raw-client.js';
 import { ManualClock } from './harness/manual-clock.js';
+import { MIN_TOKEN_AGE_FOR_RENEWAL_MS } from '../src/proxy/upstream-token.js';
 import { mint, testKey, type TestKey } from './harness/jwt.js';
 
 /** What an upstream received: its Authorization fields (every copy, as sent) and body. */
@@ -443,16 +444,20 @@ describe('hostile token endpoints: each a precise 503, nothing forwarded, the re
 });
 
 describe('an upstream 401 is retried once with a renewed token, when the request can be sent again', () => {
+  // Tokens younger than MIN_TOKEN_AGE_FOR_RENEWAL_MS are not renewed for a 401: the clock moves past it.
+  const clock = new ManualClock(Date.now());
+  const age = (): void => clock.advance(MIN_TOKEN_AGE_FOR_RENEWAL_MS);
   let up: Recorder;
   let gw: TestGateway;
   before(async () => {
     up = await recorder();
-    gw = await startGateway(config(up.url, serviceCredentials()));
+    gw = await startGateway(config(up.url, serviceCredentials()), { clock });
   });
   after(async () => { await gw.close(); await up.close(); });
 
   test('401 once to a buffered POST: one renewal, the body sent again with the new token, the client gets the second answer', async () => {
     assert.equal((await fetch(`${gw.url}/open/warm`)).status, 200);
+    age();
     const calls = as.calls('/token');
     const rejected = up.seen.at(-1)?.authorization[0];
     up.respond = (s) => (s.authorization[0] === rejected ? 401 : 201);
@@ -473,6 +478,7 @@ describe('an upstream 401 is retried once with a renewed token, when the request
   test('a large 401 body is not read to its end: the connection is dropped and the request retried', async () => {
     up.respond = () => 200;
     assert.equal((await fetch(`${gw.url}/open/warm3`)).status, 200);
+    age();
     const rejected = up.seen.at(-1)?.authorization[0];
     up.respond = (s) => (s.authorization[0] === rejected ? 401 : 200);
     up.padding = (status) => (status === 401 ? 1024 * 1024 : 0);
@@ -490,6 +496,7 @@ describe('an upstream 401 is retried once with a renewed token, when the request
   test('concurrent 401s for the same token cause one renewal', async () => {
     up.respond = () => 200;
     assert.equal((await fetch(`${gw.url}/open/warm2`)).status, 200);
+    age();
     const rejected = up.seen.at(-1)?.authorization[0];
     up.respond = (s) => (s.authorization[0] === rejected ? 401 : 200);
     const calls = as.calls('/token');
@@ -499,6 +506,7 @@ describe('an upstream 401 is retried once with a renewed token, when the request
   });
 
   test('401 forever: the client gets the 401 after exactly one retry', async () => {
+    age();
     up.respond = () => 401;
     const from = up.seen.length;
     const calls = as.calls('/token');
@@ -508,7 +516,21 @@ describe('an upstream 401 is retried once with a renewed token, when the request
     assert.equal(as.calls('/token') - calls, 1);
   });
 
+  test('a 401 to a token younger than 5 s is relayed: no renewal, no retry, however many requests', async () => {
+    up.respond = () => 200;
+    assert.equal((await fetch(`${gw.url}/open/fresh`)).status, 200);
+    age(); // renew once, so the token in use is brand new
+    up.respond = () => 401;
+    assert.equal((await fetch(`${gw.url}/open/renew`)).status, 401);
+    const from = up.seen.length;
+    const calls = as.calls('/token');
+    for (let i = 0; i < 5; i++) assert.equal((await fetch(`${gw.url}/open/again${i}`)).status, 401);
+    assert.equal(up.seen.length - from, 5, 'one upstream request each');
+    assert.equal(as.calls('/token'), calls, 'no token call');
+  });
+
   test('a streamed (chunked) body is not retried: the 401 is relayed', async () => {
+    age();
     up.respond = () => 401;
     const from = up.seen.length;
     const calls = as.calls('/token');

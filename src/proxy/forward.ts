@@ -346,7 +346,8 @@ function queue(ex: Exchange, upstream: Upstream, watch: BodyIdleWatch | null): P
 /**
  * Dispatches on the pool of `slot`, relays the response, and gives the slot back when the exchange
  * ends. With `credentials`, a request that can be sent again (no body, or one received whole; a
- * streamed body is gone once sent) whose upstream answers 401 is retried once (retryWithFreshToken).
+ * streamed body is gone once sent) whose upstream answers 401 is retried once (retryWithFreshToken),
+ * unless its token is too fresh to be renewed for it (UpstreamTokenSource.renewable).
  */
 function dispatch(
   ex: Exchange, upstream: Upstream, settings: UpstreamRequestSettings, slot: number, body: Buffer | Readable | null, watch: BodyIdleWatch | null,
@@ -355,7 +356,7 @@ function dispatch(
   const route = ex.route as Route;
   const request = upstreamRequest(ex, settings);
   ex.forwardedAt = performance.now();
-  const retryable = credentials !== null && ex.upstreamToken !== null && !(body instanceof Readable);
+  const retryable = credentials !== null && ex.upstreamToken !== null && !(body instanceof Readable) && credentials.renewable(ex.upstreamToken);
   return new Promise((resolve) => {
     const handler = new RelayHandler(ex, route.writeIdleTimeoutMs, retryable, (error) => {
       if (error instanceof RetryWithFreshToken && credentials !== null) {

@@ -50,11 +50,19 @@ export const EXPIRY_MARGIN_MS = 5000;
 /** After a failed call, requests that need a new token are answered at once for this long instead of calling again. */
 export const FAILURE_RETRY_MS = 1000;
 
+/**
+ * A token the upstream refuses (401) is renewed only once it is this old: an upstream that refuses
+ * every request (or one path) cannot make the gateway call the token endpoint for each of them.
+ */
+export const MIN_TOKEN_AGE_FOR_RENEWAL_MS = 5000;
+
 /** RFC 6750 §2.1 b64token: what can follow `Bearer ` in an Authorization header. */
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 
 interface CachedToken {
   readonly value: string;
+  /** Clock time the call that obtained it was made. */
+  readonly obtainedAt: number;
   /** Clock time from which a request starts a background renewal. */
   readonly refreshAt: number;
   /** Clock time from which the token is no longer sent. */
@@ -136,6 +144,15 @@ export class UpstreamTokenSource implements Resource {
   }
 
   /**
+   * Whether a 401 to a request sent with `used` is worth a retry: `used` was replaced meanwhile, or
+   * is at least MIN_TOKEN_AGE_FOR_RENEWAL_MS old (a fresh token refused is not cured by another).
+   */
+  renewable(used: string): boolean {
+    const token = this.token;
+    return token === null || token.value !== used || this.clock.now() - token.obtainedAt >= MIN_TOKEN_AGE_FOR_RENEWAL_MS;
+  }
+
+  /**
    * The upstream refused `rejected` (401): it is dropped if it is still the cached token, and a
    * token is obtained as by `obtain`. Requests that saw the same token refused share one call;
    * those whose token was already replaced get the replacement.
@@ -159,6 +176,7 @@ export class UpstreamTokenSource implements Resource {
       const usableUntil = sentAt + lifetimeMs - Math.min(EXPIRY_MARGIN_MS, lifetimeMs / 10);
       this.token = {
         value: response.accessToken,
+        obtainedAt: sentAt,
         usableUntil,
         refreshAt: Math.min(usableUntil, sentAt + Math.max(lifetimeMs - this.spec.refreshBeforeMs, lifetimeMs / 2)),
       };

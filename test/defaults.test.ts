@@ -7,6 +7,7 @@ import { AUDIT_DEFAULTS } from '../src/config/compile-audit.js';
 import { CORS_DEFAULTS } from '../src/config/compile-cors.js';
 import { RESPONSE_HEADER_DEFAULTS } from '../src/config/compile-response-headers.js';
 import { HTTP2_DEFAULTS } from '../src/config/compile-http2.js';
+import { CLIENT_CREDENTIALS_DEFAULTS } from '../src/config/compile-upstream-auth.js';
 import { jsonSchema } from '../src/config/schema.js';
 
 // One source of truth for each default: the code. The schema's descriptions (what editors show)
@@ -122,6 +123,13 @@ describe('defaults agree between the code, the schema and the configuration refe
   it('every HTTP/2 default in the code is the one docs/configuration.md shows', () => {
     const wrong = Object.entries(HTTP2_DEFAULTS)
       .map(([key, value]) => ({ path: `listen.https.http2.${key}`, code: String(value), docs: documented.get(`listen.https.http2.${key}`) }))
+      .filter((d) => d.docs !== d.code);
+    assert.deepEqual(wrong, []);
+  });
+
+  it('every client credentials default in the code is the one docs/configuration.md shows', () => {
+    const wrong = Object.entries(CLIENT_CREDENTIALS_DEFAULTS)
+      .map(([key, value]) => ({ path: `upstreams.<name>.auth.clientCredentials.${key}`, code: String(value), docs: documented.get(`upstreams.<name>.auth.clientCredentials.${key}`) }))
       .filter((d) => d.docs !== d.code);
     assert.deepEqual(wrong, []);
   });

@@ -38,6 +38,9 @@ import { compileCorsPolicies, corsForRoute, type CorsPolicySpec } from './compil
 import type { SecurityHeaderSet } from '../http/security-headers.js';
 import { corsPreflight } from '../stages/cors.js';
 import { certificateBoundToken } from '../authn/mtls/certificate-bound-token.js';
+import { compileUpstreamCredentials } from './compile-upstream-auth.js';
+import { upstreamCredential } from '../proxy/upstream-credential.js';
+import type { UpstreamTokenSource } from '../proxy/upstream-token.js';
 import type { HttpMode } from './schema-listen.js';
 
 
@@ -249,6 +252,7 @@ export function compileConfig(
   for (const [name, u] of Object.entries(raw.upstreams)) {
     upstreams.set(name, compileUpstream(name, u, compileUpstreamTls(name, u, loaded, nowMs, problems)));
   }
+  const credentials = compileUpstreamCredentials(raw.upstreams, loaded, catalog, problems);
 
   const requestIdHeader = (raw.headers?.requestId ?? 'x-request-id').toLowerCase();
   const protectedHeaders = new Set<string>([...IDENTITY_HEADERS, normaliseHeaderName(requestIdHeader)]);
@@ -316,7 +320,7 @@ export function compileConfig(
   const routes: CompiledRoute[] = [];
   const names = new Map<string, number>();
   raw.routes.forEach((r, index) => {
-    const route = compileRoute(r, index, loaded, upstreamPools, forwarding, auth, rateLimiting, edge, target.allowSemicolon, gatewayLimits, problems);
+    const route = compileRoute(r, index, loaded, upstreamPools, credentials, forwarding, auth, rateLimiting, edge, target.allowSemicolon, gatewayLimits, problems);
     const earlier = names.get(r.name);
     if (earlier !== undefined) {
       const first = loaded.problem(['routes', earlier, 'name'], '');
@@ -368,7 +372,7 @@ export function compileConfig(
     removedQueryParams,
     upstreams,
     upstreamPools,
-    resources: [...byKey.values(), ...auth.resources, ...rateLimiting.resources],
+    resources: [...byKey.values(), ...new Set(credentials.values()), ...auth.resources, ...rateLimiting.resources],
     authenticators: auth.authenticators,
     identityHeaders: auth.identityHeaders,
     apiKeys: auth.apiKeys,
@@ -408,7 +412,8 @@ interface RouteEdge {
 }
 
 function compileRoute(
-  r: RawRoute, index: number, loaded: LoadedConfig, pools: ReadonlyMap<string, Upstream>, forwarding: UpstreamRequestSettings, auth: CompiledAuth,
+  r: RawRoute, index: number, loaded: LoadedConfig, pools: ReadonlyMap<string, Upstream>, credentials: ReadonlyMap<string, UpstreamTokenSource>,
+  forwarding: UpstreamRequestSettings, auth: CompiledAuth,
   rateLimiting: CompiledRateLimiting, edge: RouteEdge, allowSemicolon: boolean, defaults: Limits, problems: ConfigProblem[],
 ): CompiledRoute | null {
   const at = (...path: (string | number)[]) => ['routes', index, ...path];
@@ -419,6 +424,10 @@ function compileRoute(
     problems.push(loaded.problem(at('upstream'), unknownName('upstream', r.upstream, [...pools.keys()])));
   }
   const routeAuth = compileRouteAuth(r, at, pattern, auth, loaded, problems);
+  const credential = credentials.get(r.upstream) ?? null;
+  if (credential !== null && r.forwardAuthorization === true) {
+    problems.push(loaded.problem(at('forwardAuthorization'), `upstream ${r.upstream} gets the gateway's own token (auth.clientCredentials) in Authorization, so the client's cannot be forwarded: remove forwardAuthorization, or route to an upstream without auth`));
+  }
   // Bearer-token authenticators (jwt) announce themselves by their challenge scheme (RFC 6750).
   if (r.requireCertificateBoundToken === true && routeAuth !== null && !routeAuth.authenticators.some((a) => a.challenge?.startsWith('Bearer ') === true)) {
     problems.push(loaded.problem(at('requireCertificateBoundToken'), 'binds bearer tokens to client certificates, but the route authenticates with no bearer-token (jwt) authenticator; add one to authenticate, or remove this option'));
@@ -476,7 +485,8 @@ function compileRoute(
       limitsByIdentity: limitStages.after,
       authorize: routeAuth?.authorize ?? null,
       identityHeaders: routeAuth?.identityHeaders ?? null,
-      forward: forwardStage(pool, forwarding),
+      upstreamCredential: credential === null ? null : upstreamCredential(credential),
+      forward: forwardStage(pool, forwarding, credential),
     }),
   };
 }

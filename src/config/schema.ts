@@ -3,6 +3,7 @@ import { ListenSchema, ReloadSchema, TlsSchema } from './schema-listen.js';
 import { Bytes, Duration, formatted, HeaderName as HeaderNameOf, Millis, Name as NameOf, NAME_PATTERN, strict } from './schema-parts.js';
 import { ApiKeysSchema } from '../authn/api-key/api-keys-section.js';
 import { AUTHENTICATOR_KINDS, type RawAuthenticator } from '../authn/kinds.js';
+import { UpstreamAuthSchema } from './schema-upstream-auth.js';
 import { CorsPolicySchema, ResponseHeadersSchema, RouteResponseHeadersSchema } from './schema-edge.js';
 import type { Algorithm } from '../ratelimit/algorithms.js';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.js';
@@ -107,6 +108,7 @@ export const UpstreamSchema = strict({
   maxQueued: Type.Optional(Type.Integer({ minimum: 0, maximum: 100000, description: 'Most requests waiting for a free connection; more are refused at once (503 upstream_busy). Default 256.' })),
   preserveHost: Type.Optional(Type.Boolean({ description: 'Send the client Host header upstream instead of the target host. Default false.' })),
   tls: Type.Optional(UpstreamTlsSchema),
+  auth: Type.Optional(UpstreamAuthSchema),
 }, 'A named upstream service.');
 
 // RFC 6750 §3 scope-token characters minus the comma, so a scope can be quoted in a challenge.
@@ -159,7 +161,7 @@ export const RouteSchema = strict({
     description: 'Named quota(s) for this route, applied after its rate limits.',
   })),
   allowMethodOverride: Type.Optional(Type.Boolean({ description: 'Forward X-HTTP-Method-Override (and X-HTTP-Method, X-Method-Override) when its value is a method this route accepts (405 otherwise). Default false: the headers are removed.' })),
-  forwardAuthorization: Type.Optional(Type.Boolean({ description: 'Send the client\'s Authorization header upstream. Default false: the upstream gets the identity headers instead.' })),
+  forwardAuthorization: Type.Optional(Type.Boolean({ description: 'Send the client\'s Authorization header upstream. Default false: the upstream gets the identity headers instead. Not allowed when the route\'s upstream has auth (the gateway\'s own token goes there).' })),
   requireCertificateBoundToken: Type.Optional(Type.Boolean({ description: 'A JWT that authenticates a request here must be bound to the client certificate of its connection (RFC 8705 cnf.x5t#S256); 401 token_certificate_mismatch otherwise. Needs a jwt authenticator. Default false.' })),
   rewrite: Type.Optional(strict({
     stripPrefix: Type.Optional(formatted('^/', 'a path that starts with /, like /api', { description: 'Remove this literal prefix (whole segments) from the path sent upstream.' })),
@@ -285,6 +287,7 @@ export { ApiKeysSchema };
 export type RawRoute = Static<typeof RouteSchema>;
 export type RawUpstream = Static<typeof UpstreamSchema>;
 export type RawUpstreamTls = Static<typeof UpstreamTlsSchema>;
+export type RawClientCredentials = Static<typeof UpstreamAuthSchema>['clientCredentials'];
 export type RawRateLimit = Static<typeof RateLimitSchema>;
 export type RawQuota = Static<typeof QuotaSchema>;
 

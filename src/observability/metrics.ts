@@ -95,6 +95,10 @@ export class Metrics implements DecisionTally {
   readonly http2StreamsReset: Counter<'when'>;
   /** TLS handshakes that failed, by listener and reason (src/tls/handshake-failures.ts). */
   readonly tlsHandshakeFailures: Counter<'listener' | 'reason'>;
+  /** Calls to token endpoints for upstream credentials (summed: each serving process keeps its own token). */
+  readonly upstreamTokenRequests: Counter<'upstream' | 'outcome'>;
+  /** When the cached upstream token expires (unix seconds); the host reads its earliest. */
+  readonly upstreamTokenExpiry: Gauge<'upstream'>;
 
   /** `defaults`: also prom-client's process and runtime metrics. */
   constructor(defaults = true, role: MetricsRole = 'gateway') {
@@ -160,6 +164,15 @@ export class Metrics implements DecisionTally {
       name: 'portcullis_tls_handshake_failures_total',
       help: 'TLS handshakes that failed, by listener and reason (protocol_version, no_shared_cipher, unknown_ca, certificate_required, bad_certificate, certificate_expired, certificate_revoked, unsupported_certificate, http_request, timeout, reset, other).',
       labelNames: ['listener', 'reason'] as const, registers: serving, aggregator: 'sum',
+    });
+    this.upstreamTokenRequests = new Counter({
+      name: 'portcullis_upstream_token_requests_total',
+      help: 'Client credentials token requests for upstreams, by upstream (the names sharing one setup, comma-separated) and outcome (ok, timeout, unreachable, refused, invalid).',
+      labelNames: ['upstream', 'outcome'] as const, registers: serving, aggregator: 'sum',
+    });
+    this.upstreamTokenExpiry = new Gauge({
+      name: 'portcullis_upstream_token_expiry_timestamp_seconds', help: 'When the cached client credentials token of each upstream expires (unix seconds).',
+      labelNames: ['upstream'] as const, registers: serving, aggregator: 'min',
     });
     this.reloads = new Counter({ name: 'portcullis_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'] as const, registers, aggregator: 'max' });
 

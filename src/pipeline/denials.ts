@@ -46,6 +46,7 @@ export const DENIALS = {
   audit_unavailable: { status: 503, title: 'Service Unavailable', detail: 'The gateway cannot record requests right now.' },
   authentication_unavailable: { status: 503, title: 'Service Unavailable', detail: 'Credentials cannot be verified right now.' },
   rate_limit_unavailable: { status: 503, title: 'Service Unavailable', detail: 'Rate limits cannot be checked right now.' },
+  upstream_credentials_unavailable: { status: 503, title: 'Service Unavailable', detail: 'The gateway cannot obtain its credentials for the upstream service right now.' },
   upstream_busy: { status: 503, title: 'Service Unavailable', detail: 'The upstream service has no free capacity for this request right now.' },
   upstream_timeout: { status: 504, title: 'Gateway Timeout', detail: 'The upstream service did not respond in time.' },
 } as const satisfies Record<string, { status: number; title: string; detail: string }>;

@@ -259,6 +259,11 @@ export class Exchange {
   forwardQuery: string | null = null;
   /** Set by the identity-headers stage. */
   asserted: AssertedIdentity | null = null;
+  /**
+   * The gateway's own access token for the upstream (client credentials), set by the
+   * upstream-credential stage: sent as `Authorization: Bearer`, in place of every client Authorization.
+   */
+  upstreamToken: string | null = null;
   /** What the upstream receives, once assembled. */
   sent: UpstreamRequest | null = null;
 

@@ -89,6 +89,8 @@ export interface RouteParts {
   readonly authorize: Stage | null;
   /** Asserts the verified identity upstream and drops the credential headers. */
   readonly identityHeaders: Stage | null;
+  /** The gateway's own token for an upstream with auth (client credentials), in place of the client's Authorization. */
+  readonly upstreamCredential?: Stage | null;
   /** Sends the request upstream and relays the response. */
   readonly forward: Stage;
 }
@@ -104,6 +106,7 @@ export function routeStages(parts: RouteParts): readonly Stage[] {
     parts.limitsByIdentity,
     parts.authorize,
     parts.identityHeaders,
+    parts.upstreamCredential ?? null,
     parts.forward,
   ];
   return Object.freeze(order.filter((s): s is Stage => s !== null));

@@ -8,7 +8,8 @@ import type { Exchange, Route, Stage } from '../pipeline/exchange.js';
 import { BodyIdleWatch } from './body-idle-watch.js';
 import type { Upstream } from './upstream.js';
 import { classifyUpstreamFailure, errorCode } from './upstream-failures.js';
-import { upstreamRequest, type UpstreamRequestSettings } from './upstream-request.js';
+import { upstreamRequest, withUpstreamToken, type UpstreamRequestSettings } from './upstream-request.js';
+import type { UpstreamTokenSource } from './upstream-token.js';
 
 class BodyLimitError extends Error {
   constructor(readonly limit: number) { super(`request body exceeds ${limit} bytes`); }
@@ -37,6 +38,17 @@ class ResponseHeadersError extends Error {
 class ReadStallError extends Error {
   constructor(idleMs: number) { super(`client did not read the response for ${idleMs} ms`); }
 }
+
+/**
+ * The upstream answered 401 to the gateway's own token on a request that can be sent again: its
+ * response is dropped (never relayed) and the request is dispatched once more with a renewed token.
+ */
+class RetryWithFreshToken extends Error {
+  constructor() { super('upstream refused the gateway token (401)'); }
+}
+
+/** Most bytes of a refused (401) response body read and dropped before its connection is closed instead. */
+const MAX_DISCARDED_BYTES = 64 * 1024;
 
 const ignore = (): void => undefined;
 
@@ -76,6 +88,8 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   private stalled = false;
   /** Created on the first stall only: responses that never fill the socket cost no timer. */
   private writeTimer: NodeJS.Timeout | null = null;
+  /** Bytes of a refused response being dropped before a retry; -1: relaying (the common case). */
+  private discarded = -1;
   private readonly resume = (): void => {
     this.stalled = false;
     this.controller?.resume();
@@ -96,7 +110,10 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     if (!this.settled) this.abort(new ClientGoneError());
   };
 
-  constructor(private readonly ex: Exchange, private readonly writeIdleMs: number, private readonly done: (error: Error | null) => void) {
+  /** `retryOn401`: a 401 is dropped and the handler settles with RetryWithFreshToken instead of relaying it. */
+  constructor(
+    private readonly ex: Exchange, private readonly writeIdleMs: number, private readonly retryOn401: boolean, private readonly done: (error: Error | null) => void,
+  ) {
     ex.wire.res.once('close', this.onClientClose);
   }
 
@@ -120,6 +137,10 @@ class RelayHandler implements Dispatcher.DispatchHandler {
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     if (statusCode < 200) return; // informational responses are the upstream's business
+    if (statusCode === 401 && this.retryOn401) {
+      this.discarded = 0;
+      return;
+    }
     const ex = this.ex;
     ex.upstreamStatus = statusCode;
     ex.upstreamLatencyMs = performance.now() - ex.forwardedAt;
@@ -139,6 +160,11 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.discarded >= 0) {
+      this.discarded += chunk.length;
+      if (this.discarded > MAX_DISCARDED_BYTES) this.abort(new RetryWithFreshToken());
+      return;
+    }
     if (chunk.length === this.remaining) {
       this.remaining = 0;
       this.ex.wire.res.end(chunk);
@@ -153,6 +179,10 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    if (this.discarded >= 0) {
+      this.settle(new RetryWithFreshToken());
+      return;
+    }
     if (!this.ex.wire.res.writableEnded) this.ex.wire.res.end();
     this.settle(null);
   }
@@ -198,7 +228,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
  * client idle mid-body for the route's `bodyIdleTimeoutMs` gets 408 at any point before the
  * response started.
  */
-export function forward(ex: Exchange, upstream: Upstream, settings: UpstreamRequestSettings): Promise<Denial | undefined> {
+export function forward(ex: Exchange, upstream: Upstream, settings: UpstreamRequestSettings, credentials: UpstreamTokenSource | null = null): Promise<Denial | undefined> {
   const req = ex.req;
   if (ex.target === null) return Promise.resolve(deny('internal_error', 'forward without a parsed target'));
   const length = req.headers['content-length'];
@@ -206,16 +236,20 @@ export function forward(ex: Exchange, upstream: Upstream, settings: UpstreamRequ
   if (!chunked && (length === undefined || length === '0')) {
     // The common case, kept free of extra promises: no body, and a connection free.
     const slot = upstream.admission.tryAcquire();
-    if (slot >= 0) return dispatch(ex, upstream, settings, slot, null, null);
+    if (slot >= 0) return dispatch(ex, upstream, settings, slot, null, null, credentials);
   }
-  return admitAndDispatch(ex, upstream, settings, chunked, length);
+  return admitAndDispatch(ex, upstream, settings, chunked, length, credentials);
 }
 
-/** The last stage of every route: forwarding to the route's upstream. */
-export function forwardStage(upstream: Upstream, settings: UpstreamRequestSettings): Stage {
+/**
+ * The last stage of every route: forwarding to the route's upstream. With `credentials` (the
+ * upstream takes the gateway's own token), a 401 to a request that can be sent again is answered
+ * by one retry with a renewed token (see dispatch).
+ */
+export function forwardStage(upstream: Upstream, settings: UpstreamRequestSettings, credentials: UpstreamTokenSource | null = null): Stage {
   return {
     name: 'forward',
-    run: (ex) => forward(ex, upstream, settings),
+    run: (ex) => forward(ex, upstream, settings, credentials),
     explain(ex) {
       const request = upstreamRequest(ex, settings);
       const spec = upstream.spec;
@@ -226,7 +260,7 @@ export function forwardStage(upstream: Upstream, settings: UpstreamRequestSettin
 
 /** forward() for requests with a body, or when every connection is busy. */
 async function admitAndDispatch(
-  ex: Exchange, upstream: Upstream, settings: UpstreamRequestSettings, chunked: boolean, length: string | undefined,
+  ex: Exchange, upstream: Upstream, settings: UpstreamRequestSettings, chunked: boolean, length: string | undefined, credentials: UpstreamTokenSource | null,
 ): Promise<Denial | undefined> {
   const { req } = ex;
   const res = ex.wire.res;
@@ -249,7 +283,7 @@ async function admitAndDispatch(
       if (typeof waited !== 'number') { if (body instanceof Readable) body.destroy(); return waited; }
       slot = waited;
     }
-    return await dispatch(ex, upstream, settings, slot, body, watch);
+    return await dispatch(ex, upstream, settings, slot, body, watch, credentials);
   } finally {
     watch?.stop();
   }
@@ -309,15 +343,26 @@ function queue(ex: Exchange, upstream: Upstream, watch: BodyIdleWatch | null): P
   });
 }
 
-/** Dispatches on the pool of `slot`, relays the response, and gives the slot back when the exchange ends. */
+/**
+ * Dispatches on the pool of `slot`, relays the response, and gives the slot back when the exchange
+ * ends. With `credentials`, a request that can be sent again (no body, or one received whole; a
+ * streamed body is gone once sent) whose upstream answers 401 is retried once (retryWithFreshToken),
+ * unless its token is too fresh to be renewed for it (UpstreamTokenSource.renewable).
+ */
 function dispatch(
   ex: Exchange, upstream: Upstream, settings: UpstreamRequestSettings, slot: number, body: Buffer | Readable | null, watch: BodyIdleWatch | null,
+  credentials: UpstreamTokenSource | null,
 ): Promise<Denial | undefined> {
   const route = ex.route as Route;
   const request = upstreamRequest(ex, settings);
   ex.forwardedAt = performance.now();
+  const retryable = credentials !== null && ex.upstreamToken !== null && !(body instanceof Readable) && credentials.renewable(ex.upstreamToken);
   return new Promise((resolve) => {
-    const handler = new RelayHandler(ex, route.writeIdleTimeoutMs, (error) => {
+    const handler = new RelayHandler(ex, route.writeIdleTimeoutMs, retryable, (error) => {
+      if (error instanceof RetryWithFreshToken && credentials !== null) {
+        resolve(retryWithFreshToken(ex, upstream, settings, slot, body as Buffer | null, watch, credentials));
+        return;
+      }
       upstream.admission.release(slot);
       resolve(error === null ? undefined : failure(ex, error));
     });
@@ -333,6 +378,29 @@ function dispatch(
       handler.fail(err as Error);
     }
   });
+}
+
+/**
+ * The upstream refused the gateway's token (401): the token is renewed (one call for all requests
+ * refused with the same token) and the request dispatched once more on the same connection slot;
+ * the second answer is relayed whatever it is. No new token: 503 upstream_credentials_unavailable.
+ */
+async function retryWithFreshToken(
+  ex: Exchange, upstream: Upstream, settings: UpstreamRequestSettings, slot: number, body: Buffer | null, watch: BodyIdleWatch | null, credentials: UpstreamTokenSource,
+): Promise<Denial | undefined> {
+  const got = await credentials.renew(ex.upstreamToken ?? '');
+  if (ex.wire.res.destroyed || ex.wire.channel.destroyed) {
+    upstream.admission.release(slot);
+    clientGone(ex, 'client closed the connection while the gateway renewed its upstream token');
+    return undefined;
+  }
+  if (typeof got !== 'string') {
+    upstream.admission.release(slot);
+    return deny('upstream_credentials_unavailable', `the upstream refused the gateway token (401) and no new one could be had: ${got.reason}`, { 'retry-after': String(got.retryAfterSeconds) });
+  }
+  withUpstreamToken(ex, upstreamRequest(ex, settings), got);
+  ex.detail = 'the upstream refused the gateway token (401); retried once with a renewed token';
+  return dispatch(ex, upstream, settings, slot, body, watch, null);
 }
 
 /** Marks the exchange as abandoned by the client (audited as abort, status 499 when nothing was sent). */

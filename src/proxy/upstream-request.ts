@@ -26,14 +26,19 @@ export function upstreamRequest(ex: Exchange, settings: UpstreamRequestSettings)
   const target = ex.target as NonNullable<Exchange['target']>;
   const asserted = ex.asserted;
   let headers = inbound.forward;
-  if (asserted !== null && asserted.strip.size > 0) {
+  const token = ex.upstreamToken;
+  if ((asserted !== null && asserted.strip.size > 0) || token !== null) {
+    // With the gateway's own token, every client Authorization goes, in any case, whatever the route says.
+    const strip = asserted?.strip;
     const kept: string[] = [];
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i] as string;
-      if (!asserted.strip.has(name.toLowerCase())) kept.push(name, headers[i + 1] as string);
+      const lower = name.toLowerCase();
+      if (strip?.has(lower) !== true && (token === null || lower !== 'authorization')) kept.push(name, headers[i + 1] as string);
     }
     headers = kept;
   }
+  if (token !== null) headers.push('authorization', `Bearer ${token}`);
   const xff = ex.peerTrusted && inbound.xForwardedFor !== null ? `${inbound.xForwardedFor}, ${ex.peer}` : ex.peer;
   const sentProto = inbound.xForwardedProto?.trim().toLowerCase();
   // The scheme the client used to reach this gateway, unless a trusted proxy in front says which it used.
@@ -54,6 +59,20 @@ export function upstreamRequest(ex: Exchange, settings: UpstreamRequestSettings)
   let query = ex.forwardQuery ?? target.query;
   if (target.query !== '' && hasParam(target.query, removed)) query = withoutParams(query, removed);
   ex.sent = { path: upstreamPath(target.path, route) + query, headers };
+  return ex.sent;
+}
+
+/**
+ * The upstream request with another gateway token in its Authorization (a retry after the upstream
+ * refused the first one with 401); the exchange records it as what was sent.
+ */
+export function withUpstreamToken(ex: Exchange, sent: UpstreamRequest, token: string): UpstreamRequest {
+  const headers = [...sent.headers];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] === 'authorization') headers[i + 1] = `Bearer ${token}`;
+  }
+  ex.upstreamToken = token;
+  ex.sent = { path: sent.path, headers };
   return ex.sent;
 }
 

@@ -187,6 +187,8 @@ function compileJwt(a: RawJwtAuthenticator, context: AuthenticatorCompileContext
     },
     cacheMaxEntries: a.cacheMaxEntries ?? JWT_DEFAULTS.cacheMaxEntries,
     clock: context.clock,
+    revocations: context.oauth.revocations,
+    digester: context.oauth.digester,
   });
 }
 

@@ -12,6 +12,8 @@ import type { Logger } from '../observability/logger.js';
 import type { AdminHost, AdminOperation, AdminOutcome, ReloadResult } from './admin-host.js';
 import { keysDisabled, serveKeys, type RequestId } from './admin-keys.js';
 import { adminRequestRefusal } from './admin-request-guard.js';
+import { serveRevocations } from './admin-revocations.js';
+import { systemClock } from '../lib/clock.js';
 
 /** One admin request being answered. */
 interface AdminCall {
@@ -46,6 +48,7 @@ const ROUTES: readonly AdminRoute[] = [
   { path: '/metrics', below: false, access: 'probe', methods: ['GET'], serve: metrics },
   { path: '/admin/reload', below: false, access: 'operation', methods: ['POST'], serve: reload },
   { path: '/admin/keys', below: true, access: 'operation', methods: null, serve: keys },
+  { path: '/admin/revocations', below: false, access: 'operation', methods: ['POST'], serve: revocations },
 ];
 
 function findRoute(path: string): AdminRoute | undefined {
@@ -198,6 +201,10 @@ async function keys({ host, req, res, path, id }: AdminCall): Promise<AdminOutco
   const apiKeys = host.keyAdmin();
   if (apiKeys === null) return keysDisabled(res, id, 'the config has no apiKeys section and no apiKey authenticator');
   return serveKeys(apiKeys, req, res, path, id);
+}
+
+async function revocations({ host, req, res, id }: AdminCall): Promise<AdminOutcome> {
+  return serveRevocations(host, host.clock ?? systemClock, req, res, id);
 }
 
 /** node:http limits of the admin listener (fixed: its callers are operators and probes). */

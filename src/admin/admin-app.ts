@@ -97,6 +97,8 @@ export function createAdminApp(host: AdminHost): AdminApp {
 
 async function handleAdmin(host: AdminHost, settings: AdminSettings, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const started = performance.now();
+  // Taken now: a request refused before its body was read may lose its socket by the time it is recorded.
+  const socket = req.socket;
   // Every admin request gets a fresh id, on every answer it gets and in its record. A request id
   // the caller sends is not taken: the admin listener has no trusted proxies, and a chosen id could
   // pass an operation off as another's in the trail.
@@ -116,7 +118,7 @@ async function handleAdmin(host: AdminHost, settings: AdminSettings, req: Incomi
     else outcome = refuse(res, denial, id);
   }
   if (outcome !== null) {
-    host.auditAdmin({ req, socket: req.socket, requestId: id.value, outcome, authenticated: caller.authenticated, latencyMs: performance.now() - started });
+    host.auditAdmin({ req, socket, requestId: id.value, outcome, authenticated: caller.authenticated, latencyMs: performance.now() - started });
   }
 }
 

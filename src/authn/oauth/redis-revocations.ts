@@ -16,6 +16,8 @@ export interface RedisRevocationSettings {
 
 /** A digest as it travels: 43 base64url characters (HMAC-SHA256). */
 const DIGEST = /^[A-Za-z0-9_-]{43}$/;
+/** A published revocation: `<digest> <untilMs>`, nothing else. */
+const MESSAGE = /^([A-Za-z0-9_-]{43}) ([1-9][0-9]{0,15})$/;
 /** Largest `untilMs` taken from Redis: the year 2286. */
 const MAX_UNTIL_MS = 9_999_999_999_999;
 
@@ -48,6 +50,10 @@ export class RedisRevocations implements RevocationList, Resource {
   private metrics: Metrics | null = null;
   /** Since when the list has not been known current (clock ms); null while subscribed and loaded. */
   private downSince: number | null;
+  /** Whether the list was ever loaded: until then it knows nothing of what was revoked before this process started. */
+  private loaded = false;
+  private onFirstLoad: (() => void) | null = null;
+  private up: boolean | null = null;
   /** Bumped by every (re)subscription: a load that a newer one overtook does not mark the list current. */
   private epoch = 0;
   private stopped = false;
@@ -77,12 +83,18 @@ export class RedisRevocations implements RevocationList, Resource {
 
   /** Why the list may be missing revocations made elsewhere (the subscription is down longer than maxStalenessMs); null while current. */
   get unavailable(): string | null {
+    if (!this.loaded) return 'the shared revocation list has not been loaded from Redis yet';
     const since = this.downSince;
     if (since === null) return null;
     const downMs = this.clock.now() - since;
     return downMs > this.settings.maxStalenessMs
       ? `the shared revocation list (Redis) has not been reachable for ${Math.round(downMs)} ms (oauth.revocations.maxStalenessMs ${this.settings.maxStalenessMs})`
       : null;
+  }
+
+  /** True while subscribed and loaded: every revocation made anywhere reaches this list. */
+  get current(): boolean {
+    return this.loaded && this.downSince === null;
   }
 
   isRevoked(digest: string): boolean {
@@ -145,10 +157,18 @@ export class RedisRevocations implements RevocationList, Resource {
     subscriber.on('message', (channel: string, message: string) => { if (channel === this.channel) this.heard(message); });
     subscriber.on('close', () => this.down('connection closed'));
     subscriber.on('ready', () => { void this.synchronise(); });
+    // The first load, bounded: a gateway whose Redis is unreachable starts all the same, and
+    // refuses bearer tokens (503) until the list is loaded, as it does for a JWKS never fetched.
+    const firstLoad = new Promise<void>((resolve) => { this.onFirstLoad = resolve; });
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => { timer = setTimeout(resolve, 2 * connectTimeoutMs + timeoutMs); });
     await Promise.all([
       client.connect().catch((err: unknown) => this.report(false, (err as Error).message)),
       subscriber.connect().catch((err: unknown) => this.report(false, (err as Error).message)),
     ]);
+    await Promise.race([firstLoad, bound]);
+    clearTimeout(timer);
+    this.onFirstLoad = null;
   }
 
   async stop(): Promise<void> {
@@ -173,6 +193,8 @@ export class RedisRevocations implements RevocationList, Resource {
       const loaded = await this.load(client);
       if (epoch !== this.epoch || this.stopped) return;
       this.downSince = null;
+      this.loaded = true;
+      this.onFirstLoad?.();
       this.report(true, `subscribed; ${loaded} revocations in force loaded`);
     } catch (err) {
       if (epoch === this.epoch) this.report(false, `synchronising failed: ${(err as Error).message}`);
@@ -201,10 +223,10 @@ export class RedisRevocations implements RevocationList, Resource {
 
   /** A revocation another gateway (or this one) published. Anything malformed is dropped: the channel is not trusted further than its form. */
   private heard(message: string): void {
-    const space = message.indexOf(' ');
-    const digest = message.slice(0, space);
-    const until = Number(message.slice(space + 1));
-    if (space !== 43 || !DIGEST.test(digest) || !Number.isSafeInteger(until) || until > MAX_UNTIL_MS) {
+    const match = MESSAGE.exec(message);
+    const digest = match?.[1] ?? '';
+    const until = Number(match?.[2]);
+    if (match === null || until > MAX_UNTIL_MS) {
       this.logger?.warn({ length: message.length }, 'revocations: a malformed message on the channel was dropped');
       return;
     }
@@ -217,8 +239,6 @@ export class RedisRevocations implements RevocationList, Resource {
     this.epoch++;
     if (!this.stopped) this.report(false, detail);
   }
-
-  private up: boolean | null = null;
 
   private report(up: boolean, detail: string): void {
     if (!up && this.downSince === null) this.downSince = this.clock.now();

@@ -93,6 +93,12 @@ contract('in this process', (clock, maxEntries) => Promise.resolve(new LocalRevo
 contract('shared through Redis', (clock, maxEntries) => Promise.resolve(typeof redis === 'string' ? redis : new RedisRevocations(redisSettings(redis.url, maxEntries), clock)));
 
 describe('the Redis-shared list', () => {
+  it('compiled but never started (check, explain) is neither stale nor consulted', () => {
+    const list = new RedisRevocations(redisSettings('redis://127.0.0.1:9', 10), new ManualClock(T0));
+    assert.equal(list.unavailable, null);
+    assert.equal(list.empty, true);
+  });
+
   it('vouches for nothing before its first load: an unreachable Redis makes it unavailable from the start', async () => {
     const clock = new ManualClock(T0);
     const list = new RedisRevocations(redisSettings(`redis://127.0.0.1:${await freePort()}`, 10), clock);

@@ -83,6 +83,8 @@ export class RedisRevocations implements RevocationList, Resource {
 
   /** Why the list may be missing revocations made elsewhere (the subscription is down longer than maxStalenessMs); null while current. */
   get unavailable(): string | null {
+    // Never started (`check`, `explain`: compiling opens nothing): no list to be stale, and none to consult.
+    if (this.client === null && !this.stopped) return null;
     if (!this.loaded) return 'the shared revocation list has not been loaded from Redis yet';
     const since = this.downSince;
     if (since === null) return null;

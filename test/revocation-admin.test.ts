@@ -61,6 +61,9 @@ describe('POST /admin/revocations on one gateway', () => {
     const [op] = await gw.auditWhere((r) => r.kind === 'admin' && r.path === '/admin/revocations' && r.status === 200);
     assert.ok(op?.detail?.startsWith(`revoked token ${tokenHash(token)} until `), op?.detail ?? '');
     assert.ok(!JSON.stringify(await gw.audit()).includes(token), 'the token is in no audit record');
+    const metrics = (await call(`${gw.adminUrl}/metrics`)).body;
+    assert.match(metrics, /^portcullis_revocations_total\{source="local"\} 1$/m);
+    assert.doesNotMatch(metrics, /^portcullis_revocations_subscribed\{/m, 'no Redis, no subscription gauge');
     // Another token of the same subject is untouched.
     assert.equal((await get(gw, await mint(key, { sub: 'alice', jti: 'other' }))).status, 200);
   });

@@ -88,6 +88,11 @@ describe('revocations across two gateway processes sharing Redis', () => {
     const members = await client.zrange(`${PREFIX}:revocations`, 0, -1);
     assert.ok(members.includes(digester.ofToken(token)));
     assert.ok(!members.some((m) => m === token || m === tokenHash(token)));
+    const metricsA = (await call(`${a.adminUrl}/metrics`)).body;
+    const metricsB = (await call(`${b.adminUrl}/metrics`)).body;
+    assert.match(metricsA, /^portcullis_revocations_total\{source="local"\} [1-9]/m);
+    assert.match(metricsB, /^portcullis_revocations_total\{source="shared"\} [1-9]/m);
+    assert.match(metricsB, /^portcullis_revocations_subscribed\{redis="redis:\/\/127\.0\.0\.1:\d+"\} 1$/m);
   });
 
   it('a token revoked by its hash on B is refused by A within 1 s', async (t) => {

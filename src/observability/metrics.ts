@@ -87,8 +87,8 @@ export class Metrics implements DecisionTally {
   readonly revocations: Counter<'source'>;
   /** Revocations in force loaded from Redis on (re)connecting. */
   readonly revocationsLoaded: Counter;
-  /** 0 when any process's revocation list is cut off from Redis. */
-  readonly revocationsSubscribed: Gauge;
+  /** 0 when any process's revocation list is cut off from Redis (labelled: no series without oauth.redis). */
+  readonly revocationsSubscribed: Gauge<'redis'>;
   /** Restart-only options the config file changes that do not apply until a restart (0: the file is wholly in effect). */
   readonly configRestartRequired: Gauge;
   /** When each certificate the running config uses stops being valid (unix seconds). */
@@ -210,7 +210,7 @@ export class Metrics implements DecisionTally {
     });
     this.revocationsSubscribed = new Gauge({
       name: 'portcullis_revocations_subscribed', help: 'Whether the revocation list is subscribed to Redis and loaded (1) or cut off (0); past oauth.revocations.maxStalenessMs at 0, bearer tokens are refused.',
-      registers: serving, aggregator: 'min',
+      labelNames: ['redis'] as const, registers: serving, aggregator: 'min',
     });
 
     if (defaults) {

@@ -1,4 +1,5 @@
-import type { Resource } from '../../lifecycle/resources.js';
+import type { Resource, ResourceContext } from '../../lifecycle/resources.js';
+import type { Metrics } from '../../observability/metrics.js';
 import { MemoryRevocations } from './memory-revocations.js';
 
 /**
@@ -10,8 +11,15 @@ import { MemoryRevocations } from './memory-revocations.js';
 export class LocalRevocations extends MemoryRevocations implements Resource {
   static readonly KEY = 'revocations in this process';
   readonly key = LocalRevocations.KEY;
+  private metrics: Metrics | null = null;
 
-  start(): Promise<void> {
+  override revoke(digest: string, untilMs: number): Promise<void> {
+    this.metrics?.revocations.inc({ source: 'local' });
+    return super.revoke(digest, untilMs);
+  }
+
+  start(context: ResourceContext): Promise<void> {
+    this.metrics = context.metrics;
     return Promise.resolve();
   }
 

@@ -3,6 +3,7 @@ import { systemClock, type Clock } from '../../lib/clock.js';
 import type { Resource, ResourceContext } from '../../lifecycle/resources.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
+import { redactedUrl } from '../../ratelimit/redis-store.js';
 import { MemoryRevocations } from './memory-revocations.js';
 import type { OAuthRedisSettings } from './oauth-services.js';
 import type { RevocationList } from './revocations.js';
@@ -244,7 +245,7 @@ export class RedisRevocations implements RevocationList, Resource {
 
   private report(up: boolean, detail: string): void {
     if (!up && this.downSince === null) this.downSince = this.clock.now();
-    this.metrics?.revocationsSubscribed.set(up ? 1 : 0);
+    this.metrics?.revocationsSubscribed.set({ redis: redactedUrl(this.settings.redis.url) }, up ? 1 : 0);
     if (this.up === up) return;
     this.up = up;
     if (up) this.logger?.info({ detail }, 'revocation list synchronised with Redis');

@@ -124,12 +124,15 @@ export class RedisRevocations implements RevocationList, Resource {
     const client = this.client;
     if (client === null || client.status !== 'ready') throw new RevocationUnavailableError(`redis ${client?.status ?? 'not started'}`);
     try {
-      await client.multi()
+      const replies = await client.multi()
         .zremrangebyscore(this.setKey, '-inf', this.clock.now())
         .zadd(this.setKey, 'GT', untilMs, digest)
         .zremrangebyrank(this.setKey, 0, -(this.settings.maxEntries + 1))
         .publish(this.channel, `${digest} ${untilMs}`)
         .exec();
+      // A command refused inside the transaction (ZADD GT needs Redis 6.2) is a reply, not a throw.
+      const refused = replies === null ? new Error('transaction discarded') : replies.find(([err]) => err !== null)?.[0];
+      if (refused != null) throw refused;
     } catch (err) {
       throw new RevocationUnavailableError(`redis: ${(err as Error).message}`);
     }

@@ -39,6 +39,7 @@ function minimalHost(): AdminHost & { readonly audited: AdminOperation[]; reload
     reload(): Promise<ReloadResult> { this.reloads++; return Promise.resolve({ ok: true, version: config.version, changed: false, restartRequired: [] }); },
     metricsText: () => Promise.resolve({ contentType: 'text/plain; version=0.0.4', text: 'up 1\n' }),
     keyAdmin: () => null,
+    revokeToken: () => Promise.resolve(null),
     auditAdmin: (operation) => { audited.push(operation); },
   };
 }

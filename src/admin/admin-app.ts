@@ -12,6 +12,8 @@ import type { Logger } from '../observability/logger.js';
 import type { AdminHost, AdminOperation, AdminOutcome, ReloadResult } from './admin-host.js';
 import { keysDisabled, serveKeys, type RequestId } from './admin-keys.js';
 import { adminRequestRefusal } from './admin-request-guard.js';
+import { serveRevocations } from './admin-revocations.js';
+import { systemClock } from '../lib/clock.js';
 
 /** One admin request being answered. */
 interface AdminCall {
@@ -46,6 +48,7 @@ const ROUTES: readonly AdminRoute[] = [
   { path: '/metrics', below: false, access: 'probe', methods: ['GET'], serve: metrics },
   { path: '/admin/reload', below: false, access: 'operation', methods: ['POST'], serve: reload },
   { path: '/admin/keys', below: true, access: 'operation', methods: null, serve: keys },
+  { path: '/admin/revocations', below: false, access: 'operation', methods: ['POST'], serve: revocations },
 ];
 
 function findRoute(path: string): AdminRoute | undefined {
@@ -94,6 +97,8 @@ export function createAdminApp(host: AdminHost): AdminApp {
 
 async function handleAdmin(host: AdminHost, settings: AdminSettings, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const started = performance.now();
+  // Taken now: a request refused before its body was read may lose its socket by the time it is recorded.
+  const socket = req.socket;
   // Every admin request gets a fresh id, on every answer it gets and in its record. A request id
   // the caller sends is not taken: the admin listener has no trusted proxies, and a chosen id could
   // pass an operation off as another's in the trail.
@@ -113,7 +118,7 @@ async function handleAdmin(host: AdminHost, settings: AdminSettings, req: Incomi
     else outcome = refuse(res, denial, id);
   }
   if (outcome !== null) {
-    host.auditAdmin({ req, socket: req.socket, requestId: id.value, outcome, authenticated: caller.authenticated, latencyMs: performance.now() - started });
+    host.auditAdmin({ req, socket, requestId: id.value, outcome, authenticated: caller.authenticated, latencyMs: performance.now() - started });
   }
 }
 
@@ -198,6 +203,10 @@ async function keys({ host, req, res, path, id }: AdminCall): Promise<AdminOutco
   const apiKeys = host.keyAdmin();
   if (apiKeys === null) return keysDisabled(res, id, 'the config has no apiKeys section and no apiKey authenticator');
   return serveKeys(apiKeys, req, res, path, id);
+}
+
+async function revocations({ host, req, res, id }: AdminCall): Promise<AdminOutcome> {
+  return serveRevocations(host, host.clock ?? systemClock, req, res, id);
 }
 
 /** node:http limits of the admin listener (fixed: its callers are operators and probes). */

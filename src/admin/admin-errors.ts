@@ -13,6 +13,7 @@ export const ADMIN_ERRORS = {
   admin_disabled: { status: 403, title: 'Forbidden', detail: 'This admin operation needs an admin token: set admin.tokenHash.' },
   key_not_found: { status: 404, title: 'Not Found', detail: 'No API key has this id.' },
   key_conflict: { status: 409, title: 'Conflict', detail: 'The key\'s state does not allow this operation.' },
+  revocations_unavailable: { status: 503, title: 'Service Unavailable', detail: 'The revocation was not shared with every gateway (the shared list is unreachable); the gateway that answered refuses the token.' },
   reload_rejected: { status: 422, title: 'Unprocessable Content', detail: 'The config file has problems; the running config keeps serving.' },
 } as const satisfies Record<string, ProblemEntry>;
 

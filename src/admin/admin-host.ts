@@ -5,6 +5,7 @@ import type { KeyService } from '../authn/api-key/key-service.js';
 import type { CompiledConfig } from '../config/compile.js';
 import type { Readiness } from '../lifecycle/readiness.js';
 import type { Logger } from '../observability/logger.js';
+import type { Clock } from '../lib/clock.js';
 import type { AdminCode } from './admin-errors.js';
 
 /**
@@ -58,6 +59,8 @@ export interface AdminHost {
   /** The running config (the admin settings are read from it once, when the application is built). */
   readonly config: CompiledConfig;
   readonly logger: Logger;
+  /** The clock revocations are judged by (default: the machine's). */
+  readonly clock?: Clock;
   readonly draining: boolean;
   /** A reload is under way (readiness says `reloading` until every worker runs one version). */
   readonly reloading: boolean;
@@ -73,6 +76,12 @@ export interface AdminHost {
   metricsText(): Promise<{ readonly contentType: string; readonly text: string }>;
   /** The API key operations of the running config, or null when it has no API key store. */
   keyAdmin(): KeyAdmin | null;
+  /**
+   * Revokes the token whose tokenHash is `hash` until `untilMs` (epoch ms) on every gateway sharing
+   * the revocation list; resolves with null once done, or with why it could not be shared (the
+   * admin API answers 503).
+   */
+  revokeToken(hash: string, untilMs: number): Promise<string | null>;
   /** Writes the one audit record of an admin request. */
   auditAdmin(operation: AdminOperation): void;
 }

@@ -24,4 +24,4 @@ export function bearerToken(rawHeaders: readonly string[]): string | null | unde
 }
 
 /** RFC 6750 b64token. */
-const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
+export const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;

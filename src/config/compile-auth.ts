@@ -5,7 +5,8 @@ import { API_KEYS_SHARED } from '../authn/api-key/kind.js';
 import type { Authenticator } from '../authn/authenticator.js';
 import type { At } from '../authn/authenticator-kind.js';
 import { authenticatorKindOf } from '../authn/kinds.js';
-import { compileOAuthServices } from '../authn/oauth/oauth-services.js';
+import { compileOAuthServices, type OAuthServices } from '../authn/oauth/oauth-services.js';
+import type { HostRevocationChannel } from '../authn/oauth/host-revocations.js';
 import type { Clock } from '../lib/clock.js';
 import type { Resource, ResourceCatalog } from '../lifecycle/resources.js';
 import { authorizeStage, type TenantRule } from '../authz/authorize-stage.js';
@@ -40,12 +41,16 @@ export interface CompiledAuth {
   readonly invalid: ReadonlySet<string>;
   /** The API key backend, when the config has an apiKeys section or an apiKey authenticator. */
   readonly apiKeys: ApiKeyBackend | null;
+  /** Token digests, the revocation list and the webhook's settings, shared by the bearer authenticators, the admin API and served endpoints. */
+  readonly oauth: OAuthServices;
 }
 
 /** What compiling authenticators reads besides the config: running resources to reuse, and the clock. */
 export interface AuthCompileContext {
   readonly resources: ResourceCatalog;
   readonly clock: Clock;
+  /** In a worker of `start --workers`: the primary, which keeps the host's revocations. */
+  readonly hostState?: HostRevocationChannel | null;
 }
 
 
@@ -97,7 +102,7 @@ export function compileAuth(raw: RawConfig, loaded: LoadedConfig, context: AuthC
   // The apiKeys section serves the admin API and the keys CLI even without an apiKey authenticator;
   // compiled first, so its problems are reported before the authenticators'.
   if (raw.apiKeys !== undefined) shared(API_KEYS_SHARED, () => compileApiKeysSection(raw.apiKeys, loaded, dataDir, problems, use));
-  const oauth = compileOAuthServices(raw.oauth, loaded, problems, context.clock);
+  const oauth = compileOAuthServices(raw.oauth, { loaded, problems, clock: context.clock, dataDir, use, hostState: context.hostState ?? null });
   for (const [name, a] of Object.entries(raw.authenticators ?? {})) {
     const kind = authenticatorKindOf(a.type);
     // Schema validation has refused any other type already.
@@ -112,7 +117,7 @@ export function compileAuth(raw: RawConfig, loaded: LoadedConfig, context: AuthC
     else invalid.add(name);
   }
   const apiKeys = (sharedValues.get(API_KEYS_SHARED) ?? null) as ApiKeyBackend | null;
-  return { authenticators, resources: [...used.values()], identityHeaders: identity, invalid, apiKeys };
+  return { authenticators, resources: [...used.values()], identityHeaders: identity, invalid, apiKeys, oauth };
 }
 
 /** The identity header names with the part of the identity each carries. */

@@ -24,6 +24,7 @@ import { assertedHeaderRules } from './asserted-header-rules.js';
 import { Upstream } from '../proxy/upstream.js';
 import type { UpstreamSpec } from '../proxy/upstream-spec.js';
 import type { UpstreamTls } from '../proxy/upstream-tls.js';
+import type { OAuthServices } from '../authn/oauth/oauth-services.js';
 import { NO_RESOURCES, type Resource, type ResourceCatalog } from '../lifecycle/resources.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { compileRateLimiting, compileRouteLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
@@ -112,6 +113,8 @@ export interface CompiledConfig {
   readonly identityHeaders: IdentityHeaderNames;
   /** The API key store, cache and usage tracker, when configured; started when the config goes live. */
   readonly apiKeys: ApiKeyBackend | null;
+  /** Token digests, revocations and the revocation webhook's settings (the `oauth` section). */
+  readonly oauth: OAuthServices;
   readonly rateLimiting: CompiledRateLimiting;
   readonly routes: readonly CompiledRoute[];
   readonly router: Router<CompiledRoute>;
@@ -262,7 +265,7 @@ export function compileConfig(
     else protectedHeaders.add(name);
   });
   const dataDir = dataDirOf(loaded.file, raw.dataDir);
-  const auth = compileAuth(raw, loaded, { resources: catalog, clock: context.clock ?? systemClock }, dataDir, problems);
+  const auth = compileAuth(raw, loaded, { resources: catalog, clock: context.clock ?? systemClock, hostState: context.hostState ?? null }, dataDir, problems);
   for (const name of identityHeaderList(auth.identityHeaders)) protectedHeaders.add(normaliseHeaderName(name));
   const authenticators = [...auth.authenticators.values()];
   for (const a of authenticators) for (const h of a.assertedHeaders.keys()) protectedHeaders.add(normaliseHeaderName(h));
@@ -376,6 +379,7 @@ export function compileConfig(
     authenticators: auth.authenticators,
     identityHeaders: auth.identityHeaders,
     apiKeys: auth.apiKeys,
+    oauth: auth.oauth,
     rateLimiting,
     routes,
     router: new Router(routes),

@@ -54,6 +54,8 @@ const APPLIES: { readonly [K in Exclude<keyof CompiledConfig, 'limits'>]: Applie
   authenticators: 'live',
   identityHeaders: 'live',
   apiKeys: 'live',
+  // The revocation list and the token hash key are resources kept across reloads; the webhook's secret and the default TTL apply at once.
+  oauth: 'live',
   rateLimiting: 'live',
   routes: 'live',
   router: 'live',

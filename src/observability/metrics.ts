@@ -83,6 +83,12 @@ export class Metrics implements DecisionTally {
   readonly apiKeyUsageBacklog: Gauge;
   /** 0 when any worker cannot reach the store. */
   readonly rateLimitStoreUp: Gauge<'store'>;
+  /** Bearer tokens revoked, by where this process learnt of it (local: here; shared: from another gateway through Redis; host: from another worker). */
+  readonly revocations: Counter<'source'>;
+  /** Revocations in force loaded from Redis on (re)connecting. */
+  readonly revocationsLoaded: Counter;
+  /** 0 when any process's revocation list is cut off from Redis (labelled: no series without oauth.redis). */
+  readonly revocationsSubscribed: Gauge<'redis'>;
   /** Restart-only options the config file changes that do not apply until a restart (0: the file is wholly in effect). */
   readonly configRestartRequired: Gauge;
   /** When each certificate the running config uses stops being valid (unix seconds). */
@@ -207,6 +213,17 @@ export class Metrics implements DecisionTally {
     this.rateLimitStoreUp = new Gauge({
       name: 'portcullis_rate_limit_store_up', help: 'Whether the shared rate-limit store (Redis) answers (1) or not (0). While 0, limits follow their onStoreError policy.',
       labelNames: ['store'] as const, registers: serving, aggregator: 'min',
+    });
+    this.revocations = new Counter({
+      name: 'portcullis_revocations_total', help: 'Bearer tokens revoked, by where this process learnt of it: local (its admin API or webhook), shared (another gateway, through Redis), host (another worker).',
+      labelNames: ['source'] as const, registers: serving, aggregator: 'sum',
+    });
+    this.revocationsLoaded = new Counter({
+      name: 'portcullis_revocations_loaded_total', help: 'Revocations in force loaded from Redis on connecting and after every reconnection.', registers: serving, aggregator: 'sum',
+    });
+    this.revocationsSubscribed = new Gauge({
+      name: 'portcullis_revocations_subscribed', help: 'Whether the revocation list is subscribed to Redis and loaded (1) or cut off (0); past oauth.revocations.maxStalenessMs at 0, bearer tokens are refused.',
+      labelNames: ['redis'] as const, registers: serving, aggregator: 'min',
     });
 
     if (defaults) {

@@ -22,6 +22,7 @@ import { createLogger, LOG_LEVELS, type Logger } from '../observability/logger.j
 import { Metrics } from '../observability/metrics.js';
 import { insecureUpstreams, reportUpstreamTls } from '../proxy/upstream-tls-report.js';
 import type { HostStateClient } from '../workers/host-state-client.js';
+import { RevocationUnavailableError } from '../authn/oauth/redis-revocations.js';
 import { ADMIN_LISTENER_LIMITS, adminRejectionFacts, createAdminApp, logAdminOperation } from '../admin/admin-app.js';
 import type { AdminHost, AdminOperation, KeyAdmin, ReloadResult } from '../admin/admin-host.js';
 import { handleRequest, reply, type HandlerHost, type Runtime } from './handle-request.js';
@@ -136,7 +137,7 @@ export class Gateway implements HandlerHost, AdminHost {
   private started = false;
   readonly logger: Logger;
   readonly metrics: Metrics;
-  private readonly clock: Clock;
+  readonly clock: Clock;
   /** Every long-lived resource (key sets, stores, upstream pools), started and retired in one order. */
   private readonly resources: ResourceSet;
   private readonly audit: ProcessTrail;
@@ -383,6 +384,17 @@ export class Gateway implements HandlerHost, AdminHost {
   /** A single gateway process has no workers. */
   workers(): null {
     return null;
+  }
+
+  async revokeToken(hash: string, untilMs: number): Promise<string | null> {
+    const { digester, revocations } = this.config.oauth;
+    try {
+      await revocations.revoke(digester.ofHash(hash), untilMs);
+      return null;
+    } catch (err) {
+      if (err instanceof RevocationUnavailableError) return err.message;
+      throw err;
+    }
   }
 
   keyAdmin(): KeyAdmin | null {

@@ -1,3 +1,4 @@
+import type { HostRevocationChannel, WireRevocation } from '../authn/oauth/host-revocations.js';
 import type { Resource } from '../lifecycle/resources.js';
 import type { LimitShape } from '../ratelimit/algorithms.js';
 import type { BlockChannel, GuardBlock, GuardSourceKind } from '../ratelimit/brute-force-guard.js';
@@ -6,7 +7,7 @@ import { MemoryLimitStore } from '../ratelimit/memory-store.js';
 import { SqliteQuotaStore, type QuotaStore, type QuotaUse, type SqliteQuotaSettings } from '../ratelimit/quota-store.js';
 import { LimitStoreUnavailableError, type LimitStore, type StoreVerdict } from '../ratelimit/store.js';
 import {
-  consumeCall, hitCall, isStateMessage, STATE_TAG, useOf, verdictOf, wireBlocksOf,
+  consumeCall, hitCall, isStateMessage, revocationOf, STATE_TAG, useOf, verdictOf, wireBlocksOf, wireRevocationsOf,
   type BlockNotice, type Call, type CallResult, type ConsumeCall, type HitCall, type PrimaryMessage, type StoreDescriptor, type WireBlock, type WireUse, type WireVerdict, type WorkerMessage,
 } from './host-state-protocol.js';
 
@@ -64,6 +65,8 @@ class PrimaryLink {
   private nextAsk = 1;
   /** Questions for the blocks in force, waiting for the primary's answer (each ends by REPLY_TIMEOUT_MS). */
   private readonly asked = new Map<number, { readonly answer: (blocks: readonly WireBlock[] | null) => void; readonly timer: NodeJS.Timeout }>();
+  private readonly revocationWatchers = new Set<(digest: string, untilMs: number) => void>();
+  private readonly askedRevocations = new Map<number, { readonly answer: (revocations: readonly WireRevocation[] | null) => void; readonly timer: NodeJS.Timeout }>();
 
   constructor(private readonly channel: PrimaryChannel) {
     channel.on('message', this.onMessage);
@@ -105,6 +108,35 @@ class PrimaryLink {
       this.asked.set(id, { answer: resolve, timer });
       this.control({ t: STATE_TAG, op: 'blocks-in-force', id, guard, maxEntries });
     });
+  }
+
+  publishRevocation(digest: string, untilMs: number, maxEntries: number): void {
+    this.control({ t: STATE_TAG, op: 'revoke', digest, untilMs, maxEntries });
+  }
+
+  subscribeRevocations(listener: (digest: string, untilMs: number) => void): () => void {
+    this.revocationWatchers.add(listener);
+    return () => { this.revocationWatchers.delete(listener); };
+  }
+
+  /** The revocations in force the primary keeps; null when it is gone or does not answer within REPLY_TIMEOUT_MS. */
+  revocationsInForce(maxEntries: number): Promise<readonly WireRevocation[] | null> {
+    if (this.gone !== null) return Promise.resolve(null);
+    const id = this.nextAsk++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.answerRevocations(id, null), REPLY_TIMEOUT_MS);
+      timer.unref();
+      this.askedRevocations.set(id, { answer: resolve, timer });
+      this.control({ t: STATE_TAG, op: 'revocations-in-force', id, maxEntries });
+    });
+  }
+
+  private answerRevocations(id: number, revocations: readonly WireRevocation[] | null): void {
+    const asked = this.askedRevocations.get(id);
+    if (asked === undefined) return;
+    this.askedRevocations.delete(id);
+    clearTimeout(asked.timer);
+    asked.answer(revocations);
   }
 
   private answer(id: number, blocks: readonly WireBlock[] | null): void {
@@ -181,7 +213,11 @@ class PrimaryLink {
     const m = message as PrimaryMessage;
     if (m.op === 'reply') this.answered(m.id, m.results);
     else if (m.op === 'blocks-in-force') this.answer(m.id, wireBlocksOf(m.blocks));
-    else for (const listener of this.watchers.get(m.guard) ?? []) listener(m.kind, m.source, m.untilMs);
+    else if (m.op === 'revocations-in-force') this.answerRevocations(m.id, wireRevocationsOf(m.revocations));
+    else if (m.op === 'revoked') {
+      const revocation = revocationOf(m.digest, m.untilMs);
+      if (revocation !== null) for (const listener of this.revocationWatchers) listener(revocation[0], revocation[1]);
+    } else for (const listener of this.watchers.get(m.guard) ?? []) listener(m.kind, m.source, m.untilMs);
   };
 
   private answered(id: number, results: readonly CallResult[]): void {
@@ -219,6 +255,7 @@ class PrimaryLink {
     for (const w of queued) w.fail(new LimitStoreUnavailableError(why));
     for (const id of [...this.sent.keys()]) this.fail(id, why);
     for (const id of [...this.asked.keys()]) this.answer(id, null);
+    for (const id of [...this.askedRevocations.keys()]) this.answerRevocations(id, null);
   }
 }
 
@@ -232,7 +269,7 @@ class PrimaryLink {
  * workers admit what one process would. A guard that starts asks the primary for the blocks in
  * force on the host before it decides anything.
  */
-export class HostStateClient implements BlockChannel {
+export class HostStateClient implements BlockChannel, HostRevocationChannel {
   private constructor(private readonly link: PrimaryLink) {}
 
   /** The client of this worker's primary; null when the process has no IPC channel (not a worker). */
@@ -261,6 +298,18 @@ export class HostStateClient implements BlockChannel {
   async blocksInForce(guard: string, maxEntries: number): Promise<readonly GuardBlock[] | null> {
     const blocks = await this.link.blocksInForce(guard, maxEntries);
     return blocks === null ? null : blocks.map(([kind, source, untilMs]) => ({ kind, source, untilMs }));
+  }
+
+  publishRevocation(digest: string, untilMs: number, maxEntries: number): void {
+    this.link.publishRevocation(digest, untilMs, maxEntries);
+  }
+
+  subscribeRevocations(apply: (digest: string, untilMs: number) => void): () => void {
+    return this.link.subscribeRevocations(apply);
+  }
+
+  revocationsInForce(maxEntries: number): Promise<readonly WireRevocation[] | null> {
+    return this.link.revocationsInForce(maxEntries);
   }
 
   /** Stops listening on the channel (the worker is shutting down); everything still waiting fails as unavailable. */

@@ -2,6 +2,7 @@ import type { Algorithm, LimitShape } from '../ratelimit/algorithms.js';
 import type { Period } from '../ratelimit/calendar.js';
 import type { QuotaUse, SqliteQuotaSettings } from '../ratelimit/quota-store.js';
 import type { StoreVerdict } from '../ratelimit/store.js';
+import type { WireRevocation } from '../authn/oauth/host-revocations.js';
 
 /**
  * The messages between a host's workers and its primary about in-process state: the primary holds
@@ -57,6 +58,8 @@ export type WorkerMessage = Tagged<
   | { readonly op: 'batch'; readonly id: number; readonly calls: readonly Call[] }
   | ({ readonly op: 'block'; readonly maxEntries: number } & BlockNotice)
   | { readonly op: 'blocks-in-force'; readonly id: number; readonly guard: string; readonly maxEntries: number }
+  | { readonly op: 'revoke'; readonly digest: string; readonly untilMs: number; readonly maxEntries: number }
+  | { readonly op: 'revocations-in-force'; readonly id: number; readonly maxEntries: number }
 >;
 
 /** Primary → worker: one reply per batch (results in call order), blocks other workers started, and the blocks in force asked for. */
@@ -64,6 +67,8 @@ export type PrimaryMessage = Tagged<
   | { readonly op: 'reply'; readonly id: number; readonly results: readonly CallResult[] }
   | ({ readonly op: 'block' } & BlockNotice)
   | { readonly op: 'blocks-in-force'; readonly id: number; readonly guard: string; readonly blocks: readonly WireBlock[] }
+  | { readonly op: 'revoked'; readonly digest: string; readonly untilMs: number }
+  | { readonly op: 'revocations-in-force'; readonly id: number; readonly revocations: readonly WireRevocation[] }
 >;
 
 /** Longest block source (an address key or a credential id) the primary keeps; a longer one is not a source the guard names. */
@@ -94,6 +99,24 @@ export function wireBlocksOf(blocks: unknown): WireBlock[] {
   if (!Array.isArray(blocks)) return [];
   return blocks.filter((b): b is WireBlock => Array.isArray(b) && b.length === 3 && isKind(b[0])
     && (b[1] === null || typeof b[1] === 'string') && typeof b[2] === 'number' && Number.isFinite(b[2]));
+}
+
+/** The most revocations the primary keeps for its workers (the schema's maximum oauth.revocations.maxEntries). */
+export const MAX_REVOCATION_ROOM = 10_000_000;
+const DIGEST = /^[A-Za-z0-9_-]{43}$/;
+
+/** A revocation as the primary and workers accept it: a digest (43 base64url characters) and a finite end; else null. */
+export function revocationOf(digest: unknown, untilMs: unknown): WireRevocation | null {
+  return typeof digest === 'string' && DIGEST.test(digest) && Number.isSafeInteger(untilMs) ? [digest, untilMs as number] : null;
+}
+
+/** The revocations of a `revocations-in-force` answer that are well formed. */
+export function wireRevocationsOf(revocations: unknown): WireRevocation[] {
+  if (!Array.isArray(revocations)) return [];
+  return revocations.flatMap((r) => {
+    const valid = Array.isArray(r) && r.length === 2 ? revocationOf(r[0], r[1]) : null;
+    return valid === null ? [] : [valid];
+  });
 }
 
 /** True for a message of this protocol (of either direction); anything else on the channel is someone else's. */

@@ -5,10 +5,11 @@ import { Metrics } from '../observability/metrics.js';
 import { BlockTable } from '../ratelimit/block-table.js';
 import { MEMORY_STORE_DEFAULTS } from '../ratelimit/kinds.js';
 import { MemoryLimitStore } from '../ratelimit/memory-store.js';
+import { MemoryRevocations } from '../authn/oauth/memory-revocations.js';
 import { SqliteQuotaStore } from '../ratelimit/quota-store.js';
 import { LimitStoreUnavailableError } from '../ratelimit/store.js';
 import {
-  blockNoticeOf, blockRoomOf, isStateMessage, MAX_BLOCK_CHANNEL_LENGTH, periodOf, shapeOf, STATE_TAG, wireUse, wireVerdict,
+  blockNoticeOf, blockRoomOf, isStateMessage, MAX_BLOCK_CHANNEL_LENGTH, MAX_REVOCATION_ROOM, periodOf, revocationOf, shapeOf, STATE_TAG, wireUse, wireVerdict,
   type BlockNotice, type Call, type CallResult, type HitCall, type PrimaryMessage, type StoreDescriptor, type WireBlock, type WorkerMessage,
 } from './host-state-protocol.js';
 
@@ -104,6 +105,9 @@ export class HostState {
   private readonly stopping = new Set<Promise<void>>();
   /** The guards' blocks in force, per channel. */
   private readonly blocks = new Map<string, HostBlocks>();
+  /** The host's revoked tokens (workers without oauth.redis), made with the most room any worker asked for. */
+  private revocations: MemoryRevocations | null = null;
+  private revocationRoom = 0;
   private closed = false;
 
   constructor(options: HostStateOptions) {
@@ -184,7 +188,31 @@ export class HostState {
         this.send(worker, { t: STATE_TAG, op: 'blocks-in-force', id: id as number, guard, blocks: this.blocksOf(guard, room)?.inForce() ?? [] });
         return;
       }
+      case 'revoke': {
+        const revocation = revocationOf(m.digest, m.untilMs);
+        const room = revocationRoom(m.maxEntries);
+        if (revocation === null || room === null) { this.context.logger.warn({ op: m.op }, 'host state: a malformed revocation was dropped'); return; }
+        this.revocationsWith(room).add(revocation[0], revocation[1]);
+        for (const other of this.workers.keys()) if (other !== worker) this.send(other, { t: STATE_TAG, op: 'revoked', digest: revocation[0], untilMs: revocation[1] });
+        return;
+      }
+      case 'revocations-in-force': {
+        const room = revocationRoom(m.maxEntries);
+        if (!Number.isSafeInteger(m.id) || room === null) { this.context.logger.warn({ op: m.op }, 'host state: a malformed question for the revocations in force was dropped'); return; }
+        this.send(worker, { t: STATE_TAG, op: 'revocations-in-force', id: m.id, revocations: this.revocationsWith(room).inForce() });
+        return;
+      }
     }
+  }
+
+  /** The host's revocation list, with room for at least `maxEntries` (a larger ask keeps every revocation in force). */
+  private revocationsWith(maxEntries: number): MemoryRevocations {
+    if (this.revocations !== null && maxEntries <= this.revocationRoom) return this.revocations;
+    const next = new MemoryRevocations(maxEntries, this.context.clock);
+    for (const [digest, until] of this.revocations?.inForce() ?? []) next.add(digest, until);
+    this.revocations = next;
+    this.revocationRoom = maxEntries;
+    return next;
   }
 
   /** The blocks kept on `guard`, with room for at least `maxEntries` per kind; null past MAX_BLOCK_CHANNELS channels. */
@@ -253,4 +281,9 @@ export class HostState {
     // A worker that exited cannot be told; the supervisor detaches it.
     worker.send(message, undefined, () => undefined);
   }
+}
+
+/** The room a worker asked for in the host's revocation list, or null when it is not a count the schema allows. */
+function revocationRoom(maxEntries: unknown): number | null {
+  return Number.isSafeInteger(maxEntries) && (maxEntries as number) >= 1 && (maxEntries as number) <= MAX_REVOCATION_ROOM ? maxEntries as number : null;
 }

@@ -32,7 +32,9 @@ export type ToWorker =
   /** Send this worker's readiness (every component it needs, and whether it can do its part). */
   | { readonly t: typeof LIFECYCLE; readonly op: 'readiness'; readonly id: number }
   /** A key was revoked or rotated through the admin API: drop it from the caches. */
-  | { readonly t: typeof LIFECYCLE; readonly op: 'forget-key'; readonly keyId: string };
+  | { readonly t: typeof LIFECYCLE; readonly op: 'forget-key'; readonly keyId: string }
+  /** Revoke the token with this tokenHash until `untilMs` (the admin API): the worker digests it with the host's key and revokes it in its list. */
+  | { readonly t: typeof LIFECYCLE; readonly op: 'revoke'; readonly id: number; readonly tokenHash: string; readonly untilMs: number };
 
 /** Worker → primary. */
 export type FromWorker =
@@ -42,7 +44,9 @@ export type FromWorker =
   | { readonly t: typeof LIFECYCLE; readonly op: 'staged'; readonly id: number; readonly outcome: StageOutcome }
   | { readonly t: typeof LIFECYCLE; readonly op: 'settled'; readonly id: number; readonly version: string }
   | { readonly t: typeof LIFECYCLE; readonly op: 'metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] }
-  | { readonly t: typeof LIFECYCLE; readonly op: 'readiness'; readonly id: number; readonly readiness: Readiness };
+  | { readonly t: typeof LIFECYCLE; readonly op: 'readiness'; readonly id: number; readonly readiness: Readiness }
+  /** A revocation done (`error` null), or why it could not be shared. */
+  | { readonly t: typeof LIFECYCLE; readonly op: 'revoked'; readonly id: number; readonly error: string | null };
 
 /** True for a lifecycle message to a worker (the channel also carries other subsystems' messages). */
 export function toWorker(message: unknown): message is ToWorker {

@@ -79,7 +79,7 @@ export class Supervisor implements AdminHost {
   reloading = false;
   /** The config every worker runs (compiled here too, opening nothing: the admin settings and the version come from it). */
   config: CompiledConfig;
-  private readonly clock: Clock;
+  readonly clock: Clock;
   private readonly audit: AuditTrail;
   /** The anomaly detectors over the primary's own records (admin operations); each worker runs its own over its requests. */
   private anomalies: AnomalyMonitor | null = null;
@@ -404,6 +404,19 @@ export class Supervisor implements AdminHost {
       service: backend.service,
       forget: (keyId) => { for (const m of this.workersListening) m.worker.send({ t: LIFECYCLE, op: 'forget-key', keyId } satisfies ToWorker); },
     };
+  }
+
+  /**
+   * Revokes through one worker, which digests the token's hash with the host's key and revokes it
+   * in its list: through Redis (oauth.redis) to every gateway, else through this primary's host
+   * list to every other worker. The primary holds neither the key nor a list of its own.
+   */
+  async revokeToken(hash: string, untilMs: number): Promise<string | null> {
+    const member = this.workersListening[0];
+    if (member === undefined) return 'no worker is listening';
+    const answer = await this.ask(member, (id) => ({ t: LIFECYCLE, op: 'revoke', id, tokenHash: hash, untilMs }));
+    if (answer?.op !== 'revoked') return `worker ${member.worker.id} did not answer`;
+    return answer.error;
   }
 
   auditAdmin(operation: AdminOperation): void {

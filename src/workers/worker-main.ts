@@ -47,6 +47,12 @@ function follow(gateway: Gateway): void {
       case 'forget-key':
         gateway.keyAdmin()?.forget(message.keyId);
         return;
+      case 'revoke':
+        void gateway.revokeToken(message.tokenHash, message.untilMs).then(
+          (error) => send({ t: LIFECYCLE, op: 'revoked', id: message.id, error }),
+          (err: unknown) => send({ t: LIFECYCLE, op: 'revoked', id: message.id, error: `revoking failed: ${(err as Error).message}` }),
+        );
+        return;
     }
   });
 }

@@ -10,6 +10,8 @@ import { audienceList, checkClaimRules, type ClaimRules } from '../claims/claim-
 import { verifyJwt, type Claims, type JwtPolicy, type VerifyResult } from './jwt-verifier.js';
 import { KeysUnavailableError } from './key-source.js';
 import { VerifiedTokenCache } from './token-cache.js';
+import type { RevocationList } from '../oauth/revocations.js';
+import type { TokenDigester } from '../oauth/token-digest.js';
 
 export interface JwtAuthenticatorSpec {
   readonly name: string;
@@ -20,6 +22,10 @@ export interface JwtAuthenticatorSpec {
   readonly cacheMaxEntries: number;
   /** The clock that judges exp/nbf/iat and the token cache (default: the machine's). */
   readonly clock?: Clock;
+  /** Revoked tokens, refused before the cache is consulted (absent: none are). */
+  readonly revocations?: RevocationList;
+  /** How a token is named in `revocations`. */
+  readonly digester?: TokenDigester;
 }
 
 /**
@@ -59,6 +65,8 @@ export class JwtAuthenticator implements Authenticator {
       const state = source.readiness?.();
       if (state !== undefined && !state.ready) reasons.push(state.reason ?? 'keys not available');
     }
+    const revocations = this.spec.revocations?.unavailable ?? null;
+    if (revocations !== null) reasons.push(revocations);
     return reasons.length === 0 ? { ready: true, type: this.type } : { ready: false, type: this.type, reason: reasons.join('; ') };
   }
 
@@ -66,6 +74,8 @@ export class JwtAuthenticator implements Authenticator {
     const token = bearerToken(ex.req.rawHeaders);
     if (token === undefined) return ABSENT;
     if (token === null) return this.reject('malformed: Authorization header is not a single "Bearer <token>"', true);
+    const revoked = this.revocationOf(token);
+    if (revoked !== null) return revoked;
     const now = this.clock.now();
     const cached = this.cache.get(token, now);
     if (cached !== undefined) return { kind: 'authenticated', identity: cached };
@@ -75,6 +85,20 @@ export class JwtAuthenticator implements Authenticator {
     } catch (err) {
       return this.failure(err);
     }
+  }
+
+  /**
+   * A revoked token is refused before the verified-token cache, so a revocation holds at once for
+   * tokens cached before it. A list cut off from the gateways it shares revocations with (past
+   * oauth.revocations.maxStalenessMs) refuses every token: it may be missing a revocation.
+   */
+  private revocationOf(token: string): AuthOutcome | null {
+    const revocations = this.spec.revocations;
+    const digester = this.spec.digester;
+    if (revocations === undefined || digester === undefined || revocations.empty) return null;
+    const unavailable = revocations.unavailable;
+    if (unavailable !== null) return { kind: 'rejected', denial: deny('authentication_unavailable', `${this.spec.name}: ${unavailable}`), guess: false };
+    return revocations.isRevoked(digester.ofToken(token)) ? this.reject('revoked', false) : null;
   }
 
   private conclude(token: string, result: VerifyResult, now: number): AuthOutcome {

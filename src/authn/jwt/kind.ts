@@ -163,6 +163,8 @@ function compileJwt(a: RawJwtAuthenticator, context: AuthenticatorCompileContext
     rules,
     cacheMaxEntries: a.cacheMaxEntries ?? JWT_DEFAULTS.cacheMaxEntries,
     clock: context.clock,
+    revocations: context.oauth.revocations,
+    digester: context.oauth.digester,
   });
 }
 

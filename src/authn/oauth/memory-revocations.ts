@@ -15,6 +15,11 @@ export class MemoryRevocations implements RevocationList {
     return this.until.size === 0;
   }
 
+  /** A list in this process is always current. */
+  get unavailable(): null {
+    return null;
+  }
+
   isRevoked(digest: string): boolean {
     const until = this.until.get(digest);
     if (until === undefined) return false;
@@ -42,6 +47,12 @@ export class MemoryRevocations implements RevocationList {
 
   get size(): number {
     return this.until.size;
+  }
+
+  /** The revocations in force: digest and end. */
+  inForce(): [digest: string, untilMs: number][] {
+    const now = this.clock.now();
+    return [...this.until].filter(([, until]) => until > now);
   }
 
   private evict(): void {

@@ -4,8 +4,14 @@
  * expired anyway (`untilMs`), so the list is bounded by the tokens still alive.
  */
 export interface RevocationList {
-  /** True when no token is revoked: the hot path then skips digesting. */
+  /** True when no token is revoked and the list is current: the hot path then skips digesting. */
   readonly empty: boolean;
+  /**
+   * Why the list may be missing revocations made elsewhere (a shared list cut off from the others
+   * longer than it may be); null while it is current. While not null, bearer authenticators refuse
+   * every token with 503 authentication_unavailable (fail closed).
+   */
+  readonly unavailable: string | null;
   isRevoked(digest: string): boolean;
   /** Revokes until `untilMs` (epoch ms); resolves once every gateway sharing the list will refuse it. */
   revoke(digest: string, untilMs: number): Promise<void>;

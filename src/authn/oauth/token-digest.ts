@@ -19,7 +19,8 @@ export function isTokenHash(value: string): boolean {
  * SHA-256 (not the token) lets a revocation by token hash find the same entry.
  */
 export class TokenDigester {
-  constructor(private readonly key: Buffer) {}
+  /** `key`: the key itself (oauth.tokenHashKey), or where it is read when the gateway starts (the host's key file). */
+  constructor(private readonly key: Buffer | TokenHashKeySource) {}
 
   ofToken(token: string): string {
     return this.ofHash(tokenHash(token));
@@ -27,6 +28,12 @@ export class TokenDigester {
 
   /** The digest of the token whose tokenHash is `hash` (callers check isTokenHash first). */
   ofHash(hash: string): string {
-    return createHmac('sha256', this.key).update(hash, 'ascii').digest('base64url');
+    const key = Buffer.isBuffer(this.key) ? this.key : this.key.tokenHashKey;
+    return createHmac('sha256', key).update(hash, 'ascii').digest('base64url');
   }
+}
+
+/** A token hash key known only once the gateway runs (read from, or made in, the data directory). */
+export interface TokenHashKeySource {
+  readonly tokenHashKey: Buffer;
 }

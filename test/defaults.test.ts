@@ -8,6 +8,7 @@ import { CORS_DEFAULTS } from '../src/config/compile-cors.js';
 import { RESPONSE_HEADER_DEFAULTS } from '../src/config/compile-response-headers.js';
 import { HTTP2_DEFAULTS } from '../src/config/compile-http2.js';
 import { jsonSchema } from '../src/config/schema.js';
+import { ASSERTION_DEFAULTS } from '../src/assertion/identity-assertion-section.js';
 
 // One source of truth for each default: the code. The schema's descriptions (what editors show)
 // and docs/configuration.md (the reference) must say the same value.
@@ -123,6 +124,16 @@ describe('defaults agree between the code, the schema and the configuration refe
     const wrong = Object.entries(HTTP2_DEFAULTS)
       .map(([key, value]) => ({ path: `listen.https.http2.${key}`, code: String(value), docs: documented.get(`listen.https.http2.${key}`) }))
       .filter((d) => d.docs !== d.code);
+    assert.deepEqual(wrong, []);
+  });
+
+  it('every identity assertion default in the code is the one docs/configuration.md shows', () => {
+    const code: Record<string, string> = {
+      'identityAssertion.algorithm': ASSERTION_DEFAULTS.algorithm,
+      'identityAssertion.ttlSeconds': String(ASSERTION_DEFAULTS.ttlSeconds),
+      'routes[].assertIdentity.header': ASSERTION_DEFAULTS.header,
+    };
+    const wrong = Object.entries(code).map(([path, value]) => ({ path, code: value, docs: documented.get(path) })).filter((d) => d.docs !== d.code);
     assert.deepEqual(wrong, []);
   });
 

@@ -5,7 +5,7 @@ import { API_KEYS_SHARED } from '../authn/api-key/kind.js';
 import type { Authenticator } from '../authn/authenticator.js';
 import type { At } from '../authn/authenticator-kind.js';
 import { authenticatorKindOf } from '../authn/kinds.js';
-import { compileOAuthServices } from '../authn/oauth/oauth-services.js';
+import { compileOAuthServices, type OAuthServices } from '../authn/oauth/oauth-services.js';
 import type { Clock } from '../lib/clock.js';
 import type { Resource, ResourceCatalog } from '../lifecycle/resources.js';
 import { authorizeStage, type TenantRule } from '../authz/authorize-stage.js';
@@ -26,7 +26,7 @@ export const AUTH_DEFAULTS = Object.freeze({
 });
 
 /** Headers a claim may never be forwarded in: framing, routing, credentials and forwarding facts. */
-const RESERVED_HEADERS = new Set([
+export const RESERVED_HEADERS: ReadonlySet<string> = new Set([
   'host', 'authorization', 'proxy-authorization', 'cookie', 'content-length', 'content-type', 'transfer-encoding', 'connection',
   'keep-alive', 'te', 'trailer', 'upgrade', 'expect', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip',
 ]);
@@ -40,6 +40,8 @@ export interface CompiledAuth {
   readonly invalid: ReadonlySet<string>;
   /** The API key backend, when the config has an apiKeys section or an apiKey authenticator. */
   readonly apiKeys: ApiKeyBackend | null;
+  /** What the bearer-token authenticators and the gateway's served endpoints share (the `oauth` section). */
+  readonly oauth: OAuthServices;
 }
 
 /** What compiling authenticators reads besides the config: running resources to reuse, and the clock. */
@@ -112,7 +114,7 @@ export function compileAuth(raw: RawConfig, loaded: LoadedConfig, context: AuthC
     else invalid.add(name);
   }
   const apiKeys = (sharedValues.get(API_KEYS_SHARED) ?? null) as ApiKeyBackend | null;
-  return { authenticators, resources: [...used.values()], identityHeaders: identity, invalid, apiKeys };
+  return { authenticators, resources: [...used.values()], identityHeaders: identity, invalid, apiKeys, oauth };
 }
 
 /** The identity header names with the part of the identity each carries. */

@@ -12,6 +12,8 @@ import { compileConfig } from '../src/config/compile.js';
 import { loadConfigText } from '../src/config/load.js';
 import { explain, renderExplanation } from '../src/explain/explain.js';
 import { freshKeyPair } from '../src/lib/key-pair.js';
+import type { Identity } from '../src/authn/identity.js';
+import { assertionClaims } from '../src/stages/identity-assertion.js';
 import { configProblems } from './harness/config.js';
 import { startEchoUpstream, type EchoedRequest, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
@@ -139,6 +141,12 @@ describe('identity assertions through the gateway', () => {
     ], 'one record each, none forwarded');
   });
 
+  it('counts signed assertions by route and kid', async () => {
+    const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    const count = Number(/^portcullis_identity_assertions_total\{route="bearer",kid="gw-1"\} (\d+)$/m.exec(text)?.[1]);
+    assert.ok(count >= 3, text.split('\n').filter((l) => l.includes('identity_assertions')).join('\n'));
+  });
+
   it('explain says the route is served by the gateway, and what an asserting route would send', async () => {
     const compiled = compileConfig(loadConfigText(stringify(config()), join(dir, 'gateway.yaml'), {}));
     const jwks = await explain(compiled, { method: 'GET', target: '/.well-known/jwks.json', headers: [], from: '127.0.0.1' });
@@ -148,6 +156,20 @@ describe('identity assertions through the gateway', () => {
     assert.equal(asserting.result.forwarded, true);
     assert.ok(asserting.upstream?.headers.some(([name, value]) => name === 'authorization' && value.startsWith('Bearer <identity assertion')));
     assert.match(asserting.stages.find((s) => s.stage === 'identity-assertion')?.note ?? '', /aud "echo".*key gw-1/);
+  });
+});
+
+describe('assertion claims', () => {
+  const identity: Identity = {
+    subject: 'svc-7', method: 'apiKey', authenticator: 'partners', keyId: 'k_123', roles: [], scopes: ['orders:read', 'has space', 'quote"d', 'ok'],
+    tenant: null, tier: null, claims: null, claimHeaders: [], bearerRealm: null,
+  };
+
+  it('carry the key id, only scope-tokens in scope, no empty tenant or roles, and the certificate thumbprint when one verified', () => {
+    assert.deepEqual(assertionClaims(identity, 'billing', 'req-1', 'abc'), {
+      sub: 'svc-7', aud: 'billing', jti: 'req-1', auth_method: 'apiKey', scope: 'orders:read ok', key_id: 'k_123', cnf: { 'x5t#S256': 'abc' },
+    });
+    assert.deepEqual(assertionClaims({ ...identity, scopes: [], keyId: null }, 'billing', 'req-2', null), { sub: 'svc-7', aud: 'billing', jti: 'req-2', auth_method: 'apiKey' });
   });
 });
 

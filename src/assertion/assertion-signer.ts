@@ -50,11 +50,12 @@ export class AssertionSigner {
    * A signed assertion of `claims` (registered claims added here: iss, iat, exp). `iat` is this
    * config's clock, in whole seconds; `exp` is `iat + ttlSeconds`.
    */
-  sign(claims: JWTPayload): Promise<string> {
+  async sign(claims: JWTPayload): Promise<{ readonly jwt: string; readonly kid: string }> {
     const key = this.signingKey();
     const iat = Math.floor(this.clock.now() / 1000);
-    return new SignJWT({ ...claims, iss: this.issuer, iat, exp: iat + this.ttlSeconds })
+    const jwt = await new SignJWT({ ...claims, iss: this.issuer, iat, exp: iat + this.ttlSeconds })
       .setProtectedHeader({ alg: this.algorithm, kid: key.kid, typ: ASSERTION_TYP })
       .sign(key.privateKey as NonNullable<AssertionKey['privateKey']>);
+    return { jwt, kid: key.kid };
   }
 }

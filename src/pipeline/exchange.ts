@@ -35,6 +35,8 @@ export type LimitOutcome = 'allowed' | 'limited' | 'unavailable';
 export interface DecisionTally {
   authentication(authenticator: string, outcome: AuthenticationOutcome): void;
   limit(limit: string, decision: LimitOutcome): void;
+  /** An identity assertion signed on `route` with the key `kid` (both from the config). */
+  identityAssertion(route: string, kid: string): void;
 }
 
 /**

@@ -249,7 +249,9 @@ describe('identity assertion and served-endpoint config errors', () => {
     one(base(section(), [{ name: 'open', match: { path: '/open' }, upstream: 'app', public: true, assertIdentity: true }]), /routes\[1\]\.assertIdentity: a public route establishes no identity to assert/);
     one(base({}, [{ name: 'a', match: { path: '/a' }, upstream: 'app', authenticate: ['guests'], assertIdentity: true }]), /routes\[1\]\.assertIdentity: assertions are signed with the top-level identityAssertion section/);
     one(base(section(), [{ name: 'a', match: { path: '/a' }, upstream: 'app', authenticate: ['guests'], assertIdentity: true, forwardAuthorization: true }]), /routes\[1\]\.forwardAuthorization: the assertion replaces the client's Authorization/);
-    for (const header of ['X-User-Id', 'Cookie', 'X-Request-Id', 'Host']) {
+    // Listing the assertion header in headers.protected as well is fine.
+    assert.deepEqual(configProblems(base({ ...section(), headers: { protected: ['X-Identity-Assertion'] } }, [{ name: 'a', match: { path: '/a' }, upstream: 'app', authenticate: ['guests'], assertIdentity: { header: 'X-Identity-Assertion' } }])), []);
+    for (const header of ['X-User-Id', 'Cookie', 'X-Request-Id', 'Host', 'X_Tenant_Id']) {
       one(base(section(), [{ name: 'a', match: { path: '/a' }, upstream: 'app', authenticate: ['guests'], assertIdentity: { header } }]), /routes\[1\]\.assertIdentity\.header: .* is a header HTTP or the gateway already uses/);
     }
   });

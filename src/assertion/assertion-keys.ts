@@ -90,7 +90,12 @@ export class GeneratedAssertionKey implements Resource {
   private loaded: AssertionKey | null = null;
 
   constructor(readonly path: string, readonly algorithm: AssertionAlgorithm) {
-    this.key = `identity-assertion-key:${algorithm}:${path}`;
+    this.key = GeneratedAssertionKey.keyOf(path, algorithm);
+  }
+
+  /** The resource key of the generated key at `path` for `algorithm`: one key file, one resource. */
+  static keyOf(path: string, algorithm: AssertionAlgorithm): string {
+    return `identity-assertion-key:${algorithm}:${path}`;
   }
 
   start(): Promise<void> {

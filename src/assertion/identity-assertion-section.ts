@@ -59,7 +59,7 @@ export function compileIdentityAssertion(
   const ttlSeconds = raw.ttlSeconds ?? ASSERTION_DEFAULTS.ttlSeconds;
   if (raw.keys === undefined) {
     const path = generatedKeyPath(dataDir, algorithm);
-    const key = use(`identity-assertion-key:${algorithm}:${path}`, GeneratedAssertionKey, () => new GeneratedAssertionKey(path, algorithm));
+    const key = use(GeneratedAssertionKey.keyOf(path, algorithm), GeneratedAssertionKey, () => new GeneratedAssertionKey(path, algorithm));
     return new AssertionSigner(raw.issuer, algorithm, ttlSeconds, { kind: 'generated', key }, clock);
   }
   const before = problems.length;

@@ -278,7 +278,9 @@ export function compileConfig(
     return resource;
   }, problems);
   // A header an assertion travels in is the gateway's to write: a client's copy is removed on every route.
-  for (const name of assertionHeaders(raw.routes, loaded, new Set([...protectedHeaders, ...credentialHeaders]), problems)) protectedHeaders.add(name);
+  // Names the gateway writes otherwise or reads credentials from; `headers.protected` may list the assertion header too.
+  const written = [...IDENTITY_HEADERS, requestIdHeader, ...identityHeaderList(auth.identityHeaders), ...authenticators.flatMap((a) => [...a.assertedHeaders.keys()]), ...credentialHeaders];
+  for (const name of assertionHeaders(raw.routes, loaded, new Set(written.map(normaliseHeaderName)), problems)) protectedHeaders.add(name);
   const limitRules = assertedHeaderRules(authenticators, auth.identityHeaders, requestIdHeader, protectedHeaders, credentialHeaders);
   const rateLimiting = compileRateLimiting(raw, loaded, { resources: catalog, clock: context.clock ?? systemClock, hostState: context.hostState ?? null }, dataDir, limitRules, problems);
   const fromTrustedProxies = new Set<string>();
@@ -468,7 +470,7 @@ function compileRoute(
     problems.push(loaded.problem(at('rewrite', 'stripPrefix'), `"${rewrite.stripPrefix}" is not a literal prefix of the path pattern "${r.match.path}": ` +
       (literal.length === 0 ? 'the pattern starts with no literal segment to strip' : `strip whole literal segments it starts with, such as /${literal.join('/')}`)));
   }
-  if (pattern === null || (pool === undefined && served?.stage == null)) return null;
+  if (pattern === null || (pool === undefined && (served === null || served.stage === null))) return null;
   const stripPrefix = rewrite.stripPrefix === undefined || rewrite.stripPrefix === '/' ? null : rewrite.stripPrefix.replace(/\/$/, '');
   const addPrefix = rewrite.addPrefix === undefined || rewrite.addPrefix === '/' ? null : rewrite.addPrefix.replace(/\/$/, '');
   const maxBodyBytes = r.limits?.maxBodyBytes ?? defaults.maxBodyBytes;

@@ -2,7 +2,7 @@
 // the client's own credentials and copies of its header become, the key set on both listeners,
 // and the config errors of `identityAssertion`, `assertIdentity` and `serve`.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +14,7 @@ import { explain, renderExplanation } from '../src/explain/explain.js';
 import { freshKeyPair } from '../src/lib/key-pair.js';
 import type { Identity } from '../src/authn/identity.js';
 import { assertionClaims } from '../src/stages/identity-assertion.js';
+import { waitUntil } from './harness/assertions.js';
 import { configProblems } from './harness/config.js';
 import { startEchoUpstream, type EchoedRequest, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
@@ -156,6 +157,28 @@ describe('identity assertions through the gateway', () => {
     assert.equal(asserting.result.forwarded, true);
     assert.ok(asserting.upstream?.headers.some(([name, value]) => name === 'authorization' && value.startsWith('Bearer <identity assertion')));
     assert.match(asserting.stages.find((s) => s.stage === 'identity-assertion')?.note ?? '', /aud "echo".*key gw-1/);
+  });
+});
+
+describe('assertion key files are watched like every file the config reads', () => {
+  it('a key file replaced on disk reloads the config: the key set and the signer change without a reload request', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'portcullis-assertion-watch-'));
+    const echo = await startEchoUpstream();
+    const file = join(dir, 'assertion.pem');
+    await writeFile(file, pem('ed25519', 'private'));
+    const gw = await startGateway({
+      reload: { watchIntervalMs: 50 },
+      upstreams: { echo: { targets: [echo.url] } },
+      identityAssertion: { issuer: ISSUER, keys: [{ file, kid: 'a1' }] },
+      routes: [{ name: 'jwks', match: { path: '/jwks' }, public: true, serve: 'identity-jwks' }],
+    });
+    t.after(async () => { await gw.close(); await echo.close(); await rm(dir, { recursive: true, force: true }); });
+    const x = async (): Promise<string | undefined> => ((await (await fetch(`${gw.url}/jwks`)).json()) as { keys: { x?: string }[] }).keys[0]?.x;
+    const before = await x();
+    // Replaced by rename, as deployment tools do, so the watch never sees half a key.
+    await writeFile(`${file}.tmp`, pem('ed25519', 'private'));
+    await rename(`${file}.tmp`, file);
+    await waitUntil('the new key is published', async () => (await x()) !== before);
   });
 });
 

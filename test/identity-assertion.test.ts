@@ -2,7 +2,8 @@
 // the client's own credentials and copies of its header become, the key set on both listeners,
 // and the config errors of `identityAssertion`, `assertIdentity` and `serve`.
 import assert from 'node:assert/strict';
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -179,6 +180,40 @@ describe('assertion key files are watched like every file the config reads', () 
     await writeFile(`${file}.tmp`, pem('ed25519', 'private'));
     await rename(`${file}.tmp`, file);
     await waitUntil('the new key is published', async () => (await x()) !== before);
+  });
+});
+
+describe('the generated assertion key', () => {
+  const config = (dataDir: string, algorithm: string): ConfigObject => ({
+    dataDir,
+    upstreams: { app: { targets: ['http://127.0.0.1:9'] } },
+    identityAssertion: { issuer: ISSUER, algorithm },
+    routes: [{ name: 'jwks', match: { path: '/jwks' }, public: true, serve: 'identity-jwks' }],
+  });
+  const kids = async (gw: TestGateway): Promise<string[]> => ((await (await fetch(`${gw.url}/jwks`)).json()) as { keys: { kid: string; crv: string }[] }).keys.map((k) => `${k.crv} ${k.kid}`);
+
+  it('is made at first start (0600) and kept across restarts, for each algorithm', async (t) => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'portcullis-assertion-data-'));
+    t.after(() => rm(dataDir, { recursive: true, force: true }));
+    for (const [algorithm, crv] of [['EdDSA', 'Ed25519'], ['ES256', 'P-256']] as const) {
+      const first = await startGateway(config(dataDir, algorithm));
+      const published = await kids(first);
+      await first.close();
+      assert.equal(published.length, 1);
+      assert.ok(published[0]?.startsWith(`${crv} `));
+      assert.equal(statSync(join(dataDir, 'identity-assertion', `${algorithm.toLowerCase()}.pem`)).mode & 0o777, 0o600);
+      const second = await startGateway(config(dataDir, algorithm));
+      assert.deepEqual(await kids(second), published);
+      await second.close();
+    }
+  });
+
+  it('that is not a key stops the start with a message naming the file', async (t) => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'portcullis-assertion-data-'));
+    t.after(() => rm(dataDir, { recursive: true, force: true }));
+    await mkdir(join(dataDir, 'identity-assertion'));
+    await writeFile(join(dataDir, 'identity-assertion', 'eddsa.pem'), 'not a key');
+    await assert.rejects(startGateway(config(dataDir, 'EdDSA')), /identityAssertion: the generated key .*eddsa\.pem is not a PEM private .*remove it to have a new one made, or configure identityAssertion\.keys/);
   });
 });
 

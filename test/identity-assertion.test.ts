@@ -16,6 +16,9 @@ import { freshKeyPair } from '../src/lib/key-pair.js';
 import type { Identity } from '../src/authn/identity.js';
 import { assertionClaims } from '../src/stages/identity-assertion.js';
 import { waitUntil } from './harness/assertions.js';
+import { attempt, presenting } from './harness/mtls.js';
+import { testPki, writeCertificate } from './harness/tls.js';
+import { issueCertificate, issueCertificateAuthority } from '../src/tls/issue-certificates.js';
 import { configProblems } from './harness/config.js';
 import { startEchoUpstream, type EchoedRequest, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
@@ -180,6 +183,45 @@ describe('assertion key files are watched like every file the config reads', () 
     await writeFile(`${file}.tmp`, pem('ed25519', 'private'));
     await rename(`${file}.tmp`, file);
     await waitUntil('the new key is published', async () => (await x()) !== before);
+  });
+});
+
+describe('an assertion for a client that presented a certificate', () => {
+  it('binds the assertion to the verified certificate (cnf x5t#S256), and has no cnf on a plain connection', async (t) => {
+    const pki = await testPki();
+    const clientCa = await issueCertificateAuthority('Assertion Clients CA');
+    const client = await issueCertificate({ commonName: 'billing-svc', extendedKeyUsage: ['clientAuth'] }, clientCa);
+    const echo = await startEchoUpstream();
+    const gw = await startGateway({
+      listen: { https: { cert: 'tls/server.crt', key: 'tls/server.key', clientAuth: { mode: 'request', ca: 'tls/clients-ca.crt' } } },
+      upstreams: { echo: { targets: [echo.url] } },
+      authenticators: { services: { type: 'mtls', subjectFrom: 'cn', identities: [{ match: { cn: 'billing-svc' }, roles: ['service'] }] }, guests: { type: 'anonymous' } },
+      identityAssertion: { issuer: ISSUER },
+      routes: [
+        { name: 'svc', match: { path: '/svc/**' }, upstream: 'echo', authenticate: ['services'], assertIdentity: true },
+        { name: 'guest', match: { path: '/guest/**' }, upstream: 'echo', authenticate: ['guests'], assertIdentity: true },
+      ],
+    }, {
+      beforeStart: async (dir) => {
+        await mkdir(join(dir, 'tls'));
+        await writeCertificate(join(dir, 'tls'), 'server', pki.server);
+        await writeFile(join(dir, 'tls', 'clients-ca.crt'), clientCa.cert);
+      },
+    });
+    t.after(async () => { await gw.close(); await echo.close(); });
+    const set = createLocalJWKSet(await (await fetch(`${gw.adminUrl}/.well-known/jwks.json`)).json() as { keys: [] });
+    const claimsOf = async (path: string): Promise<JWTPayload> => {
+      const seen = echo.received.find((r) => r.url === path);
+      const { payload } = await jwtVerify(String(seen?.headers.authorization ?? '').replace(/^Bearer /, ''), set, { issuer: ISSUER, audience: 'echo', typ: 'portcullis-identity+jwt' });
+      return payload;
+    };
+    const port = Number(new URL(gw.httpsUrl ?? '').port);
+    assert.equal((await attempt(port, pki.ca.cert, presenting(client), '/svc/1')).status, 200);
+    const thumbprint = Buffer.from(client.fingerprint256.replace(/:/g, ''), 'hex').toString('base64url');
+    const bound = await claimsOf('/svc/1');
+    assert.deepEqual([bound.sub, bound.auth_method, bound.cnf], ['billing-svc', 'mtls', { 'x5t#S256': thumbprint }]);
+    assert.equal((await fetch(`${gw.url}/guest/1`)).status, 200);
+    assert.equal((await claimsOf('/guest/1')).cnf, undefined);
   });
 });
 

@@ -17,7 +17,7 @@ const check = (file: string): SpawnSyncReturns<string> =>
 /** A config with `n` routes, each with three mistakes. */
 function broken(n: number): string {
   const lines = ['upstreams:', '  u:', '    targets: [http://127.0.0.1:3001]', 'routes:'];
-  for (let i = 0; i < n; i++) lines.push(`  - name: r${i}`, `    match: { path: /r${i}, methods: [BOGUS] }`, '    upstreem: u');
+  for (let i = 0; i < n; i++) lines.push(`  - name: r${i}`, `    match: { path: /r${i}, methods: [BOGUS] }`, '    upstreem: u', '    public: maybe');
   return lines.join('\n') + '\n';
 }
 

@@ -9,6 +9,7 @@ import { RESPONSE_HEADER_DEFAULTS } from '../src/config/compile-response-headers
 import { HTTP2_DEFAULTS } from '../src/config/compile-http2.js';
 import { CLIENT_CREDENTIALS_DEFAULTS } from '../src/config/compile-upstream-auth.js';
 import { jsonSchema } from '../src/config/schema.js';
+import { ASSERTION_DEFAULTS } from '../src/assertion/identity-assertion-section.js';
 
 // One source of truth for each default: the code. The schema's descriptions (what editors show)
 // and docs/configuration.md (the reference) must say the same value.
@@ -131,6 +132,16 @@ describe('defaults agree between the code, the schema and the configuration refe
     const wrong = Object.entries(CLIENT_CREDENTIALS_DEFAULTS)
       .map(([key, value]) => ({ path: `upstreams.<name>.auth.clientCredentials.${key}`, code: String(value), docs: documented.get(`upstreams.<name>.auth.clientCredentials.${key}`) }))
       .filter((d) => d.docs !== d.code);
+    assert.deepEqual(wrong, []);
+  });
+
+  it('every identity assertion default in the code is the one docs/configuration.md shows', () => {
+    const code: Record<string, string> = {
+      'identityAssertion.algorithm': ASSERTION_DEFAULTS.algorithm,
+      'identityAssertion.ttlSeconds': String(ASSERTION_DEFAULTS.ttlSeconds),
+      'routes[].assertIdentity.header': ASSERTION_DEFAULTS.header,
+    };
+    const wrong = Object.entries(code).map(([path, value]) => ({ path, code: value, docs: documented.get(path) })).filter((d) => d.docs !== d.code);
     assert.deepEqual(wrong, []);
   });
 

@@ -249,7 +249,7 @@ describe('serve: revocation-webhook in a config', () => {
     const loaded = loadConfigText('upstreams: { echo: { targets: ["http://127.0.0.1:9"] } }\nroutes:\n  - { name: a, match: { path: "/a" }, upstream: echo, public: true }\n', 'gateway.yaml', {});
     const config = compileConfig(loaded);
     const problems: import('../src/config/errors.js').ConfigProblem[] = [];
-    const built = REVOCATION_WEBHOOK.build({ oauth: config.oauth, loaded, at: (...p) => ['routes', 0, ...p], problems });
+    const built = REVOCATION_WEBHOOK.build({ oauth: config.oauth, loaded, at: (...p) => ['routes', 0, ...p], problems, identityAssertion: null });
     assert.equal(built, null);
     assert.match(problems.map((p) => p.message).join('\n'), /needs oauth\.webhook/);
   });
@@ -258,8 +258,56 @@ describe('serve: revocation-webhook in a config', () => {
     const loaded = loadConfigText(`oauth: { webhook: { secret: "${SECRET}" } }\nupstreams: { echo: { targets: ["http://127.0.0.1:9"] } }\nroutes:\n  - { name: a, match: { path: "/a" }, upstream: echo, public: true }\n`, 'gateway.yaml', {});
     const config = compileConfig(loaded);
     assert.equal(config.oauth.webhook?.toleranceMs, 300_000);
-    const built = REVOCATION_WEBHOOK.build({ oauth: config.oauth, loaded, at: (...p) => ['routes', 0, ...p], problems: [] });
+    const built = REVOCATION_WEBHOOK.build({ oauth: config.oauth, loaded, at: (...p) => ['routes', 0, ...p], problems: [], identityAssertion: null });
     assert.equal(built?.name, 'revocation-webhook');
     assert.deepEqual(REVOCATION_WEBHOOK.methods, ['POST']);
+  });
+});
+
+describe('serve: revocation-webhook on a running gateway', () => {
+  it('a signed event at the route revokes the token on the gateway at once; a bad signature revokes nothing; each call is audited once', async () => {
+    const { startEchoUpstream } = await import('./harness/echo.js');
+    const { startGateway } = await import('./harness/gateway.js');
+    const { mint, testKey } = await import('./harness/jwt.js');
+    const echo = await startEchoUpstream();
+    const key = await testKey('ES256', 'k1');
+    const gw = await startGateway({
+      oauth: { webhook: { secret: SECRET } },
+      upstreams: { echo: { targets: [echo.url] } },
+      authenticators: { users: { type: 'jwt', issuer: 'https://issuer.test/', audience: 'orders-api', algorithms: ['ES256'], publicKeys: [{ pem: key.pem, kid: key.kid }] } },
+      routes: [
+        { name: 'orders', match: { path: '/orders/**' }, upstream: 'echo', authenticate: ['users'] },
+        { name: 'revocation-events', match: { path: '/oauth/revocation-events', methods: ['POST'] }, public: true, serve: 'revocation-webhook' },
+      ],
+    });
+    try {
+      const token = await mint(key, { sub: 'alice', iss: 'https://issuer.test/', aud: 'orders-api' });
+      const get = (path: string) => request(`${gw.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal((await get('/orders/before')).statusCode, 200);
+      const body = JSON.stringify({ tokenHashes: [tokenHash(token)] });
+      const post = (signature: string) => request(`${gw.url}/oauth/revocation-events`, { method: 'POST', headers: { 'content-type': 'application/json', 'portcullis-signature': signature }, body });
+      const forged = await post(signed(body, seconds(Date.now()), 'another-secret-0123456789abcdef-0123456789'));
+      assert.equal(forged.statusCode, 401);
+      assert.equal(((await forged.body.json()) as { code?: string; type?: string }).type?.endsWith('webhook_signature_invalid') ?? false, true);
+      assert.equal((await get('/orders/still')).statusCode, 200, 'a refused event revokes nothing');
+      const signature = signed(body, seconds(Date.now()));
+      const accepted = await post(signature);
+      assert.equal(accepted.statusCode, 202, await accepted.body.text());
+      const refused = await get('/orders/after');
+      assert.equal(refused.statusCode, 401);
+      await refused.body.dump();
+      const replayed = await post(signature);
+      assert.equal(replayed.statusCode, 409, 'the same signed event twice is a replay');
+      await replayed.body.dump();
+      const records = await gw.auditWhere((r) => r.path === '/oauth/revocation-events' && r.route === 'revocation-events');
+      assert.equal(records.length, 3, 'one record per call');
+      assert.ok(records.every((r) => r.upstream === undefined || r.upstream === null), 'nothing forwarded');
+      const [after] = await gw.auditWhere((r) => r.path === '/orders/after');
+      assert.equal(after?.detail, 'users: revoked');
+      assert.equal(echo.received.filter((r) => r.url.startsWith('/oauth')).length, 0);
+    } finally {
+      await gw.close();
+      await echo.close();
+    }
   });
 });

@@ -14,6 +14,7 @@ import { keysDisabled, serveKeys, type RequestId } from './admin-keys.js';
 import { adminRequestRefusal } from './admin-request-guard.js';
 import { serveRevocations } from './admin-revocations.js';
 import { systemClock } from '../lib/clock.js';
+import { jwksResponse } from '../stages/served/identity-jwks.js';
 
 /** One admin request being answered. */
 interface AdminCall {
@@ -46,6 +47,7 @@ const ROUTES: readonly AdminRoute[] = [
   { path: '/healthz', below: false, access: 'probe', methods: ['GET'], serve: healthz },
   { path: '/readyz', below: false, access: 'probe', methods: ['GET'], serve: readyz },
   { path: '/metrics', below: false, access: 'probe', methods: ['GET'], serve: metrics },
+  { path: '/.well-known/jwks.json', below: false, access: 'probe', methods: ['GET', 'HEAD'], serve: identityJwks },
   { path: '/admin/reload', below: false, access: 'operation', methods: ['POST'], serve: reload },
   { path: '/admin/keys', below: true, access: 'operation', methods: null, serve: keys },
   { path: '/admin/revocations', below: false, access: 'operation', methods: ['POST'], serve: revocations },
@@ -77,7 +79,8 @@ export interface AdminApp {
 }
 
 /**
- * The admin API: /healthz, /readyz, /metrics, POST /admin/reload, /admin/keys. Its settings
+ * The admin API: /healthz, /readyz, /metrics, /.well-known/jwks.json (the identity assertion
+ * keys), POST /admin/reload, /admin/keys. Its settings
  * (token, names, origins) are read once here: they change on restart only.
  */
 export function createAdminApp(host: AdminHost): AdminApp {
@@ -182,6 +185,16 @@ async function metrics({ host, res, id }: AdminCall): Promise<null> {
   res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store', [id.header]: id.value });
   res.end(text);
   return null;
+}
+
+/** The identity assertion key set of the running config (a reload that rotates keys changes it at once). */
+function identityJwks({ host, res, id }: AdminCall): Promise<AdminOutcome | null> {
+  const signer = host.config.identityAssertion;
+  if (signer === null) return Promise.resolve(refuse(res, adminDeny('route_not_found', 'no identityAssertion section: no key set to publish'), id));
+  const answer = jwksResponse(signer);
+  res.writeHead(200, { ...answer.headers, 'content-length': Buffer.byteLength(answer.body), [id.header]: id.value });
+  res.end(answer.body);
+  return Promise.resolve(null);
 }
 
 async function reload({ host, res, id }: AdminCall): Promise<AdminOutcome> {

@@ -119,7 +119,7 @@ export function exchangeFacts(ex: Exchange, configVersion: string): AuditFacts {
     tenant: identity?.tenant ?? null,
     clientIp: ex.clientIp,
     userAgent: ex.req.headers['user-agent'] ?? null,
-    upstream: ex.forwardedAt !== 0 && ex.route !== null ? ex.route.upstream.name : null,
+    upstream: ex.forwardedAt !== 0 ? ex.route?.upstream?.name ?? null : null,
     upstreamStatus: ex.upstreamStatus,
     bytesIn: ex.bytesIn,
     bytesOut: ex.wire.bytesOut,

@@ -10,7 +10,7 @@ import { Router } from '../routing/router.js';
 import type { TargetOptions } from '../http/target.js';
 import { IDENTITY_HEADERS, normaliseHeaderName, type HeaderPolicy } from '../http/headers.js';
 import { isProxyAsserted } from '../http/header-families.js';
-import type { Route } from '../pipeline/exchange.js';
+import type { Route, Stage } from '../pipeline/exchange.js';
 import { routeStages } from '../pipeline/request-path.js';
 import { forwardStage } from '../proxy/forward.js';
 import { authenticateStage } from '../authn/authenticate-stage.js';
@@ -19,7 +19,11 @@ import { requestLimits } from '../stages/request-limits.js';
 import type { Authenticator } from '../authn/authenticator.js';
 import type { ApiKeyBackend } from '../authn/api-key/backend.js';
 import type { IdentityHeaderNames } from '../stages/identity-headers.js';
-import { compileAuth, compileRouteAuth, identityHeaderList, type CompiledAuth } from './compile-auth.js';
+import { compileAuth, compileRouteAuth, identityHeaderList, RESERVED_HEADERS, type CompiledAuth } from './compile-auth.js';
+import { ASSERTION_DEFAULTS, compileIdentityAssertion } from '../assertion/identity-assertion-section.js';
+import type { AssertionSigner } from '../assertion/assertion-signer.js';
+import { identityAssertion } from '../stages/identity-assertion.js';
+import { servedEndpointOf } from '../stages/served/served-endpoints.js';
 import { assertedHeaderRules } from './asserted-header-rules.js';
 import { Upstream } from '../proxy/upstream.js';
 import type { UpstreamSpec } from '../proxy/upstream-spec.js';
@@ -115,6 +119,8 @@ export interface CompiledConfig {
   readonly apiKeys: ApiKeyBackend | null;
   /** Token digests, revocations and the revocation webhook's settings (the `oauth` section). */
   readonly oauth: OAuthServices;
+  /** Signs the identity assertions of routes with assertIdentity and serves its key set; null without `identityAssertion`. */
+  readonly identityAssertion: AssertionSigner | null;
   readonly rateLimiting: CompiledRateLimiting;
   readonly routes: readonly CompiledRoute[];
   readonly router: Router<CompiledRoute>;
@@ -271,6 +277,16 @@ export function compileConfig(
   for (const a of authenticators) for (const h of a.assertedHeaders.keys()) protectedHeaders.add(normaliseHeaderName(h));
 
   const credentialHeaders = new Set(authenticators.flatMap((a) => a.credentialHeaders));
+  const assertionResources: Resource[] = [];
+  const signer = compileIdentityAssertion(raw.identityAssertion, loaded, dataDir, context.clock ?? systemClock, (key, kind, create) => {
+    const resource = catalog.find(key, kind) ?? create();
+    assertionResources.push(resource);
+    return resource;
+  }, problems);
+  // A header an assertion travels in is the gateway's to write: a client's copy is removed on every route.
+  // Names the gateway writes otherwise or reads credentials from; `headers.protected` may list the assertion header too.
+  const written = [...IDENTITY_HEADERS, requestIdHeader, ...identityHeaderList(auth.identityHeaders), ...authenticators.flatMap((a) => [...a.assertedHeaders.keys()]), ...credentialHeaders];
+  for (const name of assertionHeaders(raw.routes, loaded, new Set(written.map(normaliseHeaderName)), problems)) protectedHeaders.add(name);
   const limitRules = assertedHeaderRules(authenticators, auth.identityHeaders, requestIdHeader, protectedHeaders, credentialHeaders);
   const rateLimiting = compileRateLimiting(raw, loaded, { resources: catalog, clock: context.clock ?? systemClock, hostState: context.hostState ?? null }, dataDir, limitRules, problems);
   const fromTrustedProxies = new Set<string>();
@@ -323,7 +339,7 @@ export function compileConfig(
   const routes: CompiledRoute[] = [];
   const names = new Map<string, number>();
   raw.routes.forEach((r, index) => {
-    const route = compileRoute(r, index, loaded, upstreamPools, credentials, forwarding, auth, rateLimiting, edge, target.allowSemicolon, gatewayLimits, problems);
+    const route = compileRoute(r, index, loaded, upstreamPools, credentials, forwarding, auth, rateLimiting, edge, { oauth: auth.oauth, identityAssertion: signer, configured: raw.identityAssertion !== undefined }, target.allowSemicolon, gatewayLimits, problems);
     const earlier = names.get(r.name);
     if (earlier !== undefined) {
       const first = loaded.problem(['routes', earlier, 'name'], '');
@@ -375,11 +391,12 @@ export function compileConfig(
     removedQueryParams,
     upstreams,
     upstreamPools,
-    resources: [...byKey.values(), ...new Set(credentials.values()), ...auth.resources, ...rateLimiting.resources],
+    resources: [...byKey.values(), ...new Set(credentials.values()), ...auth.resources, ...rateLimiting.resources, ...assertionResources],
     authenticators: auth.authenticators,
     identityHeaders: auth.identityHeaders,
     apiKeys: auth.apiKeys,
     oauth: auth.oauth,
+    identityAssertion: signer,
     rateLimiting,
     routes,
     router: new Router(routes),
@@ -415,23 +432,38 @@ interface RouteEdge {
   readonly responseHeaders: LoadedConfig['raw']['responseHeaders'];
 }
 
+/** What routes with `serve` or `assertIdentity` use: the config's shared OAuth services and the assertion signer. */
+interface RouteServices {
+  readonly oauth: OAuthServices;
+  readonly identityAssertion: AssertionSigner | null;
+  /** Whether the config has an identityAssertion section (it may have had problems, then the signer is null). */
+  readonly configured: boolean;
+}
+
 function compileRoute(
   r: RawRoute, index: number, loaded: LoadedConfig, pools: ReadonlyMap<string, Upstream>, credentials: ReadonlyMap<string, UpstreamTokenSource>,
   forwarding: UpstreamRequestSettings, auth: CompiledAuth,
-  rateLimiting: CompiledRateLimiting, edge: RouteEdge, allowSemicolon: boolean, defaults: Limits, problems: ConfigProblem[],
+  rateLimiting: CompiledRateLimiting, edge: RouteEdge, services: RouteServices, allowSemicolon: boolean, defaults: Limits, problems: ConfigProblem[],
 ): CompiledRoute | null {
   const at = (...path: (string | number)[]) => ['routes', index, ...path];
   let pattern: PathPattern | null = null;
   try { pattern = compilePattern(r.match.path, allowSemicolon); } catch (err) { problems.push(loaded.problem(at('match', 'path'), (err as Error).message)); }
-  const pool = pools.get(r.upstream);
-  if (pool === undefined) {
-    problems.push(loaded.problem(at('upstream'), unknownName('upstream', r.upstream, [...pools.keys()])));
+  let pool: Upstream | undefined;
+  if (r.upstream !== undefined && r.serve !== undefined) {
+    problems.push(loaded.problem(at('serve'), `a route either forwards to an upstream or is served by the gateway: remove upstream (${r.upstream}) or serve (${r.serve})`));
+  } else if (r.upstream === undefined && r.serve === undefined) {
+    problems.push(loaded.problem(at('name'), `the route "${r.name}" says nowhere to send requests: add upstream: <name> (one of ${[...pools.keys()].join(', ') || 'the upstreams you define'}), or serve: <endpoint> for an answer the gateway gives itself`));
+  } else if (r.upstream !== undefined) {
+    pool = pools.get(r.upstream);
+    if (pool === undefined) problems.push(loaded.problem(at('upstream'), unknownName('upstream', r.upstream, [...pools.keys()])));
   }
+  const served = compileServed(r, at, loaded, services, problems);
   const routeAuth = compileRouteAuth(r, at, pattern, auth, loaded, problems);
-  const credential = credentials.get(r.upstream) ?? null;
+  const credential = (r.upstream === undefined ? undefined : credentials.get(r.upstream)) ?? null;
   if (credential !== null && r.forwardAuthorization === true) {
     problems.push(loaded.problem(at('forwardAuthorization'), `upstream ${r.upstream} gets the gateway's own token (auth.clientCredentials) in Authorization, so the client's cannot be forwarded: remove forwardAuthorization, or route to an upstream without auth`));
   }
+  const assertion = compileRouteAssertion(r, at, loaded, services, credential !== null, problems);
   // Bearer-token authenticators (jwt) announce themselves by their challenge scheme (RFC 6750).
   if (r.requireCertificateBoundToken === true && routeAuth !== null && !routeAuth.authenticators.some((a) => a.challenge?.startsWith('Bearer ') === true)) {
     problems.push(loaded.problem(at('requireCertificateBoundToken'), 'binds bearer tokens to client certificates, but the route authenticates with no bearer-token (jwt) authenticator; add one to authenticate, or remove this option'));
@@ -440,7 +472,8 @@ function compileRoute(
     problems.push(loaded.problem(at('requireCertificateBoundToken'), 'a public route takes no token; remove this option or authenticate with a jwt authenticator'));
   }
   const limitStages = compileRouteLimits(r, at, rateLimiting, loaded, problems);
-  const methods = r.match.methods === undefined ? null : new Set(r.match.methods);
+  // A served route without methods takes the endpoint's; listed ones were checked against them.
+  const methods = r.match.methods === undefined ? (served === null ? null : new Set(served.methods)) : new Set(r.match.methods);
   const securityHeaders = r.responseHeaders === undefined ? null : compileResponseHeaders(edge.responseHeaders, r.responseHeaders, at('responseHeaders'), loaded, problems);
   const cors = corsForRoute(r.cors, methods, edge.corsPolicies, at('cors'), loaded, problems);
   const rewrite = r.rewrite ?? {};
@@ -449,7 +482,7 @@ function compileRoute(
     problems.push(loaded.problem(at('rewrite', 'stripPrefix'), `"${rewrite.stripPrefix}" is not a literal prefix of the path pattern "${r.match.path}": ` +
       (literal.length === 0 ? 'the pattern starts with no literal segment to strip' : `strip whole literal segments it starts with, such as /${literal.join('/')}`)));
   }
-  if (pattern === null || pool === undefined) return null;
+  if (pattern === null || (pool === undefined && (served === null || served.stage === null))) return null;
   const stripPrefix = rewrite.stripPrefix === undefined || rewrite.stripPrefix === '/' ? null : rewrite.stripPrefix.replace(/\/$/, '');
   const addPrefix = rewrite.addPrefix === undefined || rewrite.addPrefix === '/' ? null : rewrite.addPrefix.replace(/\/$/, '');
   const maxBodyBytes = r.limits?.maxBodyBytes ?? defaults.maxBodyBytes;
@@ -464,7 +497,8 @@ function compileRoute(
     pattern,
     methods,
     host: r.match.host?.toLowerCase() ?? null,
-    upstream: pool.spec,
+    upstream: pool?.spec ?? null,
+    served: served?.name ?? null,
     public: r.public === true,
     authenticate: r.public === true ? [] : r.authenticate ?? [],
     stripPrefix,
@@ -489,10 +523,72 @@ function compileRoute(
       limitsByIdentity: limitStages.after,
       authorize: routeAuth?.authorize ?? null,
       identityHeaders: routeAuth?.identityHeaders ?? null,
+      identityAssertion: routeAuth !== null && assertion !== null ? assertion : null,
       upstreamCredential: credential === null ? null : upstreamCredential(credential),
-      forward: forwardStage(pool, forwarding, credential),
+      forward: served?.stage ?? forwardStage(pool as Upstream, forwarding, credential),
     }),
   };
+}
+
+/** The endpoint a route serves (`serve`), with its stage; null on a forwarding route. Problems are located under the route. */
+function compileServed(r: RawRoute, at: (...path: (string | number)[]) => (string | number)[], loaded: LoadedConfig, services: RouteServices, problems: ConfigProblem[]):
+  { readonly name: string; readonly methods: readonly string[]; readonly stage: Stage | null } | null {
+  if (r.serve === undefined) return null;
+  // The schema's enum admits only the table's names.
+  const endpoint = servedEndpointOf(r.serve);
+  if (endpoint === undefined) return null;
+  (r.match.methods ?? []).forEach((m, i) => {
+    if (!endpoint.methods.includes(m)) problems.push(loaded.problem(at('match', 'methods', i), `${r.serve} answers ${endpoint.methods.join(' and ')} only: remove ${m}, or leave match.methods out to take the endpoint's methods`));
+  });
+  for (const option of ['assertIdentity', 'rewrite', 'forwardAuthorization', 'allowMethodOverride'] as const) {
+    if (r[option] !== undefined) problems.push(loaded.problem(at(option), `shapes what is forwarded, and a route the gateway serves (${r.serve}) forwards nothing: remove ${option}`));
+  }
+  const stage = endpoint.build({ oauth: services.oauth, identityAssertion: services.identityAssertion, loaded, at, problems });
+  return { name: endpoint.name, methods: endpoint.methods, stage };
+}
+
+/** A route's identity assertion stage (`assertIdentity`), or null when it has none or has problems. */
+function compileRouteAssertion(
+  r: RawRoute, at: (...path: (string | number)[]) => (string | number)[], loaded: LoadedConfig, services: RouteServices, upstreamAuth: boolean, problems: ConfigProblem[],
+): Stage | null {
+  const option = r.assertIdentity;
+  if (option === undefined || r.serve !== undefined) return null;
+  const before = problems.length;
+  const spec = option === true ? {} : option;
+  const header = normaliseHeaderName(spec.header ?? ASSERTION_DEFAULTS.header);
+  if (r.public === true) {
+    problems.push(loaded.problem(at('assertIdentity'), 'a public route establishes no identity to assert: authenticate the route (an anonymous authenticator makes optional login explicit), or remove assertIdentity'));
+  }
+  if (!services.configured) {
+    problems.push(loaded.problem(at('assertIdentity'), 'assertions are signed with the top-level identityAssertion section: add it (an issuer at least; docs/identity-assertion.md)'));
+  }
+  if (header === 'authorization' && r.forwardAuthorization === true) {
+    problems.push(loaded.problem(at('forwardAuthorization'), 'the assertion replaces the client\'s Authorization on this route: send it in another header (assertIdentity.header: X-Identity-Assertion), or remove forwardAuthorization'));
+  }
+  if (header === 'authorization' && upstreamAuth) {
+    problems.push(loaded.problem(at('assertIdentity'), `upstream ${r.upstream ?? ''} gets the gateway's own token (auth.clientCredentials) in Authorization: send the assertion in another header (assertIdentity.header: X-Identity-Assertion)`));
+  }
+  const signer = services.identityAssertion;
+  if (problems.length > before || signer === null || r.upstream === undefined) return null;
+  return identityAssertion(signer, { audience: spec.audience ?? r.upstream, header });
+}
+
+/**
+ * The header names (normalised) routes send assertions in besides Authorization. None may be a
+ * header the gateway writes otherwise, a framing or forwarding header, or one carrying credentials.
+ */
+function assertionHeaders(routes: readonly RawRoute[], loaded: LoadedConfig, taken: ReadonlySet<string>, problems: ConfigProblem[]): Set<string> {
+  const names = new Set<string>();
+  routes.forEach((r, index) => {
+    const option = r.assertIdentity;
+    if (option === undefined || option === true || option.header === undefined) return;
+    const name = normaliseHeaderName(option.header);
+    if (name === 'authorization') return;
+    if (RESERVED_HEADERS.has(name) || MANAGED_HEADERS.has(name) || taken.has(name)) {
+      problems.push(loaded.problem(['routes', index, 'assertIdentity', 'header'], `${option.header} is a header HTTP or the gateway already uses (framing, forwarding, credentials, identity or request id): choose a name of its own, such as X-Identity-Assertion, or authorization`));
+    } else names.add(name);
+  });
+  return names;
 }
 
 /**

@@ -7,6 +7,8 @@ import { UpstreamAuthSchema } from './schema-upstream-auth.js';
 import { CorsPolicySchema, ResponseHeadersSchema, RouteResponseHeadersSchema } from './schema-edge.js';
 import type { Algorithm } from '../ratelimit/algorithms.js';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.js';
+import { AssertIdentitySchema, IdentityAssertionSchema } from '../assertion/identity-assertion-section.js';
+import { SERVED_ENDPOINTS } from '../stages/served/served-endpoints.js';
 
 export { LOG_LEVELS, type LogLevel };
 import { ALGORITHM_KINDS, EmbeddedQuotaSchema, LIMIT_STORE_KINDS, QUOTA_STORE_KINDS, RedisSettingsSchema } from '../ratelimit/kinds.js';
@@ -136,7 +138,9 @@ export const RouteSchema = strict({
     methods: Type.Optional(Type.Array(formatted('^[A-Z]{1,16}$', 'an HTTP method in upper case, like GET or POST'), { minItems: 1, uniqueItems: true, description: 'Accepted methods, upper case. Absent: any method.' })),
     host: Type.Optional(formatted('^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$', 'a host name like api.example.com, or *.example.com for its subdomains (no port)', { description: 'Host name (case-insensitive, port ignored), or *.suffix.' })),
   }, 'What requests this route takes.'),
-  upstream: Name,
+  upstream: Type.Optional(NameOf({ description: 'The upstream requests are forwarded to. A route has exactly one of upstream and serve.' })),
+  serve: Type.Optional(Type.Unsafe<string>({ type: 'string', enum: SERVED_ENDPOINTS.map((e) => e.name), description: `An endpoint the gateway answers itself instead of forwarding: ${SERVED_ENDPOINTS.map((e) => `${e.name} (${e.description})`).join('; ')}. A route has exactly one of upstream and serve.` })),
+  assertIdentity: Type.Optional(AssertIdentitySchema),
   public: Type.Optional(Type.Boolean({ description: 'Explicitly allow unauthenticated access. A route must declare a policy: this or authenticate.' })),
   authenticate: Type.Optional(Type.Array(Name, { minItems: 1, maxItems: 16, uniqueItems: true, description: 'Authenticator names, tried in order; the first whose credential is present decides.' })),
   authorize: Type.Optional(strict({
@@ -177,7 +181,7 @@ export const RouteSchema = strict({
   }, 'Per-route request limits.')),
   responseHeaders: Type.Optional(RouteResponseHeadersSchema),
   cors: Type.Optional(NameOf({ description: 'The CORS policy (from the top-level cors) of this route: preflights are answered by the gateway, responses carry its headers.' })),
-}, 'A route: a match, an upstream and a policy.');
+}, 'A route: a match, an upstream (or an endpoint the gateway serves) and a policy.');
 
 export { AuditSchema } from './schema-audit.js';
 import { AuditSchema } from './schema-audit.js';
@@ -259,6 +263,7 @@ export const GatewayConfigSchema = Type.Object({
   authenticators: Type.Optional(Named(AuthenticatorSchema, { description: 'Named authenticators that routes list under authenticate.' })),
   apiKeys: Type.Optional(ApiKeysSchema),
   oauth: Type.Optional(OAuthSchema),
+  identityAssertion: Type.Optional(IdentityAssertionSchema),
   rateLimits: Type.Optional(Named(RateLimitSchema, { description: 'Named rate limits.' })),
   rateLimiting: Type.Optional(RateLimitingSchema),
   quotas: Type.Optional(Named(QuotaSchema, { description: 'Named quotas (per day or month).' })),

@@ -59,6 +59,8 @@ export interface Explanation {
   /** The canonical path and the query, or null when the target was refused. */
   readonly target: { readonly path: string; readonly query: string } | null;
   readonly route: { readonly name: string; readonly line: number | null } | null;
+  /** The endpoint the gateway answers the matched route with itself (`serve`), or null: the route forwards. */
+  readonly served: string | null;
   readonly nearMisses: readonly NearMiss[];
   readonly stages: readonly StageLine[];
   /** The gateway's answer: `forward` (the upstream answers), or its own status and code. */
@@ -97,7 +99,10 @@ export async function explain(config: CompiledConfig, request: ExplainRequest, l
       if (stage.name === 'authenticate' && request.identity !== undefined && ex.route !== null) {
         ex.identity = identityFrom(request.identity, config.authenticators.get(ex.route.authenticate[0] ?? ''));
       }
-      const explained = await explainStage(stage, ex);
+      let explained = await explainStage(stage, ex);
+      // The endpoint a served route answers with takes the forwarding stage's place: say so.
+      const served = ex.route?.served ?? null;
+      if (served !== null && stage === ex.route?.stages.at(-1)) explained = { ...explained, note: `served by the gateway: ${served}${explained.note === '' ? '' : ` — ${explained.note}`}` };
       lines.push(line(stage.name, explained, ex));
       if (explained.result !== undefined) return explained.result;
       if (stage.name === 'forward') forwarded = true;
@@ -109,7 +114,7 @@ export async function explain(config: CompiledConfig, request: ExplainRequest, l
   const target = ex.target === null ? null : { path: ex.target.path, query: ex.target.query };
   const routed = ex.route;
   let upstream: Explanation['upstream'] = null;
-  if (forwarded && routed !== null) {
+  if (forwarded && routed !== null && routed.upstream !== null) {
     const sent = upstreamRequest(ex, config);
     upstream = {
       name: routed.upstream.name,
@@ -124,6 +129,7 @@ export async function explain(config: CompiledConfig, request: ExplainRequest, l
     request: { method: request.method, target: request.target, from: request.from },
     target,
     route: routed === null ? null : { name: routed.name, line: locate(routed) },
+    served: routed?.served ?? null,
     nearMisses: ex.target === null ? [] : nearMisses(config, ex, routed, locate),
     stages: lines,
     result: verdict === undefined
@@ -265,6 +271,7 @@ export function renderExplanation(e: Explanation): string {
   row('Request', `${e.request.method} ${e.request.target} from ${e.request.from}`);
   row('Target', e.target === null ? '(refused)' : `${e.target.path}${e.target.query === '' ? '' : `  query ${e.target.query}`}`);
   row('Route', e.route === null ? '(none)' : `${e.route.name}${e.route.line === null ? '' : ` (line ${e.route.line})`}`);
+  if (e.served !== null) row('Served', `served by the gateway: ${e.served}`);
   if (e.nearMisses.length > 0) {
     out.push('Near misses');
     for (const m of e.nearMisses) out.push(`  ${m.route.padEnd(20)} ${m.why}${m.line === null ? '' : ` (line ${m.line})`}`);

@@ -42,6 +42,8 @@ const APPLIES: { readonly [K in Exclude<keyof CompiledConfig, 'limits'>]: Applie
     minBodyBytesPerSecond: 'live',
     bufferBodyBytes: 'live',
   },
+  // A reload that rotates the assertion keys signs with the new first key and publishes the new set at once.
+  identityAssertion: 'live',
   target: 'live',
   trustedProxies: 'live',
   requestIdHeader: 'live',

@@ -47,6 +47,8 @@ export class Metrics implements DecisionTally {
   readonly authentications: HotCounter<'authenticator' | 'outcome'>;
   /** Each rate limit's and quota's decision on a request. */
   readonly limitDecisions: HotCounter<'limit' | 'decision'>;
+  /** Identity assertions signed, by route and signing key (a rotation shows as the new kid taking over). */
+  readonly identityAssertions: HotCounter<'route' | 'kid'>;
   readonly upstreamLatency: HotHistogram<'upstream'>;
   readonly requestDuration: HotHistogram<'route'>;
   /** Requests being handled; read into `portcullis_requests_in_flight` at scrape time (summed across workers). */
@@ -127,6 +129,8 @@ export class Metrics implements DecisionTally {
     this.denialChildren = new CounterPairs(this.denials, 'route', 'reason');
     this.authenticationChildren = new CounterPairs(this.authentications, 'authenticator', 'outcome');
     this.limitChildren = new CounterPairs(this.limitDecisions, 'limit', 'decision');
+    this.identityAssertions = new HotCounter('portcullis_identity_assertions_total', 'Identity assertions signed, by route and by the kid of the key that signed them.', ['route', 'kid'], serving);
+    this.assertionChildren = new CounterPairs(this.identityAssertions, 'route', 'kid');
     this.upstreamLatency = new HotHistogram('portcullis_upstream_latency_seconds', 'Time from forwarding to upstream response headers.', ['upstream'], latencyBuckets, serving);
     this.requestDuration = new HotHistogram('portcullis_request_duration_seconds', 'Time from request start to response end, by route.', ['route'], latencyBuckets, serving);
     const read = (): number => this.requestsInFlight;
@@ -241,6 +245,7 @@ export class Metrics implements DecisionTally {
   private readonly denialChildren: CounterPairs<'route', 'reason'>;
   private readonly authenticationChildren: CounterPairs<'authenticator', 'outcome'>;
   private readonly limitChildren: CounterPairs<'limit', 'decision'>;
+  private readonly assertionChildren: CounterPairs<'route', 'kid'>;
   private readonly durationChildren = new Map<string, HistogramChild>();
   private readonly upstreamChildren = new Map<string, HistogramChild>();
 
@@ -260,6 +265,10 @@ export class Metrics implements DecisionTally {
 
   limit(limit: string, decision: LimitOutcome): void {
     this.limitChildren.inc(limit, decision);
+  }
+
+  identityAssertion(route: string, kid: string): void {
+    this.assertionChildren.inc(route, kid);
   }
 
   request(route: string, status: number, decision: string, durationSeconds: number): void {

@@ -35,6 +35,8 @@ export type LimitOutcome = 'allowed' | 'limited' | 'unavailable';
 export interface DecisionTally {
   authentication(authenticator: string, outcome: AuthenticationOutcome): void;
   limit(limit: string, decision: LimitOutcome): void;
+  /** An identity assertion signed on `route` with the key `kid` (both from the config). */
+  identityAssertion(route: string, kid: string): void;
 }
 
 /**
@@ -102,7 +104,10 @@ export interface Route extends Routable {
   readonly name: string;
   /** Position in `routes`, for messages. */
   readonly index: number;
-  readonly upstream: UpstreamSpec;
+  /** Where requests are forwarded; null on a route the gateway serves itself (`served`). */
+  readonly upstream: UpstreamSpec | null;
+  /** The endpoint the gateway answers on this route itself (`serve: <name>`), or null: the route forwards. */
+  readonly served: string | null;
   readonly public: boolean;
   /** Authenticator names in order, empty on a public route. */
   readonly authenticate: readonly string[];
@@ -128,7 +133,7 @@ export interface Route extends Routable {
   /** The route's CORS policy; null: preflights are not answered and upstream CORS headers are relayed. */
   readonly cors: CorsPolicy | null;
   /**
-   * The route's stages in request order, forwarding last; features not configured are absent,
+   * The route's stages in request order, forwarding (or the served endpoint) last; features not configured are absent,
    * not no-ops. The order is set in one place: pipeline/request-path.ts.
    */
   readonly stages: readonly Stage[];

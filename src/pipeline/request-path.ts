@@ -15,7 +15,7 @@ import type { Exchange, ResponseStage, Route, Stage, StageResult } from './excha
  *    assert and fixed the request id and client address (server/handle-request.ts).
  * 2. Edge stages, for every request, end with routing.
  * 3. The matched route's stages (`routeStages`), features the route does not configure absent,
- *    forwarding last.
+ *    forwarding last (or, on a route with `serve`, the gateway's own endpoint in its place).
  * 4. Response stages, on every response the exchange sends: a denial, a stage's own response, or
  *    the upstream's.
  *
@@ -89,6 +89,8 @@ export interface RouteParts {
   readonly authorize: Stage | null;
   /** Asserts the verified identity upstream and drops the credential headers. */
   readonly identityHeaders: Stage | null;
+  /** Signs the verified identity as a short-lived JWT for the upstream (`assertIdentity`). */
+  readonly identityAssertion?: Stage | null;
   /** The gateway's own token for an upstream with auth (client credentials), in place of the client's Authorization. */
   readonly upstreamCredential?: Stage | null;
   /** Sends the request upstream and relays the response. */
@@ -106,6 +108,7 @@ export function routeStages(parts: RouteParts): readonly Stage[] {
     parts.limitsByIdentity,
     parts.authorize,
     parts.identityHeaders,
+    parts.identityAssertion ?? null,
     parts.upstreamCredential ?? null,
     parts.forward,
   ];

@@ -48,7 +48,7 @@ export function upstreamRequest(ex: Exchange, settings: UpstreamRequestSettings)
   // through) would let the upstream build URLs for another host than the one policy was chosen for.
   const routedHost = inbound.host ?? '';
   headers.push('x-forwarded-for', xff, 'x-forwarded-proto', proto, 'x-forwarded-host', routedHost);
-  if (route.upstream.preserveHost) headers.push('host', routedHost);
+  if (route.upstream?.preserveHost === true) headers.push('host', routedHost);
   const override = inbound.methodOverride;
   if (override !== null && route.allowMethodOverride) headers.push(override.name, override.value.trim());
   headers.push(settings.requestIdHeader, ex.requestId);

@@ -544,7 +544,8 @@ export class Gateway implements HandlerHost, AdminHost {
     m.request(facts.route ?? '', facts.status, ex.decision, latencySeconds);
     m.stageDecided(ex.stage ?? '', ex.decision);
     if (ex.denial !== null) m.denied(facts.route ?? '', ex.denial.code);
-    if (ex.upstreamLatencyMs !== null && ex.route !== null) m.upstream(ex.route.upstream.name, ex.upstreamLatencyMs / 1000);
+    const upstream = ex.route?.upstream ?? null;
+    if (ex.upstreamLatencyMs !== null && upstream !== null) m.upstream(upstream.name, ex.upstreamLatencyMs / 1000);
     if (this.inFlight === 0 && this.idle !== null) this.idle();
   }
 

@@ -1,3 +1,4 @@
+import type { AssertionSigner } from '../../assertion/assertion-signer.js';
 import type { At } from '../../authn/authenticator-kind.js';
 import type { OAuthServices } from '../../authn/oauth/oauth-services.js';
 import type { ConfigProblem } from '../../config/errors.js';
@@ -7,6 +8,8 @@ import type { Stage } from '../../pipeline/exchange.js';
 /** What a served endpoint is compiled from: the config's shared services, and where to report problems. */
 export interface ServedContext {
   readonly oauth: OAuthServices;
+  /** The identity assertion signer (`identityAssertion`), null when the section is absent or invalid. */
+  readonly identityAssertion: AssertionSigner | null;
   readonly loaded: ConfigSource;
   /** Locates an option of the route that serves the endpoint. */
   readonly at: At;

@@ -68,7 +68,7 @@ describe('unknown options get "did you mean"', () => {
     ['a top-level typo', BASE + 'upstream: {}\n', /^gateway\.yaml:8:1: upstream: is not a known option; did you mean `upstreams`\?$/],
     ['a kind\'s option', BASE + 'authenticators:\n  u: { type: jwt, issuer: i, secret: "0123456789abcdef0123456789abcdef", audience: a, algorithms: [HS256], clockSkew: 5 }\n', /authenticators\.u\.clockSkew: is not a known option; did you mean `clockSkewMs`\?$/],
     ['an option of another place', BASE.replace('    public: true', '    public: true\n    timeoutMs: 5'),
-      /^gateway\.yaml:8:5: routes\[0\]\.timeoutMs: is not a known option \(options here: name, match, upstream, .*\); `timeoutMs` is an option of .*`upstreams\.<name>`/],
+      /^gateway\.yaml:8:5: routes\[0\]\.timeoutMs: is not a known option \((options here: name, match, upstream, .*|see docs\/configuration\.md for the options here)\); `timeoutMs` is an option of .*`upstreams\.<name>`/],
     ['nothing close, few options', BASE + 'paths: { collapse: true }\n', /^gateway\.yaml:8:10: paths\.collapse: is not a known option \(options here: mergeSlashes, allowSemicolon\)$/],
     ['a bad name in a named map', BASE + 'rateLimits:\n  "per caller": { algorithm: gcra, limit: 1, per: 1s, by: [ip] }\n',
       /^gateway\.yaml:9:3: rateLimits\.per caller: "per caller" is not a valid name: it must be a name of letters, digits, `_`, `\.` and `-`/],

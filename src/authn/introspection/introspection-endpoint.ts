@@ -253,6 +253,7 @@ function endpointError(err: unknown): EndpointError {
   }
   if (err instanceof oidc.ClientError) {
     const code = err.code ?? '';
+    if (err.cause instanceof Response && err.cause.status !== 200) return new EndpointError(`answered HTTP ${err.cause.status}`, 'status');
     if (code === 'OAUTH_RESPONSE_IS_NOT_CONFORM') {
       const status = (cause as { status?: unknown } | undefined)?.status;
       return new EndpointError(`answered HTTP ${typeof status === 'number' ? status : 'error'}`, 'status');

@@ -237,4 +237,29 @@ describe('introspection against a real authorization server', () => {
       await as.start();
     }
   });
+
+  it('discovery failing at start: not ready and 503, retried in the background until it succeeds', async () => {
+    await as.stop();
+    const clock = new ManualClock(Date.now());
+    let gw: TestGateway;
+    try {
+      gw = await gateway({ timeoutMs: 500 }, { clock });
+      const ready = await (await fetch(`${gw.adminUrl}/readyz`)).json() as { ready: boolean; components: Record<string, { ready: boolean; reason?: string }> };
+      assert.equal(ready.ready, false);
+      assert.match(ready.components['authenticator:opaque']?.reason ?? JSON.stringify(ready.components), /not discovered yet/);
+      const res = await get(gw, '/orders/undiscovered', 'opaque-token-before-discovery-0123456789');
+      assertProblem(res, 503, 'authentication_unavailable');
+      assert.match((await oneAuditRecordFor(gw, '/orders/undiscovered')).detail ?? '', /not discovered yet/);
+    } finally {
+      await as.start();
+    }
+    clock.advance(5000);
+    const token = await as.userToken('late-discovery');
+    let status = 0;
+    for (let i = 0; i < 100 && status !== 200; i++) {
+      status = (await get(gw, `/orders/discovered-${i}`, token)).status;
+      if (status !== 200) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(status, 200);
+  });
 });

@@ -83,9 +83,10 @@ export class IntrospectionAuthenticator implements Authenticator {
     const token = bearerToken(ex.req.rawHeaders);
     if (token === undefined) return ABSENT;
     if (token === null) return this.reject('malformed: Authorization header is not a single "Bearer <token>"', true);
-    if (token.length > this.spec.maxTokenBytes) return this.reject(`token longer than maxTokenBytes ${this.spec.maxTokenBytes}`, true);
+    // Another authenticator's JWT is not this one's to judge, whatever its length.
     const jwt = JWT_SHAPE.exec(token);
     if (jwt !== null && !this.introspectsJwt(jwt[1] ?? '')) return ABSENT;
+    if (token.length > this.spec.maxTokenBytes) return this.reject(`token longer than maxTokenBytes ${this.spec.maxTokenBytes}`, true);
     const digest = this.spec.oauth.digester.ofToken(token);
     if (!this.spec.oauth.revocations.empty && this.spec.oauth.revocations.isRevoked(digest)) return this.reject('revoked', false);
     const now = this.clock.now();
@@ -122,17 +123,19 @@ export class IntrospectionAuthenticator implements Authenticator {
     const { cache, shared, endpoint } = this.spec;
     if (shared !== null) {
       const json = await shared.store.get(shared.scope, digest);
-      const claims = json === null ? null : parseShared(json);
-      if (claims !== null) {
+      const found = json === null ? null : parseShared(json);
+      const now = this.clock.now();
+      // Served no longer than the gateway that introspected it would: until its `until`.
+      if (found !== null && found.until > now) {
         endpoint.countCache('shared');
-        return cache.positive(digest, claims, this.clock.now(), expMsOf(claims));
+        return cache.positive(digest, found.claims, now, expMsOf(found.claims), Math.min(cache.options.ttlMs, found.until - now));
       }
     }
     const claims = await endpoint.introspect(token);
     const now = this.clock.now();
     if (claims.active !== true) return cache.negative(digest, now);
     const entry = cache.positive(digest, claims, now, expMsOf(claims));
-    if (shared !== null) void shared.store.set(shared.scope, digest, JSON.stringify(claims), Math.min(entry.freshUntil, entry.staleUntil) - now);
+    if (shared !== null) void shared.store.set(shared.scope, digest, JSON.stringify({ until: entry.freshUntil, claims }), entry.freshUntil - now);
     return entry;
   }
 
@@ -198,11 +201,17 @@ function expMsOf(claims: IntrospectionClaims): number | null {
   return typeof claims.exp === 'number' && Number.isFinite(claims.exp) ? claims.exp * 1000 : null;
 }
 
-/** A shared answer read back from Redis: only an object with `active: true` (anything else reads as a miss). */
-function parseShared(json: string): IntrospectionClaims | null {
+/**
+ * A shared answer read back from Redis, `{ until, claims }`: only claims with `active: true` and a
+ * numeric `until` (anything else reads as a miss; the claims are checked again like any answer).
+ */
+function parseShared(json: string): { until: number; claims: IntrospectionClaims } | null {
   try {
     const value = JSON.parse(json) as unknown;
-    return typeof value === 'object' && value !== null && !Array.isArray(value) && (value as Record<string, unknown>).active === true ? value as IntrospectionClaims : null;
+    if (typeof value !== 'object' || value === null) return null;
+    const { until, claims } = value as { until?: unknown; claims?: unknown };
+    if (typeof until !== 'number' || typeof claims !== 'object' || claims === null || Array.isArray(claims)) return null;
+    return (claims as Record<string, unknown>).active === true ? { until, claims: claims as IntrospectionClaims } : null;
   } catch {
     return null;
   }

@@ -150,6 +150,15 @@ describe('introspection against a hostile endpoint', () => {
     });
   });
 
+  it('50 concurrent requests with one new token while the endpoint takes its time: one call, every request answered', async () => {
+    endpoint.answer = (_q, res) => { setTimeout(() => json(res, { active: true, sub: 'flight', aud: 'orders-api' }), 150); };
+    const token = freshToken();
+    const calls = endpoint.calls;
+    const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => get(gw, `/orders/flight-${i}`, token)));
+    assert.deepEqual([...new Set(replies.map((r) => r.status))], [200]);
+    assert.equal(endpoint.calls, calls + 1);
+  });
+
   it('slow (beyond timeoutMs): 503 after about timeoutMs', async () => {
     endpoint.answer = (_q, res) => { const t = setTimeout(() => json(res, { active: true, sub: 'late', aud: 'orders-api' }), 2000); res.on('close', () => clearTimeout(t)); };
     const started = performance.now();

@@ -164,6 +164,14 @@ describe('introspection against a real authorization server', () => {
     const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => get(gw, `/orders/flight-${i}`, token)));
     assert.deepEqual([...new Set(replies.map((r) => r.status))], [200]);
     assert.equal(as.calls(INTROSPECT) - calls, 1);
+    assert.equal((await get(gw, '/orders/flight-again', token)).status, 200);
+    const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    const value = (series: string) => new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm').exec(metrics)?.[1];
+    assert.equal(value('portcullis_introspection_requests_total{authenticator="opaque",outcome="active"}'), '1');
+    // Requests that came before the answer are misses (they shared the call), the others hits.
+    assert.equal(Number(value('portcullis_introspection_cache_total{authenticator="opaque",result="miss"}')) + Number(value('portcullis_introspection_cache_total{authenticator="opaque",result="hit"}')), 51);
+    assert.equal(value('portcullis_introspection_breaker_open{authenticator="opaque"}'), '0');
+    assert.match(metrics, /^portcullis_introspection_duration_seconds_count\{authenticator="opaque"\} 1$/m);
   });
 
   it('revoked at the provider: served from the cache until its TTL, then refused, and the refusal is cached', async () => {

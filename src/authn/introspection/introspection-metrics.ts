@@ -31,7 +31,7 @@ export function introspectionMetrics(metrics: Metrics): IntrospectionMetrics {
     duration: new HotHistogram('portcullis_introspection_duration_seconds', 'Time of each call to an introspection endpoint, by authenticator.',
       ['authenticator'], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers),
     cache: new HotCounter('portcullis_introspection_cache_total',
-      'Token lookups of each introspection authenticator, by result: hit (fresh), shared (found in the shared Redis cache), stale (served past its TTL under onAuthUnavailable: serveStale), negative (a cached refusal), miss (introspected).',
+      'Token lookups of each introspection authenticator, by result: hit (fresh), shared (found in the shared Redis cache), stale (served past its TTL under onAuthUnavailable: serveStale), negative (a cached refusal), miss (not cached: introspected, or waited for the call another request with the same token made).',
       ['authenticator', 'result'], registers),
     breakerOpen: new Gauge({
       name: 'portcullis_introspection_breaker_open', help: 'Whether the circuit breaker of each introspection authenticator\'s endpoint is open (1) or closed (0).',

@@ -246,6 +246,24 @@ describe('introspection against a real authorization server', () => {
     }
   });
 
+  it('a reload with equal endpoint and cache settings keeps the cached answers; the new checks and mapping apply to them at once', async () => {
+    // A fixed token hash key: the digests under which answers are cached stay the same across the reload.
+    const oauth = { oauth: { tokenHashKey: 'reload-token-hash-key-0123456789abcdef' } };
+    const gw = await gateway({}, {}, oauth);
+    const token = await as.userToken('reload-user', { claims: { dept: 'ops' } });
+    assert.equal((await get(gw, '/orders/reload-1', token)).status, 200);
+    const calls = as.calls(INTROSPECT);
+    await gw.writeConfig(config({ forwardClaims: { 'X-Department': 'dept' } }, oauth));
+    assert.equal((await gw.gateway.reload()).ok, true);
+    assert.equal((await get(gw, '/orders/reload-2', token)).status, 200);
+    assert.equal(header(echo.received.at(-1), 'x-department'), 'ops', 'the new mapping');
+    assert.equal(as.calls(INTROSPECT), calls, 'answered from the kept cache');
+    await gw.writeConfig(config({ audience: 'https://elsewhere.test' }, oauth));
+    assert.equal((await gw.gateway.reload()).ok, true);
+    assertProblem(await get(gw, '/orders/reload-3', token), 401, 'invalid_credential');
+    assert.equal(as.calls(INTROSPECT), calls, 'the new audience check applies to the cached answer');
+  });
+
   it('discovery failing at start: not ready and 503, retried in the background until it succeeds', async () => {
     await as.stop();
     const clock = new ManualClock(Date.now());

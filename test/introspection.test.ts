@@ -238,6 +238,8 @@ describe('introspection against a real authorization server', () => {
       assertProblem(closed, 503, 'authentication_unavailable');
       assert.ok(Number(closed.headers['retry-after']) >= 1);
       assert.equal((await get(gw, '/stale/2', token)).status, 200, 'stale positive served');
+      const revokedToken = await Promise.resolve(token + 'x');
+      assertProblem(await get(gw, '/stale/never-seen', revokedToken), 503, 'authentication_unavailable');
       assertProblem(await get(gw, '/stale/unknown', await Promise.resolve('opaque-unknown-token-0123456789')), 503, 'authentication_unavailable');
       clock.advance(20_000);
       assertProblem(await get(gw, '/stale/3', token), 503, 'authentication_unavailable');

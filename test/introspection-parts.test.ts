@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { CircuitBreaker } from '../src/authn/introspection/circuit-breaker.js';
 import { duplicateMember } from '../src/authn/introspection/duplicate-members.js';
 import { IntrospectionCache } from '../src/authn/introspection/introspection-cache.js';
+import { MemoryRevocations } from '../src/authn/oauth/memory-revocations.js';
 import { ManualClock } from './harness/manual-clock.js';
 
 describe('duplicate JSON members', () => {
@@ -91,5 +92,25 @@ describe('introspection cache', () => {
     assert.equal(cache.fresh('p', 1), undefined);
     assert.equal(cache.stale('p', 1), undefined);
     assert.equal(cache.stale('n', 1), undefined);
+  });
+
+  it('follows revocation lists across reloads without piling up listeners', () => {
+    const clock = new ManualClock();
+    const cache = new IntrospectionCache('t', options);
+    const dropped: string[] = [];
+    cache.onDrop = (digest) => dropped.push(digest);
+    const lists = Array.from({ length: 6 }, () => new MemoryRevocations(10, clock));
+    cache.follow(lists[0] as MemoryRevocations);
+    cache.follow(lists[0] as MemoryRevocations);
+    cache.positive('p', claims, 0, null);
+    (lists[0] as MemoryRevocations).add('p', 1000);
+    assert.equal(cache.fresh('p', 1), undefined, 'dropped');
+    assert.deepEqual(dropped, ['p'], 'once, though followed twice');
+    for (const list of lists.slice(1)) cache.follow(list);
+    cache.positive('q', claims, 0, null);
+    (lists[0] as MemoryRevocations).add('q', 1000);
+    assert.equal(cache.fresh('q', 1)?.kind, 'positive', 'the oldest list is no longer followed');
+    (lists[5] as MemoryRevocations).add('q', 1000);
+    assert.equal(cache.fresh('q', 1), undefined);
   });
 });

@@ -65,10 +65,9 @@ export class IntrospectionAuthenticator implements Authenticator {
     this.clock = spec.clock ?? systemClock;
     this.withClientId = { ...spec.claims, subject: 'client_id' };
     // A revocation (made here, or learnt from another gateway) drops the token's answers at once.
-    spec.oauth.revocations.onRevoked((digest) => {
-      spec.cache.drop(digest);
-      if (spec.shared !== null) void spec.shared.store.delete(spec.shared.scope, digest);
-    });
+    const { shared } = spec;
+    spec.cache.onDrop = shared === null ? null : (digest) => { void shared.store.delete(shared.scope, digest); };
+    spec.cache.follow(spec.oauth.revocations);
   }
 
   get name(): string {

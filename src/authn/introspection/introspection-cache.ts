@@ -1,4 +1,5 @@
 import type { Resource } from '../../lifecycle/resources.js';
+import type { RevocationList } from '../oauth/revocations.js';
 import type { IntrospectionClaims } from './introspection-endpoint.js';
 
 /** How long answers are kept (the kind's `cache` options, defaults applied). */
@@ -44,6 +45,10 @@ export class IntrospectionCache implements Resource {
   private readonly negatives = new Map<string, NegativeEntry>();
   /** Introspections under way, by digest. */
   readonly flights = new Map<string, Promise<CacheEntry>>();
+  /** The revocation lists followed, newest last (see follow). */
+  private readonly following: { readonly list: RevocationList; readonly unsubscribe: () => void }[] = [];
+  /** Told of each revoked digest after it is dropped here (the shared cache's removal); set by the newest authenticator. */
+  onDrop: ((digest: string) => void) | null = null;
 
   constructor(scope: string, readonly options: IntrospectionCacheOptions) {
     this.key = `introspection cache ${scope} ${JSON.stringify(options)}`;
@@ -54,6 +59,7 @@ export class IntrospectionCache implements Resource {
   }
 
   stop(): Promise<void> {
+    for (const { unsubscribe } of this.following.splice(0)) unsubscribe();
     this.positives.clear();
     this.negatives.clear();
     return Promise.resolve();
@@ -104,6 +110,22 @@ export class IntrospectionCache implements Resource {
     return entry;
   }
 
+  /**
+   * Drops a token's answers whenever `list` revokes it. Each config compiles its own authenticator
+   * but the cache outlives reloads: a list followed already is not followed twice, and only the
+   * few newest lists are (a reload's predecessor may still take requests), so reloads do not pile
+   * up listeners.
+   */
+  follow(list: RevocationList): void {
+    if (this.following.some((f) => f.list === list)) return;
+    const unsubscribe = list.onRevoked((digest) => {
+      this.drop(digest);
+      this.onDrop?.(digest);
+    });
+    this.following.push({ list, unsubscribe });
+    if (this.following.length > MAX_FOLLOWED) this.following.shift()?.unsubscribe();
+  }
+
   /** Forgets a token (revoked). */
   drop(digest: string): void {
     this.positives.delete(digest);
@@ -114,6 +136,9 @@ export class IntrospectionCache implements Resource {
     return { positives: this.positives.size, negatives: this.negatives.size };
   }
 }
+
+/** Revocation lists followed at once: the running config's, and those of configs a reload may still be retiring. */
+const MAX_FOLLOWED = 4;
 
 function evictOldest(map: Map<string, unknown>): void {
   const oldest = map.keys().next();

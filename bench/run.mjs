@@ -32,7 +32,7 @@ import { cpuTimeUs, processTree, sampleMaxRss } from './proc-stats.mjs';
 import { formatSummary, summariseProfile } from './profile-summary.mjs';
 import { aimLine, assertReportable, renderText, tables, writeReport } from './report.mjs';
 import { benchTls, defaults, peerJwt, scenarios as defineScenarios } from './scenarios.mjs';
-import { freePort, jsonLine, probe, startGateway, startUpstream, waitForHttp, writeGatewayConfig } from './servers.mjs';
+import { freePort, jsonLine, probe, startAuthorizationServer, startGateway, startUpstream, useAuthorizationServer, waitForHttp, writeGatewayConfig } from './servers.mjs';
 import { checkAims, compare, round, summariseRuns } from './stats.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -312,6 +312,9 @@ async function main() {
     console.log(reason);
     notes.push(`Not measured: ${names.join(', ')}. ${reason}.`);
   }
+  // The introspection scenarios' authorization server, started before any gateway config is written.
+  const authorizationServer = selected.some((s) => s.needsAuthorizationServer) ? await startAuthorizationServer(layout) : null;
+  if (authorizationServer !== null) useAuthorizationServer(authorizationServer);
   const nginx = selected.some((s) => s.target === 'nginx') ? nginxBinary() : null;
   const starters = {
     nginx: () => startNginx(layout, upstream.origin, nginx),
@@ -336,7 +339,7 @@ async function main() {
     }
   }
   if (servers['gateway-workers-2'] !== undefined) console.log('gateway-workers-2 runs unpinned: its workers share the CPUs with the load generator and the upstream');
-  const ctx = { upstreamOrigin: upstream.origin, workDir: join(scratchDir(), 'gateway') };
+  const ctx = { upstreamOrigin: upstream.origin, workDir: join(scratchDir(), 'gateway'), introspectionToken: authorizationServer?.token ?? null };
 
   const expected = await probe(upstream.origin, '/bench/hello', {});
   for (const s of selected) {

@@ -28,6 +28,9 @@
 //               certificate) instead of its plain one
 //   needsRedis  true: run.mjs starts a private redis-server (ctx.redisUrl) and reports Redis round
 //               trips per request; the scenario is skipped when redis-server is not installed
+//   needsAuthorizationServer  true: run.mjs starts the bench's authorization server (oidc-provider,
+//               bench/authorization-server.mjs) before the gateway, whose config then has the
+//               introspection routes; ctx.introspectionToken is an opaque token it issued
 //   (the gateway-nats target starts a private nats-server with JetStream; skipped without one)
 //   note        one line for the report
 //
@@ -107,7 +110,9 @@ export const defaults = {
  * directory for any files a scenario needs (keys, key files), `ctx.redisUrl` the private Redis
  * (null when no scenario needs it or redis-server is missing), `ctx.httpPort` and
  * `ctx.adminPort` the ports (0: any free port, reported in the "gateway listening" line), `ctx.natsUrl`
- * the private NATS server the audit trail also publishes to (null: the file trail only).
+ * the private NATS server the audit trail also publishes to (null: the file trail only),
+ * `ctx.authorizationServer` the introspection scenarios' authorization server ({ issuer, clientId,
+ * clientSecret }; null: no introspection routes).
  */
 export function gatewayConfig(ctx) {
   return {
@@ -141,6 +146,10 @@ export function gatewayConfig(ctx) {
       'rs256-nocache': jwtAuthenticator('RS256', rsa, 0),
       'es256': jwtAuthenticator('ES256', ec),
       'es256-nocache': jwtAuthenticator('ES256', ec, 0),
+      ...(ctx.authorizationServer == null ? {} : {
+        'opaque': introspectionAuthenticator(ctx.authorizationServer),
+        'opaque-nocache': introspectionAuthenticator(ctx.authorizationServer, 0),
+      }),
     },
     routes: [
       { name: 'public', match: { methods: ['GET'], path: '/bench/**' }, upstream: 'bench', public: true },
@@ -149,6 +158,11 @@ export function gatewayConfig(ctx) {
         name: `jwt-${name}`, match: { methods: ['GET'], path: `/jwt-${name}/**` }, upstream: 'bench',
         authenticate: [name], authorize: { scopes: ['bench:read'] },
       })),
+      // Introspection routes: an opaque token checked at the authorization server (cached, and on every request).
+      ...(ctx.authorizationServer == null ? [] : ['opaque', 'opaque-nocache'].map((name) => ({
+        name: `introspection-${name}`, match: { methods: ['GET'], path: `/introspection-${name}/**` }, upstream: 'bench',
+        authenticate: [name], authorize: { scopes: ['bench:read'] },
+      }))),
       // API key route: key checks, directory lookup, hash comparison, usage counting, identity headers.
       { name: 'apikey', match: { methods: ['GET'], path: '/apikey/**' }, upstream: 'bench', authenticate: ['machines'], authorize: { scopes: ['bench:read'] } },
       // The public route again, with one rate limit: in process, and in Redis (one EVALSHA per request).
@@ -159,6 +173,14 @@ export function gatewayConfig(ctx) {
       fullRoute('full', '/full/**', 'perCaller'),
       ...(ctx.redisUrl === null ? [] : [fullRoute('full-redis', '/full-redis/**', 'perCallerInRedis')]),
     ],
+  };
+}
+
+/** An introspection authenticator at the bench's authorization server; cache.maxEntries 0 asks it on every request. */
+function introspectionAuthenticator(server, maxEntries) {
+  return {
+    type: 'introspection', issuer: server.issuer, clientId: server.clientId, clientSecret: server.clientSecret,
+    ...(maxEntries === undefined ? {} : { cache: { maxEntries } }),
   };
 }
 
@@ -232,6 +254,13 @@ export function scenarios({ connections }) {
       headers: { authorization: `Bearer ${tokens.ES256}` },
       note: 'ES256 token verified on every request (ECDSA verify costs more than RSA verify)' },
 
+    // An opaque token introspected at a real authorization server (oidc-provider), priced against
+    // the cached JWT route: once cached, an introspected token should cost what a cached JWT does.
+    { name: 'gateway-introspection-cached', target: 'gateway', path: '/introspection-opaque/hello', connections, baseline: 'gateway-public',
+      needsAuthorizationServer: true, headers: (ctx) => ({ authorization: `Bearer ${ctx.introspectionToken}` }),
+      aims: [{ metric: 'throughput', against: 'gateway-jwt-rs256', min: 0.90 }],
+      note: 'opaque token, introspection cache warm (no call to the authorization server)' },
+
     { name: 'gateway-apikey', target: 'gateway', path: '/apikey/hello', connections, baseline: 'gateway-public',
       headers: { 'x-api-key': apiKey }, aims: [{ metric: 'throughput', min: 0.90 }],
       note: 'API key in X-API-Key (directory cache hit; usage counted in memory, flushed in batches)' },
@@ -269,6 +298,11 @@ export function scenarios({ connections }) {
     { name: 'gateway-public-c1', target: 'gateway', path, connections: 1, baseline: 'bare-proxy-c1',
       aims: [{ metric: 'addedP50Ms', max: 0.25 }, { metric: 'addedP50Ms', against: 'bare-proxy-stream-c1', max: 0.03 }] },
     { name: 'bare-proxy-stream-c1', target: 'bare-proxy-stream', path, connections: 1, baseline: 'bare-proxy-c1' },
+    // Cold cache: every request is one introspection call to oidc-provider (cache.maxEntries 0; one
+    // connection, so no request shares another's call). Reported: its p50 is the cold-cache latency.
+    { name: 'gateway-introspection-cold-c1', target: 'gateway', path: '/introspection-opaque-nocache/hello', connections: 1, baseline: 'gateway-public-c1',
+      needsAuthorizationServer: true, headers: (ctx) => ({ authorization: `Bearer ${ctx.introspectionToken}` }),
+      note: 'opaque token introspected on every request (cache off): the cold-cache latency, authorization server included' },
   ];
   return [
     ...throughput.map((s) => ({ ...s, references: FIELD })),

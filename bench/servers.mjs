@@ -65,13 +65,31 @@ export async function startUpstream(layout) {
   return { child, origin: `http://127.0.0.1:${port}` };
 }
 
+/** The authorization server of the introspection scenarios ({ issuer, clientId, clientSecret, token }), or null when none runs. */
+let authorizationServer = null;
+
+/** Every gateway config written after this call introspects at `server` (see startAuthorizationServer). */
+export function useAuthorizationServer(server) {
+  authorizationServer = server;
+}
+
+/**
+ * The bench's authorization server (bench/authorization-server.mjs: oidc-provider) on the load
+ * generator's core, as the upstream: the server under test stays alone on its core.
+ */
+export async function startAuthorizationServer(layout) {
+  const child = launch('authorization-server', process.execPath, [join(BENCH, 'authorization-server.mjs')], { cpus: layout.loadCore ?? null, layout });
+  const info = await waitForLine(child, jsonLine('authorization-server'));
+  return { child, issuer: info.issuer, clientId: info.clientId, clientSecret: info.clientSecret, token: info.token };
+}
+
 /** Writes a gateway config with its own data directory; `ports` fixes the listeners (default: any free port). */
 export function writeGatewayConfig(name, upstreamOrigin, redisUrl, ports = {}, natsUrl = null) {
   const workDir = join(scratchDir(), name);
   const dataDir = join(workDir, 'data');
   mkdirSync(dataDir, { recursive: true });
   const configFile = join(workDir, 'gateway.yaml');
-  writeFileSync(configFile, stringify(gatewayConfig({ upstreamOrigin, dataDir, workDir, redisUrl, natsUrl, ...ports })));
+  writeFileSync(configFile, stringify(gatewayConfig({ upstreamOrigin, dataDir, workDir, redisUrl, natsUrl, authorizationServer, ...ports })));
   return configFile;
 }
 

@@ -1,5 +1,6 @@
 // Compiling a config (and so `portcullis check`) only describes its remote key sets and API key
-// store: no socket, file handle or timer is opened, and no server the config points at is reached.
+// store, its introspection endpoints and their shared Redis: no socket, file handle or timer is
+// opened, and no server the config points at is reached.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -34,6 +35,15 @@ authenticators:
     audience: orders-api
     algorithms: [RS256]
   machines: { type: apiKey }
+  opaque:
+    type: introspection
+    issuer: http://127.0.0.1:${jwksPort}
+    clientId: gateway
+    clientSecret: introspection-secret
+    cache: { shared: true }
+oauth:
+  tokenHashKey: compile-opens-nothing-key-0123456789abcdef
+  redis: { url: "redis://127.0.0.1:${jwksPort}" }
 apiKeys:
 ${apiKeys}
 routes:
@@ -75,10 +85,12 @@ describe('compiling a config opens nothing', () => {
     for (const c of compiled) {
       assert.ok(c.resources.some((r) => r.key.startsWith('jwks ')), 'the remote key set is among the resources to start');
       assert.ok(c.apiKeys !== null && c.resources.includes(c.apiKeys), 'the API key backend is among the resources to start');
+      assert.ok(c.resources.some((r) => r.key.startsWith('introspection endpoint ')), 'the introspection endpoint (discovered at start) is among the resources to start');
+      assert.ok(c.resources.some((r) => r.key.startsWith('introspection shared cache ')), 'the shared introspection cache (Redis) is among the resources to start');
     }
     // Let any connection attempt that was started reach the listeners before counting.
     await new Promise((done) => setImmediate(done));
-    assert.equal(jwks.connections(), 0, 'the JWKS endpoint was not reached');
+    assert.equal(jwks.connections(), 0, 'neither the JWKS endpoint, the authorization server\'s metadata nor Redis was reached');
     assert.equal(postgres.connections(), 0, 'the PostgreSQL server was not reached');
     assert.equal(existsSync(files.sqliteDb), false, 'the SQLite file was not created');
   });
@@ -88,7 +100,7 @@ describe('compiling a config opens nothing', () => {
       const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'check', '-c', file]);
       assert.match(stdout, /: OK \(version /);
     }
-    assert.equal(jwks.connections(), 0, 'the JWKS endpoint was not reached');
+    assert.equal(jwks.connections(), 0, 'neither the JWKS endpoint, the authorization server\'s metadata nor Redis was reached');
     assert.equal(postgres.connections(), 0, 'the PostgreSQL server was not reached');
     assert.equal(existsSync(files.sqliteDb), false, 'the SQLite file was not created');
   });

@@ -64,6 +64,11 @@ export interface Authenticator {
    * route's list, or the authenticators after it would never run.
    */
   readonly alwaysAdmits: boolean;
+  /**
+   * True when, its remote source being unavailable, it can still answer from earlier verdicts
+   * kept within bounds (introspection): what a route's `onAuthUnavailable: serveStale` asks for.
+   */
+  readonly servesStale?: boolean;
   /** The same authenticator, also reading its credential from `queryParam` (routes with `apiKeyInQuery`). */
   withQuery?(): Authenticator;
   /**

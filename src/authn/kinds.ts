@@ -1,6 +1,7 @@
 import type { AuthenticatorKind } from './authenticator-kind.js';
 import { anonymousKind } from './anonymous/kind.js';
 import { apiKeyKind } from './api-key/kind.js';
+import { introspectionKind } from './introspection/kind.js';
 import { jwtKind } from './jwt/kind.js';
 import { mtlsKind } from './mtls/kind.js';
 
@@ -11,6 +12,7 @@ import { mtlsKind } from './mtls/kind.js';
  */
 export const AUTHENTICATOR_KINDS = [
   jwtKind,
+  introspectionKind,
   apiKeyKind,
   mtlsKind,
   anonymousKind,

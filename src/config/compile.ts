@@ -468,6 +468,9 @@ function compileRoute(
   if (r.requireCertificateBoundToken === true && routeAuth !== null && !routeAuth.authenticators.some((a) => a.challenge?.startsWith('Bearer ') === true)) {
     problems.push(loaded.problem(at('requireCertificateBoundToken'), 'binds bearer tokens to client certificates, but the route authenticates with no bearer-token (jwt) authenticator; add one to authenticate, or remove this option'));
   }
+  if (r.onAuthUnavailable === 'serveStale' && (routeAuth === null || !routeAuth.authenticators.some((a) => a.servesStale === true))) {
+    problems.push(loaded.problem(at('onAuthUnavailable'), 'serveStale serves cached introspection answers, but the route authenticates with no introspection authenticator; add one to authenticate, or remove this option'));
+  }
   if (r.requireCertificateBoundToken === true && r.public === true) {
     problems.push(loaded.problem(at('requireCertificateBoundToken'), 'a public route takes no token; remove this option or authenticate with a jwt authenticator'));
   }
@@ -501,6 +504,7 @@ function compileRoute(
     served: served?.name ?? null,
     public: r.public === true,
     authenticate: r.public === true ? [] : r.authenticate ?? [],
+    onAuthUnavailable: r.onAuthUnavailable ?? 'failClosed',
     stripPrefix,
     addPrefix,
     maxBodyBytes,

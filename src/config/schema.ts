@@ -166,6 +166,7 @@ export const RouteSchema = strict({
   })),
   allowMethodOverride: Type.Optional(Type.Boolean({ description: 'Forward X-HTTP-Method-Override (and X-HTTP-Method, X-Method-Override) when its value is a method this route accepts (405 otherwise). Default false: the headers are removed.' })),
   forwardAuthorization: Type.Optional(Type.Boolean({ description: 'Send the client\'s Authorization header upstream. Default false: the upstream gets the identity headers instead. Not allowed when the route\'s upstream has auth (the gateway\'s own token goes there).' })),
+  onAuthUnavailable: Type.Optional(Type.Unsafe<'failClosed' | 'serveStale'>({ type: 'string', enum: ['failClosed', 'serveStale'], description: 'When an introspection endpoint cannot answer: failClosed (503 authentication_unavailable with Retry-After) or serveStale (a cached active answer past its TTL, within the authenticator\'s cache.staleMs and the token\'s exp; never a refusal or a revoked token). Needs an introspection authenticator for serveStale. Default failClosed.' })),
   requireCertificateBoundToken: Type.Optional(Type.Boolean({ description: 'A JWT that authenticates a request here must be bound to the client certificate of its connection (RFC 8705 cnf.x5t#S256); 401 token_certificate_mismatch otherwise. Needs a jwt authenticator. Default false.' })),
   rewrite: Type.Optional(strict({
     stripPrefix: Type.Optional(formatted('^/', 'a path that starts with /, like /api', { description: 'Remove this literal prefix (whole segments) from the path sent upstream.' })),

@@ -111,6 +111,8 @@ export interface Route extends Routable {
   readonly public: boolean;
   /** Authenticator names in order, empty on a public route. */
   readonly authenticate: readonly string[];
+  /** What an introspection authenticator does when its endpoint cannot answer (`onAuthUnavailable`). */
+  readonly onAuthUnavailable: 'failClosed' | 'serveStale';
   readonly stripPrefix: string | null;
   readonly addPrefix: string | null;
   readonly maxBodyBytes: number;

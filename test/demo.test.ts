@@ -98,7 +98,7 @@ describe('examples/quickstart', () => {
     const tlsDir = mkdtempSync(join(tmpdir(), 'portcullis-demo-tls-'));
     t.after(() => rmSync(tlsDir, { recursive: true, force: true }));
     const tls = await demoCertificates(join(tlsDir, 'tls'), '127.0.0.1');
-    const config = compileConfig(await loadConfigFile(QUICKSTART_CONFIG, { ECHO_URL: 'http://127.0.0.1:1', DEMO_ISSUER: 'http://127.0.0.1:2/', DEMO_JWKS_URI: 'http://127.0.0.1:2/jwks.json', DEMO_ADMIN_TOKEN_HASH: `sha256:${'0'.repeat(64)}`, DEMO_TLS_DIR: tls.dir }));
+    const config = compileConfig(await loadConfigFile(QUICKSTART_CONFIG, { ECHO_URL: 'http://127.0.0.1:1', DEMO_ISSUER: 'http://127.0.0.1:2/', DEMO_JWKS_URI: 'http://127.0.0.1:2/jwks.json', DEMO_AS_ISSUER: 'http://127.0.0.1:3', DEMO_INTROSPECTION_SECRET: 's'.repeat(43), DEMO_ADMIN_TOKEN_HASH: `sha256:${'0'.repeat(64)}`, DEMO_TLS_DIR: tls.dir }));
     assert.deepEqual([config.listen.https?.host, config.listen.https?.port], ['127.0.0.1', 8443]);
     assert.deepEqual(config.certificates.map((c) => c.use).sort(), ['client-ca', 'server']);
     assert.ok(config.apiKeys !== null, 'the quickstart has API keys');
@@ -226,6 +226,25 @@ describe('examples/quickstart', () => {
       assert.equal(curl.status, 0, curl.stderr);
       assert.equal((JSON.parse(curl.stdout) as { sub: string }).sub, 'alice');
     }
+    // Through the gateway: the route introspects it and forwards alice's identity, never the token.
+    assert.ok(output.includes(`  curl -s -H "Authorization: Bearer $OPAQUE_TOKEN" ${base}/api/opaque/profile\n`), 'demo prints the opaque route line');
+    const opaqueSeen = await fetch(`${base}/api/opaque/profile`, { headers: { authorization: `Bearer ${opaqueToken}` } });
+    assert.equal(opaqueSeen.status, 200);
+    const viaIntrospection = await opaqueSeen.json() as { url: string; headers: Record<string, string> };
+    assert.equal(viaIntrospection.url, '/api/opaque/profile');
+    assert.deepEqual(
+      [viaIntrospection.headers['x-user-id'], viaIntrospection.headers['x-tenant-id'], viaIntrospection.headers['x-scopes'], viaIntrospection.headers['x-roles'], viaIntrospection.headers['x-auth-method'], viaIntrospection.headers['x-user-email']],
+      ['alice', 'acme', 'orders:read', 'clerk', 'introspection', 'alice@acme.example'],
+    );
+    assert.equal(viaIntrospection.headers.authorization, undefined);
+    const madeUp = await fetch(`${base}/api/opaque/profile`, { headers: { authorization: 'Bearer not-a-token-of-this-server' } });
+    assert.equal(madeUp.status, 401);
+    assert.equal(madeUp.headers.get('content-type'), 'application/problem+json');
+    assert.equal((await madeUp.json() as { type: string }).type, 'urn:portcullis:error:invalid_credential');
+    assert.match(madeUp.headers.get('www-authenticate') ?? '', /^Bearer /);
+    assert.equal((await fetch(`${base}/api/opaque/profile`)).status, 401);
+    // A JWT of the demo's issuer is not a token of the authorization server: refused, not forwarded.
+    assert.equal((await as('/api/opaque/profile', 'USER_TOKEN')).status, 401);
 
     // Rate limits: the demo's burst ended in 429 with Retry-After and the rate-limit headers.
     assert.match(output, /allows\n5 every 10 s per client address: 200 200 200 200 200 429 429\./);

@@ -158,7 +158,7 @@ export async function runDemo(args: string[], clock: Clock = systemClock): Promi
   const user = await idp.token({ sub: 'alice', tenant: 'acme', scope: 'orders:read', roles: ['clerk'], email: 'alice@acme.example' }, hour);
   const adminToken = await idp.token({ sub: 'root', tenant: 'acme', scope: 'orders:read', roles: ['admin'] }, hour);
   const expired = await idp.token({ sub: 'alice', tenant: 'acme', scope: 'orders:read', roles: ['clerk'] }, 60, Math.floor(clock.now() / 1000) - 2 * hour);
-  const opaque = await opaqueTokenLines(as);
+  const opaque = await opaqueTokenLines(base, as);
   const keys = admin === null ? '' : await apiKeyWalkthrough(base, `http://127.0.0.1:${admin.port}`, adminApiToken);
   const limits = await rateLimitWalkthrough(base);
   process.stdout.write(`
@@ -224,18 +224,23 @@ Press Ctrl+C to stop.
 }
 
 /**
- * The lines for the demo's opaque token: one the authorization server issued for alice, and the
- * introspection request (RFC 7662) that says what it means, as the gateway's client.
+ * The lines for the demo's opaque token: one the authorization server issued for alice, the
+ * requests that present it to the gateway, and the introspection request the gateway makes.
  */
-async function opaqueTokenLines(as: DemoAuthorizationServer): Promise<string> {
+async function opaqueTokenLines(base: string, as: DemoAuthorizationServer): Promise<string> {
   const token = await as.userToken('alice', 'orders:read', { tenant: 'acme', roles: ['clerk'], email: 'alice@acme.example' });
   return `
 OAuth 2.0 opaque tokens (docs/oauth.md). The demo also runs an authorization server (oidc-provider,
 keys and client secrets made for this run) at ${as.issuer}. It issued this opaque token
-for alice; only its introspection endpoint (RFC 7662) can say what it means. Paste the line into
-your shell, then ask, as the gateway's client ${as.gateway.clientId} (its secret was made for this run):
+for alice; the gateway asks the server's introspection endpoint (RFC 7662) what it means, caches
+the answer and forwards alice's identity. Paste the line into your shell, then try the requests:
   OPAQUE_TOKEN=${token}
 
+  # 200: the echo shows x-user-id alice, x-tenant-id acme and x-auth-method introspection
+  curl -s -H "Authorization: Bearer $OPAQUE_TOKEN" ${base}/api/opaque/profile
+  # 401 invalid_credential: a token the server never issued is not active
+  curl -si -H "Authorization: Bearer not-a-token-of-this-server" ${base}/api/opaque/profile
+  # what the gateway asks, as the client ${as.gateway.clientId} (its secret was made for this run), and the answer:
   # active: true, sub alice, tenant acme, scope orders:read, aud ${DEMO_RESOURCE}, exp in an hour
   curl -s -u ${as.gateway.clientId}:${as.gateway.clientSecret} -d "token=$OPAQUE_TOKEN" ${as.introspectionEndpoint}
 `;

@@ -98,7 +98,7 @@ describe('examples/quickstart', () => {
     const tlsDir = mkdtempSync(join(tmpdir(), 'portcullis-demo-tls-'));
     t.after(() => rmSync(tlsDir, { recursive: true, force: true }));
     const tls = await demoCertificates(join(tlsDir, 'tls'), '127.0.0.1');
-    const config = compileConfig(await loadConfigFile(QUICKSTART_CONFIG, { ECHO_URL: 'http://127.0.0.1:1', DEMO_ISSUER: 'http://127.0.0.1:2/', DEMO_JWKS_URI: 'http://127.0.0.1:2/jwks.json', DEMO_ADMIN_TOKEN_HASH: `sha256:${'0'.repeat(64)}`, DEMO_TLS_DIR: tls.dir }));
+    const config = compileConfig(await loadConfigFile(QUICKSTART_CONFIG, { ECHO_URL: 'http://127.0.0.1:1', DEMO_ISSUER: 'http://127.0.0.1:2/', DEMO_JWKS_URI: 'http://127.0.0.1:2/jwks.json', DEMO_AS_ISSUER: 'http://127.0.0.1:3', DEMO_INTROSPECTION_SECRET: 's'.repeat(43), DEMO_ADMIN_TOKEN_HASH: `sha256:${'0'.repeat(64)}`, DEMO_TLS_DIR: tls.dir }));
     assert.deepEqual([config.listen.https?.host, config.listen.https?.port], ['127.0.0.1', 8443]);
     assert.deepEqual(config.certificates.map((c) => c.use).sort(), ['client-ca', 'server']);
     assert.ok(config.apiKeys !== null, 'the quickstart has API keys');
@@ -202,6 +202,50 @@ describe('examples/quickstart', () => {
     assert.equal((await as('/api/acme/orders/42')).status, 401);
     for (const line of ['$USER_TOKEN', '$ADMIN_TOKEN', '$EXPIRED_TOKEN', '/api/admin/stats']) assert.ok(output.includes(line), `demo prints ${line}`);
 
+    // The opaque token: issued by the demo's authorization server, which says what it means when
+    // the printed introspection line asks it (as the gateway's client), and to nobody else.
+    const opaqueToken = token('OPAQUE_TOKEN');
+    assert.match(opaqueToken, /^[A-Za-z0-9_-]{43}$/, 'opaque, and safe to paste');
+    const introspectLine = /^ {2}(curl -s -u (gateway):(\S+) -d "token=\$OPAQUE_TOKEN" (http:\/\/127\.0\.0\.1:\d+)\/token\/introspection)$/m.exec(output);
+    assert.ok(introspectLine !== null, 'demo prints the introspection line');
+    const [, introspectCurl = '', clientId = '', clientSecret = '', asIssuer = ''] = introspectLine;
+    assert.ok(output.includes(`authorization server (oidc-provider,\nkeys and client secrets made for this run) at ${asIssuer}.`), 'demo names its authorization server');
+    const introspect = async (credentials: string) => {
+      const res = await fetch(`${asIssuer}/token/introspection`, { method: 'POST', headers: { authorization: `Basic ${Buffer.from(credentials).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: opaqueToken }) });
+      return { status: res.status, body: await res.json() as Record<string, unknown> };
+    };
+    const answer = await introspect(`${clientId}:${clientSecret}`);
+    assert.equal(answer.status, 200);
+    assert.deepEqual([answer.body.active, answer.body.sub, answer.body.tenant, answer.body.scope, answer.body.aud, answer.body.iss, answer.body.token_type], [true, 'alice', 'acme', 'orders:read', 'urn:portcullis:demo', asIssuer, 'Bearer']);
+    assert.deepEqual(answer.body.roles, ['clerk']);
+    const lifetime = Number(answer.body.exp) - Math.floor(Date.now() / 1000);
+    assert.ok(lifetime > 3000 && lifetime <= 3600, `an hour: ${lifetime}`);
+    assert.equal((await introspect(`${clientId}:not-the-secret`)).status, 401);
+    if (spawnSync('curl', ['--version']).status === 0) {
+      const curl = spawnSync('bash', ['-c', introspectCurl], { encoding: 'utf8', timeout: 10_000, env: { ...process.env, OPAQUE_TOKEN: opaqueToken } });
+      assert.equal(curl.status, 0, curl.stderr);
+      assert.equal((JSON.parse(curl.stdout) as { sub: string }).sub, 'alice');
+    }
+    // Through the gateway: the route introspects it and forwards alice's identity, never the token.
+    assert.ok(output.includes(`  curl -s -H "Authorization: Bearer $OPAQUE_TOKEN" ${base}/api/opaque/profile\n`), 'demo prints the opaque route line');
+    const opaqueSeen = await fetch(`${base}/api/opaque/profile`, { headers: { authorization: `Bearer ${opaqueToken}` } });
+    assert.equal(opaqueSeen.status, 200);
+    const viaIntrospection = await opaqueSeen.json() as { url: string; headers: Record<string, string> };
+    assert.equal(viaIntrospection.url, '/api/opaque/profile');
+    assert.deepEqual(
+      [viaIntrospection.headers['x-user-id'], viaIntrospection.headers['x-tenant-id'], viaIntrospection.headers['x-scopes'], viaIntrospection.headers['x-roles'], viaIntrospection.headers['x-auth-method'], viaIntrospection.headers['x-user-email']],
+      ['alice', 'acme', 'orders:read', 'clerk', 'introspection', 'alice@acme.example'],
+    );
+    assert.equal(viaIntrospection.headers.authorization, undefined);
+    const madeUp = await fetch(`${base}/api/opaque/profile`, { headers: { authorization: 'Bearer not-a-token-of-this-server' } });
+    assert.equal(madeUp.status, 401);
+    assert.equal(madeUp.headers.get('content-type'), 'application/problem+json');
+    assert.equal((await madeUp.json() as { type: string }).type, 'urn:portcullis:error:invalid_credential');
+    assert.match(madeUp.headers.get('www-authenticate') ?? '', /^Bearer /);
+    assert.equal((await fetch(`${base}/api/opaque/profile`)).status, 401);
+    // A JWT of the demo's issuer is not a token of the authorization server: refused, not forwarded.
+    assert.equal((await as('/api/opaque/profile', 'USER_TOKEN')).status, 401);
+
     // Rate limits: the demo's burst ended in 429 with Retry-After and the rate-limit headers.
     assert.match(output, /allows\n5 every 10 s per client address: 200 200 200 200 200 429 429\./);
     for (const header of ['retry-after: ', 'ratelimit-policy: "demo-burst";q=5;w=10', 'ratelimit: "demo-burst";r=0;t=', 'x-ratelimit-remaining: 0']) {
@@ -273,16 +317,19 @@ describe('examples/quickstart', () => {
     const port = Number(/gateway http:\/\/127\.0\.0\.1:(\d+) /.exec(output)?.[1]);
     const httpsPort = Number(/ and https:\/\/127\.0\.0\.1:(\d+) -> /.exec(output)?.[1]);
     const adminPort = Number(/curl -s http:\/\/127\.0\.0\.1:(\d+)\/readyz$/m.exec(output)?.[1]);
-    assert.ok(port > 0 && httpsPort > 0 && adminPort > 0);
+    const asPort = Number(/ at http:\/\/127\.0\.0\.1:(\d+)\. It issued this opaque token/.exec(output)?.[1]);
+    assert.ok(port > 0 && httpsPort > 0 && adminPort > 0 && asPort > 0);
     assert.ok(await accepts('127.0.0.1', port));
     assert.ok(await accepts('127.0.0.1', httpsPort));
     assert.ok(await accepts('127.0.0.1', adminPort));
+    assert.ok(await accepts('127.0.0.1', asPort));
     // The machine's other addresses do not reach either listener (HOST in the environment is not an address to listen on).
     const others = Object.values(networkInterfaces()).flat().filter((a) => a !== undefined && !a.internal && a.family === 'IPv4').map((a) => a?.address ?? '');
     for (const address of others) {
       assert.equal(await accepts(address, port), false, `public port on ${address}`);
       assert.equal(await accepts(address, httpsPort), false, `HTTPS port on ${address}`);
       assert.equal(await accepts(address, adminPort), false, `admin port on ${address}`);
+      assert.equal(await accepts(address, asPort), false, `authorization server on ${address}`);
     }
     const stateDir = /^This run's keys, certificates and audit trail are in (\S+), removed when the demo stops\.$/m.exec(output)?.[1] ?? '';
     assert.ok(existsSync(join(stateDir, 'audit', 'audit.log')), 'the audit trail is in the state directory');
@@ -291,6 +338,7 @@ describe('examples/quickstart', () => {
     assert.ok(!stateDir.startsWith(EXAMPLES));
     assert.equal(await run.stop(), 0);
     assert.equal(existsSync(stateDir), false, 'the state directory is removed');
+    for (const p of [port, httpsPort, adminPort, asPort]) assert.equal(await accepts('127.0.0.1', p), false, `nothing listens on ${p} once the demo stopped`);
     assert.deepEqual(filesUnder(EXAMPLES), before, 'nothing written under examples/');
   });
 

@@ -336,10 +336,11 @@ contacted and no store is used: limits show what they would count.`,
   },
   {
     path: ['demo'],
-    summary: 'the quickstart: the gateway, an echo upstream and a token issuer, with curl lines to paste',
+    summary: 'the quickstart: the gateway, an echo upstream, a token issuer and an authorization server, with curl lines to paste',
     synopsis: '[--port N] [--https-port N] [--admin-port N] [--host ADDRESS]',
-    description: `Runs examples/quickstart/gateway.yaml with a local echo upstream and token issuer on free loopback
-ports, creates API keys and tokens, and prints ready-to-paste curl lines. It serves HTTPS too, with a
+    description: `Runs examples/quickstart/gateway.yaml with a local echo upstream, token issuer and OAuth 2.0
+authorization server (opaque tokens, introspection) on free loopback ports, creates API keys and
+tokens, and prints ready-to-paste curl lines. It serves HTTPS too, with a
 development CA and certificates it makes for the run (in its temporary directory, removed when it
 stops). Ctrl+C stops it.`,
     options: [

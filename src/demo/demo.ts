@@ -13,6 +13,7 @@ import { ListenError } from '../server/listen-error.js';
 import { serve } from '../cli/serve.js';
 import { parseDemoArgs } from './demo-args.js';
 import { startDemoIssuer } from './demo-issuer.js';
+import { DEMO_RESOURCE, startDemoAuthorizationServer, type DemoAuthorizationServer } from './demo-authorization-server.js';
 import { startEchoUpstream } from './echo-upstream.js';
 import { demoCertificates } from './demo-certificates.js';
 
@@ -100,11 +101,13 @@ function alive(pid: number): boolean {
 }
 
 /**
- * `portcullis demo`: an echo upstream and a local token issuer on free loopback ports, the gateway
- * on 127.0.0.1:8080 (--port, --host) with examples/quickstart/gateway.yaml, its state in a fresh
- * temporary directory removed on exit, and commands to paste. The gateway and the issuer read one
- * clock, so the demo's tokens are stamped on the time the gateway judges by. Returns 2 for a
- * usage error (also set as the exit code), and -1 once the demo runs until a signal stops it.
+ * `portcullis demo`: an echo upstream, a local token issuer and an OAuth 2.0 authorization server
+ * (opaque tokens, introspection) on free loopback ports, the gateway on 127.0.0.1:8080 (--port,
+ * --host) with examples/quickstart/gateway.yaml, its state in a fresh temporary directory removed
+ * on exit, and commands to paste. The gateway and the issuer read one clock, so the demo's JWTs
+ * are stamped on the time the gateway judges by (the authorization server, oidc-provider, reads
+ * the system clock). Returns 2 for a usage error (also set as the exit code), and -1 once the
+ * demo runs until a signal stops it.
  */
 export async function runDemo(args: string[], clock: Clock = systemClock): Promise<number> {
   const parsed = parseDemoArgs(args, process.env);
@@ -121,14 +124,15 @@ export async function runDemo(args: string[], clock: Clock = systemClock): Promi
   const tls = await demoCertificates(join(dataDir, 'tls'), options.host);
   const echo = await startEchoUpstream(0);
   const idp = await startDemoIssuer(clock);
-  const closeAll = async () => { await Promise.all([echo.close(), idp.close()]); };
+  const as = await startDemoAuthorizationServer();
+  const closeAll = async () => { await Promise.all([echo.close(), idp.close(), as.close()]); };
   // A fresh admin token per run: only its hash goes into the config.
   const adminApiToken = randomBytes(24).toString('base64url');
   const env = {
     ...process.env, ECHO_URL: echo.url, DEMO_ISSUER: idp.issuer, DEMO_JWKS_URI: idp.jwksUri,
     DEMO_ADMIN_TOKEN_HASH: `sha256:${createHash('sha256').update(adminApiToken).digest('hex')}`,
     PORT: options.port, HTTPS_PORT: options.httpsPort, ADMIN_PORT: options.adminPort, DEMO_HOST: options.host, PORTCULLIS_DATA_DIR: dataDir,
-    DEMO_TLS_DIR: tls.dir,
+    DEMO_TLS_DIR: tls.dir, DEMO_AS_ISSUER: as.issuer, DEMO_INTROSPECTION_SECRET: as.gateway.clientSecret,
   };
   let gateway: Gateway;
   try {
@@ -154,6 +158,7 @@ export async function runDemo(args: string[], clock: Clock = systemClock): Promi
   const user = await idp.token({ sub: 'alice', tenant: 'acme', scope: 'orders:read', roles: ['clerk'], email: 'alice@acme.example' }, hour);
   const adminToken = await idp.token({ sub: 'root', tenant: 'acme', scope: 'orders:read', roles: ['admin'] }, hour);
   const expired = await idp.token({ sub: 'alice', tenant: 'acme', scope: 'orders:read', roles: ['clerk'] }, 60, Math.floor(clock.now() / 1000) - 2 * hour);
+  const opaque = await opaqueTokenLines(base, as);
   const keys = admin === null ? '' : await apiKeyWalkthrough(base, `http://127.0.0.1:${admin.port}`, adminApiToken);
   const limits = await rateLimitWalkthrough(base);
   process.stdout.write(`
@@ -206,7 +211,7 @@ Paste the three lines into your shell, then try the requests:
   # 401 invalid_credential (expired) and 401 unauthenticated (no token), with WWW-Authenticate
   curl -si -H "Authorization: Bearer $EXPIRED_TOKEN" ${base}/api/acme/orders/42
   curl -si ${base}/api/acme/orders/42
-${keys}${limits}${admin === null ? '' : `
+${opaque}${keys}${limits}${admin === null ? '' : `
 Health, readiness (with the config version) and Prometheus metrics on the admin listener:
   curl -s http://127.0.0.1:${admin.port}/readyz
   curl -s http://127.0.0.1:${admin.port}/metrics | grep portcullis_requests_total
@@ -216,6 +221,29 @@ This run's keys, certificates and audit trail are in ${dataDir}, removed when th
 Press Ctrl+C to stop.
 `);
   return -1;
+}
+
+/**
+ * The lines for the demo's opaque token: one the authorization server issued for alice, the
+ * requests that present it to the gateway, and the introspection request the gateway makes.
+ */
+async function opaqueTokenLines(base: string, as: DemoAuthorizationServer): Promise<string> {
+  const token = await as.userToken('alice', 'orders:read', { tenant: 'acme', roles: ['clerk'], email: 'alice@acme.example' });
+  return `
+OAuth 2.0 opaque tokens (docs/oauth.md). The demo also runs an authorization server (oidc-provider,
+keys and client secrets made for this run) at ${as.issuer}. It issued this opaque token
+for alice; the gateway asks the server's introspection endpoint (RFC 7662) what it means, caches
+the answer and forwards alice's identity. Paste the line into your shell, then try the requests:
+  OPAQUE_TOKEN=${token}
+
+  # 200: the echo shows x-user-id alice, x-tenant-id acme and x-auth-method introspection
+  curl -s -H "Authorization: Bearer $OPAQUE_TOKEN" ${base}/api/opaque/profile
+  # 401 invalid_credential: a token the server never issued is not active
+  curl -si -H "Authorization: Bearer not-a-token-of-this-server" ${base}/api/opaque/profile
+  # what the gateway asks, as the client ${as.gateway.clientId} (its secret was made for this run), and the answer:
+  # active: true, sub alice, tenant acme, scope orders:read, aud ${DEMO_RESOURCE}, exp in an hour
+  curl -s -u ${as.gateway.clientId}:${as.gateway.clientSecret} -d "token=$OPAQUE_TOKEN" ${as.introspectionEndpoint}
+`;
 }
 
 interface IssuedKey { readonly key: string; readonly id: string }

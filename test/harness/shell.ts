@@ -43,4 +43,4 @@ export function shellBlocks(markdown: string, section: string): string[] {
 }
 
 /** The variables the demo prints for the user to paste; the README uses no others. */
-export const DEMO_VARIABLES = ['USER_TOKEN', 'ADMIN_TOKEN', 'EXPIRED_TOKEN', 'API_KEY', 'KEY_ID', 'PORTCULLIS_ADMIN_TOKEN'] as const;
+export const DEMO_VARIABLES = ['USER_TOKEN', 'ADMIN_TOKEN', 'EXPIRED_TOKEN', 'OPAQUE_TOKEN', 'API_KEY', 'KEY_ID', 'PORTCULLIS_ADMIN_TOKEN'] as const;

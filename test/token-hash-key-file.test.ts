@@ -47,3 +47,22 @@ describe('the token hash key file', () => {
     assert.throws(() => readOrCreate(tokenHashKeyPath(blocker)), (err: unknown) => err instanceof OperatorError && /cannot be used/.test(err.message) && /oauth\.tokenHashKey/.test(err.message));
   });
 });
+
+describe('token digests', () => {
+  it('are HMAC-SHA256(key, token hash) for keys shorter than, equal to and longer than a block, and for any token', async () => {
+    const { createHmac, randomBytes } = await import('node:crypto');
+    const { tokenHash } = await import('../src/authn/oauth/token-digest.js');
+    for (const keyLength of [1, 32, 63, 64, 65, 200, 512]) {
+      const key = randomBytes(keyLength);
+      const digester = new TokenDigester(key);
+      for (const token of ['a', 'opaque-token', 'x'.repeat(5000), 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln', 'ünïcödé']) {
+        const expected = createHmac('sha256', key).update(tokenHash(token), 'ascii').digest('base64url');
+        assert.equal(digester.ofToken(token), expected, `key of ${keyLength} bytes, token ${token.slice(0, 10)}`);
+        assert.equal(digester.ofToken(token), expected, 'the same the second time (pads reused)');
+        assert.equal(digester.ofHash(tokenHash(token)), expected);
+      }
+      // Not a token hash (another length): still the HMAC of what was given.
+      assert.equal(digester.ofHash('short'), createHmac('sha256', key).update('short').digest('base64url'));
+    }
+  });
+});

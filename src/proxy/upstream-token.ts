@@ -1,3 +1,4 @@
+import { secureUrlProblem } from '../lib/secure-url.js';
 import { webcrypto } from 'node:crypto';
 import {
   allowInsecureRequests, ClientSecretBasic, ClientSecretPost, clientCredentialsGrant, Configuration, customFetch, discovery, PrivateKeyJwt,
@@ -254,20 +255,9 @@ export class UpstreamTokenSource implements Resource {
   }
 }
 
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
-
-/**
- * An authorization server URL the gateway may send credentials to: https, or http to this machine
- * only (a client secret in clear text can be read in transit). Null when fine, else what is wrong.
- */
+/** Why `uri` cannot be an authorization server URL the gateway sends its client credentials to, or null (see secureUrlProblem). */
 export function checkAuthorizationServerUrl(uri: string): string | null {
-  let url: URL;
-  try { url = new URL(uri); } catch { return 'is not a valid URL: write one like https://as.example.com/oauth2/token'; }
-  if (url.username !== '' || url.password !== '') return 'must not contain credentials';
-  if (url.hash !== '') return 'must not contain a fragment';
-  if (url.protocol === 'https:') return null;
-  if (url.protocol === 'http:' && (LOOPBACK_HOSTS.has(url.hostname) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(url.hostname))) return null;
-  return 'must be https (plain http is accepted for loopback hosts only: localhost, 127.0.0.1, [::1])';
+  return secureUrlProblem(uri, 'https://as.example.com/oauth2/token');
 }
 
 /** An error code or type from the server, as far as it can be shown: printable ASCII, bounded. */

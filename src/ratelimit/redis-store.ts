@@ -1,3 +1,4 @@
+import { redactedUrl } from '../lib/redacted-url.js';
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { systemClock, type Clock } from '../lib/clock.js';
@@ -249,17 +250,6 @@ export class RedisLimitStore implements LimitStore, QuotaStore, Resource {
     } catch {
       client.disconnect();
     }
-  }
-}
-
-/** The Redis URL without its password, for logs and metrics. */
-export function redactedUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.toString();
-  } catch {
-    return 'redis';
   }
 }
 

@@ -5,7 +5,7 @@ import { shownText, type ComponentReadiness } from '../../lifecycle/readiness.js
 import type { Resource, ResourceContext } from '../../lifecycle/resources.js';
 import { boundedFetch, EndpointError } from './bounded-fetch.js';
 import { CircuitBreaker } from './circuit-breaker.js';
-import { endpointUrlProblem } from './endpoint-url.js';
+import { secureUrlProblem } from '../../lib/secure-url.js';
 import type { CounterChild } from '../../observability/hot-metrics.js';
 import { introspectionMetrics, type CacheResult, type IntrospectionMetrics, type IntrospectionOutcome } from './introspection-metrics.js';
 
@@ -203,7 +203,7 @@ export class IntrospectionEndpoint implements Resource {
     let problem: string | null = null;
     if (config === null) problem = errors.join('; ');
     else if (endpoint === undefined) problem = 'the metadata names no introspection_endpoint';
-    else problem = endpointUrlProblem(endpoint);
+    else problem = secureUrlProblem(endpoint, 'https://as.example.com/oauth2/introspect');
     if (config === null || problem !== null) {
       this.lastError = (problem ?? 'discovery failed').slice(0, 500);
       context.logger.warn({ authenticator: this.options.authenticator, issuer: shownText(issuer), err: this.lastError, retryInMs: DISCOVERY_RETRY_MS },

@@ -3,7 +3,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Bytes, Millis, Realm, strict } from '../../config/schema-parts.js';
 import { authenticatorKind, type AuthenticatorCompileContext } from '../authenticator-kind.js';
 import { CLAIM_RULE_DEFAULTS, CLAIM_RULE_FIELDS, compileClaimRules } from '../claims/claim-rules.js';
-import { endpointUrlProblem } from './endpoint-url.js';
+import { secureUrlProblem } from '../../lib/secure-url.js';
 import { IntrospectionAuthenticator } from './introspection-authenticator.js';
 import { IntrospectionCache } from './introspection-cache.js';
 import { IntrospectionEndpoint, webCryptoAlgorithm, type ClientAuthMethod, type IntrospectionEndpointOptions } from './introspection-endpoint.js';
@@ -80,10 +80,10 @@ export const introspectionKind = authenticatorKind<RawIntrospectionAuthenticator
 function compileIntrospection(a: RawIntrospectionAuthenticator, context: AuthenticatorCompileContext): IntrospectionAuthenticator | null {
   const { name, at, loaded, problems, oauth } = context;
   const before = problems.length;
-  const issuerProblem = endpointUrlProblem(a.issuer);
+  const issuerProblem = introspectionUrlProblem(a.issuer);
   if (issuerProblem !== null) problems.push(loaded.problem(at('issuer'), issuerProblem));
   if (a.introspectionEndpoint !== undefined) {
-    const problem = endpointUrlProblem(a.introspectionEndpoint);
+    const problem = introspectionUrlProblem(a.introspectionEndpoint);
     if (problem !== null) problems.push(loaded.problem(at('introspectionEndpoint'), problem));
   }
   const clientAuth = a.clientAuth ?? INTROSPECTION_DEFAULTS.clientAuth;
@@ -176,4 +176,9 @@ function privateKeyProblem(pem: string): string | null {
   } catch (err) {
     return `is not a PEM private key: ${(err as Error).message}`;
   }
+}
+
+/** Why `value` cannot be the authorization server's issuer or introspection endpoint, or null (see secureUrlProblem). */
+function introspectionUrlProblem(value: string): string | null {
+  return secureUrlProblem(value, 'https://as.example.com/oauth2/introspect');
 }

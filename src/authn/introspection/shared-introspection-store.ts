@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Resource, ResourceContext } from '../../lifecycle/resources.js';
-import type { OAuthRedisSettings } from '../oauth/oauth-services.js';
+import type { OAuthRedisSettings } from '../oauth/oauth-redis-settings.js';
 
 /**
  * Introspection answers shared by every gateway of one Redis (`cache.shared`): the answer's JSON

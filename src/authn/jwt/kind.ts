@@ -1,4 +1,4 @@
-import { isIP } from 'node:net';
+import { secureUrlProblem } from '../../lib/secure-url.js';
 import { Type, type Static } from '@sinclair/typebox';
 import { Bytes, formatted, Millis, Realm, strict } from '../../config/schema-parts.js';
 import type { ConfigSource } from '../../config/config-source.js';
@@ -65,8 +65,6 @@ export const JWT_DEFAULTS = Object.freeze({
   'jwks.cooldownMs': 30_000,
 });
 
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
-
 /** Bearer JWTs verified against each issuer's keys (remote JWK Set, file, PEM keys or shared secret). */
 export const jwtKind = authenticatorKind<RawJwtAuthenticator>({
   type: 'jwt',
@@ -106,7 +104,7 @@ function compileJwt(a: RawJwtAuthenticator, context: AuthenticatorCompileContext
     const fail = (path: (string | number)[], message: string) => { problems.push(loaded.problem(path, message)); };
     let source: IssuerKeys['source'] | null = null;
     if (spec.jwksUri !== undefined) {
-      const problem = checkJwksUri(spec.jwksUri);
+      const problem = secureUrlProblem(spec.jwksUri, 'https://idp.example.com/.well-known/jwks.json');
       if (problem !== null) fail(issuerAt('jwksUri'), problem);
       else {
         const options = {
@@ -172,16 +170,6 @@ type KeyFields = Pick<RawJwtAuthenticator, 'jwksUri' | 'jwksFile' | 'publicKeys'
 
 function keyFieldsOf(spec: KeyFields): string[] {
   return (['jwksUri', 'jwksFile', 'publicKeys', 'secret'] as const).filter((f) => spec[f] !== undefined);
-}
-
-/** JWKS must come over TLS, except from this machine: keys fetched in clear text can be replaced in transit. */
-function checkJwksUri(uri: string): string | null {
-  let url: URL;
-  try { url = new URL(uri); } catch { return 'is not a valid URL: write one like https://idp.example.com/.well-known/jwks.json'; }
-  if (url.username !== '' || url.password !== '') return 'must not contain credentials';
-  if (url.protocol === 'https:') return null;
-  if (url.protocol === 'http:' && (LOOPBACK_HOSTS.has(url.hostname) || (isIP(url.hostname) === 4 && url.hostname.startsWith('127.')))) return null;
-  return 'must be https (plain http is accepted for loopback hosts only: localhost, 127.0.0.1, [::1])';
 }
 
 /** A key file through the config's file reader, so its content is part of the config version. */

@@ -1,3 +1,4 @@
+import type { OAuthRedisSettings } from './oauth-redis-settings.js';
 import { Type, type Static } from '@sinclair/typebox';
 import { Duration, formatted, Millis, strict } from '../../config/schema-parts.js';
 import type { ConfigProblem } from '../../config/errors.js';
@@ -42,14 +43,6 @@ export const OAuthSchema = strict({
 }, 'Shared by the bearer-token authenticators (jwt, introspection): token digests, the shared Redis, revocations (see docs/authentication.md, "Revoking tokens").');
 
 export type RawOAuth = Static<typeof OAuthSchema>;
-
-/** `oauth.redis` with its defaults applied. */
-export interface OAuthRedisSettings {
-  readonly url: string;
-  readonly keyPrefix: string;
-  readonly timeoutMs: number;
-  readonly connectTimeoutMs: number;
-}
 
 /** `oauth.webhook` compiled. */
 export interface WebhookSettings {

@@ -3,9 +3,9 @@ import { systemClock, type Clock } from '../../lib/clock.js';
 import type { Resource, ResourceContext } from '../../lifecycle/resources.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import { redactedUrl } from '../../ratelimit/redis-store.js';
+import { redactedUrl } from '../../lib/redacted-url.js';
 import { MemoryRevocations } from './memory-revocations.js';
-import type { OAuthRedisSettings } from './oauth-services.js';
+import type { OAuthRedisSettings } from './oauth-redis-settings.js';
 import type { RevocationList } from './revocations.js';
 
 /** What a shared list is built from: the Redis, the bound on entries, and how stale it may grow before bearer tokens are refused. */

@@ -1,0 +1,100 @@
+// Attacks on revocation: a revoked token must stay refused whatever spelling of it a client
+// sends. An ECDSA signature (r, s) has a twin (r, n − s) that verifies just as well, so a JWT
+// signed with ES256/ES384/ES512 has two spellings anyone holding one can compute; both are one
+// token, and revoking either refuses both.
+import assert from 'node:assert/strict';
+import { sign } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { tokenHash } from '../src/authn/oauth/token-digest.js';
+import { admin, ADMIN_TOKEN_HASH, call } from './harness/api-keys.js';
+import { assertProblem } from './harness/assertions.js';
+import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
+import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
+import { b64, mint, nowSec, testKey, type TestKey } from './harness/jwt.js';
+
+const ISS = 'https://issuer.test/';
+const ORDERS: Record<string, bigint> = {
+  ES256: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
+  ES384: 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
+};
+
+/** The other spelling of an ECDSA-signed JWT: s replaced by n − s (computed the way an attacker would). */
+function twin(token: string, alg: 'ES256' | 'ES384'): string {
+  const dot = token.lastIndexOf('.');
+  const sig = Buffer.from(token.slice(dot + 1), 'base64url');
+  const half = sig.length / 2;
+  const s = BigInt(`0x${sig.subarray(half).toString('hex')}`);
+  const other = Buffer.from(((ORDERS[alg] ?? 0n) - s).toString(16).padStart(half * 2, '0'), 'hex');
+  return `${token.slice(0, dot + 1)}${Buffer.concat([sig.subarray(0, half), other]).toString('base64url')}`;
+}
+
+function config(echo: EchoUpstream, keys: readonly TestKey[]): ConfigObject {
+  return {
+    admin: { tokenHash: ADMIN_TOKEN_HASH },
+    upstreams: { echo: { targets: [echo.url] } },
+    authenticators: {
+      users: { type: 'jwt', issuer: ISS, audience: 'orders-api', algorithms: ['ES256', 'ES384', 'EdDSA'], publicKeys: keys.map((k) => ({ pem: k.pem, kid: k.kid })) },
+    },
+    routes: [{ name: 'orders', match: { path: '/orders/**' }, upstream: 'echo', authenticate: ['users'] }],
+  };
+}
+
+const get = (gw: TestGateway, token: string, path = '/orders/1'): ReturnType<typeof call> => call(`${gw.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+
+describe('a revoked token under another spelling', () => {
+  let echo: EchoUpstream;
+  let keys: Record<'ES256' | 'ES384' | 'EdDSA', TestKey>;
+  let gw: TestGateway;
+
+  before(async () => {
+    echo = await startEchoUpstream();
+    keys = { ES256: await testKey('ES256', 'e256'), ES384: await testKey('ES384', 'e384'), EdDSA: await testKey('EdDSA', 'ed') };
+    gw = await startGateway(config(echo, Object.values(keys)));
+  });
+  after(async () => {
+    await gw.close();
+    await echo.close();
+  });
+
+  for (const alg of ['ES256', 'ES384'] as const) {
+    for (const revokedBy of ['token', 'tokenHash'] as const) {
+      it(`refuses the ${alg} signature twin (r, n − s) of a token revoked by its ${revokedBy}, and the token revoked as its twin`, async () => {
+        const token = await mint(keys[alg], { sub: `mallory-${alg}-${revokedBy}` });
+        const other = twin(token, alg);
+        assert.notEqual(other, token);
+        assert.equal((await get(gw, other, '/orders/twin-before')).status, 200, 'the twin verifies: it is the same token');
+        const forwarded = echo.received.length;
+        const body = revokedBy === 'token' ? { token } : { tokenHash: tokenHash(token) };
+        assert.equal((await admin(gw.adminUrl, 'POST', '/admin/revocations', body)).status, 200);
+        assertProblem(await get(gw, token, '/orders/original'), 401, 'invalid_credential');
+        assertProblem(await get(gw, other, '/orders/twin-after'), 401, 'invalid_credential');
+        assert.equal(echo.received.length, forwarded, 'nothing forwarded');
+        const [record] = await gw.auditWhere((r) => r.path === '/orders/twin-after');
+        assert.equal(record?.detail, 'users: revoked');
+
+        // The other way round: the twin is the spelling the operator holds.
+        const second = await mint(keys[alg], { sub: `mallory-${alg}-${revokedBy}-2` });
+        const secondBody = revokedBy === 'token' ? { token: twin(second, alg) } : { tokenHash: tokenHash(twin(second, alg)) };
+        assert.equal((await admin(gw.adminUrl, 'POST', '/admin/revocations', secondBody)).status, 200);
+        assertProblem(await get(gw, second, '/orders/original-2'), 401, 'invalid_credential');
+      });
+    }
+  }
+
+  it('has no second spelling of an EdDSA token: S + L is refused as a signature (RFC 8032 §5.1.7)', async () => {
+    const token = await mint(keys.EdDSA, { sub: 'mallory-ed' });
+    const dot = token.lastIndexOf('.');
+    const sig = Buffer.from(token.slice(dot + 1), 'base64url');
+    const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+    const s = BigInt(`0x${Buffer.from(sig.subarray(32)).reverse().toString('hex')}`) + L;
+    const sBytes = Buffer.from(s.toString(16).padStart(64, '0'), 'hex').reverse();
+    const forged = `${token.slice(0, dot + 1)}${Buffer.concat([sig.subarray(0, 32), sBytes]).toString('base64url')}`;
+    assertProblem(await get(gw, forged, '/orders/ed-forged'), 401, 'invalid_credential');
+  });
+
+  it('a twin signed over the same input by the key itself is an ordinary second token (sanity of the harness)', async () => {
+    const input = `${b64(JSON.stringify({ alg: 'ES256', kid: 'e256' }))}.${b64(JSON.stringify({ iss: ISS, aud: 'orders-api', sub: 's', exp: nowSec() + 60 }))}`;
+    const signature = sign('sha256', Buffer.from(input), { key: keys.ES256.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url');
+    assert.equal((await get(gw, `${input}.${signature}`, '/orders/sanity')).status, 200);
+  });
+});

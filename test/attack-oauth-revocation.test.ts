@@ -1,16 +1,23 @@
 // Attacks on revocation: a revoked token must stay refused whatever spelling of it a client
 // sends. An ECDSA signature (r, s) has a twin (r, n − s) that verifies just as well, so a JWT
 // signed with ES256/ES384/ES512 has two spellings anyone holding one can compute; both are one
-// token, and revoking either refuses both.
+// token, and revoking either refuses both. A worker whose primary did not say which tokens the
+// host revoked knows none of them: it must refuse bearer tokens until it does, not accept them.
 import assert from 'node:assert/strict';
 import { sign } from 'node:crypto';
+import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { HostRevocations, type HostRevocationChannel, type WireRevocation } from '../src/authn/oauth/host-revocations.js';
+import { createLogger } from '../src/observability/logger.js';
+import { Metrics } from '../src/observability/metrics.js';
 import { tokenHash } from '../src/authn/oauth/token-digest.js';
 import { admin, ADMIN_TOKEN_HASH, call } from './harness/api-keys.js';
 import { assertProblem } from './harness/assertions.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
 import { b64, mint, nowSec, testKey, type TestKey } from './harness/jwt.js';
+import { ManualClock } from './harness/manual-clock.js';
+import { waitUntil } from './harness/assertions.js';
 
 const ISS = 'https://issuer.test/';
 const ORDERS: Record<string, bigint> = {
@@ -96,5 +103,46 @@ describe('a revoked token under another spelling', () => {
     const input = `${b64(JSON.stringify({ alg: 'ES256', kid: 'e256' }))}.${b64(JSON.stringify({ iss: ISS, aud: 'orders-api', sub: 's', exp: nowSec() + 60 }))}`;
     const signature = sign('sha256', Buffer.from(input), { key: keys.ES256.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url');
     assert.equal((await get(gw, `${input}.${signature}`, '/orders/sanity')).status, 200);
+  });
+});
+
+describe('a worker whose primary did not hand over the host\'s revocations', () => {
+  const T0 = Date.UTC(2026, 0, 1);
+  const revoked = `d${'1'.repeat(42)}`;
+
+  /** The primary's side of the channel as a worker sees it: it answers null (timed out) until `answering`. */
+  function primary(): HostRevocationChannel & { answering: boolean; asked: number } {
+    return {
+      answering: false,
+      asked: 0,
+      publishRevocation: () => undefined,
+      subscribeRevocations: () => () => undefined,
+      revocationsInForce(): Promise<readonly WireRevocation[] | null> {
+        this.asked++;
+        return Promise.resolve(this.answering ? [[revoked, T0 + 60_000]] : null);
+      },
+    };
+  }
+
+  it('refuses bearer tokens (unavailable) until the primary answers, then knows the host\'s revocations', async () => {
+    const clock = new ManualClock(T0);
+    const channel = primary();
+    const list = new HostRevocations(channel, 100, clock);
+    await list.start({ logger: createLogger('fatal', new PassThrough()), clock, metrics: new Metrics(false) });
+    try {
+      assert.equal(list.empty, false, 'an unloaded list is consulted');
+      assert.match(list.unavailable ?? '', /not loaded/);
+      channel.answering = true;
+      await waitUntil('the worker asks again and loads', () => list.unavailable === null, 5000);
+      assert.equal(list.isRevoked(revoked), true);
+    } finally {
+      await list.stop();
+    }
+  });
+
+  it('compiled but never started (check, explain) is neither stale nor consulted', () => {
+    const list = new HostRevocations(primary(), 100, new ManualClock(T0));
+    assert.equal(list.unavailable, null);
+    assert.equal(list.empty, true);
   });
 });

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { sign } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { RedisRevocations } from '../src/authn/oauth/redis-revocations.js';
 import { HostRevocations, type HostRevocationChannel, type WireRevocation } from '../src/authn/oauth/host-revocations.js';
 import { createLogger } from '../src/observability/logger.js';
 import { Metrics } from '../src/observability/metrics.js';
@@ -18,6 +19,7 @@ import { startGateway, type ConfigObject, type TestGateway } from './harness/gat
 import { b64, mint, nowSec, testKey, type TestKey } from './harness/jwt.js';
 import { ManualClock } from './harness/manual-clock.js';
 import { waitUntil } from './harness/assertions.js';
+import { freePort } from './harness/free-port.js';
 
 const ISS = 'https://issuer.test/';
 const ORDERS: Record<string, bigint> = {
@@ -144,5 +146,27 @@ describe('a worker whose primary did not hand over the host\'s revocations', () 
     const list = new HostRevocations(primary(), 100, new ManualClock(T0));
     assert.equal(list.unavailable, null);
     assert.equal(list.empty, true);
+  });
+});
+
+describe('the Redis URL in metrics and logs', () => {
+  it('shows no password, whether in the authority or in the query (ioredis reads ?password=)', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const port = await freePort();
+    const metrics = new Metrics(false);
+    const logs = new PassThrough();
+    let logged = '';
+    logs.on('data', (chunk: Buffer) => { logged += chunk.toString('utf8'); });
+    for (const url of [`redis://user:authority-secret@127.0.0.1:${port}/0`, `redis://127.0.0.1:${port}/0?password=query-secret&username=u`, `redis://127.0.0.1:${port}/0?PassWord=case-secret`]) {
+      const list = new RedisRevocations({ redis: { url, keyPrefix: 'attack', timeoutMs: 50, connectTimeoutMs: 50 }, maxEntries: 10, maxStalenessMs: 1000 }, clock);
+      await list.start({ logger: createLogger('info', logs), clock, metrics });
+      await list.stop();
+    }
+    const text = await metrics.registry.metrics();
+    assert.match(text, /portcullis_revocations_subscribed\{/);
+    for (const secret of ['authority-secret', 'query-secret', 'case-secret']) {
+      assert.ok(!text.includes(secret), `${secret} in the metrics:\n${text.split('\n').filter((l) => l.includes('revocations_subscribed')).join('\n')}`);
+      assert.ok(!logged.includes(secret), `${secret} in the logs`);
+    }
   });
 });

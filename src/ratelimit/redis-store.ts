@@ -252,11 +252,13 @@ export class RedisLimitStore implements LimitStore, QuotaStore, Resource {
   }
 }
 
-/** The Redis URL without its password, for logs and metrics. */
+/** The Redis URL without its password or query, for logs and metrics. */
 export function redactedUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password !== '') u.password = '***';
+    // ioredis takes options from the query too, a password among them (`?password=…`): none is shown.
+    u.search = '';
     return u.toString();
   } catch {
     return 'redis';

@@ -16,7 +16,7 @@ import { admin, ADMIN_TOKEN_HASH, call } from './harness/api-keys.js';
 import { assertProblem } from './harness/assertions.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
-import { b64, mint, nowSec, testKey, type TestKey } from './harness/jwt.js';
+import { b64, JwksServer, mint, nowSec, testKey, type TestKey } from './harness/jwt.js';
 import { ManualClock } from './harness/manual-clock.js';
 import { waitUntil } from './harness/assertions.js';
 import { freePort } from './harness/free-port.js';
@@ -168,5 +168,47 @@ describe('the Redis URL in metrics and logs', () => {
       assert.ok(!text.includes(secret), `${secret} in the metrics:\n${text.split('\n').filter((l) => l.includes('revocations_subscribed')).join('\n')}`);
       assert.ok(!logged.includes(secret), `${secret} in the logs`);
     }
+  });
+});
+
+describe('a token revoked while its signature waits for the issuer\'s keys', () => {
+  let echo: EchoUpstream;
+  let jwks: JwksServer;
+  let gw: TestGateway;
+  let k1: TestKey;
+  let k2: TestKey;
+
+  before(async () => {
+    echo = await startEchoUpstream();
+    k1 = await testKey('ES256', 'old');
+    k2 = await testKey('ES256', 'rotated-in');
+    jwks = await JwksServer.start([k1]);
+    gw = await startGateway({
+      admin: { tokenHash: ADMIN_TOKEN_HASH },
+      upstreams: { echo: { targets: [echo.url] } },
+      authenticators: { users: { type: 'jwt', issuer: ISS, audience: 'orders-api', algorithms: ['ES256'], jwksUri: jwks.url } },
+      routes: [{ name: 'orders', match: { path: '/orders/**' }, upstream: 'echo', authenticate: ['users'] }],
+    });
+  });
+  after(async () => {
+    await gw.close();
+    await jwks.close();
+    await echo.close();
+  });
+
+  it('is refused when the keys arrive, not admitted because it was not revoked when it came in', async () => {
+    jwks.setKeys([k1, k2]);
+    jwks.mode = 'slow';
+    jwks.slowMs = 1500;
+    const token = await mint(k2, { sub: 'mallory-in-flight' });
+    const forwarded = echo.received.length;
+    const pending = get(gw, token, '/orders/in-flight');
+    await waitUntil('the gateway asks for the rotated-in key', () => jwks.requests >= 2, 5000);
+    assert.equal((await admin(gw.adminUrl, 'POST', '/admin/revocations', { token })).status, 200);
+    assertProblem(await pending, 401, 'invalid_credential');
+    assert.equal(echo.received.length, forwarded, 'nothing forwarded');
+    const [record] = await gw.auditWhere((r) => r.path === '/orders/in-flight');
+    assert.equal(record?.detail, 'users: revoked');
+    jwks.mode = 'ok';
   });
 });

@@ -82,7 +82,8 @@ export class JwtAuthenticator implements Authenticator {
     if (cached !== undefined) return { kind: 'authenticated', identity: cached };
     try {
       const result = verifyJwt(token, this.spec.policy, now);
-      return result instanceof Promise ? result.then((r) => this.conclude(token, r, now), (err: unknown) => this.failure(err)) : this.conclude(token, result, now);
+      // The issuer's keys are being fetched (seconds, at worst): a revocation made meanwhile holds too.
+      return result instanceof Promise ? result.then((r) => this.revocationOf(token) ?? this.conclude(token, r, now), (err: unknown) => this.failure(err)) : this.conclude(token, result, now);
     } catch (err) {
       return this.failure(err);
     }

@@ -212,3 +212,41 @@ describe('a token revoked while its signature waits for the issuer\'s keys', () 
     jwks.mode = 'ok';
   });
 });
+
+describe('a revoked JWT past its exp, within the leeway the authenticator grants', () => {
+  let echo: EchoUpstream;
+  let key: TestKey;
+  let gw: TestGateway;
+  const clock = new ManualClock(Date.now());
+
+  before(async () => {
+    echo = await startEchoUpstream();
+    key = await testKey('ES256', 'skew');
+    const c = config(echo, [key]);
+    gw = await startGateway({ ...c, authenticators: { users: { type: 'jwt', issuer: ISS, audience: 'orders-api', algorithms: ['ES256'], publicKeys: [{ pem: key.pem, kid: key.kid }], clockSkewMs: 120_000 } } }, { clock });
+  });
+  after(async () => {
+    await gw.close();
+    await echo.close();
+  });
+
+  for (const how of ['its own exp', 'expiresAt', 'expiresAt, named by hash']) {
+    it(`stays refused until the leeway is over too (revoked until ${how})`, async () => {
+      const exp = Math.floor(clock.now() / 1000) + 60;
+      const token = await mint(key, { sub: `mallory-${how}`, iat: exp - 120, exp });
+      const body = how === 'its own exp' ? { token } : how === 'expiresAt' ? { token, expiresAt: exp } : { tokenHash: tokenHash(token), expiresAt: exp };
+      const res = await admin(gw.adminUrl, 'POST', '/admin/revocations', body);
+      assert.equal(res.status, 200, res.body);
+      assert.equal((JSON.parse(res.body) as { expiresAt: number }).expiresAt, exp, 'the token\'s expiry is reported');
+      clock.advance(60_000 + 90_000); // 90 s past exp: the authenticator still accepts the token (leeway 120 s)
+      assertProblem(await get(gw, token, `/orders/skew-${how.length}`), 401, 'invalid_credential');
+      const [record] = await gw.auditWhere((r) => r.path === `/orders/skew-${how.length}`);
+      assert.equal(record?.detail, 'users: revoked');
+      clock.advance(300_000); // past any leeway: the list has let go, and the token is expired
+      const late = await get(gw, token, `/orders/late-${how.length}`);
+      assertProblem(late, 401, 'invalid_credential');
+      const [expired] = await gw.auditWhere((r) => r.path === `/orders/late-${how.length}`);
+      assert.match(expired?.detail ?? '', /expired/);
+    });
+  }
+});

@@ -242,6 +242,11 @@ describe('a revoked JWT past its exp, within the leeway the authenticator grants
       assertProblem(await get(gw, token, `/orders/skew-${how.length}`), 401, 'invalid_credential');
       const [record] = await gw.auditWhere((r) => r.path === `/orders/skew-${how.length}`);
       assert.equal(record?.detail, 'users: revoked');
+      if (how === 'expiresAt') {
+        // Revoked only now, 150 s past exp, within the leeway: still taken.
+        const again = await admin(gw.adminUrl, 'POST', '/admin/revocations', { tokenHash: tokenHash(token), expiresAt: exp });
+        assert.equal(again.status, 200, again.body);
+      }
       clock.advance(300_000); // past any leeway: the list has let go, and the token is expired
       const late = await get(gw, token, `/orders/late-${how.length}`);
       assertProblem(late, 401, 'invalid_credential');

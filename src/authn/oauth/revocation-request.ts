@@ -61,7 +61,8 @@ export function revocationEnd(expiresAt: unknown, token: string | null, now: num
   if (expiresAt !== undefined) {
     if (typeof expiresAt !== 'number' || !Number.isSafeInteger(expiresAt) || expiresAt <= 0) throw new RevocationRequestError('expiresAt: the token\'s expiry in epoch seconds, a positive whole number');
     until = expiresAt * 1000;
-    if (until <= now) throw new RevocationRequestError(`expiresAt: ${expiresAt} is past (now ${Math.floor(now / 1000)}); an expired token is refused already`);
+    // A token just past its expiry may still be within an authenticator's leeway: it can be revoked.
+    if (keptUntil(until) <= now) throw new RevocationRequestError(`expiresAt: ${expiresAt} is past (now ${Math.floor(now / 1000)}); an expired token is refused already`);
   } else {
     const exp = token === null ? null : unverifiedExpiry(token);
     until = exp !== null && exp > now ? exp : now + ttlMs;

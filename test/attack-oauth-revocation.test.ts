@@ -42,7 +42,7 @@ function config(echo: EchoUpstream, keys: readonly TestKey[]): ConfigObject {
     admin: { tokenHash: ADMIN_TOKEN_HASH },
     upstreams: { echo: { targets: [echo.url] } },
     authenticators: {
-      users: { type: 'jwt', issuer: ISS, audience: 'orders-api', algorithms: ['ES256', 'ES384', 'EdDSA'], publicKeys: keys.map((k) => ({ pem: k.pem, kid: k.kid })) },
+      users: { type: 'jwt', issuer: ISS, audience: 'orders-api', algorithms: ['ES256', 'ES384', 'EdDSA', 'PS256'], publicKeys: keys.map((k) => ({ pem: k.pem, kid: k.kid })) },
     },
     routes: [{ name: 'orders', match: { path: '/orders/**' }, upstream: 'echo', authenticate: ['users'] }],
   };
@@ -52,12 +52,12 @@ const get = (gw: TestGateway, token: string, path = '/orders/1'): ReturnType<typ
 
 describe('a revoked token under another spelling', () => {
   let echo: EchoUpstream;
-  let keys: Record<'ES256' | 'ES384' | 'EdDSA', TestKey>;
+  let keys: Record<'ES256' | 'ES384' | 'EdDSA' | 'PS256', TestKey>;
   let gw: TestGateway;
 
   before(async () => {
     echo = await startEchoUpstream();
-    keys = { ES256: await testKey('ES256', 'e256'), ES384: await testKey('ES384', 'e384'), EdDSA: await testKey('EdDSA', 'ed') };
+    keys = { ES256: await testKey('ES256', 'e256'), ES384: await testKey('ES384', 'e384'), EdDSA: await testKey('EdDSA', 'ed'), PS256: await testKey('PS256', 'ps') };
     gw = await startGateway(config(echo, Object.values(keys)));
   });
   after(async () => {
@@ -89,6 +89,22 @@ describe('a revoked token under another spelling', () => {
       });
     }
   }
+
+  it('has no second spelling of an RSA-PSS token: a signature shorter than the modulus (a leading zero byte dropped) is refused (RFC 8017 §8.1.2)', async () => {
+    let token = '';
+    let signature = Buffer.alloc(0);
+    for (let i = 0; i < 5000 && signature[0] !== 0; i++) {
+      token = await mint(keys.PS256, { sub: 'mallory-pss', jti: `pss-${i}` });
+      signature = Buffer.from(token.slice(token.lastIndexOf('.') + 1), 'base64url');
+    }
+    assert.equal(signature[0], 0, 'a signature with a leading zero byte (1 in 256)');
+    const short = `${token.slice(0, token.lastIndexOf('.') + 1)}${signature.subarray(1).toString('base64url')}`;
+    assert.equal((await get(gw, token, '/orders/pss-long')).status, 200);
+    const refused = await get(gw, short, '/orders/pss-short');
+    assertProblem(refused, 401, 'invalid_credential');
+    const [record] = await gw.auditWhere((r) => r.path === '/orders/pss-short');
+    assert.equal(record?.detail, 'users: signature_invalid');
+  });
 
   it('has no second spelling of an EdDSA token: S + L is refused as a signature (RFC 8032 §5.1.7)', async () => {
     const token = await mint(keys.EdDSA, { sub: 'mallory-ed' });

@@ -2,8 +2,9 @@
  * ECDSA signatures are malleable: when (r, s) verifies, so does (r, n − s), and anyone holding a
  * signed token can compute it without the key. A JWT signed with ES256/ES384/ES512 therefore has
  * a second spelling that verifies as the same token; whatever is keyed on a token's text (its
- * revocation) must answer for both. RSA, RSA-PSS (given one signature, another is a forgery),
- * HMAC and EdDSA (OpenSSL refuses S ≥ L, RFC 8032 §5.1.7) have one spelling each.
+ * revocation) must answer for both. RSA and RSA-PSS (the verifier takes exactly k octets, so no
+ * leading zero byte can be dropped), HMAC and EdDSA (OpenSSL refuses S ≥ L, RFC 8032 §5.1.7) have
+ * one spelling each.
  */
 
 /** Group orders of the curves of ES256, ES384, ES512 (SEC 2, FIPS 186-4 D.1.2). */

@@ -271,3 +271,50 @@ describe('a revoked JWT past its exp, within the leeway the authenticator grants
     });
   }
 });
+
+describe('a reload that changes the token hash key', () => {
+  let echo: EchoUpstream;
+  let key: TestKey;
+  let gw: TestGateway;
+  const withKey = (tokenHashKey: string | undefined): ConfigObject => ({ ...config(echo, [key]), oauth: tokenHashKey === undefined ? {} : { tokenHashKey } });
+
+  before(async () => {
+    echo = await startEchoUpstream();
+    key = await testKey('ES256', 'hash-key');
+    gw = await startGateway(withKey(undefined));
+  });
+  after(async () => {
+    await gw.close();
+    await echo.close();
+  });
+
+  for (const next of ['k'.repeat(40), 'l'.repeat(40)]) {
+    it(`is refused, naming oauth.tokenHashKey, rather than forgetting every revocation (to ${next.slice(0, 1)}…)`, async () => {
+      const token = await mint(key, { sub: `mallory-rekey-${next.slice(0, 1)}` });
+      assert.equal((await admin(gw.adminUrl, 'POST', '/admin/revocations', { token })).status, 200);
+      await gw.writeConfig(withKey(next));
+      const reload = await admin(gw.adminUrl, 'POST', '/admin/reload');
+      assert.notEqual(reload.status, 200, reload.body);
+      assert.match(reload.body, /oauth\.tokenHashKey/);
+      assertProblem(await get(gw, token, '/orders/after-rekey'), 401, 'invalid_credential');
+    });
+  }
+
+  it('is refused when a configured key is taken away (back to the key file), the oauth section gone', async (t) => {
+    const keyed = await startGateway(withKey('m'.repeat(40)));
+    t.after(() => keyed.close());
+    const token = await mint(key, { sub: 'mallory-unkeyed' });
+    assert.equal((await admin(keyed.adminUrl, 'POST', '/admin/revocations', { token })).status, 200);
+    await keyed.writeConfig(config(echo, [key]));
+    const reload = await admin(keyed.adminUrl, 'POST', '/admin/reload');
+    assert.notEqual(reload.status, 200, reload.body);
+    assert.match(reload.body, /oauth\.tokenHashKey differs/);
+    assertProblem(await get(keyed, token, '/orders/after-unkey'), 401, 'invalid_credential');
+  });
+
+  it('takes a reload that keeps the key', async () => {
+    await gw.writeConfig({ ...withKey(undefined), oauth: { revocations: { defaultTtl: '2h' } } });
+    const reload = await admin(gw.adminUrl, 'POST', '/admin/reload');
+    assert.equal(reload.status, 200, reload.body);
+  });
+});

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { Duration, formatted, Millis, strict } from '../../config/schema-parts.js';
 import type { ConfigProblem } from '../../config/errors.js';
@@ -79,6 +80,9 @@ export interface OAuthServices {
   readonly webhook: WebhookSettings | null;
 }
 
+/** The token hash key (its kind and fingerprint) each revocation list holds digests under, from the first config that used it. */
+const digestKeys = new WeakMap<RevocationList, string>();
+
 /** What compiling the `oauth` section reads besides it. */
 export interface OAuthCompileContext {
   readonly loaded: ConfigSource;
@@ -127,6 +131,16 @@ export function compileOAuthServices(raw: RawOAuth | undefined, context: OAuthCo
     revocations = use(HostRevocations.KEY, HostRevocations, () => new HostRevocations(host, maxEntries, clock));
   } else {
     revocations = use(LocalRevocations.KEY, LocalRevocations, () => new LocalRevocations(maxEntries, clock));
+  }
+  // The list is kept across reloads and knows tokens only by their digests under the key it
+  // started with: a reload that changed the key would forget every revocation, silently.
+  // (The key file is the one in the running dataDir: a changed dataDir applies on restart.)
+  const digestKey = raw?.tokenHashKey === undefined ? 'key file' : `key ${createHash('sha256').update(raw.tokenHashKey, 'utf8').digest('hex')}`;
+  const listKey = digestKeys.get(revocations);
+  if (listKey === undefined) digestKeys.set(revocations, digestKey);
+  else if (listKey !== digestKey) {
+    problems.push(loaded.problem(raw?.tokenHashKey === undefined ? ['oauth'] : ['oauth', 'tokenHashKey'],
+      'oauth.tokenHashKey differs from the key the running gateway digests tokens with: its revocations are known only under that key and would all be forgotten. Keep the running key; change it with a restart, once the revoked tokens have expired'));
   }
   const w = raw?.webhook;
   const webhook = w === undefined ? null : { secret: Buffer.from(w.secret, 'utf8'), toleranceMs: w.toleranceMs ?? OAUTH_DEFAULTS['webhook.toleranceMs'] };

@@ -16,7 +16,7 @@ import { admin, ADMIN_TOKEN_HASH, call } from './harness/api-keys.js';
 import { assertProblem } from './harness/assertions.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
-import { b64, JwksServer, mint, nowSec, testKey, type TestKey } from './harness/jwt.js';
+import { b64, craft, JwksServer, mint, nowSec, testKey, type TestKey } from './harness/jwt.js';
 import { ManualClock } from './harness/manual-clock.js';
 import { waitUntil } from './harness/assertions.js';
 import { freePort } from './harness/free-port.js';
@@ -89,6 +89,14 @@ describe('a revoked token under another spelling', () => {
       });
     }
   }
+
+  it('finds the twin of a token whose header spells alg with an escape ("\\u0061lg"), as the verifier reads it', async () => {
+    const payload = JSON.stringify({ iss: ISS, aud: 'orders-api', sub: 'mallory-escaped', exp: nowSec() + 300 });
+    const token = craft('{"\\u0061lg":"ES256","kid":"e256"}', payload, { key: keys.ES256 });
+    assert.equal((await get(gw, token, '/orders/escaped-before')).status, 200);
+    assert.equal((await admin(gw.adminUrl, 'POST', '/admin/revocations', { token })).status, 200);
+    assertProblem(await get(gw, twin(token, 'ES256'), '/orders/escaped-twin'), 401, 'invalid_credential');
+  });
 
   it('has no second spelling of an RSA-PSS token: a signature shorter than the modulus (a leading zero byte dropped) is refused (RFC 8017 §8.1.2)', async () => {
     let token = '';

@@ -14,7 +14,6 @@ const ORDERS: Readonly<Record<string, bigint>> = {
   ES512: 0x01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409n,
 };
 const SIGNATURE_BYTES: Readonly<Record<string, number>> = { ES256: 64, ES384: 96, ES512: 132 };
-const ALG = /"alg"\s*:\s*"(ES256|ES384|ES512)"/;
 
 /**
  * The other spelling of a JWS compact token signed with ECDSA, `(r, n − s)`; null for any other
@@ -25,8 +24,8 @@ export function signatureTwin(token: string): string | null {
   const dot1 = token.indexOf('.');
   const dot2 = token.lastIndexOf('.');
   if (dot1 <= 0 || dot2 === dot1) return null;
-  const alg = ALG.exec(Buffer.from(token.slice(0, dot1), 'base64url').toString('latin1'))?.[1];
-  if (alg === undefined) return null;
+  const alg = algorithmOf(token.slice(0, dot1));
+  if (alg === null || !Object.hasOwn(ORDERS, alg)) return null;
   const n = ORDERS[alg];
   const bytes = SIGNATURE_BYTES[alg];
   const signature = Buffer.from(token.slice(dot2 + 1), 'base64url');
@@ -36,4 +35,15 @@ export function signatureTwin(token: string): string | null {
   if (s === 0n || s >= n) return null;
   const other = Buffer.from((n - s).toString(16).padStart(half * 2, '0'), 'hex');
   return `${token.slice(0, dot2 + 1)}${Buffer.concat([signature.subarray(0, half), other]).toString('base64url')}`;
+}
+
+/** The `alg` of a protected header segment, or null (not JSON, no string alg). */
+function algorithmOf(segment: string): string | null {
+  try {
+    const header = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8')) as unknown;
+    const alg = header !== null && typeof header === 'object' ? (header as { alg?: unknown }).alg : undefined;
+    return typeof alg === 'string' ? alg : null;
+  } catch {
+    return null;
+  }
 }

@@ -8,6 +8,7 @@ import { sign } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { RedisRevocations } from '../src/authn/oauth/redis-revocations.js';
+import { redacted } from '../src/lifecycle/resources.js';
 import { HostRevocations, type HostRevocationChannel, type WireRevocation } from '../src/authn/oauth/host-revocations.js';
 import { createLogger } from '../src/observability/logger.js';
 import { Metrics } from '../src/observability/metrics.js';
@@ -185,6 +186,8 @@ describe('the Redis URL in metrics and logs', () => {
       const list = new RedisRevocations({ redis: { url, keyPrefix: 'attack', timeoutMs: 50, connectTimeoutMs: 50 }, maxEntries: 10, maxStalenessMs: 1000 }, clock);
       await list.start({ logger: createLogger('info', logs), clock, metrics });
       await list.stop();
+      // A resource's key is logged (redacted) when it fails to stop.
+      assert.ok(!/secret/.test(redacted(list.key)), redacted(list.key));
     }
     const text = await metrics.registry.metrics();
     assert.match(text, /portcullis_revocations_subscribed\{/);

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { RedisRevocations } from '../src/authn/oauth/redis-revocations.js';
 import { redacted } from '../src/lifecycle/resources.js';
 import { HostRevocations, type HostRevocationChannel, type WireRevocation } from '../src/authn/oauth/host-revocations.js';
+import { freshKeyPair } from '../src/lib/key-pair.js';
 import { createLogger } from '../src/observability/logger.js';
 import { Metrics } from '../src/observability/metrics.js';
 import { tokenHash } from '../src/authn/oauth/token-digest.js';
@@ -26,10 +27,12 @@ const ISS = 'https://issuer.test/';
 const ORDERS: Record<string, bigint> = {
   ES256: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
   ES384: 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
+  // SEC 2 §2.9.1 (secp521r1).
+  ES512: BigInt(`0x01ff${'ffffffff'.repeat(7)}fffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409`),
 };
 
 /** The other spelling of an ECDSA-signed JWT: s replaced by n − s (computed the way an attacker would). */
-function twin(token: string, alg: 'ES256' | 'ES384'): string {
+function twin(token: string, alg: 'ES256' | 'ES384' | 'ES512'): string {
   const dot = token.lastIndexOf('.');
   const sig = Buffer.from(token.slice(dot + 1), 'base64url');
   const half = sig.length / 2;
@@ -38,12 +41,23 @@ function twin(token: string, alg: 'ES256' | 'ES384'): string {
   return `${token.slice(0, dot + 1)}${Buffer.concat([sig.subarray(0, half), other]).toString('base64url')}`;
 }
 
+const P521 = freshKeyPair({ type: 'ec', namedCurve: 'P-521' });
+
+/** An ES512 token (the harness mints up to ES384). */
+function es512(sub: string): string {
+  const input = `${b64(JSON.stringify({ alg: 'ES512', kid: 'e512' }))}.${b64(JSON.stringify({ iss: ISS, aud: 'orders-api', sub, exp: nowSec() + 300 }))}`;
+  return `${input}.${sign('sha512', Buffer.from(input), { key: P521.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+}
+
 function config(echo: EchoUpstream, keys: readonly TestKey[]): ConfigObject {
   return {
     admin: { tokenHash: ADMIN_TOKEN_HASH },
     upstreams: { echo: { targets: [echo.url] } },
     authenticators: {
-      users: { type: 'jwt', issuer: ISS, audience: 'orders-api', algorithms: ['ES256', 'ES384', 'EdDSA', 'PS256'], publicKeys: keys.map((k) => ({ pem: k.pem, kid: k.kid })) },
+      users: {
+        type: 'jwt', issuer: ISS, audience: 'orders-api', algorithms: ['ES256', 'ES384', 'ES512', 'EdDSA', 'PS256'],
+        publicKeys: [...keys.map((k) => ({ pem: k.pem, kid: k.kid })), { pem: P521.publicKey.export({ type: 'spki', format: 'pem' }).toString(), kid: 'e512' }],
+      },
     },
     routes: [{ name: 'orders', match: { path: '/orders/**' }, upstream: 'echo', authenticate: ['users'] }],
   };
@@ -66,10 +80,11 @@ describe('a revoked token under another spelling', () => {
     await echo.close();
   });
 
-  for (const alg of ['ES256', 'ES384'] as const) {
+  for (const alg of ['ES256', 'ES384', 'ES512'] as const) {
+    const minted = (sub: string): Promise<string> => (alg === 'ES512' ? Promise.resolve(es512(sub)) : mint(keys[alg], { sub }));
     for (const revokedBy of ['token', 'tokenHash'] as const) {
       it(`refuses the ${alg} signature twin (r, n − s) of a token revoked by its ${revokedBy}, and the token revoked as its twin`, async () => {
-        const token = await mint(keys[alg], { sub: `mallory-${alg}-${revokedBy}` });
+        const token = await minted(`mallory-${alg}-${revokedBy}`);
         const other = twin(token, alg);
         assert.notEqual(other, token);
         assert.equal((await get(gw, other, '/orders/twin-before')).status, 200, 'the twin verifies: it is the same token');
@@ -83,7 +98,7 @@ describe('a revoked token under another spelling', () => {
         assert.equal(record?.detail, 'users: revoked');
 
         // The other way round: the twin is the spelling the operator holds.
-        const second = await mint(keys[alg], { sub: `mallory-${alg}-${revokedBy}-2` });
+        const second = await minted(`mallory-${alg}-${revokedBy}-2`);
         const secondBody = revokedBy === 'token' ? { token: twin(second, alg) } : { tokenHash: tokenHash(twin(second, alg)) };
         assert.equal((await admin(gw.adminUrl, 'POST', '/admin/revocations', secondBody)).status, 200);
         assertProblem(await get(gw, second, '/orders/original-2'), 401, 'invalid_credential');

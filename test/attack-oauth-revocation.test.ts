@@ -22,6 +22,7 @@ import { b64, craft, JwksServer, mint, nowSec, testKey, type TestKey } from './h
 import { ManualClock } from './harness/manual-clock.js';
 import { waitUntil } from './harness/assertions.js';
 import { freePort } from './harness/free-port.js';
+import { startRedis, type TestRedis } from './harness/redis.js';
 
 const ISS = 'https://issuer.test/';
 const ORDERS: Record<string, bigint> = {
@@ -342,5 +343,65 @@ describe('a reload that changes the token hash key', () => {
     await gw.writeConfig({ ...withKey(undefined), oauth: { revocations: { defaultTtl: '2h' } } });
     const reload = await admin(gw.adminUrl, 'POST', '/admin/reload');
     assert.equal(reload.status, 200, reload.body);
+  });
+});
+
+describe('a reload that moves revocations to another list (oauth.redis added, removed)', () => {
+  const KEY = 'r'.repeat(40);
+  let echo: EchoUpstream;
+  let key: TestKey;
+  let redis: TestRedis | string;
+  let prefixes = 0;
+  const withOAuth = (oauth: Record<string, unknown>): ConfigObject => ({ ...config(echo, [key]), oauth });
+  const shared = (url: string): Record<string, unknown> => ({ tokenHashKey: KEY, redis: { url, keyPrefix: `attack-${process.pid}-${prefixes++}` } });
+
+  before(async () => {
+    echo = await startEchoUpstream();
+    key = await testKey('ES256', 'moves');
+    redis = await startRedis();
+  });
+  after(async () => {
+    if (typeof redis !== 'string') await redis.stop();
+    await echo.close();
+  });
+
+  it('carries the process\'s revocations into the Redis-shared list it starts', async (t) => {
+    if (typeof redis === 'string') { t.skip(redis); return; }
+    const gw = await startGateway(withOAuth({ tokenHashKey: KEY }));
+    t.after(() => gw.close());
+    const token = await mint(key, { sub: 'mallory-to-redis' });
+    assert.equal((await admin(gw.adminUrl, 'POST', '/admin/revocations', { token })).status, 200);
+    await gw.writeConfig(withOAuth(shared(redis.url)));
+    const reload = await admin(gw.adminUrl, 'POST', '/admin/reload');
+    assert.equal(reload.status, 200, reload.body);
+    assertProblem(await get(gw, token, '/orders/moved-to-redis'), 401, 'invalid_credential');
+    // And back: the Redis-shared list hands them to the process's own.
+    await gw.writeConfig(withOAuth({ tokenHashKey: KEY }));
+    assert.equal((await admin(gw.adminUrl, 'POST', '/admin/reload')).status, 200);
+    assertProblem(await get(gw, token, '/orders/moved-back'), 401, 'invalid_credential');
+  });
+
+  it('carries them from one Redis-shared list to another (oauth.redis pointed elsewhere)', async (t) => {
+    if (typeof redis === 'string') { t.skip(redis); return; }
+    const gw = await startGateway(withOAuth(shared(redis.url)));
+    t.after(() => gw.close());
+    const token = await mint(key, { sub: 'mallory-redis-moved' });
+    assert.equal((await admin(gw.adminUrl, 'POST', '/admin/revocations', { token })).status, 200);
+    await gw.writeConfig(withOAuth(shared(redis.url)));
+    assert.equal((await admin(gw.adminUrl, 'POST', '/admin/reload')).status, 200);
+    assertProblem(await get(gw, token, '/orders/redis-moved'), 401, 'invalid_credential');
+  });
+
+  it('refuses a move whose list would digest under another key (the key file, then oauth.tokenHashKey with Redis)', async (t) => {
+    if (typeof redis === 'string') { t.skip(redis); return; }
+    const gw = await startGateway(withOAuth({}));
+    t.after(() => gw.close());
+    const token = await mint(key, { sub: 'mallory-rekeyed-move' });
+    assert.equal((await admin(gw.adminUrl, 'POST', '/admin/revocations', { token })).status, 200);
+    await gw.writeConfig(withOAuth(shared(redis.url)));
+    const reload = await admin(gw.adminUrl, 'POST', '/admin/reload');
+    assert.notEqual(reload.status, 200, reload.body);
+    assert.match(reload.body, /oauth\.tokenHashKey/);
+    assertProblem(await get(gw, token, '/orders/rekeyed-move'), 401, 'invalid_credential');
   });
 });

@@ -69,6 +69,14 @@ export class HostRevocations implements RevocationList, Resource {
     return this.memory.size;
   }
 
+  inForce(): [digest: string, untilMs: number][] {
+    return this.memory.inForce();
+  }
+
+  carryOver(digest: string, untilMs: number): void {
+    this.memory.carryOver(digest, untilMs);
+  }
+
   async start(context: ResourceContext): Promise<void> {
     this.metrics = context.metrics;
     this.unsubscribe = this.channel.subscribeRevocations((digest, untilMs) => {

@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { MemoryRevocations } from '../src/authn/oauth/memory-revocations.js';
+import { EXPIRY_LEEWAY_MS } from '../src/authn/oauth/revocation-request.js';
 import { TokenDigester, tokenHash } from '../src/authn/oauth/token-digest.js';
 import { compileConfig } from '../src/config/compile.js';
 import { loadConfigText } from '../src/config/load.js';
@@ -59,7 +60,9 @@ describe('revocation webhook events', () => {
     assert.deepEqual(outcome.revoked.map(([h]) => h), hashes);
     for (const h of hashes) assert.equal(list.isRevoked(digester.ofHash(h)), true);
     clock.advance(601_000);
-    assert.equal(list.isRevoked(digester.ofHash(hashes[0] ?? '')), false, 'the revocation ends with the token');
+    assert.equal(list.isRevoked(digester.ofHash(hashes[0] ?? '')), true, 'kept while an authenticator may still give the token leeway');
+    clock.advance(EXPIRY_LEEWAY_MS);
+    assert.equal(list.isRevoked(digester.ofHash(hashes[0] ?? '')), false, 'the revocation ends with the token and its leeway');
   });
 
   it('revokes tokens given as tokens, each until the default TTL, duplicates once', async () => {

@@ -3,7 +3,7 @@
 // no secret in its identity, and upstreams with one setup share one token source.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -142,6 +142,8 @@ routes:
       assert.ok(!s.key.includes(SECRET) && !s.key.includes('other-secret'), s.key);
       assert.equal(s.calls, 0, 'compiling called nothing');
       assert.match(s.spec.credentialDigest, /^[0-9a-f]{64}$/);
+      // The key is logged when a retired source fails to stop: no plain hash of a (perhaps weak) secret, which could be guessed offline.
+      for (const secret of [SECRET, 'other-secret-0123456789']) assert.ok(!s.key.includes(createHash('sha256').update(`secret\0${secret}`).digest('hex')), s.key);
     }
     assert.notEqual(sources[0]?.key, sources[1]?.key);
     // The stages: upstream-credential right before forward.

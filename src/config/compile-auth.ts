@@ -102,7 +102,7 @@ export function compileAuth(raw: RawConfig, loaded: LoadedConfig, context: AuthC
   // The apiKeys section serves the admin API and the keys CLI even without an apiKey authenticator;
   // compiled first, so its problems are reported before the authenticators'.
   if (raw.apiKeys !== undefined) shared(API_KEYS_SHARED, () => compileApiKeysSection(raw.apiKeys, loaded, dataDir, problems, use));
-  const oauth = compileOAuthServices(raw.oauth, { loaded, problems, clock: context.clock, dataDir, use, hostState: context.hostState ?? null });
+  const oauth = compileOAuthServices(raw.oauth, { loaded, problems, clock: context.clock, dataDir, use, running: context.resources, hostState: context.hostState ?? null });
   for (const [name, a] of Object.entries(raw.authenticators ?? {})) {
     const kind = authenticatorKindOf(a.type);
     // Schema validation has refused any other type already.

@@ -9,7 +9,7 @@ import { compilePattern, type PathPattern } from '../routing/pattern.js';
 import { Router } from '../routing/router.js';
 import type { TargetOptions } from '../http/target.js';
 import { IDENTITY_HEADERS, normaliseHeaderName, type HeaderPolicy } from '../http/headers.js';
-import { isProxyAsserted } from '../http/header-families.js';
+import { isProxyAsserted, METHOD_OVERRIDE_HEADERS } from '../http/header-families.js';
 import type { Route, Stage } from '../pipeline/exchange.js';
 import { routeStages } from '../pipeline/request-path.js';
 import { forwardStage } from '../proxy/forward.js';
@@ -588,8 +588,8 @@ function assertionHeaders(routes: readonly RawRoute[], loaded: LoadedConfig, tak
     if (option === undefined || option === true || option.header === undefined) return;
     const name = normaliseHeaderName(option.header);
     if (name === 'authorization') return;
-    if (RESERVED_HEADERS.has(name) || MANAGED_HEADERS.has(name) || taken.has(name)) {
-      problems.push(loaded.problem(['routes', index, 'assertIdentity', 'header'], `${option.header} is a header HTTP or the gateway already uses (framing, forwarding, credentials, identity or request id): choose a name of its own, such as X-Identity-Assertion, or authorization`));
+    if (RESERVED_HEADERS.has(name) || MANAGED_HEADERS.has(name) || METHOD_OVERRIDE_HEADERS.has(name) || taken.has(name)) {
+      problems.push(loaded.problem(['routes', index, 'assertIdentity', 'header'], `${option.header} is a header HTTP or the gateway already uses (framing, forwarding, method override, credentials, identity or request id): choose a name of its own, such as X-Identity-Assertion, or authorization`));
     } else names.add(name);
   });
   return names;

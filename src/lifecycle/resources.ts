@@ -174,7 +174,8 @@ export class ResourceSet implements ResourceCatalog {
   }
 }
 
-/** A resource key for logs: a key may hold a store URL, whose userinfo (a password) is removed. */
+/** A resource key for logs: a key may hold a store URL, whose userinfo and `password` query parameter are removed. */
 export function redacted(key: string): string {
-  return key.replace(/\/\/[^/@\s"]*@/g, '//[redacted]@');
+  // ioredis also reads a password from the URL's query (`?password=…`).
+  return key.replace(/\/\/[^/@\s"]*@/g, '//[redacted]@').replace(/([?&]password=)[^&#\s"]*/gi, '$1[redacted]');
 }

@@ -24,7 +24,7 @@ export interface ClientCredentialsSpec {
   readonly refreshBeforeMs: number;
   readonly timeoutMs: number;
   readonly maxResponseBytes: number;
-  /** SHA-256 (hex) of the secret or private key: the resource changes with them, its key never shows them. */
+  /** HMAC-SHA256 (hex, under a random key of this process) of the secret or private key: the resource changes with them, its key never shows them. */
   readonly credentialDigest: string;
 }
 

@@ -23,6 +23,7 @@ import { Metrics } from '../observability/metrics.js';
 import { insecureUpstreams, reportUpstreamTls } from '../proxy/upstream-tls-report.js';
 import type { HostStateClient } from '../workers/host-state-client.js';
 import { RevocationUnavailableError } from '../authn/oauth/redis-revocations.js';
+import { keptUntil } from '../authn/oauth/revocation-request.js';
 import { ADMIN_LISTENER_LIMITS, adminRejectionFacts, createAdminApp, logAdminOperation } from '../admin/admin-app.js';
 import type { AdminHost, AdminOperation, KeyAdmin, ReloadResult } from '../admin/admin-host.js';
 import { handleRequest, reply, type HandlerHost, type Runtime } from './handle-request.js';
@@ -389,7 +390,7 @@ export class Gateway implements HandlerHost, AdminHost {
   async revokeToken(hash: string, untilMs: number): Promise<string | null> {
     const { digester, revocations } = this.config.oauth;
     try {
-      await revocations.revoke(digester.ofHash(hash), untilMs);
+      await revocations.revoke(digester.ofHash(hash), keptUntil(untilMs));
       return null;
     } catch (err) {
       if (err instanceof RevocationUnavailableError) return err.message;

@@ -93,6 +93,9 @@ export function verifySignature(alg: JwsAlgorithm, key: KeyObject, signingInput:
     if (signature.length !== spec.signatureBytes) return false;
     return verify(spec.hash, signingInput, { key, dsaEncoding: 'ieee-p1363' }, signature);
   }
+  // RFC 8017 §8.1.2 and §8.2.2 step 1: an RSA signature is exactly k octets. OpenSSL takes a
+  // shorter one (a leading zero byte dropped) for PSS, which would give one token two spellings.
+  if (spec.keyTypes[0] === 'rsa' && signature.length !== ((key.asymmetricKeyDetails?.modulusLength ?? 0) + 7) >> 3) return false;
   if (spec.pss === true) {
     return verify(spec.hash, signingInput, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }, signature);
   }

@@ -9,6 +9,7 @@ import { identityFromClaims } from '../claims/claim-mapping.js';
 import { audienceList, checkClaimRules, type ClaimRules } from '../claims/claim-rules.js';
 import { verifyJwt, type Claims, type JwtPolicy, type VerifyResult } from './jwt-verifier.js';
 import { KeysUnavailableError } from './key-source.js';
+import { signatureTwin } from './signature-twin.js';
 import { VerifiedTokenCache } from './token-cache.js';
 import type { RevocationList } from '../oauth/revocations.js';
 import type { TokenDigester } from '../oauth/token-digest.js';
@@ -81,7 +82,8 @@ export class JwtAuthenticator implements Authenticator {
     if (cached !== undefined) return { kind: 'authenticated', identity: cached };
     try {
       const result = verifyJwt(token, this.spec.policy, now);
-      return result instanceof Promise ? result.then((r) => this.conclude(token, r, now), (err: unknown) => this.failure(err)) : this.conclude(token, result, now);
+      // The issuer's keys are being fetched (seconds, at worst): a revocation made meanwhile holds too.
+      return result instanceof Promise ? result.then((r) => this.revocationOf(token) ?? this.conclude(token, r, now), (err: unknown) => this.failure(err)) : this.conclude(token, result, now);
     } catch (err) {
       return this.failure(err);
     }
@@ -90,7 +92,8 @@ export class JwtAuthenticator implements Authenticator {
   /**
    * A revoked token is refused before the verified-token cache, so a revocation holds at once for
    * tokens cached before it. A list cut off from the gateways it shares revocations with (past
-   * oauth.revocations.maxStalenessMs) refuses every token: it may be missing a revocation.
+   * oauth.revocations.maxStalenessMs) refuses every token: it may be missing a revocation. An
+   * ECDSA-signed token is refused under either spelling of its signature (signatureTwin).
    */
   private revocationOf(token: string): AuthOutcome | null {
     const revocations = this.spec.revocations;
@@ -98,7 +101,9 @@ export class JwtAuthenticator implements Authenticator {
     if (revocations === undefined || digester === undefined || revocations.empty) return null;
     const unavailable = revocations.unavailable;
     if (unavailable !== null) return { kind: 'rejected', denial: deny('authentication_unavailable', `${this.spec.name}: ${unavailable}`), guess: false };
-    return revocations.isRevoked(digester.ofToken(token)) ? this.reject('revoked', false) : null;
+    const twin = signatureTwin(token);
+    const revoked = revocations.isRevoked(digester.ofToken(token)) || (twin !== null && revocations.isRevoked(digester.ofToken(twin)));
+    return revoked ? this.reject('revoked', false) : null;
   }
 
   private conclude(token: string, result: VerifyResult, now: number): AuthOutcome {

@@ -49,6 +49,11 @@ export class MemoryRevocations implements RevocationList {
     return this.until.size;
   }
 
+  carryOver(digest: string, untilMs: number): void {
+    if (!this.until.has(digest) && this.until.size >= this.maxEntries) this.evict();
+    this.until.set(digest, Math.max(untilMs, this.until.get(digest) ?? 0));
+  }
+
   /** The revocations in force: digest and end. */
   inForce(): [digest: string, untilMs: number][] {
     const now = this.clock.now();

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { OAuthRedisSettings } from './oauth-redis-settings.js';
 import { Type, type Static } from '@sinclair/typebox';
 import { Duration, formatted, Millis, strict } from '../../config/schema-parts.js';
@@ -5,7 +6,7 @@ import type { ConfigProblem } from '../../config/errors.js';
 import type { ConfigSource } from '../../config/config-source.js';
 import type { Clock } from '../../lib/clock.js';
 import { parseDuration } from '../../lib/duration.js';
-import type { UseResource } from '../../lifecycle/resources.js';
+import type { Resource, ResourceCatalog, UseResource } from '../../lifecycle/resources.js';
 import { HostRevocations, type HostRevocationChannel } from './host-revocations.js';
 import { LocalRevocations } from './local-revocations.js';
 import { RedisRevocations } from './redis-revocations.js';
@@ -72,6 +73,38 @@ export interface OAuthServices {
   readonly webhook: WebhookSettings | null;
 }
 
+/** The token hash key (its kind and fingerprint) each revocation list holds digests under, from the first config that used it. */
+const digestKeys = new WeakMap<RevocationList, string>();
+
+/** The revocation lists compiled against each running gateway's resources: the candidates a new list replaces. */
+const compiledLists = new WeakMap<ResourceCatalog, Set<RevocationList & Resource>>();
+
+/**
+ * A reload that moves revocations to another list (oauth.redis added, removed or pointed
+ * elsewhere, a worker's list): the running list's revocations in force are carried over into the
+ * new one, which would otherwise not know them. Digests under another key cannot be carried
+ * over: such a reload is refused. Returns the problem, or null.
+ */
+function carryOver(running: ResourceCatalog, next: RevocationList & Resource, digestKey: string): string | null {
+  let lists = compiledLists.get(running);
+  if (lists === undefined) compiledLists.set(running, lists = new Set());
+  let problem: string | null = null;
+  for (const list of lists) {
+    if (list === next) continue;
+    // Only the list the running config uses hands over; one compiled by a reload that failed never ran.
+    if (running.find(list.key, list.constructor as abstract new (...args: never[]) => RevocationList & Resource) !== list) { lists.delete(list); continue; }
+    const held = list.inForce();
+    if (held.length === 0) continue;
+    if (digestKeys.get(list) !== digestKey) {
+      problem = `the running gateway holds ${held.length} revocations digested under another oauth.tokenHashKey, which this config's revocation list could not recognise: keep the running key, or change it with a restart once the revoked tokens have expired`;
+      continue;
+    }
+    for (const [digest, until] of held) next.carryOver(digest, until);
+  }
+  lists.add(next);
+  return problem;
+}
+
 /** What compiling the `oauth` section reads besides it. */
 export interface OAuthCompileContext {
   readonly loaded: ConfigSource;
@@ -80,6 +113,8 @@ export interface OAuthCompileContext {
   readonly dataDir: string;
   /** Running resources reused: the revocation list and the key file outlive reloads. */
   readonly use: UseResource;
+  /** The running gateway's resources (absent: none run, as for check and explain): a list a reload replaces hands its revocations over. */
+  readonly running?: ResourceCatalog;
   /** In a worker of `start --workers`: the primary, which keeps the host's revocations (absent in one process). */
   readonly hostState?: HostRevocationChannel | null;
 }
@@ -111,7 +146,7 @@ export function compileOAuthServices(raw: RawOAuth | undefined, context: OAuthCo
   const revocationTtlMs = parseDuration(ttl);
   if (revocationTtlMs === null) problems.push(loaded.problem(['oauth', 'revocations', 'defaultTtl'], `${ttl} is not a duration; give one like 1h or 1d`));
   const maxEntries = r?.maxEntries ?? OAUTH_DEFAULTS['revocations.maxEntries'];
-  let revocations: RevocationList;
+  let revocations: RevocationList & Resource;
   if (redis !== null) {
     const settings = { redis, maxEntries, maxStalenessMs: r?.maxStalenessMs ?? OAUTH_DEFAULTS['revocations.maxStalenessMs'] };
     revocations = use(RedisRevocations.keyOf(settings), RedisRevocations, () => new RedisRevocations(settings, clock));
@@ -120,6 +155,20 @@ export function compileOAuthServices(raw: RawOAuth | undefined, context: OAuthCo
     revocations = use(HostRevocations.KEY, HostRevocations, () => new HostRevocations(host, maxEntries, clock));
   } else {
     revocations = use(LocalRevocations.KEY, LocalRevocations, () => new LocalRevocations(maxEntries, clock));
+  }
+  // The list is kept across reloads and knows tokens only by their digests under the key it
+  // started with: a reload that changed the key would forget every revocation, silently.
+  // (The key file is the one in the running dataDir: a changed dataDir applies on restart.)
+  const digestKey = raw?.tokenHashKey === undefined ? 'key file' : `key ${createHash('sha256').update(raw.tokenHashKey, 'utf8').digest('hex')}`;
+  const listKey = digestKeys.get(revocations);
+  if (listKey === undefined) digestKeys.set(revocations, digestKey);
+  else if (listKey !== digestKey) {
+    problems.push(loaded.problem(raw?.tokenHashKey === undefined ? ['oauth'] : ['oauth', 'tokenHashKey'],
+      'oauth.tokenHashKey differs from the key the running gateway digests tokens with: its revocations are known only under that key and would all be forgotten. Keep the running key; change it with a restart, once the revoked tokens have expired'));
+  }
+  if (context.running !== undefined && problems.length === 0) {
+    const problem = carryOver(context.running, revocations, digestKey);
+    if (problem !== null) problems.push(loaded.problem(raw?.tokenHashKey === undefined ? ['oauth'] : ['oauth', 'tokenHashKey'], problem));
   }
   const w = raw?.webhook;
   const webhook = w === undefined ? null : { secret: Buffer.from(w.secret, 'utf8'), toleranceMs: w.toleranceMs ?? OAUTH_DEFAULTS['webhook.toleranceMs'] };

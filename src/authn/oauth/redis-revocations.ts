@@ -109,6 +109,14 @@ export class RedisRevocations implements RevocationList, Resource {
     return this.memory.size;
   }
 
+  inForce(): [digest: string, untilMs: number][] {
+    return this.memory.inForce();
+  }
+
+  carryOver(digest: string, untilMs: number): void {
+    this.memory.carryOver(digest, untilMs);
+  }
+
   onRevoked(listener: (digest: string) => void): () => void {
     return this.memory.onRevoked(listener);
   }

@@ -6,6 +6,18 @@ export const MAX_REVOKED_TOKEN_BYTES = 16_384;
 /** The furthest a revocation may reach: a token living longer than this is not one a gateway should honour. */
 export const MAX_REVOCATION_MS = 366 * 86_400_000;
 
+/**
+ * How long a revocation outlives the token's expiry: the most leeway (jwt `clockSkewMs`) any
+ * authenticator may give a token past its `exp`. A revocation that ended at `exp` would let the
+ * token in again for the rest of that leeway.
+ */
+export const EXPIRY_LEEWAY_MS = 300_000;
+
+/** Until when the list keeps a revocation of a token that expires at `untilMs` (see EXPIRY_LEEWAY_MS). */
+export function keptUntil(untilMs: number): number {
+  return untilMs + EXPIRY_LEEWAY_MS;
+}
+
 /** Why a revocation request was refused: the field and what would be right. */
 export class RevocationRequestError extends Error {}
 
@@ -49,7 +61,8 @@ export function revocationEnd(expiresAt: unknown, token: string | null, now: num
   if (expiresAt !== undefined) {
     if (typeof expiresAt !== 'number' || !Number.isSafeInteger(expiresAt) || expiresAt <= 0) throw new RevocationRequestError('expiresAt: the token\'s expiry in epoch seconds, a positive whole number');
     until = expiresAt * 1000;
-    if (until <= now) throw new RevocationRequestError(`expiresAt: ${expiresAt} is past (now ${Math.floor(now / 1000)}); an expired token is refused already`);
+    // A token just past its expiry may still be within an authenticator's leeway: it can be revoked.
+    if (keptUntil(until) <= now) throw new RevocationRequestError(`expiresAt: ${expiresAt} is past (now ${Math.floor(now / 1000)}); an expired token is refused already`);
   } else {
     const exp = token === null ? null : unverifiedExpiry(token);
     until = exp !== null && exp > now ? exp : now + ttlMs;

@@ -17,4 +17,8 @@ export interface RevocationList {
   revoke(digest: string, untilMs: number): Promise<void>;
   /** Told of every revocation, made here or by another gateway; returns the unsubscribe. */
   onRevoked(listener: (digest: string) => void): () => void;
+  /** The revocations this process holds in force: digest and end (epoch ms). */
+  inForce(): [digest: string, untilMs: number][];
+  /** Holds a revocation handed over from the list this one replaces (in this process only; nothing is shared or told). */
+  carryOver(digest: string, untilMs: number): void;
 }

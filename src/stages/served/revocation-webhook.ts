@@ -2,7 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { OAuthServices, WebhookSettings } from '../../authn/oauth/oauth-services.js';
 import { RevocationUnavailableError } from '../../authn/oauth/redis-revocations.js';
-import { checkedHash, hashOfToken, revocationEnd, RevocationRequestError } from '../../authn/oauth/revocation-request.js';
+import { checkedHash, hashOfToken, keptUntil, revocationEnd, RevocationRequestError } from '../../authn/oauth/revocation-request.js';
 import type { RevocationList } from '../../authn/oauth/revocations.js';
 import { systemClock, type Clock } from '../../lib/clock.js';
 import { parseStrictJson } from '../../lib/strict-json.js';
@@ -144,7 +144,7 @@ export class RevocationWebhook {
       throw err;
     }
     try {
-      await Promise.all(revoked.map(([hash, until]) => this.oauth.revocations.revoke(this.oauth.digester.ofHash(hash), until)));
+      await Promise.all(revoked.map(([hash, until]) => this.oauth.revocations.revoke(this.oauth.digester.ofHash(hash), keptUntil(until))));
     } catch (err) {
       // Refused here already, not shared: the sender retries, and its retry must not count as a replay.
       this.seen.forget(match);

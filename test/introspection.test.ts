@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { IntrospectionAuthenticator, type IntrospectionAuthenticatorSpec } from '../src/authn/introspection/introspection-authenticator.js';
 import type { OAuthServices } from '../src/authn/oauth/oauth-services.js';
-import { assertProblem, oneAuditRecordFor } from './harness/assertions.js';
+import { assertProblem, oneAuditRecordFor, waitUntil } from './harness/assertions.js';
+import { startRedis } from './harness/redis.js';
 import { startAuthorizationServer, type TestAuthorizationServer } from './harness/authorization-server.js';
 import { startEchoUpstream, type EchoedRequest, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
@@ -148,6 +149,26 @@ describe('introspection against a real authorization server', () => {
     const otherClient = await get(gw, '/orders/rules-client', await as.userToken('frank', { clientId: as.gatewayPost.clientId, claims: { plan: 'gold' } }));
     assertProblem(otherClient, 401, 'invalid_credential');
     assert.match((await oneAuditRecordFor(gw, '/orders/rules-client')).detail ?? '', /authorized_party_mismatch/);
+  });
+
+  it('a revocation list cut off from Redis past maxStalenessMs refuses introspected tokens with 503, cached or not, until it is back', async (t) => {
+    const redis = await startRedis();
+    if (typeof redis === 'string') { t.skip(redis); return; }
+    try {
+      const gw = await gateway({}, {}, { oauth: { tokenHashKey: 'k'.repeat(40), redis: { url: redis.url }, revocations: { maxStalenessMs: 1000 } } });
+      await waitUntil('the revocation list is loaded', async () => (await fetch(`${gw.adminUrl}/readyz`)).status === 200);
+      const token = await as.userToken('gina');
+      assert.equal((await get(gw, '/orders/list-up', token)).status, 200, 'cached now');
+      const forwarded = echo.received.length;
+      await redis.kill();
+      await waitUntil('introspected tokens are refused while the list may be stale', async () => (await get(gw, '/orders/list-down', token)).status === 503, 10_000);
+      assertProblem(await get(gw, '/orders/list-down-again', token), 503, 'authentication_unavailable');
+      assert.equal(echo.received.length, forwarded, 'nothing forwarded while the list may be stale');
+      await redis.restart();
+      await waitUntil('served again once the list is back', async () => (await get(gw, '/orders/list-back', token)).status === 200, 10_000);
+    } finally {
+      await redis.stop();
+    }
   });
 
   it('JWT access tokens: introspected when their iss is in jwtIssuers, absent (left to others) otherwise', async () => {

@@ -8,6 +8,7 @@ import { identityFromClaims } from '../claims/claim-mapping.js';
 import { audienceList, checkClaimRules, type ClaimRules } from '../claims/claim-rules.js';
 import type { Identity } from '../identity.js';
 import type { OAuthServices } from '../oauth/oauth-services.js';
+import { revocationStatus } from '../oauth/revocation-status.js';
 import { EndpointError } from './bounded-fetch.js';
 import type { CacheEntry, IntrospectionCache, PositiveEntry } from './introspection-cache.js';
 import type { IntrospectionClaims, IntrospectionEndpoint } from './introspection-endpoint.js';
@@ -86,7 +87,9 @@ export class IntrospectionAuthenticator implements Authenticator {
     if (jwt !== null && !this.introspectsJwt(jwt[1] ?? '')) return ABSENT;
     if (token.length > this.spec.maxTokenBytes) return this.reject(`token longer than maxTokenBytes ${this.spec.maxTokenBytes}`, true);
     const digest = this.spec.oauth.digester.ofToken(token);
-    if (!this.spec.oauth.revocations.empty && this.spec.oauth.revocations.isRevoked(digest)) return this.reject('revoked', false);
+    const revoked = revocationStatus(token, this.spec.oauth.revocations, this.spec.oauth.digester, digest);
+    if (revoked === 'revoked') return this.reject('revoked', false);
+    if (revoked !== null) return { kind: 'rejected', denial: deny('authentication_unavailable', `${this.spec.name}: ${revoked.unavailable}`), guess: false };
     const now = this.clock.now();
     const { cache } = this.spec;
     const cached = cache.fresh(digest, now);

@@ -9,7 +9,7 @@ import { identityFromClaims } from '../claims/claim-mapping.js';
 import { audienceList, checkClaimRules, type ClaimRules } from '../claims/claim-rules.js';
 import { verifyJwt, type Claims, type JwtPolicy, type VerifyResult } from './jwt-verifier.js';
 import { KeysUnavailableError } from './key-source.js';
-import { signatureTwin } from './signature-twin.js';
+import { revocationStatus } from '../oauth/revocation-status.js';
 import { VerifiedTokenCache } from './token-cache.js';
 import type { RevocationList } from '../oauth/revocations.js';
 import type { TokenDigester } from '../oauth/token-digest.js';
@@ -92,18 +92,16 @@ export class JwtAuthenticator implements Authenticator {
   /**
    * A revoked token is refused before the verified-token cache, so a revocation holds at once for
    * tokens cached before it. A list cut off from the gateways it shares revocations with (past
-   * oauth.revocations.maxStalenessMs) refuses every token: it may be missing a revocation. An
-   * ECDSA-signed token is refused under either spelling of its signature (signatureTwin).
+   * oauth.revocations.maxStalenessMs) refuses every token: it may be missing a revocation (see
+   * revocationStatus).
    */
   private revocationOf(token: string): AuthOutcome | null {
-    const revocations = this.spec.revocations;
-    const digester = this.spec.digester;
-    if (revocations === undefined || digester === undefined || revocations.empty) return null;
-    const unavailable = revocations.unavailable;
-    if (unavailable !== null) return { kind: 'rejected', denial: deny('authentication_unavailable', `${this.spec.name}: ${unavailable}`), guess: false };
-    const twin = signatureTwin(token);
-    const revoked = revocations.isRevoked(digester.ofToken(token)) || (twin !== null && revocations.isRevoked(digester.ofToken(twin)));
-    return revoked ? this.reject('revoked', false) : null;
+    const { revocations, digester } = this.spec;
+    if (revocations === undefined || digester === undefined) return null;
+    const status = revocationStatus(token, revocations, digester);
+    if (status === null) return null;
+    if (status === 'revoked') return this.reject('revoked', false);
+    return { kind: 'rejected', denial: deny('authentication_unavailable', `${this.spec.name}: ${status.unavailable}`), guess: false };
   }
 
   private conclude(token: string, result: VerifyResult, now: number): AuthOutcome {

@@ -1,16 +1,19 @@
 // Attacks on the introspection authenticator from outside: answers whose meaning depends on who
 // reads them (a duplicated member under a content type that is not JSON's), answers nested deeper
 // than the gateway can write them again, answers trickled in under the per-chunk timeout but over
-// the whole. Each request gets a
+// the whole, and shared answers rewritten in Redis by whoever can write there. Each request gets a
 // precise status and problem+json, nothing reaches the upstream, one audit record.
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
+import { IntrospectionAuthenticator, type IntrospectionAuthenticatorSpec } from '../src/authn/introspection/introspection-authenticator.js';
 import { assertProblem, oneAuditRecordFor } from './harness/assertions.js';
+import { startAuthorizationServer, type TestAuthorizationServer } from './harness/authorization-server.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
+import { startRedis, type TestRedis } from './harness/redis.js';
 
 type Answer = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -135,3 +138,96 @@ describe('introspection answers built to be read two ways', () => {
     await refused('/orders/proto', 401, 'invalid_credential', /audience mismatch/);
   });
 });
+
+describe('shared introspection answers rewritten by whoever can write Redis', () => {
+  let redis: TestRedis | string = 'not started';
+  let as: TestAuthorizationServer;
+  let echo: EchoUpstream;
+  const gateways: TestGateway[] = [];
+
+  before(async () => {
+    redis = await startRedis();
+    if (typeof redis === 'string') return;
+    as = await startAuthorizationServer();
+    echo = await startEchoUpstream();
+    const config = {
+      oauth: { tokenHashKey: 'attack-token-hash-key-0123456789abcdef', redis: { url: redis.url, timeoutMs: 200 } },
+      upstreams: { echo: { targets: [echo.url] } },
+      authenticators: { opaque: { type: 'introspection', issuer: as.issuer, clientId: as.gateway.clientId, clientSecret: as.gateway.clientSecret, cache: { shared: true } } },
+      routes: [{ name: 'orders', match: { path: '/orders/**' }, upstream: 'echo', authenticate: ['opaque'] }],
+    };
+    gateways.push(await startGateway(config), await startGateway(config));
+  });
+  after(async () => {
+    for (const gw of gateways) await gw.close();
+    if (typeof redis !== 'string') {
+      await redis.stop();
+      await echo.close();
+      await as.close();
+    }
+  });
+
+  it('an answer whose claims were changed in Redis is not served: the other gateway asks the endpoint', async (t) => {
+    if (typeof redis === 'string') { t.skip(redis); return; }
+    const [a, b] = gateways as [TestGateway, TestGateway];
+    const token = await as.userToken('mallory', { claims: { roles: ['reader'] } });
+    assert.equal((await get(a, '/orders/r1', token)).status, 200);
+    const digest = specOf(a).oauth.digester.ofToken(token);
+    let key = '';
+    for (let i = 0; i < 50 && key === ''; i++) {
+      key = (await redisCommand(redis, ['KEYS', `*:introspection:*:${digest}`])).split('\r\n').find((l) => l.endsWith(digest)) ?? '';
+      if (key === '') await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.notEqual(key, '', 'the answer is shared');
+    const stored = (await redisCommand(redis, ['GET', key])).split('\r\n')[1] ?? '';
+    // The attacker sees their own token's entry appear and rewrites who it says they are.
+    const forged = stored.replace('"sub":"mallory"', '"sub":"admin"').replace('"reader"', '"admin"');
+    assert.notEqual(forged, stored);
+    await redisCommand(redis, ['SET', key, forged, 'PX', '60000']);
+    const calls = as.calls('/token/introspection');
+    assert.equal((await get(b, '/orders/r2', token)).status, 200);
+    const seen = echo.received.at(-1);
+    assert.equal(seen?.headers['x-user-id'], 'mallory', 'the forged subject is not used');
+    assert.equal(as.calls('/token/introspection'), calls + 1, 'the forged answer read as a miss');
+  });
+
+  it('an answer moved under another token\'s key in Redis is not served for that token', async (t) => {
+    if (typeof redis === 'string') { t.skip(redis); return; }
+    const [a, b] = gateways as [TestGateway, TestGateway];
+    const admin = await as.userToken('admin-user');
+    assert.equal((await get(a, '/orders/m1', admin)).status, 200);
+    const adminDigest = specOf(a).oauth.digester.ofToken(admin);
+    let adminKey = '';
+    for (let i = 0; i < 50 && adminKey === ''; i++) {
+      adminKey = (await redisCommand(redis, ['KEYS', `*:introspection:*:${adminDigest}`])).split('\r\n').find((l) => l.endsWith(adminDigest)) ?? '';
+      if (adminKey === '') await new Promise((r) => setTimeout(r, 10));
+    }
+    const stored = (await redisCommand(redis, ['GET', adminKey])).split('\r\n')[1] ?? '';
+    // A made-up token of the attacker's: its digest needs the key, but a digest the gateway wrote for a failed one can be learnt the same way.
+    const made = freshToken();
+    const madeDigest = specOf(a).oauth.digester.ofToken(made);
+    await redisCommand(redis, ['SET', adminKey.replace(adminDigest, madeDigest), stored, 'PX', '60000']);
+    assertProblem(await get(b, '/orders/m2', made), 401, 'invalid_credential');
+  });
+});
+
+function specOf(gw: TestGateway): IntrospectionAuthenticatorSpec {
+  const authenticator = gw.gateway.config.authenticators.get('opaque');
+  assert.ok(authenticator instanceof IntrospectionAuthenticator);
+  return (authenticator as unknown as { spec: IntrospectionAuthenticatorSpec }).spec;
+}
+
+/** One command on a fresh connection (RESP), the raw reply. */
+async function redisCommand(redis: TestRedis, args: string[]): Promise<string> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const socket = connect(redis.port, '127.0.0.1');
+    let reply = '';
+    socket.on('data', (d: Buffer) => { reply += d.toString('utf8'); });
+    socket.on('error', reject);
+    socket.on('connect', () => {
+      socket.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
+      setTimeout(() => { socket.end(); resolve(reply); }, 50);
+    });
+  });
+}

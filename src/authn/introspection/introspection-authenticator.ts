@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ComponentReadiness } from '../../lifecycle/readiness.js';
 import { systemClock, type Clock } from '../../lib/clock.js';
 import { deny } from '../../pipeline/denials.js';
@@ -120,8 +121,8 @@ export class IntrospectionAuthenticator implements Authenticator {
   private async lookup(digest: string, token: string): Promise<CacheEntry> {
     const { cache, shared, endpoint } = this.spec;
     if (shared !== null) {
-      const json = await shared.store.get(shared.scope, digest);
-      const found = json === null ? null : parseShared(json);
+      const stored = await shared.store.get(shared.scope, digest);
+      const found = stored === null ? null : parseShared(stored, this.sharedSeal(shared.scope, digest));
       const now = this.clock.now();
       // Served no longer than the gateway that introspected it would: until its `until`.
       if (found !== null && found.until > now) {
@@ -133,8 +134,21 @@ export class IntrospectionAuthenticator implements Authenticator {
     const now = this.clock.now();
     if (claims.active !== true) return cache.negative(digest, now);
     const entry = cache.positive(digest, claims, now, expMsOf(claims));
-    if (shared !== null) void shared.store.set(shared.scope, digest, JSON.stringify({ until: entry.freshUntil, claims }), entry.freshUntil - now);
+    if (shared !== null) {
+      const json = JSON.stringify({ until: entry.freshUntil, claims });
+      void shared.store.set(shared.scope, digest, `${this.sharedSeal(shared.scope, digest)(json)} ${json}`, entry.freshUntil - now);
+    }
     return entry;
+  }
+
+  /**
+   * The seal of a shared answer: HMAC under the token hash key (the digester's) of the scope, the
+   * token's digest and the answer. Whoever can write Redis but lacks the key can neither change an
+   * answer nor move one under another token's digest; domain-separated from token digests (a token
+   * hash holds no newline).
+   */
+  private sharedSeal(scope: string, digest: string): (json: string) => string {
+    return (json) => this.spec.oauth.digester.ofHash(`introspection-shared\n${scope}\n${digest}\n${createHash('sha256').update(json).digest('base64url')}`);
   }
 
   private conclude(entry: CacheEntry, now: number): AuthOutcome {
@@ -199,10 +213,17 @@ function expMsOf(claims: IntrospectionClaims): number | null {
 }
 
 /**
- * A shared answer read back from Redis, `{ until, claims }`: only claims with `active: true` and a
- * numeric `until` (anything else reads as a miss; the claims are checked again like any answer).
+ * A shared answer read back from Redis, `<seal> { until, claims }`: only one whose seal is right
+ * (see sharedSeal), with claims with `active: true` and a numeric `until` (anything else reads as
+ * a miss; the claims are checked again like any answer).
  */
-function parseShared(json: string): { until: number; claims: IntrospectionClaims } | null {
+function parseShared(stored: string, seal: (json: string) => string): { until: number; claims: IntrospectionClaims } | null {
+  const space = stored.indexOf(' ');
+  if (space === -1) return null;
+  const json = stored.slice(space + 1);
+  const given = Buffer.from(stored.slice(0, space));
+  const expected = Buffer.from(seal(json));
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
   try {
     const value = JSON.parse(json) as unknown;
     if (typeof value !== 'object' || value === null) return null;

@@ -133,6 +133,22 @@ describe('introspection answers built to be read two ways', () => {
     });
   }
 
+  it('a token revoked while its introspection is under way is refused when the answer comes, and its answer is not kept', async () => {
+    endpoint.answer((_q, res) => { setTimeout(() => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"active":true,"aud":"orders-api","sub":"late"}'); }, 300); });
+    const token = freshToken();
+    const forwarded = echo.received.length;
+    const calls = endpoint.calls();
+    const pending = Promise.all([get(gw, '/orders/revoked-in-flight-1', token), get(gw, '/orders/revoked-in-flight-2', token)]);
+    for (let i = 0; i < 100 && endpoint.calls() === calls; i++) await new Promise((r) => setTimeout(r, 5));
+    const spec = specOf(gw);
+    const digest = spec.oauth.digester.ofToken(token);
+    await spec.oauth.revocations.revoke(digest, Date.now() + 60_000);
+    for (const res of await pending) assertProblem(res, 401, 'invalid_credential');
+    assert.equal(echo.received.length, forwarded, 'nothing forwarded after the revocation');
+    assert.match((await oneAuditRecordFor(gw, '/orders/revoked-in-flight-1')).detail ?? '', /revoked/);
+    assert.equal(spec.cache.fresh(digest, Date.now()), undefined, 'the answer is not cached');
+  });
+
   it('__proto__ and constructor members give no subject, roles or audience', async () => {
     endpoint.answer((_q, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"active":true,"__proto__":{"aud":"orders-api","sub":"admin"},"constructor":{"sub":"admin"}}'); });
     await refused('/orders/proto', 401, 'invalid_credential', /audience mismatch/);

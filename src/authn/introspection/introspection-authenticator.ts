@@ -87,7 +87,7 @@ export class IntrospectionAuthenticator implements Authenticator {
     if (jwt !== null && !this.introspectsJwt(jwt[1] ?? '')) return ABSENT;
     if (token.length > this.spec.maxTokenBytes) return this.reject(`token longer than maxTokenBytes ${this.spec.maxTokenBytes}`, true);
     const digest = this.spec.oauth.digester.ofToken(token);
-    if (!this.spec.oauth.revocations.empty && this.spec.oauth.revocations.isRevoked(digest)) return this.reject('revoked', false);
+    if (this.revoked(digest)) return this.reject('revoked', false);
     const now = this.clock.now();
     const { cache } = this.spec;
     const cached = cache.fresh(digest, now);
@@ -102,7 +102,13 @@ export class IntrospectionAuthenticator implements Authenticator {
       flight = this.lookup(digest, token).finally(() => { cache.flights.delete(digest); });
       cache.flights.set(digest, flight);
     }
-    return flight.then((entry) => this.conclude(entry, this.clock.now()), (err: unknown) => this.unavailable(err, digest, serveStale));
+    // Revoked while the answer was awaited: the revocation wins over the answer.
+    return flight.then((entry) => (this.revoked(digest) ? this.reject('revoked', false) : this.conclude(entry, this.clock.now())), (err: unknown) => this.unavailable(err, digest, serveStale));
+  }
+
+  private revoked(digest: string): boolean {
+    const { revocations } = this.spec.oauth;
+    return !revocations.empty && revocations.isRevoked(digest);
   }
 
   /** Whether a JWT-shaped token is one this authenticator introspects: its unverified `iss` is in jwtIssuers. */
@@ -127,13 +133,20 @@ export class IntrospectionAuthenticator implements Authenticator {
       // Served no longer than the gateway that introspected it would: until its `until`.
       if (found !== null && found.until > now) {
         endpoint.countCache('shared');
-        return cache.positive(digest, found.claims, now, expMsOf(found.claims), Math.min(cache.options.ttlMs, found.until - now));
+        const entry = cache.positive(digest, found.claims, now, expMsOf(found.claims), Math.min(cache.options.ttlMs, found.until - now));
+        if (this.revoked(digest)) cache.drop(digest);
+        return entry;
       }
     }
     const claims = await endpoint.introspect(token);
     const now = this.clock.now();
     if (claims.active !== true) return cache.negative(digest, now);
     const entry = cache.positive(digest, claims, now, expMsOf(claims));
+    // A revocation that came during the call already dropped the token's answers here and in Redis: the answer is not kept.
+    if (this.revoked(digest)) {
+      cache.drop(digest);
+      return entry;
+    }
     if (shared !== null) {
       const json = JSON.stringify({ until: entry.freshUntil, claims });
       void shared.store.set(shared.scope, digest, `${this.sharedSeal(shared.scope, digest)(json)} ${json}`, entry.freshUntil - now);
@@ -184,7 +197,7 @@ export class IntrospectionAuthenticator implements Authenticator {
     if (serveStale) {
       const stale = this.spec.cache.stale(digest, now);
       // Revoked meanwhile: isRevoked was asked before the flight, the revocation may have come since.
-      if (stale !== undefined && !this.spec.oauth.revocations.isRevoked(digest)) {
+      if (stale !== undefined && !this.revoked(digest)) {
         this.spec.endpoint.countCache('stale');
         return this.conclude(stale, now);
       }

@@ -119,6 +119,26 @@ describe('introspection answers built to be read two ways', () => {
     await refused('/orders/gzip', 503, 'authentication_unavailable', /not an RFC 7662 response|maxResponseBytes/);
   });
 
+  for (const [name, answer] of [
+    ['204 No Content', (_q: IncomingMessage, res: ServerResponse) => { res.writeHead(204).end(); }],
+    ['304 Not Modified', (_q: IncomingMessage, res: ServerResponse) => { res.writeHead(304).end(); }],
+    ['a 64 KiB response header', (_q: IncomingMessage, res: ServerResponse) => { res.writeHead(200, { 'content-type': 'application/json', 'x-pad': 'p'.repeat(64 << 10) }).end('{"active":true,"aud":"orders-api","sub":"x"}'); }],
+    ['chunked garbage (a chunk size that is not hex)', (q: IncomingMessage) => { q.socket.end('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n{"active":true}\r\n0\r\n\r\n'); }],
+  ] as const) {
+    it(`${name}: 503, not an answer`, async () => {
+      endpoint.answer(answer);
+      await refused(`/orders/odd-status-${name.replace(/\W/g, '')}`, 503, 'authentication_unavailable', /./);
+    });
+  }
+
+  it('103 Early Hints before the answer: the answer decides', async () => {
+    endpoint.answer((_q, res) => {
+      res.writeEarlyHints({ link: '</x>; rel=preload' });
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"active":false}');
+    });
+    await refused('/orders/early-hints', 401, 'invalid_credential', /inactive/);
+  });
+
   for (const [name, body] of [
     ['exp 1e400 (Infinity)', '{"active":true,"aud":"orders-api","sub":"x","exp":1e400}'],
     ['active 1', '{"active":1,"aud":"orders-api","sub":"x"}'],

@@ -15,15 +15,16 @@ import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { startRedis, type TestRedis } from './harness/redis.js';
 
-type Answer = (req: IncomingMessage, res: ServerResponse) => void;
+type Answer = (req: IncomingMessage, res: ServerResponse, form: URLSearchParams) => void;
 
 /** An introspection endpoint whose answers the test chooses (no client authentication check: the attack is on the answer). */
 async function hostileEndpoint(): Promise<{ server: Server; origin: string; calls: () => number; answer: (a: Answer) => void }> {
   let answer: Answer = (_q, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"active":false}'); };
   let calls = 0;
   const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => { calls++; answer(req, res); });
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => { calls++; answer(req, res, new URLSearchParams(Buffer.concat(chunks).toString('utf8'))); });
   });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   return { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, calls: () => calls, answer: (a) => { answer = a; } };
@@ -173,6 +174,49 @@ describe('introspection answers built to be read two ways', () => {
     endpoint.answer((_q, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"active":true,"__proto__":{"aud":"orders-api","sub":"admin"},"constructor":{"sub":"admin"}}'); });
     await refused('/orders/proto', 401, 'invalid_credential', /audience mismatch/);
   });
+});
+
+describe('the circuit breaker is the endpoint\'s, not one token\'s', () => {
+  let endpoint: Awaited<ReturnType<typeof hostileEndpoint>>;
+  let echo: EchoUpstream;
+  let gw: TestGateway;
+  const BAD = 'a-token-whose-answer-is-unusable-0123456789';
+
+  before(async () => {
+    endpoint = await hostileEndpoint();
+    echo = await startEchoUpstream();
+    gw = await startGateway({
+      upstreams: { echo: { targets: [echo.url] } },
+      authenticators: {
+        opaque: {
+          type: 'introspection', issuer: endpoint.origin, introspectionEndpoint: `${endpoint.origin}/introspect`, clientId: 'gateway', clientSecret: 'secret',
+          audience: 'orders-api', timeoutMs: 400, maxResponseBytes: 4096, breaker: { failures: 3, openMs: 60_000 },
+        },
+      },
+      routes: [{ name: 'orders', match: { path: '/orders/**' }, upstream: 'echo', authenticate: ['opaque'] }],
+    });
+  });
+  after(async () => {
+    await gw.close();
+    await echo.close();
+    endpoint.server.closeAllConnections();
+    await new Promise((done) => endpoint.server.close(done));
+  });
+
+  for (const [name, unusable] of [
+    ['larger than maxResponseBytes (a user in thousands of groups)', JSON.stringify({ active: true, aud: 'orders-api', sub: 'big', groups: Array.from({ length: 600 }, (_, i) => `group-${i}`) })],
+    ['with a duplicated member', '{"active":true,"aud":"orders-api","sub":"dup","name":"a","name":"b"}'],
+  ] as const) {
+    it(`one token whose answer is ${name}, sent again and again, does not open the breaker for everyone`, async () => {
+      endpoint.answer((_q, res, form) => {
+        const body = form.get('token') === BAD ? unusable : '{"active":true,"aud":"orders-api","sub":"someone-else"}';
+        res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+      });
+      for (let i = 0; i < 5; i++) assertProblem(await get(gw, `/orders/bad-${i}`, BAD), 503, 'authentication_unavailable');
+      const other = await get(gw, '/orders/someone-else', freshToken());
+      assert.equal(other.status, 200, other.body);
+    });
+  }
 });
 
 describe('shared introspection answers rewritten by whoever can write Redis', () => {

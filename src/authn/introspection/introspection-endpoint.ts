@@ -113,7 +113,8 @@ export class IntrospectionEndpoint implements Resource {
    * Introspects `token`: the authorization server's answer, whose `active` is a boolean (checked
    * by oauth4webapi; a string "true" is malformed). Any outage, refusal of the gateway's client
    * authentication, malformed or oversized answer, or a breaker that is open, rejects with an
-   * EndpointError (`retryAfterMs` set when the breaker says when to come back).
+   * EndpointError (`retryAfterMs` set when the breaker says when to come back). Only outages
+   * (unreachable, timeout, an error status, a redirect) count towards the breaker.
    */
   async introspect(token: string): Promise<IntrospectionClaims> {
     const config = this.config;
@@ -134,7 +135,11 @@ export class IntrospectionEndpoint implements Resource {
       return answer;
     } catch (err) {
       const failure = endpointError(err);
-      this.breaker.failed();
+      // An answer that came but cannot be used (too large, not RFC 7662, a member twice) says
+      // something about this token's answer, not that the endpoint is down: one user's token
+      // whose answer is oversized must not open the circuit for everyone. Outages count.
+      if (failure.reason === 'oversized' || failure.reason === 'malformed') this.breaker.succeeded();
+      else this.breaker.failed();
       this.count(failure.reason === 'timeout' ? 'timeout' : failure.reason === 'malformed' ? 'malformed' : 'error');
       throw failure;
     } finally {

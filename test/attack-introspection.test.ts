@@ -219,6 +219,53 @@ describe('the circuit breaker is the endpoint\'s, not one token\'s', () => {
   }
 });
 
+describe('one client cannot take every introspection slot', () => {
+  let endpoint: Awaited<ReturnType<typeof hostileEndpoint>>;
+  let echo: EchoUpstream;
+  let gw: TestGateway;
+
+  before(async () => {
+    endpoint = await hostileEndpoint();
+    echo = await startEchoUpstream();
+    gw = await startGateway({
+      trustedProxies: ['127.0.0.1/32'],
+      upstreams: { echo: { targets: [echo.url] } },
+      authenticators: {
+        opaque: {
+          type: 'introspection', issuer: endpoint.origin, introspectionEndpoint: `${endpoint.origin}/introspect`, clientId: 'gateway', clientSecret: 'secret',
+          audience: 'orders-api', timeoutMs: 3000, breaker: { failures: 1000 },
+        },
+      },
+      routes: [{ name: 'orders', match: { path: '/orders/**' }, upstream: 'echo', authenticate: ['opaque'] }],
+    });
+  });
+  after(async () => {
+    await gw.close();
+    await echo.close();
+    endpoint.server.closeAllConnections();
+    await new Promise((done) => endpoint.server.close(done));
+  });
+
+  it('a flood of made-up tokens from one address while the endpoint is slow leaves room for another client\'s token', async () => {
+    const GOOD = 'the-good-token-of-another-client-0123456789';
+    endpoint.answer((_q, res, form) => {
+      const body = form.get('token') === GOOD ? '{"active":true,"aud":"orders-api","sub":"good"}' : '{"active":false}';
+      setTimeout(() => { res.writeHead(200, { 'content-type': 'application/json' }).end(body); }, form.get('token') === GOOD ? 0 : 800);
+    });
+    const from = async (address: string, path: string, token: string): Promise<number> => {
+      const res = await request(`${gw.url}${path}`, { headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': address } });
+      await res.body.dump();
+      return res.statusCode;
+    };
+    const flood = Promise.all(Array.from({ length: 300 }, (_, i) => from('203.0.113.66', `/orders/flood-${i}`, freshToken())));
+    for (let i = 0; i < 200 && endpoint.calls() < 50; i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await from('198.51.100.7', '/orders/good', GOOD), 200, 'the other client is served');
+    const statuses = await flood;
+    for (const status of statuses) assert.ok(status === 401 || status === 503, String(status));
+  });
+});
+
 describe('shared introspection answers rewritten by whoever can write Redis', () => {
   let redis: TestRedis | string = 'not started';
   let as: TestAuthorizationServer;

@@ -99,7 +99,7 @@ export class IntrospectionAuthenticator implements Authenticator {
     const serveStale = ex.route?.onAuthUnavailable === 'serveStale';
     let flight = cache.flights.get(digest);
     if (flight === undefined) {
-      flight = this.lookup(digest, token).finally(() => { cache.flights.delete(digest); });
+      flight = this.lookup(digest, token, ex.clientIp).finally(() => { cache.flights.delete(digest); });
       cache.flights.set(digest, flight);
     }
     // Revoked while the answer was awaited: the revocation wins over the answer.
@@ -124,7 +124,7 @@ export class IntrospectionAuthenticator implements Authenticator {
   }
 
   /** The answer for a token not in the cache: from the shared cache, else from the endpoint; cached either way. */
-  private async lookup(digest: string, token: string): Promise<CacheEntry> {
+  private async lookup(digest: string, token: string, client: string): Promise<CacheEntry> {
     const { cache, shared, endpoint } = this.spec;
     if (shared !== null) {
       const stored = await shared.store.get(shared.scope, digest);
@@ -138,7 +138,7 @@ export class IntrospectionAuthenticator implements Authenticator {
         return entry;
       }
     }
-    const claims = await endpoint.introspect(token);
+    const claims = await endpoint.introspect(token, client);
     const now = this.clock.now();
     if (claims.active !== true) return cache.negative(digest, now);
     const entry = cache.positive(digest, claims, now, expMsOf(claims));

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ComponentReadiness } from '../../lifecycle/readiness.js';
 import { systemClock, type Clock } from '../../lib/clock.js';
+import { ipKey } from '../../lib/ip.js';
 import { deny } from '../../pipeline/denials.js';
 import type { Exchange } from '../../pipeline/exchange.js';
 import { ABSENT, type Authenticator, type AuthOutcome } from '../authenticator.js';
@@ -34,6 +35,9 @@ export interface IntrospectionAuthenticatorSpec {
 
 /** What the checks and the mapping made of an active answer, remembered per authenticator in the cache entry. */
 type Mapped = { readonly ok: true; readonly identity: Identity } | { readonly ok: false; readonly reason: string; readonly owner: Identity | undefined };
+
+/** An IPv6 client is its /64 (what one subscriber is handed) when its share of introspections in flight is counted. */
+const CLIENT_IPV6_PREFIX_BITS = 64;
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]*$/;
 
@@ -99,7 +103,7 @@ export class IntrospectionAuthenticator implements Authenticator {
     const serveStale = ex.route?.onAuthUnavailable === 'serveStale';
     let flight = cache.flights.get(digest);
     if (flight === undefined) {
-      flight = this.lookup(digest, token, ex.clientIp).finally(() => { cache.flights.delete(digest); });
+      flight = this.lookup(digest, token, ipKey(ex.clientIp, CLIENT_IPV6_PREFIX_BITS)).finally(() => { cache.flights.delete(digest); });
       cache.flights.set(digest, flight);
     }
     // Revoked while the answer was awaited: the revocation wins over the answer.

@@ -170,6 +170,16 @@ describe('introspection answers built to be read two ways', () => {
     assert.equal(spec.cache.fresh(digest, Date.now()), undefined, 'the answer is not cached');
   });
 
+  it('tokens outside RFC 6750 b64token, or smuggled beside the scheme, are 401 without a call', async () => {
+    const calls = endpoint.calls();
+    for (const [i, value] of ['Bearer a,b', 'Bearer a;b', 'Bearer a b', 'Bearer a"b', 'Bearer =abc', 'Bearer a\\b', 'Bearer a\tb'].entries()) {
+      const res = await request(`${gw.url}/orders/b64-${i}`, { headers: { authorization: value } });
+      const body = await res.body.text();
+      assert.equal(res.statusCode, 401, `${JSON.stringify(value)}: ${body}`);
+    }
+    assert.equal(endpoint.calls(), calls, 'the endpoint was not asked');
+  });
+
   it('__proto__ and constructor members give no subject, roles or audience', async () => {
     endpoint.answer((_q, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"active":true,"__proto__":{"aud":"orders-api","sub":"admin"},"constructor":{"sub":"admin"}}'); });
     await refused('/orders/proto', 401, 'invalid_credential', /audience mismatch/);

@@ -180,6 +180,31 @@ describe('introspection answers built to be read two ways', () => {
     assert.equal(endpoint.calls(), calls, 'the endpoint was not asked');
   });
 
+  it('two authenticators on one endpoint with different checks: an answer accepted by one is judged again by the other', async () => {
+    const auth = (extra: Record<string, unknown>) => ({ type: 'introspection', issuer: endpoint.origin, introspectionEndpoint: `${endpoint.origin}/introspect`, clientId: 'gateway', clientSecret: 'secret', ...extra });
+    const two = await startGateway({
+      upstreams: { echo: { targets: [echo.url] } },
+      authenticators: {
+        orders: auth({ audience: 'orders-api' }),
+        billing: auth({ audience: ['orders-api', 'billing-api'], authorizedParties: ['billing-web'], requiredClaimValues: { plan: 'pro' } }),
+      },
+      routes: [
+        { name: 'orders', match: { path: '/orders/**' }, upstream: 'echo', authenticate: ['orders'] },
+        { name: 'billing', match: { path: '/billing/**' }, upstream: 'echo', authenticate: ['billing'] },
+      ],
+    });
+    try {
+      endpoint.answer((_q, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"active":true,"aud":"orders-api","sub":"u","client_id":"orders-web","plan":"free"}'); });
+      const token = freshToken();
+      assert.equal((await get(two, '/orders/x', token)).status, 200);
+      assertProblem(await get(two, '/billing/x', token), 401, 'invalid_credential');
+      assert.match((await oneAuditRecordFor(two, '/billing/x')).detail ?? '', /authorized_party_mismatch/);
+      assert.equal((await get(two, '/orders/y', token)).status, 200, 'and the first still accepts it');
+    } finally {
+      await two.close();
+    }
+  });
+
   it('__proto__ and constructor members give no subject, roles or audience', async () => {
     endpoint.answer((_q, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"active":true,"__proto__":{"aud":"orders-api","sub":"admin"},"constructor":{"sub":"admin"}}'); });
     await refused('/orders/proto', 401, 'invalid_credential', /audience mismatch/);

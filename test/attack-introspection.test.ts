@@ -205,6 +205,20 @@ describe('introspection answers built to be read two ways', () => {
     }
   });
 
+  it('an endpoint that echoes the token in its error code or challenge does not put it in the audit record', async () => {
+    for (const [i, answer] of ([
+      (_q, res, form) => { res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: `bad ${form.get('token') ?? ''}` })); },
+      (_q, res, form) => { res.writeHead(401, { 'www-authenticate': `Bearer error="${form.get('token') ?? ''}"` }).end(); },
+    ] satisfies Answer[]).entries()) {
+      endpoint.answer(answer);
+      const token = freshToken();
+      assertProblem(await get(gw, `/orders/echoed-${i}`, token), 503, 'authentication_unavailable');
+      const record = await oneAuditRecordFor(gw, `/orders/echoed-${i}`);
+      assert.match(record.detail ?? '', /answered HTTP 40[01]/);
+      assert.ok(!JSON.stringify(record).includes(token), `the token is not in the audit record: ${record.detail ?? ''}`);
+    }
+  });
+
   it('__proto__ and constructor members give no subject, roles or audience', async () => {
     endpoint.answer((_q, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"active":true,"__proto__":{"aud":"orders-api","sub":"admin"},"constructor":{"sub":"admin"}}'); });
     await refused('/orders/proto', 401, 'invalid_credential', /audience mismatch/);

@@ -259,15 +259,23 @@ export function webCryptoAlgorithm(type: string | undefined, curve: string | und
   return null;
 }
 
+/**
+ * An OAuth error code as the endpoint sent it, when it is one (`invalid_client`); anything else is
+ * not repeated: an endpoint that echoes the token it was sent must not put it in the audit record.
+ */
+function errorCode(error: string): string {
+  return /^[a-z][a-z0-9_]{0,63}$/.test(error) ? error : '(an error code that is not one)';
+}
+
 /** Any failure of an exchange as an EndpointError, its message fit for logs and the audit record (no token, no secret). */
 function endpointError(err: unknown): EndpointError {
   if (err instanceof EndpointError) return err;
   const cause = (err as { cause?: unknown }).cause;
   if (cause instanceof EndpointError) return cause;
-  if (err instanceof oidc.ResponseBodyError) return new EndpointError(`answered HTTP ${err.status} ${err.error}`, 'status');
+  if (err instanceof oidc.ResponseBodyError) return new EndpointError(`answered HTTP ${err.status} ${errorCode(err.error)}`, 'status');
   if (err instanceof oidc.WWWAuthenticateChallengeError) {
     const error = err.cause[0]?.parameters.error;
-    return new EndpointError(`answered HTTP ${err.status} with a WWW-Authenticate challenge${error === undefined ? '' : ` (${error})`}: the gateway's client authentication was refused`, 'status');
+    return new EndpointError(`answered HTTP ${err.status} with a WWW-Authenticate challenge${error === undefined ? '' : ` (${errorCode(error)})`}: the gateway's client authentication was refused`, 'status');
   }
   if (err instanceof oidc.ClientError) {
     const code = err.code ?? '';

@@ -166,7 +166,11 @@ describe('introspection against a hostile endpoint', () => {
     endpoint.answer = (_q, res) => {
       inFlight++;
       most = Math.max(most, inFlight);
-      setTimeout(() => { inFlight--; json(res, { active: false }); }, 100);
+      // A call the gateway gave up on (timeoutMs) is no longer in flight for it: counted out when its connection closes.
+      let open = true;
+      const done = (): void => { if (open) { open = false; inFlight--; } };
+      res.on('close', done);
+      setTimeout(() => { done(); json(res, { active: false }); }, 100);
     };
     const forwarded = echo.received.length;
     const replies = await Promise.all(Array.from({ length: 400 }, (_, i) => get(gw, `/orders/flood-${i}`, freshToken())));

@@ -260,11 +260,12 @@ export function webCryptoAlgorithm(type: string | undefined, curve: string | und
 }
 
 /**
- * An OAuth error code as the endpoint sent it, when it is one (`invalid_client`); anything else is
- * not repeated: an endpoint that echoes the token it was sent must not put it in the audit record.
+ * An OAuth error code as the endpoint sent it, when it is one (`invalid_client`), else null:
+ * anything else is not repeated, as an endpoint that echoes the token it was sent must not put it
+ * in the audit record.
  */
-function errorCode(error: string): string {
-  return /^[a-z][a-z0-9_]{0,63}$/.test(error) ? error : '(an error code that is not one)';
+function errorCode(error: string | undefined): string | null {
+  return error !== undefined && /^[a-z][a-z0-9_]{0,63}$/.test(error) ? error : null;
 }
 
 /** Any failure of an exchange as an EndpointError, its message fit for logs and the audit record (no token, no secret). */
@@ -272,10 +273,13 @@ function endpointError(err: unknown): EndpointError {
   if (err instanceof EndpointError) return err;
   const cause = (err as { cause?: unknown }).cause;
   if (cause instanceof EndpointError) return cause;
-  if (err instanceof oidc.ResponseBodyError) return new EndpointError(`answered HTTP ${err.status} ${errorCode(err.error)}`, 'status');
+  if (err instanceof oidc.ResponseBodyError) {
+    const code = errorCode(err.error);
+    return new EndpointError(`answered HTTP ${err.status}${code === null ? '' : ` ${code}`}`, 'status');
+  }
   if (err instanceof oidc.WWWAuthenticateChallengeError) {
-    const error = err.cause[0]?.parameters.error;
-    return new EndpointError(`answered HTTP ${err.status} with a WWW-Authenticate challenge${error === undefined ? '' : ` (${errorCode(error)})`}: the gateway's client authentication was refused`, 'status');
+    const code = errorCode(err.cause[0]?.parameters.error);
+    return new EndpointError(`answered HTTP ${err.status} with a WWW-Authenticate challenge${code === null ? '' : ` (${code})`}: the gateway's client authentication was refused`, 'status');
   }
   if (err instanceof oidc.ClientError) {
     const code = err.code ?? '';

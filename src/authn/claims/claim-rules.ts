@@ -50,7 +50,7 @@ export const CLAIM_RULE_FIELDS = {
   })),
   authorizedParties: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
     minItems: 1, maxItems: 100, uniqueItems: true,
-    description: 'Clients the token must have been issued to: its azp, else client_id, else cid, must be listed (absent: refused).',
+    description: 'Clients the token must have been issued to: its azp, else client_id, else cid, must be listed (absent: refused), and those present must name the same client.',
   })),
   singleAudience: Type.Optional(Type.Boolean({ description: 'Refuse tokens whose aud has more than one value. Default false.' })),
 };
@@ -169,8 +169,8 @@ export function audienceList(aud: unknown): readonly string[] {
  * - several audiences and no `azp` (OpenID Connect Core §3.1.3.7), unless `authorizedParties`
  *   names the clients (then the check below decides) → `authorized_party_missing`;
  * - `authorizedParties`: `azp`, else `client_id`, else `cid` (the same fact in OpenID Connect,
- *   RFC 9068/RFC 7662 and Okta) must be a listed string → `authorized_party_missing` /
- *   `authorized_party_mismatch`;
+ *   RFC 9068/RFC 7662 and Okta) must be a listed string, and the others, when present, the same
+ *   → `authorized_party_missing` / `authorized_party_mismatch`;
  * - `requiredClaims` present and not null → `claim_missing`;
  * - `requiredClaimValues` → `claim_value_mismatch`.
  * Work is bounded: an array claim is compared over at most MAX_LIST_VALUES elements.
@@ -183,11 +183,15 @@ export function checkClaimRules(claims: Claims, rules: ClaimRules, audiences: re
     }
   }
   if (rules.authorizedParties !== null) {
-    const named = (['azp', 'client_id', 'cid'] as const).find((name) => claims[name] !== undefined && claims[name] !== null);
+    const named = PARTY_CLAIMS.find((name) => claims[name] !== undefined && claims[name] !== null);
     if (named === undefined) return 'authorized_party_missing: no azp, client_id or cid claim';
     const party = claims[named];
     if (typeof party !== 'string') return `authorized_party_mismatch: ${named} is not a string`;
     if (!rules.authorizedParties.has(party)) return `authorized_party_mismatch: ${named} ${JSON.stringify(party.slice(0, 100))} is not in authorizedParties`;
+    // Every other name of the client must agree: a listed azp beside the client_id of another
+    // client (a claim mapper that hardcodes azp) does not say whose token it is.
+    const other = PARTY_CLAIMS.find((name) => name !== named && claims[name] !== undefined && claims[name] !== null && claims[name] !== party);
+    if (other !== undefined) return `authorized_party_mismatch: ${named} and ${other} name different clients`;
   }
   for (const path of rules.requiredClaims) {
     const value = readClaim(claims, path);
@@ -199,6 +203,9 @@ export function checkClaimRules(claims: Claims, rules: ClaimRules, audiences: re
   }
   return null;
 }
+
+/** The claims that name the client a token was issued to: OpenID Connect, RFC 9068 / RFC 7662, Okta. */
+const PARTY_CLAIMS = ['azp', 'client_id', 'cid'] as const;
 
 function valueProblem(value: unknown, accepted: ReadonlySet<Primitive>): string | null {
   if (value === undefined || value === null) return 'is absent';

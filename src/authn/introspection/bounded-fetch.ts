@@ -1,6 +1,6 @@
 import type { CustomFetch, FetchBody } from 'openid-client';
 import { request, type Dispatcher } from 'undici';
-import { duplicateMember } from './duplicate-members.js';
+import { jsonShapeProblem } from './duplicate-members.js';
 
 /** Why an introspection (or discovery) exchange failed: an outage or a malformed answer, never a verdict on the token. */
 export class EndpointError extends Error {
@@ -23,7 +23,8 @@ export interface FetchBounds {
  * streamed body past `maxResponseBytes` is cut off, not buffered), redirects refused (a 3xx is an
  * error: the endpoint is the configured or discovered one, never one a response points to), and a
  * JSON body with a duplicated member name refused (RFC 8259 §4 leaves its meaning to the parser:
- * `{"active":false,"active":true}` must not be read one way here and another way elsewhere).
+ * `{"active":false,"active":true}` must not be read one way here and another way elsewhere) under
+ * any content type, and so is one nested deeper than MAX_JSON_DEPTH.
  * Spoken with undici's `request`, which follows no redirect and costs about half the CPU of
  * `fetch` per call (a cold-cache introspection is on a request's path).
  */
@@ -52,10 +53,9 @@ export function boundedFetch(bounds: FetchBounds): CustomFetch {
         if (typeof value === 'string') headers.set(name, value);
         else if (Array.isArray(value)) for (const v of value) headers.append(name, v);
       }
-      if (/json/i.test(headers.get('content-type') ?? '')) {
-        const duplicate = duplicateMember(body.toString('utf8'));
-        if (duplicate !== null) throw new EndpointError(`answered JSON with the member "${duplicate.slice(0, 64)}" twice`, 'malformed');
-      }
+      // Whatever the content type says: openid-client parses the body as JSON regardless of it.
+      const problem = jsonShapeProblem(body.toString('utf8'));
+      if (problem !== null) throw new EndpointError(`answered JSON with ${problem}`, 'malformed');
       const empty = body.length === 0 || status === 204 || status === 205 || status === 304;
       return new Response(empty ? null : body, { status, headers });
     } catch (err) {

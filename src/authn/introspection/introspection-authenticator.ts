@@ -1,5 +1,7 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ComponentReadiness } from '../../lifecycle/readiness.js';
 import { systemClock, type Clock } from '../../lib/clock.js';
+import { ipKey } from '../../lib/ip.js';
 import { deny } from '../../pipeline/denials.js';
 import type { Exchange } from '../../pipeline/exchange.js';
 import { ABSENT, type Authenticator, type AuthOutcome } from '../authenticator.js';
@@ -34,6 +36,9 @@ export interface IntrospectionAuthenticatorSpec {
 
 /** What the checks and the mapping made of an active answer, remembered per authenticator in the cache entry. */
 type Mapped = { readonly ok: true; readonly identity: Identity } | { readonly ok: false; readonly reason: string; readonly owner: Identity | undefined };
+
+/** An IPv6 client is its /64 (what one subscriber is handed) when its share of introspections in flight is counted. */
+const CLIENT_IPV6_PREFIX_BITS = 64;
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]*$/;
 
@@ -87,9 +92,8 @@ export class IntrospectionAuthenticator implements Authenticator {
     if (jwt !== null && !this.introspectsJwt(jwt[1] ?? '')) return ABSENT;
     if (token.length > this.spec.maxTokenBytes) return this.reject(`token longer than maxTokenBytes ${this.spec.maxTokenBytes}`, true);
     const digest = this.spec.oauth.digester.ofToken(token);
-    const revoked = revocationStatus(token, this.spec.oauth.revocations, this.spec.oauth.digester, digest);
-    if (revoked === 'revoked') return this.reject('revoked', false);
-    if (revoked !== null) return { kind: 'rejected', denial: deny('authentication_unavailable', `${this.spec.name}: ${revoked.unavailable}`), guess: false };
+    const refused = this.revocationOf(token, digest);
+    if (refused !== null) return refused;
     const now = this.clock.now();
     const { cache } = this.spec;
     const cached = cache.fresh(digest, now);
@@ -101,10 +105,24 @@ export class IntrospectionAuthenticator implements Authenticator {
     const serveStale = ex.route?.onAuthUnavailable === 'serveStale';
     let flight = cache.flights.get(digest);
     if (flight === undefined) {
-      flight = this.lookup(digest, token).finally(() => { cache.flights.delete(digest); });
+      flight = this.lookup(digest, token, ipKey(ex.clientIp, CLIENT_IPV6_PREFIX_BITS)).finally(() => { cache.flights.delete(digest); });
       cache.flights.set(digest, flight);
     }
-    return flight.then((entry) => this.conclude(entry, this.clock.now()), (err: unknown) => this.unavailable(err, digest, serveStale));
+    // Revoked while the answer was awaited: the revocation wins over the answer.
+    return flight.then((entry) => this.revocationOf(token, digest) ?? this.conclude(entry, this.clock.now()), (err: unknown) => this.unavailable(err, digest, serveStale));
+  }
+
+  /** The revocation list's verdict on the token (see revocationStatus), or null to go on. */
+  private revocationOf(token: string, digest: string): AuthOutcome | null {
+    const status = revocationStatus(token, this.spec.oauth.revocations, this.spec.oauth.digester, digest);
+    if (status === null) return null;
+    if (status === 'revoked') return this.reject('revoked', false);
+    return { kind: 'rejected', denial: deny('authentication_unavailable', `${this.spec.name}: ${status.unavailable}`), guess: false };
+  }
+
+  private revoked(digest: string): boolean {
+    const { revocations } = this.spec.oauth;
+    return !revocations.empty && revocations.isRevoked(digest);
   }
 
   /** Whether a JWT-shaped token is one this authenticator introspects: its unverified `iss` is in jwtIssuers. */
@@ -120,24 +138,44 @@ export class IntrospectionAuthenticator implements Authenticator {
   }
 
   /** The answer for a token not in the cache: from the shared cache, else from the endpoint; cached either way. */
-  private async lookup(digest: string, token: string): Promise<CacheEntry> {
+  private async lookup(digest: string, token: string, client: string): Promise<CacheEntry> {
     const { cache, shared, endpoint } = this.spec;
     if (shared !== null) {
-      const json = await shared.store.get(shared.scope, digest);
-      const found = json === null ? null : parseShared(json);
+      const stored = await shared.store.get(shared.scope, digest);
+      const found = stored === null ? null : parseShared(stored, this.sharedSeal(shared.scope, digest));
       const now = this.clock.now();
       // Served no longer than the gateway that introspected it would: until its `until`.
       if (found !== null && found.until > now) {
         endpoint.countCache('shared');
-        return cache.positive(digest, found.claims, now, expMsOf(found.claims), Math.min(cache.options.ttlMs, found.until - now));
+        const entry = cache.positive(digest, found.claims, now, expMsOf(found.claims), Math.min(cache.options.ttlMs, found.until - now));
+        if (this.revoked(digest)) cache.drop(digest);
+        return entry;
       }
     }
-    const claims = await endpoint.introspect(token);
+    const claims = await endpoint.introspect(token, client);
     const now = this.clock.now();
     if (claims.active !== true) return cache.negative(digest, now);
     const entry = cache.positive(digest, claims, now, expMsOf(claims));
-    if (shared !== null) void shared.store.set(shared.scope, digest, JSON.stringify({ until: entry.freshUntil, claims }), entry.freshUntil - now);
+    // A revocation that came during the call already dropped the token's answers here and in Redis: the answer is not kept.
+    if (this.revoked(digest)) {
+      cache.drop(digest);
+      return entry;
+    }
+    if (shared !== null) {
+      const json = JSON.stringify({ until: entry.freshUntil, claims });
+      void shared.store.set(shared.scope, digest, `${this.sharedSeal(shared.scope, digest)(json)} ${json}`, entry.freshUntil - now);
+    }
     return entry;
+  }
+
+  /**
+   * The seal of a shared answer: HMAC under the token hash key (the digester's) of the scope, the
+   * token's digest and the answer. Whoever can write Redis but lacks the key can neither change an
+   * answer nor move one under another token's digest; domain-separated from token digests (a token
+   * hash holds no newline).
+   */
+  private sharedSeal(scope: string, digest: string): (json: string) => string {
+    return (json) => this.spec.oauth.digester.ofHash(`introspection-shared\n${scope}\n${digest}\n${createHash('sha256').update(json).digest('base64url')}`);
   }
 
   private conclude(entry: CacheEntry, now: number): AuthOutcome {
@@ -173,7 +211,7 @@ export class IntrospectionAuthenticator implements Authenticator {
     if (serveStale) {
       const stale = this.spec.cache.stale(digest, now);
       // Revoked meanwhile: isRevoked was asked before the flight, the revocation may have come since.
-      if (stale !== undefined && !this.spec.oauth.revocations.isRevoked(digest)) {
+      if (stale !== undefined && !this.revoked(digest)) {
         this.spec.endpoint.countCache('stale');
         return this.conclude(stale, now);
       }
@@ -202,10 +240,17 @@ function expMsOf(claims: IntrospectionClaims): number | null {
 }
 
 /**
- * A shared answer read back from Redis, `{ until, claims }`: only claims with `active: true` and a
- * numeric `until` (anything else reads as a miss; the claims are checked again like any answer).
+ * A shared answer read back from Redis, `<seal> { until, claims }`: only one whose seal is right
+ * (see sharedSeal), with claims with `active: true` and a numeric `until` (anything else reads as
+ * a miss; the claims are checked again like any answer).
  */
-function parseShared(json: string): { until: number; claims: IntrospectionClaims } | null {
+function parseShared(stored: string, seal: (json: string) => string): { until: number; claims: IntrospectionClaims } | null {
+  const space = stored.indexOf(' ');
+  if (space === -1) return null;
+  const json = stored.slice(space + 1);
+  const given = Buffer.from(stored.slice(0, space));
+  const expected = Buffer.from(seal(json));
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
   try {
     const value = JSON.parse(json) as unknown;
     if (typeof value !== 'object' || value === null) return null;

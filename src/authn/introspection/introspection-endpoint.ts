@@ -33,6 +33,8 @@ export interface IntrospectionEndpointOptions {
 
 /** Introspections one endpoint may have in flight; past it a call is refused at once (503) instead of queueing without bound. */
 export const MAX_IN_FLIGHT = 256;
+/** Of those, the most one client address may have started: a flood of made-up tokens from one client leaves the rest to the others. */
+export const MAX_IN_FLIGHT_PER_CLIENT = MAX_IN_FLIGHT / 4;
 /** How long after a failed discovery the next attempt starts. */
 export const DISCOVERY_RETRY_MS = 5000;
 
@@ -43,7 +45,8 @@ export type IntrospectionClaims = Readonly<Record<string, unknown>>;
  * One authorization server's token introspection endpoint (RFC 7662), spoken to through
  * openid-client: client authentication (client_secret_basic, client_secret_post,
  * private_key_jwt), every exchange bounded (boundedFetch), a circuit breaker, at most
- * MAX_IN_FLIGHT calls at once. Without a configured endpoint the issuer's metadata is discovered
+ * MAX_IN_FLIGHT calls at once and MAX_IN_FLIGHT_PER_CLIENT of them started by one client address.
+ * Without a configured endpoint the issuer's metadata is discovered
  * at start and, until that succeeds, again every DISCOVERY_RETRY_MS in the background; meanwhile
  * the endpoint is not ready and every call fails (503 for the request).
  */
@@ -56,6 +59,8 @@ export class IntrospectionEndpoint implements Resource {
   private lastError: string | null = null;
   private clock: Clock = systemClock;
   private inFlight = 0;
+  /** Calls in flight by the client address that started them (entries removed at zero: at most MAX_IN_FLIGHT). */
+  private readonly inFlightByClient = new Map<string, number>();
   private metrics: IntrospectionMetrics | null = null;
   private readonly breaker: CircuitBreaker;
   private readonly fetch: oidc.CustomFetch;
@@ -113,18 +118,22 @@ export class IntrospectionEndpoint implements Resource {
    * Introspects `token`: the authorization server's answer, whose `active` is a boolean (checked
    * by oauth4webapi; a string "true" is malformed). Any outage, refusal of the gateway's client
    * authentication, malformed or oversized answer, or a breaker that is open, rejects with an
-   * EndpointError (`retryAfterMs` set when the breaker says when to come back).
+   * EndpointError (`retryAfterMs` set when the breaker says when to come back). Only outages
+   * (unreachable, timeout, an error status, a redirect) count towards the breaker.
    */
-  async introspect(token: string): Promise<IntrospectionClaims> {
+  async introspect(token: string, client: string | null = null): Promise<IntrospectionClaims> {
     const config = this.config;
     if (this.stopped || config === null) throw new EndpointError(this.stopped ? 'is not running' : `not discovered yet${this.lastError === null ? '' : ` (${this.lastError})`}`, 'not_ready');
     if (this.inFlight >= MAX_IN_FLIGHT) { this.count('busy'); throw new EndpointError(`has ${MAX_IN_FLIGHT} introspections in flight already`, 'busy'); }
+    const byClient = client === null ? 0 : this.inFlightByClient.get(client) ?? 0;
+    if (byClient >= MAX_IN_FLIGHT_PER_CLIENT) { this.count('busy'); throw new EndpointError(`has ${MAX_IN_FLIGHT_PER_CLIENT} introspections in flight for this client address already`, 'busy'); }
     const waitMs = this.breaker.admit();
     if (waitMs !== null) {
       this.count('circuit_open');
       throw Object.assign(new EndpointError(`circuit open after repeated failures; next attempt in ${Math.ceil(waitMs)} ms`, 'circuit_open'), { retryAfterMs: waitMs });
     }
     this.inFlight++;
+    if (client !== null) this.inFlightByClient.set(client, byClient + 1);
     this.calls++;
     const started = performance.now();
     try {
@@ -134,11 +143,20 @@ export class IntrospectionEndpoint implements Resource {
       return answer;
     } catch (err) {
       const failure = endpointError(err);
-      this.breaker.failed();
+      // An answer that came but cannot be used (too large, not RFC 7662, a member twice) says
+      // something about this token's answer, not that the endpoint is down: one user's token
+      // whose answer is oversized must not open the circuit for everyone. Outages count.
+      if (failure.reason === 'oversized' || failure.reason === 'malformed') this.breaker.succeeded();
+      else this.breaker.failed();
       this.count(failure.reason === 'timeout' ? 'timeout' : failure.reason === 'malformed' ? 'malformed' : 'error');
       throw failure;
     } finally {
       this.inFlight--;
+      if (client !== null) {
+        const left = (this.inFlightByClient.get(client) ?? 1) - 1;
+        if (left > 0) this.inFlightByClient.set(client, left);
+        else this.inFlightByClient.delete(client);
+      }
       this.metrics?.duration.labels({ authenticator: this.options.authenticator }).observe((performance.now() - started) / 1000);
     }
   }
@@ -241,15 +259,27 @@ export function webCryptoAlgorithm(type: string | undefined, curve: string | und
   return null;
 }
 
+/**
+ * An OAuth error code as the endpoint sent it, when it is one (`invalid_client`), else null:
+ * anything else is not repeated, as an endpoint that echoes the token it was sent must not put it
+ * in the audit record.
+ */
+function errorCode(error: string | undefined): string | null {
+  return error !== undefined && /^[a-z][a-z0-9_]{0,63}$/.test(error) ? error : null;
+}
+
 /** Any failure of an exchange as an EndpointError, its message fit for logs and the audit record (no token, no secret). */
 function endpointError(err: unknown): EndpointError {
   if (err instanceof EndpointError) return err;
   const cause = (err as { cause?: unknown }).cause;
   if (cause instanceof EndpointError) return cause;
-  if (err instanceof oidc.ResponseBodyError) return new EndpointError(`answered HTTP ${err.status} ${err.error}`, 'status');
+  if (err instanceof oidc.ResponseBodyError) {
+    const code = errorCode(err.error);
+    return new EndpointError(`answered HTTP ${err.status}${code === null ? '' : ` ${code}`}`, 'status');
+  }
   if (err instanceof oidc.WWWAuthenticateChallengeError) {
-    const error = err.cause[0]?.parameters.error;
-    return new EndpointError(`answered HTTP ${err.status} with a WWW-Authenticate challenge${error === undefined ? '' : ` (${error})`}: the gateway's client authentication was refused`, 'status');
+    const code = errorCode(err.cause[0]?.parameters.error);
+    return new EndpointError(`answered HTTP ${err.status} with a WWW-Authenticate challenge${code === null ? '' : ` (${code})`}: the gateway's client authentication was refused`, 'status');
   }
   if (err instanceof oidc.ClientError) {
     const code = err.code ?? '';

@@ -1,4 +1,5 @@
-import { createHmac, createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
+import { secretDigester } from '../lib/secret-digest.js';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import type { ConfigPath, ConfigSource } from './config-source.js';
 import type { ConfigProblem } from './errors.js';
 import type { RawClientCredentials, RawUpstream } from './schema.js';
@@ -14,13 +15,6 @@ export const CLIENT_CREDENTIALS_DEFAULTS = Object.freeze({
   timeoutMs: 5000,
   maxResponseBytes: 65_536,
 });
-
-/**
- * Key of the credential digests that tell setups apart (ClientCredentialsSpec.credentialDigest):
- * random per process, since a digest only has to match within it, so a digest that reaches a log
- * (in a resource key) cannot be checked against guessed secrets.
- */
-const CREDENTIAL_DIGEST_KEY = randomBytes(32);
 
 /**
  * Compiles `upstreams.<name>.auth`: the token source of each upstream that has one, by upstream
@@ -68,7 +62,7 @@ function compileSetup(
   }
 
   let credential: ClientCredential | null = null;
-  const digest = createHmac('sha256', CREDENTIAL_DIGEST_KEY);
+  const digest = secretDigester();
   if (raw.clientSecret !== undefined && raw.privateKeyJwt !== undefined) {
     fail(at('privateKeyJwt'), 'use either clientSecret or privateKeyJwt, not both');
   } else if (raw.clientSecret !== undefined) {

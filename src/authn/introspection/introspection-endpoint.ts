@@ -1,4 +1,5 @@
-import { createHash, createPrivateKey, webcrypto } from 'node:crypto';
+import { secretDigest } from '../../lib/secret-digest.js';
+import { createPrivateKey, webcrypto } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { systemClock, type Clock, type Timer } from '../../lib/clock.js';
 import { shownText, type ComponentReadiness } from '../../lifecycle/readiness.js';
@@ -80,7 +81,7 @@ export class IntrospectionEndpoint implements Resource {
 
   /** Equal settings, equal key; secrets enter it as digests only (a key may be logged). */
   static keyOf(o: IntrospectionEndpointOptions): string {
-    const digest = (s: string | null | undefined) => (s === null || s === undefined ? null : createHash('sha256').update(s).digest('base64url'));
+    const digest = (s: string | null | undefined) => (s === null || s === undefined ? null : secretDigest(s));
     return `introspection endpoint ${JSON.stringify({ ...o, clientSecret: digest(o.clientSecret), privateKey: o.privateKey === null ? null : { pem: digest(o.privateKey.pem), kid: o.privateKey.kid } })}`;
   }
 

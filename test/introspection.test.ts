@@ -159,10 +159,11 @@ describe('introspection against a real authorization server', () => {
       await waitUntil('the revocation list is loaded', async () => (await fetch(`${gw.adminUrl}/readyz`)).status === 200);
       const token = await as.userToken('gina');
       assert.equal((await get(gw, '/orders/list-up', token)).status, 200, 'cached now');
-      const forwarded = echo.received.length;
       await redis.kill();
       await waitUntil('introspected tokens are refused while the list may be stale', async () => (await get(gw, '/orders/list-down', token)).status === 503, 10_000);
+      const forwarded = echo.received.length;
       assertProblem(await get(gw, '/orders/list-down-again', token), 503, 'authentication_unavailable');
+      assertProblem(await get(gw, '/orders/list-down-new', await as.userToken('hank')), 503, 'authentication_unavailable');
       assert.equal(echo.received.length, forwarded, 'nothing forwarded while the list may be stale');
       await redis.restart();
       await waitUntil('served again once the list is back', async () => (await get(gw, '/orders/list-back', token)).status === 200, 10_000);

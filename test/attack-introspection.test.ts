@@ -9,11 +9,13 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { IntrospectionAuthenticator, type IntrospectionAuthenticatorSpec } from '../src/authn/introspection/introspection-authenticator.js';
-import { assertProblem, oneAuditRecordFor } from './harness/assertions.js';
-import { startAuthorizationServer, type TestAuthorizationServer } from './harness/authorization-server.js';
+import { MAX_IN_FLIGHT_PER_CLIENT } from '../src/authn/introspection/introspection-endpoint.js';
+import { assertProblem, oneAuditRecordFor, waitUntil } from './harness/assertions.js';
+import type { TestAuthorizationServer } from './harness/authorization-server.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
-import { startRedis, type TestRedis } from './harness/redis.js';
+import { startSharedCacheGateways, type SharedCacheSetup } from './harness/introspection.js';
+import { redisCall, redisGet, redisKeys, type TestRedis } from './harness/redis.js';
 
 type Answer = (req: IncomingMessage, res: ServerResponse, form: URLSearchParams) => void;
 
@@ -314,8 +316,8 @@ describe('one client cannot take every introspection slot', () => {
       };
       const calls = endpoint.calls();
       const flood = Promise.all(Array.from({ length: 300 }, (_, i) => from(address(i), `/orders/flood-${name.length}-${i}`, freshToken())));
-      for (let i = 0; i < 200 && endpoint.calls() < calls + 50; i++) await new Promise((r) => setTimeout(r, 10));
-      await new Promise((r) => setTimeout(r, 100));
+      // The flooding client has filled its share of calls in flight (answers take 800 ms): only then does the other client ask.
+      await waitUntil('the flood holds its share of calls in flight', () => endpoint.calls() >= calls + MAX_IN_FLIGHT_PER_CLIENT, 5000);
       assert.equal(await from('198.51.100.7', `/orders/good-${name.length}`, GOOD), 200, 'the other client is served');
       const statuses = await flood;
       for (const status of statuses) assert.ok(status === 401 || status === 503, String(status));
@@ -329,26 +331,16 @@ describe('shared introspection answers rewritten by whoever can write Redis', ()
   let echo: EchoUpstream;
   const gateways: TestGateway[] = [];
 
+  let setup: SharedCacheSetup | string = 'not started';
+
   before(async () => {
-    redis = await startRedis();
-    if (typeof redis === 'string') return;
-    as = await startAuthorizationServer();
-    echo = await startEchoUpstream();
-    const config = {
-      oauth: { tokenHashKey: 'attack-token-hash-key-0123456789abcdef', redis: { url: redis.url, timeoutMs: 200 } },
-      upstreams: { echo: { targets: [echo.url] } },
-      authenticators: { opaque: { type: 'introspection', issuer: as.issuer, clientId: as.gateway.clientId, clientSecret: as.gateway.clientSecret, cache: { shared: true } } },
-      routes: [{ name: 'orders', match: { path: '/orders/**' }, upstream: 'echo', authenticate: ['opaque'] }],
-    };
-    gateways.push(await startGateway(config), await startGateway(config));
+    setup = await startSharedCacheGateways('attack-token-hash-key-0123456789abcdef');
+    if (typeof setup === 'string') { redis = setup; return; } // each test skips with the reason (under CI=true it throws instead)
+    ({ redis, as, echo } = setup);
+    gateways.push(...setup.gateways);
   });
   after(async () => {
-    for (const gw of gateways) await gw.close();
-    if (typeof redis !== 'string') {
-      await redis.stop();
-      await echo.close();
-      await as.close();
-    }
+    if (typeof setup !== 'string') await setup.close();
   });
 
   it('an answer whose claims were changed in Redis is not served: the other gateway asks the endpoint', async (t) => {
@@ -359,15 +351,15 @@ describe('shared introspection answers rewritten by whoever can write Redis', ()
     const digest = specOf(a).oauth.digester.ofToken(token);
     let key = '';
     for (let i = 0; i < 50 && key === ''; i++) {
-      key = (await redisCommand(redis, ['KEYS', `*:introspection:*:${digest}`])).split('\r\n').find((l) => l.endsWith(digest)) ?? '';
+      key = (await redisKeys(redis, `*:introspection:*:${digest}`)).find((l) => l.endsWith(digest)) ?? '';
       if (key === '') await new Promise((r) => setTimeout(r, 10));
     }
     assert.notEqual(key, '', 'the answer is shared');
-    const stored = (await redisCommand(redis, ['GET', key])).split('\r\n')[1] ?? '';
+    const stored = (await redisGet(redis, key)) ?? '';
     // The attacker sees their own token's entry appear and rewrites who it says they are.
     const forged = stored.replace('"sub":"mallory"', '"sub":"admin"').replace('"reader"', '"admin"');
     assert.notEqual(forged, stored);
-    await redisCommand(redis, ['SET', key, forged, 'PX', '60000']);
+    await redisCall(redis, 'SET', key, forged, 'PX', '60000');
     const calls = as.calls('/token/introspection');
     assert.equal((await get(b, '/orders/r2', token)).status, 200);
     const seen = echo.received.at(-1);
@@ -383,14 +375,14 @@ describe('shared introspection answers rewritten by whoever can write Redis', ()
     const adminDigest = specOf(a).oauth.digester.ofToken(admin);
     let adminKey = '';
     for (let i = 0; i < 50 && adminKey === ''; i++) {
-      adminKey = (await redisCommand(redis, ['KEYS', `*:introspection:*:${adminDigest}`])).split('\r\n').find((l) => l.endsWith(adminDigest)) ?? '';
+      adminKey = (await redisKeys(redis, `*:introspection:*:${adminDigest}`)).find((l) => l.endsWith(adminDigest)) ?? '';
       if (adminKey === '') await new Promise((r) => setTimeout(r, 10));
     }
-    const stored = (await redisCommand(redis, ['GET', adminKey])).split('\r\n')[1] ?? '';
+    const stored = (await redisGet(redis, adminKey)) ?? '';
     // A made-up token of the attacker's: its digest needs the key, but a digest the gateway wrote for a failed one can be learnt the same way.
     const made = freshToken();
     const madeDigest = specOf(a).oauth.digester.ofToken(made);
-    await redisCommand(redis, ['SET', adminKey.replace(adminDigest, madeDigest), stored, 'PX', '60000']);
+    await redisCall(redis, 'SET', adminKey.replace(adminDigest, madeDigest), stored, 'PX', '60000');
     assertProblem(await get(b, '/orders/m2', made), 401, 'invalid_credential');
   });
 });
@@ -402,16 +394,3 @@ function specOf(gw: TestGateway): IntrospectionAuthenticatorSpec {
 }
 
 /** One command on a fresh connection (RESP), the raw reply. */
-async function redisCommand(redis: TestRedis, args: string[]): Promise<string> {
-  const { connect } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const socket = connect(redis.port, '127.0.0.1');
-    let reply = '';
-    socket.on('data', (d: Buffer) => { reply += d.toString('utf8'); });
-    socket.on('error', reject);
-    socket.on('connect', () => {
-      socket.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
-      setTimeout(() => { socket.end(); resolve(reply); }, 50);
-    });
-  });
-}

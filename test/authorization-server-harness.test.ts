@@ -6,19 +6,10 @@ let as: TestAuthorizationServer;
 before(async () => { as = await startAuthorizationServer({ resources: [{ audience: 'https://orders.test', format: 'jwt', scope: 'orders:read orders:write' }] }); });
 after(async () => { await as.close(); });
 
-async function introspect(token: string): Promise<Record<string, unknown>> {
-  const res = await fetch(`${as.issuer}/token/introspection`, {
-    method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from(`${as.gateway.clientId}:${as.gateway.clientSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ token }),
-  });
-  return await res.json() as Record<string, unknown>;
-}
-
 test('the test authorization server mints opaque user tokens that introspect with their claims', async () => {
   const token = await as.userToken('alice', { claims: { tenant: 'acme', roles: ['admin'] } });
   assert.ok(!token.includes('.'), 'opaque');
-  const body = await introspect(token);
+  const body = await as.introspect(token);
   assert.equal(body.active, true);
   assert.equal(body.sub, 'alice');
   assert.equal(body.tenant, 'acme');
@@ -30,9 +21,9 @@ test('the test authorization server mints opaque user tokens that introspect wit
 test('client credentials tokens are opaque without a resource and JWTs for a JWT resource; revoked ones introspect inactive', async () => {
   const opaque = await as.clientCredentials();
   assert.ok(!opaque.access_token.includes('.'));
-  assert.equal((await introspect(opaque.access_token)).client_id, 'service');
+  assert.equal((await as.introspect(opaque.access_token)).client_id, 'service');
   const jwt = await as.clientCredentials({ resource: 'https://orders.test' });
   assert.equal(jwt.access_token.split('.').length, 3);
   await as.revoke(opaque.access_token, as.service);
-  assert.equal((await introspect(opaque.access_token)).active, false);
+  assert.equal((await as.introspect(opaque.access_token)).active, false);
 });

@@ -5,10 +5,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { IntrospectionAuthenticator, type IntrospectionAuthenticatorSpec } from '../src/authn/introspection/introspection-authenticator.js';
-import { startAuthorizationServer, type TestAuthorizationServer } from './harness/authorization-server.js';
-import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
-import { startGateway, type TestGateway } from './harness/gateway.js';
-import { startRedis, type TestRedis } from './harness/redis.js';
+import type { TestAuthorizationServer } from './harness/authorization-server.js';
+import type { TestGateway } from './harness/gateway.js';
+import { startSharedCacheGateways, type SharedCacheSetup } from './harness/introspection.js';
+import { redisGet, redisKeys, type TestRedis } from './harness/redis.js';
+import { waitUntil } from './harness/assertions.js';
 
 const INTROSPECT = '/token/introspection';
 
@@ -21,29 +22,18 @@ async function status(gw: TestGateway, path: string, token: string): Promise<num
 describe('introspection answers shared between gateways in Redis', () => {
   let redis: TestRedis | string = 'not started';
   let as: TestAuthorizationServer;
-  let echo: EchoUpstream;
   const gateways: TestGateway[] = [];
 
+  let setup: SharedCacheSetup | string = 'not started';
+
   before(async () => {
-    redis = await startRedis();
-    if (typeof redis === 'string') return; // each test skips with the reason (under CI=true startRedis throws instead)
-    as = await startAuthorizationServer();
-    echo = await startEchoUpstream();
-    const config = {
-      oauth: { tokenHashKey: 'shared-token-hash-key-0123456789abcdef', redis: { url: redis.url, timeoutMs: 200 } },
-      upstreams: { echo: { targets: [echo.url] } },
-      authenticators: { opaque: { type: 'introspection', issuer: as.issuer, clientId: as.gateway.clientId, clientSecret: as.gateway.clientSecret, cache: { shared: true } } },
-      routes: [{ name: 'orders', match: { path: '/orders/**' }, upstream: 'echo', authenticate: ['opaque'] }],
-    };
-    gateways.push(await startGateway(config), await startGateway(config));
+    setup = await startSharedCacheGateways('shared-token-hash-key-0123456789abcdef');
+    if (typeof setup === 'string') { redis = setup; return; } // each test skips with the reason (under CI=true it throws instead)
+    ({ redis, as } = setup);
+    gateways.push(...setup.gateways);
   });
   after(async () => {
-    for (const gw of gateways) await gw.close();
-    if (typeof redis !== 'string') {
-      await redis.stop();
-      await echo.close();
-      await as.close();
-    }
+    if (typeof setup !== 'string') await setup.close();
   });
 
   it('two gateways introspect a token once between them', async (t) => {
@@ -65,11 +55,12 @@ describe('introspection answers shared between gateways in Redis', () => {
     if (typeof redis === 'string') { t.skip(redis); return; }
     const token = await as.userToken('bob');
     assert.equal(await status(gateways[0] as TestGateway, '/orders/3', token), 200);
-    const dump = await redisCommand(redis, ['KEYS', '*']);
-    assert.ok(!dump.includes(token), 'no key holds the token');
-    for (const key of dump.split('\r\n').filter((l) => l.includes(':introspection:'))) {
-      const value = await redisCommand(redis, ['GET', key]);
-      assert.ok(!value.includes(token), 'no value holds the token');
+    await waitUntil('the answer is shared', async () => (await redisKeys(redis as TestRedis, '*:introspection:*')).length > 0);
+    const keys = await redisKeys(redis, '*');
+    assert.ok(!keys.some((k) => k.includes(token)), 'no key holds the token');
+    for (const key of keys.filter((k) => k.includes(':introspection:'))) {
+      const value = await redisGet(redis, key);
+      assert.ok(value !== null && !value.includes(token), 'no value holds the token');
     }
   });
 
@@ -78,12 +69,12 @@ describe('introspection answers shared between gateways in Redis', () => {
     const [a] = gateways as [TestGateway];
     const token = await as.userToken('carol');
     assert.equal(await status(a, '/orders/4', token), 200);
-    for (let i = 0; i < 50 && !(await redisCommand(redis, ['KEYS', '*'])).includes(digestOf(a, token)); i++) await new Promise((r) => setTimeout(r, 10));
-    assert.ok((await redisCommand(redis, ['KEYS', '*'])).includes(digestOf(a, token)));
+    for (let i = 0; i < 50 && !(await redisKeys(redis, '*')).some((k) => k.includes(digestOf(a, token))); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok((await redisKeys(redis, '*')).some((k) => k.includes(digestOf(a, token))));
     const { revocations } = specOf(a).oauth;
     await revocations.revoke(digestOf(a, token), Date.now() + 60_000);
-    for (let i = 0; i < 50 && (await redisCommand(redis, ['KEYS', '*'])).includes(digestOf(a, token)); i++) await new Promise((r) => setTimeout(r, 10));
-    assert.ok(!(await redisCommand(redis, ['KEYS', '*'])).includes(digestOf(a, token)));
+    for (let i = 0; i < 50 && (await redisKeys(redis, '*')).some((k) => k.includes(digestOf(a, token))); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(!(await redisKeys(redis, '*')).some((k) => k.includes(digestOf(a, token))));
     assert.equal(await status(a, '/orders/5', token), 401);
   });
 
@@ -116,20 +107,7 @@ function digestOf(gw: TestGateway, token: string): string {
 }
 
 async function sharedKeys(redis: TestRedis): Promise<number> {
-  return (await redisCommand(redis, ['KEYS', '*:introspection:*'])).split('\r\n').filter((l) => l.includes(':introspection:')).length;
+  return (await redisKeys(redis, '*:introspection:*')).length;
 }
 
 /** One command on a fresh connection (RESP), the raw reply. */
-async function redisCommand(redis: TestRedis, args: string[]): Promise<string> {
-  const { connect } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const socket = connect(redis.port, '127.0.0.1');
-    let reply = '';
-    socket.on('data', (d: Buffer) => { reply += d.toString('utf8'); });
-    socket.on('error', reject);
-    socket.on('connect', () => {
-      socket.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
-      setTimeout(() => { socket.end(); resolve(reply); }, 50);
-    });
-  });
-}

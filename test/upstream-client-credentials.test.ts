@@ -94,15 +94,6 @@ before(async () => {
 });
 after(async () => { await as.close(); });
 
-async function introspect(token: string): Promise<Record<string, unknown>> {
-  const res = await fetch(`${as.issuer}/token/introspection`, {
-    method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from(`${as.gateway.clientId}:${as.gateway.clientSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ token }),
-  });
-  return await res.json() as Record<string, unknown>;
-}
-
 /** The `service` client's setup at the real provider, with overrides. */
 const serviceCredentials = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
   tokenEndpoint: `${as.issuer}/token`, clientId: as.service.clientId, clientSecret: as.service.clientSecret, scope: 'orders:read', ...extra,
@@ -138,7 +129,7 @@ describe('the upstream receives the gateway\'s token, never the client\'s Author
     assert.equal(last?.authorization.length, 1);
     const token = bearer(last?.authorization[0]);
     assert.notEqual(token, userToken);
-    const info = await introspect(token);
+    const info = await as.introspect(token);
     assert.equal(info.active, true, 'the provider issued it');
     assert.equal(info.client_id, 'service');
     assert.equal(info.scope, 'orders:read');
@@ -235,7 +226,7 @@ test('the token is renewed ahead of expiry in the background, and a request afte
     const third = await get();
     assert.notEqual(third, renewed);
     assert.equal(as.calls('/token') - calls, 3);
-    assert.equal((await introspect(third)).active, true);
+    assert.equal((await as.introspect(third)).active, true);
   } finally {
     await gw.close();
     await up.close();
@@ -314,11 +305,11 @@ test('private_key_jwt (issuer discovery) and client_secret_post both obtain toke
   }, { env: { POST_SECRET: as.gatewayPost.clientSecret }, beforeStart: (dir) => writeFile(join(dir, 'cc.pem'), as.gatewayKeyJwt.privateKeyPem) });
   try {
     assert.equal((await fetch(`${gw.url}/keyed`)).status, 200);
-    assert.equal((await introspect(bearer(up.seen.at(-1)?.authorization[0]))).client_id, 'gateway-key');
+    assert.equal((await as.introspect(bearer(up.seen.at(-1)?.authorization[0]))).client_id, 'gateway-key');
     assert.equal((await fetch(`${gw.url}/posted`)).status, 200);
-    assert.equal((await introspect(bearer(up.seen.at(-1)?.authorization[0]))).client_id, 'gateway-post');
+    assert.equal((await as.introspect(bearer(up.seen.at(-1)?.authorization[0]))).client_id, 'gateway-post');
     assert.equal((await fetch(`${gw.url}/keyed-direct`)).status, 200);
-    const direct = await introspect(bearer(up.seen.at(-1)?.authorization[0]));
+    const direct = await as.introspect(bearer(up.seen.at(-1)?.authorization[0]));
     assert.equal(direct.client_id, 'gateway-key');
     assert.equal(direct.scope, 'orders:write');
   } finally {

@@ -1,4 +1,5 @@
-import { SignJWT, type JWTPayload } from 'jose';
+import { sign as signBytes } from 'node:crypto';
+import type { JWTPayload } from 'jose';
 import type { Clock } from '../lib/clock.js';
 import type { AssertionAlgorithm, AssertionKey, GeneratedAssertionKey } from './assertion-keys.js';
 
@@ -21,6 +22,7 @@ export type AssertionKeySource =
  */
 export class AssertionSigner {
   private jwksText: string | null = null;
+  private readonly headers = new Map<string, string>();
 
   constructor(
     readonly issuer: string,
@@ -48,14 +50,31 @@ export class AssertionSigner {
 
   /**
    * A signed assertion of `claims` (registered claims added here: iss, iat, exp). `iat` is this
-   * config's clock, in whole seconds; `exp` is `iat + ttlSeconds`.
+   * config's clock, in whole seconds; `exp` is `iat + ttlSeconds`. Signed synchronously with
+   * node:crypto (the key is a KeyObject already, and the header per key is encoded once): it is
+   * on the path of every request of a route with assertIdentity.
    */
-  async sign(claims: JWTPayload): Promise<{ readonly jwt: string; readonly kid: string }> {
+  sign(claims: JWTPayload): { readonly jwt: string; readonly kid: string } {
     const key = this.signingKey();
     const iat = Math.floor(this.clock.now() / 1000);
-    const jwt = await new SignJWT({ ...claims, iss: this.issuer, iat, exp: iat + this.ttlSeconds })
-      .setProtectedHeader({ alg: this.algorithm, kid: key.kid, typ: ASSERTION_TYP })
-      .sign(key.privateKey as NonNullable<AssertionKey['privateKey']>);
-    return { jwt, kid: key.kid };
+    const header = this.headerOf(key);
+    const payload = Buffer.from(JSON.stringify({ ...claims, iss: this.issuer, iat, exp: iat + this.ttlSeconds }), 'utf8').toString('base64url');
+    const input = `${header}.${payload}`;
+    const privateKey = key.privateKey as NonNullable<AssertionKey['privateKey']>;
+    // EdDSA signs the input itself (RFC 8037); ES256 is ECDSA over SHA-256 with r||s, not DER (RFC 7518 §3.4).
+    const signature = this.algorithm === 'EdDSA'
+      ? signBytes(null, Buffer.from(input, 'ascii'), privateKey)
+      : signBytes('sha256', Buffer.from(input, 'ascii'), { key: privateKey, dsaEncoding: 'ieee-p1363' });
+    return { jwt: `${input}.${signature.toString('base64url')}`, kid: key.kid };
+  }
+
+  /** The protected header of `key`'s assertions, base64url, encoded once per key. */
+  private headerOf(key: AssertionKey): string {
+    let header = this.headers.get(key.kid);
+    if (header === undefined) {
+      header = Buffer.from(JSON.stringify({ alg: this.algorithm, kid: key.kid, typ: ASSERTION_TYP }), 'utf8').toString('base64url');
+      this.headers.set(key.kid, header);
+    }
+    return header;
   }
 }

@@ -70,11 +70,11 @@ export function identityAssertion(signer: AssertionSigner, target: AssertionTarg
   };
   return {
     name: 'identity-assertion',
-    async run(ex) {
+    run(ex) {
       const identity = ex.identity;
       const asserted = ex.asserted;
       if (identity === null || asserted === null) return deny('internal_error', 'identity assertion reached without an identity');
-      const { jwt, kid } = await signer.sign(assertionClaims(identity, target.audience, ex.requestId, verifiedCertificateThumbprint(ex.wire.tls)));
+      const { jwt, kid } = signer.sign(assertionClaims(identity, target.audience, ex.requestId, verifiedCertificateThumbprint(ex.wire.tls)));
       assert(ex, asserted, jwt);
       ex.tally?.identityAssertion(ex.route?.name ?? '', kid);
       return undefined;

@@ -51,6 +51,8 @@ export interface TestAuthorizationServer {
   userToken(subject: string, options?: { scope?: string; claims?: Record<string, unknown>; resource?: string; ttlSeconds?: number; clientId?: string }): Promise<string>;
   /** A client-credentials token from the token endpoint (opaque without `resource`). */
   clientCredentials(options?: { scope?: string; resource?: string; client?: TestClient }): Promise<{ access_token: string; expires_in: number; token_type: string }>;
+  /** The provider's introspection answer for `token` (RFC 7662), asked as the `gateway` client. */
+  introspect(token: string): Promise<Record<string, unknown>>;
   /** Revokes a token at the provider's revocation endpoint (RFC 7009), as `client`. */
   revoke(token: string, client?: TestClient): Promise<void>;
   /** Stops answering (the port is closed); `start` opens it again on the same port. */
@@ -168,6 +170,12 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
       const json = await res.json() as { access_token: string; expires_in: number; token_type: string; error?: string };
       if (res.status !== 200) throw new Error(`token endpoint answered ${res.status}: ${JSON.stringify(json)}`);
       return json;
+    },
+    async introspect(token) {
+      const res = await fetch(`${issuer}/token/introspection`, {
+        method: 'POST', headers: { authorization: basic(gateway), 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token }),
+      });
+      return await res.json() as Record<string, unknown>;
     },
     async revoke(token, client = gateway) {
       const res = await fetch(`${issuer}/token/revocation`, {

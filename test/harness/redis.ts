@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { setTimeout as delay } from 'node:timers/promises';
 import { freePort } from './free-port.js';
 
@@ -69,4 +70,27 @@ export async function startRedis(): Promise<TestRedis | string> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Runs one command on the test server over a short-lived connection and returns the decoded reply. */
+export async function redisCall(redis: TestRedis, command: string, ...args: string[]): Promise<unknown> {
+  const client = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await client.connect();
+    return await client.call(command, ...args);
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** The keys matching `pattern` (KEYS: a test server holds a handful). */
+export async function redisKeys(redis: TestRedis, pattern: string): Promise<string[]> {
+  const reply = await redisCall(redis, 'KEYS', pattern);
+  return Array.isArray(reply) ? reply.filter((k): k is string => typeof k === 'string') : [];
+}
+
+/** The string value of `key`, or null. */
+export async function redisGet(redis: TestRedis, key: string): Promise<string | null> {
+  const reply = await redisCall(redis, 'GET', key);
+  return typeof reply === 'string' ? reply : null;
 }

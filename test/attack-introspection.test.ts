@@ -14,7 +14,7 @@ import { assertProblem, oneAuditRecordFor, waitUntil } from './harness/assertion
 import type { TestAuthorizationServer } from './harness/authorization-server.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
-import { startSharedCacheGateways, type SharedCacheSetup } from './harness/introspection.js';
+import { getWithBearer, hostileEndpointConfig, startSharedCacheGateways, type SharedCacheSetup } from './harness/introspection.js';
 import { redisCall, redisGet, redisKeys, type TestRedis } from './harness/redis.js';
 
 type Answer = (req: IncomingMessage, res: ServerResponse, form: URLSearchParams) => void;
@@ -32,14 +32,7 @@ async function hostileEndpoint(): Promise<{ server: Server; origin: string; call
   return { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, calls: () => calls, answer: (a) => { answer = a; } };
 }
 
-interface Reply { status: number; headers: Record<string, string>; body: string; complete: true }
-
-async function get(gw: TestGateway, path: string, token: string): Promise<Reply> {
-  const res = await request(`${gw.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
-  const flat: Record<string, string> = {};
-  for (const [k, v] of Object.entries(res.headers)) flat[k] = Array.isArray(v) ? v.join(', ') : v ?? '';
-  return { status: res.statusCode, headers: flat, body: await res.body.text(), complete: true };
-}
+const get = getWithBearer;
 
 let counter = 0;
 const freshToken = (): string => `attack-${process.pid}-${++counter}-${'y'.repeat(24)}`;
@@ -52,16 +45,7 @@ describe('introspection answers built to be read two ways', () => {
   before(async () => {
     endpoint = await hostileEndpoint();
     echo = await startEchoUpstream();
-    gw = await startGateway({
-      upstreams: { echo: { targets: [echo.url] } },
-      authenticators: {
-        opaque: {
-          type: 'introspection', issuer: endpoint.origin, introspectionEndpoint: `${endpoint.origin}/introspect`, clientId: 'gateway', clientSecret: 'secret',
-          audience: 'orders-api', timeoutMs: 400, breaker: { failures: 1000 },
-        },
-      },
-      routes: [{ name: 'orders', match: { path: '/orders/**' }, upstream: 'echo', authenticate: ['opaque'] }],
-    });
+    gw = await startGateway(hostileEndpointConfig(endpoint.origin, echo.url, { timeoutMs: 400 }));
   });
   after(async () => {
     await gw.close();
@@ -280,17 +264,7 @@ describe('one client cannot take every introspection slot', () => {
   before(async () => {
     endpoint = await hostileEndpoint();
     echo = await startEchoUpstream();
-    gw = await startGateway({
-      trustedProxies: ['127.0.0.1/32'],
-      upstreams: { echo: { targets: [echo.url] } },
-      authenticators: {
-        opaque: {
-          type: 'introspection', issuer: endpoint.origin, introspectionEndpoint: `${endpoint.origin}/introspect`, clientId: 'gateway', clientSecret: 'secret',
-          audience: 'orders-api', timeoutMs: 3000, breaker: { failures: 1000 },
-        },
-      },
-      routes: [{ name: 'orders', match: { path: '/orders/**' }, upstream: 'echo', authenticate: ['opaque'] }],
-    });
+    gw = await startGateway(hostileEndpointConfig(endpoint.origin, echo.url, { timeoutMs: 3000 }, { trustedProxies: ['127.0.0.1/32'] }));
   });
   after(async () => {
     await gw.close();

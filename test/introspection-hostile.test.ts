@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { request } from 'undici';
 import { assertProblem, oneAuditRecordFor } from './harness/assertions.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
+import { getWithBearer, type BearerReply } from './harness/introspection.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { freePort } from './harness/free-port.js';
 import { b64, nowSec } from './harness/jwt.js';
@@ -54,14 +54,8 @@ function json(res: ServerResponse, body: unknown, status = 200): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(typeof body === 'string' ? body : JSON.stringify(body));
 }
 
-interface Reply { status: number; headers: Record<string, string>; body: string; complete: true }
-
-async function get(gw: TestGateway, path: string, token: string): Promise<Reply> {
-  const res = await request(`${gw.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
-  const flat: Record<string, string> = {};
-  for (const [k, v] of Object.entries(res.headers)) flat[k] = Array.isArray(v) ? v.join(', ') : v ?? '';
-  return { status: res.statusCode, headers: flat, body: await res.body.text(), complete: true };
-}
+const get = getWithBearer;
+type Reply = BearerReply;
 
 let counter = 0;
 const freshToken = (): string => `opaque-${process.pid}-${++counter}-${'x'.repeat(24)}`;

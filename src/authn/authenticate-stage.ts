@@ -25,6 +25,7 @@ export function authenticateStage(authenticators: readonly Authenticator[], fail
   const missing = deny('unauthenticated', `no credential for ${authenticators.map((a) => a.name).join(', ')}`,
     challenges.length > 0 ? { 'www-authenticate': challenges.join(', ') } : undefined);
 
+  const withLogin = authenticators.filter((a) => a.onMissing !== undefined);
   const decide = (ex: Exchange, authenticator: string, outcome: AuthOutcome): StageResult => {
     // The authenticator's own verdict is counted, before the guard may make the denial stricter.
     ex.tally?.authentication(authenticator, outcome.kind === 'rejected' ? outcome.denial.code : 'authenticated');
@@ -44,6 +45,10 @@ export function authenticateStage(authenticators: readonly Authenticator[], fail
       if (outcome.kind !== 'absent') return decide(ex, authenticator.name, outcome);
     }
     ex.tally?.authentication('', 'unauthenticated');
+    for (const a of withLogin) {
+      const login = a.onMissing?.(ex) ?? null;
+      if (login !== null) return login;
+    }
     return missing;
   };
   return {

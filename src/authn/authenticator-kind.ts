@@ -24,6 +24,8 @@ export interface AuthenticatorCompileContext {
   /** Header names an authenticator may not take (identity headers, framing, forwarding, request id). */
   readonly reserved: ReadonlySet<string>;
   readonly clock: Clock;
+  /** Compiled in a worker of `start --workers`: state kept in this process's memory is not the host's. */
+  readonly inWorker: boolean;
   /** Whether the HTTPS listener asks clients for certificates (`listen.https.clientAuth`). */
   readonly clientCertificates: boolean;
   /**

@@ -76,5 +76,10 @@ export interface Authenticator {
    * bound. Absent: it needs nothing from outside the config, and is always ready.
    */
   readiness?(): ComponentReadiness;
+  /**
+   * What to answer when none of the route's authenticators found its credential, instead of 401:
+   * a login redirect for a browser navigation (oidc). Null, or absent: the 401 stands.
+   */
+  onMissing?(exchange: Exchange): Denial | null;
   authenticate(exchange: Exchange): AuthOutcome | Promise<AuthOutcome>;
 }

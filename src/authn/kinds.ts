@@ -4,6 +4,7 @@ import { apiKeyKind } from './api-key/kind.js';
 import { introspectionKind } from './introspection/kind.js';
 import { jwtKind } from './jwt/kind.js';
 import { mtlsKind } from './mtls/kind.js';
+import { oidcKind } from './oidc/kind.js';
 
 /**
  * Every authenticator kind, one row each. The config schema's `authenticators` entries, the
@@ -14,6 +15,7 @@ export const AUTHENTICATOR_KINDS = [
   jwtKind,
   introspectionKind,
   apiKeyKind,
+  oidcKind,
   mtlsKind,
   anonymousKind,
 ] as const;

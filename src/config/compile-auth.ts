@@ -110,7 +110,7 @@ export function compileAuth(raw: RawConfig, loaded: LoadedConfig, context: AuthC
     const at: At = (...path) => ['authenticators', name, ...path];
     // `a` was validated against the schema of the kind its type selects.
     const built = kind.compile(a as never, {
-      name, at, apiKeys: raw.apiKeys, loaded, dataDir, problems, reserved, clock: context.clock, use, shared, oauth,
+      name, at, apiKeys: raw.apiKeys, loaded, dataDir, problems, reserved, clock: context.clock, use, shared, oauth, inWorker: (context.hostState ?? null) !== null,
       clientCertificates: raw.listen?.https?.clientAuth !== undefined,
     });
     if (built !== null) authenticators.set(name, built);

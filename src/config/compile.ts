@@ -16,10 +16,13 @@ import { forwardStage } from '../proxy/forward.js';
 import { authenticateStage } from '../authn/authenticate-stage.js';
 import type { UpstreamRequestSettings } from '../proxy/upstream-request.js';
 import { requestLimits } from '../stages/request-limits.js';
+import { sessionAccessToken } from '../stages/session-access-token.js';
+import { OidcAuthenticator } from '../authn/oidc/oidc-authenticator.js';
+import { MAX_FORM_BYTES, oidcEndpoints } from '../authn/oidc/oidc-endpoints.js';
 import type { Authenticator } from '../authn/authenticator.js';
 import type { ApiKeyBackend } from '../authn/api-key/backend.js';
 import type { IdentityHeaderNames } from '../stages/identity-headers.js';
-import { compileAuth, compileRouteAuth, identityHeaderList, RESERVED_HEADERS, type CompiledAuth } from './compile-auth.js';
+import { compileAuth, compileRouteAuth, identityHeaderList, RESERVED_HEADERS, type CompiledAuth, type RouteAuth } from './compile-auth.js';
 import { ASSERTION_DEFAULTS, compileIdentityAssertion } from '../assertion/identity-assertion-section.js';
 import type { AssertionSigner } from '../assertion/assertion-signer.js';
 import { identityAssertion } from '../stages/identity-assertion.js';
@@ -347,6 +350,9 @@ export function compileConfig(
     } else names.set(r.name, index);
     if (route !== null) routes.push(route);
   });
+  for (const a of auth.authenticators.values()) {
+    if (a instanceof OidcAuthenticator) routes.push(...oidcRoutes(a, edge.securityHeaders, gatewayLimits));
+  }
   problems.push(...findConflicts(routes, loaded));
   const audit = compileAudit(raw, loaded, problems);
   const tls = compileServerTls(raw.listen?.https, loaded, problems, new Date((context.clock ?? systemClock).now()));
@@ -464,6 +470,7 @@ function compileRoute(
     problems.push(loaded.problem(at('forwardAuthorization'), `upstream ${r.upstream} gets the gateway's own token (auth.clientCredentials) in Authorization, so the client's cannot be forwarded: remove forwardAuthorization, or route to an upstream without auth`));
   }
   const assertion = compileRouteAssertion(r, at, loaded, services, credential !== null, problems);
+  const sessionToken = compileSessionToken(r, at, routeAuth, credential !== null, loaded, problems);
   // Bearer-token authenticators (jwt) announce themselves by their challenge scheme (RFC 6750).
   if (r.requireCertificateBoundToken === true && routeAuth !== null && !routeAuth.authenticators.some((a) => a.challenge?.startsWith('Bearer ') === true)) {
     problems.push(loaded.problem(at('requireCertificateBoundToken'), 'binds bearer tokens to client certificates, but the route authenticates with no bearer-token (jwt) authenticator; add one to authenticate, or remove this option'));
@@ -528,10 +535,74 @@ function compileRoute(
       authorize: routeAuth?.authorize ?? null,
       identityHeaders: routeAuth?.identityHeaders ?? null,
       identityAssertion: routeAuth !== null && assertion !== null ? assertion : null,
-      upstreamCredential: credential === null ? null : upstreamCredential(credential),
+      upstreamCredential: credential === null ? sessionToken : upstreamCredential(credential),
       forward: served?.stage ?? forwardStage(pool as Upstream, forwarding, credential),
     }),
   };
+}
+
+/** The stage sending the session's access token upstream (`forwardAccessToken`), or null. */
+function compileSessionToken(r: RawRoute, at: (...path: (string | number)[]) => (string | number)[], routeAuth: RouteAuth | null, upstreamAuth: boolean, loaded: LoadedConfig, problems: ConfigProblem[]): Stage | null {
+  if (r.forwardAccessToken !== true) return null;
+  const before = problems.length;
+  if (r.forwardAuthorization === true) problems.push(loaded.problem(at('forwardAccessToken'), 'the session\'s token replaces the client\'s Authorization: remove forwardAuthorization, or this option'));
+  if (upstreamAuth) problems.push(loaded.problem(at('forwardAccessToken'), `upstream ${r.upstream ?? ''} gets the gateway's own token (auth.clientCredentials) in Authorization: remove this option, or the upstream's auth`));
+  if (r.serve !== undefined) problems.push(loaded.problem(at('forwardAccessToken'), `a route the gateway serves (${r.serve}) forwards nothing: remove this option`));
+  if (routeAuth !== null && !routeAuth.authenticators.some((a) => a instanceof OidcAuthenticator)) {
+    problems.push(loaded.problem(at('forwardAccessToken'), 'sends the access token of a browser session, but the route authenticates with no oidc authenticator: add one to authenticate, or remove this option'));
+  }
+  if (r.public === true) problems.push(loaded.problem(at('forwardAccessToken'), 'a public route has no session: authenticate with an oidc authenticator, or remove this option'));
+  return problems.length > before ? null : sessionAccessToken();
+}
+
+/**
+ * The routes of an oidc authenticator's own paths (callback, login, logout, back-channel logout):
+ * public (the callback is where a user without a session arrives), answered by the gateway, with
+ * the top-level security headers and request limits. Defined by the authenticator's redirectUri.
+ */
+function oidcRoutes(a: OidcAuthenticator, securityHeaders: SecurityHeaderSet, defaults: Limits): CompiledRoute[] {
+  return oidcEndpoints(a).map((e): CompiledRoute => {
+    const forms = e.methods.includes('POST');
+    const maxBodyBytes = forms ? MAX_FORM_BYTES : 0;
+    const contentTypes = forms ? new Set(['application/x-www-form-urlencoded']) : null;
+    const allowBodyOn = new Set<string>();
+    return {
+      name: `${a.name}:${e.name}`,
+      index: -1,
+      definedAt: ['authenticators', a.name, 'redirectUri'],
+      pattern: compilePattern(e.path, false),
+      methods: new Set(e.methods),
+      host: null,
+      upstream: null,
+      served: e.name,
+      public: true,
+      authenticate: [],
+      onAuthUnavailable: 'failClosed',
+      stripPrefix: null,
+      addPrefix: null,
+      maxBodyBytes,
+      bodyIdleTimeoutMs: defaults.bodyIdleTimeoutMs,
+      writeIdleTimeoutMs: defaults.writeIdleTimeoutMs,
+      minBodyBytesPerSecond: defaults.minBodyBytesPerSecond,
+      bufferBodyBytes: Math.min(defaults.bufferBodyBytes, maxBodyBytes),
+      contentTypes,
+      allowBodyOn,
+      allowMethodOverride: false,
+      securityHeaders,
+      cors: null,
+      stages: routeStages({
+        corsPreflight: null,
+        requestLimits: requestLimits(maxBodyBytes, contentTypes, allowBodyOn),
+        limitsByAddress: null,
+        bruteForceGate: null,
+        authenticate: null,
+        limitsByIdentity: null,
+        authorize: null,
+        identityHeaders: null,
+        forward: e.stage,
+      }),
+    };
+  });
 }
 
 /** The endpoint a route serves (`serve`), with its stage; null on a forwarding route. Problems are located under the route. */
@@ -640,8 +711,8 @@ function findConflicts(routes: readonly CompiledRoute[], loaded: LoadedConfig): 
     for (const other of group) {
       const overlap = route.methods === null || other.methods === null || [...route.methods].some((m) => other.methods?.has(m) === true);
       if (!overlap) continue;
-      const first = loaded.problem(['routes', other.index, 'match'], '');
-      problems.push(loaded.problem(['routes', route.index, 'match'],
+      const first = loaded.problem(other.definedAt ?? ['routes', other.index, 'match'], '');
+      problems.push(loaded.problem(route.definedAt ?? ['routes', route.index, 'match'],
         `route "${route.name}" overlaps route "${other.name}" (${first.file}:${first.line}) with equal specificity: both match ${route.pattern.shape}` +
         `${route.host === null ? '' : ` on ${route.host}`}; make one more specific or split their methods`));
     }

@@ -8,6 +8,7 @@
  */
 export const DENIALS = {
   https_required: { status: 308, title: 'Permanent Redirect', detail: 'This gateway serves HTTPS only; repeat the request at the Location given.' },
+  login_required: { status: 302, title: 'Found', detail: 'Log in to continue: follow the Location to the identity provider.' },
   bad_request: { status: 400, title: 'Bad Request', detail: 'The request could not be parsed.' },
   tls_handshake_failed: { status: 400, title: 'Bad Request', detail: 'The TLS handshake failed; no HTTP exchange took place.' },
   invalid_target: { status: 400, title: 'Bad Request', detail: 'The request target is not in origin form or contains forbidden characters.' },
@@ -15,6 +16,7 @@ export const DENIALS = {
   invalid_header: { status: 400, title: 'Bad Request', detail: 'A request header is malformed.' },
   ambiguous_header: { status: 400, title: 'Bad Request', detail: 'A header the gateway decides on is repeated or ambiguous.' },
   body_not_allowed: { status: 400, title: 'Bad Request', detail: 'This method does not take a request body on this route.' },
+  logout_token_invalid: { status: 400, title: 'Bad Request', detail: 'The logout token is not one this gateway accepts.' },
   webhook_event_invalid: { status: 400, title: 'Bad Request', detail: 'The event is not a revocation event this gateway understands.' },
   upgrade_refused: { status: 400, title: 'Bad Request', detail: 'Protocol upgrades are not accepted on this route.' },
   unauthenticated: { status: 401, title: 'Unauthorized', detail: 'Authentication is required.' },
@@ -27,6 +29,7 @@ export const DENIALS = {
   insufficient_scope: { status: 403, title: 'Forbidden', detail: 'The token lacks a scope this route requires.' },
   ip_not_allowed: { status: 403, title: 'Forbidden', detail: 'The credential may not be used from this address.' },
   tenant_mismatch: { status: 403, title: 'Forbidden', detail: "The resource belongs to another tenant than the caller's." },
+  cross_site_request_refused: { status: 403, title: 'Forbidden', detail: 'A state-changing request authenticated by a session cookie must come from this site.' },
   cors_preflight_refused: { status: 403, title: 'Forbidden', detail: 'This cross-origin request is not allowed from this origin, or with this method or these headers.' },
   route_not_found: { status: 404, title: 'Not Found', detail: 'No route matches this request.' },
   method_not_allowed: { status: 405, title: 'Method Not Allowed', detail: 'The route does not accept this method.' },
@@ -64,17 +67,17 @@ export type DenialCode = keyof typeof DENIALS;
 export interface Refusal<C extends string> {
   readonly code: C;
   readonly reason: string;
-  readonly headers?: Readonly<Record<string, string>>;
+  readonly headers?: Readonly<Record<string, string | string[]>>;
 }
 
-export function refusal<C extends string>(code: C, reason: string, headers?: Readonly<Record<string, string>>): Refusal<C> {
+export function refusal<C extends string>(code: C, reason: string, headers?: Readonly<Record<string, string | string[]>>): Refusal<C> {
   return headers === undefined ? { code, reason } : { code, reason, headers };
 }
 
 /** A request the gateway's request path ended. */
 export type Denial = Refusal<DenialCode>;
 
-export const deny: (code: DenialCode, reason: string, headers?: Readonly<Record<string, string>>) => Denial = refusal;
+export const deny: (code: DenialCode, reason: string, headers?: Readonly<Record<string, string | string[]>>) => Denial = refusal;
 
 export function isDenialCode(value: string): value is DenialCode {
   return Object.hasOwn(DENIALS, value);

@@ -46,10 +46,12 @@ export interface DecisionTally {
 export interface LocalResponse {
   readonly kind: 'response';
   readonly status: number;
-  readonly headers: Readonly<Record<string, string>>;
+  readonly headers: Readonly<Record<string, string | string[]>>;
   readonly body: string;
   readonly code: string;
   readonly detail: string;
+  /** How the audit record classes it; absent: allow. A login page saying why a login failed is a deny. */
+  readonly decision?: Decision;
 }
 
 /** How a stage ends a request: a denial (problem+json) or a response of its own. */
@@ -102,8 +104,10 @@ export function isDenial(verdict: Verdict): verdict is Denial {
 /** A matched route as the request path sees it: what it matches, its limits, rewrite and stages. */
 export interface Route extends Routable {
   readonly name: string;
-  /** Position in `routes`, for messages. */
+  /** Position in `routes`, for messages; -1 for a route the gateway adds itself (an oidc authenticator's paths). */
   readonly index: number;
+  /** Where a route the gateway adds itself is defined (the option that adds it); absent: `routes[index]`. */
+  readonly definedAt?: readonly (string | number)[];
   /** Where requests are forwarded; null on a route the gateway serves itself (`served`). */
   readonly upstream: UpstreamSpec | null;
   /** The endpoint the gateway answers on this route itself (`serve: <name>`), or null: the route forwards. */
@@ -262,6 +266,8 @@ export class Exchange {
   limits: LimitDecision[] | null = null;
   /** The limit or quota that refused the request (audited by name). */
   limitName: string | null = null;
+  /** The access token of the browser session that authenticated the request (oidc), for routes with forwardAccessToken. */
+  sessionAccessToken: string | null = null;
   /** The query as forwarded when an authenticator took a credential out of it; null: as received. */
   forwardQuery: string | null = null;
   /** Set by the identity-headers stage. */

@@ -31,7 +31,7 @@ export interface ProblemResponse {
   readonly requestId: string;
   readonly requestIdHeader: string;
   /** Headers the status requires (`Allow`, `WWW-Authenticate`, `Retry-After`). */
-  readonly headers?: Readonly<Record<string, string>> | undefined;
+  readonly headers?: Readonly<Record<string, string | string[]>> | undefined;
   /** Headers sent before the status's own (rate-limit figures). */
   readonly extra?: readonly (readonly [string, string])[];
   readonly close?: boolean;
@@ -44,7 +44,7 @@ export interface ProblemResponse {
  */
 export function writeProblem(res: ServerResponse, code: string, entry: ProblemEntry, how: ProblemResponse): void {
   const body = problemDocument(code, entry, how.requestId, how.errors);
-  const headers: Record<string, string | number> = {
+  const headers: Record<string, string | string[] | number> = {
     'content-type': 'application/problem+json',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',

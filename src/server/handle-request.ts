@@ -166,6 +166,7 @@ function closeIfUnread(ex: Exchange): void {
 function respond(ex: Exchange, response: LocalResponse): void {
   ex.response = response;
   ex.detail = response.detail;
+  if (response.decision !== undefined) ex.decision = response.decision;
   const res = ex.wire.res;
   if (res.headersSent) { res.destroy(); return; }
   closeIfUnread(ex);

@@ -23,8 +23,35 @@ export interface TestResource {
   readonly ttlSeconds?: number;
 }
 
+/** A user of the provider: its claims (the ID token and userinfo carry them for the scopes asked). */
+export interface TestAccount {
+  readonly sub: string;
+  readonly email?: string;
+  readonly roles?: readonly string[];
+  readonly tenant?: string;
+}
+
+/**
+ * The browser login client `web` (authorization code + PKCE, refresh tokens, back-channel logout).
+ * `interactions: 'auto'` logs the next account in without a page (HTTP clients); `'form'` shows
+ * oidc-provider's development login form (any login name, any password) for a browser.
+ */
+export interface LoginClientOptions {
+  readonly redirectUris: readonly string[];
+  readonly postLogoutRedirectUris?: readonly string[];
+  readonly backchannelLogoutUri?: string;
+  readonly accounts: readonly TestAccount[];
+  readonly interactions: 'auto' | 'form';
+  /** Access token lifetime in seconds (default 600). */
+  readonly accessTokenTtlSeconds?: number;
+  /** client_secret_basic (default) or client_secret_post. */
+  readonly tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post';
+}
+
 export interface AuthorizationServerOptions {
   readonly resources?: readonly TestResource[];
+  /** Adds the login client `web`. */
+  readonly login?: LoginClientOptions;
   /** Lifetime of client-credentials tokens without a resource (default 600 s). */
   readonly clientCredentialsTtlSeconds?: number;
 }
@@ -44,6 +71,16 @@ export interface TestAuthorizationServer {
   readonly service: TestClient;
   /** Calls made to each endpoint path since start (`/token/introspection`, `/token`, …). */
   calls(path: string): number;
+  /** The login client (with `login` options). */
+  readonly web: TestClient;
+  /** Successful token grants of `grantType` (`authorization_code`, `refresh_token`) since start. */
+  grants(grantType: string): number;
+  /** With `interactions: 'auto'`: the account the next login logs in as (default: the first). */
+  nextLogin(sub: string): void;
+  /** Rewrites the ID token of the next token responses (the test's hostile provider); null restores. */
+  tamperIdToken(rewrite: ((idToken: string, signingKey: KeyObject) => string) | null): void;
+  /** Back-channel logout notices the provider sent (to backchannelLogoutUri) and their answers' status. */
+  readonly backchannelLogouts: { status: number }[];
   /**
    * An opaque access token for `subject`, minted through the provider's models with `claims` as
    * extra token claims (returned by introspection), for `resource` when given.
@@ -74,6 +111,8 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
   const gateway: TestClient = { clientId: 'gateway', clientSecret: 'gateway-secret-0123456789abcdef0123' };
   const gatewayPost: TestClient = { clientId: 'gateway-post', clientSecret: 'gateway-post-secret-0123456789abcdef' };
   const service: TestClient = { clientId: 'service', clientSecret: 'service-secret-0123456789abcdef01234' };
+  const web: TestClient = { clientId: 'web', clientSecret: 'web-secret-0123456789abcdef0123456789' };
+  const login = options.login;
   const allScopes = [...new Set(['orders:read', 'orders:write', ...resources.flatMap((r) => r.scope.split(' '))])];
   const clients: ClientMetadata[] = [
     { client_id: gateway.clientId, client_secret: gateway.clientSecret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], id_token_signed_response_alg: 'ES256', token_endpoint_auth_method: 'client_secret_basic', scope: allScopes.join(' ') },
@@ -81,6 +120,19 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     { client_id: 'gateway-key', grant_types: ['client_credentials'], response_types: [], redirect_uris: [], id_token_signed_response_alg: 'ES256', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'ES256', jwks: { keys: [clientJwk] }, scope: allScopes.join(' ') },
     { client_id: service.clientId, client_secret: service.clientSecret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], id_token_signed_response_alg: 'ES256', token_endpoint_auth_method: 'client_secret_basic', scope: allScopes.join(' ') },
   ];
+  if (login !== undefined) {
+    clients.push({
+      client_id: web.clientId, client_secret: web.clientSecret, grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
+      redirect_uris: [...login.redirectUris], post_logout_redirect_uris: [...(login.postLogoutRedirectUris ?? [])],
+      ...(login.backchannelLogoutUri === undefined ? {} : { backchannel_logout_uri: login.backchannelLogoutUri, backchannel_logout_session_required: true }),
+      id_token_signed_response_alg: 'ES256', token_endpoint_auth_method: login.tokenEndpointAuthMethod ?? 'client_secret_basic',
+    });
+  }
+  const accounts = new Map((login?.accounts ?? []).map((a) => [a.sub, a]));
+  let nextAccount = login?.accounts[0]?.sub ?? 'alice';
+  let tamper: ((idToken: string, signingKey: KeyObject) => string) | null = null;
+  const grantCounts = new Map<string, number>();
+  const backchannelLogouts: { status: number }[] = [];
 
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -91,8 +143,26 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     clients,
     jwks: { keys: [{ ...signing.privateKey.export({ format: 'jwk' }), kid: 'as-key-1', alg: 'ES256', use: 'sig' }] },
     scopes: ['openid', ...allScopes],
+    ...(login === undefined ? {} : {
+      findAccount: (_ctx: unknown, id: string) => {
+        const account = accounts.get(id) ?? { sub: id };
+        return { accountId: id, claims: () => ({ sub: id, ...(account.email === undefined ? {} : { email: account.email }), ...(account.roles === undefined ? {} : { roles: [...account.roles] }), ...(account.tenant === undefined ? {} : { tenant_id: account.tenant }) }) };
+      },
+      claims: { openid: ['sub'], email: ['email'], profile: ['roles', 'tenant_id'] },
+      conformIdTokenClaims: false,
+      pkce: { required: () => true },
+      issueRefreshToken: () => true,
+      rotateRefreshToken: () => true,
+      cookies: { keys: ['test-cookie-key-0123456789abcdef'] },
+    }),
     features: {
-      devInteractions: { enabled: false },
+      devInteractions: { enabled: login?.interactions === 'form' },
+      backchannelLogout: { enabled: login !== undefined },
+      rpInitiatedLogout: {
+        enabled: true,
+        // The confirmation form submits itself: a browser (or the test's HTTP client) goes on at once.
+        logoutSource: (ctx, form) => { ctx.body = `<!doctype html><html><body>${form}<script>document.forms[0].submit()</script><noscript><button form="op.logoutForm" name="logout" value="yes">Log out</button></noscript></body></html>`; },
+      },
       introspection: { enabled: true },
       revocation: { enabled: true },
       clientCredentials: { enabled: true },
@@ -116,7 +186,8 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     },
     ttl: {
       ClientCredentials: options.clientCredentialsTtlSeconds ?? 600,
-      AccessToken: 600,
+      AccessToken: login?.accessTokenTtlSeconds ?? 600,
+      ...(login === undefined ? {} : { RefreshToken: 86_400, Session: 86_400, Grant: 86_400, Interaction: 3600, IdToken: 3600, AuthorizationCode: 60 }),
     },
     // Claims added when a token is minted through the models (userToken) are returned by introspection.
     extraTokenClaims: (_ctx, token) => (token as unknown as { extra?: Record<string, unknown> }).extra ?? undefined,
@@ -126,8 +197,28 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
   const counts = new Map<string, number>();
   provider.use(async (ctx, next) => {
     counts.set(ctx.path, (counts.get(ctx.path) ?? 0) + 1);
+    // `auto` interactions: the next account logs in and consents to what was asked, with no page.
+    if (login?.interactions === 'auto' && ctx.path.startsWith('/interaction/')) {
+      const details = await provider.interactionDetails(ctx.req, ctx.res);
+      const clientId = String(details.params.client_id);
+      const grant = new provider.Grant({ accountId: nextAccount, clientId });
+      grant.addOIDCScope(String(details.params.scope));
+      const grantId = await grant.save();
+      await provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: nextAccount }, consent: { grantId } }, { mergeWithLastSubmission: false });
+      return;
+    }
     await next();
+    if (tamper !== null && ctx.path === '/token' && ctx.status === 200 && typeof (ctx.body as { id_token?: unknown } | undefined)?.id_token === 'string') {
+      const body = ctx.body as { id_token: string };
+      ctx.body = { ...body, id_token: tamper(body.id_token, signing.privateKey) };
+    }
   });
+  provider.on('grant.success', (ctx) => {
+    const type = String(ctx.oidc.params?.grant_type ?? '');
+    grantCounts.set(type, (grantCounts.get(type) ?? 0) + 1);
+  });
+  provider.on('backchannel.success', () => { backchannelLogouts.push({ status: 200 }); });
+  provider.on('backchannel.error', () => { backchannelLogouts.push({ status: 0 }); });
   const callback = provider.callback();
   server.on('request', (req, res) => { void callback(req, res); });
 
@@ -142,6 +233,11 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     issuer, port, provider, gateway, gatewayPost, service,
     gatewayKeyJwt: { clientId: 'gateway-key', privateKey: clientKey.privateKey, privateKeyPem: clientKey.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), kid: clientJwk.kid },
     calls: (path) => counts.get(path) ?? 0,
+    web,
+    grants: (type) => grantCounts.get(type) ?? 0,
+    nextLogin(sub) { nextAccount = sub; },
+    tamperIdToken(rewrite) { tamper = rewrite; },
+    backchannelLogouts,
     async userToken(subject, o = {}) {
       const clientId = o.clientId ?? service.clientId;
       const client = await clientObject(clientId);

@@ -237,7 +237,7 @@ export class IntrospectionEndpoint implements Resource {
 }
 
 /** The client authentication method, with its key imported (private_key_jwt: ES256/384/512, EdDSA or RS256 by key type). */
-async function clientAuthentication(o: IntrospectionEndpointOptions): Promise<oidc.ClientAuth> {
+export async function clientAuthentication(o: Pick<IntrospectionEndpointOptions, 'clientAuth' | 'clientSecret' | 'privateKey'>): Promise<oidc.ClientAuth> {
   if (o.clientAuth === 'client_secret_post') return oidc.ClientSecretPost(o.clientSecret ?? undefined);
   if (o.clientAuth === 'client_secret_basic') return oidc.ClientSecretBasic(o.clientSecret ?? undefined);
   if (o.privateKey === null) throw new Error('private_key_jwt needs privateKey');
@@ -270,7 +270,7 @@ function errorCode(error: string | undefined): string | null {
 }
 
 /** Any failure of an exchange as an EndpointError, its message fit for logs and the audit record (no token, no secret). */
-function endpointError(err: unknown): EndpointError {
+export function endpointError(err: unknown): EndpointError {
   if (err instanceof EndpointError) return err;
   const cause = (err as { cause?: unknown }).cause;
   if (cause instanceof EndpointError) return cause;

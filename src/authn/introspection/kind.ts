@@ -167,7 +167,7 @@ function compileIntrospection(a: RawIntrospectionAuthenticator, context: Authent
 }
 
 /** Why a PEM cannot sign client assertions, or null. */
-function privateKeyProblem(pem: string): string | null {
+export function privateKeyProblem(pem: string): string | null {
   try {
     const key = createPrivateKey(pem);
     return webCryptoAlgorithm(key.asymmetricKeyType, key.asymmetricKeyDetails?.namedCurve) === null

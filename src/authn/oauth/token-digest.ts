@@ -42,6 +42,15 @@ export class TokenDigester {
     return hash('sha256', pads.outer, 'base64url');
   }
 
+  /**
+   * A key for another purpose derived from the token hash key (HMAC-SHA256 of `label` under it),
+   * so every gateway sharing the key derives the same one: login state cookies are sealed under
+   * one. Read only once the gateway runs (the key file's key is known then).
+   */
+  derivedKey(label: string): Buffer {
+    return createHmac('sha256', this.rawKey()).update(label, 'utf8').digest();
+  }
+
   private rawKey(): Buffer {
     return Buffer.isBuffer(this.key) ? this.key : this.key.tokenHashKey;
   }

@@ -1,0 +1,333 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { originAllowed } from '../../cors/origin.js';
+import type { Clock } from '../../lib/clock.js';
+import type { ComponentReadiness } from '../../lifecycle/readiness.js';
+import { deny, type Denial } from '../../pipeline/denials.js';
+import type { Exchange } from '../../pipeline/exchange.js';
+import { ABSENT, type Authenticator, type AuthOutcome } from '../authenticator.js';
+import { identityFromClaims } from '../claims/claim-mapping.js';
+import { audienceList, checkClaimRules, type ClaimRules } from '../claims/claim-rules.js';
+import type { Identity } from '../identity.js';
+import type { JwsAlgorithm } from '../jwt/algorithms.js';
+import type { TokenDigester } from '../oauth/token-digest.js';
+import { readCookie } from './cookies.js';
+import { sealLoginState } from './login-state-cookie.js';
+import type { OidcProviderClient } from './oidc-provider-client.js';
+import { RefreshRefusedError } from './oidc-provider-client.js';
+import { safeReturnPath } from './return-path.js';
+import { crossSiteRefusal } from './same-origin.js';
+import { setCookie } from './cookies.js';
+import { SessionStoreUnavailableError, type SessionKey, type SessionLimits, type SessionRecord, type SessionStore } from './session-store.js';
+
+/** The gateway-owned paths of one oidc authenticator. */
+export interface OidcPaths {
+  readonly callback: string;
+  readonly login: string;
+  readonly logout: string;
+  readonly backChannelLogout: string;
+}
+
+/** One oidc authenticator's settings, defaults applied (see kind.ts). */
+export interface OidcSettings {
+  readonly name: string;
+  readonly realm: string;
+  readonly provider: OidcProviderClient;
+  readonly sessions: SessionStore;
+  readonly digester: TokenDigester;
+  readonly rules: ClaimRules;
+  readonly clock: Clock;
+  readonly clientId: string;
+  readonly issuer: string;
+  readonly algorithms: readonly JwsAlgorithm[];
+  readonly scope: string;
+  readonly responseMode: 'query' | 'form_post';
+  readonly prompt: string | null;
+  readonly userinfo: boolean;
+  readonly redirectUri: string;
+  /** The origin of redirectUri: the gateway's own for same-origin checks. */
+  readonly origin: string;
+  readonly postLogoutRedirectUri: string | null;
+  readonly logoutAtProvider: boolean;
+  readonly paths: OidcPaths;
+  readonly clockSkewMs: number;
+  readonly loginTimeoutMs: number;
+  readonly limits: SessionLimits;
+  readonly absoluteTimeoutMs: number;
+  readonly refreshBeforeMs: number;
+  readonly refreshWaitMs: number;
+}
+
+/** A session id as the cookie carries it: 32 random bytes, base64url. */
+const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
+/** Prefix of every cookie the gateway sets: removed from what upstreams receive, on every route. */
+export const GATEWAY_COOKIE_PREFIX = '__Host-portcullis-';
+/** How often a request waiting for another holder's refresh looks at the session again. */
+const REFRESH_POLL_MS = 50;
+/** Identities mapped from Redis-held sessions, kept by session and version; past it the map starts over (a recomputation, never a lost session). */
+const MAX_CACHED_IDENTITIES = 10_000;
+
+/** What a refresh came to: the new record, the session ended, or the provider or store could not answer. */
+type Refreshed = SessionRecord | 'ended' | 'unavailable';
+
+/**
+ * Browser sessions established by an OpenID Connect login at the gateway. On a request it reads
+ * the session cookie, finds the session (memory or Redis), refreshes its tokens when they are
+ * about to expire (one refresh per session at a time: in this process by a shared promise,
+ * across gateways by the store's lock), and maps the session's claims to the identity. A request
+ * without a session abstains; when no authenticator of the route found a credential and the
+ * request is a browser navigation, `onMissing` answers with a redirect to the provider instead of
+ * 401. State-changing requests authenticated by the cookie must come from the gateway's own
+ * origin (or one the route's CORS policy admits with credentials): cross-site requests are
+ * refused (403), whatever SameSite the browser applies.
+ */
+export class OidcAuthenticator implements Authenticator {
+  readonly name: string;
+  readonly type = 'oidc';
+  readonly challenge: string;
+  readonly assertedHeaders: ReadonlyMap<string, string>;
+  readonly credentialHeaders: readonly string[] = [];
+  readonly authorizationScheme = null;
+  readonly queryParam = null;
+  readonly alwaysAdmits = false;
+  /** `__Host-portcullis-session-<name>`. */
+  readonly cookieName: string;
+  private readonly identities = new WeakMap<SessionRecord, Identity>();
+  private readonly sharedIdentities = new Map<string, Identity>();
+  private readonly refreshing = new Map<string, Promise<Refreshed>>();
+
+  constructor(readonly settings: OidcSettings) {
+    this.name = settings.name;
+    this.cookieName = `${GATEWAY_COOKIE_PREFIX}session-${settings.name}`;
+    this.challenge = `OIDC realm="${settings.realm}", login="${settings.paths.login}"`;
+    this.assertedHeaders = new Map(settings.rules.mapping.headers.map(([header, path]) => [header, `claim:${path.text}`]));
+  }
+
+  readiness(): ComponentReadiness {
+    return this.settings.provider.readiness();
+  }
+
+  /** The store key of a session id (the cookie's value). */
+  sessionKey(id: string): SessionKey {
+    return { id: this.settings.digester.ofToken(id), secret: id };
+  }
+
+  /** The session key the request's cookie names, or null when it names none (absent, repeated or malformed). */
+  presentedKey(ex: Exchange): SessionKey | null {
+    const cookie = readCookie(ex.req.headers.cookie, this.cookieName);
+    if (typeof cookie === 'string' || !SESSION_ID.test(cookie.value)) return null;
+    return this.sessionKey(cookie.value);
+  }
+
+  authenticate(ex: Exchange): AuthOutcome | Promise<AuthOutcome> {
+    const key = this.presentedKey(ex);
+    if (key === null) return ABSENT;
+    const now = this.settings.clock.now();
+    let found: SessionRecord | null | Promise<SessionRecord | null>;
+    try {
+      found = this.settings.sessions.get(key, now, this.settings.limits.idleTimeoutMs);
+    } catch (err) {
+      return unavailable(err);
+    }
+    if (found instanceof Promise) return found.then((record) => this.decide(ex, key, record, now), unavailable);
+    return this.decide(ex, key, found, now);
+  }
+
+  private decide(ex: Exchange, key: SessionKey, record: SessionRecord | null, now: number): AuthOutcome | Promise<AuthOutcome> {
+    // A cookie for no live session (ended, expired, forged) is no credential: a navigation logs in again.
+    if (record === null || record.authenticator !== this.name) return ABSENT;
+    const crossSite = this.crossSite(ex);
+    if (crossSite !== null) return { kind: 'rejected', denial: deny('cross_site_request_refused', `${this.name}: ${crossSite}`), guess: false };
+    if (record.accessExpiresAt !== null && now >= record.accessExpiresAt - this.settings.refreshBeforeMs) {
+      if (record.refreshToken === null) {
+        if (now < record.accessExpiresAt) return this.admit(ex, key, record);
+        // Tokens expired and nothing to renew them with: the session is over.
+        return this.settings.sessions.delete(key).then(() => ABSENT, unavailable);
+      }
+      return this.refreshOnce(key, record).then((refreshed) => {
+        if (refreshed === 'ended') return ABSENT;
+        if (refreshed !== 'unavailable') return this.admit(ex, key, refreshed);
+        // The provider could not answer: the current tokens serve until they expire.
+        if (record.accessExpiresAt !== null && this.settings.clock.now() < record.accessExpiresAt) return this.admit(ex, key, record);
+        return { kind: 'rejected', denial: deny('authentication_unavailable', `${this.name}: the session's tokens expired and the provider could not refresh them`), guess: false };
+      });
+    }
+    return this.admit(ex, key, record);
+  }
+
+  private admit(ex: Exchange, key: SessionKey, record: SessionRecord): AuthOutcome {
+    const identity = this.identityOf(key, record);
+    if (typeof identity === 'string') return { kind: 'rejected', denial: deny('invalid_credential', `${this.name}: session claims no longer map to an identity: ${identity}`), guess: false };
+    ex.sessionAccessToken = record.accessToken;
+    return { kind: 'authenticated', identity };
+  }
+
+  /** The identity a session's claims map to, kept per record (memory) or per session version (Redis). */
+  identityOf(key: SessionKey, record: SessionRecord): Identity | string {
+    const kept = this.identities.get(record);
+    if (kept !== undefined) return kept;
+    const sharedKey = `${key.id}.${record.version}`;
+    const shared = this.sharedIdentities.get(sharedKey);
+    if (shared !== undefined) return shared;
+    const identity = this.mapIdentity(record.claims);
+    if (typeof identity === 'string') return identity;
+    this.identities.set(record, identity);
+    if (this.sharedIdentities.size >= MAX_CACHED_IDENTITIES) this.sharedIdentities.clear();
+    this.sharedIdentities.set(sharedKey, identity);
+    return identity;
+  }
+
+  /** The identity `claims` map to under the authenticator's rules, or why they do not. */
+  mapIdentity(claims: Readonly<Record<string, unknown>>): Identity | string {
+    const broken = checkClaimRules(claims, this.settings.rules, audienceList(claims.aud));
+    if (broken !== null) return broken;
+    return identityFromClaims(claims, this.settings.rules.mapping, { method: 'oidc', authenticator: this.name, keyId: null, bearerRealm: null });
+  }
+
+  /** Why a state-changing request may not use the session cookie, or null. */
+  private crossSite(ex: Exchange): string | null {
+    const method = ex.req.method ?? 'GET';
+    if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return null;
+    const cors = ex.route?.cors ?? null;
+    return crossSiteRefusal(method, ex.req.headers, this.ownOrigins(ex),
+      (origin) => cors !== null && cors.credentials && !cors.origins.any && originAllowed(cors.origins, origin));
+  }
+
+  /** The gateway's own origins for a request: the redirect URI's, and the one the request was sent to. */
+  ownOrigins(ex: Exchange): ReadonlySet<string> {
+    const host = ex.req.headers.host;
+    return host === undefined ? new Set([this.settings.origin]) : new Set([this.settings.origin, `${ex.secure ? 'https' : 'http'}://${host.toLowerCase()}`]);
+  }
+
+  /**
+   * Refreshes a session's tokens, once: concurrent requests of this process share one attempt;
+   * another gateway's attempt is waited for (the store's lock) up to refresh.waitMs.
+   */
+  private refreshOnce(key: SessionKey, record: SessionRecord): Promise<Refreshed> {
+    let running = this.refreshing.get(key.id);
+    if (running === undefined) {
+      running = this.refresh(key, record).finally(() => this.refreshing.delete(key.id));
+      this.refreshing.set(key.id, running);
+    }
+    return running;
+  }
+
+  private async refresh(key: SessionKey, record: SessionRecord): Promise<Refreshed> {
+    const { sessions, provider, clock, limits } = this.settings;
+    let lock: string | null;
+    try {
+      lock = await sessions.lock(key, this.settings.refreshWaitMs + this.settings.provider.options.timeoutMs);
+    } catch {
+      return 'unavailable';
+    }
+    if (lock === null) return this.awaitRefresh(key, record);
+    try {
+      // Another holder may have refreshed between this request's read and the lock.
+      const current = await sessions.get(key, clock.now(), limits.idleTimeoutMs);
+      if (current === null) return 'ended';
+      if (current.version !== record.version) return current;
+      if (current.refreshToken === null) return 'ended';
+      let tokens;
+      try {
+        tokens = await provider.refresh(current.refreshToken);
+      } catch (err) {
+        if (err instanceof RefreshRefusedError) {
+          await sessions.delete(key);
+          return 'ended';
+        }
+        return 'unavailable';
+      }
+      const now = clock.now();
+      let claims = current.claims;
+      if (this.settings.userinfo) {
+        try {
+          claims = { ...claims, ...await provider.userinfo(tokens.accessToken, current.subject), sub: current.subject };
+        } catch {
+          return 'unavailable';
+        }
+      }
+      const next: SessionRecord = Object.freeze({
+        ...current,
+        claims,
+        idToken: tokens.idToken ?? current.idToken,
+        accessToken: tokens.accessToken,
+        accessExpiresAt: tokens.expiresIn === null ? null : now + tokens.expiresIn * 1000,
+        // Refresh-token rotation: a new one replaces the old, which the provider no longer honours.
+        refreshToken: tokens.refreshToken ?? current.refreshToken,
+        version: current.version + 1,
+      });
+      return await sessions.update(key, next, now, limits.idleTimeoutMs) ? next : 'ended';
+    } catch {
+      return 'unavailable';
+    } finally {
+      await sessions.unlock(key, lock).catch(() => undefined);
+    }
+  }
+
+  /** Waits for another holder's refresh: the session's next version, or what is left when it does not come in time. */
+  private async awaitRefresh(key: SessionKey, record: SessionRecord): Promise<Refreshed> {
+    const { sessions, clock, limits } = this.settings;
+    const deadline = clock.now() + this.settings.refreshWaitMs;
+    while (clock.now() < deadline) {
+      await new Promise<void>((resolve) => { clock.setTimer(resolve, REFRESH_POLL_MS); });
+      let current: SessionRecord | null;
+      try {
+        current = await sessions.get(key, clock.now(), limits.idleTimeoutMs);
+      } catch {
+        return 'unavailable';
+      }
+      if (current === null) return 'ended';
+      if (current.version !== record.version) return current;
+    }
+    return 'unavailable';
+  }
+
+  /** Whether a request is a browser navigation (a login redirect helps it; an API call gets 401). */
+  static isNavigation(ex: Exchange): boolean {
+    const method = ex.req.method;
+    if (method !== 'GET' && method !== 'HEAD') return false;
+    const mode = ex.req.headers['sec-fetch-mode'];
+    if (mode !== undefined) return mode === 'navigate';
+    const accept = ex.req.headers.accept;
+    return accept !== undefined && accept.includes('text/html');
+  }
+
+  /** A browser navigation without a session is sent to log in, and comes back to where it was going. */
+  onMissing(ex: Exchange): Denial | null {
+    if (!OidcAuthenticator.isNavigation(ex)) return null;
+    return this.beginLogin(safeReturnPath(ex.req.url) ?? '/');
+  }
+
+  /**
+   * Starts a login: a fresh state, nonce and PKCE verifier sealed into a pre-login cookie of its
+   * own, and a redirect to the provider's authorization endpoint.
+   */
+  beginLogin(returnTo: string): Denial {
+    const s = this.settings;
+    const state = randomBytes(32).toString('base64url');
+    const nonce = randomBytes(32).toString('base64url');
+    const verifier = randomBytes(32).toString('base64url');
+    const challenge = createHash('sha256').update(verifier).digest('base64url');
+    let location: string;
+    try {
+      location = s.provider.authorizationUrl({ state, nonce, codeChallenge: challenge, scope: s.scope, responseMode: s.responseMode, prompt: s.prompt });
+    } catch (err) {
+      return deny('authentication_unavailable', `${this.name}: cannot start a login: ${(err as Error).message}`, { 'retry-after': '5' });
+    }
+    const cookie = sealLoginState(this.loginKey(), { authenticator: this.name, state, nonce, verifier, returnTo, expiresAt: s.clock.now() + s.loginTimeoutMs });
+    return deny('login_required', `${this.name}: no session; sent to log in at ${s.issuer}`, {
+      location,
+      'set-cookie': setCookie(cookie.name, cookie.value, Math.ceil(s.loginTimeoutMs / 1000)),
+      'cache-control': 'no-store',
+    });
+  }
+
+  /** The key pre-login cookies are sealed under: derived from the token hash key, the same on every gateway sharing it. */
+  loginKey(): Buffer {
+    return this.settings.digester.derivedKey('portcullis oidc login state');
+  }
+}
+
+function unavailable(err: unknown): AuthOutcome {
+  const reason = err instanceof SessionStoreUnavailableError ? err.message : `session store failed: ${(err as Error).message}`;
+  return { kind: 'rejected', denial: deny('authentication_unavailable', reason), guess: false };
+}

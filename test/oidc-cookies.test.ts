@@ -3,7 +3,7 @@
 // cookies with base64url values.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { expiredCookie, MAX_COOKIE_HEADER_LENGTH, MAX_COOKIE_VALUE_LENGTH, readCookie, setCookie, withoutCookies } from '../src/authn/oidc/cookies.js';
+import { expiredCookie, MAX_COOKIE_HEADER_LENGTH, MAX_COOKIE_VALUE_LENGTH, readCookie, setCookie, withoutCookies } from '../src/http/cookies.js';
 
 const NAME = '__Host-portcullis-session';
 const V = 'abcDEF012_-';

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { withoutGatewayCookies } from './cookies.js';
 import type { IpSet } from '../lib/ip.js';
 import { normaliseIp } from '../lib/ip.js';
 import { isProxyAsserted, METHOD_OVERRIDE_HEADERS } from './header-families.js';
@@ -158,11 +159,17 @@ export function readInboundHeaders(raw: readonly string[], connection: string | 
       }
       continue;
     }
-    if (http2 && lower === 'cookie') {
-      if (cookieAt !== -1) { forward[cookieAt] = `${forward[cookieAt] ?? ''}; ${value}`; continue; }
-      cookieAt = forward.length + 1;
+    let forwarded = value;
+    if (lower === 'cookie') {
+      const kept = withoutGatewayCookies(value);
+      if (kept === null) continue;
+      forwarded = kept;
+      if (http2) {
+        if (cookieAt !== -1) { forward[cookieAt] = `${forward[cookieAt] ?? ''}; ${forwarded}`; continue; }
+        cookieAt = forward.length + 1;
+      }
     }
-    forward.push(name, value);
+    forward.push(name, forwarded);
   }
   let authorityMismatch = false;
   if (authority !== null) {

@@ -167,9 +167,11 @@ function compileOidc(a: RawOidcAuthenticator, context: AuthenticatorCompileConte
   let sessions: SessionStore;
   if (store === 'redis' && oauth.redis !== null) {
     const settings = oauth.redis;
-    sessions = context.use(RedisSessionStore.keyOf(settings), RedisSessionStore, () => new RedisSessionStore(settings));
+    const described = new RedisSessionStore(settings);
+    sessions = context.use(described.key, RedisSessionStore, () => described);
   } else {
-    sessions = context.use(MemorySessionStore.KEY, MemorySessionStore, () => new MemorySessionStore());
+    const described = new MemorySessionStore();
+    sessions = context.use(described.key, MemorySessionStore, () => described);
   }
   return new OidcAuthenticator({
     name,

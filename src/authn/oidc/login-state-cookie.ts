@@ -9,7 +9,7 @@
 
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { parseStrictJson } from '../../lib/strict-json.js';
-import { readCookie } from './cookies.js';
+import { readCookie } from '../../http/cookies.js';
 import { MAX_RETURN_PATH_LENGTH, safeReturnPath } from './return-path.js';
 
 /** What one login in flight binds. `expiresAt`: milliseconds since the epoch (the injected clock's). */

@@ -10,13 +10,12 @@ import { audienceList, checkClaimRules, type ClaimRules } from '../claims/claim-
 import type { Identity } from '../identity.js';
 import type { JwsAlgorithm } from '../jwt/algorithms.js';
 import type { TokenDigester } from '../oauth/token-digest.js';
-import { readCookie } from './cookies.js';
+import { GATEWAY_COOKIE_PREFIX, readCookie, setCookie } from '../../http/cookies.js';
 import { sealLoginState } from './login-state-cookie.js';
 import type { OidcProviderClient } from './oidc-provider-client.js';
 import { RefreshRefusedError } from './oidc-provider-client.js';
 import { safeReturnPath } from './return-path.js';
 import { crossSiteRefusal } from './same-origin.js';
-import { setCookie } from './cookies.js';
 import { SessionStoreUnavailableError, type SessionKey, type SessionLimits, type SessionRecord, type SessionStore } from './session-store.js';
 
 /** The gateway-owned paths of one oidc authenticator. */
@@ -59,8 +58,6 @@ export interface OidcSettings {
 
 /** A session id as the cookie carries it: 32 random bytes, base64url. */
 const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
-/** Prefix of every cookie the gateway sets: removed from what upstreams receive, on every route. */
-export const GATEWAY_COOKIE_PREFIX = '__Host-portcullis-';
 /** How often a request waiting for another holder's refresh looks at the session again. */
 const REFRESH_POLL_MS = 50;
 /** Identities mapped from Redis-held sessions, kept by session and version; past it the map starts over (a recomputation, never a lost session). */

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { deny, type Denial } from '../../pipeline/denials.js';
 import { redirect, type Decision, type Exchange, type LocalResponse, type Stage, type StageResult } from '../../pipeline/exchange.js';
 import { EndpointError } from '../introspection/bounded-fetch.js';
-import { expiredCookie, setCookie } from './cookies.js';
+import { expiredCookie, setCookie } from '../../http/cookies.js';
 import { verifyIdToken } from './id-token.js';
 import { loginStateCookieName, openLoginState } from './login-state-cookie.js';
 import { verifyLogoutToken } from './logout-token.js';

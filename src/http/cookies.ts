@@ -18,6 +18,16 @@ export const MAX_COOKIE_HEADER_LENGTH = 65_536;
  * subdomain or a plain-HTTP response cannot plant one (cookie tossing, session fixation).
  */
 export const HOST_COOKIE_PREFIX = '__Host-';
+/** Prefix of every cookie the gateway sets (sessions, logins in flight): never forwarded upstream, on any route. */
+export const GATEWAY_COOKIE_PREFIX = '__Host-portcullis-';
+
+/**
+ * A Cookie header value without the gateway's own cookies, or null when nothing is left. An
+ * upstream never receives a session id: it could replay it at the gateway as the user.
+ */
+export function withoutGatewayCookies(value: string): string | null {
+  return value.includes(GATEWAY_COOKIE_PREFIX) ? withoutCookies(value, (name) => name.startsWith(GATEWAY_COOKIE_PREFIX), GATEWAY_COOKIE_PREFIX) : value;
+}
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/; // RFC 9110 §5.6.2 token: a valid cookie-name
 const BASE64URL = /^[A-Za-z0-9_-]*$/;

@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
+import { LoginClient } from './harness/login-client.js';
+import { ALICE, startOidcLogin, type OidcLoginSetup } from './harness/oidc-login.js';
+
+const SESSION = '__Host-portcullis-session-web';
+
+/** The upstream's copy of the last request for `path`. */
+function upstreamSaw(setup: OidcLoginSetup, path: string) {
+  const seen = setup.echo.received.filter((r) => r.url === path).at(-1);
+  assert.ok(seen !== undefined, `the upstream received no request for ${path}`);
+  return seen;
+}
+
+/** The Set-Cookie lines of a response. */
+function setCookies(headers: Readonly<Record<string, string | string[] | undefined>>): string[] {
+  const v = headers['set-cookie'];
+  return v === undefined ? [] : typeof v === 'string' ? [v] : v;
+}
+
+describe('oidc login through the gateway (authorization code + PKCE, a real provider)', () => {
+  let setup: OidcLoginSetup;
+  before(async () => {
+    setup = await startOidcLogin({ config: { routes: [
+      { name: 'app', match: { path: '/app/**' }, upstream: 'app', authenticate: ['web'], forwardAccessToken: true },
+      { name: 'home', match: { path: '/' }, upstream: 'app', public: true },
+    ] } });
+  });
+  after(async () => { await setup.close(); });
+
+  it('sends a navigation without a session to the provider with PKCE S256, a state and a nonce, and sets a pre-login cookie', async () => {
+    const client = new LoginClient();
+    const hop = await client.send(`${setup.base}/app/page?x=1`);
+    assert.equal(hop.status, 302);
+    const location = new URL(String(hop.headers.location));
+    assert.equal(location.origin, setup.idp.issuer);
+    assert.equal(location.searchParams.get('code_challenge_method'), 'S256');
+    assert.match(location.searchParams.get('code_challenge') ?? '', /^[A-Za-z0-9_-]{43}$/);
+    assert.match(location.searchParams.get('state') ?? '', /^[A-Za-z0-9_-]{43}$/);
+    assert.match(location.searchParams.get('nonce') ?? '', /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(location.searchParams.get('redirect_uri'), `${setup.base}/oauth2/callback`);
+    const [cookie] = setCookies(hop.headers);
+    assert.match(cookie ?? '', /^__Host-portcullis-login-[A-Za-z0-9_-]{16}=[A-Za-z0-9_-]+; /);
+    for (const attribute of ['Path=/', 'Secure', 'HttpOnly', 'SameSite=Lax']) assert.ok(cookie?.includes(attribute), `${attribute} in ${cookie}`);
+    assert.ok(!/domain=/i.test(cookie ?? ''));
+    assert.equal(location.searchParams.get('code_verifier'), null);
+    assert.ok(!(cookie ?? '').includes(location.searchParams.get('state') ?? '--'), 'the cookie does not carry the state in clear');
+  });
+
+  it('answers an API request without a session with 401, a challenge and problem+json, not a redirect', async () => {
+    const res = await request(`${setup.base}/app/data`, { headers: { accept: 'application/json', 'sec-fetch-mode': 'cors' } });
+    assert.equal(res.statusCode, 401);
+    assert.match(String(res.headers['www-authenticate']), /^OIDC realm="portcullis", login="\/oauth2\/login"/);
+    assert.match(String(res.headers['content-type']), /application\/problem\+json/);
+    await res.body.dump();
+  });
+
+  it('logs in end to end: the upstream gets the identity headers and the access token, never the session cookie', async () => {
+    const client = new LoginClient();
+    client.setCookie(setup.base, 'theme', 'dark');
+    const { final, hops } = await client.follow(`${setup.base}/app/page?x=1`);
+    assert.equal(final.status, 200, hops.map((h) => `${h.status} ${h.url}`).join('\n'));
+    assert.equal(final.url, `${setup.base}/app/page?x=1`);
+    const callback = hops.find((h) => h.url.startsWith(`${setup.base}/oauth2/callback`));
+    assert.ok(callback !== undefined);
+    assert.equal(callback.status, 303);
+    const session = setCookies(callback.headers).find((c) => c.startsWith(`${SESSION}=`)) ?? '';
+    assert.match(session, /^__Host-portcullis-session-web=[A-Za-z0-9_-]{43}; /);
+    for (const attribute of ['Path=/', 'Secure', 'HttpOnly', 'SameSite=Lax']) assert.ok(session.includes(attribute), `${attribute} in ${session}`);
+    assert.ok(setCookies(callback.headers).some((c) => c.startsWith('__Host-portcullis-login-') && /Max-Age=0/i.test(c)), 'the pre-login cookie is cleared');
+    const seen = upstreamSaw(setup, '/app/page?x=1');
+    assert.equal(seen.headers['x-user-id'], ALICE.sub);
+    assert.equal(seen.headers['x-tenant-id'], ALICE.tenant);
+    assert.equal(seen.headers['x-auth-method'], 'oidc');
+    assert.match(String(seen.headers.authorization), /^Bearer \S+$/);
+    assert.equal(seen.headers.cookie, 'theme=dark');
+  });
+
+  it('logs out locally and at the provider: the session ends, the next navigation logs in again, the provider session is gone', async () => {
+    const client = new LoginClient();
+    await client.follow(`${setup.base}/app/page`);
+    const sessionId = client.cookie(setup.base, SESSION);
+    assert.ok(sessionId !== undefined);
+    const { final, hops } = await client.follow(`${setup.base}/oauth2/logout?rd=/`);
+    assert.equal(hops[0]?.status, 303);
+    assert.ok(String(hops[0]?.headers.location).startsWith(`${setup.idp.issuer}/session/end`), String(hops[0]?.headers.location));
+    assert.equal(final.url, `${setup.base}/`);
+    assert.equal(client.cookie(setup.base, SESSION), undefined);
+    // The old cookie, replayed, is no session any more.
+    const replay = await request(`${setup.base}/app/page`, { headers: { cookie: `${SESSION}=${sessionId}`, accept: 'application/json' } });
+    assert.equal(replay.statusCode, 401);
+    await replay.body.dump();
+    // The provider's session ended too: a silent authorization request needs a login again.
+    const silent = await client.send(`${setup.idp.issuer}/auth?client_id=web&response_type=code&scope=openid&prompt=none&redirect_uri=${encodeURIComponent(`${setup.base}/oauth2/callback`)}&state=s&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`);
+    const back = new URL(String(silent.headers.location ?? ''), setup.idp.issuer);
+    assert.equal(back.searchParams.get('error'), 'login_required');
+  });
+});

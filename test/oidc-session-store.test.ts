@@ -225,6 +225,19 @@ function contract(name: string, make: () => Promise<Subject | string>): void {
       assert.notEqual(await store.get(later, clock.now(), limits.idleTimeoutMs), null);
     });
 
+    each('a longer idle timeout (a reload) keeps held sessions alive and counted', async ({ store, clock }) => {
+      const short: SessionLimits = { ...LIMITS, maxSessions: 2, idleTimeoutMs: 10 * MINUTE };
+      const long: SessionLimits = { ...short, idleTimeoutMs: 60 * MINUTE };
+      const [a, b] = [newKey(), newKey()];
+      await store.create(a, recordAt(clock.now(), { subject: 'a' }), clock.now(), short);
+      await store.create(b, recordAt(clock.now(), { subject: 'b' }), clock.now(), short);
+      clock.advance(20 * MINUTE);
+      assert.equal(await store.create(newKey(), recordAt(clock.now(), { subject: 'c' }), clock.now(), long), 'full');
+      assert.notEqual(await store.get(a, clock.now(), long.idleTimeoutMs), null);
+      assert.notEqual(await store.get(b, clock.now(), long.idleTimeoutMs), null);
+      assert.equal(await store.create(newKey(), recordAt(clock.now(), { subject: 'c' }), clock.now(), long), 'full', 'still counted after use');
+    });
+
     each('past maxSessionsPerSubject the subject\'s own oldest sessions end, nobody else\'s', async ({ store, clock }) => {
       const limits: SessionLimits = { ...LIMITS, maxSessionsPerSubject: 2 };
       const alice = [newKey(), newKey(), newKey(), newKey()];
@@ -301,6 +314,19 @@ describe('session store: memory only', () => {
     const read = store.get(key, clock.now(), LIMITS.idleTimeoutMs);
     assert.ok(read !== null && !(read instanceof Promise));
     assert.equal(read.subject, 'alice');
+  });
+
+  it('a shorter idle timeout (a reload) frees a full store of sessions idle past it', async () => {
+    const clock = new ManualClock();
+    const store = new MemorySessionStore(clock);
+    const long: SessionLimits = { ...LIMITS, maxSessions: 2, idleTimeoutMs: 60 * MINUTE };
+    const short: SessionLimits = { ...long, idleTimeoutMs: 10 * MINUTE };
+    await store.create(newKey(), recordAt(clock.now(), { subject: 'a' }), clock.now(), long);
+    await store.create(newKey(), recordAt(clock.now(), { subject: 'b' }), clock.now(), long);
+    assert.equal(await store.create(newKey(), recordAt(clock.now(), { subject: 'c' }), clock.now(), long), 'full');
+    clock.advance(20 * MINUTE);
+    assert.equal(await store.create(newKey(), recordAt(clock.now(), { subject: 'c' }), clock.now(), short), 'created');
+    assert.equal(await store.size(), 1);
   });
 
   it('many ended sessions are swept by later creates without a full store', async () => {

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { systemClock, type Clock } from '../../lib/clock.js';
 import type { Resource, ResourceContext } from '../../lifecycle/resources.js';
 import { frozenRecord, sameSession } from './session-record.js';
@@ -6,7 +6,7 @@ import type { SessionKey, SessionLimits, SessionRecord, SessionStore } from './s
 
 interface Entry {
   record: SessionRecord;
-  /** SHA-256 of the cookie value: a request with the right id but another secret finds nothing. */
+  /** SHA-256 of the cookie value (the value itself is never kept): the right id with another secret finds nothing. */
   readonly secretDigest: Buffer;
   /** Last use (clock ms): the idle timeout runs from here. */
   lastUsed: number;
@@ -22,7 +22,7 @@ const SWEEP_STEP = 8;
 /** Lapsed refresh locks are dropped once this many are held (a holder that crashed never unlocks). */
 const LOCKS_PRUNED_PAST = 1024;
 
-const digestOf = (secret: string): Buffer => createHash('sha256').update(secret, 'utf8').digest();
+const digestOf = (secret: string): Buffer => hash('sha256', secret, 'buffer');
 const indexKey = (authenticator: string, value: string): string => `${authenticator}\u0000${value}`;
 
 /**
@@ -31,7 +31,7 @@ const indexKey = (authenticator: string, value: string): string => `${authentica
  * leaves its sid and subject indexes with it. Ended sessions are dropped when touched, a few at a
  * time by every create, and all at once before a create would answer `full` (no live session is
  * ever evicted for another login). Records are kept frozen, not sealed: the process holds the
- * tokens in the clear anyway, and the secret is checked against its digest.
+ * tokens in the clear anyway; of the cookie value only a digest is kept, compared in constant time.
  */
 export class MemorySessionStore implements SessionStore, Resource {
   readonly key = 'oidc-sessions memory';
@@ -50,7 +50,7 @@ export class MemorySessionStore implements SessionStore, Resource {
    * answers `full` without scanning every session again until one can have ended.
    */
   private noEndBefore = Infinity;
-  /** The idle timeout `noEndBefore` was computed with (a reload may shorten it). */
+  /** The longest idle timeout `noEndBefore` was computed with: it holds for no shorter one (a reload may shorten it). */
   private boundIdleMs = 0;
   private noNameEndBefore = Infinity;
 
@@ -93,6 +93,7 @@ export class MemorySessionStore implements SessionStore, Resource {
     const stored = frozenRecord(record);
     this.sessions.set(key.id, { record: stored, secretDigest: digestOf(key.secret), lastUsed: now });
     this.noEndBefore = Math.min(this.noEndBefore, now + limits.idleTimeoutMs, stored.expiresAt);
+    this.boundIdleMs = Math.max(this.boundIdleMs, limits.idleTimeoutMs);
     if (stored.sid !== null) addTo(this.bySid, indexKey(stored.authenticator, stored.sid), key.id);
     const own = addTo(this.bySubject, indexKey(stored.authenticator, stored.subject), key.id);
     // The subject's own sessions beyond its cap end, oldest first; never the one just made.

@@ -34,7 +34,7 @@ if now >= e or now >= tonumber(f[3]) + idle then drop(ARGV[1], ARGV[2]); return 
 local left = math.min(idle, e - now)
 redis.call('HSET', KEYS[1], 'u', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], left)
-redis.call('ZADD', ARGV[1] .. ':live', 'XX', now + left, ARGV[2])
+redis.call('ZADD', ARGV[1] .. ':live', now + left, ARGV[2])
 return f[1]
 `;
 
@@ -50,8 +50,16 @@ local e = tonumber(ARGV[8])
 local sk, dk = ARGV[9], ARGV[10]
 local live = prefix .. ':live'
 if redis.call('EXISTS', KEYS[1]) == 1 then drop(prefix, h) end
-local gone = redis.call('ZRANGEBYSCORE', live, '-inf', now, 'LIMIT', 0, 100)
-for _, g in ipairs(gone) do drop(prefix, g) end
+-- Past their deadline in the count: dropped when ended, scored again when a longer idle timeout
+-- (a reload) keeps them alive; beyond the first 100 they only leave the count until their next use.
+for _, g in ipairs(redis.call('ZRANGEBYSCORE', live, '-inf', now, 'LIMIT', 0, 100)) do
+  local f = redis.call('HMGET', prefix .. ':s:' .. g, 'e', 'u')
+  if f[1] and now < tonumber(f[1]) and now < tonumber(f[2]) + idle then
+    redis.call('ZADD', live, math.min(tonumber(f[1]), tonumber(f[2]) + idle), g)
+  else
+    drop(prefix, g)
+  end
+end
 redis.call('ZREMRANGEBYSCORE', live, '-inf', now)
 if redis.call('ZCARD', live) >= tonumber(ARGV[11]) then return 'full' end
 local left = math.min(idle, e - now)
@@ -104,7 +112,7 @@ if f[1] ~= ARGV[7] or f[2] ~= ARGV[8] or f[3] ~= ARGV[9] or f[5] ~= ARGV[10] or 
 local left = math.min(idle, e - now)
 redis.call('HSET', KEYS[1], 'r', ARGV[5], 'v', ARGV[6], 'u', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], left)
-redis.call('ZADD', ARGV[1] .. ':live', 'XX', now + left, ARGV[2])
+redis.call('ZADD', ARGV[1] .. ':live', now + left, ARGV[2])
 return 1
 `;
 

@@ -42,8 +42,10 @@ const verifierOf = (secret: string): string => digest(`portcullis oidc session v
  *   `sk`/`dk` its index keys, `w` a verifier of the cookie value. Expires with the session.
  * - `:live` — sorted set of live sessions, score the time each ends unless used again: the global
  *   count. A create first drops the ended ones, then refuses past maxSessions, all in one script,
- *   so the bound holds across gateways. It counts a session until its deadline passes by the
- *   gateway's clock, so it can only overcount (refuse early), never admit past the bound.
+ *   so the bound holds across gateways. Scores are the gateways' clocks' deadlines, renewed on
+ *   every use (a session the count lost is counted again at its next use): the count is exact
+ *   while gateways agree on the time and the idle timeout, approximate across a reload that
+ *   changes it.
  * - `:sub:<h(authenticator, subject)>` — sorted set of that subject's sessions by createdAt.
  * - `:sid:<h(authenticator, sid)>` — set of the sessions of one provider session.
  * - `:lock:<h(id)>` — the refresh lock (SET NX PX, Redis's own clock: one clock for every gateway).

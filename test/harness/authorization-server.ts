@@ -214,7 +214,8 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     }
   });
   provider.on('grant.success', (ctx) => {
-    const type = String(ctx.oidc.params?.grant_type ?? '');
+    const grantType = ctx.oidc.params?.grant_type;
+    const type = typeof grantType === 'string' ? grantType : '';
     grantCounts.set(type, (grantCounts.get(type) ?? 0) + 1);
   });
   provider.on('backchannel.success', () => { backchannelLogouts.push({ status: 200 }); });

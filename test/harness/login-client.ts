@@ -33,7 +33,7 @@ export class LoginClient {
   setCookie(url: string, name: string, value: string): void {
     const host = new URL(url).hostname;
     let cookies = this.jar.get(host);
-    if (cookies === undefined) this.jar.set(host, cookies = new Map());
+    if (cookies === undefined) this.jar.set(host, cookies = new Map<string, string>());
     cookies.set(name, value);
   }
 
@@ -43,7 +43,8 @@ export class LoginClient {
 
   /** Every cookie of a host, as a Cookie header value. */
   cookieHeader(url: string): string {
-    return [...(this.jar.get(new URL(url).hostname) ?? new Map<string, string>())].map(([n, v]) => `${n}=${v}`).join('; ');
+    const cookies: Map<string, string> = this.jar.get(new URL(url).hostname) ?? new Map<string, string>();
+    return [...cookies.entries()].map(([n, v]) => `${n}=${v}`).join('; ');
   }
 
   /** One request, no redirect followed; Set-Cookie applied to the jar. */

@@ -82,10 +82,13 @@ async function readForm(req: IncomingMessage, what: string): Promise<URLSearchPa
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
-/** The one value of `name`, null when absent, or 'repeated'. */
-function single(params: URLSearchParams, name: string): string | null | 'repeated' {
+/** Marks a parameter given more than once. */
+const REPEATED = Symbol('repeated');
+
+/** The one value of `name`, null when absent, or REPEATED. */
+function single(params: URLSearchParams, name: string): string | null | typeof REPEATED {
   const all = params.getAll(name);
-  return all.length > 1 ? 'repeated' : all[0] ?? null;
+  return all.length > 1 ? REPEATED : all[0] ?? null;
 }
 
 function callbackStage(login: OidcAuthenticator): Stage {
@@ -102,10 +105,10 @@ function callbackStage(login: OidcAuthenticator): Stage {
       } else {
         params = new URLSearchParams(ex.target?.query ?? '');
       }
-      const repeated = RESPONSE_PARAMS.find((p) => single(params, p) === 'repeated');
+      const repeated = RESPONSE_PARAMS.find((p) => single(params, p) === REPEATED);
       if (repeated !== undefined) return loginPage(400, 'login_state_invalid', 'This login link is not valid.', `${repeated} appears more than once in the authorization response`, again);
       const state = single(params, 'state');
-      if (state === null || state === 'repeated' || state.length > 512) return loginPage(400, 'login_state_invalid', 'This login link is not valid.', 'authorization response without a usable state', again);
+      if (state === null || state === REPEATED || state.length > 512) return loginPage(400, 'login_state_invalid', 'This login link is not valid.', 'authorization response without a usable state', again);
       const clearLogin = expiredCookie(loginStateCookieName(state));
       const opened = openLoginState(login.loginKey(), ex.req.headers.cookie, state, s.clock.now());
       if (typeof opened === 'string' || opened.authenticator !== login.name) {
@@ -114,10 +117,10 @@ function callbackStage(login: OidcAuthenticator): Stage {
       const retry = `${again}?rd=${encodeURIComponent(opened.returnTo)}`;
       const error = single(params, 'error');
       if (error !== null) {
-        const code = error === 'repeated' ? 'unknown' : shown(error);
+        const code = error === REPEATED ? 'unknown' : shown(error);
         const description = single(params, 'error_description');
         return loginPage(code === 'access_denied' ? 403 : 400, 'login_failed', `The identity provider did not log you in (${code}).`,
-          `provider error ${code}${typeof description === 'string' && description !== 'repeated' ? `: ${shown(description)}` : ''}`, retry, [clearLogin]);
+          `provider error ${code}${typeof description === 'string' ? `: ${shown(description)}` : ''}`, retry, [clearLogin]);
       }
       // One use per state, on every gateway sharing the store: a replayed callback is refused before its code is spent.
       let first: boolean;
@@ -237,7 +240,7 @@ function backChannelStage(login: OidcAuthenticator): Stage {
       const form = await readForm(ex.req, 'back-channel logout');
       if (!(form instanceof URLSearchParams)) return form;
       const token = single(form, 'logout_token');
-      if (token === null || token === 'repeated') return refuse('one logout_token parameter required');
+      if (token === null || token === REPEATED) return refuse('one logout_token parameter required');
       const now = s.clock.now();
       let verified;
       try {

@@ -30,7 +30,7 @@ describe('authenticator and policy config errors', () => {
 
   const CASES: [string, string, RegExp][] = [
     ['alg none is not an algorithm', BASE.replace('[RS256]', '[RS256, none]'), /^gateway\.yaml:9:25: authenticators\.users\.algorithms\[1\]: must be one of: RS256, /],
-    ['unknown authenticator type', BASE.replace('{ type: anonymous }', '{ type: saml }'), /^gateway\.yaml:10:18: authenticators\.guest\.type: must be one of: jwt, introspection, apiKey, mtls, anonymous$/],
+    ['unknown authenticator type', BASE.replace('{ type: anonymous }', '{ type: saml }'), /^gateway\.yaml:10:18: authenticators\.guest\.type: must be one of: jwt, introspection, apiKey, oidc, mtls, anonymous$/],
     ['unknown jwt option', BASE.replace('    audience: orders-api', '    audience: orders-api\n    audiance: x'), /^gateway\.yaml:9:5: authenticators\.users\.audiance: is not a known option; did you mean `audience`\?$/],
     ['missing audience', BASE.replace('    audience: orders-api\n', ''), /authenticators\.users\.audience: is required: non-empty text, or a list of non-empty text$/],
     ['plain-http JWKS off loopback', BASE.replace('https://idp.example/jwks.json', 'http://idp.example/jwks.json'), /^gateway\.yaml:7:14: authenticators\.users\.jwksUri: must be https/],

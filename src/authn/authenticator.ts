@@ -1,5 +1,5 @@
 import type { Denial } from '../pipeline/denials.js';
-import type { Exchange } from '../pipeline/exchange.js';
+import type { Exchange, Stage } from '../pipeline/exchange.js';
 import type { ComponentReadiness } from '../lifecycle/readiness.js';
 import type { Identity } from './identity.js';
 
@@ -31,6 +31,24 @@ export type AuthOutcome =
      */
     readonly owner?: Identity;
   };
+
+/**
+ * A path an authenticator answers itself (a login's callback, logout): the gateway adds a public
+ * route for it, whose last stage is `stage`.
+ */
+export interface AuthenticatorEndpoint {
+  readonly path: string;
+  readonly methods: readonly string[];
+  /** Names the route (`<authenticator>:<name>`) and the audit record's stage. */
+  readonly name: string;
+  /** The authenticator's option that sets the path, where a conflict with it is reported. */
+  readonly option: string;
+  /** Largest request body; 0: none. */
+  readonly maxBodyBytes: number;
+  /** Accepted request media types, or null for any (or none, without a body). */
+  readonly contentTypes: readonly string[] | null;
+  readonly stage: Stage;
+}
 
 export const ABSENT: AuthOutcome = Object.freeze({ kind: 'absent' });
 
@@ -81,5 +99,9 @@ export interface Authenticator {
    * a login redirect for a browser navigation (oidc). Null, or absent: the 401 stands.
    */
   onMissing?(exchange: Exchange): Denial | null;
+  /** Paths it answers itself, each a public route the gateway adds (an oidc login's callback and logout). */
+  readonly endpoints?: readonly AuthenticatorEndpoint[];
+  /** True when it authenticates browser sessions that hold an access token (routes with forwardAccessToken). */
+  readonly sessionTokens?: boolean;
   authenticate(exchange: Exchange): AuthOutcome | Promise<AuthOutcome>;
 }

@@ -17,8 +17,6 @@ import { authenticateStage } from '../authn/authenticate-stage.js';
 import type { UpstreamRequestSettings } from '../proxy/upstream-request.js';
 import { requestLimits } from '../stages/request-limits.js';
 import { sessionAccessToken } from '../stages/session-access-token.js';
-import { OidcAuthenticator } from '../authn/oidc/oidc-authenticator.js';
-import { MAX_FORM_BYTES, oidcEndpoints } from '../authn/oidc/oidc-endpoints.js';
 import type { Authenticator } from '../authn/authenticator.js';
 import type { ApiKeyBackend } from '../authn/api-key/backend.js';
 import type { IdentityHeaderNames } from '../stages/identity-headers.js';
@@ -351,7 +349,7 @@ export function compileConfig(
     if (route !== null) routes.push(route);
   });
   for (const a of auth.authenticators.values()) {
-    if (a instanceof OidcAuthenticator) routes.push(...oidcRoutes(a, edge.securityHeaders, gatewayLimits));
+    routes.push(...endpointRoutes(a, edge.securityHeaders, gatewayLimits));
   }
   problems.push(...findConflicts(routes, loaded));
   const audit = compileAudit(raw, loaded, problems);
@@ -548,7 +546,7 @@ function compileSessionToken(r: RawRoute, at: (...path: (string | number)[]) => 
   if (r.forwardAuthorization === true) problems.push(loaded.problem(at('forwardAccessToken'), 'the session\'s token replaces the client\'s Authorization: remove forwardAuthorization, or this option'));
   if (upstreamAuth) problems.push(loaded.problem(at('forwardAccessToken'), `upstream ${r.upstream ?? ''} gets the gateway's own token (auth.clientCredentials) in Authorization: remove this option, or the upstream's auth`));
   if (r.serve !== undefined) problems.push(loaded.problem(at('forwardAccessToken'), `a route the gateway serves (${r.serve}) forwards nothing: remove this option`));
-  if (routeAuth !== null && !routeAuth.authenticators.some((a) => a instanceof OidcAuthenticator)) {
+  if (routeAuth !== null && !routeAuth.authenticators.some((a) => a.sessionTokens === true)) {
     problems.push(loaded.problem(at('forwardAccessToken'), 'sends the access token of a browser session, but the route authenticates with no oidc authenticator: add one to authenticate, or remove this option'));
   }
   if (r.public === true) problems.push(loaded.problem(at('forwardAccessToken'), 'a public route has no session: authenticate with an oidc authenticator, or remove this option'));
@@ -556,20 +554,20 @@ function compileSessionToken(r: RawRoute, at: (...path: (string | number)[]) => 
 }
 
 /**
- * The routes of an oidc authenticator's own paths (callback, login, logout, back-channel logout):
- * public (the callback is where a user without a session arrives), answered by the gateway, with
- * the top-level security headers and request limits. Defined by the authenticator's redirectUri.
+ * The routes of the paths an authenticator answers itself (an oidc login's callback, login,
+ * logout, back-channel logout): public (the callback is where a user without a session arrives),
+ * answered by the gateway, with the top-level security headers and the endpoint's request limits.
+ * Problems with them are located at the option that defines them (an oidc redirectUri).
  */
-function oidcRoutes(a: OidcAuthenticator, securityHeaders: SecurityHeaderSet, defaults: Limits): CompiledRoute[] {
-  return oidcEndpoints(a).map((e): CompiledRoute => {
-    const forms = e.methods.includes('POST');
-    const maxBodyBytes = forms ? MAX_FORM_BYTES : 0;
-    const contentTypes = forms ? new Set(['application/x-www-form-urlencoded']) : null;
+function endpointRoutes(a: Authenticator, securityHeaders: SecurityHeaderSet, defaults: Limits): CompiledRoute[] {
+  return (a.endpoints ?? []).map((e): CompiledRoute => {
+    const maxBodyBytes = e.maxBodyBytes;
+    const contentTypes = e.contentTypes === null ? null : new Set(e.contentTypes);
     const allowBodyOn = new Set<string>();
     return {
       name: `${a.name}:${e.name}`,
       index: -1,
-      definedAt: ['authenticators', a.name, 'redirectUri'],
+      definedAt: ['authenticators', a.name, e.option],
       pattern: compilePattern(e.path, false),
       methods: new Set(e.methods),
       host: null,

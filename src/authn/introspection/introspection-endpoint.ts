@@ -209,12 +209,14 @@ export class IntrospectionEndpoint implements Resource {
     const auth = this.auth ?? undefined;
     let config: oidc.Configuration | null = null;
     const errors: string[] = [];
-    for (const algorithm of ['oauth2', 'oidc'] as const) {
+    // RFC 8414 metadata first, then openid-client's default: OpenID Connect Discovery.
+    const attempts: readonly (readonly [label: string, algorithm: Partial<oidc.DiscoveryRequestOptions>])[] = [['RFC 8414', { algorithm: 'oauth2' }], ['OpenID Connect', {}]];
+    for (const [label, algorithm] of attempts) {
       try {
-        config = await oidc.discovery(new URL(issuer), clientId, this.metadata(), auth, { ...options, algorithm });
+        config = await oidc.discovery(new URL(issuer), clientId, this.metadata(), auth, { ...options, ...algorithm });
         break;
       } catch (err) {
-        errors.push(`${algorithm === 'oauth2' ? 'RFC 8414' : 'OpenID Connect'} metadata: ${endpointError(err).message}`);
+        errors.push(`${label} metadata: ${endpointError(err).message}`);
       }
     }
     if (this.stopped) return;

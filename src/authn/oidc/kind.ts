@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Bytes, Duration, Millis, Realm, strict } from '../../config/schema-parts.js';
+import { Bytes, Duration, formatted, Millis, Realm, strict } from '../../config/schema-parts.js';
 import { parseDuration } from '../../lib/duration.js';
 import { secureUrlProblem } from '../../lib/secure-url.js';
 import { authenticatorKind, type AuthenticatorCompileContext } from '../authenticator-kind.js';
@@ -14,7 +14,7 @@ import { RedisSessionStore } from './redis-session-store.js';
 import type { SessionStore } from './session-store.js';
 
 const Url = (description: string) => Type.String({ minLength: 1, maxLength: 2048, description });
-const Path = (description: string) => Type.String({ pattern: '^/[A-Za-z0-9._~!$&\'()*+,;=:@/-]{0,255}$', description });
+const Path = (description: string) => formatted('^/[A-Za-z0-9._~!$&\'()*+,;=:@/-]{0,255}$', 'an absolute path like /oauth2/logout: / then up to 255 URL path characters', { description });
 
 /** The options of `type: oidc`. */
 export const OidcAuthenticatorSchema = strict({
@@ -28,9 +28,9 @@ export const OidcAuthenticatorSchema = strict({
     kid: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'The key id of the key at the provider.' })),
   }, 'private_key_jwt: the key that signs the client assertions (RFC 7523).')),
   redirectUri: Url('The callback URL registered at the provider, absolute: https://app.example.com/oauth2/callback. Its path is served by the gateway (the callback); its origin is the gateway\'s own for the same-origin checks. https, or http on a loopback host only.'),
-  scopes: Type.Optional(Type.Array(Type.String({ pattern: '^[\\x21\\x23-\\x5b\\x5d-\\x7e]{1,128}$' }), { minItems: 1, maxItems: 32, uniqueItems: true, description: 'Scopes asked for; openid is required. Add offline_access where the provider issues refresh tokens only for it. Default [openid, profile, email].' })),
+  scopes: Type.Optional(Type.Array(formatted('^[\\x21\\x23-\\x5b\\x5d-\\x7e]{1,128}$', 'a scope token: 1 to 128 printable ASCII characters without spaces, " or \\\\'), { minItems: 1, maxItems: 32, uniqueItems: true, description: 'Scopes asked for; openid is required. Add offline_access where the provider issues refresh tokens only for it. Default [openid, profile, email].' })),
   responseMode: Type.Optional(Type.Unsafe<'query' | 'form_post'>({ type: 'string', enum: ['query', 'form_post'], description: 'How the provider returns the code: query (a redirect) or form_post (an auto-submitted POST; the code never appears in a URL). Default query.' })),
-  prompt: Type.Optional(Type.String({ pattern: '^(none|login|consent|select_account)( (none|login|consent|select_account))*$', description: 'The prompt parameter of every authorization request (consent, for instance, where offline_access needs it). Default none sent.' })),
+  prompt: Type.Optional(formatted('^(none|login|consent|select_account)( (none|login|consent|select_account))*$', 'none, login, consent or select_account, or several of them separated by spaces', { description: 'The prompt parameter of every authorization request (consent, for instance, where offline_access needs it). Default none sent.' })),
   algorithms: Type.Optional(Type.Array(Type.Unsafe<JwsAlgorithm>({ type: 'string', enum: JWS_ALGORITHMS.filter((a) => !a.startsWith('HS')) }), { minItems: 1, uniqueItems: true, description: 'ID token and logout token signature algorithms accepted (asymmetric only). Default [RS256, PS256, ES256, EdDSA].' })),
   userinfo: Type.Optional(Type.Boolean({ description: 'Also read the userinfo endpoint at login and refresh; its claims are mapped over the ID token\'s. Default false.' })),
   postLogoutRedirectUri: Type.Optional(Url('Where the provider sends the browser after RP-initiated logout; registered at the provider. Absent: the provider\'s own page.')),

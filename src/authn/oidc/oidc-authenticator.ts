@@ -4,7 +4,8 @@ import type { Clock } from '../../lib/clock.js';
 import type { ComponentReadiness } from '../../lifecycle/readiness.js';
 import { deny, type Denial } from '../../pipeline/denials.js';
 import type { Exchange } from '../../pipeline/exchange.js';
-import { ABSENT, type Authenticator, type AuthOutcome } from '../authenticator.js';
+import { ABSENT, type Authenticator, type AuthenticatorEndpoint, type AuthOutcome } from '../authenticator.js';
+import { oidcEndpoints } from './oidc-endpoints.js';
 import { identityFromClaims } from '../claims/claim-mapping.js';
 import { audienceList, checkClaimRules, type ClaimRules } from '../claims/claim-rules.js';
 import type { Identity } from '../identity.js';
@@ -86,6 +87,8 @@ export class OidcAuthenticator implements Authenticator {
   readonly authorizationScheme = null;
   readonly queryParam = null;
   readonly alwaysAdmits = false;
+  readonly sessionTokens = true;
+  readonly endpoints: readonly AuthenticatorEndpoint[];
   /** `__Host-portcullis-session-<name>`. */
   readonly cookieName: string;
   private readonly identities = new WeakMap<SessionRecord, Identity>();
@@ -97,6 +100,7 @@ export class OidcAuthenticator implements Authenticator {
     this.cookieName = `${GATEWAY_COOKIE_PREFIX}session-${settings.name}`;
     this.challenge = `OIDC realm="${settings.realm}", login="${settings.paths.login}"`;
     this.assertedHeaders = new Map(settings.rules.mapping.headers.map(([header, path]) => [header, `claim:${path.text}`]));
+    this.endpoints = oidcEndpoints(this);
   }
 
   readiness(): ComponentReadiness {

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { deny, type Denial } from '../../pipeline/denials.js';
 import { redirect, type Decision, type Exchange, type LocalResponse, type Stage, type StageResult } from '../../pipeline/exchange.js';
+import type { AuthenticatorEndpoint } from '../authenticator.js';
 import { EndpointError } from '../introspection/bounded-fetch.js';
 import { expiredCookie, setCookie } from '../../http/cookies.js';
 import { verifyIdToken } from './id-token.js';
@@ -21,22 +22,20 @@ const MAX_LOGOUT_TOKEN_AGE_MS = 300_000;
 /** Parameters of an authorization response a callback reads; any of them twice is refused (RFC 6749 §3.1). */
 const RESPONSE_PARAMS = ['code', 'state', 'error', 'error_description', 'iss', 'session_state'];
 
-/** A gateway-owned path of an oidc authenticator and the stage answering it. */
-export interface OidcEndpoint {
-  readonly path: string;
-  readonly methods: readonly string[];
-  readonly name: string;
-  readonly stage: Stage;
-}
+const FORM = ['application/x-www-form-urlencoded'];
 
-/** The four endpoints of one oidc authenticator: callback, login, logout, back-channel logout. */
-export function oidcEndpoints(login: OidcAuthenticator): OidcEndpoint[] {
+/**
+ * The four gateway-owned paths of one oidc authenticator: callback, login, logout, back-channel
+ * logout. Logout takes GET (a link) and POST (a form, which sends no body the gateway reads).
+ */
+export function oidcEndpoints(login: OidcAuthenticator): AuthenticatorEndpoint[] {
   const { paths, responseMode } = login.settings;
+  const formPost = responseMode === 'form_post';
   return [
-    { path: paths.callback, methods: responseMode === 'form_post' ? ['POST'] : ['GET'], name: 'oidc-callback', stage: callbackStage(login) },
-    { path: paths.login, methods: ['GET'], name: 'oidc-login', stage: loginStage(login) },
-    { path: paths.logout, methods: ['GET', 'POST'], name: 'oidc-logout', stage: logoutStage(login) },
-    { path: paths.backChannelLogout, methods: ['POST'], name: 'oidc-back-channel-logout', stage: backChannelStage(login) },
+    { path: paths.callback, methods: formPost ? ['POST'] : ['GET'], name: 'oidc-callback', option: 'redirectUri', maxBodyBytes: formPost ? MAX_FORM_BYTES : 0, contentTypes: formPost ? FORM : null, stage: callbackStage(login) },
+    { path: paths.login, methods: ['GET'], name: 'oidc-login', option: 'loginPath', maxBodyBytes: 0, contentTypes: null, stage: loginStage(login) },
+    { path: paths.logout, methods: ['GET', 'POST'], name: 'oidc-logout', option: 'logoutPath', maxBodyBytes: MAX_FORM_BYTES, contentTypes: null, stage: logoutStage(login) },
+    { path: paths.backChannelLogout, methods: ['POST'], name: 'oidc-back-channel-logout', option: 'backChannelLogoutPath', maxBodyBytes: MAX_FORM_BYTES, contentTypes: FORM, stage: backChannelStage(login) },
   ];
 }
 

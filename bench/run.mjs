@@ -31,7 +31,8 @@ import { nginxArgs, nginxConfig } from './nginx-config.mjs';
 import { cpuTimeUs, processTree, sampleMaxRss } from './proc-stats.mjs';
 import { formatSummary, summariseProfile } from './profile-summary.mjs';
 import { aimLine, assertReportable, renderText, tables, writeReport } from './report.mjs';
-import { benchTls, defaults, peerJwt, scenarios as defineScenarios } from './scenarios.mjs';
+import { BENCH_USER, benchTls, callbackPath, defaults, loginPath, peerJwt, scenarios as defineScenarios, SESSION_AUTHENTICATORS } from './scenarios.mjs';
+import { loginForSession, sessionCookieName } from './session-login.mjs';
 import { freePort, jsonLine, probe, startAuthorizationServer, startGateway, startUpstream, useAuthorizationServer, waitForHttp, writeGatewayConfig } from './servers.mjs';
 import { checkAims, compare, round, summariseRuns } from './stats.mjs';
 
@@ -313,15 +314,22 @@ async function main() {
     notes.push(`Not measured: ${names.join(', ')}. ${reason}.`);
   }
   // The introspection scenarios' authorization server, started before any gateway config is written.
-  const authorizationServer = selected.some((s) => s.needsAuthorizationServer) ? await startAuthorizationServer(layout) : null;
+  // For the session scenarios it also has a login client whose callbacks are on the gateway: its
+  // port is chosen first.
+  const sessionPort = selected.some((s) => s.session !== undefined) ? await freePort() : null;
+  const sessionBase = sessionPort === null ? null : `http://127.0.0.1:${sessionPort}`;
+  const redirectUris = sessionBase === null ? null : Object.keys(SESSION_AUTHENTICATORS).map((name) => `${sessionBase}${callbackPath(name)}`);
+  const authorizationServer = selected.some((s) => s.needsAuthorizationServer) ? await startAuthorizationServer(layout, redirectUris) : null;
   if (authorizationServer !== null) useAuthorizationServer(authorizationServer);
+  const login = sessionBase === null || authorizationServer?.web == null ? null
+    : { base: sessionBase, issuer: authorizationServer.issuer, clientId: authorizationServer.web.clientId, clientSecret: authorizationServer.web.clientSecret };
   const nginx = selected.some((s) => s.target === 'nginx') ? nginxBinary() : null;
   const starters = {
     nginx: () => startNginx(layout, upstream.origin, nginx),
     'bare-proxy': () => startBareProxy(layout, upstream.origin, 'request'),
     'bare-proxy-stream': () => startBareProxy(layout, upstream.origin, 'stream'),
     'peer-fast-gateway': () => startPeerGateway(layout, upstream.origin),
-    gateway: () => startGateway(layout, upstream.origin, profileDir, redis?.url ?? null),
+    gateway: () => startGateway(layout, upstream.origin, profileDir, redis?.url ?? null, login === null ? {} : { httpPort: sessionPort, login }),
     'gateway-audit-off': () => startGateway(layout, upstream.origin, profileDir, redis?.url ?? null, { name: 'gateway-audit-off', auditOff: true }),
     'gateway-nats': () => startGatewayNats(layout, upstream.origin, profileDir, redis?.url ?? null),
     'gateway-workers-2': () => startGatewayWorkers(layout, upstream.origin, redis?.url ?? null),
@@ -339,7 +347,11 @@ async function main() {
     }
   }
   if (servers['gateway-workers-2'] !== undefined) console.log('gateway-workers-2 runs unpinned: its workers share the CPUs with the load generator and the upstream');
-  const ctx = { upstreamOrigin: upstream.origin, workDir: join(scratchDir(), 'gateway'), introspectionToken: authorizationServer?.token ?? null };
+  const ctx = { upstreamOrigin: upstream.origin, workDir: join(scratchDir(), 'gateway'), introspectionToken: authorizationServer?.token ?? null, sessionCookies: {} };
+  // One real login per session scenario's authenticator, through the gateway, before any load.
+  for (const name of new Set(selected.filter((s) => s.session !== undefined).map((s) => s.session))) {
+    ctx.sessionCookies[name] = await loginForSession(`${servers.gateway.origin}${loginPath(name)}?rd=/${name}/hello`, sessionCookieName(name));
+  }
 
   const expected = await probe(upstream.origin, '/bench/hello', {});
   for (const s of selected) {
@@ -348,6 +360,14 @@ async function main() {
     const got = await probe(origin, s.path, s.resolvedHeaders);
     if (got.status !== 200 || got.body !== expected.body) {
       throw new Error(`scenario ${s.name}: probe of ${origin}${s.path} answered ${got.status} ${got.body.slice(0, 200)}`);
+    }
+    if (s.identityPath !== undefined) {
+      // The upstream must have received the session's identity, and no gateway cookie.
+      const who = await probe(origin, s.identityPath, s.resolvedHeaders);
+      const seen = who.status === 200 ? JSON.parse(who.body) : null;
+      if (seen?.['x-user-id'] !== BENCH_USER || seen.gatewayCookie !== false) {
+        throw new Error(`scenario ${s.name}: probe of ${origin}${s.identityPath} answered ${who.status} ${who.body.slice(0, 200)} (expected x-user-id ${BENCH_USER}, no gateway cookie)`);
+      }
     }
   }
 

@@ -31,6 +31,14 @@
 //   needsAuthorizationServer  true: run.mjs starts the bench's authorization server (oidc-provider,
 //               bench/authorization-server.mjs) before the gateway, whose config then has the
 //               introspection routes; ctx.introspectionToken is an opaque token it issued
+//   session     the oidc authenticator (a key of SESSION_AUTHENTICATORS) whose browser session the
+//               scenario sends: run.mjs starts the authorization server with the login client, the
+//               gateway on a port chosen first (its callback URL is registered at the provider),
+//               logs in once through the gateway before the load and puts the session cookie's
+//               value in ctx.sessionCookies[session]; the probe also checks that the upstream
+//               received the session's identity (`identityPath`)
+//   identityPath  a path on the scenario's route ending in /whoami: the bench upstream answers it
+//               with the identity headers it received, and the probe checks x-user-id
 //   (the gateway-nats target starts a private nats-server with JetStream; skipped without one)
 //   note        one line for the report
 //
@@ -47,6 +55,7 @@ import { KeyService } from '../dist/src/authn/api-key/key-service.js';
 import { SqliteKeyStore } from '../dist/src/authn/api-key/sqlite-store.js';
 import { issueCertificate, issueCertificateAuthority } from '../dist/src/tls/issue-certificates.js';
 import { writeFileSync } from 'node:fs';
+import { sessionCookieName } from './session-login.mjs';
 
 // JWT scenarios: one RSA and one EC key pair per run, and one token each, valid for two hours.
 const ISSUER = 'https://bench.issuer/';
@@ -93,6 +102,18 @@ export const benchTls = { ca: benchCa.cert };
 writeFileSync(tlsFiles.cert, benchServer.cert + benchCa.cert);
 writeFileSync(tlsFiles.key, benchServer.key, { mode: 0o600 });
 
+// Browser-session scenarios: one oidc authenticator per session store, each with a callback path of
+// its own, logging in at the bench's authorization server as BENCH_USER.
+/** The oidc authenticators of the session scenarios: name → session store. */
+export const SESSION_AUTHENTICATORS = { 'oidc-memory': 'memory', 'oidc-redis': 'redis' };
+/** The subject every bench login logs in as (bench/authorization-server.mjs). */
+export const BENCH_USER = 'bench-user';
+/** The callback path of the oidc authenticator `name`; its login path is beside it. */
+export const callbackPath = (name) => `/oauth2/${name}/callback`;
+export const loginPath = (name) => `/oauth2/${name}/login`;
+/** The key of the keyed hash under which the Redis session store keys sessions (oauth.tokenHashKey, required with oauth.redis). */
+const TOKEN_HASH_KEY = 'bench-token-hash-key-0123456789abcdef0123';
+
 /** Default settings; each can be overridden by the BENCH_* environment variable in brackets. */
 export const defaults = {
   warmupSec: 5, // BENCH_WARMUP: before each scenario in round 1 (JIT, connections)
@@ -112,7 +133,9 @@ export const defaults = {
  * `ctx.adminPort` the ports (0: any free port, reported in the "gateway listening" line), `ctx.natsUrl`
  * the private NATS server the audit trail also publishes to (null: the file trail only),
  * `ctx.authorizationServer` the introspection scenarios' authorization server ({ issuer, clientId,
- * clientSecret }; null: no introspection routes).
+ * clientSecret }; null: no introspection routes), `ctx.login` the session scenarios' login client
+ * ({ base, issuer, clientId, clientSecret }: `base` is the gateway's own origin; null: no session
+ * routes; the Redis one also needs `ctx.redisUrl`).
  */
 export function gatewayConfig(ctx) {
   return {
@@ -128,6 +151,9 @@ export function gatewayConfig(ctx) {
     upstreams: { bench: { targets: [ctx.upstreamOrigin] } },
     apiKeys: { environment: 'bench', store: { file: keyFile } },
     ...(ctx.redisUrl === null ? {} : { rateLimiting: { redis: { url: ctx.redisUrl } } }),
+    // The Redis session store keeps sessions in oauth.redis, which needs a token hash key shared by
+    // every gateway.
+    ...(ctx.login == null || ctx.redisUrl === null ? {} : { oauth: { tokenHashKey: TOKEN_HASH_KEY, redis: { url: ctx.redisUrl } } }),
     // The chained, checkpointed file trail at its defaults; with a NATS URL (the gateway-nats
     // target), every record is also published to JetStream.
     ...(ctx.natsUrl === null || ctx.natsUrl === undefined ? {} : { audit: { nats: { url: ctx.natsUrl, stream: 'BENCH_AUDIT', subject: 'bench.audit' } } }),
@@ -150,6 +176,7 @@ export function gatewayConfig(ctx) {
         'opaque': introspectionAuthenticator(ctx.authorizationServer),
         'opaque-nocache': introspectionAuthenticator(ctx.authorizationServer, 0),
       }),
+      ...Object.fromEntries(sessionNames(ctx).map((name) => [name, oidcAuthenticator(ctx.login, name)])),
     },
     routes: [
       { name: 'public', match: { methods: ['GET'], path: '/bench/**' }, upstream: 'bench', public: true },
@@ -163,6 +190,8 @@ export function gatewayConfig(ctx) {
         name: `introspection-${name}`, match: { methods: ['GET'], path: `/introspection-${name}/**` }, upstream: 'bench',
         authenticate: [name], authorize: { scopes: ['bench:read'] },
       }))),
+      // Browser-session routes: the session cookie looked up in the store (memory or Redis), identity headers.
+      ...sessionNames(ctx).map((name) => ({ name, match: { methods: ['GET'], path: `/${name}/**` }, upstream: 'bench', authenticate: [name] })),
       // API key route: key checks, directory lookup, hash comparison, usage counting, identity headers.
       { name: 'apikey', match: { methods: ['GET'], path: '/apikey/**' }, upstream: 'bench', authenticate: ['machines'], authorize: { scopes: ['bench:read'] } },
       // The public route again, with one rate limit: in process, and in Redis (one EVALSHA per request).
@@ -184,6 +213,26 @@ function introspectionAuthenticator(server, maxEntries) {
   };
 }
 
+/** The session scenarios' oidc authenticators this config has: none without a login client, the Redis one only with Redis. */
+function sessionNames(ctx) {
+  if (ctx.login == null) return [];
+  return Object.entries(SESSION_AUTHENTICATORS).filter(([, store]) => store === 'memory' || ctx.redisUrl !== null).map(([name]) => name);
+}
+
+/**
+ * An oidc authenticator at the bench's authorization server. The provider's access tokens live 12
+ * hours and refresh.beforeExpiryMs is 0, and the session timeouts are as long: no request of a run
+ * refreshes, so the figures are the price of the cookie → session lookup alone.
+ */
+function oidcAuthenticator(login, name) {
+  return {
+    type: 'oidc', issuer: login.issuer, clientId: login.clientId, clientSecret: login.clientSecret,
+    redirectUri: `${login.base}${callbackPath(name)}`, claims: { tenant: 'tenant_id' },
+    session: { store: SESSION_AUTHENTICATORS[name], idleTimeout: '12h', absoluteTimeout: '12h' },
+    refresh: { beforeExpiryMs: 0 },
+  };
+}
+
 function fullRoute(name, path, rateLimit) {
   return { name, match: { methods: ['GET'], path }, upstream: 'bench', authenticate: ['rs256'], authorize: { scopes: ['bench:read'] }, rateLimit };
 }
@@ -194,6 +243,11 @@ const FIELD_C1 = { stream: 'bare-proxy-stream-c1', nginx: 'nginx-c1' };
 
 /** Issue 13's targets for the public route and the full pipeline, against the field's floor. */
 const FLOOR = 'bare-proxy-stream';
+
+/** The Cookie header of a session scenario: the session cookie of the login run.mjs made before the load. */
+function sessionHeaders(name) {
+  return (ctx) => ({ cookie: `${sessionCookieName(name)}=${ctx.sessionCookies[name]}` });
+}
 
 /** The scenarios, run in this order in odd rounds and in reverse order in even rounds. */
 export function scenarios({ connections }) {
@@ -264,6 +318,16 @@ export function scenarios({ connections }) {
     { name: 'gateway-apikey', target: 'gateway', path: '/apikey/hello', connections, baseline: 'gateway-public',
       headers: { 'x-api-key': apiKey }, aims: [{ metric: 'throughput', min: 0.90 }],
       note: 'API key in X-API-Key (directory cache hit; usage counted in memory, flushed in batches)' },
+
+    // A browser session: the session cookie of one real login (through the gateway, at the bench's
+    // oidc-provider) on every request, looked up in process or in Redis.
+    { name: 'gateway-oidc-session', target: 'gateway', path: '/oidc-memory/hello', connections, baseline: 'gateway-public',
+      needsAuthorizationServer: true, session: 'oidc-memory', identityPath: '/oidc-memory/whoami', headers: sessionHeaders('oidc-memory'),
+      aims: [{ metric: 'throughput', min: 0.85 }],
+      note: 'oidc browser session: session cookie → session in memory (no refresh), identity headers' },
+    { name: 'gateway-oidc-session-redis', target: 'gateway', path: '/oidc-redis/hello', connections, baseline: 'gateway-public', needsRedis: true,
+      needsAuthorizationServer: true, session: 'oidc-redis', identityPath: '/oidc-redis/whoami', headers: sessionHeaders('oidc-redis'),
+      note: 'oidc browser session kept in Redis (oauth.redis): one session read per request (no refresh), identity headers' },
 
     { name: 'gateway-ratelimit-memory', target: 'gateway', path: '/limited-memory/hello', connections, baseline: 'gateway-public',
       aims: [{ metric: 'throughput', min: 0.95 }],

@@ -75,31 +75,39 @@ export function useAuthorizationServer(server) {
 
 /**
  * The bench's authorization server (bench/authorization-server.mjs: oidc-provider) on the load
- * generator's core, as the upstream: the server under test stays alone on its core.
+ * generator's core, as the upstream: the server under test stays alone on its core. With
+ * `redirectUris` it also has the login client of the session scenarios (`web`: { clientId, clientSecret }).
  */
-export async function startAuthorizationServer(layout) {
-  const child = launch('authorization-server', process.execPath, [join(BENCH, 'authorization-server.mjs')], { cpus: layout.loadCore ?? null, layout });
+export async function startAuthorizationServer(layout, redirectUris = null) {
+  const args = [join(BENCH, 'authorization-server.mjs'), ...(redirectUris === null ? [] : [JSON.stringify({ redirectUris })])];
+  const child = launch('authorization-server', process.execPath, args, { cpus: layout.loadCore ?? null, layout });
   const info = await waitForLine(child, jsonLine('authorization-server'));
-  return { child, issuer: info.issuer, clientId: info.clientId, clientSecret: info.clientSecret, token: info.token };
+  return { child, issuer: info.issuer, clientId: info.clientId, clientSecret: info.clientSecret, token: info.token, web: info.web ?? null };
 }
 
-/** Writes a gateway config with its own data directory; `ports` fixes the listeners (default: any free port). */
-export function writeGatewayConfig(name, upstreamOrigin, redisUrl, ports = {}, natsUrl = null) {
+/**
+ * Writes a gateway config with its own data directory; `ports` fixes the listeners (default: any
+ * free port); `login` ({ base, issuer, clientId, clientSecret }) adds the browser-session routes.
+ */
+export function writeGatewayConfig(name, upstreamOrigin, redisUrl, ports = {}, natsUrl = null, login = null) {
   const workDir = join(scratchDir(), name);
   const dataDir = join(workDir, 'data');
   mkdirSync(dataDir, { recursive: true });
   const configFile = join(workDir, 'gateway.yaml');
-  writeFileSync(configFile, stringify(gatewayConfig({ upstreamOrigin, dataDir, workDir, redisUrl, natsUrl, authorizationServer, ...ports })));
+  writeFileSync(configFile, stringify(gatewayConfig({ upstreamOrigin, dataDir, workDir, redisUrl, natsUrl, authorizationServer, login, ...ports })));
   return configFile;
 }
 
 /**
  * The gateway (`start -c`, one process) on the server core, with the routes of `gatewayConfig`;
  * `profileDir` non-null runs it under `--cpu-prof`. Resolves once it logs `gateway listening`.
+ * `variant.httpPort` fixes its plain listener's port (the session scenarios register the callback
+ * URL at the provider before the gateway starts); `variant.login` adds the browser-session routes.
  */
 export async function startGateway(layout, upstreamOrigin, profileDir, redisUrl, variant = {}) {
   const name = variant.name ?? 'gateway';
-  const configFile = writeGatewayConfig(name, upstreamOrigin, redisUrl, {}, variant.natsUrl ?? null);
+  const ports = variant.httpPort === undefined ? {} : { httpPort: variant.httpPort };
+  const configFile = writeGatewayConfig(name, upstreamOrigin, redisUrl, ports, variant.natsUrl ?? null, variant.login ?? null);
   const nodeArgs = profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
   // `auditOff`: the same gateway with a trail that keeps nothing (bench/gateway-audit-off.mjs).
   const entry = variant.auditOff === true ? [join(BENCH, 'gateway-audit-off.mjs'), configFile] : [join(ROOT, 'dist/src/cli/main.js'), 'start', '-c', configFile];

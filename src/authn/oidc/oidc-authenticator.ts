@@ -317,7 +317,7 @@ export class OidcAuthenticator implements Authenticator {
     const cookie = sealLoginState(this.loginKey(), { authenticator: this.name, state, nonce, verifier, returnTo, expiresAt: s.clock.now() + s.loginTimeoutMs });
     return deny('login_required', `${this.name}: no session; sent to log in at ${s.issuer}`, {
       location,
-      'set-cookie': setCookie(cookie.name, cookie.value, Math.ceil(s.loginTimeoutMs / 1000)),
+      'set-cookie': setCookie(cookie.name, cookie.value, Math.ceil(s.loginTimeoutMs / 1000), s.responseMode === 'form_post' ? 'None' : 'Lax'),
       'cache-control': 'no-store',
     });
   }

@@ -99,3 +99,23 @@ describe('oidc login through the gateway (authorization code + PKCE, a real prov
     assert.equal(back.searchParams.get('error'), 'login_required');
   });
 });
+
+describe('oidc login with response_mode=form_post', () => {
+  let setup: OidcLoginSetup;
+  before(async () => { setup = await startOidcLogin({ authenticator: { responseMode: 'form_post' } }); });
+  after(async () => { await setup.close(); });
+
+  it('receives the code in a POST from the provider, with a pre-login cookie that a cross-site POST carries', async () => {
+    const client = new LoginClient();
+    const start = await client.send(`${setup.base}/app/form`);
+    assert.equal(new URL(String(start.headers.location)).searchParams.get('response_mode'), 'form_post');
+    assert.match(setCookies(start.headers)[0] ?? '', /SameSite=None/);
+    const { final, hops } = await client.follow(`${setup.base}/app/form`);
+    assert.equal(final.status, 200, hops.map((h) => `${h.method} ${h.status} ${h.url}`).join('\n'));
+    const callback = hops.find((h) => h.url === `${setup.base}/oauth2/callback`);
+    assert.equal(callback?.method, 'POST');
+    assert.equal(callback.status, 303);
+    assert.match(setCookies(callback.headers).find((c) => c.startsWith(`${SESSION}=`)) ?? '', /SameSite=Lax/);
+    assert.equal(upstreamSaw(setup, '/app/form').headers['x-user-id'], ALICE.sub);
+  });
+});

@@ -254,5 +254,9 @@ function providerError(err: unknown): EndpointError {
     return new EndpointError(`the authorization response is an error: ${/^[a-z_]{1,64}$/.test(err.error) ? err.error : 'unknown'}`, 'status');
   }
   if (err instanceof oidc.ClientError && err.code === 'OAUTH_JWT_CLAIM_COMPARISON_FAILED') return new EndpointError(`ID token ${err.message}`.slice(0, 300), 'malformed');
+  // An answer that arrived and was refused (state, iss, PKCE, a malformed token response): not an outage.
+  if (err instanceof oidc.ClientError && !(err.cause instanceof EndpointError) && !(err.cause instanceof Response)) {
+    return new EndpointError(`the provider's answer was refused: ${err.message}`.slice(0, 300), 'malformed');
+  }
   return endpointError(err);
 }

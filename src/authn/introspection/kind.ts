@@ -1,12 +1,13 @@
-import { createHash, createPrivateKey } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { Bytes, Millis, Realm, strict } from '../../config/schema-parts.js';
 import { authenticatorKind, type AuthenticatorCompileContext } from '../authenticator-kind.js';
 import { CLAIM_RULE_DEFAULTS, CLAIM_RULE_FIELDS, compileClaimRules } from '../claims/claim-rules.js';
+import { CLIENT_AUTH_FIELDS, compileClientAuthentication } from '../oauth/client-authentication.js';
 import { secureUrlProblem } from '../../lib/secure-url.js';
 import { IntrospectionAuthenticator } from './introspection-authenticator.js';
 import { IntrospectionCache } from './introspection-cache.js';
-import { IntrospectionEndpoint, webCryptoAlgorithm, type ClientAuthMethod, type IntrospectionEndpointOptions } from './introspection-endpoint.js';
+import { IntrospectionEndpoint, type IntrospectionEndpointOptions } from './introspection-endpoint.js';
 import { SharedIntrospectionStore } from './shared-introspection-store.js';
 
 const Url = (description: string) => Type.String({ minLength: 1, maxLength: 2048, description });
@@ -17,12 +18,7 @@ export const IntrospectionAuthenticatorSchema = strict({
   issuer: Url('The authorization server\'s issuer identifier: the `iss` an answer must have when it has one, and where the metadata is discovered (RFC 8414, then OpenID Connect Discovery) unless introspectionEndpoint is set. https, or http on a loopback host only.'),
   introspectionEndpoint: Type.Optional(Url('The token introspection endpoint (RFC 7662). Absent: discovered from the issuer\'s metadata. https, or http on a loopback host only.')),
   clientId: Type.String({ minLength: 1, maxLength: 256, description: 'The gateway\'s client id at the authorization server.' }),
-  clientSecret: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'The client secret (client_secret_basic, client_secret_post). Put it in the environment: ${INTROSPECTION_SECRET}.' })),
-  clientAuth: Type.Optional(Type.Unsafe<ClientAuthMethod>({ type: 'string', enum: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'], description: 'How the gateway authenticates to the endpoint. Default client_secret_basic.' })),
-  privateKey: Type.Optional(strict({
-    file: Type.String({ minLength: 1, description: 'A PKCS#8 PEM private key file (EC P-256/P-384/P-521, Ed25519 or RSA), relative to the config file.' }),
-    kid: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'The key id of the key at the authorization server.' })),
-  }, 'private_key_jwt: the key that signs the client assertions (RFC 7523).')),
+  ...CLIENT_AUTH_FIELDS,
   audience: Type.Optional(Type.Unsafe<string | string[]>({ type: ['string', 'array'], minLength: 1, minItems: 1, maxItems: 32, items: { type: 'string', minLength: 1 }, description: 'Accepted `aud` value(s): an answer\'s aud must contain one. Absent: aud is not checked.' })),
   tokenTypes: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 16, description: 'Accepted `token_type` values of an answer that has one, compared case-insensitively. Default ["Bearer"].' })),
   jwtIssuers: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), { maxItems: 32, description: 'JWT-shaped tokens whose (unverified) iss is one of these are introspected; other JWT-shaped tokens are left to the route\'s other authenticators (absent). Default none.' })),
@@ -86,30 +82,13 @@ function compileIntrospection(a: RawIntrospectionAuthenticator, context: Authent
     const problem = introspectionUrlProblem(a.introspectionEndpoint);
     if (problem !== null) problems.push(loaded.problem(at('introspectionEndpoint'), problem));
   }
-  const clientAuth = a.clientAuth ?? INTROSPECTION_DEFAULTS.clientAuth;
-  let privateKey: IntrospectionEndpointOptions['privateKey'] = null;
-  if (clientAuth === 'private_key_jwt') {
-    if (a.privateKey === undefined) problems.push(loaded.problem(at('privateKey'), 'is required with clientAuth: private_key_jwt: { file: keys/gateway.pem, kid: <key id> }'));
-    else {
-      const read = loaded.files.readText(a.privateKey.file);
-      if (!read.ok) problems.push(loaded.problem(at('privateKey', 'file'), read.message));
-      else {
-        const problem = privateKeyProblem(read.text);
-        if (problem !== null) problems.push(loaded.problem(at('privateKey', 'file'), problem));
-        else privateKey = { pem: read.text, kid: a.privateKey.kid ?? null };
-      }
-    }
-    if (a.clientSecret !== undefined) problems.push(loaded.problem(at('clientSecret'), 'is not used with clientAuth: private_key_jwt; remove it (or choose client_secret_basic or client_secret_post)'));
-  } else {
-    if (a.clientSecret === undefined) problems.push(loaded.problem(at('clientSecret'), `is required with clientAuth: ${clientAuth} (from the environment: \${INTROSPECTION_SECRET}), or use clientAuth: private_key_jwt with privateKey`));
-    if (a.privateKey !== undefined) problems.push(loaded.problem(at('privateKey'), `is used with clientAuth: private_key_jwt only, not ${clientAuth}`));
-  }
+  const client = compileClientAuthentication(a, context);
   const cacheRaw = a.cache ?? {};
   const shared = cacheRaw.shared ?? INTROSPECTION_DEFAULTS['cache.shared'];
   if (shared && oauth.redis === null) problems.push(loaded.problem(at('cache', 'shared'), 'needs oauth.redis (the Redis the gateways share): add oauth: { tokenHashKey: ${TOKEN_HASH_KEY}, redis: { url: redis://… } }, or set shared: false'));
   // Without claims.subject, a machine token (client credentials: no sub) is its client.
   const rules = compileClaimRules(a.claims?.subject === undefined ? { ...a, claims: { ...a.claims, subject: ['sub', 'client_id'] } } : a, context);
-  if (rules === null) return null;
+  if (rules === null || client === null) return null;
   if (problems.length > before) return null;
 
   const endpointOptions: IntrospectionEndpointOptions = {
@@ -117,9 +96,7 @@ function compileIntrospection(a: RawIntrospectionAuthenticator, context: Authent
     issuer: a.issuer,
     endpoint: a.introspectionEndpoint ?? null,
     clientId: a.clientId,
-    clientAuth,
-    clientSecret: a.clientSecret ?? null,
-    privateKey,
+    ...client,
     timeoutMs: a.timeoutMs ?? INTROSPECTION_DEFAULTS.timeoutMs,
     maxResponseBytes: a.maxResponseBytes ?? INTROSPECTION_DEFAULTS.maxResponseBytes,
     breakerFailures: a.breaker?.failures ?? INTROSPECTION_DEFAULTS['breaker.failures'],
@@ -164,18 +141,6 @@ function compileIntrospection(a: RawIntrospectionAuthenticator, context: Authent
     oauth,
     clock: context.clock,
   });
-}
-
-/** Why a PEM cannot sign client assertions, or null. */
-export function privateKeyProblem(pem: string): string | null {
-  try {
-    const key = createPrivateKey(pem);
-    return webCryptoAlgorithm(key.asymmetricKeyType, key.asymmetricKeyDetails?.namedCurve) === null
-      ? `a ${key.asymmetricKeyType ?? 'secret'} key cannot sign client assertions: use an EC (P-256, P-384, P-521), Ed25519 or RSA private key`
-      : null;
-  } catch (err) {
-    return `is not a PEM private key: ${(err as Error).message}`;
-  }
 }
 
 /** Why `value` cannot be the authorization server's issuer or introspection endpoint, or null (see secureUrlProblem). */

@@ -4,9 +4,8 @@ import { parseDuration } from '../../lib/duration.js';
 import { secureUrlProblem } from '../../lib/secure-url.js';
 import { authenticatorKind, type AuthenticatorCompileContext } from '../authenticator-kind.js';
 import { CLAIM_RULE_DEFAULTS, CLAIM_RULE_FIELDS, compileClaimRules } from '../claims/claim-rules.js';
-import type { ClientAuthMethod } from '../introspection/introspection-endpoint.js';
 import { JWS_ALGORITHMS, type JwsAlgorithm } from '../jwt/algorithms.js';
-import { privateKeyProblem } from '../introspection/kind.js';
+import { CLIENT_AUTH_FIELDS, compileClientAuthentication } from '../oauth/client-authentication.js';
 import { MemorySessionStore } from './memory-session-store.js';
 import { OidcAuthenticator } from './oidc-authenticator.js';
 import { OidcProviderClient, type OidcProviderOptions } from './oidc-provider-client.js';
@@ -21,12 +20,7 @@ export const OidcAuthenticatorSchema = strict({
   type: Type.Literal('oidc'),
   issuer: Url('The OpenID provider\'s issuer identifier; its metadata is discovered at {issuer}/.well-known/openid-configuration and must name the same issuer. https, or http on a loopback host only.'),
   clientId: Type.String({ minLength: 1, maxLength: 256, description: 'The gateway\'s client id at the provider (a confidential client with the authorization code grant).' }),
-  clientSecret: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'The client secret (client_secret_basic, client_secret_post). Put it in the environment: ${OIDC_CLIENT_SECRET}.' })),
-  clientAuth: Type.Optional(Type.Unsafe<ClientAuthMethod>({ type: 'string', enum: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'], description: 'How the gateway authenticates at the token endpoint. Default client_secret_basic.' })),
-  privateKey: Type.Optional(strict({
-    file: Type.String({ minLength: 1, description: 'A PKCS#8 PEM private key file (EC P-256/P-384/P-521, Ed25519 or RSA), relative to the config file.' }),
-    kid: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'The key id of the key at the provider.' })),
-  }, 'private_key_jwt: the key that signs the client assertions (RFC 7523).')),
+  ...CLIENT_AUTH_FIELDS,
   redirectUri: Url('The callback URL registered at the provider, absolute: https://app.example.com/oauth2/callback. Its path is served by the gateway (the callback); its origin is the gateway\'s own for the same-origin checks. https, or http on a loopback host only.'),
   scopes: Type.Optional(Type.Array(formatted('^[\\x21\\x23-\\x5b\\x5d-\\x7e]{1,128}$', 'a scope token: 1 to 128 printable ASCII characters without spaces, " or \\\\'), { minItems: 1, maxItems: 32, uniqueItems: true, description: 'Scopes asked for; openid is required. Add offline_access where the provider issues refresh tokens only for it. Default [openid, profile, email].' })),
   responseMode: Type.Optional(Type.Unsafe<'query' | 'form_post'>({ type: 'string', enum: ['query', 'form_post'], description: 'How the provider returns the code: query (a redirect) or form_post (an auto-submitted POST; the code never appears in a URL). Default query.' })),
@@ -121,23 +115,7 @@ function compileOidc(a: RawOidcAuthenticator, context: AuthenticatorCompileConte
   }
   const scopes = a.scopes ?? OIDC_DEFAULTS.scopes;
   if (!scopes.includes('openid')) problems.push(loaded.problem(at('scopes'), 'must include openid: without it the provider issues no ID token'));
-  const clientAuth = a.clientAuth ?? OIDC_DEFAULTS.clientAuth;
-  let privateKey: OidcProviderOptions['privateKey'] = null;
-  if (clientAuth === 'private_key_jwt') {
-    if (a.privateKey === undefined) problems.push(loaded.problem(at('privateKey'), 'is required with clientAuth: private_key_jwt: { file: keys/gateway.pem, kid: <key id> }'));
-    else {
-      const read = loaded.files.readText(a.privateKey.file);
-      if (!read.ok) problems.push(loaded.problem(at('privateKey', 'file'), read.message));
-      else {
-        const problem = privateKeyProblem(read.text);
-        if (problem !== null) problems.push(loaded.problem(at('privateKey', 'file'), problem));
-        else privateKey = { pem: read.text, kid: a.privateKey.kid ?? null };
-      }
-    }
-    if (a.clientSecret !== undefined) problems.push(loaded.problem(at('clientSecret'), 'is not used with clientAuth: private_key_jwt; remove it (or choose client_secret_basic or client_secret_post)'));
-  } else if (a.clientSecret === undefined) {
-    problems.push(loaded.problem(at('clientSecret'), `is required with clientAuth: ${clientAuth} (from the environment: \${OIDC_CLIENT_SECRET}), or use clientAuth: private_key_jwt with privateKey`));
-  }
+  const client = compileClientAuthentication(a, context);
   const s = a.session ?? {};
   const store = s.store ?? OIDC_DEFAULTS['session.store'];
   if (store === 'redis' && oauth.redis === null) problems.push(loaded.problem(at('session', 'store'), 'redis keeps sessions in oauth.redis: add oauth: { tokenHashKey: ${TOKEN_HASH_KEY}, redis: { url: redis://… } }, or use store: memory'));
@@ -147,16 +125,14 @@ function compileOidc(a: RawOidcAuthenticator, context: AuthenticatorCompileConte
   const absoluteTimeoutMs = durationMs(s.absoluteTimeout ?? OIDC_DEFAULTS['session.absoluteTimeout']);
   if (idleTimeoutMs > absoluteTimeoutMs) problems.push(loaded.problem(at('session', 'idleTimeout'), `is longer than absoluteTimeout (${s.absoluteTimeout ?? OIDC_DEFAULTS['session.absoluteTimeout']}), which ends every session first: shorten it`));
   const rules = compileClaimRules(a, context);
-  if (rules === null || problems.length > before || redirect === null) return null;
+  if (rules === null || client === null || problems.length > before || redirect === null) return null;
 
   const callbackPath = redirect.pathname;
   const providerOptions: OidcProviderOptions = {
     authenticator: name,
     issuer: a.issuer,
     clientId: a.clientId,
-    clientAuth,
-    clientSecret: a.clientSecret ?? null,
-    privateKey,
+    ...client,
     redirectUri: a.redirectUri,
     algorithms: a.algorithms ?? OIDC_DEFAULTS.algorithms as JwsAlgorithm[],
     timeoutMs: a.timeoutMs ?? OIDC_DEFAULTS.timeoutMs,

@@ -161,7 +161,9 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
       rpInitiatedLogout: {
         enabled: true,
         // The confirmation form submits itself: a browser (or the test's HTTP client) goes on at once.
-        logoutSource: (ctx, form) => { ctx.body = `<!doctype html><html><body>${form}<script>document.forms[0].submit()</script><noscript><button form="op.logoutForm" name="logout" value="yes">Log out</button></noscript></body></html>`; },
+        // A script's submit() sends no button's value, so it adds `logout=yes` itself: without it the
+        // provider ends only this client's part of the session and keeps the user logged in.
+        logoutSource: (ctx, form) => { ctx.body = `<!doctype html><html><body>${form}<script>const f = document.forms[0]; const yes = document.createElement('input'); yes.type = 'hidden'; yes.name = 'logout'; yes.value = 'yes'; f.append(yes); f.submit()</script><noscript><button form="op.logoutForm" name="logout" value="yes">Log out</button></noscript></body></html>`; },
       },
       introspection: { enabled: true },
       revocation: { enabled: true },

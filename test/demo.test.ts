@@ -98,7 +98,7 @@ describe('examples/quickstart', () => {
     const tlsDir = mkdtempSync(join(tmpdir(), 'portcullis-demo-tls-'));
     t.after(() => rmSync(tlsDir, { recursive: true, force: true }));
     const tls = await demoCertificates(join(tlsDir, 'tls'), '127.0.0.1');
-    const config = compileConfig(await loadConfigFile(QUICKSTART_CONFIG, { ECHO_URL: 'http://127.0.0.1:1', DEMO_ISSUER: 'http://127.0.0.1:2/', DEMO_JWKS_URI: 'http://127.0.0.1:2/jwks.json', DEMO_AS_ISSUER: 'http://127.0.0.1:3', DEMO_INTROSPECTION_SECRET: 's'.repeat(43), DEMO_ADMIN_TOKEN_HASH: `sha256:${'0'.repeat(64)}`, DEMO_TLS_DIR: tls.dir }));
+    const config = compileConfig(await loadConfigFile(QUICKSTART_CONFIG, { ECHO_URL: 'http://127.0.0.1:1', DEMO_ISSUER: 'http://127.0.0.1:2/', DEMO_JWKS_URI: 'http://127.0.0.1:2/jwks.json', DEMO_AS_ISSUER: 'http://127.0.0.1:3', DEMO_INTROSPECTION_SECRET: 's'.repeat(43), DEMO_LOGIN_SECRET: 'l'.repeat(43), DEMO_ADMIN_TOKEN_HASH: `sha256:${'0'.repeat(64)}`, DEMO_TLS_DIR: tls.dir }));
     assert.deepEqual([config.listen.https?.host, config.listen.https?.port], ['127.0.0.1', 8443]);
     assert.deepEqual(config.certificates.map((c) => c.use).sort(), ['client-ca', 'server']);
     assert.ok(config.apiKeys !== null, 'the quickstart has API keys');

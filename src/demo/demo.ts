@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
-import { isIP } from 'node:net';
+import { createServer } from 'node:http';
+import { isIP, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,6 +62,32 @@ function urlHost(host: string): string {
   if (host === '0.0.0.0') return '127.0.0.1';
   if (host === '::') return '[::1]';
   return isIP(host) === 6 ? `[${host}]` : host;
+}
+
+/**
+ * The port the public listener will use: the one asked for, or for 0 a port free now on `host`
+ * (the login client's redirect URI at the provider names the port before the gateway listens).
+ * Left free again at once; should another process take it meanwhile, the gateway's bind fails
+ * with the usual advice.
+ */
+async function publicPort(host: string, asked: string): Promise<string> {
+  if (asked !== '0') return asked;
+  const probe = async (on: string): Promise<string> => {
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, on, () => { server.off('error', reject); resolve(); });
+    });
+    const { port } = server.address() as AddressInfo;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    return String(port);
+  };
+  try {
+    return await probe(host);
+  } catch {
+    // An address this machine does not have: any port will do, the gateway's bind says what is wrong.
+    return await probe('127.0.0.1');
+  }
 }
 
 /** A demo's state directory is `portcullis-demo-<pid>-<random>` in the temporary directory. */
@@ -124,14 +151,21 @@ export async function runDemo(args: string[], clock: Clock = systemClock): Promi
   const tls = await demoCertificates(join(dataDir, 'tls'), options.host);
   const echo = await startEchoUpstream(0);
   const idp = await startDemoIssuer(clock);
-  const as = await startDemoAuthorizationServer();
+  const port = await publicPort(options.host, options.port);
+  // The browser logs in at localhost, which browsers treat as a secure origin (the session cookie is
+  // Secure), and a host name other than the provider's 127.0.0.1, so their cookies stay apart.
+  const loginOrigin = `http://localhost:${port}`;
+  const as = await startDemoAuthorizationServer({
+    login: { redirectUri: `${loginOrigin}/oauth2/callback`, postLogoutRedirectUri: `${loginOrigin}/hello/logged-out`, backChannelLogoutUri: `${loginOrigin}/oauth2/back-channel-logout` },
+  });
   const closeAll = async () => { await Promise.all([echo.close(), idp.close(), as.close()]); };
   // A fresh admin token per run: only its hash goes into the config.
   const adminApiToken = randomBytes(24).toString('base64url');
   const env = {
     ...process.env, ECHO_URL: echo.url, DEMO_ISSUER: idp.issuer, DEMO_JWKS_URI: idp.jwksUri,
     DEMO_ADMIN_TOKEN_HASH: `sha256:${createHash('sha256').update(adminApiToken).digest('hex')}`,
-    PORT: options.port, HTTPS_PORT: options.httpsPort, ADMIN_PORT: options.adminPort, DEMO_HOST: options.host, PORTCULLIS_DATA_DIR: dataDir,
+    DEMO_LOGIN_ORIGIN: loginOrigin, DEMO_LOGIN_SECRET: as.login?.clientSecret ?? '',
+    PORT: port, HTTPS_PORT: options.httpsPort, ADMIN_PORT: options.adminPort, DEMO_HOST: options.host, PORTCULLIS_DATA_DIR: dataDir,
     DEMO_TLS_DIR: tls.dir, DEMO_AS_ISSUER: as.issuer, DEMO_INTROSPECTION_SECRET: as.gateway.clientSecret,
   };
   let gateway: Gateway;
@@ -159,6 +193,7 @@ export async function runDemo(args: string[], clock: Clock = systemClock): Promi
   const adminToken = await idp.token({ sub: 'root', tenant: 'acme', scope: 'orders:read', roles: ['admin'] }, hour);
   const expired = await idp.token({ sub: 'alice', tenant: 'acme', scope: 'orders:read', roles: ['clerk'] }, 60, Math.floor(clock.now() / 1000) - 2 * hour);
   const opaque = await opaqueTokenLines(base, as);
+  const login = loginLines(loginOrigin, as.issuer);
   const keys = admin === null ? '' : await apiKeyWalkthrough(base, `http://127.0.0.1:${admin.port}`, adminApiToken);
   const limits = await rateLimitWalkthrough(base);
   process.stdout.write(`
@@ -211,7 +246,7 @@ Paste the three lines into your shell, then try the requests:
   # 401 invalid_credential (expired) and 401 unauthenticated (no token), with WWW-Authenticate
   curl -si -H "Authorization: Bearer $EXPIRED_TOKEN" ${base}/api/acme/orders/42
   curl -si ${base}/api/acme/orders/42
-${opaque}${keys}${limits}${admin === null ? '' : `
+${login}${opaque}${keys}${limits}${admin === null ? '' : `
 Health, readiness (with the config version) and Prometheus metrics on the admin listener:
   curl -s http://127.0.0.1:${admin.port}/readyz
   curl -s http://127.0.0.1:${admin.port}/metrics | grep portcullis_requests_total
@@ -243,6 +278,23 @@ the answer and forwards alice's identity. Paste the line into your shell, then t
   # what the gateway asks, as the client ${as.gateway.clientId} (its secret was made for this run), and the answer:
   # active: true, sub alice, tenant acme, scope orders:read, aud ${DEMO_RESOURCE}, exp in an hour
   curl -s -u ${as.gateway.clientId}:${as.gateway.clientSecret} -d "token=$OPAQUE_TOKEN" ${as.introspectionEndpoint}
+`;
+}
+
+/** The lines for the browser login: where to go, what to type, and how to log out. */
+function loginLines(origin: string, issuer: string): string {
+  return `
+Browser login (OpenID Connect, docs/oidc.md). Open this in a browser on this machine:
+    ${origin}/app/
+The gateway sends you to the demo's provider (${issuer}), whose development login form takes any
+name and any password; allow the consent page, and you are back at /app/, where the echo shows the
+identity the gateway forwards: x-user-id (the name), x-user-email, x-roles clerk, x-tenant-id acme,
+x-auth-method oidc. The browser holds only the gateway's session cookie (__Host-portcullis-session-demo-login);
+the upstream never sees it. Log out (here and at the provider) with:
+    ${origin}/oauth2/logout
+  # without a session, a page request is sent to log in (302 to the provider); an API call gets 401
+  curl -si -H 'Accept: text/html' -H 'Sec-Fetch-Mode: navigate' ${origin}/app/
+  curl -si ${origin}/app/
 `;
 }
 

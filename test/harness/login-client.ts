@@ -105,6 +105,28 @@ export class LoginClient {
   }
 }
 
+/**
+ * The first form of a page as a browser would submit it with `fields` typed in (a login form, a
+ * consent or logout confirmation without a script): its absolute action URL and the request, hidden
+ * inputs and the given fields as application/x-www-form-urlencoded, sent from the page's origin.
+ * Null when the page has no form.
+ */
+export function formSubmission(hop: Hop, fields: Readonly<Record<string, string>> = {}): { url: string; options: RequestOptions } | null {
+  const form = /<form[^>]*action="([^"]*)"[^>]*>([\s\S]*?)<\/form>/i.exec(hop.body);
+  if (form === null) return null;
+  const body = new URLSearchParams();
+  for (const input of (form[2] ?? '').matchAll(/<input[^>]*>/gi)) {
+    const name = /name="([^"]*)"/.exec(input[0])?.[1];
+    if (name === undefined || name in fields || !/type="hidden"/i.test(input[0])) continue;
+    body.append(name, decodeEntities(/value="([^"]*)"/.exec(input[0])?.[1] ?? ''));
+  }
+  for (const [name, value] of Object.entries(fields)) body.append(name, value);
+  return {
+    url: new URL(decodeEntities(form[1] ?? ''), hop.url).href,
+    options: { method: 'POST', body: body.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded', origin: new URL(hop.url).origin, 'sec-fetch-site': 'same-origin' } },
+  };
+}
+
 /** A page whose script submits its one form at once (oidc-provider's form_post and logout confirmation): its action and fields. */
 function selfSubmittingForm(html: string): { action: string; fields: URLSearchParams } | null {
   if (!/\.submit\(\)/.test(html)) return null;

@@ -212,7 +212,7 @@ export class OidcAuthenticator implements Authenticator {
     const { sessions, provider, clock, limits } = this.settings;
     let lock: string | null;
     try {
-      lock = await sessions.lock(key, this.settings.refreshWaitMs + this.settings.provider.options.timeoutMs);
+      lock = await sessions.lock(key, this.lockTtlMs());
     } catch {
       return 'unavailable';
     }
@@ -252,7 +252,9 @@ export class OidcAuthenticator implements Authenticator {
         refreshToken: tokens.refreshToken ?? current.refreshToken,
         version: current.version + 1,
       });
-      return await sessions.update(key, next, now, limits.idleTimeoutMs) ? next : 'ended';
+      if (await sessions.update(key, next, now, limits.idleTimeoutMs)) return next;
+      // Ended meanwhile (a logout), or another holder wrote first (this lock lapsed): what is stored now decides.
+      return await sessions.get(key, clock.now(), limits.idleTimeoutMs) ?? 'ended';
     } catch {
       return 'unavailable';
     } finally {
@@ -260,20 +262,42 @@ export class OidcAuthenticator implements Authenticator {
     }
   }
 
-  /** Waits for another holder's refresh: the session's next version, or what is left when it does not come in time. */
+  /**
+   * How long a refresh lock is held at most: the provider's two exchanges (token, userinfo) and
+   * the store's round trips. A holder that crashed leaves a lock that lapses after it.
+   */
+  private lockTtlMs(): number {
+    return this.settings.refreshWaitMs + 2 * this.settings.provider.options.timeoutMs;
+  }
+
+  /**
+   * Waits for another holder's refresh: the session's next version once it is stored. When the
+   * lock is free again and the version has not moved, the holder's attempt failed (provider
+   * down, refused, crashed after its lock lapsed): that is the answer at once, not a wait until
+   * refresh.waitMs. Past refresh.waitMs the wait ends as 'unavailable' whatever the holder does.
+   */
   private async awaitRefresh(key: SessionKey, record: SessionRecord): Promise<Refreshed> {
     const { sessions, clock, limits } = this.settings;
     const deadline = clock.now() + this.settings.refreshWaitMs;
-    while (clock.now() < deadline) {
-      await new Promise<void>((resolve) => { clock.setTimer(resolve, REFRESH_POLL_MS); });
-      let current: SessionRecord | null;
-      try {
-        current = await sessions.get(key, clock.now(), limits.idleTimeoutMs);
-      } catch {
-        return 'unavailable';
+    try {
+      while (clock.now() < deadline) {
+        await new Promise<void>((resolve) => { clock.setTimer(resolve, Math.min(REFRESH_POLL_MS, Math.max(1, deadline - clock.now()))); });
+        const current = await sessions.get(key, clock.now(), limits.idleTimeoutMs);
+        if (current === null) return 'ended';
+        if (current.version !== record.version) return current;
+        const lock = await sessions.lock(key, this.lockTtlMs());
+        if (lock === null) continue;
+        try {
+          // Free: the holder is done. It stores before it unlocks, so a success shows now.
+          const after = await sessions.get(key, clock.now(), limits.idleTimeoutMs);
+          if (after === null) return 'ended';
+          return after.version !== record.version ? after : 'unavailable';
+        } finally {
+          await sessions.unlock(key, lock).catch(() => undefined);
+        }
       }
-      if (current === null) return 'ended';
-      if (current.version !== record.version) return current;
+    } catch {
+      return 'unavailable';
     }
     return 'unavailable';
   }

@@ -60,6 +60,12 @@ export interface OidcSettings {
 const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
 /** How often a request waiting for another holder's refresh looks at the session again. */
 const REFRESH_POLL_MS = 50;
+/**
+ * After a refresh the provider could not answer (down, hung past timeoutMs), how long this
+ * gateway serves a session's still-valid access token before it tries again: during an outage a
+ * request waits for the provider at most once per session in this span, not every time.
+ */
+export const REFRESH_RETRY_MS = 5000;
 /** Identities mapped from Redis-held sessions, kept by session and version; past it the map starts over (a recomputation, never a lost session). */
 const MAX_CACHED_IDENTITIES = 10_000;
 
@@ -70,7 +76,9 @@ type Refreshed = SessionRecord | 'ended' | 'unavailable';
  * Browser sessions established by an OpenID Connect login at the gateway. On a request it reads
  * the session cookie, finds the session (memory or Redis), refreshes its tokens when they are
  * about to expire (one refresh per session at a time: in this process by a shared promise,
- * across gateways by the store's lock), and maps the session's claims to the identity. A request
+ * across gateways by the store's lock; when the provider cannot answer, the still-valid token
+ * serves and the refresh is tried again after REFRESH_RETRY_MS), and maps the session's claims to
+ * the identity. A request
  * without a session abstains; when no authenticator of the route found a credential and the
  * request is a browser navigation, `onMissing` answers with a redirect to the provider instead of
  * 401. State-changing requests authenticated by the cookie must come from the gateway's own
@@ -91,6 +99,8 @@ export class OidcAuthenticator implements Authenticator {
   private readonly identities = new WeakMap<SessionRecord, Identity>();
   private readonly sharedIdentities = new Map<string, Identity>();
   private readonly refreshing = new Map<string, Promise<Refreshed>>();
+  /** Sessions whose last refresh found the provider unavailable: when to try again (this clock). */
+  private readonly retryAt = new Map<string, number>();
 
   constructor(readonly settings: OidcSettings) {
     this.name = settings.name;
@@ -140,7 +150,16 @@ export class OidcAuthenticator implements Authenticator {
         // Tokens expired and nothing to renew them with: the session is over.
         return this.settings.sessions.delete(key).then(() => ABSENT, unavailable);
       }
+      // The provider failed this session's refresh a moment ago: the token still serves, no new wait.
+      const retryAt = this.retryAt.get(key.id);
+      if (retryAt !== undefined && now < retryAt && now < record.accessExpiresAt) return this.admit(ex, key, record);
       return this.refreshOnce(key, record).then((refreshed) => {
+        if (refreshed === 'unavailable') {
+          if (this.retryAt.size >= MAX_CACHED_IDENTITIES) this.retryAt.clear();
+          this.retryAt.set(key.id, this.settings.clock.now() + REFRESH_RETRY_MS);
+        } else {
+          this.retryAt.delete(key.id);
+        }
         if (refreshed === 'ended') return ABSENT;
         if (refreshed !== 'unavailable') return this.admit(ex, key, refreshed);
         // The provider could not answer: the current tokens serve until they expire.

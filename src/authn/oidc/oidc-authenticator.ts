@@ -61,6 +61,12 @@ export interface OidcSettings {
 const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
 /** How often a request waiting for another holder's refresh looks at the session again. */
 const REFRESH_POLL_MS = 50;
+/**
+ * After a refresh the provider could not answer (down, hung past timeoutMs), how long this
+ * gateway serves a session's still-valid access token before it tries again: during an outage a
+ * request waits for the provider at most once per session in this span, not every time.
+ */
+export const REFRESH_RETRY_MS = 5000;
 /** Identities mapped from Redis-held sessions, kept by session and version; past it the map starts over (a recomputation, never a lost session). */
 const MAX_CACHED_IDENTITIES = 10_000;
 
@@ -71,7 +77,9 @@ type Refreshed = SessionRecord | 'ended' | 'unavailable';
  * Browser sessions established by an OpenID Connect login at the gateway. On a request it reads
  * the session cookie, finds the session (memory or Redis), refreshes its tokens when they are
  * about to expire (one refresh per session at a time: in this process by a shared promise,
- * across gateways by the store's lock), and maps the session's claims to the identity. A request
+ * across gateways by the store's lock; when the provider cannot answer, the still-valid token
+ * serves and the refresh is tried again after REFRESH_RETRY_MS), and maps the session's claims to
+ * the identity. A request
  * without a session abstains; when no authenticator of the route found a credential and the
  * request is a browser navigation, `onMissing` answers with a redirect to the provider instead of
  * 401. State-changing requests authenticated by the cookie must come from the gateway's own
@@ -94,6 +102,8 @@ export class OidcAuthenticator implements Authenticator {
   private readonly identities = new WeakMap<SessionRecord, Identity>();
   private readonly sharedIdentities = new Map<string, Identity>();
   private readonly refreshing = new Map<string, Promise<Refreshed>>();
+  /** Sessions whose last refresh found the provider unavailable: when to try again (this clock). */
+  private readonly retryAt = new Map<string, number>();
 
   constructor(readonly settings: OidcSettings) {
     this.name = settings.name;
@@ -144,7 +154,16 @@ export class OidcAuthenticator implements Authenticator {
         // Tokens expired and nothing to renew them with: the session is over.
         return this.settings.sessions.delete(key).then(() => ABSENT, unavailable);
       }
+      // The provider failed this session's refresh a moment ago: the token still serves, no new wait.
+      const retryAt = this.retryAt.get(key.id);
+      if (retryAt !== undefined && now < retryAt && now < record.accessExpiresAt) return this.admit(ex, key, record);
       return this.refreshOnce(key, record).then((refreshed) => {
+        if (refreshed === 'unavailable') {
+          if (this.retryAt.size >= MAX_CACHED_IDENTITIES) this.retryAt.clear();
+          this.retryAt.set(key.id, this.settings.clock.now() + REFRESH_RETRY_MS);
+        } else {
+          this.retryAt.delete(key.id);
+        }
         if (refreshed === 'ended') return ABSENT;
         if (refreshed !== 'unavailable') return this.admit(ex, key, refreshed);
         // The provider could not answer: the current tokens serve until they expire.
@@ -216,7 +235,7 @@ export class OidcAuthenticator implements Authenticator {
     const { sessions, provider, clock, limits } = this.settings;
     let lock: string | null;
     try {
-      lock = await sessions.lock(key, this.settings.refreshWaitMs + this.settings.provider.options.timeoutMs);
+      lock = await sessions.lock(key, this.lockTtlMs());
     } catch {
       return 'unavailable';
     }
@@ -256,7 +275,9 @@ export class OidcAuthenticator implements Authenticator {
         refreshToken: tokens.refreshToken ?? current.refreshToken,
         version: current.version + 1,
       });
-      return await sessions.update(key, next, now, limits.idleTimeoutMs) ? next : 'ended';
+      if (await sessions.update(key, next, now, limits.idleTimeoutMs)) return next;
+      // Ended meanwhile (a logout), or another holder wrote first (this lock lapsed): what is stored now decides.
+      return await sessions.get(key, clock.now(), limits.idleTimeoutMs) ?? 'ended';
     } catch {
       return 'unavailable';
     } finally {
@@ -264,20 +285,42 @@ export class OidcAuthenticator implements Authenticator {
     }
   }
 
-  /** Waits for another holder's refresh: the session's next version, or what is left when it does not come in time. */
+  /**
+   * How long a refresh lock is held at most: the provider's two exchanges (token, userinfo) and
+   * the store's round trips. A holder that crashed leaves a lock that lapses after it.
+   */
+  private lockTtlMs(): number {
+    return this.settings.refreshWaitMs + 2 * this.settings.provider.options.timeoutMs;
+  }
+
+  /**
+   * Waits for another holder's refresh: the session's next version once it is stored. When the
+   * lock is free again and the version has not moved, the holder's attempt failed (provider
+   * down, refused, crashed after its lock lapsed): that is the answer at once, not a wait until
+   * refresh.waitMs. Past refresh.waitMs the wait ends as 'unavailable' whatever the holder does.
+   */
   private async awaitRefresh(key: SessionKey, record: SessionRecord): Promise<Refreshed> {
     const { sessions, clock, limits } = this.settings;
     const deadline = clock.now() + this.settings.refreshWaitMs;
-    while (clock.now() < deadline) {
-      await new Promise<void>((resolve) => { clock.setTimer(resolve, REFRESH_POLL_MS); });
-      let current: SessionRecord | null;
-      try {
-        current = await sessions.get(key, clock.now(), limits.idleTimeoutMs);
-      } catch {
-        return 'unavailable';
+    try {
+      while (clock.now() < deadline) {
+        await new Promise<void>((resolve) => { clock.setTimer(resolve, Math.min(REFRESH_POLL_MS, Math.max(1, deadline - clock.now()))); });
+        const current = await sessions.get(key, clock.now(), limits.idleTimeoutMs);
+        if (current === null) return 'ended';
+        if (current.version !== record.version) return current;
+        const lock = await sessions.lock(key, this.lockTtlMs());
+        if (lock === null) continue;
+        try {
+          // Free: the holder is done. It stores before it unlocks, so a success shows now.
+          const after = await sessions.get(key, clock.now(), limits.idleTimeoutMs);
+          if (after === null) return 'ended';
+          return after.version !== record.version ? after : 'unavailable';
+        } finally {
+          await sessions.unlock(key, lock).catch(() => undefined);
+        }
       }
-      if (current === null) return 'ended';
-      if (current.version !== record.version) return current;
+    } catch {
+      return 'unavailable';
     }
     return 'unavailable';
   }

@@ -16,24 +16,46 @@ import { ASSERTION_DEFAULTS } from '../src/assertion/identity-assertion-section.
 
 const read = (path: string): string => readFileSync(fileURLToPath(new URL(`../../${path}`, import.meta.url)), 'utf8');
 
-/** The default column of every option row in docs/configuration.md: `| \`path\` | type | \`default\` | … |`. */
+/**
+ * The default column of every option row in docs/configuration.md: `| \`path\` | type | \`default\` | … |`.
+ * Rows under a `### \`type: <kind>\`` heading of the Authenticators section are also an
+ * authenticator kind's own, keyed `authenticators.<name>[<kind>].<option>`: two kinds may give one
+ * option name different defaults (`timeoutMs`). A kind's option without a row of its own reads
+ * the option's untyped row (a kind section may say its option reads as another kind's).
+ */
 function documentedDefaults(): Map<string, string> {
   const rows = new Map<string, string>();
+  let kind: string | null = null;
   for (const line of read('docs/configuration.md').split('\n')) {
+    if (line.startsWith('## ')) kind = null;
+    const heading = /^### `type: ([A-Za-z]+)`/.exec(line);
+    if (heading !== null) kind = heading[1] ?? null;
     const m = /^\| `([^`]+)` \| [^|]+ \| ([^|]*) \|/.exec(line);
-    if (m?.[1] !== undefined) rows.set(m[1], (m[2] ?? '').trim().replace(/^`(.*)`$/, '$1'));
+    if (m?.[1] === undefined) continue;
+    const value = (m[2] ?? '').trim().replace(/^`(.*)`$/, '$1');
+    rows.set(m[1], value);
+    if (kind !== null && m[1].startsWith(AUTHENTICATOR)) rows.set(`authenticators.<name>[${kind}].${m[1].slice(AUTHENTICATOR.length)}`, value);
   }
   return rows;
 }
 
-interface Node { description?: string; default?: unknown; properties?: Record<string, Node>; items?: Node; patternProperties?: Record<string, Node>; additionalProperties?: Node | boolean; allOf?: { then?: Node }[] }
+const AUTHENTICATOR = 'authenticators.<name>.';
 
-/** Every option path (as docs spell it) with the default its schema description states: `Default <value>.` */
+interface Node { description?: string; default?: unknown; properties?: Record<string, Node>; items?: Node; patternProperties?: Record<string, Node>; additionalProperties?: Node | boolean; allOf?: { if?: { properties?: { type?: { const?: string } } }; then?: Node }[] }
+
+/**
+ * Every option path (as docs spell it) with the default its schema description states: `Default <value>.`
+ * The options of one authenticator kind (a variant selected by `type`) are keyed by kind, as in documentedDefaults.
+ */
 function schemaDefaults(node: Node, prefix: string, out: Map<string, string>): Map<string, string> {
-  const variants = [node, ...(node.allOf ?? []).flatMap((v) => (v.then === undefined ? [] : [v.then]))];
-  for (const variant of variants) {
+  const variants: [Node, string][] = [[node, prefix], ...(node.allOf ?? []).flatMap((v): [Node, string][] => {
+    if (v.then === undefined) return [];
+    const kind = v.if?.properties?.type?.const;
+    return [[v.then, kind !== undefined && prefix === 'authenticators.<name>' ? `${prefix}[${kind}]` : prefix]];
+  })];
+  for (const [variant, base] of variants) {
     for (const [key, child] of Object.entries(variant.properties ?? {})) {
-      const path = prefix === '' ? key : `${prefix}.${key}`;
+      const path = base === '' ? key : `${base}.${key}`;
       const leaf = child.properties === undefined && child.allOf === undefined && child.patternProperties === undefined;
       // `Default <value>` up to a sentence end, a colon, a semicolon or a parenthesis.
       const stated = /(?:^|\. )Default (.+?)(?:\.(?:\s|$)|:\s|[;(]|$)/.exec(child.description ?? '')?.[1];
@@ -153,7 +175,7 @@ describe('defaults agree between the code, the schema and the configuration refe
       const plain = docs.replace(/`/g, '');
       return plain === schema || plain.startsWith(`${schema} `) || schema.startsWith(`${plain}, `);
     };
-    const wrong = [...stated].map(([path, value]) => ({ path, schema: value, docs: documented.get(path) })).filter((d) => !agrees(d.docs, d.schema));
+    const wrong = [...stated].map(([path, value]) => ({ path, schema: value, docs: documented.get(path) ?? documented.get(path.replace(/\[[A-Za-z]+\]/, '')) })).filter((d) => !agrees(d.docs, d.schema));
     assert.deepEqual(wrong, []);
   });
 });

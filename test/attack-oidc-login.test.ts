@@ -463,3 +463,20 @@ function resignWithHeader(idToken: string, key: KeyObject, header: Record<string
   const claims = JSON.parse(Buffer.from(c, 'base64url').toString()) as Record<string, unknown>;
   return signEs256(header, claims, key);
 }
+
+describe('oidc login with the provider on another site than the gateway (a browser withholding SameSite=Lax cookies from cross-site POSTs)', () => {
+  for (const responseMode of ['query', 'form_post'] as const) {
+    it(`completes a ${responseMode} login: the pre-login cookie reaches the callback`, async () => {
+      const setup = await startOidcLogin({ host: 'localhost', authenticator: { responseMode } });
+      try {
+        const client = new LoginClient({ sameSite: true });
+        const { final, hops } = await client.follow(`${setup.base}/app/page`);
+        assert.equal(final.status, 200, hops.map((h) => `${h.status} ${h.method} ${h.url}`).join('\n'));
+        assert.equal(final.url, `${setup.base}/app/page`);
+        assert.ok(client.cookie(setup.base, SESSION) !== undefined);
+      } finally {
+        await setup.close();
+      }
+    });
+  }
+});

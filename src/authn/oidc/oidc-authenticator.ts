@@ -313,7 +313,10 @@ export class OidcAuthenticator implements Authenticator {
     const cookie = sealLoginState(this.loginKey(), { authenticator: this.name, state, nonce, verifier, returnTo, expiresAt: s.clock.now() + s.loginTimeoutMs });
     return deny('login_required', `${this.name}: no session; sent to log in at ${s.issuer}`, {
       location,
-      'set-cookie': setCookie(cookie.name, cookie.value, Math.ceil(s.loginTimeoutMs / 1000)),
+      // form_post: the provider's page POSTs the response from its own site, and browsers send no
+      // SameSite=Lax cookie on a cross-site POST; the sealed state is worthless without the state
+      // parameter, so None costs nothing there.
+      'set-cookie': setCookie(cookie.name, cookie.value, Math.ceil(s.loginTimeoutMs / 1000), s.responseMode === 'form_post' ? 'None' : 'Lax'),
       'cache-control': 'no-store',
     });
   }

@@ -322,6 +322,30 @@ describe('oidc login under attack (a real provider, the real gateway)', () => {
     });
   });
 
+  it('unfinished logins do not pile up until the browser is locked out: past 8 in flight, a new login drops the pending ones', async () => {
+    const client = new LoginClient();
+    for (let i = 0; i < 60; i++) {
+      const hop = await client.send(`${setup.base}/app/pending-${i}`);
+      assert.equal(hop.status, 302, `login ${i}: ${hop.body.slice(0, 200)}`);
+    }
+    const pending = client.cookieHeader(setup.base).split('; ').filter((c) => c.startsWith('__Host-portcullis-login-'));
+    assert.ok(pending.length <= 8, `${pending.length} pre-login cookies held`);
+    const { final } = await client.follow(`${setup.base}/app/page`);
+    assert.equal(final.status, 200, 'the browser can still log in');
+  });
+
+  it('a browser with a few logins in flight keeps them all (two tabs logging in at once both finish)', async () => {
+    const client = new LoginClient();
+    const first = await toCallback(setup, client, '/app/tab-1');
+    const second = await toCallback(setup, client, '/app/tab-2');
+    const a = await client.send(first);
+    const b = await client.send(second);
+    assert.equal(a.status, 303);
+    assert.equal(a.headers.location, '/app/tab-1');
+    assert.equal(b.status, 303);
+    assert.equal(b.headers.location, '/app/tab-2');
+  });
+
   describe('oversized and malformed callbacks', () => {
     it('refuses a huge state (400 login_state_invalid) without trying to open anything', async () => {
       // Past the gateway's request-target limit: refused before any route.

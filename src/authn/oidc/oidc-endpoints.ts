@@ -194,7 +194,7 @@ function loginStage(login: OidcAuthenticator): Stage {
     name: 'oidc-login',
     run: (ex) => {
       const rd = new URLSearchParams(ex.target?.query ?? '').getAll('rd');
-      return login.beginLogin(rd.length === 1 ? safeReturnPath(rd[0]) ?? '/' : '/');
+      return login.beginLogin(rd.length === 1 ? safeReturnPath(rd[0]) ?? '/' : '/', ex.req.headers.cookie);
     },
     explain: () => ({ result: undefined, note: 'would send the browser to the provider to log in' }),
   };

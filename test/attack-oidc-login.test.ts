@@ -76,6 +76,20 @@ describe('oidc login under attack (a real provider, the real gateway)', () => {
       }
     });
 
+    it('refuses a pre-login cookie changed by one character, cut short, or doubled (400 login_state_invalid)', async () => {
+      for (const variant of ['one character', 'cut short', 'sent twice', 'padded'] as const) {
+        const client = new LoginClient();
+        const callback = await toCallback(setup, client);
+        const [[name, value] = ['', '']] = cookiesOf(client, setup.base, '__Host-portcullis-login-');
+        const changed = variant === 'one character' ? value.slice(0, 30) + (value[30] === 'A' ? 'B' : 'A') + value.slice(31)
+          : variant === 'cut short' ? value.slice(0, 40) : variant === 'padded' ? `${value}AAAA` : value;
+        const cookie = variant === 'sent twice' ? `${name}=${value}; ${name}=${value}` : `${name}=${changed}`;
+        const hop = await nothingForwarded(setup, () => new LoginClient().send(callback, { headers: { cookie } }));
+        await refusedOnce(setup, hop, 400, 'login_state_invalid');
+        assert.ok(!setsSession(hop), variant);
+      }
+    });
+
     it('completes a login whose pre-login cookie the test sealed with the right key (the key derivation the other cases rely on)', async () => {
       const client = new LoginClient();
       const state = random();
@@ -103,6 +117,31 @@ describe('oidc login under attack (a real provider, the real gateway)', () => {
     await refusedOnce(setup, replay, 400, 'login_replayed');
     assert.ok(!setsSession(replay));
     assert.equal(setup.idp.grants('authorization_code'), grants + 1, 'the code was not exchanged a second time');
+  });
+
+  it('of three copies of one callback sent at once, one logs in and two are login_replayed; the code is exchanged once', async () => {
+    const client = new LoginClient();
+    const callback = await toCallback(setup, client);
+    const grants = setup.idp.grants('authorization_code');
+    const hops = await Promise.all([0, 1, 2].map(() => client.send(callback)));
+    assert.deepEqual(hops.map((h) => h.status).sort(), [303, 400, 400]);
+    for (const hop of hops.filter((h) => h.status === 400)) await refusedOnce(setup, hop, 400, 'login_replayed');
+    assert.equal(hops.filter(setsSession).length, 1);
+    assert.equal(setup.idp.grants('authorization_code'), grants + 1);
+  });
+
+  it('forwards neither the gateway\'s cookies nor a client\'s identity headers upstream', async () => {
+    const client = await loggedIn(setup);
+    const pending = await new LoginClient().send(`${setup.base}/app/other`);
+    const login = /^(__Host-portcullis-login-[^=]+=[^;]+)/.exec(String(pending.headers['set-cookie']))?.[1] ?? '';
+    const hop = await api(client, `${setup.base}/app/who`, { headers: { 'x-user-id': 'admin', 'x-tenant-id': 'tenant-b', 'x-auth-method': 'jwt', cookie: `a=1; ${client.cookieHeader(setup.base)}; ${login}; __Host-portcullis-session-other=x` } });
+    assert.equal(hop.status, 200);
+    const seen = setup.echo.received.at(-1);
+    assert.equal(seen?.headers['x-user-id'], 'alice');
+    assert.equal(seen?.headers['x-tenant-id'], 'tenant-a');
+    assert.equal(seen?.headers['x-auth-method'], 'oidc');
+    assert.ok(!String(seen?.headers.cookie).includes('__Host-portcullis-'), String(seen?.headers.cookie));
+    assert.match(String(seen?.headers.cookie), /^a=1(; |$)/);
   });
 
   describe('PKCE', () => {
@@ -193,6 +232,8 @@ describe('oidc login under attack (a real provider, the real gateway)', () => {
         const hop = await nothingForwarded(setup, () => client.send(`${setup.base}/oauth2/callback?${new URLSearchParams({ ...c.params, state }).toString()}`));
         await refusedOnce(setup, hop, c.status, 'login_failed');
         assert.match(String(hop.headers['content-type']), /^text\/html; charset=utf-8/);
+        assert.equal(hop.headers['cache-control'], 'no-store');
+        assert.match(String(hop.headers['content-security-policy']), /default-src 'none'/);
         // Markup from the provider shows as text: no tag or attribute of its own reaches the page.
         assert.ok(!/<(script|img|svg)|"\s*on[a-z]+=/i.test(hop.body), hop.body);
         assert.ok(!/[^\x20-\x7e\n]/.test(hop.body), 'only printable ASCII in the page');
@@ -394,6 +435,13 @@ describe('oidc login under attack (a real provider, the real gateway)', () => {
       const other = await nothingForwarded(setup, () => mixUp.send(second.href));
       await refusedOnce(setup, other, 400, 'login_failed');
       assert.equal(setup.idp.grants('authorization_code'), grants, 'a mixed-up response is refused before its code is spent');
+    });
+
+    it('refuses malformed callback queries (400 login_state_invalid) without a crash', async () => {
+      for (const query of ['state=%E0%A4%A&code=%', 'state=%00%00&code=x', '%00=1&state=x', 'state=&code=', 'code=x', 'state[]=a&state[]=b', 'STATE=x&Code=y', `state=${'%41'.repeat(800)}`, 'state=\u00e9'.replace('\u00e9', '%C3%A9'.repeat(30))]) {
+        const hop = await nothingForwarded(setup, () => new LoginClient().send(`${setup.base}/oauth2/callback?${query}`));
+        await refusedOnce(setup, hop, 400, 'login_state_invalid');
+      }
     });
 
     it('refuses a POST to a query-mode callback (405)', async () => {

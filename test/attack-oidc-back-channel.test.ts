@@ -104,6 +104,24 @@ describe('back-channel logout under attack', () => {
     assert.ok(b.client.cookie(setup.base, SESSION) !== undefined);
   });
 
+  it('a genuine logout token with only a sub ends every session of that user, and no one else\'s', async () => {
+    const a = await session(BOB.sub);
+    const b = await session(BOB.sub);
+    const alice = await session();
+    const hop = await nothingForwarded(setup, () => postToken(signEs256(header, claims({ sub: BOB.sub }), setup.idp.signingKey)));
+    await refusedOnce(setup, hop, 200, 'logout_accepted');
+    assert.equal(await alive(a.client), false);
+    assert.equal(await alive(b.client), false);
+    assert.equal(await alive(alice.client), true);
+  });
+
+  it('a logout token naming a sid no session has ends nothing (200, nothing to end)', async () => {
+    const a = await session();
+    const hop = await postToken(signEs256(header, claims({ sid: 'no-such-sid' }), setup.idp.signingKey));
+    await refusedOnce(setup, hop, 200, 'logout_accepted');
+    assert.equal(await alive(a.client), true);
+  });
+
   it('one browser\'s logout (local, at the provider, and the provider\'s back-channel notice) leaves the user\'s other sessions alone', async () => {
     const a = await session();
     const b = await session();

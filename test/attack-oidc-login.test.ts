@@ -3,11 +3,11 @@
 // malformed callbacks. Every refusal has a precise status, forwards nothing, and leaves exactly
 // one audit record.
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createHmac, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { LoginClient, type Hop } from './harness/login-client.js';
 import {
-  LOGIN_KEY, SESSION, TOKEN_HASH_KEY, challengeOf, loggedIn, nothingForwarded, ownAuthorization, plantLoginState, random, refusedOnce, resign, setsSession, signEs256, toCallback,
+  LOGIN_KEY, SESSION, TOKEN_HASH_KEY, challengeOf, loggedIn, nothingForwarded, ownAuthorization, plantLoginState, partsOf, random, refusedOnce, resign, setsSession, signEs256, toCallback,
 } from './harness/oidc-attack.js';
 import { startOidcLogin, type OidcLoginSetup } from './harness/oidc-login.js';
 
@@ -191,6 +191,11 @@ describe('oidc login under attack (a real provider, the real gateway)', () => {
       { name: 'typ logout+jwt', rewrite: (t, k) => { const [h = ''] = t.split('.'); const header = JSON.parse(Buffer.from(h, 'base64url').toString()) as Record<string, unknown>; return resignWithHeader(t, k, { ...header, typ: 'logout+jwt' }); } },
       { name: 'at_hash of another token', rewrite: (t, k) => resign(t, k, (c) => ({ ...c, at_hash: 'AAAAAAAAAAAAAAAAAAAAAA' })) },
       { name: 'not a JWT', rewrite: () => 'not-a-jwt' },
+      { name: 'another key embedded as the header\'s jwk', rewrite: (t) => resignWithHeader(t, other, { ...partsOf(t).header, jwk: createPublicKey(other).export({ format: 'jwk' }) }) },
+      { name: 'another key named by jku', rewrite: (t) => resignWithHeader(t, other, { ...partsOf(t).header, jku: 'http://127.0.0.1:1/jwks', kid: 'attacker' }) },
+      { name: 'a kid the provider does not have', rewrite: (t) => resignWithHeader(t, other, { ...partsOf(t).header, kid: 'unknown-kid' }) },
+      { name: 'HS256 keyed with the client secret', rewrite: (t) => hs256(partsOf(t).claims, setup.idp.web.clientSecret) },
+      { name: 'a crit header', rewrite: (t, k) => resignWithHeader(t, k, { ...partsOf(t).header, crit: ['exp'] }) },
     ];
     for (const { name, rewrite } of cases) {
       it(`${name}: 400 id_token_invalid page, no session cookie`, async () => {
@@ -552,3 +557,9 @@ describe('oidc login with the provider on another site than the gateway (a brows
     });
   }
 });
+
+/** A compact JWS, HS256 under `secret`. */
+function hs256(claims: Record<string, unknown>, secret: string): string {
+  const input = `${Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+}

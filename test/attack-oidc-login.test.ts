@@ -563,3 +563,27 @@ function hs256(claims: Record<string, unknown>, secret: string): string {
   const input = `${Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
   return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
 }
+
+describe('one-time state markers exhausted by callbacks with junk codes', () => {
+  let setup: OidcLoginSetup;
+  before(async () => {
+    setup = await startOidcLogin({ authenticator: { session: { maxSessions: 3 } } });
+  });
+  after(async () => { await setup.close(); });
+
+  // Every callback with a state the gateway issued (free: GET /oauth2/login) and any code leaves a
+  // one-time marker until the login would have expired, before the code is tried; with the store
+  // full of markers, `once` answers false and every real login is refused as a replay. At the
+  // default maxSessions (100000) that is some 200000 unauthenticated requests per loginTimeout.
+  it('a real login still completes after maxSessions junk callbacks', { todo: 'SessionStore.once cannot tell "full" from "seen" nor forget a marker whose code the provider refused: a port change' }, async () => {
+    for (let i = 0; i < 3; i++) {
+      const client = new LoginClient();
+      const hop = await client.send(`${setup.base}/oauth2/login`);
+      const state = new URL(String(hop.headers.location)).searchParams.get('state') ?? '';
+      const junk = await client.send(`${setup.base}/oauth2/callback?code=junk&state=${state}`);
+      assert.equal(junk.status, 400);
+    }
+    const { final } = await new LoginClient().follow(`${setup.base}/app/page`);
+    assert.equal(final.status, 200, final.body.slice(0, 300));
+  });
+});

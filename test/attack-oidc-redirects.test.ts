@@ -30,6 +30,7 @@ const HOSTILE = [
   '/..//evil.com', '/app/../..//evil.com', '/./..//evil.com', '/%2e%2e//evil.com', '/.%2e//evil.com',
   '/\u3000/evil.com', '/\uff0fevil.com', '/\u2215evil.com', ' //evil.com', '\t//evil.com', '@evil.com', 'evil.com', '',
   '//evil.com@gateway', '/@evil.com', '/app?next=//evil.com', '/app#//evil.com',
+  '/oauth2/login?rd=//evil.com', '/oauth2/logout?rd=%2F%2Fevil.com', '/oauth2/callback?error=x&state=y',
 ];
 
 describe('open redirects through the oidc login and logout', () => {

@@ -85,10 +85,10 @@ export function withoutCookies(
  * A `Set-Cookie` value for a gateway cookie: `Path=/; Secure; HttpOnly; SameSite=Lax` (Lax so the
  * cookie comes back on the top-level redirect from the identity provider; cross-site POSTs are
  * stopped by crossSiteRefusal), with `Max-Age` when given (null: a browser-session cookie).
- * `sameSite: 'None'` is for the pre-login cookie of a form_post login only: the provider's answer
- * arrives as a cross-site POST, on which a Lax cookie is not sent.
- * Throws on a name without the `__Host-` prefix, a value that is not base64url or too long, or a
- * Max-Age that is not a non-negative integer: each is a bug in the gateway, not in a request.
+ * `sameSite: 'None'` is for a cookie that must come back on a cross-site POST (the provider's
+ * form_post response, RFC 6265bis §5.4.7). Throws on a name without the `__Host-` prefix, a value
+ * that is not base64url or too long, or a Max-Age that is not a non-negative integer: each is a
+ * bug in the gateway, not in a request.
  */
 export function setCookie(name: string, value: string, maxAgeSeconds: number | null, sameSite: 'Lax' | 'None' = 'Lax'): string {
   if (!name.startsWith(HOST_COOKIE_PREFIX) || name.length === HOST_COOKIE_PREFIX.length || !TOKEN.test(name)) throw new Error(`cookie name ${JSON.stringify(name)} is not a __Host- token`);

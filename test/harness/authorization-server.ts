@@ -77,6 +77,8 @@ export interface TestAuthorizationServer {
   grants(grantType: string): number;
   /** With `interactions: 'auto'`: the account the next login logs in as (default: the first). */
   nextLogin(sub: string): void;
+  /** The provider's signing key (ES256, kid `as-key-1`): a test signs logout tokens and forged ID tokens the provider would have. */
+  readonly signingKey: KeyObject;
   /** Rewrites the ID token of the next token responses (the test's hostile provider); null restores. */
   tamperIdToken(rewrite: ((idToken: string, signingKey: KeyObject) => string) | null): void;
   /** Back-channel logout notices the provider sent (to backchannelLogoutUri) and their answers' status. */
@@ -240,6 +242,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     grants: (type) => grantCounts.get(type) ?? 0,
     nextLogin(sub) { nextAccount = sub; },
     tamperIdToken(rewrite) { tamper = rewrite; },
+    signingKey: signing.privateKey,
     backchannelLogouts,
     async userToken(subject, o = {}) {
       const clientId = o.clientId ?? service.clientId;

@@ -18,6 +18,16 @@ export interface RequestOptions {
   readonly body?: string;
   /** Send the navigation headers (default true). */
   readonly navigate?: boolean;
+  /** The URL of the page that made the request (a form's page), for SameSite (with `sameSite: true`). */
+  readonly initiator?: string;
+}
+
+export interface LoginClientOptions {
+  /**
+   * Withhold SameSite=Lax and Strict cookies from a cross-site POST, as browsers do (RFC 6265bis
+   * §5.6.7.1; hosts differing is taken as sites differing). Default false: every cookie of the host is sent.
+   */
+  readonly sameSite?: boolean;
 }
 
 const NAVIGATION = { accept: 'text/html,application/xhtml+xml', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' };
@@ -25,6 +35,10 @@ const NAVIGATION = { accept: 'text/html,application/xhtml+xml', 'sec-fetch-mode'
 export class LoginClient {
   /** Cookies by host name (ports share cookies, as in a browser). */
   private readonly jar = new Map<string, Map<string, string>>();
+  /** The SameSite attribute of each cookie set by a response, by host then name (lower case; absent: `lax`, as browsers default). */
+  private readonly sameSites = new Map<string, Map<string, string>>();
+
+  constructor(private readonly options: LoginClientOptions = {}) {}
 
   cookie(url: string, name: string): string | undefined {
     return this.jar.get(new URL(url).hostname)?.get(name);
@@ -47,10 +61,19 @@ export class LoginClient {
     return [...cookies.entries()].map(([n, v]) => `${n}=${v}`).join('; ');
   }
 
+  /** The cookies a browser sends on a cross-site POST: SameSite=None only. */
+  private crossSiteCookieHeader(url: string): string {
+    const host = new URL(url).hostname;
+    const cookies: Map<string, string> = this.jar.get(host) ?? new Map<string, string>();
+    return [...cookies.entries()].filter(([n]) => this.sameSites.get(host)?.get(n) === 'none').map(([n, v]) => `${n}=${v}`).join('; ');
+  }
+
   /** One request, no redirect followed; Set-Cookie applied to the jar. */
   async send(url: string, options: RequestOptions = {}): Promise<Hop> {
     const method = options.method ?? 'GET';
-    const cookie = this.cookieHeader(url);
+    const crossSitePost = this.options.sameSite === true && options.initiator !== undefined && method !== 'GET' && method !== 'HEAD' &&
+      new URL(options.initiator).hostname !== new URL(url).hostname;
+    const cookie = crossSitePost ? this.crossSiteCookieHeader(url) : this.cookieHeader(url);
     const headers: Record<string, string> = { ...(options.navigate === false ? {} : NAVIGATION), ...(cookie === '' ? {} : { cookie }), ...options.headers };
     const res = await request(url, { method: method as 'GET', headers, ...(options.body === undefined ? {} : { body: options.body }), headersTimeout: 10_000, bodyTimeout: 10_000 });
     const body = await res.body.text();
@@ -87,7 +110,7 @@ export class LoginClient {
     if (hop.status === 200 && form !== null) {
       return {
         url: new URL(form.action, hop.url).href,
-        options: { method: 'POST', body: form.fields.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded', origin: new URL(hop.url).origin, 'sec-fetch-site': 'cross-site' } },
+        options: { method: 'POST', initiator: hop.url, body: form.fields.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded', origin: new URL(hop.url).origin, 'sec-fetch-site': 'cross-site' } },
       };
     }
     return null;
@@ -102,6 +125,11 @@ export class LoginClient {
     const expired = attributes.some((a) => /^\s*max-age=0\s*$/i.test(a) || /^\s*expires=thu, 01 jan 1970/i.test(a));
     if (expired) this.deleteCookie(url, name);
     else this.setCookie(url, name, value);
+    const sameSite = attributes.map((a) => /^\s*samesite=(\w+)\s*$/i.exec(a)?.[1]?.toLowerCase()).find((v) => v !== undefined) ?? 'lax';
+    const host = new URL(url).hostname;
+    let sites = this.sameSites.get(host);
+    if (sites === undefined) this.sameSites.set(host, sites = new Map<string, string>());
+    sites.set(name, sameSite);
   }
 }
 

@@ -50,6 +50,21 @@ export function loginStateCookieName(state: string): string {
   return LOGIN_STATE_COOKIE_PREFIX + createHash('sha256').update(state).digest('base64url').slice(0, 16);
 }
 
+/** The names of the pre-login cookies a Cookie header carries, each once: the logins this browser has in flight. */
+export function presentedLoginStateCookies(header: string | string[] | undefined): string[] {
+  const text = header === undefined ? '' : typeof header === 'string' ? header : header.join('; ');
+  const names = new Set<string>();
+  if (!text.includes(LOGIN_STATE_COOKIE_PREFIX)) return [];
+  for (const pair of text.split(';')) {
+    const name = pair.slice(0, pair.indexOf('=')).trim();
+    if (name.startsWith(LOGIN_STATE_COOKIE_PREFIX) && LOGIN_COOKIE_SUFFIX.test(name.slice(LOGIN_STATE_COOKIE_PREFIX.length))) names.add(name);
+  }
+  return [...names];
+}
+
+/** What follows the prefix in a pre-login cookie's name (loginStateCookieName). */
+const LOGIN_COOKIE_SUFFIX = /^[A-Za-z0-9_-]{16}$/;
+
 /** The 32-byte login state key: HKDF-SHA256 (RFC 5869) of the token hash key, the same on every gateway sharing it. */
 export function loginKey(tokenHashKey: Buffer): Buffer {
   return Buffer.from(hkdfSync('sha256', tokenHashKey, Buffer.alloc(0), KEY_LABEL, 32));

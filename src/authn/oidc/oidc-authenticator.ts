@@ -11,8 +11,8 @@ import { audienceList, checkClaimRules, type ClaimRules } from '../claims/claim-
 import type { Identity } from '../identity.js';
 import type { JwsAlgorithm } from '../jwt/algorithms.js';
 import type { TokenDigester } from '../oauth/token-digest.js';
-import { GATEWAY_COOKIE_PREFIX, readCookie, setCookie } from '../../http/cookies.js';
-import { sealLoginState } from './login-state-cookie.js';
+import { expiredCookie, GATEWAY_COOKIE_PREFIX, readCookie, setCookie } from '../../http/cookies.js';
+import { presentedLoginStateCookies, sealLoginState } from './login-state-cookie.js';
 import type { OidcProviderClient } from './oidc-provider-client.js';
 import { RefreshRefusedError } from './oidc-provider-client.js';
 import { safeReturnPath } from './return-path.js';
@@ -67,6 +67,13 @@ const REFRESH_POLL_MS = 50;
  * request waits for the provider at most once per session in this span, not every time.
  */
 export const REFRESH_RETRY_MS = 5000;
+/**
+ * Logins one browser may have in flight. Each pre-login cookie takes some 400 bytes of every
+ * request's head, so about 40 unfinished logins (10 minutes each) would fill a 16 KiB request head
+ * and lock that browser out of the whole gateway (431) until they expire. Past this many, a new
+ * login drops the pending ones.
+ */
+const MAX_LOGINS_IN_FLIGHT = 8;
 /** Identities mapped from Redis-held sessions, kept by session and version; past it the map starts over (a recomputation, never a lost session). */
 const MAX_CACHED_IDENTITIES = 10_000;
 
@@ -338,14 +345,15 @@ export class OidcAuthenticator implements Authenticator {
   /** A browser navigation without a session is sent to log in, and comes back to where it was going. */
   onMissing(ex: Exchange): Denial | null {
     if (!OidcAuthenticator.isNavigation(ex)) return null;
-    return this.beginLogin(safeReturnPath(ex.req.url) ?? '/');
+    return this.beginLogin(safeReturnPath(ex.req.url) ?? '/', ex.req.headers.cookie);
   }
 
   /**
    * Starts a login: a fresh state, nonce and PKCE verifier sealed into a pre-login cookie of its
-   * own, and a redirect to the provider's authorization endpoint.
+   * own, and a redirect to the provider's authorization endpoint. `cookieHeader`: the request's,
+   * whose pre-login cookies are cleared when MAX_LOGINS_IN_FLIGHT are already there.
    */
-  beginLogin(returnTo: string): Denial {
+  beginLogin(returnTo: string, cookieHeader?: string | string[]): Denial {
     const s = this.settings;
     const state = randomBytes(32).toString('base64url');
     const nonce = randomBytes(32).toString('base64url');
@@ -357,10 +365,15 @@ export class OidcAuthenticator implements Authenticator {
     } catch (err) {
       return deny('authentication_unavailable', `${this.name}: cannot start a login: ${(err as Error).message}`, { 'retry-after': '5' });
     }
+    const pending = presentedLoginStateCookies(cookieHeader);
+    const dropped = pending.length >= MAX_LOGINS_IN_FLIGHT ? pending : [];
     const cookie = sealLoginState(this.loginKey(), { authenticator: this.name, state, nonce, verifier, returnTo, expiresAt: s.clock.now() + s.loginTimeoutMs });
     return deny('login_required', `${this.name}: no session; sent to log in at ${s.issuer}`, {
       location,
-      'set-cookie': setCookie(cookie.name, cookie.value, Math.ceil(s.loginTimeoutMs / 1000), s.responseMode === 'form_post' ? 'None' : 'Lax'),
+      // form_post: the provider's page POSTs the response from its own site, and browsers send no
+      // SameSite=Lax cookie on a cross-site POST; the sealed state is worthless without the state
+      // parameter, so None costs nothing there.
+      'set-cookie': [setCookie(cookie.name, cookie.value, Math.ceil(s.loginTimeoutMs / 1000), s.responseMode === 'form_post' ? 'None' : 'Lax'), ...dropped.map(expiredCookie)],
       'cache-control': 'no-store',
     });
   }

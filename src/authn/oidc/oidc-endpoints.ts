@@ -8,6 +8,7 @@ import { expiredCookie, setCookie } from '../../http/cookies.js';
 import { verifyIdToken } from './id-token.js';
 import { loginStateCookieName, openLoginState } from './login-state-cookie.js';
 import { verifyLogoutToken } from './logout-token.js';
+import { IdTokenRefusedError } from './oidc-provider-client.js';
 import type { OidcAuthenticator } from './oidc-authenticator.js';
 import { safeReturnPath } from './return-path.js';
 import { crossSiteRefusal } from './same-origin.js';
@@ -133,6 +134,7 @@ function callbackStage(login: OidcAuthenticator): Stage {
       try {
         tokens = await s.provider.exchange(params, { state: opened.state, verifier: opened.verifier, nonce: opened.nonce });
       } catch (err) {
+        if (err instanceof IdTokenRefusedError) return loginPage(400, 'id_token_invalid', 'The login could not be completed.', `ID token refused: ${err.message}`, retry, [clearLogin]);
         const failure = err instanceof EndpointError ? err : null;
         const outage = failure === null || failure.reason === 'timeout' || failure.reason === 'network' || failure.reason === 'not_ready' || failure.reason === 'redirect';
         return loginPage(outage ? 502 : 400, outage ? 'login_provider_unavailable' : 'login_failed', outage ? 'The identity provider could not be reached.' : 'The login could not be completed.',
@@ -191,7 +193,7 @@ function loginStage(login: OidcAuthenticator): Stage {
     name: 'oidc-login',
     run: (ex) => {
       const rd = new URLSearchParams(ex.target?.query ?? '').getAll('rd');
-      return login.beginLogin(rd.length === 1 ? safeReturnPath(rd[0]) ?? '/' : '/');
+      return login.beginLogin(rd.length === 1 ? safeReturnPath(rd[0]) ?? '/' : '/', ex.req.headers.cookie);
     },
     explain: () => ({ result: undefined, note: 'would send the browser to the provider to log in' }),
   };

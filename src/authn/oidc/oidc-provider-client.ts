@@ -142,6 +142,8 @@ export class OidcProviderClient implements Resource, KeySource {
       });
       return tokensOf(tokens);
     } catch (err) {
+      const refused = idTokenRefusal(err);
+      if (refused !== null) throw refused;
       throw providerError(err);
     }
   }
@@ -249,6 +251,25 @@ function tokensOf(t: oidc.TokenEndpointResponse): ProviderTokens {
  * outage (never a token). A refused code (invalid_grant: used twice, wrong verifier) is a
  * `status` failure; an answer openid-client found wrong (state, nonce, iss, PKCE) is `malformed`.
  */
+/**
+ * The token response's ID token was refused by the client library's own checks (OIDC Core 1.0
+ * §3.1.3.7: iss, aud, azp, exp, iat, nonce, sub, alg), which run before the gateway's verifyIdToken:
+ * a bad ID token, not a provider fault or outage.
+ */
+export class IdTokenRefusedError extends Error {}
+
+/** Library failure codes that only a JWT's claims raise. */
+const JWT_CHECK_CODES: ReadonlySet<string> = new Set(['OAUTH_JWT_CLAIM_COMPARISON_FAILED', 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED']);
+
+/** An IdTokenRefusedError when a code exchange failed on its ID token, else null. */
+function idTokenRefusal(err: unknown): IdTokenRefusedError | null {
+  if (!(err instanceof oidc.ClientError)) return null;
+  // The library's own messages (fixed text, no response data) name the JWT or ID Token they refused.
+  const cause = err.cause instanceof Error ? err.cause.message : '';
+  if (!JWT_CHECK_CODES.has(err.code ?? '') && !/\bJWT\b|ID Token/.test(cause)) return null;
+  return new IdTokenRefusedError(`${err.message}${cause === '' || cause === err.message ? '' : ` (${cause})`}`.slice(0, 300));
+}
+
 function providerError(err: unknown): EndpointError {
   if (err instanceof oidc.AuthorizationResponseError) {
     return new EndpointError(`the authorization response is an error: ${/^[a-z_]{1,64}$/.test(err.error) ? err.error : 'unknown'}`, 'status');

@@ -290,6 +290,9 @@ function contract(name: string, make: () => Promise<Subject | string>): void {
       assert.equal(await store.once('one-too-many', clock.now() + 1000, clock.now(), 10), true, 'due names were forgotten');
       assert.equal(await store.once('state-1', clock.now() + 1000, clock.now(), 10), true);
       assert.equal(await store.once('fill-0', clock.now() + 1000, clock.now(), 10), false, 'not yet due');
+      await store.forget('fill-0');
+      assert.equal(await store.once('fill-0', clock.now() + 1000, clock.now(), 10), true, 'forgotten: new again');
+      await store.forget('never-recorded');
     });
   });
 }

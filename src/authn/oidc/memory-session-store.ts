@@ -180,6 +180,11 @@ export class MemorySessionStore implements SessionStore, Resource {
     return Promise.resolve(true);
   }
 
+  forget(name: string): Promise<void> {
+    this.names.delete(name);
+    return Promise.resolve();
+  }
+
   size(): Promise<number> {
     return Promise.resolve(this.sessions.size);
   }

@@ -124,8 +124,9 @@ function callbackStage(login: OidcAuthenticator): Stage {
       }
       // One use per state, on every gateway sharing the store: a replayed callback is refused before its code is spent.
       let first: boolean;
+      const marker = `state.${createHash('sha256').update(state).digest('base64url')}`;
       try {
-        first = await s.sessions.once(`state.${createHash('sha256').update(state).digest('base64url')}`, opened.expiresAt, s.clock.now(), s.limits.maxSessions);
+        first = await s.sessions.once(marker, opened.expiresAt, s.clock.now(), s.limits.maxSessions);
       } catch (err) {
         return loginPage(503, 'authentication_unavailable', 'Logins cannot be completed right now.', `session store: ${(err as Error).message}`, retry, [clearLogin]);
       }
@@ -135,6 +136,9 @@ function callbackStage(login: OidcAuthenticator): Stage {
         tokens = await s.provider.exchange(params, { state: opened.state, verifier: opened.verifier, nonce: opened.nonce });
       } catch (err) {
         if (err instanceof IdTokenRefusedError) return loginPage(400, 'id_token_invalid', 'The login could not be completed.', `ID token refused: ${err.message}`, retry, [clearLogin]);
+        // No tokens were issued for this state: its marker goes, so callbacks with made-up codes
+        // (a state is free to obtain) leave nothing behind to fill the markers' bound with.
+        await s.sessions.forget(marker).catch(() => undefined);
         const failure = err instanceof EndpointError ? err : null;
         const outage = failure === null || failure.reason === 'timeout' || failure.reason === 'network' || failure.reason === 'not_ready' || failure.reason === 'redirect';
         return loginPage(outage ? 502 : 400, outage ? 'login_provider_unavailable' : 'login_failed', outage ? 'The identity provider could not be reached.' : 'The login could not be completed.',

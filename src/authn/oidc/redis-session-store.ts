@@ -161,6 +161,15 @@ export class RedisSessionStore implements SessionStore, Resource {
     return await this.run(ONCE, [`${this.prefix}:names`], [digest(name), untilMs, now, maxNames]) === 1;
   }
 
+  async forget(name: string): Promise<void> {
+    const client = this.ready();
+    try {
+      await client.zrem(`${this.prefix}:names`, digest(name));
+    } catch (err) {
+      throw this.unavailable(err);
+    }
+  }
+
   /** Sessions whose deadline has not passed by this gateway's clock (the `:live` count). */
   async size(): Promise<number> {
     const client = this.ready();

@@ -88,6 +88,12 @@ export interface SessionStore {
    * remembered); when full of names not yet due, false: refusing is safe, forgetting is not.
    */
   once(name: string, untilMs: number, now: number, maxNames: number): Promise<boolean>;
+  /**
+   * Forgets a one-time name recorded by `once`: a login state whose code the provider never
+   * accepted (refused, or not reached) may be tried again, and leaves nothing behind to fill the
+   * names' bound with.
+   */
+  forget(name: string): Promise<void>;
   /** Sessions held now (memory: exact; Redis: this store's count of live keys, for metrics). */
   size(): Promise<number>;
 }

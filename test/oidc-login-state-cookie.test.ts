@@ -3,8 +3,11 @@
 import assert from 'node:assert/strict';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { LOGIN_STATE_COOKIE_PREFIX, loginKey, loginStateCookieName, MAX_LOGIN_STATE_VALUE_LENGTH, openLoginState, sealLoginState, type LoginState } from '../src/authn/oidc/login-state-cookie.js';
+import { TokenDigester } from '../src/authn/oauth/token-digest.js';
+import { LOGIN_STATE_COOKIE_PREFIX, LOGIN_STATE_KEY_LABEL, loginStateCookieName, MAX_LOGIN_STATE_VALUE_LENGTH, openLoginState, sealLoginState, type LoginState } from '../src/authn/oidc/login-state-cookie.js';
 
+/** The key the gateway seals login states under, from its token hash key. */
+const loginKey = (tokenHashKey: Buffer): Buffer => new TokenDigester(tokenHashKey).derivedKey(LOGIN_STATE_KEY_LABEL);
 const KEY = loginKey(Buffer.alloc(32, 7));
 const NOW = 1_800_000_000_000;
 const random = (): string => randomBytes(32).toString('base64url');

@@ -4,7 +4,7 @@
 // check every refusal must pass.
 import assert from 'node:assert/strict';
 import { createHash, createHmac, randomBytes, sign, type KeyObject } from 'node:crypto';
-import { sealLoginState } from '../../src/authn/oidc/login-state-cookie.js';
+import { LOGIN_STATE_KEY_LABEL, sealLoginState } from '../../src/authn/oidc/login-state-cookie.js';
 import type { AuditRecord } from '../../src/audit/audit-log.js';
 import { LoginClient, type Hop } from './login-client.js';
 import type { OidcLoginSetup } from './oidc-login.js';
@@ -13,7 +13,7 @@ export const SESSION = '__Host-portcullis-session-web';
 /** oauth.tokenHashKey of the attacked gateways. */
 export const TOKEN_HASH_KEY = 'attack-oidc-token-hash-key-0123456789abcdef';
 /** The key pre-login cookies are sealed under: HMAC-SHA256(tokenHashKey, label), as the gateway derives it. */
-export const LOGIN_KEY = createHmac('sha256', Buffer.from(TOKEN_HASH_KEY, 'utf8')).update('portcullis oidc login state', 'utf8').digest();
+export const LOGIN_KEY = createHmac('sha256', Buffer.from(TOKEN_HASH_KEY, 'utf8')).update(LOGIN_STATE_KEY_LABEL, 'utf8').digest();
 
 /** The Set-Cookie lines of a response. */
 export function setCookies(hop: Hop): string[] {

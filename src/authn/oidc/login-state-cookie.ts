@@ -7,7 +7,7 @@
  * its own cookie, so two tabs logging in at once do not overwrite each other's.
  */
 
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { parseStrictJson } from '../../lib/strict-json.js';
 import { readCookie } from '../../http/cookies.js';
 import { MAX_RETURN_PATH_LENGTH, safeReturnPath } from './return-path.js';
@@ -28,7 +28,8 @@ export interface LoginState {
 /** Every login state cookie's name starts so (the `__Host-` prefix: see cookies.ts). */
 export const LOGIN_STATE_COOKIE_PREFIX = '__Host-portcullis-login-';
 /** The HKDF info (RFC 5869 §2.3) deriving the login state key from the token hash key. */
-const KEY_LABEL = 'portcullis oidc login state';
+/** The label of the login state key derived from the token hash key (TokenDigester.derivedKey): the same on every gateway sharing that key. */
+export const LOGIN_STATE_KEY_LABEL = 'portcullis oidc login state';
 const IV_BYTES = 12; // NIST SP 800-38D §8.2: 96-bit IVs, random, under one key far fewer than 2^32 times per login
 const TAG_BYTES = 16;
 /** An authenticator's config name (NAME_PATTERN in the config schema). */
@@ -65,10 +66,6 @@ export function presentedLoginStateCookies(header: string | string[] | undefined
 /** What follows the prefix in a pre-login cookie's name (loginStateCookieName). */
 const LOGIN_COOKIE_SUFFIX = /^[A-Za-z0-9_-]{16}$/;
 
-/** The 32-byte login state key: HKDF-SHA256 (RFC 5869) of the token hash key, the same on every gateway sharing it. */
-export function loginKey(tokenHashKey: Buffer): Buffer {
-  return Buffer.from(hkdfSync('sha256', tokenHashKey, Buffer.alloc(0), KEY_LABEL, 32));
-}
 
 /**
  * Seals a login state into its cookie: AES-256-GCM, a random 12-byte IV, the cookie name as

@@ -12,7 +12,7 @@ import type { Identity } from '../identity.js';
 import type { JwsAlgorithm } from '../jwt/algorithms.js';
 import type { TokenDigester } from '../oauth/token-digest.js';
 import { expiredCookie, GATEWAY_COOKIE_PREFIX, readCookie, setCookie } from '../../http/cookies.js';
-import { presentedLoginStateCookies, sealLoginState } from './login-state-cookie.js';
+import { LOGIN_STATE_KEY_LABEL, presentedLoginStateCookies, sealLoginState } from './login-state-cookie.js';
 import type { OidcProviderClient } from './oidc-provider-client.js';
 import { RefreshRefusedError } from './oidc-provider-client.js';
 import { safeReturnPath } from './return-path.js';
@@ -380,7 +380,7 @@ export class OidcAuthenticator implements Authenticator {
 
   /** The key pre-login cookies are sealed under: derived from the token hash key, the same on every gateway sharing it. */
   loginKey(): Buffer {
-    return this.settings.digester.derivedKey('portcullis oidc login state');
+    return this.settings.digester.derivedKey(LOGIN_STATE_KEY_LABEL);
   }
 }
 

@@ -95,11 +95,11 @@ describe('identity provider login examples', () => {
         assert.deepEqual(authenticator.settings.paths, {
           callback: '/oauth2/callback', login: '/oauth2/login', logout: '/oauth2/logout', backChannelLogout: '/oauth2/back-channel-logout',
         });
-        const identity = authenticator.mapIdentity(login.claims);
+        const identity = authenticator.login.mapIdentity(login.claims);
         if (typeof identity === 'string') assert.fail(identity);
         assert.deepEqual({ subject: identity.subject, roles: [...identity.roles], tenant: identity.tenant }, login.identity);
         for (const [name, over, reason] of login.refused) {
-          const refused = authenticator.mapIdentity({ ...login.claims, ...over });
+          const refused = authenticator.login.mapIdentity({ ...login.claims, ...over });
           if (typeof refused !== 'string') assert.fail(`${name}: mapped to ${refused.subject}`);
           assert.match(refused, reason, name);
         }

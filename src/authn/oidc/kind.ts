@@ -8,6 +8,7 @@ import { JWS_ALGORITHMS, type JwsAlgorithm } from '../jwt/algorithms.js';
 import { CLIENT_AUTH_FIELDS, compileClientAuthentication } from '../oauth/client-authentication.js';
 import { MemorySessionStore } from './memory-session-store.js';
 import { OidcAuthenticator } from './oidc-authenticator.js';
+import { OidcLogin } from './oidc-login.js';
 import { OidcProviderClient, type OidcProviderOptions } from './oidc-provider-client.js';
 import { RedisSessionStore } from './redis-session-store.js';
 import type { SessionStore } from './session-store.js';
@@ -149,7 +150,7 @@ function compileOidc(a: RawOidcAuthenticator, context: AuthenticatorCompileConte
     const described = new MemorySessionStore();
     sessions = context.use(described.key, MemorySessionStore, () => described);
   }
-  return new OidcAuthenticator({
+  return new OidcAuthenticator(new OidcLogin({
     name,
     realm: a.realm ?? OIDC_DEFAULTS.realm,
     provider,
@@ -184,5 +185,5 @@ function compileOidc(a: RawOidcAuthenticator, context: AuthenticatorCompileConte
     absoluteTimeoutMs,
     refreshBeforeMs: a.refresh?.beforeExpiryMs ?? OIDC_DEFAULTS['refresh.beforeExpiryMs'],
     refreshWaitMs: a.refresh?.waitMs ?? OIDC_DEFAULTS['refresh.waitMs'],
-  });
+  }));
 }

@@ -1,64 +1,16 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { originAllowed } from '../../cors/origin.js';
-import type { Clock } from '../../lib/clock.js';
 import type { ComponentReadiness } from '../../lifecycle/readiness.js';
 import { deny, type Denial } from '../../pipeline/denials.js';
 import type { Exchange } from '../../pipeline/exchange.js';
 import { ABSENT, type Authenticator, type AuthenticatorEndpoint, type AuthOutcome } from '../authenticator.js';
-import { oidcEndpoints } from './oidc-endpoints.js';
-import { identityFromClaims } from '../claims/claim-mapping.js';
-import { audienceList, checkClaimRules, type ClaimRules } from '../claims/claim-rules.js';
 import type { Identity } from '../identity.js';
-import type { JwsAlgorithm } from '../jwt/algorithms.js';
-import type { TokenDigester } from '../oauth/token-digest.js';
-import { expiredCookie, GATEWAY_COOKIE_PREFIX, readCookie, setCookie } from '../../http/cookies.js';
-import { LOGIN_STATE_KEY_LABEL, presentedLoginStateCookies, sealLoginState } from './login-state-cookie.js';
-import type { OidcProviderClient } from './oidc-provider-client.js';
+import { oidcEndpoints } from './oidc-endpoints.js';
+import { isNavigation, type OidcLogin, type OidcSettings } from './oidc-login.js';
 import { RefreshRefusedError } from './oidc-provider-client.js';
 import { safeReturnPath } from './return-path.js';
 import { crossSiteRefusal } from './same-origin.js';
-import { SessionStoreUnavailableError, type SessionKey, type SessionLimits, type SessionRecord, type SessionStore } from './session-store.js';
+import { SessionStoreUnavailableError, type SessionKey, type SessionRecord } from './session-store.js';
 
-/** The gateway-owned paths of one oidc authenticator. */
-export interface OidcPaths {
-  readonly callback: string;
-  readonly login: string;
-  readonly logout: string;
-  readonly backChannelLogout: string;
-}
-
-/** One oidc authenticator's settings, defaults applied (see kind.ts). */
-export interface OidcSettings {
-  readonly name: string;
-  readonly realm: string;
-  readonly provider: OidcProviderClient;
-  readonly sessions: SessionStore;
-  readonly digester: TokenDigester;
-  readonly rules: ClaimRules;
-  readonly clock: Clock;
-  readonly clientId: string;
-  readonly issuer: string;
-  readonly algorithms: readonly JwsAlgorithm[];
-  readonly scope: string;
-  readonly responseMode: 'query' | 'form_post';
-  readonly prompt: string | null;
-  readonly userinfo: boolean;
-  readonly redirectUri: string;
-  /** The origin of redirectUri: the gateway's own for same-origin checks. */
-  readonly origin: string;
-  readonly postLogoutRedirectUri: string | null;
-  readonly logoutAtProvider: boolean;
-  readonly paths: OidcPaths;
-  readonly clockSkewMs: number;
-  readonly loginTimeoutMs: number;
-  readonly limits: SessionLimits;
-  readonly absoluteTimeoutMs: number;
-  readonly refreshBeforeMs: number;
-  readonly refreshWaitMs: number;
-}
-
-/** A session id as the cookie carries it: 32 random bytes, base64url. */
-const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
 /** How often a request waiting for another holder's refresh looks at the session again. */
 const REFRESH_POLL_MS = 50;
 /**
@@ -67,13 +19,6 @@ const REFRESH_POLL_MS = 50;
  * request waits for the provider at most once per session in this span, not every time.
  */
 export const REFRESH_RETRY_MS = 5000;
-/**
- * Logins one browser may have in flight. Each pre-login cookie takes some 400 bytes of every
- * request's head, so about 40 unfinished logins (10 minutes each) would fill a 16 KiB request head
- * and lock that browser out of the whole gateway (431) until they expire. Past this many, a new
- * login drops the pending ones.
- */
-const MAX_LOGINS_IN_FLIGHT = 8;
 /** Identities mapped from Redis-held sessions, kept by session and version; past it the map starts over (a recomputation, never a lost session). */
 const MAX_CACHED_IDENTITIES = 10_000;
 
@@ -104,40 +49,29 @@ export class OidcAuthenticator implements Authenticator {
   readonly alwaysAdmits = false;
   readonly sessionTokens = true;
   readonly endpoints: readonly AuthenticatorEndpoint[];
-  /** `__Host-portcullis-session-<name>`. */
-  readonly cookieName: string;
   private readonly identities = new WeakMap<SessionRecord, Identity>();
   private readonly sharedIdentities = new Map<string, Identity>();
   private readonly refreshing = new Map<string, Promise<Refreshed>>();
   /** Sessions whose last refresh found the provider unavailable: when to try again (this clock). */
   private readonly retryAt = new Map<string, number>();
 
-  constructor(readonly settings: OidcSettings) {
+  readonly settings: OidcSettings;
+
+  constructor(readonly login: OidcLogin) {
+    const settings = login.settings;
+    this.settings = settings;
     this.name = settings.name;
-    this.cookieName = `${GATEWAY_COOKIE_PREFIX}session-${settings.name}`;
     this.challenge = `OIDC realm="${settings.realm}", login="${settings.paths.login}"`;
     this.assertedHeaders = new Map(settings.rules.mapping.headers.map(([header, path]) => [header, `claim:${path.text}`]));
-    this.endpoints = oidcEndpoints(this);
+    this.endpoints = oidcEndpoints(login);
   }
 
   readiness(): ComponentReadiness {
     return this.settings.provider.readiness();
   }
 
-  /** The store key of a session id (the cookie's value). */
-  sessionKey(id: string): SessionKey {
-    return { id: this.settings.digester.ofToken(id), secret: id };
-  }
-
-  /** The session key the request's cookie names, or null when it names none (absent, repeated or malformed). */
-  presentedKey(ex: Exchange): SessionKey | null {
-    const cookie = readCookie(ex.req.headers.cookie, this.cookieName);
-    if (typeof cookie === 'string' || !SESSION_ID.test(cookie.value)) return null;
-    return this.sessionKey(cookie.value);
-  }
-
   authenticate(ex: Exchange): AuthOutcome | Promise<AuthOutcome> {
-    const key = this.presentedKey(ex);
+    const key = this.login.presentedKey(ex);
     if (key === null) return ABSENT;
     const now = this.settings.clock.now();
     let found: SessionRecord | null | Promise<SessionRecord | null>;
@@ -195,7 +129,7 @@ export class OidcAuthenticator implements Authenticator {
     const sharedKey = `${key.id}.${record.version}`;
     const shared = this.sharedIdentities.get(sharedKey);
     if (shared !== undefined) return shared;
-    const identity = this.mapIdentity(record.claims);
+    const identity = this.login.mapIdentity(record.claims);
     if (typeof identity === 'string') return identity;
     this.identities.set(record, identity);
     if (this.sharedIdentities.size >= MAX_CACHED_IDENTITIES) this.sharedIdentities.clear();
@@ -203,26 +137,13 @@ export class OidcAuthenticator implements Authenticator {
     return identity;
   }
 
-  /** The identity `claims` map to under the authenticator's rules, or why they do not. */
-  mapIdentity(claims: Readonly<Record<string, unknown>>): Identity | string {
-    const broken = checkClaimRules(claims, this.settings.rules, audienceList(claims.aud));
-    if (broken !== null) return broken;
-    return identityFromClaims(claims, this.settings.rules.mapping, { method: 'oidc', authenticator: this.name, keyId: null, bearerRealm: null });
-  }
-
   /** Why a state-changing request may not use the session cookie, or null. */
   private crossSite(ex: Exchange): string | null {
     const method = ex.req.method ?? 'GET';
     if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return null;
     const cors = ex.route?.cors ?? null;
-    return crossSiteRefusal(method, ex.req.headers, this.ownOrigins(ex),
+    return crossSiteRefusal(method, ex.req.headers, this.login.ownOrigins(ex),
       (origin) => cors !== null && cors.credentials && !cors.origins.any && originAllowed(cors.origins, origin));
-  }
-
-  /** The gateway's own origins for a request: the redirect URI's, and the one the request was sent to. */
-  ownOrigins(ex: Exchange): ReadonlySet<string> {
-    const host = ex.req.headers.host;
-    return host === undefined ? new Set([this.settings.origin]) : new Set([this.settings.origin, `${ex.secure ? 'https' : 'http'}://${host.toLowerCase()}`]);
   }
 
   /**
@@ -332,56 +253,12 @@ export class OidcAuthenticator implements Authenticator {
     return 'unavailable';
   }
 
-  /** Whether a request is a browser navigation (a login redirect helps it; an API call gets 401). */
-  static isNavigation(ex: Exchange): boolean {
-    const method = ex.req.method;
-    if (method !== 'GET' && method !== 'HEAD') return false;
-    const mode = ex.req.headers['sec-fetch-mode'];
-    if (mode !== undefined) return mode === 'navigate';
-    const accept = ex.req.headers.accept;
-    return accept !== undefined && accept.includes('text/html');
-  }
-
   /** A browser navigation without a session is sent to log in, and comes back to where it was going. */
   onMissing(ex: Exchange): Denial | null {
-    if (!OidcAuthenticator.isNavigation(ex)) return null;
-    return this.beginLogin(safeReturnPath(ex.req.url) ?? '/', ex.req.headers.cookie);
+    if (!isNavigation(ex)) return null;
+    return this.login.beginLogin(safeReturnPath(ex.req.url) ?? '/', ex.req.headers.cookie);
   }
 
-  /**
-   * Starts a login: a fresh state, nonce and PKCE verifier sealed into a pre-login cookie of its
-   * own, and a redirect to the provider's authorization endpoint. `cookieHeader`: the request's,
-   * whose pre-login cookies are cleared when MAX_LOGINS_IN_FLIGHT are already there.
-   */
-  beginLogin(returnTo: string, cookieHeader?: string | string[]): Denial {
-    const s = this.settings;
-    const state = randomBytes(32).toString('base64url');
-    const nonce = randomBytes(32).toString('base64url');
-    const verifier = randomBytes(32).toString('base64url');
-    const challenge = createHash('sha256').update(verifier).digest('base64url');
-    let location: string;
-    try {
-      location = s.provider.authorizationUrl({ state, nonce, codeChallenge: challenge, scope: s.scope, responseMode: s.responseMode, prompt: s.prompt });
-    } catch (err) {
-      return deny('authentication_unavailable', `${this.name}: cannot start a login: ${(err as Error).message}`, { 'retry-after': '5' });
-    }
-    const pending = presentedLoginStateCookies(cookieHeader);
-    const dropped = pending.length >= MAX_LOGINS_IN_FLIGHT ? pending : [];
-    const cookie = sealLoginState(this.loginKey(), { authenticator: this.name, state, nonce, verifier, returnTo, expiresAt: s.clock.now() + s.loginTimeoutMs });
-    return deny('login_required', `${this.name}: no session; sent to log in at ${s.issuer}`, {
-      location,
-      // form_post: the provider's page POSTs the response from its own site, and browsers send no
-      // SameSite=Lax cookie on a cross-site POST; the sealed state is worthless without the state
-      // parameter, so None costs nothing there.
-      'set-cookie': [setCookie(cookie.name, cookie.value, Math.ceil(s.loginTimeoutMs / 1000), s.responseMode === 'form_post' ? 'None' : 'Lax'), ...dropped.map(expiredCookie)],
-      'cache-control': 'no-store',
-    });
-  }
-
-  /** The key pre-login cookies are sealed under: derived from the token hash key, the same on every gateway sharing it. */
-  loginKey(): Buffer {
-    return this.settings.digester.derivedKey(LOGIN_STATE_KEY_LABEL);
-  }
 }
 
 function unavailable(err: unknown): AuthOutcome {

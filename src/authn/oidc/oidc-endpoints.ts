@@ -9,7 +9,7 @@ import { verifyIdToken } from './id-token.js';
 import { loginStateCookieName, openLoginState } from './login-state-cookie.js';
 import { verifyLogoutToken } from './logout-token.js';
 import { IdTokenRefusedError } from './oidc-provider-client.js';
-import type { OidcAuthenticator } from './oidc-authenticator.js';
+import type { OidcLogin } from './oidc-login.js';
 import { safeReturnPath } from './return-path.js';
 import { crossSiteRefusal } from './same-origin.js';
 import type { SessionRecord } from './session-store.js';
@@ -29,7 +29,7 @@ const FORM = ['application/x-www-form-urlencoded'];
  * The four gateway-owned paths of one oidc authenticator: callback, login, logout, back-channel
  * logout. Logout takes GET (a link) and POST (a form, which sends no body the gateway reads).
  */
-export function oidcEndpoints(login: OidcAuthenticator): AuthenticatorEndpoint[] {
+export function oidcEndpoints(login: OidcLogin): AuthenticatorEndpoint[] {
   const { paths, responseMode } = login.settings;
   const formPost = responseMode === 'form_post';
   return [
@@ -91,7 +91,7 @@ function single(params: URLSearchParams, name: string): string | null | typeof R
   return all.length > 1 ? REPEATED : all[0] ?? null;
 }
 
-function callbackStage(login: OidcAuthenticator): Stage {
+function callbackStage(login: OidcLogin): Stage {
   const s = login.settings;
   const again = s.paths.login;
   return {
@@ -192,7 +192,7 @@ function callbackStage(login: OidcAuthenticator): Stage {
   };
 }
 
-function loginStage(login: OidcAuthenticator): Stage {
+function loginStage(login: OidcLogin): Stage {
   return {
     name: 'oidc-login',
     run: (ex) => {
@@ -203,7 +203,7 @@ function loginStage(login: OidcAuthenticator): Stage {
   };
 }
 
-function logoutStage(login: OidcAuthenticator): Stage {
+function logoutStage(login: OidcLogin): Stage {
   const s = login.settings;
   return {
     name: 'oidc-logout',
@@ -236,7 +236,7 @@ function logoutStage(login: OidcAuthenticator): Stage {
   };
 }
 
-function backChannelStage(login: OidcAuthenticator): Stage {
+function backChannelStage(login: OidcLogin): Stage {
   const s = login.settings;
   const refuse = (reason: string): Denial => deny('logout_token_invalid', `${login.name} back-channel logout: ${reason}`);
   return {

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { sign } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { LoginClient } from './harness/login-client.js';
+import { OffsetClock } from './harness/offset-clock.js';
 import { ALICE, startOidcLogin, type OidcLoginSetup } from './harness/oidc-login.js';
 
 const SESSION = '__Host-portcullis-session-web';
@@ -117,5 +119,43 @@ describe('oidc login with response_mode=form_post', () => {
     assert.equal(callback.status, 303);
     assert.match(setCookies(callback.headers).find((c) => c.startsWith(`${SESSION}=`)) ?? '', /SameSite=Lax/);
     assert.equal(upstreamSaw(setup, '/app/form').headers['x-user-id'], ALICE.sub);
+  });
+});
+
+describe('an ID token returned by a refresh (OpenID Connect Core 12.2)', () => {
+  const clock = new OffsetClock();
+  let setup: OidcLoginSetup;
+  // Access tokens live 600 s and are refreshed 60 s before they expire: 550 s on, a request refreshes.
+  before(async () => { setup = await startOidcLogin({ clock }); });
+  after(async () => { setup.idp.tamperIdToken(null); await setup.close(); });
+
+  const api = async (client: LoginClient): Promise<number> => {
+    const res = await request(`${setup.base}/app/data`, { headers: { cookie: client.cookieHeader(setup.base), accept: 'application/json' } });
+    await res.body.dump();
+    return res.statusCode;
+  };
+
+  it('is kept when it is the provider\'s, about the same user; about another user it ends the session', async () => {
+    const kept = new LoginClient();
+    await kept.follow(`${setup.base}/app/page`);
+    const ended = new LoginClient();
+    await ended.follow(`${setup.base}/app/page`);
+    clock.advance(550_000);
+    const before = setup.idp.grants('refresh_token');
+    assert.equal(await api(kept), 200);
+    assert.equal(setup.idp.grants('refresh_token'), before + 1, 'refreshed');
+    // The provider (its own key) answers the next refresh with an ID token about someone else.
+    setup.idp.tamperIdToken((idToken, key) => {
+      const [h = '', p = ''] = idToken.split('.');
+      const header = JSON.parse(Buffer.from(h, 'base64url').toString()) as Record<string, unknown>;
+      const claims = { ...JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>, sub: 'mallory' };
+      const input = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+      return `${input}.${sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+    });
+    assert.equal(await api(ended), 401, 'the session ended');
+    assert.equal(setup.idp.grants('refresh_token'), before + 2);
+    setup.idp.tamperIdToken(null);
+    assert.equal(await api(ended), 401, 'and stays ended');
+    assert.equal(await api(kept), 200, 'the other session goes on');
   });
 });

@@ -1,5 +1,6 @@
 // A gateway with an oidc authenticator in front of an echo upstream, and a real OpenID provider
 // whose `web` client is registered for that gateway's callback, logout and back-channel paths.
+import type { Clock } from '../../src/lib/clock.js';
 import { freePort } from './free-port.js';
 import { startAuthorizationServer, type LoginClientOptions, type TestAuthorizationServer } from './authorization-server.js';
 import { startEchoUpstream, type EchoUpstream } from './echo.js';
@@ -22,6 +23,8 @@ export interface OidcLoginOptions {
   readonly login?: Partial<LoginClientOptions>;
   /** The gateway's host name in its URLs (default 127.0.0.1). */
   readonly host?: string;
+  /** The gateway's clock (default the system's). */
+  readonly clock?: Clock;
 }
 
 export const ALICE = { sub: 'alice', email: 'alice@example.com', roles: ['reader', 'writer'], tenant: 'tenant-a' } as const;
@@ -59,7 +62,7 @@ export async function startOidcLogin(options: OidcLoginOptions = {}): Promise<Oi
   });
   const echo = await startEchoUpstream();
   const config = oidcGatewayConfig(idp, base, echo.url, options);
-  const gateway = await startGateway({ ...config, listen: { http: { port } } });
+  const gateway = await startGateway({ ...config, listen: { http: { port } } }, options.clock === undefined ? {} : { clock: options.clock });
   return {
     idp, echo, gateway, base,
     async close() {

@@ -7,10 +7,17 @@ import type { Identity } from '../identity.js';
 import { oidcEndpoints } from './oidc-endpoints.js';
 import { isNavigation, type OidcLogin, type OidcSettings } from './oidc-login.js';
 import { RefreshRefusedError } from './oidc-provider-client.js';
+import { verifyProviderJwt } from './provider-jwt.js';
 import { safeReturnPath } from './return-path.js';
 import { crossSiteRefusal } from './same-origin.js';
 import { SessionStoreUnavailableError, type SessionKey, type SessionRecord } from './session-store.js';
 
+/** A refreshed ID token that fails its checks. */
+const REFUSED = Symbol('refused');
+/** How old the iat of an ID token returned by a refresh may be (it comes straight from the token endpoint: any age is a time claim only). */
+const MAX_REFRESHED_ID_TOKEN_AGE_MS = 86_400_000;
+/** Refusals of a refreshed ID token that concern only its times. */
+const TIMES = /^(expired|issued_in_future|not_yet_valid|iat_too_old)\b/;
 /** How often a request waiting for another holder's refresh looks at the session again. */
 const REFRESH_POLL_MS = 50;
 /**
@@ -185,18 +192,21 @@ export class OidcAuthenticator implements Authenticator {
         return 'unavailable';
       }
       const now = clock.now();
+      const idToken = await this.refreshedIdToken(tokens.idToken, current, now);
+      if (idToken === REFUSED) {
+        await sessions.delete(key);
+        return 'ended';
+      }
       let claims = current.claims;
       if (this.settings.userinfo) {
-        try {
-          claims = { ...claims, ...await provider.userinfo(tokens.accessToken, current.subject), sub: current.subject };
-        } catch {
-          return 'unavailable';
-        }
+        // Unanswered, the claims stay as they were: the rotated tokens must be kept whatever happens.
+        const info = await provider.userinfo(tokens.accessToken, current.subject).catch(() => null);
+        if (info !== null) claims = { ...claims, ...info, sub: current.subject };
       }
       const next: SessionRecord = Object.freeze({
         ...current,
         claims,
-        idToken: tokens.idToken ?? current.idToken,
+        idToken: idToken ?? current.idToken,
         accessToken: tokens.accessToken,
         accessExpiresAt: tokens.expiresIn === null ? null : now + tokens.expiresIn * 1000,
         // Refresh-token rotation: a new one replaces the old, which the provider no longer honours.
@@ -219,6 +229,26 @@ export class OidcAuthenticator implements Authenticator {
    */
   private lockTtlMs(): number {
     return this.settings.refreshWaitMs + 2 * this.settings.provider.options.timeoutMs;
+  }
+
+  /**
+   * The ID token a refresh returned, when it is one to keep (OpenID Connect Core §12.2: signed by
+   * the provider, for this client, about the same subject); null when there is none, it cannot be
+   * checked now (keys unavailable) or only its times fail (some providers send the login's ID
+   * token again, expired): the previous one is kept. REFUSED when it is not the provider's, not
+   * for this client or about someone else: an answer that cannot be trusted ends the session.
+   */
+  private async refreshedIdToken(token: string | null, current: SessionRecord, now: number): Promise<string | null | typeof REFUSED> {
+    if (token === null) return null;
+    const s = this.settings;
+    let checked;
+    try {
+      checked = await verifyProviderJwt(token, s.provider, s.algorithms, { issuer: s.issuer, clientId: s.clientId, requireExp: true, maxIatAgeMs: MAX_REFRESHED_ID_TOKEN_AGE_MS }, s.clockSkewMs, now);
+    } catch {
+      return null;
+    }
+    if (!checked.ok) return TIMES.test(checked.reason) ? null : REFUSED;
+    return checked.claims.sub === current.subject ? token : REFUSED;
   }
 
   /**

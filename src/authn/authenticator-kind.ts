@@ -24,7 +24,7 @@ export interface AuthenticatorCompileContext {
   /** Header names an authenticator may not take (identity headers, framing, forwarding, request id). */
   readonly reserved: ReadonlySet<string>;
   readonly clock: Clock;
-  /** Compiled in a worker of `start --workers`: state kept in this process's memory is not the host's. */
+  /** Compiled for `start --workers` (the primary's check, or a worker): state kept in one process's memory is not the host's. */
   readonly inWorker: boolean;
   /** Whether the HTTPS listener asks clients for certificates (`listen.https.clientAuth`). */
   readonly clientCertificates: boolean;

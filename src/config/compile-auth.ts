@@ -51,6 +51,8 @@ export interface AuthCompileContext {
   readonly clock: Clock;
   /** In a worker of `start --workers`: the primary, which keeps the host's revocations. */
   readonly hostState?: HostRevocationChannel | null;
+  /** Compiled for `start --workers`, in the primary or a worker. */
+  readonly workers?: boolean;
 }
 
 
@@ -110,7 +112,7 @@ export function compileAuth(raw: RawConfig, loaded: LoadedConfig, context: AuthC
     const at: At = (...path) => ['authenticators', name, ...path];
     // `a` was validated against the schema of the kind its type selects.
     const built = kind.compile(a as never, {
-      name, at, apiKeys: raw.apiKeys, loaded, dataDir, problems, reserved, clock: context.clock, use, shared, oauth, inWorker: (context.hostState ?? null) !== null,
+      name, at, apiKeys: raw.apiKeys, loaded, dataDir, problems, reserved, clock: context.clock, use, shared, oauth, inWorker: context.workers === true,
       clientCertificates: raw.listen?.https?.clientAuth !== undefined,
     });
     if (built !== null) authenticators.set(name, built);

@@ -228,6 +228,8 @@ export interface CompileContext {
    * brute-force state for every worker; absent or null, this process holds its own.
    */
   readonly hostState?: HostStateClient | null;
+  /** Compiled for `start --workers` (in the primary as in each worker): state in one process's memory is not the host's. */
+  readonly workers?: boolean;
 }
 
 export function compileConfig(
@@ -272,7 +274,7 @@ export function compileConfig(
     else protectedHeaders.add(name);
   });
   const dataDir = dataDirOf(loaded.file, raw.dataDir);
-  const auth = compileAuth(raw, loaded, { resources: catalog, clock: context.clock ?? systemClock, hostState: context.hostState ?? null }, dataDir, problems);
+  const auth = compileAuth(raw, loaded, { resources: catalog, clock: context.clock ?? systemClock, hostState: context.hostState ?? null, workers: context.workers === true || (context.hostState ?? null) !== null }, dataDir, problems);
   for (const name of identityHeaderList(auth.identityHeaders)) protectedHeaders.add(normaliseHeaderName(name));
   const authenticators = [...auth.authenticators.values()];
   for (const a of authenticators) for (const h of a.assertedHeaders.keys()) protectedHeaders.add(normaliseHeaderName(h));

@@ -136,7 +136,7 @@ export class Supervisor implements AdminHost {
   /** Validates the config file (compiling opens nothing) before any worker is forked. */
   static async fromFile(file: string, options: SupervisorOptions): Promise<Supervisor> {
     const loaded = await loadConfigFile(resolve(file), options.env);
-    const effect = compileInEffect(loaded, null, { clock: options.clock ?? systemClock });
+    const effect = compileInEffect(loaded, null, { clock: options.clock ?? systemClock, workers: true });
     const logger = createLogger(loaded.raw.log?.level ?? 'info', options.logDestination).child({ primary: true });
     return new Supervisor(effect, options, logger);
   }
@@ -271,7 +271,7 @@ export class Supervisor implements AdminHost {
     refreshSigningKey(this.audit, this.logger);
     let effect: InEffect;
     try {
-      effect = compileInEffect(await loadConfigFile(this.config.file, this.options.env), this.running, { clock: this.clock });
+      effect = compileInEffect(await loadConfigFile(this.config.file, this.options.env), this.running, { clock: this.clock, workers: true });
     } catch (err) {
       return this.rejected(err instanceof ConfigError ? err.problems.map(formatProblem) : [(err as Error).message]);
     }

@@ -247,3 +247,42 @@ describe('oidc login review: reloads', () => {
     }
   });
 });
+
+describe('oidc login review: floods of the gateway-owned paths', () => {
+  let setup: OidcLoginSetup;
+  before(async () => {
+    setup = await startOidcLogin({
+      config: {
+        oauth: { tokenHashKey: TOKEN_HASH_KEY },
+        // "Limits applied on every route": the operator's answer to a flood from one address.
+        rateLimits: { perIp: { algorithm: 'fixed-window', limit: 5, per: '1h', by: ['ip'] } },
+        rateLimiting: { global: ['perIp'] },
+      },
+    });
+  });
+  after(async () => { await setup.close(); });
+
+  it('a global per-address limit covers the callback, login, logout and back-channel paths: callbacks past it make no call to the provider', async () => {
+    let exchanges = 0;
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      // A state is free: each login start seals one into a pre-login cookie, and stores nothing.
+      const client = new LoginClient();
+      const start = await client.send(`${setup.base}/oauth2/login`);
+      const state = start.status === 302 ? new URL(String(start.headers.location)).searchParams.get('state') : null;
+      if (state === null) { statuses.push(start.status); continue; }
+      const hop = await client.send(`${setup.base}/oauth2/callback?code=made-up-${i}&state=${state}`);
+      statuses.push(hop.status);
+      const [record] = await setup.gateway.auditFor(String(hop.headers['x-request-id']));
+      if ((record?.detail ?? '').startsWith('code exchange')) exchanges++;
+    }
+    assert.ok(statuses.includes(429), `the limit answered: ${statuses.join(' ')}`);
+    assert.ok(exchanges <= 3, `${exchanges} code exchanges at the provider for made-up codes past a limit of 5 requests`);
+    const logout = await new LoginClient().send(`${setup.base}/oauth2/logout`);
+    assert.equal(logout.status, 429, 'logout');
+    const backChannel = await new LoginClient().send(`${setup.base}/oauth2/back-channel-logout`, {
+      method: 'POST', navigate: false, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'logout_token=x',
+    });
+    assert.equal(backChannel.status, 429, 'back-channel logout');
+  });
+});

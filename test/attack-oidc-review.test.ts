@@ -286,3 +286,27 @@ describe('oidc login review: floods of the gateway-owned paths', () => {
     assert.equal(backChannel.status, 429, 'back-channel logout');
   });
 });
+
+describe('oidc login review: one account filling the one-time state markers', () => {
+  let setup: OidcLoginSetup;
+  before(async () => {
+    setup = await startOidcLogin({ config: { oauth: { tokenHashKey: TOKEN_HASH_KEY } }, authenticator: { session: { maxSessions: 3, maxSessionsPerSubject: 1 } } });
+  });
+  after(async () => { await setup.close(); });
+
+  // Each completed login keeps its state's one-time marker for loginTimeout (10 minutes), and the
+  // markers share the bound session.maxSessions. One account logging in again and again holds one
+  // session (maxSessionsPerSubject ends its older ones) but fills the markers: past the bound,
+  // every other user's callback is refused as a replay until they lapse. Needs a decision on the
+  // SessionStore port (markers bounded per subject, or forgotten once the session is created and
+  // the code is spent at the provider).
+  it('one user\'s repeated logins do not lock other users out of logging in', { todo: 'state markers of completed logins count against maxSessions for loginTimeout' }, async () => {
+    for (let i = 0; i < 3; i++) {
+      setup.idp.nextLogin('alice');
+      await loggedIn(setup);
+    }
+    setup.idp.nextLogin('bob');
+    const { final } = await new LoginClient().follow(`${setup.base}/app/page`);
+    assert.equal(final.status, 200, `bob: ${final.status} ${final.body.slice(0, 200)}`);
+  });
+});

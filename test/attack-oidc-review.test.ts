@@ -4,7 +4,8 @@
 // attributes, and a full login, refresh and logout leave no secret in the audit trail.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { connect } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -308,5 +309,51 @@ describe('oidc login review: one account filling the one-time state markers', ()
     setup.idp.nextLogin('bob');
     const { final } = await new LoginClient().follow(`${setup.base}/app/page`);
     assert.equal(final.status, 200, `bob: ${final.status} ${final.body.slice(0, 200)}`);
+  });
+});
+
+describe('oidc login review: an upstream setting the gateway\'s cookies', () => {
+  let setup: OidcLoginSetup;
+  let planter: Server;
+  /** What the upstream of /marketing/** answers with: a session id of its choosing (fixation), the removal of the user's. */
+  let planted: string[] = [];
+  before(async () => {
+    planter = createServer((_req, res) => { res.writeHead(200, { 'set-cookie': planted, 'content-type': 'text/plain' }); res.end('ok'); });
+    await new Promise<void>((resolve) => planter.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(planter.address() as AddressInfo).port}`;
+    setup = await startOidcLogin({
+      config: {
+        oauth: { tokenHashKey: TOKEN_HASH_KEY },
+        upstreams: { app: { targets: [url] } },
+        routes: [
+          { name: 'app', match: { path: '/app/**' }, upstream: 'app', authenticate: ['web'] },
+          { name: 'marketing', match: { path: '/marketing/**' }, upstream: 'app', public: true },
+        ],
+      },
+    });
+  });
+  after(async () => {
+    await setup.close();
+    await new Promise<void>((resolve) => planter.close(() => resolve()));
+  });
+
+  it('drops an upstream\'s Set-Cookie for a gateway cookie name (session fixation, forced logout), in any spelling, and keeps the application\'s own', async () => {
+    const attacker = await loggedIn(setup);
+    const attackerId = attacker.cookie(setup.base, SESSION) ?? '';
+    const victim = await loggedIn(setup);
+    const victimId = victim.cookie(setup.base, SESSION) ?? '';
+    for (const line of [
+      `${SESSION}=${attackerId}; Path=/; Secure; HttpOnly; SameSite=Lax`,
+      ` ${SESSION}=${attackerId}; Path=/; Secure`,
+      `${SESSION}=; Path=/; Secure; Max-Age=0`,
+      `__HOST-portcullis-session-web=${attackerId}; Path=/; Secure`,
+      `__Host-portcullis-login-AAAAAAAAAAAAAAAA=x; Path=/; Secure`,
+    ]) {
+      planted = [line, 'app-pref=1; Path=/'];
+      const hop = await victim.send(`${setup.base}/marketing/page`, { navigate: false });
+      assert.equal(hop.status, 200);
+      assert.deepEqual(setCookies(hop), ['app-pref=1; Path=/'], `${line}: only the application's own cookie reaches the browser`);
+      assert.equal(victim.cookie(setup.base, SESSION), victimId, line);
+    }
   });
 });

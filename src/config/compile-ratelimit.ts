@@ -299,6 +299,16 @@ function parseDimensions(list: readonly string[], at: At, loaded: LoadedConfig, 
 }
 
 /**
+ * The limit stage of a path the gateway answers itself without authenticating (an oidc login's
+ * callback, login, logout, back-channel logout): the global limits that need no identity, which
+ * apply "on every route", these included. Null when there are none.
+ */
+export function publicEndpointLimits(rl: CompiledRateLimiting): Stage | null {
+  const before = rl.global.filter((l) => !l.afterAuth);
+  return before.length === 0 ? null : rateLimitStage(before, 'rate-limit');
+}
+
+/**
  * A route's limit stages: the global limits, then the route's own, split into those that run
  * before authentication (counting by address, route or header: they also slow credential
  * stuffing) and those that need the identity.

@@ -32,7 +32,7 @@ import type { UpstreamTls } from '../proxy/upstream-tls.js';
 import type { OAuthServices } from '../authn/oauth/oauth-services.js';
 import { NO_RESOURCES, type Resource, type ResourceCatalog } from '../lifecycle/resources.js';
 import { systemClock, type Clock } from '../lib/clock.js';
-import { compileRateLimiting, compileRouteLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
+import { compileRateLimiting, compileRouteLimits, publicEndpointLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
 import { compileUpstreamTls, DEFAULT_UPSTREAM_TLS_MIN_VERSION } from './compile-upstream-tls.js';
 import type { HostStateClient } from '../workers/host-state-client.js';
 import { compileServerTls, type ServerTls } from '../tls/server-tls.js';
@@ -350,8 +350,9 @@ export function compileConfig(
     } else names.set(r.name, index);
     if (route !== null) routes.push(route);
   });
+  const endpointLimits = publicEndpointLimits(rateLimiting);
   for (const a of auth.authenticators.values()) {
-    routes.push(...endpointRoutes(a, edge.securityHeaders, gatewayLimits));
+    routes.push(...endpointRoutes(a, edge.securityHeaders, gatewayLimits, endpointLimits));
   }
   problems.push(...findConflicts(routes, loaded));
   const audit = compileAudit(raw, loaded, problems);
@@ -558,10 +559,12 @@ function compileSessionToken(r: RawRoute, at: (...path: (string | number)[]) => 
 /**
  * The routes of the paths an authenticator answers itself (an oidc login's callback, login,
  * logout, back-channel logout): public (the callback is where a user without a session arrives),
- * answered by the gateway, with the top-level security headers and the endpoint's request limits.
+ * answered by the gateway, with the top-level security headers, the endpoint's request limits and
+ * the global rate limits that need no identity (a flood of callbacks costs the provider a code
+ * exchange each).
  * Problems with them are located at the option that defines them (an oidc redirectUri).
  */
-function endpointRoutes(a: Authenticator, securityHeaders: SecurityHeaderSet, defaults: Limits): CompiledRoute[] {
+function endpointRoutes(a: Authenticator, securityHeaders: SecurityHeaderSet, defaults: Limits, limitsByAddress: Stage | null): CompiledRoute[] {
   return (a.endpoints ?? []).map((e): CompiledRoute => {
     const maxBodyBytes = e.maxBodyBytes;
     const contentTypes = e.contentTypes === null ? null : new Set(e.contentTypes);
@@ -593,7 +596,7 @@ function endpointRoutes(a: Authenticator, securityHeaders: SecurityHeaderSet, de
       stages: routeStages({
         corsPreflight: null,
         requestLimits: requestLimits(maxBodyBytes, contentTypes, allowBodyOn),
-        limitsByAddress: null,
+        limitsByAddress,
         bruteForceGate: null,
         authenticate: null,
         limitsByIdentity: null,

@@ -29,6 +29,22 @@ export function withoutGatewayCookies(value: string): string | null {
   return value.includes(GATEWAY_COOKIE_PREFIX) ? withoutCookies(value, (name) => name.startsWith(GATEWAY_COOKIE_PREFIX), GATEWAY_COOKIE_PREFIX) : value;
 }
 
+/**
+ * Whether an upstream's `Set-Cookie` line sets (or removes) a gateway cookie. The gateway owns
+ * these names both ways: an upstream never reads them (withoutGatewayCookies) and never writes
+ * them — one that could would plant its chosen session id in a user's browser (session fixation:
+ * the user then acts in the planter's session) or end the user's session. The name is compared
+ * as browsers read it (RFC 6265 §5.2: trimmed of whitespace) and without regard to case (RFC
+ * 6265bis §4.1.3: browsers match the `__Host-` prefix case-insensitively).
+ */
+export function setsGatewayCookie(line: string): boolean {
+  const eq = line.indexOf('=');
+  const semi = line.indexOf(';');
+  const end = eq === -1 ? (semi === -1 ? line.length : semi) : semi !== -1 && semi < eq ? semi : eq;
+  return trimOws(line.slice(0, end)).toLowerCase().startsWith(GATEWAY_COOKIE_PREFIX_LOWER);
+}
+
+const GATEWAY_COOKIE_PREFIX_LOWER = GATEWAY_COOKIE_PREFIX.toLowerCase();
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/; // RFC 9110 §5.6.2 token: a valid cookie-name
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 

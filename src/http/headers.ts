@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { withoutGatewayCookies } from './cookies.js';
+import { setsGatewayCookie, withoutGatewayCookies } from './cookies.js';
 import type { IpSet } from '../lib/ip.js';
 import { normaliseIp } from '../lib/ip.js';
 import { isProxyAsserted, METHOD_OVERRIDE_HEADERS } from './header-families.js';
@@ -238,7 +238,11 @@ export function resolveClientIp(peer: string, xff: string | null, peerTrusted: b
   return client;
 }
 
-/** Copies upstream response headers for the client, dropping hop-by-hop ones and those named in `Connection`. */
+/**
+ * Copies upstream response headers for the client, dropping hop-by-hop ones, those named in
+ * `Connection`, and every `Set-Cookie` for a gateway cookie (an upstream may not set or remove a
+ * session or pre-login cookie: see setsGatewayCookie).
+ */
 export function responseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   // Repeated Connection fields are one list (RFC 9110 §5.3): a header the second one names is as
@@ -250,6 +254,11 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined || RESPONSE_HOP_BY_HOP.has(name) || listed?.includes(name) === true) continue;
+    if (name === 'set-cookie') {
+      const kept = typeof value === 'string' ? (setsGatewayCookie(value) ? [] : [value]) : value.filter((line) => !setsGatewayCookie(line));
+      if (kept.length > 0) out[name] = kept;
+      continue;
+    }
     out[name] = value;
   }
   return out;

@@ -20,6 +20,8 @@ export interface OidcLoginOptions {
   readonly authenticator?: ConfigObject;
   /** Top-level config over the defaults (upstream `app`, routes `/app/**` and `/`). */
   readonly config?: ConfigObject;
+  /** Authenticators beside `web` (a route may list several). */
+  readonly otherAuthenticators?: ConfigObject;
   readonly login?: Partial<LoginClientOptions>;
   /** The gateway's host name in its URLs (default 127.0.0.1). */
   readonly host?: string;
@@ -31,7 +33,7 @@ export const ALICE = { sub: 'alice', email: 'alice@example.com', roles: ['reader
 export const BOB = { sub: 'bob', email: 'bob@example.com', roles: ['reader'], tenant: 'tenant-b' } as const;
 
 /** The config of a gateway whose routes `/app/**` need a login through `idp`. */
-export function oidcGatewayConfig(idp: TestAuthorizationServer, base: string, echoUrl: string, options: Pick<OidcLoginOptions, 'authenticator' | 'config'> = {}): ConfigObject {
+export function oidcGatewayConfig(idp: TestAuthorizationServer, base: string, echoUrl: string, options: Pick<OidcLoginOptions, 'authenticator' | 'config' | 'otherAuthenticators'> = {}): ConfigObject {
   return {
     upstreams: { app: { targets: [echoUrl] } },
     authenticators: {
@@ -41,6 +43,7 @@ export function oidcGatewayConfig(idp: TestAuthorizationServer, base: string, ec
         claims: { tenant: 'tenant_id' },
         ...options.authenticator,
       },
+      ...options.otherAuthenticators,
     },
     routes: [
       { name: 'app', match: { path: '/app/**' }, upstream: 'app', authenticate: ['web'] },

@@ -94,6 +94,9 @@ export class OidcAuthenticator implements Authenticator {
   private decide(ex: Exchange, key: SessionKey, record: SessionRecord | null, now: number): AuthOutcome | Promise<AuthOutcome> {
     // A cookie for no live session (ended, expired, forged) is no credential: a navigation logs in again.
     if (record === null || record.authenticator !== this.name) return ABSENT;
+    // A reload may point this authenticator at another provider or client: a session whose ID
+    // token they never issued is no login there (OpenID Connect Core §3.1.3.7 steps 2-3).
+    if (!this.login.issuedHere(record.claims)) return ABSENT;
     const crossSite = this.crossSite(ex);
     if (crossSite !== null) return { kind: 'rejected', denial: deny('cross_site_request_refused', `${this.name}: ${crossSite}`), guess: false };
     if (record.accessExpiresAt !== null && now >= record.accessExpiresAt - this.settings.refreshBeforeMs) {
@@ -201,7 +204,7 @@ export class OidcAuthenticator implements Authenticator {
       if (this.settings.userinfo) {
         // Unanswered, the claims stay as they were: the rotated tokens must be kept whatever happens.
         const info = await provider.userinfo(tokens.accessToken, current.subject).catch(() => null);
-        if (info !== null) claims = { ...claims, ...info, sub: current.subject };
+        if (info !== null) claims = { ...claims, ...info, sub: current.subject, iss: claims.iss, aud: claims.aud };
       }
       const next: SessionRecord = Object.freeze({
         ...current,

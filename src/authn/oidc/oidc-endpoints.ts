@@ -154,7 +154,8 @@ function callbackStage(login: OidcLogin): Stage {
       const subject = claims.sub as string;
       if (s.userinfo) {
         try {
-          claims = { ...claims, ...await s.provider.userinfo(tokens.accessToken, subject), sub: subject };
+          // The ID token says who issued the login and for which client; userinfo adds claims only.
+          claims = { ...claims, ...await s.provider.userinfo(tokens.accessToken, subject), sub: subject, iss: claims.iss, aud: claims.aud };
         } catch (err) {
           return loginPage(502, 'login_provider_unavailable', 'The identity provider could not be reached.', `userinfo: ${(err as Error).message}`, retry, [clearLogin]);
         }

@@ -87,6 +87,15 @@ export class OidcLogin {
     return this.sessionKey(cookie.value);
   }
 
+  /**
+   * Whether a session's claims (its ID token's, checked at login) come from this authenticator's
+   * issuer and client as now configured. A session outlives a reload; a login at the provider the
+   * authenticator pointed to before is not a login at the one it points to now.
+   */
+  issuedHere(claims: Readonly<Record<string, unknown>>): boolean {
+    return claims.iss === this.settings.issuer && audienceList(claims.aud).includes(this.settings.clientId);
+  }
+
   /** The identity `claims` map to under the authenticator's rules, or why they do not. */
   mapIdentity(claims: Readonly<Record<string, unknown>>): Identity | string {
     const broken = checkClaimRules(claims, this.settings.rules, audienceList(claims.aud));

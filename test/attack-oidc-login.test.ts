@@ -105,7 +105,7 @@ describe('oidc login under attack (a real provider, the real gateway)', () => {
     });
   });
 
-  it('refuses a replayed callback (same URL and cookie) with login_replayed before any second code exchange', async () => {
+  it('refuses a replayed callback (same URL and cookie): the provider refuses the spent code, no second session', async () => {
     const client = new LoginClient();
     const callback = await toCallback(setup, client);
     const cookie = client.cookieHeader(callback);
@@ -114,9 +114,9 @@ describe('oidc login under attack (a real provider, the real gateway)', () => {
     assert.equal(first.status, 303);
     assert.equal(setup.idp.grants('authorization_code'), grants + 1);
     const replay = await nothingForwarded(setup, () => new LoginClient().send(callback, { headers: { cookie } }));
-    await refusedOnce(setup, replay, 400, 'login_replayed');
+    await refusedOnce(setup, replay, 400, 'login_failed');
     assert.ok(!setsSession(replay));
-    assert.equal(setup.idp.grants('authorization_code'), grants + 1, 'the code was not exchanged a second time');
+    assert.equal(setup.idp.grants('authorization_code'), grants + 1, 'no tokens for the code a second time');
   });
 
   it('of three copies of one callback sent at once, one logs in and two are login_replayed; the code is exchanged once', async () => {

@@ -295,13 +295,11 @@ describe('oidc login review: one account filling the one-time state markers', ()
   });
   after(async () => { await setup.close(); });
 
-  // Each completed login keeps its state's one-time marker for loginTimeout (10 minutes), and the
-  // markers share the bound session.maxSessions. One account logging in again and again holds one
-  // session (maxSessionsPerSubject ends its older ones) but fills the markers: past the bound,
-  // every other user's callback is refused as a replay until they lapse. Needs a decision on the
-  // SessionStore port (markers bounded per subject, or forgotten once the session is created and
-  // the code is spent at the provider).
-  it('one user\'s repeated logins do not lock other users out of logging in', { todo: 'state markers of completed logins count against maxSessions for loginTimeout' }, async () => {
+  // A state's one-time marker lives while its callback is handled (copies sent meanwhile are
+  // refused) and is forgotten once the session exists: one account logging in again and again
+  // (holding one session, as maxSessionsPerSubject ends its older ones) cannot fill the markers'
+  // bound and lock every other user's login out as a replay.
+  it('one user\'s repeated logins do not lock other users out of logging in', async () => {
     for (let i = 0; i < 3; i++) {
       setup.idp.nextLogin('alice');
       await loggedIn(setup);

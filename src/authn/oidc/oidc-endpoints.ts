@@ -186,6 +186,11 @@ function callbackStage(login: OidcLogin): Stage {
       } catch (err) {
         return loginPage(503, 'authentication_unavailable', 'Logins cannot be completed right now.', `session store: ${(err as Error).message}`, retry, [clearLogin]);
       }
+      // The marker has done its work: copies of this callback sent meanwhile were refused, the code
+      // is spent (the provider refuses it again) and the browser's pre-login cookie is cleared. Kept
+      // for loginTimeout, one account logging in again and again would fill the markers' bound and
+      // lock every other user's login out as a replay.
+      await s.sessions.forget(marker).catch(() => undefined);
       const done = redirect(opened.returnTo, 'login_completed', `${login.name}: session for ${subject.slice(0, 64)} started`, 303);
       return { ...done, headers: { ...done.headers, 'set-cookie': [setCookie(login.cookieName, id, Math.ceil(s.absoluteTimeoutMs / 1000)), clearLogin] } };
     },

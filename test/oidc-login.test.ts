@@ -120,6 +120,17 @@ describe('oidc login with response_mode=form_post', () => {
     assert.match(setCookies(callback.headers).find((c) => c.startsWith(`${SESSION}=`)) ?? '', /SameSite=Lax/);
     assert.equal(upstreamSaw(setup, '/app/form').headers['x-user-id'], ALICE.sub);
   });
+
+  it('removes a client\'s own Authorization on a session route: the upstream learns the user from the identity headers only', async () => {
+    const client = new LoginClient();
+    await client.follow(`${setup.base}/app/form`);
+    const res = await request(`${setup.base}/app/with-bearer`, { headers: { cookie: client.cookieHeader(setup.base), authorization: 'Bearer chosen-by-the-client', accept: 'application/json' } });
+    assert.equal(res.statusCode, 200);
+    await res.body.dump();
+    const seen = upstreamSaw(setup, '/app/with-bearer');
+    assert.equal(seen.headers.authorization, undefined);
+    assert.equal(seen.headers['x-user-id'], ALICE.sub);
+  });
 });
 
 describe('an ID token returned by a refresh (OpenID Connect Core 12.2)', () => {

@@ -50,7 +50,13 @@ export class OidcAuthenticator implements Authenticator {
   readonly type = 'oidc';
   readonly challenge: string;
   readonly assertedHeaders: ReadonlyMap<string, string>;
-  readonly credentialHeaders: readonly string[] = [];
+  /**
+   * The credential is the session cookie (stripped on every route). A client's own Authorization
+   * is removed too on the routes this authenticates, unless forwardAuthorization: the upstream of
+   * a browser session learns who the user is from the identity headers (or, with
+   * forwardAccessToken, the session's own token), never from a token the client chose.
+   */
+  readonly credentialHeaders: readonly string[] = ['authorization'];
   readonly authorizationScheme = null;
   readonly queryParam = null;
   readonly alwaysAdmits = false;

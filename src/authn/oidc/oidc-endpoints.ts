@@ -122,7 +122,8 @@ function callbackStage(login: OidcLogin): Stage {
         return loginPage(code === 'access_denied' ? 403 : 400, 'login_failed', `The identity provider did not log you in (${code}).`,
           `provider error ${code}${typeof description === 'string' ? `: ${shown(description)}` : ''}`, retry, [clearLogin]);
       }
-      // One use per state, on every gateway sharing the store: a replayed callback is refused before its code is spent.
+      // One use per state while it is handled, on every gateway sharing the store: copies of a
+      // callback sent at once are refused before a second exchange of its code.
       let first: boolean;
       const marker = `state.${createHash('sha256').update(state).digest('base64url')}`;
       try {

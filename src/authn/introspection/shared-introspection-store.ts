@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Resource, ResourceContext } from '../../lifecycle/resources.js';
-import type { OAuthRedisSettings } from '../oauth/oauth-redis-settings.js';
+import { oauthRedisClient, type OAuthRedisSettings } from '../oauth/oauth-redis-settings.js';
 
 /**
  * Introspection answers shared by every gateway of one Redis (`cache.shared`): the answer's JSON
@@ -22,16 +22,7 @@ export class SharedIntrospectionStore implements Resource {
   async start(context: ResourceContext): Promise<void> {
     this.context = context;
     if (this.client !== null) return;
-    const client = new Redis(this.settings.url, {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      commandTimeout: this.settings.timeoutMs,
-      connectTimeout: this.settings.connectTimeoutMs,
-      enableAutoPipelining: true,
-      retryStrategy: (attempt: number) => Math.min(50 * attempt, 1000),
-    });
+    const client = oauthRedisClient(this.settings);
     client.on('error', () => { /* a failed command reads as a miss; ioredis reconnects */ });
     client.on('ready', () => { this.warned = false; });
     this.client = client;

@@ -5,7 +5,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { redactedUrl } from '../../lib/redacted-url.js';
 import { MemoryRevocations } from './memory-revocations.js';
-import type { OAuthRedisSettings } from './oauth-redis-settings.js';
+import { oauthRedisOptions, type OAuthRedisSettings } from './oauth-redis-settings.js';
 import type { RevocationList } from './revocations.js';
 
 /** What a shared list is built from: the Redis, the bound on entries, and how stale it may grow before bearer tokens are refused. */
@@ -152,15 +152,7 @@ export class RedisRevocations implements RevocationList, Resource {
     this.metrics = context.metrics;
     this.downSince = this.clock.now();
     const { url, timeoutMs, connectTimeoutMs } = this.settings.redis;
-    const options = {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      commandTimeout: timeoutMs,
-      connectTimeout: connectTimeoutMs,
-      retryStrategy: (attempt: number) => Math.min(50 * attempt, 1000),
-    };
+    const options = oauthRedisOptions(this.settings.redis);
     const client = new Redis(url, options);
     // The subscriber waits for its own SUBSCRIBE reply; no command timeout there (a subscribed connection sends nothing else).
     const subscriber = new Redis(url, { ...options, commandTimeout: undefined, enableOfflineQueue: true });

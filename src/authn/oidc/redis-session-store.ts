@@ -4,7 +4,7 @@ import { systemClock, type Clock } from '../../lib/clock.js';
 import { redactedUrl } from '../../lib/redacted-url.js';
 import type { Resource, ResourceContext } from '../../lifecycle/resources.js';
 import type { Logger } from '../../observability/logger.js';
-import type { OAuthRedisSettings } from '../oauth/oauth-redis-settings.js';
+import { oauthRedisClient, type OAuthRedisSettings } from '../oauth/oauth-redis-settings.js';
 import { CREATE_SCRIPT, DELETE_SCRIPT, DELETE_WHERE_SCRIPT, GET_SCRIPT, ONCE_SCRIPT, UNLOCK_SCRIPT, UPDATE_SCRIPT } from './redis-session-scripts.js';
 import { parsedRecord } from './session-record.js';
 import { opened, sealed } from './session-seal.js';
@@ -75,16 +75,7 @@ export class RedisSessionStore implements SessionStore, Resource {
     this.clock = context.clock;
     this.logger = context.logger;
     if (this.client !== null) return;
-    const client = new Redis(this.settings.url, {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      commandTimeout: this.settings.timeoutMs,
-      connectTimeout: this.settings.connectTimeoutMs,
-      enableAutoPipelining: true,
-      retryStrategy: (attempt: number) => Math.min(50 * attempt, 1000),
-    });
+    const client = oauthRedisClient(this.settings);
     client.on('error', () => { /* reported through the calls that fail; ioredis reconnects */ });
     client.on('ready', () => {
       if (this.warned) this.logger?.info({ redis: redactedUrl(this.settings.url) }, 'session store (Redis) reachable again');

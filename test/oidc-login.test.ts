@@ -170,3 +170,34 @@ describe('an ID token returned by a refresh (OpenID Connect Core 12.2)', () => {
     assert.equal(await api(kept), 200, 'the other session goes on');
   });
 });
+
+describe('a method override on a session route is judged as the method it becomes', () => {
+  let setup: OidcLoginSetup;
+  before(async () => {
+    setup = await startOidcLogin({ config: { routes: [
+      { name: 'items', match: { path: '/app/**', methods: ['GET', 'POST', 'DELETE'] }, upstream: 'app', authenticate: ['web'], allowMethodOverride: true },
+    ] } });
+  });
+  after(async () => { await setup.close(); });
+
+  it('refuses a cross-site GET carrying _method=DELETE (a link or an image another site embeds), and admits the same override from the gateway\'s own page', async () => {
+    const client = new LoginClient();
+    await client.follow(`${setup.base}/app/list`);
+    const cookie = client.cookieHeader(setup.base);
+    const before = setup.echo.received.length;
+    for (const headers of [{ 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' }, { 'sec-fetch-site': 'same-site' }, {}]) {
+      const res = await request(`${setup.base}/app/item/7?_method=DELETE`, { headers: { cookie, ...headers } });
+      assert.equal(res.statusCode, 403, JSON.stringify(headers));
+      const problem = await res.body.json() as { type: string };
+      assert.match(problem.type, /cross_site_request_refused/);
+    }
+    assert.equal(setup.echo.received.length, before, 'nothing forwarded');
+    const own = await request(`${setup.base}/app/item/7?_method=DELETE`, { headers: { cookie, 'sec-fetch-site': 'same-origin' } });
+    assert.equal(own.statusCode, 200);
+    await own.body.dump();
+    assert.equal(upstreamSaw(setup, '/app/item/7?_method=DELETE').headers['x-user-id'], ALICE.sub);
+    const plain = await request(`${setup.base}/app/item/7`, { headers: { cookie, 'sec-fetch-site': 'cross-site' } });
+    assert.equal(plain.statusCode, 200, 'a plain cross-site GET stays a safe method');
+    await plain.body.dump();
+  });
+});

@@ -266,6 +266,11 @@ export class Exchange {
   limits: LimitDecision[] | null = null;
   /** The limit or quota that refused the request (audited by name). */
   limitName: string | null = null;
+  /**
+   * The method the upstream will act on when a method override is forwarded (`allowMethodOverride`):
+   * a GET carrying `_method=DELETE` is a DELETE to whoever honours it. Null: the request's own.
+   */
+  methodOverride: string | null = null;
   /** The access token of the browser session that authenticated the request (oidc), for routes with forwardAccessToken. */
   sessionAccessToken: string | null = null;
   /** The query as forwarded when an authenticator took a credential out of it; null: as received. */

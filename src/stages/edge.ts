@@ -156,7 +156,9 @@ export const methodOverride: Stage = {
     const fromQuery = query === '' ? [] : paramValues(query, METHOD_OVERRIDE_PARAM);
     const first = inbound.methodOverride ?? (fromQuery[0] === undefined ? null : { name: `query ${METHOD_OVERRIDE_PARAM}`, value: fromQuery[0] });
     if (first === null) return undefined;
-    return checkOverride(routed, first, inbound.methodOverrides + fromQuery.length, ex.req.headers.origin !== undefined);
+    const refused = checkOverride(routed, first, inbound.methodOverrides + fromQuery.length, ex.req.headers.origin !== undefined);
+    if (refused === undefined) ex.methodOverride = first.value.trim();
+    return refused;
   },
 };
 

@@ -155,7 +155,8 @@ export class OidcAuthenticator implements Authenticator {
 
   /** Why a state-changing request may not use the session cookie, or null. */
   private crossSite(ex: Exchange): string | null {
-    const method = ex.req.method ?? 'GET';
+    // The method the upstream acts on: an override forwarded on this route counts, not the GET carrying it.
+    const method = ex.methodOverride ?? ex.req.method ?? 'GET';
     if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return null;
     const cors = ex.route?.cors ?? null;
     return crossSiteRefusal(method, ex.req.headers, this.login.ownOrigins(ex),

@@ -17,6 +17,7 @@ import { authenticateStage } from '../authn/authenticate-stage.js';
 import type { UpstreamRequestSettings } from '../proxy/upstream-request.js';
 import { requestLimits } from '../stages/request-limits.js';
 import { sessionAccessToken } from '../stages/session-access-token.js';
+import { compileIpRules, ipRulesStage } from '../stages/ip-rules.js';
 import type { Authenticator } from '../authn/authenticator.js';
 import type { ApiKeyBackend } from '../authn/api-key/backend.js';
 import type { IdentityHeaderNames } from '../stages/identity-headers.js';
@@ -99,6 +100,8 @@ export interface CompiledConfig {
   readonly limits: Limits;
   readonly target: TargetOptions;
   readonly trustedProxies: IpSet;
+  /** The top-level `ipRules` stage (an edge stage), or null. */
+  readonly ipRules: Stage | null;
   readonly requestIdHeader: string;
   /** How inbound headers are cleaned: identity, proxy-asserted, credential and decision headers. */
   readonly headerPolicy: HeaderPolicy;
@@ -252,6 +255,7 @@ export function compileConfig(
     try { ipSet([cidr]); } catch (err) { problems.push(loaded.problem(['trustedProxies', i], `${(err as Error).message}: write an address or CIDR like 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32`)); }
   });
   if (problems.length === 0) trustedProxies = ipSet(raw.trustedProxies ?? []);
+  const gatewayIpRules = compileIpRules(raw.ipRules, (...path) => ['ipRules', ...path], loaded, problems);
 
   const admin = raw.admin ?? {};
   const adminHost = admin.host ?? DEFAULTS.adminHost;
@@ -392,6 +396,7 @@ export function compileConfig(
     limits: gatewayLimits,
     target,
     trustedProxies,
+    ipRules: gatewayIpRules === null ? null : ipRulesStage(gatewayIpRules, 'ipRules'),
     requestIdHeader,
     headerPolicy,
     credentialQueryParams,
@@ -483,6 +488,7 @@ function compileRoute(
     problems.push(loaded.problem(at('requireCertificateBoundToken'), 'a public route takes no token; remove this option or authenticate with a jwt authenticator'));
   }
   const limitStages = compileRouteLimits(r, at, rateLimiting, loaded, problems);
+  const routeIpRules = compileIpRules(r.ipRules, (...path) => at('ipRules', ...path), loaded, problems);
   // A served route without methods takes the endpoint's; listed ones were checked against them.
   const methods = r.match.methods === undefined ? (served === null ? null : new Set(served.methods)) : new Set(r.match.methods);
   const securityHeaders = r.responseHeaders === undefined ? null : compileResponseHeaders(edge.responseHeaders, r.responseHeaders, at('responseHeaders'), loaded, problems);
@@ -526,6 +532,7 @@ function compileRoute(
     securityHeaders: securityHeaders ?? edge.securityHeaders,
     cors,
     stages: routeStages({
+      ipRules: routeIpRules === null ? null : ipRulesStage(routeIpRules, `route ${r.name}`),
       corsPreflight: cors === null ? null : corsPreflight(cors),
       requestLimits: requestLimits(maxBodyBytes, contentTypes, allowBodyOn),
       limitsByAddress: limitStages.before,

@@ -131,6 +131,12 @@ export const AuthenticatorSchema = Type.Unsafe<RawAuthenticator>({
   description: 'A named authenticator.',
 });
 
+/** `ipRules`: allow and deny lists of client addresses (CIDR, IPv4 and IPv6). */
+const IpRulesSchema = (description: string) => strict({
+  allow: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 10_000, description: 'Only client addresses in these CIDRs are accepted. Absent: any address not denied.' })),
+  deny: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 10_000, description: 'Client addresses in these CIDRs are refused, whatever allow says.' })),
+}, description);
+
 export const RouteSchema = strict({
   name: Name,
   match: strict({
@@ -164,6 +170,7 @@ export const RouteSchema = strict({
     anyOf: [Name, { type: 'array', items: Name, minItems: 1, maxItems: 16, uniqueItems: true }],
     description: 'Named quota(s) for this route, applied after its rate limits.',
   })),
+  ipRules: Type.Optional(IpRulesSchema('Client addresses this route accepts, checked after the top-level ipRules and before anything else on the route, preflights included (403 ip_denied).')),
   allowMethodOverride: Type.Optional(Type.Boolean({ description: 'Forward X-HTTP-Method-Override (and X-HTTP-Method, X-Method-Override) when its value is a method this route accepts (405 otherwise). Default false: the headers are removed.' })),
   forwardAccessToken: Type.Optional(Type.Boolean({ description: 'On a route authenticated by an oidc authenticator: send the browser session\'s access token upstream as Authorization: Bearer (refreshed before it expires). Default false. Not allowed with forwardAuthorization, or when the route\'s upstream has auth.' })),
   forwardAuthorization: Type.Optional(Type.Boolean({ description: 'Send the client\'s Authorization header upstream. Default false: the upstream gets the identity headers instead. Not allowed when the route\'s upstream has auth (the gateway\'s own token goes there).' })),
@@ -259,6 +266,7 @@ export const GatewayConfigSchema = Type.Object({
   admin: Type.Optional(AdminSchema),
   dataDir: Type.Optional(Type.String({ minLength: 1, description: 'Directory for the audit trail and embedded stores, relative to the config file. Default ./data.' })),
   trustedProxies: Type.Optional(Type.Array(Type.String(), { maxItems: 1000, description: 'CIDRs of proxies whose X-Forwarded-* headers are believed.' })),
+  ipRules: Type.Optional(IpRulesSchema('Client addresses every request is checked against, before routing (403 ip_denied).')),
   limits: Type.Optional(LimitsSchema),
   paths: Type.Optional(PathsSchema),
   headers: Type.Optional(HeadersSchema),

@@ -46,6 +46,7 @@ const APPLIES: { readonly [K in Exclude<keyof CompiledConfig, 'limits'>]: Applie
   identityAssertion: 'live',
   target: 'live',
   trustedProxies: 'live',
+  ipRules: 'live',
   requestIdHeader: 'live',
   headerPolicy: 'live',
   credentialQueryParams: 'live',

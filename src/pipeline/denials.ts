@@ -29,6 +29,7 @@ export const DENIALS = {
   insufficient_scope: { status: 403, title: 'Forbidden', detail: 'The token lacks a scope this route requires.' },
   ip_not_allowed: { status: 403, title: 'Forbidden', detail: 'The credential may not be used from this address.' },
   tenant_mismatch: { status: 403, title: 'Forbidden', detail: "The resource belongs to another tenant than the caller's." },
+  ip_denied: { status: 403, title: 'Forbidden', detail: 'Requests from this address are not accepted here.' },
   cross_site_request_refused: { status: 403, title: 'Forbidden', detail: 'A state-changing request authenticated by a session cookie must come from this site.' },
   cors_preflight_refused: { status: 403, title: 'Forbidden', detail: 'This cross-origin request is not allowed from this origin, or with this method or these headers.' },
   route_not_found: { status: 404, title: 'Not Found', detail: 'No route matches this request.' },

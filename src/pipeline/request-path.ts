@@ -37,6 +37,8 @@ export interface RequestPathSettings {
   readonly securityHeaders: SecurityHeaderSet;
   /** Whether a listener serves HTTP/2 (its requests then get the `http2` stage). */
   readonly listen: { readonly https: { readonly http2: object | null } | null };
+  /** The top-level `ipRules`, checked on every request once its client address is known; null without them. */
+  readonly ipRules: Stage | null;
 }
 
 export interface RequestPath {
@@ -49,6 +51,7 @@ export function requestPath(settings: RequestPathSettings, auditHealthy: () => b
   return Object.freeze({
     edge: Object.freeze([
       forwardedFor,
+      ...(settings.ipRules === null ? [] : [settings.ipRules]),
       auditReady(auditHealthy),
       ...((settings.listen.https?.http2 ?? null) === null ? [] : [http2Request(settings.limits.maxHeaderBytes)]),
       target(settings.target),
@@ -73,6 +76,8 @@ export function requestPath(settings: RequestPathSettings, auditHealthy: () => b
 
 /** The stages a route configures; compile builds each, absent when the route does not use it. */
 export interface RouteParts {
+  /** The route's own `ipRules`, before anything else (a preflight from a refused address is refused too). */
+  readonly ipRules?: Stage | null;
   /** Answers CORS preflights (never forwarded, before authentication: browsers send no credentials on them). */
   readonly corsPreflight: Stage | null;
   /** Declared body size, media type, bodies on methods without body semantics. */
@@ -99,6 +104,7 @@ export interface RouteParts {
 
 export function routeStages(parts: RouteParts): readonly Stage[] {
   const order = [
+    parts.ipRules ?? null,
     parts.corsPreflight,
     parts.requestLimits,
     parts.limitsByAddress,

@@ -1,20 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
+import { it } from 'node:test';
 import { LoginClient } from './harness/login-client.js';
-import { apiCall, SESSION_COOKIE, startOidcPair, type OidcPair } from './harness/oidc-pair.js';
-import { startRedis, type TestRedis } from './harness/redis.js';
+import { apiCall, loginAtA, pairSuite, SESSION_COOKIE } from './harness/oidc-pair.js';
 
-/** Logs in through gateway A as `sub`; the browser and its session cookie. */
-async function login(pair: OidcPair, sub: string): Promise<{ client: LoginClient; cookie: string }> {
-  const client = new LoginClient();
-  pair.idp.nextLogin(sub);
-  const { final, hops } = await client.follow(`${pair.baseA}/app/start`);
-  assert.equal(final.status, 200, hops.map((h) => `${h.status} ${h.url}`).join('\n'));
-  const cookie = client.cookie(pair.baseA, SESSION_COOKIE);
-  assert.ok(cookie !== undefined);
-  return { client, cookie };
-}
+const login = loginAtA;
 
 /** A navigation with only the session cookie: its status and Location. */
 async function navigate(base: string, cookie: string): Promise<{ status: number; location: string }> {
@@ -34,100 +23,87 @@ async function eventually(check: () => Promise<boolean>, timeoutMs: number): Pro
   return false;
 }
 
-const redis = await startRedis();
-if (typeof redis === 'string') {
-  void it.skip(`oidc sessions in Redis: ${redis}`);
-} else {
-  void describe('oidc sessions held in Redis by two gateway processes (a real provider)', () => {
-    const server: TestRedis = redis;
-    let echo: EchoUpstream;
-    before(async () => { echo = await startEchoUpstream(); });
-    after(async () => {
-      await new Promise<void>((resolve) => echo.server.close(() => resolve()));
-      await server.stop();
-    });
-
-    it('back-channel logout from the provider, received by gateway B, ends that user\'s session on A and B; another user\'s stays', async () => {
-      const pair = await startOidcPair({ redis: server, echo, stepMs: 0, backChannelTo: 'b' });
-      try {
-        const alice = await login(pair, 'alice');
-        const bob = await login(pair, 'bob');
-        for (const base of [pair.baseA, pair.baseB]) {
-          for (const { cookie } of [alice, bob]) assert.equal((await apiCall(base, '/app/before', cookie)).status, 200);
-        }
-        // Alice ends her session at the provider itself (its logout confirmation submits itself).
-        const { final, hops } = await alice.client.follow(`${pair.idp.issuer}/session/end?client_id=${pair.idp.web.clientId}`);
-        assert.equal(final.status, 200, hops.map((h) => `${h.status} ${h.url}`).join('\n'));
-        assert.ok(hops.some((h) => h.method === 'POST' && h.url.startsWith(`${pair.idp.issuer}/session/end/confirm`)), 'the logout was confirmed');
-        assert.ok(await eventually(() => Promise.resolve(pair.idp.backchannelLogouts.length >= 1), 10_000), 'the provider sent a logout token');
-        assert.deepEqual(pair.idp.backchannelLogouts, [{ status: 200 }]);
-        const [accepted] = (await pair.b.audit()).filter((r) => r.path === '/oauth2/back-channel-logout');
-        assert.equal(accepted?.status, 200);
-
-        for (const base of [pair.baseA, pair.baseB]) {
-          const nav = await navigate(base, alice.cookie);
-          assert.equal(nav.status, 302, `navigation on ${base}`);
-          assert.ok(nav.location.startsWith(`${pair.idp.issuer}/auth?`), nav.location);
-          assert.equal((await apiCall(base, '/app/after', alice.cookie)).status, 401);
-          assert.equal((await apiCall(base, '/app/after', bob.cookie)).status, 200, 'bob\'s session stays');
-        }
-        assert.equal(await pair.record(alice.cookie), null);
-        assert.notEqual(await pair.record(bob.cookie), null);
-      } finally {
-        await pair.close();
+await pairSuite('oidc sessions held in Redis by two gateway processes (a real provider)', (server, start) => {
+  it('back-channel logout from the provider, received by gateway B, ends that user\'s session on A and B; another user\'s stays', async () => {
+    const pair = await start({ stepMs: 0, backChannelTo: 'b' });
+    try {
+      const alice = await login(pair, 'alice');
+      const bob = await login(pair, 'bob');
+      for (const base of [pair.baseA, pair.baseB]) {
+        for (const { cookie } of [alice, bob]) assert.equal((await apiCall(base, '/app/before', cookie)).status, 200);
       }
-    });
+      // Alice ends her session at the provider itself (its logout confirmation submits itself).
+      const { final, hops } = await alice.client.follow(`${pair.idp.issuer}/session/end?client_id=${pair.idp.web.clientId}`);
+      assert.equal(final.status, 200, hops.map((h) => `${h.status} ${h.url}`).join('\n'));
+      assert.ok(hops.some((h) => h.method === 'POST' && h.url.startsWith(`${pair.idp.issuer}/session/end/confirm`)), 'the logout was confirmed');
+      assert.ok(await eventually(() => Promise.resolve(pair.idp.backchannelLogouts.length >= 1), 10_000), 'the provider sent a logout token');
+      assert.deepEqual(pair.idp.backchannelLogouts, [{ status: 200 }]);
+      const [accepted] = (await pair.b.audit()).filter((r) => r.path === '/oauth2/back-channel-logout');
+      assert.equal(accepted?.status, 200);
 
-    it('local logout on gateway A ends the session on gateway B', async () => {
-      const pair = await startOidcPair({ redis: server, echo, stepMs: 0 });
-      try {
-        const alice = await login(pair, 'alice');
-        const other = await login(pair, 'alice');
-        assert.equal((await apiCall(pair.baseB, '/app/before', alice.cookie)).status, 200);
-        const { hops } = await alice.client.follow(`${pair.baseA}/oauth2/logout?rd=/`);
-        assert.equal(hops[0]?.status, 303);
-        assert.equal(alice.client.cookie(pair.baseA, SESSION_COOKIE), undefined, 'the cookie is cleared');
-        const nav = await navigate(pair.baseB, alice.cookie);
-        assert.equal(nav.status, 302);
+      for (const base of [pair.baseA, pair.baseB]) {
+        const nav = await navigate(base, alice.cookie);
+        assert.equal(nav.status, 302, `navigation on ${base}`);
         assert.ok(nav.location.startsWith(`${pair.idp.issuer}/auth?`), nav.location);
-        assert.equal((await apiCall(pair.baseB, '/app/after', alice.cookie)).status, 401);
-        assert.equal(await pair.record(alice.cookie), null);
-        // Her other browser's session is another session (its provider session is its own too).
-        assert.equal((await apiCall(pair.baseB, '/app/after', other.cookie)).status, 200);
-      } finally {
-        await pair.close();
+        assert.equal((await apiCall(base, '/app/after', alice.cookie)).status, 401);
+        assert.equal((await apiCall(base, '/app/after', bob.cookie)).status, 200, 'bob\'s session stays');
       }
-    });
-
-    // Last in this file: it empties the Redis server.
-    it('Redis down: session routes fail closed with 503 authentication_unavailable (not 302, not 401) on both gateways, and recover after Redis restarts', async () => {
-      const pair = await startOidcPair({ redis: server, echo, stepMs: 0 });
-      try {
-        const alice = await login(pair, 'alice');
-        await server.kill();
-        for (const base of [pair.baseA, pair.baseB]) {
-          const api = await apiCall(base, '/app/data', alice.cookie);
-          assert.equal(api.status, 503, `API on ${base}`);
-          assert.match(api.type, /application\/problem\+json/);
-          assert.ok(api.code?.endsWith('authentication_unavailable'), String(api.code));
-          assert.ok(api.ms < 3000, `answered in ${Math.round(api.ms)} ms`);
-          const nav = await navigate(base, alice.cookie);
-          assert.equal(nav.status, 503, `navigation on ${base}`);
-          assert.equal(nav.location, '');
-        }
-        // Logging out cannot end the session either: refused, not reported done.
-        const logout = await alice.client.send(`${pair.baseA}/oauth2/logout?rd=/`);
-        assert.equal(logout.status, 503);
-
-        await server.restart();
-        // Redis came back empty: the session is gone (401), not an outage any more (503).
-        assert.ok(await eventually(async () => (await apiCall(pair.baseB, '/app/data', alice.cookie)).status === 401, 15_000), 'gateway B reconnects');
-        assert.ok(await eventually(async () => (await apiCall(pair.baseA, '/app/data', alice.cookie)).status === 401, 15_000), 'gateway A reconnects');
-        const again = await login(pair, 'alice');
-        assert.equal((await apiCall(pair.baseB, '/app/again', again.cookie)).status, 200);
-      } finally {
-        await pair.close();
-      }
-    });
+      assert.equal(await pair.record(alice.cookie), null);
+      assert.notEqual(await pair.record(bob.cookie), null);
+    } finally {
+      await pair.close();
+    }
   });
-}
+
+  it('local logout on gateway A ends the session on gateway B', async () => {
+    const pair = await start({ stepMs: 0 });
+    try {
+      const alice = await login(pair, 'alice');
+      const other = await login(pair, 'alice');
+      assert.equal((await apiCall(pair.baseB, '/app/before', alice.cookie)).status, 200);
+      const { hops } = await alice.client.follow(`${pair.baseA}/oauth2/logout?rd=/`);
+      assert.equal(hops[0]?.status, 303);
+      assert.equal(alice.client.cookie(pair.baseA, SESSION_COOKIE), undefined, 'the cookie is cleared');
+      const nav = await navigate(pair.baseB, alice.cookie);
+      assert.equal(nav.status, 302);
+      assert.ok(nav.location.startsWith(`${pair.idp.issuer}/auth?`), nav.location);
+      assert.equal((await apiCall(pair.baseB, '/app/after', alice.cookie)).status, 401);
+      assert.equal(await pair.record(alice.cookie), null);
+      // Her other browser's session is another session (its provider session is its own too).
+      assert.equal((await apiCall(pair.baseB, '/app/after', other.cookie)).status, 200);
+    } finally {
+      await pair.close();
+    }
+  });
+
+  // Last in this file: it empties the Redis server.
+  it('Redis down: session routes fail closed with 503 authentication_unavailable (not 302, not 401) on both gateways, and recover after Redis restarts', async () => {
+    const pair = await start({ stepMs: 0 });
+    try {
+      const alice = await login(pair, 'alice');
+      await server.kill();
+      for (const base of [pair.baseA, pair.baseB]) {
+        const api = await apiCall(base, '/app/data', alice.cookie);
+        assert.equal(api.status, 503, `API on ${base}`);
+        assert.match(api.type, /application\/problem\+json/);
+        assert.ok(api.code?.endsWith('authentication_unavailable'), String(api.code));
+        assert.ok(api.ms < 3000, `answered in ${Math.round(api.ms)} ms`);
+        const nav = await navigate(base, alice.cookie);
+        assert.equal(nav.status, 503, `navigation on ${base}`);
+        assert.equal(nav.location, '');
+      }
+      // Logging out cannot end the session either: refused, not reported done.
+      const logout = await alice.client.send(`${pair.baseA}/oauth2/logout?rd=/`);
+      assert.equal(logout.status, 503);
+
+      await server.restart();
+      // Redis came back empty: the session is gone (401), not an outage any more (503).
+      assert.ok(await eventually(async () => (await apiCall(pair.baseB, '/app/data', alice.cookie)).status === 401, 15_000), 'gateway B reconnects');
+      assert.ok(await eventually(async () => (await apiCall(pair.baseA, '/app/data', alice.cookie)).status === 401, 15_000), 'gateway A reconnects');
+      const again = await login(pair, 'alice');
+      assert.equal((await apiCall(pair.baseB, '/app/again', again.cookie)).status, 200);
+    } finally {
+      await pair.close();
+    }
+  });
+});

@@ -7,11 +7,14 @@ import { TokenDigester } from '../../src/authn/oauth/token-digest.js';
 import { opened } from '../../src/authn/oidc/session-seal.js';
 import type { SessionRecord } from '../../src/authn/oidc/session-store.js';
 import { startAuthorizationServer, type LoginClientOptions, type TestAuthorizationServer } from './authorization-server.js';
-import type { EchoUpstream } from './echo.js';
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startEchoUpstream, type EchoUpstream } from './echo.js';
+import { LoginClient } from './login-client.js';
 import { freePort } from './free-port.js';
 import { startGatewayProcesses, type ConfigObject, type GatewayProcess } from './gateway.js';
 import { ALICE, BOB, oidcGatewayConfig } from './oidc-login.js';
-import { redisCall, type TestRedis } from './redis.js';
+import { redisCall, startRedis, type TestRedis } from './redis.js';
 import { skewedClockEnv } from './skewed-clock.js';
 
 export const TOKEN_HASH_KEY = 'oidc-pair-token-hash-key-0123456789abcdef';
@@ -139,4 +142,38 @@ export async function apiCall(base: string, path: string, cookie: string): Promi
     else if (typeof body.type === 'string') code = body.type;
   } catch { /* not JSON */ }
   return { status: res.statusCode, type: String(res.headers['content-type'] ?? ''), authorization, code, ms };
+}
+
+/** Logs in through gateway A as `sub` (the provider's automatic interactions): the browser and its session cookie's value. */
+export async function loginAtA(pair: OidcPair, sub = 'alice'): Promise<{ client: LoginClient; cookie: string }> {
+  const client = new LoginClient();
+  pair.idp.nextLogin(sub);
+  const { final, hops } = await client.follow(`${pair.baseA}/app/start`);
+  assert.equal(final.status, 200, hops.map((h) => `${h.status} ${h.url}`).join('\n'));
+  const cookie = client.cookie(pair.baseA, SESSION_COOKIE);
+  assert.ok(cookie !== undefined);
+  return { client, cookie };
+}
+
+/**
+ * A suite of gateway pairs over one private redis-server and one echo upstream; `start` starts a
+ * pair on them. Without redis-server the suite is one skipped test saying why (under CI=true
+ * startRedis throws instead: a missing server fails the run).
+ */
+export async function pairSuite(title: string, body: (redis: TestRedis, start: (o: Omit<OidcPairOptions, 'redis' | 'echo'>) => Promise<OidcPair>) => void): Promise<void> {
+  const redis = await startRedis();
+  if (typeof redis === 'string') {
+    void it.skip(`${title}: ${redis}`);
+    return;
+  }
+  void describe(title, () => {
+    let echo: EchoUpstream | null = null;
+    before(async () => { echo = await startEchoUpstream(); });
+    after(async () => {
+      const server = echo?.server;
+      if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
+      await redis.stop();
+    });
+    body(redis, (o) => startOidcPair({ ...o, redis, echo: echo as EchoUpstream }));
+  });
 }

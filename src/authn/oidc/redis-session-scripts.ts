@@ -133,8 +133,26 @@ return n
 
 /** KEYS: lock. ARGV: token. Deletes the lock only when it still holds this token (a lapsed holder never frees a newer one's). */
 export const UNLOCK_SCRIPT = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, #ARGV[1] + 1) == ARGV[1] .. ':' then return redis.call('DEL', KEYS[1]) end
 return 0
+`;
+
+/**
+ * KEYS: lock. ARGV: token, now, ttlMs. The lock's value is `<token>:<until>`, its end on the
+ * gateways' clock (the one every other deadline of the store is on), so a lock lapses when that
+ * clock says, not Redis's; PEXPIRE, with a margin, only collects what a crashed holder left. A
+ * value without an end (not written here) counts as held. 1 when taken, 0 when held.
+ */
+export const LOCK_SCRIPT = `
+local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+local v = redis.call('GET', KEYS[1])
+if v then
+  local u = tonumber(string.match(v, ':(%d+)$'))
+  if u == nil or u > now then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. (now + ttl), 'PX', ttl + 60000)
+return 1
 `;
 
 /**

@@ -5,7 +5,7 @@ import { redactedUrl } from '../../lib/redacted-url.js';
 import type { Resource, ResourceContext } from '../../lifecycle/resources.js';
 import type { Logger } from '../../observability/logger.js';
 import { oauthRedisClient, type OAuthRedisSettings } from '../oauth/oauth-redis-settings.js';
-import { CREATE_SCRIPT, DELETE_SCRIPT, DELETE_WHERE_SCRIPT, GET_SCRIPT, ONCE_SCRIPT, UNLOCK_SCRIPT, UPDATE_SCRIPT } from './redis-session-scripts.js';
+import { CREATE_SCRIPT, DELETE_SCRIPT, DELETE_WHERE_SCRIPT, GET_SCRIPT, LOCK_SCRIPT, ONCE_SCRIPT, UNLOCK_SCRIPT, UPDATE_SCRIPT } from './redis-session-scripts.js';
 import { parsedRecord } from './session-record.js';
 import { opened, sealed } from './session-seal.js';
 import { SessionStoreUnavailableError, type SessionKey, type SessionLimits, type SessionRecord, type SessionStore } from './session-store.js';
@@ -22,6 +22,7 @@ const UPDATE = script(UPDATE_SCRIPT);
 const DELETE = script(DELETE_SCRIPT);
 const DELETE_WHERE = script(DELETE_WHERE_SCRIPT);
 const UNLOCK = script(UNLOCK_SCRIPT);
+const LOCK = script(LOCK_SCRIPT);
 const ONCE = script(ONCE_SCRIPT);
 
 /** SHA-256, base64url: what goes into a key name in place of text an identity provider or a client chose. */
@@ -48,7 +49,7 @@ const verifierOf = (secret: string): string => digest(`portcullis oidc session v
  *   changes it.
  * - `:sub:<h(authenticator, subject)>` — sorted set of that subject's sessions by createdAt.
  * - `:sid:<h(authenticator, sid)>` — set of the sessions of one provider session.
- * - `:lock:<h(id)>` — the refresh lock (SET NX PX, Redis's own clock: one clock for every gateway).
+ * - `:lock:<h(id)>` — the refresh lock, `<token>:<until>` on the gateways' clock like every other deadline here (LOCK_SCRIPT).
  * - `:names` — sorted set of one-time names, score when each may be forgotten: the bound and the
  *   first-time check in one script.
  *
@@ -134,14 +135,8 @@ export class RedisSessionStore implements SessionStore, Resource {
   }
 
   async lock(key: SessionKey, ttlMs: number): Promise<string | null> {
-    const client = this.ready();
     const token = randomBytes(18).toString('base64url');
-    try {
-      const reply = await client.set(this.lockKey(key), token, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX');
-      return reply === 'OK' ? token : null;
-    } catch (err) {
-      throw this.unavailable(err);
-    }
+    return await this.run(LOCK, [this.lockKey(key)], [token, this.clock.now(), Math.max(1, Math.ceil(ttlMs))]) === 1 ? token : null;
   }
 
   async unlock(key: SessionKey, token: string): Promise<void> {

@@ -5,7 +5,7 @@ import type { Identity } from '../authn/identity.js';
 import type { CompiledConfig } from '../config/compile.js';
 import { isPreflight } from '../cors/policy.js';
 import { DENIALS } from '../pipeline/denials.js';
-import { isDenial, type Exchange, type Explained, type Route, type Stage, type StageResult } from '../pipeline/exchange.js';
+import { isDenial, type Exchange, type Explained, type Route, type RuleOutcome, type Stage, type StageResult } from '../pipeline/exchange.js';
 import { requestPath, type RequestPath } from '../pipeline/request-path.js';
 import { upstreamRequest } from '../proxy/upstream-request.js';
 import { openExchange } from '../server/handle-request.js';
@@ -23,6 +23,10 @@ export interface ExplainRequest {
   readonly from: string;
   /** An identity to assume instead of authenticating (the route's authenticators are not consulted). */
   readonly identity?: ExplainIdentity;
+  /** The request body, as sent (its framing headers are the caller's to give). */
+  readonly body?: string;
+  /** The wall-clock time to judge the request at (ms since the epoch); absent: now. */
+  readonly at?: number;
 }
 
 /** `--identity`: the claims an authenticated caller would have. */
@@ -34,6 +38,8 @@ export interface ExplainIdentity {
   readonly method?: string;
   readonly keyId?: string | null;
   readonly tier?: string | null;
+  /** The verified token claims attribute rules read (`claims.<name>`). */
+  readonly claims?: Readonly<Record<string, unknown>>;
 }
 
 export type StageOutcome = 'continue' | 'deny' | 'respond';
@@ -46,6 +52,8 @@ export interface StageLine {
   readonly code?: string;
   /** What the stage learned or would do; the private reason of a denial. */
   readonly note: string;
+  /** The attribute rules the stage evaluated, and whether each held. */
+  readonly rules?: readonly RuleOutcome[];
 }
 
 export interface NearMiss {
@@ -89,6 +97,7 @@ export type RouteLocator = (route: Route) => number | null;
 export async function explain(config: CompiledConfig, request: ExplainRequest, locate: RouteLocator = () => null): Promise<Explanation> {
   const path = requestPath(config, () => true);
   const ex = syntheticExchange(config, path, request);
+  if (request.at !== undefined) ex.fixedTime = request.at;
   const lines: StageLine[] = [];
   let verdict: StageResult = undefined;
   let forwarded = false;
@@ -148,9 +157,10 @@ async function explainStage(stage: Stage, ex: Exchange): Promise<Explained> {
 function line(name: string, explained: Explained, ex: Exchange): StageLine {
   const r = explained.result;
   const learned = explained.note !== '' ? explained.note : learnedBy(name, ex);
-  if (r === undefined) return { stage: name, outcome: 'continue', note: learned };
-  if (isDenial(r)) return { stage: name, outcome: 'deny', status: DENIALS[r.code].status, code: r.code, note: r.reason };
-  return { stage: name, outcome: 'respond', status: r.status, code: r.code, note: r.detail };
+  const rules = explained.rules === undefined ? {} : { rules: explained.rules };
+  if (r === undefined) return { stage: name, outcome: 'continue', note: learned, ...rules };
+  if (isDenial(r)) return { stage: name, outcome: 'deny', status: DENIALS[r.code].status, code: r.code, note: r.reason, ...rules };
+  return { stage: name, outcome: 'respond', status: r.status, code: r.code, note: r.detail, ...rules };
 }
 
 /** What a stage that ran as is established, for the table. */
@@ -213,7 +223,7 @@ function identityFrom(given: ExplainIdentity, first: Authenticator | undefined):
     scopes: given.scopes ?? [],
     tenant: given.tenant ?? null,
     tier: given.tier ?? null,
-    claims: null,
+    claims: given.claims ?? null,
     claimHeaders: [],
     bearerRealm: BEARER_REALM.exec(first?.challenge ?? '')?.[1] ?? null,
   });
@@ -254,6 +264,8 @@ function syntheticRequest(request: ExplainRequest): [IncomingMessage, ServerResp
     else if (!SINGLE.has(key)) headers[key] = `${earlier}, ${value}`;
   }
   req.headers = headers;
+  if (request.body !== undefined) req.push(Buffer.from(request.body));
+  req.push(null);
   return [req, new ServerResponse(req)];
 }
 

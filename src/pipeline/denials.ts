@@ -15,6 +15,8 @@ export const DENIALS = {
   ambiguous_path: { status: 400, title: 'Bad Request', detail: 'The request path is ambiguous and was rejected.' },
   invalid_header: { status: 400, title: 'Bad Request', detail: 'A request header is malformed.' },
   ambiguous_header: { status: 400, title: 'Bad Request', detail: 'A header the gateway decides on is repeated or ambiguous.' },
+  invalid_body: { status: 400, title: 'Bad Request', detail: 'The request body is not well-formed, or exceeds a structural limit, at the location given.' },
+  invalid_parameter: { status: 400, title: 'Bad Request', detail: 'A path, query or header parameter does not match the contract of this operation.' },
   body_not_allowed: { status: 400, title: 'Bad Request', detail: 'This method does not take a request body on this route.' },
   logout_token_invalid: { status: 400, title: 'Bad Request', detail: 'The logout token is not one this gateway accepts.' },
   webhook_event_invalid: { status: 400, title: 'Bad Request', detail: 'The event is not a revocation event this gateway understands.' },
@@ -28,6 +30,7 @@ export const DENIALS = {
   insufficient_role: { status: 403, title: 'Forbidden', detail: 'The caller lacks a role this route requires.' },
   insufficient_scope: { status: 403, title: 'Forbidden', detail: 'The token lacks a scope this route requires.' },
   ip_not_allowed: { status: 403, title: 'Forbidden', detail: 'The credential may not be used from this address.' },
+  policy_denied: { status: 403, title: 'Forbidden', detail: 'A policy rule of this route does not admit the request.' },
   tenant_mismatch: { status: 403, title: 'Forbidden', detail: "The resource belongs to another tenant than the caller's." },
   ip_denied: { status: 403, title: 'Forbidden', detail: 'Requests from this address are not accepted here.' },
   cross_site_request_refused: { status: 403, title: 'Forbidden', detail: 'A state-changing request authenticated by a session cookie must come from this site.' },
@@ -39,6 +42,7 @@ export const DENIALS = {
   body_too_large: { status: 413, title: 'Content Too Large', detail: 'The request body exceeds the size limit.' },
   uri_too_long: { status: 414, title: 'URI Too Long', detail: 'The request target exceeds the length limit.' },
   unsupported_media_type: { status: 415, title: 'Unsupported Media Type', detail: 'The request content type is not accepted on this route.' },
+  schema_violation: { status: 422, title: 'Unprocessable Content', detail: 'The request body does not match the schema of this operation at the location given.' },
   expectation_failed: { status: 417, title: 'Expectation Failed', detail: 'The Expect header is not supported.' },
   rate_limited: { status: 429, title: 'Too Many Requests', detail: 'A rate limit for this caller is exhausted; retry after the time given.' },
   quota_exceeded: { status: 429, title: 'Too Many Requests', detail: 'The quota for this period is used up; retry after the time given.' },
@@ -69,6 +73,12 @@ export interface Refusal<C extends string> {
   readonly code: C;
   readonly reason: string;
   readonly headers?: Readonly<Record<string, string | string[]>>;
+  /**
+   * The RFC 6901 JSON pointer of what failed validation (`/items/3/price`, `#/query/limit`), sent to
+   * the client as the problem's `pointer` member. Names a location in the client's own request,
+   * never a value from it.
+   */
+  readonly pointer?: string;
 }
 
 export function refusal<C extends string>(code: C, reason: string, headers?: Readonly<Record<string, string | string[]>>): Refusal<C> {

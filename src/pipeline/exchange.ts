@@ -81,6 +81,14 @@ export interface Stage {
 export interface Explained {
   readonly result: StageResult;
   readonly note: string;
+  /** The attribute rules the stage evaluated, in order, and whether each held (policy test coverage). */
+  readonly rules?: readonly RuleOutcome[];
+}
+
+/** One attribute rule evaluated on a request: its name (unique in its route) and whether it held. */
+export interface RuleOutcome {
+  readonly rule: string;
+  readonly held: boolean;
 }
 
 /**
@@ -275,6 +283,13 @@ export class Exchange {
   sessionAccessToken: string | null = null;
   /** The query as forwarded when an authenticator took a credential out of it; null: as received. */
   forwardQuery: string | null = null;
+  /**
+   * The request body, when a stage received it whole before forwarding (request validation); the
+   * forwarding stage then sends these bytes instead of reading the request stream. Null: not read.
+   */
+  body: Buffer | null = null;
+  /** The wall-clock time (ms since the epoch) stages judge the request at, when fixed (`explain`, policy tests); null: now. */
+  fixedTime: number | null = null;
   /** Set by the identity-headers stage. */
   asserted: AssertedIdentity | null = null;
   /**

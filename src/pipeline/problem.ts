@@ -23,7 +23,9 @@ export function problemDocument(code: string, entry: ProblemEntry, requestId: st
 
 /** The RFC 9457 problem document for a denial. Public text only. */
 export function problemBody(denial: Denial, requestId: string): string {
-  return problemDocument(denial.code, DENIALS[denial.code], requestId);
+  if (denial.pointer === undefined) return problemDocument(denial.code, DENIALS[denial.code], requestId);
+  const entry = DENIALS[denial.code];
+  return JSON.stringify({ type: PROBLEM_TYPE_BASE + denial.code, title: entry.title, status: entry.status, detail: entry.detail, pointer: denial.pointer, requestId });
 }
 
 /** How one problem response is sent, beyond its code and catalogue entry. */

@@ -92,6 +92,14 @@ export interface RouteParts {
   /** Limits and quotas that count by identity (subject, key, tenant, claim, tier). */
   readonly limitsByIdentity: Stage | null;
   readonly authorize: Stage | null;
+  /** The route's attribute rules (`when`): expressions over the request and identity, all of which must hold (403 policy_denied naming the rule). */
+  readonly rules?: Stage | null;
+  /**
+   * Request validation (`validate`): content type and charset, parameters, and the body against
+   * its schema, received whole (at most the route's maxBodyBytes) and kept in `ex.body` for forwarding.
+   * After authorization, so only a caller allowed here learns what the contract expects.
+   */
+  readonly validate?: Stage | null;
   /** Asserts the verified identity upstream and drops the credential headers. */
   readonly identityHeaders: Stage | null;
   /** Signs the verified identity as a short-lived JWT for the upstream (`assertIdentity`). */
@@ -113,6 +121,8 @@ export function routeStages(parts: RouteParts): readonly Stage[] {
     parts.certificateBinding ?? null,
     parts.limitsByIdentity,
     parts.authorize,
+    parts.rules ?? null,
+    parts.validate ?? null,
     parts.identityHeaders,
     parts.identityAssertion ?? null,
     parts.upstreamCredential ?? null,

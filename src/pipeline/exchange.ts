@@ -146,6 +146,8 @@ export interface Route extends Routable {
   readonly securityHeaders: SecurityHeaderSet;
   /** The route's CORS policy; null: preflights are not answered and upstream CORS headers are relayed. */
   readonly cors: CorsPolicy | null;
+  /** The names of the route's attribute rules (`when`), in order; absent or empty: none (policy test coverage reads them). */
+  readonly ruleNames?: readonly string[];
   /**
    * The route's stages in request order, forwarding (or the served endpoint) last; features not configured are absent,
    * not no-ops. The order is set in one place: pipeline/request-path.ts.

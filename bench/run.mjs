@@ -357,7 +357,7 @@ async function main() {
   for (const s of selected) {
     s.resolvedHeaders = typeof s.headers === 'function' ? s.headers(ctx) : { ...(s.headers ?? {}) };
     const origin = originOf(servers[s.target], s);
-    const got = await probe(origin, s.path, s.resolvedHeaders);
+    const got = await probe(origin, s.path, s.resolvedHeaders, { method: s.method, body: s.body });
     if (got.status !== 200 || got.body !== expected.body) {
       throw new Error(`scenario ${s.name}: probe of ${origin}${s.path} answered ${got.status} ${got.body.slice(0, 200)}`);
     }
@@ -378,6 +378,8 @@ async function main() {
       const load = {
         url: originOf(servers[s.target], s) + s.path, connections: s.connections, headers: s.resolvedHeaders,
         ...(s.streams === undefined ? {} : { streams: s.streams, ca: benchTls.ca }),
+        ...(s.method === undefined ? {} : { method: s.method }),
+        ...(s.body === undefined ? {} : { body: s.body }),
       };
       const label = `[${r}/${settings.rounds}] ${s.name.padEnd(26)}`;
       // The first round warms the JIT; later rounds only re-open connections.

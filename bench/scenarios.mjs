@@ -14,6 +14,8 @@
 //   path        request path (with query, if any)
 //   connections concurrent keep-alive connections
 //   headers     extra request headers: an object, or (ctx) => object when it needs set-up results
+//   method      request method (default GET); body: a string sent with every request (its
+//               Content-Length set by the load generator; HTTP/1.1 load generators only)
 //   baseline    name of the scenario its ratios are computed against (itself for a baseline)
 //   references  { stream, nginx }: the field's floor and nginx at the same concurrency; every
 //               figure is also shown as a ratio to these two (set by `scenarios` per group)

@@ -118,7 +118,7 @@ describe('ipRules in the config', () => {
     ].join('\n'));
     assert.equal(found.length, 3, found.join('\n'));
     assert.match(found[0] ?? '', /^gateway\.yaml:3:\d+: ipRules\.allow\[1\]: "10\.0\.0\.0\/33" has an invalid prefix length/);
-    assert.match(found[1] ?? '', /^gateway\.yaml:4:\d+: ipRules\.deny\[0\]: .*IPv4-mapped IPv6 form: write the IPv4 address or range itself/);
+    assert.match(found[1] ?? '', /^gateway\.yaml:4:\d+: ipRules\.deny\[0\]: .*IPv4-mapped or NAT64 \(64:ff9b::\/96\) IPv6 form: write the IPv4 address or range itself/);
     assert.match(found[2] ?? '', /^gateway\.yaml:6:\d+: routes\[0\]\.ipRules\.deny\[0\]: "not-an-address" is not an IP address/);
   });
 });

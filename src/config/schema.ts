@@ -131,10 +131,20 @@ export const AuthenticatorSchema = Type.Unsafe<RawAuthenticator>({
   description: 'A named authenticator.',
 });
 
-/** `ipRules`: allow and deny lists of client addresses (CIDR, IPv4 and IPv6). */
+const CountryCode = formatted('^[A-Z]{2}$', 'an ISO 3166-1 alpha-2 country code in upper case, like DE or US');
+
+/** `ipRules.countries`: allow and deny lists of countries, looked up in `geoDatabase`. */
+const CountryRulesSchema = strict({
+  allow: Type.Optional(Type.Array(CountryCode, { minItems: 1, maxItems: 300, uniqueItems: true, description: 'Only clients whose address the country database places in one of these countries are accepted. Absent: any country not denied.' })),
+  deny: Type.Optional(Type.Array(CountryCode, { minItems: 1, maxItems: 300, uniqueItems: true, description: 'Clients whose address the country database places in one of these countries are refused.' })),
+  unknown: Type.Optional(Type.Unsafe<'allow' | 'deny'>({ type: 'string', enum: ['allow', 'deny'], description: 'With an allow list, what happens to an address the database places in no country (private, loopback, unrouted ranges): deny (default, fail closed) or allow. Without an allow list such an address passes.' })),
+}, 'Country rules (ISO 3166-1 alpha-2), on the country database of geoDatabase; checked after the address lists.');
+
+/** `ipRules`: allow and deny lists of client addresses (CIDR, IPv4 and IPv6), and of countries. */
 const IpRulesSchema = (description: string) => strict({
   allow: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 10_000, description: 'Only client addresses in these CIDRs are accepted. Absent: any address not denied.' })),
   deny: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 10_000, description: 'Client addresses in these CIDRs are refused, whatever allow says.' })),
+  countries: Type.Optional(CountryRulesSchema),
 }, description);
 
 export const RouteSchema = strict({
@@ -267,6 +277,7 @@ export const GatewayConfigSchema = Type.Object({
   dataDir: Type.Optional(Type.String({ minLength: 1, description: 'Directory for the audit trail and embedded stores, relative to the config file. Default ./data.' })),
   trustedProxies: Type.Optional(Type.Array(Type.String(), { maxItems: 1000, description: 'CIDRs of proxies whose X-Forwarded-* headers are believed.' })),
   ipRules: Type.Optional(IpRulesSchema('Client addresses every request is checked against, before routing (403 ip_denied).')),
+  geoDatabase: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'A MaxMind-format country database (.mmdb: GeoLite2/GeoIP2 Country or City, DB-IP country), relative to the config file: what ipRules.countries and the impossibleTravel detector look addresses up in. Read at load and on every reload; a changed file reloads the config.' })),
   limits: Type.Optional(LimitsSchema),
   paths: Type.Optional(PathsSchema),
   headers: Type.Optional(HeadersSchema),

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { setsGatewayCookie, withoutGatewayCookies } from './cookies.js';
 import type { IpSet } from '../lib/ip.js';
-import { normaliseIp } from '../lib/ip.js';
+import { isIpv4Compatible, normaliseIp } from '../lib/ip.js';
 import { isProxyAsserted, METHOD_OVERRIDE_HEADERS } from './header-families.js';
 
 /**
@@ -188,7 +188,11 @@ const SCHEME = /^\s*(\S+)\s/;
 
 /**
  * One `X-Forwarded-For` hop as an address: a bare IPv4 or IPv6 address, or the `ip:port` and
- * `[v6]:port` forms some load balancers send. Null when it is not an address.
+ * `[v6]:port` forms some load balancers send, in the one spelling `normaliseIp` gives (IPv6
+ * canonical, IPv4-mapped and NAT64 forms as IPv4). Null when it is not a client address: IPv4
+ * with a leading zero in an octet (`010.1.2.3` is octal 8.1.2.3 to some parsers and 10.1.2.3 to
+ * others), a zone id, the deprecated IPv4-compatible `::a.b.c.d`, anything else node does not
+ * read as an address.
  */
 export function forwardedHopAddress(hop: string): string | null {
   let text = hop.trim();
@@ -198,7 +202,7 @@ export function forwardedHopAddress(hop: string): string | null {
     const rest = text.slice(close + 1);
     if (rest !== '' && (rest.charAt(0) !== ':' || !isPort(rest.slice(1)))) return null;
     text = text.slice(1, close);
-    return isIP(text) === 6 && !text.includes('%') ? normaliseIp(text) : null;
+    return isIP(text) === 6 && !text.includes('%') ? believedV6(text) : null;
   }
   const colon = text.indexOf(':');
   if (colon !== -1 && colon === text.lastIndexOf(':')) {
@@ -208,7 +212,15 @@ export function forwardedHopAddress(hop: string): string | null {
     return isIP(text) === 4 ? text : null;
   }
   // A zone id (`fe80::1%eth0`) names an interface of the sender's host, never a client.
-  return isIP(text) === 0 || text.includes('%') ? null : normaliseIp(text);
+  const family = isIP(text);
+  if (family === 4) return text;
+  return family === 0 || text.includes('%') ? null : believedV6(text);
+}
+
+/** An IPv6 hop normalised, or null when it is IPv4-compatible (see isIpv4Compatible). */
+function believedV6(text: string): string | null {
+  const address = normaliseIp(text);
+  return isIP(address) === 6 && isIpv4Compatible(address) ? null : address;
 }
 
 function isPort(text: string): boolean {

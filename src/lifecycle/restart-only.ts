@@ -47,6 +47,8 @@ const APPLIES: { readonly [K in Exclude<keyof CompiledConfig, 'limits'>]: Applie
   target: 'live',
   trustedProxies: 'live',
   ipRules: 'live',
+  // A changed database file is a new config version: the reload looks addresses up in the new data.
+  geo: 'live',
   requestIdHeader: 'live',
   headerPolicy: 'live',
   credentialQueryParams: 'live',

@@ -316,7 +316,7 @@ export class Gateway implements HandlerHost, AdminHost {
     const config = this.config;
     try {
       await this.audit.open();
-      this.anomalies = await processMonitor(config.audit.anomalies, { logger: this.logger, clock: this.clock, trail: this.audit, metrics: this.metrics });
+      this.anomalies = await processMonitor(config.audit.anomalies, { logger: this.logger, clock: this.clock, trail: this.audit, metrics: this.metrics, geo: config.geo === null ? null : { country: (ip) => this.config.geo?.country(ip) ?? null } });
       this.runtime = { config, path: this.pathFor(config), generation: await this.resources.exclusive(() => this.resources.prepare(config.resources)) };
       this.started = true;
       for (const listener of this.listeners) await listener.listen();

@@ -18,6 +18,9 @@ import { OtlpExporter } from '../src/observability/tracing/otlp-exporter.js';
 import { SPAN_KIND, type SpanData } from '../src/observability/tracing/span-data.js';
 import { parseTraceparent, parseTracestate } from '../src/observability/tracing/trace-context.js';
 import { PassThrough } from 'node:stream';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
@@ -479,6 +482,33 @@ describe('tracing follows the config on reload', () => {
       assert.deepEqual(received(third.upstream, 'traceparent'), []);
       const [record] = await gw.auditFor(third.requestId);
       assert.equal(record?.traceId, undefined);
+    } finally {
+      await gw.close();
+      await receiver.close();
+      await echo.close();
+    }
+  });
+});
+
+describe('the tracing example (examples/tracing), run as documented', () => {
+  it('continues the balancer\'s trace, exports it under the configured service name, and names the forward span upstream', async () => {
+    const echo = await startEcho();
+    const receiver = await startOtlpReceiver();
+    const text = await readFile(fileURLToPath(new URL('../../examples/tracing/gateway.yaml', import.meta.url)), 'utf8');
+    const env = { PORT: '0', ADMIN_PORT: '0', BACKEND_URL: echo.url, OTEL_SERVICE_NAME: 'edge-gateway', TRACE_SAMPLE_RATIO: '1', OTLP_TRACES_ENDPOINT: receiver.url };
+    const gw = await startGateway(parse(text) as ConfigObject, { env });
+    try {
+      const sent = await send(gw, '/api/orders/1', { traceparent: VALID });
+      assert.equal(sent.status, 200);
+      const { root, children } = await treeOf(receiver, sent.requestId);
+      assert.equal(root.name, 'GET orders');
+      assert.equal(root.traceId, TRACE);
+      assert.equal(root.parentSpanId, PARENT);
+      assert.equal(receiver.requests.at(-1)?.serviceName, 'edge-gateway');
+      const forwardSpan = children.find((c) => c.name === 'forward') as ReceivedSpan;
+      assert.deepEqual(received(sent.upstream, 'traceparent'), [`00-${TRACE}-${forwardSpan.spanId}-01`]);
+      const [record] = await gw.auditFor(sent.requestId);
+      assert.equal(record?.traceId, TRACE);
     } finally {
       await gw.close();
       await receiver.close();

@@ -1,9 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { HEADER_NAME_PATTERN, Millis, strict } from './schema-parts.js';
+import { formatted, HEADER_NAME_PATTERN, Millis, strict } from './schema-parts.js';
 
 /** `tracing`: OpenTelemetry traces of the request path, exported over OTLP/HTTP. Absent: off. */
 export const TracingSchema = strict({
-  serviceName: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e][\\x20-\\x7e]*$', description: 'The service.name of the exported spans. Default portcullis.' })),
+  serviceName: Type.Optional(formatted('^[\\x21-\\x7e][\\x20-\\x7e]{0,127}$', 'up to 128 printable ASCII characters, not starting with a space', { description: 'The service.name of the exported spans. Default portcullis.' })),
   sampleRatio: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'The share of requests that start a trace at the gateway which are sampled (0 to 1); a trusted proxy\'s traceparent decides by its sampled flag instead. Default 1.' })),
   exporter: strict({
     endpoint: Type.String({ minLength: 1, maxLength: 2048, description: 'The collector\'s OTLP/HTTP traces URL, e.g. http://collector:4318/v1/traces (http or https; no user name, password, query or fragment; https when headers are set, except on loopback).' }),

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { startEchoUpstream, type EchoUpstream, type EchoedRequest } from './harness/echo.js';
-import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
+import { startGateway, startGatewayProcess, type ConfigObject, type TestGateway } from './harness/gateway.js';
+import { request as httpRequest } from 'node:http';
 import { attribute, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './harness/otlp-receiver.js';
 import { mint, testKey, type TestKey } from './harness/jwt.js';
 import { freePort } from './harness/free-port.js';
@@ -487,6 +488,67 @@ describe('tracing follows the config on reload', () => {
       await receiver.close();
       await echo.close();
     }
+  });
+});
+
+describe('trace ids in the gateway\'s logs', () => {
+  it('a request the brute-force guard blocks a source on is logged with its trace id, the one of its audit record and spans', async () => {
+    const echo = await startEcho();
+    const receiver = await startOtlpReceiver();
+    const key = await testKey('ES256', 'k-logs');
+    const gw = await startGateway({
+      upstreams: { app: { targets: [echo.url] } },
+      authenticators: { users: { type: 'jwt', issuer: 'https://issuer.test/', audience: 'orders-api', algorithms: ['ES256'], publicKeys: [{ pem: key.pem, kid: key.kid }] } },
+      rateLimiting: { bruteForce: { maxFailures: 1, within: '1m', blockFor: '1m', by: ['ip'] } },
+      routes: [{ name: 'orders', match: { path: '/orders/**' }, upstream: 'app', authenticate: ['users'] }],
+      tracing: tracing(receiver.url),
+    });
+    try {
+      const sent = await send(gw, '/orders/1', { authorization: 'Bearer eyJhbGciOiJFUzI1NiJ9.e30.c2ln' });
+      assert.equal(sent.status, 401);
+      const line = gw.logs.map((l) => JSON.parse(l) as { msg?: string; requestId?: string; traceId?: string }).find((l) => l.msg === 'brute-force guard: source blocked');
+      assert.equal(line?.requestId, sent.requestId);
+      const { root } = await treeOf(receiver, sent.requestId);
+      assert.equal(line?.traceId, root.traceId);
+      const [record] = await gw.auditFor(sent.requestId);
+      assert.equal(record?.traceId, root.traceId);
+    } finally {
+      await gw.close();
+      await receiver.close();
+      await echo.close();
+    }
+  });
+});
+
+describe('tracing under start --workers', () => {
+  /** One GET on a fresh connection, so the primary spreads requests over the workers. */
+  function fresh(url: string): Promise<number> {
+    return new Promise((resolve) => {
+      const req = httpRequest(url, { agent: false, headers: { connection: 'close' } }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); });
+      req.on('error', () => resolve(0));
+      req.end();
+    });
+  }
+
+  it('each worker exports its own spans (its own process.pid), and a graceful stop sends what each has queued', async (t) => {
+    const echo = await startEcho();
+    const receiver = await startOtlpReceiver();
+    t.after(async () => { await receiver.close(); await echo.close(); });
+    const proc = await startGatewayProcess({
+      upstreams: { app: { targets: [echo.url] } },
+      routes: [{ name: 'open', match: { path: '/open/**' }, upstream: 'app', public: true }],
+      // An hour: nothing is exported before the stop, which must flush every worker's queue.
+      tracing: { exporter: { endpoint: receiver.url, intervalMs: 3_600_000 } },
+    }, { args: ['--workers', '2'] });
+    t.after(() => proc.stop('SIGKILL').then(() => undefined));
+    for (let i = 0; i < 20; i++) assert.equal(await fresh(`${proc.url}/open/${i}`), 200);
+    assert.equal(receiver.requests.length, 0, 'nothing exported before the interval or the stop');
+    assert.equal(await proc.stop('SIGTERM'), 0);
+    const roots = receiver.spans.filter((s) => s.kind === SERVER);
+    assert.equal(roots.length, 20, 'every request\'s span was flushed at shutdown');
+    const pids = new Set(receiver.requests.map((r) => r.pid));
+    assert.equal(pids.size, 2, 'two workers, each exporting its own');
+    assert.ok(![...pids].includes(proc.child.pid), 'the primary handles no request and exports nothing');
   });
 });
 

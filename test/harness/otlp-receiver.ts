@@ -30,7 +30,7 @@ export interface OtlpReceiver {
   readonly spans: ReceivedSpan[];
   /** Every request body as received, byte for byte. */
   readonly bodies: Buffer[];
-  readonly requests: { readonly contentType: string | undefined; readonly headers: IncomingMessage['headers']; readonly serviceName: string | undefined }[];
+  readonly requests: { readonly contentType: string | undefined; readonly headers: IncomingMessage['headers']; readonly serviceName: string | undefined; readonly pid: number | undefined; readonly spans: number }[];
   /** Resolves with every span once `match` holds for the spans received so far (bounded). */
   waitFor(match: (spans: readonly ReceivedSpan[]) => boolean, timeoutMs?: number): Promise<ReceivedSpan[]>;
   /** Resolves once `count` export requests have arrived (answered or held). */
@@ -54,9 +54,14 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       const body = Buffer.concat(chunks);
       bodies.push(body);
       const parsed = JSON.parse(body.toString('utf8')) as ExportRequest;
-      const resource = parsed.resourceSpans[0]?.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue;
-      requests.push({ contentType: req.headers['content-type'], headers: req.headers, serviceName: resource });
+      const resource = parsed.resourceSpans[0]?.resource.attributes;
+      const pid = resource?.find((a) => a.key === 'process.pid')?.value.intValue;
+      const before = spans.length;
       for (const rs of parsed.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans);
+      requests.push({
+        contentType: req.headers['content-type'], headers: req.headers, serviceName: resource?.find((a) => a.key === 'service.name')?.value.stringValue,
+        pid: pid === undefined ? undefined : Number(pid), spans: spans.length - before,
+      });
       if (held !== null) held.push(res);
       else res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       notify();

@@ -32,12 +32,13 @@ function attributes(flat: readonly (string | number)[]): KeyValue[] {
 /**
  * An OTLP/HTTP request body in the JSON encoding (OTLP's protobuf JSON mapping: ids as hex
  * strings, times as decimal strings of Unix nanoseconds, enums as numbers): one resource (this
- * gateway, `service.name`), one instrumentation scope, the spans.
+ * gateway process: `service.name`, and `process.pid`, which tells the workers of a host apart),
+ * one instrumentation scope, the spans.
  */
 export function otlpTraceRequest(spans: readonly SpanData[], serviceName: string): string {
   return JSON.stringify({
     resourceSpans: [{
-      resource: { attributes: attributes(['service.name', serviceName]) },
+      resource: { attributes: attributes(['service.name', serviceName, 'process.pid', process.pid]) },
       scopeSpans: [{
         scope: { name: 'portcullis' },
         spans: spans.map((s) => ({

@@ -22,6 +22,8 @@ import { PassThrough } from 'node:stream';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
+import { dirname, join } from 'node:path';
+import { verifyJson } from './harness/audit-verify-cli.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
@@ -463,7 +465,7 @@ describe('tracing: an exporter that is down or slow never touches requests', () 
 });
 
 describe('tracing follows the config on reload', () => {
-  it('a changed service name is exported by a new tracer; tracing removed: no traceparent added, no span', async () => {
+  it('a changed service name is exported by a new tracer; tracing removed: no traceparent added, no traceId; the trail verifies', async () => {
     const echo = await startEcho();
     const receiver = await startOtlpReceiver();
     const base: ConfigObject = { upstreams: { app: { targets: [echo.url] } }, routes: [{ name: 'open', match: { path: '/open/**' }, upstream: 'app', public: true }] };
@@ -483,6 +485,11 @@ describe('tracing follows the config on reload', () => {
       assert.deepEqual(received(third.upstream, 'traceparent'), []);
       const [record] = await gw.auditFor(third.requestId);
       assert.equal(record?.traceId, undefined);
+      // Records with and without traceId chain and verify alike.
+      const trail = dirname(join(gw.gateway.config.dataDir, gw.gateway.config.audit.file));
+      await gw.gateway.stop();
+      const { code, report } = await verifyJson([trail]);
+      assert.equal(code, 0, JSON.stringify(report.chains.flatMap((c) => c.problems)));
     } finally {
       await gw.close();
       await receiver.close();

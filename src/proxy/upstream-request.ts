@@ -15,8 +15,8 @@ export interface UpstreamRequestSettings {
  * The one place the upstream request is assembled, from the exchange's facts: the client's
  * surviving headers (the header pass removed what a client may not assert), minus the credential
  * headers the identity stage dropped, plus what the gateway asserts — forwarding facts, the host
- * the request was routed on, an allowed method override, the request id, the trace context and the identity — and
- * the canonical path with the route's rewrite and without credential query parameters. Assembled
+ * the request was routed on, an allowed method override, the request id, the trace context and
+ * the identity — and the canonical path with the route's rewrite and without credential query parameters. Assembled
  * once per exchange (it takes over the header pass's list).
  */
 export function upstreamRequest(ex: Exchange, settings: UpstreamRequestSettings): UpstreamRequest {

@@ -449,9 +449,12 @@ describe('tracing: an exporter that is down or slow never touches requests', () 
     try {
       assert.equal((await send(gw, '/open/slow')).status, 200);
       await receiver.requestsArrived(1);
-      await countReaches(gw, 'traceExports', 'timeout', 1);
-      assert.equal((await send(gw, '/open/slow2')).status, 200);
+      // The next export starts only once the one in flight is over: its arrival means the first timed out.
       await receiver.requestsArrived(2);
+      assert.ok(await counted(gw, 'traceExports', 'timeout') >= 1);
+      assert.ok(await counted(gw, 'traceSpans', 'dropped_export_failed') >= 1);
+      assert.equal(await counted(gw, 'traceSpans', 'exported'), 0);
+      assert.equal((await send(gw, '/open/slow2')).status, 200, 'answered while exports time out');
       const started = performance.now();
       await gw.gateway.stop();
       assert.ok(performance.now() - started < 5000, 'stop is bounded');

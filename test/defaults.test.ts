@@ -10,6 +10,7 @@ import { HTTP2_DEFAULTS } from '../src/config/compile-http2.js';
 import { CLIENT_CREDENTIALS_DEFAULTS } from '../src/config/compile-upstream-auth.js';
 import { jsonSchema } from '../src/config/schema.js';
 import { ASSERTION_DEFAULTS } from '../src/assertion/identity-assertion-section.js';
+import { TRACING_DEFAULTS } from '../src/config/compile-tracing.js';
 
 // One source of truth for each default: the code. The schema's descriptions (what editors show)
 // and docs/configuration.md (the reference) must say the same value.
@@ -164,6 +165,13 @@ describe('defaults agree between the code, the schema and the configuration refe
       'routes[].assertIdentity.header': ASSERTION_DEFAULTS.header,
     };
     const wrong = Object.entries(code).map(([path, value]) => ({ path, code: value, docs: documented.get(path) })).filter((d) => d.docs !== d.code);
+    assert.deepEqual(wrong, []);
+  });
+
+  it('every tracing default in the code is the one docs/configuration.md shows', () => {
+    const wrong = Object.entries(TRACING_DEFAULTS)
+      .map(([key, value]) => ({ path: `tracing.${key}`, code: String(value), docs: documented.get(`tracing.${key}`) }))
+      .filter((d) => d.docs !== d.code);
     assert.deepEqual(wrong, []);
   });
 

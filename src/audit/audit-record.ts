@@ -46,6 +46,8 @@ export interface AuditRecord {
   readonly limit?: string | null;
   /** The request's HTTP version as received (`1.0`, `1.1`, `2.0`); absent when no request was read, and on admin records. */
   readonly httpVersion?: string | null;
+  /** The request's W3C trace id (32 hex digits) when tracing is on; absent otherwise, and on admin records. */
+  readonly traceId?: string | null;
 }
 
 /**
@@ -73,6 +75,7 @@ export const FIELD_MAX_CHARS = Object.freeze({
   configVersion: 64,
   limit: 128,
   httpVersion: 8,
+  traceId: 32,
 });
 
 /**
@@ -124,6 +127,7 @@ export function boundRecord(record: AuditRecord): AuditRecord {
     configVersion: boundText(record.configVersion, c.configVersion),
     limit: boundOptional(record.limit, c.limit),
     httpVersion: boundOptional(record.httpVersion, c.httpVersion),
+    traceId: boundOptional(record.traceId, c.traceId),
   });
 }
 
@@ -176,6 +180,6 @@ export function serialiseRecord(record: AuditRecord): RecordText {
   const stage = record.stage === null ? '' : `"stage":${text(record.stage, c.stage)},`;
   const upstreamStatus = record.upstreamStatus !== null && Number.isFinite(record.upstreamStatus) ? `,"upstreamStatus":${record.upstreamStatus}` : '';
   const d = `${stage}"status":${num(record.status)}${member('tenant', record.tenant, c.tenant)},"time":${text(record.time, c.time)}`
-    + `${member('upstream', record.upstream, c.upstream)}${upstreamStatus}${member('userAgent', record.userAgent, c.userAgent)}}`;
+    + `${member('traceId', record.traceId, c.traceId)}${member('upstream', record.upstream, c.upstream)}${upstreamStatus}${member('userAgent', record.userAgent, c.userAgent)}}`;
   return [a, b, cc, d];
 }

@@ -40,6 +40,8 @@ export interface AuditFacts {
   readonly limit?: string | null;
   /** The HTTP version of a request the gateway read (`1.1`, `2.0`). */
   readonly httpVersion?: string | null;
+  /** The request's trace id, when tracing is on. */
+  readonly traceId?: string | null;
 }
 
 /** The last time formatted, and its text: a busy gateway writes many records in the same millisecond. */
@@ -83,6 +85,7 @@ export function auditRecord(facts: AuditFacts, now: number): AuditRecord {
   };
   if (facts.limit !== undefined) record.limit = facts.limit;
   if (facts.httpVersion !== undefined && facts.httpVersion !== null) record.httpVersion = facts.httpVersion;
+  if (facts.traceId !== undefined && facts.traceId !== null) record.traceId = facts.traceId;
   return record;
 }
 
@@ -126,6 +129,7 @@ export function exchangeFacts(ex: Exchange, configVersion: string): AuditFacts {
     httpVersion: ex.req.httpVersion,
     configVersion,
     limit: ex.limitName,
+    traceId: ex.trace?.traceId ?? null,
   };
 }
 

@@ -34,6 +34,8 @@ import type { UpstreamSpec } from '../proxy/upstream-spec.js';
 import type { UpstreamTls } from '../proxy/upstream-tls.js';
 import type { OAuthServices } from '../authn/oauth/oauth-services.js';
 import { NO_RESOURCES, type Resource, type ResourceCatalog } from '../lifecycle/resources.js';
+import { Tracer } from '../observability/tracing/tracer.js';
+import { compileTracing } from './compile-tracing.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { compileRateLimiting, compileRouteLimits, publicEndpointLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
 import { compileUpstreamTls, DEFAULT_UPSTREAM_TLS_MIN_VERSION } from './compile-upstream-tls.js';
@@ -141,6 +143,8 @@ export interface CompiledConfig {
   readonly audit: CompiledAudit;
   readonly logLevel: LogLevel;
   readonly drainTimeoutMs: number;
+  /** OpenTelemetry tracing (`tracing`), a resource among `resources`; null when the section is absent (off). */
+  readonly tracer: Tracer | null;
 }
 
 /** A listener's bound address. */
@@ -370,6 +374,10 @@ export function compileConfig(
   }
   problems.push(...findConflicts(routes, loaded));
   const audit = compileAudit(raw, loaded, problems);
+  const drainTimeoutMs = raw.shutdown?.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs;
+  const compiledTracer = compileTracing(raw.tracing, drainTimeoutMs, loaded, problems);
+  // A reload with the same tracing settings keeps the running tracer (its queue, its exporter).
+  const tracer = compiledTracer === null ? null : catalog.find(compiledTracer.key, Tracer) ?? compiledTracer;
   const tls = compileServerTls(raw.listen?.https, loaded, problems, new Date((context.clock ?? systemClock).now()));
   const listenHttp = raw.listen?.http ?? {};
   const listenHttps = raw.listen?.https;
@@ -414,7 +422,7 @@ export function compileConfig(
     removedQueryParams,
     upstreams,
     upstreamPools,
-    resources: [...byKey.values(), ...new Set(credentials.values()), ...auth.resources, ...rateLimiting.resources, ...assertionResources, ...(geo.database === null ? [] : [geo.database])],
+    resources: [...byKey.values(), ...new Set(credentials.values()), ...auth.resources, ...rateLimiting.resources, ...assertionResources, ...(geo.database === null ? [] : [geo.database]), ...(tracer === null ? [] : [tracer])],
     authenticators: auth.authenticators,
     identityHeaders: auth.identityHeaders,
     apiKeys: auth.apiKeys,
@@ -426,7 +434,8 @@ export function compileConfig(
     securityHeaders,
     audit,
     logLevel: raw.log?.level ?? 'info',
-    drainTimeoutMs: raw.shutdown?.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs,
+    drainTimeoutMs,
+    tracer,
   });
 }
 

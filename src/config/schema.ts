@@ -4,6 +4,7 @@ import { Bytes, Duration, formatted, HeaderName as HeaderNameOf, Millis, Name as
 import { ApiKeysSchema } from '../authn/api-key/api-keys-section.js';
 import { AUTHENTICATOR_KINDS, type RawAuthenticator } from '../authn/kinds.js';
 import { UpstreamAuthSchema } from './schema-upstream-auth.js';
+import { TracingSchema } from './schema-tracing.js';
 import { CorsPolicySchema, ResponseHeadersSchema, RouteResponseHeadersSchema } from './schema-edge.js';
 import type { Algorithm } from '../ratelimit/algorithms.js';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.js';
@@ -293,6 +294,7 @@ export const GatewayConfigSchema = Type.Object({
   upstreams: Named(UpstreamSchema, { description: 'Named upstream services.' }),
   routes: Type.Array(RouteSchema, { minItems: 1, maxItems: 10000, description: 'Routes. Unmatched requests are answered 404 and never forwarded.' }),
   audit: Type.Optional(AuditSchema),
+  tracing: Type.Optional(TracingSchema),
   log: Type.Optional(strict({
     level: Type.Optional(Type.Unsafe<LogLevel>({ type: 'string', enum: [...LOG_LEVELS], description: 'Log level. Default info.' })),
   }, 'Operational logs (JSON lines on stdout).')),

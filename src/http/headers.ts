@@ -79,6 +79,13 @@ export interface InboundHeaders {
    * or several `Host` fields besides `:authority`. `host` is then the first `Host`.
    */
   readonly authorityMismatch: boolean;
+  /**
+   * W3C Trace Context fields (`traceparent`, `tracestate`) as a trusted proxy sent them, every
+   * field in order; null when it sent none. Never read from anyone else, and kept out of `forward`:
+   * the upstream request assembly decides what is sent (proxy/upstream-request.ts).
+   */
+  readonly traceparent: readonly string[] | null;
+  readonly tracestate: readonly string[] | null;
 }
 
 /**
@@ -115,6 +122,8 @@ export function readInboundHeaders(raw: readonly string[], connection: string | 
   // Where the joined cookie value is in `forward` (HTTP/2 only), or -1.
   let cookieAt = -1;
   let http2 = false;
+  let traceparent: string[] | null = null;
+  let tracestate: string[] | null = null;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
@@ -139,6 +148,10 @@ export function readInboundHeaders(raw: readonly string[], connection: string | 
       case 'x-forwarded-for': if (!underscored) xff = xff === null ? value : `${xff}, ${value}`; continue;
       case 'x-forwarded-proto': if (!underscored) xfp = xfp === null ? value : `${xfp}, ${value}`; continue;
       case 'x-forwarded-host': continue; // recomputed from Host, which routing used
+      // A client must not choose trace ids in the systems behind the gateway (nor join a trace it
+      // does not own): only a trusted proxy's trace context is taken, and never forwarded as is here.
+      case 'traceparent': if (peerTrusted && connectionTokens?.has(normalised) !== true) (traceparent ??= []).push(value); continue;
+      case 'tracestate': if (peerTrusted && connectionTokens?.has(normalised) !== true) (tracestate ??= []).push(value); continue;
       default: break;
     }
     // gunicorn builds PATH_INFO from a client's SCRIPT_NAME header; nginx drops such names too.
@@ -176,7 +189,7 @@ export function readInboundHeaders(raw: readonly string[], connection: string | 
     if (hostCount === 0) { host = authority; hostCount = 1; }
     else authorityMismatch = hostCount > 1 || (host as string).toLowerCase() !== authority.toLowerCase();
   }
-  return { forward, host, hostCount, xForwardedFor: xff, xForwardedProto: xfp, requestId, methodOverride, methodOverrides, ambiguous, authorityMismatch };
+  return { forward, host, hostCount, xForwardedFor: xff, xForwardedProto: xfp, requestId, methodOverride, methodOverrides, ambiguous, authorityMismatch, traceparent, tracestate };
 }
 
 /** The scheme of an `Authorization` value followed by its credential, lower case; '' when there is none. */

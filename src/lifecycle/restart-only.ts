@@ -44,6 +44,8 @@ const APPLIES: { readonly [K in Exclude<keyof CompiledConfig, 'limits'>]: Applie
   },
   // A reload that rotates the assertion keys signs with the new first key and publishes the new set at once.
   identityAssertion: 'live',
+  // A resource: a reload with other tracing settings starts a new tracer and retires the old one (its queue flushed).
+  tracer: 'live',
   target: 'live',
   trustedProxies: 'live',
   ipRules: 'live',

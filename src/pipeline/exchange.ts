@@ -9,6 +9,7 @@ import type { Target } from '../http/target.js';
 import type { UpstreamSpec } from '../proxy/upstream-spec.js';
 import type { LimitDecision } from '../ratelimit/limit-decision.js';
 import type { Routable } from '../routing/router.js';
+import type { RequestTrace } from '../observability/tracing/request-trace.js';
 import type { Denial, DenialCode } from './denials.js';
 
 /**
@@ -322,6 +323,8 @@ export class Exchange {
   bytesIn = 0;
   /** Where the stages count their decisions; null when nothing counts (`explain` runs hypothetical requests). */
   tally: DecisionTally | null = null;
+  /** The request's trace (ids, and stage spans when sampled); null when tracing is off, and in `explain`. */
+  trace: RequestTrace | null = null;
 
   readonly wire: Wire;
 

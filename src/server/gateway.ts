@@ -540,6 +540,7 @@ export class Gateway implements HandlerHost, AdminHost {
     if (socket !== null && this.active.get(socket) === ex) this.active.delete(socket);
     const facts = exchangeFacts(ex, runtime.config.version);
     this.writeAudit(auditRecord(facts, this.clock.now()));
+    if (ex.trace !== null) runtime.config.tracer?.end(ex, ex.trace, facts);
     const m = this.metrics;
     const latencySeconds = (facts.latencyMs ?? 0) / 1000;
     m.request(facts.route ?? '', facts.status, ex.decision, latencySeconds);

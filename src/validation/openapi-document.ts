@@ -94,7 +94,8 @@ export function parseOpenApiDocument(text: string, file: string): OpenApiDocumen
         const pair = current.items.find((p) => isScalar(p.key) && String(p.key.value) === String(part));
         if (pair === undefined) break;
         current = pair.value;
-        const next = isNode(pair.value) ? pair.value : isNode(pair.key) ? pair.key : null;
+        // A block collection starts on the line after its key: the key's line is the one to name.
+        const next = isNode(pair.key) && (isMap(pair.value) || isSeq(pair.value) || !isNode(pair.value)) ? pair.key : isNode(pair.value) ? pair.value : null;
         if (next !== null) node = next;
       } else if (isSeq(current) && current.items[Number(part)] !== undefined) {
         current = current.items[Number(part)];

@@ -168,6 +168,18 @@ function cookieValues(headers: readonly string[] | undefined, wanted: ReadonlySe
 }
 
 /**
+ * Every value of the header field `name` (lower case) as received, one per field line: from the raw
+ * headers, which HTTP/1.x and HTTP/2 requests (and explain's synthetic ones) all carry.
+ */
+function fieldValues(raw: readonly string[], name: string): string[] | undefined {
+  let values: string[] | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if ((raw[i] ?? '').toLowerCase() === name) (values ??= []).push(raw[i + 1] ?? '');
+  }
+  return values;
+}
+
+/**
  * The check of an operation's parameters, compiled: path parameters from the route's segments
  * (percent-decoded once), query parameters (form style), headers and cookies. Unknown query
  * parameters, headers and cookies are allowed. The first failure ends the request with 400
@@ -183,7 +195,7 @@ export function parameterCheck(specs: readonly ParameterSpec[]): ParameterCheck 
     if (target === null) return deny('invalid_parameter', 'no parsed target to check parameters on');
     const fromQuery = query.size === 0 ? new Map<string, string[]>() : queryValues(target.query, query, lenient);
     if (!(fromQuery instanceof Map)) return fromQuery;
-    const fromCookies = cookies.size === 0 ? new Map<string, string[]>() : cookieValues(ex.req.headersDistinct.cookie, cookies);
+    const fromCookies = cookies.size === 0 ? new Map<string, string[]>() : cookieValues(fieldValues(ex.req.rawHeaders, 'cookie'), cookies);
     for (const spec of specs) {
       let texts: readonly string[] | undefined;
       switch (spec.in) {
@@ -198,7 +210,7 @@ export function parameterCheck(specs: readonly ParameterSpec[]): ParameterCheck 
         }
         case 'query': texts = fromQuery.get(spec.name); break;
         case 'header': {
-          const values = ex.req.headersDistinct[spec.name.toLowerCase()];
+          const values = fieldValues(ex.req.rawHeaders, spec.name.toLowerCase());
           // Simple style: a list is one comma-separated value; repeated fields are that list folded (RFC 9110 §5.3).
           texts = values === undefined ? undefined : spec.shape.kind === 'array' ? [values.flatMap((v) => v.split(',').map((item) => item.trim())).join(',')] : values;
           break;

@@ -288,9 +288,10 @@ export function operationContract(doc: OpenApiDocument, schemas: SchemaCompiler,
     const validate = p.value.schema === undefined ? null : compileAt(doc, schemas, schemaPath, `${p.in} parameter ${clip(p.name)}`);
     specs.push({ name: p.name, in: p.in, required, shape, validate, segment });
   }
+  const body = bodyContract(doc, schemas, op);
   const undeclared = template.find((t) => t.kind === 'param' && !pathNames.has(t.name));
   if (undeclared !== undefined && undeclared.kind === 'param') {
     throw new OpenApiError(`path parameter {${clip(undeclared.name)}} of ${clip(op.template)} is not declared in parameters`, doc.where(op.path));
   }
-  return { source, ...bodyContract(doc, schemas, op), parameters: parameterCheck(specs) };
+  return { source, ...body, parameters: parameterCheck(specs) };
 }

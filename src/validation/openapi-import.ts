@@ -1,4 +1,4 @@
-import { Document, isMap, isSeq, type YAMLMap } from 'yaml';
+import { Document, isMap, isSeq } from 'yaml';
 import { compilePattern } from '../routing/pattern.js';
 import { NAME_PATTERN } from '../config/schema-parts.js';
 import { findOperation, listOperations, operationContract, SchemaCompiler, templateSegments, type OpenApiOperation } from './openapi.js';
@@ -137,7 +137,7 @@ export function importOpenApi(doc: OpenApiDocument, options: ImportOptions): Imp
       const op = routes[i]?.op;
       if (op === undefined || !isMap(item)) return;
       const summary = valueAt(doc.root, [...op.path, 'summary']);
-      (item as YAMLMap).commentBefore = ` ${op.method} ${op.template}${typeof summary === 'string' ? ` — ${clip(summary)}` : ''}`;
+      (item).commentBefore = ` ${op.method} ${op.template}${typeof summary === 'string' ? ` — ${clip(summary)}` : ''}`;
       // Short collections on one line each, so a route reads as a block of a few lines.
       for (const key of ['match', 'authenticate', 'authorize']) {
         const node = item.get(key, true);
@@ -146,7 +146,7 @@ export function importOpenApi(doc: OpenApiDocument, options: ImportOptions): Imp
       const validate = item.get('validate', true);
       const openapi = isMap(validate) ? validate.get('openapi', true) : null;
       if (isMap(openapi)) openapi.flow = true;
-      const authorize = (item as YAMLMap).items.find((p) => (p.key as { value?: unknown }).value === 'authorize');
+      const authorize = (item).items.find((p) => (p.key as { value?: unknown }).value === 'authorize');
       if (authorize !== undefined) (authorize.key as { commentBefore?: string | null }).commentBefore = ' No policy yet: replace with what this operation requires.';
     });
   }

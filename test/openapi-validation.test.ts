@@ -4,9 +4,16 @@
 import assert from 'node:assert/strict';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { readFileSync } from 'node:fs';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { startBodyUpstream, type BodyUpstream } from './harness/body-upstream.js';
+import { startGateway, type TestGateway } from './harness/gateway.js';
+import { configProblems } from './harness/config.js';
 import { Exchange } from '../src/pipeline/exchange.js';
 import { compilePattern } from '../src/routing/pattern.js';
 import { parseTarget } from '../src/http/target.js';
@@ -431,4 +438,146 @@ describe('JSON bodies', () => {
     assert.equal(c.body?.(`${'a'.repeat(50_000)}!`)?.pointer, '');
     assert.equal(c.body?.('a'.repeat(50_000)), null);
   });
+});
+
+/** A value planted in hostile requests: it must never come back in a response or a reason. */
+const MARKER = 'MRK-91zq';
+
+describe('validate.openapi through a real gateway and a loopback upstream', () => {
+  let up: BodyUpstream;
+  let gw: TestGateway;
+  const route = (name: string, path: string, method: string, operation: string): Record<string, unknown> => ({
+    name, match: { path, methods: [method] }, upstream: 'app', public: true, validate: { openapi: { document: 'petstore.yaml', operation } },
+  });
+  before(async () => {
+    up = await startBodyUpstream();
+    gw = await startGateway({
+      upstreams: { app: { targets: [up.url] } },
+      routes: [
+        route('list', '/pets', 'GET', 'listPets'),
+        route('create', '/pets', 'POST', 'createPet'),
+        route('show', '/pets/{id}', 'GET', 'GET /pets/{petId}'),
+        route('update', '/pets/{id}', 'PATCH', 'updatePet'),
+        { ...route('remove', '/api/pets/*', 'DELETE', 'deletePet'), rewrite: { stripPrefix: '/api' } },
+      ],
+    }, { beforeStart: (dir) => copyFile(PETSTORE, join(dir, 'petstore.yaml')) });
+  });
+  after(async () => {
+    await gw.close();
+    await up.close();
+  });
+
+  interface Answer { status: number; code: string | null; pointer: string | undefined; text: string; requestId: string }
+  async function send(method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Answer> {
+    const res = await request(`${gw.url}${path}`, { method, headers, ...(body === undefined ? {} : { body }) });
+    const text = await res.body.text();
+    let code: string | null = null;
+    let pointer: string | undefined;
+    if (res.statusCode >= 400) {
+      const problem = JSON.parse(text) as { type?: string; pointer?: string };
+      code = problem.type?.split(':').at(-1) ?? null;
+      pointer = problem.pointer;
+    }
+    return { status: res.statusCode, code, pointer, text, requestId: String(res.headers['x-request-id']) };
+  }
+
+  const KEY = { 'idempotency-key': 'a1b2c3d4e5f6a7b8' };
+  const JSON_TYPE = { 'content-type': 'application/json' };
+  /** [what, method, path, headers, body, status, code, pointer] */
+  const refused: readonly (readonly [string, string, string, Record<string, string>, string | undefined, number, string, string | undefined])[] = [
+    ['a query value above its maximum', 'GET', `/pets?limit=500&sort=${MARKER}`, {}, undefined, 400, 'invalid_parameter', '/query/limit'],
+    ['a repeated query parameter', 'GET', '/pets?limit=5&limit=6', {}, undefined, 400, 'invalid_parameter', '/query/limit'],
+    ['a query parameter spelt for a lenient server', 'GET', '/pets?limit=5&Limit=5000', {}, undefined, 400, 'invalid_parameter', '/query/limit'],
+    ['an enum value outside the list', 'GET', `/pets?sort=${MARKER}`, {}, undefined, 400, 'invalid_parameter', '/query/sort'],
+    ['an encoded NUL in a query value', 'GET', '/pets?sort=name%00', {}, undefined, 400, 'invalid_parameter', '/query/sort'],
+    ['a path parameter that is not an integer', 'GET', `/pets/${MARKER}`, {}, undefined, 400, 'invalid_parameter', '/path/petId'],
+    ['a missing required header', 'DELETE', '/api/pets/7', {}, undefined, 400, 'invalid_parameter', '/header/X-Confirm'],
+    ['a required header with another value', 'DELETE', '/api/pets/7', { 'x-confirm': MARKER }, undefined, 400, 'invalid_parameter', '/header/X-Confirm'],
+    ['a header failing its pattern', 'POST', '/pets', { 'idempotency-key': `${MARKER}!`, ...JSON_TYPE }, '{"name":"Rex"}', 400, 'invalid_parameter', '/header/Idempotency-Key'],
+    ['a body missing a required member', 'POST', '/pets', { ...KEY, ...JSON_TYPE }, `{"tags":["${MARKER.toLowerCase()}"]}`, 422, 'schema_violation', '/name'],
+    ['a body with an unknown member', 'POST', '/pets', { ...KEY, ...JSON_TYPE }, `{"name":"Rex","owner":"${MARKER}"}`, 422, 'schema_violation', ''],
+    ['a nested recursive schema failure', 'POST', '/pets', { ...KEY, ...JSON_TYPE }, `{"name":"Rex","category":{"name":"a","parent":{"name":"${'x'.repeat(65)}"}}}`, 422, 'schema_violation', '/category/parent/name'],
+    ['a body of a media type the operation does not take', 'POST', '/pets', { ...KEY, 'content-type': 'text/plain' }, MARKER, 415, 'unsupported_media_type', undefined],
+    ['JSON where the operation takes merge-patch', 'PATCH', '/pets/3', JSON_TYPE, '{"name":"Rex"}', 415, 'unsupported_media_type', undefined],
+    ['an empty merge patch', 'PATCH', '/pets/3', { 'content-type': 'application/merge-patch+json' }, '{}', 422, 'schema_violation', ''],
+    ['no body where one is required', 'POST', '/pets', KEY, undefined, 400, 'invalid_body', ''],
+    ['malformed JSON', 'POST', '/pets', { ...KEY, ...JSON_TYPE }, `{"name":"${MARKER}",}`, 400, 'invalid_body', ''],
+  ];
+  for (const [what, method, path, headers, body, status, code, pointer] of refused) {
+    it(`refuses ${what} with ${status} ${code}${pointer === undefined ? '' : ` at "${pointer}"`}, forwarding nothing`, async () => {
+      const before = up.received.length;
+      const got = await send(method, path, headers, body);
+      assert.equal(got.status, status, got.text);
+      assert.equal(got.code, code);
+      assert.equal(got.pointer, pointer);
+      assert.ok(!got.text.includes(MARKER), 'no value of the request in the response');
+      assert.equal(up.received.length, before, 'nothing forwarded');
+      const records = await gw.auditFor(got.requestId);
+      assert.equal(records.length, 1, 'one audit record');
+      assert.equal(records[0]?.reason, code);
+      assert.equal(records[0]?.decision, 'deny');
+      assert.ok(!(records[0]?.detail ?? '').includes(MARKER), 'no value of the request in the audit detail');
+    });
+  }
+
+  it('forwards conforming requests, the body byte for byte and the path as matched', async () => {
+    const body = '{"name":"Rex","tags":["dog"],"category":{"name":"dogs","parent":{"name":"mammals"}}}';
+    const created = await send('POST', '/pets', { ...KEY, ...JSON_TYPE }, body);
+    assert.equal(created.status, 200, created.text);
+    assert.equal(up.received.at(-1)?.body.toString('utf8'), body);
+    for (const [method, path, headers] of [['GET', '/pets?limit=10&tag=dog&tag=cat&sort=age', {}], ['GET', '/pets/42', {}], ['DELETE', '/api/pets/42', { 'x-confirm': 'delete' }]] as const) {
+      const got = await send(method, path, headers);
+      assert.equal(got.status, 200, `${method} ${path}: ${got.text}`);
+      assert.equal(up.received.at(-1)?.url, path.replace(/^\/api/, ''));
+    }
+    const patched = await send('PATCH', '/pets/3', { 'content-type': 'application/merge-patch+json' }, '{"tags":[]}');
+    assert.equal(patched.status, 200, patched.text);
+  });
+});
+
+describe('validate.openapi config errors', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'portcullis-openapi-config-'));
+    await copyFile(PETSTORE, join(dir, 'petstore.yaml'));
+    await writeFile(join(dir, 'v30.yaml'), 'openapi: 3.0.3\ninfo: { title: t, version: "1" }\npaths: {}\n');
+    await writeFile(join(dir, 'remote.yaml'), doc("paths:\n  /pets:\n    get:\n      operationId: listPets\n      parameters:\n        - $ref: 'https://evil.example/params.yaml#/limit'\n"));
+    await writeFile(join(dir, 'big.yaml'), `openapi: 3.1.0\n#${'x'.repeat(4 * 1024 * 1024)}\n`);
+  });
+  after(async () => { await rm(dir, { recursive: true, force: true }); });
+
+  const config = (validate: string, path = '/pets', methods = '[GET]'): string => `upstreams:
+  app: { targets: [http://127.0.0.1:3001] }
+routes:
+  - name: pets
+    match: { path: "${path}", methods: ${methods} }
+    upstream: app
+    public: true
+    validate:
+${validate}`;
+  const problems = (validate: string, path?: string, methods?: string): string[] => configProblems(config(validate, path, methods), {}, join(dir, 'gateway.yaml'));
+
+  it('loads a route validated against an operation', () => {
+    assert.deepEqual(problems('      openapi: { document: petstore.yaml, operation: listPets }\n'), []);
+    assert.deepEqual(problems('      openapi: { document: petstore.yaml, operation: "GET /pets/{petId}" }\n      json: { maxDepth: 8 }\n', '/v1/pets/{id}'), []);
+  });
+
+  const cases: readonly (readonly [string, string, string | undefined, string | undefined, RegExp])[] = [
+    ['a missing document', '      openapi: { document: missing.yaml, operation: listPets }\n', undefined, undefined, /gateway\.yaml:9:\d+: routes\[0\]\.validate\.openapi\.document: cannot read missing\.yaml: ENOENT.*relative to this config/],
+    ['a document over 4 MiB', '      openapi: { document: big.yaml, operation: listPets }\n', undefined, undefined, /validate\.openapi\.document: cannot read big\.yaml: EFBIG/],
+    ['an OpenAPI 3.0 document', '      openapi: { document: v30.yaml, operation: listPets }\n', undefined, undefined, /validate\.openapi\.document: v30\.yaml:1: openapi is "3\.0\.3"; only OpenAPI 3\.1\.x/],
+    ['a remote reference', '      openapi: { document: remote.yaml, operation: listPets }\n', undefined, undefined, /validate\.openapi\.document: remote\.yaml:8: \$ref "https:\/\/evil\.example\/params\.yaml#\/limit" is not a local reference/],
+    ['an unknown operation', '      openapi: { document: petstore.yaml, operation: listCats }\n', undefined, undefined, /validate\.openapi\.operation: petstore\.yaml:8: no operation with operationId "listCats"/],
+    ['a route path that does not fit', '      openapi: { document: petstore.yaml, operation: showPetById }\n', '/pets/{id}/photos', undefined, /validate\.openapi\.operation: petstore\.yaml:\d+: the route's path \/pets\/\{id\}\/photos does not fit/],
+    ['route methods that are not the operation\'s', '      openapi: { document: petstore.yaml, operation: listPets }\n', undefined, '[GET, POST]', /validate\.openapi\.operation: .*takes GET \(and HEAD\) only/],
+    ['contentTypes beside openapi', '      openapi: { document: petstore.yaml, operation: listPets }\n      contentTypes: [application/json]\n', undefined, undefined, /validate\.contentTypes: the OpenAPI operation .* gives the accepted media types: remove contentTypes/],
+    ['jsonSchema beside openapi', '      openapi: { document: petstore.yaml, operation: listPets }\n      jsonSchema: { type: object }\n', undefined, undefined, /validate\.jsonSchema: .*remove jsonSchema/],
+    ['an unknown option under openapi', '      openapi: { document: petstore.yaml, operation: listPets, strict: false }\n', undefined, undefined, /validate\.openapi/],
+  ];
+  for (const [what, validate, path, methods, message] of cases) {
+    it(`refuses ${what}, naming the option and the document's line`, () => {
+      const got = problems(validate, path, methods);
+      assert.ok(got.some((p) => message.test(p)), got.join('\n'));
+    });
+  }
 });

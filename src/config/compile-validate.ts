@@ -6,6 +6,8 @@ import type { RawRoute } from './schema.js';
 import type { BodyValidator, JsonLimits, MediaTypeRule, RequestContract } from '../validation/contract.js';
 import { compileJsonSchema, SchemaCompileError } from '../validation/json-schema.js';
 import { isJsonMediaType } from '../validation/media-type.js';
+import type { OperationRoute } from '../validation/openapi.js';
+import { compileOpenApiOperation } from './compile-openapi.js';
 
 type At = (...path: (string | number)[]) => (string | number)[];
 
@@ -25,7 +27,7 @@ export const VALIDATE_DEFAULTS = Object.freeze({
  * One source of truth for media types: a route with `validate` takes them from
  * `validate.contentTypes`, and `limits.contentTypes` beside it is a load error.
  */
-export function compileValidate(r: RawRoute, at: At, loaded: LoadedConfig, problems: ConfigProblem[]): RequestContract | null {
+export function compileValidate(r: RawRoute, at: At, loaded: LoadedConfig, problems: ConfigProblem[], route: OperationRoute): RequestContract | null {
   const v = r.validate;
   if (v === undefined) return null;
   const before = problems.length;
@@ -33,6 +35,17 @@ export function compileValidate(r: RawRoute, at: At, loaded: LoadedConfig, probl
   if (r.serve !== undefined) problems.push(loaded.problem(here(), `a route the gateway serves (${r.serve}) reads its own requests: remove validate`));
   if (r.limits?.contentTypes !== undefined) {
     problems.push(loaded.problem(at('limits', 'contentTypes'), 'on a route with validate, validate.contentTypes says which media types are accepted: move these types there and remove limits.contentTypes'));
+  }
+  if (v.openapi !== undefined) {
+    for (const option of ['contentTypes', 'jsonSchema', 'bodyRequired'] as const) {
+      if (v[option] !== undefined) problems.push(loaded.problem(here(option), `the OpenAPI operation (validate.openapi) gives the ${option === 'bodyRequired' ? 'requestBody\'s required' : option === 'jsonSchema' ? 'body\'s schema' : 'accepted media types'}: remove ${option}`));
+    }
+    const operation = compileOpenApiOperation(v.openapi, (...path) => here('openapi', ...path), route, loaded, problems);
+    if (operation === null || problems.length > before) return null;
+    const charsets = new Set(v.charsets ?? VALIDATE_DEFAULTS.charsets);
+    const utf8 = new Set(['utf-8']);
+    const mediaTypes = operation.mediaTypes === null ? null : new Map<string, MediaTypeRule>([...operation.mediaTypes].map(([t, rule]) => [t, Object.freeze({ json: rule.json, charsets: rule.json ? utf8 : charsets })]));
+    return Object.freeze({ ...operation, mediaTypes, json: Object.freeze({ ...VALIDATE_DEFAULTS.json, ...v.json }) });
   }
   const types = v.contentTypes ?? VALIDATE_DEFAULTS.contentTypes;
   const charsets = new Set(v.charsets ?? VALIDATE_DEFAULTS.charsets);

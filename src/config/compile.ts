@@ -505,7 +505,7 @@ function compileRoute(
   const stripPrefix = rewrite.stripPrefix === undefined || rewrite.stripPrefix === '/' ? null : rewrite.stripPrefix.replace(/\/$/, '');
   const addPrefix = rewrite.addPrefix === undefined || rewrite.addPrefix === '/' ? null : rewrite.addPrefix.replace(/\/$/, '');
   const maxBodyBytes = r.limits?.maxBodyBytes ?? defaults.maxBodyBytes;
-  const contract = compileValidate(r, at, loaded, problems);
+  const contract = compileValidate(r, at, loaded, problems, { pattern, methods, allowSemicolon });
   // With validate, its media types are the route's (compileValidate refuses limits.contentTypes beside it).
   const contentTypes = r.validate !== undefined ? contractContentTypes(contract) : r.limits?.contentTypes === undefined ? null : new Set(r.limits.contentTypes);
   const allowBodyOn = new Set<string>(r.limits?.allowBodyOn ?? []);

@@ -26,19 +26,19 @@ export class ConfigFiles {
 
   /**
    * The file's text (UTF-8), or a message saying why it cannot be used (missing, unreadable, too
-   * large). Failed reads are recorded too, so a file that appears later changes the version.
+   * large: above `maxBytes`, by default the reader's). Failed reads are recorded too, so a file that appears later changes the version.
    */
-  readText(file: string): { readonly ok: true; readonly text: string } | { readonly ok: false; readonly message: string } {
-    const read = this.readBytes(file);
+  readText(file: string, maxBytes: number = this.maxBytes): { readonly ok: true; readonly text: string } | { readonly ok: false; readonly message: string } {
+    const read = this.readBytes(file, maxBytes);
     return read.ok ? { ok: true, text: read.bytes.toString('utf8') } : read;
   }
 
   /** The file's bytes (DER OCSP responses and other binary files), recorded like `readText`. */
-  readBytes(file: string): { readonly ok: true; readonly bytes: Buffer } | { readonly ok: false; readonly message: string } {
+  readBytes(file: string, maxBytes: number = this.maxBytes): { readonly ok: true; readonly bytes: Buffer } | { readonly ok: false; readonly message: string } {
     const path = isAbsolute(file) ? file : resolve(this.baseDir, file);
     let bytes: Buffer;
     try {
-      bytes = readBounded(path, this.maxBytes);
+      bytes = readBounded(path, maxBytes);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       this.records.set(path, { path, digest: `unreadable:${code}` });

@@ -28,5 +28,8 @@ export const ValidateSchema = strict({
   })),
   bodyRequired: Type.Optional(Type.Boolean({ description: 'Whether a request must carry a body (400 invalid_body when it has none). Default false.' })),
   json: Type.Optional(JsonLimitsSchema),
-  // `openapi: { document, operation }` (a contract from an OpenAPI 3.1 operation) joins here.
+  openapi: Type.Optional(strict({
+    document: Type.String({ minLength: 1, maxLength: 1024, description: 'The OpenAPI 3.1.x document (YAML or JSON, at most 4 MiB, local $refs only), relative to this config.' }),
+    operation: Type.String({ minLength: 1, maxLength: 1024, description: 'The operation: its operationId, or METHOD /path/template as in the document (GET /pets/{petId}).' }),
+  }, 'Validate against an OpenAPI 3.1 operation (see docs/openapi.md): its path, query, header and cookie parameters (400 invalid_parameter), its requestBody media types (415) and JSON schema (422). The route\'s path must be the operation\'s path (after an optional literal prefix) and its methods the operation\'s. Not with contentTypes, jsonSchema or bodyRequired, which the operation gives.')),
 }, 'Request validation (see docs/validation.md): the body\'s media type and charset, its JSON structure within limits, and its JSON Schema. Runs after authorization.');

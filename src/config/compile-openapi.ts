@@ -22,7 +22,7 @@ const readByConfig = new WeakMap<LoadedConfig, Map<string, Read>>();
 
 function readDocument(file: string, loaded: LoadedConfig): Read {
   let cache = readByConfig.get(loaded);
-  if (cache === undefined) readByConfig.set(loaded, cache = new Map());
+  if (cache === undefined) readByConfig.set(loaded, cache = new Map<string, Read>());
   let read = cache.get(file);
   if (read === undefined) {
     const text = loaded.files.readText(file, MAX_OPENAPI_DOCUMENT_BYTES);

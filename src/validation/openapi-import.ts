@@ -38,7 +38,7 @@ const NAME = new RegExp(NAME_PATTERN);
 /** A route name from an operationId (or method and path): letters, digits, `_`, `.`, `-`, unique. */
 function routeName(op: OpenApiOperation, taken: Set<string>): string {
   const base = (op.operationId ?? `${op.method.toLowerCase()}-${op.template}`)
-    .replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').replace(/-+$/, '').slice(0, 60) || op.method.toLowerCase();
+    .replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/-{2,}/g, '-').replace(/^[^A-Za-z0-9]+/, '').replace(/-+$/, '').slice(0, 60) || op.method.toLowerCase();
   let name = base;
   for (let n = 2; taken.has(name.toLowerCase()) || !NAME.test(name); n++) name = `${base.slice(0, 60)}-${n}`;
   taken.add(name.toLowerCase());

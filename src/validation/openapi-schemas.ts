@@ -82,7 +82,9 @@ export function failureOf(errors: readonly ErrorObject[] | null | undefined, bas
   let pointer = base + error.instancePath;
   const missing = (error.params as { missingProperty?: unknown }).missingProperty;
   if (error.keyword === 'required' && typeof missing === 'string') pointer += `/${missing.replace(/~/g, '~0').replace(/\//g, '~1')}`;
-  return { pointer: boundedPointer(pointer), reason: `${error.message ?? error.keyword} (schema ${error.schemaPath})` };
+  // The document's internal URI is noise in a reason: the schema path within the document is what helps.
+  const schemaPath = error.schemaPath.replace(/^urn:portcullis:openapi:[^#]*#/, '#');
+  return { pointer: boundedPointer(pointer), reason: `${error.message ?? error.keyword} (schema ${schemaPath.length > 200 ? `${schemaPath.slice(0, 200)}…` : schemaPath})` };
 }
 
 /** A pointer of at most MAX_POINTER_CHARS, cut after a whole token: still a valid RFC 6901 pointer to an enclosing location. */

@@ -201,8 +201,8 @@ describe('finding an operation and fitting it to its route', () => {
     ['a parameter with two types', "parameters:\n        - { name: q, in: query, schema: { type: [string, integer] } }", /several types/, 'api.yaml:8'],
     ['a misspelt schema keyword (strict)', "parameters:\n        - { name: q, in: query, schema: { type: string, maxLenght: 3 } }", /unknown keyword: "maxLenght"/, 'api.yaml:8'],
     ['an unknown format', "parameters:\n        - { name: q, in: query, schema: { type: string, format: colour } }", /unknown format "colour"/, 'api.yaml:8'],
-    ['a pattern with a lookahead (no linear-time match)', "parameters:\n        - { name: q, in: query, schema: { type: string, pattern: '^(?=a)a+$' } }", /not supported.*linear time/, 'api.yaml:8'],
-    ['a pattern with a backreference', "parameters:\n        - { name: q, in: query, schema: { type: string, pattern: '^(a)\\1$' } }", /not supported/, 'api.yaml:8'],
+    ['a pattern with a lookahead (no linear-time match)', "parameters:\n        - { name: q, in: query, schema: { type: string, pattern: '^(?=a)a+$' } }", /unsupported Perl syntax/, 'api.yaml:8'],
+    ['a pattern with a backreference', "parameters:\n        - { name: q, in: query, schema: { type: string, pattern: '^(a)\\1$' } }", /invalid escape sequence|unsupported/, 'api.yaml:8'],
     ['a media range', "requestBody:\n        content:\n          '*/*': { schema: { type: string } }", /media range|range/, 'api.yaml:9'],
     ['JSON media types with different schemas', "requestBody:\n        content:\n          application/json: { schema: { type: object } }\n          application/merge-patch+json: { schema: { type: array } }", /different schemas/, 'api.yaml:10'],
     ['a requestBody without content', "requestBody: { required: true }", /needs content/, 'api.yaml:7'],
@@ -411,7 +411,7 @@ describe('JSON bodies', () => {
     const t = doc("paths:\n  /s:\n    post:\n      operationId: s\n      requestBody:\n        content:\n          application/json:\n            schema: { type: object, additionalProperties: { type: object, additionalProperties: { type: integer } } }\n");
     const c = contractOf(t, 's', '/s', ['POST']);
     assert.equal(c.body?.({ 'a/b': { 'c~d': 'x' } })?.pointer, '/a~1b/c~0d');
-    const long = 'k'.repeat(300);
+    const long = 'k'.repeat(1100);
     const p = c.body?.({ [long]: { x: 'y' } })?.pointer;
     assert.equal(p, '', 'a pointer past the bound is cut to an enclosing location');
   });

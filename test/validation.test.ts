@@ -68,6 +68,10 @@ describe('request validation (validate)', () => {
           validate: { bodyRequired: true },
         },
         {
+          name: 'notes', match: { path: '/notes', methods: ['GET', 'POST'] }, upstream: 'app', public: true,
+          validate: { contentTypes: ['application/json', 'text/plain'], charsets: ['utf-8', 'iso-8859-1'], jsonSchema: { type: 'string', maxLength: 5 } },
+        },
+        {
           name: 'redos', match: { path: '/redos', methods: ['POST'] }, upstream: 'app', public: true,
           validate: { jsonSchema: { type: 'string', pattern: '^(a+)+$' } },
         },
@@ -169,6 +173,34 @@ describe('request validation (validate)', () => {
     const before = up.received.length;
     await assertRefused(await send('/redos', JSON.stringify(`${'a'.repeat(5000)}!`)), 422, 'schema_violation', '', before);
     assert.equal((await send('/redos', '"aaaa"')).status, 200);
+  });
+
+  it('passes a request without a body, and streams a listed non-JSON type unread in a listed charset', async () => {
+    const before = up.received.length;
+    const get = await request(`${gw.url}/notes`);
+    assert.equal(get.statusCode, 200);
+    await get.body.dump();
+    const latin1 = Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x7b]); // "café{": not JSON, not UTF-8, and not read
+    assert.equal((await send('/notes', latin1, 'text/plain; charset=iso-8859-1')).status, 200);
+    assert.deepEqual(up.received.at(-1)?.body, latin1);
+    assert.equal(up.received.length, before + 2);
+    await assertRefused(await send('/notes', 'x', 'text/plain; charset=utf-16'), 415, 'unsupported_media_type', undefined, before + 2);
+    await assertRefused(await send('/notes', `"${MARKER}"`), 422, 'schema_violation', '', before + 2);
+  });
+
+  it('answers Expect: 100-continue before reading a body it validates', async () => {
+    const before = up.received.length;
+    const body = `{"items":[${item}]}`;
+    const result = await wire(gw.port, [requestHead('POST', '/orders', ['Content-Type: application/json', `Content-Length: ${body.length}`, 'Expect: 100-continue']), body], { awaitContinue: true });
+    assert.deepEqual(result.responses.map((r) => r.status), [100, 200]);
+    assert.deepEqual(up.received.at(-1)?.body, Buffer.from(body));
+    assert.equal(up.received.length, before + 1);
+  });
+
+  it('audits the schema keyword and location, never the value', async () => {
+    const got = await send('/orders', `{"items":[{"sku":"ABC-1","qty":0}],"note":"${MARKER}"}`);
+    const [record] = await gw.auditFor(got.requestId);
+    assert.match(record?.detail ?? '', /^routes\[0\]\.validate: schema: minimum failed at #\/properties\/items\/items\/properties\/qty\/minimum$/);
   });
 
   describe('content type and charset', () => {

@@ -1,7 +1,8 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { isObject, pointerOf, type DocPath, type OpenApiDocument } from './openapi-document.js';
-import { LINEAR_REGEXP } from './linear-regexp.js';
+import { patternEngine } from './json-schema.js';
+import { boundedPointer, pointerSegment } from './json-body.js';
 import type { ValidationFailure } from './contract.js';
 
 /** OpenAPI's own keywords in a Schema Object: annotations, not assertions (OpenAPI 3.1 §4.8.24). */
@@ -9,15 +10,12 @@ const OPENAPI_SCHEMA_KEYWORDS = ['discriminator', 'xml', 'externalDocs', 'exampl
 /** The top-level fields of an OpenAPI document: the document is the root every reference resolves in. */
 const DOCUMENT_FIELDS = ['openapi', 'info', 'jsonSchemaDialect', 'servers', 'paths', 'webhooks', 'components', 'security', 'tags'];
 
-/** Longest pointer sent to a client: a deeper location is cut at a whole reference token. */
-const MAX_POINTER_CHARS = 256;
-
 /**
  * Compiles the schemas of one OpenAPI document with Ajv (JSON Schema 2020-12). The document itself
  * is the root schema, so every `#/components/…` reference, recursive ones included, resolves
  * inside it and Ajv handles cycles; each compiled validator is a `$ref` to one schema's location.
  * Strict on keywords (a misspelt keyword is a load error), OpenAPI's annotations and `x-`
- * extensions allowed; `pattern` runs on a linear-time engine; formats: those of ajv-formats and
+ * extensions allowed; `pattern` runs on the same engine as `validate.jsonSchema` (RE2, linear time; see json-schema.ts); formats: those of ajv-formats and
  * OpenAPI's int32, int64, float, double, byte, binary and password; an unknown format is a load error.
  */
 export class SchemaCompiler {
@@ -29,7 +27,7 @@ export class SchemaCompiler {
     this.documentId = `urn:portcullis:openapi:${encodeURIComponent(document.file)}`;
     this.ajv = new Ajv2020({
       strictSchema: true, strictNumbers: true, strictTypes: false, strictTuples: false, strictRequired: false,
-      allErrors: false, validateFormats: true, code: { regExp: LINEAR_REGEXP },
+      allErrors: false, validateFormats: true, code: { regExp: patternEngine },
     });
     addFormats.default(this.ajv);
     this.ajv.addFormat('int32', { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= -2147483648 && n <= 2147483647 });
@@ -81,15 +79,8 @@ export function failureOf(errors: readonly ErrorObject[] | null | undefined, bas
   if (error === undefined) return { pointer: base === '' ? '' : base, reason: 'does not match the schema' };
   let pointer = base + error.instancePath;
   const missing = (error.params as { missingProperty?: unknown }).missingProperty;
-  if (error.keyword === 'required' && typeof missing === 'string') pointer += `/${missing.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+  if (error.keyword === 'required' && typeof missing === 'string') pointer += `/${pointerSegment(missing)}`;
   // The document's internal URI is noise in a reason: the schema path within the document is what helps.
   const schemaPath = error.schemaPath.replace(/^urn:portcullis:openapi:[^#]*#/, '#');
   return { pointer: boundedPointer(pointer), reason: `${error.message ?? error.keyword} (schema ${schemaPath.length > 200 ? `${schemaPath.slice(0, 200)}…` : schemaPath})` };
-}
-
-/** A pointer of at most MAX_POINTER_CHARS, cut after a whole token: still a valid RFC 6901 pointer to an enclosing location. */
-export function boundedPointer(pointer: string): string {
-  if (pointer.length <= MAX_POINTER_CHARS) return pointer;
-  const cut = pointer.lastIndexOf('/', MAX_POINTER_CHARS);
-  return cut <= 0 ? '' : pointer.slice(0, cut);
 }

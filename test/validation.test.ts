@@ -2,8 +2,13 @@
 // each hostile class is refused with a precise status, code and pointer, nothing is forwarded,
 // one audit record is written, and no value from the body comes back to the client.
 import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import type { ClientHttp2Session } from 'node:http2';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
+import { h2Connect, h2Request, type H2Response } from './harness/h2-client.js';
+import { testPki, writeCertificate } from './harness/tls.js';
 import { startBodyUpstream, type BodyUpstream } from './harness/body-upstream.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { requestHead, wire } from './harness/raw-client.js';
@@ -353,4 +358,55 @@ describe('request validation (validate)', () => {
       });
     }
   });
+});
+
+describe('request validation over HTTP/2', () => {
+  let up: BodyUpstream;
+  let gw: TestGateway;
+  let session: ClientHttp2Session;
+  before(async () => {
+    up = await startBodyUpstream();
+    const pki = await testPki();
+    gw = await startGateway({
+      listen: { https: { cert: 'tls/server.crt', key: 'tls/server.key' } },
+      upstreams: { app: { targets: [up.url] } },
+      routes: [{
+        name: 'orders', match: { path: '/orders', methods: ['POST'] }, upstream: 'app', public: true, limits: { maxBodyBytes: 64 },
+        validate: { jsonSchema: { type: 'object', required: ['id'] } },
+      }],
+    }, {
+      beforeStart: async (dir) => {
+        await mkdir(join(dir, 'tls'));
+        await writeCertificate(join(dir, 'tls'), 'server', pki.server);
+      },
+    });
+    session = await h2Connect(gw.httpsUrl ?? '', pki.ca.cert);
+  });
+  after(async () => {
+    (session as ClientHttp2Session | undefined)?.destroy();
+    await (gw as TestGateway | undefined)?.close();
+    await up.close();
+  });
+
+  const post = (body: string, length: boolean): Promise<H2Response> => h2Request(session, {
+    ':path': '/orders', 'content-type': 'application/json', ...(length ? { 'content-length': String(Buffer.byteLength(body)) } : {}),
+  }, body);
+
+  for (const length of [true, false]) {
+    const framing = length ? 'with Content-Length' : 'as DATA frames without a length';
+    it(`reads a body sent ${framing}, forwards it sized, and refuses what fails`, async () => {
+      const before = up.received.length;
+      const good = '{"id":1}';
+      assert.equal((await post(good, length)).status, 200);
+      assert.deepEqual(up.received.at(-1)?.body, Buffer.from(good));
+      assert.equal(up.received.at(-1)?.headers['content-length'], String(good.length));
+      const duplicate = await post(`{"id":1,"id":"${MARKER}"}`, length);
+      assert.equal(duplicate.status, 400);
+      assert.equal((JSON.parse(duplicate.body) as { pointer?: string }).pointer, '/id');
+      assert.ok(!duplicate.body.includes(MARKER));
+      const tooLarge = await post(`{"id":"${'x'.repeat(80)}"}`, length);
+      assert.equal(tooLarge.status, 413);
+      assert.equal(up.received.length, before + 1);
+    });
+  }
 });

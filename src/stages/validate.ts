@@ -35,8 +35,8 @@ export function validateStage(contract: RequestContract): Stage {
     if (!media.rule.json) return undefined;
     return receiveBody(ex).then((received) => {
       if (Buffer.isBuffer(received)) return judge(ex, received);
-      // undefined: the client went away mid-body (the exchange is marked aborted and is not
-      // answered); the request still ends here, with nothing forwarded.
+      // undefined: the client went away mid-body (`ex.abandoned`: the verdict is not answered and
+      // the record says abort); the request still ends here, with nothing forwarded.
       return received ?? deny('bad_request', 'the client closed the connection while sending the request body');
     });
   };

@@ -236,6 +236,12 @@ describe('request validation (validate)', () => {
       });
     }
 
+    it('refuses a compressed JSON body it cannot read (415)', async () => {
+      const before = up.received.length;
+      const res = await request(`${gw.url}/orders`, { method: 'POST', body: valid, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
+      await assertRefused(answerOf(res.statusCode, res.headers, await res.body.text()), 415, 'unsupported_media_type', undefined, before);
+    });
+
     it('refuses latin1 with non-ASCII bytes (415, before the bytes are read)', async () => {
       const before = up.received.length;
       const body = Buffer.concat([Buffer.from('{"items":[],"note":"'), Buffer.from([0xe9]), Buffer.from('"}')]);

@@ -293,6 +293,8 @@ describe('request validation (validate)', () => {
       const result = await wire(gw.port, requestHead('POST', '/small', ['Content-Type: application/json', 'Content-Length: 65']) + 'x'.repeat(65));
       assert.equal(result.responses[0]?.status, 413);
       assert.equal(up.received.length, before);
+      const records = await gw.auditFor(result.responses[0]?.headers['x-request-id'] ?? '');
+      assert.deepEqual(records.map((r) => [r.stage, r.reason]), [['request-limits', 'body_too_large']]);
     });
 
     function chunked(parts: readonly string[]): string {
@@ -333,6 +335,8 @@ describe('request validation (validate)', () => {
       assert.match(result.responses[0]?.body ?? '', /request_timeout/);
       assert.equal(up.received.length, before);
       assert.equal(up.started, started);
+      const records = await gw.auditFor(result.responses[0]?.headers['x-request-id'] ?? '');
+      assert.deepEqual(records.map((r) => [r.stage, r.reason]), [['validate', 'request_timeout']]);
     });
 
     it('records a client that goes away mid-body as an abort, forwarding nothing', async () => {
@@ -341,7 +345,7 @@ describe('request validation (validate)', () => {
       const records = gw.auditWhere((r) => r.route === 'small' && r.decision === 'abort');
       await wire(gw.port, requestHead('POST', '/small', ['Content-Type: application/json', 'Content-Length: 40']) + '{"items":', { abortAfterMs: 20, timeoutMs: 1000 });
       const aborted = await records;
-      assert.equal(aborted.length, 1);
+      assert.deepEqual(aborted.map((r) => [r.stage, r.decision, r.reason]), [['validate', 'abort', 'client_aborted']]);
       assert.equal(up.received.length, before);
       assert.equal(up.started, started);
     });
@@ -361,6 +365,8 @@ describe('request validation (validate)', () => {
         assert.equal(problem.type?.split(':').at(-1), 'invalid_body');
         assert.equal(problem.pointer, '');
         assert.equal(up.received.length, before);
+        const records = await gw.auditFor(res?.headers['x-request-id'] ?? '');
+        assert.deepEqual(records.map((r) => [r.stage, r.reason]), [['validate', 'invalid_body']]);
       });
     }
   });

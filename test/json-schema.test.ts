@@ -36,6 +36,11 @@ describe('compileJsonSchema', () => {
     });
   }
 
+  it('accepts `required` members that `properties` does not define (only that part of strict mode is off)', () => {
+    assert.equal(compileJsonSchema({ type: 'object', required: ['id'] })({ id: 1 }), null);
+    assert.equal(compileJsonSchema({ type: 'object', required: ['id'] })({})?.pointer, '/id');
+  });
+
   const refused: readonly (readonly [string, unknown, RegExp])[] = [
     ['an unknown keyword', { type: 'object', requird: ['a'] }, /unknown keyword/],
     ['a remote $ref', { $ref: 'https://schemas.example/x.json' }, /can't resolve reference/],

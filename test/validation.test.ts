@@ -2,8 +2,13 @@
 // each hostile class is refused with a precise status, code and pointer, nothing is forwarded,
 // one audit record is written, and no value from the body comes back to the client.
 import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import type { ClientHttp2Session } from 'node:http2';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
+import { h2Connect, h2Request, type H2Response } from './harness/h2-client.js';
+import { testPki, writeCertificate } from './harness/tls.js';
 import { startBodyUpstream, type BodyUpstream } from './harness/body-upstream.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { requestHead, wire } from './harness/raw-client.js';
@@ -231,6 +236,12 @@ describe('request validation (validate)', () => {
       });
     }
 
+    it('refuses a compressed JSON body it cannot read (415)', async () => {
+      const before = up.received.length;
+      const res = await request(`${gw.url}/orders`, { method: 'POST', body: valid, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
+      await assertRefused(answerOf(res.statusCode, res.headers, await res.body.text()), 415, 'unsupported_media_type', undefined, before);
+    });
+
     it('refuses latin1 with non-ASCII bytes (415, before the bytes are read)', async () => {
       const before = up.received.length;
       const body = Buffer.concat([Buffer.from('{"items":[],"note":"'), Buffer.from([0xe9]), Buffer.from('"}')]);
@@ -282,6 +293,8 @@ describe('request validation (validate)', () => {
       const result = await wire(gw.port, requestHead('POST', '/small', ['Content-Type: application/json', 'Content-Length: 65']) + 'x'.repeat(65));
       assert.equal(result.responses[0]?.status, 413);
       assert.equal(up.received.length, before);
+      const records = await gw.auditFor(result.responses[0]?.headers['x-request-id'] ?? '');
+      assert.deepEqual(records.map((r) => [r.stage, r.reason]), [['request-limits', 'body_too_large']]);
     });
 
     function chunked(parts: readonly string[]): string {
@@ -322,6 +335,8 @@ describe('request validation (validate)', () => {
       assert.match(result.responses[0]?.body ?? '', /request_timeout/);
       assert.equal(up.received.length, before);
       assert.equal(up.started, started);
+      const records = await gw.auditFor(result.responses[0]?.headers['x-request-id'] ?? '');
+      assert.deepEqual(records.map((r) => [r.stage, r.reason]), [['validate', 'request_timeout']]);
     });
 
     it('records a client that goes away mid-body as an abort, forwarding nothing', async () => {
@@ -330,7 +345,7 @@ describe('request validation (validate)', () => {
       const records = gw.auditWhere((r) => r.route === 'small' && r.decision === 'abort');
       await wire(gw.port, requestHead('POST', '/small', ['Content-Type: application/json', 'Content-Length: 40']) + '{"items":', { abortAfterMs: 20, timeoutMs: 1000 });
       const aborted = await records;
-      assert.equal(aborted.length, 1);
+      assert.deepEqual(aborted.map((r) => [r.stage, r.decision, r.reason]), [['validate', 'abort', 'client_aborted']]);
       assert.equal(up.received.length, before);
       assert.equal(up.started, started);
     });
@@ -350,7 +365,60 @@ describe('request validation (validate)', () => {
         assert.equal(problem.type?.split(':').at(-1), 'invalid_body');
         assert.equal(problem.pointer, '');
         assert.equal(up.received.length, before);
+        const records = await gw.auditFor(res?.headers['x-request-id'] ?? '');
+        assert.deepEqual(records.map((r) => [r.stage, r.reason]), [['validate', 'invalid_body']]);
       });
     }
   });
+});
+
+describe('request validation over HTTP/2', () => {
+  let up: BodyUpstream;
+  let gw: TestGateway;
+  let session: ClientHttp2Session;
+  before(async () => {
+    up = await startBodyUpstream();
+    const pki = await testPki();
+    gw = await startGateway({
+      listen: { https: { cert: 'tls/server.crt', key: 'tls/server.key' } },
+      upstreams: { app: { targets: [up.url] } },
+      routes: [{
+        name: 'orders', match: { path: '/orders', methods: ['POST'] }, upstream: 'app', public: true, limits: { maxBodyBytes: 64 },
+        validate: { jsonSchema: { type: 'object', required: ['id'] } },
+      }],
+    }, {
+      beforeStart: async (dir) => {
+        await mkdir(join(dir, 'tls'));
+        await writeCertificate(join(dir, 'tls'), 'server', pki.server);
+      },
+    });
+    session = await h2Connect(gw.httpsUrl ?? '', pki.ca.cert);
+  });
+  after(async () => {
+    (session as ClientHttp2Session | undefined)?.destroy();
+    await (gw as TestGateway | undefined)?.close();
+    await up.close();
+  });
+
+  const post = (body: string, length: boolean): Promise<H2Response> => h2Request(session, {
+    ':path': '/orders', 'content-type': 'application/json', ...(length ? { 'content-length': String(Buffer.byteLength(body)) } : {}),
+  }, body);
+
+  for (const length of [true, false]) {
+    const framing = length ? 'with Content-Length' : 'as DATA frames without a length';
+    it(`reads a body sent ${framing}, forwards it sized, and refuses what fails`, async () => {
+      const before = up.received.length;
+      const good = '{"id":1}';
+      assert.equal((await post(good, length)).status, 200);
+      assert.deepEqual(up.received.at(-1)?.body, Buffer.from(good));
+      assert.equal(up.received.at(-1)?.headers['content-length'], String(good.length));
+      const duplicate = await post(`{"id":1,"id":"${MARKER}"}`, length);
+      assert.equal(duplicate.status, 400);
+      assert.equal((JSON.parse(duplicate.body) as { pointer?: string }).pointer, '/id');
+      assert.ok(!duplicate.body.includes(MARKER));
+      const tooLarge = await post(`{"id":"${'x'.repeat(80)}"}`, length);
+      assert.equal(tooLarge.status, 413);
+      assert.equal(up.received.length, before + 1);
+    });
+  }
 });

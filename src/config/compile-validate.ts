@@ -61,6 +61,9 @@ export function compileValidate(r: RawRoute, at: At, loaded: LoadedConfig, probl
     problems.push(loaded.problem(here('jsonSchema'), `checks JSON bodies, but contentTypes (${types.join(', ')}) has no JSON type: add application/json (or a +json type), or remove jsonSchema`));
   }
   const json: JsonLimits = Object.freeze({ ...VALIDATE_DEFAULTS.json, ...v.json });
+  // `validate.openapi` (an OpenAPI 3.1 operation, compiled to the same RequestContract parts by
+  // validation/openapi.ts) joins here: its media types, body validator and parameter check, with
+  // problems located under here('openapi', …).
   const body = v.jsonSchema === undefined ? null : compileBodySchema(v.jsonSchema, here('jsonSchema'), loaded, problems);
   if (problems.length > before) return null;
   return Object.freeze({

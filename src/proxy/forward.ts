@@ -332,7 +332,11 @@ function receive(ex: Exchange, watch: BodyIdleWatch | null, limit: number): Prom
       chunks.push(chunk);
     };
     const onEnd = (): void => finish(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
-    const onClose = (): void => { clientGone(ex, 'client closed the connection while sending the request body'); finish(undefined); };
+    const onClose = (): void => {
+      clientGone(ex, 'client closed the connection while sending the request body');
+      ex.abandoned = true;
+      finish(undefined);
+    };
     req.on('data', onData);
     req.once('end', onEnd);
     res.once('close', onClose);

@@ -33,10 +33,13 @@ export function validateStage(contract: RequestContract): Stage {
     const media = acceptedMediaType(req.headers['content-type'], contract.mediaTypes);
     if ('problem' in media) return deny('unsupported_media_type', `${contract.source}: ${media.problem}`);
     if (!media.rule.json) return undefined;
+    // A coded body (gzip, br) is not the JSON it declares; RFC 7694 §3: 415 for a coding not supported.
+    const coding = req.headers['content-encoding'];
+    if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') return deny('unsupported_media_type', `${contract.source}: a JSON body with a content coding cannot be validated`);
     return receiveBody(ex).then((received) => {
       if (Buffer.isBuffer(received)) return judge(ex, received);
-      // undefined: the client went away mid-body (the exchange is marked aborted and is not
-      // answered); the request still ends here, with nothing forwarded.
+      // undefined: the client went away mid-body (`ex.abandoned`: the verdict is not answered and
+      // the record says abort); the request still ends here, with nothing forwarded.
       return received ?? deny('bad_request', 'the client closed the connection while sending the request body');
     });
   };

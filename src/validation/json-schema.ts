@@ -82,6 +82,9 @@ export function boundedBacktracking(pattern: string): boolean {
 /** How many errors a schema may produce per request: one, the first (fail fast, bounded work). */
 const OPTIONS = {
   strict: true,
+  // `required` naming a member `properties` does not define is ordinary JSON Schema (OpenAPI's
+  // allOf compositions are full of it): only that part of strict mode is off.
+  strictRequired: false,
   allErrors: false,
   allowUnionTypes: true,
   // Both are opt-in mutations of the request; a gateway validates and forwards the bytes as received.

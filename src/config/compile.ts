@@ -16,6 +16,8 @@ import { forwardStage } from '../proxy/forward.js';
 import { authenticateStage } from '../authn/authenticate-stage.js';
 import type { UpstreamRequestSettings } from '../proxy/upstream-request.js';
 import { requestLimits } from '../stages/request-limits.js';
+import { validateStage } from '../stages/validate.js';
+import { compileValidate, contractContentTypes } from './compile-validate.js';
 import { sessionAccessToken } from '../stages/session-access-token.js';
 import { compileIpRules, ipRulesStage, type CountrySource } from '../stages/ip-rules.js';
 import { compileGeo } from './compile-geo.js';
@@ -525,7 +527,9 @@ function compileRoute(
   const stripPrefix = rewrite.stripPrefix === undefined || rewrite.stripPrefix === '/' ? null : rewrite.stripPrefix.replace(/\/$/, '');
   const addPrefix = rewrite.addPrefix === undefined || rewrite.addPrefix === '/' ? null : rewrite.addPrefix.replace(/\/$/, '');
   const maxBodyBytes = r.limits?.maxBodyBytes ?? defaults.maxBodyBytes;
-  const contentTypes = r.limits?.contentTypes === undefined ? null : new Set(r.limits.contentTypes);
+  const contract = compileValidate(r, at, loaded, problems, { pattern, methods, allowSemicolon });
+  // With validate, its media types are the route's (compileValidate refuses limits.contentTypes beside it).
+  const contentTypes = r.validate !== undefined ? contractContentTypes(contract) : r.limits?.contentTypes === undefined ? null : new Set(r.limits.contentTypes);
   const allowBodyOn = new Set<string>(r.limits?.allowBodyOn ?? []);
   if (r.allowMethodOverride === true && r.match.methods === undefined) {
     problems.push(loaded.problem(at('allowMethodOverride'), 'needs match.methods: an override may only name a method the route lists'));
@@ -563,6 +567,7 @@ function compileRoute(
       certificateBinding: routeAuth !== null && r.requireCertificateBoundToken === true ? certificateBoundToken() : null,
       limitsByIdentity: limitStages.after,
       authorize: routeAuth?.authorize ?? null,
+      validate: contract === null ? null : validateStage(contract),
       identityHeaders: routeAuth?.identityHeaders ?? null,
       identityAssertion: routeAuth !== null && assertion !== null ? assertion : null,
       upstreamCredential: credential === null ? sessionToken : upstreamCredential(credential),

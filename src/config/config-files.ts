@@ -26,10 +26,10 @@ export class ConfigFiles {
 
   /**
    * The file's text (UTF-8), or a message saying why it cannot be used (missing, unreadable, too
-   * large). Failed reads are recorded too, so a file that appears later changes the version.
+   * large: above `maxBytes`, by default the reader's). Failed reads are recorded too, so a file that appears later changes the version.
    */
-  readText(file: string): { readonly ok: true; readonly text: string } | { readonly ok: false; readonly message: string } {
-    const read = this.readBytes(file);
+  readText(file: string, maxBytes: number = this.maxBytes): { readonly ok: true; readonly text: string } | { readonly ok: false; readonly message: string } {
+    const read = this.readBytes(file, maxBytes);
     return read.ok ? { ok: true, text: read.bytes.toString('utf8') } : read;
   }
 

@@ -6,6 +6,7 @@ import { AUTHENTICATOR_KINDS, type RawAuthenticator } from '../authn/kinds.js';
 import { UpstreamAuthSchema } from './schema-upstream-auth.js';
 import { TracingSchema } from './schema-tracing.js';
 import { CorsPolicySchema, ResponseHeadersSchema, RouteResponseHeadersSchema } from './schema-edge.js';
+import { ValidateSchema } from './schema-validate.js';
 import type { Algorithm } from '../ratelimit/algorithms.js';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.js';
 import { AssertIdentitySchema, IdentityAssertionSchema } from '../assertion/identity-assertion-section.js';
@@ -200,6 +201,7 @@ export const RouteSchema = strict({
     minBodyBytesPerSecond: Type.Optional(Type.Integer({ minimum: 0, maximum: 1 << 30, description: 'limits.minBodyBytesPerSecond for this route.' })),
   }, 'Per-route request limits.')),
   responseHeaders: Type.Optional(RouteResponseHeadersSchema),
+  validate: Type.Optional(ValidateSchema),
   cors: Type.Optional(NameOf({ description: 'The CORS policy (from the top-level cors) of this route: preflights are answered by the gateway, responses carry its headers.' })),
 }, 'A route: a match, an upstream (or an endpoint the gateway serves) and a policy.');
 

@@ -291,6 +291,11 @@ export class Exchange {
    * forwarding stage then sends these bytes instead of reading the request stream. Null: not read.
    */
   body: Buffer | null = null;
+  /**
+   * The client went away while a stage was receiving from it (its request body): the stage ends the
+   * request, and nothing is answered or forwarded; the audit record says abort.
+   */
+  abandoned = false;
   /** The wall-clock time (ms since the epoch) stages judge the request at, when fixed (`explain`, policy tests); null: now. */
   fixedTime: number | null = null;
   /** Set by the identity-headers stage. */

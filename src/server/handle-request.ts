@@ -73,8 +73,9 @@ export async function handleRequest(host: HandlerHost, req: IncomingMessage, res
       verdict = runStages((ex.route as NonNullable<Exchange['route']>).stages, ex);
       if (verdict instanceof Promise) verdict = await verdict;
     }
-    // A connection-level rejection may have decided meanwhile.
-    if (verdict !== undefined && ex.denial === null) reply(ex, verdict);
+    // A connection-level rejection may have decided meanwhile; a client that went away while a
+    // stage waited on it (`abandoned`) is not answered.
+    if (verdict !== undefined && ex.denial === null && !ex.abandoned) reply(ex, verdict);
   } catch (err) {
     host.logger.error({ err, requestId, ...(ex.trace === null ? {} : { traceId: ex.trace.traceId }), stage: ex.stage }, 'request handling failed');
     if (!res.headersSent) reply(ex, deny('internal_error', `unexpected error: ${(err as Error).message}`));

@@ -1,4 +1,5 @@
 import { parse, plan } from '@bufbuild/cel';
+import { basename } from 'node:path';
 import type { ConfigProblem } from './errors.js';
 import type { ConfigSource } from './config-source.js';
 import type { RawRoute } from './schema.js';
@@ -100,7 +101,7 @@ export function compileRouteRules(
   const env = ruleEnvironment(cidrs, zones);
   const rules: CompiledRule[] = checked.map((c) => {
     const where = loaded.problem(c.path, '');
-    return { name: c.name, where: `${where.file}:${where.line}`, evaluate: plan(env, c.parsed) as CompiledRule['evaluate'] };
+    return { name: c.name, where: `${basename(where.file)}:${where.line}`, evaluate: plan(env, c.parsed) as CompiledRule['evaluate'] };
   });
   const headers = [...new Set(checked.flatMap((c) => [...c.rule.headers]))];
   return {

@@ -335,7 +335,7 @@ function overload(fn: string, target: RuleType | undefined, a: readonly RuleType
       if (!assignable(x, BOOL)) return 'the condition of ?: must be a bool';
       return join(y, z);
     }
-    return `unknown function ${display(fn)} with ${a.length} argument${a.length === 1 ? '' : 's'} (${names()}); see the functions rules may call in the policy docs`;
+    return `unknown ${display(fn)} with ${a.length} argument${a.length === 1 ? '' : 's'} (${names()}); see the functions rules may call in the policy docs`;
   }
   // Methods.
   if (STRING_PREDICATES.has(fn) && a.length === 1 && x !== undefined) {

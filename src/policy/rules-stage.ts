@@ -9,7 +9,7 @@ import type { Clock } from '../lib/clock.js';
 /** One attribute rule, compiled: its name, where the config defines it, and its planned expression. */
 export interface CompiledRule {
   readonly name: string;
-  /** `gateway.yaml:42`: where the rule is written, for the audit record and messages. */
+  /** `gateway.yaml:42`: where the rule is written (the config file's name and line), for the audit record and messages. */
   readonly where: string;
   readonly evaluate: (bindings: Record<string, unknown>) => CelResult;
 }

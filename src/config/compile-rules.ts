@@ -110,6 +110,7 @@ export function compileRouteRules(
       rules,
       pattern,
       variables: new Set(checked.flatMap((c) => [...c.rule.variables])),
+      fields: new Set(checked.flatMap((c) => [...c.rule.fields])),
       headers,
       maxListLength: RULE_BUDGET.maxListLength,
     }, context.clock),

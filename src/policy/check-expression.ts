@@ -43,6 +43,8 @@ export interface CheckedRule {
   readonly cost: number;
   /** Top-level variables the expression names. */
   readonly variables: ReadonlySet<string>;
+  /** Fields of the declared objects the expression reads (`request.time`, `identity.roles`): only these are bound. */
+  readonly fields: ReadonlySet<string>;
   /** Lower-case header names the expression reads (`request.headers`). */
   readonly headers: ReadonlySet<string>;
   /** CIDR literals passed to inCidr. */
@@ -76,6 +78,7 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
   const at = (e: Expr): number => positions[String(e.id)] ?? -1;
   const fail = (e: Expr, message: string): never => { throw new RuleCheckError(at(e), message); };
   const variables = new Set<string>();
+  const fields = new Set<string>();
   const headers = new Set<string>();
   const cidrs = new Set<string>();
   const zones = new Set<string>();
@@ -110,9 +113,11 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
     const problem = env.headerProblem(lower);
     if (problem !== null) fail(e, `request.headers["${lower}"]: ${problem}`);
     headers.add(lower);
+    fields.add('request.headers');
     return STRING;
   };
   const param = (e: Expr, name: string): RuleType => {
+    fields.add('request.params');
     const params = env.params;
     if (params !== null && !params.has(name)) {
       fail(e, params.size === 0
@@ -221,6 +226,7 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
     if (t.kind === 'object') {
       const f = t.fields.get(field);
       if (f === undefined) fail(e, `${t.name} has no field "${field}": it has ${[...t.fields.keys()].join(', ')}`);
+      fields.add(`${t.name}.${field}`);
       return f ?? DYN;
     }
     if (t.kind === 'map') {
@@ -278,7 +284,7 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
   if (cost > budget.maxCost) {
     throw new RuleCheckError(-1, `the expression's worst case is ${cost} steps (a comprehension's body counts once per element, up to ${budget.maxListLength}), above the budget of ${budget.maxCost}: simplify what the comprehensions do, or split the rule`);
   }
-  return { type, nodes, cost, variables, headers, cidrs, zones };
+  return { type, nodes, cost, variables, fields, headers, cidrs, zones };
 }
 
 /** The result type of a call, or a message saying why no overload takes these operands. */

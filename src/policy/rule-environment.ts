@@ -1,5 +1,5 @@
 import { celEnv, celFunc, celMethod, CelScalar, mapType, objectType, type CelEnv } from '@bufbuild/cel';
-import { timestampMs, TimestampSchema, type Timestamp } from '@bufbuild/protobuf/wkt';
+import { DurationSchema, timestampMs, TimestampSchema, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { isIP } from 'node:net';
 import { ipSet, normaliseIp, type IpSet } from '../lib/ip.js';
 import { BOOL, listOf, mapOf, objectOf, STRING, TIMESTAMP, DYN, type RuleType } from './rule-types.js';
@@ -166,29 +166,68 @@ const ACCESSORS: Readonly<Record<string, CalendarField>> = {
   getMilliseconds: (_z, ms) => (ms % 1000 + 1000) % 1000,
 };
 
+/** A timestamp or duration as CEL hands it to a method: a reflected message. */
+interface TimeValue {
+  readonly message: { readonly $typeName: string; readonly seconds: bigint; readonly nanos: number };
+}
+
+const TIMESTAMP_TYPE = 'google.protobuf.Timestamp';
+const DURATION_TYPE = 'google.protobuf.Duration';
+/** CEL's duration accessors: whole hours, minutes, seconds, milliseconds of the duration. */
+const DURATION_ACCESSORS: Readonly<Record<string, (seconds: bigint, nanos: number) => bigint>> = {
+  getHours: (s) => s / 3600n,
+  getMinutes: (s) => s / 60n,
+  getSeconds: (s) => s,
+  getMilliseconds: (_s, n) => BigInt(n) / 1_000_000n,
+};
+
+function isTimeValue(v: unknown, typeName: string): v is TimeValue {
+  const message = (v as { message?: { $typeName?: unknown } } | null)?.message;
+  return typeof message === 'object' && message !== null && message.$typeName === typeName;
+}
+
 /**
  * The CEL environment rules are planned in: the variables (as maps: the checker has typed them
  * already), inCidr over the CIDR literals the rules name, and the timestamp accessors over the
  * zones they name (both compiled here, once). A CIDR or zone not compiled here cannot reach these
  * functions: the checker admits only literals, and every literal is compiled.
+ *
+ * The accessors replace CEL's standard ones, and the first of each name takes any target and
+ * tells a timestamp from a duration itself: the standard dispatch tries each overload in turn and
+ * builds a type object for the target at every try, which cost more than the whole rule.
  */
 export function ruleEnvironment(cidrs: ReadonlySet<string>, zones: ReadonlySet<string>): CelEnv {
   const ranges = new Map<string, IpSet>([...cidrs].map((c) => [c, ipSet([c])]));
   const calendars = new Map<string, ZoneCalendar>([...zones, 'UTC'].map((z) => [z, new ZoneCalendar(z)]));
   const utc = calendars.get('UTC') as ZoneCalendar;
   const timestamp = objectType(TimestampSchema);
-  const methods = Object.entries(ACCESSORS).flatMap(([name, field]) => [
-    celMethod(name, timestamp, [], CelScalar.INT, function (this: { message: Timestamp }) {
-      const ms = timestampMs(this.message);
-      return BigInt(field(utc.at(ms), ms));
-    }),
-    celMethod(name, timestamp, [CelScalar.STRING], CelScalar.INT, function (this: { message: Timestamp }, zone: string) {
+  const duration = objectType(DurationSchema);
+  const methods = Object.entries(ACCESSORS).flatMap(([name, field]) => {
+    const ofDuration = DURATION_ACCESSORS[name];
+    const inZone = function (this: unknown, zone: string): bigint {
+      if (!isTimeValue(this, TIMESTAMP_TYPE)) throw new Error(`${name}(zone) takes a timestamp`);
       const calendar = calendars.get(zone);
       if (calendar === undefined) throw new Error(`time zone ${zone} was not compiled`);
-      const ms = timestampMs(this.message);
+      const ms = timestampMs(this.message as Timestamp);
       return BigInt(field(calendar.at(ms), ms));
-    }),
-  ]);
+    };
+    const inUtc = function (this: unknown): bigint {
+      if (isTimeValue(this, TIMESTAMP_TYPE)) {
+        const ms = timestampMs(this.message as Timestamp);
+        return BigInt(field(utc.at(ms), ms));
+      }
+      if (ofDuration !== undefined && isTimeValue(this, DURATION_TYPE)) return ofDuration(this.message.seconds, this.message.nanos);
+      throw new Error(`${name}() takes a timestamp${ofDuration === undefined ? '' : ' or a duration'}`);
+    };
+    // Any target first (no type object built per call), then the standard signatures, replaced by the same code.
+    return [
+      celMethod(name, CelScalar.DYN, [CelScalar.STRING], CelScalar.INT, inZone),
+      celMethod(name, CelScalar.DYN, [], CelScalar.INT, inUtc),
+      celMethod(name, timestamp, [CelScalar.STRING], CelScalar.INT, inZone),
+      celMethod(name, timestamp, [], CelScalar.INT, inUtc),
+      ...(ofDuration === undefined ? [] : [celMethod(name, duration, [], CelScalar.INT, inUtc)]),
+    ];
+  });
   const inCidr = celFunc('inCidr', [CelScalar.STRING, CelScalar.STRING], CelScalar.BOOL, (ip: string, cidr: string) => {
     const range = ranges.get(cidr);
     if (range === undefined) throw new Error(`range ${cidr} was not compiled`);

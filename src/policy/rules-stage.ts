@@ -2,6 +2,7 @@ import { isCelError, type CelResult } from '@bufbuild/cel';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { deny, type Denial } from '../pipeline/denials.js';
 import type { Exchange, Explained, RuleOutcome, Stage } from '../pipeline/exchange.js';
+import type { Identity } from '../authn/identity.js';
 import { extractParams, type PathPattern } from '../routing/pattern.js';
 import { MAX_CLAIM_DEPTH } from './rule-environment.js';
 import type { Clock } from '../lib/clock.js';
@@ -22,6 +23,8 @@ export interface RuleSet {
   readonly pattern: PathPattern;
   /** Variables the rules name. */
   readonly variables: ReadonlySet<string>;
+  /** Fields of `request`, `client` and `identity` the rules read (`request.time`): only these are bound. */
+  readonly fields: ReadonlySet<string>;
   /** Lower-case header names the rules read; no other header is given to them. */
   readonly headers: readonly string[];
   /** The longest list or map given to a rule (RULE_BUDGET.maxListLength). */
@@ -96,45 +99,85 @@ function bind(set: RuleSet, ex: Exchange, clock: Clock): Record<string, unknown>
   if (v.has('request')) {
     const target = ex.target;
     if (target === null) throw new BindingError('the request has no target');
-    const params = new Map<string, string>();
-    for (const [name, value] of Object.entries(extractParams(set.pattern, target.segments))) {
-      // Segments are canonical: what remains percent-encoded decodes to valid UTF-8.
-      params.set(name, decodeURIComponent(value));
+    const f = set.fields;
+    const request = new Map<string, unknown>();
+    if (f.has('request.method')) request.set('method', ex.methodOverride ?? ex.req.method ?? '');
+    if (f.has('request.path')) request.set('path', target.path);
+    if (f.has('request.params')) {
+      const params = new Map<string, string>();
+      for (const [name, value] of Object.entries(extractParams(set.pattern, target.segments))) {
+        // Segments are canonical: what remains percent-encoded decodes to valid UTF-8.
+        params.set(name, decodeURIComponent(value));
+      }
+      request.set('params', params);
     }
-    const headers = new Map<string, string>();
-    for (const name of set.headers) {
-      const value = ex.req.headers[name];
-      if (typeof value === 'string') headers.set(name, value);
-      else if (Array.isArray(value)) throw new BindingError(`header ${name} is repeated`);
+    if (f.has('request.headers')) {
+      const headers = new Map<string, string>();
+      for (const name of set.headers) {
+        const value = ex.req.headers[name];
+        if (typeof value === 'string') headers.set(name, value);
+        else if (Array.isArray(value)) throw new BindingError(`header ${name} is repeated`);
+      }
+      request.set('headers', headers);
     }
-    out['request'] = new Map<string, unknown>([
-      ['method', ex.methodOverride ?? ex.req.method ?? ''],
-      ['path', target.path],
-      ['params', params],
-      ['headers', headers],
-      ['time', timestampFromMs(ex.fixedTime ?? clock.now())],
-    ]);
+    if (f.has('request.time')) request.set('time', timestampFromMs(ex.fixedTime ?? clock.now()));
+    out['request'] = request;
   }
   if (v.has('client')) out['client'] = new Map([['ip', ex.clientIp]]);
   if (v.has('identity') || v.has('claims')) {
     const identity = ex.identity;
     if (identity === null) throw new BindingError('the request has no identity');
-    if (v.has('identity')) {
+    const bound = identityValues(identity, set.maxListLength);
+    if (v.has('identity')) out['identity'] = bound.identity();
+    if (v.has('claims')) out['claims'] = bound.claims();
+  }
+  return out;
+}
+
+/** An identity's values as rules see them, built on first use and kept with the (frozen) identity. */
+interface IdentityValues {
+  identity(): ReadonlyMap<string, unknown>;
+  claims(): ReadonlyMap<string, unknown>;
+}
+
+/**
+ * Identities outlive requests when an authenticator caches them (a verified token, an API key), so
+ * their CEL values are built once per identity, not per request; a value that cannot be built
+ * (over the bounds) is remembered as the error it is.
+ */
+const IDENTITY_VALUES = new WeakMap<Identity, IdentityValues>();
+
+function identityValues(identity: Identity, maxListLength: number): IdentityValues {
+  const known = IDENTITY_VALUES.get(identity);
+  if (known !== undefined) return known;
+  const lazily = <T>(build: () => T): (() => T) => {
+    let result: { value: T } | { error: unknown } | null = null;
+    return () => {
+      if (result === null) {
+        try { result = { value: build() }; } catch (error) { result = { error }; }
+      }
+      if ('error' in result) throw result.error;
+      return result.value;
+    };
+  };
+  const values: IdentityValues = {
+    identity: lazily(() => {
       const m = new Map<string, unknown>([
         ['sub', identity.subject],
-        ['roles', boundedList(identity.roles, 'identity.roles', set.maxListLength)],
-        ['scopes', boundedList(identity.scopes, 'identity.scopes', set.maxListLength)],
+        ['roles', boundedList(identity.roles, 'identity.roles', maxListLength)],
+        ['scopes', boundedList(identity.scopes, 'identity.scopes', maxListLength)],
         ['method', identity.method],
       ]);
       // Absent facts are absent keys: reading one is an evaluation error (the rule fails); has() asks first.
       if (identity.tenant !== null) m.set('tenant', identity.tenant);
       if (identity.keyId !== null) m.set('keyId', identity.keyId);
       if (identity.tier !== null) m.set('tier', identity.tier);
-      out['identity'] = m;
-    }
-    if (v.has('claims')) out['claims'] = claimValue(identity.claims ?? {}, 'claims', 0, set.maxListLength);
-  }
-  return out;
+      return m;
+    }),
+    claims: lazily(() => claimValue(identity.claims ?? {}, 'claims', 0, maxListLength) as ReadonlyMap<string, unknown>),
+  };
+  IDENTITY_VALUES.set(identity, values);
+  return values;
 }
 
 function boundedList(list: readonly string[], what: string, max: number): readonly string[] {

@@ -70,9 +70,10 @@ export function cidrProblem(cidr: string): string | null {
   }
 }
 
-/** A time zone literal's problem, or null: an IANA zone name Node knows (Europe/Berlin, UTC) or a fixed offset (+02:00). */
+/** A time zone literal's problem, or null: an IANA zone name Node knows (Europe/Berlin, UTC) or a fixed offset (+02:00, -09:30; the sign may be left out for +), as CEL defines them. */
 export function zoneProblem(zone: string): string | null {
-  if (/^[+-]\d\d:\d\d$/.test(zone)) return null;
+  const fixed = /^[+-]?(\d\d):(\d\d)$/.exec(zone);
+  if (fixed !== null) return Number(fixed[1]) <= 23 && Number(fixed[2]) <= 59 ? null : `"${zone}" is not an offset: write hours up to 23 and minutes up to 59, like +02:00 or -09:30`;
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: zone });
     return null;
@@ -107,7 +108,7 @@ class ZoneCalendar {
   private last: ZonedMinute | null = null;
 
   constructor(zone: string) {
-    const fixed = /^([+-])(\d\d):(\d\d)$/.exec(zone);
+    const fixed = /^([+-]?)(\d\d):(\d\d)$/.exec(zone);
     this.offsetMs = fixed === null ? 0 : (fixed[1] === '-' ? -1 : 1) * (Number(fixed[2]) * 60 + Number(fixed[3])) * 60_000;
     this.format = fixed === null && zone !== 'UTC'
       ? new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', weekday: 'short' })

@@ -116,6 +116,8 @@ describe('attribute rules are checked at load', () => {
     ['request.headers["x-forwarded-for"] == "10.0.0.1"', /only a trusted proxy may assert it: rule on client\.ip/],
     ['request.headers["forwarded"] != ""', /only a trusted proxy may assert it/],
     ['request.headers["host"] == "a"', /frames or routes the request/],
+    ['request.headers["x-http-method-override"] == "GET"', /rule on request\.method/],
+    ['request.headers["x_env"] == "prod"', /does not forward header names with `_`/],
     ['request.headers["X-Env"] == "prod"', /header names are read in lower case: request\.headers\["x-env"\]/],
     ['request.headers[identity.sub] == "x"', /only by a literal header name/],
     ['request.headers.exists(h, h == "x")', /not iterated/],

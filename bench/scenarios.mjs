@@ -249,7 +249,7 @@ export const ORDER_BODY = (() => {
   const bare = JSON.stringify(order).length;
   return JSON.stringify({ ...order, note: 'n'.repeat(1024 - bare) });
 })();
-const ORDER_SCHEMA = {
+export const ORDER_SCHEMA = {
   type: 'object', additionalProperties: false, required: ['customer', 'currency', 'items'],
   properties: {
     customer: { type: 'string', minLength: 1, maxLength: 64 },

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { ExplainIdentity, ExplainRequest } from '../explain/explain.js';
+import { recordTimeMs } from '../audit/read/filter.js';
 import type { ReadOptions, RecordSource } from '../audit/read/source.js';
 
 export const SAMPLE_DEFAULTS = Object.freeze({ sample: 1000, maxRead: 100_000 });
@@ -55,7 +56,8 @@ export async function sampleAudit(source: RecordSource, options: { sample: numbe
   for await (const { record } of source.records(read_)) {
     if (read >= options.maxRead) { truncated = true; break; }
     read += 1;
-    if (record.kind !== 'request') continue;
+    // A source that cannot seek yields earlier records too.
+    if (record.kind !== 'request' || (options.since !== undefined && !(recordTimeMs(record) >= options.since))) continue;
     const request = replayOf(record);
     if (request === null) { skipped += 1; continue; }
     replayable += 1;

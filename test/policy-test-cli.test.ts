@@ -124,6 +124,41 @@ describe('portcullis policy test: failures and coverage gaps', () => {
     assert.ok(twice.stderr.includes(`${a}:2:1: name: "health" is already the name of a case (${a}:2)`), twice.stderr);
   });
 
+  it('requests as a client sends them: a preflight the gateway answers is allow, a body gets its length, duplicated Host headers are judged', async () => {
+    const config = await testFile('web.yaml', `upstreams: { app: { targets: ["http://127.0.0.1:9"] } }
+cors:
+  webapp: { origins: [https://app.example.com], methods: [GET, POST] }
+routes:
+  - name: api
+    match: { methods: [GET, POST], path: /api/** }
+    upstream: app
+    public: true
+    cors: webapp
+    limits: { maxBodyBytes: 16, contentTypes: [application/json] }
+`);
+    const file = await testFile('web.tests.yaml', `tests:
+  - name: a preflight from the application is answered by the gateway
+    request: { method: OPTIONS, target: /api/x, headers: { Origin: "https://app.example.com", Access-Control-Request-Method: POST } }
+    expect: { decision: allow, status: 204, code: cors_preflight, route: api }
+  - name: a preflight from elsewhere is refused
+    request: { method: OPTIONS, target: /api/x, headers: { Origin: "https://evil.example", Access-Control-Request-Method: POST } }
+    expect: { decision: deny, status: 403, code: cors_preflight_refused }
+  - name: a small JSON body is forwarded
+    request: { method: POST, target: /api/x, headers: { Content-Type: application/json }, body: '{"a":1}' }
+    expect: { decision: allow }
+  - name: a body over the route's limit is refused before forwarding
+    request: { method: POST, target: /api/x, headers: { Content-Type: application/json }, body: '{"padding":"0123456789"}' }
+    expect: { decision: deny, status: 413, code: body_too_large }
+  - name: two Host headers are ambiguous
+    request: { method: GET, target: /api/x, headers: [[Host, a.example], [Host, b.example]] }
+    expect: { decision: deny, status: 400, code: invalid_header }
+`);
+    const run = await runCli(['policy', 'test', '-c', config, '--tests', file, '--json']);
+    const report = JSON.parse(run.stdout) as JsonReport;
+    assert.deepEqual(report.cases.filter((c) => !c.passed).map((c) => [c.name, c.problems]), []);
+    assert.equal(run.code, 0);
+  });
+
   it('a config error is the config\'s: exit 1 with its file:line', async () => {
     const config = await testFile('broken.yaml', 'upstreams: { app: { targets: ["http://127.0.0.1:9"] } }\nroutes:\n  - name: x\n    match: { path: /x }\n    upstream: nowhere\n    public: true\n');
     const run = await runCli(['policy', 'test', '-c', config, '--tests', EXAMPLE_TESTS]);
@@ -172,6 +207,10 @@ describe('portcullis policy test: hostile test files are refused with file:line 
     ['a method with a space', 'tests:\n  - name: x\n    request: { method: "GET /x", target: /health }\n    expect: { decision: allow }\n', /:3:\d+: tests\[0\]\.request\.method: must be an HTTP method/],
     ['a time without a zone (ambiguous)', 'tests:\n  - name: x\n    request: { method: GET, target: /health, at: "2026-11-30T10:00:00" }\n    expect: { decision: allow }\n', /:3:\d+: tests\[0\]\.request\.at: must be an ISO 8601 time with Z or an offset/],
     ['a time that does not exist', 'tests:\n  - name: x\n    request: { method: GET, target: /health, at: "2026-13-45T10:00:00Z" }\n    expect: { decision: allow }\n', /:3:\d+: tests\[0\]\.request\.at: must be a real time/],
+    // ambiguous framing no HTTP parser delivers to the stages (request smuggling)
+    ['Content-Length with Transfer-Encoding', 'tests:\n  - name: x\n    request: { method: POST, target: /x, headers: [[Content-Length, "2"], [Transfer-Encoding, chunked]] }\n    expect: { decision: deny }\n', /:3:\d+: tests\[0\]\.request\.headers: Content-Length with Transfer-Encoding: the HTTP parser refuses such a request with 400 before any stage runs/],
+    ['two Content-Length headers', 'tests:\n  - name: x\n    request: { method: POST, target: /x, headers: [[Content-Length, "2"], [content-length, "3"]] }\n    expect: { decision: deny }\n', /:3:\d+: tests\[0\]\.request\.headers: Content-Length given more than once/],
+    ['a Content-Length that is not a number', 'tests:\n  - name: x\n    request: { method: POST, target: /x, headers: { Content-Length: "0x10" } }\n    expect: { decision: deny }\n', /:3:\d+: tests\[0\]\.request\.headers: a Content-Length that is not a decimal number/],
     // duplicated
     ['two cases of one name', `tests:\n${CASE}${CASE}`, /:5:\d+: tests\[1\]\.name: "ok" is already the name of the case at line 2/],
   ];

@@ -233,6 +233,8 @@ function requestOf(c: RawCase, at: (path: (string | number)[], message: string) 
     atMs = Date.parse(r.at);
     if (!Number.isFinite(atMs)) { at(['request', 'at'], 'must be a real time (2026-11-30T10:00:00Z)'); ok = false; }
   }
+  const framing = parserRefusal(headers);
+  if (framing !== null) { at(['request', 'headers'], `${framing}: the HTTP parser refuses such a request with 400 before any stage runs, so no case can state it (test it against a running gateway)`); ok = false; }
   if (!ok) return null;
   // A body without framing is sent with its length, as a client would send it.
   if (r.body !== undefined && !headers.some(([n]) => /^(content-length|transfer-encoding)$/i.test(n))) {
@@ -247,6 +249,19 @@ function requestOf(c: RawCase, at: (path: (string | number)[], message: string) 
     ...(r.body === undefined ? {} : { body: r.body }),
     ...(atMs === undefined ? {} : { at: atMs }),
   };
+}
+
+/**
+ * Framing that Node's HTTP parser refuses at the listener (RFC 9112 §6.3: request smuggling), so the
+ * stages `explain` runs would never see it: null when the request is one a client can deliver.
+ */
+function parserRefusal(headers: readonly (readonly [string, string])[]): string | null {
+  const lengths = headers.filter(([n]) => n.toLowerCase() === 'content-length').map(([, v]) => v.trim());
+  const chunked = headers.some(([n]) => n.toLowerCase() === 'transfer-encoding');
+  if (lengths.length > 0 && chunked) return 'Content-Length with Transfer-Encoding';
+  if (lengths.length > 1) return 'Content-Length given more than once';
+  if (lengths.length === 1 && !/^[0-9]{1,15}$/.test(lengths[0] ?? '')) return 'a Content-Length that is not a decimal number';
+  return null;
 }
 
 function identityOf(i: NonNullable<RawCase['identity']>): ExplainIdentity {

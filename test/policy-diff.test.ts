@@ -15,9 +15,9 @@ import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
 import { mint, testKey } from './harness/jwt.js';
 
-const EXAMPLE = fileURLToPath(new URL('../../examples/policy/gateway.yaml', import.meta.url));
-const STRICT = fileURLToPath(new URL('../../examples/policy/gateway.strict.yaml', import.meta.url));
-const TESTS = fileURLToPath(new URL('../../examples/policy/gateway.tests.yaml', import.meta.url));
+const EXAMPLE = fileURLToPath(new URL('../../examples/policy/orders.yaml', import.meta.url));
+const STRICT = fileURLToPath(new URL('../../examples/policy/orders.strict.yaml', import.meta.url));
+const TESTS = fileURLToPath(new URL('../../examples/policy/orders.tests.yaml', import.meta.url));
 
 interface Outcome { decision: string; status: number | null; code: string | null; route: string | null }
 interface Change { source: string; label: string; count: number; old: Outcome; new: Outcome; changed: string[] }

@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { runCli } from './harness/cli.js';
 
-const EXAMPLE = fileURLToPath(new URL('../../examples/policy/gateway.yaml', import.meta.url));
-const EXAMPLE_TESTS = fileURLToPath(new URL('../../examples/policy/gateway.tests.yaml', import.meta.url));
+const EXAMPLE = fileURLToPath(new URL('../../examples/policy/orders.yaml', import.meta.url));
+const EXAMPLE_TESTS = fileURLToPath(new URL('../../examples/policy/orders.tests.yaml', import.meta.url));
 
 interface JsonReport {
   cases: { name: string; passed: boolean; line: number; problems: string[]; actual: { decision: string; status: number | null; code: string | null; route: string | null; stage: string | null } }[];
@@ -28,8 +28,8 @@ async function testFile(name: string, text: string): Promise<string> {
   return file;
 }
 
-describe('portcullis policy test on examples/policy', () => {
-  it('finds gateway.tests.yaml beside the config and passes every case (exit 0)', async () => {
+describe('portcullis policy test on examples/policy/orders.yaml', () => {
+  it('finds orders.tests.yaml beside the config and passes every case (exit 0)', async () => {
     const run = await runCli(['policy', 'test', '-c', EXAMPLE]);
     assert.equal(run.stderr, '');
     assert.equal(run.code, 0, run.stdout);

@@ -44,6 +44,8 @@ export interface AuditRecord {
   readonly configVersion: string;
   /** The rate limit, quota or guard that refused the request, by name; absent otherwise. */
   readonly limit?: string | null;
+  /** The attribute rule (`when`) that refused the request, by name; absent otherwise. */
+  readonly rule?: string | null;
   /** The request's HTTP version as received (`1.0`, `1.1`, `2.0`); absent when no request was read, and on admin records. */
   readonly httpVersion?: string | null;
 }
@@ -72,6 +74,7 @@ export const FIELD_MAX_CHARS = Object.freeze({
   upstream: 128,
   configVersion: 64,
   limit: 128,
+  rule: 64,
   httpVersion: 8,
 });
 
@@ -123,6 +126,7 @@ export function boundRecord(record: AuditRecord): AuditRecord {
     bytesOut: finite(record.bytesOut) ?? 0,
     configVersion: boundText(record.configVersion, c.configVersion),
     limit: boundOptional(record.limit, c.limit),
+    rule: boundOptional(record.rule, c.rule),
     httpVersion: boundOptional(record.httpVersion, c.httpVersion),
   });
 }
@@ -162,7 +166,7 @@ function num(value: number): string {
 export function serialiseRecord(record: AuditRecord): RecordText {
   const c = FIELD_MAX_CHARS;
   const identity = record.identity;
-  // Members in UTF-16 key order; `hash` falls after `detail`, `prev` after `path`, `seq` after `route`.
+  // Members in UTF-16 key order; `hash` falls after `detail`, `prev` after `path`, `seq` after `route` and `rule`.
   const version = record.httpVersion;
   const a = `{"bytesIn":${num(record.bytesIn)},"bytesOut":${num(record.bytesOut)},"clientIp":${text(record.clientIp, c.clientIp)}`
     + `,"configVersion":${text(record.configVersion, c.configVersion)},"decision":${JSON.stringify(record.decision)}${member('detail', record.detail, c.detail)}`;
@@ -172,7 +176,7 @@ export function serialiseRecord(record: AuditRecord): RecordText {
   const b = `${http}${who}"kind":${JSON.stringify(record.kind)},"latencyMs":${num(record.latencyMs)}${member('limit', record.limit, c.limit)}`
     + `,"method":${text(record.method, c.method)},"path":${text(record.path, c.path)}`;
   const reason = record.reason === null ? '' : `"reason":${text(record.reason, c.reason)},`;
-  const cc = `${reason}"requestId":${text(record.requestId, c.requestId)}${member('route', record.route, c.route)}`;
+  const cc = `${reason}"requestId":${text(record.requestId, c.requestId)}${member('route', record.route, c.route)}${member('rule', record.rule, c.rule)}`;
   const stage = record.stage === null ? '' : `"stage":${text(record.stage, c.stage)},`;
   const upstreamStatus = record.upstreamStatus !== null && Number.isFinite(record.upstreamStatus) ? `,"upstreamStatus":${record.upstreamStatus}` : '';
   const d = `${stage}"status":${num(record.status)}${member('tenant', record.tenant, c.tenant)},"time":${text(record.time, c.time)}`

@@ -38,6 +38,8 @@ export interface AuditFacts {
   readonly configVersion: string;
   /** Present only for requests that went through limits. */
   readonly limit?: string | null;
+  /** The attribute rule that refused the request; present only then. */
+  readonly rule?: string | null;
   /** The HTTP version of a request the gateway read (`1.1`, `2.0`). */
   readonly httpVersion?: string | null;
 }
@@ -82,6 +84,7 @@ export function auditRecord(facts: AuditFacts, now: number): AuditRecord {
     configVersion: facts.configVersion,
   };
   if (facts.limit !== undefined) record.limit = facts.limit;
+  if (facts.rule !== undefined && facts.rule !== null) record.rule = facts.rule;
   if (facts.httpVersion !== undefined && facts.httpVersion !== null) record.httpVersion = facts.httpVersion;
   return record;
 }
@@ -126,6 +129,7 @@ export function exchangeFacts(ex: Exchange, configVersion: string): AuditFacts {
     httpVersion: ex.req.httpVersion,
     configVersion,
     limit: ex.limitName,
+    rule: ex.rule,
   };
 }
 

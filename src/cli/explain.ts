@@ -19,12 +19,20 @@ export async function explainCommand({ values, positionals }: Invocation): Promi
   }
   const from = typeof values.from === 'string' ? values.from : '192.0.2.10';
   if (isIP(from) === 0) throw new UsageError(`--from "${shown(from)}": expected an IP address`);
+  const at = typeof values.at === 'string' ? parseTime(values.at) : undefined;
   const loaded = await loadConfigFile(configFile(values.config));
   const config = compileConfig(loaded);
-  const explanation = await explain(config, { method, target, headers, from, ...(identity === undefined ? {} : { identity }) },
+  const explanation = await explain(config, { method, target, headers, from, ...(identity === undefined ? {} : { identity }), ...(at === undefined ? {} : { at }) },
     (route) => loaded.problem(['routes', route.index], '').line);
   process.stdout.write(values.json === true ? JSON.stringify(explanation, null, 2) + '\n' : renderExplanation(explanation));
   return 0;
+}
+
+/** `--at`: an ISO 8601 date and time with an offset (`Z` or `+02:00`), so the instant is never the local zone's guess. */
+function parseTime(text: string): number {
+  const ms = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,3})?)?(Z|[+-]\d\d:\d\d)$/.test(text) ? Date.parse(text) : Number.NaN;
+  if (!Number.isFinite(ms)) throw new UsageError(`--at "${shown(text)}": expected a date and time with its offset, like 2026-06-03T09:30:00+02:00 or 2026-06-03T07:30:00Z`);
+  return ms;
 }
 
 function parseIdentity(text: string): ExplainIdentity {
@@ -44,7 +52,7 @@ function parseIdentity(text: string): ExplainIdentity {
     if (typeof x !== 'string') throw new Error(`--identity: "${name}" must be a string`);
     return x;
   };
-  const known = new Set(['sub', 'roles', 'scopes', 'tenant', 'method', 'keyId', 'tier']);
+  const known = new Set(['sub', 'roles', 'scopes', 'tenant', 'method', 'keyId', 'tier', 'claims']);
   const unknown = Object.keys(v).filter((k) => !known.has(k));
   if (unknown.length > 0) throw new Error(`--identity: unknown field "${unknown[0] ?? ''}" (known: ${[...known].join(', ')})`);
   const sub = str('sub');
@@ -52,6 +60,8 @@ function parseIdentity(text: string): ExplainIdentity {
   const identity: ExplainIdentity = { sub };
   const roles = list('roles'); const scopes = list('scopes');
   const tenant = str('tenant'); const method = str('method'); const keyId = str('keyId'); const tier = str('tier');
+  const claims = v['claims'];
+  if (claims !== undefined && (typeof claims !== 'object' || claims === null || Array.isArray(claims))) throw new Error('--identity: "claims" must be a JSON object');
   return {
     ...identity,
     ...(roles === undefined ? {} : { roles }),
@@ -60,5 +70,6 @@ function parseIdentity(text: string): ExplainIdentity {
     ...(method === undefined ? {} : { method }),
     ...(keyId === undefined ? {} : { keyId }),
     ...(tier === undefined ? {} : { tier }),
+    ...(claims === undefined ? {} : { claims: claims as Record<string, unknown> }),
   };
 }

@@ -49,6 +49,7 @@ import { compileUpstreamCredentials } from './compile-upstream-auth.js';
 import { upstreamCredential } from '../proxy/upstream-credential.js';
 import type { UpstreamTokenSource } from '../proxy/upstream-token.js';
 import type { HttpMode } from './schema-listen.js';
+import { compileRouteRules, type RouteRules, type RuleContext } from './compile-rules.js';
 
 
 /** Headers that frame or route a request: the gateway manages them, so no option may remove them. */
@@ -296,6 +297,12 @@ export function compileConfig(
   for (const name of assertionHeaders(raw.routes, loaded, new Set(written.map(normaliseHeaderName)), problems)) protectedHeaders.add(name);
   const limitRules = assertedHeaderRules(authenticators, auth.identityHeaders, requestIdHeader, protectedHeaders, credentialHeaders);
   const rateLimiting = compileRateLimiting(raw, loaded, { resources: catalog, clock: context.clock ?? systemClock, hostState: context.hostState ?? null }, dataDir, limitRules, problems);
+  const ruleContext: RuleContext = { headerProblem: ruleHeaderProblem(protectedHeaders, credentialHeaders), clock: context.clock ?? systemClock };
+  const routeRules = raw.routes.map((r, index) => {
+    let pattern: PathPattern | null = null;
+    try { pattern = compilePattern(r.match.path, paths.allowSemicolon ?? false); } catch { /* reported with the route */ }
+    return compileRouteRules(r, index, pattern, ruleContext, loaded, problems);
+  });
   const fromTrustedProxies = new Set<string>();
   (raw.headers?.fromTrustedProxies ?? []).forEach((h, i) => {
     const name = normaliseHeaderName(h);
@@ -309,7 +316,7 @@ export function compileConfig(
   const headerPolicy: HeaderPolicy = {
     protectedNames: protectedHeaders,
     requestIdHeader,
-    decisionHeaders: decisionHeaders(raw, rateLimiting.decisionHeaders),
+    decisionHeaders: decisionHeaders(raw, new Set([...rateLimiting.decisionHeaders, ...routeRules.flatMap((rules) => rules?.headers ?? [])])),
     // Authorization is removed per route (forwardAuthorization); API key headers on every route.
     credentialHeaders: new Set([...credentialHeaders].filter((h) => h !== 'authorization').map(normaliseHeaderName)),
     strippedAuthorizationSchemes: new Set(authenticators.flatMap((a) => a.authorizationScheme ?? [])),
@@ -346,7 +353,7 @@ export function compileConfig(
   const routes: CompiledRoute[] = [];
   const names = new Map<string, number>();
   raw.routes.forEach((r, index) => {
-    const route = compileRoute(r, index, loaded, upstreamPools, credentials, forwarding, auth, rateLimiting, edge, { oauth: auth.oauth, identityAssertion: signer, configured: raw.identityAssertion !== undefined }, target.allowSemicolon, gatewayLimits, problems);
+    const route = compileRoute(r, index, loaded, upstreamPools, credentials, forwarding, auth, rateLimiting, edge, { oauth: auth.oauth, identityAssertion: signer, configured: raw.identityAssertion !== undefined, rules: routeRules[index] ?? null }, target.allowSemicolon, gatewayLimits, problems);
     const earlier = names.get(r.name);
     if (earlier !== undefined) {
       const first = loaded.problem(['routes', earlier, 'name'], '');
@@ -450,6 +457,8 @@ interface RouteServices {
   readonly identityAssertion: AssertionSigner | null;
   /** Whether the config has an identityAssertion section (it may have had problems, then the signer is null). */
   readonly configured: boolean;
+  /** The route's attribute rules (`when`), compiled; null without them. */
+  readonly rules: RouteRules | null;
 }
 
 function compileRoute(
@@ -531,6 +540,7 @@ function compileRoute(
     allowMethodOverride: r.allowMethodOverride === true,
     securityHeaders: securityHeaders ?? edge.securityHeaders,
     cors,
+    ...(services.rules === null ? {} : { ruleNames: services.rules.names }),
     stages: routeStages({
       ipRules: routeIpRules === null ? null : ipRulesStage(routeIpRules, `route ${r.name}`),
       corsPreflight: cors === null ? null : corsPreflight(cors),
@@ -541,6 +551,7 @@ function compileRoute(
       certificateBinding: routeAuth !== null && r.requireCertificateBoundToken === true ? certificateBoundToken() : null,
       limitsByIdentity: limitStages.after,
       authorize: routeAuth?.authorize ?? null,
+      rules: services.rules?.stage ?? null,
       identityHeaders: routeAuth?.identityHeaders ?? null,
       identityAssertion: routeAuth !== null && assertion !== null ? assertion : null,
       upstreamCredential: credential === null ? sessionToken : upstreamCredential(credential),
@@ -690,6 +701,23 @@ function decisionHeaders(raw: LoadedConfig['raw'], limitHeaders: ReadonlySet<str
   }
   for (const header of limitHeaders) names.add(normaliseHeaderName(header));
   return names;
+}
+
+/**
+ * Why an attribute rule may not read a header: credentials (a rule decides on the identity they
+ * establish, never on the secret), headers the gateway asserts itself (a client's copy is removed
+ * before forwarding, so a rule reading it would judge a spoofed value), headers only a trusted
+ * proxy may assert (client.ip is the resolved address), and headers that frame or route the request.
+ */
+function ruleHeaderProblem(protectedHeaders: ReadonlySet<string>, credentialHeaders: ReadonlySet<string>): (name: string) => string | null {
+  const credentials = new Set(['authorization', 'proxy-authorization', 'cookie', ...[...credentialHeaders].map(normaliseHeaderName)]);
+  return (name) => {
+    if (credentials.has(name)) return 'it carries credentials, and rules never read them: rule on the identity they establish (identity, claims)';
+    if (protectedHeaders.has(name)) return 'the gateway asserts it itself and removes a client\'s copy: rule on identity instead';
+    if (isProxyAsserted(name)) return 'only a trusted proxy may assert it: rule on client.ip (resolved through trustedProxies) instead';
+    if (MANAGED_HEADERS.has(name)) return 'it frames or routes the request: match on match.host or match.methods instead';
+    return null;
+  };
 }
 
 /** The literal segments a pattern starts with (`/api/v1/{id}` → api, v1). */

@@ -9,6 +9,7 @@ import type { Algorithm } from '../ratelimit/algorithms.js';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.js';
 import { AssertIdentitySchema, IdentityAssertionSchema } from '../assertion/identity-assertion-section.js';
 import { SERVED_ENDPOINTS } from '../stages/served/served-endpoints.js';
+import { RULE_NAME_PATTERN } from './rule-name.js';
 
 export { LOG_LEVELS, type LogLevel };
 import { ALGORITHM_KINDS, EmbeddedQuotaSchema, LIMIT_STORE_KINDS, QUOTA_STORE_KINDS, RedisSettingsSchema } from '../ratelimit/kinds.js';
@@ -137,6 +138,19 @@ const IpRulesSchema = (description: string) => strict({
   deny: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 10_000, description: 'Client addresses in these CIDRs are refused, whatever allow says.' })),
 }, description);
 
+const RuleExpression = Type.String({ minLength: 1, maxLength: 65536, description: 'A CEL expression over request, client, identity and claims that must be true (docs/policy.md).' });
+/** `routes[].when`: one expression (a rule named `when`) or named rules, all of which must hold. */
+const WhenSchema = Type.Unsafe<string | { name: string; expr: string }[]>({
+  anyOf: [
+    RuleExpression,
+    Type.Array(strict({
+      name: formatted(RULE_NAME_PATTERN, 'a rule name of lower-case letters, digits and `-` that starts with a letter, up to 63 characters', { description: 'The rule\'s name, unique on the route: denials and audit records name it.' }),
+      expr: RuleExpression,
+    }, 'A named attribute rule.'), { minItems: 1, maxItems: 64 }),
+  ],
+  description: 'Attribute rules: a CEL expression (a rule named `when`), or a list of {name, expr}; all must hold, else 403 policy_denied naming the rule. Checked at load (docs/policy.md).',
+});
+
 export const RouteSchema = strict({
   name: Name,
   match: strict({
@@ -190,6 +204,7 @@ export const RouteSchema = strict({
   }, 'Per-route request limits.')),
   responseHeaders: Type.Optional(RouteResponseHeadersSchema),
   cors: Type.Optional(NameOf({ description: 'The CORS policy (from the top-level cors) of this route: preflights are answered by the gateway, responses carry its headers.' })),
+  when: Type.Optional(WhenSchema),
 }, 'A route: a match, an upstream (or an endpoint the gateway serves) and a policy.');
 
 export { AuditSchema } from './schema-audit.js';

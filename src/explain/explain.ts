@@ -299,6 +299,7 @@ export function renderExplanation(e: Explanation): string {
   for (const s of e.stages) {
     const outcome = s.outcome === 'continue' ? 'continue' : `${s.outcome} ${s.status ?? ''} ${s.code ?? ''}`.trim();
     out.push(`  ${s.stage.padEnd(width)}${outcome.padEnd(34)}${s.note}`.trimEnd());
+    for (const r of s.rules ?? []) out.push(`    ${r.held ? 'holds   ' : 'fails   '}${r.rule}`);
   }
   row('Result', e.result.forwarded ? 'forwarded: the upstream answers' : `${e.result.status ?? ''} ${e.result.code ?? ''}`.trim());
   if (e.upstream !== null) {

@@ -49,6 +49,8 @@ export class Metrics implements DecisionTally {
   readonly limitDecisions: HotCounter<'limit' | 'decision'>;
   /** Identity assertions signed, by route and signing key (a rotation shows as the new kid taking over). */
   readonly identityAssertions: HotCounter<'route' | 'kid'>;
+  /** Requests refused by an attribute rule, by route and rule (names from the config). */
+  readonly policyDenials: HotCounter<'route' | 'rule'>;
   readonly upstreamLatency: HotHistogram<'upstream'>;
   readonly requestDuration: HotHistogram<'route'>;
   /** Requests being handled; read into `portcullis_requests_in_flight` at scrape time (summed across workers). */
@@ -131,6 +133,8 @@ export class Metrics implements DecisionTally {
     this.limitChildren = new CounterPairs(this.limitDecisions, 'limit', 'decision');
     this.identityAssertions = new HotCounter('portcullis_identity_assertions_total', 'Identity assertions signed, by route and by the kid of the key that signed them.', ['route', 'kid'], serving);
     this.assertionChildren = new CounterPairs(this.identityAssertions, 'route', 'kid');
+    this.policyDenials = new HotCounter('portcullis_policy_denials_total', 'Requests refused by an attribute rule (when), by route and rule; a rule that could not be evaluated counts too.', ['route', 'rule'], serving);
+    this.policyDenialChildren = new CounterPairs(this.policyDenials, 'route', 'rule');
     this.upstreamLatency = new HotHistogram('portcullis_upstream_latency_seconds', 'Time from forwarding to upstream response headers.', ['upstream'], latencyBuckets, serving);
     this.requestDuration = new HotHistogram('portcullis_request_duration_seconds', 'Time from request start to response end, by route.', ['route'], latencyBuckets, serving);
     const read = (): number => this.requestsInFlight;
@@ -246,6 +250,7 @@ export class Metrics implements DecisionTally {
   private readonly authenticationChildren: CounterPairs<'authenticator', 'outcome'>;
   private readonly limitChildren: CounterPairs<'limit', 'decision'>;
   private readonly assertionChildren: CounterPairs<'route', 'kid'>;
+  private readonly policyDenialChildren: CounterPairs<'route', 'rule'>;
   private readonly durationChildren = new Map<string, HistogramChild>();
   private readonly upstreamChildren = new Map<string, HistogramChild>();
 
@@ -269,6 +274,10 @@ export class Metrics implements DecisionTally {
 
   identityAssertion(route: string, kid: string): void {
     this.assertionChildren.inc(route, kid);
+  }
+
+  rule(route: string, rule: string): void {
+    this.policyDenialChildren.inc(route, rule);
   }
 
   request(route: string, status: number, decision: string, durationSeconds: number): void {

@@ -37,6 +37,8 @@ export interface DecisionTally {
   limit(limit: string, decision: LimitOutcome): void;
   /** An identity assertion signed on `route` with the key `kid` (both from the config). */
   identityAssertion(route: string, kid: string): void;
+  /** A request refused by the attribute rule `rule` of `route` (both from the config). */
+  rule?(route: string, rule: string): void;
 }
 
 /**
@@ -276,6 +278,8 @@ export class Exchange {
   limits: LimitDecision[] | null = null;
   /** The limit or quota that refused the request (audited by name). */
   limitName: string | null = null;
+  /** The attribute rule that refused the request (audited by name). */
+  rule: string | null = null;
   /**
    * The method the upstream will act on when a method override is forwarded (`allowMethodOverride`):
    * a GET carrying `_method=DELETE` is a DELETE to whoever honours it. Null: the request's own.

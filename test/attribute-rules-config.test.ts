@@ -1,0 +1,185 @@
+// Attribute rules are checked at load: every malformed, ill-typed, unsafe or too expensive
+// expression is a config error at the expression's own file:line, saying what would be right.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { configProblems } from './harness/config.js';
+
+/** A config whose second rule (line 12) is `expr`, on an authenticated route or, with `policy: 'public: true'`, a public one. */
+function config(expr: string, policy = 'authenticate: [keys]', path = '/t/{tenant}/orders/{id}'): string {
+  return [
+    'upstreams: { app: { targets: ["http://127.0.0.1:1"] } }',
+    'authenticators: { keys: { type: apiKey, header: X-API-Key } }',
+    'routes:',
+    '  - name: orders',
+    `    match: { path: ${JSON.stringify(path)} }`,
+    '    upstream: app',
+    `    ${policy}`,
+    '    when:',
+    '      - name: first',
+    '        expr: "true"',
+    '      - name: checked',
+    `        expr: ${JSON.stringify(expr)}`,
+    '',
+  ].join('\n');
+}
+
+/** Asserts exactly one problem, at line 12 (the expression), whose message matches `message`. */
+function refusedAtLine12(expr: string, message: RegExp, policy?: string, path?: string): void {
+  const problems = configProblems(config(expr, policy, path));
+  assert.equal(problems.length, 1, problems.join('\n'));
+  const [problem = ''] = problems;
+  assert.match(problem, /^gateway\.yaml:12:\d+: routes\[0\]\.when\[1\]\.expr: rule checked: /);
+  assert.match(problem, message);
+}
+
+const table = (name: string, cases: readonly (readonly [string, RegExp])[], policy?: string) => {
+  describe(name, () => {
+    for (const [expr, message] of cases) it(`refuses ${JSON.stringify(expr.length > 80 ? `${expr.slice(0, 77)}...` : expr)}`, () => refusedAtLine12(expr, message, policy));
+  });
+};
+
+describe('attribute rules are checked at load', () => {
+  it('accepts well-typed rules over every variable', () => {
+    for (const expr of [
+      'identity.tenant == request.params.tenant',
+      '"admin" in identity.roles && identity.scopes.exists(s, s.startsWith("orders:"))',
+      'identity.sub == "alice" && identity.method == "apiKey" && has(identity.keyId) && identity.tier != "free"',
+      'claims.level >= 3 && claims.org.name == "acme" && int(claims.n) < 10',
+      'inCidr(client.ip, "10.0.0.0/8") || inCidr(client.ip, "2001:db8::/32") || inCidr(client.ip, "192.0.2.7")',
+      'request.time.getHours("Europe/Berlin") >= 8 && request.time.getDayOfWeek("+02:00") < 6 && request.time.getMinutes() >= 0',
+      'request.headers["x-env"] == "prod" && request.headers.x == "y" && "x-trace" in request.headers && has(request.headers.z)',
+      'request.method in ["GET", "HEAD"] && request.path.matches("^/t/[a-z]+/orders/[0-9]+$") && size(request.params.id) < 10',
+      'request.params["id"] != "" ? true : false',
+    ]) assert.deepEqual(configProblems(config(expr)), [], expr);
+  });
+
+  table('syntax errors', [
+    ['identity.tenant ==', /syntax error/],
+    ['(identity.tenant == "a"', /syntax error/],
+    ['identity.tenant == "a', /syntax error/],
+    ['identity..tenant', /syntax error/],
+    ['identity.tenant = "a"', /syntax error/],
+    ['   ', /the expression is empty/],
+  ]);
+
+  table('unknown names', [
+    ['user.tenant == "a"', /unknown variable "user": the variables are request, client, identity, claims/],
+    ['identity.org == "a"', /identity has no field "org": it has sub, roles, scopes, tenant, method, keyId, tier/],
+    ['request.query == "a"', /request has no field "query"/],
+    ['request.params.tenantId == "a"', /no parameter \{tenantId\}; it has \{tenant\}, \{id\}/],
+    ['request.params["nope"] == "a"', /no parameter \{nope\}/],
+    ['isAdmin(identity)', /unknown function isAdmin/],
+    ['identity.sub.lowerAscii() == "a"', /unknown method lowerAscii on string/],
+    ['Foo{a: 1} == 1', /message types are not available/],
+  ]);
+
+  table('ill-typed expressions', [
+    ['request.method == 1', /string and int are never equal/],
+    ['identity.roles == "admin"', /list\(string\) and string are never equal/],
+    ['identity.roles > 1', /no operator > takes \(list\(string\), int\)/],
+    ['client.ip + 1 == "x"', /no operator \+ takes \(string, int\)/],
+    ['request.method', /gives string, and a rule must give a bool/],
+    ['size(identity.roles)', /gives int/],
+    ['identity.tenant ? true : false', /the condition of \?: must be a bool/],
+    ['!identity.sub', /no operator ! takes \(string\)/],
+    ['identity.roles.exists(r, r)', /the loop condition must be a bool|no operator \|\| takes/],
+    ['1 in identity.roles', /int is never in a list\(string\)/],
+    ['request.time > 5', /no operator > takes \(timestamp, int\)/],
+    ['identity.sub.startsWith(1)', /no startsWith on string taking \(int\)/],
+    ['client.ip.exists(c, c == "1")', /string cannot be iterated/],
+  ]);
+
+  table('time zones', [
+    ['request.time.getHours("Mars/Olympus") > 8', /"Mars\/Olympus" is not a time zone: write an IANA name like Europe\/Berlin/],
+    ['request.time.getHours("") > 8', /"" is not a time zone/],
+    ['request.time.getHours("Europe/Berlin ") > 8', /is not a time zone/],
+    ['request.time.getHours(identity.tenant) > 8', /takes the time zone as a literal/],
+  ]);
+
+  table('CIDR ranges', [
+    ['inCidr(client.ip, "10.0.0.0/33")', /invalid prefix length: write an address or CIDR like 10\.0\.0\.0\/8/],
+    ['inCidr(client.ip, "10.0.0/8")', /is not an IP address or CIDR range/],
+    ['inCidr(client.ip, "::ffff:10.0.0.0/104")', /IPv4-mapped IPv6 form: write the IPv4 address or range itself/],
+    ['inCidr(client.ip, "10.0.0.0/-1")', /invalid prefix length/],
+    ['inCidr(client.ip, claims.net)', /takes the range as a literal/],
+    ['inCidr(client.ip)', /unknown function inCidr with 1 argument/],
+  ]);
+
+  table('headers: by literal lower-case name only, never credentials or what the gateway asserts', [
+    ['request.headers["authorization"] != ""', /carries credentials, and rules never read them/],
+    ['request.headers["proxy-authorization"] != ""', /carries credentials/],
+    ['request.headers["cookie"] != ""', /carries credentials/],
+    ['"x-api-key" in request.headers', /carries credentials/],
+    ['has(request.headers.cookie)', /carries credentials/],
+    ['request.headers["x-user-id"] == "alice"', /the gateway asserts it itself and removes a client's copy/],
+    ['request.headers["x-tenant-id"] == "acme"', /the gateway asserts it itself/],
+    ['request.headers["x-forwarded-for"] == "10.0.0.1"', /only a trusted proxy may assert it: rule on client\.ip/],
+    ['request.headers["forwarded"] != ""', /only a trusted proxy may assert it/],
+    ['request.headers["host"] == "a"', /frames or routes the request/],
+    ['request.headers["X-Env"] == "prod"', /header names are read in lower case: request\.headers\["x-env"\]/],
+    ['request.headers[identity.sub] == "x"', /only by a literal header name/],
+    ['request.headers.exists(h, h == "x")', /not iterated/],
+    ['size(request.headers) > 0', /can be read only by a header's name/],
+    ['request.headers == {}', /can be read only by a header's name/],
+    ['request.headers["bad header"] == "x"', /is not a header name/],
+  ]);
+
+  table('identity and claims on a public route (which has no identity)', [
+    ['identity.sub == "alice"', /a public route has no identity, and the rule reads identity/],
+    ['claims.level > 1', /reads claims/],
+    ['request.method == "GET" && identity.roles.size() > 0', /reads identity/],
+  ], 'public: true');
+
+  table('the cost budget', [
+    ['identity.roles.exists(r, identity.scopes.exists(s, s == r))', /comprehensions \(exists, all, exists_one, map, filter\) nest at most 1 deep/],
+    ['claims.a.all(x, claims.b.map(y, y).size() > 0)', /nest at most 1 deep/],
+    [Array.from({ length: 70 }, (_, i) => `identity.sub != "u${i}"`).join(' && '), /more than 200 nodes: split it into several named rules/],
+    [`identity.roles.exists(r, ${Array.from({ length: 15 }, (_, i) => `r == "x${i}"`).join(' || ')})`, /worst case is \d+ steps .* above the budget of 50000/],
+    [`identity.sub == "${'a'.repeat(2001)}"`, /is 2019 characters, above 2000: split it/],
+  ]);
+
+  it('refuses a rule name used twice on a route, at the second name', () => {
+    const text = config('true').replace('- name: checked', '- name: first');
+    const problems = configProblems(text);
+    assert.equal(problems.length, 1, problems.join('\n'));
+    assert.match(problems[0] ?? '', /^gateway\.yaml:11:\d+: routes\[0\]\.when\[1\]\.name: rule "first" is named twice on this route \(first as when\[0\]\)/);
+  });
+
+  it('refuses a rule name that is not lower case, digits and dashes', () => {
+    for (const name of ['Office', 'office_hours', '1st', '-x', 'a b']) {
+      const problems = configProblems(config('true').replace('- name: checked', `- name: ${JSON.stringify(name)}`));
+      assert.equal(problems.length, 1, problems.join('\n'));
+      assert.match(problems[0] ?? '', /^gateway\.yaml:11:\d+: routes\[0\]\.when\[1\]\.name: .*lower-case letters, digits and `-`/);
+    }
+  });
+
+  it('reports a single-string rule as `when` at its own line', () => {
+    const text = config('true').split('\n').slice(0, 7).concat(['    when: "identity.tenant == 1"', '']).join('\n');
+    const problems = configProblems(text);
+    assert.equal(problems.length, 1, problems.join('\n'));
+    assert.match(problems[0] ?? '', /^gateway\.yaml:8:\d+: routes\[0\]\.when: rule when: .*string and int are never equal/);
+  });
+
+  it('reports every broken rule of every route in one pass', () => {
+    const text = config('identity.sub == 1') + [
+      '  - name: other',
+      '    match: { path: /other }',
+      '    upstream: app',
+      '    public: true',
+      '    when: "claims.x"',
+      '',
+    ].join('\n');
+    const problems = configProblems(text);
+    assert.equal(problems.length, 2, problems.join('\n'));
+    assert.match(problems[0] ?? '', /^gateway\.yaml:12:/);
+    assert.match(problems[1] ?? '', /^gateway\.yaml:17:\d+: routes\[1\]\.when: rule when: a public route has no identity/);
+  });
+
+  it('refuses more than 32 rules on a route', () => {
+    const rules = Array.from({ length: 33 }, (_, i) => `      - { name: r${i}, expr: "true" }`);
+    const text = config('true').split('\n').slice(0, 8).concat(rules, ['']).join('\n');
+    const problems = configProblems(text);
+    assert.equal(problems.length, 1, problems.join('\n'));
+    assert.match(problems[0] ?? '', /^gateway\.yaml:9:\d+: routes\[0\]\.when: a route has at most 32 rules/);
+  });
+});

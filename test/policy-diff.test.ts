@@ -18,6 +18,8 @@ import { mint, testKey } from './harness/jwt.js';
 const EXAMPLE = fileURLToPath(new URL('../../examples/policy/orders.yaml', import.meta.url));
 const STRICT = fileURLToPath(new URL('../../examples/policy/orders.strict.yaml', import.meta.url));
 const TESTS = fileURLToPath(new URL('../../examples/policy/orders.tests.yaml', import.meta.url));
+const RULES = fileURLToPath(new URL('../../examples/policy/gateway.yaml', import.meta.url));
+const RULES_TESTS = fileURLToPath(new URL('../../examples/policy/gateway.tests.yaml', import.meta.url));
 
 interface Outcome { decision: string; status: number | null; code: string | null; route: string | null }
 interface Change { source: string; label: string; count: number; old: Outcome; new: Outcome; changed: string[] }
@@ -85,6 +87,28 @@ describe('portcullis policy diff over the example test cases', () => {
         assert.equal(run.code, code, `${args.join(' ')}: ${run.stderr}`);
         assert.match(run.stderr, message, args.join(' '));
       }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('portcullis policy diff over attribute rules (examples/policy/gateway.yaml)', () => {
+  it('a rule made stricter changes exactly the cases it now refuses, naming the rule', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'portcullis-policy-diff-rules-'));
+    try {
+      const later = join(dir, 'gateway.yaml');
+      const text = readFileSync(RULES, 'utf8');
+      assert.ok(text.includes('request.time.getHours("Europe/Berlin") >= 8'));
+      // Office hours from 9 instead of 8.
+      await writeFile(later, text.replace('request.time.getHours("Europe/Berlin") >= 8', 'request.time.getHours("Europe/Berlin") >= 9'));
+      const run = await runCli(['policy', 'diff', RULES, later, '--tests', RULES_TESTS, '--json']);
+      assert.equal(run.code, 1, run.stderr);
+      const report = JSON.parse(run.stdout) as DiffJson & { changes: (Change & { new: { rule: string | null } })[] };
+      assert.deepEqual(report.cases, { total: 17, changed: 1 });
+      assert.deepEqual(report.changes.map((c) => [c.label, pick(c.old), pick(c.new), c.new.rule]), [
+        ['office hours start at 8 in Berlin', { decision: 'allow', status: null, code: null, route: 'orders-write' }, { decision: 'deny', status: 403, code: 'policy_denied', route: 'orders-write' }, 'office-hours'],
+      ]);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

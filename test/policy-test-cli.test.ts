@@ -2,6 +2,7 @@
 // case, coverage, and hostile test files by class (malformed, unknown keys, wrong types,
 // duplicated, oversized), each refused with file:line and exit 2.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,11 +12,17 @@ import { runCli } from './harness/cli.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/policy/orders.yaml', import.meta.url));
 const EXAMPLE_TESTS = fileURLToPath(new URL('../../examples/policy/orders.tests.yaml', import.meta.url));
+const RULES = fileURLToPath(new URL('../../examples/policy/gateway.yaml', import.meta.url));
+
+interface RuleRef { route: string; rule: string; line: number | null }
 
 interface JsonReport {
   cases: { name: string; passed: boolean; line: number; problems: string[]; actual: { decision: string; status: number | null; code: string | null; route: string | null; stage: string | null } }[];
   summary: { total: number; passed: number; failed: number };
-  coverage?: { routes: { total: number; reached: number; unreached: { route: string; line: number | null }[] } };
+  coverage?: {
+    routes: { total: number; reached: number; unreached: { route: string; line: number | null }[] };
+    rules: { total: number; unevaluated: RuleRef[]; neverFalse: RuleRef[]; neverTrue: RuleRef[] };
+  };
 }
 
 let dir: string;
@@ -56,6 +63,88 @@ describe('portcullis policy test on examples/policy/orders.yaml', () => {
     assert.equal(run.code, 0);
     assert.match(run.stdout, /^Coverage: 5 of 5 routes reached; 0 of 0 rules evaluated$/m);
     assert.doesNotMatch(run.stdout, /Routes no case reaches/);
+  });
+});
+
+describe('portcullis policy test on the attribute rules of examples/policy/gateway.yaml', () => {
+  it('passes every case, and every rule is seen holding and refusing', async () => {
+    const run = await runCli(['policy', 'test', '-c', RULES, '--coverage']);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /^17 cases: 17 passed, 0 failed$/m);
+    assert.match(run.stdout, /^pass +no changes on a Saturday +deny 403 policy_denied +deny 403 policy_denied +orders-write +rules +office-hours$/m);
+    assert.match(run.stdout, /^Coverage: 3 of 3 routes reached; 6 of 6 rules evaluated$/m);
+    assert.doesNotMatch(run.stdout, /half-tested|no case evaluates/);
+  });
+
+  it('a rule seen one way only is half-tested; rules no case reaches are named at their lines', async () => {
+    const file = await testFile('rules-half.tests.yaml', `tests:
+  - name: a read from the office
+    request: { method: GET, target: /api/acme/orders/7, from: 10.1.2.3 }
+    identity: { sub: alice, scopes: [orders:read], tenant: acme }
+    expect: { decision: allow }
+  - name: the status without its header
+    request: { method: GET, target: /status }
+    expect: { decision: deny, rule: when }
+`);
+    const run = await runCli(['policy', 'test', '-c', RULES, '--tests', file, '--coverage', '--json']);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    const rules = (JSON.parse(run.stdout) as JsonReport).coverage?.rules;
+    const names = (refs: RuleRef[] | undefined): string[] => (refs ?? []).map((r) => `${r.route}/${r.rule}`);
+    assert.equal(rules?.total, 6);
+    assert.deepEqual(names(rules?.unevaluated), ['orders-write/own-tenant', 'orders-write/senior-clerk', 'orders-write/office-hours']);
+    assert.deepEqual(names(rules?.neverFalse), ['orders-read/own-tenant', 'orders-read/office-network']);
+    assert.deepEqual(names(rules?.neverTrue), ['status/when']);
+    // Each rule at its own line: the entries of a `when` list in order, a one-expression `when` at itself.
+    const lines = [...(rules?.unevaluated ?? []), ...(rules?.neverFalse ?? []), ...(rules?.neverTrue ?? [])].map((r) => r.line ?? 0);
+    const text = readFileSync(RULES, 'utf8').split('\n');
+    for (const r of [...(rules?.unevaluated ?? []), ...(rules?.neverFalse ?? [])]) assert.match(text[(r.line ?? 0) - 1] ?? '', new RegExp(`name: ${r.rule}$`), r.rule);
+    assert.match(text[(rules?.neverTrue[0]?.line ?? 0) - 1] ?? '', /^ {4}when: request\.headers/);
+    assert.equal(new Set(lines).size, lines.length);
+    const human = await runCli(['policy', 'test', '-c', RULES, '--tests', file, '--coverage']);
+    assert.match(human.stdout, /^Coverage: 2 of 3 routes reached; 3 of 6 rules evaluated\nRoutes no case reaches:\n {2}orders-write \(line \d+\)$/m);
+    assert.match(human.stdout, /^Rules no case evaluates:\n {2}orders-write: own-tenant \(line \d+\)\n {2}orders-write: senior-clerk \(line \d+\)\n {2}orders-write: office-hours \(line \d+\)$/m);
+    assert.match(human.stdout, /^Rules no case sees refuse \(only seen holding: half-tested\):\n {2}orders-read: own-tenant \(line \d+\)\n {2}orders-read: office-network \(line \d+\)$/m);
+    assert.match(human.stdout, /^Rules no case sees hold \(only seen refusing: half-tested\):\n {2}status: when \(line \d+\)$/m);
+  });
+
+  it('expect.rule: the rule that refused, or one that held; anything else fails the case', async () => {
+    const file = await testFile('rules-expect.tests.yaml', `tests:
+  - name: refused by another rule than expected
+    request: { method: GET, target: /api/globex/orders/7, from: 10.1.2.3 }
+    identity: { sub: alice, scopes: [orders:read], tenant: acme }
+    expect: { decision: deny, rule: office-network }
+  - name: a rule that was never evaluated
+    request: { method: GET, target: /api/acme/orders/7, from: 10.1.2.3 }
+    identity: { sub: alice, scopes: [profile], tenant: acme }
+    expect: { decision: deny, rule: own-tenant }
+  - name: a rule expected to hold that refused
+    request: { method: GET, target: /status }
+    expect: { decision: allow, rule: when }
+  - name: the rule that held
+    request: { method: GET, target: /api/acme/orders/7, from: 10.1.2.3 }
+    identity: { sub: alice, scopes: [orders:read], tenant: acme }
+    expect: { decision: allow, rule: own-tenant }
+`);
+    const run = await runCli(['policy', 'test', '-c', RULES, '--tests', file, '--json']);
+    assert.equal(run.code, 1);
+    assert.deepEqual((JSON.parse(run.stdout) as JsonReport).cases.map((c) => c.problems), [
+      ['denied by rule own-tenant, expected denied by rule office-network'],
+      ['denied by no rule, expected denied by rule own-tenant'],
+      ['decision deny, expected allow', 'rule when did not hold, expected it to'],
+      [],
+    ]);
+  });
+
+  it('time rules are judged at the case\'s time, in any offset', async () => {
+    const file = await testFile('rules-time.tests.yaml', ['2026-06-03T05:59:59Z', '2026-06-03T06:00:00Z', '2026-06-03T08:00:00+02:00', '2026-06-03T17:59:59+02:00', '2026-06-03T18:00:00+02:00', '2026-06-07T10:00:00+02:00']
+      .reduce((text, at, i) => `${text}  - name: at ${at}
+    request: { method: DELETE, target: /api/acme/orders/${i}, at: "${at}" }
+    identity: { sub: bob, roles: [clerk], scopes: [orders:write], tenant: acme, claims: { level: 2 } }
+    expect: { decision: ${[1, 2, 3].includes(i) ? 'allow' : 'deny'} }
+`, 'tests:\n'));
+    const run = await runCli(['policy', 'test', '-c', RULES, '--tests', file]);
+    assert.equal(run.code, 0, run.stdout);
+    assert.match(run.stdout, /^6 cases: 6 passed, 0 failed$/m);
   });
 });
 

@@ -6,6 +6,7 @@ import { compileConfig, type CompiledConfig } from '../config/compile.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
 import type { RouteLocator } from '../explain/explain.js';
+import type { RuleLocator } from '../policy/coverage.js';
 import { SAMPLE_DEFAULTS, sampleAudit, type AuditSample } from '../policy/audit-sample.js';
 import { diffPolicies, renderDiff } from '../policy/policy-diff.js';
 import { renderPolicyTest, runPolicyTests } from '../policy/policy-test.js';
@@ -18,9 +19,10 @@ import { configFile } from './config-file.js';
 export const MAX_TEST_FILES = 100;
 
 /** A config, compiled, and where its routes are written. */
-async function compiled(file: string): Promise<{ config: CompiledConfig; locate: RouteLocator }> {
+async function compiled(file: string): Promise<{ config: CompiledConfig; locate: RouteLocator & RuleLocator }> {
   const loaded = await loadConfigFile(file);
-  return { config: compileConfig(loaded), locate: (route) => loaded.problem(['routes', route.index], '').line };
+  // A rule's line: its entry in a `when` list, or the `when` itself when it is one expression.
+  return { config: compileConfig(loaded), locate: (route, rule?: number) => loaded.problem(['routes', route.index, ...(rule === undefined ? [] : ['when', rule])], '').line };
 }
 
 /** `--tests FILE…` as given (resolved), or null when none was. */

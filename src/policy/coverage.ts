@@ -26,6 +26,9 @@ export interface CoverageReport {
   };
 }
 
+/** Where a route (or, given its index, one of its rules) is written: a line of the config, or null. */
+export type RuleLocator = (route: Route, rule?: number) => number | null;
+
 /** Collects the outcomes of a run; the config's own routes (not those the gateway adds) are what is covered. */
 export class Coverage {
   private readonly routes: readonly Route[];
@@ -33,7 +36,7 @@ export class Coverage {
   private readonly held = new Set<string>();
   private readonly failed = new Set<string>();
 
-  constructor(config: CompiledConfig, private readonly locate: (route: Route) => number | null) {
+  constructor(config: CompiledConfig, private readonly locate: RuleLocator) {
     this.routes = config.routes.filter((r) => r.index >= 0);
   }
 
@@ -52,10 +55,10 @@ export class Coverage {
     for (const route of this.routes) {
       const line = this.locate(route);
       if (!this.reached.has(route.name)) unreached.push({ route: route.name, line });
-      for (const rule of route.ruleNames ?? []) {
+      for (const [i, rule] of (route.ruleNames ?? []).entries()) {
         rules += 1;
         const k = key(route.name, rule);
-        const ref = { route: route.name, rule, line };
+        const ref = { route: route.name, rule, line: this.locate(route, i) };
         const held = this.held.has(k);
         const failed = this.failed.has(k);
         if (!held && !failed) unevaluated.push(ref);

@@ -54,11 +54,13 @@ export function mismatches(expect: Expectation, actual: Outcome): string[] {
   }
   if (expect.code !== undefined && actual.code !== expect.code) out.push(`code ${actual.code ?? '(none)'}, expected ${expect.code}`);
   if (expect.route !== undefined && actual.route !== expect.route) out.push(`route ${actual.route ?? '(none)'}, expected ${expect.route}`);
-  if (expect.rule !== undefined) {
+  if (expect.rule !== undefined && expect.decision === 'deny' && actual.rule !== expect.rule) {
+    out.push(`${actual.decision === 'deny' ? 'denied' : 'allowed'} ${actual.rule === null ? 'by no rule' : `by rule ${actual.rule}`}, expected denied by rule ${expect.rule}`);
+  }
+  if (expect.rule !== undefined && expect.decision === 'allow') {
     const seen = actual.rules.filter((r) => r.rule === expect.rule);
     if (seen.length === 0) out.push(`rule ${expect.rule} was not evaluated`);
-    else if (expect.decision === 'deny' && actual.rule !== expect.rule) out.push(`denied ${actual.rule === null ? 'by no rule' : `by rule ${actual.rule}`}, expected by rule ${expect.rule}`);
-    else if (expect.decision === 'allow' && !seen.every((r) => r.held)) out.push(`rule ${expect.rule} did not hold, expected it to`);
+    else if (!seen.every((r) => r.held)) out.push(`rule ${expect.rule} did not hold, expected it to`);
   }
   return out;
 }

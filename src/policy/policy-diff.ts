@@ -88,7 +88,7 @@ async function compare(a: DiffSide, b: DiffSide, request: ExplainRequest, source
 /** The report as `policy diff` prints it. */
 export function renderDiff(report: DiffReport): string {
   const out: string[] = [`OLD ${printable(report.old)}`, `NEW ${printable(report.new)}`, ''];
-  const described = (o: Outcome): string => `${o.forwarded ? 'allow (forwarded)' : phrase(o)} ${o.route === null ? '(no route)' : `→ ${printable(o.route)}`}`;
+  const described = (o: Outcome): string => `${o.forwarded ? 'allow (forwarded)' : phrase(o)}${o.rule === null ? '' : ` (rule ${printable(o.rule)})`} ${o.route === null ? '(no route)' : `→ ${printable(o.route)}`}`;
   if (report.changes.length > 0) {
     const rows = [['SOURCE', 'REQUEST', 'SEEN', 'OLD', 'NEW']];
     for (const c of report.changes) {

@@ -1,8 +1,7 @@
 // `portcullis policy test`: every case of the test files through the real stages of one compiled
 // config, each compared with what it expects; the table, the summary and the coverage report.
 import type { CompiledConfig } from '../config/compile.js';
-import type { Route } from '../pipeline/exchange.js';
-import { Coverage, type CoverageReport } from './coverage.js';
+import { Coverage, type CoverageReport, type RuleLocator } from './coverage.js';
 import { mismatches, outcomeOf, phrase, type Outcome } from './outcome.js';
 import type { Expectation, PolicyCase } from './test-file.js';
 
@@ -24,11 +23,11 @@ export interface PolicyTestReport {
 }
 
 /** Runs every case, in order. Nothing is contacted and nothing is counted (see `explain`). */
-export async function runPolicyTests(config: CompiledConfig, cases: readonly PolicyCase[], locate: (route: Route) => number | null): Promise<PolicyTestReport> {
+export async function runPolicyTests(config: CompiledConfig, cases: readonly PolicyCase[], locate: RuleLocator): Promise<PolicyTestReport> {
   const coverage = new Coverage(config, locate);
   const results: CaseResult[] = [];
   for (const c of cases) {
-    const { outcome } = await outcomeOf(config, c.request, locate);
+    const { outcome } = await outcomeOf(config, c.request, (route) => locate(route));
     coverage.add(outcome);
     const problems = mismatches(c.expect, outcome);
     results.push({ name: c.name, file: c.file, line: c.line, expected: c.expect, actual: outcome, passed: problems.length === 0, problems });

@@ -21,7 +21,7 @@ const TESTS = fileURLToPath(new URL('../../examples/policy/orders.tests.yaml', i
 const RULES = fileURLToPath(new URL('../../examples/policy/gateway.yaml', import.meta.url));
 const RULES_TESTS = fileURLToPath(new URL('../../examples/policy/gateway.tests.yaml', import.meta.url));
 
-interface Outcome { decision: string; status: number | null; code: string | null; route: string | null }
+interface Outcome { decision: string; status: number | null; code: string | null; route: string | null; rule?: string | null }
 interface Change { source: string; label: string; count: number; old: Outcome; new: Outcome; changed: string[] }
 interface DiffJson {
   cases: { total: number; changed: number };
@@ -104,7 +104,7 @@ describe('portcullis policy diff over attribute rules (examples/policy/gateway.y
       await writeFile(later, text.replace('request.time.getHours("Europe/Berlin") >= 8', 'request.time.getHours("Europe/Berlin") >= 9'));
       const run = await runCli(['policy', 'diff', RULES, later, '--tests', RULES_TESTS, '--json']);
       assert.equal(run.code, 1, run.stderr);
-      const report = JSON.parse(run.stdout) as DiffJson & { changes: (Change & { new: { rule: string | null } })[] };
+      const report = JSON.parse(run.stdout) as DiffJson;
       assert.deepEqual(report.cases, { total: 17, changed: 1 });
       assert.deepEqual(report.changes.map((c) => [c.label, pick(c.old), pick(c.new), c.new.rule]), [
         ['office hours start at 8 in Berlin', { decision: 'allow', status: null, code: null, route: 'orders-write' }, { decision: 'deny', status: 403, code: 'policy_denied', route: 'orders-write' }, 'office-hours'],

@@ -46,6 +46,7 @@ describe('attribute rules in explain (examples/policy/gateway.yaml)', () => {
     ['a change on a Saturday', () => run('DELETE', '/api/acme/orders/7', { identity: bob, at: SATURDAY }), 'own-tenant:holds senior-clerk:holds office-hours:fails', 'office-hours'],
     ['a change by a junior clerk', () => run('DELETE', '/api/acme/orders/7', { identity: { ...bob, claims: { level: 1 } } }), 'own-tenant:holds senior-clerk:fails', 'senior-clerk'],
     ['a change by a caller without the level claim (cannot be evaluated)', () => run('DELETE', '/api/acme/orders/7', { identity: { ...bob, claims: {} } }), 'own-tenant:holds senior-clerk:fails', 'senior-clerk'],
+    ['a caller with a claim over the bounds (the rule that reads claims fails, not the one before)', () => run('DELETE', '/api/acme/orders/7', { identity: { ...bob, claims: { level: 2, groups: Array<number>(1001).fill(1) } } }), 'own-tenant:holds senior-clerk:fails', 'senior-clerk'],
     ['a status probe without its header', () => run('GET', '/status', {}), 'when:fails', 'when'],
     ['a status probe with it', () => run('GET', '/status', { headers: [['X-Probe', 'monitor']] }), 'when:holds', null],
   ];

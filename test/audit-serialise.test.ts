@@ -54,7 +54,10 @@ function record(next: () => number): AuditRecord {
     upstreamStatus: next() < 0.3 ? null : number(), bytesIn: number(), bytesOut: number(), configVersion: text(next, c.configVersion),
   };
   const roll = next();
-  return roll < 0.3 ? base : { ...base, limit: roll < 0.4 ? null : text(next, c.limit) };
+  const limited = roll < 0.3 ? base : { ...base, limit: roll < 0.4 ? null : text(next, c.limit) };
+  // `rule` sorts between `route` and the chain's `seq`: the canonical order the hash covers.
+  const ruled = next();
+  return ruled < 0.5 ? limited : { ...limited, rule: ruled < 0.6 ? null : text(next, c.rule) };
 }
 
 describe('audit record serialiser', () => {

@@ -109,7 +109,6 @@ export function compileRouteRules(
       route: r.name,
       rules,
       pattern,
-      variables: new Set(checked.flatMap((c) => [...c.rule.variables])),
       fields: new Set(checked.flatMap((c) => [...c.rule.fields])),
       headers,
       maxListLength: RULE_BUDGET.maxListLength,

@@ -707,15 +707,19 @@ function decisionHeaders(raw: LoadedConfig['raw'], limitHeaders: ReadonlySet<str
  * Why an attribute rule may not read a header: credentials (a rule decides on the identity they
  * establish, never on the secret), headers the gateway asserts itself (a client's copy is removed
  * before forwarding, so a rule reading it would judge a spoofed value), headers only a trusted
- * proxy may assert (client.ip is the resolved address), and headers that frame or route the request.
+ * proxy may assert (client.ip is the resolved address), headers that frame or route the request,
+ * method overrides (request.method is the method they make) and names with `_`.
  */
 function ruleHeaderProblem(protectedHeaders: ReadonlySet<string>, credentialHeaders: ReadonlySet<string>): (name: string) => string | null {
   const credentials = new Set(['authorization', 'proxy-authorization', 'cookie', ...[...credentialHeaders].map(normaliseHeaderName)]);
   return (name) => {
     if (credentials.has(name)) return 'it carries credentials, and rules never read them: rule on the identity they establish (identity, claims)';
     if (protectedHeaders.has(name)) return 'the gateway asserts it itself and removes a client\'s copy: rule on identity instead';
-    if (isProxyAsserted(name)) return 'only a trusted proxy may assert it: rule on client.ip (resolved through trustedProxies) instead';
+    if (METHOD_OVERRIDE_HEADERS.has(name)) return 'a method override is judged by the method it makes: rule on request.method';
+    if (isProxyAsserted(name)) return 'it is one of the headers only a proxy in front asserts (addresses, identities, protocol), which the gateway never takes from a client: rule on client.ip (resolved through trustedProxies), identity or request';
     if (MANAGED_HEADERS.has(name)) return 'it frames or routes the request: match on match.host or match.methods instead';
+    // CGI-style servers read `X_Env` as `X-Env`; such names are refused at the edge or dropped, never forwarded.
+    if (name.includes('_')) return 'the gateway does not forward header names with `_` (headers.allowUnderscores): name the header with `-`';
     return null;
   };
 }

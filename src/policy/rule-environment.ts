@@ -70,9 +70,10 @@ export function cidrProblem(cidr: string): string | null {
   }
 }
 
-/** A time zone literal's problem, or null: an IANA zone name Node knows (Europe/Berlin, UTC) or a fixed offset (+02:00). */
+/** A time zone literal's problem, or null: an IANA zone name Node knows (Europe/Berlin, UTC) or a fixed offset (+02:00, -09:30; the sign may be left out for +), as CEL defines them. */
 export function zoneProblem(zone: string): string | null {
-  if (/^[+-]\d\d:\d\d$/.test(zone)) return null;
+  const fixed = /^[+-]?(\d\d):(\d\d)$/.exec(zone);
+  if (fixed !== null) return Number(fixed[1]) <= 23 && Number(fixed[2]) <= 59 ? null : `"${zone}" is not an offset: write hours up to 23 and minutes up to 59, like +02:00 or -09:30`;
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: zone });
     return null;
@@ -107,7 +108,7 @@ class ZoneCalendar {
   private last: ZonedMinute | null = null;
 
   constructor(zone: string) {
-    const fixed = /^([+-])(\d\d):(\d\d)$/.exec(zone);
+    const fixed = /^([+-]?)(\d\d):(\d\d)$/.exec(zone);
     this.offsetMs = fixed === null ? 0 : (fixed[1] === '-' ? -1 : 1) * (Number(fixed[2]) * 60 + Number(fixed[3])) * 60_000;
     this.format = fixed === null && zone !== 'UTC'
       ? new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', weekday: 'short' })
@@ -166,6 +167,35 @@ const ACCESSORS: Readonly<Record<string, CalendarField>> = {
   getMilliseconds: (_z, ms) => (ms % 1000 + 1000) % 1000,
 };
 
+/** A dotted-quad IPv4 address as a 32-bit number, or null when `text` is not one (leading zeros refused, as node:net does). */
+function ipv4Number(text: string): number | null {
+  const parts = text.split('.');
+  if (parts.length !== 4) return null;
+  let n = 0;
+  for (const part of parts) {
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(part)) return null;
+    const octet = Number(part);
+    if (octet > 255) return null;
+    n = n * 256 + octet;
+  }
+  return n;
+}
+
+/**
+ * An IPv4 CIDR range checked by arithmetic (node's BlockList builds a SocketAddress per lookup,
+ * most of a rule's time); null for an IPv6 range, which ipSet checks. Addresses are normalised
+ * before the check, so an IPv4-mapped IPv6 client is an IPv4 address here.
+ */
+function ipv4Range(cidr: string): IpSet | null {
+  const [address = '', bits] = cidr.split('/', 2);
+  const network = ipv4Number(address);
+  if (network === null) return null;
+  const prefix = bits === undefined ? 32 : Number(bits);
+  const size = 2 ** (32 - prefix);
+  const first = network - (network % size);
+  return { size: 1, has: (ip) => { const n = ipv4Number(ip); return n !== null && n >= first && n < first + size; } };
+}
+
 /** A timestamp or duration as CEL hands it to a method: a reflected message. */
 interface TimeValue {
   readonly message: { readonly $typeName: string; readonly seconds: bigint; readonly nanos: number };
@@ -197,7 +227,7 @@ function isTimeValue(v: unknown, typeName: string): v is TimeValue {
  * builds a type object for the target at every try, which cost more than the whole rule.
  */
 export function ruleEnvironment(cidrs: ReadonlySet<string>, zones: ReadonlySet<string>): CelEnv {
-  const ranges = new Map<string, IpSet>([...cidrs].map((c) => [c, ipSet([c])]));
+  const ranges = new Map<string, IpSet>([...cidrs].map((c) => [c, ipv4Range(c) ?? ipSet([c])]));
   const calendars = new Map<string, ZoneCalendar>([...zones, 'UTC'].map((z) => [z, new ZoneCalendar(z)]));
   const utc = calendars.get('UTC') as ZoneCalendar;
   const timestamp = objectType(TimestampSchema);

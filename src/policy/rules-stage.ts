@@ -12,17 +12,16 @@ export interface CompiledRule {
   readonly name: string;
   /** `gateway.yaml:42`: where the rule is written (the config file's name and line), for the audit record and messages. */
   readonly where: string;
-  readonly evaluate: (bindings: Record<string, unknown>) => CelResult;
+  /** Evaluates the rule over a request's variables (read as properties of `bindings`). */
+  readonly evaluate: (bindings: object) => CelResult;
 }
 
-/** A route's rules and what they read, so a request binds only the variables its rules name. */
+/** A route's rules and what they read, so a request builds only the values its rules read. */
 export interface RuleSet {
   /** The route's name, for the metrics. */
   readonly route: string;
   readonly rules: readonly CompiledRule[];
   readonly pattern: PathPattern;
-  /** Variables the rules name. */
-  readonly variables: ReadonlySet<string>;
   /** Fields of `request`, `client` and `identity` the rules read (`request.time`): only these are bound. */
   readonly fields: ReadonlySet<string>;
   /** Lower-case header names the rules read; no other header is given to them. */
@@ -64,16 +63,7 @@ export function rulesStage(set: RuleSet, clock: Clock): Stage {
 }
 
 function evaluateRules(set: RuleSet, ex: Exchange, clock: Clock, outcomes: RuleOutcome[] | null): { rule: string; denial: Denial } | undefined {
-  let bindings: Record<string, unknown>;
-  try {
-    bindings = bind(set, ex, clock);
-  } catch (err) {
-    const first = set.rules[0];
-    if (first === undefined) return undefined;
-    outcomes?.push({ rule: first.name, held: false });
-    const why = err instanceof BindingError ? err.message : 'the request\'s attributes could not be read';
-    return { rule: first.name, denial: deny('policy_denied', `rule ${first.name} (${first.where}) could not be evaluated: ${why}`) };
-  }
+  const bindings = new RuleBindings(set, ex, clock);
   for (const rule of set.rules) {
     const result = rule.evaluate(bindings);
     const held = result === true;
@@ -87,51 +77,70 @@ function evaluateRules(set: RuleSet, ex: Exchange, clock: Clock, outcomes: RuleO
 }
 
 /**
- * The variables of one request, only those the rules name. `request.method` is the method the
- * upstream acts on (a forwarded method override's), `request.path` the canonical path that was
- * matched and is forwarded, `request.params` the route pattern's parameters decoded,
- * `request.headers` only the headers the rules name (each arrived at most once: the header pass
- * refuses a repeated one), `request.time` the fixed time of `explain` or the gateway clock's now.
+ * The variables of one request, each built when a rule first reads it (CEL's activation reads a
+ * variable by property). A variable that cannot be built throws, inside the evaluation of the rule
+ * that read it: that rule fails, and is named. `request.method` is the method the upstream acts on
+ * (a forwarded method override's), `request.path` the canonical path that was matched and is
+ * forwarded, `request.params` the route pattern's parameters decoded, `request.headers` only the
+ * headers the rules name (each arrived at most once: the header pass refuses a repeated one),
+ * `request.time` the fixed time of `explain` or the gateway clock's now. Only the fields the rules
+ * read are built.
  */
-function bind(set: RuleSet, ex: Exchange, clock: Clock): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  const v = set.variables;
-  if (v.has('request')) {
-    const target = ex.target;
-    if (target === null) throw new BindingError('the request has no target');
-    const f = set.fields;
-    const request = new Map<string, unknown>();
-    if (f.has('request.method')) request.set('method', ex.methodOverride ?? ex.req.method ?? '');
-    if (f.has('request.path')) request.set('path', target.path);
-    if (f.has('request.params')) {
-      const params = new Map<string, string>();
-      for (const [name, value] of Object.entries(extractParams(set.pattern, target.segments))) {
-        // Segments are canonical: what remains percent-encoded decodes to valid UTF-8.
-        params.set(name, decodeURIComponent(value));
-      }
-      request.set('params', params);
-    }
-    if (f.has('request.headers')) {
-      const headers = new Map<string, string>();
-      for (const name of set.headers) {
-        const value = ex.req.headers[name];
-        if (typeof value === 'string') headers.set(name, value);
-        else if (Array.isArray(value)) throw new BindingError(`header ${name} is repeated`);
-      }
-      request.set('headers', headers);
-    }
-    if (f.has('request.time')) request.set('time', timestampFromMs(ex.fixedTime ?? clock.now()));
-    out['request'] = request;
+class RuleBindings {
+  private requestValue: ReadonlyMap<string, unknown> | null = null;
+  private clientValue: ReadonlyMap<string, unknown> | null = null;
+
+  constructor(private readonly set: RuleSet, private readonly ex: Exchange, private readonly clock: Clock) {}
+
+  get request(): ReadonlyMap<string, unknown> {
+    return this.requestValue ??= requestValue(this.set, this.ex, this.clock);
   }
-  if (v.has('client')) out['client'] = new Map([['ip', ex.clientIp]]);
-  if (v.has('identity') || v.has('claims')) {
-    const identity = ex.identity;
+
+  get client(): ReadonlyMap<string, unknown> {
+    return this.clientValue ??= new Map([['ip', this.ex.clientIp]]);
+  }
+
+  get identity(): ReadonlyMap<string, unknown> {
+    return identityValues(this.authenticated(), this.set.maxListLength).identity();
+  }
+
+  get claims(): ReadonlyMap<string, unknown> {
+    return identityValues(this.authenticated(), this.set.maxListLength).claims();
+  }
+
+  private authenticated(): Identity {
+    const identity = this.ex.identity;
     if (identity === null) throw new BindingError('the request has no identity');
-    const bound = identityValues(identity, set.maxListLength);
-    if (v.has('identity')) out['identity'] = bound.identity();
-    if (v.has('claims')) out['claims'] = bound.claims();
+    return identity;
   }
-  return out;
+}
+
+function requestValue(set: RuleSet, ex: Exchange, clock: Clock): ReadonlyMap<string, unknown> {
+  const target = ex.target;
+  if (target === null) throw new BindingError('the request has no target');
+  const f = set.fields;
+  const request = new Map<string, unknown>();
+  if (f.has('request.method')) request.set('method', ex.methodOverride ?? ex.req.method ?? '');
+  if (f.has('request.path')) request.set('path', target.path);
+  if (f.has('request.params')) {
+    const params = new Map<string, string>();
+    for (const [name, value] of Object.entries(extractParams(set.pattern, target.segments))) {
+      // Segments are canonical: what remains percent-encoded decodes to valid UTF-8.
+      params.set(name, decodeURIComponent(value));
+    }
+    request.set('params', params);
+  }
+  if (f.has('request.headers')) {
+    const headers = new Map<string, string>();
+    for (const name of set.headers) {
+      const value = ex.req.headers[name];
+      if (typeof value === 'string') headers.set(name, value);
+      else if (Array.isArray(value)) throw new BindingError(`header ${name} is repeated`);
+    }
+    request.set('headers', headers);
+  }
+  if (f.has('request.time')) request.set('time', timestampFromMs(ex.fixedTime ?? clock.now()));
+  return request;
 }
 
 /** An identity's values as rules see them, built on first use and kept with the (frozen) identity. */

@@ -7,11 +7,11 @@ import { createHistogram } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 import { latencySummaryUs, recordMs } from './latency.mjs';
 
-const { url, connections, durationSec, headers } = JSON.parse(process.argv[2] ?? '{}');
+const { url, connections, durationSec, headers, method = 'GET', body } = JSON.parse(process.argv[2] ?? '{}');
 const hist = createHistogram();
 let non2xx = 0;
 
-const instance = autocannon({ url, connections, duration: durationSec, headers, pipelining: 1, timeout: 2 }, (err, result) => {
+const instance = autocannon({ url, connections, duration: durationSec, headers, method, ...(body === undefined ? {} : { body }), pipelining: 1, timeout: 2 }, (err, result) => {
   if (err) {
     process.stderr.write(`autocannon failed: ${err.message}\n`);
     process.exit(1);

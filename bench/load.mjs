@@ -22,19 +22,25 @@ export function pickLoadGenerator(wanted) {
   return { name: 'autocannon', version };
 }
 
-/** One bounded load run against `url`; resolves with the generator's report. */
-export async function runLoad(loadgen, layout, { url, connections, durationSec, headers, streams, ca }) {
+/**
+ * One bounded load run against `url`; resolves with the generator's report. `method` and `body`
+ * (a string, sent with its Content-Length on every request) default to a GET without a body.
+ */
+export async function runLoad(loadgen, layout, { url, connections, durationSec, headers, streams, ca, method = 'GET', body }) {
   let child;
+  if ((method !== 'GET' || body !== undefined) && streams !== undefined) throw new Error('the HTTP/2 load driver sends GET without a body');
   if (streams !== undefined) {
     // HTTP/2: streams multiplexed on each connection, which neither wrk nor autocannon sends.
     child = launch('h2-load', process.execPath, [join(BENCH, 'h2-load-driver.mjs'), JSON.stringify({ url, connections, streams, durationSec, headers, ca })],
       { cpus: layout.loadCore ?? null, layout });
   } else if (loadgen.name === 'wrk') {
     const headerArgs = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
+    // wrk-report.lua sets the method and body from these (wrk adds the Content-Length).
+    const env = { ...process.env, BENCH_METHOD: method, BENCH_BODY: body ?? '' };
     child = launch('wrk', 'wrk', ['-t1', `-c${connections}`, `-d${durationSec}s`, '--timeout', '5s', '-s', join(BENCH, 'wrk-report.lua'), ...headerArgs, url],
-      { cpus: layout.loadCore ?? null, layout });
+      { cpus: layout.loadCore ?? null, layout, env });
   } else {
-    child = launch('autocannon', process.execPath, [join(BENCH, 'autocannon-driver.mjs'), JSON.stringify({ url, connections, durationSec, headers })],
+    child = launch('autocannon', process.execPath, [join(BENCH, 'autocannon-driver.mjs'), JSON.stringify({ url, connections, durationSec, headers, method, body })],
       { cpus: layout.loadCore ?? null, layout });
   }
   const report = waitForLine(child, (line) => {

@@ -31,6 +31,7 @@ import { nginxArgs, nginxConfig } from './nginx-config.mjs';
 import { cpuTimeUs, processTree, sampleMaxRss } from './proc-stats.mjs';
 import { formatSummary, summariseProfile } from './profile-summary.mjs';
 import { aimLine, assertReportable, renderText, tables, writeReport } from './report.mjs';
+import { ruleCost } from './rule-cost.mjs';
 import { BENCH_USER, benchTls, callbackPath, defaults, loginPath, peerJwt, scenarios as defineScenarios, SESSION_AUTHENTICATORS } from './scenarios.mjs';
 import { loginForSession, sessionCookieName } from './session-login.mjs';
 import { freePort, jsonLine, probe, startAuthorizationServer, startGateway, startUpstream, useAuthorizationServer, waitForHttp, writeGatewayConfig } from './servers.mjs';
@@ -357,7 +358,7 @@ async function main() {
   for (const s of selected) {
     s.resolvedHeaders = typeof s.headers === 'function' ? s.headers(ctx) : { ...(s.headers ?? {}) };
     const origin = originOf(servers[s.target], s);
-    const got = await probe(origin, s.path, s.resolvedHeaders);
+    const got = await probe(origin, s.path, s.resolvedHeaders, { method: s.method, body: s.body });
     if (got.status !== 200 || got.body !== expected.body) {
       throw new Error(`scenario ${s.name}: probe of ${origin}${s.path} answered ${got.status} ${got.body.slice(0, 200)}`);
     }
@@ -378,6 +379,8 @@ async function main() {
       const load = {
         url: originOf(servers[s.target], s) + s.path, connections: s.connections, headers: s.resolvedHeaders,
         ...(s.streams === undefined ? {} : { streams: s.streams, ca: benchTls.ca }),
+        ...(s.method === undefined ? {} : { method: s.method }),
+        ...(s.body === undefined ? {} : { body: s.body }),
       };
       const label = `[${r}/${settings.rounds}] ${s.name.padEnd(26)}`;
       // The first round warms the JIT; later rounds only re-open connections.
@@ -434,6 +437,18 @@ async function main() {
 
   await cleanup();
 
+  // The policy scenario's rules priced alone, after the load (nothing else running): CPU per
+  // evaluation of a realistic rule set in CEL as the gateway runs it, and in Cedar for comparison.
+  let ruleCosts = null;
+  if (selected.some((s) => s.name === 'gateway-policy-validated')) {
+    ruleCosts = await ruleCost();
+    const line = (lang) => `${lang} ${ruleCosts[lang].allowed.nsPerEvaluation} ns allowed (spread ${ruleCosts[lang].allowed.spread}), ` +
+      `${ruleCosts[lang].refused.nsPerEvaluation} ns refused (spread ${ruleCosts[lang].refused.spread})`;
+    const text = `rule evaluation per request (${ruleCosts.rules} rules, ${ruleCosts.rounds} rounds of ${ruleCosts.evaluations}): ${line('cel')}; for comparison ${line('cedar')}`;
+    console.log(`\n${text}`);
+    notes.push(text);
+  }
+
   let profile = null;
   if (profileDir !== null) {
     const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(profileDir, f)).sort();
@@ -457,6 +472,7 @@ async function main() {
     scenarios: results,
     aims,
     notes,
+    ruleCosts,
     profile,
   };
   mkdirSync(OUT_DIR, { recursive: true });

@@ -14,6 +14,8 @@
 //   path        request path (with query, if any)
 //   connections concurrent keep-alive connections
 //   headers     extra request headers: an object, or (ctx) => object when it needs set-up results
+//   method      request method (default GET); body: a string sent with every request (its
+//               Content-Length set by the load generator; HTTP/1.1 load generators only)
 //   baseline    name of the scenario its ratios are computed against (itself for a baseline)
 //   references  { stream, nginx }: the field's floor and nginx at the same concurrency; every
 //               figure is also shown as a ratio to these two (set by `scenarios` per group)
@@ -201,6 +203,7 @@ export function gatewayConfig(ctx) {
       // headers (injected on every authenticated route) and the audit record (always written).
       fullRoute('full', '/full/**', 'perCaller'),
       ...(ctx.redisUrl === null ? [] : [fullRoute('full-redis', '/full-redis/**', 'perCallerInRedis')]),
+      ...policyRoutes(),
     ],
   };
 }
@@ -231,6 +234,64 @@ function oidcAuthenticator(login, name) {
     session: { store: SESSION_AUTHENTICATORS[name], idleTimeout: '12h', absoluteTimeout: '12h' },
     refresh: { beforeExpiryMs: 0 },
   };
+}
+
+/**
+ * The policy scenarios' request: a JSON order of exactly 1 KB, POSTed with the RS256 token; and
+ * the JSON Schema the checked route validates it against (every member typed, no others allowed).
+ */
+export const ORDER_BODY = (() => {
+  const order = {
+    customer: 'bench-customer-0001', currency: 'EUR', channel: 'web',
+    items: Array.from({ length: 8 }, (_, i) => ({ sku: `SKU-${String(1000 + i)}`, quantity: i + 1, price: 9.5 + i, gift: i % 2 === 0 })),
+    note: '',
+  };
+  const bare = JSON.stringify(order).length;
+  return JSON.stringify({ ...order, note: 'n'.repeat(1024 - bare) });
+})();
+const ORDER_SCHEMA = {
+  type: 'object', additionalProperties: false, required: ['customer', 'currency', 'items'],
+  properties: {
+    customer: { type: 'string', minLength: 1, maxLength: 64 },
+    currency: { enum: ['EUR', 'USD', 'GBP'] },
+    channel: { enum: ['web', 'app', 'phone'] },
+    note: { type: 'string', maxLength: 2048 },
+    items: {
+      type: 'array', minItems: 1, maxItems: 100,
+      items: {
+        type: 'object', additionalProperties: false, required: ['sku', 'quantity', 'price'],
+        properties: {
+          sku: { type: 'string', pattern: '^SKU-[0-9]{4}$' },
+          quantity: { type: 'integer', minimum: 1, maximum: 1000 },
+          price: { type: 'number', minimum: 0 },
+          gift: { type: 'boolean' },
+        },
+      },
+    },
+  },
+};
+
+/**
+ * The policy routes: the same authenticated POST route twice, the second with two attribute rules
+ * (the caller's tenant is the path's, the client is on the loopback network) and the order's JSON
+ * Schema (strict parse within limits, then the schema). Their ratio is the price of both.
+ */
+function policyRoutes() {
+  const base = (name) => ({
+    name, match: { methods: ['POST'], path: `/${name}/{tenant}/orders` }, upstream: 'bench',
+    authenticate: ['rs256'], authorize: { scopes: ['bench:read'] },
+  });
+  return [
+    base('orders-plain'),
+    {
+      ...base('orders-checked'),
+      when: [
+        { name: 'own-tenant', expr: 'identity.tenant == request.params.tenant' },
+        { name: 'loopback', expr: 'inCidr(client.ip, "127.0.0.0/8")' },
+      ],
+      validate: { jsonSchema: ORDER_SCHEMA, bodyRequired: true },
+    },
+  ];
 }
 
 function fullRoute(name, path, rateLimit) {
@@ -347,6 +408,15 @@ export function scenarios({ connections }) {
       note: 'RS256 token (cached) + scope + in-process limit per caller + identity headers + audit record' },
     { name: 'gateway-full-redis', target: 'gateway', path: '/full-redis/hello', connections, baseline: 'gateway-full', headers: jwtRs256, needsRedis: true,
       note: 'the full pipeline with its limit in Redis (one script per request)' },
+    // Policy as code: a 1 KB JSON order POSTed to an authenticated route, without and with two
+    // attribute rules and the order's JSON Schema.
+    { name: 'gateway-post-1k', target: 'gateway', path: '/orders-plain/acme/orders', method: 'POST', body: ORDER_BODY, connections, baseline: 'gateway-post-1k',
+      headers: { ...jwtRs256, 'content-type': 'application/json' },
+      note: 'RS256 token (cached) + scope + identity headers, a 1 KB JSON body forwarded (the baseline of the policy aim)' },
+    { name: 'gateway-policy-validated', target: 'gateway', path: '/orders-checked/acme/orders', method: 'POST', body: ORDER_BODY, connections, baseline: 'gateway-post-1k',
+      headers: { ...jwtRs256, 'content-type': 'application/json' },
+      aims: [{ metric: 'throughput', min: 0.85 }],
+      note: 'the same route with two attribute rules (CEL) and the 1 KB body parsed within limits and checked against its JSON Schema' },
     // HTTP/2 on the HTTPS listener: the public route, 10 streams in flight on each connection (as
     // many in flight as the others' connections), TLS and HPACK included. Reported, no aim.
     { name: 'gateway-https-h2', target: 'gateway', https: true, path, connections: Math.max(1, Math.round(connections / 10)), streams: 10, baseline: 'gateway-public',

@@ -29,12 +29,12 @@ export async function freePort() {
 }
 
 /** One request through a target: it must answer 200 with exactly the upstream's body. */
-export async function probe(origin, path, headers) {
+export async function probe(origin, path, headers, request = {}) {
   // The bench's HTTPS listener serves a certificate of the run's own CA: the probe checks the
   // answer, not the certificate.
   const client = new Client(origin, origin.startsWith('https:') ? { connect: { rejectUnauthorized: false } } : {});
   try {
-    const res = await client.request({ method: 'GET', path, headers });
+    const res = await client.request({ method: request.method ?? 'GET', path, headers, ...(request.body === undefined ? {} : { body: request.body }) });
     const body = await res.body.text();
     return { status: res.statusCode, body };
   } finally {

@@ -1,5 +1,11 @@
 -- Prints wrk's summary as one JSON line (prefixed WRK_JSON) for bench/run.mjs.
 -- Latencies are in microseconds, as wrk records them.
+-- BENCH_METHOD and BENCH_BODY (set by bench/load.mjs) give every request's method and body.
+local method = os.getenv("BENCH_METHOD")
+if method ~= nil and method ~= "" then wrk.method = method end
+local body = os.getenv("BENCH_BODY")
+if body ~= nil and body ~= "" then wrk.body = body end
+
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

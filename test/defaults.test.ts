@@ -5,11 +5,13 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULTS } from '../src/config/compile.js';
 import { AUDIT_DEFAULTS } from '../src/config/compile-audit.js';
 import { CORS_DEFAULTS } from '../src/config/compile-cors.js';
+import { VALIDATE_DEFAULTS } from '../src/config/compile-validate.js';
 import { RESPONSE_HEADER_DEFAULTS } from '../src/config/compile-response-headers.js';
 import { HTTP2_DEFAULTS } from '../src/config/compile-http2.js';
 import { CLIENT_CREDENTIALS_DEFAULTS } from '../src/config/compile-upstream-auth.js';
 import { jsonSchema } from '../src/config/schema.js';
 import { ASSERTION_DEFAULTS } from '../src/assertion/identity-assertion-section.js';
+import { TRACING_DEFAULTS } from '../src/config/compile-tracing.js';
 
 // One source of truth for each default: the code. The schema's descriptions (what editors show)
 // and docs/configuration.md (the reference) must say the same value.
@@ -162,6 +164,24 @@ describe('defaults agree between the code, the schema and the configuration refe
       'identityAssertion.algorithm': ASSERTION_DEFAULTS.algorithm,
       'identityAssertion.ttlSeconds': String(ASSERTION_DEFAULTS.ttlSeconds),
       'routes[].assertIdentity.header': ASSERTION_DEFAULTS.header,
+    };
+    const wrong = Object.entries(code).map(([path, value]) => ({ path, code: value, docs: documented.get(path) })).filter((d) => d.docs !== d.code);
+    assert.deepEqual(wrong, []);
+  });
+
+  it('every tracing default in the code is the one docs/configuration.md shows', () => {
+    const wrong = Object.entries(TRACING_DEFAULTS)
+      .map(([key, value]) => ({ path: `tracing.${key}`, code: String(value), docs: documented.get(`tracing.${key}`) }))
+      .filter((d) => d.docs !== d.code);
+    assert.deepEqual(wrong, []);
+  });
+
+  it('every request validation default in the code is the one docs/configuration.md shows', () => {
+    const code: Record<string, string> = {
+      'routes[].validate.contentTypes': `[${VALIDATE_DEFAULTS.contentTypes.join(', ')}]`,
+      'routes[].validate.charsets': `[${VALIDATE_DEFAULTS.charsets.join(', ')}]`,
+      'routes[].validate.bodyRequired': String(VALIDATE_DEFAULTS.bodyRequired),
+      ...Object.fromEntries(Object.entries(VALIDATE_DEFAULTS.json).map(([key, value]) => [`routes[].validate.json.${key}`, String(value)])),
     };
     const wrong = Object.entries(code).map(([path, value]) => ({ path, code: value, docs: documented.get(path) })).filter((d) => d.docs !== d.code);
     assert.deepEqual(wrong, []);

@@ -6,6 +6,7 @@ import { request } from 'undici';
 import { startEchoUpstream, type EchoUpstream } from './harness/echo.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
 import { configProblems } from './harness/config.js';
+import { forwardedHopAddress } from '../src/http/headers.js';
 
 async function from(gw: TestGateway, path: string, forwardedFor: string | null, extra: Record<string, string> = {}): Promise<{ status: number; code: string | null; requestId: string }> {
   const res = await request(`${gw.url}${path}`, { headers: { ...(forwardedFor === null ? {} : { 'x-forwarded-for': forwardedFor }), ...extra } });
@@ -45,6 +46,15 @@ describe('ipRules on the client address', () => {
     ['a denied range inside an allowed one (deny wins)', '10.9.1.1', 403],
     ['the IPv4-mapped form of a denied address', '::ffff:10.9.1.1', 403],
     ['a denied IPv6 range inside an allowed one', '2001:db8:bad::1', 403],
+    ['the expanded upper-case hex IPv4-mapped form of an allowed address', '0:0:0:0:0:FFFF:0a01:0203', 200],
+    ['the NAT64 (64:ff9b::/96) form of an allowed address', '64:ff9b::10.1.2.3', 200],
+    ['the NAT64 hex form of a denied address', '64:FF9B::a09:101', 403],
+    ['an allowed IPv4 address with a port', '10.1.2.3:5678', 200],
+    ['a denied IPv4 address with a port', '10.9.1.1:80', 403],
+    ['a bracketed allowed IPv6 address with a port', '[2001:db8::5]:443', 200],
+    ['an allowed IPv6 address written out in upper case', '2001:0DB8:0000:0000:0000:0000:0000:0005', 200],
+    ['a denied IPv6 address written out in upper case', '2001:0DB8:0BAD:0000:0000:0000:0000:0001', 403],
+    ['the IPv4-mapped form of a denied address with a port', '[::ffff:10.9.1.1]:80', 403],
   ];
   for (const [what, address, status] of cases) {
     it(`${status === 200 ? 'admits' : 'refuses'} ${what} (${address})`, async () => {
@@ -79,6 +89,37 @@ describe('ipRules on the client address', () => {
     const before = echo.received.length;
     assert.deepEqual(await from(gw, '/open/zone', 'fe80::1%eth0').then((r) => [r.status, r.code]), [400, 'invalid_header']);
     assert.equal(echo.received.length, before);
+  });
+
+  // A hop that is not one client address cannot be attributed: the request is refused (400), never
+  // attributed to the proxy, and never read as some other address (010.1.2.3 is octal 8.1.2.3 to
+  // inet_aton and 10.1.2.3 to others).
+  for (const hop of ['010.1.2.3', '10.01.2.3', '0x0a.1.2.3', '10.1.2', '167838211', '::10.1.2.3', '::a01:203', '[10.1.2.3]:80', '10.1.2.3:99999', '[2001:db8::5]x', 'unknown', '10.1.2.3 10.1.2.4', '[fe80::1%25eth0]:80']) {
+    it(`refuses the X-Forwarded-For hop ${JSON.stringify(hop)} as no address, with one record and nothing forwarded`, async () => {
+      const before = echo.received.length;
+      const got = await from(gw, '/open/hop', hop);
+      assert.deepEqual([got.status, got.code], [400, 'invalid_header']);
+      assert.equal(echo.received.length, before);
+      const records = await gw.auditFor(got.requestId);
+      assert.equal(records.length, 1);
+      assert.equal(records[0]?.reason, 'invalid_header');
+    });
+  }
+
+  it('records one spelling of each client address: IPv6 canonical, IPv4-mapped and NAT64 forms as IPv4', async () => {
+    for (const [sent, recorded] of [['0:0:0:0:0:FFFF:0A01:0203', '10.1.2.3'], ['64:ff9b::a01:203', '10.1.2.3'], ['2001:0DB8:0:0::0005', '2001:db8::5'], ['[2001:DB8::5]:8443', '2001:db8::5'], ['10.1.2.3:1', '10.1.2.3']] as const) {
+      const got = await from(gw, '/open/canonical', sent);
+      assert.equal(got.status, 200, sent);
+      assert.equal((await gw.auditFor(got.requestId))[0]?.clientIp, recorded, sent);
+    }
+  });
+
+  it('skips empty list elements and takes the nearest untrusted hop of a long chain', async () => {
+    assert.equal((await from(gw, '/open/list', ' , 10.1.2.3 ,, ')).status, 200);
+    const chain = ['11.0.0.1', '10.1.2.3', ...new Array<string>(500).fill('127.0.0.1')].join(', ');
+    const got = await from(gw, '/open/list', chain);
+    assert.equal(got.status, 200);
+    assert.equal((await gw.auditFor(got.requestId))[0]?.clientIp, '10.1.2.3');
   });
 });
 
@@ -118,7 +159,31 @@ describe('ipRules in the config', () => {
     ].join('\n'));
     assert.equal(found.length, 3, found.join('\n'));
     assert.match(found[0] ?? '', /^gateway\.yaml:3:\d+: ipRules\.allow\[1\]: "10\.0\.0\.0\/33" has an invalid prefix length/);
-    assert.match(found[1] ?? '', /^gateway\.yaml:4:\d+: ipRules\.deny\[0\]: .*IPv4-mapped IPv6 form: write the IPv4 address or range itself/);
+    assert.match(found[1] ?? '', /^gateway\.yaml:4:\d+: ipRules\.deny\[0\]: .*IPv4-mapped or NAT64 \(64:ff9b::\/96\) IPv6 form: write the IPv4 address or range itself/);
     assert.match(found[2] ?? '', /^gateway\.yaml:6:\d+: routes\[0\]\.ipRules\.deny\[0\]: "not-an-address" is not an IP address/);
   });
+});
+
+describe('an X-Forwarded-For hop, every way a proxy may write it', () => {
+  // [hop, the address it names, or null: not one client address]
+  const table: readonly (readonly [string, string | null])[] = [
+    ['10.1.2.3', '10.1.2.3'], [' \t10.1.2.3 ', '10.1.2.3'], ['10.1.2.3:5678', '10.1.2.3'], ['10.1.2.3:080', '10.1.2.3'],
+    ['10.1.2.3:', null], ['10.1.2.3:65536', null], ['10.1.2.3:-1', null], ['10.1.2.3 :80', null],
+    ['010.1.2.3', null], ['10.1.2.03', null], ['0x0a.1.2.3', null], ['10.1.2', null], ['167838211', null], ['10.1.2.3.4', null], ['256.1.2.3', null],
+    ['2001:db8::1', '2001:db8::1'], ['2001:DB8::1', '2001:db8::1'], ['2001:0db8:0000:0000:0000:0000:0000:0001', '2001:db8::1'],
+    ['[2001:db8::1]', '2001:db8::1'], ['[2001:db8::1]:443', '2001:db8::1'], ['[2001:db8::1]:', null], ['[2001:db8::1', null], ['2001:db8::1]', null],
+    // Unbracketed IPv6 cannot carry a port: this is the address 2001:db8::1:80, and is read as it.
+    ['2001:db8::1:80', '2001:db8::1:80'],
+    ['[10.1.2.3]', null], ['[10.1.2.3]:80', null],
+    ['::ffff:10.1.2.3', '10.1.2.3'], ['::FFFF:10.1.2.3', '10.1.2.3'], ['0:0:0:0:0:ffff:a01:203', '10.1.2.3'], ['[::ffff:10.1.2.3]:80', '10.1.2.3'], ['::ffff:010.1.2.3', null],
+    ['64:ff9b::10.1.2.3', '10.1.2.3'], ['64:ff9b::a01:203', '10.1.2.3'], ['64:ff9b:1::a01:203', '64:ff9b:1::a01:203'],
+    ['::10.1.2.3', null], ['::a01:203', null], ['::', null], ['::1', '::1'], ['[::1]:80', '::1'],
+    ['fe80::1%eth0', null], ['[fe80::1%eth0]:80', null], ['[fe80::1%25eth0]', null],
+    ['', null], ['unknown', null], ['_hidden', null], ['10.1.2.3 10.1.2.4', null], ['x'.repeat(10_000), null],
+  ];
+  for (const [hop, expected] of table) {
+    it(`${JSON.stringify(hop.length > 40 ? `${hop.slice(0, 20)}…` : hop)} → ${expected ?? 'no address'}`, () => {
+      assert.equal(forwardedHopAddress(hop), expected);
+    });
+  }
 });

@@ -48,6 +48,8 @@ export interface AuditRecord {
   readonly rule?: string | null;
   /** The request's HTTP version as received (`1.0`, `1.1`, `2.0`); absent when no request was read, and on admin records. */
   readonly httpVersion?: string | null;
+  /** The request's W3C trace id (32 hex digits) when tracing is on; absent otherwise, and on admin records. */
+  readonly traceId?: string | null;
 }
 
 /**
@@ -76,6 +78,7 @@ export const FIELD_MAX_CHARS = Object.freeze({
   limit: 128,
   rule: 64,
   httpVersion: 8,
+  traceId: 32,
 });
 
 /**
@@ -128,6 +131,7 @@ export function boundRecord(record: AuditRecord): AuditRecord {
     limit: boundOptional(record.limit, c.limit),
     rule: boundOptional(record.rule, c.rule),
     httpVersion: boundOptional(record.httpVersion, c.httpVersion),
+    traceId: boundOptional(record.traceId, c.traceId),
   });
 }
 
@@ -180,6 +184,6 @@ export function serialiseRecord(record: AuditRecord): RecordText {
   const stage = record.stage === null ? '' : `"stage":${text(record.stage, c.stage)},`;
   const upstreamStatus = record.upstreamStatus !== null && Number.isFinite(record.upstreamStatus) ? `,"upstreamStatus":${record.upstreamStatus}` : '';
   const d = `${stage}"status":${num(record.status)}${member('tenant', record.tenant, c.tenant)},"time":${text(record.time, c.time)}`
-    + `${member('upstream', record.upstream, c.upstream)}${upstreamStatus}${member('userAgent', record.userAgent, c.userAgent)}}`;
+    + `${member('traceId', record.traceId, c.traceId)}${member('upstream', record.upstream, c.upstream)}${upstreamStatus}${member('userAgent', record.userAgent, c.userAgent)}}`;
   return [a, b, cc, d];
 }

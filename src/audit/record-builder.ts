@@ -42,6 +42,8 @@ export interface AuditFacts {
   readonly rule?: string | null;
   /** The HTTP version of a request the gateway read (`1.1`, `2.0`). */
   readonly httpVersion?: string | null;
+  /** The request's trace id, when tracing is on. */
+  readonly traceId?: string | null;
 }
 
 /** The last time formatted, and its text: a busy gateway writes many records in the same millisecond. */
@@ -86,6 +88,7 @@ export function auditRecord(facts: AuditFacts, now: number): AuditRecord {
   if (facts.limit !== undefined) record.limit = facts.limit;
   if (facts.rule !== undefined && facts.rule !== null) record.rule = facts.rule;
   if (facts.httpVersion !== undefined && facts.httpVersion !== null) record.httpVersion = facts.httpVersion;
+  if (facts.traceId !== undefined && facts.traceId !== null) record.traceId = facts.traceId;
   return record;
 }
 
@@ -129,6 +132,7 @@ export function exchangeFacts(ex: Exchange, configVersion: string): AuditFacts {
     httpVersion: ex.req.httpVersion,
     configVersion,
     limit: ex.limitName,
+    traceId: ex.trace?.traceId ?? null,
     rule: ex.rule,
   };
 }

@@ -55,10 +55,10 @@ export function seenKey(chain: string, hash: unknown): string | null {
  * absent): `audit watch` runs the detectors the gateways are configured with, over all of them.
  */
 async function anomalyOptions(values: Invocation['values']): Promise<AnomalyOptions> {
-  const loaded = await loadConfigSections(configFile(values.config), ['audit']);
+  const loaded = await loadConfigSections(configFile(values.config), ['audit', 'geoDatabase']);
   const problems: ConfigProblem[] = [];
   const audit = loaded.raw.audit ?? {};
-  const options = compileAnomalies({ audit: { ...audit, anomalies: { ...audit.anomalies, enabled: true } } }, loaded, problems);
+  const options = compileAnomalies({ audit: { ...audit, anomalies: { ...audit.anomalies, enabled: true } }, ...(loaded.raw.geoDatabase === undefined ? {} : { geoDatabase: loaded.raw.geoDatabase }) }, loaded, problems);
   if (problems.length > 0 || options === null) throw new ConfigError(problems);
   return options;
 }

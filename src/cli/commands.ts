@@ -315,6 +315,39 @@ arguments.`,
   },
 ];
 
+/** The verbs of `portcullis import`. */
+const IMPORT: readonly Command[] = [
+  {
+    path: ['import', 'openapi'],
+    summary: 'a config with one validated route per operation of an OpenAPI 3.1 document, each refused until given a policy',
+    synopsis: 'SPEC [--out FILE] [--upstream NAME] [--upstream-url URL] [--authenticator NAME] [--prefix PATH]',
+    description: `Reads SPEC (YAML or JSON, OpenAPI 3.1.x, local $refs only, at most 4 MiB) and prints a complete
+gateway config: the upstream, an apiKey authenticator and one route per operation, matching its path
+(a {param} per template parameter) and method and validating requests against it (validate.openapi).
+Every route denies (403) until you give it a policy: it authenticates and requires the role
+openapi-no-policy-yet; replace each authorize block with what its operation requires. Operations the
+gateway cannot take (a path template the router cannot express, such as /files/{name}.{ext}; two
+operations the router cannot tell apart; a parameter style or schema validation does not support)
+are skipped, each named on stderr with its file:line and reason.
+Exit codes: 0 written, 1 SPEC cannot be read or used (file:line and why on stderr) or FILE exists
+without --force, 2 bad arguments.`,
+    options: [
+      { name: 'out', short: 'o', type: 'string', value: 'FILE', description: 'write the config to FILE instead of stdout (the document is referred to relative to it)' },
+      { name: 'force', type: 'boolean', description: 'replace FILE if it exists' },
+      { name: 'upstream', type: 'string', value: 'NAME', description: 'the name of the upstream the routes forward to (default api)' },
+      { name: 'upstream-url', type: 'string', value: 'URL', description: 'where the API runs (default http://127.0.0.1:8081)' },
+      { name: 'authenticator', type: 'string', value: 'NAME', description: 'the authenticator the routes use (default callers, an apiKey authenticator)' },
+      { name: 'prefix', type: 'string', value: 'PATH', description: 'match the operations under PATH (/api) and strip it before forwarding' },
+    ],
+    positionals: { names: ['SPEC'] },
+    examples: [
+      'portcullis import openapi petstore.yaml > gateway.yaml',
+      'portcullis import openapi api/openapi.json --out gateway.yaml --upstream orders --upstream-url http://10.0.0.5:3000 --prefix /api',
+    ],
+    run: async (inv) => (await import('./import-openapi.js')).importOpenApiCommand(inv),
+  },
+];
+
 /** The commands of `portcullis`, in the order help lists them. */
 export const COMMANDS: readonly Command[] = [
   {
@@ -404,6 +437,14 @@ contacted and no store is used: limits show what they would count.`,
     options: [],
     examples: ['portcullis certs dev --out tls'],
     verbs: CERTS,
+  },
+  {
+    path: ['import'],
+    summary: 'routes from an API description: import openapi',
+    synopsis: '<command> [options]',
+    options: [],
+    examples: ['portcullis import openapi petstore.yaml --out gateway.yaml'],
+    verbs: IMPORT,
   },
   {
     path: ['demo'],

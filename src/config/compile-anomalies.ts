@@ -61,7 +61,7 @@ export interface WebhookOptions {
 export interface AnomalyOptions {
   readonly enabled: boolean;
   readonly maxTrackedKeys: number;
-  /** Absolute path of the MaxMind-format country database, or null (impossibleTravel does not run). */
+  /** Absolute path of the MaxMind-format country database (`geoDatabase`, or this section's older option), or null (impossibleTravel does not run). */
   readonly geoDatabase: string | null;
   readonly authFailureSpike: AuthFailureSpikeOptions;
   readonly tenantFanOut: TenantFanOutOptions;
@@ -94,7 +94,7 @@ const MAX_WINDOW_MS = 86_400_000;
  * values the schema cannot judge: a window longer than a day, a webhook URL that is not http(s)
  * or carries credentials, a geo database that is not a file. Opens nothing but a stat.
  */
-export function compileAnomalies(raw: Pick<RawConfig, 'audit'>, loaded: ConfigSource, problems: ConfigProblem[]): AnomalyOptions | null {
+export function compileAnomalies(raw: Pick<RawConfig, 'audit' | 'geoDatabase'>, loaded: ConfigSource, problems: ConfigProblem[]): AnomalyOptions | null {
   const a = raw.audit?.anomalies;
   if (a === undefined) return null;
   const D = ANOMALY_DEFAULTS;
@@ -114,12 +114,14 @@ export function compileAnomalies(raw: Pick<RawConfig, 'audit'>, loaded: ConfigSo
   const d = a.deadCredential ?? {};
   const f = a.adminFirstUse ?? {};
 
+  // The gateway's one country database: its own option (the older spelling) or the top-level geoDatabase (judged in compile-geo.ts).
   let geoDatabase: string | null = null;
-  if (a.geoDatabase !== undefined) {
-    geoDatabase = isAbsolute(a.geoDatabase) ? a.geoDatabase : resolve(loaded.files.baseDir, a.geoDatabase);
+  const geoFile = a.geoDatabase ?? raw.geoDatabase;
+  if (geoFile !== undefined) {
+    geoDatabase = isAbsolute(geoFile) ? geoFile : resolve(loaded.files.baseDir, geoFile);
     let isFile = false;
     try { isFile = statSync(geoDatabase).isFile(); } catch { isFile = false; }
-    if (!isFile) problems.push(loaded.problem(at('geoDatabase'), `${a.geoDatabase} is not a readable file (a MaxMind-format .mmdb database)`));
+    if (!isFile && a.geoDatabase !== undefined) problems.push(loaded.problem(at('geoDatabase'), `${a.geoDatabase} is not a readable file (a MaxMind-format .mmdb database)`));
   }
 
   let webhook: WebhookOptions | null = null;

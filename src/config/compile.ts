@@ -16,8 +16,12 @@ import { forwardStage } from '../proxy/forward.js';
 import { authenticateStage } from '../authn/authenticate-stage.js';
 import type { UpstreamRequestSettings } from '../proxy/upstream-request.js';
 import { requestLimits } from '../stages/request-limits.js';
+import { validateStage } from '../stages/validate.js';
+import { compileValidate, contractContentTypes } from './compile-validate.js';
 import { sessionAccessToken } from '../stages/session-access-token.js';
-import { compileIpRules, ipRulesStage } from '../stages/ip-rules.js';
+import { compileIpRules, ipRulesStage, type CountrySource } from '../stages/ip-rules.js';
+import { compileGeo } from './compile-geo.js';
+import type { CountryDatabase } from '../lib/country-database.js';
 import type { Authenticator } from '../authn/authenticator.js';
 import type { ApiKeyBackend } from '../authn/api-key/backend.js';
 import type { IdentityHeaderNames } from '../stages/identity-headers.js';
@@ -32,6 +36,8 @@ import type { UpstreamSpec } from '../proxy/upstream-spec.js';
 import type { UpstreamTls } from '../proxy/upstream-tls.js';
 import type { OAuthServices } from '../authn/oauth/oauth-services.js';
 import { NO_RESOURCES, type Resource, type ResourceCatalog } from '../lifecycle/resources.js';
+import { Tracer } from '../observability/tracing/tracer.js';
+import { compileTracing } from './compile-tracing.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { compileRateLimiting, compileRouteLimits, publicEndpointLimits, type CompiledRateLimiting } from './compile-ratelimit.js';
 import { compileUpstreamTls, DEFAULT_UPSTREAM_TLS_MIN_VERSION } from './compile-upstream-tls.js';
@@ -103,6 +109,12 @@ export interface CompiledConfig {
   readonly trustedProxies: IpSet;
   /** The top-level `ipRules` stage (an edge stage), or null. */
   readonly ipRules: Stage | null;
+  /**
+   * The country database (`geoDatabase`, or `audit.anomalies.geoDatabase`) that country rules and
+   * the impossibleTravel detector look addresses up in; null without one. A resource, reused
+   * across reloads while the file is unchanged.
+   */
+  readonly geo: CountryDatabase | null;
   readonly requestIdHeader: string;
   /** How inbound headers are cleaned: identity, proxy-asserted, credential and decision headers. */
   readonly headerPolicy: HeaderPolicy;
@@ -134,6 +146,8 @@ export interface CompiledConfig {
   readonly audit: CompiledAudit;
   readonly logLevel: LogLevel;
   readonly drainTimeoutMs: number;
+  /** OpenTelemetry tracing (`tracing`), a resource among `resources`; null when the section is absent (off). */
+  readonly tracer: Tracer | null;
 }
 
 /** A listener's bound address. */
@@ -256,7 +270,9 @@ export function compileConfig(
     try { ipSet([cidr]); } catch (err) { problems.push(loaded.problem(['trustedProxies', i], `${(err as Error).message}: write an address or CIDR like 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32`)); }
   });
   if (problems.length === 0) trustedProxies = ipSet(raw.trustedProxies ?? []);
-  const gatewayIpRules = compileIpRules(raw.ipRules, (...path) => ['ipRules', ...path], loaded, problems);
+  const geo = compileGeo(raw, loaded, catalog, problems);
+  const countries: CountrySource = geo;
+  const gatewayIpRules = compileIpRules(raw.ipRules, (...path) => ['ipRules', ...path], loaded, problems, countries);
 
   const admin = raw.admin ?? {};
   const adminHost = admin.host ?? DEFAULTS.adminHost;
@@ -353,7 +369,7 @@ export function compileConfig(
   const routes: CompiledRoute[] = [];
   const names = new Map<string, number>();
   raw.routes.forEach((r, index) => {
-    const route = compileRoute(r, index, loaded, upstreamPools, credentials, forwarding, auth, rateLimiting, edge, { oauth: auth.oauth, identityAssertion: signer, configured: raw.identityAssertion !== undefined, rules: routeRules[index] ?? null }, target.allowSemicolon, gatewayLimits, problems);
+    const route = compileRoute(r, index, loaded, upstreamPools, credentials, forwarding, auth, rateLimiting, edge, { oauth: auth.oauth, identityAssertion: signer, configured: raw.identityAssertion !== undefined, countries, rules: routeRules[index] ?? null }, target.allowSemicolon, gatewayLimits, problems);
     const earlier = names.get(r.name);
     if (earlier !== undefined) {
       const first = loaded.problem(['routes', earlier, 'name'], '');
@@ -367,6 +383,10 @@ export function compileConfig(
   }
   problems.push(...findConflicts(routes, loaded));
   const audit = compileAudit(raw, loaded, problems);
+  const drainTimeoutMs = raw.shutdown?.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs;
+  const compiledTracer = compileTracing(raw.tracing, drainTimeoutMs, loaded, problems);
+  // A reload with the same tracing settings keeps the running tracer (its queue, its exporter).
+  const tracer = compiledTracer === null ? null : catalog.find(compiledTracer.key, Tracer) ?? compiledTracer;
   const tls = compileServerTls(raw.listen?.https, loaded, problems, new Date((context.clock ?? systemClock).now()));
   const listenHttp = raw.listen?.http ?? {};
   const listenHttps = raw.listen?.https;
@@ -404,13 +424,14 @@ export function compileConfig(
     target,
     trustedProxies,
     ipRules: gatewayIpRules === null ? null : ipRulesStage(gatewayIpRules, 'ipRules'),
+    geo: geo.database,
     requestIdHeader,
     headerPolicy,
     credentialQueryParams,
     removedQueryParams,
     upstreams,
     upstreamPools,
-    resources: [...byKey.values(), ...new Set(credentials.values()), ...auth.resources, ...rateLimiting.resources, ...assertionResources],
+    resources: [...byKey.values(), ...new Set(credentials.values()), ...auth.resources, ...rateLimiting.resources, ...assertionResources, ...(geo.database === null ? [] : [geo.database]), ...(tracer === null ? [] : [tracer])],
     authenticators: auth.authenticators,
     identityHeaders: auth.identityHeaders,
     apiKeys: auth.apiKeys,
@@ -422,7 +443,8 @@ export function compileConfig(
     securityHeaders,
     audit,
     logLevel: raw.log?.level ?? 'info',
-    drainTimeoutMs: raw.shutdown?.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs,
+    drainTimeoutMs,
+    tracer,
   });
 }
 
@@ -457,6 +479,8 @@ interface RouteServices {
   readonly identityAssertion: AssertionSigner | null;
   /** Whether the config has an identityAssertion section (it may have had problems, then the signer is null). */
   readonly configured: boolean;
+  /** The country database route country rules look addresses up in. */
+  readonly countries: CountrySource;
   /** The route's attribute rules (`when`), compiled; null without them. */
   readonly rules: RouteRules | null;
 }
@@ -497,7 +521,7 @@ function compileRoute(
     problems.push(loaded.problem(at('requireCertificateBoundToken'), 'a public route takes no token; remove this option or authenticate with a jwt authenticator'));
   }
   const limitStages = compileRouteLimits(r, at, rateLimiting, loaded, problems);
-  const routeIpRules = compileIpRules(r.ipRules, (...path) => at('ipRules', ...path), loaded, problems);
+  const routeIpRules = compileIpRules(r.ipRules, (...path) => at('ipRules', ...path), loaded, problems, services.countries);
   // A served route without methods takes the endpoint's; listed ones were checked against them.
   const methods = r.match.methods === undefined ? (served === null ? null : new Set(served.methods)) : new Set(r.match.methods);
   const securityHeaders = r.responseHeaders === undefined ? null : compileResponseHeaders(edge.responseHeaders, r.responseHeaders, at('responseHeaders'), loaded, problems);
@@ -512,7 +536,9 @@ function compileRoute(
   const stripPrefix = rewrite.stripPrefix === undefined || rewrite.stripPrefix === '/' ? null : rewrite.stripPrefix.replace(/\/$/, '');
   const addPrefix = rewrite.addPrefix === undefined || rewrite.addPrefix === '/' ? null : rewrite.addPrefix.replace(/\/$/, '');
   const maxBodyBytes = r.limits?.maxBodyBytes ?? defaults.maxBodyBytes;
-  const contentTypes = r.limits?.contentTypes === undefined ? null : new Set(r.limits.contentTypes);
+  const contract = compileValidate(r, at, loaded, problems, { pattern, methods, allowSemicolon });
+  // With validate, its media types are the route's (compileValidate refuses limits.contentTypes beside it).
+  const contentTypes = r.validate !== undefined ? contractContentTypes(contract) : r.limits?.contentTypes === undefined ? null : new Set(r.limits.contentTypes);
   const allowBodyOn = new Set<string>(r.limits?.allowBodyOn ?? []);
   if (r.allowMethodOverride === true && r.match.methods === undefined) {
     problems.push(loaded.problem(at('allowMethodOverride'), 'needs match.methods: an override may only name a method the route lists'));
@@ -551,6 +577,7 @@ function compileRoute(
       certificateBinding: routeAuth !== null && r.requireCertificateBoundToken === true ? certificateBoundToken() : null,
       limitsByIdentity: limitStages.after,
       authorize: routeAuth?.authorize ?? null,
+      validate: contract === null ? null : validateStage(contract),
       rules: services.rules?.stage ?? null,
       identityHeaders: routeAuth?.identityHeaders ?? null,
       identityAssertion: routeAuth !== null && assertion !== null ? assertion : null,

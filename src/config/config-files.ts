@@ -26,19 +26,22 @@ export class ConfigFiles {
 
   /**
    * The file's text (UTF-8), or a message saying why it cannot be used (missing, unreadable, too
-   * large). Failed reads are recorded too, so a file that appears later changes the version.
+   * large: above `maxBytes`, by default the reader's). Failed reads are recorded too, so a file that appears later changes the version.
    */
-  readText(file: string): { readonly ok: true; readonly text: string } | { readonly ok: false; readonly message: string } {
-    const read = this.readBytes(file);
+  readText(file: string, maxBytes: number = this.maxBytes): { readonly ok: true; readonly text: string } | { readonly ok: false; readonly message: string } {
+    const read = this.readBytes(file, maxBytes);
     return read.ok ? { ok: true, text: read.bytes.toString('utf8') } : read;
   }
 
-  /** The file's bytes (DER OCSP responses and other binary files), recorded like `readText`. */
-  readBytes(file: string): { readonly ok: true; readonly bytes: Buffer } | { readonly ok: false; readonly message: string } {
+  /**
+   * The file's bytes (DER OCSP responses and other binary files), recorded like `readText`.
+   * `maxBytes` raises the bound for a file that is large by nature (a country database).
+   */
+  readBytes(file: string, maxBytes: number = this.maxBytes): { readonly ok: true; readonly bytes: Buffer } | { readonly ok: false; readonly message: string } {
     const path = isAbsolute(file) ? file : resolve(this.baseDir, file);
     let bytes: Buffer;
     try {
-      bytes = readBounded(path, this.maxBytes);
+      bytes = readBounded(path, maxBytes);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       this.records.set(path, { path, digest: `unreadable:${code}` });
@@ -60,10 +63,17 @@ function readBounded(path: string, maxBytes: number): Buffer {
   if (!statSync(path).isFile()) throw notAFile();
   const fd = openSync(path, 'r');
   try {
-    if (!fstatSync(fd).isFile()) throw notAFile();
-    const buf = Buffer.alloc(maxBytes + 1);
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw notAFile();
+    // Sized by the file (one byte more, to see it grow), never beyond the bound: a large bound costs nothing for a small file.
+    let buf = Buffer.alloc(Math.min(stat.size, maxBytes) + 1);
     let size = 0;
     for (;;) {
+      if (size === buf.length) {
+        const grown = Buffer.alloc(Math.min(buf.length * 2, maxBytes + 1));
+        buf.copy(grown, 0, 0, size);
+        buf = grown;
+      }
       const n = readSync(fd, buf, size, buf.length - size, null);
       if (n === 0) break;
       size += n;

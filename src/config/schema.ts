@@ -4,7 +4,9 @@ import { Bytes, Duration, formatted, HeaderName as HeaderNameOf, Millis, Name as
 import { ApiKeysSchema } from '../authn/api-key/api-keys-section.js';
 import { AUTHENTICATOR_KINDS, type RawAuthenticator } from '../authn/kinds.js';
 import { UpstreamAuthSchema } from './schema-upstream-auth.js';
+import { TracingSchema } from './schema-tracing.js';
 import { CorsPolicySchema, ResponseHeadersSchema, RouteResponseHeadersSchema } from './schema-edge.js';
+import { ValidateSchema } from './schema-validate.js';
 import type { Algorithm } from '../ratelimit/algorithms.js';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.js';
 import { AssertIdentitySchema, IdentityAssertionSchema } from '../assertion/identity-assertion-section.js';
@@ -132,10 +134,20 @@ export const AuthenticatorSchema = Type.Unsafe<RawAuthenticator>({
   description: 'A named authenticator.',
 });
 
-/** `ipRules`: allow and deny lists of client addresses (CIDR, IPv4 and IPv6). */
+const CountryCode = formatted('^[A-Z]{2}$', 'an ISO 3166-1 alpha-2 country code in upper case, like DE or US');
+
+/** `ipRules.countries`: allow and deny lists of countries, looked up in `geoDatabase`. */
+const CountryRulesSchema = strict({
+  allow: Type.Optional(Type.Array(CountryCode, { minItems: 1, maxItems: 300, uniqueItems: true, description: 'Only clients whose address the country database places in one of these countries are accepted. Absent: any country not denied.' })),
+  deny: Type.Optional(Type.Array(CountryCode, { minItems: 1, maxItems: 300, uniqueItems: true, description: 'Clients whose address the country database places in one of these countries are refused.' })),
+  unknown: Type.Optional(Type.Unsafe<'allow' | 'deny'>({ type: 'string', enum: ['allow', 'deny'], description: 'With an allow list, what happens to an address the database places in no country (private, loopback, unrouted ranges): deny (default, fail closed) or allow. Without an allow list such an address passes.' })),
+}, 'Country rules (ISO 3166-1 alpha-2), on the country database of geoDatabase; checked after the address lists.');
+
+/** `ipRules`: allow and deny lists of client addresses (CIDR, IPv4 and IPv6), and of countries. */
 const IpRulesSchema = (description: string) => strict({
   allow: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 10_000, description: 'Only client addresses in these CIDRs are accepted. Absent: any address not denied.' })),
   deny: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 10_000, description: 'Client addresses in these CIDRs are refused, whatever allow says.' })),
+  countries: Type.Optional(CountryRulesSchema),
 }, description);
 
 const RuleExpression = Type.String({ minLength: 1, maxLength: 65536, description: 'A CEL expression over request, client, identity and claims that must be true (docs/policy.md).' });
@@ -203,6 +215,7 @@ export const RouteSchema = strict({
     minBodyBytesPerSecond: Type.Optional(Type.Integer({ minimum: 0, maximum: 1 << 30, description: 'limits.minBodyBytesPerSecond for this route.' })),
   }, 'Per-route request limits.')),
   responseHeaders: Type.Optional(RouteResponseHeadersSchema),
+  validate: Type.Optional(ValidateSchema),
   cors: Type.Optional(NameOf({ description: 'The CORS policy (from the top-level cors) of this route: preflights are answered by the gateway, responses carry its headers.' })),
   when: Type.Optional(WhenSchema),
 }, 'A route: a match, an upstream (or an endpoint the gateway serves) and a policy.');
@@ -282,6 +295,7 @@ export const GatewayConfigSchema = Type.Object({
   dataDir: Type.Optional(Type.String({ minLength: 1, description: 'Directory for the audit trail and embedded stores, relative to the config file. Default ./data.' })),
   trustedProxies: Type.Optional(Type.Array(Type.String(), { maxItems: 1000, description: 'CIDRs of proxies whose X-Forwarded-* headers are believed.' })),
   ipRules: Type.Optional(IpRulesSchema('Client addresses every request is checked against, before routing (403 ip_denied).')),
+  geoDatabase: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'A MaxMind-format country database (.mmdb: GeoLite2/GeoIP2 Country or City, DB-IP country), relative to the config file: what ipRules.countries and the impossibleTravel detector look addresses up in. Read at load and on every reload; a changed file reloads the config.' })),
   limits: Type.Optional(LimitsSchema),
   paths: Type.Optional(PathsSchema),
   headers: Type.Optional(HeadersSchema),
@@ -297,6 +311,7 @@ export const GatewayConfigSchema = Type.Object({
   upstreams: Named(UpstreamSchema, { description: 'Named upstream services.' }),
   routes: Type.Array(RouteSchema, { minItems: 1, maxItems: 10000, description: 'Routes. Unmatched requests are answered 404 and never forwarded.' }),
   audit: Type.Optional(AuditSchema),
+  tracing: Type.Optional(TracingSchema),
   log: Type.Optional(strict({
     level: Type.Optional(Type.Unsafe<LogLevel>({ type: 'string', enum: [...LOG_LEVELS], description: 'Log level. Default info.' })),
   }, 'Operational logs (JSON lines on stdout).')),

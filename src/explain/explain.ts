@@ -54,6 +54,8 @@ export interface StageLine {
   readonly note: string;
   /** The attribute rules the stage evaluated, and whether each held. */
   readonly rules?: readonly RuleOutcome[];
+  /** Where in the request a validation denial failed (the problem's `pointer`). */
+  readonly pointer?: string;
 }
 
 export interface NearMiss {
@@ -165,7 +167,7 @@ function line(name: string, explained: Explained, ex: Exchange): StageLine {
   const learned = explained.note !== '' ? explained.note : learnedBy(name, ex);
   const rules = explained.rules === undefined ? {} : { rules: explained.rules };
   if (r === undefined) return { stage: name, outcome: 'continue', note: learned, ...rules };
-  if (isDenial(r)) return { stage: name, outcome: 'deny', status: DENIALS[r.code].status, code: r.code, note: r.reason, ...rules };
+  if (isDenial(r)) return { stage: name, outcome: 'deny', status: DENIALS[r.code].status, code: r.code, note: r.reason, ...rules, ...(r.pointer === undefined ? {} : { pointer: r.pointer }) };
   return { stage: name, outcome: 'respond', status: r.status, code: r.code, note: r.detail, ...rules };
 }
 

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { setsGatewayCookie, withoutGatewayCookies } from './cookies.js';
 import type { IpSet } from '../lib/ip.js';
-import { normaliseIp } from '../lib/ip.js';
+import { isIpv4Compatible, normaliseIp } from '../lib/ip.js';
 import { isProxyAsserted, METHOD_OVERRIDE_HEADERS } from './header-families.js';
 
 /**
@@ -79,6 +79,13 @@ export interface InboundHeaders {
    * or several `Host` fields besides `:authority`. `host` is then the first `Host`.
    */
   readonly authorityMismatch: boolean;
+  /**
+   * W3C Trace Context fields (`traceparent`, `tracestate`) as a trusted proxy sent them, every
+   * field in order; null when it sent none. Never read from anyone else, and kept out of `forward`:
+   * the upstream request assembly decides what is sent (proxy/upstream-request.ts).
+   */
+  readonly traceparent: readonly string[] | null;
+  readonly tracestate: readonly string[] | null;
 }
 
 /**
@@ -115,6 +122,8 @@ export function readInboundHeaders(raw: readonly string[], connection: string | 
   // Where the joined cookie value is in `forward` (HTTP/2 only), or -1.
   let cookieAt = -1;
   let http2 = false;
+  let traceparent: string[] | null = null;
+  let tracestate: string[] | null = null;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
@@ -139,6 +148,10 @@ export function readInboundHeaders(raw: readonly string[], connection: string | 
       case 'x-forwarded-for': if (!underscored) xff = xff === null ? value : `${xff}, ${value}`; continue;
       case 'x-forwarded-proto': if (!underscored) xfp = xfp === null ? value : `${xfp}, ${value}`; continue;
       case 'x-forwarded-host': continue; // recomputed from Host, which routing used
+      // A client must not choose trace ids in the systems behind the gateway (nor join a trace it
+      // does not own): only a trusted proxy's trace context is taken, and never forwarded as is here.
+      case 'traceparent': if (peerTrusted && connectionTokens?.has(normalised) !== true) (traceparent ??= []).push(value); continue;
+      case 'tracestate': if (peerTrusted && connectionTokens?.has(normalised) !== true) (tracestate ??= []).push(value); continue;
       default: break;
     }
     // gunicorn builds PATH_INFO from a client's SCRIPT_NAME header; nginx drops such names too.
@@ -176,7 +189,7 @@ export function readInboundHeaders(raw: readonly string[], connection: string | 
     if (hostCount === 0) { host = authority; hostCount = 1; }
     else authorityMismatch = hostCount > 1 || (host as string).toLowerCase() !== authority.toLowerCase();
   }
-  return { forward, host, hostCount, xForwardedFor: xff, xForwardedProto: xfp, requestId, methodOverride, methodOverrides, ambiguous, authorityMismatch };
+  return { forward, host, hostCount, xForwardedFor: xff, xForwardedProto: xfp, requestId, methodOverride, methodOverrides, ambiguous, authorityMismatch, traceparent, tracestate };
 }
 
 /** The scheme of an `Authorization` value followed by its credential, lower case; '' when there is none. */
@@ -188,7 +201,11 @@ const SCHEME = /^\s*(\S+)\s/;
 
 /**
  * One `X-Forwarded-For` hop as an address: a bare IPv4 or IPv6 address, or the `ip:port` and
- * `[v6]:port` forms some load balancers send. Null when it is not an address.
+ * `[v6]:port` forms some load balancers send, in the one spelling `normaliseIp` gives (IPv6
+ * canonical, IPv4-mapped and NAT64 forms as IPv4). Null when it is not a client address: IPv4
+ * with a leading zero in an octet (`010.1.2.3` is octal 8.1.2.3 to some parsers and 10.1.2.3 to
+ * others), a zone id, the deprecated IPv4-compatible `::a.b.c.d`, anything else node does not
+ * read as an address.
  */
 export function forwardedHopAddress(hop: string): string | null {
   let text = hop.trim();
@@ -198,7 +215,7 @@ export function forwardedHopAddress(hop: string): string | null {
     const rest = text.slice(close + 1);
     if (rest !== '' && (rest.charAt(0) !== ':' || !isPort(rest.slice(1)))) return null;
     text = text.slice(1, close);
-    return isIP(text) === 6 && !text.includes('%') ? normaliseIp(text) : null;
+    return isIP(text) === 6 && !text.includes('%') ? believedV6(text) : null;
   }
   const colon = text.indexOf(':');
   if (colon !== -1 && colon === text.lastIndexOf(':')) {
@@ -208,7 +225,15 @@ export function forwardedHopAddress(hop: string): string | null {
     return isIP(text) === 4 ? text : null;
   }
   // A zone id (`fe80::1%eth0`) names an interface of the sender's host, never a client.
-  return isIP(text) === 0 || text.includes('%') ? null : normaliseIp(text);
+  const family = isIP(text);
+  if (family === 4) return text;
+  return family === 0 || text.includes('%') ? null : believedV6(text);
+}
+
+/** An IPv6 hop normalised, or null when it is IPv4-compatible (see isIpv4Compatible). */
+function believedV6(text: string): string | null {
+  const address = normaliseIp(text);
+  return isIP(address) === 6 && isIpv4Compatible(address) ? null : address;
 }
 
 function isPort(text: string): boolean {

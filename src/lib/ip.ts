@@ -1,19 +1,45 @@
-import { BlockList, isIP } from 'node:net';
+import { BlockList, isIP, SocketAddress } from 'node:net';
 
-/** Strips the IPv4-mapped IPv6 prefix so `::ffff:10.0.0.1` and `10.0.0.1` are one address. */
+/**
+ * One spelling per address, so the same client is the same string in rules, limits, blocks and
+ * audit records: IPv6 in its canonical text (RFC 5952: lower case, shortest, zone dropped), and
+ * an IPv4 client seen through IPv6 as its IPv4 address, whether IPv4-mapped (`::ffff:10.0.0.1`,
+ * `0:0:0:0:0:ffff:a00:1`) or translated by NAT64 with the well-known prefix (`64:ff9b::a00:1`,
+ * RFC 6052: an IPv6-only network's view of an IPv4 client). Anything else is returned unchanged.
+ */
 export function normaliseIp(address: string): string {
-  if (address.length > 7 && address.slice(0, 7).toLowerCase() === '::ffff:') {
-    const rest = address.slice(7);
-    if (isIP(rest) === 4) return rest;
-    // The same address in hex: `::ffff:7f00:1` is 127.0.0.1.
-    const hex = /^([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(rest);
-    if (hex !== null) {
-      const high = Number.parseInt(hex[1] ?? '0', 16);
-      const low = Number.parseInt(hex[2] ?? '0', 16);
-      return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
-    }
+  if (isIP(address) !== 6) return address;
+  let canonical: string;
+  try {
+    canonical = new SocketAddress({ address, family: 'ipv6' }).address;
+  } catch {
+    return address;
   }
-  return address;
+  return embeddedIpv4(canonical) ?? canonical;
+}
+
+/** The IPv4 address a canonical IPv6 text carries as IPv4-mapped or NAT64 well-known prefix, or null. */
+function embeddedIpv4(canonical: string): string | null {
+  const prefix = canonical.startsWith('::ffff:') ? 7 : canonical.startsWith('64:ff9b::') ? 9 : 0;
+  if (prefix === 0) return null;
+  const rest = canonical.slice(prefix);
+  if (isIP(rest) === 4) return rest;
+  const hex = /^([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(rest) ?? (prefix === 9 ? /^()([0-9a-f]{1,4})$/.exec(rest) : null);
+  if (hex === null) return null;
+  const high = Number.parseInt(hex[1] === '' ? '0' : hex[1] ?? '0', 16);
+  const low = Number.parseInt(hex[2] ?? '0', 16);
+  return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+}
+
+/**
+ * Whether an IPv6 address (canonical text) is in the deprecated IPv4-compatible range `::/96`
+ * (RFC 4291 §2.5.5.1), other than `::1`: no client has one, and `::10.1.2.3` reads as an IPv4
+ * address it is not, so a hop naming one is not believed.
+ */
+export function isIpv4Compatible(canonical: string): boolean {
+  if (!canonical.startsWith('::') || canonical === '::1') return false;
+  const rest = canonical.slice(2);
+  return rest === '' || isIP(rest) === 4 || /^(?:[0-9a-f]{1,4}:)?[0-9a-f]{1,4}$/.test(rest);
 }
 
 /** A set of CIDR ranges, checked in constant work per lookup (node's BlockList). */

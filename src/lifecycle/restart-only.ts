@@ -44,9 +44,13 @@ const APPLIES: { readonly [K in Exclude<keyof CompiledConfig, 'limits'>]: Applie
   },
   // A reload that rotates the assertion keys signs with the new first key and publishes the new set at once.
   identityAssertion: 'live',
+  // A resource: a reload with other tracing settings starts a new tracer and retires the old one (its queue flushed).
+  tracer: 'live',
   target: 'live',
   trustedProxies: 'live',
   ipRules: 'live',
+  // A changed database file is a new config version: the reload looks addresses up in the new data.
+  geo: 'live',
   requestIdHeader: 'live',
   headerPolicy: 'live',
   credentialQueryParams: 'live',

@@ -109,6 +109,10 @@ export class Metrics implements DecisionTally {
   readonly upstreamTokenRequests: Counter<'upstream' | 'outcome'>;
   /** When the cached upstream token expires (unix seconds); the host reads its earliest. */
   readonly upstreamTokenExpiry: Gauge<'upstream'>;
+  /** Spans the tracer handled, by outcome (summed: each serving process exports its own). */
+  readonly traceSpans: Counter<'outcome'>;
+  /** OTLP export requests, by result (ok, failed, timeout). */
+  readonly traceExports: Counter<'result'>;
 
   /** `defaults`: also prom-client's process and runtime metrics. */
   constructor(defaults = true, role: MetricsRole = 'gateway') {
@@ -187,6 +191,15 @@ export class Metrics implements DecisionTally {
     this.upstreamTokenExpiry = new Gauge({
       name: 'portcullis_upstream_token_expiry_timestamp_seconds', help: 'When the cached client credentials token of each upstream expires (unix seconds).',
       labelNames: ['upstream'] as const, registers: serving, aggregator: 'min',
+    });
+    this.traceSpans = new Counter({
+      name: 'portcullis_trace_spans_total',
+      help: 'Spans of sampled requests, by outcome: exported, dropped_queue_full (the export queue was full), dropped_export_failed (the collector failed or did not answer in time), dropped_shutdown (not sent within the drain timeout).',
+      labelNames: ['outcome'] as const, registers: serving, aggregator: 'sum',
+    });
+    this.traceExports = new Counter({
+      name: 'portcullis_trace_exports_total', help: 'OTLP/HTTP export requests to the trace collector, by result (ok, failed, timeout).',
+      labelNames: ['result'] as const, registers: serving, aggregator: 'sum',
     });
     this.reloads = new Counter({ name: 'portcullis_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'] as const, registers, aggregator: 'max' });
 

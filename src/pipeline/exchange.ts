@@ -9,6 +9,7 @@ import type { Target } from '../http/target.js';
 import type { UpstreamSpec } from '../proxy/upstream-spec.js';
 import type { LimitDecision } from '../ratelimit/limit-decision.js';
 import type { Routable } from '../routing/router.js';
+import type { RequestTrace } from '../observability/tracing/request-trace.js';
 import type { Denial, DenialCode } from './denials.js';
 
 /**
@@ -294,6 +295,11 @@ export class Exchange {
    * forwarding stage then sends these bytes instead of reading the request stream. Null: not read.
    */
   body: Buffer | null = null;
+  /**
+   * The client went away while a stage was receiving from it (its request body): the stage ends the
+   * request, and nothing is answered or forwarded; the audit record says abort.
+   */
+  abandoned = false;
   /** The wall-clock time (ms since the epoch) stages judge the request at, when fixed (`explain`, policy tests); null: now. */
   fixedTime: number | null = null;
   /** Set by the identity-headers stage. */
@@ -326,6 +332,8 @@ export class Exchange {
   bytesIn = 0;
   /** Where the stages count their decisions; null when nothing counts (`explain` runs hypothetical requests). */
   tally: DecisionTally | null = null;
+  /** The request's trace (ids, and stage spans when sampled); null when tracing is off, and in `explain`. */
+  trace: RequestTrace | null = null;
 
   readonly wire: Wire;
 

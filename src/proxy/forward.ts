@@ -233,7 +233,7 @@ export function forward(ex: Exchange, upstream: Upstream, settings: UpstreamRequ
   if (ex.target === null) return Promise.resolve(deny('internal_error', 'forward without a parsed target'));
   const length = req.headers['content-length'];
   const chunked = hasUndeclaredBody(req);
-  if (!chunked && (length === undefined || length === '0')) {
+  if (ex.body === null && !chunked && (length === undefined || length === '0')) {
     // The common case, kept free of extra promises: no body, and a connection free.
     const slot = upstream.admission.tryAcquire();
     if (slot >= 0) return dispatch(ex, upstream, settings, slot, null, null, credentials);
@@ -265,14 +265,15 @@ async function admitAndDispatch(
   const { req } = ex;
   const res = ex.wire.res;
   const route = ex.route as Route;
-  const hasBody = chunked || (length !== undefined && length !== '0');
+  // A body a stage received whole (request validation) is sent as received: nothing left to read.
+  const hasBody = ex.body === null && (chunked || (length !== undefined && length !== '0'));
   if (hasBody && req.headers.expect !== undefined) res.writeContinue();
   const watch = hasBody && !req.complete ? new BodyIdleWatch(req, ex.wire.channel, route.bodyIdleTimeoutMs, route.minBodyBytesPerSecond) : null;
   try {
-    let body: Buffer | Readable | null = null;
+    let body: Buffer | Readable | null = ex.body;
     if (hasBody) {
       if (!chunked && Number(length) <= route.bufferBodyBytes) {
-        const received = await receive(ex, watch);
+        const received = await receive(ex, watch, route.maxBodyBytes);
         if (!Buffer.isBuffer(received)) return received;
         body = received;
       } else body = Readable.from(counted(req, ex, route.maxBodyBytes), { objectMode: false });
@@ -289,8 +290,29 @@ async function admitAndDispatch(
   }
 }
 
-/** Receives a declared body whole (it is at most the route's bufferBodyBytes). */
-function receive(ex: Exchange, watch: BodyIdleWatch | null): Promise<Buffer | Denial | undefined> {
+/**
+ * Receives the request body whole, for a stage that must read it before anything is forwarded
+ * (request validation): at most the route's maxBodyBytes are held (a declared larger body was
+ * refused by the request limits; a chunked one is counted as it streams and refused with 413 the
+ * moment it passes the limit). A client idle mid-body gets 408 (BodyIdleWatch); a client that
+ * goes away resolves undefined, the exchange marked as aborted. The forwarding stage then sends
+ * the bytes (`ex.body`) with their length.
+ */
+export async function receiveBody(ex: Exchange): Promise<Buffer | Denial | undefined> {
+  const { req } = ex;
+  const route = ex.route as Route;
+  if (req.complete) return receive(ex, null, route.maxBodyBytes);
+  if (req.headers.expect !== undefined) ex.wire.res.writeContinue();
+  const watch = req.complete ? null : new BodyIdleWatch(req, ex.wire.channel, route.bodyIdleTimeoutMs, route.minBodyBytesPerSecond);
+  try {
+    return await receive(ex, watch, route.maxBodyBytes);
+  } finally {
+    watch?.stop();
+  }
+}
+
+/** Receives a body whole, refusing it (413) once more than `limit` bytes arrived. */
+function receive(ex: Exchange, watch: BodyIdleWatch | null, limit: number): Promise<Buffer | Denial | undefined> {
   const { req } = ex;
   const res = ex.wire.res;
   return new Promise((resolve) => {
@@ -302,9 +324,19 @@ function receive(ex: Exchange, watch: BodyIdleWatch | null): Promise<Buffer | De
       if (watch !== null) watch.onIdle = ignore;
       resolve(result);
     };
-    const onData = (chunk: Buffer): void => { ex.bytesIn += chunk.length; chunks.push(chunk); };
-    const onEnd = (): void => finish(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, ex.bytesIn));
-    const onClose = (): void => { clientGone(ex, 'client closed the connection while sending the request body'); finish(undefined); };
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      ex.bytesIn += chunk.length;
+      size += chunk.length;
+      if (size > limit) { req.pause(); finish(deny('body_too_large', `streamed body exceeded ${limit} bytes`)); return; }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => finish(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+    const onClose = (): void => {
+      clientGone(ex, 'client closed the connection while sending the request body');
+      ex.abandoned = true;
+      finish(undefined);
+    };
     req.on('data', onData);
     req.once('end', onEnd);
     res.once('close', onClose);

@@ -15,8 +15,8 @@ export interface UpstreamRequestSettings {
  * The one place the upstream request is assembled, from the exchange's facts: the client's
  * surviving headers (the header pass removed what a client may not assert), minus the credential
  * headers the identity stage dropped, plus what the gateway asserts — forwarding facts, the host
- * the request was routed on, an allowed method override, the request id and the identity — and
- * the canonical path with the route's rewrite and without credential query parameters. Assembled
+ * the request was routed on, an allowed method override, the request id, the trace context and
+ * the identity — and the canonical path with the route's rewrite and without credential query parameters. Assembled
  * once per exchange (it takes over the header pass's list).
  */
 export function upstreamRequest(ex: Exchange, settings: UpstreamRequestSettings): UpstreamRequest {
@@ -52,6 +52,16 @@ export function upstreamRequest(ex: Exchange, settings: UpstreamRequestSettings)
   const override = inbound.methodOverride;
   if (override !== null && route.allowMethodOverride) headers.push(override.name, override.value.trim());
   headers.push(settings.requestIdHeader, ex.requestId);
+  const trace = ex.trace;
+  if (trace !== null) {
+    // This trace, with the forwarding span as the parent; a trusted proxy's valid tracestate passes on.
+    headers.push('traceparent', trace.upstreamTraceparent());
+    if (trace.tracestate !== null) headers.push('tracestate', trace.tracestate);
+  } else if (inbound.traceparent !== null || inbound.tracestate !== null) {
+    // Tracing off: a trusted proxy's trace context passes through as it was received (the header pass took no one else's).
+    for (const value of inbound.traceparent ?? []) headers.push('traceparent', value);
+    for (const value of inbound.tracestate ?? []) headers.push('tracestate', value);
+  }
   if (asserted !== null) for (const value of asserted.headers) headers.push(value);
 
   // Credentials never travel on in the query; neither does a method override the route does not allow.

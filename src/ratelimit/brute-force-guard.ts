@@ -396,7 +396,7 @@ export class BruteForceGuard implements Resource {
     if (started.length === 0) return denial;
     ex.limitName = GUARD_NAME;
     const what = started.join(', ');
-    this.logger?.warn({ requestId: ex.requestId, blocked: what, forMs: this.spec.blockMs }, 'brute-force guard: source blocked');
+    this.logger?.warn({ requestId: ex.requestId, ...(ex.trace === null ? {} : { traceId: ex.trace.traceId }), blocked: what, forMs: this.spec.blockMs }, 'brute-force guard: source blocked');
     return { ...denial, reason: `${denial.reason}; ${what} blocked for ${this.spec.blockMs} ms after ${this.spec.maxFailures} failures` };
   }
 

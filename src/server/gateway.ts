@@ -316,7 +316,7 @@ export class Gateway implements HandlerHost, AdminHost {
     const config = this.config;
     try {
       await this.audit.open();
-      this.anomalies = await processMonitor(config.audit.anomalies, { logger: this.logger, clock: this.clock, trail: this.audit, metrics: this.metrics });
+      this.anomalies = await processMonitor(config.audit.anomalies, { logger: this.logger, clock: this.clock, trail: this.audit, metrics: this.metrics, geo: config.geo === null ? null : { country: (ip) => this.config.geo?.country(ip) ?? null } });
       this.runtime = { config, path: this.pathFor(config), generation: await this.resources.exclusive(() => this.resources.prepare(config.resources)) };
       this.started = true;
       for (const listener of this.listeners) await listener.listen();
@@ -540,6 +540,7 @@ export class Gateway implements HandlerHost, AdminHost {
     if (socket !== null && this.active.get(socket) === ex) this.active.delete(socket);
     const facts = exchangeFacts(ex, runtime.config.version);
     this.writeAudit(auditRecord(facts, this.clock.now()));
+    if (ex.trace !== null) runtime.config.tracer?.end(ex, ex.trace, facts);
     const m = this.metrics;
     const latencySeconds = (facts.latencyMs ?? 0) / 1000;
     m.request(facts.route ?? '', facts.status, ex.decision, latencySeconds);

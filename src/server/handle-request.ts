@@ -44,6 +44,8 @@ export async function handleRequest(host: HandlerHost, req: IncomingMessage, res
   const runtime = host.runtime; // this request keeps the config it started with, whatever reloads happen
   const ex = openExchange(runtime.config, runtime.path, req, res, stream);
   ex.tally = host.metrics;
+  const tracer = runtime.config.tracer;
+  if (tracer !== null) ex.trace = tracer.begin(ex.inbound?.traceparent ?? null, ex.inbound?.tracestate ?? null);
   const requestId = ex.requestId;
   // The request holds its generation's resources (stores, pools) until its record is written.
   runtime.generation.enter();
@@ -71,10 +73,11 @@ export async function handleRequest(host: HandlerHost, req: IncomingMessage, res
       verdict = runStages((ex.route as NonNullable<Exchange['route']>).stages, ex);
       if (verdict instanceof Promise) verdict = await verdict;
     }
-    // A connection-level rejection may have decided meanwhile.
-    if (verdict !== undefined && ex.denial === null) reply(ex, verdict);
+    // A connection-level rejection may have decided meanwhile; a client that went away while a
+    // stage waited on it (`abandoned`) is not answered.
+    if (verdict !== undefined && ex.denial === null && !ex.abandoned) reply(ex, verdict);
   } catch (err) {
-    host.logger.error({ err, requestId, stage: ex.stage }, 'request handling failed');
+    host.logger.error({ err, requestId, ...(ex.trace === null ? {} : { traceId: ex.trace.traceId }), stage: ex.stage }, 'request handling failed');
     if (!res.headersSent) reply(ex, deny('internal_error', `unexpected error: ${(err as Error).message}`));
     else { ex.decision = 'error'; ex.detail = 'unexpected error mid-response'; res.destroy(); }
   } finally {

@@ -144,7 +144,7 @@ export class Supervisor implements AdminHost {
   /** Forks the workers, waits until every one listens, then opens the admin listener. */
   async start(): Promise<{ http: number; admin: number | null }> {
     await this.audit.open();
-    this.anomalies = await processMonitor(this.config.audit.anomalies, { logger: this.logger, clock: this.clock, trail: this.audit, metrics: this.metrics });
+    this.anomalies = await processMonitor(this.config.audit.anomalies, { logger: this.logger, clock: this.clock, trail: this.audit, metrics: this.metrics, geo: this.config.geo === null ? null : { country: (ip) => this.config.geo?.country(ip) ?? null } });
     cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.js', import.meta.url)), args: [this.config.file] });
     cluster.on('message', (worker, message: unknown) => this.received(worker, message));
     const listening = Array.from({ length: this.options.workers }, () => this.fork());

@@ -4,6 +4,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { alertRecord } from './alert-record.js';
 import { AnomalyEngine } from './engine.js';
+import type { GeoLookup } from './geo.js';
 import type { Alert, ObservedRecord } from './types.js';
 import { WebhookNotifier } from './webhook.js';
 
@@ -32,9 +33,9 @@ export class AnomalyMonitor {
   ) {}
 
   /** Null when the section is absent or turned off. Opens the country database when impossibleTravel needs it. */
-  static async create(options: AnomalyOptions | null, deps: { readonly logger: Logger; readonly clock: Clock }, outlets: AlertOutlets): Promise<AnomalyMonitor | null> {
+  static async create(options: AnomalyOptions | null, deps: { readonly logger: Logger; readonly clock: Clock; readonly geo?: GeoLookup | null }, outlets: AlertOutlets): Promise<AnomalyMonitor | null> {
     if (options === null || !options.enabled) return null;
-    const engine = await AnomalyEngine.create(options);
+    const engine = await AnomalyEngine.create(options, { geo: deps.geo ?? null });
     const webhook = options.webhook === null ? null : new WebhookNotifier(options.webhook, { clock: deps.clock, logger: deps.logger });
     return new AnomalyMonitor(engine, webhook, deps.logger, deps.clock, outlets);
   }
@@ -72,6 +73,8 @@ export interface ProcessMonitorDeps {
   readonly clock: Clock;
   readonly trail: { append(record: Record<string, unknown>): void };
   readonly metrics: Metrics;
+  /** The country database the gateway's config compiled (shared, not opened again); absent: opened from the options' path. */
+  readonly geo?: GeoLookup | null;
 }
 
 /** The monitor of one gateway process (null when `audit.anomalies` is absent or off), over the records that process writes. */

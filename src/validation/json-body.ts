@@ -1,0 +1,297 @@
+import { isUtf8 } from 'node:buffer';
+import type { JsonLimits } from './contract.js';
+
+/** A JSON body read within its limits, or where and why it was refused. */
+export type JsonBody =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly pointer: string; readonly reason: string };
+
+/** Longest JSON pointer sent to a client; a longer one is cut back to the ancestor that fits. */
+const MAX_POINTER_CHARS = 1024;
+
+/**
+ * Reads a request body as JSON (RFC 8259), strictly and within `limits`: one pass over the text
+ * checks the grammar and every limit as it goes (nesting depth, members per object, array
+ * elements, string length), so a hostile body is refused at the first byte past a limit, before
+ * any value is built. Only a body that passed is handed to `JSON.parse` to build the value, which
+ * then cannot differ from what was checked.
+ *
+ * Refused besides the grammar (RFC 8259 leaves them to implementations, and parsers disagree, so an
+ * upstream could read another document than the one validated):
+ * - bytes that are not UTF-8 (§8.1), and a byte order mark (§8.1: must not be added);
+ * - duplicate member names in one object, compared after unescaping (`"a"` and `"\u0061"`, §4);
+ * - the member name `__proto__`, in any spelling (prototype pollution in whoever merges the body);
+ * - `\u` escapes of a lone surrogate (§8.2: the string cannot be represented in UTF-8).
+ *
+ * The reason names the rule and the character offset, never a value or a member name from the
+ * body; the pointer (RFC 6901) is the client's own location and may contain its member names.
+ */
+export function readJsonBody(bytes: Uint8Array, limits: JsonLimits): JsonBody {
+  if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return refused('', 'a UTF-8 byte order mark starts the body (RFC 8259 §8.1)');
+  if (!isUtf8(bytes)) return refused('', 'the body is not valid UTF-8');
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8');
+  const scan = new Scan(text, limits);
+  try {
+    scan.whitespace();
+    if (scan.i >= text.length) scan.fail('no JSON value in the body');
+    scan.value();
+    scan.whitespace();
+    if (scan.i < text.length) scan.fail('data after the JSON value', 0);
+  } catch (err) {
+    if (err instanceof Refusal) return refused(err.pointer, err.reason);
+    throw err;
+  }
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch {
+    // Unreachable for text the scan accepted; refused rather than trusted if it ever happens.
+    return refused('', 'the body was accepted by the scan but not by JSON.parse');
+  }
+}
+
+function refused(pointer: string, reason: string): JsonBody {
+  return { ok: false, pointer, reason };
+}
+
+/** Ends a scan (thrown from any depth, caught once in readJsonBody). */
+class Refusal extends Error {
+  constructor(readonly pointer: string, readonly reason: string) { super(reason); }
+}
+
+/** RFC 6901: `~` is written `~0` and `/` is written `~1`. */
+export function pointerSegment(segment: string | number): string {
+  if (typeof segment === 'number') return String(segment);
+  return segment.includes('~') || segment.includes('/') ? segment.replace(/~/g, '~0').replace(/\//g, '~1') : segment;
+}
+
+/** A JSON pointer to `path`; a pointer too long to send names the nearest ancestor that fits. */
+export function jsonPointer(path: readonly (string | number)[]): string {
+  let out = '';
+  for (const segment of path) {
+    const next = `${out}/${pointerSegment(segment)}`;
+    if (next.length > MAX_POINTER_CHARS) break;
+    out = next;
+  }
+  return out;
+}
+
+/** Linear search below this many members, a Set above (most objects are small). */
+const LINEAR_KEYS = 16;
+
+/** The scan's state: the text, the position, and the path to the value being read. */
+class Scan {
+  i = 0;
+  private depth = 0;
+  private readonly path: (string | number)[] = [];
+  /** Member names seen, per nesting depth (reused by sibling objects at the same depth). */
+  private readonly names: string[][] = [];
+
+  constructor(private readonly s: string, private readonly limits: JsonLimits) {}
+
+  /** Ends the scan: the pointer is the current path, less `drop` trailing segments. */
+  fail(reason: string, drop = 0): never {
+    const path = drop === 0 ? this.path : this.path.slice(0, this.path.length - drop);
+    throw new Refusal(jsonPointer(path), `${reason} (at character ${this.i})`);
+  }
+
+  whitespace(): void {
+    const s = this.s;
+    let i = this.i;
+    for (;;) {
+      const c = s.charCodeAt(i);
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) i++;
+      else break;
+    }
+    this.i = i;
+  }
+
+  value(): void {
+    const c = this.s.charCodeAt(this.i);
+    if (c === 0x7b) this.object();
+    else if (c === 0x5b) this.array();
+    else if (c === 0x22) this.string(false);
+    else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) this.number();
+    else if (c === 0x74) this.literal('true');
+    else if (c === 0x66) this.literal('false');
+    else if (c === 0x6e) this.literal('null');
+    else this.fail(Number.isNaN(c) ? 'the body ends where a value was expected' : 'unexpected character where a value was expected');
+  }
+
+  private enter(): void {
+    if (++this.depth > this.limits.maxDepth) this.fail(`nesting deeper than maxDepth (${this.limits.maxDepth})`);
+  }
+
+  private object(): void {
+    this.enter();
+    const s = this.s;
+    this.i++;
+    this.whitespace();
+    if (s.charCodeAt(this.i) === 0x7d) { this.i++; this.depth--; return; }
+    const names = (this.names[this.depth] ??= []);
+    names.length = 0;
+    let set: Set<string> | null = null;
+    const path = this.path;
+    path.push('');
+    const at = path.length - 1;
+    let count = 0;
+    for (;;) {
+      if (s.charCodeAt(this.i) !== 0x22) this.fail('expected a member name', 1);
+      if (++count > this.limits.maxKeys) this.fail(`more than maxKeys (${this.limits.maxKeys}) members in one object`, 1);
+      const name = this.string(true);
+      if (name === '__proto__') { path[at] = name; this.fail('the member name __proto__ is refused'); }
+      let duplicate: boolean;
+      if (set !== null) duplicate = set.has(name);
+      else if (count <= LINEAR_KEYS) duplicate = names.includes(name);
+      else { set = new Set(names); duplicate = set.has(name); }
+      if (duplicate) { path[at] = name; this.fail('duplicate member name in one object'); }
+      if (set !== null) set.add(name);
+      else names.push(name);
+      path[at] = name;
+      this.whitespace();
+      if (s.charCodeAt(this.i) !== 0x3a) this.fail('expected : after a member name');
+      this.i++;
+      this.whitespace();
+      this.value();
+      this.whitespace();
+      const c = s.charCodeAt(this.i);
+      if (c === 0x2c) { this.i++; this.whitespace(); continue; }
+      if (c === 0x7d) { this.i++; break; }
+      this.fail('expected , or } after a member', 1);
+    }
+    path.pop();
+    this.depth--;
+  }
+
+  private array(): void {
+    this.enter();
+    const s = this.s;
+    this.i++;
+    this.whitespace();
+    if (s.charCodeAt(this.i) === 0x5d) { this.i++; this.depth--; return; }
+    const path = this.path;
+    path.push(0);
+    const at = path.length - 1;
+    let n = 0;
+    for (;;) {
+      path[at] = n;
+      if (n >= this.limits.maxArrayLength) this.fail(`more than maxArrayLength (${this.limits.maxArrayLength}) elements in one array`);
+      this.value();
+      n++;
+      this.whitespace();
+      const c = s.charCodeAt(this.i);
+      if (c === 0x2c) { this.i++; this.whitespace(); continue; }
+      if (c === 0x5d) { this.i++; break; }
+      this.fail('expected , or ] after an element', 1);
+    }
+    path.pop();
+    this.depth--;
+  }
+
+  /** Reads a string at `i` (its opening quote); a member name is returned unescaped, a value is only checked. */
+  private string(name: boolean): string {
+    const s = this.s;
+    const start = this.i;
+    const max = this.limits.maxStringLength;
+    // A failing member name is located at its object; a failing value at itself.
+    const drop = name ? 1 : 0;
+    let j = start + 1;
+    let units = 0;
+    let escaped = false;
+    for (;;) {
+      const c = s.charCodeAt(j);
+      if (c === 0x22) break;
+      if (Number.isNaN(c)) { this.i = j; this.fail('unterminated string', drop); }
+      if (c < 0x20) { this.i = j; this.fail('control character in a string', drop); }
+      if (c === 0x5c) {
+        escaped = true;
+        const e = s.charCodeAt(j + 1);
+        if (e === 0x75) {
+          const unit = hex4(s, j + 2);
+          if (unit < 0) { this.i = j; this.fail('invalid \\u escape', drop); }
+          j += 6;
+          if (unit >= 0xdc00 && unit <= 0xdfff) { this.i = j - 6; this.fail('\\u escape of a lone low surrogate', drop); }
+          if (unit >= 0xd800 && unit <= 0xdbff) {
+            const low = s.charCodeAt(j) === 0x5c && s.charCodeAt(j + 1) === 0x75 ? hex4(s, j + 2) : -1;
+            if (low < 0xdc00 || low > 0xdfff) { this.i = j - 6; this.fail('\\u escape of a lone high surrogate', drop); }
+            j += 6;
+            units++;
+          }
+        } else if (e === 0x22 || e === 0x5c || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) {
+          j += 2;
+        } else {
+          this.i = j;
+          this.fail('invalid escape in a string', drop);
+        }
+      } else {
+        j++;
+      }
+      if (++units > max) { this.i = j; this.fail(`string longer than maxStringLength (${max})`, drop); }
+    }
+    this.i = j + 1;
+    if (!name) return '';
+    return escaped ? (JSON.parse(s.slice(start, j + 1)) as string) : s.slice(start + 1, j);
+  }
+
+  /** RFC 8259 §6: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`. */
+  private number(): void {
+    const s = this.s;
+    let j = this.i;
+    if (s.charCodeAt(j) === 0x2d) j++;
+    const first = s.charCodeAt(j);
+    if (first === 0x30) j++;
+    else if (first >= 0x31 && first <= 0x39) j = digits(s, j + 1);
+    else { this.i = j; this.fail('invalid number'); }
+    if (s.charCodeAt(j) === 0x2e) {
+      const after = digits(s, j + 1);
+      if (after === j + 1) { this.i = j; this.fail('invalid number: no digit after the decimal point'); }
+      j = after;
+    }
+    const e = s.charCodeAt(j);
+    if (e === 0x65 || e === 0x45) {
+      j++;
+      const sign = s.charCodeAt(j);
+      if (sign === 0x2b || sign === 0x2d) j++;
+      const after = digits(s, j);
+      if (after === j) { this.i = j; this.fail('invalid number: no digit in the exponent'); }
+      j = after;
+    }
+    if (j - this.i > this.limits.maxStringLength) this.fail(`number longer than maxStringLength (${this.limits.maxStringLength})`);
+    this.i = j;
+  }
+
+  private literal(word: 'true' | 'false' | 'null'): void {
+    if (!this.s.startsWith(word, this.i)) this.fail('unexpected character where a value was expected');
+    this.i += word.length;
+  }
+}
+
+function digits(s: string, from: number): number {
+  let j = from;
+  for (;;) {
+    const c = s.charCodeAt(j);
+    if (c >= 0x30 && c <= 0x39) j++;
+    else return j;
+  }
+}
+
+/** The UTF-16 unit of four hex digits at `at`, or -1. */
+function hex4(s: string, at: number): number {
+  let v = 0;
+  for (let k = at; k < at + 4; k++) {
+    const c = s.charCodeAt(k);
+    let d: number;
+    if (c >= 0x30 && c <= 0x39) d = c - 0x30;
+    else if (c >= 0x61 && c <= 0x66) d = c - 0x57;
+    else if (c >= 0x41 && c <= 0x46) d = c - 0x37;
+    else return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+/** A pointer from elsewhere (a schema validator's instance path), cut back to whole segments if too long to send. */
+export function boundedPointer(pointer: string): string {
+  if (pointer.length <= MAX_POINTER_CHARS) return pointer;
+  const cut = pointer.lastIndexOf('/', MAX_POINTER_CHARS);
+  return cut <= 0 ? '' : pointer.slice(0, cut);
+}

@@ -102,7 +102,7 @@ describe('portcullis --help for every command', () => {
       return c;
     };
     const cases: [string[], string, string | RegExp][] = [
-      [[], '', /^missing command \(one of: start, check, explain, keys, audit, admin, certs, import, demo, schema, help\)$/],
+      [[], '', /^missing command \(one of: start, check, explain, policy, keys, audit, admin, certs, import, demo, schema, help\)$/],
       [['frobnicate'], '', /^unknown command "frobnicate"/],
       [['keys'], 'keys', /^missing keys command \(one of: create, list, show, revoke, rotate\)$/],
       [['keys', 'frobnicate'], 'keys', /^unknown keys command "frobnicate"/],

@@ -222,6 +222,68 @@ A running gateway signs with the key it started with until its next start.`,
   },
 ];
 
+const POLICY_NOTES = `A test file lists cases: a request (method, target, headers, from, body, at), an identity to
+assume, and the decision expected (allow or deny, and optionally status, code, route, rule); every
+case runs through the config's real stages as \`explain\` runs them, contacting nothing and counting no
+limit. Without --tests, the tests of gateway.yaml are gateway.tests.yaml beside it. The format and CI
+usage: docs/policy-tests.md.`;
+
+/** The verbs of `portcullis policy`. */
+const POLICY: readonly Command[] = [
+  {
+    path: ['policy', 'test'],
+    summary: 'run the policy test cases kept beside the config; exit 1 when one fails',
+    synopsis: '[-c FILE] [--tests FILE…] [--coverage] [--json]',
+    description: `Prints one row per case (expected and actual decision, route, deciding stage, rule), each failure
+with what differs and where the case is written, and a summary; --coverage adds the routes no case
+reaches, the attribute rules no case evaluates, and the rules seen only holding or only refusing.
+
+${POLICY_NOTES}
+Exit codes: 0 every case passes, 1 a case fails or the config is invalid, 2 bad arguments or a test
+file that cannot be read or is not valid (each problem with file:line).`,
+    options: [
+      CONFIG,
+      { name: 'tests', short: 't', type: 'string', multiple: true, value: 'FILE', description: 'a test file (repeatable); default: <config name>.tests.yaml beside the config' },
+      { name: 'coverage', type: 'boolean', description: 'also report routes and rules no case exercises' },
+      { name: 'json', type: 'boolean', description: 'print the cases, summary and coverage as JSON' },
+    ],
+    examples: ['portcullis policy test -c gateway.yaml', 'portcullis policy test -c gateway.yaml --tests policy/admin.tests.yaml --tests policy/tenants.tests.yaml --coverage'],
+    run: async (inv) => (await import('./policy.js')).policyTestCommand(inv),
+  },
+  {
+    path: ['policy', 'diff'],
+    summary: 'which requests change decision between two configs (test cases and recorded traffic)',
+    synopsis: 'OLD NEW [--tests FILE…] [--audit PATH|nats://…] [--sample N] [--json]',
+    description: `Runs every test case (--tests, else the tests beside NEW, else beside OLD) and, with --audit, a
+deterministic sample of distinct recorded requests through both configs, and prints each request
+whose decision, status, code or route changes. The sample reads at most --max-read records (default
+100000, from --since when given) and keeps --sample distinct requests (default 1000). A recorded
+request is replayed with its method, path and client address, and the subject, auth method, key id
+and tenant of its identity: the trail holds no query, headers, body, roles, scopes or claims, and the
+output says so.
+
+${POLICY_NOTES}
+Exit codes: 0 no request changes, 1 some do, 2 bad arguments or a test file problem, 3 a config is
+invalid or the trail cannot be read.`,
+    options: [
+      { name: 'tests', short: 't', type: 'string', multiple: true, value: 'FILE', description: 'a test file (repeatable); default: the tests beside NEW, else beside OLD' },
+      { name: 'audit', type: 'string', value: 'PATH|URL', description: 'also replay recorded requests: a trail file or directory, or the NATS stream (nats://host:4222)' },
+      AUDIT_OPTIONS.STREAM,
+      AUDIT_OPTIONS.SUBJECT,
+      { name: 'since', type: 'string', value: 'TIME', description: 'with --audit: only records at or after TIME: ISO 8601 or a duration ago (24h, 7d)' },
+      { name: 'sample', type: 'string', value: 'N', description: 'with --audit: distinct recorded requests to replay (default 1000, at most 100000)' },
+      { name: 'max-read', type: 'string', value: 'N', description: 'with --audit: records to read at most (default 100000, at most 10000000)' },
+      { name: 'json', type: 'boolean', description: 'print the changes and counts as JSON' },
+    ],
+    positionals: { names: ['OLD', 'NEW'] },
+    examples: [
+      'portcullis policy diff gateway.yaml gateway.next.yaml',
+      'portcullis policy diff gateway.yaml gateway.next.yaml --audit /var/lib/portcullis/audit --since 7d --sample 5000',
+    ],
+    run: async (inv) => (await import('./policy.js')).policyDiffCommand(inv),
+  },
+];
+
 /** The verbs of `portcullis certs`. */
 const CERTS: readonly Command[] = [
   {
@@ -334,6 +396,14 @@ contacted and no store is used: limits show what they would count.`,
       "portcullis explain -c gateway.yaml GET /api/acme/orders/1 -H 'Authorization: Bearer eyJ…' --json",
     ],
     run: async (inv) => (await import('./explain.js')).explainCommand(inv),
+  },
+  {
+    path: ['policy'],
+    summary: 'policy tests: test (cases beside the config, coverage), diff (two configs)',
+    synopsis: '<command> [options]',
+    options: [],
+    examples: ['portcullis policy test -c gateway.yaml --coverage', 'portcullis policy diff gateway.yaml gateway.next.yaml'],
+    verbs: POLICY,
   },
   {
     path: ['keys'],

@@ -1,13 +1,14 @@
 import { open } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import { dirname, resolve } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { GatewayConfigSchema, type RawConfig } from './schema.js';
 import { ConfigFiles } from './config-files.js';
 import type { ConfigPath, ConfigSource } from './config-source.js';
-import { ConfigError, optionPath, type ConfigProblem } from './errors.js';
+import { ConfigError, type ConfigProblem } from './errors.js';
+import { yamlLocator } from './yaml-locate.js';
 import { convertReferences, flowReferences, interpolate, pathKey } from './env-references.js';
 import { PATTERN_MESSAGE } from './schema-parts.js';
 import { instancePath, schemaProblems } from './schema-problems.js';
@@ -142,28 +143,7 @@ function parseValidated(
     throw new ConfigError(problems);
   }
 
-  const locate = (path: ConfigPath): { node: YamlNode | null; key: YamlNode | null } => {
-    let current: unknown = doc.contents;
-    let key: YamlNode | null = null;
-    for (const part of path) {
-      if (isMap(current)) {
-        const pair = current.items.find((p) => isScalar(p.key) && String(p.key.value) === String(part));
-        if (pair === undefined) break;
-        key = pair.key as YamlNode;
-        current = pair.value;
-      } else if (isSeq(current) && typeof part === 'number' && current.items[part] !== undefined) {
-        key = null;
-        current = current.items[part];
-      } else break;
-    }
-    return { node: (current ?? null) as YamlNode | null, key };
-  };
-  const problem = (path: ConfigPath, message: string, atKey = false): ConfigProblem => {
-    const { node, key } = locate(path);
-    const range = (atKey ? key?.range : null) ?? node?.range ?? key?.range;
-    const pos = range === undefined || range === null ? { line: 1, column: 1 } : at(range[0]);
-    return { file, ...pos, option: optionPath(path), message };
-  };
+  const problem = yamlLocator(doc, lines, file);
 
   const whole = interpolate(doc, env, problem, problems, sections);
   if (problems.length > 0) throw new ConfigError(problems);

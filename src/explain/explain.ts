@@ -5,7 +5,7 @@ import type { Identity } from '../authn/identity.js';
 import type { CompiledConfig } from '../config/compile.js';
 import { isPreflight } from '../cors/policy.js';
 import { DENIALS } from '../pipeline/denials.js';
-import { isDenial, type Exchange, type Explained, type Route, type RuleOutcome, type Stage, type StageResult } from '../pipeline/exchange.js';
+import { isDenial, type Decision, type Exchange, type Explained, type Route, type RuleOutcome, type Stage, type StageResult } from '../pipeline/exchange.js';
 import { requestPath, type RequestPath } from '../pipeline/request-path.js';
 import { upstreamRequest } from '../proxy/upstream-request.js';
 import { openExchange } from '../server/handle-request.js';
@@ -73,6 +73,11 @@ export interface Explanation {
   readonly served: string | null;
   readonly nearMisses: readonly NearMiss[];
   readonly stages: readonly StageLine[];
+  /**
+   * How the audit record would class the request: allow (forwarded, or answered by the gateway
+   * with a response that allows), deny (a denial), error (a denial of status 500 or more).
+   */
+  readonly decision: Decision;
   /** The gateway's answer: `forward` (the upstream answers), or its own status and code. */
   readonly result: { readonly status: number | null; readonly code: string | null; readonly forwarded: boolean };
   /** Exactly what the upstream would receive, when the request would be forwarded. */
@@ -143,6 +148,7 @@ export async function explain(config: CompiledConfig, request: ExplainRequest, l
     served: routed?.served ?? null,
     nearMisses: ex.target === null ? [] : nearMisses(config, ex, routed, locate),
     stages: lines,
+    decision: verdict === undefined ? 'allow' : isDenial(verdict) ? (DENIALS[verdict.code].status >= 500 ? 'error' : 'deny') : verdict.decision ?? 'allow',
     result: verdict === undefined
       ? { status: null, code: null, forwarded }
       : { status: isDenial(verdict) ? DENIALS[verdict.code].status : verdict.status, code: isDenial(verdict) ? verdict.code : verdict.code, forwarded: false },

@@ -9,6 +9,7 @@ import { after, describe, it } from 'node:test';
 import { compileConfig } from '../src/config/compile.js';
 import { loadConfigFile } from '../src/config/load.js';
 import { explain, type Explanation } from '../src/explain/explain.js';
+import { runCli } from './harness/cli.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/validation/gateway.yaml', import.meta.url));
 const dir = await mkdtemp(join(tmpdir(), 'portcullis-validation-example-'));
@@ -55,5 +56,18 @@ describe('examples/validation', () => {
     assert.deepEqual([utf16.stages.at(-1)?.stage, utf16.stages.at(-1)?.code], ['validate', 'unsupported_media_type']);
     const json = await send('PUT', '/orders/7/note', JSON.stringify('x'.repeat(501)));
     assert.deepEqual([json.stages.at(-1)?.stage, json.stages.at(-1)?.code], ['validate', 'schema_violation']);
+  });
+  it('reads the body `portcullis explain --body` gives, framed with its length', async () => {
+    const run = async (body: string, ...headers: string[]): Promise<Explanation> => {
+      const out = await runCli(['explain', '-c', EXAMPLE, 'POST', '/orders', '-H', 'Content-Type: application/json', ...headers.flatMap((h) => ['-H', h]), '--body', body, '--json']);
+      assert.equal(out.code, 0, out.stderr);
+      return JSON.parse(out.stdout) as Explanation;
+    };
+    assert.equal((await run(JSON.stringify(ORDER))).result.forwarded, true);
+    const proto = (await run('{"__proto__":{"admin":true}}')).stages.at(-1);
+    assert.deepEqual([proto?.stage, proto?.code, proto?.pointer], ['validate', 'invalid_body', '/__proto__']);
+    // The framing given wins: a declared length shorter than the text is what a parser would read.
+    const framed = (await run(JSON.stringify(ORDER), 'Content-Length: 0')).stages.at(-1);
+    assert.deepEqual([framed?.stage, framed?.code], ['validate', 'invalid_body']);
   });
 });

@@ -20,9 +20,12 @@ export async function explainCommand({ values, positionals }: Invocation): Promi
   const from = typeof values.from === 'string' ? values.from : '192.0.2.10';
   if (isIP(from) === 0) throw new UsageError(`--from "${shown(from)}": expected an IP address`);
   const at = typeof values.at === 'string' ? parseTime(values.at) : undefined;
+  const body = typeof values.body === 'string' ? values.body : undefined;
+  // A body comes with its length unless the request frames it itself (Content-Length or Transfer-Encoding given).
+  if (body !== undefined && !headers.some(([n]) => /^(content-length|transfer-encoding)$/i.test(n))) headers.push(['Content-Length', String(Buffer.byteLength(body))]);
   const loaded = await loadConfigFile(configFile(values.config));
   const config = compileConfig(loaded);
-  const explanation = await explain(config, { method, target, headers, from, ...(identity === undefined ? {} : { identity }), ...(at === undefined ? {} : { at }) },
+  const explanation = await explain(config, { method, target, headers, from, ...(identity === undefined ? {} : { identity }), ...(at === undefined ? {} : { at }), ...(body === undefined ? {} : { body }) },
     (route) => loaded.problem(['routes', route.index], '').line);
   process.stdout.write(values.json === true ? JSON.stringify(explanation, null, 2) + '\n' : renderExplanation(explanation));
   return 0;

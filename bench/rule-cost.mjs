@@ -79,7 +79,7 @@ async function celEvaluator() {
   started = performance.now();
   const checked = CEL_RULES.map((r) => {
     const parsed = parse(r.expr);
-    const rule = checkExpression(parsed, { variables: env.RULE_VARIABLES, params: new Set(['tenant', 'id']), headerProblem: () => null, checkCidr: env.cidrProblem, checkZone: env.zoneProblem }, env.RULE_BUDGET);
+    const rule = checkExpression(parsed, { variables: env.RULE_VARIABLES, params: new Set(['tenant', 'id']), headerProblem: () => null, checkCidr: env.cidrProblem, checkZone: env.zoneProblem, checkPattern: env.patternProblem }, env.RULE_BUDGET);
     return { parsed, rule };
   });
   const celEnv = env.ruleEnvironment(new Set(checked.flatMap((c) => [...c.rule.cidrs])), new Set(checked.flatMap((c) => [...c.rule.zones])));

@@ -2,7 +2,10 @@
 // expression is a config error at the expression's own file:line, saying what would be right.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { parse, plan } from '@bufbuild/cel';
+import { RE2JS } from '@bufbuild/re2';
 import { configProblems } from './harness/config.js';
+import { ruleEnvironment } from '../src/policy/rule-environment.js';
 
 /** A config whose second rule (line 12) is `expr`, on an authenticated route or, with `policy: 'public: true'`, a public one. */
 function config(expr: string, policy = 'authenticate: [keys]', path = '/t/{tenant}/orders/{id}'): string {
@@ -105,6 +108,15 @@ describe('attribute rules are checked at load', () => {
     ['inCidr(client.ip)', /unknown function inCidr with 1 argument/],
   ]);
 
+  table('regular expressions (matches): RE2 literals, compiled at load', [
+    ['request.path.matches("(")', /"\(" is not an RE2 regular expression \(.*missing closing \)/],
+    ['request.path.matches("^/t/(?=acme)")', /is not an RE2 regular expression .*no lookaround or backreferences/],
+    ['request.path.matches("(a)\\1")', /is not an RE2 regular expression/],
+    ['request.path.matches("a{1001}")', /is not an RE2 regular expression/],
+    ['request.path.matches(request.headers["x-pattern"])', /matches takes the regular expression as a literal/],
+    ['identity.scopes.exists(s, s.matches(claims.pattern))', /matches takes the regular expression as a literal/],
+  ]);
+
   table('headers: by literal lower-case name only, never credentials or what the gateway asserts', [
     ['request.headers["authorization"] != ""', /carries credentials, and rules never read them/],
     ['request.headers["proxy-authorization"] != ""', /carries credentials/],
@@ -141,6 +153,22 @@ describe('attribute rules are checked at load', () => {
     [`identity.roles.exists(r, ${Array.from({ length: 15 }, (_, i) => `r == "x${i}"`).join(' || ')})`, /worst case is \d+ steps .* above the budget of 50000/],
     [`identity.sub == "${'a'.repeat(2001)}"`, /is 2019 characters, above 2000: split it/],
   ]);
+
+  it('compiles a matches pattern once, when the rules are planned, never per evaluation', () => {
+    const compile = RE2JS.compile.bind(RE2JS);
+    let compiled = 0;
+    RE2JS.compile = (...args: Parameters<typeof RE2JS.compile>) => { compiled++; return compile(...args); };
+    try {
+      const rule = plan(ruleEnvironment(new Set(), new Set(), new Set(['^orders:(read|write)$'])), parse('scopes.exists(s, s.matches("^orders:(read|write)$"))'));
+      const before = compiled;
+      const scopes = Array.from({ length: 1000 }, (_, i) => `other:${i}`);
+      assert.equal(rule({ scopes }), false);
+      assert.equal(rule({ scopes: [...scopes, 'orders:write'] }), true);
+      assert.equal(compiled - before, 0, 'a pattern compiled during evaluation costs a compilation per list element');
+    } finally {
+      RE2JS.compile = compile;
+    }
+  });
 
   it('refuses a rule name used twice on a route, at the second name', () => {
     const text = config('true').replace('- name: checked', '- name: first');

@@ -6,7 +6,7 @@ import type { RawRoute } from './schema.js';
 import type { PathPattern } from '../routing/pattern.js';
 import { checkExpression, RuleCheckError, type CheckedRule, type ParsedRule } from '../policy/check-expression.js';
 import {
-  cidrProblem, IDENTITY_VARIABLES, MAX_EXPRESSION_CHARS, MAX_RULES_PER_ROUTE, RULE_BUDGET, RULE_VARIABLES, ruleEnvironment, zoneProblem,
+  cidrProblem, IDENTITY_VARIABLES, MAX_EXPRESSION_CHARS, MAX_RULES_PER_ROUTE, patternProblem, RULE_BUDGET, RULE_VARIABLES, ruleEnvironment, zoneProblem,
 } from '../policy/rule-environment.js';
 import { rulesStage, type CompiledRule } from '../policy/rules-stage.js';
 import type { Stage } from '../pipeline/exchange.js';
@@ -76,6 +76,7 @@ export function compileRouteRules(
         headerProblem: context.headerProblem,
         checkCidr: cidrProblem,
         checkZone: zoneProblem,
+        checkPattern: patternProblem,
       }, RULE_BUDGET);
     } catch (err) {
       if (!(err instanceof RuleCheckError)) throw err;
@@ -98,7 +99,8 @@ export function compileRouteRules(
   if (problems.length > before || pattern === null) return null;
   const cidrs = new Set(checked.flatMap((c) => [...c.rule.cidrs]));
   const zones = new Set(checked.flatMap((c) => [...c.rule.zones]));
-  const env = ruleEnvironment(cidrs, zones);
+  const patterns = new Set(checked.flatMap((c) => [...c.rule.patterns]));
+  const env = ruleEnvironment(cidrs, zones, patterns);
   const rules: CompiledRule[] = checked.map((c) => {
     const where = loaded.problem(c.path, '');
     return { name: c.name, where: `${basename(where.file)}:${where.line}`, evaluate: plan(env, c.parsed) as CompiledRule['evaluate'] };

@@ -22,6 +22,8 @@ export interface CheckEnvironment {
   readonly checkCidr: (cidr: string) => string | null;
   /** Checks a time zone literal; a message when it is wrong. */
   readonly checkZone: (zone: string) => string | null;
+  /** Checks a regular expression literal (`matches`); a message when it is wrong. */
+  readonly checkPattern: (pattern: string) => string | null;
 }
 
 /** The budgets an expression must fit at load. */
@@ -51,6 +53,8 @@ export interface CheckedRule {
   readonly cidrs: ReadonlySet<string>;
   /** Time zone literals passed to the time methods. */
   readonly zones: ReadonlySet<string>;
+  /** Regular expression literals passed to `matches`. */
+  readonly patterns: ReadonlySet<string>;
 }
 
 /** A check failure: where in the expression (0-based character offset, or -1) and what is wrong. */
@@ -82,6 +86,7 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
   const headers = new Set<string>();
   const cidrs = new Set<string>();
   const zones = new Set<string>();
+  const patterns = new Set<string>();
   let nodes = 0;
   let cost = 0;
   const scopes: Map<string, RuleType>[] = [];
@@ -273,6 +278,15 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
       if (problem !== null) return fail(arg(0), problem);
       zones.add(zone);
     }
+    // A pattern from a header or claim would be compiled on every evaluation (inside a comprehension,
+    // once per element), and a wrong one would refuse every request: patterns are literals, compiled once.
+    if (fn === 'matches' && target !== undefined && args.length === 1) {
+      const pattern = literal(arg(0));
+      if (pattern === null) return fail(arg(0), 'matches takes the regular expression as a literal, like request.path.matches("^/v[0-9]+/"), so it is checked and compiled at load');
+      const problem = env.checkPattern(pattern);
+      if (problem !== null) return fail(arg(0), problem);
+      patterns.add(pattern);
+    }
     const t = target === undefined ? undefined : check(target, depth, weight);
     const a = args.map((x) => check(x, depth, weight));
     const result = overload(fn, t, a);
@@ -284,7 +298,7 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
   if (cost > budget.maxCost) {
     throw new RuleCheckError(-1, `the expression's worst case is ${cost} steps (a comprehension's body counts once per element, up to ${budget.maxListLength}), above the budget of ${budget.maxCost}: simplify what the comprehensions do, or split the rule`);
   }
-  return { type, nodes, cost, variables, fields, headers, cidrs, zones };
+  return { type, nodes, cost, variables, fields, headers, cidrs, zones, patterns };
 }
 
 /** The result type of a call, or a message saying why no overload takes these operands. */

@@ -53,6 +53,8 @@ describe('attribute rules are checked at load', () => {
       'request.headers["x-env"] == "prod" && request.headers.x == "y" && "x-trace" in request.headers && has(request.headers.z)',
       'request.method in ["GET", "HEAD"] && request.path.matches("^/t/[a-z]+/orders/[0-9]+$") && size(request.params.id) < 10',
       'request.params["id"] != "" ? true : false',
+      'request.time > timestamp("2026-01-01T00:00:00Z") && request.time - timestamp("2026-01-01T00:00:00Z") < duration("720h")',
+      'claims.level >= int("2") + 1 && identity.sub in [string(1), {"a": "b"}["a"]] && false || true',
     ]) assert.deepEqual(configProblems(config(expr)), [], expr);
   });
 
@@ -115,6 +117,17 @@ describe('attribute rules are checked at load', () => {
     ['request.path.matches("a{1001}")', /is not an RE2 regular expression/],
     ['request.path.matches(request.headers["x-pattern"])', /matches takes the regular expression as a literal/],
     ['identity.scopes.exists(s, s.matches(claims.pattern))', /matches takes the regular expression as a literal/],
+  ]);
+
+  table('parts made of literals that cannot be evaluated (they would refuse every request)', [
+    ['request.time > timestamp("2026-13-01T00:00:00Z")', /at character 16 .*made of literals only, and cannot be evaluated \(.*timestamp.*\): every request would be refused/],
+    ['request.time - request.time < duration("1 hour")', /cannot be evaluated \(.*duration/],
+    ['claims.level >= int("two")', /cannot be evaluated/],
+    ['claims.level >= 1 / 0', /cannot be evaluated \(int divide by zero\)/],
+    ['claims.level < 9223372036854775807 + 1', /cannot be evaluated \(int overflow/],
+    ['identity.sub in [string(1), {"a": 1}["b"]]', /cannot be evaluated/],
+    ['[1, 2][2] == claims.level', /cannot be evaluated/],
+    ['identity.roles.exists(r, r == string(uint(-1)))', /cannot be evaluated/],
   ]);
 
   table('headers: by literal lower-case name only, never credentials or what the gateway asserts', [

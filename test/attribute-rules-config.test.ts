@@ -165,7 +165,23 @@ describe('attribute rules are checked at load', () => {
     [Array.from({ length: 70 }, (_, i) => `identity.sub != "u${i}"`).join(' && '), /more than 200 nodes: split it into several named rules/],
     [`identity.roles.exists(r, ${Array.from({ length: 15 }, (_, i) => `r == "x${i}"`).join(' || ')})`, /worst case is \d+ steps .* above the budget of 50000/],
     [`identity.sub == "${'a'.repeat(2001)}"`, /is 2019 characters, above 2000: split it/],
+    // Work that grows with a list's length, inside a comprehension: up to 1000 x 1000 steps.
+    ['identity.roles.exists(r, r in claims.allowed)', /worst case is \d+ steps .*and so does `in` a list.* above the budget of 50000/],
+    ['claims.allowed.all(a, !(a in identity.scopes))', /above the budget of 50000/],
+    ['claims.a.exists(x, claims.a == claims.b)', /above the budget of 50000/],
+    ['identity.scopes.exists(s, claims.a != identity.roles)', /above the budget of 50000/],
+    ['claims.a.map(x, claims.a + identity.roles).size() > 0', /above the budget of 50000/],
   ]);
+
+  it('prices list work inside a comprehension, not literal lists, single values or one pass', () => {
+    for (const expr of [
+      'identity.roles.exists(r, r in ["admin", "clerk"])',
+      '!claims.groups.exists(g, g == "suspended") && claims.groups.exists(g, g != claims.primary.name + "")',
+      '"clerk" in identity.roles && claims.x in claims.y && claims.a == claims.b && size(identity.roles + identity.scopes) > 0',
+      'identity.scopes.exists(s, s == "orders:" + request.params.tenant)',
+      'claims.org in {"acme": 1} && identity.roles.exists(r, r in {"admin": true})',
+    ]) assert.deepEqual(configProblems(config(expr)), [], expr);
+  });
 
   it('compiles a matches pattern once, when the rules are planned, never per evaluation', () => {
     const compile = RE2JS.compile.bind(RE2JS);

@@ -291,12 +291,17 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
     const a = args.map((x) => check(x, depth, weight));
     const result = overload(fn, t, a);
     if (typeof result === 'string') return fail(e, result);
+    // `in` a list, equality between two lists (or maps, or claim values that may be either) and
+    // joining lists walk their operands: a node whose work grows with a list's length counts once
+    // per element, so `roles.exists(r, r in claims.allowed)` is priced as the 1000 x 1000 steps it
+    // can take. A literal operand is exempt: its length is in the node count already.
+    if (growsWithList(fn, args, a)) cost += weight * budget.maxListLength;
     return result;
   };
 
   const type = check(parsed.expr, 0, 1);
   if (cost > budget.maxCost) {
-    throw new RuleCheckError(-1, `the expression's worst case is ${cost} steps (a comprehension's body counts once per element, up to ${budget.maxListLength}), above the budget of ${budget.maxCost}: simplify what the comprehensions do, or split the rule`);
+    throw new RuleCheckError(-1, `the expression's worst case is ${cost} steps (a comprehension's body counts once per element, up to ${budget.maxListLength}, and so does \`in\` a list, == between lists and joining lists), above the budget of ${budget.maxCost}: simplify what the comprehensions do, or split the rule`);
   }
   return { type, nodes, cost, variables, fields, headers, cidrs, zones, patterns };
 }
@@ -367,6 +372,23 @@ function overload(fn: string, target: RuleType | undefined, a: readonly RuleType
     return (target.kind === 'timestamp' || target.kind === 'dyn') && (x === undefined || assignable(x, STRING)) ? INT : `no ${fn} on ${typeName(target)} taking (${names()})`;
   }
   return `unknown method ${fn} on ${typeName(target)} with ${a.length} argument${a.length === 1 ? '' : 's'}; see the functions rules may call in the policy docs`;
+}
+
+const COLLECTION_KINDS = new Set(['list', 'map', 'dyn']);
+
+/** Whether an operator's work grows with the length of a list it is given (not one written as a literal). */
+function growsWithList(fn: string, args: readonly Expr[], types: readonly RuleType[]): boolean {
+  const literal = (i: number): boolean => {
+    const kind = args[i]?.exprKind.case;
+    return kind === 'listExpr' || kind === 'structExpr' || kind === 'constExpr';
+  };
+  const kind = (i: number): string => types[i]?.kind ?? '';
+  switch (fn) {
+    case '@in': return !literal(1) && (kind(1) === 'list' || kind(1) === 'dyn');
+    case '_==_': case '_!=_': return !literal(0) && !literal(1) && COLLECTION_KINDS.has(kind(0)) && COLLECTION_KINDS.has(kind(1));
+    case '_+_': return !(literal(0) && literal(1)) && (kind(0) === 'list' || kind(1) === 'list' || (kind(0) === 'dyn' && kind(1) === 'dyn'));
+    default: return false;
+  }
 }
 
 /** `_==_` as a reader wrote it: `==`. */

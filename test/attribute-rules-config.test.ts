@@ -78,6 +78,15 @@ describe('attribute rules are checked at load', () => {
     ['Foo{a: 1} == 1', /message types are not available/],
   ]);
 
+  table('request, client and identity passed on as values (their fields would escape the checks by name)', [
+    ['[request].exists(r, r.headers["authorization"] == "x")', /request is read by its fields \(like request\.method\), not passed on as a value/],
+    ['dyn(request).params.nope == "x"', /request is read by its fields/],
+    ['(identity.sub == "a" ? request : request).path == "/"', /request is read by its fields/],
+    ['{"r": request}.r.headers["cookie"] == "x"', /request is read by its fields/],
+    ['[identity][0].sub == "alice"', /identity is read by its fields/],
+    ['client == client', /client is read by its fields/],
+  ]);
+
   table('ill-typed expressions', [
     ['request.method == 1', /string and int are never equal/],
     ['identity.roles == "admin"', /list\(string\) and string are never equal/],

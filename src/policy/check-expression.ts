@@ -178,7 +178,7 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
       case 'listExpr': {
         let element: RuleType | null = null;
         for (const el of kind.value.elements) {
-          const t = check(el, depth, weight);
+          const t = asValue(el, check(el, depth, weight));
           element = element === null ? t : join(element, t);
         }
         return listOf(element ?? DYN);
@@ -189,8 +189,8 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
         let value: RuleType | null = null;
         for (const entry of kind.value.entries) {
           if (entry.keyKind.case !== 'mapKey' || entry.value === undefined) return fail(e, 'a map entry needs a key and a value');
-          const k = check(entry.keyKind.value, depth, weight);
-          const v = check(entry.value, depth, weight);
+          const k = asValue(entry.keyKind.value, check(entry.keyKind.value, depth, weight));
+          const v = asValue(entry.value, check(entry.value, depth, weight));
           key = key === null ? k : join(key, k);
           value = value === null ? v : join(value, v);
         }
@@ -225,6 +225,14 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
       }
       default: return fail(e, 'an empty expression');
     }
+  };
+
+  // `request`, `client` and `identity` are read by their fields only: passed on as a value
+  // (`[request].exists(r, r.headers["authorization"] != "")`, `dyn(request).params.nope`) the
+  // fields would escape the checks made on them by name (headers, path parameters).
+  const asValue = (e: Expr, t: RuleType): RuleType => {
+    if (t.kind === 'object') fail(e, `${t.name} is read by its fields (like ${t.name}.${[...t.fields.keys()][0] ?? 'field'}), not passed on as a value`);
+    return t;
   };
 
   const select = (e: Expr, t: RuleType, field: string): RuleType => {
@@ -291,6 +299,8 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
     const a = args.map((x) => check(x, depth, weight));
     const result = overload(fn, t, a);
     if (typeof result === 'string') return fail(e, result);
+    if (target !== undefined && t !== undefined) asValue(target, t);
+    args.forEach((x, i) => asValue(x, a[i] ?? DYN));
     // `in` a list, equality between two lists (or maps, or claim values that may be either) and
     // joining lists walk their operands: a node whose work grows with a list's length counts once
     // per element, so `roles.exists(r, r in claims.allowed)` is priced as the 1000 x 1000 steps it

@@ -79,10 +79,10 @@ async function celEvaluator() {
   started = performance.now();
   const checked = CEL_RULES.map((r) => {
     const parsed = parse(r.expr);
-    const rule = checkExpression(parsed, { variables: env.RULE_VARIABLES, params: new Set(['tenant', 'id']), headerProblem: () => null, checkCidr: env.cidrProblem, checkZone: env.zoneProblem }, env.RULE_BUDGET);
+    const rule = checkExpression(parsed, { variables: env.RULE_VARIABLES, params: new Set(['tenant', 'id']), headerProblem: () => null, checkCidr: env.cidrProblem, checkZone: env.zoneProblem, checkPattern: env.patternProblem }, env.RULE_BUDGET);
     return { parsed, rule };
   });
-  const celEnv = env.ruleEnvironment(new Set(checked.flatMap((c) => [...c.rule.cidrs])), new Set(checked.flatMap((c) => [...c.rule.zones])));
+  const celEnv = env.ruleEnvironment(new Set(checked.flatMap((c) => [...c.rule.cidrs])), new Set(checked.flatMap((c) => [...c.rule.zones])), new Set(checked.flatMap((c) => [...c.rule.patterns])));
   for (const c of checked) plan(celEnv, c.parsed);
   const compileMs = performance.now() - started;
   // What runs per request is the gateway's own rules stage, compiled from a config.

@@ -2,7 +2,10 @@
 // expression is a config error at the expression's own file:line, saying what would be right.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { parse, plan } from '@bufbuild/cel';
+import { RE2JS } from '@bufbuild/re2';
 import { configProblems } from './harness/config.js';
+import { ruleEnvironment } from '../src/policy/rule-environment.js';
 
 /** A config whose second rule (line 12) is `expr`, on an authenticated route or, with `policy: 'public: true'`, a public one. */
 function config(expr: string, policy = 'authenticate: [keys]', path = '/t/{tenant}/orders/{id}'): string {
@@ -50,6 +53,8 @@ describe('attribute rules are checked at load', () => {
       'request.headers["x-env"] == "prod" && request.headers.x == "y" && "x-trace" in request.headers && has(request.headers.z)',
       'request.method in ["GET", "HEAD"] && request.path.matches("^/t/[a-z]+/orders/[0-9]+$") && size(request.params.id) < 10',
       'request.params["id"] != "" ? true : false',
+      'request.time > timestamp("2026-01-01T00:00:00Z") && request.time - timestamp("2026-01-01T00:00:00Z") < duration("720h")',
+      'claims.level >= int("2") + 1 && identity.sub in [string(1), {"a": "b"}["a"]] && false || true',
     ]) assert.deepEqual(configProblems(config(expr)), [], expr);
   });
 
@@ -71,6 +76,15 @@ describe('attribute rules are checked at load', () => {
     ['isAdmin(identity)', /unknown function isAdmin/],
     ['identity.sub.lowerAscii() == "a"', /unknown method lowerAscii on string/],
     ['Foo{a: 1} == 1', /message types are not available/],
+  ]);
+
+  table('request, client and identity passed on as values (their fields would escape the checks by name)', [
+    ['[request].exists(r, r.headers["authorization"] == "x")', /request is read by its fields \(like request\.method\), not passed on as a value/],
+    ['dyn(request).params.nope == "x"', /request is read by its fields/],
+    ['(identity.sub == "a" ? request : request).path == "/"', /request is read by its fields/],
+    ['{"r": request}.r.headers["cookie"] == "x"', /request is read by its fields/],
+    ['[identity][0].sub == "alice"', /identity is read by its fields/],
+    ['client == client', /client is read by its fields/],
   ]);
 
   table('ill-typed expressions', [
@@ -103,6 +117,26 @@ describe('attribute rules are checked at load', () => {
     ['inCidr(client.ip, "10.0.0.0/-1")', /invalid prefix length/],
     ['inCidr(client.ip, claims.net)', /takes the range as a literal/],
     ['inCidr(client.ip)', /unknown function inCidr with 1 argument/],
+  ]);
+
+  table('regular expressions (matches): RE2 literals, compiled at load', [
+    ['request.path.matches("(")', /"\(" is not an RE2 regular expression \(.*missing closing \)/],
+    ['request.path.matches("^/t/(?=acme)")', /is not an RE2 regular expression .*no lookaround or backreferences/],
+    ['request.path.matches("(a)\\1")', /is not an RE2 regular expression/],
+    ['request.path.matches("a{1001}")', /is not an RE2 regular expression/],
+    ['request.path.matches(request.headers["x-pattern"])', /matches takes the regular expression as a literal/],
+    ['identity.scopes.exists(s, s.matches(claims.pattern))', /matches takes the regular expression as a literal/],
+  ]);
+
+  table('parts made of literals that cannot be evaluated (they would refuse every request)', [
+    ['request.time > timestamp("2026-13-01T00:00:00Z")', /at character 16 .*made of literals only, and cannot be evaluated \(.*timestamp.*\): every request would be refused/],
+    ['request.time - request.time < duration("1 hour")', /cannot be evaluated \(.*duration/],
+    ['claims.level >= int("two")', /cannot be evaluated/],
+    ['claims.level >= 1 / 0', /cannot be evaluated \(int divide by zero\)/],
+    ['claims.level < 9223372036854775807 + 1', /cannot be evaluated \(int overflow/],
+    ['identity.sub in [string(1), {"a": 1}["b"]]', /cannot be evaluated/],
+    ['[1, 2][2] == claims.level', /cannot be evaluated/],
+    ['identity.roles.exists(r, r == string(uint(-1)))', /cannot be evaluated/],
   ]);
 
   table('headers: by literal lower-case name only, never credentials or what the gateway asserts', [
@@ -140,7 +174,39 @@ describe('attribute rules are checked at load', () => {
     [Array.from({ length: 70 }, (_, i) => `identity.sub != "u${i}"`).join(' && '), /more than 200 nodes: split it into several named rules/],
     [`identity.roles.exists(r, ${Array.from({ length: 15 }, (_, i) => `r == "x${i}"`).join(' || ')})`, /worst case is \d+ steps .* above the budget of 50000/],
     [`identity.sub == "${'a'.repeat(2001)}"`, /is 2019 characters, above 2000: split it/],
+    // Work that grows with a list's length, inside a comprehension: up to 1000 x 1000 steps.
+    ['identity.roles.exists(r, r in claims.allowed)', /worst case is \d+ steps .*and so does `in` a list.* above the budget of 50000/],
+    ['claims.allowed.all(a, !(a in identity.scopes))', /above the budget of 50000/],
+    ['claims.a.exists(x, claims.a == claims.b)', /above the budget of 50000/],
+    ['identity.scopes.exists(s, claims.a != identity.roles)', /above the budget of 50000/],
+    ['claims.a.map(x, claims.a + identity.roles).size() > 0', /above the budget of 50000/],
   ]);
+
+  it('prices list work inside a comprehension, not literal lists, single values or one pass', () => {
+    for (const expr of [
+      'identity.roles.exists(r, r in ["admin", "clerk"])',
+      '!claims.groups.exists(g, g == "suspended") && claims.groups.exists(g, g != claims.primary.name + "")',
+      '"clerk" in identity.roles && claims.x in claims.y && claims.a == claims.b && size(identity.roles + identity.scopes) > 0',
+      'identity.scopes.exists(s, s == "orders:" + request.params.tenant)',
+      'claims.org in {"acme": 1} && identity.roles.exists(r, r in {"admin": true})',
+    ]) assert.deepEqual(configProblems(config(expr)), [], expr);
+  });
+
+  it('compiles a matches pattern once, when the rules are planned, never per evaluation', () => {
+    const compile = RE2JS.compile.bind(RE2JS);
+    let compiled = 0;
+    RE2JS.compile = (...args: Parameters<typeof RE2JS.compile>) => { compiled++; return compile(...args); };
+    try {
+      const rule = plan(ruleEnvironment(new Set(), new Set(), new Set(['^orders:(read|write)$'])), parse('scopes.exists(s, s.matches("^orders:(read|write)$"))'));
+      const before = compiled;
+      const scopes = Array.from({ length: 1000 }, (_, i) => `other:${i}`);
+      assert.equal(rule({ scopes }), false);
+      assert.equal(rule({ scopes: [...scopes, 'orders:write'] }), true);
+      assert.equal(compiled - before, 0, 'a pattern compiled during evaluation costs a compilation per list element');
+    } finally {
+      RE2JS.compile = compile;
+    }
+  });
 
   it('refuses a rule name used twice on a route, at the second name', () => {
     const text = config('true').replace('- name: checked', '- name: first');

@@ -69,9 +69,13 @@ describe('attribute rules in explain (examples/policy/gateway.yaml)', () => {
     assert.equal(saturday.code, 0, saturday.stderr);
     assert.match(saturday.stdout, /rules +deny 403 policy_denied +rule office-hours \(gateway\.yaml:\d+\) does not hold\n {4}holds {3}own-tenant\n {4}holds {3}senior-clerk\n {4}fails {3}office-hours\n/);
     const wednesday = await runCli([...args, '--at', '2026-06-03T08:00:00Z']);
+    const leapDay = await runCli([...args, '--at', '2028-02-29T09:00:00.5+01:00']);
+    assert.equal(leapDay.code, 0, leapDay.stderr);
     assert.equal(wednesday.code, 0, wednesday.stderr);
     assert.match(wednesday.stdout, /Result +forwarded/);
-    for (const at of ['2026-06-03T10:00:00', 'tomorrow', '2026-13-03T10:00:00Z']) {
+    // Each field in its range: Date.parse alone would judge 2 March for 30 February, and take hour 24.
+    for (const at of ['2026-06-03T10:00:00', 'tomorrow', '2026-13-03T10:00:00Z', '2026-02-30T10:00:00Z', '2026-02-29T10:00:00Z', '2026-04-31T10:00:00+02:00',
+      '2026-06-03T24:00:00Z', '2026-06-03T10:60:00Z', '2026-06-03T10:00:60Z', '2026-06-03T10:00:00+24:00', '0000-06-03T10:00:00Z', '2026-00-03T10:00:00Z', '2026-06-00T10:00:00Z']) {
       const bad = await runCli([...args, '--at', at]);
       assert.equal(bad.code, 2, at);
       assert.match(bad.stderr, /--at .*expected a date and time with its offset/);

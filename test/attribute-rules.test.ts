@@ -67,6 +67,7 @@ describe('attribute rules (when) on a real gateway', () => {
         ]),
         route('groups', '/groups/**', [{ name: 'not-banned', expr: '!claims.groups.exists(g, g == "banned")' }]),
         { name: 'path', match: { path: '/path/**' }, upstream: 'app', public: true, when: [{ name: 'public-part', expr: 'request.path.startsWith("/path/public/")' }] },
+        { name: 'pattern', match: { path: '/re/**' }, upstream: 'app', public: true, when: [{ name: 'order-ids', expr: 'request.path.matches("^/re/orders/[0-9]{1,8}$")' }] },
         { name: 'cidr', match: { path: '/cidr/**' }, upstream: 'app', public: true,
           when: [{ name: 'office-network', expr: 'inCidr(client.ip, "10.0.0.0/8") || inCidr(client.ip, "2001:db8::/32")' }] },
         { name: 'header', match: { path: '/header/**' }, upstream: 'app', public: true, when: [{ name: 'prod-only', expr: 'request.headers["x-env"] == "prod"' }] },
@@ -180,6 +181,13 @@ describe('attribute rules (when) on a real gateway', () => {
       { what: 'groups with the banned one', path: '/groups/x', claims: { ...alice, groups: ['a', 'banned'] }, expect: denied('not-banned') },
       { what: 'more groups than a rule is given (fails closed, not truncated)', path: '/groups/x', claims: { ...alice, groups: Array<string>(1001).fill('g') }, expect: notEvaluated('not-banned') },
       { what: 'no groups claim (an error, not "none banned")', path: '/groups/x', claims: alice, expect: notEvaluated('not-banned') },
+    ],
+    'matches: an RE2 pattern compiled at load, over the canonical path': [
+      { what: 'a path the pattern takes', path: '/re/orders/42', expect: 200 },
+      { what: 'a path with more than the pattern allows', path: '/re/orders/42/items', expect: denied('order-ids') },
+      { what: 'digits percent-encoded (decoded before the rule reads the path)', path: '/re/orders/%34%32', expect: 200 },
+      { what: 'a newline smuggled at the end (refused before routing)', path: '/re/orders/42%0A', expect: { status: 400, code: 'invalid_target' } },
+      { what: 'an id too long', path: '/re/orders/123456789', expect: denied('order-ids') },
     ],
     'request.path (canonical: as matched and forwarded)': [
       { what: 'a path under the public part', path: '/path/public/a', expect: 200 },

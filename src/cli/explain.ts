@@ -31,10 +31,19 @@ export async function explainCommand({ values, positionals }: Invocation): Promi
   return 0;
 }
 
-/** `--at`: an ISO 8601 date and time with an offset (`Z` or `+02:00`), so the instant is never the local zone's guess. */
+/**
+ * `--at`: an ISO 8601 date and time with an offset (`Z` or `+02:00`), so the instant is never the
+ * local zone's guess. Every field is in its range (`Date.parse` rolls 30 February over into March,
+ * and takes hour 24): the instant judged is the one written.
+ */
 function parseTime(text: string): number {
-  const ms = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,3})?)?(Z|[+-]\d\d:\d\d)$/.test(text) ? Date.parse(text) : Number.NaN;
-  if (!Number.isFinite(ms)) throw new UsageError(`--at "${shown(text)}": expected a date and time with its offset, like 2026-06-03T09:30:00+02:00 or 2026-06-03T07:30:00Z`);
+  const m = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d)(?:\.\d{1,3})?)?(?:Z|([+-])(\d\d):(\d\d))$/.exec(text);
+  const n = (i: number): number => Number(m?.[i] ?? 0);
+  const valid = m !== null && n(1) >= 1 && n(2) >= 1 && n(2) <= 12 && n(3) >= 1 && n(3) <= new Date(Date.UTC(2000, n(2), 0)).getUTCDate() &&
+    (n(2) !== 2 || n(3) !== 29 || new Date(Date.UTC(n(1), 1, 29)).getUTCDate() === 29) &&
+    n(4) <= 23 && n(5) <= 59 && n(6) <= 59 && n(8) <= 23 && n(9) <= 59;
+  const ms = valid ? Date.parse(text) : Number.NaN;
+  if (!Number.isFinite(ms)) throw new UsageError(`--at "${shown(text)}": expected a date and time with its offset, like 2026-06-03T09:30:00+02:00 or 2026-06-03T07:30:00Z (each field in its range)`);
   return ms;
 }
 

@@ -1,4 +1,4 @@
-import { parse, plan } from '@bufbuild/cel';
+import { isCelError, parse, plan } from '@bufbuild/cel';
 import { basename } from 'node:path';
 import type { ConfigProblem } from './errors.js';
 import type { ConfigSource } from './config-source.js';
@@ -6,7 +6,7 @@ import type { RawRoute } from './schema.js';
 import type { PathPattern } from '../routing/pattern.js';
 import { checkExpression, RuleCheckError, type CheckedRule, type ParsedRule } from '../policy/check-expression.js';
 import {
-  cidrProblem, IDENTITY_VARIABLES, MAX_EXPRESSION_CHARS, MAX_RULES_PER_ROUTE, RULE_BUDGET, RULE_VARIABLES, ruleEnvironment, zoneProblem,
+  cidrProblem, IDENTITY_VARIABLES, MAX_EXPRESSION_CHARS, MAX_RULES_PER_ROUTE, patternProblem, RULE_BUDGET, RULE_VARIABLES, ruleEnvironment, zoneProblem,
 } from '../policy/rule-environment.js';
 import { rulesStage, type CompiledRule } from '../policy/rules-stage.js';
 import type { Stage } from '../pipeline/exchange.js';
@@ -76,10 +76,16 @@ export function compileRouteRules(
         headerProblem: context.headerProblem,
         checkCidr: cidrProblem,
         checkZone: zoneProblem,
+        checkPattern: patternProblem,
       }, RULE_BUDGET);
     } catch (err) {
       if (!(err instanceof RuleCheckError)) throw err;
       problem(`${err.offset >= 0 ? `at ${excerpt(entry.expr, err.offset)}: ` : ''}${err.message}`);
+      return;
+    }
+    const literalError = constantError(parsed, () => ruleEnvironment(rule.cidrs, rule.zones, rule.patterns));
+    if (literalError !== null) {
+      problem(`${literalError.offset >= 0 ? `at ${excerpt(entry.expr, literalError.offset)}: ` : ''}this part is made of literals only, and cannot be evaluated (${literalError.message}): every request would be refused; correct the literal`);
       return;
     }
     if (rule.type.kind !== 'bool' && rule.type.kind !== 'dyn') {
@@ -98,7 +104,8 @@ export function compileRouteRules(
   if (problems.length > before || pattern === null) return null;
   const cidrs = new Set(checked.flatMap((c) => [...c.rule.cidrs]));
   const zones = new Set(checked.flatMap((c) => [...c.rule.zones]));
-  const env = ruleEnvironment(cidrs, zones);
+  const patterns = new Set(checked.flatMap((c) => [...c.rule.patterns]));
+  const env = ruleEnvironment(cidrs, zones, patterns);
   const rules: CompiledRule[] = checked.map((c) => {
     const where = loaded.problem(c.path, '');
     return { name: c.name, where: `${basename(where.file)}:${where.line}`, evaluate: plan(env, c.parsed) as CompiledRule['evaluate'] };
@@ -116,6 +123,59 @@ export function compileRouteRules(
     names: rules.map((x) => x.name),
     headers,
   };
+}
+
+type Expr = ParsedRule['expr'];
+
+/** Whether an expression reads nothing of the request: literals, and operators and functions over them. */
+function isConstant(e: Expr | undefined): boolean {
+  if (e === undefined) return false;
+  const kind = e.exprKind;
+  switch (kind.case) {
+    case 'constExpr': return true;
+    case 'selectExpr': return isConstant(kind.value.operand);
+    case 'callExpr': return (kind.value.target === undefined || isConstant(kind.value.target)) && kind.value.args.every(isConstant);
+    case 'listExpr': return kind.value.elements.every(isConstant);
+    case 'structExpr': return kind.value.entries.every((entry) => entry.keyKind.case === 'mapKey' && isConstant(entry.keyKind.value) && isConstant(entry.value));
+    default: return false;
+  }
+}
+
+/** The direct sub-expressions of an expression. */
+function children(e: Expr): (Expr | undefined)[] {
+  const kind = e.exprKind;
+  switch (kind.case) {
+    case 'selectExpr': return [kind.value.operand];
+    case 'callExpr': return [kind.value.target, ...kind.value.args];
+    case 'listExpr': return kind.value.elements;
+    case 'structExpr': return kind.value.entries.flatMap((entry) => [entry.keyKind.case === 'mapKey' ? entry.keyKind.value : undefined, entry.value]);
+    case 'comprehensionExpr': return [kind.value.iterRange, kind.value.accuInit, kind.value.loopCondition, kind.value.loopStep, kind.value.result];
+    default: return [];
+  }
+}
+
+/**
+ * The first part of an expression made of literals alone that cannot be evaluated
+ * (`timestamp("2026-13-01T00:00:00Z")`, `int("ten")`, `1 / 0`), with its offset; null when there
+ * is none. Such a part fails on every request, whatever it carries: it is a config error, found
+ * at load by evaluating the part once.
+ */
+function constantError(parsed: ParsedRule, environment: () => ReturnType<typeof ruleEnvironment>): { offset: number; message: string } | null {
+  const positions = parsed.sourceInfo?.positions ?? {};
+  let env: ReturnType<typeof ruleEnvironment> | null = null;
+  const visit = (e: Expr | undefined): { offset: number; message: string } | null => {
+    if (e === undefined) return null;
+    if (e.exprKind.case !== 'constExpr' && isConstant(e)) {
+      const result: unknown = plan(env ??= environment(), e)();
+      return isCelError(result) ? { offset: positions[String(e.id)] ?? -1, message: result.message } : null;
+    }
+    for (const child of children(e)) {
+      const found = visit(child);
+      if (found !== null) return found;
+    }
+    return null;
+  };
+  return visit(parsed.expr);
 }
 
 /** The parser's message without its `<input>:1:3:` prefix (the location is given as an excerpt). */

@@ -22,6 +22,8 @@ export interface CheckEnvironment {
   readonly checkCidr: (cidr: string) => string | null;
   /** Checks a time zone literal; a message when it is wrong. */
   readonly checkZone: (zone: string) => string | null;
+  /** Checks a regular expression literal (`matches`); a message when it is wrong. */
+  readonly checkPattern: (pattern: string) => string | null;
 }
 
 /** The budgets an expression must fit at load. */
@@ -51,6 +53,8 @@ export interface CheckedRule {
   readonly cidrs: ReadonlySet<string>;
   /** Time zone literals passed to the time methods. */
   readonly zones: ReadonlySet<string>;
+  /** Regular expression literals passed to `matches`. */
+  readonly patterns: ReadonlySet<string>;
 }
 
 /** A check failure: where in the expression (0-based character offset, or -1) and what is wrong. */
@@ -82,6 +86,7 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
   const headers = new Set<string>();
   const cidrs = new Set<string>();
   const zones = new Set<string>();
+  const patterns = new Set<string>();
   let nodes = 0;
   let cost = 0;
   const scopes: Map<string, RuleType>[] = [];
@@ -173,7 +178,7 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
       case 'listExpr': {
         let element: RuleType | null = null;
         for (const el of kind.value.elements) {
-          const t = check(el, depth, weight);
+          const t = asValue(el, check(el, depth, weight));
           element = element === null ? t : join(element, t);
         }
         return listOf(element ?? DYN);
@@ -184,8 +189,8 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
         let value: RuleType | null = null;
         for (const entry of kind.value.entries) {
           if (entry.keyKind.case !== 'mapKey' || entry.value === undefined) return fail(e, 'a map entry needs a key and a value');
-          const k = check(entry.keyKind.value, depth, weight);
-          const v = check(entry.value, depth, weight);
+          const k = asValue(entry.keyKind.value, check(entry.keyKind.value, depth, weight));
+          const v = asValue(entry.value, check(entry.value, depth, weight));
           key = key === null ? k : join(key, k);
           value = value === null ? v : join(value, v);
         }
@@ -220,6 +225,14 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
       }
       default: return fail(e, 'an empty expression');
     }
+  };
+
+  // `request`, `client` and `identity` are read by their fields only: passed on as a value
+  // (`[request].exists(r, r.headers["authorization"] != "")`, `dyn(request).params.nope`) the
+  // fields would escape the checks made on them by name (headers, path parameters).
+  const asValue = (e: Expr, t: RuleType): RuleType => {
+    if (t.kind === 'object') fail(e, `${t.name} is read by its fields (like ${t.name}.${[...t.fields.keys()][0] ?? 'field'}), not passed on as a value`);
+    return t;
   };
 
   const select = (e: Expr, t: RuleType, field: string): RuleType => {
@@ -273,18 +286,34 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
       if (problem !== null) return fail(arg(0), problem);
       zones.add(zone);
     }
+    // A pattern from a header or claim would be compiled on every evaluation (inside a comprehension,
+    // once per element), and a wrong one would refuse every request: patterns are literals, compiled once.
+    if (fn === 'matches' && target !== undefined && args.length === 1) {
+      const pattern = literal(arg(0));
+      if (pattern === null) return fail(arg(0), 'matches takes the regular expression as a literal, like request.path.matches("^/v[0-9]+/"), so it is checked and compiled at load');
+      const problem = env.checkPattern(pattern);
+      if (problem !== null) return fail(arg(0), problem);
+      patterns.add(pattern);
+    }
     const t = target === undefined ? undefined : check(target, depth, weight);
     const a = args.map((x) => check(x, depth, weight));
     const result = overload(fn, t, a);
     if (typeof result === 'string') return fail(e, result);
+    if (target !== undefined && t !== undefined) asValue(target, t);
+    args.forEach((x, i) => asValue(x, a[i] ?? DYN));
+    // `in` a list, equality between two lists (or maps, or claim values that may be either) and
+    // joining lists walk their operands: a node whose work grows with a list's length counts once
+    // per element, so `roles.exists(r, r in claims.allowed)` is priced as the 1000 x 1000 steps it
+    // can take. A literal operand is exempt: its length is in the node count already.
+    if (growsWithList(fn, args, a)) cost += weight * budget.maxListLength;
     return result;
   };
 
   const type = check(parsed.expr, 0, 1);
   if (cost > budget.maxCost) {
-    throw new RuleCheckError(-1, `the expression's worst case is ${cost} steps (a comprehension's body counts once per element, up to ${budget.maxListLength}), above the budget of ${budget.maxCost}: simplify what the comprehensions do, or split the rule`);
+    throw new RuleCheckError(-1, `the expression's worst case is ${cost} steps (a comprehension's body counts once per element, up to ${budget.maxListLength}, and so does \`in\` a list, == between lists and joining lists), above the budget of ${budget.maxCost}: simplify what the comprehensions do, or split the rule`);
   }
-  return { type, nodes, cost, variables, fields, headers, cidrs, zones };
+  return { type, nodes, cost, variables, fields, headers, cidrs, zones, patterns };
 }
 
 /** The result type of a call, or a message saying why no overload takes these operands. */
@@ -353,6 +382,23 @@ function overload(fn: string, target: RuleType | undefined, a: readonly RuleType
     return (target.kind === 'timestamp' || target.kind === 'dyn') && (x === undefined || assignable(x, STRING)) ? INT : `no ${fn} on ${typeName(target)} taking (${names()})`;
   }
   return `unknown method ${fn} on ${typeName(target)} with ${a.length} argument${a.length === 1 ? '' : 's'}; see the functions rules may call in the policy docs`;
+}
+
+const COLLECTION_KINDS = new Set(['list', 'map', 'dyn']);
+
+/** Whether an operator's work grows with the length of a list it is given (not one written as a literal). */
+function growsWithList(fn: string, args: readonly Expr[], types: readonly RuleType[]): boolean {
+  const literal = (i: number): boolean => {
+    const kind = args[i]?.exprKind.case;
+    return kind === 'listExpr' || kind === 'structExpr' || kind === 'constExpr';
+  };
+  const kind = (i: number): string => types[i]?.kind ?? '';
+  switch (fn) {
+    case '@in': return !literal(1) && (kind(1) === 'list' || kind(1) === 'dyn');
+    case '_==_': case '_!=_': return !literal(0) && !literal(1) && COLLECTION_KINDS.has(kind(0)) && COLLECTION_KINDS.has(kind(1));
+    case '_+_': return !(literal(0) && literal(1)) && (kind(0) === 'list' || kind(1) === 'list' || (kind(0) === 'dyn' && kind(1) === 'dyn'));
+    default: return false;
+  }
 }
 
 /** `_==_` as a reader wrote it: `==`. */

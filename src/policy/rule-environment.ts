@@ -1,5 +1,6 @@
 import { celEnv, celFunc, celMethod, CelScalar, mapType, objectType, type CelEnv } from '@bufbuild/cel';
 import { DurationSchema, timestampMs, TimestampSchema, type Timestamp } from '@bufbuild/protobuf/wkt';
+import { RE2JS } from '@bufbuild/re2';
 import { isIP } from 'node:net';
 import { ipSet, normaliseIp, type IpSet } from '../lib/ip.js';
 import { BOOL, listOf, mapOf, objectOf, STRING, TIMESTAMP, DYN, type RuleType } from './rule-types.js';
@@ -79,6 +80,16 @@ export function zoneProblem(zone: string): string | null {
     return null;
   } catch {
     return `"${zone}" is not a time zone: write an IANA name like Europe/Berlin, America/New_York or UTC, or a fixed offset like +02:00`;
+  }
+}
+
+/** A regular expression literal's problem (`matches`), or null: RE2 syntax, as CEL defines it (no lookaround, no backreferences). */
+export function patternProblem(pattern: string): string | null {
+  try {
+    RE2JS.compile(pattern);
+    return null;
+  } catch (err) {
+    return `"${pattern.length > 60 ? `${pattern.slice(0, 57)}...` : pattern}" is not an RE2 regular expression (${(err as Error).message}): write RE2 syntax, like "^/v[0-9]+/" (no lookaround or backreferences)`;
   }
 }
 
@@ -218,15 +229,17 @@ function isTimeValue(v: unknown, typeName: string): v is TimeValue {
 
 /**
  * The CEL environment rules are planned in: the variables (as maps: the checker has typed them
- * already), inCidr over the CIDR literals the rules name, and the timestamp accessors over the
- * zones they name (both compiled here, once). A CIDR or zone not compiled here cannot reach these
- * functions: the checker admits only literals, and every literal is compiled.
+ * already), inCidr over the CIDR literals the rules name, `matches` over the patterns they name,
+ * and the timestamp accessors over the zones they name (all compiled here, once). A CIDR, pattern
+ * or zone not compiled here cannot reach these functions: the checker admits only literals, and
+ * every literal is compiled.
  *
  * The accessors replace CEL's standard ones, and the first of each name takes any target and
  * tells a timestamp from a duration itself: the standard dispatch tries each overload in turn and
  * builds a type object for the target at every try, which cost more than the whole rule.
  */
-export function ruleEnvironment(cidrs: ReadonlySet<string>, zones: ReadonlySet<string>): CelEnv {
+export function ruleEnvironment(cidrs: ReadonlySet<string>, zones: ReadonlySet<string>, patterns: ReadonlySet<string> = new Set()): CelEnv {
+  const regexes = new Map<string, RE2JS>([...patterns].map((p) => [p, RE2JS.compile(p)]));
   const ranges = new Map<string, IpSet>([...cidrs].map((c) => [c, ipv4Range(c) ?? ipSet([c])]));
   const calendars = new Map<string, ZoneCalendar>([...zones, 'UTC'].map((z) => [z, new ZoneCalendar(z)]));
   const utc = calendars.get('UTC') as ZoneCalendar;
@@ -265,9 +278,15 @@ export function ruleEnvironment(cidrs: ReadonlySet<string>, zones: ReadonlySet<s
     if (isIP(address) === 0) throw new Error('client.ip is not an address');
     return range.has(address);
   });
+  // CEL's standard matches compiles its pattern on every call: these are compiled here, once.
+  const matches = celMethod('matches', CelScalar.STRING, [CelScalar.STRING], CelScalar.BOOL, function (this: string, pattern: string): boolean {
+    const regex = regexes.get(pattern);
+    if (regex === undefined) throw new Error(`pattern ${pattern} was not compiled`);
+    return regex.test(this);
+  });
   const map = mapType(CelScalar.STRING, CelScalar.DYN);
   return celEnv({
     variables: { request: map, client: map, identity: map, claims: map },
-    funcs: [inCidr, ...methods],
+    funcs: [inCidr, matches, ...methods],
   });
 }

@@ -1,0 +1,102 @@
+// Trace context in every format, not only W3C's: B3, Jaeger, Datadog, X-Ray, Cloud Trace, SkyWalking,
+// OpenTracing and baggage headers are what the backends' tracers read when they are not configured
+// for traceparent (Envoy and Istio sidecars, Spring, Datadog agents…). A client's must never reach
+// them, in any case or `_` spelling, tracing on or off; a trusted proxy's pass as sent.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
+import { startEchoUpstream, type EchoUpstream, type EchoedRequest } from './harness/echo.js';
+import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
+import { startOtlpReceiver, type OtlpReceiver } from './harness/otlp-receiver.js';
+import { TRACE_CONTEXT_EXACT, TRACE_CONTEXT_PREFIXES } from '../src/http/header-families.js';
+
+/** One header name per entry of the catalogue: each exact name, and a member of each family. */
+const NAMES: readonly string[] = [
+  ...TRACE_CONTEXT_EXACT.keys(),
+  ...TRACE_CONTEXT_PREFIXES.map(([prefix]) => `${prefix}traceid`),
+  // Members of the families as their libraries spell them.
+  'X-B3-TraceId', 'X-B3-SpanId', 'X-B3-ParentSpanId', 'X-B3-Sampled', 'X-B3-Flags', 'uberctx-tenant', 'ot-baggage-user',
+  'x-datadog-trace-id', 'x-datadog-parent-id', 'x-datadog-sampling-priority',
+];
+
+/** The spellings a client can send a name in: as listed, upper case, and with `_` for `-` (CGI-style servers fold it back). */
+function spellings(name: string): string[] {
+  const out = new Set([name, name.toUpperCase()]);
+  if (name.includes('-')) out.add(name.replace(/-/g, '_'));
+  return [...out];
+}
+
+function normalised(name: string): string {
+  return name.toLowerCase().replace(/_/g, '-');
+}
+
+/** The trace context headers the upstream received, normalised names. */
+function traceHeadersReceived(upstream: EchoedRequest | undefined): string[] {
+  const raw = upstream?.rawHeaders ?? [];
+  const wanted = new Set(NAMES.map(normalised));
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) if (wanted.has(normalised(raw[i] as string))) out.push(`${raw[i] as string}: ${raw[i + 1] as string}`);
+  return out;
+}
+
+describe('trace context in other formats than W3C: never taken from a client', () => {
+  let echo: EchoUpstream;
+  let receiver: OtlpReceiver;
+  let tracingOn: TestGateway;
+  let tracingOff: TestGateway;
+  let behindProxy: TestGateway;
+  let counter = 0;
+  const config = (more: ConfigObject): ConfigObject => ({
+    // With `_` names forwarded, a `X_B3_TraceId` twin is the dash name to the upstream.
+    headers: { allowUnderscores: true },
+    upstreams: { app: { targets: [echo.url] } },
+    routes: [{ name: 'open', match: { path: '/open/**' }, upstream: 'app', public: true }],
+    ...more,
+  });
+  before(async () => {
+    echo = await startEchoUpstream();
+    receiver = await startOtlpReceiver();
+    tracingOn = await startGateway(config({ tracing: { exporter: { endpoint: receiver.url, intervalMs: 10 } } }));
+    tracingOff = await startGateway(config({}));
+    behindProxy = await startGateway(config({ trustedProxies: ['127.0.0.1/32'] }));
+  });
+  after(async () => {
+    await tracingOn.close();
+    await tracingOff.close();
+    await behindProxy.close();
+    await receiver.close();
+    await echo.close();
+  });
+
+  async function send(gw: TestGateway, headers: string[]): Promise<EchoedRequest | undefined> {
+    const path = `/open/trace-context/${++counter}`;
+    const res = await request(`${gw.url}${path}`, { headers: [...headers, 'x-kept', 'yes'] });
+    await res.body.text();
+    assert.equal(res.statusCode, 200);
+    const upstream = echo.received.find((r) => r.url === path);
+    // The control header arrives: the request was forwarded with the client's other headers.
+    assert.equal(upstream?.headers['x-kept'], 'yes');
+    return upstream;
+  }
+
+  for (const [what, gw] of [['tracing on', () => tracingOn], ['tracing off', () => tracingOff]] as const) {
+    it(`removes every one from a client that is not a trusted proxy, in any case or _ spelling (${what})`, async () => {
+      const headers = NAMES.flatMap((name) => spellings(name).flatMap((spelling) => [spelling, `client-chosen-${normalised(spelling)}`]));
+      assert.deepEqual(traceHeadersReceived(await send(gw(), headers)), []);
+    });
+
+    it(`removes each one on its own, every spelling (${what})`, async () => {
+      for (const name of NAMES) {
+        for (const spelling of spellings(name)) {
+          assert.deepEqual(traceHeadersReceived(await send(gw(), [spelling, '80f198ee56343ba864fe8b2a57d3eff7'])), [], spelling);
+        }
+      }
+    });
+  }
+
+  it('passes a trusted proxy\'s as it sent them', async () => {
+    const headers = NAMES.flatMap((name) => [name, `proxy-${normalised(name)}`]);
+    const got = traceHeadersReceived(await send(behindProxy, headers));
+    assert.deepEqual(got, NAMES.map((name) => `${name}: proxy-${normalised(name)}`));
+  });
+});

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { startEchoUpstream, type EchoUpstream, type EchoedRequest } from './harness/echo.js';
 import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
-import { startOtlpReceiver, type OtlpReceiver } from './harness/otlp-receiver.js';
+import { attribute, startOtlpReceiver, type OtlpReceiver } from './harness/otlp-receiver.js';
 import { TRACE_CONTEXT_EXACT, TRACE_CONTEXT_PREFIXES } from '../src/http/header-families.js';
 
 /** One header name per entry of the catalogue: each exact name, and a member of each family. */
@@ -98,5 +98,57 @@ describe('trace context in other formats than W3C: never taken from a client', (
     const headers = NAMES.flatMap((name) => [name, `proxy-${normalised(name)}`]);
     const got = traceHeadersReceived(await send(behindProxy, headers));
     assert.deepEqual(got, NAMES.map((name) => `${name}: proxy-${normalised(name)}`));
+  });
+});
+
+describe('tracing.urlPath: a secret in a path segment', () => {
+  let echo: EchoUpstream;
+  let receiver: OtlpReceiver;
+  const secret = 'ResetTokenQv8Zr41xLm';
+  before(async () => {
+    echo = await startEchoUpstream();
+    receiver = await startOtlpReceiver();
+  });
+  after(async () => {
+    await receiver.close();
+    await echo.close();
+  });
+
+  async function spansOf(urlPath: boolean | undefined): Promise<{ requestId: string; body: string; path: string | undefined; route: string | undefined }> {
+    const gw = await startGateway({
+      upstreams: { app: { targets: [echo.url] } },
+      routes: [{ name: 'reset', match: { path: '/reset/*' }, upstream: 'app', public: true }],
+      tracing: { ...(urlPath === undefined ? {} : { urlPath }), exporter: { endpoint: receiver.url, intervalMs: 10 } },
+    });
+    try {
+      const mark = receiver.bodies.length;
+      const res = await request(`${gw.url}/reset/${secret}`);
+      await res.body.text();
+      assert.equal(res.statusCode, 200);
+      const requestId = String(res.headers['x-request-id']);
+      const spans = await receiver.waitFor((all) => all.some((s) => attribute(s, 'portcullis.request_id') === requestId));
+      const root = spans.find((s) => attribute(s, 'portcullis.request_id') === requestId);
+      const mine = spans.filter((s) => s.traceId === root?.traceId);
+      const path = root === undefined ? undefined : attribute(root, 'url.path');
+      const route = root === undefined ? undefined : attribute(root, 'http.route');
+      assert.ok(mine.length > 1, 'the request span and its stage spans');
+      const body = receiver.bodies.slice(mark).map((b) => b.toString('utf8')).join('\n');
+      return { requestId, body, path: path === undefined ? undefined : String(path), route: route === undefined ? undefined : String(route) };
+    } finally {
+      await gw.close();
+    }
+  }
+
+  it('exports the canonical path by default', async () => {
+    const got = await spansOf(undefined);
+    assert.equal(got.path, `/reset/${secret}`);
+  });
+
+  it('urlPath: false exports no byte of a path segment, and still names the route', async () => {
+    const got = await spansOf(false);
+    assert.equal(got.path, undefined);
+    assert.equal(got.route, 'reset');
+    assert.ok(got.body.includes(got.requestId), 'the export requests of the request were read');
+    assert.ok(!got.body.includes(secret), 'the path segment is in an exported byte');
   });
 });

@@ -4,7 +4,7 @@ import { ConfigError, type ConfigProblem } from './errors.js';
 import { configVersion, dataDirOf, type LoadedConfig } from './load.js';
 import { unknownName } from './suggest.js';
 import type { LogLevel, RawRoute, RawUpstream } from './schema.js';
-import { ipSet, type IpSet } from '../lib/ip.js';
+import { cidrProblem, ipSet, type IpSet } from '../lib/ip.js';
 import { compilePattern, type PathPattern } from '../routing/pattern.js';
 import { Router } from '../routing/router.js';
 import type { TargetOptions } from '../http/target.js';
@@ -267,7 +267,8 @@ export function compileConfig(
 
   let trustedProxies = ipSet([]);
   (raw.trustedProxies ?? []).forEach((cidr, i) => {
-    try { ipSet([cidr]); } catch (err) { problems.push(loaded.problem(['trustedProxies', i], `${(err as Error).message}: write an address or CIDR like 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32`)); }
+    const problem = cidrProblem(cidr);
+    if (problem !== null) problems.push(loaded.problem(['trustedProxies', i], `${problem}: write an address or CIDR like 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32`));
   });
   if (problems.length === 0) trustedProxies = ipSet(raw.trustedProxies ?? []);
   const geo = compileGeo(raw, loaded, catalog, problems);

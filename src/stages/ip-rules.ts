@@ -1,5 +1,4 @@
-import { isIP } from 'node:net';
-import { ipSet, normaliseIp, type IpSet } from '../lib/ip.js';
+import { cidrProblem, ipSet, type IpSet } from '../lib/ip.js';
 import { COUNTRY_CODE_MISTAKES, COUNTRY_CODES } from '../lib/country-codes.js';
 import type { GeoLookup } from '../lib/country-database.js';
 import type { ConfigProblem } from '../config/errors.js';
@@ -56,12 +55,8 @@ export function compileIpRules(raw: RawIpRules | undefined, at: (...path: (strin
     const cidrs = raw[name];
     if (cidrs === undefined || cidrs.length === 0) return null;
     cidrs.forEach((cidr, i) => {
-      // Client addresses are compared with IPv4-mapped and NAT64 forms read as IPv4: such an entry would never match.
-      const addr = cidr.split('/', 1)[0] ?? '';
-      if (isIP(addr) === 6 && isIP(normaliseIp(addr)) === 4) problems.push(loaded.problem(at(name, i), `"${cidr}" is an IPv4-mapped or NAT64 (64:ff9b::/96) IPv6 form: write the IPv4 address or range itself (clients connecting as ::ffff:a.b.c.d or 64:ff9b::a.b.c.d are matched as a.b.c.d)`));
-      else {
-        try { ipSet([cidr]); } catch (err) { problems.push(loaded.problem(at(name, i), `${(err as Error).message}: write an address or CIDR like 203.0.113.0/24, 198.51.100.7 or 2001:db8::/32`)); }
-      }
+      const problem = cidrProblem(cidr);
+      if (problem !== null) problems.push(loaded.problem(at(name, i), `${problem}: write an address or CIDR like 203.0.113.0/24, 198.51.100.7 or 2001:db8::/32`));
     });
     return problems.length > before ? null : ipSet(cidrs);
   };

@@ -9,6 +9,9 @@ import { startEchoUpstream, type EchoUpstream, type EchoedRequest } from './harn
 import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
 import { attribute, startOtlpReceiver, type OtlpReceiver } from './harness/otlp-receiver.js';
 import { TRACE_CONTEXT_EXACT, TRACE_CONTEXT_PREFIXES } from '../src/http/header-families.js';
+import { compileConfig } from '../src/config/compile.js';
+import { loadConfigText } from '../src/config/load.js';
+import { explain, type Explanation } from '../src/explain/explain.js';
 
 /** One header name per entry of the catalogue: each exact name, and a member of each family. */
 const NAMES: readonly string[] = [
@@ -150,5 +153,42 @@ describe('tracing.urlPath: a secret in a path segment', () => {
     assert.equal(got.route, 'reset');
     assert.ok(got.body.includes(got.requestId), 'the export requests of the request were read');
     assert.ok(!got.body.includes(secret), 'the path segment is in an exported byte');
+  });
+});
+
+describe('explain shows the trace context the gateway sends', () => {
+  const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const VALID = `00-${TRACE}-00f067aa0ba902b7-01`;
+  const text = (tracing: boolean): string => [
+    'trustedProxies: [192.0.2.0/24]',
+    'upstreams: { app: { targets: ["http://127.0.0.1:9"] } }',
+    'routes: [{ name: open, match: { path: /x }, upstream: app, public: true }]',
+    ...(tracing ? ['tracing: { exporter: { endpoint: "http://127.0.0.1:4318/v1/traces" } }'] : []),
+    '',
+  ].join('\n');
+  const header = (e: Explanation, name: string): string[] => (e.upstream?.headers ?? []).filter(([n]) => n.toLowerCase() === name).map(([, v]) => v);
+  const run = (tracing: boolean, from: string, headers: [string, string][]): Promise<Explanation> =>
+    explain(compileConfig(loadConfigText(text(tracing), 'gateway.yaml', {})), { method: 'GET', target: '/x', headers, from });
+
+  it('tracing on, a trusted proxy\'s trace: its trace id, the gateway\'s own span as the parent, as the gateway sends it', async () => {
+    const e = await run(true, '192.0.2.10', [['traceparent', VALID], ['tracestate', 'congo=t61rcWkgMzE']]);
+    const [sent] = header(e, 'traceparent');
+    assert.equal(header(e, 'traceparent').length, 1);
+    assert.match(sent ?? '', new RegExp(`^00-${TRACE}-[0-9a-f]{16}-01$`));
+    assert.notEqual(sent, VALID);
+    assert.deepEqual(header(e, 'tracestate'), ['congo=t61rcWkgMzE']);
+  });
+
+  it('tracing on, a client\'s trace context: dropped, and a new trace sent', async () => {
+    const e = await run(true, '203.0.113.5', [['traceparent', VALID], ['b3', `${TRACE}-00f067aa0ba902b7-1`]]);
+    const [sent] = header(e, 'traceparent');
+    assert.match(sent ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+    assert.ok(!(sent ?? '').includes(TRACE));
+    assert.deepEqual(header(e, 'b3'), []);
+  });
+
+  it('tracing off: a trusted proxy\'s passes as received, a client\'s is not sent', async () => {
+    assert.deepEqual(header(await run(false, '192.0.2.10', [['traceparent', VALID]]), 'traceparent'), [VALID]);
+    assert.deepEqual(header(await run(false, '203.0.113.5', [['traceparent', VALID]]), 'traceparent'), []);
   });
 });

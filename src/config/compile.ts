@@ -269,6 +269,8 @@ export function compileConfig(
   (raw.trustedProxies ?? []).forEach((cidr, i) => {
     const problem = cidrProblem(cidr);
     if (problem !== null) problems.push(loaded.problem(['trustedProxies', i], `${problem}: write an address or CIDR like 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32`));
+    // Every peer a proxy: any client would choose its own address, request id, scheme and trace.
+    else if (/\/0*0$/.test(cidr)) problems.push(loaded.problem(['trustedProxies', i], `"${cidr}" trusts every address, so any client could set X-Forwarded-For, X-Forwarded-Proto, X-Request-Id and trace context as it likes: list the load balancers' own addresses or ranges, like 10.0.0.0/8`));
   });
   if (problems.length === 0) trustedProxies = ipSet(raw.trustedProxies ?? []);
   const geo = compileGeo(raw, loaded, catalog, problems);

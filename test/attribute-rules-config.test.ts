@@ -113,7 +113,7 @@ describe('attribute rules are checked at load', () => {
   table('CIDR ranges', [
     ['inCidr(client.ip, "10.0.0.0/33")', /invalid prefix length: write an address or CIDR like 10\.0\.0\.0\/8/],
     ['inCidr(client.ip, "10.0.0/8")', /is not an IP address or CIDR range/],
-    ['inCidr(client.ip, "::ffff:10.0.0.0/104")', /IPv4-mapped IPv6 form: write the IPv4 address or range itself/],
+    ['inCidr(client.ip, "::ffff:10.0.0.0/104")', /IPv4-mapped or NAT64 \(64:ff9b::\/96\) IPv6 form: write the IPv4 address or range itself/],
     ['inCidr(client.ip, "10.0.0.0/-1")', /invalid prefix length/],
     ['inCidr(client.ip, claims.net)', /takes the range as a literal/],
     ['inCidr(client.ip)', /unknown function inCidr with 1 argument/],

@@ -8,6 +8,7 @@ import { Tracer } from '../observability/tracing/tracer.js';
 export const TRACING_DEFAULTS = Object.freeze({
   serviceName: 'portcullis',
   sampleRatio: 1,
+  urlPath: true,
   'exporter.timeoutMs': 10_000,
   'exporter.maxQueueSpans': 2048,
   'exporter.maxBatchSpans': 512,
@@ -57,6 +58,7 @@ export function compileTracing(raw: RawTracing | undefined, drainTimeoutMs: numb
   return new Tracer({
     serviceName: raw.serviceName ?? TRACING_DEFAULTS.serviceName,
     sampleRatio: raw.sampleRatio ?? TRACING_DEFAULTS.sampleRatio,
+    urlPath: raw.urlPath ?? TRACING_DEFAULTS.urlPath,
     exporter: Object.freeze({
       endpoint: e.endpoint,
       shownEndpoint,

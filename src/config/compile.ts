@@ -4,7 +4,7 @@ import { ConfigError, type ConfigProblem } from './errors.js';
 import { configVersion, dataDirOf, type LoadedConfig } from './load.js';
 import { unknownName } from './suggest.js';
 import type { LogLevel, RawRoute, RawUpstream } from './schema.js';
-import { ipSet, type IpSet } from '../lib/ip.js';
+import { cidrProblem, ipSet, type IpSet } from '../lib/ip.js';
 import { compilePattern, type PathPattern } from '../routing/pattern.js';
 import { Router } from '../routing/router.js';
 import type { TargetOptions } from '../http/target.js';
@@ -267,7 +267,10 @@ export function compileConfig(
 
   let trustedProxies = ipSet([]);
   (raw.trustedProxies ?? []).forEach((cidr, i) => {
-    try { ipSet([cidr]); } catch (err) { problems.push(loaded.problem(['trustedProxies', i], `${(err as Error).message}: write an address or CIDR like 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32`)); }
+    const problem = cidrProblem(cidr);
+    if (problem !== null) problems.push(loaded.problem(['trustedProxies', i], `${problem}: write an address or CIDR like 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32`));
+    // Every peer a proxy: any client would choose its own address, request id, scheme and trace.
+    else if (/\/0*0$/.test(cidr)) problems.push(loaded.problem(['trustedProxies', i], `"${cidr}" trusts every address, so any client could set X-Forwarded-For, X-Forwarded-Proto, X-Request-Id and trace context as it likes: list the load balancers' own addresses or ranges, like 10.0.0.0/8`));
   });
   if (problems.length === 0) trustedProxies = ipSet(raw.trustedProxies ?? []);
   const geo = compileGeo(raw, loaded, catalog, problems);

@@ -5,6 +5,7 @@ import { formatted, HEADER_NAME_PATTERN, Millis, strict } from './schema-parts.j
 export const TracingSchema = strict({
   serviceName: Type.Optional(formatted('^[\\x21-\\x7e][\\x20-\\x7e]{0,127}$', 'up to 128 printable ASCII characters, not starting with a space', { description: 'The service.name of the exported spans. Default portcullis.' })),
   sampleRatio: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'The share of requests that start a trace at the gateway which are sampled (0 to 1); a trusted proxy\'s traceparent decides by its sampled flag instead. Default 1.' })),
+  urlPath: Type.Optional(Type.Boolean({ description: 'Export the canonical path as url.path. false: spans carry the route name only (for APIs with secrets in path segments, such as /reset/{token}). Default true.' })),
   exporter: strict({
     endpoint: Type.String({ minLength: 1, maxLength: 2048, description: 'The collector\'s OTLP/HTTP traces URL, e.g. http://collector:4318/v1/traces (http or https; no user name, password, query or fragment; https when headers are set, except on loopback).' }),
     headers: Type.Optional(Type.Record(Type.String({ pattern: HEADER_NAME_PATTERN }), Type.String({ maxLength: 8192 }), { additionalProperties: false, maxProperties: 32, description: 'Headers sent with every export (a collector API key: ${ENV} references); never logged.' })),

@@ -105,6 +105,9 @@ export async function explain(config: CompiledConfig, request: ExplainRequest, l
   const path = requestPath(config, () => true);
   const ex = syntheticExchange(config, path, request);
   if (request.at !== undefined) ex.fixedTime = request.at;
+  // As the server does (handleRequest): with tracing on, the upstream gets this trace's traceparent,
+  // never the one received as is. No span is recorded or exported here.
+  if (config.tracer !== null) ex.trace = config.tracer.begin(ex.inbound?.traceparent ?? null, ex.inbound?.tracestate ?? null);
   const lines: StageLine[] = [];
   let verdict: StageResult = undefined;
   let forwarded = false;

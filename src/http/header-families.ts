@@ -144,3 +144,41 @@ export function isProxyAsserted(normalised: string): boolean {
 
 /** Method-override headers: dropped unless the route allows overrides (then checked against its methods). */
 export const METHOD_OVERRIDE_HEADERS: ReadonlySet<string> = new Set(['x-http-method-override', 'x-http-method', 'x-method-override']);
+
+/**
+ * Trace context in the formats other than W3C Trace Context that tracing libraries and meshes read
+ * (their default propagators): each names a trace and parent span, or carries baggage (key-value
+ * pairs the backends' code reads as context). Taken from trusted proxies only, like `traceparent`:
+ * a client's would choose the trace ids, or the baggage, in the systems behind the gateway.
+ * Names are normalised (lower case, `_` read as `-`).
+ */
+export const TRACE_CONTEXT_EXACT: ReadonlyMap<string, string> = new Map([
+  ['b3', 'Zipkin B3 single header (Envoy, Istio, Spring, OpenTelemetry B3 propagator)'],
+  ['uber-trace-id', 'Jaeger trace context'],
+  ['baggage', 'W3C Baggage (OpenTelemetry default propagator)'],
+  ['correlation-context', 'W3C Correlation-Context, the draft Baggage replaced'],
+  ['x-cloud-trace-context', 'Google Cloud trace context'],
+  ['grpc-trace-bin', 'OpenCensus binary trace context (gRPC)'],
+  ['x-amzn-trace-id', 'AWS X-Ray trace context'],
+  ['sw8', 'Apache SkyWalking trace context'],
+  ['sw8-correlation', 'Apache SkyWalking correlation context'],
+  ['sw8-x', 'Apache SkyWalking extension context'],
+  ['elastic-apm-traceparent', 'Elastic APM trace context'],
+  ['x-ot-span-context', 'Lightstep / Envoy OpenTracing span context'],
+]);
+
+/** Trace context families: a normalised name starting with one of these is trace context. */
+export const TRACE_CONTEXT_PREFIXES: readonly (readonly [string, string])[] = [
+  ['x-b3-', 'Zipkin B3 multiple headers (X-B3-TraceId, -SpanId, -ParentSpanId, -Sampled, -Flags)'],
+  ['uberctx-', 'Jaeger baggage'],
+  ['ot-tracer-', 'OpenTracing trace context (ot-tracer-traceid, -spanid, -sampled)'],
+  ['ot-baggage-', 'OpenTracing baggage'],
+  ['x-datadog-', 'Datadog trace context (x-datadog-trace-id, -parent-id, -sampling-priority, -origin, -tags)'],
+];
+
+/** True if a normalised header name is trace context in a format other than W3C Trace Context. */
+export function isTraceContext(normalised: string): boolean {
+  if (TRACE_CONTEXT_EXACT.has(normalised)) return true;
+  for (const [prefix] of TRACE_CONTEXT_PREFIXES) if (normalised.startsWith(prefix)) return true;
+  return false;
+}

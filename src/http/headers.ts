@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { setsGatewayCookie, withoutGatewayCookies } from './cookies.js';
 import type { IpSet } from '../lib/ip.js';
 import { isIpv4Compatible, normaliseIp } from '../lib/ip.js';
-import { isProxyAsserted, METHOD_OVERRIDE_HEADERS } from './header-families.js';
+import { isProxyAsserted, isTraceContext, METHOD_OVERRIDE_HEADERS } from './header-families.js';
 
 /**
  * Identity headers the gateway asserts to upstreams (DESIGN.md invariant 3). They are removed from
@@ -95,7 +95,7 @@ export interface InboundHeaders {
  * §7.6.1), every protected identity header (so none can be spoofed), the headers other servers
  * believe a proxy set (see header-families.ts), names with `_` (unless allowed), API key
  * carriers, and the forwarding headers the gateway recomputes. `Forwarded` and `X-Real-IP` pass
- * only from trusted proxies. Notes any ambiguity in a header a stage decides on.
+ * only from trusted proxies; so does trace context in any format (header-families.ts). Notes any ambiguity in a header a stage decides on.
  */
 export function readInboundHeaders(raw: readonly string[], connection: string | undefined, peerTrusted: boolean, policy: HeaderPolicy): InboundHeaders {
   const forward: string[] = [];
@@ -162,6 +162,8 @@ export function readInboundHeaders(raw: readonly string[], connection: string | 
       continue;
     }
     if (policy.credentialHeaders.has(normalised)) continue;
+    // B3, Jaeger, Datadog, X-Ray, baggage…: the backends' tracers read them as traceparent is read.
+    if (!peerTrusted && isTraceContext(normalised)) continue;
     if (normalised === 'authorization' && policy.strippedAuthorizationSchemes.size > 0 && policy.strippedAuthorizationSchemes.has(authorizationScheme(value))) continue;
     if (isProxyAsserted(normalised)) {
       if (METHOD_OVERRIDE_HEADERS.has(normalised) && !underscored) {

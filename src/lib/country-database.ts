@@ -9,6 +9,16 @@ export interface GeoLookup {
 }
 
 /**
+ * A GeoLookup that also says which addresses it cannot judge at all: an address of a family its
+ * database does not hold (IPv6 in a database of IPv4 addresses only) is not "in no country" as a
+ * private address is; it is unknown to the rules, which must not let it pass a deny list.
+ */
+export interface CountryLookup extends GeoLookup {
+  /** False when the database holds no address of this one's family, so `country` says nothing about it. */
+  answers(ip: string): boolean;
+}
+
+/**
  * Decoded records the reader keeps (least recently used first out). The reader caches records by
  * their place in the database, not by address: a country database holds a few hundred, so every
  * lookup after warm-up decodes nothing; a city database holds millions, and the bound holds.
@@ -60,7 +70,7 @@ const OTHER_KINDS = /(?:^|[-_ ])(?:ASN|ISP|Domain|Connection-Type|Anonymous-IP|A
  * A resource only so an equal database (same file, same bytes) is reused across reloads with its
  * cache warm: it holds no handle, so start and stop have nothing to do.
  */
-export class CountryDatabase implements Resource, GeoLookup {
+export class CountryDatabase implements Resource, CountryLookup {
   readonly key: string;
   private readonly reader: Reader<Record<string, unknown>>;
   private readonly cache = new BoundedCache(COUNTRY_CACHE_ENTRIES);
@@ -109,6 +119,10 @@ export class CountryDatabase implements Resource, GeoLookup {
       return null;
     }
     return countryOf(found);
+  }
+
+  answers(ip: string): boolean {
+    return !(this.ipVersion === 4 && isIP(normaliseIp(ip)) === 6);
   }
 
   start(): Promise<void> {

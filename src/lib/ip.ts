@@ -49,15 +49,41 @@ export interface IpSet {
 }
 
 /**
+ * What is wrong with a CIDR entry a config or an operator wrote (`10.0.0.0/8`, `2001:db8::/32`, a
+ * bare address), or null: the syntax ipSet refuses, and an IPv4-mapped (`::ffff:a.b.c.d`, any
+ * spelling) or NAT64 well-known prefix (`64:ff9b::/96`) form. Client addresses in those forms are
+ * read as the IPv4 address they carry (normaliseIp), so such an entry would match differently
+ * than it reads, or never. Every list of addresses (trusted proxies, IP rules, API key ranges,
+ * rule literals) is checked with this one function, so one spelling means one thing everywhere.
+ */
+export function cidrProblem(entry: string): string | null {
+  try {
+    ipSet([entry]);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  const addr = entry.split('/', 1)[0] ?? '';
+  if (isIP(addr) === 6 && isIP(normaliseIp(addr)) === 4) {
+    return `"${entry}" is an IPv4-mapped or NAT64 (64:ff9b::/96) IPv6 form: write the IPv4 address or range itself (clients connecting as ::ffff:a.b.c.d or 64:ff9b::a.b.c.d are matched as a.b.c.d)`;
+  }
+  return null;
+}
+
+/**
  * Builds an IpSet from CIDR strings (`10.0.0.0/8`, `::1/128`, or a bare address). Throws an Error
  * naming the offending entry; config compilation turns that into a located config error.
  */
 export function ipSet(cidrs: readonly string[]): IpSet {
   const list = new BlockList();
   for (const entry of cidrs) {
-    const [addr = '', bits] = entry.split('/', 2);
+    const parts = entry.split('/');
+    // `10.0.0.0/8/16` is no range: read as /8, it would say something its writer did not.
+    if (parts.length > 2) throw new Error(`"${entry}" has more than one "/"`);
+    const [addr = '', bits] = parts;
     const family = isIP(addr);
     if (family === 0) throw new Error(`"${entry}" is not an IP address or CIDR range`);
+    // A zone id names an interface of one host (`fe80::1%eth0`), never a range of client addresses.
+    if (addr.includes('%')) throw new Error(`"${entry}" has a zone id (%…), which names a network interface, not addresses`);
     const type = family === 4 ? 'ipv4' : 'ipv6';
     const max = family === 4 ? 32 : 128;
     const prefix = bits === undefined ? max : Number(bits);

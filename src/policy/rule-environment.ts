@@ -2,7 +2,7 @@ import { celEnv, celFunc, celMethod, CelScalar, mapType, objectType, type CelEnv
 import { DurationSchema, timestampMs, TimestampSchema, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { RE2JS } from '@bufbuild/re2';
 import { isIP } from 'node:net';
-import { ipSet, normaliseIp, type IpSet } from '../lib/ip.js';
+import { cidrProblem as addressRangeProblem, ipSet, normaliseIp, type IpSet } from '../lib/ip.js';
 import { BOOL, listOf, mapOf, objectOf, STRING, TIMESTAMP, DYN, type RuleType } from './rule-types.js';
 import type { CostBudget } from './check-expression.js';
 
@@ -62,13 +62,8 @@ export const MAX_CLAIM_DEPTH = 16;
 
 /** A CIDR literal's problem, or null: the same forms as ipRules (IPv4-mapped IPv6 refused: clients are matched as IPv4). */
 export function cidrProblem(cidr: string): string | null {
-  if (/^::ffff:/i.test(cidr)) return `"${cidr}" is an IPv4-mapped IPv6 form: write the IPv4 address or range itself (clients connecting as ::ffff:a.b.c.d are matched as a.b.c.d)`;
-  try {
-    ipSet([cidr]);
-    return null;
-  } catch (err) {
-    return `${(err as Error).message}: write an address or CIDR like 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32`;
-  }
+  const problem = addressRangeProblem(cidr);
+  return problem === null ? null : `${problem}: write an address or CIDR like 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32`;
 }
 
 /** A time zone literal's problem, or null: an IANA zone name Node knows (Europe/Berlin, UTC) or a fixed offset (+02:00, -09:30; the sign may be left out for +), as CEL defines them. */

@@ -1,7 +1,6 @@
-import { isIP } from 'node:net';
-import { ipSet, normaliseIp, type IpSet } from '../lib/ip.js';
+import { cidrProblem, ipSet, type IpSet } from '../lib/ip.js';
 import { COUNTRY_CODE_MISTAKES, COUNTRY_CODES } from '../lib/country-codes.js';
-import type { GeoLookup } from '../lib/country-database.js';
+import type { CountryLookup } from '../lib/country-database.js';
 import type { ConfigProblem } from '../config/errors.js';
 import type { ConfigSource } from '../config/config-source.js';
 import { deny, type Denial } from '../pipeline/denials.js';
@@ -23,7 +22,7 @@ export interface CountryRules {
   readonly deny: ReadonlySet<string> | null;
   /** With an allow list, whether an address the database places in no country passes (never by default). */
   readonly admitUnknown: boolean;
-  readonly database: GeoLookup;
+  readonly database: CountryLookup;
 }
 
 /** `ipRules` as written: CIDR lists (IPv4 and IPv6; a bare address is its own /32 or /128), and country lists. */
@@ -40,7 +39,7 @@ export interface RawIpRules {
 /** The country database country rules are looked up in, as config compilation found it. */
 export interface CountrySource {
   /** Null: none configured, or the configured file could not be used (a problem says why). */
-  readonly database: GeoLookup | null;
+  readonly database: CountryLookup | null;
   /** Whether `geoDatabase` (or `audit.anomalies.geoDatabase`) names a file. */
   readonly configured: boolean;
 }
@@ -56,12 +55,8 @@ export function compileIpRules(raw: RawIpRules | undefined, at: (...path: (strin
     const cidrs = raw[name];
     if (cidrs === undefined || cidrs.length === 0) return null;
     cidrs.forEach((cidr, i) => {
-      // Client addresses are compared with IPv4-mapped and NAT64 forms read as IPv4: such an entry would never match.
-      const addr = cidr.split('/', 1)[0] ?? '';
-      if (isIP(addr) === 6 && isIP(normaliseIp(addr)) === 4) problems.push(loaded.problem(at(name, i), `"${cidr}" is an IPv4-mapped or NAT64 (64:ff9b::/96) IPv6 form: write the IPv4 address or range itself (clients connecting as ::ffff:a.b.c.d or 64:ff9b::a.b.c.d are matched as a.b.c.d)`));
-      else {
-        try { ipSet([cidr]); } catch (err) { problems.push(loaded.problem(at(name, i), `${(err as Error).message}: write an address or CIDR like 203.0.113.0/24, 198.51.100.7 or 2001:db8::/32`)); }
-      }
+      const problem = cidrProblem(cidr);
+      if (problem !== null) problems.push(loaded.problem(at(name, i), `${problem}: write an address or CIDR like 203.0.113.0/24, 198.51.100.7 or 2001:db8::/32`));
     });
     return problems.length > before ? null : ipSet(cidrs);
   };
@@ -102,7 +97,9 @@ function compileCountryRules(raw: RawIpRules['countries'], at: (...path: (string
  * Refuses a client address the rules do not admit (403 ip_denied): one on the deny list, or, when
  * there is an allow list, one not on it; then the same for the country the database places it in
  * (every list must admit it). An address in no country the database knows (private, loopback,
- * unrouted) is refused by a country allow list unless `unknown: allow`, and passes a deny list.
+ * unrouted) is refused by a country allow list unless `unknown: allow`, and passes a deny list;
+ * an address the database cannot judge (IPv6, in a database of IPv4 addresses only) is refused by
+ * a deny list too (only an allow list's `unknown: allow` admits it).
  * The address is the client's as resolved through the trusted proxies (a spoofed X-Forwarded-For
  * from anyone else is not believed), IPv4-mapped IPv6 read as IPv4. `scope` says whose rules
  * these are in the audit record: `ipRules` or the route's.
@@ -117,6 +114,12 @@ export function ipRulesStage(rules: IpRules, scope: string): Stage {
     if (countries === null) return undefined;
     const country = countries.database.country(address);
     looked(country);
+    // An IPv6 client judged by a database of IPv4 addresses only: its country is not known to be
+    // none, it is not known at all. Passing it would let every IPv6 client past a deny list; only
+    // an allow list's `unknown: allow` (which admits whatever has no country) lets it through.
+    if (country === null && !countries.database.answers(address) && !(countries.allow !== null && countries.admitUnknown)) {
+      return deny('ip_denied', `${address} is an IPv6 address and the country database holds IPv4 addresses only, so the country rules of ${scope} cannot place it`);
+    }
     if (country === null) {
       return countries.allow !== null && !countries.admitUnknown
         ? deny('ip_denied', `${address} is in no country the country database knows, and the country rules of ${scope} allow listed countries only`)

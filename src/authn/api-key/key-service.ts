@@ -1,5 +1,4 @@
-import { isIP } from 'node:net';
-import { ipSet } from '../../lib/ip.js';
+import { cidrProblem } from '../../lib/ip.js';
 import { isHeaderSafe, MAX_IDENTITY_LIST } from '../identity.js';
 import { displayPrefix, hashKey, newKey, newKeyId } from './key-format.js';
 import { keyStatus, type ApiKeyRecord, type ApiKeyStore, type KeyStatus, type NewApiKey } from './store.js';
@@ -96,8 +95,10 @@ function validated(req: KeyRequest, policy: KeyPolicy): Omit<NewApiKey, 'id' | '
   const scopes = list('scopes', req.scopes);
   const cidrs = req.allowedCidrs ?? [];
   if (cidrs.length > MAX_CIDRS) throw new KeyRequestError(`allowedCidrs: at most ${MAX_CIDRS}`);
-  try { ipSet(cidrs); } catch (err) { throw new KeyRequestError(`allowedCidrs: ${(err as Error).message}`); }
-  for (const c of cidrs) if (isIP(c.split('/', 1)[0] ?? '') === 0) throw new KeyRequestError(`allowedCidrs: "${c}" is not a CIDR`);
+  for (const c of cidrs) {
+    const problem = typeof c === 'string' ? cidrProblem(c) : 'each entry must be a CIDR string';
+    if (problem !== null) throw new KeyRequestError(`allowedCidrs: ${problem}`);
+  }
   const tier = req.rateLimitTier ?? null;
   if (tier !== null && (typeof tier !== 'string' || !TIER.test(tier))) throw new KeyRequestError('rateLimitTier: a name of letters, digits, _ . -');
   const metadata = req.metadata ?? {};

@@ -14,6 +14,8 @@ export interface TracingSettings {
   readonly serviceName: string;
   /** The share of requests that start a trace here which are sampled (0…1); a trusted parent's sampled flag decides for the others. */
   readonly sampleRatio: number;
+  /** Whether the request span carries the canonical path (`url.path`); off when path segments carry secrets. */
+  readonly urlPath: boolean;
   readonly exporter: ExporterSettings;
 }
 
@@ -83,8 +85,9 @@ export class Tracer implements Resource {
     const route = ex.route?.name ?? null;
     const attributes: (string | number)[] = ['http.request.method', bounded(method)];
     const path = ex.target?.path;
-    // The canonical path only: the query is where tokens and other secrets travel.
-    if (path !== undefined) attributes.push('url.path', bounded(path));
+    // The canonical path only: the query is where tokens and other secrets travel. A path segment
+    // can be one too (`/reset/{token}`): `urlPath: false` leaves the path out.
+    if (path !== undefined && this.settings.urlPath) attributes.push('url.path', bounded(path));
     if (route !== null) attributes.push('http.route', bounded(route));
     attributes.push('http.response.status_code', outcome.status, 'client.address', ex.clientIp, 'portcullis.decision', ex.decision);
     if (outcome.reason !== null) attributes.push('portcullis.code', outcome.reason);

@@ -77,6 +77,10 @@ describe('request validation (validate)', () => {
           validate: { contentTypes: ['application/json', 'text/plain'], charsets: ['utf-8', 'iso-8859-1'], jsonSchema: { type: 'string', maxLength: 5 } },
         },
         {
+          name: 'quantities', match: { path: '/quantities', methods: ['POST'] }, upstream: 'app', public: true,
+          validate: { jsonSchema: { type: 'object', properties: { qty: { type: 'integer', minimum: 1, maximum: 100 } } } },
+        },
+        {
           name: 'redos', match: { path: '/redos', methods: ['POST'] }, upstream: 'app', public: true,
           validate: { jsonSchema: { type: 'string', pattern: '^(a+)+$' } },
         },
@@ -143,6 +147,10 @@ describe('request validation (validate)', () => {
     ['single quotes', `{'items':[]}`, 400, 'invalid_body', ''],
     ['a comment', `{"items":[] /* ${MARKER} */}`, 400, 'invalid_body', ''],
     ['NaN', `{"items":[],"meta":NaN}`, 400, 'invalid_body', '/meta'],
+    // Numbers JSON.parse rounds (RFC 7493 §2.2): checked as one value, read upstream as another.
+    ['an integer past 2^53 that is not a double', `{"items":[],"meta":9007199254740993}`, 400, 'invalid_body', '/meta'],
+    ['a number that overflows to Infinity', `{"items":[],"meta":1e400}`, 400, 'invalid_body', '/meta'],
+    ['a negative number that underflows to -0', `{"items":[],"meta":-1e-400}`, 400, 'invalid_body', '/meta'],
     ['a leading zero', `{"items":[],"meta":012}`, 400, 'invalid_body', ''],
     ['a plus sign', `{"items":[],"meta":+1}`, 400, 'invalid_body', '/meta'],
     ['a bare decimal point', `{"items":[],"meta":1.}`, 400, 'invalid_body', '/meta'],
@@ -172,6 +180,19 @@ describe('request validation (validate)', () => {
     const forwarded = up.received.at(-1);
     assert.deepEqual(forwarded?.body, Buffer.from(body));
     assert.equal(forwarded?.headers['content-length'], String(Buffer.byteLength(body)));
+  });
+
+  it('refuses numbers that pass the schema only once rounded to a double, and forwards those it holds', async () => {
+    const before = up.received.length;
+    // Each is out of range or not an integer as written; rounded, each is a valid quantity.
+    for (const qty of ['0.99999999999999999', '100.0000000000000001', '1.0000000000000001', '99999999999999999999e-18']) {
+      await assertRefused(await send('/quantities', `{"qty":${qty}}`), 400, 'invalid_body', '/qty', before);
+    }
+    for (const qty of ['1', '100', '1.0', '1e2', '0.5e1']) {
+      const got = await send('/quantities', `{"qty":${qty}}`);
+      assert.equal(got.status, 200, got.text);
+      assert.deepEqual(up.received.at(-1)?.body, Buffer.from(`{"qty":${qty}}`));
+    }
   });
 
   it('matches patterns in linear time: a catastrophic-backtracking pattern costs nothing', async () => {

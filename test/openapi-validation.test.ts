@@ -291,6 +291,16 @@ describe('query parameters', () => {
     assert.equal(check(c, exchange('/s?pp=1', [], '/s'))?.pointer, '/query/pp');
   });
 
+  it('refuses a number parameter that passes its bounds only once rounded to a double', () => {
+    const t = doc('paths:\n  /s:\n    get:\n      operationId: s\n      parameters:\n        - { name: price, in: query, schema: { type: number, minimum: 0, maximum: 100 } }\n');
+    const c = contractOf(t, 's', '/s', ['GET']);
+    for (const ok of ['100', '99.5', '1e2', '0.1', '5e-324', '0']) assert.equal(check(c, exchange(`/s?price=${ok}`, [], '/s')), undefined, ok);
+    // Each is outside the bounds as written, and inside once rounded (to 100, or to -0).
+    for (const bad of ['100.0000000000000001', '100.00000000000000000001e0', '-1e-400', '-2e-324']) {
+      assert.equal(check(c, exchange(`/s?price=${bad}`, [], '/s'))?.pointer, '/query/price', bad);
+    }
+  });
+
   it('refuses a missing required query parameter, with the name escaped in the pointer (RFC 6901)', () => {
     const t = doc("paths:\n  /s:\n    get:\n      operationId: s\n      parameters:\n        - { name: 'a/b~c', in: query, required: true, schema: { type: string } }\n");
     const c = contractOf(t, 's', '/s', ['GET']);

@@ -274,7 +274,7 @@ class Scan {
  * passes `maximum: 100` here and is more than 100 upstream, `-1e-400` becomes `-0` and passes
  * `minimum: 0`, `9007199254740993` is read as its neighbour, `1e400` as Infinity (RFC 7493 §2.2).
  */
-function exactDouble(text: string): boolean {
+export function exactDouble(text: string): boolean {
   // Up to 15 characters without an exponent: at most 15 significant digits and 14 decimals, which
   // a double always holds exactly enough to give them back (DBL_DIG).
   if (text.length <= 15 && !text.includes('e') && !text.includes('E')) return true;

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { startBodyUpstream, type BodyUpstream } from './harness/body-upstream.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
+import { rawRequest, requestHead } from './harness/raw-client.js';
 import { configProblems } from './harness/config.js';
 import { Exchange } from '../src/pipeline/exchange.js';
 import { compilePattern } from '../src/routing/pattern.js';
@@ -529,6 +530,30 @@ describe('validate.openapi through a real gateway and a loopback upstream', () =
       assert.ok(!(records[0]?.detail ?? '').includes(MARKER), 'no value of the request in the audit detail');
     });
   }
+
+  it('reads a header parameter once: a repeat, a _ twin or a Connection naming it is 400 ambiguous_header, forwarding nothing', async () => {
+    // Each would have the upstream read another value than the one checked, or none at all.
+    const cases: readonly (readonly string[])[] = [
+      ['X-Confirm: delete', 'Connection: X-Confirm'],
+      ['X-Confirm: delete', 'Connection: keep-alive, x-confirm'],
+      ['X-Confirm: delete', `X_Confirm: ${MARKER}`],
+      [`x_confirm: ${MARKER}`, 'X-Confirm: delete'],
+      ['X-Confirm: delete', `X-Confirm: ${MARKER}`],
+    ];
+    for (const lines of cases) {
+      const before = up.received.length;
+      const got = await rawRequest(gw.port, requestHead('DELETE', '/api/pets/7', [...lines]));
+      assert.equal(got.status, 400, `${lines.join(' | ')}: ${got.body}`);
+      assert.equal((JSON.parse(got.body) as { type?: string }).type, 'urn:portcullis:error:ambiguous_header');
+      assert.ok(!got.body.includes(MARKER));
+      assert.equal(up.received.length, before, 'nothing forwarded');
+      const records = await gw.auditFor(got.headers['x-request-id'] ?? '');
+      assert.equal(records.length, 1, 'one audit record');
+    }
+    const ok = await rawRequest(gw.port, requestHead('DELETE', '/api/pets/7', ['X-Confirm: delete', 'Connection: close']));
+    assert.equal(ok.status, 200, ok.body);
+    assert.equal(up.received.at(-1)?.headers['x-confirm'], 'delete');
+  });
 
   it('forwards conforming requests, the body byte for byte and the path as matched', async () => {
     const body = '{"name":"Rex","tags":["dog"],"category":{"name":"dogs","parent":{"name":"mammals"}}}';

@@ -345,9 +345,10 @@ export async function bodyHasBytes(ex: Exchange): Promise<boolean | Denial | und
         resolve(result);
       };
       const onData = (chunk: Buffer): void => {
+        if (chunk.length === 0) return;
         req.pause();
         req.unshift(chunk);
-        finish(chunk.length > 0 || req.readableLength > 0);
+        finish(true);
       };
       const onEnd = (): void => finish(false);
       const onClose = (): void => {

@@ -21,7 +21,8 @@ const MAX_POINTER_CHARS = 1024;
  * - bytes that are not UTF-8 (§8.1), and a byte order mark (§8.1: must not be added);
  * - duplicate member names in one object, compared after unescaping (`"a"` and `"\u0061"`, §4);
  * - the member name `__proto__`, in any spelling (prototype pollution in whoever merges the body);
- * - `\u` escapes of a lone surrogate (§8.2: the string cannot be represented in UTF-8).
+ * - `\u` escapes of a lone surrogate (§8.2: the string cannot be represented in UTF-8);
+ * - a number that is not exactly the double it reads as (RFC 7493 §2.2, see exactDouble).
  *
  * The reason names the rule and the character offset, never a value or a member name from the
  * body; the pointer (RFC 6901) is the client's own location and may contain its member names.

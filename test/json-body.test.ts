@@ -15,11 +15,48 @@ function read(text: string | Buffer, limits = LIMITS): ReturnType<typeof readJso
   return readJsonBody(typeof text === 'string' ? Buffer.from(text) : text, limits);
 }
 
+describe('readJsonBody: numbers a double holds (RFC 7493 §2.2)', () => {
+  // However written, a number the double gives back exactly (up to zeros and notation) is accepted.
+  const exact: readonly string[] = [
+    '0', '-0', '0.1', '-0.0', '0e999999', '-0E-5', '1.50', '100.000', '1.5e3', '9007199254740992', '1e22', '1E+21',
+    '12345678901234.5', '0.30000000000000004', '-1.7976931348623157e308', '5e-324', '123456789012345', '1000000000000000000000',
+  ];
+  for (const text of exact) {
+    it(`accepts ${text} and builds what JSON.parse builds`, () => {
+      const got = read(`[${text}]`, WIDE);
+      assert.ok(got.ok, got.ok ? '' : got.reason);
+      assert.deepEqual(got.value, JSON.parse(`[${text}]`));
+    });
+  }
+  // JSON.parse rounds these: a decimal parser upstream would read another value than the one checked.
+  const rounded: readonly (readonly [string, string])[] = [
+    ['more digits than a double keeps', '100.0000000000000001'],
+    ['a fraction a double rounds to an integer', '0.99999999999999999'],
+    ['an integer past 2^53 that is not a double', '9007199254740993'],
+    ['a long integer', '123456789012345678901234567890'],
+    ['a magnitude past the largest double', '1e400'],
+    ['a negative magnitude past the largest double', '-1.8e308'],
+    ['a value that underflows to zero', '-12.25E-2000'],
+    ['a value below the smallest subnormal', '2e-324'],
+    ['an exponent too long to read', '1e99999999999999999999'],
+    ['a tiny mantissa with a huge exponent', '0.000000000000000000001e400'],
+  ];
+  for (const [what, text] of rounded) {
+    it(`refuses ${what} (${text}) at its location`, () => {
+      const got = read(`{"a":[1,${text}]}`, WIDE);
+      assert.equal(got.ok, false);
+      if (got.ok) return;
+      assert.equal(got.pointer, '/a/1');
+      assert.match(got.reason, /RFC 7493/);
+    });
+  }
+});
+
 describe('readJsonBody', () => {
   const accepted: readonly string[] = [
     '0', '-0', '1.5e3', '-12.25E-2', '1E+2', 'true', 'false', 'null', '""', '"\\"\\\\\\/\\b\\f\\n\\r\\t"',
     '"\\u00e9"', '"\\ud83d\\ude00"', '"é😀"', ' \t\r\n{ } ', '[]', '{"a":[1,{"b":null}]}',
-    '[[[1]]]', '{"a":{"b":{"c":1}}}', '[1,2,3]', '{"a":1,"b":2,"c":3}', '"123456789012"', '{"123456789012":1}', '-12.25E-2000',
+    '[[[1]]]', '{"a":{"b":{"c":1}}}', '[1,2,3]', '{"a":1,"b":2,"c":3}', '"123456789012"', '{"123456789012":1}',
     '{"":1}', '{"a":1,"A":2}', '{"constructor":1}', '{"prototype":2}', '{"__proto":1,"_proto__":2}', '"\\u0000"',
   ];
   for (const text of accepted) {
@@ -33,6 +70,7 @@ describe('readJsonBody', () => {
   /** [what, body, pointer] */
   const refused: readonly (readonly [string, string | Buffer, string])[] = [
     ['an empty body', '', ''],
+
     ['whitespace only', '  \n', ''],
     ['depth past maxDepth in arrays', '[[[[[1]]]]]', '/0/0/0/0'],
     ['depth past maxDepth in objects', '{"a":{"b":{"c":{"d":{}}}}}', '/a/b/c/d'],

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { startBodyUpstream, type BodyUpstream } from './harness/body-upstream.js';
 import { startGateway, type TestGateway } from './harness/gateway.js';
+import { rawRequest, requestHead } from './harness/raw-client.js';
 import { configProblems } from './harness/config.js';
 import { Exchange } from '../src/pipeline/exchange.js';
 import { compilePattern } from '../src/routing/pattern.js';
@@ -291,6 +292,16 @@ describe('query parameters', () => {
     assert.equal(check(c, exchange('/s?pp=1', [], '/s'))?.pointer, '/query/pp');
   });
 
+  it('refuses a number parameter that passes its bounds only once rounded to a double', () => {
+    const t = doc('paths:\n  /s:\n    get:\n      operationId: s\n      parameters:\n        - { name: price, in: query, schema: { type: number, minimum: 0, maximum: 100 } }\n');
+    const c = contractOf(t, 's', '/s', ['GET']);
+    for (const ok of ['100', '99.5', '1e2', '0.1', '5e-324', '0']) assert.equal(check(c, exchange(`/s?price=${ok}`, [], '/s')), undefined, ok);
+    // Each is outside the bounds as written, and inside once rounded (to 100, or to -0).
+    for (const bad of ['100.0000000000000001', '100.00000000000000000001e0', '-1e-400', '-2e-324']) {
+      assert.equal(check(c, exchange(`/s?price=${bad}`, [], '/s'))?.pointer, '/query/price', bad);
+    }
+  });
+
   it('refuses a missing required query parameter, with the name escaped in the pointer (RFC 6901)', () => {
     const t = doc("paths:\n  /s:\n    get:\n      operationId: s\n      parameters:\n        - { name: 'a/b~c', in: query, required: true, schema: { type: string } }\n");
     const c = contractOf(t, 's', '/s', ['GET']);
@@ -519,6 +530,30 @@ describe('validate.openapi through a real gateway and a loopback upstream', () =
       assert.ok(!(records[0]?.detail ?? '').includes(MARKER), 'no value of the request in the audit detail');
     });
   }
+
+  it('reads a header parameter once: a repeat, a _ twin or a Connection naming it is 400 ambiguous_header, forwarding nothing', async () => {
+    // Each would have the upstream read another value than the one checked, or none at all.
+    const cases: readonly (readonly string[])[] = [
+      ['X-Confirm: delete', 'Connection: X-Confirm'],
+      ['X-Confirm: delete', 'Connection: keep-alive, x-confirm'],
+      ['X-Confirm: delete', `X_Confirm: ${MARKER}`],
+      [`x_confirm: ${MARKER}`, 'X-Confirm: delete'],
+      ['X-Confirm: delete', `X-Confirm: ${MARKER}`],
+    ];
+    for (const lines of cases) {
+      const before = up.received.length;
+      const got = await rawRequest(gw.port, requestHead('DELETE', '/api/pets/7', [...lines]));
+      assert.equal(got.status, 400, `${lines.join(' | ')}: ${got.body}`);
+      assert.equal((JSON.parse(got.body) as { type?: string }).type, 'urn:portcullis:error:ambiguous_header');
+      assert.ok(!got.body.includes(MARKER));
+      assert.equal(up.received.length, before, 'nothing forwarded');
+      const records = await gw.auditFor(got.headers['x-request-id'] ?? '');
+      assert.equal(records.length, 1, 'one audit record');
+    }
+    const ok = await rawRequest(gw.port, requestHead('DELETE', '/api/pets/7', ['X-Confirm: delete', 'Connection: close']));
+    assert.equal(ok.status, 200, ok.body);
+    assert.equal(up.received.at(-1)?.headers['x-confirm'], 'delete');
+  });
 
   it('forwards conforming requests, the body byte for byte and the path as matched', async () => {
     const body = '{"name":"Rex","tags":["dog"],"category":{"name":"dogs","parent":{"name":"mammals"}}}';

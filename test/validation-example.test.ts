@@ -1,6 +1,7 @@
 // examples/validation: the config loads, and `explain` runs its requests through the real stages,
 // bodies included: a good order reaches forwarding, each kind of bad one is decided by validate.
 import assert from 'node:assert/strict';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import { after, describe, it } from 'node:test';
 import { compileConfig } from '../src/config/compile.js';
 import { loadConfigFile } from '../src/config/load.js';
 import { explain, type Explanation } from '../src/explain/explain.js';
-import { runCli } from './harness/cli.js';
+import { CLI } from './harness/gateway.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/validation/gateway.yaml', import.meta.url));
 const dir = await mkdtemp(join(tmpdir(), 'portcullis-validation-example-'));
@@ -50,24 +51,32 @@ describe('examples/validation', () => {
     });
   }
 
+  it('the CLI reads --body as the gateway would, and refuses a Content-Length the body does not have', () => {
+    const env = { ...process.env, PORTCULLIS_DATA_DIR: join(dir, 'data') };
+    const run = (...args: string[]): SpawnSyncReturns<string> => spawnSync(process.execPath, [CLI, 'explain', '-c', EXAMPLE, 'POST', '/orders', '-H', 'Content-Type: application/json', ...args], { env, encoding: 'utf8' });
+    const good = run('--body', JSON.stringify(ORDER));
+    assert.equal(good.status, 0, good.stderr);
+    assert.match(good.stdout, /^ {2}validate +continue +.*conforms$/m);
+    assert.match(good.stdout, /^Result +forwarded: the upstream answers$/m);
+    const bad = run('--body', JSON.stringify({ ...ORDER, items: [{ sku: 'ABC-1', quantity: 0 }] }), '--json');
+    assert.equal(bad.status, 0, bad.stderr);
+    assert.deepEqual((JSON.parse(bad.stdout) as Explanation).result, { status: 422, code: 'schema_violation', forwarded: false });
+    // A declared length the body does not have: the gateway would wait for bytes explain never sees.
+    for (const args of [['-H', 'Content-Length: 10'], ['-H', 'Content-Length: 3', '--body', '{}'], ['-H', 'Content-Length: 2', '-H', 'Content-Length: 3', '--body', '{}']]) {
+      const refused = run(...args);
+      assert.equal(refused.status, 2, `${args.join(' ')}: ${refused.stdout}`);
+      assert.match(refused.stderr, /^portcullis explain: .*Content-Length/);
+    }
+    const chunked = run('-H', 'Transfer-Encoding: chunked', '--body', JSON.stringify(ORDER));
+    assert.equal(chunked.status, 0, chunked.stderr);
+    assert.match(chunked.stdout, /^Result +forwarded: the upstream answers$/m);
+  });
+
   it('lets listed plain text pass unread, in a listed charset only', async () => {
     assert.equal((await send('PUT', '/orders/7/note', 'caf\u00e9', 'text/plain; charset=iso-8859-1')).stages.at(-1)?.stage, 'forward');
     const utf16 = await send('PUT', '/orders/7/note', 'x', 'text/plain; charset=utf-16');
     assert.deepEqual([utf16.stages.at(-1)?.stage, utf16.stages.at(-1)?.code], ['validate', 'unsupported_media_type']);
     const json = await send('PUT', '/orders/7/note', JSON.stringify('x'.repeat(501)));
     assert.deepEqual([json.stages.at(-1)?.stage, json.stages.at(-1)?.code], ['validate', 'schema_violation']);
-  });
-  it('reads the body `portcullis explain --body` gives, framed with its length', async () => {
-    const run = async (body: string, ...headers: string[]): Promise<Explanation> => {
-      const out = await runCli(['explain', '-c', EXAMPLE, 'POST', '/orders', '-H', 'Content-Type: application/json', ...headers.flatMap((h) => ['-H', h]), '--body', body, '--json']);
-      assert.equal(out.code, 0, out.stderr);
-      return JSON.parse(out.stdout) as Explanation;
-    };
-    assert.equal((await run(JSON.stringify(ORDER))).result.forwarded, true);
-    const proto = (await run('{"__proto__":{"admin":true}}')).stages.at(-1);
-    assert.deepEqual([proto?.stage, proto?.code, proto?.pointer], ['validate', 'invalid_body', '/__proto__']);
-    // The framing given wins: a declared length shorter than the text is what a parser would read.
-    const framed = (await run(JSON.stringify(ORDER), 'Content-Length: 0')).stages.at(-1);
-    assert.deepEqual([framed?.stage, framed?.code], ['validate', 'invalid_body']);
   });
 });

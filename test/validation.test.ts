@@ -73,8 +73,17 @@ describe('request validation (validate)', () => {
           validate: { bodyRequired: true },
         },
         {
+          name: 'upload', match: { path: '/upload', methods: ['POST'] }, upstream: 'app', public: true,
+          limits: { maxBodyBytes: 64, bodyIdleTimeoutMs: 300 },
+          validate: { contentTypes: ['text/plain'], bodyRequired: true },
+        },
+        {
           name: 'notes', match: { path: '/notes', methods: ['GET', 'POST'] }, upstream: 'app', public: true,
           validate: { contentTypes: ['application/json', 'text/plain'], charsets: ['utf-8', 'iso-8859-1'], jsonSchema: { type: 'string', maxLength: 5 } },
+        },
+        {
+          name: 'quantities', match: { path: '/quantities', methods: ['POST'] }, upstream: 'app', public: true,
+          validate: { jsonSchema: { type: 'object', properties: { qty: { type: 'integer', minimum: 1, maximum: 100 } } } },
         },
         {
           name: 'redos', match: { path: '/redos', methods: ['POST'] }, upstream: 'app', public: true,
@@ -143,6 +152,10 @@ describe('request validation (validate)', () => {
     ['single quotes', `{'items':[]}`, 400, 'invalid_body', ''],
     ['a comment', `{"items":[] /* ${MARKER} */}`, 400, 'invalid_body', ''],
     ['NaN', `{"items":[],"meta":NaN}`, 400, 'invalid_body', '/meta'],
+    // Numbers JSON.parse rounds (RFC 7493 §2.2): checked as one value, read upstream as another.
+    ['an integer past 2^53 that is not a double', `{"items":[],"meta":9007199254740993}`, 400, 'invalid_body', '/meta'],
+    ['a number that overflows to Infinity', `{"items":[],"meta":1e400}`, 400, 'invalid_body', '/meta'],
+    ['a negative number that underflows to -0', `{"items":[],"meta":-1e-400}`, 400, 'invalid_body', '/meta'],
     ['a leading zero', `{"items":[],"meta":012}`, 400, 'invalid_body', ''],
     ['a plus sign', `{"items":[],"meta":+1}`, 400, 'invalid_body', '/meta'],
     ['a bare decimal point', `{"items":[],"meta":1.}`, 400, 'invalid_body', '/meta'],
@@ -174,6 +187,19 @@ describe('request validation (validate)', () => {
     assert.equal(forwarded?.headers['content-length'], String(Buffer.byteLength(body)));
   });
 
+  it('refuses numbers that pass the schema only once rounded to a double, and forwards those it holds', async () => {
+    const before = up.received.length;
+    // Each is out of range or not an integer as written; rounded, each is a valid quantity.
+    for (const qty of ['0.99999999999999999', '100.0000000000000001', '1.0000000000000001', '99999999999999999999e-18']) {
+      await assertRefused(await send('/quantities', `{"qty":${qty}}`), 400, 'invalid_body', '/qty', before);
+    }
+    for (const qty of ['1', '100', '1.0', '1e2', '0.5e1']) {
+      const got = await send('/quantities', `{"qty":${qty}}`);
+      assert.equal(got.status, 200, got.text);
+      assert.deepEqual(up.received.at(-1)?.body, Buffer.from(`{"qty":${qty}}`));
+    }
+  });
+
   it('matches patterns in linear time: a catastrophic-backtracking pattern costs nothing', async () => {
     const before = up.received.length;
     await assertRefused(await send('/redos', JSON.stringify(`${'a'.repeat(5000)}!`)), 422, 'schema_violation', '', before);
@@ -191,6 +217,21 @@ describe('request validation (validate)', () => {
     assert.equal(up.received.length, before + 2);
     await assertRefused(await send('/notes', 'x', 'text/plain; charset=utf-16'), 415, 'unsupported_media_type', undefined, before + 2);
     await assertRefused(await send('/notes', `"${MARKER}"`), 422, 'schema_violation', '', before + 2);
+  });
+
+  it('streams a required non-JSON body of unknown length once it shows a byte, byte for byte, with one 100 Continue', async () => {
+    const before = up.received.length;
+    const head = requestHead('POST', '/upload', ['Content-Type: text/plain', 'Transfer-Encoding: chunked', 'Expect: 100-continue']);
+    const result = await wire(gw.port, [head, '3\r\nabc\r\n', '2\r\nde\r\n0\r\n\r\n'], { awaitContinue: true });
+    assert.deepEqual(result.responses.map((r) => r.status), [100, 200]);
+    assert.equal(up.received.length, before + 1);
+    assert.equal(up.received.at(-1)?.body.toString('latin1'), 'abcde');
+    // A byte then silence is a body that stopped arriving: 408, forwarded or not, never a hang.
+    const stalled = await wire(gw.port, [requestHead('POST', '/upload', ['Content-Type: text/plain', 'Transfer-Encoding: chunked']) + '1\r\nx\r\n']);
+    assert.equal(stalled.responses[0]?.status, 408);
+    const silent = await wire(gw.port, [requestHead('POST', '/upload', ['Content-Type: text/plain', 'Transfer-Encoding: chunked'])]);
+    assert.equal(silent.responses[0]?.status, 408);
+    assert.equal(up.received.length, before + 1);
   });
 
   it('answers Expect: 100-continue before reading a body it validates', async () => {
@@ -354,6 +395,13 @@ describe('request validation (validate)', () => {
       ['no body at all', requestHead('POST', '/small', ['Content-Type: application/json'])],
       ['Content-Length: 0', requestHead('POST', '/small', ['Content-Type: application/json', 'Content-Length: 0'])],
       ['an empty chunked body', requestHead('POST', '/small', ['Content-Type: application/json', 'Transfer-Encoding: chunked']) + '0\r\n\r\n'],
+      ['Content-Length: 00', requestHead('POST', '/small', ['Content-Type: application/json', 'Content-Length: 00'])],
+      // A listed non-JSON type streams unread, but a required body must still hold a byte.
+      ['no streamed body at all', requestHead('POST', '/upload', ['Content-Type: text/plain'])],
+      ['a streamed Content-Length: 0', requestHead('POST', '/upload', ['Content-Type: text/plain', 'Content-Length: 0'])],
+      ['a streamed Content-Length: 00', requestHead('POST', '/upload', ['Content-Type: text/plain', 'Content-Length: 00'])],
+      ['an empty streamed chunked body', requestHead('POST', '/upload', ['Content-Type: text/plain', 'Transfer-Encoding: chunked']) + '0\r\n\r\n'],
+      ['an empty streamed chunked body with a trailer', requestHead('POST', '/upload', ['Content-Type: text/plain', 'Transfer-Encoding: chunked']) + '0\r\nX-T: 1\r\n\r\n'],
     ];
     for (const [what, raw] of empty) {
       it(`refuses ${what} where a body is required (400 invalid_body at "")`, async () => {

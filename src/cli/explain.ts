@@ -21,14 +21,32 @@ export async function explainCommand({ values, positionals }: Invocation): Promi
   if (isIP(from) === 0) throw new UsageError(`--from "${shown(from)}": expected an IP address`);
   const at = typeof values.at === 'string' ? parseTime(values.at) : undefined;
   const body = typeof values.body === 'string' ? values.body : undefined;
-  // A body comes with its length unless the request frames it itself (Content-Length or Transfer-Encoding given).
-  if (body !== undefined && !headers.some(([n]) => /^(content-length|transfer-encoding)$/i.test(n))) headers.push(['Content-Length', String(Buffer.byteLength(body))]);
+  framed(headers, body);
   const loaded = await loadConfigFile(configFile(values.config));
   const config = compileConfig(loaded);
   const explanation = await explain(config, { method, target, headers, from, ...(identity === undefined ? {} : { identity }), ...(at === undefined ? {} : { at }), ...(body === undefined ? {} : { body }) },
     (route) => loaded.problem(['routes', route.index], '').line);
   process.stdout.write(values.json === true ? JSON.stringify(explanation, null, 2) + '\n' : renderExplanation(explanation));
   return 0;
+}
+
+/**
+ * `--body` and the framing headers agree, as a served request's do: a body without Content-Length
+ * or Transfer-Encoding is given its length (as curl does), and a Content-Length that is not the
+ * body's byte length is refused. The gateway would wait for the missing bytes (408) or read the
+ * surplus as the next request, where explain would judge a body that is not the one declared.
+ */
+function framed(headers: [string, string][], body: string | undefined): void {
+  const size = body === undefined ? 0 : Buffer.byteLength(body);
+  const lengths = headers.filter(([n]) => n.toLowerCase() === 'content-length');
+  const chunked = headers.some(([n]) => n.toLowerCase() === 'transfer-encoding');
+  if (lengths.length === 0 && !chunked) {
+    if (body !== undefined) headers.push(['Content-Length', String(size)]);
+    return;
+  }
+  for (const [, value] of lengths) {
+    if (value !== String(size)) throw new UsageError(`--header "Content-Length: ${shown(value)}": the body given${body === undefined ? ' (none; give it with --body)' : ' with --body'} is ${size} bytes`);
+  }
 }
 
 /**

@@ -72,6 +72,7 @@ export function compileValidate(r: RawRoute, at: At, loaded: LoadedConfig, probl
     bodyRequired: v.bodyRequired ?? VALIDATE_DEFAULTS.bodyRequired,
     body,
     parameters: null,
+    headers: [],
     json,
   });
 }

@@ -332,10 +332,12 @@ export function compileConfig(
     }
     fromTrustedProxies.add(name);
   });
+  // Routes add the headers their request validation reads parameters from, as they compile below.
+  const decided = new Set(decisionHeaders(raw, new Set([...rateLimiting.decisionHeaders, ...routeRules.flatMap((rules) => rules?.headers ?? [])])));
   const headerPolicy: HeaderPolicy = {
     protectedNames: protectedHeaders,
     requestIdHeader,
-    decisionHeaders: decisionHeaders(raw, new Set([...rateLimiting.decisionHeaders, ...routeRules.flatMap((rules) => rules?.headers ?? [])])),
+    decisionHeaders: decided,
     // Authorization is removed per route (forwardAuthorization); API key headers on every route.
     credentialHeaders: new Set([...credentialHeaders].filter((h) => h !== 'authorization').map(normaliseHeaderName)),
     strippedAuthorizationSchemes: new Set(authenticators.flatMap((a) => a.authorizationScheme ?? [])),
@@ -372,7 +374,7 @@ export function compileConfig(
   const routes: CompiledRoute[] = [];
   const names = new Map<string, number>();
   raw.routes.forEach((r, index) => {
-    const route = compileRoute(r, index, loaded, upstreamPools, credentials, forwarding, auth, rateLimiting, edge, { oauth: auth.oauth, identityAssertion: signer, configured: raw.identityAssertion !== undefined, countries, rules: routeRules[index] ?? null }, target.allowSemicolon, gatewayLimits, problems);
+    const route = compileRoute(r, index, loaded, upstreamPools, credentials, forwarding, auth, rateLimiting, edge, { oauth: auth.oauth, identityAssertion: signer, configured: raw.identityAssertion !== undefined, countries, rules: routeRules[index] ?? null, decisionHeaders: decided }, target.allowSemicolon, gatewayLimits, problems);
     const earlier = names.get(r.name);
     if (earlier !== undefined) {
       const first = loaded.problem(['routes', earlier, 'name'], '');
@@ -486,6 +488,8 @@ interface RouteServices {
   readonly countries: CountrySource;
   /** The route's attribute rules (`when`), compiled; null without them. */
   readonly rules: RouteRules | null;
+  /** The header policy's decision headers: a route adds the headers its request validation reads parameters from. */
+  readonly decisionHeaders: Set<string>;
 }
 
 function compileRoute(
@@ -540,6 +544,7 @@ function compileRoute(
   const addPrefix = rewrite.addPrefix === undefined || rewrite.addPrefix === '/' ? null : rewrite.addPrefix.replace(/\/$/, '');
   const maxBodyBytes = r.limits?.maxBodyBytes ?? defaults.maxBodyBytes;
   const contract = compileValidate(r, at, loaded, problems, { pattern, methods, allowSemicolon });
+  for (const header of contract?.headers ?? []) services.decisionHeaders.add(normaliseHeaderName(header));
   // With validate, its media types are the route's (compileValidate refuses limits.contentTypes beside it).
   const contentTypes = r.validate !== undefined ? contractContentTypes(contract) : r.limits?.contentTypes === undefined ? null : new Set(r.limits.contentTypes);
   const allowBodyOn = new Set<string>(r.limits?.allowBodyOn ?? []);
@@ -720,7 +725,8 @@ function assertionHeaders(routes: readonly RawRoute[], loaded: LoadedConfig, tak
 /**
  * Headers some stage decides on: `Content-Type` (the content-type allow-list), tenant headers,
  * `header:` rate-limit and quota keys, and `Origin` and `Access-Control-Request-Method` when a
- * route has a CORS policy (a second Origin would make the echoed one a guess). Normalised names.
+ * route has a CORS policy (a second Origin would make the echoed one a guess), and (added as routes
+ * compile) the headers request validation reads parameters from. Normalised names.
  */
 function decisionHeaders(raw: LoadedConfig['raw'], limitHeaders: ReadonlySet<string>): ReadonlySet<string> {
   const names = new Set(['content-type']);

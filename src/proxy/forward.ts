@@ -52,6 +52,16 @@ const MAX_DISCARDED_BYTES = 64 * 1024;
 
 const ignore = (): void => undefined;
 
+/** Exchanges answered 100 Continue: once per request (RFC 9110 §15.2.1), whichever reader asks for the body first. */
+const continued = new WeakSet<Exchange>();
+
+/** Answers `Expect: 100-continue` (the expect stage refused every other expectation) before a body is read. */
+function continueOnce(ex: Exchange): void {
+  if (ex.req.headers.expect === undefined || continued.has(ex)) return;
+  continued.add(ex);
+  ex.wire.res.writeContinue();
+}
+
 /**
  * Streams the request body, counting bytes and failing past `limit` (413) when the length was not
  * declared. The request stream is not destroyed when the upstream side stops early, so the gateway
@@ -263,11 +273,10 @@ async function admitAndDispatch(
   ex: Exchange, upstream: Upstream, settings: UpstreamRequestSettings, chunked: boolean, length: string | undefined, credentials: UpstreamTokenSource | null,
 ): Promise<Denial | undefined> {
   const { req } = ex;
-  const res = ex.wire.res;
   const route = ex.route as Route;
   // A body a stage received whole (request validation) is sent as received: nothing left to read.
   const hasBody = ex.body === null && (chunked || (length !== undefined && length !== '0'));
-  if (hasBody && req.headers.expect !== undefined) res.writeContinue();
+  if (hasBody) continueOnce(ex);
   const watch = hasBody && !req.complete ? new BodyIdleWatch(req, ex.wire.channel, route.bodyIdleTimeoutMs, route.minBodyBytesPerSecond) : null;
   try {
     let body: Buffer | Readable | null = ex.body;
@@ -302,10 +311,56 @@ export async function receiveBody(ex: Exchange): Promise<Buffer | Denial | undef
   const { req } = ex;
   const route = ex.route as Route;
   if (req.complete) return receive(ex, null, route.maxBodyBytes);
-  if (req.headers.expect !== undefined) ex.wire.res.writeContinue();
+  continueOnce(ex);
   const watch = req.complete ? null : new BodyIdleWatch(req, ex.wire.channel, route.bodyIdleTimeoutMs, route.minBodyBytesPerSecond);
   try {
     return await receive(ex, watch, route.maxBodyBytes);
+  } finally {
+    watch?.stop();
+  }
+}
+
+/**
+ * Waits until a streamed body of undeclared length (chunked, or HTTP/2 without Content-Length)
+ * shows whether it holds a byte: true (the first chunk is put back, to be read and counted by
+ * forwarding), false when it ended empty, a 408 Denial when it stops arriving, undefined when the
+ * client went away (the exchange marked as aborted). Nothing more than the first chunk is held.
+ */
+export async function bodyHasBytes(ex: Exchange): Promise<boolean | Denial | undefined> {
+  const { req } = ex;
+  const res = ex.wire.res;
+  const route = ex.route as Route;
+  if (req.readableLength > 0) return true;
+  if (req.readableEnded) return false;
+  // A request received whole (explain's) has nothing to wait for.
+  const watch = req.complete ? null : new BodyIdleWatch(req, ex.wire.channel, route.bodyIdleTimeoutMs, route.minBodyBytesPerSecond);
+  if (watch !== null) continueOnce(ex);
+  try {
+    return await new Promise((resolve) => {
+      const finish = (result: boolean | Denial | undefined): void => {
+        req.off('data', onData);
+        req.off('end', onEnd);
+        res.off('close', onClose);
+        if (watch !== null) watch.onIdle = ignore;
+        resolve(result);
+      };
+      const onData = (chunk: Buffer): void => {
+        if (chunk.length === 0) return;
+        req.pause();
+        req.unshift(chunk);
+        finish(true);
+      };
+      const onEnd = (): void => finish(false);
+      const onClose = (): void => {
+        clientGone(ex, 'client closed the connection while sending the request body');
+        ex.abandoned = true;
+        finish(undefined);
+      };
+      req.on('data', onData);
+      req.once('end', onEnd);
+      res.once('close', onClose);
+      if (watch !== null) watch.onIdle = () => { req.pause(); finish(deny('request_timeout', new BodyIdleError(watch, ex.bytesIn).message)); };
+    });
   } finally {
     watch?.stop();
   }

@@ -1,7 +1,7 @@
 import { hasUndeclaredBody } from '../http/body-framing.js';
 import { deny, type Denial } from '../pipeline/denials.js';
 import type { Exchange, Explained, Stage, StageResult } from '../pipeline/exchange.js';
-import { receiveBody } from '../proxy/forward.js';
+import { bodyHasBytes, receiveBody } from '../proxy/forward.js';
 import type { RequestContract } from '../validation/contract.js';
 import { boundedPointer, readJsonBody } from '../validation/json-body.js';
 import { acceptedMediaType } from '../validation/media-type.js';
@@ -27,12 +27,22 @@ export function validateStage(contract: RequestContract): Stage {
     }
     const req = ex.req;
     const length = req.headers['content-length'];
-    const hasBody = hasUndeclaredBody(req) || (length !== undefined && length !== '0');
+    const undeclared = hasUndeclaredBody(req);
+    // A Content-Length of `00` declares no body either.
+    const hasBody = undeclared || (length !== undefined && Number(length) !== 0);
     if (!hasBody) return contract.bodyRequired ? at('invalid_body', '', `${contract.source}: the request has no body and one is required`) : undefined;
     if (contract.mediaTypes === null) return undefined;
     const media = acceptedMediaType(req.headers['content-type'], contract.mediaTypes);
     if ('problem' in media) return deny('unsupported_media_type', `${contract.source}: ${media.problem}`);
-    if (!media.rule.json) return undefined;
+    if (!media.rule.json) {
+      // Streamed unread; a required body of unknown length must still show a byte (an empty chunked body has none).
+      if (!contract.bodyRequired || !undeclared) return undefined;
+      return bodyHasBytes(ex).then((has) => {
+        if (has === true) return undefined;
+        if (has === false) return at('invalid_body', '', `${contract.source}: the request body is empty and one is required`);
+        return has ?? deny('bad_request', 'the client closed the connection while sending the request body');
+      });
+    }
     // A coded body (gzip, br) is not the JSON it declares; RFC 7694 §3: 415 for a coding not supported.
     const coding = req.headers['content-encoding'];
     if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') return deny('unsupported_media_type', `${contract.source}: a JSON body with a content coding cannot be validated`);

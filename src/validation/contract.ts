@@ -17,6 +17,13 @@ export interface RequestContract {
   readonly body: BodyValidator | null;
   /** Checks path, query and header parameters; null: none declared. */
   readonly parameters: ParameterCheck | null;
+  /**
+   * Header fields (lower case) that single-valued header parameters are read from. The gateway
+   * treats them as headers it decides on: one repeated, a second spelling (`X_Count` beside
+   * `X-Count`) or a `Connection` naming one is refused, since the upstream would then read another
+   * value than the one checked, or none.
+   */
+  readonly headers: readonly string[];
   /** Structural limits enforced while a JSON body is parsed. */
   readonly json: JsonLimits;
 }

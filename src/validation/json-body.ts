@@ -21,7 +21,8 @@ const MAX_POINTER_CHARS = 1024;
  * - bytes that are not UTF-8 (§8.1), and a byte order mark (§8.1: must not be added);
  * - duplicate member names in one object, compared after unescaping (`"a"` and `"\u0061"`, §4);
  * - the member name `__proto__`, in any spelling (prototype pollution in whoever merges the body);
- * - `\u` escapes of a lone surrogate (§8.2: the string cannot be represented in UTF-8).
+ * - `\u` escapes of a lone surrogate (§8.2: the string cannot be represented in UTF-8);
+ * - a number that is not exactly the double it reads as (RFC 7493 §2.2, see exactDouble).
  *
  * The reason names the rule and the character offset, never a value or a member name from the
  * body; the pointer (RFC 6901) is the client's own location and may contain its member names.
@@ -256,6 +257,7 @@ class Scan {
       j = after;
     }
     if (j - this.i > this.limits.maxStringLength) this.fail(`number longer than maxStringLength (${this.limits.maxStringLength})`);
+    if (!exactDouble(s.slice(this.i, j))) this.fail('a number with more precision or magnitude than a double holds (RFC 7493 §2.2)');
     this.i = j;
   }
 
@@ -263,6 +265,49 @@ class Scan {
     if (!this.s.startsWith(word, this.i)) this.fail('unexpected character where a value was expected');
     this.i += word.length;
   }
+}
+
+/**
+ * Whether a JSON number (its grammar already checked) is exactly the double JSON.parse builds from
+ * it, up to trailing zeros and notation: its significant digits and exponent are those of the
+ * shortest text that reads back as the same double. Anything else is rounded by the gateway's
+ * parser and read exactly by a decimal one (Python, BigDecimal, json.Number): `100.0000000000000001`
+ * passes `maximum: 100` here and is more than 100 upstream, `-1e-400` becomes `-0` and passes
+ * `minimum: 0`, `9007199254740993` is read as its neighbour, `1e400` as Infinity (RFC 7493 §2.2).
+ */
+export function exactDouble(text: string): boolean {
+  // Up to 15 characters without an exponent: at most 15 significant digits and 14 decimals, which
+  // a double always holds exactly enough to give them back (DBL_DIG).
+  if (text.length <= 15 && !text.includes('e') && !text.includes('E')) return true;
+  const n = Number(text);
+  if (!Number.isFinite(n)) return false;
+  const written = decimal(text);
+  if (n === 0) return written.digits === '';
+  const held = decimal(String(n));
+  return written.digits === held.digits && written.exponent === held.exponent;
+}
+
+/** A number's significant digits (no leading or trailing zeros; '' for zero) and the exponent of its last digit. */
+function decimal(text: string): { readonly digits: string; readonly exponent: number } {
+  let mantissa = text;
+  let exponent = 0;
+  const e = text.search(/[eE]/);
+  if (e !== -1) {
+    mantissa = text.slice(0, e);
+    // The exponent's digits are bounded by maxStringLength; beyond ±1e15 they are all one to this comparison.
+    exponent = Math.max(-1e15, Math.min(1e15, Number(text.slice(e + 1))));
+  }
+  if (mantissa.startsWith('-')) mantissa = mantissa.slice(1);
+  const point = mantissa.indexOf('.');
+  if (point !== -1) {
+    exponent -= mantissa.length - point - 1;
+    mantissa = mantissa.slice(0, point) + mantissa.slice(point + 1);
+  }
+  let start = 0;
+  while (start < mantissa.length && mantissa.charCodeAt(start) === 0x30) start++;
+  let end = mantissa.length;
+  while (end > start && mantissa.charCodeAt(end - 1) === 0x30) { end--; exponent++; }
+  return { digits: mantissa.slice(start, end), exponent: end === start ? 0 : exponent };
 }
 
 function digits(s: string, from: number): number {

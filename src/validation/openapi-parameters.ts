@@ -2,6 +2,7 @@ import type { ValidateFunction } from 'ajv/dist/2020.js';
 import { deny, type Denial } from '../pipeline/denials.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import type { ParameterCheck } from './contract.js';
+import { exactDouble } from './json-body.js';
 import { escapePointerToken } from './openapi-document.js';
 import { failureOf } from './openapi-schemas.js';
 
@@ -69,8 +70,8 @@ function scalar(text: string, kind: ScalarKind): Read {
     }
     case 'number': {
       if (!NUMBER_TEXT.test(text)) return { ok: false, reason: 'not a number' };
-      const n = Number(text);
-      return Number.isFinite(n) ? { ok: true, value: n } : { ok: false, reason: 'number out of range' };
+      // A value the double rounds (`100.0000000000000001`, `1e-400`) is checked as one number and read upstream as another.
+      return exactDouble(text) ? { ok: true, value: Number(text) } : { ok: false, reason: 'a number with more precision or magnitude than a double holds' };
     }
   }
 }

@@ -26,7 +26,7 @@ export interface OpenApiOperation {
 }
 
 /** What an OpenAPI operation contributes to a route's request contract. */
-export type OperationContract = Pick<RequestContract, 'source' | 'mediaTypes' | 'bodyRequired' | 'body' | 'parameters'>;
+export type OperationContract = Pick<RequestContract, 'source' | 'mediaTypes' | 'bodyRequired' | 'body' | 'parameters' | 'headers'>;
 
 /** The route an operation is checked on: what it matches. */
 export interface OperationRoute {
@@ -293,5 +293,7 @@ export function operationContract(doc: OpenApiDocument, schemas: SchemaCompiler,
   if (undeclared !== undefined && undeclared.kind === 'param') {
     throw new OpenApiError(`path parameter {${clip(undeclared.name)}} of ${clip(op.template)} is not declared in parameters`, doc.where(op.path));
   }
-  return { source, ...body, parameters: parameterCheck(specs) };
+  // A list-valued header may be repeated (its fields are one list, RFC 9110 §5.3); a single value may not.
+  const headers = specs.filter((s) => s.in === 'header' && s.shape.kind !== 'array').map((s) => s.name.toLowerCase());
+  return { source, ...body, parameters: parameterCheck(specs), headers };
 }

@@ -3,6 +3,7 @@ import { compilePattern } from '../routing/pattern.js';
 import { NAME_PATTERN } from '../config/schema-parts.js';
 import { findOperation, listOperations, operationContract, SchemaCompiler, templateSegments, type OpenApiOperation } from './openapi.js';
 import { clip, isObject, OpenApiError, valueAt, type OpenApiDocument } from './openapi-document.js';
+import { apiKeyKind } from '../authn/api-key/kind.js';
 
 /** The role every imported route requires until its policy is written: no identity should carry it. */
 export const NO_POLICY_ROLE = 'openapi-no-policy-yet';
@@ -108,7 +109,7 @@ export function importOpenApi(doc: OpenApiDocument, options: ImportOptions): Imp
   const title = typeof info.title === 'string' ? `${clip(info.title)}${typeof info.version === 'string' ? ` ${clip(info.version)}` : ''}` : null;
   const config = new Document({
     upstreams: { [options.upstream]: { targets: [options.upstreamUrl] } },
-    authenticators: { [options.authenticator]: { type: 'apiKey' } },
+    authenticators: { [options.authenticator]: { type: apiKeyKind.type } },
     routes: routes.map((r) => r.route),
   });
   config.commentBefore = [

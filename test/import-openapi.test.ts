@@ -2,7 +2,6 @@
 // given a policy (through a real gateway, with and without a valid credential), operations the
 // gateway cannot take are skipped with their reason, and bad arguments exit 2.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,27 +9,17 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { parse } from 'yaml';
-import { runCli } from './harness/cli.js';
+import { runCli, type CliRun } from './harness/cli.js';
 import { configProblems } from './harness/config.js';
 import { startBodyUpstream, type BodyUpstream } from './harness/body-upstream.js';
-import { CLI, startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
+import { startGateway, type ConfigObject, type TestGateway } from './harness/gateway.js';
 import { ADMIN_TOKEN_HASH, admin, createKey } from './harness/api-keys.js';
 
 const EXAMPLES = fileURLToPath(new URL('../../examples/openapi/', import.meta.url));
 const PETSTORE = join(EXAMPLES, 'petstore.yaml');
 
 /** Runs the CLI in `cwd`, so documents are named as given. */
-function runIn(cwd: string, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString('utf8'); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString('utf8'); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const runIn = (cwd: string, args: readonly string[]): Promise<CliRun> => runCli(args, {}, cwd);
 
 const doc = (body: string): string => `openapi: 3.1.0\ninfo: { title: t, version: '1' }\n${body}`;
 

@@ -328,7 +328,6 @@ export async function receiveBody(ex: Exchange): Promise<Buffer | Denial | undef
  */
 export async function bodyHasBytes(ex: Exchange): Promise<boolean | Denial | undefined> {
   const { req } = ex;
-  const res = ex.wire.res;
   const route = ex.route as Route;
   if (req.readableLength > 0) return true;
   if (req.readableEnded) return false;
@@ -336,31 +335,12 @@ export async function bodyHasBytes(ex: Exchange): Promise<boolean | Denial | und
   const watch = req.complete ? null : new BodyIdleWatch(req, ex.wire.channel, route.bodyIdleTimeoutMs, route.minBodyBytesPerSecond);
   if (watch !== null) continueOnce(ex);
   try {
-    return await new Promise((resolve) => {
-      const finish = (result: boolean | Denial | undefined): void => {
-        req.off('data', onData);
-        req.off('end', onEnd);
-        res.off('close', onClose);
-        if (watch !== null) watch.onIdle = ignore;
-        resolve(result);
-      };
-      const onData = (chunk: Buffer): void => {
-        if (chunk.length === 0) return;
-        req.pause();
-        req.unshift(chunk);
-        finish(true);
-      };
-      const onEnd = (): void => finish(false);
-      const onClose = (): void => {
-        clientGone(ex, 'client closed the connection while sending the request body');
-        ex.abandoned = true;
-        finish(undefined);
-      };
-      req.on('data', onData);
-      req.once('end', onEnd);
-      res.once('close', onClose);
-      if (watch !== null) watch.onIdle = () => { req.pause(); finish(deny('request_timeout', new BodyIdleError(watch, ex.bytesIn).message)); };
-    });
+    return await listenToBody<boolean>(ex, watch, (chunk, finish) => {
+      if (chunk.length === 0) return;
+      req.pause();
+      req.unshift(chunk);
+      finish(true);
+    }, () => false);
   } finally {
     watch?.stop();
   }
@@ -368,33 +348,43 @@ export async function bodyHasBytes(ex: Exchange): Promise<boolean | Denial | und
 
 /** Receives a body whole, refusing it (413) once more than `limit` bytes arrived. */
 function receive(ex: Exchange, watch: BodyIdleWatch | null, limit: number): Promise<Buffer | Denial | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  return listenToBody<Buffer>(ex, watch, (chunk, finish) => {
+    ex.bytesIn += chunk.length;
+    size += chunk.length;
+    if (size > limit) { ex.req.pause(); finish(deny('body_too_large', `streamed body exceeded ${limit} bytes`)); return; }
+    chunks.push(chunk);
+  }, () => (chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, size)));
+}
+
+/**
+ * Listens to a request body until `onData` settles or it ends (`onEnd`'s result): a client that
+ * goes away settles undefined (the exchange marked abandoned), one idle past the watch 408.
+ */
+function listenToBody<T>(
+  ex: Exchange, watch: BodyIdleWatch | null, onData: (chunk: Buffer, finish: (result: T | Denial | undefined) => void) => void, onEnd: () => T,
+): Promise<T | Denial | undefined> {
   const { req } = ex;
   const res = ex.wire.res;
   return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    const finish = (result: Buffer | Denial | undefined): void => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      res.off('close', onClose);
+    const finish = (result: T | Denial | undefined): void => {
+      req.off('data', data);
+      req.off('end', end);
+      res.off('close', close);
       if (watch !== null) watch.onIdle = ignore;
       resolve(result);
     };
-    let size = 0;
-    const onData = (chunk: Buffer): void => {
-      ex.bytesIn += chunk.length;
-      size += chunk.length;
-      if (size > limit) { req.pause(); finish(deny('body_too_large', `streamed body exceeded ${limit} bytes`)); return; }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => finish(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
-    const onClose = (): void => {
+    const data = (chunk: Buffer): void => onData(chunk, finish);
+    const end = (): void => finish(onEnd());
+    const close = (): void => {
       clientGone(ex, 'client closed the connection while sending the request body');
       ex.abandoned = true;
       finish(undefined);
     };
-    req.on('data', onData);
-    req.once('end', onEnd);
-    res.once('close', onClose);
+    req.on('data', data);
+    req.once('end', end);
+    res.once('close', close);
     if (watch !== null) watch.onIdle = () => { req.pause(); finish(deny('request_timeout', new BodyIdleError(watch, ex.bytesIn).message)); };
   });
 }

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { loadTestFiles, TestFileError } from '../src/policy/test-file.js';
 import { runCli } from './harness/cli.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/policy/orders.yaml', import.meta.url));
@@ -303,17 +304,30 @@ describe('portcullis policy test: hostile test files are refused with file:line 
     // duplicated
     ['two cases of one name', `tests:\n${CASE}${CASE}`, /:5:\d+: tests\[1\]\.name: "ok" is already the name of the case at line 2/],
   ];
+  // Each class is read in process by the reader the command uses (its message is what the
+  // command prints); one run of the command shows the exit code and that no case runs.
   for (const [what, text, expected] of hostile) {
     it(`refuses ${what}`, async () => {
       const file = await testFile(`hostile-${what.replace(/[^a-z0-9]+/gi, '-')}.tests.yaml`, text);
-      const run = await runCli(['policy', 'test', '-c', EXAMPLE, '--tests', file]);
-      assert.equal(run.code, 2, `${run.stdout}${run.stderr}`);
-      assert.equal(run.stdout, '', 'no case runs');
       const escaped = file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-      assert.match(run.stderr, new RegExp(`^${escaped}${expected.source}`, 'm'));
-      assert.match(run.stderr, /problems? in test files\nportcullis policy test: the test files cannot be run as written/);
+      await assert.rejects(loadTestFiles([file]), (err: unknown) => {
+        assert.ok(err instanceof TestFileError, String(err));
+        assert.match(err.message, new RegExp(`^${escaped}${expected.source}`, 'm'));
+        return true;
+      });
     });
   }
+
+  it('the command exits 2 on a hostile file, saying so, and runs no case', async () => {
+    const [what, text, expected] = hostile[0] as (typeof hostile)[number];
+    const file = await testFile(`hostile-cli-${what.replace(/[^a-z0-9]+/gi, '-')}.tests.yaml`, text);
+    const run = await runCli(['policy', 'test', '-c', EXAMPLE, '--tests', file]);
+    assert.equal(run.code, 2, `${run.stdout}${run.stderr}`);
+    assert.equal(run.stdout, '', 'no case runs');
+    const escaped = file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    assert.match(run.stderr, new RegExp(`^${escaped}${expected.source}`, 'm'));
+    assert.match(run.stderr, /problems? in test files\nportcullis policy test: the test files cannot be run as written/);
+  });
 
   it('a case name with terminal escapes is printed escaped', async () => {
     const file = await testFile('escape.tests.yaml', 'tests:\n  - name: "evil \\e[2J\\rpass"\n    request: { method: GET, target: /nowhere }\n    expect: { decision: allow }\n');

@@ -63,6 +63,11 @@ export class OtlpExporter {
     this.arm();
   }
 
+  /** Resolves once no export is under way (those that follow at once, a full batch waiting, included). */
+  async idle(): Promise<void> {
+    while (this.inFlight !== null) await this.inFlight;
+  }
+
   /** Queues the spans of one request, all or none. */
   offer(spans: readonly SpanData[]): void {
     if (this.stopped || this.queue.length + spans.length > this.settings.maxQueueSpans) {

@@ -64,6 +64,11 @@ export class Tracer implements Resource {
     return this.exporter?.queued ?? 0;
   }
 
+  /** Resolves once the exporter has no export under way: its outcome is then counted. */
+  idle(): Promise<void> {
+    return this.exporter?.idle() ?? Promise.resolve();
+  }
+
   /**
    * The trace of a request that just arrived. Its `traceparent`/`tracestate` fields (present only
    * when a trusted proxy sent them: the header pass drops them from anyone else) continue the

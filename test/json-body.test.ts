@@ -55,7 +55,7 @@ describe('readJsonBody: numbers a double holds (RFC 7493 §2.2)', () => {
 describe('readJsonBody', () => {
   const accepted: readonly string[] = [
     '0', '-0', '1.5e3', '-12.25E-2', '1E+2', 'true', 'false', 'null', '""', '"\\"\\\\\\/\\b\\f\\n\\r\\t"',
-    '"\\u00e9"', '"\\ud83d\\ude00"', '"é😀"', ' \t\r\n{ } ', '[]', '{"a":[1,{"b":null}]}',
+    '"\\u00e9"', '"\\ud83d\\ude00"', '"\\udbff\\udfff"', '"\\ud800\\udc00"', '"é😀"', ' \t\r\n{ } ', '[]', '{"a":[1,{"b":null}]}',
     '[[[1]]]', '{"a":{"b":{"c":1}}}', '[1,2,3]', '{"a":1,"b":2,"c":3}', '"123456789012"', '{"123456789012":1}',
     '{"":1}', '{"a":1,"A":2}', '{"constructor":1}', '{"prototype":2}', '{"__proto":1,"_proto__":2}', '"\\u0000"',
   ];
@@ -86,12 +86,18 @@ describe('readJsonBody', () => {
     ['a duplicate member', `{"a":1,"a":"${SECRET}"}`, '/a'],
     ['a duplicate member by escape', '{"a":1,"\\u0061":2}', '/a'],
     ['a duplicate member by escaped slash', '{"a/b":1,"a\\/b":2}', '/a~1b'],
+    ['a duplicate array-index name', '{"1":1,"1":2}', '/1'],
+    ['a duplicate after members the parsed value reorders', '{"b":{"x":1},"1":{"y":1},"b":2}', '/b'],
+    ['a duplicate inside an array element', '[{"a":1},{"a":1,"a":2}]', '/1/a'],
     ['__proto__', `{"__proto__":{"x":"${SECRET}"}}`, '/__proto__'],
     ['__proto__ escaped', '{"\\u005f\\u005fproto\\u005f\\u005f":1}', '/__proto__'],
     ['__proto__ nested in an array', '[{"__proto__":1}]', '/0/__proto__'],
     ['a lone high surrogate', `["\\ud800${SECRET}"]`, '/0'],
     ['a high surrogate followed by a non-surrogate escape', '["\\ud800\\u0041"]', '/0'],
     ['a lone low surrogate', '["\\udfff"]', '/0'],
+    ['a lone low surrogate at the start of its range', '["x\\udc00"]', '/0'],
+    ['two high surrogates', '["\\ud800\\udbff"]', '/0'],
+    ['a lone surrogate after another string with an escape', '["\\n","a","\\ud800"]', '/2'],
     ['a short \\u escape', '["\\u12"]', '/0'],
     ['a non-hex \\u escape', '["\\u12G4"]', '/0'],
     ['an unknown escape', '["\\a"]', '/0'],
@@ -142,6 +148,86 @@ describe('readJsonBody', () => {
     const got = readJsonBody(Buffer.from(text), WIDE);
     assert.deepEqual(got.ok ? null : [got.pointer, got.reason.split(' (')[0]], ['/k3', 'duplicate member name in one object']);
     assert.equal(readJsonBody(Buffer.from(text.replace(',"k3":0', ',"k40":0')), WIDE).ok, true);
+  });
+
+  /** Where the reference reader (a unit at a time) refuses a string past `max` units: the index after the unit that passed it; -1 if it fits. */
+  function lengthRefusalAt(text: string, max: number): number {
+    let units = 0;
+    for (let j = 1; text[j] !== '"';) {
+      const step = text[j] === '\\' ? (text[j + 1] === 'u' ? 6 : 2) : 1;
+      j += step;
+      if (++units > max) return j;
+    }
+    return -1;
+  }
+
+  it('counts long strings exactly, with escapes, control characters and ends anywhere in a run (property)', () => {
+    const unit = fc.oneof(
+      { weight: 8, arbitrary: fc.constantFrom('a', 'é', ' ', '~') },
+      { weight: 1, arbitrary: fc.constantFrom('\\n', '\\"', '\\u0041', '\\\\') },
+    );
+    // The limit is put around the string's own length, where a miscount shows.
+    fc.assert(fc.property(fc.array(unit, { maxLength: 120 }), fc.integer({ min: -2, max: 2 }), (units, around) => {
+      const text = `"${units.join('')}"`;
+      const max = Math.max(1, (JSON.parse(text) as string).length + around);
+      const got = readJsonBody(Buffer.from(text), { ...WIDE, maxStringLength: max });
+      const at = lengthRefusalAt(text, max);
+      if (at < 0) return got.ok && got.value === JSON.parse(text);
+      return !got.ok && got.reason === `string longer than maxStringLength (${max}) (at character ${at})`;
+    }), { numRuns: 400 });
+    // What ends a string is found after a long plain run too.
+    const run = 'a'.repeat(40);
+    assert.equal(read(`["${run}\u0001"]`, WIDE).ok, false);
+    assert.match((read(`["${run}\u0001"]`, WIDE) as { reason: string }).reason, /^control character in a string/);
+    assert.match((read(`["${run}`, WIDE) as { reason: string }).reason, /^unterminated string/);
+    assert.match((read(`["${run}\\x"]`, WIDE) as { reason: string }).reason, /^invalid escape in a string/);
+  });
+
+  it('refuses exactly the bodies with a duplicate or __proto__ member, wherever the object is (property)', () => {
+    // Raw JSON texts (JSON.stringify cannot write a duplicate), with names that collide only after
+    // unescaping, names JSON.parse stores as array indices (and so reorders), and __proto__ spellings.
+    const names = ['a', 'b', '1', '01', '\\u0061', '\\u0031', '__proto__', '\\u005f_proto__'];
+    const decoded = (name: string): string => JSON.parse(`"${name}"`) as string;
+    type Doc = { text: string; bad: boolean };
+    const doc: fc.Memo<Doc> = fc.memo((n) => (n <= 1
+      ? fc.constantFrom<Doc>({ text: '1', bad: false }, { text: '"x"', bad: false }, { text: '[]', bad: false }, { text: '{}', bad: false })
+      : fc.oneof(
+        fc.array(doc(n - 1), { maxLength: 3 }).map((items) => ({ text: `[${items.map((d) => d.text).join(',')}]`, bad: items.some((d) => d.bad) })),
+        fc.array(fc.tuple(fc.constantFrom(...names), doc(n - 1)), { maxLength: 4 }).map((members) => {
+          const seen = members.map(([name]) => decoded(name));
+          const bad = members.some(([, d]) => d.bad) || seen.includes('__proto__') || new Set(seen).size < seen.length;
+          return { text: `{${members.map(([name, d]) => `"${name}":${d.text}`).join(',')}}`, bad };
+        }),
+      )));
+    fc.assert(fc.property(doc(4), ({ text, bad }) => {
+      const got = readJsonBody(Buffer.from(text), WIDE);
+      if (!bad) return got.ok && JSON.stringify(got.value) === JSON.stringify(JSON.parse(text));
+      return !got.ok && /^(duplicate member name in one object|the member name __proto__ is refused) \(at character \d+\)$/.test(got.reason);
+    }), { numRuns: 500 });
+  });
+
+  it('holds every limit exactly as the value shows it, and never disagrees with its strict reader (property)', () => {
+    /** The value's own measure of each limit: what a reader within `limits` must accept exactly when all fit. */
+    const fits = (value: unknown, limits: JsonLimits, depth = 1): boolean => {
+      if (typeof value === 'string') return value.length <= limits.maxStringLength;
+      if (typeof value === 'number') return JSON.stringify(value).length <= limits.maxStringLength;
+      if (typeof value !== 'object' || value === null) return true;
+      if (depth > limits.maxDepth) return false;
+      if (Array.isArray(value)) return value.length <= limits.maxArrayLength && value.every((v) => fits(v, limits, depth + 1));
+      const entries = Object.entries(value);
+      return entries.length <= limits.maxKeys && entries.every(([k, v]) => k.length <= limits.maxStringLength && fits(v, limits, depth + 1));
+    };
+    const limits = fc.record({
+      maxDepth: fc.integer({ min: 1, max: 5 }), maxKeys: fc.integer({ min: 1, max: 4 }),
+      maxStringLength: fc.integer({ min: 1, max: 12 }), maxArrayLength: fc.integer({ min: 1, max: 4 }),
+    });
+    fc.assert(fc.property(fc.jsonValue({ maxDepth: 5, stringUnit: 'grapheme' }), limits, (value, lim) => {
+      const text = JSON.stringify(value);
+      if (text.includes('"__proto__":')) return true;
+      const got = readJsonBody(Buffer.from(text), lim);
+      if (!got.ok && got.reason.startsWith('the body was refused by the first reading')) return false;
+      return got.ok === fits(JSON.parse(text), lim);
+    }), { numRuns: 1000 });
   });
 
   it('refuses nesting thousands deep without exhausting the stack', () => {

@@ -10,11 +10,8 @@ export type JsonBody =
 const MAX_POINTER_CHARS = 1024;
 
 /**
- * Reads a request body as JSON (RFC 8259), strictly and within `limits`: one pass over the text
- * checks the grammar and every limit as it goes (nesting depth, members per object, array
- * elements, string length), so a hostile body is refused at the first byte past a limit, before
- * any value is built. Only a body that passed is handed to `JSON.parse` to build the value, which
- * then cannot differ from what was checked.
+ * Reads a request body as JSON (RFC 8259), strictly and within `limits`, which are enforced before
+ * any value is built: nesting depth, members per object, array elements, string length.
  *
  * Refused besides the grammar (RFC 8259 leaves them to implementations, and parsers disagree, so an
  * upstream could read another document than the one validated):
@@ -24,6 +21,17 @@ const MAX_POINTER_CHARS = 1024;
  * - `\u` escapes of a lone surrogate (§8.2: the string cannot be represented in UTF-8);
  * - a number that is not exactly the double it reads as (RFC 7493 §2.2, see exactDouble).
  *
+ * Three steps for a body that passes, each linear in its length:
+ * 1. `withinLimits` reads the bytes once for the limits, lone surrogates and inexact numbers, and
+ *    counts the members of every object; it leaves the grammar to the next step.
+ * 2. `JSON.parse` checks the grammar and builds the value, which then cannot differ from what was
+ *    checked.
+ * 3. The value has one own property per member unless two members of an object share a name (the
+ *    last one wins), and a `__proto__` member is an own property there whatever its spelling: one
+ *    count over the value (`ownMembers`) finds both.
+ * A body refused at any step is read again by `Scan`, the strict reader that keeps the path and the
+ * member names, to say where and why.
+ *
  * The reason names the rule and the character offset, never a value or a member name from the
  * body; the pointer (RFC 6901) is the client's own location and may contain its member names.
  */
@@ -31,6 +39,22 @@ export function readJsonBody(bytes: Uint8Array, limits: JsonLimits): JsonBody {
   if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return refused('', 'a UTF-8 byte order mark starts the body (RFC 8259 §8.1)');
   if (!isUtf8(bytes)) return refused('', 'the body is not valid UTF-8');
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8');
+  const members = withinLimits(text, limits);
+  if (members >= 0) {
+    let value: unknown;
+    let parsed = true;
+    try {
+      value = JSON.parse(text) as unknown;
+    } catch {
+      parsed = false;
+    }
+    if (parsed && ownMembers(value) === members) return { ok: true, value };
+  }
+  return located(text, limits);
+}
+
+/** Why and where a refused body is refused, by the strict reader. */
+function located(text: string, limits: JsonLimits): JsonBody {
   const scan = new Scan(text, limits);
   try {
     scan.whitespace();
@@ -42,19 +66,132 @@ export function readJsonBody(bytes: Uint8Array, limits: JsonLimits): JsonBody {
     if (err instanceof Refusal) return refused(err.pointer, err.reason);
     throw err;
   }
-  try {
-    return { ok: true, value: JSON.parse(text) as unknown };
-  } catch {
-    // Unreachable for text the scan accepted; refused rather than trusted if it ever happens.
-    return refused('', 'the body was accepted by the scan but not by JSON.parse');
+  // Unreachable: the steps and the strict reader refuse the same bodies (the tests hold them to it). Refused, not trusted.
+  return refused('', 'the body was refused by the first reading and accepted by the second');
+}
+
+/** Own properties of every object in a parsed value; NaN when one of them is `__proto__`. */
+function ownMembers(value: unknown): number {
+  if (typeof value !== 'object' || value === null) return 0;
+  let n = 0;
+  if (Array.isArray(value)) {
+    for (const element of value) n += ownMembers(element);
+    return n;
   }
+  if (Object.hasOwn(value, '__proto__')) return Number.NaN;
+  for (const key of Object.keys(value)) n += 1 + ownMembers((value as Record<string, unknown>)[key]);
+  return n;
+}
+
+/** Deepest nesting any config may set (the schema's maximum for maxDepth); withinLimits' stacks hold this many. */
+const MAX_DEPTH = 1000;
+/** Per open object or array (by depth): members (an object) or commas (an array) seen so far. */
+const counts = new Int32Array(MAX_DEPTH + 2);
+/** Per open object or array (by depth): 1 for an object. */
+const objects = new Uint8Array(MAX_DEPTH + 2);
+
+/**
+ * The first step of readJsonBody: the limits, lone surrogate escapes and inexact numbers. Returns
+ * how many members all objects hold, or -1 when anything is refused (or the text is not JSON
+ * enough to tell). Outside strings it reads only brackets, colons, commas and numbers; the grammar
+ * is JSON.parse's to check, so on text JSON.parse accepts, every count here is exact: a colon per
+ * member, a comma between two elements. A string is skipped to its closing quote by the engine's
+ * search; only one with a backslash is read character by character.
+ */
+function withinLimits(s: string, limits: JsonLimits): number {
+  const n = s.length;
+  const maxDepth = Math.min(limits.maxDepth, MAX_DEPTH);
+  let depth = 0;
+  let members = 0;
+  // The first backslash at or after the current string, found again only once passed.
+  let backslash = s.indexOf('\\');
+  if (backslash < 0) backslash = n;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x22) {
+      let end = s.indexOf('"', i + 1);
+      if (end < 0) return -1;
+      if (backslash < end) {
+        end = escapedStringEnd(s, i, limits.maxStringLength);
+        if (end < 0) return -1;
+        backslash = s.indexOf('\\', end);
+        if (backslash < 0) backslash = n;
+      } else if (end - i - 1 > limits.maxStringLength) {
+        return -1;
+      }
+      i = end;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > maxDepth) return -1;
+      counts[depth] = 0;
+      objects[depth] = c === 0x7b ? 1 : 0;
+    } else if (c === 0x7d || c === 0x5d) {
+      if (--depth < 0) return -1;
+    } else if (c === 0x3a) {
+      if (objects[depth] !== 1) return -1;
+      members++;
+      if (++(counts[depth] as number) > limits.maxKeys) return -1;
+    } else if (c === 0x2c) {
+      // n commas: n + 1 elements.
+      if (objects[depth] === 0 && depth > 0 && ++(counts[depth] as number) >= limits.maxArrayLength) return -1;
+    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      i = numberEnd(s, i, limits.maxStringLength) - 1;
+      if (i < 0) return -1;
+    }
+  }
+  return members;
+}
+
+/** The index of the quote ending the string with escapes that starts at `start`, or -1: unterminated, longer than `max` UTF-16 units, or a lone surrogate escape. */
+function escapedStringEnd(s: string, start: number, max: number): number {
+  const n = s.length;
+  let units = 0;
+  let j = start + 1;
+  while (j < n) {
+    const c = s.charCodeAt(j);
+    if (c === 0x22) return j;
+    if (c === 0x5c) {
+      if (s.charCodeAt(j + 1) === 0x75) {
+        const unit = hex4(s, j + 2);
+        if (unit >= 0xdc00 && unit <= 0xdfff) return -1;
+        if (unit >= 0xd800 && unit <= 0xdbff) {
+          const low = s.charCodeAt(j + 6) === 0x5c && s.charCodeAt(j + 7) === 0x75 ? hex4(s, j + 8) : -1;
+          if (low < 0xdc00 || low > 0xdfff) return -1;
+          j += 6;
+          units++;
+        }
+        j += 6;
+      } else {
+        j += 2;
+      }
+    } else {
+      j++;
+    }
+    if (++units > max) return -1;
+  }
+  return -1;
+}
+
+/** The index after the number that starts at `start`, or -1: longer than `max` characters, or not exactly a double. */
+function numberEnd(s: string, start: number, max: number): number {
+  const n = s.length;
+  let j = start;
+  let exponent = false;
+  for (; j < n; j++) {
+    const c = s.charCodeAt(j);
+    if (c === 0x65 || c === 0x45) exponent = true;
+    else if (!((c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x2d || c === 0x2b)) break;
+  }
+  const length = j - start;
+  if (length > max) return -1;
+  if ((length > SHORT_EXACT || exponent) && !exactDouble(s.slice(start, j))) return -1;
+  return j;
 }
 
 function refused(pointer: string, reason: string): JsonBody {
   return { ok: false, pointer, reason };
 }
 
-/** Ends a scan (thrown from any depth, caught once in readJsonBody). */
+/** Ends a scan (thrown from any depth, caught once in located). */
 class Refusal extends Error {
   constructor(readonly pointer: string, readonly reason: string) { super(reason); }
 }
@@ -79,7 +216,7 @@ export function jsonPointer(path: readonly (string | number)[]): string {
 /** Linear search below this many members, a Set above (most objects are small). */
 const LINEAR_KEYS = 16;
 
-/** The scan's state: the text, the position, and the path to the value being read. */
+/** The strict reader of a refused body (see readJsonBody): the text, the position, and the path to the value being read. */
 class Scan {
   i = 0;
   private depth = 0;
@@ -268,6 +405,12 @@ class Scan {
 }
 
 /**
+ * Up to this many characters without an exponent, a number is exact: at most 15 significant digits
+ * and 14 decimals, which a double always holds exactly enough to give them back (DBL_DIG).
+ */
+const SHORT_EXACT = 15;
+
+/**
  * Whether a JSON number (its grammar already checked) is exactly the double JSON.parse builds from
  * it, up to trailing zeros and notation: its significant digits and exponent are those of the
  * shortest text that reads back as the same double. Anything else is rounded by the gateway's
@@ -276,9 +419,7 @@ class Scan {
  * `minimum: 0`, `9007199254740993` is read as its neighbour, `1e400` as Infinity (RFC 7493 §2.2).
  */
 export function exactDouble(text: string): boolean {
-  // Up to 15 characters without an exponent: at most 15 significant digits and 14 decimals, which
-  // a double always holds exactly enough to give them back (DBL_DIG).
-  if (text.length <= 15 && !text.includes('e') && !text.includes('E')) return true;
+  if (text.length <= SHORT_EXACT && !text.includes('e') && !text.includes('E')) return true;
   const n = Number(text);
   if (!Number.isFinite(n)) return false;
   const written = decimal(text);
@@ -323,15 +464,19 @@ function digits(s: string, from: number): number {
 function hex4(s: string, at: number): number {
   let v = 0;
   for (let k = at; k < at + 4; k++) {
-    const c = s.charCodeAt(k);
-    let d: number;
-    if (c >= 0x30 && c <= 0x39) d = c - 0x30;
-    else if (c >= 0x61 && c <= 0x66) d = c - 0x57;
-    else if (c >= 0x41 && c <= 0x46) d = c - 0x37;
-    else return -1;
+    const d = hexDigit(s.charCodeAt(k));
+    if (d < 0) return -1;
     v = v * 16 + d;
   }
   return v;
+}
+
+/** The value of a hex digit's character code, or -1. */
+function hexDigit(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  return -1;
 }
 
 /** A pointer from elsewhere (a schema validator's instance path), cut back to whole segments if too long to send. */

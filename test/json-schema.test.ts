@@ -2,6 +2,7 @@
 // document, and patterns that cannot be made into a ReDoS.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { boundedBacktracking, compileJsonSchema, NATIVE_MAX_CHARS, SchemaCompileError } from '../src/validation/json-schema.js';
 
 const SECRET = 'S3CR3T-VALUE';
@@ -55,6 +56,21 @@ describe('compileJsonSchema', () => {
       assert.throws(() => compileJsonSchema(bad), (err: unknown) => err instanceof SchemaCompileError && message.test(err.message));
     });
   }
+});
+
+describe('maxLength and minLength in code points', () => {
+  it('agree with Ajv\'s own count on strings with astral characters and lone surrogates (property)', async () => {
+    const { default: ucs2length } = await import('ajv/dist/runtime/ucs2length.js') as unknown as { default: { default: (s: string) => number } };
+    const unit = fc.oneof(fc.constantFrom('a', 'é', '😀', '\ud800', '\udc00', '\udbff\udfff'), fc.string({ unit: 'binary', maxLength: 1 }));
+    fc.assert(fc.property(fc.array(unit, { maxLength: 12 }), fc.integer({ min: 0, max: 14 }), fc.integer({ min: 0, max: 14 }), (units, min, max) => {
+      const text = units.join('');
+      const check = compileJsonSchema({ type: 'string', minLength: min, maxLength: max });
+      const count = ucs2length.default(text);
+      const failure = check(text);
+      const expected = [...(count < min ? ['minLength'] : []), ...(count > max ? ['maxLength'] : [])];
+      return expected.length === 0 ? failure === null : failure !== null && expected.some((keyword) => failure.reason.includes(`${keyword} failed`));
+    }), { numRuns: 500 });
+  });
 });
 
 describe('patterns', () => {

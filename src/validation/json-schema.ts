@@ -1,4 +1,4 @@
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import { Ajv2020, _, str, type KeywordCxt, type ValidateFunction } from 'ajv/dist/2020.js';
 import formats from 'ajv-formats';
 import { RE2JS } from '@bufbuild/re2';
 import type { BodyValidator } from './contract.js';
@@ -97,6 +97,39 @@ const OPTIONS = {
   logger: false,
 } as const;
 
+/**
+ * `maxLength` and `minLength` as JSON Schema defines them (code points), in place of Ajv's own,
+ * which counts every string character by character: the UTF-16 length decides whenever it can
+ * (code points are at most the length, and at least half of it), and only a string it cannot
+ * decide is counted, by the engine's search for surrogates.
+ */
+function lengthsInCodePoints(ajv: Ajv2020): void {
+  for (const keyword of ['maxLength', 'minLength']) ajv.removeKeyword(keyword);
+  ajv.addKeyword({
+    keyword: ['maxLength', 'minLength'],
+    type: 'string',
+    schemaType: 'number',
+    error: { message: ({ keyword, schemaCode }) => str`must NOT have ${keyword === 'maxLength' ? 'more' : 'fewer'} than ${schemaCode} characters` },
+    code(cxt: KeywordCxt) {
+      const { keyword, data, schemaCode, gen } = cxt;
+      const count = gen.scopeValue('func', { ref: codePoints, code: _`codePoints` });
+      cxt.fail(keyword === 'maxLength'
+        ? _`${data}.length > ${schemaCode} && ${count}(${data}) > ${schemaCode}`
+        : _`${data}.length < ${schemaCode} || (${data}.length < 2 * ${schemaCode} && ${count}(${data}) < ${schemaCode})`);
+    },
+  });
+}
+
+const SURROGATE_PAIR = /[\uD800-\uDBFF][\uDC00-\uDFFF]/g;
+
+/** Code points in a string: its UTF-16 length less one per surrogate pair (a lone surrogate is one code point, as Ajv counts it). */
+export function codePoints(s: string): number {
+  SURROGATE_PAIR.lastIndex = 0;
+  let pairs = 0;
+  while (SURROGATE_PAIR.test(s)) pairs++;
+  return s.length - pairs;
+}
+
 /** A schema that does not compile: the message names what is wrong (for the config error). */
 export class SchemaCompileError extends Error {}
 
@@ -112,6 +145,7 @@ export function compileJsonSchema(schema: unknown): BodyValidator {
   }
   const ajv = new Ajv2020(OPTIONS);
   formats.default(ajv);
+  lengthsInCodePoints(ajv);
   let validate: ValidateFunction;
   try {
     validate = ajv.compile(schema);

@@ -3,6 +3,7 @@
 // and to refusing what is not an address.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { isIPv4 } from 'node:net';
 import fc from 'fast-check';
 import { isCelError, parse, plan } from '@bufbuild/cel';
 import { ruleEnvironment } from '../src/policy/rule-environment.js';
@@ -44,6 +45,14 @@ describe('inCidr', () => {
   for (const [address, cidr, inside] of cases) {
     it(`${inside ? 'finds' : 'does not find'} ${address} in ${cidr}`, () => assert.equal(inCidr(address, cidr), inside));
   }
+
+  it('reads exactly the dotted quads node:net reads, over strings made of digits and dots (property)', () => {
+    const nearAddress = fc.array(fc.constantFrom('0', '1', '2', '5', '9', '.', '.', '25', '255', '256', '00'), { maxLength: 12 }).map((parts) => parts.join(''));
+    fc.assert(fc.property(nearAddress, (text) => {
+      const result = inCidr(text, '0.0.0.0/0');
+      return isIPv4(text) ? result === true : isCelError(result);
+    }), { numRuns: 500 });
+  });
 
   for (const address of ['010.1.2.3', '10.1.2', '10.1.2.3.4', ' 10.1.2.3', '10.1.2.256', '10.1.2.-1', '1e1.1.2.3', '', 'localhost', '10.1.2.3/8']) {
     it(`refuses ${JSON.stringify(address)}, which is not an address (an error: the rule fails closed)`, () => {

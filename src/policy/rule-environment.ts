@@ -175,16 +175,27 @@ const ACCESSORS: Readonly<Record<string, CalendarField>> = {
 
 /** A dotted-quad IPv4 address as a 32-bit number, or null when `text` is not one (leading zeros refused, as node:net does). */
 function ipv4Number(text: string): number | null {
-  const parts = text.split('.');
-  if (parts.length !== 4) return null;
   let n = 0;
-  for (const part of parts) {
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(part)) return null;
-    const octet = Number(part);
-    if (octet > 255) return null;
+  let octets = 0;
+  let i = 0;
+  while (octets < 4) {
+    const start = i;
+    let octet = 0;
+    for (; i < text.length && i - start < 4; i++) {
+      const d = text.charCodeAt(i) - 0x30;
+      if (d < 0 || d > 9) break;
+      octet = octet * 10 + d;
+    }
+    const digits = i - start;
+    if (digits === 0 || digits > 3 || octet > 255 || (digits > 1 && text.charCodeAt(start) === 0x30)) return null;
     n = n * 256 + octet;
+    octets++;
+    if (octets < 4) {
+      if (text.charCodeAt(i) !== 0x2e) return null;
+      i++;
+    }
   }
-  return n;
+  return i === text.length ? n : null;
 }
 
 /**

@@ -22,7 +22,16 @@ const started = Date.now();
 // A test (or suite) that hangs fails after four minutes, naming itself, instead of holding the run
 // until CI's own limit; the slowest suite takes about fifteen seconds on two cores.
 const TEST_TIMEOUT_MS = 240_000;
-const result = spawnSync(process.execPath, ['--test', '--test-reporter=spec', `--test-timeout=${TEST_TIMEOUT_MS}`, ...selected], { stdio: 'inherit' });
+// Test files run two at a time (TEST_CONCURRENCY, default 2): most of a file's time is spent
+// waiting on the gateways, servers and clients it starts, so two files share two cores with little
+// waiting on each other. Nothing is shared between files: each starts its own servers on ports it
+// checks are its own, and its own database.
+const concurrency = process.env.TEST_CONCURRENCY ?? '2';
+if (!/^[1-9][0-9]?$/.test(concurrency)) {
+  console.error(`TEST_CONCURRENCY must be a whole number from 1 to 99, not "${concurrency}"`);
+  process.exit(2);
+}
+const result = spawnSync(process.execPath, ['--test', '--test-reporter=spec', `--test-timeout=${TEST_TIMEOUT_MS}`, `--test-concurrency=${concurrency}`, ...selected], { stdio: 'inherit' });
 // The runner's duration_ms is the test time; this is what the whole run took, start to end.
 const seconds = Math.round((Date.now() - started) / 1000);
 console.log(`suite wall time: ${Math.floor(seconds / 60)} min ${seconds % 60} s for ${selected.length} test files`);

@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { freePort } from './free-port.js';
 
@@ -22,12 +22,16 @@ export interface TestNats {
 }
 
 
-/** The server greets every client with an INFO line. */
-async function greets(port: number): Promise<boolean> {
+/**
+ * Whether the server on `port` is the one named `name` (its INFO greeting carries the name): another
+ * test file may have been given the same free port a moment earlier, and its server must not be
+ * taken for this one.
+ */
+async function greetsAs(port: number, name: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
     socket.setTimeout(500);
-    socket.once('data', (d) => { resolve(d.toString().startsWith('INFO ')); socket.destroy(); });
+    socket.once('data', (d) => { resolve(d.toString().startsWith('INFO ') && d.toString().includes(`"server_name":"${name}"`)); socket.destroy(); });
     socket.once('error', () => resolve(false));
     socket.once('timeout', () => { resolve(false); socket.destroy(); });
   });
@@ -44,21 +48,26 @@ export async function startNats(args: readonly string[] = []): Promise<TestNats 
     return reason;
   }
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-nats-'));
-  const port = await freePort();
+  const name = `portcullis-test-${process.pid}-${basename(dir)}`;
+  let port = await freePort();
   let child: ChildProcess | null = null;
-  const launch = async (): Promise<void> => {
-    const c = spawn(BINARY, ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port), ...args], { stdio: 'ignore' });
+  /** Starts the server on `port`; false when it exited instead (the port was taken meanwhile). */
+  const launchOn = async (): Promise<boolean> => {
+    const c = spawn(BINARY, ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port), '--name', name, ...args], { stdio: 'ignore' });
     child = c;
     // A test process that exits without running its after() hooks still stops the server (not one killed by a signal).
     const reap = (): void => { c.kill('SIGKILL'); };
     process.once('exit', reap);
     c.once('exit', () => process.removeListener('exit', reap));
     for (let i = 0; i < 200; i++) {
-      if (c.exitCode !== null) break;
-      if (await greets(port)) return;
+      if (c.exitCode !== null || c.signalCode !== null) return false;
+      if (await greetsAs(port, name)) return true;
       await delay(25);
     }
     throw new Error(`nats-server did not start on port ${port}`);
+  };
+  const launch = async (): Promise<void> => {
+    if (!await launchOn()) throw new Error(`nats-server could not listen on port ${port} again`);
   };
   const kill = async (): Promise<void> => {
     const c = child;
@@ -68,7 +77,11 @@ export async function startNats(args: readonly string[] = []): Promise<TestNats 
     await exited;
     child = null;
   };
-  await launch();
+  // A port given to another test file between the check and the bind: a fresh one, a few times.
+  for (let attempt = 0; !await launchOn(); attempt++) {
+    if (attempt === 3) throw new Error('nats-server could not listen on a free port');
+    port = await freePort();
+  }
   return {
     url: `nats://127.0.0.1:${port}`,
     port,

@@ -22,12 +22,23 @@ export interface TestRedis {
 }
 
 
-async function answersPing(port: number): Promise<boolean> {
+/**
+ * Whether the server on `port` is the one with process id `pid`: another test file may have been
+ * given the same free port a moment earlier, and its server must not be taken for this one.
+ */
+async function answersAs(port: number, pid: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
+    let reply = '';
     socket.setTimeout(500);
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (d) => { resolve(d.toString().startsWith('+PONG')); socket.destroy(); });
+    socket.once('connect', () => socket.write('INFO server\r\n'));
+    socket.on('data', (d) => {
+      reply += d.toString();
+      const id = /process_id:(\d+)/.exec(reply);
+      if (id === null) return;
+      resolve(Number(id[1]) === pid);
+      socket.destroy();
+    });
     socket.once('error', () => resolve(false));
     socket.once('timeout', () => { resolve(false); socket.destroy(); });
   });
@@ -41,16 +52,27 @@ export async function startRedis(): Promise<TestRedis | string> {
     return reason;
   }
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-redis-'));
-  const port = await freePort();
+  let port = await freePort();
   let child: ChildProcess | null = null;
-  const launch = async (): Promise<void> => {
-    child = spawn(BINARY, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'], { stdio: 'ignore' });
+  /** Starts the server on `port`; false when it exited instead (the port was taken meanwhile). */
+  const launchOn = async (): Promise<boolean> => {
+    const c = spawn(BINARY, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'], { stdio: 'ignore' });
+    child = c;
     for (let i = 0; i < 100; i++) {
-      if (await answersPing(port)) return;
+      if (c.exitCode !== null || c.signalCode !== null) return false;
+      if (c.pid !== undefined && await answersAs(port, c.pid)) return true;
       await delay(50);
     }
     throw new Error(`redis-server did not start on port ${port}`);
   };
+  const launch = async (): Promise<void> => {
+    if (!await launchOn()) throw new Error(`redis-server could not listen on port ${port} again`);
+  };
+  // A port given to another test file between the check and the bind: a fresh one, a few times.
+  for (let attempt = 0; !await launchOn(); attempt++) {
+    if (attempt === 3) throw new Error('redis-server could not listen on a free port');
+    port = await freePort();
+  }
   const kill = async (): Promise<void> => {
     const c = child;
     if (c === null || c.exitCode !== null) return;
@@ -59,7 +81,6 @@ export async function startRedis(): Promise<TestRedis | string> {
     await exited;
     child = null;
   };
-  await launch();
   return {
     url: `redis://127.0.0.1:${port}`,
     port,

@@ -22,7 +22,7 @@ const MAX_POINTER_CHARS = 1024;
  * - a number that is not exactly the double it reads as (RFC 7493 §2.2, see exactDouble).
  *
  * Three steps for a body that passes, each linear in its length:
- * 1. `withinLimits` reads the bytes once for the limits, lone surrogates and inexact numbers, and
+ * 1. `withinLimits` reads the text once for the limits, lone surrogates and inexact numbers, and
  *    counts the members of every object; it leaves the grammar to the next step.
  * 2. `JSON.parse` checks the grammar and builds the value, which then cannot differ from what was
  *    checked.

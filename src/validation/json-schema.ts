@@ -123,7 +123,7 @@ function lengthsInCodePoints(ajv: Ajv2020): void {
 const SURROGATE_PAIR = /[\uD800-\uDBFF][\uDC00-\uDFFF]/g;
 
 /** Code points in a string: its UTF-16 length less one per surrogate pair (a lone surrogate is one code point, as Ajv counts it). */
-export function codePoints(s: string): number {
+function codePoints(s: string): number {
   SURROGATE_PAIR.lastIndex = 0;
   let pairs = 0;
   while (SURROGATE_PAIR.test(s)) pairs++;

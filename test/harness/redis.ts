@@ -1,7 +1,7 @@
 // A private redis-server per test file: a free loopback port, a temp directory, no persistence.
 // Without the binary the caller skips with one line, except under CI=true, where it fails.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,20 +23,22 @@ export interface TestRedis {
 
 
 /**
- * Whether the server on `port` is the one with process id `pid`: another test file may have been
- * given the same free port a moment earlier, and its server must not be taken for this one.
+ * Whether the server on `port` is the one keeping its files in `dir` (each has its own temp
+ * directory): another test file may have been given the same free port a moment earlier, and its
+ * server must not be taken for this one.
  */
-async function answersAs(port: number, pid: number): Promise<boolean> {
+async function answersAs(port: number, dir: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
     let reply = '';
     socket.setTimeout(500);
-    socket.once('connect', () => socket.write('INFO server\r\n'));
+    socket.once('connect', () => socket.write('CONFIG GET dir\r\n'));
     socket.on('data', (d) => {
       reply += d.toString();
-      const id = /process_id:(\d+)/.exec(reply);
-      if (id === null) return;
-      resolve(Number(id[1]) === pid);
+      // *2 $3 dir $N <dir>: complete once the value's line has ended.
+      const lines = reply.split('\r\n');
+      if (lines.length < 6 && !reply.startsWith('-')) return;
+      resolve(lines[4] === dir);
       socket.destroy();
     });
     socket.once('error', () => resolve(false));
@@ -51,7 +53,8 @@ export async function startRedis(): Promise<TestRedis | string> {
     if (process.env.CI === 'true') throw new Error(reason);
     return reason;
   }
-  const dir = mkdtempSync(join(tmpdir(), 'portcullis-redis-'));
+  // As the server reports it (where the temp directory is under a symlink, its real path).
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'portcullis-redis-')));
   let port = await freePort();
   let child: ChildProcess | null = null;
   /** Starts the server on `port`; false when it exited instead (the port was taken meanwhile). */
@@ -60,7 +63,7 @@ export async function startRedis(): Promise<TestRedis | string> {
     child = c;
     for (let i = 0; i < 100; i++) {
       if (c.exitCode !== null || c.signalCode !== null) return false;
-      if (c.pid !== undefined && await answersAs(port, c.pid)) return true;
+      if (await answersAs(port, dir)) return true;
       await delay(50);
     }
     throw new Error(`redis-server did not start on port ${port}`);

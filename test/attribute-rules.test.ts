@@ -66,6 +66,12 @@ describe('attribute rules (when) on a real gateway', () => {
           { name: 'org', expr: 'claims.org.name == "acme"' },
         ]),
         route('groups', '/groups/**', [{ name: 'not-banned', expr: '!claims.groups.exists(g, g == "banned")' }]),
+        // A comprehension's name hides the variable of that name inside it, whatever another rule reads.
+        route('shadow', '/shadow/{tenant}/**', [
+          { name: 'own-tenant', expr: 'identity.tenant == request.params.tenant' },
+          { name: 'inner-name', expr: '[{"tenant": "globex"}].exists(identity, identity.tenant == "globex")' },
+          { name: 'inner-param', expr: '[{"params": {"tenant": "initech"}}].all(request, request.params.tenant == "initech")' },
+        ]),
         { name: 'path', match: { path: '/path/**' }, upstream: 'app', public: true, when: [{ name: 'public-part', expr: 'request.path.startsWith("/path/public/")' }] },
         { name: 'pattern', match: { path: '/re/**' }, upstream: 'app', public: true, when: [{ name: 'order-ids', expr: 'request.path.matches("^/re/orders/[0-9]{1,8}$")' }] },
         { name: 'cidr', match: { path: '/cidr/**' }, upstream: 'app', public: true,
@@ -181,6 +187,11 @@ describe('attribute rules (when) on a real gateway', () => {
       { what: 'groups with the banned one', path: '/groups/x', claims: { ...alice, groups: ['a', 'banned'] }, expect: denied('not-banned') },
       { what: 'more groups than a rule is given (fails closed, not truncated)', path: '/groups/x', claims: { ...alice, groups: Array<string>(1001).fill('g') }, expect: notEvaluated('not-banned') },
       { what: 'no groups claim (an error, not "none banned")', path: '/groups/x', claims: alice, expect: notEvaluated('not-banned') },
+    ],
+    'a comprehension naming its element like a variable (identity, request)': [
+      { what: 'the outer variables outside, the elements inside', path: '/shadow/acme/x', claims: alice, expect: 200 },
+      { what: 'another tenant (the outer rule refuses; the inner ones still read their elements)', path: '/shadow/globex/x', claims: alice, expect: denied('own-tenant') },
+      { what: 'no tenant (fails closed outside)', path: '/shadow/acme/x', claims: { sub: 'bob' }, expect: notEvaluated('own-tenant') },
     ],
     'matches: an RE2 pattern compiled at load, over the canonical path': [
       { what: 'a path the pattern takes', path: '/re/orders/42', expect: 200 },

@@ -111,6 +111,9 @@ export function compileRouteRules(
     return { name: c.name, where: `${basename(where.file)}:${where.line}`, evaluate: plan(env, c.parsed) as CompiledRule['evaluate'] };
   });
   const headers = [...new Set(checked.flatMap((c) => [...c.rule.headers]))];
+  // A path is bound by its dotted name only where no comprehension of the route's rules hides its variable.
+  const bound = new Set(checked.flatMap((c) => [...c.rule.bound]));
+  const stringPaths = [...new Set(checked.flatMap((c) => [...c.rule.stringPaths]))].filter((p) => !bound.has(p.slice(0, p.indexOf('.'))));
   return {
     stage: rulesStage({
       route: r.name,
@@ -118,6 +121,7 @@ export function compileRouteRules(
       pattern,
       fields: new Set(checked.flatMap((c) => [...c.rule.fields])),
       headers,
+      stringPaths,
       maxListLength: RULE_BUDGET.maxListLength,
     }, context.clock),
     names: rules.map((x) => x.name),

@@ -55,6 +55,10 @@ export interface CheckedRule {
   readonly zones: ReadonlySet<string>;
   /** Regular expression literals passed to `matches`. */
   readonly patterns: ReadonlySet<string>;
+  /** Dotted paths from a variable to a string the expression selects (`identity.tenant`, `request.params.id`). */
+  readonly stringPaths: ReadonlySet<string>;
+  /** Names the expression's comprehensions bind (`r` in `roles.exists(r, …)`), which hide a variable of that name inside them. */
+  readonly bound: ReadonlySet<string>;
 }
 
 /** A check failure: where in the expression (0-based character offset, or -1) and what is wrong. */
@@ -87,6 +91,8 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
   const cidrs = new Set<string>();
   const zones = new Set<string>();
   const patterns = new Set<string>();
+  const stringPaths = new Set<string>();
+  const bound = new Set<string>();
   let nodes = 0;
   let cost = 0;
   const scopes: Map<string, RuleType>[] = [];
@@ -100,6 +106,14 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
       cur = operand;
     }
     return cur.exprKind.case === 'identExpr' && cur.exprKind.value.name === path[0] && lookupLocal(path[0]) === undefined;
+  };
+  /** `a.b.c` for selections down to a declared variable (not a comprehension's name), else null. */
+  const variablePath = (e: Expr): string | null => {
+    const kind = e.exprKind;
+    if (kind.case === 'identExpr') return lookupLocal(kind.value.name) === undefined && env.variables.has(kind.value.name) ? kind.value.name : null;
+    if (kind.case !== 'selectExpr' || kind.value.testOnly || kind.value.operand === undefined) return null;
+    const operand = variablePath(kind.value.operand);
+    return operand === null ? null : `${operand}.${kind.value.field}`;
   };
   const lookupLocal = (name: string): RuleType | undefined => {
     for (let i = scopes.length - 1; i >= 0; i--) {
@@ -172,7 +186,12 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
         if (isPath(operand, ['request', 'params'])) param(e, field);
         const t = check(operand, depth, weight);
         const result = select(e, t, field);
-        return testOnly ? BOOL : result;
+        if (testOnly) return BOOL;
+        if (result.kind === 'string') {
+          const path = variablePath(e);
+          if (path !== null) stringPaths.add(path);
+        }
+        return result;
       }
       case 'callExpr': return call(e, kind.value.function, kind.value.target, kind.value.args, depth, weight);
       case 'listExpr': {
@@ -213,6 +232,7 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
         else return fail(c.iterRange, `${typeName(range)} cannot be iterated: exists, all, map and filter take a list or a map`);
         const accu = check(c.accuInit, depth, weight);
         const inner = weight * budget.maxListLength;
+        bound.add(c.iterVar).add(c.accuVar);
         scopes.push(new Map([[c.accuVar, accu], [c.iterVar, iter]]));
         const condition = check(c.loopCondition, depth + 1, inner);
         const step = check(c.loopStep, depth + 1, inner);
@@ -313,7 +333,7 @@ export function checkExpression(parsed: ParsedRule, env: CheckEnvironment, budge
   if (cost > budget.maxCost) {
     throw new RuleCheckError(-1, `the expression's worst case is ${cost} steps (a comprehension's body counts once per element, up to ${budget.maxListLength}, and so does \`in\` a list, == between lists and joining lists), above the budget of ${budget.maxCost}: simplify what the comprehensions do, or split the rule`);
   }
-  return { type, nodes, cost, variables, fields, headers, cidrs, zones, patterns };
+  return { type, nodes, cost, variables, fields, headers, cidrs, zones, patterns, stringPaths, bound };
 }
 
 /** The result type of a call, or a message saying why no overload takes these operands. */

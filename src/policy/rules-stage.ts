@@ -26,6 +26,8 @@ export interface RuleSet {
   readonly fields: ReadonlySet<string>;
   /** Lower-case header names the rules read; no other header is given to them. */
   readonly headers: readonly string[];
+  /** Dotted paths to strings the rules select (`identity.tenant`), none under a name a comprehension binds: bound by their dotted names (see bindingsFor). */
+  readonly stringPaths: readonly string[];
   /** The longest list or map given to a rule (RULE_BUDGET.maxListLength). */
   readonly maxListLength: number;
 }
@@ -40,10 +42,13 @@ class BindingError extends Error {}
  * audit record names the rule (`rule`), the metrics count the denial by route and rule.
  */
 export function rulesStage(set: RuleSet, clock: Clock): Stage {
+  const Bindings = bindingsFor(set);
+  const evaluateRules = (ex: Exchange, outcomes: RuleOutcome[] | null): { rule: string; denial: Denial } | undefined =>
+    evaluateInOrder(set.rules, new Bindings(set, ex, clock), outcomes);
   return {
     name: 'rules',
     run(ex): Denial | undefined {
-      const outcome = evaluateRules(set, ex, clock, null);
+      const outcome = evaluateRules(ex, null);
       if (outcome === undefined) return undefined;
       ex.rule = outcome.rule;
       ex.tally?.rule?.(set.route, outcome.rule);
@@ -51,7 +56,7 @@ export function rulesStage(set: RuleSet, clock: Clock): Stage {
     },
     explain(ex): Explained {
       const outcomes: RuleOutcome[] = [];
-      const outcome = evaluateRules(set, ex, clock, outcomes);
+      const outcome = evaluateRules(ex, outcomes);
       if (outcome !== undefined) ex.rule = outcome.rule;
       return {
         result: outcome?.denial,
@@ -62,9 +67,8 @@ export function rulesStage(set: RuleSet, clock: Clock): Stage {
   };
 }
 
-function evaluateRules(set: RuleSet, ex: Exchange, clock: Clock, outcomes: RuleOutcome[] | null): { rule: string; denial: Denial } | undefined {
-  const bindings = new RuleBindings(set, ex, clock);
-  for (const rule of set.rules) {
+function evaluateInOrder(rules: readonly CompiledRule[], bindings: RuleBindings, outcomes: RuleOutcome[] | null): { rule: string; denial: Denial } | undefined {
+  for (const rule of rules) {
     const result = rule.evaluate(bindings);
     const held = result === true;
     outcomes?.push({ rule: rule.name, held });
@@ -113,6 +117,49 @@ class RuleBindings {
     if (identity === null) throw new BindingError('the request has no identity');
     return identity;
   }
+
+  /** The value at `path` (a variable, then map entries), or undefined where it is not simply there. */
+  valueAt(path: readonly string[]): unknown {
+    let value: unknown;
+    try {
+      value = this.variable(path[0]);
+    } catch {
+      return undefined;
+    }
+    for (let i = 1; i < path.length && value !== undefined; i++) value = value instanceof Map ? value.get(path[i]) : undefined;
+    return value;
+  }
+
+  private variable(name: string | undefined): unknown {
+    switch (name) {
+      case 'request': return this.request;
+      case 'client': return this.client;
+      case 'identity': return this.identity;
+      case 'claims': return this.claims;
+      default: return undefined;
+    }
+  }
+}
+
+/**
+ * The bindings of a rule set. CEL reads `identity.tenant` by first asking for a variable named
+ * `identity.tenant`, then for a type of that name, and only then for `identity` and its field: two
+ * failed lookups for every such read, on every request. So each dotted path to a string the rules
+ * select is also bound under its dotted name, and the first lookup answers with the same value.
+ * Where that value is not simply there (an absent claim or tenant, a variable that cannot be
+ * built), the dotted name answers nothing and CEL reads the path the long way, with its own error.
+ * Paths under a name a comprehension binds are left out (compile-rules): inside the comprehension
+ * CEL would ask the bindings for the dotted name of its own variable.
+ */
+function bindingsFor(set: RuleSet): new (set: RuleSet, ex: Exchange, clock: Clock) => RuleBindings {
+  const Bindings = class extends RuleBindings {};
+  for (const dotted of set.stringPaths) {
+    const path = dotted.split('.');
+    Object.defineProperty(Bindings.prototype, dotted, {
+      get(this: RuleBindings): unknown { return this.valueAt(path); },
+    });
+  }
+  return Bindings;
 }
 
 function requestValue(set: RuleSet, ex: Exchange, clock: Clock): ReadonlyMap<string, unknown> {

@@ -1,6 +1,7 @@
 // The strict JSON reader of request validation, as tables: what it accepts (and builds exactly as
 // JSON.parse would), what it refuses, where (pointer), and that the reason never carries a value.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { boundedPointer, jsonPointer, readJsonBody } from '../src/validation/json-body.js';
@@ -312,4 +313,46 @@ describe('Content-Type parsing (RFC 9110 §8.3.1)', () => {
       assert.equal('rule' in acceptedMediaType(header, types), ok);
     });
   }
+});
+
+// Request bodies are read on every validated request: their objects must keep the engine's fast
+// path. V8 gives objects of one shape one hidden class, found through the transitions recorded on
+// the hidden class every plain object starts from, of which it keeps at most 1,536. Compiling
+// schemas with Ajv's name optimisation once filled that table (the config's own schema alone did;
+// one large route schema takes it to within a few dozen), and from then on each body object got a
+// class of its own and every read of it was a slow lookup. The check needs V8's natives syntax, so
+// it runs in a child process, which prints the table's size (V8's debug print of a plain object's
+// hidden class) and whether two bodies of a new shape share their classes.
+describe('bodies keep one hidden class per shape after the gateway compiled its schemas', () => {
+  it('the config, policy test, JSON Schema and OpenAPI compilers leave room in the table; two bodies of a new shape share their hidden classes', () => {
+    const src = (path: string): string => JSON.stringify(new URL(`../src/${path}`, import.meta.url).href);
+    const script = `
+      await import(${src('config/load.js')});
+      await import(${src('policy/test-file.js')});
+      const { compileJsonSchema } = await import(${src('validation/json-schema.js')});
+      const { parseOpenApiDocument } = await import(${src('validation/openapi-document.js')});
+      const { SchemaCompiler } = await import(${src('validation/openapi-schemas.js')});
+      const { readJsonBody } = await import(${src('validation/json-body.js')});
+      // Large schemas: with the optimisation, each compile would add about a thousand transitions.
+      const member = { anyOf: [{ type: 'string', maxLength: 5 }, { type: 'object', properties: { a: { type: 'integer' }, b: { type: 'array', items: { type: 'number' } } }, required: ['a'] }] };
+      const big = { type: 'object', properties: Object.fromEntries(Array.from({ length: 800 }, (_, i) => ['p' + i, member])) };
+      compileJsonSchema(big);
+      const doc = parseOpenApiDocument(JSON.stringify({ openapi: '3.1.0', info: { title: 't', version: '1' }, paths: {}, components: { schemas: { Big: big } } }), 'api.json');
+      new SchemaCompiler(doc).compile(['components', 'schemas', 'Big']);
+      const limits = { maxDepth: 8, maxKeys: 100, maxStringLength: 100, maxArrayLength: 100 };
+      // Fractional numbers in objects of an array: the shape that lost its class most visibly.
+      const body = Buffer.from('{"zq1":[{"zq2":"a","zq3":1,"zq4":9.5,"zq5":true},{"zq2":"b","zq3":2,"zq4":10.5,"zq5":false}],"zq6":{"zq7":1.5}}');
+      const a = readJsonBody(body, limits).value, b = readJsonBody(body, limits).value;
+      const shared = [%HaveSameMap(a, b), %HaveSameMap(a.zq1[0], b.zq1[0]), %HaveSameMap(a.zq1[0], a.zq1[1]), %HaveSameMap(a.zq6, b.zq6)];
+      %DebugPrint({});
+      process.stderr.write(JSON.stringify(shared));
+    `;
+    const child = spawnSync(process.execPath, ['--allow-natives-syntax', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(child.status, 0, child.stderr);
+    const transitions = /- transitions #(\d+)/.exec(child.stdout);
+    assert.ok(transitions !== null, `no transition count in V8's debug print:\n${child.stdout.slice(0, 2000)}`);
+    // About 450 are the modules' own; each compiler with the optimisation on would take it past 1,400.
+    assert.ok(Number(transitions[1]) < 1000, `the plain-object hidden class has ${transitions[1]} transitions`);
+    assert.deepEqual(JSON.parse(child.stderr.trim()), [true, true, true, true], 'objects of one shape share a hidden class');
+  });
 });

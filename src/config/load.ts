@@ -12,6 +12,7 @@ import { yamlLocator } from './yaml-locate.js';
 import { convertReferences, flowReferences, interpolate, pathKey } from './env-references.js';
 import { PATTERN_MESSAGE } from './schema-parts.js';
 import { instancePath, schemaProblems } from './schema-problems.js';
+import { AJV_CODE } from '../lib/ajv-code.js';
 
 export type { ConfigPath };
 
@@ -37,7 +38,7 @@ export interface LoadedSections extends ConfigSource {
 }
 
 // verbose: errors carry the schema node and the value, which the messages describe (never quote).
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true, code: AJV_CODE });
 ajv.addKeyword({ keyword: PATTERN_MESSAGE, schemaType: 'string' });
 const validate = ajv.compile<RawConfig>(GatewayConfigSchema);
 const sectionValidators = new Map<string, ValidateFunction>();

@@ -12,6 +12,7 @@ import { PATTERN_MESSAGE, formatted } from '../config/schema-parts.js';
 import { schemaProblems } from '../config/schema-problems.js';
 import { yamlLocator } from '../config/yaml-locate.js';
 import type { ExplainIdentity, ExplainRequest } from '../explain/explain.js';
+import { AJV_CODE } from '../lib/ajv-code.js';
 
 /** Bounds of what a test file may hold; documented in docs/policy-tests.md. */
 export const TEST_FILE_LIMITS = Object.freeze({
@@ -102,7 +103,7 @@ export const TestFileSchema = strictObject({
 type RawFile = Static<typeof TestFileSchema>;
 type RawCase = RawFile['tests'][number];
 
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true, code: AJV_CODE });
 ajv.addKeyword({ keyword: PATTERN_MESSAGE, schemaType: 'string' });
 const validate = ajv.compile<RawFile>(TestFileSchema);
 

@@ -3,6 +3,7 @@ import formats from 'ajv-formats';
 import { RE2JS } from '@bufbuild/re2';
 import type { BodyValidator } from './contract.js';
 import { pointerSegment } from './json-body.js';
+import { AJV_CODE } from '../lib/ajv-code.js';
 
 /**
  * `pattern` and `patternProperties` run on attacker input, so no schema may turn into a ReDoS: every
@@ -93,7 +94,7 @@ const OPTIONS = {
   removeAdditional: false,
   validateFormats: true,
   // No loadSchema: only what is in the document; a reference to anything else fails to compile.
-  code: { regExp: patternEngine },
+  code: { ...AJV_CODE, regExp: patternEngine },
   logger: false,
 } as const;
 

@@ -4,6 +4,7 @@ import { isObject, pointerOf, type DocPath, type OpenApiDocument } from './opena
 import { patternEngine } from './json-schema.js';
 import { boundedPointer, pointerSegment } from './json-body.js';
 import type { ValidationFailure } from './contract.js';
+import { AJV_CODE } from '../lib/ajv-code.js';
 
 /** OpenAPI's own keywords in a Schema Object: annotations, not assertions (OpenAPI 3.1 §4.8.24). */
 const OPENAPI_SCHEMA_KEYWORDS = ['discriminator', 'xml', 'externalDocs', 'example'];
@@ -27,7 +28,7 @@ export class SchemaCompiler {
     this.documentId = `urn:portcullis:openapi:${encodeURIComponent(document.file)}`;
     this.ajv = new Ajv2020({
       strictSchema: true, strictNumbers: true, strictTypes: false, strictTuples: false, strictRequired: false,
-      allErrors: false, validateFormats: true, code: { regExp: patternEngine },
+      allErrors: false, validateFormats: true, code: { ...AJV_CODE, regExp: patternEngine },
     });
     addFormats.default(this.ajv);
     this.ajv.addFormat('int32', { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= -2147483648 && n <= 2147483647 });

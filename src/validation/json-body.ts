@@ -48,7 +48,7 @@ export function readJsonBody(bytes: Uint8Array, limits: JsonLimits): JsonBody {
     } catch {
       parsed = false;
     }
-    if (parsed && ownMembers(value) === members) return { ok: true, value };
+    if (parsed && (typeof value === 'object' && value !== null ? ownMembers(value) : 0) === members) return { ok: true, value };
   }
   return located(text, limits);
 }
@@ -70,16 +70,27 @@ function located(text: string, limits: JsonLimits): JsonBody {
   return refused('', 'the body was refused by the first reading and accepted by the second');
 }
 
-/** Own properties of every object in a parsed value; NaN when one of them is `__proto__`. */
-function ownMembers(value: unknown): number {
-  if (typeof value !== 'object' || value === null) return 0;
+/**
+ * Own properties of every object in a parsed value; NaN when one of them is `__proto__`. An
+ * object's values are taken in one call (reading them by name would be a lookup per member), and
+ * only objects and arrays are visited.
+ */
+function ownMembers(value: object): number {
   let n = 0;
   if (Array.isArray(value)) {
-    for (const element of value) n += ownMembers(element);
+    for (let i = 0; i < value.length; i++) {
+      const element: unknown = value[i];
+      if (typeof element === 'object' && element !== null) n += ownMembers(element);
+    }
     return n;
   }
   if (Object.hasOwn(value, '__proto__')) return Number.NaN;
-  for (const key of Object.keys(value)) n += 1 + ownMembers((value as Record<string, unknown>)[key]);
+  const values: unknown[] = Object.values(value);
+  n += values.length;
+  for (let i = 0; i < values.length; i++) {
+    const member = values[i];
+    if (typeof member === 'object' && member !== null) n += ownMembers(member);
+  }
   return n;
 }
 

@@ -105,6 +105,15 @@ void describe('hostile wire input', () => {
       await expectRejected('POST /x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello', 400, 'bad_request');
     });
 
+    void test('a zero Content-Length in any spelling (0, 00, 000) declares no body: a GET is forwarded, and the connection carries the next request', async () => {
+      for (const zero of ['0', '00', '000']) {
+        const snap = await snapshot();
+        const result = await wire(gw.port, `GET /zero HTTP/1.1\r\nHost: gw.test\r\nContent-Length: ${zero}\r\n\r\n` + OK_GET, { expect: 2 });
+        assert.deepEqual(result.responses.map((r) => r.status), [200, 200], `Content-Length: ${zero}`);
+        assert.deepEqual(echo.received.slice(snap.received).map((r) => r.url), ['/zero', '/ok']);
+      }
+    });
+
     void test('rejects a comma-joined Content-Length list with 400 and forwards nothing', async () => {
       await expectRejected('POST /x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 5, 5\r\n\r\nhello', 400, 'bad_request');
     });

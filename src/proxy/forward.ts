@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { hasUndeclaredBody } from '../http/body-framing.js';
+import { declaresLength, hasUndeclaredBody } from '../http/body-framing.js';
 import { responseHeaders } from '../http/headers.js';
 import { deny, type Denial } from '../pipeline/denials.js';
 import type { Exchange, Route, Stage } from '../pipeline/exchange.js';
@@ -243,7 +243,7 @@ export function forward(ex: Exchange, upstream: Upstream, settings: UpstreamRequ
   if (ex.target === null) return Promise.resolve(deny('internal_error', 'forward without a parsed target'));
   const length = req.headers['content-length'];
   const chunked = hasUndeclaredBody(req);
-  if (ex.body === null && !chunked && (length === undefined || length === '0')) {
+  if (ex.body === null && !chunked && !declaresLength(length)) {
     // The common case, kept free of extra promises: no body, and a connection free.
     const slot = upstream.admission.tryAcquire();
     if (slot >= 0) return dispatch(ex, upstream, settings, slot, null, null, credentials);
@@ -275,7 +275,7 @@ async function admitAndDispatch(
   const { req } = ex;
   const route = ex.route as Route;
   // A body a stage received whole (request validation) is sent as received: nothing left to read.
-  const hasBody = ex.body === null && (chunked || (length !== undefined && length !== '0'));
+  const hasBody = ex.body === null && (chunked || declaresLength(length));
   if (hasBody) continueOnce(ex);
   const watch = hasBody && !req.complete ? new BodyIdleWatch(req, ex.wire.channel, route.bodyIdleTimeoutMs, route.minBodyBytesPerSecond) : null;
   try {

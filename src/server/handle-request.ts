@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { TLSSocket } from 'node:tls';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { CompiledConfig } from '../config/compile.js';
+import { declaresLength } from '../http/body-framing.js';
 import { isAcceptableRequestId, readInboundHeaders, resolveClientIp } from '../http/headers.js';
 import { normaliseIp } from '../lib/ip.js';
 import type { Generation } from '../lifecycle/resources.js';
@@ -161,7 +162,7 @@ function closeIfUnread(ex: Exchange): void {
   // An HTTP/2 stream's unread body ends with the stream; the connection carries other streams on.
   if (socket === null) return;
   const headers = ex.req.headers;
-  if (!ex.req.complete && (headers['transfer-encoding'] !== undefined || (headers['content-length'] ?? '0') !== '0')) ex.closeAfter = true;
+  if (!ex.req.complete && (headers['transfer-encoding'] !== undefined || declaresLength(headers['content-length']))) ex.closeAfter = true;
   if (ex.closeAfter) markClosing(socket);
 }
 

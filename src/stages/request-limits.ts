@@ -1,4 +1,4 @@
-import { hasUndeclaredBody } from '../http/body-framing.js';
+import { declaresLength, hasUndeclaredBody } from '../http/body-framing.js';
 import { deny } from '../pipeline/denials.js';
 import type { Stage } from '../pipeline/stage.js';
 
@@ -27,7 +27,7 @@ export function requestLimits(maxBodyBytes: number, contentTypes: ReadonlySet<st
         const declared = Number(length);
         if (declared > maxBodyBytes) return deny('body_too_large', `declared ${declared} bytes, limit ${maxBodyBytes}`);
       }
-      const hasBody = chunked || (length !== undefined && length !== '0');
+      const hasBody = chunked || declaresLength(length);
       if (!hasBody) return undefined;
       const method = ex.req.method ?? '';
       if (BODILESS.has(method) && !allowBodyOn.has(method)) {

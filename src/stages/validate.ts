@@ -1,4 +1,4 @@
-import { hasUndeclaredBody } from '../http/body-framing.js';
+import { declaresLength, hasUndeclaredBody } from '../http/body-framing.js';
 import { deny, type Denial } from '../pipeline/denials.js';
 import type { Exchange, Explained, Stage, StageResult } from '../pipeline/exchange.js';
 import { bodyHasBytes, receiveBody } from '../proxy/forward.js';
@@ -28,8 +28,7 @@ export function validateStage(contract: RequestContract): Stage {
     const req = ex.req;
     const length = req.headers['content-length'];
     const undeclared = hasUndeclaredBody(req);
-    // A Content-Length of `00` declares no body either.
-    const hasBody = undeclared || (length !== undefined && Number(length) !== 0);
+    const hasBody = undeclared || declaresLength(length);
     if (!hasBody) return contract.bodyRequired ? at('invalid_body', '', `${contract.source}: the request has no body and one is required`) : undefined;
     if (contract.mediaTypes === null) return undefined;
     const media = acceptedMediaType(req.headers['content-type'], contract.mediaTypes);

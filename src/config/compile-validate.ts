@@ -32,7 +32,10 @@ export function compileValidate(r: RawRoute, at: At, loaded: LoadedConfig, probl
   if (v === undefined) return null;
   const before = problems.length;
   const here = (...path: (string | number)[]) => at('validate', ...path);
-  if (r.serve !== undefined) problems.push(loaded.problem(here(), `a route the gateway serves (${r.serve}) reads its own requests: remove validate`));
+  if (r.serve !== undefined) {
+    problems.push(loaded.problem(here(), `a route the gateway serves (${r.serve}) reads its own requests: remove validate`));
+    return null;
+  }
   if (r.limits?.contentTypes !== undefined) {
     problems.push(loaded.problem(at('limits', 'contentTypes'), 'on a route with validate, validate.contentTypes says which media types are accepted: move these types there and remove limits.contentTypes'));
   }

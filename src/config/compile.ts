@@ -18,6 +18,7 @@ import type { UpstreamRequestSettings } from '../proxy/upstream-request.js';
 import { requestLimits } from '../stages/request-limits.js';
 import { validateStage } from '../stages/validate.js';
 import { compileValidate, contractContentTypes } from './compile-validate.js';
+import type { RequestContract } from '../validation/contract.js';
 import { sessionAccessToken } from '../stages/session-access-token.js';
 import { compileIpRules, ipRulesStage, type CountrySource } from '../stages/ip-rules.js';
 import { compileGeo } from './compile-geo.js';
@@ -317,10 +318,16 @@ export function compileConfig(
   const limitRules = assertedHeaderRules(authenticators, auth.identityHeaders, requestIdHeader, protectedHeaders, credentialHeaders);
   const rateLimiting = compileRateLimiting(raw, loaded, { resources: catalog, clock: context.clock ?? systemClock, hostState: context.hostState ?? null }, dataDir, limitRules, problems);
   const ruleContext: RuleContext = { headerProblem: ruleHeaderProblem(protectedHeaders, credentialHeaders), clock: context.clock ?? systemClock };
-  const routeRules = raw.routes.map((r, index) => {
-    let pattern: PathPattern | null = null;
-    try { pattern = compilePattern(r.match.path, paths.allowSemicolon ?? false); } catch { /* reported with the route */ }
-    return compileRouteRules(r, index, pattern, ruleContext, loaded, problems);
+  // Attribute rules and request contracts first: the headers they read are decision headers of the header policy below.
+  const routePatterns = raw.routes.map((r): PathPattern | null => {
+    try { return compilePattern(r.match.path, target.allowSemicolon); } catch { return null; /* reported with the route */ }
+  });
+  const routeRules = raw.routes.map((r, index) => compileRouteRules(r, index, routePatterns[index] ?? null, ruleContext, loaded, problems));
+  const routeContracts = raw.routes.map((r, index) => {
+    const pattern = routePatterns[index] ?? null;
+    if (pattern === null) return null;
+    const methods = r.match.methods === undefined ? null : new Set(r.match.methods);
+    return compileValidate(r, (...path) => ['routes', index, ...path], loaded, problems, { pattern, methods, allowSemicolon: target.allowSemicolon });
   });
   const fromTrustedProxies = new Set<string>();
   (raw.headers?.fromTrustedProxies ?? []).forEach((h, i) => {
@@ -332,8 +339,11 @@ export function compileConfig(
     }
     fromTrustedProxies.add(name);
   });
-  // Routes add the headers their request validation reads parameters from, as they compile below.
-  const decided = new Set(decisionHeaders(raw, new Set([...rateLimiting.decisionHeaders, ...routeRules.flatMap((rules) => rules?.headers ?? [])])));
+  const decided = decisionHeaders(raw, new Set([
+    ...rateLimiting.decisionHeaders,
+    ...routeRules.flatMap((rules) => rules?.headers ?? []),
+    ...routeContracts.flatMap((contract) => contract?.headers.map(normaliseHeaderName) ?? []),
+  ]));
   const headerPolicy: HeaderPolicy = {
     protectedNames: protectedHeaders,
     requestIdHeader,
@@ -374,7 +384,7 @@ export function compileConfig(
   const routes: CompiledRoute[] = [];
   const names = new Map<string, number>();
   raw.routes.forEach((r, index) => {
-    const route = compileRoute(r, index, loaded, upstreamPools, credentials, forwarding, auth, rateLimiting, edge, { oauth: auth.oauth, identityAssertion: signer, configured: raw.identityAssertion !== undefined, countries, rules: routeRules[index] ?? null, decisionHeaders: decided }, target.allowSemicolon, gatewayLimits, problems);
+    const route = compileRoute(r, index, loaded, upstreamPools, credentials, forwarding, auth, rateLimiting, edge, { oauth: auth.oauth, identityAssertion: signer, configured: raw.identityAssertion !== undefined, countries, rules: routeRules[index] ?? null, contract: routeContracts[index] ?? null }, target.allowSemicolon, gatewayLimits, problems);
     const earlier = names.get(r.name);
     if (earlier !== undefined) {
       const first = loaded.problem(['routes', earlier, 'name'], '');
@@ -488,8 +498,8 @@ interface RouteServices {
   readonly countries: CountrySource;
   /** The route's attribute rules (`when`), compiled; null without them. */
   readonly rules: RouteRules | null;
-  /** The header policy's decision headers: a route adds the headers its request validation reads parameters from. */
-  readonly decisionHeaders: Set<string>;
+  /** The route's request contract (`validate`), compiled; null without one. */
+  readonly contract: RequestContract | null;
 }
 
 function compileRoute(
@@ -543,8 +553,7 @@ function compileRoute(
   const stripPrefix = rewrite.stripPrefix === undefined || rewrite.stripPrefix === '/' ? null : rewrite.stripPrefix.replace(/\/$/, '');
   const addPrefix = rewrite.addPrefix === undefined || rewrite.addPrefix === '/' ? null : rewrite.addPrefix.replace(/\/$/, '');
   const maxBodyBytes = r.limits?.maxBodyBytes ?? defaults.maxBodyBytes;
-  const contract = compileValidate(r, at, loaded, problems, { pattern, methods, allowSemicolon });
-  for (const header of contract?.headers ?? []) services.decisionHeaders.add(normaliseHeaderName(header));
+  const contract = services.contract;
   // With validate, its media types are the route's (compileValidate refuses limits.contentTypes beside it).
   const contentTypes = r.validate !== undefined ? contractContentTypes(contract) : r.limits?.contentTypes === undefined ? null : new Set(r.limits.contentTypes);
   const allowBodyOn = new Set<string>(r.limits?.allowBodyOn ?? []);

@@ -9,6 +9,7 @@
  * From then on every object of a shape the process had not built before gets a hidden class of its
  * own, request bodies included, and each read of one of its properties is a slow lookup: the
  * bench's authenticated POST routes took 12–13 % more instructions per request for it. Without the
- * pass the generated code differs only in names it leaves unused, and validates as fast.
+ * pass the generated code keeps some names and assignments the pass would remove (the bench's
+ * order schema: 9,337 characters against 8,677), and validates as fast.
  */
 export const AJV_CODE = Object.freeze({ optimize: false });

@@ -6,8 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
-import { freePort } from './free-port.js';
+import { listenOnFreePort, untilAnswering } from './free-port.js';
 
 const BINARY = process.env.NATS_SERVER ?? 'nats-server';
 
@@ -49,25 +48,20 @@ export async function startNats(args: readonly string[] = []): Promise<TestNats 
   }
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-nats-'));
   const name = `portcullis-test-${process.pid}-${basename(dir)}`;
-  let port = await freePort();
   let child: ChildProcess | null = null;
   /** Starts the server on `port`; false when it exited instead (the port was taken meanwhile). */
-  const launchOn = async (): Promise<boolean> => {
+  const launchOn = (port: number): Promise<boolean> => {
     const c = spawn(BINARY, ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port), '--name', name, ...args], { stdio: 'ignore' });
     child = c;
     // A test process that exits without running its after() hooks still stops the server (not one killed by a signal).
     const reap = (): void => { c.kill('SIGKILL'); };
     process.once('exit', reap);
     c.once('exit', () => process.removeListener('exit', reap));
-    for (let i = 0; i < 200; i++) {
-      if (c.exitCode !== null || c.signalCode !== null) return false;
-      if (await greetsAs(port, name)) return true;
-      await delay(25);
-    }
-    throw new Error(`nats-server did not start on port ${port}`);
+    return untilAnswering(c, () => greetsAs(port, name), 200, 25, `nats-server on port ${port}`);
   };
+  const port = await listenOnFreePort('nats-server', launchOn);
   const launch = async (): Promise<void> => {
-    if (!await launchOn()) throw new Error(`nats-server could not listen on port ${port} again`);
+    if (!await launchOn(port)) throw new Error(`nats-server could not listen on port ${port} again`);
   };
   const kill = async (): Promise<void> => {
     const c = child;
@@ -77,11 +71,6 @@ export async function startNats(args: readonly string[] = []): Promise<TestNats 
     await exited;
     child = null;
   };
-  // A port given to another test file between the check and the bind: a fresh one, a few times.
-  for (let attempt = 0; !await launchOn(); attempt++) {
-    if (attempt === 3) throw new Error('nats-server could not listen on a free port');
-    port = await freePort();
-  }
   return {
     url: `nats://127.0.0.1:${port}`,
     port,

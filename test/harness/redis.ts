@@ -6,8 +6,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { setTimeout as delay } from 'node:timers/promises';
-import { freePort } from './free-port.js';
+import { listenOnFreePort, untilAnswering } from './free-port.js';
 
 const BINARY = process.env.REDIS_SERVER ?? 'redis-server';
 
@@ -55,27 +54,17 @@ export async function startRedis(): Promise<TestRedis | string> {
   }
   // As the server reports it (where the temp directory is under a symlink, its real path).
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'portcullis-redis-')));
-  let port = await freePort();
   let child: ChildProcess | null = null;
   /** Starts the server on `port`; false when it exited instead (the port was taken meanwhile). */
-  const launchOn = async (): Promise<boolean> => {
+  const launchOn = (port: number): Promise<boolean> => {
     const c = spawn(BINARY, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'], { stdio: 'ignore' });
     child = c;
-    for (let i = 0; i < 100; i++) {
-      if (c.exitCode !== null || c.signalCode !== null) return false;
-      if (await answersAs(port, dir)) return true;
-      await delay(50);
-    }
-    throw new Error(`redis-server did not start on port ${port}`);
+    return untilAnswering(c, () => answersAs(port, dir), 100, 50, `redis-server on port ${port}`);
   };
+  const port = await listenOnFreePort('redis-server', launchOn);
   const launch = async (): Promise<void> => {
-    if (!await launchOn()) throw new Error(`redis-server could not listen on port ${port} again`);
+    if (!await launchOn(port)) throw new Error(`redis-server could not listen on port ${port} again`);
   };
-  // A port given to another test file between the check and the bind: a fresh one, a few times.
-  for (let attempt = 0; !await launchOn(); attempt++) {
-    if (attempt === 3) throw new Error('redis-server could not listen on a free port');
-    port = await freePort();
-  }
   const kill = async (): Promise<void> => {
     const c = child;
     if (c === null || c.exitCode !== null) return;

@@ -20,7 +20,7 @@ if (selected.length === 0) {
 }
 const started = Date.now();
 // A test (or suite) that hangs fails after four minutes, naming itself, instead of holding the run
-// until CI's own limit; the slowest suite takes about fifteen seconds on two cores.
+// until CI's own limit; the slowest file takes about a minute and a quarter on two cores.
 const TEST_TIMEOUT_MS = 240_000;
 // Test files run two at a time (TEST_CONCURRENCY, default 2): most of a file's time is spent
 // waiting on the gateways, servers and clients it starts, so two files share two cores with little
